@@ -1,0 +1,41 @@
+//! The catalog interface the server codes against.
+
+use oort_proto::v1::{Rule, Stream};
+
+use crate::error::StoreError;
+
+/// Durable storage of streams and rules. Every mutating call is atomic (it
+/// changes everything or nothing) and durable when it returns: a crash right
+/// after, even `kill -9`, loses none of it.
+///
+/// Relations are kept by the catalog itself: a rule records the streams it
+/// reads, so a stream that rules read cannot be deleted.
+pub trait Catalog: Send + Sync + 'static {
+    /// Stores a new stream. Fails with `AlreadyExists` if the name is taken.
+    fn create_stream(&self, stream: &Stream) -> Result<(), StoreError>;
+    /// Replaces an existing stream; returns the previous definition.
+    fn update_stream(&self, stream: &Stream) -> Result<Stream, StoreError>;
+    /// Returns a stream by name.
+    fn get_stream(&self, name: &str) -> Result<Stream, StoreError>;
+    /// Returns every stream, ordered by name.
+    fn list_streams(&self) -> Result<Vec<Stream>, StoreError>;
+    /// Deletes a stream. Fails with `InUse` naming the rules that read it.
+    fn delete_stream(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Stores a new rule that reads `sources`. Fails with `NotFound` if one of
+    /// them does not exist, `AlreadyExists` if the id is taken.
+    fn create_rule(&self, rule: &Rule, sources: &[String]) -> Result<(), StoreError>;
+    /// Replaces an existing rule, now reading `sources`; returns the previous one.
+    fn update_rule(&self, rule: &Rule, sources: &[String]) -> Result<Rule, StoreError>;
+    /// Returns a rule by id.
+    fn get_rule(&self, id: &str) -> Result<Rule, StoreError>;
+    /// Returns every rule, ordered by id.
+    fn list_rules(&self) -> Result<Vec<Rule>, StoreError>;
+    /// Deletes a rule.
+    fn delete_rule(&self, id: &str) -> Result<(), StoreError>;
+    /// Ids of the rules that read a stream, ordered.
+    fn rules_reading(&self, stream: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Forces everything to disk (mutating calls already do; this is for shutdown).
+    fn flush(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,17 @@
+//! Oort's catalog: what the server must remember across restarts.
+//!
+//! - [`record`]: the versioned envelope every stored value is wrapped in, so a
+//!   later format can migrate older records on read.
+//! - [`catalog`]: the [`Catalog`] trait the server codes against, so that a shared
+//!   store can one day replace the embedded one.
+//! - [`sled_catalog`]: [`SledCatalog`], the embedded default; one sled tree per kind.
+//! - [`error`]: [`StoreError`].
+
+pub mod catalog;
+pub mod error;
+pub mod record;
+pub mod sled_catalog;
+
+pub use catalog::Catalog;
+pub use error::{EntityKind, StoreError};
+pub use sled_catalog::{SledCatalog, SledConfig};

@@ -1,0 +1,342 @@
+//! [`SledCatalog`]: the embedded catalog, one sled tree per kind.
+//!
+//! Trees:
+//! - `streams`: stream name → [`Stream`] record
+//! - `rules`: rule id → [`Rule`] record
+//! - `rule_reads`: rule id → the stream names it reads, `\0`-separated
+//! - `stream_readers`: `stream\0rule` → empty; the reverse index of `rule_reads`
+//!
+//! Writers take one lock, then change all trees they touch in one sled
+//! transaction and flush, so the indexes never disagree with the records, even
+//! after a crash.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use oort_proto::v1::{Rule, Stream};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use crate::catalog::Catalog;
+use crate::error::{EntityKind, StoreError};
+use crate::record::Record;
+
+const RULE_READS: &str = "rule_reads";
+const STREAM_READERS: &str = "stream_readers";
+const SEP: u8 = 0;
+
+/// Tuning of the embedded store.
+#[derive(Debug, Clone)]
+pub struct SledConfig {
+    /// Page cache size in bytes. Small by default: the catalog is small and edge
+    /// devices are too.
+    pub cache_capacity: u64,
+}
+
+impl Default for SledConfig {
+    fn default() -> Self {
+        Self { cache_capacity: 4 * 1024 * 1024 }
+    }
+}
+
+/// The catalog in a sled database.
+pub struct SledCatalog {
+    db: sled::Db,
+    streams: sled::Tree,
+    rules: sled::Tree,
+    rule_reads: sled::Tree,
+    stream_readers: sled::Tree,
+    /// Serializes writers: the checks that span several keys (a stream is not
+    /// read by any rule) must not race with other writers.
+    write_lock: Mutex<()>,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(error: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(error))
+}
+
+fn from_tx(error: TransactionError<StoreError>) -> StoreError {
+    match error {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
+fn reader_key(stream: &str, rule: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(stream.len() + 1 + rule.len());
+    key.extend_from_slice(stream.as_bytes());
+    key.push(SEP);
+    key.extend_from_slice(rule.as_bytes());
+    key
+}
+
+fn join_names(names: &[String]) -> Vec<u8> {
+    names.join("\0").into_bytes()
+}
+
+fn split_names(bytes: &[u8]) -> Vec<String> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes.split(|b| *b == SEP).map(|n| String::from_utf8_lossy(n).into_owned()).collect()
+}
+
+/// The distinct sources, in order of first appearance (a self-join reads one stream once).
+fn distinct(sources: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(sources.len());
+    for s in sources {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+fn get_record<R: Record>(tree: &sled::Tree, key: &str, kind: EntityKind) -> Result<R, StoreError> {
+    match tree.get(key)? {
+        Some(bytes) => R::from_bytes(key, &bytes),
+        None => Err(StoreError::NotFound { kind, name: key.to_owned() }),
+    }
+}
+
+fn list_records<R: Record>(tree: &sled::Tree) -> Result<Vec<R>, StoreError> {
+    tree.iter()
+        .map(|entry| {
+            let (key, value) = entry?;
+            R::from_bytes(&String::from_utf8_lossy(&key), &value)
+        })
+        .collect()
+}
+
+impl SledCatalog {
+    /// Opens (or creates) the catalog in `dir`.
+    pub fn open(dir: &Path, config: &SledConfig) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).cache_capacity(config.cache_capacity).open()?;
+        Ok(Self {
+            streams: db.open_tree(Stream::TREE)?,
+            rules: db.open_tree(Rule::TREE)?,
+            rule_reads: db.open_tree(RULE_READS)?,
+            stream_readers: db.open_tree(STREAM_READERS)?,
+            db,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Runs a write under the writer lock and makes it durable.
+    fn write<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        // A poisoned lock only means another writer panicked; the data is guarded
+        // by sled transactions, not by the lock, so carry on.
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let out = f()?;
+        self.db.flush()?;
+        Ok(out)
+    }
+
+    /// Writes `rule` and points the indexes at `sources`, replacing what the rule
+    /// read before. Runs inside a transaction over the four trees.
+    fn put_rule_tx(
+        (streams, rules, reads, readers): (&TransactionalTree, &TransactionalTree, &TransactionalTree, &TransactionalTree),
+        rule: &Rule,
+        sources: &[String],
+    ) -> TxResult<()> {
+        for source in sources {
+            if streams.get(source.as_bytes())?.is_none() {
+                return abort(StoreError::NotFound { kind: EntityKind::Stream, name: source.clone() });
+            }
+        }
+        if let Some(old) = reads.get(rule.id.as_bytes())? {
+            for stream in split_names(&old) {
+                readers.remove(reader_key(&stream, &rule.id))?;
+            }
+        }
+        for source in sources {
+            readers.insert(reader_key(source, &rule.id), &[][..])?;
+        }
+        reads.insert(rule.id.as_bytes(), join_names(sources))?;
+        rules.insert(rule.id.as_bytes(), rule.to_bytes())?;
+        Ok(())
+    }
+}
+
+impl Catalog for SledCatalog {
+    fn create_stream(&self, stream: &Stream) -> Result<(), StoreError> {
+        self.write(|| {
+            let swapped = self.streams.compare_and_swap(stream.key(), None::<&[u8]>, Some(stream.to_bytes()))?;
+            swapped.map_err(|_| StoreError::AlreadyExists { kind: EntityKind::Stream, name: stream.name.clone() })
+        })
+    }
+
+    fn update_stream(&self, stream: &Stream) -> Result<Stream, StoreError> {
+        self.write(|| {
+            let previous = get_record::<Stream>(&self.streams, &stream.name, EntityKind::Stream)?;
+            self.streams.insert(stream.key(), stream.to_bytes())?;
+            Ok(previous)
+        })
+    }
+
+    fn get_stream(&self, name: &str) -> Result<Stream, StoreError> {
+        get_record(&self.streams, name, EntityKind::Stream)
+    }
+
+    fn list_streams(&self) -> Result<Vec<Stream>, StoreError> {
+        list_records(&self.streams)
+    }
+
+    fn delete_stream(&self, name: &str) -> Result<(), StoreError> {
+        self.write(|| {
+            let users = self.rules_reading(name)?;
+            if !users.is_empty() {
+                return Err(StoreError::InUse { kind: EntityKind::Stream, name: name.to_owned(), users });
+            }
+            match self.streams.remove(name)? {
+                Some(_) => Ok(()),
+                None => Err(StoreError::NotFound { kind: EntityKind::Stream, name: name.to_owned() }),
+            }
+        })
+    }
+
+    fn create_rule(&self, rule: &Rule, sources: &[String]) -> Result<(), StoreError> {
+        let sources = distinct(sources);
+        self.write(|| {
+            (&self.streams, &self.rules, &self.rule_reads, &self.stream_readers)
+                .transaction(|trees| {
+                    if trees.1.get(rule.id.as_bytes())?.is_some() {
+                        return abort(StoreError::AlreadyExists { kind: EntityKind::Rule, name: rule.id.clone() });
+                    }
+                    Self::put_rule_tx((&trees.0, &trees.1, &trees.2, &trees.3), rule, &sources)
+                })
+                .map_err(from_tx)
+        })
+    }
+
+    fn update_rule(&self, rule: &Rule, sources: &[String]) -> Result<Rule, StoreError> {
+        let sources = distinct(sources);
+        self.write(|| {
+            let previous = get_record::<Rule>(&self.rules, &rule.id, EntityKind::Rule)?;
+            (&self.streams, &self.rules, &self.rule_reads, &self.stream_readers)
+                .transaction(|trees| Self::put_rule_tx((&trees.0, &trees.1, &trees.2, &trees.3), rule, &sources))
+                .map_err(from_tx)?;
+            Ok(previous)
+        })
+    }
+
+    fn get_rule(&self, id: &str) -> Result<Rule, StoreError> {
+        get_record(&self.rules, id, EntityKind::Rule)
+    }
+
+    fn list_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        list_records(&self.rules)
+    }
+
+    fn delete_rule(&self, id: &str) -> Result<(), StoreError> {
+        self.write(|| {
+            (&self.rules, &self.rule_reads, &self.stream_readers)
+                .transaction(|(rules, reads, readers)| {
+                    if rules.remove(id.as_bytes())?.is_none() {
+                        return abort(StoreError::NotFound { kind: EntityKind::Rule, name: id.to_owned() });
+                    }
+                    if let Some(old) = reads.remove(id.as_bytes())? {
+                        for stream in split_names(&old) {
+                            readers.remove(reader_key(&stream, id))?;
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(from_tx)
+        })
+    }
+
+    fn rules_reading(&self, stream: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = reader_key(stream, "");
+        self.stream_readers
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|key| Ok(String::from_utf8_lossy(&key?[prefix.len()..]).into_owned()))
+            .collect()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> SledCatalog {
+        SledCatalog::open(dir, &SledConfig::default()).unwrap()
+    }
+
+    fn stream(name: &str) -> Stream {
+        Stream { name: name.into(), sql: format!("CREATE STREAM {name} () WITH (DATASOURCE=\"{name}\")"), ..Default::default() }
+    }
+
+    fn rule(id: &str) -> Rule {
+        Rule { id: id.into(), sql: "SELECT * FROM a".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn stream_crud() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path());
+        c.create_stream(&stream("b")).unwrap();
+        c.create_stream(&stream("a")).unwrap();
+        assert!(matches!(c.create_stream(&stream("a")), Err(StoreError::AlreadyExists { .. })));
+        let names: Vec<_> = c.list_streams().unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["a", "b"]);
+        let mut changed = stream("a");
+        changed.sql = "changed".into();
+        assert_eq!(c.update_stream(&changed).unwrap(), stream("a"));
+        assert_eq!(c.get_stream("a").unwrap().sql, "changed");
+        assert!(matches!(c.update_stream(&stream("zz")), Err(StoreError::NotFound { .. })));
+        c.delete_stream("a").unwrap();
+        assert!(matches!(c.get_stream("a"), Err(StoreError::NotFound { .. })));
+        assert!(matches!(c.delete_stream("a"), Err(StoreError::NotFound { .. })));
+    }
+
+    #[test]
+    fn rules_pin_the_streams_they_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path());
+        c.create_stream(&stream("a")).unwrap();
+        c.create_stream(&stream("t")).unwrap();
+        let err = c.create_rule(&rule("r1"), &["a".into(), "missing".into()]).unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { kind: EntityKind::Stream, ref name } if name == "missing"));
+        assert!(c.list_rules().unwrap().is_empty(), "a failed create writes nothing");
+
+        c.create_rule(&rule("r1"), &["a".into(), "t".into(), "a".into()]).unwrap();
+        c.create_rule(&rule("r2"), &["a".into()]).unwrap();
+        assert!(matches!(c.create_rule(&rule("r2"), &["a".into()]), Err(StoreError::AlreadyExists { .. })));
+        assert_eq!(c.rules_reading("a").unwrap(), ["r1", "r2"]);
+        match c.delete_stream("a") {
+            Err(StoreError::InUse { users, .. }) => assert_eq!(users, ["r1", "r2"]),
+            other => panic!("expected InUse, got {other:?}"),
+        }
+
+        c.update_rule(&rule("r1"), &["t".into()]).unwrap();
+        assert_eq!(c.rules_reading("a").unwrap(), ["r2"]);
+        assert_eq!(c.rules_reading("t").unwrap(), ["r1"]);
+        c.delete_rule("r2").unwrap();
+        c.delete_stream("a").unwrap();
+        assert!(matches!(c.delete_rule("r2"), Err(StoreError::NotFound { .. })));
+        assert!(matches!(c.update_rule(&rule("nope"), &[]), Err(StoreError::NotFound { .. })));
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = open(dir.path());
+            c.create_stream(&stream("a")).unwrap();
+            c.create_rule(&rule("r1"), &["a".into()]).unwrap();
+        }
+        let c = open(dir.path());
+        assert_eq!(c.get_stream("a").unwrap(), stream("a"));
+        assert_eq!(c.get_rule("r1").unwrap(), rule("r1"));
+        assert_eq!(c.rules_reading("a").unwrap(), ["r1"]);
+    }
+}
