@@ -23,14 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let fds: FileDescriptorSet = protox::compile(FILES, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out_dir.join("oort_descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )?;
+    std::fs::write(out_dir.join("oort_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
 
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds(fds)?;
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
     Ok(())
 }

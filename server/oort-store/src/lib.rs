@@ -5,7 +5,7 @@
 //! - [`catalog`]: the [`Catalog`] trait the server codes against, so that a shared
 //!   store can one day replace the embedded one.
 //! - [`sled_catalog`]: [`SledCatalog`], the embedded default; one sled tree per kind.
-//! - [`error`]: [`StoreError`].
+//! - [`error`]: [`StoreError`], why a catalog call failed.
 
 pub mod catalog;
 pub mod error;

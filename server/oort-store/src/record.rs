@@ -76,7 +76,11 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_envelope() {
-        let stream = Stream { name: "demo".into(), sql: "CREATE STREAM demo () WITH (DATASOURCE=\"d\")".into(), ..Default::default() };
+        let stream = Stream {
+            name: "demo".into(),
+            sql: "CREATE STREAM demo () WITH (DATASOURCE=\"d\")".into(),
+            ..Default::default()
+        };
         let bytes = stream.to_bytes();
         assert_eq!(bytes[0], 1);
         assert_eq!(Stream::from_bytes("demo", &bytes).unwrap(), stream);

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use oort_proto::v1::{Rule, Stream};
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use crate::catalog::Catalog;
 use crate::error::{EntityKind, StoreError};
@@ -137,7 +137,12 @@ impl SledCatalog {
     /// Writes `rule` and points the indexes at `sources`, replacing what the rule
     /// read before. Runs inside a transaction over the four trees.
     fn put_rule_tx(
-        (streams, rules, reads, readers): (&TransactionalTree, &TransactionalTree, &TransactionalTree, &TransactionalTree),
+        (streams, rules, reads, readers): (
+            &TransactionalTree,
+            &TransactionalTree,
+            &TransactionalTree,
+            &TransactionalTree,
+        ),
         rule: &Rule,
         sources: &[String],
     ) -> TxResult<()> {
@@ -272,7 +277,11 @@ mod tests {
     }
 
     fn stream(name: &str) -> Stream {
-        Stream { name: name.into(), sql: format!("CREATE STREAM {name} () WITH (DATASOURCE=\"{name}\")"), ..Default::default() }
+        Stream {
+            name: name.into(),
+            sql: format!("CREATE STREAM {name} () WITH (DATASOURCE=\"{name}\")"),
+            ..Default::default()
+        }
     }
 
     fn rule(id: &str) -> Rule {

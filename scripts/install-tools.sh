@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the pinned tools the tests use, if they are missing: buf (lint and
+# breaking-change checks of proto/) and grpcurl (end-to-end tests through
+# reflection). Both build from source with `go install`; no prebuilt downloads.
+set -euo pipefail
+
+BUF_VERSION=v1.75.0
+GRPCURL_VERSION=v1.9.4
+GOBIN="$(go env GOPATH)/bin"
+
+install() { # name module version
+  # `go version -m` reads the module version baked into the binary.
+  if [ -x "$GOBIN/$1" ] && go version -m "$GOBIN/$1" | grep -q "mod[[:space:]]*$2[[:space:]]*$3"; then
+    return
+  fi
+  echo "installing $1 $3" >&2
+  go install "$2/cmd/$1@$3"
+}
+
+install buf github.com/bufbuild/buf "$BUF_VERSION"
+install grpcurl github.com/fullstorydev/grpcurl "$GRPCURL_VERSION"

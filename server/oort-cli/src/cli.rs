@@ -1,0 +1,285 @@
+//! The command-line grammar (clap derive types) and its help texts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default address of `oortd`.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9081";
+
+/// `oort`: manage the streams and rules of an Oort server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "oort",
+    version,
+    about = "Manage the streams and rules of an Oort server (oortd)",
+    long_about = "Manage the streams and rules of an Oort server (oortd).\n\n\
+        oort is a thin client of oortd's gRPC API. Output is human-readable by default; \
+        with --json each command prints exactly the server's response as proto3 JSON \
+        (one document, nothing else on stdout), for scripts.",
+    after_help = "Examples:\n  \
+        oort stream create 'CREATE STREAM demo (temperature FLOAT) WITH (DATASOURCE=\"demo\", TYPE=\"mqtt\")'\n  \
+        oort rule create --file rule.json\n  \
+        oort rule status rule1\n  \
+        oort --server 10.0.0.5:9081 --json rule list",
+    after_long_help = concat!(
+        "Examples:\n  ",
+        "oort stream create 'CREATE STREAM demo (temperature FLOAT) WITH (DATASOURCE=\"demo\", TYPE=\"mqtt\")'\n  ",
+        "oort rule create --file rule.json\n  ",
+        "oort rule status rule1\n  ",
+        "oort --server 10.0.0.5:9081 --json rule list\n\n",
+        "Exit codes:\n",
+        "  0  success\n",
+        "  1  the server answered with an error (NOT_FOUND, INVALID_ARGUMENT, ...)\n",
+        "  2  bad usage: wrong arguments or an invalid input file (nothing was sent)\n",
+        "  3  the server could not be reached",
+    )
+)]
+pub struct Cli {
+    /// Address of oortd: host:port or http://host:port.
+    #[arg(long, global = true, env = "OORT_SERVER", default_value = DEFAULT_SERVER, value_name = "ADDR")]
+    pub server: String,
+
+    /// Print the server's response as proto3 JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level resources.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage streams and tables (where events come from).
+    #[command(subcommand)]
+    Stream(StreamCommand),
+    /// Manage rules (SQL queries and the actions their results go to).
+    #[command(subcommand)]
+    Rule(RuleCommand),
+}
+
+/// `oort stream ...`
+#[derive(Debug, Subcommand)]
+pub enum StreamCommand {
+    /// Create a stream or table from eKuiper DDL.
+    #[command(
+        long_about = "Create a stream or table from a `CREATE STREAM` or `CREATE TABLE` statement \
+            in eKuiper's syntax. The statement comes from the argument, from --file, or from \
+            stdin when the argument (or --file) is `-`.",
+        after_help = "Examples:\n  \
+            oort stream create 'CREATE STREAM demo (temperature FLOAT, device STRING) WITH (DATASOURCE=\"demo\", TYPE=\"mqtt\", FORMAT=\"json\")'\n  \
+            oort stream create --file demo.sql\n  \
+            echo 'CREATE STREAM s () WITH (TYPE=\"memory\", DATASOURCE=\"t\")' | oort stream create -"
+    )]
+    Create(SqlInput),
+    /// Replace the definition of an existing stream or table (the name comes from the DDL).
+    #[command(after_help = "Example:\n  \
+        oort stream update 'CREATE STREAM demo (temperature FLOAT, humidity BIGINT) WITH (DATASOURCE=\"demo\", TYPE=\"mqtt\")'")]
+    Update(SqlInput),
+    /// List streams and tables, ordered by name.
+    #[command(
+        visible_alias = "ls",
+        after_help = "Examples:\n  oort stream list\n  oort stream list --kind table --json"
+    )]
+    List {
+        /// Only streams or only tables.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Show one stream or table: options, fields and its DDL.
+    #[command(visible_alias = "show")]
+    Describe {
+        /// Name of the stream or table.
+        name: String,
+    },
+    /// Delete a stream or table (refused while a rule reads it).
+    #[command(visible_alias = "delete")]
+    Drop {
+        /// Name of the stream or table.
+        name: String,
+    },
+}
+
+/// Where a DDL statement comes from.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SqlInput {
+    /// The statement, or `-` to read it from stdin.
+    #[arg(value_name = "SQL")]
+    pub sql: Option<String>,
+    /// Read the statement from this file (`-` for stdin).
+    #[arg(short, long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+}
+
+/// `--kind` of `stream list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// Streams only.
+    Stream,
+    /// Tables only.
+    Table,
+}
+
+/// `oort rule ...`
+#[derive(Debug, Subcommand)]
+pub enum RuleCommand {
+    /// Create a rule from an eKuiper rule JSON file or from flags.
+    #[command(
+        long_about = "Create a rule, from eKuiper's rule JSON (--file) or from flags. \
+            The rule starts at once unless --no-start is given or the file says \"triggered\": false.\n\n\
+            The file is eKuiper's rule JSON: {\"id\", \"sql\", \"actions\": [{TYPE: {props}}, ...], \
+            \"options\": {...}, \"triggered\"}. Unknown keys are errors. Durations in options are \
+            milliseconds or strings such as \"1s\".\n\n\
+            Each --action is TYPE, TYPE=PROPS_JSON, or an eKuiper action object {\"TYPE\": {...}}.",
+        after_help = "Examples:\n  \
+            oort rule create --file rule.json\n  \
+            oort rule create rule1 --sql 'SELECT * FROM demo WHERE temperature > 30' --action log\n  \
+            oort rule create rule2 --sql 'SELECT * FROM demo' \\\n      \
+            --action 'mqtt={\"server\":\"tcp://127.0.0.1:1883\",\"topic\":\"out\"}' --options '{\"qos\":1}' --no-start"
+    )]
+    Create(RuleInput),
+    /// Replace a rule's SQL, actions and options; a running rule restarts with them.
+    #[command(
+        long_about = "Replace a rule's definition. With --file the file replaces the whole rule. \
+            With flags, what is not given (SQL, actions or options) is kept from the current rule.",
+        after_help = "Examples:\n  \
+            oort rule update --file rule.json\n  \
+            oort rule update rule1 --sql 'SELECT * FROM demo WHERE temperature > 40'"
+    )]
+    Update(RuleInput),
+    /// List rules with their state, ordered by id.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one rule, with its actions and options as eKuiper JSON.
+    #[command(visible_alias = "show")]
+    Describe(RuleId),
+    /// Stop and delete a rule.
+    #[command(visible_alias = "delete")]
+    Drop(RuleId),
+    /// Start a stopped rule (it also starts again after a server restart).
+    Start(RuleId),
+    /// Stop a running rule (it stays stopped across server restarts).
+    Stop(RuleId),
+    /// Stop then start a rule, resetting its state and counters.
+    Restart(RuleId),
+    /// Show a rule's state and the counters of each of its operators.
+    Status(RuleId),
+    /// Show a rule's plan.
+    Explain(RuleId),
+    /// Print the results of a running rule as they come, one JSON object a line.
+    #[command(
+        long_about = "Print the results of a running rule as they are produced, one JSON object a \
+            line, until Ctrl-C (exit code 0) or until the rule stops. With --json each line is the \
+            proto3 JSON of a TailRuleResponse; without, it is the event's columns as a plain \
+            JSON object.",
+        after_help = "Example:\n  oort rule tail rule1 | jq .temperature"
+    )]
+    Tail(RuleId),
+}
+
+/// A rule id argument.
+#[derive(Debug, Args)]
+pub struct RuleId {
+    /// The rule id.
+    pub id: String,
+}
+
+/// The definition of a rule, from a file or from flags.
+#[derive(Debug, Args)]
+pub struct RuleInput {
+    /// Rule id (letters, digits, `_`, `-`, `.`). With --file, optional: it
+    /// fills in a missing "id" and must match one that is there.
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
+
+    /// eKuiper rule JSON file (`-` for stdin).
+    #[arg(short, long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// The rule's SELECT statement.
+    #[arg(long, value_name = "SQL", conflicts_with = "file")]
+    pub sql: Option<String>,
+
+    /// An action (sink): TYPE, TYPE=PROPS_JSON or {"TYPE": PROPS_JSON}. Repeatable.
+    #[arg(long = "action", value_name = "ACTION", conflicts_with = "file")]
+    pub actions: Vec<String>,
+
+    /// Rule options as eKuiper JSON, e.g. '{"qos":1,"bufferLength":2048}'.
+    #[arg(long, value_name = "JSON", conflicts_with = "file")]
+    pub options: Option<String>,
+
+    /// Do not run the rule (stores it with triggered=false).
+    #[arg(long)]
+    pub no_start: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("oort").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = parse(&["stream", "list", "--json", "--server", "h:1"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.server, "h:1");
+    }
+
+    #[test]
+    fn stream_create_needs_exactly_one_source() {
+        assert_eq!(parse(&["stream", "create"]).unwrap_err().kind(), ErrorKind::MissingRequiredArgument);
+        assert_eq!(parse(&["stream", "create", "X", "--file", "f"]).unwrap_err().kind(), ErrorKind::ArgumentConflict);
+        assert!(parse(&["stream", "create", "-"]).is_ok());
+    }
+
+    #[test]
+    fn stream_list_kind_is_checked() {
+        let cli = parse(&["stream", "list", "--kind", "table"]).unwrap();
+        assert!(matches!(cli.command, Command::Stream(StreamCommand::List { kind: Some(KindArg::Table) })));
+        assert_eq!(parse(&["stream", "list", "--kind", "x"]).unwrap_err().kind(), ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn rule_create_flags_parse() {
+        let cli = parse(&[
+            "rule",
+            "create",
+            "r1",
+            "--sql",
+            "SELECT 1",
+            "--action",
+            "log",
+            "--action",
+            "memory",
+            "--no-start",
+        ])
+        .unwrap();
+        let Command::Rule(RuleCommand::Create(input)) = cli.command else { panic!("not rule create") };
+        assert_eq!(input.id.as_deref(), Some("r1"));
+        assert_eq!(input.actions, ["log", "memory"]);
+        assert!(input.no_start);
+    }
+
+    #[test]
+    fn rule_file_conflicts_with_definition_flags() {
+        let err = parse(&["rule", "create", "--file", "r.json", "--sql", "x"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn rule_status_needs_an_id() {
+        assert_eq!(parse(&["rule", "status"]).unwrap_err().kind(), ErrorKind::MissingRequiredArgument);
+    }
+}

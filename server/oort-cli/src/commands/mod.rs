@@ -1,0 +1,74 @@
+//! The commands: each one validates its local input first (so that mistakes
+//! exit with 2 without touching the network), then connects, calls one RPC and
+//! prints the answer.
+
+mod rule;
+mod stream;
+
+use std::io::Read;
+use std::path::Path;
+
+use tonic::transport::Channel;
+
+use crate::cli::{Cli, Command};
+use crate::client;
+use crate::error::Error;
+
+/// What every command needs from the global flags.
+pub struct Ctx {
+    server: String,
+    /// Print proto3 JSON instead of tables.
+    pub json: bool,
+}
+
+impl Ctx {
+    /// Connects to the server; called only once the input is known to be valid.
+    pub async fn channel(&self) -> Result<Channel, Error> {
+        client::connect(&self.server).await
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let ctx = Ctx { server: cli.server, json: cli.json };
+    match cli.command {
+        Command::Stream(command) => stream::run(&ctx, command).await,
+        Command::Rule(command) => rule::run(&ctx, command).await,
+    }
+}
+
+/// Reads a file, or stdin for `-`; an unreadable file is a usage error.
+pub fn read_input(path: &Path) -> Result<String, Error> {
+    if is_stdin(path) {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| Error::usage(format!("cannot read stdin: {e}")))?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// How to name an input in messages: the path, or `<stdin>`.
+pub fn input_name(path: &Path) -> String {
+    if is_stdin(path) { "<stdin>".to_string() } else { path.display().to_string() }
+}
+
+fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_is_a_usage_error_naming_it() {
+        let err = read_input(Path::new("/nonexistent/oort-cli-test.sql")).unwrap_err();
+        assert!(matches!(err, Error::Usage(ref m) if m.contains("/nonexistent/oort-cli-test.sql")), "{err}");
+    }
+
+    #[test]
+    fn dash_means_stdin() {
+        assert_eq!(input_name(Path::new("-")), "<stdin>");
+        assert_eq!(input_name(Path::new("a.json")), "a.json");
+    }
+}

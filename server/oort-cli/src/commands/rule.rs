@@ -1,0 +1,423 @@
+//! `oort rule create|update|list|describe|drop|start|stop|restart|status|explain|tail`.
+
+use std::path::Path;
+
+use oort_proto::v1::rule_service_client::RuleServiceClient;
+use oort_proto::v1::{
+    Action, CreateRuleRequest, DeleteRuleRequest, ExplainRuleRequest, GetRuleRequest, GetRuleStatusRequest,
+    GetRuleStatusResponse, ListRulesRequest, RestartRuleRequest, Rule, RuleInfo, RuleOptions, StartRuleRequest,
+    StopRuleRequest, TailRuleRequest, TailRuleResponse, UpdateRuleRequest,
+};
+use tonic::transport::Channel;
+
+use super::{Ctx, input_name, read_input};
+use crate::cli::{RuleCommand, RuleInput};
+use crate::error::Error;
+use crate::output::{self, emit, indent, key_values, or_dash, print_json, print_table, render, table, timestamp};
+use crate::rule_file;
+
+/// Longest SQL cell in `rule list` before it is cut.
+const SQL_WIDTH: usize = 60;
+
+/// Runs one `oort rule` subcommand.
+pub async fn run(ctx: &Ctx, command: RuleCommand) -> Result<(), Error> {
+    match command {
+        RuleCommand::Create(input) => create(ctx, rule_for_create(&input)?).await,
+        RuleCommand::Update(input) => update(ctx, &input).await,
+        RuleCommand::List => list(ctx).await,
+        RuleCommand::Describe(rule) => describe(ctx, rule.id).await,
+        RuleCommand::Drop(rule) => delete(ctx, rule.id).await,
+        RuleCommand::Start(rule) => start(ctx, rule.id).await,
+        RuleCommand::Stop(rule) => stop(ctx, rule.id).await,
+        RuleCommand::Restart(rule) => restart(ctx, rule.id).await,
+        RuleCommand::Status(rule) => status(ctx, rule.id).await,
+        RuleCommand::Explain(rule) => explain(ctx, rule.id).await,
+        RuleCommand::Tail(rule) => tail(ctx, rule.id).await,
+    }
+}
+
+async fn client(ctx: &Ctx) -> Result<RuleServiceClient<Channel>, Error> {
+    Ok(RuleServiceClient::new(ctx.channel().await?))
+}
+
+/// The rule to create, from `--file` or from `ID --sql --action...`.
+fn rule_for_create(input: &RuleInput) -> Result<Rule, Error> {
+    let mut rule = match &input.file {
+        Some(path) => rule_from_file(path, input.id.as_deref())?,
+        None => {
+            let id = input.id.as_deref().ok_or_else(|| {
+                Error::usage("give the rule ID with --sql and --action, or --file with a rule JSON file")
+            })?;
+            let sql = input.sql.as_deref().ok_or_else(|| Error::usage("--sql is required unless --file is given"))?;
+            rule_file::rule_from_flags(id, sql, &input.actions, input.options.as_deref()).map_err(Error::Usage)?
+        }
+    };
+    if input.no_start {
+        rule.triggered = Some(false);
+    }
+    Ok(rule)
+}
+
+fn rule_from_file(path: &Path, cli_id: Option<&str>) -> Result<Rule, Error> {
+    let text = read_input(path)?;
+    rule_file::rule_from_json(&text, cli_id).map_err(|e| Error::usage(format!("{}: {e}", input_name(path))))
+}
+
+async fn create(ctx: &Ctx, rule: Rule) -> Result<(), Error> {
+    let response = client(ctx).await?.create_rule(CreateRuleRequest { rule: Some(rule) }).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    let rule = response.rule.unwrap_or_default();
+    let suffix = if rule.triggered == Some(false) { " (not started)" } else { "" };
+    emit(&format!("Rule {} created{suffix}.", rule.id))
+}
+
+/// The parts of a rule that `rule update ID --flags` replaces; the rest is
+/// kept from the current rule, so users need not restate everything.
+#[derive(Debug, Default)]
+struct RulePatch {
+    sql: Option<String>,
+    actions: Option<Vec<Action>>,
+    options: Option<RuleOptions>,
+    stop: bool,
+}
+
+impl RulePatch {
+    /// Parses the flags before connecting, so mistakes exit with 2.
+    fn from_input(input: &RuleInput) -> Result<Self, Error> {
+        let actions = input
+            .actions
+            .iter()
+            .map(|a| rule_file::action_from_flag(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::Usage)?;
+        let patch = RulePatch {
+            sql: input.sql.clone(),
+            actions: if actions.is_empty() { None } else { Some(actions) },
+            options: input.options.as_deref().map(rule_file::options_from_json).transpose().map_err(Error::Usage)?,
+            stop: input.no_start,
+        };
+        if patch.sql.is_none() && patch.actions.is_none() && patch.options.is_none() && !patch.stop {
+            return Err(Error::usage("nothing to update: give --sql, --action, --options or --no-start, or --file"));
+        }
+        Ok(patch)
+    }
+
+    fn apply(self, mut rule: Rule) -> Rule {
+        rule.sql = self.sql.unwrap_or(rule.sql);
+        rule.actions = self.actions.unwrap_or(rule.actions);
+        rule.options = self.options.or(rule.options);
+        if self.stop {
+            rule.triggered = Some(false);
+        }
+        rule.create_time = None;
+        rule.update_time = None;
+        rule
+    }
+}
+
+/// With `--file`, the file replaces the rule; with flags, they patch it.
+async fn update(ctx: &Ctx, input: &RuleInput) -> Result<(), Error> {
+    let rule = if input.file.is_some() {
+        let rule = rule_for_create(input)?;
+        client(ctx).await?.update_rule(UpdateRuleRequest { rule: Some(rule) }).await?.into_inner()
+    } else {
+        let id = input.id.clone().ok_or_else(|| Error::usage("give the ID of the rule to update, or --file"))?;
+        let patch = RulePatch::from_input(input)?;
+        let mut client = client(ctx).await?;
+        let current = client.get_rule(GetRuleRequest { id }).await?.into_inner().rule.unwrap_or_default();
+        let rule = patch.apply(current);
+        client.update_rule(UpdateRuleRequest { rule: Some(rule) }).await?.into_inner()
+    };
+    if ctx.json {
+        return print_json(&rule);
+    }
+    emit(&format!("Rule {} updated.", rule.rule.unwrap_or_default().id))
+}
+
+async fn list(ctx: &Ctx) -> Result<(), Error> {
+    let response = client(ctx).await?.list_rules(ListRulesRequest {}).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    if response.rules.is_empty() {
+        return emit("No rules.");
+    }
+    print_table(&list_table(&response.rules))
+}
+
+/// ID, STATE, SQL (flattened and cut), ACTIONS: one row per rule.
+fn list_table(rules: &[RuleInfo]) -> comfy_table::Table {
+    let mut table = table(["ID", "STATE", "SQL", "ACTIONS"]);
+    for info in rules {
+        let rule = info.rule.clone().unwrap_or_default();
+        let actions: Vec<&str> = rule.actions.iter().map(|a| a.r#type.as_str()).collect();
+        table.add_row(vec![
+            rule.id.clone(),
+            output::state_word(info.state()).to_string(),
+            output::one_line(&rule.sql, SQL_WIDTH),
+            or_dash(&actions.join(",")),
+        ]);
+    }
+    table
+}
+
+async fn describe(ctx: &Ctx, id: String) -> Result<(), Error> {
+    let response = client(ctx).await?.get_rule(GetRuleRequest { id }).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    emit(&describe_text(&response.rule.unwrap_or_default()))
+}
+
+/// Id and times, then the SQL, then actions and options in eKuiper JSON, so
+/// they can be pasted back into a rule file.
+fn describe_text(rule: &Rule) -> String {
+    let triggered = match rule.triggered {
+        Some(false) => "no",
+        Some(true) | None => "yes",
+    };
+    let header = key_values(&[
+        ("ID", rule.id.clone()),
+        ("Triggered", triggered.to_string()),
+        ("Created", timestamp(rule.create_time.as_ref())),
+        ("Updated", timestamp(rule.update_time.as_ref())),
+    ]);
+    let actions = pretty(&rule_file::actions_to_json(&rule.actions));
+    let options =
+        rule.options.as_ref().map_or_else(|| "(defaults)".to_string(), |o| pretty(&rule_file::options_to_json(o)));
+    format!(
+        "{}\n\nSQL:\n{}\n\nActions:\n{}\n\nOptions:\n{}",
+        render(&header),
+        indent(rule.sql.trim()),
+        indent(&actions),
+        indent(&options)
+    )
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+async fn delete(ctx: &Ctx, id: String) -> Result<(), Error> {
+    let request = DeleteRuleRequest { id: id.clone() };
+    let response = client(ctx).await?.delete_rule(request).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    emit(&format!("Rule {id} dropped."))
+}
+
+async fn start(ctx: &Ctx, id: String) -> Result<(), Error> {
+    let request = StartRuleRequest { id: id.clone() };
+    let response = client(ctx).await?.start_rule(request).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    emit(&format!("Rule {id} started."))
+}
+
+async fn stop(ctx: &Ctx, id: String) -> Result<(), Error> {
+    let request = StopRuleRequest { id: id.clone() };
+    let response = client(ctx).await?.stop_rule(request).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    emit(&format!("Rule {id} stopped."))
+}
+
+async fn restart(ctx: &Ctx, id: String) -> Result<(), Error> {
+    let request = RestartRuleRequest { id: id.clone() };
+    let response = client(ctx).await?.restart_rule(request).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    emit(&format!("Rule {id} restarted."))
+}
+
+async fn status(ctx: &Ctx, id: String) -> Result<(), Error> {
+    let response = client(ctx).await?.get_rule_status(GetRuleStatusRequest { id }).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    emit(&status_text(&response))
+}
+
+/// State, last error and restart count, then one row of eKuiper-named
+/// counters per operator.
+fn status_text(status: &GetRuleStatusResponse) -> String {
+    let header = render(&key_values(&[
+        ("Rule", status.id.clone()),
+        ("State", output::state_word(status.state()).to_string()),
+        ("Started", timestamp(status.start_time.as_ref())),
+        ("Restarts", status.restart_count.to_string()),
+        ("Last error", or_dash(&status.last_error)),
+    ]));
+    if status.operators.is_empty() {
+        return header;
+    }
+    let mut operators = table([
+        "OPERATOR",
+        "records_in_total",
+        "records_out_total",
+        "exceptions_total",
+        "process_latency_us",
+        "buffer_length",
+        "last_exception",
+    ]);
+    for op in &status.operators {
+        operators.add_row(vec![
+            op.name.clone(),
+            op.records_in_total.to_string(),
+            op.records_out_total.to_string(),
+            op.exceptions_total.to_string(),
+            op.process_latency_us.to_string(),
+            op.buffer_length.to_string(),
+            or_dash(&op.last_exception),
+        ]);
+    }
+    format!("{header}\n\n{}", render(&operators))
+}
+
+async fn explain(ctx: &Ctx, id: String) -> Result<(), Error> {
+    let response = client(ctx).await?.explain_rule(ExplainRuleRequest { id }).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    emit(&response.plan)
+}
+
+/// Prints results until the server ends the stream or the user presses Ctrl-C;
+/// both are a normal end (exit 0).
+async fn tail(ctx: &Ctx, id: String) -> Result<(), Error> {
+    let mut stream = client(ctx).await?.tail_rule(TailRuleRequest { id }).await?.into_inner();
+    // One future for the whole loop, so a Ctrl-C between two events is not lost.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            message = stream.message() => match message? {
+                Some(message) => print_tail(ctx, &message)?,
+                None => return Ok(()),
+            },
+            _ = &mut ctrl_c => return Ok(()),
+        }
+    }
+}
+
+/// One line per event: the TailRuleResponse in proto3 JSON with `--json`,
+/// otherwise the event's columns as a plain JSON object.
+fn print_tail(ctx: &Ctx, message: &TailRuleResponse) -> Result<(), Error> {
+    if ctx.json {
+        return output::print_json_line(message);
+    }
+    let event = message.event.clone().unwrap_or_default();
+    emit(&output::event_to_json(&event).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use oort_proto::v1::{GetRuleStatusResponse, OperatorStatus, RuleState};
+
+    use super::*;
+
+    fn input(args: &[&str]) -> RuleInput {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["oort", "rule", "create"].iter().chain(args)).expect("parses");
+        match cli.command {
+            crate::cli::Command::Rule(RuleCommand::Create(input)) => input,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_from_flags() {
+        let rule =
+            rule_for_create(&input(&["r1", "--sql", "SELECT * FROM demo", "--action", "log", "--no-start"])).unwrap();
+        assert_eq!(rule.id, "r1");
+        assert_eq!(rule.actions[0].r#type, "log");
+        assert_eq!(rule.triggered, Some(false));
+    }
+
+    #[test]
+    fn create_from_flags_needs_id_sql_and_action() {
+        for args in
+            [&["--sql", "SELECT 1", "--action", "log"][..], &["r1", "--action", "log"], &["r1", "--sql", "SELECT 1"]]
+        {
+            assert!(matches!(rule_for_create(&input(args)), Err(Error::Usage(_))), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn create_from_missing_file_is_a_usage_error() {
+        let err = rule_for_create(&input(&["--file", "/nonexistent/rule.json"])).unwrap_err();
+        assert!(matches!(err, Error::Usage(_)));
+    }
+
+    #[test]
+    fn patch_keeps_what_is_not_given() {
+        let current = rule_file::rule_from_json(
+            r#"{"id":"r","sql":"SELECT 1 FROM s","actions":[{"log":{}}],"options":{"qos":1},"triggered":true}"#,
+            None,
+        )
+        .unwrap();
+        let patch = RulePatch::from_input(&input(&["r", "--sql", "SELECT 2 FROM s"])).unwrap();
+        let updated = patch.apply(current);
+        assert_eq!(updated.sql, "SELECT 2 FROM s");
+        assert_eq!(updated.actions[0].r#type, "log");
+        assert_eq!(updated.options.map(|o| o.qos), Some(1));
+        assert_eq!(updated.triggered, Some(true));
+    }
+
+    #[test]
+    fn empty_patch_is_a_usage_error() {
+        assert!(matches!(RulePatch::from_input(&input(&["r"])), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn list_row_has_state_and_flat_sql() {
+        let rule = rule_file::rule_from_json(
+            r#"{"id":"r1","sql":"SELECT *\nFROM demo","actions":[{"log":{}},{"mqtt":{}}]}"#,
+            None,
+        )
+        .unwrap();
+        let info = RuleInfo { rule: Some(rule), state: RuleState::Running as i32 };
+        let text = render(&list_table(&[info]));
+        let row = text.lines().nth(1).unwrap_or_default();
+        assert!(row.starts_with("r1") && row.contains("running") && row.contains("SELECT * FROM demo"), "{text}");
+        assert!(row.contains("log,mqtt"), "{text}");
+    }
+
+    #[test]
+    fn describe_shows_actions_as_ekuiper_json() {
+        let rule = rule_file::rule_from_json(
+            r#"{"id":"r1","sql":"SELECT * FROM demo","actions":[{"mqtt":{"topic":"out"}}]}"#,
+            None,
+        )
+        .unwrap();
+        let text = describe_text(&rule);
+        assert!(text.contains("\"mqtt\": {"), "{text}");
+        assert!(text.contains("\"topic\": \"out\""), "{text}");
+        assert!(text.contains("(defaults)"), "{text}");
+    }
+
+    #[test]
+    fn status_shows_counters_by_ekuiper_name() {
+        let status = GetRuleStatusResponse {
+            id: "r1".into(),
+            state: RuleState::Running as i32,
+            operators: vec![OperatorStatus {
+                name: "source_demo_0".into(),
+                records_in_total: 10,
+                records_out_total: 9,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = status_text(&status);
+        for part in ["State:", "running", "Restarts:", "records_in_total", "last_exception", "source_demo_0"] {
+            assert!(text.contains(part), "{part} missing in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! eKuiper's rule JSON, as users already write it, to and from the proto `Rule`.
+//!
+//! Accepted shape (every key but `sql` and `actions` may be left out; `id` may
+//! come from the command line instead):
+//!
+//! ```json
+//! {
+//!   "id": "rule1",
+//!   "sql": "SELECT * FROM demo",
+//!   "actions": [{"log": {}}, {"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": "out"}}],
+//!   "options": {
+//!     "isEventTime": false, "lateTolerance": 1000, "bufferLength": 1024,
+//!     "sendMetaToSink": false, "qos": 0, "checkpointInterval": 300000,
+//!     "restartStrategy": {"attempts": 3, "delay": 1000, "multiplier": 2,
+//!                         "maxDelay": 30000, "jitterFactor": 0.1}
+//!   },
+//!   "triggered": true
+//! }
+//! ```
+//!
+//! Durations (`lateTolerance`, `checkpointInterval`, `delay`, `maxDelay`) are
+//! milliseconds, or strings such as `"1s"`, `"500ms"` or `"1m30s"` as eKuiper
+//! 2 also allows. Unknown keys are rejected rather than ignored, so that a typo
+//! or an unsupported eKuiper feature never silently changes what a rule does.
+
+use oort_proto::v1::{Action, RestartStrategy, Rule, RuleOptions};
+use prost_types::value::Kind;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Unexpected, Visitor};
+use serde_json::{Map, Value, json};
+
+/// Top level of an eKuiper rule file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    id: Option<String>,
+    sql: String,
+    actions: Vec<Value>,
+    options: Option<OptionsFile>,
+    triggered: Option<bool>,
+}
+
+/// eKuiper's `options` object, camelCase as in eKuiper.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OptionsFile {
+    is_event_time: Option<bool>,
+    late_tolerance: Option<Millis>,
+    buffer_length: Option<u32>,
+    send_meta_to_sink: Option<bool>,
+    qos: Option<u32>,
+    checkpoint_interval: Option<Millis>,
+    restart_strategy: Option<RestartFile>,
+}
+
+/// eKuiper's `options.restartStrategy` object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RestartFile {
+    attempts: Option<u32>,
+    delay: Option<Millis>,
+    multiplier: Option<f64>,
+    max_delay: Option<Millis>,
+    jitter_factor: Option<f64>,
+}
+
+/// A non-negative duration in milliseconds, written as a number or as a string.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Millis(i64);
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MillisVisitor)
+    }
+}
+
+struct MillisVisitor;
+
+impl Visitor<'_> for MillisVisitor {
+    type Value = Millis;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("milliseconds as a non-negative integer, or a duration such as \"500ms\", \"1s\" or \"1m30s\"")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Millis, E> {
+        i64::try_from(v).map(Millis).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Millis, E> {
+        if v < 0 { Err(E::invalid_value(Unexpected::Signed(v), &self)) } else { Ok(Millis(v)) }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Millis, E> {
+        if v >= 0.0 && v.fract() == 0.0 && v < i64::MAX as f64 {
+            Ok(Millis(v as i64))
+        } else {
+            Err(E::invalid_value(Unexpected::Float(v), &self))
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Millis, E> {
+        parse_duration_ms(v).map(Millis).map_err(E::custom)
+    }
+}
+
+/// Parses Go-style durations (`"500ms"`, `"1.5s"`, `"1m30s"`, `"2h"`) and bare
+/// digits (milliseconds) into milliseconds, because eKuiper accepts both.
+pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let bad = || format!("invalid duration {text:?}: expected e.g. \"500ms\", \"1s\", \"1m30s\" or milliseconds");
+    let s = text.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<i64>().map_err(|_| bad());
+    }
+    let mut rest = s;
+    let mut total = 0.0_f64;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let unit_len =
+            rest[number_len..].find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len() - number_len);
+        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
+        let scale = match &rest[number_len..number_len + unit_len] {
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            _ => return Err(bad()),
+        };
+        total += number * scale;
+        rest = &rest[number_len + unit_len..];
+    }
+    if s.is_empty() || total > i64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(total.round() as i64)
+}
+
+/// Parses an eKuiper rule file. `cli_id` is the id given on the command line:
+/// it supplies the id when the file has none, and must agree when it has one.
+pub fn rule_from_json(text: &str, cli_id: Option<&str>) -> Result<Rule, String> {
+    let file: RuleFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let id = pick_id(file.id.as_deref(), cli_id)?;
+    let actions = actions_from_json(&file.actions)?;
+    Ok(Rule {
+        id,
+        sql: file.sql,
+        actions,
+        options: file.options.map(OptionsFile::into_proto).transpose()?,
+        triggered: file.triggered,
+        create_time: None,
+        update_time: None,
+    })
+}
+
+/// Chooses the rule id from the file and the command line.
+fn pick_id(file_id: Option<&str>, cli_id: Option<&str>) -> Result<String, String> {
+    let file_id = file_id.filter(|id| !id.is_empty());
+    match (file_id, cli_id) {
+        (Some(f), Some(c)) if f != c => {
+            Err(format!("the rule id {c:?} given on the command line differs from {f:?} in the file"))
+        }
+        (Some(id), _) | (None, Some(id)) => Ok(id.to_string()),
+        (None, None) => Err("the rule has no id: add \"id\" to the file or give it as an argument".into()),
+    }
+}
+
+/// Builds a rule from `--sql`, `--action` and `--options` flags.
+pub fn rule_from_flags(id: &str, sql: &str, actions: &[String], options: Option<&str>) -> Result<Rule, String> {
+    let actions = actions.iter().map(|a| action_from_flag(a)).collect::<Result<Vec<_>, _>>()?;
+    if actions.is_empty() {
+        return Err("a rule needs at least one --action, e.g. --action log".into());
+    }
+    Ok(Rule {
+        id: id.to_string(),
+        sql: sql.to_string(),
+        actions,
+        options: options.map(options_from_json).transpose()?,
+        triggered: None,
+        create_time: None,
+        update_time: None,
+    })
+}
+
+/// Parses `--options`: eKuiper's options object as JSON.
+pub fn options_from_json(text: &str) -> Result<RuleOptions, String> {
+    let file: OptionsFile = serde_json::from_str(text).map_err(|e| format!("--options: {e}"))?;
+    file.into_proto()
+}
+
+/// Parses one `--action`: `TYPE`, `TYPE=PROPS_JSON`, or an eKuiper action
+/// object `{"TYPE": {...}}`, so that both quick typing and pasting work.
+pub fn action_from_flag(flag: &str) -> Result<Action, String> {
+    let flag = flag.trim();
+    if flag.starts_with('{') {
+        let value: Value = serde_json::from_str(flag).map_err(|e| format!("--action {flag}: {e}"))?;
+        return action_from_json(&value).map_err(|e| format!("--action {flag}: {e}"));
+    }
+    let (sink, props) = match flag.split_once('=') {
+        Some((sink, props)) => (sink.trim(), serde_json::from_str(props).map_err(|e| format!("--action {flag}: {e}"))?),
+        None => (flag, Value::Object(Map::new())),
+    };
+    check_sink_type(sink).map_err(|e| format!("--action {flag}: {e}"))?;
+    let Value::Object(props) = props else {
+        return Err(format!("--action {flag}: the properties of sink {sink:?} must be a JSON object"));
+    };
+    Ok(Action { r#type: sink.to_string(), props: Some(struct_from_json(&props)) })
+}
+
+/// Sink types are identifiers; anything else is a typo worth reporting here.
+fn check_sink_type(sink: &str) -> Result<(), String> {
+    let valid = !sink.is_empty() && sink.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid { Ok(()) } else { Err(format!("invalid sink type {sink:?}: expected e.g. log, mqtt, memory")) }
+}
+
+fn actions_from_json(actions: &[Value]) -> Result<Vec<Action>, String> {
+    if actions.is_empty() {
+        return Err("\"actions\" is empty: a rule needs at least one action, e.g. [{\"log\": {}}]".into());
+    }
+    actions.iter().enumerate().map(|(i, a)| action_from_json(a).map_err(|e| format!("actions[{i}]: {e}"))).collect()
+}
+
+/// One eKuiper action: an object with exactly one key, the sink type, whose
+/// value is the object of sink properties.
+fn action_from_json(value: &Value) -> Result<Action, String> {
+    let Value::Object(map) = value else {
+        return Err(format!("expected an object like {{\"log\": {{}}}}, found {}", json_kind(value)));
+    };
+    let mut entries = map.iter();
+    let (Some((sink, props)), None) = (entries.next(), entries.next()) else {
+        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+        return Err(format!(
+            "expected exactly one sink type as key, like {{\"log\": {{}}}}, found {} keys {keys:?}",
+            map.len()
+        ));
+    };
+    check_sink_type(sink)?;
+    let Value::Object(props) = props else {
+        return Err(format!("the properties of sink {sink:?} must be an object, found {}", json_kind(props)));
+    };
+    Ok(Action { r#type: sink.clone(), props: Some(struct_from_json(props)) })
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl OptionsFile {
+    fn into_proto(self) -> Result<RuleOptions, String> {
+        Ok(RuleOptions {
+            is_event_time: self.is_event_time.unwrap_or(false),
+            late_tolerance_ms: self.late_tolerance.map(|m| m.0),
+            buffer_length: self.buffer_length,
+            send_meta_to_sink: self.send_meta_to_sink.unwrap_or(false),
+            qos: self.qos.unwrap_or(0),
+            checkpoint_interval_ms: self.checkpoint_interval.map(|m| m.0),
+            restart_strategy: self.restart_strategy.map(RestartFile::into_proto),
+        })
+    }
+}
+
+impl RestartFile {
+    fn into_proto(self) -> RestartStrategy {
+        RestartStrategy {
+            attempts: self.attempts.unwrap_or(0),
+            delay_ms: self.delay.map(|m| m.0),
+            multiplier: self.multiplier,
+            max_delay_ms: self.max_delay.map(|m| m.0),
+            jitter_factor: self.jitter_factor,
+        }
+    }
+}
+
+/// JSON object to `google.protobuf.Struct`, the type of sink properties.
+pub fn struct_from_json(map: &Map<String, Value>) -> prost_types::Struct {
+    prost_types::Struct { fields: map.iter().map(|(k, v)| (k.clone(), value_from_json(v))).collect() }
+}
+
+/// JSON value to `google.protobuf.Value`. Numbers become doubles, as the
+/// Struct type dictates.
+pub fn value_from_json(value: &Value) -> prost_types::Value {
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(items) => {
+            Kind::ListValue(prost_types::ListValue { values: items.iter().map(value_from_json).collect() })
+        }
+        Value::Object(map) => Kind::StructValue(struct_from_json(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// `google.protobuf.Struct` back to a JSON object.
+pub fn struct_to_json(s: &prost_types::Struct) -> Map<String, Value> {
+    s.fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect()
+}
+
+/// `google.protobuf.Value` back to JSON; whole numbers print without `.0`.
+pub fn value_to_json(value: &prost_types::Value) -> Value {
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => number(*n),
+        Some(Kind::StringValue(s)) => Value::String(s.clone()),
+        Some(Kind::ListValue(list)) => Value::Array(list.values.iter().map(value_to_json).collect()),
+        Some(Kind::StructValue(s)) => Value::Object(struct_to_json(s)),
+    }
+}
+
+/// A double as JSON: integral values within the exact range as integers, so
+/// `2.0` reads `2` as the user wrote it; non-finite values as null.
+pub fn number(n: f64) -> Value {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if n.fract() == 0.0 && n.abs() < EXACT {
+        json!(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// The rule in eKuiper's JSON shape, which `rule create --file` reads back;
+/// used to check that reading and printing agree.
+#[cfg(test)]
+pub fn rule_to_json(rule: &Rule) -> Value {
+    let mut out = Map::new();
+    out.insert("id".into(), json!(rule.id));
+    out.insert("sql".into(), json!(rule.sql));
+    out.insert("actions".into(), actions_to_json(&rule.actions));
+    if let Some(options) = &rule.options {
+        out.insert("options".into(), options_to_json(options));
+    }
+    if let Some(triggered) = rule.triggered {
+        out.insert("triggered".into(), json!(triggered));
+    }
+    Value::Object(out)
+}
+
+/// Actions as eKuiper writes them: `[{"type": {props}}, ...]`.
+pub fn actions_to_json(actions: &[Action]) -> Value {
+    actions
+        .iter()
+        .map(|a| {
+            let props = a.props.as_ref().map(struct_to_json).unwrap_or_default();
+            json!({ a.r#type.clone(): props })
+        })
+        .collect()
+}
+
+/// Options in eKuiper's camelCase; unset optional fields are left out.
+pub fn options_to_json(options: &RuleOptions) -> Value {
+    let mut out = Map::new();
+    out.insert("isEventTime".into(), json!(options.is_event_time));
+    put(&mut out, "lateTolerance", options.late_tolerance_ms.map(|v| json!(v)));
+    put(&mut out, "bufferLength", options.buffer_length.map(|v| json!(v)));
+    out.insert("sendMetaToSink".into(), json!(options.send_meta_to_sink));
+    out.insert("qos".into(), json!(options.qos));
+    put(&mut out, "checkpointInterval", options.checkpoint_interval_ms.map(|v| json!(v)));
+    put(&mut out, "restartStrategy", options.restart_strategy.as_ref().map(restart_to_json));
+    Value::Object(out)
+}
+
+fn restart_to_json(restart: &RestartStrategy) -> Value {
+    let mut out = Map::new();
+    out.insert("attempts".into(), json!(restart.attempts));
+    put(&mut out, "delay", restart.delay_ms.map(|v| json!(v)));
+    put(&mut out, "multiplier", restart.multiplier.map(number));
+    put(&mut out, "maxDelay", restart.max_delay_ms.map(|v| json!(v)));
+    put(&mut out, "jitterFactor", restart.jitter_factor.map(number));
+    Value::Object(out)
+}
+
+fn put(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(value) = value {
+        map.insert(key.to_string(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{"id":"rule1","sql":"SELECT * FROM demo","actions":[{"log":{}},{"mqtt":{"server":"tcp://127.0.0.1:1883","topic":"out"}}],"options":{"isEventTime":false,"lateTolerance":1000,"bufferLength":1024,"sendMetaToSink":false,"qos":0,"checkpointInterval":300000,"restartStrategy":{"attempts":3,"delay":1000,"multiplier":2,"maxDelay":30000,"jitterFactor":0.1}},"triggered":true}"#;
+
+    fn string_prop(action: &Action, key: &str) -> Option<String> {
+        match action.props.as_ref()?.fields.get(key)?.kind.as_ref()? {
+            Kind::StringValue(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn parses_the_ekuiper_example() {
+        let rule = rule_from_json(EXAMPLE, None).expect("example parses");
+        assert_eq!(rule.id, "rule1");
+        assert_eq!(rule.sql, "SELECT * FROM demo");
+        assert_eq!(rule.triggered, Some(true));
+        assert_eq!(rule.actions.len(), 2);
+        assert_eq!(rule.actions[0].r#type, "log");
+        assert!(rule.actions[0].props.as_ref().is_some_and(|p| p.fields.is_empty()));
+        assert_eq!(rule.actions[1].r#type, "mqtt");
+        assert_eq!(string_prop(&rule.actions[1], "server").as_deref(), Some("tcp://127.0.0.1:1883"));
+        assert_eq!(string_prop(&rule.actions[1], "topic").as_deref(), Some("out"));
+        let options = rule.options.expect("options");
+        assert_eq!(
+            options,
+            RuleOptions {
+                is_event_time: false,
+                late_tolerance_ms: Some(1000),
+                buffer_length: Some(1024),
+                send_meta_to_sink: false,
+                qos: 0,
+                checkpoint_interval_ms: Some(300_000),
+                restart_strategy: Some(RestartStrategy {
+                    attempts: 3,
+                    delay_ms: Some(1000),
+                    multiplier: Some(2.0),
+                    max_delay_ms: Some(30_000),
+                    jitter_factor: Some(0.1),
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn example_round_trips_through_rule_to_json() {
+        let rule = rule_from_json(EXAMPLE, None).expect("example parses");
+        let expected: Value = serde_json::from_str(EXAMPLE).expect("valid JSON");
+        assert_eq!(rule_to_json(&rule), expected);
+    }
+
+    #[test]
+    fn minimal_rule_leaves_options_and_triggered_unset() {
+        let rule = rule_from_json(r#"{"id":"r","sql":"SELECT 1 FROM s","actions":[{"log":{}}]}"#, None).unwrap();
+        assert!(rule.options.is_none());
+        assert!(rule.triggered.is_none());
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_an_error_naming_it() {
+        let err = rule_from_json(r#"{"id":"r","sql":"SELECT 1","actions":[{"log":{}}],"graph":{}}"#, None)
+            .expect_err("graph is not supported");
+        assert!(err.contains("unknown field `graph`"), "{err}");
+        assert!(err.contains("expected one of"), "{err}");
+    }
+
+    #[test]
+    fn unknown_option_key_is_an_error_naming_it() {
+        let err = rule_from_json(r#"{"id":"r","sql":"s","actions":[{"log":{}}],"options":{"concurrency":2}}"#, None)
+            .expect_err("concurrency is not supported");
+        assert!(err.contains("unknown field `concurrency`"), "{err}");
+    }
+
+    #[test]
+    fn action_with_two_sink_types_is_rejected() {
+        let err = rule_from_json(r#"{"id":"r","sql":"s","actions":[{"log":{},"mqtt":{}}]}"#, None).unwrap_err();
+        assert!(err.starts_with("actions[0]: expected exactly one sink type"), "{err}");
+    }
+
+    #[test]
+    fn action_that_is_not_an_object_is_rejected() {
+        let err = rule_from_json(r#"{"id":"r","sql":"s","actions":["log"]}"#, None).unwrap_err();
+        assert!(err.contains("actions[0]") && err.contains("found a string"), "{err}");
+    }
+
+    #[test]
+    fn action_props_must_be_an_object() {
+        let err =
+            rule_from_json(r#"{"id":"r","sql":"s","actions":[{"log":{}},{"mqtt":"tcp://x"}]}"#, None).unwrap_err();
+        assert!(err.starts_with("actions[1]: the properties of sink \"mqtt\""), "{err}");
+    }
+
+    #[test]
+    fn empty_actions_are_rejected() {
+        let err = rule_from_json(r#"{"id":"r","sql":"s","actions":[]}"#, None).unwrap_err();
+        assert!(err.contains("at least one action"), "{err}");
+    }
+
+    #[test]
+    fn missing_sql_is_reported() {
+        let err = rule_from_json(r#"{"id":"r","actions":[{"log":{}}]}"#, None).unwrap_err();
+        assert!(err.contains("missing field `sql`"), "{err}");
+    }
+
+    #[test]
+    fn malformed_json_reports_line_and_column() {
+        let err = rule_from_json("{\"id\": \"r\",\n  \"sql\": }", None).unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn id_from_command_line_fills_in_or_must_agree() {
+        let no_id = r#"{"sql":"s","actions":[{"log":{}}]}"#;
+        assert_eq!(rule_from_json(no_id, Some("cli")).unwrap().id, "cli");
+        assert!(rule_from_json(no_id, None).unwrap_err().contains("no id"));
+        let with_id = r#"{"id":"a","sql":"s","actions":[{"log":{}}]}"#;
+        assert_eq!(rule_from_json(with_id, Some("a")).unwrap().id, "a");
+        assert!(rule_from_json(with_id, Some("b")).unwrap_err().contains("differs"));
+    }
+
+    #[test]
+    fn durations_accept_strings_and_reject_negatives() {
+        let rule = rule_from_json(
+            r#"{"id":"r","sql":"s","actions":[{"log":{}}],"options":{"lateTolerance":"1.5s","checkpointInterval":"5m","restartStrategy":{"delay":"250ms","maxDelay":"1m30s"}}}"#,
+            None,
+        )
+        .unwrap();
+        let options = rule.options.unwrap();
+        assert_eq!(options.late_tolerance_ms, Some(1500));
+        assert_eq!(options.checkpoint_interval_ms, Some(300_000));
+        let restart = options.restart_strategy.unwrap();
+        assert_eq!((restart.delay_ms, restart.max_delay_ms), (Some(250), Some(90_000)));
+        let err = rule_from_json(r#"{"id":"r","sql":"s","actions":[{"log":{}}],"options":{"lateTolerance":-1}}"#, None)
+            .unwrap_err();
+        assert!(err.contains("non-negative"), "{err}");
+    }
+
+    #[test]
+    fn parse_duration_cases() {
+        assert_eq!(parse_duration_ms("1000"), Ok(1000));
+        assert_eq!(parse_duration_ms("2h"), Ok(7_200_000));
+        assert_eq!(parse_duration_ms("1h1m1s1ms"), Ok(3_661_001));
+        for bad in ["", "s", "1x", "1.2.3s", "-1s", "1 s", "10us"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn action_flag_forms() {
+        let log = action_from_flag("log").unwrap();
+        assert_eq!(log.r#type, "log");
+        assert!(log.props.unwrap().fields.is_empty());
+
+        let mqtt = action_from_flag(r#"mqtt={"server":"tcp://h:1883","topic":"t=1"}"#).unwrap();
+        assert_eq!(mqtt.r#type, "mqtt");
+        assert_eq!(string_prop(&mqtt, "topic").as_deref(), Some("t=1"));
+
+        let pasted = action_from_flag(r#"{"memory":{"topic":"x"}}"#).unwrap();
+        assert_eq!(pasted.r#type, "memory");
+    }
+
+    #[test]
+    fn bad_action_flags_are_rejected() {
+        assert!(action_from_flag("").is_err());
+        assert!(action_from_flag("mqtt=").is_err());
+        assert!(action_from_flag("mqtt=[1]").unwrap_err().contains("JSON object"));
+        assert!(action_from_flag("my sink").is_err());
+    }
+
+    #[test]
+    fn rule_from_flags_builds_the_rule() {
+        let actions = vec!["log".to_string(), r#"rest={"url":"http://x"}"#.to_string()];
+        let rule = rule_from_flags("r1", "SELECT * FROM demo", &actions, Some(r#"{"qos":1}"#)).unwrap();
+        assert_eq!(rule.id, "r1");
+        assert_eq!(rule.actions.len(), 2);
+        assert_eq!(rule.options.unwrap().qos, 1);
+        assert!(rule_from_flags("r1", "SELECT 1", &[], None).unwrap_err().contains("--action"));
+        assert!(rule_from_flags("r1", "SELECT 1", &actions, Some("{\"qos\":\"x\"}")).is_err());
+    }
+
+    #[test]
+    fn struct_values_round_trip() {
+        let value: Value = serde_json::from_str(r#"{"a":[1,2.5,"x",true,null,{"b":{}}]}"#).unwrap();
+        let Value::Object(map) = &value else { unreachable!() };
+        assert_eq!(Value::Object(struct_to_json(&struct_from_json(map))), value);
+    }
+}

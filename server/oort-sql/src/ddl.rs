@@ -1,0 +1,748 @@
+//! Stream DDL: `CREATE STREAM` / `CREATE TABLE` → [`StreamDef`].
+//!
+//! Grammar (keywords and option keys are case-insensitive):
+//!
+//! ```text
+//! ddl     := CREATE (STREAM | TABLE) name '(' [field {',' field}] ')'
+//!            [WITH '(' [option {',' option}] ')'] [';']
+//! field   := name type
+//! type    := BIGINT | FLOAT | STRING | DATETIME | BOOLEAN | BYTEA
+//!          | ARRAY '(' type ')' | STRUCT '(' field {',' field} ')'
+//! option  := key '=' string          -- "double" or 'single' quoted
+//! name    := word | `backtick quoted`
+//! ```
+//!
+//! An empty field list declares a schemaless stream. `DATASOURCE` is
+//! required, as in eKuiper.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use sqlparser::tokenizer::Token;
+
+use crate::cursor::Cursor;
+use crate::error::{Position, SqlError};
+use crate::types::{Field, FieldType, QuotedIdent, write_fields};
+
+/// The option keys eKuiper accepts in `WITH (...)`, in UPPERCASE.
+pub mod option_key {
+    /// The source's topic, path or table, depending on `TYPE`. Required.
+    pub const DATASOURCE: &str = "DATASOURCE";
+    /// The payload format: `json` (default), `binary`, `protobuf`, `delimited`, ...
+    pub const FORMAT: &str = "FORMAT";
+    /// The primary key of a lookup table.
+    pub const KEY: &str = "KEY";
+    /// The name of the source configuration profile to use.
+    pub const CONF_KEY: &str = "CONF_KEY";
+    /// The source connector type: `mqtt` (default), `memory`, `file`, ...
+    pub const TYPE: &str = "TYPE";
+    /// `"true"` to reject events that do not match the schema.
+    pub const STRICT_VALIDATION: &str = "STRICT_VALIDATION";
+    /// The field that carries the event time.
+    pub const TIMESTAMP: &str = "TIMESTAMP";
+    /// The format of the `TIMESTAMP` field when it is a string.
+    pub const TIMESTAMP_FORMAT: &str = "TIMESTAMP_FORMAT";
+    /// `"true"` to share one source instance between rules.
+    pub const SHARED: &str = "SHARED";
+    /// The schema id for formats that need one (for example `protobuf`).
+    pub const SCHEMAID: &str = "SCHEMAID";
+    /// For tables: `scan` (default) or `lookup`.
+    pub const KIND: &str = "KIND";
+    /// The field separator of the `delimited` format.
+    pub const DELIMITER: &str = "DELIMITER";
+    /// For scan tables: how many rows to keep.
+    pub const RETAIN_SIZE: &str = "RETAIN_SIZE";
+
+    /// Every known key.
+    pub const ALL: [&str; 13] = [
+        DATASOURCE,
+        FORMAT,
+        KEY,
+        CONF_KEY,
+        TYPE,
+        STRICT_VALIDATION,
+        TIMESTAMP,
+        TIMESTAMP_FORMAT,
+        SHARED,
+        SCHEMAID,
+        KIND,
+        DELIMITER,
+        RETAIN_SIZE,
+    ];
+}
+
+/// Deepest `ARRAY`/`STRUCT` nesting accepted, to bound recursion on
+/// hostile input.
+const MAX_TYPE_DEPTH: usize = 32;
+
+/// Whether a definition creates a stream or a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// `CREATE STREAM`: an unbounded sequence of events.
+    Stream,
+    /// `CREATE TABLE`: a snapshot (scan) or keyed (lookup) relation.
+    Table,
+}
+
+impl StreamKind {
+    /// `"STREAM"` or `"TABLE"`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::Stream => "STREAM",
+            Self::Table => "TABLE",
+        }
+    }
+}
+
+impl fmt::Display for StreamKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.keyword())
+    }
+}
+
+/// A parsed `CREATE STREAM` or `CREATE TABLE` statement.
+///
+/// `Display` renders canonical DDL that parses back to an equal value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamDef {
+    /// The stream or table name, without quotes.
+    pub name: String,
+    /// Stream or table.
+    pub kind: StreamKind,
+    /// The declared schema; empty for a schemaless stream.
+    pub fields: Vec<Field>,
+    /// `WITH (...)` options; keys are UPPERCASE, values as written.
+    pub options: BTreeMap<String, String>,
+}
+
+impl StreamDef {
+    /// True when no schema was declared (`CREATE STREAM s () WITH ...`).
+    pub fn is_schemaless(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The top-level field called `name` (case-insensitive).
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The value of option `key` (case-insensitive), as written.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options.get(&key.to_ascii_uppercase()).map(String::as_str)
+    }
+
+    /// `DATASOURCE`: the topic, path or table the source reads.
+    pub fn datasource(&self) -> Option<&str> {
+        self.option(option_key::DATASOURCE)
+    }
+
+    /// `TYPE`: the source connector; eKuiper's default is `mqtt`.
+    pub fn source_type(&self) -> &str {
+        self.option(option_key::TYPE).unwrap_or("mqtt")
+    }
+
+    /// `FORMAT` as written (compare case-insensitively); defaults to `json`.
+    pub fn format(&self) -> &str {
+        self.option(option_key::FORMAT).unwrap_or("json")
+    }
+
+    /// `TIMESTAMP`: the event-time field, if any.
+    pub fn timestamp_field(&self) -> Option<&str> {
+        self.option(option_key::TIMESTAMP)
+    }
+
+    /// `TIMESTAMP_FORMAT`, if any.
+    pub fn timestamp_format(&self) -> Option<&str> {
+        self.option(option_key::TIMESTAMP_FORMAT)
+    }
+
+    /// `KEY`: the primary key of a lookup table, if any.
+    pub fn key(&self) -> Option<&str> {
+        self.option(option_key::KEY)
+    }
+
+    /// `CONF_KEY`: the source configuration profile, if any.
+    pub fn conf_key(&self) -> Option<&str> {
+        self.option(option_key::CONF_KEY)
+    }
+
+    /// `SHARED`: whether rules share one source instance (default false).
+    pub fn shared(&self) -> bool {
+        self.bool_option(option_key::SHARED)
+    }
+
+    /// `STRICT_VALIDATION`: whether to reject events not matching the
+    /// schema (default false).
+    pub fn strict_validation(&self) -> bool {
+        self.bool_option(option_key::STRICT_VALIDATION)
+    }
+
+    /// True for `CREATE TABLE ... WITH (KIND="lookup")`.
+    pub fn is_lookup_table(&self) -> bool {
+        self.kind == StreamKind::Table
+            && self.option(option_key::KIND).is_some_and(|k| k.eq_ignore_ascii_case("lookup"))
+    }
+
+    fn bool_option(&self, key: &str) -> bool {
+        self.option(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+impl fmt::Display for StreamDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CREATE {} {} (", self.kind, QuotedIdent(&self.name))?;
+        write_fields(f, &self.fields)?;
+        f.write_str(")")?;
+        if !self.options.is_empty() {
+            f.write_str(" WITH (")?;
+            for (i, (key, value)) in self.options.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+                write!(f, "{key}=\"{escaped}\"")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses one eKuiper `CREATE STREAM` / `CREATE TABLE` statement.
+///
+/// Validates field names (no duplicates, case-insensitively), type names,
+/// option keys and well-known option values, that `DATASOURCE` is present,
+/// and that `TIMESTAMP` names a declared field. A trailing `;` is allowed;
+/// anything after it is an error.
+///
+/// ```
+/// let def = oort_sql::parse_stream_ddl(
+///     r#"CREATE STREAM demo (temperature FLOAT) WITH (DATASOURCE="demo", FORMAT="json")"#,
+/// )?;
+/// assert_eq!(def.datasource(), Some("demo"));
+/// assert_eq!(def.source_type(), "mqtt");
+/// # Ok::<(), oort_sql::SqlError>(())
+/// ```
+pub fn parse_stream_ddl(sql: &str) -> Result<StreamDef, SqlError> {
+    let mut cursor = Cursor::new(sql)?;
+    cursor.expect_keyword("CREATE")?;
+    let kind = if cursor.peek_keyword("STREAM") {
+        StreamKind::Stream
+    } else if cursor.peek_keyword("TABLE") {
+        StreamKind::Table
+    } else {
+        return Err(cursor.unexpected("STREAM or TABLE"));
+    };
+    cursor.next_token();
+
+    let (name, _) = cursor.expect_word(&format!("a {} name", kind.keyword().to_lowercase()))?;
+    cursor.expect(&Token::LParen, "`(` to start the field list")?;
+    let fields = if cursor.consume(&Token::RParen) {
+        Vec::new()
+    } else {
+        let fields = parse_fields(&mut cursor, 0)?;
+        cursor.expect(&Token::RParen, "`,` or `)` in the field list")?;
+        fields
+    };
+
+    let with_position = cursor.position();
+    let options = if cursor.peek_keyword("WITH") {
+        cursor.next_token();
+        parse_options(&mut cursor, kind)?
+    } else {
+        ParsedOptions::default()
+    };
+
+    cursor.consume(&Token::SemiColon);
+    if !cursor.is_at_end() {
+        let expected = if options.values.is_empty() { "WITH, `;` or end of input" } else { "`;` or end of input" };
+        return Err(cursor.unexpected(expected));
+    }
+
+    let def = StreamDef { name: name.value, kind, fields, options: options.values };
+    validate(&def, &options.value_positions, with_position)?;
+    Ok(def)
+}
+
+/// Parses `name type {, name type}` (at least one field).
+fn parse_fields(cursor: &mut Cursor, depth: usize) -> Result<Vec<Field>, SqlError> {
+    let mut fields = Vec::new();
+    let mut seen = HashSet::new();
+    loop {
+        let (name, position) = cursor.expect_word("a field name")?;
+        if !seen.insert(name.value.to_lowercase()) {
+            return Err(SqlError::semantic(format!("duplicate field name `{}`", name.value), position));
+        }
+        let field_type = parse_type(cursor, depth)?;
+        fields.push(Field::new(name.value, field_type));
+        if !cursor.consume(&Token::Comma) {
+            return Ok(fields);
+        }
+    }
+}
+
+/// Parses a field type.
+fn parse_type(cursor: &mut Cursor, depth: usize) -> Result<FieldType, SqlError> {
+    if depth >= MAX_TYPE_DEPTH {
+        return Err(SqlError::semantic(
+            format!("types are nested more than {MAX_TYPE_DEPTH} levels deep"),
+            cursor.position(),
+        ));
+    }
+    let position = cursor.position();
+    let name = match cursor.peek().map(|t| &t.token) {
+        Some(Token::Word(word)) if word.quote_style.is_none() => word.value.clone(),
+        _ => return Err(cursor.unexpected(&format!("a type ({})", FieldType::VALID_NAMES))),
+    };
+    cursor.next_token();
+
+    if let Some(scalar) = FieldType::scalar_from_name(&name) {
+        return Ok(scalar);
+    }
+    if name.eq_ignore_ascii_case("ARRAY") {
+        cursor.expect(&Token::LParen, "`(` after ARRAY")?;
+        let element = parse_type(cursor, depth + 1)?;
+        cursor.expect(&Token::RParen, "`)` to close ARRAY(...)")?;
+        return Ok(FieldType::Array(Box::new(element)));
+    }
+    if name.eq_ignore_ascii_case("STRUCT") {
+        cursor.expect(&Token::LParen, "`(` after STRUCT")?;
+        if cursor.peek().is_some_and(|t| t.token == Token::RParen) {
+            return Err(SqlError::semantic("STRUCT must declare at least one field", cursor.position()));
+        }
+        let fields = parse_fields(cursor, depth + 1)?;
+        cursor.expect(&Token::RParen, "`,` or `)` in STRUCT(...)")?;
+        return Ok(FieldType::Struct(fields));
+    }
+
+    let hint = FieldType::suggestion_for(&name).map(|t| format!(" (did you mean {t}?)")).unwrap_or_default();
+    Err(SqlError::semantic(
+        format!("unknown type `{name}`{hint}; valid types are {}", FieldType::VALID_NAMES),
+        position,
+    ))
+}
+
+/// Options as parsed, with the position of each value for later checks.
+#[derive(Default)]
+struct ParsedOptions {
+    values: BTreeMap<String, String>,
+    value_positions: HashMap<String, Option<Position>>,
+}
+
+/// Parses `( KEY = "value" {, KEY = "value"} )` after `WITH`.
+fn parse_options(cursor: &mut Cursor, kind: StreamKind) -> Result<ParsedOptions, SqlError> {
+    let mut options = ParsedOptions::default();
+    cursor.expect(&Token::LParen, "`(` after WITH")?;
+    if cursor.consume(&Token::RParen) {
+        return Ok(options);
+    }
+    loop {
+        let (word, key_position) = cursor.expect_word("an option name")?;
+        let key = word.value.to_ascii_uppercase();
+        if !option_key::ALL.contains(&key.as_str()) {
+            return Err(SqlError::semantic(
+                format!("unknown option `{}`; valid options are {}", word.value, option_key::ALL.join(", ")),
+                key_position,
+            ));
+        }
+        if options.values.contains_key(&key) {
+            return Err(SqlError::semantic(format!("option {key} is given more than once"), key_position));
+        }
+        cursor.expect(&Token::Eq, &format!("`=` after {key}"))?;
+        let value_position = cursor.position();
+        let value = match cursor.peek().map(|t| &t.token) {
+            Some(Token::DoubleQuotedString(s) | Token::SingleQuotedString(s)) => s.clone(),
+            _ => {
+                return Err(SqlError::syntax(
+                    format!(
+                        "expected a quoted string value for {key} (e.g. {key}=\"...\"), found {}",
+                        cursor.describe_next()
+                    ),
+                    value_position,
+                ));
+            }
+        };
+        cursor.next_token();
+        validate_option_value(&key, &value, kind, value_position)?;
+        options.values.insert(key.clone(), value);
+        options.value_positions.insert(key, value_position);
+
+        if !cursor.consume(&Token::Comma) {
+            cursor.expect(&Token::RParen, "`,` or `)` in the WITH options")?;
+            return Ok(options);
+        }
+    }
+}
+
+/// Checks the values of options whose values have a fixed form.
+fn validate_option_value(key: &str, value: &str, kind: StreamKind, position: Option<Position>) -> Result<(), SqlError> {
+    let bad =
+        |expected: &str| Err(SqlError::semantic(format!("option {key} must be {expected}, got \"{value}\""), position));
+    let one_of = |choices: [&str; 2]| choices.iter().any(|c| value.eq_ignore_ascii_case(c));
+    match key {
+        option_key::SHARED | option_key::STRICT_VALIDATION if !one_of(["true", "false"]) => {
+            bad("\"true\" or \"false\"")
+        }
+        option_key::RETAIN_SIZE if value.parse::<u64>().is_err() => bad("a non-negative integer"),
+        option_key::KIND if kind != StreamKind::Table => {
+            Err(SqlError::semantic("option KIND only applies to tables (CREATE TABLE)", position))
+        }
+        option_key::KIND if !one_of(["scan", "lookup"]) => bad("\"scan\" or \"lookup\""),
+        option_key::DATASOURCE if value.trim().is_empty() => bad("a non-empty string"),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the statement as a whole.
+fn validate(
+    def: &StreamDef,
+    value_positions: &HashMap<String, Option<Position>>,
+    with_position: Option<Position>,
+) -> Result<(), SqlError> {
+    let position_of = |key: &str| value_positions.get(key).copied().flatten();
+    let noun = def.kind.keyword().to_lowercase();
+
+    if def.datasource().is_none() {
+        return Err(SqlError::semantic(
+            format!("missing required option DATASOURCE: every {noun} needs WITH (DATASOURCE=\"...\")"),
+            with_position,
+        ));
+    }
+
+    if let Some(ts) = def.timestamp_field() {
+        if !def.is_schemaless() && def.field(ts).is_none() {
+            return Err(SqlError::semantic(
+                format!("TIMESTAMP names `{ts}`, which is not a field of {noun} `{}`", def.name),
+                position_of(option_key::TIMESTAMP),
+            ));
+        }
+    }
+
+    if def.format().eq_ignore_ascii_case("binary") {
+        let position = position_of(option_key::FORMAT);
+        if def.kind == StreamKind::Table {
+            return Err(SqlError::semantic("FORMAT \"binary\" is not supported for tables", position));
+        }
+        let single_bytea = matches!(def.fields.as_slice(), [f] if f.field_type == FieldType::Bytea);
+        if !def.is_schemaless() && !single_bytea {
+            return Err(SqlError::semantic(
+                "a stream with FORMAT \"binary\" must be schemaless or have exactly one BYTEA field",
+                position,
+            ));
+        }
+    }
+
+    if def.is_lookup_table() && def.source_type().eq_ignore_ascii_case("memory") && def.key().is_none() {
+        return Err(SqlError::semantic("a memory lookup table needs the KEY option", position_of(option_key::KIND)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(sql: &str) -> StreamDef {
+        parse_stream_ddl(sql).unwrap_or_else(|e| panic!("{sql}\n{e}"))
+    }
+
+    fn error(sql: &str) -> SqlError {
+        match parse_stream_ddl(sql) {
+            Ok(def) => panic!("expected an error for {sql}, got {def:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn at(line: u64, column: u64) -> Option<Position> {
+        Some(Position::new(line, column))
+    }
+
+    #[test]
+    fn basic_stream() {
+        let def = parse(
+            r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT) WITH (DATASOURCE="demo", FORMAT="json", TYPE="mqtt")"#,
+        );
+        assert_eq!(def.name, "demo");
+        assert_eq!(def.kind, StreamKind::Stream);
+        assert_eq!(
+            def.fields,
+            vec![Field::new("temperature", FieldType::Float), Field::new("humidity", FieldType::Bigint),]
+        );
+        assert_eq!(def.datasource(), Some("demo"));
+        assert_eq!(def.format(), "json");
+        assert_eq!(def.source_type(), "mqtt");
+        assert!(!def.is_schemaless());
+        assert!(!def.shared());
+    }
+
+    #[test]
+    fn schemaless_stream_with_defaults() {
+        let def = parse(r#"CREATE STREAM demo () WITH (DATASOURCE="demo", FORMAT="JSON")"#);
+        assert!(def.is_schemaless());
+        assert_eq!(def.format(), "JSON");
+        assert_eq!(def.source_type(), "mqtt");
+        assert_eq!(def.timestamp_field(), None);
+
+        let def = parse(r#"CREATE STREAM demo () WITH (DATASOURCE="demo")"#);
+        assert_eq!(def.format(), "json");
+    }
+
+    #[test]
+    fn all_types_and_options() {
+        let def = parse(
+            r#"create stream s1 (id BIGINT, name STRING, ok BOOLEAN, ts DATETIME, raw BYTEA, tags ARRAY(STRING), loc STRUCT(lat FLOAT, lng FLOAT)) WITH (TYPE="memory", DATASOURCE="topic/a", TIMESTAMP="ts", SHARED="true", CONF_KEY="default", KEY="id")"#,
+        );
+        assert_eq!(def.name, "s1");
+        let types: Vec<String> = def.fields.iter().map(|f| f.field_type.to_string()).collect();
+        assert_eq!(
+            types,
+            ["BIGINT", "STRING", "BOOLEAN", "DATETIME", "BYTEA", "ARRAY(STRING)", "STRUCT(lat FLOAT, lng FLOAT)"]
+        );
+        assert_eq!(def.source_type(), "memory");
+        assert_eq!(def.datasource(), Some("topic/a"));
+        assert_eq!(def.timestamp_field(), Some("ts"));
+        assert!(def.shared());
+        assert_eq!(def.conf_key(), Some("default"));
+        assert_eq!(def.key(), Some("id"));
+        assert_eq!(def.option("type"), Some("memory"));
+    }
+
+    #[test]
+    fn lookup_table() {
+        let def = parse(
+            r#"CREATE TABLE lookup (id BIGINT, name STRING) WITH (DATASOURCE="lookup.json", TYPE="file", FORMAT="json", KIND="lookup")"#,
+        );
+        assert_eq!(def.kind, StreamKind::Table);
+        assert!(def.is_lookup_table());
+        assert_eq!(def.source_type(), "file");
+    }
+
+    #[test]
+    fn backtick_names_lowercase_keys_single_quotes_and_semicolon() {
+        let def = parse(
+            "CREATE STREAM `my stream` (`first name` STRING, `select` BIGINT) with (datasource='a/b', Format=\"json\");",
+        );
+        assert_eq!(def.name, "my stream");
+        assert_eq!(def.fields[0].name, "first name");
+        assert_eq!(def.fields[1].name, "select");
+        assert_eq!(def.options.keys().collect::<Vec<_>>(), ["DATASOURCE", "FORMAT"]);
+        assert_eq!(def.datasource(), Some("a/b"));
+    }
+
+    #[test]
+    fn nested_types() {
+        let def = parse(
+            r#"CREATE STREAM s (a ARRAY(STRUCT(x BIGINT, y ARRAY(ARRAY(FLOAT)))), b STRUCT(c STRUCT(d BOOLEAN))) WITH (DATASOURCE="s")"#,
+        );
+        assert_eq!(def.fields[0].field_type.to_string(), "ARRAY(STRUCT(x BIGINT, y ARRAY(ARRAY(FLOAT))))");
+        assert_eq!(def.fields[1].field_type.to_string(), "STRUCT(c STRUCT(d BOOLEAN))");
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let sqls = [
+            r#"create stream s1 (id BIGINT, tags ARRAY(STRING), loc STRUCT(lat FLOAT, `my lng` FLOAT)) WITH (TYPE="memory", DATASOURCE="topic/a", TIMESTAMP="id", SHARED="true")"#,
+            r#"CREATE TABLE `odd``name` (id BIGINT) WITH (DATASOURCE="quote\"and\\backslash", KIND="lookup", TYPE="file")"#,
+            r#"CREATE STREAM demo () WITH (DATASOURCE="demo")"#,
+        ];
+        for sql in sqls {
+            let def = parse(sql);
+            let rendered = def.to_string();
+            assert_eq!(parse(&rendered), def, "{rendered}");
+        }
+        assert_eq!(
+            parse(r#"create stream demo (a bigint) with (datasource="d", format="json")"#).to_string(),
+            r#"CREATE STREAM demo (a BIGINT) WITH (DATASOURCE="d", FORMAT="json")"#
+        );
+    }
+
+    #[test]
+    fn duplicate_field() {
+        let e = error(r#"CREATE STREAM demo (a BIGINT, b FLOAT, A STRING) WITH (DATASOURCE="d")"#);
+        assert!(matches!(e, SqlError::Semantic { .. }));
+        assert!(e.message().contains("duplicate field name `A`"), "{e}");
+        assert_eq!(e.position(), at(1, 40));
+    }
+
+    #[test]
+    fn duplicate_field_inside_struct() {
+        let e = error(r#"CREATE STREAM demo (s STRUCT(x FLOAT, x FLOAT)) WITH (DATASOURCE="d")"#);
+        assert!(e.message().contains("duplicate field name `x`"), "{e}");
+        assert_eq!(e.position(), at(1, 39));
+    }
+
+    #[test]
+    fn unknown_type_lists_valid_types() {
+        let e = error(r#"CREATE STREAM demo (a INT) WITH (DATASOURCE="d")"#);
+        assert!(e.message().contains("unknown type `INT`"), "{e}");
+        assert!(e.message().contains("did you mean BIGINT?"), "{e}");
+        for valid in ["BIGINT", "FLOAT", "STRING", "DATETIME", "BOOLEAN", "BYTEA", "ARRAY", "STRUCT"] {
+            assert!(e.message().contains(valid), "{e}");
+        }
+        assert_eq!(e.position(), at(1, 23));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "invalid statement at line 1, column 23: unknown type `INT` (did you mean BIGINT?); valid types are {}",
+                FieldType::VALID_NAMES
+            )
+        );
+    }
+
+    #[test]
+    fn unknown_type_inside_array() {
+        let e = error(r#"CREATE STREAM demo (a ARRAY(foo)) WITH (DATASOURCE="d")"#);
+        assert!(e.message().contains("unknown type `foo`"), "{e}");
+        assert_eq!(e.position(), at(1, 29));
+    }
+
+    #[test]
+    fn unknown_option() {
+        let e = error(r#"CREATE STREAM demo () WITH (DATASOURCE="d", COLOR="red")"#);
+        assert!(e.message().contains("unknown option `COLOR`"), "{e}");
+        assert!(e.message().contains("DATASOURCE, FORMAT, KEY"), "{e}");
+        assert!(e.message().contains("RETAIN_SIZE"), "{e}");
+        assert_eq!(e.position(), at(1, 45));
+    }
+
+    #[test]
+    fn duplicate_option() {
+        let e = error(r#"CREATE STREAM demo () WITH (DATASOURCE="d", datasource="e")"#);
+        assert!(e.message().contains("DATASOURCE is given more than once"), "{e}");
+        assert_eq!(e.position(), at(1, 45));
+    }
+
+    #[test]
+    fn timestamp_must_name_a_field() {
+        let e = error(r#"CREATE STREAM demo (a BIGINT) WITH (DATASOURCE="d", TIMESTAMP="ts")"#);
+        assert!(e.message().contains("TIMESTAMP names `ts`"), "{e}");
+        assert_eq!(e.position(), at(1, 63));
+        // Schemaless streams cannot be checked, so any field is accepted.
+        parse(r#"CREATE STREAM demo () WITH (DATASOURCE="d", TIMESTAMP="ts")"#);
+    }
+
+    #[test]
+    fn datasource_is_required() {
+        let e = error("CREATE STREAM demo (a BIGINT)");
+        assert!(e.message().contains("missing required option DATASOURCE"), "{e}");
+        assert!(e.message().contains("every stream"), "{e}");
+        assert_eq!(e.position(), at(1, 30));
+
+        let e = error(r#"CREATE TABLE t (a BIGINT) WITH (TYPE="file")"#);
+        assert!(e.message().contains("every table"), "{e}");
+        assert_eq!(e.position(), at(1, 27));
+
+        let e = error(r#"CREATE STREAM demo () WITH (DATASOURCE="")"#);
+        assert!(e.message().contains("non-empty"), "{e}");
+        assert_eq!(e.position(), at(1, 40));
+    }
+
+    #[test]
+    fn option_values_are_checked() {
+        let e = error(r#"CREATE STREAM demo () WITH (DATASOURCE="d", SHARED="yes")"#);
+        assert!(e.message().contains("SHARED must be \"true\" or \"false\""), "{e}");
+        assert_eq!(e.position(), at(1, 52));
+
+        let e = error(r#"CREATE TABLE t () WITH (DATASOURCE="d", RETAIN_SIZE="-1")"#);
+        assert!(e.message().contains("RETAIN_SIZE must be a non-negative integer"), "{e}");
+
+        let e = error(r#"CREATE STREAM demo () WITH (DATASOURCE="d", KIND="lookup")"#);
+        assert!(e.message().contains("KIND only applies to tables"), "{e}");
+
+        let e = error(r#"CREATE TABLE t () WITH (DATASOURCE="d", KIND="hash")"#);
+        assert!(e.message().contains("\"scan\" or \"lookup\""), "{e}");
+
+        let e = error(r#"CREATE STREAM demo () WITH (DATASOURCE=demo)"#);
+        assert!(matches!(e, SqlError::Syntax { .. }));
+        assert!(e.message().contains("quoted string value for DATASOURCE"), "{e}");
+        assert_eq!(e.position(), at(1, 40));
+    }
+
+    #[test]
+    fn binary_format_rules() {
+        parse(r#"CREATE STREAM b (raw BYTEA) WITH (DATASOURCE="d", FORMAT="binary")"#);
+        parse(r#"CREATE STREAM b () WITH (DATASOURCE="d", FORMAT="BINARY")"#);
+        let e = error(r#"CREATE STREAM b (a BIGINT) WITH (DATASOURCE="d", FORMAT="binary")"#);
+        assert!(e.message().contains("exactly one BYTEA field"), "{e}");
+        let e = error(r#"CREATE TABLE b () WITH (DATASOURCE="d", FORMAT="binary")"#);
+        assert!(e.message().contains("not supported for tables"), "{e}");
+    }
+
+    #[test]
+    fn memory_lookup_table_needs_key() {
+        let e = error(r#"CREATE TABLE t (id BIGINT) WITH (DATASOURCE="d", TYPE="memory", KIND="lookup")"#);
+        assert!(e.message().contains("needs the KEY option"), "{e}");
+        parse(r#"CREATE TABLE t (id BIGINT) WITH (DATASOURCE="d", TYPE="memory", KIND="lookup", KEY="id")"#);
+    }
+
+    #[test]
+    fn trailing_garbage() {
+        let e = error(r#"CREATE STREAM demo () WITH (DATASOURCE="d"); SELECT 1"#);
+        assert!(matches!(e, SqlError::Syntax { .. }));
+        assert!(e.message().contains("found SELECT"), "{e}");
+        assert_eq!(e.position(), at(1, 46));
+
+        let e = error(r#"CREATE STREAM demo () WITH (DATASOURCE="d") extra"#);
+        assert!(e.message().contains("expected `;` or end of input, found extra"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_with_positions() {
+        let e = error("CREATE VIEW v");
+        assert_eq!(e.message(), "expected STREAM or TABLE, found VIEW");
+        assert_eq!(e.position(), at(1, 8));
+
+        let e = error("SELECT * FROM demo");
+        assert_eq!(e.message(), "expected CREATE, found SELECT");
+        assert_eq!(e.position(), at(1, 1));
+
+        let e = error("CREATE STREAM demo (a BIGINT b FLOAT)");
+        assert!(e.message().contains("found b"), "{e}");
+        assert_eq!(e.position(), at(1, 30));
+
+        let e = error("CREATE STREAM demo (a ARRAY(BIGINT) WITH (DATASOURCE=\"x\")");
+        assert!(e.message().contains("`,` or `)` in the field list"), "{e}");
+        assert_eq!(e.position(), at(1, 37));
+
+        let e = error("");
+        assert_eq!(e.message(), "expected CREATE, found end of input");
+        assert_eq!(e.position(), at(1, 1));
+
+        let e = error("CREATE STREAM demo (a STRUCT()) WITH (DATASOURCE=\"x\")");
+        assert!(e.message().contains("STRUCT must declare at least one field"), "{e}");
+        assert_eq!(e.position(), at(1, 30));
+    }
+
+    #[test]
+    fn multi_line_error_position() {
+        let sql = "CREATE STREAM demo (\n  temperature FLOAT,\n  humidity DOUBLE\n) WITH (DATASOURCE=\"demo\")";
+        let e = error(sql);
+        assert!(e.message().contains("unknown type `DOUBLE`"), "{e}");
+        assert_eq!(e.position(), at(3, 12));
+
+        let sql = "CREATE STREAM demo (a BIGINT)\nWITH (\n  DATASOURCE=\"demo\",\n  FORMATS=\"json\"\n)";
+        let e = error(sql);
+        assert!(e.message().contains("unknown option `FORMATS`"), "{e}");
+        assert_eq!(e.position(), at(4, 3));
+    }
+
+    #[test]
+    fn unterminated_string_is_a_tokenizer_error() {
+        let e = error("CREATE STREAM demo () WITH (DATASOURCE=\"demo)");
+        assert!(matches!(e, SqlError::Syntax { .. }));
+        assert!(e.message().contains("unterminated"), "{e}");
+        assert_eq!(e.position(), at(1, 40));
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_not_overflowed() {
+        let depth = 10_000;
+        let sql = format!(
+            "CREATE STREAM s (a {}BIGINT{}) WITH (DATASOURCE=\"d\")",
+            "ARRAY(".repeat(depth),
+            ")".repeat(depth)
+        );
+        let e = error(&sql);
+        assert!(e.message().contains("nested more than"), "{e}");
+    }
+}

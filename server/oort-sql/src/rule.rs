@@ -1,0 +1,745 @@
+//! Rule SQL: one eKuiper `SELECT` → [`RuleQuery`].
+//!
+//! The statement is parsed by sqlparser with
+//! [`EkuiperDialect`](crate::EkuiperDialect); the sqlparser AST is kept for
+//! the planner, alongside typed summaries of the parts every consumer needs:
+//! the sources ([`SourceRef`]) and the window ([`WindowSpec`]).
+//!
+//! Remember when walking the AST that `"text"` is a string literal in eKuiper:
+//! it arrives as `Value::DoubleQuotedString` and means the same as
+//! `Value::SingleQuotedString`.
+
+use std::collections::HashSet;
+
+use sqlparser::ast::{
+    Expr, GroupByExpr, JoinConstraint, JoinOperator, LimitClause, ObjectNamePart, OrderByExpr, OrderByKind, Query,
+    Select, SelectFlavor, SetExpr, Spanned, Statement, TableFactor, Value,
+};
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, TokenWithSpan};
+
+use crate::cursor::{describe, is_keyword};
+use crate::dialect::{EkuiperDialect, end_of_input, tokenize};
+use crate::error::{Position, SqlError};
+use crate::window::WindowSpec;
+
+/// A stream or table read by a rule: the `FROM` stream or a `JOIN`ed table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourceRef {
+    /// The stream or table name, without quotes.
+    pub name: String,
+    /// The alias given with `AS` (or without it), if any.
+    pub alias: Option<String>,
+    /// Where the name appears in the rule SQL.
+    pub position: Option<Position>,
+}
+
+impl SourceRef {
+    /// The name the rest of the query uses for this source: the alias if
+    /// there is one, else the name.
+    pub fn reference_name(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// A parsed and validated rule query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleQuery {
+    /// The `SELECT` body as sqlparser parsed it: projection, `FROM` with its
+    /// joins, `WHERE`, `GROUP BY` (window call included), `HAVING`.
+    pub select: Select,
+    /// `ORDER BY` items, in order; empty when absent.
+    pub order_by: Vec<OrderByExpr>,
+    /// `LIMIT n`, if present.
+    pub limit: Option<u64>,
+    /// The `FROM` stream first, then each `JOIN`ed source in order.
+    pub sources: Vec<SourceRef>,
+    /// The window declared in `GROUP BY`, if any.
+    pub window: Option<WindowSpec>,
+}
+
+impl RuleQuery {
+    /// The names of all sources, `FROM` stream first.
+    pub fn source_names(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().map(|s| s.name.as_str())
+    }
+
+    /// The `FROM` stream.
+    pub fn stream(&self) -> Option<&SourceRef> {
+        self.sources.first()
+    }
+
+    /// The `GROUP BY` expressions other than the window call.
+    pub fn dimensions(&self) -> impl Iterator<Item = &Expr> {
+        let exprs: &[Expr] = match &self.select.group_by {
+            GroupByExpr::Expressions(exprs, _) => exprs,
+            GroupByExpr::All(_) => &[],
+        };
+        exprs.iter().filter(|e| !is_window_call(e))
+    }
+}
+
+/// Parses one eKuiper rule: a single `SELECT` statement.
+///
+/// Checks that it is exactly one `SELECT` (a trailing `;` is allowed), reads
+/// `FROM` exactly one stream (plus any `JOIN`ed tables, each with an `ON`
+/// condition, except `CROSS JOIN`), has at most one window in `GROUP BY`
+/// with valid arguments, and uses no SQL features eKuiper lacks (`WITH`,
+/// `UNION`, subqueries in `FROM`, `DISTINCT`, `OFFSET`, ...).
+///
+/// ```
+/// use oort_sql::{parse_rule_sql, TimeUnit, WindowSpec};
+///
+/// let rule = parse_rule_sql(
+///     "SELECT avg(temperature) AS t FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)",
+/// )?;
+/// assert_eq!(rule.source_names().collect::<Vec<_>>(), ["demo"]);
+/// assert_eq!(
+///     rule.window,
+///     Some(WindowSpec::Tumbling { unit: TimeUnit::Second, length: 10 })
+/// );
+/// # Ok::<(), oort_sql::SqlError>(())
+/// ```
+pub fn parse_rule_sql(sql: &str) -> Result<RuleQuery, SqlError> {
+    let tokens = tokenize(sql)?;
+    let end = end_of_input(&tokens);
+    check_starts_with_select(&tokens, end)?;
+
+    let mut parser = Parser::new(&EkuiperDialect).with_tokens_with_locations(tokens);
+    let statement = parser.parse_statement().map_err(|e| SqlError::from_parser_error(e, end))?;
+    while parser.consume_token(&Token::SemiColon) {}
+    let next = parser.peek_token();
+    if next.token != Token::EOF {
+        let position = Position::from_location(next.span.start);
+        return Err(if is_keyword(&next.token, "SELECT") {
+            SqlError::semantic("a rule must be a single SELECT statement, but a second statement follows", position)
+        } else {
+            SqlError::syntax(format!("expected end of statement, found {}", describe(&next.token)), position)
+        });
+    }
+
+    let Statement::Query(query) = statement else {
+        return Err(not_a_select(Position::from_location(statement.span().start)));
+    };
+    from_query(*query)
+}
+
+/// Rejects anything that does not start with `SELECT` before sqlparser gets
+/// a chance to parse (and mis-describe) another kind of statement.
+fn check_starts_with_select(tokens: &[TokenWithSpan], end: Option<Position>) -> Result<(), SqlError> {
+    match tokens.iter().find(|t| !matches!(t.token, Token::Whitespace(_))) {
+        None => Err(SqlError::syntax("expected a SELECT statement, found end of input", end)),
+        Some(t) if is_keyword(&t.token, "SELECT") => Ok(()),
+        Some(t) => Err(not_a_select(Position::from_location(t.span.start))),
+    }
+}
+
+fn not_a_select(position: Option<Position>) -> SqlError {
+    SqlError::semantic("a rule must be a single SELECT statement", position)
+}
+
+fn unsupported(what: &str, position: Option<Position>) -> SqlError {
+    SqlError::semantic(format!("{what} is not supported in rules"), position)
+}
+
+fn position_of(node: &impl Spanned) -> Option<Position> {
+    Position::from_location(node.span().start)
+}
+
+/// Validates the query and extracts the typed summaries.
+fn from_query(query: Query) -> Result<RuleQuery, SqlError> {
+    let Query { with, body, order_by, limit_clause, fetch, locks, for_clause, settings, format_clause, pipe_operators } =
+        query;
+    let select = match *body {
+        SetExpr::Select(select) => *select,
+        SetExpr::SetOperation { op, left, .. } => {
+            return Err(unsupported(&format!("{op}"), position_of(&*left)));
+        }
+        other => return Err(not_a_select(position_of(&other))),
+    };
+    let select_position = Position::from_location(select.select_token.0.span.start);
+
+    if let Some(with) = with {
+        return Err(unsupported("WITH", position_of(&with)));
+    }
+    if let Some(fetch) = fetch {
+        return Err(unsupported("FETCH", position_of(&fetch)));
+    }
+    if !locks.is_empty() {
+        return Err(unsupported("FOR UPDATE/SHARE", select_position));
+    }
+    if for_clause.is_some() {
+        return Err(unsupported("FOR XML/JSON", select_position));
+    }
+    if settings.is_some() {
+        return Err(unsupported("SETTINGS", select_position));
+    }
+    if format_clause.is_some() {
+        return Err(unsupported("FORMAT", select_position));
+    }
+    if !pipe_operators.is_empty() {
+        return Err(unsupported("the pipe operator", select_position));
+    }
+
+    let order_by = match order_by {
+        None => Vec::new(),
+        Some(order_by) => {
+            if order_by.interpolate.is_some() {
+                return Err(unsupported("INTERPOLATE", position_of(&order_by)));
+            }
+            match order_by.kind {
+                OrderByKind::Expressions(exprs) => exprs,
+                OrderByKind::All(_) => {
+                    return Err(unsupported("ORDER BY ALL", select_position));
+                }
+            }
+        }
+    };
+    let limit = limit_clause.map(parse_limit).transpose()?;
+
+    check_select_clauses(&select, select_position)?;
+    let sources = sources(&select, select_position)?;
+    let window = window(&select)?;
+    Ok(RuleQuery { select, order_by, limit, sources, window })
+}
+
+/// `LIMIT n` with a non-negative integer literal; no `OFFSET`.
+fn parse_limit(clause: LimitClause) -> Result<u64, SqlError> {
+    let position = position_of(&clause);
+    match clause {
+        LimitClause::LimitOffset { limit, offset, limit_by } => {
+            if let Some(offset) = offset {
+                return Err(unsupported("OFFSET", position_of(&offset)));
+            }
+            if let Some(first) = limit_by.first() {
+                return Err(unsupported("LIMIT BY", position_of(first)));
+            }
+            match limit {
+                Some(Expr::Value(ref v)) => match &v.value {
+                    Value::Number(n, _) => n.parse::<u64>().ok(),
+                    _ => None,
+                },
+                _ => None,
+            }
+            .ok_or_else(|| {
+                let got = limit.map(|e| e.to_string()).unwrap_or_else(|| "ALL".into());
+                SqlError::semantic(format!("LIMIT must be a non-negative integer, got `{got}`"), position)
+            })
+        }
+        LimitClause::OffsetCommaLimit { offset, .. } => Err(unsupported("OFFSET", position_of(&offset))),
+    }
+}
+
+/// Rejects the `SELECT` clauses that eKuiper does not have. Most are only
+/// parsed by other dialects; checking them keeps a future dialect change
+/// from silently widening the accepted language.
+fn check_select_clauses(select: &Select, at: Option<Position>) -> Result<(), SqlError> {
+    let present = [
+        (select.distinct.is_some(), "SELECT DISTINCT"),
+        (select.top.is_some(), "TOP"),
+        (select.into.is_some(), "SELECT INTO"),
+        (!select.optimizer_hints.is_empty(), "optimizer hints"),
+        (select.select_modifiers.is_some(), "SELECT modifiers"),
+        (select.exclude.is_some(), "EXCLUDE"),
+        (!select.lateral_views.is_empty(), "LATERAL VIEW"),
+        (select.prewhere.is_some(), "PREWHERE"),
+        (!select.connect_by.is_empty(), "CONNECT BY"),
+        (!select.cluster_by.is_empty(), "CLUSTER BY"),
+        (!select.distribute_by.is_empty(), "DISTRIBUTE BY"),
+        (!select.sort_by.is_empty(), "SORT BY"),
+        (!select.named_window.is_empty(), "a named WINDOW clause"),
+        (select.qualify.is_some(), "QUALIFY"),
+        (select.value_table_mode.is_some(), "SELECT AS VALUE/STRUCT"),
+        (!matches!(select.flavor, SelectFlavor::Standard), "FROM-first SELECT"),
+    ];
+    match present.iter().find(|(is_present, _)| *is_present) {
+        Some((_, what)) => Err(unsupported(what, at)),
+        None => Ok(()),
+    }
+}
+
+/// The `FROM` stream and the `JOIN`ed sources, validated.
+fn sources(select: &Select, at: Option<Position>) -> Result<Vec<SourceRef>, SqlError> {
+    let from = match select.from.as_slice() {
+        [] => {
+            return Err(SqlError::semantic("a rule must read FROM exactly one stream", at));
+        }
+        [from] => from,
+        [_, second, ..] => {
+            return Err(SqlError::semantic(
+                "a rule must read FROM exactly one stream; combine it with tables using JOIN",
+                position_of(&second.relation),
+            ));
+        }
+    };
+
+    let mut sources = vec![source_ref(&from.relation)?];
+    for join in &from.joins {
+        let position = position_of(&join.relation);
+        let constraint = match &join.join_operator {
+            JoinOperator::Join(c)
+            | JoinOperator::Inner(c)
+            | JoinOperator::Left(c)
+            | JoinOperator::LeftOuter(c)
+            | JoinOperator::Right(c)
+            | JoinOperator::RightOuter(c)
+            | JoinOperator::FullOuter(c) => Some(c),
+            JoinOperator::CrossJoin(JoinConstraint::None) => None,
+            JoinOperator::CrossJoin(_) => {
+                return Err(SqlError::semantic("CROSS JOIN takes no join condition", position));
+            }
+            _ => {
+                return Err(unsupported(
+                    "this kind of join (only INNER, LEFT, RIGHT, FULL and CROSS joins are)",
+                    position,
+                ));
+            }
+        };
+        match constraint {
+            None | Some(JoinConstraint::On(_)) => {}
+            Some(JoinConstraint::None) => {
+                return Err(SqlError::semantic("JOIN needs an ON condition (or use CROSS JOIN)", position));
+            }
+            Some(_) => {
+                return Err(unsupported("USING and NATURAL joins (write JOIN ... ON ...)", position));
+            }
+        }
+        sources.push(source_ref(&join.relation)?);
+    }
+
+    let mut seen = HashSet::new();
+    for source in &sources {
+        if !seen.insert(source.reference_name().to_lowercase()) {
+            return Err(SqlError::semantic(
+                format!("`{}` is used for two sources; give one of them an alias", source.reference_name()),
+                source.position,
+            ));
+        }
+    }
+    Ok(sources)
+}
+
+/// A named stream or table with an optional alias.
+fn source_ref(factor: &TableFactor) -> Result<SourceRef, SqlError> {
+    let position = position_of(factor);
+    let TableFactor::Table { name, alias, args, .. } = factor else {
+        return Err(unsupported("reading from a subquery or table function (name a stream or table)", position));
+    };
+    if args.is_some() {
+        return Err(unsupported("table functions", position));
+    }
+    let name = match name.0.as_slice() {
+        [ObjectNamePart::Identifier(ident)] => ident.value.clone(),
+        _ => {
+            return Err(unsupported(&format!("the qualified source name `{name}`"), position));
+        }
+    };
+    if let Some(alias) = alias {
+        if !alias.columns.is_empty() {
+            return Err(unsupported("column aliases on a source", position));
+        }
+    }
+    Ok(SourceRef { name, alias: alias.as_ref().map(|a| a.name.value.clone()), position })
+}
+
+/// True for a call of a window function.
+fn is_window_call(expr: &Expr) -> bool {
+    match expr {
+        Expr::Function(f) => match f.name.0.as_slice() {
+            [ObjectNamePart::Identifier(ident)] => WindowSpec::is_window_function(&ident.value),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The window in `GROUP BY`, if any; at most one is allowed.
+fn window(select: &Select) -> Result<Option<WindowSpec>, SqlError> {
+    let exprs = match &select.group_by {
+        GroupByExpr::Expressions(exprs, modifiers) => {
+            if !modifiers.is_empty() {
+                return Err(unsupported("GROUP BY modifiers (ROLLUP, CUBE, ...)", position_of(&select.group_by)));
+            }
+            exprs
+        }
+        GroupByExpr::All(_) => {
+            return Err(unsupported("GROUP BY ALL", position_of(&select.group_by)));
+        }
+    };
+    let mut window = None;
+    for expr in exprs {
+        let Expr::Function(function) = expr else {
+            continue;
+        };
+        let Some(spec) = WindowSpec::from_function(function)? else {
+            continue;
+        };
+        if window.is_some() {
+            return Err(SqlError::semantic("at most one window is allowed in GROUP BY", position_of(expr)));
+        }
+        window = Some(spec);
+    }
+    Ok(window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::TimeUnit;
+    use sqlparser::ast::{BinaryOperator, SelectItem};
+
+    fn parse(sql: &str) -> RuleQuery {
+        parse_rule_sql(sql).unwrap_or_else(|e| panic!("{sql}\n{e}"))
+    }
+
+    fn error(sql: &str) -> SqlError {
+        match parse_rule_sql(sql) {
+            Ok(rule) => panic!("expected an error for {sql}, got {rule:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn at(line: u64, column: u64) -> Option<Position> {
+        Some(Position::new(line, column))
+    }
+
+    fn names(rule: &RuleQuery) -> Vec<&str> {
+        rule.source_names().collect()
+    }
+
+    #[test]
+    fn select_star() {
+        let rule = parse("SELECT * FROM demo");
+        assert_eq!(names(&rule), ["demo"]);
+        assert_eq!(rule.window, None);
+        assert!(matches!(rule.select.projection[..], [SelectItem::Wildcard(_)]));
+        assert_eq!(rule.stream(), Some(&SourceRef { name: "demo".into(), alias: None, position: at(1, 15) }));
+    }
+
+    #[test]
+    fn projection_and_where() {
+        let rule = parse("SELECT temperature AS t, humidity FROM demo WHERE temperature > 30 AND humidity < 80");
+        assert_eq!(rule.select.projection.len(), 2);
+        assert!(matches!(rule.select.selection, Some(Expr::BinaryOp { op: BinaryOperator::And, .. })));
+    }
+
+    #[test]
+    fn tumbling_window_with_having() {
+        let rule = parse(
+            "SELECT avg(temperature) AS avg_t, count(*) FROM demo GROUP BY TUMBLINGWINDOW(ss, 10) HAVING avg_t > 20",
+        );
+        assert_eq!(rule.window, Some(WindowSpec::Tumbling { unit: TimeUnit::Second, length: 10 }));
+        assert!(rule.select.having.is_some());
+        assert_eq!(rule.dimensions().count(), 0);
+    }
+
+    #[test]
+    fn hopping_window_with_dimension_and_order_by() {
+        let rule = parse(
+            "SELECT deviceId, max(temp) FROM demo GROUP BY deviceId, HOPPINGWINDOW(ss, 10, 5) ORDER BY deviceId DESC",
+        );
+        assert_eq!(rule.window, Some(WindowSpec::Hopping { unit: TimeUnit::Second, length: 10, interval: 5 }));
+        let dims: Vec<String> = rule.dimensions().map(|e| e.to_string()).collect();
+        assert_eq!(dims, ["deviceId"]);
+        assert_eq!(rule.order_by.len(), 1);
+        assert_eq!(rule.order_by[0].to_string(), "deviceId DESC");
+    }
+
+    #[test]
+    fn sliding_session_and_count_windows() {
+        assert_eq!(
+            parse("SELECT * FROM demo GROUP BY SLIDINGWINDOW(ss, 10)").window,
+            Some(WindowSpec::Sliding { unit: TimeUnit::Second, length: 10, delay: None })
+        );
+        assert_eq!(
+            parse("SELECT * FROM demo GROUP BY slidingwindow(MS, 10, 3)").window,
+            Some(WindowSpec::Sliding { unit: TimeUnit::Millisecond, length: 10, delay: Some(3) })
+        );
+        assert_eq!(
+            parse("SELECT * FROM demo GROUP BY SESSIONWINDOW(mi, 10, 2)").window,
+            Some(WindowSpec::Session { unit: TimeUnit::Minute, length: 10, timeout: 2 })
+        );
+        assert_eq!(
+            parse("SELECT * FROM demo GROUP BY COUNTWINDOW(5, 2)").window,
+            Some(WindowSpec::Count { length: 5, interval: Some(2) })
+        );
+        assert_eq!(
+            parse("SELECT * FROM demo GROUP BY COUNTWINDOW(5)").window,
+            Some(WindowSpec::Count { length: 5, interval: None })
+        );
+        assert_eq!(
+            parse("SELECT * FROM demo GROUP BY TUMBLINGWINDOW(hh, 1)").window.and_then(|w| w.unit()),
+            Some(TimeUnit::Hour)
+        );
+        assert_eq!(
+            parse("SELECT * FROM demo GROUP BY TUMBLINGWINDOW(dd, 1)").window.and_then(|w| w.unit()),
+            Some(TimeUnit::Day)
+        );
+    }
+
+    #[test]
+    fn arrow_subscript_and_meta() {
+        let rule = parse("SELECT a->b->c AS x, arr[0], meta(topic) FROM demo");
+        let SelectItem::ExprWithAlias { expr, alias } = &rule.select.projection[0] else {
+            panic!("no alias");
+        };
+        assert_eq!(alias.value, "x");
+        assert!(matches!(expr, Expr::BinaryOp { op: BinaryOperator::Arrow, .. }));
+        assert!(matches!(&rule.select.projection[1], SelectItem::UnnamedExpr(Expr::CompoundFieldAccess { .. })));
+        assert!(matches!(&rule.select.projection[2], SelectItem::UnnamedExpr(Expr::Function(_))));
+    }
+
+    #[test]
+    fn join_with_alias() {
+        let rule = parse("SELECT demo.id, t.name FROM demo INNER JOIN lookup AS t ON demo.id = t.id");
+        assert_eq!(names(&rule), ["demo", "lookup"]);
+        assert_eq!(rule.sources[1], SourceRef { name: "lookup".into(), alias: Some("t".into()), position: at(1, 45) });
+        assert_eq!(rule.sources[1].reference_name(), "t");
+    }
+
+    #[test]
+    fn other_join_kinds() {
+        for join in ["LEFT JOIN", "RIGHT JOIN", "FULL JOIN", "JOIN", "LEFT OUTER JOIN"] {
+            let rule =
+                parse(&format!("SELECT * FROM demo {join} t1 ON demo.id = t1.id GROUP BY TUMBLINGWINDOW(ss, 1)"));
+            assert_eq!(names(&rule), ["demo", "t1"], "{join}");
+        }
+        let rule = parse("SELECT * FROM demo CROSS JOIN t1");
+        assert_eq!(names(&rule), ["demo", "t1"]);
+    }
+
+    #[test]
+    fn case_like_in_between_with_double_quoted_strings() {
+        let rule = parse(
+            r#"SELECT CASE WHEN temperature > 30 THEN "hot" ELSE "cold" END AS level FROM demo WHERE name LIKE "a%" AND id IN (1,2,3) AND t BETWEEN 1 AND 5"#,
+        );
+        let SelectItem::ExprWithAlias { expr, .. } = &rule.select.projection[0] else {
+            panic!("no alias");
+        };
+        let Expr::Case { conditions, else_result, .. } = expr else {
+            panic!("not a CASE: {expr:?}");
+        };
+        let Expr::Value(hot) = &conditions[0].result else {
+            panic!("not a value");
+        };
+        assert_eq!(hot.value, Value::DoubleQuotedString("hot".into()));
+        assert!(matches!(
+            else_result.as_deref(),
+            Some(Expr::Value(v)) if v.value == Value::DoubleQuotedString("cold".into())
+        ));
+        let where_clause = rule.select.selection.as_ref().map(ToString::to_string);
+        assert_eq!(where_clause.as_deref(), Some(r#"name LIKE "a%" AND id IN (1, 2, 3) AND t BETWEEN 1 AND 5"#));
+    }
+
+    #[test]
+    fn function_of_self() {
+        let rule = parse("SELECT getFeature(self) FROM demo");
+        assert_eq!(rule.select.projection[0].to_string(), "getFeature(self)");
+    }
+
+    #[test]
+    fn window_start_and_end() {
+        let rule = parse("SELECT window_start(), window_end(), count(*) FROM demo GROUP BY TUMBLINGWINDOW(ss, 5)");
+        assert_eq!(rule.select.projection.len(), 3);
+        assert_eq!(rule.window, Some(WindowSpec::Tumbling { unit: TimeUnit::Second, length: 5 }));
+    }
+
+    #[test]
+    fn limit_semicolon_comments_and_backticks() {
+        let rule = parse("-- a rule\nSELECT `my field` FROM `my stream` /* c */ WHERE `my field` > 1 LIMIT 10;");
+        assert_eq!(rule.limit, Some(10));
+        assert_eq!(names(&rule), ["my stream"]);
+        assert_eq!(rule.stream().and_then(|s| s.position), at(2, 24));
+    }
+
+    #[test]
+    fn must_be_select() {
+        for sql in [
+            "INSERT INTO demo VALUES (1)",
+            "UPDATE demo SET a = 1",
+            "DELETE FROM demo",
+            "CREATE STREAM demo () WITH (DATASOURCE=\"d\")",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+        ] {
+            let e = error(sql);
+            assert!(matches!(e, SqlError::Semantic { .. }), "{sql}: {e}");
+            assert_eq!(e.message(), "a rule must be a single SELECT statement", "{sql}");
+            assert_eq!(e.position(), at(1, 1), "{sql}");
+        }
+        let e = error("\n  DROP STREAM demo");
+        assert_eq!(e.position(), at(2, 3));
+    }
+
+    #[test]
+    fn exactly_one_statement() {
+        let e = error("SELECT * FROM demo; SELECT * FROM other");
+        assert!(e.message().contains("single SELECT statement"), "{e}");
+        assert_eq!(e.position(), at(1, 21));
+        // A trailing semicolon is fine.
+        parse("SELECT * FROM demo;");
+
+        let e = error("");
+        assert!(matches!(e, SqlError::Syntax { .. }));
+        assert!(e.message().contains("expected a SELECT statement"), "{e}");
+        assert_eq!(e.position(), at(1, 1));
+    }
+
+    #[test]
+    fn set_operations_are_rejected() {
+        let e = error("SELECT a FROM demo UNION SELECT a FROM other");
+        assert!(e.message().contains("UNION is not supported"), "{e}");
+        assert_eq!(e.position(), at(1, 1));
+    }
+
+    #[test]
+    fn from_exactly_one_stream() {
+        let e = error("SELECT 1");
+        assert!(e.message().contains("FROM exactly one stream"), "{e}");
+        assert_eq!(e.position(), at(1, 1));
+
+        let e = error("SELECT * FROM demo, other");
+        assert!(e.message().contains("using JOIN"), "{e}");
+        assert_eq!(e.position(), at(1, 21));
+
+        // sqlparser's span for a derived table starts at its SELECT.
+        let e = error("SELECT * FROM (SELECT * FROM demo) AS d");
+        assert!(e.message().contains("subquery"), "{e}");
+        assert_eq!(e.position(), at(1, 16));
+
+        let e = error("SELECT * FROM db.demo");
+        assert!(e.message().contains("qualified source name `db.demo`"), "{e}");
+    }
+
+    #[test]
+    fn joins_are_checked() {
+        let e = error("SELECT * FROM demo JOIN t");
+        assert!(e.message().contains("needs an ON condition"), "{e}");
+        assert_eq!(e.position(), at(1, 25));
+
+        let e = error("SELECT * FROM demo JOIN t USING (id)");
+        assert!(e.message().contains("USING and NATURAL joins"), "{e}");
+
+        let e = error("SELECT * FROM demo JOIN demo ON demo.a = demo.b");
+        assert!(e.message().contains("`demo` is used for two sources"), "{e}");
+        assert_eq!(e.position(), at(1, 25));
+    }
+
+    #[test]
+    fn at_most_one_window() {
+        let e = error("SELECT * FROM demo GROUP BY TUMBLINGWINDOW(ss, 10), COUNTWINDOW(5)");
+        assert!(e.message().contains("at most one window"), "{e}");
+        assert_eq!(e.position(), at(1, 53));
+    }
+
+    #[test]
+    fn window_arguments_are_checked() {
+        let cases: [(&str, &str, Option<Position>); 10] = [
+            (
+                "SELECT * FROM demo GROUP BY TUMBLINGWINDOW(sec, 10)",
+                "must be a time unit (one of ms, ss, mi, hh, dd), got `sec`",
+                at(1, 44),
+            ),
+            ("SELECT * FROM demo GROUP BY TUMBLINGWINDOW(\"ss\", 10)", "must be a time unit", at(1, 44)),
+            (
+                "SELECT * FROM demo GROUP BY TUMBLINGWINDOW(ss, 0)",
+                "length of TUMBLINGWINDOW must be a positive integer, got `0`",
+                at(1, 48),
+            ),
+            (
+                "SELECT * FROM demo GROUP BY TUMBLINGWINDOW(ss, -5)",
+                "must be a positive integer, got `-5`",
+                // sqlparser's span for a unary minus starts at its operand.
+                at(1, 49),
+            ),
+            ("SELECT * FROM demo GROUP BY TUMBLINGWINDOW(ss, 1.5)", "must be a positive integer, got `1.5`", at(1, 48)),
+            (
+                "SELECT * FROM demo GROUP BY TUMBLINGWINDOW(ss)",
+                "TUMBLINGWINDOW takes (unit, length), got 1 argument",
+                at(1, 29),
+            ),
+            (
+                "SELECT * FROM demo GROUP BY HOPPINGWINDOW(ss, 10)",
+                "HOPPINGWINDOW takes (unit, length, interval), got 2 arguments",
+                at(1, 29),
+            ),
+            (
+                "SELECT * FROM demo GROUP BY SESSIONWINDOW(ss, 10, x)",
+                "timeout of SESSIONWINDOW must be a positive integer",
+                at(1, 51),
+            ),
+            (
+                "SELECT * FROM demo GROUP BY COUNTWINDOW(5, 10)",
+                "COUNTWINDOW interval (10) must not be greater than its length (5)",
+                at(1, 44),
+            ),
+            ("SELECT * FROM demo GROUP BY STATEWINDOW(a > 1, a > 5)", "STATEWINDOW is not supported yet", at(1, 29)),
+        ];
+        for (sql, message, position) in cases {
+            let e = error(sql);
+            assert!(matches!(e, SqlError::Semantic { .. }), "{sql}: {e}");
+            assert!(e.message().contains(message), "{sql}: {e}");
+            assert_eq!(e.position(), position, "{sql}: {e}");
+        }
+    }
+
+    #[test]
+    fn unsupported_clauses() {
+        let cases = [
+            ("SELECT DISTINCT a FROM demo", "SELECT DISTINCT"),
+            ("SELECT a FROM demo LIMIT 5 OFFSET 2", "OFFSET"),
+            ("SELECT a FROM demo LIMIT x", "LIMIT must be a non-negative integer"),
+        ];
+        for (sql, message) in cases {
+            let e = error(sql);
+            assert!(e.message().contains(message), "{sql}: {e}");
+            assert!(e.position().is_some(), "{sql}: {e}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_carry_positions() {
+        let e = error("SELECT temperature FROM demo WHERE");
+        assert!(matches!(e, SqlError::Syntax { .. }));
+        assert_eq!(e.message(), "expected an expression, found end of input");
+        assert_eq!(e.position(), at(1, 35));
+
+        let e = error("SELECT a, FROM demo");
+        assert!(matches!(e, SqlError::Syntax { .. }));
+        assert_eq!(e.message(), "expected an expression, found FROM");
+        assert_eq!(e.position(), at(1, 11));
+
+        let e = error("SELECT * FROM demo WHERE a > 1 foo bar");
+        assert_eq!(e.message(), "expected end of statement, found foo");
+        assert_eq!(e.position(), at(1, 32));
+
+        let e = error("SELECT * FROM demo WHERE name = \"abc");
+        assert!(e.message().contains("unterminated"), "{e}");
+        assert_eq!(e.position(), at(1, 33));
+    }
+
+    #[test]
+    fn multi_line_error_position() {
+        let sql =
+            "SELECT temperature,\n       humidity\nFROM demo\nWHERE temperature >\nGROUP BY TUMBLINGWINDOW(ss, 10)";
+        let e = error(sql);
+        assert!(matches!(e, SqlError::Syntax { .. }));
+        assert_eq!(e.position(), at(5, 1));
+        assert!(
+            e.to_string().starts_with("syntax error at line 5, column 1: expected an expression, found GROUP"),
+            "{e}"
+        );
+
+        let sql = "SELECT count(*)\nFROM demo\nGROUP BY\n  HOPPINGWINDOW(ss, 10, 0)";
+        let e = error(sql);
+        assert!(e.message().contains("interval of HOPPINGWINDOW"), "{e}");
+        assert_eq!(e.position(), at(4, 25));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let depth = 5_000;
+        let sql = format!("SELECT {}1{} FROM demo", "(".repeat(depth), ")".repeat(depth));
+        let e = error(&sql);
+        assert!(matches!(e, SqlError::Syntax { .. }), "{e}");
+    }
+}

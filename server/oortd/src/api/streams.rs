@@ -1,0 +1,106 @@
+//! `oort.v1.StreamService`: stream and table definitions in the catalog.
+
+use oort_proto::v1::stream_service_server::StreamService;
+use oort_proto::v1::{
+    CreateStreamRequest, CreateStreamResponse, DeleteStreamRequest, DeleteStreamResponse, Field, GetStreamRequest,
+    GetStreamResponse, ListStreamsRequest, ListStreamsResponse, Stream, StreamKind, UpdateStreamRequest,
+    UpdateStreamResponse,
+};
+use oort_sql::{StreamDef, StreamKind as SqlStreamKind};
+use tonic::{Request, Response, Status};
+
+use super::{CatalogHandle, now};
+use crate::error::ApiResult;
+
+/// Serves `StreamService` over the catalog.
+pub struct StreamApi {
+    catalog: CatalogHandle,
+}
+
+impl StreamApi {
+    /// A service over `catalog`.
+    pub fn new(catalog: CatalogHandle) -> Self {
+        Self { catalog }
+    }
+}
+
+/// Parses DDL into the stored form of a stream.
+fn stream_from_sql(sql: &str) -> ApiResult<Stream> {
+    let def: StreamDef = oort_sql::parse_stream_ddl(sql)?;
+    let time = now();
+    Ok(Stream {
+        name: def.name,
+        kind: match def.kind {
+            SqlStreamKind::Stream => StreamKind::Stream,
+            SqlStreamKind::Table => StreamKind::Table,
+        } as i32,
+        sql: sql.trim().to_owned(),
+        fields: def.fields.iter().map(|f| Field { name: f.name.clone(), r#type: f.field_type.to_string() }).collect(),
+        options: def.options.into_iter().collect(),
+        create_time: Some(time),
+        update_time: Some(time),
+    })
+}
+
+#[tonic::async_trait]
+impl StreamService for StreamApi {
+    async fn create_stream(
+        &self,
+        request: Request<CreateStreamRequest>,
+    ) -> Result<Response<CreateStreamResponse>, Status> {
+        let stream = stream_from_sql(&request.into_inner().sql)?;
+        let stored = stream.clone();
+        self.catalog.call(move |c| c.create_stream(&stored)).await?;
+        tracing::info!(stream = %stream.name, "stream created");
+        Ok(Response::new(CreateStreamResponse { stream: Some(stream) }))
+    }
+
+    async fn get_stream(&self, request: Request<GetStreamRequest>) -> Result<Response<GetStreamResponse>, Status> {
+        let name = request.into_inner().name;
+        let stream = self.catalog.call(move |c| c.get_stream(&name)).await?;
+        Ok(Response::new(GetStreamResponse { stream: Some(stream) }))
+    }
+
+    async fn list_streams(
+        &self,
+        request: Request<ListStreamsRequest>,
+    ) -> Result<Response<ListStreamsResponse>, Status> {
+        let kind = request.into_inner().kind;
+        let mut streams = self.catalog.call(|c| c.list_streams()).await?;
+        if kind != StreamKind::Unspecified as i32 {
+            streams.retain(|s| s.kind == kind);
+        }
+        Ok(Response::new(ListStreamsResponse { streams }))
+    }
+
+    async fn update_stream(
+        &self,
+        request: Request<UpdateStreamRequest>,
+    ) -> Result<Response<UpdateStreamResponse>, Status> {
+        let mut stream = stream_from_sql(&request.into_inner().sql)?;
+        let stored = stream.clone();
+        let previous = self
+            .catalog
+            .call(move |c| {
+                // Keep the creation time of the definition being replaced.
+                let previous = c.get_stream(&stored.name)?;
+                let stored = Stream { create_time: previous.create_time, ..stored };
+                c.update_stream(&stored)
+            })
+            .await?;
+        stream.create_time = previous.create_time;
+        tracing::info!(stream = %stream.name, "stream updated");
+        Ok(Response::new(UpdateStreamResponse { stream: Some(stream) }))
+    }
+
+    async fn delete_stream(
+        &self,
+        request: Request<DeleteStreamRequest>,
+    ) -> Result<Response<DeleteStreamResponse>, Status> {
+        let name = request.into_inner().name;
+        let deleted = name.clone();
+        self.catalog.call(move |c| c.delete_stream(&deleted)).await?;
+        tracing::info!(stream = %name, "stream deleted");
+        Ok(Response::new(DeleteStreamResponse {}))
+    }
+}

@@ -1,0 +1,171 @@
+//! Server configuration: defaults, then `oort.toml`, then environment variables
+//! and flags (clap merges those two; a flag wins over its variable).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Default listen address: loopback only; listening elsewhere is a choice.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9081";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "data";
+/// The configuration file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "oort.toml";
+
+/// Command line of `oortd`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "oortd",
+    version,
+    about = "Oort server: streaming SQL for the edge, managed over gRPC",
+    after_help = "Configuration is read from (later wins): built-in defaults, the file oort.toml \
+(in the working directory, or --config), the environment variables OORT_LISTEN and \
+OORT_DATA_DIR, then flags. With no arguments oortd listens on 127.0.0.1:9081 and keeps its \
+data in ./data.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\""
+)]
+pub struct Args {
+    /// Address to listen on for the gRPC API (port 0 picks a free port) [default: 127.0.0.1:9081]
+    #[arg(long, env = "OORT_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the catalog and installed plugins [default: ./data]
+    #[arg(long, env = "OORT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file; an error if it does not exist [default: ./oort.toml if present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `oortd=debug,info`; RUST_LOG wins if set [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The contents of `oort.toml`; every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Log filter.
+    pub log_level: Option<String>,
+    /// Log format: text or json.
+    pub log_format: Option<LogFormat>,
+    /// sled page cache, in bytes.
+    pub cache_capacity_bytes: Option<u64>,
+    /// Seconds in-flight calls get to finish after SIGINT/SIGTERM.
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// The effective configuration of a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory; the catalog lives in `<data_dir>/catalog`.
+    pub data_dir: PathBuf,
+    /// Log filter.
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// sled page cache, in bytes.
+    pub cache_capacity_bytes: u64,
+    /// How long in-flight calls get to finish after SIGINT/SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+            cache_capacity_bytes: oort_store::SledConfig::default().cache_capacity,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+}
+
+impl Config {
+    /// Merges defaults, the config file and the command line.
+    pub fn load(args: Args) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => Some(read_file(path)?),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => Some(read_file(Path::new(DEFAULT_CONFIG_FILE))?),
+            None => None,
+        }
+        .unwrap_or_default();
+        let defaults = Config::default();
+        Ok(Config {
+            listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
+            log_level: args.log_level.or(file.log_level).unwrap_or(defaults.log_level),
+            log_format: file.log_format.unwrap_or(defaults.log_format),
+            cache_capacity_bytes: file.cache_capacity_bytes.unwrap_or(defaults.cache_capacity_bytes),
+            shutdown_grace: file.shutdown_grace_secs.map(Duration::from_secs).unwrap_or(defaults.shutdown_grace),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("oortd").chain(list.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oort.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\ndata_dir = \"/srv/oort\"\nlog_format = \"json\"\n")
+            .unwrap();
+        let config = Config::load(args(&["--config", path.to_str().unwrap(), "--listen", "127.0.0.1:0"])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/oort"));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.log_level, "info");
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oort.toml");
+        std::fs::write(&path, "listn = \"127.0.0.1:7000\"\n").unwrap();
+        let err = Config::load(args(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+        let missing = dir.path().join("nope.toml");
+        assert!(matches!(Config::load(args(&["--config", missing.to_str().unwrap()])), Err(ConfigError::Read { .. })));
+    }
+}

@@ -1,0 +1,27 @@
+//! What a request handler can fail with. Mapped to gRPC codes in [`crate::status`].
+
+use oort_sql::SqlError;
+use oort_store::StoreError;
+
+/// A failed API call, by whose fault it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (a missing field, a bad name, bad options).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The SQL does not parse or does not make sense; carries its position.
+    #[error("{0}")]
+    Sql(#[from] SqlError),
+    /// The catalog refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The call belongs to a part of Oort that is not built yet.
+    #[error("{0}")]
+    Unimplemented(&'static str),
+    /// A bug or a lost background task.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result of a request handler.
+pub type ApiResult<T> = Result<T, ApiError>;

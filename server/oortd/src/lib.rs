@@ -1,0 +1,18 @@
+//! The Oort server, as a library so that tests can drive it.
+//!
+//! - [`config`]: `oort.toml`, environment and flags, merged into one [`Config`].
+//! - [`server`]: assembles the gRPC services with health and reflection and
+//!   serves them until shutdown; [`run`] is the entry point.
+//! - [`api`]: one module per `oort.v1` service.
+//! - [`error`]: [`ApiError`], what a handler can fail with.
+//! - [`status`]: the one place where errors become `tonic::Status`.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod server;
+pub mod status;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use server::run;

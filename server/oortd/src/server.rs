@@ -1,0 +1,122 @@
+//! Assembles the gRPC services with health and reflection, and serves them
+//! until the shutdown future completes; then flushes the catalog.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use oort_proto::v1::event_service_server::EventServiceServer;
+use oort_proto::v1::external_service_server::ExternalServiceServer;
+use oort_proto::v1::function_service_server::FunctionServiceServer;
+use oort_proto::v1::plugin_service_server::PluginServiceServer;
+use oort_proto::v1::rule_service_server::RuleServiceServer;
+use oort_proto::v1::stream_service_server::StreamServiceServer;
+use oort_store::{Catalog, SledCatalog, SledConfig};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
+
+use crate::api::CatalogHandle;
+use crate::api::events::EventApi;
+use crate::api::external::ExternalApi;
+use crate::api::functions::FunctionApi;
+use crate::api::plugins::PluginApi;
+use crate::api::rules::RuleApi;
+use crate::api::streams::StreamApi;
+use crate::config::Config;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
+    /// The catalog could not be opened (locked by another server, damaged...).
+    #[error("cannot open the catalog in {path}: {source}")]
+    Catalog { path: std::path::PathBuf, source: oort_store::StoreError },
+    /// gRPC reflection could not load the descriptors.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("gRPC transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Opens the catalog under `config.data_dir` and serves the API on `listener`
+/// until `shutdown` completes. Returns once in-flight calls have finished and the
+/// catalog is flushed.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
+    let catalog_dir = config.data_dir.join("catalog");
+    let sled_config = SledConfig { cache_capacity: config.cache_capacity_bytes };
+    let catalog: Arc<dyn Catalog> = Arc::new(
+        SledCatalog::open(&catalog_dir, &sled_config)
+            .map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?,
+    );
+    tracing::info!(data_dir = %config.data_dir.display(), "catalog open");
+    let handle = CatalogHandle::new(Arc::clone(&catalog));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in [
+        StreamServiceServer::<StreamApi>::NAME,
+        RuleServiceServer::<RuleApi>::NAME,
+        PluginServiceServer::<PluginApi>::NAME,
+        ExternalServiceServer::<ExternalApi>::NAME,
+        FunctionServiceServer::<FunctionApi>::NAME,
+        EventServiceServer::<EventApi>::NAME,
+    ] {
+        health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    }
+    // v1alpha too: older tools (Python's grpc reflection client among them) only speak it.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(oort_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    match listener.local_addr() {
+        // Tests and scripts wait for this line to learn the port (with --listen ...:0).
+        Ok(addr) => tracing::info!(%addr, "oortd listening"),
+        Err(error) => tracing::warn!(%error, "oortd listening on an unknown address"),
+    }
+    // After the signal, in-flight calls get a grace period; then the server stops
+    // anyway, so that a client holding a stream open cannot keep it alive.
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = signalled_tx.send(());
+    };
+    let serve = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(StreamServiceServer::new(StreamApi::new(handle.clone())))
+        .add_service(RuleServiceServer::new(RuleApi::new(handle)))
+        .add_service(PluginServiceServer::new(PluginApi))
+        .add_service(ExternalServiceServer::new(ExternalApi))
+        .add_service(FunctionServiceServer::new(FunctionApi))
+        .add_service(EventServiceServer::new(EventApi))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    tokio::select! {
+        served = serve => served?,
+        () = async {
+            if signalled_rx.await.is_ok() {
+                tokio::time::sleep(config.shutdown_grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => tracing::warn!(grace = ?config.shutdown_grace, "grace period over: closing the remaining connections"),
+    }
+
+    tracing::info!("shutting down: flushing the catalog");
+    if let Err(error) = catalog.flush() {
+        tracing::error!(%error, "flushing the catalog failed");
+    }
+    Ok(())
+}

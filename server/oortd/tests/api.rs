@@ -1,0 +1,208 @@
+//! The control plane through the generated Rust client, against the real binary.
+
+mod common;
+
+use common::{Oortd, code_of};
+use oort_proto::v1::plugin_service_client::PluginServiceClient;
+use oort_proto::v1::{
+    Action, CreateRuleRequest, CreateStreamRequest, DeleteRuleRequest, DeleteStreamRequest, GetRuleRequest,
+    GetStreamRequest, InstallPluginRequest, ListRulesRequest, ListStreamsRequest, PluginKind, Rule, RuleState,
+    StartRuleRequest, StreamKind, UpdateRuleRequest, UpdateStreamRequest,
+};
+use tonic::Code;
+
+fn rule(id: &str, sql: &str) -> Rule {
+    Rule {
+        id: id.into(),
+        sql: sql.into(),
+        actions: vec![Action { r#type: "log".into(), props: None }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn streams_are_created_read_listed_updated_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let mut streams = oortd.streams().await;
+
+    let created = streams
+        .create_stream(CreateStreamRequest {
+            sql: r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT) WITH (DATASOURCE="demo", FORMAT="json", TYPE="mqtt")"#.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stream
+        .unwrap();
+    assert_eq!(created.name, "demo");
+    assert_eq!(created.kind, StreamKind::Stream as i32);
+    let fields: Vec<_> = created.fields.iter().map(|f| (f.name.as_str(), f.r#type.as_str())).collect();
+    assert_eq!(fields, [("temperature", "FLOAT"), ("humidity", "BIGINT")]);
+    assert_eq!(created.options["DATASOURCE"], "demo");
+    assert_eq!(created.options["TYPE"], "mqtt");
+
+    streams
+        .create_stream(CreateStreamRequest { sql: r#"CREATE STREAM free () WITH (DATASOURCE="free")"#.into() })
+        .await
+        .unwrap();
+    streams
+        .create_stream(CreateStreamRequest {
+            sql: r#"CREATE TABLE lookup (id BIGINT, name STRING) WITH (DATASOURCE="lookup.json", TYPE="file")"#.into(),
+        })
+        .await
+        .unwrap();
+
+    let got = streams.get_stream(GetStreamRequest { name: "demo".into() }).await.unwrap().into_inner().stream.unwrap();
+    assert_eq!(got, created);
+    let free = streams.get_stream(GetStreamRequest { name: "free".into() }).await.unwrap().into_inner().stream.unwrap();
+    assert!(free.fields.is_empty(), "schemaless stream has no fields");
+
+    let all = streams.list_streams(ListStreamsRequest::default()).await.unwrap().into_inner().streams;
+    let names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["demo", "free", "lookup"]);
+    let tables =
+        streams.list_streams(ListStreamsRequest { kind: StreamKind::Table as i32 }).await.unwrap().into_inner().streams;
+    assert_eq!(tables.len(), 1);
+    assert_eq!(tables[0].name, "lookup");
+
+    let updated = streams
+        .update_stream(UpdateStreamRequest {
+            sql: r#"CREATE STREAM demo (temperature FLOAT) WITH (DATASOURCE="demo2")"#.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stream
+        .unwrap();
+    assert_eq!(updated.options["DATASOURCE"], "demo2");
+    assert_eq!(updated.create_time, created.create_time, "update keeps the creation time");
+    let (code, _) = code_of(
+        streams
+            .update_stream(UpdateStreamRequest { sql: r#"CREATE STREAM ghost () WITH (DATASOURCE="g")"#.into() })
+            .await,
+    );
+    assert_eq!(code, Code::NotFound);
+
+    streams.delete_stream(DeleteStreamRequest { name: "demo".into() }).await.unwrap();
+    let (code, message) = code_of(streams.get_stream(GetStreamRequest { name: "demo".into() }).await);
+    assert_eq!(code, Code::NotFound);
+    assert!(message.contains("demo"), "{message}");
+    let (code, _) = code_of(streams.delete_stream(DeleteStreamRequest { name: "demo".into() }).await);
+    assert_eq!(code, Code::NotFound);
+}
+
+#[tokio::test]
+async fn stream_errors_are_precise_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let mut streams = oortd.streams().await;
+
+    let (code, message) = code_of(
+        streams
+            .create_stream(CreateStreamRequest { sql: "CREATE STREAM demo (a FLAOT) WITH (DATASOURCE=\"d\")".into() })
+            .await,
+    );
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("line 1") && message.contains("column 23"), "{message}");
+
+    let (code, message) = code_of(
+        streams
+            .create_stream(CreateStreamRequest {
+                sql: "CREATE STREAM demo (a BIGINT)\n  WITH (DATASOURCE=\"d\" FORMAT=\"json\")".into(),
+            })
+            .await,
+    );
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("line 2"), "{message}");
+
+    let (code, _) = code_of(streams.create_stream(CreateStreamRequest { sql: String::new() }).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(streams.list_streams(ListStreamsRequest::default()).await.unwrap().into_inner().streams.is_empty());
+
+    let sql = r#"CREATE STREAM demo () WITH (DATASOURCE="demo")"#;
+    streams.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let (code, message) = code_of(streams.create_stream(CreateStreamRequest { sql: sql.into() }).await);
+    assert_eq!(code, Code::AlreadyExists);
+    assert!(message.contains("demo"), "{message}");
+}
+
+#[tokio::test]
+async fn rules_are_validated_stored_and_pin_their_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let mut streams = oortd.streams().await;
+    let mut rules = oortd.rules().await;
+    streams
+        .create_stream(CreateStreamRequest { sql: r#"CREATE STREAM demo (t FLOAT) WITH (DATASOURCE="demo")"#.into() })
+        .await
+        .unwrap();
+
+    // A rule reading a stream that does not exist is refused and not stored.
+    let (code, message) =
+        code_of(rules.create_rule(CreateRuleRequest { rule: Some(rule("r0", "SELECT * FROM nowhere")) }).await);
+    assert_eq!(code, Code::NotFound);
+    assert!(message.contains("nowhere"), "{message}");
+    let (code, message) =
+        code_of(rules.create_rule(CreateRuleRequest { rule: Some(rule("r0", "SELECT * FROM demo WHERE")) }).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("line 1, column"), "{message}");
+    assert!(rules.list_rules(ListRulesRequest {}).await.unwrap().into_inner().rules.is_empty());
+
+    let created = rules
+        .create_rule(CreateRuleRequest { rule: Some(rule("r1", "SELECT t FROM demo WHERE t > 30")) })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    assert_eq!(created.triggered, Some(true), "rules start by default");
+    let (code, _) =
+        code_of(rules.create_rule(CreateRuleRequest { rule: Some(rule("r1", "SELECT * FROM demo")) }).await);
+    assert_eq!(code, Code::AlreadyExists);
+
+    let got = rules.get_rule(GetRuleRequest { id: "r1".into() }).await.unwrap().into_inner().rule.unwrap();
+    assert_eq!(got, created);
+    let listed = rules.list_rules(ListRulesRequest {}).await.unwrap().into_inner().rules;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, RuleState::Stopped as i32, "no engine yet: nothing runs, and we say so");
+
+    // The stream cannot go while r1 reads it.
+    let (code, message) = code_of(streams.delete_stream(DeleteStreamRequest { name: "demo".into() }).await);
+    assert_eq!(code, Code::FailedPrecondition);
+    assert!(message.contains("r1"), "{message}");
+    assert!(streams.get_stream(GetStreamRequest { name: "demo".into() }).await.is_ok());
+
+    let updated = rules
+        .update_rule(UpdateRuleRequest { rule: Some(rule("r1", "SELECT t * 2 AS double FROM demo")) })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    assert_eq!(updated.create_time, created.create_time);
+    let (code, _) =
+        code_of(rules.update_rule(UpdateRuleRequest { rule: Some(rule("ghost", "SELECT * FROM demo")) }).await);
+    assert_eq!(code, Code::NotFound);
+
+    rules.delete_rule(DeleteRuleRequest { id: "r1".into() }).await.unwrap();
+    let (code, _) = code_of(rules.get_rule(GetRuleRequest { id: "r1".into() }).await);
+    assert_eq!(code, Code::NotFound);
+    streams.delete_stream(DeleteStreamRequest { name: "demo".into() }).await.unwrap();
+}
+
+#[tokio::test]
+async fn later_work_answers_unimplemented_never_fake_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let (code, message) = code_of(oortd.rules().await.start_rule(StartRuleRequest { id: "r1".into() }).await);
+    assert_eq!(code, Code::Unimplemented);
+    assert!(message.contains("engine"), "{message}");
+    let mut plugins = PluginServiceClient::new(oortd.channel().await);
+    let (code, _) = code_of(
+        plugins
+            .install_plugin(InstallPluginRequest { kind: PluginKind::Native as i32, name: "x".into(), source: None })
+            .await,
+    );
+    assert_eq!(code, Code::Unimplemented);
+}

@@ -1,0 +1,140 @@
+//! Test harness: runs the real `oortd` binary on a free port with a temporary
+//! data directory, waits for its "listening" log line and for health SERVING,
+//! and hands out generated clients.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use oort_proto::v1::rule_service_client::RuleServiceClient;
+use oort_proto::v1::stream_service_client::StreamServiceClient;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running `oortd`.
+pub struct Oortd {
+    child: Child,
+    /// `127.0.0.1:<port>` it listens on.
+    pub addr: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+}
+
+impl Oortd {
+    /// Starts `oortd` on a free port with `data_dir`, and waits until it serves.
+    pub async fn start(data_dir: &Path) -> Oortd {
+        Self::start_with(data_dir, &[], &[]).await
+    }
+
+    /// Starts `oortd` with extra flags and environment variables.
+    pub async fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Oortd {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_oortd"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env_remove("OORT_LISTEN")
+            .env_remove("OORT_DATA_DIR")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("oortd starts");
+        let addr = wait_for_address(&mut child);
+        let server = Oortd { child, addr, data_dir: data_dir.to_owned() };
+        server.wait_serving().await;
+        server
+    }
+
+    /// `http://addr`, for clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).unwrap().connect().await.expect("connects to oortd")
+    }
+
+    pub async fn streams(&self) -> StreamServiceClient<Channel> {
+        StreamServiceClient::new(self.channel().await)
+    }
+
+    pub async fn rules(&self) -> RuleServiceClient<Channel> {
+        RuleServiceClient::new(self.channel().await)
+    }
+
+    async fn wait_serving(&self) {
+        let mut health = HealthClient::new(self.channel().await);
+        let response = health.check(HealthCheckRequest { service: String::new() }).await.expect("health answers");
+        assert_eq!(
+            response.into_inner().status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
+
+    /// Sends SIGTERM and waits for a clean exit, letting the runtime run meanwhile
+    /// so that this process's client connections can see the server go away.
+    pub async fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(status.success());
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().expect("try_wait") {
+                break exit;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "oortd did not exit after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(exit.success(), "oortd exited with {exit} after SIGTERM");
+    }
+
+    /// Kills the process with SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Oortd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads stderr until the "oortd listening" line, then keeps draining (and
+/// echoing) it in a thread so the server never blocks on a full pipe.
+fn wait_for_address(child: &mut Child) -> String {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[oortd] {line}");
+            let addr = line
+                .contains("oortd listening")
+                .then(|| line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()))
+                .flatten();
+            if let Some(addr) = addr {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    rx.recv_timeout(START_TIMEOUT).expect("oortd logs the address it listens on")
+}
+
+/// The code and message of a failed call, for assertions.
+pub fn code_of<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (tonic::Code, String) {
+    let status = result.expect_err("the call should fail");
+    (status.code(), status.message().to_owned())
+}
