@@ -57,7 +57,15 @@ pub async fn run(
         SledCatalog::open(&catalog_dir, &sled_config)
             .map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?,
     );
-    tracing::info!(data_dir = %config.data_dir.display(), "catalog open");
+    // Read every record once at start-up: it proves the catalog decodes (a
+    // damaged record fails here, not in the middle of a request), and it is the
+    // load the engine will restore running rules from.
+    let load = |catalog: &dyn Catalog| {
+        Ok::<_, oort_store::StoreError>((catalog.list_streams()?.len(), catalog.list_rules()?.len()))
+    };
+    let (streams, rules) =
+        load(catalog.as_ref()).map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
+    tracing::info!(data_dir = %config.data_dir.display(), streams, rules, "catalog open");
     let handle = CatalogHandle::new(Arc::clone(&catalog));
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -1,0 +1,201 @@
+//! Test harness for the CLI's end-to-end tests: runs the real `oortd` binary on
+//! a free port with a data directory of its own, waits for its "listening" log
+//! line, and runs the real `oort` binary against it.
+//!
+//! `oortd` is not a dependency of this crate, so cargo does not build it for
+//! these tests: it must already be in the same target directory as `oort`
+//! (`scripts/test.sh` runs `cargo build --workspace --bins` before testing).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long `oortd` may take to log the address it listens on.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty directory, unique to this process and call.
+    fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("oort-cli-e2e-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `contents` to `name` in this directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write a test file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `oortd` with a fresh catalog, killed on drop.
+pub struct Oortd {
+    child: Child,
+    /// `127.0.0.1:<port>` it listens on.
+    pub addr: String,
+    /// Its working directory; the catalog is in `data/` below it, and tests may
+    /// put their input files here too.
+    pub dir: TempDir,
+}
+
+/// The `oortd` binary, next to the `oort` binary cargo built for these tests.
+fn oortd_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_oort")).with_file_name(format!("oortd{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.exists(), "build the server first: cargo build --bins ({} does not exist)", path.display());
+    path
+}
+
+impl Oortd {
+    /// Starts `oortd --listen 127.0.0.1:0` on an empty data directory and waits
+    /// until it has logged the address it listens on.
+    pub fn start() -> Oortd {
+        let dir = TempDir::new();
+        let mut child = Command::new(oortd_binary())
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            // An oort.toml in the working directory would be read: use an empty one.
+            .current_dir(dir.path())
+            .env_remove("OORT_LISTEN")
+            .env_remove("OORT_DATA_DIR")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("oortd starts");
+        let addr = wait_for_address(&mut child);
+        Oortd { child, addr, dir }
+    }
+
+    /// Runs `oort --server <this server> ARGS...` with empty stdin.
+    pub fn oort(&self, args: &[&str]) -> Output {
+        self.oort_with_stdin(args, "")
+    }
+
+    /// Runs `oort --server <this server> ARGS...` with `stdin` as its input.
+    pub fn oort_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut all = vec!["--server", self.addr.as_str()];
+        all.extend_from_slice(args);
+        run_oort(&all, stdin, &[])
+    }
+}
+
+impl Drop for Oortd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the server's stderr until the "oortd listening" line, then keeps
+/// draining (and echoing) it in a thread so that the server never blocks on a
+/// full pipe. Panics, with what the server printed, if it exits first.
+fn wait_for_address(child: &mut Child) -> String {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[oortd] {line}");
+            let addr = line
+                .contains("oortd listening")
+                .then(|| line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()))
+                .flatten();
+            // Every line goes to the channel until the address is found, for the panic message.
+            let _ = tx.send((line.clone(), addr.map(str::to_owned)));
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok((_, Some(addr))) => return addr,
+            Ok((line, None)) => seen.push(line),
+            Err(e) => {
+                let status = child.try_wait().ok().flatten();
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "oortd did not log the address it listens on ({e}; exit status {status:?}); stderr so far:\n{}",
+                    seen.join("\n")
+                )
+            }
+        }
+    }
+}
+
+/// Runs the `oort` binary with `args`, `stdin` as input and extra environment
+/// variables; `OORT_SERVER` from the caller's environment is not inherited.
+pub fn run_oort(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oort"));
+    command.args(args).env_remove("OORT_SERVER").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("oort runs");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    pipe.write_all(stdin.as_bytes()).expect("write oort's stdin");
+    drop(pipe);
+    child.wait_with_output().expect("oort finishes")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts exit code 0 and empty stderr, and returns stdout.
+#[track_caller]
+pub fn success(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "stdout: {}\nstderr: {}", stdout(out), stderr(out));
+    assert!(out.stderr.is_empty(), "stderr: {}", stderr(out));
+    stdout(out)
+}
+
+/// Asserts exit code 0 and that stdout is exactly one JSON document, and returns it.
+#[track_caller]
+pub fn json(out: &Output) -> serde_json::Value {
+    let text = success(out);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{text}"))
+}
+
+/// Asserts that `oort` failed with `code`, printed nothing on stdout and
+/// `error: ...` on stderr, and returns stderr.
+#[track_caller]
+pub fn failure(out: &Output, code: i32) -> String {
+    assert_eq!(out.status.code(), Some(code), "stdout: {}\nstderr: {}", stdout(out), stderr(out));
+    assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
+    let err = stderr(out);
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+/// Asserts that the server answered with an error: exit code 1, nothing on
+/// stdout, exactly one `error: ...` line on stderr; returns that line.
+#[track_caller]
+pub fn server_error(out: &Output) -> String {
+    let err = failure(out, 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err.trim_end().to_owned()
+}

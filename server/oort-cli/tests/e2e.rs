@@ -1,0 +1,454 @@
+//! End-to-end tests: the real `oort` binary against the real `oortd` binary,
+//! one fresh server (free port, empty catalog) per test. They check what users
+//! and scripts see: the messages and tables, that `--json` prints only the
+//! server's answer, that errors go to stderr as `error: <code>: <message>`, and
+//! the documented exit codes (0 ok, 1 server error, 2 usage, 3 unreachable).
+//!
+//! `oortd` must be built first (`cargo build --bins`); `scripts/test.sh` does.
+
+mod common;
+
+use common::{Oortd, failure, json, run_oort, server_error, stderr, stdout, success};
+use serde_json::json;
+
+const DEMO: &str =
+    r#"CREATE STREAM demo (temperature FLOAT, device STRING) WITH (DATASOURCE="demo", TYPE="mqtt", FORMAT="json")"#;
+
+/// An eKuiper rule file, with every option eKuiper documents.
+const RULE_FILE: &str = r#"{
+  "id": "filecase",
+  "sql": "SELECT * FROM demo",
+  "actions": [{"log": {}}, {"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": "out"}}],
+  "options": {
+    "isEventTime": false, "lateTolerance": 1000, "bufferLength": 1024, "sendMetaToSink": false, "qos": 0,
+    "checkpointInterval": "5m",
+    "restartStrategy": {"attempts": 3, "delay": 1000, "multiplier": 2, "maxDelay": 30000, "jitterFactor": 0.1}
+  },
+  "triggered": true
+}"#;
+
+/// A server with the `demo` stream already created.
+fn with_demo() -> Oortd {
+    let server = Oortd::start();
+    success(&server.oort(&["stream", "create", DEMO]));
+    server
+}
+
+/// Creates `rule1`: `SELECT * FROM demo`, to log and MQTT, with qos 1.
+fn create_rule1(server: &Oortd) {
+    let out = server.oort(&[
+        "rule",
+        "create",
+        "rule1",
+        "--sql",
+        "SELECT * FROM demo",
+        "--action",
+        "log",
+        "--action",
+        r#"mqtt={"server":"tcp://127.0.0.1:1883","topic":"out"}"#,
+        "--options",
+        r#"{"qos":1,"bufferLength":2048}"#,
+    ]);
+    assert_eq!(success(&out), "Rule rule1 created.\n");
+}
+
+/// The rule as the server has it, as proto3 JSON.
+fn rule_json(server: &Oortd, id: &str) -> serde_json::Value {
+    json(&server.oort(&["rule", "describe", id, "--json"]))["rule"].clone()
+}
+
+fn stream_names(server: &Oortd) -> Vec<String> {
+    let value = json(&server.oort(&["stream", "list", "--json"]));
+    let streams = value["streams"].as_array().cloned().unwrap_or_default();
+    streams.iter().map(|s| s["name"].as_str().expect("a name").to_owned()).collect()
+}
+
+// ---------------------------------------------------------------- streams
+
+#[test]
+fn stream_create_from_argument_file_and_stdin() {
+    let server = Oortd::start();
+    assert_eq!(success(&server.oort(&["stream", "create", DEMO])), "Stream demo created.\n");
+
+    let file = server.dir.write(
+        "table.sql",
+        "CREATE TABLE lookup (id BIGINT, name STRING)\n  WITH (TYPE=\"file\", DATASOURCE=\"lookup.json\")\n",
+    );
+    let out = server.oort(&["stream", "create", "--file", file.to_str().expect("a UTF-8 path")]);
+    assert_eq!(success(&out), "Table lookup created.\n");
+
+    let piped = r#"CREATE STREAM piped () WITH (TYPE="memory", DATASOURCE="topic/a")"#;
+    assert_eq!(success(&server.oort_with_stdin(&["stream", "create", "-"], piped)), "Stream piped created.\n");
+
+    let piped = r#"CREATE STREAM piped2 () WITH (TYPE="memory", DATASOURCE="topic/b")"#;
+    let value = json(&server.oort_with_stdin(&["stream", "create", "--file", "-", "--json"], piped));
+    assert_eq!(value["stream"]["name"], "piped2");
+    assert_eq!(value["stream"]["kind"], "STREAM_KIND_STREAM");
+
+    assert_eq!(stream_names(&server), ["demo", "lookup", "piped", "piped2"]);
+}
+
+#[test]
+fn stream_list_as_a_table_and_as_json() {
+    let server = Oortd::start();
+    assert_eq!(success(&server.oort(&["stream", "list"])), "No streams or tables.\n");
+    assert_eq!(json(&server.oort(&["stream", "list", "--json"])), json!({}));
+
+    success(&server.oort(&["stream", "create", DEMO]));
+    let text = success(&server.oort(&["stream", "list"]));
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["NAME", "KIND", "TYPE", "DATASOURCE", "FORMAT", "FIELDS"]);
+    assert_eq!(lines[1], ["demo", "stream", "mqtt", "demo", "json", "temperature", "FLOAT,", "device", "STRING"]);
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(success(&server.oort(&["stream", "list", "--kind", "table"])), "No tables.\n");
+
+    let value = json(&server.oort(&["stream", "list", "--json"]));
+    let stream = &value["streams"][0];
+    assert_eq!(stream["name"], "demo");
+    assert_eq!(stream["kind"], "STREAM_KIND_STREAM");
+    assert_eq!(stream["sql"], DEMO);
+    assert_eq!(
+        stream["fields"],
+        json!([{"name": "temperature", "type": "FLOAT"}, {"name": "device", "type": "STRING"}])
+    );
+    assert_eq!(stream["options"], json!({"DATASOURCE": "demo", "TYPE": "mqtt", "FORMAT": "json"}));
+    assert!(stream["createTime"].as_str().is_some_and(|t| t.ends_with('Z')), "{value}");
+    assert_eq!(value["streams"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn stream_describe_shows_the_definition() {
+    let server = with_demo();
+    let text = success(&server.oort(&["stream", "describe", "demo"]));
+    let first: Vec<&str> = text.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(first, ["Name:", "demo"]);
+    for part in ["Kind:", "stream", "Options:", "DATASOURCE:", "FORMAT:", "Fields:", "temperature", "FLOAT", "SQL:"] {
+        assert!(text.contains(part), "{part} missing in\n{text}");
+    }
+    assert!(text.ends_with(&format!("SQL:\n  {DEMO}\n")), "{text}");
+
+    let value = json(&server.oort(&["stream", "show", "demo", "--json"]));
+    assert_eq!(value["stream"]["sql"], DEMO);
+
+    let err = server_error(&server.oort(&["stream", "describe", "nope"]));
+    assert_eq!(err, "error: not found: stream 'nope' not found");
+}
+
+#[test]
+fn stream_update_replaces_the_definition() {
+    let server = with_demo();
+    let created = json(&server.oort(&["stream", "describe", "demo", "--json"]))["stream"].clone();
+    let ddl = r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT) WITH (DATASOURCE="sensors", TYPE="mqtt")"#;
+    assert_eq!(success(&server.oort(&["stream", "update", ddl])), "Stream demo updated.\n");
+
+    let updated = json(&server.oort(&["stream", "describe", "demo", "--json"]))["stream"].clone();
+    assert_eq!(updated["sql"], ddl);
+    assert_eq!(updated["fields"][1], json!({"name": "humidity", "type": "BIGINT"}));
+    assert_eq!(updated["options"]["DATASOURCE"], "sensors");
+    assert_eq!(updated["createTime"], created["createTime"]);
+    assert_ne!(updated["updateTime"], created["updateTime"]);
+
+    let missing = r#"CREATE STREAM nope (a FLOAT) WITH (DATASOURCE="x", TYPE="mqtt")"#;
+    assert_eq!(server_error(&server.oort(&["stream", "update", missing])), "error: not found: stream 'nope' not found");
+}
+
+#[test]
+fn stream_drop_removes_it() {
+    let server = with_demo();
+    success(&server.oort(&["stream", "create", r#"CREATE STREAM other () WITH (TYPE="memory", DATASOURCE="o")"#]));
+    assert_eq!(success(&server.oort(&["stream", "drop", "demo"])), "Stream demo dropped.\n");
+    assert_eq!(json(&server.oort(&["stream", "delete", "other", "--json"])), json!({}));
+    assert!(stream_names(&server).is_empty());
+    assert_eq!(server_error(&server.oort(&["stream", "drop", "demo"])), "error: not found: stream 'demo' not found");
+}
+
+#[test]
+fn invalid_ddl_is_an_invalid_argument_with_its_position() {
+    let server = Oortd::start();
+    let err = server_error(&server.oort(&["stream", "create", "--json", "CREATE STRAEM x ()"]));
+    assert!(err.starts_with("error: invalid argument: "), "{err}");
+    assert!(err.contains("line 1, column 8"), "{err}");
+
+    let err = server_error(&server.oort(&[
+        "stream",
+        "create",
+        r#"CREATE STREAM x (a FLOAT) WITH (TYPE="mqtt" DATASOURCE="x")"#,
+    ]));
+    assert!(err.starts_with("error: invalid argument: "), "{err}");
+    assert!(err.contains("line 1, column 45"), "{err}");
+    assert!(stream_names(&server).is_empty());
+}
+
+#[test]
+fn duplicate_stream_already_exists() {
+    let server = with_demo();
+    let err = server_error(&server.oort(&["stream", "create", DEMO]));
+    assert_eq!(err, "error: already exists: stream 'demo' already exists");
+}
+
+#[test]
+fn stream_read_by_a_rule_cannot_be_dropped() {
+    let server = with_demo();
+    create_rule1(&server);
+    let err = server_error(&server.oort(&["stream", "drop", "demo"]));
+    assert!(err.starts_with("error: failed precondition: "), "{err}");
+    assert!(err.contains("rule1"), "{err}");
+    assert_eq!(stream_names(&server), ["demo"]);
+
+    success(&server.oort(&["rule", "drop", "rule1"]));
+    assert_eq!(success(&server.oort(&["stream", "drop", "demo"])), "Stream demo dropped.\n");
+}
+
+// ---------------------------------------------------------------- rules
+
+#[test]
+fn rule_create_from_an_ekuiper_file() {
+    let server = with_demo();
+    let path = server.dir.write("rule.json", RULE_FILE);
+    let value = json(&server.oort(&["rule", "create", "--json", "--file", path.to_str().expect("a UTF-8 path")]));
+    let rule = &value["rule"];
+    assert_eq!(rule["id"], "filecase");
+    assert_eq!(rule["sql"], "SELECT * FROM demo");
+    assert_eq!(rule["actions"][0], json!({"type": "log", "props": {}}));
+    assert_eq!(
+        rule["actions"][1],
+        json!({"type": "mqtt", "props": {"server": "tcp://127.0.0.1:1883", "topic": "out"}})
+    );
+    assert_eq!(rule["options"]["lateToleranceMs"], "1000");
+    assert_eq!(rule["options"]["bufferLength"], 1024);
+    assert_eq!(rule["options"]["checkpointIntervalMs"], "300000");
+    assert_eq!(
+        rule["options"]["restartStrategy"],
+        json!({"attempts": 3, "delayMs": "1000", "multiplier": 2.0, "maxDelayMs": "30000", "jitterFactor": 0.1})
+    );
+    assert_eq!(rule["triggered"], true);
+    // What create answered is what the server stored.
+    assert_eq!(&rule_json(&server, "filecase"), rule);
+
+    // From stdin, with the id on the command line and "triggered" from the file.
+    let piped = r#"{"sql": "SELECT temperature FROM demo", "actions": [{"log": {}}], "triggered": false}"#;
+    let out = server.oort_with_stdin(&["rule", "create", "piped", "--file", "-"], piped);
+    assert_eq!(success(&out), "Rule piped created (not started).\n");
+    assert_eq!(rule_json(&server, "piped")["triggered"], false);
+}
+
+#[test]
+fn rule_create_from_flags() {
+    let server = with_demo();
+    let out = server.oort(&[
+        "rule",
+        "create",
+        "flagcase",
+        "--sql",
+        "SELECT temperature FROM demo WHERE temperature > 30",
+        "--action",
+        "log",
+        "--action",
+        r#"mqtt={"server":"tcp://127.0.0.1:1883","topic":"out","qos":1}"#,
+        "--no-start",
+    ]);
+    assert_eq!(success(&out), "Rule flagcase created (not started).\n");
+    let rule = rule_json(&server, "flagcase");
+    assert_eq!(rule["sql"], "SELECT temperature FROM demo WHERE temperature > 30");
+    assert_eq!(
+        rule["actions"],
+        json!([
+            {"type": "log", "props": {}},
+            {"type": "mqtt", "props": {"server": "tcp://127.0.0.1:1883", "topic": "out", "qos": 1.0}},
+        ])
+    );
+    assert_eq!(rule["triggered"], false);
+    assert!(rule.get("options").is_none(), "{rule}");
+
+    create_rule1(&server);
+    let rule = rule_json(&server, "rule1");
+    assert_eq!(rule["triggered"], true);
+    assert_eq!(rule["options"], json!({"qos": 1, "bufferLength": 2048}));
+}
+
+#[test]
+fn rule_create_refused_by_the_server() {
+    let server = with_demo();
+    let create = |id: &str, sql: &str| server.oort(&["rule", "create", id, "--sql", sql, "--action", "log"]);
+
+    assert_eq!(server_error(&create("r", "SELECT * FROM nothere")), "error: not found: stream 'nothere' not found");
+    let err = server_error(&create("r", "SELEC * FROM demo"));
+    assert!(err.starts_with("error: invalid argument: ") && err.contains("line 1, column 1"), "{err}");
+    let err = server_error(&create("a b", "SELECT * FROM demo"));
+    assert!(err.starts_with("error: invalid argument: invalid rule id \"a b\""), "{err}");
+
+    create_rule1(&server);
+    let err = server_error(&create("rule1", "SELECT * FROM demo"));
+    assert_eq!(err, "error: already exists: rule 'rule1' already exists");
+    assert_eq!(json(&server.oort(&["rule", "list", "--json"]))["rules"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn bad_rule_file_is_a_usage_error_and_sends_nothing() {
+    let server = with_demo();
+    let bad = r#"{"id":"badcase","sql":"SELECT * FROM demo","actions":[{"log":{}}],"name":"x"}"#;
+    let err = failure(&server.oort_with_stdin(&["rule", "create", "--file", "-"], bad), 2);
+    assert!(err.starts_with("error: <stdin>: unknown field `name`"), "{err}");
+
+    let missing = server.dir.path().join("missing.json");
+    let err = failure(&server.oort(&["rule", "create", "--file", missing.to_str().expect("a UTF-8 path")]), 2);
+    assert!(err.starts_with("error: cannot read ") && err.contains("missing.json"), "{err}");
+
+    assert_eq!(success(&server.oort(&["rule", "list"])), "No rules.\n");
+}
+
+#[test]
+fn rule_list_and_describe() {
+    let server = with_demo();
+    assert_eq!(success(&server.oort(&["rule", "list"])), "No rules.\n");
+    create_rule1(&server);
+
+    let text = success(&server.oort(&["rule", "list"]));
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["ID", "STATE", "SQL", "ACTIONS"]);
+    // Without an engine nothing runs: the server says every rule is stopped.
+    assert_eq!(lines[1], ["rule1", "stopped", "SELECT", "*", "FROM", "demo", "log,mqtt"]);
+
+    let value = json(&server.oort(&["rule", "ls", "--json"]));
+    assert_eq!(value["rules"][0]["rule"]["id"], "rule1");
+    assert_eq!(value["rules"][0]["state"], "RULE_STATE_STOPPED");
+
+    let text = success(&server.oort(&["rule", "describe", "rule1"]));
+    let first: Vec<&str> = text.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(first, ["ID:", "rule1"]);
+    for part in [
+        "Triggered:  yes",
+        "SQL:\n  SELECT * FROM demo\n",
+        "Actions:\n  [\n",
+        "\"log\": {}",
+        "\"mqtt\": {",
+        "\"server\": \"tcp://127.0.0.1:1883\"",
+        "\"topic\": \"out\"",
+        "Options:\n  {\n",
+        "\"qos\": 1",
+        "\"bufferLength\": 2048",
+    ] {
+        assert!(text.contains(part), "{part:?} missing in\n{text}");
+    }
+    assert_eq!(server_error(&server.oort(&["rule", "show", "nope"])), "error: not found: rule 'nope' not found");
+}
+
+#[test]
+fn rule_update_with_flags_keeps_the_rest() {
+    let server = with_demo();
+    create_rule1(&server);
+    let before = rule_json(&server, "rule1");
+
+    let out = server.oort(&["rule", "update", "rule1", "--sql", "SELECT temperature FROM demo"]);
+    assert_eq!(success(&out), "Rule rule1 updated.\n");
+    let after = rule_json(&server, "rule1");
+    assert_eq!(after["sql"], "SELECT temperature FROM demo");
+    for kept in ["actions", "options", "triggered", "createTime"] {
+        assert_eq!(after[kept], before[kept], "{kept} changed");
+    }
+
+    success(&server.oort(&["rule", "update", "rule1", "--action", "log", "--no-start"]));
+    let after = rule_json(&server, "rule1");
+    assert_eq!(after["actions"], json!([{"type": "log", "props": {}}]));
+    assert_eq!(after["sql"], "SELECT temperature FROM demo");
+    assert_eq!(after["options"], before["options"]);
+    assert_eq!(after["triggered"], false);
+
+    let err = server_error(&server.oort(&["rule", "update", "rule1", "--options", r#"{"qos":5}"#]));
+    assert!(err.starts_with("error: invalid argument: ") && err.contains("qos"), "{err}");
+    let err = server_error(&server.oort(&["rule", "update", "nope", "--sql", "SELECT * FROM demo"]));
+    assert_eq!(err, "error: not found: rule 'nope' not found");
+}
+
+#[test]
+fn rule_update_from_a_file_replaces_the_rule() {
+    let server = with_demo();
+    create_rule1(&server);
+    let path = server
+        .dir
+        .write("rule1.json", r#"{"id": "rule1", "sql": "SELECT device FROM demo", "actions": [{"log": {}}]}"#);
+    let value = json(&server.oort(&["rule", "update", "--file", path.to_str().expect("a UTF-8 path"), "--json"]));
+    assert_eq!(value["rule"]["sql"], "SELECT device FROM demo");
+    let rule = rule_json(&server, "rule1");
+    assert_eq!(rule["actions"], json!([{"type": "log", "props": {}}]));
+    assert!(rule.get("options").is_none(), "the file has no options: {rule}");
+}
+
+#[test]
+fn rule_drop_removes_it() {
+    let server = with_demo();
+    create_rule1(&server);
+    assert_eq!(success(&server.oort(&["rule", "drop", "rule1"])), "Rule rule1 dropped.\n");
+    assert_eq!(server_error(&server.oort(&["rule", "describe", "rule1"])), "error: not found: rule 'rule1' not found");
+    assert_eq!(server_error(&server.oort(&["rule", "drop", "rule1"])), "error: not found: rule 'rule1' not found");
+
+    create_rule1(&server);
+    assert_eq!(json(&server.oort(&["rule", "delete", "rule1", "--json"])), json!({}));
+    assert_eq!(success(&server.oort(&["rule", "list"])), "No rules.\n");
+}
+
+#[test]
+fn engine_calls_are_unimplemented_for_now() {
+    let server = with_demo();
+    create_rule1(&server);
+    for command in ["start", "stop", "restart", "status", "explain", "tail"] {
+        for json_flag in [false, true] {
+            let mut args = vec!["rule", command, "rule1"];
+            if json_flag {
+                args.push("--json");
+            }
+            let err = server_error(&server.oort(&args));
+            assert!(err.starts_with("error: unimplemented: "), "{command}: {err}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the command itself
+
+#[test]
+fn unreachable_server_exits_3_with_the_hint() {
+    // A port that was free a moment ago: bound by us, then released.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let out = run_oort(&["--server", &addr.to_string(), "--json", "stream", "list"], "", &[]);
+    let err = failure(&out, 3);
+    let mut lines = err.lines();
+    let first = lines.next().unwrap_or_default();
+    assert!(first.starts_with(&format!("error: could not connect to oortd at http://{addr}: ")), "{err}");
+    assert_eq!(
+        lines.next(),
+        Some("hint: is oortd running? Start it with `oortd`, or point --server (or OORT_SERVER) at it.")
+    );
+}
+
+#[test]
+fn server_address_from_the_environment() {
+    let server = with_demo();
+    let url = format!("http://{}", server.addr);
+    let out = run_oort(&["stream", "list", "--json"], "", &[("OORT_SERVER", &url)]);
+    assert_eq!(json(&out)["streams"][0]["name"], "demo");
+}
+
+#[test]
+fn usage_errors_exit_2_without_a_request() {
+    let server = Oortd::start();
+    for args in [
+        &["rule", "status"][..],
+        &["stream", "list", "--kind", "view"],
+        &["stream", "create", "X", "--file", "f.sql"],
+        &["rule", "create", "r", "--file", "r.json", "--sql", "SELECT 1"],
+    ] {
+        let out = server.oort(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}: {}", stdout(&out));
+    }
+    let err = failure(&server.oort_with_stdin(&["stream", "create", "-"], "  \n"), 2);
+    assert_eq!(err, "error: the statement is empty\n");
+    let err = failure(&server.oort(&["rule", "create", "r", "--sql", "SELECT * FROM demo"]), 2);
+    assert!(err.contains("--action"), "{err}");
+    let err = failure(&server.oort(&["rule", "update", "r"]), 2);
+    assert!(err.starts_with("error: nothing to update"), "{err}");
+    assert!(stream_names(&server).is_empty());
+
+    let help = success(&run_oort(&["--help"], "", &[]));
+    assert!(help.contains("Exit codes:"), "{help}");
+}
