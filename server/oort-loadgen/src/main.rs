@@ -41,6 +41,9 @@ enum Cmd {
         /// How many start-ups to time for each catalog size (the median is reported).
         #[arg(long, default_value_t = 5)]
         startups: usize,
+        /// Keep the catalog in this (new or empty) directory instead of a temporary one.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -152,9 +155,9 @@ async fn time_startups(binary: &Path, data_dir: &Path, count: usize) -> Result<D
     Ok(median(&mut samples))
 }
 
-async fn control_plane(binary: &Path, rules: usize, startups: usize) -> Result<()> {
+async fn control_plane(binary: &Path, rules: usize, startups: usize, keep: Option<PathBuf>) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let data_dir = dir.path().join("data");
+    let data_dir = keep.unwrap_or_else(|| dir.path().join("data"));
 
     let startup_empty = time_startups(binary, &data_dir, startups).await?;
     let (server, _) = Server::start(binary, &data_dir).await?;
@@ -225,6 +228,8 @@ async fn control_plane(binary: &Path, rules: usize, startups: usize) -> Result<(
 #[tokio::main]
 async fn main() -> Result<()> {
     match Args::parse().command {
-        Cmd::ControlPlane { oortd, rules, startups } => control_plane(&oortd, rules, startups).await,
+        Cmd::ControlPlane { oortd, rules, startups, data_dir } => {
+            control_plane(&oortd, rules, startups, data_dir).await
+        }
     }
 }

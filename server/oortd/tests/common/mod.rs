@@ -30,25 +30,27 @@ pub struct Oortd {
 impl Oortd {
     /// Starts `oortd` on a free port with `data_dir`, and waits until it serves.
     pub async fn start(data_dir: &Path) -> Oortd {
-        Self::start_with(data_dir, &[], &[]).await
+        let mut command = Self::command();
+        command.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        Self::launch(command, data_dir).await
     }
 
-    /// Starts `oortd` with extra flags and environment variables.
-    pub async fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Oortd {
+    /// The `oortd` command with a clean environment (no OORT_* variables) and
+    /// piped stderr; add flags, variables or a working directory, then `launch`.
+    pub fn command() -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_oortd"));
         command
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(args)
             .env_remove("OORT_LISTEN")
             .env_remove("OORT_DATA_DIR")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
+        command
+    }
+
+    /// Spawns `command` (which must make oortd use `data_dir`) and waits until it serves.
+    pub async fn launch(mut command: Command, data_dir: &Path) -> Oortd {
         let mut child = command.spawn().expect("oortd starts");
         let addr = wait_for_address(&mut child);
         let server = Oortd { child, addr, data_dir: data_dir.to_owned() };
