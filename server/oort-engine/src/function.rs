@@ -1,0 +1,239 @@
+//! The [`Function`] trait and the [`FunctionRegistry`].
+//!
+//! Every SQL function, whoever provides it, is a `Function` in one registry,
+//! so a rule cannot tell a built-in from a plugin or an external service.
+//! Lookup follows eKuiper's order: built-in, then native, then portable, then
+//! external; a built-in name cannot be shadowed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use crate::value::Value;
+
+/// Scalar or aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FunctionKind {
+    /// One result per row.
+    Scalar,
+    /// One result per group or window. Each argument arrives as a `Value::List`
+    /// of that argument's value for every row of the group, in arrival order
+    /// (eKuiper's convention, also the plugin protocol's).
+    Aggregate,
+}
+
+/// Who provides a function, in lookup order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FunctionOrigin {
+    /// Built into the engine.
+    Builtin,
+    /// A native plugin.
+    Native,
+    /// A portable plugin.
+    Portable,
+    /// An external service.
+    External,
+}
+
+impl FunctionOrigin {
+    /// Every origin, in lookup order.
+    pub const ALL: [FunctionOrigin; 4] =
+        [FunctionOrigin::Builtin, FunctionOrigin::Native, FunctionOrigin::Portable, FunctionOrigin::External];
+}
+
+/// What the registry and the planner know of a function without calling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionMeta {
+    /// Name as called in SQL, lower-case (lookups are case-insensitive).
+    pub name: String,
+    /// Scalar or aggregate.
+    pub kind: FunctionKind,
+    /// Who provides it.
+    pub origin: FunctionOrigin,
+    /// The plugin or service that provides it; empty for built-ins.
+    pub owner: String,
+    /// Fewest arguments.
+    pub min_args: usize,
+    /// Most arguments; `None` for variadic functions.
+    pub max_args: Option<usize>,
+    /// One-line description.
+    pub description: String,
+}
+
+impl FunctionMeta {
+    /// A built-in function's description.
+    pub fn builtin(
+        name: &str,
+        kind: FunctionKind,
+        min_args: usize,
+        max_args: Option<usize>,
+        description: &str,
+    ) -> Self {
+        Self {
+            name: name.to_ascii_lowercase(),
+            kind,
+            origin: FunctionOrigin::Builtin,
+            owner: String::new(),
+            min_args,
+            max_args,
+            description: description.to_owned(),
+        }
+    }
+}
+
+/// What the planner knows of one argument when it validates a call.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgInfo<'a> {
+    /// The argument's value if it is a literal, so functions can check it early
+    /// (a date format, a regular expression, a hash algorithm).
+    pub literal: Option<&'a Value>,
+}
+
+/// What a function sees of the call besides its arguments.
+#[derive(Debug, Clone, Copy)]
+pub struct CallContext<'a> {
+    /// Id of the rule that calls it.
+    pub rule_id: &'a str,
+}
+
+/// Why a call failed. The rule counts it as an error on that event and goes on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FunctionError {
+    /// An argument has a type the function does not take.
+    #[error("{function}: argument {index} must be {expected}, got {got}")]
+    ArgumentType { function: String, index: usize, expected: &'static str, got: &'static str },
+    /// The call failed for another reason (a bad format, an overflow...).
+    #[error("{function}: {message}")]
+    Failed { function: String, message: String },
+}
+
+impl FunctionError {
+    /// A failure with a message.
+    pub fn failed(function: &str, message: impl Into<String>) -> Self {
+        FunctionError::Failed { function: function.to_owned(), message: message.into() }
+    }
+
+    /// An argument of the wrong type (`index` counts from 1, as users do).
+    pub fn argument_type(function: &str, index: usize, expected: &'static str, got: &Value) -> Self {
+        FunctionError::ArgumentType { function: function.to_owned(), index, expected, got: got.type_name() }
+    }
+}
+
+/// A SQL function.
+pub trait Function: Send + Sync + 'static {
+    /// Name, kind, arity and description.
+    fn meta(&self) -> &FunctionMeta;
+
+    /// Checks a call at plan time, so that a rule that cannot work is refused at
+    /// creation. The default checks the number of arguments.
+    fn validate(&self, args: &[ArgInfo<'_>]) -> Result<(), String> {
+        check_arity(self.meta(), args.len())
+    }
+
+    /// Computes the result of one call. Aggregates get one `Value::List` per argument.
+    fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError>;
+}
+
+/// The default arity check, for `validate` implementations that add their own checks.
+pub fn check_arity(meta: &FunctionMeta, count: usize) -> Result<(), String> {
+    let too_few = count < meta.min_args;
+    let too_many = meta.max_args.is_some_and(|max| count > max);
+    if !(too_few || too_many) {
+        return Ok(());
+    }
+    let expected = match meta.max_args {
+        Some(max) if max == meta.min_args => format!("{max}"),
+        Some(max) => format!("{} to {max}", meta.min_args),
+        None => format!("at least {}", meta.min_args),
+    };
+    Err(format!("function {} takes {expected} argument(s), got {count}", meta.name))
+}
+
+type ByName = BTreeMap<String, Arc<dyn Function>>;
+
+/// Every function a rule can call, by origin. Shared by all rules; plugins and
+/// services add and remove theirs while the server runs.
+#[derive(Default)]
+pub struct FunctionRegistry {
+    by_origin: RwLock<BTreeMap<FunctionOrigin, ByName>>,
+}
+
+impl FunctionRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a function under its origin; returns the one it replaced.
+    pub fn register(&self, function: Arc<dyn Function>) -> Option<Arc<dyn Function>> {
+        let meta = function.meta();
+        let (origin, name) = (meta.origin, meta.name.to_ascii_lowercase());
+        let mut by_origin = self.by_origin.write().unwrap_or_else(|p| p.into_inner());
+        by_origin.entry(origin).or_default().insert(name, function)
+    }
+
+    /// Removes a function of an origin; returns it.
+    pub fn unregister(&self, origin: FunctionOrigin, name: &str) -> Option<Arc<dyn Function>> {
+        let mut by_origin = self.by_origin.write().unwrap_or_else(|p| p.into_inner());
+        by_origin.get_mut(&origin)?.remove(&name.to_ascii_lowercase())
+    }
+
+    /// Finds a function by name (case-insensitive) in lookup order.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Function>> {
+        let name = name.to_ascii_lowercase();
+        let by_origin = self.by_origin.read().unwrap_or_else(|p| p.into_inner());
+        FunctionOrigin::ALL.iter().find_map(|origin| by_origin.get(origin)?.get(&name).cloned())
+    }
+
+    /// Every registered function, ordered by name then origin.
+    pub fn list(&self) -> Vec<FunctionMeta> {
+        let by_origin = self.by_origin.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<FunctionMeta> =
+            by_origin.values().flat_map(|m| m.values().map(|f| f.meta().clone())).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name).then(a.origin.cmp(&b.origin)));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Constant(FunctionMeta, i64);
+
+    impl Function for Constant {
+        fn meta(&self) -> &FunctionMeta {
+            &self.0
+        }
+        fn call(&self, _: &CallContext<'_>, _: &[Value]) -> Result<Value, FunctionError> {
+            Ok(Value::Int(self.1))
+        }
+    }
+
+    fn constant(name: &str, origin: FunctionOrigin, value: i64) -> Arc<dyn Function> {
+        let mut meta = FunctionMeta::builtin(name, FunctionKind::Scalar, 0, Some(0), "a constant");
+        meta.origin = origin;
+        Arc::new(Constant(meta, value))
+    }
+
+    #[test]
+    fn lookup_follows_the_origin_order_and_ignores_case() {
+        let registry = FunctionRegistry::new();
+        assert!(registry.register(constant("f", FunctionOrigin::External, 4)).is_none());
+        assert!(registry.register(constant("F", FunctionOrigin::Native, 2)).is_none());
+        let ctx = CallContext { rule_id: "r" };
+        assert_eq!(registry.get("f").unwrap().call(&ctx, &[]).unwrap(), Value::Int(2));
+        assert!(registry.register(constant("f", FunctionOrigin::Native, 3)).is_some(), "returns the replaced entry");
+        registry.unregister(FunctionOrigin::Native, "f");
+        assert_eq!(registry.get("F").unwrap().call(&ctx, &[]).unwrap(), Value::Int(4));
+        assert_eq!(registry.list().len(), 1);
+    }
+
+    #[test]
+    fn arity_errors_say_what_is_expected() {
+        let meta = FunctionMeta::builtin("substring", FunctionKind::Scalar, 2, Some(3), "");
+        assert!(check_arity(&meta, 2).is_ok());
+        assert_eq!(check_arity(&meta, 1).unwrap_err(), "function substring takes 2 to 3 argument(s), got 1");
+        let variadic = FunctionMeta::builtin("concat", FunctionKind::Scalar, 1, None, "");
+        assert_eq!(check_arity(&variadic, 0).unwrap_err(), "function concat takes at least 1 argument(s), got 0");
+    }
+}

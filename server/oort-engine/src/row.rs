@@ -1,0 +1,29 @@
+//! [`Row`]: one event as it flows through a rule.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::value::{Map, Value};
+
+/// One event: its columns, its time and the metadata of the source it came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    /// Columns by name.
+    pub fields: Map,
+    /// Event time (with `isEventTime`) or processing time, in Unix milliseconds.
+    pub timestamp: i64,
+    /// Source metadata (for example the MQTT topic), read in SQL with `meta(key)`.
+    pub meta: Arc<BTreeMap<String, String>>,
+}
+
+impl Row {
+    /// A row with these columns, at `timestamp` (Unix milliseconds), with no metadata.
+    pub fn new(fields: Map, timestamp: i64) -> Self {
+        Self { fields, timestamp, meta: Arc::default() }
+    }
+
+    /// The value of a column, or `None` when the row has no such column.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.get(name)
+    }
+}
