@@ -5,13 +5,46 @@
 //! - [`row`]: [`Row`], one event flowing through a rule.
 //! - [`function`]: the [`Function`] trait and the [`FunctionRegistry`] that
 //!   built-in, native, portable and external functions all register in.
+//! - [`connector`]: the [`Source`] and [`Sink`] traits and their [`ConnectorRegistry`].
+//! - [`expr`]: rule SQL expressions compiled to an [`Expr`] tree and evaluated against rows.
+//! - [`json`]: JSON decoding of events and encoding of results.
+//! - [`metrics`]: per-operator counters for rule status.
+//! - [`rule`]: [`RuleDefinition`], what the engine is asked to run.
+//! - [`plan`]: rule SQL → a validated [`RulePlan`]; [`decode`]: events → rows.
+//! - [`runtime`]: the tasks of a running rule; [`engine`]: [`Engine`], all of them.
 
+pub mod connector;
+pub mod decode;
+pub mod engine;
+pub mod expr;
 pub mod function;
+pub mod functions;
+pub mod json;
+pub mod metrics;
+pub mod plan;
 pub mod row;
+pub mod rule;
+pub mod runtime;
 pub mod value;
+pub mod window;
 
+pub use connector::{
+    ConnectorError, ConnectorRegistry, Payload, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent,
+    SourceFactory,
+};
+pub use engine::{Engine, EngineError};
+pub use expr::{
+    CompileContext, EvalEnv, EvalError, Expr, JoinedRow, Projection, ProjectionColumn, SourceSchema, Tuple, compile,
+    compile_projection, compile_with_aliases,
+};
 pub use function::{
     CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin, FunctionRegistry,
 };
+pub use functions::register_builtins;
+pub use metrics::{OperatorMetrics, OperatorStatus};
+pub use plan::{PlanError, RulePlan, StreamLookup};
 pub use row::Row;
+pub use rule::{ActionDefinition, RestartStrategy, RuleDefinition, RuleOptions};
+pub use runtime::{RuleState, RuleStatus};
 pub use value::{Map, Value};
+pub use window::{TimeMode, WindowBatch, WindowOperator};

@@ -170,7 +170,7 @@ async fn control_plane(binary: &Path, rules: usize, startups: usize, keep: Optio
     let mut client = RuleServiceClient::new(channel);
     streams
         .create_stream(CreateStreamRequest {
-            sql: r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT) WITH (DATASOURCE="demo", FORMAT="json", TYPE="mqtt")"#.into(),
+            sql: r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT) WITH (DATASOURCE="demo", FORMAT="json", TYPE="memory")"#.into(),
         })
         .await?;
     let mut create = Vec::with_capacity(rules);

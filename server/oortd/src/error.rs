@@ -12,9 +12,18 @@ pub enum ApiError {
     /// The SQL does not parse or does not make sense; carries its position.
     #[error("{0}")]
     Sql(#[from] SqlError),
+    /// The engine refused a rule (its plan or its connectors).
+    #[error(transparent)]
+    Engine(#[from] oort_engine::EngineError),
     /// The catalog refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No such entity, outside the catalog (e.g. a stream in a Publish).
+    #[error("{0}")]
+    NotFound(String),
+    /// The entity is not in a state that allows the call.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The call belongs to a part of Oort that is not built yet.
     #[error("{0}")]
     Unimplemented(&'static str),

@@ -4,12 +4,16 @@
 //! - [`server`]: assembles the gRPC services with health and reflection and
 //!   serves them until shutdown; [`run`] is the entry point.
 //! - [`api`]: one module per `oort.v1` service.
+//! - [`rules`]: [`rules::RuleController`], the catalog and the engine in step.
+//! - [`convert`]: protobuf messages ↔ engine types.
 //! - [`error`]: [`ApiError`], what a handler can fail with.
 //! - [`status`]: the one place where errors become `tonic::Status`.
 
 pub mod api;
 pub mod config;
+pub mod convert;
 pub mod error;
+pub mod rules;
 pub mod server;
 pub mod status;
 

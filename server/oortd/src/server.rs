@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use oort_connectors::Buses;
+use oort_engine::{ConnectorRegistry, Engine, FunctionRegistry};
 use oort_proto::v1::event_service_server::EventServiceServer;
 use oort_proto::v1::external_service_server::ExternalServiceServer;
 use oort_proto::v1::function_service_server::FunctionServiceServer;
@@ -23,6 +25,7 @@ use crate::api::plugins::PluginApi;
 use crate::api::rules::RuleApi;
 use crate::api::streams::StreamApi;
 use crate::config::Config;
+use crate::rules::RuleController;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,9 @@ pub enum ServerError {
     /// The catalog could not be opened (locked by another server, damaged...).
     #[error("cannot open the catalog in {path}: {source}")]
     Catalog { path: std::path::PathBuf, source: oort_store::StoreError },
+    /// Running rules could not be read back from the catalog.
+    #[error("cannot restore rules: {0}")]
+    Restore(String),
     /// gRPC reflection could not load the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -67,6 +73,16 @@ pub async fn run(
         load(catalog.as_ref()).map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
     tracing::info!(data_dir = %config.data_dir.display(), streams, rules, "catalog open");
     let handle = CatalogHandle::new(Arc::clone(&catalog));
+
+    let functions = Arc::new(FunctionRegistry::new());
+    oort_engine::register_builtins(&functions);
+    let connectors = Arc::new(ConnectorRegistry::new());
+    let buses = Buses::default();
+    oort_connectors::register_all(&connectors, &buses);
+    let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors));
+    let rules = RuleController::new(handle.clone(), Arc::clone(&engine));
+    let restored = rules.restore().await.map_err(|e| ServerError::Restore(e.to_string()))?;
+    tracing::info!(rules = restored, "rules restored");
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in [
@@ -105,11 +121,11 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(StreamServiceServer::new(StreamApi::new(handle.clone())))
-        .add_service(RuleServiceServer::new(RuleApi::new(handle)))
+        .add_service(RuleServiceServer::new(RuleApi::new(rules)))
         .add_service(PluginServiceServer::new(PluginApi))
         .add_service(ExternalServiceServer::new(ExternalApi))
-        .add_service(FunctionServiceServer::new(FunctionApi))
-        .add_service(EventServiceServer::new(EventApi))
+        .add_service(FunctionServiceServer::new(FunctionApi::new(functions)))
+        .add_service(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc))))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
     tokio::select! {
         served = serve => served?,
@@ -122,7 +138,8 @@ pub async fn run(
         } => tracing::warn!(grace = ?config.shutdown_grace, "grace period over: closing the remaining connections"),
     }
 
-    tracing::info!("shutting down: flushing the catalog");
+    tracing::info!("shutting down: stopping rules, flushing the catalog");
+    engine.stop_all().await;
     if let Err(error) = catalog.flush() {
         tracing::error!(%error, "flushing the catalog failed");
     }

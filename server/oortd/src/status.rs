@@ -1,6 +1,7 @@
 //! The one place where errors become `tonic::Status`, so that codes stay honest
 //! and consistent across services.
 
+use oort_engine::{ConnectorError, EngineError, PlanError};
 use oort_store::{EntityKind, StoreError};
 use tonic::{Code, Status};
 
@@ -12,6 +13,9 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument(message) => Status::invalid_argument(message),
             ApiError::Sql(e) => Status::invalid_argument(e.to_string()),
             ApiError::Store(e) => store_status(e),
+            ApiError::Engine(e) => engine_status(e),
+            ApiError::NotFound(message) => Status::not_found(message),
+            ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
             ApiError::Unimplemented(what) => Status::unimplemented(what),
             ApiError::Internal(message) => {
                 tracing::error!(%message, "internal error");
@@ -38,4 +42,14 @@ fn store_status(error: StoreError) -> Status {
         _ => error.to_string(),
     };
     Status::new(code, message)
+}
+
+fn engine_status(error: EngineError) -> Status {
+    let code = match &error {
+        EngineError::Plan(PlanError::UnknownStream(_)) => Code::NotFound,
+        EngineError::Plan(PlanError::Unsupported(_)) => Code::Unimplemented,
+        EngineError::Plan(_) | EngineError::Connector(ConnectorError::Config(_)) => Code::InvalidArgument,
+        EngineError::Connector(ConnectorError::External(_)) => Code::Unavailable,
+    };
+    Status::new(code, error.to_string())
 }

@@ -14,7 +14,7 @@ async fn populate(oortd: &Oortd, prefix: &str, count: usize) {
         let name = format!("{prefix}{i}");
         streams
             .create_stream(CreateStreamRequest {
-                sql: format!(r#"CREATE STREAM {name} (v BIGINT) WITH (DATASOURCE="{name}")"#),
+                sql: format!(r#"CREATE STREAM {name} (v BIGINT) WITH (DATASOURCE="{name}", TYPE="memory")"#),
             })
             .await
             .unwrap();

@@ -1,22 +1,64 @@
-//! `oort.v1.EventService`. Publishing into `TYPE="grpc"` streams needs the
-//! engine, which is not built yet: Publish answers UNIMPLEMENTED.
+//! `oort.v1.EventService`: events pushed by clients into `TYPE="grpc"` streams.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use oort_connectors::TopicBus;
+use oort_engine::{Payload, SourceEvent};
 use oort_proto::v1::event_service_server::EventService;
 use oort_proto::v1::{PublishRequest, PublishResponse};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::error::ApiError;
+use super::CatalogHandle;
+use crate::convert::map_from_proto;
+use crate::error::{ApiError, ApiResult};
 
-/// Serves `EventService`.
-#[derive(Default)]
-pub struct EventApi;
+/// Serves `EventService`, publishing on the bus the `grpc` source reads.
+pub struct EventApi {
+    catalog: CatalogHandle,
+    bus: Arc<TopicBus>,
+}
+
+impl EventApi {
+    /// A service over the catalog (to check streams) and the grpc bus.
+    pub fn new(catalog: CatalogHandle, bus: Arc<TopicBus>) -> Self {
+        Self { catalog, bus }
+    }
+
+    /// Checks once per call and stream that the stream exists and is of type grpc.
+    fn check_stream(&self, name: &str) -> ApiResult<()> {
+        let stream = self.catalog.direct().get_stream(name)?;
+        let source_type = stream.options.get("TYPE").map(String::as_str).unwrap_or("mqtt");
+        if !source_type.eq_ignore_ascii_case("grpc") {
+            return Err(ApiError::InvalidArgument(format!(
+                "stream '{name}' has TYPE=\"{source_type}\"; events can be published only to TYPE=\"grpc\" streams"
+            )));
+        }
+        Ok(())
+    }
+}
 
 #[tonic::async_trait]
 impl EventService for EventApi {
-    async fn publish(&self, _: Request<Streaming<PublishRequest>>) -> Result<Response<PublishResponse>, Status> {
-        Err(ApiError::Unimplemented(
-            "publishing events is not supported yet: the streaming engine is not built in this version of oortd",
-        )
-        .into())
+    async fn publish(&self, request: Request<Streaming<PublishRequest>>) -> Result<Response<PublishResponse>, Status> {
+        let mut requests = request.into_inner();
+        let mut checked: HashSet<String> = HashSet::new();
+        let mut accepted = 0u64;
+        while let Some(request) = requests.message().await? {
+            if !checked.contains(&request.stream) {
+                self.check_stream(&request.stream)?;
+                checked.insert(request.stream.clone());
+            }
+            let event = request.event.unwrap_or_default();
+            let timestamp = event.timestamp.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+            let source_event = SourceEvent {
+                payload: Payload::Map(map_from_proto(&event.fields)),
+                meta: Arc::new(event.meta.into_iter().collect()),
+                timestamp,
+            };
+            self.bus.publish(&request.stream, source_event);
+            accepted += 1;
+        }
+        Ok(Response::new(PublishResponse { accepted }))
     }
 }

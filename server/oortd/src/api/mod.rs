@@ -26,6 +26,11 @@ impl CatalogHandle {
         Self(catalog)
     }
 
+    /// The catalog itself, for quick reads that need no blocking pool.
+    pub fn direct(&self) -> &dyn Catalog {
+        self.0.as_ref()
+    }
+
     /// Runs `f` against the catalog on the blocking pool.
     pub async fn call<T, F>(&self, f: F) -> ApiResult<T>
     where

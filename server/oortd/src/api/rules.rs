@@ -1,6 +1,5 @@
-//! `oort.v1.RuleService`: rule definitions in the catalog. Running rules, their
-//! status, plans and output belong to the engine, which is not built yet; those
-//! calls answer UNIMPLEMENTED rather than pretend.
+//! `oort.v1.RuleService`: rule definitions in the catalog, run by the engine
+//! through the [`RuleController`].
 
 use std::pin::Pin;
 
@@ -12,26 +11,86 @@ use oort_proto::v1::{
     StartRuleRequest, StartRuleResponse, StopRuleRequest, StopRuleResponse, TailRuleRequest, TailRuleResponse,
     UpdateRuleRequest, UpdateRuleResponse,
 };
+use oort_proto::v1::{Event, OperatorStatus};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{CatalogHandle, now, required};
+use super::{now, required};
+use crate::convert::map_to_proto;
 use crate::error::{ApiError, ApiResult};
-
-const NO_ENGINE: &str = "rules are stored but not run yet: the streaming engine (start, stop, status, tail, explain) is not built in this version of oortd";
+use crate::rules::RuleController;
 
 /// Longest accepted rule id.
 const MAX_ID_LEN: usize = 128;
 
-/// Serves `RuleService` over the catalog.
+/// Serves `RuleService`.
 pub struct RuleApi {
-    catalog: CatalogHandle,
+    rules: RuleController,
 }
 
 impl RuleApi {
-    /// A service over `catalog`.
-    pub fn new(catalog: CatalogHandle) -> Self {
-        Self { catalog }
+    /// A service over the rule controller.
+    pub fn new(rules: RuleController) -> Self {
+        Self { rules }
+    }
+
+    async fn load(&self, id: String) -> ApiResult<Rule> {
+        self.rules.catalog().call(move |c| c.get_rule(&id)).await
+    }
+
+    /// Sets whether a rule should run, in the catalog.
+    async fn set_triggered(&self, mut rule: Rule, triggered: bool) -> ApiResult<Rule> {
+        if rule.triggered != Some(triggered) {
+            rule.triggered = Some(triggered);
+            rule.update_time = Some(now());
+            let (stored, sources) = (rule.clone(), self.sources_of(&rule)?);
+            self.rules.catalog().call(move |c| c.update_rule(&stored, &sources)).await?;
+        }
+        Ok(rule)
+    }
+
+    fn sources_of(&self, rule: &Rule) -> ApiResult<Vec<String>> {
+        Ok(oort_sql::parse_rule_sql(&rule.sql)?.source_names().map(str::to_owned).collect())
+    }
+
+    async fn state_of(&self, rule: &Rule) -> RuleState {
+        match self.rules.status(&rule.id).await {
+            Some(status) => state_to_proto(status.state),
+            None => RuleState::Stopped,
+        }
+    }
+}
+
+fn state_to_proto(state: oort_engine::RuleState) -> RuleState {
+    match state {
+        oort_engine::RuleState::Running => RuleState::Running,
+        oort_engine::RuleState::Stopped => RuleState::Stopped,
+        oort_engine::RuleState::Failed => RuleState::Failed,
+    }
+}
+
+fn timestamp_ms(ms: i64) -> Option<prost_types::Timestamp> {
+    (ms > 0).then(|| prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    })
+}
+
+fn operator_to_proto(op: oort_engine::OperatorStatus) -> OperatorStatus {
+    let (last_exception, last_exception_time) = match op.last_exception {
+        Some((message, at)) => (message, timestamp_ms(at)),
+        None => (String::new(), None),
+    };
+    OperatorStatus {
+        name: op.name,
+        records_in_total: op.records_in_total,
+        records_out_total: op.records_out_total,
+        exceptions_total: op.exceptions_total,
+        process_latency_us: op.process_latency_us,
+        buffer_length: op.buffer_length,
+        last_exception,
+        last_exception_time,
+        last_invocation: timestamp_ms(op.last_invocation_ms),
     }
 }
 
@@ -95,43 +154,60 @@ fn prepare_rule(rule: Option<Rule>) -> ApiResult<(Rule, Vec<String>)> {
     Ok((rule, sources))
 }
 
-/// The state a stored rule is in. Without an engine nothing runs.
-fn state_of(_rule: &Rule) -> RuleState {
-    RuleState::Stopped
-}
-
 type TailStream = Pin<Box<dyn Stream<Item = Result<TailRuleResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl RuleService for RuleApi {
     async fn create_rule(&self, request: Request<CreateRuleRequest>) -> Result<Response<CreateRuleResponse>, Status> {
         let (rule, sources) = prepare_rule(request.into_inner().rule)?;
+        self.rules.validate(&rule)?;
+        let id = rule.id.clone();
+        if self.rules.catalog().call(move |c| c.get_rule(&id)).await.is_ok() {
+            return Err(ApiError::Store(oort_store::StoreError::AlreadyExists {
+                kind: oort_store::EntityKind::Rule,
+                name: rule.id.clone(),
+            })
+            .into());
+        }
+        // Start before storing: a rule whose connectors refuse to start is not created.
+        if rule.triggered == Some(true) {
+            self.rules.run(&rule).await?;
+        }
         let stored = rule.clone();
-        self.catalog.call(move |c| c.create_rule(&stored, &sources)).await?;
+        if let Err(error) = self.rules.catalog().call(move |c| c.create_rule(&stored, &sources)).await {
+            self.rules.halt(&rule.id).await;
+            return Err(error.into());
+        }
         tracing::info!(rule = %rule.id, "rule created");
         Ok(Response::new(CreateRuleResponse { rule: Some(rule) }))
     }
 
     async fn get_rule(&self, request: Request<GetRuleRequest>) -> Result<Response<GetRuleResponse>, Status> {
-        let id = request.into_inner().id;
-        let rule = self.catalog.call(move |c| c.get_rule(&id)).await?;
+        let rule = self.load(request.into_inner().id).await?;
         Ok(Response::new(GetRuleResponse { rule: Some(rule) }))
     }
 
     async fn list_rules(&self, _request: Request<ListRulesRequest>) -> Result<Response<ListRulesResponse>, Status> {
-        let rules = self.catalog.call(|c| c.list_rules()).await?;
-        let rules =
-            rules.into_iter().map(|rule| RuleInfo { state: state_of(&rule) as i32, rule: Some(rule) }).collect();
-        Ok(Response::new(ListRulesResponse { rules }))
+        let rules = self.rules.catalog().call(|c| c.list_rules()).await?;
+        let mut infos = Vec::with_capacity(rules.len());
+        for rule in rules {
+            infos.push(RuleInfo { state: self.state_of(&rule).await as i32, rule: Some(rule) });
+        }
+        Ok(Response::new(ListRulesResponse { rules: infos }))
     }
 
     async fn update_rule(&self, request: Request<UpdateRuleRequest>) -> Result<Response<UpdateRuleResponse>, Status> {
         let (mut rule, sources) = prepare_rule(request.into_inner().rule)?;
-        let id = rule.id.clone();
-        let previous = self.catalog.call(move |c| c.get_rule(&id)).await?;
+        let previous = self.load(rule.id.clone()).await?;
+        self.rules.validate(&rule)?;
         rule.create_time = previous.create_time;
         let stored = rule.clone();
-        self.catalog.call(move |c| c.update_rule(&stored, &sources)).await?;
+        self.rules.catalog().call(move |c| c.update_rule(&stored, &sources)).await?;
+        if rule.triggered == Some(true) {
+            self.rules.run(&rule).await?;
+        } else {
+            self.rules.halt(&rule.id).await;
+        }
         tracing::info!(rule = %rule.id, "rule updated");
         Ok(Response::new(UpdateRuleResponse { rule: Some(rule) }))
     }
@@ -139,38 +215,90 @@ impl RuleService for RuleApi {
     async fn delete_rule(&self, request: Request<DeleteRuleRequest>) -> Result<Response<DeleteRuleResponse>, Status> {
         let id = request.into_inner().id;
         let deleted = id.clone();
-        self.catalog.call(move |c| c.delete_rule(&deleted)).await?;
+        self.rules.catalog().call(move |c| c.delete_rule(&deleted)).await?;
+        self.rules.halt(&id).await;
         tracing::info!(rule = %id, "rule deleted");
         Ok(Response::new(DeleteRuleResponse {}))
     }
 
-    async fn start_rule(&self, _: Request<StartRuleRequest>) -> Result<Response<StartRuleResponse>, Status> {
-        Err(ApiError::Unimplemented(NO_ENGINE).into())
+    async fn start_rule(&self, request: Request<StartRuleRequest>) -> Result<Response<StartRuleResponse>, Status> {
+        let rule = self.load(request.into_inner().id).await?;
+        self.rules.run(&rule).await?;
+        self.set_triggered(rule, true).await?;
+        Ok(Response::new(StartRuleResponse {}))
     }
 
-    async fn stop_rule(&self, _: Request<StopRuleRequest>) -> Result<Response<StopRuleResponse>, Status> {
-        Err(ApiError::Unimplemented(NO_ENGINE).into())
+    async fn stop_rule(&self, request: Request<StopRuleRequest>) -> Result<Response<StopRuleResponse>, Status> {
+        let rule = self.load(request.into_inner().id).await?;
+        self.rules.halt(&rule.id).await;
+        self.set_triggered(rule, false).await?;
+        Ok(Response::new(StopRuleResponse {}))
     }
 
-    async fn restart_rule(&self, _: Request<RestartRuleRequest>) -> Result<Response<RestartRuleResponse>, Status> {
-        Err(ApiError::Unimplemented(NO_ENGINE).into())
+    async fn restart_rule(
+        &self,
+        request: Request<RestartRuleRequest>,
+    ) -> Result<Response<RestartRuleResponse>, Status> {
+        let rule = self.load(request.into_inner().id).await?;
+        self.rules.halt(&rule.id).await;
+        self.rules.run(&rule).await?;
+        self.set_triggered(rule, true).await?;
+        Ok(Response::new(RestartRuleResponse {}))
     }
 
     async fn get_rule_status(
         &self,
-        _: Request<GetRuleStatusRequest>,
+        request: Request<GetRuleStatusRequest>,
     ) -> Result<Response<GetRuleStatusResponse>, Status> {
-        Err(ApiError::Unimplemented(NO_ENGINE).into())
+        let rule = self.load(request.into_inner().id).await?;
+        let response = match self.rules.status(&rule.id).await {
+            Some(status) => GetRuleStatusResponse {
+                id: rule.id,
+                state: state_to_proto(status.state) as i32,
+                last_error: status.last_error.unwrap_or_default(),
+                start_time: timestamp_ms(status.start_time_ms),
+                restart_count: status.restart_count,
+                operators: status.operators.into_iter().map(operator_to_proto).collect(),
+            },
+            None => GetRuleStatusResponse { id: rule.id, state: RuleState::Stopped as i32, ..Default::default() },
+        };
+        Ok(Response::new(response))
     }
 
     type TailRuleStream = TailStream;
 
-    async fn tail_rule(&self, _: Request<TailRuleRequest>) -> Result<Response<Self::TailRuleStream>, Status> {
-        Err(ApiError::Unimplemented(NO_ENGINE).into())
+    async fn tail_rule(&self, request: Request<TailRuleRequest>) -> Result<Response<Self::TailRuleStream>, Status> {
+        let id = request.into_inner().id;
+        let rule = self.load(id.clone()).await?;
+        let mut results = self.rules.engine().subscribe(&rule.id).await.ok_or_else(|| {
+            ApiError::FailedPrecondition(format!("rule {id} is not running: start it to tail its output"))
+        })?;
+        let stream = async_stream::stream! {
+            loop {
+                match results.recv().await {
+                    Ok(rows) => {
+                        for row in rows.iter() {
+                            let event = Event { fields: map_to_proto(row), timestamp: Some(now()), meta: Default::default() };
+                            yield Ok(TailRuleResponse { event: Some(event) });
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
+                        tracing::warn!(rule = %id, lost, "TailRule reader fell behind; results skipped");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn explain_rule(&self, _: Request<ExplainRuleRequest>) -> Result<Response<ExplainRuleResponse>, Status> {
-        Err(ApiError::Unimplemented(NO_ENGINE).into())
+    async fn explain_rule(
+        &self,
+        request: Request<ExplainRuleRequest>,
+    ) -> Result<Response<ExplainRuleResponse>, Status> {
+        let rule = self.load(request.into_inner().id).await?;
+        let plan = self.rules.validate(&rule)?;
+        Ok(Response::new(ExplainRuleResponse { plan }))
     }
 }
 

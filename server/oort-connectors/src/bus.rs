@@ -1,0 +1,63 @@
+//! [`TopicBus`]: in-process publish/subscribe by exact topic name.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use oort_engine::SourceEvent;
+use tokio::sync::broadcast;
+
+/// How many events a slow subscriber may fall behind before it loses some.
+const CAPACITY: usize = 4096;
+
+/// Topics, each a broadcast channel created on first use.
+#[derive(Default)]
+pub struct TopicBus {
+    topics: Mutex<HashMap<String, broadcast::Sender<SourceEvent>>>,
+}
+
+impl TopicBus {
+    fn sender(&self, topic: &str) -> broadcast::Sender<SourceEvent> {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics.entry(topic.to_owned()).or_insert_with(|| broadcast::channel(CAPACITY).0).clone()
+    }
+
+    /// Subscribes to a topic.
+    pub fn subscribe(&self, topic: &str) -> broadcast::Receiver<SourceEvent> {
+        self.sender(topic).subscribe()
+    }
+
+    /// Publishes to a topic; returns how many subscribers received it.
+    pub fn publish(&self, topic: &str, event: SourceEvent) -> usize {
+        self.sender(topic).send(event).unwrap_or(0)
+    }
+
+    /// Whether anyone listens on a topic.
+    pub fn has_subscribers(&self, topic: &str) -> bool {
+        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics.get(topic).is_some_and(|s| s.receiver_count() > 0)
+    }
+}
+
+/// Forwards a subscription into a source's output until cancelled; events lost
+/// to lag are reported in the log, the source goes on.
+pub(crate) async fn forward(
+    mut rx: broadcast::Receiver<SourceEvent>,
+    out: tokio::sync::mpsc::Sender<SourceEvent>,
+    cancel: tokio_util::sync::CancellationToken,
+    what: &str,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            received = rx.recv() => match received {
+                Ok(event) => {
+                    if out.send(event).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(lost)) => tracing::warn!(source = what, lost, "subscriber fell behind; events lost"),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}

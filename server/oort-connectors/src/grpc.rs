@@ -1,0 +1,61 @@
+//! The `grpc` source and sink. A `TYPE="grpc"` stream receives the events that
+//! clients send with `EventService.Publish` (the server publishes them on a bus
+//! keyed by stream name). The `grpc` sink delivers to `RuleService.TailRule`
+//! readers: the runtime copies every result of a rule to its tail channel, so
+//! the sink itself has nothing more to do.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oort_engine::{
+    ConnectorError, Map, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{TopicBus, forward};
+
+/// Builds `grpc` sources.
+pub struct GrpcSourceFactory(pub Arc<TopicBus>);
+
+struct GrpcSource {
+    bus: Arc<TopicBus>,
+    stream: String,
+}
+
+impl SourceFactory for GrpcSourceFactory {
+    fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+        Ok(Box::new(GrpcSource { bus: Arc::clone(&self.0), stream: config.stream.clone() }))
+    }
+}
+
+#[async_trait]
+impl Source for GrpcSource {
+    async fn run(
+        self: Box<Self>,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        let rx = self.bus.subscribe(&self.stream);
+        forward(rx, out, cancel, &self.stream).await;
+        Ok(())
+    }
+}
+
+/// Builds `grpc` sinks.
+pub struct GrpcSinkFactory;
+
+struct GrpcSink;
+
+impl SinkFactory for GrpcSinkFactory {
+    fn build(&self, _config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
+        Ok(Box::new(GrpcSink))
+    }
+}
+
+#[async_trait]
+impl Sink for GrpcSink {
+    async fn collect(&mut self, _rows: &[Map]) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,36 @@
+//! Oort's built-in connectors, registered by an explicit list in [`register_all`].
+//!
+//! - [`bus`]: [`TopicBus`], in-process publish/subscribe by topic.
+//! - [`memory`]: the `memory` source and sink over a bus: rule → stream chaining.
+//! - [`grpc`]: the `grpc` source fed by `EventService.Publish`, and the `grpc`
+//!   sink whose output clients read with `RuleService.TailRule`.
+//! - [`log`]: the `log` sink, results into the server log.
+
+pub mod bus;
+pub mod grpc;
+pub mod log;
+pub mod memory;
+
+use std::sync::Arc;
+
+use oort_engine::ConnectorRegistry;
+
+pub use bus::TopicBus;
+
+/// The shared state built-in connectors need: the buses.
+#[derive(Clone, Default)]
+pub struct Buses {
+    /// Topics of the `memory` connectors.
+    pub memory: Arc<TopicBus>,
+    /// Streams of type `grpc`, by stream name, fed by `EventService.Publish`.
+    pub grpc: Arc<TopicBus>,
+}
+
+/// Registers every built-in source and sink.
+pub fn register_all(registry: &ConnectorRegistry, buses: &Buses) {
+    registry.register_source("memory", Arc::new(memory::MemorySourceFactory(Arc::clone(&buses.memory))));
+    registry.register_sink("memory", Arc::new(memory::MemorySinkFactory(Arc::clone(&buses.memory))));
+    registry.register_source("grpc", Arc::new(grpc::GrpcSourceFactory(Arc::clone(&buses.grpc))));
+    registry.register_sink("grpc", Arc::new(grpc::GrpcSinkFactory));
+    registry.register_sink("log", Arc::new(log::LogSinkFactory));
+}

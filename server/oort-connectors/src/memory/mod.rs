@@ -1,0 +1,73 @@
+//! The `memory` source and sink: topics inside the server, so that one rule's
+//! output can be another stream's input (`TYPE="memory"`, `DATASOURCE="topic"`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oort_engine::{
+    ConnectorError, Map, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{TopicBus, forward};
+
+/// Builds `memory` sources.
+pub struct MemorySourceFactory(pub Arc<TopicBus>);
+
+struct MemorySource {
+    bus: Arc<TopicBus>,
+    topic: String,
+}
+
+impl SourceFactory for MemorySourceFactory {
+    fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+        if config.datasource.is_empty() {
+            return Err(ConnectorError::Config("a memory stream needs DATASOURCE, the topic to read".into()));
+        }
+        Ok(Box::new(MemorySource { bus: Arc::clone(&self.0), topic: config.datasource.clone() }))
+    }
+}
+
+#[async_trait]
+impl Source for MemorySource {
+    async fn run(
+        self: Box<Self>,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        let rx = self.bus.subscribe(&self.topic);
+        forward(rx, out, cancel, &self.topic).await;
+        Ok(())
+    }
+}
+
+/// Builds `memory` sinks.
+pub struct MemorySinkFactory(pub Arc<TopicBus>);
+
+struct MemorySink {
+    bus: Arc<TopicBus>,
+    topic: String,
+}
+
+impl SinkFactory for MemorySinkFactory {
+    fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
+        let topic = config
+            .props
+            .get("topic")
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ConnectorError::Config("a memory action needs the property `topic`".into()))?;
+        Ok(Box::new(MemorySink { bus: Arc::clone(&self.0), topic: topic.to_owned() }))
+    }
+}
+
+#[async_trait]
+impl Sink for MemorySink {
+    async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
+        for row in rows {
+            self.bus.publish(&self.topic, SourceEvent::map(row.clone()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! Sources and sinks as the engine sees them: trait objects built by factories
+//! from a registry. Built-in connectors, native and portable plugins all
+//! register factories here, so a rule cannot tell them apart.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::value::Map;
+
+/// Why a connector failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectorError {
+    /// The stream options or action properties are wrong; the rule cannot start.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The outside world failed (a broker down, a file missing); may be retried.
+    #[error("{0}")]
+    External(String),
+}
+
+/// What a source produces: bytes still to decode (per the stream's FORMAT), or
+/// a decoded row.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Raw bytes, decoded by the rule's decoder.
+    Bytes(Vec<u8>),
+    /// Already structured.
+    Map(Map),
+}
+
+/// One event from a source.
+#[derive(Debug, Clone)]
+pub struct SourceEvent {
+    /// The event's content.
+    pub payload: Payload,
+    /// Source metadata (e.g. `topic`), read in SQL with `meta()`.
+    pub meta: Arc<BTreeMap<String, String>>,
+    /// A time the source knows (Unix ms); processing time otherwise.
+    pub timestamp: Option<i64>,
+}
+
+impl SourceEvent {
+    /// A decoded event with no metadata.
+    pub fn map(map: Map) -> Self {
+        Self { payload: Payload::Map(map), meta: Arc::default(), timestamp: None }
+    }
+}
+
+/// The configuration a source is built from: the stream definition.
+#[derive(Debug, Clone, Default)]
+pub struct SourceConfig {
+    /// Name of the stream.
+    pub stream: String,
+    /// DATASOURCE (topic, file, path...).
+    pub datasource: String,
+    /// Every WITH option of the stream, keys upper-case.
+    pub options: BTreeMap<String, String>,
+    /// Id of the rule that reads it.
+    pub rule_id: String,
+}
+
+/// A running source: it pushes events into `out` until `cancel` fires. An `Err`
+/// return means it died and the rule's restart strategy applies.
+#[async_trait]
+pub trait Source: Send + 'static {
+    /// Runs the source.
+    async fn run(
+        self: Box<Self>,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), ConnectorError>;
+}
+
+/// The configuration a sink is built from: one action of a rule.
+#[derive(Debug, Clone, Default)]
+pub struct SinkConfig {
+    /// Action type.
+    pub sink_type: String,
+    /// Action properties.
+    pub props: serde_json::Map<String, serde_json::Value>,
+    /// Id of the rule that writes to it.
+    pub rule_id: String,
+}
+
+/// A sink: receives result rows and delivers them.
+#[async_trait]
+pub trait Sink: Send + 'static {
+    /// Connects; called once before the first `collect`.
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+    /// Delivers one result: the rows a rule emitted at once (one row for a
+    /// plain rule, a window's rows for a windowed rule).
+    async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError>;
+    /// Disconnects; called once when the rule stops.
+    async fn close(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// Builds sources of one type.
+pub trait SourceFactory: Send + Sync + 'static {
+    /// Checks the configuration and builds a source.
+    fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError>;
+}
+
+/// Builds sinks of one type.
+pub trait SinkFactory: Send + Sync + 'static {
+    /// Checks the configuration and builds a sink.
+    fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError>;
+}
+
+/// Source and sink factories by type name (lower-case).
+#[derive(Default)]
+pub struct ConnectorRegistry {
+    sources: RwLock<BTreeMap<String, Arc<dyn SourceFactory>>>,
+    sinks: RwLock<BTreeMap<String, Arc<dyn SinkFactory>>>,
+}
+
+impl ConnectorRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a source type; returns the factory it replaced.
+    pub fn register_source(&self, name: &str, factory: Arc<dyn SourceFactory>) -> Option<Arc<dyn SourceFactory>> {
+        self.sources.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_ascii_lowercase(), factory)
+    }
+
+    /// Registers a sink type; returns the factory it replaced.
+    pub fn register_sink(&self, name: &str, factory: Arc<dyn SinkFactory>) -> Option<Arc<dyn SinkFactory>> {
+        self.sinks.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_ascii_lowercase(), factory)
+    }
+
+    /// The factory of a source type.
+    pub fn source(&self, name: &str) -> Option<Arc<dyn SourceFactory>> {
+        self.sources.read().unwrap_or_else(|p| p.into_inner()).get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    /// The factory of a sink type.
+    pub fn sink(&self, name: &str) -> Option<Arc<dyn SinkFactory>> {
+        self.sinks.read().unwrap_or_else(|p| p.into_inner()).get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    /// Names of the registered source types.
+    pub fn source_types(&self) -> Vec<String> {
+        self.sources.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+
+    /// Names of the registered sink types.
+    pub fn sink_types(&self) -> Vec<String> {
+        self.sinks.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+}

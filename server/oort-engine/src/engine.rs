@@ -1,0 +1,103 @@
+//! [`Engine`]: the running rules of a server, with the registries they resolve
+//! functions and connectors from.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, broadcast};
+
+use crate::connector::ConnectorRegistry;
+use crate::function::FunctionRegistry;
+use crate::plan::{self, PlanError, RulePlan, StreamLookup};
+use crate::rule::RuleDefinition;
+use crate::runtime::{self, RuleStatus, RunningRule};
+use crate::value::Map;
+
+/// Why the engine refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The rule cannot be planned.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A connector refused its configuration.
+    #[error(transparent)]
+    Connector(#[from] crate::ConnectorError),
+}
+
+/// The rules that run in this server.
+pub struct Engine {
+    functions: Arc<FunctionRegistry>,
+    connectors: Arc<ConnectorRegistry>,
+    running: Mutex<BTreeMap<String, RunningRule>>,
+}
+
+impl Engine {
+    /// An engine over these registries.
+    pub fn new(functions: Arc<FunctionRegistry>, connectors: Arc<ConnectorRegistry>) -> Self {
+        Self { functions, connectors, running: Mutex::default() }
+    }
+
+    /// The function registry.
+    pub fn functions(&self) -> &Arc<FunctionRegistry> {
+        &self.functions
+    }
+
+    /// The connector registry.
+    pub fn connectors(&self) -> &Arc<ConnectorRegistry> {
+        &self.connectors
+    }
+
+    /// Plans a rule without running it: the validation of CreateRule.
+    pub fn plan(&self, def: &RuleDefinition, streams: &dyn StreamLookup) -> Result<RulePlan, EngineError> {
+        Ok(plan::plan(def, streams, &self.functions, &self.connectors)?)
+    }
+
+    /// Starts a planned rule, replacing (stopping first) the running one with that id.
+    pub async fn start(&self, plan: RulePlan) -> Result<(), EngineError> {
+        let id = plan.rule_id.clone();
+        let mut running = self.running.lock().await;
+        if let Some(old) = running.remove(&id) {
+            old.stop().await;
+        }
+        let rule = runtime::start(Arc::new(plan), &self.connectors)?;
+        running.insert(id.clone(), rule);
+        tracing::info!(rule = %id, "rule started");
+        Ok(())
+    }
+
+    /// Stops a rule; returns whether it was running.
+    pub async fn stop(&self, id: &str) -> bool {
+        let rule = self.running.lock().await.remove(id);
+        match rule {
+            Some(rule) => {
+                rule.stop().await;
+                tracing::info!(rule = %id, "rule stopped");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every rule (at shutdown).
+    pub async fn stop_all(&self) {
+        let rules = std::mem::take(&mut *self.running.lock().await);
+        for (_, rule) in rules {
+            rule.stop().await;
+        }
+    }
+
+    /// Status of a running (or failed) rule; `None` if it is not running.
+    pub async fn status(&self, id: &str) -> Option<RuleStatus> {
+        self.running.lock().await.get(id).map(RunningRule::status)
+    }
+
+    /// The plan of a running rule, as text.
+    pub async fn explain(&self, id: &str) -> Option<String> {
+        self.running.lock().await.get(id).map(|r| r.plan.explain())
+    }
+
+    /// A live copy of a running rule's results.
+    pub async fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<Arc<Vec<Map>>>> {
+        self.running.lock().await.get(id).map(RunningRule::subscribe)
+    }
+}

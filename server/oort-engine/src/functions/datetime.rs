@@ -1,0 +1,686 @@
+//! Date and time functions, as eKuiper's. Every time is UTC (eKuiper uses its configured
+//! time zone). Like eKuiper, the functions that produce a date or a time of day (`now`,
+//! `cur_date`, `date_calc`, `from_unix_time`...) return formatted strings, and the ones
+//! that take a datetime also take Unix milliseconds (BIGINT or FLOAT) and RFC 3339 strings.
+//!
+//! `format_time` patterns are eKuiper's Java-like ones: `yyyy-MM-dd HH:mm:ss.SSS`, with
+//! `G y M d E H h a m s S z Z X` and `'quoted text'`; other characters are copied.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, Timelike, Utc};
+
+use super::{Builtin, Kind, int, literal, literal_str, text};
+use crate::function::{ArgInfo, CallContext, Function, FunctionError};
+use crate::value::Value;
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+
+/// The most fractional-second digits `now(fsp)` writes.
+const MAX_FSP: i64 = 6;
+
+/// Parses a datetime string: RFC 3339 (eKuiper's default `2006-01-02T15:04:05.000Z07:00`),
+/// or, read as UTC, `2006-01-02 15:04:05[.fff]`, `2006-01-02T15:04:05[.fff]` or `2006-01-02`.
+pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
+}
+
+/// The argument as a datetime: a DATETIME, Unix milliseconds, or a string [`parse_datetime`] reads.
+pub(crate) fn to_datetime(name: &str, index: usize, value: &Value) -> Result<DateTime<Utc>, FunctionError> {
+    let out_of_range = || FunctionError::failed(name, format!("{value} is out of the datetime range"));
+    match value {
+        Value::Timestamp(t) => Ok(*t),
+        Value::Int(ms) => DateTime::from_timestamp_millis(*ms).ok_or_else(out_of_range),
+        Value::Float(ms) if ms.is_finite() && ms.abs() < 9.2e18 => {
+            DateTime::from_timestamp_millis(ms.trunc() as i64).ok_or_else(out_of_range)
+        }
+        Value::Float(_) => Err(out_of_range()),
+        Value::String(s) => parse_datetime(s)
+            .ok_or_else(|| FunctionError::failed(name, format!("cannot read {s:?} as a datetime (RFC 3339 expected)"))),
+        other => Err(FunctionError::argument_type(name, index + 1, "datetime", other)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// format_time patterns
+// ---------------------------------------------------------------------------
+
+/// One piece of a format pattern.
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Literal(String),
+    Era,
+    Year4,
+    Year2,
+    Month(usize),
+    Day(usize),
+    Weekday {
+        long: bool,
+    },
+    Hour24(usize),
+    Hour12(usize),
+    AmPm,
+    Minute(usize),
+    Second(usize),
+    /// Fractional seconds with this many digits, after a dot unless the pattern has one.
+    Fraction {
+        digits: usize,
+        dot: bool,
+    },
+    ZoneName,
+    ZoneOffset,
+    IsoOffset(usize),
+}
+
+/// Parses a Java-like pattern, with eKuiper's rules (`yyyy` or `yy`, `EEE` or `EEEE`...).
+fn parse_format(pattern: &str) -> Result<Vec<Token>, String> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut tokens: Vec<Token> = Vec::new();
+    let mut literal = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let run = chars[i..].iter().take_while(|&&x| x == c).count();
+        let (token, used) = match c {
+            'Y' | 'y' => match run {
+                4 => (Token::Year4, 4),
+                2 => (Token::Year2, 2),
+                _ => return Err(format!("invalid pattern {pattern:?}: use yyyy or yy for the year")),
+            },
+            'G' => (Token::Era, run),
+            'M' => (Token::Month(run.min(4)), run.min(4)),
+            'd' => (Token::Day(run.min(2)), run.min(2)),
+            'E' => match run {
+                3 => (Token::Weekday { long: false }, 3),
+                4 => (Token::Weekday { long: true }, 4),
+                _ => return Err(format!("invalid pattern {pattern:?}: use EEE or EEEE for the day of the week")),
+            },
+            'H' => (Token::Hour24(run.min(2)), run.min(2)),
+            'h' => (Token::Hour12(run.min(2)), run.min(2)),
+            'a' => (Token::AmPm, 1),
+            'm' => (Token::Minute(run.min(2)), run.min(2)),
+            's' => (Token::Second(run.min(2)), run.min(2)),
+            'S' => {
+                // "ss.SSS" has its dot; "ssSSS" gets one, as in eKuiper where S stands for ".0".
+                let dot = !literal.ends_with(['.', ',']);
+                (Token::Fraction { digits: run.min(9), dot }, run.min(9))
+            }
+            'z' => (Token::ZoneName, 1),
+            'Z' => (Token::ZoneOffset, 1),
+            'X' => (Token::IsoOffset(run.min(3)), run.min(3)),
+            '\'' => {
+                if chars.get(i + 1) == Some(&'\'') {
+                    literal.push('\'');
+                    i += 2;
+                    continue;
+                }
+                // Quoted text up to the closing quote (or the end); '' inside is a quote, as in Java.
+                i += 1;
+                while i < chars.len() {
+                    if chars[i] == '\'' {
+                        if chars.get(i + 1) == Some(&'\'') {
+                            literal.push('\'');
+                            i += 2;
+                            continue;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    literal.push(chars[i]);
+                    i += 1;
+                }
+                continue;
+            }
+            other => {
+                literal.push(other);
+                i += 1;
+                continue;
+            }
+        };
+        if !literal.is_empty() {
+            tokens.push(Token::Literal(std::mem::take(&mut literal)));
+        }
+        tokens.push(token);
+        i += used;
+    }
+    if !literal.is_empty() {
+        tokens.push(Token::Literal(literal));
+    }
+    Ok(tokens)
+}
+
+fn render(t: &DateTime<Utc>, tokens: &[Token]) -> String {
+    let mut out = String::new();
+    for token in tokens {
+        match token {
+            Token::Literal(l) => out.push_str(l),
+            Token::Era => out.push_str(if t.year() > 0 { "AD" } else { "BC" }),
+            Token::Year4 => out.push_str(&format!("{:04}", t.year())),
+            Token::Year2 => out.push_str(&format!("{:02}", t.year().rem_euclid(100))),
+            Token::Month(1) => out.push_str(&t.month().to_string()),
+            Token::Month(2) => out.push_str(&format!("{:02}", t.month())),
+            Token::Month(3) => out.push_str(&MONTHS[t.month0() as usize][..3]),
+            Token::Month(_) => out.push_str(MONTHS[t.month0() as usize]),
+            Token::Day(1) => out.push_str(&t.day().to_string()),
+            Token::Day(_) => out.push_str(&format!("{:02}", t.day())),
+            Token::Weekday { long } => {
+                let name = WEEKDAYS[t.weekday().num_days_from_monday() as usize];
+                out.push_str(if *long { name } else { &name[..3] });
+            }
+            Token::Hour24(width) => push_padded(&mut out, t.hour(), *width),
+            Token::Hour12(width) => {
+                let h = t.hour() % 12;
+                push_padded(&mut out, if h == 0 { 12 } else { h }, *width);
+            }
+            Token::AmPm => out.push_str(if t.hour() < 12 { "AM" } else { "PM" }),
+            Token::Minute(width) => push_padded(&mut out, t.minute(), *width),
+            Token::Second(width) => push_padded(&mut out, t.second(), *width),
+            Token::Fraction { digits, dot } => {
+                if *dot {
+                    out.push('.');
+                }
+                let nanos = format!("{:09}", t.nanosecond() % 1_000_000_000);
+                out.push_str(&nanos[..*digits]);
+            }
+            Token::ZoneName => out.push_str("UTC"),
+            Token::ZoneOffset => out.push_str("+0000"),
+            Token::IsoOffset(1) => out.push_str("+00"),
+            Token::IsoOffset(2) => out.push_str("+0000"),
+            Token::IsoOffset(_) => out.push_str("+00:00"),
+        }
+    }
+    out
+}
+
+fn push_padded(out: &mut String, n: u32, width: usize) {
+    out.push_str(&format!("{n:0width$}"));
+}
+
+/// Formats `t` with an eKuiper pattern.
+pub(crate) fn format_time(t: &DateTime<Utc>, pattern: &str) -> Result<String, String> {
+    parse_format(pattern).map(|tokens| render(t, &tokens))
+}
+
+fn format_fixed(t: &DateTime<Utc>, pattern: &str) -> String {
+    format_time(t, pattern).unwrap_or_default()
+}
+
+const DATE: &str = "yyyy-MM-dd";
+const DATE_TIME: &str = "yyyy-MM-dd HH:mm:ss";
+
+// ---------------------------------------------------------------------------
+// Durations for date_calc: Go's syntax, `1h30m`, `-1.5h`, `300ms`, `1h30m10s100ms200us300ns`.
+// ---------------------------------------------------------------------------
+
+fn parse_duration(input: &str) -> Result<TimeDelta, String> {
+    let invalid = || format!("invalid duration {input:?} (expected e.g. 1h30m, -10s, 250ms)");
+    let (negative, mut rest) = match input.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, input.strip_prefix('+').unwrap_or(input)),
+    };
+    if rest == "0" {
+        return Ok(TimeDelta::zero());
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number = &rest[..number_len];
+        if number.is_empty() || number == "." {
+            return Err(invalid());
+        }
+        let value: f64 = number.parse().map_err(|_| invalid())?;
+        rest = &rest[number_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let nanos_per_unit = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(invalid()),
+        };
+        rest = &rest[unit_len..];
+        total += value * nanos_per_unit;
+    }
+    if total >= i64::MAX as f64 {
+        return Err(format!("duration {input:?} is too long"));
+    }
+    let nanos = total.round() as i64;
+    Ok(TimeDelta::nanoseconds(if negative { -nanos } else { nanos }))
+}
+
+// ---------------------------------------------------------------------------
+// The functions.
+// ---------------------------------------------------------------------------
+
+fn fsp(name: &str, args: &[Value]) -> Result<usize, FunctionError> {
+    match args.first() {
+        None => Ok(0),
+        Some(v) => {
+            let n = int(name, 0, v)?;
+            if (0..=MAX_FSP).contains(&n) {
+                Ok(n as usize)
+            } else {
+                Err(FunctionError::failed(name, format!("the fractional seconds precision must be 0 to {MAX_FSP}")))
+            }
+        }
+    }
+}
+
+fn validate_fsp(name: &str, args: &[ArgInfo<'_>]) -> Result<(), String> {
+    match literal(args, 0).and_then(Value::as_i64) {
+        Some(n) if !(0..=MAX_FSP).contains(&n) => {
+            Err(format!("function {name}: the fractional seconds precision must be 0 to {MAX_FSP}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn clock_pattern(date: bool, digits: usize) -> String {
+    let mut pattern = String::from(if date { DATE_TIME } else { "HH:mm:ss" });
+    if digits > 0 {
+        pattern.push('.');
+        pattern.push_str(&"S".repeat(digits));
+    }
+    pattern
+}
+
+fn now(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    Ok(Value::string(format_fixed(&Utc::now(), &clock_pattern(true, fsp(name, args)?))))
+}
+
+fn cur_time(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    Ok(Value::string(format_fixed(&Utc::now(), &clock_pattern(false, fsp(name, args)?))))
+}
+
+fn cur_date(_: &str, _: &CallContext<'_>, _: &[Value]) -> Result<Value, FunctionError> {
+    Ok(Value::string(format_fixed(&Utc::now(), DATE)))
+}
+
+fn format_time_fn(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    let t = to_datetime(name, 0, &args[0])?;
+    let pattern = text(name, 1, &args[1])?;
+    format_time(&t, pattern).map(Value::string).map_err(|e| FunctionError::failed(name, e))
+}
+
+fn date_calc(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    let t = to_datetime(name, 0, &args[0])?;
+    let delta = parse_duration(text(name, 1, &args[1])?).map_err(|e| FunctionError::failed(name, e))?;
+    let moved = t.checked_add_signed(delta).ok_or_else(|| FunctionError::failed(name, "the result is out of range"))?;
+    Ok(Value::string(format_fixed(&moved, DATE_TIME)))
+}
+
+fn date_diff(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    let (from, to) = (to_datetime(name, 0, &args[0])?, to_datetime(name, 1, &args[1])?);
+    Ok(Value::Int(to.signed_duration_since(from).num_days()))
+}
+
+fn from_days(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    let days = int(name, 0, &args[0])?;
+    if days == 0 {
+        return Ok(Value::Null);
+    }
+    // eKuiper counts day 1 as 1970-01-01.
+    let epoch = DateTime::UNIX_EPOCH;
+    let t = days
+        .checked_sub(1)
+        .and_then(TimeDelta::try_days)
+        .and_then(|d| epoch.checked_add_signed(d))
+        .ok_or_else(|| FunctionError::failed(name, format!("{days} days is out of range")))?;
+    Ok(Value::string(format_fixed(&t, DATE)))
+}
+
+fn from_unix_time(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    let seconds = int(name, 0, &args[0])?;
+    if seconds == 0 {
+        return Ok(Value::Null);
+    }
+    let t = DateTime::from_timestamp(seconds, 0)
+        .ok_or_else(|| FunctionError::failed(name, format!("{seconds} is out of the datetime range")))?;
+    Ok(Value::string(format_fixed(&t, DATE_TIME)))
+}
+
+fn last_day(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    let t = to_datetime(name, 0, &args[0])?;
+    let (year, month) = if t.month() == 12 { (t.year() + 1, 1) } else { (t.year(), t.month() + 1) };
+    let last = NaiveDate::from_ymd_opt(year, month, 1)
+        .and_then(|first| first.pred_opt())
+        .ok_or_else(|| FunctionError::failed(name, "the date is out of range"))?;
+    Ok(Value::string(last.format("%Y-%m-%d").to_string()))
+}
+
+/// A function of one datetime.
+fn part(name: &str, description: &str, f: fn(&DateTime<Utc>) -> Value) -> Arc<dyn Function> {
+    Builtin::scalar(name, 1, Some(1), description, move |name, _, args| Ok(f(&to_datetime(name, 0, &args[0])?))).build()
+}
+
+fn validate_format(name: &str, args: &[ArgInfo<'_>]) -> Result<(), String> {
+    match literal_str(args, 1) {
+        Some(pattern) => parse_format(pattern).map(|_| ()).map_err(|e| format!("function {name}: {e}")),
+        None => Ok(()),
+    }
+}
+
+fn validate_duration(name: &str, args: &[ArgInfo<'_>]) -> Result<(), String> {
+    match literal_str(args, 1) {
+        Some(duration) => parse_duration(duration).map(|_| ()).map_err(|e| format!("function {name}: {e}")),
+        None => Ok(()),
+    }
+}
+
+fn validate_datetime_literal(name: &str, args: &[ArgInfo<'_>]) -> Result<(), String> {
+    let unreadable = args.iter().enumerate().find_map(|(index, arg)| match arg.literal {
+        Some(Value::String(s)) if parse_datetime(s).is_none() => Some((index, s)),
+        _ => None,
+    });
+    match unreadable {
+        Some((index, s)) => Err(format!("function {name}: argument {} {s:?} is not a datetime", index + 1)),
+        None => Ok(()),
+    }
+}
+
+/// The date and time functions.
+pub fn functions() -> Vec<Arc<dyn Function>> {
+    let now_fn = |name: &str, description: &str| {
+        Builtin::scalar(name, 0, Some(1), description, now).kinds(&[Kind::Int]).validate(validate_fsp).build()
+    };
+    let time_fn = |name: &str, description: &str| {
+        Builtin::scalar(name, 0, Some(1), description, cur_time).kinds(&[Kind::Int]).validate(validate_fsp).build()
+    };
+    vec![
+        now_fn("now", "The current time as \"yyyy-MM-dd HH:mm:ss\", with fsp (0 to 6) fractional digits: now([fsp])."),
+        now_fn("current_timestamp", "Synonym for now."),
+        now_fn("local_time", "Synonym for now."),
+        now_fn("local_timestamp", "Synonym for now."),
+        Builtin::scalar("cur_date", 0, Some(0), "The current date as \"yyyy-MM-dd\".", cur_date).build(),
+        Builtin::scalar("current_date", 0, Some(0), "Synonym for cur_date.", cur_date).build(),
+        time_fn("cur_time", "The current time of day as \"HH:mm:ss\", with fsp fractional digits: cur_time([fsp])."),
+        time_fn("current_time", "Synonym for cur_time."),
+        Builtin::scalar(
+            "format_time",
+            2,
+            Some(2),
+            "Formats a datetime with a pattern such as \"yyyy-MM-dd HH:mm:ss.SSS\".",
+            format_time_fn,
+        )
+        .kinds(&[Kind::Any, Kind::Str])
+        .validate(|name, args| {
+            validate_datetime_literal(name, args.get(..1).unwrap_or_default())?;
+            validate_format(name, args)
+        })
+        .build(),
+        Builtin::scalar(
+            "date_calc",
+            2,
+            Some(2),
+            "Adds a duration such as \"1h30m\" or \"-10s\" to a datetime; returns \"yyyy-MM-dd HH:mm:ss\".",
+            date_calc,
+        )
+        .kinds(&[Kind::Any, Kind::Str])
+        .validate(|name, args| {
+            validate_datetime_literal(name, args.get(..1).unwrap_or_default())?;
+            validate_duration(name, args)
+        })
+        .build(),
+        Builtin::scalar(
+            "date_diff",
+            2,
+            Some(2),
+            "The number of whole days from the first datetime to the second.",
+            date_diff,
+        )
+        .validate(validate_datetime_literal)
+        .build(),
+        part("day_name", "The name of the day of the week, such as Monday.", |t| {
+            Value::string(WEEKDAYS[t.weekday().num_days_from_monday() as usize])
+        }),
+        part("day_of_month", "The day of the month, 1 to 31.", |t| Value::Int(i64::from(t.day()))),
+        part("day", "Synonym for day_of_month.", |t| Value::Int(i64::from(t.day()))),
+        part("day_of_week", "The day of the week, Sunday = 1 to Saturday = 7.", |t| {
+            Value::Int(i64::from(t.weekday().number_from_sunday()))
+        }),
+        part("day_of_year", "The day of the year, 1 to 366.", |t| Value::Int(i64::from(t.ordinal()))),
+        Builtin::scalar(
+            "from_days",
+            1,
+            Some(1),
+            "The date (\"yyyy-MM-dd\") of a day number, day 1 being 1970-01-01.",
+            from_days,
+        )
+        .kinds(&[Kind::Int])
+        .build(),
+        Builtin::scalar(
+            "from_unix_time",
+            1,
+            Some(1),
+            "The datetime (\"yyyy-MM-dd HH:mm:ss\") of Unix seconds.",
+            from_unix_time,
+        )
+        .kinds(&[Kind::Int])
+        .build(),
+        part("hour", "The hour, 0 to 23.", |t| Value::Int(i64::from(t.hour()))),
+        Builtin::scalar("last_day", 1, Some(1), "The last day (\"yyyy-MM-dd\") of the month of a datetime.", last_day)
+            .build(),
+        part("microsecond", "The microseconds of the second, 0 to 999999.", |t| {
+            Value::Int(i64::from(t.nanosecond() % 1_000_000_000 / 1_000))
+        }),
+        part("minute", "The minute, 0 to 59.", |t| Value::Int(i64::from(t.minute()))),
+        part("month", "The month, 1 to 12.", |t| Value::Int(i64::from(t.month()))),
+        part("month_name", "The name of the month, such as January.", |t| Value::string(MONTHS[t.month0() as usize])),
+        part("second", "The second, 0 to 59.", |t| Value::Int(i64::from(t.second()))),
+        part("year", "The year.", |t| Value::Int(i64::from(t.year()))),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::functions::testing::{err, ok, s, validate};
+
+    fn f(name: &str, args: &[Value]) -> Value {
+        ok(&functions(), name, args)
+    }
+
+    fn e(name: &str, args: &[Value]) -> FunctionError {
+        err(&functions(), name, args)
+    }
+
+    /// Thursday 2024-02-29 13:04:05.123456789 UTC.
+    fn t() -> DateTime<Utc> {
+        let base = Utc.with_ymd_and_hms(2024, 2, 29, 13, 4, 5).single().unwrap_or_default();
+        base + TimeDelta::nanoseconds(123_456_789)
+    }
+
+    fn ts() -> Value {
+        Value::Timestamp(t())
+    }
+
+    fn is_clock(value: &Value, pattern: &str) -> bool {
+        let Value::String(text) = value else { return false };
+        text.len() == pattern.len()
+            && text.chars().zip(pattern.chars()).all(|(c, p)| if p == '9' { c.is_ascii_digit() } else { c == p })
+    }
+
+    #[test]
+    fn datetimes_are_read_from_numbers_and_strings() {
+        assert_eq!(
+            to_datetime("f", 0, &Value::Int(t().timestamp_millis())).ok(),
+            Some(t() - TimeDelta::nanoseconds(456_789))
+        );
+        assert_eq!(to_datetime("f", 0, &Value::Float(1000.7)).ok().map(|t| t.timestamp_millis()), Some(1000));
+        assert!(parse_datetime("2024-02-29T13:04:05.123456789Z").is_some());
+        assert!(parse_datetime("2024-02-29T15:04:05+02:00").is_some());
+        assert!(parse_datetime("2024-02-29 13:04:05").is_some());
+        assert!(parse_datetime("2024-02-29 13:04:05.5").is_some());
+        assert!(parse_datetime("2024-02-29T13:04:05").is_some());
+        assert_eq!(parse_datetime("2024-02-29").map(|t| t.hour()), Some(0));
+        assert!(parse_datetime("29/02/2024").is_none());
+        assert!(matches!(to_datetime("f", 0, &Value::Float(f64::NAN)), Err(FunctionError::Failed { .. })));
+        assert!(matches!(to_datetime("f", 0, &Value::Int(i64::MAX)), Err(FunctionError::Failed { .. })));
+        assert!(matches!(to_datetime("f", 0, &Value::Bool(true)), Err(FunctionError::ArgumentType { .. })));
+    }
+
+    #[test]
+    fn format_time_uses_java_like_patterns() {
+        assert_eq!(f("format_time", &[ts(), s("yyyy-MM-dd HH:mm:ss.SSS")]), s("2024-02-29 13:04:05.123"));
+        assert_eq!(f("format_time", &[ts(), s("YYYY/MM/dd HH:mm:ssSSS XXX")]), s("2024/02/29 13:04:05.123 +00:00"));
+        assert_eq!(
+            f("format_time", &[ts(), s("yy M d h:m:s a EEE EEEE MMM MMMM G Z z X XX")]),
+            s("24 2 29 1:4:5 PM Thu Thursday Feb February AD +0000 UTC +00 +0000")
+        );
+        assert_eq!(f("format_time", &[ts(), s("yyyy'T'HH 'o''clock' ''")]), s("2024T13 o'clock '"));
+        assert_eq!(f("format_time", &[ts(), s("ss.SSSSSSSSS")]), s("05.123456789"));
+        assert_eq!(f("format_time", &[Value::Int(0), s("yyyy-MM-dd hh a")]), s("1970-01-01 12 AM"));
+        assert_eq!(f("format_time", &[s("2024-02-29T13:04:05Z"), s("dd/MM")]), s("29/02"));
+        assert_eq!(f("format_time", &[Value::Null, s("yyyy")]), Value::Null);
+        assert!(matches!(e("format_time", &[ts(), s("yyy")]), FunctionError::Failed { .. }));
+        assert!(matches!(e("format_time", &[Value::Bool(true), s("yyyy")]), FunctionError::ArgumentType { .. }));
+        assert!(matches!(e("format_time", &[s("not a date"), s("yyyy")]), FunctionError::Failed { .. }));
+    }
+
+    #[test]
+    fn format_patterns_are_checked_at_plan_time() {
+        assert!(validate(&functions(), "format_time", &[None, Some(s("yyyy-MM-dd HH:mm:ss"))]).is_ok());
+        for bad in ["y", "yyy", "yyyyy", "E", "EE", "EEEEE"] {
+            let error = validate(&functions(), "format_time", &[None, Some(s(bad))]).unwrap_err();
+            assert!(error.contains("invalid pattern"), "{bad}: {error}");
+        }
+        assert!(validate(&functions(), "format_time", &[Some(s("29/02/2024")), None]).is_err());
+        assert!(validate(&functions(), "format_time", &[Some(s("2024-02-29")), None]).is_ok());
+        assert!(validate(&functions(), "format_time", &[None, Some(Value::Int(1))]).is_err());
+    }
+
+    #[test]
+    fn current_time_functions() {
+        for name in ["now", "current_timestamp", "local_time", "local_timestamp"] {
+            assert!(is_clock(&f(name, &[]), "9999-99-99 99:99:99"), "{name}");
+            assert!(is_clock(&f(name, &[Value::Int(3)]), "9999-99-99 99:99:99.999"), "{name}");
+            assert_eq!(f(name, &[Value::Null]), Value::Null);
+            assert!(matches!(e(name, &[Value::Int(7)]), FunctionError::Failed { .. }));
+            assert!(matches!(e(name, &[s("3")]), FunctionError::ArgumentType { .. }));
+            assert!(validate(&functions(), name, &[Some(Value::Int(9))]).is_err());
+            assert!(validate(&functions(), name, &[Some(s("3"))]).is_err());
+        }
+        for name in ["cur_time", "current_time"] {
+            assert!(is_clock(&f(name, &[]), "99:99:99"), "{name}");
+            assert!(is_clock(&f(name, &[Value::Int(2)]), "99:99:99.99"), "{name}");
+            assert!(matches!(e(name, &[Value::Int(-1)]), FunctionError::Failed { .. }));
+        }
+        for name in ["cur_date", "current_date"] {
+            assert!(is_clock(&f(name, &[]), "9999-99-99"), "{name}");
+            assert!(validate(&functions(), name, &[None]).is_err());
+        }
+    }
+
+    #[test]
+    fn date_calc_adds_durations() {
+        assert_eq!(f("date_calc", &[ts(), s("1h30m")]), s("2024-02-29 14:34:05"));
+        assert_eq!(f("date_calc", &[ts(), s("-1h")]), s("2024-02-29 12:04:05"));
+        assert_eq!(f("date_calc", &[ts(), s("11h")]), s("2024-03-01 00:04:05"));
+        assert_eq!(f("date_calc", &[ts(), s("1.5h")]), s("2024-02-29 14:34:05"));
+        assert_eq!(f("date_calc", &[s("2019-01-01"), s("1h30m10s100ms200us300ns")]), s("2019-01-01 01:30:10"));
+        assert_eq!(f("date_calc", &[ts(), s("0")]), s("2024-02-29 13:04:05"));
+        assert_eq!(f("date_calc", &[Value::Null, s("1h")]), Value::Null);
+        for bad in ["1d", "h", "", "1h-2m", "--1h"] {
+            assert!(matches!(e("date_calc", &[ts(), s(bad)]), FunctionError::Failed { .. }), "{bad}");
+        }
+        assert!(matches!(e("date_calc", &[ts(), s("9999999999h")]), FunctionError::Failed { .. }));
+        assert!(matches!(e("date_calc", &[ts(), Value::Int(1)]), FunctionError::ArgumentType { .. }));
+        assert!(validate(&functions(), "date_calc", &[None, Some(s("1x"))]).is_err());
+        assert!(validate(&functions(), "date_calc", &[None, Some(s("2h45m"))]).is_ok());
+    }
+
+    #[test]
+    fn durations_follow_go() {
+        assert_eq!(parse_duration("1h30m"), Ok(TimeDelta::minutes(90)));
+        assert_eq!(parse_duration("-1.5s"), Ok(TimeDelta::milliseconds(-1500)));
+        assert_eq!(parse_duration("+2µs"), Ok(TimeDelta::microseconds(2)));
+        assert_eq!(parse_duration("3us4ns"), Ok(TimeDelta::nanoseconds(3004)));
+        assert!(parse_duration("1").is_err(), "a unit is required");
+        assert!(parse_duration("1.2.3s").is_err());
+    }
+
+    #[test]
+    fn date_diff_counts_days() {
+        let later = Value::Timestamp(t() + TimeDelta::days(3) + TimeDelta::hours(5));
+        assert_eq!(f("date_diff", &[ts(), later.clone()]), Value::Int(3));
+        assert_eq!(f("date_diff", &[later, ts()]), Value::Int(-3));
+        assert_eq!(f("date_diff", &[s("2024-01-01"), s("2024-03-01")]), Value::Int(60));
+        assert_eq!(f("date_diff", &[Value::Null, ts()]), Value::Null);
+        assert!(matches!(e("date_diff", &[ts(), Value::Bool(false)]), FunctionError::ArgumentType { index: 2, .. }));
+        assert!(validate(&functions(), "date_diff", &[Some(s("soon")), None]).is_err());
+    }
+
+    #[test]
+    fn parts_of_a_datetime() {
+        let cases = [
+            ("day_name", s("Thursday")),
+            ("day_of_month", Value::Int(29)),
+            ("day", Value::Int(29)),
+            ("day_of_week", Value::Int(5)),
+            ("day_of_year", Value::Int(60)),
+            ("hour", Value::Int(13)),
+            ("minute", Value::Int(4)),
+            ("second", Value::Int(5)),
+            ("microsecond", Value::Int(123_456)),
+            ("month", Value::Int(2)),
+            ("month_name", s("February")),
+            ("year", Value::Int(2024)),
+            ("last_day", s("2024-02-29")),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(f(name, &[ts()]), expected, "{name}");
+            assert_eq!(f(name, &[Value::Null]), Value::Null, "{name}");
+            assert!(matches!(e(name, &[Value::Bool(true)]), FunctionError::ArgumentType { .. }), "{name}");
+        }
+        assert_eq!(f("day_of_week", &[s("2024-03-03")]), Value::Int(1), "Sunday is 1");
+        assert_eq!(f("day_of_week", &[s("2024-03-02")]), Value::Int(7), "Saturday is 7");
+        assert_eq!(f("last_day", &[s("2023-12-05")]), s("2023-12-31"));
+        assert_eq!(f("last_day", &[s("2023-02-05")]), s("2023-02-28"));
+        assert_eq!(f("hour", &[Value::Int(3_600_000)]), Value::Int(1), "milliseconds are datetimes");
+    }
+
+    #[test]
+    fn from_days_and_unix_time() {
+        assert_eq!(f("from_days", &[Value::Int(1)]), s("1970-01-01"));
+        assert_eq!(f("from_days", &[Value::Int(32)]), s("1970-02-01"));
+        assert_eq!(f("from_days", &[Value::Int(0)]), Value::Null);
+        assert_eq!(f("from_days", &[Value::Null]), Value::Null);
+        assert!(matches!(e("from_days", &[Value::Int(i64::MAX)]), FunctionError::Failed { .. }));
+        assert!(matches!(e("from_days", &[s("1")]), FunctionError::ArgumentType { .. }));
+        assert_eq!(f("from_unix_time", &[Value::Int(86_400)]), s("1970-01-02 00:00:00"));
+        assert_eq!(f("from_unix_time", &[Value::Int(0)]), Value::Null);
+        assert_eq!(f("from_unix_time", &[Value::Null]), Value::Null);
+        assert!(matches!(e("from_unix_time", &[Value::Int(i64::MAX)]), FunctionError::Failed { .. }));
+        assert!(matches!(e("from_unix_time", &[Value::Float(1.5)]), FunctionError::ArgumentType { .. }));
+    }
+}

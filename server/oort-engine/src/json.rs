@@ -1,0 +1,130 @@
+//! JSON in and out of [`Value`]s: decoding events of `FORMAT="json"` (straight
+//! into values, without an intermediate `serde_json::Value`) and encoding results.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::value::{Map, Value};
+
+/// Decodes one JSON object into a row's fields.
+pub fn decode_object(bytes: &[u8]) -> Result<Map, String> {
+    match serde_json::from_slice::<JsonValue>(bytes) {
+        Ok(JsonValue(Value::Map(map))) => Ok(Arc::unwrap_or_clone(map)),
+        Ok(JsonValue(other)) => Err(format!("expected a JSON object, got {}", other.type_name())),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+/// A [`Value`] read from JSON: integers stay BIGINT, other numbers FLOAT.
+pub struct JsonValue(pub Value);
+
+impl<'de> Deserialize<'de> for JsonValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor).map(JsonValue)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.into()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(JsonValue(v)) = seq.next_element()? {
+            values.push(v);
+        }
+        Ok(Value::list(values))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some((key, JsonValue(v))) = access.next_entry::<std::borrow::Cow<'de, str>, JsonValue>()? {
+            map.insert(Arc::from(key.as_ref()), v);
+        }
+        Ok(Value::map(map))
+    }
+}
+
+/// Converts a value to JSON. Bytes become base64 text and datetimes RFC 3339
+/// text, as eKuiper's JSON encoding does; NaN and infinities become null.
+pub fn value_to_json(value: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+        Value::String(s) => J::String(s.to_string()),
+        Value::Bytes(b) => J::String(BASE64_STANDARD.encode(b)),
+        Value::Timestamp(t) => J::String(t.to_rfc3339()),
+        Value::List(values) => J::Array(values.iter().map(value_to_json).collect()),
+        Value::Map(map) => map_to_json(map),
+    }
+}
+
+/// Converts a row's fields to a JSON object.
+pub fn map_to_json(map: &Map) -> serde_json::Value {
+    serde_json::Value::Object(map.iter().map(|(k, v)| (k.to_string(), value_to_json(v))).collect())
+}
+
+/// Converts JSON to a value: integers stay BIGINT, other numbers FLOAT.
+pub fn json_to_value(json: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match json {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => n.as_i64().map(Value::Int).unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN))),
+        J::String(s) => Value::String(s.as_str().into()),
+        J::Array(values) => Value::list(values.iter().map(json_to_value).collect()),
+        J::Object(map) => Value::map(map.iter().map(|(k, v)| (Arc::from(k.as_str()), json_to_value(v))).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_objects_keeping_integers() {
+        let map = decode_object(br#"{"a": 1, "b": 1.5, "c": [true, null], "d": {"e": "x"}}"#).unwrap();
+        assert_eq!(map["a"], Value::Int(1));
+        assert_eq!(map["b"], Value::Float(1.5));
+        assert_eq!(
+            value_to_json(&Value::map(map)),
+            serde_json::json!({"a": 1, "b": 1.5, "c": [true, null], "d": {"e": "x"}})
+        );
+        assert!(decode_object(b"[1]").unwrap_err().contains("object"));
+        assert!(decode_object(b"{nope").unwrap_err().contains("invalid JSON"));
+    }
+
+    #[test]
+    fn bytes_encode_as_base64() {
+        assert_eq!(value_to_json(&Value::Bytes(b"hello"[..].into())), serde_json::json!("aGVsbG8="));
+    }
+}

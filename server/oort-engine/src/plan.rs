@@ -1,0 +1,241 @@
+//! The planner: rule SQL and the streams it reads → a validated [`RulePlan`],
+//! the pipeline source → decode → filter → window → aggregate → having →
+//! project → order → sinks. Everything a rule needs is checked here, so that
+//! a rule that cannot run is refused at creation, with positions.
+
+use std::fmt::Write as _;
+
+use oort_sql::sqlparser::ast::{Expr as SqlExpr, Spanned};
+use oort_sql::{Position, SqlError, StreamDef, StreamKind, WindowSpec};
+
+use crate::connector::ConnectorRegistry;
+use crate::expr::{self, CompileContext, Expr, Projection, SourceSchema};
+use crate::function::FunctionRegistry;
+use crate::rule::{ActionDefinition, RuleDefinition, RuleOptions};
+
+/// Why a rule cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The SQL is wrong; carries the position.
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    /// A stream the rule reads does not exist.
+    #[error("stream '{0}' not found")]
+    UnknownStream(String),
+    /// The rule uses something the engine cannot do yet.
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
+    /// A stream's TYPE has no registered source.
+    #[error("stream '{stream}' has TYPE=\"{source_type}\", which is not a known source; known: {known}")]
+    UnknownSource { stream: String, source_type: String, known: String },
+    /// An action's type has no registered sink.
+    #[error("action {index} has type \"{sink_type}\", which is not a known sink; known: {known}")]
+    UnknownSink { index: usize, sink_type: String, known: String },
+}
+
+/// Finds stream definitions by name.
+pub trait StreamLookup {
+    /// The definition of a stream or table, if it exists.
+    fn stream(&self, name: &str) -> Option<StreamDef>;
+}
+
+impl<F: Fn(&str) -> Option<StreamDef>> StreamLookup for F {
+    fn stream(&self, name: &str) -> Option<StreamDef> {
+        self(name)
+    }
+}
+
+/// A compiled expression with its SQL text, for EXPLAIN.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The expression.
+    pub expr: Expr,
+    /// Its SQL text.
+    pub sql: String,
+}
+
+/// A validated rule, ready to run.
+#[derive(Debug)]
+pub struct RulePlan {
+    /// Rule id.
+    pub rule_id: String,
+    /// The stream the rule reads.
+    pub stream: StreamDef,
+    /// WHERE.
+    pub filter: Option<Compiled>,
+    /// The window in GROUP BY.
+    pub window: Option<WindowSpec>,
+    /// GROUP BY expressions other than the window.
+    pub dimensions: Vec<Compiled>,
+    /// HAVING.
+    pub having: Option<Compiled>,
+    /// The SELECT list.
+    pub projection: Projection,
+    /// SELECT list text, for EXPLAIN.
+    pub projection_sql: String,
+    /// ORDER BY expressions (over the output columns) and whether ascending.
+    pub order_by: Vec<(Compiled, bool)>,
+    /// LIMIT.
+    pub limit: Option<u64>,
+    /// Where results go.
+    pub actions: Vec<ActionDefinition>,
+    /// Runtime options.
+    pub options: RuleOptions,
+}
+
+impl RulePlan {
+    /// Whether results come per group (a window or GROUP BY) rather than per event.
+    pub fn is_grouped(&self) -> bool {
+        self.window.is_some() || !self.dimensions.is_empty()
+    }
+
+    /// The operators, one a line, as `ExplainRule` prints them.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        let s = &self.stream;
+        let _ = writeln!(
+            out,
+            "source_{}_0: {} (DATASOURCE=\"{}\", FORMAT={})",
+            s.name,
+            s.source_type(),
+            s.datasource().unwrap_or_default(),
+            s.format()
+        );
+        let _ = writeln!(out, "  op_decoder_0: {} schema", if s.is_schemaless() { "schemaless" } else { "declared" });
+        if let Some(f) = &self.filter {
+            let _ = writeln!(out, "  op_filter_0: WHERE {}", f.sql);
+        }
+        if let Some(w) = &self.window {
+            let time = if self.options.is_event_time { "event time" } else { "processing time" };
+            let _ = writeln!(out, "  op_window_0: {w} ({time})");
+        }
+        if !self.dimensions.is_empty() {
+            let dims: Vec<&str> = self.dimensions.iter().map(|d| d.sql.as_str()).collect();
+            let _ = writeln!(out, "  op_aggregate_0: GROUP BY {}", dims.join(", "));
+        }
+        if let Some(h) = &self.having {
+            let _ = writeln!(out, "  op_having_0: HAVING {}", h.sql);
+        }
+        let _ = writeln!(out, "  op_project_0: SELECT {}", self.projection_sql);
+        if !self.order_by.is_empty() {
+            let keys: Vec<String> =
+                self.order_by.iter().map(|(e, asc)| format!("{}{}", e.sql, if *asc { "" } else { " DESC" })).collect();
+            let _ = writeln!(out, "  op_order_0: ORDER BY {}", keys.join(", "));
+        }
+        if let Some(limit) = self.limit {
+            let _ = writeln!(out, "  op_limit_0: LIMIT {limit}");
+        }
+        for (i, action) in self.actions.iter().enumerate() {
+            let _ = writeln!(out, "  sink_{}_{i}", action.sink_type);
+        }
+        out
+    }
+}
+
+fn position_of(expr: &SqlExpr) -> Option<Position> {
+    Position::from_location(expr.span().start)
+}
+
+fn compile(expr: &SqlExpr, ctx: &CompileContext<'_>) -> Result<Compiled, PlanError> {
+    Ok(Compiled { expr: expr::compile(expr, ctx)?, sql: expr.to_string() })
+}
+
+/// Plans a rule: parses its SQL, finds its streams, compiles and checks every
+/// expression, and checks that its source and sinks exist.
+pub fn plan(
+    def: &RuleDefinition,
+    streams: &dyn StreamLookup,
+    functions: &FunctionRegistry,
+    connectors: &ConnectorRegistry,
+) -> Result<RulePlan, PlanError> {
+    let query = oort_sql::parse_rule_sql(&def.sql)?;
+    if query.sources.len() > 1 {
+        return Err(PlanError::Unsupported("JOIN".into()));
+    }
+    let source = query.stream().ok_or_else(|| PlanError::Unsupported("a rule without FROM".into()))?;
+    let stream = streams.stream(&source.name).ok_or_else(|| PlanError::UnknownStream(source.name.clone()))?;
+    if stream.kind == StreamKind::Table {
+        return Err(PlanError::Sql(SqlError::semantic(
+            format!("'{}' is a table: a rule reads a stream, and joins tables to it", stream.name),
+            source.position,
+        )));
+    }
+    let source_type = stream.source_type().to_owned();
+    if connectors.source(&source_type).is_none() {
+        return Err(PlanError::UnknownSource {
+            stream: stream.name.clone(),
+            source_type,
+            known: connectors.source_types().join(", "),
+        });
+    }
+    for (index, action) in def.actions.iter().enumerate() {
+        if connectors.sink(&action.sink_type).is_none() {
+            return Err(PlanError::UnknownSink {
+                index,
+                sink_type: action.sink_type.clone(),
+                known: connectors.sink_types().join(", "),
+            });
+        }
+    }
+
+    let schemas = [SourceSchema {
+        name: stream.name.clone(),
+        alias: source.alias.clone(),
+        fields: (!stream.is_schemaless()).then(|| stream.fields.clone()),
+    }];
+    let ctx = CompileContext { sources: &schemas, registry: functions, rule_id: &def.id };
+    let select = &query.select;
+
+    let filter = select.selection.as_ref().map(|e| compile(e, &ctx)).transpose()?;
+    if let Some((name, position)) = filter.as_ref().and_then(|f| f.expr.first_aggregate()) {
+        let message = format!("aggregate function {name} is not allowed in WHERE; use HAVING");
+        return Err(SqlError::semantic(message, position).into());
+    }
+    let dimension_sql: Vec<&SqlExpr> = query.dimensions().collect();
+    let dimensions = dimension_sql.iter().map(|e| compile(e, &ctx)).collect::<Result<Vec<_>, _>>()?;
+    let projection = expr::compile_projection(&select.projection, &ctx)?;
+    let grouped = query.window.is_some() || !dimensions.is_empty();
+    if let Some((name, position)) = projection.exprs().find_map(|(_, e)| e.first_aggregate()).filter(|_| !grouped) {
+        let message =
+            format!("aggregate function {name} needs a window or GROUP BY (e.g. GROUP BY TUMBLINGWINDOW(ss, 10))");
+        return Err(SqlError::semantic(message, position).into());
+    }
+    let having = select.having.as_ref().map(|e| compile_over_output(e, &ctx, &projection)).transpose()?;
+    if having.is_some() && !grouped {
+        return Err(SqlError::semantic(
+            "HAVING needs a window or GROUP BY",
+            select.having.as_ref().and_then(position_of),
+        )
+        .into());
+    }
+    let order_by = query
+        .order_by
+        .iter()
+        .map(|o| {
+            Ok((
+                compile_over_output(&o.expr, &ctx, &projection)?,
+                !matches!(o.options.sort, Some(oort_sql::sqlparser::ast::OrderBySort::Desc)),
+            ))
+        })
+        .collect::<Result<Vec<_>, PlanError>>()?;
+
+    Ok(RulePlan {
+        rule_id: def.id.clone(),
+        stream,
+        filter,
+        window: query.window,
+        dimensions,
+        having,
+        projection_sql: select.projection.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+        projection,
+        order_by,
+        limit: query.limit,
+        actions: def.actions.clone(),
+        options: def.options.clone(),
+    })
+}
+
+/// Compiles HAVING and ORDER BY, which may name SELECT aliases as well as columns.
+fn compile_over_output(e: &SqlExpr, ctx: &CompileContext<'_>, projection: &Projection) -> Result<Compiled, PlanError> {
+    Ok(Compiled { expr: expr::compile_with_aliases(e, ctx, projection)?, sql: e.to_string() })
+}

@@ -1,0 +1,548 @@
+//! Running one rule: a supervised source task, the rule task that runs the
+//! operators in order, and one task per sink. Every task is owned by the
+//! rule's cancellation token and stops with it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceEvent};
+use crate::decode;
+use crate::expr::EvalEnv;
+use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
+use crate::plan::RulePlan;
+use crate::row::Row;
+use crate::value::{Map, Value};
+use crate::window::{TimeMode, WindowBatch, WindowOperator};
+
+/// How many results a slow TailRule reader may fall behind before it loses some.
+const TAIL_CAPACITY: usize = 1024;
+
+/// The state of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleState {
+    /// Running.
+    Running,
+    /// Stopped on request.
+    Stopped,
+    /// The source died and its restart attempts ran out.
+    Failed,
+}
+
+/// What `GetRuleStatus` reports.
+#[derive(Debug, Clone)]
+pub struct RuleStatus {
+    /// State now.
+    pub state: RuleState,
+    /// The last error that restarted or stopped the source.
+    pub last_error: Option<String>,
+    /// When the rule started (Unix ms).
+    pub start_time_ms: i64,
+    /// How many times the source was restarted.
+    pub restart_count: u32,
+    /// Counters per operator, in pipeline order.
+    pub operators: Vec<OperatorStatus>,
+}
+
+/// Shared between the rule's tasks and the status calls.
+struct Shared {
+    operators: Vec<Arc<OperatorMetrics>>,
+    state: Mutex<(RuleState, Option<String>, u32)>,
+    start_time_ms: i64,
+}
+
+/// A running rule, owned by the engine.
+pub struct RunningRule {
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    tail: broadcast::Sender<Arc<Vec<Map>>>,
+    /// The plan it runs, for EXPLAIN.
+    pub plan: Arc<RulePlan>,
+}
+
+impl RunningRule {
+    /// Status now.
+    pub fn status(&self) -> RuleStatus {
+        let (state, last_error, restart_count) = self.shared.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        RuleStatus {
+            state,
+            last_error,
+            start_time_ms: self.shared.start_time_ms,
+            restart_count,
+            operators: self.shared.operators.iter().map(|m| m.snapshot()).collect(),
+        }
+    }
+
+    /// A live copy of the rule's results.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Map>>> {
+        self.tail.subscribe()
+    }
+
+    /// Stops every task of the rule and waits for them.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts a planned rule on the current tokio runtime.
+pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<RunningRule, crate::ConnectorError> {
+    let stream = &plan.stream;
+    let source_factory = connectors
+        .source(stream.source_type())
+        .ok_or_else(|| crate::ConnectorError::Config(format!("unknown source type {}", stream.source_type())))?;
+    let source_config = SourceConfig {
+        stream: stream.name.clone(),
+        datasource: stream.datasource().unwrap_or_default().to_owned(),
+        options: stream.options.clone(),
+        rule_id: plan.rule_id.clone(),
+    };
+    // Build everything before spawning anything, so a bad configuration starts nothing.
+    let source = source_factory.build(&source_config)?;
+    let mut sinks = Vec::with_capacity(plan.actions.len());
+    for action in &plan.actions {
+        let factory = connectors
+            .sink(&action.sink_type)
+            .ok_or_else(|| crate::ConnectorError::Config(format!("unknown sink type {}", action.sink_type)))?;
+        let config = SinkConfig {
+            sink_type: action.sink_type.clone(),
+            props: action.props.clone(),
+            rule_id: plan.rule_id.clone(),
+        };
+        sinks.push(factory.build(&config)?);
+    }
+
+    let source_metrics = Arc::new(OperatorMetrics::new(format!("source_{}_0", stream.name)));
+    let rule_metrics = RuleMetrics::new(&plan);
+    let sink_metrics: Vec<Arc<OperatorMetrics>> = plan
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Arc::new(OperatorMetrics::new(format!("sink_{}_{i}", a.sink_type))))
+        .collect();
+    let mut operators = vec![Arc::clone(&source_metrics)];
+    operators.extend(rule_metrics.all());
+    operators.extend(sink_metrics.iter().cloned());
+    let shared =
+        Arc::new(Shared { operators, state: Mutex::new((RuleState::Running, None, 0)), start_time_ms: now_ms() });
+
+    let cancel = CancellationToken::new();
+    let buffer = plan.options.buffer_length.max(1);
+    let (source_tx, source_rx) = mpsc::channel(buffer);
+    let (tail, _) = broadcast::channel(TAIL_CAPACITY);
+    let mut tasks = Vec::new();
+
+    let mut sink_txs = Vec::with_capacity(sinks.len());
+    for (sink, metrics) in sinks.into_iter().zip(sink_metrics) {
+        let (tx, rx) = mpsc::channel::<Arc<Vec<Map>>>(buffer);
+        sink_txs.push(tx);
+        tasks.push(tokio::spawn(run_sink(sink, rx, metrics, cancel.clone())));
+    }
+    tasks.push(tokio::spawn(supervise_source(
+        source,
+        source_factory,
+        source_config,
+        source_tx,
+        Arc::clone(&shared),
+        source_metrics,
+        plan.options.restart.clone(),
+        cancel.clone(),
+    )));
+    tasks.push(tokio::spawn(run_operators(
+        Arc::clone(&plan),
+        source_rx,
+        sink_txs,
+        tail.clone(),
+        rule_metrics,
+        cancel.clone(),
+    )));
+
+    Ok(RunningRule { cancel, tasks, shared, tail, plan })
+}
+
+/// Runs the source; when it dies, restarts it per the strategy, then marks the rule failed.
+#[allow(clippy::too_many_arguments)]
+async fn supervise_source(
+    source: Box<dyn crate::Source>,
+    factory: Arc<dyn crate::SourceFactory>,
+    config: SourceConfig,
+    tx: mpsc::Sender<SourceEvent>,
+    shared: Arc<Shared>,
+    metrics: Arc<OperatorMetrics>,
+    restart: crate::rule::RestartStrategy,
+    cancel: CancellationToken,
+) {
+    let (counted_tx, mut counted_rx) = mpsc::channel::<SourceEvent>(tx.max_capacity());
+    // Count what the source emits on its way to the rule task.
+    let forward = {
+        let metrics = Arc::clone(&metrics);
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    event = counted_rx.recv() => {
+                        let Some(event) = event else { return };
+                        metrics.record_in(1, now_ms());
+                        if tx.send(event).await.is_err() { return; }
+                        metrics.record_out(1);
+                        metrics.set_buffer_length((tx.max_capacity() - tx.capacity()) as u64);
+                    }
+                }
+            }
+        })
+    };
+    let mut attempt = 0;
+    let mut next = Some(source);
+    loop {
+        // The first run uses the source built at start; each restart builds a fresh one.
+        let source = match next.take() {
+            Some(source) => source,
+            None => match factory.build(&config) {
+                Ok(source) => source,
+                Err(e) => {
+                    metrics.record_exception(e.to_string());
+                    let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                    *state = (RuleState::Failed, Some(e.to_string()), state.2);
+                    break;
+                }
+            },
+        };
+        let result = source.run(counted_tx.clone(), cancel.clone()).await;
+        if cancel.is_cancelled() {
+            break;
+        }
+        let message = match result {
+            Ok(()) => "source ended".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        metrics.record_exception(message.clone());
+        if attempt >= restart.attempts {
+            tracing::error!(rule = %config.rule_id, error = %message, "source stopped; rule failed");
+            let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            *state = (RuleState::Failed, Some(message), state.2);
+            break;
+        }
+        let delay = restart.delay(attempt);
+        attempt += 1;
+        tracing::warn!(rule = %config.rule_id, error = %message, ?delay, attempt, "source died; restarting");
+        {
+            let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.1 = Some(message);
+            state.2 += 1;
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+    forward.abort();
+}
+
+/// Delivers results to one sink, retrying with backoff; what was acknowledged
+/// is never sent again, what was not is retried until the rule stops.
+async fn run_sink(
+    mut sink: Box<dyn crate::Sink>,
+    mut rx: mpsc::Receiver<Arc<Vec<Map>>>,
+    metrics: Arc<OperatorMetrics>,
+    cancel: CancellationToken,
+) {
+    const RETRY: crate::rule::RestartStrategy = crate::rule::RestartStrategy {
+        attempts: u32::MAX,
+        delay_ms: 100,
+        multiplier: 2.0,
+        max_delay_ms: 10_000,
+        jitter_factor: 0.0,
+    };
+    let mut opened = false;
+    loop {
+        let rows = tokio::select! {
+            () = cancel.cancelled() => break,
+            rows = rx.recv() => match rows { Some(rows) => rows, None => break },
+        };
+        metrics.record_in(rows.len() as u64, now_ms());
+        metrics.set_buffer_length(rx.len() as u64);
+        let started = Instant::now();
+        let mut attempt = 0;
+        while let Err(e) = deliver(sink.as_mut(), &mut opened, &rows).await {
+            metrics.record_exception(e.to_string());
+            let delay = RETRY.delay(attempt);
+            attempt += 1;
+            tokio::select! {
+                () = cancel.cancelled() => {
+                    if opened {
+                        let _ = sink.close().await;
+                    }
+                    return;
+                }
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        metrics.record_out(rows.len() as u64);
+        metrics.record_latency(started.elapsed().as_micros() as i64);
+    }
+    if opened {
+        let _ = sink.close().await;
+    }
+}
+
+/// Opens the sink if it is not open yet, then hands it the rows.
+async fn deliver(sink: &mut dyn crate::Sink, opened: &mut bool, rows: &[Map]) -> Result<(), crate::ConnectorError> {
+    if !*opened {
+        sink.open().await?;
+        *opened = true;
+    }
+    sink.collect(rows).await
+}
+
+/// Counters of the operators that run inside the rule task.
+struct RuleMetrics {
+    decoder: Arc<OperatorMetrics>,
+    filter: Option<Arc<OperatorMetrics>>,
+    window: Option<Arc<OperatorMetrics>>,
+    project: Arc<OperatorMetrics>,
+}
+
+impl RuleMetrics {
+    fn new(plan: &RulePlan) -> Self {
+        Self {
+            decoder: Arc::new(OperatorMetrics::new("op_decoder_0")),
+            filter: plan.filter.as_ref().map(|_| Arc::new(OperatorMetrics::new("op_filter_0"))),
+            window: plan.window.as_ref().map(|_| Arc::new(OperatorMetrics::new("op_window_0"))),
+            project: Arc::new(OperatorMetrics::new("op_project_0")),
+        }
+    }
+
+    fn all(&self) -> Vec<Arc<OperatorMetrics>> {
+        [Some(&self.decoder), self.filter.as_ref(), self.window.as_ref(), Some(&self.project)]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The rule task: decode → filter → window → aggregate → having → project → order → sinks.
+async fn run_operators(
+    plan: Arc<RulePlan>,
+    mut rx: mpsc::Receiver<SourceEvent>,
+    sinks: Vec<mpsc::Sender<Arc<Vec<Map>>>>,
+    tail: broadcast::Sender<Arc<Vec<Map>>>,
+    metrics: RuleMetrics,
+    cancel: CancellationToken,
+) {
+    let mode = if plan.options.is_event_time {
+        TimeMode::Event { late_tolerance_ms: plan.options.late_tolerance_ms }
+    } else {
+        TimeMode::Processing
+    };
+    let mut window = plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode));
+    let timestamp_field = plan.stream.timestamp_field().map(str::to_owned);
+    let emit = |rows: Vec<Map>| {
+        let sinks = sinks.clone();
+        let tail = tail.clone();
+        async move {
+            if rows.is_empty() {
+                return;
+            }
+            let rows = Arc::new(rows);
+            let _ = tail.send(Arc::clone(&rows));
+            for sink in &sinks {
+                // A full sink buffer holds the rule back: backpressure, not loss.
+                let _ = sink.send(Arc::clone(&rows)).await;
+            }
+        }
+    };
+    loop {
+        let deadline = window.as_ref().and_then(|w| w.next_deadline());
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = sleep => {
+                if let Some(w) = window.as_mut() {
+                    let batches = w.on_tick(now_ms());
+                    for rows in process_windows(&plan, &metrics, batches) {
+                        emit(rows).await;
+                    }
+                }
+            }
+            event = rx.recv() => {
+                let Some(event) = event else { return };
+                let started = Instant::now();
+                let now = now_ms();
+                metrics.decoder.record_in(1, now);
+                let fields = match decode::decode(&event, &plan.stream) {
+                    Ok(fields) => fields,
+                    Err(e) => {
+                        metrics.decoder.record_exception(e);
+                        continue;
+                    }
+                };
+                let timestamp = match (&timestamp_field, plan.options.is_event_time) {
+                    (Some(field), true) => match decode::event_time(&fields, field) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            metrics.decoder.record_exception(e);
+                            continue;
+                        }
+                    },
+                    _ => event.timestamp.unwrap_or(now),
+                };
+                metrics.decoder.record_out(1);
+                let row = Row { fields, timestamp, meta: event.meta };
+                let env = EvalEnv { rule_id: &plan.rule_id, window: None };
+                if let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) {
+                    m.record_in(1, now);
+                    match filter.expr.eval(&row, &env) {
+                        Ok(Value::Bool(true)) => m.record_out(1),
+                        Ok(_) => continue,
+                        Err(e) => {
+                            m.record_exception(e.to_string());
+                            continue;
+                        }
+                    }
+                }
+                match window.as_mut() {
+                    Some(w) => {
+                        if let Some(m) = &metrics.window {
+                            m.record_in(1, now);
+                        }
+                        let batches = w.on_event(row, now_ms());
+                        if let Some(m) = &metrics.window {
+                            m.set_buffer_length(w.buffered() as u64);
+                        }
+                        for rows in process_windows(&plan, &metrics, batches) {
+                            emit(rows).await;
+                        }
+                    }
+                    None => {
+                        metrics.project.record_in(1, now);
+                        match plan.projection.eval(&row, &env) {
+                            Ok(out) => {
+                                metrics.project.record_out(1);
+                                emit(vec![out]).await;
+                            }
+                            Err(e) => metrics.project.record_exception(e.to_string()),
+                        }
+                    }
+                }
+                metrics.project.record_latency(started.elapsed().as_micros() as i64);
+            }
+        }
+    }
+}
+
+/// Groups each closed window by the GROUP BY keys, applies HAVING, projects
+/// each group, and orders the results: one result set per window.
+fn process_windows(plan: &RulePlan, metrics: &RuleMetrics, batches: Vec<WindowBatch>) -> Vec<Vec<Map>> {
+    batches
+        .into_iter()
+        .map(|batch| {
+            if let Some(m) = &metrics.window {
+                m.record_out(1);
+            }
+            let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)) };
+            let mut out: Vec<(Vec<Value>, Map)> = Vec::new();
+            for group in group_rows(plan, batch.rows, &env, metrics) {
+                metrics.project.record_in(group.len() as u64, now_ms());
+                if let Some(having) = &plan.having {
+                    match having.expr.eval_group(&group, &env) {
+                        Ok(Value::Bool(true)) => {}
+                        Ok(_) => continue,
+                        Err(e) => {
+                            metrics.project.record_exception(e.to_string());
+                            continue;
+                        }
+                    }
+                }
+                // eKuiper: a window with no aggregate and no GROUP BY key emits every row;
+                // otherwise each group gives one row.
+                let per_row = plan.dimensions.is_empty() && !plan.projection.has_aggregate();
+                let units: Vec<&[Row]> = if per_row { group.chunks(1).collect() } else { vec![group.as_slice()] };
+                for unit in units {
+                    let keys = plan
+                        .order_by
+                        .iter()
+                        .map(|(e, _)| e.expr.eval_group(unit, &env).unwrap_or(Value::Null))
+                        .collect();
+                    match plan.projection.eval_group(unit, &env) {
+                        Ok(row) => {
+                            metrics.project.record_out(1);
+                            out.push((keys, row));
+                        }
+                        Err(e) => metrics.project.record_exception(e.to_string()),
+                    }
+                }
+            }
+            if !plan.order_by.is_empty() {
+                out.sort_by(|(a, _), (b, _)| {
+                    for ((x, y), (_, asc)) in a.iter().zip(b).zip(&plan.order_by) {
+                        let ord = compare(x, y);
+                        if ord != std::cmp::Ordering::Equal {
+                            return if *asc { ord } else { ord.reverse() };
+                        }
+                    }
+                    std::cmp::Ordering::Equal
+                });
+            }
+            let mut rows: Vec<Map> = out.into_iter().map(|(_, row)| row).collect();
+            if let Some(limit) = plan.limit {
+                rows.truncate(limit as usize);
+            }
+            rows
+        })
+        .collect()
+}
+
+/// Splits a window's rows by the GROUP BY keys, keeping the order in which groups first appear.
+fn group_rows(plan: &RulePlan, rows: Vec<Row>, env: &EvalEnv<'_>, metrics: &RuleMetrics) -> Vec<Vec<Row>> {
+    if plan.dimensions.is_empty() {
+        return if rows.is_empty() { Vec::new() } else { vec![rows] };
+    }
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    for row in rows {
+        let mut key = String::new();
+        for d in &plan.dimensions {
+            match d.expr.eval(&row, env) {
+                Ok(v) => key.push_str(&format!("{}:{v:?}\u{0}", v.type_name())),
+                Err(e) => {
+                    metrics.project.record_exception(e.to_string());
+                    continue;
+                }
+            }
+        }
+        let slot = *index.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[slot].push(row);
+    }
+    groups
+}
+
+/// Orders values for ORDER BY: NULL first, numbers numerically, then by text.
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        _ => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+            _ => a.to_string().cmp(&b.to_string()),
+        },
+    }
+}

@@ -1,0 +1,354 @@
+//! Windows: a pure, synchronous state machine that groups rows into the
+//! windows of a rule's `GROUP BY` window function ([`WindowSpec`]).
+//!
+//! [`WindowOperator`] holds no clock and no task: the runtime passes the time
+//! in. It calls [`WindowOperator::on_event`] for each row,
+//! [`WindowOperator::on_tick`] from a timer, and asks
+//! [`WindowOperator::next_deadline`] when to tick next. Both calls return the
+//! windows ([`WindowBatch`]) that closed, oldest first. Tests drive time exactly.
+//!
+//! # Time
+//!
+//! - [`TimeMode::Processing`]: a row belongs to the windows of `now`, the
+//!   processing time at which it arrived (its `timestamp` is not read). Time
+//!   never goes back: a `now` earlier than one already seen counts as the
+//!   latest seen.
+//! - [`TimeMode::Event`]: a row belongs to the windows of its `timestamp`.
+//!   The watermark is the greatest timestamp seen minus `late_tolerance_ms`
+//!   (eKuiper's `lateTolerance`). A row older than the watermark is late: it
+//!   is dropped and counted ([`WindowOperator::late_dropped`]). Rows are
+//!   reordered by timestamp and handed to the windows once the watermark
+//!   reaches them, so rows of a window are in timestamp order (ties in arrival
+//!   order), as eKuiper's watermark operator does. A window closes when the
+//!   watermark reaches its end. The watermark moves only with events:
+//!   [`WindowOperator::on_tick`] does nothing and
+//!   [`WindowOperator::next_deadline`] is `None` in this mode, so the last
+//!   windows of a stream that goes quiet wait for its next event (as in
+//!   eKuiper; there is no idle advancement).
+//!
+//! # Windows
+//!
+//! | window | rows of a window | when it is emitted | `start`, `end` |
+//! |---|---|---|---|
+//! | `TUMBLINGWINDOW(u, n)` | `[k*n, (k+1)*n)` | time reaches its end | as the interval |
+//! | `HOPPINGWINDOW(u, n, i)` | `[k*i - n, k*i)` | time reaches its end | as the interval |
+//! | `SLIDINGWINDOW(u, n)` | `(t - n, t]`, `t` a row's time | on that row | `t - n`, `t` |
+//! | `SLIDINGWINDOW(u, n, d)` | `(t - n, t + d]` | time reaches `t + d` | `t - n`, `t + d` |
+//! | `SESSIONWINDOW(u, n, o)` | rows no more than `o` apart | `o` after the last row, or at a cut | first row or cut, close |
+//! | `COUNTWINDOW(n [, i])` | the last `n` rows | every `i` rows (default `n`), once `n` are in | first and last row's time |
+//!
+//! Time windows align to natural time, as eKuiper's do: boundaries are
+//! multiples of the length (tumbling), of the interval (hopping: windows *end*
+//! at multiples of the interval, as eKuiper aligns its first hopping window
+//! end to the interval) and of the maximum length (session cuts), counted from
+//! the Unix epoch in UTC. [`WindowOperator::with_utc_offset`] shifts them to a
+//! local time (eKuiper ends a day window at 24:00 local time).
+//!
+//! Sliding windows are left-open and right-closed, as in eKuiper 2's sliding
+//! window; for them `start` is exclusive and `end` inclusive. Count windows do
+//! not look at time; their `start` and `end` are the times (see above) of their
+//! first and last rows, both inclusive.
+//!
+//! A session starts with a row. It closes `timeout` after its last row (window
+//! `[first row, last row + timeout)`), and a row that arrives exactly then
+//! starts a new session. While rows keep coming, the session is cut at the
+//! first multiple `b` of the maximum length with `b - start >= length`
+//! (eKuiper checks the maximum duration at `t = 0, length, 2*length, ...`):
+//! window `[start, b)`. The session then goes on from `b` (its next cut is at
+//! `b + length`), still closing `timeout` after its last row.
+//!
+//! Empty windows are not emitted by default. eKuiper does emit empty tumbling
+//! and hopping windows in processing time (a `SELECT count(*)` with no other
+//! group key then yields 0); [`WindowOperator::with_emit_empty`] turns that
+//! on. Sliding, session and count windows are never empty.
+//!
+//! Rows are released as soon as no pending window needs them, so the buffer
+//! holds at most a window's worth of rows (plus, in event time, the rows not
+//! yet reached by the watermark).
+
+mod aligned;
+mod count;
+mod session;
+mod sliding;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+
+use oort_sql::{TimeUnit, WindowSpec};
+
+use crate::row::Row;
+
+use aligned::AlignedWindows;
+use count::CountWindows;
+use session::SessionWindows;
+use sliding::SlidingWindows;
+
+/// One closed window: its bounds and its rows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WindowBatch {
+    /// Start, in Unix milliseconds (inclusive, except for sliding windows).
+    pub start: i64,
+    /// End, in Unix milliseconds (exclusive, except for sliding and count windows).
+    pub end: i64,
+    /// The rows, in arrival order (processing time) or timestamp order (event time).
+    pub rows: Vec<Row>,
+}
+
+/// Which time decides the windows of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeMode {
+    /// The processing time at which the row arrives (`now`).
+    Processing,
+    /// The row's `timestamp`, with a watermark that lags the greatest
+    /// timestamp seen by `late_tolerance_ms` (negative counts as 0).
+    Event {
+        /// How late, in milliseconds, a row may arrive behind the greatest
+        /// timestamp seen (eKuiper's `lateTolerance`).
+        late_tolerance_ms: i64,
+    },
+}
+
+/// The window state machine of one rule. See the [module](self) documentation.
+#[derive(Debug)]
+pub struct WindowOperator {
+    windows: Windows,
+    mode: TimeMode,
+    /// Processing time: the latest `now` seen. Event time: the watermark.
+    clock: Option<i64>,
+    /// Event time: the greatest timestamp seen.
+    max_timestamp: Option<i64>,
+    /// Event time: accepted rows not yet reached by the watermark, by timestamp.
+    pending: VecDeque<Row>,
+    late_dropped: u64,
+}
+
+impl WindowOperator {
+    /// A window operator for `spec`, with no rows.
+    pub fn new(spec: &WindowSpec, mode: TimeMode) -> Self {
+        let windows = match *spec {
+            WindowSpec::Tumbling { unit, length } => {
+                let length = millis(unit, length);
+                Windows::Aligned(AlignedWindows::new(length, length))
+            }
+            WindowSpec::Hopping { unit, length, interval } => {
+                Windows::Aligned(AlignedWindows::new(millis(unit, length), millis(unit, interval)))
+            }
+            WindowSpec::Sliding { unit, length, delay } => {
+                Windows::Sliding(SlidingWindows::new(millis(unit, length), delay.map_or(0, |d| millis(unit, d))))
+            }
+            WindowSpec::Session { unit, length, timeout } => {
+                Windows::Session(SessionWindows::new(millis(unit, length), millis(unit, timeout)))
+            }
+            WindowSpec::Count { length, interval } => {
+                let length = usize::try_from(length).unwrap_or(usize::MAX).max(1);
+                let interval = interval.map_or(length, |i| usize::try_from(i).unwrap_or(usize::MAX).max(1));
+                Windows::Count(CountWindows::new(length, interval))
+            }
+        };
+        let mode = match mode {
+            TimeMode::Event { late_tolerance_ms } => TimeMode::Event { late_tolerance_ms: late_tolerance_ms.max(0) },
+            TimeMode::Processing => TimeMode::Processing,
+        };
+        Self { windows, mode, clock: None, max_timestamp: None, pending: VecDeque::new(), late_dropped: 0 }
+    }
+
+    /// Emit tumbling and hopping windows even when they hold no row, as
+    /// eKuiper does. In processing time they start with the first window that
+    /// ends after the first call; in event time, with the first row's window.
+    /// Other windows are never empty. Off by default.
+    pub fn with_emit_empty(mut self, emit_empty: bool) -> Self {
+        if let Windows::Aligned(w) = &mut self.windows {
+            w.emit_empty = emit_empty;
+        }
+        self
+    }
+
+    /// Align tumbling and hopping boundaries and session cuts to a local time
+    /// `offset_ms` ahead of UTC (`8 * 3_600_000` for UTC+8), so that a day
+    /// window ends at local midnight. Default 0 (UTC).
+    pub fn with_utc_offset(mut self, offset_ms: i64) -> Self {
+        match &mut self.windows {
+            Windows::Aligned(w) => w.offset = offset_ms,
+            Windows::Session(w) => w.offset = offset_ms,
+            Windows::Sliding(_) | Windows::Count(_) => {}
+        }
+        self
+    }
+
+    /// A row arrives at processing time `now` (Unix ms). Returns the windows
+    /// that closed, oldest first: count and sliding windows it triggers, and in
+    /// event time the windows the watermark passed.
+    pub fn on_event(&mut self, row: Row, now: i64) -> Vec<WindowBatch> {
+        let mut out = Vec::new();
+        match self.mode {
+            TimeMode::Processing => {
+                let now = self.processing_now(now);
+                self.windows.insert(row, now, &mut out);
+                self.windows.advance(now, &mut out);
+            }
+            TimeMode::Event { late_tolerance_ms } => {
+                let timestamp = row.timestamp;
+                if self.clock.is_some_and(|watermark| timestamp < watermark) {
+                    self.late_dropped += 1;
+                    return out;
+                }
+                let at = self.pending.partition_point(|r| r.timestamp <= timestamp);
+                self.pending.insert(at, row);
+                let max = self.max_timestamp.map_or(timestamp, |m| m.max(timestamp));
+                self.max_timestamp = Some(max);
+                let watermark = max.saturating_sub(late_tolerance_ms);
+                let watermark = self.clock.map_or(watermark, |w| w.max(watermark));
+                self.clock = Some(watermark);
+                while self.pending.front().is_some_and(|r| r.timestamp <= watermark) {
+                    let Some(row) = self.pending.pop_front() else { break };
+                    let key = row.timestamp;
+                    self.windows.insert(row, key, &mut out);
+                }
+                self.windows.advance(watermark, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Processing time has reached `now` (Unix ms). Returns the windows that
+    /// closed by then, oldest first. Does nothing in event time, where only
+    /// events move the watermark.
+    pub fn on_tick(&mut self, now: i64) -> Vec<WindowBatch> {
+        let mut out = Vec::new();
+        if self.mode == TimeMode::Processing {
+            let now = self.processing_now(now);
+            self.windows.advance(now, &mut out);
+        }
+        out
+    }
+
+    /// When (processing time, Unix ms) the runtime should call
+    /// [`on_tick`](Self::on_tick) next: the end of the earliest pending window
+    /// that holds rows (any pending window, with
+    /// [`with_emit_empty`](Self::with_emit_empty)), the next delayed sliding
+    /// window, or the timeout or cut of the open session. `None` when nothing
+    /// waits for time: no rows, count windows, sliding windows without delay,
+    /// and event time.
+    pub fn next_deadline(&self) -> Option<i64> {
+        match self.mode {
+            TimeMode::Processing => self.windows.deadline(),
+            TimeMode::Event { .. } => None,
+        }
+    }
+
+    /// Rows dropped because their timestamp was behind the watermark.
+    pub fn late_dropped(&self) -> u64 {
+        self.late_dropped
+    }
+
+    /// Rows held now, waiting for their windows to close.
+    pub fn buffered(&self) -> usize {
+        self.windows.len() + self.pending.len()
+    }
+
+    /// Event time: the watermark (greatest timestamp seen minus the late
+    /// tolerance). Processing time: the latest `now` seen. `None` before the
+    /// first call.
+    pub fn watermark(&self) -> Option<i64> {
+        self.clock
+    }
+
+    /// The processing time to use for `now`: never before one already seen.
+    /// The first call anchors windows that emit even when empty.
+    fn processing_now(&mut self, now: i64) -> i64 {
+        match self.clock {
+            Some(clock) if clock >= now => clock,
+            Some(_) => {
+                self.clock = Some(now);
+                now
+            }
+            None => {
+                self.clock = Some(now);
+                if let Windows::Aligned(w) = &mut self.windows {
+                    w.anchor(now);
+                }
+                now
+            }
+        }
+    }
+}
+
+/// The window kinds. Each gets rows with non-decreasing keys (their time) via
+/// `insert`, and time via `advance`, where every key inserted so far is at or
+/// before the time advanced to, and later keys are at or after it.
+#[derive(Debug)]
+enum Windows {
+    Aligned(AlignedWindows),
+    Sliding(SlidingWindows),
+    Session(SessionWindows),
+    Count(CountWindows),
+}
+
+impl Windows {
+    fn insert(&mut self, row: Row, key: i64, out: &mut Vec<WindowBatch>) {
+        match self {
+            Windows::Aligned(w) => w.insert(row, key),
+            Windows::Sliding(w) => w.insert(row, key),
+            Windows::Session(w) => w.insert(row, key, out),
+            Windows::Count(w) => w.insert(row, key, out),
+        }
+    }
+
+    fn advance(&mut self, now: i64, out: &mut Vec<WindowBatch>) {
+        match self {
+            Windows::Aligned(w) => w.advance(now, out),
+            Windows::Sliding(w) => w.advance(now, out),
+            Windows::Session(w) => w.advance(now, out),
+            Windows::Count(_) => {}
+        }
+    }
+
+    fn deadline(&self) -> Option<i64> {
+        match self {
+            Windows::Aligned(w) => w.deadline(),
+            Windows::Sliding(w) => w.deadline(),
+            Windows::Session(w) => w.deadline(),
+            Windows::Count(_) => None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Windows::Aligned(w) => w.rows.len(),
+            Windows::Sliding(w) => w.rows.len(),
+            Windows::Session(w) => w.rows.len(),
+            Windows::Count(w) => w.rows.len(),
+        }
+    }
+}
+
+/// A buffered row and the time that places it in windows.
+#[derive(Debug)]
+struct Keyed {
+    key: i64,
+    row: Row,
+}
+
+/// `count` units in milliseconds, at least 1, saturating at `i64::MAX`.
+fn millis(unit: TimeUnit, count: u64) -> i64 {
+    i64::try_from(count.saturating_mul(unit.millis())).unwrap_or(i64::MAX).max(1)
+}
+
+/// The first boundary strictly after `t`; boundaries are the times `b` where
+/// `b + offset` is a multiple of `step`.
+fn boundary_after(t: i64, step: i64, offset: i64) -> i64 {
+    let step = i128::from(step);
+    let shifted = i128::from(t) + i128::from(offset);
+    clamp((shifted.div_euclid(step) + 1) * step - i128::from(offset))
+}
+
+/// The first boundary at or after `t` (see [`boundary_after`]).
+fn boundary_at_or_after(t: i64, step: i64, offset: i64) -> i64 {
+    boundary_after(t.saturating_sub(1), step, offset)
+}
+
+fn clamp(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}

@@ -1,0 +1,88 @@
+//! [`RuleController`]: keeps the catalog and the engine in step. The catalog
+//! says which rules exist and which should run (`triggered`); the engine runs
+//! them. Every change validates with the engine first, so nothing invalid is
+//! stored, and a rule that cannot start is not left half-created.
+
+use std::sync::Arc;
+
+use oort_engine::{Engine, RuleStatus, StreamLookup};
+use oort_proto::v1::Rule;
+use oort_sql::StreamDef;
+
+use crate::api::CatalogHandle;
+use crate::convert::rule_definition;
+use crate::error::ApiResult;
+
+/// Streams as the engine sees them: parsed from the DDL stored in the catalog.
+struct CatalogStreams<'a>(&'a CatalogHandle);
+
+impl StreamLookup for CatalogStreams<'_> {
+    fn stream(&self, name: &str) -> Option<StreamDef> {
+        let stored = self.0.direct().get_stream(name).ok()?;
+        // The DDL parsed when it was stored; a failure here means a newer
+        // server's syntax, which this one cannot run.
+        oort_sql::parse_stream_ddl(&stored.sql).ok()
+    }
+}
+
+/// Rules across the catalog and the engine.
+#[derive(Clone)]
+pub struct RuleController {
+    catalog: CatalogHandle,
+    engine: Arc<Engine>,
+}
+
+impl RuleController {
+    /// A controller over a catalog and an engine.
+    pub fn new(catalog: CatalogHandle, engine: Arc<Engine>) -> Self {
+        Self { catalog, engine }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &CatalogHandle {
+        &self.catalog
+    }
+
+    /// Checks a rule against the engine (SQL, fields, functions, connectors)
+    /// without running it; returns its plan as text.
+    pub fn validate(&self, rule: &Rule) -> ApiResult<String> {
+        let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog))?;
+        Ok(plan.explain())
+    }
+
+    /// Runs a rule (restarting it if it runs).
+    pub async fn run(&self, rule: &Rule) -> ApiResult<()> {
+        let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog))?;
+        self.engine.start(plan).await?;
+        Ok(())
+    }
+
+    /// Stops a rule if it runs.
+    pub async fn halt(&self, id: &str) {
+        self.engine.stop(id).await;
+    }
+
+    /// Status of a rule; `None` if the engine does not run it.
+    pub async fn status(&self, id: &str) -> Option<RuleStatus> {
+        self.engine.status(id).await
+    }
+
+    /// Starts every rule the catalog says should run; a rule that cannot start
+    /// is logged and left stopped, and the server starts anyway.
+    pub async fn restore(&self) -> ApiResult<usize> {
+        let rules = self.catalog.call(|c| c.list_rules()).await?;
+        let mut started = 0;
+        for rule in rules.iter().filter(|r| r.triggered.unwrap_or(true)) {
+            match self.run(rule).await {
+                Ok(()) => started += 1,
+                Err(error) => tracing::error!(rule = %rule.id, %error, "rule could not be restored"),
+            }
+        }
+        Ok(started)
+    }
+}

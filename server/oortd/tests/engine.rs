@@ -1,0 +1,266 @@
+//! Rules that run, end to end: events published over gRPC, results read with
+//! TailRule, status and plans, windows, chaining through memory topics, and the
+//! errors of bad rules and bad events.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{Oortd, code_of};
+use oort_proto::v1::event_service_client::EventServiceClient;
+use oort_proto::v1::function_service_client::FunctionServiceClient;
+use oort_proto::v1::value::Kind;
+use oort_proto::v1::{
+    Action, CreateRuleRequest, CreateStreamRequest, Event, ExplainRuleRequest, FunctionOrigin, GetRuleStatusRequest,
+    ListFunctionsRequest, PublishRequest, Rule, RuleState, StopRuleRequest, TailRuleRequest, TailRuleResponse, Value,
+};
+use tonic::{Code, Streaming};
+
+fn action(sink: &str, props: &[(&str, &str)]) -> Action {
+    let fields = props
+        .iter()
+        .map(|(k, v)| {
+            (k.to_string(), prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(v.to_string())) })
+        })
+        .collect();
+    Action { r#type: sink.into(), props: Some(prost_types::Struct { fields }) }
+}
+
+fn rule(id: &str, sql: &str, actions: Vec<Action>) -> Rule {
+    Rule { id: id.into(), sql: sql.into(), actions, ..Default::default() }
+}
+
+fn int(v: i64) -> Value {
+    Value { kind: Some(Kind::IntValue(v)) }
+}
+fn float(v: f64) -> Value {
+    Value { kind: Some(Kind::FloatValue(v)) }
+}
+fn string(v: &str) -> Value {
+    Value { kind: Some(Kind::StringValue(v.into())) }
+}
+
+fn event(fields: &[(&str, Value)]) -> Event {
+    Event { fields: fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), ..Default::default() }
+}
+
+async fn create_stream(oortd: &Oortd, sql: &str) {
+    oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+}
+
+async fn create_rule(oortd: &Oortd, rule: Rule) {
+    oortd.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
+}
+
+async fn tail(oortd: &Oortd, id: &str) -> Streaming<TailRuleResponse> {
+    oortd.rules().await.tail_rule(TailRuleRequest { id: id.into() }).await.unwrap().into_inner()
+}
+
+async fn publish(oortd: &Oortd, stream: &str, events: Vec<Event>) -> u64 {
+    let requests: Vec<PublishRequest> =
+        events.into_iter().map(|e| PublishRequest { stream: stream.into(), event: Some(e) }).collect();
+    let mut client = EventServiceClient::new(oortd.channel().await);
+    client.publish(tokio_stream::iter(requests)).await.unwrap().into_inner().accepted
+}
+
+/// The next result row, or a panic after 10 s.
+async fn next_row(results: &mut Streaming<TailRuleResponse>) -> HashMap<String, Value> {
+    let next = tokio::time::timeout(Duration::from_secs(10), results.message()).await.expect("a result within 10 s");
+    next.unwrap().expect("the tail stream is open").event.unwrap().fields
+}
+
+#[tokio::test]
+async fn filter_and_project_from_publish_to_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(
+        &oortd,
+        r#"CREATE STREAM demo (temperature FLOAT, deviceId STRING) WITH (TYPE="grpc", DATASOURCE="demo")"#,
+    )
+    .await;
+    create_rule(
+        &oortd,
+        rule(
+            "f2c",
+            "SELECT temperature * 1.8 + 32 AS f, deviceId FROM demo WHERE temperature > 20",
+            vec![action("grpc", &[]), action("log", &[])],
+        ),
+    )
+    .await;
+    let mut results = tail(&oortd, "f2c").await;
+
+    let accepted = publish(
+        &oortd,
+        "demo",
+        vec![
+            event(&[("temperature", float(25.0)), ("deviceId", string("a"))]),
+            event(&[("temperature", float(10.0)), ("deviceId", string("b"))]),
+            event(&[("temperature", string("hot")), ("deviceId", string("c"))]),
+            event(&[("temperature", int(30)), ("deviceId", string("d"))]),
+        ],
+    )
+    .await;
+    assert_eq!(accepted, 4);
+
+    let first = next_row(&mut results).await;
+    assert_eq!(first["f"], float(77.0));
+    assert_eq!(first["deviceId"], string("a"));
+    let second = next_row(&mut results).await;
+    assert_eq!(second["f"], float(86.0), "an int for a FLOAT field is converted");
+    assert_eq!(second["deviceId"], string("d"));
+
+    let status =
+        oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: "f2c".into() }).await.unwrap().into_inner();
+    assert_eq!(status.state, RuleState::Running as i32);
+    let op =
+        |name: &str| status.operators.iter().find(|o| o.name == name).unwrap_or_else(|| panic!("{name} in {status:?}"));
+    assert_eq!(op("source_demo_0").records_out_total, 4);
+    assert_eq!(op("op_decoder_0").exceptions_total, 1, "the malformed event is counted and dropped");
+    assert!(op("op_decoder_0").last_exception.contains("temperature"), "{:?}", op("op_decoder_0"));
+    assert_eq!(op("op_filter_0").records_in_total, 3);
+    assert_eq!(op("op_filter_0").records_out_total, 2);
+    assert_eq!(op("op_project_0").records_out_total, 2);
+
+    let plan =
+        oortd.rules().await.explain_rule(ExplainRuleRequest { id: "f2c".into() }).await.unwrap().into_inner().plan;
+    assert!(plan.contains("op_filter_0: WHERE temperature > 20"), "{plan}");
+    assert!(plan.contains("sink_grpc_0"), "{plan}");
+
+    oortd.rules().await.stop_rule(StopRuleRequest { id: "f2c".into() }).await.unwrap();
+    let status =
+        oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: "f2c".into() }).await.unwrap().into_inner();
+    assert_eq!(status.state, RuleState::Stopped as i32);
+    let ended = tokio::time::timeout(Duration::from_secs(10), results.message()).await.expect("the tail ends");
+    assert!(matches!(ended, Ok(None)), "the tail stream ends when the rule stops: {ended:?}");
+}
+
+#[tokio::test]
+async fn count_window_aggregates_by_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM s (k STRING, v BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    create_rule(
+        &oortd,
+        rule(
+            "agg",
+            "SELECT k, count(*) AS n, sum(v) AS total, max(v) AS top FROM s GROUP BY k, COUNTWINDOW(4) HAVING count(*) > 1 ORDER BY k DESC",
+            vec![action("grpc", &[])],
+        ),
+    )
+    .await;
+    let mut results = tail(&oortd, "agg").await;
+    let events = [("a", 1), ("b", 5), ("a", 3), ("c", 9)].map(|(k, v)| event(&[("k", string(k)), ("v", int(v))]));
+    publish(&oortd, "s", events.to_vec()).await;
+    let only = next_row(&mut results).await;
+    assert_eq!(only["k"], string("a"), "b and c have one row each: HAVING drops them");
+    assert_eq!(only["n"], int(2));
+    assert_eq!(only["total"], int(4));
+    assert_eq!(only["top"], int(3));
+}
+
+#[tokio::test]
+async fn rules_chain_through_memory_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM raw () WITH (TYPE="grpc", DATASOURCE="raw")"#).await;
+    create_stream(&oortd, r#"CREATE STREAM hot () WITH (TYPE="memory", DATASOURCE="alerts/hot")"#).await;
+    create_rule(&oortd, rule("second", "SELECT id, t * 10 AS t10 FROM hot", vec![action("grpc", &[])])).await;
+    create_rule(
+        &oortd,
+        rule("first", "SELECT id, t FROM raw WHERE t > 50", vec![action("memory", &[("topic", "alerts/hot")])]),
+    )
+    .await;
+    let mut results = tail(&oortd, "second").await;
+    publish(&oortd, "raw", vec![event(&[("id", int(1)), ("t", int(40))]), event(&[("id", int(2)), ("t", int(60))])])
+        .await;
+    let row = next_row(&mut results).await;
+    assert_eq!(row["id"], int(2));
+    assert_eq!(row["t10"], int(600));
+}
+
+#[tokio::test]
+async fn bad_rules_are_refused_with_positions_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM demo (temperature FLOAT) WITH (TYPE="grpc", DATASOURCE="demo")"#).await;
+    create_stream(&oortd, r#"CREATE STREAM far () WITH (TYPE="mqtt", DATASOURCE="far")"#).await;
+    let mut rules = oortd.rules().await;
+    let cases = [
+        ("SELECT humidity FROM demo", Code::InvalidArgument, "line 1, column 8"),
+        ("SELECT nosuchfn(temperature) FROM demo", Code::InvalidArgument, "nosuchfn"),
+        ("SELECT avg(temperature) FROM demo", Code::InvalidArgument, "window"),
+        ("SELECT * FROM far", Code::InvalidArgument, "mqtt"),
+    ];
+    for (sql, expected_code, expected_text) in cases {
+        let (code, message) = code_of(
+            rules.create_rule(CreateRuleRequest { rule: Some(rule("bad", sql, vec![action("log", &[])])) }).await,
+        );
+        assert_eq!(code, expected_code, "{sql}: {message}");
+        assert!(message.contains(expected_text), "{sql}: {message:?} should mention {expected_text:?}");
+    }
+    let (code, message) = code_of(
+        rules
+            .create_rule(CreateRuleRequest {
+                rule: Some(rule("bad", "SELECT * FROM demo", vec![action("nosink", &[])])),
+            })
+            .await,
+    );
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("nosink"), "{message}");
+    let (code, _) = code_of(
+        rules
+            .create_rule(CreateRuleRequest {
+                rule: Some(rule("bad", "SELECT * FROM demo", vec![action("memory", &[])])),
+            })
+            .await,
+    );
+    assert_eq!(code, Code::InvalidArgument, "a memory sink without a topic cannot start");
+    let listed = rules.list_rules(oort_proto::v1::ListRulesRequest {}).await.unwrap().into_inner().rules;
+    assert!(listed.is_empty(), "nothing stored: {listed:?}");
+}
+
+#[tokio::test]
+async fn functions_are_listed_with_their_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let mut client = FunctionServiceClient::new(oortd.channel().await);
+    let functions = client.list_functions(ListFunctionsRequest::default()).await.unwrap().into_inner().functions;
+    assert!(functions.len() >= 60, "{} functions", functions.len());
+    let avg = functions.iter().find(|f| f.name == "avg").expect("avg");
+    assert!(avg.aggregate);
+    assert_eq!(avg.origin, FunctionOrigin::Builtin as i32);
+    let abs = functions.iter().find(|f| f.name == "abs").expect("abs");
+    assert!(!abs.aggregate);
+}
+
+#[tokio::test]
+async fn running_rules_come_back_after_a_restart_and_stopped_ones_stay_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    create_rule(&oortd, rule("on", "SELECT * FROM s", vec![action("grpc", &[])])).await;
+    create_rule(&oortd, Rule { triggered: Some(false), ..rule("off", "SELECT * FROM s", vec![action("grpc", &[])]) })
+        .await;
+    oortd.kill9();
+
+    let oortd = Oortd::start(dir.path()).await;
+    let state = |id: &'static str| {
+        let oortd = &oortd;
+        async move {
+            oortd
+                .rules()
+                .await
+                .get_rule_status(GetRuleStatusRequest { id: id.into() })
+                .await
+                .unwrap()
+                .into_inner()
+                .state
+        }
+    };
+    assert_eq!(state("on").await, RuleState::Running as i32);
+    assert_eq!(state("off").await, RuleState::Stopped as i32);
+    let mut results = tail(&oortd, "on").await;
+    publish(&oortd, "s", vec![event(&[("x", int(1))])]).await;
+    assert_eq!(next_row(&mut results).await["x"], int(1));
+}
