@@ -10,48 +10,67 @@ use oort_sql::{FieldType, StreamDef};
 use crate::connector::{Payload, SourceEvent};
 use crate::value::{Map, Value};
 
-/// Decodes an event's payload per the stream's FORMAT, then keeps and converts
-/// the declared fields (a schemaless stream keeps everything).
-pub fn decode(event: &SourceEvent, stream: &StreamDef) -> Result<Map, String> {
-    let fields = match &event.payload {
-        Payload::Map(map) => map.clone(),
-        Payload::Bytes(bytes) => match stream.format().to_ascii_lowercase().as_str() {
-            "json" => crate::json::decode_object(bytes)?,
-            "binary" => {
-                // eKuiper names the single column of a binary stream `self` unless declared.
-                let name = stream.fields.first().map(|f| f.name.as_str()).unwrap_or("self");
-                Map::from([(Arc::from(name), Value::Bytes(bytes.as_slice().into()))])
-            }
-            other => return Err(format!("FORMAT \"{other}\" is not supported; use json or binary")),
-        },
-    };
-    if stream.is_schemaless() {
-        return Ok(fields);
+/// Decodes events of one stream: its payload per FORMAT, then the declared
+/// fields kept and converted (a schemaless stream keeps everything).
+pub struct Decoder {
+    stream: StreamDef,
+    /// Declared field names, allocated once rather than once per event.
+    names: Vec<Arc<str>>,
+}
+
+impl Decoder {
+    /// A decoder for a stream.
+    pub fn new(stream: &StreamDef) -> Self {
+        let names = stream.fields.iter().map(|f| Arc::from(f.name.as_str())).collect();
+        Self { stream: stream.clone(), names }
     }
-    let mut row = Map::new();
-    for field in &stream.fields {
-        let value = match fields.get(field.name.as_str()) {
-            Some(v) => convert(v, &field.field_type).map_err(|e| format!("field {}: {e}", field.name))?,
-            None if stream.strict_validation() => return Err(format!("field {} is missing", field.name)),
-            None => Value::Null,
+
+    /// Decodes one event into a row's fields.
+    pub fn decode(&self, event: SourceEvent) -> Result<Map, String> {
+        let stream = &self.stream;
+        let mut fields = match event.payload {
+            Payload::Map(map) => map,
+            Payload::Bytes(bytes) => match stream.format().to_ascii_lowercase().as_str() {
+                "json" => crate::json::decode_object(&bytes)?,
+                "binary" => {
+                    // eKuiper names the single column of a binary stream `self` unless declared.
+                    let name = self.names.first().cloned().unwrap_or_else(|| Arc::from("self"));
+                    Map::from([(name, Value::Bytes(bytes.into()))])
+                }
+                other => return Err(format!("FORMAT \"{other}\" is not supported; use json or binary")),
+            },
         };
-        row.insert(Arc::from(field.name.as_str()), value);
+        if stream.is_schemaless() {
+            return Ok(fields);
+        }
+        let mut row = Map::new();
+        for (field, name) in stream.fields.iter().zip(&self.names) {
+            let value = match fields.remove(name.as_ref()) {
+                Some(v) => convert(v, &field.field_type).map_err(|e| format!("field {}: {e}", field.name))?,
+                None if stream.strict_validation() => return Err(format!("field {} is missing", field.name)),
+                None => Value::Null,
+            };
+            row.insert(Arc::clone(name), value);
+        }
+        Ok(row)
     }
-    Ok(row)
 }
 
 /// Converts a decoded value to a declared type, as eKuiper's schema validation does.
-pub fn convert(value: &Value, to: &FieldType) -> Result<Value, String> {
+pub fn convert(value: Value, to: &FieldType) -> Result<Value, String> {
     let mismatch = || Err(format!("expected {to}, got {} {value}", value.type_name()));
-    Ok(match (to, value) {
+    Ok(match (to, &value) {
         (_, Value::Null) => Value::Null,
-        (FieldType::Bigint, Value::Int(_)) => value.clone(),
+        (FieldType::Bigint, Value::Int(_)) => value,
         (FieldType::Bigint, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => Value::Int(*f as i64),
-        (FieldType::Float, Value::Float(_)) => value.clone(),
+        (FieldType::Float, Value::Float(_)) => value,
         (FieldType::Float, Value::Int(i)) => Value::Float(*i as f64),
-        (FieldType::String, Value::String(_)) => value.clone(),
-        (FieldType::Boolean, Value::Bool(_)) => value.clone(),
-        (FieldType::Datetime, Value::Timestamp(_)) => value.clone(),
+        (FieldType::String, Value::String(_))
+        | (FieldType::Boolean, Value::Bool(_))
+        | (FieldType::Datetime, Value::Timestamp(_))
+        | (FieldType::Bytea, Value::Bytes(_))
+        | (FieldType::Array(_), Value::List(_))
+        | (FieldType::Struct(_), Value::Map(_)) => value,
         (FieldType::Datetime, Value::Int(ms)) => match DateTime::<Utc>::from_timestamp_millis(*ms) {
             Some(t) => Value::Timestamp(t),
             None => return mismatch(),
@@ -60,12 +79,10 @@ pub fn convert(value: &Value, to: &FieldType) -> Result<Value, String> {
             Ok(t) => Value::Timestamp(t.with_timezone(&Utc)),
             Err(_) => return mismatch(),
         },
-        (FieldType::Bytea, Value::Bytes(_)) => value.clone(),
         (FieldType::Bytea, Value::String(s)) => match BASE64_STANDARD.decode(s.as_bytes()) {
             Ok(b) => Value::Bytes(b.into()),
             Err(_) => return mismatch(),
         },
-        (FieldType::Array(_), Value::List(_)) | (FieldType::Struct(_), Value::Map(_)) => value.clone(),
         _ => return mismatch(),
     })
 }
@@ -96,21 +113,22 @@ mod tests {
     #[test]
     fn keeps_and_converts_declared_fields() {
         let s = stream(r#"CREATE STREAM s (t FLOAT, id BIGINT, name STRING) WITH (DATASOURCE="s")"#);
-        let row = decode(&bytes(r#"{"t": 20, "id": 7, "extra": true}"#), &s).unwrap();
+        let d = Decoder::new(&s);
+        let row = d.decode(bytes(r#"{"t": 20, "id": 7, "extra": true}"#)).unwrap();
         assert_eq!(row.get("t"), Some(&Value::Float(20.0)));
         assert_eq!(row.get("name"), Some(&Value::Null));
         assert!(!row.contains_key("extra"));
-        let err = decode(&bytes(r#"{"t": "hot"}"#), &s).unwrap_err();
+        let err = d.decode(bytes(r#"{"t": "hot"}"#)).unwrap_err();
         assert!(err.contains("field t") && err.contains("FLOAT"), "{err}");
-        assert!(decode(&bytes("not json"), &s).unwrap_err().contains("invalid JSON"));
+        assert!(d.decode(bytes("not json")).unwrap_err().contains("invalid JSON"));
     }
 
     #[test]
     fn schemaless_keeps_everything_and_binary_wraps_bytes() {
         let s = stream(r#"CREATE STREAM s () WITH (DATASOURCE="s")"#);
-        assert_eq!(decode(&bytes(r#"{"a": {"b": 1}}"#), &s).unwrap().len(), 1);
+        assert_eq!(Decoder::new(&s).decode(bytes(r#"{"a": {"b": 1}}"#)).unwrap().len(), 1);
         let b = stream(r#"CREATE STREAM b () WITH (DATASOURCE="b", FORMAT="binary")"#);
-        let row = decode(&bytes("\u{1}\u{2}"), &b).unwrap();
+        let row = Decoder::new(&b).decode(bytes("\u{1}\u{2}")).unwrap();
         assert_eq!(row.get("self"), Some(&Value::Bytes(vec![1u8, 2].into())));
     }
 }

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod expr;
 pub mod function;
 pub mod functions;
+pub mod group;
 pub mod json;
 pub mod metrics;
 pub mod plan;

@@ -1,28 +1,22 @@
-//! `oort-loadgen`: drives a real `oortd` and reports figures for BENCHMARKS.md.
+//! `oort-loadgen`: load generators and end-to-end benchmarks whose figures go
+//! into BENCHMARKS.md.
 //!
-//! `control-plane` starts the given oortd binary on a fresh data directory and
-//! measures, in one run so that ratios are meaningful on a noisy machine:
-//! - idle RSS with an empty catalog, and with N rules;
-//! - start-up time (spawn to health SERVING) with an empty catalog and with N rules;
-//! - CreateRule latency over N rules, against GetRule (a read-only round trip)
-//!   as the baseline.
+//! - `control-plane` ([`control_plane`]): starts a real `oortd` and measures idle
+//!   RSS, start-up time and CreateRule latency, each against a baseline from the
+//!   same run.
+//! - `engine` ([`engine`]): runs rules in this process on one core and measures
+//!   events per second through the real engine, against a pass-through rule.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod control_plane;
+mod engine;
 
-use anyhow::{Context, Result, anyhow, bail};
+use std::path::PathBuf;
+
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use oort_proto::v1::rule_service_client::RuleServiceClient;
-use oort_proto::v1::stream_service_client::StreamServiceClient;
-use oort_proto::v1::{Action, CreateRuleRequest, CreateStreamRequest, GetRuleRequest, Rule};
-use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 
 #[derive(Parser)]
-#[command(about = "Load generator and end-to-end benchmarks of oortd")]
+#[command(about = "Load generators and end-to-end benchmarks of Oort")]
 struct Args {
     #[command(subcommand)]
     command: Cmd,
@@ -45,191 +39,25 @@ enum Cmd {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Events per second through the engine on one core.
+    Engine {
+        /// Events per measured run.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Distinct deviceId values (GROUP BY keys).
+        #[arg(long, default_value_t = 10_000)]
+        keys: usize,
+    },
 }
 
-/// A running oortd under measurement.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    /// Spawns oortd and waits for its "listening" line; returns it with the
-    /// time from spawn to health SERVING.
-    async fn start(binary: &Path, data_dir: &Path) -> Result<(Server, Duration)> {
-        let started = Instant::now();
-        let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_LOG", "warn,oortd::server=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot run {}", binary.display()))?;
-        let stderr = child.stderr.take().context("stderr is piped")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("oortd listening addr=").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).context("oortd did not log its address")?;
-        let server = Server { child, addr };
-        let mut health = HealthClient::new(server.channel().await?);
-        health.check(HealthCheckRequest { service: String::new() }).await.context("health check")?;
-        Ok((server, started.elapsed()))
-    }
-
-    async fn channel(&self) -> Result<Channel> {
-        Ok(Channel::from_shared(format!("http://{}", self.addr))?.connect().await?)
-    }
-
-    /// Resident set size from /proc, in KiB.
-    fn rss_kib(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| anyhow!("no VmRSS in /proc status"))
-    }
-
-    /// SIGTERM, then wait for a clean exit.
-    fn stop(mut self) -> Result<()> {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
-        if !status.success() {
-            bail!("kill failed");
-        }
-        let exit = self.child.wait()?;
-        if !exit.success() {
-            bail!("oortd exited with {exit}");
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Latency percentiles of a sample, in microseconds.
-struct Percentiles {
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn percentiles(samples: &mut [Duration]) -> Percentiles {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6;
-    Percentiles { p50: at(0.50), p99: at(0.99), max: at(1.0) }
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn rule(i: usize) -> Rule {
-    Rule {
-        id: format!("rule_{i:05}"),
-        sql: format!("SELECT temperature, humidity FROM demo WHERE temperature > {i}"),
-        actions: vec![Action { r#type: "log".into(), props: None }],
-        ..Default::default()
-    }
-}
-
-async fn time_startups(binary: &Path, data_dir: &Path, count: usize) -> Result<Duration> {
-    let mut samples = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (server, elapsed) = Server::start(binary, data_dir).await?;
-        samples.push(elapsed);
-        server.stop()?;
-    }
-    Ok(median(&mut samples))
-}
-
-async fn control_plane(binary: &Path, rules: usize, startups: usize, keep: Option<PathBuf>) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let data_dir = keep.unwrap_or_else(|| dir.path().join("data"));
-
-    let startup_empty = time_startups(binary, &data_dir, startups).await?;
-    let (server, _) = Server::start(binary, &data_dir).await?;
-    // Let start-up allocations settle before reading the idle footprint.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_empty = server.rss_kib()?;
-
-    let channel = server.channel().await?;
-    let mut streams = StreamServiceClient::new(channel.clone());
-    let mut client = RuleServiceClient::new(channel);
-    streams
-        .create_stream(CreateStreamRequest {
-            sql: r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT) WITH (DATASOURCE="demo", FORMAT="json", TYPE="memory")"#.into(),
-        })
-        .await?;
-    let mut create = Vec::with_capacity(rules);
-    for i in 0..rules {
-        let started = Instant::now();
-        client.create_rule(CreateRuleRequest { rule: Some(rule(i)) }).await?;
-        create.push(started.elapsed());
-    }
-    let mut get = Vec::with_capacity(rules);
-    for i in 0..rules {
-        let started = Instant::now();
-        client.get_rule(GetRuleRequest { id: rule(i).id }).await?;
-        get.push(started.elapsed());
-    }
-    server.stop()?;
-
-    let startup_full = time_startups(binary, &data_dir, startups).await?;
-    let (server, _) = Server::start(binary, &data_dir).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_full = server.rss_kib()?;
-    server.stop()?;
-
-    let create = percentiles(&mut create);
-    let get = percentiles(&mut get);
-    println!("| figure | value | baseline (same run) | ratio |");
-    println!("|---|---|---|---|");
-    println!(
-        "| idle RSS, {rules} rules | {:.1} MiB | {:.1} MiB (empty catalog) | {:.2} |",
-        rss_full as f64 / 1024.0,
-        rss_empty as f64 / 1024.0,
-        rss_full as f64 / rss_empty as f64
-    );
-    println!(
-        "| start-up to SERVING, {rules} rules (median of {startups}) | {:.0} ms | {:.0} ms (empty catalog) | {:.2} |",
-        startup_full.as_secs_f64() * 1e3,
-        startup_empty.as_secs_f64() * 1e3,
-        startup_full.as_secs_f64() / startup_empty.as_secs_f64()
-    );
-    println!(
-        "| CreateRule p50 over {rules} rules | {:.0} µs | {:.0} µs (GetRule p50) | {:.2} |",
-        create.p50,
-        get.p50,
-        create.p50 / get.p50
-    );
-    println!(
-        "| CreateRule p99 over {rules} rules | {:.0} µs | {:.0} µs (GetRule p99) | {:.2} |",
-        create.p99,
-        get.p99,
-        create.p99 / get.p99
-    );
-    println!("| CreateRule max | {:.0} µs | {:.0} µs (GetRule max) | |", create.max, get.max);
-    Ok(())
-}
-
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     match Args::parse().command {
         Cmd::ControlPlane { oortd, rules, startups, data_dir } => {
-            control_plane(&oortd, rules, startups, data_dir).await
+            tokio::runtime::Runtime::new()?.block_on(control_plane::run(&oortd, rules, startups, data_dir))
+        }
+        // One core: the engine's figures are per core, so its runtime has one thread.
+        Cmd::Engine { events, keys } => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(engine::run(events, keys))
         }
     }
 }

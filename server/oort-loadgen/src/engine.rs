@@ -1,0 +1,145 @@
+//! The engine benchmark: rules run in this process on one core (a
+//! current-thread runtime), fed by a generator source of pre-encoded JSON events
+//! and drained by a counting sink, so that what is measured is the engine:
+//! decode → filter → window → aggregate → project → sink.
+//!
+//! Each figure comes with the pass-through rule `SELECT * FROM demo` measured
+//! in the same run as its baseline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use async_trait::async_trait;
+use oort_engine::{
+    ActionDefinition, ConnectorError, ConnectorRegistry, Engine, FunctionRegistry, Map, Payload, RuleDefinition, Sink,
+    SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const STREAM: &str = r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT, deviceId STRING) WITH (TYPE="generator", DATASOURCE="demo")"#;
+
+/// Emits the same pre-encoded events, in order, as fast as the rule takes them.
+struct GeneratorFactory(Arc<Vec<Vec<u8>>>);
+
+struct Generator(Arc<Vec<Vec<u8>>>);
+
+impl SourceFactory for GeneratorFactory {
+    fn build(&self, _: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+        Ok(Box::new(Generator(Arc::clone(&self.0))))
+    }
+}
+
+#[async_trait]
+impl Source for Generator {
+    async fn run(
+        self: Box<Self>,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        for payload in self.0.iter() {
+            let event = SourceEvent { payload: Payload::Bytes(payload.clone()), meta: Arc::default(), timestamp: None };
+            if out.send(event).await.is_err() || cancel.is_cancelled() {
+                break;
+            }
+        }
+        // Stay open: a source that ends would make the rule restart it.
+        cancel.cancelled().await;
+        Ok(())
+    }
+}
+
+/// Counts the rows it receives.
+struct CountFactory(Arc<AtomicU64>);
+
+struct Count(Arc<AtomicU64>);
+
+impl SinkFactory for CountFactory {
+    fn build(&self, _: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
+        Ok(Box::new(Count(Arc::clone(&self.0))))
+    }
+}
+
+#[async_trait]
+impl Sink for Count {
+    async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
+        self.0.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn events(count: usize, keys: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            // Temperatures spread over 0..40, so `temperature > 20` keeps about half.
+            let temperature = (i * 7919 % 4000) as f64 / 100.0;
+            format!(r#"{{"temperature":{temperature},"humidity":{},"deviceId":"dev{}"}}"#, i % 100, i % keys)
+                .into_bytes()
+        })
+        .collect()
+}
+
+/// Runs one rule over the events; returns events per second through the operator
+/// named `until_operator` (all events must reach it).
+async fn measure(sql: &str, payloads: &Arc<Vec<Vec<u8>>>, until_operator: &str) -> Result<f64> {
+    let functions = Arc::new(FunctionRegistry::new());
+    oort_engine::register_builtins(&functions);
+    let connectors = Arc::new(ConnectorRegistry::new());
+    connectors.register_source("generator", Arc::new(GeneratorFactory(Arc::clone(payloads))));
+    connectors.register_sink("count", Arc::new(CountFactory(Arc::default())));
+    let engine = Engine::new(functions, connectors);
+    let stream = oort_sql::parse_stream_ddl(STREAM)?;
+    let lookup = move |name: &str| (name == "demo").then(|| stream.clone());
+    let def = RuleDefinition {
+        id: "bench".into(),
+        sql: sql.into(),
+        actions: vec![ActionDefinition { sink_type: "count".into(), props: Default::default() }],
+        options: Default::default(),
+    };
+    let plan = engine.plan(&def, &lookup)?;
+    let started = Instant::now();
+    engine.start(plan).await?;
+    let total = payloads.len() as u64;
+    loop {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let Some(status) = engine.status("bench").await else { bail!("the rule stopped") };
+        let Some(op) = status.operators.iter().find(|o| o.name == until_operator) else {
+            bail!("no operator {until_operator}")
+        };
+        if op.records_in_total + op.exceptions_total >= total {
+            let elapsed = started.elapsed();
+            engine.stop("bench").await;
+            return Ok(total as f64 / elapsed.as_secs_f64());
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("{until_operator} saw {} of {total} events after 120 s", op.records_in_total);
+        }
+    }
+}
+
+/// Prints the engine figures as a markdown table.
+pub async fn run(events_per_run: usize, keys: usize) -> Result<()> {
+    let payloads = Arc::new(events(events_per_run, keys));
+    let baseline = measure("SELECT * FROM demo", &payloads, "op_project_0").await?;
+    let filter = measure(
+        "SELECT temperature * 1.8 + 32 AS f, deviceId FROM demo WHERE temperature > 20",
+        &payloads,
+        "op_filter_0",
+    )
+    .await?;
+    let window = measure(
+        "SELECT deviceId, avg(temperature) AS a, max(temperature) AS m, count(*) AS n FROM demo GROUP BY deviceId, TUMBLINGWINDOW(ss, 1)",
+        &payloads,
+        // Until every event has been aggregated: includes waiting for the last window to close.
+        "op_project_0",
+    )
+    .await?;
+    println!("| rule (one core, {events_per_run} JSON events, {keys} keys) | events/s | ratio to pass-through |");
+    println!("|---|---|---|");
+    println!("| pass-through `SELECT * FROM demo` (baseline) | {baseline:.0} | 1.00 |");
+    println!("| filter + project | {filter:.0} | {:.2} |", filter / baseline);
+    println!("| TUMBLINGWINDOW(ss, 1) GROUP BY deviceId avg/max/count | {window:.0} | {:.2} |", window / baseline);
+    Ok(())
+}
