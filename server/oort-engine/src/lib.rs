@@ -20,6 +20,7 @@ pub mod expr;
 pub mod function;
 pub mod functions;
 pub mod group;
+pub mod join;
 pub mod json;
 pub mod metrics;
 pub mod plan;

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use oort_sql::sqlparser::ast::{Expr as SqlExpr, Spanned};
+use oort_sql::sqlparser::ast::{Expr as SqlExpr, JoinConstraint, JoinOperator, Select, Spanned};
 use oort_sql::{Position, SqlError, StreamDef, StreamKind, WindowSpec};
 
 use crate::connector::ConnectorRegistry;
@@ -54,6 +54,28 @@ pub struct Compiled {
     pub sql: String,
 }
 
+/// How an event meets a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Only events with a matching table row go on.
+    Inner,
+    /// Every event goes on; without a match the table's columns are NULL.
+    Left,
+}
+
+/// A table joined to the rule's stream.
+#[derive(Debug)]
+pub struct TableJoin {
+    /// The table's definition.
+    pub table: StreamDef,
+    /// The name expressions use for it (its alias, or its name).
+    pub reference: String,
+    /// INNER or LEFT.
+    pub kind: JoinKind,
+    /// The ON condition; `None` for a CROSS join.
+    pub on: Option<Compiled>,
+}
+
 /// A validated rule, ready to run.
 #[derive(Debug)]
 pub struct RulePlan {
@@ -61,6 +83,10 @@ pub struct RulePlan {
     pub rule_id: String,
     /// The stream the rule reads.
     pub stream: StreamDef,
+    /// The name expressions use for the stream (its alias, or its name).
+    pub stream_reference: String,
+    /// Tables joined to each event, in order.
+    pub tables: Vec<TableJoin>,
     /// WHERE.
     pub filter: Option<Compiled>,
     /// The window in GROUP BY.
@@ -102,6 +128,21 @@ impl RulePlan {
             s.format()
         );
         let _ = writeln!(out, "  op_decoder_0: {} schema", if s.is_schemaless() { "schemaless" } else { "declared" });
+        for (i, join) in self.tables.iter().enumerate() {
+            let kind = match join.kind {
+                JoinKind::Inner => "INNER JOIN",
+                JoinKind::Left => "LEFT JOIN",
+            };
+            let on = join.on.as_ref().map(|c| format!(" ON {}", c.sql)).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  op_join_{i}: {kind} table {} AS {} ({}, DATASOURCE=\"{}\"){on}",
+                join.table.name,
+                join.reference,
+                join.table.source_type(),
+                join.table.datasource().unwrap_or_default()
+            );
+        }
         if let Some(f) = &self.filter {
             let _ = writeln!(out, "  op_filter_0: WHERE {}", f.sql);
         }
@@ -149,9 +190,6 @@ pub fn plan(
     connectors: &ConnectorRegistry,
 ) -> Result<RulePlan, PlanError> {
     let query = oort_sql::parse_rule_sql(&def.sql)?;
-    if query.sources.len() > 1 {
-        return Err(PlanError::Unsupported("JOIN".into()));
-    }
     let source = query.stream().ok_or_else(|| PlanError::Unsupported("a rule without FROM".into()))?;
     let stream = streams.stream(&source.name).ok_or_else(|| PlanError::UnknownStream(source.name.clone()))?;
     if stream.kind == StreamKind::Table {
@@ -178,13 +216,32 @@ pub fn plan(
         }
     }
 
-    let schemas = [SourceSchema {
-        name: stream.name.clone(),
-        alias: source.alias.clone(),
-        fields: (!stream.is_schemaless()).then(|| stream.fields.clone()),
-    }];
+    let mut schemas = vec![schema_of(&stream, source.alias.clone())];
+    let mut table_defs = Vec::new();
+    for table_ref in query.sources.iter().skip(1) {
+        let table = streams.stream(&table_ref.name).ok_or_else(|| PlanError::UnknownStream(table_ref.name.clone()))?;
+        if table.kind != StreamKind::Table {
+            return Err(PlanError::Sql(SqlError::semantic(
+                format!(
+                    "'{}' is a stream: a rule joins tables to its stream, not streams (declare it with CREATE TABLE)",
+                    table.name
+                ),
+                table_ref.position,
+            )));
+        }
+        if connectors.source(table.source_type()).is_none() {
+            return Err(PlanError::UnknownSource {
+                stream: table.name.clone(),
+                source_type: table.source_type().to_owned(),
+                known: connectors.source_types().join(", "),
+            });
+        }
+        schemas.push(schema_of(&table, table_ref.alias.clone()));
+        table_defs.push((table, table_ref.alias.clone().unwrap_or_else(|| table_ref.name.clone())));
+    }
     let ctx = CompileContext { sources: &schemas, registry: functions, rule_id: &def.id };
     let select = &query.select;
+    let tables = plan_joins(select, table_defs, &ctx)?;
 
     let filter = select.selection.as_ref().map(|e| compile(e, &ctx)).transpose()?;
     if let Some((name, position)) = filter.as_ref().and_then(|f| f.expr.first_aggregate()) {
@@ -221,7 +278,9 @@ pub fn plan(
 
     Ok(RulePlan {
         rule_id: def.id.clone(),
+        stream_reference: source.alias.clone().unwrap_or_else(|| stream.name.clone()),
         stream,
+        tables,
         filter,
         window: query.window,
         dimensions,
@@ -238,4 +297,46 @@ pub fn plan(
 /// Compiles HAVING and ORDER BY, which may name SELECT aliases as well as columns.
 fn compile_over_output(e: &SqlExpr, ctx: &CompileContext<'_>, projection: &Projection) -> Result<Compiled, PlanError> {
     Ok(Compiled { expr: expr::compile_with_aliases(e, ctx, projection)?, sql: e.to_string() })
+}
+
+fn schema_of(def: &StreamDef, alias: Option<String>) -> SourceSchema {
+    SourceSchema { name: def.name.clone(), alias, fields: (!def.is_schemaless()).then(|| def.fields.clone()) }
+}
+
+/// Pairs each joined table with its kind and ON condition, from the FROM clause.
+fn plan_joins(
+    select: &Select,
+    tables: Vec<(StreamDef, String)>,
+    ctx: &CompileContext<'_>,
+) -> Result<Vec<TableJoin>, PlanError> {
+    let joins = select.from.first().map(|f| f.joins.as_slice()).unwrap_or_default();
+    tables
+        .into_iter()
+        .zip(joins)
+        .map(|((table, reference), join)| {
+            let (kind, constraint) = match &join.join_operator {
+                JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, Some(c)),
+                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, Some(c)),
+                JoinOperator::CrossJoin(_) => (JoinKind::Inner, None),
+                _ => {
+                    return Err(PlanError::Sql(SqlError::semantic(
+                        "a stream joins tables with INNER, LEFT or CROSS JOIN (RIGHT and FULL would emit table rows without events)",
+                        Position::from_location(join.span().start),
+                    )));
+                }
+            };
+            let on = match constraint {
+                Some(JoinConstraint::On(e)) => {
+                    let compiled = compile(e, ctx)?;
+                    if let Some((name, position)) = compiled.expr.first_aggregate() {
+                        let message = format!("aggregate function {name} is not allowed in ON");
+                        return Err(SqlError::semantic(message, position).into());
+                    }
+                    Some(compiled)
+                }
+                _ => None,
+            };
+            Ok(TableJoin { table, reference, kind, on })
+        })
+        .collect()
 }

@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceEvent};
-use crate::decode;
 use crate::expr::EvalEnv;
 use crate::group::GroupKey;
 use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
@@ -19,6 +18,7 @@ use crate::plan::RulePlan;
 use crate::row::Row;
 use crate::value::{Map, Value};
 use crate::window::{TimeMode, WindowBatch, WindowOperator};
+use crate::{decode, join};
 
 /// Most events the rule task takes from its source buffer at once.
 const RECEIVE_BATCH: usize = 256;
@@ -123,6 +123,8 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
         sinks.push(factory.build(&config)?);
     }
 
+    let cancel = CancellationToken::new();
+    let (tables, mut tasks, table_metrics) = join::start_loaders(&plan, connectors, &cancel)?;
     let source_metrics = Arc::new(OperatorMetrics::new(format!("source_{}_0", stream.name)));
     let rule_metrics = RuleMetrics::new(&plan, Arc::clone(&source_metrics));
     let sink_metrics: Vec<Arc<OperatorMetrics>> = plan
@@ -132,16 +134,15 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
         .map(|(i, a)| Arc::new(OperatorMetrics::new(format!("sink_{}_{i}", a.sink_type))))
         .collect();
     let mut operators = vec![Arc::clone(&source_metrics)];
+    operators.extend(table_metrics);
     operators.extend(rule_metrics.all());
     operators.extend(sink_metrics.iter().cloned());
     let shared =
         Arc::new(Shared { operators, state: Mutex::new((RuleState::Running, None, 0)), start_time_ms: now_ms() });
 
-    let cancel = CancellationToken::new();
     let buffer = plan.options.buffer_length.max(1);
     let (source_tx, source_rx) = mpsc::channel(buffer);
     let (tail, _) = broadcast::channel(TAIL_CAPACITY);
-    let mut tasks = Vec::new();
 
     let mut sink_txs = Vec::with_capacity(sinks.len());
     for (sink, metrics) in sinks.into_iter().zip(sink_metrics) {
@@ -161,6 +162,7 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
     )));
     tasks.push(tokio::spawn(run_operators(
         Arc::clone(&plan),
+        tables,
         source_rx,
         sink_txs,
         tail.clone(),
@@ -290,6 +292,7 @@ struct RuleMetrics {
     /// The source's counters: what it emitted is counted as the rule task receives it.
     source: Arc<OperatorMetrics>,
     decoder: Arc<OperatorMetrics>,
+    join: Option<Arc<OperatorMetrics>>,
     filter: Option<Arc<OperatorMetrics>>,
     window: Option<Arc<OperatorMetrics>>,
     project: Arc<OperatorMetrics>,
@@ -300,6 +303,7 @@ impl RuleMetrics {
         Self {
             source,
             decoder: Arc::new(OperatorMetrics::new("op_decoder_0")),
+            join: (!plan.tables.is_empty()).then(|| Arc::new(OperatorMetrics::new("op_join_0"))),
             filter: plan.filter.as_ref().map(|_| Arc::new(OperatorMetrics::new("op_filter_0"))),
             window: plan.window.as_ref().map(|_| Arc::new(OperatorMetrics::new("op_window_0"))),
             project: Arc::new(OperatorMetrics::new("op_project_0")),
@@ -307,7 +311,7 @@ impl RuleMetrics {
     }
 
     fn all(&self) -> Vec<Arc<OperatorMetrics>> {
-        [Some(&self.decoder), self.filter.as_ref(), self.window.as_ref(), Some(&self.project)]
+        [Some(&self.decoder), self.join.as_ref(), self.filter.as_ref(), self.window.as_ref(), Some(&self.project)]
             .into_iter()
             .flatten()
             .cloned()
@@ -318,6 +322,7 @@ impl RuleMetrics {
 /// The rule task: decode → filter → window → aggregate → having → project → order → sinks.
 async fn run_operators(
     plan: Arc<RulePlan>,
+    tables: Vec<Arc<join::TableRows>>,
     mut rx: mpsc::Receiver<SourceEvent>,
     sinks: Vec<mpsc::Sender<Arc<Vec<Map>>>>,
     tail: broadcast::Sender<Arc<Vec<Map>>>,
@@ -396,8 +401,25 @@ async fn run_operators(
                     _ => source_time.unwrap_or(now),
                 };
                 metrics.decoder.record_out(1);
-                let row = Row { fields, timestamp, meta };
+                let row = Row { fields, timestamp, meta, joined: None };
                 let env = EvalEnv { rule_id: &plan.rule_id, window: None };
+                let rows = match &metrics.join {
+                    None => vec![row],
+                    Some(m) => {
+                        m.record_in(1, now);
+                        match join::join_event(row, &plan, &tables, &env) {
+                            Ok(rows) => {
+                                m.record_out(rows.len() as u64);
+                                rows
+                            }
+                            Err(e) => {
+                                m.record_exception(e.to_string());
+                                continue;
+                            }
+                        }
+                    }
+                };
+                for row in rows {
                 if let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) {
                     m.record_in(1, now);
                     match filter.expr.eval(&row, &env) {
@@ -432,6 +454,7 @@ async fn run_operators(
                             Err(e) => metrics.project.record_exception(e.to_string()),
                         }
                     }
+                }
                 }
                 }
                 // One clock read per batch: the latency reported is the batch's mean.

@@ -264,3 +264,79 @@ async fn running_rules_come_back_after_a_restart_and_stopped_ones_stay_stopped()
     publish(&oortd, "s", vec![event(&[("x", int(1))])]).await;
     assert_eq!(next_row(&mut results).await["x"], int(1));
 }
+
+/// Waits until a rule's operator has emitted `count` records.
+async fn wait_records_out(oortd: &Oortd, rule: &str, operator: &str, count: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: rule.into() }).await.unwrap();
+        let out = status.into_inner().operators.iter().find(|o| o.name == operator).map(|o| o.records_out_total);
+        if out >= Some(count) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{rule}/{operator} emitted {out:?} of {count}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn events_join_a_table_kept_by_a_memory_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM dev_in () WITH (TYPE="grpc", DATASOURCE="dev_in")"#).await;
+    create_stream(
+        &oortd,
+        r#"CREATE TABLE devices (id BIGINT, name STRING) WITH (TYPE="memory", DATASOURCE="devices", KEY="id")"#,
+    )
+    .await;
+    create_stream(&oortd, r#"CREATE STREAM readings (id BIGINT, v FLOAT) WITH (TYPE="grpc", DATASOURCE="readings")"#)
+        .await;
+    create_rule(&oortd, rule("feed", "SELECT * FROM dev_in", vec![action("memory", &[("topic", "devices")])])).await;
+    create_rule(
+        &oortd,
+        rule(
+            "inner",
+            "SELECT r.id, d.name, r.v FROM readings AS r INNER JOIN devices AS d ON r.id = d.id",
+            vec![action("grpc", &[])],
+        ),
+    )
+    .await;
+    create_rule(
+        &oortd,
+        rule(
+            "left",
+            "SELECT readings.id, devices.name FROM readings LEFT JOIN devices ON readings.id = devices.id",
+            vec![action("grpc", &[])],
+        ),
+    )
+    .await;
+    let plan =
+        oortd.rules().await.explain_rule(ExplainRuleRequest { id: "inner".into() }).await.unwrap().into_inner().plan;
+    assert!(plan.contains("op_join_0: INNER JOIN table devices AS d"), "{plan}");
+
+    // Device 1 is renamed: with KEY="id" the table keeps the latest row only.
+    let devices =
+        [(1, "pump"), (2, "fan"), (1, "big pump")].map(|(id, name)| event(&[("id", int(id)), ("name", string(name))]));
+    publish(&oortd, "dev_in", devices.to_vec()).await;
+    wait_records_out(&oortd, "inner", "source_devices_0", 3).await;
+
+    let mut inner = tail(&oortd, "inner").await;
+    let mut left = tail(&oortd, "left").await;
+    publish(
+        &oortd,
+        "readings",
+        vec![event(&[("id", int(1)), ("v", float(1.5))]), event(&[("id", int(3)), ("v", float(2.0))])],
+    )
+    .await;
+    let row = next_row(&mut inner).await;
+    assert_eq!((row["id"].clone(), row["name"].clone(), row["v"].clone()), (int(1), string("big pump"), float(1.5)));
+    let first = next_row(&mut left).await;
+    assert_eq!(first["name"], string("big pump"));
+    let second = next_row(&mut left).await;
+    assert_eq!(second["id"], int(3));
+    assert!(!second.contains_key("name"), "no device 3: its name is NULL, and NULL columns are omitted: {second:?}");
+    let status =
+        oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: "inner".into() }).await.unwrap().into_inner();
+    let join = status.operators.iter().find(|o| o.name == "op_join_0").unwrap();
+    assert_eq!((join.records_in_total, join.records_out_total), (2, 1), "the unmatched reading leaves the inner join");
+}

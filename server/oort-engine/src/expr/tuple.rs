@@ -59,19 +59,31 @@ pub(crate) fn lookup<'m>(map: &'m Map, name: &str) -> Option<&'m Value> {
 
 /// A single stream's row: the qualifier is ignored (the compiler has checked it).
 impl Tuple for Row {
-    fn field(&self, _qualifier: Option<&str>, name: &str) -> Option<&Value> {
-        lookup(&self.fields, name)
+    fn field(&self, qualifier: Option<&str>, name: &str) -> Option<&Value> {
+        match &self.joined {
+            Some(joined) => joined.field(qualifier, name),
+            None => lookup(&self.fields, name),
+        }
     }
 
     fn to_map(&self) -> Value {
-        Value::map(self.fields.clone())
+        match &self.joined {
+            Some(joined) => joined.to_map(),
+            None => Value::map(self.fields.clone()),
+        }
     }
 
-    fn source_map(&self, _qualifier: &str) -> Option<Value> {
-        Some(self.to_map())
+    fn source_map(&self, qualifier: &str) -> Option<Value> {
+        match &self.joined {
+            Some(joined) => joined.source_map(qualifier),
+            None => Some(self.to_map()),
+        }
     }
 
-    fn meta(&self, _qualifier: Option<&str>, key: &str) -> Option<&str> {
+    fn meta(&self, qualifier: Option<&str>, key: &str) -> Option<&str> {
+        if let Some(joined) = &self.joined {
+            return joined.meta(qualifier, key);
+        }
         self.meta
             .get(key)
             .or_else(|| self.meta.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
@@ -79,6 +91,9 @@ impl Tuple for Row {
     }
 
     fn meta_map(&self) -> Value {
+        if let Some(joined) = &self.joined {
+            return joined.meta_map();
+        }
         Value::map(self.meta.iter().map(|(k, v)| (Arc::from(k.as_str()), Value::string(v.as_str()))).collect())
     }
 
@@ -87,9 +102,6 @@ impl Tuple for Row {
     }
 }
 
-/// The rows of a join, one per source that matched, in FROM/JOIN order. A
-/// source with no matching row (outer joins) is simply absent, so its
-/// columns read as NULL.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JoinedRow {
     /// Each source's name (its alias if it has one) and its row.

@@ -1,0 +1,168 @@
+//! Stream–table joins: each joined table is kept in memory by a loader task
+//! that reads the table's source, and every event of the stream is matched
+//! against the table's current rows.
+
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::connector::{ConnectorError, ConnectorRegistry, SourceConfig};
+use crate::decode::Decoder;
+use crate::expr::{EvalEnv, EvalError, JoinedRow, Tuple as _};
+use crate::metrics::{OperatorMetrics, now_ms};
+use crate::plan::{JoinKind, RulePlan, TableJoin};
+use crate::row::Row;
+use crate::value::Value;
+
+/// The current rows of one table.
+#[derive(Default)]
+pub struct TableRows {
+    rows: RwLock<Vec<Row>>,
+}
+
+impl TableRows {
+    /// Adds a row: replaces the row with the same KEY value if the table has a
+    /// KEY, and drops the oldest rows beyond RETAIN_SIZE.
+    fn upsert(&self, row: Row, key: Option<&str>, retain: Option<usize>) {
+        let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
+        let existing = key.and_then(|k| {
+            let value = row.field(None, k)?;
+            rows.iter().position(|r| r.field(None, k) == Some(value))
+        });
+        match existing {
+            Some(i) => rows[i] = row,
+            None => rows.push(row),
+        }
+        if let Some(retain) = retain.filter(|r| *r > 0 && rows.len() > *r) {
+            let excess = rows.len() - retain;
+            rows.drain(..excess);
+        }
+    }
+
+    /// How many rows the table holds.
+    pub fn len(&self) -> usize {
+        self.rows.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether the table holds no row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Starts a loader task per joined table; returns the tables' rows, the tasks
+/// and their counters (named `source_<table>_0`, as eKuiper names them).
+pub fn start_loaders(
+    plan: &RulePlan,
+    connectors: &ConnectorRegistry,
+    cancel: &CancellationToken,
+) -> Result<(Vec<Arc<TableRows>>, Vec<tokio::task::JoinHandle<()>>, Vec<Arc<OperatorMetrics>>), ConnectorError> {
+    let mut tables = Vec::new();
+    let mut tasks = Vec::new();
+    let mut metrics = Vec::new();
+    for join in &plan.tables {
+        let def = &join.table;
+        let factory = connectors
+            .source(def.source_type())
+            .ok_or_else(|| ConnectorError::Config(format!("unknown source type {}", def.source_type())))?;
+        let config = SourceConfig {
+            stream: def.name.clone(),
+            datasource: def.datasource().unwrap_or_default().to_owned(),
+            options: def.options.clone(),
+            rule_id: plan.rule_id.clone(),
+        };
+        let source = factory.build(&config)?;
+        let rows = Arc::new(TableRows::default());
+        let counters = Arc::new(OperatorMetrics::new(format!("source_{}_0", def.name)));
+        let (tx, mut rx) = mpsc::channel(plan.options.buffer_length.max(1));
+        let decoder = Decoder::new(def);
+        let key = def.key().map(str::to_owned);
+        let retain = def.options.get("RETAIN_SIZE").and_then(|r| r.parse::<usize>().ok());
+        let (loader_rows, loader_counters, loader_cancel) = (Arc::clone(&rows), Arc::clone(&counters), cancel.clone());
+        tasks.push(tokio::spawn(async move {
+            let run = source.run(tx, loader_cancel.clone());
+            tokio::pin!(run);
+            let mut source_done = false;
+            loop {
+                tokio::select! {
+                    () = loader_cancel.cancelled() => return,
+                    result = &mut run, if !source_done => {
+                        source_done = true;
+                        // A table source that ends (a file read once) keeps its rows.
+                        if let Err(e) = result {
+                            loader_counters.record_exception(e.to_string());
+                        }
+                    }
+                    event = rx.recv() => {
+                        let Some(event) = event else { return };
+                        let now = now_ms();
+                        loader_counters.record_in(1, now);
+                        let timestamp = event.timestamp.unwrap_or(now);
+                        let meta = Arc::clone(&event.meta);
+                        match decoder.decode(event) {
+                            Ok(fields) => {
+                                let row = Row { fields, timestamp, meta, joined: None };
+                                loader_rows.upsert(row, key.as_deref(), retain);
+                                loader_counters.record_out(1);
+                            }
+                            Err(e) => loader_counters.record_exception(e),
+                        }
+                    }
+                }
+            }
+        }));
+        tables.push(rows);
+        metrics.push(counters);
+    }
+    Ok((tables, tasks, metrics))
+}
+
+/// Joins one event with the tables: one row per match (INNER), or the event
+/// with NULL table columns when nothing matches (LEFT).
+pub fn join_event(
+    row: Row,
+    plan: &RulePlan,
+    tables: &[Arc<TableRows>],
+    env: &EvalEnv<'_>,
+) -> Result<Vec<Row>, EvalError> {
+    let (timestamp, meta) = (row.timestamp, Arc::clone(&row.meta));
+    let mut partial = vec![vec![(Arc::<str>::from(plan.stream_reference.as_str()), row)]];
+    for (join, table) in plan.tables.iter().zip(tables) {
+        let reference: Arc<str> = Arc::from(join.reference.as_str());
+        let rows = table.rows.read().unwrap_or_else(|p| p.into_inner());
+        let mut next = Vec::new();
+        for parts in partial {
+            let before = next.len();
+            for table_row in rows.iter() {
+                let mut candidate = JoinedRow { parts: parts.clone() };
+                candidate.parts.push((Arc::clone(&reference), table_row.clone()));
+                if matches(join, &candidate, env)? {
+                    next.push(candidate.parts);
+                }
+            }
+            if next.len() == before && join.kind == JoinKind::Left {
+                let mut parts = parts;
+                parts.push((Arc::clone(&reference), Row::new(Default::default(), timestamp)));
+                next.push(parts);
+            }
+        }
+        partial = next;
+    }
+    Ok(partial
+        .into_iter()
+        .map(|parts| Row {
+            fields: Default::default(),
+            timestamp,
+            meta: Arc::clone(&meta),
+            joined: Some(Arc::new(JoinedRow { parts })),
+        })
+        .collect())
+}
+
+fn matches(join: &TableJoin, candidate: &JoinedRow, env: &EvalEnv<'_>) -> Result<bool, EvalError> {
+    match &join.on {
+        None => Ok(true),
+        Some(on) => Ok(matches!(on.expr.eval(candidate, env)?, Value::Bool(true))),
+    }
+}
