@@ -51,13 +51,22 @@ impl TableRows {
     }
 }
 
-/// Starts a loader task per joined table; returns the tables' rows, the tasks
-/// and their counters (named `source_<table>_0`, as eKuiper names them).
+/// The loader tasks of a rule's joined tables.
+pub struct Loaders {
+    /// Each table's rows, in join order.
+    pub tables: Vec<Arc<TableRows>>,
+    /// The tasks, owned by the rule.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Their counters, named `source_<table>_0` as eKuiper names them.
+    pub metrics: Vec<Arc<OperatorMetrics>>,
+}
+
+/// Starts a loader task per joined table.
 pub fn start_loaders(
     plan: &RulePlan,
     connectors: &ConnectorRegistry,
     cancel: &CancellationToken,
-) -> Result<(Vec<Arc<TableRows>>, Vec<tokio::task::JoinHandle<()>>, Vec<Arc<OperatorMetrics>>), ConnectorError> {
+) -> Result<Loaders, ConnectorError> {
     let mut tables = Vec::new();
     let mut tasks = Vec::new();
     let mut metrics = Vec::new();
@@ -115,7 +124,7 @@ pub fn start_loaders(
         tables.push(rows);
         metrics.push(counters);
     }
-    Ok((tables, tasks, metrics))
+    Ok(Loaders { tables, tasks, metrics })
 }
 
 /// Joins one event with the tables: one row per match (INNER), or the event

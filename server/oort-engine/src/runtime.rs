@@ -124,7 +124,7 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
     }
 
     let cancel = CancellationToken::new();
-    let (tables, mut tasks, table_metrics) = join::start_loaders(&plan, connectors, &cancel)?;
+    let join::Loaders { tables, mut tasks, metrics: table_metrics } = join::start_loaders(&plan, connectors, &cancel)?;
     let source_metrics = Arc::new(OperatorMetrics::new(format!("source_{}_0", stream.name)));
     let rule_metrics = RuleMetrics::new(&plan, Arc::clone(&source_metrics));
     let sink_metrics: Vec<Arc<OperatorMetrics>> = plan
