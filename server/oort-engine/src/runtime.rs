@@ -124,7 +124,9 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
     }
 
     let cancel = CancellationToken::new();
-    let join::Loaders { tables, mut tasks, metrics: table_metrics } = join::start_loaders(&plan, connectors, &cancel)?;
+    // A table whose source cannot be built stops the loaders already started.
+    let join::Loaders { tables, mut tasks, metrics: table_metrics } =
+        join::start_loaders(&plan, connectors, &cancel).inspect_err(|_| cancel.cancel())?;
     let source_metrics = Arc::new(OperatorMetrics::new(format!("source_{}_0", stream.name)));
     let rule_metrics = RuleMetrics::new(&plan, Arc::clone(&source_metrics));
     let sink_metrics: Vec<Arc<OperatorMetrics>> = plan
