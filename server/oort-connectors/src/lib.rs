@@ -5,9 +5,11 @@
 //! - [`grpc`]: the `grpc` source fed by `EventService.Publish`, and the `grpc`
 //!   sink whose output clients read with `RuleService.TailRule`.
 //! - [`log`]: the `log` sink, results into the server log.
+//! - [`httppush`]: the `httppush` source, events POSTed over HTTP.
 
 pub mod bus;
 pub mod grpc;
+pub mod httppush;
 pub mod log;
 pub mod memory;
 
@@ -24,6 +26,8 @@ pub struct Buses {
     pub memory: Arc<TopicBus>,
     /// Streams of type `grpc`, by stream name, fed by `EventService.Publish`.
     pub grpc: Arc<TopicBus>,
+    /// Streams of type `httppush`, by URL path, fed by [`httppush::router`].
+    pub http: Arc<TopicBus>,
 }
 
 /// Registers every built-in source and sink.
@@ -33,4 +37,5 @@ pub fn register_all(registry: &ConnectorRegistry, buses: &Buses) {
     registry.register_source("grpc", Arc::new(grpc::GrpcSourceFactory(Arc::clone(&buses.grpc))));
     registry.register_sink("grpc", Arc::new(grpc::GrpcSinkFactory));
     registry.register_sink("log", Arc::new(log::LogSinkFactory));
+    registry.register_source("httppush", Arc::new(httppush::HttpPushSourceFactory(Arc::clone(&buses.http))));
 }

@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 /// Default listen address: loopback only; listening elsewhere is a choice.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9081";
+/// Default address of the HTTP push endpoint: eKuiper's httppush port, on loopback.
+pub const DEFAULT_HTTP_PUSH_LISTEN: &str = "127.0.0.1:10081";
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "data";
 /// The configuration file read when `--config` is not given, if it exists.
@@ -24,7 +26,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "oort.toml";
     after_help = "Configuration is read from (later wins): built-in defaults, the file oort.toml \
 (in the working directory, or --config), the environment variables OORT_LISTEN and \
 OORT_DATA_DIR, then flags. With no arguments oortd listens on 127.0.0.1:9081 and keeps its \
-data in ./data.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\""
+data in ./data.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  http_push_listen = \"127.0.0.1:10081\"  # or \"off\"\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\""
 )]
 pub struct Args {
     /// Address to listen on for the gRPC API (port 0 picks a free port) [default: 127.0.0.1:9081]
@@ -36,6 +38,9 @@ pub struct Args {
     /// Configuration file; an error if it does not exist [default: ./oort.toml if present]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Address of the HTTP endpoint of `httppush` streams, or `off` [default: 127.0.0.1:10081]
+    #[arg(long, env = "OORT_HTTP_PUSH_LISTEN", value_name = "ADDR|off")]
+    pub http_push_listen: Option<String>,
     /// Log filter, e.g. `info` or `oortd=debug,info`; RUST_LOG wins if set [default: info]
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -60,6 +65,8 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Data directory.
     pub data_dir: Option<PathBuf>,
+    /// Address of the HTTP push endpoint, or "off".
+    pub http_push_listen: Option<String>,
     /// Log filter.
     pub log_level: Option<String>,
     /// Log format: text or json.
@@ -77,6 +84,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Data directory; the catalog lives in `<data_dir>/catalog`.
     pub data_dir: PathBuf,
+    /// Where `httppush` streams receive events; `None` when off.
+    pub http_push_listen: Option<SocketAddr>,
+    /// Whether `http_push_listen` was chosen (a bind failure is then fatal) or is the default.
+    pub http_push_explicit: bool,
     /// Log filter.
     pub log_level: String,
     /// Log format.
@@ -92,6 +103,8 @@ impl Default for Config {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            http_push_listen: Some(DEFAULT_HTTP_PUSH_LISTEN.parse().expect("the default address parses")),
+            http_push_explicit: false,
             log_level: "info".into(),
             log_format: LogFormat::Text,
             cache_capacity_bytes: oort_store::SledConfig::default().cache_capacity,
@@ -106,6 +119,9 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    /// A value is not valid.
+    #[error("invalid {key}: {message}")]
+    Value { key: &'static str, message: String },
     /// The file is not valid TOML or has unknown keys.
     #[error("invalid config file {path}: {source}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
@@ -121,7 +137,18 @@ impl Config {
         }
         .unwrap_or_default();
         let defaults = Config::default();
+        let push = args.http_push_listen.or(file.http_push_listen);
+        let http_push_listen = match push.as_deref() {
+            None => defaults.http_push_listen,
+            Some("off") => None,
+            Some(addr) => Some(addr.parse().map_err(|_| ConfigError::Value {
+                key: "http_push_listen",
+                message: format!("{addr:?} is neither an address such as 127.0.0.1:10081 nor \"off\""),
+            })?),
+        };
         Ok(Config {
+            http_push_listen,
+            http_push_explicit: push.is_some(),
             listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
             log_level: args.log_level.or(file.log_level).unwrap_or(defaults.log_level),

@@ -15,6 +15,7 @@ use oort_proto::v1::stream_service_server::StreamServiceServer;
 use oort_store::{Catalog, SledCatalog, SledConfig};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 
 use crate::api::CatalogHandle;
@@ -39,6 +40,9 @@ pub enum ServerError {
     /// Running rules could not be read back from the catalog.
     #[error("cannot restore rules: {0}")]
     Restore(String),
+    /// The HTTP push endpoint could not listen on the address configured for it.
+    #[error("cannot listen for HTTP push on {addr}: {source}")]
+    HttpPush { addr: std::net::SocketAddr, source: std::io::Error },
     /// gRPC reflection could not load the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -104,18 +108,24 @@ pub async fn run(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    // After the signal, in-flight calls get a grace period; then the server stops
+    // anyway, so that a client holding a stream open cannot keep it alive.
+    let stopping = CancellationToken::new();
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            stopping.cancel();
+            let _ = signalled_tx.send(());
+        }
+    };
+    let push = serve_http_push(&config, Arc::clone(&buses.http), stopping.clone()).await?;
     match listener.local_addr() {
         // Tests and scripts wait for this line to learn the port (with --listen ...:0).
         Ok(addr) => tracing::info!(%addr, "oortd listening"),
         Err(error) => tracing::warn!(%error, "oortd listening on an unknown address"),
     }
-    // After the signal, in-flight calls get a grace period; then the server stops
-    // anyway, so that a client holding a stream open cannot keep it alive.
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = signalled_tx.send(());
-    };
     let serve = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -138,10 +148,43 @@ pub async fn run(
         } => tracing::warn!(grace = ?config.shutdown_grace, "grace period over: closing the remaining connections"),
     }
 
+    stopping.cancel();
+    if let Some(push) = push {
+        let _ = push.await;
+    }
     tracing::info!("shutting down: stopping rules, flushing the catalog");
     engine.stop_all().await;
     if let Err(error) = catalog.flush() {
         tracing::error!(%error, "flushing the catalog failed");
     }
     Ok(())
+}
+
+/// Serves the HTTP endpoint of `httppush` streams until `stopping`. A default
+/// address that is taken only disables it (with a warning); an address chosen
+/// in the configuration must work.
+async fn serve_http_push(
+    config: &Config,
+    bus: Arc<oort_connectors::TopicBus>,
+    stopping: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, ServerError> {
+    let Some(addr) = config.http_push_listen else { return Ok(None) };
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(source) if config.http_push_explicit => return Err(ServerError::HttpPush { addr, source }),
+        Err(error) => {
+            tracing::warn!(%addr, %error, "HTTP push disabled: its default address is taken (set http_push_listen)");
+            return Ok(None);
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "http push listening");
+    }
+    let app = oort_connectors::httppush::router(bus);
+    Ok(Some(tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned()).await;
+        if let Err(error) = served {
+            tracing::error!(%error, "HTTP push endpoint failed");
+        }
+    })))
 }

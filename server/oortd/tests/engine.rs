@@ -340,3 +340,34 @@ async fn events_join_a_table_kept_by_a_memory_topic() {
     let join = status.operators.iter().find(|o| o.name == "op_join_0").unwrap();
     assert_eq!((join.records_in_total, join.records_out_total), (2, 1), "the unmatched reading leaves the inner join");
 }
+
+#[tokio::test]
+async fn events_posted_over_http_reach_httppush_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let push = oortd.push_addr.clone().expect("the harness enables HTTP push");
+    create_stream(&oortd, r#"CREATE STREAM pushed (t BIGINT) WITH (TYPE="httppush", DATASOURCE="/api/data")"#).await;
+    create_rule(
+        &oortd,
+        rule("http", "SELECT t, meta(path) AS path FROM pushed WHERE t > 1", vec![action("grpc", &[])]),
+    )
+    .await;
+    let mut results = tail(&oortd, "http").await;
+
+    let http = reqwest::Client::new();
+    let url = format!("http://{push}/api/data");
+    for body in [r#"{"t": 1}"#, "not json", r#"{"t": 5}"#] {
+        let response = http.post(&url).body(body).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{body}");
+    }
+    let row = next_row(&mut results).await;
+    assert_eq!(row["t"], int(5));
+    assert_eq!(row["path"], string("/api/data"));
+
+    let nobody = http.post(format!("http://{push}/nobody")).body("{}").send().await.unwrap();
+    assert_eq!(nobody.status(), 404, "no rule reads that path");
+    let status =
+        oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: "http".into() }).await.unwrap().into_inner();
+    let decoder = status.operators.iter().find(|o| o.name == "op_decoder_0").unwrap();
+    assert_eq!(decoder.exceptions_total, 1, "the body that is not JSON is counted");
+}

@@ -23,6 +23,8 @@ pub struct Oortd {
     child: Child,
     /// `127.0.0.1:<port>` it listens on.
     pub addr: String,
+    /// `127.0.0.1:<port>` of its HTTP push endpoint, if it logged one.
+    pub push_addr: Option<String>,
     /// Its data directory.
     pub data_dir: PathBuf,
 }
@@ -31,7 +33,7 @@ impl Oortd {
     /// Starts `oortd` on a free port with `data_dir`, and waits until it serves.
     pub async fn start(data_dir: &Path) -> Oortd {
         let mut command = Self::command();
-        command.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        command.args(["--listen", "127.0.0.1:0", "--http-push-listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
         Self::launch(command, data_dir).await
     }
 
@@ -52,8 +54,8 @@ impl Oortd {
     /// Spawns `command` (which must make oortd use `data_dir`) and waits until it serves.
     pub async fn launch(mut command: Command, data_dir: &Path) -> Oortd {
         let mut child = command.spawn().expect("oortd starts");
-        let addr = wait_for_address(&mut child);
-        let server = Oortd { child, addr, data_dir: data_dir.to_owned() };
+        let (addr, push_addr) = wait_for_address(&mut child);
+        let server = Oortd { child, addr, push_addr, data_dir: data_dir.to_owned() };
         server.wait_serving().await;
         server
     }
@@ -115,20 +117,21 @@ impl Drop for Oortd {
     }
 }
 
-/// Reads stderr until the "oortd listening" line, then keeps draining (and
-/// echoing) it in a thread so the server never blocks on a full pipe.
-fn wait_for_address(child: &mut Child) -> String {
+/// Reads stderr until the "oortd listening" line (the HTTP push line, if any,
+/// comes before it), then keeps draining (and echoing) it in a thread so the
+/// server never blocks on a full pipe.
+fn wait_for_address(child: &mut Child) -> (String, Option<String>) {
     let stderr = child.stderr.take().expect("stderr is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        let mut push = None;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[oortd] {line}");
-            let addr = line
-                .contains("oortd listening")
-                .then(|| line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()))
-                .flatten();
-            if let Some(addr) = addr {
-                let _ = tx.send(addr.to_owned());
+            let addr = || line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_owned);
+            if line.contains("http push listening") {
+                push = addr();
+            } else if let Some(addr) = addr().filter(|_| line.contains("oortd listening")) {
+                let _ = tx.send((addr, push.take()));
             }
         }
     });

@@ -1,0 +1,96 @@
+//! The `httppush` source: clients POST events over HTTP, as with eKuiper's
+//! httppush source. A stream declares the URL path as its DATASOURCE
+//! (`CREATE STREAM s () WITH (TYPE="httppush", DATASOURCE="/api/data")`) and
+//! receives each request body as one event, decoded per its FORMAT. The server
+//! serves [`router`] on its HTTP push address (eKuiper's default port 10081).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
+use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{TopicBus, forward};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Builds `httppush` sources.
+pub struct HttpPushSourceFactory(pub Arc<TopicBus>);
+
+struct HttpPushSource {
+    bus: Arc<TopicBus>,
+    path: String,
+}
+
+impl SourceFactory for HttpPushSourceFactory {
+    fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+        if !config.datasource.starts_with('/') {
+            return Err(ConnectorError::Config(format!(
+                "an httppush stream needs DATASOURCE, the URL path events are POSTed to, starting with '/' (got {:?})",
+                config.datasource
+            )));
+        }
+        Ok(Box::new(HttpPushSource { bus: Arc::clone(&self.0), path: config.datasource.clone() }))
+    }
+}
+
+#[async_trait]
+impl Source for HttpPushSource {
+    async fn run(
+        self: Box<Self>,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        let rx = self.bus.subscribe(&self.path);
+        forward(rx, out, cancel, &self.path).await;
+        Ok(())
+    }
+}
+
+/// The HTTP routes of the push endpoint: any path, POST or PUT.
+pub fn router(bus: Arc<TopicBus>) -> axum::Router {
+    axum::Router::new().fallback(receive).with_state(bus).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+}
+
+async fn receive(State(bus): State<Arc<TopicBus>>, request: Request) -> impl IntoResponse {
+    let (parts, body) = request.into_parts();
+    if parts.method != Method::POST && parts.method != Method::PUT {
+        return (StatusCode::METHOD_NOT_ALLOWED, "POST or PUT events\n".to_owned());
+    }
+    let path = parts.uri.path().to_owned();
+    if !bus.has_subscribers(&path) {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no running rule reads an httppush stream with DATASOURCE=\"{path}\"\n"),
+        );
+    }
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n")),
+    };
+    let meta = BTreeMap::from([("path".to_owned(), path.clone()), ("method".to_owned(), parts.method.to_string())]);
+    let event = SourceEvent { payload: Payload::Bytes(body.to_vec()), meta: Arc::new(meta), timestamp: None };
+    bus.publish(&path, event);
+    (StatusCode::OK, String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_must_be_absolute() {
+        let factory = HttpPushSourceFactory(Arc::default());
+        let config = SourceConfig { datasource: "api/data".into(), ..Default::default() };
+        assert!(matches!(factory.build(&config), Err(ConnectorError::Config(m)) if m.contains("starting with '/'")));
+        let config = SourceConfig { datasource: "/api/data".into(), ..Default::default() };
+        assert!(factory.build(&config).is_ok());
+    }
+}
