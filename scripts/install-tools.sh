@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the pinned tools the tests use, if they are missing: buf (lint and
 # breaking-change checks of proto/) and grpcurl (end-to-end tests through
-# reflection). Both build from source with `go install`; no prebuilt downloads.
+# reflection), both built from source with `go install` (no prebuilt downloads),
+# and Debian's mosquitto, the real MQTT broker the MQTT connector tests start.
 set -euo pipefail
 
 BUF_VERSION=v1.75.0
@@ -19,3 +20,8 @@ install() { # name module version
 
 install buf github.com/bufbuild/buf "$BUF_VERSION"
 install grpcurl github.com/fullstorydev/grpcurl "$GRPCURL_VERSION"
+
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+  echo "installing mosquitto" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
+fi

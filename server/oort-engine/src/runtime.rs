@@ -59,12 +59,36 @@ struct Shared {
     start_time_ms: i64,
 }
 
+/// The live copy of a rule's results that `TailRule` reads. The channel exists
+/// only while someone reads it: its buffer would otherwise cost every rule
+/// memory for nothing.
+#[derive(Default)]
+pub struct Tail {
+    sender: Mutex<Option<broadcast::Sender<Arc<Vec<Map>>>>>,
+}
+
+impl Tail {
+    /// A new reader of the results.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Map>>> {
+        let mut sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        sender.get_or_insert_with(|| broadcast::channel(TAIL_CAPACITY).0).subscribe()
+    }
+
+    /// Copies a result to the readers; forgets the channel when none is left.
+    fn send(&self, rows: &Arc<Vec<Map>>) {
+        let mut sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        if sender.as_ref().is_some_and(|tx| tx.send(Arc::clone(rows)).is_err()) {
+            *sender = None;
+        }
+    }
+}
+
 /// A running rule, owned by the engine.
 pub struct RunningRule {
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
-    tail: broadcast::Sender<Arc<Vec<Map>>>,
+    tail: Arc<Tail>,
     /// The plan it runs, for EXPLAIN.
     pub plan: Arc<RulePlan>,
 }
@@ -144,7 +168,7 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
 
     let buffer = plan.options.buffer_length.max(1);
     let (source_tx, source_rx) = mpsc::channel(buffer);
-    let (tail, _) = broadcast::channel(TAIL_CAPACITY);
+    let tail = Arc::new(Tail::default());
 
     let mut sink_txs = Vec::with_capacity(sinks.len());
     for (sink, metrics) in sinks.into_iter().zip(sink_metrics) {
@@ -167,7 +191,7 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
         tables,
         source_rx,
         sink_txs,
-        tail.clone(),
+        Arc::clone(&tail),
         rule_metrics,
         cancel.clone(),
     )));
@@ -327,7 +351,7 @@ async fn run_operators(
     tables: Vec<Arc<join::TableRows>>,
     mut rx: mpsc::Receiver<SourceEvent>,
     sinks: Vec<mpsc::Sender<Arc<Vec<Map>>>>,
-    tail: broadcast::Sender<Arc<Vec<Map>>>,
+    tail: Arc<Tail>,
     metrics: RuleMetrics,
     cancel: CancellationToken,
 ) {
@@ -342,13 +366,13 @@ async fn run_operators(
     let decoder = decode::Decoder::new(&plan.stream);
     let emit = |rows: Vec<Map>| {
         let sinks = sinks.clone();
-        let tail = tail.clone();
+        let tail = Arc::clone(&tail);
         async move {
             if rows.is_empty() {
                 return;
             }
             let rows = Arc::new(rows);
-            let _ = tail.send(Arc::clone(&rows));
+            tail.send(&rows);
             for sink in &sinks {
                 // A full sink buffer holds the rule back: backpressure, not loss.
                 let _ = sink.send(Arc::clone(&rows)).await;
