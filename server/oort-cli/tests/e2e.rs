@@ -4,21 +4,37 @@
 //! server's answer, that errors go to stderr as `error: <code>: <message>`, and
 //! the documented exit codes (0 ok, 1 server error, 2 usage, 3 unreachable).
 //!
+//! The server runs rules, so a rule's stream must have a source connector the
+//! server has (`memory` or `grpc`; `mqtt` is not built yet) and its actions
+//! known sinks (`log`, `memory` with a topic, `grpc`). The `rule tail` tests
+//! publish events into a `TYPE="grpc"` stream with the gRPC client of
+//! `EventService`, as there is no `oort` command for that yet.
+//!
 //! `oortd` must be built first (`cargo build --bins`); `scripts/test.sh` does.
 
 mod common;
 
-use common::{Oortd, failure, json, run_oort, server_error, stderr, stdout, success};
+use std::time::{Duration, Instant};
+
+use common::{Oortd, Tail, event, failure, json, run_oort, server_error, stderr, stdout, success};
+use oort_proto::v1::value::Kind;
 use serde_json::json;
 
 const DEMO: &str =
-    r#"CREATE STREAM demo (temperature FLOAT, device STRING) WITH (DATASOURCE="demo", TYPE="mqtt", FORMAT="json")"#;
+    r#"CREATE STREAM demo (temperature FLOAT, device STRING) WITH (DATASOURCE="demo", TYPE="memory", FORMAT="json")"#;
+
+/// A stream that events can be published to with `EventService.Publish`.
+const SENSORS: &str =
+    r#"CREATE STREAM sensors (temperature FLOAT, device STRING) WITH (DATASOURCE="sensors", TYPE="grpc")"#;
+
+/// How long to wait for a line of `oort rule tail` once the event is published.
+const LINE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An eKuiper rule file, with every option eKuiper documents.
 const RULE_FILE: &str = r#"{
   "id": "filecase",
   "sql": "SELECT * FROM demo",
-  "actions": [{"log": {}}, {"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": "out"}}],
+  "actions": [{"log": {}}, {"memory": {"topic": "out"}}],
   "options": {
     "isEventTime": false, "lateTolerance": 1000, "bufferLength": 1024, "sendMetaToSink": false, "qos": 0,
     "checkpointInterval": "5m",
@@ -34,7 +50,8 @@ fn with_demo() -> Oortd {
     server
 }
 
-/// Creates `rule1`: `SELECT * FROM demo`, to log and MQTT, with qos 1.
+/// Creates `rule1`: `SELECT * FROM demo`, to the log and the memory topic
+/// `out`, with qos 1; it starts at once.
 fn create_rule1(server: &Oortd) {
     let out = server.oort(&[
         "rule",
@@ -45,7 +62,7 @@ fn create_rule1(server: &Oortd) {
         "--action",
         "log",
         "--action",
-        r#"mqtt={"server":"tcp://127.0.0.1:1883","topic":"out"}"#,
+        r#"memory={"topic":"out"}"#,
         "--options",
         r#"{"qos":1,"bufferLength":2048}"#,
     ]);
@@ -55,6 +72,17 @@ fn create_rule1(server: &Oortd) {
 /// The rule as the server has it, as proto3 JSON.
 fn rule_json(server: &Oortd, id: &str) -> serde_json::Value {
     json(&server.oort(&["rule", "describe", id, "--json"]))["rule"].clone()
+}
+
+/// `rule list` as (id, state) pairs.
+fn rule_states(server: &Oortd) -> Vec<(String, String)> {
+    let text = success(&server.oort(&["rule", "list"]));
+    let rows = text.lines().skip(1).map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+    rows.map(|row| (row[0].clone(), row[1].clone())).collect()
+}
+
+fn states(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(id, state)| ((*id).to_owned(), (*state).to_owned())).collect()
 }
 
 fn stream_names(server: &Oortd) -> Vec<String> {
@@ -98,7 +126,7 @@ fn stream_list_as_a_table_and_as_json() {
     let text = success(&server.oort(&["stream", "list"]));
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(lines[0], ["NAME", "KIND", "TYPE", "DATASOURCE", "FORMAT", "FIELDS"]);
-    assert_eq!(lines[1], ["demo", "stream", "mqtt", "demo", "json", "temperature", "FLOAT,", "device", "STRING"]);
+    assert_eq!(lines[1], ["demo", "stream", "memory", "demo", "json", "temperature", "FLOAT,", "device", "STRING"]);
     assert_eq!(lines.len(), 2, "{text}");
     assert_eq!(success(&server.oort(&["stream", "list", "--kind", "table"])), "No tables.\n");
 
@@ -111,7 +139,7 @@ fn stream_list_as_a_table_and_as_json() {
         stream["fields"],
         json!([{"name": "temperature", "type": "FLOAT"}, {"name": "device", "type": "STRING"}])
     );
-    assert_eq!(stream["options"], json!({"DATASOURCE": "demo", "TYPE": "mqtt", "FORMAT": "json"}));
+    assert_eq!(stream["options"], json!({"DATASOURCE": "demo", "TYPE": "memory", "FORMAT": "json"}));
     assert!(stream["createTime"].as_str().is_some_and(|t| t.ends_with('Z')), "{value}");
     assert_eq!(value["streams"].as_array().map(Vec::len), Some(1));
 }
@@ -138,7 +166,7 @@ fn stream_describe_shows_the_definition() {
 fn stream_update_replaces_the_definition() {
     let server = with_demo();
     let created = json(&server.oort(&["stream", "describe", "demo", "--json"]))["stream"].clone();
-    let ddl = r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT) WITH (DATASOURCE="sensors", TYPE="mqtt")"#;
+    let ddl = r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT) WITH (DATASOURCE="sensors", TYPE="memory")"#;
     assert_eq!(success(&server.oort(&["stream", "update", ddl])), "Stream demo updated.\n");
 
     let updated = json(&server.oort(&["stream", "describe", "demo", "--json"]))["stream"].clone();
@@ -148,7 +176,7 @@ fn stream_update_replaces_the_definition() {
     assert_eq!(updated["createTime"], created["createTime"]);
     assert_ne!(updated["updateTime"], created["updateTime"]);
 
-    let missing = r#"CREATE STREAM nope (a FLOAT) WITH (DATASOURCE="x", TYPE="mqtt")"#;
+    let missing = r#"CREATE STREAM nope (a FLOAT) WITH (DATASOURCE="x", TYPE="memory")"#;
     assert_eq!(server_error(&server.oort(&["stream", "update", missing])), "error: not found: stream 'nope' not found");
 }
 
@@ -210,10 +238,7 @@ fn rule_create_from_an_ekuiper_file() {
     assert_eq!(rule["id"], "filecase");
     assert_eq!(rule["sql"], "SELECT * FROM demo");
     assert_eq!(rule["actions"][0], json!({"type": "log", "props": {}}));
-    assert_eq!(
-        rule["actions"][1],
-        json!({"type": "mqtt", "props": {"server": "tcp://127.0.0.1:1883", "topic": "out"}})
-    );
+    assert_eq!(rule["actions"][1], json!({"type": "memory", "props": {"topic": "out"}}));
     assert_eq!(rule["options"]["lateToleranceMs"], "1000");
     assert_eq!(rule["options"]["bufferLength"], 1024);
     assert_eq!(rule["options"]["checkpointIntervalMs"], "300000");
@@ -230,6 +255,9 @@ fn rule_create_from_an_ekuiper_file() {
     let out = server.oort_with_stdin(&["rule", "create", "piped", "--file", "-"], piped);
     assert_eq!(success(&out), "Rule piped created (not started).\n");
     assert_eq!(rule_json(&server, "piped")["triggered"], false);
+
+    // "triggered": true started the rule; false did not.
+    assert_eq!(rule_states(&server), states(&[("filecase", "running"), ("piped", "stopped")]));
 }
 
 #[test]
@@ -244,7 +272,7 @@ fn rule_create_from_flags() {
         "--action",
         "log",
         "--action",
-        r#"mqtt={"server":"tcp://127.0.0.1:1883","topic":"out","qos":1}"#,
+        r#"memory={"topic":"out","retries":3}"#,
         "--no-start",
     ]);
     assert_eq!(success(&out), "Rule flagcase created (not started).\n");
@@ -254,7 +282,7 @@ fn rule_create_from_flags() {
         rule["actions"],
         json!([
             {"type": "log", "props": {}},
-            {"type": "mqtt", "props": {"server": "tcp://127.0.0.1:1883", "topic": "out", "qos": 1.0}},
+            {"type": "memory", "props": {"topic": "out", "retries": 3.0}},
         ])
     );
     assert_eq!(rule["triggered"], false);
@@ -264,6 +292,7 @@ fn rule_create_from_flags() {
     let rule = rule_json(&server, "rule1");
     assert_eq!(rule["triggered"], true);
     assert_eq!(rule["options"], json!({"qos": 1, "bufferLength": 2048}));
+    assert_eq!(rule_states(&server), states(&[("flagcase", "stopped"), ("rule1", "running")]));
 }
 
 #[test]
@@ -277,10 +306,35 @@ fn rule_create_refused_by_the_server() {
     let err = server_error(&create("a b", "SELECT * FROM demo"));
     assert!(err.starts_with("error: invalid argument: invalid rule id \"a b\""), "{err}");
 
+    let err = server_error(&create("r", "SELECT humidity FROM demo"));
+    assert!(err.starts_with("error: invalid argument: ") && err.contains("humidity"), "{err}");
+
     create_rule1(&server);
     let err = server_error(&create("rule1", "SELECT * FROM demo"));
     assert_eq!(err, "error: already exists: rule 'rule1' already exists");
     assert_eq!(json(&server.oort(&["rule", "list", "--json"]))["rules"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn rule_on_a_connector_the_server_does_not_have_is_refused() {
+    let server = with_demo();
+    // Oort has no kafka connector: such a stream can be declared but not read by a rule.
+    let kafka = r#"CREATE STREAM kq (temperature FLOAT) WITH (DATASOURCE="t", TYPE="kafka")"#;
+    success(&server.oort(&["stream", "create", kafka]));
+    let err = server_error(&server.oort(&["rule", "create", "r", "--sql", "SELECT * FROM kq", "--action", "log"]));
+    assert!(err.starts_with("error: invalid argument: ") && err.contains("kafka"), "{err}");
+
+    let create =
+        |action: &str| server.oort(&["rule", "create", "r", "--sql", "SELECT * FROM demo", "--action", action]);
+    let err = server_error(&create(r#"kafka={"brokers":"127.0.0.1:9092","topic":"out"}"#));
+    assert!(
+        err.starts_with("error: invalid argument: ") && err.contains("\"kafka\", which is not a known sink"),
+        "{err}"
+    );
+    let err = server_error(&create("memory"));
+    assert!(err.starts_with("error: invalid argument: ") && err.contains("topic"), "{err}");
+
+    assert_eq!(success(&server.oort(&["rule", "list"])), "No rules.\n");
 }
 
 #[test]
@@ -306,12 +360,11 @@ fn rule_list_and_describe() {
     let text = success(&server.oort(&["rule", "list"]));
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(lines[0], ["ID", "STATE", "SQL", "ACTIONS"]);
-    // Without an engine nothing runs: the server says every rule is stopped.
-    assert_eq!(lines[1], ["rule1", "stopped", "SELECT", "*", "FROM", "demo", "log,mqtt"]);
+    assert_eq!(lines[1], ["rule1", "running", "SELECT", "*", "FROM", "demo", "log,memory"]);
 
     let value = json(&server.oort(&["rule", "ls", "--json"]));
     assert_eq!(value["rules"][0]["rule"]["id"], "rule1");
-    assert_eq!(value["rules"][0]["state"], "RULE_STATE_STOPPED");
+    assert_eq!(value["rules"][0]["state"], "RULE_STATE_RUNNING");
 
     let text = success(&server.oort(&["rule", "describe", "rule1"]));
     let first: Vec<&str> = text.lines().next().unwrap_or_default().split_whitespace().collect();
@@ -321,8 +374,7 @@ fn rule_list_and_describe() {
         "SQL:\n  SELECT * FROM demo\n",
         "Actions:\n  [\n",
         "\"log\": {}",
-        "\"mqtt\": {",
-        "\"server\": \"tcp://127.0.0.1:1883\"",
+        "\"memory\": {",
         "\"topic\": \"out\"",
         "Options:\n  {\n",
         "\"qos\": 1",
@@ -347,15 +399,23 @@ fn rule_update_with_flags_keeps_the_rest() {
         assert_eq!(after[kept], before[kept], "{kept} changed");
     }
 
+    // The running rule was restarted with the new SQL.
+    assert_eq!(rule_states(&server), states(&[("rule1", "running")]));
+    assert!(success(&server.oort(&["rule", "explain", "rule1"])).contains("SELECT temperature"));
+
     success(&server.oort(&["rule", "update", "rule1", "--action", "log", "--no-start"]));
     let after = rule_json(&server, "rule1");
     assert_eq!(after["actions"], json!([{"type": "log", "props": {}}]));
     assert_eq!(after["sql"], "SELECT temperature FROM demo");
     assert_eq!(after["options"], before["options"]);
     assert_eq!(after["triggered"], false);
+    assert_eq!(rule_states(&server), states(&[("rule1", "stopped")]));
 
     let err = server_error(&server.oort(&["rule", "update", "rule1", "--options", r#"{"qos":5}"#]));
     assert!(err.starts_with("error: invalid argument: ") && err.contains("qos"), "{err}");
+    let err = server_error(&server.oort(&["rule", "update", "rule1", "--action", "nosuchsink"]));
+    assert!(err.starts_with("error: invalid argument: ") && err.contains("nosuchsink"), "{err}");
+    assert_eq!(rule_json(&server, "rule1")["actions"], json!([{"type": "log", "props": {}}]));
     let err = server_error(&server.oort(&["rule", "update", "nope", "--sql", "SELECT * FROM demo"]));
     assert_eq!(err, "error: not found: rule 'nope' not found");
 }
@@ -387,20 +447,241 @@ fn rule_drop_removes_it() {
     assert_eq!(success(&server.oort(&["rule", "list"])), "No rules.\n");
 }
 
+// ---------------------------------------------------------------- running rules
+
 #[test]
-fn engine_calls_are_unimplemented_for_now() {
+fn rule_stop_start_and_restart() {
     let server = with_demo();
     create_rule1(&server);
-    for command in ["start", "stop", "restart", "status", "explain", "tail"] {
+    assert_eq!(rule_states(&server), states(&[("rule1", "running")]));
+
+    assert_eq!(success(&server.oort(&["rule", "stop", "rule1"])), "Rule rule1 stopped.\n");
+    assert_eq!(rule_states(&server), states(&[("rule1", "stopped")]));
+    // Stopping is remembered in the rule, so that it stays stopped after a server restart.
+    assert_eq!(rule_json(&server, "rule1")["triggered"], false);
+    // Stopping a stopped rule is not an error.
+    assert_eq!(success(&server.oort(&["rule", "stop", "rule1"])), "Rule rule1 stopped.\n");
+
+    assert_eq!(success(&server.oort(&["rule", "start", "rule1"])), "Rule rule1 started.\n");
+    assert_eq!(rule_states(&server), states(&[("rule1", "running")]));
+    assert_eq!(rule_json(&server, "rule1")["triggered"], true);
+
+    assert_eq!(success(&server.oort(&["rule", "restart", "rule1"])), "Rule rule1 restarted.\n");
+    assert_eq!(rule_states(&server), states(&[("rule1", "running")]));
+
+    // --json prints the (empty) responses.
+    for command in ["stop", "start", "restart"] {
+        assert_eq!(json(&server.oort(&["rule", command, "rule1", "--json"])), json!({}), "{command}");
+    }
+    assert_eq!(rule_states(&server), states(&[("rule1", "running")]));
+
+    for command in ["start", "stop", "restart"] {
+        let err = server_error(&server.oort(&["rule", command, "nope"]));
+        assert_eq!(err, "error: not found: rule 'nope' not found", "{command}");
+    }
+}
+
+#[test]
+fn rule_status_shows_the_state_and_the_operators() {
+    let server = with_demo();
+    create_rule1(&server);
+    let text = success(&server.oort(&["rule", "status", "rule1"]));
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["Rule:", "rule1"]);
+    assert_eq!(lines[1], ["State:", "running"]);
+    assert_eq!(lines[2][0], "Started:");
+    assert!(lines[2][1].ends_with('Z'), "{text}");
+    assert_eq!(lines[3], ["Restarts:", "0"]);
+    assert_eq!(lines[4], ["Last", "error:", "-"]);
+    assert!(lines[5].is_empty(), "{text}");
+    assert_eq!(
+        lines[6],
+        [
+            "OPERATOR",
+            "records_in_total",
+            "records_out_total",
+            "exceptions_total",
+            "process_latency_us",
+            "buffer_length",
+            "last_exception"
+        ]
+    );
+    let operators: Vec<&str> = lines[7..].iter().map(|l| l[0]).collect();
+    assert_eq!(operators, ["source_demo_0", "op_decoder_0", "op_project_0", "sink_log_0", "sink_memory_1"]);
+    // Nothing was sent to the stream yet.
+    for row in &lines[7..] {
+        assert_eq!(row[1..], ["0", "0", "0", "0", "0", "-"], "{text}");
+    }
+
+    let value = json(&server.oort(&["rule", "status", "rule1", "--json"]));
+    assert_eq!(value["id"], "rule1");
+    assert_eq!(value["state"], "RULE_STATE_RUNNING");
+    let names: Vec<&str> = value["operators"]
+        .as_array()
+        .expect("operators")
+        .iter()
+        .map(|op| op["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names, operators);
+
+    // A stopped rule has a state but no operators.
+    success(&server.oort(&["rule", "stop", "rule1"]));
+    let text = success(&server.oort(&["rule", "status", "rule1"]));
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[1], ["State:", "stopped"]);
+    assert_eq!(lines[2], ["Started:", "-"]);
+    assert!(!text.contains("OPERATOR"), "{text}");
+    assert_eq!(
+        json(&server.oort(&["rule", "status", "rule1", "--json"])),
+        json!({"id": "rule1", "state": "RULE_STATE_STOPPED"})
+    );
+}
+
+#[test]
+fn rule_explain_prints_the_plan() {
+    let server = with_demo();
+    let sql = "SELECT temperature FROM demo WHERE temperature > 20";
+    success(&server.oort(&["rule", "create", "hot", "--sql", sql, "--action", "log", "--no-start"]));
+    // A rule need not run to be explained.
+    let text = success(&server.oort(&["rule", "explain", "hot"]));
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert!(lines[0].starts_with("source_demo_0: memory"), "{text}");
+    for line in [
+        "op_decoder_0: declared schema",
+        "op_filter_0: WHERE temperature > 20",
+        "op_project_0: SELECT temperature",
+        "sink_log_0",
+    ] {
+        assert!(lines.contains(&line), "{line:?} missing in\n{text}");
+    }
+    assert!(text.ends_with("sink_log_0\n"), "{text}");
+
+    let value = json(&server.oort(&["rule", "explain", "hot", "--json"]));
+    assert_eq!(value["plan"].as_str().map(|plan| plan.trim_end()), Some(text.trim_end()));
+}
+
+#[test]
+fn status_explain_and_tail_of_a_missing_rule() {
+    let server = with_demo();
+    for command in ["status", "explain", "tail"] {
         for json_flag in [false, true] {
-            let mut args = vec!["rule", command, "rule1"];
+            let mut args = vec!["rule", command, "nope"];
             if json_flag {
                 args.push("--json");
             }
             let err = server_error(&server.oort(&args));
-            assert!(err.starts_with("error: unimplemented: "), "{command}: {err}");
+            assert_eq!(err, "error: not found: rule 'nope' not found", "{args:?}");
         }
     }
+}
+
+/// Starts `oort rule tail ID [--json]` and returns it once it prints results.
+///
+/// The server subscribes the rule's source to the stream and the tail to the
+/// rule's results in the background, and an event published before both are
+/// subscribed reaches no one; nothing tells when they are. So this publishes
+/// `event` again until the tail prints a line, and returns that line too.
+fn tail(server: &Oortd, args: &[&str], stream: &str, event: &oort_proto::v1::Event) -> (Tail, String) {
+    let mut tail = server.spawn_oort(args);
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    loop {
+        assert_eq!(server.publish(stream, vec![event.clone()]), 1);
+        match tail.line(Duration::from_millis(200)) {
+            Ok(line) => return (tail, line),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+            Err(e) => panic!("`oort {}` printed nothing ({e}); stderr:\n{}", args.join(" "), tail.kill()),
+        }
+    }
+}
+
+/// Reads lines of `tail` until one contains `marker`, and returns it.
+fn line_with(tail: &mut Tail, marker: &str) -> String {
+    loop {
+        let line = tail.expect_line(LINE_TIMEOUT);
+        if line.contains(marker) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn rule_tail_prints_each_result_as_a_json_line() {
+    let server = Oortd::start();
+    success(&server.oort(&["stream", "create", SENSORS]));
+    let sql = "SELECT device, temperature * 2 AS double FROM sensors WHERE temperature > 20";
+    success(&server.oort(&["rule", "create", "hot", "--sql", sql, "--action", "grpc"]));
+
+    let reading = |device: &str, t: f64| {
+        event(&[("temperature", Kind::FloatValue(t)), ("device", Kind::StringValue(device.into()))])
+    };
+    // Plain: the result's columns as one JSON object a line, in name order.
+    let (mut plain, line) = tail(&server, &["rule", "tail", "hot"], "sensors", &reading("a", 21.5));
+    assert_eq!(line, r#"{"device":"a","double":43.0}"#);
+
+    // --json: each TailRuleResponse in proto3 JSON, one a line.
+    let (mut full, line) = tail(&server, &["rule", "tail", "hot", "--json"], "sensors", &reading("b", 22.0));
+    let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(value["event"]["fields"], json!({"device": {"stringValue": "b"}, "double": {"floatValue": 44.0}}));
+    assert!(value["event"]["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{line}");
+
+    // Filtered out (temperature <= 20), then through: both tails see only the second.
+    assert_eq!(server.publish("sensors", vec![reading("cold", 3.0), reading("c", 30.0)]), 2);
+    assert_eq!(line_with(&mut plain, r#""c""#), r#"{"device":"c","double":60.0}"#);
+    // (Proto3 JSON maps, such as the fields, come in no particular order.)
+    let line = line_with(&mut full, r#""c""#);
+    let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(value["event"]["fields"], json!({"device": {"stringValue": "c"}, "double": {"floatValue": 60.0}}));
+
+    // When the rule stops, the server ends the stream and the tail exits with 0.
+    success(&server.oort(&["rule", "stop", "hot"]));
+    for tail in [&mut plain, &mut full] {
+        loop {
+            match tail.line(LINE_TIMEOUT) {
+                Ok(line) => assert!(!line.contains("cold"), "{line}"),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!("oort rule tail did not end with the rule ({e})"),
+            }
+        }
+        assert_eq!(tail.wait(), (Some(0), String::new()));
+    }
+
+    // A stopped rule cannot be tailed.
+    let err = server_error(&server.oort(&["rule", "tail", "hot"]));
+    assert!(err.starts_with("error: failed precondition: ") && err.contains("not running"), "{err}");
+}
+
+#[test]
+fn rule_status_shows_the_last_exception_of_an_operator() {
+    let server = Oortd::start();
+    success(&server.oort(&["stream", "create", SENSORS]));
+    success(&server.oort(&["rule", "create", "r", "--sql", "SELECT * FROM sensors", "--action", "log"]));
+    let good =
+        |device: &str| event(&[("temperature", Kind::FloatValue(21.0)), ("device", Kind::StringValue(device.into()))]);
+    let (mut tail, _) = tail(&server, &["rule", "tail", "r"], "sensors", &good("a"));
+
+    // A temperature that is not a number fails in the decoder; the rule goes on.
+    let bad = event(&[("temperature", Kind::StringValue("hot".into())), ("device", Kind::StringValue("x".into()))]);
+    assert_eq!(server.publish("sensors", vec![bad, good("after")]), 2);
+    // Events are processed in order: once "after" is out, the bad one was seen.
+    line_with(&mut tail, "after");
+
+    let text = success(&server.oort(&["rule", "status", "r"]));
+    assert!(text.lines().nth(1).is_some_and(|l| l.split_whitespace().eq(["State:", "running"])), "{text}");
+    let decoder = text.lines().find(|l| l.starts_with("op_decoder_0")).unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = decoder.split_whitespace().collect();
+    assert_eq!(cells[3], "1", "exceptions_total in\n{text}");
+    let exception = decoder.split_once("field temperature").map(|(_, rest)| rest);
+    assert!(exception.is_some_and(|e| e.contains("FLOAT")), "last_exception in\n{text}");
+
+    let value = json(&server.oort(&["rule", "status", "r", "--json"]));
+    let decoder = &value["operators"][1];
+    assert_eq!(decoder["name"], "op_decoder_0");
+    assert_eq!(decoder["exceptionsTotal"], "1");
+    assert!(decoder["lastException"].as_str().is_some_and(|e| e.starts_with("field temperature")), "{value}");
+    assert!(decoder["lastExceptionTime"].as_str().is_some_and(|t| t.ends_with('Z')), "{value}");
+    let records_in: u64 = decoder["recordsInTotal"].as_str().and_then(|n| n.parse().ok()).expect("a count");
+    let records_out: u64 = decoder["recordsOutTotal"].as_str().and_then(|n| n.parse().ok()).expect("a count");
+    assert_eq!(records_in, records_out + 1, "{value}");
 }
 
 // ---------------------------------------------------------------- the command itself

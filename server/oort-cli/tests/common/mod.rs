@@ -5,13 +5,21 @@
 //! `oortd` is not a dependency of this crate, so cargo does not build it for
 //! these tests: it must already be in the same target directory as `oort`
 //! (`scripts/test.sh` runs `cargo build --workspace --bins` before testing).
+//!
+//! There is no `oort` command to publish events yet, so [`Oortd::publish`]
+//! uses the generated gRPC client of `EventService` directly, and [`Tail`]
+//! runs a long-lived `oort` (such as `oort rule tail`) and reads its output
+//! line by line.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use oort_proto::v1::event_service_client::EventServiceClient;
+use oort_proto::v1::{Event, PublishRequest, Value, value};
 
 /// How long `oortd` may take to log the address it listens on.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -97,6 +105,106 @@ impl Oortd {
         let mut all = vec!["--server", self.addr.as_str()];
         all.extend_from_slice(args);
         run_oort(&all, stdin, &[])
+    }
+
+    /// Starts `oort --server <this server> ARGS...` in the background, with its
+    /// stdout read line by line (for `oort rule tail`).
+    pub fn spawn_oort(&self, args: &[&str]) -> Tail {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_oort"))
+            .arg("--server")
+            .arg(&self.addr)
+            .args(args)
+            .env_remove("OORT_SERVER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("oort runs");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Tail { child, lines }
+    }
+
+    /// Publishes `events` to `stream` with `EventService.Publish` (one call,
+    /// client-streaming) and returns how many the server accepted.
+    pub fn publish(&self, stream: &str, events: Vec<Event>) -> u64 {
+        let url = format!("http://{}", self.addr);
+        let requests: Vec<PublishRequest> =
+            events.into_iter().map(|event| PublishRequest { stream: stream.to_owned(), event: Some(event) }).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+        runtime.block_on(async move {
+            let mut client = EventServiceClient::connect(url).await.expect("connect to oortd");
+            let response = client.publish(tokio_stream::iter(requests)).await.expect("Publish succeeds");
+            response.into_inner().accepted
+        })
+    }
+}
+
+/// An event with these fields.
+pub fn event(fields: &[(&str, value::Kind)]) -> Event {
+    Event {
+        fields: fields.iter().map(|(name, kind)| ((*name).to_owned(), Value { kind: Some(kind.clone()) })).collect(),
+        ..Default::default()
+    }
+}
+
+/// A running `oort` whose stdout is read line by line; killed on drop.
+pub struct Tail {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Tail {
+    /// The next line of stdout; `Err(Timeout)` if none came within `timeout`,
+    /// `Err(Disconnected)` once stdout is closed and every line was read.
+    pub fn line(&self, timeout: Duration) -> Result<String, mpsc::RecvTimeoutError> {
+        self.lines.recv_timeout(timeout)
+    }
+
+    /// Like [`Tail::line`], but panics with what the command printed on
+    /// stderr if no line comes.
+    #[track_caller]
+    pub fn expect_line(&mut self, timeout: Duration) -> String {
+        match self.line(timeout) {
+            Ok(line) => line,
+            Err(e) => panic!("no line from oort ({e}); stderr:\n{}", self.kill()),
+        }
+    }
+
+    /// Waits for the command to end by itself, once its stdout is closed
+    /// (`line` returned `Disconnected`), and returns its exit code and stderr.
+    pub fn wait(&mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().expect("wait for oort");
+        (status.code(), self.stderr())
+    }
+
+    /// Kills the command and returns what it printed on stderr.
+    pub fn kill(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr()
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
