@@ -6,12 +6,20 @@
 //!   sink whose output clients read with `RuleService.TailRule`.
 //! - [`log`]: the `log` sink, results into the server log.
 //! - [`httppush`]: the `httppush` source, events POSTed over HTTP.
+//! - [`file`](mod@file): the `file` source and sink, rows read from and appended to local files.
+//! - [`rest`]: the `rest` sink, each payload sent as an HTTP request.
+//! - [`encode`]: [`encode::SinkEncoder`], the common sink properties (`sendSingle`, `dataTemplate`, ...).
+//! - [`mqtt`]: the `mqtt` source and sink, subscribing to and publishing on an MQTT broker.
 
 pub mod bus;
+pub mod encode;
+pub mod file;
 pub mod grpc;
 pub mod httppush;
 pub mod log;
 pub mod memory;
+pub mod mqtt;
+pub mod rest;
 
 use std::sync::Arc;
 
@@ -38,4 +46,9 @@ pub fn register_all(registry: &ConnectorRegistry, buses: &Buses) {
     registry.register_sink("grpc", Arc::new(grpc::GrpcSinkFactory));
     registry.register_sink("log", Arc::new(log::LogSinkFactory));
     registry.register_source("httppush", Arc::new(httppush::HttpPushSourceFactory(Arc::clone(&buses.http))));
+    registry.register_source("mqtt", Arc::new(mqtt::MqttSourceFactory::new()));
+    registry.register_sink("mqtt", Arc::new(mqtt::MqttSinkFactory));
+    registry.register_source("file", Arc::new(file::FileSourceFactory));
+    registry.register_sink("file", Arc::new(file::FileSinkFactory));
+    registry.register_sink("rest", Arc::new(rest::RestSinkFactory));
 }

@@ -15,7 +15,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 /// A running oortd under measurement.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: String,
 }
@@ -23,7 +23,7 @@ struct Server {
 impl Server {
     /// Spawns oortd and waits for its "listening" line; returns it with the
     /// time from spawn to health SERVING.
-    async fn start(binary: &Path, data_dir: &Path) -> Result<(Server, Duration)> {
+    pub(crate) async fn start(binary: &Path, data_dir: &Path) -> Result<(Server, Duration)> {
         let started = Instant::now();
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -50,12 +50,12 @@ impl Server {
         Ok((server, started.elapsed()))
     }
 
-    async fn channel(&self) -> Result<Channel> {
+    pub(crate) async fn channel(&self) -> Result<Channel> {
         Ok(Channel::from_shared(format!("http://{}", self.addr))?.connect().await?)
     }
 
     /// Resident set size from /proc, in KiB.
-    fn rss_kib(&self) -> Result<u64> {
+    pub(crate) fn rss_kib(&self) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         status
             .lines()
@@ -65,7 +65,7 @@ impl Server {
     }
 
     /// SIGTERM, then wait for a clean exit.
-    fn stop(mut self) -> Result<()> {
+    pub(crate) fn stop(mut self) -> Result<()> {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
         if !status.success() {
             bail!("kill failed");
@@ -86,13 +86,13 @@ impl Drop for Server {
 }
 
 /// Latency percentiles of a sample, in microseconds.
-struct Percentiles {
-    p50: f64,
-    p99: f64,
-    max: f64,
+pub(crate) struct Percentiles {
+    pub(crate) p50: f64,
+    pub(crate) p99: f64,
+    pub(crate) max: f64,
 }
 
-fn percentiles(samples: &mut [Duration]) -> Percentiles {
+pub(crate) fn percentiles(samples: &mut [Duration]) -> Percentiles {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6;
     Percentiles { p50: at(0.50), p99: at(0.99), max: at(1.0) }

@@ -6,9 +6,12 @@
 //!   same run.
 //! - `engine` ([`engine`]): runs rules in this process on one core and measures
 //!   events per second through the real engine, against a pass-through rule.
+//! - `latency` ([`latency`]): Publish → TailRule latency through a real `oortd`
+//!   at a steady rate, against a GetRule round trip.
 
 mod control_plane;
 mod engine;
+mod latency;
 
 use std::path::PathBuf;
 
@@ -39,6 +42,18 @@ enum Cmd {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Publish → TailRule latency through a real oortd at a steady rate.
+    Latency {
+        /// The oortd binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/oortd")]
+        oortd: PathBuf,
+        /// Events per second.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        /// Events to send.
+        #[arg(long, default_value_t = 50_000)]
+        events: usize,
+    },
     /// Events per second through the engine on one core.
     Engine {
         /// Events per measured run.
@@ -54,6 +69,9 @@ fn main() -> Result<()> {
     match Args::parse().command {
         Cmd::ControlPlane { oortd, rules, startups, data_dir } => {
             tokio::runtime::Runtime::new()?.block_on(control_plane::run(&oortd, rules, startups, data_dir))
+        }
+        Cmd::Latency { oortd, rate, events } => {
+            tokio::runtime::Runtime::new()?.block_on(latency::run(&oortd, rate, events))
         }
         // One core: the engine's figures are per core, so its runtime has one thread.
         Cmd::Engine { events, keys } => {

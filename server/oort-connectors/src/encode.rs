@@ -1,0 +1,703 @@
+//! [`SinkEncoder`]: turns a rule's results into the payloads a sink sends,
+//! following eKuiper's common sink properties.
+//!
+//! A sink hands the encoder its whole action properties; the encoder reads its
+//! own keys and ignores the others (they belong to the sink or to the engine).
+//!
+//! | property | type, default | meaning |
+//! |---|---|---|
+//! | `sendSingle` | bool, `false` | `true`: one payload per row. `false`: one payload per result, a JSON array of its rows. |
+//! | `omitIfEmpty` | bool, `false` | `true`: an empty result produces no payload (instead of `[]`). |
+//! | `dataTemplate` | string, none | A template rendering each payload (see below). |
+//! | `dataField` | string, none | Keep only this field of each row (or of the template's JSON output). |
+//! | `fields` | list of strings, none | Keep only these fields of each row, in this order; a missing field is `null`. |
+//! | `format` | `"json"` (default) or `"binary"` | `binary`: the payload is the value of the row's single BYTEA field, as is. |
+//!
+//! The steps, in eKuiper's order: group the rows (`sendSingle`), render the
+//! template, extract `dataField`, select `fields`, encode per `format`.
+//!
+//! # Templates
+//!
+//! eKuiper's `dataTemplate` is a Go `text/template`; **Oort's uses the
+//! [minijinja](https://docs.rs/minijinja) syntax** (Jinja2), so eKuiper
+//! templates must be rewritten:
+//!
+//! | eKuiper (Go) | Oort (minijinja) |
+//! |---|---|
+//! | `{{.temperature}}` | `{{ temperature }}` |
+//! | `{{json .}}` / `{{toJson .}}` (sendSingle) | `{{ row \| tojson }}` |
+//! | `{{json .}}` (array) | `{{ rows \| tojson }}` |
+//! | `{{index . 0 "ab"}}` | `{{ rows[0].ab }}` |
+//! | `{{range .}}{{.ab}}{{end}}` | `{% for r in rows %}{{ r.ab }}{% endfor %}` |
+//! | `{{if lt .t 30.0}}a{{else}}b{{end}}` | `{% if t < 30 %}a{% else %}b{% endif %}` |
+//!
+//! What a template sees:
+//! - with `sendSingle: true`, it is rendered once per row; every field of the
+//!   row is a variable (`{{ temperature }}`), and `row` is the whole row (a
+//!   field named `row` takes precedence over it);
+//! - with `sendSingle: false`, it is rendered once per result; `rows` and its
+//!   alias `data` are the list of rows.
+//!
+//! Values appear as in Oort's JSON output: BYTEA as base64 text, DATETIME as
+//! RFC 3339 text. A NULL prints as `null` and booleans as `true`/`false` (so
+//! `{"t": {{ t }}}` stays valid JSON); an undefined variable (a field the row does not have) prints as
+//! nothing; strings print without quotes (use `{{ s | tojson }}` to quote
+//! them). There is no HTML escaping. minijinja's built-in filters and tests are
+//! available (`tojson`, `round`, `upper`, `default`, `length`, `urlencode`, ...).
+//!
+//! The template's output is the payload as is, unless `dataField` or `fields`
+//! is also set: then the output must be JSON, which is parsed, narrowed, and
+//! encoded again. A template with a syntax error is rejected when the rule is
+//! created.
+//!
+//! # Not supported yet
+//!
+//! `format` values `protobuf`, `delimited` and `custom`, `schemaId`,
+//! `compression` and `encryption` are rejected as configuration errors rather
+//! than ignored. eKuiper's Go template functions (sprig) have no equivalent
+//! beyond minijinja's built-ins.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use oort_engine::json::{JsonValue, value_to_json};
+use oort_engine::{ConnectorError, Map, Value};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+/// The action properties the encoder reads; every other key is ignored.
+const ENCODER_KEYS: [&str; 6] = ["sendSingle", "omitIfEmpty", "dataTemplate", "dataField", "fields", "format"];
+
+/// eKuiper common sink properties Oort does not implement yet: rejected when set.
+const UNSUPPORTED_KEYS: [&str; 3] = ["schemaId", "compression", "encryption"];
+
+/// The name the template is registered under, shown in its error messages.
+const TEMPLATE_NAME: &str = "dataTemplate";
+
+/// The encoder's properties, as written in a rule action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+struct EncoderProps {
+    /// One payload per row instead of one JSON array per result.
+    send_single: bool,
+    /// No payload at all for an empty result.
+    omit_if_empty: bool,
+    /// A minijinja template rendering each payload; empty means none.
+    data_template: Option<String>,
+    /// The one field to keep of each row (or of the template's output); empty means none.
+    data_field: Option<String>,
+    /// The fields to keep, in order.
+    fields: Option<Vec<String>>,
+    /// `json` (default) or `binary`.
+    format: Option<String>,
+}
+
+/// How a payload is serialized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON text.
+    Json,
+    /// The bytes of a BYTEA value, as they are.
+    Binary,
+}
+
+/// Encodes results into payloads per eKuiper's common sink properties; see the
+/// [module documentation](self) for the properties and the template syntax.
+#[derive(Debug)]
+pub struct SinkEncoder {
+    send_single: bool,
+    omit_if_empty: bool,
+    template: Option<Environment<'static>>,
+    data_field: Option<Arc<str>>,
+    fields: Option<Vec<Arc<str>>>,
+    format: Format,
+}
+
+/// What `dataField` or `fields` yields for a missing field.
+static NULL: Value = Value::Null;
+
+impl SinkEncoder {
+    /// Reads the encoder's properties out of an action's properties, ignoring
+    /// the keys that are not the encoder's. A wrong type or value, or a
+    /// template with a syntax error, is a [`ConnectorError::Config`].
+    pub fn from_props(props: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ConnectorError> {
+        for key in UNSUPPORTED_KEYS {
+            if props.get(key).is_some_and(|v| !v.is_null() && v.as_str() != Some("")) {
+                return Err(ConnectorError::Config(format!("the sink property `{key}` is not supported yet")));
+            }
+        }
+        let props: EncoderProps = props_subset(props, &ENCODER_KEYS)?;
+
+        let format = match props.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("json") => Format::Json,
+            Some("binary") => Format::Binary,
+            Some(f @ ("protobuf" | "delimited" | "custom")) => {
+                return Err(ConnectorError::Config(format!(
+                    "the sink format \"{f}\" is not supported yet; use json or binary"
+                )));
+            }
+            Some(other) => {
+                return Err(ConnectorError::Config(format!("unknown sink format \"{other}\"; use json or binary")));
+            }
+        };
+        let template = match props.data_template.filter(|t| !t.is_empty()) {
+            Some(source) => Some(compile(source)?),
+            None => None,
+        };
+        let data_field = props.data_field.filter(|f| !f.is_empty()).map(Arc::from);
+        let fields: Option<Vec<Arc<str>>> = props.fields.map(|fields| fields.into_iter().map(Arc::from).collect());
+        if let Some(fields) = &fields
+            && let Some(empty) = fields.iter().position(|f| f.is_empty())
+        {
+            return Err(ConnectorError::Config(format!("sink property `fields`: entry {empty} is empty")));
+        }
+        if format == Format::Binary {
+            if template.is_some() {
+                return Err(ConnectorError::Config(
+                    "format \"binary\" sends a BYTEA value as is and cannot be combined with dataTemplate".into(),
+                ));
+            }
+            if !props.send_single {
+                return Err(ConnectorError::Config(
+                    "format \"binary\" sends one BYTEA value per payload: set sendSingle to true".into(),
+                ));
+            }
+        }
+        Ok(Self {
+            send_single: props.send_single,
+            omit_if_empty: props.omit_if_empty,
+            template,
+            data_field,
+            fields,
+            format,
+        })
+    }
+
+    /// Whether each row is a payload of its own.
+    pub fn send_single(&self) -> bool {
+        self.send_single
+    }
+
+    /// Whether a `dataTemplate` is set.
+    pub fn has_template(&self) -> bool {
+        self.template.is_some()
+    }
+
+    /// The payload format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Encodes one result (the rows a rule emitted at once) into the payloads
+    /// to send, in order. An error means a row could not be encoded (a
+    /// template failing on it, a `binary` row without a single BYTEA field):
+    /// retrying the same rows fails the same way.
+    pub fn encode(&self, rows: &[Map]) -> Result<Vec<Vec<u8>>, ConnectorError> {
+        if rows.is_empty() && self.omit_if_empty {
+            return Ok(Vec::new());
+        }
+        if self.send_single {
+            rows.iter().map(|row| self.encode_unit(Unit::Row(row))).collect()
+        } else {
+            Ok(vec![self.encode_unit(Unit::Rows(rows))?])
+        }
+    }
+
+    /// The rows as records of (name, value) in column order, with `dataField`
+    /// and `fields` applied, for sinks that write tables (CSV). Ignores
+    /// `sendSingle`, `dataTemplate` and `format`, which such sinks reject.
+    pub fn records<'a>(&'a self, rows: &'a [Map]) -> Result<Vec<Vec<(&'a str, &'a Value)>>, ConnectorError> {
+        rows.iter()
+            .map(|row| match self.narrow(Node::Map(row))? {
+                Node::Map(map) => Ok(map.iter().map(|(k, v)| (k.as_ref(), v)).collect()),
+                Node::Object(pairs) => Ok(pairs),
+                other => Err(encode_error(format!("a row narrowed by dataField is {}, not a struct", other.kind()))),
+            })
+            .collect()
+    }
+
+    fn encode_unit(&self, unit: Unit<'_>) -> Result<Vec<u8>, ConnectorError> {
+        let parsed;
+        let node = match &self.template {
+            Some(env) => {
+                let text = render(env, unit)?;
+                if self.data_field.is_none() && self.fields.is_none() {
+                    return Ok(text.into_bytes());
+                }
+                let JsonValue(value) = serde_json::from_str(&text).map_err(|e| {
+                    encode_error(format!("dataTemplate output is not JSON ({e}), so dataField/fields cannot apply"))
+                })?;
+                parsed = value;
+                Node::of(&parsed)
+            }
+            None => match unit {
+                Unit::Row(row) => Node::Map(row),
+                Unit::Rows(rows) => Node::List(rows.iter().map(Node::Map).collect()),
+            },
+        };
+        let node = self.narrow(node)?;
+        match self.format {
+            Format::Json => serde_json::to_vec(&node).map_err(|e| encode_error(e.to_string())),
+            Format::Binary => node.into_bytes(),
+        }
+    }
+
+    /// Applies `dataField`, then `fields`.
+    fn narrow<'a>(&'a self, node: Node<'a>) -> Result<Node<'a>, ConnectorError> {
+        let node = match &self.data_field {
+            Some(field) => node.data_field(field),
+            None => node,
+        };
+        match &self.fields {
+            Some(fields) => node.select(fields),
+            None => Ok(node),
+        }
+    }
+}
+
+/// What one payload is made of.
+#[derive(Clone, Copy)]
+enum Unit<'a> {
+    /// One row (`sendSingle`).
+    Row(&'a Map),
+    /// A whole result.
+    Rows(&'a [Map]),
+}
+
+/// A payload's content before serialization, borrowing the rows.
+enum Node<'a> {
+    /// A row or a struct value.
+    Map(&'a Map),
+    /// A row narrowed by `fields`: its pairs in order.
+    Object(Vec<(&'a str, &'a Value)>),
+    /// A result, or a list value.
+    List(Vec<Node<'a>>),
+    /// Any other value.
+    Value(&'a Value),
+}
+
+impl<'a> Node<'a> {
+    fn of(value: &'a Value) -> Self {
+        match value {
+            Value::Map(map) => Node::Map(map),
+            Value::List(items) => Node::List(items.iter().map(Node::of).collect()),
+            other => Node::Value(other),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Node::Map(_) | Node::Object(_) => "a struct",
+            Node::List(_) => "an array",
+            Node::Value(v) => v.type_name(),
+        }
+    }
+
+    /// The field `name` of a row; of each row of a list.
+    fn data_field(self, name: &str) -> Self {
+        match self {
+            Node::Map(map) => Node::of(map.get(name).unwrap_or(&NULL)),
+            Node::Object(pairs) => Node::of(pairs.iter().find(|(k, _)| *k == name).map_or(&NULL, |(_, v)| *v)),
+            Node::List(items) => Node::List(items.into_iter().map(|n| n.data_field(name)).collect()),
+            Node::Value(_) => Node::Value(&NULL),
+        }
+    }
+
+    /// The fields `names` of a row, in order; of each row of a list.
+    fn select(self, names: &'a [Arc<str>]) -> Result<Self, ConnectorError> {
+        match self {
+            Node::Map(map) => {
+                Ok(Node::Object(names.iter().map(|n| (n.as_ref(), map.get(n.as_ref()).unwrap_or(&NULL))).collect()))
+            }
+            Node::Object(pairs) => Ok(Node::Object(
+                names
+                    .iter()
+                    .map(|n| (n.as_ref(), pairs.iter().find(|(k, _)| *k == n.as_ref()).map_or(&NULL, |(_, v)| *v)))
+                    .collect(),
+            )),
+            Node::List(items) => Ok(Node::List(items.into_iter().map(|n| n.select(names)).collect::<Result<_, _>>()?)),
+            Node::Value(v) => Err(encode_error(format!("fields cannot be selected from a {} value", v.type_name()))),
+        }
+    }
+
+    /// The bytes of the single BYTEA value this node is or holds.
+    fn into_bytes(self) -> Result<Vec<u8>, ConnectorError> {
+        let value = match &self {
+            Node::Value(v) => Some(*v),
+            Node::Map(map) if map.len() == 1 => map.values().next(),
+            Node::Object(pairs) if pairs.len() == 1 => pairs.first().map(|(_, v)| *v),
+            _ => None,
+        };
+        match value {
+            Some(Value::Bytes(bytes)) => Ok(bytes.to_vec()),
+            Some(other) => Err(encode_error(format!(
+                "format \"binary\" needs a BYTEA value, got {} (use dataField or fields to pick one)",
+                other.type_name()
+            ))),
+            None => Err(encode_error(format!(
+                "format \"binary\" needs a row with exactly one field, a BYTEA value; got {} (use dataField or \
+                 fields to pick one)",
+                match &self {
+                    Node::Map(map) => format!("{} fields", map.len()),
+                    Node::Object(pairs) => format!("{} fields", pairs.len()),
+                    other => other.kind().to_owned(),
+                }
+            ))),
+        }
+    }
+}
+
+impl Serialize for Node<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Map(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (k, v) in map.iter() {
+                    out.serialize_entry(k.as_ref(), &value_to_json(v))?;
+                }
+                out.end()
+            }
+            Node::Object(pairs) => {
+                let mut out = serializer.serialize_map(Some(pairs.len()))?;
+                for (k, v) in pairs {
+                    out.serialize_entry(k, &value_to_json(v))?;
+                }
+                out.end()
+            }
+            Node::List(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(item)?;
+                }
+                out.end()
+            }
+            Node::Value(v) => value_to_json(v).serialize(serializer),
+        }
+    }
+}
+
+/// Compiles a `dataTemplate`: minijinja syntax, no escaping, NULL printed as
+/// `null` and booleans as `true`/`false`, as JSON has them.
+fn compile(source: String) -> Result<Environment<'static>, ConnectorError> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    env.set_formatter(|out, state, value| {
+        if value.is_none() {
+            out.write_str("null")?;
+            Ok(())
+        } else if value.kind() == minijinja::value::ValueKind::Bool {
+            out.write_str(if value.is_true() { "true" } else { "false" })?;
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
+    env.add_template_owned(TEMPLATE_NAME, source)
+        .map_err(|e| ConnectorError::Config(format!("invalid dataTemplate: {}", describe(&e))))?;
+    Ok(env)
+}
+
+/// Renders the template for one payload.
+fn render(env: &Environment<'static>, unit: Unit<'_>) -> Result<String, ConnectorError> {
+    let context = match unit {
+        Unit::Row(row) => {
+            let mut vars: BTreeMap<&str, minijinja::Value> = BTreeMap::new();
+            vars.insert("row", map_value(row));
+            for (k, v) in row.iter() {
+                vars.insert(k, template_value(v));
+            }
+            minijinja::Value::from_iter(vars)
+        }
+        Unit::Rows(rows) => {
+            let list = minijinja::Value::from_iter(rows.iter().map(map_value));
+            minijinja::Value::from_iter([("rows", list.clone()), ("data", list)])
+        }
+    };
+    env.get_template(TEMPLATE_NAME)
+        .and_then(|t| t.render(context))
+        .map_err(|e| encode_error(format!("dataTemplate: {}", describe(&e))))
+}
+
+/// Deserializes the properties named in `keys` (ignoring the others, and
+/// null values) into a config type; an error names the faulty property.
+pub(crate) fn props_subset<T: DeserializeOwned>(
+    props: &serde_json::Map<String, serde_json::Value>,
+    keys: &[&str],
+) -> Result<T, ConnectorError> {
+    let own = |only: Option<&str>| -> serde_json::Value {
+        serde_json::Value::Object(
+            props
+                .iter()
+                .filter(|(k, v)| keys.contains(&k.as_str()) && !v.is_null() && only.is_none_or(|o| o == k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
+    serde_json::from_value(own(None)).map_err(|e| {
+        // Find the property at fault: the first that fails on its own.
+        let key = keys.iter().find(|k| props.contains_key(**k) && serde_json::from_value::<T>(own(Some(k))).is_err());
+        match key {
+            Some(key) => ConnectorError::Config(format!("property `{key}`: {e}")),
+            None => ConnectorError::Config(format!("properties: {e}")),
+        }
+    })
+}
+
+/// A minijinja error with its line and its causes.
+fn describe(e: &minijinja::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn map_value(map: &Map) -> minijinja::Value {
+    minijinja::Value::from_iter(map.iter().map(|(k, v)| (k.as_ref(), template_value(v))))
+}
+
+/// A value as templates see it: as in JSON output (BYTEA base64, DATETIME RFC 3339).
+fn template_value(value: &Value) -> minijinja::Value {
+    match value {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Int(i) => minijinja::Value::from(*i),
+        Value::Float(f) => minijinja::Value::from(*f),
+        Value::String(s) => minijinja::Value::from(s.as_ref()),
+        Value::Bytes(_) | Value::Timestamp(_) => minijinja::Value::from_serialize(value_to_json(value)),
+        Value::List(items) => minijinja::Value::from_iter(items.iter().map(template_value)),
+        Value::Map(map) => map_value(map),
+    }
+}
+
+/// A result that cannot be encoded.
+fn encode_error(message: String) -> ConnectorError {
+    ConnectorError::External(format!("cannot encode the result: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn encoder(props: serde_json::Value) -> Result<SinkEncoder, ConnectorError> {
+        match props {
+            serde_json::Value::Object(map) => SinkEncoder::from_props(&map),
+            _ => panic!("props must be an object"),
+        }
+    }
+
+    fn row(json: serde_json::Value) -> Map {
+        match oort_engine::json::json_to_value(&json) {
+            Value::Map(map) => Arc::unwrap_or_clone(map),
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    fn rows() -> Vec<Map> {
+        vec![row(json!({"a": 1, "b": "x", "c": 1.5})), row(json!({"a": 2, "b": "y", "c": null}))]
+    }
+
+    fn texts(payloads: Vec<Vec<u8>>) -> Vec<String> {
+        payloads.into_iter().map(|p| String::from_utf8(p).unwrap()).collect()
+    }
+
+    fn config_error(props: serde_json::Value) -> String {
+        match encoder(props) {
+            Err(ConnectorError::Config(m)) => m,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_is_one_json_array_per_result() {
+        let enc = encoder(json!({})).unwrap();
+        assert!(!enc.send_single() && !enc.has_template() && enc.format() == Format::Json);
+        assert_eq!(texts(enc.encode(&rows()).unwrap()), vec![r#"[{"a":1,"b":"x","c":1.5},{"a":2,"b":"y","c":null}]"#]);
+        assert_eq!(texts(enc.encode(&[]).unwrap()), vec!["[]"]);
+    }
+
+    #[test]
+    fn other_props_are_ignored() {
+        let enc = encoder(json!({"url": "http://x", "path": 3, "bufferLength": 1024, "sendSingle": true})).unwrap();
+        assert!(enc.send_single());
+    }
+
+    #[test]
+    fn send_single_gives_one_object_per_row() {
+        let enc = encoder(json!({"sendSingle": true})).unwrap();
+        assert_eq!(
+            texts(enc.encode(&rows()).unwrap()),
+            vec![r#"{"a":1,"b":"x","c":1.5}"#, r#"{"a":2,"b":"y","c":null}"#]
+        );
+        assert!(enc.encode(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn omit_if_empty_drops_empty_results() {
+        let enc = encoder(json!({"omitIfEmpty": true})).unwrap();
+        assert!(enc.encode(&[]).unwrap().is_empty());
+        assert_eq!(enc.encode(&rows()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn fields_keep_the_given_order_and_fill_missing_with_null() {
+        let enc = encoder(json!({"fields": ["c", "a", "zz"]})).unwrap();
+        assert_eq!(
+            texts(enc.encode(&rows()).unwrap()),
+            vec![r#"[{"c":1.5,"a":1,"zz":null},{"c":null,"a":2,"zz":null}]"#]
+        );
+        let enc = encoder(json!({"fields": ["b"], "sendSingle": true})).unwrap();
+        assert_eq!(texts(enc.encode(&rows()).unwrap()), vec![r#"{"b":"x"}"#, r#"{"b":"y"}"#]);
+    }
+
+    #[test]
+    fn data_field_extracts_a_field() {
+        let data = vec![row(json!({"tele": {"h": 80, "t": 31, "id": 1}, "id": 1}))];
+        let enc = encoder(json!({"dataField": "tele", "sendSingle": true})).unwrap();
+        assert_eq!(texts(enc.encode(&data).unwrap()), vec![r#"{"h":80,"id":1,"t":31}"#]);
+        let enc = encoder(json!({"dataField": "tele", "fields": ["t", "h"]})).unwrap();
+        assert_eq!(texts(enc.encode(&data).unwrap()), vec![r#"[{"t":31,"h":80}]"#]);
+        let enc = encoder(json!({"dataField": "id", "sendSingle": true})).unwrap();
+        assert_eq!(texts(enc.encode(&data).unwrap()), vec!["1"]);
+        let enc = encoder(json!({"dataField": "id", "fields": ["x"], "sendSingle": true})).unwrap();
+        assert!(matches!(enc.encode(&data), Err(ConnectorError::External(m)) if m.contains("bigint")));
+    }
+
+    #[test]
+    fn template_sees_the_row_with_send_single() {
+        let enc = encoder(json!({
+            "sendSingle": true,
+            "dataTemplate": r#"{"v": {{ a }}, "s": "{{ b }}", "c": {{ c }}, "all": {{ row | tojson }}}"#,
+        }))
+        .unwrap();
+        assert_eq!(
+            texts(enc.encode(&rows()).unwrap()),
+            vec![
+                r#"{"v": 1, "s": "x", "c": 1.5, "all": {"a":1,"b":"x","c":1.5}}"#,
+                r#"{"v": 2, "s": "y", "c": null, "all": {"a":2,"b":"y","c":null}}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn template_sees_rows_and_data_without_send_single() {
+        let enc = encoder(json!({
+            "dataTemplate": "{% for r in rows %}{{ r.b }}{% if not loop.last %},{% endif %}{% endfor %}|{{ data[0].a }}|{{ rows | length }}",
+        }))
+        .unwrap();
+        assert_eq!(texts(enc.encode(&rows()).unwrap()), vec!["x,y|1|2"]);
+    }
+
+    #[test]
+    fn a_field_named_row_wins_over_the_whole_row() {
+        let enc = encoder(json!({"sendSingle": true, "dataTemplate": "{{ row }}"})).unwrap();
+        assert_eq!(texts(enc.encode(&[row(json!({"row": 7}))]).unwrap()), vec!["7"]);
+    }
+
+    #[test]
+    fn template_values_look_like_json_output() {
+        let mut r = Map::new();
+        r.insert("bin".into(), Value::Bytes(b"hi"[..].into()));
+        r.insert("ok".into(), Value::Bool(true));
+        r.insert("tags".into(), Value::list(vec![Value::from("p"), Value::Int(2)]));
+        let enc =
+            encoder(json!({"sendSingle": true, "dataTemplate": "{{ bin }} {{ ok }} {{ tags[1] }} {{ missing }}."}))
+                .unwrap();
+        assert_eq!(texts(enc.encode(&[r]).unwrap()), vec!["aGk= true 2 ."]);
+        // No HTML escaping.
+        let enc = encoder(json!({"sendSingle": true, "dataTemplate": "{{ b }}"})).unwrap();
+        assert_eq!(texts(enc.encode(&[row(json!({"b": "<a&b>"}))]).unwrap()), vec!["<a&b>"]);
+    }
+
+    #[test]
+    fn template_then_fields_parses_the_output() {
+        let enc = encoder(json!({
+            "sendSingle": true,
+            "dataTemplate": r#"{"x": {{ a * 10 }}, "y": "{{ b }}", "z": 0}"#,
+            "fields": ["y", "x"],
+        }))
+        .unwrap();
+        assert_eq!(texts(enc.encode(&rows()).unwrap()), vec![r#"{"y":"x","x":10}"#, r#"{"y":"y","x":20}"#]);
+        let enc = encoder(json!({"dataTemplate": "{{ rows | tojson }}", "fields": ["b"]})).unwrap();
+        assert_eq!(texts(enc.encode(&rows()).unwrap()), vec![r#"[{"b":"x"},{"b":"y"}]"#]);
+        let enc = encoder(json!({"dataTemplate": r#"{"w": {"b": 1}}"#, "dataField": "w"})).unwrap();
+        assert_eq!(texts(enc.encode(&rows()).unwrap()), vec![r#"{"b":1}"#]);
+        let enc = encoder(json!({"dataTemplate": "not json", "fields": ["b"]})).unwrap();
+        assert!(matches!(enc.encode(&rows()), Err(ConnectorError::External(m)) if m.contains("not JSON")));
+    }
+
+    #[test]
+    fn template_errors() {
+        let m = config_error(json!({"dataTemplate": "{% for r in rows %}"}));
+        assert!(m.contains("invalid dataTemplate"), "{m}");
+        let m = config_error(json!({"dataTemplate": "{{ a "}));
+        assert!(m.contains("invalid dataTemplate"), "{m}");
+        // An error while rendering shows when encoding.
+        let enc = encoder(json!({"sendSingle": true, "dataTemplate": "{{ a.b.c }}"})).unwrap();
+        assert!(matches!(enc.encode(&rows()), Err(ConnectorError::External(m)) if m.contains("dataTemplate")));
+        // An empty template is no template.
+        assert!(!encoder(json!({"dataTemplate": ""})).unwrap().has_template());
+    }
+
+    #[test]
+    fn binary_sends_the_bytes_of_the_single_field() {
+        let mut r = Map::new();
+        r.insert("img".into(), Value::Bytes(vec![0u8, 255, 7].into()));
+        let enc = encoder(json!({"format": "binary", "sendSingle": true})).unwrap();
+        assert_eq!(enc.format(), Format::Binary);
+        assert_eq!(enc.encode(std::slice::from_ref(&r)).unwrap(), vec![vec![0u8, 255, 7]]);
+
+        let mut two = r.clone();
+        two.insert("id".into(), Value::Int(1));
+        let err = enc.encode(std::slice::from_ref(&two)).unwrap_err();
+        assert!(matches!(&err, ConnectorError::External(m) if m.contains("exactly one field")), "{err:?}");
+        // fields or dataField pick the bytes out of a wider row.
+        let enc = encoder(json!({"format": "BINARY", "sendSingle": true, "fields": ["img"]})).unwrap();
+        assert_eq!(enc.encode(std::slice::from_ref(&two)).unwrap(), vec![vec![0u8, 255, 7]]);
+        let enc = encoder(json!({"format": "binary", "sendSingle": true, "dataField": "img"})).unwrap();
+        assert_eq!(enc.encode(std::slice::from_ref(&two)).unwrap(), vec![vec![0u8, 255, 7]]);
+        let enc = encoder(json!({"format": "binary", "sendSingle": true, "dataField": "id"})).unwrap();
+        assert!(matches!(enc.encode(&[two]), Err(ConnectorError::External(m)) if m.contains("got bigint")));
+    }
+
+    #[test]
+    fn binary_needs_send_single_and_no_template() {
+        assert!(config_error(json!({"format": "binary"})).contains("sendSingle"));
+        let m = config_error(json!({"format": "binary", "sendSingle": true, "dataTemplate": "x"}));
+        assert!(m.contains("dataTemplate"), "{m}");
+    }
+
+    #[test]
+    fn bad_props_are_config_errors() {
+        assert!(config_error(json!({"sendSingle": "yes"})).contains("property `sendSingle`"));
+        assert!(config_error(json!({"fields": "a"})).contains("property `fields`"));
+        assert!(config_error(json!({"omitIfEmpty": 1, "sendSingle": true})).contains("property `omitIfEmpty`"));
+        assert!(config_error(json!({"fields": ["a", ""]})).contains("entry 1"));
+        assert!(config_error(json!({"format": "protobuf"})).contains("not supported yet"));
+        assert!(config_error(json!({"format": "xml"})).contains("unknown sink format"));
+        assert!(config_error(json!({"schemaId": "s.proto"})).contains("schemaId"));
+        assert!(config_error(json!({"compression": "gzip"})).contains("compression"));
+        // Empty or null values of unsupported keys are accepted, as eKuiper's defaults.
+        assert!(encoder(json!({"compression": "", "encryption": null, "format": null})).is_ok());
+    }
+
+    #[test]
+    fn records_apply_data_field_and_fields() {
+        let enc = encoder(json!({"fields": ["b", "a"]})).unwrap();
+        let data = rows();
+        let records = enc.records(&data).unwrap();
+        assert_eq!(records[0], vec![("b", &Value::from("x")), ("a", &Value::Int(1))]);
+        let enc = encoder(json!({})).unwrap();
+        let records = enc.records(&data).unwrap();
+        assert_eq!(records[1].iter().map(|(k, _)| *k).collect::<Vec<_>>(), ["a", "b", "c"]);
+        let enc = encoder(json!({"dataField": "a"})).unwrap();
+        assert!(enc.records(&data).is_err());
+    }
+}

@@ -1,0 +1,276 @@
+//! The `file` sink; see [the module documentation](super).
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use oort_engine::json::value_to_json;
+use oort_engine::{ConnectorError, Map, Sink, SinkConfig, SinkFactory, Value};
+use serde::Deserialize;
+
+use crate::encode::{Format, SinkEncoder, props_subset};
+
+/// Builds `file` sinks.
+pub struct FileSinkFactory;
+
+/// The file sink's own action properties; the common ones are the encoder's.
+const KEYS: [&str; 6] = ["path", "fileType", "hasHeader", "delimiter", "rollingInterval", "rollingCount"];
+
+/// The file sink's own properties, as written in a rule action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+struct FileSinkProps {
+    /// The file to append to; relative to the working directory if relative.
+    path: Option<String>,
+    /// `lines` (default) or `csv`.
+    file_type: Option<String>,
+    /// `csv`: write a header line into a new or empty file.
+    has_header: bool,
+    /// `csv`: the field separator, one character.
+    delimiter: Option<String>,
+    /// eKuiper's time-based rolling: not supported, rejected when positive.
+    rolling_interval: Option<i64>,
+    /// eKuiper's count-based rolling: not supported, rejected when positive.
+    rolling_count: Option<i64>,
+}
+
+/// How results are laid out in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileType {
+    /// Each payload on a line.
+    Lines,
+    /// One CSV record per row, with this separator; a header if asked.
+    Csv { delimiter: u8, header: bool },
+}
+
+struct FileSink {
+    path: PathBuf,
+    file_type: FileType,
+    encoder: SinkEncoder,
+    /// The open file, `None` before `open` and after a write error.
+    file: Option<File>,
+    /// Whether the header is still to be written (csv with `hasHeader`, new or empty file).
+    header_pending: bool,
+    /// The CSV columns, fixed by the first row written.
+    columns: Option<Vec<String>>,
+}
+
+impl SinkFactory for FileSinkFactory {
+    fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
+        let props: FileSinkProps = props_subset(&config.props, &KEYS)?;
+        let path = props
+            .path
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| ConnectorError::Config("a file action needs the property `path`".into()))?;
+        if path.contains("{{") {
+            return Err(ConnectorError::Config(format!(
+                "file path {path:?}: templates in the path (dynamic properties) are not supported yet"
+            )));
+        }
+        for (key, value) in [("rollingInterval", props.rolling_interval), ("rollingCount", props.rolling_count)] {
+            if value.is_some_and(|v| v > 0) {
+                return Err(ConnectorError::Config(format!("file rolling (`{key}`) is not supported yet")));
+            }
+        }
+        let encoder = SinkEncoder::from_props(&config.props)?;
+        let file_type = match props.file_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("lines") => FileType::Lines,
+            Some("csv") => {
+                if encoder.has_template() || encoder.format() == Format::Binary {
+                    return Err(ConnectorError::Config(
+                        "fileType \"csv\" writes each row as a record: dataTemplate and format \"binary\" do not apply"
+                            .into(),
+                    ));
+                }
+                let delimiter = match props.delimiter.as_deref().filter(|d| !d.is_empty()) {
+                    Some(d) => super::delimiter(d, "delimiter")?,
+                    None => b',',
+                };
+                FileType::Csv { delimiter, header: props.has_header }
+            }
+            Some("json") => {
+                return Err(ConnectorError::Config(
+                    "fileType \"json\" is not supported yet; use \"lines\" (one JSON value per line) or \"csv\"".into(),
+                ));
+            }
+            Some(other) => {
+                return Err(ConnectorError::Config(format!("unknown fileType \"{other}\"; use \"lines\" or \"csv\"")));
+            }
+        };
+        Ok(Box::new(FileSink {
+            path: PathBuf::from(path),
+            file_type,
+            encoder,
+            file: None,
+            header_pending: false,
+            columns: None,
+        }))
+    }
+}
+
+impl FileSink {
+    /// Opens the file for appending, creating it and its directories.
+    async fn ensure_open(&mut self) -> Result<(), ConnectorError> {
+        if self.file.is_some() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let (file, empty) = blocking(move || {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            let empty = file.metadata()?.len() == 0;
+            Ok((file, empty))
+        })
+        .await
+        .map_err(|e| self.failed(e))?;
+        self.header_pending = matches!(self.file_type, FileType::Csv { header: true, .. }) && empty;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn failed(&self, e: std::io::Error) -> ConnectorError {
+        ConnectorError::External(format!("file {}: {e}", self.path.display()))
+    }
+
+    /// What a result adds to the file.
+    fn render(&mut self, rows: &[Map]) -> Result<Vec<u8>, ConnectorError> {
+        match self.file_type {
+            FileType::Lines => {
+                let mut out = Vec::new();
+                for payload in self.encoder.encode(rows)? {
+                    out.extend_from_slice(&payload);
+                    out.push(b'\n');
+                }
+                Ok(out)
+            }
+            FileType::Csv { delimiter, .. } => {
+                let records = self.encoder.records(rows)?;
+                let Some(first) = records.first() else { return Ok(Vec::new()) };
+                let columns = self.columns.get_or_insert_with(|| first.iter().map(|(k, _)| k.to_string()).collect());
+                let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(Vec::new());
+                let csv_error = |e: csv::Error| ConnectorError::External(format!("cannot encode the result: {e}"));
+                if self.header_pending {
+                    writer.write_record(columns.iter()).map_err(csv_error)?;
+                }
+                for record in &records {
+                    let cells = columns.iter().map(|column| {
+                        record.iter().find(|(k, _)| *k == column.as_str()).map_or_else(String::new, |(_, v)| cell(v))
+                    });
+                    writer.write_record(cells).map_err(csv_error)?;
+                }
+                writer.into_inner().map_err(|e| ConnectorError::External(format!("cannot encode the result: {e}")))
+            }
+        }
+    }
+}
+
+/// A CSV cell: NULL empty, a string as is, anything else as JSON text.
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.to_string(),
+        other => match value_to_json(other) {
+            serde_json::Value::String(s) => s,
+            json => json.to_string(),
+        },
+    }
+}
+
+/// Runs blocking file I/O off the async workers.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+}
+
+#[async_trait]
+impl Sink for FileSink {
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        self.ensure_open().await
+    }
+
+    async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
+        self.ensure_open().await?;
+        let bytes = match self.render(rows) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // Encoding the same rows again would fail the same way: drop them.
+                tracing::warn!(file = %self.path.display(), error = %e, "file sink: result dropped");
+                return Ok(());
+            }
+        };
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let Some(mut file) = self.file.take() else {
+            return Err(ConnectorError::External(format!("file {}: not open", self.path.display())));
+        };
+        let (file, written) = tokio::task::spawn_blocking(move || {
+            let written = file.write_all(&bytes).and_then(|()| file.flush());
+            (file, written)
+        })
+        .await
+        .map_err(|e| ConnectorError::External(format!("file {}: {e}", self.path.display())))?;
+        match written {
+            Ok(()) => {
+                self.file = Some(file);
+                self.header_pending = false;
+                Ok(())
+            }
+            // The file is dropped: the retry opens it again.
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), ConnectorError> {
+        self.file = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(props: serde_json::Value) -> SinkConfig {
+        let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
+        SinkConfig { sink_type: "file".into(), props, rule_id: "r".into() }
+    }
+
+    fn config_error(props: serde_json::Value) -> String {
+        match FileSinkFactory.build(&config(props)) {
+            Err(ConnectorError::Config(m)) => m,
+            Err(other) => panic!("expected a config error, got {other:?}"),
+            Ok(_) => panic!("expected a config error"),
+        }
+    }
+
+    #[test]
+    fn config_errors() {
+        assert!(config_error(json!({})).contains("`path`"));
+        assert!(config_error(json!({"path": ""})).contains("`path`"));
+        assert!(config_error(json!({"path": 3})).contains("property `path`"));
+        assert!(config_error(json!({"path": "{{.device}}.csv"})).contains("not supported yet"));
+        assert!(config_error(json!({"path": "a", "fileType": "json"})).contains("not supported yet"));
+        assert!(config_error(json!({"path": "a", "fileType": "parquet"})).contains("unknown fileType"));
+        assert!(config_error(json!({"path": "a", "hasHeader": "yes"})).contains("property `hasHeader`"));
+        assert!(config_error(json!({"path": "a", "fileType": "csv", "delimiter": "ab"})).contains("delimiter"));
+        assert!(config_error(json!({"path": "a", "fileType": "csv", "dataTemplate": "x"})).contains("dataTemplate"));
+        assert!(config_error(json!({"path": "a", "rollingCount": 10})).contains("rollingCount"));
+        assert!(config_error(json!({"path": "a", "dataTemplate": "{% if %}"})).contains("dataTemplate"));
+        // eKuiper's flush interval and rolling defaults are accepted.
+        assert!(FileSinkFactory.build(&config(json!({"path": "a", "interval": 1000, "rollingCount": 0}))).is_ok());
+    }
+
+    #[test]
+    fn cells() {
+        assert_eq!(cell(&Value::Null), "");
+        assert_eq!(cell(&Value::from("a,b")), "a,b");
+        assert_eq!(cell(&Value::Float(1.0)), "1.0");
+        assert_eq!(cell(&Value::Bool(false)), "false");
+        assert_eq!(cell(&Value::Bytes(b"hi"[..].into())), "aGk=");
+        assert_eq!(cell(&Value::list(vec![Value::Int(1)])), "[1]");
+    }
+}

@@ -1,0 +1,264 @@
+//! One MQTT connection over rumqttc, MQTT 3.1.1 or 5 behind one face: the
+//! source and the sink see the same few events and errors whichever version
+//! they speak.
+//!
+//! rumqttc's event loop does all network work when polled: it connects on the
+//! first poll, and after an error the next poll connects again.
+
+use std::time::Duration;
+
+use rumqttc::v5;
+
+use super::{MAX_PACKET, Settings, Version};
+
+/// Capacity of the channel from client handle to event loop.
+const REQUESTS: usize = 16;
+
+/// How long a clean disconnect may take before the connection is just dropped.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What polling the connection yields, for both protocol versions.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// The broker accepted the connection.
+    Connected { session_present: bool },
+    /// A message arrived on a subscription.
+    Message { topic: String, payload: Vec<u8>, qos: u8, pkid: u16 },
+    /// The broker answered a subscription; `refused` says why it did not grant it.
+    Subscribed { refused: Option<String> },
+    /// A publish was written to the connection with this packet id (0 for QoS 0).
+    PublishSent(u16),
+    /// The broker acknowledged a QoS 1 publish (PUBACK), or refused it (MQTT 5).
+    PubAck { pkid: u16, refused: Option<String> },
+    /// The broker received a QoS 2 publish (PUBREC), or refused it (MQTT 5).
+    PubRec { pkid: u16, refused: Option<String> },
+    /// The broker completed a QoS 2 publish (PUBCOMP).
+    PubComp { pkid: u16, refused: Option<String> },
+    /// The disconnect request was sent.
+    Disconnected,
+    /// Anything else (pings, acknowledgements sent...).
+    Other,
+}
+
+/// Why polling failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The broker refused the connection for a reason retrying will not fix
+    /// (credentials, client id, protocol version).
+    Refused(String),
+    /// The connection failed or was lost; polling again reconnects.
+    Lost(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused(m) => write!(f, "the broker refused the connection: {m}"),
+            Failure::Lost(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A client handle and its event loop.
+pub(crate) enum Connection {
+    V4 { client: rumqttc::AsyncClient, eventloop: Box<rumqttc::EventLoop> },
+    V5 { client: v5::AsyncClient, eventloop: Box<v5::EventLoop> },
+}
+
+fn qos_v4(qos: u8) -> rumqttc::QoS {
+    match qos {
+        0 => rumqttc::QoS::AtMostOnce,
+        1 => rumqttc::QoS::AtLeastOnce,
+        _ => rumqttc::QoS::ExactlyOnce,
+    }
+}
+
+fn qos_v5(qos: u8) -> v5::mqttbytes::QoS {
+    match qos {
+        0 => v5::mqttbytes::QoS::AtMostOnce,
+        1 => v5::mqttbytes::QoS::AtLeastOnce,
+        _ => v5::mqttbytes::QoS::ExactlyOnce,
+    }
+}
+
+impl Connection {
+    /// A connection that is not yet connected: the first [`poll`](Self::poll) connects.
+    pub(crate) fn new(settings: &Settings) -> Self {
+        match settings.version {
+            Version::V4 => {
+                let mut options = rumqttc::MqttOptions::new(&settings.client_id, &settings.host, settings.port);
+                options.set_keep_alive(settings.keep_alive);
+                options.set_clean_session(settings.clean_session);
+                options.set_max_packet_size(MAX_PACKET as usize, MAX_PACKET as usize);
+                if let Some(user) = &settings.username {
+                    options.set_credentials(user, settings.password.clone().unwrap_or_default());
+                }
+                let (client, eventloop) = rumqttc::AsyncClient::new(options, REQUESTS);
+                Connection::V4 { client, eventloop: Box::new(eventloop) }
+            }
+            Version::V5 => {
+                let mut options = v5::MqttOptions::new(&settings.client_id, &settings.host, settings.port);
+                options.set_keep_alive(settings.keep_alive);
+                options.set_clean_start(settings.clean_session);
+                if !settings.clean_session {
+                    // As with MQTT 3.1.1's clean session off: the session outlives the connection.
+                    options.set_session_expiry_interval(Some(u32::MAX));
+                }
+                options.set_max_packet_size(Some(MAX_PACKET));
+                if let Some(user) = &settings.username {
+                    options.set_credentials(user, settings.password.clone().unwrap_or_default());
+                }
+                let (client, eventloop) = v5::AsyncClient::new(options, REQUESTS);
+                Connection::V5 { client, eventloop: Box::new(eventloop) }
+            }
+        }
+    }
+
+    /// Drives the connection until its next event: connects if not connected,
+    /// sends what was requested, reads what the broker sent, pings.
+    pub(crate) async fn poll(&mut self) -> Result<Event, Failure> {
+        match self {
+            Connection::V4 { eventloop, .. } => match eventloop.poll().await {
+                Ok(event) => Ok(event_v4(event)),
+                Err(e) => Err(failure_v4(e)),
+            },
+            Connection::V5 { eventloop, .. } => match eventloop.poll().await {
+                Ok(event) => Ok(event_v5(event)),
+                Err(e) => Err(failure_v5(e)),
+            },
+        }
+    }
+
+    /// Requests a subscription (sent by the next polls).
+    pub(crate) async fn subscribe(&mut self, filter: &str, qos: u8) -> Result<(), String> {
+        match self {
+            Connection::V4 { client, .. } => client.subscribe(filter, qos_v4(qos)).await.map_err(|e| e.to_string()),
+            Connection::V5 { client, .. } => client.subscribe(filter, qos_v5(qos)).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Requests a publish (sent by the next polls).
+    pub(crate) async fn publish(&mut self, topic: &str, qos: u8, retain: bool, payload: Vec<u8>) -> Result<(), String> {
+        match self {
+            Connection::V4 { client, .. } => {
+                client.publish(topic, qos_v4(qos), retain, payload).await.map_err(|e| e.to_string())
+            }
+            Connection::V5 { client, .. } => {
+                client.publish(topic, qos_v5(qos), retain, payload).await.map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Disconnects cleanly from a connected broker: sends DISCONNECT and polls
+    /// until it is written, for at most a second.
+    pub(crate) async fn disconnect(mut self) {
+        let requested = match &self {
+            Connection::V4 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
+            Connection::V5 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
+        };
+        if requested.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(DISCONNECT_TIMEOUT, async {
+            loop {
+                match self.poll().await {
+                    Ok(Event::Disconnected) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
+}
+
+fn event_v4(event: rumqttc::Event) -> Event {
+    use rumqttc::{Event as E, Outgoing, Packet};
+    match event {
+        E::Incoming(Packet::ConnAck(ack)) => Event::Connected { session_present: ack.session_present },
+        E::Incoming(Packet::Publish(p)) => {
+            Event::Message { topic: p.topic, payload: p.payload.to_vec(), qos: p.qos as u8, pkid: p.pkid }
+        }
+        E::Incoming(Packet::SubAck(ack)) => {
+            let refused = ack
+                .return_codes
+                .iter()
+                .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                .then(|| "failure".to_owned());
+            Event::Subscribed { refused }
+        }
+        E::Incoming(Packet::PubAck(ack)) => Event::PubAck { pkid: ack.pkid, refused: None },
+        E::Incoming(Packet::PubRec(rec)) => Event::PubRec { pkid: rec.pkid, refused: None },
+        E::Incoming(Packet::PubComp(comp)) => Event::PubComp { pkid: comp.pkid, refused: None },
+        E::Outgoing(Outgoing::Publish(pkid)) => Event::PublishSent(pkid),
+        E::Outgoing(Outgoing::Disconnect) => Event::Disconnected,
+        _ => Event::Other,
+    }
+}
+
+fn failure_v4(error: rumqttc::ConnectionError) -> Failure {
+    use rumqttc::ConnectReturnCode as C;
+    match error {
+        rumqttc::ConnectionError::ConnectionRefused(code) => match code {
+            C::RefusedProtocolVersion | C::BadClientId | C::BadUserNamePassword | C::NotAuthorized => {
+                Failure::Refused(format!("{code:?}"))
+            }
+            C::Success | C::ServiceUnavailable => Failure::Lost(format!("the broker refused the connection: {code:?}")),
+        },
+        other => Failure::Lost(other.to_string()),
+    }
+}
+
+fn event_v5(event: v5::Event) -> Event {
+    use rumqttc::Outgoing;
+    use v5::mqttbytes::v5::{Packet, PubAckReason, PubCompReason, PubRecReason, SubscribeReasonCode};
+    match event {
+        v5::Event::Incoming(Packet::ConnAck(ack)) => Event::Connected { session_present: ack.session_present },
+        v5::Event::Incoming(Packet::Publish(p)) => Event::Message {
+            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+            payload: p.payload.to_vec(),
+            qos: p.qos as u8,
+            pkid: p.pkid,
+        },
+        v5::Event::Incoming(Packet::SubAck(ack)) => {
+            let refused = ack
+                .return_codes
+                .iter()
+                .find(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                .map(|c| format!("{c:?}"));
+            Event::Subscribed { refused }
+        }
+        v5::Event::Incoming(Packet::PubAck(ack)) => {
+            let ok = matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers);
+            Event::PubAck { pkid: ack.pkid, refused: (!ok).then(|| format!("{:?}", ack.reason)) }
+        }
+        v5::Event::Incoming(Packet::PubRec(rec)) => {
+            let ok = matches!(rec.reason, PubRecReason::Success | PubRecReason::NoMatchingSubscribers);
+            Event::PubRec { pkid: rec.pkid, refused: (!ok).then(|| format!("{:?}", rec.reason)) }
+        }
+        v5::Event::Incoming(Packet::PubComp(comp)) => {
+            let ok = matches!(comp.reason, PubCompReason::Success);
+            Event::PubComp { pkid: comp.pkid, refused: (!ok).then(|| format!("{:?}", comp.reason)) }
+        }
+        v5::Event::Outgoing(Outgoing::Publish(pkid)) => Event::PublishSent(pkid),
+        v5::Event::Outgoing(Outgoing::Disconnect) => Event::Disconnected,
+        _ => Event::Other,
+    }
+}
+
+fn failure_v5(error: v5::ConnectionError) -> Failure {
+    use v5::mqttbytes::v5::ConnectReturnCode as C;
+    match error {
+        v5::ConnectionError::ConnectionRefused(code) => match code {
+            C::RefusedProtocolVersion
+            | C::UnsupportedProtocolVersion
+            | C::BadClientId
+            | C::ClientIdentifierNotValid
+            | C::BadUserNamePassword
+            | C::NotAuthorized
+            | C::Banned
+            | C::BadAuthenticationMethod => Failure::Refused(format!("{code:?}")),
+            other => Failure::Lost(format!("the broker refused the connection: {other:?}")),
+        },
+        other => Failure::Lost(other.to_string()),
+    }
+}

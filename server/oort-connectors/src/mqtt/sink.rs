@@ -1,0 +1,276 @@
+//! The `mqtt` sink: publishes each result to a topic and waits for the broker's
+//! acknowledgement.
+//!
+//! The sink owns its connection and drives it only while it works (connect in
+//! `open`, publish in `collect`, disconnect in `close`). A connection that died
+//! while idle (broker restarted, idle timeout) shows on the next publish: the
+//! sink then reconnects once and publishes again before reporting a failure.
+
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oort_engine::{ConnectorError, Map, Sink, SinkConfig, SinkFactory};
+use serde::Deserialize;
+
+use super::client::{Connection, Event};
+use super::{MqttConfig, Settings};
+use crate::encode::SinkEncoder;
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the broker may take to acknowledge one message.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The properties of an `mqtt` action, with eKuiper's names. The payloads are
+/// made by [`SinkEncoder`] from the common sink properties (`sendSingle`,
+/// `dataTemplate`, `fields`, `dataField`, `format`, `omitIfEmpty`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MqttSinkProps {
+    /// The connection: `server`, `clientId`, `username`, `password`, `qos`,
+    /// `keepAlive`, `cleanSession`, `protocolVersion`. `server` defaults to
+    /// [`OORT_MQTT_SERVER`](super::SERVER_ENV), then [`DEFAULT_SERVER`](super::DEFAULT_SERVER).
+    #[serde(flatten)]
+    pub connection: MqttConfig,
+    /// Topic the results are published to (required): a plain topic, no
+    /// wildcards; dynamic topics (`{{.field}}` templates) are not supported yet.
+    #[serde(default)]
+    pub topic: String,
+    /// Whether the broker keeps the last message of the topic for new subscribers.
+    #[serde(default)]
+    pub retained: bool,
+}
+
+/// Builds `mqtt` sinks.
+pub struct MqttSinkFactory;
+
+impl SinkFactory for MqttSinkFactory {
+    fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
+        let mut props: MqttSinkProps = serde_json::from_value(serde_json::Value::Object(config.props.clone()))
+            .map_err(|e| ConnectorError::Config(format!("mqtt action: {e}")))?;
+        if !config.props.contains_key("server") {
+            props.connection.server = MqttConfig::from_env().server;
+        }
+        let topic = props.topic;
+        if topic.is_empty() {
+            return Err(ConnectorError::Config("an mqtt action needs the property `topic`".into()));
+        }
+        if topic.contains("{{") {
+            return Err(ConnectorError::Config(format!(
+                "mqtt action: dynamic topics ({topic:?}) are not supported yet; give a plain topic"
+            )));
+        }
+        if topic.contains(['+', '#', '\0']) {
+            return Err(ConnectorError::Config(format!(
+                "mqtt action: the topic {topic:?} cannot hold wildcards ('+', '#') when publishing"
+            )));
+        }
+        let encoder = SinkEncoder::from_props(&config.props)?;
+        let settings = props.connection.resolve(&config.rule_id)?;
+        Ok(Box::new(MqttSink {
+            settings,
+            topic,
+            retained: props.retained,
+            encoder,
+            rule_id: config.rule_id.clone(),
+            conn: None,
+            partial: None,
+        }))
+    }
+}
+
+struct MqttSink {
+    settings: Settings,
+    topic: String,
+    retained: bool,
+    encoder: SinkEncoder,
+    rule_id: String,
+    /// The live connection, if any: dropped after any failure.
+    conn: Option<Connection>,
+    /// A result that failed part-way: its fingerprint and how many of its
+    /// payloads the broker acknowledged, so that a retry sends only the rest.
+    partial: Option<(u64, usize)>,
+}
+
+impl MqttSink {
+    /// Connects, replacing any connection held.
+    async fn connect(&mut self) -> Result<(), ConnectorError> {
+        self.conn = None;
+        let server = &self.settings.server;
+        let mut conn = Connection::new(&self.settings);
+        match tokio::time::timeout(CONNECT_TIMEOUT, conn.poll()).await {
+            Ok(Ok(Event::Connected { .. })) => {
+                tracing::debug!(rule = %self.rule_id, server, "mqtt sink connected");
+                self.conn = Some(conn);
+                Ok(())
+            }
+            Ok(Ok(other)) => {
+                Err(ConnectorError::External(format!("mqtt: unexpected {other:?} from {server} while connecting")))
+            }
+            Ok(Err(e)) => Err(ConnectorError::External(format!("mqtt: cannot connect to {server}: {e}"))),
+            Err(_) => Err(ConnectorError::External(format!(
+                "mqtt: cannot connect to {server}: no answer within {CONNECT_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// Publishes one payload and waits for its acknowledgement, connecting if
+    /// needed; a connection found dead is replaced once.
+    async fn send(&mut self, payload: &[u8]) -> Result<(), ConnectorError> {
+        let reused = self.conn.is_some();
+        if !reused {
+            self.connect().await?;
+        }
+        match self.publish(payload).await {
+            Err(e) if reused => {
+                tracing::debug!(rule = %self.rule_id, error = %e, "mqtt sink: connection lost; reconnecting");
+                self.connect().await?;
+                self.publish(payload).await
+            }
+            result => result,
+        }
+    }
+
+    /// Publishes on the current connection; drops it on failure.
+    async fn publish(&mut self, payload: &[u8]) -> Result<(), ConnectorError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(ConnectorError::External("mqtt: not connected".into()));
+        };
+        let result = publish_and_wait(conn, &self.settings, &self.topic, self.retained, payload).await;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+}
+
+/// Requests the publish, then drives the connection until the broker has
+/// acknowledged it (QoS 0: until it is written).
+async fn publish_and_wait(
+    conn: &mut Connection,
+    settings: &Settings,
+    topic: &str,
+    retain: bool,
+    payload: &[u8],
+) -> Result<(), ConnectorError> {
+    let server = &settings.server;
+    let qos = settings.qos;
+    conn.publish(topic, qos, retain, payload.to_vec())
+        .await
+        .map_err(|e| ConnectorError::External(format!("mqtt: cannot publish to {server}: {e}")))?;
+    let refused =
+        |why: String| ConnectorError::External(format!("mqtt: {server} refused the message to {topic:?}: {why}"));
+    let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
+    let mut sent = None;
+    loop {
+        let event = match tokio::time::timeout_at(deadline, conn.poll()).await {
+            Ok(Ok(event)) => event,
+            Ok(Err(e)) => return Err(ConnectorError::External(format!("mqtt: publishing to {server} failed: {e}"))),
+            Err(_) => {
+                return Err(ConnectorError::External(format!(
+                    "mqtt: {server} did not acknowledge the message within {ACK_TIMEOUT:?}"
+                )));
+            }
+        };
+        match event {
+            Event::PublishSent(pkid) if sent.is_none() => {
+                if qos == 0 {
+                    return Ok(());
+                }
+                sent = Some(pkid);
+            }
+            Event::PubAck { pkid, refused: why } if qos == 1 && sent == Some(pkid) => {
+                return why.map_or(Ok(()), |why| Err(refused(why)));
+            }
+            Event::PubRec { pkid, refused: Some(why) } if qos == 2 && sent == Some(pkid) => {
+                return Err(refused(why));
+            }
+            Event::PubComp { pkid, refused: why } if qos == 2 && sent == Some(pkid) => {
+                return why.map_or(Ok(()), |why| Err(refused(why)));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Identifies a result's payloads, to resume a failed result.
+fn fingerprint(payloads: &[Vec<u8>]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    payloads.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[async_trait]
+impl Sink for MqttSink {
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        if self.conn.is_none() {
+            self.connect().await?;
+        }
+        Ok(())
+    }
+
+    async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
+        let payloads = self.encoder.encode(rows)?;
+        let key = fingerprint(&payloads);
+        // The engine retries a failed result until it succeeds: skip what the broker already has.
+        let done = match self.partial {
+            Some((k, done)) if k == key => done,
+            _ => 0,
+        };
+        for (i, payload) in payloads.iter().enumerate().skip(done) {
+            if let Err(e) = self.send(payload).await {
+                self.partial = Some((key, i));
+                return Err(e);
+            }
+        }
+        self.partial = None;
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<(), ConnectorError> {
+        if let Some(conn) = self.conn.take() {
+            conn.disconnect().await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(props: serde_json::Value) -> Result<Box<dyn Sink>, ConnectorError> {
+        let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
+        MqttSinkFactory.build(&SinkConfig { sink_type: "mqtt".into(), props, rule_id: "r".into() })
+    }
+
+    fn config_error(props: serde_json::Value) -> String {
+        match build(props) {
+            Err(ConnectorError::Config(m)) => m,
+            Err(e) => panic!("expected a config error, got {e:?}"),
+            Ok(_) => panic!("expected a config error, got a sink"),
+        }
+    }
+
+    #[test]
+    fn properties_are_checked() {
+        use serde_json::json;
+        assert!(build(json!({"topic": "a/b"})).is_ok());
+        assert!(
+            build(json!({"server": "tcp://h:1", "topic": "a", "qos": 2, "retained": true, "sendSingle": true,
+                "clientId": "c", "username": "u", "password": "p", "format": "JSON", "protocolVersion": "5",
+                "bufferLength": 1024}))
+            .is_ok()
+        );
+        assert!(config_error(json!({})).contains("`topic`"));
+        assert!(config_error(json!({"topic": "a/+"})).contains("wildcards"));
+        assert!(config_error(json!({"topic": "a/{{.x}}"})).contains("dynamic topics"));
+        assert!(config_error(json!({"topic": "a", "qos": 3})).contains("qos"));
+        assert!(config_error(json!({"topic": "a", "qos": "1"})).contains("invalid type"));
+        assert!(config_error(json!({"topic": "a", "server": "ssl://h"})).contains("not supported yet"));
+        // The encoder's properties are checked too.
+        assert!(config_error(json!({"topic": "a", "format": "delimited"})).contains("not supported yet"));
+        assert!(config_error(json!({"topic": "a", "dataTemplate": "{% if %}"})).contains("dataTemplate"));
+    }
+}

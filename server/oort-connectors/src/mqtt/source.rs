@@ -1,0 +1,216 @@
+//! The `mqtt` source: subscribes to the stream's DATASOURCE, a topic filter.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Connection, Event, Failure};
+use super::{MqttConfig, Settings};
+
+/// First wait before reconnecting after the connection failed.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Builds `mqtt` sources.
+#[derive(Debug, Clone, Default)]
+pub struct MqttSourceFactory {
+    config: Option<MqttConfig>,
+}
+
+impl MqttSourceFactory {
+    /// Sources connect with the defaults of [`MqttConfig`], the broker taken
+    /// from [`OORT_MQTT_SERVER`](super::SERVER_ENV) when it is set, read at
+    /// each build.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sources connect with these settings (what a conf key will provide).
+    pub fn with_config(config: MqttConfig) -> Self {
+        Self { config: Some(config) }
+    }
+}
+
+impl SourceFactory for MqttSourceFactory {
+    fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+        check_filter(&config.datasource)?;
+        if let Some(key) = config.options.get("CONF_KEY").filter(|k| !k.eq_ignore_ascii_case("default")) {
+            return Err(ConnectorError::Config(format!(
+                "mqtt: CONF_KEY {key:?} is not supported yet; mqtt streams use the default connection \
+                 (broker from {})",
+                super::SERVER_ENV
+            )));
+        }
+        let mqtt = self.config.clone().unwrap_or_else(MqttConfig::from_env);
+        let settings = mqtt.resolve(&config.rule_id)?;
+        Ok(Box::new(MqttSource { settings, filter: config.datasource.clone(), rule_id: config.rule_id.clone() }))
+    }
+}
+
+/// Checks a topic filter: `+` and `#` only as whole levels, `#` only last.
+fn check_filter(filter: &str) -> Result<(), ConnectorError> {
+    let bad = |why: &str| ConnectorError::Config(format!("mqtt: invalid DATASOURCE {filter:?}: {why}"));
+    if filter.is_empty() {
+        return Err(ConnectorError::Config("an mqtt stream needs DATASOURCE, the topic filter to subscribe to".into()));
+    }
+    if filter.contains('\0') {
+        return Err(bad("a topic cannot hold NUL"));
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Err(bad("'#' must be a whole level, the last one"));
+        }
+        if level.contains('+') && *level != "+" {
+            return Err(bad("'+' must be a whole level"));
+        }
+    }
+    Ok(())
+}
+
+struct MqttSource {
+    settings: Settings,
+    filter: String,
+    rule_id: String,
+}
+
+#[async_trait]
+impl Source for MqttSource {
+    async fn run(
+        self: Box<Self>,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        let MqttSource { settings, filter, rule_id } = *self;
+        let server = settings.server.as_str();
+        let mut conn = Connection::new(&settings);
+        let mut connected = false;
+        let mut failures = 0u32;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let polled = tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                polled = conn.poll() => polled,
+            };
+            match polled {
+                Ok(Event::Connected { session_present }) => {
+                    if failures > 0 {
+                        tracing::info!(rule = %rule_id, server, attempts = failures, "mqtt source reconnected");
+                    } else {
+                        tracing::debug!(rule = %rule_id, server, "mqtt source connected");
+                    }
+                    connected = true;
+                    failures = 0;
+                    backoff = FIRST_BACKOFF;
+                    // A session the broker kept still has the subscription.
+                    if !session_present {
+                        conn.subscribe(&filter, settings.qos).await.map_err(|e| {
+                            ConnectorError::External(format!("mqtt: cannot subscribe to {filter:?}: {e}"))
+                        })?;
+                    }
+                }
+                Ok(Event::Subscribed { refused: Some(why) }) => {
+                    conn.disconnect().await;
+                    return Err(ConnectorError::External(format!(
+                        "mqtt: the broker {server} refused the subscription to {filter:?} ({why})"
+                    )));
+                }
+                Ok(Event::Message { topic, payload, qos, pkid }) => {
+                    let meta = BTreeMap::from([
+                        ("topic".to_owned(), topic),
+                        ("qos".to_owned(), qos.to_string()),
+                        ("messageId".to_owned(), pkid.to_string()),
+                    ]);
+                    let event = SourceEvent { payload: Payload::Bytes(payload), meta: Arc::new(meta), timestamp: None };
+                    tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => break,
+                        sent = out.send(event) => if sent.is_err() {
+                            break;
+                        },
+                    }
+                }
+                Ok(_) => {}
+                Err(Failure::Refused(why)) => {
+                    return Err(ConnectorError::External(format!(
+                        "mqtt: the broker {server} refused the connection: {why}"
+                    )));
+                }
+                Err(Failure::Lost(why)) => {
+                    connected = false;
+                    failures += 1;
+                    let delay = backoff.mul_f64(1.0 + fastrand::f64() * 0.2);
+                    tracing::warn!(
+                        rule = %rule_id, server, error = %why, attempt = failures, retry_in = ?delay,
+                        "mqtt source: no connection to the broker; reconnecting"
+                    );
+                    tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        if connected {
+            conn.disconnect().await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(datasource: &str, options: &[(&str, &str)]) -> Result<Box<dyn Source>, ConnectorError> {
+        let config = SourceConfig {
+            stream: "s".into(),
+            datasource: datasource.into(),
+            options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            rule_id: "r".into(),
+        };
+        MqttSourceFactory::with_config(MqttConfig::default()).build(&config)
+    }
+
+    fn config_error(result: Result<Box<dyn Source>, ConnectorError>) -> String {
+        match result {
+            Err(ConnectorError::Config(m)) => m,
+            Err(e) => panic!("expected a config error, got {e:?}"),
+            Ok(_) => panic!("expected a config error, got a source"),
+        }
+    }
+
+    #[test]
+    fn topic_filters_are_checked() {
+        for ok in ["a", "a/b", "a/+/c", "#", "a/#", "+", "$share/g/a/+", "/a"] {
+            assert!(build(ok, &[]).is_ok(), "{ok}");
+        }
+        assert!(config_error(build("", &[])).contains("needs DATASOURCE"));
+        assert!(config_error(build("a/#/b", &[])).contains("'#'"));
+        assert!(config_error(build("a#", &[])).contains("'#'"));
+        assert!(config_error(build("a/b+", &[])).contains("'+'"));
+    }
+
+    #[test]
+    fn only_the_default_conf_key_is_taken() {
+        assert!(build("a", &[("CONF_KEY", "default")]).is_ok());
+        assert!(config_error(build("a", &[("CONF_KEY", "demo_conf")])).contains("CONF_KEY"));
+    }
+
+    #[test]
+    fn bad_settings_fail_the_build() {
+        let config = SourceConfig { datasource: "a".into(), ..Default::default() };
+        let factory =
+            MqttSourceFactory::with_config(MqttConfig { server: "ssl://h:8883".into(), ..Default::default() });
+        assert!(config_error(factory.build(&config)).contains("not supported yet"));
+    }
+}

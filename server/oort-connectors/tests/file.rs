@@ -1,0 +1,228 @@
+//! The `file` source and sink against real files in a temporary directory.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oort_connectors::file::{FileSinkFactory, FileSourceFactory};
+use oort_engine::json::{json_to_value, map_to_json};
+use oort_engine::{
+    ConnectorError, Map, Payload, SinkConfig, SinkFactory, SourceConfig, SourceEvent, SourceFactory, Value,
+};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn row(json: serde_json::Value) -> Map {
+    match json_to_value(&json) {
+        Value::Map(map) => Arc::unwrap_or_clone(map),
+        other => panic!("not an object: {other:?}"),
+    }
+}
+
+fn sink_config(props: serde_json::Value) -> SinkConfig {
+    let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
+    SinkConfig { sink_type: "file".into(), props, rule_id: "r".into() }
+}
+
+fn source_config(path: &Path, options: &[(&str, &str)]) -> SourceConfig {
+    SourceConfig {
+        stream: "s".into(),
+        datasource: path.display().to_string(),
+        options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        rule_id: "r".into(),
+    }
+}
+
+/// Writes results with a file sink built from `props`.
+async fn write(props: serde_json::Value, results: &[Vec<Map>]) {
+    let mut sink = FileSinkFactory.build(&sink_config(props)).expect("sink config");
+    sink.open().await.expect("open");
+    for rows in results {
+        sink.collect(rows).await.expect("collect");
+    }
+    sink.close().await.expect("close");
+}
+
+/// Runs a file source until it ends (or `limit` events arrived), returning the events.
+async fn read(config: SourceConfig, limit: usize) -> Result<Vec<SourceEvent>, ConnectorError> {
+    let source = FileSourceFactory.build(&config)?;
+    let (tx, mut rx) = mpsc::channel(16);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(source.run(tx, cancel.clone()));
+    let mut events = Vec::new();
+    while events.len() < limit {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => break,
+            Err(_) => panic!("the source sent nothing for 5 s"),
+        }
+    }
+    cancel.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(5), task).await.expect("the source stops").expect("join");
+    result.map(|()| events)
+}
+
+fn jsons(events: &[SourceEvent]) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .map(|e| match &e.payload {
+            Payload::Map(m) => map_to_json(m),
+            Payload::Bytes(b) => json!({"bytes": String::from_utf8_lossy(b)}),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn json_lines_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep/er/out.jsonl");
+    let first = vec![row(json!({"id": 1, "t": 20.5, "tags": ["a"]})), row(json!({"id": 2, "t": 21.0, "tags": []}))];
+    let second = vec![row(json!({"id": 3, "t": null, "ok": true}))];
+    // One JSON array per result, then (appending) one object per row.
+    write(json!({"path": path.display().to_string()}), std::slice::from_ref(&first)).await;
+    write(json!({"path": path.display().to_string(), "sendSingle": true}), &[first.clone(), second.clone()]).await;
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.starts_with(r#"[{"id":1,"t":20.5,"tags":["a"]},{"id":2,"t":21.0,"tags":[]}]"#), "{text}");
+
+    let events = read(source_config(&path, &[]), usize::MAX).await.unwrap();
+    let expected: Vec<serde_json::Value> = first.iter().chain(&first).chain(&second).map(map_to_json).collect();
+    assert_eq!(jsons(&events), expected);
+    assert_eq!(events[0].meta.get("file").map(String::as_str), Some(path.display().to_string().as_str()));
+    assert_eq!(events[0].timestamp, None);
+}
+
+#[tokio::test]
+async fn csv_round_trip_with_fields_and_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let props = json!({"path": path.display().to_string(), "fileType": "csv", "hasHeader": true, "fields": ["name", "id", "t", "ok"]});
+    let rows = vec![
+        row(json!({"id": 1, "name": "a,b", "t": 20.5, "ok": true, "dropped": 0})),
+        row(json!({"id": 2, "name": "c", "t": null, "ok": false})),
+    ];
+    write(props.clone(), std::slice::from_ref(&rows)).await;
+    // A second sink appending to the file does not write the header again.
+    write(props, &[vec![row(json!({"id": 3, "name": "d", "t": 1.0}))]]).await;
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text, "name,id,t,ok\n\"a,b\",1,20.5,true\nc,2,,false\nd,3,1.0,\n");
+
+    let events = read(source_config(&path, &[("FORMAT", "csv")]), usize::MAX).await.unwrap();
+    assert_eq!(
+        jsons(&events),
+        vec![
+            json!({"id": 1, "name": "a,b", "t": 20.5, "ok": true}),
+            json!({"id": 2, "name": "c", "t": null, "ok": false}),
+            json!({"id": 3, "name": "d", "t": 1.0, "ok": null}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn csv_with_a_delimiter_and_no_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let props = json!({"path": path.display().to_string(), "fileType": "csv", "delimiter": ";"});
+    write(props, &[vec![row(json!({"b": 2, "a": "x"})), row(json!({"a": "y", "c": 9}))]]).await;
+    // Columns of the first row, alphabetical; a missing one empty, an extra one dropped.
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "x;2\ny;\n");
+}
+
+#[tokio::test]
+async fn a_template_writes_one_line_per_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    let props =
+        json!({"path": path.display().to_string(), "sendSingle": true, "dataTemplate": "{{ id }}:{{ name | upper }}"});
+    write(props, &[vec![row(json!({"id": 1, "name": "a"})), row(json!({"id": 2, "name": "b"}))]]).await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "1:A\n2:B\n");
+}
+
+#[tokio::test]
+async fn a_result_that_cannot_be_encoded_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.bin");
+    let props = json!({"path": path.display().to_string(), "sendSingle": true, "format": "binary"});
+    let mut bytes = Map::new();
+    bytes.insert("b".into(), Value::Bytes(b"raw"[..].into()));
+    write(props, &[vec![row(json!({"not": "bytes"}))], vec![bytes]]).await;
+    assert_eq!(std::fs::read(&path).unwrap(), b"raw\n");
+}
+
+#[tokio::test]
+async fn writing_where_no_file_can_be_is_external() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = FileSinkFactory.build(&sink_config(json!({"path": dir.path().display().to_string()}))).unwrap();
+    let err = sink.open().await.unwrap_err();
+    assert!(matches!(&err, ConnectorError::External(m) if m.contains(&dir.path().display().to_string())), "{err:?}");
+    let err = sink.collect(&[row(json!({"a": 1}))]).await.unwrap_err();
+    assert!(matches!(err, ConnectorError::External(_)));
+}
+
+#[tokio::test]
+async fn a_missing_file_is_external_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.json");
+    let err = read(source_config(&path, &[]), usize::MAX).await.unwrap_err();
+    assert!(matches!(&err, ConnectorError::External(m) if m.contains("nope.json")), "{err:?}");
+}
+
+#[tokio::test]
+async fn relative_paths_resolve_against_file_base() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.json"), r#"[{"a": 1}, {"a": 2}]"#).unwrap();
+    let base = dir.path().display().to_string();
+    let events = read(source_config(Path::new("in.json"), &[("FILE_BASE", &base)]), usize::MAX).await.unwrap();
+    assert_eq!(jsons(&events), vec![json!({"a": 1}), json!({"a": 2})]);
+}
+
+#[tokio::test]
+async fn malformed_json_lines_go_to_the_decoder_as_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.jsonl");
+    std::fs::write(&path, "{\"a\": 1}\n{\"a\": \n{\"a\": 3}\n").unwrap();
+    let events = read(source_config(&path, &[]), usize::MAX).await.unwrap();
+    assert_eq!(jsons(&events), vec![json!({"a": 1}), json!({"bytes": "{\"a\":"}), json!({"a": 3})]);
+}
+
+#[tokio::test]
+async fn a_directory_is_read_file_by_file_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.json"), "{\"f\": \"b\"}\n").unwrap();
+    std::fs::write(dir.path().join("a.json"), "{\"f\": \"a\"}\n").unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let events = read(source_config(dir.path(), &[]), usize::MAX).await.unwrap();
+    assert_eq!(jsons(&events), vec![json!({"f": "a"}), json!({"f": "b"})]);
+    assert!(events[1].meta["file"].ends_with("b.json"));
+}
+
+#[tokio::test]
+async fn interval_rereads_and_ignored_lines_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.csv");
+    std::fs::write(&path, "generated by a logger\nid|v\n1|x\n2|y\n-- end --\n").unwrap();
+    let options = [
+        ("FORMAT", "delimited"),
+        ("DELIMITER", "|"),
+        ("INTERVAL", "20"),
+        ("SEND_INTERVAL", "5"),
+        ("IGNORE_START_LINES", "1"),
+        ("IGNORE_END_LINES", "1"),
+    ];
+    // Read twice: the source goes on until cancelled.
+    let events = read(source_config(&path, &options), 4).await.unwrap();
+    let one = [json!({"id": 1, "v": "x"}), json!({"id": 2, "v": "y"})];
+    assert_eq!(jsons(&events), [one.clone(), one].concat());
+}
+
+#[tokio::test]
+async fn registered_by_register_all() {
+    let registry = oort_engine::ConnectorRegistry::new();
+    oort_connectors::register_all(&registry, &oort_connectors::Buses::default());
+    assert!(registry.source("file").is_some());
+    assert!(registry.sink("file").is_some());
+    assert!(registry.sink("rest").is_some());
+}

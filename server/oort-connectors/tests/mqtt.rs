@@ -1,0 +1,447 @@
+//! The `mqtt` source and sink against a real broker: Debian's `mosquitto`
+//! (`apt-get install -y mosquitto`), started by each test on a free port of
+//! 127.0.0.1 and killed at its end.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use oort_connectors::mqtt::{MqttConfig, MqttSinkFactory, MqttSourceFactory};
+use oort_engine::{
+    ConnectorError, Map, Payload, SinkConfig, SinkFactory, SourceConfig, SourceEvent, SourceFactory, Value,
+};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+
+/// Bound of every wait on the broker or a connector.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The mosquitto binary, or a panic that says how to install it.
+fn mosquitto() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let candidates = std::iter::once(PathBuf::from("/usr/sbin/mosquitto"))
+        .chain(std::env::split_paths(&path).map(|d| d.join("mosquitto")));
+    for path in candidates {
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!("the mqtt tests need a real broker: install mosquitto (`apt-get install -y mosquitto`)");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A mosquitto process listening on 127.0.0.1:`port`; killed on drop.
+struct Broker {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Broker {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut broker = Broker { port: free_port(), dir, child: None };
+        broker.run().await;
+        broker
+    }
+
+    fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts mosquitto and waits until it accepts connections.
+    async fn run(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n", self.port))
+            .unwrap();
+        let log = self.dir.path().join("mosquitto.log");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut child = Command::new(mosquitto())
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("start mosquitto");
+            // Polls until the port accepts; a broker that exited (port not yet free) is started again.
+            loop {
+                if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                    self.child = Some(child);
+                    return;
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "mosquitto not ready: {}", std::fs::read_to_string(&log).unwrap());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(Instant::now() < deadline, "mosquitto exited: {}", std::fs::read_to_string(&log).unwrap());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the broker and starts a new one on the same port.
+    async fn restart(&mut self) {
+        self.kill();
+        self.run().await;
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A plain rumqttc client, its event loop polled in a task that forwards what
+/// the broker sends.
+struct TestClient {
+    client: AsyncClient,
+    events: mpsc::UnboundedReceiver<Packet>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestClient {
+    async fn connect(broker: &Broker) -> Self {
+        let options = MqttOptions::new(format!("test-{:08x}", fastrand::u32(..)), "127.0.0.1", broker.port);
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(packet)) => {
+                        if tx.send(packet).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        let connected = timeout(WAIT, async {
+            while let Some(packet) = events.recv().await {
+                if matches!(packet, Packet::ConnAck(_)) {
+                    return;
+                }
+            }
+        });
+        connected.await.expect("test client connects");
+        TestClient { client, events, task }
+    }
+
+    async fn subscribe(&mut self, filter: &str, qos: QoS) {
+        self.client.subscribe(filter, qos).await.unwrap();
+        let subscribed = timeout(WAIT, async {
+            while let Some(packet) = self.events.recv().await {
+                if matches!(packet, Packet::SubAck(_)) {
+                    return;
+                }
+            }
+        });
+        subscribed.await.expect("the broker acknowledges the subscription");
+    }
+
+    async fn publish(&self, topic: &str, payload: &[u8]) {
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload.to_vec()).await.unwrap();
+    }
+
+    /// The next message: (topic, payload, qos).
+    async fn message(&mut self) -> (String, Vec<u8>, QoS) {
+        let next = timeout(WAIT, async {
+            while let Some(packet) = self.events.recv().await {
+                if let Packet::Publish(p) = packet {
+                    return (p.topic, p.payload.to_vec(), p.qos);
+                }
+            }
+            panic!("test client stopped");
+        });
+        next.await.expect("a message arrives")
+    }
+}
+
+impl Drop for TestClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A running source: its events and how to stop it.
+struct RunningSource {
+    events: mpsc::Receiver<SourceEvent>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), ConnectorError>>,
+}
+
+const PROBE: &[u8] = b"probe";
+
+impl RunningSource {
+    fn start(config: MqttConfig, filter: &str) -> Self {
+        let source = MqttSourceFactory::with_config(config)
+            .build(&SourceConfig {
+                stream: "s".into(),
+                datasource: filter.into(),
+                options: Default::default(),
+                rule_id: "rule1".into(),
+            })
+            .unwrap();
+        let (tx, events) = mpsc::channel(100);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(source.run(tx, cancel.clone()));
+        RunningSource { events, cancel, task }
+    }
+
+    /// Publishes probes on `topic` until one arrives: the source is subscribed.
+    async fn wait_subscribed(&mut self, publisher: &TestClient, topic: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            publisher.publish(topic, PROBE).await;
+            if let Ok(Some(_)) = timeout(Duration::from_millis(200), self.events.recv()).await {
+                return;
+            }
+            assert!(!self.task.is_finished(), "the source stopped");
+            assert!(Instant::now() < deadline, "the source never received a probe");
+        }
+    }
+
+    /// The next event that is not a probe.
+    async fn next(&mut self) -> SourceEvent {
+        let next = timeout(WAIT, async {
+            loop {
+                let event = self.events.recv().await.expect("source running");
+                if !matches!(&event.payload, Payload::Bytes(b) if b == PROBE) {
+                    return event;
+                }
+            }
+        });
+        next.await.expect("an event arrives")
+    }
+
+    /// Cancels the source, which must end promptly and cleanly.
+    async fn stop(self) {
+        self.cancel.cancel();
+        let ended = timeout(Duration::from_secs(5), self.task).await.expect("the source stops promptly");
+        ended.unwrap().expect("the source ends without error");
+    }
+}
+
+fn bytes(event: &SourceEvent) -> &[u8] {
+    match &event.payload {
+        Payload::Bytes(b) => b,
+        Payload::Map(m) => panic!("expected bytes, got {m:?}"),
+    }
+}
+
+fn config(broker: &Broker) -> MqttConfig {
+    MqttConfig { server: broker.url(), ..Default::default() }
+}
+
+fn sink_config(props: serde_json::Value) -> SinkConfig {
+    let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
+    SinkConfig { sink_type: "mqtt".into(), props, rule_id: "rule1".into() }
+}
+
+fn row(pairs: &[(&str, Value)]) -> Map {
+    pairs.iter().map(|(k, v)| (std::sync::Arc::from(*k), v.clone())).collect()
+}
+
+#[tokio::test]
+async fn source_receives_what_a_client_publishes() {
+    let broker = Broker::start().await;
+    let mut source = RunningSource::start(config(&broker), "oort/plain");
+    let publisher = TestClient::connect(&broker).await;
+    source.wait_subscribed(&publisher, "oort/plain").await;
+
+    publisher.publish("oort/plain", br#"{"temperature": 21.5}"#).await;
+    let event = source.next().await;
+    assert_eq!(bytes(&event), br#"{"temperature": 21.5}"#);
+    assert_eq!(event.meta["topic"], "oort/plain");
+    assert_eq!(event.meta["qos"], "1");
+    assert!(event.meta["messageId"].parse::<u16>().unwrap() > 0, "{:?}", event.meta);
+
+    // Bytes pass untouched, whatever they are.
+    publisher.publish("oort/plain", &[0, 159, 146, 150]).await;
+    assert_eq!(bytes(&source.next().await), [0, 159, 146, 150]);
+    source.stop().await;
+}
+
+#[tokio::test]
+async fn source_wildcard_filters() {
+    let broker = Broker::start().await;
+    let mut plus = RunningSource::start(config(&broker), "oort/+/temp");
+    let mut hash = RunningSource::start(config(&broker), "site/#");
+    let publisher = TestClient::connect(&broker).await;
+    plus.wait_subscribed(&publisher, "oort/probe/temp").await;
+    hash.wait_subscribed(&publisher, "site/probe").await;
+
+    // One publisher, QoS 1: the broker keeps the order, so a message wrongly let
+    // through would arrive before the last one.
+    for topic in ["oort/a/temp", "oort/b/hum", "oort/a/b/temp", "site", "site/x/y", "other/x", "oort/b/temp"] {
+        publisher.publish(topic, topic.as_bytes()).await;
+    }
+    assert_eq!(plus.next().await.meta["topic"], "oort/a/temp");
+    let event = plus.next().await;
+    assert_eq!((event.meta["topic"].as_str(), bytes(&event)), ("oort/b/temp", &b"oort/b/temp"[..]));
+    // `site/#` matches `site` itself too.
+    assert_eq!(hash.next().await.meta["topic"], "site");
+    assert_eq!(hash.next().await.meta["topic"], "site/x/y");
+    publisher.publish("site/last", b"last").await;
+    assert_eq!(hash.next().await.meta["topic"], "site/last");
+    plus.stop().await;
+    hash.stop().await;
+}
+
+#[tokio::test]
+async fn source_survives_a_broker_restart() {
+    let mut broker = Broker::start().await;
+    let mut source = RunningSource::start(config(&broker), "oort/restart");
+    let publisher = TestClient::connect(&broker).await;
+    source.wait_subscribed(&publisher, "oort/restart").await;
+    publisher.publish("oort/restart", b"before").await;
+    assert_eq!(bytes(&source.next().await), b"before");
+    drop(publisher);
+
+    broker.restart().await;
+    assert!(!source.task.is_finished(), "the source must keep running through a broker restart");
+    let publisher = TestClient::connect(&broker).await;
+    source.wait_subscribed(&publisher, "oort/restart").await;
+    publisher.publish("oort/restart", b"after").await;
+    assert_eq!(bytes(&source.next().await), b"after");
+    source.stop().await;
+}
+
+#[tokio::test]
+async fn source_waits_for_a_broker_that_is_not_up_yet() {
+    let mut broker = Broker { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+    let mut source = RunningSource::start(config(&broker), "oort/late");
+    // It keeps trying (and warning) rather than ending.
+    let ended = timeout(Duration::from_millis(500), &mut source.task).await;
+    assert!(ended.is_err(), "no broker is not a reason to stop: {ended:?}");
+    broker.run().await;
+    let publisher = TestClient::connect(&broker).await;
+    source.wait_subscribed(&publisher, "oort/late").await;
+    source.stop().await;
+
+    // Cancelled while the broker is down, it stops promptly too.
+    let down = Broker { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+    RunningSource::start(config(&down), "oort/never").stop().await;
+}
+
+#[tokio::test]
+async fn sink_publishes_what_a_subscriber_receives() {
+    let broker = Broker::start().await;
+    let mut subscriber = TestClient::connect(&broker).await;
+    subscriber.subscribe("oort/out/#", QoS::ExactlyOnce).await;
+    let rows = [
+        row(&[("a", Value::Int(1)), ("b", Value::String("x".into()))]),
+        row(&[("a", Value::Int(2)), ("b", Value::Null)]),
+    ];
+
+    let mut sink = MqttSinkFactory
+        .build(&sink_config(serde_json::json!({"server": broker.url(), "topic": "oort/out/all", "qos": 1})))
+        .unwrap();
+    sink.open().await.unwrap();
+    timeout(WAIT, sink.collect(&rows)).await.unwrap().unwrap();
+    let (topic, payload, qos) = subscriber.message().await;
+    assert_eq!((topic.as_str(), qos), ("oort/out/all", QoS::AtLeastOnce));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&payload).unwrap(),
+        serde_json::json!([{"a": 1, "b": "x"}, {"a": 2, "b": null}])
+    );
+    sink.close().await.unwrap();
+
+    // One message per row; every QoS.
+    for qos in [0u8, 1, 2] {
+        let props =
+            serde_json::json!({"server": broker.url(), "topic": "oort/out/single", "qos": qos, "sendSingle": true});
+        let mut sink = MqttSinkFactory.build(&sink_config(props)).unwrap();
+        sink.open().await.unwrap();
+        timeout(WAIT, sink.collect(&rows)).await.unwrap().unwrap();
+        for a in [1, 2] {
+            let (topic, payload, got) = subscriber.message().await;
+            assert_eq!(topic, "oort/out/single");
+            assert_eq!(got as u8, qos);
+            assert_eq!(serde_json::from_slice::<serde_json::Value>(&payload).unwrap()["a"], a);
+        }
+        sink.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sink_fails_with_external_when_the_broker_is_down() {
+    let port = free_port();
+    let mut sink = MqttSinkFactory
+        .build(&sink_config(serde_json::json!({"server": format!("tcp://127.0.0.1:{port}"), "topic": "t"})))
+        .unwrap();
+    let opened = timeout(WAIT, sink.open()).await.expect("open gives up in time");
+    assert!(matches!(opened, Err(ConnectorError::External(ref m)) if m.contains("cannot connect")), "{opened:?}");
+    let collected =
+        timeout(WAIT, sink.collect(&[row(&[("a", Value::Int(1))])])).await.expect("collect gives up in time");
+    assert!(matches!(collected, Err(ConnectorError::External(_))), "{collected:?}");
+    sink.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sink_reconnects_after_a_broker_restart() {
+    let mut broker = Broker::start().await;
+    let props = serde_json::json!({"server": broker.url(), "topic": "oort/sink/restart", "qos": 1});
+    let mut sink = MqttSinkFactory.build(&sink_config(props)).unwrap();
+    sink.open().await.unwrap();
+    let mut subscriber = TestClient::connect(&broker).await;
+    subscriber.subscribe("oort/sink/restart", QoS::AtLeastOnce).await;
+    timeout(WAIT, sink.collect(&[row(&[("n", Value::Int(1))])])).await.unwrap().unwrap();
+    assert_eq!(subscriber.message().await.1, br#"[{"n":1}]"#);
+    drop(subscriber);
+
+    broker.kill();
+    let down = timeout(WAIT, sink.collect(&[row(&[("n", Value::Int(2))])])).await.unwrap();
+    assert!(matches!(down, Err(ConnectorError::External(_))), "{down:?}");
+
+    broker.run().await;
+    let mut subscriber = TestClient::connect(&broker).await;
+    subscriber.subscribe("oort/sink/restart", QoS::AtLeastOnce).await;
+    // The engine retries the failed result: it goes through now.
+    timeout(WAIT, sink.collect(&[row(&[("n", Value::Int(2))])])).await.unwrap().unwrap();
+    assert_eq!(subscriber.message().await.1, br#"[{"n":2}]"#);
+
+    // A connection that died while the sink was idle is replaced without an error.
+    broker.restart().await;
+    let mut subscriber = TestClient::connect(&broker).await;
+    subscriber.subscribe("oort/sink/restart", QoS::AtLeastOnce).await;
+    timeout(WAIT, sink.collect(&[row(&[("n", Value::Int(3))])])).await.unwrap().unwrap();
+    assert_eq!(subscriber.message().await.1, br#"[{"n":3}]"#);
+    sink.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sink_to_source_over_mqtt5() {
+    let broker = Broker::start().await;
+    let v5 = MqttConfig { protocol_version: "5".into(), ..config(&broker) };
+    let mut source = RunningSource::start(v5, "oort/v5");
+    let publisher = TestClient::connect(&broker).await;
+    source.wait_subscribed(&publisher, "oort/v5").await;
+
+    let props = serde_json::json!({"server": broker.url(), "topic": "oort/v5", "qos": 2, "protocolVersion": "5"});
+    let mut sink = MqttSinkFactory.build(&sink_config(props)).unwrap();
+    sink.open().await.unwrap();
+    timeout(WAIT, sink.collect(&[row(&[("v", Value::Float(5.0))])])).await.unwrap().unwrap();
+    let event = source.next().await;
+    assert_eq!(bytes(&event), br#"[{"v":5.0}]"#);
+    assert_eq!(event.meta["topic"], "oort/v5");
+    sink.close().await.unwrap();
+    source.stop().await;
+}
