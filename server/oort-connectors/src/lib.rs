@@ -20,6 +20,8 @@ pub mod log;
 pub mod memory;
 pub mod mqtt;
 pub mod rest;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 

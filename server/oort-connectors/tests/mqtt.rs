@@ -2,183 +2,17 @@
 //! (`apt-get install -y mosquitto`), started by each test on a free port of
 //! 127.0.0.1 and killed at its end.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use oort_connectors::mqtt::{MqttConfig, MqttSinkFactory, MqttSourceFactory};
+use oort_connectors::testing::{Broker, TestClient, WAIT, free_port};
 use oort_engine::{
     ConnectorError, Map, Payload, SinkConfig, SinkFactory, SourceConfig, SourceEvent, SourceFactory, Value,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
-
-/// Bound of every wait on the broker or a connector.
-const WAIT: Duration = Duration::from_secs(20);
-
-/// The mosquitto binary, or a panic that says how to install it.
-fn mosquitto() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let candidates = std::iter::once(PathBuf::from("/usr/sbin/mosquitto"))
-        .chain(std::env::split_paths(&path).map(|d| d.join("mosquitto")));
-    for path in candidates {
-        if path.is_file() {
-            return path;
-        }
-    }
-    panic!("the mqtt tests need a real broker: install mosquitto (`apt-get install -y mosquitto`)");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A mosquitto process listening on 127.0.0.1:`port`; killed on drop.
-struct Broker {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Broker {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut broker = Broker { port: free_port(), dir, child: None };
-        broker.run().await;
-        broker
-    }
-
-    fn url(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts mosquitto and waits until it accepts connections.
-    async fn run(&mut self) {
-        let conf = self.dir.path().join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n", self.port))
-            .unwrap();
-        let log = self.dir.path().join("mosquitto.log");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let mut child = Command::new(mosquitto())
-                .arg("-c")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("start mosquitto");
-            // Polls until the port accepts; a broker that exited (port not yet free) is started again.
-            loop {
-                if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                    self.child = Some(child);
-                    return;
-                }
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "mosquitto not ready: {}", std::fs::read_to_string(&log).unwrap());
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            assert!(Instant::now() < deadline, "mosquitto exited: {}", std::fs::read_to_string(&log).unwrap());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Kills the broker and starts a new one on the same port.
-    async fn restart(&mut self) {
-        self.kill();
-        self.run().await;
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A plain rumqttc client, its event loop polled in a task that forwards what
-/// the broker sends.
-struct TestClient {
-    client: AsyncClient,
-    events: mpsc::UnboundedReceiver<Packet>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TestClient {
-    async fn connect(broker: &Broker) -> Self {
-        let options = MqttOptions::new(format!("test-{:08x}", fastrand::u32(..)), "127.0.0.1", broker.port);
-        let (client, mut eventloop) = AsyncClient::new(options, 64);
-        let (tx, mut events) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(packet)) => {
-                        if tx.send(packet).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        });
-        let connected = timeout(WAIT, async {
-            while let Some(packet) = events.recv().await {
-                if matches!(packet, Packet::ConnAck(_)) {
-                    return;
-                }
-            }
-        });
-        connected.await.expect("test client connects");
-        TestClient { client, events, task }
-    }
-
-    async fn subscribe(&mut self, filter: &str, qos: QoS) {
-        self.client.subscribe(filter, qos).await.unwrap();
-        let subscribed = timeout(WAIT, async {
-            while let Some(packet) = self.events.recv().await {
-                if matches!(packet, Packet::SubAck(_)) {
-                    return;
-                }
-            }
-        });
-        subscribed.await.expect("the broker acknowledges the subscription");
-    }
-
-    async fn publish(&self, topic: &str, payload: &[u8]) {
-        self.client.publish(topic, QoS::AtLeastOnce, false, payload.to_vec()).await.unwrap();
-    }
-
-    /// The next message: (topic, payload, qos).
-    async fn message(&mut self) -> (String, Vec<u8>, QoS) {
-        let next = timeout(WAIT, async {
-            while let Some(packet) = self.events.recv().await {
-                if let Packet::Publish(p) = packet {
-                    return (p.topic, p.payload.to_vec(), p.qos);
-                }
-            }
-            panic!("test client stopped");
-        });
-        next.await.expect("a message arrives")
-    }
-}
-
-impl Drop for TestClient {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// A running source: its events and how to stop it.
 struct RunningSource {
@@ -326,7 +160,7 @@ async fn source_survives_a_broker_restart() {
 
 #[tokio::test]
 async fn source_waits_for_a_broker_that_is_not_up_yet() {
-    let mut broker = Broker { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+    let mut broker = Broker::not_started();
     let mut source = RunningSource::start(config(&broker), "oort/late");
     // It keeps trying (and warning) rather than ending.
     let ended = timeout(Duration::from_millis(500), &mut source.task).await;
@@ -337,7 +171,7 @@ async fn source_waits_for_a_broker_that_is_not_up_yet() {
     source.stop().await;
 
     // Cancelled while the broker is down, it stops promptly too.
-    let down = Broker { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+    let down = Broker::not_started();
     RunningSource::start(config(&down), "oort/never").stop().await;
 }
 
