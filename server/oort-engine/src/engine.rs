@@ -101,3 +101,90 @@ impl Engine {
         self.running.lock().await.get(id).map(RunningRule::subscribe)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::connector::{ConnectorError, Source, SourceConfig, SourceEvent, SourceFactory};
+    use crate::rule::{ActionDefinition, RestartStrategy, RuleOptions};
+    use crate::runtime::RuleState;
+
+    /// A source that dies at once, counting how often it was built.
+    struct Dying(Arc<AtomicU32>);
+
+    struct DyingSource;
+
+    impl SourceFactory for Dying {
+        fn build(&self, _: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(DyingSource))
+        }
+    }
+
+    #[async_trait]
+    impl Source for DyingSource {
+        async fn run(
+            self: Box<Self>,
+            _: mpsc::Sender<SourceEvent>,
+            _: CancellationToken,
+        ) -> Result<(), ConnectorError> {
+            Err(ConnectorError::External("broker gone".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dying_source_is_restarted_per_the_strategy_then_the_rule_fails() {
+        let builds = Arc::new(AtomicU32::new(0));
+        let connectors = Arc::new(ConnectorRegistry::new());
+        connectors.register_source("dying", Arc::new(Dying(Arc::clone(&builds))));
+        connectors.register_sink("log", Arc::new(NullSink));
+        let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
+        let stream = oort_sql::parse_stream_ddl(r#"CREATE STREAM s () WITH (TYPE="dying", DATASOURCE="s")"#).unwrap();
+        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
+        let restart =
+            RestartStrategy { attempts: 2, delay_ms: 5, multiplier: 2.0, max_delay_ms: 50, jitter_factor: 0.0 };
+        let def = RuleDefinition {
+            id: "r".into(),
+            sql: "SELECT * FROM s".into(),
+            actions: vec![ActionDefinition { sink_type: "log".into(), props: Default::default() }],
+            options: RuleOptions { restart, ..Default::default() },
+        };
+        engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+        let status = loop {
+            let status = engine.status("r").await.unwrap();
+            if status.state != RuleState::Running {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(status.state, RuleState::Failed);
+        assert_eq!(status.restart_count, 2);
+        assert_eq!(builds.load(Ordering::SeqCst), 3, "built once, then once per restart");
+        assert_eq!(status.last_error.as_deref(), Some("broker gone"));
+        assert_eq!(status.operators[0].exceptions_total, 3);
+    }
+
+    struct NullSink;
+
+    impl crate::connector::SinkFactory for NullSink {
+        fn build(&self, _: &crate::connector::SinkConfig) -> Result<Box<dyn crate::connector::Sink>, ConnectorError> {
+            Ok(Box::new(Null))
+        }
+    }
+
+    struct Null;
+
+    #[async_trait]
+    impl crate::connector::Sink for Null {
+        async fn collect(&mut self, _: &[crate::value::Map]) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+    }
+}
