@@ -115,6 +115,13 @@ impl RulePlan {
         self.window.is_some() || !self.dimensions.is_empty()
     }
 
+    /// Whether WHERE applies to a window's rows rather than to each event: as in
+    /// eKuiper, count and sliding windows are triggered by every event, including
+    /// those WHERE drops.
+    pub fn filters_after_window(&self) -> bool {
+        matches!(self.window, Some(WindowSpec::Count { .. } | WindowSpec::Sliding { .. }))
+    }
+
     /// The operators, one a line, as `ExplainRule` prints them.
     pub fn explain(&self) -> String {
         let mut out = String::new();
@@ -143,12 +150,16 @@ impl RulePlan {
                 join.table.datasource().unwrap_or_default()
             );
         }
-        if let Some(f) = &self.filter {
-            let _ = writeln!(out, "  op_filter_0: WHERE {}", f.sql);
+        let filter = self.filter.as_ref().map(|f| format!("  op_filter_0: WHERE {}", f.sql));
+        if let Some(f) = filter.as_ref().filter(|_| !self.filters_after_window()) {
+            let _ = writeln!(out, "{f}");
         }
         if let Some(w) = &self.window {
             let time = if self.options.is_event_time { "event time" } else { "processing time" };
             let _ = writeln!(out, "  op_window_0: {w} ({time})");
+        }
+        if let Some(f) = filter.as_ref().filter(|_| self.filters_after_window()) {
+            let _ = writeln!(out, "{f}");
         }
         if !self.dimensions.is_empty() {
             let dims: Vec<&str> = self.dimensions.iter().map(|d| d.sql.as_str()).collect();

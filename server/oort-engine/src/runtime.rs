@@ -446,16 +446,8 @@ async fn run_operators(
                     }
                 };
                 for row in rows {
-                if let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) {
-                    m.record_in(1, now);
-                    match filter.expr.eval(&row, &env) {
-                        Ok(Value::Bool(true)) => m.record_out(1),
-                        Ok(_) => continue,
-                        Err(e) => {
-                            m.record_exception(e.to_string());
-                            continue;
-                        }
-                    }
+                if !plan.filters_after_window() && !passes_filter(&plan, &metrics, &row, &env) {
+                    continue;
                 }
                 match window.as_mut() {
                     Some(w) => {
@@ -490,6 +482,23 @@ async fn run_operators(
     }
 }
 
+/// Whether a row passes WHERE (a row with no WHERE does); counts it.
+fn passes_filter(plan: &RulePlan, metrics: &RuleMetrics, row: &Row, env: &EvalEnv<'_>) -> bool {
+    let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) else { return true };
+    m.record_in(1, now_ms());
+    match filter.expr.eval(row, env) {
+        Ok(Value::Bool(true)) => {
+            m.record_out(1);
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            m.record_exception(e.to_string());
+            false
+        }
+    }
+}
+
 /// Groups each closed window by the GROUP BY keys, applies HAVING, projects
 /// each group, and orders the results: one result set per window.
 fn process_windows(plan: &RulePlan, metrics: &RuleMetrics, batches: Vec<WindowBatch>) -> Vec<Vec<Map>> {
@@ -500,8 +509,12 @@ fn process_windows(plan: &RulePlan, metrics: &RuleMetrics, batches: Vec<WindowBa
                 m.record_out(1);
             }
             let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)) };
+            let mut rows = batch.rows;
+            if plan.filters_after_window() {
+                rows.retain(|row| passes_filter(plan, metrics, row, &env));
+            }
             let mut out: Vec<(Vec<Value>, Map)> = Vec::new();
-            for group in group_rows(plan, batch.rows, &env, metrics) {
+            for group in group_rows(plan, rows, &env, metrics) {
                 metrics.project.record_in(group.len() as u64, now_ms());
                 if let Some(having) = &plan.having {
                     match having.expr.eval_group(&group, &env) {

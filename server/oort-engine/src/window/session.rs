@@ -38,7 +38,9 @@ impl SessionWindows {
     }
 
     pub(super) fn insert(&mut self, row: Row, key: i64, out: &mut Vec<WindowBatch>) {
-        self.advance(key, out);
+        // eKuiper: a gap ends a session only when it is longer than the timeout,
+        // so a row exactly `timeout` after the last one still belongs to it.
+        self.close_until(key, true, out);
         match &mut self.open {
             Some(session) => session.last = key,
             None => self.open = Some(Session { start: key, last: key }),
@@ -47,9 +49,15 @@ impl SessionWindows {
     }
 
     pub(super) fn advance(&mut self, now: i64, out: &mut Vec<WindowBatch>) {
+        self.close_until(now, false, out);
+    }
+
+    /// Closes what ends by `now`; with `arriving`, a row arrives at `now` and a
+    /// timeout falling exactly then does not close the session.
+    fn close_until(&mut self, now: i64, arriving: bool, out: &mut Vec<WindowBatch>) {
         while let Some(session) = self.open {
             match self.next_close(session) {
-                Close::Timeout(at) if at <= now => {
+                Close::Timeout(at) if at < now || (at == now && !arriving) => {
                     self.flush(session.start, at, out);
                     self.open = None;
                 }
@@ -80,7 +88,7 @@ impl SessionWindows {
     fn next_close(&self, session: Session) -> Close {
         let timeout = session.last.saturating_add(self.timeout);
         let cut = boundary_at_or_after(session.start.saturating_add(self.length), self.length, self.offset);
-        // A tie closes the session: a row arriving then starts a new one.
+        // A tie with a cut closes the session at the timeout.
         if timeout <= cut { Close::Timeout(timeout) } else { Close::Cut(cut) }
     }
 
