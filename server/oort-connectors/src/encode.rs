@@ -481,6 +481,42 @@ fn encode_error(message: String) -> ConnectorError {
     ConnectorError::External(format!("cannot encode the result: {message}"))
 }
 
+/// How far a result of several payloads got before it failed, so that the
+/// engine's retry of the same result skips the payloads already delivered.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Fingerprint of the result being sent, and how many payloads went out.
+    current: Option<(u64, usize)>,
+    failed: Option<(u64, usize)>,
+}
+
+impl Progress {
+    /// Starts sending `payloads`; returns the index of the first one to send.
+    pub fn start(&mut self, payloads: &[Vec<u8>]) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        payloads.hash(&mut hasher);
+        let key = hasher.finish();
+        let done = match self.failed {
+            Some((k, done)) if k == key => done,
+            _ => 0,
+        };
+        self.current = Some((key, done));
+        done
+    }
+
+    /// Payload `index` of the current result failed: a retry resumes there.
+    pub fn failed_at(&mut self, index: usize) {
+        self.failed = self.current.map(|(key, _)| (key, index));
+    }
+
+    /// The current result went out whole.
+    pub fn done(&mut self) {
+        self.failed = None;
+        self.current = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,7 +82,7 @@ pub fn value_to_json(value: &Value) -> serde_json::Value {
         Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
         Value::String(s) => J::String(s.to_string()),
         Value::Bytes(b) => J::String(BASE64_STANDARD.encode(b)),
-        Value::Timestamp(t) => J::String(t.to_rfc3339()),
+        Value::Timestamp(t) => J::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         Value::List(values) => J::Array(values.iter().map(value_to_json).collect()),
         Value::Map(map) => map_to_json(map),
     }

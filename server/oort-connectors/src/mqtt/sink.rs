@@ -6,7 +6,6 @@
 //! while idle (broker restarted, idle timeout) shows on the next publish: the
 //! sink then reconnects once and publishes again before reporting a failure.
 
-use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,7 +14,7 @@ use serde::Deserialize;
 
 use super::client::{Connection, Event};
 use super::{MqttConfig, Settings};
-use crate::encode::SinkEncoder;
+use crate::encode::{Progress, SinkEncoder};
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,7 +74,7 @@ impl SinkFactory for MqttSinkFactory {
             encoder,
             rule_id: config.rule_id.clone(),
             conn: None,
-            partial: None,
+            progress: Progress::default(),
         }))
     }
 }
@@ -88,9 +87,8 @@ struct MqttSink {
     rule_id: String,
     /// The live connection, if any: dropped after any failure.
     conn: Option<Connection>,
-    /// A result that failed part-way: its fingerprint and how many of its
-    /// payloads the broker acknowledged, so that a retry sends only the rest.
-    partial: Option<(u64, usize)>,
+    /// How far the current result got, so that a retry sends only the rest.
+    progress: Progress,
 }
 
 impl MqttSink {
@@ -194,13 +192,6 @@ async fn publish_and_wait(
     }
 }
 
-/// Identifies a result's payloads, to resume a failed result.
-fn fingerprint(payloads: &[Vec<u8>]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    payloads.hash(&mut hasher);
-    hasher.finish()
-}
-
 #[async_trait]
 impl Sink for MqttSink {
     async fn open(&mut self) -> Result<(), ConnectorError> {
@@ -212,19 +203,15 @@ impl Sink for MqttSink {
 
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
         let payloads = self.encoder.encode(rows)?;
-        let key = fingerprint(&payloads);
-        // The engine retries a failed result until it succeeds: skip what the broker already has.
-        let done = match self.partial {
-            Some((k, done)) if k == key => done,
-            _ => 0,
-        };
+        // The engine retries a failed result until it succeeds: skip what already went out.
+        let done = self.progress.start(&payloads);
         for (i, payload) in payloads.iter().enumerate().skip(done) {
             if let Err(e) = self.send(payload).await {
-                self.partial = Some((key, i));
+                self.progress.failed_at(i);
                 return Err(e);
             }
         }
-        self.partial = None;
+        self.progress.done();
         Ok(())
     }
 

@@ -34,7 +34,6 @@
 //! `resendDestination`: all rejected when set.
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,7 +42,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde::Deserialize;
 
-use crate::encode::{SinkEncoder, props_subset};
+use crate::encode::{Progress, SinkEncoder, props_subset};
 
 /// Builds `rest` sinks.
 pub struct RestSinkFactory;
@@ -89,8 +88,8 @@ struct RestSink {
     send_body: bool,
     debug_resp: bool,
     encoder: SinkEncoder,
-    /// A result that failed part way: its fingerprint and how many requests succeeded.
-    partial: Option<(u64, usize)>,
+    /// How far the current result got, so that a retry sends only the rest.
+    progress: Progress,
 }
 
 impl SinkFactory for RestSinkFactory {
@@ -197,7 +196,7 @@ fn build_sink(config: &SinkConfig) -> Result<RestSink, ConnectorError> {
         send_body: content_type.is_some(),
         debug_resp: props.debug_resp,
         encoder,
-        partial: None,
+        progress: Progress::default(),
     })
 }
 
@@ -241,13 +240,6 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Identifies a result's payloads, to resume it after a partial failure.
-fn fingerprint(payloads: &[Vec<u8>]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    payloads.hash(&mut hasher);
-    hasher.finish()
-}
-
 #[async_trait]
 impl Sink for RestSink {
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
@@ -259,19 +251,15 @@ impl Sink for RestSink {
                 return Ok(());
             }
         };
-        let key = fingerprint(&payloads);
-        // The engine retries a failed result: skip the requests that already succeeded.
-        let done = match self.partial {
-            Some((k, done)) if k == key => done,
-            _ => 0,
-        };
+        // The engine retries a failed result until it succeeds: skip what already went out.
+        let done = self.progress.start(&payloads);
         for (i, payload) in payloads.iter().enumerate().skip(done) {
             if let Err(e) = self.send(payload).await {
-                self.partial = Some((key, i));
+                self.progress.failed_at(i);
                 return Err(e);
             }
         }
-        self.partial = None;
+        self.progress.done();
         Ok(())
     }
 }

@@ -8,49 +8,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
-use base64::prelude::BASE64_STANDARD;
-use chrono::SecondsFormat;
 use serde_json_path::JsonPath;
 
 use super::{Builtin, Kind, literal_str, text};
 use crate::function::{ArgInfo, Function, FunctionError};
-use crate::value::{Map, Value};
+use crate::value::Value;
 
-/// A value as JSON. Byte strings become base64 text and datetimes RFC 3339 text (as Go's
-/// `encoding/json` writes them); floats that are not finite become `null`.
-pub(crate) fn to_json(value: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        Value::Null => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::Float(x) => serde_json::Number::from_f64(*x).map_or(J::Null, J::Number),
-        Value::String(s) => J::String(s.to_string()),
-        Value::Bytes(b) => J::String(BASE64_STANDARD.encode(b)),
-        Value::Timestamp(t) => J::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-        Value::List(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Map(map) => J::Object(map.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
-    }
-}
-
-/// A JSON value as a [`Value`]: integers that fit stay BIGINT, other numbers become FLOAT.
-pub(crate) fn from_json(json: &serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    match json {
-        J::Null => Value::Null,
-        J::Bool(b) => Value::Bool(*b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => n.as_f64().map_or(Value::Null, Value::Float),
-        },
-        J::String(s) => Value::string(s.as_str()),
-        J::Array(items) => Value::list(items.iter().map(from_json).collect()),
-        J::Object(object) => {
-            Value::map(object.iter().map(|(k, v)| (Arc::from(k.as_str()), from_json(v))).collect::<Map>())
-        }
-    }
-}
+pub(crate) use crate::json::{json_to_value as from_json, value_to_json as to_json};
 
 /// A value as JSON text.
 pub(crate) fn to_json_string(value: &Value) -> String {
