@@ -38,9 +38,35 @@ impl TopicBus {
     }
 }
 
+/// A source that reads one topic of a bus. It subscribes when it is built, so
+/// that events published as soon as its rule is created reach it.
+pub(crate) struct BusSource {
+    rx: broadcast::Receiver<SourceEvent>,
+    topic: String,
+}
+
+impl BusSource {
+    /// Subscribes to `topic` now.
+    pub(crate) fn subscribe(bus: &TopicBus, topic: &str) -> Box<Self> {
+        Box::new(Self { rx: bus.subscribe(topic), topic: topic.to_owned() })
+    }
+}
+
+#[async_trait::async_trait]
+impl oort_engine::Source for BusSource {
+    async fn run(
+        self: Box<Self>,
+        out: tokio::sync::mpsc::Sender<SourceEvent>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<(), oort_engine::ConnectorError> {
+        forward(self.rx, out, cancel, &self.topic).await;
+        Ok(())
+    }
+}
+
 /// Forwards a subscription into a source's output until cancelled; events lost
 /// to lag are reported in the log, the source goes on.
-pub(crate) async fn forward(
+async fn forward(
     mut rx: broadcast::Receiver<SourceEvent>,
     out: tokio::sync::mpsc::Sender<SourceEvent>,
     cancel: tokio_util::sync::CancellationToken,

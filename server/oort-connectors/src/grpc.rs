@@ -7,38 +7,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use oort_engine::{
-    ConnectorError, Map, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory,
-};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use oort_engine::{ConnectorError, Map, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceFactory};
 
-use crate::bus::{TopicBus, forward};
+use crate::bus::{BusSource, TopicBus};
 
 /// Builds `grpc` sources.
 pub struct GrpcSourceFactory(pub Arc<TopicBus>);
 
-struct GrpcSource {
-    bus: Arc<TopicBus>,
-    stream: String,
-}
-
 impl SourceFactory for GrpcSourceFactory {
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
-        Ok(Box::new(GrpcSource { bus: Arc::clone(&self.0), stream: config.stream.clone() }))
-    }
-}
-
-#[async_trait]
-impl Source for GrpcSource {
-    async fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<SourceEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ConnectorError> {
-        let rx = self.bus.subscribe(&self.stream);
-        forward(rx, out, cancel, &self.stream).await;
-        Ok(())
+        Ok(BusSource::subscribe(&self.0, &config.stream))
     }
 }
 

@@ -7,27 +7,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use crate::bus::{TopicBus, forward};
+use crate::bus::{BusSource, TopicBus};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Builds `httppush` sources.
 pub struct HttpPushSourceFactory(pub Arc<TopicBus>);
-
-struct HttpPushSource {
-    bus: Arc<TopicBus>,
-    path: String,
-}
 
 impl SourceFactory for HttpPushSourceFactory {
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
@@ -37,20 +29,7 @@ impl SourceFactory for HttpPushSourceFactory {
                 config.datasource
             )));
         }
-        Ok(Box::new(HttpPushSource { bus: Arc::clone(&self.0), path: config.datasource.clone() }))
-    }
-}
-
-#[async_trait]
-impl Source for HttpPushSource {
-    async fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<SourceEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ConnectorError> {
-        let rx = self.bus.subscribe(&self.path);
-        forward(rx, out, cancel, &self.path).await;
-        Ok(())
+        Ok(BusSource::subscribe(&self.0, &config.datasource))
     }
 }
 

@@ -371,3 +371,25 @@ async fn events_posted_over_http_reach_httppush_streams() {
     let decoder = status.operators.iter().find(|o| o.name == "op_decoder_0").unwrap();
     assert_eq!(decoder.exceptions_total, 1, "the body that is not JSON is counted");
 }
+
+#[tokio::test]
+async fn events_join_a_table_read_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let lookup = dir.path().join("devices.jsonl");
+    std::fs::write(&lookup, "{\"id\": 1, \"name\": \"pump\"}\n{\"id\": 2, \"name\": \"fan\"}\n").unwrap();
+    let oortd = Oortd::start(&dir.path().join("data")).await;
+    let table = format!(
+        r#"CREATE TABLE devices (id BIGINT, name STRING) WITH (TYPE="file", DATASOURCE="{}", FORMAT="json")"#,
+        lookup.display()
+    );
+    create_stream(&oortd, &table).await;
+    create_stream(&oortd, r#"CREATE STREAM readings (id BIGINT, v FLOAT) WITH (TYPE="grpc", DATASOURCE="readings")"#)
+        .await;
+    let sql = "SELECT readings.v, devices.name FROM readings INNER JOIN devices ON readings.id = devices.id";
+    create_rule(&oortd, rule("file_join", sql, vec![action("grpc", &[])])).await;
+    wait_records_out(&oortd, "file_join", "source_devices_0", 2).await;
+    let mut results = tail(&oortd, "file_join").await;
+    publish(&oortd, "readings", vec![event(&[("id", int(2)), ("v", float(0.5))])]).await;
+    let row = next_row(&mut results).await;
+    assert_eq!((row["name"].clone(), row["v"].clone()), (string("fan"), float(0.5)));
+}

@@ -7,38 +7,18 @@ use async_trait::async_trait;
 use oort_engine::{
     ConnectorError, Map, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory,
 };
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use crate::bus::{TopicBus, forward};
+use crate::bus::{BusSource, TopicBus};
 
 /// Builds `memory` sources.
 pub struct MemorySourceFactory(pub Arc<TopicBus>);
-
-struct MemorySource {
-    bus: Arc<TopicBus>,
-    topic: String,
-}
 
 impl SourceFactory for MemorySourceFactory {
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
         if config.datasource.is_empty() {
             return Err(ConnectorError::Config("a memory stream needs DATASOURCE, the topic to read".into()));
         }
-        Ok(Box::new(MemorySource { bus: Arc::clone(&self.0), topic: config.datasource.clone() }))
-    }
-}
-
-#[async_trait]
-impl Source for MemorySource {
-    async fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<SourceEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ConnectorError> {
-        let rx = self.bus.subscribe(&self.topic);
-        forward(rx, out, cancel, &self.topic).await;
-        Ok(())
+        Ok(BusSource::subscribe(&self.0, &config.datasource))
     }
 }
 
