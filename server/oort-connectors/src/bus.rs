@@ -26,9 +26,28 @@ impl TopicBus {
         self.sender(topic).subscribe()
     }
 
-    /// Publishes to a topic; returns how many subscribers received it.
+    /// Publishes to a topic without waiting; returns how many subscribers
+    /// received it. A subscriber more than `CAPACITY` events behind loses the
+    /// oldest: use [`TopicBus::send`] where the publisher can wait.
     pub fn publish(&self, topic: &str, event: SourceEvent) -> usize {
         self.sender(topic).send(event).unwrap_or(0)
+    }
+
+    /// Publishes to a topic, first waiting while its slowest subscriber is more
+    /// than half the buffer behind: backpressure for publishers that can wait
+    /// (a gRPC or HTTP client, a rule's sink), so that no event is lost to lag.
+    pub async fn send(&self, topic: &str, event: SourceEvent) -> usize {
+        let sender = self.sender(topic);
+        let mut spins = 0u32;
+        while sender.len() >= CAPACITY / 2 && sender.receiver_count() > 0 {
+            spins += 1;
+            if spins < 64 {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        sender.send(event).unwrap_or(0)
     }
 
     /// Whether anyone listens on a topic.

@@ -56,7 +56,7 @@ async fn receive(State(bus): State<Arc<TopicBus>>, request: Request) -> impl Int
     };
     let meta = BTreeMap::from([("path".to_owned(), path.clone()), ("method".to_owned(), parts.method.to_string())]);
     let event = SourceEvent { payload: Payload::Bytes(body.to_vec()), meta: Arc::new(meta), timestamp: None };
-    bus.publish(&path, event);
+    bus.send(&path, event).await;
     (StatusCode::OK, String::new())
 }
 

@@ -6,12 +6,15 @@
 //!   same run.
 //! - `engine` ([`engine`]): runs rules in this process on one core and measures
 //!   events per second through the real engine, against a pass-through rule.
+//! - `publish` ([`publish`]): events/s through `EventService.Publish` into a real
+//!   `oortd`, against a pass-through rule.
 //! - `latency` ([`latency`]): Publish → TailRule latency through a real `oortd`
 //!   at a steady rate, against a GetRule round trip.
 
 mod control_plane;
 mod engine;
 mod latency;
+mod publish;
 
 use std::path::PathBuf;
 
@@ -54,6 +57,15 @@ enum Cmd {
         #[arg(long, default_value_t = 50_000)]
         events: usize,
     },
+    /// Events per second through EventService.Publish into a real oortd.
+    Publish {
+        /// The oortd binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/oortd")]
+        oortd: PathBuf,
+        /// Events per measured run.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+    },
     /// Events per second through the engine on one core.
     Engine {
         /// Events per measured run.
@@ -70,6 +82,7 @@ fn main() -> Result<()> {
         Cmd::ControlPlane { oortd, rules, startups, data_dir } => {
             tokio::runtime::Runtime::new()?.block_on(control_plane::run(&oortd, rules, startups, data_dir))
         }
+        Cmd::Publish { oortd, events } => tokio::runtime::Runtime::new()?.block_on(publish::run(&oortd, events)),
         Cmd::Latency { oortd, rate, events } => {
             tokio::runtime::Runtime::new()?.block_on(latency::run(&oortd, rate, events))
         }

@@ -393,3 +393,16 @@ async fn events_join_a_table_read_from_a_file() {
     let row = next_row(&mut results).await;
     assert_eq!((row["name"].clone(), row["v"].clone()), (string("fan"), float(0.5)));
 }
+
+#[tokio::test]
+async fn a_fast_publisher_is_held_back_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM fast (n BIGINT) WITH (TYPE="grpc", DATASOURCE="fast")"#).await;
+    create_rule(&oortd, rule("fast", "SELECT n FROM fast WHERE n < 0", vec![action("log", &[])])).await;
+    // Far more than the bus buffers (4096): without backpressure most would be lost.
+    let count = 20_000;
+    let accepted = publish(&oortd, "fast", (0..count).map(|n| event(&[("n", int(n))])).collect()).await;
+    assert_eq!(accepted, count as u64);
+    wait_records_out(&oortd, "fast", "op_decoder_0", count as u64).await;
+}

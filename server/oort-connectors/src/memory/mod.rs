@@ -46,7 +46,7 @@ impl SinkFactory for MemorySinkFactory {
 impl Sink for MemorySink {
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
         for row in rows {
-            self.bus.publish(&self.topic, SourceEvent::map(row.clone()));
+            self.bus.send(&self.topic, SourceEvent::map(row.clone())).await;
         }
         Ok(())
     }

@@ -56,7 +56,7 @@ impl EventService for EventApi {
                 meta: Arc::new(event.meta.into_iter().collect()),
                 timestamp,
             };
-            self.bus.publish(&request.stream, source_event);
+            self.bus.send(&request.stream, source_event).await;
             accepted += 1;
         }
         Ok(Response::new(PublishResponse { accepted }))

@@ -1,0 +1,95 @@
+//! Throughput through `EventService.Publish`: one client streams pre-built
+//! events as fast as the server takes them into a `TYPE="grpc"` stream read by
+//! the filter+project rule, in a real `oortd`. The baseline is the same events
+//! through a pass-through rule on another stream, in the same run.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use oort_proto::v1::event_service_client::EventServiceClient;
+use oort_proto::v1::rule_service_client::RuleServiceClient;
+use oort_proto::v1::stream_service_client::StreamServiceClient;
+use oort_proto::v1::value::Kind;
+use oort_proto::v1::{
+    Action, CreateRuleRequest, CreateStreamRequest, Event, GetRuleStatusRequest, PublishRequest, Rule, Value,
+};
+use tonic::transport::Channel;
+
+use crate::control_plane::Server;
+
+fn requests(stream: &str, count: usize) -> Vec<PublishRequest> {
+    (0..count)
+        .map(|i| {
+            let fields = [
+                ("temperature", Kind::FloatValue((i * 7919 % 4000) as f64 / 100.0)),
+                ("humidity", Kind::IntValue((i % 100) as i64)),
+                ("deviceId", Kind::StringValue(format!("dev{}", i % 10_000))),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value { kind: Some(v) }))
+            .collect();
+            PublishRequest { stream: stream.into(), event: Some(Event { fields, ..Default::default() }) }
+        })
+        .collect()
+}
+
+/// Publishes the events into `stream` and waits until rule `rule`'s decoder has seen them all.
+async fn measure(channel: &Channel, stream: &str, rule: &str, count: usize) -> Result<f64> {
+    let batch = requests(stream, count);
+    let started = Instant::now();
+    EventServiceClient::new(channel.clone()).publish(tokio_stream::iter(batch)).await?;
+    let mut rules = RuleServiceClient::new(channel.clone());
+    loop {
+        let status = rules.get_rule_status(GetRuleStatusRequest { id: rule.into() }).await?.into_inner();
+        let seen = status.operators.iter().find(|o| o.name == "op_decoder_0").map_or(0, |o| o.records_in_total);
+        if seen >= count as u64 {
+            return Ok(count as f64 / started.elapsed().as_secs_f64());
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("{rule} saw {seen} of {count} events after 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Prints events/s through Publish for a pass-through and a filter+project rule.
+pub async fn run(binary: &Path, count: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (server, _) = Server::start(binary, &dir.path().join("data")).await?;
+    let channel = server.channel().await?;
+    let mut streams = StreamServiceClient::new(channel.clone());
+    let mut rules = RuleServiceClient::new(channel.clone());
+    for (stream, rule, sql) in [
+        ("base", "pass", "SELECT * FROM base"),
+        ("demo", "filter", "SELECT temperature * 1.8 + 32 AS f, deviceId FROM demo WHERE temperature > 20"),
+    ] {
+        let ddl = format!(
+            r#"CREATE STREAM {stream} (temperature FLOAT, humidity BIGINT, deviceId STRING) WITH (TYPE="grpc", DATASOURCE="{stream}")"#
+        );
+        streams.create_stream(CreateStreamRequest { sql: ddl }).await?;
+        let props = prost_types::Struct {
+            fields: [(
+                "topic".to_owned(),
+                prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(rule.into())) },
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let rule = Rule {
+            id: rule.into(),
+            sql: sql.into(),
+            actions: vec![Action { r#type: "memory".into(), props: Some(props) }],
+            ..Default::default()
+        };
+        rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;
+    }
+    let baseline = measure(&channel, "base", "pass", count).await?;
+    let filter = measure(&channel, "demo", "filter", count).await?;
+    server.stop()?;
+    println!("| through EventService.Publish ({count} events, one client stream) | events/s | ratio to pass-through |");
+    println!("|---|---|---|");
+    println!("| pass-through `SELECT * FROM base` (baseline) | {baseline:.0} | 1.00 |");
+    println!("| filter + project | {filter:.0} | {:.2} |", filter / baseline);
+    Ok(())
+}
