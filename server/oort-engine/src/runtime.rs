@@ -364,21 +364,6 @@ async fn run_operators(
     let timestamp_field = plan.stream.timestamp_field().map(str::to_owned);
     let mut batch = Vec::with_capacity(RECEIVE_BATCH);
     let decoder = decode::Decoder::new(&plan.stream);
-    let emit = |rows: Vec<Map>| {
-        let sinks = sinks.clone();
-        let tail = Arc::clone(&tail);
-        async move {
-            if rows.is_empty() {
-                return;
-            }
-            let rows = Arc::new(rows);
-            tail.send(&rows);
-            for sink in &sinks {
-                // A full sink buffer holds the rule back: backpressure, not loss.
-                let _ = sink.send(Arc::clone(&rows)).await;
-            }
-        }
-    };
     loop {
         let deadline = window.as_ref().and_then(|w| w.next_deadline());
         let sleep = async {
@@ -393,7 +378,7 @@ async fn run_operators(
                 if let Some(w) = window.as_mut() {
                     let batches = w.on_tick(now_ms());
                     for rows in process_windows(&plan, &metrics, batches) {
-                        emit(rows).await;
+                        emit(rows, &sinks, &tail).await;
                     }
                 }
             }
@@ -459,7 +444,7 @@ async fn run_operators(
                             m.set_buffer_length(w.buffered() as u64);
                         }
                         for rows in process_windows(&plan, &metrics, batches) {
-                            emit(rows).await;
+                            emit(rows, &sinks, &tail).await;
                         }
                     }
                     None => {
@@ -467,7 +452,7 @@ async fn run_operators(
                         match plan.projection.eval(&row, &env) {
                             Ok(out) => {
                                 metrics.project.record_out(1);
-                                emit(vec![out]).await;
+                                emit(vec![out], &sinks, &tail).await;
                             }
                             Err(e) => metrics.project.record_exception(e.to_string()),
                         }
@@ -479,6 +464,19 @@ async fn run_operators(
                 metrics.project.record_latency((started.elapsed().as_micros() / received as u128) as i64);
             }
         }
+    }
+}
+
+/// Hands one result to the live tail and to every sink. A full sink buffer
+/// holds the rule back: backpressure, not loss.
+async fn emit(rows: Vec<Map>, sinks: &[mpsc::Sender<Arc<Vec<Map>>>], tail: &Tail) {
+    if rows.is_empty() {
+        return;
+    }
+    let rows = Arc::new(rows);
+    tail.send(&rows);
+    for sink in sinks {
+        let _ = sink.send(Arc::clone(&rows)).await;
     }
 }
 

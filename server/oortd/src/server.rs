@@ -37,9 +37,6 @@ pub enum ServerError {
     /// The catalog could not be opened (locked by another server, damaged...).
     #[error("cannot open the catalog in {path}: {source}")]
     Catalog { path: std::path::PathBuf, source: oort_store::StoreError },
-    /// Running rules could not be read back from the catalog.
-    #[error("cannot restore rules: {0}")]
-    Restore(String),
     /// The HTTP push endpoint could not listen on the address configured for it.
     #[error("cannot listen for HTTP push on {addr}: {source}")]
     HttpPush { addr: std::net::SocketAddr, source: std::io::Error },
@@ -68,14 +65,13 @@ pub async fn run(
             .map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?,
     );
     // Read every record once at start-up: it proves the catalog decodes (a
-    // damaged record fails here, not in the middle of a request), and it is the
-    // load the engine will restore running rules from.
-    let load = |catalog: &dyn Catalog| {
-        Ok::<_, oort_store::StoreError>((catalog.list_streams()?.len(), catalog.list_rules()?.len()))
-    };
-    let (streams, rules) =
+    // damaged record fails here, not in the middle of a request), and the rules
+    // read are the ones restored below.
+    let load =
+        |catalog: &dyn Catalog| Ok::<_, oort_store::StoreError>((catalog.list_streams()?.len(), catalog.list_rules()?));
+    let (streams, stored_rules) =
         load(catalog.as_ref()).map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
-    tracing::info!(data_dir = %config.data_dir.display(), streams, rules, "catalog open");
+    tracing::info!(data_dir = %config.data_dir.display(), streams, rules = stored_rules.len(), "catalog open");
     let handle = CatalogHandle::new(Arc::clone(&catalog));
 
     let functions = Arc::new(FunctionRegistry::new());
@@ -85,7 +81,7 @@ pub async fn run(
     oort_connectors::register_all(&connectors, &buses);
     let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors));
     let rules = RuleController::new(handle.clone(), Arc::clone(&engine));
-    let restored = rules.restore().await.map_err(|e| ServerError::Restore(e.to_string()))?;
+    let restored = rules.restore(&stored_rules).await;
     tracing::info!(rules = restored, "rules restored");
 
     let (health, health_service) = tonic_health::server::health_reporter();
