@@ -1,0 +1,290 @@
+"""A thin convenience layer over the generated stubs: plain Python values in,
+plain Python values (or the generated messages) out, and one error type."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, Union
+
+import grpc
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from oort.v1 import (
+    event_pb2,
+    event_pb2_grpc,
+    rule_pb2,
+    rule_pb2_grpc,
+    stream_pb2,
+    stream_pb2_grpc,
+    value_pb2,
+)
+
+T = TypeVar("T")
+
+#: An action: a sink type ("grpc", "log", "mqtt", ...), a (type, props) pair,
+#: or a generated `rule_pb2.Action`.
+ActionLike = Union[str, "tuple[str, Mapping[str, Any]]", rule_pb2.Action]
+
+
+class OortError(Exception):
+    """A failed call: the gRPC status code and the server's message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+def _call(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except grpc.RpcError as error:
+        raise _error(error) from error
+
+
+def _error(error: grpc.RpcError) -> OortError:
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    return OortError(code, details or "")
+
+
+def to_value(value: Any) -> value_pb2.Value:
+    """A Python value as an `oort.v1.Value`: None, bool, int, float, str, bytes,
+    datetime (timestamp), list/tuple (ARRAY) and dict (STRUCT)."""
+    if isinstance(value, value_pb2.Value):
+        return value
+    if value is None:
+        return value_pb2.Value(null_value=struct_pb2.NULL_VALUE)
+    if isinstance(value, bool):
+        return value_pb2.Value(bool_value=value)
+    if isinstance(value, int):
+        return value_pb2.Value(int_value=value)
+    if isinstance(value, float):
+        return value_pb2.Value(float_value=value)
+    if isinstance(value, str):
+        return value_pb2.Value(string_value=value)
+    if isinstance(value, (bytes, bytearray)):
+        return value_pb2.Value(bytes_value=bytes(value))
+    if isinstance(value, datetime.datetime):
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc))
+        return value_pb2.Value(timestamp_value=ts)
+    if isinstance(value, (list, tuple)):
+        return value_pb2.Value(list_value=value_pb2.ListValue(values=[to_value(v) for v in value]))
+    if isinstance(value, Mapping):
+        return value_pb2.Value(map_value=value_pb2.MapValue(fields={str(k): to_value(v) for k, v in value.items()}))
+    raise TypeError(f"cannot convert {type(value).__name__} to oort.v1.Value")
+
+
+def from_value(value: value_pb2.Value) -> Any:
+    """An `oort.v1.Value` as a Python value (the inverse of `to_value`)."""
+    kind = value.WhichOneof("kind")
+    if kind is None or kind == "null_value":
+        return None
+    if kind == "timestamp_value":
+        return value.timestamp_value.ToDatetime(tzinfo=datetime.timezone.utc)
+    if kind == "list_value":
+        return [from_value(v) for v in value.list_value.values]
+    if kind == "map_value":
+        return {k: from_value(v) for k, v in value.map_value.fields.items()}
+    return getattr(value, kind)
+
+
+def to_event(row: Mapping[str, Any] | value_pb2.Event) -> value_pb2.Event:
+    """A dict of column values as an `oort.v1.Event`."""
+    if isinstance(row, value_pb2.Event):
+        return row
+    return value_pb2.Event(fields={k: to_value(v) for k, v in row.items()})
+
+
+def _action(action: ActionLike) -> rule_pb2.Action:
+    if isinstance(action, rule_pb2.Action):
+        return action
+    if isinstance(action, str):
+        return rule_pb2.Action(type=action)
+    kind, props = action
+    struct = struct_pb2.Struct()
+    struct.update(dict(props))
+    return rule_pb2.Action(type=kind, props=struct)
+
+
+class Streams:
+    """StreamService: streams and tables, declared in eKuiper DDL."""
+
+    def __init__(self, channel: grpc.Channel, timeout: float | None) -> None:
+        self.stub = stream_pb2_grpc.StreamServiceStub(channel)
+        self._timeout = timeout
+
+    def create(self, sql: str) -> stream_pb2.Stream:
+        """Creates a stream or table from `CREATE STREAM ...` / `CREATE TABLE ...`."""
+        request = stream_pb2.CreateStreamRequest(sql=sql)
+        return _call(lambda: self.stub.CreateStream(request, timeout=self._timeout)).stream
+
+    def get(self, name: str) -> stream_pb2.Stream:
+        request = stream_pb2.GetStreamRequest(name=name)
+        return _call(lambda: self.stub.GetStream(request, timeout=self._timeout)).stream
+
+    def list(self, kind: stream_pb2.StreamKind.ValueType = stream_pb2.STREAM_KIND_UNSPECIFIED) -> list[stream_pb2.Stream]:
+        request = stream_pb2.ListStreamsRequest(kind=kind)
+        return list(_call(lambda: self.stub.ListStreams(request, timeout=self._timeout)).streams)
+
+    def update(self, sql: str) -> stream_pb2.Stream:
+        request = stream_pb2.UpdateStreamRequest(sql=sql)
+        return _call(lambda: self.stub.UpdateStream(request, timeout=self._timeout)).stream
+
+    def delete(self, name: str) -> None:
+        request = stream_pb2.DeleteStreamRequest(name=name)
+        _call(lambda: self.stub.DeleteStream(request, timeout=self._timeout))
+
+
+class Tail:
+    """The live results of a rule (RuleService.TailRule): iterate for rows as
+    dicts; `cancel()` (or leaving a `with` block) ends the call."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        return {k: from_value(v) for k, v in self.next_event().fields.items()}
+
+    def next_event(self) -> value_pb2.Event:
+        """The next result as the generated `Event` (with timestamp and meta)."""
+        try:
+            response: rule_pb2.TailRuleResponse = next(self._call)
+        except grpc.RpcError as error:
+            raise _error(error) from error
+        return response.event
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    def __enter__(self) -> Tail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
+class Rules:
+    """RuleService: rules, their lifecycle, status and live output."""
+
+    def __init__(self, channel: grpc.Channel, timeout: float | None) -> None:
+        self.stub = rule_pb2_grpc.RuleServiceStub(channel)
+        self._timeout = timeout
+
+    def create(
+        self,
+        id: str,
+        sql: str,
+        actions: Sequence[ActionLike] = ("grpc",),
+        *,
+        options: rule_pb2.RuleOptions | None = None,
+        triggered: bool | None = None,
+    ) -> rule_pb2.Rule:
+        """Creates (and, unless `triggered=False`, starts) a rule. Actions are sink
+        types or (type, props) pairs; the default `grpc` sink is read with `tail`."""
+        rule = rule_pb2.Rule(id=id, sql=sql, actions=[_action(a) for a in actions], options=options)
+        if triggered is not None:
+            rule.triggered = triggered
+        request = rule_pb2.CreateRuleRequest(rule=rule)
+        return _call(lambda: self.stub.CreateRule(request, timeout=self._timeout)).rule
+
+    def get(self, id: str) -> rule_pb2.Rule:
+        request = rule_pb2.GetRuleRequest(id=id)
+        return _call(lambda: self.stub.GetRule(request, timeout=self._timeout)).rule
+
+    def list(self) -> list[rule_pb2.RuleInfo]:
+        request = rule_pb2.ListRulesRequest()
+        return list(_call(lambda: self.stub.ListRules(request, timeout=self._timeout)).rules)
+
+    def delete(self, id: str) -> None:
+        request = rule_pb2.DeleteRuleRequest(id=id)
+        _call(lambda: self.stub.DeleteRule(request, timeout=self._timeout))
+
+    def start(self, id: str) -> None:
+        request = rule_pb2.StartRuleRequest(id=id)
+        _call(lambda: self.stub.StartRule(request, timeout=self._timeout))
+
+    def stop(self, id: str) -> None:
+        request = rule_pb2.StopRuleRequest(id=id)
+        _call(lambda: self.stub.StopRule(request, timeout=self._timeout))
+
+    def restart(self, id: str) -> None:
+        request = rule_pb2.RestartRuleRequest(id=id)
+        _call(lambda: self.stub.RestartRule(request, timeout=self._timeout))
+
+    def status(self, id: str) -> rule_pb2.GetRuleStatusResponse:
+        """State and per-operator counters (records_in_total, records_out_total, ...)."""
+        request = rule_pb2.GetRuleStatusRequest(id=id)
+        return _call(lambda: self.stub.GetRuleStatus(request, timeout=self._timeout))
+
+    def explain(self, id: str) -> str:
+        request = rule_pb2.ExplainRuleRequest(id=id)
+        return _call(lambda: self.stub.ExplainRule(request, timeout=self._timeout)).plan
+
+    def tail(self, id: str) -> Tail:
+        """Streams the rule's results as they are produced; no deadline. Returns
+        once the server has opened the tail, so events published after it are
+        seen; raises OortError (e.g. NOT_FOUND) if it refuses."""
+        call = self.stub.TailRule(rule_pb2.TailRuleRequest(id=id))
+        call.initial_metadata()  # blocks until the server answered with headers (or an error)
+        if call.done() and call.code() != grpc.StatusCode.OK:
+            raise OortError(call.code(), call.details() or "")
+        return Tail(call)
+
+
+class Events:
+    """EventService: events into `TYPE="grpc"` streams."""
+
+    def __init__(self, channel: grpc.Channel, timeout: float | None) -> None:
+        self.stub = event_pb2_grpc.EventServiceStub(channel)
+        self._timeout = timeout
+
+    def publish(self, stream: str, events: Iterable[Mapping[str, Any] | value_pb2.Event]) -> int:
+        """Publishes events (dicts of column values, or `Event`s) in one client
+        stream; returns how many the server accepted."""
+        requests = (event_pb2.PublishRequest(stream=stream, event=to_event(e)) for e in events)
+        return _call(lambda: self.stub.Publish(requests, timeout=self._timeout)).accepted
+
+
+class Oort:
+    """A connection to `oortd`: `Oort("127.0.0.1:9081").streams.create(sql)`.
+
+    `target` is host:port (plaintext) or any gRPC target; pass `channel` to use
+    your own (TLS, interceptors). `timeout` is the deadline of unary calls, in
+    seconds. Use as a context manager, or call `close()`.
+    """
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:9081",
+        *,
+        channel: grpc.Channel | None = None,
+        timeout: float | None = 30.0,
+    ) -> None:
+        self.channel = channel if channel is not None else grpc.insecure_channel(target)
+        self.streams = Streams(self.channel, timeout)
+        self.rules = Rules(self.channel, timeout)
+        self.events = Events(self.channel, timeout)
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Blocks until the channel connects, or raises OortError(UNAVAILABLE)."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError as error:
+            raise OortError(grpc.StatusCode.UNAVAILABLE, f"not connected within {timeout} s") from error
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> Oort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+

@@ -1,0 +1,123 @@
+"""The scenario every client proves against the real oortd: a grpc stream, a
+rule that filters and converts, events published, the rule's output tailed, and
+honest error codes."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+import grpc
+import pytest
+
+from oort.v1 import rule_pb2, stream_pb2
+from oort_client import Oort, OortError, from_value, to_value
+
+STREAM_SQL = 'CREATE STREAM sensors (temperature FLOAT, deviceId STRING) WITH (TYPE="grpc", DATASOURCE="sensors")'
+RULE_SQL = "SELECT temperature * 1.8 + 32 AS f, deviceId FROM sensors WHERE temperature > 20"
+
+
+def test_stream_rule_publish_tail(oort: Oort) -> None:
+    stream = oort.streams.create(STREAM_SQL)
+    assert stream.name == "sensors"
+    assert stream.kind == stream_pb2.STREAM_KIND_STREAM
+    assert [(f.name, f.type) for f in stream.fields] == [("temperature", "FLOAT"), ("deviceId", "STRING")]
+    assert stream.options["TYPE"] == "grpc"
+    assert [s.name for s in oort.streams.list()] == ["sensors"]
+
+    rule = oort.rules.create("hot", RULE_SQL, actions=["grpc"])
+    assert rule.id == "hot"
+    assert [a.type for a in rule.actions] == ["grpc"]
+    assert oort.rules.get("hot").sql == RULE_SQL
+    assert [(r.rule.id, r.state) for r in oort.rules.list()] == [("hot", rule_pb2.RULE_STATE_RUNNING)]
+
+    rows: queue.Queue[Any] = queue.Queue()
+    tail = oort.rules.tail("hot")
+
+    def read() -> None:
+        try:
+            for row in tail:
+                rows.put(row)
+        except OortError as error:
+            rows.put(error)
+
+    threading.Thread(target=read, daemon=True).start()
+
+    accepted = oort.events.publish(
+        "sensors",
+        [
+            {"temperature": 25.0, "deviceId": "a"},
+            {"temperature": 10.0, "deviceId": "b"},  # filtered out: not above 20
+            {"temperature": 30, "deviceId": "c"},  # an int for a FLOAT column is converted
+            {"temperature": 20.0, "deviceId": "d"},  # filtered out: not above 20
+            {"temperature": 21.5, "deviceId": "e"},
+        ],
+    )
+    assert accepted == 5
+
+    got = [rows.get(timeout=10) for _ in range(3)]
+    assert got == [
+        {"f": pytest.approx(77.0), "deviceId": "a"},
+        {"f": pytest.approx(86.0), "deviceId": "c"},
+        {"f": pytest.approx(70.7), "deviceId": "e"},
+    ]
+    assert all(isinstance(row["f"], float) for row in got)
+    with pytest.raises(queue.Empty):
+        rows.get(timeout=0.5)  # nothing else came out
+
+    status = oort.rules.status("hot")
+    assert status.state == rule_pb2.RULE_STATE_RUNNING
+    ops = {op.name: op for op in status.operators}
+    assert ops["op_filter_0"].records_in_total == 5
+    assert ops["op_filter_0"].records_out_total == 3
+
+    oort.rules.stop("hot")
+    assert oort.rules.status("hot").state == rule_pb2.RULE_STATE_STOPPED
+    oort.rules.start("hot")
+    assert oort.rules.status("hot").state == rule_pb2.RULE_STATE_RUNNING
+    tail.cancel()
+
+    oort.rules.delete("hot")
+    with pytest.raises(OortError) as missing_rule:
+        oort.rules.get("hot")
+    assert missing_rule.value.code == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(OortError) as missing_tail:
+        oort.rules.tail("hot")
+    assert missing_tail.value.code == grpc.StatusCode.NOT_FOUND
+    oort.streams.delete("sensors")
+
+
+def test_error_codes(oort: Oort) -> None:
+    with pytest.raises(OortError) as missing:
+        oort.streams.get("nope")
+    assert missing.value.code == grpc.StatusCode.NOT_FOUND
+    assert "nope" in missing.value.message
+
+    with pytest.raises(OortError) as bad:
+        oort.streams.create('CREATE STREAM bad (t FLAOT) WITH (DATASOURCE="x")')
+    assert bad.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "line 1, column 22" in bad.value.message, bad.value.message
+    assert "FLAOT" in bad.value.message
+
+    with pytest.raises(OortError) as bad_rule:
+        oort.rules.create("r", "SELECT FROM WHERE", actions=["log"])
+    assert bad_rule.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "line 1" in bad_rule.value.message, bad_rule.value.message
+
+    with pytest.raises(OortError) as no_stream:
+        oort.events.publish("absent", [{"x": 1}])
+    assert no_stream.value.code == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, -(2**63), 1.5, "text", b"\x00\xff", [1, "a", [2.5]], {"a": {"b": False}}],
+)
+def test_values_round_trip(value: Any) -> None:
+    assert from_value(to_value(value)) == value
+
+
+def test_bool_is_not_an_int() -> None:
+    assert to_value(True).WhichOneof("kind") == "bool_value"
+    assert to_value(1).WhichOneof("kind") == "int_value"
