@@ -1,0 +1,314 @@
+// Package oort is the Go client of Oort's gRPC API (oort.v1): the generated
+// code is in gen/oort/v1 (package oortv1), and this package adds a thin layer
+// over it — one connection with every service client, conversions between Go
+// values and oortv1.Value, and helpers for the calls most programs make.
+//
+//	c, err := oort.Dial("127.0.0.1:9081")
+//	_, err = c.CreateStream(ctx, `CREATE STREAM s (t FLOAT) WITH (TYPE="grpc", DATASOURCE="s")`)
+//
+// Errors are the gRPC status errors of grpc-go: read them with status.Code(err).
+package oort
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	oortv1 "github.com/oort-edge/oort/clients/go/gen/oort/v1"
+)
+
+// Client is a connection to oortd with a client for each service of oort.v1.
+type Client struct {
+	Conn      *grpc.ClientConn
+	Streams   oortv1.StreamServiceClient
+	Rules     oortv1.RuleServiceClient
+	Events    oortv1.EventServiceClient
+	Plugins   oortv1.PluginServiceClient
+	Services  oortv1.ExternalServiceClient
+	Functions oortv1.FunctionServiceClient
+}
+
+// Dial connects to oortd at addr (host:port) in plaintext, unless opts give
+// other transport credentials. The connection is made lazily, on the first call.
+func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return New(conn), nil
+}
+
+// New wraps an existing connection.
+func New(conn *grpc.ClientConn) *Client {
+	return &Client{
+		Conn:      conn,
+		Streams:   oortv1.NewStreamServiceClient(conn),
+		Rules:     oortv1.NewRuleServiceClient(conn),
+		Events:    oortv1.NewEventServiceClient(conn),
+		Plugins:   oortv1.NewPluginServiceClient(conn),
+		Services:  oortv1.NewExternalServiceClient(conn),
+		Functions: oortv1.NewFunctionServiceClient(conn),
+	}
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.Conn.Close() }
+
+// CreateStream creates a stream or table from `CREATE STREAM ...` / `CREATE TABLE ...`.
+func (c *Client) CreateStream(ctx context.Context, sql string) (*oortv1.Stream, error) {
+	res, err := c.Streams.CreateStream(ctx, &oortv1.CreateStreamRequest{Sql: sql})
+	return res.GetStream(), err
+}
+
+// GetStream returns one stream or table.
+func (c *Client) GetStream(ctx context.Context, name string) (*oortv1.Stream, error) {
+	res, err := c.Streams.GetStream(ctx, &oortv1.GetStreamRequest{Name: name})
+	return res.GetStream(), err
+}
+
+// DeleteStream deletes a stream or table.
+func (c *Client) DeleteStream(ctx context.Context, name string) error {
+	_, err := c.Streams.DeleteStream(ctx, &oortv1.DeleteStreamRequest{Name: name})
+	return err
+}
+
+// Action returns an action of the given sink type with props (nil for none).
+func Action(sinkType string, props map[string]any) (*oortv1.Action, error) {
+	action := &oortv1.Action{Type: sinkType}
+	if props != nil {
+		s, err := structpb.NewStruct(props)
+		if err != nil {
+			return nil, err
+		}
+		action.Props = s
+	}
+	return action, nil
+}
+
+// CreateRule creates (and starts) a rule whose results go to the given sink
+// types, without props; with no sink type, to "grpc", which TailRule reads.
+// Use c.Rules.CreateRule for options and props.
+func (c *Client) CreateRule(ctx context.Context, id, sql string, sinkTypes ...string) (*oortv1.Rule, error) {
+	if len(sinkTypes) == 0 {
+		sinkTypes = []string{"grpc"}
+	}
+	rule := &oortv1.Rule{Id: id, Sql: sql}
+	for _, t := range sinkTypes {
+		rule.Actions = append(rule.Actions, &oortv1.Action{Type: t})
+	}
+	res, err := c.Rules.CreateRule(ctx, &oortv1.CreateRuleRequest{Rule: rule})
+	return res.GetRule(), err
+}
+
+// RuleStatus returns the state and per-operator counters of a rule.
+func (c *Client) RuleStatus(ctx context.Context, id string) (*oortv1.GetRuleStatusResponse, error) {
+	return c.Rules.GetRuleStatus(ctx, &oortv1.GetRuleStatusRequest{Id: id})
+}
+
+// Publish sends rows (column name → Go value, see ToValue) into a `TYPE="grpc"`
+// stream in one client stream, and returns how many the server accepted.
+func (c *Client) Publish(ctx context.Context, stream string, rows ...map[string]any) (uint64, error) {
+	events := make([]*oortv1.Event, 0, len(rows))
+	for _, row := range rows {
+		event, err := ToEvent(row)
+		if err != nil {
+			return 0, err
+		}
+		events = append(events, event)
+	}
+	return c.PublishEvents(ctx, stream, events...)
+}
+
+// PublishEvents is Publish for events already built.
+func (c *Client) PublishEvents(ctx context.Context, stream string, events ...*oortv1.Event) (uint64, error) {
+	call, err := c.Events.Publish(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, event := range events {
+		if err := call.Send(&oortv1.PublishRequest{Stream: stream, Event: event}); err != nil {
+			if errors.Is(err, io.EOF) {
+				break // the server ended the call; CloseAndRecv returns its status
+			}
+			return 0, err
+		}
+	}
+	res, err := call.CloseAndRecv()
+	return res.GetAccepted(), err
+}
+
+// Tail is the live output of a rule (RuleService.TailRule).
+type Tail struct {
+	stream grpc.ServerStreamingClient[oortv1.TailRuleResponse]
+	cancel context.CancelFunc
+}
+
+// TailRule opens the rule's output; Close (or cancelling ctx) ends it. It
+// returns once the server has opened the tail, so events published after it are
+// seen, or with the server's error (e.g. NotFound).
+func (c *Client) TailRule(ctx context.Context, id string) (*Tail, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := c.Rules.TailRule(ctx, &oortv1.TailRuleRequest{Id: id})
+	if err == nil {
+		_, err = stream.Header() // waits for the response headers, or the call's end
+	}
+	if err == nil && stream.Trailer() != nil && len(stream.Trailer()) > 0 {
+		// A trailers-only response: the call already failed; Recv says how.
+		_, err = stream.Recv()
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &Tail{stream: stream, cancel: cancel}, nil
+}
+
+// NextEvent waits for the next result. It returns io.EOF when the rule stopped.
+func (t *Tail) NextEvent() (*oortv1.Event, error) {
+	res, err := t.stream.Recv()
+	return res.GetEvent(), err
+}
+
+// Next waits for the next result as column name → Go value (see FromValue).
+func (t *Tail) Next() (map[string]any, error) {
+	event, err := t.NextEvent()
+	if err != nil {
+		return nil, err
+	}
+	return FromEvent(event), nil
+}
+
+// Close ends the call.
+func (t *Tail) Close() { t.cancel() }
+
+// ToValue converts a Go value: nil, bool, any integer, float32/64, string,
+// []byte, time.Time, []any (ARRAY), map[string]any (STRUCT), or a *oortv1.Value.
+func ToValue(v any) (*oortv1.Value, error) {
+	switch x := v.(type) {
+	case nil:
+		return &oortv1.Value{Kind: &oortv1.Value_NullValue{}}, nil
+	case *oortv1.Value:
+		return x, nil
+	case bool:
+		return &oortv1.Value{Kind: &oortv1.Value_BoolValue{BoolValue: x}}, nil
+	case int:
+		return intValue(int64(x)), nil
+	case int8:
+		return intValue(int64(x)), nil
+	case int16:
+		return intValue(int64(x)), nil
+	case int32:
+		return intValue(int64(x)), nil
+	case int64:
+		return intValue(x), nil
+	case uint8:
+		return intValue(int64(x)), nil
+	case uint16:
+		return intValue(int64(x)), nil
+	case uint32:
+		return intValue(int64(x)), nil
+	case float32:
+		return &oortv1.Value{Kind: &oortv1.Value_FloatValue{FloatValue: float64(x)}}, nil
+	case float64:
+		return &oortv1.Value{Kind: &oortv1.Value_FloatValue{FloatValue: x}}, nil
+	case string:
+		return &oortv1.Value{Kind: &oortv1.Value_StringValue{StringValue: x}}, nil
+	case []byte:
+		return &oortv1.Value{Kind: &oortv1.Value_BytesValue{BytesValue: x}}, nil
+	case time.Time:
+		return &oortv1.Value{Kind: &oortv1.Value_TimestampValue{TimestampValue: timestamppb.New(x)}}, nil
+	case []any:
+		list := &oortv1.ListValue{Values: make([]*oortv1.Value, 0, len(x))}
+		for _, item := range x {
+			value, err := ToValue(item)
+			if err != nil {
+				return nil, err
+			}
+			list.Values = append(list.Values, value)
+		}
+		return &oortv1.Value{Kind: &oortv1.Value_ListValue{ListValue: list}}, nil
+	case map[string]any:
+		fields, err := toFields(x)
+		if err != nil {
+			return nil, err
+		}
+		return &oortv1.Value{Kind: &oortv1.Value_MapValue{MapValue: &oortv1.MapValue{Fields: fields}}}, nil
+	default:
+		return nil, fmt.Errorf("oort: cannot convert %T to a Value", v)
+	}
+}
+
+func intValue(v int64) *oortv1.Value { return &oortv1.Value{Kind: &oortv1.Value_IntValue{IntValue: v}} }
+
+func toFields(row map[string]any) (map[string]*oortv1.Value, error) {
+	fields := make(map[string]*oortv1.Value, len(row))
+	keys := make([]string, 0, len(row))
+	for k := range row {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the first error is the same every time
+	for _, k := range keys {
+		value, err := ToValue(row[k])
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", k, err)
+		}
+		fields[k] = value
+	}
+	return fields, nil
+}
+
+// ToEvent converts a row of Go values to an event.
+func ToEvent(row map[string]any) (*oortv1.Event, error) {
+	fields, err := toFields(row)
+	if err != nil {
+		return nil, err
+	}
+	return &oortv1.Event{Fields: fields}, nil
+}
+
+// FromValue converts a Value to Go: nil, bool, int64, float64, string, []byte,
+// time.Time, []any or map[string]any.
+func FromValue(v *oortv1.Value) any {
+	switch x := v.GetKind().(type) {
+	case *oortv1.Value_BoolValue:
+		return x.BoolValue
+	case *oortv1.Value_IntValue:
+		return x.IntValue
+	case *oortv1.Value_FloatValue:
+		return x.FloatValue
+	case *oortv1.Value_StringValue:
+		return x.StringValue
+	case *oortv1.Value_BytesValue:
+		return x.BytesValue
+	case *oortv1.Value_TimestampValue:
+		return x.TimestampValue.AsTime()
+	case *oortv1.Value_ListValue:
+		out := make([]any, 0, len(x.ListValue.GetValues()))
+		for _, item := range x.ListValue.GetValues() {
+			out = append(out, FromValue(item))
+		}
+		return out
+	case *oortv1.Value_MapValue:
+		return FromEvent(&oortv1.Event{Fields: x.MapValue.GetFields()})
+	default:
+		return nil
+	}
+}
+
+// FromEvent converts an event's fields to Go values.
+func FromEvent(e *oortv1.Event) map[string]any {
+	out := make(map[string]any, len(e.GetFields()))
+	for k, v := range e.GetFields() {
+		out[k] = FromValue(v)
+	}
+	return out
+}

@@ -1,0 +1,287 @@
+package oort_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	oort "github.com/oort-edge/oort/clients/go"
+	oortv1 "github.com/oort-edge/oort/clients/go/gen/oort/v1"
+)
+
+const (
+	streamSQL = `CREATE STREAM sensors (temperature FLOAT, deviceId STRING) WITH (TYPE="grpc", DATASOURCE="sensors")`
+	ruleSQL   = `SELECT temperature * 1.8 + 32 AS f, deviceId FROM sensors WHERE temperature > 20`
+)
+
+var listening = regexp.MustCompile(`oortd listening.*addr=(\S+)`)
+var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// oortdBinary is $OORT_BIN, or <repo>/target/debug/oortd.
+func oortdBinary(t *testing.T) string {
+	if bin := os.Getenv("OORT_BIN"); bin != "" {
+		return bin
+	}
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "target", "debug", "oortd")
+}
+
+// startOortd runs the real oortd on a free port with a temporary data
+// directory, waits for its "oortd listening addr=..." line and for health
+// SERVING, and returns a connected client. Both stop when the test ends.
+func startOortd(t *testing.T) *oort.Client {
+	t.Helper()
+	bin := oortdBinary(t)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("no oortd at %s (build it, or set OORT_BIN): %v", bin, err)
+	}
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--http-push-listen", "off")
+	cmd.Env = []string{"RUST_LOG=info"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OORT_LISTEN=") && !strings.HasPrefix(kv, "OORT_DATA_DIR=") && !strings.HasPrefix(kv, "RUST_LOG=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	addrs := make(chan string, 1)
+	go func() { // drains every line, so the server never blocks on a full pipe
+		scanner := bufio.NewScanner(out)
+		for scanner.Scan() {
+			line := ansi.ReplaceAllString(scanner.Text(), "")
+			if os.Getenv("OORT_TEST_LOG") != "" {
+				t.Log("[oortd]", line)
+			}
+			if m := listening.FindStringSubmatch(line); m != nil {
+				select {
+				case addrs <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-addrs:
+	case <-time.After(30 * time.Second):
+		t.Fatal("oortd did not log the address it listens on")
+	}
+	client, err := oort.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	health := grpc_health_v1.NewHealthClient(client.Conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
+		cancel()
+		if err == nil && res.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
+			return client
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("oortd is not SERVING: %v %v", res, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestStreamRulePublishTail(t *testing.T) {
+	c := startOortd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	stream, err := c.CreateStream(ctx, streamSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stream.GetName() != "sensors" || stream.GetKind() != oortv1.StreamKind_STREAM_KIND_STREAM || len(stream.GetFields()) != 2 {
+		t.Fatalf("unexpected stream %v", stream)
+	}
+	if got := stream.GetOptions()["TYPE"]; got != "grpc" {
+		t.Fatalf("TYPE = %q", got)
+	}
+
+	rule, err := c.CreateRule(ctx, "hot", ruleSQL, "grpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rule.GetId() != "hot" || rule.GetActions()[0].GetType() != "grpc" {
+		t.Fatalf("unexpected rule %v", rule)
+	}
+	list, err := c.Rules.ListRules(ctx, &oortv1.ListRulesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetRules()) != 1 || list.GetRules()[0].GetState() != oortv1.RuleState_RULE_STATE_RUNNING {
+		t.Fatalf("unexpected rules %v", list)
+	}
+
+	tail, err := c.TailRule(ctx, "hot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Close()
+	type result struct {
+		row map[string]any
+		err error
+	}
+	results := make(chan result, 16)
+	go func() {
+		for {
+			row, err := tail.Next()
+			results <- result{row, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	accepted, err := c.Publish(ctx, "sensors",
+		map[string]any{"temperature": 25.0, "deviceId": "a"},
+		map[string]any{"temperature": 10.0, "deviceId": "b"}, // not above 20
+		map[string]any{"temperature": 30, "deviceId": "c"},   // an int for a FLOAT column is converted
+		map[string]any{"temperature": 20.0, "deviceId": "d"}, // not above 20
+		map[string]any{"temperature": 21.5, "deviceId": "e"},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accepted != 5 {
+		t.Fatalf("accepted %d, want 5", accepted)
+	}
+
+	want := []struct {
+		f      float64
+		device string
+	}{{77, "a"}, {86, "c"}, {70.7, "e"}}
+	for i, w := range want {
+		select {
+		case r := <-results:
+			if r.err != nil {
+				t.Fatalf("result %d: %v", i, r.err)
+			}
+			f, ok := r.row["f"].(float64)
+			if !ok || math.Abs(f-w.f) > 1e-9 || r.row["deviceId"] != w.device || len(r.row) != 2 {
+				t.Fatalf("result %d = %v, want f=%v deviceId=%v", i, r.row, w.f, w.device)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no result %d within 10 s", i)
+		}
+	}
+	select {
+	case r := <-results:
+		t.Fatalf("unexpected extra result %v", r)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	st, err := c.RuleStatus(ctx, "hot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range st.GetOperators() {
+		if op.GetName() == "op_filter_0" && (op.GetRecordsInTotal() != 5 || op.GetRecordsOutTotal() != 3) {
+			t.Fatalf("filter counters %v", op)
+		}
+	}
+
+	if _, err := c.Rules.StopRule(ctx, &oortv1.StopRuleRequest{Id: "hot"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-results:
+		if !errors.Is(r.err, io.EOF) {
+			t.Fatalf("after StopRule the tail should end with io.EOF, got %v %v", r.row, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tail did not end after StopRule")
+	}
+	if _, err := c.Rules.DeleteRule(ctx, &oortv1.DeleteRuleRequest{Id: "hot"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.TailRule(ctx, "hot"); status.Code(err) != codes.NotFound {
+		t.Fatalf("TailRule of a deleted rule = %v, want NotFound", err)
+	}
+	if err := c.DeleteStream(ctx, "sensors"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrorCodes(t *testing.T) {
+	c := startOortd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	_, err := c.GetStream(ctx, "nope")
+	if status.Code(err) != codes.NotFound || !strings.Contains(status.Convert(err).Message(), "nope") {
+		t.Fatalf("GetStream(nope) = %v, want NotFound naming it", err)
+	}
+	_, err = c.CreateStream(ctx, `CREATE STREAM bad (t FLAOT) WITH (DATASOURCE="x")`)
+	msg := status.Convert(err).Message()
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(msg, "line 1, column 22") || !strings.Contains(msg, "FLAOT") {
+		t.Fatalf("bad DDL = %v, want InvalidArgument at line 1, column 22", err)
+	}
+	_, err = c.CreateRule(ctx, "r", "SELECT FROM WHERE", "log")
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "line 1") {
+		t.Fatalf("bad rule SQL = %v, want InvalidArgument with a position", err)
+	}
+	_, err = c.Publish(ctx, "absent", map[string]any{"x": 1})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("Publish to a missing stream = %v, want NotFound", err)
+	}
+}
+
+func TestValuesRoundTrip(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	in := map[string]any{
+		"n": nil, "b": true, "i": int64(math.MinInt64), "f": 1.5, "s": "text", "t": at,
+		"l": []any{int64(1), "a"}, "m": map[string]any{"x": false},
+	}
+	event, err := oort.ToEvent(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := oort.FromEvent(event)
+	if out["n"] != nil || out["b"] != true || out["i"] != int64(math.MinInt64) || out["f"] != 1.5 || out["s"] != "text" ||
+		!out["t"].(time.Time).Equal(at) || out["l"].([]any)[1] != "a" || out["m"].(map[string]any)["x"] != false {
+		t.Fatalf("round trip: %v", out)
+	}
+	if v, _ := oort.ToValue(7); v.GetIntValue() != 7 {
+		t.Fatalf("int: %v", v)
+	}
+	if _, err := oort.ToValue(struct{}{}); err == nil {
+		t.Fatal("a struct should not convert")
+	}
+}
