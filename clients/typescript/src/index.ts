@@ -1,0 +1,316 @@
+// TypeScript client of Oort's gRPC API (oort.v1): the generated messages and
+// service descriptors (protoc-gen-es, in ./gen), and a thin wrapper over
+// Connect's gRPC transport for Node.js (gRPC over HTTP/2, as oortd's tonic speaks).
+//
+//   const oort = new Oort("127.0.0.1:9081");
+//   await oort.streams.create('CREATE STREAM s (t FLOAT) WITH (TYPE="grpc", DATASOURCE="s")');
+//
+// Failed calls reject with ConnectError; its `code` is the gRPC status (Code.NotFound, ...).
+
+import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { NullValue, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+
+import { EventService } from "./gen/oort/v1/event_pb.js";
+import { ExternalService } from "./gen/oort/v1/external_pb.js";
+import { FunctionService } from "./gen/oort/v1/function_pb.js";
+import { PluginService } from "./gen/oort/v1/plugin_pb.js";
+import {
+  RuleService,
+  type GetRuleStatusResponse,
+  type Rule,
+  type RuleInfo,
+  type RuleOptionsSchema,
+} from "./gen/oort/v1/rule_pb.js";
+import { StreamKind, StreamService, type Stream } from "./gen/oort/v1/stream_pb.js";
+import { EventSchema, ValueSchema, type Event, type Value } from "./gen/oort/v1/value_pb.js";
+
+export * from "./gen/oort/v1/event_pb.js";
+export * from "./gen/oort/v1/external_pb.js";
+export * from "./gen/oort/v1/function_pb.js";
+export * from "./gen/oort/v1/plugin_pb.js";
+export * from "./gen/oort/v1/rule_pb.js";
+export * from "./gen/oort/v1/stream_pb.js";
+export * from "./gen/oort/v1/value_pb.js";
+export { Code, ConnectError } from "@connectrpc/connect";
+
+/** A plain value: what `toValue` takes and `fromValue` gives. */
+export type Plain = null | boolean | number | bigint | string | Uint8Array | Date | Plain[] | { [key: string]: Plain };
+
+/** A row of an event: column name → value. */
+export type Row = Record<string, Plain>;
+
+/** A row to publish: plain values, or `Value`s (e.g. `float(25)`). */
+export type RowInput = Record<string, Plain | Value>;
+
+/** An action: a sink type ("grpc", "log", ...), or a type with eKuiper props. */
+export type ActionLike = string | { type: string; props?: JsonObject };
+
+/**
+ * An `oort.v1.Value` from a plain value. A JS number that is an integer becomes
+ * BIGINT (`intValue`), any other number FLOAT; use `float(x)` to send an
+ * integral FLOAT into a schemaless stream. A `Value` passes through.
+ */
+export function toValue(v: Plain | Value | undefined): Value {
+  if (v === null || v === undefined) return create(ValueSchema, { kind: { case: "nullValue", value: NullValue.NULL_VALUE } });
+  if (typeof v === "boolean") return create(ValueSchema, { kind: { case: "boolValue", value: v } });
+  if (typeof v === "bigint") return create(ValueSchema, { kind: { case: "intValue", value: v } });
+  if (typeof v === "number") {
+    return Number.isSafeInteger(v) ? int(v) : float(v);
+  }
+  if (typeof v === "string") return create(ValueSchema, { kind: { case: "stringValue", value: v } });
+  if (v instanceof Uint8Array) return create(ValueSchema, { kind: { case: "bytesValue", value: v } });
+  if (v instanceof Date) return create(ValueSchema, { kind: { case: "timestampValue", value: timestampFromDate(v) } });
+  if (Array.isArray(v)) {
+    return create(ValueSchema, { kind: { case: "listValue", value: { values: v.map((x) => toValue(x)) } } });
+  }
+  if (isValue(v)) return v;
+  const fields: Record<string, Value> = {};
+  for (const [k, x] of Object.entries(v)) fields[k] = toValue(x);
+  return create(ValueSchema, { kind: { case: "mapValue", value: { fields } } });
+}
+
+/** A FLOAT value, even for an integral number. */
+export function float(v: number): Value {
+  return create(ValueSchema, { kind: { case: "floatValue", value: v } });
+}
+
+/** A BIGINT value. */
+export function int(v: number | bigint): Value {
+  return create(ValueSchema, { kind: { case: "intValue", value: BigInt(v) } });
+}
+
+function isValue(v: object): v is Value {
+  return (v as { $typeName?: string }).$typeName === "oort.v1.Value";
+}
+
+/** A plain value from an `oort.v1.Value`: BIGINT is a bigint, FLOAT a number. */
+export function fromValue(v: Value | undefined): Plain {
+  const kind = v?.kind;
+  if (kind === undefined) return null;
+  switch (kind.case) {
+    case undefined:
+    case "nullValue":
+      return null;
+    case "timestampValue":
+      return timestampDate(kind.value);
+    case "listValue":
+      return kind.value.values.map(fromValue);
+    case "mapValue":
+      return fromFields(kind.value.fields);
+    default:
+      return kind.value;
+  }
+}
+
+function fromFields(fields: Record<string, Value>): Row {
+  const row: Row = {};
+  for (const [k, v] of Object.entries(fields)) row[k] = fromValue(v);
+  return row;
+}
+
+/** An `oort.v1.Event` from a row; an `Event` passes through. */
+export function toEvent(row: RowInput | Event): Event {
+  if ((row as { $typeName?: string }).$typeName === "oort.v1.Event") return row as Event;
+  const fields: Record<string, Value> = {};
+  for (const [k, x] of Object.entries(row as RowInput)) fields[k] = toValue(x);
+  return create(EventSchema, { fields });
+}
+
+/** The row of an event. */
+export function fromEvent(event: Event | undefined): Row {
+  return fromFields(event?.fields ?? {});
+}
+
+export interface OortOptions {
+  /** Use this transport instead of plaintext gRPC to the address (TLS, interceptors...). */
+  transport?: Transport;
+  /** Deadline of unary calls in milliseconds (default 30000). */
+  timeoutMs?: number;
+}
+
+/** A connection to oortd: `new Oort("127.0.0.1:9081").streams.create(sql)`. */
+export class Oort {
+  readonly transport: Transport;
+  /** The generated clients, for what the wrapper does not cover. */
+  readonly streamService: Client<typeof StreamService>;
+  readonly ruleService: Client<typeof RuleService>;
+  readonly eventService: Client<typeof EventService>;
+  readonly pluginService: Client<typeof PluginService>;
+  readonly externalService: Client<typeof ExternalService>;
+  readonly functionService: Client<typeof FunctionService>;
+  readonly streams: Streams;
+  readonly rules: Rules;
+  readonly events: Events;
+  private readonly sessions?: Http2SessionManager;
+
+  /** `address` is host:port (plaintext gRPC) or a URL such as "http://host:port". */
+  constructor(address = "127.0.0.1:9081", options: OortOptions = {}) {
+    if (options.transport) {
+      this.transport = options.transport;
+    } else {
+      const baseUrl = address.includes("://") ? address : `http://${address}`;
+      this.sessions = new Http2SessionManager(baseUrl);
+      this.transport = createGrpcTransport({ baseUrl, sessionManager: this.sessions });
+    }
+    this.streamService = createClient(StreamService, this.transport);
+    this.ruleService = createClient(RuleService, this.transport);
+    this.eventService = createClient(EventService, this.transport);
+    this.pluginService = createClient(PluginService, this.transport);
+    this.externalService = createClient(ExternalService, this.transport);
+    this.functionService = createClient(FunctionService, this.transport);
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    this.streams = new Streams(this.streamService, timeoutMs);
+    this.rules = new Rules(this.ruleService, timeoutMs);
+    this.events = new Events(this.eventService, timeoutMs);
+  }
+
+  /** Closes the HTTP/2 connection this client opened (not a transport passed in). */
+  close(): void {
+    this.sessions?.abort();
+  }
+}
+
+/** StreamService: streams and tables, declared in eKuiper DDL. */
+export class Streams {
+  constructor(
+    private readonly client: Client<typeof StreamService>,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Creates a stream or table from `CREATE STREAM ...` / `CREATE TABLE ...`. */
+  async create(sql: string): Promise<Stream> {
+    return required((await this.client.createStream({ sql }, { timeoutMs: this.timeoutMs })).stream);
+  }
+
+  async get(name: string): Promise<Stream> {
+    return required((await this.client.getStream({ name }, { timeoutMs: this.timeoutMs })).stream);
+  }
+
+  async list(kind: StreamKind = StreamKind.UNSPECIFIED): Promise<Stream[]> {
+    return (await this.client.listStreams({ kind }, { timeoutMs: this.timeoutMs })).streams;
+  }
+
+  async update(sql: string): Promise<Stream> {
+    return required((await this.client.updateStream({ sql }, { timeoutMs: this.timeoutMs })).stream);
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.client.deleteStream({ name }, { timeoutMs: this.timeoutMs });
+  }
+}
+
+export interface CreateRuleOptions {
+  options?: MessageInitShape<typeof RuleOptionsSchema>;
+  /** false creates the rule stopped. */
+  triggered?: boolean;
+}
+
+/** RuleService: rules, their lifecycle, status and live output. */
+export class Rules {
+  constructor(
+    private readonly client: Client<typeof RuleService>,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Creates (and, unless `triggered: false`, starts) a rule; the default `grpc` sink is read with `tail`. */
+  async create(id: string, sql: string, actions: ActionLike[] = ["grpc"], more: CreateRuleOptions = {}): Promise<Rule> {
+    const rule = {
+      id,
+      sql,
+      actions: actions.map((a) => (typeof a === "string" ? { type: a } : a)),
+      options: more.options,
+      triggered: more.triggered,
+    };
+    return required((await this.client.createRule({ rule }, { timeoutMs: this.timeoutMs })).rule);
+  }
+
+  async get(id: string): Promise<Rule> {
+    return required((await this.client.getRule({ id }, { timeoutMs: this.timeoutMs })).rule);
+  }
+
+  async list(): Promise<RuleInfo[]> {
+    return (await this.client.listRules({}, { timeoutMs: this.timeoutMs })).rules;
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.client.deleteRule({ id }, { timeoutMs: this.timeoutMs });
+  }
+
+  async start(id: string): Promise<void> {
+    await this.client.startRule({ id }, { timeoutMs: this.timeoutMs });
+  }
+
+  async stop(id: string): Promise<void> {
+    await this.client.stopRule({ id }, { timeoutMs: this.timeoutMs });
+  }
+
+  async restart(id: string): Promise<void> {
+    await this.client.restartRule({ id }, { timeoutMs: this.timeoutMs });
+  }
+
+  /** State and per-operator counters (recordsInTotal, recordsOutTotal, ...). */
+  async status(id: string): Promise<GetRuleStatusResponse> {
+    return this.client.getRuleStatus({ id }, { timeoutMs: this.timeoutMs });
+  }
+
+  async explain(id: string): Promise<string> {
+    return (await this.client.explainRule({ id }, { timeoutMs: this.timeoutMs })).plan;
+  }
+
+  /**
+   * The rule's results as they are produced, as events; the iteration ends when
+   * the rule stops. Resolves once the server has opened the tail, so events
+   * published after it are seen; rejects with the server's error (e.g. NotFound).
+   * Abort `signal` (or leave the `for await` loop) to end the call.
+   */
+  async tailEvents(id: string, signal?: AbortSignal): Promise<AsyncGenerator<Event, void, undefined>> {
+    let opened!: () => void;
+    const headers = new Promise<void>((resolve) => (opened = resolve));
+    const responses = this.client.tailRule({ id }, { signal, onHeader: () => opened() })[Symbol.asyncIterator]();
+    const first = responses.next(); // sends the request
+    first.catch(() => undefined); // handled by whoever awaits it below
+    await Promise.race([headers, first]); // a refusal (trailers only, no headers) rejects here
+    async function* events(): AsyncGenerator<Event, void, undefined> {
+      try {
+        for (let next = await first; !next.done; next = await responses.next()) {
+          if (next.value.event) yield next.value.event;
+        }
+      } finally {
+        await responses.return?.();
+      }
+    }
+    return events();
+  }
+
+  /** As `tailEvents`, with rows (column → plain value). */
+  async tail(id: string, signal?: AbortSignal): Promise<AsyncGenerator<Row, void, undefined>> {
+    const events = await this.tailEvents(id, signal);
+    return (async function* () {
+      for await (const event of events) yield fromEvent(event);
+    })();
+  }
+}
+
+/** EventService: events into `TYPE="grpc"` streams. */
+export class Events {
+  constructor(
+    private readonly client: Client<typeof EventService>,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Publishes rows (or Events) in one client stream; resolves to how many the server accepted. */
+  async publish(stream: string, events: Iterable<RowInput | Event> | AsyncIterable<RowInput | Event>): Promise<number> {
+    async function* requests() {
+      for await (const event of events) yield { stream, event: toEvent(event) };
+    }
+    const response = await this.client.publish(requests(), { timeoutMs: this.timeoutMs });
+    return Number(response.accepted);
+  }
+}
+
+function required<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error("oortd answered without the expected message");
+  return value;
+}

@@ -1,0 +1,159 @@
+// The scenario every client proves against the real oortd: a grpc stream, a
+// rule that filters and converts, events published, the rule's output tailed,
+// and honest error codes.
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+
+import { Code, ConnectError, Oort, RuleState, StreamKind, float, fromValue, toValue, type Row } from "../src/index.js";
+import { Oortd } from "./oortd.js";
+
+const STREAM_SQL = 'CREATE STREAM sensors (temperature FLOAT, deviceId STRING) WITH (TYPE="grpc", DATASOURCE="sensors")';
+const RULE_SQL = "SELECT temperature * 1.8 + 32 AS f, deviceId FROM sensors WHERE temperature > 20";
+
+async function rejection(promise: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof ConnectError, `not a ConnectError: ${error}`);
+    return error;
+  }
+  assert.fail("the call should fail");
+}
+
+describe("oortd", () => {
+  let server: Oortd;
+  let oort: Oort;
+
+  before(async () => {
+    server = await Oortd.start();
+    oort = new Oort(server.addr);
+  });
+
+  after(async () => {
+    oort?.close();
+    await server?.stop();
+  });
+
+  it("creates a stream and a rule, publishes events and tails the results", async () => {
+    const stream = await oort.streams.create(STREAM_SQL);
+    assert.equal(stream.name, "sensors");
+    assert.equal(stream.kind, StreamKind.STREAM);
+    assert.deepEqual(
+      stream.fields.map((f) => [f.name, f.type]),
+      [
+        ["temperature", "FLOAT"],
+        ["deviceId", "STRING"],
+      ],
+    );
+    assert.equal(stream.options.TYPE, "grpc");
+
+    const rule = await oort.rules.create("hot", RULE_SQL, ["grpc"]);
+    assert.equal(rule.id, "hot");
+    assert.deepEqual(
+      rule.actions.map((a) => a.type),
+      ["grpc"],
+    );
+    assert.equal((await oort.rules.get("hot")).sql, RULE_SQL);
+    assert.deepEqual(
+      (await oort.rules.list()).map((r) => [r.rule?.id, r.state]),
+      [["hot", RuleState.RUNNING]],
+    );
+
+    const abort = new AbortController();
+    const tail = await oort.rules.tail("hot", abort.signal);
+    const rows: Row[] = [];
+    const threeRows = (async () => {
+      for await (const row of tail) {
+        rows.push(row);
+        if (rows.length === 3) break;
+      }
+    })();
+
+    const accepted = await oort.events.publish("sensors", [
+      { temperature: float(25), deviceId: "a" },
+      { temperature: 10.5, deviceId: "b" }, // not above 20
+      { temperature: 30, deviceId: "c" }, // a BIGINT for a FLOAT column is converted
+      { temperature: float(20), deviceId: "d" }, // not above 20
+      { temperature: 21.5, deviceId: "e" },
+    ]);
+    assert.equal(accepted, 5);
+
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      threeRows,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`3 rows within 10 s, got ${rows.length}`)), 10_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    assert.equal(rows.length, 3);
+    const expected = [
+      [77, "a"],
+      [86, "c"],
+      [70.7, "e"],
+    ] as const;
+    rows.forEach((row, i) => {
+      assert.deepEqual(Object.keys(row).sort(), ["deviceId", "f"]);
+      assert.equal(typeof row.f, "number", "f is a FLOAT");
+      assert.ok(Math.abs((row.f as number) - expected[i][0]) < 1e-9, `row ${i}: f=${row.f}`);
+      assert.equal(row.deviceId, expected[i][1]);
+    });
+    abort.abort();
+
+    const status = await oort.rules.status("hot");
+    assert.equal(status.state, RuleState.RUNNING);
+    const filter = status.operators.find((op) => op.name === "op_filter_0");
+    assert.ok(filter, `op_filter_0 in ${status.operators.map((op) => op.name)}`);
+    assert.equal(filter.recordsInTotal, 5n);
+    assert.equal(filter.recordsOutTotal, 3n);
+
+    // A tail ends when its rule stops.
+    const open = await oort.rules.tail("hot");
+    const ended = (async () => {
+      let count = 0;
+      for await (const _ of open) count++;
+      return count;
+    })();
+    await oort.rules.stop("hot");
+    assert.equal(await ended, 0);
+    assert.equal((await oort.rules.status("hot")).state, RuleState.STOPPED);
+
+    await oort.rules.delete("hot");
+    assert.equal((await rejection(oort.rules.get("hot"))).code, Code.NotFound);
+    assert.equal((await rejection(oort.rules.tail("hot"))).code, Code.NotFound);
+    await oort.streams.delete("sensors");
+  });
+
+  it("reports honest error codes", async () => {
+    const missing = await rejection(oort.streams.get("nope"));
+    assert.equal(missing.code, Code.NotFound);
+    assert.match(missing.rawMessage, /nope/);
+
+    const bad = await rejection(oort.streams.create('CREATE STREAM bad (t FLAOT) WITH (DATASOURCE="x")'));
+    assert.equal(bad.code, Code.InvalidArgument);
+    assert.match(bad.rawMessage, /line 1, column 22/);
+    assert.match(bad.rawMessage, /FLAOT/);
+
+    const badRule = await rejection(oort.rules.create("r", "SELECT FROM WHERE", ["log"]));
+    assert.equal(badRule.code, Code.InvalidArgument);
+    assert.match(badRule.rawMessage, /line 1/);
+
+    const noStream = await rejection(oort.events.publish("absent", [{ x: 1 }]));
+    assert.equal(noStream.code, Code.NotFound);
+  });
+});
+
+describe("values", () => {
+  it("round-trips plain values", () => {
+    const at = new Date("2026-01-02T03:04:05.006Z");
+    for (const v of [null, true, -(2n ** 63n), 1.5, "text", new Uint8Array([0, 255]), at, [1n, "a"], { a: { b: false } }]) {
+      assert.deepEqual(fromValue(toValue(v)), v);
+    }
+  });
+
+  it("sends integral numbers as BIGINT unless float() says otherwise", () => {
+    assert.equal(toValue(3).kind.case, "intValue");
+    assert.equal(toValue(3.5).kind.case, "floatValue");
+    assert.equal(float(3).kind.case, "floatValue");
+  });
+});
