@@ -53,17 +53,22 @@ type RuleServiceClient interface {
 	// Stops and deletes a rule. Errors: NOT_FOUND.
 	DeleteRule(ctx context.Context, in *DeleteRuleRequest, opts ...grpc.CallOption) (*DeleteRuleResponse, error)
 	// Starts a stopped rule; it will also start again after a server restart.
+	// Errors: NOT_FOUND.
 	StartRule(ctx context.Context, in *StartRuleRequest, opts ...grpc.CallOption) (*StartRuleResponse, error)
 	// Stops a running rule; it stays stopped across server restarts.
+	// Errors: NOT_FOUND.
 	StopRule(ctx context.Context, in *StopRuleRequest, opts ...grpc.CallOption) (*StopRuleResponse, error)
-	// Stops then starts a rule, resetting its state and counters.
+	// Stops then starts a rule, resetting its state and counters. Errors: NOT_FOUND.
 	RestartRule(ctx context.Context, in *RestartRuleRequest, opts ...grpc.CallOption) (*RestartRuleResponse, error)
 	// Returns the state of a rule and the counters of each of its operators.
+	// Errors: NOT_FOUND.
 	GetRuleStatus(ctx context.Context, in *GetRuleStatusRequest, opts ...grpc.CallOption) (*GetRuleStatusResponse, error)
 	// Streams the results of a running rule as they are produced (its `grpc` sink,
 	// or a live copy of its output). Ends when the rule stops or is deleted.
+	// The response headers come once the tail is open: events published after
+	// them are seen. Errors: NOT_FOUND.
 	TailRule(ctx context.Context, in *TailRuleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailRuleResponse], error)
-	// Returns the plan of a rule in human-readable form.
+	// Returns the plan of a rule in human-readable form. Errors: NOT_FOUND.
 	ExplainRule(ctx context.Context, in *ExplainRuleRequest, opts ...grpc.CallOption) (*ExplainRuleResponse, error)
 }
 
@@ -215,17 +220,22 @@ type RuleServiceServer interface {
 	// Stops and deletes a rule. Errors: NOT_FOUND.
 	DeleteRule(context.Context, *DeleteRuleRequest) (*DeleteRuleResponse, error)
 	// Starts a stopped rule; it will also start again after a server restart.
+	// Errors: NOT_FOUND.
 	StartRule(context.Context, *StartRuleRequest) (*StartRuleResponse, error)
 	// Stops a running rule; it stays stopped across server restarts.
+	// Errors: NOT_FOUND.
 	StopRule(context.Context, *StopRuleRequest) (*StopRuleResponse, error)
-	// Stops then starts a rule, resetting its state and counters.
+	// Stops then starts a rule, resetting its state and counters. Errors: NOT_FOUND.
 	RestartRule(context.Context, *RestartRuleRequest) (*RestartRuleResponse, error)
 	// Returns the state of a rule and the counters of each of its operators.
+	// Errors: NOT_FOUND.
 	GetRuleStatus(context.Context, *GetRuleStatusRequest) (*GetRuleStatusResponse, error)
 	// Streams the results of a running rule as they are produced (its `grpc` sink,
 	// or a live copy of its output). Ends when the rule stops or is deleted.
+	// The response headers come once the tail is open: events published after
+	// them are seen. Errors: NOT_FOUND.
 	TailRule(*TailRuleRequest, grpc.ServerStreamingServer[TailRuleResponse]) error
-	// Returns the plan of a rule in human-readable form.
+	// Returns the plan of a rule in human-readable form. Errors: NOT_FOUND.
 	ExplainRule(context.Context, *ExplainRuleRequest) (*ExplainRuleResponse, error)
 	mustEmbedUnimplementedRuleServiceServer()
 }

@@ -137,6 +137,7 @@ class RuleServiceServicer:
 
     def StartRule(self, request, context):
         """Starts a stopped rule; it will also start again after a server restart.
+        Errors: NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,13 +145,14 @@ class RuleServiceServicer:
 
     def StopRule(self, request, context):
         """Stops a running rule; it stays stopped across server restarts.
+        Errors: NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RestartRule(self, request, context):
-        """Stops then starts a rule, resetting its state and counters.
+        """Stops then starts a rule, resetting its state and counters. Errors: NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,6 +160,7 @@ class RuleServiceServicer:
 
     def GetRuleStatus(self, request, context):
         """Returns the state of a rule and the counters of each of its operators.
+        Errors: NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,13 +169,15 @@ class RuleServiceServicer:
     def TailRule(self, request, context):
         """Streams the results of a running rule as they are produced (its `grpc` sink,
         or a live copy of its output). Ends when the rule stops or is deleted.
+        The response headers come once the tail is open: events published after
+        them are seen. Errors: NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExplainRule(self, request, context):
-        """Returns the plan of a rule in human-readable form.
+        """Returns the plan of a rule in human-readable form. Errors: NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

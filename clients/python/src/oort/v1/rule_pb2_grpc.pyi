@@ -50,19 +50,27 @@ class RuleServiceStub:
     DeleteRule: _grpc.UnaryUnaryMultiCallable[_rule_pb2.DeleteRuleRequest, _rule_pb2.DeleteRuleResponse]
     """Stops and deletes a rule. Errors: NOT_FOUND."""
     StartRule: _grpc.UnaryUnaryMultiCallable[_rule_pb2.StartRuleRequest, _rule_pb2.StartRuleResponse]
-    """Starts a stopped rule; it will also start again after a server restart."""
+    """Starts a stopped rule; it will also start again after a server restart.
+    Errors: NOT_FOUND.
+    """
     StopRule: _grpc.UnaryUnaryMultiCallable[_rule_pb2.StopRuleRequest, _rule_pb2.StopRuleResponse]
-    """Stops a running rule; it stays stopped across server restarts."""
+    """Stops a running rule; it stays stopped across server restarts.
+    Errors: NOT_FOUND.
+    """
     RestartRule: _grpc.UnaryUnaryMultiCallable[_rule_pb2.RestartRuleRequest, _rule_pb2.RestartRuleResponse]
-    """Stops then starts a rule, resetting its state and counters."""
+    """Stops then starts a rule, resetting its state and counters. Errors: NOT_FOUND."""
     GetRuleStatus: _grpc.UnaryUnaryMultiCallable[_rule_pb2.GetRuleStatusRequest, _rule_pb2.GetRuleStatusResponse]
-    """Returns the state of a rule and the counters of each of its operators."""
+    """Returns the state of a rule and the counters of each of its operators.
+    Errors: NOT_FOUND.
+    """
     TailRule: _grpc.UnaryStreamMultiCallable[_rule_pb2.TailRuleRequest, _rule_pb2.TailRuleResponse]
     """Streams the results of a running rule as they are produced (its `grpc` sink,
     or a live copy of its output). Ends when the rule stops or is deleted.
+    The response headers come once the tail is open: events published after
+    them are seen. Errors: NOT_FOUND.
     """
     ExplainRule: _grpc.UnaryUnaryMultiCallable[_rule_pb2.ExplainRuleRequest, _rule_pb2.ExplainRuleResponse]
-    """Returns the plan of a rule in human-readable form."""
+    """Returns the plan of a rule in human-readable form. Errors: NOT_FOUND."""
 
 @_typing.type_check_only
 class RuleServiceAsyncStub(RuleServiceStub):
@@ -86,19 +94,27 @@ class RuleServiceAsyncStub(RuleServiceStub):
     DeleteRule: _aio.UnaryUnaryMultiCallable[_rule_pb2.DeleteRuleRequest, _rule_pb2.DeleteRuleResponse]  # type: ignore[assignment]
     """Stops and deletes a rule. Errors: NOT_FOUND."""
     StartRule: _aio.UnaryUnaryMultiCallable[_rule_pb2.StartRuleRequest, _rule_pb2.StartRuleResponse]  # type: ignore[assignment]
-    """Starts a stopped rule; it will also start again after a server restart."""
+    """Starts a stopped rule; it will also start again after a server restart.
+    Errors: NOT_FOUND.
+    """
     StopRule: _aio.UnaryUnaryMultiCallable[_rule_pb2.StopRuleRequest, _rule_pb2.StopRuleResponse]  # type: ignore[assignment]
-    """Stops a running rule; it stays stopped across server restarts."""
+    """Stops a running rule; it stays stopped across server restarts.
+    Errors: NOT_FOUND.
+    """
     RestartRule: _aio.UnaryUnaryMultiCallable[_rule_pb2.RestartRuleRequest, _rule_pb2.RestartRuleResponse]  # type: ignore[assignment]
-    """Stops then starts a rule, resetting its state and counters."""
+    """Stops then starts a rule, resetting its state and counters. Errors: NOT_FOUND."""
     GetRuleStatus: _aio.UnaryUnaryMultiCallable[_rule_pb2.GetRuleStatusRequest, _rule_pb2.GetRuleStatusResponse]  # type: ignore[assignment]
-    """Returns the state of a rule and the counters of each of its operators."""
+    """Returns the state of a rule and the counters of each of its operators.
+    Errors: NOT_FOUND.
+    """
     TailRule: _aio.UnaryStreamMultiCallable[_rule_pb2.TailRuleRequest, _rule_pb2.TailRuleResponse]  # type: ignore[assignment]
     """Streams the results of a running rule as they are produced (its `grpc` sink,
     or a live copy of its output). Ends when the rule stops or is deleted.
+    The response headers come once the tail is open: events published after
+    them are seen. Errors: NOT_FOUND.
     """
     ExplainRule: _aio.UnaryUnaryMultiCallable[_rule_pb2.ExplainRuleRequest, _rule_pb2.ExplainRuleResponse]  # type: ignore[assignment]
-    """Returns the plan of a rule in human-readable form."""
+    """Returns the plan of a rule in human-readable form. Errors: NOT_FOUND."""
 
 class RuleServiceServicer(metaclass=_abc_1.ABCMeta):
     """Manages rules: a SQL query over streams plus the actions its results go to."""
@@ -155,7 +171,9 @@ class RuleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rule_pb2.StartRuleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rule_pb2.StartRuleResponse, _abc.Awaitable[_rule_pb2.StartRuleResponse]]:
-        """Starts a stopped rule; it will also start again after a server restart."""
+        """Starts a stopped rule; it will also start again after a server restart.
+        Errors: NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def StopRule(
@@ -163,7 +181,9 @@ class RuleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rule_pb2.StopRuleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rule_pb2.StopRuleResponse, _abc.Awaitable[_rule_pb2.StopRuleResponse]]:
-        """Stops a running rule; it stays stopped across server restarts."""
+        """Stops a running rule; it stays stopped across server restarts.
+        Errors: NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def RestartRule(
@@ -171,7 +191,7 @@ class RuleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rule_pb2.RestartRuleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rule_pb2.RestartRuleResponse, _abc.Awaitable[_rule_pb2.RestartRuleResponse]]:
-        """Stops then starts a rule, resetting its state and counters."""
+        """Stops then starts a rule, resetting its state and counters. Errors: NOT_FOUND."""
 
     @_abc_1.abstractmethod
     def GetRuleStatus(
@@ -179,7 +199,9 @@ class RuleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rule_pb2.GetRuleStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rule_pb2.GetRuleStatusResponse, _abc.Awaitable[_rule_pb2.GetRuleStatusResponse]]:
-        """Returns the state of a rule and the counters of each of its operators."""
+        """Returns the state of a rule and the counters of each of its operators.
+        Errors: NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def TailRule(
@@ -189,6 +211,8 @@ class RuleServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_rule_pb2.TailRuleResponse], _abc.AsyncIterator[_rule_pb2.TailRuleResponse]]:
         """Streams the results of a running rule as they are produced (its `grpc` sink,
         or a live copy of its output). Ends when the rule stops or is deleted.
+        The response headers come once the tail is open: events published after
+        them are seen. Errors: NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -197,6 +221,6 @@ class RuleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rule_pb2.ExplainRuleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rule_pb2.ExplainRuleResponse, _abc.Awaitable[_rule_pb2.ExplainRuleResponse]]:
-        """Returns the plan of a rule in human-readable form."""
+        """Returns the plan of a rule in human-readable form. Errors: NOT_FOUND."""
 
 def add_RuleServiceServicer_to_server(servicer: RuleServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -902,6 +902,7 @@ export const RuleService: GenService<{
   },
   /**
    * Starts a stopped rule; it will also start again after a server restart.
+   * Errors: NOT_FOUND.
    *
    * @generated from rpc oort.v1.RuleService.StartRule
    */
@@ -912,6 +913,7 @@ export const RuleService: GenService<{
   },
   /**
    * Stops a running rule; it stays stopped across server restarts.
+   * Errors: NOT_FOUND.
    *
    * @generated from rpc oort.v1.RuleService.StopRule
    */
@@ -921,7 +923,7 @@ export const RuleService: GenService<{
     output: typeof StopRuleResponseSchema;
   },
   /**
-   * Stops then starts a rule, resetting its state and counters.
+   * Stops then starts a rule, resetting its state and counters. Errors: NOT_FOUND.
    *
    * @generated from rpc oort.v1.RuleService.RestartRule
    */
@@ -932,6 +934,7 @@ export const RuleService: GenService<{
   },
   /**
    * Returns the state of a rule and the counters of each of its operators.
+   * Errors: NOT_FOUND.
    *
    * @generated from rpc oort.v1.RuleService.GetRuleStatus
    */
@@ -943,6 +946,8 @@ export const RuleService: GenService<{
   /**
    * Streams the results of a running rule as they are produced (its `grpc` sink,
    * or a live copy of its output). Ends when the rule stops or is deleted.
+   * The response headers come once the tail is open: events published after
+   * them are seen. Errors: NOT_FOUND.
    *
    * @generated from rpc oort.v1.RuleService.TailRule
    */
@@ -952,7 +957,7 @@ export const RuleService: GenService<{
     output: typeof TailRuleResponseSchema;
   },
   /**
-   * Returns the plan of a rule in human-readable form.
+   * Returns the plan of a rule in human-readable form. Errors: NOT_FOUND.
    *
    * @generated from rpc oort.v1.RuleService.ExplainRule
    */
