@@ -28,3 +28,6 @@ echo "== cargo test" >&2
 # The binaries first: the CLI's end-to-end tests run the oortd binary.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
+
+echo "== clients (Python, Go, TypeScript) against the real oortd" >&2
+scripts/test-clients.sh
