@@ -14,40 +14,64 @@ use crate::value::{Map, Value};
 /// fields kept and converted (a schemaless stream keeps everything).
 pub struct Decoder {
     stream: StreamDef,
+    format: Format,
     /// Declared field names, allocated once rather than once per event.
     names: Vec<Arc<str>>,
+}
+
+/// The payload encodings a stream may declare with FORMAT.
+#[derive(Debug, Clone, PartialEq)]
+enum Format {
+    Json,
+    Binary,
+    Unsupported(String),
 }
 
 impl Decoder {
     /// A decoder for a stream.
     pub fn new(stream: &StreamDef) -> Self {
         let names = stream.fields.iter().map(|f| Arc::from(f.name.as_str())).collect();
-        Self { stream: stream.clone(), names }
+        let format = match stream.format().to_ascii_lowercase().as_str() {
+            "json" => Format::Json,
+            "binary" => Format::Binary,
+            other => Format::Unsupported(other.to_owned()),
+        };
+        Self { stream: stream.clone(), format, names }
     }
 
     /// Decodes one event into a row's fields.
     pub fn decode(&self, event: SourceEvent) -> Result<Map, String> {
-        let stream = &self.stream;
-        let mut fields = match event.payload {
-            Payload::Map(map) => map,
-            Payload::Bytes(bytes) => match stream.format().to_ascii_lowercase().as_str() {
-                "json" => crate::json::decode_object(&bytes)?,
-                "binary" => {
-                    // eKuiper names the single column of a binary stream `self` unless declared.
-                    let name = self.names.first().cloned().unwrap_or_else(|| Arc::from("self"));
-                    Map::from([(name, Value::Bytes(bytes.into()))])
-                }
-                other => return Err(format!("FORMAT \"{other}\" is not supported; use json or binary")),
-            },
+        let bytes = match event.payload {
+            Payload::Map(map) if self.stream.is_schemaless() => return Ok(map),
+            Payload::Map(mut map) => {
+                let values: Vec<_> = self.names.iter().map(|name| map.remove(name.as_ref())).collect();
+                return self.declared(values);
+            }
+            Payload::Bytes(bytes) => bytes,
         };
-        if stream.is_schemaless() {
-            return Ok(fields);
+        match &self.format {
+            Format::Json if self.stream.is_schemaless() => crate::json::decode_object(&bytes),
+            Format::Json => {
+                // Only the declared fields are materialised; the others are skipped unparsed.
+                self.declared(crate::json::decode_fields(&bytes, &self.names)?)
+            }
+            Format::Binary => {
+                // eKuiper names the single column of a binary stream `self` unless declared.
+                let name = self.names.first().cloned().unwrap_or_else(|| Arc::from("self"));
+                Ok(Map::from([(name, Value::Bytes(bytes.into()))]))
+            }
+            Format::Unsupported(other) => Err(format!("FORMAT \"{other}\" is not supported; use json or binary")),
         }
+    }
+
+    /// The row of the declared fields, in declaration order, each converted to
+    /// its type, from the decoded values of the fields in that order.
+    fn declared(&self, values: Vec<Option<Value>>) -> Result<Map, String> {
         let mut row = Map::new();
-        for (field, name) in stream.fields.iter().zip(&self.names) {
-            let value = match fields.remove(name.as_ref()) {
+        for ((field, name), value) in self.stream.fields.iter().zip(&self.names).zip(values) {
+            let value = match value {
                 Some(v) => convert(v, &field.field_type).map_err(|e| format!("field {}: {e}", field.name))?,
-                None if stream.strict_validation() => return Err(format!("field {} is missing", field.name)),
+                None if self.stream.strict_validation() => return Err(format!("field {} is missing", field.name)),
                 None => Value::Null,
             };
             row.insert(Arc::clone(name), value);
@@ -121,6 +145,22 @@ mod tests {
         let err = d.decode(bytes(r#"{"t": "hot"}"#)).unwrap_err();
         assert!(err.contains("field t") && err.contains("FLOAT"), "{err}");
         assert!(d.decode(bytes("not json")).unwrap_err().contains("invalid JSON"));
+    }
+
+    #[test]
+    fn declared_fields_skip_the_others_and_keep_the_last_duplicate() {
+        let s = stream(r#"CREATE STREAM s (t FLOAT, name STRING) WITH (DATASOURCE="s")"#);
+        let d = Decoder::new(&s);
+        let row = d.decode(bytes(r#"{"big": {"deep": [1, {"x": "y"}]}, "t": 1, "t": 2.5, "name": "a\"b"}"#)).unwrap();
+        assert_eq!(row.len(), 2);
+        assert_eq!(row.get("t"), Some(&Value::Float(2.5)));
+        assert_eq!(row.get("name"), Some(&Value::string("a\"b")));
+        assert!(d.decode(bytes("[1]")).unwrap_err().contains("JSON object"));
+        assert!(d.decode(bytes(r#"{"t": 1} trailing"#)).unwrap_err().contains("invalid JSON"));
+        let map = SourceEvent::map(Map::from([(Arc::from("t"), Value::Int(3)), (Arc::from("x"), Value::Null)]));
+        assert_eq!(d.decode(map).unwrap().get("t"), Some(&Value::Float(3.0)));
+        let strict = stream(r#"CREATE STREAM s (t FLOAT) WITH (DATASOURCE="s", STRICT_VALIDATION="true")"#);
+        assert!(Decoder::new(&strict).decode(bytes("{}")).unwrap_err().contains("missing"));
     }
 
     #[test]

@@ -10,8 +10,7 @@ use crate::connector::ConnectorRegistry;
 use crate::function::FunctionRegistry;
 use crate::plan::{self, PlanError, RulePlan, StreamLookup};
 use crate::rule::RuleDefinition;
-use crate::runtime::{self, RuleStatus, RunningRule};
-use crate::value::Map;
+use crate::runtime::{self, Results, RuleStatus, RunningRule};
 
 /// Why the engine refused a request.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +96,7 @@ impl Engine {
     }
 
     /// A live copy of a running rule's results.
-    pub async fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<Arc<Vec<Map>>>> {
+    pub async fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<Results>> {
         self.running.lock().await.get(id).map(RunningRule::subscribe)
     }
 }
@@ -169,6 +168,88 @@ mod tests {
         assert_eq!(builds.load(Ordering::SeqCst), 3, "built once, then once per restart");
         assert_eq!(status.last_error.as_deref(), Some("broker gone"));
         assert_eq!(status.operators[0].exceptions_total, 3);
+    }
+
+    /// Emits `n` events `{"i": k}` at once, then stays open.
+    struct Burst(i64);
+
+    impl SourceFactory for Burst {
+        fn build(&self, _: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+            Ok(Box::new(Burst(self.0)))
+        }
+    }
+
+    #[async_trait]
+    impl Source for Burst {
+        async fn run(
+            self: Box<Self>,
+            out: mpsc::Sender<SourceEvent>,
+            cancel: CancellationToken,
+        ) -> Result<(), ConnectorError> {
+            for i in 0..self.0 {
+                let fields = crate::value::Map::from([(Arc::from("i"), crate::value::Value::Int(i))]);
+                let _ = out.send(SourceEvent::map(fields)).await;
+            }
+            cancel.cancelled().await;
+            Ok(())
+        }
+    }
+
+    /// Records the `i` of every row of each delivered result; fails the third call once.
+    #[derive(Clone, Default)]
+    struct Recording(Arc<std::sync::Mutex<(Vec<Vec<i64>>, u32)>>);
+
+    impl crate::connector::SinkFactory for Recording {
+        fn build(&self, _: &crate::connector::SinkConfig) -> Result<Box<dyn crate::connector::Sink>, ConnectorError> {
+            Ok(Box::new(self.clone()))
+        }
+    }
+
+    #[async_trait]
+    impl crate::connector::Sink for Recording {
+        async fn collect(&mut self, rows: &[crate::value::Map]) -> Result<(), ConnectorError> {
+            let mut state = self.0.lock().unwrap();
+            state.1 += 1;
+            if state.1 == 3 {
+                return Err(ConnectorError::External("flaky".into()));
+            }
+            state.0.push(rows.iter().map(|r| r["i"].as_i64().unwrap()).collect());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn each_result_is_one_sink_message_delivered_once_even_in_batches_and_after_an_error() {
+        let connectors = Arc::new(ConnectorRegistry::new());
+        connectors.register_source("burst", Arc::new(Burst(600)));
+        let sink = Recording::default();
+        connectors.register_sink("rec", Arc::new(sink.clone()));
+        let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
+        let stream =
+            oort_sql::parse_stream_ddl(r#"CREATE STREAM s (i BIGINT) WITH (TYPE="burst", DATASOURCE="s")"#).unwrap();
+        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
+        let def = RuleDefinition {
+            id: "r".into(),
+            sql: "SELECT i FROM s WHERE i % 2 = 0".into(),
+            actions: vec![ActionDefinition { sink_type: "rec".into(), props: Default::default() }],
+            options: RuleOptions::default(),
+        };
+        engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+        let delivered = loop {
+            let delivered = sink.0.lock().unwrap().0.clone();
+            if delivered.len() >= 300 {
+                break delivered;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let expected: Vec<Vec<i64>> = (0..600).step_by(2).map(|i| vec![i]).collect();
+        assert_eq!(delivered, expected, "one message per event, in order, none lost or repeated");
+        let status = engine.status("r").await.unwrap();
+        let sink_status = status.operators.last().unwrap();
+        assert_eq!((sink_status.records_in_total, sink_status.records_out_total), (300, 300));
+        assert_eq!(sink_status.exceptions_total, 1);
+        assert_eq!(sink.0.lock().unwrap().0.len(), 300, "nothing after the last result");
     }
 
     struct NullSink;

@@ -20,6 +20,50 @@ pub fn decode_object(bytes: &[u8]) -> Result<Map, String> {
     }
 }
 
+/// Decodes the fields called `names` of one JSON object, in that order (`None`
+/// for a field the object lacks). Other fields are skipped without building
+/// values for them; of a key given twice, the last wins.
+pub fn decode_fields(bytes: &[u8], names: &[Arc<str>]) -> Result<Vec<Option<Value>>, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let values =
+        de::DeserializeSeed::deserialize(FieldsSeed(names), &mut de).map_err(|e| format!("invalid JSON: {e}"))?;
+    de.end().map_err(|e| format!("invalid JSON: {e}"))?;
+    Ok(values)
+}
+
+/// Reads a JSON object into the slots of the declared field names.
+struct FieldsSeed<'a>(&'a [Arc<str>]);
+
+impl<'de> de::DeserializeSeed<'de> for FieldsSeed<'_> {
+    type Value = Vec<Option<Value>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldsSeed<'_> {
+    type Value = Vec<Option<Value>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let mut slots = vec![None; self.0.len()];
+        while let Some(key) = access.next_key::<std::borrow::Cow<'de, str>>()? {
+            // Schemas are short: a linear scan beats hashing the key.
+            match self.0.iter().position(|name| name.as_ref() == key.as_ref()) {
+                Some(i) => slots[i] = Some(access.next_value::<JsonValue>()?.0),
+                None => {
+                    access.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(slots)
+    }
+}
+
 /// A [`Value`] read from JSON: integers stay BIGINT, other numbers FLOAT.
 pub struct JsonValue(pub Value);
 

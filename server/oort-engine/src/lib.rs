@@ -47,6 +47,6 @@ pub use metrics::{OperatorMetrics, OperatorStatus};
 pub use plan::{PlanError, RulePlan, StreamLookup};
 pub use row::Row;
 pub use rule::{ActionDefinition, RestartStrategy, RuleDefinition, RuleOptions};
-pub use runtime::{RuleState, RuleStatus};
+pub use runtime::{Results, RuleState, RuleStatus};
 pub use value::{Map, Value};
 pub use window::{TimeMode, WindowBatch, WindowOperator};

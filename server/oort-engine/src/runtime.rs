@@ -26,6 +26,12 @@ const RECEIVE_BATCH: usize = 256;
 /// How many results a slow TailRule reader may fall behind before it loses some.
 const TAIL_CAPACITY: usize = 1024;
 
+/// The results of a rule for one batch of events, in order. Each result is
+/// one message for a sink (one event's row, or one window's rows): results
+/// travel in batches so that a fast stream costs one channel hand-off per
+/// batch, not per event.
+pub type Results = Arc<Vec<Vec<Map>>>;
+
 /// The state of a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleState {
@@ -64,20 +70,20 @@ struct Shared {
 /// memory for nothing.
 #[derive(Default)]
 pub struct Tail {
-    sender: Mutex<Option<broadcast::Sender<Arc<Vec<Map>>>>>,
+    sender: Mutex<Option<broadcast::Sender<Results>>>,
 }
 
 impl Tail {
     /// A new reader of the results.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Map>>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Results> {
         let mut sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
         sender.get_or_insert_with(|| broadcast::channel(TAIL_CAPACITY).0).subscribe()
     }
 
     /// Copies a result to the readers; forgets the channel when none is left.
-    fn send(&self, rows: &Arc<Vec<Map>>) {
+    fn send(&self, results: &Results) {
         let mut sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-        if sender.as_ref().is_some_and(|tx| tx.send(Arc::clone(rows)).is_err()) {
+        if sender.as_ref().is_some_and(|tx| tx.send(Arc::clone(results)).is_err()) {
             *sender = None;
         }
     }
@@ -107,7 +113,7 @@ impl RunningRule {
     }
 
     /// A live copy of the rule's results.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Map>>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Results> {
         self.tail.subscribe()
     }
 
@@ -172,7 +178,8 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
 
     let mut sink_txs = Vec::with_capacity(sinks.len());
     for (sink, metrics) in sinks.into_iter().zip(sink_metrics) {
-        let (tx, rx) = mpsc::channel::<Arc<Vec<Map>>>(buffer);
+        // The buffer counts batches of up to RECEIVE_BATCH results.
+        let (tx, rx) = mpsc::channel::<Results>(buffer.div_ceil(RECEIVE_BATCH).max(2));
         sink_txs.push(tx);
         tasks.push(tokio::spawn(run_sink(sink, rx, metrics, cancel.clone())));
     }
@@ -261,7 +268,7 @@ async fn supervise_source(
 /// is never sent again, what was not is retried until the rule stops.
 async fn run_sink(
     mut sink: Box<dyn crate::Sink>,
-    mut rx: mpsc::Receiver<Arc<Vec<Map>>>,
+    mut rx: mpsc::Receiver<Results>,
     metrics: Arc<OperatorMetrics>,
     cancel: CancellationToken,
 ) {
@@ -273,31 +280,30 @@ async fn run_sink(
         jitter_factor: 0.0,
     };
     let mut opened = false;
-    loop {
-        let rows = tokio::select! {
+    'batches: loop {
+        let results = tokio::select! {
             () = cancel.cancelled() => break,
-            rows = rx.recv() => match rows { Some(rows) => rows, None => break },
+            results = rx.recv() => match results { Some(results) => results, None => break },
         };
-        metrics.record_in(rows.len() as u64, now_ms());
+        let rows: usize = results.iter().map(Vec::len).sum();
+        metrics.record_in(rows as u64, now_ms());
         metrics.set_buffer_length(rx.len() as u64);
         let started = Instant::now();
-        let mut attempt = 0;
-        while let Err(e) = deliver(sink.as_mut(), &mut opened, &rows).await {
-            metrics.record_exception(e.to_string());
-            let delay = RETRY.delay(attempt);
-            attempt += 1;
-            tokio::select! {
-                () = cancel.cancelled() => {
-                    if opened {
-                        let _ = sink.close().await;
-                    }
-                    return;
+        for rows in results.iter() {
+            let mut attempt = 0;
+            while let Err(e) = deliver(sink.as_mut(), &mut opened, rows).await {
+                metrics.record_exception(e.to_string());
+                let delay = RETRY.delay(attempt);
+                attempt += 1;
+                tokio::select! {
+                    () = cancel.cancelled() => break 'batches,
+                    () = tokio::time::sleep(delay) => {}
                 }
-                () = tokio::time::sleep(delay) => {}
             }
+            metrics.record_out(rows.len() as u64);
         }
-        metrics.record_out(rows.len() as u64);
-        metrics.record_latency(started.elapsed().as_micros() as i64);
+        // One clock read per batch: the latency reported is the batch's mean per result.
+        metrics.record_latency((started.elapsed().as_micros() / results.len().max(1) as u128) as i64);
     }
     if opened {
         let _ = sink.close().await;
@@ -350,7 +356,7 @@ async fn run_operators(
     plan: Arc<RulePlan>,
     tables: Vec<Arc<join::TableRows>>,
     mut rx: mpsc::Receiver<SourceEvent>,
-    sinks: Vec<mpsc::Sender<Arc<Vec<Map>>>>,
+    sinks: Vec<mpsc::Sender<Results>>,
     tail: Arc<Tail>,
     metrics: RuleMetrics,
     cancel: CancellationToken,
@@ -360,130 +366,150 @@ async fn run_operators(
     } else {
         TimeMode::Processing
     };
-    let mut window = plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode));
-    let timestamp_field = plan.stream.timestamp_field().map(str::to_owned);
+    let mut ops = Operators {
+        window: plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode)),
+        timestamp_field: plan.stream.timestamp_field().map(str::to_owned),
+        decoder: decode::Decoder::new(&plan.stream),
+        plan: Arc::clone(&plan),
+        tables,
+        metrics,
+    };
     let mut batch = Vec::with_capacity(RECEIVE_BATCH);
-    let decoder = decode::Decoder::new(&plan.stream);
     loop {
-        let deadline = window.as_ref().and_then(|w| w.next_deadline());
+        let deadline = ops.window.as_ref().and_then(|w| w.next_deadline());
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64)).await,
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let results = tokio::select! {
             () = cancel.cancelled() => return,
-            () = sleep => {
-                if let Some(w) = window.as_mut() {
-                    let batches = w.on_tick(now_ms());
-                    for rows in process_windows(&plan, &metrics, batches) {
-                        emit(rows, &sinks, &tail).await;
-                    }
-                }
-            }
+            () = sleep => ops.on_tick(),
             received = rx.recv_many(&mut batch, RECEIVE_BATCH) => {
                 if received == 0 {
                     return;
                 }
-                let now = now_ms();
-                metrics.source.record_in(received as u64, now);
-                metrics.source.record_out(received as u64);
-                metrics.source.set_buffer_length(rx.len() as u64);
-                let started = Instant::now();
-                for event in batch.drain(..) {
-                metrics.decoder.record_in(1, now);
-                let (meta, source_time) = (Arc::clone(&event.meta), event.timestamp);
-                let fields = match decoder.decode(event) {
-                    Ok(fields) => fields,
-                    Err(e) => {
-                        metrics.decoder.record_exception(e);
-                        continue;
-                    }
-                };
-                let timestamp = match (&timestamp_field, plan.options.is_event_time) {
-                    (Some(field), true) => match decode::event_time(&fields, field) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            metrics.decoder.record_exception(e);
-                            continue;
-                        }
-                    },
-                    _ => source_time.unwrap_or(now),
-                };
-                metrics.decoder.record_out(1);
-                let row = Row { fields, timestamp, meta, joined: None };
-                let env = EvalEnv { rule_id: &plan.rule_id, window: None };
-                let rows = match &metrics.join {
-                    None => vec![row],
-                    Some(m) => {
-                        m.record_in(1, now);
-                        match join::join_event(row, &plan, &tables, &env) {
-                            Ok(rows) => {
-                                m.record_out(rows.len() as u64);
-                                rows
-                            }
-                            Err(e) => {
-                                m.record_exception(e.to_string());
-                                continue;
-                            }
-                        }
-                    }
-                };
-                for row in rows {
-                if !plan.filters_after_window() && !passes_filter(&plan, &metrics, &row, &env) {
-                    continue;
-                }
-                match window.as_mut() {
-                    Some(w) => {
-                        if let Some(m) = &metrics.window {
-                            m.record_in(1, now);
-                        }
-                        let batches = w.on_event(row, now_ms());
-                        if let Some(m) = &metrics.window {
-                            m.set_buffer_length(w.buffered() as u64);
-                        }
-                        for rows in process_windows(&plan, &metrics, batches) {
-                            emit(rows, &sinks, &tail).await;
-                        }
-                    }
-                    None => {
-                        metrics.project.record_in(1, now);
-                        match plan.projection.eval(&row, &env) {
-                            Ok(out) => {
-                                metrics.project.record_out(1);
-                                emit(vec![out], &sinks, &tail).await;
-                            }
-                            Err(e) => metrics.project.record_exception(e.to_string()),
-                        }
-                    }
-                }
-                }
-                }
-                // One clock read per batch: the latency reported is the batch's mean.
-                metrics.project.record_latency((started.elapsed().as_micros() / received as u128) as i64);
+                ops.metrics.source.set_buffer_length(rx.len() as u64);
+                ops.on_events(&mut batch)
             }
-        }
+        };
+        emit(results, &sinks, &tail).await;
     }
 }
 
-/// Hands one result to the live tail and to every sink. A full sink buffer
+/// The state of the rule task's operators.
+struct Operators {
+    plan: Arc<RulePlan>,
+    tables: Vec<Arc<join::TableRows>>,
+    decoder: decode::Decoder,
+    timestamp_field: Option<String>,
+    window: Option<WindowOperator>,
+    metrics: RuleMetrics,
+}
+
+impl Operators {
+    /// The windows that closed by now.
+    fn on_tick(&mut self) -> Vec<Vec<Map>> {
+        let Some(window) = self.window.as_mut() else { return Vec::new() };
+        let batches = window.on_tick(now_ms());
+        process_windows(&self.plan, &self.metrics, batches)
+    }
+
+    /// Runs a batch of events through the operators; returns their results in order.
+    fn on_events(&mut self, batch: &mut Vec<SourceEvent>) -> Vec<Vec<Map>> {
+        let now = now_ms();
+        let started = Instant::now();
+        let received = batch.len() as u64;
+        let m = &self.metrics;
+        m.source.record_in(received, now);
+        m.source.record_out(received);
+        m.decoder.record_in(received, now);
+        let mut results = Vec::new();
+        for event in batch.drain(..) {
+            let Some(row) = self.decode(event, now) else { continue };
+            m.decoder.record_out(1);
+            let env = EvalEnv { rule_id: &self.plan.rule_id, window: None };
+            let rows = match &m.join {
+                None => vec![row],
+                Some(jm) => {
+                    jm.record_in(1, now);
+                    match join::join_event(row, &self.plan, &self.tables, &env) {
+                        Ok(rows) => {
+                            jm.record_out(rows.len() as u64);
+                            rows
+                        }
+                        Err(e) => {
+                            jm.record_exception(e.to_string());
+                            continue;
+                        }
+                    }
+                }
+            };
+            for row in rows {
+                if !self.plan.filters_after_window() && !passes_filter(&self.plan, m, &row, &env, now) {
+                    continue;
+                }
+                match self.window.as_mut() {
+                    Some(w) => {
+                        if let Some(wm) = &m.window {
+                            wm.record_in(1, now);
+                        }
+                        let batches = w.on_event(row, now_ms());
+                        if let Some(wm) = &m.window {
+                            wm.set_buffer_length(w.buffered() as u64);
+                        }
+                        results.extend(process_windows(&self.plan, m, batches));
+                    }
+                    None => {
+                        m.project.record_in(1, now);
+                        match self.plan.projection.eval(&row, &env) {
+                            Ok(out) => {
+                                m.project.record_out(1);
+                                results.push(vec![out]);
+                            }
+                            Err(e) => m.project.record_exception(e.to_string()),
+                        }
+                    }
+                }
+            }
+        }
+        // One clock read per batch: the latency reported is the batch's mean.
+        m.project.record_latency((started.elapsed().as_micros() / u128::from(received.max(1))) as i64);
+        results
+    }
+
+    /// Decodes an event into a row at its event or processing time; counts a bad event.
+    fn decode(&self, event: SourceEvent, now: i64) -> Option<Row> {
+        let (meta, source_time) = (Arc::clone(&event.meta), event.timestamp);
+        let decoded = self.decoder.decode(event).and_then(|fields| {
+            let timestamp = match (&self.timestamp_field, self.plan.options.is_event_time) {
+                (Some(field), true) => decode::event_time(&fields, field)?,
+                _ => source_time.unwrap_or(now),
+            };
+            Ok(Row { fields, timestamp, meta, joined: None })
+        });
+        decoded.inspect_err(|e| self.metrics.decoder.record_exception(e.clone())).ok()
+    }
+}
+
+/// Hands results to the live tail and to every sink. A full sink buffer
 /// holds the rule back: backpressure, not loss.
-async fn emit(rows: Vec<Map>, sinks: &[mpsc::Sender<Arc<Vec<Map>>>], tail: &Tail) {
-    if rows.is_empty() {
+async fn emit(results: Vec<Vec<Map>>, sinks: &[mpsc::Sender<Results>], tail: &Tail) {
+    if results.is_empty() {
         return;
     }
-    let rows = Arc::new(rows);
-    tail.send(&rows);
+    let results = Arc::new(results);
+    tail.send(&results);
     for sink in sinks {
-        let _ = sink.send(Arc::clone(&rows)).await;
+        let _ = sink.send(Arc::clone(&results)).await;
     }
 }
 
 /// Whether a row passes WHERE (a row with no WHERE does); counts it.
-fn passes_filter(plan: &RulePlan, metrics: &RuleMetrics, row: &Row, env: &EvalEnv<'_>) -> bool {
+fn passes_filter(plan: &RulePlan, metrics: &RuleMetrics, row: &Row, env: &EvalEnv<'_>, now: i64) -> bool {
     let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) else { return true };
-    m.record_in(1, now_ms());
+    m.record_in(1, now);
     match filter.expr.eval(row, env) {
         Ok(Value::Bool(true)) => {
             m.record_out(1);
@@ -509,7 +535,8 @@ fn process_windows(plan: &RulePlan, metrics: &RuleMetrics, batches: Vec<WindowBa
             let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)) };
             let mut rows = batch.rows;
             if plan.filters_after_window() {
-                rows.retain(|row| passes_filter(plan, metrics, row, &env));
+                let now = now_ms();
+                rows.retain(|row| passes_filter(plan, metrics, row, &env, now));
             }
             let mut out: Vec<(Vec<Value>, Map)> = Vec::new();
             for group in group_rows(plan, rows, &env, metrics) {
@@ -560,6 +587,8 @@ fn process_windows(plan: &RulePlan, metrics: &RuleMetrics, batches: Vec<WindowBa
             }
             rows
         })
+        // A window whose groups HAVING filtered out sends nothing.
+        .filter(|rows| !rows.is_empty())
         .collect()
 }
 

@@ -276,8 +276,8 @@ impl RuleService for RuleApi {
         let stream = async_stream::stream! {
             loop {
                 match results.recv().await {
-                    Ok(rows) => {
-                        for row in rows.iter() {
+                    Ok(results) => {
+                        for row in results.iter().flatten() {
                             let event = Event { fields: map_to_proto(row), timestamp: Some(now()), meta: Default::default() };
                             yield Ok(TailRuleResponse { event: Some(event) });
                         }
