@@ -33,13 +33,36 @@ impl TopicBus {
         self.sender(topic).send(event).unwrap_or(0)
     }
 
-    /// Publishes to a topic, first waiting while its slowest subscriber is more
+    /// Publishes to a topic, with backpressure: see [`Publisher::send`].
+    pub async fn send(&self, topic: &str, event: SourceEvent) -> usize {
+        self.publisher(topic).send(event).await
+    }
+
+    /// A handle that publishes to one topic, for a publisher of many events:
+    /// it looks the topic up once, not once per event.
+    pub fn publisher(&self, topic: &str) -> Publisher {
+        Publisher(self.sender(topic))
+    }
+
+    /// Whether anyone listens on a topic.
+    pub fn has_subscribers(&self, topic: &str) -> bool {
+        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics.get(topic).is_some_and(|s| s.receiver_count() > 0)
+    }
+}
+
+/// Publishes to one topic of a [`TopicBus`].
+#[derive(Clone)]
+pub struct Publisher(broadcast::Sender<SourceEvent>);
+
+impl Publisher {
+    /// Publishes, first waiting while the topic's slowest subscriber is more
     /// than half the buffer behind: backpressure for publishers that can wait
     /// (a gRPC or HTTP client, a rule's sink), so that no event is lost to lag.
-    pub async fn send(&self, topic: &str, event: SourceEvent) -> usize {
-        let sender = self.sender(topic);
+    /// Returns how many subscribers received it.
+    pub async fn send(&self, event: SourceEvent) -> usize {
         let mut spins = 0u32;
-        while sender.len() >= CAPACITY / 2 && sender.receiver_count() > 0 {
+        while self.0.len() >= CAPACITY / 2 && self.0.receiver_count() > 0 {
             spins += 1;
             if spins < 64 {
                 tokio::task::yield_now().await;
@@ -47,13 +70,7 @@ impl TopicBus {
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
         }
-        sender.send(event).unwrap_or(0)
-    }
-
-    /// Whether anyone listens on a topic.
-    pub fn has_subscribers(&self, topic: &str) -> bool {
-        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        topics.get(topic).is_some_and(|s| s.receiver_count() > 0)
+        self.0.send(event).unwrap_or(0)
     }
 }
 

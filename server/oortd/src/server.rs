@@ -14,9 +14,9 @@ use oort_proto::v1::rule_service_server::RuleServiceServer;
 use oort_proto::v1::stream_service_server::StreamServiceServer;
 use oort_store::{Catalog, SledCatalog, SledConfig};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
+use tonic::transport::server::TcpIncoming;
 
 use crate::api::CatalogHandle;
 use crate::api::events::EventApi;
@@ -132,7 +132,8 @@ pub async fn run(
         .add_service(ExternalServiceServer::new(ExternalApi))
         .add_service(FunctionServiceServer::new(FunctionApi::new(functions)))
         .add_service(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc))))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        // No Nagle: results streamed to TailRule and acks are small writes that must go at once.
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);
     tokio::select! {
         served = serve => served?,
         () = async {

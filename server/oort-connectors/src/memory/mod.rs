@@ -8,7 +8,7 @@ use oort_engine::{
     ConnectorError, Map, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory,
 };
 
-use crate::bus::{BusSource, TopicBus};
+use crate::bus::{BusSource, Publisher, TopicBus};
 
 /// Builds `memory` sources.
 pub struct MemorySourceFactory(pub Arc<TopicBus>);
@@ -25,10 +25,7 @@ impl SourceFactory for MemorySourceFactory {
 /// Builds `memory` sinks.
 pub struct MemorySinkFactory(pub Arc<TopicBus>);
 
-struct MemorySink {
-    bus: Arc<TopicBus>,
-    topic: String,
-}
+struct MemorySink(Publisher);
 
 impl SinkFactory for MemorySinkFactory {
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
@@ -38,7 +35,7 @@ impl SinkFactory for MemorySinkFactory {
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ConnectorError::Config("a memory action needs the property `topic`".into()))?;
-        Ok(Box::new(MemorySink { bus: Arc::clone(&self.0), topic: topic.to_owned() }))
+        Ok(Box::new(MemorySink(self.0.publisher(topic))))
     }
 }
 
@@ -46,7 +43,7 @@ impl SinkFactory for MemorySinkFactory {
 impl Sink for MemorySink {
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
         for row in rows {
-            self.bus.send(&self.topic, SourceEvent::map(row.clone())).await;
+            self.0.send(SourceEvent::map(row.clone())).await;
         }
         Ok(())
     }

@@ -146,14 +146,16 @@ impl Call {
                 Scope::Row(row) => std::slice::from_ref(row),
                 Scope::Group(rows) => rows,
             };
-            self.args
-                .iter()
-                .map(|arg| {
-                    let values =
-                        rows.iter().map(|row| arg.eval_in(Scope::Row(*row), env)).collect::<Result<Vec<_>, _>>()?;
-                    Ok(Value::list(values))
-                })
-                .collect::<Result<Vec<_>, EvalError>>()?
+            let mut lists = Vec::with_capacity(self.args.len());
+            for arg in &self.args {
+                // Sized up front: collecting Results would grow the list step by step.
+                let mut values = Vec::with_capacity(rows.len());
+                for row in rows {
+                    values.push(arg.eval_in(Scope::Row(*row), env)?);
+                }
+                lists.push(Value::list(values));
+            }
+            lists
         } else {
             self.args.iter().map(|arg| arg.eval_in(scope, env)).collect::<Result<Vec<_>, _>>()?
         };

@@ -1,9 +1,10 @@
 //! `oort.v1.EventService`: events pushed by clients into `TYPE="grpc"` streams.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use oort_connectors::TopicBus;
+use oort_connectors::bus::Publisher;
 use oort_engine::{Payload, SourceEvent};
 use oort_proto::v1::event_service_server::EventService;
 use oort_proto::v1::{PublishRequest, PublishResponse};
@@ -42,21 +43,20 @@ impl EventApi {
 impl EventService for EventApi {
     async fn publish(&self, request: Request<Streaming<PublishRequest>>) -> Result<Response<PublishResponse>, Status> {
         let mut requests = request.into_inner();
-        let mut checked: HashSet<String> = HashSet::new();
+        // Each stream is checked, and its topic looked up, once per call.
+        let mut publishers: HashMap<String, Publisher> = HashMap::new();
         let mut accepted = 0u64;
         while let Some(request) = requests.message().await? {
-            if !checked.contains(&request.stream) {
+            if !publishers.contains_key(&request.stream) {
                 self.check_stream(&request.stream)?;
-                checked.insert(request.stream.clone());
+                publishers.insert(request.stream.clone(), self.bus.publisher(&request.stream));
             }
+            let publisher = &publishers[&request.stream];
             let event = request.event.unwrap_or_default();
             let timestamp = event.timestamp.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
-            let source_event = SourceEvent {
-                payload: Payload::Map(map_from_proto(&event.fields)),
-                meta: Arc::new(event.meta.into_iter().collect()),
-                timestamp,
-            };
-            self.bus.send(&request.stream, source_event).await;
+            let meta = if event.meta.is_empty() { Arc::default() } else { Arc::new(event.meta.into_iter().collect()) };
+            let source_event = SourceEvent { payload: Payload::Map(map_from_proto(&event.fields)), meta, timestamp };
+            publisher.send(source_event).await;
             accepted += 1;
         }
         Ok(Response::new(PublishResponse { accepted }))
