@@ -76,7 +76,9 @@ pub async fn run(binary: &Path, rate: u64, events: usize) -> Result<()> {
         .map(|(k, v)| (k.to_owned(), Value { kind: Some(v) }))
         .collect();
         let event = Event { fields, ..Default::default() };
-        tx.send(PublishRequest { stream: "demo".into(), event: Some(event) }).await.context("publish stream closed")?;
+        tx.send(PublishRequest { stream: "demo".into(), event: Some(event), ..Default::default() })
+            .await
+            .context("publish stream closed")?;
     }
     drop(tx);
     publishing.await??;

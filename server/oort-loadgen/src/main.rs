@@ -65,6 +65,9 @@ enum Cmd {
         /// Events per measured run.
         #[arg(long, default_value_t = 200_000)]
         events: usize,
+        /// Events a request in the batched runs (PublishRequest.events).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
     },
     /// Events per second through the engine on one core.
     Engine {
@@ -82,7 +85,9 @@ fn main() -> Result<()> {
         Cmd::ControlPlane { oortd, rules, startups, data_dir } => {
             tokio::runtime::Runtime::new()?.block_on(control_plane::run(&oortd, rules, startups, data_dir))
         }
-        Cmd::Publish { oortd, events } => tokio::runtime::Runtime::new()?.block_on(publish::run(&oortd, events)),
+        Cmd::Publish { oortd, events, batch } => {
+            tokio::runtime::Runtime::new()?.block_on(publish::run(&oortd, events, batch))
+        }
         Cmd::Latency { oortd, rate, events } => {
             tokio::runtime::Runtime::new()?.block_on(latency::run(&oortd, rate, events))
         }

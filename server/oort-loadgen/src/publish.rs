@@ -18,8 +18,9 @@ use tonic::transport::Channel;
 
 use crate::control_plane::Server;
 
-fn requests(stream: &str, count: usize) -> Vec<PublishRequest> {
-    (0..count)
+/// `count` events in requests of `batch` events each.
+fn requests(stream: &str, count: usize, batch: usize) -> Vec<PublishRequest> {
+    let events: Vec<Event> = (0..count)
         .map(|i| {
             let fields = [
                 ("temperature", Kind::FloatValue((i * 7919 % 4000) as f64 / 100.0)),
@@ -29,14 +30,18 @@ fn requests(stream: &str, count: usize) -> Vec<PublishRequest> {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), Value { kind: Some(v) }))
             .collect();
-            PublishRequest { stream: stream.into(), event: Some(Event { fields, ..Default::default() }) }
+            Event { fields, ..Default::default() }
         })
+        .collect();
+    events
+        .chunks(batch.max(1))
+        .map(|chunk| PublishRequest { stream: stream.into(), event: None, events: chunk.to_vec() })
         .collect()
 }
 
 /// Publishes the events into `stream` and waits until rule `rule`'s decoder has seen them all.
-async fn measure(channel: &Channel, stream: &str, rule: &str, count: usize) -> Result<f64> {
-    let batch = requests(stream, count);
+async fn measure(channel: &Channel, stream: &str, rule: &str, count: usize, batch: usize) -> Result<f64> {
+    let batch = requests(stream, count, batch);
     let started = Instant::now();
     EventServiceClient::new(channel.clone()).publish(tokio_stream::iter(batch)).await?;
     let mut rules = RuleServiceClient::new(channel.clone());
@@ -53,8 +58,9 @@ async fn measure(channel: &Channel, stream: &str, rule: &str, count: usize) -> R
     }
 }
 
-/// Prints events/s through Publish for a pass-through and a filter+project rule.
-pub async fn run(binary: &Path, count: usize) -> Result<()> {
+/// Prints events/s through Publish for a pass-through and a filter+project
+/// rule, one event a request and `batch` events a request.
+pub async fn run(binary: &Path, count: usize, batch: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (server, _) = Server::start(binary, &dir.path().join("data")).await?;
     let channel = server.channel().await?;
@@ -84,12 +90,16 @@ pub async fn run(binary: &Path, count: usize) -> Result<()> {
         };
         rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;
     }
-    let baseline = measure(&channel, "base", "pass", count).await?;
-    let filter = measure(&channel, "demo", "filter", count).await?;
+    let baseline = measure(&channel, "base", "pass", count, 1).await?;
+    let filter_single = measure(&channel, "demo", "filter", count, 1).await?;
+    let pass_batched = measure(&channel, "base", "pass", count, batch).await?;
+    let filter_batched = measure(&channel, "demo", "filter", count, batch).await?;
     server.stop()?;
-    println!("| through EventService.Publish ({count} events, one client stream) | events/s | ratio to pass-through |");
+    println!("| through EventService.Publish ({count} events, one client stream) | events/s | ratio to baseline |");
     println!("|---|---|---|");
-    println!("| pass-through `SELECT * FROM base` (baseline) | {baseline:.0} | 1.00 |");
-    println!("| filter + project | {filter:.0} | {:.2} |", filter / baseline);
+    println!("| pass-through `SELECT * FROM base`, one event a request (baseline) | {baseline:.0} | 1.00 |");
+    println!("| filter + project, one event a request | {filter_single:.0} | {:.2} |", filter_single / baseline);
+    println!("| pass-through, {batch} events a request | {pass_batched:.0} | {:.2} |", pass_batched / baseline);
+    println!("| filter + project, {batch} events a request | {filter_batched:.0} | {:.2} |", filter_batched / baseline);
     Ok(())
 }

@@ -300,6 +300,7 @@ async fn run_case(oortd: &Oortd, case: &Case, id: &str) -> Result<Actual, String
                 }),
                 meta: i.meta.clone(),
             }),
+            ..Default::default()
         })
         .collect();
     let expected_in = inputs.iter().filter(|i| i.stream == source).count() as u64;

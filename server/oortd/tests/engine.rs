@@ -58,8 +58,10 @@ async fn tail(oortd: &Oortd, id: &str) -> Streaming<TailRuleResponse> {
 }
 
 async fn publish(oortd: &Oortd, stream: &str, events: Vec<Event>) -> u64 {
-    let requests: Vec<PublishRequest> =
-        events.into_iter().map(|e| PublishRequest { stream: stream.into(), event: Some(e) }).collect();
+    let requests: Vec<PublishRequest> = events
+        .into_iter()
+        .map(|e| PublishRequest { stream: stream.into(), event: Some(e), ..Default::default() })
+        .collect();
     let mut client = EventServiceClient::new(oortd.channel().await);
     client.publish(tokio_stream::iter(requests)).await.unwrap().into_inner().accepted
 }
@@ -68,6 +70,32 @@ async fn publish(oortd: &Oortd, stream: &str, events: Vec<Event>) -> u64 {
 async fn next_row(results: &mut Streaming<TailRuleResponse>) -> HashMap<String, Value> {
     let next = tokio::time::timeout(Duration::from_secs(10), results.message()).await.expect("a result within 10 s");
     next.unwrap().expect("the tail stream is open").event.unwrap().fields
+}
+
+#[tokio::test]
+async fn publish_takes_batches_in_order_and_refuses_a_request_without_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM demo (n BIGINT) WITH (TYPE="grpc", DATASOURCE="demo")"#).await;
+    create_rule(&oortd, rule("all", "SELECT n FROM demo", vec![action("grpc", &[])])).await;
+    let mut results = tail(&oortd, "all").await;
+
+    let n = |i: i64| event(&[("n", int(i))]);
+    let requests = vec![
+        PublishRequest { stream: "demo".into(), event: Some(n(0)), events: (1..100).map(n).collect() },
+        PublishRequest { stream: "demo".into(), event: None, events: (100..250).map(n).collect() },
+    ];
+    let mut client = EventServiceClient::new(oortd.channel().await);
+    let accepted = client.publish(tokio_stream::iter(requests)).await.unwrap().into_inner().accepted;
+    assert_eq!(accepted, 250);
+    for i in 0..250 {
+        assert_eq!(next_row(&mut results).await["n"], int(i), "events arrive in order");
+    }
+
+    let empty = vec![PublishRequest { stream: "demo".into(), ..Default::default() }];
+    let error = client.publish(tokio_stream::iter(empty)).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(error.message().contains("no event"), "{}", error.message());
 }
 
 #[tokio::test]

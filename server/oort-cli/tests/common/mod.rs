@@ -136,8 +136,10 @@ impl Oortd {
     /// client-streaming) and returns how many the server accepted.
     pub fn publish(&self, stream: &str, events: Vec<Event>) -> u64 {
         let url = format!("http://{}", self.addr);
-        let requests: Vec<PublishRequest> =
-            events.into_iter().map(|event| PublishRequest { stream: stream.to_owned(), event: Some(event) }).collect();
+        let requests: Vec<PublishRequest> = events
+            .into_iter()
+            .map(|event| PublishRequest { stream: stream.to_owned(), event: Some(event), ..Default::default() })
+            .collect();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
         runtime.block_on(async move {
             let mut client = EventServiceClient::connect(url).await.expect("connect to oortd");

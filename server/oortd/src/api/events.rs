@@ -7,7 +7,7 @@ use oort_connectors::TopicBus;
 use oort_connectors::bus::Publisher;
 use oort_engine::{Payload, SourceEvent};
 use oort_proto::v1::event_service_server::EventService;
-use oort_proto::v1::{PublishRequest, PublishResponse};
+use oort_proto::v1::{Event, PublishRequest, PublishResponse};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::CatalogHandle;
@@ -52,13 +52,25 @@ impl EventService for EventApi {
                 publishers.insert(request.stream.clone(), self.bus.publisher(&request.stream));
             }
             let publisher = &publishers[&request.stream];
-            let event = request.event.unwrap_or_default();
-            let timestamp = event.timestamp.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
-            let meta = if event.meta.is_empty() { Arc::default() } else { Arc::new(event.meta.into_iter().collect()) };
-            let source_event = SourceEvent { payload: Payload::Map(map_from_proto(&event.fields)), meta, timestamp };
-            publisher.send(source_event).await;
-            accepted += 1;
+            if request.event.is_none() && request.events.is_empty() {
+                return Err(ApiError::InvalidArgument(format!(
+                    "a PublishRequest for '{}' has no event: set event or events",
+                    request.stream
+                ))
+                .into());
+            }
+            for event in request.event.into_iter().chain(request.events) {
+                publisher.send(source_event(event)).await;
+                accepted += 1;
+            }
         }
         Ok(Response::new(PublishResponse { accepted }))
     }
+}
+
+/// An event as the engine's sources carry it.
+fn source_event(event: Event) -> SourceEvent {
+    let timestamp = event.timestamp.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+    let meta = if event.meta.is_empty() { Arc::default() } else { Arc::new(event.meta.into_iter().collect()) };
+    SourceEvent { payload: Payload::Map(map_from_proto(&event.fields)), meta, timestamp }
 }

@@ -21,13 +21,18 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// One event to publish.
+// Events to publish into one stream: `event`, then `events`, in that order. A
+// request with neither is INVALID_ARGUMENT.
 type PublishRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name of a stream with `TYPE="grpc"`.
 	Stream string `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
 	// The event.
-	Event         *Event `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	Event *Event `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	// More events for the same stream, after `event`. A client that sends many
+	// events batches them here (tens to hundreds a request) to save the cost of
+	// a message per event.
+	Events        []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -72,6 +77,13 @@ func (x *PublishRequest) GetStream() string {
 func (x *PublishRequest) GetEvent() *Event {
 	if x != nil {
 		return x.Event
+	}
+	return nil
+}
+
+func (x *PublishRequest) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
 	}
 	return nil
 }
@@ -126,10 +138,11 @@ var File_oort_v1_event_proto protoreflect.FileDescriptor
 
 const file_oort_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13oort/v1/event.proto\x12\aoort.v1\x1a\x13oort/v1/value.proto\"N\n" +
+	"\x13oort/v1/event.proto\x12\aoort.v1\x1a\x13oort/v1/value.proto\"v\n" +
 	"\x0ePublishRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12$\n" +
-	"\x05event\x18\x02 \x01(\v2\x0e.oort.v1.EventR\x05event\"-\n" +
+	"\x05event\x18\x02 \x01(\v2\x0e.oort.v1.EventR\x05event\x12&\n" +
+	"\x06events\x18\x03 \x03(\v2\x0e.oort.v1.EventR\x06events\"-\n" +
 	"\x0fPublishResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\x04R\baccepted2N\n" +
 	"\fEventService\x12>\n" +
@@ -157,13 +170,14 @@ var file_oort_v1_event_proto_goTypes = []any{
 }
 var file_oort_v1_event_proto_depIdxs = []int32{
 	2, // 0: oort.v1.PublishRequest.event:type_name -> oort.v1.Event
-	0, // 1: oort.v1.EventService.Publish:input_type -> oort.v1.PublishRequest
-	1, // 2: oort.v1.EventService.Publish:output_type -> oort.v1.PublishResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 1: oort.v1.PublishRequest.events:type_name -> oort.v1.Event
+	0, // 2: oort.v1.EventService.Publish:input_type -> oort.v1.PublishRequest
+	1, // 3: oort.v1.EventService.Publish:output_type -> oort.v1.PublishResponse
+	3, // [3:4] is the sub-list for method output_type
+	2, // [2:3] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_event_proto_init() }

@@ -30,7 +30,8 @@ const (
 type EventServiceClient interface {
 	// Publishes a stream of events. Answered once, when the client closes its side,
 	// with the number of events accepted. Errors: NOT_FOUND for an unknown stream,
-	// INVALID_ARGUMENT for a stream that is not of type grpc.
+	// INVALID_ARGUMENT for a stream that is not of type grpc or a request with no
+	// event. A slow rule holds the publisher back (backpressure): nothing is dropped.
 	Publish(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PublishRequest, PublishResponse], error)
 }
 
@@ -63,7 +64,8 @@ type EventService_PublishClient = grpc.ClientStreamingClient[PublishRequest, Pub
 type EventServiceServer interface {
 	// Publishes a stream of events. Answered once, when the client closes its side,
 	// with the number of events accepted. Errors: NOT_FOUND for an unknown stream,
-	// INVALID_ARGUMENT for a stream that is not of type grpc.
+	// INVALID_ARGUMENT for a stream that is not of type grpc or a request with no
+	// event. A slow rule holds the publisher back (backpressure): nothing is dropped.
 	Publish(grpc.ClientStreamingServer[PublishRequest, PublishResponse]) error
 	mustEmbedUnimplementedEventServiceServer()
 }

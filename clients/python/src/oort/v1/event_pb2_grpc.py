@@ -49,7 +49,8 @@ class EventServiceServicer:
     def Publish(self, request_iterator, context):
         """Publishes a stream of events. Answered once, when the client closes its side,
         with the number of events accepted. Errors: NOT_FOUND for an unknown stream,
-        INVALID_ARGUMENT for a stream that is not of type grpc.
+        INVALID_ARGUMENT for a stream that is not of type grpc or a request with no
+        event. A slow rule holds the publisher back (backpressure): nothing is dropped.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

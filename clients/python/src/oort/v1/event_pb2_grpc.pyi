@@ -36,7 +36,8 @@ class EventServiceStub:
     Publish: _grpc.StreamUnaryMultiCallable[_event_pb2.PublishRequest, _event_pb2.PublishResponse]
     """Publishes a stream of events. Answered once, when the client closes its side,
     with the number of events accepted. Errors: NOT_FOUND for an unknown stream,
-    INVALID_ARGUMENT for a stream that is not of type grpc.
+    INVALID_ARGUMENT for a stream that is not of type grpc or a request with no
+    event. A slow rule holds the publisher back (backpressure): nothing is dropped.
     """
 
 @_typing.type_check_only
@@ -47,7 +48,8 @@ class EventServiceAsyncStub(EventServiceStub):
     Publish: _aio.StreamUnaryMultiCallable[_event_pb2.PublishRequest, _event_pb2.PublishResponse]  # type: ignore[assignment]
     """Publishes a stream of events. Answered once, when the client closes its side,
     with the number of events accepted. Errors: NOT_FOUND for an unknown stream,
-    INVALID_ARGUMENT for a stream that is not of type grpc.
+    INVALID_ARGUMENT for a stream that is not of type grpc or a request with no
+    event. A slow rule holds the publisher back (backpressure): nothing is dropped.
     """
 
 class EventServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -61,7 +63,8 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_event_pb2.PublishResponse, _abc.Awaitable[_event_pb2.PublishResponse]]:
         """Publishes a stream of events. Answered once, when the client closes its side,
         with the number of events accepted. Errors: NOT_FOUND for an unknown stream,
-        INVALID_ARGUMENT for a stream that is not of type grpc.
+        INVALID_ARGUMENT for a stream that is not of type grpc or a request with no
+        event. A slow rule holds the publisher back (backpressure): nothing is dropped.
         """
 
 def add_EventServiceServicer_to_server(servicer: EventServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -12,10 +12,11 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oort/v1/event.proto.
  */
 export const file_oort_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChNvb3J0L3YxL2V2ZW50LnByb3RvEgdvb3J0LnYxIj8KDlB1Ymxpc2hSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRIdCgVldmVudBgCIAEoCzIOLm9vcnQudjEuRXZlbnQiIwoPUHVibGlzaFJlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgEMk4KDEV2ZW50U2VydmljZRI+CgdQdWJsaXNoEhcub29ydC52MS5QdWJsaXNoUmVxdWVzdBoYLm9vcnQudjEuUHVibGlzaFJlc3BvbnNlKAFCjwEKC2NvbS5vb3J0LnYxQgpFdmVudFByb3RvUAFaN2dpdGh1Yi5jb20vb29ydC1lZGdlL29vcnQvY2xpZW50cy9nby9nZW4vb29ydC92MTtvb3J0djGiAgNPWFiqAgdPb3J0LlYxygIHT29ydFxWMeICE09vcnRcVjFcR1BCTWV0YWRhdGHqAghPb3J0OjpWMWIGcHJvdG8z", [file_oort_v1_value]);
+  fileDesc("ChNvb3J0L3YxL2V2ZW50LnByb3RvEgdvb3J0LnYxIl8KDlB1Ymxpc2hSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRIdCgVldmVudBgCIAEoCzIOLm9vcnQudjEuRXZlbnQSHgoGZXZlbnRzGAMgAygLMg4ub29ydC52MS5FdmVudCIjCg9QdWJsaXNoUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQyTgoMRXZlbnRTZXJ2aWNlEj4KB1B1Ymxpc2gSFy5vb3J0LnYxLlB1Ymxpc2hSZXF1ZXN0Ghgub29ydC52MS5QdWJsaXNoUmVzcG9uc2UoAUKPAQoLY29tLm9vcnQudjFCCkV2ZW50UHJvdG9QAVo3Z2l0aHViLmNvbS9vb3J0LWVkZ2Uvb29ydC9jbGllbnRzL2dvL2dlbi9vb3J0L3YxO29vcnR2MaICA09YWKoCB09vcnQuVjHKAgdPb3J0XFYx4gITT29ydFxWMVxHUEJNZXRhZGF0YeoCCE9vcnQ6OlYxYgZwcm90bzM", [file_oort_v1_value]);
 
 /**
- * One event to publish.
+ * Events to publish into one stream: `event`, then `events`, in that order. A
+ * request with neither is INVALID_ARGUMENT.
  *
  * @generated from message oort.v1.PublishRequest
  */
@@ -33,6 +34,15 @@ export type PublishRequest = Message<"oort.v1.PublishRequest"> & {
    * @generated from field: oort.v1.Event event = 2;
    */
   event?: Event | undefined;
+
+  /**
+   * More events for the same stream, after `event`. A client that sends many
+   * events batches them here (tens to hundreds a request) to save the cost of
+   * a message per event.
+   *
+   * @generated from field: repeated oort.v1.Event events = 3;
+   */
+  events: Event[];
 };
 
 /**
@@ -72,7 +82,8 @@ export const EventService: GenService<{
   /**
    * Publishes a stream of events. Answered once, when the client closes its side,
    * with the number of events accepted. Errors: NOT_FOUND for an unknown stream,
-   * INVALID_ARGUMENT for a stream that is not of type grpc.
+   * INVALID_ARGUMENT for a stream that is not of type grpc or a request with no
+   * event. A slow rule holds the publisher back (backpressure): nothing is dropped.
    *
    * @generated from rpc oort.v1.EventService.Publish
    */
