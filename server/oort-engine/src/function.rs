@@ -131,6 +131,13 @@ pub trait Function: Send + Sync + 'static {
 
     /// Computes the result of one call. Aggregates get one `Value::List` per argument.
     fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError>;
+
+    /// Whether an aggregate also needs the group's whole rows: the planner then
+    /// passes them as one more argument after those written in SQL (eKuiper's
+    /// `deduplicate` returns rows, not column values).
+    fn wants_rows(&self) -> bool {
+        false
+    }
 }
 
 /// The default arity check, for `validate` implementations that add their own checks.

@@ -64,6 +64,19 @@ impl Server {
             .ok_or_else(|| anyhow!("no VmRSS in /proc status"))
     }
 
+    /// CPU time the server has used so far (user + system), from /proc.
+    pub(crate) fn cpu_time(&self) -> Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which is in parentheses and may hold spaces);
+        // utime and stime are the 14th and 15th fields of the line.
+        let rest = stat.rsplit_once(')').map(|(_, rest)| rest).ok_or_else(|| anyhow!("bad /proc stat"))?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks =
+            |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).ok_or_else(|| anyhow!("bad /proc stat"));
+        // /proc counts in USER_HZ, 100 a second on Linux whatever the kernel's HZ.
+        Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub(crate) fn stop(mut self) -> Result<()> {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;

@@ -14,7 +14,6 @@ use oort_proto::v1::value::Kind;
 use oort_proto::v1::{
     Action, CreateRuleRequest, CreateStreamRequest, Event, GetRuleStatusRequest, PublishRequest, Rule, Value,
 };
-use tonic::transport::Channel;
 
 use crate::control_plane::Server;
 
@@ -40,8 +39,11 @@ fn requests(stream: &str, count: usize, batch: usize) -> Vec<PublishRequest> {
 }
 
 /// Publishes the events into `stream` and waits until rule `rule`'s decoder has seen them all.
-async fn measure(channel: &Channel, stream: &str, rule: &str, count: usize, batch: usize) -> Result<f64> {
+/// Returns events/s and the server's CPU time per event in µs.
+async fn measure(server: &Server, stream: &str, rule: &str, count: usize, batch: usize) -> Result<(f64, f64)> {
+    let channel = server.channel().await?;
     let batch = requests(stream, count, batch);
+    let cpu_before = server.cpu_time()?;
     let started = Instant::now();
     EventServiceClient::new(channel.clone()).publish(tokio_stream::iter(batch)).await?;
     let mut rules = RuleServiceClient::new(channel.clone());
@@ -49,7 +51,9 @@ async fn measure(channel: &Channel, stream: &str, rule: &str, count: usize, batc
         let status = rules.get_rule_status(GetRuleStatusRequest { id: rule.into() }).await?.into_inner();
         let seen = status.operators.iter().find(|o| o.name == "op_decoder_0").map_or(0, |o| o.records_in_total);
         if seen >= count as u64 {
-            return Ok(count as f64 / started.elapsed().as_secs_f64());
+            let rate = count as f64 / started.elapsed().as_secs_f64();
+            let cpu = (server.cpu_time()? - cpu_before).as_secs_f64() * 1e6 / count as f64;
+            return Ok((rate, cpu));
         }
         if started.elapsed() > Duration::from_secs(120) {
             bail!("{rule} saw {seen} of {count} events after 120 s");
@@ -90,16 +94,24 @@ pub async fn run(binary: &Path, count: usize, batch: usize) -> Result<()> {
         };
         rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;
     }
-    let baseline = measure(&channel, "base", "pass", count, 1).await?;
-    let filter_single = measure(&channel, "demo", "filter", count, 1).await?;
-    let pass_batched = measure(&channel, "base", "pass", count, batch).await?;
-    let filter_batched = measure(&channel, "demo", "filter", count, batch).await?;
+    let runs = [
+        ("pass-through `SELECT * FROM base`, one event a request (baseline)".to_owned(), "base", "pass", 1),
+        ("filter + project, one event a request".to_owned(), "demo", "filter", 1),
+        (format!("pass-through, {batch} events a request"), "base", "pass", batch),
+        (format!("filter + project, {batch} events a request"), "demo", "filter", batch),
+    ];
+    let mut rows = Vec::new();
+    for (label, stream, rule, batch) in runs {
+        rows.push((label, measure(&server, stream, rule, count, batch).await?));
+    }
     server.stop()?;
-    println!("| through EventService.Publish ({count} events, one client stream) | events/s | ratio to baseline |");
-    println!("|---|---|---|");
-    println!("| pass-through `SELECT * FROM base`, one event a request (baseline) | {baseline:.0} | 1.00 |");
-    println!("| filter + project, one event a request | {filter_single:.0} | {:.2} |", filter_single / baseline);
-    println!("| pass-through, {batch} events a request | {pass_batched:.0} | {:.2} |", pass_batched / baseline);
-    println!("| filter + project, {batch} events a request | {filter_batched:.0} | {:.2} |", filter_batched / baseline);
+    println!(
+        "| through EventService.Publish ({count} events, one client stream) | events/s | ratio to baseline | server CPU a event |"
+    );
+    println!("|---|---|---|---|");
+    let baseline = rows[0].1.0;
+    for (label, (rate, cpu)) in rows {
+        println!("| {label} | {rate:.0} | {:.2} | {cpu:.2} µs |", rate / baseline);
+    }
     Ok(())
 }

@@ -578,6 +578,10 @@ impl<'a> Compiler<'a> {
             .map(|e| ArgInfo { literal: if let Expr::Literal(v) = e { Some(v) } else { None } })
             .collect();
         found.validate(&infos).map_err(|message| SqlError::semantic(message, at))?;
+        let mut compiled = compiled;
+        if aggregate && found.wants_rows() {
+            compiled.push(Expr::SelfRow);
+        }
         Ok(Expr::Call(Box::new(Call::new(found, compiled, at))))
     }
 

@@ -84,6 +84,10 @@ fn avg(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, Functio
     if t.count == 0 {
         return Ok(Value::Null);
     }
+    if t.all_ints {
+        // eKuiper divides integers as integers: avg(1, 2, 4) = 2, a bigint.
+        return Ok(Value::Int((t.ints / t.count as i128) as i64));
+    }
     Ok(Value::Float((t.ints as f64 + t.floats) / t.count as f64))
 }
 
@@ -126,22 +130,28 @@ fn collect(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, Fun
     Ok(Value::list(rows(name, 0, &args[0])?.to_vec()))
 }
 
-/// `deduplicate(col, all)`: with `all`, the distinct values of `col` in first-seen order;
-/// without, the latest value if it did not appear before in the group, else NULL.
+/// `deduplicate(col, all)`, as eKuiper's: with `all`, the rows of the group whose
+/// `col` was not seen in an earlier row, in order; without, the last row if its
+/// `col` is new, else NULL. The planner passes the rows as a third argument.
 fn deduplicate(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
-    let items = rows(name, 0, &args[0])?;
+    let keys = rows(name, 0, &args[0])?;
     let all = match constant(name, 1, &args[1])? {
         Some(v) => boolean(name, 1, v)?,
         None => true,
     };
+    // Present whenever the planner compiled the call; absent only for a direct call.
+    let Some(records) = args.get(2) else {
+        return Err(FunctionError::failed(name, "the group's rows were not passed"));
+    };
+    let records = rows(name, 2, records)?;
     let mut seen = HashSet::new();
     if all {
-        let distinct = items.iter().filter(|v| seen.insert(to_json_string(v))).cloned().collect();
-        return Ok(Value::list(distinct));
+        let distinct = keys.iter().zip(records).filter(|(k, _)| seen.insert(to_json_string(k))).map(|(_, r)| r.clone());
+        return Ok(Value::list(distinct.collect()));
     }
-    let Some((last, earlier)) = items.split_last() else { return Ok(Value::Null) };
+    let (Some((last, earlier)), Some(record)) = (keys.split_last(), records.last()) else { return Ok(Value::Null) };
     let key = to_json_string(last);
-    Ok(if earlier.iter().any(|v| to_json_string(v) == key) { Value::Null } else { last.clone() })
+    Ok(if earlier.iter().any(|v| to_json_string(v) == key) { Value::Null } else { record.clone() })
 }
 
 fn last_value(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
@@ -230,7 +240,13 @@ fn validate_percentile(name: &str, args: &[ArgInfo<'_>]) -> Result<(), String> {
 pub fn functions() -> Vec<Arc<dyn Function>> {
     let flag = &[Kind::Any, Kind::Bool];
     vec![
-        Builtin::aggregate("avg", 1, Some(1), "The average of the non-NULL values of a group, as a float.", avg)
+        Builtin::aggregate(
+            "avg",
+            1,
+            Some(1),
+            "The average of the non-NULL values of a group: a bigint (integer division) when they all are, else a float.",
+            avg,
+        )
             .kinds(&[Kind::Number])
             .build(),
         Builtin::aggregate(
@@ -270,10 +286,11 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
             "deduplicate",
             2,
             Some(2),
-            "deduplicate(col, true): the distinct values of a group; (col, false): the latest value if new, else NULL.",
+            "deduplicate(col, true): the rows of a group with a col value not seen before; (col, false): the last row if its col value is new, else NULL.",
             deduplicate,
         )
         .kinds(flag)
+        .with_rows()
         .build(),
         Builtin::aggregate(
             "last_value",
@@ -365,10 +382,11 @@ mod tests {
     }
 
     #[test]
-    fn avg_is_a_float() {
-        assert!(matches!(f("avg", &[ints(&[1, 2])]), Value::Float(x) if x == 1.5));
+    fn avg_of_integers_divides_as_integers_else_is_a_float() {
+        assert_eq!(f("avg", &[ints(&[1, 2, 4])]), Value::Int(2));
+        assert_eq!(f("avg", &[ints(&[-1, -2])]), Value::Int(-1), "truncates toward zero, as Go does");
         assert_close(&f("avg", &[list(vec![Value::Int(1), Value::Null, Value::Float(2.0)])]), 1.5);
-        assert_close(&f("avg", &[ints(&[i64::MAX, i64::MAX])]), i64::MAX as f64);
+        assert_eq!(f("avg", &[ints(&[i64::MAX, i64::MAX])]), Value::Int(i64::MAX), "no overflow on the way");
         assert_eq!(f("avg", &[nulls(3)]), Value::Null);
         assert!(matches!(e("avg", &[list(vec![Value::Bool(true)])]), FunctionError::ArgumentType { .. }));
     }
@@ -403,15 +421,23 @@ mod tests {
     }
 
     #[test]
-    fn deduplicate_by_value() {
+    fn deduplicate_gives_the_rows_of_new_values() {
         let values = ints(&[1, 2, 1, 3]);
-        assert_eq!(f("deduplicate", &[values.clone(), repeat(Value::Bool(true), 4)]), ints(&[1, 2, 3]));
-        assert_eq!(f("deduplicate", &[values, repeat(Value::Bool(false), 4)]), Value::Int(3), "the latest is new");
-        assert_eq!(f("deduplicate", &[ints(&[1, 2, 1]), repeat(Value::Bool(false), 3)]), Value::Null);
-        assert_eq!(f("deduplicate", &[list(vec![]), list(vec![])]), list(vec![]));
-        assert_eq!(f("deduplicate", &[list(vec![Value::Null, Value::Null]), nulls(2)]), nulls(1));
+        let records = |n: usize| list((0..n).map(|i| s(&format!("row{i}"))).collect());
+        let dedup = |keys: &Value, all: bool| {
+            let n = match keys {
+                Value::List(k) => k.len(),
+                _ => 0,
+            };
+            f("deduplicate", &[keys.clone(), repeat(Value::Bool(all), n), records(n)])
+        };
+        assert_eq!(dedup(&values, true), list(vec![s("row0"), s("row1"), s("row3")]));
+        assert_eq!(dedup(&values, false), s("row3"), "the last row's value is new");
+        assert_eq!(dedup(&ints(&[1, 2, 1]), false), Value::Null);
+        assert_eq!(dedup(&list(vec![]), true), list(vec![]));
+        assert_eq!(dedup(&list(vec![Value::Null, Value::Null]), true), list(vec![s("row0")]));
         assert!(matches!(
-            e("deduplicate", &[ints(&[1]), repeat(s("yes"), 1)]),
+            e("deduplicate", &[ints(&[1]), repeat(s("yes"), 1), list(vec![s("row0")])]),
             FunctionError::ArgumentType { index: 2, .. }
         ));
         assert!(validate(&functions(), "deduplicate", &[None, Some(Value::Int(1))]).is_err());

@@ -107,6 +107,7 @@ pub(crate) struct Builtin {
     nulls: Nulls,
     kinds: &'static [Kind],
     validate: Option<Box<ValidateFn>>,
+    wants_rows: bool,
     call: Box<CallFn>,
 }
 
@@ -125,6 +126,7 @@ impl Builtin {
             nulls,
             kinds: &[],
             validate: None,
+            wants_rows: false,
             call: Box::new(call),
         }
     }
@@ -173,6 +175,12 @@ impl Builtin {
     }
 
     /// The finished function.
+    /// The aggregate also gets the group's rows, as a last argument.
+    pub(crate) fn with_rows(mut self) -> Self {
+        self.wants_rows = true;
+        self
+    }
+
     pub(crate) fn build(self) -> Arc<dyn Function> {
         Arc::new(self)
     }
@@ -185,6 +193,10 @@ impl Builtin {
 impl Function for Builtin {
     fn meta(&self) -> &FunctionMeta {
         &self.meta
+    }
+
+    fn wants_rows(&self) -> bool {
+        self.wants_rows
     }
 
     fn validate(&self, args: &[ArgInfo<'_>]) -> Result<(), String> {
@@ -211,7 +223,9 @@ impl Function for Builtin {
 
     fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
         // The planner checks arity, but a wrong count must not make the function index out of bounds.
-        check_arity(&self.meta, args.len()).map_err(|e| FunctionError::failed(&self.meta.name, e))?;
+        // The rows an aggregate asked for come after the arguments written in SQL.
+        let written = args.len() - usize::from(self.wants_rows && !args.is_empty());
+        check_arity(&self.meta, written).map_err(|e| FunctionError::failed(&self.meta.name, e))?;
         if self.nulls == Nulls::Propagate && args.iter().any(Value::is_null) {
             return Ok(Value::Null);
         }
