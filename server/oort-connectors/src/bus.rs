@@ -1,36 +1,71 @@
 //! [`TopicBus`]: in-process publish/subscribe by exact topic name.
+//!
+//! Each subscriber has its own bounded queue. A publisher moves an event into
+//! the queue of a topic's only subscriber (and clones it for the others), and
+//! waits while a queue is full: backpressure, never loss. A broadcast channel
+//! would clone every event for every reader, and could only drop what a slow
+//! reader has not taken yet.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use oort_engine::SourceEvent;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
-/// How many events a slow subscriber may fall behind before it loses some.
+/// Events a subscriber's queue holds before its publishers wait.
 const CAPACITY: usize = 4096;
 
-/// Topics, each a broadcast channel created on first use.
+/// Most events a bus source takes from its queue at once.
+const FORWARD_BATCH: usize = 256;
+
+/// Topics, each with its subscribers, created on first use.
 #[derive(Default)]
 pub struct TopicBus {
-    topics: Mutex<HashMap<String, broadcast::Sender<SourceEvent>>>,
+    topics: Mutex<HashMap<String, Arc<Subscribers>>>,
+}
+
+/// The queues of one topic's subscribers. `version` changes whenever the list
+/// does, so that publishers can keep a copy and refresh it only then.
+#[derive(Default)]
+struct Subscribers {
+    queues: Mutex<Vec<mpsc::Sender<SourceEvent>>>,
+    version: AtomicU64,
+}
+
+impl Subscribers {
+    fn add(&self, queue: mpsc::Sender<SourceEvent>) {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        queues.retain(|q| !q.is_closed());
+        queues.push(queue);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Forgets the queues of subscribers that are gone.
+    fn prune(&self) {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        queues.retain(|q| !q.is_closed());
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    fn snapshot(&self) -> (u64, Vec<mpsc::Sender<SourceEvent>>) {
+        let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        (self.version.load(Ordering::Acquire), queues.clone())
+    }
 }
 
 impl TopicBus {
-    fn sender(&self, topic: &str) -> broadcast::Sender<SourceEvent> {
+    fn topic(&self, topic: &str) -> Arc<Subscribers> {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        topics.entry(topic.to_owned()).or_insert_with(|| broadcast::channel(CAPACITY).0).clone()
+        Arc::clone(topics.entry(topic.to_owned()).or_default())
     }
 
-    /// Subscribes to a topic.
-    pub fn subscribe(&self, topic: &str) -> broadcast::Receiver<SourceEvent> {
-        self.sender(topic).subscribe()
-    }
-
-    /// Publishes to a topic without waiting; returns how many subscribers
-    /// received it. A subscriber more than `CAPACITY` events behind loses the
-    /// oldest: use [`TopicBus::send`] where the publisher can wait.
-    pub fn publish(&self, topic: &str, event: SourceEvent) -> usize {
-        self.sender(topic).send(event).unwrap_or(0)
+    /// Subscribes to a topic: events published from now on queue up for the
+    /// receiver, which must be drained (or dropped, which unsubscribes).
+    pub fn subscribe(&self, topic: &str) -> mpsc::Receiver<SourceEvent> {
+        let (tx, rx) = mpsc::channel(CAPACITY);
+        self.topic(topic).add(tx);
+        rx
     }
 
     /// Publishes to a topic, with backpressure: see [`Publisher::send`].
@@ -41,85 +76,148 @@ impl TopicBus {
     /// A handle that publishes to one topic, for a publisher of many events:
     /// it looks the topic up once, not once per event.
     pub fn publisher(&self, topic: &str) -> Publisher {
-        Publisher(self.sender(topic))
+        Publisher { topic: self.topic(topic), version: u64::MAX, queues: Vec::new() }
     }
 
     /// Whether anyone listens on a topic.
     pub fn has_subscribers(&self, topic: &str) -> bool {
         let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        topics.get(topic).is_some_and(|s| s.receiver_count() > 0)
+        topics
+            .get(topic)
+            .is_some_and(|s| s.queues.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|q| !q.is_closed()))
     }
 }
 
-/// Publishes to one topic of a [`TopicBus`].
-#[derive(Clone)]
-pub struct Publisher(broadcast::Sender<SourceEvent>);
+/// Publishes to one topic of a [`TopicBus`]; keeps a copy of its subscribers'
+/// queues, refreshed when they change.
+pub struct Publisher {
+    topic: Arc<Subscribers>,
+    version: u64,
+    queues: Vec<mpsc::Sender<SourceEvent>>,
+}
 
 impl Publisher {
-    /// Publishes, first waiting while the topic's slowest subscriber is more
-    /// than half the buffer behind: backpressure for publishers that can wait
-    /// (a gRPC or HTTP client, a rule's sink), so that no event is lost to lag.
-    /// Returns how many subscribers received it.
-    pub async fn send(&self, event: SourceEvent) -> usize {
-        let mut spins = 0u32;
-        while self.0.len() >= CAPACITY / 2 && self.0.receiver_count() > 0 {
-            spins += 1;
-            if spins < 64 {
-                tokio::task::yield_now().await;
-            } else {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    /// Publishes to every current subscriber, waiting while a subscriber's
+    /// queue is full: backpressure for publishers that can wait (a gRPC or
+    /// HTTP client, a rule's sink), so that no event is lost. Returns how many
+    /// subscribers received it.
+    pub async fn send(&mut self, event: SourceEvent) -> usize {
+        if self.topic.version.load(Ordering::Acquire) != self.version {
+            (self.version, self.queues) = self.topic.snapshot();
+        }
+        let Some((last, others)) = self.queues.split_last() else { return 0 };
+        let mut delivered = 0;
+        let mut gone = false;
+        for queue in others {
+            match queue.send(event.clone()).await {
+                Ok(()) => delivered += 1,
+                Err(_) => gone = true,
             }
         }
-        self.0.send(event).unwrap_or(0)
+        match last.send(event).await {
+            Ok(()) => delivered += 1,
+            Err(_) => gone = true,
+        }
+        if gone {
+            self.topic.prune();
+        }
+        delivered
     }
 }
 
 /// A source that reads one topic of a bus. It subscribes when it is built, so
 /// that events published as soon as its rule is created reach it.
 pub(crate) struct BusSource {
-    rx: broadcast::Receiver<SourceEvent>,
-    topic: String,
+    rx: mpsc::Receiver<SourceEvent>,
 }
 
 impl BusSource {
     /// Subscribes to `topic` now.
     pub(crate) fn subscribe(bus: &TopicBus, topic: &str) -> Box<Self> {
-        Box::new(Self { rx: bus.subscribe(topic), topic: topic.to_owned() })
+        Box::new(Self { rx: bus.subscribe(topic) })
     }
 }
 
 #[async_trait::async_trait]
 impl oort_engine::Source for BusSource {
+    /// Forwards the subscription into the rule until cancelled, a batch at a time.
     async fn run(
-        self: Box<Self>,
-        out: tokio::sync::mpsc::Sender<SourceEvent>,
+        mut self: Box<Self>,
+        out: mpsc::Sender<SourceEvent>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<(), oort_engine::ConnectorError> {
-        forward(self.rx, out, cancel, &self.topic).await;
-        Ok(())
+        let mut batch = Vec::with_capacity(FORWARD_BATCH);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                received = self.rx.recv_many(&mut batch, FORWARD_BATCH) => {
+                    if received == 0 {
+                        return Ok(());
+                    }
+                    for event in batch.drain(..) {
+                        if out.send(event).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
-/// Forwards a subscription into a source's output until cancelled; events lost
-/// to lag are reported in the log, the source goes on.
-async fn forward(
-    mut rx: broadcast::Receiver<SourceEvent>,
-    out: tokio::sync::mpsc::Sender<SourceEvent>,
-    cancel: tokio_util::sync::CancellationToken,
-    what: &str,
-) {
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            received = rx.recv() => match received {
-                Ok(event) => {
-                    if out.send(event).await.is_err() {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(lost)) => tracing::warn!(source = what, lost, "subscriber fell behind; events lost"),
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
+#[cfg(test)]
+mod tests {
+    use oort_engine::{Map, Payload, Value};
+
+    use super::*;
+
+    fn event(n: i64) -> SourceEvent {
+        SourceEvent::map(Map::from([(Arc::from("n"), Value::Int(n))]))
+    }
+
+    fn n(event: &SourceEvent) -> i64 {
+        match &event.payload {
+            Payload::Map(map) => map["n"].as_i64().unwrap(),
+            Payload::Bytes(_) => panic!("a map was published"),
         }
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_gets_every_event_in_order_and_the_gone_are_forgotten() {
+        let bus = TopicBus::default();
+        let mut a = bus.subscribe("t");
+        let mut publisher = bus.publisher("t");
+        assert_eq!(publisher.send(event(1)).await, 1);
+        let b = bus.subscribe("t");
+        assert_eq!(publisher.send(event(2)).await, 2, "a new subscriber is seen by an existing publisher");
+        assert_eq!((n(&a.recv().await.unwrap()), n(&a.recv().await.unwrap())), (1, 2));
+        drop(b);
+        assert!(bus.has_subscribers("t"));
+        assert_eq!(publisher.send(event(3)).await, 1);
+        drop(a);
+        assert_eq!(publisher.send(event(4)).await, 0);
+        assert!(!bus.has_subscribers("t"));
+        assert_eq!(bus.publisher("other").send(event(5)).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_holds_the_publisher_back() {
+        let bus = Arc::new(TopicBus::default());
+        let mut rx = bus.subscribe("t");
+        let publishing = {
+            let bus = Arc::clone(&bus);
+            tokio::spawn(async move {
+                let mut publisher = bus.publisher("t");
+                for i in 0..(CAPACITY as i64 + 10) {
+                    publisher.send(event(i)).await;
+                }
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!publishing.is_finished(), "the publisher waits for room");
+        for i in 0..(CAPACITY as i64 + 10) {
+            assert_eq!(n(&rx.recv().await.unwrap()), i);
+        }
+        publishing.await.unwrap();
     }
 }

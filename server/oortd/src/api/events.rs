@@ -51,7 +51,8 @@ impl EventService for EventApi {
                 self.check_stream(&request.stream)?;
                 publishers.insert(request.stream.clone(), self.bus.publisher(&request.stream));
             }
-            let publisher = &publishers[&request.stream];
+            // Inserted just above when it was missing.
+            let Some(publisher) = publishers.get_mut(&request.stream) else { continue };
             if request.event.is_none() && request.events.is_empty() {
                 return Err(ApiError::InvalidArgument(format!(
                     "a PublishRequest for '{}' has no event: set event or events",
