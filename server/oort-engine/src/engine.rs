@@ -90,6 +90,11 @@ impl Engine {
         self.running.lock().await.get(id).map(RunningRule::status)
     }
 
+    /// Status of every running (or failed) rule, by id.
+    pub async fn statuses(&self) -> Vec<(String, RuleStatus)> {
+        self.running.lock().await.iter().map(|(id, rule)| (id.clone(), rule.status())).collect()
+    }
+
     /// The plan of a running rule, as text.
     pub async fn explain(&self, id: &str) -> Option<String> {
         self.running.lock().await.get(id).map(|r| r.plan.explain())

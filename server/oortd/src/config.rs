@@ -26,7 +26,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "oort.toml";
     after_help = "Configuration is read from (later wins): built-in defaults, the file oort.toml \
 (in the working directory, or --config), the environment variables OORT_LISTEN and \
 OORT_DATA_DIR, then flags. With no arguments oortd listens on 127.0.0.1:9081 and keeps its \
-data in ./data.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  http_push_listen = \"127.0.0.1:10081\"  # or \"off\"\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\""
+data in ./data.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  http_push_listen = \"127.0.0.1:10081\"  # or \"off\"\n  metrics_listen = \"127.0.0.1:9090\"  # Prometheus /metrics; off by default\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\""
 )]
 pub struct Args {
     /// Address to listen on for the gRPC API (port 0 picks a free port) [default: 127.0.0.1:9081]
@@ -41,6 +41,9 @@ pub struct Args {
     /// Address of the HTTP endpoint of `httppush` streams, or `off` [default: 127.0.0.1:10081]
     #[arg(long, env = "OORT_HTTP_PUSH_LISTEN", value_name = "ADDR|off")]
     pub http_push_listen: Option<String>,
+    /// Address of the Prometheus endpoint (GET /metrics), or `off` [default: off]
+    #[arg(long, env = "OORT_METRICS_LISTEN", value_name = "ADDR|off")]
+    pub metrics_listen: Option<String>,
     /// Log filter, e.g. `info` or `oortd=debug,info`; RUST_LOG wins if set [default: info]
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -67,6 +70,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Address of the HTTP push endpoint, or "off".
     pub http_push_listen: Option<String>,
+    /// Address of the Prometheus endpoint, or "off".
+    pub metrics_listen: Option<String>,
     /// Log filter.
     pub log_level: Option<String>,
     /// Log format: text or json.
@@ -88,6 +93,8 @@ pub struct Config {
     pub http_push_listen: Option<SocketAddr>,
     /// Whether `http_push_listen` was chosen (a bind failure is then fatal) or is the default.
     pub http_push_explicit: bool,
+    /// Where Prometheus scrapes `/metrics`; `None` (the default) when off.
+    pub metrics_listen: Option<SocketAddr>,
     /// Log filter.
     pub log_level: String,
     /// Log format.
@@ -105,6 +112,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             http_push_listen: Some(DEFAULT_HTTP_PUSH_LISTEN.parse().expect("the default address parses")),
             http_push_explicit: false,
+            metrics_listen: None,
             log_level: "info".into(),
             log_format: LogFormat::Text,
             cache_capacity_bytes: oort_store::SledConfig::default().cache_capacity,
@@ -127,6 +135,17 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: Box<toml::de::Error> },
 }
 
+/// An address such as `127.0.0.1:9090`, or `off`.
+fn optional_address(key: &'static str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if value == "off" {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| ConfigError::Value {
+        key,
+        message: format!("{value:?} is neither an address such as 127.0.0.1:9090 (IP:port) nor \"off\""),
+    })
+}
+
 impl Config {
     /// Merges defaults, the config file and the command line.
     pub fn load(args: Args) -> Result<Self, ConfigError> {
@@ -140,15 +159,17 @@ impl Config {
         let push = args.http_push_listen.or(file.http_push_listen);
         let http_push_listen = match push.as_deref() {
             None => defaults.http_push_listen,
-            Some("off") => None,
-            Some(addr) => Some(addr.parse().map_err(|_| ConfigError::Value {
-                key: "http_push_listen",
-                message: format!("{addr:?} is neither an address such as 127.0.0.1:10081 nor \"off\""),
-            })?),
+            Some(value) => optional_address("http_push_listen", value)?,
+        };
+        let metrics = args.metrics_listen.or(file.metrics_listen);
+        let metrics_listen = match metrics.as_deref() {
+            None => defaults.metrics_listen,
+            Some(value) => optional_address("metrics_listen", value)?,
         };
         Ok(Config {
             http_push_listen,
             http_push_explicit: push.is_some(),
+            metrics_listen,
             listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
             log_level: args.log_level.or(file.log_level).unwrap_or(defaults.log_level),
@@ -194,5 +215,25 @@ mod tests {
         assert!(err.to_string().contains("listn"), "{err}");
         let missing = dir.path().join("nope.toml");
         assert!(matches!(Config::load(args(&["--config", missing.to_str().unwrap()])), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn optional_endpoints_take_an_address_or_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oort.toml");
+        std::fs::write(&path, "metrics_listen = \"127.0.0.1:9090\"\n").unwrap();
+        let from_file = Config::load(args(&["--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(from_file.metrics_listen.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9090"));
+        let off = Config::load(args(&["--config", path.to_str().unwrap(), "--metrics-listen", "off"])).unwrap();
+        assert_eq!(off.metrics_listen, None);
+        assert_eq!(
+            Config::load(args(&["--config", path.to_str().unwrap(), "--http-push-listen", "off"]))
+                .unwrap()
+                .http_push_listen,
+            None
+        );
+        let err = Config::load(args(&["--metrics-listen", "everywhere"])).unwrap_err();
+        assert!(err.to_string().contains("metrics_listen") && err.to_string().contains("everywhere"), "{err}");
+        assert_eq!(Config::default().metrics_listen, None, "off by default");
     }
 }

@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod metrics;
 pub mod rules;
 pub mod server;
 pub mod status;

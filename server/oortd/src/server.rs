@@ -37,9 +37,9 @@ pub enum ServerError {
     /// The catalog could not be opened (locked by another server, damaged...).
     #[error("cannot open the catalog in {path}: {source}")]
     Catalog { path: std::path::PathBuf, source: oort_store::StoreError },
-    /// The HTTP push endpoint could not listen on the address configured for it.
-    #[error("cannot listen for HTTP push on {addr}: {source}")]
-    HttpPush { addr: std::net::SocketAddr, source: std::io::Error },
+    /// An HTTP endpoint (push, metrics) could not listen on the address configured for it.
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Http { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
     /// gRPC reflection could not load the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -116,7 +116,19 @@ pub async fn run(
             let _ = signalled_tx.send(());
         }
     };
-    let push = serve_http_push(&config, Arc::clone(&buses.http), stopping.clone()).await?;
+    let push = match config.http_push_listen {
+        Some(addr) => {
+            let app = oort_connectors::httppush::router(Arc::clone(&buses.http));
+            serve_http("http push", addr, config.http_push_explicit, app, stopping.clone()).await?
+        }
+        None => None,
+    };
+    let metrics = match config.metrics_listen {
+        Some(addr) => {
+            serve_http("metrics", addr, true, crate::metrics::router(rules.clone()), stopping.clone()).await?
+        }
+        None => None,
+    };
     match listener.local_addr() {
         // Tests and scripts wait for this line to learn the port (with --listen ...:0).
         Ok(addr) => tracing::info!(%addr, "oortd listening"),
@@ -146,8 +158,8 @@ pub async fn run(
     }
 
     stopping.cancel();
-    if let Some(push) = push {
-        let _ = push.await;
+    for endpoint in [push, metrics].into_iter().flatten() {
+        let _ = endpoint.await;
     }
     tracing::info!("shutting down: stopping rules, flushing the catalog");
     engine.stop_all().await;
@@ -157,31 +169,32 @@ pub async fn run(
     Ok(())
 }
 
-/// Serves the HTTP endpoint of `httppush` streams until `stopping`. A default
-/// address that is taken only disables it (with a warning); an address chosen
-/// in the configuration must work.
-async fn serve_http_push(
-    config: &Config,
-    bus: Arc<oort_connectors::TopicBus>,
+/// Serves an HTTP endpoint (`what`: HTTP push, metrics) until `stopping`. An
+/// address that is only the default may be taken (the endpoint is then off,
+/// with a warning); an address chosen in the configuration must work.
+async fn serve_http(
+    what: &'static str,
+    addr: std::net::SocketAddr,
+    explicit: bool,
+    app: axum::Router,
     stopping: CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, ServerError> {
-    let Some(addr) = config.http_push_listen else { return Ok(None) };
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
-        Err(source) if config.http_push_explicit => return Err(ServerError::HttpPush { addr, source }),
+        Err(source) if explicit => return Err(ServerError::Http { what, addr, source }),
         Err(error) => {
-            tracing::warn!(%addr, %error, "HTTP push disabled: its default address is taken (set http_push_listen)");
+            tracing::warn!(%addr, %error, "{what} disabled: its default address is taken");
             return Ok(None);
         }
     };
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "http push listening");
+        // Tests and scripts read the port of an endpoint on port 0 from this line.
+        tracing::info!(%addr, "{what} listening");
     }
-    let app = oort_connectors::httppush::router(bus);
     Ok(Some(tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned()).await;
         if let Err(error) = served {
-            tracing::error!(%error, "HTTP push endpoint failed");
+            tracing::error!(%error, "{what} endpoint failed");
         }
     })))
 }

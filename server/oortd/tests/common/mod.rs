@@ -25,6 +25,8 @@ pub struct Oortd {
     pub addr: String,
     /// `127.0.0.1:<port>` of its HTTP push endpoint, if it logged one.
     pub push_addr: Option<String>,
+    /// `127.0.0.1:<port>` of its metrics endpoint, if it logged one.
+    pub metrics_addr: Option<String>,
     /// Its data directory.
     pub data_dir: PathBuf,
 }
@@ -54,8 +56,8 @@ impl Oortd {
     /// Spawns `command` (which must make oortd use `data_dir`) and waits until it serves.
     pub async fn launch(mut command: Command, data_dir: &Path) -> Oortd {
         let mut child = command.spawn().expect("oortd starts");
-        let (addr, push_addr) = wait_for_address(&mut child);
-        let server = Oortd { child, addr, push_addr, data_dir: data_dir.to_owned() };
+        let Addresses { api: addr, push: push_addr, metrics: metrics_addr } = wait_for_address(&mut child);
+        let server = Oortd { child, addr, push_addr, metrics_addr, data_dir: data_dir.to_owned() };
         server.wait_serving().await;
         server
     }
@@ -117,21 +119,30 @@ impl Drop for Oortd {
     }
 }
 
-/// Reads stderr until the "oortd listening" line (the HTTP push line, if any,
-/// comes before it), then keeps draining (and echoing) it in a thread so the
-/// server never blocks on a full pipe.
-fn wait_for_address(child: &mut Child) -> (String, Option<String>) {
+/// The addresses a server logged.
+struct Addresses {
+    api: String,
+    push: Option<String>,
+    metrics: Option<String>,
+}
+
+/// Reads stderr until the "oortd listening" line (the lines of the HTTP
+/// endpoints, if any, come before it), then keeps draining (and echoing) it in
+/// a thread so the server never blocks on a full pipe.
+fn wait_for_address(child: &mut Child) -> Addresses {
     let stderr = child.stderr.take().expect("stderr is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut push = None;
+        let (mut push, mut metrics) = (None, None);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[oortd] {line}");
             let addr = || line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_owned);
             if line.contains("http push listening") {
                 push = addr();
-            } else if let Some(addr) = addr().filter(|_| line.contains("oortd listening")) {
-                let _ = tx.send((addr, push.take()));
+            } else if line.contains("metrics listening") {
+                metrics = addr();
+            } else if let Some(api) = addr().filter(|_| line.contains("oortd listening")) {
+                let _ = tx.send(Addresses { api, push: push.take(), metrics: metrics.take() });
             }
         }
     });

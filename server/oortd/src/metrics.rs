@@ -1,0 +1,109 @@
+//! The Prometheus endpoint (`GET /metrics`, off unless `metrics_listen` is
+//! set): rules by state and, per running rule and operator, the counters of
+//! `GetRuleStatus`, in the OpenMetrics text format.
+//!
+//! Each scrape reads a snapshot of the catalog and the engine into a fresh
+//! registry: the figures live in the engine's operators, so there is nothing
+//! to keep up to date between scrapes.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use oort_engine::RuleState;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::rules::RuleController;
+
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperatorLabels {
+    rule: String,
+    operator: String,
+}
+
+type Counters<L> = Family<L, Counter>;
+type Gauges<L> = Family<L, Gauge>;
+
+/// The router of the metrics endpoint.
+pub fn router(rules: RuleController) -> axum::Router {
+    axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(rules)
+}
+
+async fn scrape(State(rules): State<RuleController>) -> Response {
+    match render(&rules).await {
+        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "metrics scrape failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, error).into_response()
+        }
+    }
+}
+
+/// The metrics now, as OpenMetrics text.
+async fn render(rules: &RuleController) -> Result<String, String> {
+    let stored = {
+        let catalog = rules.catalog().clone();
+        tokio::task::spawn_blocking(move || catalog.direct().list_rules().map(|r| r.len()))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    let statuses = rules.engine().statuses().await;
+
+    let mut registry = Registry::with_prefix("oort");
+    let by_state = Gauges::<StateLabels>::default();
+    registry.register("rules", "Rules in the catalog, by state", by_state.clone());
+    let restarts = Counters::<RuleLabels>::default();
+    registry.register("rule_restarts", "Times a rule's source was restarted", restarts.clone());
+    let records_in = Counters::<OperatorLabels>::default();
+    registry.register("operator_records_in", "Records an operator received", records_in.clone());
+    let records_out = Counters::<OperatorLabels>::default();
+    registry.register("operator_records_out", "Records an operator emitted", records_out.clone());
+    let exceptions = Counters::<OperatorLabels>::default();
+    registry.register("operator_exceptions", "Errors an operator counted", exceptions.clone());
+    let latency = Gauges::<OperatorLabels>::default();
+    registry.register("operator_process_latency_us", "Latency of the last batch, per record, in µs", latency.clone());
+    let buffer = Gauges::<OperatorLabels>::default();
+    registry.register("operator_buffer_length", "Records waiting in an operator's buffer", buffer.clone());
+
+    let (mut running, mut failed) = (0i64, 0i64);
+    for (rule, status) in &statuses {
+        match status.state {
+            RuleState::Running => running += 1,
+            RuleState::Failed => failed += 1,
+            RuleState::Stopped => {}
+        }
+        restarts.get_or_create(&RuleLabels { rule: rule.clone() }).inc_by(u64::from(status.restart_count));
+        for op in &status.operators {
+            let labels = OperatorLabels { rule: rule.clone(), operator: op.name.clone() };
+            records_in.get_or_create(&labels).inc_by(op.records_in_total);
+            records_out.get_or_create(&labels).inc_by(op.records_out_total);
+            exceptions.get_or_create(&labels).inc_by(op.exceptions_total);
+            latency.get_or_create(&labels).set(op.process_latency_us);
+            buffer.get_or_create(&labels).set(i64::try_from(op.buffer_length).unwrap_or(i64::MAX));
+        }
+    }
+    let stopped = (stored as i64 - running - failed).max(0);
+    for (state, count) in [("running", running), ("stopped", stopped), ("failed", failed)] {
+        by_state.get_or_create(&StateLabels { state }).set(count);
+    }
+
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).map_err(|e| e.to_string())?;
+    Ok(text)
+}
