@@ -57,6 +57,9 @@ pub enum Command {
     /// Manage rules (SQL queries and the actions their results go to).
     #[command(subcommand)]
     Rule(RuleCommand),
+    /// Check that the server serves (grpc.health.v1): prints SERVING and exits
+    /// 0, or exits 1 (not serving) or 3 (unreachable). For container health checks.
+    Health,
 }
 
 /// `oort stream ...`

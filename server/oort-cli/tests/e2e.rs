@@ -702,6 +702,16 @@ fn unreachable_server_exits_3_with_the_hint() {
 }
 
 #[test]
+fn health_says_serving_and_exits_0_or_exits_3_when_unreachable() {
+    let server = Oortd::start();
+    assert_eq!(success(&server.oort(&["health"])), "SERVING\n");
+    assert_eq!(json(&server.oort(&["health", "--json"]))["status"], "SERVING");
+    drop(server);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    failure(&run_oort(&["--server", &addr.to_string(), "health"], "", &[]), 3);
+}
+
+#[test]
 fn server_address_from_the_environment() {
     let server = with_demo();
     let url = format!("http://{}", server.addr);

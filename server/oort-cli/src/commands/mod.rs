@@ -34,6 +34,24 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Stream(command) => stream::run(&ctx, command).await,
         Command::Rule(command) => rule::run(&ctx, command).await,
+        Command::Health => health(&ctx).await,
+    }
+}
+
+/// `oort health`: the server's overall status from grpc.health.v1.
+async fn health(ctx: &Ctx) -> Result<(), Error> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(ctx.channel().await?);
+    let response = client.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await?;
+    let status = ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown);
+    if ctx.json {
+        println!("{}", serde_json::json!({ "status": status.as_str_name() }));
+    } else {
+        println!("{}", status.as_str_name());
+    }
+    match status {
+        ServingStatus::Serving => Ok(()),
+        other => Err(tonic::Status::unavailable(format!("oortd is {}", other.as_str_name())).into()),
     }
 }
 
