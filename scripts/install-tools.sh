@@ -2,11 +2,13 @@
 # Installs the pinned tools the tests use, if they are missing: buf (lint and
 # breaking-change checks of proto/) and grpcurl (end-to-end tests through
 # reflection), both built from source with `go install` (no prebuilt downloads),
+# docker-compose (validates docker-compose.yml), built from source too,
 # and Debian's mosquitto, the real MQTT broker the MQTT connector tests start.
 set -euo pipefail
 
 BUF_VERSION=v1.75.0
 GRPCURL_VERSION=v1.9.4
+COMPOSE_VERSION=v2.40.3
 GOBIN="$(go env GOPATH)/bin"
 
 install() { # name module version
@@ -20,6 +22,16 @@ install() { # name module version
 
 install buf github.com/bufbuild/buf "$BUF_VERSION"
 install grpcurl github.com/fullstorydev/grpcurl "$GRPCURL_VERSION"
+
+# docker-compose, only to validate docker-compose.yml (no Docker engine runs
+# here). Its go.mod has replace directives, so `go install` refuses it: build
+# it from the module cache instead (once; the binary stays in GOBIN).
+if [ "$("$GOBIN/docker-compose" version --short 2>/dev/null)" != "${COMPOSE_VERSION#v}" ]; then
+  echo "installing docker-compose $COMPOSE_VERSION" >&2
+  go mod download github.com/docker/compose/v2@"$COMPOSE_VERSION"
+  (cd "$(go env GOMODCACHE)/github.com/docker/compose/v2@$COMPOSE_VERSION" &&
+    go build -ldflags "-X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" -o "$GOBIN/docker-compose" ./cmd)
+fi
 
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   echo "installing mosquitto" >&2

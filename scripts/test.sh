@@ -31,3 +31,7 @@ cargo test --workspace --locked
 
 echo "== clients (Python, Go, TypeScript) against the real oortd" >&2
 scripts/test-clients.sh
+
+echo "== docker-compose.yml is valid, and the Dockerfile's build step works" >&2
+docker-compose -f docker-compose.yml config --quiet
+scripts/build-release.sh

@@ -1,0 +1,27 @@
+# oortd and the oort CLI in a small image: built in a Rust image, run as a
+# non-root user on Debian slim, data in a volume, health through grpc.health.v1.
+#   docker build -t oort .
+#   docker run -p 9081:9081 -v oort-data:/var/lib/oort oort
+# The build step is scripts/build-release.sh, the same script CI runs.
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN scripts/build-release.sh
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --home-dir /var/lib/oort --shell /usr/sbin/nologin oort \
+    && mkdir -p /var/lib/oort && chown oort:oort /var/lib/oort
+COPY --from=build /src/target/release/oortd /src/target/release/oort /usr/local/bin/
+USER oort
+WORKDIR /var/lib/oort
+VOLUME /var/lib/oort
+# gRPC API, HTTP push, Prometheus metrics.
+EXPOSE 9081 10081 9090
+ENV OORT_LISTEN=0.0.0.0:9081 \
+    OORT_DATA_DIR=/var/lib/oort \
+    OORT_HTTP_PUSH_LISTEN=0.0.0.0:10081 \
+    OORT_METRICS_LISTEN=0.0.0.0:9090 \
+    OORT_SERVER=127.0.0.1:9081
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["oort", "health"]
+ENTRYPOINT ["oortd"]
