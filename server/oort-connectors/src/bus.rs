@@ -25,32 +25,57 @@ pub struct TopicBus {
     topics: Mutex<HashMap<String, Arc<Subscribers>>>,
 }
 
-/// The queues of one topic's subscribers. `version` changes whenever the list
-/// does, so that publishers can keep a copy and refresh it only then.
+/// The queues of one topic's subscribers, by subscription id. `version`
+/// changes whenever the list does, so that publishers can keep a copy and
+/// refresh it only then.
 #[derive(Default)]
 struct Subscribers {
-    queues: Mutex<Vec<mpsc::Sender<SourceEvent>>>,
+    queues: Mutex<Vec<(u64, mpsc::Sender<SourceEvent>)>>,
+    next_id: AtomicU64,
     version: AtomicU64,
 }
 
 impl Subscribers {
-    fn add(&self, queue: mpsc::Sender<SourceEvent>) {
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        queues.retain(|q| !q.is_closed());
-        queues.push(queue);
+    fn add(&self, queue: mpsc::Sender<SourceEvent>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.queues.lock().unwrap_or_else(|p| p.into_inner()).push((id, queue));
         self.version.fetch_add(1, Ordering::Release);
+        id
     }
 
-    /// Forgets the queues of subscribers that are gone.
-    fn prune(&self) {
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        queues.retain(|q| !q.is_closed());
+    fn remove(&self, id: u64) {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner()).retain(|(i, _)| *i != id);
         self.version.fetch_add(1, Ordering::Release);
     }
 
     fn snapshot(&self) -> (u64, Vec<mpsc::Sender<SourceEvent>>) {
         let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        (self.version.load(Ordering::Acquire), queues.clone())
+        (self.version.load(Ordering::Acquire), queues.iter().map(|(_, q)| q.clone()).collect())
+    }
+}
+
+/// A subscriber's queue; dropping it unsubscribes.
+pub struct Subscription {
+    rx: mpsc::Receiver<SourceEvent>,
+    topic: Arc<Subscribers>,
+    id: u64,
+}
+
+impl Subscription {
+    /// The next event, or `None` if the bus is gone.
+    pub async fn recv(&mut self) -> Option<SourceEvent> {
+        self.rx.recv().await
+    }
+
+    /// Up to `limit` events into `buffer`, waiting for the first; 0 if the bus is gone.
+    pub async fn recv_many(&mut self, buffer: &mut Vec<SourceEvent>, limit: usize) -> usize {
+        self.rx.recv_many(buffer, limit).await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.topic.remove(self.id);
     }
 }
 
@@ -61,11 +86,12 @@ impl TopicBus {
     }
 
     /// Subscribes to a topic: events published from now on queue up for the
-    /// receiver, which must be drained (or dropped, which unsubscribes).
-    pub fn subscribe(&self, topic: &str) -> mpsc::Receiver<SourceEvent> {
+    /// subscription, which must be drained (or dropped, which unsubscribes).
+    pub fn subscribe(&self, topic: &str) -> Subscription {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        self.topic(topic).add(tx);
-        rx
+        let topic = self.topic(topic);
+        let id = topic.add(tx);
+        Subscription { rx, topic, id }
     }
 
     /// Publishes to a topic, with backpressure: see [`Publisher::send`].
@@ -82,9 +108,7 @@ impl TopicBus {
     /// Whether anyone listens on a topic.
     pub fn has_subscribers(&self, topic: &str) -> bool {
         let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        topics
-            .get(topic)
-            .is_some_and(|s| s.queues.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|q| !q.is_closed()))
+        topics.get(topic).is_some_and(|s| !s.queues.lock().unwrap_or_else(|p| p.into_inner()).is_empty())
     }
 }
 
@@ -107,34 +131,25 @@ impl Publisher {
         }
         let Some((last, others)) = self.queues.split_last() else { return 0 };
         let mut delivered = 0;
-        let mut gone = false;
+        // A queue whose subscription was dropped meanwhile refuses the event;
+        // the next send sees the list without it.
         for queue in others {
-            match queue.send(event.clone()).await {
-                Ok(()) => delivered += 1,
-                Err(_) => gone = true,
-            }
+            delivered += usize::from(queue.send(event.clone()).await.is_ok());
         }
-        match last.send(event).await {
-            Ok(()) => delivered += 1,
-            Err(_) => gone = true,
-        }
-        if gone {
-            self.topic.prune();
-        }
-        delivered
+        delivered + usize::from(last.send(event).await.is_ok())
     }
 }
 
 /// A source that reads one topic of a bus. It subscribes when it is built, so
 /// that events published as soon as its rule is created reach it.
 pub(crate) struct BusSource {
-    rx: mpsc::Receiver<SourceEvent>,
+    subscription: Subscription,
 }
 
 impl BusSource {
     /// Subscribes to `topic` now.
     pub(crate) fn subscribe(bus: &TopicBus, topic: &str) -> Box<Self> {
-        Box::new(Self { rx: bus.subscribe(topic) })
+        Box::new(Self { subscription: bus.subscribe(topic) })
     }
 }
 
@@ -146,11 +161,12 @@ impl oort_engine::Source for BusSource {
         out: mpsc::Sender<SourceEvent>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<(), oort_engine::ConnectorError> {
-        let mut batch = Vec::with_capacity(FORWARD_BATCH);
+        // Grown by recv_many as events come: an idle subscription costs no buffer.
+        let mut batch = Vec::new();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return Ok(()),
-                received = self.rx.recv_many(&mut batch, FORWARD_BATCH) => {
+                received = self.subscription.recv_many(&mut batch, FORWARD_BATCH) => {
                     if received == 0 {
                         return Ok(());
                     }

@@ -374,7 +374,8 @@ async fn run_operators(
         tables,
         metrics,
     };
-    let mut batch = Vec::with_capacity(RECEIVE_BATCH);
+    // Grown by recv_many as events come: an idle rule costs no buffer.
+    let mut batch = Vec::new();
     loop {
         let deadline = ops.window.as_ref().and_then(|w| w.next_deadline());
         let sleep = async {
