@@ -16,6 +16,10 @@ use crate::value::{self, Value};
 use crate::wire;
 
 static PLUGIN: OnceLock<Option<Plugin>> = OnceLock::new();
+
+thread_local! {
+    static ARGS: std::cell::Cell<Vec<Value>> = const { std::cell::Cell::new(Vec::new()) };
+}
 static TABLE: OnceLock<Table> = OnceLock::new();
 
 /// The table, made shareable: it holds only pointers to `'static` data and functions.
@@ -237,7 +241,9 @@ extern "C" fn function_invoke(
         if results.is_null() && nrows > 0 {
             return Err("no result array".to_owned());
         }
-        let mut row = Vec::with_capacity(nargs);
+        // The argument vector is reused across calls on this thread: no allocation
+        // per call for scalar arguments.
+        let mut row = ARGS.with(|a| a.take());
         for r in 0..nrows {
             row.clear();
             let mut result = Ok(());
@@ -256,6 +262,8 @@ extern "C" fn function_invoke(
             // SAFETY: the host's `results` array holds `nrows` values.
             unsafe { results.add(r).write(out) };
         }
+        row.clear();
+        ARGS.with(|a| a.replace(row));
         Ok(status::OK)
     })
 }
