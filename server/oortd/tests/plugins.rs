@@ -354,14 +354,9 @@ async fn a_source_plugin_feeds_a_rule_that_writes_through_a_sink_plugin() {
         .await
         .unwrap();
     // TailRule only sees what comes after it subscribes; the file sees everything.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let lines = loop {
-        let text = std::fs::read_to_string(&out).unwrap_or_default();
-        if text.lines().count() >= 20 || tokio::time::Instant::now() > deadline {
-            break text.lines().map(str::to_owned).collect::<Vec<_>>();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    lines_of(&out, 20).await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // nothing comes after the limit
+    let lines = lines_of(&out, 20).await;
     let expected: Vec<String> = (1..=20).map(|i| format!("{{\"n\":{},\"name\":\"tick\"}}", 2 * i)).collect();
     assert_eq!(lines, expected);
 
@@ -383,6 +378,70 @@ async fn a_source_plugin_feeds_a_rule_that_writes_through_a_sink_plugin() {
         code_of(create_rule(&oortd, rule("speed", "SELECT * FROM fast", vec![action("log", &[])])).await);
     assert_eq!(code, Code::InvalidArgument, "{message}");
     assert!(message.contains("unknown option `SPEED`"), "{message}");
+}
+
+/// The lines of a file once it has at least `count` of them (after at most 15 s).
+async fn lines_of(path: &Path, count: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= count || tokio::time::Instant::now() > deadline {
+            return text.lines().map(str::to_owned).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn update_from_zip(oortd: &Oortd, name: &str) -> Plugin {
+    let archive = update_plugin_request::Source::Archive(std::fs::read(zip_path(name)).unwrap());
+    let request = UpdatePluginRequest { name: name.into(), source: Some(archive) };
+    plugins(oortd).await.update_plugin(request).await.unwrap().into_inner().plugin.unwrap()
+}
+
+#[tokio::test]
+async fn sources_and_sinks_switch_to_the_new_version_while_their_rule_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    install(&oortd, "counter").await;
+    install(&oortd, "filesink").await;
+
+    // A sink replaced between two results: every row reaches the file, in order.
+    create_stream(&oortd, r#"CREATE STREAM s (n BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    let out = dir.path().join("out.jsonl");
+    let path = out.display().to_string();
+    create_rule(&oortd, rule("tofile", "SELECT n FROM s", vec![action("jsonfile", &[("path", &path)])])).await.unwrap();
+    publish(&oortd, "s", (1..=10).map(|n| event(&[("n", int(n))])).collect()).await;
+    assert_eq!(lines_of(&out, 10).await.len(), 10);
+    assert_eq!(update_from_zip(&oortd, "filesink").await.used_by_rules, ["tofile"]);
+    publish(&oortd, "s", (11..=20).map(|n| event(&[("n", int(n))])).collect()).await;
+    let expected: Vec<String> = (1..=20).map(|n| format!("{{\"n\":{n}}}")).collect();
+    assert_eq!(lines_of(&out, 20).await, expected);
+
+    // A source replaced while it counts: the rule goes on, fed by the new version
+    // (which, being a new instance, counts from its start again).
+    create_stream(&oortd, r#"CREATE STREAM ticks (n BIGINT) WITH (TYPE="counter", DATASOURCE="t?interval=5&start=1")"#)
+        .await;
+    create_rule(&oortd, rule("count", "SELECT n FROM ticks", vec![action("grpc", &[])])).await.unwrap();
+    let mut results = tail(&oortd, "count").await;
+    let first = match next_row(&mut results).await["n"].kind {
+        Some(Kind::IntValue(n)) => n,
+        ref other => panic!("{other:?}"),
+    };
+    for expected in first + 1..first + 5 {
+        assert_eq!(next_row(&mut results).await["n"], int(expected));
+    }
+    assert_eq!(update_from_zip(&oortd, "counter").await.used_by_rules, ["count"]);
+    let mut restarted = false;
+    for _ in 0..400 {
+        if next_row(&mut results).await["n"] == int(1) {
+            restarted = true;
+            break;
+        }
+    }
+    assert!(restarted, "the new version's counter started over");
+    assert_eq!(next_row(&mut results).await["n"], int(2));
+    assert_eq!(rule_state(&oortd, "count").await, RuleState::Running as i32);
+    assert_eq!(rule_state(&oortd, "tofile").await, RuleState::Running as i32);
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! `counter`, an example native source plugin: `TYPE="counter"` emits
 //! `{"n": start}`, `{"n": start + 1}`, ... every `interval` milliseconds, up to
-//! `limit` events if set. Its configuration is in the DATASOURCE, as a name and
+//! `limit` events if set (then it stays open, idle). Its configuration is in the DATASOURCE, as a name and
 //! a query string (the stream's WITH options are eKuiper's fixed set); the name
 //! goes into each event's `name` column.
 //!
@@ -77,7 +77,9 @@ impl Source for Counter {
 
     fn read(&mut self, timeout: Duration) -> Result<Option<Vec<Event>>, String> {
         if self.remaining == Some(0) {
-            return Ok(None);
+            // Done, but stay open: a source that ends is restarted by its rule.
+            std::thread::sleep(timeout);
+            return Ok(Some(Vec::new()));
         }
         let now = Instant::now();
         if self.due > now {
@@ -115,7 +117,7 @@ mod tests {
         let n = |e: Option<Vec<Event>>| e.unwrap()[0].row["n"].clone();
         assert_eq!(n(c.read(Duration::ZERO).unwrap()), Value::Int(5));
         assert_eq!(n(c.read(Duration::ZERO).unwrap()), Value::Int(6));
-        assert_eq!(c.read(Duration::ZERO).unwrap(), None);
+        assert_eq!(c.read(Duration::ZERO).unwrap(), Some(Vec::new()), "idle after the limit");
         assert!(c.configure("t", &BTreeMap::from([("START".to_owned(), Value::from("x"))])).is_err());
         assert!(c.configure("t?speed=3", &BTreeMap::new()).unwrap_err().contains("unknown option `SPEED`"));
     }

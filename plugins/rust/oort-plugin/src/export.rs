@@ -387,3 +387,80 @@ macro_rules! export_plugin {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Function;
+
+    struct Half;
+
+    impl Function for Half {
+        fn validate(&self, args: &[Option<Value>]) -> Result<(), String> {
+            match args {
+                [Some(Value::Int(0))] => Err("half of a literal 0 is pointless".into()),
+                [_] => Ok(()),
+                _ => Err("half takes 1 argument".into()),
+            }
+        }
+        fn exec(&self, _: &Context<'_>, args: &[Value]) -> Result<Value, String> {
+            match &args[0] {
+                Value::Int(i) if *i < 0 => panic!("negative: {i}"),
+                Value::Int(i) => Ok(Value::String(format!("{}", i / 2))),
+                Value::List(l) => Ok(Value::Int(l.len() as i64)),
+                other => Err(format!("not an int: {}", other.type_name())),
+            }
+        }
+    }
+
+    fn int(i: i64) -> OortValue {
+        OortValue { tag: tag::INT, scalar: i as u64, ..OortValue::NULL }
+    }
+
+    fn take(table: &PluginTable, buf: OortBuf) -> String {
+        // SAFETY: a buffer of this library, read before it is freed.
+        let text = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) }).into_owned();
+        (table.free_buf)(buf);
+        text
+    }
+
+    /// The plugin side of the ABI, called through the table as the host does.
+    #[test]
+    fn the_table_validates_invokes_and_turns_panics_into_row_errors() {
+        // SAFETY: the table is 'static in this test binary.
+        let table = unsafe { &*entry(|| Plugin::new("t", "1.2.3").function("half", Half)) };
+        assert_eq!((table.abi_major, table.abi_minor), (abi::ABI_MAJOR, abi::ABI_MINOR));
+        let describe = wire::DescribeResponse::decode(take(table, (table.describe)()).as_bytes()).unwrap();
+        assert_eq!((describe.name.as_str(), describe.version.as_str()), ("t", "1.2.3"));
+        assert_eq!(describe.symbols[0].kind, wire::symbol_kind::FUNCTION);
+
+        let mut err = OortBuf::EMPTY;
+        let absent = OortValue { tag: tag::ABSENT, ..OortValue::NULL };
+        assert_eq!((table.function_validate)(0, &absent, 1, &mut err), status::OK);
+        assert_eq!((table.function_validate)(0, &int(0), 1, &mut err), status::ERROR);
+        assert_eq!(take(table, err), "half of a literal 0 is pointless");
+
+        let list = value::to_wire(&Value::List(vec![Value::Null, Value::Null])).encode_to_vec();
+        let encoded = OortValue { tag: tag::ENCODED, scalar: 0, ptr: list.as_ptr(), len: list.len() };
+        let args = [int(9), int(-1), OortValue::NULL, encoded];
+        let mut results = vec![OortValue::NULL; 4];
+        let rule = OortStr { ptr: b"r".as_ptr(), len: 1 };
+        let code = (table.function_invoke)(0, rule, args.as_ptr(), 1, 4, results.as_mut_ptr(), &mut err);
+        assert_eq!(code, status::OK);
+        let bytes = |v: &OortValue| {
+            // SAFETY: result values of this library, read before free_values.
+            String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(v.ptr, v.len) }).into_owned()
+        };
+        assert_eq!((results[0].tag, bytes(&results[0]).as_str()), (tag::STRING, "4"));
+        assert_eq!((results[1].tag, bytes(&results[1]).as_str()), (tag::ERROR, "panicked: negative: -1"));
+        assert_eq!((results[2].tag, bytes(&results[2]).as_str()), (tag::ERROR, "not an int: null"));
+        assert_eq!((results[3].tag, results[3].scalar), (tag::INT, 2));
+        (table.free_values)(results.as_mut_ptr(), results.len());
+        assert!(results.iter().all(|v| v.ptr.is_null()), "every owned buffer was freed");
+
+        // A symbol that does not exist is an error of the whole call, not a crash.
+        let code = (table.function_invoke)(7, rule, args.as_ptr(), 1, 1, results.as_mut_ptr(), &mut err);
+        assert_eq!(code, status::ERROR);
+        assert_eq!(take(table, err), "no symbol with index 7");
+    }
+}
