@@ -55,6 +55,8 @@ fn packaged() -> &'static Path {
             "oort-test-abi2",
             "-p",
             "oort-test-nosymbol",
+            "-p",
+            "oort-test-abi-minor",
         ]));
         target_dir().join("plugins")
     })
@@ -561,6 +563,18 @@ async fn bad_plugins_are_refused_with_clear_errors_and_running_rules_keep_runnin
         leftovers.iter().all(|e| std::fs::read_dir(e.path()).unwrap().next().is_none()),
         "failed installs leave no files: {leftovers:?}"
     );
+
+    // A newer minor of the same ABI major is accepted, and works.
+    let newer = zip_of(&[
+        ("manifest.json", br#"{"name": "newer", "version": "0.1.0", "functions": [{"name": "newer_plus"}]}"#),
+        ("libnewer.so", &library("liboort_test_abi_minor.so")),
+    ]);
+    let newer = install_bytes(&oortd, "newer", newer).await.unwrap();
+    assert_eq!(newer.abi_version, "1.5");
+    create_rule(&oortd, rule("plus", "SELECT newer_plus(a, b) AS p FROM s", vec![action("grpc", &[])])).await.unwrap();
+    let mut plus = tail(&oortd, "plus").await;
+    publish(&oortd, "s", vec![event(&[("a", int(40)), ("b", int(2))])]).await;
+    assert_eq!(next_row(&mut plus).await["p"], int(42));
 
     // Nothing of it disturbed the server: install again, and the function that
     // panics on a zero divisor fails that row only.

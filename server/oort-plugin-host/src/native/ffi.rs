@@ -179,6 +179,7 @@ impl Library {
     /// Calls function `index` on `nrows` rows of `nargs` values (row-major) and
     /// hands each row's result to `each`, in order. The arguments' pointers must
     /// point to live memory for the call (they borrow the caller's values).
+    /// `results` must hold `nrows` values; the plugin overwrites them.
     #[allow(clippy::too_many_arguments)] // the ABI call's own arguments, plus the result callback
     pub fn invoke(
         &self,
@@ -187,14 +188,16 @@ impl Library {
         args: &[OortValue],
         nargs: usize,
         nrows: usize,
-        results: &mut Vec<OortValue>,
+        results: &mut [OortValue],
         mut each: impl FnMut(RawResult<'_>),
     ) -> Result<(), String> {
-        if args.len() != nargs * nrows {
-            return Err(format!("{} argument values for {nrows} rows of {nargs}", args.len()));
+        if args.len() != nargs * nrows || results.len() != nrows {
+            return Err(format!(
+                "{} argument values and {} result slots for {nrows} rows of {nargs}",
+                args.len(),
+                results.len()
+            ));
         }
-        results.clear();
-        results.reserve(nrows);
         let mut err = OortBuf::EMPTY;
         let code = (self.table.function_invoke)(
             index,
@@ -208,8 +211,6 @@ impl Library {
         if code != status::OK {
             return Err(self.error(code, err));
         }
-        // SAFETY: on OK the plugin wrote `nrows` values into the reserved capacity.
-        unsafe { results.set_len(nrows) };
         for value in results.iter() {
             let bytes = || {
                 if value.ptr.is_null() {
@@ -232,8 +233,10 @@ impl Library {
                 other => RawResult::Unknown(other),
             });
         }
-        (self.table.free_values)(results.as_mut_ptr(), results.len());
-        results.clear();
+        // Only results that own memory need to go back.
+        if results.iter().any(|v| !v.ptr.is_null()) {
+            (self.table.free_values)(results.as_mut_ptr(), results.len());
+        }
         Ok(())
     }
 

@@ -1,6 +1,5 @@
 //! [`NativeFunction`]: a plugin function as an engine [`Function`].
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use oort_engine::function::ArgInfo;
@@ -47,23 +46,15 @@ impl NativeFunction {
                 "every row of a batch needs the same number of arguments",
             ));
         }
+        let mut encoded = Encoded::default();
+        let raw: Vec<OortValue> = rows.iter().flat_map(|r| r.iter()).map(|v| encoded.arg(v)).collect();
+        let mut results = vec![OortValue::NULL; rows.len()];
         let mut out = Vec::with_capacity(rows.len());
-        SCRATCH.with(|scratch| {
-            let scratch = &mut *scratch.borrow_mut();
-            scratch.clear();
-            for row in rows {
-                for v in *row {
-                    let raw = scratch.arg(v);
-                    scratch.args.push(raw);
-                }
-            }
-            let current = self.slot.read();
-            let Scratch { args, results, .. } = scratch;
-            current
-                .library
-                .invoke(current.index, rule_id, args, nargs, rows.len(), results, |r| out.push(self.result(r)))
-                .map_err(|message| FunctionError::failed(&self.meta.name, message))
-        })?;
+        let current = self.slot.read();
+        current
+            .library
+            .invoke(current.index, rule_id, &raw, nargs, rows.len(), &mut results, |r| out.push(self.result(r)))
+            .map_err(|message| FunctionError::failed(&self.meta.name, message))?;
         Ok(out)
     }
 
@@ -97,22 +88,13 @@ impl NativeFunction {
     }
 }
 
-/// Reused buffers of the calls made on one thread: no allocation per call.
+/// The encoded lists and maps of a call's arguments, alive until it returns
+/// (scalars and strings need none: they are passed inline or borrowed).
 #[derive(Default)]
-struct Scratch {
-    args: Vec<OortValue>,
-    results: Vec<OortValue>,
-    /// Encoded lists and maps, alive until the call returns.
-    encoded: Vec<Vec<u8>>,
-}
+struct Encoded(Vec<Vec<u8>>);
 
-impl Scratch {
-    fn clear(&mut self) {
-        self.args.clear();
-        self.encoded.clear();
-    }
-
-    /// The ABI form of an argument; it borrows `v` (or `self.encoded`) for the call.
+impl Encoded {
+    /// The ABI form of an argument; it borrows `v` (or `self`) for the call.
     fn arg(&mut self, v: &Value) -> OortValue {
         let scalar = |tag, scalar| OortValue { tag, scalar, ..OortValue::NULL };
         let bytes = |tag, b: &[u8]| OortValue { tag, scalar: 0, ptr: b.as_ptr(), len: b.len() };
@@ -125,17 +107,18 @@ impl Scratch {
             Value::String(s) => bytes(tag::STRING, s.as_bytes()),
             Value::Bytes(b) => bytes(tag::BYTES, b),
             Value::List(_) | Value::Map(_) => {
-                self.encoded.push(convert::to_wire(v).encode_to_vec());
-                let last = self.encoded.last().map(Vec::as_slice).unwrap_or_default();
+                // The Vec's heap buffer does not move when `self.0` grows, so
+                // the pointer stays valid.
+                self.0.push(convert::to_wire(v).encode_to_vec());
+                let last = self.0.last().map(Vec::as_slice).unwrap_or_default();
                 bytes(tag::ENCODED, last)
             }
         }
     }
 }
 
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
-}
+/// Most arguments passed without a heap allocation.
+const INLINE_ARGS: usize = 8;
 
 impl Function for NativeFunction {
     fn meta(&self) -> &FunctionMeta {
@@ -143,11 +126,11 @@ impl Function for NativeFunction {
     }
 
     fn validate(&self, args: &[ArgInfo<'_>]) -> Result<(), String> {
-        let mut scratch = Scratch::default();
+        let mut encoded = Encoded::default();
         let raw: Vec<OortValue> = args
             .iter()
             .map(|a| match a.literal {
-                Some(v) => scratch.arg(v),
+                Some(v) => encoded.arg(v),
                 None => OortValue { tag: tag::ABSENT, ..OortValue::NULL },
             })
             .collect();
@@ -156,25 +139,25 @@ impl Function for NativeFunction {
     }
 
     fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
-        let mut out = None;
-        SCRATCH.with(|scratch| {
-            // A function called while this thread's scratch is in use (it cannot
-            // be: calls do not nest) would get fresh buffers rather than a panic.
-            let mut fresh = Scratch::default();
-            let mut borrowed = scratch.try_borrow_mut();
-            let scratch = borrowed.as_deref_mut().unwrap_or(&mut fresh);
-            scratch.clear();
-            for v in args {
-                let raw = scratch.arg(v);
-                scratch.args.push(raw);
+        let mut encoded = Encoded::default();
+        let mut inline = [OortValue::NULL; INLINE_ARGS];
+        let mut heap = Vec::new();
+        let raw: &[OortValue] = if args.len() <= INLINE_ARGS {
+            for (slot, v) in inline.iter_mut().zip(args) {
+                *slot = encoded.arg(v);
             }
-            let current = self.slot.read();
-            let Scratch { args: raw, results, .. } = scratch;
-            current
-                .library
-                .invoke(current.index, ctx.rule_id, raw, args.len(), 1, results, |r| out = Some(self.result(r)))
-                .map_err(|message| FunctionError::failed(&self.meta.name, message))
-        })?;
+            &inline[..args.len()]
+        } else {
+            heap.extend(args.iter().map(|v| encoded.arg(v)));
+            &heap
+        };
+        let mut results = [OortValue::NULL];
+        let mut out = None;
+        let current = self.slot.read();
+        current
+            .library
+            .invoke(current.index, ctx.rule_id, raw, args.len(), 1, &mut results, |r| out = Some(self.result(r)))
+            .map_err(|message| FunctionError::failed(&self.meta.name, message))?;
         out.unwrap_or_else(|| Err(FunctionError::failed(&self.meta.name, "the plugin returned no result")))
     }
 }
