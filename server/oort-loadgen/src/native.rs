@@ -2,7 +2,8 @@
 //! (the same work), in one run, on one core:
 //!
 //! - per call, as the engine calls a scalar function today (one row a call);
-//! - per row in batches of [`BATCH`] rows, one crossing of the ABI per batch;
+//! - per row through `Function::call_batch`, [`BATCH`] rows a call (the native
+//!   function crosses the ABI once per batch; the built-in calls itself per row);
 //! - in a rule, `SELECT abs(temperature) ...` against `SELECT mx_abs(temperature) ...`,
 //!   through the engine benchmark's generator source and counting sink.
 //!
@@ -32,6 +33,16 @@ fn per_call(f: &dyn oort_engine::Function, args: &[Value]) -> Result<f64> {
     Ok(started.elapsed().as_nanos() as f64 / args.len() as f64)
 }
 
+/// Nanoseconds per row through `Function::call_batch`, [`BATCH`] rows a call.
+fn per_batch(f: &dyn oort_engine::Function, rows: &[&[Value]]) -> f64 {
+    let ctx = CallContext { rule_id: "bench" };
+    let started = Instant::now();
+    for chunk in rows.chunks(BATCH) {
+        black_box(f.call_batch(&ctx, chunk));
+    }
+    started.elapsed().as_nanos() as f64 / rows.len() as f64
+}
+
 /// Runs the benchmark and prints a markdown table.
 pub async fn run(plugin: &Path, calls: usize, events: usize) -> Result<()> {
     let archive = std::fs::read(plugin)
@@ -44,28 +55,26 @@ pub async fn run(plugin: &Path, calls: usize, events: usize) -> Result<()> {
     host.install(staged)?;
     let builtin = functions.get("abs").context("abs")?;
     let native = functions.get("mx_abs").context("mx_abs")?;
-    let direct = host.function("mathx", "mx_abs").context("mx_abs")?;
 
     let args: Vec<Value> = (0..calls).map(|i| Value::Float(i as f64 * if i % 2 == 0 { -0.5 } else { 0.25 })).collect();
     // Warm up both, then alternate and keep each one's best of three.
     per_call(builtin.as_ref(), &args[..calls.min(10_000)])?;
     per_call(native.as_ref(), &args[..calls.min(10_000)])?;
-    let (mut builtin_ns, mut native_ns, mut batch_ns) = (f64::MAX, f64::MAX, f64::MAX);
+    let (mut builtin_ns, mut native_ns) = (f64::MAX, f64::MAX);
+    let (mut builtin_batch_ns, mut native_batch_ns) = (f64::MAX, f64::MAX);
     let rows: Vec<&[Value]> = args.iter().map(std::slice::from_ref).collect();
     for _ in 0..3 {
         builtin_ns = builtin_ns.min(per_call(builtin.as_ref(), &args)?);
         native_ns = native_ns.min(per_call(native.as_ref(), &args)?);
-        let started = Instant::now();
-        for chunk in rows.chunks(BATCH) {
-            black_box(direct.call_batch("bench", chunk)?);
-        }
-        batch_ns = batch_ns.min(started.elapsed().as_nanos() as f64 / calls as f64);
+        builtin_batch_ns = builtin_batch_ns.min(per_batch(builtin.as_ref(), &rows));
+        native_batch_ns = native_batch_ns.min(per_batch(native.as_ref(), &rows));
     }
     // The answers agree.
     let ctx = CallContext { rule_id: "bench" };
     for v in &args[..1000] {
         anyhow::ensure!(builtin.call(&ctx, std::slice::from_ref(v))? == native.call(&ctx, std::slice::from_ref(v))?);
     }
+    anyhow::ensure!(builtin.call_batch(&ctx, &rows[..BATCH]) == native.call_batch(&ctx, &rows[..BATCH]));
 
     let payloads = Arc::new(engine::events(events, 1000));
     let (mut rule_builtin, mut rule_native) = (0f64, 0f64);
@@ -84,8 +93,8 @@ pub async fn run(plugin: &Path, calls: usize, events: usize) -> Result<()> {
         native_ns - builtin_ns
     );
     println!(
-        "| batches of {BATCH} rows, one ABI crossing each | {builtin_ns:.1} ns | {batch_ns:.1} ns | {:.1} ns | | < 50 ns |",
-        batch_ns - builtin_ns
+        "| `call_batch`, {BATCH} rows a call (native: one ABI crossing a batch) | {builtin_batch_ns:.1} ns | {native_batch_ns:.1} ns | {:.1} ns | | < 50 ns |",
+        native_batch_ns - builtin_batch_ns
     );
     println!(
         "| rule `SELECT f(temperature) AS a, deviceId FROM demo`, {events} JSON events | {rule_builtin:.0} events/s | {rule_native:.0} events/s | | {:.2} | ≥ 0.90 |",

@@ -32,13 +32,9 @@ impl NativeFunction {
         Self { meta, slot }
     }
 
-    /// Calls the function on many rows at once, in one crossing of the boundary
-    /// (every row must have the same number of arguments).
-    pub fn call_batch(
-        &self,
-        rule_id: &str,
-        rows: &[&[Value]],
-    ) -> Result<Vec<Result<Value, FunctionError>>, FunctionError> {
+    /// Calls the function on many rows in one crossing of the boundary; an
+    /// error of the whole batch (e.g. rows of different lengths) fails every row.
+    fn batch(&self, rule_id: &str, rows: &[&[Value]]) -> Result<Vec<Result<Value, FunctionError>>, FunctionError> {
         let nargs = rows.first().map_or(0, |r| r.len());
         if rows.iter().any(|r| r.len() != nargs) {
             return Err(FunctionError::failed(
@@ -159,5 +155,12 @@ impl Function for NativeFunction {
             .invoke(current.index, ctx.rule_id, raw, args.len(), 1, &mut results, |r| out = Some(self.result(r)))
             .map_err(|message| FunctionError::failed(&self.meta.name, message))?;
         out.unwrap_or_else(|| Err(FunctionError::failed(&self.meta.name, "the plugin returned no result")))
+    }
+
+    fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> Vec<Result<Value, FunctionError>> {
+        match self.batch(ctx.rule_id, rows) {
+            Ok(results) => results,
+            Err(error) => rows.iter().map(|_| Err(error.clone())).collect(),
+        }
     }
 }
