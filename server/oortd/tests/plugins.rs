@@ -239,6 +239,33 @@ async fn a_function_plugin_is_installed_used_by_rules_and_loaded_again_after_a_r
 }
 
 #[tokio::test]
+async fn a_plugin_that_no_longer_loads_at_start_up_leaves_the_server_running_and_can_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    install(&oortd, "mathx").await;
+    create_stream(&oortd, r#"CREATE STREAM s (t FLOAT) WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    create_rule(&oortd, rule("uses", "SELECT mx_abs(t) AS a FROM s", vec![action("log", &[])])).await.unwrap();
+    create_rule(&oortd, rule("plain", "SELECT abs(t) AS a FROM s", vec![action("grpc", &[])])).await.unwrap();
+    oortd.terminate().await;
+
+    // The installed library is damaged while the server is down.
+    let folder = std::fs::read_dir(dir.path().join("plugins/mathx")).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(folder.join("libmathx.so"), b"not a library any more").unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    assert_eq!(code_of(get_plugin(&oortd, "mathx").await).0, Code::NotFound);
+    assert_eq!(rule_state(&oortd, "uses").await, RuleState::Stopped as i32, "its function is missing");
+    let mut plain = tail(&oortd, "plain").await;
+    publish(&oortd, "s", vec![event(&[("t", float(-2.0))])]).await;
+    assert_eq!(next_row(&mut plain).await["a"], float(2.0), "the other rules run");
+
+    let deleted = DeletePluginRequest { name: "mathx".into(), force: false };
+    plugins(&oortd).await.delete_plugin(deleted.clone()).await.unwrap();
+    assert!(!folder.exists(), "its files are removed");
+    assert_eq!(code_of(plugins(&oortd).await.delete_plugin(deleted).await).0, Code::NotFound);
+    install(&oortd, "mathx").await;
+}
+
+#[tokio::test]
 async fn update_switches_a_running_rule_to_the_new_library_without_losing_events() {
     let dir = tempfile::tempdir().unwrap();
     let oortd = Oortd::start(dir.path()).await;

@@ -244,7 +244,16 @@ impl PluginService for PluginApi {
         let request = request.into_inner();
         let _changing = self.changing.lock().await;
         let name = request.name;
-        let info = self.host.get(&name).ok_or(ApiError::Plugin(oort_plugin_host::HostError::NotFound(name.clone())))?;
+        let Some(info) = self.host.get(&name) else {
+            // In the catalog but not loaded (its library failed to load at
+            // start-up): nothing runs it, so it can go at once.
+            let key = name.clone();
+            let record = self.catalog.call(move |c| c.get_plugin(&key)).await?;
+            let key = name.clone();
+            self.catalog.call(move |c| c.delete_plugin(&key)).await?;
+            self.host.delete_files(&record.dir);
+            return Ok(Response::new(DeletePluginResponse { stopped_rules: Vec::new() }));
+        };
         let users = self.users(&info).await;
         if !users.is_empty() && !request.force {
             return Err(ApiError::FailedPrecondition(format!(
