@@ -480,6 +480,9 @@ async fn bad_plugins_are_refused_with_clear_errors_and_running_rules_keep_runnin
     install(&oortd, "mathx").await;
     create_stream(&oortd, r#"CREATE STREAM s (a BIGINT, b BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#).await;
     create_rule(&oortd, rule("div", "SELECT mx_div(a, b) AS q FROM s", vec![action("grpc", &[])])).await.unwrap();
+    // A rule that uses no plugin runs through all of it.
+    create_rule(&oortd, rule("plain", "SELECT a + b AS sum FROM s", vec![action("grpc", &[])])).await.unwrap();
+    let mut plain = tail(&oortd, "plain").await;
     let results = tail(&oortd, "div").await;
 
     let mathx_lib = library("libmathx.so");
@@ -627,6 +630,15 @@ async fn bad_plugins_are_refused_with_clear_errors_and_running_rules_keep_runnin
     assert_eq!(failed.len(), 1, "{status:?}");
     assert_eq!(failed[0].exceptions_total, 1);
     assert!(failed[0].last_exception.contains("panicked: attempt to divide by zero"), "{:?}", failed[0]);
+    let sums: Vec<Value> = {
+        let mut sums = Vec::new();
+        while sums.len() < 4 {
+            sums.push(next_row(&mut plain).await["sum"].clone());
+        }
+        sums
+    };
+    assert_eq!(sums, [int(42), int(9), int(1), int(10)], "the plugin-free rule saw every event");
+    assert_eq!(rule_state(&oortd, "plain").await, RuleState::Running as i32);
     drop(results);
 }
 
