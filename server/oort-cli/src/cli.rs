@@ -57,9 +57,69 @@ pub enum Command {
     /// Manage rules (SQL queries and the actions their results go to).
     #[command(subcommand)]
     Rule(RuleCommand),
+    /// Manage native plugins (functions, sources and sinks in dynamic libraries).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Check that the server serves (grpc.health.v1): prints SERVING and exits
     /// 0, or exits 1 (not serving) or 3 (unreachable). For container health checks.
     Health,
+}
+
+/// `oort plugin ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Install a native plugin from a zip (library + manifest.json).
+    #[command(after_help = "Examples:\n  \
+        oort plugin install mathx --file \"$PWD/target/plugins/mathx.zip\"   # a path on the server\n  \
+        oort plugin install mathx --upload target/plugins/mathx.zip         # sent with the request\n  \
+        oort plugin install mathx --url https://example.com/mathx.zip")]
+    Install {
+        /// Plugin name; must match the manifest.
+        name: String,
+        #[command(flatten)]
+        source: ArchiveArgs,
+    },
+    /// Replace an installed plugin while the server runs (rules keep running).
+    #[command(after_help = "Example:\n  oort plugin update mathx --upload target/plugins/mathx.zip")]
+    Update {
+        /// Plugin name.
+        name: String,
+        #[command(flatten)]
+        source: ArchiveArgs,
+    },
+    /// List installed plugins.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one plugin: kind, version, ABI, symbols and the rules using it.
+    #[command(visible_alias = "show")]
+    Describe {
+        /// Plugin name.
+        name: String,
+    },
+    /// Unload and remove a plugin (refused while rules use it, unless --force).
+    #[command(visible_alias = "delete")]
+    Drop {
+        /// Plugin name.
+        name: String,
+        /// Stop the rules that use it first.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Where a plugin archive comes from.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ArchiveArgs {
+    /// A path on the server's file system.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<String>,
+    /// A local file, sent with the request.
+    #[arg(long, value_name = "PATH")]
+    pub upload: Option<PathBuf>,
+    /// An http(s) URL the server downloads.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 /// `oort stream ...`

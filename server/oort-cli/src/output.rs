@@ -46,6 +46,11 @@ proto_names!(
     GetRuleStatusResponse,
     TailRuleResponse,
     ExplainRuleResponse,
+    InstallPluginResponse,
+    GetPluginResponse,
+    ListPluginsResponse,
+    UpdatePluginResponse,
+    DeletePluginResponse,
 );
 
 /// The descriptors of every Oort message, decoded once.

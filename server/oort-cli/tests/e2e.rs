@@ -743,3 +743,58 @@ fn usage_errors_exit_2_without_a_request() {
     let help = success(&run_oort(&["--help"], "", &[]));
     assert!(help.contains("Exit codes:"), "{help}");
 }
+
+// ---------------------------------------------------------------- plugins
+
+/// The packaged mathx example, built by `scripts/package-plugins.sh` into a
+/// target directory of its own (this `cargo test` holds the default one's lock).
+fn mathx_zip() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let target = root.join("target/plugin-tests");
+    let status = std::process::Command::new(root.join("scripts/package-plugins.sh"))
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("the script runs");
+    assert!(status.success());
+    target.join("plugins/mathx.zip")
+}
+
+#[test]
+fn plugin_install_list_describe_update_and_drop() {
+    let zip = mathx_zip();
+    let zip = zip.to_str().unwrap();
+    let server = with_demo();
+    assert_eq!(success(&server.oort(&["plugin", "list"])), "No plugins.\n");
+    let out = success(&server.oort(&["plugin", "install", "mathx", "--upload", zip]));
+    assert!(out.starts_with("Plugin mathx 1.0.0 installed: mx_abs (function), "), "{out}");
+    assert!(out.contains("mx_geomean (aggregate)"), "{out}");
+    let out = server.oort(&[
+        "rule",
+        "create",
+        "abs1",
+        "--sql",
+        "SELECT mx_abs(temperature) AS t FROM demo",
+        "--action",
+        "log",
+    ]);
+    success(&out);
+    let listed = success(&server.oort(&["plugin", "list"]));
+    assert!(listed.lines().nth(1).unwrap().contains("abs1"), "{listed}");
+    let described = json(&server.oort(&["plugin", "describe", "mathx", "--json"]));
+    assert_eq!(described["plugin"]["abiVersion"], "1.0");
+    assert_eq!(described["plugin"]["usedByRules"], json!(["abs1"]));
+    assert_eq!(
+        success(&server.oort(&["plugin", "update", "mathx", "--file", zip])),
+        "Plugin mathx updated to 1.0.0.\n"
+    );
+
+    let err = server_error(&server.oort(&["plugin", "drop", "mathx"]));
+    assert!(err.contains("failed precondition") && err.contains("abs1"), "{err}");
+    let out = success(&server.oort(&["plugin", "drop", "mathx", "--force"]));
+    assert_eq!(out, "Plugin mathx deleted; stopped rule(s) abs1.\n");
+    let err = server_error(&server.oort(&["plugin", "describe", "mathx"]));
+    assert!(err.contains("not found"), "{err}");
+    let err = failure(&server.oort(&["plugin", "install", "mathx", "--upload", "/nonexistent.zip"]), 2);
+    assert!(err.contains("/nonexistent.zip"), "{err}");
+}

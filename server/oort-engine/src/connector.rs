@@ -137,6 +137,16 @@ impl ConnectorRegistry {
         self.sinks.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_ascii_lowercase(), factory)
     }
 
+    /// Removes a source type; returns its factory.
+    pub fn unregister_source(&self, name: &str) -> Option<Arc<dyn SourceFactory>> {
+        self.sources.write().unwrap_or_else(|p| p.into_inner()).remove(&name.to_ascii_lowercase())
+    }
+
+    /// Removes a sink type; returns its factory.
+    pub fn unregister_sink(&self, name: &str) -> Option<Arc<dyn SinkFactory>> {
+        self.sinks.write().unwrap_or_else(|p| p.into_inner()).remove(&name.to_ascii_lowercase())
+    }
+
     /// The factory of a source type.
     pub fn source(&self, name: &str) -> Option<Arc<dyn SourceFactory>> {
         self.sources.read().unwrap_or_else(|p| p.into_inner()).get(&name.to_ascii_lowercase()).cloned()

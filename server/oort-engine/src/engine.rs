@@ -100,6 +100,12 @@ impl Engine {
         self.running.lock().await.get(id).map(|r| r.plan.explain())
     }
 
+    /// The plans of the running rules, by rule id (e.g. to find the rules that
+    /// use a plugin's functions or connectors).
+    pub async fn plans(&self) -> Vec<Arc<RulePlan>> {
+        self.running.lock().await.values().map(|r| Arc::clone(&r.plan)).collect()
+    }
+
     /// A live copy of a running rule's results.
     pub async fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<Results>> {
         self.running.lock().await.get(id).map(RunningRule::subscribe)

@@ -132,6 +132,13 @@ pub trait Function: Send + Sync + 'static {
     /// Computes the result of one call. Aggregates get one `Value::List` per argument.
     fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError>;
 
+    /// Computes many calls at once, one result per row of arguments, in order.
+    /// The default calls [`Function::call`] for each row; a plugin function
+    /// overrides it to cross its boundary once per batch rather than once per row.
+    fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> Vec<Result<Value, FunctionError>> {
+        rows.iter().map(|args| self.call(ctx, args)).collect()
+    }
+
     /// Whether an aggregate also needs the group's whole rows: the planner then
     /// passes them as one more argument after those written in SQL (eKuiper's
     /// `deduplicate` returns rows, not column values).
@@ -233,6 +240,14 @@ mod tests {
         registry.unregister(FunctionOrigin::Native, "f");
         assert_eq!(registry.get("F").unwrap().call(&ctx, &[]).unwrap(), Value::Int(4));
         assert_eq!(registry.list().len(), 1);
+    }
+
+    #[test]
+    fn the_default_batch_call_is_one_call_per_row() {
+        let f = constant("f", FunctionOrigin::Builtin, 7);
+        let ctx = CallContext { rule_id: "r" };
+        let results = f.call_batch(&ctx, &[&[], &[]]);
+        assert_eq!(results, [Ok(Value::Int(7)), Ok(Value::Int(7))]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use oort_sql::{Position, SqlError, StreamDef, StreamKind, WindowSpec};
 
 use crate::connector::ConnectorRegistry;
 use crate::expr::{self, CompileContext, Expr, Projection, SourceSchema};
-use crate::function::FunctionRegistry;
+use crate::function::{FunctionMeta, FunctionRegistry};
 use crate::rule::{ActionDefinition, RuleDefinition, RuleOptions};
 
 /// Why a rule cannot be planned.
@@ -120,6 +120,55 @@ impl RulePlan {
     /// those WHERE drops.
     pub fn filters_after_window(&self) -> bool {
         matches!(self.window, Some(WindowSpec::Count { .. } | WindowSpec::Sliding { .. }))
+    }
+
+    /// Every expression of the plan: WHERE, GROUP BY, HAVING, SELECT, ORDER BY and join conditions.
+    fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        let compiled = self
+            .filter
+            .iter()
+            .chain(&self.dimensions)
+            .chain(&self.having)
+            .chain(self.order_by.iter().map(|(c, _)| c))
+            .chain(self.tables.iter().filter_map(|t| t.on.as_ref()));
+        compiled.map(|c| &c.expr).chain(self.projection.exprs().map(|(_, e)| e))
+    }
+
+    /// The functions the rule calls, each once, ordered by name: what a plugin
+    /// host needs to know which rules use a plugin.
+    pub fn functions(&self) -> Vec<FunctionMeta> {
+        let mut found: Vec<FunctionMeta> = Vec::new();
+        for expr in self.exprs() {
+            expr.walk(&mut |e| {
+                if let Expr::Call(call) = e
+                    && !found.iter().any(|f| f.name == *call.name && f.origin == call.function.meta().origin)
+                {
+                    found.push(call.function.meta().clone());
+                }
+            });
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name).then(a.origin.cmp(&b.origin)));
+        found
+    }
+
+    /// The source types the rule reads (its stream's, then its tables') and the
+    /// sink types it writes, lower-case.
+    pub fn connector_types(&self) -> (Vec<String>, Vec<String>) {
+        let mut sources = vec![self.stream.source_type().to_ascii_lowercase()];
+        for join in &self.tables {
+            let t = join.table.source_type().to_ascii_lowercase();
+            if !sources.contains(&t) {
+                sources.push(t);
+            }
+        }
+        let mut sinks: Vec<String> = Vec::new();
+        for action in &self.actions {
+            let t = action.sink_type.to_ascii_lowercase();
+            if !sinks.contains(&t) {
+                sinks.push(t);
+            }
+        }
+        (sources, sinks)
     }
 
     /// The operators, one a line, as `ExplainRule` prints them.
@@ -350,4 +399,52 @@ fn plan_joins(
             Ok(TableJoin { table, reference, kind, on })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::connector::{ConnectorError, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceFactory};
+
+    struct Nothing;
+
+    impl SourceFactory for Nothing {
+        fn build(&self, _: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+            Err(ConnectorError::Config("unused".into()))
+        }
+    }
+
+    impl SinkFactory for Nothing {
+        fn build(&self, _: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
+            Err(ConnectorError::Config("unused".into()))
+        }
+    }
+
+    #[test]
+    fn a_plan_lists_the_functions_and_connectors_it_uses() {
+        let functions = FunctionRegistry::new();
+        crate::register_builtins(&functions);
+        let connectors = ConnectorRegistry::new();
+        connectors.register_source("memory", Arc::new(Nothing));
+        connectors.register_sink("log", Arc::new(Nothing));
+        connectors.register_sink("Mine", Arc::new(Nothing));
+        let stream = oort_sql::parse_stream_ddl(r#"CREATE STREAM s () WITH (TYPE="memory", DATASOURCE="s")"#).unwrap();
+        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
+        let def = RuleDefinition {
+            id: "r".into(),
+            sql: "SELECT abs(a) AS x, upper(lower(b)) FROM s WHERE abs(c) > 1 GROUP BY TUMBLINGWINDOW(ss, 1) HAVING count(*) > 0"
+                .into(),
+            actions: vec![
+                ActionDefinition { sink_type: "log".into(), props: Default::default() },
+                ActionDefinition { sink_type: "MINE".into(), props: Default::default() },
+            ],
+            options: RuleOptions::default(),
+        };
+        let plan = plan(&def, &lookup, &functions, &connectors).unwrap();
+        let names: Vec<String> = plan.functions().into_iter().map(|f| f.name).collect();
+        assert_eq!(names, ["abs", "count", "lower", "upper"]);
+        assert_eq!(plan.connector_types(), (vec!["memory".to_owned()], vec!["log".to_owned(), "mine".to_owned()]));
+    }
 }

@@ -70,7 +70,7 @@ impl Sink for Count {
     }
 }
 
-fn events(count: usize, keys: usize) -> Vec<Vec<u8>> {
+pub(crate) fn events(count: usize, keys: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|i| {
             // Temperatures spread over 0..40, so `temperature > 20` keeps about half.
@@ -86,6 +86,16 @@ fn events(count: usize, keys: usize) -> Vec<Vec<u8>> {
 async fn measure(sql: &str, payloads: &Arc<Vec<Vec<u8>>>, until_operator: &str) -> Result<f64> {
     let functions = Arc::new(FunctionRegistry::new());
     oort_engine::register_builtins(&functions);
+    measure_with(functions, sql, payloads, until_operator).await
+}
+
+/// [`measure`] with the functions of `functions` (e.g. with a plugin's).
+pub(crate) async fn measure_with(
+    functions: Arc<FunctionRegistry>,
+    sql: &str,
+    payloads: &Arc<Vec<Vec<u8>>>,
+    until_operator: &str,
+) -> Result<f64> {
     let connectors = Arc::new(ConnectorRegistry::new());
     connectors.register_source("generator", Arc::new(GeneratorFactory(Arc::clone(payloads))));
     connectors.register_sink("count", Arc::new(CountFactory(Arc::default())));

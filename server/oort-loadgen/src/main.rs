@@ -8,12 +8,15 @@
 //!   events per second through the real engine, against a pass-through rule.
 //! - `publish` ([`publish`]): events/s through `EventService.Publish` into a real
 //!   `oortd`, against a pass-through rule.
+//! - `native` ([`native`]): the cost of a native plugin function over a built-in
+//!   doing the same work, per call, per row in batches, and in a rule.
 //! - `latency` ([`latency`]): Publish → TailRule latency through a real `oortd`
 //!   at a steady rate, against a GetRule round trip.
 
 mod control_plane;
 mod engine;
 mod latency;
+mod native;
 mod publish;
 
 use std::path::PathBuf;
@@ -69,6 +72,18 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
+    /// A native plugin function (mathx's mx_abs) against the built-in abs, on one core.
+    Native {
+        /// The packaged mathx plugin (scripts/package-plugins.sh --release).
+        #[arg(long, default_value = "target/plugins/mathx.zip")]
+        plugin: PathBuf,
+        /// Calls per micro-benchmark.
+        #[arg(long, default_value_t = 2_000_000)]
+        calls: usize,
+        /// Events per rule run.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+    },
     /// Events per second through the engine on one core.
     Engine {
         /// Events per measured run.
@@ -91,6 +106,10 @@ fn main() -> Result<()> {
         Cmd::Latency { oortd, rate, events } => {
             tokio::runtime::Runtime::new()?.block_on(latency::run(&oortd, rate, events))
         }
+        Cmd::Native { plugin, calls, events } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(native::run(&plugin, calls, events)),
         // One core: the engine's figures are per core, so its runtime has one thread.
         Cmd::Engine { events, keys } => {
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(engine::run(events, keys))

@@ -3,8 +3,9 @@
 use oort_proto::v1::{Rule, Stream};
 
 use crate::error::StoreError;
+use crate::record::PluginRecord;
 
-/// Durable storage of streams and rules. Every mutating call is atomic (it
+/// Durable storage of streams, rules and plugins. Every mutating call is atomic (it
 /// changes everything or nothing) and durable when it returns: a crash right
 /// after, even `kill -9`, loses none of it.
 ///
@@ -35,6 +36,15 @@ pub trait Catalog: Send + Sync + 'static {
     fn delete_rule(&self, id: &str) -> Result<(), StoreError>;
     /// Ids of the rules that read a stream, ordered.
     fn rules_reading(&self, stream: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Stores a plugin, replacing the record of that name; returns the previous one.
+    fn put_plugin(&self, plugin: &PluginRecord) -> Result<Option<PluginRecord>, StoreError>;
+    /// Returns a plugin by name.
+    fn get_plugin(&self, name: &str) -> Result<PluginRecord, StoreError>;
+    /// Returns every plugin, ordered by name.
+    fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;
+    /// Deletes a plugin.
+    fn delete_plugin(&self, name: &str) -> Result<(), StoreError>;
 
     /// Forces everything to disk (mutating calls already do; this is for shutdown).
     fn flush(&self) -> Result<(), StoreError>;

@@ -69,6 +69,37 @@ impl Record for oort_proto::v1::Rule {
     }
 }
 
+/// An installed plugin as the catalog keeps it: enough to load it again at
+/// start-up (its symbols are read from the library itself).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PluginRecord {
+    /// Plugin name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// `oort.v1.PluginKind`.
+    #[prost(int32, tag = "2")]
+    pub kind: i32,
+    /// The plugin's version.
+    #[prost(string, tag = "3")]
+    pub version: String,
+    /// ABI (native) or protocol (portable) version, `major.minor`.
+    #[prost(string, tag = "4")]
+    pub abi_version: String,
+    /// Its folder, relative to the server's plugin directory.
+    #[prost(string, tag = "5")]
+    pub dir: String,
+    /// The library or executable in that folder.
+    #[prost(string, tag = "6")]
+    pub file: String,
+}
+
+impl Record for PluginRecord {
+    const TREE: &'static str = "plugins";
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

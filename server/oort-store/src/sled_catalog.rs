@@ -4,6 +4,7 @@
 //! - `streams`: stream name → [`Stream`] record
 //! - `rules`: rule id → [`Rule`] record
 //! - `rule_reads`: rule id → the stream names it reads, `\0`-separated
+//! - `plugins`: plugin name → [`PluginRecord`] record
 //! - `stream_readers`: `stream\0rule` → empty; the reverse index of `rule_reads`
 //!
 //! Writers take one lock, then change all trees they touch in one sled
@@ -19,7 +20,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use crate::catalog::Catalog;
 use crate::error::{EntityKind, StoreError};
-use crate::record::Record;
+use crate::record::{PluginRecord, Record};
 
 const RULE_READS: &str = "rule_reads";
 const STREAM_READERS: &str = "stream_readers";
@@ -46,6 +47,7 @@ pub struct SledCatalog {
     rules: sled::Tree,
     rule_reads: sled::Tree,
     stream_readers: sled::Tree,
+    plugins: sled::Tree,
     /// Serializes writers: the checks that span several keys (a stream is not
     /// read by any rule) must not race with other writers.
     write_lock: Mutex<()>,
@@ -119,6 +121,7 @@ impl SledCatalog {
             rules: db.open_tree(Rule::TREE)?,
             rule_reads: db.open_tree(RULE_READS)?,
             stream_readers: db.open_tree(STREAM_READERS)?,
+            plugins: db.open_tree(PluginRecord::TREE)?,
             db,
             write_lock: Mutex::new(()),
         })
@@ -262,6 +265,28 @@ impl Catalog for SledCatalog {
             .collect()
     }
 
+    fn put_plugin(&self, plugin: &PluginRecord) -> Result<Option<PluginRecord>, StoreError> {
+        self.write(|| {
+            let previous = self.plugins.insert(plugin.key(), plugin.to_bytes())?;
+            previous.map(|bytes| PluginRecord::from_bytes(&plugin.name, &bytes)).transpose()
+        })
+    }
+
+    fn get_plugin(&self, name: &str) -> Result<PluginRecord, StoreError> {
+        get_record(&self.plugins, name, EntityKind::Plugin)
+    }
+
+    fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+        list_records(&self.plugins)
+    }
+
+    fn delete_plugin(&self, name: &str) -> Result<(), StoreError> {
+        self.write(|| match self.plugins.remove(name)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound { kind: EntityKind::Plugin, name: name.to_owned() }),
+        })
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
@@ -333,6 +358,27 @@ mod tests {
         c.delete_stream("a").unwrap();
         assert!(matches!(c.delete_rule("r2"), Err(StoreError::NotFound { .. })));
         assert!(matches!(c.update_rule(&rule("nope"), &[]), Err(StoreError::NotFound { .. })));
+    }
+
+    #[test]
+    fn plugins_are_stored_replaced_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = |version: &str| PluginRecord {
+            name: "p".into(),
+            version: version.into(),
+            dir: "p/1".into(),
+            ..Default::default()
+        };
+        {
+            let c = open(dir.path());
+            assert_eq!(c.put_plugin(&plugin("1")).unwrap(), None);
+            assert_eq!(c.put_plugin(&plugin("2")).unwrap(), Some(plugin("1")));
+        }
+        let c = open(dir.path());
+        assert_eq!(c.list_plugins().unwrap(), [plugin("2")]);
+        c.delete_plugin("p").unwrap();
+        assert!(matches!(c.get_plugin("p"), Err(StoreError::NotFound { kind: EntityKind::Plugin, .. })));
+        assert!(matches!(c.delete_plugin("p"), Err(StoreError::NotFound { .. })));
     }
 
     #[test]

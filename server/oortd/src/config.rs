@@ -80,6 +80,8 @@ pub struct FileConfig {
     pub cache_capacity_bytes: Option<u64>,
     /// Seconds in-flight calls get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: Option<u64>,
+    /// Whether plugins may be downloaded from private and loopback addresses.
+    pub plugin_allow_private_urls: Option<bool>,
 }
 
 /// The effective configuration of a server.
@@ -103,6 +105,9 @@ pub struct Config {
     pub cache_capacity_bytes: u64,
     /// How long in-flight calls get to finish after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
+    /// Whether `InstallPlugin`/`UpdatePlugin` may download from private and
+    /// loopback addresses (off: the API must not be a proxy into the local network).
+    pub plugin_allow_private_urls: bool,
 }
 
 impl Default for Config {
@@ -117,6 +122,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             cache_capacity_bytes: oort_store::SledConfig::default().cache_capacity,
             shutdown_grace: Duration::from_secs(5),
+            plugin_allow_private_urls: false,
         }
     }
 }
@@ -176,6 +182,7 @@ impl Config {
             log_format: file.log_format.unwrap_or(defaults.log_format),
             cache_capacity_bytes: file.cache_capacity_bytes.unwrap_or(defaults.cache_capacity_bytes),
             shutdown_grace: file.shutdown_grace_secs.map(Duration::from_secs).unwrap_or(defaults.shutdown_grace),
+            plugin_allow_private_urls: file.plugin_allow_private_urls.unwrap_or(defaults.plugin_allow_private_urls),
         })
     }
 }

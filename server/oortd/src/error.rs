@@ -18,6 +18,9 @@ pub enum ApiError {
     /// The catalog refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The plugin host refused or failed.
+    #[error(transparent)]
+    Plugin(#[from] oort_plugin_host::HostError),
     /// No such entity, outside the catalog (e.g. a stream in a Publish).
     #[error("{0}")]
     NotFound(String),

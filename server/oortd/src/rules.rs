@@ -67,6 +67,21 @@ impl RuleController {
         self.engine.stop(id).await;
     }
 
+    /// Stops a rule and records in the catalog that it should not run (what
+    /// `StopRule` does), e.g. before the plugin it uses is deleted.
+    pub async fn stop_and_record(&self, id: &str) -> ApiResult<()> {
+        self.engine.stop(id).await;
+        let id = id.to_owned();
+        let mut rule = self.catalog.call(move |c| c.get_rule(&id)).await?;
+        if rule.triggered != Some(false) {
+            rule.triggered = Some(false);
+            rule.update_time = Some(crate::api::now());
+            let sources: Vec<String> = oort_sql::parse_rule_sql(&rule.sql)?.source_names().map(str::to_owned).collect();
+            self.catalog.call(move |c| c.update_rule(&rule, &sources)).await?;
+        }
+        Ok(())
+    }
+
     /// Status of a rule; `None` if the engine does not run it.
     pub async fn status(&self, id: &str) -> Option<RuleStatus> {
         self.engine.status(id).await

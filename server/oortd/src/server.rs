@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use oort_connectors::Buses;
 use oort_engine::{ConnectorRegistry, Engine, FunctionRegistry};
+use oort_plugin_host::PluginHost;
 use oort_proto::v1::event_service_server::EventServiceServer;
 use oort_proto::v1::external_service_server::ExternalServiceServer;
 use oort_proto::v1::function_service_server::FunctionServiceServer;
@@ -67,11 +68,12 @@ pub async fn run(
     // Read every record once at start-up: it proves the catalog decodes (a
     // damaged record fails here, not in the middle of a request), and the rules
     // read are the ones restored below.
-    let load =
-        |catalog: &dyn Catalog| Ok::<_, oort_store::StoreError>((catalog.list_streams()?.len(), catalog.list_rules()?));
-    let (streams, stored_rules) =
+    let load = |catalog: &dyn Catalog| {
+        Ok::<_, oort_store::StoreError>((catalog.list_streams()?.len(), catalog.list_rules()?, catalog.list_plugins()?))
+    };
+    let (streams, stored_rules, stored_plugins) =
         load(catalog.as_ref()).map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
-    tracing::info!(data_dir = %config.data_dir.display(), streams, rules = stored_rules.len(), "catalog open");
+    tracing::info!(data_dir = %config.data_dir.display(), streams, rules = stored_rules.len(), plugins = stored_plugins.len(), "catalog open");
     let handle = CatalogHandle::new(Arc::clone(&catalog));
 
     let functions = Arc::new(FunctionRegistry::new());
@@ -79,6 +81,12 @@ pub async fn run(
     let connectors = Arc::new(ConnectorRegistry::new());
     let buses = Buses::default();
     oort_connectors::register_all(&connectors, &buses);
+    // Plugins register their symbols before rules are restored, so that rules
+    // using them start as they did before the restart.
+    let plugin_host =
+        Arc::new(PluginHost::new(config.data_dir.join("plugins"), Arc::clone(&functions), Arc::clone(&connectors)));
+    let loaded = crate::api::plugins::load_installed(&plugin_host, &stored_plugins);
+    tracing::info!(plugins = loaded, "plugins loaded");
     let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors));
     let rules = RuleController::new(handle.clone(), Arc::clone(&engine));
     let restored = rules.restore(&stored_rules).await;
@@ -139,8 +147,8 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(StreamServiceServer::new(StreamApi::new(handle.clone())))
-        .add_service(RuleServiceServer::new(RuleApi::new(rules)))
-        .add_service(PluginServiceServer::new(PluginApi))
+        .add_service(RuleServiceServer::new(RuleApi::new(rules.clone())))
+        .add_service(PluginServiceServer::new(PluginApi::new(plugin_host, rules, config.plugin_allow_private_urls)))
         .add_service(ExternalServiceServer::new(ExternalApi))
         .add_service(FunctionServiceServer::new(FunctionApi::new(functions)))
         .add_service(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc))))

@@ -2,6 +2,7 @@
 //! and consistent across services.
 
 use oort_engine::{ConnectorError, EngineError, PlanError};
+use oort_plugin_host::HostError;
 use oort_store::{EntityKind, StoreError};
 use tonic::{Code, Status};
 
@@ -14,6 +15,7 @@ impl From<ApiError> for Status {
             ApiError::Sql(e) => Status::invalid_argument(e.to_string()),
             ApiError::Store(e) => store_status(e),
             ApiError::Engine(e) => engine_status(e),
+            ApiError::Plugin(e) => plugin_status(e),
             ApiError::NotFound(message) => Status::not_found(message),
             ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
             ApiError::Unimplemented(what) => Status::unimplemented(what),
@@ -50,6 +52,25 @@ fn engine_status(error: EngineError) -> Status {
         EngineError::Plan(PlanError::Unsupported(_)) => Code::Unimplemented,
         EngineError::Plan(_) | EngineError::Connector(ConnectorError::Config(_)) => Code::InvalidArgument,
         EngineError::Connector(ConnectorError::External(_)) => Code::Unavailable,
+    };
+    Status::new(code, error.to_string())
+}
+
+fn plugin_status(error: HostError) -> Status {
+    let code = match &error {
+        HostError::Archive(_)
+        | HostError::Manifest(_)
+        | HostError::Library(_)
+        | HostError::Invalid(_)
+        | HostError::Refused(_) => Code::InvalidArgument,
+        HostError::Abi { .. } => Code::FailedPrecondition,
+        HostError::NotFound(_) => Code::NotFound,
+        HostError::AlreadyExists(_) | HostError::Conflict(_) => Code::AlreadyExists,
+        HostError::Download(_) => Code::Unavailable,
+        HostError::Io(_) => {
+            tracing::error!(%error, "plugin storage failure");
+            Code::Internal
+        }
     };
     Status::new(code, error.to_string())
 }

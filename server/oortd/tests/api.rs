@@ -198,10 +198,16 @@ async fn later_work_answers_unimplemented_never_fake_success() {
     let dir = tempfile::tempdir().unwrap();
     let oortd = Oortd::start(dir.path()).await;
     let mut plugins = PluginServiceClient::new(oortd.channel().await);
-    let (code, _) = code_of(
+    let (code, message) = code_of(
+        plugins
+            .install_plugin(InstallPluginRequest { kind: PluginKind::Portable as i32, name: "x".into(), source: None })
+            .await,
+    );
+    assert_eq!(code, Code::Unimplemented, "portable plugins come later: {message}");
+    let (code, message) = code_of(
         plugins
             .install_plugin(InstallPluginRequest { kind: PluginKind::Native as i32, name: "x".into(), source: None })
             .await,
     );
-    assert_eq!(code, Code::Unimplemented);
+    assert_eq!(code, Code::InvalidArgument, "a native install needs an archive: {message}");
 }

@@ -2,6 +2,7 @@
 //! exit with 2 without touching the network), then connects, calls one RPC and
 //! prints the answer.
 
+mod plugin;
 mod rule;
 mod stream;
 
@@ -35,6 +36,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Stream(command) => stream::run(&ctx, command).await,
         Command::Rule(command) => rule::run(&ctx, command).await,
         Command::Health => health(&ctx).await,
+        Command::Plugin(command) => plugin::run(&ctx, command).await,
     }
 }
 

@@ -1,0 +1,153 @@
+//! `oort plugin install|update|list|describe|drop`.
+
+use oort_proto::v1::plugin_service_client::PluginServiceClient;
+use oort_proto::v1::{
+    DeletePluginRequest, GetPluginRequest, InstallPluginRequest, ListPluginsRequest, Plugin, PluginKind, SymbolKind,
+    UpdatePluginRequest, install_plugin_request, update_plugin_request,
+};
+use tonic::transport::Channel;
+
+use super::Ctx;
+use crate::cli::{ArchiveArgs, PluginCommand};
+use crate::error::Error;
+use crate::output::{emit, key_values, or_dash, print_json, print_table, table};
+
+/// Runs one `oort plugin` subcommand.
+pub async fn run(ctx: &Ctx, command: PluginCommand) -> Result<(), Error> {
+    match command {
+        PluginCommand::Install { name, source } => install(ctx, name, source).await,
+        PluginCommand::Update { name, source } => update(ctx, name, source).await,
+        PluginCommand::List => list(ctx).await,
+        PluginCommand::Describe { name } => describe(ctx, name).await,
+        PluginCommand::Drop { name, force } => drop_plugin(ctx, name, force).await,
+    }
+}
+
+async fn client(ctx: &Ctx) -> Result<PluginServiceClient<Channel>, Error> {
+    Ok(PluginServiceClient::new(ctx.channel().await?))
+}
+
+/// The archive source, read locally for `--upload` (before any network call).
+enum Archive {
+    File(String),
+    Bytes(Vec<u8>),
+    Url(String),
+}
+
+fn archive(args: ArchiveArgs) -> Result<Archive, Error> {
+    match (args.file, args.upload, args.url) {
+        (Some(file), _, _) => Ok(Archive::File(file)),
+        (_, Some(path), _) => std::fs::read(&path)
+            .map(Archive::Bytes)
+            .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display()))),
+        (_, _, Some(url)) => Ok(Archive::Url(url)),
+        _ => Err(Error::usage("give the archive with --file, --upload or --url")),
+    }
+}
+
+async fn install(ctx: &Ctx, name: String, source: ArchiveArgs) -> Result<(), Error> {
+    let source = match archive(source)? {
+        Archive::File(f) => install_plugin_request::Source::File(f),
+        Archive::Bytes(b) => install_plugin_request::Source::Archive(b),
+        Archive::Url(u) => install_plugin_request::Source::Url(u),
+    };
+    let request = InstallPluginRequest { kind: PluginKind::Native as i32, name, source: Some(source) };
+    let response = client(ctx).await?.install_plugin(request).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    let plugin = response.plugin.unwrap_or_default();
+    emit(&format!("Plugin {} {} installed: {}.", plugin.name, plugin.version, symbols(&plugin)))
+}
+
+async fn update(ctx: &Ctx, name: String, source: ArchiveArgs) -> Result<(), Error> {
+    let source = match archive(source)? {
+        Archive::File(f) => update_plugin_request::Source::File(f),
+        Archive::Bytes(b) => update_plugin_request::Source::Archive(b),
+        Archive::Url(u) => update_plugin_request::Source::Url(u),
+    };
+    let request = UpdatePluginRequest { name, source: Some(source) };
+    let response = client(ctx).await?.update_plugin(request).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    let plugin = response.plugin.unwrap_or_default();
+    emit(&format!("Plugin {} updated to {}.", plugin.name, plugin.version))
+}
+
+fn kind_word(kind: i32) -> &'static str {
+    match PluginKind::try_from(kind) {
+        Ok(PluginKind::Native) => "native",
+        Ok(PluginKind::Portable) => "portable",
+        _ => "-",
+    }
+}
+
+fn symbols(plugin: &Plugin) -> String {
+    let list: Vec<String> = plugin
+        .symbols
+        .iter()
+        .map(|s| {
+            let kind = match SymbolKind::try_from(s.kind) {
+                Ok(SymbolKind::Source) => "source",
+                Ok(SymbolKind::Sink) => "sink",
+                Ok(SymbolKind::Function) if s.aggregate => "aggregate",
+                Ok(SymbolKind::Function) => "function",
+                _ => "?",
+            };
+            format!("{} ({kind})", s.name)
+        })
+        .collect();
+    if list.is_empty() { "-".to_owned() } else { list.join(", ") }
+}
+
+async fn list(ctx: &Ctx) -> Result<(), Error> {
+    let response = client(ctx).await?.list_plugins(ListPluginsRequest::default()).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    if response.plugins.is_empty() {
+        return emit("No plugins.");
+    }
+    let mut out = table(["NAME", "KIND", "VERSION", "ABI", "SYMBOLS", "USED BY"]);
+    for p in &response.plugins {
+        out.add_row(vec![
+            p.name.clone(),
+            kind_word(p.kind).to_owned(),
+            p.version.clone(),
+            p.abi_version.clone(),
+            symbols(p),
+            or_dash(&p.used_by_rules.join(", ")),
+        ]);
+    }
+    print_table(&out)
+}
+
+async fn describe(ctx: &Ctx, name: String) -> Result<(), Error> {
+    let response = client(ctx).await?.get_plugin(GetPluginRequest { name }).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    let p = response.plugin.unwrap_or_default();
+    print_table(&key_values(&[
+        ("name", p.name.clone()),
+        ("kind", kind_word(p.kind).to_owned()),
+        ("version", p.version.clone()),
+        ("abi", p.abi_version.clone()),
+        ("symbols", symbols(&p)),
+        ("used by rules", or_dash(&p.used_by_rules.join(", "))),
+    ]))
+}
+
+async fn drop_plugin(ctx: &Ctx, name: String, force: bool) -> Result<(), Error> {
+    let request = DeletePluginRequest { name: name.clone(), force };
+    let response = client(ctx).await?.delete_plugin(request).await?.into_inner();
+    if ctx.json {
+        return print_json(&response);
+    }
+    if response.stopped_rules.is_empty() {
+        emit(&format!("Plugin {name} deleted."))
+    } else {
+        emit(&format!("Plugin {name} deleted; stopped rule(s) {}.", response.stopped_rules.join(", ")))
+    }
+}

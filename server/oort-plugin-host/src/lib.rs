@@ -1,0 +1,23 @@
+//! The plugin host: everything that turns a plugin into functions, sources
+//! and sinks of the engine's registries, so that a rule cannot tell them from
+//! built-ins.
+//!
+//! - [`native`]: native plugins, dynamic libraries loaded through the C ABI
+//!   (`plugins/ABI.md`), with hot reload behind a swappable slot.
+//! - [`host`]: [`PluginHost`], the installed plugins and their files.
+//! - [`archive`]: safe unpacking of plugin zips; [`manifest`]: `manifest.json`.
+//! - [`download`]: fetching archives from http(s) URLs, refusing private addresses.
+//! - [`convert`]: engine values ↔ the ABI's wire messages.
+//! - [`error`]: [`HostError`], why a plugin operation failed.
+
+pub mod archive;
+pub mod convert;
+pub mod download;
+pub mod error;
+pub mod host;
+pub mod manifest;
+pub mod native;
+
+pub use error::HostError;
+pub use host::{PluginHost, PluginInfo, Staged};
+pub use native::{SymbolInfo, SymbolKind};
