@@ -145,8 +145,10 @@ async fn tail(oortd: &Oortd, id: &str) -> Streaming<TailRuleResponse> {
 }
 
 async fn publish_to(channel: Channel, stream: &str, events: Vec<Event>) -> u64 {
-    let requests: Vec<PublishRequest> =
-        events.into_iter().map(|e| PublishRequest { stream: stream.into(), event: Some(e) }).collect();
+    let requests: Vec<PublishRequest> = events
+        .into_iter()
+        .map(|e| PublishRequest { stream: stream.into(), event: Some(e), ..Default::default() })
+        .collect();
     EventServiceClient::new(channel).publish(tokio_stream::iter(requests)).await.unwrap().into_inner().accepted
 }
 
