@@ -9,6 +9,8 @@ pub enum EntityKind {
     Stream,
     /// A rule.
     Rule,
+    /// An external service.
+    Service,
 }
 
 impl fmt::Display for EntityKind {
@@ -16,6 +18,7 @@ impl fmt::Display for EntityKind {
         f.write_str(match self {
             EntityKind::Stream => "stream",
             EntityKind::Rule => "rule",
+            EntityKind::Service => "service",
         })
     }
 }

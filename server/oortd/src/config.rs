@@ -75,6 +75,10 @@ pub struct FileConfig {
     pub cache_capacity_bytes: Option<u64>,
     /// Seconds in-flight calls get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: Option<u64>,
+    /// Hosts (`name` or `name:port`) external services may be called at; any when absent.
+    pub external_service_hosts: Option<Vec<String>>,
+    /// Threads of the runtime that external calls run on.
+    pub external_io_threads: Option<usize>,
 }
 
 /// The effective configuration of a server.
@@ -96,6 +100,10 @@ pub struct Config {
     pub cache_capacity_bytes: u64,
     /// How long in-flight calls get to finish after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
+    /// Hosts external services may be called at; `None` allows any.
+    pub external_service_hosts: Option<Vec<String>>,
+    /// Threads of the runtime that external calls run on.
+    pub external_io_threads: usize,
 }
 
 impl Default for Config {
@@ -109,6 +117,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             cache_capacity_bytes: oort_store::SledConfig::default().cache_capacity,
             shutdown_grace: Duration::from_secs(5),
+            external_service_hosts: None,
+            external_io_threads: 2,
         }
     }
 }
@@ -155,6 +165,8 @@ impl Config {
             log_format: file.log_format.unwrap_or(defaults.log_format),
             cache_capacity_bytes: file.cache_capacity_bytes.unwrap_or(defaults.cache_capacity_bytes),
             shutdown_grace: file.shutdown_grace_secs.map(Duration::from_secs).unwrap_or(defaults.shutdown_grace),
+            external_service_hosts: file.external_service_hosts.or(defaults.external_service_hosts),
+            external_io_threads: file.external_io_threads.unwrap_or(defaults.external_io_threads).max(1),
         })
     }
 }

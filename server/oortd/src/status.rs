@@ -2,6 +2,7 @@
 //! and consistent across services.
 
 use oort_engine::{ConnectorError, EngineError, PlanError};
+use oort_external::ExternalError;
 use oort_store::{EntityKind, StoreError};
 use tonic::{Code, Status};
 
@@ -14,6 +15,7 @@ impl From<ApiError> for Status {
             ApiError::Sql(e) => Status::invalid_argument(e.to_string()),
             ApiError::Store(e) => store_status(e),
             ApiError::Engine(e) => engine_status(e),
+            ApiError::External(e) => external_status(e),
             ApiError::NotFound(message) => Status::not_found(message),
             ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
             ApiError::Unimplemented(what) => Status::unimplemented(what),
@@ -50,6 +52,17 @@ fn engine_status(error: EngineError) -> Status {
         EngineError::Plan(PlanError::Unsupported(_)) => Code::Unimplemented,
         EngineError::Plan(_) | EngineError::Connector(ConnectorError::Config(_)) => Code::InvalidArgument,
         EngineError::Connector(ConnectorError::External(_)) => Code::Unavailable,
+    };
+    Status::new(code, error.to_string())
+}
+
+fn external_status(error: ExternalError) -> Status {
+    let code = match &error {
+        ExternalError::Description(_) | ExternalError::Proto(_) | ExternalError::MissingMethod(_) => {
+            Code::InvalidArgument
+        }
+        ExternalError::NameTaken(_) => Code::AlreadyExists,
+        ExternalError::NotFound(_) => Code::NotFound,
     };
     Status::new(code, error.to_string())
 }
