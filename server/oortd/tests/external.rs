@@ -14,9 +14,9 @@ use oort_proto::v1::external_service_client::ExternalServiceClient;
 use oort_proto::v1::function_service_client::FunctionServiceClient;
 use oort_proto::v1::value::Kind;
 use oort_proto::v1::{
-    Action, CreateRuleRequest, CreateStreamRequest, Event, FunctionOrigin, GetRuleStatusRequest, GetServiceRequest,
-    ListFunctionsRequest, ListServicesRequest, ListValue, MapValue, ProtoFile, PublishRequest, RegisterServiceRequest,
-    Rule, RuleState, TailRuleRequest, TailRuleResponse, Value,
+    Action, CreateRuleRequest, CreateStreamRequest, DeleteServiceRequest, Event, FunctionOrigin, GetRuleStatusRequest,
+    GetServiceRequest, ListFunctionsRequest, ListServicesRequest, ListValue, MapValue, ProtoFile, PublishRequest,
+    RegisterServiceRequest, Rule, RuleState, TailRuleRequest, TailRuleResponse, UpdateServiceRequest, Value,
 };
 use serde_json::json;
 use tonic::transport::Channel;
@@ -300,4 +300,127 @@ async fn bad_descriptions_are_refused_and_nothing_is_stored() {
     let (code, message) = code_of(register(&oortd, "demo2", &description, demo::proto_files()).await);
     assert_eq!(code, Code::AlreadyExists, "another service's function names: {message}");
     assert!(message.contains("service 'demo'"), "{message}");
+}
+
+#[tokio::test]
+async fn rest_methods_follow_their_http_annotations_and_schemaless_calls_work() {
+    let demo = Demo::start();
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    register_demo(&oortd, &demo).await;
+    create_stream(&oortd, r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    create_rule(
+        &oortd,
+        "rest",
+        "SELECT squareRest(x) AS sq, getFeatureRest(self)->feature[1]->box->w AS w, getFeatureRest(self)->device AS dev, \
+         toUpperRest('{\"a\": \"b\"}') AS raw, getItem(device, x, 'red') AS item, \
+         demoRest('post', '/echo', self)->body->x AS echoed, demoRest('get', '/flaky/' || device)->attempts AS attempts \
+         FROM s",
+    )
+    .await;
+    create_rule(&oortd, "rest_errors", "SELECT checkRest(x) AS c FROM s").await;
+    let (mut results, mut errors) = (tail(&oortd, "rest").await, tail(&oortd, "rest_errors").await);
+    publish(&oortd, "s", &[serde_json::from_str(FEATURE_EVENT).unwrap()]).await;
+    let row = next_row(&mut results).await;
+    assert_eq!(row["sq"], json!(9));
+    assert_eq!(row["w"], json!(4), "a body of all fields, nested and repeated");
+    assert_eq!(row["dev"], json!("d1"), "the path parameter reached the service");
+    assert_eq!(row["raw"], json!("{\"A\": \"B\"}"), "a StringValue is sent as a raw JSON body");
+    assert_eq!(row["item"], json!({"shelf": "d1", "id": 3, "name": "item 3", "color": "red"}), "GET: path and query");
+    assert_eq!(row["echoed"], json!(3), "schemaless: the body is the argument's JSON");
+    assert_eq!(row["attempts"], json!(3), "two 503 answers retried (retryCount 2)");
+
+    publish(&oortd, "s", &[json!({"x": -2}), json!({"x": 6})]).await;
+    assert_eq!(next_row(&mut errors).await["c"], json!(3), "the event after the failed one gets through");
+    assert_eq!(next_row(&mut errors).await["c"], json!(6));
+    let op = wait_exceptions(&oortd, "rest_errors", "op_project_0", 1).await;
+    assert!(op.last_exception.contains("HTTP 400") && op.last_exception.contains("must not be negative"), "{op:?}");
+}
+
+#[tokio::test]
+async fn binary_self_is_sent_as_bytes_value() {
+    let demo = Demo::start();
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    register_demo(&oortd, &demo).await;
+    create_stream(&oortd, r#"CREATE STREAM frames () WITH (TYPE="httppush", DATASOURCE="/frames", FORMAT="binary")"#)
+        .await;
+    create_rule(&oortd, "bin", "SELECT size(self) AS n FROM frames").await;
+    let mut results = tail(&oortd, "bin").await;
+    let push = oortd.push_addr.clone().expect("the harness enables HTTP push");
+    let body: Vec<u8> = (0..=255u8).chain(0..10).collect();
+    let response = reqwest::Client::new().post(format!("http://{push}/frames")).body(body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(next_row(&mut results).await["n"], json!(266));
+}
+
+#[tokio::test]
+async fn services_are_updated_and_deleted_while_rules_run() {
+    let demo = Demo::start();
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    register_demo(&oortd, &demo).await;
+    create_stream(&oortd, r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    create_rule(&oortd, "uses", "SELECT slow(ms) AS s FROM s").await;
+    let mut results = tail(&oortd, "uses").await;
+
+    // 300 ms is within the 1000 ms timeout; after the update (100 ms) it is not.
+    publish(&oortd, "s", &[json!({"ms": 300})]).await;
+    assert_eq!(next_row(&mut results).await["s"], json!(300));
+    let shorter = demo.description_json().replace("\"timeout\": 1000", "\"timeout\": 100");
+    let request = UpdateServiceRequest {
+        name: "demo".into(),
+        description_json: shorter,
+        proto_files: demo::proto_files(),
+        ..Default::default()
+    };
+    let updated = services(&oortd).await.update_service(request).await.unwrap().into_inner().service.unwrap();
+    assert_eq!(updated.used_by_rules, ["uses"]);
+    publish(&oortd, "s", &[json!({"ms": 300}), json!({"ms": 5})]).await;
+    assert_eq!(next_row(&mut results).await["s"], json!(5), "the running rule uses the new timeout");
+    let op = wait_exceptions(&oortd, "uses", "op_project_0", 1).await;
+    assert!(op.last_exception.contains("deadline of 100 ms"), "{op:?}");
+    let (code, _) = code_of(
+        services(&oortd)
+            .await
+            .update_service(UpdateServiceRequest {
+                name: "nope".into(),
+                description_json: "{}".into(),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(code, Code::NotFound);
+
+    let delete = |force| DeleteServiceRequest { name: "demo".into(), force };
+    let (code, message) = code_of(services(&oortd).await.delete_service(delete(false)).await);
+    assert_eq!(code, Code::FailedPrecondition, "{message}");
+    assert!(message.contains("running rule(s) uses"), "{message}");
+    let stopped = services(&oortd).await.delete_service(delete(true)).await.unwrap().into_inner().stopped_rules;
+    assert_eq!(stopped, ["uses"]);
+    let (code, _) = code_of(services(&oortd).await.get_service(GetServiceRequest { name: "demo".into() }).await);
+    assert_eq!(code, Code::NotFound);
+    let status = oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: "uses".into() }).await.unwrap();
+    assert_eq!(status.into_inner().state, RuleState::Stopped as i32);
+    let (code, message) = code_of(
+        oortd
+            .rules()
+            .await
+            .create_rule(CreateRuleRequest {
+                rule: Some(Rule {
+                    id: "again".into(),
+                    sql: "SELECT slow(ms) FROM s".into(),
+                    actions: vec![grpc_action()],
+                    ..Default::default()
+                }),
+            })
+            .await,
+    );
+    assert_eq!(code, Code::InvalidArgument, "its functions are gone: {message}");
+
+    // Deleted for good: not back after a restart.
+    oortd.terminate().await;
+    let oortd = Oortd::start(dir.path()).await;
+    let listed = services(&oortd).await.list_services(ListServicesRequest {}).await.unwrap().into_inner().services;
+    assert!(listed.is_empty());
 }
