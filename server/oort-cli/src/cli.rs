@@ -57,6 +57,56 @@ pub enum Command {
     /// Manage rules (SQL queries and the actions their results go to).
     #[command(subcommand)]
     Rule(RuleCommand),
+    /// Manage external services (existing gRPC/REST services as SQL functions).
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+/// `oort service ...`
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Register a service from eKuiper's JSON service description and its .proto files.
+    #[command(after_help = "Examples:\n  \
+        oort service create demo --file demo.json --proto demo.proto\n  \
+        oort service create demo --file demo.json --proto-root proto --proto proto/demo/v1/demo.proto --proto proto/demo/v1/types.proto\n  \
+        oort service create demo --file demo.json --proto demo/v1/demo.proto=./demo.proto")]
+    Create(ServiceInput),
+    /// Replace a service's description and .proto files while the server runs.
+    Update(ServiceInput),
+    /// List services, ordered by name.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one service: interfaces, functions and the rules that call it.
+    #[command(visible_alias = "show")]
+    Describe {
+        /// Name of the service.
+        name: String,
+    },
+    /// Delete a service (refused while running rules call it, unless --force).
+    #[command(visible_alias = "delete")]
+    Drop {
+        /// Name of the service.
+        name: String,
+        /// Stop the rules that call it instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// The description and files of `service create|update`.
+#[derive(Debug, Args)]
+pub struct ServiceInput {
+    /// Name of the service.
+    pub name: String,
+    /// eKuiper's JSON service description (`-` for stdin).
+    #[arg(short, long, value_name = "PATH")]
+    pub file: PathBuf,
+    /// A .proto file: PATH (named relative to --proto-root, else by its file name) or NAME=PATH. Repeat for imports.
+    #[arg(long = "proto", value_name = "[NAME=]PATH")]
+    pub protos: Vec<String>,
+    /// Folder the names of --proto files are relative to (as `import` and `schemaFile` refer to them).
+    #[arg(long, value_name = "DIR")]
+    pub proto_root: Option<PathBuf>,
 }
 
 /// `oort stream ...`

@@ -46,6 +46,11 @@ proto_names!(
     GetRuleStatusResponse,
     TailRuleResponse,
     ExplainRuleResponse,
+    RegisterServiceResponse,
+    GetServiceResponse,
+    ListServicesResponse,
+    UpdateServiceResponse,
+    DeleteServiceResponse,
 );
 
 /// The descriptors of every Oort message, decoded once.

@@ -3,6 +3,7 @@
 //! prints the answer.
 
 mod rule;
+mod service;
 mod stream;
 
 use std::io::Read;
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Stream(command) => stream::run(&ctx, command).await,
         Command::Rule(command) => rule::run(&ctx, command).await,
+        Command::Service(command) => service::run(&ctx, command).await,
     }
 }
 
