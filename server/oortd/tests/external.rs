@@ -424,3 +424,72 @@ async fn services_are_updated_and_deleted_while_rules_run() {
     let listed = services(&oortd).await.list_services(ListServicesRequest {}).await.unwrap().into_inner().services;
     assert!(listed.is_empty());
 }
+
+/// A Rust service implementing Oort's generic tarpc service for demo.v1.Demo's
+/// Square and Check, decoding and encoding its messages with prost-reflect.
+#[derive(Clone)]
+struct RustDemo(prost_reflect::DescriptorPool);
+
+impl oort_external::rpc::OortRpc for RustDemo {
+    async fn call(self, _: tarpc::context::Context, method: String, request: Vec<u8>) -> Result<Vec<u8>, String> {
+        use prost::Message;
+        let input = self.0.get_message_by_name("demo.v1.SquareRequest").unwrap();
+        let output = self.0.get_message_by_name("demo.v1.SquareReply").unwrap();
+        let request = prost_reflect::DynamicMessage::decode(input, request.as_slice()).map_err(|e| e.to_string())?;
+        let x = request.get_field_by_name("x").and_then(|v| v.as_i64()).unwrap_or_default();
+        let y = match method.as_str() {
+            "demo.v1.Demo/Square" => x * x,
+            "demo.v1.Demo/Check" if x < 0 => return Err(format!("x must not be negative, got {x}")),
+            "demo.v1.Demo/Check" => x,
+            other => return Err(format!("no method {other}")),
+        };
+        let mut reply = prost_reflect::DynamicMessage::new(output);
+        reply.set_field_by_name("y", prost_reflect::Value::I64(y));
+        Ok(reply.encode_to_vec())
+    }
+}
+
+/// Serves [`RustDemo`] over tarpc on a free port; returns the port.
+async fn serve_rust_demo() -> u16 {
+    use futures::StreamExt;
+    use oort_external::rpc::OortRpc;
+    use tarpc::server::Channel as _;
+    let files: Vec<(String, String)> = demo::proto_files().into_iter().map(|f| (f.name, f.content)).collect();
+    let pool = oort_external::schema::compile(&files).unwrap();
+    let mut listener =
+        tarpc::serde_transport::tcp::listen("127.0.0.1:0", tarpc::tokio_serde::formats::Bincode::default)
+            .await
+            .unwrap();
+    let port = listener.local_addr().port();
+    listener.config_mut().max_frame_length(1 << 20);
+    tokio::spawn(async move {
+        while let Some(Ok(transport)) = listener.next().await {
+            let server = RustDemo(pool.clone());
+            let channel = tarpc::server::BaseChannel::with_defaults(transport);
+            tokio::spawn(channel.execute(server.serve()).for_each(|call| async move {
+                tokio::spawn(call);
+            }));
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn rpc_functions_call_a_rust_tarpc_service() {
+    let port = serve_rust_demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let description = format!(
+        r#"{{"interfaces": {{"rs": {{"address": "tcp://127.0.0.1:{port}", "protocol": "rpc", "schemaType": "protobuf",
+            "schemaFile": "demo/v1/demo.proto", "functions": [{{"name": "squareRpc", "serviceName": "Square"}},
+            {{"name": "checkRpc", "serviceName": "Check"}}]}}}}}}"#
+    );
+    register(&oortd, "rs", &description, demo::proto_files()).await.unwrap();
+    create_stream(&oortd, r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    create_rule(&oortd, "rpc", "SELECT squareRpc(x) AS sq, checkRpc(x) AS c FROM s").await;
+    let mut results = tail(&oortd, "rpc").await;
+    publish(&oortd, "s", &[json!({"x": -3}), json!({"x": 7})]).await;
+    assert_eq!(next_row(&mut results).await, json!({"sq": 49, "c": 7}));
+    let op = wait_exceptions(&oortd, "rpc", "op_project_0", 1).await;
+    assert!(op.last_exception.contains("x must not be negative, got -3"), "{op:?}");
+}
