@@ -8,11 +8,14 @@
 //!   events per second through the real engine, against a pass-through rule.
 //! - `publish` ([`publish`]): events/s through `EventService.Publish` into a real
 //!   `oortd`, against a pass-through rule.
+//! - `external` ([`external`]): a rule calling an external gRPC function against
+//!   a local tonic service, next to a hand-written tonic client of it.
 //! - `latency` ([`latency`]): Publish → TailRule latency through a real `oortd`
 //!   at a steady rate, against a GetRule round trip.
 
 mod control_plane;
 mod engine;
+mod external;
 mod latency;
 mod publish;
 
@@ -69,6 +72,12 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
+    /// Calls per second of an external gRPC function (rule and direct) against a hand-written tonic client.
+    External {
+        /// Calls per measured run.
+        #[arg(long, default_value_t = 20_000)]
+        calls: usize,
+    },
     /// Events per second through the engine on one core.
     Engine {
         /// Events per measured run.
@@ -91,6 +100,7 @@ fn main() -> Result<()> {
         Cmd::Latency { oortd, rate, events } => {
             tokio::runtime::Runtime::new()?.block_on(latency::run(&oortd, rate, events))
         }
+        Cmd::External { calls } => external::run(calls),
         // One core: the engine's figures are per core, so its runtime has one thread.
         Cmd::Engine { events, keys } => {
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(engine::run(events, keys))
