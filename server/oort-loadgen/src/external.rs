@@ -125,6 +125,52 @@ async fn static_client(port: u16, calls: usize) -> Result<f64> {
     Ok(calls as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Generated tonic client, `lanes` calls in flight (one task each, one shared channel).
+async fn static_concurrent(port: u16, calls: usize, lanes: usize) -> Result<f64> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..lanes)
+        .map(|_| {
+            let mut client = DemoClient::new(channel.clone());
+            tokio::spawn(async move {
+                for i in 0..calls / lanes {
+                    client.square(SquareRequest { x: i as i64 }).await?;
+                }
+                Ok::<_, tonic::Status>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok((calls / lanes * lanes) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `Function::call` from `lanes` threads at once (what a concurrent engine would do).
+fn dynamic_concurrent(functions: &Arc<FunctionRegistry>, calls: usize, lanes: usize) -> Result<f64> {
+    let function = functions.get("square").context("square is registered")?;
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..lanes)
+            .map(|_| {
+                let function = Arc::clone(&function);
+                scope.spawn(move || {
+                    let ctx = CallContext { rule_id: "bench" };
+                    for i in 0..(calls / lanes) as i64 {
+                        function.call(&ctx, &[Value::Int(i)]).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    }
+                    Ok::<_, anyhow::Error>(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| anyhow::anyhow!("a caller panicked"))?)
+    })?;
+    Ok((calls / lanes * lanes) as f64 / started.elapsed().as_secs_f64())
+}
+
 /// `Function::call` of the external function, one call in flight, from a runtime worker as in a rule.
 async fn dynamic_calls(functions: &Arc<FunctionRegistry>, calls: usize) -> Result<f64> {
     let function = functions.get("square").context("square is registered")?;
@@ -184,21 +230,32 @@ pub fn run(calls: usize) -> Result<()> {
     let functions = Arc::new(FunctionRegistry::new());
     oort_engine::register_builtins(&functions);
     let _services = client.block_on(async { register(&functions, port) })?;
+    const LANES: usize = 32;
     let mut rows = Vec::new();
     for round in 0..2 {
         let hand = client.block_on(static_client(port, calls))?;
         let dynamic = client.block_on(dynamic_calls(&functions, calls))?;
         let rule = client.block_on(rule_calls(&functions, calls))?;
-        rows.push((round, hand, dynamic, rule));
+        let hand_many = client.block_on(static_concurrent(port, calls * 4, LANES))?;
+        let dynamic_many = dynamic_concurrent(&functions, calls * 4, LANES)?;
+        rows.push((round, hand, dynamic, rule, hand_many, dynamic_many));
     }
+    let cost = |hand: f64, other: f64| (hand / other - 1.0) * 100.0;
+    println!("One call in flight (as a rule calls):\n");
     println!("| round | hand-written tonic client | oort-external Function::call | rule `SELECT square(humidity)` |");
     println!("|---|---|---|---|");
-    for (round, hand, dynamic, rule) in &rows {
+    for (round, hand, dynamic, rule, _, _) in &rows {
         println!(
             "| {round} | {hand:.0} calls/s | {dynamic:.0} calls/s ({:+.0}% cost) | {rule:.0} calls/s ({:+.0}% cost) |",
-            (hand / dynamic - 1.0) * 100.0,
-            (hand / rule - 1.0) * 100.0
+            cost(*hand, *dynamic),
+            cost(*hand, *rule)
         );
+    }
+    println!("\n{LANES} calls in flight:\n");
+    println!("| round | hand-written tonic client | oort-external Function::call |");
+    println!("|---|---|---|");
+    for (round, _, _, _, hand, dynamic) in &rows {
+        println!("| {round} | {hand:.0} calls/s | {dynamic:.0} calls/s ({:+.0}% cost) |", cost(*hand, *dynamic));
     }
     Ok(())
 }
