@@ -24,6 +24,9 @@ cargo fmt --all --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== external test services (Python venv with grpcio)" >&2
+testdata/external/setup.sh
+
 echo "== cargo test" >&2
 # The binaries first: the CLI's end-to-end tests run the oortd binary.
 cargo build --workspace --bins --locked

@@ -63,6 +63,9 @@ pub enum Command {
     /// Check that the server serves (grpc.health.v1): prints SERVING and exits
     /// 0, or exits 1 (not serving) or 3 (unreachable). For container health checks.
     Health,
+    /// Manage external services (existing gRPC/REST services as SQL functions).
+    #[command(subcommand)]
+    Service(ServiceCommand),
 }
 
 /// `oort plugin ...`
@@ -107,6 +110,37 @@ pub enum PluginCommand {
     },
 }
 
+/// `oort service ...`
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Register a service from eKuiper's JSON service description and its .proto files.
+    #[command(after_help = "Examples:\n  \
+        oort service create demo --file demo.json --proto demo.proto\n  \
+        oort service create demo --file demo.json --proto-root proto --proto proto/demo/v1/demo.proto --proto proto/demo/v1/types.proto\n  \
+        oort service create demo --file demo.json --proto demo/v1/demo.proto=./demo.proto")]
+    Create(ServiceInput),
+    /// Replace a service's description and .proto files while the server runs.
+    Update(ServiceInput),
+    /// List services, ordered by name.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one service: interfaces, functions and the rules that call it.
+    #[command(visible_alias = "show")]
+    Describe {
+        /// Name of the service.
+        name: String,
+    },
+    /// Delete a service (refused while running rules call it, unless --force).
+    #[command(visible_alias = "delete")]
+    Drop {
+        /// Name of the service.
+        name: String,
+        /// Stop the rules that call it instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 /// Where a plugin archive comes from.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
@@ -120,6 +154,22 @@ pub struct ArchiveArgs {
     /// An http(s) URL the server downloads.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+}
+
+/// The description and files of `service create|update`.
+#[derive(Debug, Args)]
+pub struct ServiceInput {
+    /// Name of the service.
+    pub name: String,
+    /// eKuiper's JSON service description (`-` for stdin).
+    #[arg(short, long, value_name = "PATH")]
+    pub file: PathBuf,
+    /// A .proto file: PATH (named relative to --proto-root, else by its file name) or NAME=PATH. Repeat for imports.
+    #[arg(long = "proto", value_name = "[NAME=]PATH")]
+    pub protos: Vec<String>,
+    /// Folder the names of --proto files are relative to (as `import` and `schemaFile` refer to them).
+    #[arg(long, value_name = "DIR")]
+    pub proto_root: Option<PathBuf>,
 }
 
 /// `oort stream ...`

@@ -51,6 +51,11 @@ proto_names!(
     ListPluginsResponse,
     UpdatePluginResponse,
     DeletePluginResponse,
+    RegisterServiceResponse,
+    GetServiceResponse,
+    ListServicesResponse,
+    UpdateServiceResponse,
+    DeleteServiceResponse,
 );
 
 /// The descriptors of every Oort message, decoded once.

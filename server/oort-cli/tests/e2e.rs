@@ -798,3 +798,38 @@ fn plugin_install_list_describe_update_and_drop() {
     let err = failure(&server.oort(&["plugin", "install", "mathx", "--upload", "/nonexistent.zip"]), 2);
     assert!(err.contains("/nonexistent.zip"), "{err}");
 }
+
+#[test]
+fn service_create_list_describe_and_drop() {
+    let server = Oortd::start();
+    let proto = server.dir.write(
+        "geo.proto",
+        "syntax = \"proto3\"; package geo; import \"google/protobuf/wrappers.proto\";\n\
+         service Geo { rpc Area(Box) returns (google.protobuf.DoubleValue); }\n\
+         message Box { double w = 1; double h = 2; }\n",
+    );
+    // eKuiper's service file as-is; nothing listens there, and registering does not need it to.
+    let description = server.dir.write(
+        "geo.json",
+        r#"{"about": {"author": {"name": "me"}}, "interfaces": {"g": {"address": "tcp://127.0.0.1:9", "protocol": "grpc",
+           "schemaType": "protobuf", "schemaFile": "geo.proto", "functions": [{"name": "area", "serviceName": "Area"}]}}}"#,
+    );
+    let (proto, description) = (proto.to_str().unwrap(), description.to_str().unwrap());
+    let out = server.oort(&["service", "create", "geo", "--file", description, "--proto", proto]);
+    assert_eq!(success(&out), "Service geo registered: area.\n");
+    let text = success(&server.oort(&["service", "list"]));
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[1], ["geo", "g", "(grpc)", "area", "-"], "{text}");
+    let text = success(&server.oort(&["service", "describe", "geo"]));
+    assert!(text.contains("area → Area") && text.contains("tcp://127.0.0.1:9"), "{text}");
+    let listed = json(&server.oort(&["service", "list", "--json"]));
+    assert_eq!(listed["services"][0]["functions"], json!(["area"]));
+
+    let bad = server.dir.write("bad.proto", "syntax = \"proto3\"; message { }");
+    let out = server.oort(&["service", "create", "bad", "--file", description, "--proto", bad.to_str().unwrap()]);
+    let err = server_error(&out);
+    assert!(err.starts_with("error: invalid argument: ") && err.contains("bad.proto"), "{err}");
+
+    assert_eq!(success(&server.oort(&["service", "drop", "geo"])), "Service geo deleted.\n");
+    assert_eq!(success(&server.oort(&["service", "list"])), "No services.\n");
+}

@@ -106,6 +106,13 @@ impl Engine {
         self.running.lock().await.values().map(|r| Arc::clone(&r.plan)).collect()
     }
 
+    /// Ids of the running rules that call a function of `origin` provided by
+    /// `owner` (a plugin or an external service), ordered.
+    pub async fn rules_calling(&self, origin: crate::FunctionOrigin, owner: &str) -> Vec<String> {
+        let running = self.running.lock().await;
+        running.iter().filter(|(_, r)| r.plan.calls_owner(origin, owner)).map(|(id, _)| id.clone()).collect()
+    }
+
     /// A live copy of a running rule's results.
     pub async fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<Results>> {
         self.running.lock().await.get(id).map(RunningRule::subscribe)
@@ -261,6 +268,52 @@ mod tests {
         assert_eq!((sink_status.records_in_total, sink_status.records_out_total), (300, 300));
         assert_eq!(sink_status.exceptions_total, 1);
         assert_eq!(sink.0.lock().unwrap().0.len(), 300, "nothing after the last result");
+    }
+
+    /// A function of an external service `svc`.
+    struct Ext(crate::FunctionMeta);
+
+    impl crate::Function for Ext {
+        fn meta(&self) -> &crate::FunctionMeta {
+            &self.0
+        }
+        fn call(
+            &self,
+            _: &crate::CallContext<'_>,
+            args: &[crate::value::Value],
+        ) -> Result<crate::value::Value, crate::FunctionError> {
+            Ok(args.first().cloned().unwrap_or_default())
+        }
+    }
+
+    #[tokio::test]
+    async fn rules_calling_names_the_running_rules_that_call_an_owners_functions() {
+        let functions = Arc::new(FunctionRegistry::new());
+        let mut meta = crate::FunctionMeta::builtin("ext", crate::FunctionKind::Scalar, 0, None, "");
+        (meta.origin, meta.owner) = (crate::FunctionOrigin::External, "svc".into());
+        functions.register(Arc::new(Ext(meta)));
+        let connectors = Arc::new(ConnectorRegistry::new());
+        connectors.register_source("burst", Arc::new(Burst(0)));
+        connectors.register_sink("log", Arc::new(NullSink));
+        let engine = Engine::new(functions, connectors);
+        let stream =
+            oort_sql::parse_stream_ddl(r#"CREATE STREAM s (i BIGINT) WITH (TYPE="burst", DATASOURCE="s")"#).unwrap();
+        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
+        for (id, sql) in
+            [("a", "SELECT ext(i) AS x FROM s"), ("b", "SELECT i FROM s WHERE ext(i) > 1"), ("c", "SELECT i FROM s")]
+        {
+            let def = RuleDefinition {
+                id: id.into(),
+                sql: sql.into(),
+                actions: vec![ActionDefinition { sink_type: "log".into(), props: Default::default() }],
+                options: RuleOptions::default(),
+            };
+            engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+        }
+        assert_eq!(engine.rules_calling(crate::FunctionOrigin::External, "svc").await, ["a", "b"]);
+        assert!(engine.rules_calling(crate::FunctionOrigin::External, "other").await.is_empty());
+        assert!(engine.rules_calling(crate::FunctionOrigin::Native, "svc").await.is_empty());
+        engine.stop_all().await;
     }
 
     struct NullSink;

@@ -110,6 +110,33 @@ pub struct RulePlan {
 }
 
 impl RulePlan {
+    /// Every expression of the plan: WHERE, joins, GROUP BY, HAVING, SELECT, ORDER BY.
+    pub fn expressions(&self) -> Vec<&Expr> {
+        let mut all: Vec<&Expr> = Vec::new();
+        all.extend(self.filter.iter().map(|c| &c.expr));
+        all.extend(self.tables.iter().filter_map(|t| t.on.as_ref()).map(|c| &c.expr));
+        all.extend(self.dimensions.iter().map(|c| &c.expr));
+        all.extend(self.having.iter().map(|c| &c.expr));
+        all.extend(self.projection.exprs().map(|(_, e)| e));
+        all.extend(self.order_by.iter().map(|(c, _)| &c.expr));
+        all
+    }
+
+    /// Whether the rule calls a function of this origin provided by `owner`
+    /// (a plugin or an external service).
+    pub fn calls_owner(&self, origin: crate::FunctionOrigin, owner: &str) -> bool {
+        let mut found = false;
+        for expr in self.expressions() {
+            expr.walk(&mut |e| {
+                if let Expr::Call(call) = e {
+                    let meta = call.function.meta();
+                    found |= meta.origin == origin && meta.owner == owner;
+                }
+            });
+        }
+        found
+    }
+
     /// Whether results come per group (a window or GROUP BY) rather than per event.
     pub fn is_grouped(&self) -> bool {
         self.window.is_some() || !self.dimensions.is_empty()

@@ -19,10 +19,10 @@ use oort_engine::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const STREAM: &str = r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT, deviceId STRING) WITH (TYPE="generator", DATASOURCE="demo")"#;
+pub(crate) const STREAM: &str = r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT, deviceId STRING) WITH (TYPE="generator", DATASOURCE="demo")"#;
 
 /// Emits the same pre-encoded events, in order, as fast as the rule takes them.
-struct GeneratorFactory(Arc<Vec<Vec<u8>>>);
+pub(crate) struct GeneratorFactory(pub(crate) Arc<Vec<Vec<u8>>>);
 
 struct Generator(Arc<Vec<Vec<u8>>>);
 
@@ -52,7 +52,7 @@ impl Source for Generator {
 }
 
 /// Counts the rows it receives.
-struct CountFactory(Arc<AtomicU64>);
+pub(crate) struct CountFactory(pub(crate) Arc<AtomicU64>);
 
 struct Count(Arc<AtomicU64>);
 

@@ -10,11 +10,14 @@
 //!   `oortd`, against a pass-through rule.
 //! - `native` ([`native`]): the cost of a native plugin function over a built-in
 //!   doing the same work, per call, per row in batches, and in a rule.
+//! - `external` ([`external`]): a rule calling an external gRPC function against
+//!   a local tonic service, next to a hand-written tonic client of it.
 //! - `latency` ([`latency`]): Publish → TailRule latency through a real `oortd`
 //!   at a steady rate, against a GetRule round trip.
 
 mod control_plane;
 mod engine;
+mod external;
 mod latency;
 mod native;
 mod publish;
@@ -84,6 +87,13 @@ enum Cmd {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
     },
+
+    /// Calls per second of an external gRPC function (rule and direct) against a hand-written tonic client.
+    External {
+        /// Calls per measured run.
+        #[arg(long, default_value_t = 20_000)]
+        calls: usize,
+    },
     /// Events per second through the engine on one core.
     Engine {
         /// Events per measured run.
@@ -110,6 +120,7 @@ fn main() -> Result<()> {
             .enable_all()
             .build()?
             .block_on(native::run(&plugin, calls, events)),
+        Cmd::External { calls } => external::run(calls),
         // One core: the engine's figures are per core, so its runtime has one thread.
         Cmd::Engine { events, keys } => {
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(engine::run(events, keys))

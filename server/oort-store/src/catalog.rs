@@ -2,6 +2,8 @@
 
 use oort_proto::v1::{Rule, Stream};
 
+use crate::record::ServiceRecord;
+
 use crate::error::StoreError;
 use crate::record::PluginRecord;
 
@@ -45,6 +47,17 @@ pub trait Catalog: Send + Sync + 'static {
     fn list_plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;
     /// Deletes a plugin.
     fn delete_plugin(&self, name: &str) -> Result<(), StoreError>;
+    /// Stores a new external service. Fails with `AlreadyExists` if the name is taken.
+    fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError>;
+    /// Replaces an existing service; returns the previous record.
+    fn update_service(&self, service: &ServiceRecord) -> Result<ServiceRecord, StoreError>;
+    /// Returns a service by name.
+    fn get_service(&self, name: &str) -> Result<ServiceRecord, StoreError>;
+    /// Returns every service, ordered by name.
+    fn list_services(&self) -> Result<Vec<ServiceRecord>, StoreError>;
+    /// Deletes a service. (Which running rules call it is the engine's to
+    /// know: rules name functions, not services.)
+    fn delete_service(&self, name: &str) -> Result<(), StoreError>;
 
     /// Forces everything to disk (mutating calls already do; this is for shutdown).
     fn flush(&self) -> Result<(), StoreError>;

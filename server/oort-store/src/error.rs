@@ -11,6 +11,8 @@ pub enum EntityKind {
     Rule,
     /// A plugin.
     Plugin,
+    /// An external service.
+    Service,
 }
 
 impl fmt::Display for EntityKind {
@@ -19,6 +21,7 @@ impl fmt::Display for EntityKind {
             EntityKind::Stream => "stream",
             EntityKind::Rule => "rule",
             EntityKind::Plugin => "plugin",
+            EntityKind::Service => "service",
         })
     }
 }

@@ -15,4 +15,5 @@ pub mod sled_catalog;
 pub use catalog::Catalog;
 pub use error::{EntityKind, StoreError};
 pub use record::PluginRecord;
+pub use record::ServiceRecord;
 pub use sled_catalog::{SledCatalog, SledConfig};

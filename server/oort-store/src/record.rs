@@ -100,6 +100,34 @@ impl Record for PluginRecord {
     }
 }
 
+/// A registered external service as stored: its description in eKuiper's JSON
+/// service format (which keeps every option) and its `.proto` files.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServiceRecord {
+    /// Unique service name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// The description, as eKuiper's JSON service file.
+    #[prost(string, tag = "2")]
+    pub description_json: String,
+    /// The .proto files.
+    #[prost(message, repeated, tag = "3")]
+    pub proto_files: Vec<oort_proto::v1::ProtoFile>,
+    /// When it was registered (Unix ms).
+    #[prost(int64, tag = "4")]
+    pub create_time_ms: i64,
+    /// When it was last changed (Unix ms).
+    #[prost(int64, tag = "5")]
+    pub update_time_ms: i64,
+}
+
+impl Record for ServiceRecord {
+    const TREE: &'static str = "services";
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

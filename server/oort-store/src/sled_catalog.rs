@@ -6,6 +6,7 @@
 //! - `rule_reads`: rule id → the stream names it reads, `\0`-separated
 //! - `plugins`: plugin name → [`PluginRecord`] record
 //! - `stream_readers`: `stream\0rule` → empty; the reverse index of `rule_reads`
+//! - `services`: service name → [`ServiceRecord`] (an external service)
 //!
 //! Writers take one lock, then change all trees they touch in one sled
 //! transaction and flush, so the indexes never disagree with the records, even
@@ -20,7 +21,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use crate::catalog::Catalog;
 use crate::error::{EntityKind, StoreError};
-use crate::record::{PluginRecord, Record};
+use crate::record::{PluginRecord, Record, ServiceRecord};
 
 const RULE_READS: &str = "rule_reads";
 const STREAM_READERS: &str = "stream_readers";
@@ -48,6 +49,7 @@ pub struct SledCatalog {
     rule_reads: sled::Tree,
     stream_readers: sled::Tree,
     plugins: sled::Tree,
+    services: sled::Tree,
     /// Serializes writers: the checks that span several keys (a stream is not
     /// read by any rule) must not race with other writers.
     write_lock: Mutex<()>,
@@ -122,6 +124,7 @@ impl SledCatalog {
             rule_reads: db.open_tree(RULE_READS)?,
             stream_readers: db.open_tree(STREAM_READERS)?,
             plugins: db.open_tree(PluginRecord::TREE)?,
+            services: db.open_tree(ServiceRecord::TREE)?,
             db,
             write_lock: Mutex::new(()),
         })
@@ -287,6 +290,36 @@ impl Catalog for SledCatalog {
         })
     }
 
+    fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {
+        self.write(|| {
+            let swapped = self.services.compare_and_swap(service.key(), None::<&[u8]>, Some(service.to_bytes()))?;
+            swapped.map_err(|_| StoreError::AlreadyExists { kind: EntityKind::Service, name: service.name.clone() })
+        })
+    }
+
+    fn update_service(&self, service: &ServiceRecord) -> Result<ServiceRecord, StoreError> {
+        self.write(|| {
+            let previous = get_record::<ServiceRecord>(&self.services, &service.name, EntityKind::Service)?;
+            self.services.insert(service.key(), service.to_bytes())?;
+            Ok(previous)
+        })
+    }
+
+    fn get_service(&self, name: &str) -> Result<ServiceRecord, StoreError> {
+        get_record(&self.services, name, EntityKind::Service)
+    }
+
+    fn list_services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
+        list_records(&self.services)
+    }
+
+    fn delete_service(&self, name: &str) -> Result<(), StoreError> {
+        self.write(|| match self.services.remove(name)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound { kind: EntityKind::Service, name: name.to_owned() }),
+        })
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
@@ -311,6 +344,35 @@ mod tests {
 
     fn rule(id: &str) -> Rule {
         Rule { id: id.into(), sql: "SELECT * FROM a".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn service_crud_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |name: &str, json: &str| ServiceRecord {
+            name: name.into(),
+            description_json: json.into(),
+            proto_files: vec![oort_proto::v1::ProtoFile {
+                name: "a.proto".into(),
+                content: "syntax = \"proto3\";".into(),
+            }],
+            create_time_ms: 1,
+            update_time_ms: 1,
+        };
+        {
+            let c = open(dir.path());
+            c.create_service(&record("b", "{}")).unwrap();
+            c.create_service(&record("a", "{}")).unwrap();
+            assert!(matches!(c.create_service(&record("a", "{}")), Err(StoreError::AlreadyExists { .. })));
+            assert_eq!(c.update_service(&record("a", "{\"x\":1}")).unwrap().description_json, "{}");
+            assert!(matches!(c.update_service(&record("z", "{}")), Err(StoreError::NotFound { .. })));
+            c.delete_service("b").unwrap();
+            assert!(matches!(c.delete_service("b"), Err(StoreError::NotFound { .. })));
+        }
+        let c = open(dir.path());
+        let all = c.list_services().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0], record("a", "{\"x\":1}"));
     }
 
     #[test]

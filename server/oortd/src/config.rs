@@ -82,6 +82,10 @@ pub struct FileConfig {
     pub shutdown_grace_secs: Option<u64>,
     /// Whether plugins may be downloaded from private and loopback addresses.
     pub plugin_allow_private_urls: Option<bool>,
+    /// Hosts (`name` or `name:port`) external services may be called at; any when absent.
+    pub external_service_hosts: Option<Vec<String>>,
+    /// Threads of the runtime that external calls run on.
+    pub external_io_threads: Option<usize>,
 }
 
 /// The effective configuration of a server.
@@ -108,6 +112,10 @@ pub struct Config {
     /// Whether `InstallPlugin`/`UpdatePlugin` may download from private and
     /// loopback addresses (off: the API must not be a proxy into the local network).
     pub plugin_allow_private_urls: bool,
+    /// Hosts external services may be called at; `None` allows any.
+    pub external_service_hosts: Option<Vec<String>>,
+    /// Threads of the runtime that external calls run on.
+    pub external_io_threads: usize,
 }
 
 impl Default for Config {
@@ -123,6 +131,8 @@ impl Default for Config {
             cache_capacity_bytes: oort_store::SledConfig::default().cache_capacity,
             shutdown_grace: Duration::from_secs(5),
             plugin_allow_private_urls: false,
+            external_service_hosts: None,
+            external_io_threads: 2,
         }
     }
 }
@@ -183,6 +193,8 @@ impl Config {
             cache_capacity_bytes: file.cache_capacity_bytes.unwrap_or(defaults.cache_capacity_bytes),
             shutdown_grace: file.shutdown_grace_secs.map(Duration::from_secs).unwrap_or(defaults.shutdown_grace),
             plugin_allow_private_urls: file.plugin_allow_private_urls.unwrap_or(defaults.plugin_allow_private_urls),
+            external_service_hosts: file.external_service_hosts.or(defaults.external_service_hosts),
+            external_io_threads: file.external_io_threads.unwrap_or(defaults.external_io_threads).max(1),
         })
     }
 }

@@ -15,6 +15,9 @@ pub enum ApiError {
     /// The engine refused a rule (its plan or its connectors).
     #[error(transparent)]
     Engine(#[from] oort_engine::EngineError),
+    /// An external service cannot be registered.
+    #[error(transparent)]
+    External(#[from] oort_external::ExternalError),
     /// The catalog refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),

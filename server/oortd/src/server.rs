@@ -41,6 +41,9 @@ pub enum ServerError {
     /// An HTTP endpoint (push, metrics) could not listen on the address configured for it.
     #[error("cannot listen for {what} on {addr}: {source}")]
     Http { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+    /// The runtime of external calls could not start.
+    #[error("cannot start the runtime of external calls: {0}")]
+    ExternalRuntime(std::io::Error),
     /// gRPC reflection could not load the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -88,8 +91,20 @@ pub async fn run(
     let loaded = crate::api::plugins::load_installed(&plugin_host, &stored_plugins);
     tracing::info!(plugins = loaded, "plugins loaded");
     let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors));
+    // External services register their functions before any rule is restored,
+    // so that rules calling them start.
+    let policy = oort_external::AddressPolicy { allowed_hosts: config.external_service_hosts.clone() };
+    let services = Arc::new(
+        oort_external::ExternalServices::new(Arc::clone(&functions), policy, config.external_io_threads)
+            .map_err(ServerError::ExternalRuntime)?,
+    );
+    let stored_services =
+        catalog.list_services().map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
+    let loaded = crate::api::external::load_all(&stored_services, &services);
+    tracing::info!(services = loaded, "external services loaded");
     let rules = RuleController::new(handle.clone(), Arc::clone(&engine));
     let restored = rules.restore(&stored_rules).await;
+    let external = ExternalApi::new(services, rules.clone());
     tracing::info!(rules = restored, "rules restored");
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -149,7 +164,7 @@ pub async fn run(
         .add_service(StreamServiceServer::new(StreamApi::new(handle.clone())))
         .add_service(RuleServiceServer::new(RuleApi::new(rules.clone())))
         .add_service(PluginServiceServer::new(PluginApi::new(plugin_host, rules, config.plugin_allow_private_urls)))
-        .add_service(ExternalServiceServer::new(ExternalApi))
+        .add_service(ExternalServiceServer::new(external))
         .add_service(FunctionServiceServer::new(FunctionApi::new(functions)))
         .add_service(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc))))
         // No Nagle: results streamed to TailRule and acks are small writes that must go at once.

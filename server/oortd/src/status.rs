@@ -2,6 +2,7 @@
 //! and consistent across services.
 
 use oort_engine::{ConnectorError, EngineError, PlanError};
+use oort_external::ExternalError;
 use oort_plugin_host::HostError;
 use oort_store::{EntityKind, StoreError};
 use tonic::{Code, Status};
@@ -16,6 +17,7 @@ impl From<ApiError> for Status {
             ApiError::Store(e) => store_status(e),
             ApiError::Engine(e) => engine_status(e),
             ApiError::Plugin(e) => plugin_status(e),
+            ApiError::External(e) => external_status(e),
             ApiError::NotFound(message) => Status::not_found(message),
             ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
             ApiError::Unimplemented(what) => Status::unimplemented(what),
@@ -71,6 +73,17 @@ fn plugin_status(error: HostError) -> Status {
             tracing::error!(%error, "plugin storage failure");
             Code::Internal
         }
+    };
+    Status::new(code, error.to_string())
+}
+
+fn external_status(error: ExternalError) -> Status {
+    let code = match &error {
+        ExternalError::Description(_) | ExternalError::Proto(_) | ExternalError::MissingMethod(_) => {
+            Code::InvalidArgument
+        }
+        ExternalError::NameTaken(_) => Code::AlreadyExists,
+        ExternalError::NotFound(_) => Code::NotFound,
     };
     Status::new(code, error.to_string())
 }

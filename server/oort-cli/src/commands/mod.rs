@@ -4,6 +4,7 @@
 
 mod plugin;
 mod rule;
+mod service;
 mod stream;
 
 use std::io::Read;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Rule(command) => rule::run(&ctx, command).await,
         Command::Health => health(&ctx).await,
         Command::Plugin(command) => plugin::run(&ctx, command).await,
+        Command::Service(command) => service::run(&ctx, command).await,
     }
 }
 

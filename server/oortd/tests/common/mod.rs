@@ -16,6 +16,8 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
+pub mod demo;
+
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running `oortd`.

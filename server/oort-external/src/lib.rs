@@ -1,0 +1,28 @@
+//! External functions: existing gRPC, REST and tarpc services, described by
+//! their `.proto` files (eKuiper's service description), called from SQL with
+//! no code to write.
+//!
+//! - [`description`]: the description model and eKuiper's JSON service file.
+//! - [`schema`]: `.proto` files compiled at run time (protox → prost-reflect).
+//! - [`mapping`]: SQL arguments → request message, response → SQL value.
+//! - [`grpc`], [`rest`], [`rpc`]: the three invokers.
+//! - [`io`]: the runtime calls run on, bridged to the engine's synchronous calls.
+//! - [`function`]: [`ExternalFunction`], a method as an engine `Function`.
+//! - [`services`]: [`ExternalServices`], the registered services and their functions.
+//! - [`error`]: [`ExternalError`] (registering) and [`CallError`] (calling).
+
+pub mod description;
+pub mod error;
+pub mod function;
+pub mod grpc;
+pub mod io;
+pub mod mapping;
+pub mod rest;
+pub mod rpc;
+pub mod schema;
+pub mod services;
+
+pub use description::Description;
+pub use error::{CallError, ExternalError};
+pub use function::ExternalFunction;
+pub use services::{AddressPolicy, ExternalServices, Prepared, ServiceDef};

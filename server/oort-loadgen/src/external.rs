@@ -1,0 +1,261 @@
+//! The external-function benchmark: a local tonic server of
+//! `demo.v1.Demo/Square` (generated from the demo .proto, served on its own
+//! one-thread runtime), called
+//!
+//! 1. by a hand-written tonic client (the generated one, typed), one call in
+//!    flight at a time, as a rule calls;
+//! 2. through `oort-external` directly (`Function::call`: argument mapping,
+//!    DynamicMessage codec, the blocking bridge), same pattern;
+//! 3. by a rule `SELECT square(humidity) AS y FROM demo` running in the engine
+//!    (one worker thread), events from a generator source.
+//!
+//! Each figure is calls per second over `calls` calls, in the same run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use oort_engine::{ActionDefinition, CallContext, ConnectorRegistry, Engine, FunctionRegistry, RuleDefinition, Value};
+use oort_external::{AddressPolicy, Description, ExternalServices, ServiceDef};
+
+pub mod demo {
+    // prost maps the wrapper types of the responses to primitives, and tonic's
+    // generated modules name them through `super::`.
+    #![allow(non_camel_case_types, clippy::all)]
+    type i64 = ::core::primitive::i64;
+    type f64 = ::core::primitive::f64;
+    tonic::include_proto!("demo.v1");
+}
+
+use demo::demo_client::DemoClient;
+use demo::demo_server::{Demo, DemoServer};
+use demo::{SquareReply, SquareRequest};
+
+/// The service: y = x * x; every other method is left unimplemented.
+struct Squares;
+
+#[tonic::async_trait]
+impl Demo for Squares {
+    async fn square(
+        &self,
+        request: tonic::Request<SquareRequest>,
+    ) -> Result<tonic::Response<SquareReply>, tonic::Status> {
+        let x = request.into_inner().x;
+        Ok(tonic::Response::new(SquareReply { y: x.wrapping_mul(x) }))
+    }
+    async fn get_feature(
+        &self,
+        _: tonic::Request<demo::FeatureRequest>,
+    ) -> Result<tonic::Response<demo::FeatureResult>, tonic::Status> {
+        Err(tonic::Status::unimplemented("bench"))
+    }
+    async fn upper(&self, _: tonic::Request<String>) -> Result<tonic::Response<String>, tonic::Status> {
+        Err(tonic::Status::unimplemented("bench"))
+    }
+    async fn size(&self, _: tonic::Request<Vec<u8>>) -> Result<tonic::Response<i64>, tonic::Status> {
+        Err(tonic::Status::unimplemented("bench"))
+    }
+    async fn scale(&self, _: tonic::Request<demo::ScaleRequest>) -> Result<tonic::Response<f64>, tonic::Status> {
+        Err(tonic::Status::unimplemented("bench"))
+    }
+    async fn slow(&self, _: tonic::Request<demo::SlowRequest>) -> Result<tonic::Response<SquareReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented("bench"))
+    }
+    async fn check(&self, _: tonic::Request<SquareRequest>) -> Result<tonic::Response<SquareReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented("bench"))
+    }
+    async fn get_item(
+        &self,
+        _: tonic::Request<demo::ItemRequest>,
+    ) -> Result<tonic::Response<demo::Item>, tonic::Status> {
+        Err(tonic::Status::unimplemented("bench"))
+    }
+}
+
+/// Starts the server on a runtime of its own (one thread); returns its port and the runtime.
+fn serve() -> Result<(u16, tokio::runtime::Runtime)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let port = listener.local_addr()?.port();
+    runtime.spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let _ = tonic::transport::Server::builder()
+            .add_service(DemoServer::new(Squares))
+            .serve_with_incoming(incoming)
+            .await;
+    });
+    Ok((port, runtime))
+}
+
+fn proto_files() -> Result<Vec<(String, String)>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/external/proto");
+    ["demo/v1/demo.proto", "demo/v1/types.proto"]
+        .iter()
+        .map(|name| Ok(((*name).to_owned(), std::fs::read_to_string(root.join(name)).context("demo proto")?)))
+        .collect()
+}
+
+fn register(functions: &Arc<FunctionRegistry>, port: u16) -> Result<ExternalServices> {
+    let services = ExternalServices::new(Arc::clone(functions), AddressPolicy::default(), 1)?;
+    let json = format!(
+        r#"{{"interfaces": {{"g": {{"address": "127.0.0.1:{port}", "protocol": "grpc", "schemaType": "protobuf",
+            "schemaFile": "demo/v1/demo.proto", "functions": [{{"name": "square", "serviceName": "Square"}}]}}}}}}"#
+    );
+    let def =
+        ServiceDef { name: "bench".into(), description: Description::from_json(&json)?, proto_files: proto_files()? };
+    services.install(services.prepare(def)?);
+    Ok(services)
+}
+
+/// Generated tonic client, one call in flight.
+async fn static_client(port: u16, calls: usize) -> Result<f64> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let mut client = DemoClient::new(channel);
+    client.square(SquareRequest { x: 1 }).await?;
+    let started = Instant::now();
+    for i in 0..calls {
+        let y = client.square(SquareRequest { x: i as i64 }).await?.into_inner().y;
+        if y != (i as i64) * (i as i64) {
+            bail!("wrong answer");
+        }
+    }
+    Ok(calls as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Generated tonic client, `lanes` calls in flight (one task each, one shared channel).
+async fn static_concurrent(port: u16, calls: usize, lanes: usize) -> Result<f64> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..lanes)
+        .map(|_| {
+            let mut client = DemoClient::new(channel.clone());
+            tokio::spawn(async move {
+                for i in 0..calls / lanes {
+                    client.square(SquareRequest { x: i as i64 }).await?;
+                }
+                Ok::<_, tonic::Status>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok((calls / lanes * lanes) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `Function::call` from `lanes` threads at once (what a concurrent engine would do).
+fn dynamic_concurrent(functions: &Arc<FunctionRegistry>, calls: usize, lanes: usize) -> Result<f64> {
+    let function = functions.get("square").context("square is registered")?;
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..lanes)
+            .map(|_| {
+                let function = Arc::clone(&function);
+                scope.spawn(move || {
+                    let ctx = CallContext { rule_id: "bench" };
+                    for i in 0..(calls / lanes) as i64 {
+                        function.call(&ctx, &[Value::Int(i)]).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    }
+                    Ok::<_, anyhow::Error>(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| anyhow::anyhow!("a caller panicked"))?)
+    })?;
+    Ok((calls / lanes * lanes) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `Function::call` of the external function, one call in flight, from a runtime worker as in a rule.
+async fn dynamic_calls(functions: &Arc<FunctionRegistry>, calls: usize) -> Result<f64> {
+    let function = functions.get("square").context("square is registered")?;
+    let ctx = CallContext { rule_id: "bench" };
+    function.call(&ctx, &[Value::Int(1)]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = Instant::now();
+    for i in 0..calls as i64 {
+        let y = function.call(&ctx, &[Value::Int(i)]).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if y != Value::Int(i * i) {
+            bail!("wrong answer {y:?}");
+        }
+    }
+    Ok(calls as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A rule calling the function for every event.
+async fn rule_calls(functions: &Arc<FunctionRegistry>, calls: usize) -> Result<f64> {
+    let connectors = Arc::new(ConnectorRegistry::new());
+    let payloads = Arc::new(crate::engine::events(calls, 100));
+    connectors.register_source("generator", Arc::new(crate::engine::GeneratorFactory(Arc::clone(&payloads))));
+    connectors.register_sink("count", Arc::new(crate::engine::CountFactory(Arc::default())));
+    let engine = Engine::new(Arc::clone(functions), connectors);
+    let stream = oort_sql::parse_stream_ddl(crate::engine::STREAM)?;
+    let lookup = move |name: &str| (name == "demo").then(|| stream.clone());
+    let def = RuleDefinition {
+        id: "bench".into(),
+        sql: "SELECT square(humidity) AS y FROM demo".into(),
+        actions: vec![ActionDefinition { sink_type: "count".into(), props: Default::default() }],
+        options: Default::default(),
+    };
+    let plan = engine.plan(&def, &lookup)?;
+    let started = Instant::now();
+    engine.start(plan).await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let Some(status) = engine.status("bench").await else { bail!("the rule stopped") };
+        let op = status.operators.iter().find(|o| o.name == "op_project_0").context("project")?;
+        if op.exceptions_total > 0 {
+            bail!("calls failed: {:?}", op.last_exception);
+        }
+        if op.records_out_total >= calls as u64 {
+            let elapsed = started.elapsed();
+            engine.stop("bench").await;
+            return Ok(calls as f64 / elapsed.as_secs_f64());
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("{} of {calls} calls after 300 s", op.records_out_total);
+        }
+    }
+}
+
+/// Prints the figures as a markdown table.
+pub fn run(calls: usize) -> Result<()> {
+    let (port, _server) = serve()?;
+    // The client side: one worker thread, like one rule task.
+    let client = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let functions = Arc::new(FunctionRegistry::new());
+    oort_engine::register_builtins(&functions);
+    let _services = client.block_on(async { register(&functions, port) })?;
+    const LANES: usize = 32;
+    let mut rows = Vec::new();
+    for round in 0..2 {
+        let hand = client.block_on(static_client(port, calls))?;
+        let dynamic = client.block_on(dynamic_calls(&functions, calls))?;
+        let rule = client.block_on(rule_calls(&functions, calls))?;
+        let hand_many = client.block_on(static_concurrent(port, calls * 4, LANES))?;
+        let dynamic_many = dynamic_concurrent(&functions, calls * 4, LANES)?;
+        rows.push((round, hand, dynamic, rule, hand_many, dynamic_many));
+    }
+    let cost = |hand: f64, other: f64| (hand / other - 1.0) * 100.0;
+    println!("One call in flight (as a rule calls):\n");
+    println!("| round | hand-written tonic client | oort-external Function::call | rule `SELECT square(humidity)` |");
+    println!("|---|---|---|---|");
+    for (round, hand, dynamic, rule, _, _) in &rows {
+        println!(
+            "| {round} | {hand:.0} calls/s | {dynamic:.0} calls/s ({:+.0}% cost) | {rule:.0} calls/s ({:+.0}% cost) |",
+            cost(*hand, *dynamic),
+            cost(*hand, *rule)
+        );
+    }
+    println!("\n{LANES} calls in flight:\n");
+    println!("| round | hand-written tonic client | oort-external Function::call |");
+    println!("|---|---|---|");
+    for (round, _, _, _, hand, dynamic) in &rows {
+        println!("| {round} | {hand:.0} calls/s | {dynamic:.0} calls/s ({:+.0}% cost) |", cost(*hand, *dynamic));
+    }
+    Ok(())
+}
