@@ -50,6 +50,7 @@ def main():
     parser.add_argument("--http-port", type=int, default=0)
     parser.add_argument("--include", required=True, help="folder with google/api/*.proto")
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     opts = parser.parse_args()
     generate_stubs(opts.include)
 
@@ -97,7 +98,7 @@ def main():
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=opts.workers))
     demo_pb2_grpc.add_DemoServicer_to_server(Demo(), server)
-    grpc_port = server.add_insecure_port(f"127.0.0.1:{opts.grpc_port}")
+    grpc_port = server.add_insecure_port(f"{opts.host}:{opts.grpc_port}")
     server.start()
 
     flaky = {}
@@ -178,7 +179,7 @@ def main():
         def do_DELETE(self):
             self.handle_any("DELETE")
 
-    http = ThreadingHTTPServer(("127.0.0.1", opts.http_port), Http)
+    http = ThreadingHTTPServer((opts.host, opts.http_port), Http)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     print(f"READY grpc={grpc_port} http={http.server_address[1]}", flush=True)
     try:
