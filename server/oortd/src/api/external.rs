@@ -66,6 +66,20 @@ fn timestamp(ms: i64) -> Option<prost_types::Timestamp> {
 }
 
 /// The description of a request: exactly one of the typed form and eKuiper's JSON.
+/// The service a Register or Update request describes, checked.
+fn service_def(
+    name: &str,
+    typed: Option<ServiceDescription>,
+    json: &str,
+    files: &[ProtoFile],
+) -> ApiResult<ServiceDef> {
+    Ok(ServiceDef {
+        name: name.to_owned(),
+        description: description_of(typed, json)?,
+        proto_files: proto_files(files)?,
+    })
+}
+
 fn description_of(typed: Option<ServiceDescription>, json: &str) -> ApiResult<Description> {
     match (typed, json.trim()) {
         (Some(_), json) if !json.is_empty() => {
@@ -119,11 +133,7 @@ impl ExternalApi {
 
     async fn register(&self, request: RegisterServiceRequest) -> ApiResult<RegisteredService> {
         let RegisterServiceRequest { name, description, description_json, proto_files: files } = request;
-        let def = ServiceDef {
-            name: name.clone(),
-            description: description_of(description, &description_json)?,
-            proto_files: proto_files(&files)?,
-        };
+        let def = service_def(&name, description, &description_json, &files)?;
         let _writing = self.writes.lock().await;
         let catalog = self.rules.catalog();
         let exists = {
@@ -150,11 +160,7 @@ impl ExternalApi {
 
     async fn update(&self, request: UpdateServiceRequest) -> ApiResult<RegisteredService> {
         let UpdateServiceRequest { name, description, description_json, proto_files: files } = request;
-        let def = ServiceDef {
-            name: name.clone(),
-            description: description_of(description, &description_json)?,
-            proto_files: proto_files(&files)?,
-        };
+        let def = service_def(&name, description, &description_json, &files)?;
         let _writing = self.writes.lock().await;
         let catalog = self.rules.catalog();
         let previous = {
