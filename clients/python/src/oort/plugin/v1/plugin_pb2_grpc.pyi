@@ -28,18 +28,34 @@ GRPC_VERSION: str
 
 class PluginServiceStub:
     """The protocol between the Oort server and a portable plugin process. Native
-    plugins pass the same messages, encoded, through the C ABI.
+    plugins pass the same messages, encoded, through the C ABI. plugins/PROTOCOL.md
+    explains it for plugin authors; every SDK follows these rules.
 
     Start-up (in the style of HashiCorp go-plugin): the server starts the plugin
-    executable with these environment variables:
-      OORT_PLUGIN_MAGIC_COOKIE  a fixed value; a plugin started without it explains
-                                that it is meant to be run by oortd, and exits
-      OORT_PLUGIN_PROTOCOL      the protocol version the server speaks (1)
-      OORT_PLUGIN_SOCKET        the Unix socket path to listen on (a private
-                                directory of the server; mode 0600)
+    executable in its unpacked folder with these environment variables:
+      OORT_PLUGIN_MAGIC_COOKIE  always "oort-plugin-7c2b1d9e"; a plugin started
+                                without it explains that it is meant to be run by
+                                oortd, and exits with status 1
+      OORT_PLUGIN_PROTOCOL      the protocol version the server speaks (1); a
+                                plugin that does not speak it exits with status 1
+      OORT_PLUGIN_SOCKET        the Unix socket path to listen on, in a private
+                                directory of the server (mode 0700); the plugin
+                                makes the socket mode 0600
+      OORT_PLUGIN_SHUTDOWN_GRACE_MS  how long Shutdown may take to close instances
     When it serves, the plugin prints one line on stdout:
       OORT_PLUGIN|<protocol version>|<network: unix or tcp>|<address>
-    and then serves this service plus grpc.health.v1 on that address.
+    (tcp, on 127.0.0.1, only where a platform has no Unix sockets) and then serves
+    this service plus grpc.health.v1 (service "" and "oort.plugin.v1.PluginService",
+    SERVING) on that address. Anything else it prints goes to stderr, which the
+    server copies into its log. The plugin exits when its stdin closes: the server
+    holds the other end, so a plugin never outlives a server that died.
+
+    Errors: a failure of one call is a CallResult.error and the other rows of the
+    batch still count; a sink batch that was not written is acknowledged with an
+    error and the server sends it again; a stream that cannot go on (an unknown
+    symbol, a bad configuration, a wrong argument count) ends with a gRPC status
+    (NOT_FOUND, INVALID_ARGUMENT, ...). A source whose stream ends with a status
+    is restarted by the server per the rule's restart strategy.
     """
 
     @_typing.overload
@@ -70,18 +86,34 @@ class PluginServiceStub:
 @_typing.type_check_only
 class PluginServiceAsyncStub(PluginServiceStub):
     """The protocol between the Oort server and a portable plugin process. Native
-    plugins pass the same messages, encoded, through the C ABI.
+    plugins pass the same messages, encoded, through the C ABI. plugins/PROTOCOL.md
+    explains it for plugin authors; every SDK follows these rules.
 
     Start-up (in the style of HashiCorp go-plugin): the server starts the plugin
-    executable with these environment variables:
-      OORT_PLUGIN_MAGIC_COOKIE  a fixed value; a plugin started without it explains
-                                that it is meant to be run by oortd, and exits
-      OORT_PLUGIN_PROTOCOL      the protocol version the server speaks (1)
-      OORT_PLUGIN_SOCKET        the Unix socket path to listen on (a private
-                                directory of the server; mode 0600)
+    executable in its unpacked folder with these environment variables:
+      OORT_PLUGIN_MAGIC_COOKIE  always "oort-plugin-7c2b1d9e"; a plugin started
+                                without it explains that it is meant to be run by
+                                oortd, and exits with status 1
+      OORT_PLUGIN_PROTOCOL      the protocol version the server speaks (1); a
+                                plugin that does not speak it exits with status 1
+      OORT_PLUGIN_SOCKET        the Unix socket path to listen on, in a private
+                                directory of the server (mode 0700); the plugin
+                                makes the socket mode 0600
+      OORT_PLUGIN_SHUTDOWN_GRACE_MS  how long Shutdown may take to close instances
     When it serves, the plugin prints one line on stdout:
       OORT_PLUGIN|<protocol version>|<network: unix or tcp>|<address>
-    and then serves this service plus grpc.health.v1 on that address.
+    (tcp, on 127.0.0.1, only where a platform has no Unix sockets) and then serves
+    this service plus grpc.health.v1 (service "" and "oort.plugin.v1.PluginService",
+    SERVING) on that address. Anything else it prints goes to stderr, which the
+    server copies into its log. The plugin exits when its stdin closes: the server
+    holds the other end, so a plugin never outlives a server that died.
+
+    Errors: a failure of one call is a CallResult.error and the other rows of the
+    batch still count; a sink batch that was not written is acknowledged with an
+    error and the server sends it again; a stream that cannot go on (an unknown
+    symbol, a bad configuration, a wrong argument count) ends with a gRPC status
+    (NOT_FOUND, INVALID_ARGUMENT, ...). A source whose stream ends with a status
+    is restarted by the server per the rule's restart strategy.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -108,18 +140,34 @@ class PluginServiceAsyncStub(PluginServiceStub):
 
 class PluginServiceServicer(metaclass=_abc_1.ABCMeta):
     """The protocol between the Oort server and a portable plugin process. Native
-    plugins pass the same messages, encoded, through the C ABI.
+    plugins pass the same messages, encoded, through the C ABI. plugins/PROTOCOL.md
+    explains it for plugin authors; every SDK follows these rules.
 
     Start-up (in the style of HashiCorp go-plugin): the server starts the plugin
-    executable with these environment variables:
-      OORT_PLUGIN_MAGIC_COOKIE  a fixed value; a plugin started without it explains
-                                that it is meant to be run by oortd, and exits
-      OORT_PLUGIN_PROTOCOL      the protocol version the server speaks (1)
-      OORT_PLUGIN_SOCKET        the Unix socket path to listen on (a private
-                                directory of the server; mode 0600)
+    executable in its unpacked folder with these environment variables:
+      OORT_PLUGIN_MAGIC_COOKIE  always "oort-plugin-7c2b1d9e"; a plugin started
+                                without it explains that it is meant to be run by
+                                oortd, and exits with status 1
+      OORT_PLUGIN_PROTOCOL      the protocol version the server speaks (1); a
+                                plugin that does not speak it exits with status 1
+      OORT_PLUGIN_SOCKET        the Unix socket path to listen on, in a private
+                                directory of the server (mode 0700); the plugin
+                                makes the socket mode 0600
+      OORT_PLUGIN_SHUTDOWN_GRACE_MS  how long Shutdown may take to close instances
     When it serves, the plugin prints one line on stdout:
       OORT_PLUGIN|<protocol version>|<network: unix or tcp>|<address>
-    and then serves this service plus grpc.health.v1 on that address.
+    (tcp, on 127.0.0.1, only where a platform has no Unix sockets) and then serves
+    this service plus grpc.health.v1 (service "" and "oort.plugin.v1.PluginService",
+    SERVING) on that address. Anything else it prints goes to stderr, which the
+    server copies into its log. The plugin exits when its stdin closes: the server
+    holds the other end, so a plugin never outlives a server that died.
+
+    Errors: a failure of one call is a CallResult.error and the other rows of the
+    batch still count; a sink batch that was not written is acknowledged with an
+    error and the server sends it again; a stream that cannot go on (an unknown
+    symbol, a bad configuration, a wrong argument count) ends with a gRPC status
+    (NOT_FOUND, INVALID_ARGUMENT, ...). A source whose stream ends with a status
+    is restarted by the server per the rule's restart strategy.
     """
 
     @_abc_1.abstractmethod
