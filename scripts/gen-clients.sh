@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates every client (clients/go/gen, clients/python/src/oort,
 # clients/typescript/src/gen) and the API reference docs/api.md from proto/ with
-# `buf generate` (buf.gen.yaml), after installing the pinned generators it
+# `buf generate` (buf.gen.yaml), and the grpc.health.v1 code of the SDK-less
+# Node.js example plugin (plugins/examples/noderaw/buf.gen.yaml), after installing the pinned generators it
 # needs where they are missing: Go plugins with `go install`, Python's into
 # clients/python/.venv with pip, TypeScript's into clients/typescript/node_modules
 # with `npm ci`. Local plugins only; no protoc other than the one bundled in
@@ -49,9 +50,10 @@ if ! cmp -s clients/typescript/package-lock.json "$modules/.oort-package-lock.js
 fi
 
 # Remove what the last run generated, so that code of a deleted .proto goes too.
-rm -rf clients/go/gen clients/typescript/src/gen docs/api.md
+rm -rf clients/go/gen clients/typescript/src/gen docs/api.md plugins/examples/noderaw/src/gen
 find clients/python/src/oort -name '*_pb2*.py*' -delete 2>/dev/null || true
 
 export PATH="$PWD/$venv/bin:$PWD/$modules/.bin:$GOBIN:$PATH"
 echo "== buf generate" >&2
 buf generate
+buf generate --template plugins/examples/noderaw/buf.gen.yaml
