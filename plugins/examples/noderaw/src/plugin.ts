@@ -259,8 +259,22 @@ const handler = connectNodeAdapter({ routes, grpc: true, connect: false, grpcWeb
 const shutdownPath = `/${PluginService.typeName}/${PluginService.method.shutdown.name}`;
 
 const server = http2.createServer((req, res) => {
+  // The :authority of a call over a Unix socket means nothing, and clients send
+  // what they like: grpcio sends the socket path, percent-encoded, which is no
+  // valid URL host and makes Connect's URL parsing throw. Give it a plain one.
+  Object.defineProperty(req, "authority", { value: "localhost" });
   if (req.url === shutdownPath) res.on("close", () => shuttingDown && void exit("Shutdown"));
-  void handler(req, res);
+  // One bad request must not take the process down.
+  const fail = (e: unknown) => {
+    log(`request ${req.url}: ${message(e)}`);
+    if (!res.headersSent) res.writeHead(500);
+    res.end();
+  };
+  try {
+    Promise.resolve(handler(req, res)).catch(fail);
+  } catch (e) {
+    fail(e);
+  }
 });
 server.on("error", (e) => {
   log(`cannot serve: ${e.message}`);
