@@ -27,6 +27,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== external test services (Python venv with grpcio)" >&2
 testdata/external/setup.sh
 
+echo "== plugins/examples/noderaw: a plugin without an SDK (Node.js) against Python's grpcio" >&2
+plugins/examples/noderaw/test.sh
+
 echo "== cargo test" >&2
 # The binaries first: the CLI's end-to-end tests run the oortd binary.
 cargo build --workspace --bins --locked

@@ -72,12 +72,21 @@ export const functions: Record<string, FunctionDef> = {
 
 export const sources: Record<string, SourceDef> = {
   nodeseq: {
-    description: 'emits {"seq": 1, 2, ...} every interval_ms (default 100), up to count events if set',
+    description: 'emits {"seq": 1, 2, ...} every interval_ms (default 100); idle after count events, if set',
     open(datasource, config) {
-      const intervalMs = numberOption(config, "interval_ms", 100);
-      const count = config.count === undefined ? Infinity : numberOption(config, "count", 0);
-      if (intervalMs <= 0) throw new ConfigError(`nodeseq: interval_ms must be > 0, got ${intervalMs}`);
-      if (!Number.isInteger(count) && count !== Infinity) throw new ConfigError(`nodeseq: count must be an integer`);
+      // Options from the configuration (CONF_KEY, stream options), overridden by the
+      // DATASOURCE's query string, as in the native counter: DATASOURCE="s?interval_ms=10&count=5".
+      const query = datasource.includes("?") ? datasource.slice(datasource.indexOf("?") + 1) : "";
+      const options: JsonObject = { ...config, ...Object.fromEntries(new URLSearchParams(query)) };
+      for (const key of Object.keys(options)) {
+        if (key !== "interval_ms" && key !== "count") throw new ConfigError(`nodeseq: unknown option ${key}; valid options are interval_ms, count`);
+      }
+      const intervalMs = numberOption(options, "interval_ms", 100);
+      const count = numberOption(options, "count", Infinity);
+      if (!(intervalMs > 0)) throw new ConfigError(`nodeseq: interval_ms must be > 0, got ${intervalMs}`);
+      if (count !== Infinity && !(Number.isInteger(count) && count >= 0)) {
+        throw new ConfigError(`nodeseq: count must be an integer >= 0, got ${count}`);
+      }
       return {
         async *events(signal) {
           const start = Date.now();
@@ -92,6 +101,9 @@ export const sources: Record<string, SourceDef> = {
               }),
             ];
           }
+          // After count events the source stays open, idle, until the server cancels:
+          // in protocol 1 a source stream that ends is a source that stopped.
+          await sleep(Infinity, signal);
         },
         async close() {},
       };
@@ -141,7 +153,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
       resolve(ok);
     };
     const onAbort = () => done(false);
-    const timer = setTimeout(() => done(true), Math.max(0, ms));
+    const timer = Number.isFinite(ms) ? setTimeout(() => done(true), Math.max(0, ms)) : undefined;
     signal.addEventListener("abort", onAbort);
   });
 }

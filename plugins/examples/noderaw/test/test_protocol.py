@@ -343,16 +343,29 @@ def test_invoke_streams_run_concurrently(plugin: Plugin) -> None:
 # ---- OpenSource -----------------------------------------------------------------
 
 
-def test_source_emits_count_events_then_ends(plugin: Plugin) -> None:
+def drain_until_cancelled(stream: Any, after: float) -> list[Any]:
+    """Events that still arrive before the test cancels the stream `after` seconds from now."""
+    threading.Timer(after, stream.cancel).start()
+    rest: list[Any] = []
+    with pytest.raises(grpc.RpcError) as e:
+        for resp in stream:
+            rest.extend(resp.events)
+    assert e.value.code() == grpc.StatusCode.CANCELLED
+    return rest
+
+
+def test_source_emits_count_events_then_idles(plugin: Plugin) -> None:
     before = time.time()
     req = pb.OpenSourceRequest(source="nodeseq", datasource="ds1", config=config(interval_ms=20, count=5), rule_id="r2")
-    events = [e for resp in plugin.stub.OpenSource(req, timeout=TIMEOUT) for e in resp.events]
+    stream = plugin.stub.OpenSource(req, timeout=TIMEOUT)
+    events = [next(stream).events[0] for _ in range(5)]
     assert [e.fields["seq"].int_value for e in events] == [1, 2, 3, 4, 5]
     assert all(e.fields["seq"].WhichOneof("kind") == "int_value" for e in events)
     assert all(dict(e.meta) == {"datasource": "ds1"} for e in events)
     stamps = [e.timestamp.ToNanoseconds() / 1e9 for e in events]
     assert stamps == sorted(stamps) and before <= stamps[0] <= time.time()
     assert time.time() - before >= 0.1  # every interval_ms, not all at once
+    assert drain_until_cancelled(stream, 0.2) == []  # open but idle after count events
     plugin.wait_stderr("source nodeseq closed for rule r2")
 
 
@@ -367,20 +380,25 @@ def test_source_default_interval_and_cancel_closes_it(plugin: Plugin) -> None:
     plugin.wait_stderr("source nodeseq closed for rule r3")
 
 
-def test_source_string_options(plugin: Plugin) -> None:
-    # Stream options may arrive as strings (SQL WITH clauses).
-    req = pb.OpenSourceRequest(source="nodeseq", config=config(interval_ms="5", count="2"), rule_id="r")
-    assert sum(len(r.events) for r in plugin.stub.OpenSource(req, timeout=TIMEOUT)) == 2
+def test_source_options_as_strings_and_in_the_datasource(plugin: Plugin) -> None:
+    # Options may arrive as strings (SQL), and the DATASOURCE's query string overrides them.
+    for ds, cfg in (("", config(interval_ms="5", count="2")), ("s?interval_ms=5&count=2", config(interval_ms=60000))):
+        stream = plugin.stub.OpenSource(pb.OpenSourceRequest(source="nodeseq", datasource=ds, config=cfg), timeout=TIMEOUT)
+        assert [next(stream).events[0].fields["seq"].int_value for _ in range(2)] == [1, 2]
+        assert drain_until_cancelled(stream, 0.1) == []
 
 
 def test_source_unknown_and_bad_config(plugin: Plugin) -> None:
     with pytest.raises(grpc.RpcError) as e:
         list(plugin.stub.OpenSource(pb.OpenSourceRequest(source="nope"), timeout=TIMEOUT))
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
-    for bad in (config(interval_ms="soon"), config(interval_ms=0), config(count=1.5)):
+    bad = [("", config(interval_ms="soon")), ("", config(interval_ms=0)), ("", config(count=1.5))]
+    bad += [("", config(colour="red")), ("s?count=-1", config())]
+    for ds, cfg in bad:
+        req = pb.OpenSourceRequest(source="nodeseq", datasource=ds, config=cfg)
         with pytest.raises(grpc.RpcError) as e:
-            list(plugin.stub.OpenSource(pb.OpenSourceRequest(source="nodeseq", config=bad), timeout=TIMEOUT))
-        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+            list(plugin.stub.OpenSource(req, timeout=TIMEOUT))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (ds, cfg)
 
 
 # ---- OpenSink -------------------------------------------------------------------
