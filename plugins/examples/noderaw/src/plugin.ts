@@ -296,8 +296,9 @@ if (useTcp) {
   });
 } else {
   rmSocket(); // a stale socket of an earlier process at the same path
-  process.umask(0o177); // the socket is born 0600: nobody else can connect, not even briefly
+  const umask = process.umask(0o177); // the socket is born 0600: nobody else can connect, not even briefly
   server.listen(socketPath, () => {
+    process.umask(umask); // files the plugin creates later (nodelog's) get the usual mode
     chmodSync(socketPath, 0o600);
     // A pipe's writes are synchronous in Node.js on POSIX: the line is out when this returns.
     process.stdout.write(`OORT_PLUGIN|${PROTOCOL_VERSION}|unix|${socketPath}\n`);

@@ -443,6 +443,9 @@ def test_sink_acks_each_batch_and_writes_json_lines(plugin: Plugin, tmp_path: Pa
     assert list(acks) == [] and acks.code() == grpc.StatusCode.OK
     plugin.wait_stderr("sink nodelog closed for rule r4")
 
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # the socket's umask 0177 was not left behind
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert lines == [
         {
