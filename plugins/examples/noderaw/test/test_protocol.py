@@ -524,3 +524,37 @@ def test_shutdown_closes_instances_then_exits(plugin: Plugin, tmp_path: Path) ->
             list(stream)
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.UNAVAILABLE
+
+
+# ---- a second client implementation: grpc-go, through grpcurl ---------------------
+
+
+def grpcurl() -> str | None:
+    import shutil
+
+    found = shutil.which("grpcurl")
+    gobin = Path(os.environ.get("GOPATH", Path.home() / "go")) / "bin" / "grpcurl"
+    return found or (str(gobin) if gobin.exists() else None)
+
+
+@pytest.mark.skipif(grpcurl() is None, reason="grpcurl (scripts/install-tools.sh) is not installed")
+def test_grpc_go_client_bidi_invoke(plugin: Plugin) -> None:
+    requests = [
+        {"open": {"function": "node_double", "ruleId": "g", "argCount": 1}},
+        {"batch": {"batchId": "5", "rows": [{"args": [{"intValue": "21"}]}, {"args": [{"stringValue": "x"}]}]}},
+        {"batch": {"batchId": "6", "rows": [{"args": [{"floatValue": 0.25}]}]}},
+    ]
+    run = subprocess.run(
+        [grpcurl(), "-plaintext", "-unix", "-import-path", str(ROOT / "proto"), "-proto", "oort/plugin/v1/plugin.proto",
+         "-d", "@", plugin.socket, "oort.plugin.v1.PluginService/Invoke"],
+        input="\n".join(json.dumps(r) for r in requests), capture_output=True, text=True, timeout=TIMEOUT, check=True,
+    )
+    responses, text, decoder = [], run.stdout.strip(), json.JSONDecoder()
+    while text:  # grpcurl prints one JSON object per response
+        obj, end = decoder.raw_decode(text)
+        responses.append(obj)
+        text = text[end:].lstrip()
+    assert responses == [
+        {"batchId": "5", "results": [{"value": {"intValue": "42"}}, {"error": "node_double: expects a number, got string"}]},
+        {"batchId": "6", "results": [{"value": {"floatValue": 0.5}}]},
+    ]
