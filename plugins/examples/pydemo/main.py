@@ -17,14 +17,11 @@ import sys
 import time
 from urllib.parse import parse_qsl
 
-# Run from a checkout without installing the SDK: use plugins/python/src.
-_here = os.path.dirname(os.path.abspath(__file__))
-if not os.path.isdir(os.path.join(_here, "oort_plugin")):
-    _sdk = os.path.join(_here, "..", "..", "python", "src")
-    if os.path.isdir(os.path.join(_sdk, "oort_plugin")):
-        sys.path.insert(0, _sdk)
-
-import oort_plugin  # noqa: E402
+try:
+    import oort_plugin
+except ImportError:  # run from a checkout where the SDK is not installed: use plugins/python/src
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python", "src"))
+    import oort_plugin
 
 
 class Upper(oort_plugin.Function):

@@ -80,11 +80,18 @@ def call_batch(exec_: Callable[[List[Any], Context], Any], ctx: Context,
     for row in batch.rows:
         res = add()
         try:
-            args = []
-            for v in row.args:
+            a = row.args
+            if len(a) == 1:  # indexing is cheaper than iterating a repeated field
+                v = a[0]
                 k = v.WhichOneof("kind")
-                args.append(getattr(v, k) if k in plain else from_value(v))
-            set_value(res.value, exec_(args, ctx))
+                args = [getattr(v, k) if k in plain else from_value(v)]
+            else:
+                args = [getattr(v, k) if (k := v.WhichOneof("kind")) in plain else from_value(v) for v in a]
+            out = exec_(args, ctx)
+            if type(out) is str:
+                res.value.string_value = out
+            else:
+                set_value(res.value, out)
         except Exception as e:  # the row fails, not the stream
             res.error = _message(e)
     return resp
