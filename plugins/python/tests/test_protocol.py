@@ -290,7 +290,7 @@ def test_shutdown_closes_instances_then_exits(package_dir, tmp_path):
         assert next(sink).batch_id == 1
         started = time.monotonic()
         s.Shutdown(P.ShutdownRequest(), timeout=10)
-        assert time.monotonic() - started < 2.5  # within the 2 s grace (and then some)
+        assert time.monotonic() - started < 4.0  # it does not hang (the grace is 2 s)
         assert p.wait(10) == 0
         assert "Shutdown" in p.stderr
         feed.put(None)

@@ -410,8 +410,10 @@ class PluginServicer(plugin_pb2_grpc.PluginServiceServicer):
     # Shutdown -----------------------------------------------------------------
 
     def Shutdown(self, request: Any, context: grpc.ServicerContext) -> Any:
+        # Most of the grace for the instances, the rest to answer and exit before
+        # the server's kill.
         log.info("Shutdown: closing every instance (grace %.1f s)", self.grace_s)
-        self.instances.close_all(self.grace_s)
+        self.instances.close_all(self.grace_s * 0.8)
         if self._on_shutdown is not None:
             self._on_shutdown()
         return plugin_pb2.ShutdownResponse()
@@ -547,8 +549,8 @@ def serve(config: PluginConfig, *, max_workers: int = 256) -> int:
 
     log.info("%s stopping: %s", who, done.reason)
     health_servicer.enter_graceful_shutdown()
-    servicer.instances.close_all(grace)  # nothing left to do after Shutdown
-    server.stop(min(grace, 1.0)).wait()
+    servicer.instances.close_all(grace * 0.8)  # nothing left to do after Shutdown
+    server.stop(min(grace * 0.2, 1.0)).wait()
     if use_unix:
         try:
             os.unlink(path)
