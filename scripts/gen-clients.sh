@@ -62,7 +62,7 @@ buf generate
 # imports are made to say so. Then a plugin zip needs only the oort_plugin folder.
 python3 - plugins/python/src/oort_plugin/_gen <<'PY'
 import pathlib, re, sys
-for path in sorted(pathlib.Path(sys.argv[1]).rglob("*_pb2*.py")):
+for path in sorted(pathlib.Path(sys.argv[1]).rglob("*_pb2*.py*")):
     text = path.read_text(encoding="utf-8")
     fixed = re.sub(r"^from oort\.", "from oort_plugin._gen.oort.", text, flags=re.M)
     if fixed != text:

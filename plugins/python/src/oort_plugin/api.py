@@ -71,8 +71,9 @@ class SourceContext(Context):
         the server is slower than the source (a bounded queue). Raises ``TypeError``
         for a value with no Oort type, and :class:`SourceStopped` once stopped."""
         if isinstance(fields, Event):
-            fields, meta, timestamp = fields.fields, meta or fields.meta, timestamp or fields.timestamp
-        self._emit(fields, meta, timestamp)
+            self._emit(fields.fields, meta or fields.meta, timestamp or fields.timestamp)
+        else:
+            self._emit(fields, meta, timestamp)
 
     @property
     def stopped(self) -> bool:

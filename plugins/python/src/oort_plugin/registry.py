@@ -31,11 +31,12 @@ def _check_factory(kind: str, name: str, factory: Any, base: type) -> str:
         raise TypeError(f"{kind} {name!r}: expected a class or factory that makes a new "
                         f"oort_plugin.{base.__name__} per instance, got {type(factory).__name__}")
     # One throwaway instance: it checks the factory and gives the description.
-    obj = factory()
+    obj: Any = factory()
     if not isinstance(obj, base):
         raise TypeError(f"{kind} {name!r}: the factory made a {type(obj).__name__}, "
                         f"not an oort_plugin.{base.__name__}")
-    return str(obj.description() or "")
+    description: Callable[[], str] = getattr(obj, "description")
+    return str(description() or "")
 
 
 class PluginConfig:
@@ -79,9 +80,9 @@ class PluginConfig:
             desc = _check_factory("source", sname, factory, Source)
             self.sources[sname] = factory
             self.symbols.append(("source", sname, False, desc))
-        for kname, factory in (sinks or {}).items():
-            desc = _check_factory("sink", kname, factory, Sink)
-            self.sinks[kname] = factory
+        for kname, sink_factory in (sinks or {}).items():
+            desc = _check_factory("sink", kname, sink_factory, Sink)
+            self.sinks[kname] = sink_factory
             self.symbols.append(("sink", kname, False, desc))
 
     def function(self, name: str) -> Optional[Function]:

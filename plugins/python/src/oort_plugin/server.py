@@ -355,7 +355,7 @@ class PluginServicer(plugin_pb2_grpc.PluginServiceServicer):
                     yield _OpenSourceResponse(events=batch)
                 if last is _END:
                     return
-                if last is not None:
+                if isinstance(last, _Failure):
                     context.abort(grpc.StatusCode.UNAVAILABLE, last.message)
         finally:
             self._close(run)
