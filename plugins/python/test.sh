@@ -22,4 +22,7 @@ fi
 # --no-build-isolation: build with the venv's setuptools, so no extra download.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation --force-reinstall .
 rm -rf build src/*.egg-info
+echo "== mypy --strict src/oort_plugin" >&2
+"$venv/bin/python" -m mypy --cache-dir "$venv/.mypy_cache"
+echo "== pytest" >&2
 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests "$@"

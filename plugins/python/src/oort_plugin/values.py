@@ -224,7 +224,8 @@ def struct_to_dict(s: Optional[struct_pb2.Struct]) -> Dict[str, Any]:
     ``int`` (``100``, not ``100.0``), the others as ``float``."""
     if s is None:
         return {}
-    return _integral(json_format.MessageToDict(s))
+    d: Dict[str, Any] = _integral(json_format.MessageToDict(s))
+    return d
 
 
 def dict_to_struct(d: Mapping[str, Any]) -> struct_pb2.Struct:
