@@ -2,7 +2,7 @@
 # Tests the Python plugin SDK and its example plugins/examples/pydemo: creates
 # (or reuses) the venv plugins/python/.venv, installs the pinned test
 # requirements and the SDK itself (a real, non-editable install, as a plugin
-# author gets it), then runs pytest. Needs python3 (>= 3.9) and pip's registry.
+# author gets it), then runs pytest. Needs python3 (>= 3.10: grpcio 1.85 and protobuf 7 need it) and pip's registry.
 # Extra arguments go to pytest (e.g. -k sink). Exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
