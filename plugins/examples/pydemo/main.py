@@ -17,6 +17,9 @@ import sys
 import time
 from urllib.parse import parse_qsl
 
+# The package's own folder first, so its vendored oort_plugin wins even under
+# `python -P` / PYTHONSAFEPATH, which leave the script's folder off sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     import oort_plugin
 except ImportError:  # run from a checkout where the SDK is not installed: use plugins/python/src

@@ -88,6 +88,7 @@ def run(plugin, args):
             break
     elapsed = time.monotonic() - started
     stop.set()
+    window.release()  # let the request generator see stop
     responses.cancel()
     return rows / elapsed
 
