@@ -296,3 +296,13 @@ def test_shutdown_closes_instances_then_exits(package_dir, tmp_path):
         feed.put(None)
     finally:
         p.stop()
+
+
+def test_starts_under_pythonsafepath(package_dir):
+    # PYTHONSAFEPATH leaves the script's folder off sys.path; main.py puts it back.
+    p = PluginProcess(package_dir, PYTHONSAFEPATH="1")
+    try:
+        p.start()
+        assert stub(p).Describe(P.DescribeRequest(), timeout=5).name == "pydemo"
+    finally:
+        p.stop()
