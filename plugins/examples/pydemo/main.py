@@ -111,7 +111,8 @@ class Counter(oort_plugin.Source):
             # A schedule, not a sleep per event: no drift.
             if ctx.wait(max(0.0, began + i * self.interval - time.monotonic())):
                 return
-        ctx.wait()  # all emitted: stay open, idle, until the rule stops (like the Rust counter)
+        # All emitted: returning leaves the stream open, idle, until the rule
+        # stops reading (like the Rust counter).
 
 
 def _json_default(x):

@@ -1,7 +1,7 @@
 """The SDK in-process: the registry, oort_plugin.testing, and PluginServicer on a
 real gRPC server with plugins made to fail in every way the protocol names."""
 
-import os
+import queue
 import shutil
 import sys
 import tempfile
@@ -201,13 +201,29 @@ def test_invoke_errors_per_row_and_validate_raising(served):
 # OpenSource -----------------------------------------------------------------
 
 
-def test_generator_source_ends_the_stream_normally_and_is_closed(served):
+def test_generator_source_then_stays_open_until_cancelled_and_is_closed(served):
     stub, servicer, _ = served
-    events = [ev for resp in stub.OpenSource(P.OpenSourceRequest(source="gen", datasource="g",
-                                                                 config=dict_to_struct({"n": 4})), timeout=5)
-              for ev in resp.events]
+    call = stub.OpenSource(P.OpenSourceRequest(source="gen", datasource="g", config=dict_to_struct({"n": 4})))
+    events = []
+    while len(events) < 4:
+        events.extend(next(call).events)
     assert [from_value(ev.fields["i"]) for ev in events] == [0, 1, 2, 3]
     assert [dict(ev.meta) for ev in events] == [{}, {"m": "odd"}, {}, {"m": "odd"}]
+    # The generator has ended; the stream has not (oortd would take an end for a failure).
+    after = queue.Queue()
+
+    def read_on():
+        try:
+            after.put(next(call, "end"))
+        except grpc.RpcError as e:
+            after.put(e.code())
+
+    threading.Thread(target=read_on, daemon=True).start()
+    with pytest.raises(queue.Empty):
+        after.get(timeout=0.3)
+    assert ("gen", "g") not in CLOSED
+    call.cancel()
+    assert after.get(timeout=5) == grpc.StatusCode.CANCELLED
     assert wait_for(lambda: ("gen", "g") in CLOSED)
 
 

@@ -129,11 +129,11 @@ class Source:
 
     def open(self, ctx: SourceContext) -> Optional[Iterator[Any]]:
         """Produces events until ``ctx.stopped``: either call ``ctx.emit(fields)``
-        (then return when done, or block with ``ctx.wait()`` while callbacks
-        emit), or be a generator that yields ``dict`` fields or :class:`Event`
-        objects. When it returns (or the generator ends) the source has ended and
-        the stream ends normally; when it raises, the stream ends with an error and
-        the server restarts the source per the rule's restart strategy."""
+        (here, or from threads or callbacks it starts), or be a generator that
+        yields ``dict`` fields or :class:`Event` objects. Returning (or the
+        generator ending) means nothing more comes from here: the stream stays
+        open, idle, until the rule stops reading (then :meth:`close`). Raising
+        ends the stream with UNAVAILABLE, and the server reopens the source."""
         raise NotImplementedError(f"{type(self).__name__}.open")
 
     def close(self, ctx: Context) -> None:

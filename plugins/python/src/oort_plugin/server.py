@@ -104,11 +104,11 @@ class _Failure:
         self.message = message
 
 
-_END = object()
-
-
 class _SourceRun:
-    """One source instance: open() on its own thread, events through a bounded queue."""
+    """One source instance: open() on its own thread, events through a bounded
+    queue. When open() returns (or its generator ends) the stream stays open, idle
+    (threads it started may still emit), until the server closes it: oortd takes a
+    source stream that ends by itself for a failure and reopens it."""
 
     def __init__(self, name: str, inst: Any, rule_id: str) -> None:
         self.name = name
@@ -118,6 +118,7 @@ class _SourceRun:
         self.ctx = SourceContext(rule_id, name, self._emit, self.stop)
         self._lock = threading.Lock()
         self._closed = False
+        self.finished = threading.Event()  # open() has returned
         self.thread = threading.Thread(target=self._run, name=f"oort source {name}", daemon=True)
 
     def _put(self, item: Any) -> bool:
@@ -151,16 +152,16 @@ class _SourceRun:
                     close = getattr(it, "close", None)
                     if close is not None:
                         close()
-            self._put(_END)
         except SourceStopped:
-            self._put(_END)
+            pass
         except Exception as e:
             if self.stop.is_set():
                 log.debug("source %s (rule %s) raised after it was stopped: %s", self.name, self.ctx.rule_id, e)
-                self._put(_END)
             else:
                 log.exception("source %s (rule %s) failed", self.name, self.ctx.rule_id)
                 self._put(_Failure(f"source {self.name} failed: {_message(e)}"))
+        finally:
+            self.finished.set()
 
     def close(self, timeout: float) -> None:
         """Stops the instance and calls its close(), once, whatever the caller."""
@@ -341,7 +342,7 @@ class PluginServicer(plugin_pb2_grpc.PluginServiceServicer):
                 batch = []
                 last = None
                 while True:
-                    if item is _END or type(item) is _Failure:
+                    if type(item) is _Failure:
                         last = item
                         break
                     batch.append(item)
@@ -353,8 +354,6 @@ class PluginServicer(plugin_pb2_grpc.PluginServiceServicer):
                         break
                 if batch:
                     yield _OpenSourceResponse(events=batch)
-                if last is _END:
-                    return
                 if isinstance(last, _Failure):
                     context.abort(grpc.StatusCode.UNAVAILABLE, last.message)
         finally:

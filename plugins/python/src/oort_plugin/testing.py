@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from oort_plugin._proto import plugin_pb2
 from oort_plugin.api import Context, Function
-from oort_plugin.server import _END, _Failure, _SinkRun, _SourceRun, call_batch
+from oort_plugin.server import _Failure, _SinkRun, _SourceRun, call_batch
 from oort_plugin.values import Event, dict_to_struct, event_from_proto, event_to_proto, from_value, set_value, struct_to_dict
 
 __all__ = ["CallError", "call", "run_sink", "run_source"]
@@ -60,8 +60,8 @@ def call(function: Function, rows: Iterable[Sequence[Any]], rule_id: str = "test
 def run_source(factory: Callable[[], Any], datasource: str = "", conf: Optional[Dict[str, Any]] = None, *,
                events: Optional[int] = None, timeout: float = 5.0, rule_id: str = "test") -> List[Event]:
     """Configures and opens a new source from ``factory``, collects its events
-    until it has produced ``events`` of them, ended, or ``timeout`` seconds
-    passed, then closes it. Raises ``RuntimeError`` if the source failed."""
+    until it has produced ``events`` of them, its ``open`` returned (and what it
+    emitted is read), or ``timeout`` seconds passed, then closes it. Raises ``RuntimeError`` if the source failed."""
     inst = factory()
     inst.configure(datasource, struct_to_dict(dict_to_struct(conf or {})))
     run = _SourceRun(getattr(factory, "__name__", "source"), inst, rule_id)
@@ -76,9 +76,9 @@ def run_source(factory: Callable[[], Any], datasource: str = "", conf: Optional[
             try:
                 item = run.queue.get(timeout=min(left, 0.1))
             except queue.Empty:
+                if run.finished.is_set() and run.queue.empty():
+                    break  # open() returned and nothing is left
                 continue
-            if item is _END:
-                break
             if isinstance(item, _Failure):
                 raise RuntimeError(item.message)
             got.append(event_from_proto(item))
