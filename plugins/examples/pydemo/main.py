@@ -62,13 +62,21 @@ class Total(oort_plugin.Function):
         return True
 
 
+OPTIONS = ("interval_ms", "count", "start")
+
+
 def _options(datasource, conf):
-    """The source's options: the DATASOURCE's query string (`name?interval_ms=50`),
-    then the stream's configuration, whose keys may be upper-case."""
+    """The source's options: from the DATASOURCE's query string
+    (`ticks?interval_ms=50&count=10`, where an unknown key is an error), then from
+    the stream's configuration, whose keys oortd upper-cases and which holds every
+    WITH option (TYPE, FORMAT...): only the three known keys are taken from it."""
     opts = {}
     if "?" in datasource:
-        opts.update((k.lower(), v) for k, v in parse_qsl(datasource.split("?", 1)[1]))
-    opts.update((k.lower(), v) for k, v in conf.items())
+        for k, v in parse_qsl(datasource.split("?", 1)[1], keep_blank_values=True):
+            if k.lower() not in OPTIONS:
+                raise ValueError(f"pycounter: unknown option {k!r} in the DATASOURCE; valid are {', '.join(OPTIONS)}")
+            opts[k.lower()] = v
+    opts.update((k.lower(), v) for k, v in conf.items() if k.lower() in OPTIONS)
     return opts
 
 
@@ -95,9 +103,6 @@ class Counter(oort_plugin.Source):
 
     def configure(self, datasource, conf):
         opts = _options(datasource, conf)
-        unknown = set(opts) - {"interval_ms", "count", "start"}
-        if unknown:
-            raise ValueError(f"pycounter: unknown option(s) {sorted(unknown)}; valid are interval_ms, count, start")
         self.interval = _number(opts, "interval_ms", 100, 1) / 1000
         self.count = _number(opts, "count", None, 0)
         self.start = _number(opts, "start", 0, -(2**63))
