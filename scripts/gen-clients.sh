@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every client (clients/go/gen, clients/python/src/oort,
-# clients/typescript/src/gen) and the API reference docs/api.md from proto/ with
+# clients/typescript/src/gen), the Python plugin SDK's messages
+# (plugins/python/src/oort_plugin/_gen), the API reference docs/api.md from proto/ with
 # `buf generate` (buf.gen.yaml), and the grpc.health.v1 code of the SDK-less
 # Node.js example plugin (plugins/examples/noderaw/buf.gen.yaml), after installing the pinned generators it
 # needs where they are missing: Go plugins with `go install`, Python's into
@@ -51,9 +52,21 @@ fi
 
 # Remove what the last run generated, so that code of a deleted .proto goes too.
 rm -rf clients/go/gen clients/typescript/src/gen docs/api.md plugins/examples/noderaw/src/gen
-find clients/python/src/oort -name '*_pb2*.py*' -delete 2>/dev/null || true
+find clients/python/src/oort plugins/python/src/oort_plugin/_gen -name '*_pb2*.py*' -delete 2>/dev/null || true
 
 export PATH="$PWD/$venv/bin:$PWD/$modules/.bin:$GOBIN:$PATH"
 echo "== buf generate" >&2
 buf generate
 buf generate --template plugins/examples/noderaw/buf.gen.yaml
+
+# protoc's Python modules import each other by proto package (`from oort.v1
+# import value_pb2`); the plugin SDK's copy lives inside its own package, so its
+# imports are made to say so. Then a plugin zip needs only the oort_plugin folder.
+python3 - plugins/python/src/oort_plugin/_gen <<'PY'
+import pathlib, re, sys
+for path in sorted(pathlib.Path(sys.argv[1]).rglob("*_pb2*.py*")):
+    text = path.read_text(encoding="utf-8")
+    fixed = re.sub(r"^from oort\.", "from oort_plugin._gen.oort.", text, flags=re.M)
+    if fixed != text:
+        path.write_text(fixed, encoding="utf-8")
+PY

@@ -16,7 +16,7 @@ fi
 
 scripts/gen-clients.sh
 export PATH="$(go env GOPATH)/bin:$PATH"
-generated=(clients/go/gen clients/python/src/oort clients/typescript/src/gen docs/api.md plugins/examples/noderaw/src/gen)
+generated=(clients/go/gen clients/python/src/oort clients/typescript/src/gen plugins/python/src/oort_plugin/_gen docs/api.md plugins/examples/noderaw/src/gen)
 
 echo "== generated code is up to date with proto/" >&2
 untracked="$(git status --porcelain --untracked-files=all -- "${generated[@]}" | grep '^??' || true)"
