@@ -417,7 +417,9 @@ impl Operators {
         process_windows(&self.plan, &self.metrics, batches)
     }
 
-    /// Runs a batch of events through the operators; returns their results in order.
+    /// Runs a batch of events through the operators; returns their results in
+    /// order. Each stage takes the whole batch, so that a function of a plugin
+    /// or an external service is called once per batch, not once per row.
     fn on_events(&mut self, batch: &mut Vec<SourceEvent>) -> Vec<Vec<Map>> {
         let now = now_ms();
         let started = Instant::now();
@@ -426,51 +428,51 @@ impl Operators {
         m.source.record_in(received, now);
         m.source.record_out(received);
         m.decoder.record_in(received, now);
-        let mut results = Vec::new();
+        let env = EvalEnv { rule_id: &self.plan.rule_id, window: None, prefetch: None };
+        let mut rows = Vec::with_capacity(batch.len());
         for event in batch.drain(..) {
             let Some(row) = self.decode(event, now) else { continue };
             m.decoder.record_out(1);
-            let env = EvalEnv { rule_id: &self.plan.rule_id, window: None };
-            let rows = match &m.join {
-                None => vec![row],
+            match &m.join {
+                None => rows.push(row),
                 Some(jm) => {
                     jm.record_in(1, now);
                     match join::join_event(row, &self.plan, &self.tables, &env) {
-                        Ok(rows) => {
-                            jm.record_out(rows.len() as u64);
-                            rows
+                        Ok(joined) => {
+                            jm.record_out(joined.len() as u64);
+                            rows.extend(joined);
                         }
-                        Err(e) => {
-                            jm.record_exception(e.to_string());
-                            continue;
-                        }
+                        Err(e) => jm.record_exception(e.to_string()),
                     }
                 }
-            };
-            for row in rows {
-                if !self.plan.filters_after_window() && !passes_filter(&self.plan, m, &row, &env, now) {
-                    continue;
-                }
-                match self.window.as_mut() {
-                    Some(w) => {
-                        if let Some(wm) = &m.window {
-                            wm.record_in(1, now);
-                        }
-                        let batches = w.on_event(row, now_ms());
-                        if let Some(wm) = &m.window {
-                            wm.set_buffer_length(w.buffered() as u64);
-                        }
-                        results.extend(process_windows(&self.plan, m, batches));
+            }
+        }
+        if !self.plan.filters_after_window() {
+            rows = filter_rows(&self.plan, m, rows, &env, now);
+        }
+        let mut results = Vec::new();
+        match self.window.as_mut() {
+            Some(w) => {
+                for row in rows {
+                    if let Some(wm) = &m.window {
+                        wm.record_in(1, now);
                     }
-                    None => {
-                        m.project.record_in(1, now);
-                        match self.plan.projection.eval(&row, &env) {
-                            Ok(out) => {
-                                m.project.record_out(1);
-                                results.push(vec![out]);
-                            }
-                            Err(e) => m.project.record_exception(e.to_string()),
+                    let batches = w.on_event(row, now_ms());
+                    if let Some(wm) = &m.window {
+                        wm.set_buffer_length(w.buffered() as u64);
+                    }
+                    results.extend(process_windows(&self.plan, m, batches));
+                }
+            }
+            None => {
+                m.project.record_in(rows.len() as u64, now);
+                for out in self.plan.projection.eval_batch(&rows, &env) {
+                    match out {
+                        Ok(out) => {
+                            m.project.record_out(1);
+                            results.push(vec![out]);
                         }
+                        Err(e) => m.project.record_exception(e.to_string()),
                     }
                 }
             }
@@ -507,21 +509,25 @@ async fn emit(results: Vec<Vec<Map>>, sinks: &[mpsc::Sender<Results>], tail: &Ta
     }
 }
 
-/// Whether a row passes WHERE (a row with no WHERE does); counts it.
-fn passes_filter(plan: &RulePlan, metrics: &RuleMetrics, row: &Row, env: &EvalEnv<'_>, now: i64) -> bool {
-    let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) else { return true };
-    m.record_in(1, now);
-    match filter.expr.eval(row, env) {
-        Ok(Value::Bool(true)) => {
-            m.record_out(1);
-            true
-        }
-        Ok(_) => false,
-        Err(e) => {
-            m.record_exception(e.to_string());
-            false
-        }
-    }
+/// The rows that pass WHERE (all of them with no WHERE), in order; counts them.
+fn filter_rows(plan: &RulePlan, metrics: &RuleMetrics, rows: Vec<Row>, env: &EvalEnv<'_>, now: i64) -> Vec<Row> {
+    let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) else { return rows };
+    m.record_in(rows.len() as u64, now);
+    let verdicts = filter.expr.eval_batch(&rows, env);
+    let passed: Vec<Row> = rows
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(row, verdict)| match verdict {
+            Ok(Value::Bool(true)) => Some(row),
+            Ok(_) => None,
+            Err(e) => {
+                m.record_exception(e.to_string());
+                None
+            }
+        })
+        .collect();
+    m.record_out(passed.len() as u64);
+    passed
 }
 
 /// Groups each closed window by the GROUP BY keys, applies HAVING, projects
@@ -533,11 +539,10 @@ fn process_windows(plan: &RulePlan, metrics: &RuleMetrics, batches: Vec<WindowBa
             if let Some(m) = &metrics.window {
                 m.record_out(1);
             }
-            let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)) };
+            let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None };
             let mut rows = batch.rows;
             if plan.filters_after_window() {
-                let now = now_ms();
-                rows.retain(|row| passes_filter(plan, metrics, row, &env, now));
+                rows = filter_rows(plan, metrics, rows, &env, now_ms());
             }
             let mut out: Vec<(Vec<Value>, Map)> = Vec::new();
             for group in group_rows(plan, rows, &env, metrics) {
@@ -556,13 +561,20 @@ fn process_windows(plan: &RulePlan, metrics: &RuleMetrics, batches: Vec<WindowBa
                 // otherwise each group gives one row.
                 let per_row = plan.dimensions.is_empty() && !plan.projection.has_aggregate();
                 let units: Vec<&[Row]> = if per_row { group.chunks(1).collect() } else { vec![group.as_slice()] };
-                for unit in units {
+                // Per row, the projection runs over the whole group as a batch (its plugin
+                // and external calls made once); per group, once per group.
+                let projected = if per_row {
+                    plan.projection.eval_batch(&group, &env)
+                } else {
+                    vec![plan.projection.eval_group(&group, &env)]
+                };
+                for (unit, projected) in units.into_iter().zip(projected) {
                     let keys = plan
                         .order_by
                         .iter()
                         .map(|(e, _)| e.expr.eval_group(unit, &env).unwrap_or(Value::Null))
                         .collect();
-                    match plan.projection.eval_group(unit, &env) {
+                    match projected {
                         Ok(row) => {
                             metrics.project.record_out(1);
                             out.push((keys, row));

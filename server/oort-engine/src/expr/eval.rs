@@ -140,6 +140,9 @@ impl Expr {
 
 impl Call {
     fn eval_in(&self, scope: Scope<'_>, env: &EvalEnv<'_>) -> Result<Value, EvalError> {
+        if let Some(result) = env.prefetch.and_then(|p| p.get(self)) {
+            return result;
+        }
         let args = if self.aggregate {
             // Each argument over every row of the group, one list per argument.
             let rows: &[&dyn Tuple] = match &scope {
@@ -432,7 +435,7 @@ mod tests {
         assert_eq!(me.get("temp"), Some(&Value::Int(25)));
         assert_eq!(eval_on("window_start()", &row).unwrap(), Value::Null);
         let expr = compile_one("window_end() - window_start()");
-        let windowed = EvalEnv { rule_id: "r", window: Some((1000, 6000)) };
+        let windowed = EvalEnv { rule_id: "r", window: Some((1000, 6000)), prefetch: None };
         assert_eq!(expr.eval(&row, &windowed).unwrap(), Value::Int(5000));
     }
 

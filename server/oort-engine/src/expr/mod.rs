@@ -10,6 +10,7 @@
 //! | `compile`    | [`CompileContext`], [`SourceSchema`], [`compile`], [`compile_with_aliases`]              |
 //! | `projection` | [`Projection`], [`ProjectionColumn`], [`compile_projection`]; output column naming      |
 //! | `eval`       | [`Expr::eval`] (one row) and [`Expr::eval_group`] (a window or group)                   |
+//! | `batch`      | [`Expr::eval_batch`]: a batch of rows, plugin and external calls made once per batch    |
 //! | `ops`        | operator semantics: arithmetic, comparison, logic, bitwise, `IN`, `BETWEEN`            |
 //! | `like`       | `LIKE` patterns to regular expressions                                                 |
 //! | `tuple`      | [`Tuple`], what an expression reads; implemented by [`Row`](crate::Row) and [`JoinedRow`] |
@@ -23,6 +24,7 @@
 //! compile_projection(&select.projection, &ctx)     -> Result<Projection, SqlError> SELECT list
 //! expr.eval(&row, &env)                            -> Result<Value, EvalError>     per event
 //! expr.eval_group(&rows, &env)                     -> Result<Value, EvalError>     per window / group
+//! expr.eval_batch(&rows, &env)                     -> Vec<Result<Value, EvalError>> per batch of events
 //! projection.eval(&row, &env) / .eval_group(..)    -> Result<Map, EvalError>
 //! expr.contains_aggregate(), projection.has_aggregate()
 //! ```
@@ -86,6 +88,7 @@
 //!   one and over `*`. A column whose value is NULL is left out of the output
 //!   map, as eKuiper does.
 
+mod batch;
 mod compile;
 mod eval;
 mod like;
@@ -112,6 +115,9 @@ pub struct EvalEnv<'a> {
     /// The window being evaluated, as `(start, end)` in Unix milliseconds;
     /// `None` outside a window.
     pub window: Option<(i64, i64)>,
+    /// The results of the batch's batched calls, when the row is evaluated
+    /// as part of a batch ([`Expr::eval_batch`]).
+    pub prefetch: Option<batch::Prefetch<'a>>,
 }
 
 /// Why an expression could not be evaluated for an event or a group. The rule
