@@ -157,7 +157,7 @@ impl Description {
                     protocol,
                     schema_type: Some(i.schema_type.clone()).filter(|s| !s.is_empty()),
                     schema_file: Some(i.schema_file.clone()).filter(|s| !s.is_empty()),
-                    schemaless: false,
+                    schemaless: i.schemaless,
                     functions: i
                         .functions
                         .iter()
@@ -169,8 +169,8 @@ impl Description {
                     options: Options {
                         headers: options.headers.into_iter().collect(),
                         insecure_skip_verify: options.insecure_skip_verify,
-                        retry_count: None,
-                        retry_interval: None,
+                        retry_count: options.retry_count,
+                        retry_interval: options.retry_interval_ms,
                         timeout: options.timeout_ms.map(|t| t.max(0) as u64),
                         max_in_flight: options.max_in_flight,
                     },
@@ -180,8 +180,7 @@ impl Description {
         Ok(Description { about: about.unwrap_or_default(), interfaces })
     }
 
-    /// As the typed API message (`schemaless` and the retry options have no
-    /// field there; they stay in the stored JSON).
+    /// As the typed API message.
     pub fn to_proto(&self) -> pb::ServiceDescription {
         let text = |v: &serde_json::Value| match v {
             serde_json::Value::String(s) => s.clone(),
@@ -224,7 +223,10 @@ impl Description {
                         timeout_ms: i.options.timeout.map(|t| t as i64),
                         insecure_skip_verify: i.options.insecure_skip_verify,
                         max_in_flight: i.options.max_in_flight,
+                        retry_count: i.options.retry_count,
+                        retry_interval_ms: i.options.retry_interval,
                     }),
+                    schemaless: i.schemaless,
                 };
                 (name.clone(), interface)
             })
@@ -288,8 +290,9 @@ mod tests {
         let proto = d.to_proto();
         assert_eq!(proto.about.as_ref().unwrap().author, "EMQ");
         assert_eq!(proto.about.as_ref().unwrap().description, "Sample external services for test only");
+        assert_eq!(proto.interfaces["tsrest"].options.as_ref().unwrap().retry_interval_ms, Some(100));
         let back = Description::from_proto(&proto).unwrap();
-        assert_eq!(back.interfaces["tsrpc"], d.interfaces["tsrpc"]);
+        assert_eq!(back.interfaces, d.interfaces, "every interface field has a typed twin");
     }
 
     #[test]

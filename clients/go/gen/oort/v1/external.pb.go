@@ -221,7 +221,10 @@ type ServiceInterface struct {
 	// SQL functions and the service methods they call.
 	Functions []*FunctionMapping `protobuf:"bytes,5,rep,name=functions,proto3" json:"functions,omitempty"`
 	// Connection options.
-	Options       *InterfaceOptions `protobuf:"bytes,6,opt,name=options,proto3" json:"options,omitempty"`
+	Options *InterfaceOptions `protobuf:"bytes,6,opt,name=options,proto3" json:"options,omitempty"`
+	// A REST interface without a .proto: its functions take a verb, a path and
+	// an optional body, `fn("post", "/path", self)` (eKuiper's `schemaless`).
+	Schemaless    bool `protobuf:"varint,7,opt,name=schemaless,proto3" json:"schemaless,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -298,6 +301,13 @@ func (x *ServiceInterface) GetOptions() *InterfaceOptions {
 	return nil
 }
 
+func (x *ServiceInterface) GetSchemaless() bool {
+	if x != nil {
+		return x.Schemaless
+	}
+	return false
+}
+
 // Maps a SQL function name onto a service method.
 type FunctionMapping struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -362,10 +372,14 @@ type InterfaceOptions struct {
 	TimeoutMs *int64 `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3,oneof" json:"timeout_ms,omitempty"`
 	// Accept any TLS certificate (test setups only).
 	InsecureSkipVerify bool `protobuf:"varint,3,opt,name=insecure_skip_verify,json=insecureSkipVerify,proto3" json:"insecure_skip_verify,omitempty"`
-	// At most this many calls in flight per rule. Default 64.
-	MaxInFlight   *uint32 `protobuf:"varint,4,opt,name=max_in_flight,json=maxInFlight,proto3,oneof" json:"max_in_flight,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// At most this many calls in flight to the interface, over all rules. Default 64.
+	MaxInFlight *uint32 `protobuf:"varint,4,opt,name=max_in_flight,json=maxInFlight,proto3,oneof" json:"max_in_flight,omitempty"`
+	// REST: how many times a failed call is retried. Default 0.
+	RetryCount *uint32 `protobuf:"varint,5,opt,name=retry_count,json=retryCount,proto3,oneof" json:"retry_count,omitempty"`
+	// REST: milliseconds between two attempts.
+	RetryIntervalMs *uint64 `protobuf:"varint,6,opt,name=retry_interval_ms,json=retryIntervalMs,proto3,oneof" json:"retry_interval_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *InterfaceOptions) Reset() {
@@ -422,6 +436,20 @@ func (x *InterfaceOptions) GetInsecureSkipVerify() bool {
 func (x *InterfaceOptions) GetMaxInFlight() uint32 {
 	if x != nil && x.MaxInFlight != nil {
 		return *x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *InterfaceOptions) GetRetryCount() uint32 {
+	if x != nil && x.RetryCount != nil {
+		return *x.RetryCount
+	}
+	return 0
+}
+
+func (x *InterfaceOptions) GetRetryIntervalMs() uint64 {
+	if x != nil && x.RetryIntervalMs != nil {
+		return *x.RetryIntervalMs
 	}
 	return 0
 }
@@ -1113,7 +1141,7 @@ const file_oort_v1_external_proto_rawDesc = "" +
 	"\x06author\x18\x01 \x01(\tR\x06author\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x19\n" +
 	"\bhelp_url\x18\x03 \x01(\tR\ahelpUrl\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"\x91\x02\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xb1\x02\n" +
 	"\x10ServiceInterface\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x124\n" +
 	"\bprotocol\x18\x02 \x01(\x0e2\x18.oort.v1.ServiceProtocolR\bprotocol\x12\x1f\n" +
@@ -1122,21 +1150,29 @@ const file_oort_v1_external_proto_rawDesc = "" +
 	"\vschema_file\x18\x04 \x01(\tR\n" +
 	"schemaFile\x126\n" +
 	"\tfunctions\x18\x05 \x03(\v2\x18.oort.v1.FunctionMappingR\tfunctions\x123\n" +
-	"\aoptions\x18\x06 \x01(\v2\x19.oort.v1.InterfaceOptionsR\aoptions\"H\n" +
+	"\aoptions\x18\x06 \x01(\v2\x19.oort.v1.InterfaceOptionsR\aoptions\x12\x1e\n" +
+	"\n" +
+	"schemaless\x18\a \x01(\bR\n" +
+	"schemaless\"H\n" +
 	"\x0fFunctionMapping\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
-	"\fservice_name\x18\x02 \x01(\tR\vserviceName\"\xb0\x02\n" +
+	"\fservice_name\x18\x02 \x01(\tR\vserviceName\"\xad\x03\n" +
 	"\x10InterfaceOptions\x12@\n" +
 	"\aheaders\x18\x01 \x03(\v2&.oort.v1.InterfaceOptions.HeadersEntryR\aheaders\x12\"\n" +
 	"\n" +
 	"timeout_ms\x18\x02 \x01(\x03H\x00R\ttimeoutMs\x88\x01\x01\x120\n" +
 	"\x14insecure_skip_verify\x18\x03 \x01(\bR\x12insecureSkipVerify\x12'\n" +
-	"\rmax_in_flight\x18\x04 \x01(\rH\x01R\vmaxInFlight\x88\x01\x01\x1a:\n" +
+	"\rmax_in_flight\x18\x04 \x01(\rH\x01R\vmaxInFlight\x88\x01\x01\x12$\n" +
+	"\vretry_count\x18\x05 \x01(\rH\x02R\n" +
+	"retryCount\x88\x01\x01\x12/\n" +
+	"\x11retry_interval_ms\x18\x06 \x01(\x04H\x03R\x0fretryIntervalMs\x88\x01\x01\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n" +
 	"\v_timeout_msB\x10\n" +
-	"\x0e_max_in_flight\"9\n" +
+	"\x0e_max_in_flightB\x0e\n" +
+	"\f_retry_countB\x14\n" +
+	"\x12_retry_interval_ms\"9\n" +
 	"\tProtoFile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\"\xd7\x02\n" +

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16oort/v1/external.proto\x12\x07oort.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\x12ServiceDescription\x12+\n\x05\x61\x62out\x18\x01 \x01(\x0b\x32\x15.oort.v1.ServiceAboutR\x05\x61\x62out\x12K\n\ninterfaces\x18\x02 \x03(\x0b\x32+.oort.v1.ServiceDescription.InterfacesEntryR\ninterfaces\x1aX\n\x0fInterfacesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12/\n\x05value\x18\x02 \x01(\x0b\x32\x19.oort.v1.ServiceInterfaceR\x05value:\x02\x38\x01\"y\n\x0cServiceAbout\x12\x16\n\x06\x61uthor\x18\x01 \x01(\tR\x06\x61uthor\x12\x14\n\x05\x65mail\x18\x02 \x01(\tR\x05\x65mail\x12\x19\n\x08help_url\x18\x03 \x01(\tR\x07helpUrl\x12 \n\x0b\x64\x65scription\x18\x04 \x01(\tR\x0b\x64\x65scription\"\x91\x02\n\x10ServiceInterface\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\x12\x34\n\x08protocol\x18\x02 \x01(\x0e\x32\x18.oort.v1.ServiceProtocolR\x08protocol\x12\x1f\n\x0bschema_type\x18\x03 \x01(\tR\nschemaType\x12\x1f\n\x0bschema_file\x18\x04 \x01(\tR\nschemaFile\x12\x36\n\tfunctions\x18\x05 \x03(\x0b\x32\x18.oort.v1.FunctionMappingR\tfunctions\x12\x33\n\x07options\x18\x06 \x01(\x0b\x32\x19.oort.v1.InterfaceOptionsR\x07options\"H\n\x0f\x46unctionMapping\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12!\n\x0cservice_name\x18\x02 \x01(\tR\x0bserviceName\"\xb0\x02\n\x10InterfaceOptions\x12@\n\x07headers\x18\x01 \x03(\x0b\x32&.oort.v1.InterfaceOptions.HeadersEntryR\x07headers\x12\"\n\ntimeout_ms\x18\x02 \x01(\x03H\x00R\ttimeoutMs\x88\x01\x01\x12\x30\n\x14insecure_skip_verify\x18\x03 \x01(\x08R\x12insecureSkipVerify\x12\'\n\rmax_in_flight\x18\x04 \x01(\rH\x01R\x0bmaxInFlight\x88\x01\x01\x1a:\n\x0cHeadersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\r\n\x0b_timeout_msB\x10\n\x0e_max_in_flight\"9\n\tProtoFile\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\"\xd7\x02\n\x11RegisteredService\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12=\n\x0b\x64\x65scription\x18\x02 \x01(\x0b\x32\x1b.oort.v1.ServiceDescriptionR\x0b\x64\x65scription\x12\x33\n\x0bproto_files\x18\x03 \x03(\x0b\x32\x12.oort.v1.ProtoFileR\nprotoFiles\x12\x1c\n\tfunctions\x18\x04 \x03(\tR\tfunctions\x12\"\n\rused_by_rules\x18\x05 \x03(\tR\x0busedByRules\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\xcb\x01\n\x16RegisterServiceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12=\n\x0b\x64\x65scription\x18\x02 \x01(\x0b\x32\x1b.oort.v1.ServiceDescriptionR\x0b\x64\x65scription\x12)\n\x10\x64\x65scription_json\x18\x03 \x01(\tR\x0f\x64\x65scriptionJson\x12\x33\n\x0bproto_files\x18\x04 \x03(\x0b\x32\x12.oort.v1.ProtoFileR\nprotoFiles\"O\n\x17RegisterServiceResponse\x12\x34\n\x07service\x18\x01 \x01(\x0b\x32\x1a.oort.v1.RegisteredServiceR\x07service\"\'\n\x11GetServiceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"J\n\x12GetServiceResponse\x12\x34\n\x07service\x18\x01 \x01(\x0b\x32\x1a.oort.v1.RegisteredServiceR\x07service\"\x15\n\x13ListServicesRequest\"N\n\x14ListServicesResponse\x12\x36\n\x08services\x18\x01 \x03(\x0b\x32\x1a.oort.v1.RegisteredServiceR\x08services\"\xc9\x01\n\x14UpdateServiceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12=\n\x0b\x64\x65scription\x18\x02 \x01(\x0b\x32\x1b.oort.v1.ServiceDescriptionR\x0b\x64\x65scription\x12)\n\x10\x64\x65scription_json\x18\x03 \x01(\tR\x0f\x64\x65scriptionJson\x12\x33\n\x0bproto_files\x18\x04 \x03(\x0b\x32\x12.oort.v1.ProtoFileR\nprotoFiles\"M\n\x15UpdateServiceResponse\x12\x34\n\x07service\x18\x01 \x01(\x0b\x32\x1a.oort.v1.RegisteredServiceR\x07service\"@\n\x14\x44\x65leteServiceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\"<\n\x15\x44\x65leteServiceResponse\x12#\n\rstopped_rules\x18\x01 \x03(\tR\x0cstoppedRules*\x83\x01\n\x0fServiceProtocol\x12 \n\x1cSERVICE_PROTOCOL_UNSPECIFIED\x10\x00\x12\x19\n\x15SERVICE_PROTOCOL_GRPC\x10\x01\x12\x19\n\x15SERVICE_PROTOCOL_REST\x10\x02\x12\x18\n\x14SERVICE_PROTOCOL_RPC\x10\x03\x32\x9b\x03\n\x0f\x45xternalService\x12T\n\x0fRegisterService\x12\x1f.oort.v1.RegisterServiceRequest\x1a .oort.v1.RegisterServiceResponse\x12\x45\n\nGetService\x12\x1a.oort.v1.GetServiceRequest\x1a\x1b.oort.v1.GetServiceResponse\x12K\n\x0cListServices\x12\x1c.oort.v1.ListServicesRequest\x1a\x1d.oort.v1.ListServicesResponse\x12N\n\rUpdateService\x12\x1d.oort.v1.UpdateServiceRequest\x1a\x1e.oort.v1.UpdateServiceResponse\x12N\n\rDeleteService\x12\x1d.oort.v1.DeleteServiceRequest\x1a\x1e.oort.v1.DeleteServiceResponseB\x92\x01\n\x0b\x63om.oort.v1B\rExternalProtoP\x01Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\xa2\x02\x03OXX\xaa\x02\x07Oort.V1\xca\x02\x07Oort\\V1\xe2\x02\x13Oort\\V1\\GPBMetadata\xea\x02\x08Oort::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16oort/v1/external.proto\x12\x07oort.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\x12ServiceDescription\x12+\n\x05\x61\x62out\x18\x01 \x01(\x0b\x32\x15.oort.v1.ServiceAboutR\x05\x61\x62out\x12K\n\ninterfaces\x18\x02 \x03(\x0b\x32+.oort.v1.ServiceDescription.InterfacesEntryR\ninterfaces\x1aX\n\x0fInterfacesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12/\n\x05value\x18\x02 \x01(\x0b\x32\x19.oort.v1.ServiceInterfaceR\x05value:\x02\x38\x01\"y\n\x0cServiceAbout\x12\x16\n\x06\x61uthor\x18\x01 \x01(\tR\x06\x61uthor\x12\x14\n\x05\x65mail\x18\x02 \x01(\tR\x05\x65mail\x12\x19\n\x08help_url\x18\x03 \x01(\tR\x07helpUrl\x12 \n\x0b\x64\x65scription\x18\x04 \x01(\tR\x0b\x64\x65scription\"\xb1\x02\n\x10ServiceInterface\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\x12\x34\n\x08protocol\x18\x02 \x01(\x0e\x32\x18.oort.v1.ServiceProtocolR\x08protocol\x12\x1f\n\x0bschema_type\x18\x03 \x01(\tR\nschemaType\x12\x1f\n\x0bschema_file\x18\x04 \x01(\tR\nschemaFile\x12\x36\n\tfunctions\x18\x05 \x03(\x0b\x32\x18.oort.v1.FunctionMappingR\tfunctions\x12\x33\n\x07options\x18\x06 \x01(\x0b\x32\x19.oort.v1.InterfaceOptionsR\x07options\x12\x1e\n\nschemaless\x18\x07 \x01(\x08R\nschemaless\"H\n\x0f\x46unctionMapping\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12!\n\x0cservice_name\x18\x02 \x01(\tR\x0bserviceName\"\xad\x03\n\x10InterfaceOptions\x12@\n\x07headers\x18\x01 \x03(\x0b\x32&.oort.v1.InterfaceOptions.HeadersEntryR\x07headers\x12\"\n\ntimeout_ms\x18\x02 \x01(\x03H\x00R\ttimeoutMs\x88\x01\x01\x12\x30\n\x14insecure_skip_verify\x18\x03 \x01(\x08R\x12insecureSkipVerify\x12\'\n\rmax_in_flight\x18\x04 \x01(\rH\x01R\x0bmaxInFlight\x88\x01\x01\x12$\n\x0bretry_count\x18\x05 \x01(\rH\x02R\nretryCount\x88\x01\x01\x12/\n\x11retry_interval_ms\x18\x06 \x01(\x04H\x03R\x0fretryIntervalMs\x88\x01\x01\x1a:\n\x0cHeadersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\r\n\x0b_timeout_msB\x10\n\x0e_max_in_flightB\x0e\n\x0c_retry_countB\x14\n\x12_retry_interval_ms\"9\n\tProtoFile\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\"\xd7\x02\n\x11RegisteredService\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12=\n\x0b\x64\x65scription\x18\x02 \x01(\x0b\x32\x1b.oort.v1.ServiceDescriptionR\x0b\x64\x65scription\x12\x33\n\x0bproto_files\x18\x03 \x03(\x0b\x32\x12.oort.v1.ProtoFileR\nprotoFiles\x12\x1c\n\tfunctions\x18\x04 \x03(\tR\tfunctions\x12\"\n\rused_by_rules\x18\x05 \x03(\tR\x0busedByRules\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\xcb\x01\n\x16RegisterServiceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12=\n\x0b\x64\x65scription\x18\x02 \x01(\x0b\x32\x1b.oort.v1.ServiceDescriptionR\x0b\x64\x65scription\x12)\n\x10\x64\x65scription_json\x18\x03 \x01(\tR\x0f\x64\x65scriptionJson\x12\x33\n\x0bproto_files\x18\x04 \x03(\x0b\x32\x12.oort.v1.ProtoFileR\nprotoFiles\"O\n\x17RegisterServiceResponse\x12\x34\n\x07service\x18\x01 \x01(\x0b\x32\x1a.oort.v1.RegisteredServiceR\x07service\"\'\n\x11GetServiceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"J\n\x12GetServiceResponse\x12\x34\n\x07service\x18\x01 \x01(\x0b\x32\x1a.oort.v1.RegisteredServiceR\x07service\"\x15\n\x13ListServicesRequest\"N\n\x14ListServicesResponse\x12\x36\n\x08services\x18\x01 \x03(\x0b\x32\x1a.oort.v1.RegisteredServiceR\x08services\"\xc9\x01\n\x14UpdateServiceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12=\n\x0b\x64\x65scription\x18\x02 \x01(\x0b\x32\x1b.oort.v1.ServiceDescriptionR\x0b\x64\x65scription\x12)\n\x10\x64\x65scription_json\x18\x03 \x01(\tR\x0f\x64\x65scriptionJson\x12\x33\n\x0bproto_files\x18\x04 \x03(\x0b\x32\x12.oort.v1.ProtoFileR\nprotoFiles\"M\n\x15UpdateServiceResponse\x12\x34\n\x07service\x18\x01 \x01(\x0b\x32\x1a.oort.v1.RegisteredServiceR\x07service\"@\n\x14\x44\x65leteServiceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\"<\n\x15\x44\x65leteServiceResponse\x12#\n\rstopped_rules\x18\x01 \x03(\tR\x0cstoppedRules*\x83\x01\n\x0fServiceProtocol\x12 \n\x1cSERVICE_PROTOCOL_UNSPECIFIED\x10\x00\x12\x19\n\x15SERVICE_PROTOCOL_GRPC\x10\x01\x12\x19\n\x15SERVICE_PROTOCOL_REST\x10\x02\x12\x18\n\x14SERVICE_PROTOCOL_RPC\x10\x03\x32\x9b\x03\n\x0f\x45xternalService\x12T\n\x0fRegisterService\x12\x1f.oort.v1.RegisterServiceRequest\x1a .oort.v1.RegisterServiceResponse\x12\x45\n\nGetService\x12\x1a.oort.v1.GetServiceRequest\x1a\x1b.oort.v1.GetServiceResponse\x12K\n\x0cListServices\x12\x1c.oort.v1.ListServicesRequest\x1a\x1d.oort.v1.ListServicesResponse\x12N\n\rUpdateService\x12\x1d.oort.v1.UpdateServiceRequest\x1a\x1e.oort.v1.UpdateServiceResponse\x12N\n\rDeleteService\x12\x1d.oort.v1.DeleteServiceRequest\x1a\x1e.oort.v1.DeleteServiceResponseB\x92\x01\n\x0b\x63om.oort.v1B\rExternalProtoP\x01Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\xa2\x02\x03OXX\xaa\x02\x07Oort.V1\xca\x02\x07Oort\\V1\xe2\x02\x13Oort\\V1\\GPBMetadata\xea\x02\x08Oort::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICEDESCRIPTION_INTERFACESENTRY']._serialized_options = b'8\001'
   _globals['_INTERFACEOPTIONS_HEADERSENTRY']._loaded_options = None
   _globals['_INTERFACEOPTIONS_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_SERVICEPROTOCOL']._serialized_start=2407
-  _globals['_SERVICEPROTOCOL']._serialized_end=2538
+  _globals['_SERVICEPROTOCOL']._serialized_start=2564
+  _globals['_SERVICEPROTOCOL']._serialized_end=2695
   _globals['_SERVICEDESCRIPTION']._serialized_start=69
   _globals['_SERVICEDESCRIPTION']._serialized_end=301
   _globals['_SERVICEDESCRIPTION_INTERFACESENTRY']._serialized_start=213
@@ -46,37 +46,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICEABOUT']._serialized_start=303
   _globals['_SERVICEABOUT']._serialized_end=424
   _globals['_SERVICEINTERFACE']._serialized_start=427
-  _globals['_SERVICEINTERFACE']._serialized_end=700
-  _globals['_FUNCTIONMAPPING']._serialized_start=702
-  _globals['_FUNCTIONMAPPING']._serialized_end=774
-  _globals['_INTERFACEOPTIONS']._serialized_start=777
-  _globals['_INTERFACEOPTIONS']._serialized_end=1081
-  _globals['_INTERFACEOPTIONS_HEADERSENTRY']._serialized_start=990
-  _globals['_INTERFACEOPTIONS_HEADERSENTRY']._serialized_end=1048
-  _globals['_PROTOFILE']._serialized_start=1083
-  _globals['_PROTOFILE']._serialized_end=1140
-  _globals['_REGISTEREDSERVICE']._serialized_start=1143
-  _globals['_REGISTEREDSERVICE']._serialized_end=1486
-  _globals['_REGISTERSERVICEREQUEST']._serialized_start=1489
-  _globals['_REGISTERSERVICEREQUEST']._serialized_end=1692
-  _globals['_REGISTERSERVICERESPONSE']._serialized_start=1694
-  _globals['_REGISTERSERVICERESPONSE']._serialized_end=1773
-  _globals['_GETSERVICEREQUEST']._serialized_start=1775
-  _globals['_GETSERVICEREQUEST']._serialized_end=1814
-  _globals['_GETSERVICERESPONSE']._serialized_start=1816
-  _globals['_GETSERVICERESPONSE']._serialized_end=1890
-  _globals['_LISTSERVICESREQUEST']._serialized_start=1892
-  _globals['_LISTSERVICESREQUEST']._serialized_end=1913
-  _globals['_LISTSERVICESRESPONSE']._serialized_start=1915
-  _globals['_LISTSERVICESRESPONSE']._serialized_end=1993
-  _globals['_UPDATESERVICEREQUEST']._serialized_start=1996
-  _globals['_UPDATESERVICEREQUEST']._serialized_end=2197
-  _globals['_UPDATESERVICERESPONSE']._serialized_start=2199
-  _globals['_UPDATESERVICERESPONSE']._serialized_end=2276
-  _globals['_DELETESERVICEREQUEST']._serialized_start=2278
-  _globals['_DELETESERVICEREQUEST']._serialized_end=2342
-  _globals['_DELETESERVICERESPONSE']._serialized_start=2344
-  _globals['_DELETESERVICERESPONSE']._serialized_end=2404
-  _globals['_EXTERNALSERVICE']._serialized_start=2541
-  _globals['_EXTERNALSERVICE']._serialized_end=2952
+  _globals['_SERVICEINTERFACE']._serialized_end=732
+  _globals['_FUNCTIONMAPPING']._serialized_start=734
+  _globals['_FUNCTIONMAPPING']._serialized_end=806
+  _globals['_INTERFACEOPTIONS']._serialized_start=809
+  _globals['_INTERFACEOPTIONS']._serialized_end=1238
+  _globals['_INTERFACEOPTIONS_HEADERSENTRY']._serialized_start=1109
+  _globals['_INTERFACEOPTIONS_HEADERSENTRY']._serialized_end=1167
+  _globals['_PROTOFILE']._serialized_start=1240
+  _globals['_PROTOFILE']._serialized_end=1297
+  _globals['_REGISTEREDSERVICE']._serialized_start=1300
+  _globals['_REGISTEREDSERVICE']._serialized_end=1643
+  _globals['_REGISTERSERVICEREQUEST']._serialized_start=1646
+  _globals['_REGISTERSERVICEREQUEST']._serialized_end=1849
+  _globals['_REGISTERSERVICERESPONSE']._serialized_start=1851
+  _globals['_REGISTERSERVICERESPONSE']._serialized_end=1930
+  _globals['_GETSERVICEREQUEST']._serialized_start=1932
+  _globals['_GETSERVICEREQUEST']._serialized_end=1971
+  _globals['_GETSERVICERESPONSE']._serialized_start=1973
+  _globals['_GETSERVICERESPONSE']._serialized_end=2047
+  _globals['_LISTSERVICESREQUEST']._serialized_start=2049
+  _globals['_LISTSERVICESREQUEST']._serialized_end=2070
+  _globals['_LISTSERVICESRESPONSE']._serialized_start=2072
+  _globals['_LISTSERVICESRESPONSE']._serialized_end=2150
+  _globals['_UPDATESERVICEREQUEST']._serialized_start=2153
+  _globals['_UPDATESERVICEREQUEST']._serialized_end=2354
+  _globals['_UPDATESERVICERESPONSE']._serialized_start=2356
+  _globals['_UPDATESERVICERESPONSE']._serialized_end=2433
+  _globals['_DELETESERVICEREQUEST']._serialized_start=2435
+  _globals['_DELETESERVICEREQUEST']._serialized_end=2499
+  _globals['_DELETESERVICERESPONSE']._serialized_start=2501
+  _globals['_DELETESERVICERESPONSE']._serialized_end=2561
+  _globals['_EXTERNALSERVICE']._serialized_start=2698
+  _globals['_EXTERNALSERVICE']._serialized_end=3109
 # @@protoc_insertion_point(module_scope)

@@ -145,6 +145,7 @@ class ServiceInterface(_message.Message):
     SCHEMA_FILE_FIELD_NUMBER: _builtins.int
     FUNCTIONS_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
+    SCHEMALESS_FIELD_NUMBER: _builtins.int
     address: _builtins.str
     """Address: `host:port` or a URL (`tcp://host:port`, `http://host:port/base`)."""
     protocol: Global___ServiceProtocol.ValueType
@@ -153,6 +154,10 @@ class ServiceInterface(_message.Message):
     """Schema type; only "protobuf" is supported."""
     schema_file: _builtins.str
     """The .proto file (name as in proto_files) that defines the service."""
+    schemaless: _builtins.bool
+    """A REST interface without a .proto: its functions take a verb, a path and
+    an optional body, `fn("post", "/path", self)` (eKuiper's `schemaless`).
+    """
     @_builtins.property
     def functions(self) -> _containers.RepeatedCompositeFieldContainer[Global___FunctionMapping]:
         """SQL functions and the service methods they call."""
@@ -170,10 +175,11 @@ class ServiceInterface(_message.Message):
         schema_file: _builtins.str = ...,
         functions: _abc.Iterable[Global___FunctionMapping] | None = ...,
         options: Global___InterfaceOptions | None = ...,
+        schemaless: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "functions", b"functions", "options", b"options", "protocol", b"protocol", "schema_file", b"schema_file", "schema_type", b"schema_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "functions", b"functions", "options", b"options", "protocol", b"protocol", "schema_file", b"schema_file", "schema_type", b"schema_type", "schemaless", b"schemaless"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -235,12 +241,18 @@ class InterfaceOptions(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     INSECURE_SKIP_VERIFY_FIELD_NUMBER: _builtins.int
     MAX_IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    RETRY_COUNT_FIELD_NUMBER: _builtins.int
+    RETRY_INTERVAL_MS_FIELD_NUMBER: _builtins.int
     timeout_ms: _builtins.int
     """Deadline of one call in milliseconds. Default 5000."""
     insecure_skip_verify: _builtins.bool
     """Accept any TLS certificate (test setups only)."""
     max_in_flight: _builtins.int
-    """At most this many calls in flight per rule. Default 64."""
+    """At most this many calls in flight to the interface, over all rules. Default 64."""
+    retry_count: _builtins.int
+    """REST: how many times a failed call is retried. Default 0."""
+    retry_interval_ms: _builtins.int
+    """REST: milliseconds between two attempts."""
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """HTTP headers (REST) or metadata (gRPC) sent with every call."""
@@ -252,17 +264,27 @@ class InterfaceOptions(_message.Message):
         timeout_ms: _builtins.int | None = ...,
         insecure_skip_verify: _builtins.bool = ...,
         max_in_flight: _builtins.int | None = ...,
+        retry_count: _builtins.int | None = ...,
+        retry_interval_ms: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_in_flight", b"_max_in_flight", "_timeout_ms", b"_timeout_ms", "max_in_flight", b"max_in_flight", "timeout_ms", b"timeout_ms"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_in_flight", b"_max_in_flight", "_retry_count", b"_retry_count", "_retry_interval_ms", b"_retry_interval_ms", "_timeout_ms", b"_timeout_ms", "max_in_flight", b"max_in_flight", "retry_count", b"retry_count", "retry_interval_ms", b"retry_interval_ms", "timeout_ms", b"timeout_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_in_flight", b"_max_in_flight", "_timeout_ms", b"_timeout_ms", "headers", b"headers", "insecure_skip_verify", b"insecure_skip_verify", "max_in_flight", b"max_in_flight", "timeout_ms", b"timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_in_flight", b"_max_in_flight", "_retry_count", b"_retry_count", "_retry_interval_ms", b"_retry_interval_ms", "_timeout_ms", b"_timeout_ms", "headers", b"headers", "insecure_skip_verify", b"insecure_skip_verify", "max_in_flight", b"max_in_flight", "retry_count", b"retry_count", "retry_interval_ms", b"retry_interval_ms", "timeout_ms", b"timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_in_flight: _TypeAlias = _typing.Literal["max_in_flight"]  # noqa: Y015
     _WhichOneofArgType__max_in_flight: _TypeAlias = _typing.Literal["_max_in_flight", b"_max_in_flight"]  # noqa: Y015
+    _WhichOneofReturnType__retry_count: _TypeAlias = _typing.Literal["retry_count"]  # noqa: Y015
+    _WhichOneofArgType__retry_count: _TypeAlias = _typing.Literal["_retry_count", b"_retry_count"]  # noqa: Y015
+    _WhichOneofReturnType__retry_interval_ms: _TypeAlias = _typing.Literal["retry_interval_ms"]  # noqa: Y015
+    _WhichOneofArgType__retry_interval_ms: _TypeAlias = _typing.Literal["_retry_interval_ms", b"_retry_interval_ms"]  # noqa: Y015
     _WhichOneofReturnType__timeout_ms: _TypeAlias = _typing.Literal["timeout_ms"]  # noqa: Y015
     _WhichOneofArgType__timeout_ms: _TypeAlias = _typing.Literal["_timeout_ms", b"_timeout_ms"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_in_flight) -> _WhichOneofReturnType__max_in_flight | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retry_count) -> _WhichOneofReturnType__retry_count | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retry_interval_ms) -> _WhichOneofReturnType__retry_interval_ms | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_ms) -> _WhichOneofReturnType__timeout_ms | None: ...
 
