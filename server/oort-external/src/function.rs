@@ -1,6 +1,7 @@
 //! [`ExternalFunction`]: a method of a registered service as an engine
 //! [`Function`], so a rule cannot tell it from a built-in.
 
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -52,6 +53,16 @@ pub struct Binding {
     pub target: Target,
     /// The runtime calls run on.
     pub io: Arc<IoRuntime>,
+    /// Told of every call's outcome and latency, if set.
+    pub observer: Option<Arc<dyn CallObserver>>,
+}
+
+/// Told of every external call once it ended: its service, SQL function,
+/// latency (deadline included) and whether it succeeded. oortd exports this
+/// as a Prometheus histogram.
+pub trait CallObserver: Send + Sync + 'static {
+    /// One call ended.
+    fn observe(&self, service: &str, function: &str, elapsed: Duration, ok: bool);
 }
 
 /// A SQL function provided by an external service.
@@ -86,57 +97,73 @@ impl ExternalFunction {
         Arc::clone(&self.binding.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// One call, with its error as the rule reports it.
-    fn invoke(&self, args: &[Value]) -> Result<Value, CallError> {
-        let binding = self.binding();
-        let interface = Arc::clone(&binding.interface);
-        let timeout = interface.timeout;
-        let millis = timeout.as_millis() as u64;
-        match &binding.target {
-            Target::Method { method, route } => {
-                let request = mapping::request(&method.input(), args)?;
-                let (method, route) = (method.clone(), route.clone());
-                let call = async move {
-                    let _permit =
-                        interface.in_flight.acquire().await.map_err(|_| CallError::Unavailable("closed".into()))?;
-                    match &interface.transport {
-                        Transport::Grpc(client) => {
-                            client.call(&method, request, timeout).await.map(|m| mapping::response(&m))
-                        }
-                        Transport::Rpc(client) => {
-                            client.call(&method, request, timeout).await.map(|m| mapping::response(&m))
-                        }
-                        Transport::Rest(client) => match &route {
-                            Some(route) => client.call(&method, route, request).await.map(|m| mapping::response(&m)),
-                            None => Err(CallError::Convert("REST method without a route".into())),
-                        },
-                    }
-                };
-                run(&binding.io, call, timeout, millis)
-            }
+    /// The future of one call, bounded by the interface's in-flight limit and
+    /// its deadline; the request is built (and may fail) before anything is sent.
+    fn call_future(
+        &self,
+        binding: &Binding,
+        args: &[Value],
+    ) -> Result<impl Future<Output = Result<Value, CallError>> + Send + 'static, CallError> {
+        enum Request {
+            Method { method: MethodDescriptor, route: Option<RestRoute>, message: prost_reflect::DynamicMessage },
+            Schemaless { verb: String, path: String, body: Option<serde_json::Value> },
+        }
+        let request = match &binding.target {
+            Target::Method { method, route } => Request::Method {
+                message: mapping::request(&method.input(), args)?,
+                method: method.clone(),
+                route: route.clone(),
+            },
             Target::Schemaless => {
                 let (verb, path, body) = crate::rest::schemaless_args(args)?;
-                let call = async move {
-                    let _permit =
-                        interface.in_flight.acquire().await.map_err(|_| CallError::Unavailable("closed".into()))?;
-                    match &interface.transport {
-                        Transport::Rest(client) => client.call_schemaless(&verb, &path, body).await,
-                        _ => Err(CallError::Convert("schemaless calls need a REST interface".into())),
-                    }
-                };
-                run(&binding.io, call, timeout, millis)
+                Request::Schemaless { verb, path, body }
             }
-        }
+        };
+        let interface = Arc::clone(&binding.interface);
+        let timeout = interface.timeout;
+        let call = async move {
+            let _permit = interface.in_flight.acquire().await.map_err(|_| CallError::Unavailable("closed".into()))?;
+            match (request, &interface.transport) {
+                (Request::Method { method, message, .. }, Transport::Grpc(client)) => {
+                    client.call(&method, message, timeout).await.map(|m| mapping::response(&m))
+                }
+                (Request::Method { method, message, .. }, Transport::Rpc(client)) => {
+                    client.call(&method, message, timeout).await.map(|m| mapping::response(&m))
+                }
+                (Request::Method { method, message, route: Some(route) }, Transport::Rest(client)) => {
+                    client.call(&method, &route, message).await.map(|m| mapping::response(&m))
+                }
+                (Request::Method { route: None, .. }, Transport::Rest(_)) => {
+                    Err(CallError::Convert("REST method without a route".into()))
+                }
+                (Request::Schemaless { verb, path, body }, Transport::Rest(client)) => {
+                    client.call_schemaless(&verb, &path, body).await
+                }
+                (Request::Schemaless { .. }, _) => {
+                    Err(CallError::Convert("schemaless calls need a REST interface".into()))
+                }
+            }
+        };
+        let millis = timeout.as_millis() as u64;
+        let observed = binding.observer.clone().map(|o| (o, self.meta.owner.clone(), self.meta.name.clone()));
+        Ok(async move {
+            let started = std::time::Instant::now();
+            let result = tokio::time::timeout(timeout, call).await.unwrap_or(Err(CallError::Deadline(millis)));
+            if let Some((observer, service, function)) = observed {
+                observer.observe(&service, &function, started.elapsed(), result.is_ok());
+            }
+            result
+        })
+    }
+
+    fn error(&self, e: CallError) -> FunctionError {
+        FunctionError::failed(&self.meta.name, e.to_string())
     }
 }
 
-/// Runs a call on the I/O runtime within its deadline.
-fn run<F>(io: &IoRuntime, call: F, timeout: Duration, millis: u64) -> Result<Value, CallError>
-where
-    F: std::future::Future<Output = Result<Value, CallError>> + Send + 'static,
-{
-    let bounded = async move { tokio::time::timeout(timeout, call).await.unwrap_or(Err(CallError::Deadline(millis))) };
-    io.block(bounded).unwrap_or_else(|| Err(CallError::Unavailable("the server is shutting down".into())))
+/// Why nothing was called: the I/O runtime is gone.
+fn shutting_down() -> CallError {
+    CallError::Unavailable("the server is shutting down".into())
 }
 
 fn describe(binding: &Binding) -> String {
@@ -178,6 +205,38 @@ impl Function for ExternalFunction {
     }
 
     fn call(&self, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
-        self.invoke(args).map_err(|e| FunctionError::failed(&self.meta.name, e.to_string()))
+        let binding = self.binding();
+        let call = self.call_future(&binding, args).map_err(|e| self.error(e))?;
+        binding.io.block(call).unwrap_or_else(|| Err(shutting_down())).map_err(|e| self.error(e))
+    }
+
+    /// Every call of the batch at once, each within the interface's in-flight
+    /// limit and deadline: a batch takes about as long as its slowest call, not
+    /// the sum of them.
+    fn call_batch(&self, _: &CallContext<'_>, rows: &[&[Value]]) -> Vec<Result<Value, FunctionError>> {
+        let binding = self.binding();
+        let mut results: Vec<Option<Result<Value, CallError>>> = Vec::with_capacity(rows.len());
+        let mut calls = Vec::with_capacity(rows.len());
+        for args in rows {
+            match self.call_future(&binding, args) {
+                Ok(call) => {
+                    calls.push(call);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let count = calls.len();
+        let mut answers = binding
+            .io
+            .block(futures::future::join_all(calls))
+            .unwrap_or_else(|| (0..count).map(|_| Err(shutting_down())).collect())
+            .into_iter();
+        results
+            .into_iter()
+            .map(|slot| {
+                slot.or_else(|| answers.next()).unwrap_or_else(|| Err(shutting_down())).map_err(|e| self.error(e))
+            })
+            .collect()
     }
 }

@@ -1,12 +1,13 @@
 //! [`IoRuntime`]: the tokio runtime that external calls run on, and the
 //! bridge from the engine's synchronous `Function::call` to it.
 //!
-//! The engine evaluates a rule's expressions synchronously, one row at a time,
-//! on its rule task. A call therefore blocks that task until the answer, or the
-//! call's deadline, whichever comes first: `block` spawns the call on this
-//! runtime and waits for it, inside `block_in_place` when the caller is a
-//! worker of a multi-threaded runtime (so the caller's other tasks move to
-//! another thread and the server keeps serving).
+//! The engine evaluates a rule's expressions synchronously on its rule task,
+//! calling an external function once per batch of events (`call_batch`, whose
+//! calls run concurrently here). A batch therefore blocks that task until the
+//! answers, or the calls' deadline, whichever comes first: `block` spawns the
+//! calls on this runtime and waits for them, inside `block_in_place` when the
+//! caller is a worker of a multi-threaded runtime (so the caller's other tasks
+//! move to another thread and the server keeps serving).
 
 use std::future::Future;
 

@@ -24,5 +24,5 @@ pub mod services;
 
 pub use description::Description;
 pub use error::{CallError, ExternalError};
-pub use function::ExternalFunction;
+pub use function::{CallObserver, ExternalFunction};
 pub use services::{AddressPolicy, ExternalServices, Prepared, ServiceDef};

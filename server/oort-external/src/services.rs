@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::description::{Description, Protocol};
 use crate::error::ExternalError;
-use crate::function::{Binding, ExternalFunction, Interface, Target, Transport};
+use crate::function::{Binding, CallObserver, ExternalFunction, Interface, Target, Transport};
 use crate::grpc::GrpcClient;
 use crate::io::IoRuntime;
 use crate::rest::{RestClient, RestRoute};
@@ -76,6 +76,7 @@ pub struct ExternalServices {
     registry: Arc<FunctionRegistry>,
     io: Arc<IoRuntime>,
     policy: AddressPolicy,
+    observer: Option<Arc<dyn CallObserver>>,
     installed: Mutex<BTreeMap<String, Installed>>,
 }
 
@@ -88,7 +89,19 @@ fn is_identifier(name: &str) -> bool {
 impl ExternalServices {
     /// No service yet; calls run on a runtime of their own with `io_threads` workers.
     pub fn new(registry: Arc<FunctionRegistry>, policy: AddressPolicy, io_threads: usize) -> std::io::Result<Self> {
-        Ok(Self { registry, io: Arc::new(IoRuntime::new(io_threads)?), policy, installed: Mutex::default() })
+        Ok(Self {
+            registry,
+            io: Arc::new(IoRuntime::new(io_threads)?),
+            policy,
+            observer: None,
+            installed: Mutex::default(),
+        })
+    }
+
+    /// Tells `observer` of every call of the services installed from now on.
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     fn installed(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Installed>> {
@@ -185,7 +198,15 @@ impl ExternalServices {
                     }
                     _ => Target::Schemaless,
                 };
-                functions.push((name, Binding { interface: Arc::clone(&interface), target, io: Arc::clone(&self.io) }));
+                functions.push((
+                    name,
+                    Binding {
+                        interface: Arc::clone(&interface),
+                        target,
+                        io: Arc::clone(&self.io),
+                        observer: self.observer.clone(),
+                    },
+                ));
             }
         }
         Ok(Prepared { def, functions })

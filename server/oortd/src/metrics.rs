@@ -1,10 +1,12 @@
 //! The Prometheus endpoint (`GET /metrics`, off unless `metrics_listen` is
 //! set): rules by state and, per running rule and operator, the counters of
-//! `GetRuleStatus`, in the OpenMetrics text format.
+//! `GetRuleStatus`, and the latency of external function calls, in the
+//! OpenMetrics text format.
 //!
 //! Each scrape reads a snapshot of the catalog and the engine into a fresh
 //! registry: the figures live in the engine's operators, so there is nothing
-//! to keep up to date between scrapes.
+//! to keep up to date between scrapes. Call latencies are the exception: they
+//! are observed as calls end ([`ExternalCalls`]) and registered as they are.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -14,6 +16,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::rules::RuleController;
@@ -36,16 +39,53 @@ struct OperatorLabels {
     operator: String,
 }
 
-type Counters<L> = Family<L, Counter>;
-type Gauges<L> = Family<L, Gauge>;
-
-/// The router of the metrics endpoint.
-pub fn router(rules: RuleController) -> axum::Router {
-    axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(rules)
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    service: String,
+    function: String,
+    outcome: &'static str,
 }
 
-async fn scrape(State(rules): State<RuleController>) -> Response {
-    match render(&rules).await {
+type Counters<L> = Family<L, Counter>;
+type Gauges<L> = Family<L, Gauge>;
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Latencies of external function calls, by service, function and outcome.
+#[derive(Clone)]
+pub struct ExternalCalls(Histograms<CallLabels>);
+
+impl Default for ExternalCalls {
+    fn default() -> Self {
+        // 100 µs to ~13 s, doubling: a loopback call to a call that hit its deadline.
+        Self(Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_1, 2.0, 18))))
+    }
+}
+
+impl oort_external::CallObserver for ExternalCalls {
+    fn observe(&self, service: &str, function: &str, elapsed: std::time::Duration, ok: bool) {
+        let labels = CallLabels {
+            service: service.to_owned(),
+            function: function.to_owned(),
+            outcome: if ok { "ok" } else { "error" },
+        };
+        self.0.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    }
+}
+
+/// What a scrape reads.
+#[derive(Clone)]
+struct Sources {
+    rules: RuleController,
+    external_calls: ExternalCalls,
+}
+
+/// The router of the metrics endpoint.
+pub fn router(rules: RuleController, external_calls: ExternalCalls) -> axum::Router {
+    axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(Sources { rules, external_calls })
+}
+
+async fn scrape(State(sources): State<Sources>) -> Response {
+    match render(&sources.rules, &sources.external_calls).await {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(error) => {
             tracing::error!(%error, "metrics scrape failed");
@@ -55,7 +95,7 @@ async fn scrape(State(rules): State<RuleController>) -> Response {
 }
 
 /// The metrics now, as OpenMetrics text.
-async fn render(rules: &RuleController) -> Result<String, String> {
+async fn render(rules: &RuleController, external_calls: &ExternalCalls) -> Result<String, String> {
     let stored = {
         let catalog = rules.catalog().clone();
         tokio::task::spawn_blocking(move || catalog.direct().list_rules().map(|r| r.len()))
@@ -80,6 +120,12 @@ async fn render(rules: &RuleController) -> Result<String, String> {
     registry.register("operator_process_latency_us", "Latency of the last batch, per record, in µs", latency.clone());
     let buffer = Gauges::<OperatorLabels>::default();
     registry.register("operator_buffer_length", "Records waiting in an operator's buffer", buffer.clone());
+    registry.register_with_unit(
+        "external_call_duration",
+        "Latency of external function calls, deadline included",
+        prometheus_client::registry::Unit::Seconds,
+        external_calls.0.clone(),
+    );
 
     let (mut running, mut failed) = (0i64, 0i64);
     for (rule, status) in &statuses {

@@ -94,9 +94,11 @@ pub async fn run(
     // External services register their functions before any rule is restored,
     // so that rules calling them start.
     let policy = oort_external::AddressPolicy { allowed_hosts: config.external_service_hosts.clone() };
+    let external_calls = crate::metrics::ExternalCalls::default();
     let services = Arc::new(
         oort_external::ExternalServices::new(Arc::clone(&functions), policy, config.external_io_threads)
-            .map_err(ServerError::ExternalRuntime)?,
+            .map_err(ServerError::ExternalRuntime)?
+            .with_observer(Arc::new(external_calls.clone())),
     );
     let stored_services =
         catalog.list_services().map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
@@ -148,7 +150,14 @@ pub async fn run(
     };
     let metrics = match config.metrics_listen {
         Some(addr) => {
-            serve_http("metrics", addr, true, crate::metrics::router(rules.clone()), stopping.clone()).await?
+            serve_http(
+                "metrics",
+                addr,
+                true,
+                crate::metrics::router(rules.clone(), external_calls.clone()),
+                stopping.clone(),
+            )
+            .await?
         }
         None => None,
     };

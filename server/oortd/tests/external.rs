@@ -242,6 +242,38 @@ async fn call_errors_are_counted_per_event_and_the_rule_goes_on() {
 }
 
 #[tokio::test]
+async fn the_calls_of_a_batch_of_events_run_concurrently_and_their_latencies_are_exported() {
+    let demo = Demo::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Oortd::command();
+    command
+        .args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path());
+    let oortd = Oortd::launch(command, dir.path()).await;
+    register_demo(&oortd, &demo).await;
+    create_stream(&oortd, r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    create_rule(&oortd, "slow", "SELECT slow(ms) AS s FROM s").await;
+    let mut results = tail(&oortd, "slow").await;
+    // Twelve calls of 400 ms each: 4.8 s one after the other.
+    let events: Vec<_> = (0..12).map(|_| json!({"ms": 400})).collect();
+    let started = tokio::time::Instant::now();
+    publish(&oortd, "s", &events).await;
+    for _ in 0..12 {
+        assert_eq!(next_row(&mut results).await["s"], json!(400));
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(2400), "the calls did not overlap: {elapsed:?} for 12 × 400 ms");
+
+    let metrics = oortd.metrics_addr.clone().expect("the server logs the metrics address");
+    let text = reqwest::get(format!("http://{metrics}/metrics")).await.unwrap().text().await.unwrap();
+    let series = r#"oort_external_call_duration_seconds_count{service="demo",function="slow",outcome="ok"} 12"#;
+    assert!(text.lines().any(|l| l == series), "{series} in:\n{text}");
+    let fast =
+        r#"oort_external_call_duration_seconds_bucket{le="0.0002",service="demo",function="slow",outcome="ok"} 0"#;
+    assert!(text.contains(fast), "no 400 ms call in the 200 µs bucket:\n{text}");
+}
+
+#[tokio::test]
 async fn external_functions_work_in_where_and_in_window_aggregates() {
     let demo = Demo::start();
     let dir = tempfile::tempdir().unwrap();
