@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -130,4 +131,12 @@ type Plugin struct {
 	Functions []FunctionDef
 	Sources   []SourceDef
 	Sinks     []SinkDef
+}
+
+// ArgCount is a helper for Validate: an error unless there are n arguments.
+func ArgCount(args []any, n int) error {
+	if len(args) != n {
+		return fmt.Errorf("takes %d argument(s), got %d", n, len(args))
+	}
+	return nil
 }

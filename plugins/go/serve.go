@@ -98,7 +98,11 @@ func Run(ctx context.Context, p *Plugin, opts Options) error {
 	}
 	defer ln.Close()
 
-	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageSize), grpc.MaxSendMsgSize(maxMessageSize))
+	grpcServer := grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxMessageSize),
+		grpc.MaxSendMsgSize(maxMessageSize),
+		grpc.ForceServerCodecV2(newFastCodec()),
+	)
 	svc := newService(p, logger, cfg.grace)
 	pluginv1.RegisterPluginServiceServer(grpcServer, svc)
 	healthServer := health.NewServer()
