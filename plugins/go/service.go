@@ -350,6 +350,9 @@ func (s *service) OpenSource(req *pluginv1.OpenSourceRequest, stream pluginv1.Pl
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if len(events) == 0 {
+			return nil
+		}
 		resp := &pluginv1.OpenSourceResponse{Events: make([]*oortv1.Event, len(events))}
 		for i, e := range events {
 			converted, err := ToEvent(e)

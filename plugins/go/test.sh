@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks and tests of the Go SDK (plugins/go) and its example
 # (plugins/examples/godemo): gofmt, go vet, go test, and the example's
-# package.sh. Exits non-zero on the first failure.
+# package.sh. Exits non-zero on the first failure. Tests run with -race where
+# cgo and a C compiler are there.
 # Needs: go (1.26) with the modules of go.sum (module cache or Go proxy), python3.
 # Usage: plugins/go/test.sh            (from anywhere)
 #        BENCH=1 plugins/go/test.sh    (also the rows/s benchmark, ~20 s)
@@ -9,8 +10,14 @@ set -euo pipefail
 sdk="$(cd "$(dirname "$0")" && pwd)"
 example="$(cd "$sdk/../examples/godemo" && pwd)"
 
+# The race detector needs cgo and a C compiler; without them the tests run plain.
+race=()
+if [[ "$(go env CGO_ENABLED)" == 1 ]] && command -v "$(go env CC)" >/dev/null 2>&1; then
+  race=(-race)
+fi
+
 for module in "$sdk" "$example"; do
-  echo "== $module: gofmt, go vet, go test" >&2
+  echo "== $module: gofmt, go vet, go test ${race[*]}" >&2
   cd "$module"
   unformatted="$(gofmt -l .)"
   if [[ -n "$unformatted" ]]; then
@@ -18,7 +25,7 @@ for module in "$sdk" "$example"; do
     exit 1
   fi
   go vet ./...
-  go test -count=1 ./...
+  go test "${race[@]}" -count=1 ./...
 done
 
 echo "== godemo package.sh" >&2
