@@ -23,5 +23,6 @@
 //   - value.go: conversions between Go values and oort.v1.Value, property helpers
 //   - serve.go: Serve/Run, the environment, the socket, the handshake, stopping
 //   - service.go: the PluginService handlers
+//   - codec.go: the gRPC codec, hand-written for Invoke batches
 //   - sdktest/: a harness that runs one symbol without oortd
 package sdk
