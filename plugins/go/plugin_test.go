@@ -149,10 +149,10 @@ func TestDescribe(t *testing.T) {
 	var manifest struct {
 		Name, Version, Kind, Language, Executable string
 		Functions                                 []struct {
-			Name      string
-			Aggregate bool
+			Name, Description string
+			Aggregate         bool
 		}
-		Sources, Sinks []struct{ Name string }
+		Sources, Sinks []struct{ Name, Description string }
 	}
 	if err := json.Unmarshal(raw, &manifest); err != nil {
 		t.Fatal(err)
@@ -162,17 +162,26 @@ func TestDescribe(t *testing.T) {
 		t.Fatalf("manifest %+v does not match %v", manifest, resp)
 	}
 	fromManifest := map[string]string{}
+	descriptions := map[string]string{}
 	for _, f := range manifest.Functions {
 		fromManifest[f.Name] = "SYMBOL_KIND_FUNCTION"
 		if f.Aggregate {
 			fromManifest[f.Name] += " aggregate"
 		}
+		descriptions[f.Name] = f.Description
 	}
 	for _, s := range manifest.Sources {
 		fromManifest[s.Name] = "SYMBOL_KIND_SOURCE"
+		descriptions[s.Name] = s.Description
 	}
 	for _, s := range manifest.Sinks {
 		fromManifest[s.Name] = "SYMBOL_KIND_SINK"
+		descriptions[s.Name] = s.Description
+	}
+	for _, s := range resp.Symbols {
+		if descriptions[s.Name] != s.Description {
+			t.Errorf("%s: manifest says %q, Describe %q", s.Name, descriptions[s.Name], s.Description)
+		}
 	}
 	if len(fromManifest) != len(got) {
 		t.Fatalf("manifest symbols %v, Describe %v", fromManifest, got)

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
 	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -347,4 +349,28 @@ func BoolProp(props map[string]any, key string, def bool) (bool, error) {
 		return b, nil
 	}
 	return false, fmt.Errorf("property %q: %T is not a boolean", key, v)
+}
+
+// DatasourceOptions splits a stream's DATASOURCE of the form
+// "name?key=value&key2=value2" (the way Oort's sources take settings that the
+// stream's WITH options have no place for) into the name and the properties:
+// props with each query parameter added as a string, a parameter given in the
+// DATASOURCE winning over the same key in props. props is not modified.
+func DatasourceOptions(datasource string, props map[string]any) (string, map[string]any, error) {
+	merged := make(map[string]any, len(props))
+	for k, v := range props {
+		merged[k] = v
+	}
+	name, query, found := strings.Cut(datasource, "?")
+	if !found {
+		return datasource, merged, nil
+	}
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		return "", nil, fmt.Errorf("DATASOURCE %q: %w", datasource, err)
+	}
+	for k, v := range values {
+		merged[k] = v[len(v)-1]
+	}
+	return name, merged, nil
 }

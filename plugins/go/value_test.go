@@ -264,3 +264,28 @@ type nopFunction struct{}
 func (nopFunction) Validate([]any) error                            { return nil }
 func (nopFunction) Exec(_ FunctionContext, args []any) (any, error) { return args[0], nil }
 func (nopFunction) IsAggregate() bool                               { return false }
+
+func TestDatasourceOptions(t *testing.T) {
+	props := map[string]any{"interval_ms": 100.0, "keep": true}
+	name, merged, err := DatasourceOptions("ticks?interval_ms=50&count=3", props)
+	if err != nil || name != "ticks" {
+		t.Fatalf("%q %v", name, err)
+	}
+	want := map[string]any{"interval_ms": "50", "count": "3", "keep": true}
+	if !reflect.DeepEqual(merged, want) {
+		t.Fatalf("merged %v, want %v", merged, want)
+	}
+	if props["interval_ms"] != 100.0 {
+		t.Fatal("props was modified")
+	}
+	if n, err := IntProp(merged, "interval_ms", 0); err != nil || n != 50 {
+		t.Fatalf("IntProp: %v %v", n, err)
+	}
+	name, merged, err = DatasourceOptions("plain", nil)
+	if err != nil || name != "plain" || len(merged) != 0 {
+		t.Fatalf("%q %v %v", name, merged, err)
+	}
+	if _, _, err := DatasourceOptions("x?a=%zz", nil); err == nil {
+		t.Fatal("a bad query is an error")
+	}
+}

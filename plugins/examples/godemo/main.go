@@ -22,7 +22,7 @@ func plugin() *sdk.Plugin {
 			{Name: "go_div", Description: "Integer division; a zero divisor panics on purpose (the SDK makes it a row error)", Function: div{}},
 		},
 		Sources: []sdk.SourceDef{
-			{Name: "goticker", Description: `Emits {"tick": n} every interval_ms (default 100), up to count if set`,
+			{Name: "goticker", Description: `Emits {"tick": n} every interval_ms (default 100), up to count if set; both also in DATASOURCE as name?interval_ms=50&count=10`,
 				New: func() sdk.Source { return &ticker{} }},
 		},
 		Sinks: []sdk.SinkDef{

@@ -72,6 +72,15 @@ func TestTicker(t *testing.T) {
 			t.Errorf("event %d: %+v", i, e)
 		}
 	}
+	// Settings in the DATASOURCE win over the configuration.
+	start := time.Now()
+	events, err = h.ReadSource("goticker", "d2?interval_ms=40&count=2", map[string]any{"interval_ms": 5}, 2, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed < 80*time.Millisecond || events[1].Meta["datasource"] != "d2" {
+		t.Errorf("2 ticks in %v, events %+v", elapsed, events)
+	}
 	if _, err := h.ReadSource("goticker", "", map[string]any{"interval_ms": 0}, 1, 5*time.Second); err == nil {
 		t.Error("interval_ms 0 is refused")
 	}

@@ -9,7 +9,9 @@ import (
 
 // ticker is the source goticker: {"tick": 1}, {"tick": 2}, ... every
 // interval_ms milliseconds (default 100), stopping after count events if count
-// is set and positive. The stream's DATASOURCE is in each event's meta.
+// is set and positive. Both come from the stream's configuration or from its
+// DATASOURCE, as in "name?interval_ms=50&count=10" (which wins). The name part
+// of the DATASOURCE is in each event's meta, as "datasource".
 type ticker struct {
 	interval   time.Duration
 	count      int64
@@ -17,6 +19,10 @@ type ticker struct {
 }
 
 func (t *ticker) Configure(datasource string, props map[string]any) error {
+	datasource, props, err := sdk.DatasourceOptions(datasource, props)
+	if err != nil {
+		return err
+	}
 	ms, err := sdk.IntProp(props, "interval_ms", 100)
 	if err != nil {
 		return err
