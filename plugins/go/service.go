@@ -127,6 +127,17 @@ func asStatus(err error, code codes.Code, format string, args ...any) error {
 	return status.Errorf(code, "%s: %v", fmt.Sprintf(format, args...), err)
 }
 
+// invalid is the INVALID_ARGUMENT status the protocol asks for when Validate
+// or Configure refuses, whatever the error (a gRPC status's message is kept).
+func invalid(err error, format string, args ...any) error {
+	msg := err.Error()
+	var st interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &st) {
+		msg = st.GRPCStatus().Message()
+	}
+	return status.Errorf(codes.InvalidArgument, "%s: %s", fmt.Sprintf(format, args...), msg)
+}
+
 // guard runs f and turns a panic into an error carrying its message; the stack
 // goes to the log.
 func guard(logger *slog.Logger, what string, f func() error) (err error) {
@@ -227,7 +238,7 @@ func (s *service) Invoke(stream pluginv1.PluginService_InvokeServer) error {
 	if err := guard(ctx.logger, def.Name+" Validate", func() error {
 		return def.Function.Validate(make([]any, argCount))
 	}); err != nil {
-		return asStatus(err, codes.InvalidArgument, "%s with %d arguments", def.Name, argCount)
+		return invalid(err, "%s with %d arguments", def.Name, argCount)
 	}
 	inv := invocation{ctx: ctx, fn: def.Function, name: def.Name, argCount: argCount}
 
@@ -334,7 +345,7 @@ func (s *service) OpenSource(req *pluginv1.OpenSourceRequest, stream pluginv1.Pl
 	if err := guard(ctx.logger, def.Name+" Configure", func() error {
 		return src.Configure(req.GetDatasource(), configMap(req.GetConfig()))
 	}); err != nil {
-		return asStatus(err, codes.InvalidArgument, "%s configuration", def.Name)
+		return invalid(err, "%s configuration", def.Name)
 	}
 	if !s.instances.add() {
 		return errStopping
@@ -422,7 +433,7 @@ func (s *service) OpenSink(stream pluginv1.PluginService_OpenSinkServer) error {
 	if err := guard(ctx.logger, def.Name+" Configure", func() error {
 		return sink.Configure(configMap(open.GetConfig()))
 	}); err != nil {
-		return asStatus(err, codes.InvalidArgument, "%s configuration", def.Name)
+		return invalid(err, "%s configuration", def.Name)
 	}
 	if !s.instances.add() {
 		return errStopping
