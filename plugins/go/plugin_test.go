@@ -607,3 +607,26 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("invoke stream ended with %v", err)
 	}
 }
+
+func TestStdoutAfterTheHandshakeGoesToStderr(t *testing.T) {
+	p := start(t, build(t, filepath.Join("internal", "testplugin")))
+	// The test no longer reads stdout, like the server: if the print went
+	// there, it would fill the pipe and the call would not return.
+	resps, err := invoke(t, p, "t_print", 0, rows(t, []any{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := results(resps[0]); got[0] != "printed" {
+		t.Fatalf("results %v", got)
+	}
+	if !strings.Contains(p.stderr.String(), "testplugin: stray print xxx") {
+		t.Fatal("the print is not on stderr")
+	}
+	p.stdin.Close()
+	if code := p.waitExit(t, exitTimeout); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if rest, _ := io.ReadAll(p.stdout); len(rest) != 0 {
+		t.Fatalf("%d more bytes on stdout", len(rest))
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,32 +30,37 @@ const (
 )
 
 var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
+	buildMu sync.Mutex
+	builds  = map[string]string{} // package folder → executable
 )
 
-// godemo builds the example once per test binary and returns its path.
-func godemo(t testing.TB) string {
+// build builds a plugin's main package (once per test binary) with
+// CGO_ENABLED=0, as package.sh does, and returns the executable's path.
+func build(t testing.TB, dir string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "godemo-build")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "godemo")
-		cmd := exec.Command("go", "build", "-o", buildPath, ".")
-		cmd.Dir = filepath.Join("..", "examples", "godemo")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build godemo: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if exe, ok := builds[dir]; ok {
+		return exe
 	}
-	return buildPath
+	out, err := os.MkdirTemp("", "oort-plugin-build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(out, filepath.Base(dir))
+	cmd := exec.Command("go", "build", "-o", exe, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if output, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", dir, err, output)
+	}
+	builds[dir] = exe
+	return exe
+}
+
+// godemo is the example plugin's executable.
+func godemo(t testing.TB) string {
+	return build(t, filepath.Join("..", "examples", "godemo"))
 }
 
 // pluginProcess is one running plugin.
@@ -169,8 +173,14 @@ func spawn(t testing.TB, exe string, env map[string]string) *pluginProcess {
 // startGodemo starts the example as oortd would and connects to it.
 func startGodemo(t testing.TB) *pluginProcess {
 	t.Helper()
+	return start(t, godemo(t))
+}
+
+// start starts a plugin executable as oortd would and connects to it.
+func start(t testing.TB, exe string) *pluginProcess {
+	t.Helper()
 	socket := privateSocket(t)
-	p := spawn(t, godemo(t), serverEnv(socket))
+	p := spawn(t, exe, serverEnv(socket))
 	line, err := p.readLine(handshakeTimeout)
 	if err != nil {
 		t.Fatalf("no handshake line: %v; stderr:\n%s", err, p.stderr.String())

@@ -54,7 +54,7 @@ func Serve(p *Plugin) {
 	err := Run(ctx, p, Options{
 		Getenv: os.Getenv,
 		Stdin:  os.Stdin,
-		Stdout: os.Stdout,
+		Stdout: handshakeWriter{},
 		Stderr: os.Stderr,
 	})
 	if err != nil {
@@ -69,7 +69,7 @@ type Options struct {
 	Getenv func(string) string
 	// Stdin is watched for end of file; nil means never.
 	Stdin io.Reader
-	// Stdout receives the handshake line.
+	// Stdout receives the handshake line, in one Write (unbuffered).
 	Stdout io.Writer
 	// Stderr receives the logs.
 	Stderr io.Writer
@@ -119,9 +119,7 @@ func Run(ctx context.Context, p *Plugin, opts Options) error {
 		grpcServer.Stop()
 		return fmt.Errorf("cannot print the handshake line: %w", err)
 	}
-	if f, ok := opts.Stdout.(interface{ Sync() error }); ok {
-		_ = f.Sync() // os.Stdout is unbuffered; a pipe refuses Sync, which is fine
-	}
+	// Written at once: os.Stdout has no buffer, and Options.Stdout must not either.
 	logger.Info("serving", "version", p.Version, "socket", cfg.socket)
 
 	stdinClosed := make(chan struct{})
@@ -161,6 +159,21 @@ func Run(ctx context.Context, p *Plugin, opts Options) error {
 		grpcServer.Stop()
 	}
 	return nil
+}
+
+// handshakeWriter writes the handshake line to the real stdout, then sends
+// whatever else goes to stdout to stderr.
+type handshakeWriter struct{}
+
+func (handshakeWriter) Write(p []byte) (int, error) {
+	n, err := os.Stdout.Write(p)
+	if err != nil {
+		return n, err
+	}
+	if err := redirectStdout(); err != nil {
+		fmt.Fprintf(os.Stderr, "cannot send stdout to stderr after the handshake: %v\n", err)
+	}
+	return n, nil
 }
 
 type config struct {
