@@ -58,6 +58,15 @@ func build(t testing.TB, dir string) string {
 	return exe
 }
 
+// TestMain removes the executables built for the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, exe := range builds {
+		os.RemoveAll(filepath.Dir(exe))
+	}
+	os.Exit(code)
+}
+
 // godemo is the example plugin's executable.
 func godemo(t testing.TB) string {
 	return build(t, filepath.Join("..", "examples", "godemo"))
