@@ -83,6 +83,9 @@ func Run(ctx context.Context, p *Plugin, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if opts.Stdout == nil {
+		return errors.New("Options.Stdout is nil: the handshake line has nowhere to go")
+	}
 	if err := p.check(); err != nil {
 		return err
 	}
@@ -137,7 +140,7 @@ func Run(ctx context.Context, p *Plugin, opts Options) error {
 	case <-stdinClosed:
 		reason = "stdin closed: the server is gone"
 	case <-ctx.Done():
-		reason = "signal"
+		reason = "context ended (SIGTERM or SIGINT under Serve)"
 	case err := <-served:
 		svc.stop("the gRPC server stopped")
 		return fmt.Errorf("gRPC server stopped: %w", err)

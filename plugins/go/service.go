@@ -304,7 +304,11 @@ func (inv *invocation) batch(batch *pluginv1.InvokeBatch) *pluginv1.InvokeRespon
 			}
 			err = fmt.Errorf("%s returned %T: %w", inv.name, out, err)
 		}
-		result.Result = &pluginv1.CallResult_Error{Error: err.Error()}
+		msg := err.Error()
+		if msg == "" {
+			msg = inv.name + " failed without a message"
+		}
+		result.Result = &pluginv1.CallResult_Error{Error: msg}
 	}
 	return resp
 }
