@@ -30,6 +30,10 @@ testdata/external/setup.sh
 echo "== plugins/examples/noderaw: a plugin without an SDK (Node.js) against Python's grpcio" >&2
 plugins/examples/noderaw/test.sh
 
+echo "== plugin SDKs: Python (plugins/python) and Go (plugins/go), each with its example plugin" >&2
+plugins/python/test.sh
+plugins/go/test.sh
+
 echo "== cargo test" >&2
 # The binaries first: the CLI's end-to-end tests run the oortd binary.
 cargo build --workspace --bins --locked
