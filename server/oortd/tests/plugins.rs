@@ -598,7 +598,10 @@ async fn bad_plugins_are_refused_with_clear_errors_and_running_rules_keep_runnin
 
     // A newer minor of the same ABI major is accepted, and works.
     let newer = zip_of(&[
-        ("manifest.json", br#"{"name": "newer", "version": "0.1.0", "functions": [{"name": "newer_plus"}]}"#),
+        (
+            "manifest.json",
+            br#"{"name": "newer", "version": "0.1.0", "functions": [{"name": "newer_plus"}, {"name": "newer_blob"}]}"#,
+        ),
         ("libnewer.so", &library("liboort_test_abi_minor.so")),
     ]);
     let newer = install_bytes(&oortd, "newer", newer).await.unwrap();
@@ -607,6 +610,16 @@ async fn bad_plugins_are_refused_with_clear_errors_and_running_rules_keep_runnin
     let mut plus = tail(&oortd, "plus").await;
     publish(&oortd, "s", vec![event(&[("a", int(40)), ("b", int(2))])]).await;
     assert_eq!(next_row(&mut plus).await["p"], int(42));
+    // What a plugin returns is bounded: a 70 MB string fails its row, the next one is fine.
+    create_stream(&oortd, r#"CREATE STREAM sizes (n BIGINT) WITH (TYPE="grpc", DATASOURCE="sizes")"#).await;
+    create_rule(&oortd, rule("blob", "SELECT newer_blob(n) AS b FROM sizes", vec![action("grpc", &[])])).await.unwrap();
+    let mut blob = tail(&oortd, "blob").await;
+    publish(&oortd, "sizes", vec![event(&[("n", int(70_000_000))]), event(&[("n", int(3))])]).await;
+    assert_eq!(next_row(&mut blob).await["b"], Value { kind: Some(Kind::StringValue("xxx".into())) });
+    let status =
+        oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: "blob".into() }).await.unwrap().into_inner();
+    let project = status.operators.iter().find(|o| o.name == "op_project_0").unwrap();
+    assert!(project.last_exception.contains("at most 67108864"), "{project:?}");
 
     // Nothing of it disturbed the server: install again, and the function that
     // panics on a zero divisor fails that row only.

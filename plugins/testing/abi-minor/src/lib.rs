@@ -15,8 +15,18 @@ impl Function for Plus {
     }
 }
 
+/// `newer_blob(n)`: a string of `n` bytes, to check the host's bound on what it copies.
+struct Blob;
+
+impl Function for Blob {
+    fn exec(&self, _: &Context<'_>, args: &[Value]) -> Result<Value, String> {
+        let n = args.first().and_then(Value::as_i64).unwrap_or(0).max(0) as usize;
+        Ok(Value::String("x".repeat(n)))
+    }
+}
+
 fn plugin() -> Plugin {
-    Plugin::new("newer", "0.1.0").function("newer_plus", Plus)
+    Plugin::new("newer", "0.1.0").function("newer_plus", Plus).function("newer_blob", Blob)
 }
 
 struct Shared(PluginTable);

@@ -45,6 +45,13 @@ pub struct Library {
     _lib: libloading::Library,
 }
 
+/// The most bytes the host copies out of one buffer or value that a plugin
+/// returns: a plugin shares the server's memory, not its trust.
+pub const MAX_RETURN_BYTES: usize = 64 << 20;
+
+/// The longest error message kept from a plugin.
+const MAX_ERROR_BYTES: usize = 4096;
+
 /// One result of a function call, borrowed from the plugin until the next row.
 #[derive(Debug, Clone, Copy)]
 pub enum RawResult<'a> {
@@ -68,6 +75,8 @@ pub enum RawResult<'a> {
     Error(&'a [u8]),
     /// A tag this host does not know (a newer minor).
     Unknown(u32),
+    /// A value of more than [`MAX_RETURN_BYTES`] bytes: its length.
+    TooLarge(usize),
 }
 
 /// A source or sink instance created by a plugin. Only the [`Library`] that made
@@ -147,23 +156,38 @@ impl Library {
         // SAFETY: the version string lives in the library, valid while it is loaded.
         let version = unsafe { read_str(t.version) };
         let mut library = Library { table, name, version, abi: (major, minor), describe: Vec::new(), _lib: lib };
-        library.describe = library.take_buf((library.table.describe)());
+        library.describe = library
+            .take_buf((library.table.describe)())
+            .map_err(|e| HostError::Library(format!("{}: describe: {e}", file_name(path))))?;
         Ok(library)
     }
 
-    /// Copies a buffer the plugin returned and gives it back.
-    fn take_buf(&self, buf: OortBuf) -> Vec<u8> {
+    /// Copies at most `limit` bytes of a buffer the plugin returned and gives
+    /// it back; `Err(len)` when it is longer and `truncate` is false.
+    fn take_buf_bounded(&self, buf: OortBuf, limit: usize, truncate: bool) -> Result<Vec<u8>, usize> {
         if buf.ptr.is_null() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        // SAFETY: a non-null buffer from the plugin holds `len` initialised bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) }.to_vec();
+        let len = buf.len;
+        let copied = if len <= limit || truncate {
+            // SAFETY: a non-null buffer from the plugin holds `len` initialised bytes.
+            Ok(unsafe { std::slice::from_raw_parts(buf.ptr, len.min(limit)) }.to_vec())
+        } else {
+            Err(len)
+        };
         (self.table.free_buf)(buf);
-        bytes
+        copied
+    }
+
+    /// Copies a buffer the plugin returned (at most [`MAX_RETURN_BYTES`]) and gives it back.
+    fn take_buf(&self, buf: OortBuf) -> Result<Vec<u8>, String> {
+        self.take_buf_bounded(buf, MAX_RETURN_BYTES, false)
+            .map_err(|len| format!("the plugin returned {len} bytes; at most {MAX_RETURN_BYTES} are accepted"))
     }
 
     fn error(&self, code: i32, err: OortBuf) -> String {
-        let message = String::from_utf8_lossy(&self.take_buf(err)).into_owned();
+        let message = self.take_buf_bounded(err, MAX_ERROR_BYTES, true).unwrap_or_default();
+        let message = String::from_utf8_lossy(&message).into_owned();
         if message.is_empty() { format!("the plugin returned status {code} without a message") } else { message }
     }
 
@@ -220,6 +244,11 @@ impl Library {
                 // until `free_values`, called below after the last use.
                 unsafe { std::slice::from_raw_parts(value.ptr, value.len) }
             };
+            let sized = matches!(value.tag, tag::STRING | tag::BYTES | tag::ENCODED | tag::ERROR);
+            if sized && !value.ptr.is_null() && value.len > MAX_RETURN_BYTES {
+                each(RawResult::TooLarge(value.len));
+                continue;
+            }
             each(match value.tag {
                 tag::NULL => RawResult::Null,
                 tag::BOOL => RawResult::Bool(value.scalar != 0),
@@ -272,7 +301,7 @@ impl Library {
     pub fn source_read(&self, handle: &mut RawHandle, timeout_ms: u32) -> Result<Option<Vec<u8>>, String> {
         let mut out = OortBuf::EMPTY;
         match (self.table.source_read)(handle.0, timeout_ms, &mut out) {
-            status::OK => Ok(Some(self.take_buf(out))),
+            status::OK => self.take_buf(out).map(Some),
             status::END => Ok(None),
             code => Err(self.error(code, out)),
         }

@@ -7,7 +7,7 @@ use oort_engine::{CallContext, Function, FunctionError, FunctionKind, FunctionMe
 use oort_plugin::abi::{OortValue, tag};
 use prost::Message;
 
-use super::ffi::RawResult;
+use super::ffi::{MAX_RETURN_BYTES, RawResult};
 use super::slot::Slot;
 use crate::convert;
 
@@ -74,6 +74,12 @@ impl NativeFunction {
                 }
             },
             RawResult::Error(b) => return Err(FunctionError::failed(&self.meta.name, text(b))),
+            RawResult::TooLarge(len) => {
+                return Err(FunctionError::failed(
+                    &self.meta.name,
+                    format!("the plugin returned a value of {len} bytes; at most {} are accepted", MAX_RETURN_BYTES),
+                ));
+            }
             RawResult::Unknown(t) => {
                 return Err(FunctionError::failed(
                     &self.meta.name,
