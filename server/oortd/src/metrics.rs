@@ -1,6 +1,7 @@
 //! The Prometheus endpoint (`GET /metrics`, off unless `metrics_listen` is
 //! set): rules by state and, per running rule and operator, the counters of
-//! `GetRuleStatus`, in the OpenMetrics text format.
+//! `GetRuleStatus`, in the OpenMetrics text format; per portable plugin, the
+//! restarts of its process.
 //!
 //! Each scrape reads a snapshot of the catalog and the engine into a fresh
 //! registry: the figures live in the engine's operators, so there is nothing
@@ -15,6 +16,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use std::sync::Arc;
+
+use oort_plugin_host::PortableHost;
 
 use crate::rules::RuleController;
 
@@ -39,13 +44,25 @@ struct OperatorLabels {
 type Counters<L> = Family<L, Counter>;
 type Gauges<L> = Family<L, Gauge>;
 
-/// The router of the metrics endpoint.
-pub fn router(rules: RuleController) -> axum::Router {
-    axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(rules)
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    plugin: String,
 }
 
-async fn scrape(State(rules): State<RuleController>) -> Response {
-    match render(&rules).await {
+/// What a scrape reads.
+#[derive(Clone)]
+struct Sources {
+    rules: RuleController,
+    portable: Arc<PortableHost>,
+}
+
+/// The router of the metrics endpoint.
+pub fn router(rules: RuleController, portable: Arc<PortableHost>) -> axum::Router {
+    axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(Sources { rules, portable })
+}
+
+async fn scrape(State(sources): State<Sources>) -> Response {
+    match render(&sources.rules, &sources.portable).await {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(error) => {
             tracing::error!(%error, "metrics scrape failed");
@@ -55,7 +72,7 @@ async fn scrape(State(rules): State<RuleController>) -> Response {
 }
 
 /// The metrics now, as OpenMetrics text.
-async fn render(rules: &RuleController) -> Result<String, String> {
+async fn render(rules: &RuleController, portable: &PortableHost) -> Result<String, String> {
     let stored = {
         let catalog = rules.catalog().clone();
         tokio::task::spawn_blocking(move || catalog.direct().list_rules().map(|r| r.len()))
@@ -80,6 +97,17 @@ async fn render(rules: &RuleController) -> Result<String, String> {
     registry.register("operator_process_latency_us", "Latency of the last batch, per record, in µs", latency.clone());
     let buffer = Gauges::<OperatorLabels>::default();
     registry.register("operator_buffer_length", "Records waiting in an operator's buffer", buffer.clone());
+
+    let plugin_restarts = Counters::<PluginLabels>::default();
+    registry.register(
+        "plugin_restarts",
+        "Times a portable plugin's process was restarted after a crash, kill, failed health check or call timeout",
+        plugin_restarts.clone(),
+    );
+    for info in portable.list() {
+        let restarts = portable.status(&info.name).map_or(0, |s| s.restarts);
+        plugin_restarts.get_or_create(&PluginLabels { plugin: info.name }).inc_by(u64::from(restarts));
+    }
 
     let (mut running, mut failed) = (0i64, 0i64);
     for (rule, status) in &statuses {
