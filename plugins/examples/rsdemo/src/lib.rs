@@ -6,7 +6,8 @@
 //! - `rs_sleep(ms, x)`: returns `x` after sleeping `ms` milliseconds (for
 //!   trying call timeouts);
 //! - `rs_total(x)`: an aggregate, the sum of a group's numbers;
-//! - source `rs_ticks`: events `{"n": 1, 2, 3...}` every `INTERVAL` ms (default 10);
+//! - source `rs_ticks`: events `{"n": 1, 2, 3...}` every DATASOURCE ms (a
+//!   number; empty means 10);
 //! - sink `rs_file`: appends each row as a JSON line to the file `path`.
 
 use std::collections::BTreeMap;
@@ -75,7 +76,7 @@ impl Function for Total {
     }
 }
 
-/// Counts up every `INTERVAL` ms.
+/// Counts up every DATASOURCE ms.
 #[derive(Default)]
 struct Ticks {
     interval: Duration,
@@ -84,15 +85,13 @@ struct Ticks {
 }
 
 impl Source for Ticks {
-    fn configure(&mut self, _datasource: &str, props: &BTreeMap<String, Value>) -> Result<(), String> {
-        let interval = match props.get("INTERVAL") {
-            None => 10,
-            Some(Value::Int(i)) => *i,
-            Some(Value::String(s)) => s.parse().map_err(|_| format!("INTERVAL must be milliseconds, got {s:?}"))?,
-            Some(other) => return Err(format!("INTERVAL must be milliseconds, got {}", other.type_name())),
+    fn configure(&mut self, datasource: &str, _props: &BTreeMap<String, Value>) -> Result<(), String> {
+        let interval: i64 = match datasource.trim() {
+            "" => 10,
+            text => text.parse().map_err(|_| format!("rs_ticks: DATASOURCE is the interval in ms, got {text:?}"))?,
         };
         if interval <= 0 {
-            return Err(format!("INTERVAL must be positive, got {interval}"));
+            return Err(format!("rs_ticks: the interval must be positive, got {interval}"));
         }
         self.interval = Duration::from_millis(interval as u64);
         Ok(())
@@ -197,9 +196,8 @@ mod tests {
         assert!(Double.exec(&ctx, &[Value::String("x".into())]).unwrap_err().contains("number"));
         assert_eq!(Total.exec(&ctx, &[Value::List(vec![Value::Int(1), Value::Float(1.5)])]), Ok(Value::Float(2.5)));
         let mut ticks = Ticks::default();
-        let mut props = BTreeMap::new();
-        props.insert("INTERVAL".to_owned(), Value::String("1".into()));
-        ticks.configure("", &props).unwrap();
+        ticks.configure("1", &BTreeMap::new()).unwrap();
+        assert!(ticks.configure("soon", &BTreeMap::new()).unwrap_err().contains("interval"));
         let first = ticks.read(Duration::from_millis(10)).unwrap().unwrap();
         assert_eq!(first[0].row["n"], Value::Int(1));
     }
