@@ -7,6 +7,7 @@
 //!   built-in, native, portable and external functions all register in.
 //! - [`connector`]: the [`Source`] and [`Sink`] traits and their [`ConnectorRegistry`].
 //! - [`expr`]: rule SQL expressions compiled to an [`Expr`] tree and evaluated against rows.
+//! - [`io`]: [`io::IoRuntime`], the bridge from synchronous calls to async I/O.
 //! - [`json`]: JSON decoding of events and encoding of results.
 //! - [`metrics`]: per-operator counters for rule status.
 //! - [`rule`]: [`RuleDefinition`], what the engine is asked to run.
@@ -20,6 +21,7 @@ pub mod expr;
 pub mod function;
 pub mod functions;
 pub mod group;
+pub mod io;
 pub mod join;
 pub mod json;
 pub mod metrics;

@@ -17,6 +17,9 @@ pub enum HostError {
         "plugin '{plugin}' was built for the native plugin ABI {has}, this server needs ABI {needs}.x: rebuild it with an oort-plugin SDK of ABI {needs}"
     )]
     Abi { plugin: String, has: String, needs: u32 },
+    /// A portable plugin's process could not be started or did not speak the protocol.
+    #[error("plugin '{plugin}' could not be started: {message}")]
+    Start { plugin: String, message: String },
     /// No plugin of that name is installed.
     #[error("plugin '{0}' not found")]
     NotFound(String),

@@ -14,7 +14,7 @@ use oort_engine::{ConnectorRegistry, FunctionOrigin, FunctionRegistry};
 
 use crate::archive;
 use crate::error::HostError;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestKind};
 use crate::native::sink::NativeSinkFactory;
 use crate::native::slot::Slot;
 use crate::native::source::NativeSourceFactory;
@@ -108,6 +108,7 @@ impl PluginHost {
             Ok(bytes) => Manifest::parse(&bytes)?,
             Err(_) => return Err(HostError::Archive("the archive has no manifest.json at its root".to_owned())),
         };
+        manifest.expect_kind(ManifestKind::Native)?;
         if manifest.name != name {
             return Err(HostError::Manifest(format!(
                 "the request installs '{name}' but the manifest names the plugin '{}'",

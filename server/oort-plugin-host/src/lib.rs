@@ -4,7 +4,9 @@
 //!
 //! - [`native`]: native plugins, dynamic libraries loaded through the C ABI
 //!   (`plugins/ABI.md`), with hot reload behind a swappable slot.
-//! - [`host`]: [`PluginHost`], the installed plugins and their files.
+//! - [`portable`]: portable plugins, processes speaking `oort.plugin.v1` over a
+//!   Unix socket, supervised ([`PortableHost`]).
+//! - [`host`]: [`PluginHost`], the installed native plugins and their files.
 //! - [`archive`]: safe unpacking of plugin zips; [`manifest`]: `manifest.json`.
 //! - [`download`]: fetching archives from http(s) URLs, refusing private addresses.
 //! - [`convert`]: engine values ↔ the ABI's wire messages.
@@ -17,7 +19,9 @@ pub mod error;
 pub mod host;
 pub mod manifest;
 pub mod native;
+pub mod portable;
 
 pub use error::HostError;
 pub use host::{PluginHost, PluginInfo, Staged};
 pub use native::{SymbolInfo, SymbolKind};
+pub use portable::{PortableConfig, PortableHost, PortableInfo, ProcessStatus};

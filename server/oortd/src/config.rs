@@ -86,6 +86,22 @@ pub struct FileConfig {
     pub external_service_hosts: Option<Vec<String>>,
     /// Threads of the runtime that external calls run on.
     pub external_io_threads: Option<usize>,
+    /// Interpreter of portable plugins in Python.
+    pub plugin_python: Option<String>,
+    /// Interpreter of portable plugins in JavaScript (node).
+    pub plugin_node: Option<String>,
+    /// Milliseconds a portable plugin may take to start (handshake, SERVING, Describe).
+    pub plugin_start_timeout_ms: Option<u64>,
+    /// Milliseconds one call to a portable plugin may take before it is restarted.
+    pub plugin_call_timeout_ms: Option<u64>,
+    /// Milliseconds between two health checks of a portable plugin.
+    pub plugin_health_interval_ms: Option<u64>,
+    /// Milliseconds a portable plugin gets to shut down before it is killed.
+    pub plugin_shutdown_grace_ms: Option<u64>,
+    /// Milliseconds a portable plugin may stay unused before its process is stopped.
+    pub plugin_idle_timeout_ms: Option<u64>,
+    /// First delay, in milliseconds, before restarting a failed portable plugin (doubled per failure).
+    pub plugin_restart_backoff_ms: Option<u64>,
 }
 
 /// The effective configuration of a server.
@@ -116,6 +132,8 @@ pub struct Config {
     pub external_service_hosts: Option<Vec<String>>,
     /// Threads of the runtime that external calls run on.
     pub external_io_threads: usize,
+    /// How portable plugins are run (the `plugin_*` settings).
+    pub portable: oort_plugin_host::PortableConfig,
 }
 
 impl Default for Config {
@@ -133,6 +151,7 @@ impl Default for Config {
             plugin_allow_private_urls: false,
             external_service_hosts: None,
             external_io_threads: 2,
+            portable: oort_plugin_host::PortableConfig::default(),
         }
     }
 }
@@ -172,6 +191,7 @@ impl Config {
         }
         .unwrap_or_default();
         let defaults = Config::default();
+        let portable = portable_config(&file, defaults.portable.clone())?;
         let push = args.http_push_listen.or(file.http_push_listen);
         let http_push_listen = match push.as_deref() {
             None => defaults.http_push_listen,
@@ -195,8 +215,32 @@ impl Config {
             plugin_allow_private_urls: file.plugin_allow_private_urls.unwrap_or(defaults.plugin_allow_private_urls),
             external_service_hosts: file.external_service_hosts.or(defaults.external_service_hosts),
             external_io_threads: file.external_io_threads.unwrap_or(defaults.external_io_threads).max(1),
+            portable,
         })
     }
+}
+
+/// The `plugin_*` settings over their defaults; a zero timeout is refused.
+fn portable_config(
+    file: &FileConfig,
+    defaults: oort_plugin_host::PortableConfig,
+) -> Result<oort_plugin_host::PortableConfig, ConfigError> {
+    let millis = |key: &'static str, value: Option<u64>, default: Duration| match value {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::Value { key, message: "must be at least 1 (milliseconds)".into() }),
+        Some(ms) => Ok(Duration::from_millis(ms)),
+    };
+    Ok(oort_plugin_host::PortableConfig {
+        python: file.plugin_python.clone().unwrap_or(defaults.python),
+        node: file.plugin_node.clone().unwrap_or(defaults.node),
+        start_timeout: millis("plugin_start_timeout_ms", file.plugin_start_timeout_ms, defaults.start_timeout)?,
+        call_timeout: millis("plugin_call_timeout_ms", file.plugin_call_timeout_ms, defaults.call_timeout)?,
+        health_interval: millis("plugin_health_interval_ms", file.plugin_health_interval_ms, defaults.health_interval)?,
+        shutdown_grace: millis("plugin_shutdown_grace_ms", file.plugin_shutdown_grace_ms, defaults.shutdown_grace)?,
+        idle_timeout: millis("plugin_idle_timeout_ms", file.plugin_idle_timeout_ms, defaults.idle_timeout)?,
+        restart_backoff: millis("plugin_restart_backoff_ms", file.plugin_restart_backoff_ms, defaults.restart_backoff)?,
+        io_threads: defaults.io_threads,
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -234,6 +278,20 @@ mod tests {
         assert!(err.to_string().contains("listn"), "{err}");
         let missing = dir.path().join("nope.toml");
         assert!(matches!(Config::load(args(&["--config", missing.to_str().unwrap()])), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn portable_plugin_settings_have_defaults_and_refuse_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oort.toml");
+        std::fs::write(&path, "plugin_python = \"/usr/bin/python3.12\"\nplugin_call_timeout_ms = 250\n").unwrap();
+        let config = Config::load(args(&["--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(config.portable.python, "/usr/bin/python3.12");
+        assert_eq!(config.portable.call_timeout, Duration::from_millis(250));
+        assert_eq!(config.portable.start_timeout, oort_plugin_host::PortableConfig::default().start_timeout);
+        std::fs::write(&path, "plugin_health_interval_ms = 0\n").unwrap();
+        let err = Config::load(args(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("plugin_health_interval_ms"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Prometheus endpoint (`GET /metrics`, off unless `metrics_listen` is
 //! set): rules by state and, per running rule and operator, the counters of
-//! `GetRuleStatus`, and the latency of external function calls, in the
-//! OpenMetrics text format.
+//! `GetRuleStatus`, in the OpenMetrics text format; per portable plugin, the
+//! restarts of its process; the latency of external function calls.
 //!
 //! Each scrape reads a snapshot of the catalog and the engine into a fresh
 //! registry: the figures live in the engine's operators, so there is nothing
@@ -18,6 +18,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use std::sync::Arc;
+
+use oort_plugin_host::PortableHost;
 
 use crate::rules::RuleController;
 
@@ -72,20 +76,30 @@ impl oort_external::CallObserver for ExternalCalls {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    plugin: String,
+}
+
 /// What a scrape reads.
 #[derive(Clone)]
 struct Sources {
     rules: RuleController,
+    portable: Arc<PortableHost>,
     external_calls: ExternalCalls,
 }
 
 /// The router of the metrics endpoint.
-pub fn router(rules: RuleController, external_calls: ExternalCalls) -> axum::Router {
-    axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(Sources { rules, external_calls })
+pub fn router(rules: RuleController, portable: Arc<PortableHost>, external_calls: ExternalCalls) -> axum::Router {
+    axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(Sources {
+        rules,
+        portable,
+        external_calls,
+    })
 }
 
 async fn scrape(State(sources): State<Sources>) -> Response {
-    match render(&sources.rules, &sources.external_calls).await {
+    match render(&sources.rules, &sources.portable, &sources.external_calls).await {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(error) => {
             tracing::error!(%error, "metrics scrape failed");
@@ -95,7 +109,11 @@ async fn scrape(State(sources): State<Sources>) -> Response {
 }
 
 /// The metrics now, as OpenMetrics text.
-async fn render(rules: &RuleController, external_calls: &ExternalCalls) -> Result<String, String> {
+async fn render(
+    rules: &RuleController,
+    portable: &PortableHost,
+    external_calls: &ExternalCalls,
+) -> Result<String, String> {
     let stored = {
         let catalog = rules.catalog().clone();
         tokio::task::spawn_blocking(move || catalog.direct().list_rules().map(|r| r.len()))
@@ -126,6 +144,17 @@ async fn render(rules: &RuleController, external_calls: &ExternalCalls) -> Resul
         prometheus_client::registry::Unit::Seconds,
         external_calls.0.clone(),
     );
+
+    let plugin_restarts = Counters::<PluginLabels>::default();
+    registry.register(
+        "plugin_restarts",
+        "Times a portable plugin's process was restarted after a crash, kill, failed health check or call timeout",
+        plugin_restarts.clone(),
+    );
+    for info in portable.list() {
+        let restarts = portable.status(&info.name).map_or(0, |s| s.restarts);
+        plugin_restarts.get_or_create(&PluginLabels { plugin: info.name }).inc_by(u64::from(restarts));
+    }
 
     let (mut running, mut failed) = (0i64, 0i64);
     for (rule, status) in &statuses {

@@ -44,6 +44,9 @@ pub enum ServerError {
     /// The runtime of external calls could not start.
     #[error("cannot start the runtime of external calls: {0}")]
     ExternalRuntime(std::io::Error),
+    /// The portable plugin host could not start (its socket directory, its runtime).
+    #[error("cannot start the portable plugin host: {0}")]
+    Plugins(oort_plugin_host::HostError),
     /// gRPC reflection could not load the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -88,7 +91,16 @@ pub async fn run(
     // using them start as they did before the restart.
     let plugin_host =
         Arc::new(PluginHost::new(config.data_dir.join("plugins"), Arc::clone(&functions), Arc::clone(&connectors)));
-    let loaded = crate::api::plugins::load_installed(&plugin_host, &stored_plugins);
+    let portable_host = Arc::new(
+        oort_plugin_host::PortableHost::new(
+            config.data_dir.join("plugins"),
+            Arc::clone(&functions),
+            Arc::clone(&connectors),
+            config.portable.clone(),
+        )
+        .map_err(ServerError::Plugins)?,
+    );
+    let loaded = crate::api::plugins::load_installed(&plugin_host, &portable_host, &stored_plugins);
     tracing::info!(plugins = loaded, "plugins loaded");
     let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors));
     // External services register their functions before any rule is restored,
@@ -150,14 +162,8 @@ pub async fn run(
     };
     let metrics = match config.metrics_listen {
         Some(addr) => {
-            serve_http(
-                "metrics",
-                addr,
-                true,
-                crate::metrics::router(rules.clone(), external_calls.clone()),
-                stopping.clone(),
-            )
-            .await?
+            let router = crate::metrics::router(rules.clone(), Arc::clone(&portable_host), external_calls.clone());
+            serve_http("metrics", addr, true, router, stopping.clone()).await?
         }
         None => None,
     };
@@ -171,8 +177,13 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(StreamServiceServer::new(StreamApi::new(handle.clone())))
-        .add_service(RuleServiceServer::new(RuleApi::new(rules.clone())))
-        .add_service(PluginServiceServer::new(PluginApi::new(plugin_host, rules, config.plugin_allow_private_urls)))
+        .add_service(RuleServiceServer::new(RuleApi::new(rules.clone()).with_plugins(Arc::clone(&portable_host))))
+        .add_service(PluginServiceServer::new(PluginApi::new(
+            plugin_host,
+            Arc::clone(&portable_host),
+            rules,
+            config.plugin_allow_private_urls,
+        )))
         .add_service(ExternalServiceServer::new(external))
         .add_service(FunctionServiceServer::new(FunctionApi::new(functions)))
         .add_service(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc))))
@@ -195,6 +206,7 @@ pub async fn run(
     }
     tracing::info!("shutting down: stopping rules, flushing the catalog");
     engine.stop_all().await;
+    portable_host.shutdown().await;
     if let Err(error) = catalog.flush() {
         tracing::error!(%error, "flushing the catalog failed");
     }

@@ -64,7 +64,8 @@ fn plugin_status(error: HostError) -> Status {
         | HostError::Manifest(_)
         | HostError::Library(_)
         | HostError::Invalid(_)
-        | HostError::Refused(_) => Code::InvalidArgument,
+        | HostError::Refused(_)
+        | HostError::Start { .. } => Code::InvalidArgument,
         HostError::Abi { .. } => Code::FailedPrecondition,
         HostError::NotFound(_) => Code::NotFound,
         HostError::AlreadyExists(_) | HostError::Conflict(_) => Code::AlreadyExists,

@@ -376,7 +376,9 @@ extern "C" fn sink_close(handle: Handle, err: *mut OortBuf) -> i32 {
 
 /// Exports a native Oort plugin: `export_plugin!(plugin())` where `plugin()`
 /// returns the [`Plugin`](crate::Plugin) listing the functions, sources and sinks.
-/// It defines the one symbol the server looks for, `oort_plugin_entry`.
+/// It defines the one symbol the server looks for, `oort_plugin_entry`. With
+/// the SDK's `portable` feature it also defines `pub fn serve_portable() -> !`,
+/// which serves the same plugin as a portable process (call it from a `main`).
 #[macro_export]
 macro_rules! export_plugin {
     ($init:expr) => {
@@ -385,7 +387,29 @@ macro_rules! export_plugin {
         pub extern "C" fn oort_plugin_entry() -> *const $crate::abi::PluginTable {
             $crate::export::entry(|| $init)
         }
+        $crate::__export_portable!($init);
     };
+}
+
+/// With the `portable` feature: `serve_portable()`.
+#[cfg(feature = "portable")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_portable {
+    ($init:expr) => {
+        /// Serves this plugin as a portable plugin process (started by oortd); never returns.
+        pub fn serve_portable() -> ! {
+            $crate::portable::serve(|| $init)
+        }
+    };
+}
+
+/// Without the `portable` feature: nothing.
+#[cfg(not(feature = "portable"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_portable {
+    ($init:expr) => {};
 }
 
 #[cfg(test)]

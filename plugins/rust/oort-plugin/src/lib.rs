@@ -10,10 +10,15 @@
 //! - [`abi`]: the `#[repr(C)]` table and value layout (see `plugins/ABI.md`).
 //! - [`wire`]: the `oort.plugin.v1` / `oort.v1` messages that cross the boundary.
 //! - [`export`]: the plugin side of the ABI (all of the SDK's unsafe code).
+//! - `portable` (cargo feature `portable`): the same plugin served as a process
+//!   of its own over `oort.plugin.v1`; `export_plugin!` then also defines
+//!   `serve_portable()`, which a `[[bin]]` target's `main` calls.
 
 pub mod abi;
 pub mod api;
 pub mod export;
+#[cfg(feature = "portable")]
+pub mod portable;
 pub mod value;
 pub mod wire;
 

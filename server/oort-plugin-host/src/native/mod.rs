@@ -82,7 +82,7 @@ pub fn load(path: &Path) -> Result<NativePlugin, HostError> {
     Ok(NativePlugin { library: Arc::new(library), symbols })
 }
 
-fn describe(set: &BTreeSet<(SymbolKind, String, bool)>) -> String {
+pub(crate) fn describe_symbols(set: &BTreeSet<(SymbolKind, String, bool)>) -> String {
     let names: Vec<String> = set
         .iter()
         .map(|(kind, name, aggregate)| {
@@ -127,8 +127,8 @@ pub fn check_manifest(plugin: &NativePlugin, manifest: &Manifest) -> Result<(), 
         let extra: BTreeSet<_> = actual.difference(&declared).cloned().collect();
         return Err(HostError::Manifest(format!(
             "the manifest does not match the library's symbols: declared but not in the library: {}; in the library but not declared: {}",
-            describe(&missing),
-            describe(&extra)
+            describe_symbols(&missing),
+            describe_symbols(&extra)
         )));
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! through the [`RuleController`].
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use oort_proto::v1::rule_service_server::RuleService;
 use oort_proto::v1::{
@@ -26,12 +27,28 @@ const MAX_ID_LEN: usize = 128;
 /// Serves `RuleService`.
 pub struct RuleApi {
     rules: RuleController,
+    portable: Option<Arc<oort_plugin_host::PortableHost>>,
 }
 
 impl RuleApi {
     /// A service over the rule controller.
     pub fn new(rules: RuleController) -> Self {
-        Self { rules }
+        Self { rules, portable: None }
+    }
+
+    /// Also reports, in `GetRuleStatus`, the portable plugins a rule uses.
+    pub fn with_plugins(mut self, portable: Arc<oort_plugin_host::PortableHost>) -> Self {
+        self.portable = Some(portable);
+        self
+    }
+
+    async fn plugin_statuses(&self, rule_id: &str) -> Vec<oort_proto::v1::RulePluginStatus> {
+        let Some(portable) = &self.portable else { return Vec::new() };
+        let plans = self.rules.engine().plans().await;
+        match plans.iter().find(|p| p.rule_id == rule_id) {
+            Some(plan) => crate::api::plugins::rule_plugins(plan, portable),
+            None => Vec::new(),
+        }
     }
 
     async fn load(&self, id: String) -> ApiResult<Rule> {
@@ -253,6 +270,7 @@ impl RuleService for RuleApi {
         let rule = self.load(request.into_inner().id).await?;
         let response = match self.rules.status(&rule.id).await {
             Some(status) => GetRuleStatusResponse {
+                plugins: self.plugin_statuses(&rule.id).await,
                 id: rule.id,
                 state: state_to_proto(status.state) as i32,
                 last_error: status.last_error.unwrap_or_default(),

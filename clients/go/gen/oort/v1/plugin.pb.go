@@ -218,7 +218,9 @@ type Plugin struct {
 	// For portable plugins: how many times its process was restarted.
 	RestartCount uint32 `protobuf:"varint,9,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
 	// The last error of the plugin, empty if none.
-	LastError     string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastError string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// For portable plugins: the process id of its process while it runs, 0 otherwise.
+	Pid           uint32 `protobuf:"varint,11,opt,name=pid,proto3" json:"pid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -321,6 +323,13 @@ func (x *Plugin) GetLastError() string {
 		return x.LastError
 	}
 	return ""
+}
+
+func (x *Plugin) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
 }
 
 // Request of PluginService.InstallPlugin.
@@ -943,7 +952,7 @@ const file_oort_v1_plugin_proto_rawDesc = "" +
 	"\fPluginSymbol\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x13.oort.v1.SymbolKindR\x04kind\x12\x1c\n" +
-	"\taggregate\x18\x03 \x01(\bR\taggregate\"\xcf\x02\n" +
+	"\taggregate\x18\x03 \x01(\bR\taggregate\"\xe1\x02\n" +
 	"\x06Plugin\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x13.oort.v1.PluginKindR\x04kind\x12\x18\n" +
@@ -957,7 +966,8 @@ const file_oort_v1_plugin_proto_rawDesc = "" +
 	"\rrestart_count\x18\t \x01(\rR\frestartCount\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\n" +
-	" \x01(\tR\tlastError\"\xa3\x01\n" +
+	" \x01(\tR\tlastError\x12\x10\n" +
+	"\x03pid\x18\v \x01(\rR\x03pid\"\xa3\x01\n" +
 	"\x14InstallPluginRequest\x12'\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x13.oort.v1.PluginKindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +

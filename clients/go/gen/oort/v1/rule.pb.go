@@ -1346,7 +1346,10 @@ type GetRuleStatusResponse struct {
 	// How many times the rule was restarted after a failure.
 	RestartCount uint32 `protobuf:"varint,5,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
 	// Counters per operator, in pipeline order (sources first, sinks last).
-	Operators     []*OperatorStatus `protobuf:"bytes,6,rep,name=operators,proto3" json:"operators,omitempty"`
+	Operators []*OperatorStatus `protobuf:"bytes,6,rep,name=operators,proto3" json:"operators,omitempty"`
+	// The portable plugins the rule uses (functions, source or sinks), with the
+	// health of their processes, ordered by name.
+	Plugins       []*RulePluginStatus `protobuf:"bytes,7,rep,name=plugins,proto3" json:"plugins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1423,6 +1426,87 @@ func (x *GetRuleStatusResponse) GetOperators() []*OperatorStatus {
 	return nil
 }
 
+func (x *GetRuleStatusResponse) GetPlugins() []*RulePluginStatus {
+	if x != nil {
+		return x.Plugins
+	}
+	return nil
+}
+
+// The state of a portable plugin as seen from a rule that uses it.
+type RulePluginStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plugin name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Whether its process runs now.
+	Running bool `protobuf:"varint,2,opt,name=running,proto3" json:"running,omitempty"`
+	// How many times its process was restarted after a crash, a kill, a failed
+	// health check or a call timeout.
+	RestartCount uint32 `protobuf:"varint,3,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
+	// The last error of its process, empty if none.
+	LastError     string `protobuf:"bytes,4,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RulePluginStatus) Reset() {
+	*x = RulePluginStatus{}
+	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RulePluginStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RulePluginStatus) ProtoMessage() {}
+
+func (x *RulePluginStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RulePluginStatus.ProtoReflect.Descriptor instead.
+func (*RulePluginStatus) Descriptor() ([]byte, []int) {
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RulePluginStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RulePluginStatus) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *RulePluginStatus) GetRestartCount() uint32 {
+	if x != nil {
+		return x.RestartCount
+	}
+	return 0
+}
+
+func (x *RulePluginStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
 // Request of RuleService.TailRule.
 type TailRuleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1434,7 +1518,7 @@ type TailRuleRequest struct {
 
 func (x *TailRuleRequest) Reset() {
 	*x = TailRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	mi := &file_oort_v1_rule_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1530,7 @@ func (x *TailRuleRequest) String() string {
 func (*TailRuleRequest) ProtoMessage() {}
 
 func (x *TailRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	mi := &file_oort_v1_rule_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1543,7 @@ func (x *TailRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleRequest.ProtoReflect.Descriptor instead.
 func (*TailRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{24}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TailRuleRequest) GetId() string {
@@ -1480,7 +1564,7 @@ type TailRuleResponse struct {
 
 func (x *TailRuleResponse) Reset() {
 	*x = TailRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	mi := &file_oort_v1_rule_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1576,7 @@ func (x *TailRuleResponse) String() string {
 func (*TailRuleResponse) ProtoMessage() {}
 
 func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	mi := &file_oort_v1_rule_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1589,7 @@ func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleResponse.ProtoReflect.Descriptor instead.
 func (*TailRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{25}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TailRuleResponse) GetEvent() *Event {
@@ -1526,7 +1610,7 @@ type ExplainRuleRequest struct {
 
 func (x *ExplainRuleRequest) Reset() {
 	*x = ExplainRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[26]
+	mi := &file_oort_v1_rule_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1622,7 @@ func (x *ExplainRuleRequest) String() string {
 func (*ExplainRuleRequest) ProtoMessage() {}
 
 func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[26]
+	mi := &file_oort_v1_rule_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1635,7 @@ func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{26}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ExplainRuleRequest) GetId() string {
@@ -1572,7 +1656,7 @@ type ExplainRuleResponse struct {
 
 func (x *ExplainRuleResponse) Reset() {
 	*x = ExplainRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[27]
+	mi := &file_oort_v1_rule_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1668,7 @@ func (x *ExplainRuleResponse) String() string {
 func (*ExplainRuleResponse) ProtoMessage() {}
 
 func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[27]
+	mi := &file_oort_v1_rule_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1681,7 @@ func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleResponse.ProtoReflect.Descriptor instead.
 func (*ExplainRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{27}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExplainRuleResponse) GetPlan() string {
@@ -1692,7 +1776,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
 	"\x13RestartRuleResponse\"&\n" +
 	"\x14GetRuleStatusRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x87\x02\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xbc\x02\n" +
 	"\x15GetRuleStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\x12\x1d\n" +
@@ -1701,7 +1785,14 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12#\n" +
 	"\rrestart_count\x18\x05 \x01(\rR\frestartCount\x125\n" +
-	"\toperators\x18\x06 \x03(\v2\x17.oort.v1.OperatorStatusR\toperators\"!\n" +
+	"\toperators\x18\x06 \x03(\v2\x17.oort.v1.OperatorStatusR\toperators\x123\n" +
+	"\aplugins\x18\a \x03(\v2\x19.oort.v1.RulePluginStatusR\aplugins\"\x84\x01\n" +
+	"\x10RulePluginStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\arunning\x18\x02 \x01(\bR\arunning\x12#\n" +
+	"\rrestart_count\x18\x03 \x01(\rR\frestartCount\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\"!\n" +
 	"\x0fTailRuleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
 	"\x10TailRuleResponse\x12$\n" +
@@ -1746,7 +1837,7 @@ func file_oort_v1_rule_proto_rawDescGZIP() []byte {
 }
 
 var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_oort_v1_rule_proto_goTypes = []any{
 	(RuleState)(0),                // 0: oort.v1.RuleState
 	(*Rule)(nil),                  // 1: oort.v1.Rule
@@ -1773,25 +1864,26 @@ var file_oort_v1_rule_proto_goTypes = []any{
 	(*RestartRuleResponse)(nil),   // 22: oort.v1.RestartRuleResponse
 	(*GetRuleStatusRequest)(nil),  // 23: oort.v1.GetRuleStatusRequest
 	(*GetRuleStatusResponse)(nil), // 24: oort.v1.GetRuleStatusResponse
-	(*TailRuleRequest)(nil),       // 25: oort.v1.TailRuleRequest
-	(*TailRuleResponse)(nil),      // 26: oort.v1.TailRuleResponse
-	(*ExplainRuleRequest)(nil),    // 27: oort.v1.ExplainRuleRequest
-	(*ExplainRuleResponse)(nil),   // 28: oort.v1.ExplainRuleResponse
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 30: google.protobuf.Struct
-	(*Event)(nil),                 // 31: oort.v1.Event
+	(*RulePluginStatus)(nil),      // 25: oort.v1.RulePluginStatus
+	(*TailRuleRequest)(nil),       // 26: oort.v1.TailRuleRequest
+	(*TailRuleResponse)(nil),      // 27: oort.v1.TailRuleResponse
+	(*ExplainRuleRequest)(nil),    // 28: oort.v1.ExplainRuleRequest
+	(*ExplainRuleResponse)(nil),   // 29: oort.v1.ExplainRuleResponse
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 31: google.protobuf.Struct
+	(*Event)(nil),                 // 32: oort.v1.Event
 }
 var file_oort_v1_rule_proto_depIdxs = []int32{
 	2,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
 	3,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
-	29, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	29, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
-	30, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
+	30, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	30, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	31, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
 	4,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
 	1,  // 6: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
 	0,  // 7: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
-	29, // 8: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
-	29, // 9: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
+	30, // 8: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
+	30, // 9: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
 	1,  // 10: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
 	1,  // 11: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
 	1,  // 12: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
@@ -1799,36 +1891,37 @@ var file_oort_v1_rule_proto_depIdxs = []int32{
 	1,  // 14: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
 	1,  // 15: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
 	0,  // 16: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
-	29, // 17: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	30, // 17: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
 	6,  // 18: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
-	31, // 19: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
-	7,  // 20: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
-	9,  // 21: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
-	11, // 22: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
-	13, // 23: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
-	15, // 24: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
-	17, // 25: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
-	19, // 26: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
-	21, // 27: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
-	23, // 28: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
-	25, // 29: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
-	27, // 30: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
-	8,  // 31: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
-	10, // 32: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
-	12, // 33: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
-	14, // 34: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
-	16, // 35: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
-	18, // 36: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
-	20, // 37: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
-	22, // 38: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
-	24, // 39: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
-	26, // 40: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
-	28, // 41: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
-	31, // [31:42] is the sub-list for method output_type
-	20, // [20:31] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	25, // 19: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
+	32, // 20: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
+	7,  // 21: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
+	9,  // 22: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
+	11, // 23: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
+	13, // 24: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
+	15, // 25: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
+	17, // 26: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
+	19, // 27: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
+	21, // 28: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
+	23, // 29: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
+	26, // 30: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
+	28, // 31: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
+	8,  // 32: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
+	10, // 33: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
+	12, // 34: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
+	14, // 35: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
+	16, // 36: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
+	18, // 37: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
+	20, // 38: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
+	22, // 39: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
+	24, // 40: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
+	27, // 41: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
+	29, // 42: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
+	32, // [32:43] is the sub-list for method output_type
+	21, // [21:32] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_rule_proto_init() }
@@ -1846,7 +1939,7 @@ func file_oort_v1_rule_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oort_v1_rule_proto_rawDesc), len(file_oort_v1_rule_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -117,6 +117,7 @@ class Plugin(_message.Message):
     RUNNING_FIELD_NUMBER: _builtins.int
     RESTART_COUNT_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique plugin name."""
     kind: Global___PluginKind.ValueType
@@ -135,6 +136,8 @@ class Plugin(_message.Message):
     """For portable plugins: how many times its process was restarted."""
     last_error: _builtins.str
     """The last error of the plugin, empty if none."""
+    pid: _builtins.int
+    """For portable plugins: the process id of its process while it runs, 0 otherwise."""
     @_builtins.property
     def symbols(self) -> _containers.RepeatedCompositeFieldContainer[Global___PluginSymbol]:
         """What it provides."""
@@ -156,10 +159,11 @@ class Plugin(_message.Message):
         running: _builtins.bool = ...,
         restart_count: _builtins.int = ...,
         last_error: _builtins.str = ...,
+        pid: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi_version", b"abi_version", "kind", b"kind", "language", b"language", "last_error", b"last_error", "name", b"name", "restart_count", b"restart_count", "running", b"running", "symbols", b"symbols", "used_by_rules", b"used_by_rules", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi_version", b"abi_version", "kind", b"kind", "language", b"language", "last_error", b"last_error", "name", b"name", "pid", b"pid", "restart_count", b"restart_count", "running", b"running", "symbols", b"symbols", "used_by_rules", b"used_by_rules", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -711,6 +711,7 @@ class GetRuleStatusResponse(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     RESTART_COUNT_FIELD_NUMBER: _builtins.int
     OPERATORS_FIELD_NUMBER: _builtins.int
+    PLUGINS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rule id."""
     state: Global___RuleState.ValueType
@@ -727,6 +728,12 @@ class GetRuleStatusResponse(_message.Message):
     def operators(self) -> _containers.RepeatedCompositeFieldContainer[Global___OperatorStatus]:
         """Counters per operator, in pipeline order (sources first, sinks last)."""
 
+    @_builtins.property
+    def plugins(self) -> _containers.RepeatedCompositeFieldContainer[Global___RulePluginStatus]:
+        """The portable plugins the rule uses (functions, source or sinks), with the
+        health of their processes, ordered by name.
+        """
+
     def __init__(
         self,
         *,
@@ -736,14 +743,51 @@ class GetRuleStatusResponse(_message.Message):
         start_time: _timestamp_pb2.Timestamp | None = ...,
         restart_count: _builtins.int = ...,
         operators: _abc.Iterable[Global___OperatorStatus] | None = ...,
+        plugins: _abc.Iterable[Global___RulePluginStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "last_error", b"last_error", "operators", b"operators", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "last_error", b"last_error", "operators", b"operators", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRuleStatusResponse: _TypeAlias = GetRuleStatusResponse  # noqa: Y015
+
+@_typing.final
+class RulePluginStatus(_message.Message):
+    """The state of a portable plugin as seen from a rule that uses it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    RESTART_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Plugin name."""
+    running: _builtins.bool
+    """Whether its process runs now."""
+    restart_count: _builtins.int
+    """How many times its process was restarted after a crash, a kill, a failed
+    health check or a call timeout.
+    """
+    last_error: _builtins.str
+    """The last error of its process, empty if none."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        running: _builtins.bool = ...,
+        restart_count: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_error", b"last_error", "name", b"name", "restart_count", b"restart_count", "running", b"running"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RulePluginStatus: _TypeAlias = RulePluginStatus  # noqa: Y015
 
 @_typing.final
 class TailRuleRequest(_message.Message):

@@ -1,0 +1,208 @@
+//! [`PortableFunction`]: a function of a portable plugin as an engine
+//! [`Function`]. Each rule (and argument count) gets its own `Invoke` stream,
+//! opened on first use and reopened after a restart or an update; one
+//! `call_batch` is one `InvokeBatch` and waits for its one `InvokeResponse`, at
+//! most `call_timeout`. A call that times out kills the process (the supervisor
+//! restarts it) and fails that batch's rows; the next batch goes to the new
+//! process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oort_engine::function::ArgInfo;
+use oort_engine::io::IoRuntime;
+use oort_engine::{CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin, Value};
+use oort_proto::plugin::v1::{
+    ArgRow, InvokeBatch, InvokeOpen, InvokeRequest, InvokeResponse, call_result, invoke_request,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::convert;
+use super::supervisor::{Supervisor, Target};
+
+/// One open `Invoke` stream.
+struct Invoker {
+    supervisor: Arc<Supervisor>,
+    generation: u64,
+    tx: mpsc::Sender<InvokeRequest>,
+    rx: tonic::Streaming<InvokeResponse>,
+    next_batch: u64,
+}
+
+type Streams = HashMap<(String, usize), Arc<tokio::sync::Mutex<Option<Invoker>>>>;
+
+/// A function of a portable plugin.
+pub struct PortableFunction {
+    meta: FunctionMeta,
+    target: Arc<Target>,
+    io: Arc<IoRuntime>,
+    streams: Mutex<Streams>,
+}
+
+/// Why a batch failed as a whole.
+struct BatchError(String);
+
+impl PortableFunction {
+    /// The function `name` of plugin `owner`, behind `target`.
+    pub fn new(name: &str, owner: &str, aggregate: bool, description: &str, target: Arc<Target>, io: Arc<IoRuntime>) -> Self {
+        let meta = FunctionMeta {
+            name: name.to_ascii_lowercase(),
+            kind: if aggregate { FunctionKind::Aggregate } else { FunctionKind::Scalar },
+            origin: FunctionOrigin::Portable,
+            owner: owner.to_owned(),
+            min_args: 0,
+            max_args: None,
+            description: description.to_owned(),
+        };
+        Self { meta, target, io, streams: Mutex::default() }
+    }
+
+    fn stream(&self, rule_id: &str, nargs: usize) -> Arc<tokio::sync::Mutex<Option<Invoker>>> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(streams.entry((rule_id.to_owned(), nargs)).or_default())
+    }
+
+    /// Calls the plugin with one batch; `Err` fails every row.
+    fn batch(&self, rule_id: &str, rows: &[&[Value]]) -> Result<Vec<Result<Value, FunctionError>>, BatchError> {
+        let nargs = rows.first().map_or(0, |r| r.len());
+        if rows.iter().any(|r| r.len() != nargs) {
+            return Err(BatchError("every row of a batch needs the same number of arguments".into()));
+        }
+        let args: Vec<ArgRow> =
+            rows.iter().map(|r| ArgRow { args: r.iter().map(convert::to_pb).collect() }).collect();
+        let stream = self.stream(rule_id, nargs);
+        let supervisor = self.target.get();
+        let open = InvokeOpen { function: self.meta.name.clone(), rule_id: rule_id.to_owned(), arg_count: nargs as u32 };
+        let call = call(supervisor, stream, open, args);
+        let response = block(&self.io, call).unwrap_or_else(|| Err(BatchError("the server is shutting down".into())))?;
+        if response.results.len() != rows.len() {
+            return Err(BatchError(format!(
+                "the plugin answered {} results for {} rows",
+                response.results.len(),
+                rows.len()
+            )));
+        }
+        Ok(response
+            .results
+            .into_iter()
+            .map(|r| match r.result {
+                Some(call_result::Result::Value(v)) => Ok(convert::from_pb(&v)),
+                Some(call_result::Result::Error(e)) => Err(FunctionError::failed(&self.meta.name, e)),
+                None => Ok(Value::Null),
+            })
+            .collect())
+    }
+}
+
+/// Runs `future` to its end from synchronous code: on the caller's runtime
+/// when it is a multi-threaded one (inside `block_in_place`: one thread hop
+/// less than spawning it elsewhere), on `io` otherwise.
+pub(crate) fn block<F>(io: &IoRuntime, future: F) -> Option<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            Some(tokio::task::block_in_place(|| handle.block_on(future)))
+        }
+        _ => io.block(future),
+    }
+}
+
+async fn call(
+    supervisor: Arc<Supervisor>,
+    stream: Arc<tokio::sync::Mutex<Option<Invoker>>>,
+    open: InvokeOpen,
+    rows: Vec<ArgRow>,
+) -> Result<InvokeResponse, BatchError> {
+    let mut slot = stream.lock().await;
+    let running = supervisor.acquire(false).await.map_err(|e| BatchError(e.to_string()))?;
+    let timeout: Duration = supervisor.config().call_timeout;
+    let stale = slot
+        .as_ref()
+        .is_none_or(|i| !Arc::ptr_eq(&i.supervisor, &supervisor) || i.generation != running.generation);
+    let function = open.function.clone();
+    let result = tokio::time::timeout(timeout, async {
+        if stale {
+            *slot = None;
+            let (tx, rx) = mpsc::channel(4);
+            let first = InvokeRequest { message: Some(invoke_request::Message::Open(open)) };
+            tx.send(first).await.map_err(|_| BatchError("the call stream closed".into()))?;
+            let mut client = running.process.client.clone();
+            let response = client
+                .invoke(ReceiverStream::new(rx))
+                .await
+                .map_err(|s| BatchError(format!("the plugin refused the call: {}", s.message())))?;
+            *slot = Some(Invoker {
+                supervisor: Arc::clone(&supervisor),
+                generation: running.generation,
+                tx,
+                rx: response.into_inner(),
+                next_batch: 1,
+            });
+        }
+        let Some(invoker) = slot.as_mut() else { return Err(BatchError("no call stream".into())) };
+        let batch_id = invoker.next_batch;
+        invoker.next_batch += 1;
+        let request = InvokeRequest { message: Some(invoke_request::Message::Batch(InvokeBatch { batch_id, rows })) };
+        invoker.tx.send(request).await.map_err(|_| BatchError("the plugin closed the call stream".into()))?;
+        match invoker.rx.message().await {
+            Ok(Some(response)) if response.batch_id == batch_id => Ok(response),
+            Ok(Some(response)) => Err(BatchError(format!(
+                "the plugin answered batch {} instead of batch {batch_id}",
+                response.batch_id
+            ))),
+            Ok(None) => Err(BatchError("the plugin closed the call stream".into())),
+            Err(status) => Err(BatchError(format!("the call failed: {}", status.message()))),
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(error)) => {
+            *slot = None;
+            Err(error)
+        }
+        Err(_) => {
+            *slot = None;
+            let message = format!(
+                "the call of {function} did not answer within {} ms; the plugin process was restarted",
+                timeout.as_millis()
+            );
+            supervisor.fail(&running, message.clone());
+            Err(BatchError(message))
+        }
+    }
+}
+
+impl Function for PortableFunction {
+    fn meta(&self) -> &FunctionMeta {
+        &self.meta
+    }
+
+    /// The plugin checks the argument count when a rule first calls it (the
+    /// protocol's `InvokeOpen`); nothing is known before.
+    fn validate(&self, _args: &[ArgInfo<'_>]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+        self.call_batch(ctx, &[args]).pop().unwrap_or_else(|| Err(FunctionError::failed(&self.meta.name, "no result")))
+    }
+
+    fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> Vec<Result<Value, FunctionError>> {
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        match self.batch(ctx.rule_id, rows) {
+            Ok(results) => results,
+            Err(BatchError(message)) => {
+                let error = FunctionError::failed(&self.meta.name, message);
+                rows.iter().map(|_| Err(error.clone())).collect()
+            }
+        }
+    }
+}
