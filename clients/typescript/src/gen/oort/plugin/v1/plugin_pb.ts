@@ -587,6 +587,16 @@ export const SymbolKindSchema: GenEnum<SymbolKind> = /*@__PURE__*/
  * server copies into its log. The plugin exits when its stdin closes: the server
  * holds the other end, so a plugin never outlives a server that died.
  *
+ * Opening: every stream is acknowledged once it is open, and a refusal is a
+ * status instead. The plugin answers a valid InvokeOpen with an InvokeResponse
+ * of batch_id 0 and no results; sends, once the source is configured, an
+ * OpenSourceResponse with no events; and answers a SinkOpen, once the sink is
+ * configured and open, with an OpenSinkResponse of batch_id 0. The server waits
+ * for it (its call timeout) before it sends batches or reads events: many gRPC
+ * servers send their response headers only with a first message, so without
+ * an acknowledgement the server could not tell an open stream from a slow one.
+ * The server numbers batches from 1.
+ *
  * Errors: a failure of one call is a CallResult.error and the other rows of the
  * batch still count; a sink batch that was not written is acknowledged with an
  * error and the server sends it again; a stream that cannot go on (an unknown
