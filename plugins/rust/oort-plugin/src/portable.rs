@@ -190,6 +190,8 @@ impl PluginService for Service {
         let absent = vec![None; open.arg_count as usize];
         guarded(|| function.validate(&absent)).map_err(Status::invalid_argument)?;
         let (tx, rx) = mpsc::channel(4);
+        // The acknowledgement of the open stream (the protocol's batch 0).
+        let _ = tx.try_send(Ok(pb::InvokeResponse { batch_id: 0, results: Vec::new() }));
         tokio::spawn(async move {
             let ctx = Context { rule_id: &open.rule_id };
             let mut args: Vec<Value> = Vec::new();
@@ -244,6 +246,8 @@ impl PluginService for Service {
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
         let (tx, rx) = mpsc::channel(16);
+        // The acknowledgement of the open source: a response with no events.
+        let _ = tx.try_send(Ok(pb::OpenSourceResponse { events: Vec::new() }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
@@ -278,6 +282,8 @@ impl PluginService for Service {
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
         let (ack_tx, ack_rx) = mpsc::channel(16);
+        // The acknowledgement of the open sink (the protocol's batch 0).
+        let _ = ack_tx.try_send(Ok(pb::OpenSinkResponse { batch_id: 0, error: String::new() }));
         let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<pb::SinkBatch>(4);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {

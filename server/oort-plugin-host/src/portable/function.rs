@@ -139,15 +139,24 @@ async fn call(
             let first = InvokeRequest { message: Some(invoke_request::Message::Open(open)) };
             tx.send(first).await.map_err(|_| BatchError("the call stream closed".into()))?;
             let mut client = running.process.client.clone();
-            let response = client
-                .invoke(ReceiverStream::new(rx))
-                .await
-                .map_err(|s| BatchError(format!("the plugin refused the call: {}", s.message())))?;
+            let refused = |s: tonic::Status| BatchError(format!("the plugin refused the call: {}", s.message()));
+            let mut responses = client.invoke(ReceiverStream::new(rx)).await.map_err(refused)?.into_inner();
+            // The plugin acknowledges the open stream as batch 0.
+            match responses.message().await.map_err(refused)? {
+                Some(ack) if ack.batch_id == 0 => {}
+                Some(other) => {
+                    return Err(BatchError(format!(
+                        "the plugin answered batch {} before it acknowledged the call (batch 0)",
+                        other.batch_id
+                    )));
+                }
+                None => return Err(BatchError("the plugin ended the call stream at once".into())),
+            }
             *slot = Some(Invoker {
                 supervisor: Arc::clone(&supervisor),
                 generation: running.generation,
                 tx,
-                rx: response.into_inner(),
+                rx: responses,
                 next_batch: 1,
             });
         }

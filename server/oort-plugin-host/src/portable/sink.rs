@@ -49,11 +49,27 @@ async fn open(target: &Target, request: SinkOpen) -> Result<Opened, ConnectorErr
     let first = OpenSinkRequest { message: Some(open_sink_request::Message::Open(request)) };
     tx.send(first).await.map_err(|_| ConnectorError::External("the sink stream closed".into()))?;
     let mut client = running.process.client.clone();
-    match tokio::time::timeout(timeout, client.open_sink(ReceiverStream::new(rx))).await {
-        Ok(Ok(response)) => Ok(Opened { supervisor, generation: running.generation, tx, rx: response.into_inner() }),
+    let opening = async {
+        let mut acks = client.open_sink(ReceiverStream::new(rx)).await?.into_inner();
+        // The plugin acknowledges the open sink as batch 0.
+        match acks.message().await? {
+            Some(ack) if ack.batch_id == 0 && ack.error.is_empty() => Ok(acks),
+            Some(ack) if ack.batch_id == 0 => Err(tonic::Status::unavailable(ack.error)),
+            Some(ack) => Err(tonic::Status::internal(format!(
+                "the plugin acknowledged batch {} before the open sink (batch 0)",
+                ack.batch_id
+            ))),
+            None => Err(tonic::Status::unavailable("the plugin ended the sink stream at once")),
+        }
+    };
+    match tokio::time::timeout(timeout, opening).await {
+        Ok(Ok(acks)) => Ok(Opened { supervisor, generation: running.generation, tx, rx: acks }),
         Ok(Err(status)) if is_refusal(status.code()) => Err(ConnectorError::Config(status.message().to_owned())),
         Ok(Err(status)) => Err(ConnectorError::External(format!("OpenSink failed: {}", status.message()))),
-        Err(_) => Err(ConnectorError::External(format!("OpenSink did not answer within {} ms", timeout.as_millis()))),
+        Err(_) => Err(ConnectorError::External(format!(
+            "the plugin did not acknowledge OpenSink within {} ms",
+            timeout.as_millis()
+        ))),
     }
 }
 

@@ -64,11 +64,25 @@ async fn open(target: &Target, request: OpenSourceRequest, wait_backoff: bool) -
     let running = supervisor.acquire(wait_backoff).await.map_err(|e| OpenError::Unavailable(e.to_string()))?;
     let mut client = running.process.client.clone();
     let timeout = supervisor.config().call_timeout;
-    match tokio::time::timeout(timeout, client.open_source(request)).await {
-        Ok(Ok(response)) => Ok(Opened { supervisor, stream: response.into_inner() }),
+    let opening = async {
+        let mut stream = client.open_source(request).await?.into_inner();
+        // The plugin acknowledges the open source with a response without events.
+        match stream.message().await? {
+            Some(ack) if ack.events.is_empty() => Ok(stream),
+            Some(_) => Err(tonic::Status::internal(
+                "the plugin sent events before it acknowledged the open source (a response without events)",
+            )),
+            None => Err(tonic::Status::unavailable("the plugin ended the source stream at once")),
+        }
+    };
+    match tokio::time::timeout(timeout, opening).await {
+        Ok(Ok(stream)) => Ok(Opened { supervisor, stream }),
         Ok(Err(status)) if is_refusal(status.code()) => Err(OpenError::Refused(status.message().to_owned())),
         Ok(Err(status)) => Err(OpenError::Unavailable(status.message().to_owned())),
-        Err(_) => Err(OpenError::Unavailable(format!("OpenSource did not answer within {} ms", timeout.as_millis()))),
+        Err(_) => Err(OpenError::Unavailable(format!(
+            "the plugin did not acknowledge OpenSource within {} ms",
+            timeout.as_millis()
+        ))),
     }
 }
 
