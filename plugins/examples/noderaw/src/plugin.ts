@@ -146,6 +146,10 @@ const plugin: ServiceImpl<typeof PluginService> = {
     if (!fn) throw notFound(`${NAME} has no function ${JSON.stringify(open.function)}`);
     const refused = fn.validate(open.argCount);
     if (refused !== undefined) throw invalid(refused);
+    // The open acknowledgement, before any batch: many gRPC servers (Connect's
+    // too) send response headers only with a first message, and the server
+    // waits for them before it sends batches. It numbers batches from 1.
+    yield { batchId: 0n, results: [] };
     for await (const req of batches) {
       if (req.message.case !== "batch") throw invalid("after open, every InvokeRequest is a batch");
       const batch = req.message.value;
@@ -176,6 +180,7 @@ const plugin: ServiceImpl<typeof PluginService> = {
     const [stop, untrack] = track(new Promise<void>((r) => (closed = r)));
     log(`source ${req.source} opened for rule ${req.ruleId}`);
     try {
+      yield { events: [] }; // the open acknowledgement: configured, before the first event
       // Ends when the server cancels the call (ctx.signal), on Shutdown (stop), or when the source ends.
       for await (const events of source.events(AbortSignal.any([ctx.signal, stop]))) yield { events };
     } finally {
@@ -202,6 +207,7 @@ const plugin: ServiceImpl<typeof PluginService> = {
     const [stop, untrack] = track(new Promise<void>((r) => (closed = r)));
     log(`sink ${open.sink} opened for rule ${open.ruleId}`);
     try {
+      yield { batchId: 0n, error: "" }; // the open acknowledgement: configured and open, before any batch
       for await (const req of until(batches, stop)) {
         if (req.message.case !== "batch") throw invalid("after open, every OpenSinkRequest is a batch");
         const batch = req.message.value;

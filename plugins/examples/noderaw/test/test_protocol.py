@@ -198,6 +198,11 @@ def invoke_batch(batch_id: int, *rows: list[vpb.Value]) -> pb.InvokeRequest:
     return pb.InvokeRequest(batch=pb.InvokeBatch(batch_id=batch_id, rows=[pb.ArgRow(args=r) for r in rows]))
 
 
+def is_invoke_ack(r: pb.InvokeResponse) -> bool:
+    """The acknowledgement of a valid InvokeOpen: batch 0, no results."""
+    return r.batch_id == 0 and len(r.results) == 0
+
+
 def results(resp: pb.InvokeResponse) -> list[Any]:
     """Each CallResult as ("value", python value) or ("error", message)."""
     out: list[Any] = []
@@ -275,6 +280,7 @@ def test_describe_matches_the_manifest(plugin: Plugin, manifest: dict[str, Any])
 def test_invoke_batches_with_a_failing_row(plugin: Plugin) -> None:
     reqs = Requests(invoke_open("node_double"))
     responses = plugin.stub.Invoke(iter(reqs), timeout=TIMEOUT)
+    assert is_invoke_ack(next(responses))  # first, before any batch
     reqs.put(invoke_batch(7, [i(21)], [f(1.5)], [s("x")], [null()], [i(2**62)], [i(-3)]))
     r = next(responses)
     assert r.batch_id == 7
@@ -303,7 +309,8 @@ def test_invoke_a_large_batch(plugin: Plugin) -> None:
     n = 100_000
     reqs = Requests(invoke_open("node_double"), invoke_batch(1, *[[i(k)] for k in range(n)]))
     reqs.close()
-    (r,) = list(plugin.stub.Invoke(iter(reqs), timeout=TIMEOUT))
+    ack, r = list(plugin.stub.Invoke(iter(reqs), timeout=TIMEOUT))
+    assert is_invoke_ack(ack)
     assert len(r.results) == n and r.results[n - 1].value.int_value == 2 * (n - 1)
 
 
@@ -328,10 +335,12 @@ def test_invoke_refused_arg_count_is_invalid_argument(plugin: Plugin) -> None:
 
 def test_invoke_streams_run_concurrently(plugin: Plugin) -> None:
     def one(k: int) -> None:
-        reqs = Requests(invoke_open("node_double"), *[invoke_batch(b, [i(k)]) for b in range(20)])
+        reqs = Requests(invoke_open("node_double"), *[invoke_batch(b, [i(k)]) for b in range(1, 21)])
         reqs.close()
-        got = [(r.batch_id, r.results[0].value.int_value) for r in plugin.stub.Invoke(iter(reqs), timeout=TIMEOUT)]
-        assert got == [(b, 2 * k) for b in range(20)]
+        ack, *rest = plugin.stub.Invoke(iter(reqs), timeout=TIMEOUT)
+        assert is_invoke_ack(ack)
+        got = [(r.batch_id, r.results[0].value.int_value) for r in rest]
+        assert got == [(b, 2 * k) for b in range(1, 21)]
 
     threads = [threading.Thread(target=one, args=(k,)) for k in range(8)]
     for t in threads:
@@ -340,7 +349,44 @@ def test_invoke_streams_run_concurrently(plugin: Plugin) -> None:
         t.join()
 
 
+def test_every_stream_is_acknowledged_once_open_before_any_batch(plugin: Plugin, tmp_path: Path) -> None:
+    # The client sends the open message only and waits: the acknowledgement must come by itself
+    # (the server waits for it, since many gRPC servers send headers only with a first message).
+    reqs = Requests(invoke_open("node_double"))
+    responses = plugin.stub.Invoke(iter(reqs), timeout=TIMEOUT)
+    assert is_invoke_ack(next(responses))
+    reqs.put(invoke_batch(1, [i(4)]))  # then the stream works as before
+    r = next(responses)
+    assert (r.batch_id, results(r)) == (1, [("value", 8)])
+    reqs.close()
+    assert list(responses) == [] and responses.code() == grpc.StatusCode.OK
+
+    # A source acknowledges once configured, before it produces: here no event is due for a minute.
+    req = pb.OpenSourceRequest(source="nodeseq", config=config(interval_ms=60000), rule_id="ra")
+    stream = plugin.stub.OpenSource(req, timeout=TIMEOUT)
+    assert len(next(stream).events) == 0
+    stream.cancel()
+    plugin.wait_stderr("source nodeseq closed for rule ra")
+
+    sink_reqs = Requests(sink_open(config(path=str(tmp_path / "ack.jsonl"))))
+    acks = plugin.stub.OpenSink(iter(sink_reqs), timeout=TIMEOUT)
+    assert is_sink_ack(next(acks))
+    assert (tmp_path / "ack.jsonl").exists()  # open means open: the file is there
+    sink_reqs.put(sink_batch(1, vpb.Event(fields={"x": i(1)})))
+    a = next(acks)
+    assert (a.batch_id, a.error) == (1, "")
+    sink_reqs.close()
+    assert list(acks) == [] and acks.code() == grpc.StatusCode.OK
+
+
 # ---- OpenSource -----------------------------------------------------------------
+
+
+def opened(stream: Any) -> Any:
+    """The source stream, once its first response, the open acknowledgement (no events), is checked."""
+    ack = next(stream)
+    assert len(ack.events) == 0, ack
+    return stream
 
 
 def drain_until_cancelled(stream: Any, after: float) -> list[Any]:
@@ -357,7 +403,7 @@ def drain_until_cancelled(stream: Any, after: float) -> list[Any]:
 def test_source_emits_count_events_then_idles(plugin: Plugin) -> None:
     before = time.time()
     req = pb.OpenSourceRequest(source="nodeseq", datasource="ds1", config=config(interval_ms=20, count=5), rule_id="r2")
-    stream = plugin.stub.OpenSource(req, timeout=TIMEOUT)
+    stream = opened(plugin.stub.OpenSource(req, timeout=TIMEOUT))
     events = [next(stream).events[0] for _ in range(5)]
     assert [e.fields["seq"].int_value for e in events] == [1, 2, 3, 4, 5]
     assert all(e.fields["seq"].WhichOneof("kind") == "int_value" for e in events)
@@ -371,7 +417,7 @@ def test_source_emits_count_events_then_idles(plugin: Plugin) -> None:
 
 def test_source_default_interval_and_cancel_closes_it(plugin: Plugin) -> None:
     req = pb.OpenSourceRequest(source="nodeseq", config=config(), rule_id="r3")
-    stream = plugin.stub.OpenSource(req, timeout=TIMEOUT)
+    stream = opened(plugin.stub.OpenSource(req, timeout=TIMEOUT))
     t0 = time.monotonic()
     seqs = [next(stream).events[0].fields["seq"].int_value for _ in range(3)]
     assert seqs == [1, 2, 3]
@@ -383,21 +429,22 @@ def test_source_default_interval_and_cancel_closes_it(plugin: Plugin) -> None:
 def test_source_options_as_strings_and_in_the_datasource(plugin: Plugin) -> None:
     # Options may arrive as strings (SQL), and the DATASOURCE's query string overrides them.
     for ds, cfg in (("", config(interval_ms="5", count="2")), ("s?interval_ms=5&count=2", config(interval_ms=60000))):
-        stream = plugin.stub.OpenSource(pb.OpenSourceRequest(source="nodeseq", datasource=ds, config=cfg), timeout=TIMEOUT)
+        req = pb.OpenSourceRequest(source="nodeseq", datasource=ds, config=cfg)
+        stream = opened(plugin.stub.OpenSource(req, timeout=TIMEOUT))
         assert [next(stream).events[0].fields["seq"].int_value for _ in range(2)] == [1, 2]
         assert drain_until_cancelled(stream, 0.1) == []
 
 
 def test_source_unknown_and_bad_config(plugin: Plugin) -> None:
     with pytest.raises(grpc.RpcError) as e:
-        list(plugin.stub.OpenSource(pb.OpenSourceRequest(source="nope"), timeout=TIMEOUT))
+        next(plugin.stub.OpenSource(pb.OpenSourceRequest(source="nope"), timeout=TIMEOUT))  # a status, no ack
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
     bad = [("", config(interval_ms="soon")), ("", config(interval_ms=0)), ("", config(count=1.5))]
     bad += [("", config(colour="red")), ("s?count=-1", config())]
     for ds, cfg in bad:
         req = pb.OpenSourceRequest(source="nodeseq", datasource=ds, config=cfg)
         with pytest.raises(grpc.RpcError) as e:
-            list(plugin.stub.OpenSource(req, timeout=TIMEOUT))
+            next(plugin.stub.OpenSource(req, timeout=TIMEOUT))
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (ds, cfg)
 
 
@@ -406,6 +453,11 @@ def test_source_unknown_and_bad_config(plugin: Plugin) -> None:
 
 def sink_open(cfg: struct_pb2.Struct, sink: str = "nodelog") -> pb.OpenSinkRequest:
     return pb.OpenSinkRequest(open=pb.SinkOpen(sink=sink, config=cfg, rule_id="r4"))
+
+
+def is_sink_ack(a: pb.OpenSinkResponse) -> bool:
+    """The acknowledgement of a SinkOpen: batch 0, no error."""
+    return a.batch_id == 0 and a.error == ""
 
 
 def sink_batch(batch_id: int, *events: vpb.Event) -> pb.OpenSinkRequest:
@@ -432,6 +484,7 @@ def test_sink_acks_each_batch_and_writes_json_lines(plugin: Plugin, tmp_path: Pa
     e2 = vpb.Event(fields={"seq": i(2)})
     reqs = Requests(sink_open(config(path=str(out))))
     acks = plugin.stub.OpenSink(iter(reqs), timeout=TIMEOUT)
+    assert is_sink_ack(next(acks))
     reqs.put(sink_batch(11, e1, e2))
     a = next(acks)
     assert (a.batch_id, a.error) == (11, "")
@@ -469,6 +522,7 @@ def test_sink_acks_each_batch_and_writes_json_lines(plugin: Plugin, tmp_path: Pa
 def test_sink_write_failure_is_an_error_ack(plugin: Plugin) -> None:
     reqs = Requests(sink_open(config(path="/dev/full")), sink_batch(1, vpb.Event(fields={"x": i(1)})))
     acks = plugin.stub.OpenSink(iter(reqs), timeout=TIMEOUT)
+    assert is_sink_ack(next(acks))
     a = next(acks)
     assert a.batch_id == 1 and "ENOSPC" in a.error
     reqs.put(sink_batch(2, vpb.Event(fields={"x": i(1)})))  # the stream goes on: the server re-sends
@@ -487,7 +541,7 @@ def test_sink_unknown_and_bad_config(plugin: Plugin, tmp_path: Path) -> None:
     for first, code in cases:
         reqs = Requests(first)
         with pytest.raises(grpc.RpcError) as e:
-            next(plugin.stub.OpenSink(iter(reqs), timeout=TIMEOUT))
+            next(plugin.stub.OpenSink(iter(reqs), timeout=TIMEOUT))  # a status, no ack
         assert e.value.code() == code, first
         reqs.close()
 
@@ -507,9 +561,11 @@ def test_stdin_eof_exits(plugin: Plugin) -> None:
 def test_shutdown_closes_instances_then_exits(plugin: Plugin, tmp_path: Path) -> None:
     sink_reqs = Requests(sink_open(config(path=str(tmp_path / "s.jsonl"))), sink_batch(1, vpb.Event()))
     acks = plugin.stub.OpenSink(iter(sink_reqs), timeout=TIMEOUT)
+    assert is_sink_ack(next(acks))
     assert next(acks).batch_id == 1
-    source = plugin.stub.OpenSource(pb.OpenSourceRequest(source="nodeseq", config=config(interval_ms=10)), timeout=TIMEOUT)
-    next(source)
+    req = pb.OpenSourceRequest(source="nodeseq", config=config(interval_ms=10))
+    source = opened(plugin.stub.OpenSource(req, timeout=TIMEOUT))
+    assert len(next(source).events) == 1
 
     t0 = time.monotonic()
     plugin.stub.Shutdown(pb.ShutdownRequest(), timeout=TIMEOUT)
@@ -555,6 +611,7 @@ def test_grpc_go_client_bidi_invoke(plugin: Plugin) -> None:
         responses.append(obj)
         text = text[end:].lstrip()
     assert responses == [
+        {},  # the open acknowledgement: batch 0, no results (JSON omits default values)
         {"batchId": "5", "results": [{"value": {"intValue": "42"}}, {"error": "node_double: expects a number, got string"}]},
         {"batchId": "6", "results": [{"value": {"floatValue": 0.5}}]},
     ]
