@@ -59,10 +59,11 @@ def main():
 
 
 def run(plugin, args):
-    # Requests encoded once: the open message and a few batches with distinct ids.
+    # Requests encoded once: the open message and a few batches with distinct ids,
+    # numbered from 1 as oortd does (batch_id 0 is the plugin's open acknowledgement).
     open_req = P.InvokeRequest(open=P.InvokeOpen(function="py_upper", rule_id="bench", arg_count=1))
     row_args = [P.ArgRow(args=[V.Value(string_value=f"sensor-{i % 97}-reading")]) for i in range(args.rows)]
-    encoded = [P.InvokeRequest(batch=P.InvokeBatch(batch_id=b, rows=row_args)).SerializeToString()
+    encoded = [P.InvokeRequest(batch=P.InvokeBatch(batch_id=b + 1, rows=row_args)).SerializeToString()
                for b in range(64)]
     window = threading.Semaphore(args.window)
     stop = threading.Event()
@@ -80,12 +81,15 @@ def run(plugin, args):
     call = plugin.channel.stream_stream(METHOD, request_serializer=lambda x: x,
                                         response_deserializer=P.InvokeResponse.FromString)
     responses = call(requests())
+    ack = next(responses)  # the open acknowledgement comes first: not a batch, skip it
+    if ack.batch_id != 0 or len(ack.results) != 0:
+        raise SystemExit(f"expected the open acknowledgement first, got batch {ack.batch_id}")
     warm_until = time.monotonic() + 1.0
     rows = 0
     started = None
     trips = []
     for resp in responses:
-        trips.append(time.perf_counter() - sent[resp.batch_id])
+        trips.append(time.perf_counter() - sent[resp.batch_id - 1])
         window.release()
         if len(resp.results) != args.rows or resp.results[0].WhichOneof("result") != "value":
             raise SystemExit(f"unexpected response: {len(resp.results)} results, first {resp.results[0]}")

@@ -25,17 +25,72 @@ def stub(plugin):
     return plugin_pb2_grpc.PluginServiceStub(plugin.channel)
 
 
+def is_invoke_ack(resp):
+    return resp.batch_id == 0 and len(resp.results) == 0
+
+
+def is_source_ack(resp):
+    return len(resp.events) == 0
+
+
+def is_sink_ack(resp):
+    return resp.batch_id == 0 and resp.error == ""
+
+
 def invoke(plugin, function, arg_count, batches, rule_id="r1"):
     """Opens an Invoke stream, sends each batch (a list of argument rows of Python
-    values), returns the responses."""
+    values; the server numbers them from 1), checks that the first response is
+    the open acknowledgement and returns the others."""
 
     def requests():
         yield P.InvokeRequest(open=P.InvokeOpen(function=function, rule_id=rule_id, arg_count=arg_count))
         for i, rows in enumerate(batches):
             yield P.InvokeRequest(batch=P.InvokeBatch(
-                batch_id=100 + i, rows=[P.ArgRow(args=[to_value(a) for a in row]) for row in rows]))
+                batch_id=1 + i, rows=[P.ArgRow(args=[to_value(a) for a in row]) for row in rows]))
 
-    return list(stub(plugin).Invoke(requests(), timeout=10))
+    responses = list(stub(plugin).Invoke(requests(), timeout=10))
+    assert responses and is_invoke_ack(responses[0]), responses[:1]
+    return responses[1:]
+
+
+class Feed:
+    """A request stream the test writes to as it goes: nothing is sent that the
+    test has not put, so an answer cannot be to a later message."""
+
+    def __init__(self, *first):
+        self.q = queue.Queue()
+        for m in first:
+            self.q.put(m)
+
+    def put(self, m):
+        self.q.put(m)
+
+    def close(self):
+        self.q.put(None)
+
+    def __iter__(self):
+        return iter(self.q.get, None)
+
+
+def next_within(call, timeout):
+    """The next response of a stream, read on a thread, or an AssertionError after
+    ``timeout`` seconds."""
+    box = queue.Queue()
+
+    def reader():
+        try:
+            box.put(next(call))
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            box.put(e)
+
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        got = box.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no response within {timeout} s") from None
+    if isinstance(got, Exception):
+        raise got
+    return got
 
 
 def results(response):
@@ -64,7 +119,7 @@ def test_describe_matches_the_manifest(plugin):
 
 def test_invoke_scalar_one_result_per_row_and_a_failing_row_alone(plugin):
     responses = invoke(plugin, "py_upper", 1, [[["abc"], [None], [42], ["xY é"]], [["z"]]])
-    assert [r.batch_id for r in responses] == [100, 101]
+    assert [r.batch_id for r in responses] == [1, 2]
     first = results(responses[0])
     assert first[0] == "ABC"
     assert first[1] is None
@@ -83,6 +138,20 @@ def test_invoke_aggregate_gets_a_list_per_argument(plugin):
 
 def test_invoke_function_names_ignore_case(plugin):
     assert results(invoke(plugin, "PY_UPPER", 1, [[["a"]]])[0]) == ["A"]
+
+
+def test_invoke_acknowledges_the_open_before_any_batch(plugin):
+    feed = Feed(P.InvokeRequest(open=P.InvokeOpen(function="py_upper", rule_id="r1", arg_count=1)))
+    call = stub(plugin).Invoke(iter(feed), timeout=10)
+    try:
+        ack = next_within(call, 5)  # only the open message has been sent
+        assert is_invoke_ack(ack), ack
+        feed.put(P.InvokeRequest(batch=P.InvokeBatch(batch_id=1, rows=[P.ArgRow(args=[to_value("q")])])))
+        resp = next_within(call, 5)
+        assert resp.batch_id == 1 and results(resp) == ["Q"]
+    finally:
+        feed.close()
+    assert list(call) == []
 
 
 def test_invoke_unknown_function_is_not_found(plugin):
@@ -126,7 +195,10 @@ def test_invoke_streams_of_several_rules_at_once(plugin):
 
 
 def read_events(call, n, timeout):
-    """Reads events from a source stream on a thread: (events, arrival times)."""
+    """Checks that the first response of a source stream is the open
+    acknowledgement, then reads events on a thread: ((arrival time, fields) of
+    the first ``n``, the queue of those that follow)."""
+    assert is_source_ack(next_within(call, timeout))
     got = queue.Queue()
 
     def reader():
@@ -179,6 +251,18 @@ def test_source_default_interval_is_100_ms(plugin):
     assert 0.16 <= span, span
 
 
+def test_source_acknowledges_the_open_before_its_first_event(plugin):
+    # count 0: the source never produces, the stream is acknowledged all the same.
+    call = stub(plugin).OpenSource(P.OpenSourceRequest(
+        source="pycounter", datasource="t", config=dict_to_struct({"count": 0})))
+    try:
+        ack = next_within(call, 5)
+        assert is_source_ack(ack), ack
+        assert call.is_active()
+    finally:
+        call.cancel()
+
+
 def test_source_bad_config_is_invalid_argument_and_unknown_is_not_found(plugin):
     for datasource, config in (("t", {"interval_ms": 0}), ("t", {"COUNT": "many"}), ("t?bogus=1", {})):
         with pytest.raises(grpc.RpcError) as e:
@@ -197,16 +281,33 @@ def test_source_bad_config_is_invalid_argument_and_unknown_is_not_found(plugin):
 def sink_requests(config, batches, sink="pyfile"):
     yield P.OpenSinkRequest(open=P.SinkOpen(sink=sink, config=dict_to_struct(config), rule_id="r1"))
     for i, events in enumerate(batches):
-        yield P.OpenSinkRequest(batch=P.SinkBatch(batch_id=7 + i, events=[event_to_proto(e) for e in events]))
+        yield P.OpenSinkRequest(batch=P.SinkBatch(batch_id=1 + i, events=[event_to_proto(e) for e in events]))
 
 
 def test_sink_acknowledges_every_batch_and_writes_the_file(plugin, tmp_path):
     path = tmp_path / "out.jsonl"
     batches = [[{"a": 1, "s": "x"}], [{"a": 2}, {"a": 3, "l": [1, None], "m": {"k": True}}], []]
     acks = list(stub(plugin).OpenSink(sink_requests({"path": str(path)}, batches), timeout=10))
-    assert [(a.batch_id, a.error) for a in acks] == [(7, ""), (8, ""), (9, "")]
+    assert [(a.batch_id, a.error) for a in acks] == [(0, ""), (1, ""), (2, ""), (3, "")]
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines == [{"a": 1, "s": "x"}, {"a": 2}, {"a": 3, "l": [1, None], "m": {"k": True}}]
+
+
+def test_sink_acknowledges_the_open_before_any_batch(plugin, tmp_path):
+    path = tmp_path / "o.jsonl"
+    feed = Feed(P.OpenSinkRequest(open=P.SinkOpen(sink="pyfile", config=dict_to_struct({"path": str(path)}),
+                                                  rule_id="r1")))
+    call = stub(plugin).OpenSink(iter(feed), timeout=10)
+    try:
+        ack = next_within(call, 5)  # only the open message has been sent
+        assert is_sink_ack(ack), ack
+        feed.put(P.OpenSinkRequest(batch=P.SinkBatch(batch_id=1, events=[event_to_proto({"a": 1})])))
+        resp = next_within(call, 5)
+        assert (resp.batch_id, resp.error) == (1, "")
+    finally:
+        feed.close()
+    assert list(call) == []
+    assert path.read_text() == '{"a": 1}\n'
 
 
 def test_sink_bad_config_unknown_sink_and_open_failure(plugin, tmp_path):
@@ -289,6 +390,7 @@ def test_shutdown_closes_instances_then_exits(package_dir, tmp_path):
         feed.put(P.OpenSinkRequest(open=P.SinkOpen(sink="pyfile", config=dict_to_struct({"path": str(tmp_path / "o")}))))
         feed.put(P.OpenSinkRequest(batch=P.SinkBatch(batch_id=1, events=[event_to_proto({"a": 1})])))
         sink = s.OpenSink(iter(feed.get, None))
+        assert is_sink_ack(next(sink))
         assert next(sink).batch_id == 1
         started = time.monotonic()
         s.Shutdown(P.ShutdownRequest(), timeout=10)

@@ -87,6 +87,19 @@ class Callbacks(oort_plugin.Source):
         CLOSED.append(("callbacks", self.name))
 
 
+GATE = threading.Event()  # Gated emits once it is set
+
+
+class Gated(oort_plugin.Source):
+    """Produces nothing until GATE is set, then one event."""
+
+    def open(self, ctx):
+        while not GATE.wait(0.05):
+            if ctx.stopped:
+                return
+        ctx.emit({"gated": True})
+
+
 class Flaky(oort_plugin.Sink):
     def configure(self, conf):
         if "fail_on" not in conf:
@@ -106,7 +119,7 @@ class Flaky(oort_plugin.Sink):
 CONFIG = oort_plugin.plugin(
     "t", "0.0.1",
     functions={"div": Div},
-    sources={"gen": Gen, "broken": Broken, "callbacks": Callbacks},
+    sources={"gen": Gen, "broken": Broken, "callbacks": Callbacks, "gated": Gated},
     sinks={"flaky": Flaky},
 )
 
@@ -123,6 +136,7 @@ def served():
     server.start()
     channel = grpc.insecure_channel(f"unix:{d}/s")
     CLOSED.clear()
+    GATE.clear()
     try:
         yield plugin_pb2_grpc.PluginServiceStub(channel), servicer, shutdowns
     finally:
@@ -148,6 +162,7 @@ def test_registry_describes_and_checks_its_symbols():
                               ("source", "broken", False, ""),
                               ("source", "callbacks", False, "Emits from a thread of its own, as a subscription "
                                                               "callback would."),
+                              ("source", "gated", False, "Produces nothing until GATE is set, then one event."),
                               ("sink", "flaky", False, "")]
     assert CONFIG.function("DIV") is CONFIG.function("div")
     assert CONFIG.source("GEN") is Gen and CONFIG.sink("nope") is None
@@ -177,17 +192,64 @@ def test_harness_runs_pydemo_symbols(tmp_path):
 # Invoke ---------------------------------------------------------------------
 
 
+def next_within(call, timeout=5.0):
+    """The next response of a stream, read on a thread, or an AssertionError."""
+    box = queue.Queue()
+
+    def reader():
+        try:
+            box.put(next(call))
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            box.put(e)
+
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        got = box.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no response within {timeout} s") from None
+    if isinstance(got, Exception):
+        raise got
+    return got
+
+
+def assert_source_ack(call):
+    ack = next_within(call)
+    assert len(ack.events) == 0, ack
+
+
 def invoke(stub, arg_count, rows):
+    """One batch (batch_id 1) over a new Invoke stream: checks the open
+    acknowledgement first and returns the responses after it."""
     def requests():
         yield P.InvokeRequest(open=P.InvokeOpen(function="div", rule_id="r", arg_count=arg_count))
-        yield P.InvokeRequest(batch=P.InvokeBatch(batch_id=5, rows=[P.ArgRow(args=[to_value(a) for a in r])
+        yield P.InvokeRequest(batch=P.InvokeBatch(batch_id=1, rows=[P.ArgRow(args=[to_value(a) for a in r])
                                                                     for r in rows]))
-    return list(stub.Invoke(requests(), timeout=5))
+    responses = list(stub.Invoke(requests(), timeout=5))
+    ack = responses[0]
+    assert (ack.batch_id, len(ack.results)) == (0, 0), ack
+    return responses[1:]
+
+
+def test_invoke_acknowledges_the_open_alone_before_any_batch(served):
+    stub, _, _ = served
+    feed = queue.Queue()
+    feed.put(P.InvokeRequest(open=P.InvokeOpen(function="div", rule_id="r", arg_count=2)))
+    call = stub.Invoke(iter(feed.get, None), timeout=5)
+    try:
+        ack = next_within(call)  # nothing but the open message sent
+        assert (ack.batch_id, len(ack.results)) == (0, 0)
+        feed.put(P.InvokeRequest(batch=P.InvokeBatch(batch_id=1, rows=[P.ArgRow(args=[to_value(6), to_value(3)])])))
+        resp = next_within(call)
+        assert resp.batch_id == 1 and from_value(resp.results[0].value) == 2.0
+    finally:
+        feed.put(None)
+    assert list(call) == []
 
 
 def test_invoke_errors_per_row_and_validate_raising(served):
     stub, _, _ = served
     (resp,) = invoke(stub, 2, [[1, 2], [1, 0], [1, "object"], [9, 3]])
+    assert resp.batch_id == 1
     kinds = [r.WhichOneof("result") for r in resp.results]
     assert kinds == ["value", "error", "error", "value"]
     assert from_value(resp.results[0].value) == 0.5 and from_value(resp.results[3].value) == 3.0
@@ -204,6 +266,7 @@ def test_invoke_errors_per_row_and_validate_raising(served):
 def test_generator_source_then_stays_open_until_cancelled_and_is_closed(served):
     stub, servicer, _ = served
     call = stub.OpenSource(P.OpenSourceRequest(source="gen", datasource="g", config=dict_to_struct({"n": 4})))
+    assert_source_ack(call)
     events = []
     while len(events) < 4:
         events.extend(next(call).events)
@@ -232,15 +295,29 @@ def test_failing_source_ends_with_unavailable_after_its_events(served):
     got = []
     with pytest.raises(grpc.RpcError) as e:
         for resp in stub.OpenSource(P.OpenSourceRequest(source="broken"), timeout=5):
-            got.extend(resp.events)
+            got.append(len(resp.events))
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "the device went away" in e.value.details()
-    assert len(got) == 1
+    assert got == [0, 1]  # the ack, then its one event
+
+
+def test_source_is_acknowledged_before_it_produces(served):
+    stub, _, _ = served
+    call = stub.OpenSource(P.OpenSourceRequest(source="gated"))
+    try:
+        assert_source_ack(call)  # while open() still waits for the gate
+        assert not GATE.is_set()
+        GATE.set()
+        resp = next_within(call)
+        assert [from_value(ev.fields["gated"]) for ev in resp.events] == [True]
+    finally:
+        call.cancel()
 
 
 def test_cancelled_source_is_closed_and_its_callbacks_stop(served):
     stub, servicer, _ = served
     call = stub.OpenSource(P.OpenSourceRequest(source="callbacks", datasource="c1"))
+    assert_source_ack(call)
     first = next(call)
     assert len(first.events) >= 1
     call.cancel()
@@ -257,11 +334,27 @@ def test_sink_acks_a_failed_batch_with_its_error_and_goes_on(served):
     def requests():
         yield P.OpenSinkRequest(open=P.SinkOpen(sink="flaky", config=dict_to_struct({"fail_on": 2}), rule_id="r9"))
         for i, a in enumerate([1, 2, 3]):
-            yield P.OpenSinkRequest(batch=P.SinkBatch(batch_id=i, events=[event_to_proto({"a": a})]))
+            yield P.OpenSinkRequest(batch=P.SinkBatch(batch_id=1 + i, events=[event_to_proto({"a": a})]))
 
     acks = [(a.batch_id, a.error) for a in stub.OpenSink(requests(), timeout=5)]
-    assert acks == [(0, ""), (1, "disk full"), (2, "")]
+    assert acks == [(0, ""), (1, ""), (2, "disk full"), (3, "")]  # the open ack, then one per batch
     assert wait_for(lambda: ("flaky", "r9") in CLOSED)
+
+
+def test_sink_acknowledges_the_open_alone_before_any_batch(served):
+    stub, _, _ = served
+    feed = queue.Queue()
+    feed.put(P.OpenSinkRequest(open=P.SinkOpen(sink="flaky", config=dict_to_struct({"fail_on": 9}), rule_id="a")))
+    call = stub.OpenSink(iter(feed.get, None), timeout=5)
+    try:
+        ack = next_within(call)  # nothing but the open message sent
+        assert (ack.batch_id, ack.error) == (0, "")
+        feed.put(P.OpenSinkRequest(batch=P.SinkBatch(batch_id=1, events=[event_to_proto({"a": 9})])))
+        resp = next_within(call)
+        assert (resp.batch_id, resp.error) == (1, "disk full")
+    finally:
+        feed.put(None)
+    assert list(call) == []
 
 
 def test_sink_must_open_first_and_configure_errors(served):
@@ -280,7 +373,8 @@ def test_sink_must_open_first_and_configure_errors(served):
 def test_shutdown_closes_every_instance_and_refuses_new_ones(served):
     stub, servicer, shutdowns = served
     src = stub.OpenSource(P.OpenSourceRequest(source="callbacks", datasource="c2"))
-    next(src)
+    assert_source_ack(src)
+    assert next(src).events
     feed = threading.Event()
 
     def sink_requests():
@@ -289,7 +383,10 @@ def test_shutdown_closes_every_instance_and_refuses_new_ones(served):
         feed.wait(10)
 
     sink = stub.OpenSink(sink_requests())
-    assert next(sink).error == ""
+    ack = next(sink)
+    assert (ack.batch_id, ack.error) == (0, "")
+    resp = next(sink)
+    assert (resp.batch_id, resp.error) == (1, "")
     stub.Shutdown(P.ShutdownRequest(), timeout=5)
     assert ("callbacks", "c2") in CLOSED and ("flaky", "s") in CLOSED
     assert shutdowns == [1]

@@ -8,6 +8,13 @@ protocol for a :class:`~oort_plugin.PluginConfig` (the rules are in
   stdout, then send stdout to stderr so nothing else reaches the handshake pipe;
 - serve ``PluginService`` and ``grpc.health.v1`` (SERVING for ``""`` and
   ``oort.plugin.v1.PluginService``);
+- acknowledge every stream once it is open, before anything else on it (a
+  refusal is a status instead): an ``InvokeResponse`` of batch_id 0 and no
+  results after a valid InvokeOpen, an ``OpenSourceResponse`` with no events
+  once the source is configured (before its ``open`` runs), an
+  ``OpenSinkResponse`` of batch_id 0 once the sink is configured and open. gRPC
+  servers such as grpcio send the response headers only with a first message,
+  and the server waits for this one before it uses the stream;
 - exit when stdin reaches EOF, or after ``Shutdown``, closing every source and
   sink instance first within ``OORT_PLUGIN_SHUTDOWN_GRACE_MS``.
 
@@ -56,6 +63,10 @@ _PLAIN = frozenset(("string_value", "int_value", "float_value", "bool_value", "b
 _InvokeResponse = plugin_pb2.InvokeResponse
 _OpenSourceResponse = plugin_pb2.OpenSourceResponse
 _OpenSinkResponse = plugin_pb2.OpenSinkResponse
+# The acknowledgements of an open stream (plugin.proto, "Opening").
+_INVOKE_ACK = _InvokeResponse(batch_id=0)
+_SOURCE_ACK = _OpenSourceResponse()
+_SINK_ACK = _OpenSinkResponse(batch_id=0, error="")
 
 _KINDS = {
     "function": plugin_pb2.SYMBOL_KIND_FUNCTION,
@@ -304,6 +315,7 @@ class PluginServicer(plugin_pb2_grpc.PluginServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{op.function}: {refusal}")
         ctx = Context(op.rule_id, op.function)
         exec_ = fn.exec
+        yield _INVOKE_ACK  # open: before any batch
         for req in request_iterator:
             if req.WhichOneof("message") != "batch":
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Invoke: only the first message may be an InvokeOpen")
@@ -329,9 +341,10 @@ class PluginServicer(plugin_pb2_grpc.PluginServiceServicer):
             threading.Thread(target=self._close, args=(run,), daemon=True).start()
 
         context.add_callback(cancelled)
-        run.thread.start()
         q = run.queue
         try:
+            yield _SOURCE_ACK  # configured: before it produces
+            run.thread.start()
             while True:
                 try:
                     item = q.get(timeout=0.25)
@@ -392,6 +405,7 @@ class PluginServicer(plugin_pb2_grpc.PluginServiceServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, "the plugin is shutting down")
         context.add_callback(lambda: threading.Thread(target=self._close, args=(run,), daemon=True).start())
         try:
+            yield _SINK_ACK  # configured and open: before any batch
             for req in request_iterator:
                 if req.WhichOneof("message") != "batch":
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, "OpenSink: only the first message may be a SinkOpen")
