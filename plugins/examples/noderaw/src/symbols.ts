@@ -74,13 +74,16 @@ export const sources: Record<string, SourceDef> = {
   nodeseq: {
     description: 'emits {"seq": 1, 2, ...} every interval_ms (default 100); idle after count events, if set',
     open(datasource, config) {
-      // Options from the configuration (CONF_KEY, stream options), overridden by the
-      // DATASOURCE's query string, as in the native counter: DATASOURCE="s?interval_ms=10&count=5".
+      // Options from the configuration, overridden by the DATASOURCE's query string, as in
+      // the native counter: DATASOURCE="s?interval_ms=10&count=5". The configuration also
+      // carries the stream's own WITH options (TYPE, DATASOURCE, FORMAT...): only the
+      // query string's keys must all be known.
       const query = datasource.includes("?") ? datasource.slice(datasource.indexOf("?") + 1) : "";
-      const options: JsonObject = { ...config, ...Object.fromEntries(new URLSearchParams(query)) };
-      for (const key of Object.keys(options)) {
+      const fromQuery = Object.fromEntries(new URLSearchParams(query));
+      for (const key of Object.keys(fromQuery)) {
         if (key !== "interval_ms" && key !== "count") throw new ConfigError(`nodeseq: unknown option ${key}; valid options are interval_ms, count`);
       }
+      const options: JsonObject = { ...config, ...fromQuery };
       const intervalMs = numberOption(options, "interval_ms", 100);
       const count = numberOption(options, "count", Infinity);
       if (!(intervalMs > 0)) throw new ConfigError(`nodeseq: interval_ms must be > 0, got ${intervalMs}`);

@@ -440,12 +440,15 @@ def test_source_unknown_and_bad_config(plugin: Plugin) -> None:
         next(plugin.stub.OpenSource(pb.OpenSourceRequest(source="nope"), timeout=TIMEOUT))  # a status, no ack
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
     bad = [("", config(interval_ms="soon")), ("", config(interval_ms=0)), ("", config(count=1.5))]
-    bad += [("", config(colour="red")), ("s?count=-1", config())]
+    bad += [("s?colour=red", config()), ("s?count=-1", config())]
     for ds, cfg in bad:
         req = pb.OpenSourceRequest(source="nodeseq", datasource=ds, config=cfg)
         with pytest.raises(grpc.RpcError) as e:
             next(plugin.stub.OpenSource(req, timeout=TIMEOUT))
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (ds, cfg)
+    # The configuration also carries the stream's own WITH options, as oortd sends them.
+    req = pb.OpenSourceRequest(source="nodeseq", datasource="s?count=0", config=config(TYPE="nodeseq", FORMAT="json"))
+    assert list(next(plugin.stub.OpenSource(req, timeout=TIMEOUT)).events) == [], "acknowledged"
 
 
 # ---- OpenSink -------------------------------------------------------------------
