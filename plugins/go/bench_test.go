@@ -85,6 +85,8 @@ func benchInvoke(b *testing.B, client pluginv1.PluginServiceClient, function str
 		Function: function, RuleId: "bench", ArgCount: 1}}}); err != nil {
 		b.Fatal(err)
 	}
+	ack, err := stream.Recv()
+	checkInvokeAck(b, ack, err)
 	rowsOf := make([]*pluginv1.ArgRow, benchBatch)
 	for i := range rowsOf {
 		rowsOf[i] = &pluginv1.ArgRow{Args: []*oortv1.Value{value(b, arg)}}
@@ -94,7 +96,7 @@ func benchInvoke(b *testing.B, client pluginv1.PluginServiceClient, function str
 	start := time.Now()
 	for i := range batches {
 		req := &pluginv1.InvokeRequest{Message: &pluginv1.InvokeRequest_Batch{Batch: &pluginv1.InvokeBatch{
-			BatchId: uint64(i), Rows: rowsOf}}}
+			BatchId: uint64(i + 1), Rows: rowsOf}}}
 		if err := stream.Send(req); err != nil {
 			b.Fatal(err)
 		}
@@ -164,13 +166,15 @@ func BenchmarkInvokeOneRow(b *testing.B) {
 		Function: "identity", ArgCount: 1}}}); err != nil {
 		b.Fatal(err)
 	}
+	ack, err := stream.Recv()
+	checkInvokeAck(b, ack, err)
 	row := []*pluginv1.ArgRow{{Args: []*oortv1.Value{value(b, int64(1))}}}
 	times := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
 		start := time.Now()
 		if err := stream.Send(&pluginv1.InvokeRequest{Message: &pluginv1.InvokeRequest_Batch{Batch: &pluginv1.InvokeBatch{
-			BatchId: uint64(i), Rows: row}}}); err != nil {
+			BatchId: uint64(i + 1), Rows: row}}}); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := stream.Recv(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -46,8 +47,46 @@ func rows(t testing.TB, args ...[]any) []*pluginv1.ArgRow {
 	return out
 }
 
-// invoke opens an Invoke stream and sends one batch, returning the response or
-// the stream's status.
+// checkInvokeAck fails unless resp is the acknowledgement of an Invoke open:
+// batch 0, no results.
+func checkInvokeAck(t testing.TB, resp *pluginv1.InvokeResponse, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("no acknowledgement of the open: %v", err)
+	}
+	if resp.GetBatchId() != 0 || len(resp.GetResults()) != 0 {
+		t.Fatalf("the first response is not the acknowledgement of the open: %v", resp)
+	}
+}
+
+// checkSourceAck fails unless resp is the acknowledgement of an OpenSource:
+// no events.
+func checkSourceAck(t testing.TB, resp *pluginv1.OpenSourceResponse, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("no acknowledgement of the open: %v", err)
+	}
+	if len(resp.GetEvents()) != 0 {
+		t.Fatalf("the first response is not the acknowledgement of the open: %v", resp)
+	}
+}
+
+// checkSinkAck fails unless resp is the acknowledgement of a SinkOpen: batch
+// 0, no error.
+func checkSinkAck(t testing.TB, resp *pluginv1.OpenSinkResponse, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("no acknowledgement of the open: %v", err)
+	}
+	if resp.GetBatchId() != 0 || resp.GetError() != "" {
+		t.Fatalf("the first response is not the acknowledgement of the open: %v", resp)
+	}
+}
+
+// invoke opens an Invoke stream, waits for the acknowledgement of the open (as
+// the server does) and sends the batches, numbered from 1; it returns the
+// batches' responses, or the stream's status (a refusal comes instead of the
+// acknowledgement).
 func invoke(t testing.TB, p *pluginProcess, function string, argCount uint32, batches ...[]*pluginv1.ArgRow) ([]*pluginv1.InvokeResponse, error) {
 	t.Helper()
 	stream, err := p.client.Invoke(testContext(t))
@@ -59,10 +98,15 @@ func invoke(t testing.TB, p *pluginProcess, function string, argCount uint32, ba
 	if err := stream.Send(open); err != nil {
 		t.Fatal(err)
 	}
+	ack, err := stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	checkInvokeAck(t, ack, nil)
 	var out []*pluginv1.InvokeResponse
 	for i, batch := range batches {
 		req := &pluginv1.InvokeRequest{Message: &pluginv1.InvokeRequest_Batch{Batch: &pluginv1.InvokeBatch{
-			BatchId: uint64(100 + i), Rows: batch}}}
+			BatchId: uint64(1 + i), Rows: batch}}}
 		if err := stream.Send(req); err != nil && !errors.Is(err, io.EOF) {
 			t.Fatal(err)
 		}
@@ -203,7 +247,7 @@ func TestInvoke(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(resps) != 2 || resps[0].BatchId != 100 || resps[1].BatchId != 101 {
+		if len(resps) != 2 || resps[0].BatchId != 1 || resps[1].BatchId != 2 {
 			t.Fatalf("responses %v", resps)
 		}
 		got := results(resps[0])
@@ -282,9 +326,38 @@ func TestInvoke(t *testing.T) {
 		wantCode(t, err, codes.InvalidArgument, "go_reverse takes 1 argument, got 2")
 	})
 
+	t.Run("the open is acknowledged before any batch is sent", func(t *testing.T) {
+		stream, err := p.client.Invoke(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&pluginv1.InvokeRequest{Message: &pluginv1.InvokeRequest_Open{Open: &pluginv1.InvokeOpen{
+			Function: "go_reverse", RuleId: "rule1", ArgCount: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		// Only the open is sent: the acknowledgement must come all the same.
+		ack, err := stream.Recv()
+		checkInvokeAck(t, ack, err)
+		// Then the stream serves batches as usual.
+		if err := stream.Send(&pluginv1.InvokeRequest{Message: &pluginv1.InvokeRequest_Batch{Batch: &pluginv1.InvokeBatch{
+			BatchId: 1, Rows: rows(t, []any{"ab"})}}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil || resp.BatchId != 1 || results(resp)[0] != "ba" {
+			t.Fatalf("batch 1: %v %v", resp, err)
+		}
+		if err := stream.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+			t.Fatalf("end of stream: %v", err)
+		}
+	})
+
 	t.Run("an empty batch gets an empty response", func(t *testing.T) {
 		resps, err := invoke(t, p, "go_reverse", 1, nil)
-		if err != nil || len(resps) != 1 || len(resps[0].Results) != 0 || resps[0].BatchId != 100 {
+		if err != nil || len(resps) != 1 || len(resps[0].Results) != 0 || resps[0].BatchId != 1 {
 			t.Fatalf("%v %v", resps, err)
 		}
 	})
@@ -313,6 +386,8 @@ func TestOpenSource(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		ack, err := stream.Recv()
+		checkSourceAck(t, ack, err)
 		var ticks []int64
 		for len(ticks) < 4 {
 			resp, err := stream.Recv()
@@ -360,6 +435,8 @@ func TestOpenSource(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		ack, err := stream.Recv()
+		checkSourceAck(t, ack, err)
 		for range 2 {
 			if _, err := stream.Recv(); err != nil {
 				t.Fatal(err)
@@ -367,6 +444,33 @@ func TestOpenSource(t *testing.T) {
 		}
 		if elapsed := time.Since(start); elapsed < 200*time.Millisecond {
 			t.Errorf("2 ticks of 100 ms in %v", elapsed)
+		}
+	})
+
+	t.Run("the open is acknowledged before the first event", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(testContext(t))
+		defer cancel()
+		// The first tick is a minute away: only the acknowledgement can come now.
+		stream, err := p.client.OpenSource(ctx, &pluginv1.OpenSourceRequest{
+			Source: "goticker", Config: config(t, map[string]any{"interval_ms": 60000})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan error, 1)
+		go func() {
+			ack, err := stream.Recv()
+			if err == nil && len(ack.GetEvents()) != 0 {
+				err = fmt.Errorf("the first response has %d events", len(ack.GetEvents()))
+			}
+			got <- err
+		}()
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatalf("acknowledgement: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no acknowledgement of the open within 10 s")
 		}
 	})
 
@@ -403,6 +507,14 @@ func TestOpenSink(t *testing.T) {
 		}
 		return stream
 	}
+	// opened is openSink and the acknowledgement of the open, as the server
+	// waits for it before it sends batches.
+	opened := func(t *testing.T, props map[string]any) pluginv1.PluginService_OpenSinkClient {
+		stream := openSink(t, props)
+		ack, err := stream.Recv()
+		checkSinkAck(t, ack, err)
+		return stream
+	}
 	send := func(t *testing.T, stream pluginv1.PluginService_OpenSinkClient, id uint64, events ...map[string]any) {
 		batch := &pluginv1.SinkBatch{BatchId: id}
 		for _, fields := range events {
@@ -419,19 +531,19 @@ func TestOpenSink(t *testing.T) {
 
 	t.Run("acknowledges each batch once written", func(t *testing.T) {
 		path := filepath.Join(dir, "out.jsonl")
-		stream := openSink(t, map[string]any{"path": path})
-		send(t, stream, 7, map[string]any{"a": int64(1), "s": "x"}, map[string]any{"a": int64(2), "f": 0.5})
+		stream := opened(t, map[string]any{"path": path})
+		send(t, stream, 1, map[string]any{"a": int64(1), "s": "x"}, map[string]any{"a": int64(2), "f": 0.5})
 		ack, err := stream.Recv()
-		if err != nil || ack.BatchId != 7 || ack.Error != "" {
+		if err != nil || ack.BatchId != 1 || ack.Error != "" {
 			t.Fatalf("ack %v %v", ack, err)
 		}
 		// Written when acknowledged, before the stream ends.
 		if lines := readLines(t, path); len(lines) != 2 {
 			t.Fatalf("after the first ack: %q", lines)
 		}
-		send(t, stream, 8, map[string]any{"nested": map[string]any{"l": []any{true, nil}}})
+		send(t, stream, 2, map[string]any{"nested": map[string]any{"l": []any{true, nil}}})
 		ack, err = stream.Recv()
-		if err != nil || ack.BatchId != 8 || ack.Error != "" {
+		if err != nil || ack.BatchId != 2 || ack.Error != "" {
 			t.Fatalf("ack %v %v", ack, err)
 		}
 		if err := stream.CloseSend(); err != nil {
@@ -444,6 +556,24 @@ func TestOpenSink(t *testing.T) {
 		lines := readLines(t, path)
 		if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 			t.Fatalf("file:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+		}
+	})
+
+	t.Run("the open is acknowledged before any batch is sent", func(t *testing.T) {
+		path := filepath.Join(dir, "opened.jsonl")
+		// Only the open is sent: the acknowledgement must come all the same,
+		// once the sink is open (its file created).
+		stream := openSink(t, map[string]any{"path": path})
+		ack, err := stream.Recv()
+		checkSinkAck(t, ack, err)
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("acknowledged before the sink was open: %v", err)
+		}
+		if err := stream.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+			t.Fatalf("end of stream: %v", err)
 		}
 	})
 
@@ -546,6 +676,8 @@ func TestExitsWhenStdinCloses(t *testing.T) {
 		Sink: "gofile", Config: config(t, map[string]any{"path": path})}}}); err != nil {
 		t.Fatal(err)
 	}
+	ack, err := stream.Recv()
+	checkSinkAck(t, ack, err)
 	if _, err := p.client.Describe(testContext(t), &pluginv1.DescribeRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -572,6 +704,8 @@ func TestShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sourceAck, err := source.Recv()
+	checkSourceAck(t, sourceAck, err)
 	if _, err := source.Recv(); err != nil {
 		t.Fatal(err)
 	}
@@ -583,6 +717,8 @@ func TestShutdown(t *testing.T) {
 		Function: "go_reverse", ArgCount: 1}}}); err != nil {
 		t.Fatal(err)
 	}
+	invokeAck, err := invokeStream.Recv()
+	checkInvokeAck(t, invokeAck, err)
 
 	start := time.Now()
 	if _, err := p.client.Shutdown(ctx, &pluginv1.ShutdownRequest{}); err != nil {

@@ -241,6 +241,11 @@ func (s *service) Invoke(stream pluginv1.PluginService_InvokeServer) error {
 		return invalid(err, "%s with %d arguments", def.Name, argCount)
 	}
 	inv := invocation{ctx: ctx, fn: def.Function, name: def.Name, argCount: argCount}
+	// The acknowledgement of the open (batch 0, no results): the server waits
+	// for it before it sends batches. The batches are numbered from 1.
+	if err := stream.Send(&pluginv1.InvokeResponse{}); err != nil {
+		return err
+	}
 
 	requests := receive(ctx, stream.Recv)
 	for {
@@ -355,6 +360,12 @@ func (s *service) OpenSource(req *pluginv1.OpenSourceRequest, stream pluginv1.Pl
 		return errStopping
 	}
 	defer s.instances.done()
+	// The acknowledgement of the open (no events), before the source produces:
+	// the server waits for it before it reads events. If it cannot be sent,
+	// Open is not called (nor Close, which follows Open).
+	if err := stream.Send(&pluginv1.OpenSourceResponse{}); err != nil {
+		return err
+	}
 
 	// emit may be called from goroutines of the source, also after Open has
 	// returned: the lock orders the sends and ended refuses them once the
@@ -453,6 +464,11 @@ func (s *service) OpenSink(stream pluginv1.PluginService_OpenSinkServer) error {
 			ctx.logger.Warn("close failed", "error", err)
 		}
 	}()
+	// The acknowledgement of the open (batch 0): the server waits for it
+	// before it sends batches. The batches are numbered from 1.
+	if err := stream.Send(&pluginv1.OpenSinkResponse{}); err != nil {
+		return err
+	}
 
 	requests := receive(ctx, stream.Recv)
 	for {

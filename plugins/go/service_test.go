@@ -234,6 +234,8 @@ func TestShutdownClosesInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sourceAck, err := source.Recv()
+	checkSourceAck(t, sourceAck, err)
 	if _, err := source.Recv(); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +246,12 @@ func TestShutdownClosesInstances(t *testing.T) {
 	if err := sink.Send(&pluginv1.OpenSinkRequest{Message: &pluginv1.OpenSinkRequest_Open{Open: &pluginv1.SinkOpen{Sink: "t_sink"}}}); err != nil {
 		t.Fatal(err)
 	}
-	// The sink is open once a batch is acknowledged.
+	// The sink is open once the open is acknowledged.
+	sinkAck, err := sink.Recv()
+	checkSinkAck(t, sinkAck, err)
+	if got := j.String(); !strings.Contains(got, "sink-open") {
+		t.Fatalf("acknowledged before Open: %q", got)
+	}
 	if err := sink.Send(&pluginv1.OpenSinkRequest{Message: &pluginv1.OpenSinkRequest_Batch{Batch: &pluginv1.SinkBatch{BatchId: 1}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -285,6 +292,8 @@ func TestShutdownGraceBoundsSlowClose(t *testing.T) {
 	if err := sink.Send(&pluginv1.OpenSinkRequest{Message: &pluginv1.OpenSinkRequest_Open{Open: &pluginv1.SinkOpen{Sink: "t_sink"}}}); err != nil {
 		t.Fatal(err)
 	}
+	sinkAck, err := sink.Recv()
+	checkSinkAck(t, sinkAck, err)
 	if err := sink.Send(&pluginv1.OpenSinkRequest{Message: &pluginv1.OpenSinkRequest_Batch{Batch: &pluginv1.SinkBatch{BatchId: 1}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,9 @@ type Result struct {
 // Call calls a function on rows of arguments, in one batch; the argument count
 // is that of the first row (0 without rows). For an aggregate, pass each
 // argument as a []any of the group's values. The error is the stream's status
-// (NOT_FOUND, INVALID_ARGUMENT, ...); row errors are in the results.
+// (NOT_FOUND, INVALID_ARGUMENT, ...); row errors are in the results. Like the
+// server, it waits for the acknowledgement of the open (batch 0) before it
+// sends the batch (batch 1), and fails if the first response is not that.
 func (h *Harness) Call(function string, rows ...[]any) ([]Result, error) {
 	argCount := 0
 	if len(rows) > 0 {
@@ -160,6 +162,16 @@ func (h *Harness) CallN(function string, argCount int, rows ...[]any) ([]Result,
 	if err := stream.Send(&pluginv1.InvokeRequest{Message: &pluginv1.InvokeRequest_Open{Open: &pluginv1.InvokeOpen{
 		Function: function, RuleId: "sdktest", ArgCount: uint32(argCount)}}}); err != nil {
 		return nil, err
+	}
+	// The acknowledgement of the open comes first, before any batch is sent;
+	// a refused stream ends with its status instead.
+	ack, err := stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	if ack.GetBatchId() != 0 || len(ack.GetResults()) != 0 {
+		return nil, fmt.Errorf("the first response is not the acknowledgement of the open (batch 0, no results): batch %d, %d results",
+			ack.GetBatchId(), len(ack.GetResults()))
 	}
 	batch := &pluginv1.InvokeBatch{BatchId: 1}
 	for i, row := range rows {
@@ -182,6 +194,9 @@ func (h *Harness) CallN(function string, argCount int, rows ...[]any) ([]Result,
 		return nil, err
 	}
 	_ = stream.CloseSend()
+	if resp.GetBatchId() != batch.BatchId {
+		return nil, fmt.Errorf("response of batch %d for batch %d", resp.GetBatchId(), batch.BatchId)
+	}
 	out := make([]Result, len(resp.GetResults()))
 	for i, r := range resp.GetResults() {
 		if e, ok := r.GetResult().(*pluginv1.CallResult_Error); ok {
@@ -195,6 +210,7 @@ func (h *Harness) CallN(function string, argCount int, rows ...[]any) ([]Result,
 
 // ReadSource opens a source and returns its first n events, waiting at most
 // timeout for them; then it ends the stream, as the server does when a rule stops.
+// The first response must be the acknowledgement of the open (no events).
 func (h *Harness) ReadSource(source, datasource string, props map[string]any, n int, timeout time.Duration) ([]sdk.Event, error) {
 	config, err := structpb.NewStruct(props)
 	if err != nil {
@@ -206,6 +222,15 @@ func (h *Harness) ReadSource(source, datasource string, props map[string]any, n 
 		Source: source, Datasource: datasource, Config: config, RuleId: "sdktest"})
 	if err != nil {
 		return nil, err
+	}
+	// The acknowledgement of the open comes first: a response without events.
+	// A refused stream ends with its status instead.
+	ack, err := stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	if len(ack.GetEvents()) != 0 {
+		return nil, fmt.Errorf("the first response is not the acknowledgement of the open (no events): %d events", len(ack.GetEvents()))
 	}
 	var events []sdk.Event
 	for len(events) < n {
@@ -221,7 +246,9 @@ func (h *Harness) ReadSource(source, datasource string, props map[string]any, n 
 }
 
 // WriteSink opens a sink and sends the batches, and returns each batch's
-// acknowledgement error ("" when written), after closing the stream.
+// acknowledgement error ("" when written), after closing the stream. Like the
+// server, it waits for the acknowledgement of the open (batch 0) before it
+// sends the first batch (batch 1).
 func (h *Harness) WriteSink(sink string, props map[string]any, batches ...[]sdk.Event) ([]string, error) {
 	config, err := structpb.NewStruct(props)
 	if err != nil {
@@ -236,6 +263,16 @@ func (h *Harness) WriteSink(sink string, props map[string]any, batches ...[]sdk.
 	if err := stream.Send(&pluginv1.OpenSinkRequest{Message: &pluginv1.OpenSinkRequest_Open{Open: &pluginv1.SinkOpen{
 		Sink: sink, Config: config, RuleId: "sdktest"}}}); err != nil {
 		return nil, err
+	}
+	// The acknowledgement of the open (batch 0) comes first, before any batch
+	// is sent; a refused stream ends with its status instead.
+	opened, err := stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	if opened.GetBatchId() != 0 || opened.GetError() != "" {
+		return nil, fmt.Errorf("the first response is not the acknowledgement of the open (batch 0, no error): batch %d, error %q",
+			opened.GetBatchId(), opened.GetError())
 	}
 	var acks []string
 	for i, events := range batches {
