@@ -222,7 +222,7 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
     assert_eq!((installed.version.as_str(), installed.language.as_str(), installed.abi_version.as_str()), ("1.0.0", "rust", "1"));
     let mut names: Vec<&str> = installed.symbols.iter().map(|s| s.name.as_str()).collect();
     names.sort();
-    assert_eq!(names, ["rs_double", "rs_file", "rs_sleep", "rs_ticks", "rs_total"]);
+    assert_eq!(names, ["rs_abs", "rs_double", "rs_file", "rs_sleep", "rs_ticks", "rs_total"]);
 
     create_stream(&oortd, r#"CREATE STREAM s (n BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#).await;
     create_rule(&oortd, rule("fn", "SELECT n, rs_double(n) AS d FROM s", vec![action("grpc", &[])])).await.unwrap();

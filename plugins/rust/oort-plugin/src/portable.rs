@@ -359,7 +359,7 @@ pub fn serve(init: impl FnOnce() -> Plugin) -> ! {
     if std::env::var(MAGIC_COOKIE.0).ok().as_deref() != Some(MAGIC_COOKIE.1) {
         refuse(
             "This program is an Oort plugin: it is meant to be started by oortd, not run by hand. \
-             Install its package with `oort plugin install <name> --kind portable --file <zip>`.",
+             Install its package with `oort plugin install <name> --portable --file <zip>`.",
         );
     }
     match std::env::var("OORT_PLUGIN_PROTOCOL") {
