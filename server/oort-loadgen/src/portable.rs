@@ -93,7 +93,9 @@ pub async fn run(portable_zip: &Path, native_zip: &Path, rows: usize, calls: usi
     let (builtin_rate, native_rate, portable_rate, portable_times, native_times) = measured.await??;
     portable_host.shutdown().await;
 
-    println!("| rs_abs (portable, Rust SDK) vs mx_abs (native) vs abs (built-in) | built-in | native | portable | goal |");
+    println!(
+        "| rs_abs (portable, Rust SDK) vs mx_abs (native) vs abs (built-in) | built-in | native | portable | goal |"
+    );
     println!("|---|---|---|---|---|");
     println!(
         "| `call_batch`, {BATCH} rows a call, {rows} rows | {builtin_rate:.0} rows/s | {native_rate:.0} rows/s | {portable_rate:.0} rows/s | portable ≥ 1,000,000 rows/s |"

@@ -132,16 +132,12 @@ impl Manifest {
     /// and the executable must be a plain relative path.
     pub fn portable(&self) -> Result<PortableEntry, HostError> {
         self.expect_kind(ManifestKind::Portable)?;
-        let language = self
-            .language
-            .clone()
-            .filter(|l| !l.trim().is_empty())
-            .ok_or_else(|| HostError::Manifest("a portable plugin needs `language` (python, go, rust, node...)".into()))?;
-        let executable = self
-            .executable
-            .clone()
-            .filter(|e| !e.trim().is_empty())
-            .ok_or_else(|| HostError::Manifest("a portable plugin needs `executable`, its program in the archive".into()))?;
+        let language = self.language.clone().filter(|l| !l.trim().is_empty()).ok_or_else(|| {
+            HostError::Manifest("a portable plugin needs `language` (python, go, rust, node...)".into())
+        })?;
+        let executable = self.executable.clone().filter(|e| !e.trim().is_empty()).ok_or_else(|| {
+            HostError::Manifest("a portable plugin needs `executable`, its program in the archive".into())
+        })?;
         let path = std::path::Path::new(&executable);
         let plain = path.components().all(|c| matches!(c, std::path::Component::Normal(_)));
         if !plain {
@@ -150,7 +146,9 @@ impl Manifest {
             )));
         }
         if self.library.is_some() {
-            return Err(HostError::Manifest("`library` is for native plugins; a portable plugin has `executable`".into()));
+            return Err(HostError::Manifest(
+                "`library` is for native plugins; a portable plugin has `executable`".into(),
+            ));
         }
         Ok(PortableEntry { language: language.to_ascii_lowercase(), executable })
     }
@@ -175,14 +173,19 @@ mod tests {
 
     #[test]
     fn portable_manifests_need_a_language_and_a_plain_executable() {
-        let m = Manifest::parse(br#"{"name": "p", "version": "1", "kind": "portable", "language": "Python", "executable": "main.py"}"#)
-            .unwrap();
+        let m = Manifest::parse(
+            br#"{"name": "p", "version": "1", "kind": "portable", "language": "Python", "executable": "main.py"}"#,
+        )
+        .unwrap();
         assert_eq!(m.portable().unwrap(), PortableEntry { language: "python".into(), executable: "main.py".into() });
         assert!(m.expect_kind(ManifestKind::Native).unwrap_err().to_string().contains("PLUGIN_KIND_PORTABLE"));
-        let no_exe = Manifest::parse(br#"{"name": "p", "version": "1", "kind": "portable", "language": "go"}"#).unwrap();
+        let no_exe =
+            Manifest::parse(br#"{"name": "p", "version": "1", "kind": "portable", "language": "go"}"#).unwrap();
         assert!(no_exe.portable().unwrap_err().to_string().contains("executable"));
         for bad in ["../x", "/bin/sh"] {
-            let text = format!(r#"{{"name": "p", "version": "1", "kind": "portable", "language": "go", "executable": "{bad}"}}"#);
+            let text = format!(
+                r#"{{"name": "p", "version": "1", "kind": "portable", "language": "go", "executable": "{bad}"}}"#
+            );
             let error = Manifest::parse(text.as_bytes()).unwrap().portable().unwrap_err().to_string();
             assert!(error.contains("relative path"), "{bad}: {error}");
         }

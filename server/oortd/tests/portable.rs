@@ -21,10 +21,9 @@ use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::plugin_service_client::PluginServiceClient;
 use oort_proto::v1::value::Kind;
 use oort_proto::v1::{
-    Action, CreateRuleRequest, CreateStreamRequest, DeletePluginRequest, Event, GetPluginRequest,
-    GetRuleStatusRequest, GetRuleStatusResponse, InstallPluginRequest, Plugin, PluginKind, PublishRequest, Rule,
-    RuleState, TailRuleRequest, TailRuleResponse, UpdatePluginRequest, Value, install_plugin_request,
-    update_plugin_request,
+    Action, CreateRuleRequest, CreateStreamRequest, DeletePluginRequest, Event, GetPluginRequest, GetRuleStatusRequest,
+    GetRuleStatusResponse, InstallPluginRequest, Plugin, PluginKind, PublishRequest, Rule, RuleState, TailRuleRequest,
+    TailRuleResponse, UpdatePluginRequest, Value, install_plugin_request, update_plugin_request,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
@@ -192,7 +191,14 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, m
 
 /// Publishes `n` to `stream` until the rule answers a row whose `key` is `expected`
 /// (calls during a restart fail, and their rows are dropped).
-async fn until_answer(oortd: &Oortd, stream: &str, results: &mut Streaming<TailRuleResponse>, n: i64, key: &str, expected: Value) {
+async fn until_answer(
+    oortd: &Oortd,
+    stream: &str,
+    results: &mut Streaming<TailRuleResponse>,
+    n: i64,
+    key: &str,
+    expected: Value,
+) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         publish(oortd, stream, vec![event(&[("n", int(n))])]).await;
@@ -219,16 +225,22 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
     let oortd = start(dir.path()).await;
     let installed = install_rsdemo(&oortd).await;
     assert_eq!(installed.kind, PluginKind::Portable as i32);
-    assert_eq!((installed.version.as_str(), installed.language.as_str(), installed.abi_version.as_str()), ("1.0.0", "rust", "1"));
+    assert_eq!(
+        (installed.version.as_str(), installed.language.as_str(), installed.abi_version.as_str()),
+        ("1.0.0", "rust", "1")
+    );
     let mut names: Vec<&str> = installed.symbols.iter().map(|s| s.name.as_str()).collect();
     names.sort();
     assert_eq!(names, ["rs_abs", "rs_double", "rs_file", "rs_sleep", "rs_ticks", "rs_total"]);
 
     create_stream(&oortd, r#"CREATE STREAM s (n BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#).await;
     create_rule(&oortd, rule("fn", "SELECT n, rs_double(n) AS d FROM s", vec![action("grpc", &[])])).await.unwrap();
-    create_rule(&oortd, rule("agg", "SELECT rs_total(n) AS t FROM s GROUP BY COUNTWINDOW(2)", vec![action("grpc", &[])]))
-        .await
-        .unwrap();
+    create_rule(
+        &oortd,
+        rule("agg", "SELECT rs_total(n) AS t FROM s GROUP BY COUNTWINDOW(2)", vec![action("grpc", &[])]),
+    )
+    .await
+    .unwrap();
     create_stream(&oortd, r#"CREATE STREAM ticks (n BIGINT) WITH (TYPE="rs_ticks", DATASOURCE="5")"#).await;
     let out = dir.path().join("ticks.jsonl");
     let sink = action("rs_file", &[("path", &out.display().to_string())]);
@@ -267,15 +279,14 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
         assert!(plugin.restart_count >= 1 && plugin.last_error.contains("signal 9"), "{id}: {plugin:?}");
     }
     let text = std::fs::read_to_string(&out).unwrap();
-    let numbers: Vec<i64> = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["n"].as_i64().unwrap())
-        .collect();
+    let numbers: Vec<i64> =
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["n"].as_i64().unwrap()).collect();
     assert!(numbers.windows(2).filter(|w| w[1] != w[0] + 1).count() <= 2, "a restart starts the ticks again once");
 
     let metrics_addr = oortd.metrics_addr.clone().expect("metrics endpoint");
     let metrics = reqwest::get(format!("http://{metrics_addr}/metrics")).await.unwrap().text().await.unwrap();
-    let line = metrics.lines().find(|l| l.starts_with("oort_plugin_restarts_total{plugin=\"rsdemo\"}")).unwrap_or_default();
+    let line =
+        metrics.lines().find(|l| l.starts_with("oort_plugin_restarts_total{plugin=\"rsdemo\"}")).unwrap_or_default();
     assert!(line.split(' ').nth(1).and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v >= 1), "{metrics}");
 
     // Registered again at start-up, before rules are restored: they run.
@@ -292,7 +303,9 @@ async fn a_call_that_hangs_times_out_and_the_plugin_is_restarted() {
     let oortd = start(dir.path()).await;
     install_rsdemo(&oortd).await;
     create_stream(&oortd, r#"CREATE STREAM s (ms BIGINT, n BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#).await;
-    create_rule(&oortd, rule("slow", "SELECT n, rs_sleep(ms, n) AS x FROM s", vec![action("grpc", &[])])).await.unwrap();
+    create_rule(&oortd, rule("slow", "SELECT n, rs_sleep(ms, n) AS x FROM s", vec![action("grpc", &[])]))
+        .await
+        .unwrap();
     create_rule(&oortd, rule("plain", "SELECT n, abs(n) AS a FROM s", vec![action("grpc", &[])])).await.unwrap();
     let mut slow = tail(&oortd, "slow").await;
     let mut plain = tail(&oortd, "plain").await;
@@ -396,8 +409,18 @@ async fn malformed_portable_packages_are_refused_with_clear_errors_and_rules_kee
     };
     let exe = rsdemo_executable();
     let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
-        ("path escape", "bad", zip_of(&[("manifest.json", &manifest("run", "shell")), ("../escape", b"x")]), "escapes the archive's folder"),
-        ("missing executable", "bad", zip_of(&[("manifest.json", &manifest("run", "shell"))]), "executable 'run' is not in the archive"),
+        (
+            "path escape",
+            "bad",
+            zip_of(&[("manifest.json", &manifest("run", "shell")), ("../escape", b"x")]),
+            "escapes the archive's folder",
+        ),
+        (
+            "missing executable",
+            "bad",
+            zip_of(&[("manifest.json", &manifest("run", "shell"))]),
+            "executable 'run' is not in the archive",
+        ),
         (
             "a manifest that lies",
             "rsdemo",
@@ -413,13 +436,19 @@ async fn malformed_portable_packages_are_refused_with_clear_errors_and_rules_kee
         (
             "exits at once",
             "bad",
-            zip_of(&[("manifest.json", &manifest("run", "shell")), ("run", &script("echo 'cannot open the frobnicator' >&2; exit 3"))]),
+            zip_of(&[
+                ("manifest.json", &manifest("run", "shell")),
+                ("run", &script("echo 'cannot open the frobnicator' >&2; exit 3")),
+            ]),
             "exited with status 3 before printing its handshake line; stderr: cannot open the frobnicator",
         ),
         (
             "a wrong handshake",
             "bad",
-            zip_of(&[("manifest.json", &manifest("run", "shell")), ("run", &script("echo 'OORT_PLUGIN|9|unix|/x'; exec sleep 60"))]),
+            zip_of(&[
+                ("manifest.json", &manifest("run", "shell")),
+                ("run", &script("echo 'OORT_PLUGIN|9|unix|/x'; exec sleep 60")),
+            ]),
             "speaks protocol version 9",
         ),
         (

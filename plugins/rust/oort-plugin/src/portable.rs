@@ -49,7 +49,9 @@ fn from_pb(value: &values::Value) -> Value {
         Some(K::FloatValue(f)) => Value::Float(*f),
         Some(K::StringValue(s)) => Value::String(s.clone()),
         Some(K::BytesValue(b)) => Value::Bytes(b.clone()),
-        Some(K::TimestampValue(t)) => Value::Timestamp(t.seconds.saturating_mul(NANOS).saturating_add(i64::from(t.nanos))),
+        Some(K::TimestampValue(t)) => {
+            Value::Timestamp(t.seconds.saturating_mul(NANOS).saturating_add(i64::from(t.nanos)))
+        }
         Some(K::ListValue(l)) => Value::List(l.values.iter().map(from_pb).collect()),
         Some(K::MapValue(m)) => Value::Map(row_from_pb(&m.fields)),
     }
@@ -68,9 +70,10 @@ fn to_pb(value: Value) -> values::Value {
         Value::Float(f) => K::FloatValue(f),
         Value::String(s) => K::StringValue(s),
         Value::Bytes(b) => K::BytesValue(b),
-        Value::Timestamp(ns) => {
-            K::TimestampValue(prost_types::Timestamp { seconds: ns.div_euclid(NANOS), nanos: ns.rem_euclid(NANOS) as i32 })
-        }
+        Value::Timestamp(ns) => K::TimestampValue(prost_types::Timestamp {
+            seconds: ns.div_euclid(NANOS),
+            nanos: ns.rem_euclid(NANOS) as i32,
+        }),
         Value::List(l) => K::ListValue(values::ListValue { values: l.into_iter().map(to_pb).collect() }),
         Value::Map(m) => K::MapValue(values::MapValue { fields: m.into_iter().map(|(k, v)| (k, to_pb(v))).collect() }),
     };
@@ -172,7 +175,10 @@ impl PluginService for Service {
 
     type InvokeStream = Out<pb::InvokeResponse>;
 
-    async fn invoke(&self, request: Request<Streaming<pb::InvokeRequest>>) -> Result<Response<Self::InvokeStream>, Status> {
+    async fn invoke(
+        &self,
+        request: Request<Streaming<pb::InvokeRequest>>,
+    ) -> Result<Response<Self::InvokeStream>, Status> {
         let mut input = request.into_inner();
         let open = match input.message().await? {
             Some(pb::InvokeRequest { message: Some(pb::invoke_request::Message::Open(open)) }) => open,
@@ -220,7 +226,10 @@ impl PluginService for Service {
 
     type OpenSourceStream = Out<pb::OpenSourceResponse>;
 
-    async fn open_source(&self, request: Request<pb::OpenSourceRequest>) -> Result<Response<Self::OpenSourceStream>, Status> {
+    async fn open_source(
+        &self,
+        request: Request<pb::OpenSourceRequest>,
+    ) -> Result<Response<Self::OpenSourceStream>, Status> {
         let request = request.into_inner();
         let Some(Symbol::Source(new)) = self.symbol(&request.source) else {
             return Err(Status::not_found(format!("this plugin has no source '{}'", request.source)));
@@ -246,7 +255,10 @@ impl PluginService for Service {
 
     type OpenSinkStream = Out<pb::OpenSinkResponse>;
 
-    async fn open_sink(&self, request: Request<Streaming<pb::OpenSinkRequest>>) -> Result<Response<Self::OpenSinkStream>, Status> {
+    async fn open_sink(
+        &self,
+        request: Request<Streaming<pb::OpenSinkRequest>>,
+    ) -> Result<Response<Self::OpenSinkStream>, Status> {
         let mut input = request.into_inner();
         let open = match input.message().await? {
             Some(pb::OpenSinkRequest { message: Some(pb::open_sink_request::Message::Open(open)) }) => open,

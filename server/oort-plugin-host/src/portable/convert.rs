@@ -16,9 +16,10 @@ pub fn to_pb(value: &Value) -> pb::Value {
         Value::Float(f) => K::FloatValue(*f),
         Value::String(s) => K::StringValue(s.to_string()),
         Value::Bytes(b) => K::BytesValue(b.to_vec()),
-        Value::Timestamp(t) => {
-            K::TimestampValue(prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
-        }
+        Value::Timestamp(t) => K::TimestampValue(prost_types::Timestamp {
+            seconds: t.timestamp(),
+            nanos: t.timestamp_subsec_nanos() as i32,
+        }),
         Value::List(values) => K::ListValue(pb::ListValue { values: values.iter().map(to_pb).collect() }),
         Value::Map(map) => K::MapValue(pb::MapValue { fields: map_to_pb(map) }),
     };

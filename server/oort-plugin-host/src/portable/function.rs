@@ -46,7 +46,14 @@ struct BatchError(String);
 
 impl PortableFunction {
     /// The function `name` of plugin `owner`, behind `target`.
-    pub fn new(name: &str, owner: &str, aggregate: bool, description: &str, target: Arc<Target>, io: Arc<IoRuntime>) -> Self {
+    pub fn new(
+        name: &str,
+        owner: &str,
+        aggregate: bool,
+        description: &str,
+        target: Arc<Target>,
+        io: Arc<IoRuntime>,
+    ) -> Self {
         let meta = FunctionMeta {
             name: name.to_ascii_lowercase(),
             kind: if aggregate { FunctionKind::Aggregate } else { FunctionKind::Scalar },
@@ -70,13 +77,14 @@ impl PortableFunction {
         if rows.iter().any(|r| r.len() != nargs) {
             return Err(BatchError("every row of a batch needs the same number of arguments".into()));
         }
-        let args: Vec<ArgRow> =
-            rows.iter().map(|r| ArgRow { args: r.iter().map(convert::to_pb).collect() }).collect();
+        let args: Vec<ArgRow> = rows.iter().map(|r| ArgRow { args: r.iter().map(convert::to_pb).collect() }).collect();
         let stream = self.stream(rule_id, nargs);
         let supervisor = self.target.get();
-        let open = InvokeOpen { function: self.meta.name.clone(), rule_id: rule_id.to_owned(), arg_count: nargs as u32 };
+        let open =
+            InvokeOpen { function: self.meta.name.clone(), rule_id: rule_id.to_owned(), arg_count: nargs as u32 };
         let call = call(supervisor, stream, open, args);
-        let response = block(&self.io, call).unwrap_or_else(|| Err(BatchError("the server is shutting down".into())))?;
+        let response =
+            block(&self.io, call).unwrap_or_else(|| Err(BatchError("the server is shutting down".into())))?;
         if response.results.len() != rows.len() {
             return Err(BatchError(format!(
                 "the plugin answered {} results for {} rows",
@@ -140,9 +148,8 @@ async fn call(
     let mut slot = stream.lock().await;
     let running = supervisor.acquire(false).await.map_err(|e| BatchError(e.to_string()))?;
     let timeout: Duration = supervisor.config().call_timeout;
-    let stale = slot
-        .as_ref()
-        .is_none_or(|i| !Arc::ptr_eq(&i.supervisor, &supervisor) || i.generation != running.generation);
+    let stale =
+        slot.as_ref().is_none_or(|i| !Arc::ptr_eq(&i.supervisor, &supervisor) || i.generation != running.generation);
     let function = open.function.clone();
     let result = tokio::time::timeout(timeout, async {
         if stale {
@@ -170,10 +177,9 @@ async fn call(
         invoker.tx.send(request).await.map_err(|_| BatchError("the plugin closed the call stream".into()))?;
         match invoker.rx.message().await {
             Ok(Some(response)) if response.batch_id == batch_id => Ok(response),
-            Ok(Some(response)) => Err(BatchError(format!(
-                "the plugin answered batch {} instead of batch {batch_id}",
-                response.batch_id
-            ))),
+            Ok(Some(response)) => {
+                Err(BatchError(format!("the plugin answered batch {} instead of batch {batch_id}", response.batch_id)))
+            }
             Ok(None) => Err(BatchError("the plugin closed the call stream".into())),
             Err(status) => Err(BatchError(format!("the call failed: {}", status.message()))),
         }

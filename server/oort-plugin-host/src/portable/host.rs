@@ -109,15 +109,7 @@ impl PortableHost {
             IoRuntime::named(config.io_threads, "oort-plugins")
                 .map_err(|e| HostError::io("starting the plugin runtime", e))?,
         );
-        Ok(Self {
-            root,
-            functions,
-            connectors,
-            config: Arc::new(config),
-            sockets,
-            io,
-            installed: Mutex::default(),
-        })
+        Ok(Self { root, functions, connectors, config: Arc::new(config), sockets, io, installed: Mutex::default() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Installed>> {
@@ -160,7 +152,10 @@ impl PortableHost {
         let entry = manifest.portable()?;
         let executable = path.join(&entry.executable);
         if !executable.is_file() {
-            return Err(HostError::Archive(format!("the manifest's executable '{}' is not in the archive", entry.executable)));
+            return Err(HostError::Archive(format!(
+                "the manifest's executable '{}' is not in the archive",
+                entry.executable
+            )));
         }
         if !matches!(entry.language.as_str(), "python" | "node") {
             // Zip entries lose their mode when unpacked: a compiled program needs its x bit.
@@ -192,7 +187,8 @@ impl PortableHost {
             _ => (script, Vec::new()),
         };
         let symbols = symbols_of(&staged.manifest).into_iter().map(|s| (s.kind, s.name, s.aggregate)).collect();
-        let spec = Spec { name: staged.name.clone(), version: staged.manifest.version.clone(), program, args, dir, symbols };
+        let spec =
+            Spec { name: staged.name.clone(), version: staged.manifest.version.clone(), program, args, dir, symbols };
         Supervisor::new(spec, Arc::clone(&self.config), self.sockets.path().to_owned(), self.io.handle().clone(), usage)
     }
 
@@ -208,7 +204,12 @@ impl PortableHost {
     }
 
     /// Fails if a symbol is provided by someone other than this plugin.
-    fn check_conflicts(&self, owner: &str, symbols: &[SymbolInfo], ours: Option<&PortableInfo>) -> Result<(), HostError> {
+    fn check_conflicts(
+        &self,
+        owner: &str,
+        symbols: &[SymbolInfo],
+        ours: Option<&PortableInfo>,
+    ) -> Result<(), HostError> {
         for symbol in symbols {
             if ours.is_some_and(|i| i.symbols.iter().any(|s| s.kind == symbol.kind && s.name == symbol.name)) {
                 continue;
@@ -234,7 +235,13 @@ impl PortableHost {
         Ok(())
     }
 
-    fn register(&self, owner: &str, symbol: &SymbolInfo, target: &Arc<Target>, functions: &mut BTreeMap<String, Arc<PortableFunction>>) {
+    fn register(
+        &self,
+        owner: &str,
+        symbol: &SymbolInfo,
+        target: &Arc<Target>,
+        functions: &mut BTreeMap<String, Arc<PortableFunction>>,
+    ) {
         let io = Arc::clone(&self.io);
         match symbol.kind {
             SymbolKind::Function => {
@@ -250,12 +257,16 @@ impl PortableHost {
                 functions.insert(symbol.name.clone(), f);
             }
             SymbolKind::Source => {
-                self.connectors
-                    .register_source(&symbol.name, Arc::new(PortableSourceFactory::new(&symbol.name, Arc::clone(target), io)));
+                self.connectors.register_source(
+                    &symbol.name,
+                    Arc::new(PortableSourceFactory::new(&symbol.name, Arc::clone(target), io)),
+                );
             }
             SymbolKind::Sink => {
-                self.connectors
-                    .register_sink(&symbol.name, Arc::new(PortableSinkFactory::new(&symbol.name, Arc::clone(target), io)));
+                self.connectors.register_sink(
+                    &symbol.name,
+                    Arc::new(PortableSinkFactory::new(&symbol.name, Arc::clone(target), io)),
+                );
             }
         }
     }
@@ -353,7 +364,9 @@ impl PortableHost {
     async fn update_inner(&self, staged: &StagedPortable) -> Result<(PortableInfo, String), HostError> {
         let (target, old_info) = {
             let installed = self.lock();
-            let Some(current) = installed.get(&staged.name) else { return Err(HostError::NotFound(staged.name.clone())) };
+            let Some(current) = installed.get(&staged.name) else {
+                return Err(HostError::NotFound(staged.name.clone()));
+            };
             (Arc::clone(&current.target), current.info.clone())
         };
         let info = Self::info(staged);

@@ -146,10 +146,9 @@ fn parse_handshake(line: &str, expected_socket: &std::path::Path) -> Result<Addr
     }
     match *network {
         "unix" if std::path::Path::new(address) == expected_socket => Ok(Address::Unix(PathBuf::from(address))),
-        "unix" => Err(format!(
-            "it listens on {address}, not on the socket it was given ({})",
-            expected_socket.display()
-        )),
+        "unix" => {
+            Err(format!("it listens on {address}, not on the socket it was given ({})", expected_socket.display()))
+        }
         "tcp" => match address.parse::<std::net::SocketAddr>() {
             Ok(addr) if addr.ip().is_loopback() => Ok(Address::Tcp(addr)),
             _ => Err(format!("its tcp address {address:?} is not on 127.0.0.1")),
@@ -173,7 +172,9 @@ async fn connect(address: &Address, timeout: Duration) -> Result<Channel, String
             let endpoint = endpoint("http://plugin.localhost".into()).map_err(|e| e.to_string())?;
             let connector = tower::service_fn(move |_: Uri| {
                 let path = path.clone();
-                async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+                }
             });
             endpoint.connect_with_connector(connector).await.map_err(|e| format!("cannot connect to its socket: {e}"))
         }
@@ -202,8 +203,7 @@ pub async fn spawn(launch: &Launch) -> Result<Process, HostError> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let mut child =
-        command.spawn().map_err(|e| fail(format!("cannot run {}: {e}", launch.program.display())))?;
+    let mut child = command.spawn().map_err(|e| fail(format!("cannot run {}: {e}", launch.program.display())))?;
     let pid = child.id().unwrap_or_default();
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
@@ -275,7 +275,8 @@ pub async fn spawn(launch: &Launch) -> Result<Process, HostError> {
             }
         });
     }
-    let channel = connect(&address, launch.start_timeout).await.map_err(|m| fail(format!("{m}; stderr: {}", stderr.text())))?;
+    let channel =
+        connect(&address, launch.start_timeout).await.map_err(|m| fail(format!("{m}; stderr: {}", stderr.text())))?;
     let client = PluginServiceClient::new(channel.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

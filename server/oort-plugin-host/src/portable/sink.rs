@@ -50,9 +50,7 @@ async fn open(target: &Target, request: SinkOpen) -> Result<Opened, ConnectorErr
     tx.send(first).await.map_err(|_| ConnectorError::External("the sink stream closed".into()))?;
     let mut client = running.process.client.clone();
     match tokio::time::timeout(timeout, client.open_sink(ReceiverStream::new(rx))).await {
-        Ok(Ok(response)) => {
-            Ok(Opened { supervisor, generation: running.generation, tx, rx: response.into_inner() })
-        }
+        Ok(Ok(response)) => Ok(Opened { supervisor, generation: running.generation, tx, rx: response.into_inner() }),
         Ok(Err(status)) if is_refusal(status.code()) => Err(ConnectorError::Config(status.message().to_owned())),
         Ok(Err(status)) => Err(ConnectorError::External(format!("OpenSink failed: {}", status.message()))),
         Err(_) => Err(ConnectorError::External(format!("OpenSink did not answer within {} ms", timeout.as_millis()))),
@@ -106,7 +104,8 @@ impl PortableSink {
         self.batch += 1;
         let batch_id = self.batch;
         let events = rows.iter().map(convert::event_to_pb).collect();
-        let request = OpenSinkRequest { message: Some(open_sink_request::Message::Batch(SinkBatch { batch_id, events })) };
+        let request =
+            OpenSinkRequest { message: Some(open_sink_request::Message::Batch(SinkBatch { batch_id, events })) };
         let timeout = opened.supervisor.config().call_timeout;
         let acked = tokio::time::timeout(timeout, async {
             opened.tx.send(request).await.map_err(|_| "the plugin closed the sink stream".to_owned())?;
@@ -120,7 +119,9 @@ impl PortableSink {
         .await;
         match acked {
             Ok(Ok(ack)) if ack.error.is_empty() => Ok(()),
-            Ok(Ok(ack)) => Err(ConnectorError::External(format!("the plugin sink did not write the batch: {}", ack.error))),
+            Ok(Ok(ack)) => {
+                Err(ConnectorError::External(format!("the plugin sink did not write the batch: {}", ack.error)))
+            }
             Ok(Err(message)) => {
                 self.opened = None;
                 Err(ConnectorError::External(message))

@@ -47,7 +47,14 @@ impl PluginApi {
         rules: RuleController,
         allow_private_urls: bool,
     ) -> Self {
-        Self { host, portable, catalog: rules.catalog().clone(), rules, allow_private_urls, changing: Default::default() }
+        Self {
+            host,
+            portable,
+            catalog: rules.catalog().clone(),
+            rules,
+            allow_private_urls,
+            changing: Default::default(),
+        }
     }
 
     async fn fetch(&self, source: Option<ArchiveSource>) -> ApiResult<Vec<u8>> {
@@ -240,10 +247,7 @@ pub fn uses(
 }
 
 /// The portable plugins a running rule uses, with their process state, for `GetRuleStatus`.
-pub fn rule_plugins(
-    plan: &oort_engine::RulePlan,
-    portable: &PortableHost,
-) -> Vec<oort_proto::v1::RulePluginStatus> {
+pub fn rule_plugins(plan: &oort_engine::RulePlan, portable: &PortableHost) -> Vec<oort_proto::v1::RulePluginStatus> {
     portable
         .list()
         .into_iter()
