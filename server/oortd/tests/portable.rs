@@ -202,10 +202,10 @@ async fn until_answer(
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         publish(oortd, stream, vec![event(&[("n", int(n))])]).await;
-        if let Ok(Ok(Some(message))) = tokio::time::timeout(Duration::from_millis(500), results.message()).await {
-            if message.event.unwrap().fields.get(key) == Some(&expected) {
-                return;
-            }
+        if let Ok(Ok(Some(message))) = tokio::time::timeout(Duration::from_millis(500), results.message()).await
+            && message.event.unwrap().fields.get(key) == Some(&expected)
+        {
+            return;
         }
         assert!(tokio::time::Instant::now() < deadline, "the rule did not answer {key} = {expected:?} in time");
     }

@@ -286,16 +286,13 @@ impl PluginService for Service {
         };
         self.instances.add(Arc::clone(&stop), thread);
         tokio::spawn(async move {
-            loop {
-                match input.message().await {
-                    Ok(Some(pb::OpenSinkRequest { message: Some(pb::open_sink_request::Message::Batch(batch)) })) => {
-                        let sender = batch_tx.clone();
-                        let sent = tokio::task::spawn_blocking(move || sender.send(batch).is_ok()).await;
-                        if !matches!(sent, Ok(true)) {
-                            break;
-                        }
-                    }
-                    _ => break,
+            while let Ok(Some(pb::OpenSinkRequest { message: Some(pb::open_sink_request::Message::Batch(batch)) })) =
+                input.message().await
+            {
+                let sender = batch_tx.clone();
+                let sent = tokio::task::spawn_blocking(move || sender.send(batch).is_ok()).await;
+                if !matches!(sent, Ok(true)) {
+                    break;
                 }
             }
             // Stream end: the writer closes the instance once the batches are written.
