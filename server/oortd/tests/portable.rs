@@ -259,6 +259,16 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
     assert_eq!(plugin.used_by_rules, ["agg", "fn", "src"]);
     assert!(plugin.running && plugin.pid != 0, "{plugin:?}");
     assert_eq!(plugin.restart_count, 0);
+    // Its socket: in a private directory of this server (0700), itself 0600.
+    let environ = std::fs::read(format!("/proc/{}/environ", plugin.pid)).unwrap();
+    let socket = environ
+        .split(|b| *b == 0)
+        .find_map(|v| v.strip_prefix(b"OORT_PLUGIN_SOCKET="))
+        .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+        .expect("the plugin has OORT_PLUGIN_SOCKET");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(socket.parent().unwrap()), mode(&socket)), (0o700, 0o600), "{}", socket.display());
 
     // SIGKILL, mid-stream.
     let status = Command::new("kill").args(["-9", &plugin.pid.to_string()]).status().unwrap();
@@ -295,6 +305,12 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
     let oortd = start(dir.path()).await;
     let mut results = tail(&oortd, "fn").await;
     until_answer(&oortd, "s", &mut results, 5, "d", int(10)).await;
+
+    // A server killed with SIGKILL closes the plugin's stdin: the plugin exits too.
+    let pid = get_plugin(&oortd, "rsdemo").await.unwrap().pid;
+    assert!(alive(pid));
+    oortd.kill9();
+    eventually("the plugin exits with its server", || async { (!alive(pid)).then_some(()) }).await;
 }
 
 #[tokio::test]
