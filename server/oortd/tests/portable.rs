@@ -246,6 +246,12 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
     let sink = action("rs_file", &[("path", &out.display().to_string())]);
     create_rule(&oortd, rule("src", "SELECT n FROM ticks", vec![sink])).await.unwrap();
 
+    // The plugin refuses a wrong argument count when the rule is created.
+    let (code, message) =
+        code_of(create_rule(&oortd, rule("two", "SELECT rs_double(n, n) FROM s", vec![action("log", &[])])).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("rs_double takes 1 argument, got 2"), "{message}");
+
     let mut results = tail(&oortd, "fn").await;
     let mut totals = tail(&oortd, "agg").await;
     publish(&oortd, "s", vec![event(&[("n", int(20))]), event(&[("n", int(1))])]).await;

@@ -208,10 +208,29 @@ impl Function for PortableFunction {
         &self.meta
     }
 
-    /// The plugin checks the argument count when a rule first calls it (the
-    /// protocol's `InvokeOpen`); nothing is known before.
-    fn validate(&self, _args: &[ArgInfo<'_>]) -> Result<(), String> {
-        Ok(())
+    /// Asks the plugin (its `Invoke` stream refuses a wrong argument count
+    /// with INVALID_ARGUMENT), so that a call it refuses fails the rule's
+    /// creation. This starts the process if needed; a plugin that cannot be
+    /// reached now is not a reason to refuse the rule (its calls fail later).
+    fn validate(&self, args: &[ArgInfo<'_>]) -> Result<(), String> {
+        let supervisor = self.target.get();
+        let open =
+            InvokeOpen { function: self.meta.name.clone(), rule_id: String::new(), arg_count: args.len() as u32 };
+        let check = async move {
+            let running = supervisor.acquire(false).await.ok()?;
+            let (tx, rx) = mpsc::channel(1);
+            tx.send(InvokeRequest { message: Some(invoke_request::Message::Open(open)) }).await.ok()?;
+            let mut client = running.process.client.clone();
+            let timeout = supervisor.config().call_timeout;
+            match tokio::time::timeout(timeout, client.invoke(ReceiverStream::new(rx))).await {
+                Ok(Err(status)) if super::source::is_refusal(status.code()) => Some(status.message().to_owned()),
+                _ => None,
+            }
+        };
+        match block(&self.io, check).flatten() {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
+        }
     }
 
     fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
