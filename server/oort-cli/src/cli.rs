@@ -71,14 +71,18 @@ pub enum Command {
 /// `oort plugin ...`
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Install a native plugin from a zip (library + manifest.json).
+    /// Install a plugin from a zip (manifest.json + a library, or an executable with --portable).
     #[command(after_help = "Examples:\n  \
         oort plugin install mathx --file \"$PWD/target/plugins/mathx.zip\"   # a path on the server\n  \
         oort plugin install mathx --upload target/plugins/mathx.zip         # sent with the request\n  \
-        oort plugin install mathx --url https://example.com/mathx.zip")]
+        oort plugin install mathx --url https://example.com/mathx.zip\n  \
+        oort plugin install rsdemo --portable --file \"$PWD/target/plugins/rsdemo-portable.zip\"")]
     Install {
         /// Plugin name; must match the manifest.
         name: String,
+        /// A portable plugin (its own process over oort.plugin.v1) rather than a native library.
+        #[arg(long)]
+        portable: bool,
         #[command(flatten)]
         source: ArchiveArgs,
     },

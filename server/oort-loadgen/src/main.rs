@@ -10,6 +10,8 @@
 //!   `oortd`, against a pass-through rule.
 //! - `native` ([`native`]): the cost of a native plugin function over a built-in
 //!   doing the same work, per call, per row in batches, and in a rule.
+//! - `portable` ([`portable`]): a portable plugin function (Rust SDK) in
+//!   batches and one call at a time, against the same function native and built-in.
 //! - `external` ([`external`]): a rule calling an external gRPC function against
 //!   a local tonic service, next to a hand-written tonic client of it.
 //! - `latency` ([`latency`]): Publish → TailRule latency through a real `oortd`
@@ -20,6 +22,7 @@ mod engine;
 mod external;
 mod latency;
 mod native;
+mod portable;
 mod publish;
 
 use std::path::PathBuf;
@@ -87,6 +90,21 @@ enum Cmd {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
     },
+    /// A portable plugin function (rsdemo's rs_abs) against native mx_abs and built-in abs.
+    Portable {
+        /// The packaged portable rsdemo plugin (scripts/package-plugins.sh --release).
+        #[arg(long, default_value = "target/plugins/rsdemo-portable.zip")]
+        plugin: PathBuf,
+        /// The packaged mathx plugin, for the native figure.
+        #[arg(long, default_value = "target/plugins/mathx.zip")]
+        native: PathBuf,
+        /// Rows per batched run.
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: usize,
+        /// Unbatched calls timed for the latency figure.
+        #[arg(long, default_value_t = 20_000)]
+        calls: usize,
+    },
 
     /// Calls per second of an external gRPC function (rule and direct) against a hand-written tonic client.
     External {
@@ -120,6 +138,11 @@ fn main() -> Result<()> {
             .enable_all()
             .build()?
             .block_on(native::run(&plugin, calls, events)),
+        Cmd::Portable { plugin, native, rows, calls } => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(portable::run(&plugin, &native, rows, calls)),
         Cmd::External { calls } => external::run(calls),
         // One core: the engine's figures are per core, so its runtime has one thread.
         Cmd::Engine { events, keys } => {

@@ -194,7 +194,7 @@ async fn rules_are_validated_stored_and_pin_their_streams() {
 }
 
 #[tokio::test]
-async fn later_work_answers_unimplemented_never_fake_success() {
+async fn installs_without_an_archive_are_refused_for_either_kind() {
     let dir = tempfile::tempdir().unwrap();
     let oortd = Oortd::start(dir.path()).await;
     let mut plugins = PluginServiceClient::new(oortd.channel().await);
@@ -203,7 +203,7 @@ async fn later_work_answers_unimplemented_never_fake_success() {
             .install_plugin(InstallPluginRequest { kind: PluginKind::Portable as i32, name: "x".into(), source: None })
             .await,
     );
-    assert_eq!(code, Code::Unimplemented, "portable plugins come later: {message}");
+    assert_eq!(code, Code::InvalidArgument, "a portable install needs an archive: {message}");
     let (code, message) = code_of(
         plugins
             .install_plugin(InstallPluginRequest { kind: PluginKind::Native as i32, name: "x".into(), source: None })

@@ -589,7 +589,10 @@ async fn bad_plugins_are_refused_with_clear_errors_and_running_rules_keep_runnin
         kind: PluginKind::Portable as i32,
         ..install_request("p", install_plugin_request::Source::Archive(vec![]))
     };
-    assert_eq!(code_of(client.install_plugin(portable).await).0, Code::Unimplemented);
+    // Portable plugins are installed too (tests/portable.rs); an empty archive is no zip.
+    let (code, message) = code_of(client.install_plugin(portable).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("not a zip archive"), "{message}");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("plugins")).unwrap().filter_map(Result::ok).collect();
     assert!(
         leftovers.iter().all(|e| std::fs::read_dir(e.path()).unwrap().next().is_none()),

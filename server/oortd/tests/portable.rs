@@ -202,10 +202,10 @@ async fn until_answer(
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         publish(oortd, stream, vec![event(&[("n", int(n))])]).await;
-        if let Ok(Ok(Some(message))) = tokio::time::timeout(Duration::from_millis(500), results.message()).await {
-            if message.event.unwrap().fields.get(key) == Some(&expected) {
-                return;
-            }
+        if let Ok(Ok(Some(message))) = tokio::time::timeout(Duration::from_millis(500), results.message()).await
+            && message.event.unwrap().fields.get(key) == Some(&expected)
+        {
+            return;
         }
         assert!(tokio::time::Instant::now() < deadline, "the rule did not answer {key} = {expected:?} in time");
     }
@@ -231,7 +231,7 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
     );
     let mut names: Vec<&str> = installed.symbols.iter().map(|s| s.name.as_str()).collect();
     names.sort();
-    assert_eq!(names, ["rs_double", "rs_file", "rs_sleep", "rs_ticks", "rs_total"]);
+    assert_eq!(names, ["rs_abs", "rs_double", "rs_file", "rs_sleep", "rs_ticks", "rs_total"]);
 
     create_stream(&oortd, r#"CREATE STREAM s (n BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#).await;
     create_rule(&oortd, rule("fn", "SELECT n, rs_double(n) AS d FROM s", vec![action("grpc", &[])])).await.unwrap();
@@ -246,6 +246,12 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
     let sink = action("rs_file", &[("path", &out.display().to_string())]);
     create_rule(&oortd, rule("src", "SELECT n FROM ticks", vec![sink])).await.unwrap();
 
+    // The plugin refuses a wrong argument count when the rule is created.
+    let (code, message) =
+        code_of(create_rule(&oortd, rule("two", "SELECT rs_double(n, n) FROM s", vec![action("log", &[])])).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("rs_double takes 1 argument, got 2"), "{message}");
+
     let mut results = tail(&oortd, "fn").await;
     let mut totals = tail(&oortd, "agg").await;
     publish(&oortd, "s", vec![event(&[("n", int(20))]), event(&[("n", int(1))])]).await;
@@ -259,6 +265,16 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
     assert_eq!(plugin.used_by_rules, ["agg", "fn", "src"]);
     assert!(plugin.running && plugin.pid != 0, "{plugin:?}");
     assert_eq!(plugin.restart_count, 0);
+    // Its socket: in a private directory of this server (0700), itself 0600.
+    let environ = std::fs::read(format!("/proc/{}/environ", plugin.pid)).unwrap();
+    let socket = environ
+        .split(|b| *b == 0)
+        .find_map(|v| v.strip_prefix(b"OORT_PLUGIN_SOCKET="))
+        .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+        .expect("the plugin has OORT_PLUGIN_SOCKET");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(socket.parent().unwrap()), mode(&socket)), (0o700, 0o600), "{}", socket.display());
 
     // SIGKILL, mid-stream.
     let status = Command::new("kill").args(["-9", &plugin.pid.to_string()]).status().unwrap();
@@ -295,6 +311,12 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
     let oortd = start(dir.path()).await;
     let mut results = tail(&oortd, "fn").await;
     until_answer(&oortd, "s", &mut results, 5, "d", int(10)).await;
+
+    // A server killed with SIGKILL closes the plugin's stdin: the plugin exits too.
+    let pid = get_plugin(&oortd, "rsdemo").await.unwrap().pid;
+    assert!(alive(pid));
+    oortd.kill9();
+    eventually("the plugin exits with its server", || async { (!alive(pid)).then_some(()) }).await;
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! portable process. It provides:
 //!
 //! - `rs_double(x)`: twice a number (a row error for anything else);
+//! - `rs_abs(x)`: the absolute value of a number, like the built-in `abs` (for benchmarks);
 //! - `rs_sleep(ms, x)`: returns `x` after sleeping `ms` milliseconds (for
 //!   trying call timeouts);
 //! - `rs_total(x)`: an aggregate, the sum of a group's numbers;
@@ -34,6 +35,24 @@ impl Function for Double {
 
     fn description(&self) -> &str {
         "twice a number"
+    }
+}
+
+struct Abs;
+
+impl Function for Abs {
+    fn exec(&self, _: &Context<'_>, args: &[Value]) -> Result<Value, String> {
+        match args {
+            [Value::Int(i)] => Ok(Value::Int(i.wrapping_abs())),
+            [Value::Float(f)] => Ok(Value::Float(f.abs())),
+            [Value::Null] => Ok(Value::Null),
+            [other] => Err(format!("rs_abs takes a number, got {}", other.type_name())),
+            _ => Err("rs_abs takes 1 argument".into()),
+        }
+    }
+
+    fn description(&self) -> &str {
+        "absolute value of a number"
     }
 }
 
@@ -177,6 +196,7 @@ impl Sink for FileSink {
 pub fn plugin() -> Plugin {
     Plugin::new("rsdemo", env!("CARGO_PKG_VERSION"))
         .function("rs_double", Double)
+        .function("rs_abs", Abs)
         .function("rs_sleep", Sleep)
         .function("rs_total", Total)
         .source("rs_ticks", Ticks::default)

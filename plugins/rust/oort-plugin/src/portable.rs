@@ -292,16 +292,13 @@ impl PluginService for Service {
         };
         self.instances.add(Arc::clone(&stop), thread);
         tokio::spawn(async move {
-            loop {
-                match input.message().await {
-                    Ok(Some(pb::OpenSinkRequest { message: Some(pb::open_sink_request::Message::Batch(batch)) })) => {
-                        let sender = batch_tx.clone();
-                        let sent = tokio::task::spawn_blocking(move || sender.send(batch).is_ok()).await;
-                        if !matches!(sent, Ok(true)) {
-                            break;
-                        }
-                    }
-                    _ => break,
+            while let Ok(Some(pb::OpenSinkRequest { message: Some(pb::open_sink_request::Message::Batch(batch)) })) =
+                input.message().await
+            {
+                let sender = batch_tx.clone();
+                let sent = tokio::task::spawn_blocking(move || sender.send(batch).is_ok()).await;
+                if !matches!(sent, Ok(true)) {
+                    break;
                 }
             }
             // Stream end: the writer closes the instance once the batches are written.
@@ -377,7 +374,7 @@ pub fn serve(init: impl FnOnce() -> Plugin) -> ! {
     if std::env::var(MAGIC_COOKIE.0).ok().as_deref() != Some(MAGIC_COOKIE.1) {
         refuse(
             "This program is an Oort plugin: it is meant to be started by oortd, not run by hand. \
-             Install its package with `oort plugin install <name> --kind portable --file <zip>`.",
+             Install its package with `oort plugin install <name> --portable --file <zip>`.",
         );
     }
     match std::env::var("OORT_PLUGIN_PROTOCOL") {

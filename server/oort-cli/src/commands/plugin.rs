@@ -15,7 +15,7 @@ use crate::output::{emit, key_values, or_dash, print_json, print_table, table};
 /// Runs one `oort plugin` subcommand.
 pub async fn run(ctx: &Ctx, command: PluginCommand) -> Result<(), Error> {
     match command {
-        PluginCommand::Install { name, source } => install(ctx, name, source).await,
+        PluginCommand::Install { name, portable, source } => install(ctx, name, portable, source).await,
         PluginCommand::Update { name, source } => update(ctx, name, source).await,
         PluginCommand::List => list(ctx).await,
         PluginCommand::Describe { name } => describe(ctx, name).await,
@@ -45,13 +45,14 @@ fn archive(args: ArchiveArgs) -> Result<Archive, Error> {
     }
 }
 
-async fn install(ctx: &Ctx, name: String, source: ArchiveArgs) -> Result<(), Error> {
+async fn install(ctx: &Ctx, name: String, portable: bool, source: ArchiveArgs) -> Result<(), Error> {
     let source = match archive(source)? {
         Archive::File(f) => install_plugin_request::Source::File(f),
         Archive::Bytes(b) => install_plugin_request::Source::Archive(b),
         Archive::Url(u) => install_plugin_request::Source::Url(u),
     };
-    let request = InstallPluginRequest { kind: PluginKind::Native as i32, name, source: Some(source) };
+    let kind = if portable { PluginKind::Portable } else { PluginKind::Native };
+    let request = InstallPluginRequest { kind: kind as i32, name, source: Some(source) };
     let response = client(ctx).await?.install_plugin(request).await?.into_inner();
     if ctx.json {
         return print_json(&response);

@@ -104,19 +104,38 @@ impl PortableFunction {
     }
 }
 
-/// Runs `future` to its end from synchronous code: on the caller's runtime
-/// when it is a multi-threaded one (inside `block_in_place`: one thread hop
-/// less than spawning it elsewhere), on `io` otherwise.
+/// How long a synchronous caller polls for an answer before it parks: most
+/// round trips over the socket end within it, and parking (`block_in_place`
+/// hands the worker to another thread) costs more than the round trip.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Runs `future` on the plugin runtime and waits for it from synchronous code:
+/// polling (yielding the CPU) for up to [`SPIN`], then parked, inside
+/// `block_in_place` on a multi-threaded runtime so that the caller's other
+/// tasks move to another thread. `None` if the runtime shut down.
 pub(crate) fn block<F>(io: &IoRuntime, future: F) -> Option<F::Output>
 where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    io.handle().spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    let started = std::time::Instant::now();
+    while started.elapsed() < SPIN {
+        match rx.try_recv() {
+            Ok(value) => return Some(value),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    let wait = move || rx.recv().ok();
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            Some(tokio::task::block_in_place(|| handle.block_on(future)))
+            tokio::task::block_in_place(wait)
         }
-        _ => io.block(future),
+        _ => wait(),
     }
 }
 
@@ -198,10 +217,29 @@ impl Function for PortableFunction {
         &self.meta
     }
 
-    /// The plugin checks the argument count when a rule first calls it (the
-    /// protocol's `InvokeOpen`); nothing is known before.
-    fn validate(&self, _args: &[ArgInfo<'_>]) -> Result<(), String> {
-        Ok(())
+    /// Asks the plugin (its `Invoke` stream refuses a wrong argument count
+    /// with INVALID_ARGUMENT), so that a call it refuses fails the rule's
+    /// creation. This starts the process if needed; a plugin that cannot be
+    /// reached now is not a reason to refuse the rule (its calls fail later).
+    fn validate(&self, args: &[ArgInfo<'_>]) -> Result<(), String> {
+        let supervisor = self.target.get();
+        let open =
+            InvokeOpen { function: self.meta.name.clone(), rule_id: String::new(), arg_count: args.len() as u32 };
+        let check = async move {
+            let running = supervisor.acquire(false).await.ok()?;
+            let (tx, rx) = mpsc::channel(1);
+            tx.send(InvokeRequest { message: Some(invoke_request::Message::Open(open)) }).await.ok()?;
+            let mut client = running.process.client.clone();
+            let timeout = supervisor.config().call_timeout;
+            match tokio::time::timeout(timeout, client.invoke(ReceiverStream::new(rx))).await {
+                Ok(Err(status)) if super::source::is_refusal(status.code()) => Some(status.message().to_owned()),
+                _ => None,
+            }
+        };
+        match block(&self.io, check).flatten() {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
+        }
     }
 
     fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
