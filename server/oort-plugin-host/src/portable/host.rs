@@ -64,9 +64,53 @@ pub struct PortableHost {
     functions: Arc<FunctionRegistry>,
     connectors: Arc<ConnectorRegistry>,
     config: Arc<PortableConfig>,
-    sockets: tempfile::TempDir,
+    sockets: SocketDir,
     io: Arc<IoRuntime>,
     installed: Mutex<BTreeMap<String, Installed>>,
+}
+
+/// The private directory of plugin sockets.
+enum SocketDir {
+    /// In the plugin root, kept (emptied at start).
+    Data(PathBuf),
+    /// A temporary directory, removed when the host is dropped.
+    Temp(tempfile::TempDir),
+}
+
+/// Longest socket directory: `sun_path` holds 108 bytes on Linux and 104 on
+/// macOS, and a socket's file name takes up to 43 (see `Supervisor`).
+const MAX_SOCKET_DIR: usize = 104 - 43;
+
+impl SocketDir {
+    fn create(root: &Path) -> Result<Self, HostError> {
+        use std::os::unix::fs::PermissionsExt;
+        let secure = |path: &Path| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| HostError::io("securing the plugin socket directory", e))
+        };
+        let beside = root.join(".sockets");
+        let beside = std::path::absolute(&beside).unwrap_or(beside);
+        if beside.as_os_str().len() <= MAX_SOCKET_DIR {
+            let _ = std::fs::remove_dir_all(&beside);
+            std::fs::create_dir_all(&beside).map_err(|e| HostError::io("creating the plugin socket directory", e))?;
+            secure(&beside)?;
+            return Ok(SocketDir::Data(beside));
+        }
+        // Under the system's temporary directory, whose path is short.
+        let temp = tempfile::Builder::new()
+            .prefix("oort-plugins-")
+            .tempdir()
+            .map_err(|e| HostError::io("creating the plugin socket directory", e))?;
+        secure(temp.path())?;
+        Ok(SocketDir::Temp(temp))
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            SocketDir::Data(path) => path,
+            SocketDir::Temp(temp) => temp.path(),
+        }
+    }
 }
 
 fn symbols_of(manifest: &Manifest) -> Vec<SymbolInfo> {
@@ -86,25 +130,18 @@ fn symbols_of(manifest: &Manifest) -> Vec<SymbolInfo> {
 
 impl PortableHost {
     /// A host keeping plugin folders under `root` (shared with native plugins)
-    /// and sockets in a private directory of its own (mode 0700, removed when
-    /// the host is dropped).
+    /// and sockets in a private directory of this server (mode 0700):
+    /// `<root>/.sockets` (no plugin name starts with a dot; one server per
+    /// data directory, so stale sockets there are a dead server's), or a
+    /// temporary directory of its own when that path is too long for a socket
+    /// address.
     pub fn new(
         root: PathBuf,
         functions: Arc<FunctionRegistry>,
         connectors: Arc<ConnectorRegistry>,
         config: PortableConfig,
     ) -> Result<Self, HostError> {
-        // Under the system's temporary directory rather than the data
-        // directory: a socket path must stay under ~100 bytes.
-        let sockets = tempfile::Builder::new()
-            .prefix("oort-plugins-")
-            .tempdir()
-            .map_err(|e| HostError::io("creating the plugin socket directory", e))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(sockets.path(), std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| HostError::io("securing the plugin socket directory", e))?;
-        }
+        let sockets = SocketDir::create(&root)?;
         let io = Arc::new(
             IoRuntime::named(config.io_threads, "oort-plugins")
                 .map_err(|e| HostError::io("starting the plugin runtime", e))?,

@@ -268,7 +268,7 @@ impl Supervisor {
             program: self.spec.program.clone(),
             args: self.spec.args.clone(),
             dir: self.spec.dir.clone(),
-            socket: self.socket_dir.join(format!("{}-{generation}.sock", self.spec.name)),
+            socket: self.socket_dir.join(socket_name(&self.spec.name)),
             start_timeout: self.config.start_timeout,
             shutdown_grace: self.config.shutdown_grace,
         };
@@ -429,6 +429,15 @@ impl Supervisor {
             stats.last_error = old.last_error.clone();
         }
     }
+}
+
+/// A socket file name unique in this server: the plugin name's first 16
+/// bytes (for people reading `ls`), then a counter; at most 43 bytes.
+fn socket_name(plugin: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let short: String = plugin.chars().take(16).collect();
+    format!("{short}-{n}.sock")
 }
 
 /// Polls the health service until it says SERVING, or the deadline.
