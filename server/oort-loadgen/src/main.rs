@@ -104,6 +104,15 @@ enum Cmd {
         /// Unbatched calls timed for the latency figure.
         #[arg(long, default_value_t = 20_000)]
         calls: usize,
+        /// The packaged Python SDK example (scripts/package-plugins.sh).
+        #[arg(long, default_value = "target/plugins/pydemo.zip")]
+        python_plugin: PathBuf,
+        /// The Python that runs it: one with grpcio (plugins/python/test.sh makes this venv).
+        #[arg(long, default_value = "plugins/python/.venv/bin/python")]
+        python: String,
+        /// JSON events of each rule run.
+        #[arg(long, default_value_t = 500_000)]
+        events: usize,
     },
 
     /// Calls per second of an external gRPC function (rule and direct) against a hand-written tonic client.
@@ -138,11 +147,20 @@ fn main() -> Result<()> {
             .enable_all()
             .build()?
             .block_on(native::run(&plugin, calls, events)),
-        Cmd::Portable { plugin, native, rows, calls } => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?
-            .block_on(portable::run(&plugin, &native, rows, calls)),
+        Cmd::Portable { plugin, native, rows, calls, python_plugin, python, events } => {
+            // The plugin runs in its own folder: a relative interpreter path would not resolve there.
+            let python = match std::fs::canonicalize(&python) {
+                Ok(path) if python.contains('/') => path.display().to_string(),
+                _ => python,
+            };
+            let plugins =
+                portable::Plugins { rust: &plugin, native: &native, python: &python_plugin, interpreter: &python };
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(portable::run(plugins, rows, calls, events))
+        }
         Cmd::External { calls } => external::run(calls),
         // One core: the engine's figures are per core, so its runtime has one thread.
         Cmd::Engine { events, keys } => {
