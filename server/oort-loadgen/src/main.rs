@@ -148,8 +148,9 @@ fn main() -> Result<()> {
             .build()?
             .block_on(native::run(&plugin, calls, events)),
         Cmd::Portable { plugin, native, rows, calls, python_plugin, python, events } => {
-            // The plugin runs in its own folder: a relative interpreter path would not resolve there.
-            let python = match std::fs::canonicalize(&python) {
+            // The plugin runs in its own folder: a relative interpreter path would not resolve
+            // there. Made absolute, not canonical: a venv's python is a symlink that must stay one.
+            let python = match std::path::absolute(&python) {
                 Ok(path) if python.contains('/') => path.display().to_string(),
                 _ => python,
             };
