@@ -1,4 +1,5 @@
-//! Engine values ↔ the generated `oort.v1` messages that portable plugins speak.
+//! Engine values ↔ the generated `oort.v1` messages that portable plugins
+//! speak, and the API too (oortd uses these).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,6 +67,9 @@ mod tests {
         let mut map = Map::new();
         map.insert("t".into(), crate::convert::timestamp(1_700_000_000, 5));
         map.insert("l".into(), Value::list(vec![Value::Int(-1), Value::string("é"), Value::Null, Value::Float(0.5)]));
+        map.insert("b".into(), Value::Bytes(vec![0u8, 255].into()));
+        map.insert("max".into(), Value::Int(i64::MAX));
+        map.insert("yes".into(), Value::Bool(true));
         let value = Value::map(map);
         assert_eq!(from_pb(&to_pb(&value)).to_string(), value.to_string());
     }
