@@ -128,14 +128,19 @@ func (c *Client) Publish(ctx context.Context, stream string, rows ...map[string]
 	return c.PublishEvents(ctx, stream, events...)
 }
 
+// PublishBatch is how many events one PublishRequest carries: a message per
+// event would cost a round of framing each.
+const PublishBatch = 256
+
 // PublishEvents is Publish for events already built.
 func (c *Client) PublishEvents(ctx context.Context, stream string, events ...*oortv1.Event) (uint64, error) {
 	call, err := c.Events.Publish(ctx)
 	if err != nil {
 		return 0, err
 	}
-	for _, event := range events {
-		if err := call.Send(&oortv1.PublishRequest{Stream: stream, Event: event}); err != nil {
+	for start := 0; start < len(events); start += PublishBatch {
+		batch := events[start:min(start+PublishBatch, len(events))]
+		if err := call.Send(&oortv1.PublishRequest{Stream: stream, Event: batch[0], Events: batch[1:]}); err != nil {
 			if errors.Is(err, io.EOF) {
 				break // the server ended the call; CloseAndRecv returns its status
 			}

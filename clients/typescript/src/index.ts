@@ -294,6 +294,9 @@ export class Rules {
 }
 
 /** EventService: events into `TYPE="grpc"` streams. */
+/** Events per PublishRequest. */
+export const PUBLISH_BATCH = 256;
+
 export class Events {
   constructor(
     private readonly client: Client<typeof EventService>,
@@ -302,8 +305,17 @@ export class Events {
 
   /** Publishes rows (or Events) in one client stream; resolves to how many the server accepted. */
   async publish(stream: string, events: Iterable<RowInput | Event> | AsyncIterable<RowInput | Event>): Promise<number> {
+    // Up to PUBLISH_BATCH events a message: one message per event costs a round of framing each.
     async function* requests() {
-      for await (const event of events) yield { stream, event: toEvent(event) };
+      let batch: Event[] = [];
+      for await (const event of events) {
+        batch.push(toEvent(event));
+        if (batch.length === PUBLISH_BATCH) {
+          yield { stream, event: batch[0], events: batch.slice(1) };
+          batch = [];
+        }
+      }
+      if (batch.length > 0) yield { stream, event: batch[0], events: batch.slice(1) };
     }
     const response = await this.client.publish(requests(), { timeoutMs: this.timeoutMs });
     return Number(response.accepted);

@@ -50,6 +50,11 @@ impl Server {
         Ok((server, started.elapsed()))
     }
 
+    /// The address it listens on.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
     pub(crate) async fn channel(&self) -> Result<Channel> {
         Ok(Channel::from_shared(format!("http://{}", self.addr))?.connect().await?)
     }

@@ -17,6 +17,7 @@
 //! - `latency` ([`latency`]): Publish → TailRule latency through a real `oortd`
 //!   at a steady rate, against a GetRule round trip.
 
+mod clients;
 mod control_plane;
 mod engine;
 mod external;
@@ -53,6 +54,16 @@ enum Cmd {
         /// Keep the catalog in this (new or empty) directory instead of a temporary one.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// The client scenario (stream, rule, 1,000 events, tail) through the Rust,
+    /// Python, Go and TypeScript clients against one oortd.
+    Clients {
+        /// The oortd binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/oortd")]
+        oortd: PathBuf,
+        /// Rounds; each client's best counts.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
     /// Publish → TailRule latency through a real oortd at a steady rate.
     Latency {
@@ -140,6 +151,7 @@ fn main() -> Result<()> {
         Cmd::Publish { oortd, events, batch } => {
             tokio::runtime::Runtime::new()?.block_on(publish::run(&oortd, events, batch))
         }
+        Cmd::Clients { oortd, rounds } => tokio::runtime::Runtime::new()?.block_on(clients::run(&oortd, rounds)),
         Cmd::Latency { oortd, rate, events } => {
             tokio::runtime::Runtime::new()?.block_on(latency::run(&oortd, rate, events))
         }

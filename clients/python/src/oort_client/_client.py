@@ -22,6 +22,10 @@ from oort.v1 import (
 
 T = TypeVar("T")
 
+# Events per PublishRequest: a message per event costs grpcio ~0.35 ms; the
+# server takes any number in `events`.
+PUBLISH_BATCH = 256
+
 #: An action: a sink type ("grpc", "log", "mqtt", ...), a (type, props) pair,
 #: or a generated `rule_pb2.Action`.
 ActionLike = Union[str, "tuple[str, Mapping[str, Any]]", rule_pb2.Action]
@@ -246,9 +250,20 @@ class Events:
 
     def publish(self, stream: str, events: Iterable[Mapping[str, Any] | value_pb2.Event]) -> int:
         """Publishes events (dicts of column values, or `Event`s) in one client
-        stream; returns how many the server accepted."""
-        requests = (event_pb2.PublishRequest(stream=stream, event=to_event(e)) for e in events)
-        return _call(lambda: self.stub.Publish(requests, timeout=self._timeout)).accepted
+        stream, up to `PUBLISH_BATCH` events a message; returns how many the
+        server accepted."""
+
+        def requests() -> Iterator[event_pb2.PublishRequest]:
+            batch: list[value_pb2.Event] = []
+            for e in events:
+                batch.append(to_event(e))
+                if len(batch) == PUBLISH_BATCH:
+                    yield event_pb2.PublishRequest(stream=stream, event=batch[0], events=batch[1:])
+                    batch = []
+            if batch:
+                yield event_pb2.PublishRequest(stream=stream, event=batch[0], events=batch[1:])
+
+        return _call(lambda: self.stub.Publish(requests(), timeout=self._timeout)).accepted
 
 
 class Oort:

@@ -1,0 +1,54 @@
+// The client scenario, timed (see ../scenario.py), with the Go client.
+// Usage: go run . ADDRESS NAME
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	oort "github.com/oort-edge/oort/clients/go"
+)
+
+const events = 1000
+
+func main() {
+	address, name := os.Args[1], os.Args[2]
+	ctx := context.Background()
+	c, err := oort.Dial(address)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	started := time.Now()
+	if _, err := c.CreateStream(ctx, fmt.Sprintf(`CREATE STREAM %s (t BIGINT) WITH (TYPE="grpc", DATASOURCE="%s")`, name, name)); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.CreateRule(ctx, name, "SELECT t FROM "+name, "grpc"); err != nil {
+		log.Fatal(err)
+	}
+	tail, err := c.TailRule(ctx, name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tail.Close()
+	rows := make([]map[string]any, events)
+	for i := range rows {
+		rows[i] = map[string]any{"t": int64(i)}
+	}
+	if _, err := c.Publish(ctx, name, rows...); err != nil {
+		log.Fatal(err)
+	}
+	for i := 0; i < events; i++ {
+		row, err := tail.Next()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if row["t"] != int64(i) {
+			log.Fatalf("result %d: %v", i, row)
+		}
+	}
+	fmt.Printf("%.1f\n", float64(time.Since(started).Microseconds())/1000)
+}

@@ -1,0 +1,107 @@
+//! The client scenario of issue 7, timed through each client against the same
+//! `oortd`: CreateStream, CreateRule, TailRule, 1,000 events in one Publish,
+//! until the 1,000th result comes back. Rust (`oort-proto`, in process) is the
+//! baseline; Python, Go and TypeScript run `clients/bench/`'s programs, which
+//! print their own elapsed milliseconds (so interpreter start-up is not counted).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use oort_proto::v1::event_service_client::EventServiceClient;
+use oort_proto::v1::rule_service_client::RuleServiceClient;
+use oort_proto::v1::stream_service_client::StreamServiceClient;
+use oort_proto::v1::value::Kind;
+use oort_proto::v1::{
+    Action, CreateRuleRequest, CreateStreamRequest, Event, PublishRequest, Rule, TailRuleRequest, Value,
+};
+
+use crate::control_plane::Server;
+
+const EVENTS: i64 = 1000;
+
+/// The scenario with the Rust client; milliseconds.
+async fn rust(server: &Server, name: &str) -> Result<f64> {
+    let channel = server.channel().await?;
+    let started = Instant::now();
+    let sql = format!(r#"CREATE STREAM {name} (t BIGINT) WITH (TYPE="grpc", DATASOURCE="{name}")"#);
+    StreamServiceClient::new(channel.clone()).create_stream(CreateStreamRequest { sql }).await?;
+    let mut rules = RuleServiceClient::new(channel.clone());
+    let rule = Rule {
+        id: name.into(),
+        sql: format!("SELECT t FROM {name}"),
+        actions: vec![Action { r#type: "grpc".into(), props: None }],
+        ..Default::default()
+    };
+    rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;
+    let mut tail = rules.tail_rule(TailRuleRequest { id: name.into() }).await?.into_inner();
+    // As the other clients do: up to 256 events a request.
+    let events: Vec<Event> = (0..EVENTS)
+        .map(|i| {
+            let fields = [("t".to_owned(), Value { kind: Some(Kind::IntValue(i)) })].into_iter().collect();
+            Event { fields, ..Default::default() }
+        })
+        .collect();
+    let requests: Vec<PublishRequest> = events
+        .chunks(256)
+        .map(|batch| PublishRequest { stream: name.into(), event: Some(batch[0].clone()), events: batch[1..].to_vec() })
+        .collect();
+    EventServiceClient::new(channel).publish(tokio_stream::iter(requests)).await?;
+    for i in 0..EVENTS {
+        let message = tail.message().await?.context("the tail ended")?;
+        let t = message.event.and_then(|e| e.fields.get("t").cloned()).and_then(|v| v.kind);
+        if t != Some(Kind::IntValue(i)) {
+            bail!("result {i}: {t:?}");
+        }
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// Runs one client program; the milliseconds it printed.
+fn program(command: &mut Command) -> Result<f64> {
+    let output = command.output().with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim().lines().last().unwrap_or_default().parse().with_context(|| format!("{command:?} printed {text:?}"))
+}
+
+/// Prints the table: the best of `rounds` per client, and its ratio to Rust.
+pub async fn run(binary: &Path, rounds: usize) -> Result<()> {
+    let root = std::env::current_dir()?;
+    let bench = root.join("clients/bench");
+    let python = root.join("clients/python/.venv/bin/python");
+    let go = bench.join("go/scenario");
+    let status = Command::new("go").args(["build", "-o"]).arg(&go).arg(".").current_dir(bench.join("go")).status()?;
+    anyhow::ensure!(status.success(), "go build of clients/bench/go failed");
+    let dir = tempfile::tempdir()?;
+    let (server, _) = Server::start(binary, &dir.path().join("data")).await?;
+    let addr = server.addr().to_owned();
+
+    let names = [
+        "Rust (oort-proto, tonic)",
+        "Python (oort-client, grpcio)",
+        "Go (clients/go, grpc-go)",
+        "TypeScript (connect-node)",
+    ];
+    let mut best = [f64::MAX; 4];
+    for round in 0..rounds {
+        let times = [
+            rust(&server, &format!("rs{round}")).await?,
+            program(Command::new(&python).arg(bench.join("scenario.py")).arg(&addr).arg(format!("py{round}")))?,
+            program(Command::new(&go).arg(&addr).arg(format!("go{round}")))?,
+            program(Command::new("node").arg(bench.join("scenario.mjs")).arg(&addr).arg(format!("ts{round}")))?,
+        ];
+        for (b, t) in best.iter_mut().zip(times) {
+            *b = b.min(t);
+        }
+    }
+    println!("| client | scenario, best of {rounds} | ratio to Rust | goal |");
+    println!("|---|---|---|---|");
+    for (name, ms) in names.iter().zip(best) {
+        println!("| {name} | {ms:.1} ms | {:.2} | ≤ 2 |", ms / best[0]);
+    }
+    Ok(())
+}
