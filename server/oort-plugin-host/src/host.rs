@@ -71,6 +71,37 @@ pub fn check_name(name: &str) -> Result<(), HostError> {
     }
 }
 
+/// Fails if one of `owner`'s symbols is already in the registries, unless
+/// `is_ours` says it is `owner`'s own (an update): shared by both plugin kinds.
+pub(crate) fn check_conflicts(
+    functions: &FunctionRegistry,
+    connectors: &ConnectorRegistry,
+    owner: &str,
+    symbols: &[SymbolInfo],
+    is_ours: impl Fn(&SymbolInfo) -> bool,
+) -> Result<(), HostError> {
+    for symbol in symbols.iter().filter(|s| !is_ours(s)) {
+        let taken = match symbol.kind {
+            SymbolKind::Function => functions.get(&symbol.name).map(|f| {
+                let meta = f.meta();
+                match meta.origin {
+                    FunctionOrigin::Builtin => "a built-in function".to_owned(),
+                    _ => format!("a function of '{}'", meta.owner),
+                }
+            }),
+            SymbolKind::Source => connectors.source(&symbol.name).map(|_| "a source type".to_owned()),
+            SymbolKind::Sink => connectors.sink(&symbol.name).map(|_| "a sink type".to_owned()),
+        };
+        if let Some(taken) = taken {
+            return Err(HostError::Conflict(format!(
+                "plugin '{owner}' provides '{}', which is already {taken}",
+                symbol.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl PluginHost {
     /// A host keeping plugin files under `root`, registering into these registries.
     pub fn new(root: PathBuf, functions: Arc<FunctionRegistry>, connectors: Arc<ConnectorRegistry>) -> Self {
@@ -154,30 +185,9 @@ impl PluginHost {
 
     /// Fails if a symbol of `plugin` is provided by someone other than `owner`.
     fn check_conflicts(&self, owner: &str, plugin: &NativePlugin, ours: Option<&Installed>) -> Result<(), HostError> {
-        for symbol in &plugin.symbols {
-            let mine = ours.is_some_and(|i| i.slots.contains_key(&(symbol.kind, symbol.name.clone())));
-            if mine {
-                continue;
-            }
-            let taken = match symbol.kind {
-                SymbolKind::Function => self.functions.get(&symbol.name).map(|f| {
-                    let meta = f.meta();
-                    match meta.origin {
-                        FunctionOrigin::Builtin => "a built-in function".to_owned(),
-                        _ => format!("a function of '{}'", meta.owner),
-                    }
-                }),
-                SymbolKind::Source => self.connectors.source(&symbol.name).map(|_| "a source type".to_owned()),
-                SymbolKind::Sink => self.connectors.sink(&symbol.name).map(|_| "a sink type".to_owned()),
-            };
-            if let Some(taken) = taken {
-                return Err(HostError::Conflict(format!(
-                    "plugin '{owner}' provides '{}', which is already {taken}",
-                    symbol.name
-                )));
-            }
-        }
-        Ok(())
+        check_conflicts(&self.functions, &self.connectors, owner, &plugin.symbols, |symbol| {
+            ours.is_some_and(|i| i.slots.contains_key(&(symbol.kind, symbol.name.clone())))
+        })
     }
 
     fn register(

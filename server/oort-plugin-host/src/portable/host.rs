@@ -247,29 +247,9 @@ impl PortableHost {
         symbols: &[SymbolInfo],
         ours: Option<&PortableInfo>,
     ) -> Result<(), HostError> {
-        for symbol in symbols {
-            if ours.is_some_and(|i| i.symbols.iter().any(|s| s.kind == symbol.kind && s.name == symbol.name)) {
-                continue;
-            }
-            let taken = match symbol.kind {
-                SymbolKind::Function => self.functions.get(&symbol.name).map(|f| {
-                    let meta = f.meta();
-                    match meta.origin {
-                        FunctionOrigin::Builtin => "a built-in function".to_owned(),
-                        _ => format!("a function of '{}'", meta.owner),
-                    }
-                }),
-                SymbolKind::Source => self.connectors.source(&symbol.name).map(|_| "a source type".to_owned()),
-                SymbolKind::Sink => self.connectors.sink(&symbol.name).map(|_| "a sink type".to_owned()),
-            };
-            if let Some(taken) = taken {
-                return Err(HostError::Conflict(format!(
-                    "plugin '{owner}' provides '{}', which is already {taken}",
-                    symbol.name
-                )));
-            }
-        }
-        Ok(())
+        crate::host::check_conflicts(&self.functions, &self.connectors, owner, symbols, |symbol| {
+            ours.is_some_and(|i| i.symbols.iter().any(|s| s.kind == symbol.kind && s.name == symbol.name))
+        })
     }
 
     fn register(
