@@ -213,9 +213,10 @@ mod tests {
         }
     }
 
-    /// Records the `i` of every row of each delivered result; fails the third call once.
+    /// Records the `i` of every row of each delivered result; fails call
+    /// number `.1` (none when 0).
     #[derive(Clone, Default)]
-    struct Recording(Arc<std::sync::Mutex<(Vec<Vec<i64>>, u32)>>);
+    struct Recording(Arc<std::sync::Mutex<(Vec<Vec<i64>>, u32)>>, u32);
 
     impl crate::connector::SinkFactory for Recording {
         fn build(&self, _: &crate::connector::SinkConfig) -> Result<Box<dyn crate::connector::Sink>, ConnectorError> {
@@ -228,7 +229,7 @@ mod tests {
         async fn collect(&mut self, rows: &[crate::value::Map]) -> Result<(), ConnectorError> {
             let mut state = self.0.lock().unwrap();
             state.1 += 1;
-            if state.1 == 3 {
+            if state.1 == self.1 {
                 return Err(ConnectorError::External("flaky".into()));
             }
             state.0.push(rows.iter().map(|r| r["i"].as_i64().unwrap()).collect());
@@ -240,7 +241,7 @@ mod tests {
     async fn each_result_is_one_sink_message_delivered_once_even_in_batches_and_after_an_error() {
         let connectors = Arc::new(ConnectorRegistry::new());
         connectors.register_source("burst", Arc::new(Burst(600)));
-        let sink = Recording::default();
+        let sink = Recording(Arc::default(), 3);
         connectors.register_sink("rec", Arc::new(sink.clone()));
         let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
         let stream =
@@ -314,6 +315,104 @@ mod tests {
         assert!(engine.rules_calling(crate::FunctionOrigin::External, "other").await.is_empty());
         assert!(engine.rules_calling(crate::FunctionOrigin::Native, "svc").await.is_empty());
         engine.stop_all().await;
+    }
+
+    /// Emits `{"i": k}` for k in 0..n, one every 2 ms, then stays open.
+    struct Trickle(i64);
+
+    impl SourceFactory for Trickle {
+        fn build(&self, _: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+            Ok(Box::new(Trickle(self.0)))
+        }
+    }
+
+    #[async_trait]
+    impl Source for Trickle {
+        async fn run(
+            self: Box<Self>,
+            out: mpsc::Sender<SourceEvent>,
+            cancel: CancellationToken,
+        ) -> Result<(), ConnectorError> {
+            for i in 0..self.0 {
+                let fields = crate::value::Map::from([(Arc::from("i"), crate::value::Value::Int(i))]);
+                let _ = out.send(SourceEvent::map(fields)).await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            cancel.cancelled().await;
+            Ok(())
+        }
+    }
+
+    /// An external function answering its first batch after 300 ms and every
+    /// other after 20 ms, counting how many batches it has at once.
+    struct Slow {
+        meta: crate::FunctionMeta,
+        batches: AtomicU32,
+        now: AtomicU32,
+        most: AtomicU32,
+    }
+
+    impl crate::Function for Slow {
+        fn meta(&self) -> &crate::FunctionMeta {
+            &self.meta
+        }
+        fn call(
+            &self,
+            _: &crate::CallContext<'_>,
+            args: &[crate::value::Value],
+        ) -> Result<crate::value::Value, crate::FunctionError> {
+            Ok(args[0].clone())
+        }
+        fn call_batch(
+            &self,
+            ctx: &crate::CallContext<'_>,
+            rows: &[&[crate::value::Value]],
+        ) -> Vec<Result<crate::value::Value, crate::FunctionError>> {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            let first = self.batches.fetch_add(1, Ordering::SeqCst) == 0;
+            std::thread::sleep(Duration::from_millis(if first { 300 } else { 20 }));
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            rows.iter().map(|args| self.call(ctx, args)).collect()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_calling_a_service_overlap_and_their_results_keep_the_order_of_events() {
+        let mut meta = crate::FunctionMeta::builtin("slow", crate::FunctionKind::Scalar, 1, Some(1), "");
+        (meta.origin, meta.owner) = (crate::FunctionOrigin::External, "svc".into());
+        let slow = Arc::new(Slow { meta, batches: AtomicU32::new(0), now: AtomicU32::new(0), most: AtomicU32::new(0) });
+        let functions = Arc::new(FunctionRegistry::new());
+        functions.register(Arc::clone(&slow) as Arc<dyn crate::Function>);
+        let connectors = Arc::new(ConnectorRegistry::new());
+        connectors.register_source("trickle", Arc::new(Trickle(40)));
+        let sink = Recording::default();
+        connectors.register_sink("rec", Arc::new(sink.clone()));
+        let engine = Engine::new(functions, connectors);
+        let stream =
+            oort_sql::parse_stream_ddl(r#"CREATE STREAM s (i BIGINT) WITH (TYPE="trickle", DATASOURCE="s")"#).unwrap();
+        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
+        let def = RuleDefinition {
+            id: "r".into(),
+            sql: "SELECT slow(i) AS i FROM s".into(),
+            actions: vec![ActionDefinition { sink_type: "rec".into(), props: Default::default() }],
+            options: RuleOptions::default(),
+        };
+        engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+        let started = std::time::Instant::now();
+        let delivered = loop {
+            let delivered = sink.0.lock().unwrap().0.clone();
+            if delivered.len() >= 40 || started.elapsed() > Duration::from_secs(10) {
+                break delivered;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        engine.stop_all().await;
+        let expected: Vec<Vec<i64>> = (0..40).map(|i| vec![i]).collect();
+        assert_eq!(delivered, expected, "in the order of the events, although the first batch answered last");
+        let most = slow.most.load(Ordering::SeqCst);
+        assert!(most >= 2, "batches overlapped: at most {most} at once");
+        assert!(most as usize <= crate::runtime::PIPELINE_DEPTH, "{most} batches at once");
     }
 
     struct NullSink;

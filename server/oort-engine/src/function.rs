@@ -38,6 +38,12 @@ impl FunctionOrigin {
     /// Every origin, in lookup order.
     pub const ALL: [FunctionOrigin; 4] =
         [FunctionOrigin::Builtin, FunctionOrigin::Native, FunctionOrigin::Portable, FunctionOrigin::External];
+
+    /// Whether a call waits on another process or service (a portable plugin,
+    /// an external service) rather than computing in the server's own threads.
+    pub fn is_out_of_process(self) -> bool {
+        matches!(self, FunctionOrigin::Portable | FunctionOrigin::External)
+    }
 }
 
 /// What the registry and the planner know of a function without calling it.

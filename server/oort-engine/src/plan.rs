@@ -137,6 +137,12 @@ impl RulePlan {
         found
     }
 
+    /// Whether the rule calls a portable plugin or an external service, whose
+    /// answers the rule task overlaps with the next batch's evaluation.
+    pub fn calls_out_of_process(&self) -> bool {
+        self.functions().iter().any(|f| f.origin.is_out_of_process())
+    }
+
     /// Whether results come per group (a window or GROUP BY) rather than per event.
     pub fn is_grouped(&self) -> bool {
         self.window.is_some() || !self.dimensions.is_empty()
@@ -149,23 +155,11 @@ impl RulePlan {
         matches!(self.window, Some(WindowSpec::Count { .. } | WindowSpec::Sliding { .. }))
     }
 
-    /// Every expression of the plan: WHERE, GROUP BY, HAVING, SELECT, ORDER BY and join conditions.
-    fn exprs(&self) -> impl Iterator<Item = &Expr> {
-        let compiled = self
-            .filter
-            .iter()
-            .chain(&self.dimensions)
-            .chain(&self.having)
-            .chain(self.order_by.iter().map(|(c, _)| c))
-            .chain(self.tables.iter().filter_map(|t| t.on.as_ref()));
-        compiled.map(|c| &c.expr).chain(self.projection.exprs().map(|(_, e)| e))
-    }
-
     /// The functions the rule calls, each once, ordered by name: what a plugin
     /// host needs to know which rules use a plugin.
     pub fn functions(&self) -> Vec<FunctionMeta> {
         let mut found: Vec<FunctionMeta> = Vec::new();
-        for expr in self.exprs() {
+        for expr in self.expressions() {
             expr.walk(&mut |e| {
                 if let Expr::Call(call) = e
                     && !found.iter().any(|f| f.name == *call.name && f.origin == call.function.meta().origin)

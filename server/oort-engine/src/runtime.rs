@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +24,10 @@ use crate::{decode, join};
 
 /// Most events the rule task takes from its source buffer at once.
 const RECEIVE_BATCH: usize = 256;
+
+/// How many batches of events a rule that calls plugin processes or external
+/// services evaluates at once (see [`run_pipelined`]).
+pub(crate) const PIPELINE_DEPTH: usize = 4;
 
 /// How many results a slow TailRule reader may fall behind before it loses some.
 const TAIL_CAPACITY: usize = 1024;
@@ -355,7 +361,7 @@ impl RuleMetrics {
 async fn run_operators(
     plan: Arc<RulePlan>,
     tables: Vec<Arc<join::TableRows>>,
-    mut rx: mpsc::Receiver<SourceEvent>,
+    rx: mpsc::Receiver<SourceEvent>,
     sinks: Vec<mpsc::Sender<Results>>,
     tail: Arc<Tail>,
     metrics: RuleMetrics,
@@ -366,18 +372,41 @@ async fn run_operators(
     } else {
         TimeMode::Processing
     };
-    let mut ops = Operators {
-        window: plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode)),
+    let window = plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode));
+    let pipelined = window.is_none() && plan.calls_out_of_process();
+    let stages = Stages {
         timestamp_field: plan.stream.timestamp_field().map(str::to_owned),
         decoder: decode::Decoder::new(&plan.stream),
-        plan: Arc::clone(&plan),
+        plan,
         tables,
         metrics,
     };
+    let output = Output { sinks, tail };
+    if pipelined {
+        run_pipelined(Arc::new(stages), rx, output, cancel).await
+    } else {
+        run_in_order(stages, window, rx, output, cancel).await
+    }
+}
+
+/// Where a rule's results go.
+struct Output {
+    sinks: Vec<mpsc::Sender<Results>>,
+    tail: Arc<Tail>,
+}
+
+/// One batch after another, on the rule task, with the window's timer.
+async fn run_in_order(
+    stages: Stages,
+    mut window: Option<WindowOperator>,
+    mut rx: mpsc::Receiver<SourceEvent>,
+    output: Output,
+    cancel: CancellationToken,
+) {
     // Grown by recv_many as events come: an idle rule costs no buffer.
     let mut batch = Vec::new();
     loop {
-        let deadline = ops.window.as_ref().and_then(|w| w.next_deadline());
+        let deadline = window.as_ref().and_then(|w| w.next_deadline());
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64)).await,
@@ -386,41 +415,89 @@ async fn run_operators(
         };
         let results = tokio::select! {
             () = cancel.cancelled() => return,
-            () = sleep => ops.on_tick(),
+            () = sleep => match window.as_mut() {
+                Some(w) => process_windows(&stages.plan, &stages.metrics, w.on_tick(now_ms())),
+                None => Vec::new(),
+            },
             received = rx.recv_many(&mut batch, RECEIVE_BATCH) => {
                 if received == 0 {
                     return;
                 }
-                ops.metrics.source.set_buffer_length(rx.len() as u64);
-                ops.on_events(&mut batch)
+                stages.metrics.source.set_buffer_length(rx.len() as u64);
+                stages.on_events(std::mem::take(&mut batch), window.as_mut())
             }
         };
-        emit(results, &sinks, &tail).await;
+        output.emit(results).await;
     }
 }
 
-/// The state of the rule task's operators.
-struct Operators {
+/// Up to [`PIPELINE_DEPTH`] batches at once, each evaluated on a blocking
+/// thread, results emitted in the order the batches came: while one batch
+/// waits for a plugin's or a service's answers, the next ones are decoded and
+/// their calls sent, so the plugin or service never idles between batches. For
+/// rules without a window only, whose batches are independent of each other.
+async fn run_pipelined(
+    stages: Arc<Stages>,
+    mut rx: mpsc::Receiver<SourceEvent>,
+    output: Output,
+    cancel: CancellationToken,
+) {
+    let mut pending = FuturesOrdered::new();
+    let mut batch = Vec::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            Some(done) = pending.next(), if !pending.is_empty() => match done {
+                Ok(results) => output.emit(results).await,
+                // A panic in a function loses that batch, not the rule.
+                Err(e) => stages.metrics.project.record_exception(format!("evaluation failed: {e}")),
+            },
+            received = rx.recv_many(&mut batch, RECEIVE_BATCH), if open && pending.len() < PIPELINE_DEPTH => {
+                if received == 0 {
+                    // The source is gone: finish the batches under way, then stop.
+                    open = false;
+                    continue;
+                }
+                stages.metrics.source.set_buffer_length(rx.len() as u64);
+                let (stages, events) = (Arc::clone(&stages), std::mem::take(&mut batch));
+                pending.push_back(tokio::task::spawn_blocking(move || stages.on_events(events, None)));
+            }
+        }
+    }
+}
+
+impl Output {
+    /// Hands results to the live tail and to every sink. A full sink buffer
+    /// holds the rule back: backpressure, not loss.
+    async fn emit(&self, results: Vec<Vec<Map>>) {
+        if results.is_empty() {
+            return;
+        }
+        let results = Arc::new(results);
+        self.tail.send(&results);
+        for sink in &self.sinks {
+            let _ = sink.send(Arc::clone(&results)).await;
+        }
+    }
+}
+
+/// The operators of a rule but its window: they keep no state between batches.
+struct Stages {
     plan: Arc<RulePlan>,
     tables: Vec<Arc<join::TableRows>>,
     decoder: decode::Decoder,
     timestamp_field: Option<String>,
-    window: Option<WindowOperator>,
     metrics: RuleMetrics,
 }
 
-impl Operators {
-    /// The windows that closed by now.
-    fn on_tick(&mut self) -> Vec<Vec<Map>> {
-        let Some(window) = self.window.as_mut() else { return Vec::new() };
-        let batches = window.on_tick(now_ms());
-        process_windows(&self.plan, &self.metrics, batches)
-    }
-
-    /// Runs a batch of events through the operators; returns their results in
-    /// order. Each stage takes the whole batch, so that a function of a plugin
-    /// or an external service is called once per batch, not once per row.
-    fn on_events(&mut self, batch: &mut Vec<SourceEvent>) -> Vec<Vec<Map>> {
+impl Stages {
+    /// Runs a batch of events through the operators (and the window, if any);
+    /// returns their results in order. Each stage takes the whole batch, so that
+    /// a function of a plugin or an external service is called once per batch,
+    /// not once per row.
+    fn on_events(&self, batch: Vec<SourceEvent>, window: Option<&mut WindowOperator>) -> Vec<Vec<Map>> {
         let now = now_ms();
         let started = Instant::now();
         let received = batch.len() as u64;
@@ -430,7 +507,7 @@ impl Operators {
         m.decoder.record_in(received, now);
         let env = EvalEnv { rule_id: &self.plan.rule_id, window: None, prefetch: None };
         let mut rows = Vec::with_capacity(batch.len());
-        for event in batch.drain(..) {
+        for event in batch {
             let Some(row) = self.decode(event, now) else { continue };
             m.decoder.record_out(1);
             match &m.join {
@@ -451,7 +528,7 @@ impl Operators {
             rows = filter_rows(&self.plan, m, rows, &env, now);
         }
         let mut results = Vec::new();
-        match self.window.as_mut() {
+        match window {
             Some(w) => {
                 for row in rows {
                     if let Some(wm) = &m.window {
@@ -493,19 +570,6 @@ impl Operators {
             Ok(Row { fields, timestamp, meta, joined: None })
         });
         decoded.inspect_err(|e| self.metrics.decoder.record_exception(e.clone())).ok()
-    }
-}
-
-/// Hands results to the live tail and to every sink. A full sink buffer
-/// holds the rule back: backpressure, not loss.
-async fn emit(results: Vec<Vec<Map>>, sinks: &[mpsc::Sender<Results>], tail: &Tail) {
-    if results.is_empty() {
-        return;
-    }
-    let results = Arc::new(results);
-    tail.send(&results);
-    for sink in sinks {
-        let _ = sink.send(Arc::clone(&results)).await;
     }
 }
 
