@@ -174,6 +174,9 @@ impl RestClient {
                 .map_err(|_| ExternalError::Description(format!("header \"{k}\" has a value that is not valid")))?;
             headers.insert(name, value);
         }
+        // reqwest is built without a TLS crypto provider (ring rather than its aws-lc-rs); an
+        // installed one stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .danger_accept_invalid_certs(options.insecure_skip_verify)

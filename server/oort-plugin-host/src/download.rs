@@ -52,6 +52,9 @@ pub async fn download(url: &str, allow_private: bool) -> Result<Vec<u8>, HostErr
             private.ip()
         )));
     }
+    // reqwest is built without a TLS crypto provider (ring rather than its aws-lc-rs); an
+    // installed one stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(120))

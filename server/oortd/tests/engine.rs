@@ -382,7 +382,7 @@ async fn events_posted_over_http_reach_httppush_streams() {
     .await;
     let mut results = tail(&oortd, "http").await;
 
-    let http = reqwest::Client::new();
+    let http = common::http();
     let url = format!("http://{push}/api/data");
     for body in [r#"{"t": 1}"#, "not json", r#"{"t": 5}"#] {
         let response = http.post(&url).body(body).send().await.unwrap();

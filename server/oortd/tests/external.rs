@@ -265,7 +265,7 @@ async fn the_calls_of_a_batch_of_events_run_concurrently_and_their_latencies_are
     assert!(elapsed < Duration::from_millis(2400), "the calls did not overlap: {elapsed:?} for 12 × 400 ms");
 
     let metrics = oortd.metrics_addr.clone().expect("the server logs the metrics address");
-    let text = reqwest::get(format!("http://{metrics}/metrics")).await.unwrap().text().await.unwrap();
+    let text = common::http().get(format!("http://{metrics}/metrics")).send().await.unwrap().text().await.unwrap();
     let series = r#"oort_external_call_duration_seconds_count{service="demo",function="slow",outcome="ok"} 12"#;
     assert!(text.lines().any(|l| l == series), "{series} in:\n{text}");
     let fast =
@@ -381,7 +381,7 @@ async fn binary_self_is_sent_as_bytes_value() {
     let mut results = tail(&oortd, "bin").await;
     let push = oortd.push_addr.clone().expect("the harness enables HTTP push");
     let body: Vec<u8> = (0..=255u8).chain(0..10).collect();
-    let response = reqwest::Client::new().post(format!("http://{push}/frames")).body(body).send().await.unwrap();
+    let response = common::http().post(format!("http://{push}/frames")).body(body).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(next_row(&mut results).await["n"], json!(266));
 }

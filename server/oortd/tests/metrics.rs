@@ -21,7 +21,7 @@ fn rule(id: &str, sql: &str, triggered: bool) -> Rule {
 }
 
 async fn scrape(addr: &str) -> String {
-    let response = reqwest::get(format!("http://{addr}/metrics")).await.expect("the endpoint answers");
+    let response = common::http().get(format!("http://{addr}/metrics")).send().await.expect("the endpoint answers");
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");

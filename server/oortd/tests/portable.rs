@@ -300,7 +300,8 @@ async fn a_portable_plugin_serves_rules_and_they_recover_from_a_kill_9() {
     assert!(numbers.windows(2).filter(|w| w[1] != w[0] + 1).count() <= 2, "a restart starts the ticks again once");
 
     let metrics_addr = oortd.metrics_addr.clone().expect("metrics endpoint");
-    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics =
+        common::http().get(format!("http://{metrics_addr}/metrics")).send().await.unwrap().text().await.unwrap();
     let line =
         metrics.lines().find(|l| l.starts_with("oort_plugin_restarts_total{plugin=\"rsdemo\"}")).unwrap_or_default();
     assert!(line.split(' ').nth(1).and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v >= 1), "{metrics}");

@@ -180,6 +180,9 @@ fn build_sink(config: &SinkConfig) -> Result<RestSink, ConnectorError> {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
 
+    // reqwest is built without a TLS crypto provider (ring rather than its aws-lc-rs); an
+    // installed one stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut client = reqwest::Client::builder().danger_accept_invalid_certs(props.insecure_skip_verify);
     match props.timeout.unwrap_or(DEFAULT_TIMEOUT_MS) {
         0 => {}

@@ -156,3 +156,10 @@ pub fn code_of<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (tonic::
     let status = result.expect_err("the call should fail");
     (status.code(), status.message().to_owned())
 }
+
+/// An HTTP client. reqwest is built without a TLS crypto provider (the server
+/// installs ring before it builds one), so the tests install it too.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
