@@ -35,7 +35,7 @@ async fn rust(server: &Server, name: &str) -> Result<f64> {
         ..Default::default()
     };
     rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;
-    let mut tail = rules.tail_rule(TailRuleRequest { id: name.into() }).await?.into_inner();
+    let mut tail = rules.tail_rule(TailRuleRequest { id: name.into(), ..Default::default() }).await?.into_inner();
     // As the other clients do: up to 256 events a request.
     let events: Vec<Event> = (0..EVENTS)
         .map(|i| {

@@ -291,7 +291,7 @@ async fn explain(ctx: &Ctx, id: String) -> Result<(), Error> {
 /// Prints results until the server ends the stream or the user presses Ctrl-C;
 /// both are a normal end (exit 0).
 async fn tail(ctx: &Ctx, id: String) -> Result<(), Error> {
-    let mut stream = client(ctx).await?.tail_rule(TailRuleRequest { id }).await?.into_inner();
+    let mut stream = client(ctx).await?.tail_rule(TailRuleRequest { id, ..Default::default() }).await?.into_inner();
     // One future for the whole loop, so a Ctrl-C between two events is not lost.
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
