@@ -151,18 +151,25 @@ func (c *Client) PublishEvents(ctx context.Context, stream string, events ...*oo
 	return res.GetAccepted(), err
 }
 
+// TailBatch is how many results one TailRuleResponse carries at most, as
+// TailRule asks (max_batch): a message per result would cost a round of
+// framing each. The server sends what it has without waiting to fill one.
+const TailBatch = 256
+
 // Tail is the live output of a rule (RuleService.TailRule).
 type Tail struct {
 	stream grpc.ServerStreamingClient[oortv1.TailRuleResponse]
 	cancel context.CancelFunc
+	events []*oortv1.Event // received, not yet read
 }
 
-// TailRule opens the rule's output; Close (or cancelling ctx) ends it. It
-// returns once the server has opened the tail, so events published after it are
-// seen, or with the server's error (e.g. NotFound).
+// TailRule opens the rule's output, read one result at a time with Next or
+// NextEvent; Close (or cancelling ctx) ends it. It returns once the server has
+// opened the tail, so events published after it are seen, or with the
+// server's error (e.g. NotFound).
 func (c *Client) TailRule(ctx context.Context, id string) (*Tail, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.Rules.TailRule(ctx, &oortv1.TailRuleRequest{Id: id})
+	stream, err := c.Rules.TailRule(ctx, &oortv1.TailRuleRequest{Id: id, MaxBatch: TailBatch})
 	if err == nil {
 		_, err = stream.Header() // waits for the response headers, or the call's end
 	}
@@ -179,8 +186,19 @@ func (c *Client) TailRule(ctx context.Context, id string) (*Tail, error) {
 
 // NextEvent waits for the next result. It returns io.EOF when the rule stopped.
 func (t *Tail) NextEvent() (*oortv1.Event, error) {
-	res, err := t.stream.Recv()
-	return res.GetEvent(), err
+	for len(t.events) == 0 {
+		res, err := t.stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		t.events = res.GetEvents()
+		if event := res.GetEvent(); event != nil { // an oortd older than max_batch answers in Event
+			t.events = []*oortv1.Event{event}
+		}
+	}
+	event := t.events[0]
+	t.events = t.events[1:]
+	return event, nil
 }
 
 // Next waits for the next result as column name → Go value (see FromValue).

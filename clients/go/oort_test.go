@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -236,6 +237,88 @@ func TestStreamRulePublishTail(t *testing.T) {
 	}
 	if err := c.DeleteStream(ctx, "sensors"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// tailCounter records, at the gRPC level, the TailRule requests a client sends
+// and the responses it reads.
+type tailCounter struct {
+	maxBatch  []uint32
+	responses int
+}
+
+func (c *tailCounter) intercept(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	stream, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil || method != oortv1.RuleService_TailRule_FullMethodName {
+		return stream, err
+	}
+	return countedStream{stream, c}, nil
+}
+
+type countedStream struct {
+	grpc.ClientStream
+	counter *tailCounter
+}
+
+func (s countedStream) SendMsg(m any) error {
+	s.counter.maxBatch = append(s.counter.maxBatch, m.(*oortv1.TailRuleRequest).GetMaxBatch())
+	return s.ClientStream.SendMsg(m)
+}
+
+func (s countedStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err == nil {
+		s.counter.responses++
+	}
+	return err
+}
+
+func TestTailReadsBatchesOneRowAtATime(t *testing.T) {
+	c := startOortd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	counter := &tailCounter{}
+	counted, err := oort.Dial(c.Conn.Target(), grpc.WithStreamInterceptor(counter.intercept))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer counted.Close()
+
+	if _, err := c.CreateStream(ctx, `CREATE STREAM burst (n BIGINT) WITH (TYPE="grpc", DATASOURCE="burst")`); err != nil {
+		t.Fatal(err)
+	}
+	// The window hands its 1,000 rows to the tail at once: they come in
+	// ceil(1000 / TailBatch) responses, where an unbatched tail takes 1,000.
+	if _, err := c.CreateRule(ctx, "burst", "SELECT n FROM burst GROUP BY COUNTWINDOW(1000)"); err != nil {
+		t.Fatal(err)
+	}
+	tail, err := counted.TailRule(ctx, "burst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Close()
+	const count = 1000
+	rows := make([]map[string]any, count)
+	for i := range rows {
+		rows[i] = map[string]any{"n": i}
+	}
+	if accepted, err := c.Publish(ctx, "burst", rows...); err != nil || accepted != count {
+		t.Fatalf("Publish = %d, %v", accepted, err)
+	}
+	for i := range count {
+		row, err := tail.Next()
+		if err != nil {
+			t.Fatalf("result %d: %v", i, err)
+		}
+		if row["n"] != int64(i) || len(row) != 1 {
+			t.Fatalf("result %d = %v", i, row)
+		}
+	}
+	if len(counter.maxBatch) != 1 || counter.maxBatch[0] != oort.TailBatch {
+		t.Fatalf("TailRule requests asked for max_batch %v, want [%d]", counter.maxBatch, oort.TailBatch)
+	}
+	if want := (count + oort.TailBatch - 1) / oort.TailBatch; counter.responses != want {
+		t.Fatalf("%d results came in %d responses, want %d", count, counter.responses, want)
 	}
 }
 

@@ -11,8 +11,10 @@ from typing import Any
 import grpc
 import pytest
 
+from conftest import Server
 from oort.v1 import rule_pb2, stream_pb2
 from oort_client import Oort, OortError, from_value, to_value
+from oort_client._client import TAIL_BATCH
 
 STREAM_SQL = 'CREATE STREAM sensors (temperature FLOAT, deviceId STRING) WITH (TYPE="grpc", DATASOURCE="sensors")'
 RULE_SQL = "SELECT temperature * 1.8 + 32 AS f, deviceId FROM sensors WHERE temperature > 20"
@@ -86,6 +88,55 @@ def test_stream_rule_publish_tail(oort: Oort) -> None:
         oort.rules.tail("hot")
     assert missing_tail.value.code == grpc.StatusCode.NOT_FOUND
     oort.streams.delete("sensors")
+
+
+class _TailResponses(grpc.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
+    """Records, at the gRPC level, the TailRule requests and how many responses the wrapper read."""
+
+    def __init__(self) -> None:
+        self.requests: list[rule_pb2.TailRuleRequest] = []
+        self.responses = 0
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        self.requests.append(request)
+        return _Counted(continuation(details, request), self)
+
+
+class _Counted:
+    """A server-streaming call whose responses are counted as they are read."""
+
+    def __init__(self, call: Any, counter: _TailResponses) -> None:
+        self._call = call
+        self._counter = counter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._call, name)
+
+    def __iter__(self) -> _Counted:
+        return self
+
+    def __next__(self) -> Any:
+        response = next(self._call)
+        self._counter.responses += 1
+        return response
+
+
+def test_tail_reads_results_in_batches_and_yields_them_one_by_one(server: Server) -> None:
+    counter = _TailResponses()
+    with Oort(channel=grpc.intercept_channel(grpc.insecure_channel(server.addr), counter)) as oort:
+        oort.streams.create('CREATE STREAM burst (n BIGINT) WITH (TYPE="grpc", DATASOURCE="burst")')
+        # The window hands its 1,000 rows to the tail at once: they come in
+        # ceil(1000 / TAIL_BATCH) responses, where an unbatched tail takes 1,000.
+        oort.rules.create("burst", "SELECT n FROM burst GROUP BY COUNTWINDOW(1000)", actions=["grpc"])
+        tail = oort.rules.tail("burst")
+        assert oort.events.publish("burst", ({"n": i} for i in range(1000))) == 1000
+        rows = [next(tail) for _ in range(1000)]
+        tail.cancel()
+        assert rows == [{"n": i} for i in range(1000)]
+        assert [r.max_batch for r in counter.requests] == [TAIL_BATCH]
+        assert counter.responses == -(-1000 // TAIL_BATCH) < 1000
+        oort.rules.delete("burst")
+        oort.streams.delete("burst")
 
 
 def test_error_codes(oort: Oort) -> None:

@@ -5,7 +5,23 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
-import { Code, ConnectError, Oort, RuleState, StreamKind, float, fromValue, toValue, type Row } from "../src/index.js";
+import type { Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+
+import {
+  Code,
+  ConnectError,
+  Oort,
+  RuleService,
+  RuleState,
+  StreamKind,
+  TAIL_BATCH,
+  float,
+  fromValue,
+  toValue,
+  type Row,
+  type TailRuleRequest,
+} from "../src/index.js";
 import { Oortd } from "./oortd.js";
 
 const STREAM_SQL = 'CREATE STREAM sensors (temperature FLOAT, deviceId STRING) WITH (TYPE="grpc", DATASOURCE="sensors")';
@@ -122,6 +138,65 @@ describe("oortd", () => {
     assert.equal((await rejection(oort.rules.get("hot"))).code, Code.NotFound);
     assert.equal((await rejection(oort.rules.tail("hot"))).code, Code.NotFound);
     await oort.streams.delete("sensors");
+  });
+
+  it("tails results in batches and yields them one row at a time", async () => {
+    // Records, at the gRPC level, the TailRule requests and the responses the wrapper reads.
+    const maxBatch: number[] = [];
+    let responses = 0;
+    const count: Interceptor = (next) => async (req) => {
+      if (!req.stream || req.method !== RuleService.method.tailRule) return next(req);
+      const requests = req.message;
+      const res = await next({
+        ...req,
+        message: (async function* () {
+          for await (const message of requests) {
+            maxBatch.push((message as TailRuleRequest).maxBatch);
+            yield message;
+          }
+        })(),
+      });
+      if (!res.stream) return res;
+      const received = res.message;
+      return {
+        ...res,
+        message: (async function* () {
+          for await (const message of received) {
+            responses++;
+            yield message;
+          }
+        })(),
+      };
+    };
+    const baseUrl = `http://${server.addr}`;
+    const sessions = new Http2SessionManager(baseUrl);
+    const counted = new Oort(server.addr, {
+      transport: createGrpcTransport({ baseUrl, sessionManager: sessions, interceptors: [count] }),
+    });
+
+    await oort.streams.create('CREATE STREAM burst (n BIGINT) WITH (TYPE="grpc", DATASOURCE="burst")');
+    // The window hands its 1,000 rows to the tail at once: they come in
+    // ceil(1000 / TAIL_BATCH) responses, where an unbatched tail takes 1,000.
+    await oort.rules.create("burst", "SELECT n FROM burst GROUP BY COUNTWINDOW(1000)");
+    const abort = new AbortController();
+    const tail = await counted.rules.tail("burst", abort.signal);
+    const all = Array.from({ length: 1000 }, (_, i) => BigInt(i));
+    assert.equal(await oort.events.publish("burst", all.map((n) => ({ n }))), 1000);
+    const rows: Row[] = [];
+    for await (const row of tail) {
+      rows.push(row);
+      if (rows.length === all.length) break;
+    }
+    abort.abort();
+    sessions.abort();
+    assert.deepEqual(
+      rows.map((row) => row.n),
+      all,
+    );
+    assert.deepEqual(maxBatch, [TAIL_BATCH]);
+    assert.equal(responses, Math.ceil(all.length / TAIL_BATCH));
+    await oort.rules.delete("burst");
+    await oort.streams.delete("burst");
   });
 
   it("reports honest error codes", async () => {

@@ -651,6 +651,34 @@ fn rule_tail_prints_each_result_as_a_json_line() {
 }
 
 #[test]
+fn rule_tail_prints_a_line_per_result_of_a_burst_in_order() {
+    let server = Oortd::start();
+    success(&server.oort(&["stream", "create", SENSORS]));
+    success(&server.oort(&["rule", "create", "all", "--sql", "SELECT device FROM sensors", "--action", "grpc"]));
+    let reading =
+        |device: &str| event(&[("temperature", Kind::FloatValue(1.0)), ("device", Kind::StringValue(device.into()))]);
+    let (mut tail, _) = tail(&server, &["rule", "tail", "all", "--json"], "sensors", &reading("warm-up"));
+
+    // The server sends these in batches; the tail still prints one result a line,
+    // each as the TailRuleResponse of an unbatched tail.
+    let devices: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+    assert_eq!(server.publish("sensors", devices.iter().map(|d| reading(d)).collect()), 1000);
+    let mut printed = Vec::new();
+    while printed.len() < devices.len() {
+        let line = tail.expect_line(LINE_TIMEOUT);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(value.get("events").is_none(), "{line}");
+        match value["event"]["fields"]["device"]["stringValue"].as_str() {
+            Some("warm-up") => {}
+            Some(device) => printed.push(device.to_owned()),
+            None => panic!("not a result: {line}"),
+        }
+    }
+    assert_eq!(printed, devices);
+    tail.kill();
+}
+
+#[test]
 fn rule_status_shows_the_last_exception_of_an_operator() {
     let server = Oortd::start();
     success(&server.oort(&["stream", "create", SENSORS]));

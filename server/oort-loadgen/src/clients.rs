@@ -35,8 +35,8 @@ async fn rust(server: &Server, name: &str) -> Result<f64> {
         ..Default::default()
     };
     rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;
-    let mut tail = rules.tail_rule(TailRuleRequest { id: name.into() }).await?.into_inner();
-    // As the other clients do: up to 256 events a request.
+    // As the other clients do: up to 256 events a message, both ways.
+    let mut tail = rules.tail_rule(TailRuleRequest { id: name.into(), max_batch: 256 }).await?.into_inner();
     let events: Vec<Event> = (0..EVENTS)
         .map(|i| {
             let fields = [("t".to_owned(), Value { kind: Some(Kind::IntValue(i)) })].into_iter().collect();
@@ -48,11 +48,14 @@ async fn rust(server: &Server, name: &str) -> Result<f64> {
         .map(|batch| PublishRequest { stream: name.into(), event: Some(batch[0].clone()), events: batch[1..].to_vec() })
         .collect();
     EventServiceClient::new(channel).publish(tokio_stream::iter(requests)).await?;
-    for i in 0..EVENTS {
-        let message = tail.message().await?.context("the tail ended")?;
-        let t = message.event.and_then(|e| e.fields.get("t").cloned()).and_then(|v| v.kind);
-        if t != Some(Kind::IntValue(i)) {
-            bail!("result {i}: {t:?}");
+    let mut i = 0;
+    while i < EVENTS {
+        for event in tail.message().await?.context("the tail ended")?.events {
+            let t = event.fields.get("t").cloned().and_then(|v| v.kind);
+            if t != Some(Kind::IntValue(i)) {
+                bail!("result {i}: {t:?}");
+            }
+            i += 1;
         }
     }
     Ok(started.elapsed().as_secs_f64() * 1000.0)

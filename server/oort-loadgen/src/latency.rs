@@ -39,7 +39,7 @@ pub async fn run(binary: &Path, rate: u64, events: usize) -> Result<()> {
         ..Default::default()
     };
     rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;
-    let mut tail = rules.tail_rule(TailRuleRequest { id: "latency".into() }).await?.into_inner();
+    let mut tail = rules.tail_rule(TailRuleRequest { id: "latency".into(), ..Default::default() }).await?.into_inner();
 
     let receiver = tokio::spawn(async move {
         let mut samples = Vec::with_capacity(events);

@@ -270,7 +270,7 @@ async fn run_case(oortd: &Oortd, case: &Case, id: &str) -> Result<Actual, String
         return Ok(Actual::Refused { code: format!("{:?}", status.code()), message: status.message().to_owned() });
     }
     let mut tail = rules
-        .tail_rule(TailRuleRequest { id: id.into() })
+        .tail_rule(TailRuleRequest { id: id.into(), ..Default::default() })
         .await
         .map_err(|e| format!("TailRule failed: {e}"))?
         .into_inner();

@@ -54,7 +54,11 @@ async fn create_rule(oortd: &Oortd, rule: Rule) {
 }
 
 async fn tail(oortd: &Oortd, id: &str) -> Streaming<TailRuleResponse> {
-    oortd.rules().await.tail_rule(TailRuleRequest { id: id.into() }).await.unwrap().into_inner()
+    tail_batches(oortd, id, 0).await
+}
+
+async fn tail_batches(oortd: &Oortd, id: &str, max_batch: u32) -> Streaming<TailRuleResponse> {
+    oortd.rules().await.tail_rule(TailRuleRequest { id: id.into(), max_batch }).await.unwrap().into_inner()
 }
 
 async fn publish(oortd: &Oortd, stream: &str, events: Vec<Event>) -> u64 {
@@ -64,6 +68,37 @@ async fn publish(oortd: &Oortd, stream: &str, events: Vec<Event>) -> u64 {
         .collect();
     let mut client = EventServiceClient::new(oortd.channel().await);
     client.publish(tokio_stream::iter(requests)).await.unwrap().into_inner().accepted
+}
+
+/// The responses of a tail until they carried `count` results, each within 10 s.
+async fn read_responses(results: &mut Streaming<TailRuleResponse>, count: usize) -> Vec<TailRuleResponse> {
+    let mut responses = Vec::new();
+    let mut carried = 0;
+    while carried < count {
+        let next = tokio::time::timeout(Duration::from_secs(10), results.message()).await;
+        let response = next.unwrap_or_else(|_| panic!("{count} results within 10 s each, got {carried}"));
+        let response = response.unwrap().expect("the tail stream is open");
+        carried += usize::from(response.event.is_some()) + response.events.len();
+        responses.push(response);
+    }
+    responses
+}
+
+/// The `n` column of results, in the order they came.
+fn column_n<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Value> {
+    events.into_iter().map(|e| e.fields["n"].clone()).collect()
+}
+
+/// Publishes `n` = `range`, 256 events a request.
+async fn publish_range(oortd: &Oortd, stream: &str, range: std::ops::Range<i64>) {
+    let events: Vec<Event> = range.clone().map(|i| event(&[("n", int(i))])).collect();
+    let requests: Vec<PublishRequest> = events
+        .chunks(256)
+        .map(|batch| PublishRequest { stream: stream.into(), event: None, events: batch.to_vec() })
+        .collect();
+    let mut client = EventServiceClient::new(oortd.channel().await);
+    let accepted = client.publish(tokio_stream::iter(requests)).await.unwrap().into_inner().accepted;
+    assert_eq!(accepted, range.count() as u64);
 }
 
 /// The next result row, or a panic after 10 s.
@@ -433,4 +468,68 @@ async fn a_fast_publisher_is_held_back_not_dropped() {
     let accepted = publish(&oortd, "fast", (0..count).map(|n| event(&[("n", int(n))])).collect()).await;
     assert_eq!(accepted, count as u64);
     wait_records_out(&oortd, "fast", "op_decoder_0", count as u64).await;
+}
+
+#[tokio::test]
+async fn tail_rule_without_max_batch_sends_one_result_a_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM demo (n BIGINT) WITH (TYPE="grpc", DATASOURCE="demo")"#).await;
+    // The window hands its 1,000 rows to the tail in one batch.
+    create_rule(&oortd, rule("window", "SELECT n FROM demo GROUP BY COUNTWINDOW(1000)", vec![action("log", &[])]))
+        .await;
+    let mut results = tail(&oortd, "window").await;
+    publish_range(&oortd, "demo", 0..1000).await;
+
+    let responses = read_responses(&mut results, 1000).await;
+    assert_eq!(responses.len(), 1000);
+    assert!(responses.iter().all(|r| r.events.is_empty()), "results come in `event` only");
+    assert_eq!(column_n(responses.iter().filter_map(|r| r.event.as_ref())), (0..1000).map(int).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn tail_rule_with_max_batch_sends_up_to_n_results_a_response_in_order_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM demo (n BIGINT) WITH (TYPE="grpc", DATASOURCE="demo")"#).await;
+    create_rule(&oortd, rule("each", "SELECT n FROM demo", vec![action("log", &[])])).await;
+    create_rule(&oortd, rule("window", "SELECT n FROM demo GROUP BY COUNTWINDOW(1000)", vec![action("log", &[])]))
+        .await;
+    let mut each = tail_batches(&oortd, "each", 64).await;
+    let mut window = tail_batches(&oortd, "window", 300).await;
+    let mut unbatched = tail(&oortd, "each").await;
+    publish_range(&oortd, "demo", 0..1000).await;
+    let all: Vec<Value> = (0..1000).map(int).collect();
+
+    // However the engine batched them, at most 64 a response, all of them, in order.
+    let responses = read_responses(&mut each, 1000).await;
+    assert!(responses.iter().all(|r| r.event.is_none() && (1..=64).contains(&r.events.len())));
+    assert_eq!(column_n(responses.iter().flat_map(|r| &r.events)), all);
+    // The window's 1,000 rows come as one batch from the engine: cut into 300s.
+    let responses = read_responses(&mut window, 1000).await;
+    assert_eq!(responses.iter().map(|r| r.events.len()).collect::<Vec<_>>(), [300, 300, 300, 100]);
+    assert_eq!(column_n(responses.iter().flat_map(|r| &r.events)), all);
+    // Another reader of the same rule still gets one result a response.
+    let responses = read_responses(&mut unbatched, 1000).await;
+    assert_eq!(column_n(responses.iter().filter_map(|r| r.event.as_ref())), all);
+
+    // A lone result goes at once: the tail does not wait to fill a batch.
+    publish_range(&oortd, "demo", 1000..1001).await;
+    let lone = &read_responses(&mut each, 1).await[0];
+    assert_eq!(column_n(&lone.events), [int(1000)]);
+}
+
+#[tokio::test]
+async fn tail_rule_takes_max_batch_above_4096_as_4096() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM demo (n BIGINT) WITH (TYPE="grpc", DATASOURCE="demo")"#).await;
+    create_rule(&oortd, rule("window", "SELECT n FROM demo GROUP BY COUNTWINDOW(5000)", vec![action("log", &[])]))
+        .await;
+    let mut results = tail_batches(&oortd, "window", u32::MAX).await;
+    publish_range(&oortd, "demo", 0..5000).await;
+
+    let responses = read_responses(&mut results, 5000).await;
+    assert_eq!(responses.iter().map(|r| r.events.len()).collect::<Vec<_>>(), [4096, 904]);
+    assert_eq!(column_n(responses.iter().flat_map(|r| &r.events)), (0..5000).map(int).collect::<Vec<_>>());
 }

@@ -59,7 +59,7 @@ async fn create_rule(oortd: &Oortd, id: &str, sql: &str) {
 }
 
 async fn tail(oortd: &Oortd, id: &str) -> Streaming<TailRuleResponse> {
-    oortd.rules().await.tail_rule(TailRuleRequest { id: id.into() }).await.unwrap().into_inner()
+    oortd.rules().await.tail_rule(TailRuleRequest { id: id.into(), ..Default::default() }).await.unwrap().into_inner()
 }
 
 /// A JSON value as an `oort.v1.Value` (integers stay integers).

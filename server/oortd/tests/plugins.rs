@@ -141,7 +141,7 @@ async fn create_rule(oortd: &Oortd, rule: Rule) -> Result<(), tonic::Status> {
 }
 
 async fn tail(oortd: &Oortd, id: &str) -> Streaming<TailRuleResponse> {
-    oortd.rules().await.tail_rule(TailRuleRequest { id: id.into() }).await.unwrap().into_inner()
+    oortd.rules().await.tail_rule(TailRuleRequest { id: id.into(), ..Default::default() }).await.unwrap().into_inner()
 }
 
 async fn publish_to(channel: Channel, stream: &str, events: Vec<Event>) -> u64 {

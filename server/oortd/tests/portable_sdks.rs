@@ -99,7 +99,7 @@ async fn create_rule(oortd: &Oortd, id: &str, sql: &str, action: Action) {
 }
 
 async fn tail(oortd: &Oortd, id: &str) -> Streaming<TailRuleResponse> {
-    oortd.rules().await.tail_rule(TailRuleRequest { id: id.into() }).await.unwrap().into_inner()
+    oortd.rules().await.tail_rule(TailRuleRequest { id: id.into(), ..Default::default() }).await.unwrap().into_inner()
 }
 
 async fn publish(oortd: &Oortd, stream: &str, events: Vec<HashMap<String, Value>>) {

@@ -19,6 +19,10 @@ use crate::rule_file;
 /// Longest SQL cell in `rule list` before it is cut.
 const SQL_WIDTH: usize = 60;
 
+/// Results per TailRule response that `rule tail` asks for: a fast rule costs
+/// a message per batch, not per result; each result still prints on its line.
+const TAIL_BATCH: u32 = 256;
+
 /// Runs one `oort rule` subcommand.
 pub async fn run(ctx: &Ctx, command: RuleCommand) -> Result<(), Error> {
     match command {
@@ -291,14 +295,15 @@ async fn explain(ctx: &Ctx, id: String) -> Result<(), Error> {
 /// Prints results until the server ends the stream or the user presses Ctrl-C;
 /// both are a normal end (exit 0).
 async fn tail(ctx: &Ctx, id: String) -> Result<(), Error> {
-    let mut stream = client(ctx).await?.tail_rule(TailRuleRequest { id }).await?.into_inner();
+    let request = TailRuleRequest { id, max_batch: TAIL_BATCH };
+    let mut stream = client(ctx).await?.tail_rule(request).await?.into_inner();
     // One future for the whole loop, so a Ctrl-C between two events is not lost.
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
             message = stream.message() => match message? {
-                Some(message) => print_tail(ctx, &message)?,
+                Some(message) => print_tail(ctx, message)?,
                 None => return Ok(()),
             },
             _ = &mut ctrl_c => return Ok(()),
@@ -306,14 +311,19 @@ async fn tail(ctx: &Ctx, id: String) -> Result<(), Error> {
     }
 }
 
-/// One line per event: the TailRuleResponse in proto3 JSON with `--json`,
-/// otherwise the event's columns as a plain JSON object.
-fn print_tail(ctx: &Ctx, message: &TailRuleResponse) -> Result<(), Error> {
-    if ctx.json {
-        return output::print_json_line(message);
+/// One line per event: with `--json`, a TailRuleResponse of that event alone
+/// (in `event`, as an unbatched tail sends it) in proto3 JSON, otherwise the
+/// event's columns as a plain JSON object.
+fn print_tail(ctx: &Ctx, message: TailRuleResponse) -> Result<(), Error> {
+    // An oortd older than `max_batch` answers in `event`.
+    for event in message.event.into_iter().chain(message.events) {
+        if ctx.json {
+            output::print_json_line(&TailRuleResponse { event: Some(event), events: Vec::new() })?;
+        } else {
+            emit(&output::event_to_json(&event).to_string())?;
+        }
     }
-    let event = message.event.clone().unwrap_or_default();
-    emit(&output::event_to_json(&event).to_string())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use oort_proto::v1::{
     UpdateRuleRequest, UpdateRuleResponse,
 };
 use oort_proto::v1::{Event, OperatorStatus};
+use prost::Message;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -23,6 +24,13 @@ use crate::rules::RuleController;
 
 /// Longest accepted rule id.
 const MAX_ID_LEN: usize = 128;
+
+/// Most results a batched TailRule response carries, whatever `max_batch` asks.
+const MAX_TAIL_BATCH: usize = 4096;
+
+/// Size past which a batched TailRule response takes no more results: well
+/// under the 4 MiB a gRPC client accepts by default, however large the rows.
+const MAX_TAIL_BATCH_BYTES: usize = 1 << 20;
 
 /// Serves `RuleService`.
 pub struct RuleApi {
@@ -173,6 +181,30 @@ fn prepare_rule(rule: Option<Rule>) -> ApiResult<(Rule, Vec<String>)> {
 
 type TailStream = Pin<Box<dyn Stream<Item = Result<TailRuleResponse, Status>> + Send>>;
 
+/// The rows of a batch of results as events, in order, stamped with the time
+/// they are sent. (A function of its own: the same closure inside the
+/// `stream!` of `tail_rule` fails rustc's check that the stream is `Send`.)
+fn tail_events(results: &oort_engine::Results) -> impl Iterator<Item = Event> + '_ {
+    let timestamp = Some(now());
+    results.iter().flatten().map(move |row| Event { fields: map_to_proto(row), timestamp, meta: Default::default() })
+}
+
+/// Cuts events, in order, into batches of at most `max` events and at most
+/// `MAX_TAIL_BATCH_BYTES` (an event larger than that goes alone).
+fn tail_batches(events: impl Iterator<Item = Event>, max: usize) -> impl Iterator<Item = Vec<Event>> {
+    let mut events = events.map(|event| (event.encoded_len(), event)).peekable();
+    std::iter::from_fn(move || {
+        let (mut bytes, first) = events.next()?;
+        let mut batch = vec![first];
+        while batch.len() < max {
+            let Some((len, event)) = events.next_if(|(len, _)| bytes + len <= MAX_TAIL_BATCH_BYTES) else { break };
+            bytes += len;
+            batch.push(event);
+        }
+        Some(batch)
+    })
+}
+
 #[tonic::async_trait]
 impl RuleService for RuleApi {
     async fn create_rule(&self, request: Request<CreateRuleRequest>) -> Result<Response<CreateRuleResponse>, Status> {
@@ -286,7 +318,8 @@ impl RuleService for RuleApi {
     type TailRuleStream = TailStream;
 
     async fn tail_rule(&self, request: Request<TailRuleRequest>) -> Result<Response<Self::TailRuleStream>, Status> {
-        let id = request.into_inner().id;
+        let TailRuleRequest { id, max_batch } = request.into_inner();
+        let max_batch = (max_batch as usize).min(MAX_TAIL_BATCH);
         let rule = self.load(id.clone()).await?;
         let mut results = self.rules.engine().subscribe(&rule.id).await.ok_or_else(|| {
             ApiError::FailedPrecondition(format!("rule {id} is not running: start it to tail its output"))
@@ -295,9 +328,17 @@ impl RuleService for RuleApi {
             loop {
                 match results.recv().await {
                     Ok(results) => {
-                        for row in results.iter().flatten() {
-                            let event = Event { fields: map_to_proto(row), timestamp: Some(now()), meta: Default::default() };
-                            yield Ok(TailRuleResponse { event: Some(event) });
+                        let events = tail_events(&results);
+                        // Each batch from the engine goes out at once, in as
+                        // many responses as it needs: batching adds no wait.
+                        if max_batch == 0 {
+                            for event in events {
+                                yield Ok(TailRuleResponse { event: Some(event), events: Vec::new() });
+                            }
+                        } else {
+                            for events in tail_batches(events, max_batch) {
+                                yield Ok(TailRuleResponse { event: None, events });
+                            }
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
@@ -332,6 +373,24 @@ mod tests {
             actions: vec![Action { r#type: "log".into(), props: None }],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn tail_batches_keep_the_order_within_the_count_and_the_size() {
+        let event = |kib: usize| {
+            let value =
+                oort_proto::v1::Value { kind: Some(oort_proto::v1::value::Kind::StringValue("x".repeat(kib << 10))) };
+            Event { fields: [("s".to_owned(), value)].into(), ..Default::default() }
+        };
+        let cut = |events: Vec<Event>, max: usize| {
+            let batches: Vec<Vec<Event>> = tail_batches(events.clone().into_iter(), max).collect();
+            assert_eq!(batches.concat(), events, "every event, in order");
+            batches.iter().map(Vec::len).collect::<Vec<_>>()
+        };
+        assert_eq!(cut((0..10).map(|_| event(0)).collect(), 4), [4, 4, 2]);
+        assert_eq!(cut(vec![], 4), [0usize; 0]);
+        // Two of 400 KiB fit in 1 MiB, three do not; one of 2 MiB goes alone.
+        assert_eq!(cut([400, 400, 400, 2048, 1].map(event).into(), 100), [2, 1, 1, 1]);
     }
 
     #[test]

@@ -1511,7 +1511,17 @@ func (x *RulePluginStatus) GetLastError() string {
 type TailRuleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Rule id.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Most results one response carries. 0 (unset): one result a response, in
+	// `event`. N > 0: each response carries 1 to N results in `events`, in the
+	// order the rule produced them, and `event` is unset. A client that reads
+	// many results asks for batches (a few hundred) to save the cost of a
+	// message per result. The server sends the results it has at once, without
+	// waiting to fill a response, so batching adds no latency. Values above 4096
+	// are taken as 4096, and a response holds fewer results when one more would
+	// take it past 1 MiB (a larger result still comes, alone), so that it stays
+	// under the 4 MiB that gRPC clients accept by default.
+	MaxBatch      uint32 `protobuf:"varint,2,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1553,11 +1563,22 @@ func (x *TailRuleRequest) GetId() string {
 	return ""
 }
 
-// Response of RuleService.TailRule: one result of the rule.
+func (x *TailRuleRequest) GetMaxBatch() uint32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
+}
+
+// Response of RuleService.TailRule: results of the rule, in `event` or in
+// `events` as the request's `max_batch` says.
 type TailRuleResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The result row.
-	Event         *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// The result row, when `max_batch` is 0.
+	Event *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// The result rows, in order, when `max_batch` is above 0: at least one and
+	// at most `max_batch` (and 4096).
+	Events        []*Event `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1595,6 +1616,13 @@ func (*TailRuleResponse) Descriptor() ([]byte, []int) {
 func (x *TailRuleResponse) GetEvent() *Event {
 	if x != nil {
 		return x.Event
+	}
+	return nil
+}
+
+func (x *TailRuleResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
 	}
 	return nil
 }
@@ -1792,11 +1820,13 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\arunning\x18\x02 \x01(\bR\arunning\x12#\n" +
 	"\rrestart_count\x18\x03 \x01(\rR\frestartCount\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x04 \x01(\tR\tlastError\"!\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\">\n" +
 	"\x0fTailRuleRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tmax_batch\x18\x02 \x01(\rR\bmaxBatch\"`\n" +
 	"\x10TailRuleResponse\x12$\n" +
-	"\x05event\x18\x01 \x01(\v2\x0e.oort.v1.EventR\x05event\"$\n" +
+	"\x05event\x18\x01 \x01(\v2\x0e.oort.v1.EventR\x05event\x12&\n" +
+	"\x06events\x18\x02 \x03(\v2\x0e.oort.v1.EventR\x06events\"$\n" +
 	"\x12ExplainRuleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\")\n" +
 	"\x13ExplainRuleResponse\x12\x12\n" +
@@ -1895,33 +1925,34 @@ var file_oort_v1_rule_proto_depIdxs = []int32{
 	6,  // 18: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
 	25, // 19: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
 	32, // 20: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
-	7,  // 21: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
-	9,  // 22: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
-	11, // 23: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
-	13, // 24: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
-	15, // 25: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
-	17, // 26: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
-	19, // 27: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
-	21, // 28: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
-	23, // 29: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
-	26, // 30: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
-	28, // 31: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
-	8,  // 32: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
-	10, // 33: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
-	12, // 34: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
-	14, // 35: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
-	16, // 36: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
-	18, // 37: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
-	20, // 38: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
-	22, // 39: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
-	24, // 40: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
-	27, // 41: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
-	29, // 42: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
-	32, // [32:43] is the sub-list for method output_type
-	21, // [21:32] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	32, // 21: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
+	7,  // 22: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
+	9,  // 23: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
+	11, // 24: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
+	13, // 25: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
+	15, // 26: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
+	17, // 27: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
+	19, // 28: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
+	21, // 29: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
+	23, // 30: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
+	26, // 31: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
+	28, // 32: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
+	8,  // 33: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
+	10, // 34: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
+	12, // 35: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
+	14, // 36: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
+	16, // 37: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
+	18, // 38: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
+	20, // 39: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
+	22, // 40: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
+	24, // 41: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
+	27, // 42: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
+	29, // 43: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
+	33, // [33:44] is the sub-list for method output_type
+	22, // [22:33] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_rule_proto_init() }

@@ -64,7 +64,8 @@ type RuleServiceClient interface {
 	// Errors: NOT_FOUND.
 	GetRuleStatus(ctx context.Context, in *GetRuleStatusRequest, opts ...grpc.CallOption) (*GetRuleStatusResponse, error)
 	// Streams the results of a running rule as they are produced (its `grpc` sink,
-	// or a live copy of its output). Ends when the rule stops or is deleted.
+	// or a live copy of its output), one a response or, with `max_batch`, up to
+	// that many a response. Ends when the rule stops or is deleted.
 	// The response headers come once the tail is open: events published after
 	// them are seen. Errors: NOT_FOUND.
 	TailRule(ctx context.Context, in *TailRuleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailRuleResponse], error)
@@ -231,7 +232,8 @@ type RuleServiceServer interface {
 	// Errors: NOT_FOUND.
 	GetRuleStatus(context.Context, *GetRuleStatusRequest) (*GetRuleStatusResponse, error)
 	// Streams the results of a running rule as they are produced (its `grpc` sink,
-	// or a live copy of its output). Ends when the rule stops or is deleted.
+	// or a live copy of its output), one a response or, with `max_batch`, up to
+	// that many a response. Ends when the rule stops or is deleted.
 	// The response headers come once the tail is open: events published after
 	// them are seen. Errors: NOT_FOUND.
 	TailRule(*TailRuleRequest, grpc.ServerStreamingServer[TailRuleResponse]) error

@@ -796,16 +796,29 @@ class TailRuleRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rule id."""
+    max_batch: _builtins.int
+    """Most results one response carries. 0 (unset): one result a response, in
+    `event`. N > 0: each response carries 1 to N results in `events`, in the
+    order the rule produced them, and `event` is unset. A client that reads
+    many results asks for batches (a few hundred) to save the cost of a
+    message per result. The server sends the results it has at once, without
+    waiting to fill a response, so batching adds no latency. Values above 4096
+    are taken as 4096, and a response holds fewer results when one more would
+    take it past 1 MiB (a larger result still comes, alone), so that it stays
+    under the 4 MiB that gRPC clients accept by default.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        max_batch: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "max_batch", b"max_batch"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -813,23 +826,33 @@ Global___TailRuleRequest: _TypeAlias = TailRuleRequest  # noqa: Y015
 
 @_typing.final
 class TailRuleResponse(_message.Message):
-    """Response of RuleService.TailRule: one result of the rule."""
+    """Response of RuleService.TailRule: results of the rule, in `event` or in
+    `events` as the request's `max_batch` says.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def event(self) -> _value_pb2.Event:
-        """The result row."""
+        """The result row, when `max_batch` is 0."""
+
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_value_pb2.Event]:
+        """The result rows, in order, when `max_batch` is above 0: at least one and
+        at most `max_batch` (and 4096).
+        """
 
     def __init__(
         self,
         *,
         event: _value_pb2.Event | None = ...,
+        events: _abc.Iterable[_value_pb2.Event] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -168,7 +168,8 @@ class RuleServiceServicer:
 
     def TailRule(self, request, context):
         """Streams the results of a running rule as they are produced (its `grpc` sink,
-        or a live copy of its output). Ends when the rule stops or is deleted.
+        or a live copy of its output), one a response or, with `max_batch`, up to
+        that many a response. Ends when the rule stops or is deleted.
         The response headers come once the tail is open: events published after
         them are seen. Errors: NOT_FOUND.
         """

@@ -65,7 +65,8 @@ class RuleServiceStub:
     """
     TailRule: _grpc.UnaryStreamMultiCallable[_rule_pb2.TailRuleRequest, _rule_pb2.TailRuleResponse]
     """Streams the results of a running rule as they are produced (its `grpc` sink,
-    or a live copy of its output). Ends when the rule stops or is deleted.
+    or a live copy of its output), one a response or, with `max_batch`, up to
+    that many a response. Ends when the rule stops or is deleted.
     The response headers come once the tail is open: events published after
     them are seen. Errors: NOT_FOUND.
     """
@@ -109,7 +110,8 @@ class RuleServiceAsyncStub(RuleServiceStub):
     """
     TailRule: _aio.UnaryStreamMultiCallable[_rule_pb2.TailRuleRequest, _rule_pb2.TailRuleResponse]  # type: ignore[assignment]
     """Streams the results of a running rule as they are produced (its `grpc` sink,
-    or a live copy of its output). Ends when the rule stops or is deleted.
+    or a live copy of its output), one a response or, with `max_batch`, up to
+    that many a response. Ends when the rule stops or is deleted.
     The response headers come once the tail is open: events published after
     them are seen. Errors: NOT_FOUND.
     """
@@ -210,7 +212,8 @@ class RuleServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_rule_pb2.TailRuleResponse], _abc.AsyncIterator[_rule_pb2.TailRuleResponse]]:
         """Streams the results of a running rule as they are produced (its `grpc` sink,
-        or a live copy of its output). Ends when the rule stops or is deleted.
+        or a live copy of its output), one a response or, with `max_batch`, up to
+        that many a response. Ends when the rule stops or is deleted.
         The response headers come once the tail is open: events published after
         them are seen. Errors: NOT_FOUND.
         """
