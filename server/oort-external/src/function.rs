@@ -227,9 +227,16 @@ impl Function for ExternalFunction {
             }
         }
         let count = calls.len();
+        // A task per call, as concurrent callers would be: each is polled only
+        // when its own answer comes, not with the whole batch.
+        let all = async move {
+            let tasks: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
+            futures::future::join_all(tasks).await.into_iter().map(|t| t.unwrap_or_else(|_| Err(shutting_down())))
+        };
         let mut answers = binding
             .io
-            .block(futures::future::join_all(calls))
+            .block(all)
+            .map(|answers| answers.collect::<Vec<_>>())
             .unwrap_or_else(|| (0..count).map(|_| Err(shutting_down())).collect())
             .into_iter();
         results

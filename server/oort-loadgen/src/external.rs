@@ -10,7 +10,9 @@
 //! 3. by a rule `SELECT square(humidity) AS y FROM demo` running in the engine
 //!    (one worker thread), events from a generator source.
 //!
-//! Each figure is calls per second over `calls` calls, in the same run.
+//! Each figure is calls per second over `calls` calls, and the callers' CPU
+//! time per call (the process's, but the service thread's): the cost of a
+//! call, which the two cores' contention does not blur as it does the rate.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,9 +75,49 @@ impl Demo for Squares {
     }
 }
 
+/// The name of the service's threads, whose CPU time is not the callers'.
+const SERVICE_THREAD: &str = "demo-service";
+
+/// The CPU time this process has used, but for the service's threads: what
+/// the callers cost. From /proc, in clock ticks of 10 ms.
+fn caller_cpu() -> Result<Duration> {
+    fn ticks(stat: &str) -> Option<u64> {
+        // The fields after the command name: utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    }
+    let total = ticks(&std::fs::read_to_string("/proc/self/stat")?).context("/proc/self/stat")?;
+    let mut service = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let path = task?.path();
+        if std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == SERVICE_THREAD) {
+            service += std::fs::read_to_string(path.join("stat")).ok().as_deref().and_then(ticks).unwrap_or(0);
+        }
+    }
+    Ok(Duration::from_millis(total.saturating_sub(service) * 10))
+}
+
+/// A figure: calls per second, and the callers' CPU time per call.
+struct Figure {
+    rate: f64,
+    cpu_us: f64,
+}
+
+/// Runs a phase of `calls` calls that returns its rate; adds the callers' CPU per call.
+fn measure(calls: usize, phase: impl FnOnce() -> Result<f64>) -> Result<Figure> {
+    let before = caller_cpu()?;
+    let rate = phase()?;
+    let cpu = caller_cpu()?.saturating_sub(before);
+    Ok(Figure { rate, cpu_us: cpu.as_secs_f64() * 1e6 / calls as f64 })
+}
+
 /// Starts the server on a runtime of its own (one thread); returns its port and the runtime.
 fn serve() -> Result<(u16, tokio::runtime::Runtime)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(SERVICE_THREAD)
+        .enable_all()
+        .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let port = listener.local_addr()?.port();
     runtime.spawn(async move {
@@ -233,19 +275,28 @@ pub fn run(calls: usize) -> Result<()> {
     const BATCH: usize = 256;
     let mut rows = Vec::new();
     for round in 0..2 {
-        let hand = client.block_on(static_client(port, calls))?;
-        let dynamic = client.block_on(dynamic_calls(&functions, calls))?;
-        let hand_many = client.block_on(static_concurrent(port, calls * 4, LANES))?;
-        let batches = client.block_on(dynamic_batches(&functions, calls * 4, BATCH))?;
-        let rule = client.block_on(rule_calls(&functions, calls * 4))?;
+        let hand = measure(calls, || client.block_on(static_client(port, calls)))?;
+        let dynamic = measure(calls, || client.block_on(dynamic_calls(&functions, calls)))?;
+        let hand_many = measure(calls * 4, || client.block_on(static_concurrent(port, calls * 4, LANES)))?;
+        let batches = measure(calls * 4, || client.block_on(dynamic_batches(&functions, calls * 4, BATCH)))?;
+        let rule = measure(calls * 4, || client.block_on(rule_calls(&functions, calls * 4)))?;
         rows.push((round, hand, dynamic, hand_many, batches, rule));
     }
-    let cost = |hand: f64, other: f64| (hand / other - 1.0) * 100.0;
+    // Cost: how much more the callers' CPU per call than the hand-written client's.
+    let cell = |hand: &Figure, other: &Figure| {
+        format!(
+            "{:.0} calls/s, {:.1} µs ({:+.0}%)",
+            other.rate,
+            other.cpu_us,
+            (other.cpu_us / hand.cpu_us - 1.0) * 100.0
+        )
+    };
+    println!("Calls per second, and the callers' CPU time per call (cost against the hand-written client).\n");
     println!("One call in flight:\n");
     println!("| round | hand-written tonic client | oort-external `Function::call` |");
     println!("|---|---|---|");
     for (round, hand, dynamic, ..) in &rows {
-        println!("| {round} | {hand:.0} calls/s | {dynamic:.0} calls/s ({:+.0}% cost) |", cost(*hand, *dynamic));
+        println!("| {round} | {:.0} calls/s, {:.1} µs | {} |", hand.rate, hand.cpu_us, cell(hand, dynamic));
     }
     println!("\nConcurrent ({LANES} in flight; batches of {BATCH} events):\n");
     println!(
@@ -254,9 +305,11 @@ pub fn run(calls: usize) -> Result<()> {
     println!("|---|---|---|---|");
     for (round, _, _, hand, batches, rule) in &rows {
         println!(
-            "| {round} | {hand:.0} calls/s | {batches:.0} calls/s ({:+.0}% cost) | {rule:.0} calls/s ({:+.0}% cost) |",
-            cost(*hand, *batches),
-            cost(*hand, *rule)
+            "| {round} | {:.0} calls/s, {:.1} µs | {} | {} |",
+            hand.rate,
+            hand.cpu_us,
+            cell(hand, batches),
+            cell(hand, rule)
         );
     }
     Ok(())
