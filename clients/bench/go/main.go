@@ -1,5 +1,6 @@
 // The client scenario, timed (see ../scenario.py), with the Go client.
-// Usage: go run . ADDRESS NAME
+// ROUNDS rounds on one client, the milliseconds of each printed one a line.
+// Usage: go run . ADDRESS NAME [ROUNDS]
 package main
 
 import (
@@ -7,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strconv"
 	"time"
 
 	oort "github.com/oort-edge/oort/clients/go"
@@ -16,12 +18,27 @@ const events = 1000
 
 func main() {
 	address, name := os.Args[1], os.Args[2]
-	ctx := context.Background()
+	rounds := 1
+	if len(os.Args) > 3 {
+		var err error
+		if rounds, err = strconv.Atoi(os.Args[3]); err != nil {
+			log.Fatal(err)
+		}
+	}
 	c, err := oort.Dial(address)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
+	for round := 0; round < rounds; round++ {
+		elapsed := scenario(c, fmt.Sprintf("%s_%d", name, round))
+		fmt.Printf("%.1f\n", float64(elapsed.Microseconds())/1000)
+	}
+}
+
+// scenario runs the scenario once and returns how long it took.
+func scenario(c *oort.Client, name string) time.Duration {
+	ctx := context.Background()
 	started := time.Now()
 	if _, err := c.CreateStream(ctx, fmt.Sprintf(`CREATE STREAM %s (t BIGINT) WITH (TYPE="grpc", DATASOURCE="%s")`, name, name)); err != nil {
 		log.Fatal(err)
@@ -50,5 +67,5 @@ func main() {
 			log.Fatalf("result %d: %v", i, row)
 		}
 	}
-	fmt.Printf("%.1f\n", float64(time.Since(started).Microseconds())/1000)
+	return time.Since(started)
 }

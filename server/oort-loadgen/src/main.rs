@@ -61,7 +61,7 @@ enum Cmd {
         /// The oortd binary to measure (build it with --release).
         #[arg(long, default_value = "target/release/oortd")]
         oortd: PathBuf,
-        /// Rounds; each client's best counts.
+        /// Rounds on one client: the first is cold, the best of the others counts.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
