@@ -12,7 +12,7 @@ RUN scripts/build-release.sh
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/oort --shell /usr/sbin/nologin oort \
     && mkdir -p /var/lib/oort && chown oort:oort /var/lib/oort
-COPY --from=build /src/target/release/oortd /src/target/release/oort /usr/local/bin/
+COPY --from=build /src/target/dist/oortd /src/target/dist/oort /usr/local/bin/
 USER oort
 WORKDIR /var/lib/oort
 VOLUME /var/lib/oort
