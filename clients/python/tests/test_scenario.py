@@ -4,6 +4,7 @@ honest error codes."""
 
 from __future__ import annotations
 
+import datetime
 import queue
 import threading
 from typing import Any
@@ -163,7 +164,20 @@ def test_error_codes(oort: Oort) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [None, True, -(2**63), 1.5, "text", b"\x00\xff", [1, "a", [2.5]], {"a": {"b": False}}],
+    [
+        None,
+        True,
+        -(2**63),
+        1.5,
+        "text",
+        b"\x00\xff",
+        [1, "a", [2.5]],
+        {"a": {"b": False}},
+        [],
+        {},
+        [{}, [], None],
+        datetime.datetime(2026, 12, 1, 12, 30, tzinfo=datetime.timezone.utc),
+    ],
 )
 def test_values_round_trip(value: Any) -> None:
     assert from_value(to_value(value)) == value
