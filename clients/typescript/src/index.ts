@@ -12,7 +12,7 @@ import { NullValue, timestampDate, timestampFromDate } from "@bufbuild/protobuf/
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
-import { EventService } from "./gen/oort/v1/event_pb.js";
+import { EventService, PublishRequestSchema } from "./gen/oort/v1/event_pb.js";
 import { ExternalService } from "./gen/oort/v1/external_pb.js";
 import { FunctionService } from "./gen/oort/v1/function_pb.js";
 import { PluginService } from "./gen/oort/v1/plugin_pb.js";
@@ -315,16 +315,29 @@ export class Events {
   /** Publishes rows (or Events) in one client stream; resolves to how many the server accepted. */
   async publish(stream: string, events: Iterable<RowInput | Event> | AsyncIterable<RowInput | Event>): Promise<number> {
     // Up to PUBLISH_BATCH events a message: one message per event costs a round of framing each.
+    let pending: Event[] = [];
+    // The request that `event` completes, if it does.
+    const add = (event: RowInput | Event) => {
+      pending.push(toEvent(event));
+      if (pending.length < PUBLISH_BATCH) return undefined;
+      const request = create(PublishRequestSchema, { stream, events: pending });
+      pending = [];
+      return request;
+    };
     async function* requests() {
-      let batch: Event[] = [];
-      for await (const event of events) {
-        batch.push(toEvent(event));
-        if (batch.length === PUBLISH_BATCH) {
-          yield { stream, event: batch[0], events: batch.slice(1) };
-          batch = [];
+      if (Symbol.iterator in events) {
+        // A plain array or iterable is read without a microtask per element.
+        for (const event of events as Iterable<RowInput | Event>) {
+          const request = add(event);
+          if (request) yield request;
+        }
+      } else {
+        for await (const event of events) {
+          const request = add(event);
+          if (request) yield request;
         }
       }
-      if (batch.length > 0) yield { stream, event: batch[0], events: batch.slice(1) };
+      if (pending.length > 0) yield create(PublishRequestSchema, { stream, events: pending });
     }
     const response = await this.client.publish(requests(), { timeoutMs: this.timeoutMs });
     return Number(response.accepted);
