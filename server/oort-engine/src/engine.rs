@@ -188,25 +188,38 @@ mod tests {
         assert_eq!(status.operators[0].exceptions_total, 3);
     }
 
-    /// Emits `n` events `{"i": k}` at once, then stays open.
-    struct Burst(i64);
+    /// Emits `{"i": k}` for k in 0..count, `every` apart (all at once when
+    /// zero), then stays open.
+    #[derive(Clone, Copy)]
+    struct Counting {
+        count: i64,
+        every: Duration,
+    }
 
-    impl SourceFactory for Burst {
+    /// `count` events at once.
+    fn burst(count: i64) -> Arc<Counting> {
+        Arc::new(Counting { count, every: Duration::ZERO })
+    }
+
+    impl SourceFactory for Counting {
         fn build(&self, _: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
-            Ok(Box::new(Burst(self.0)))
+            Ok(Box::new(*self))
         }
     }
 
     #[async_trait]
-    impl Source for Burst {
+    impl Source for Counting {
         async fn run(
             self: Box<Self>,
             out: mpsc::Sender<SourceEvent>,
             cancel: CancellationToken,
         ) -> Result<(), ConnectorError> {
-            for i in 0..self.0 {
+            for i in 0..self.count {
                 let fields = crate::value::Map::from([(Arc::from("i"), crate::value::Value::Int(i))]);
                 let _ = out.send(SourceEvent::map(fields)).await;
+                if !self.every.is_zero() {
+                    tokio::time::sleep(self.every).await;
+                }
             }
             cancel.cancelled().await;
             Ok(())
@@ -240,7 +253,7 @@ mod tests {
     #[tokio::test]
     async fn each_result_is_one_sink_message_delivered_once_even_in_batches_and_after_an_error() {
         let connectors = Arc::new(ConnectorRegistry::new());
-        connectors.register_source("burst", Arc::new(Burst(600)));
+        connectors.register_source("burst", burst(600));
         let sink = Recording(Arc::default(), 3);
         connectors.register_sink("rec", Arc::new(sink.clone()));
         let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
@@ -294,7 +307,7 @@ mod tests {
         (meta.origin, meta.owner) = (crate::FunctionOrigin::External, "svc".into());
         functions.register(Arc::new(Ext(meta)));
         let connectors = Arc::new(ConnectorRegistry::new());
-        connectors.register_source("burst", Arc::new(Burst(0)));
+        connectors.register_source("burst", burst(0));
         connectors.register_sink("log", Arc::new(NullSink));
         let engine = Engine::new(functions, connectors);
         let stream =
@@ -315,32 +328,6 @@ mod tests {
         assert!(engine.rules_calling(crate::FunctionOrigin::External, "other").await.is_empty());
         assert!(engine.rules_calling(crate::FunctionOrigin::Native, "svc").await.is_empty());
         engine.stop_all().await;
-    }
-
-    /// Emits `{"i": k}` for k in 0..n, one every 2 ms, then stays open.
-    struct Trickle(i64);
-
-    impl SourceFactory for Trickle {
-        fn build(&self, _: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
-            Ok(Box::new(Trickle(self.0)))
-        }
-    }
-
-    #[async_trait]
-    impl Source for Trickle {
-        async fn run(
-            self: Box<Self>,
-            out: mpsc::Sender<SourceEvent>,
-            cancel: CancellationToken,
-        ) -> Result<(), ConnectorError> {
-            for i in 0..self.0 {
-                let fields = crate::value::Map::from([(Arc::from("i"), crate::value::Value::Int(i))]);
-                let _ = out.send(SourceEvent::map(fields)).await;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            cancel.cancelled().await;
-            Ok(())
-        }
     }
 
     /// An external function answering its first batch after 300 ms and every
@@ -385,7 +372,7 @@ mod tests {
         let functions = Arc::new(FunctionRegistry::new());
         functions.register(Arc::clone(&slow) as Arc<dyn crate::Function>);
         let connectors = Arc::new(ConnectorRegistry::new());
-        connectors.register_source("trickle", Arc::new(Trickle(40)));
+        connectors.register_source("trickle", Arc::new(Counting { count: 40, every: Duration::from_millis(2) }));
         let sink = Recording::default();
         connectors.register_sink("rec", Arc::new(sink.clone()));
         let engine = Engine::new(functions, connectors);
