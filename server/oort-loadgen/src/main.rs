@@ -25,6 +25,7 @@ mod latency;
 mod native;
 mod portable;
 mod publish;
+mod tonic_floor;
 
 use std::path::PathBuf;
 

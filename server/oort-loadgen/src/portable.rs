@@ -4,7 +4,8 @@
 //!
 //! - rows per second through `Function::call_batch`, [`BATCH`] rows a call
 //!   (the portable function sends one `InvokeBatch` per call);
-//! - the round trip of one unbatched call (one row), p50 and p99;
+//! - the round trip of one unbatched call (one row), p50 and p99, and the same
+//!   exchange with bare tonic on both sides ([`crate::tonic_floor`]);
 //! - events per second of a rule `SELECT f(temperature) AS a, deviceId FROM demo`
 //!   over JSON events (the engine calls `call_batch` once per batch of events).
 //!
@@ -133,6 +134,7 @@ pub async fn run(plugins: Plugins<'_>, rows: usize, calls: usize, events: usize)
     });
     let (builtin_rate, native_rate, portable_rate, portable_times, native_times, upper_rate, py_rate, py_times) =
         measured.await??;
+    let floor_times = crate::tonic_floor::round_trips(calls).await?;
 
     let payloads = Arc::new(engine::events(events, 1000));
     let rule_builtin = rule_rate(&functions, "abs", "temperature", &payloads).await?;
@@ -156,6 +158,11 @@ pub async fn run(plugins: Plugins<'_>, rows: usize, calls: usize, events: usize)
         us(percentile(&native_times, 0.99)),
         us(percentile(&portable_times, 0.5)),
         us(percentile(&portable_times, 0.99)),
+    );
+    println!(
+        "| the same exchange with bare tonic on both sides (`tonic_floor`), p50 / p99 | | | {:.1} µs / {:.1} µs | |",
+        us(percentile(&floor_times, 0.5)),
+        us(percentile(&floor_times, 0.99)),
     );
     println!(
         "| rule `SELECT f(temperature) AS a, deviceId FROM demo`, {events} JSON events | {rule_builtin:.0} events/s | {rule_native:.0} events/s ({:.2}) | {rule_portable:.0} events/s ({:.2}) | |",
