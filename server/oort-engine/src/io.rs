@@ -12,8 +12,20 @@
 //! another thread and the server keeps serving).
 
 use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
+
+/// How long [`IoRuntime::block_here`] polls for an answer before it parks:
+/// most round trips to a plugin process end within it, and parking (with
+/// `block_in_place`, which hands the worker to another thread) costs more
+/// than the round trip.
+const SPIN: Duration = Duration::from_micros(500);
 
 /// Owns the runtime of external calls; shut down (without waiting) when dropped.
 pub struct IoRuntime {
@@ -61,6 +73,60 @@ impl IoRuntime {
             // this runtime's threads, so blocking here cannot deadlock it.
             _ => wait(),
         }
+    }
+}
+
+impl IoRuntime {
+    /// Runs `future` on the calling thread, inside this runtime's context (the
+    /// timers it sets and the tasks it spawns are this runtime's), and returns
+    /// its output. Unlike [`IoRuntime::block`] nothing is handed to a worker of
+    /// this runtime and back, which is a wake-up of a parked thread each way:
+    /// what a single short round trip costs most. Polls, yielding the CPU, for
+    /// up to [`SPIN`], then parks until woken, inside `block_in_place` when
+    /// the caller is a worker of a multi-threaded runtime.
+    pub fn block_here<F: Future>(&self, future: F) -> F::Output {
+        // The caller's runtime, before this one's context is entered.
+        let on_worker = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        let _context = self.handle.enter();
+        let mut future = pin!(future);
+        let signal = Arc::new(Signal { woken: AtomicBool::new(false), thread: std::thread::current() });
+        let waker = Waker::from(Arc::clone(&signal));
+        let mut cx = Context::from_waker(&waker);
+        let started = Instant::now();
+        while started.elapsed() < SPIN {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+            while !signal.woken.swap(false, Ordering::AcqRel) && started.elapsed() < SPIN {
+                std::thread::yield_now();
+            }
+        }
+        let mut wait = move || loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+            while !signal.woken.swap(false, Ordering::AcqRel) {
+                std::thread::park();
+            }
+        };
+        if on_worker { tokio::task::block_in_place(wait) } else { wait() }
+    }
+}
+
+/// Wakes the thread of [`IoRuntime::block_here`].
+struct Signal {
+    woken: AtomicBool,
+    thread: Thread,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
     }
 }
 

@@ -83,8 +83,7 @@ impl PortableFunction {
         let open =
             InvokeOpen { function: self.meta.name.clone(), rule_id: rule_id.to_owned(), arg_count: nargs as u32 };
         let call = call(supervisor, stream, open, args);
-        let response =
-            block(&self.io, call).unwrap_or_else(|| Err(BatchError("the server is shutting down".into())))?;
+        let response = self.io.block_here(call)?;
         if response.results.len() != rows.len() {
             return Err(BatchError(format!(
                 "the plugin answered {} results for {} rows",
@@ -101,41 +100,6 @@ impl PortableFunction {
                 None => Ok(Value::Null),
             })
             .collect())
-    }
-}
-
-/// How long a synchronous caller polls for an answer before it parks: most
-/// round trips over the socket end within it, and parking (`block_in_place`
-/// hands the worker to another thread) costs more than the round trip.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(500);
-
-/// Runs `future` on the plugin runtime and waits for it from synchronous code:
-/// polling (yielding the CPU) for up to [`SPIN`], then parked, inside
-/// `block_in_place` on a multi-threaded runtime so that the caller's other
-/// tasks move to another thread. `None` if the runtime shut down.
-pub(crate) fn block<F>(io: &IoRuntime, future: F) -> Option<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    io.handle().spawn(async move {
-        let _ = tx.send(future.await);
-    });
-    let started = std::time::Instant::now();
-    while started.elapsed() < SPIN {
-        match rx.try_recv() {
-            Ok(value) => return Some(value),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
-            Err(std::sync::mpsc::TryRecvError::Empty) => std::thread::yield_now(),
-        }
-    }
-    let wait = move || rx.recv().ok();
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(wait)
-        }
-        _ => wait(),
     }
 }
 
@@ -236,7 +200,7 @@ impl Function for PortableFunction {
                 _ => None,
             }
         };
-        match block(&self.io, check).flatten() {
+        match self.io.block_here(check) {
             Some(refusal) => Err(refusal),
             None => Ok(()),
         }

@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::convert;
-use super::function::block;
 use super::source::is_refusal;
 use super::supervisor::{Lease, Supervisor, Target};
 
@@ -83,7 +82,7 @@ impl SinkFactory for PortableSinkFactory {
         let lease = Lease::new(self.target.get().usage());
         let (target, first) = (Arc::clone(&self.target), request.clone());
         // Opened now so that a configuration the plugin refuses fails the rule's creation.
-        let opened = match block(&self.io, async move { open(&target, first).await }) {
+        let opened = match self.io.block(async move { open(&target, first).await }) {
             Some(Ok(opened)) => Some(opened),
             Some(Err(ConnectorError::Config(message))) => return Err(ConnectorError::Config(message)),
             Some(Err(error)) => {

@@ -17,7 +17,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::convert;
-use super::function::block;
 use super::supervisor::{Lease, Supervisor, Target};
 
 /// Builds instances of one portable source type.
@@ -97,7 +96,7 @@ impl SourceFactory for PortableSourceFactory {
         let lease = Lease::new(self.target.get().usage());
         let target = Arc::clone(&self.target);
         let first = request.clone();
-        let opened = block(&self.io, async move { open(&target, first, true).await });
+        let opened = self.io.block(async move { open(&target, first, true).await });
         let opened = match opened {
             Some(Ok(opened)) => Some(opened),
             Some(Err(OpenError::Refused(message))) => return Err(ConnectorError::Config(message)),
