@@ -88,7 +88,10 @@ impl IoRuntime {
         // The caller's runtime, before this one's context is entered.
         let on_worker = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
         let _context = self.handle.enter();
-        let mut future = pin!(future);
+        // Unconstrained: the caller may be a task of another runtime that does
+        // not yield while it waits here, so tokio's cooperative budget would run
+        // out and every resource would answer Pending until it parks.
+        let mut future = pin!(tokio::task::unconstrained(future));
         let signal = Arc::new(Signal { woken: AtomicBool::new(false), thread: std::thread::current() });
         let waker = Waker::from(Arc::clone(&signal));
         let mut cx = Context::from_waker(&waker);
