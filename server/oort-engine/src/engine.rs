@@ -188,6 +188,21 @@ mod tests {
         assert_eq!(status.operators[0].exceptions_total, 3);
     }
 
+    /// Plans and starts rule `id` over the stream `s (i BIGINT)` of source type
+    /// `source`, with one action of sink type `sink`.
+    async fn start(engine: &Engine, source: &str, id: &str, sql: &str, sink: &str) {
+        let ddl = format!(r#"CREATE STREAM s (i BIGINT) WITH (TYPE="{source}", DATASOURCE="s")"#);
+        let stream = oort_sql::parse_stream_ddl(&ddl).unwrap();
+        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
+        let def = RuleDefinition {
+            id: id.into(),
+            sql: sql.into(),
+            actions: vec![ActionDefinition { sink_type: sink.into(), props: Default::default() }],
+            options: RuleOptions::default(),
+        };
+        engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+    }
+
     /// Emits `{"i": k}` for k in 0..count, `every` apart (all at once when
     /// zero), then stays open.
     #[derive(Clone, Copy)]
@@ -257,16 +272,7 @@ mod tests {
         let sink = Recording(Arc::default(), 3);
         connectors.register_sink("rec", Arc::new(sink.clone()));
         let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
-        let stream =
-            oort_sql::parse_stream_ddl(r#"CREATE STREAM s (i BIGINT) WITH (TYPE="burst", DATASOURCE="s")"#).unwrap();
-        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
-        let def = RuleDefinition {
-            id: "r".into(),
-            sql: "SELECT i FROM s WHERE i % 2 = 0".into(),
-            actions: vec![ActionDefinition { sink_type: "rec".into(), props: Default::default() }],
-            options: RuleOptions::default(),
-        };
-        engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+        start(&engine, "burst", "r", "SELECT i FROM s WHERE i % 2 = 0", "rec").await;
         let delivered = loop {
             let delivered = sink.0.lock().unwrap().0.clone();
             if delivered.len() >= 300 {
@@ -310,19 +316,10 @@ mod tests {
         connectors.register_source("burst", burst(0));
         connectors.register_sink("log", Arc::new(NullSink));
         let engine = Engine::new(functions, connectors);
-        let stream =
-            oort_sql::parse_stream_ddl(r#"CREATE STREAM s (i BIGINT) WITH (TYPE="burst", DATASOURCE="s")"#).unwrap();
-        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
         for (id, sql) in
             [("a", "SELECT ext(i) AS x FROM s"), ("b", "SELECT i FROM s WHERE ext(i) > 1"), ("c", "SELECT i FROM s")]
         {
-            let def = RuleDefinition {
-                id: id.into(),
-                sql: sql.into(),
-                actions: vec![ActionDefinition { sink_type: "log".into(), props: Default::default() }],
-                options: RuleOptions::default(),
-            };
-            engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+            start(&engine, "burst", id, sql, "log").await;
         }
         assert_eq!(engine.rules_calling(crate::FunctionOrigin::External, "svc").await, ["a", "b"]);
         assert!(engine.rules_calling(crate::FunctionOrigin::External, "other").await.is_empty());
@@ -376,16 +373,7 @@ mod tests {
         let sink = Recording::default();
         connectors.register_sink("rec", Arc::new(sink.clone()));
         let engine = Engine::new(functions, connectors);
-        let stream =
-            oort_sql::parse_stream_ddl(r#"CREATE STREAM s (i BIGINT) WITH (TYPE="trickle", DATASOURCE="s")"#).unwrap();
-        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
-        let def = RuleDefinition {
-            id: "r".into(),
-            sql: "SELECT slow(i) AS i FROM s".into(),
-            actions: vec![ActionDefinition { sink_type: "rec".into(), props: Default::default() }],
-            options: RuleOptions::default(),
-        };
-        engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+        start(&engine, "trickle", "r", "SELECT slow(i) AS i FROM s", "rec").await;
         let started = std::time::Instant::now();
         let delivered = loop {
             let delivered = sink.0.lock().unwrap().0.clone();

@@ -7,9 +7,11 @@
 //! function runs the batch's calls concurrently here, a portable plugin sends
 //! it as one message). A batch therefore blocks that task until the answers,
 //! or the deadline, whichever comes first: `block` spawns the work on this
-//! runtime and waits for it, inside `block_in_place` when the caller is a
-//! worker of a multi-threaded runtime (so the caller's other tasks move to
-//! another thread and the server keeps serving).
+//! runtime and waits for it, `block_here` polls it on the calling thread in
+//! this runtime's context (for single short round trips: no hand-off between
+//! threads); both wait inside `block_in_place` when the caller is a worker of
+//! a multi-threaded runtime (so the caller's other tasks move to another
+//! thread and the server keeps serving).
 
 use std::future::Future;
 use std::pin::pin;
@@ -74,9 +76,7 @@ impl IoRuntime {
             _ => wait(),
         }
     }
-}
 
-impl IoRuntime {
     /// Runs `future` on the calling thread, inside this runtime's context (the
     /// timers it sets and the tasks it spawns are this runtime's), and returns
     /// its output. Unlike [`IoRuntime::block`] nothing is handed to a worker of

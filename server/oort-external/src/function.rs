@@ -231,14 +231,11 @@ impl Function for ExternalFunction {
         // when its own answer comes, not with the whole batch.
         let all = async move {
             let tasks: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
-            futures::future::join_all(tasks).await.into_iter().map(|t| t.unwrap_or_else(|_| Err(shutting_down())))
+            let answers = futures::future::join_all(tasks).await.into_iter();
+            answers.map(|t| t.unwrap_or_else(|_| Err(shutting_down()))).collect::<Vec<_>>()
         };
-        let mut answers = binding
-            .io
-            .block(all)
-            .map(|answers| answers.collect::<Vec<_>>())
-            .unwrap_or_else(|| (0..count).map(|_| Err(shutting_down())).collect())
-            .into_iter();
+        let mut answers =
+            binding.io.block(all).unwrap_or_else(|| (0..count).map(|_| Err(shutting_down())).collect()).into_iter();
         results
             .into_iter()
             .map(|slot| {
