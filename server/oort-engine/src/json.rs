@@ -20,6 +20,23 @@ pub fn decode_object(bytes: &[u8]) -> Result<Map, String> {
     }
 }
 
+/// Decodes a JSON object (one row's fields) or an array of objects (rows).
+pub fn decode_objects(bytes: &[u8]) -> Result<Vec<Map>, String> {
+    let into_map = |value: Value| match value {
+        Value::Map(map) => Ok(Arc::unwrap_or_clone(map)),
+        other => Err(other.type_name()),
+    };
+    match serde_json::from_slice::<JsonValue>(bytes) {
+        Ok(JsonValue(Value::List(values))) => (Arc::unwrap_or_clone(values).into_iter().enumerate())
+            .map(|(i, value)| into_map(value).map_err(|kind| format!("element {i} is {kind}, not a JSON object")))
+            .collect(),
+        Ok(JsonValue(value)) => into_map(value)
+            .map(|map| vec![map])
+            .map_err(|kind| format!("expected a JSON object or an array of objects, got {kind}")),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
 /// Decodes the fields called `names` of one JSON object, in that order (`None`
 /// for a field the object lacks). Other fields are skipped without building
 /// values for them; of a key given twice, the last wins.
@@ -165,6 +182,22 @@ mod tests {
         );
         assert!(decode_object(b"[1]").unwrap_err().contains("object"));
         assert!(decode_object(b"{nope").unwrap_err().contains("invalid JSON"));
+    }
+
+    #[test]
+    fn decodes_an_object_or_an_array_of_objects() {
+        let rows = decode_objects(br#"[{"a": 1}, {"a": 2.5, "b": "x"}]"#).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (&rows[0]["a"], &rows[1]["a"], &rows[1]["b"]),
+            (&Value::Int(1), &Value::Float(2.5), &Value::String("x".into()))
+        );
+        assert_eq!(decode_objects(br#"{"a": true}"#).unwrap()[0]["a"], Value::Bool(true));
+        assert!(decode_objects(b"[]").unwrap().is_empty());
+        assert!(decode_objects(br#"[{"a": 1}, 2]"#).unwrap_err().contains("element 1"));
+        assert!(decode_objects(b"\"a\"").unwrap_err().contains("array of objects"));
+        let err = decode_objects(b"[{\"a\": 1},\n {\"a\" 2}]").unwrap_err();
+        assert!(err.contains("line 2 column"), "{err}");
     }
 
     #[test]

@@ -37,7 +37,8 @@ async fn rust(server: &Server, name: &str) -> Result<f64> {
     };
     rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;
     // As the other clients do: up to 256 events a message, both ways.
-    let mut tail = rules.tail_rule(TailRuleRequest { id: name.into(), max_batch: 256 }).await?.into_inner();
+    let mut tail =
+        rules.tail_rule(TailRuleRequest { id: name.into(), max_batch: 256, ..Default::default() }).await?.into_inner();
     let events: Vec<Event> = (0..EVENTS)
         .map(|i| {
             let fields = [("t".to_owned(), Value { kind: Some(Kind::IntValue(i)) })].into_iter().collect();
@@ -46,7 +47,12 @@ async fn rust(server: &Server, name: &str) -> Result<f64> {
         .collect();
     let requests: Vec<PublishRequest> = events
         .chunks(256)
-        .map(|batch| PublishRequest { stream: name.into(), event: Some(batch[0].clone()), events: batch[1..].to_vec() })
+        .map(|batch| PublishRequest {
+            stream: name.into(),
+            event: Some(batch[0].clone()),
+            events: batch[1..].to_vec(),
+            ..Default::default()
+        })
         .collect();
     EventServiceClient::new(channel).publish(tokio_stream::iter(requests)).await?;
     let mut i = 0;

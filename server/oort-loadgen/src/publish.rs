@@ -34,7 +34,7 @@ fn requests(stream: &str, count: usize, batch: usize) -> Vec<PublishRequest> {
         .collect();
     events
         .chunks(batch.max(1))
-        .map(|chunk| PublishRequest { stream: stream.into(), event: None, events: chunk.to_vec() })
+        .map(|chunk| PublishRequest { stream: stream.into(), events: chunk.to_vec(), ..Default::default() })
         .collect()
 }
 

@@ -13,7 +13,8 @@ use oort_proto::v1::function_service_client::FunctionServiceClient;
 use oort_proto::v1::value::Kind;
 use oort_proto::v1::{
     Action, CreateRuleRequest, CreateStreamRequest, Event, ExplainRuleRequest, FunctionOrigin, GetRuleStatusRequest,
-    ListFunctionsRequest, PublishRequest, Rule, RuleState, StopRuleRequest, TailRuleRequest, TailRuleResponse, Value,
+    ListFunctionsRequest, PublishRequest, Rule, RuleState, StopRuleRequest, TailEncoding, TailRuleRequest,
+    TailRuleResponse, Value,
 };
 use tonic::{Code, Streaming};
 
@@ -58,7 +59,13 @@ async fn tail(oortd: &Oortd, id: &str) -> Streaming<TailRuleResponse> {
 }
 
 async fn tail_batches(oortd: &Oortd, id: &str, max_batch: u32) -> Streaming<TailRuleResponse> {
-    oortd.rules().await.tail_rule(TailRuleRequest { id: id.into(), max_batch }).await.unwrap().into_inner()
+    oortd
+        .rules()
+        .await
+        .tail_rule(TailRuleRequest { id: id.into(), max_batch, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 async fn publish(oortd: &Oortd, stream: &str, events: Vec<Event>) -> u64 {
@@ -94,7 +101,7 @@ async fn publish_range(oortd: &Oortd, stream: &str, range: std::ops::Range<i64>)
     let events: Vec<Event> = range.clone().map(|i| event(&[("n", int(i))])).collect();
     let requests: Vec<PublishRequest> = events
         .chunks(256)
-        .map(|batch| PublishRequest { stream: stream.into(), event: None, events: batch.to_vec() })
+        .map(|batch| PublishRequest { stream: stream.into(), events: batch.to_vec(), ..Default::default() })
         .collect();
     let mut client = EventServiceClient::new(oortd.channel().await);
     let accepted = client.publish(tokio_stream::iter(requests)).await.unwrap().into_inner().accepted;
@@ -117,8 +124,13 @@ async fn publish_takes_batches_in_order_and_refuses_a_request_without_events() {
 
     let n = |i: i64| event(&[("n", int(i))]);
     let requests = vec![
-        PublishRequest { stream: "demo".into(), event: Some(n(0)), events: (1..100).map(n).collect() },
-        PublishRequest { stream: "demo".into(), event: None, events: (100..250).map(n).collect() },
+        PublishRequest {
+            stream: "demo".into(),
+            event: Some(n(0)),
+            events: (1..100).map(n).collect(),
+            ..Default::default()
+        },
+        PublishRequest { stream: "demo".into(), events: (100..250).map(n).collect(), ..Default::default() },
     ];
     let mut client = EventServiceClient::new(oortd.channel().await);
     let accepted = client.publish(tokio_stream::iter(requests)).await.unwrap().into_inner().accepted;
@@ -517,6 +529,106 @@ async fn tail_rule_with_max_batch_sends_up_to_n_results_a_response_in_order_with
     publish_range(&oortd, "demo", 1000..1001).await;
     let lone = &read_responses(&mut each, 1).await[0];
     assert_eq!(column_n(&lone.events), [int(1000)]);
+}
+
+#[tokio::test]
+async fn events_in_json_go_in_after_the_typed_ones_and_bad_json_publishes_none_of_its_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM demo (n BIGINT, x FLOAT) WITH (TYPE="grpc", DATASOURCE="demo")"#).await;
+    create_rule(&oortd, rule("all", "SELECT n, x FROM demo", vec![action("grpc", &[])])).await;
+    let mut results = tail(&oortd, "all").await;
+    let mut client = EventServiceClient::new(oortd.channel().await);
+    let json = |text: &str| text.as_bytes().to_vec();
+
+    let requests = vec![
+        PublishRequest {
+            stream: "demo".into(),
+            event: Some(event(&[("n", int(0))])),
+            json: json(r#"[{"n": 1, "x": 2}, {"n": 2, "x": 2.5, "other": "dropped by the schema"}]"#),
+            ..Default::default()
+        },
+        PublishRequest { stream: "demo".into(), json: json(r#"{"n": 3}"#), ..Default::default() },
+    ];
+    assert_eq!(client.publish(tokio_stream::iter(requests)).await.unwrap().into_inner().accepted, 4);
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let row = next_row(&mut results).await;
+        got.push((row["n"].clone(), row.get("x").cloned()));
+    }
+    // The schema converts JSON's integer 2 into the FLOAT column; a missing field is left out.
+    assert_eq!(got, [(int(0), None), (int(1), Some(float(2.0))), (int(2), Some(float(2.5))), (int(3), None)]);
+
+    for (text, expected) in
+        [("[{\"n\": 4},\n {\"n\" 5}]", "line 2 column"), (r#"[{"n": 4}, 5]"#, "element 1"), ("17", "array of objects")]
+    {
+        let bad = PublishRequest {
+            stream: "demo".into(),
+            event: Some(event(&[("n", int(4))])),
+            json: json(text),
+            ..Default::default()
+        };
+        let error = client.publish(tokio_stream::iter(vec![bad])).await.unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{text}");
+        assert!(error.message().contains(expected), "{text}: {}", error.message());
+    }
+    // None of the bad requests' events went in: the next result is the next good event.
+    let good = PublishRequest { stream: "demo".into(), json: json(r#"{"n": 9}"#), ..Default::default() };
+    client.publish(tokio_stream::iter(vec![good])).await.unwrap();
+    assert_eq!(next_row(&mut results).await["n"], int(9));
+}
+
+#[tokio::test]
+async fn tail_rule_in_json_sends_arrays_of_up_to_n_rows_as_json_sinks_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM demo (n BIGINT) WITH (TYPE="grpc", DATASOURCE="demo")"#).await;
+    create_rule(
+        &oortd,
+        rule(
+            "window",
+            "SELECT n, n / 2.0 AS half, 'x' AS s FROM demo GROUP BY COUNTWINDOW(1000)",
+            vec![action("log", &[])],
+        ),
+    )
+    .await;
+    let request = |max_batch| TailRuleRequest { id: "window".into(), max_batch, encoding: TailEncoding::Json as i32 };
+    let mut batched = oortd.rules().await.tail_rule(request(300)).await.unwrap().into_inner();
+    let mut single = oortd.rules().await.tail_rule(request(0)).await.unwrap().into_inner();
+    publish_range(&oortd, "demo", 0..1000).await;
+
+    let arrays = |responses: Vec<TailRuleResponse>| -> Vec<Vec<serde_json::Value>> {
+        responses
+            .iter()
+            .map(|r| {
+                assert!(r.event.is_none() && r.events.is_empty(), "JSON results come in `json` only");
+                serde_json::from_slice(&r.json).expect("a JSON array")
+            })
+            .collect()
+    };
+    let expected: Vec<serde_json::Value> =
+        (0..1000).map(|n| serde_json::json!({"n": n, "half": n as f64 / 2.0, "s": "x"})).collect();
+    let batches = arrays(read_json_responses(&mut batched, 4).await);
+    assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [300, 300, 300, 100]);
+    assert_eq!(batches.concat(), expected);
+    // max_batch 0: one row an array.
+    let singles = arrays(read_json_responses(&mut single, 1000).await);
+    assert!(singles.iter().all(|a| a.len() == 1));
+    assert_eq!(singles.concat(), expected);
+
+    let unknown = TailRuleRequest { id: "window".into(), encoding: 7, ..Default::default() };
+    let error = oortd.rules().await.tail_rule(unknown).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+}
+
+/// The next `count` responses of a JSON tail, each within 10 s.
+async fn read_json_responses(results: &mut Streaming<TailRuleResponse>, count: usize) -> Vec<TailRuleResponse> {
+    let mut responses = Vec::new();
+    for _ in 0..count {
+        let next = tokio::time::timeout(Duration::from_secs(10), results.message()).await.expect("within 10 s");
+        responses.push(next.unwrap().expect("the tail stream is open"));
+    }
+    responses
 }
 
 #[tokio::test]

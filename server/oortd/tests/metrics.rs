@@ -60,7 +60,7 @@ async fn rules_by_state_and_operator_counters_are_exported() {
         fields: [("t".to_owned(), Value { kind: Some(Kind::IntValue(t)) })].into_iter().collect(),
         ..Default::default()
     });
-    let request = PublishRequest { stream: "demo".into(), event: None, events: events.to_vec() };
+    let request = PublishRequest { stream: "demo".into(), events: events.to_vec(), ..Default::default() };
     EventServiceClient::new(oortd.channel().await).publish(tokio_stream::iter([request])).await.unwrap();
 
     let filter_out = r#"oort_operator_records_out_total{rule="hot",operator="op_filter_0"}"#;

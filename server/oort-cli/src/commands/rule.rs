@@ -295,7 +295,7 @@ async fn explain(ctx: &Ctx, id: String) -> Result<(), Error> {
 /// Prints results until the server ends the stream or the user presses Ctrl-C;
 /// both are a normal end (exit 0).
 async fn tail(ctx: &Ctx, id: String) -> Result<(), Error> {
-    let request = TailRuleRequest { id, max_batch: TAIL_BATCH };
+    let request = TailRuleRequest { id, max_batch: TAIL_BATCH, ..Default::default() };
     let mut stream = client(ctx).await?.tail_rule(request).await?.into_inner();
     // One future for the whole loop, so a Ctrl-C between two events is not lost.
     let ctrl_c = tokio::signal::ctrl_c();

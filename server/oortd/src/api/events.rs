@@ -53,15 +53,28 @@ impl EventService for EventApi {
             }
             // Inserted just above when it was missing.
             let Some(publisher) = publishers.get_mut(&request.stream) else { continue };
-            if request.event.is_none() && request.events.is_empty() {
+            if request.event.is_none() && request.events.is_empty() && request.json.is_empty() {
                 return Err(ApiError::InvalidArgument(format!(
-                    "a PublishRequest for '{}' has no event: set event or events",
+                    "a PublishRequest for '{}' has no event: set event, events or json",
                     request.stream
                 ))
                 .into());
             }
-            for event in request.event.into_iter().chain(request.events) {
-                publisher.send(source_event(event)).await;
+            // Decoded before anything is sent, so that bad JSON publishes none of the request.
+            let from_json = match request.json.is_empty() {
+                true => Vec::new(),
+                false => oort_engine::json::decode_objects(&request.json).map_err(|e| {
+                    ApiError::InvalidArgument(format!("the json of a PublishRequest for '{}': {e}", request.stream))
+                })?,
+            };
+            let typed = request.event.into_iter().chain(request.events).map(source_event);
+            let from_json = from_json.into_iter().map(|fields| SourceEvent {
+                payload: Payload::Map(fields),
+                meta: Arc::default(),
+                timestamp: None,
+            });
+            for event in typed.chain(from_json) {
+                publisher.send(event).await;
                 accepted += 1;
             }
         }

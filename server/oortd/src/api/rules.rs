@@ -9,8 +9,8 @@ use oort_proto::v1::{
     CreateRuleRequest, CreateRuleResponse, DeleteRuleRequest, DeleteRuleResponse, ExplainRuleRequest,
     ExplainRuleResponse, GetRuleRequest, GetRuleResponse, GetRuleStatusRequest, GetRuleStatusResponse,
     ListRulesRequest, ListRulesResponse, RestartRuleRequest, RestartRuleResponse, Rule, RuleInfo, RuleState,
-    StartRuleRequest, StartRuleResponse, StopRuleRequest, StopRuleResponse, TailRuleRequest, TailRuleResponse,
-    UpdateRuleRequest, UpdateRuleResponse,
+    StartRuleRequest, StartRuleResponse, StopRuleRequest, StopRuleResponse, TailEncoding, TailRuleRequest,
+    TailRuleResponse, UpdateRuleRequest, UpdateRuleResponse,
 };
 use oort_proto::v1::{Event, OperatorStatus};
 use prost::Message;
@@ -181,25 +181,50 @@ fn prepare_rule(rule: Option<Rule>) -> ApiResult<(Rule, Vec<String>)> {
 
 type TailStream = Pin<Box<dyn Stream<Item = Result<TailRuleResponse, Status>> + Send>>;
 
-/// The rows of a batch of results as events, in order, stamped with the time
-/// they are sent. (A function of its own: the same closure inside the
+/// The responses that carry one batch of results from the engine, in order:
+/// one event a response, batches of events, or JSON arrays, as the request
+/// asked. (A function of its own, collected: the same iterator inside the
 /// `stream!` of `tail_rule` fails rustc's check that the stream is `Send`.)
-fn tail_events(results: &oort_engine::Results) -> impl Iterator<Item = Event> + '_ {
-    let timestamp = Some(now());
-    results.iter().flatten().map(move |row| Event { fields: map_to_proto(row), timestamp, meta: Default::default() })
+fn tail_responses(results: &oort_engine::Results, max_batch: usize, encoding: TailEncoding) -> Vec<TailRuleResponse> {
+    let rows = results.iter().flatten();
+    match encoding {
+        TailEncoding::Unspecified => {
+            let timestamp = Some(now());
+            let events = rows.map(|row| Event { fields: map_to_proto(row), timestamp, meta: Default::default() });
+            if max_batch == 0 {
+                events.map(|event| TailRuleResponse { event: Some(event), ..Default::default() }).collect()
+            } else {
+                let sized = events.map(|event| (event.encoded_len(), event));
+                batches(sized, max_batch).map(|events| TailRuleResponse { events, ..Default::default() }).collect()
+            }
+        }
+        TailEncoding::Json => {
+            let objects = rows.map(|row| {
+                let object = oort_engine::json::map_to_json(row).to_string();
+                (object.len(), object)
+            });
+            (batches(objects, max_batch.max(1)))
+                .map(|objects| TailRuleResponse {
+                    json: format!("[{}]", objects.join(",")).into(),
+                    ..Default::default()
+                })
+                .collect()
+        }
+    }
 }
 
-/// Cuts events, in order, into batches of at most `max` events and at most
-/// `MAX_TAIL_BATCH_BYTES` (an event larger than that goes alone).
-fn tail_batches(events: impl Iterator<Item = Event>, max: usize) -> impl Iterator<Item = Vec<Event>> {
-    let mut events = events.map(|event| (event.encoded_len(), event)).peekable();
+/// Cuts items (with their encoded sizes), in order, into batches of at most
+/// `max` items and at most `MAX_TAIL_BATCH_BYTES` (an item larger than that
+/// goes alone).
+fn batches<T>(items: impl Iterator<Item = (usize, T)>, max: usize) -> impl Iterator<Item = Vec<T>> {
+    let mut items = items.peekable();
     std::iter::from_fn(move || {
-        let (mut bytes, first) = events.next()?;
+        let (mut bytes, first) = items.next()?;
         let mut batch = vec![first];
         while batch.len() < max {
-            let Some((len, event)) = events.next_if(|(len, _)| bytes + len <= MAX_TAIL_BATCH_BYTES) else { break };
+            let Some((len, item)) = items.next_if(|(len, _)| bytes + len <= MAX_TAIL_BATCH_BYTES) else { break };
             bytes += len;
-            batch.push(event);
+            batch.push(item);
         }
         Some(batch)
     })
@@ -318,8 +343,10 @@ impl RuleService for RuleApi {
     type TailRuleStream = TailStream;
 
     async fn tail_rule(&self, request: Request<TailRuleRequest>) -> Result<Response<Self::TailRuleStream>, Status> {
-        let TailRuleRequest { id, max_batch } = request.into_inner();
+        let TailRuleRequest { id, max_batch, encoding } = request.into_inner();
         let max_batch = (max_batch as usize).min(MAX_TAIL_BATCH);
+        let encoding = TailEncoding::try_from(encoding)
+            .map_err(|_| ApiError::InvalidArgument(format!("unknown TailRule encoding {encoding}")))?;
         let rule = self.load(id.clone()).await?;
         let mut results = self.rules.engine().subscribe(&rule.id).await.ok_or_else(|| {
             ApiError::FailedPrecondition(format!("rule {id} is not running: start it to tail its output"))
@@ -327,18 +354,11 @@ impl RuleService for RuleApi {
         let stream = async_stream::stream! {
             loop {
                 match results.recv().await {
+                    // Each batch from the engine goes out at once, in as many
+                    // responses as it needs: batching adds no wait.
                     Ok(results) => {
-                        let events = tail_events(&results);
-                        // Each batch from the engine goes out at once, in as
-                        // many responses as it needs: batching adds no wait.
-                        if max_batch == 0 {
-                            for event in events {
-                                yield Ok(TailRuleResponse { event: Some(event), events: Vec::new() });
-                            }
-                        } else {
-                            for events in tail_batches(events, max_batch) {
-                                yield Ok(TailRuleResponse { event: None, events });
-                            }
+                        for response in tail_responses(&results, max_batch, encoding) {
+                            yield Ok(response);
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
@@ -383,7 +403,8 @@ mod tests {
             Event { fields: [("s".to_owned(), value)].into(), ..Default::default() }
         };
         let cut = |events: Vec<Event>, max: usize| {
-            let batches: Vec<Vec<Event>> = tail_batches(events.clone().into_iter(), max).collect();
+            let sized = events.clone().into_iter().map(|event| (event.encoded_len(), event));
+            let batches: Vec<Vec<Event>> = batches(sized, max).collect();
             assert_eq!(batches.concat(), events, "every event, in order");
             batches.iter().map(Vec::len).collect::<Vec<_>>()
         };

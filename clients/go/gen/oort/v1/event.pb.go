@@ -21,8 +21,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Events to publish into one stream: `event`, then `events`, in that order. A
-// request with neither is INVALID_ARGUMENT.
+// Events to publish into one stream: `event`, then `events`, then those of
+// `json`, in that order. A request with none is INVALID_ARGUMENT.
 type PublishRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name of a stream with `TYPE="grpc"`.
@@ -32,7 +32,16 @@ type PublishRequest struct {
 	// More events for the same stream, after `event`. A client that sends many
 	// events batches them here (tens to hundreds a request) to save the cost of
 	// a message per event.
-	Events        []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	Events []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	// More events, after `events`, as one JSON document: an object (one event) or
+	// an array of objects, each object an event's fields, as a `FORMAT="json"`
+	// payload carries them (integers are BIGINT, other numbers FLOAT, and the
+	// stream's schema converts them as it does for any source). Such events have
+	// no timestamp or metadata. Clients in interpreted languages send many events
+	// much faster this way than as `Event` messages. Invalid JSON, or an array
+	// with an element that is not an object, is INVALID_ARGUMENT (with the line
+	// and column), and then no event of this request is published.
+	Json          []byte `protobuf:"bytes,4,opt,name=json,proto3" json:"json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,6 +97,13 @@ func (x *PublishRequest) GetEvents() []*Event {
 	return nil
 }
 
+func (x *PublishRequest) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
 // Response of EventService.Publish.
 type PublishResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -138,11 +154,12 @@ var File_oort_v1_event_proto protoreflect.FileDescriptor
 
 const file_oort_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13oort/v1/event.proto\x12\aoort.v1\x1a\x13oort/v1/value.proto\"v\n" +
+	"\x13oort/v1/event.proto\x12\aoort.v1\x1a\x13oort/v1/value.proto\"\x8a\x01\n" +
 	"\x0ePublishRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12$\n" +
 	"\x05event\x18\x02 \x01(\v2\x0e.oort.v1.EventR\x05event\x12&\n" +
-	"\x06events\x18\x03 \x03(\v2\x0e.oort.v1.EventR\x06events\"-\n" +
+	"\x06events\x18\x03 \x03(\v2\x0e.oort.v1.EventR\x06events\x12\x12\n" +
+	"\x04json\x18\x04 \x01(\fR\x04json\"-\n" +
 	"\x0fPublishResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\x04R\baccepted2N\n" +
 	"\fEventService\x12>\n" +

@@ -84,6 +84,59 @@ func (RuleState) EnumDescriptor() ([]byte, []int) {
 	return file_oort_v1_rule_proto_rawDescGZIP(), []int{0}
 }
 
+// The encoding of TailRule's results.
+type TailEncoding int32
+
+const (
+	// `Event` messages, in `event` or `events` as `max_batch` says.
+	TailEncoding_TAIL_ENCODING_UNSPECIFIED TailEncoding = 0
+	// One JSON array of objects a response, in `json`, each object a result row
+	// as the rule's JSON sinks write it (BYTEA as base64 text, DATETIME as
+	// RFC 3339 text). Each array holds 1 to `max_batch` rows (one when
+	// `max_batch` is 0), under the same size limit. Clients in interpreted
+	// languages read many results much faster this way than as `Event` messages.
+	TailEncoding_TAIL_ENCODING_JSON TailEncoding = 1
+)
+
+// Enum value maps for TailEncoding.
+var (
+	TailEncoding_name = map[int32]string{
+		0: "TAIL_ENCODING_UNSPECIFIED",
+		1: "TAIL_ENCODING_JSON",
+	}
+	TailEncoding_value = map[string]int32{
+		"TAIL_ENCODING_UNSPECIFIED": 0,
+		"TAIL_ENCODING_JSON":        1,
+	}
+)
+
+func (x TailEncoding) Enum() *TailEncoding {
+	p := new(TailEncoding)
+	*p = x
+	return p
+}
+
+func (x TailEncoding) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TailEncoding) Descriptor() protoreflect.EnumDescriptor {
+	return file_oort_v1_rule_proto_enumTypes[1].Descriptor()
+}
+
+func (TailEncoding) Type() protoreflect.EnumType {
+	return &file_oort_v1_rule_proto_enumTypes[1]
+}
+
+func (x TailEncoding) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TailEncoding.Descriptor instead.
+func (TailEncoding) EnumDescriptor() ([]byte, []int) {
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{1}
+}
+
 // A rule definition.
 type Rule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1521,7 +1574,9 @@ type TailRuleRequest struct {
 	// are taken as 4096, and a response holds fewer results when one more would
 	// take it past 1 MiB (a larger result still comes, alone), so that it stays
 	// under the 4 MiB that gRPC clients accept by default.
-	MaxBatch      uint32 `protobuf:"varint,2,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	MaxBatch uint32 `protobuf:"varint,2,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	// How the results are encoded: as `Event` messages (unset) or as JSON.
+	Encoding      TailEncoding `protobuf:"varint,3,opt,name=encoding,proto3,enum=oort.v1.TailEncoding" json:"encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1570,15 +1625,24 @@ func (x *TailRuleRequest) GetMaxBatch() uint32 {
 	return 0
 }
 
-// Response of RuleService.TailRule: results of the rule, in `event` or in
-// `events` as the request's `max_batch` says.
+func (x *TailRuleRequest) GetEncoding() TailEncoding {
+	if x != nil {
+		return x.Encoding
+	}
+	return TailEncoding_TAIL_ENCODING_UNSPECIFIED
+}
+
+// Response of RuleService.TailRule: results of the rule, in `event`, `events`
+// or `json` as the request's `max_batch` and `encoding` say.
 type TailRuleResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The result row, when `max_batch` is 0.
 	Event *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	// The result rows, in order, when `max_batch` is above 0: at least one and
 	// at most `max_batch` (and 4096).
-	Events        []*Event `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	Events []*Event `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// The result rows as a JSON array of objects, when `encoding` is JSON.
+	Json          []byte `protobuf:"bytes,3,opt,name=json,proto3" json:"json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1623,6 +1687,13 @@ func (x *TailRuleResponse) GetEvent() *Event {
 func (x *TailRuleResponse) GetEvents() []*Event {
 	if x != nil {
 		return x.Events
+	}
+	return nil
+}
+
+func (x *TailRuleResponse) GetJson() []byte {
+	if x != nil {
+		return x.Json
 	}
 	return nil
 }
@@ -1820,13 +1891,15 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\arunning\x18\x02 \x01(\bR\arunning\x12#\n" +
 	"\rrestart_count\x18\x03 \x01(\rR\frestartCount\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x04 \x01(\tR\tlastError\">\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\"q\n" +
 	"\x0fTailRuleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
-	"\tmax_batch\x18\x02 \x01(\rR\bmaxBatch\"`\n" +
+	"\tmax_batch\x18\x02 \x01(\rR\bmaxBatch\x121\n" +
+	"\bencoding\x18\x03 \x01(\x0e2\x15.oort.v1.TailEncodingR\bencoding\"t\n" +
 	"\x10TailRuleResponse\x12$\n" +
 	"\x05event\x18\x01 \x01(\v2\x0e.oort.v1.EventR\x05event\x12&\n" +
-	"\x06events\x18\x02 \x03(\v2\x0e.oort.v1.EventR\x06events\"$\n" +
+	"\x06events\x18\x02 \x03(\v2\x0e.oort.v1.EventR\x06events\x12\x12\n" +
+	"\x04json\x18\x03 \x01(\fR\x04json\"$\n" +
 	"\x12ExplainRuleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\")\n" +
 	"\x13ExplainRuleResponse\x12\x12\n" +
@@ -1836,7 +1909,10 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x12RULE_STATE_STOPPED\x10\x01\x12\x17\n" +
 	"\x13RULE_STATE_STARTING\x10\x02\x12\x16\n" +
 	"\x12RULE_STATE_RUNNING\x10\x03\x12\x15\n" +
-	"\x11RULE_STATE_FAILED\x10\x042\x90\x06\n" +
+	"\x11RULE_STATE_FAILED\x10\x04*E\n" +
+	"\fTailEncoding\x12\x1d\n" +
+	"\x19TAIL_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12TAIL_ENCODING_JSON\x10\x012\x90\x06\n" +
 	"\vRuleService\x12E\n" +
 	"\n" +
 	"CreateRule\x12\x1a.oort.v1.CreateRuleRequest\x1a\x1b.oort.v1.CreateRuleResponse\x12<\n" +
@@ -1866,93 +1942,95 @@ func file_oort_v1_rule_proto_rawDescGZIP() []byte {
 	return file_oort_v1_rule_proto_rawDescData
 }
 
-var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_oort_v1_rule_proto_goTypes = []any{
 	(RuleState)(0),                // 0: oort.v1.RuleState
-	(*Rule)(nil),                  // 1: oort.v1.Rule
-	(*Action)(nil),                // 2: oort.v1.Action
-	(*RuleOptions)(nil),           // 3: oort.v1.RuleOptions
-	(*RestartStrategy)(nil),       // 4: oort.v1.RestartStrategy
-	(*RuleInfo)(nil),              // 5: oort.v1.RuleInfo
-	(*OperatorStatus)(nil),        // 6: oort.v1.OperatorStatus
-	(*CreateRuleRequest)(nil),     // 7: oort.v1.CreateRuleRequest
-	(*CreateRuleResponse)(nil),    // 8: oort.v1.CreateRuleResponse
-	(*GetRuleRequest)(nil),        // 9: oort.v1.GetRuleRequest
-	(*GetRuleResponse)(nil),       // 10: oort.v1.GetRuleResponse
-	(*ListRulesRequest)(nil),      // 11: oort.v1.ListRulesRequest
-	(*ListRulesResponse)(nil),     // 12: oort.v1.ListRulesResponse
-	(*UpdateRuleRequest)(nil),     // 13: oort.v1.UpdateRuleRequest
-	(*UpdateRuleResponse)(nil),    // 14: oort.v1.UpdateRuleResponse
-	(*DeleteRuleRequest)(nil),     // 15: oort.v1.DeleteRuleRequest
-	(*DeleteRuleResponse)(nil),    // 16: oort.v1.DeleteRuleResponse
-	(*StartRuleRequest)(nil),      // 17: oort.v1.StartRuleRequest
-	(*StartRuleResponse)(nil),     // 18: oort.v1.StartRuleResponse
-	(*StopRuleRequest)(nil),       // 19: oort.v1.StopRuleRequest
-	(*StopRuleResponse)(nil),      // 20: oort.v1.StopRuleResponse
-	(*RestartRuleRequest)(nil),    // 21: oort.v1.RestartRuleRequest
-	(*RestartRuleResponse)(nil),   // 22: oort.v1.RestartRuleResponse
-	(*GetRuleStatusRequest)(nil),  // 23: oort.v1.GetRuleStatusRequest
-	(*GetRuleStatusResponse)(nil), // 24: oort.v1.GetRuleStatusResponse
-	(*RulePluginStatus)(nil),      // 25: oort.v1.RulePluginStatus
-	(*TailRuleRequest)(nil),       // 26: oort.v1.TailRuleRequest
-	(*TailRuleResponse)(nil),      // 27: oort.v1.TailRuleResponse
-	(*ExplainRuleRequest)(nil),    // 28: oort.v1.ExplainRuleRequest
-	(*ExplainRuleResponse)(nil),   // 29: oort.v1.ExplainRuleResponse
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 31: google.protobuf.Struct
-	(*Event)(nil),                 // 32: oort.v1.Event
+	(TailEncoding)(0),             // 1: oort.v1.TailEncoding
+	(*Rule)(nil),                  // 2: oort.v1.Rule
+	(*Action)(nil),                // 3: oort.v1.Action
+	(*RuleOptions)(nil),           // 4: oort.v1.RuleOptions
+	(*RestartStrategy)(nil),       // 5: oort.v1.RestartStrategy
+	(*RuleInfo)(nil),              // 6: oort.v1.RuleInfo
+	(*OperatorStatus)(nil),        // 7: oort.v1.OperatorStatus
+	(*CreateRuleRequest)(nil),     // 8: oort.v1.CreateRuleRequest
+	(*CreateRuleResponse)(nil),    // 9: oort.v1.CreateRuleResponse
+	(*GetRuleRequest)(nil),        // 10: oort.v1.GetRuleRequest
+	(*GetRuleResponse)(nil),       // 11: oort.v1.GetRuleResponse
+	(*ListRulesRequest)(nil),      // 12: oort.v1.ListRulesRequest
+	(*ListRulesResponse)(nil),     // 13: oort.v1.ListRulesResponse
+	(*UpdateRuleRequest)(nil),     // 14: oort.v1.UpdateRuleRequest
+	(*UpdateRuleResponse)(nil),    // 15: oort.v1.UpdateRuleResponse
+	(*DeleteRuleRequest)(nil),     // 16: oort.v1.DeleteRuleRequest
+	(*DeleteRuleResponse)(nil),    // 17: oort.v1.DeleteRuleResponse
+	(*StartRuleRequest)(nil),      // 18: oort.v1.StartRuleRequest
+	(*StartRuleResponse)(nil),     // 19: oort.v1.StartRuleResponse
+	(*StopRuleRequest)(nil),       // 20: oort.v1.StopRuleRequest
+	(*StopRuleResponse)(nil),      // 21: oort.v1.StopRuleResponse
+	(*RestartRuleRequest)(nil),    // 22: oort.v1.RestartRuleRequest
+	(*RestartRuleResponse)(nil),   // 23: oort.v1.RestartRuleResponse
+	(*GetRuleStatusRequest)(nil),  // 24: oort.v1.GetRuleStatusRequest
+	(*GetRuleStatusResponse)(nil), // 25: oort.v1.GetRuleStatusResponse
+	(*RulePluginStatus)(nil),      // 26: oort.v1.RulePluginStatus
+	(*TailRuleRequest)(nil),       // 27: oort.v1.TailRuleRequest
+	(*TailRuleResponse)(nil),      // 28: oort.v1.TailRuleResponse
+	(*ExplainRuleRequest)(nil),    // 29: oort.v1.ExplainRuleRequest
+	(*ExplainRuleResponse)(nil),   // 30: oort.v1.ExplainRuleResponse
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 32: google.protobuf.Struct
+	(*Event)(nil),                 // 33: oort.v1.Event
 }
 var file_oort_v1_rule_proto_depIdxs = []int32{
-	2,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
-	3,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
-	30, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	30, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
-	31, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
-	4,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
-	1,  // 6: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
+	3,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
+	4,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
+	31, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	31, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	32, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
+	5,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
+	2,  // 6: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
 	0,  // 7: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
-	30, // 8: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
-	30, // 9: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
-	1,  // 10: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
-	1,  // 11: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
-	1,  // 12: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
-	5,  // 13: oort.v1.ListRulesResponse.rules:type_name -> oort.v1.RuleInfo
-	1,  // 14: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
-	1,  // 15: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
+	31, // 8: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
+	31, // 9: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
+	2,  // 10: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
+	2,  // 11: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
+	2,  // 12: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
+	6,  // 13: oort.v1.ListRulesResponse.rules:type_name -> oort.v1.RuleInfo
+	2,  // 14: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
+	2,  // 15: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
 	0,  // 16: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
-	30, // 17: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	6,  // 18: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
-	25, // 19: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
-	32, // 20: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
-	32, // 21: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
-	7,  // 22: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
-	9,  // 23: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
-	11, // 24: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
-	13, // 25: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
-	15, // 26: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
-	17, // 27: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
-	19, // 28: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
-	21, // 29: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
-	23, // 30: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
-	26, // 31: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
-	28, // 32: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
-	8,  // 33: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
-	10, // 34: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
-	12, // 35: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
-	14, // 36: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
-	16, // 37: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
-	18, // 38: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
-	20, // 39: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
-	22, // 40: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
-	24, // 41: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
-	27, // 42: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
-	29, // 43: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
-	33, // [33:44] is the sub-list for method output_type
-	22, // [22:33] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	31, // 17: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	7,  // 18: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
+	26, // 19: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
+	1,  // 20: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
+	33, // 21: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
+	33, // 22: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
+	8,  // 23: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
+	10, // 24: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
+	12, // 25: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
+	14, // 26: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
+	16, // 27: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
+	18, // 28: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
+	20, // 29: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
+	22, // 30: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
+	24, // 31: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
+	27, // 32: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
+	29, // 33: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
+	9,  // 34: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
+	11, // 35: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
+	13, // 36: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
+	15, // 37: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
+	17, // 38: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
+	19, // 39: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
+	21, // 40: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
+	23, // 41: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
+	25, // 42: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
+	28, // 43: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
+	30, // 44: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
+	34, // [34:45] is the sub-list for method output_type
+	23, // [23:34] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_rule_proto_init() }
@@ -1969,7 +2047,7 @@ func file_oort_v1_rule_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oort_v1_rule_proto_rawDesc), len(file_oort_v1_rule_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,

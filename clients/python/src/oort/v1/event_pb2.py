@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from oort.v1 import value_pb2 as oort_dot_v1_dot_value__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13oort/v1/event.proto\x12\x07oort.v1\x1a\x13oort/v1/value.proto\"v\n\x0ePublishRequest\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\x12$\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x0e.oort.v1.EventR\x05\x65vent\x12&\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x0e.oort.v1.EventR\x06\x65vents\"-\n\x0fPublishResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04R\x08\x61\x63\x63\x65pted2N\n\x0c\x45ventService\x12>\n\x07Publish\x12\x17.oort.v1.PublishRequest\x1a\x18.oort.v1.PublishResponse(\x01\x42\x8f\x01\n\x0b\x63om.oort.v1B\nEventProtoP\x01Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\xa2\x02\x03OXX\xaa\x02\x07Oort.V1\xca\x02\x07Oort\\V1\xe2\x02\x13Oort\\V1\\GPBMetadata\xea\x02\x08Oort::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13oort/v1/event.proto\x12\x07oort.v1\x1a\x13oort/v1/value.proto\"\x8a\x01\n\x0ePublishRequest\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\x12$\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x0e.oort.v1.EventR\x05\x65vent\x12&\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x0e.oort.v1.EventR\x06\x65vents\x12\x12\n\x04json\x18\x04 \x01(\x0cR\x04json\"-\n\x0fPublishResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04R\x08\x61\x63\x63\x65pted2N\n\x0c\x45ventService\x12>\n\x07Publish\x12\x17.oort.v1.PublishRequest\x1a\x18.oort.v1.PublishResponse(\x01\x42\x8f\x01\n\x0b\x63om.oort.v1B\nEventProtoP\x01Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\xa2\x02\x03OXX\xaa\x02\x07Oort.V1\xca\x02\x07Oort\\V1\xe2\x02\x13Oort\\V1\\GPBMetadata\xea\x02\x08Oort::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oort.v1.event_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\013com.oort.v1B\nEventProtoP\001Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\242\002\003OXX\252\002\007Oort.V1\312\002\007Oort\\V1\342\002\023Oort\\V1\\GPBMetadata\352\002\010Oort::V1'
-  _globals['_PUBLISHREQUEST']._serialized_start=53
-  _globals['_PUBLISHREQUEST']._serialized_end=171
-  _globals['_PUBLISHRESPONSE']._serialized_start=173
-  _globals['_PUBLISHRESPONSE']._serialized_end=218
-  _globals['_EVENTSERVICE']._serialized_start=220
-  _globals['_EVENTSERVICE']._serialized_end=298
+  _globals['_PUBLISHREQUEST']._serialized_start=54
+  _globals['_PUBLISHREQUEST']._serialized_end=192
+  _globals['_PUBLISHRESPONSE']._serialized_start=194
+  _globals['_PUBLISHRESPONSE']._serialized_end=239
+  _globals['_EVENTSERVICE']._serialized_start=241
+  _globals['_EVENTSERVICE']._serialized_end=319
 # @@protoc_insertion_point(module_scope)

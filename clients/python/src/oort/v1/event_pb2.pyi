@@ -21,8 +21,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class PublishRequest(_message.Message):
-    """Events to publish into one stream: `event`, then `events`, in that order. A
-    request with neither is INVALID_ARGUMENT.
+    """Events to publish into one stream: `event`, then `events`, then those of
+    `json`, in that order. A request with none is INVALID_ARGUMENT.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -30,8 +30,19 @@ class PublishRequest(_message.Message):
     STREAM_FIELD_NUMBER: _builtins.int
     EVENT_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
     stream: _builtins.str
     """Name of a stream with `TYPE="grpc"`."""
+    json: _builtins.bytes
+    """More events, after `events`, as one JSON document: an object (one event) or
+    an array of objects, each object an event's fields, as a `FORMAT="json"`
+    payload carries them (integers are BIGINT, other numbers FLOAT, and the
+    stream's schema converts them as it does for any source). Such events have
+    no timestamp or metadata. Clients in interpreted languages send many events
+    much faster this way than as `Event` messages. Invalid JSON, or an array
+    with an element that is not an object, is INVALID_ARGUMENT (with the line
+    and column), and then no event of this request is published.
+    """
     @_builtins.property
     def event(self) -> _value_pb2.Event:
         """The event."""
@@ -49,10 +60,11 @@ class PublishRequest(_message.Message):
         stream: _builtins.str = ...,
         event: _value_pb2.Event | None = ...,
         events: _abc.Iterable[_value_pb2.Event] | None = ...,
+        json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "json", b"json", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -54,6 +54,36 @@ RULE_STATE_FAILED: RuleState.ValueType  # 4
 """Stopped by an error after its restart attempts ran out; see last_error."""
 Global___RuleState: _TypeAlias = RuleState  # noqa: Y015
 
+class _TailEncoding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TailEncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TailEncoding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TAIL_ENCODING_UNSPECIFIED: _TailEncoding.ValueType  # 0
+    """`Event` messages, in `event` or `events` as `max_batch` says."""
+    TAIL_ENCODING_JSON: _TailEncoding.ValueType  # 1
+    """One JSON array of objects a response, in `json`, each object a result row
+    as the rule's JSON sinks write it (BYTEA as base64 text, DATETIME as
+    RFC 3339 text). Each array holds 1 to `max_batch` rows (one when
+    `max_batch` is 0), under the same size limit. Clients in interpreted
+    languages read many results much faster this way than as `Event` messages.
+    """
+
+class TailEncoding(_TailEncoding, metaclass=_TailEncodingEnumTypeWrapper):
+    """The encoding of TailRule's results."""
+
+TAIL_ENCODING_UNSPECIFIED: TailEncoding.ValueType  # 0
+"""`Event` messages, in `event` or `events` as `max_batch` says."""
+TAIL_ENCODING_JSON: TailEncoding.ValueType  # 1
+"""One JSON array of objects a response, in `json`, each object a result row
+as the rule's JSON sinks write it (BYTEA as base64 text, DATETIME as
+RFC 3339 text). Each array holds 1 to `max_batch` rows (one when
+`max_batch` is 0), under the same size limit. Clients in interpreted
+languages read many results much faster this way than as `Event` messages.
+"""
+Global___TailEncoding: _TypeAlias = TailEncoding  # noqa: Y015
+
 @_typing.final
 class Rule(_message.Message):
     """A rule definition."""
@@ -797,6 +827,7 @@ class TailRuleRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     MAX_BATCH_FIELD_NUMBER: _builtins.int
+    ENCODING_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rule id."""
     max_batch: _builtins.int
@@ -810,15 +841,18 @@ class TailRuleRequest(_message.Message):
     take it past 1 MiB (a larger result still comes, alone), so that it stays
     under the 4 MiB that gRPC clients accept by default.
     """
+    encoding: Global___TailEncoding.ValueType
+    """How the results are encoded: as `Event` messages (unset) or as JSON."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         max_batch: _builtins.int = ...,
+        encoding: Global___TailEncoding.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "max_batch", b"max_batch"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoding", b"encoding", "id", b"id", "max_batch", b"max_batch"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -826,14 +860,17 @@ Global___TailRuleRequest: _TypeAlias = TailRuleRequest  # noqa: Y015
 
 @_typing.final
 class TailRuleResponse(_message.Message):
-    """Response of RuleService.TailRule: results of the rule, in `event` or in
-    `events` as the request's `max_batch` says.
+    """Response of RuleService.TailRule: results of the rule, in `event`, `events`
+    or `json` as the request's `max_batch` and `encoding` say.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
+    json: _builtins.bytes
+    """The result rows as a JSON array of objects, when `encoding` is JSON."""
     @_builtins.property
     def event(self) -> _value_pb2.Event:
         """The result row, when `max_batch` is 0."""
@@ -849,10 +886,11 @@ class TailRuleResponse(_message.Message):
         *,
         event: _value_pb2.Event | None = ...,
         events: _abc.Iterable[_value_pb2.Event] | None = ...,
+        json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "json", b"json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

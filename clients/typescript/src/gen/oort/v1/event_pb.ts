@@ -12,11 +12,11 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oort/v1/event.proto.
  */
 export const file_oort_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChNvb3J0L3YxL2V2ZW50LnByb3RvEgdvb3J0LnYxIl8KDlB1Ymxpc2hSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRIdCgVldmVudBgCIAEoCzIOLm9vcnQudjEuRXZlbnQSHgoGZXZlbnRzGAMgAygLMg4ub29ydC52MS5FdmVudCIjCg9QdWJsaXNoUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAQyTgoMRXZlbnRTZXJ2aWNlEj4KB1B1Ymxpc2gSFy5vb3J0LnYxLlB1Ymxpc2hSZXF1ZXN0Ghgub29ydC52MS5QdWJsaXNoUmVzcG9uc2UoAUKPAQoLY29tLm9vcnQudjFCCkV2ZW50UHJvdG9QAVo3Z2l0aHViLmNvbS9vb3J0LWVkZ2Uvb29ydC9jbGllbnRzL2dvL2dlbi9vb3J0L3YxO29vcnR2MaICA09YWKoCB09vcnQuVjHKAgdPb3J0XFYx4gITT29ydFxWMVxHUEJNZXRhZGF0YeoCCE9vcnQ6OlYxYgZwcm90bzM", [file_oort_v1_value]);
+  fileDesc("ChNvb3J0L3YxL2V2ZW50LnByb3RvEgdvb3J0LnYxIm0KDlB1Ymxpc2hSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRIdCgVldmVudBgCIAEoCzIOLm9vcnQudjEuRXZlbnQSHgoGZXZlbnRzGAMgAygLMg4ub29ydC52MS5FdmVudBIMCgRqc29uGAQgASgMIiMKD1B1Ymxpc2hSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBDJOCgxFdmVudFNlcnZpY2USPgoHUHVibGlzaBIXLm9vcnQudjEuUHVibGlzaFJlcXVlc3QaGC5vb3J0LnYxLlB1Ymxpc2hSZXNwb25zZSgBQo8BCgtjb20ub29ydC52MUIKRXZlbnRQcm90b1ABWjdnaXRodWIuY29tL29vcnQtZWRnZS9vb3J0L2NsaWVudHMvZ28vZ2VuL29vcnQvdjE7b29ydHYxogIDT1hYqgIHT29ydC5WMcoCB09vcnRcVjHiAhNPb3J0XFYxXEdQQk1ldGFkYXRh6gIIT29ydDo6VjFiBnByb3RvMw", [file_oort_v1_value]);
 
 /**
- * Events to publish into one stream: `event`, then `events`, in that order. A
- * request with neither is INVALID_ARGUMENT.
+ * Events to publish into one stream: `event`, then `events`, then those of
+ * `json`, in that order. A request with none is INVALID_ARGUMENT.
  *
  * @generated from message oort.v1.PublishRequest
  */
@@ -43,6 +43,20 @@ export type PublishRequest = Message<"oort.v1.PublishRequest"> & {
    * @generated from field: repeated oort.v1.Event events = 3;
    */
   events: Event[];
+
+  /**
+   * More events, after `events`, as one JSON document: an object (one event) or
+   * an array of objects, each object an event's fields, as a `FORMAT="json"`
+   * payload carries them (integers are BIGINT, other numbers FLOAT, and the
+   * stream's schema converts them as it does for any source). Such events have
+   * no timestamp or metadata. Clients in interpreted languages send many events
+   * much faster this way than as `Event` messages. Invalid JSON, or an array
+   * with an element that is not an object, is INVALID_ARGUMENT (with the line
+   * and column), and then no event of this request is published.
+   *
+   * @generated from field: bytes json = 4;
+   */
+  json: Uint8Array;
 };
 
 /**
