@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from conftest import Server
-from oort.v1 import rule_pb2, stream_pb2
+from oort.v1 import event_pb2, rule_pb2, stream_pb2
 from oort_client import Oort, OortError, from_value, to_value
 from oort_client._client import TAIL_BATCH
 
@@ -129,15 +129,60 @@ def test_tail_reads_results_in_batches_and_yields_them_one_by_one(server: Server
         # The window hands its 1,000 rows to the tail at once: they come in
         # ceil(1000 / TAIL_BATCH) responses, where an unbatched tail takes 1,000.
         oort.rules.create("burst", "SELECT n FROM burst GROUP BY COUNTWINDOW(1000)", actions=["grpc"])
-        tail = oort.rules.tail("burst")
+        json_tail = oort.rules.tail("burst")
+        typed_tail = oort.rules.tail("burst", typed=True)
         assert oort.events.publish("burst", ({"n": i} for i in range(1000))) == 1000
-        rows = [next(tail) for _ in range(1000)]
-        tail.cancel()
-        assert rows == [{"n": i} for i in range(1000)]
-        assert [r.max_batch for r in counter.requests] == [TAIL_BATCH]
-        assert counter.responses == -(-1000 // TAIL_BATCH) < 1000
+        expected = [{"n": i} for i in range(1000)]
+        assert [next(json_tail) for _ in range(1000)] == expected
+        assert [next(typed_tail) for _ in range(1000)] == expected
+        json_tail.cancel()
+        typed_tail.cancel()
+        assert [(r.max_batch, r.encoding) for r in counter.requests] == [
+            (TAIL_BATCH, rule_pb2.TAIL_ENCODING_JSON),
+            (TAIL_BATCH, rule_pb2.TAIL_ENCODING_UNSPECIFIED),
+        ]
+        assert counter.responses == 2 * -(-1000 // TAIL_BATCH) < 1000
         oort.rules.delete("burst")
         oort.streams.delete("burst")
+
+
+class _PublishRequests(grpc.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Records, at the gRPC level, the PublishRequests the wrapper sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[event_pb2.PublishRequest] = []
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        def recorded() -> Any:
+            for request in requests:
+                self.requests.append(request)
+                yield request
+
+        return continuation(details, recorded())
+
+
+def test_publish_sends_json_where_it_can_and_typed_events_where_it_cannot(server: Server) -> None:
+    recorder = _PublishRequests()
+    with Oort(channel=grpc.intercept_channel(grpc.insecure_channel(server.addr), recorder)) as oort:
+        oort.streams.create('CREATE STREAM mixed (n BIGINT, b BYTEA, at DATETIME) WITH (TYPE="grpc", DATASOURCE="mixed")')
+        oort.rules.create("mixed", "SELECT n, b, at FROM mixed", actions=["grpc"])
+        tail = oort.rules.tail("mixed", typed=True)
+        at = datetime.datetime(2026, 12, 1, 12, 30, tzinfo=datetime.timezone.utc)
+        plain = [{"n": i} for i in range(300)]  # two batches (256 + 44), both JSON
+        assert oort.events.publish("mixed", [*plain, {"n": 300, "b": b"\x00\xff", "at": at}]) == 301
+        # The last batch holds bytes and a datetime, which JSON cannot carry: typed.
+        assert [(len(r.json) > 0, len(r.events)) for r in recorder.requests] == [(True, 0), (False, 45)]
+        rows = [next(tail) for _ in range(301)]
+        tail.cancel()
+        assert [row["n"] for row in rows] == list(range(301))
+        assert rows[-1] == {"n": 300, "b": b"\x00\xff", "at": at}
+        # A JSON tail gives the same row as a JSON sink writes it.
+        json_tail = oort.rules.tail("mixed")
+        oort.events.publish("mixed", [{"n": 301, "b": b"\x00\xff", "at": at}])
+        assert next(json_tail) == {"n": 301, "b": "AP8=", "at": "2026-12-01T12:30:00Z"}
+        with pytest.raises(TypeError):
+            json_tail.next_event()
+        json_tail.cancel()
 
 
 def test_error_codes(oort: Oort) -> None:
