@@ -12,7 +12,7 @@ async function scenario(name) {
   await oort.streams.create(`CREATE STREAM ${name} (t BIGINT) WITH (TYPE="grpc", DATASOURCE="${name}")`);
   await oort.rules.create(name, `SELECT t FROM ${name}`, ["grpc"]);
   const abort = new AbortController();
-  const tail = await oort.rules.tail(name, abort.signal);
+  const tail = await oort.rules.tailJson(name, abort.signal);
   await oort.events.publish(name, Array.from({ length: EVENTS }, (_, i) => ({ t: BigInt(i) })));
   for (let i = 0; i < EVENTS; i++) {
     const { value } = await tail.next();

@@ -8,9 +8,12 @@ import { after, before, describe, it } from "node:test";
 import type { Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
+import type { JsonObject } from "@bufbuild/protobuf";
+
 import {
   Code,
   ConnectError,
+  EventService,
   Oort,
   RuleService,
   RuleState,
@@ -19,6 +22,7 @@ import {
   float,
   fromValue,
   toValue,
+  type PublishRequest,
   type Row,
   type TailRuleRequest,
 } from "../src/index.js";
@@ -197,6 +201,61 @@ describe("oortd", () => {
     assert.equal(responses, Math.ceil(all.length / TAIL_BATCH));
     await oort.rules.delete("burst");
     await oort.streams.delete("burst");
+  });
+
+  it("publishes JSON where JSON carries the rows, typed events where not, and tails JSON", async () => {
+    const sent: PublishRequest[] = [];
+    const record: Interceptor = (next) => async (req) => {
+      if (!req.stream || req.method !== EventService.method.publish) return next(req);
+      const requests = req.message;
+      return next({
+        ...req,
+        message: (async function* () {
+          for await (const message of requests) {
+            sent.push(message as PublishRequest);
+            yield message;
+          }
+        })(),
+      });
+    };
+    const baseUrl = `http://${server.addr}`;
+    const sessions = new Http2SessionManager(baseUrl);
+    const recorded = new Oort(server.addr, {
+      transport: createGrpcTransport({ baseUrl, sessionManager: sessions, interceptors: [record] }),
+    });
+    await oort.streams.create('CREATE STREAM mixed (n BIGINT, x FLOAT, b BYTEA, at DATETIME) WITH (TYPE="grpc", DATASOURCE="mixed")');
+    await oort.rules.create("mixed", "SELECT n, x, b, at FROM mixed");
+    const abort = new AbortController();
+    const typed = await oort.rules.tail("mixed", abort.signal);
+    const json = await oort.rules.tailJson("mixed", abort.signal);
+    const at = new Date("2026-12-01T12:30:00Z");
+    // Two batches of plain rows (256 + 44): JSON; the last holds bytes and a Date: typed.
+    const plain = Array.from({ length: 300 }, (_, i) => ({ n: BigInt(i), x: i + 0.5 }));
+    const accepted = await recorded.events.publish("mixed", [...plain, { n: 300, x: 1, b: new Uint8Array([0, 255]), at }]);
+    sessions.abort();
+    assert.equal(accepted, 301);
+    assert.deepEqual(
+      sent.map((r) => [r.json.length > 0, r.events.length]),
+      [
+        [true, 0],
+        [false, 45],
+      ],
+    );
+    const typedRows: Row[] = [];
+    for await (const row of typed) if (typedRows.push(row) === 301) break;
+    const jsonRows: JsonObject[] = [];
+    for await (const row of json) if (jsonRows.push(row) === 301) break;
+    abort.abort();
+    // The same values either way; only their JS types differ.
+    assert.deepEqual(typedRows.slice(0, 300), plain);
+    assert.deepEqual(typedRows[300], { n: 300n, x: 1, b: new Uint8Array([0, 255]), at });
+    assert.deepEqual(
+      jsonRows.slice(0, 300),
+      plain.map(({ n, x }) => ({ n: Number(n), x })),
+    );
+    assert.deepEqual(jsonRows[300], { n: 300, x: 1, b: "AP8=", at: "2026-12-01T12:30:00Z" });
+    await oort.rules.delete("mixed");
+    await oort.streams.delete("mixed");
   });
 
   it("reports honest error codes", async () => {
