@@ -3,7 +3,10 @@
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use oort_engine::function::ArgInfo;
 use oort_engine::{CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin, Value};
@@ -97,8 +100,10 @@ impl ExternalFunction {
         Arc::clone(&self.binding.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The future of one call, bounded by the interface's in-flight limit and
-    /// its deadline; the request is built (and may fail) before anything is sent.
+    /// The future of one call, bounded by the interface's in-flight limit but
+    /// not by its deadline (the caller sets that: one timer per call, or one
+    /// for a whole batch); the request is built (and may fail) before anything
+    /// is sent.
     fn call_future(
         &self,
         binding: &Binding,
@@ -144,21 +149,24 @@ impl ExternalFunction {
                 }
             }
         };
-        let millis = timeout.as_millis() as u64;
-        let observed = binding.observer.clone().map(|o| (o, self.meta.owner.clone(), self.meta.name.clone()));
-        Ok(async move {
-            let started = std::time::Instant::now();
-            let result = tokio::time::timeout(timeout, call).await.unwrap_or(Err(CallError::Deadline(millis)));
-            if let Some((observer, service, function)) = observed {
-                observer.observe(&service, &function, started.elapsed(), result.is_ok());
-            }
-            result
-        })
+        Ok(call)
+    }
+
+    /// Tells the observer, if any, of a call's outcome.
+    fn observe(&self, binding: &Binding, elapsed: Duration, ok: bool) {
+        if let Some(observer) = &binding.observer {
+            observer.observe(&self.meta.owner, &self.meta.name, elapsed, ok);
+        }
     }
 
     fn error(&self, e: CallError) -> FunctionError {
         FunctionError::failed(&self.meta.name, e.to_string())
     }
+}
+
+/// A call that outlived the interface's timeout.
+fn deadline(timeout: Duration) -> CallError {
+    CallError::Deadline(timeout.as_millis() as u64)
 }
 
 /// Why nothing was called: the I/O runtime is gone.
@@ -207,40 +215,59 @@ impl Function for ExternalFunction {
     fn call(&self, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
         let binding = self.binding();
         let call = self.call_future(&binding, args).map_err(|e| self.error(e))?;
-        binding.io.block(call).unwrap_or_else(|| Err(shutting_down())).map_err(|e| self.error(e))
+        let timeout = binding.interface.timeout;
+        let started = Instant::now();
+        let timed = async move { tokio::time::timeout(timeout, call).await.unwrap_or(Err(deadline(timeout))) };
+        let result = binding.io.block(timed).unwrap_or_else(|| Err(shutting_down()));
+        self.observe(&binding, started.elapsed(), result.is_ok());
+        result.map_err(|e| self.error(e))
     }
 
     /// Every call of the batch at once, each within the interface's in-flight
-    /// limit and deadline: a batch takes about as long as its slowest call, not
-    /// the sum of them.
+    /// limit, all under one deadline (they start together: one timer for the
+    /// batch, not one per call): a batch takes about as long as its slowest
+    /// call, not the sum of them.
     fn call_batch(&self, _: &CallContext<'_>, rows: &[&[Value]]) -> Vec<Result<Value, FunctionError>> {
         let binding = self.binding();
         let mut results: Vec<Option<Result<Value, CallError>>> = Vec::with_capacity(rows.len());
-        let mut calls = Vec::with_capacity(rows.len());
-        for args in rows {
+        let mut calls = FuturesUnordered::new();
+        for (i, args) in rows.iter().enumerate() {
             match self.call_future(&binding, args) {
                 Ok(call) => {
-                    calls.push(call);
+                    calls.push(async move { (i, call.await, Instant::now()) });
                     results.push(None);
                 }
                 Err(e) => results.push(Some(Err(e))),
             }
         }
-        let count = calls.len();
-        // A task per call, as concurrent callers would be: each is polled only
-        // when its own answer comes, not with the whole batch.
+        let timeout = binding.interface.timeout;
+        let started = Instant::now();
+        // One task polls them all, each only when its own answer came.
         let all = async move {
-            let tasks: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
-            let answers = futures::future::join_all(tasks).await.into_iter();
-            answers.map(|t| t.unwrap_or_else(|_| Err(shutting_down()))).collect::<Vec<_>>()
+            let mut answers = Vec::with_capacity(calls.len());
+            let expired = tokio::time::sleep(timeout);
+            tokio::pin!(expired);
+            loop {
+                tokio::select! {
+                    answer = calls.next() => match answer {
+                        Some(answer) => answers.push(answer),
+                        None => break,
+                    },
+                    () = &mut expired => break,
+                }
+            }
+            answers
         };
-        let mut answers =
-            binding.io.block(all).unwrap_or_else(|| (0..count).map(|_| Err(shutting_down())).collect()).into_iter();
-        results
-            .into_iter()
-            .map(|slot| {
-                slot.or_else(|| answers.next()).unwrap_or_else(|| Err(shutting_down())).map_err(|e| self.error(e))
-            })
-            .collect()
+        for (i, answer, ended) in binding.io.block(all).unwrap_or_default() {
+            self.observe(&binding, ended - started, answer.is_ok());
+            results[i] = Some(answer);
+        }
+        let missing = |binding: &Binding| {
+            // Past the deadline, or the server is shutting down (nothing came back).
+            let error = if started.elapsed() >= timeout { deadline(timeout) } else { shutting_down() };
+            self.observe(binding, started.elapsed(), false);
+            Err(error)
+        };
+        results.into_iter().map(|slot| slot.unwrap_or_else(|| missing(&binding)).map_err(|e| self.error(e))).collect()
     }
 }

@@ -263,7 +263,8 @@ async fn rule_calls(functions: &Arc<FunctionRegistry>, calls: usize) -> Result<f
 }
 
 /// Prints the figures as a markdown table.
-pub fn run(calls: usize) -> Result<()> {
+pub fn run(calls: usize, rounds: usize) -> Result<()> {
+    anyhow::ensure!(rounds >= 1, "--rounds must be at least 1");
     let (port, _server) = serve()?;
     // The client side: one worker thread, like one rule task.
     let client = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
@@ -274,7 +275,7 @@ pub fn run(calls: usize) -> Result<()> {
     const LANES: usize = oort_external::description::DEFAULT_MAX_IN_FLIGHT as usize;
     const BATCH: usize = 256;
     let mut rows = Vec::new();
-    for round in 0..2 {
+    for round in 0..rounds {
         let hand = measure(calls, || client.block_on(static_client(port, calls)))?;
         let dynamic = measure(calls, || client.block_on(dynamic_calls(&functions, calls)))?;
         let hand_many = measure(calls * 4, || client.block_on(static_concurrent(port, calls * 4, LANES)))?;
@@ -283,13 +284,9 @@ pub fn run(calls: usize) -> Result<()> {
         rows.push((round, hand, dynamic, hand_many, batches, rule));
     }
     // Cost: how much more the callers' CPU per call than the hand-written client's.
+    let cost = |hand: &Figure, other: &Figure| other.cpu_us / hand.cpu_us - 1.0;
     let cell = |hand: &Figure, other: &Figure| {
-        format!(
-            "{:.0} calls/s, {:.1} µs ({:+.0}%)",
-            other.rate,
-            other.cpu_us,
-            (other.cpu_us / hand.cpu_us - 1.0) * 100.0
-        )
+        format!("{:.0} calls/s, {:.1} µs ({:+.0}%)", other.rate, other.cpu_us, cost(hand, other) * 100.0)
     };
     println!("Calls per second, and the callers' CPU time per call (cost against the hand-written client).\n");
     println!("One call in flight:\n");
@@ -312,5 +309,15 @@ pub fn run(calls: usize) -> Result<()> {
             cell(hand, rule)
         );
     }
+    let median = |of: &dyn Fn(&Figure, &Figure, &Figure) -> f64| {
+        let mut costs: Vec<f64> = rows.iter().map(|(_, _, _, hand, batches, rule)| of(hand, batches, rule)).collect();
+        costs.sort_by(f64::total_cmp);
+        costs[costs.len() / 2] * 100.0
+    };
+    println!(
+        "\nMedian cost over {rounds} rounds: `Function::call_batch` {:+.0}%, rule {:+.0}% (goal ≤ +20%)",
+        median(&|hand, batches, _| cost(hand, batches)),
+        median(&|hand, _, rule| cost(hand, rule))
+    );
     Ok(())
 }

@@ -132,6 +132,9 @@ enum Cmd {
         /// Calls per measured run.
         #[arg(long, default_value_t = 20_000)]
         calls: usize,
+        /// Rounds of every run, interleaved; the summary takes the median cost.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Events per second through the engine on one core.
     Engine {
@@ -175,7 +178,7 @@ fn main() -> Result<()> {
                 .build()?
                 .block_on(portable::run(plugins, rows, calls, events))
         }
-        Cmd::External { calls } => external::run(calls),
+        Cmd::External { calls, rounds } => external::run(calls, rounds),
         // One core: the engine's figures are per core, so its runtime has one thread.
         Cmd::Engine { events, keys } => {
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(engine::run(events, keys))
