@@ -318,7 +318,7 @@ fn print_tail(ctx: &Ctx, message: TailRuleResponse) -> Result<(), Error> {
     // An oortd older than `max_batch` answers in `event`.
     for event in message.event.into_iter().chain(message.events) {
         if ctx.json {
-            output::print_json_line(&TailRuleResponse { event: Some(event), events: Vec::new() })?;
+            output::print_json_line(&TailRuleResponse { event: Some(event), ..Default::default() })?;
         } else {
             emit(&output::event_to_json(&event).to_string())?;
         }
