@@ -19,7 +19,10 @@ async function scenario(name) {
     if (Number(value.t) !== i) throw new Error(`result ${i}: ${JSON.stringify(value, (_, v) => (typeof v === "bigint" ? Number(v) : v))}`);
   }
   const elapsed = performance.now() - started;
+  // Untimed: every round starts from the same catalog.
   abort.abort();
+  await oort.rules.delete(name);
+  await oort.streams.delete(name);
   return elapsed;
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	oort "github.com/oort-edge/oort/clients/go"
+	oortv1 "github.com/oort-edge/oort/clients/go/gen/oort/v1"
 )
 
 const events = 1000
@@ -50,7 +51,6 @@ func scenario(c *oort.Client, name string) time.Duration {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer tail.Close()
 	rows := make([]map[string]any, events)
 	for i := range rows {
 		rows[i] = map[string]any{"t": int64(i)}
@@ -67,5 +67,14 @@ func scenario(c *oort.Client, name string) time.Duration {
 			log.Fatalf("result %d: %v", i, row)
 		}
 	}
-	return time.Since(started)
+	elapsed := time.Since(started)
+	// Untimed: every round starts from the same catalog.
+	tail.Close()
+	if _, err := c.Rules.DeleteRule(ctx, &oortv1.DeleteRuleRequest{Id: name}); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.DeleteStream(ctx, name); err != nil {
+		log.Fatal(err)
+	}
+	return elapsed
 }

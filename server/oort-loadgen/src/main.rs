@@ -65,6 +65,9 @@ enum Cmd {
         /// Rounds on one client: the first is cold, the best of the others counts.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Passes over all the clients, one after the other; the best warm round of all passes counts.
+        #[arg(long, default_value_t = 3)]
+        passes: usize,
     },
     /// Publish → TailRule latency through a real oortd at a steady rate.
     Latency {
@@ -155,7 +158,9 @@ fn main() -> Result<()> {
         Cmd::Publish { oortd, events, batch } => {
             tokio::runtime::Runtime::new()?.block_on(publish::run(&oortd, events, batch))
         }
-        Cmd::Clients { oortd, rounds } => tokio::runtime::Runtime::new()?.block_on(clients::run(&oortd, rounds)),
+        Cmd::Clients { oortd, rounds, passes } => {
+            tokio::runtime::Runtime::new()?.block_on(clients::run(&oortd, rounds, passes))
+        }
         Cmd::Latency { oortd, rate, events } => {
             tokio::runtime::Runtime::new()?.block_on(latency::run(&oortd, rate, events))
         }
