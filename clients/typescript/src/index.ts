@@ -274,22 +274,14 @@ export class Rules {
    * are seen; rejects with the server's error (e.g. NotFound).
    * Abort `signal` (or leave the `for await` loop) to end the call.
    */
-  async tailEvents(id: string, signal?: AbortSignal): Promise<AsyncGenerator<Event, void, undefined>> {
-    const responses = await this.openTail(id, TailEncoding.UNSPECIFIED, signal);
-    return (async function* () {
-      for await (const response of responses) {
-        if (response.event) yield response.event; // an oortd older than maxBatch answers in `event`
-        yield* response.events;
-      }
-    })();
+  async tailEvents(id: string, signal?: AbortSignal): Promise<AsyncIterableIterator<Event>> {
+    return new TailRows(await this.openTail(id, TailEncoding.UNSPECIFIED, signal), eventsOf);
   }
 
   /** As `tailEvents`, with rows (column → plain value: BIGINT a bigint, DATETIME a Date, BYTEA a Uint8Array). */
-  async tail(id: string, signal?: AbortSignal): Promise<AsyncGenerator<Row, void, undefined>> {
-    const events = await this.tailEvents(id, signal);
-    return (async function* () {
-      for await (const event of events) yield fromEvent(event);
-    })();
+  async tail(id: string, signal?: AbortSignal): Promise<AsyncIterableIterator<Row>> {
+    const responses = await this.openTail(id, TailEncoding.UNSPECIFIED, signal);
+    return new TailRows(responses, (response) => eventsOf(response).map(fromEvent));
   }
 
   /**
@@ -298,20 +290,14 @@ export class Rules {
    * row than `Event` messages): numbers are JS numbers (integers past 2^53
    * lose precision, as JSON.parse has it), BYTEA base64 text, DATETIME RFC 3339 text.
    */
-  async tailJson(id: string, signal?: AbortSignal): Promise<AsyncGenerator<JsonObject, void, undefined>> {
-    const responses = await this.openTail(id, TailEncoding.JSON, signal);
+  async tailJson(id: string, signal?: AbortSignal): Promise<AsyncIterableIterator<JsonObject>> {
     const decoder = new TextDecoder();
-    return (async function* () {
-      for await (const response of responses) yield* JSON.parse(decoder.decode(response.json)) as JsonObject[];
-    })();
+    const responses = await this.openTail(id, TailEncoding.JSON, signal);
+    return new TailRows(responses, (response) => JSON.parse(decoder.decode(response.json)) as JsonObject[]);
   }
 
   /** Opens a TailRule call: resolves once the server sent its headers, rejects on a refusal. */
-  private async openTail(
-    id: string,
-    encoding: TailEncoding,
-    signal?: AbortSignal,
-  ): Promise<AsyncGenerator<TailRuleResponse, void, undefined>> {
+  private async openTail(id: string, encoding: TailEncoding, signal?: AbortSignal): Promise<OpenTail> {
     let opened!: () => void;
     const headers = new Promise<void>((resolve) => (opened = resolve));
     const request = { id, maxBatch: TAIL_BATCH, encoding };
@@ -319,13 +305,65 @@ export class Rules {
     const first = responses.next(); // sends the request
     first.catch(() => undefined); // handled by whoever awaits it below
     await Promise.race([headers, first]); // a refusal (trailers only, no headers) rejects here
-    return (async function* () {
-      try {
-        for (let next = await first; !next.done; next = await responses.next()) yield next.value;
-      } finally {
-        await responses.return?.();
-      }
-    })();
+    return { first, responses };
+  }
+}
+
+/** A TailRule call once open: its first response, under way, and the rest. */
+interface OpenTail {
+  first: Promise<IteratorResult<TailRuleResponse>>;
+  responses: AsyncIterator<TailRuleResponse>;
+}
+
+/** The events of a typed TailRule response (an oortd older than maxBatch answers in `event`). */
+function eventsOf(response: TailRuleResponse): Event[] {
+  return response.event ? [response.event, ...response.events] : response.events;
+}
+
+/**
+ * The rows of a TailRule call, one `next()` a row. An iterator of its own
+ * rather than an async generator: a generator's `yield*` over each response's
+ * rows costs several microtasks a row (1.2–1.7 ms for 1,000 rows, against
+ * 0.4–0.5 ms so). Leaving a `for await` loop (or `return()`) ends the call.
+ */
+class TailRows<R> implements AsyncIterableIterator<R> {
+  private rows: R[] = [];
+  private read = 0;
+  private pending?: Promise<IteratorResult<TailRuleResponse>>;
+  private readonly responses: AsyncIterator<TailRuleResponse>;
+
+  constructor(
+    open: OpenTail,
+    private readonly unpack: (response: TailRuleResponse) => R[],
+  ) {
+    this.pending = open.first;
+    this.responses = open.responses;
+  }
+
+  async next(): Promise<IteratorResult<R, undefined>> {
+    while (this.read >= this.rows.length) {
+      const next = await (this.pending ?? this.responses.next());
+      this.pending = undefined;
+      if (next.done) return { done: true, value: undefined };
+      this.rows = this.unpack(next.value);
+      this.read = 0;
+    }
+    return { done: false, value: this.rows[this.read++] };
+  }
+
+  async return(): Promise<IteratorResult<R, undefined>> {
+    this.rows = [];
+    const ending = this.responses.return?.();
+    // Before the first response came, the call's iterator finishes that read
+    // before it ends: do not wait for it.
+    if (this.pending === undefined) await ending;
+    else ending?.catch(() => undefined);
+    this.pending = undefined;
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
   }
 }
 

@@ -61,11 +61,12 @@ impl EventService for EventApi {
                 .into());
             }
             // Decoded before anything is sent, so that bad JSON publishes none of the request.
-            let from_json = match request.json.is_empty() {
-                true => Vec::new(),
-                false => oort_engine::json::decode_objects(&request.json).map_err(|e| {
+            let from_json = if request.json.is_empty() {
+                Vec::new()
+            } else {
+                oort_engine::json::decode_objects(&request.json).map_err(|e| {
                     ApiError::InvalidArgument(format!("the json of a PublishRequest for '{}': {e}", request.stream))
-                })?,
+                })?
             };
             let typed = request.event.into_iter().chain(request.events).map(source_event);
             let from_json = from_json.into_iter().map(|fields| SourceEvent {
