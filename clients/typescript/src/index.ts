@@ -353,12 +353,8 @@ class TailRows<R> implements AsyncIterableIterator<R> {
 
   async return(): Promise<IteratorResult<R, undefined>> {
     this.rows = [];
-    const ending = this.responses.return?.();
-    // Before the first response came, the call's iterator finishes that read
-    // before it ends: do not wait for it.
-    if (this.pending === undefined) await ending;
-    else ending?.catch(() => undefined);
     this.pending = undefined;
+    await this.responses.return?.(); // cancels the call, even before its first response
     return { done: true, value: undefined };
   }
 

@@ -3,6 +3,7 @@
 // and honest error codes.
 
 import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 
 import type { Interceptor } from "@connectrpc/connect";
@@ -254,6 +255,10 @@ describe("oortd", () => {
       plain.map(({ n, x }) => ({ n: Number(n), x })),
     );
     assert.deepEqual(jsonRows[300], { n: 300, x: 1, b: "AP8=", at: "2026-12-01T12:30:00Z" });
+    // A tail left before any result came ends at once, without waiting for one.
+    const idle = await oort.rules.tailJson("mixed");
+    const ended = await Promise.race([idle.return?.().then(() => "ended"), sleep(5000, "hung", { ref: false })]);
+    assert.equal(ended, "ended");
     await oort.rules.delete("mixed");
     await oort.streams.delete("mixed");
   });
