@@ -247,9 +247,8 @@ const RULE: &str = "SELECT square(humidity) AS y FROM demo";
 /// The same rule with the built-in arithmetic instead: what the rule costs without the call.
 const RULE_BUILT_IN: &str = "SELECT humidity * humidity AS y FROM demo";
 
-/// A rule run over `events` events: its rate.
-async fn rule_calls(functions: &Arc<FunctionRegistry>, events: usize, sql: &str) -> Result<f64> {
-    let calls = events;
+/// A rule run over `calls` events (a call each, when it calls the function): its rate.
+async fn rule_calls(functions: &Arc<FunctionRegistry>, calls: usize, sql: &str) -> Result<f64> {
     let connectors = Arc::new(ConnectorRegistry::new());
     let payloads = Arc::new(crate::engine::events(calls, 100));
     connectors.register_source("generator", Arc::new(crate::engine::GeneratorFactory(Arc::clone(&payloads))));
