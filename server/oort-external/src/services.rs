@@ -158,6 +158,7 @@ impl ExternalServices {
             let interface = Arc::new(Interface {
                 transport,
                 timeout,
+                max_in_flight: i.options.max_in_flight(),
                 in_flight: Arc::new(Semaphore::new(i.options.max_in_flight())),
             });
             for f in &i.functions {
