@@ -79,52 +79,88 @@ impl Demo for Squares {
 const SERVICE_THREAD: &str = "demo-service";
 
 /// The CPU time this process has used, but for the service's threads: what
-/// the callers cost. From /proc, in clock ticks of 10 ms.
+/// the callers cost. The process's from getrusage (every thread, exited ones
+/// too, to the microsecond), less the service threads' from their schedstat
+/// (nanoseconds): precise enough to add up many short phases.
 fn caller_cpu() -> Result<Duration> {
-    fn ticks(stat: &str) -> Option<u64> {
-        // The fields after the command name: utime and stime are the 12th and 13th.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-    }
-    let total = ticks(&std::fs::read_to_string("/proc/self/stat")?).context("/proc/self/stat")?;
-    let mut service = 0;
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        anyhow::ensure!(libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0, "getrusage failed");
+        usage
+    };
+    let micros = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let process = micros(usage.ru_utime) + micros(usage.ru_stime);
+    let mut service = Duration::ZERO;
     for task in std::fs::read_dir("/proc/self/task")? {
         let path = task?.path();
         if std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == SERVICE_THREAD) {
-            service += std::fs::read_to_string(path.join("stat")).ok().as_deref().and_then(ticks).unwrap_or(0);
+            let schedstat = std::fs::read_to_string(path.join("schedstat")).unwrap_or_default();
+            let nanos = schedstat.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            service += Duration::from_nanos(nanos);
         }
     }
-    Ok(Duration::from_millis(total.saturating_sub(service) * 10))
+    Ok(process.saturating_sub(service))
 }
 
-/// A figure: calls per second, and the callers' CPU time per call.
-struct Figure {
-    rate: f64,
-    cpu_us: f64,
+/// Calls made, the time they took, and the callers' CPU time: summed over
+/// the slices of a phase.
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    calls: usize,
+    elapsed: Duration,
+    cpu: Duration,
 }
 
-/// The figures of one round, each phase run once.
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.calls += other.calls;
+        self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
+    }
+
+    /// Calls per second.
+    fn rate(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The callers' CPU time per call, in microseconds.
+    fn cpu_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.calls as f64
+    }
+}
+
+/// The figures of one round.
 struct Round {
     /// The generated tonic client, one call in flight.
-    hand: Figure,
+    hand: Tally,
     /// `Function::call`, one call in flight.
-    dynamic: Figure,
+    dynamic: Tally,
     /// The generated tonic client, as many calls in flight as an interface allows.
-    hand_many: Figure,
+    hand_many: Tally,
     /// `Function::call_batch` over batches of events.
-    batches: Figure,
+    batches: Tally,
     /// The rule calling the function.
-    rule: Figure,
-    /// The rule's CPU per event less that of the same rule with a built-in instead of the call.
-    call_in_rule: Figure,
+    rule: Tally,
+    /// The same rule with a built-in instead of the call.
+    plain: Tally,
 }
 
-/// Runs a phase of `calls` calls that returns its rate; adds the callers' CPU per call.
-fn measure(calls: usize, phase: impl FnOnce() -> Result<f64>) -> Result<Figure> {
-    let before = caller_cpu()?;
-    let rate = phase()?;
-    let cpu = caller_cpu()?.saturating_sub(before);
-    Ok(Figure { rate, cpu_us: cpu.as_secs_f64() * 1e6 / calls as f64 })
+impl Round {
+    /// The rule's CPU per event less that of the same rule with a built-in:
+    /// the call's share of the rule.
+    fn call_in_rule_us(&self) -> f64 {
+        self.rule.cpu_us() - self.plain.cpu_us()
+    }
+}
+
+/// Runs a phase of `calls` calls, timing it and the callers' CPU.
+fn measure(calls: usize, phase: impl FnOnce() -> Result<()>) -> Result<Tally> {
+    let cpu = caller_cpu()?;
+    let started = Instant::now();
+    phase()?;
+    let elapsed = started.elapsed();
+    Ok(Tally { calls, elapsed, cpu: caller_cpu()?.saturating_sub(cpu) })
 }
 
 /// Starts the server on a runtime of its own (one thread); returns its port and the runtime.
@@ -167,30 +203,27 @@ fn register(functions: &Arc<FunctionRegistry>, port: u16) -> Result<ExternalServ
 }
 
 /// Generated tonic client, one call in flight.
-async fn static_client(port: u16, calls: usize) -> Result<f64> {
+async fn static_client(port: u16, calls: usize) -> Result<()> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
         .tcp_nodelay(true)
         .connect()
         .await?;
     let mut client = DemoClient::new(channel);
-    client.square(SquareRequest { x: 1 }).await?;
-    let started = Instant::now();
     for i in 0..calls {
         let y = client.square(SquareRequest { x: i as i64 }).await?.into_inner().y;
         if y != (i as i64) * (i as i64) {
             bail!("wrong answer");
         }
     }
-    Ok(calls as f64 / started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 /// Generated tonic client, `lanes` calls in flight (one task each, one shared channel).
-async fn static_concurrent(port: u16, calls: usize, lanes: usize) -> Result<f64> {
+async fn static_concurrent(port: u16, calls: usize, lanes: usize) -> Result<()> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
         .tcp_nodelay(true)
         .connect()
         .await?;
-    let started = Instant::now();
     let tasks: Vec<_> = (0..lanes)
         .map(|_| {
             let mut client = DemoClient::new(channel.clone());
@@ -205,17 +238,16 @@ async fn static_concurrent(port: u16, calls: usize, lanes: usize) -> Result<f64>
     for task in tasks {
         task.await??;
     }
-    Ok((calls / lanes * lanes) as f64 / started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 /// `Function::call_batch` in batches of `batch` rows, as a rule calls it for
 /// each batch of events: the calls of a batch run concurrently.
-async fn dynamic_batches(functions: &Arc<FunctionRegistry>, calls: usize, batch: usize) -> Result<f64> {
+async fn dynamic_batches(functions: &Arc<FunctionRegistry>, calls: usize, batch: usize) -> Result<()> {
     let function = functions.get("square").context("square is registered")?;
     let ctx = CallContext { rule_id: "bench" };
     let args: Vec<[Value; 1]> = (0..batch as i64).map(|i| [Value::Int(i)]).collect();
     let rows: Vec<&[Value]> = args.iter().map(|a| a.as_slice()).collect();
-    let started = Instant::now();
     for _ in 0..calls / batch {
         for (i, y) in function.call_batch(&ctx, &rows).into_iter().enumerate() {
             let y = y.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -224,22 +256,20 @@ async fn dynamic_batches(functions: &Arc<FunctionRegistry>, calls: usize, batch:
             }
         }
     }
-    Ok((calls / batch * batch) as f64 / started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 /// `Function::call` of the external function, one call in flight, from a runtime worker as in a rule.
-async fn dynamic_calls(functions: &Arc<FunctionRegistry>, calls: usize) -> Result<f64> {
+async fn dynamic_calls(functions: &Arc<FunctionRegistry>, calls: usize) -> Result<()> {
     let function = functions.get("square").context("square is registered")?;
     let ctx = CallContext { rule_id: "bench" };
-    function.call(&ctx, &[Value::Int(1)]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let started = Instant::now();
     for i in 0..calls as i64 {
         let y = function.call(&ctx, &[Value::Int(i)]).map_err(|e| anyhow::anyhow!("{e}"))?;
         if y != Value::Int(i * i) {
             bail!("wrong answer {y:?}");
         }
     }
-    Ok(calls as f64 / started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 /// The rule calling the external function for every event.
@@ -247,8 +277,8 @@ const RULE: &str = "SELECT square(humidity) AS y FROM demo";
 /// The same rule with the built-in arithmetic instead: what the rule costs without the call.
 const RULE_BUILT_IN: &str = "SELECT humidity * humidity AS y FROM demo";
 
-/// A rule run over `calls` events (a call each, when it calls the function): its rate.
-async fn rule_calls(functions: &Arc<FunctionRegistry>, calls: usize, sql: &str) -> Result<f64> {
+/// A rule run over `calls` events (a call each, when it calls the function).
+async fn rule_calls(functions: &Arc<FunctionRegistry>, calls: usize, sql: &str) -> Result<()> {
     let connectors = Arc::new(ConnectorRegistry::new());
     let payloads = Arc::new(crate::engine::events(calls, 100));
     connectors.register_source("generator", Arc::new(crate::engine::GeneratorFactory(Arc::clone(&payloads))));
@@ -273,9 +303,8 @@ async fn rule_calls(functions: &Arc<FunctionRegistry>, calls: usize, sql: &str) 
             bail!("calls failed: {:?}", op.last_exception);
         }
         if op.records_out_total >= calls as u64 {
-            let elapsed = started.elapsed();
             engine.stop("bench").await;
-            return Ok(calls as f64 / elapsed.as_secs_f64());
+            return Ok(());
         }
         if started.elapsed() > Duration::from_secs(300) {
             bail!("{} of {calls} calls after 300 s", op.records_out_total);
@@ -283,7 +312,11 @@ async fn rule_calls(functions: &Arc<FunctionRegistry>, calls: usize, sql: &str) 
     }
 }
 
-/// Prints the figures as a markdown table.
+/// The four phases of calls in flight alternate in slices this many times a
+/// round, so that the machine's drifts fall on all of them alike.
+const SLICES: usize = 8;
+
+/// Prints the figures as markdown tables.
 pub fn run(calls: usize, rounds: usize) -> Result<()> {
     anyhow::ensure!(rounds >= 1, "--rounds must be at least 1");
     let (port, _server) = serve()?;
@@ -295,31 +328,38 @@ pub fn run(calls: usize, rounds: usize) -> Result<()> {
     // The default in-flight bound of an interface, and the engine's batch of events.
     const LANES: usize = oort_external::description::DEFAULT_MAX_IN_FLIGHT as usize;
     const BATCH: usize = 256;
+    let slice = (calls * 4 / SLICES).div_ceil(BATCH) * BATCH; // a multiple of BATCH and LANES
+    // Connects both clients and warms them up.
+    client.block_on(static_client(port, 100))?;
+    client.block_on(dynamic_calls(&functions, 100))?;
     let mut rows = Vec::new();
     for _ in 0..rounds {
         let hand = measure(calls, || client.block_on(static_client(port, calls)))?;
         let dynamic = measure(calls, || client.block_on(dynamic_calls(&functions, calls)))?;
-        let hand_many = measure(calls * 4, || client.block_on(static_concurrent(port, calls * 4, LANES)))?;
-        let batches = measure(calls * 4, || client.block_on(dynamic_batches(&functions, calls * 4, BATCH)))?;
-        let rule = measure(calls * 4, || client.block_on(rule_calls(&functions, calls * 4, RULE)))?;
-        let plain = measure(calls * 4, || client.block_on(rule_calls(&functions, calls * 4, RULE_BUILT_IN)))?;
-        // The call's share of the rule: the rule's CPU less that of the same rule without the call.
-        let call_in_rule = Figure { rate: rule.rate, cpu_us: rule.cpu_us - plain.cpu_us };
-        rows.push(Round { hand, dynamic, hand_many, batches, rule, call_in_rule });
+        let [mut hand_many, mut batches, mut rule, mut plain] = [Tally::default(); 4];
+        for _ in 0..SLICES {
+            hand_many.add(measure(slice, || client.block_on(static_concurrent(port, slice, LANES)))?);
+            batches.add(measure(slice, || client.block_on(dynamic_batches(&functions, slice, BATCH)))?);
+            rule.add(measure(slice, || client.block_on(rule_calls(&functions, slice, RULE)))?);
+            plain.add(measure(slice, || client.block_on(rule_calls(&functions, slice, RULE_BUILT_IN)))?);
+        }
+        rows.push(Round { hand, dynamic, hand_many, batches, rule, plain });
     }
     // Cost: how much more the callers' CPU per call than the hand-written client's.
-    let cost = |hand: &Figure, other: &Figure| other.cpu_us / hand.cpu_us - 1.0;
-    let cell = |hand: &Figure, other: &Figure| {
-        format!("{:.0} calls/s, {:.1} µs ({:+.0}%)", other.rate, other.cpu_us, cost(hand, other) * 100.0)
+    let cost = |hand: f64, other: f64| (other / hand - 1.0) * 100.0;
+    let cell = |hand: &Tally, other: &Tally| {
+        format!("{:.0} calls/s, {:.1} µs ({:+.0}%)", other.rate(), other.cpu_us(), cost(hand.cpu_us(), other.cpu_us()))
     };
     println!("Calls per second, and the callers' CPU time per call (cost against the hand-written client).\n");
     println!("One call in flight:\n");
     println!("| round | hand-written tonic client | oort-external `Function::call` |");
     println!("|---|---|---|");
     for (i, r) in rows.iter().enumerate() {
-        println!("| {i} | {:.0} calls/s, {:.1} µs | {} |", r.hand.rate, r.hand.cpu_us, cell(&r.hand, &r.dynamic));
+        println!("| {i} | {:.0} calls/s, {:.1} µs | {} |", r.hand.rate(), r.hand.cpu_us(), cell(&r.hand, &r.dynamic));
     }
-    println!("\nConcurrent ({LANES} in flight; batches of {BATCH} events):\n");
+    println!(
+        "\nConcurrent ({LANES} in flight; batches of {BATCH} events; the four alternate in {SLICES} slices a round):\n"
+    );
     println!(
         "| round | hand-written tonic client, {LANES} tasks | `Function::call_batch` | rule `{RULE}` | the call in the \
          rule: less `{RULE_BUILT_IN}` |"
@@ -328,25 +368,34 @@ pub fn run(calls: usize, rounds: usize) -> Result<()> {
     for (i, r) in rows.iter().enumerate() {
         println!(
             "| {i} | {:.0} calls/s, {:.1} µs | {} | {} | {:.1} µs ({:+.0}%) |",
-            r.hand_many.rate,
-            r.hand_many.cpu_us,
+            r.hand_many.rate(),
+            r.hand_many.cpu_us(),
             cell(&r.hand_many, &r.batches),
             cell(&r.hand_many, &r.rule),
-            r.call_in_rule.cpu_us,
-            cost(&r.hand_many, &r.call_in_rule) * 100.0
+            r.call_in_rule_us(),
+            cost(r.hand_many.cpu_us(), r.call_in_rule_us())
         );
     }
-    let median = |of: &dyn Fn(&Round) -> &Figure| {
-        let mut costs: Vec<f64> = rows.iter().map(|r| cost(&r.hand_many, of(r))).collect();
-        costs.sort_by(f64::total_cmp);
-        costs[costs.len() / 2] * 100.0
+    // Over all rounds: every call of a phase counted once.
+    let total = |of: &dyn Fn(&Round) -> Tally| {
+        let mut sum = Tally::default();
+        rows.iter().for_each(|r| sum.add(of(r)));
+        sum
     };
+    let (hand_many, batches, rule, plain) =
+        (total(&|r| r.hand_many), total(&|r| r.batches), total(&|r| r.rule), total(&|r| r.plain));
+    let call_in_rule = rule.cpu_us() - plain.cpu_us();
     println!(
-        "\nMedian cost over {rounds} rounds (goal ≤ +20%): `Function::call_batch` {:+.0}%, the rule {:+.0}%, the call in \
-         the rule {:+.0}%",
-        median(&|r| &r.batches),
-        median(&|r| &r.rule),
-        median(&|r| &r.call_in_rule)
+        "\nAll {rounds} rounds (goal ≤ +20%): hand-written {:.1} µs a call; `Function::call_batch` {:.1} µs ({:+.0}%), \
+         the rule {:.1} µs ({:+.0}%), the call in the rule {:.1} µs ({:+.0}%); the rule {:.0} calls/s (goal ≥ 20,000)",
+        hand_many.cpu_us(),
+        batches.cpu_us(),
+        cost(hand_many.cpu_us(), batches.cpu_us()),
+        rule.cpu_us(),
+        cost(hand_many.cpu_us(), rule.cpu_us()),
+        call_in_rule,
+        cost(hand_many.cpu_us(), call_in_rule),
+        rule.rate()
     );
     Ok(())
 }
