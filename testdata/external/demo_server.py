@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -24,7 +25,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def generate_stubs(include):
-    """Compiles the .proto files with grpcio-tools into a temporary package root."""
+    """Compiles the .proto files with grpcio-tools into a temporary package root
+    on sys.path; returns it, to be removed once the stubs are imported (the
+    tests stop this server with a signal, so nothing would remove it later)."""
     import grpc_tools
     from grpc_tools import protoc
 
@@ -42,6 +45,7 @@ def generate_stubs(include):
                     "google/api/http.proto", "google/api/annotations.proto"]) != 0:
         sys.exit("generating the google.api stubs failed")
     sys.path.insert(0, out)
+    return out
 
 
 def main():
@@ -52,11 +56,13 @@ def main():
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     opts = parser.parse_args()
-    generate_stubs(opts.include)
+    stubs = generate_stubs(opts.include)
 
     import grpc
     from google.protobuf import json_format, wrappers_pb2
     from demo.v1 import demo_pb2, demo_pb2_grpc, types_pb2
+
+    shutil.rmtree(stubs, ignore_errors=True)
 
     def square(req):
         return demo_pb2.SquareReply(y=req.x * req.x)
