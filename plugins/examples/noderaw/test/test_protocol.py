@@ -14,6 +14,7 @@ import json
 import os
 import queue
 import selectors
+import shutil
 import stat
 import subprocess
 import sys
@@ -135,6 +136,7 @@ class Plugin:
         for f in (self.proc.stdin, self.proc.stdout):
             if f is not None:
                 f.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -589,8 +591,6 @@ def test_shutdown_closes_instances_then_exits(plugin: Plugin, tmp_path: Path) ->
 
 
 def grpcurl() -> str | None:
-    import shutil
-
     found = shutil.which("grpcurl")
     gobin = Path(os.environ.get("GOPATH", Path.home() / "go")) / "bin" / "grpcurl"
     return found or (str(gobin) if gobin.exists() else None)
