@@ -1,32 +1,31 @@
 //! [`IoRuntime`]: a tokio runtime that blocking-looking calls (external
 //! services, portable plugins) run on, and the
-//! bridge from the engine's synchronous `Function::call` to it.
+//! bridge from the engine's synchronous `Function::call` to it; and
+//! [`CallRuntime`], a runtime that the threads waiting on it drive themselves,
+//! for single round trips where a hand-off between threads is most of the cost.
 //!
 //! The engine evaluates a rule's expressions synchronously on its rule task,
 //! calling such a function once per batch of events (`call_batch`: an external
 //! function runs the batch's calls concurrently here, a portable plugin sends
 //! it as one message). A batch therefore blocks that task until the answers,
-//! or the deadline, whichever comes first: `block` spawns the work on this
-//! runtime and waits for it, `block_here` polls it on the calling thread in
-//! this runtime's context (for single short round trips: no hand-off between
-//! threads); both wait inside `block_in_place` when the caller is a worker of
-//! a multi-threaded runtime (so the caller's other tasks move to another
-//! thread and the server keeps serving).
+//! or the deadline, whichever comes first: `IoRuntime::block` spawns the work
+//! on that runtime and waits for it; `CallRuntime::block` runs it on the
+//! calling thread, which drives the runtime's I/O itself while it waits. Both
+//! wait inside `block_in_place` when the caller is a worker of a
+//! multi-threaded runtime (so the caller's other tasks move to another thread
+//! and the server keeps serving).
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
-/// How long [`IoRuntime::block_here`] polls for an answer before it parks:
-/// most round trips to a plugin process end within it, and parking (with
-/// `block_in_place`, which hands the worker to another thread) costs more
-/// than the round trip.
+/// How long [`CallRuntime::block`] polls for an answer before it sleeps in
+/// the I/O driver: most round trips to a plugin process end within it, and
+/// waking a sleeping thread costs as much as the rest of the round trip
+/// (about 20 µs on a virtual machine).
 const SPIN: Duration = Duration::from_micros(500);
 
 /// Owns the runtime of external calls; shut down (without waiting) when dropped.
@@ -76,60 +75,76 @@ impl IoRuntime {
             _ => wait(),
         }
     }
+}
 
-    /// Runs `future` on the calling thread, inside this runtime's context (the
-    /// timers it sets and the tasks it spawns are this runtime's), and returns
-    /// its output. Unlike [`IoRuntime::block`] nothing is handed to a worker of
-    /// this runtime and back, which is a wake-up of a parked thread each way:
-    /// what a single short round trip costs most. Polls, yielding the CPU, for
-    /// up to [`SPIN`], then parks until woken, inside `block_in_place` when
-    /// the caller is a worker of a multi-threaded runtime.
-    pub fn block_here<F: Future>(&self, future: F) -> F::Output {
-        // The caller's runtime, before this one's context is entered.
-        let on_worker = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
-        let _context = self.handle.enter();
-        // Unconstrained: the caller may be a task of another runtime that does
-        // not yield while it waits here, so tokio's cooperative budget would run
-        // out and every resource would answer Pending until it parks.
-        let mut future = pin!(tokio::task::unconstrained(future));
-        let signal = Arc::new(Signal { woken: AtomicBool::new(false), thread: std::thread::current() });
-        let waker = Waker::from(Arc::clone(&signal));
-        let mut cx = Context::from_waker(&waker);
-        let started = Instant::now();
-        while started.elapsed() < SPIN {
-            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                return output;
-            }
-            while !signal.woken.swap(false, Ordering::AcqRel) && started.elapsed() < SPIN {
-                std::thread::yield_now();
-            }
+/// A current-thread runtime with no thread of its own: the threads that wait
+/// in [`CallRuntime::block`] drive it, so the connections made inside it
+/// read and write on the caller's thread, and an answer needs no thread to
+/// be woken but the caller's (none while it polls). For request/response
+/// clients (a portable plugin's `Invoke` streams): its tasks run only while
+/// some thread waits in `block`, so nothing that must make progress on its
+/// own (a source, a sink, a health check) belongs here. Several threads may
+/// wait at once: one drives the runtime, the others are woken by it.
+pub struct CallRuntime {
+    runtime: Option<Runtime>,
+}
+
+impl CallRuntime {
+    /// A new runtime, with I/O and timers.
+    pub fn new() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(Self { runtime: Some(runtime) })
+    }
+
+    /// Runs `future` on the calling thread, driving this runtime (its I/O,
+    /// its timers, the tasks spawned in it) until the future is done. Polls
+    /// the I/O without sleeping, yielding the CPU to other threads between
+    /// polls, for up to [`SPIN`]; then sleeps in the I/O driver.
+    pub fn block<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        let Some(runtime) = &self.runtime else { unreachable!("the runtime lives until drop") };
+        let run = move || runtime.block_on(spin_then_wait(future, SPIN));
+        match Handle::try_current() {
+            // A worker (or a blocking thread) of a multi-threaded runtime:
+            // leave its context, so that this runtime may be entered.
+            Ok(current) if current.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
+            // A task of a current-thread runtime (tests) cannot leave it: drive
+            // this one from a thread of its own.
+            Ok(_) => std::thread::scope(|scope| match scope.spawn(run).join() {
+                Ok(output) => output,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }),
+            Err(_) => run(),
         }
-        let mut wait = move || loop {
-            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                return output;
-            }
-            while !signal.woken.swap(false, Ordering::AcqRel) {
-                std::thread::park();
-            }
-        };
-        if on_worker { tokio::task::block_in_place(wait) } else { wait() }
     }
 }
 
-/// Wakes the thread of [`IoRuntime::block_here`].
-struct Signal {
-    woken: AtomicBool,
-    thread: Thread,
+/// Polls `future` without letting the runtime sleep for up to `spin` (each
+/// `yield_now` makes the runtime poll its I/O driver without blocking, and
+/// `std::thread::yield_now` gives the CPU to the thread that will answer, if
+/// it waits for one), then waits for it normally.
+async fn spin_then_wait<F: Future>(future: F, spin: Duration) -> F::Output {
+    let mut future = pin!(future);
+    let started = Instant::now();
+    while started.elapsed() < spin {
+        if let Poll::Ready(output) = futures::poll!(future.as_mut()) {
+            return output;
+        }
+        tokio::task::yield_now().await;
+        std::thread::yield_now();
+    }
+    future.await
 }
 
-impl Wake for Signal {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.thread.unpark();
+impl Drop for CallRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another's context would panic.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

@@ -130,11 +130,31 @@ pub async fn run(plugins: Plugins<'_>, rows: usize, calls: usize, events: usize)
         let portable_times = round_trips(portable.as_ref(), calls);
         let native_times = round_trips(native.as_ref(), calls);
         let py_times = round_trips(py_upper.as_ref(), calls.min(5000));
-        Ok((builtin_rate, native_rate, portable_rate, portable_times, native_times, upper_rate, py_rate, py_times))
+        // From the same kind of thread as the calls above.
+        let floor_times = crate::tonic_floor::round_trips(calls)?;
+        Ok((
+            builtin_rate,
+            native_rate,
+            portable_rate,
+            portable_times,
+            native_times,
+            upper_rate,
+            py_rate,
+            py_times,
+            floor_times,
+        ))
     });
-    let (builtin_rate, native_rate, portable_rate, portable_times, native_times, upper_rate, py_rate, py_times) =
-        measured.await??;
-    let floor_times = crate::tonic_floor::round_trips(calls).await?;
+    let (
+        builtin_rate,
+        native_rate,
+        portable_rate,
+        portable_times,
+        native_times,
+        upper_rate,
+        py_rate,
+        py_times,
+        floor_times,
+    ) = measured.await??;
 
     let payloads = Arc::new(engine::events(events, 1000));
     let rule_builtin = rule_rate(&functions, "abs", "temperature", &payloads).await?;

@@ -1,15 +1,16 @@
 //! The floor under a portable call's round trip: the same `Invoke` exchange
 //! (one `InvokeBatch` of one row, one `InvokeResponse`) with nothing of Oort
-//! around it: a bare tonic server echoing rows on its own runtime and a bare
-//! tonic client on another, over a Unix socket in this process, timed from the
-//! client's task. What tonic and h2 on both sides cost on this machine; the
-//! difference to the host's figure is what the host adds (the bridge from the
-//! rule's synchronous call, the supervisor, the deadline).
+//! around it but the way the host drives its client: a bare tonic server
+//! echoing rows on a runtime of its own and a bare tonic client on a
+//! [`CallRuntime`] driven by the calling thread, over a Unix socket in this
+//! process. What tonic and h2 on both sides cost on this machine; the
+//! difference to the host's figure is what the host adds (the supervisor, the
+//! stream bookkeeping, the deadline, the value conversions).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use oort_engine::io::IoRuntime;
+use oort_engine::io::CallRuntime;
 use oort_proto::plugin::v1::plugin_service_server::{PluginService, PluginServiceServer};
 use oort_proto::plugin::v1::{
     ArgRow, CallResult, DescribeRequest, DescribeResponse, InvokeBatch, InvokeOpen, InvokeRequest, InvokeResponse,
@@ -105,11 +106,12 @@ impl Stream {
     }
 }
 
-/// Sorted round trips of `n` calls (after `n / 10` to warm up).
-pub async fn round_trips(n: usize) -> Result<Vec<Duration>> {
+/// Sorted round trips of `n` calls (after `n / 10` to warm up), made from
+/// the calling thread.
+pub fn round_trips(n: usize) -> Result<Vec<Duration>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("floor.sock");
-    // The server on a runtime of its own, as a plugin process has.
+    // The server on a runtime of its own, as the Rust SDK's process has.
     let server = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = {
         let _context = server.enter();
@@ -120,9 +122,9 @@ pub async fn round_trips(n: usize) -> Result<Vec<Duration>> {
             .add_service(PluginServiceServer::new(Echo))
             .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
     );
-    // The client on another, as the host's plugin runtime.
-    let client = IoRuntime::named(2, "floor-client")?;
-    let calls = async move {
+    // The client driven by the calling thread, as the host's calls are.
+    let client = CallRuntime::new()?;
+    let mut stream = client.block(async move {
         let connector = tower::service_fn(move |_: http::Uri| {
             let path = path.clone();
             async move {
@@ -131,18 +133,16 @@ pub async fn round_trips(n: usize) -> Result<Vec<Duration>> {
         });
         let channel =
             tonic::transport::Endpoint::from_static("http://floor.localhost").connect_with_connector(connector).await?;
-        let mut stream = Stream::open(channel).await?;
-        let mut times = Vec::with_capacity(n);
-        for i in 0..n + n / 10 {
-            let started = Instant::now();
-            stream.call(i as f64).await?;
-            if i >= n / 10 {
-                times.push(started.elapsed());
-            }
+        Stream::open(channel).await
+    })?;
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        let started = Instant::now();
+        client.block(stream.call(i as f64))?;
+        if i >= n / 10 {
+            times.push(started.elapsed());
         }
-        Ok::<_, anyhow::Error>(times)
-    };
-    let mut times = client.handle().spawn(calls).await??;
+    }
     server.shutdown_background();
     times.sort();
     Ok(times)

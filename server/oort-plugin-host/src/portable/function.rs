@@ -2,7 +2,10 @@
 //! [`Function`]. Each rule (and argument count) gets its own `Invoke` stream,
 //! opened on first use and reopened after a restart or an update; one
 //! `call_batch` is one `InvokeBatch` and waits for its one `InvokeResponse`, at
-//! most `call_timeout`. A call that times out kills the process (the supervisor
+//! most `call_timeout`. The streams run on the process's connection for calls,
+//! on the host's [`CallRuntime`]: the calling thread writes the batch and reads
+//! the answer itself, and polls for it while it is short in coming, because
+//! on a small machine waking a sleeping thread is most of a round trip's cost. A call that times out kills the process (the supervisor
 //! restarts it) and fails that batch's rows; the next batch goes to the new
 //! process.
 
@@ -11,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oort_engine::function::ArgInfo;
-use oort_engine::io::IoRuntime;
+use oort_engine::io::CallRuntime;
 use oort_engine::{CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin, Value};
 use oort_proto::plugin::v1::{
     ArgRow, InvokeBatch, InvokeOpen, InvokeRequest, InvokeResponse, call_result, invoke_request,
@@ -37,7 +40,7 @@ type Streams = HashMap<(String, usize), Arc<tokio::sync::Mutex<Option<Invoker>>>
 pub struct PortableFunction {
     meta: FunctionMeta,
     target: Arc<Target>,
-    io: Arc<IoRuntime>,
+    calls: Arc<CallRuntime>,
     streams: Mutex<Streams>,
 }
 
@@ -52,7 +55,7 @@ impl PortableFunction {
         aggregate: bool,
         description: &str,
         target: Arc<Target>,
-        io: Arc<IoRuntime>,
+        calls: Arc<CallRuntime>,
     ) -> Self {
         let meta = FunctionMeta {
             name: name.to_ascii_lowercase(),
@@ -63,7 +66,7 @@ impl PortableFunction {
             max_args: None,
             description: description.to_owned(),
         };
-        Self { meta, target, io, streams: Mutex::default() }
+        Self { meta, target, calls, streams: Mutex::default() }
     }
 
     fn stream(&self, rule_id: &str, nargs: usize) -> Arc<tokio::sync::Mutex<Option<Invoker>>> {
@@ -83,7 +86,7 @@ impl PortableFunction {
         let open =
             InvokeOpen { function: self.meta.name.clone(), rule_id: rule_id.to_owned(), arg_count: nargs as u32 };
         let call = call(supervisor, stream, open, args);
-        let response = self.io.block_here(call)?;
+        let response = self.calls.block(call)?;
         if response.results.len() != rows.len() {
             return Err(BatchError(format!(
                 "the plugin answered {} results for {} rows",
@@ -121,7 +124,7 @@ async fn call(
             let (tx, rx) = mpsc::channel(4);
             let first = InvokeRequest { message: Some(invoke_request::Message::Open(open)) };
             tx.send(first).await.map_err(|_| BatchError("the call stream closed".into()))?;
-            let mut client = running.process.client.clone();
+            let mut client = running.process.call_client().await.map_err(BatchError)?;
             let refused = |s: tonic::Status| BatchError(format!("the plugin refused the call: {}", s.message()));
             let mut responses = client.invoke(ReceiverStream::new(rx)).await.map_err(refused)?.into_inner();
             // The plugin acknowledges the open stream as batch 0.
@@ -200,7 +203,7 @@ impl Function for PortableFunction {
                 _ => None,
             }
         };
-        match self.io.block_here(check) {
+        match self.calls.block(check) {
             Some(refusal) => Err(refusal),
             None => Ok(()),
         }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use oort_engine::io::IoRuntime;
+use oort_engine::io::{CallRuntime, IoRuntime};
 use oort_engine::{ConnectorRegistry, FunctionOrigin, FunctionRegistry};
 
 use super::PortableConfig;
@@ -65,7 +65,10 @@ pub struct PortableHost {
     connectors: Arc<ConnectorRegistry>,
     config: Arc<PortableConfig>,
     sockets: SocketDir,
+    /// Supervisors, sources and sinks run here.
     io: Arc<IoRuntime>,
+    /// Function calls run here, driven by the calling threads.
+    calls: Arc<CallRuntime>,
     installed: Mutex<BTreeMap<String, Installed>>,
 }
 
@@ -146,7 +149,17 @@ impl PortableHost {
             IoRuntime::named(config.io_threads, "oort-plugins")
                 .map_err(|e| HostError::io("starting the plugin runtime", e))?,
         );
-        Ok(Self { root, functions, connectors, config: Arc::new(config), sockets, io, installed: Mutex::default() })
+        let calls = Arc::new(CallRuntime::new().map_err(|e| HostError::io("starting the plugin call runtime", e))?);
+        Ok(Self {
+            root,
+            functions,
+            connectors,
+            config: Arc::new(config),
+            sockets,
+            io,
+            calls,
+            installed: Mutex::default(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Installed>> {
@@ -268,7 +281,7 @@ impl PortableHost {
                     symbol.aggregate,
                     &symbol.description,
                     Arc::clone(target),
-                    io,
+                    Arc::clone(&self.calls),
                 ));
                 self.functions.register(f.clone());
                 functions.insert(symbol.name.clone(), f);

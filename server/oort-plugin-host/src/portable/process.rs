@@ -1,6 +1,7 @@
 //! One plugin process: started with the protocol's environment, its handshake
 //! line read from stdout within the start timeout, its stderr copied line by
-//! line into the server log, and a gRPC channel over its Unix socket. The
+//! line into the server log, and a gRPC channel over its Unix socket (and a
+//! second one, made on first use, for function calls: [`Process::call_client`]). The
 //! process is killed when [`Process`] is dropped (or by [`Process::kill`]);
 //! [`Process::shutdown`] asks it to exit first.
 
@@ -82,6 +83,11 @@ pub struct Process {
     pub client: PluginServiceClient<Channel>,
     /// The channel, for the health client.
     pub channel: Channel,
+    /// Where it serves, and how long a connection may take.
+    address: Address,
+    connect_timeout: Duration,
+    /// The connection of function calls, made by the first call.
+    calls: tokio::sync::OnceCell<PluginServiceClient<Channel>>,
     /// The last lines of its stderr.
     pub stderr: StderrTail,
     /// Holds the plugin's stdin open: dropping it tells the plugin to exit.
@@ -277,11 +283,26 @@ pub async fn spawn(launch: &Launch) -> Result<Process, HostError> {
     }
     let channel =
         connect(&address, launch.start_timeout).await.map_err(|m| fail(format!("{m}; stderr: {}", stderr.text())))?;
-    let client = PluginServiceClient::new(channel.clone())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let client = plugin_client(channel.clone());
     std::mem::forget(guard);
-    Ok(Process { pid, client, channel, stderr, stdin: Mutex::new(stdin), kill, exited })
+    Ok(Process {
+        pid,
+        client,
+        channel,
+        address,
+        connect_timeout: launch.start_timeout,
+        calls: tokio::sync::OnceCell::new(),
+        stderr,
+        stdin: Mutex::new(stdin),
+        kill,
+        exited,
+    })
+}
+
+fn plugin_client(channel: Channel) -> PluginServiceClient<Channel> {
+    PluginServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 struct KillGuard(Arc<Notify>);
@@ -307,6 +328,15 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 }
 
 impl Process {
+    /// A client on a connection of its own for function calls, made on the
+    /// first call on the runtime that call runs on (the host's `CallRuntime`,
+    /// which the calling threads drive themselves): so that a call's bytes are
+    /// written and its answer read on the caller's thread.
+    pub async fn call_client(&self) -> Result<PluginServiceClient<Channel>, String> {
+        let connect = || async { connect(&self.address, self.connect_timeout).await.map(plugin_client) };
+        self.calls.get_or_try_init(connect).await.cloned()
+    }
+
     /// Whether it has exited.
     pub fn has_exited(&self) -> bool {
         self.exited.borrow().is_some()
