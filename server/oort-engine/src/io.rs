@@ -155,3 +155,70 @@ impl Drop for IoRuntime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::*;
+
+    /// An echo task spawned in `calls`: it runs only while some thread waits in `block`.
+    fn echo(calls: &CallRuntime) -> mpsc::Sender<(u64, oneshot::Sender<u64>)> {
+        calls.block(async {
+            let (tx, mut rx) = mpsc::channel::<(u64, oneshot::Sender<u64>)>(16);
+            tokio::spawn(async move {
+                while let Some((x, reply)) = rx.recv().await {
+                    // A timer of this runtime, too.
+                    tokio::time::sleep(Duration::from_micros(50)).await;
+                    let _ = reply.send(x * 2);
+                }
+            });
+            tx
+        })
+    }
+
+    async fn ask(echo: &mpsc::Sender<(u64, oneshot::Sender<u64>)>, x: u64) -> u64 {
+        let (reply, answer) = oneshot::channel();
+        echo.send((x, reply)).await.expect("the echo task runs");
+        answer.await.expect("the echo task answers")
+    }
+
+    #[test]
+    fn a_plain_thread_drives_the_tasks_of_the_runtime() {
+        let calls = CallRuntime::new().unwrap();
+        let echo = echo(&calls);
+        assert_eq!(calls.block(ask(&echo, 21)), 42);
+    }
+
+    #[test]
+    fn callers_on_several_threads_at_once_are_all_answered() {
+        let calls = Arc::new(CallRuntime::new().unwrap());
+        let echo = echo(&calls);
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (calls, echo) = (Arc::clone(&calls), echo.clone());
+                std::thread::spawn(move || (0..200).map(|i| calls.block(ask(&echo, t * 1000 + i))).sum::<u64>())
+            })
+            .collect();
+        let sums: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let expected: Vec<u64> = (0..4u64).map(|t| (0..200).map(|i| 2 * (t * 1000 + i)).sum()).collect();
+        assert_eq!(sums, expected);
+    }
+
+    #[test]
+    fn tasks_of_other_runtimes_may_wait_in_it() {
+        let calls = Arc::new(CallRuntime::new().unwrap());
+        let echo = echo(&calls);
+        // A worker of a multi-threaded runtime, and one of its blocking threads.
+        let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (c, e) = (Arc::clone(&calls), echo.clone());
+        assert_eq!(multi.block_on(async move { tokio::spawn(async move { c.block(ask(&e, 1)) }).await.unwrap() }), 2);
+        let (c, e) = (Arc::clone(&calls), echo.clone());
+        assert_eq!(multi.block_on(multi.spawn_blocking(move || c.block(ask(&e, 2)))).unwrap(), 4);
+        // A task of a current-thread runtime.
+        let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(current.block_on(async { calls.block(ask(&echo, 3)) }), 6);
+    }
+}
