@@ -4,12 +4,12 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use oort_engine::function::ArgInfo;
 use oort_engine::{CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin, Value};
 use prost_reflect::MethodDescriptor;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::CallError;
 use crate::grpc::GrpcClient;
@@ -37,12 +37,22 @@ enum Request {
 }
 
 impl Interface {
+    /// Waits for room within the in-flight limit.
+    async fn permit(&self) -> Result<SemaphorePermit<'_>, CallError> {
+        self.in_flight.acquire().await.map_err(|_| closed())
+    }
+
     /// Sends one request, within the in-flight limit but not the deadline (the
-    /// caller sets that: one timer per call, or one for a whole batch). The
-    /// REST and tarpc futures are boxed: they are several times the size of
-    /// the gRPC one, and every call's future is as large as the largest.
+    /// caller sets that: one timer per call, or one for a whole batch).
     async fn send(&self, request: Request) -> Result<Value, CallError> {
-        let _permit = self.in_flight.acquire().await.map_err(|_| CallError::Unavailable("closed".into()))?;
+        let _permit = self.permit().await?;
+        self.send_now(request).await
+    }
+
+    /// Sends one request with a permit already held. The REST and tarpc
+    /// futures are boxed: they are several times the size of the gRPC one,
+    /// and every call's future is as large as the largest.
+    async fn send_now(&self, request: Request) -> Result<Value, CallError> {
         let timeout = self.timeout;
         match (request, &self.transport) {
             (Request::Method { method, message, .. }, Transport::Grpc(client)) => {
@@ -169,6 +179,11 @@ fn deadline(timeout: Duration) -> CallError {
     CallError::Deadline(timeout.as_millis() as u64)
 }
 
+/// The in-flight limit of an interface that is gone.
+fn closed() -> CallError {
+    CallError::Unavailable("closed".into())
+}
+
 /// Why nothing was called: the I/O runtime is gone.
 fn shutting_down() -> CallError {
     CallError::Unavailable("the server is shutting down".into())
@@ -252,9 +267,22 @@ impl Function for ExternalFunction {
             let mut answers = Vec::with_capacity(requests.len());
             let limit = interface.max_in_flight;
             let interface = &interface;
-            let mut calls = futures::stream::iter(requests)
-                .map(|(i, request)| async move { (i, interface.send(request).await, Instant::now()) })
-                .buffer_unordered(limit);
+            // A call's future (kilobytes) is made only once it holds a permit:
+            // batches of several rules (or of one pipelined rule) waiting for
+            // room keep small futures, not a limit's worth of large ones each.
+            let semaphore = Arc::clone(&interface.in_flight);
+            let mut calls = std::pin::pin!(
+                futures::stream::iter(requests)
+                    .then(move |(i, request)| Arc::clone(&semaphore).acquire_owned().map(move |p| (i, request, p)))
+                    .map(|(i, request, permit)| async move {
+                        let answer = match permit {
+                            Ok(_permit) => interface.send_now(request).await,
+                            Err(_) => Err(closed()),
+                        };
+                        (i, answer, Instant::now())
+                    })
+                    .buffer_unordered(limit)
+            );
             let expired = tokio::time::sleep(timeout);
             tokio::pin!(expired);
             loop {
