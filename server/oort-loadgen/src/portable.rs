@@ -31,6 +31,19 @@ use crate::engine;
 /// Rows per batch.
 const BATCH: usize = 1024;
 
+/// The figures measured on one thread: rates in rows per second, sorted round trips.
+struct Measured {
+    builtin_rate: f64,
+    native_rate: f64,
+    portable_rate: f64,
+    portable_times: Vec<Duration>,
+    native_times: Vec<Duration>,
+    upper_rate: f64,
+    py_rate: f64,
+    py_times: Vec<Duration>,
+    floor_times: Vec<Duration>,
+}
+
 /// Rows per second through `call_batch`, best of three.
 fn rows_per_second(f: &dyn Function, rows: &[&[Value]]) -> f64 {
     let ctx = CallContext { rule_id: "bench" };
@@ -132,7 +145,7 @@ pub async fn run(plugins: Plugins<'_>, rows: usize, calls: usize, events: usize)
         let py_times = round_trips(py_upper.as_ref(), calls.min(5000));
         // From the same kind of thread as the calls above.
         let floor_times = crate::tonic_floor::round_trips(calls)?;
-        Ok((
+        Ok(Measured {
             builtin_rate,
             native_rate,
             portable_rate,
@@ -142,9 +155,9 @@ pub async fn run(plugins: Plugins<'_>, rows: usize, calls: usize, events: usize)
             py_rate,
             py_times,
             floor_times,
-        ))
+        })
     });
-    let (
+    let Measured {
         builtin_rate,
         native_rate,
         portable_rate,
@@ -154,7 +167,7 @@ pub async fn run(plugins: Plugins<'_>, rows: usize, calls: usize, events: usize)
         py_rate,
         py_times,
         floor_times,
-    ) = measured.await??;
+    } = measured.await??;
 
     let payloads = Arc::new(engine::events(events, 1000));
     let rule_builtin = rule_rate(&functions, "abs", "temperature", &payloads).await?;
