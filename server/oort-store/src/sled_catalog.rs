@@ -330,8 +330,22 @@ impl Catalog for SledCatalog {
 mod tests {
     use super::*;
 
+    /// Opens the catalog, waiting for a dropped one's file lock: sled's
+    /// flusher thread lets go of it a moment after the `Db` is dropped, so a
+    /// reopen in the same process can find it still held on a busy machine.
     fn open(dir: &Path) -> SledCatalog {
-        SledCatalog::open(dir, &SledConfig::default()).unwrap()
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledCatalog::open(dir, &SledConfig::default()) {
+                Ok(catalog) => return catalog,
+                Err(StoreError::Sled(sled::Error::Io(e)))
+                    if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("opening the catalog: {e}"),
+            }
+        }
     }
 
     fn stream(name: &str) -> Stream {
