@@ -5,9 +5,9 @@
 //! most `call_timeout`. The streams run on the process's connection for calls,
 //! on the host's [`CallRuntime`]: the calling thread writes the batch and reads
 //! the answer itself, and polls for it while it is short in coming, because
-//! on a small machine waking a sleeping thread is most of a round trip's cost. A call that times out kills the process (the supervisor
-//! restarts it) and fails that batch's rows; the next batch goes to the new
-//! process.
+//! on a small machine waking a sleeping thread is most of a round trip's
+//! cost. A call that times out kills the process (the supervisor restarts
+//! it) and fails that batch's rows; the next batch goes to the new process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
