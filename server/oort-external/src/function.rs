@@ -285,6 +285,14 @@ impl Function for ExternalFunction {
             );
             let expired = tokio::time::sleep(timeout);
             tokio::pin!(expired);
+            // tonic arms a timer for each call (its `grpc-timeout`), and tokio
+            // wakes its driver (an eventfd write) for every timer registered
+            // while its wheel had none when the driver last ran
+            // (tokio-rs/tokio#5207), as it has at the start of a batch. So
+            // register the batch's timer first and let the driver run once
+            // (`yield_now`): the calls' timers, later than it, then wake nothing.
+            let _ = futures::poll!(expired.as_mut());
+            tokio::task::yield_now().await;
             loop {
                 tokio::select! {
                     answer = calls.next() => match answer {

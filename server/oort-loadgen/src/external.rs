@@ -131,6 +131,7 @@ impl Tally {
 }
 
 /// The figures of one round.
+#[derive(Default)]
 struct Round {
     /// The generated tonic client, one call in flight.
     hand: Tally,
@@ -138,6 +139,8 @@ struct Round {
     dynamic: Tally,
     /// The generated tonic client, as many calls in flight as an interface allows.
     hand_many: Tally,
+    /// The same, each call with the interface's deadline, as the dynamic calls send it.
+    hand_deadline: Tally,
     /// `Function::call_batch` over batches of events.
     batches: Tally,
     /// The rule calling the function.
@@ -147,6 +150,21 @@ struct Round {
 }
 
 impl Round {
+    /// Adds the calls of `other`'s phases to this one's.
+    fn add(&mut self, other: &Round) {
+        for (sum, tally) in [
+            (&mut self.hand, other.hand),
+            (&mut self.dynamic, other.dynamic),
+            (&mut self.hand_many, other.hand_many),
+            (&mut self.hand_deadline, other.hand_deadline),
+            (&mut self.batches, other.batches),
+            (&mut self.rule, other.rule),
+            (&mut self.plain, other.plain),
+        ] {
+            sum.add(tally);
+        }
+    }
+
     /// The rule's CPU per event less that of the same rule with a built-in:
     /// the call's share of the rule.
     fn call_in_rule_us(&self) -> f64 {
@@ -218,8 +236,10 @@ async fn static_client(port: u16, calls: usize) -> Result<()> {
     Ok(())
 }
 
-/// Generated tonic client, `lanes` calls in flight (one task each, one shared channel).
-async fn static_concurrent(port: u16, calls: usize, lanes: usize) -> Result<()> {
+/// Generated tonic client, `lanes` calls in flight (one task each, one shared
+/// channel); each call with `deadline`, if given, as `Request::set_timeout`
+/// sends it (the `grpc-timeout` header, which tonic also enforces).
+async fn static_concurrent(port: u16, calls: usize, lanes: usize, deadline: Option<Duration>) -> Result<()> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
         .tcp_nodelay(true)
         .connect()
@@ -229,7 +249,11 @@ async fn static_concurrent(port: u16, calls: usize, lanes: usize) -> Result<()> 
             let mut client = DemoClient::new(channel.clone());
             tokio::spawn(async move {
                 for i in 0..calls / lanes {
-                    client.square(SquareRequest { x: i as i64 }).await?;
+                    let mut request = tonic::Request::new(SquareRequest { x: i as i64 });
+                    if let Some(deadline) = deadline {
+                        request.set_timeout(deadline);
+                    }
+                    client.square(request).await?;
                 }
                 Ok::<_, tonic::Status>(())
             })
@@ -316,8 +340,28 @@ async fn rule_calls(functions: &Arc<FunctionRegistry>, calls: usize, sql: &str) 
 /// round, so that the machine's drifts fall on all of them alike.
 const SLICES: usize = 8;
 
-/// Prints the figures as markdown tables.
-pub fn run(calls: usize, rounds: usize) -> Result<()> {
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// A phase of calls in flight, for `--only`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Phase {
+    /// The hand-written tonic client, without a deadline.
+    Hand,
+    /// The hand-written tonic client with the interface's deadline.
+    Deadline,
+    /// `Function::call_batch`.
+    Batches,
+    /// The rule calling the function.
+    Rule,
+    /// The rule with the built-in instead.
+    Plain,
+}
+
+/// Prints the figures as markdown tables (of `only` that phase, if given).
+pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Result<()> {
+    anyhow::ensure!(batch >= 1, "--batch must be at least 1");
     anyhow::ensure!(rounds >= 1, "--rounds must be at least 1");
     let (port, _server) = serve()?;
     // The client side: one worker thread, like one rule task.
@@ -325,30 +369,54 @@ pub fn run(calls: usize, rounds: usize) -> Result<()> {
     let functions = Arc::new(FunctionRegistry::new());
     oort_engine::register_builtins(&functions);
     let _services = client.block_on(async { register(&functions, port) })?;
-    // The default in-flight bound of an interface, and the engine's batch of events.
+    // The default in-flight bound and deadline of an interface.
     const LANES: usize = oort_external::description::DEFAULT_MAX_IN_FLIGHT as usize;
-    const BATCH: usize = 256;
-    let slice = (calls * 4 / SLICES).div_ceil(BATCH) * BATCH; // a multiple of BATCH and LANES
+    let deadline = Duration::from_millis(oort_external::description::DEFAULT_TIMEOUT_MS);
+    // A multiple of both the batch and LANES, so that every phase makes as many calls.
+    let multiple = batch / gcd(batch, LANES) * LANES;
+    let slice = (calls * 4 / SLICES).div_ceil(multiple) * multiple;
     // Connects both clients and warms them up.
     client.block_on(static_client(port, 100))?;
     client.block_on(dynamic_calls(&functions, 100))?;
+    let phase = |phase: Phase| {
+        measure(slice, || match phase {
+            Phase::Hand => client.block_on(static_concurrent(port, slice, LANES, None)),
+            Phase::Deadline => client.block_on(static_concurrent(port, slice, LANES, Some(deadline))),
+            Phase::Batches => client.block_on(dynamic_batches(&functions, slice, batch)),
+            Phase::Rule => client.block_on(rule_calls(&functions, slice, RULE)),
+            Phase::Plain => client.block_on(rule_calls(&functions, slice, RULE_BUILT_IN)),
+        })
+    };
+    if let Some(only) = only {
+        let mut tally = Tally::default();
+        for _ in 0..rounds * SLICES {
+            tally.add(phase(only)?);
+        }
+        println!("{only:?}: {:.0} calls/s, {:.2} µs of the callers' CPU a call", tally.rate(), tally.cpu_us());
+        return Ok(());
+    }
     let mut rows = Vec::new();
     for _ in 0..rounds {
         let hand = measure(calls, || client.block_on(static_client(port, calls)))?;
         let dynamic = measure(calls, || client.block_on(dynamic_calls(&functions, calls)))?;
-        let [mut hand_many, mut batches, mut rule, mut plain] = [Tally::default(); 4];
+        let [mut hand_many, mut hand_deadline, mut batches, mut rule, mut plain] = [Tally::default(); 5];
         for _ in 0..SLICES {
-            hand_many.add(measure(slice, || client.block_on(static_concurrent(port, slice, LANES)))?);
-            batches.add(measure(slice, || client.block_on(dynamic_batches(&functions, slice, BATCH)))?);
-            rule.add(measure(slice, || client.block_on(rule_calls(&functions, slice, RULE)))?);
-            plain.add(measure(slice, || client.block_on(rule_calls(&functions, slice, RULE_BUILT_IN)))?);
+            hand_many.add(phase(Phase::Hand)?);
+            hand_deadline.add(phase(Phase::Deadline)?);
+            batches.add(phase(Phase::Batches)?);
+            rule.add(phase(Phase::Rule)?);
+            plain.add(phase(Phase::Plain)?);
         }
-        rows.push(Round { hand, dynamic, hand_many, batches, rule, plain });
+        rows.push(Round { hand, dynamic, hand_many, hand_deadline, batches, rule, plain });
     }
     // Cost: how much more the callers' CPU per call than the hand-written client's.
     let cost = |hand: f64, other: f64| (other / hand - 1.0) * 100.0;
     let cell = |hand: &Tally, other: &Tally| {
         format!("{:.0} calls/s, {:.1} µs ({:+.0}%)", other.rate(), other.cpu_us(), cost(hand.cpu_us(), other.cpu_us()))
+    };
+    // Against the hand-written client with the same deadline (the same work), then without one.
+    let costs = |r: &Round, us: f64| {
+        format!("{:+.0}% / {:+.0}%", cost(r.hand_deadline.cpu_us(), us), cost(r.hand_many.cpu_us(), us))
     };
     println!("Calls per second, and the callers' CPU time per call (cost against the hand-written client).\n");
     println!("One call in flight:\n");
@@ -358,44 +426,50 @@ pub fn run(calls: usize, rounds: usize) -> Result<()> {
         println!("| {i} | {:.0} calls/s, {:.1} µs | {} |", r.hand.rate(), r.hand.cpu_us(), cell(&r.hand, &r.dynamic));
     }
     println!(
-        "\nConcurrent ({LANES} in flight; batches of {BATCH} events; the four alternate in {SLICES} slices a round):\n"
+        "\nConcurrent ({LANES} in flight; batches of {batch} events; the five alternate in {SLICES} slices a round); \
+         costs against the hand-written client with the {}-ms deadline / without one:\n",
+        deadline.as_millis()
     );
     println!(
-        "| round | hand-written tonic client, {LANES} tasks | `Function::call_batch` | rule `{RULE}` | the call in the \
-         rule: less `{RULE_BUILT_IN}` |"
+        "| round | hand-written tonic client, {LANES} tasks | the same with the deadline | `Function::call_batch` | \
+         rule `{RULE}` | the call in the rule: less `{RULE_BUILT_IN}` |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for (i, r) in rows.iter().enumerate() {
         println!(
-            "| {i} | {:.0} calls/s, {:.1} µs | {} | {} | {:.1} µs ({:+.0}%) |",
+            "| {i} | {:.0} calls/s, {:.1} µs | {:.0} calls/s, {:.1} µs | {:.1} µs ({}) | {:.0} calls/s, {:.1} µs ({}) | \
+             {:.1} µs ({}) |",
             r.hand_many.rate(),
             r.hand_many.cpu_us(),
-            cell(&r.hand_many, &r.batches),
-            cell(&r.hand_many, &r.rule),
+            r.hand_deadline.rate(),
+            r.hand_deadline.cpu_us(),
+            r.batches.cpu_us(),
+            costs(r, r.batches.cpu_us()),
+            r.rule.rate(),
+            r.rule.cpu_us(),
+            costs(r, r.rule.cpu_us()),
             r.call_in_rule_us(),
-            cost(r.hand_many.cpu_us(), r.call_in_rule_us())
+            costs(r, r.call_in_rule_us()),
         );
     }
     // Over all rounds: every call of a phase counted once.
-    let total = |of: &dyn Fn(&Round) -> Tally| {
-        let mut sum = Tally::default();
-        rows.iter().for_each(|r| sum.add(of(r)));
-        sum
-    };
-    let (hand_many, batches, rule, plain) =
-        (total(&|r| r.hand_many), total(&|r| r.batches), total(&|r| r.rule), total(&|r| r.plain));
-    let call_in_rule = rule.cpu_us() - plain.cpu_us();
+    let mut all = Round::default();
+    for r in &rows {
+        all.add(r);
+    }
     println!(
-        "\nAll {rounds} rounds (goal ≤ +20%): hand-written {:.1} µs a call; `Function::call_batch` {:.1} µs ({:+.0}%), \
-         the rule {:.1} µs ({:+.0}%), the call in the rule {:.1} µs ({:+.0}%); the rule {:.0} calls/s (goal ≥ 20,000)",
-        hand_many.cpu_us(),
-        batches.cpu_us(),
-        cost(hand_many.cpu_us(), batches.cpu_us()),
-        rule.cpu_us(),
-        cost(hand_many.cpu_us(), rule.cpu_us()),
-        call_in_rule,
-        cost(hand_many.cpu_us(), call_in_rule),
-        rule.rate()
+        "\nAll {rounds} rounds (goal ≤ +20%; against the client with the deadline / without): hand-written {:.1} µs \
+         a call, {:.1} µs with the deadline; `Function::call_batch` {:.1} µs ({}), the rule {:.1} µs ({}), the call in \
+         the rule {:.1} µs ({}); the rule {:.0} calls/s (goal ≥ 20,000)",
+        all.hand_many.cpu_us(),
+        all.hand_deadline.cpu_us(),
+        all.batches.cpu_us(),
+        costs(&all, all.batches.cpu_us()),
+        all.rule.cpu_us(),
+        costs(&all, all.rule.cpu_us()),
+        all.call_in_rule_us(),
+        costs(&all, all.call_in_rule_us()),
+        all.rule.rate()
     );
     Ok(())
 }

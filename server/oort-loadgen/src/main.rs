@@ -138,6 +138,12 @@ enum Cmd {
         /// Rounds of every run, interleaved; the summary takes the median cost.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Events a batch of `Function::call_batch` (the engine takes up to 256 at once).
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Runs only this phase, `rounds` times (to profile it with perf or strace).
+        #[arg(long, value_enum)]
+        only: Option<external::Phase>,
     },
     /// Events per second through the engine on one core.
     Engine {
@@ -183,7 +189,7 @@ fn main() -> Result<()> {
                 .build()?
                 .block_on(portable::run(plugins, rows, calls, events))
         }
-        Cmd::External { calls, rounds } => external::run(calls, rounds),
+        Cmd::External { calls, rounds, batch, only } => external::run(calls, rounds, batch, only),
         // One core: the engine's figures are per core, so its runtime has one thread.
         Cmd::Engine { events, keys } => {
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(engine::run(events, keys))
