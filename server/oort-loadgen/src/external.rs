@@ -3,7 +3,8 @@
 //! one-thread runtime), called
 //!
 //! 1. by a hand-written tonic client (the generated one, typed), one call in
-//!    flight at a time, then from as many tasks as an interface allows in flight;
+//!    flight at a time, then from as many tasks as an interface allows in flight,
+//!    without a deadline and with the interface's (as the dynamic calls send it);
 //! 2. through `oort-external` directly: `Function::call` (argument mapping,
 //!    DynamicMessage codec, the blocking bridge) one at a time, then
 //!    `Function::call_batch` over batches of events, as a rule calls it;

@@ -135,7 +135,7 @@ enum Cmd {
         /// Calls per measured run.
         #[arg(long, default_value_t = 20_000)]
         calls: usize,
-        /// Rounds of every run, interleaved; the summary takes the median cost.
+        /// Rounds of every run, interleaved; the summary pools the calls of all of them.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// Events a batch of `Function::call_batch` (the engine takes up to 256 at once).
