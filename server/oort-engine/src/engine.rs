@@ -328,12 +328,38 @@ mod tests {
     }
 
     /// An external function answering its first batch after 300 ms and every
-    /// other after 20 ms, counting how many batches it has at once.
+    /// other after 20 ms, counting how many batches it has at once; awaited
+    /// (it has an asynchronous form) or blocking; panicking on a batch
+    /// holding `panic_on`, if set.
     struct Slow {
         meta: crate::FunctionMeta,
+        asynchronous: bool,
+        panic_on: Option<i64>,
         batches: AtomicU32,
-        now: AtomicU32,
-        most: AtomicU32,
+        blocked: AtomicU32,
+        now: Arc<AtomicU32>,
+        most: Arc<AtomicU32>,
+    }
+
+    type Args<'a> = &'a [&'a [crate::value::Value]];
+
+    impl Slow {
+        fn new(asynchronous: bool, panic_on: Option<i64>) -> Arc<Self> {
+            let mut meta = crate::FunctionMeta::builtin("slow", crate::FunctionKind::Scalar, 1, Some(1), "");
+            (meta.origin, meta.owner) = (crate::FunctionOrigin::External, "svc".into());
+            let [batches, blocked] = [0, 0].map(AtomicU32::new);
+            Arc::new(Self { meta, asynchronous, panic_on, batches, blocked, now: Arc::default(), most: Arc::default() })
+        }
+
+        /// Counts a batch in; its delay and answers.
+        fn start(&self, rows: Args<'_>) -> (Duration, crate::BatchAnswers) {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            let first = self.batches.fetch_add(1, Ordering::SeqCst) == 0;
+            let panics = self.panic_on.is_some_and(|p| rows.iter().any(|args| args[0].as_i64() == Some(p)));
+            assert!(!panics, "a function that panics");
+            (Duration::from_millis(if first { 300 } else { 20 }), rows.iter().map(|args| Ok(args[0].clone())).collect())
+        }
     }
 
     impl crate::Function for Slow {
@@ -347,27 +373,39 @@ mod tests {
         ) -> Result<crate::value::Value, crate::FunctionError> {
             Ok(args[0].clone())
         }
-        fn call_batch(
-            &self,
-            ctx: &crate::CallContext<'_>,
-            rows: &[&[crate::value::Value]],
-        ) -> Vec<Result<crate::value::Value, crate::FunctionError>> {
-            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-            self.most.fetch_max(now, Ordering::SeqCst);
-            let first = self.batches.fetch_add(1, Ordering::SeqCst) == 0;
-            std::thread::sleep(Duration::from_millis(if first { 300 } else { 20 }));
+        fn call_batch(&self, _: &crate::CallContext<'_>, rows: Args<'_>) -> crate::BatchAnswers {
+            self.blocked.fetch_add(1, Ordering::SeqCst);
+            let (delay, answers) = self.start(rows);
+            std::thread::sleep(delay);
             self.now.fetch_sub(1, Ordering::SeqCst);
-            rows.iter().map(|args| self.call(ctx, args)).collect()
+            answers
+        }
+        fn as_async(&self) -> Option<&dyn crate::AsyncFunction> {
+            self.asynchronous.then_some(self as &dyn crate::AsyncFunction)
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn batches_calling_a_service_overlap_and_their_results_keep_the_order_of_events() {
-        let mut meta = crate::FunctionMeta::builtin("slow", crate::FunctionKind::Scalar, 1, Some(1), "");
-        (meta.origin, meta.owner) = (crate::FunctionOrigin::External, "svc".into());
-        let slow = Arc::new(Slow { meta, batches: AtomicU32::new(0), now: AtomicU32::new(0), most: AtomicU32::new(0) });
+    impl crate::AsyncFunction for Slow {
+        fn call_batch_async(
+            &self,
+            _: &crate::CallContext<'_>,
+            rows: Args<'_>,
+        ) -> futures::future::BoxFuture<'static, crate::BatchAnswers> {
+            let (delay, answers) = self.start(rows);
+            let now = Arc::clone(&self.now);
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                answers
+            })
+        }
+    }
+
+    /// Runs `SELECT slow(i)` over 40 events 2 ms apart; what the sink got, in
+    /// order, once it got the last event.
+    async fn run_slow(slow: &Arc<Slow>) -> (Engine, Vec<Vec<i64>>) {
         let functions = Arc::new(FunctionRegistry::new());
-        functions.register(Arc::clone(&slow) as Arc<dyn crate::Function>);
+        functions.register(Arc::clone(slow) as Arc<dyn crate::Function>);
         let connectors = Arc::new(ConnectorRegistry::new());
         connectors.register_source("trickle", Arc::new(Counting { count: 40, every: Duration::from_millis(2) }));
         let sink = Recording::default();
@@ -377,17 +415,46 @@ mod tests {
         let started = std::time::Instant::now();
         let delivered = loop {
             let delivered = sink.0.lock().unwrap().0.clone();
-            if delivered.len() >= 40 || started.elapsed() > Duration::from_secs(10) {
+            if delivered.last() == Some(&vec![39]) || started.elapsed() > Duration::from_secs(10) {
                 break delivered;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
+        (engine, delivered)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_calling_a_service_overlap_and_their_results_keep_the_order_of_events() {
+        for asynchronous in [false, true] {
+            let slow = Slow::new(asynchronous, None);
+            let (engine, delivered) = run_slow(&slow).await;
+            engine.stop_all().await;
+            let expected: Vec<Vec<i64>> = (0..40).map(|i| vec![i]).collect();
+            assert_eq!(delivered, expected, "in the order of the events, although the first batch answered last");
+            let most = slow.most.load(Ordering::SeqCst);
+            assert!(most >= 2, "batches overlapped: at most {most} at once");
+            assert!(most as usize <= crate::runtime::PIPELINE_DEPTH, "{most} batches at once");
+            let blocked = slow.blocked.load(Ordering::SeqCst);
+            if asynchronous {
+                assert_eq!(blocked, 0, "a function with an asynchronous form is awaited, never blocked on");
+            } else {
+                assert_eq!(blocked, slow.batches.load(Ordering::SeqCst));
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_awaited_batch_that_panics_loses_that_batch_not_the_rule() {
+        let slow = Slow::new(true, Some(2));
+        let (engine, delivered) = run_slow(&slow).await;
+        let status = engine.status("r").await.unwrap();
         engine.stop_all().await;
-        let expected: Vec<Vec<i64>> = (0..40).map(|i| vec![i]).collect();
-        assert_eq!(delivered, expected, "in the order of the events, although the first batch answered last");
-        let most = slow.most.load(Ordering::SeqCst);
-        assert!(most >= 2, "batches overlapped: at most {most} at once");
-        assert!(most as usize <= crate::runtime::PIPELINE_DEPTH, "{most} batches at once");
+        let got: Vec<i64> = delivered.concat();
+        assert!(!got.contains(&2) && got.contains(&0) && got.contains(&39), "the rest went on: {got:?}");
+        let project = status.operators.iter().find(|o| o.name == "op_project_0").unwrap();
+        assert_eq!(project.exceptions_total, 1);
+        assert!(project.last_exception.as_ref().is_some_and(|(e, _)| e.contains("panicked")), "{project:?}");
+        assert_eq!(status.state, RuleState::Running);
     }
 
     struct NullSink;

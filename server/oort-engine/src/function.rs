@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use futures::future::BoxFuture;
+
 use crate::value::Value;
 
 /// Scalar or aggregate.
@@ -145,12 +147,36 @@ pub trait Function: Send + Sync + 'static {
         rows.iter().map(|args| self.call(ctx, args)).collect()
     }
 
+    /// The function's asynchronous form, if it has one: a function that waits
+    /// on the network (an external service) offers it, so that a rule's task
+    /// awaits its answers instead of blocking a thread on them.
+    fn as_async(&self) -> Option<&dyn AsyncFunction> {
+        None
+    }
+
     /// Whether an aggregate also needs the group's whole rows: the planner then
     /// passes them as one more argument after those written in SQL (eKuiper's
     /// `deduplicate` returns rows, not column values).
     fn wants_rows(&self) -> bool {
         false
     }
+}
+
+/// The answers of a batch of calls, one per row, in order.
+pub type BatchAnswers = Vec<Result<Value, FunctionError>>;
+
+/// A [`Function`] whose batches of calls can be awaited ([`Function::as_async`]).
+///
+/// `Function::call_batch` is synchronous: the engine evaluates expressions on
+/// a rule's task, so a function that waits on the network must block some
+/// thread, and every batch then crosses threads four times (the rule task, a
+/// blocking thread, the I/O runtime, back). A rule whose out-of-process calls
+/// all have this form awaits them on its own task instead.
+pub trait AsyncFunction: Send + Sync {
+    /// The calls of a batch, as [`Function::call_batch`] makes them, as a
+    /// future. The arguments are read before it returns; the future owns all
+    /// it needs.
+    fn call_batch_async(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> BoxFuture<'static, BatchAnswers>;
 }
 
 /// The default arity check, for `validate` implementations that add their own checks.

@@ -42,7 +42,8 @@ pub use expr::{
     compile_projection, compile_with_aliases,
 };
 pub use function::{
-    CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin, FunctionRegistry,
+    AsyncFunction, BatchAnswers, CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin,
+    FunctionRegistry,
 };
 pub use functions::register_builtins;
 pub use metrics::{OperatorMetrics, OperatorStatus};

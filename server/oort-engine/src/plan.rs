@@ -143,6 +143,23 @@ impl RulePlan {
         self.functions().iter().any(|f| f.origin.is_out_of_process())
     }
 
+    /// Whether every out-of-process function the rule calls can be awaited
+    /// ([`Function::as_async`](crate::Function::as_async)): its batches then
+    /// need no thread of their own.
+    pub fn awaits_every_call(&self) -> bool {
+        let mut every = true;
+        for expr in self.expressions() {
+            expr.walk(&mut |e| {
+                if let Expr::Call(call) = e
+                    && call.function.meta().origin.is_out_of_process()
+                {
+                    every &= call.function.as_async().is_some();
+                }
+            });
+        }
+        every
+    }
+
     /// Whether results come per group (a window or GROUP BY) rather than per event.
     pub fn is_grouped(&self) -> bool {
         self.window.is_some() || !self.dimensions.is_empty()

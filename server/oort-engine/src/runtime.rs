@@ -6,14 +6,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceEvent};
-use crate::expr::EvalEnv;
+use crate::expr::{CallMode, EvalEnv, blocking};
 use crate::group::GroupKey;
 use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
 use crate::plan::RulePlan;
@@ -424,24 +425,29 @@ async fn run_in_order(
                     return;
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);
-                stages.on_events(std::mem::take(&mut batch), window.as_mut())
+                stages.on_events(std::mem::take(&mut batch), window.as_mut(), CallMode::Awaited).await
             }
         };
         output.emit(results).await;
     }
 }
 
-/// Up to [`PIPELINE_DEPTH`] batches at once, each evaluated on a blocking
-/// thread, results emitted in the order the batches came: while one batch
-/// waits for a plugin's or a service's answers, the next ones are decoded and
-/// their calls sent, so the plugin or service never idles between batches. For
-/// rules without a window only, whose batches are independent of each other.
+/// Up to [`PIPELINE_DEPTH`] batches at once, results emitted in the order the
+/// batches came: while one batch waits for a plugin's or a service's answers,
+/// the next ones are decoded and their calls sent, so the plugin or service
+/// never idles between batches. For rules without a window only, whose
+/// batches are independent of each other.
+///
+/// Where every out-of-process function of the rule can be awaited (external
+/// services), the batches are futures of the rule task itself; otherwise each
+/// is evaluated on a blocking thread, which blocks on the calls.
 async fn run_pipelined(
     stages: Arc<Stages>,
     mut rx: mpsc::Receiver<SourceEvent>,
     output: Output,
     cancel: CancellationToken,
 ) {
+    let on_task = stages.plan.awaits_every_call();
     let mut pending = FuturesOrdered::new();
     let mut batch = Vec::new();
     let mut open = true;
@@ -462,9 +468,28 @@ async fn run_pipelined(
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);
                 let (stages, events) = (Arc::clone(&stages), std::mem::take(&mut batch));
-                pending.push_back(tokio::task::spawn_blocking(move || stages.on_events(events, None)));
+                let evaluation: BoxFuture<'static, Result<Vec<Vec<Map>>, String>> = if on_task {
+                    std::panic::AssertUnwindSafe(async move { stages.on_events(events, None, CallMode::Awaited).await })
+                        .catch_unwind()
+                        .map(|done| done.map_err(|panic| panic_message(&panic)))
+                        .boxed()
+                } else {
+                    tokio::task::spawn_blocking(move || blocking(stages.on_events(events, None, CallMode::Blocking)))
+                        .map(|done| done.map_err(|e| e.to_string()))
+                        .boxed()
+                };
+                pending.push_back(evaluation);
             }
         }
+    }
+}
+
+/// What a caught panic says.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => format!("panicked: {text}"),
+        (_, Some(text)) => format!("panicked: {text}"),
+        _ => "panicked".to_owned(),
     }
 }
 
@@ -496,8 +521,13 @@ impl Stages {
     /// Runs a batch of events through the operators (and the window, if any);
     /// returns their results in order. Each stage takes the whole batch, so that
     /// a function of a plugin or an external service is called once per batch,
-    /// not once per row.
-    fn on_events(&self, batch: Vec<SourceEvent>, window: Option<&mut WindowOperator>) -> Vec<Vec<Map>> {
+    /// not once per row; `mode` says whether those calls are awaited.
+    async fn on_events(
+        &self,
+        batch: Vec<SourceEvent>,
+        window: Option<&mut WindowOperator>,
+        mode: CallMode,
+    ) -> Vec<Vec<Map>> {
         let now = now_ms();
         let started = Instant::now();
         let received = batch.len() as u64;
@@ -525,7 +555,7 @@ impl Stages {
             }
         }
         if !self.plan.filters_after_window() {
-            rows = filter_rows(&self.plan, m, rows, &env, now);
+            rows = filter_rows(&self.plan, m, rows, &env, now, mode).await;
         }
         let mut results = Vec::new();
         match window {
@@ -543,7 +573,7 @@ impl Stages {
             }
             None => {
                 m.project.record_in(rows.len() as u64, now);
-                for out in self.plan.projection.eval_batch(&rows, &env) {
+                for out in self.plan.projection.eval_batch_with(&rows, &env, mode).await {
                     match out {
                         Ok(out) => {
                             m.project.record_out(1);
@@ -574,10 +604,17 @@ impl Stages {
 }
 
 /// The rows that pass WHERE (all of them with no WHERE), in order; counts them.
-fn filter_rows(plan: &RulePlan, metrics: &RuleMetrics, rows: Vec<Row>, env: &EvalEnv<'_>, now: i64) -> Vec<Row> {
+async fn filter_rows(
+    plan: &RulePlan,
+    metrics: &RuleMetrics,
+    rows: Vec<Row>,
+    env: &EvalEnv<'_>,
+    now: i64,
+    mode: CallMode,
+) -> Vec<Row> {
     let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) else { return rows };
     m.record_in(rows.len() as u64, now);
-    let verdicts = filter.expr.eval_batch(&rows, env);
+    let verdicts = filter.expr.eval_batch_with(&rows, env, mode).await;
     let passed: Vec<Row> = rows
         .into_iter()
         .zip(verdicts)
@@ -606,7 +643,7 @@ fn process_windows(plan: &RulePlan, metrics: &RuleMetrics, batches: Vec<WindowBa
             let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None };
             let mut rows = batch.rows;
             if plan.filters_after_window() {
-                rows = filter_rows(plan, metrics, rows, &env, now_ms());
+                rows = blocking(filter_rows(plan, metrics, rows, &env, now_ms(), CallMode::Blocking));
             }
             let mut out: Vec<(Vec<Value>, Map)> = Vec::new();
             for group in group_rows(plan, rows, &env, metrics) {

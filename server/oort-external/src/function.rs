@@ -4,10 +4,14 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use oort_engine::function::ArgInfo;
-use oort_engine::{CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin, Value};
+use oort_engine::{
+    AsyncFunction, BatchAnswers, CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin,
+    Value,
+};
 use prost_reflect::MethodDescriptor;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -241,14 +245,42 @@ impl Function for ExternalFunction {
         result.map_err(|e| self.error(e))
     }
 
+    /// Every call of the batch concurrently ([`ExternalFunction::batch`]),
+    /// blocking the thread until the answers or the deadline.
+    fn call_batch(&self, _: &CallContext<'_>, rows: &[&[Value]]) -> BatchAnswers {
+        let binding = self.binding();
+        let batch = self.batch(Arc::clone(&binding), rows);
+        binding.io.block(batch).unwrap_or_else(|| vec![Err(self.error(shutting_down())); rows.len()])
+    }
+
+    fn as_async(&self) -> Option<&dyn AsyncFunction> {
+        Some(self)
+    }
+}
+
+impl AsyncFunction for ExternalFunction {
+    /// The batch's calls awaited by the caller (a rule's task): where the
+    /// I/O runtime is the engine's, no thread hands them to another.
+    fn call_batch_async(&self, _: &CallContext<'_>, rows: &[&[Value]]) -> BoxFuture<'static, BatchAnswers> {
+        let binding = self.binding();
+        let batch = binding.io.run(self.batch(Arc::clone(&binding), rows));
+        let (rows, name) = (rows.len(), self.meta.name.clone());
+        batch
+            .map(move |done| {
+                done.unwrap_or_else(|| vec![Err(FunctionError::failed(&name, shutting_down().to_string())); rows])
+            })
+            .boxed()
+    }
+}
+
+impl ExternalFunction {
     /// Every call of the batch concurrently, up to the interface's in-flight
     /// limit, all under one deadline (one timer for the batch, not one per
     /// call): a batch takes about as long as its slowest calls, not the sum of
-    /// them. The requests are built first; a call's future is made only when
+    /// them. The requests are built now; a call's future is made only when
     /// it can be sent, so that no more than the limit exist at once (a gRPC
     /// call's future is kilobytes: a batch's made up front was 700 KB).
-    fn call_batch(&self, _: &CallContext<'_>, rows: &[&[Value]]) -> Vec<Result<Value, FunctionError>> {
-        let binding = self.binding();
+    fn batch(&self, binding: Arc<Binding>, rows: &[&[Value]]) -> impl Future<Output = BatchAnswers> + Send + 'static {
         let mut results: Vec<Option<Result<Value, CallError>>> = Vec::with_capacity(rows.len());
         let mut requests = Vec::with_capacity(rows.len());
         for (i, args) in rows.iter().enumerate() {
@@ -260,60 +292,76 @@ impl Function for ExternalFunction {
                 Err(e) => results.push(Some(Err(e))),
             }
         }
-        let interface = Arc::clone(&binding.interface);
-        let timeout = interface.timeout;
-        let started = Instant::now();
-        let all = async move {
-            let mut answers = Vec::with_capacity(requests.len());
-            let limit = interface.max_in_flight;
-            let interface = &interface;
-            // A call's future (kilobytes) is made only once it holds a permit:
-            // batches of several rules (or of one pipelined rule) waiting for
-            // room keep small futures, not a limit's worth of large ones each.
-            let semaphore = Arc::clone(&interface.in_flight);
-            let mut calls = std::pin::pin!(
-                futures::stream::iter(requests)
-                    .then(move |(i, request)| Arc::clone(&semaphore).acquire_owned().map(move |p| (i, request, p)))
-                    .map(|(i, request, permit)| async move {
-                        let answer = match permit {
-                            Ok(_permit) => interface.send_now(request).await,
-                            Err(_) => Err(closed()),
-                        };
-                        (i, answer, Instant::now())
-                    })
-                    .buffer_unordered(limit)
-            );
-            let expired = tokio::time::sleep(timeout);
-            tokio::pin!(expired);
-            // tonic arms a timer for each call (its `grpc-timeout`), and tokio
-            // wakes its driver (an eventfd write) for every timer registered
-            // while its wheel had none when the driver last ran
-            // (tokio-rs/tokio#5207), as it has at the start of a batch. So
-            // register the batch's timer first and let the driver run once
-            // (`yield_now`): the calls' timers, later than it, then wake nothing.
-            let _ = futures::poll!(expired.as_mut());
-            tokio::task::yield_now().await;
-            loop {
-                tokio::select! {
-                    answer = calls.next() => match answer {
-                        Some(answer) => answers.push(answer),
-                        None => break,
-                    },
-                    () = &mut expired => break,
+        let (name, owner) = (self.meta.name.clone(), self.meta.owner.clone());
+        async move {
+            let interface = &binding.interface;
+            let timeout = interface.timeout;
+            let started = Instant::now();
+            let observe = |elapsed: Duration, ok: bool| {
+                if let Some(observer) = &binding.observer {
+                    observer.observe(&owner, &name, elapsed, ok);
                 }
+            };
+            for (i, answer, ended) in all_answers(interface, requests).await {
+                observe(ended - started, answer.is_ok());
+                results[i] = Some(answer);
             }
-            answers
-        };
-        for (i, answer, ended) in binding.io.block(all).unwrap_or_default() {
-            self.observe(&binding, ended - started, answer.is_ok());
-            results[i] = Some(answer);
+            results
+                .into_iter()
+                .map(|slot| {
+                    // Past the deadline, or the server is shutting down (nothing came back).
+                    let answer = slot.unwrap_or_else(|| {
+                        observe(started.elapsed(), false);
+                        Err(if started.elapsed() >= timeout { deadline(timeout) } else { shutting_down() })
+                    });
+                    answer.map_err(|e| FunctionError::failed(&name, e.to_string()))
+                })
+                .collect()
         }
-        let missing = |binding: &Binding| {
-            // Past the deadline, or the server is shutting down (nothing came back).
-            let error = if started.elapsed() >= timeout { deadline(timeout) } else { shutting_down() };
-            self.observe(binding, started.elapsed(), false);
-            Err(error)
-        };
-        results.into_iter().map(|slot| slot.unwrap_or_else(|| missing(&binding)).map_err(|e| self.error(e))).collect()
     }
+}
+
+/// The answers to `requests` that came within the interface's deadline, with
+/// the row of each and when it came.
+async fn all_answers(
+    interface: &Interface,
+    requests: Vec<(usize, Request)>,
+) -> Vec<(usize, Result<Value, CallError>, Instant)> {
+    let mut answers = Vec::with_capacity(requests.len());
+    // A call's future (kilobytes) is made only once it holds a permit:
+    // batches of several rules (or of one pipelined rule) waiting for
+    // room keep small futures, not a limit's worth of large ones each.
+    let semaphore = Arc::clone(&interface.in_flight);
+    let mut calls = std::pin::pin!(
+        futures::stream::iter(requests)
+            .then(move |(i, request)| Arc::clone(&semaphore).acquire_owned().map(move |p| (i, request, p)))
+            .map(|(i, request, permit)| async move {
+                let answer = match permit {
+                    Ok(_permit) => interface.send_now(request).await,
+                    Err(_) => Err(closed()),
+                };
+                (i, answer, Instant::now())
+            })
+            .buffer_unordered(interface.max_in_flight)
+    );
+    let expired = tokio::time::sleep(interface.timeout);
+    tokio::pin!(expired);
+    // tonic arms a timer for each call (its `grpc-timeout`), and tokio
+    // wakes its driver (an eventfd write) for every timer registered
+    // while its wheel had none when the driver last ran
+    // (tokio-rs/tokio#5207), as it has at the start of a batch. So
+    // register the batch's timer first and let the driver run once
+    // (`yield_now`): the calls' timers, later than it, then wake nothing.
+    let _ = futures::poll!(expired.as_mut());
+    tokio::task::yield_now().await;
+    loop {
+        tokio::select! {
+            answer = calls.next() => match answer {
+                Some(answer) => answers.push(answer),
+                None => break,
+            },
+            () = &mut expired => break,
+        }
+    }
+    answers
 }

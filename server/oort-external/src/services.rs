@@ -89,13 +89,12 @@ fn is_identifier(name: &str) -> bool {
 impl ExternalServices {
     /// No service yet; calls run on a runtime of their own with `io_threads` workers.
     pub fn new(registry: Arc<FunctionRegistry>, policy: AddressPolicy, io_threads: usize) -> std::io::Result<Self> {
-        Ok(Self {
-            registry,
-            io: Arc::new(IoRuntime::new(io_threads)?),
-            policy,
-            observer: None,
-            installed: Mutex::default(),
-        })
+        Ok(Self::on(registry, policy, Arc::new(IoRuntime::new(io_threads)?)))
+    }
+
+    /// No service yet; calls run on `io`.
+    pub fn on(registry: Arc<FunctionRegistry>, policy: AddressPolicy, io: Arc<IoRuntime>) -> Self {
+        Self { registry, io, policy, observer: None, installed: Mutex::default() }
     }
 
     /// Tells `observer` of every call of the services installed from now on.

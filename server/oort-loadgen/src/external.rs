@@ -9,7 +9,9 @@
 //!    DynamicMessage codec, the blocking bridge) one at a time, then
 //!    `Function::call_batch` over batches of events, as a rule calls it;
 //! 3. by a rule `SELECT square(humidity) AS y FROM demo` running in the engine
-//!    (one worker thread), events from a generator source.
+//!    (one worker thread), events from a generator source, the calls on the
+//!    engine's runtime (the server's default: the rule task awaits them) and
+//!    on a runtime of their own (`external_io_threads = 1`).
 //!
 //! Each figure is calls per second over `calls` calls, and the callers' CPU
 //! time per call (the process's, but the service thread's): the cost of a
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use oort_engine::io::IoRuntime;
 use oort_engine::{ActionDefinition, CallContext, ConnectorRegistry, Engine, FunctionRegistry, RuleDefinition, Value};
 use oort_external::{AddressPolicy, Description, ExternalServices, ServiceDef};
 
@@ -146,6 +149,8 @@ struct Round {
     batches: Tally,
     /// The rule calling the function.
     rule: Tally,
+    /// The rule, the calls on a runtime of their own.
+    rule_own: Tally,
     /// The same rule with a built-in instead of the call.
     plain: Tally,
 }
@@ -160,6 +165,7 @@ impl Round {
             (&mut self.hand_deadline, other.hand_deadline),
             (&mut self.batches, other.batches),
             (&mut self.rule, other.rule),
+            (&mut self.rule_own, other.rule_own),
             (&mut self.plain, other.plain),
         ] {
             sum.add(tally);
@@ -209,8 +215,15 @@ fn proto_files() -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-fn register(functions: &Arc<FunctionRegistry>, port: u16) -> Result<ExternalServices> {
-    let services = ExternalServices::new(Arc::clone(functions), AddressPolicy::default(), 1)?;
+/// Registers the service's `square` in `functions`, its calls on a runtime of
+/// `io_threads` of their own, or on the caller's with 0.
+fn register(functions: &Arc<FunctionRegistry>, port: u16, io_threads: usize) -> Result<ExternalServices> {
+    let io = match io_threads {
+        // The server's default: the calls on the runtime of the rule tasks (the caller's).
+        0 => IoRuntime::on(tokio::runtime::Handle::current()),
+        threads => IoRuntime::new(threads)?,
+    };
+    let services = ExternalServices::on(Arc::clone(functions), AddressPolicy::default(), Arc::new(io));
     let json = format!(
         r#"{{"interfaces": {{"g": {{"address": "127.0.0.1:{port}", "protocol": "grpc", "schemaType": "protobuf",
             "schemaFile": "demo/v1/demo.proto", "functions": [{{"name": "square", "serviceName": "Square"}}]}}}}}}"#
@@ -356,6 +369,8 @@ pub enum Phase {
     Batches,
     /// The rule calling the function.
     Rule,
+    /// The rule, the calls on a runtime of their own (`external_io_threads = 1`).
+    Own,
     /// The rule with the built-in instead.
     Plain,
 }
@@ -369,7 +384,10 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
     let client = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let functions = Arc::new(FunctionRegistry::new());
     oort_engine::register_builtins(&functions);
-    let _services = client.block_on(async { register(&functions, port) })?;
+    let _services = client.block_on(async { register(&functions, port, 0) })?;
+    let own = Arc::new(FunctionRegistry::new());
+    oort_engine::register_builtins(&own);
+    let _own_services = client.block_on(async { register(&own, port, 1) })?;
     // The default in-flight bound and deadline of an interface.
     const LANES: usize = oort_external::description::DEFAULT_MAX_IN_FLIGHT as usize;
     let deadline = Duration::from_millis(oort_external::description::DEFAULT_TIMEOUT_MS);
@@ -385,6 +403,7 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
             Phase::Deadline => client.block_on(static_concurrent(port, slice, LANES, Some(deadline))),
             Phase::Batches => client.block_on(dynamic_batches(&functions, slice, batch)),
             Phase::Rule => client.block_on(rule_calls(&functions, slice, RULE)),
+            Phase::Own => client.block_on(rule_calls(&own, slice, RULE)),
             Phase::Plain => client.block_on(rule_calls(&functions, slice, RULE_BUILT_IN)),
         })
     };
@@ -400,15 +419,16 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
     for _ in 0..rounds {
         let hand = measure(calls, || client.block_on(static_client(port, calls)))?;
         let dynamic = measure(calls, || client.block_on(dynamic_calls(&functions, calls)))?;
-        let [mut hand_many, mut hand_deadline, mut batches, mut rule, mut plain] = [Tally::default(); 5];
+        let [mut hand_many, mut hand_deadline, mut batches, mut rule, mut rule_own, mut plain] = [Tally::default(); 6];
         for _ in 0..SLICES {
             hand_many.add(phase(Phase::Hand)?);
             hand_deadline.add(phase(Phase::Deadline)?);
             batches.add(phase(Phase::Batches)?);
             rule.add(phase(Phase::Rule)?);
+            rule_own.add(phase(Phase::Own)?);
             plain.add(phase(Phase::Plain)?);
         }
-        rows.push(Round { hand, dynamic, hand_many, hand_deadline, batches, rule, plain });
+        rows.push(Round { hand, dynamic, hand_many, hand_deadline, batches, rule, rule_own, plain });
     }
     // Cost: how much more the callers' CPU per call than the hand-written client's.
     let cost = |hand: f64, other: f64| (other / hand - 1.0) * 100.0;
@@ -427,19 +447,19 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
         println!("| {i} | {:.0} calls/s, {:.1} µs | {} |", r.hand.rate(), r.hand.cpu_us(), cell(&r.hand, &r.dynamic));
     }
     println!(
-        "\nConcurrent ({LANES} in flight; batches of {batch} events; the five alternate in {SLICES} slices a round); \
+        "\nConcurrent ({LANES} in flight; batches of {batch} events; the six alternate in {SLICES} slices a round); \
          costs against the hand-written client with the {}-ms deadline / without one:\n",
         deadline.as_millis()
     );
     println!(
         "| round | hand-written tonic client, {LANES} tasks | the same with the deadline | `Function::call_batch` | \
-         rule `{RULE}` | the call in the rule: less `{RULE_BUILT_IN}` |"
+         rule `{RULE}` | the call in the rule: less `{RULE_BUILT_IN}` | the rule, calls on a runtime of their own |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (i, r) in rows.iter().enumerate() {
         println!(
             "| {i} | {:.0} calls/s, {:.1} µs | {:.0} calls/s, {:.1} µs | {:.1} µs ({}) | {:.0} calls/s, {:.1} µs ({}) | \
-             {:.1} µs ({}) |",
+             {:.1} µs ({}) | {:.0} calls/s, {:.1} µs ({}) |",
             r.hand_many.rate(),
             r.hand_many.cpu_us(),
             r.hand_deadline.rate(),
@@ -451,6 +471,9 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
             costs(r, r.rule.cpu_us()),
             r.call_in_rule_us(),
             costs(r, r.call_in_rule_us()),
+            r.rule_own.rate(),
+            r.rule_own.cpu_us(),
+            costs(r, r.rule_own.cpu_us()),
         );
     }
     // Over all rounds: every call of a phase counted once.
@@ -461,7 +484,8 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
     println!(
         "\nAll {rounds} rounds (goal ≤ +20%; against the client with the deadline / without): hand-written {:.1} µs \
          a call, {:.1} µs with the deadline; `Function::call_batch` {:.1} µs ({}), the rule {:.1} µs ({}), the call in \
-         the rule {:.1} µs ({}); the rule {:.0} calls/s (goal ≥ 20,000)",
+         the rule {:.1} µs ({}); the rule {:.0} calls/s (goal ≥ 20,000); with the calls on a runtime of their own, the \
+         rule {:.1} µs ({})",
         all.hand_many.cpu_us(),
         all.hand_deadline.cpu_us(),
         all.batches.cpu_us(),
@@ -470,7 +494,9 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
         costs(&all, all.rule.cpu_us()),
         all.call_in_rule_us(),
         costs(&all, all.call_in_rule_us()),
-        all.rule.rate()
+        all.rule.rate(),
+        all.rule_own.cpu_us(),
+        costs(&all, all.rule_own.cpu_us()),
     );
     Ok(())
 }

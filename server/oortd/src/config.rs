@@ -84,7 +84,7 @@ pub struct FileConfig {
     pub plugin_allow_private_urls: Option<bool>,
     /// Hosts (`name` or `name:port`) external services may be called at; any when absent.
     pub external_service_hosts: Option<Vec<String>>,
-    /// Threads of the runtime that external calls run on.
+    /// Threads of a runtime of external calls' own; 0 (the default): the server's.
     pub external_io_threads: Option<usize>,
     /// Interpreter of portable plugins in Python.
     pub plugin_python: Option<String>,
@@ -130,7 +130,8 @@ pub struct Config {
     pub plugin_allow_private_urls: bool,
     /// Hosts external services may be called at; `None` allows any.
     pub external_service_hosts: Option<Vec<String>>,
-    /// Threads of the runtime that external calls run on.
+    /// Threads of a runtime of external calls' own; 0: they run on the
+    /// server's, where the rule tasks that await them are (the fastest).
     pub external_io_threads: usize,
     /// How portable plugins are run (the `plugin_*` settings).
     pub portable: oort_plugin_host::PortableConfig,
@@ -150,7 +151,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             plugin_allow_private_urls: false,
             external_service_hosts: None,
-            external_io_threads: 2,
+            external_io_threads: 0,
             portable: oort_plugin_host::PortableConfig::default(),
         }
     }
@@ -214,7 +215,7 @@ impl Config {
             shutdown_grace: file.shutdown_grace_secs.map(Duration::from_secs).unwrap_or(defaults.shutdown_grace),
             plugin_allow_private_urls: file.plugin_allow_private_urls.unwrap_or(defaults.plugin_allow_private_urls),
             external_service_hosts: file.external_service_hosts.or(defaults.external_service_hosts),
-            external_io_threads: file.external_io_threads.unwrap_or(defaults.external_io_threads).max(1),
+            external_io_threads: file.external_io_threads.unwrap_or(defaults.external_io_threads),
             portable,
         })
     }

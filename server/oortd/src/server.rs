@@ -107,9 +107,12 @@ pub async fn run(
     // so that rules calling them start.
     let policy = oort_external::AddressPolicy { allowed_hosts: config.external_service_hosts.clone() };
     let external_calls = crate::metrics::ExternalCalls::default();
+    let io = match config.external_io_threads {
+        0 => oort_engine::io::IoRuntime::on(tokio::runtime::Handle::current()),
+        threads => oort_engine::io::IoRuntime::new(threads).map_err(ServerError::ExternalRuntime)?,
+    };
     let services = Arc::new(
-        oort_external::ExternalServices::new(Arc::clone(&functions), policy, config.external_io_threads)
-            .map_err(ServerError::ExternalRuntime)?
+        oort_external::ExternalServices::on(Arc::clone(&functions), policy, Arc::new(io))
             .with_observer(Arc::new(external_calls.clone())),
     );
     let stored_services =

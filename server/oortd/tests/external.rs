@@ -243,12 +243,23 @@ async fn call_errors_are_counted_per_event_and_the_rule_goes_on() {
 
 #[tokio::test]
 async fn the_calls_of_a_batch_of_events_run_concurrently_and_their_latencies_are_exported() {
+    // The calls on the server's runtime (the default), then on one of their own.
+    for io_threads in [0, 1] {
+        batch_calls_overlap(io_threads).await;
+    }
+}
+
+async fn batch_calls_overlap(io_threads: usize) {
     let demo = Demo::start();
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("oort.toml");
+    std::fs::write(&config, format!("external_io_threads = {io_threads}\n")).unwrap();
     let mut command = Oortd::command();
     command
         .args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path());
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&config);
     let oortd = Oortd::launch(command, dir.path()).await;
     register_demo(&oortd, &demo).await;
     create_stream(&oortd, r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#).await;
@@ -262,7 +273,10 @@ async fn the_calls_of_a_batch_of_events_run_concurrently_and_their_latencies_are
         assert_eq!(next_row(&mut results).await["s"], json!(400));
     }
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_millis(2400), "the calls did not overlap: {elapsed:?} for 12 × 400 ms");
+    assert!(
+        elapsed < Duration::from_millis(2400),
+        "external_io_threads = {io_threads}: the calls did not overlap: {elapsed:?} for 12 × 400 ms"
+    );
 
     let metrics = oortd.metrics_addr.clone().expect("the server logs the metrics address");
     let text = common::http().get(format!("http://{metrics}/metrics")).send().await.unwrap().text().await.unwrap();

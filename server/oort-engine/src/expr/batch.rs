@@ -8,6 +8,9 @@
 //! unconditionally is made once for the whole batch through
 //! [`Function::call_batch`](crate::Function::call_batch), innermost calls
 //! first; the row-by-row evaluation then reads the results ([`Prefetch`]).
+//! Where the function has an asynchronous form and the caller awaits the
+//! evaluation ([`CallMode::Awaited`]: a rule's task), the batch is awaited
+//! rather than blocked on.
 //!
 //! Calls under a condition (a `CASE` branch, the right side of `AND`/`OR`, an
 //! `IN` candidate, a dynamic `LIKE` pattern) and aggregate calls are left to
@@ -21,7 +24,9 @@ use super::projection::Projection;
 use super::tree::{BinaryOp, Call, Expr};
 use super::tuple::Tuple;
 use super::{EvalEnv, EvalError};
-use crate::function::{CallContext, FunctionOrigin};
+use futures::FutureExt;
+
+use crate::function::{BatchAnswers, CallContext, FunctionOrigin};
 use crate::value::{Map, Value};
 
 /// The results of the batched calls of a batch of rows.
@@ -39,23 +44,35 @@ pub struct Prefetch<'a> {
     row: usize,
 }
 
+/// How the batched calls of a batch are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallMode {
+    /// [`Function::call_batch`](crate::Function::call_batch), which blocks the
+    /// thread until the answers.
+    Blocking,
+    /// Awaited, where the function has an asynchronous form
+    /// ([`Function::as_async`](crate::Function::as_async)); blocking elsewhere.
+    Awaited,
+}
+
 impl Prefetched {
-    /// Makes the batched calls of `exprs` over `rows`.
-    pub(crate) fn compute<'e, T: Tuple>(
-        exprs: impl IntoIterator<Item = &'e Expr>,
-        rows: &[T],
-        env: &EvalEnv<'_>,
-    ) -> Prefetched {
-        let mut calls = Vec::new();
-        for expr in exprs {
-            collect_batched(expr, &mut calls);
-        }
+    /// Makes the batched `calls` over `rows`, innermost first (post-order), so
+    /// that an argument that is itself a batched call reads its result here.
+    async fn compute<T: Tuple + Sync>(calls: Vec<&Call>, rows: &[T], env: &EvalEnv<'_>, mode: CallMode) -> Prefetched {
         let mut prefetched = Prefetched { calls: Vec::with_capacity(calls.len()) };
-        // Innermost first (post-order), so an argument that is itself a batched
-        // call reads its result here.
         for call in calls {
-            let results = prefetched.call(call, rows, env);
-            prefetched.calls.push((key(call), results));
+            let (flat, failed) = prefetched.arguments(call, rows, env);
+            let arity = call.args.len();
+            let called = failed.iter().filter(|e| e.is_none()).count();
+            let arg_rows: Vec<&[Value]> =
+                if arity == 0 { vec![&[][..]; called] } else { flat.chunks_exact(arity).collect() };
+            let ctx = CallContext { rule_id: env.rule_id };
+            let answers = match (called, mode, call.function.as_async()) {
+                (0, _, _) => Vec::new(),
+                (_, CallMode::Awaited, Some(function)) => function.call_batch_async(&ctx, &arg_rows).await,
+                _ => call.function.call_batch(&ctx, &arg_rows),
+            };
+            prefetched.calls.push((key(call), merge(call, failed, answers)));
         }
         prefetched
     }
@@ -70,10 +87,10 @@ impl Prefetched {
         EvalEnv { prefetch: Some(Prefetch { results: self, row }), ..*env }
     }
 
-    fn call<T: Tuple>(&self, call: &Call, rows: &[T], env: &EvalEnv<'_>) -> Vec<Result<Value, EvalError>> {
-        let arity = call.args.len();
-        // The arguments of every row that has them, in one buffer: no allocation per row.
-        let mut flat: Vec<Value> = Vec::with_capacity(rows.len() * arity);
+    /// The arguments of `call` for every row that has them, in one buffer (no
+    /// allocation per row), and per row the error that stopped its arguments.
+    fn arguments<T: Tuple>(&self, call: &Call, rows: &[T], env: &EvalEnv<'_>) -> (Vec<Value>, Vec<Option<EvalError>>) {
+        let mut flat: Vec<Value> = Vec::with_capacity(rows.len() * call.args.len());
         let mut failed: Vec<Option<EvalError>> = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let row_env = self.env(env, i);
@@ -93,26 +110,28 @@ impl Prefetched {
             }
             failed.push(error);
         }
-        let called = failed.iter().filter(|e| e.is_none()).count();
-        let arg_rows: Vec<&[Value]> =
-            if arity == 0 { vec![&[][..]; called] } else { flat.chunks_exact(arity).collect() };
-        let answers = if called == 0 {
-            Vec::new()
-        } else {
-            call.function.call_batch(&CallContext { rule_id: env.rule_id }, &arg_rows)
-        };
-        let mut answers = answers.into_iter();
-        failed
-            .into_iter()
-            .map(|error| match error {
-                Some(e) => Err(e),
-                None => answers.next().map_or_else(
-                    || Err(EvalError::Invalid(format!("{} returned fewer results than rows", call.name))),
-                    |answer| answer.map_err(EvalError::from),
-                ),
-            })
-            .collect()
+        (flat, failed)
     }
+}
+
+/// The output of an evaluation whose calls all block: it never waits.
+pub(crate) fn blocking<T>(evaluation: impl std::future::Future<Output = T>) -> T {
+    evaluation.now_or_never().expect("blocking calls leave nothing to await")
+}
+
+/// One result per row: its argument's error, or the function's next answer.
+fn merge(call: &Call, failed: Vec<Option<EvalError>>, answers: BatchAnswers) -> Vec<Result<Value, EvalError>> {
+    let mut answers = answers.into_iter();
+    failed
+        .into_iter()
+        .map(|error| match error {
+            Some(e) => Err(e),
+            None => answers.next().map_or_else(
+                || Err(EvalError::Invalid(format!("{} returned fewer results than rows", call.name))),
+                |answer| answer.map_err(EvalError::from),
+            ),
+        })
+        .collect()
 }
 
 impl Prefetch<'_> {
@@ -132,6 +151,15 @@ fn key(call: &Call) -> usize {
 /// Whether a call is made once per batch rather than once per row.
 fn is_batched(call: &Call) -> bool {
     !call.aggregate && call.function.meta().origin != FunctionOrigin::Builtin
+}
+
+/// The batched calls of `exprs`, innermost first.
+fn batched_calls<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> Vec<&'e Call> {
+    let mut calls = Vec::new();
+    for expr in exprs {
+        collect_batched(expr, &mut calls);
+    }
+    calls
 }
 
 /// The batched calls `expr` evaluates unconditionally, innermost first.
@@ -195,8 +223,18 @@ fn collect_batched<'e>(expr: &'e Expr, out: &mut Vec<&'e Call>) {
 impl Expr {
     /// Evaluates the expression for each row of a batch, making each batched
     /// call once for the batch (module docs). One result per row, in order.
-    pub fn eval_batch<T: Tuple>(&self, rows: &[T], env: &EvalEnv<'_>) -> Vec<Result<Value, EvalError>> {
-        let prefetched = Prefetched::compute([self], rows, env);
+    pub fn eval_batch<T: Tuple + Sync>(&self, rows: &[T], env: &EvalEnv<'_>) -> Vec<Result<Value, EvalError>> {
+        blocking(self.eval_batch_with(rows, env, CallMode::Blocking))
+    }
+
+    /// [`Expr::eval_batch`], its batched calls made as `mode` says.
+    pub(crate) async fn eval_batch_with<T: Tuple + Sync>(
+        &self,
+        rows: &[T],
+        env: &EvalEnv<'_>,
+        mode: CallMode,
+    ) -> Vec<Result<Value, EvalError>> {
+        let prefetched = Prefetched::compute(batched_calls([self]), rows, env, mode).await;
         prefetched.per_row(rows, env, |row, env| self.eval(row, env))
     }
 }
@@ -204,8 +242,19 @@ impl Expr {
 impl Projection {
     /// The output map of each row of a batch, making each batched call once
     /// for the batch (module docs). One result per row, in order.
-    pub fn eval_batch<T: Tuple>(&self, rows: &[T], env: &EvalEnv<'_>) -> Vec<Result<Map, EvalError>> {
-        let prefetched = Prefetched::compute(self.exprs().map(|(_, e)| e), rows, env);
+    pub fn eval_batch<T: Tuple + Sync>(&self, rows: &[T], env: &EvalEnv<'_>) -> Vec<Result<Map, EvalError>> {
+        blocking(self.eval_batch_with(rows, env, CallMode::Blocking))
+    }
+
+    /// [`Projection::eval_batch`], its batched calls made as `mode` says.
+    pub(crate) async fn eval_batch_with<T: Tuple + Sync>(
+        &self,
+        rows: &[T],
+        env: &EvalEnv<'_>,
+        mode: CallMode,
+    ) -> Vec<Result<Map, EvalError>> {
+        let calls = batched_calls(self.exprs().map(|(_, e)| e));
+        let prefetched = Prefetched::compute(calls, rows, env, mode).await;
         prefetched.per_row(rows, env, |row, env| self.eval(row, env))
     }
 }
