@@ -94,7 +94,9 @@ const CLIENTS: [&str; 4] = [
 
 /// Prints the table: per client, its first round (cold: it connects and loads
 /// its code), the best of the other rounds (warm) over all passes, the warm
-/// ratio to Rust, and that ratio in each pass. A pass runs every client in
+/// ratio to Rust, and that ratio in each pass; then the median of the last
+/// half of each pass's rounds (steady: a JIT, V8's or Python's caches, has
+/// had the first half to settle) and its ratio. A pass runs every client in
 /// turn, `rounds` rounds each, so a disturbance of the machine during one
 /// client's rounds shows as one pass out of line rather than as the figure.
 pub async fn run(binary: &Path, rounds: usize, passes: usize) -> Result<()> {
@@ -129,21 +131,30 @@ pub async fn run(binary: &Path, rounds: usize, passes: usize) -> Result<()> {
     }
     let warm = |times: &[f64]| times[1..].iter().copied().fold(f64::MAX, f64::min);
     let best = |client: usize| times.iter().map(|pass| warm(&pass[client])).fold(f64::MAX, f64::min);
-    let baseline = best(0);
+    let steady = |client: usize| {
+        let mut last_halves: Vec<f64> = times.iter().flat_map(|pass| pass[client][rounds / 2..].to_vec()).collect();
+        last_halves.sort_by(f64::total_cmp);
+        last_halves[last_halves.len() / 2]
+    };
+    let (baseline, steady_baseline) = (best(0), steady(0));
     println!(
-        "| client | first round (cold) | best warm round of {passes} passes × {} | warm ratio to Rust | ratio in each pass | goal |",
-        rounds - 1
+        "| client | first round (cold) | best warm round of {passes} passes × {} | warm ratio to Rust | ratio in each pass | \
+         median of the last {} rounds of each pass | its ratio to Rust | goal |",
+        rounds - 1,
+        rounds - rounds / 2
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (client, name) in CLIENTS.iter().enumerate() {
         let each: Vec<String> =
             times.iter().map(|pass| format!("{:.2}", warm(&pass[client]) / warm(&pass[0]))).collect();
         println!(
-            "| {name} | {:.1} ms | {:.1} ms | {:.2} | {} | ≤ 2 |",
+            "| {name} | {:.1} ms | {:.1} ms | {:.2} | {} | {:.1} ms | {:.2} | ≤ 2 |",
             times[0][client][0],
             best(client),
             best(client) / baseline,
-            each.join(" · ")
+            each.join(" · "),
+            steady(client),
+            steady(client) / steady_baseline,
         );
     }
     Ok(())

@@ -62,11 +62,13 @@ enum Cmd {
         /// The oortd binary to measure (build it with --release).
         #[arg(long, default_value = "target/release/oortd")]
         oortd: PathBuf,
-        /// Rounds on one client: the first is cold, the best of the others counts.
-        #[arg(long, default_value_t = 5)]
+        /// Rounds on one client: the first is cold, the best of the others
+        /// counts, and the median of the last half (Node.js's JIT needs tens of
+        /// rounds to settle).
+        #[arg(long, default_value_t = 100)]
         rounds: usize,
         /// Passes over all the clients, one after the other; the best warm round of all passes counts.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 4)]
         passes: usize,
     },
     /// Publish → TailRule latency through a real oortd at a steady rate.
