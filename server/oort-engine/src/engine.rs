@@ -401,9 +401,9 @@ mod tests {
         }
     }
 
-    /// Runs `SELECT slow(i)` over 40 events 2 ms apart; what the sink got, in
-    /// order, once it got the last event.
-    async fn run_slow(slow: &Arc<Slow>) -> (Engine, Vec<Vec<i64>>) {
+    /// Runs `sql` over 40 events 2 ms apart; what the sink got, in order, once
+    /// it got the last event.
+    async fn run_slow(slow: &Arc<Slow>, sql: &str) -> (Engine, Vec<Vec<i64>>) {
         let functions = Arc::new(FunctionRegistry::new());
         functions.register(Arc::clone(slow) as Arc<dyn crate::Function>);
         let connectors = Arc::new(ConnectorRegistry::new());
@@ -411,11 +411,11 @@ mod tests {
         let sink = Recording::default();
         connectors.register_sink("rec", Arc::new(sink.clone()));
         let engine = Engine::new(functions, connectors);
-        start(&engine, "trickle", "r", "SELECT slow(i) AS i FROM s", "rec").await;
+        start(&engine, "trickle", "r", sql, "rec").await;
         let started = std::time::Instant::now();
         let delivered = loop {
             let delivered = sink.0.lock().unwrap().0.clone();
-            if delivered.last() == Some(&vec![39]) || started.elapsed() > Duration::from_secs(10) {
+            if delivered.last().and_then(|r| r.last()) == Some(&39) || started.elapsed() > Duration::from_secs(10) {
                 break delivered;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -427,7 +427,7 @@ mod tests {
     async fn batches_calling_a_service_overlap_and_their_results_keep_the_order_of_events() {
         for asynchronous in [false, true] {
             let slow = Slow::new(asynchronous, None);
-            let (engine, delivered) = run_slow(&slow).await;
+            let (engine, delivered) = run_slow(&slow, "SELECT slow(i) AS i FROM s").await;
             engine.stop_all().await;
             let expected: Vec<Vec<i64>> = (0..40).map(|i| vec![i]).collect();
             assert_eq!(delivered, expected, "in the order of the events, although the first batch answered last");
@@ -444,9 +444,21 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_window_awaits_the_calls_of_its_projection_and_of_its_where() {
+        let slow = Slow::new(true, None);
+        let sql = "SELECT slow(i) AS i FROM s WHERE slow(i) >= 0 GROUP BY COUNTWINDOW(10)";
+        let (engine, delivered) = run_slow(&slow, sql).await;
+        engine.stop_all().await;
+        let expected: Vec<Vec<i64>> = (0..4).map(|w| (w * 10..w * 10 + 10).collect()).collect();
+        assert_eq!(delivered, expected, "four windows of ten rows");
+        assert!(slow.batches.load(Ordering::SeqCst) >= 8, "WHERE and the projection called slow() per batch");
+        assert_eq!(slow.blocked.load(Ordering::SeqCst), 0, "awaited, never blocked on");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_awaited_batch_that_panics_loses_that_batch_not_the_rule() {
         let slow = Slow::new(true, Some(2));
-        let (engine, delivered) = run_slow(&slow).await;
+        let (engine, delivered) = run_slow(&slow, "SELECT slow(i) AS i FROM s").await;
         let status = engine.status("r").await.unwrap();
         engine.stop_all().await;
         let got: Vec<i64> = delivered.concat();

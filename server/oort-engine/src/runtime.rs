@@ -417,7 +417,7 @@ async fn run_in_order(
         let results = tokio::select! {
             () = cancel.cancelled() => return,
             () = sleep => match window.as_mut() {
-                Some(w) => process_windows(&stages.plan, &stages.metrics, w.on_tick(now_ms())),
+                Some(w) => process_windows(&stages.plan, &stages.metrics, w.on_tick(now_ms()), CallMode::Awaited).await,
                 None => Vec::new(),
             },
             received = rx.recv_many(&mut batch, RECEIVE_BATCH) => {
@@ -568,7 +568,7 @@ impl Stages {
                     if let Some(wm) = &m.window {
                         wm.set_buffer_length(w.buffered() as u64);
                     }
-                    results.extend(process_windows(&self.plan, m, batches));
+                    results.extend(process_windows(&self.plan, m, batches, mode).await);
                 }
             }
             None => {
@@ -632,78 +632,82 @@ async fn filter_rows(
 }
 
 /// Groups each closed window by the GROUP BY keys, applies HAVING, projects
-/// each group, and orders the results: one result set per window.
-fn process_windows(plan: &RulePlan, metrics: &RuleMetrics, batches: Vec<WindowBatch>) -> Vec<Vec<Map>> {
-    batches
-        .into_iter()
-        .map(|batch| {
-            if let Some(m) = &metrics.window {
-                m.record_out(1);
-            }
-            let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None };
-            let mut rows = batch.rows;
-            if plan.filters_after_window() {
-                rows = blocking(filter_rows(plan, metrics, rows, &env, now_ms(), CallMode::Blocking));
-            }
-            let mut out: Vec<(Vec<Value>, Map)> = Vec::new();
-            for group in group_rows(plan, rows, &env, metrics) {
-                metrics.project.record_in(group.len() as u64, now_ms());
-                if let Some(having) = &plan.having {
-                    match having.expr.eval_group(&group, &env) {
-                        Ok(Value::Bool(true)) => {}
-                        Ok(_) => continue,
-                        Err(e) => {
-                            metrics.project.record_exception(e.to_string());
-                            continue;
-                        }
-                    }
-                }
-                // eKuiper: a window with no aggregate and no GROUP BY key emits every row;
-                // otherwise each group gives one row.
-                let per_row = plan.dimensions.is_empty() && !plan.projection.has_aggregate();
-                let units: Vec<&[Row]> = if per_row { group.chunks(1).collect() } else { vec![group.as_slice()] };
-                // Per row, the projection runs over the whole group as a batch (its plugin
-                // and external calls made once); per group, once per group.
-                let projected = if per_row {
-                    plan.projection.eval_batch(&group, &env)
-                } else {
-                    vec![plan.projection.eval_group(&group, &env)]
-                };
-                for (unit, projected) in units.into_iter().zip(projected) {
-                    let keys = plan
-                        .order_by
-                        .iter()
-                        .map(|(e, _)| e.expr.eval_group(unit, &env).unwrap_or(Value::Null))
-                        .collect();
-                    match projected {
-                        Ok(row) => {
-                            metrics.project.record_out(1);
-                            out.push((keys, row));
-                        }
-                        Err(e) => metrics.project.record_exception(e.to_string()),
+/// each group, and orders the results: one result set per window. `mode`
+/// says whether the batched calls of WHERE (count and sliding windows) and
+/// of a per-row projection are awaited.
+async fn process_windows(
+    plan: &RulePlan,
+    metrics: &RuleMetrics,
+    batches: Vec<WindowBatch>,
+    mode: CallMode,
+) -> Vec<Vec<Map>> {
+    let mut results = Vec::with_capacity(batches.len());
+    for batch in batches {
+        if let Some(m) = &metrics.window {
+            m.record_out(1);
+        }
+        let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None };
+        let mut rows = batch.rows;
+        if plan.filters_after_window() {
+            rows = filter_rows(plan, metrics, rows, &env, now_ms(), mode).await;
+        }
+        let mut out: Vec<(Vec<Value>, Map)> = Vec::new();
+        for group in group_rows(plan, rows, &env, metrics) {
+            metrics.project.record_in(group.len() as u64, now_ms());
+            if let Some(having) = &plan.having {
+                match having.expr.eval_group(&group, &env) {
+                    Ok(Value::Bool(true)) => {}
+                    Ok(_) => continue,
+                    Err(e) => {
+                        metrics.project.record_exception(e.to_string());
+                        continue;
                     }
                 }
             }
-            if !plan.order_by.is_empty() {
-                out.sort_by(|(a, _), (b, _)| {
-                    for ((x, y), (_, asc)) in a.iter().zip(b).zip(&plan.order_by) {
-                        let ord = compare(x, y);
-                        if ord != std::cmp::Ordering::Equal {
-                            return if *asc { ord } else { ord.reverse() };
-                        }
+            // eKuiper: a window with no aggregate and no GROUP BY key emits every row;
+            // otherwise each group gives one row.
+            let per_row = plan.dimensions.is_empty() && !plan.projection.has_aggregate();
+            let units: Vec<&[Row]> = if per_row { group.chunks(1).collect() } else { vec![group.as_slice()] };
+            // Per row, the projection runs over the whole group as a batch (its plugin
+            // and external calls made once); per group, once per group.
+            let projected = if per_row {
+                plan.projection.eval_batch_with(&group, &env, mode).await
+            } else {
+                vec![plan.projection.eval_group(&group, &env)]
+            };
+            for (unit, projected) in units.into_iter().zip(projected) {
+                let keys =
+                    plan.order_by.iter().map(|(e, _)| e.expr.eval_group(unit, &env).unwrap_or(Value::Null)).collect();
+                match projected {
+                    Ok(row) => {
+                        metrics.project.record_out(1);
+                        out.push((keys, row));
                     }
-                    std::cmp::Ordering::Equal
-                });
+                    Err(e) => metrics.project.record_exception(e.to_string()),
+                }
             }
-            let mut rows: Vec<Map> = out.into_iter().map(|(_, row)| row).collect();
-            if let Some(limit) = plan.limit {
-                rows.truncate(limit as usize);
-            }
-            rows
-        })
+        }
+        if !plan.order_by.is_empty() {
+            out.sort_by(|(a, _), (b, _)| {
+                for ((x, y), (_, asc)) in a.iter().zip(b).zip(&plan.order_by) {
+                    let ord = compare(x, y);
+                    if ord != std::cmp::Ordering::Equal {
+                        return if *asc { ord } else { ord.reverse() };
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+        }
+        let mut rows: Vec<Map> = out.into_iter().map(|(_, row)| row).collect();
+        if let Some(limit) = plan.limit {
+            rows.truncate(limit as usize);
+        }
         // A window whose groups HAVING filtered out sends nothing.
-        .filter(|rows| !rows.is_empty())
-        .collect()
+        if !rows.is_empty() {
+            results.push(rows);
+        }
+    }
+    results
 }
 
 /// Splits a window's rows by the GROUP BY keys, keeping the order in which groups first appear.
