@@ -7,7 +7,7 @@
 //!   built-in, native, portable and external functions all register in.
 //! - [`connector`]: the [`Source`] and [`Sink`] traits and their [`ConnectorRegistry`].
 //! - [`expr`]: rule SQL expressions compiled to an [`Expr`] tree and evaluated against rows.
-//! - [`io`]: [`io::IoRuntime`], the bridge from synchronous calls to async I/O.
+//! - [`io`]: [`io::IoRuntime`], where external calls run and the bridge from synchronous calls to them.
 //! - [`json`]: JSON decoding of events and encoding of results.
 //! - [`metrics`]: per-operator counters for rule status.
 //! - [`rule`]: [`RuleDefinition`], what the engine is asked to run.

@@ -6,7 +6,7 @@
 //! - [`schema`]: `.proto` files compiled at run time (protox → prost-reflect).
 //! - [`mapping`]: SQL arguments → request message, response → SQL value.
 //! - [`grpc`], [`rest`], [`rpc`]: the three invokers.
-//! - [`io`]: the runtime calls run on, bridged to the engine's synchronous calls.
+//! - [`io`]: the runtime calls run on (the engine's by default), bridged to its synchronous calls.
 //! - [`function`]: [`ExternalFunction`], a method as an engine `Function`.
 //! - [`services`]: [`ExternalServices`], the registered services and their functions.
 //! - [`error`]: [`ExternalError`] (registering) and [`CallError`] (calling).
