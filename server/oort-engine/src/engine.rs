@@ -330,13 +330,14 @@ mod tests {
     /// An external function answering its first batch after 300 ms and every
     /// other after 20 ms, counting how many batches it has at once; awaited
     /// (it has an asynchronous form) or blocking; panicking on a batch
-    /// holding `panic_on`, if set.
+    /// holding `panic_on`, if set. Counts its calls of a single row too.
     struct Slow {
         meta: crate::FunctionMeta,
         asynchronous: bool,
         panic_on: Option<i64>,
         batches: AtomicU32,
         blocked: AtomicU32,
+        single: AtomicU32,
         now: Arc<AtomicU32>,
         most: Arc<AtomicU32>,
     }
@@ -347,8 +348,9 @@ mod tests {
         fn new(asynchronous: bool, panic_on: Option<i64>) -> Arc<Self> {
             let mut meta = crate::FunctionMeta::builtin("slow", crate::FunctionKind::Scalar, 1, Some(1), "");
             (meta.origin, meta.owner) = (crate::FunctionOrigin::External, "svc".into());
-            let [batches, blocked] = [0, 0].map(AtomicU32::new);
-            Arc::new(Self { meta, asynchronous, panic_on, batches, blocked, now: Arc::default(), most: Arc::default() })
+            let [batches, blocked, single] = [0, 0, 0].map(AtomicU32::new);
+            let (now, most) = (Arc::default(), Arc::default());
+            Arc::new(Self { meta, asynchronous, panic_on, batches, blocked, single, now, most })
         }
 
         /// Counts a batch in; its delay and answers.
@@ -371,6 +373,7 @@ mod tests {
             _: &crate::CallContext<'_>,
             args: &[crate::value::Value],
         ) -> Result<crate::value::Value, crate::FunctionError> {
+            self.single.fetch_add(1, Ordering::SeqCst);
             Ok(args[0].clone())
         }
         fn call_batch(&self, _: &crate::CallContext<'_>, rows: Args<'_>) -> crate::BatchAnswers {
@@ -405,6 +408,7 @@ mod tests {
     /// it got the last event.
     async fn run_slow(slow: &Arc<Slow>, sql: &str) -> (Engine, Vec<Vec<i64>>) {
         let functions = Arc::new(FunctionRegistry::new());
+        crate::functions::register_builtins(&functions);
         functions.register(Arc::clone(slow) as Arc<dyn crate::Function>);
         let connectors = Arc::new(ConnectorRegistry::new());
         connectors.register_source("trickle", Arc::new(Counting { count: 40, every: Duration::from_millis(2) }));
@@ -452,6 +456,33 @@ mod tests {
         let expected: Vec<Vec<i64>> = (0..4).map(|w| (w * 10..w * 10 + 10).collect()).collect();
         assert_eq!(delivered, expected, "four windows of ten rows");
         assert!(slow.batches.load(Ordering::SeqCst) >= 8, "WHERE and the projection called slow() per batch");
+        assert_eq!(slow.blocked.load(Ordering::SeqCst), 0, "awaited, never blocked on");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_under_a_condition_are_awaited_in_batches_of_the_rows_that_reach_them() {
+        let slow = Slow::new(true, None);
+        let sql = "SELECT CASE WHEN i % 2 = 0 THEN slow(i) ELSE i END AS i FROM s WHERE i < 0 OR slow(i) >= 0";
+        let (engine, delivered) = run_slow(&slow, sql).await;
+        engine.stop_all().await;
+        assert_eq!(delivered, (0..40).map(|i| vec![i]).collect::<Vec<_>>());
+        assert!(slow.batches.load(Ordering::SeqCst) >= 2, "slow() was called in batches");
+        assert_eq!(slow.single.load(Ordering::SeqCst), 0, "never row by row");
+        assert_eq!(slow.blocked.load(Ordering::SeqCst), 0, "awaited, never blocked on");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_groups_of_a_window_await_the_calls_of_having_projection_and_order_by_in_batches() {
+        let slow = Slow::new(true, None);
+        let sql = "SELECT slow(max(i)) AS i FROM s GROUP BY COUNTWINDOW(10), slow(i % 2) \
+                   HAVING slow(count(*)) = 5 ORDER BY slow(max(s.i))";
+        let (engine, delivered) = run_slow(&slow, sql).await;
+        engine.stop_all().await;
+        let expected: Vec<Vec<i64>> = (0..4).map(|w| vec![w * 10 + 8, w * 10 + 9]).collect();
+        assert_eq!(delivered, expected, "per window, the maximum of the even and of the odd rows");
+        // Per window: GROUP BY, HAVING, the projection and ORDER BY, one batch each.
+        assert_eq!(slow.batches.load(Ordering::SeqCst), 16);
+        assert_eq!(slow.single.load(Ordering::SeqCst), 0, "never group by group");
         assert_eq!(slow.blocked.load(Ordering::SeqCst), 0, "awaited, never blocked on");
     }
 

@@ -144,20 +144,21 @@ impl RulePlan {
     }
 
     /// Whether every out-of-process function the rule calls can be awaited
-    /// ([`Function::as_async`](crate::Function::as_async)): its batches then
-    /// need no thread of their own.
+    /// ([`Function::as_async`](crate::Function::as_async)) where it is called:
+    /// its batches then need no thread of their own. Calls in a join's `ON`
+    /// and inside an aggregate's arguments are made row by row and block.
     pub fn awaits_every_call(&self) -> bool {
         let mut every = true;
         for expr in self.expressions() {
             expr.walk(&mut |e| {
-                if let Expr::Call(call) = e
-                    && call.function.meta().origin.is_out_of_process()
-                {
-                    every &= call.function.as_async().is_some();
+                if let Expr::Call(call) = e {
+                    let out_of_process = call.function.meta().origin.is_out_of_process();
+                    every &= !out_of_process || call.function.as_async().is_some();
+                    every &= !call.aggregate || !call.args.iter().any(calls_out_of_process);
                 }
             });
         }
-        every
+        every && !self.tables.iter().filter_map(|t| t.on.as_ref()).any(|on| calls_out_of_process(&on.expr))
     }
 
     /// Whether results come per group (a window or GROUP BY) rather than per event.
@@ -437,6 +438,13 @@ fn plan_joins(
             Ok(TableJoin { table, reference, kind, on })
         })
         .collect()
+}
+
+/// Whether `expr` calls an out-of-process function anywhere.
+fn calls_out_of_process(expr: &Expr) -> bool {
+    let mut found = false;
+    expr.walk(&mut |e| found |= matches!(e, Expr::Call(call) if call.function.meta().origin.is_out_of_process()));
+    found
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceEvent};
-use crate::expr::{CallMode, EvalEnv, blocking};
+use crate::expr::{CallMode, EvalEnv, EvalError, blocking};
 use crate::group::GroupKey;
 use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
 use crate::plan::RulePlan;
@@ -651,40 +651,36 @@ async fn process_windows(
         if plan.filters_after_window() {
             rows = filter_rows(plan, metrics, rows, &env, now_ms(), mode).await;
         }
-        let mut out: Vec<(Vec<Value>, Map)> = Vec::new();
-        for group in group_rows(plan, rows, &env, metrics) {
-            metrics.project.record_in(group.len() as u64, now_ms());
-            if let Some(having) = &plan.having {
-                match having.expr.eval_group(&group, &env) {
-                    Ok(Value::Bool(true)) => {}
-                    Ok(_) => continue,
-                    Err(e) => {
-                        metrics.project.record_exception(e.to_string());
-                        continue;
-                    }
-                }
+        let groups = group_rows(plan, rows, &env, metrics, mode).await;
+        let groups = having_groups(plan, metrics, groups, &env, mode).await;
+        // eKuiper: a window with no aggregate and no GROUP BY key emits every row;
+        // otherwise each group gives one row.
+        let per_row = plan.dimensions.is_empty() && !plan.projection.has_aggregate();
+        let units: Vec<&[Row]> = if per_row {
+            groups.iter().flat_map(|group| group.chunks(1)).collect()
+        } else {
+            groups.iter().map(Vec::as_slice).collect()
+        };
+        // Per row, the projection runs over each group as a batch of rows; per
+        // group, over the groups as a batch: either way, its plugin and
+        // external calls are made once for the batch.
+        let projected = if per_row {
+            let mut projected = Vec::with_capacity(units.len());
+            for group in &groups {
+                projected.extend(plan.projection.eval_batch_with(group, &env, mode).await);
             }
-            // eKuiper: a window with no aggregate and no GROUP BY key emits every row;
-            // otherwise each group gives one row.
-            let per_row = plan.dimensions.is_empty() && !plan.projection.has_aggregate();
-            let units: Vec<&[Row]> = if per_row { group.chunks(1).collect() } else { vec![group.as_slice()] };
-            // Per row, the projection runs over the whole group as a batch (its plugin
-            // and external calls made once); per group, once per group.
-            let projected = if per_row {
-                plan.projection.eval_batch_with(&group, &env, mode).await
-            } else {
-                vec![plan.projection.eval_group(&group, &env)]
-            };
-            for (unit, projected) in units.into_iter().zip(projected) {
-                let keys =
-                    plan.order_by.iter().map(|(e, _)| e.expr.eval_group(unit, &env).unwrap_or(Value::Null)).collect();
-                match projected {
-                    Ok(row) => {
-                        metrics.project.record_out(1);
-                        out.push((keys, row));
-                    }
-                    Err(e) => metrics.project.record_exception(e.to_string()),
+            projected
+        } else {
+            plan.projection.eval_groups_with(&units, &env, mode).await
+        };
+        let mut out: Vec<(Vec<Value>, Map)> = Vec::with_capacity(units.len());
+        for (keys, projected) in order_keys(plan, &units, &env, mode).await.into_iter().zip(projected) {
+            match projected {
+                Ok(row) => {
+                    metrics.project.record_out(1);
+                    out.push((keys, row));
                 }
+                Err(e) => metrics.project.record_exception(e.to_string()),
             }
         }
         if !plan.order_by.is_empty() {
@@ -711,31 +707,85 @@ async fn process_windows(
 }
 
 /// Splits a window's rows by the GROUP BY keys, keeping the order in which groups first appear.
-fn group_rows(plan: &RulePlan, rows: Vec<Row>, env: &EvalEnv<'_>, metrics: &RuleMetrics) -> Vec<Vec<Row>> {
+async fn group_rows(
+    plan: &RulePlan,
+    rows: Vec<Row>,
+    env: &EvalEnv<'_>,
+    metrics: &RuleMetrics,
+    mode: CallMode,
+) -> Vec<Vec<Row>> {
     if plan.dimensions.is_empty() {
         return if rows.is_empty() { Vec::new() } else { vec![rows] };
     }
-    let mut index: HashMap<GroupKey, usize> = HashMap::new();
-    let mut groups: Vec<Vec<Row>> = Vec::new();
-    'rows: for row in rows {
-        let mut key = Vec::with_capacity(plan.dimensions.len());
-        for d in &plan.dimensions {
-            match d.expr.eval(&row, env) {
-                Ok(v) => key.push(v),
-                Err(e) => {
-                    // A row whose key cannot be computed belongs to no group.
-                    metrics.project.record_exception(e.to_string());
-                    continue 'rows;
+    let mut keys: Vec<Result<Vec<Value>, EvalError>> =
+        (0..rows.len()).map(|_| Ok(Vec::with_capacity(plan.dimensions.len()))).collect();
+    for d in &plan.dimensions {
+        for (key, value) in keys.iter_mut().zip(d.expr.eval_batch_with(&rows, env, mode).await) {
+            if let Ok(k) = key {
+                match value {
+                    Ok(v) => k.push(v),
+                    Err(e) => *key = Err(e),
                 }
             }
         }
-        let slot = *index.entry(GroupKey(key)).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
-        groups[slot].push(row);
+    }
+    let mut index: HashMap<GroupKey, usize> = HashMap::new();
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    for (row, key) in rows.into_iter().zip(keys) {
+        match key {
+            Ok(key) => {
+                let slot = *index.entry(GroupKey(key)).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[slot].push(row);
+            }
+            // A row whose key cannot be computed belongs to no group.
+            Err(e) => metrics.project.record_exception(e.to_string()),
+        }
     }
     groups
+}
+
+/// The groups that pass HAVING (all of them with no HAVING), in order; counts
+/// each group in.
+async fn having_groups(
+    plan: &RulePlan,
+    metrics: &RuleMetrics,
+    groups: Vec<Vec<Row>>,
+    env: &EvalEnv<'_>,
+    mode: CallMode,
+) -> Vec<Vec<Row>> {
+    for group in &groups {
+        metrics.project.record_in(group.len() as u64, now_ms());
+    }
+    let Some(having) = &plan.having else { return groups };
+    let refs: Vec<&[Row]> = groups.iter().map(Vec::as_slice).collect();
+    let verdicts = having.expr.eval_groups_with(&refs, env, mode).await;
+    groups
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(group, verdict)| match verdict {
+            Ok(Value::Bool(true)) => Some(group),
+            Ok(_) => None,
+            Err(e) => {
+                metrics.project.record_exception(e.to_string());
+                None
+            }
+        })
+        .collect()
+}
+
+/// The ORDER BY keys of each unit (a group, or a row of a window that emits
+/// rows); a key that cannot be computed is NULL.
+async fn order_keys(plan: &RulePlan, units: &[&[Row]], env: &EvalEnv<'_>, mode: CallMode) -> Vec<Vec<Value>> {
+    let mut keys: Vec<Vec<Value>> = (0..units.len()).map(|_| Vec::with_capacity(plan.order_by.len())).collect();
+    for (order, _) in &plan.order_by {
+        for (key, value) in keys.iter_mut().zip(order.expr.eval_groups_with(units, env, mode).await) {
+            key.push(value.unwrap_or(Value::Null));
+        }
+    }
+    keys
 }
 
 /// Orders values for ORDER BY: NULL first, numbers numerically, then by text.

@@ -288,6 +288,26 @@ async fn batch_calls_overlap(io_threads: usize) {
 }
 
 #[tokio::test]
+async fn calls_under_a_condition_run_concurrently_too() {
+    let demo = Demo::start();
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    register_demo(&oortd, &demo).await;
+    create_stream(&oortd, r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    create_rule(&oortd, "cond", "SELECT CASE WHEN ms > 0 THEN slow(ms) ELSE -1 END AS s FROM s").await;
+    let mut results = tail(&oortd, "cond").await;
+    // Twelve calls of 400 ms each, for the rows that reach them: 4.8 s one after the other.
+    let events: Vec<_> = (0..24).map(|i| json!({"ms": if i % 2 == 0 { 400 } else { 0 }})).collect();
+    let started = tokio::time::Instant::now();
+    publish(&oortd, "s", &events).await;
+    for i in 0..24 {
+        assert_eq!(next_row(&mut results).await["s"], json!(if i % 2 == 0 { 400 } else { -1 }));
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(2400), "the calls did not overlap: {elapsed:?} for 12 × 400 ms");
+}
+
+#[tokio::test]
 async fn external_functions_work_in_where_and_in_window_aggregates() {
     let demo = Demo::start();
     let dir = tempfile::tempdir().unwrap();

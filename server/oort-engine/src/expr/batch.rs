@@ -1,23 +1,38 @@
-//! Evaluation over a batch of rows: [`Expr::eval_batch`] and
-//! [`Projection::eval_batch`](super::Projection::eval_batch).
+//! Evaluation over a batch of rows ([`Expr::eval_batch`],
+//! [`Projection::eval_batch`](super::Projection::eval_batch)) or of groups.
 //!
 //! A function that is not built in (a native or portable plugin, an external
 //! service) costs a boundary crossing per call: an FFI round trip, a message
-//! to a plugin process, a network request. So before a batch of rows is
-//! evaluated row by row, every such call that the expression evaluates
-//! unconditionally is made once for the whole batch through
-//! [`Function::call_batch`](crate::Function::call_batch), innermost calls
-//! first; the row-by-row evaluation then reads the results ([`Prefetch`]).
-//! Where the function has an asynchronous form and the caller awaits the
-//! evaluation ([`CallMode::Awaited`]: a rule's task), the batch is awaited
-//! rather than blocked on.
+//! to a plugin process, a network request. So such calls are made once per
+//! batch through [`Function::call_batch`](crate::Function::call_batch), in
+//! two ways:
 //!
-//! Calls under a condition (a `CASE` branch, the right side of `AND`/`OR`, an
-//! `IN` candidate, a dynamic `LIKE` pattern) and aggregate calls are left to
-//! the row-by-row evaluation, so a call is never made for a row it would not
-//! have been made for — except when an earlier part of the same expression
-//! fails for that row: the batched call has then been made anyway, and the
-//! row's error is the same as without batching.
+//! - **Prefetched**: before the rows are evaluated, every such call that the
+//!   expression evaluates unconditionally is made for the whole batch,
+//!   innermost calls first; the row-by-row evaluation then reads the results.
+//! - **Deferred**: a call that only some rows reach (under a `CASE` branch,
+//!   the right side of `AND`/`OR`, an `IN` candidate, a dynamic `LIKE`
+//!   pattern), and every call of a batch of groups (an aggregate's `HAVING`,
+//!   projection and `ORDER BY`), is noted with its arguments where the
+//!   evaluation of a row (or group) reaches it, and that item's evaluation is
+//!   set aside. The noted calls are then made as one batch per call site and
+//!   the set-aside items evaluated again, reading the answers, until no item
+//!   is left: one round per call that waits on the answer of another. An item
+//!   is evaluated again from its start, so its built-in functions run again
+//!   (they are pure; `newuuid()` and `tstamp()` give a new value).
+//!
+//! A call is thus never made for a row it would not have been made for —
+//! except when an earlier part of the same expression fails for that row: a
+//! prefetched call has then been made anyway, and the row's error is the same
+//! as without batching. Calls inside an aggregate's arguments (`avg(f(x))`)
+//! are made row by row, synchronously.
+//!
+//! Where the function has an asynchronous form and the caller awaits the
+//! evaluation ([`CallMode::Awaited`]: a rule's task), the batches are awaited
+//! rather than blocked on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::eval::Scope;
 use super::projection::Projection;
@@ -26,22 +41,44 @@ use super::tuple::Tuple;
 use super::{EvalEnv, EvalError};
 use futures::FutureExt;
 
-use crate::function::{BatchAnswers, CallContext, FunctionOrigin};
+use crate::function::{BatchAnswers, CallContext, Function, FunctionOrigin};
 use crate::value::{Map, Value};
 
-/// The results of the batched calls of a batch of rows.
-#[derive(Debug, Default)]
+/// The results of the batched calls of a batch of rows or groups (items).
+#[derive(Default)]
 pub struct Prefetched {
-    /// Per call (identified by its node's address in the plan, which outlives
-    /// the batch), one result per row of the batch.
+    /// Per prefetched call (identified by its node's address in the plan,
+    /// which outlives the batch), one result per item of the batch.
     calls: Vec<(usize, Vec<Result<Value, EvalError>>)>,
+    /// The results of deferred calls, by call and item.
+    deferred: HashMap<(usize, usize), Result<Value, EvalError>>,
+    /// The deferred calls the items evaluated in this round reached.
+    noted: Mutex<Vec<Noted>>,
 }
 
-/// What one row's evaluation reads of a [`Prefetched`]: the results and its row.
+impl std::fmt::Debug for Prefetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetched")
+            .field("calls", &self.calls.len())
+            .field("deferred", &self.deferred.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A deferred call reached by one item's evaluation, with its arguments.
+struct Noted {
+    key: usize,
+    item: usize,
+    name: Arc<str>,
+    function: Arc<dyn Function>,
+    args: Vec<Value>,
+}
+
+/// What one item's evaluation reads of a [`Prefetched`]: the results and its item.
 #[derive(Debug, Clone, Copy)]
 pub struct Prefetch<'a> {
     results: &'a Prefetched,
-    row: usize,
+    item: usize,
 }
 
 /// How the batched calls of a batch are made.
@@ -55,36 +92,36 @@ pub(crate) enum CallMode {
     Awaited,
 }
 
+/// One batch of calls of `function`, made as `mode` says.
+async fn call_batch(function: &dyn Function, ctx: &CallContext<'_>, rows: &[&[Value]], mode: CallMode) -> BatchAnswers {
+    match (rows.len(), mode, function.as_async()) {
+        (0, _, _) => Vec::new(),
+        (_, CallMode::Awaited, Some(function)) => function.call_batch_async(ctx, rows).await,
+        _ => function.call_batch(ctx, rows),
+    }
+}
+
 impl Prefetched {
     /// Makes the batched `calls` over `rows`, innermost first (post-order), so
     /// that an argument that is itself a batched call reads its result here.
     async fn compute<T: Tuple + Sync>(calls: Vec<&Call>, rows: &[T], env: &EvalEnv<'_>, mode: CallMode) -> Prefetched {
-        let mut prefetched = Prefetched { calls: Vec::with_capacity(calls.len()) };
+        let mut prefetched = Prefetched { calls: Vec::with_capacity(calls.len()), ..Prefetched::default() };
+        let ctx = CallContext { rule_id: env.rule_id };
         for call in calls {
             let (flat, failed) = prefetched.arguments(call, rows, env);
             let arity = call.args.len();
             let called = failed.iter().filter(|e| e.is_none()).count();
             let arg_rows: Vec<&[Value]> =
                 if arity == 0 { vec![&[][..]; called] } else { flat.chunks_exact(arity).collect() };
-            let ctx = CallContext { rule_id: env.rule_id };
-            let answers = match (called, mode, call.function.as_async()) {
-                (0, _, _) => Vec::new(),
-                (_, CallMode::Awaited, Some(function)) => function.call_batch_async(&ctx, &arg_rows).await,
-                _ => call.function.call_batch(&ctx, &arg_rows),
-            };
-            prefetched.calls.push((key(call), merge(call, failed, answers)));
+            let answers = call_batch(call.function.as_ref(), &ctx, &arg_rows, mode).await;
+            prefetched.calls.push((key(call), merge(&call.name, failed, answers)));
         }
         prefetched
     }
 
-    /// Whether the expressions had no batched call.
-    fn is_empty(&self) -> bool {
-        self.calls.is_empty()
-    }
-
-    /// The environment of row `row`.
-    fn env<'a>(&'a self, env: &EvalEnv<'a>, row: usize) -> EvalEnv<'a> {
-        EvalEnv { prefetch: Some(Prefetch { results: self, row }), ..*env }
+    /// The environment of item `item`.
+    fn env<'a>(&'a self, env: &EvalEnv<'a>, item: usize) -> EvalEnv<'a> {
+        EvalEnv { prefetch: Some(Prefetch { results: self, item }), ..*env }
     }
 
     /// The arguments of `call` for every row that has them, in one buffer (no
@@ -112,6 +149,70 @@ impl Prefetched {
         }
         (flat, failed)
     }
+
+    /// How many deferred calls have been noted in this round.
+    fn noted(&self) -> usize {
+        self.noted.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// `eval` of items `0..count`, each with its batched results; an item
+    /// that reaches a deferred call is evaluated again once the round's
+    /// deferred calls are made (module docs). `batched` is how many batched
+    /// calls the expressions have: when all are prefetched, each item is
+    /// evaluated once.
+    async fn eval_items<R>(
+        mut self,
+        count: usize,
+        env: &EvalEnv<'_>,
+        mode: CallMode,
+        batched: usize,
+        eval: impl Fn(usize, &EvalEnv<'_>) -> R,
+    ) -> Vec<R> {
+        if batched == 0 {
+            return (0..count).map(|item| eval(item, env)).collect();
+        }
+        if batched == self.calls.len() {
+            return (0..count).map(|item| eval(item, &self.env(env, item))).collect();
+        }
+        let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..count).collect();
+        while !pending.is_empty() {
+            let mut set_aside = Vec::new();
+            for item in pending {
+                let before = self.noted();
+                let result = eval(item, &self.env(env, item));
+                if self.noted() == before {
+                    results[item] = Some(result);
+                } else {
+                    set_aside.push(item);
+                }
+            }
+            self.make_noted(env, mode).await;
+            pending = set_aside;
+        }
+        results.into_iter().map(|r| r.expect("every item was evaluated to the end")).collect()
+    }
+
+    /// Makes the round's noted calls, one batch per call site, and keeps their answers.
+    async fn make_noted(&mut self, env: &EvalEnv<'_>, mode: CallMode) {
+        let noted = std::mem::take(self.noted.get_mut().unwrap_or_else(PoisonError::into_inner));
+        let ctx = CallContext { rule_id: env.rule_id };
+        let mut sites: Vec<(usize, Vec<Noted>)> = Vec::new();
+        for call in noted {
+            match sites.iter_mut().find(|(key, _)| *key == call.key) {
+                Some((_, calls)) => calls.push(call),
+                None => sites.push((call.key, vec![call])),
+            }
+        }
+        for (key, calls) in sites {
+            let rows: Vec<&[Value]> = calls.iter().map(|c| c.args.as_slice()).collect();
+            let answers = call_batch(calls[0].function.as_ref(), &ctx, &rows, mode).await;
+            let results = merge(&calls[0].name, vec![None; calls.len()], answers);
+            for (call, result) in calls.iter().zip(results) {
+                self.deferred.insert((key, call.item), result);
+            }
+        }
+    }
 }
 
 /// The output of an evaluation whose calls all block: it never waits.
@@ -120,14 +221,14 @@ pub(crate) fn blocking<T>(evaluation: impl std::future::Future<Output = T>) -> T
 }
 
 /// One result per row: its argument's error, or the function's next answer.
-fn merge(call: &Call, failed: Vec<Option<EvalError>>, answers: BatchAnswers) -> Vec<Result<Value, EvalError>> {
+fn merge(name: &str, failed: Vec<Option<EvalError>>, answers: BatchAnswers) -> Vec<Result<Value, EvalError>> {
     let mut answers = answers.into_iter();
     failed
         .into_iter()
         .map(|error| match error {
             Some(e) => Err(e),
             None => answers.next().map_or_else(
-                || Err(EvalError::Invalid(format!("{} returned fewer results than rows", call.name))),
+                || Err(EvalError::Invalid(format!("{name} returned fewer results than rows"))),
                 |answer| answer.map_err(EvalError::from),
             ),
         })
@@ -135,11 +236,27 @@ fn merge(call: &Call, failed: Vec<Option<EvalError>>, answers: BatchAnswers) -> 
 }
 
 impl Prefetch<'_> {
-    /// The batched result of `call` for this row, if it was batched.
+    /// The batched result of `call` for this item, if it was made.
     pub(crate) fn get(&self, call: &Call) -> Option<Result<Value, EvalError>> {
         let address = key(call);
-        let (_, results) = self.results.calls.iter().find(|(k, _)| *k == address)?;
-        results.get(self.row).cloned()
+        match self.results.calls.iter().find(|(k, _)| *k == address) {
+            Some((_, results)) => results.get(self.item).cloned(),
+            None => self.results.deferred.get(&(address, self.item)).cloned(),
+        }
+    }
+
+    /// Notes that this item's evaluation reached `call` with `args`. The
+    /// error returned stands in for its result: the item is evaluated again.
+    pub(crate) fn defer(&self, call: &Call, args: Vec<Value>) -> EvalError {
+        let noted = Noted {
+            key: key(call),
+            item: self.item,
+            name: Arc::clone(&call.name),
+            function: Arc::clone(&call.function),
+            args,
+        };
+        self.results.noted.lock().unwrap_or_else(PoisonError::into_inner).push(noted);
+        EvalError::Invalid(format!("{}: deferred to the batch", call.name))
     }
 }
 
@@ -149,8 +266,22 @@ fn key(call: &Call) -> usize {
 }
 
 /// Whether a call is made once per batch rather than once per row.
-fn is_batched(call: &Call) -> bool {
+pub(super) fn is_batched(call: &Call) -> bool {
     !call.aggregate && call.function.meta().origin != FunctionOrigin::Builtin
+}
+
+/// How many calls made once per batch `exprs` have, anywhere.
+fn batched_total<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> usize {
+    exprs.into_iter().map(|e| batched_count(std::slice::from_ref(e))).sum()
+}
+
+/// How many calls made once per batch `exprs` have, anywhere.
+fn batched_count(exprs: &[Expr]) -> usize {
+    let mut count = 0;
+    for expr in exprs {
+        expr.walk(&mut |e| count += usize::from(matches!(e, Expr::Call(call) if is_batched(call))));
+    }
+    count
 }
 
 /// The batched calls of `exprs`, innermost first.
@@ -200,10 +331,13 @@ fn collect_batched<'e>(expr: &'e Expr, out: &mut Vec<&'e Call>) {
             }
         }
         Expr::Call(call) if !call.aggregate => {
+            let before = out.len();
             for arg in &call.args {
                 collect_batched(arg, out);
             }
-            if is_batched(call) {
+            // Prefetched only if its arguments need no deferred call: the
+            // prefetch computes them once, before any round.
+            if is_batched(call) && out.len() - before == batched_count(&call.args) {
                 out.push(call);
             }
         }
@@ -235,7 +369,21 @@ impl Expr {
         mode: CallMode,
     ) -> Vec<Result<Value, EvalError>> {
         let prefetched = Prefetched::compute(batched_calls([self]), rows, env, mode).await;
-        prefetched.per_row(rows, env, |row, env| self.eval(row, env))
+        prefetched.eval_items(rows.len(), env, mode, batched_total([self]), |i, env| self.eval(&rows[i], env)).await
+    }
+
+    /// [`Expr::eval_group`] of each group, making each batched call once for
+    /// the groups (module docs). One result per group, in order.
+    pub(crate) async fn eval_groups_with<T: Tuple + Sync>(
+        &self,
+        groups: &[&[T]],
+        env: &EvalEnv<'_>,
+        mode: CallMode,
+    ) -> Vec<Result<Value, EvalError>> {
+        let batched = batched_total([self]);
+        Prefetched::default()
+            .eval_items(groups.len(), env, mode, batched, |i, env| self.eval_group(groups[i], env))
+            .await
     }
 }
 
@@ -253,19 +401,23 @@ impl Projection {
         env: &EvalEnv<'_>,
         mode: CallMode,
     ) -> Vec<Result<Map, EvalError>> {
-        let calls = batched_calls(self.exprs().map(|(_, e)| e));
-        let prefetched = Prefetched::compute(calls, rows, env, mode).await;
-        prefetched.per_row(rows, env, |row, env| self.eval(row, env))
+        let exprs = || self.exprs().map(|(_, e)| e);
+        let prefetched = Prefetched::compute(batched_calls(exprs()), rows, env, mode).await;
+        prefetched.eval_items(rows.len(), env, mode, batched_total(exprs()), |i, env| self.eval(&rows[i], env)).await
     }
-}
 
-impl Prefetched {
-    /// `eval` of each row, with the row's batched results.
-    fn per_row<T: Tuple, R>(&self, rows: &[T], env: &EvalEnv<'_>, eval: impl Fn(&T, &EvalEnv<'_>) -> R) -> Vec<R> {
-        if self.is_empty() {
-            return rows.iter().map(|row| eval(row, env)).collect();
-        }
-        rows.iter().enumerate().map(|(i, row)| eval(row, &self.env(env, i))).collect()
+    /// [`Projection::eval_group`] of each group, making each batched call
+    /// once for the groups (module docs). One result per group, in order.
+    pub(crate) async fn eval_groups_with<T: Tuple + Sync>(
+        &self,
+        groups: &[&[T]],
+        env: &EvalEnv<'_>,
+        mode: CallMode,
+    ) -> Vec<Result<Map, EvalError>> {
+        let batched = batched_total(self.exprs().map(|(_, e)| e));
+        Prefetched::default()
+            .eval_items(groups.len(), env, mode, batched, |i, env| self.eval_group(groups[i], env))
+            .await
     }
 }
 
@@ -370,18 +522,52 @@ mod tests {
     }
 
     #[test]
-    fn conditional_calls_are_made_per_row_only_where_evaluated() {
+    fn conditional_calls_are_batched_over_the_rows_that_reach_them() {
         let f = Fixture::new();
         let out = f.expr("CASE WHEN x > 1 THEN plus1(x) ELSE 0 END").eval_batch(&rows(&[1, 2, 3]), &env());
         assert_eq!(values(out), vec![Ok(0), Ok(3), Ok(4)]);
-        assert_eq!(f.counts(), (2, vec![]));
+        assert_eq!(f.counts(), (0, vec![2]));
         let out = f.expr("x > 100 AND plus1(x) > 0").eval_batch(&rows(&[1, 2]), &env());
         assert!(out.iter().all(|r| matches!(r, Ok(Value::Bool(false)))));
-        assert_eq!(f.counts(), (2, vec![]), "the right side of AND was not needed");
-        // The first WHEN is always evaluated: batched.
+        assert_eq!(f.counts(), (0, vec![2]), "the right side of AND was not needed");
+        // The first WHEN is always evaluated: prefetched.
         let out = f.expr("CASE WHEN plus1(x) > 2 THEN 1 ELSE 0 END").eval_batch(&rows(&[1, 2]), &env());
         assert_eq!(values(out), vec![Ok(0), Ok(1)]);
-        assert_eq!(f.counts(), (2, vec![2]));
+        assert_eq!(f.counts(), (0, vec![2, 2]));
+    }
+
+    #[test]
+    fn a_call_that_needs_another_deferred_call_waits_a_round() {
+        let f = Fixture::new();
+        let out = f.expr("CASE WHEN x > 1 THEN plus1(plus1(x)) ELSE x END").eval_batch(&rows(&[1, 2, 3]), &env());
+        assert_eq!(values(out), vec![Ok(1), Ok(4), Ok(5)]);
+        assert_eq!(f.counts(), (0, vec![2, 2]), "two rounds of the two rows that reach them");
+        // Evaluated unconditionally, but its argument has a conditional call: not prefetched.
+        let out = f.expr("plus1(CASE WHEN x > 1 THEN plus1(x) ELSE x END)").eval_batch(&rows(&[1, 2, 3]), &env());
+        assert_eq!(values(out), vec![Ok(2), Ok(4), Ok(5)]);
+        // Row 1 reaches the outer call in the first round, rows 2 and 3 in the second.
+        assert_eq!(f.counts(), (0, vec![2, 2, 1, 2, 2]));
+    }
+
+    #[test]
+    fn a_deferred_call_keeps_its_error_with_its_row() {
+        let f = Fixture::new();
+        let out = f.expr("CASE WHEN x > 0 THEN plus1(x) END").eval_batch(&rows(&[13, 0, 2]), &env());
+        assert_eq!(values(out), vec![Err("plus1: unlucky".into()), Ok(-1), Ok(3)]);
+        assert_eq!(f.counts(), (0, vec![2]));
+    }
+
+    #[test]
+    fn groups_batch_their_calls_and_calls_in_an_aggregate_are_made_per_row() {
+        let f = Fixture::new();
+        let (a, b) = (rows(&[1, 2]), rows(&[10, 20, 30]));
+        let groups: Vec<&[Row]> = vec![&a, &b];
+        let over_groups =
+            |expr: &str| values(blocking(f.expr(expr).eval_groups_with(&groups, &env(), CallMode::Blocking)));
+        assert_eq!(over_groups("plus1(mysum(x))"), vec![Ok(4), Ok(61)]);
+        assert_eq!(f.counts(), (0, vec![2]), "one batch for the two groups");
+        assert_eq!(over_groups("mysum(plus1(x))"), vec![Ok(5), Ok(63)]);
+        assert_eq!(f.counts(), (5, vec![2]), "inside an aggregate, once per row");
     }
 
     #[test]

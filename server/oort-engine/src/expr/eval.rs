@@ -1,6 +1,7 @@
 //! Evaluation of an [`Expr`] against one row ([`Expr::eval`]) or a group of
 //! rows ([`Expr::eval_group`]).
 
+use super::batch::is_batched;
 use super::like::compile_like;
 use super::ops::{self, describe};
 use super::tree::{BinaryOp, Call, Expr, LikePattern};
@@ -149,12 +150,15 @@ impl Call {
                 Scope::Row(row) => std::slice::from_ref(row),
                 Scope::Group(rows) => rows,
             };
+            // A call in an argument is made once per row of the group, here:
+            // a batch keys its results by call and item, not by row.
+            let per_row = EvalEnv { prefetch: None, ..*env };
             let mut lists = Vec::with_capacity(self.args.len());
             for arg in &self.args {
                 // Sized up front: collecting Results would grow the list step by step.
                 let mut values = Vec::with_capacity(rows.len());
                 for row in rows {
-                    values.push(arg.eval_in(Scope::Row(*row), env)?);
+                    values.push(arg.eval_in(Scope::Row(*row), &per_row)?);
                 }
                 lists.push(Value::list(values));
             }
@@ -162,6 +166,11 @@ impl Call {
         } else {
             self.args.iter().map(|arg| arg.eval_in(scope, env)).collect::<Result<Vec<_>, _>>()?
         };
+        if let Some(prefetch) = env.prefetch
+            && is_batched(self)
+        {
+            return Err(prefetch.defer(self, args));
+        }
         Ok(self.function.call(&CallContext { rule_id: env.rule_id }, &args)?)
     }
 }
