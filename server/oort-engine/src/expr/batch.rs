@@ -354,6 +354,22 @@ fn collect_batched<'e>(expr: &'e Expr, out: &mut Vec<&'e Call>) {
     }
 }
 
+/// `eval` of each row of a batch, `exprs` being the expressions it
+/// evaluates, with their batched calls made once for the batch (module docs).
+/// One result per row, in order.
+pub(crate) async fn eval_rows<T: Tuple + Sync, R>(
+    exprs: &[&Expr],
+    rows: &[T],
+    env: &EvalEnv<'_>,
+    mode: CallMode,
+    eval: impl Fn(&T, &EvalEnv<'_>) -> R,
+) -> Vec<R> {
+    let prefetched = Prefetched::compute(batched_calls(exprs.iter().copied()), rows, env, mode).await;
+    prefetched
+        .eval_items(rows.len(), env, mode, batched_total(exprs.iter().copied()), |i, env| eval(&rows[i], env))
+        .await
+}
+
 impl Expr {
     /// Evaluates the expression for each row of a batch, making each batched
     /// call once for the batch (module docs). One result per row, in order.
@@ -368,8 +384,7 @@ impl Expr {
         env: &EvalEnv<'_>,
         mode: CallMode,
     ) -> Vec<Result<Value, EvalError>> {
-        let prefetched = Prefetched::compute(batched_calls([self]), rows, env, mode).await;
-        prefetched.eval_items(rows.len(), env, mode, batched_total([self]), |i, env| self.eval(&rows[i], env)).await
+        eval_rows(&[self], rows, env, mode, |row, env| self.eval(row, env)).await
     }
 
     /// [`Expr::eval_group`] of each group, making each batched call once for
@@ -401,9 +416,8 @@ impl Projection {
         env: &EvalEnv<'_>,
         mode: CallMode,
     ) -> Vec<Result<Map, EvalError>> {
-        let exprs = || self.exprs().map(|(_, e)| e);
-        let prefetched = Prefetched::compute(batched_calls(exprs()), rows, env, mode).await;
-        prefetched.eval_items(rows.len(), env, mode, batched_total(exprs()), |i, env| self.eval(&rows[i], env)).await
+        let exprs: Vec<&Expr> = self.exprs().map(|(_, e)| e).collect();
+        eval_rows(&exprs, rows, env, mode, |row, env| self.eval(row, env)).await
     }
 
     /// [`Projection::eval_group`] of each group, making each batched call

@@ -100,7 +100,7 @@ mod tuple;
 #[cfg(test)]
 mod test_util;
 
-pub(crate) use batch::{CallMode, blocking};
+pub(crate) use batch::{CallMode, blocking, eval_rows};
 pub use compile::{CompileContext, SourceSchema, compile, compile_with_aliases};
 pub use projection::{Projection, ProjectionColumn, compile_projection};
 pub use tree::{BinaryOp, Call, Expr, LikePattern, UnaryOp};
