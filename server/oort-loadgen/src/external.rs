@@ -11,7 +11,8 @@
 //! 3. by a rule `SELECT square(humidity) AS y FROM demo` running in the engine
 //!    (one worker thread), events from a generator source, the calls on the
 //!    engine's runtime (the server's default: the rule task awaits them) and
-//!    on a runtime of their own (`external_io_threads = 1`).
+//!    on a runtime of their own (`external_io_threads = 1`); and with the call
+//!    under a `CASE` that every event meets (the call deferred to the batch).
 //!
 //! Each figure is calls per second over `calls` calls, and the callers' CPU
 //! time per call (the process's, but the service thread's): the cost of a
@@ -153,6 +154,8 @@ struct Round {
     rule_own: Tally,
     /// The same rule with a built-in instead of the call.
     plain: Tally,
+    /// The rule with its call under a condition every event meets.
+    rule_cond: Tally,
 }
 
 impl Round {
@@ -167,6 +170,7 @@ impl Round {
             (&mut self.rule, other.rule),
             (&mut self.rule_own, other.rule_own),
             (&mut self.plain, other.plain),
+            (&mut self.rule_cond, other.rule_cond),
         ] {
             sum.add(tally);
         }
@@ -314,6 +318,9 @@ async fn dynamic_calls(functions: &Arc<FunctionRegistry>, calls: usize) -> Resul
 const RULE: &str = "SELECT square(humidity) AS y FROM demo";
 /// The same rule with the built-in arithmetic instead: what the rule costs without the call.
 const RULE_BUILT_IN: &str = "SELECT humidity * humidity AS y FROM demo";
+/// The call under a condition that every event meets: deferred to the batch
+/// (each event evaluated up to it, then again with the answers).
+const RULE_CONDITIONAL: &str = "SELECT CASE WHEN humidity >= 0 THEN square(humidity) END AS y FROM demo";
 
 /// A rule run over `calls` events (a call each, when it calls the function).
 async fn rule_calls(functions: &Arc<FunctionRegistry>, calls: usize, sql: &str) -> Result<()> {
@@ -373,6 +380,8 @@ pub enum Phase {
     Own,
     /// The rule with the built-in instead.
     Plain,
+    /// The rule with the call under `CASE`.
+    Cond,
 }
 
 /// Prints the figures as markdown tables (of `only` that phase, if given).
@@ -405,6 +414,7 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
             Phase::Rule => client.block_on(rule_calls(&functions, slice, RULE)),
             Phase::Own => client.block_on(rule_calls(&own, slice, RULE)),
             Phase::Plain => client.block_on(rule_calls(&functions, slice, RULE_BUILT_IN)),
+            Phase::Cond => client.block_on(rule_calls(&functions, slice, RULE_CONDITIONAL)),
         })
     };
     if let Some(only) = only {
@@ -419,7 +429,8 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
     for _ in 0..rounds {
         let hand = measure(calls, || client.block_on(static_client(port, calls)))?;
         let dynamic = measure(calls, || client.block_on(dynamic_calls(&functions, calls)))?;
-        let [mut hand_many, mut hand_deadline, mut batches, mut rule, mut rule_own, mut plain] = [Tally::default(); 6];
+        let [mut hand_many, mut hand_deadline, mut batches, mut rule, mut rule_own, mut plain, mut rule_cond] =
+            [Tally::default(); 7];
         for _ in 0..SLICES {
             hand_many.add(phase(Phase::Hand)?);
             hand_deadline.add(phase(Phase::Deadline)?);
@@ -427,8 +438,9 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
             rule.add(phase(Phase::Rule)?);
             rule_own.add(phase(Phase::Own)?);
             plain.add(phase(Phase::Plain)?);
+            rule_cond.add(phase(Phase::Cond)?);
         }
-        rows.push(Round { hand, dynamic, hand_many, hand_deadline, batches, rule, rule_own, plain });
+        rows.push(Round { hand, dynamic, hand_many, hand_deadline, batches, rule, rule_own, plain, rule_cond });
     }
     // Cost: how much more the callers' CPU per call than the hand-written client's.
     let cost = |hand: f64, other: f64| (other / hand - 1.0) * 100.0;
@@ -447,19 +459,20 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
         println!("| {i} | {:.0} calls/s, {:.1} µs | {} |", r.hand.rate(), r.hand.cpu_us(), cell(&r.hand, &r.dynamic));
     }
     println!(
-        "\nConcurrent ({LANES} in flight; batches of {batch} events; the six alternate in {SLICES} slices a round); \
+        "\nConcurrent ({LANES} in flight; batches of {batch} events; the seven alternate in {SLICES} slices a round); \
          costs against the hand-written client with the {}-ms deadline / without one:\n",
         deadline.as_millis()
     );
     println!(
         "| round | hand-written tonic client, {LANES} tasks | the same with the deadline | `Function::call_batch` | \
-         rule `{RULE}` | the call in the rule: less `{RULE_BUILT_IN}` | the rule, calls on a runtime of their own |"
+         rule `{RULE}` | the call in the rule: less `{RULE_BUILT_IN}` | the rule, calls on a runtime of their own | \
+         rule `{RULE_CONDITIONAL}` |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (i, r) in rows.iter().enumerate() {
         println!(
             "| {i} | {:.0} calls/s, {:.1} µs | {:.0} calls/s, {:.1} µs | {:.1} µs ({}) | {:.0} calls/s, {:.1} µs ({}) | \
-             {:.1} µs ({}) | {:.0} calls/s, {:.1} µs ({}) |",
+             {:.1} µs ({}) | {:.0} calls/s, {:.1} µs ({}) | {:.0} calls/s, {:.1} µs ({}) |",
             r.hand_many.rate(),
             r.hand_many.cpu_us(),
             r.hand_deadline.rate(),
@@ -474,6 +487,9 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
             r.rule_own.rate(),
             r.rule_own.cpu_us(),
             costs(r, r.rule_own.cpu_us()),
+            r.rule_cond.rate(),
+            r.rule_cond.cpu_us(),
+            costs(r, r.rule_cond.cpu_us()),
         );
     }
     // Over all rounds: every call of a phase counted once.
@@ -485,7 +501,7 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
         "\nAll {rounds} rounds (goal ≤ +20%; against the client with the deadline / without): hand-written {:.1} µs \
          a call, {:.1} µs with the deadline; `Function::call_batch` {:.1} µs ({}), the rule {:.1} µs ({}), the call in \
          the rule {:.1} µs ({}); the rule {:.0} calls/s (goal ≥ 20,000); with the calls on a runtime of their own, the \
-         rule {:.1} µs ({})",
+         rule {:.1} µs ({}); with the call under `CASE`, the rule {:.1} µs ({})",
         all.hand_many.cpu_us(),
         all.hand_deadline.cpu_us(),
         all.batches.cpu_us(),
@@ -497,6 +513,8 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
         all.rule.rate(),
         all.rule_own.cpu_us(),
         costs(&all, all.rule_own.cpu_us()),
+        all.rule_cond.cpu_us(),
+        costs(&all, all.rule_cond.cpu_us()),
     );
     Ok(())
 }
