@@ -486,6 +486,29 @@ mod tests {
         assert_eq!(slow.blocked.load(Ordering::SeqCst), 0, "awaited, never blocked on");
     }
 
+    #[tokio::test]
+    async fn a_window_larger_than_a_grouping_chunk_loses_no_row() {
+        let connectors = Arc::new(ConnectorRegistry::new());
+        connectors.register_source("burst", burst(10_000));
+        let sink = Recording::default();
+        connectors.register_sink("rec", Arc::new(sink.clone()));
+        let functions = Arc::new(FunctionRegistry::new());
+        crate::functions::register_builtins(&functions);
+        let engine = Engine::new(functions, connectors);
+        start(&engine, "burst", "r", "SELECT count(*) AS i FROM s GROUP BY COUNTWINDOW(10000), i % 3", "rec").await;
+        let started = std::time::Instant::now();
+        let mut counts = loop {
+            let counts: Vec<i64> = sink.0.lock().unwrap().0.concat();
+            if counts.len() >= 3 || started.elapsed() > Duration::from_secs(10) {
+                break counts;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        engine.stop_all().await;
+        counts.sort_unstable();
+        assert_eq!(counts, vec![3333, 3333, 3334], "every row of the window in its group");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_awaited_batch_that_panics_loses_that_batch_not_the_rule() {
         let slow = Slow::new(true, Some(2));

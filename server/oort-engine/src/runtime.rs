@@ -728,15 +728,17 @@ async fn group_rows(
     let mut index: HashMap<GroupKey, usize> = HashMap::new();
     let mut groups: Vec<Vec<Row>> = Vec::new();
     let mut owned = rows.into_iter();
-    // The keys of a chunk at a time: a window's keys all held at once would
-    // leave the cache (a million rows a window cost a quarter of the throughput).
+    // The keys of a chunk at a time, not of the whole window (up to millions
+    // of rows) at once: the memory held stays bounded.
     while !owned.as_slice().is_empty() {
         let chunk = &owned.as_slice()[..owned.len().min(GROUPING_CHUNK)];
         let keys = eval_rows(&dimensions, chunk, env, mode, |row, env| {
             dimensions.iter().map(|d| d.eval(row, env)).collect::<Result<Vec<Value>, EvalError>>()
         })
         .await;
-        for (row, key) in owned.by_ref().zip(keys) {
+        // Keys first: zip takes from its first iterator before it finds the
+        // second one empty, and a row taken past the chunk would be lost.
+        for (key, row) in keys.into_iter().zip(owned.by_ref()) {
             match key {
                 Ok(key) => {
                     let slot = *index.entry(GroupKey(key)).or_insert_with(|| {
