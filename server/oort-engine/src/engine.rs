@@ -486,6 +486,17 @@ mod tests {
         assert_eq!(slow.blocked.load(Ordering::SeqCst), 0, "awaited, never blocked on");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_calls_in_an_aggregates_arguments_are_awaited_in_one_batch_a_window() {
+        let slow = Slow::new(true, None);
+        let (engine, delivered) = run_slow(&slow, "SELECT max(slow(i)) AS i FROM s GROUP BY COUNTWINDOW(10)").await;
+        engine.stop_all().await;
+        assert_eq!(delivered, vec![vec![9], vec![19], vec![29], vec![39]]);
+        assert_eq!(slow.batches.load(Ordering::SeqCst), 4, "one batch of ten rows a window");
+        assert_eq!(slow.single.load(Ordering::SeqCst), 0, "never row by row");
+        assert_eq!(slow.blocked.load(Ordering::SeqCst), 0, "awaited, never blocked on");
+    }
+
     #[tokio::test]
     async fn a_window_larger_than_a_grouping_chunk_loses_no_row() {
         let connectors = Arc::new(ConnectorRegistry::new());

@@ -146,7 +146,7 @@ impl RulePlan {
     /// Whether every out-of-process function the rule calls can be awaited
     /// ([`Function::as_async`](crate::Function::as_async)) where it is called:
     /// its batches then need no thread of their own. Calls in a join's `ON`
-    /// and inside an aggregate's arguments are made row by row and block.
+    /// are made row by row and block.
     pub fn awaits_every_call(&self) -> bool {
         let mut every = true;
         for expr in self.expressions() {
@@ -154,7 +154,6 @@ impl RulePlan {
                 if let Expr::Call(call) = e {
                     let out_of_process = call.function.meta().origin.is_out_of_process();
                     every &= !out_of_process || call.function.as_async().is_some();
-                    every &= !call.aggregate || !call.args.iter().any(calls_out_of_process);
                 }
             });
         }

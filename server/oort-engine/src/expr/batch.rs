@@ -13,7 +13,8 @@
 //! - **Deferred**: a call that only some rows reach (under a `CASE` branch,
 //!   the right side of `AND`/`OR`, an `IN` candidate, a dynamic `LIKE`
 //!   pattern), and every call of a batch of groups (an aggregate's `HAVING`,
-//!   projection and `ORDER BY`), is noted with its arguments where the
+//!   projection and `ORDER BY`, and the calls in an aggregate's arguments,
+//!   per row of the group), is noted with its arguments where the
 //!   evaluation of a row (or group) reaches it, and that item's evaluation is
 //!   set aside. The noted calls are then made as one batch per call site and
 //!   the set-aside items evaluated again, reading the answers, until no item
@@ -24,8 +25,9 @@
 //! A call is thus never made for a row it would not have been made for —
 //! except when an earlier part of the same expression fails for that row: a
 //! prefetched call has then been made anyway, and the row's error is the same
-//! as without batching. Calls inside an aggregate's arguments (`avg(f(x))`)
-//! are made row by row, synchronously.
+//! as without batching. The rows of a group go on past a deferred call in an
+//! aggregate's arguments (`avg(f(x))`), so that one round notes the calls of
+//! every row, and stop at a row's error, as without batching.
 //!
 //! Where the function has an asynchronous form and the caller awaits the
 //! evaluation ([`CallMode::Awaited`]: a rule's task), the batches are awaited
@@ -50,8 +52,8 @@ pub struct Prefetched {
     /// Per prefetched call (identified by its node's address in the plan,
     /// which outlives the batch), one result per item of the batch.
     calls: Vec<(usize, Vec<Result<Value, EvalError>>)>,
-    /// The results of deferred calls, by call and item.
-    deferred: HashMap<(usize, usize), Result<Value, EvalError>>,
+    /// The results of deferred calls, by call, item and row of the item.
+    deferred: HashMap<(usize, usize, usize), Result<Value, EvalError>>,
     /// The deferred calls the items evaluated in this round reached.
     noted: Mutex<Vec<Noted>>,
 }
@@ -69,6 +71,7 @@ impl std::fmt::Debug for Prefetched {
 struct Noted {
     key: usize,
     item: usize,
+    row: usize,
     name: Arc<str>,
     function: Arc<dyn Function>,
     args: Vec<Value>,
@@ -79,6 +82,8 @@ struct Noted {
 pub struct Prefetch<'a> {
     results: &'a Prefetched,
     item: usize,
+    /// The row of a group whose aggregate arguments are evaluated (0 elsewhere).
+    row: usize,
 }
 
 /// How the batched calls of a batch are made.
@@ -121,7 +126,7 @@ impl Prefetched {
 
     /// The environment of item `item`.
     fn env<'a>(&'a self, env: &EvalEnv<'a>, item: usize) -> EvalEnv<'a> {
-        EvalEnv { prefetch: Some(Prefetch { results: self, item }), ..*env }
+        EvalEnv { prefetch: Some(Prefetch { results: self, item, row: 0 }), ..*env }
     }
 
     /// The arguments of `call` for every row that has them, in one buffer (no
@@ -209,7 +214,7 @@ impl Prefetched {
             let answers = call_batch(calls[0].function.as_ref(), &ctx, &rows, mode).await;
             let results = merge(&calls[0].name, vec![None; calls.len()], answers);
             for (call, result) in calls.iter().zip(results) {
-                self.deferred.insert((key, call.item), result);
+                self.deferred.insert((key, call.item, call.row), result);
             }
         }
     }
@@ -241,8 +246,13 @@ impl Prefetch<'_> {
         let address = key(call);
         match self.results.calls.iter().find(|(k, _)| *k == address) {
             Some((_, results)) => results.get(self.item).cloned(),
-            None => self.results.deferred.get(&(address, self.item)).cloned(),
+            None => self.results.deferred.get(&(address, self.item, self.row)).cloned(),
         }
+    }
+
+    /// This item's row `row`, for the arguments of an aggregate over its rows.
+    pub(crate) fn in_row(self, row: usize) -> Self {
+        Prefetch { row, ..self }
     }
 
     /// Notes that this item's evaluation reached `call` with `args`. The
@@ -251,12 +261,13 @@ impl Prefetch<'_> {
         let noted = Noted {
             key: key(call),
             item: self.item,
+            row: self.row,
             name: Arc::clone(&call.name),
             function: Arc::clone(&call.function),
             args,
         };
         self.results.noted.lock().unwrap_or_else(PoisonError::into_inner).push(noted);
-        EvalError::Invalid(format!("{}: deferred to the batch", call.name))
+        EvalError::Deferred(call.name.to_string())
     }
 }
 
@@ -572,7 +583,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_batch_their_calls_and_calls_in_an_aggregate_are_made_per_row() {
+    fn groups_batch_their_calls_and_the_calls_in_their_aggregates() {
         let f = Fixture::new();
         let (a, b) = (rows(&[1, 2]), rows(&[10, 20, 30]));
         let groups: Vec<&[Row]> = vec![&a, &b];
@@ -581,7 +592,34 @@ mod tests {
         assert_eq!(over_groups("plus1(mysum(x))"), vec![Ok(4), Ok(61)]);
         assert_eq!(f.counts(), (0, vec![2]), "one batch for the two groups");
         assert_eq!(over_groups("mysum(plus1(x))"), vec![Ok(5), Ok(63)]);
-        assert_eq!(f.counts(), (5, vec![2]), "inside an aggregate, once per row");
+        assert_eq!(f.counts(), (0, vec![2, 5]), "inside an aggregate: one batch of every row of every group");
+        assert_eq!(over_groups("mysum(plus1(plus1(x))) + plus1(mysum(x))"), vec![Ok(7 + 4), Ok(66 + 61)]);
+        // The inner plus1, the outer one, then the right side, which the
+        // evaluation reaches only once the left side has its answers.
+        assert_eq!(f.counts(), (0, vec![2, 5, 5, 5, 2]), "a round per call that waits on another");
+    }
+
+    #[test]
+    fn an_error_in_an_aggregate_argument_stops_its_group_there() {
+        let f = Fixture::new();
+        let (a, b) = (rows(&[1, 13, 2]), rows(&[3]));
+        let groups: Vec<&[Row]> = vec![&a, &b];
+        let out = blocking(f.expr("mysum(plus1(x)) + mysum(x / (x - 2))").eval_groups_with(
+            &groups,
+            &env(),
+            CallMode::Blocking,
+        ));
+        assert_eq!(values(out), vec![Err("plus1: unlucky".into()), Ok(4 + 3)]);
+        // Rows 1 and 13 of the first group and the second group's row reach
+        // plus1; 13 fails, so the first group's evaluation stops at it.
+        assert_eq!(f.counts(), (0, vec![4]));
+        let out = blocking(f.expr("mysum(x / (x - 2)) + mysum(plus1(x))").eval_groups_with(
+            &groups,
+            &env(),
+            CallMode::Blocking,
+        ));
+        assert_eq!(values(out), vec![Err("divided by zero".into()), Ok(3 + 4)]);
+        assert_eq!(f.counts(), (0, vec![4, 1]), "the first group never reaches plus1");
     }
 
     #[test]

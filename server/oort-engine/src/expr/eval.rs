@@ -150,17 +150,29 @@ impl Call {
                 Scope::Row(row) => std::slice::from_ref(row),
                 Scope::Group(rows) => rows,
             };
-            // A call in an argument is made once per row of the group, here:
-            // a batch keys its results by call and item, not by row.
-            let per_row = EvalEnv { prefetch: None, ..*env };
+            // In a batch, the calls of an argument are deferred row by row (keyed
+            // by the row too): every row goes on to note its own, so that one
+            // round makes them for all rows; an error of a row stops the
+            // evaluation there, as it would without batching.
+            let mut deferred = None;
             let mut lists = Vec::with_capacity(self.args.len());
             for arg in &self.args {
                 // Sized up front: collecting Results would grow the list step by step.
                 let mut values = Vec::with_capacity(rows.len());
-                for row in rows {
-                    values.push(arg.eval_in(Scope::Row(*row), &per_row)?);
+                for (i, row) in rows.iter().enumerate() {
+                    let row_env = EvalEnv { prefetch: env.prefetch.map(|p| p.in_row(i)), ..*env };
+                    match arg.eval_in(Scope::Row(*row), &row_env) {
+                        Ok(value) => values.push(value),
+                        Err(e @ EvalError::Deferred(_)) => {
+                            deferred.get_or_insert(e);
+                        }
+                        Err(e) => return Err(deferred.unwrap_or(e)),
+                    }
                 }
                 lists.push(Value::list(values));
+            }
+            if let Some(e) = deferred {
+                return Err(e);
             }
             lists
         } else {

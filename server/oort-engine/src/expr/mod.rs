@@ -146,6 +146,11 @@ pub enum EvalError {
     /// Another runtime problem (a bad dynamic `LIKE` pattern, a non-integer index).
     #[error("{0}")]
     Invalid(String),
+    /// A call of a batch whose answer is not there yet, named: the item is
+    /// evaluated again once the batch's call is made (`batch`'s docs), so
+    /// this never reaches a rule's status.
+    #[error("{0}: deferred to the batch")]
+    Deferred(String),
 }
 
 impl EvalError {
