@@ -568,10 +568,7 @@ impl Stages {
                     if let Some(wm) = &m.window {
                         wm.set_buffer_length(w.buffered() as u64);
                     }
-                    // Most events close no window: skip making the (large) future.
-                    if !batches.is_empty() {
-                        results.extend(process_windows(&self.plan, m, batches, mode).await);
-                    }
+                    results.extend(process_windows(&self.plan, m, batches, mode).await);
                 }
             }
             None => {

@@ -267,7 +267,7 @@ impl Prefetch<'_> {
             args,
         };
         self.results.noted.lock().unwrap_or_else(PoisonError::into_inner).push(noted);
-        EvalError::Deferred(call.name.to_string())
+        EvalError::Deferred(Arc::clone(&call.name))
     }
 }
 
@@ -381,6 +381,21 @@ pub(crate) async fn eval_rows<T: Tuple + Sync, R>(
         .await
 }
 
+/// `eval` of each group of a batch of groups, `exprs` being the expressions
+/// it evaluates: their batched calls are all deferred (module docs). One
+/// result per group, in order.
+async fn eval_groups<T: Tuple + Sync, R>(
+    exprs: &[&Expr],
+    groups: &[&[T]],
+    env: &EvalEnv<'_>,
+    mode: CallMode,
+    eval: impl Fn(&[T], &EvalEnv<'_>) -> R,
+) -> Vec<R> {
+    Prefetched::default()
+        .eval_items(groups.len(), env, mode, batched_total(exprs.iter().copied()), |i, env| eval(groups[i], env))
+        .await
+}
+
 impl Expr {
     /// Evaluates the expression for each row of a batch, making each batched
     /// call once for the batch (module docs). One result per row, in order.
@@ -406,10 +421,7 @@ impl Expr {
         env: &EvalEnv<'_>,
         mode: CallMode,
     ) -> Vec<Result<Value, EvalError>> {
-        let batched = batched_total([self]);
-        Prefetched::default()
-            .eval_items(groups.len(), env, mode, batched, |i, env| self.eval_group(groups[i], env))
-            .await
+        eval_groups(&[self], groups, env, mode, |group, env| self.eval_group(group, env)).await
     }
 }
 
@@ -439,10 +451,8 @@ impl Projection {
         env: &EvalEnv<'_>,
         mode: CallMode,
     ) -> Vec<Result<Map, EvalError>> {
-        let batched = batched_total(self.exprs().map(|(_, e)| e));
-        Prefetched::default()
-            .eval_items(groups.len(), env, mode, batched, |i, env| self.eval_group(groups[i], env))
-            .await
+        let exprs: Vec<&Expr> = self.exprs().map(|(_, e)| e).collect();
+        eval_groups(&exprs, groups, env, mode, |group, env| self.eval_group(group, env)).await
     }
 }
 

@@ -150,7 +150,7 @@ pub enum EvalError {
     /// evaluated again once the batch's call is made (`batch`'s docs), so
     /// this never reaches a rule's status.
     #[error("{0}: deferred to the batch")]
-    Deferred(String),
+    Deferred(std::sync::Arc<str>),
 }
 
 impl EvalError {
