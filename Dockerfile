@@ -18,7 +18,16 @@ WORKDIR /var/lib/oort
 VOLUME /var/lib/oort
 # gRPC API, HTTP push, Prometheus metrics.
 EXPOSE 9081 10081 9090
+# The API listens on the container's interfaces in plaintext, which oortd
+# refuses unless told: docker-compose.yml publishes it on the host's loopback
+# only. Beyond one host, mount a certificate and set OORT_TLS_CERT and
+# OORT_TLS_KEY instead (and drop OORT_ALLOW_INSECURE_LISTEN). Every call but
+# health needs a token: the admin token is generated at the first start into
+# /var/lib/oort/admin.token, where `oort` in the container finds it
+# (docker compose exec oortd oort stream list), or set OORT_AUTH_TOKEN.
+# /metrics, on a non-loopback address, needs the token too.
 ENV OORT_LISTEN=0.0.0.0:9081 \
+    OORT_ALLOW_INSECURE_LISTEN=true \
     OORT_DATA_DIR=/var/lib/oort \
     OORT_HTTP_PUSH_LISTEN=0.0.0.0:10081 \
     OORT_METRICS_LISTEN=0.0.0.0:9090 \

@@ -3,6 +3,8 @@ package oort_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"math"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,19 +44,61 @@ func oortdBinary(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "target", "debug", "oortd")
 }
 
+// oortd is a running server: its address, its admin token, and with TLS the
+// directory of the throwaway CA's files (ca.pem; server.pem and server.key;
+// client.pem and client.key).
+type oortd struct {
+	addr, token, certs string
+}
+
+// serverTLS says whether a test server serves TLS, and whether it accepts
+// client certificates signed by its CA.
+type serverTLS int
+
+const (
+	plaintext serverTLS = iota
+	serverTLSOnly
+	mutualTLS
+)
+
+// scrubbed are the inherited variables that would change what the tests ask of
+// the server or send it.
+var scrubbed = []string{"OORT_LISTEN=", "OORT_DATA_DIR=", "RUST_LOG=", "OORT_AUTH_TOKEN=", "OORT_TOKEN=", "OORT_TLS_CERT=", "OORT_TLS_KEY=", "OORT_TLS_CLIENT_CA="}
+
 // startOortd runs the real oortd on a free port with a temporary data
-// directory, waits for its "oortd listening addr=..." line and for health
-// SERVING, and returns a connected client. Both stop when the test ends.
+// directory and a fresh random admin token, waits for its "oortd listening
+// addr=..." line and for health SERVING, and returns a client with the token.
+// Both stop when the test ends.
 func startOortd(t *testing.T) *oort.Client {
+	t.Helper()
+	client, _ := startServer(t, plaintext)
+	return client
+}
+
+// startServer is startOortd with TLS or not; it returns the server too.
+func startServer(t *testing.T, mode serverTLS) (*oort.Client, *oortd) {
 	t.Helper()
 	bin := oortdBinary(t)
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("no oortd at %s (build it, or set OORT_BIN): %v", bin, err)
 	}
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--http-push-listen", "off")
-	cmd.Env = []string{"RUST_LOG=info"}
+	token := make([]byte, 32)
+	if _, err := rand.Read(token); err != nil {
+		t.Fatal(err)
+	}
+	server := &oortd{token: hex.EncodeToString(token)}
+	args := []string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--http-push-listen", "off"}
+	if mode != plaintext {
+		server.certs = makeCerts(t)
+		args = append(args, "--tls-cert", filepath.Join(server.certs, "server.pem"), "--tls-key", filepath.Join(server.certs, "server.key"))
+	}
+	if mode == mutualTLS {
+		args = append(args, "--tls-client-ca", filepath.Join(server.certs, "ca.pem"))
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"RUST_LOG=info", "OORT_AUTH_TOKEN=" + server.token}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OORT_LISTEN=") && !strings.HasPrefix(kv, "OORT_DATA_DIR=") && !strings.HasPrefix(kv, "RUST_LOG=") {
+		if !slices.ContainsFunc(scrubbed, func(prefix string) bool { return strings.HasPrefix(kv, prefix) }) {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
@@ -77,12 +122,18 @@ func startOortd(t *testing.T) *oort.Client {
 		}
 	})
 	addrs := make(chan string, 1)
-	go func() { // drains every line, so the server never blocks on a full pipe
+	exited := make(chan string, 1) // gets the last lines once the output ends
+	go func() {
+		// Drains every line, so the server never blocks on a full pipe.
+		var last []string
 		scanner := bufio.NewScanner(out)
 		for scanner.Scan() {
 			line := ansi.ReplaceAllString(scanner.Text(), "")
 			if os.Getenv("OORT_TEST_LOG") != "" {
 				t.Log("[oortd]", line)
+			}
+			if last = append(last, line); len(last) > 20 {
+				last = last[1:]
 			}
 			if m := listening.FindStringSubmatch(line); m != nil {
 				select {
@@ -91,18 +142,16 @@ func startOortd(t *testing.T) *oort.Client {
 				}
 			}
 		}
+		exited <- strings.Join(last, "\n")
 	}()
-	var addr string
 	select {
-	case addr = <-addrs:
+	case server.addr = <-addrs:
+	case log := <-exited:
+		t.Fatalf("oortd exited before listening:\n%s", log)
 	case <-time.After(30 * time.Second):
 		t.Fatal("oortd did not log the address it listens on")
 	}
-	client, err := oort.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
+	client := server.dial(t)
 	health := grpc_health_v1.NewHealthClient(client.Conn)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -110,13 +159,60 @@ func startOortd(t *testing.T) *oort.Client {
 		res, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
 		cancel()
 		if err == nil && res.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
-			return client
+			return client, server
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("oortd is not SERVING: %v %v", res, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// dial returns a client of the server with its token (and CA), then opts; it
+// is closed when the test ends.
+func (s *oortd) dial(t *testing.T, opts ...grpc.DialOption) *oort.Client {
+	t.Helper()
+	opts = append([]grpc.DialOption{oort.WithToken(s.token)}, opts...)
+	if s.certs != "" {
+		opts = append([]grpc.DialOption{oort.WithTLS(filepath.Join(s.certs, "ca.pem"), "", "")}, opts...)
+	}
+	client, err := oort.Dial(s.addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// makeCerts writes a throwaway CA (ca.pem), a certificate of the server for
+// 127.0.0.1 and localhost (server.pem, server.key) and one of a client
+// (client.pem, client.key), both signed by the CA, with the openssl CLI.
+func makeCerts(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	openssl := func(args ...string) {
+		cmd := exec.Command("openssl", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+	}
+	ec := []string{"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"}
+	openssl(append(append([]string{"req", "-x509"}, ec...), "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=oort-test-ca",
+		"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")...)
+	for _, c := range []struct{ name, usage, san string }{
+		{"server", "serverAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost"},
+		{"client", "clientAuth", ""},
+	} {
+		args := append(append([]string{"req", "-x509"}, ec...), "-CA", "ca.pem", "-CAkey", "ca.key",
+			"-keyout", c.name+".key", "-out", c.name+".pem", "-subj", "/CN=oort-test-"+c.name,
+			"-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage="+c.usage)
+		if c.san != "" {
+			args = append(args, "-addext", c.san)
+		}
+		openssl(args...)
+	}
+	return dir
 }
 
 func TestStreamRulePublishTail(t *testing.T) {
@@ -274,15 +370,11 @@ func (s countedStream) RecvMsg(m any) error {
 }
 
 func TestTailReadsBatchesOneRowAtATime(t *testing.T) {
-	c := startOortd(t)
+	c, server := startServer(t, plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	counter := &tailCounter{}
-	counted, err := oort.Dial(c.Conn.Target(), grpc.WithStreamInterceptor(counter.intercept))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer counted.Close()
+	counted := server.dial(t, grpc.WithStreamInterceptor(counter.intercept))
 
 	if _, err := c.CreateStream(ctx, `CREATE STREAM burst (n BIGINT) WITH (TYPE="grpc", DATASOURCE="burst")`); err != nil {
 		t.Fatal(err)
@@ -367,4 +459,76 @@ func TestValuesRoundTrip(t *testing.T) {
 	if _, err := oort.ToValue(struct{}{}); err == nil {
 		t.Fatal("a struct should not convert")
 	}
+}
+
+func TestWithoutTokenIsUnauthenticated(t *testing.T) {
+	_, server := startServer(t, plaintext)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, token := range []string{"", strings.Repeat("0", 64)} {
+		c := server.dial(t, oort.WithToken(token))
+		_, err := c.Streams.ListStreams(ctx, &oortv1.ListStreamsRequest{})
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("ListStreams with token %q = %v, want Unauthenticated", token, err)
+		}
+	}
+}
+
+func TestTokenDefaultsToOortToken(t *testing.T) {
+	_, server := startServer(t, plaintext)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t.Setenv(oort.TokenEnv, server.token+"\n") // as read from a file: the newline goes
+	c, err := oort.Dial(server.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Streams.ListStreams(ctx, &oortv1.ListStreamsRequest{}); err != nil {
+		t.Fatalf("ListStreams with $OORT_TOKEN: %v", err)
+	}
+	none := server.dial(t, oort.WithToken("")) // "" sends none, whatever the environment says
+	if _, err := none.Streams.ListStreams(ctx, &oortv1.ListStreamsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("ListStreams with WithToken(\"\") = %v, want Unauthenticated", err)
+	}
+}
+
+// checkStream creates a stream, reads it back and deletes it.
+func checkStream(t *testing.T, c *oort.Client, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sql := `CREATE STREAM ` + name + ` (temperature FLOAT, deviceId STRING) WITH (TYPE="grpc", DATASOURCE="` + name + `")`
+	if created, err := c.CreateStream(ctx, sql); err != nil || created.GetName() != name {
+		t.Fatalf("CreateStream = %v, %v", created, err)
+	}
+	got, err := c.GetStream(ctx, name)
+	if err != nil || got.GetName() != name || got.GetKind() != oortv1.StreamKind_STREAM_KIND_STREAM || len(got.GetFields()) != 2 {
+		t.Fatalf("GetStream = %v, %v", got, err)
+	}
+	if err := c.DeleteStream(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	c, server := startServer(t, serverTLSOnly) // dialled WithTLS(ca.pem) and WithToken
+	checkStream(t, c, "secure")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	none := server.dial(t, oort.WithToken(""))
+	if _, err := none.Streams.ListStreams(ctx, &oortv1.ListStreamsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("ListStreams over TLS without a token = %v, want Unauthenticated", err)
+	}
+	if _, err := oort.Dial(server.addr, oort.WithTLS(filepath.Join(server.certs, "absent.pem"), "", "")); err == nil {
+		t.Fatal("Dial with a CA file that does not exist should fail")
+	}
+}
+
+func TestMutualTLS(t *testing.T) {
+	_, server := startServer(t, mutualTLS)
+	c := server.dial(t, oort.WithTLS(filepath.Join(server.certs, "ca.pem"),
+		filepath.Join(server.certs, "client.pem"), filepath.Join(server.certs, "client.key")))
+	checkStream(t, c, "mutual")
 }

@@ -124,7 +124,7 @@ class _Counted:
 
 def test_tail_reads_results_in_batches_and_yields_them_one_by_one(server: Server) -> None:
     counter = _TailResponses()
-    with Oort(channel=grpc.intercept_channel(grpc.insecure_channel(server.addr), counter)) as oort:
+    with server.client(channel=grpc.intercept_channel(grpc.insecure_channel(server.addr), counter)) as oort:
         oort.streams.create('CREATE STREAM burst (n BIGINT) WITH (TYPE="grpc", DATASOURCE="burst")')
         # The window hands its 1,000 rows to the tail at once: they come in
         # ceil(1000 / TAIL_BATCH) responses, where an unbatched tail takes 1,000.
@@ -163,7 +163,7 @@ class _PublishRequests(grpc.StreamUnaryClientInterceptor):  # type: ignore[type-
 
 def test_publish_sends_json_where_it_can_and_typed_events_where_it_cannot(server: Server) -> None:
     recorder = _PublishRequests()
-    with Oort(channel=grpc.intercept_channel(grpc.insecure_channel(server.addr), recorder)) as oort:
+    with server.client(channel=grpc.intercept_channel(grpc.insecure_channel(server.addr), recorder)) as oort:
         oort.streams.create('CREATE STREAM mixed (n BIGINT, b BYTEA, at DATETIME) WITH (TYPE="grpc", DATASOURCE="mixed")')
         oort.rules.create("mixed", "SELECT n, b, at FROM mixed", actions=["grpc"])
         tail = oort.rules.tail("mixed", typed=True)

@@ -2,14 +2,16 @@
 // service descriptors (protoc-gen-es, in ./gen), and a thin wrapper over
 // Connect's gRPC transport for Node.js (gRPC over HTTP/2, as oortd's tonic speaks).
 //
-//   const oort = new Oort("127.0.0.1:9081");
+//   const oort = new Oort("127.0.0.1:9081"); // the token: { token } or $OORT_TOKEN; TLS: { tls: { ca } }
 //   await oort.streams.create('CREATE STREAM s (t FLOAT) WITH (TYPE="grpc", DATASOURCE="s")');
 //
 // Failed calls reject with ConnectError; its `code` is the gRPC status (Code.NotFound, ...).
 
 import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import { NullValue, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import type { ConnectionOptions, SecureContextOptions } from "node:tls";
+
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
 import { EventService, PublishRequestSchema } from "./gen/oort/v1/event_pb.js";
@@ -125,11 +127,46 @@ export function fromEvent(event: Event | undefined): Row {
   return fromFields(event?.fields ?? {});
 }
 
+/** The environment variable the token defaults to. */
+export const TOKEN_ENV = "OORT_TOKEN";
+
+/**
+ * TLS settings, as Node's `tls.connect` takes them: PEM contents (read files
+ * with `readFileSync`). `ca`: the CA that signed the server's certificate (Node's
+ * bundled CAs when absent); `cert` and `key`: a client certificate, for mutual
+ * TLS; `servername`: the name to check the server's certificate against, when
+ * it is not the address's host.
+ */
+export type TlsOptions = Pick<SecureContextOptions, "ca" | "cert" | "key"> & Pick<ConnectionOptions, "servername">;
+
 export interface OortOptions {
-  /** Use this transport instead of plaintext gRPC to the address (TLS, interceptors...). */
+  /**
+   * Sent as `authorization: Bearer <token>` on every call; default
+   * `process.env.OORT_TOKEN`; "" sends none. The server's token is its
+   * OORT_AUTH_TOKEN, or what it wrote to `<data_dir>/admin.token` at its first start.
+   */
+  token?: string;
+  /** TLS (`true`: with Node's bundled CAs); also implied by an https:// address. */
+  tls?: boolean | TlsOptions;
+  /** More interceptors, after the one that adds the token. */
+  interceptors?: Interceptor[];
+  /** Use this transport instead of gRPC to the address: `token`, `tls` and `interceptors` do not apply (see `bearerToken`). */
   transport?: Transport;
   /** Deadline of unary calls in milliseconds (default 30000). */
   timeoutMs?: number;
+}
+
+/**
+ * An interceptor that sends `authorization: Bearer <token>` on every call that
+ * has none of its own, for a transport made by hand:
+ * `createGrpcTransport({ baseUrl, interceptors: [bearerToken(token)] })`.
+ */
+export function bearerToken(token: string): Interceptor {
+  const value = `Bearer ${token}`;
+  return (next) => (req) => {
+    if (!req.header.has("authorization")) req.header.set("authorization", value);
+    return next(req);
+  };
 }
 
 /** A connection to oortd: `new Oort("127.0.0.1:9081").streams.create(sql)`. */
@@ -147,14 +184,21 @@ export class Oort {
   readonly events: Events;
   private readonly sessions?: Http2SessionManager;
 
-  /** `address` is host:port (plaintext gRPC) or a URL such as "http://host:port". */
+  /**
+   * `address` is host:port (plaintext gRPC, or TLS with the `tls` option) or a
+   * URL such as "http://host:port" or "https://host:port".
+   */
   constructor(address = "127.0.0.1:9081", options: OortOptions = {}) {
     if (options.transport) {
       this.transport = options.transport;
     } else {
-      const baseUrl = address.includes("://") ? address : `http://${address}`;
-      this.sessions = new Http2SessionManager(baseUrl);
-      this.transport = createGrpcTransport({ baseUrl, sessionManager: this.sessions });
+      const tls = options.tls ?? false;
+      const baseUrl = address.includes("://") ? address : `${tls === false ? "http" : "https"}://${address}`;
+      if (tls !== false && !baseUrl.startsWith("https://")) throw new Error(`TLS asked for, but the address ${address} is not https://`);
+      const token = (options.token ?? process.env[TOKEN_ENV] ?? "").trim(); // e.g. read from admin.token, with its newline
+      const interceptors = [...(token ? [bearerToken(token)] : []), ...(options.interceptors ?? [])];
+      this.sessions = new Http2SessionManager(baseUrl, undefined, typeof tls === "object" ? tls : undefined);
+      this.transport = createGrpcTransport({ baseUrl, sessionManager: this.sessions, interceptors });
     }
     this.streamService = createClient(StreamService, this.transport);
     this.ruleService = createClient(RuleService, this.transport);

@@ -7,7 +7,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 
 import type { Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
 import type { JsonObject } from "@bufbuild/protobuf";
 
@@ -48,7 +47,7 @@ describe("oortd", () => {
 
   before(async () => {
     server = await Oortd.start();
-    oort = new Oort(server.addr);
+    oort = server.client();
   });
 
   after(async () => {
@@ -173,11 +172,7 @@ describe("oortd", () => {
         })(),
       };
     };
-    const baseUrl = `http://${server.addr}`;
-    const sessions = new Http2SessionManager(baseUrl);
-    const counted = new Oort(server.addr, {
-      transport: createGrpcTransport({ baseUrl, sessionManager: sessions, interceptors: [count] }),
-    });
+    const counted = server.client({ interceptors: [count] });
 
     await oort.streams.create('CREATE STREAM burst (n BIGINT) WITH (TYPE="grpc", DATASOURCE="burst")');
     // The window hands its 1,000 rows to the tail at once: they come in
@@ -193,7 +188,7 @@ describe("oortd", () => {
       if (rows.length === all.length) break;
     }
     abort.abort();
-    sessions.abort();
+    counted.close();
     assert.deepEqual(
       rows.map((row) => row.n),
       all,
@@ -219,11 +214,7 @@ describe("oortd", () => {
         })(),
       });
     };
-    const baseUrl = `http://${server.addr}`;
-    const sessions = new Http2SessionManager(baseUrl);
-    const recorded = new Oort(server.addr, {
-      transport: createGrpcTransport({ baseUrl, sessionManager: sessions, interceptors: [record] }),
-    });
+    const recorded = server.client({ interceptors: [record] });
     await oort.streams.create('CREATE STREAM mixed (n BIGINT, x FLOAT, b BYTEA, at DATETIME) WITH (TYPE="grpc", DATASOURCE="mixed")');
     await oort.rules.create("mixed", "SELECT n, x, b, at FROM mixed");
     const abort = new AbortController();
@@ -233,7 +224,7 @@ describe("oortd", () => {
     // Two batches of plain rows (256 + 44): JSON; the last holds bytes and a Date: typed.
     const plain = Array.from({ length: 300 }, (_, i) => ({ n: BigInt(i), x: i + 0.5 }));
     const accepted = await recorded.events.publish("mixed", [...plain, { n: 300, x: 1, b: new Uint8Array([0, 255]), at }]);
-    sessions.abort();
+    recorded.close();
     assert.equal(accepted, 301);
     assert.deepEqual(
       sent.map((r) => [r.json.length > 0, r.events.length]),

@@ -44,8 +44,31 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Credentials and TLS, for every command that talks to the server.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Bearer token [default: the server's generated admin token, read from <DATA_DIR>/admin.token]
+    #[arg(long, global = true, env = "OORT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// The server's data directory, where it writes admin.token at its first start
+    #[arg(long, global = true, env = "OORT_DATA_DIR", default_value = "data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// CA certificate (PEM) that signed the server's: connect with TLS
+    #[arg(long, global = true, env = "OORT_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS, with --key
+    #[arg(long, global = true, env = "OORT_CLIENT_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert
+    #[arg(long, global = true, env = "OORT_CLIENT_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
 }
 
 /// Top-level resources.
@@ -66,6 +89,28 @@ pub enum Command {
     /// Manage external services (existing gRPC/REST services as SQL functions).
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Make tokens for oort.toml (nothing is sent to the server).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `oort token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new random token, and the [[tokens]] entry of oort.toml that accepts it.
+    #[command(
+        after_help = "Example:\n  oort token new --name ci --role editor >> /dev/null  # the token goes to stderr too"
+    )]
+    New {
+        /// The token's name in oort.toml and in audit lines.
+        #[arg(long, default_value = "admin")]
+        name: String,
+        /// admin, editor, viewer or publisher.
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+    /// Print the hash (sha256:...) of a token read from stdin, for oort.toml.
+    Hash,
 }
 
 /// `oort plugin ...`

@@ -84,6 +84,9 @@ impl Error {
             EXIT_UNREACHABLE => {
                 Some("hint: is oortd running? Start it with `oortd`, or point --server (or OORT_SERVER) at it.")
             }
+            _ if matches!(self, Error::Status(status) if status.code() == Code::Unauthenticated) => Some(
+                "hint: pass --token (or OORT_TOKEN), or --data-dir (or OORT_DATA_DIR) of the server, whose admin.token is read when readable.",
+            ),
             _ => None,
         }
     }

@@ -743,8 +743,48 @@ fn health_says_serving_and_exits_0_or_exits_3_when_unreachable() {
 fn server_address_from_the_environment() {
     let server = with_demo();
     let url = format!("http://{}", server.addr);
-    let out = run_oort(&["stream", "list", "--json"], "", &[("OORT_SERVER", &url)]);
+    let token = server.token();
+    let out = run_oort(&["stream", "list", "--json"], "", &[("OORT_SERVER", &url), ("OORT_TOKEN", &token)]);
     assert_eq!(json(&out)["streams"][0]["name"], "demo");
+    let data_dir = server.data_dir();
+    let out = run_oort(&["stream", "list", "--json"], "", &[("OORT_SERVER", &url), ("OORT_DATA_DIR", &data_dir)]);
+    assert_eq!(json(&out)["streams"][0]["name"], "demo", "the token read from OORT_DATA_DIR/admin.token");
+}
+
+#[test]
+fn without_a_token_the_server_refuses_and_the_cli_says_where_tokens_come_from() {
+    let server = Oortd::start();
+    let out = run_oort(&["--server", &server.addr, "--data-dir", "/nonexistent", "stream", "list"], "", &[]);
+    let err = failure(&out, 1);
+    assert!(err.contains("error: unauthenticated: missing credentials"), "{err}");
+    assert!(err.contains("hint: pass --token (or OORT_TOKEN)"), "{err}");
+    let out = run_oort(&["--server", &server.addr, "--token", "oort_wrong", "stream", "list"], "", &[]);
+    assert!(failure(&out, 1).contains("error: unauthenticated: invalid token"));
+}
+
+#[test]
+fn token_new_makes_a_token_that_the_printed_entry_accepts_with_its_role() {
+    let made = run_oort(&["token", "new", "--name", "dash", "--role", "viewer"], "", &[]);
+    let token = stdout(&made).trim().to_string();
+    let entry = stderr(&made);
+    assert!(
+        token.starts_with("oort_") && entry.contains("[[tokens]]") && entry.contains("role = \"viewer\""),
+        "{entry}"
+    );
+    let hashed = success(&run_oort(&["token", "hash"], &format!("{token}\n"), &[]));
+    assert!(entry.contains(&format!("hash = \"{}\"", hashed.trim())), "{entry} / {hashed}");
+
+    let toml = entry.lines().filter(|line| !line.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let server = Oortd::start_with_config(&toml);
+    let as_viewer = |args: &[&str]| {
+        let mut all = vec!["--server", server.addr.as_str(), "--token", token.as_str()];
+        all.extend_from_slice(args);
+        run_oort(&all, "", &[])
+    };
+    success(&as_viewer(&["stream", "list"]));
+    let err = failure(&as_viewer(&["stream", "create", "CREATE STREAM s () WITH (DATASOURCE=\"s\")"]), 1);
+    assert!(err.contains("permission denied: dash (role viewer) lacks the right `edit`"), "{err}");
+    assert!(failure(&run_oort(&["token", "new", "--role", "root"], "", &[]), 2).contains("unknown role"));
 }
 
 #[test]

@@ -76,7 +76,10 @@ async fn rust(server: &Server, name: &str) -> Result<f64> {
 
 /// Runs one client program; the milliseconds of each round it printed.
 fn program(command: &mut Command) -> Result<Vec<f64>> {
-    let output = command.output().with_context(|| format!("cannot run {command:?}"))?;
+    let output = command
+        .env("OORT_TOKEN", crate::control_plane::TOKEN)
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
     if !output.status.success() {
         bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     }

@@ -10,25 +10,60 @@ use anyhow::{Context, Result, anyhow, bail};
 use oort_proto::v1::rule_service_client::RuleServiceClient;
 use oort_proto::v1::stream_service_client::StreamServiceClient;
 use oort_proto::v1::{Action, CreateRuleRequest, CreateStreamRequest, GetRuleRequest, Rule};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+
+/// The admin token of the servers the benchmarks start (`OORT_AUTH_TOKEN`).
+pub(crate) const TOKEN: &str = "loadgen-admin-token-0123456789abcdef";
+
+/// A channel that sends the token, when the server wants one.
+pub(crate) type AuthChannel = InterceptedService<Channel, Bearer>;
+
+/// Adds `authorization: Bearer` [`TOKEN`] to each request, or nothing.
+#[derive(Clone)]
+pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// A running oortd under measurement.
 pub(crate) struct Server {
     child: Child,
     addr: String,
+    auth: bool,
 }
 
 impl Server {
-    /// Spawns oortd and waits for its "listening" line; returns it with the
-    /// time from spawn to health SERVING.
+    /// Spawns oortd (with authentication, as it ships) and waits for its
+    /// "listening" line; returns it with the time from spawn to health SERVING.
     pub(crate) async fn start(binary: &Path, data_dir: &Path) -> Result<(Server, Duration)> {
+        Self::start_with(binary, data_dir, true).await
+    }
+
+    /// [`Server::start`]; without `auth`, with `auth = false` in its oort.toml.
+    pub(crate) async fn start_with(binary: &Path, data_dir: &Path, auth: bool) -> Result<(Server, Duration)> {
+        let mut command = Command::new(binary);
+        if !auth {
+            let config = data_dir.with_extension("noauth.toml");
+            std::fs::write(&config, "auth = false\n")?;
+            command.arg("--config").arg(config);
+        }
         let started = Instant::now();
-        let mut child = Command::new(binary)
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn,oortd::server=info")
+            .env("OORT_AUTH_TOKEN", TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -44,7 +79,7 @@ impl Server {
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(60)).context("oortd did not log its address")?;
-        let server = Server { child, addr };
+        let server = Server { child, addr, auth };
         let mut health = HealthClient::new(server.channel().await?);
         health.check(HealthCheckRequest { service: String::new() }).await.context("health check")?;
         Ok((server, started.elapsed()))
@@ -55,8 +90,10 @@ impl Server {
         &self.addr
     }
 
-    pub(crate) async fn channel(&self) -> Result<Channel> {
-        Ok(Channel::from_shared(format!("http://{}", self.addr))?.connect().await?)
+    pub(crate) async fn channel(&self) -> Result<AuthChannel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))?.connect().await?;
+        let bearer = self.auth.then(|| format!("Bearer {TOKEN}").parse()).transpose()?;
+        Ok(InterceptedService::new(channel, Bearer(bearer)))
     }
 
     /// Resident set size from /proc, in KiB.

@@ -14,9 +14,12 @@
 //!   batches and one call at a time, against the same function native and built-in.
 //! - `external` ([`external`]): a rule calling an external gRPC function against
 //!   a local tonic service, next to a hand-written tonic client of it.
+//! - `auth` ([`auth`]): CreateRule latency and Publish throughput with
+//!   authentication on, against the same binary with it off.
 //! - `latency` ([`latency`]): Publish → TailRule latency through a real `oortd`
 //!   at a steady rate, against a GetRule round trip.
 
+mod auth;
 mod clients;
 mod control_plane;
 mod engine;
@@ -82,6 +85,24 @@ enum Cmd {
         /// Events to send.
         #[arg(long, default_value_t = 50_000)]
         events: usize,
+    },
+    /// The cost of authentication: CreateRule p99 and Publish throughput, auth on against off.
+    Auth {
+        /// The oortd binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/oortd")]
+        oortd: PathBuf,
+        /// Rounds of each configuration, interleaved (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Rules to create (CreateRule latency).
+        #[arg(long, default_value_t = 2_000)]
+        rules: usize,
+        /// Events of the batched Publish run (a tenth of it one a request).
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        /// Events a request in the batched run.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
     },
     /// Events per second through EventService.Publish into a real oortd.
     Publish {
@@ -162,6 +183,9 @@ fn main() -> Result<()> {
     match Args::parse().command {
         Cmd::ControlPlane { oortd, rules, startups, data_dir } => {
             tokio::runtime::Runtime::new()?.block_on(control_plane::run(&oortd, rules, startups, data_dir))
+        }
+        Cmd::Auth { oortd, rounds, rules, events, batch } => {
+            tokio::runtime::Runtime::new()?.block_on(auth::run(&oortd, rounds, rules, events, batch))
         }
         Cmd::Publish { oortd, events, batch } => {
             tokio::runtime::Runtime::new()?.block_on(publish::run(&oortd, events, batch))

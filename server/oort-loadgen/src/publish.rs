@@ -40,7 +40,13 @@ fn requests(stream: &str, count: usize, batch: usize) -> Vec<PublishRequest> {
 
 /// Publishes the events into `stream` and waits until rule `rule`'s decoder has seen them all.
 /// Returns events/s and the server's CPU time per event in µs.
-async fn measure(server: &Server, stream: &str, rule: &str, count: usize, batch: usize) -> Result<(f64, f64)> {
+pub(crate) async fn measure(
+    server: &Server,
+    stream: &str,
+    rule: &str,
+    count: usize,
+    batch: usize,
+) -> Result<(f64, f64)> {
     let channel = server.channel().await?;
     let batch = requests(stream, count, batch);
     let cpu_before = server.cpu_time()?;
@@ -67,6 +73,32 @@ async fn measure(server: &Server, stream: &str, rule: &str, count: usize, batch:
 pub async fn run(binary: &Path, count: usize, batch: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (server, _) = Server::start(binary, &dir.path().join("data")).await?;
+    create_rules(&server).await?;
+    let runs = [
+        ("pass-through `SELECT * FROM base`, one event a request (baseline)".to_owned(), "base", "pass", 1),
+        ("filter + project, one event a request".to_owned(), "demo", "filter", 1),
+        (format!("pass-through, {batch} events a request"), "base", "pass", batch),
+        (format!("filter + project, {batch} events a request"), "demo", "filter", batch),
+    ];
+    let mut rows = Vec::new();
+    for (label, stream, rule, batch) in runs {
+        rows.push((label, measure(&server, stream, rule, count, batch).await?));
+    }
+    server.stop()?;
+    println!(
+        "| through EventService.Publish ({count} events, one client stream) | events/s | ratio to baseline | server CPU a event |"
+    );
+    println!("|---|---|---|---|");
+    let baseline = rows[0].1.0;
+    for (label, (rate, cpu)) in rows {
+        println!("| {label} | {rate:.0} | {:.2} | {cpu:.2} µs |", rate / baseline);
+    }
+    Ok(())
+}
+
+/// The streams `base` and `demo` (`TYPE="grpc"`) and the rules `pass` and
+/// `filter` reading them, into memory sinks.
+pub(crate) async fn create_rules(server: &Server) -> Result<()> {
     let channel = server.channel().await?;
     let mut streams = StreamServiceClient::new(channel.clone());
     let mut rules = RuleServiceClient::new(channel.clone());
@@ -93,25 +125,6 @@ pub async fn run(binary: &Path, count: usize, batch: usize) -> Result<()> {
             ..Default::default()
         };
         rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;
-    }
-    let runs = [
-        ("pass-through `SELECT * FROM base`, one event a request (baseline)".to_owned(), "base", "pass", 1),
-        ("filter + project, one event a request".to_owned(), "demo", "filter", 1),
-        (format!("pass-through, {batch} events a request"), "base", "pass", batch),
-        (format!("filter + project, {batch} events a request"), "demo", "filter", batch),
-    ];
-    let mut rows = Vec::new();
-    for (label, stream, rule, batch) in runs {
-        rows.push((label, measure(&server, stream, rule, count, batch).await?));
-    }
-    server.stop()?;
-    println!(
-        "| through EventService.Publish ({count} events, one client stream) | events/s | ratio to baseline | server CPU a event |"
-    );
-    println!("|---|---|---|---|");
-    let baseline = rows[0].1.0;
-    for (label, (rate, cpu)) in rows {
-        println!("| {label} | {rate:.0} | {:.2} | {cpu:.2} µs |", rate / baseline);
     }
     Ok(())
 }

@@ -1,12 +1,15 @@
 //! Server configuration: defaults, then `oort.toml`, then environment variables
 //! and flags (clap merges those two; a flag wins over its variable).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
+
+use crate::auth::{Role, TokenEntry, token};
 
 /// Default listen address: loopback only; listening elsewhere is a choice.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9081";
@@ -24,9 +27,10 @@ pub const DEFAULT_CONFIG_FILE: &str = "oort.toml";
     version,
     about = "Oort server: streaming SQL for the edge, managed over gRPC",
     after_help = "Configuration is read from (later wins): built-in defaults, the file oort.toml \
-(in the working directory, or --config), the environment variables OORT_LISTEN and \
-OORT_DATA_DIR, then flags. With no arguments oortd listens on 127.0.0.1:9081 and keeps its \
-data in ./data.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  http_push_listen = \"127.0.0.1:10081\"  # or \"off\"\n  metrics_listen = \"127.0.0.1:9090\"  # Prometheus /metrics; off by default\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\""
+(in the working directory, or --config), the environment variables OORT_LISTEN, OORT_DATA_DIR, \
+OORT_AUTH_TOKEN and OORT_TLS_*, then flags. With no arguments oortd listens on 127.0.0.1:9081, keeps its \
+data in ./data and, at its first start, writes an admin token to ./data/admin.token (mode 0600): \
+every call but health needs `authorization: Bearer <token>`.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  http_push_listen = \"127.0.0.1:10081\"  # or \"off\"\n  metrics_listen = \"127.0.0.1:9090\"  # Prometheus /metrics; off by default\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\"\n  tls_cert = \"/etc/oort/server.pem\"   # with tls_key; needed to listen beyond loopback\n  tls_key = \"/etc/oort/server.key\"\n  [[tokens]]                          # `oort token new --name ci --role editor` prints one\n  name = \"ci\"\n  role = \"editor\"                     # admin, editor, viewer or publisher\n  hash = \"sha256:...\""
 )]
 pub struct Args {
     /// Address to listen on for the gRPC API (port 0 picks a free port) [default: 127.0.0.1:9081]
@@ -47,6 +51,43 @@ pub struct Args {
     /// Log filter, e.g. `info` or `oortd=debug,info`; RUST_LOG wins if set [default: info]
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// One admin token, accepted besides those of oort.toml; prefer the variable (a flag shows in `ps`)
+    #[arg(long, env = "OORT_AUTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub auth_token: Option<String>,
+    /// Certificate chain (PEM) to serve the API over TLS with
+    #[arg(long, env = "OORT_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, env = "OORT_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) whose client certificates are verified (mTLS); their Common Name maps to a role in oort.toml
+    #[arg(long, env = "OORT_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve the API in plaintext on a non-loopback address (tokens then cross the network in clear)
+    #[arg(long, env = "OORT_ALLOW_INSECURE_LISTEN")]
+    pub allow_insecure_listen: bool,
+}
+
+/// A token of `oort.toml` (`[[tokens]]`): its name, role and hash; never the token itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Shown in audit lines.
+    pub name: String,
+    /// admin, editor, viewer or publisher.
+    pub role: String,
+    /// `sha256:<hex>`, as `oort token new` prints it.
+    pub hash: String,
+}
+
+/// A client certificate's role (`[[client_certs]]`), by its subject's Common Name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertConfig {
+    /// The Common Name (CN) of the certificate's subject.
+    pub common_name: String,
+    /// admin, editor, viewer or publisher.
+    pub role: String,
 }
 
 /// Log output format.
@@ -90,6 +131,20 @@ pub struct FileConfig {
     pub plugin_python: Option<String>,
     /// Interpreter of portable plugins in JavaScript (node).
     pub plugin_node: Option<String>,
+    /// Whether calls must authenticate (default true); false only on loopback.
+    pub auth: Option<bool>,
+    /// Accepted tokens.
+    pub tokens: Option<Vec<TokenConfig>>,
+    /// Roles of client certificates (needs `tls_client_ca`).
+    pub client_certs: Option<Vec<ClientCertConfig>>,
+    /// Certificate chain (PEM) of the API's TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) of accepted client certificates.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Whether the API may listen beyond loopback without TLS.
+    pub allow_insecure_listen: Option<bool>,
     /// Milliseconds a portable plugin may take to start (handshake, SERVING, Describe).
     pub plugin_start_timeout_ms: Option<u64>,
     /// Milliseconds one call to a portable plugin may take before it is restarted.
@@ -135,6 +190,41 @@ pub struct Config {
     pub external_io_threads: usize,
     /// How portable plugins are run (the `plugin_*` settings).
     pub portable: oort_plugin_host::PortableConfig,
+    /// Who may call.
+    pub auth: AuthConfig,
+    /// TLS of the API; `None`: plaintext (loopback, or `allow_insecure_listen`).
+    pub tls: Option<TlsConfig>,
+    /// Whether plaintext beyond loopback was chosen (warned about at every start).
+    pub allow_insecure_listen: bool,
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `auth = false` turns it off (refused unless the API listens on loopback).
+    pub enabled: bool,
+    /// Tokens of `oort.toml` and `OORT_AUTH_TOKEN`; when empty the server
+    /// generates `<data_dir>/admin.token`.
+    pub tokens: Vec<TokenEntry>,
+    /// Client certificate Common Name → role.
+    pub client_certs: HashMap<String, Role>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { enabled: true, tokens: Vec::new(), client_certs: HashMap::new() }
+    }
+}
+
+/// PEM files of the API's TLS.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// CA of client certificates, when they are verified.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -153,6 +243,9 @@ impl Default for Config {
             external_service_hosts: None,
             external_io_threads: 0,
             portable: oort_plugin_host::PortableConfig::default(),
+            auth: AuthConfig::default(),
+            tls: None,
+            allow_insecure_listen: false,
         }
     }
 }
@@ -193,6 +286,12 @@ impl Config {
         .unwrap_or_default();
         let defaults = Config::default();
         let portable = portable_config(&file, defaults.portable.clone())?;
+        let tls = tls_config(
+            args.tls_cert.or(file.tls_cert.clone()),
+            args.tls_key.or(file.tls_key.clone()),
+            args.tls_client_ca.or(file.tls_client_ca.clone()),
+        )?;
+        let auth = auth_config(&file, args.auth_token, tls.as_ref())?;
         let push = args.http_push_listen.or(file.http_push_listen);
         let http_push_listen = match push.as_deref() {
             None => defaults.http_push_listen,
@@ -203,11 +302,30 @@ impl Config {
             None => defaults.metrics_listen,
             Some(value) => optional_address("metrics_listen", value)?,
         };
+        let listen = args.listen.or(file.listen).unwrap_or(defaults.listen);
+        let allow_insecure_listen = args.allow_insecure_listen || file.allow_insecure_listen.unwrap_or(false);
+        if !listen.ip().is_loopback() && tls.is_none() && !allow_insecure_listen {
+            return Err(ConfigError::Value {
+                key: "listen",
+                message: format!(
+                    "{listen} is not a loopback address and no TLS is configured: set tls_cert and tls_key, or allow_insecure_listen = true to accept plaintext on the network"
+                ),
+            });
+        }
+        if !auth.enabled && !listen.ip().is_loopback() {
+            return Err(ConfigError::Value {
+                key: "auth",
+                message: format!("auth = false is only allowed on a loopback address, not {listen}"),
+            });
+        }
         Ok(Config {
+            listen,
+            tls,
+            auth,
+            allow_insecure_listen,
             http_push_listen,
             http_push_explicit: push.is_some(),
             metrics_listen,
-            listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
             log_level: args.log_level.or(file.log_level).unwrap_or(defaults.log_level),
             log_format: file.log_format.unwrap_or(defaults.log_format),
@@ -219,6 +337,69 @@ impl Config {
             portable,
         })
     }
+}
+
+/// TLS from its three files: a certificate and its key together, a client CA only with them.
+fn tls_config(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Result<Option<TlsConfig>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsConfig { cert, key, client_ca })),
+        (None, None) if client_ca.is_none() => Ok(None),
+        (None, None) => Err(ConfigError::Value { key: "tls_client_ca", message: "needs tls_cert and tls_key".into() }),
+        (Some(_), None) => Err(ConfigError::Value { key: "tls_key", message: "tls_cert needs tls_key".into() }),
+        (None, Some(_)) => Err(ConfigError::Value { key: "tls_cert", message: "tls_key needs tls_cert".into() }),
+    }
+}
+
+/// Tokens of the file (by hash) and of `OORT_AUTH_TOKEN`, client certificate roles.
+fn auth_config(
+    file: &FileConfig,
+    env_token: Option<String>,
+    tls: Option<&TlsConfig>,
+) -> Result<AuthConfig, ConfigError> {
+    let role =
+        |key: &'static str, name: &str| name.parse::<Role>().map_err(|message| ConfigError::Value { key, message });
+    let mut tokens = Vec::new();
+    for entry in file.tokens.iter().flatten() {
+        if entry.name.is_empty() || tokens.iter().any(|t: &TokenEntry| *t.name == *entry.name) {
+            return Err(ConfigError::Value {
+                key: "tokens",
+                message: format!("token names must be unique and not empty: {:?}", entry.name),
+            });
+        }
+        let hash = token::parse_hash(&entry.hash).map_err(|message| ConfigError::Value {
+            key: "tokens",
+            message: format!("token {:?}: {message}", entry.name),
+        })?;
+        tokens.push(TokenEntry { name: entry.name.as_str().into(), role: role("tokens", &entry.role)?, hash });
+    }
+    if let Some(value) = env_token.filter(|value| !value.is_empty()) {
+        if value.trim().len() < token::MIN_TOKEN_LEN {
+            return Err(ConfigError::Value {
+                key: "OORT_AUTH_TOKEN",
+                message: format!("must be at least {} characters", token::MIN_TOKEN_LEN),
+            });
+        }
+        tokens.push(TokenEntry {
+            name: "OORT_AUTH_TOKEN".into(),
+            role: Role::Admin,
+            hash: token::hash(value.trim().as_bytes()),
+        });
+    }
+    let mut client_certs = HashMap::new();
+    for entry in file.client_certs.iter().flatten() {
+        if tls.is_none_or(|tls| tls.client_ca.is_none()) {
+            return Err(ConfigError::Value {
+                key: "client_certs",
+                message: "need tls_client_ca (and tls_cert, tls_key)".into(),
+            });
+        }
+        client_certs.insert(entry.common_name.clone(), role("client_certs", &entry.role)?);
+    }
+    Ok(AuthConfig { enabled: file.auth.unwrap_or(true), tokens, client_certs })
 }
 
 /// The `plugin_*` settings over their defaults; a zero timeout is refused.

@@ -3,6 +3,7 @@
 //! - [`config`]: `oort.toml`, environment and flags, merged into one [`Config`].
 //! - [`server`]: assembles the gRPC services with health and reflection and
 //!   serves them until shutdown; [`run`] is the entry point.
+//! - [`auth`]: tokens, client certificates and roles, checked before any service.
 //! - [`api`]: one module per `oort.v1` service.
 //! - [`rules`]: [`rules::RuleController`], the catalog and the engine in step.
 //! - [`convert`]: protobuf messages ↔ engine types.
@@ -10,6 +11,7 @@
 //! - [`status`]: the one place where errors become `tonic::Status`.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod error;

@@ -9,7 +9,7 @@
 //! are observed as calls end ([`ExternalCalls`]) and registered as they are.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use oort_engine::RuleState;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use oort_plugin_host::PortableHost;
 
+use crate::auth::{Authenticator, Right};
 use crate::rules::RuleController;
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -87,18 +88,34 @@ struct Sources {
     rules: RuleController,
     portable: Arc<PortableHost>,
     external_calls: ExternalCalls,
+    guard: Option<Arc<Authenticator>>,
 }
 
-/// The router of the metrics endpoint.
-pub fn router(rules: RuleController, portable: Arc<PortableHost>, external_calls: ExternalCalls) -> axum::Router {
+/// The router of the metrics endpoint. With `guard`, a scrape needs a token with the `read` right (401 otherwise).
+pub fn router(
+    rules: RuleController,
+    portable: Arc<PortableHost>,
+    external_calls: ExternalCalls,
+    guard: Option<Arc<Authenticator>>,
+) -> axum::Router {
     axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(Sources {
         rules,
         portable,
         external_calls,
+        guard,
     })
 }
 
-async fn scrape(State(sources): State<Sources>) -> Response {
+async fn scrape(State(sources): State<Sources>, headers: HeaderMap) -> Response {
+    if let Some(guard) = &sources.guard {
+        match guard.authenticate(&headers, None) {
+            Ok(caller) if caller.role.allows(Right::Read) => {}
+            Ok(caller) => {
+                return (StatusCode::FORBIDDEN, format!("{} lacks the right `read`", caller.name)).into_response();
+            }
+            Err(error) => return (StatusCode::UNAUTHORIZED, error.to_string()).into_response(),
+        }
+    }
     match render(&sources.rules, &sources.portable, &sources.external_calls).await {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(error) => {

@@ -2,6 +2,8 @@
 //! until the shutdown future completes; then flushes the catalog.
 
 use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use oort_connectors::Buses;
@@ -17,7 +19,8 @@ use oort_store::{Catalog, SledCatalog, SledConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{ServerTlsConfig, TcpIncoming};
+use tonic::transport::{Certificate, Identity};
 
 use crate::api::CatalogHandle;
 use crate::api::events::EventApi;
@@ -26,6 +29,7 @@ use crate::api::functions::FunctionApi;
 use crate::api::plugins::PluginApi;
 use crate::api::rules::RuleApi;
 use crate::api::streams::StreamApi;
+use crate::auth::{AuthLayer, Authenticator, Role, TokenEntry, token};
 use crate::config::Config;
 use crate::rules::RuleController;
 
@@ -50,6 +54,15 @@ pub enum ServerError {
     /// gRPC reflection could not load the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The TLS files cannot be read or used.
+    #[error("cannot set up TLS: {0}")]
+    Tls(tonic::transport::Error),
+    /// A TLS file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    TlsFile { path: std::path::PathBuf, source: std::io::Error },
+    /// The admin token cannot be read or written.
+    #[error("cannot set up the admin token in {path}: {source}")]
+    AdminToken { path: std::path::PathBuf, source: std::io::Error },
     /// The transport failed.
     #[error("gRPC transport error: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -63,14 +76,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
+    let auth = auth_layer(&config)?;
+    let tls = tls_config(&config)?;
     let catalog_dir = config.data_dir.join("catalog");
     let sled_config = SledConfig { cache_capacity: config.cache_capacity_bytes };
     let catalog: Arc<dyn Catalog> = Arc::new(
         SledCatalog::open(&catalog_dir, &sled_config)
             .map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?,
     );
+    restrict_tree(&catalog_dir).map_err(|source| ServerError::DataDir { path: catalog_dir.clone(), source })?;
     // Read every record once at start-up: it proves the catalog decodes (a
     // damaged record fails here, not in the middle of a request), and the rules
     // read are the ones restored below.
@@ -165,17 +181,28 @@ pub async fn run(
     };
     let metrics = match config.metrics_listen {
         Some(addr) => {
-            let router = crate::metrics::router(rules.clone(), Arc::clone(&portable_host), external_calls.clone());
+            // Beyond loopback, scrapes need a token like any call (Prometheus's `authorization`).
+            let guard = (!addr.ip().is_loopback()).then(|| auth.authenticator()).flatten();
+            let router =
+                crate::metrics::router(rules.clone(), Arc::clone(&portable_host), external_calls.clone(), guard);
             serve_http("metrics", addr, true, router, stopping.clone()).await?
         }
         None => None,
     };
+    if config.allow_insecure_listen && !config.listen.ip().is_loopback() && config.tls.is_none() {
+        tracing::warn!(addr = %config.listen, "allow_insecure_listen: the API is served in plaintext beyond loopback; tokens cross the network in clear");
+    }
     match listener.local_addr() {
         // Tests and scripts wait for this line to learn the port (with --listen ...:0).
         Ok(addr) => tracing::info!(%addr, "oortd listening"),
         Err(error) => tracing::warn!(%error, "oortd listening on an unknown address"),
     }
-    let serve = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).map_err(ServerError::Tls)?;
+    }
+    let serve = builder
+        .layer(auth)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -214,6 +241,63 @@ pub async fn run(
         tracing::error!(%error, "flushing the catalog failed");
     }
     Ok(())
+}
+
+/// Creates `path` if needed and makes it the server user's alone (0700): the
+/// catalog holds secrets, and the admin token lives there too.
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Directories 0700 and files 0600 under `root` (sled creates them with the umask's modes).
+fn restrict_tree(root: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700))?;
+            restrict_tree(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+}
+
+/// The authentication of every call: the configured tokens or, when there
+/// are none, the generated `<data_dir>/admin.token`.
+fn auth_layer(config: &Config) -> Result<AuthLayer, ServerError> {
+    if !config.auth.enabled {
+        tracing::warn!(addr = %config.listen, "auth = false: every call is accepted from anyone who reaches the port, as an admin");
+        return Ok(AuthLayer::disabled());
+    }
+    let mut tokens = config.auth.tokens.clone();
+    if tokens.is_empty() {
+        let (admin, path, created) = token::load_or_create_admin(&config.data_dir)
+            .map_err(|source| ServerError::AdminToken { path: config.data_dir.clone(), source })?;
+        if created {
+            tracing::info!(path = %path.display(), "no token configured: generated an admin token (the oort CLI reads it from there)");
+        } else {
+            tracing::info!(path = %path.display(), "no token configured: using the admin token");
+        }
+        tokens.push(TokenEntry { name: "admin.token".into(), role: Role::Admin, hash: token::hash(admin.as_bytes()) });
+    }
+    tracing::info!(tokens = tokens.len(), client_certs = config.auth.client_certs.len(), "authentication on");
+    Ok(AuthLayer::new(Arc::new(Authenticator::new(tokens, config.auth.client_certs.clone()))))
+}
+
+/// The API's TLS, from the configured PEM files.
+fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, ServerError> {
+    let Some(tls) = &config.tls else { return Ok(None) };
+    let read = |path: &Path| std::fs::read(path).map_err(|source| ServerError::TlsFile { path: path.into(), source });
+    let mut server = ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+    if let Some(ca) = &tls.client_ca {
+        // Optional: a caller without a certificate may still use a token.
+        server = server.client_ca_root(Certificate::from_pem(read(ca)?)).client_auth_optional(true);
+    }
+    tracing::info!(cert = %tls.cert.display(), client_ca = tls.client_ca.is_some(), "TLS on");
+    Ok(Some(server))
 }
 
 /// Serves an HTTP endpoint (`what`: HTTP push, metrics) until `stopping`. An

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::AuthChannel;
 use common::Oortd;
 use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::rule_service_client::RuleServiceClient;
@@ -29,7 +30,6 @@ use oort_proto::v1::{
 };
 use serde::Deserialize;
 use serde_json::{Map as JsonMap, Value as Json};
-use tonic::transport::Channel;
 
 /// Where the cases live.
 const CASES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/conformance");
@@ -359,7 +359,7 @@ async fn run_case(oortd: &Oortd, case: &Case, id: &str) -> Result<Actual, String
 
 /// `records_in_total` of the rule's first operator whose name matches.
 async fn operator_count(
-    rules: &mut RuleServiceClient<Channel>,
+    rules: &mut RuleServiceClient<AuthChannel>,
     id: &str,
     name: impl Fn(&str) -> bool,
 ) -> Result<Option<u64>, String> {

@@ -7,6 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::AuthChannel;
 use common::demo::{self, Demo};
 use common::{Oortd, code_of};
 use oort_proto::v1::event_service_client::EventServiceClient;
@@ -19,10 +20,9 @@ use oort_proto::v1::{
     RegisterServiceRequest, Rule, RuleState, TailRuleRequest, TailRuleResponse, UpdateServiceRequest, Value,
 };
 use serde_json::json;
-use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
-async fn services(oortd: &Oortd) -> ExternalServiceClient<Channel> {
+async fn services(oortd: &Oortd) -> ExternalServiceClient<AuthChannel> {
     ExternalServiceClient::new(oortd.channel().await)
 }
 

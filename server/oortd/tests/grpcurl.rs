@@ -2,35 +2,13 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::Oortd;
-
-/// grpcurl from $GRPCURL, $PATH, or `go install`'s bin directory.
-fn grpcurl() -> PathBuf {
-    if let Some(path) = std::env::var_os("GRPCURL") {
-        return path.into();
-    }
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join("go/bin")));
-    for dir in candidates {
-        let path = dir.join("grpcurl");
-        if path.is_file() {
-            return path;
-        }
-    }
-    panic!(
-        "grpcurl not found: install it with `go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3` (scripts/install-tools.sh does)"
-    );
-}
+use common::{Oortd, grpcurl};
 
 fn call(oortd: &Oortd, data: Option<&str>, method: &str) -> Output {
     let mut command = Command::new(grpcurl());
-    command.arg("-plaintext");
+    command.args(["-plaintext", "-H", &format!("authorization: Bearer {}", common::TOKEN)]);
     if let Some(data) = data {
         command.args(["-d", data]);
     }
@@ -64,7 +42,8 @@ async fn grpcurl_works_through_reflection_alone() {
     }
 
     let describe = Command::new(grpcurl())
-        .args(["-plaintext", &oortd.addr, "describe", "oort.v1.StreamService"])
+        .args(["-plaintext", "-H", &format!("authorization: Bearer {}", common::TOKEN)])
+        .args([&oortd.addr, "describe", "oort.v1.StreamService"])
         .output()
         .unwrap();
     assert!(describe.status.success(), "{}", text(&describe.stderr));

@@ -13,6 +13,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::AuthChannel;
 use common::{Oortd, code_of};
 use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::function_service_client::FunctionServiceClient;
@@ -24,7 +25,6 @@ use oort_proto::v1::{
     PublishRequest, Rule, RuleState, SymbolKind, TailRuleRequest, TailRuleResponse, UpdatePluginRequest, Value,
     install_plugin_request, update_plugin_request,
 };
-use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
 /// The workspace's root.
@@ -85,7 +85,7 @@ fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
 
 const MATHX_MANIFEST: &str = include_str!("../../../plugins/examples/mathx/manifest.json");
 
-async fn plugins(oortd: &Oortd) -> PluginServiceClient<Channel> {
+async fn plugins(oortd: &Oortd) -> PluginServiceClient<AuthChannel> {
     PluginServiceClient::new(oortd.channel().await)
 }
 
@@ -144,7 +144,7 @@ async fn tail(oortd: &Oortd, id: &str) -> Streaming<TailRuleResponse> {
     oortd.rules().await.tail_rule(TailRuleRequest { id: id.into(), ..Default::default() }).await.unwrap().into_inner()
 }
 
-async fn publish_to(channel: Channel, stream: &str, events: Vec<Event>) -> u64 {
+async fn publish_to(channel: AuthChannel, stream: &str, events: Vec<Event>) -> u64 {
     let requests: Vec<PublishRequest> = events
         .into_iter()
         .map(|e| PublishRequest { stream: stream.into(), event: Some(e), ..Default::default() })

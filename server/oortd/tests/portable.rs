@@ -16,6 +16,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::AuthChannel;
 use common::{Oortd, code_of};
 use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::plugin_service_client::PluginServiceClient;
@@ -25,7 +26,6 @@ use oort_proto::v1::{
     GetRuleStatusResponse, InstallPluginRequest, Plugin, PluginKind, PublishRequest, Rule, RuleState, TailRuleRequest,
     TailRuleResponse, UpdatePluginRequest, Value, install_plugin_request, update_plugin_request,
 };
-use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
 /// How long a test waits for something that should happen (a loaded 2-core machine is slow).
@@ -97,7 +97,7 @@ fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     out.into_inner()
 }
 
-async fn plugins(oortd: &Oortd) -> PluginServiceClient<Channel> {
+async fn plugins(oortd: &Oortd) -> PluginServiceClient<AuthChannel> {
     PluginServiceClient::new(oortd.channel().await)
 }
 

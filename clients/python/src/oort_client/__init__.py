@@ -2,7 +2,7 @@
 
     from oort_client import Oort
 
-    oort = Oort("127.0.0.1:9081")
+    oort = Oort("127.0.0.1:9081")  # the token: token="...", or $OORT_TOKEN
     oort.streams.create('CREATE STREAM s (t FLOAT) WITH (TYPE="grpc", DATASOURCE="s")')
 
 The generated messages and stubs are importable as `oort.v1.<file>_pb2` and
@@ -10,6 +10,7 @@ The generated messages and stubs are importable as `oort.v1.<file>_pb2` and
 """
 
 from oort_client._client import (
+    BearerToken,
     Events,
     Oort,
     OortError,
@@ -22,6 +23,7 @@ from oort_client._client import (
 )
 
 __all__ = [
+    "BearerToken",
     "Events",
     "Oort",
     "OortError",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import datetime
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, Union
 
@@ -343,12 +344,81 @@ def _publish_request(stream: str, batch: list[Mapping[str, Any] | value_pb2.Even
     return request
 
 
+#: A PEM file's contents, or the path of the file.
+PemLike = Union[bytes, str, "os.PathLike[str]"]
+
+#: The environment variable the token defaults to.
+TOKEN_ENV = "OORT_TOKEN"
+
+
+def _pem(value: PemLike | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    with open(value, "rb") as file:
+        return file.read()
+
+
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    ),
+    grpc.ClientCallDetails,
+):
+    """The details of a call, with other metadata (grpc.ClientCallDetails is abstract)."""
+
+
+class BearerToken(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Adds `authorization: Bearer <token>` to every call of a channel:
+    `grpc.intercept_channel(channel, BearerToken(token))`. An interceptor rather
+    than call credentials, which gRPC sends over TLS only: oortd on a loopback
+    address in plaintext asks for the token too."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = list(details.metadata or ())
+        if not any(key == "authorization" for key, _ in metadata):  # a call's own wins
+            metadata.append(self._header)
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
 class Oort:
     """A connection to `oortd`: `Oort("127.0.0.1:9081").streams.create(sql)`.
 
-    `target` is host:port (plaintext) or any gRPC target; pass `channel` to use
-    your own (TLS, interceptors). `timeout` is the deadline of unary calls, in
-    seconds. Use as a context manager, or call `close()`.
+    `target` is host:port or any gRPC target. `token` is sent as
+    `authorization: Bearer <token>` on every call; by default it is `$OORT_TOKEN`
+    (`token=""` sends none). The connection is plaintext unless `tls=True` or
+    one of `root_certificates` (the CA that signed the server's certificate;
+    the system's CAs when absent), `certificate_chain` and `private_key` (a
+    client certificate, for mutual TLS) is given: each as PEM bytes or the path
+    of a PEM file. Or pass `channel` to use your own (the token is added to its
+    calls too). `timeout` is the deadline of unary calls, in seconds. Use as a
+    context manager, or call `close()`.
     """
 
     def __init__(
@@ -357,8 +427,28 @@ class Oort:
         *,
         channel: grpc.Channel | None = None,
         timeout: float | None = 30.0,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: PemLike | None = None,
+        certificate_chain: PemLike | None = None,
+        private_key: PemLike | None = None,
     ) -> None:
-        self.channel = channel if channel is not None else grpc.insecure_channel(target)
+        if channel is None:
+            if tls or root_certificates is not None or certificate_chain is not None or private_key is not None:
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates=_pem(root_certificates),
+                    private_key=_pem(private_key),
+                    certificate_chain=_pem(certificate_chain),
+                )
+                channel = grpc.secure_channel(target, credentials)
+            else:
+                channel = grpc.insecure_channel(target)
+        if token is None:
+            token = os.environ.get(TOKEN_ENV)
+        token = (token or "").strip()  # e.g. read from <data_dir>/admin.token, with its newline
+        if token:
+            channel = grpc.intercept_channel(channel, BearerToken(token))
+        self.channel = channel
         self.streams = Streams(self.channel, timeout)
         self.rules = Rules(self.channel, timeout)
         self.events = Events(self.channel, timeout)
@@ -378,5 +468,3 @@ class Oort:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-

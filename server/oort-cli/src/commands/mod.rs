@@ -6,34 +6,46 @@ mod plugin;
 mod rule;
 mod service;
 mod stream;
+mod token;
 
 use std::io::Read;
 use std::path::Path;
 
-use tonic::transport::Channel;
-
 use crate::cli::{Cli, Command};
-use crate::client;
+use crate::client::{self, Conn, Target};
 use crate::error::Error;
 
 /// What every command needs from the global flags.
 pub struct Ctx {
-    server: String,
+    target: Target,
     /// Print proto3 JSON instead of tables.
     pub json: bool,
 }
 
 impl Ctx {
     /// Connects to the server; called only once the input is known to be valid.
-    pub async fn channel(&self) -> Result<Channel, Error> {
-        client::connect(&self.server).await
+    pub async fn channel(&self) -> Result<Conn, Error> {
+        client::connect(&self.target).await
     }
 }
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Error> {
-    let ctx = Ctx { server: cli.server, json: cli.json };
+    let identity = match (cli.connection.cert, cli.connection.key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err(Error::usage("--cert and --key go together")),
+    };
+    let target = Target {
+        server: cli.server,
+        token: cli.connection.token,
+        data_dir: cli.connection.data_dir,
+        ca_cert: cli.connection.ca_cert,
+        identity,
+    };
+    let ctx = Ctx { target, json: cli.json };
     match cli.command {
+        Command::Token(command) => token::run(command),
         Command::Stream(command) => stream::run(&ctx, command).await,
         Command::Rule(command) => rule::run(&ctx, command).await,
         Command::Health => health(&ctx).await,

@@ -5,10 +5,10 @@ use oort_proto::v1::{
     DeletePluginRequest, GetPluginRequest, InstallPluginRequest, ListPluginsRequest, Plugin, PluginKind, SymbolKind,
     UpdatePluginRequest, install_plugin_request, update_plugin_request,
 };
-use tonic::transport::Channel;
 
 use super::Ctx;
 use crate::cli::{ArchiveArgs, PluginCommand};
+use crate::client::Conn;
 use crate::error::Error;
 use crate::output::{emit, key_values, or_dash, print_json, print_table, table};
 
@@ -23,7 +23,7 @@ pub async fn run(ctx: &Ctx, command: PluginCommand) -> Result<(), Error> {
     }
 }
 
-async fn client(ctx: &Ctx) -> Result<PluginServiceClient<Channel>, Error> {
+async fn client(ctx: &Ctx) -> Result<PluginServiceClient<Conn>, Error> {
     Ok(PluginServiceClient::new(ctx.channel().await?))
 }
 

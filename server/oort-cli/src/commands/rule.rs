@@ -8,10 +8,10 @@ use oort_proto::v1::{
     GetRuleStatusResponse, ListRulesRequest, RestartRuleRequest, Rule, RuleInfo, RuleOptions, StartRuleRequest,
     StopRuleRequest, TailRuleRequest, TailRuleResponse, UpdateRuleRequest,
 };
-use tonic::transport::Channel;
 
 use super::{Ctx, input_name, read_input};
 use crate::cli::{RuleCommand, RuleInput};
+use crate::client::Conn;
 use crate::error::Error;
 use crate::output::{self, emit, indent, key_values, or_dash, print_json, print_table, render, table, timestamp};
 use crate::rule_file;
@@ -40,7 +40,7 @@ pub async fn run(ctx: &Ctx, command: RuleCommand) -> Result<(), Error> {
     }
 }
 
-async fn client(ctx: &Ctx) -> Result<RuleServiceClient<Channel>, Error> {
+async fn client(ctx: &Ctx) -> Result<RuleServiceClient<Conn>, Error> {
     Ok(RuleServiceClient::new(ctx.channel().await?))
 }
 

@@ -7,10 +7,10 @@ use oort_proto::v1::{
     DeleteServiceRequest, GetServiceRequest, ListServicesRequest, ProtoFile, RegisterServiceRequest, RegisteredService,
     ServiceProtocol, UpdateServiceRequest,
 };
-use tonic::transport::Channel;
 
 use super::{Ctx, read_input};
 use crate::cli::{ServiceCommand, ServiceInput};
+use crate::client::Conn;
 use crate::error::Error;
 use crate::output::{emit, indent, key_values, or_dash, print_json, print_table, render, table, timestamp};
 
@@ -25,7 +25,7 @@ pub async fn run(ctx: &Ctx, command: ServiceCommand) -> Result<(), Error> {
     }
 }
 
-async fn client(ctx: &Ctx) -> Result<ExternalServiceClient<Channel>, Error> {
+async fn client(ctx: &Ctx) -> Result<ExternalServiceClient<Conn>, Error> {
     Ok(ExternalServiceClient::new(ctx.channel().await?))
 }
 

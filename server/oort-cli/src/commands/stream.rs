@@ -7,10 +7,10 @@ use oort_proto::v1::{
     CreateStreamRequest, DeleteStreamRequest, GetStreamRequest, ListStreamsRequest, Stream, StreamKind,
     UpdateStreamRequest,
 };
-use tonic::transport::Channel;
 
 use super::{Ctx, read_input};
 use crate::cli::{KindArg, SqlInput, StreamCommand};
+use crate::client::Conn;
 use crate::error::Error;
 use crate::output::{self, emit, indent, key_values, or_dash, print_json, print_table, render, table, timestamp};
 
@@ -28,7 +28,7 @@ pub async fn run(ctx: &Ctx, command: StreamCommand) -> Result<(), Error> {
     }
 }
 
-async fn client(ctx: &Ctx) -> Result<StreamServiceClient<Channel>, Error> {
+async fn client(ctx: &Ctx) -> Result<StreamServiceClient<Conn>, Error> {
     Ok(StreamServiceClient::new(ctx.channel().await?))
 }
 

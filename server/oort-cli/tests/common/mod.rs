@@ -77,14 +77,21 @@ impl Oortd {
     /// Starts `oortd --listen 127.0.0.1:0` on an empty data directory and waits
     /// until it has logged the address it listens on.
     pub fn start() -> Oortd {
+        Self::start_with_config("")
+    }
+
+    /// [`Oortd::start`] with `toml` as its oort.toml.
+    pub fn start_with_config(toml: &str) -> Oortd {
         let dir = TempDir::new();
+        dir.write("oort.toml", toml);
         let mut child = Command::new(oortd_binary())
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
-            // An oort.toml in the working directory would be read: use an empty one.
+            // The oort.toml of the working directory is read.
             .current_dir(dir.path())
             .env_remove("OORT_LISTEN")
             .env_remove("OORT_DATA_DIR")
+            .env_remove("OORT_AUTH_TOKEN")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -100,9 +107,24 @@ impl Oortd {
         self.oort_with_stdin(args, "")
     }
 
-    /// Runs `oort --server <this server> ARGS...` with `stdin` as its input.
+    /// The server's data directory, where it wrote its admin token.
+    pub fn data_dir(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// The admin token the server generated at its start.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("data/admin.token"))
+            .expect("oortd wrote admin.token")
+            .trim()
+            .into()
+    }
+
+    /// Runs `oort --server <this server> ARGS...` with `stdin` as its input;
+    /// the CLI finds the token in the server's data directory, as it does by default.
     pub fn oort_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut all = vec!["--server", self.addr.as_str()];
+        let data_dir = self.data_dir();
+        let mut all = vec!["--server", self.addr.as_str(), "--data-dir", &data_dir];
         all.extend_from_slice(args);
         run_oort(&all, stdin, &[])
     }
@@ -113,8 +135,10 @@ impl Oortd {
         let mut child = Command::new(env!("CARGO_BIN_EXE_oort"))
             .arg("--server")
             .arg(&self.addr)
+            .args(["--data-dir", &self.data_dir()])
             .args(args)
             .env_remove("OORT_SERVER")
+            .env_remove("OORT_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -136,13 +160,19 @@ impl Oortd {
     /// client-streaming) and returns how many the server accepted.
     pub fn publish(&self, stream: &str, events: Vec<Event>) -> u64 {
         let url = format!("http://{}", self.addr);
+        let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {}", self.token()).parse().unwrap();
         let requests: Vec<PublishRequest> = events
             .into_iter()
             .map(|event| PublishRequest { stream: stream.to_owned(), event: Some(event), ..Default::default() })
             .collect();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
         runtime.block_on(async move {
-            let mut client = EventServiceClient::connect(url).await.expect("connect to oortd");
+            let channel =
+                tonic::transport::Channel::from_shared(url).unwrap().connect().await.expect("connect to oortd");
+            let mut client = EventServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+                request.metadata_mut().insert("authorization", bearer.clone());
+                Ok(request)
+            });
             let response = client.publish(tokio_stream::iter(requests)).await.expect("Publish succeeds");
             response.into_inner().accepted
         })
@@ -256,7 +286,14 @@ fn wait_for_address(child: &mut Child) -> String {
 /// variables; `OORT_SERVER` from the caller's environment is not inherited.
 pub fn run_oort(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_oort"));
-    command.args(args).env_remove("OORT_SERVER").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(args)
+        .env_remove("OORT_SERVER")
+        .env_remove("OORT_TOKEN")
+        .env_remove("OORT_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (key, value) in env {
         command.env(key, value);
     }

@@ -7,18 +7,44 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use oort_proto::v1::rule_service_client::RuleServiceClient;
 use oort_proto::v1::stream_service_client::StreamServiceClient;
-use tonic::transport::Channel;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 pub mod demo;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The admin token every test server accepts (`OORT_AUTH_TOKEN`).
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// A channel that sends `authorization: Bearer <token>` on every call.
+pub type AuthChannel = InterceptedService<Channel, Bearer>;
+
+/// Adds a bearer token to each request.
+#[derive(Clone)]
+pub struct Bearer(pub MetadataValue<Ascii>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Self {
+        Bearer(format!("Bearer {token}").parse().expect("a token is ASCII"))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
 
 /// A running `oortd`.
 pub struct Oortd {
@@ -31,6 +57,10 @@ pub struct Oortd {
     pub metrics_addr: Option<String>,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// Every line it has logged so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+    /// The CA (PEM) of its TLS certificate, when it serves TLS.
+    pub tls_ca: Option<String>,
 }
 
 impl Oortd {
@@ -41,13 +71,19 @@ impl Oortd {
         Self::launch(command, data_dir).await
     }
 
-    /// The `oortd` command with a clean environment (no OORT_* variables) and
-    /// piped stderr; add flags, variables or a working directory, then `launch`.
+    /// The `oortd` command with a clean environment (no OORT_* variables but
+    /// `OORT_AUTH_TOKEN=`[`TOKEN`]) and piped stderr; add flags, variables or a
+    /// working directory, then `launch`.
     pub fn command() -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_oortd"));
         command
             .env_remove("OORT_LISTEN")
             .env_remove("OORT_DATA_DIR")
+            .env_remove("OORT_TLS_CERT")
+            .env_remove("OORT_TLS_KEY")
+            .env_remove("OORT_TLS_CLIENT_CA")
+            .env_remove("OORT_ALLOW_INSECURE_LISTEN")
+            .env("OORT_AUTH_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -56,33 +92,62 @@ impl Oortd {
     }
 
     /// Spawns `command` (which must make oortd use `data_dir`) and waits until it serves.
-    pub async fn launch(mut command: Command, data_dir: &Path) -> Oortd {
+    pub async fn launch(command: Command, data_dir: &Path) -> Oortd {
+        Self::launch_tls(command, data_dir, None).await
+    }
+
+    /// [`Oortd::launch`] for a server with TLS whose certificate `ca` (PEM) signed.
+    pub async fn launch_tls(mut command: Command, data_dir: &Path, tls_ca: Option<String>) -> Oortd {
         let mut child = command.spawn().expect("oortd starts");
-        let Addresses { api: addr, push: push_addr, metrics: metrics_addr } = wait_for_address(&mut child);
-        let server = Oortd { child, addr, push_addr, metrics_addr, data_dir: data_dir.to_owned() };
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let Addresses { api: addr, push: push_addr, metrics: metrics_addr } =
+            wait_for_address(&mut child, Arc::clone(&log));
+        let server = Oortd { child, addr, push_addr, metrics_addr, data_dir: data_dir.to_owned(), log, tls_ca };
         server.wait_serving().await;
         server
     }
 
-    /// `http://addr`, for clients.
+    /// `http://addr` (`https://` with TLS), for clients.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls_ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
-    pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url()).unwrap().connect().await.expect("connects to oortd")
+    /// Whether a logged line contains every one of `parts`.
+    pub fn logged(&self, parts: &[&str]) -> bool {
+        self.log.lock().unwrap().iter().any(|line| parts.iter().all(|part| line.contains(part)))
     }
 
-    pub async fn streams(&self) -> StreamServiceClient<Channel> {
+    /// A connection without credentials.
+    pub async fn plain_channel(&self) -> Channel {
+        let mut endpoint = Channel::from_shared(self.url()).unwrap();
+        if let Some(ca) = &self.tls_ca {
+            let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+            endpoint = endpoint.tls_config(tls).unwrap();
+        }
+        endpoint.connect().await.expect("connects to oortd")
+    }
+
+    /// A connection with the admin [`TOKEN`].
+    pub async fn channel(&self) -> AuthChannel {
+        self.channel_with(TOKEN).await
+    }
+
+    /// A connection with `token`.
+    pub async fn channel_with(&self, token: &str) -> AuthChannel {
+        InterceptedService::new(self.plain_channel().await, Bearer::new(token))
+    }
+
+    pub async fn streams(&self) -> StreamServiceClient<AuthChannel> {
         StreamServiceClient::new(self.channel().await)
     }
 
-    pub async fn rules(&self) -> RuleServiceClient<Channel> {
+    pub async fn rules(&self) -> RuleServiceClient<AuthChannel> {
         RuleServiceClient::new(self.channel().await)
     }
 
     async fn wait_serving(&self) {
-        let mut health = HealthClient::new(self.channel().await);
+        let mut health = HealthClient::new(self.plain_channel().await);
         let response = health.check(HealthCheckRequest { service: String::new() }).await.expect("health answers");
         assert_eq!(
             response.into_inner().status,
@@ -131,13 +196,14 @@ struct Addresses {
 /// Reads stderr until the "oortd listening" line (the lines of the HTTP
 /// endpoints, if any, come before it), then keeps draining (and echoing) it in
 /// a thread so the server never blocks on a full pipe.
-fn wait_for_address(child: &mut Child) -> Addresses {
+fn wait_for_address(child: &mut Child, log: Arc<Mutex<Vec<String>>>) -> Addresses {
     let stderr = child.stderr.take().expect("stderr is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let (mut push, mut metrics) = (None, None);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[oortd] {line}");
+            log.lock().unwrap().push(line.clone());
             let addr = || line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_owned);
             if line.contains("http push listening") {
                 push = addr();
@@ -149,6 +215,27 @@ fn wait_for_address(child: &mut Child) -> Addresses {
         }
     });
     rx.recv_timeout(START_TIMEOUT).expect("oortd logs the address it listens on")
+}
+
+/// grpcurl from $GRPCURL, $PATH, or `go install`'s bin directory.
+pub fn grpcurl() -> PathBuf {
+    if let Some(path) = std::env::var_os("GRPCURL") {
+        return path.into();
+    }
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join("go/bin")));
+    for dir in candidates {
+        let path = dir.join("grpcurl");
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!(
+        "grpcurl not found: install it with `go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3` (scripts/install-tools.sh does)"
+    );
 }
 
 /// The code and message of a failed call, for assertions.
