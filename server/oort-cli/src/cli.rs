@@ -118,10 +118,10 @@ pub enum TokenCommand {
 pub enum PluginCommand {
     /// Install a plugin from a zip (manifest.json + a library, or an executable with --portable).
     #[command(after_help = "Examples:\n  \
-        oort plugin install mathx --file \"$PWD/target/plugins/mathx.zip\"   # a path on the server\n  \
+        oort plugin install mathx --file mathx.zip   # a path on the server, in <data_dir>/uploads\n  \
         oort plugin install mathx --upload target/plugins/mathx.zip         # sent with the request\n  \
         oort plugin install mathx --url https://example.com/mathx.zip\n  \
-        oort plugin install rsdemo --portable --file \"$PWD/target/plugins/rsdemo-portable.zip\"")]
+        oort plugin install rsdemo --portable --upload target/plugins/rsdemo-portable.zip")]
     Install {
         /// Plugin name; must match the manifest.
         name: String,
@@ -194,7 +194,7 @@ pub enum ServiceCommand {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct ArchiveArgs {
-    /// A path on the server's file system.
+    /// A path on the server's file system, inside <data_dir>/uploads (relative paths resolve there) or file_roots.
     #[arg(long, value_name = "PATH")]
     pub file: Option<String>,
     /// A local file, sent with the request.

@@ -852,8 +852,12 @@ fn plugin_install_list_describe_update_and_drop() {
     let described = json(&server.oort(&["plugin", "describe", "mathx", "--json"]));
     assert_eq!(described["plugin"]["abiVersion"], "1.0");
     assert_eq!(described["plugin"]["usedByRules"], json!(["abs1"]));
+    // --file names a path on the server, inside <data_dir>/uploads (relative to it) or file_roots.
+    let err = server_error(&server.oort(&["plugin", "update", "mathx", "--file", zip]));
+    assert!(err.contains("invalid argument") && err.contains("outside the allowed directories"), "{err}");
+    std::fs::copy(zip, server.dir.path().join("data/uploads/mathx.zip")).unwrap();
     assert_eq!(
-        success(&server.oort(&["plugin", "update", "mathx", "--file", zip])),
+        success(&server.oort(&["plugin", "update", "mathx", "--file", "mathx.zip"])),
         "Plugin mathx updated to 1.0.0.\n"
     );
 

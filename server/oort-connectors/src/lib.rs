@@ -26,6 +26,7 @@ pub mod testing;
 use std::sync::Arc;
 
 use oort_engine::ConnectorRegistry;
+use oort_policy::FileRoots;
 
 pub use bus::TopicBus;
 
@@ -41,7 +42,7 @@ pub struct Buses {
 }
 
 /// Registers every built-in source and sink.
-pub fn register_all(registry: &ConnectorRegistry, buses: &Buses) {
+pub fn register_all(registry: &ConnectorRegistry, buses: &Buses, files: &Arc<FileRoots>) {
     registry.register_source("memory", Arc::new(memory::MemorySourceFactory(Arc::clone(&buses.memory))));
     registry.register_sink("memory", Arc::new(memory::MemorySinkFactory(Arc::clone(&buses.memory))));
     registry.register_source("grpc", Arc::new(grpc::GrpcSourceFactory(Arc::clone(&buses.grpc))));
@@ -50,7 +51,7 @@ pub fn register_all(registry: &ConnectorRegistry, buses: &Buses) {
     registry.register_source("httppush", Arc::new(httppush::HttpPushSourceFactory(Arc::clone(&buses.http))));
     registry.register_source("mqtt", Arc::new(mqtt::MqttSourceFactory::new()));
     registry.register_sink("mqtt", Arc::new(mqtt::MqttSinkFactory));
-    registry.register_source("file", Arc::new(file::FileSourceFactory));
-    registry.register_sink("file", Arc::new(file::FileSinkFactory));
+    registry.register_source("file", Arc::new(file::FileSourceFactory(Arc::clone(files))));
+    registry.register_sink("file", Arc::new(file::FileSinkFactory(Arc::clone(files))));
     registry.register_sink("rest", Arc::new(rest::RestSinkFactory));
 }

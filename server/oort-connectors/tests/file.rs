@@ -9,6 +9,7 @@ use oort_engine::json::{json_to_value, map_to_json};
 use oort_engine::{
     ConnectorError, Map, Payload, SinkConfig, SinkFactory, SourceConfig, SourceEvent, SourceFactory, Value,
 };
+use oort_policy::FileRoots;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +19,11 @@ fn row(json: serde_json::Value) -> Map {
         Value::Map(map) => Arc::unwrap_or_clone(map),
         other => panic!("not an object: {other:?}"),
     }
+}
+
+/// Every temporary directory of these tests is under the roots.
+fn roots() -> Arc<FileRoots> {
+    Arc::new(FileRoots::create([std::env::temp_dir()]).unwrap())
 }
 
 fn sink_config(props: serde_json::Value) -> SinkConfig {
@@ -36,7 +42,7 @@ fn source_config(path: &Path, options: &[(&str, &str)]) -> SourceConfig {
 
 /// Writes results with a file sink built from `props`.
 async fn write(props: serde_json::Value, results: &[Vec<Map>]) {
-    let mut sink = FileSinkFactory.build(&sink_config(props)).expect("sink config");
+    let mut sink = FileSinkFactory(roots()).build(&sink_config(props)).expect("sink config");
     sink.open().await.expect("open");
     for rows in results {
         sink.collect(rows).await.expect("collect");
@@ -46,7 +52,7 @@ async fn write(props: serde_json::Value, results: &[Vec<Map>]) {
 
 /// Runs a file source until it ends (or `limit` events arrived), returning the events.
 async fn read(config: SourceConfig, limit: usize) -> Result<Vec<SourceEvent>, ConnectorError> {
-    let source = FileSourceFactory.build(&config)?;
+    let source = FileSourceFactory(roots()).build(&config)?;
     let (tx, mut rx) = mpsc::channel(16);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(source.run(tx, cancel.clone()));
@@ -155,11 +161,30 @@ async fn a_result_that_cannot_be_encoded_is_dropped() {
 #[tokio::test]
 async fn writing_where_no_file_can_be_is_external() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = FileSinkFactory.build(&sink_config(json!({"path": dir.path().display().to_string()}))).unwrap();
+    let error = FileSinkFactory(roots()).build(&sink_config(json!({"path": dir.path().display().to_string()})));
+    assert!(matches!(error, Err(ConnectorError::Config(m)) if m.contains("not a regular file")));
+    // What became a directory after the rule was made fails when opened.
+    let path = dir.path().join("out.jsonl");
+    let mut sink = FileSinkFactory(roots()).build(&sink_config(json!({"path": path.display().to_string()}))).unwrap();
+    std::fs::create_dir(&path).unwrap();
     let err = sink.open().await.unwrap_err();
-    assert!(matches!(&err, ConnectorError::External(m) if m.contains(&dir.path().display().to_string())), "{err:?}");
+    assert!(matches!(&err, ConnectorError::External(m) if m.contains(&path.display().to_string())), "{err:?}");
     let err = sink.collect(&[row(json!({"a": 1}))]).await.unwrap_err();
     assert!(matches!(err, ConnectorError::External(_)));
+}
+
+#[tokio::test]
+async fn a_symlink_swapped_in_after_the_rule_was_made_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = dir.path().join("root");
+    std::fs::create_dir(&inner).unwrap();
+    let roots = Arc::new(FileRoots::create([inner.clone()]).unwrap());
+    let mut sink = FileSinkFactory(roots).build(&sink_config(json!({"path": "out.jsonl"}))).unwrap();
+    std::fs::write(dir.path().join("victim"), "").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("victim"), inner.join("out.jsonl")).unwrap();
+    let err = sink.open().await.unwrap_err();
+    assert!(matches!(&err, ConnectorError::External(m) if m.contains("outside")), "{err:?}");
+    assert_eq!(std::fs::read(dir.path().join("victim")).unwrap(), b"");
 }
 
 #[tokio::test]
@@ -200,6 +225,26 @@ async fn a_directory_is_read_file_by_file_in_name_order() {
 }
 
 #[tokio::test]
+async fn a_directory_entry_that_links_out_of_the_roots_is_skipped() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.json"), "{\"secret\": 1}\n").unwrap();
+    let dir = tempfile::tempdir_in(outside.path()).unwrap();
+    std::fs::write(dir.path().join("a.json"), "{\"f\": \"a\"}\n").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.json"), dir.path().join("b.json")).unwrap();
+    // Only the inner directory is a root here.
+    let config = source_config(dir.path(), &[]);
+    let source =
+        FileSourceFactory(Arc::new(FileRoots::create([dir.path().to_path_buf()]).unwrap())).build(&config).unwrap();
+    let (tx, mut rx) = mpsc::channel(16);
+    source.run(tx, CancellationToken::new()).await.unwrap();
+    let mut events = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        events.push(event);
+    }
+    assert_eq!(jsons(&events), vec![json!({"f": "a"})]);
+}
+
+#[tokio::test]
 async fn interval_rereads_and_ignored_lines_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("in.csv");
@@ -221,7 +266,7 @@ async fn interval_rereads_and_ignored_lines_are_skipped() {
 #[tokio::test]
 async fn registered_by_register_all() {
     let registry = oort_engine::ConnectorRegistry::new();
-    oort_connectors::register_all(&registry, &oort_connectors::Buses::default());
+    oort_connectors::register_all(&registry, &oort_connectors::Buses::default(), &roots());
     assert!(registry.source("file").is_some());
     assert!(registry.sink("file").is_some());
     assert!(registry.sink("rest").is_some());

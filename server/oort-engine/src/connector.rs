@@ -63,6 +63,19 @@ pub struct SourceConfig {
     pub rule_id: String,
 }
 
+impl SourceConfig {
+    /// The configuration of `stream`'s source, for rule `rule_id` (empty when
+    /// only validating a definition).
+    pub fn for_stream(stream: &oort_sql::StreamDef, rule_id: &str) -> Self {
+        Self {
+            stream: stream.name.clone(),
+            datasource: stream.datasource().unwrap_or_default().to_owned(),
+            options: stream.options.clone(),
+            rule_id: rule_id.to_owned(),
+        }
+    }
+}
+
 /// A running source: it pushes events into `out` until `cancel` fires. An `Err`
 /// return means it died and the rule's restart strategy applies.
 #[async_trait]
@@ -106,6 +119,13 @@ pub trait Sink: Send + 'static {
 pub trait SourceFactory: Send + Sync + 'static {
     /// Checks the configuration and builds a source.
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError>;
+
+    /// Checks a stream's configuration when the stream is created, without
+    /// building anything; what must be refused before any rule reads the
+    /// stream (a path outside the file roots) is refused here.
+    fn validate(&self, _config: &SourceConfig) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// Builds sinks of one type.
@@ -135,6 +155,15 @@ impl ConnectorRegistry {
     /// Registers a sink type; returns the factory it replaced.
     pub fn register_sink(&self, name: &str, factory: Arc<dyn SinkFactory>) -> Option<Arc<dyn SinkFactory>> {
         self.sinks.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_ascii_lowercase(), factory)
+    }
+
+    /// Validates `stream`'s source options with its factory, if its type is
+    /// registered (a plugin's may come later; rules check again when they start).
+    pub fn validate_source(&self, stream: &oort_sql::StreamDef) -> Result<(), ConnectorError> {
+        match self.source(stream.source_type()) {
+            Some(factory) => factory.validate(&SourceConfig::for_stream(stream, "")),
+            None => Ok(()),
+        }
     }
 
     /// Removes a source type; returns its factory.

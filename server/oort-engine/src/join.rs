@@ -75,12 +75,7 @@ pub fn start_loaders(
         let factory = connectors
             .source(def.source_type())
             .ok_or_else(|| ConnectorError::Config(format!("unknown source type {}", def.source_type())))?;
-        let config = SourceConfig {
-            stream: def.name.clone(),
-            datasource: def.datasource().unwrap_or_default().to_owned(),
-            options: def.options.clone(),
-            rule_id: plan.rule_id.clone(),
-        };
+        let config = SourceConfig::for_stream(def, &plan.rule_id);
         let source = factory.build(&config)?;
         let rows = Arc::new(TableRows::default());
         let counters = Arc::new(OperatorMetrics::new(format!("source_{}_0", def.name)));

@@ -139,12 +139,7 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
     let source_factory = connectors
         .source(stream.source_type())
         .ok_or_else(|| crate::ConnectorError::Config(format!("unknown source type {}", stream.source_type())))?;
-    let source_config = SourceConfig {
-        stream: stream.name.clone(),
-        datasource: stream.datasource().unwrap_or_default().to_owned(),
-        options: stream.options.clone(),
-        rule_id: plan.rule_id.clone(),
-    };
+    let source_config = SourceConfig::for_stream(stream, &plan.rule_id);
     // Build everything before spawning anything, so a bad configuration starts nothing.
     let source = source_factory.build(&source_config)?;
     let mut sinks = Vec::with_capacity(plan.actions.len());

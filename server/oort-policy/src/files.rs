@@ -53,7 +53,8 @@ pub enum PathError {
 /// What the path will be used for, which decides what may be at its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathUse {
-    /// Read: an existing regular file or a directory of files (a file source).
+    /// Read: a regular file or a directory of files (a file source), which may
+    /// not exist yet (it is read later, and checked again then).
     ReadFileOrDirectory,
     /// Read: an existing regular file (a plugin archive).
     ReadFile,
@@ -142,7 +143,7 @@ impl FileRoots {
                 path: path.to_string(),
                 directory_ok: usage == PathUse::ReadFileOrDirectory,
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && usage == PathUse::Write => Ok(full),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && usage != PathUse::ReadFile => Ok(full),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(PathError::Missing { path: path.to_string() }),
             Err(e) => Err(io(e)),
         }
@@ -224,6 +225,7 @@ mod tests {
         assert!(matches!(roots.resolve(".", PathUse::ReadFile), Err(PathError::NotRegular { .. })));
         assert!(matches!(roots.resolve(".", PathUse::Write), Err(PathError::NotRegular { .. })));
         assert!(matches!(roots.resolve("nope.csv", PathUse::ReadFile), Err(PathError::Missing { .. })));
+        assert!(roots.resolve("later.csv", PathUse::ReadFileOrDirectory).is_ok(), "a source's file may come later");
         symlink("/dev/zero", dir.path().join("files/zero")).unwrap();
         assert!(roots.resolve("zero", PathUse::ReadFile).is_err());
         let fifo = dir.path().join("files/fifo");

@@ -63,6 +63,9 @@ pub struct Args {
     /// CA (PEM) whose client certificates are verified (mTLS); their Common Name maps to a role in oort.toml
     #[arg(long, env = "OORT_TLS_CLIENT_CA", value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
+    /// A directory, besides <DATA_DIR>/files and <DATA_DIR>/uploads, that client-named paths may be in (repeat, or colon-separate in the variable)
+    #[arg(long = "file-root", env = "OORT_FILE_ROOTS", value_delimiter = ':', value_name = "DIR")]
+    pub file_roots: Vec<PathBuf>,
     /// Serve the API in plaintext on a non-loopback address (tokens then cross the network in clear)
     #[arg(long, env = "OORT_ALLOW_INSECURE_LISTEN")]
     pub allow_insecure_listen: bool,
@@ -145,6 +148,8 @@ pub struct FileConfig {
     pub tls_client_ca: Option<PathBuf>,
     /// Whether the API may listen beyond loopback without TLS.
     pub allow_insecure_listen: Option<bool>,
+    /// Directories client-named paths may be in, besides `<data_dir>/files` and `<data_dir>/uploads`.
+    pub file_roots: Option<Vec<PathBuf>>,
     /// Milliseconds a portable plugin may take to start (handshake, SERVING, Describe).
     pub plugin_start_timeout_ms: Option<u64>,
     /// Milliseconds one call to a portable plugin may take before it is restarted.
@@ -196,6 +201,9 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Whether plaintext beyond loopback was chosen (warned about at every start).
     pub allow_insecure_listen: bool,
+    /// Directories added to both `<data_dir>/files` (file connectors) and
+    /// `<data_dir>/uploads` (plugin archives named by path).
+    pub file_roots: Vec<PathBuf>,
 }
 
 /// Authentication settings.
@@ -246,6 +254,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             tls: None,
             allow_insecure_listen: false,
+            file_roots: Vec::new(),
         }
     }
 }
@@ -318,7 +327,10 @@ impl Config {
                 message: format!("auth = false is only allowed on a loopback address, not {listen}"),
             });
         }
+        let mut file_roots = file.file_roots.clone().unwrap_or_default();
+        file_roots.extend(args.file_roots);
         Ok(Config {
+            file_roots,
             listen,
             tls,
             auth,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use oort_connectors::Buses;
 use oort_engine::{ConnectorRegistry, Engine, FunctionRegistry};
 use oort_plugin_host::PluginHost;
+use oort_policy::FileRoots;
 use oort_proto::v1::event_service_server::EventServiceServer;
 use oort_proto::v1::external_service_server::ExternalServiceServer;
 use oort_proto::v1::function_service_server::FunctionServiceServer;
@@ -60,6 +61,9 @@ pub enum ServerError {
     /// A TLS file cannot be read.
     #[error("cannot read {path}: {source}")]
     TlsFile { path: std::path::PathBuf, source: std::io::Error },
+    /// The file roots cannot be created, or would expose the server's own files.
+    #[error("file roots: {0}")]
+    FileRoots(String),
     /// The admin token cannot be read or written.
     #[error("cannot set up the admin token in {path}: {source}")]
     AdminToken { path: std::path::PathBuf, source: std::io::Error },
@@ -102,7 +106,10 @@ pub async fn run(
     oort_engine::register_builtins(&functions);
     let connectors = Arc::new(ConnectorRegistry::new());
     let buses = Buses::default();
-    oort_connectors::register_all(&connectors, &buses);
+    let files = file_roots(&config, "files")?;
+    let uploads = file_roots(&config, "uploads")?;
+    tracing::info!(files = %files.describe(), uploads = %uploads.describe(), "file roots");
+    oort_connectors::register_all(&connectors, &buses, &files);
     // Plugins register their symbols before rules are restored, so that rules
     // using them start as they did before the restart.
     let plugin_host =
@@ -206,13 +213,14 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(StreamServiceServer::new(StreamApi::new(handle.clone())))
+        .add_service(StreamServiceServer::new(StreamApi::new(handle.clone(), Arc::clone(engine.connectors()))))
         .add_service(RuleServiceServer::new(RuleApi::new(rules.clone()).with_plugins(Arc::clone(&portable_host))))
         .add_service(PluginServiceServer::new(PluginApi::new(
             plugin_host,
             Arc::clone(&portable_host),
             rules,
             config.plugin_allow_private_urls,
+            uploads,
         )))
         .add_service(ExternalServiceServer::new(external))
         .add_service(FunctionServiceServer::new(FunctionApi::new(functions)))
@@ -263,6 +271,24 @@ fn restrict_tree(root: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+}
+
+/// `<data_dir>/<default>` and the configured `file_roots`, none of which may
+/// hold (or lie inside) the catalog, the plugins or the admin token.
+fn file_roots(config: &Config, default: &str) -> Result<Arc<FileRoots>, ServerError> {
+    let dirs = std::iter::once(config.data_dir.join(default)).chain(config.file_roots.iter().cloned());
+    let roots = FileRoots::create(dirs).map_err(|e| ServerError::FileRoots(e.to_string()))?;
+    for protected in ["catalog", "plugins", token::ADMIN_TOKEN_FILE] {
+        let path = config.data_dir.join(protected);
+        if roots.overlaps(&path) {
+            return Err(ServerError::FileRoots(format!(
+                "file roots {} overlap {}: clients could read or write it",
+                roots.describe(),
+                path.display()
+            )));
+        }
+    }
+    Ok(Arc::new(roots))
 }
 
 /// The authentication of every call: the configured tokens or, when there

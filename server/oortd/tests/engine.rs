@@ -455,14 +455,12 @@ async fn events_posted_over_http_reach_httppush_streams() {
 #[tokio::test]
 async fn events_join_a_table_read_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    let lookup = dir.path().join("devices.jsonl");
-    std::fs::write(&lookup, "{\"id\": 1, \"name\": \"pump\"}\n{\"id\": 2, \"name\": \"fan\"}\n").unwrap();
     let oortd = Oortd::start(&dir.path().join("data")).await;
-    let table = format!(
-        r#"CREATE TABLE devices (id BIGINT, name STRING) WITH (TYPE="file", DATASOURCE="{}", FORMAT="json")"#,
-        lookup.display()
-    );
-    create_stream(&oortd, &table).await;
+    // Relative to <data_dir>/files, the root of file connectors.
+    let lookup = dir.path().join("data/files/devices.jsonl");
+    std::fs::write(&lookup, "{\"id\": 1, \"name\": \"pump\"}\n{\"id\": 2, \"name\": \"fan\"}\n").unwrap();
+    let table = r#"CREATE TABLE devices (id BIGINT, name STRING) WITH (TYPE="file", DATASOURCE="devices.jsonl", FORMAT="json")"#;
+    create_stream(&oortd, table).await;
     create_stream(&oortd, r#"CREATE STREAM readings (id BIGINT, v FLOAT) WITH (TYPE="grpc", DATASOURCE="readings")"#)
         .await;
     let sql = "SELECT readings.v, devices.name FROM readings INNER JOIN devices ON readings.id = devices.id";

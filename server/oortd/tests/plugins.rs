@@ -94,7 +94,7 @@ fn install_request(name: &str, source: install_plugin_request::Source) -> Instal
 }
 
 async fn install(oortd: &Oortd, name: &str) -> Plugin {
-    let file = install_plugin_request::Source::File(zip_path(name).display().to_string());
+    let file = install_plugin_request::Source::File(oortd.upload(&zip_path(name)));
     plugins(oortd).await.install_plugin(install_request(name, file)).await.unwrap().into_inner().plugin.unwrap()
 }
 

@@ -103,12 +103,12 @@ async fn plugins(oortd: &Oortd) -> PluginServiceClient<AuthChannel> {
 
 /// Installs a zip (through a file: a debug executable is larger than a gRPC message may be).
 async fn install_archive(oortd: &Oortd, name: &str, archive: Vec<u8>) -> Result<Plugin, tonic::Status> {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), archive).unwrap();
+    let file = oortd.data_dir.join("uploads").join(format!("{name}.zip"));
+    std::fs::write(&file, archive).unwrap();
     let request = InstallPluginRequest {
         kind: PluginKind::Portable as i32,
         name: name.into(),
-        source: Some(install_plugin_request::Source::File(file.path().display().to_string())),
+        source: Some(install_plugin_request::Source::File(file.display().to_string())),
     };
     Ok(plugins(oortd).await.install_plugin(request).await?.into_inner().plugin.unwrap())
 }
@@ -117,7 +117,7 @@ async fn install_rsdemo(oortd: &Oortd) -> Plugin {
     let request = InstallPluginRequest {
         kind: PluginKind::Portable as i32,
         name: "rsdemo".into(),
-        source: Some(install_plugin_request::Source::File(rsdemo_zip().display().to_string())),
+        source: Some(install_plugin_request::Source::File(oortd.upload(rsdemo_zip()))),
     };
     plugins(oortd).await.install_plugin(request).await.unwrap().into_inner().plugin.unwrap()
 }
@@ -369,7 +369,7 @@ async fn update_swaps_the_process_while_a_rule_runs_and_delete_is_refused_then_f
     let mut results = tail(&oortd, "live").await;
     until_answer(&oortd, "s", &mut results, 3, "d", int(6)).await;
 
-    let archive = update_plugin_request::Source::File(rsdemo_zip().display().to_string());
+    let archive = update_plugin_request::Source::File(oortd.upload(rsdemo_zip()));
     let request = UpdatePluginRequest { name: "rsdemo".into(), source: Some(archive) };
     let updated = plugins(&oortd).await.update_plugin(request).await.unwrap().into_inner().plugin.unwrap();
     assert_eq!(updated.used_by_rules, ["live"]);

@@ -140,7 +140,7 @@ async fn run(example: Example) {
     let request = InstallPluginRequest {
         kind: PluginKind::Portable as i32,
         name: example.name.into(),
-        source: Some(install_plugin_request::Source::File(zip.display().to_string())),
+        source: Some(install_plugin_request::Source::File(oortd.upload(&zip))),
     };
     let plugin = PluginServiceClient::new(oortd.channel().await)
         .install_plugin(request)

@@ -3,19 +3,26 @@
 //! a file. The sink writes what the source reads.
 //!
 //! ```sql
-//! CREATE STREAM readings () WITH (TYPE="file", DATASOURCE="data/readings.jsonl", FORMAT="json")
-//! CREATE TABLE devices () WITH (TYPE="file", DATASOURCE="/etc/oort/devices.csv", FORMAT="csv")
+//! CREATE STREAM readings () WITH (TYPE="file", DATASOURCE="readings.jsonl", FORMAT="json")
+//! CREATE TABLE devices () WITH (TYPE="file", DATASOURCE="/var/lib/oort/files/devices.csv", FORMAT="csv")
 //! ```
 //!
 //! ```json
-//! {"file": {"path": "/var/lib/oort/out.jsonl", "sendSingle": true}}
+//! {"file": {"path": "out/results.jsonl", "sendSingle": true}}
 //! ```
+//!
+//! Every path must lie inside the file roots ([`oort_policy::FileRoots`]):
+//! `<data_dir>/files`, where relative paths resolve, and the directories of
+//! `file_roots` in `oort.toml`. Symlinks are followed before the check, and
+//! only regular files (or, for a source, directories) are accepted. A path
+//! outside is refused when the stream or the rule is created, and checked
+//! again each time the file is opened.
 //!
 //! # Source (stream options)
 //!
 //! | option | meaning |
 //! |---|---|
-//! | `DATASOURCE` | The file, or a directory whose regular files are all read in name order. A relative path is resolved against `FILE_BASE` if given, else against the server's working directory. |
+//! | `DATASOURCE` | The file, or a directory whose regular files are all read in name order (entries that link out of the roots are skipped with a warning). A relative path is resolved against `FILE_BASE` if given, else against `<data_dir>/files`. |
 //! | `FORMAT` | `json` (default): a JSON array of objects, a single object, or JSON lines (one object, or one array of objects, per line). `csv` (or eKuiper's `delimited`): CSV with a header line. |
 //! | `DELIMITER` | CSV field separator, one character (`\t` for a tab); default `,`. |
 //! | `FILE_BASE` | Base directory of a relative `DATASOURCE` (eKuiper's `path` setting). |
@@ -47,7 +54,7 @@
 //!
 //! | property | meaning |
 //! |---|---|
-//! | `path` | Required. The file to append to; a relative path is resolved against the server's working directory. Missing parent directories are created. |
+//! | `path` | Required. The file to append to; a relative path is resolved against `<data_dir>/files`. Missing parent directories are created. The file is opened without following a final symlink. |
 //! | `fileType` | `lines` (default): each payload on its own line. `csv`: one CSV record per row. |
 //! | `hasHeader` | `csv` only: write a header line (column names) when the file is new or empty. Default `false`, as eKuiper. |
 //! | `delimiter` | `csv` only: the field separator, one character; default `,`. |

@@ -2,17 +2,20 @@
 
 use std::fs::File;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use oort_engine::json::value_to_json;
 use oort_engine::{ConnectorError, Map, Sink, SinkConfig, SinkFactory, Value};
+use oort_policy::{FileRoots, PathUse};
 use serde::Deserialize;
 
 use crate::encode::{Format, SinkEncoder, props_subset};
 
-/// Builds `file` sinks.
-pub struct FileSinkFactory;
+/// Builds `file` sinks, whose paths must lie inside the file roots.
+pub struct FileSinkFactory(pub Arc<FileRoots>);
 
 /// The file sink's own action properties; the common ones are the encoder's.
 const KEYS: [&str; 6] = ["path", "fileType", "hasHeader", "delimiter", "rollingInterval", "rollingCount"];
@@ -21,7 +24,7 @@ const KEYS: [&str; 6] = ["path", "fileType", "hasHeader", "delimiter", "rollingI
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct FileSinkProps {
-    /// The file to append to; relative to the working directory if relative.
+    /// The file to append to: inside the file roots, relative to the first.
     path: Option<String>,
     /// `lines` (default) or `csv`.
     file_type: Option<String>,
@@ -46,6 +49,7 @@ enum FileType {
 
 struct FileSink {
     path: PathBuf,
+    roots: Arc<FileRoots>,
     file_type: FileType,
     encoder: SinkEncoder,
     /// The open file, `None` before `open` and after a write error.
@@ -68,6 +72,10 @@ impl SinkFactory for FileSinkFactory {
                 "file path {path:?}: templates in the path (dynamic properties) are not supported yet"
             )));
         }
+        let path = self
+            .0
+            .resolve(&path, PathUse::Write)
+            .map_err(|e| ConnectorError::Config(format!("file action path: {e}")))?;
         for (key, value) in [("rollingInterval", props.rolling_interval), ("rollingCount", props.rolling_count)] {
             if value.is_some_and(|v| v > 0) {
                 return Err(ConnectorError::Config(format!("file rolling (`{key}`) is not supported yet")));
@@ -99,7 +107,8 @@ impl SinkFactory for FileSinkFactory {
             }
         };
         Ok(Box::new(FileSink {
-            path: PathBuf::from(path),
+            path,
+            roots: Arc::clone(&self.0),
             file_type,
             encoder,
             file: None,
@@ -115,12 +124,16 @@ impl FileSink {
         if self.file.is_some() {
             return Ok(());
         }
-        let path = self.path.clone();
+        let (path, roots) = (self.path.clone(), Arc::clone(&self.roots));
         let (file, empty) = blocking(move || {
+            // Checked again: a symlink may have been put in since the rule was made.
+            let path = roots.resolve(&path.to_string_lossy(), PathUse::Write).map_err(std::io::Error::other)?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            // O_NOFOLLOW: a link swapped in after the check is not followed.
+            let file =
+                std::fs::OpenOptions::new().create(true).append(true).custom_flags(libc::O_NOFOLLOW).open(&path)?;
             let empty = file.metadata()?.len() == 0;
             Ok((file, empty))
         })
@@ -239,8 +252,12 @@ mod tests {
         SinkConfig { sink_type: "file".into(), props, rule_id: "r".into() }
     }
 
+    fn factory() -> FileSinkFactory {
+        FileSinkFactory(Arc::new(FileRoots::create([std::env::temp_dir()]).unwrap()))
+    }
+
     fn config_error(props: serde_json::Value) -> String {
-        match FileSinkFactory.build(&config(props)) {
+        match factory().build(&config(props)) {
             Err(ConnectorError::Config(m)) => m,
             Err(other) => panic!("expected a config error, got {other:?}"),
             Ok(_) => panic!("expected a config error"),
@@ -261,7 +278,11 @@ mod tests {
         assert!(config_error(json!({"path": "a", "rollingCount": 10})).contains("rollingCount"));
         assert!(config_error(json!({"path": "a", "dataTemplate": "{% if %}"})).contains("dataTemplate"));
         // eKuiper's flush interval and rolling defaults are accepted.
-        assert!(FileSinkFactory.build(&config(json!({"path": "a", "interval": 1000, "rollingCount": 0}))).is_ok());
+        assert!(factory().build(&config(json!({"path": "a", "interval": 1000, "rollingCount": 0}))).is_ok());
+        assert!(
+            config_error(json!({"path": "/root/.ssh/authorized_keys"})).contains("outside the allowed directories")
+        );
+        assert!(config_error(json!({"path": "../../../../../etc/cron.d/x"})).contains("outside"));
     }
 
     #[test]

@@ -9,11 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oort_engine::json::{JsonValue, value_to_json};
 use oort_engine::{ConnectorError, Map, Payload, Source, SourceConfig, SourceEvent, SourceFactory, Value};
+use oort_policy::{FileRoots, PathError, PathUse};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Builds `file` sources.
-pub struct FileSourceFactory;
+/// Builds `file` sources, whose paths must lie inside the file roots.
+pub struct FileSourceFactory(pub Arc<FileRoots>);
 
 /// How the file's content is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,7 @@ enum Format {
 /// A file source's configuration, from the stream's options.
 #[derive(Debug, Clone, PartialEq)]
 struct FileSourceConfig {
-    /// The file or directory to read, resolved against `FILE_BASE` if relative.
+    /// The file or directory to read: resolved inside the file roots.
     path: PathBuf,
     /// `FORMAT` (and `DELIMITER` for CSV).
     format: Format,
@@ -42,7 +43,7 @@ struct FileSourceConfig {
 }
 
 impl FileSourceConfig {
-    fn from_source_config(config: &SourceConfig) -> Result<Self, ConnectorError> {
+    fn from_source_config(config: &SourceConfig, roots: &FileRoots) -> Result<Self, ConnectorError> {
         if config.datasource.is_empty() {
             return Err(ConnectorError::Config("a file stream needs DATASOURCE, the path of the file to read".into()));
         }
@@ -53,6 +54,9 @@ impl FileSourceConfig {
         {
             path = Path::new(base).join(path);
         }
+        let path = roots
+            .resolve(&path.to_string_lossy(), PathUse::ReadFileOrDirectory)
+            .map_err(|e| ConnectorError::Config(format!("file stream DATASOURCE: {e}")))?;
         let format = match option("FORMAT").map(str::to_ascii_lowercase).as_deref() {
             None | Some("json") => Format::Json,
             Some("csv" | "delimited") => Format::Csv(match option("DELIMITER") {
@@ -93,11 +97,17 @@ impl FileSourceConfig {
 
 struct FileSource {
     config: FileSourceConfig,
+    roots: Arc<FileRoots>,
 }
 
 impl SourceFactory for FileSourceFactory {
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
-        Ok(Box::new(FileSource { config: FileSourceConfig::from_source_config(config)? }))
+        let config = FileSourceConfig::from_source_config(config, &self.0)?;
+        Ok(Box::new(FileSource { config, roots: Arc::clone(&self.0) }))
+    }
+
+    fn validate(&self, config: &SourceConfig) -> Result<(), ConnectorError> {
+        FileSourceConfig::from_source_config(config, &self.0).map(drop)
     }
 }
 
@@ -110,7 +120,7 @@ impl Source for FileSource {
     ) -> Result<(), ConnectorError> {
         let config = &self.config;
         loop {
-            for (path, content) in read_all(config.path.clone()).await? {
+            for (path, content) in read_all(config.path.clone(), Arc::clone(&self.roots)).await? {
                 let content = skip_lines(&content, config.ignore_start_lines, config.ignore_end_lines);
                 let payloads = match config.format {
                     Format::Json => parse_json(&content),
@@ -143,9 +153,15 @@ impl Source for FileSource {
 }
 
 /// Reads the file, or every regular file of the directory in name order.
-async fn read_all(path: PathBuf) -> Result<Vec<(PathBuf, Vec<u8>)>, ConnectorError> {
+/// Reads the file, or every regular file of the directory. Each path is
+/// checked against the roots again as it is read: a symlink put in since the
+/// stream was created is refused (the path) or skipped with a warning (an entry).
+async fn read_all(path: PathBuf, roots: Arc<FileRoots>) -> Result<Vec<(PathBuf, Vec<u8>)>, ConnectorError> {
     tokio::task::spawn_blocking(move || {
         let failed = |path: &Path, e: std::io::Error| ConnectorError::External(format!("file {}: {e}", path.display()));
+        let path = roots
+            .resolve(&path.to_string_lossy(), PathUse::ReadFileOrDirectory)
+            .map_err(|e| ConnectorError::External(e.to_string()))?;
         let metadata = std::fs::metadata(&path).map_err(|e| failed(&path, e))?;
         if !metadata.is_dir() {
             let content = std::fs::read(&path).map_err(|e| failed(&path, e))?;
@@ -154,9 +170,10 @@ async fn read_all(path: PathBuf) -> Result<Vec<(PathBuf, Vec<u8>)>, ConnectorErr
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&path).map_err(|e| failed(&path, e))? {
             let entry = entry.map_err(|e| failed(&path, e))?;
-            let file = entry.path();
-            if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
-                files.push(file);
+            match roots.resolve(&entry.path().to_string_lossy(), PathUse::ReadFile) {
+                Ok(file) => files.push(file),
+                Err(PathError::NotRegular { .. }) => {}
+                Err(error) => tracing::warn!(%error, "file source: entry skipped"),
             }
         }
         files.sort();
@@ -279,8 +296,12 @@ mod tests {
         }
     }
 
+    fn roots() -> Arc<FileRoots> {
+        Arc::new(FileRoots::create([std::env::temp_dir()]).unwrap())
+    }
+
     fn config_error(config: &SourceConfig) -> String {
-        match FileSourceFactory.build(config) {
+        match FileSourceFactory(roots()).build(config) {
             Err(ConnectorError::Config(m)) => m,
             Err(other) => panic!("expected a config error, got {other:?}"),
             Ok(_) => panic!("expected a config error"),
@@ -299,11 +320,11 @@ mod tests {
 
     #[test]
     fn config_defaults_and_options() {
-        let config = FileSourceConfig::from_source_config(&options(&[])).unwrap();
+        let config = FileSourceConfig::from_source_config(&options(&[]), &roots()).unwrap();
         assert_eq!(
             config,
             FileSourceConfig {
-                path: PathBuf::from("data.json"),
+                path: roots().roots()[0].join("data.json"),
                 format: Format::Json,
                 interval: None,
                 send_interval: None,
@@ -311,26 +332,43 @@ mod tests {
                 ignore_end_lines: 0,
             }
         );
-        let config = FileSourceConfig::from_source_config(&options(&[
-            ("FORMAT", "DELIMITED"),
-            ("DELIMITER", ";"),
-            ("FILE_BASE", "/srv/data"),
-            ("INTERVAL", "1000"),
-            ("SEND_INTERVAL", "0"),
-            ("IGNORE_START_LINES", "2"),
-            ("IGNORE_END_LINES", "1"),
-        ]))
+        let base = std::env::temp_dir().join("srv-data").display().to_string();
+        let config = FileSourceConfig::from_source_config(
+            &options(&[
+                ("FORMAT", "DELIMITED"),
+                ("DELIMITER", ";"),
+                ("FILE_BASE", &base),
+                ("INTERVAL", "1000"),
+                ("SEND_INTERVAL", "0"),
+                ("IGNORE_START_LINES", "2"),
+                ("IGNORE_END_LINES", "1"),
+            ]),
+            &roots(),
+        )
         .unwrap();
-        assert_eq!(config.path, PathBuf::from("/srv/data/data.json"));
+        assert_eq!(config.path, roots().roots()[0].join("srv-data/data.json"));
         assert_eq!(config.format, Format::Csv(b';'));
         assert_eq!(config.interval, Some(Duration::from_secs(1)));
         assert_eq!(config.send_interval, None);
         assert_eq!((config.ignore_start_lines, config.ignore_end_lines), (2, 1));
         // An absolute DATASOURCE ignores FILE_BASE.
-        let mut absolute = options(&[("FILE_BASE", "/srv/data"), ("FORMAT", "csv")]);
-        absolute.datasource = "/tmp/x.csv".into();
-        let config = FileSourceConfig::from_source_config(&absolute).unwrap();
-        assert_eq!((config.path, config.format), (PathBuf::from("/tmp/x.csv"), Format::Csv(b',')));
+        let mut absolute = options(&[("FILE_BASE", &base), ("FORMAT", "csv")]);
+        absolute.datasource = roots().roots()[0].join("x.csv").display().to_string();
+        let config = FileSourceConfig::from_source_config(&absolute, &roots()).unwrap();
+        assert_eq!((config.path, config.format), (roots().roots()[0].join("x.csv"), Format::Csv(b',')));
+    }
+
+    #[test]
+    fn paths_outside_the_roots_are_refused_when_validated() {
+        let mut passwd = options(&[("FORMAT", "csv"), ("DELIMITER", ":")]);
+        passwd.datasource = "/etc/passwd".into();
+        let error = FileSourceFactory(roots()).validate(&passwd).unwrap_err();
+        assert!(
+            matches!(&error, ConnectorError::Config(m) if m.contains("outside the allowed directories")),
+            "{error}"
+        );
+        passwd.datasource = "../../../../etc/passwd".into();
+        assert!(config_error(&passwd).contains("outside"));
     }
 
     #[test]

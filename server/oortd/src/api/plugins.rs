@@ -17,6 +17,8 @@ use oort_proto::v1::{
 use oort_store::PluginRecord;
 use tonic::{Request, Response, Status};
 
+use oort_policy::{FileRoots, PathUse};
+
 use crate::api::CatalogHandle;
 use crate::error::{ApiError, ApiResult};
 use crate::rules::RuleController;
@@ -35,6 +37,8 @@ pub struct PluginApi {
     catalog: CatalogHandle,
     rules: RuleController,
     allow_private_urls: bool,
+    /// Where archives named by `file` must be.
+    uploads: Arc<FileRoots>,
     /// Serializes installs, updates and deletes (each spans host, catalog and files).
     changing: tokio::sync::Mutex<()>,
 }
@@ -46,6 +50,7 @@ impl PluginApi {
         portable: Arc<PortableHost>,
         rules: RuleController,
         allow_private_urls: bool,
+        uploads: Arc<FileRoots>,
     ) -> Self {
         Self {
             host,
@@ -53,6 +58,7 @@ impl PluginApi {
             catalog: rules.catalog().clone(),
             rules,
             allow_private_urls,
+            uploads,
             changing: Default::default(),
         }
     }
@@ -60,12 +66,18 @@ impl PluginApi {
     async fn fetch(&self, source: Option<ArchiveSource>) -> ApiResult<Vec<u8>> {
         match source {
             Some(ArchiveSource::Bytes(bytes)) => Ok(bytes),
-            Some(ArchiveSource::File(path)) => tokio::task::spawn_blocking(move || {
-                std::fs::read(&path)
-                    .map_err(|e| ApiError::InvalidArgument(format!("cannot read the plugin archive {path}: {e}")))
-            })
-            .await
-            .map_err(|e| ApiError::Internal(format!("reading task failed: {e}")))?,
+            Some(ArchiveSource::File(path)) => {
+                let uploads = Arc::clone(&self.uploads);
+                tokio::task::spawn_blocking(move || {
+                    let file = uploads
+                        .resolve(&path, PathUse::ReadFile)
+                        .map_err(|e| ApiError::InvalidArgument(format!("plugin archive: {e}")))?;
+                    std::fs::read(&file)
+                        .map_err(|e| ApiError::InvalidArgument(format!("cannot read the plugin archive {path}: {e}")))
+                })
+                .await
+                .map_err(|e| ApiError::Internal(format!("reading task failed: {e}")))?
+            }
             Some(ArchiveSource::Url(url)) => {
                 Ok(oort_plugin_host::download::download(&url, self.allow_private_urls).await?)
             }

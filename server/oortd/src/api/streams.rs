@@ -9,26 +9,38 @@ use oort_proto::v1::{
 use oort_sql::{StreamDef, StreamKind as SqlStreamKind};
 use tonic::{Request, Response, Status};
 
+use std::sync::Arc;
+
+use oort_engine::ConnectorRegistry;
+
 use super::{CatalogHandle, now};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 /// Serves `StreamService` over the catalog.
 pub struct StreamApi {
     catalog: CatalogHandle,
+    connectors: Arc<ConnectorRegistry>,
 }
 
 impl StreamApi {
-    /// A service over `catalog`.
-    pub fn new(catalog: CatalogHandle) -> Self {
-        Self { catalog }
+    /// A service over `catalog`, whose definitions `connectors` validate.
+    pub fn new(catalog: CatalogHandle, connectors: Arc<ConnectorRegistry>) -> Self {
+        Self { catalog, connectors }
+    }
+
+    /// Parses DDL into the stored form of a stream; its source checks its
+    /// options now (a file outside the roots), not when a rule first reads it.
+    fn stream_from_sql(&self, sql: &str) -> ApiResult<Stream> {
+        let def: StreamDef = oort_sql::parse_stream_ddl(sql)?;
+        self.connectors.validate_source(&def).map_err(|e| ApiError::Engine(e.into()))?;
+        Ok(stored_form(def, sql))
     }
 }
 
-/// Parses DDL into the stored form of a stream.
-fn stream_from_sql(sql: &str) -> ApiResult<Stream> {
-    let def: StreamDef = oort_sql::parse_stream_ddl(sql)?;
+/// The stored form of a parsed stream.
+fn stored_form(def: StreamDef, sql: &str) -> Stream {
     let time = now();
-    Ok(Stream {
+    Stream {
         name: def.name,
         kind: match def.kind {
             SqlStreamKind::Stream => StreamKind::Stream,
@@ -39,7 +51,7 @@ fn stream_from_sql(sql: &str) -> ApiResult<Stream> {
         options: def.options.into_iter().collect(),
         create_time: Some(time),
         update_time: Some(time),
-    })
+    }
 }
 
 #[tonic::async_trait]
@@ -48,7 +60,7 @@ impl StreamService for StreamApi {
         &self,
         request: Request<CreateStreamRequest>,
     ) -> Result<Response<CreateStreamResponse>, Status> {
-        let stream = stream_from_sql(&request.into_inner().sql)?;
+        let stream = self.stream_from_sql(&request.into_inner().sql)?;
         let stored = stream.clone();
         self.catalog.call(move |c| c.create_stream(&stored)).await?;
         tracing::info!(stream = %stream.name, "stream created");
@@ -77,7 +89,7 @@ impl StreamService for StreamApi {
         &self,
         request: Request<UpdateStreamRequest>,
     ) -> Result<Response<UpdateStreamResponse>, Status> {
-        let mut stream = stream_from_sql(&request.into_inner().sql)?;
+        let mut stream = self.stream_from_sql(&request.into_inner().sql)?;
         let stored = stream.clone();
         let previous = self
             .catalog

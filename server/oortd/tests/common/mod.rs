@@ -113,6 +113,14 @@ impl Oortd {
         format!("{scheme}://{}", self.addr)
     }
 
+    /// Copies `file` into the server's `<data_dir>/uploads` (where archives
+    /// named by path must be) and returns the copy's path.
+    pub fn upload(&self, file: &Path) -> String {
+        let copy = self.data_dir.join("uploads").join(file.file_name().expect("a file name"));
+        std::fs::copy(file, &copy).expect("copy into uploads");
+        copy.display().to_string()
+    }
+
     /// Whether a logged line contains every one of `parts`.
     pub fn logged(&self, parts: &[&str]) -> bool {
         self.log.lock().unwrap().iter().any(|line| parts.iter().all(|part| line.contains(part)))

@@ -434,7 +434,8 @@ type isInstallPluginRequest_Source interface {
 }
 
 type InstallPluginRequest_File struct {
-	// A path on the server's file system.
+	// A path on the server's file system: a regular file inside <data_dir>/uploads
+	// (where relative paths resolve) or a directory of the server's file_roots.
 	File string `protobuf:"bytes,3,opt,name=file,proto3,oneof"`
 }
 
@@ -777,7 +778,8 @@ type isUpdatePluginRequest_Source interface {
 }
 
 type UpdatePluginRequest_File struct {
-	// A path on the server's file system.
+	// A path on the server's file system: a regular file inside <data_dir>/uploads
+	// (where relative paths resolve) or a directory of the server's file_roots.
 	File string `protobuf:"bytes,2,opt,name=file,proto3,oneof"`
 }
 

@@ -185,7 +185,9 @@ class InstallPluginRequest(_message.Message):
     name: _builtins.str
     """Plugin name; must match the manifest."""
     file: _builtins.str
-    """A path on the server's file system."""
+    """A path on the server's file system: a regular file inside <data_dir>/uploads
+    (where relative paths resolve) or a directory of the server's file_roots.
+    """
     archive: _builtins.bytes
     """The zip archive itself."""
     url: _builtins.str
@@ -338,7 +340,9 @@ class UpdatePluginRequest(_message.Message):
     name: _builtins.str
     """Name of the installed plugin to replace."""
     file: _builtins.str
-    """A path on the server's file system."""
+    """A path on the server's file system: a regular file inside <data_dir>/uploads
+    (where relative paths resolve) or a directory of the server's file_roots.
+    """
     archive: _builtins.bytes
     """The zip archive itself."""
     url: _builtins.str

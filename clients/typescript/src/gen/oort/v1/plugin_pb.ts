@@ -166,7 +166,8 @@ export type InstallPluginRequest = Message<"oort.v1.InstallPluginRequest"> & {
    */
   source: {
     /**
-     * A path on the server's file system.
+     * A path on the server's file system: a regular file inside <data_dir>/uploads
+     * (where relative paths resolve) or a directory of the server's file_roots.
      *
      * @generated from field: string file = 3;
      */
@@ -323,7 +324,8 @@ export type UpdatePluginRequest = Message<"oort.v1.UpdatePluginRequest"> & {
    */
   source: {
     /**
-     * A path on the server's file system.
+     * A path on the server's file system: a regular file inside <data_dir>/uploads
+     * (where relative paths resolve) or a directory of the server's file_roots.
      *
      * @generated from field: string file = 2;
      */
