@@ -905,3 +905,21 @@ fn service_create_list_describe_and_drop() {
     assert_eq!(success(&server.oort(&["service", "drop", "geo"])), "Service geo deleted.\n");
     assert_eq!(success(&server.oort(&["service", "list"])), "No services.\n");
 }
+
+#[test]
+fn secrets_in_actions_are_shown_redacted() {
+    let server = with_demo();
+    let rule = r#"{"id": "hook", "sql": "SELECT * FROM demo", "triggered": false,
+        "actions": [{"rest": {"url": "http://127.0.0.1:9/in", "headers": {"Authorization": "Bearer s3cr3t"}, "password": "hunter2"}}]}"#;
+    success(&server.oort_with_stdin(&["rule", "create", "--file", "-"], rule));
+    for args in
+        [&["--json", "rule", "describe", "hook"][..], &["--json", "rule", "list"], &["rule", "describe", "hook"]]
+    {
+        let out = success(&server.oort(args));
+        assert!(!out.contains("s3cr3t") && !out.contains("hunter2"), "{args:?}: {out}");
+        assert!(out.contains("***"), "{args:?}: {out}");
+    }
+    let described = rule_json(&server, "hook");
+    assert_eq!(described["actions"][0]["props"]["headers"]["Authorization"], "***");
+    assert_eq!(described["actions"][0]["props"]["url"], "http://127.0.0.1:9/in", "what is no secret is shown");
+}

@@ -26,7 +26,7 @@ pub mod testing;
 use std::sync::Arc;
 
 use oort_engine::ConnectorRegistry;
-use oort_policy::FileRoots;
+use oort_policy::{EgressPolicy, FileRoots};
 
 pub use bus::TopicBus;
 
@@ -42,7 +42,7 @@ pub struct Buses {
 }
 
 /// Registers every built-in source and sink.
-pub fn register_all(registry: &ConnectorRegistry, buses: &Buses, files: &Arc<FileRoots>) {
+pub fn register_all(registry: &ConnectorRegistry, buses: &Buses, files: &Arc<FileRoots>, egress: &Arc<EgressPolicy>) {
     registry.register_source("memory", Arc::new(memory::MemorySourceFactory(Arc::clone(&buses.memory))));
     registry.register_sink("memory", Arc::new(memory::MemorySinkFactory(Arc::clone(&buses.memory))));
     registry.register_source("grpc", Arc::new(grpc::GrpcSourceFactory(Arc::clone(&buses.grpc))));
@@ -53,5 +53,5 @@ pub fn register_all(registry: &ConnectorRegistry, buses: &Buses, files: &Arc<Fil
     registry.register_sink("mqtt", Arc::new(mqtt::MqttSinkFactory));
     registry.register_source("file", Arc::new(file::FileSourceFactory(Arc::clone(files))));
     registry.register_sink("file", Arc::new(file::FileSinkFactory(Arc::clone(files))));
-    registry.register_sink("rest", Arc::new(rest::RestSinkFactory));
+    registry.register_sink("rest", Arc::new(rest::RestSinkFactory(Arc::clone(egress))));
 }

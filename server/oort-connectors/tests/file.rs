@@ -266,7 +266,8 @@ async fn interval_rereads_and_ignored_lines_are_skipped() {
 #[tokio::test]
 async fn registered_by_register_all() {
     let registry = oort_engine::ConnectorRegistry::new();
-    oort_connectors::register_all(&registry, &oort_connectors::Buses::default(), &roots());
+    let egress = Arc::new(oort_policy::EgressPolicy::default());
+    oort_connectors::register_all(&registry, &oort_connectors::Buses::default(), &roots(), &egress);
     assert!(registry.source("file").is_some());
     assert!(registry.sink("file").is_some());
     assert!(registry.sink("rest").is_some());

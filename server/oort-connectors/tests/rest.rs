@@ -112,7 +112,9 @@ fn rows() -> Vec<Map> {
 
 fn sink(props: serde_json::Value) -> Box<dyn Sink> {
     let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-    RestSinkFactory.build(&SinkConfig { sink_type: "rest".into(), props, rule_id: "r".into() }).expect("sink config")
+    RestSinkFactory(std::sync::Arc::new(oort_policy::EgressPolicy::allow_all()))
+        .build(&SinkConfig { sink_type: "rest".into(), props, rule_id: "r".into() })
+        .expect("sink config")
 }
 
 #[tokio::test]

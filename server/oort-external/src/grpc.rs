@@ -1,9 +1,11 @@
 //! gRPC invocation: a tonic codec over [`DynamicMessage`], one lazily connected
 //! channel per interface (HTTP/2, reused by every call), a deadline per call.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
+use oort_policy::EgressPolicy;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -82,6 +84,7 @@ impl GrpcClient {
         address: &str,
         headers: &std::collections::BTreeMap<String, String>,
         timeout: Duration,
+        egress: &Arc<EgressPolicy>,
     ) -> Result<Self, ExternalError> {
         let uri = endpoint_uri(address);
         let endpoint = Endpoint::from_shared(uri.clone())
@@ -96,7 +99,19 @@ impl GrpcClient {
                 .map_err(|_| ExternalError::Description(format!("header \"{k}\" has a value that is not valid")))?;
             metadata.insert(key, value);
         }
-        Ok(Self { channel: endpoint.connect_lazy(), metadata })
+        // Connections go through the egress policy: the address connected is the one checked.
+        let egress = Arc::clone(egress);
+        let connector = tower::service_fn(move |uri: http::Uri| {
+            let egress = Arc::clone(&egress);
+            async move {
+                let host = uri.host().unwrap_or_default().to_owned();
+                let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+                let stream = egress.connect(&host, port).await?;
+                stream.set_nodelay(true)?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        });
+        Ok(Self { channel: endpoint.connect_with_connector_lazy(connector), metadata })
     }
 
     /// Calls `method` with `request`, within `timeout`.

@@ -12,11 +12,14 @@
 //! JSON of the third argument (several: a JSON array of them); the answer's
 //! JSON becomes the value (an empty body is NULL, text that is not JSON a string).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use oort_engine::Value;
 use prost_reflect::{DynamicMessage, ExtensionDescriptor, Kind, MethodDescriptor, SerializeOptions};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+
+use oort_policy::EgressPolicy;
 
 use crate::description::Options;
 use crate::error::{CallError, ExternalError};
@@ -151,6 +154,7 @@ fn parse_template(path: &str) -> Result<Vec<Segment>, String> {
 /// The REST side of one interface.
 pub struct RestClient {
     http: reqwest::Client,
+    egress: Arc<EgressPolicy>,
     base: String,
     retry_count: u32,
     retry_interval: Duration,
@@ -159,7 +163,7 @@ pub struct RestClient {
 
 impl RestClient {
     /// A client of `address` with the interface's options.
-    pub fn new(address: &str, options: &Options) -> Result<Self, ExternalError> {
+    pub fn new(address: &str, options: &Options, egress: &Arc<EgressPolicy>) -> Result<Self, ExternalError> {
         let base = address.trim().trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ExternalError::Description(format!(
@@ -177,7 +181,8 @@ impl RestClient {
         // reqwest is built without a TLS crypto provider (ring rather than its aws-lc-rs); an
         // installed one stays.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let http = egress
+            .http_client(reqwest::Client::builder())
             .default_headers(headers)
             .danger_accept_invalid_certs(options.insecure_skip_verify)
             .timeout(options.timeout())
@@ -186,6 +191,7 @@ impl RestClient {
             .map_err(|e| ExternalError::Description(format!("REST client: {e}")))?;
         Ok(Self {
             http,
+            egress: Arc::clone(egress),
             base,
             retry_count: options.retry_count.unwrap_or(0),
             retry_interval: Duration::from_millis(options.retry_interval.unwrap_or(1000)),
@@ -289,9 +295,12 @@ impl RestClient {
         query: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, CallError> {
+        // A path can change the authority (`@host`): the whole URL is checked.
+        let parsed = reqwest::Url::parse(url).map_err(|e| CallError::Convert(format!("{url}: {e}")))?;
+        self.egress.check_url(&parsed).map_err(|e| CallError::Unavailable(e.to_string()))?;
         let mut attempt = 0;
         loop {
-            let mut request = self.http.request(verb.clone(), url);
+            let mut request = self.http.request(verb.clone(), parsed.clone());
             if !query.is_empty() {
                 request = request.query(query);
             }

@@ -8,13 +8,15 @@
 //! `tcp://host:port` or `host:port`. The deadline of each call travels in
 //! tarpc's context.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use oort_policy::EgressPolicy;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MethodDescriptor};
-use tarpc::serde_transport::tcp;
 use tarpc::tokio_serde::formats::Bincode;
 use tokio::sync::Mutex;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::error::{CallError, ExternalError};
 
@@ -31,19 +33,20 @@ pub trait OortRpc {
 /// made again after it breaks.
 pub struct RpcClient {
     address: String,
+    egress: Arc<EgressPolicy>,
     client: Mutex<Option<OortRpcClient>>,
 }
 
 impl RpcClient {
     /// A client of `address` (`tcp://host:port` or `host:port`).
-    pub fn new(address: &str) -> Result<Self, ExternalError> {
+    pub fn new(address: &str, egress: &Arc<EgressPolicy>) -> Result<Self, ExternalError> {
         let address = address.trim().strip_prefix("tcp://").unwrap_or(address.trim()).to_owned();
         if address.contains("://") || !address.contains(':') {
             return Err(ExternalError::Description(format!(
                 "rpc address \"{address}\" must be host:port or tcp://host:port"
             )));
         }
-        Ok(Self { address, client: Mutex::new(None) })
+        Ok(Self { address, egress: Arc::clone(egress), client: Mutex::new(None) })
     }
 
     async fn connected(&self) -> Result<OortRpcClient, CallError> {
@@ -51,9 +54,12 @@ impl RpcClient {
         if let Some(client) = client.as_ref() {
             return Ok(client.clone());
         }
-        let mut transport = tcp::connect(&self.address, Bincode::default);
-        transport.config_mut().max_frame_length(crate::grpc::MAX_RESPONSE_BYTES);
-        let transport = transport.await.map_err(|e| CallError::Unavailable(format!("{}: {e}", self.address)))?;
+        let unavailable = |e: std::io::Error| CallError::Unavailable(format!("{}: {e}", self.address));
+        let (host, port) = self.address.rsplit_once(':').unwrap_or((&self.address, "0"));
+        let port = port.parse().map_err(|_| CallError::Unavailable(format!("{}: bad port", self.address)))?;
+        let stream = self.egress.connect(host, port).await.map_err(unavailable)?;
+        let codec = LengthDelimitedCodec::builder().max_frame_length(crate::grpc::MAX_RESPONSE_BYTES).new_codec();
+        let transport = tarpc::serde_transport::new(Framed::new(stream, codec), Bincode::default());
         let fresh = OortRpcClient::new(tarpc::client::Config::default(), transport).spawn();
         *client = Some(fresh.clone());
         Ok(fresh)

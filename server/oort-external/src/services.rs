@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use oort_engine::{FunctionOrigin, FunctionRegistry};
 use tokio::sync::Semaphore;
 
+use oort_policy::EgressPolicy;
+
 use crate::description::{Description, Protocol};
 use crate::error::ExternalError;
 use crate::function::{Binding, CallObserver, ExternalFunction, Interface, Target, Transport};
@@ -30,18 +32,26 @@ pub struct ServiceDef {
     pub proto_files: Vec<(String, String)>,
 }
 
-/// Which addresses services may be called at (`oort.toml`: `external_service_hosts`).
+/// Which addresses services may be called at: the server's egress policy
+/// (`egress_allow`), and optionally a list of hosts (`external_service_hosts`).
 #[derive(Debug, Clone, Default)]
 pub struct AddressPolicy {
-    /// Hosts (`name` or `name:port`) allowed; `None` allows any.
+    /// Hosts (`name` or `name:port`) allowed; `None` allows any the egress policy allows.
     pub allowed_hosts: Option<Vec<String>>,
+    /// Internal addresses are refused unless this allows them; checked at
+    /// registration for an address written in the description, at every
+    /// connection (and redirect) for what a name resolves to.
+    pub egress: Arc<EgressPolicy>,
 }
 
 impl AddressPolicy {
     /// Checks an interface address against the policy.
     pub fn check(&self, address: &str) -> Result<(), ExternalError> {
-        let Some(allowed) = &self.allowed_hosts else { return Ok(()) };
         let uri = crate::grpc::endpoint_uri(address);
+        if let Ok(url) = reqwest::Url::parse(&uri) {
+            self.egress.check_url(&url).map_err(|e| ExternalError::Description(e.to_string()))?;
+        }
+        let Some(allowed) = &self.allowed_hosts else { return Ok(()) };
         let authority = uri.split("://").nth(1).unwrap_or_default().split('/').next().unwrap_or_default();
         let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
         if allowed.iter().any(|a| a == "*" || a == authority || a == host) {
@@ -147,12 +157,15 @@ impl ExternalServices {
             let timeout = i.options.timeout();
             let transport = match i.protocol {
                 Protocol::Grpc => Transport::Grpc(
-                    GrpcClient::new(&i.address, &i.options.headers, timeout).map_err(|e| context(e.to_string()))?,
+                    GrpcClient::new(&i.address, &i.options.headers, timeout, &self.policy.egress)
+                        .map_err(|e| context(e.to_string()))?,
                 ),
-                Protocol::Rest => {
-                    Transport::Rest(RestClient::new(&i.address, &i.options).map_err(|e| context(e.to_string()))?)
+                Protocol::Rest => Transport::Rest(
+                    RestClient::new(&i.address, &i.options, &self.policy.egress).map_err(|e| context(e.to_string()))?,
+                ),
+                Protocol::Rpc => {
+                    Transport::Rpc(RpcClient::new(&i.address, &self.policy.egress).map_err(|e| context(e.to_string()))?)
                 }
-                Protocol::Rpc => Transport::Rpc(RpcClient::new(&i.address).map_err(|e| context(e.to_string()))?),
             };
             let interface = Arc::new(Interface {
                 transport,

@@ -62,7 +62,7 @@ impl Server {
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .env("RUST_LOG", "warn,oortd::server=info")
+            .env("RUST_LOG", "warn,oortd::server=info,oort::audit=info")
             .env("OORT_AUTH_TOKEN", TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -227,7 +227,9 @@ fn register(functions: &Arc<FunctionRegistry>, port: u16, io_threads: usize) -> 
         0 => IoRuntime::on(tokio::runtime::Handle::current()),
         threads => IoRuntime::new(threads)?,
     };
-    let services = ExternalServices::on(Arc::clone(functions), AddressPolicy::default(), Arc::new(io));
+    // The benchmark's service is on loopback.
+    let policy = AddressPolicy { egress: Arc::new(oort_policy::EgressPolicy::allow_all()), ..AddressPolicy::default() };
+    let services = ExternalServices::on(Arc::clone(functions), policy, Arc::new(io));
     let json = format!(
         r#"{{"interfaces": {{"g": {{"address": "127.0.0.1:{port}", "protocol": "grpc", "schemaType": "protobuf",
             "schemaFile": "demo/v1/demo.proto", "functions": [{{"name": "square", "serviceName": "Square"}}]}}}}}}"#

@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use oort_policy::EgressPolicy;
 use serde::Deserialize;
 
 use crate::auth::{Role, TokenEntry, token};
@@ -66,6 +68,9 @@ pub struct Args {
     /// A directory, besides <DATA_DIR>/files and <DATA_DIR>/uploads, that client-named paths may be in (repeat, or colon-separate in the variable)
     #[arg(long = "file-root", env = "OORT_FILE_ROOTS", value_delimiter = ':', value_name = "DIR")]
     pub file_roots: Vec<PathBuf>,
+    /// An internal address, network or host the server may connect to for rules, services and plugin URLs (repeat, or comma-separate in the variable)
+    #[arg(long = "egress-allow", env = "OORT_EGRESS_ALLOW", value_delimiter = ',', value_name = "ENTRY")]
+    pub egress_allow: Vec<String>,
     /// Serve the API in plaintext on a non-loopback address (tokens then cross the network in clear)
     #[arg(long, env = "OORT_ALLOW_INSECURE_LISTEN")]
     pub allow_insecure_listen: bool,
@@ -124,7 +129,7 @@ pub struct FileConfig {
     pub cache_capacity_bytes: Option<u64>,
     /// Seconds in-flight calls get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: Option<u64>,
-    /// Whether plugins may be downloaded from private and loopback addresses.
+    /// Whether plugins may be downloaded from any address (else `egress_allow` applies).
     pub plugin_allow_private_urls: Option<bool>,
     /// Hosts (`name` or `name:port`) external services may be called at; any when absent.
     pub external_service_hosts: Option<Vec<String>>,
@@ -150,6 +155,8 @@ pub struct FileConfig {
     pub allow_insecure_listen: Option<bool>,
     /// Directories client-named paths may be in, besides `<data_dir>/files` and `<data_dir>/uploads`.
     pub file_roots: Option<Vec<PathBuf>>,
+    /// Internal addresses, networks and hosts the server may connect to on a client's behalf.
+    pub egress_allow: Option<Vec<String>>,
     /// Milliseconds a portable plugin may take to start (handshake, SERVING, Describe).
     pub plugin_start_timeout_ms: Option<u64>,
     /// Milliseconds one call to a portable plugin may take before it is restarted.
@@ -204,6 +211,8 @@ pub struct Config {
     /// Directories added to both `<data_dir>/files` (file connectors) and
     /// `<data_dir>/uploads` (plugin archives named by path).
     pub file_roots: Vec<PathBuf>,
+    /// Which internal addresses rules, external services and plugin URLs may reach.
+    pub egress: Arc<EgressPolicy>,
 }
 
 /// Authentication settings.
@@ -255,6 +264,7 @@ impl Default for Config {
             tls: None,
             allow_insecure_listen: false,
             file_roots: Vec::new(),
+            egress: Arc::default(),
         }
     }
 }
@@ -329,8 +339,13 @@ impl Config {
         }
         let mut file_roots = file.file_roots.clone().unwrap_or_default();
         file_roots.extend(args.file_roots);
+        let mut egress_allow = file.egress_allow.clone().unwrap_or_default();
+        egress_allow.extend(args.egress_allow);
+        let egress =
+            EgressPolicy::new(&egress_allow).map_err(|message| ConfigError::Value { key: "egress_allow", message })?;
         Ok(Config {
             file_roots,
+            egress: Arc::new(egress),
             listen,
             tls,
             auth,

@@ -7,6 +7,7 @@
 //! - [`api`]: one module per `oort.v1` service.
 //! - [`rules`]: [`rules::RuleController`], the catalog and the engine in step.
 //! - [`convert`]: protobuf messages ↔ engine types.
+//! - [`redact`]: secrets in rules and services, stored but never returned.
 //! - [`error`]: [`ApiError`], what a handler can fail with.
 //! - [`status`]: the one place where errors become `tonic::Status`.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod metrics;
+pub mod redact;
 pub mod rules;
 pub mod server;
 pub mod status;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use oort_connectors::Buses;
 use oort_engine::{ConnectorRegistry, Engine, FunctionRegistry};
 use oort_plugin_host::PluginHost;
-use oort_policy::FileRoots;
+use oort_policy::{EgressPolicy, FileRoots};
 use oort_proto::v1::event_service_server::EventServiceServer;
 use oort_proto::v1::external_service_server::ExternalServiceServer;
 use oort_proto::v1::function_service_server::FunctionServiceServer;
@@ -108,8 +108,8 @@ pub async fn run(
     let buses = Buses::default();
     let files = file_roots(&config, "files")?;
     let uploads = file_roots(&config, "uploads")?;
-    tracing::info!(files = %files.describe(), uploads = %uploads.describe(), "file roots");
-    oort_connectors::register_all(&connectors, &buses, &files);
+    tracing::info!(files = %files.describe(), uploads = %uploads.describe(), egress_allow = %config.egress, "file roots and egress");
+    oort_connectors::register_all(&connectors, &buses, &files, &config.egress);
     // Plugins register their symbols before rules are restored, so that rules
     // using them start as they did before the restart.
     let plugin_host =
@@ -128,7 +128,10 @@ pub async fn run(
     let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors));
     // External services register their functions before any rule is restored,
     // so that rules calling them start.
-    let policy = oort_external::AddressPolicy { allowed_hosts: config.external_service_hosts.clone() };
+    let policy = oort_external::AddressPolicy {
+        allowed_hosts: config.external_service_hosts.clone(),
+        egress: Arc::clone(&config.egress),
+    };
     let external_calls = crate::metrics::ExternalCalls::default();
     let io = match config.external_io_threads {
         0 => oort_engine::io::IoRuntime::on(tokio::runtime::Handle::current()),
@@ -219,7 +222,10 @@ pub async fn run(
             plugin_host,
             Arc::clone(&portable_host),
             rules,
-            config.plugin_allow_private_urls,
+            match config.plugin_allow_private_urls {
+                true => Arc::new(EgressPolicy::allow_all()),
+                false => Arc::clone(&config.egress),
+            },
             uploads,
         )))
         .add_service(ExternalServiceServer::new(external))

@@ -580,11 +580,12 @@ async fn bad_plugins_are_refused_with_clear_errors_and_running_rules_keep_runnin
     let (code, message) = code_of(install_bytes(&oortd, "mathx", aggregate_flag).await);
     assert_eq!(code, Code::InvalidArgument, "{message}");
     assert!(message.contains("aggregate function mx_geomean"), "{message}");
-    // From a loopback URL, refused by default.
-    let url = install_request("mathx", install_plugin_request::Source::Url("http://127.0.0.1:9/mathx.zip".into()));
+    // From a link-local (cloud metadata) URL, refused: egress_allow does not name it.
+    let metadata = "http://169.254.169.254/mathx.zip".to_string();
+    let url = install_request("mathx", install_plugin_request::Source::Url(metadata));
     let (code, message) = code_of(client.install_plugin(url).await);
     assert_eq!(code, Code::InvalidArgument, "{message}");
-    assert!(message.contains("private and loopback addresses are disabled"), "{message}");
+    assert!(message.contains("a link-local (metadata) address") && message.contains("egress_allow"), "{message}");
     let portable = InstallPluginRequest {
         kind: PluginKind::Portable as i32,
         ..install_request("p", install_plugin_request::Source::Archive(vec![]))

@@ -495,3 +495,25 @@ async fn malformed_portable_packages_are_refused_with_clear_errors_and_rules_kee
     assert!(leftovers.is_empty(), "no folder is left behind: {leftovers:?}");
     assert_eq!(rule_status(&oortd, "plain").await.state, RuleState::Running as i32);
 }
+
+#[tokio::test]
+async fn a_plugin_process_gets_a_minimal_environment_not_the_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server's environment holds secrets: the harness's OORT_AUTH_TOKEN, and CLOUD_SECRET.
+    let config = dir.path().join("oort.toml");
+    std::fs::write(&config, "plugin_start_timeout_ms = 5000\n").unwrap();
+    let data = dir.path().join("data");
+    let mut command = Oortd::command();
+    command.env("CLOUD_SECRET", "hunter2").args(["--listen", "127.0.0.1:0", "--http-push-listen", "off"]);
+    command.arg("--config").arg(&config).arg("--data-dir").arg(&data);
+    let oortd = Oortd::launch(command, &data).await;
+    let seen = dir.path().join("plugin.env");
+    let body = format!("env > '{}'; exit 3", seen.display());
+    let archive = zip_of(&[("manifest.json", &manifest("run", "shell")), ("run", &script(&body))]);
+    let error = install_archive(&oortd, "bad", archive).await.unwrap_err();
+    assert!(error.message().contains("exited with status 3"), "{error:?}");
+    let env = std::fs::read_to_string(&seen).expect("the plugin ran and wrote its environment");
+    assert!(env.contains("OORT_PLUGIN_SOCKET=") && env.contains("PATH="), "{env}");
+    assert!(!env.contains("hunter2") && !env.contains(common::TOKEN), "the server's secrets leaked:\n{env}");
+    assert!(!env.contains("OORT_AUTH_TOKEN") && !env.contains("OORT_EGRESS_ALLOW"), "{env}");
+}

@@ -92,6 +92,8 @@ impl Oortd {
             .env_remove("OORT_LISTEN")
             .env_remove("OORT_DATA_DIR")
             .env_remove("OORT_AUTH_TOKEN")
+            // The tests' services, when any, listen on loopback.
+            .env("OORT_EGRESS_ALLOW", "127.0.0.0/8")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -9,7 +9,7 @@
 //!
 //! | property | meaning |
 //! |---|---|
-//! | `url` | Required. An `http://` or `https://` URL. |
+//! | `url` | Required. An `http://` or `https://` URL. Internal addresses (loopback, private, link-local...) are refused unless the server's `egress_allow` names them ([`oort_policy::egress`]): an address in the URL when the rule is created, a name when it resolves, and every redirect hop. |
 //! | `method` | `get`, `post`, `put`, `patch`, `delete` or `head`, any case. Default `POST` (eKuiper's is `GET`). |
 //! | `headers` | A map of header names to string values, added to every request. |
 //! | `bodyType` | `json` (default; `none` for GET and HEAD), `text`, `html`, `xml`, `javascript`, or `none` (no body: the payload is not sent). Sets `Content-Type` (`application/json`, `text/plain`, `text/html`, `application/xml`, `application/javascript`) unless `headers` has one. |
@@ -34,10 +34,12 @@
 //! `resendDestination`: all rejected when set.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use oort_engine::{ConnectorError, Map, Sink, SinkConfig, SinkFactory};
+use oort_policy::EgressPolicy;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde::Deserialize;
@@ -45,7 +47,7 @@ use serde::Deserialize;
 use crate::encode::{Progress, SinkEncoder, props_subset};
 
 /// Builds `rest` sinks.
-pub struct RestSinkFactory;
+pub struct RestSinkFactory(pub Arc<EgressPolicy>);
 
 /// The rest sink's own action properties; the common ones are the encoder's.
 const KEYS: [&str; 7] = ["url", "method", "headers", "bodyType", "timeout", "insecureSkipVerify", "debugResp"];
@@ -94,12 +96,12 @@ struct RestSink {
 
 impl SinkFactory for RestSinkFactory {
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
-        Ok(Box::new(build_sink(config)?))
+        Ok(Box::new(build_sink(config, &self.0)?))
     }
 }
 
 /// Checks an action's properties and builds the sink.
-fn build_sink(config: &SinkConfig) -> Result<RestSink, ConnectorError> {
+fn build_sink(config: &SinkConfig, egress: &Arc<EgressPolicy>) -> Result<RestSink, ConnectorError> {
     for key in UNSUPPORTED_KEYS {
         if config.props.get(key).is_some_and(|v| !v.is_null() && v.as_str() != Some("")) {
             return Err(ConnectorError::Config(format!("the rest property `{key}` is not supported yet")));
@@ -126,6 +128,8 @@ fn build_sink(config: &SinkConfig) -> Result<RestSink, ConnectorError> {
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(ConnectorError::Config(format!("rest `url` must be http:// or https://, got {url}")));
     }
+    // An address in the URL is refused now; a name, when it is resolved.
+    egress.check_url(&url).map_err(|e| ConnectorError::Config(format!("rest `url`: {e}")))?;
 
     let method = match props.method.as_deref().filter(|m| !m.is_empty()) {
         None => Method::POST,
@@ -183,7 +187,8 @@ fn build_sink(config: &SinkConfig) -> Result<RestSink, ConnectorError> {
     // reqwest is built without a TLS crypto provider (ring rather than its aws-lc-rs); an
     // installed one stays.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut client = reqwest::Client::builder().danger_accept_invalid_certs(props.insecure_skip_verify);
+    let mut client =
+        egress.http_client(reqwest::Client::builder()).danger_accept_invalid_certs(props.insecure_skip_verify);
     match props.timeout.unwrap_or(DEFAULT_TIMEOUT_MS) {
         0 => {}
         ms => client = client.timeout(Duration::from_millis(ms)),
@@ -278,7 +283,7 @@ mod tests {
     }
 
     fn config_error(props: serde_json::Value) -> String {
-        match RestSinkFactory.build(&config(props)) {
+        match RestSinkFactory(Arc::new(EgressPolicy::allow_all())).build(&config(props)) {
             Err(ConnectorError::Config(m)) => m,
             Err(other) => panic!("expected a config error, got {other:?}"),
             Ok(_) => panic!("expected a config error"),
@@ -307,22 +312,30 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let sink = build_sink(&config(json!({"url": "https://example.com/x"}))).unwrap();
+        let sink =
+            build_sink(&config(json!({"url": "https://example.com/x"})), &Arc::new(EgressPolicy::allow_all())).unwrap();
         assert_eq!(sink.method, Method::POST);
         assert!(sink.send_body);
         assert_eq!(sink.headers.get(CONTENT_TYPE).unwrap(), "application/json");
-        let sink = build_sink(&config(json!({"url": "http://h", "method": "get"}))).unwrap();
+        let sink =
+            build_sink(&config(json!({"url": "http://h", "method": "get"})), &Arc::new(EgressPolicy::allow_all()))
+                .unwrap();
         assert_eq!(sink.method, Method::GET);
         assert!(!sink.send_body && sink.headers.is_empty());
-        let sink = build_sink(&config(json!({
-            "url": "http://h", "method": "Put", "bodyType": "text", "timeout": 0, "insecureSkipVerify": true,
-            "headers": {"content-type": "text/csv", "X-Key": "k"},
-        })))
+        let sink = build_sink(
+            &config(json!({
+                "url": "http://h", "method": "Put", "bodyType": "text", "timeout": 0, "insecureSkipVerify": true,
+                "headers": {"content-type": "text/csv", "X-Key": "k"},
+            })),
+            &Arc::new(EgressPolicy::allow_all()),
+        )
         .unwrap();
         assert_eq!(sink.method, Method::PUT);
         assert_eq!(sink.headers.get(CONTENT_TYPE).unwrap(), "text/csv");
         assert_eq!(sink.headers.get("x-key").unwrap(), "k");
-        let sink = build_sink(&config(json!({"url": "http://h", "bodyType": "xml"}))).unwrap();
+        let sink =
+            build_sink(&config(json!({"url": "http://h", "bodyType": "xml"})), &Arc::new(EgressPolicy::allow_all()))
+                .unwrap();
         assert_eq!(sink.headers.get(CONTENT_TYPE).unwrap(), "application/xml");
     }
 }

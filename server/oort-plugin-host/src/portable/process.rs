@@ -192,12 +192,24 @@ async fn connect(address: &Address, timeout: Duration) -> Result<Channel, String
     }
 }
 
+/// The variables of the server's environment that a plugin process gets,
+/// besides the `OORT_PLUGIN_*` ones of the protocol (plugins/PROTOCOL.md).
+pub const INHERITED_ENV: [&str; 8] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+
 /// Starts the process and waits for its handshake; connects to its socket.
 pub async fn spawn(launch: &Launch) -> Result<Process, HostError> {
     let name = &launch.plugin;
     let fail = |message: String| HostError::Start { plugin: name.clone(), message };
     let _ = std::fs::remove_file(&launch.socket);
     let mut command = Command::new(&launch.program);
+    // A minimal environment: the server's may hold secrets (OORT_AUTH_TOKEN,
+    // cloud credentials) that a plugin has no business reading.
+    command.env_clear();
+    for name in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
     command
         .args(&launch.args)
         .current_dir(&launch.dir)

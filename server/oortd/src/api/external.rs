@@ -18,6 +18,7 @@ use oort_store::ServiceRecord;
 use tonic::{Request, Response, Status};
 
 use crate::error::{ApiError, ApiResult};
+use crate::redact;
 use crate::rules::RuleController;
 
 /// Serves `ExternalService`.
@@ -120,9 +121,15 @@ impl ExternalApi {
     async fn to_proto(&self, record: ServiceRecord) -> ApiResult<RegisteredService> {
         let def = definition(&record)?;
         let functions = self.services.functions(&record.name).unwrap_or_else(|| def.description.function_names());
+        let mut description = def.description.to_proto();
+        for interface in description.interfaces.values_mut() {
+            if let Some(options) = &mut interface.options {
+                redact::redact_headers(options.headers.iter_mut());
+            }
+        }
         Ok(RegisteredService {
             name: record.name.clone(),
-            description: Some(def.description.to_proto()),
+            description: Some(description),
             proto_files: record.proto_files,
             functions,
             used_by_rules: self.rules.engine().rules_calling(FunctionOrigin::External, &record.name).await,
@@ -160,13 +167,20 @@ impl ExternalApi {
 
     async fn update(&self, request: UpdateServiceRequest) -> ApiResult<RegisteredService> {
         let UpdateServiceRequest { name, description, description_json, proto_files: files } = request;
-        let def = service_def(&name, description, &description_json, &files)?;
+        let mut def = service_def(&name, description, &description_json, &files)?;
         let _writing = self.writes.lock().await;
         let catalog = self.rules.catalog();
         let previous = {
             let name = name.clone();
             catalog.call(move |c| c.get_service(&name)).await?
         };
+        // Headers sent back as read (redacted) keep their stored values.
+        let stored = definition(&previous)?;
+        for (iname, interface) in &mut def.description.interfaces {
+            if let Some(old) = stored.description.interfaces.get(iname) {
+                redact::restore_headers(&mut interface.options.headers, &old.options.headers);
+            }
+        }
         let prepared = self.services.prepare(def.clone())?;
         let record = ServiceRecord {
             name,

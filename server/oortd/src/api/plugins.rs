@@ -17,7 +17,7 @@ use oort_proto::v1::{
 use oort_store::PluginRecord;
 use tonic::{Request, Response, Status};
 
-use oort_policy::{FileRoots, PathUse};
+use oort_policy::{EgressPolicy, FileRoots, PathUse};
 
 use crate::api::CatalogHandle;
 use crate::error::{ApiError, ApiResult};
@@ -36,7 +36,8 @@ pub struct PluginApi {
     portable: Arc<PortableHost>,
     catalog: CatalogHandle,
     rules: RuleController,
-    allow_private_urls: bool,
+    /// Where archives named by `url` may be downloaded from.
+    egress: Arc<EgressPolicy>,
     /// Where archives named by `file` must be.
     uploads: Arc<FileRoots>,
     /// Serializes installs, updates and deletes (each spans host, catalog and files).
@@ -49,18 +50,10 @@ impl PluginApi {
         host: Arc<PluginHost>,
         portable: Arc<PortableHost>,
         rules: RuleController,
-        allow_private_urls: bool,
+        egress: Arc<EgressPolicy>,
         uploads: Arc<FileRoots>,
     ) -> Self {
-        Self {
-            host,
-            portable,
-            catalog: rules.catalog().clone(),
-            rules,
-            allow_private_urls,
-            uploads,
-            changing: Default::default(),
-        }
+        Self { host, portable, catalog: rules.catalog().clone(), rules, egress, uploads, changing: Default::default() }
     }
 
     async fn fetch(&self, source: Option<ArchiveSource>) -> ApiResult<Vec<u8>> {
@@ -78,9 +71,7 @@ impl PluginApi {
                 .await
                 .map_err(|e| ApiError::Internal(format!("reading task failed: {e}")))?
             }
-            Some(ArchiveSource::Url(url)) => {
-                Ok(oort_plugin_host::download::download(&url, self.allow_private_urls).await?)
-            }
+            Some(ArchiveSource::Url(url)) => Ok(oort_plugin_host::download::download(&url, &self.egress).await?),
             None => Err(ApiError::InvalidArgument("one of `file`, `archive` or `url` is required".into())),
         }
     }

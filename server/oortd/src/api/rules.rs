@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 use super::{now, required};
 use crate::convert::map_to_proto;
 use crate::error::{ApiError, ApiResult};
+use crate::redact;
 use crate::rules::RuleController;
 
 /// Longest accepted rule id.
@@ -253,19 +254,19 @@ impl RuleService for RuleApi {
             return Err(error.into());
         }
         tracing::info!(rule = %rule.id, "rule created");
-        Ok(Response::new(CreateRuleResponse { rule: Some(rule) }))
+        Ok(Response::new(CreateRuleResponse { rule: Some(redact::redact_rule(rule)) }))
     }
 
     async fn get_rule(&self, request: Request<GetRuleRequest>) -> Result<Response<GetRuleResponse>, Status> {
         let rule = self.load(request.into_inner().id).await?;
-        Ok(Response::new(GetRuleResponse { rule: Some(rule) }))
+        Ok(Response::new(GetRuleResponse { rule: Some(redact::redact_rule(rule)) }))
     }
 
     async fn list_rules(&self, _request: Request<ListRulesRequest>) -> Result<Response<ListRulesResponse>, Status> {
         let rules = self.rules.catalog().call(|c| c.list_rules()).await?;
         let mut infos = Vec::with_capacity(rules.len());
         for rule in rules {
-            infos.push(RuleInfo { state: self.state_of(&rule).await as i32, rule: Some(rule) });
+            infos.push(RuleInfo { state: self.state_of(&rule).await as i32, rule: Some(redact::redact_rule(rule)) });
         }
         Ok(Response::new(ListRulesResponse { rules: infos }))
     }
@@ -273,6 +274,8 @@ impl RuleService for RuleApi {
     async fn update_rule(&self, request: Request<UpdateRuleRequest>) -> Result<Response<UpdateRuleResponse>, Status> {
         let (mut rule, sources) = prepare_rule(request.into_inner().rule)?;
         let previous = self.load(rule.id.clone()).await?;
+        // Secrets sent back as read (redacted) keep their stored values.
+        redact::restore_rule(&mut rule, &previous);
         self.rules.validate(&rule)?;
         rule.create_time = previous.create_time;
         let stored = rule.clone();
@@ -283,7 +286,7 @@ impl RuleService for RuleApi {
             self.rules.halt(&rule.id).await;
         }
         tracing::info!(rule = %rule.id, "rule updated");
-        Ok(Response::new(UpdateRuleResponse { rule: Some(rule) }))
+        Ok(Response::new(UpdateRuleResponse { rule: Some(redact::redact_rule(rule)) }))
     }
 
     async fn delete_rule(&self, request: Request<DeleteRuleRequest>) -> Result<Response<DeleteRuleResponse>, Status> {

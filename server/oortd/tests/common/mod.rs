@@ -72,8 +72,9 @@ impl Oortd {
     }
 
     /// The `oortd` command with a clean environment (no OORT_* variables but
-    /// `OORT_AUTH_TOKEN=`[`TOKEN`]) and piped stderr; add flags, variables or a
-    /// working directory, then `launch`.
+    /// `OORT_AUTH_TOKEN=`[`TOKEN`] and `OORT_EGRESS_ALLOW` of loopback, where
+    /// the tests' services listen) and piped stderr; add flags, variables or a
+    /// working directory, then `launch`. Tests of the egress policy remove it.
     pub fn command() -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_oortd"));
         command
@@ -83,6 +84,8 @@ impl Oortd {
             .env_remove("OORT_TLS_KEY")
             .env_remove("OORT_TLS_CLIENT_CA")
             .env_remove("OORT_ALLOW_INSECURE_LISTEN")
+            .env_remove("OORT_FILE_ROOTS")
+            .env("OORT_EGRESS_ALLOW", "127.0.0.0/8,::1,localhost")
             .env("OORT_AUTH_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
