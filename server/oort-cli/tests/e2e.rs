@@ -923,3 +923,36 @@ fn secrets_in_actions_are_shown_redacted() {
     assert_eq!(described["actions"][0]["props"]["headers"]["Authorization"], "***");
     assert_eq!(described["actions"][0]["props"]["url"], "http://127.0.0.1:9/in", "what is no secret is shown");
 }
+
+#[test]
+fn tls_with_the_servers_ca_and_a_token() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "oort test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(path("server.pem"), cert.pem()).unwrap();
+    std::fs::write(path("server.key"), key.serialize_pem()).unwrap();
+    let server = Oortd::start_with_config(&format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        path("server.pem"),
+        path("server.key")
+    ));
+    let data_dir = server.data_dir();
+    let https = format!("https://{}", server.addr);
+    let with_ca = ["--server", &https, "--ca-cert", &path("ca.pem"), "--data-dir", &data_dir];
+    success(&run_oort(&[&with_ca[..], &["stream", "list"]].concat(), "", &[]));
+    // host:port with --ca-cert means TLS too.
+    let bare = ["--server", &server.addr, "--ca-cert", &path("ca.pem"), "--data-dir", &data_dir];
+    success(&run_oort(&[&bare[..], &["stream", "list"]].concat(), "", &[]));
+    let err = failure(&run_oort(&["--server", &https, "stream", "list"], "", &[]), 2);
+    assert!(err.contains("--ca-cert"), "{err}");
+    // Plaintext against a TLS port does not get through.
+    let out = run_oort(&["--server", &server.addr, "--data-dir", &data_dir, "stream", "list"], "", &[]);
+    assert!(!out.status.success());
+}
