@@ -50,6 +50,7 @@ impl IoRuntime {
     pub fn named(threads: usize, name: &str) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
+            .thread_stack_size(crate::THREAD_STACK_BYTES)
             .thread_name(name)
             .enable_all()
             .build()?;

@@ -15,6 +15,13 @@
 //! - [`runtime`]: the tasks of a running rule; [`engine`]: [`Engine`], all of them.
 
 pub mod connector;
+/// The stack of every thread that plans, compiles or evaluates rules (the
+/// server's runtime, the runtimes of external calls). Planning and evaluation
+/// recurse over expressions, which `oort_sql` bounds at
+/// [`oort_sql::MAX_EXPRESSION_DEPTH`] levels; a debug build needs about 12 KiB
+/// a level, tokio's default of 2 MiB held 150. 16 MiB is address space, not
+/// memory: stack pages are only committed as they are touched.
+pub const THREAD_STACK_BYTES: usize = 16 << 20;
 pub mod decode;
 pub mod engine;
 pub mod expr;

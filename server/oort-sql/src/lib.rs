@@ -25,6 +25,7 @@
 //! | `ddl`       | [`StreamDef`], [`StreamKind`], [`option_key`], [`parse_stream_ddl`] |
 //! | `window`    | [`TimeUnit`] and [`WindowSpec`], read from `GROUP BY`          |
 //! | `rule`      | [`RuleQuery`], [`SourceRef`], [`parse_rule_sql`]               |
+//! | `limits`    | depth and operator bounds, checked before anything recurses   |
 //!
 //! # Dialect notes
 //!
@@ -44,6 +45,7 @@ mod cursor;
 mod ddl;
 mod dialect;
 mod error;
+mod limits;
 mod rule;
 mod types;
 mod window;
@@ -53,6 +55,7 @@ pub use sqlparser;
 pub use ddl::{StreamDef, StreamKind, option_key, parse_stream_ddl};
 pub use dialect::EkuiperDialect;
 pub use error::{Position, SqlError};
+pub use limits::{MAX_EXPRESSION_DEPTH, MAX_OPERATORS};
 pub use rule::{RuleQuery, SourceRef, parse_rule_sql};
 pub use types::{Field, FieldType};
 pub use window::{TimeUnit, WindowSpec};

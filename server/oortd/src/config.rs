@@ -19,6 +19,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9081";
 pub const DEFAULT_HTTP_PUSH_LISTEN: &str = "127.0.0.1:10081";
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "data";
+/// Default of `max_buffer_length`: the largest `bufferLength` a rule may ask for.
+pub const DEFAULT_MAX_BUFFER_LENGTH: u32 = 100_000;
+/// Default of `max_message_bytes`: the largest gRPC message the API takes or sends.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// The configuration file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "oort.toml";
 
@@ -157,6 +161,10 @@ pub struct FileConfig {
     pub file_roots: Option<Vec<PathBuf>>,
     /// Internal addresses, networks and hosts the server may connect to on a client's behalf.
     pub egress_allow: Option<Vec<String>>,
+    /// The largest `bufferLength` a rule may ask for.
+    pub max_buffer_length: Option<u32>,
+    /// The largest gRPC message the API takes or sends, in bytes.
+    pub max_message_bytes: Option<usize>,
     /// Milliseconds a portable plugin may take to start (handshake, SERVING, Describe).
     pub plugin_start_timeout_ms: Option<u64>,
     /// Milliseconds one call to a portable plugin may take before it is restarted.
@@ -213,6 +221,10 @@ pub struct Config {
     pub file_roots: Vec<PathBuf>,
     /// Which internal addresses rules, external services and plugin URLs may reach.
     pub egress: Arc<EgressPolicy>,
+    /// The largest `bufferLength` a rule may ask for.
+    pub max_buffer_length: u32,
+    /// The largest gRPC message the API takes or sends, in bytes.
+    pub max_message_bytes: usize,
 }
 
 /// Authentication settings.
@@ -265,6 +277,8 @@ impl Default for Config {
             allow_insecure_listen: false,
             file_roots: Vec::new(),
             egress: Arc::default(),
+            max_buffer_length: DEFAULT_MAX_BUFFER_LENGTH,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -343,7 +357,17 @@ impl Config {
         egress_allow.extend(args.egress_allow);
         let egress =
             EgressPolicy::new(&egress_allow).map_err(|message| ConfigError::Value { key: "egress_allow", message })?;
+        let positive = |key: &'static str, value: Option<usize>, default: usize| match value {
+            Some(0) => Err(ConfigError::Value { key, message: "must be at least 1".into() }),
+            value => Ok(value.unwrap_or(default)),
+        };
         Ok(Config {
+            max_buffer_length: positive(
+                "max_buffer_length",
+                file.max_buffer_length.map(|v| v as usize),
+                DEFAULT_MAX_BUFFER_LENGTH as usize,
+            )? as u32,
+            max_message_bytes: positive("max_message_bytes", file.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES)?,
             file_roots,
             egress: Arc::new(egress),
             listen,

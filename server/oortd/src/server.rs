@@ -211,26 +211,41 @@ pub async fn run(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls).map_err(ServerError::Tls)?;
     }
+    // Every service takes and sends messages up to max_message_bytes: a client
+    // cannot make the server buffer more for one message.
+    let max = config.max_message_bytes;
+    macro_rules! bounded {
+        ($server:expr) => {
+            $server.max_decoding_message_size(max).max_encoding_message_size(max)
+        };
+    }
+    let rule_api = RuleApi::new(rules.clone())
+        .with_plugins(Arc::clone(&portable_host))
+        .with_max_buffer_length(config.max_buffer_length);
+    let plugin_api = PluginApi::new(
+        plugin_host,
+        Arc::clone(&portable_host),
+        rules,
+        match config.plugin_allow_private_urls {
+            true => Arc::new(EgressPolicy::allow_all()),
+            false => Arc::clone(&config.egress),
+        },
+        uploads,
+    );
     let serve = builder
         .layer(auth)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(StreamServiceServer::new(StreamApi::new(handle.clone(), Arc::clone(engine.connectors()))))
-        .add_service(RuleServiceServer::new(RuleApi::new(rules.clone()).with_plugins(Arc::clone(&portable_host))))
-        .add_service(PluginServiceServer::new(PluginApi::new(
-            plugin_host,
-            Arc::clone(&portable_host),
-            rules,
-            match config.plugin_allow_private_urls {
-                true => Arc::new(EgressPolicy::allow_all()),
-                false => Arc::clone(&config.egress),
-            },
-            uploads,
-        )))
-        .add_service(ExternalServiceServer::new(external))
-        .add_service(FunctionServiceServer::new(FunctionApi::new(functions)))
-        .add_service(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc))))
+        .add_service(bounded!(StreamServiceServer::new(StreamApi::new(
+            handle.clone(),
+            Arc::clone(engine.connectors())
+        ))))
+        .add_service(bounded!(RuleServiceServer::new(rule_api)))
+        .add_service(bounded!(PluginServiceServer::new(plugin_api)))
+        .add_service(bounded!(ExternalServiceServer::new(external)))
+        .add_service(bounded!(FunctionServiceServer::new(FunctionApi::new(functions))))
+        .add_service(bounded!(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc)))))
         // No Nagle: results streamed to TailRule and acks are small writes that must go at once.
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);
     tokio::select! {

@@ -9,22 +9,38 @@ use tonic::{Code, Status};
 
 use crate::error::ApiError;
 
+/// The longest message a status carries. Messages quote their input (names,
+/// SQL, paths); a client that sends 100,000 characters must get its
+/// `INVALID_ARGUMENT` back, not a message over gRPC's metadata limit.
+pub const MAX_MESSAGE_CHARS: usize = 512;
+
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
-        match error {
-            ApiError::InvalidArgument(message) => Status::invalid_argument(message),
-            ApiError::Sql(e) => Status::invalid_argument(e.to_string()),
-            ApiError::Store(e) => store_status(e),
-            ApiError::Engine(e) => engine_status(e),
-            ApiError::Plugin(e) => plugin_status(e),
-            ApiError::External(e) => external_status(e),
-            ApiError::NotFound(message) => Status::not_found(message),
-            ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
-            ApiError::Unimplemented(what) => Status::unimplemented(what),
-            ApiError::Internal(message) => {
-                tracing::error!(%message, "internal error");
-                Status::internal(message)
+        let status = status_of(error);
+        match status.message().chars().nth(MAX_MESSAGE_CHARS) {
+            None => status,
+            Some(_) => {
+                let cut: String = status.message().chars().take(MAX_MESSAGE_CHARS).collect();
+                Status::new(status.code(), format!("{cut}…"))
             }
+        }
+    }
+}
+
+fn status_of(error: ApiError) -> Status {
+    match error {
+        ApiError::InvalidArgument(message) => Status::invalid_argument(message),
+        ApiError::Sql(e) => Status::invalid_argument(e.to_string()),
+        ApiError::Store(e) => store_status(e),
+        ApiError::Engine(e) => engine_status(e),
+        ApiError::Plugin(e) => plugin_status(e),
+        ApiError::External(e) => external_status(e),
+        ApiError::NotFound(message) => Status::not_found(message),
+        ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
+        ApiError::Unimplemented(what) => Status::unimplemented(what),
+        ApiError::Internal(message) => {
+            tracing::error!(%message, "internal error");
+            Status::internal(message)
         }
     }
 }

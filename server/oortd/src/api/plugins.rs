@@ -17,6 +17,7 @@ use oort_proto::v1::{
 use oort_store::PluginRecord;
 use tonic::{Request, Response, Status};
 
+use oort_plugin_host::archive::MAX_UNPACKED_BYTES;
 use oort_policy::{EgressPolicy, FileRoots, PathUse};
 
 use crate::api::CatalogHandle;
@@ -65,6 +66,12 @@ impl PluginApi {
                     let file = uploads
                         .resolve(&path, PathUse::ReadFile)
                         .map_err(|e| ApiError::InvalidArgument(format!("plugin archive: {e}")))?;
+                    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                    if size > MAX_UNPACKED_BYTES {
+                        return Err(ApiError::InvalidArgument(format!(
+                            "plugin archive {path}: {size} bytes; at most {MAX_UNPACKED_BYTES} are read"
+                        )));
+                    }
                     std::fs::read(&file)
                         .map_err(|e| ApiError::InvalidArgument(format!("cannot read the plugin archive {path}: {e}")))
                 })

@@ -37,12 +37,31 @@ const MAX_TAIL_BATCH_BYTES: usize = 1 << 20;
 pub struct RuleApi {
     rules: RuleController,
     portable: Option<Arc<oort_plugin_host::PortableHost>>,
+    /// The largest `buffer_length` a rule may ask for.
+    max_buffer_length: u32,
 }
 
 impl RuleApi {
     /// A service over the rule controller.
     pub fn new(rules: RuleController) -> Self {
-        Self { rules, portable: None }
+        Self { rules, portable: None, max_buffer_length: crate::config::DEFAULT_MAX_BUFFER_LENGTH }
+    }
+
+    /// Refuses rules whose `buffer_length` is above `max` (`max_buffer_length`).
+    pub fn with_max_buffer_length(mut self, max: u32) -> Self {
+        self.max_buffer_length = max;
+        self
+    }
+
+    /// Checks a rule against the server's limits.
+    fn check_limits(&self, rule: &Rule) -> ApiResult<()> {
+        match rule.options.as_ref().and_then(|o| o.buffer_length) {
+            Some(length) if length > self.max_buffer_length => Err(ApiError::InvalidArgument(format!(
+                "rule {}: buffer_length {length} is above the server's max_buffer_length of {}",
+                rule.id, self.max_buffer_length
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Also reports, in `GetRuleStatus`, the portable plugins a rule uses.
@@ -235,6 +254,7 @@ fn batches<T>(items: impl Iterator<Item = (usize, T)>, max: usize) -> impl Itera
 impl RuleService for RuleApi {
     async fn create_rule(&self, request: Request<CreateRuleRequest>) -> Result<Response<CreateRuleResponse>, Status> {
         let (rule, sources) = prepare_rule(request.into_inner().rule)?;
+        self.check_limits(&rule)?;
         self.rules.validate(&rule)?;
         let id = rule.id.clone();
         if self.rules.catalog().call(move |c| c.get_rule(&id)).await.is_ok() {
@@ -273,6 +293,7 @@ impl RuleService for RuleApi {
 
     async fn update_rule(&self, request: Request<UpdateRuleRequest>) -> Result<Response<UpdateRuleResponse>, Status> {
         let (mut rule, sources) = prepare_rule(request.into_inner().rule)?;
+        self.check_limits(&rule)?;
         let previous = self.load(rule.id.clone()).await?;
         // Secrets sent back as read (redacted) keep their stored values.
         redact::restore_rule(&mut rule, &previous);

@@ -1,0 +1,123 @@
+//! Hostile and careless requests against the real server: each is refused
+//! with the right code and a bounded message, and the server stays up.
+
+mod common;
+
+use common::{Oortd, code_of};
+use oort_proto::v1::event_service_client::EventServiceClient;
+use oort_proto::v1::value::Kind;
+use oort_proto::v1::{
+    Action, CreateRuleRequest, CreateStreamRequest, Event, GetStreamRequest, ListStreamsRequest, PublishRequest, Rule,
+    TailRuleRequest, Value,
+};
+use tonic::Code;
+
+fn rule(id: &str, sql: String) -> CreateRuleRequest {
+    let action = Action { r#type: "log".into(), props: None };
+    CreateRuleRequest { rule: Some(Rule { id: id.into(), sql, actions: vec![action], ..Default::default() }) }
+}
+
+#[tokio::test]
+async fn deep_expressions_are_refused_with_their_position_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let sql = r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#;
+    oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let mut rules = oortd.rules().await;
+    for (i, op) in ["+", " AND ", " OR ", " || ", "->"].into_iter().enumerate() {
+        for terms in [1_600, 20_000] {
+            let sql = format!("SELECT {} AS x FROM s", vec!["a"; terms].join(op));
+            let (code, message) = code_of(rules.create_rule(rule(&format!("deep{i}_{terms}"), sql)).await);
+            assert_eq!(code, Code::InvalidArgument, "{op} × {terms}: {message}");
+            assert!(message.contains("at line 1, column"), "{op} × {terms}: {message}");
+        }
+    }
+    // Near the limit, the rule plans, compiles and runs.
+    let sql = format!("SELECT {} AS x FROM s", vec!["a"; 250].join("+"));
+    let mut wide = rule("wide", sql);
+    wide.rule.as_mut().unwrap().actions = vec![Action { r#type: "grpc".into(), props: None }];
+    rules.create_rule(wide).await.expect("250 terms are a valid rule");
+    let mut tail =
+        rules.tail_rule(TailRuleRequest { id: "wide".into(), ..Default::default() }).await.unwrap().into_inner();
+    let event =
+        Event { fields: [("a".to_string(), Value { kind: Some(Kind::IntValue(2)) })].into(), ..Default::default() };
+    let request = PublishRequest { stream: "s".into(), event: Some(event), ..Default::default() };
+    EventServiceClient::new(oortd.channel().await).publish(tokio_stream::once(request)).await.unwrap();
+    let result =
+        tokio::time::timeout(std::time::Duration::from_secs(10), tail.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(result.event.unwrap().fields["x"].kind, Some(Kind::IntValue(500)));
+    oortd.streams().await.list_streams(ListStreamsRequest::default()).await.expect("the server is up");
+}
+
+#[tokio::test]
+async fn huge_names_come_back_as_their_code_with_a_short_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let name = "n".repeat(100_000);
+    let (code, message) = code_of(oortd.streams().await.get_stream(GetStreamRequest { name: name.clone() }).await);
+    assert_eq!(code, Code::NotFound);
+    assert!(message.chars().count() <= 513 && message.ends_with('…'), "{} chars", message.len());
+    let sql = format!(r#"CREATE STREAM {name} () WITH (TYPE="grpc", DATASOURCE="s"#);
+    let (code, message) = code_of(oortd.streams().await.create_stream(CreateStreamRequest { sql }).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.chars().count() <= 513, "{} chars", message.len());
+}
+
+#[tokio::test]
+async fn hostile_proto_files_are_refused_and_the_server_stays_up() {
+    use oort_proto::v1::external_service_client::ExternalServiceClient;
+    use oort_proto::v1::{ProtoFile, RegisterServiceRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let deep = format!(
+        "syntax = \"proto3\"; import \"google/protobuf/descriptor.proto\";\n\
+         message Opt {{ Opt o = 1; }} extend google.protobuf.MessageOptions {{ Opt opt = 50000; }}\n\
+         message M {{ option (opt) = {}{}; }}",
+        "{ o: ".repeat(1_000),
+        " }".repeat(1_000)
+    );
+    let chain: Vec<ProtoFile> = (0..1_200)
+        .map(|i| ProtoFile {
+            name: format!("f{i}.proto"),
+            content: format!("syntax = \"proto3\"; import \"f{}.proto\";", i + 1),
+        })
+        .collect();
+    let description = r#"{"interfaces": {"i": {"address": "192.0.2.1:1", "protocol": "grpc", "schemaType": "protobuf", "schemaFile": "f0.proto", "functions": [{"name": "f", "serviceName": "F"}]}}}"#;
+    let mut services = ExternalServiceClient::new(oortd.channel().await);
+    for (what, files) in [("deep", vec![ProtoFile { name: "f0.proto".into(), content: deep }]), ("chain", chain)] {
+        let request = RegisterServiceRequest {
+            name: "svc".into(),
+            description_json: description.into(),
+            proto_files: files,
+            ..Default::default()
+        };
+        let (code, message) = code_of(services.register_service(request).await);
+        assert_eq!(code, Code::InvalidArgument, "{what}: {message}");
+    }
+    oortd.streams().await.list_streams(ListStreamsRequest::default()).await.expect("the server is up");
+}
+
+#[tokio::test]
+async fn sizes_that_clients_choose_are_bounded() {
+    use oort_proto::v1::plugin_service_client::PluginServiceClient;
+    use oort_proto::v1::{InstallPluginRequest, PluginKind, RuleOptions, install_plugin_request};
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let sql = r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#;
+    oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let mut huge = rule("huge", "SELECT * FROM s".into());
+    huge.rule.as_mut().unwrap().options = Some(RuleOptions { buffer_length: Some(100_000_000), ..Default::default() });
+    let (code, message) = code_of(oortd.rules().await.create_rule(huge).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("max_buffer_length of 100000"), "{message}");
+    // A message over max_message_bytes (16 MiB by default) is refused whole.
+    let install = InstallPluginRequest {
+        kind: PluginKind::Portable as i32,
+        name: "big".into(),
+        source: Some(install_plugin_request::Source::Archive(vec![0; 17 << 20])),
+    };
+    let client = PluginServiceClient::new(oortd.channel().await).max_encoding_message_size(64 << 20);
+    let (code, message) = code_of(client.clone().install_plugin(install).await);
+    assert!(matches!(code, Code::OutOfRange | Code::ResourceExhausted), "{code:?}: {message}");
+    oortd.streams().await.list_streams(ListStreamsRequest::default()).await.expect("the server is up");
+}
