@@ -232,7 +232,10 @@ pub async fn run(
         },
         uploads,
     );
+    let decode_errors = crate::status::decode_errors_are_invalid_arguments
+        as fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body>;
     let serve = builder
+        .layer(tower::util::MapResponseLayer::new(decode_errors))
         .layer(auth)
         .add_service(health_service)
         .add_service(reflection_v1)

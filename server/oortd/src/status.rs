@@ -45,6 +45,24 @@ fn status_of(error: ApiError) -> Status {
     }
 }
 
+/// tonic answers a request it cannot decode (malformed protobuf, a string
+/// that is not UTF-8) with `INTERNAL`; it is the client's fault, so it becomes
+/// `INVALID_ARGUMENT`. A response-mapping layer: these statuses never reach a
+/// handler.
+pub fn decode_errors_are_invalid_arguments(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    let decode = |message: &http::HeaderValue| {
+        let bytes = message.as_bytes();
+        bytes.starts_with(b"failed to decode") || bytes.starts_with(b"failed%20to%20decode")
+    };
+    if headers.get("grpc-status").is_some_and(|code| code == "13") && headers.get("grpc-message").is_some_and(decode) {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    response
+}
+
 fn store_status(error: StoreError) -> Status {
     let code = match &error {
         StoreError::NotFound { .. } => Code::NotFound,

@@ -121,3 +121,34 @@ async fn sizes_that_clients_choose_are_bounded() {
     assert!(matches!(code, Code::OutOfRange | Code::ResourceExhausted), "{code:?}: {message}");
     oortd.streams().await.list_streams(ListStreamsRequest::default()).await.expect("the server is up");
 }
+
+/// What `curl` gets back for `body` (one gRPC frame) posted to `method`.
+fn grpc_status_of(oortd: &Oortd, method: &str, message: &[u8]) -> String {
+    use std::io::Write;
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(message);
+    let mut child = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D", "-", "--http2-prior-knowledge", "-H", "content-type: application/grpc"])
+        .args(["-H", "te: trailers", "-H", &format!("authorization: Bearer {}", common::TOKEN)])
+        .args(["--data-binary", "@-", &format!("http://{}/{method}", oortd.addr)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&frame).unwrap();
+    let headers = String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).to_lowercase();
+    headers.lines().find_map(|l| l.strip_prefix("grpc-status: ")).unwrap_or("none").trim().to_string()
+}
+
+#[tokio::test]
+async fn malformed_protobuf_and_invalid_utf8_are_invalid_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    // Field 1 (sql), length 200, but only 3 bytes follow.
+    assert_eq!(grpc_status_of(&oortd, "oort.v1.StreamService/CreateStream", &[0x0a, 0xc8, 0x01, 1, 2, 3]), "3");
+    // Field 1 (sql) holding bytes that are not UTF-8.
+    assert_eq!(grpc_status_of(&oortd, "oort.v1.StreamService/CreateStream", &[0x0a, 0x02, 0xff, 0xfe]), "3");
+    // A well-formed request still gets its own answer (NOT_FOUND, 5).
+    assert_eq!(grpc_status_of(&oortd, "oort.v1.StreamService/GetStream", &[0x0a, 0x01, b'x']), "5");
+}
