@@ -517,3 +517,21 @@ async fn a_plugin_process_gets_a_minimal_environment_not_the_servers() {
     assert!(!env.contains("hunter2") && !env.contains(common::TOKEN), "the server's secrets leaked:\n{env}");
     assert!(!env.contains("OORT_AUTH_TOKEN") && !env.contains("OORT_EGRESS_ALLOW"), "{env}");
 }
+
+#[tokio::test]
+async fn a_plugin_flooding_its_output_is_held_to_its_log_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = start(dir.path()).await;
+    let flood = "i=0; while [ $i -lt 20000 ]; do echo \"flood line $i\" >&2; i=$((i+1)); done; exit 3";
+    let archive = zip_of(&[("manifest.json", &manifest("run", "shell")), ("run", &script(flood))]);
+    let error = install_archive(&oortd, "bad", archive).await.unwrap_err();
+    assert!(error.message().contains("exited with status 3"), "{error:?}");
+    // Every line was read (the pipe never blocked the plugin), few were logged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !oortd.logged(&["suppressed", "lines of the plugin's output"]) {
+        assert!(std::time::Instant::now() < deadline, "no suppressed-lines note");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let logged = oortd.log.lock().unwrap().iter().filter(|l| l.contains("flood line")).count();
+    assert!(logged <= 200 + 100 * 10, "{logged} lines of 20,000 reached the log");
+}

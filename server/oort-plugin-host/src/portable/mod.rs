@@ -19,7 +19,8 @@
 //!    its symbols (a call, a source or sink instance). It gets the protocol's
 //!    environment (cookie, protocol version, a socket path in this server's
 //!    private directory, mode 0700, and the shutdown grace), a stdin pipe the
-//!    server holds, and its stderr goes into the log under the plugin's name.
+//!    server holds, and its stdout and stderr go into the log under the
+//!    plugin's name, within a budget of lines a second ([`output`]).
 //!    It is health-checked every `health_interval`; one that crashes, is
 //!    killed, fails a health check or overruns `call_timeout` is killed and
 //!    started again with backoff, and the rules using it carry on (a function
@@ -31,12 +32,13 @@
 //! 5. **Delete** ([`PortableHost::remove`]): symbols unregistered, process shut
 //!    down (`Shutdown`, stdin closed, killed after the grace period).
 //!
-//! Modules: [`process`] (one OS process), [`supervisor`], [`function`],
+//! Modules: [`process`] (one OS process), [`output`] (its log budget), [`supervisor`], [`function`],
 //! [`source`], [`sink`] (the engine adapters), [`convert`] (values), [`host`].
 
 pub mod convert;
 pub mod function;
 pub mod host;
+pub mod output;
 pub mod process;
 pub mod sink;
 pub mod source;

@@ -17,6 +17,7 @@ use tokio::process::{ChildStdin, Command};
 use tokio::sync::{Notify, watch};
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use super::output::{self, LogBudget};
 use crate::error::HostError;
 
 /// The environment variable that tells a program it is started by oortd.
@@ -228,15 +229,17 @@ pub async fn spawn(launch: &Launch) -> Result<Process, HostError> {
     let stderr_pipe = child.stderr.take();
 
     let stderr = StderrTail::default();
+    let budget = Arc::new(LogBudget::default());
     let stderr_done = {
-        let (tail, plugin) = (stderr.clone(), name.clone());
+        let (tail, plugin, budget) = (stderr.clone(), name.clone(), Arc::clone(&budget));
         tokio::spawn(async move {
             let Some(pipe) = stderr_pipe else { return };
             let mut reader = BufReader::new(pipe);
             while let Some(line) = read_line(&mut reader).await {
-                tracing::info!(target: "oort_plugin", plugin = %plugin, pid, "{line}");
+                output::log_line(&budget, &plugin, pid, "stderr", &line);
                 tail.push(line);
             }
+            output::report_suppressed(&plugin, pid, budget.take_suppressed());
         })
     };
 
@@ -289,8 +292,9 @@ pub async fn spawn(launch: &Launch) -> Result<Process, HostError> {
         let plugin = name.clone();
         tokio::spawn(async move {
             while let Some(line) = read_line(&mut stdout).await {
-                tracing::info!(target: "oort_plugin", plugin = %plugin, pid, stream = "stdout", "{line}");
+                output::log_line(&budget, &plugin, pid, "stdout", &line);
             }
+            output::report_suppressed(&plugin, pid, budget.take_suppressed());
         });
     }
     let channel =
