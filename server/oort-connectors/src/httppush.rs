@@ -18,6 +18,9 @@ use crate::bus::{BusSource, TopicBus};
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// Longest time a request's body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Builds `httppush` sources.
 pub struct HttpPushSourceFactory(pub Arc<TopicBus>);
 
@@ -50,9 +53,16 @@ async fn receive(State(bus): State<Arc<TopicBus>>, request: Request) -> impl Int
             format!("no running rule reads an httppush stream with DATASOURCE=\"{path}\"\n"),
         );
     }
-    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(body) => body,
-        Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n")),
+    // A body that trickles in (or never comes) gives its connection back.
+    let body: Bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => return (StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n")),
+        Err(_) => {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {} s\n", BODY_TIMEOUT.as_secs()),
+            );
+        }
     };
     let meta = BTreeMap::from([("path".to_owned(), path.clone()), ("method".to_owned(), parts.method.to_string())]);
     let event = SourceEvent { payload: Payload::Bytes(body.to_vec()), meta: Arc::new(meta), timestamp: None };

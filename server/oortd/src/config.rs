@@ -165,6 +165,10 @@ pub struct FileConfig {
     pub max_buffer_length: Option<u32>,
     /// The largest gRPC message the API takes or sends, in bytes.
     pub max_message_bytes: Option<usize>,
+    /// HTTP push connections served at once.
+    pub http_push_max_connections: Option<usize>,
+    /// Milliseconds an HTTP push client has to send a request's headers (and longest idle time).
+    pub http_push_read_timeout_ms: Option<u64>,
     /// Milliseconds a portable plugin may take to start (handshake, SERVING, Describe).
     pub plugin_start_timeout_ms: Option<u64>,
     /// Milliseconds one call to a portable plugin may take before it is restarted.
@@ -225,6 +229,8 @@ pub struct Config {
     pub max_buffer_length: u32,
     /// The largest gRPC message the API takes or sends, in bytes.
     pub max_message_bytes: usize,
+    /// Connections and timeouts of the HTTP push endpoint.
+    pub http_push_limits: crate::http::HttpLimits,
 }
 
 /// Authentication settings.
@@ -279,6 +285,7 @@ impl Default for Config {
             egress: Arc::default(),
             max_buffer_length: DEFAULT_MAX_BUFFER_LENGTH,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            http_push_limits: crate::http::HttpLimits::default(),
         }
     }
 }
@@ -368,6 +375,18 @@ impl Config {
                 DEFAULT_MAX_BUFFER_LENGTH as usize,
             )? as u32,
             max_message_bytes: positive("max_message_bytes", file.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES)?,
+            http_push_limits: crate::http::HttpLimits {
+                max_connections: positive(
+                    "http_push_max_connections",
+                    file.http_push_max_connections,
+                    defaults.http_push_limits.max_connections,
+                )?,
+                read_timeout: Duration::from_millis(positive(
+                    "http_push_read_timeout_ms",
+                    file.http_push_read_timeout_ms.map(|ms| ms as usize),
+                    defaults.http_push_limits.read_timeout.as_millis() as usize,
+                )? as u64),
+            },
             file_roots,
             egress: Arc::new(egress),
             listen,

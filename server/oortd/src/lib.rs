@@ -5,6 +5,7 @@
 //!   serves them until shutdown; [`run`] is the entry point.
 //! - [`auth`]: tokens, client certificates and roles, checked before any service.
 //! - [`api`]: one module per `oort.v1` service.
+//! - [`http`]: the HTTP endpoints (push, metrics), bounded in connections and time.
 //! - [`rules`]: [`rules::RuleController`], the catalog and the engine in step.
 //! - [`convert`]: protobuf messages ↔ engine types.
 //! - [`redact`]: secrets in rules and services, stored but never returned.
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod http;
 pub mod metrics;
 pub mod redact;
 pub mod rules;

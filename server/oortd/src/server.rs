@@ -185,7 +185,8 @@ pub async fn run(
     let push = match config.http_push_listen {
         Some(addr) => {
             let app = oort_connectors::httppush::router(Arc::clone(&buses.http));
-            serve_http("http push", addr, config.http_push_explicit, app, stopping.clone()).await?
+            serve_http("http push", addr, config.http_push_explicit, app, config.http_push_limits, stopping.clone())
+                .await?
         }
         None => None,
     };
@@ -195,7 +196,7 @@ pub async fn run(
             let guard = (!addr.ip().is_loopback()).then(|| auth.authenticator()).flatten();
             let router =
                 crate::metrics::router(rules.clone(), Arc::clone(&portable_host), external_calls.clone(), guard);
-            serve_http("metrics", addr, true, router, stopping.clone()).await?
+            serve_http("metrics", addr, true, router, Default::default(), stopping.clone()).await?
         }
         None => None,
     };
@@ -358,6 +359,7 @@ async fn serve_http(
     addr: std::net::SocketAddr,
     explicit: bool,
     app: axum::Router,
+    limits: crate::http::HttpLimits,
     stopping: CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, ServerError> {
     let listener = match TcpListener::bind(addr).await {
@@ -372,10 +374,5 @@ async fn serve_http(
         // Tests and scripts read the port of an endpoint on port 0 from this line.
         tracing::info!(%addr, "{what} listening");
     }
-    Ok(Some(tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned()).await;
-        if let Err(error) = served {
-            tracing::error!(%error, "{what} endpoint failed");
-        }
-    })))
+    Ok(Some(tokio::spawn(crate::http::serve(what, listener, app, limits, stopping))))
 }

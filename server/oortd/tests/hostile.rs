@@ -152,3 +152,45 @@ async fn malformed_protobuf_and_invalid_utf8_are_invalid_arguments() {
     // A well-formed request still gets its own answer (NOT_FOUND, 5).
     assert_eq!(grpc_status_of(&oortd, "oort.v1.StreamService/GetStream", &[0x0a, 0x01, b'x']), "5");
 }
+
+#[tokio::test]
+async fn idle_http_push_connections_are_bounded_and_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("oort.toml"), "http_push_max_connections = 4\nhttp_push_read_timeout_ms = 500\n")
+        .unwrap();
+    let data = dir.path().join("data");
+    let mut command = Oortd::command();
+    command.args(["--listen", "127.0.0.1:0", "--http-push-listen", "127.0.0.1:0", "--config"]);
+    command.arg(dir.path().join("oort.toml")).arg("--data-dir").arg(&data);
+    let oortd = Oortd::launch(command, &data).await;
+    let push = oortd.push_addr.clone().unwrap();
+
+    // Forty clients connect and send nothing: four are served, the rest wait in the backlog.
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(tokio::net::TcpStream::connect(&push).await.unwrap());
+    }
+    oortd.streams().await.list_streams(ListStreamsRequest::default()).await.expect("gRPC is not locked out");
+    // The served ones are closed for sending nothing; the others get their turn and are closed too.
+    let started = std::time::Instant::now();
+    for mut stream in idle {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "an idle connection stays open: {read:?}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    // A kept-alive connection that goes idle after a request is closed too.
+    let mut stream = tokio::net::TcpStream::connect(&push).await.unwrap();
+    stream.write_all(b"GET /x HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = stream.read(&mut answer).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 405"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "a kept-alive idle connection stays open: {read:?}");
+}
