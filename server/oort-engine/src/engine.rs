@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::Mutex;
 
 use crate::connector::ConnectorRegistry;
 use crate::function::FunctionRegistry;
 use crate::plan::{self, PlanError, RulePlan, StreamLookup};
 use crate::rule::RuleDefinition;
-use crate::runtime::{self, Results, RuleStatus, RunningRule};
+use crate::runtime::{self, RuleStatus, RunningRule};
 
 /// Why the engine refused a request.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +114,7 @@ impl Engine {
     }
 
     /// A live copy of a running rule's results.
-    pub async fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<Results>> {
+    pub async fn subscribe(&self, id: &str) -> Option<crate::runtime::TailReader> {
         self.running.lock().await.get(id).map(RunningRule::subscribe)
     }
 }

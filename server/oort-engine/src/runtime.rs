@@ -3,6 +3,7 @@
 //! rule's cancellation token and stops with it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ const RECEIVE_BATCH: usize = 256;
 pub(crate) const PIPELINE_DEPTH: usize = 4;
 
 /// How many results a slow TailRule reader may fall behind before it loses some.
-const TAIL_CAPACITY: usize = 1024;
+pub const TAIL_CAPACITY: usize = 1024;
 
 /// The results of a rule for one batch of events, in order. Each result is
 /// one message for a sink (one event's row, or one window's rows): results
@@ -63,6 +64,8 @@ pub struct RuleStatus {
     pub restart_count: u32,
     /// Counters per operator, in pipeline order.
     pub operators: Vec<OperatorStatus>,
+    /// Results that TailRule readers missed by falling behind.
+    pub tail_missed: u64,
 }
 
 /// Shared between the rule's tasks and the status calls.
@@ -78,13 +81,31 @@ struct Shared {
 #[derive(Default)]
 pub struct Tail {
     sender: Mutex<Option<broadcast::Sender<Results>>>,
+    /// Results that readers fell too far behind to get, since the rule started.
+    missed: AtomicU64,
+}
+
+/// One reader of a rule's results: the channel, and where to count what it
+/// misses when it falls behind.
+pub struct TailReader {
+    /// The results, [`TAIL_CAPACITY`] batches of buffer.
+    pub results: broadcast::Receiver<Results>,
+    tail: Arc<Tail>,
+}
+
+impl TailReader {
+    /// Counts `results` this reader missed (shown in the rule's status).
+    pub fn count_missed(&self, results: u64) {
+        self.tail.missed.fetch_add(results, Ordering::Relaxed);
+    }
 }
 
 impl Tail {
     /// A new reader of the results.
-    pub fn subscribe(&self) -> broadcast::Receiver<Results> {
+    pub fn subscribe(self: &Arc<Self>) -> TailReader {
         let mut sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-        sender.get_or_insert_with(|| broadcast::channel(TAIL_CAPACITY).0).subscribe()
+        let results = sender.get_or_insert_with(|| broadcast::channel(TAIL_CAPACITY).0).subscribe();
+        TailReader { results, tail: Arc::clone(self) }
     }
 
     /// Copies a result to the readers; forgets the channel when none is left.
@@ -116,11 +137,12 @@ impl RunningRule {
             start_time_ms: self.shared.start_time_ms,
             restart_count,
             operators: self.shared.operators.iter().map(|m| m.snapshot()).collect(),
+            tail_missed: self.tail.missed.load(Ordering::Relaxed),
         }
     }
 
     /// A live copy of the rule's results.
-    pub fn subscribe(&self) -> broadcast::Receiver<Results> {
+    pub fn subscribe(&self) -> TailReader {
         self.tail.subscribe()
     }
 

@@ -1,6 +1,6 @@
 //! The Prometheus endpoint (`GET /metrics`, off unless `metrics_listen` is
 //! set): rules by state and, per running rule and operator, the counters of
-//! `GetRuleStatus`, in the OpenMetrics text format; per portable plugin, the
+//! `GetRuleStatus` (with the results TailRule readers missed), in the OpenMetrics text format; per portable plugin, the
 //! restarts of its process; the latency of external function calls.
 //!
 //! Each scrape reads a snapshot of the catalog and the engine into a fresh
@@ -145,6 +145,8 @@ async fn render(
     registry.register("rules", "Rules in the catalog, by state", by_state.clone());
     let restarts = Counters::<RuleLabels>::default();
     registry.register("rule_restarts", "Times a rule's source was restarted", restarts.clone());
+    let tail_missed = Counters::<RuleLabels>::default();
+    registry.register("rule_tail_missed", "Results TailRule readers missed by falling behind", tail_missed.clone());
     let records_in = Counters::<OperatorLabels>::default();
     registry.register("operator_records_in", "Records an operator received", records_in.clone());
     let records_out = Counters::<OperatorLabels>::default();
@@ -181,6 +183,7 @@ async fn render(
             RuleState::Stopped => {}
         }
         restarts.get_or_create(&RuleLabels { rule: rule.clone() }).inc_by(u64::from(status.restart_count));
+        tail_missed.get_or_create(&RuleLabels { rule: rule.clone() }).inc_by(status.tail_missed);
         for op in &status.operators {
             let labels = OperatorLabels { rule: rule.clone(), operator: op.name.clone() };
             records_in.get_or_create(&labels).inc_by(op.records_in_total);

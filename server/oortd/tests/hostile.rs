@@ -194,3 +194,61 @@ async fn idle_http_push_connections_are_bounded_and_closed() {
     let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "a kept-alive idle connection stays open: {read:?}");
 }
+
+#[tokio::test]
+async fn a_tail_reader_that_falls_behind_is_told_and_the_loss_is_counted() {
+    use oort_proto::v1::GetRuleStatusRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let sql = r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#;
+    oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let mut all = rule("all", "SELECT * FROM s".into());
+    all.rule.as_mut().unwrap().actions = vec![Action { r#type: "grpc".into(), props: None }];
+    oortd.rules().await.create_rule(all).await.unwrap();
+    let mut tail = oortd
+        .rules()
+        .await
+        .tail_rule(TailRuleRequest { id: "all".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    // The reader reads nothing while 3,000 results of 2 KB are produced, each
+    // on its own (one Publish call each): more than the transport holds and
+    // more batches than the tail keeps.
+    let mut events = EventServiceClient::new(oortd.channel().await);
+    let padding = "x".repeat(2_048);
+    for i in 0..3_000 {
+        let fields = [
+            ("n".to_string(), Value { kind: Some(Kind::IntValue(i)) }),
+            ("pad".to_string(), Value { kind: Some(Kind::StringValue(padding.clone())) }),
+        ]
+        .into();
+        let request = PublishRequest {
+            stream: "s".into(),
+            event: Some(Event { fields, ..Default::default() }),
+            ..Default::default()
+        };
+        events.publish(tokio_stream::once(request)).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut rows = 0u64;
+    let status = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), tail.message()).await.expect("the stream moves")
+        {
+            Ok(Some(_)) => rows += 1,
+            Ok(None) => panic!("the stream ended without saying what was lost, after {rows} rows"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::DataLoss, "{status:?}");
+    assert!(status.message().contains("missed") && status.message().contains("reopen the tail"), "{status:?}");
+    let missed = oortd
+        .rules()
+        .await
+        .get_rule_status(GetRuleStatusRequest { id: "all".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .tail_missed_total;
+    assert!(missed > 0 && rows + missed <= 3_000, "rows {rows}, missed {missed}");
+}

@@ -358,6 +358,7 @@ impl RuleService for RuleApi {
                 start_time: timestamp_ms(status.start_time_ms),
                 restart_count: status.restart_count,
                 operators: status.operators.into_iter().map(operator_to_proto).collect(),
+                tail_missed_total: status.tail_missed,
             },
             None => GetRuleStatusResponse { id: rule.id, state: RuleState::Stopped as i32, ..Default::default() },
         };
@@ -372,12 +373,12 @@ impl RuleService for RuleApi {
         let encoding = TailEncoding::try_from(encoding)
             .map_err(|_| ApiError::InvalidArgument(format!("unknown TailRule encoding {encoding}")))?;
         let rule = self.load(id.clone()).await?;
-        let mut results = self.rules.engine().subscribe(&rule.id).await.ok_or_else(|| {
+        let mut reader = self.rules.engine().subscribe(&rule.id).await.ok_or_else(|| {
             ApiError::FailedPrecondition(format!("rule {id} is not running: start it to tail its output"))
         })?;
         let stream = async_stream::stream! {
             loop {
-                match results.recv().await {
+                match reader.results.recv().await {
                     // Each batch from the engine goes out at once, in as many
                     // responses as it needs: batching adds no wait.
                     Ok(results) => {
@@ -385,8 +386,15 @@ impl RuleService for RuleApi {
                             yield Ok(response);
                         }
                     }
+                    // Nothing is lost in silence: the reader is told, the count kept.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
-                        tracing::warn!(rule = %id, lost, "TailRule reader fell behind; results skipped");
+                        reader.count_missed(lost);
+                        tracing::warn!(rule = %id, lost, "TailRule reader fell behind; its stream ends with DATA_LOSS");
+                        yield Err(Status::data_loss(format!(
+                            "this TailRule reader fell more than {} result batches behind rule {id} and missed {lost} results; reopen the tail, and read faster or ask for batches (max_batch)",
+                            oort_engine::runtime::TAIL_CAPACITY
+                        )));
+                        break;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }

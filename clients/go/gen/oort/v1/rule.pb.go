@@ -1402,9 +1402,12 @@ type GetRuleStatusResponse struct {
 	Operators []*OperatorStatus `protobuf:"bytes,6,rep,name=operators,proto3" json:"operators,omitempty"`
 	// The portable plugins the rule uses (functions, source or sinks), with the
 	// health of their processes, ordered by name.
-	Plugins       []*RulePluginStatus `protobuf:"bytes,7,rep,name=plugins,proto3" json:"plugins,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Plugins []*RulePluginStatus `protobuf:"bytes,7,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	// Results that TailRule readers missed by falling behind, since the rule
+	// started; each reader that missed some saw its stream end with DATA_LOSS.
+	TailMissedTotal uint64 `protobuf:"varint,8,opt,name=tail_missed_total,json=tailMissedTotal,proto3" json:"tail_missed_total,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetRuleStatusResponse) Reset() {
@@ -1484,6 +1487,13 @@ func (x *GetRuleStatusResponse) GetPlugins() []*RulePluginStatus {
 		return x.Plugins
 	}
 	return nil
+}
+
+func (x *GetRuleStatusResponse) GetTailMissedTotal() uint64 {
+	if x != nil {
+		return x.TailMissedTotal
+	}
+	return 0
 }
 
 // The state of a portable plugin as seen from a rule that uses it.
@@ -1875,7 +1885,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
 	"\x13RestartRuleResponse\"&\n" +
 	"\x14GetRuleStatusRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xbc\x02\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xe8\x02\n" +
 	"\x15GetRuleStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\x12\x1d\n" +
@@ -1885,7 +1895,8 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12#\n" +
 	"\rrestart_count\x18\x05 \x01(\rR\frestartCount\x125\n" +
 	"\toperators\x18\x06 \x03(\v2\x17.oort.v1.OperatorStatusR\toperators\x123\n" +
-	"\aplugins\x18\a \x03(\v2\x19.oort.v1.RulePluginStatusR\aplugins\"\x84\x01\n" +
+	"\aplugins\x18\a \x03(\v2\x19.oort.v1.RulePluginStatusR\aplugins\x12*\n" +
+	"\x11tail_missed_total\x18\b \x01(\x04R\x0ftailMissedTotal\"\x84\x01\n" +
 	"\x10RulePluginStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\arunning\x18\x02 \x01(\bR\arunning\x12#\n" +

@@ -742,6 +742,7 @@ class GetRuleStatusResponse(_message.Message):
     RESTART_COUNT_FIELD_NUMBER: _builtins.int
     OPERATORS_FIELD_NUMBER: _builtins.int
     PLUGINS_FIELD_NUMBER: _builtins.int
+    TAIL_MISSED_TOTAL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rule id."""
     state: Global___RuleState.ValueType
@@ -750,6 +751,10 @@ class GetRuleStatusResponse(_message.Message):
     """The last error that stopped or restarted the rule, empty if none."""
     restart_count: _builtins.int
     """How many times the rule was restarted after a failure."""
+    tail_missed_total: _builtins.int
+    """Results that TailRule readers missed by falling behind, since the rule
+    started; each reader that missed some saw its stream end with DATA_LOSS.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """When the rule last started."""
@@ -774,10 +779,11 @@ class GetRuleStatusResponse(_message.Message):
         restart_count: _builtins.int = ...,
         operators: _abc.Iterable[Global___OperatorStatus] | None = ...,
         plugins: _abc.Iterable[Global___RulePluginStatus] | None = ...,
+        tail_missed_total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "last_error", b"last_error", "operators", b"operators", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "last_error", b"last_error", "operators", b"operators", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

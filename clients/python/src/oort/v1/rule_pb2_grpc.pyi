@@ -68,7 +68,10 @@ class RuleServiceStub:
     or a live copy of its output), one a response or, with `max_batch`, up to
     that many a response. Ends when the rule stops or is deleted.
     The response headers come once the tail is open: events published after
-    them are seen. Errors: NOT_FOUND.
+    them are seen. A reader that falls more than 1,024 result batches behind
+    misses results: the stream then ends with DATA_LOSS saying how many, and
+    they are counted in GetRuleStatusResponse.tail_missed_total. Reopen the
+    tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
     """
     ExplainRule: _grpc.UnaryUnaryMultiCallable[_rule_pb2.ExplainRuleRequest, _rule_pb2.ExplainRuleResponse]
     """Returns the plan of a rule in human-readable form. Errors: NOT_FOUND."""
@@ -113,7 +116,10 @@ class RuleServiceAsyncStub(RuleServiceStub):
     or a live copy of its output), one a response or, with `max_batch`, up to
     that many a response. Ends when the rule stops or is deleted.
     The response headers come once the tail is open: events published after
-    them are seen. Errors: NOT_FOUND.
+    them are seen. A reader that falls more than 1,024 result batches behind
+    misses results: the stream then ends with DATA_LOSS saying how many, and
+    they are counted in GetRuleStatusResponse.tail_missed_total. Reopen the
+    tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
     """
     ExplainRule: _aio.UnaryUnaryMultiCallable[_rule_pb2.ExplainRuleRequest, _rule_pb2.ExplainRuleResponse]  # type: ignore[assignment]
     """Returns the plan of a rule in human-readable form. Errors: NOT_FOUND."""
@@ -215,7 +221,10 @@ class RuleServiceServicer(metaclass=_abc_1.ABCMeta):
         or a live copy of its output), one a response or, with `max_batch`, up to
         that many a response. Ends when the rule stops or is deleted.
         The response headers come once the tail is open: events published after
-        them are seen. Errors: NOT_FOUND.
+        them are seen. A reader that falls more than 1,024 result batches behind
+        misses results: the stream then ends with DATA_LOSS saying how many, and
+        they are counted in GetRuleStatusResponse.tail_missed_total. Reopen the
+        tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
         """
 
     @_abc_1.abstractmethod
