@@ -82,7 +82,7 @@ struct Shared {
 pub struct Tail {
     sender: Mutex<Option<broadcast::Sender<Results>>>,
     /// Results that readers fell too far behind to get, since the rule started.
-    missed: AtomicU64,
+    missed: Arc<AtomicU64>,
 }
 
 /// One reader of a rule's results: the channel, and where to count what it
@@ -90,22 +90,24 @@ pub struct Tail {
 pub struct TailReader {
     /// The results, [`TAIL_CAPACITY`] batches of buffer.
     pub results: broadcast::Receiver<Results>,
-    tail: Arc<Tail>,
+    /// The rule's count, not the tail itself: a reader must not keep the
+    /// sender alive, or its stream would not end when the rule stops.
+    missed: Arc<AtomicU64>,
 }
 
 impl TailReader {
     /// Counts `results` this reader missed (shown in the rule's status).
     pub fn count_missed(&self, results: u64) {
-        self.tail.missed.fetch_add(results, Ordering::Relaxed);
+        self.missed.fetch_add(results, Ordering::Relaxed);
     }
 }
 
 impl Tail {
     /// A new reader of the results.
-    pub fn subscribe(self: &Arc<Self>) -> TailReader {
+    pub fn subscribe(&self) -> TailReader {
         let mut sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
         let results = sender.get_or_insert_with(|| broadcast::channel(TAIL_CAPACITY).0).subscribe();
-        TailReader { results, tail: Arc::clone(self) }
+        TailReader { results, missed: Arc::clone(&self.missed) }
     }
 
     /// Copies a result to the readers; forgets the channel when none is left.
