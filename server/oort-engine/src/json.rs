@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
@@ -132,15 +133,28 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// FLOAT values that JSON could not carry (NaN, ±infinity), since the start.
+static NON_FINITE: AtomicU64 = AtomicU64::new(0);
+
+/// How many NaN and infinite values were written to JSON as null since the
+/// server started (`oort_json_non_finite_total` in /metrics).
+pub fn non_finite_encoded() -> u64 {
+    NON_FINITE.load(Ordering::Relaxed)
+}
+
 /// Converts a value to JSON. Bytes become base64 text and datetimes RFC 3339
-/// text, as eKuiper's JSON encoding does; NaN and infinities become null.
+/// text, as eKuiper's JSON encoding does. JSON has no NaN or infinity: they
+/// become null, and are counted ([`non_finite_encoded`]).
 pub fn value_to_json(value: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     match value {
         Value::Null => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or_else(|| {
+            NON_FINITE.fetch_add(1, Ordering::Relaxed);
+            J::Null
+        }),
         Value::String(s) => J::String(s.to_string()),
         Value::Bytes(b) => J::String(BASE64_STANDARD.encode(b)),
         Value::Timestamp(t) => J::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
@@ -170,6 +184,17 @@ pub fn json_to_value(json: &serde_json::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nan_and_infinities_are_null_and_counted() {
+        let before = non_finite_encoded();
+        for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(value_to_json(&Value::Float(f)), serde_json::Value::Null);
+        }
+        assert_eq!(value_to_json(&Value::Float(1.5)), serde_json::json!(1.5));
+        // Other tests may encode at the same time: at least these three.
+        assert!(non_finite_encoded() >= before + 3);
+    }
 
     #[test]
     fn decodes_objects_keeping_integers() {

@@ -145,6 +145,9 @@ async fn render(
     registry.register("rules", "Rules in the catalog, by state", by_state.clone());
     let restarts = Counters::<RuleLabels>::default();
     registry.register("rule_restarts", "Times a rule's source was restarted", restarts.clone());
+    let non_finite = Counter::<u64>::default();
+    registry.register("json_non_finite", "NaN and infinite FLOAT values written to JSON as null", non_finite.clone());
+    non_finite.inc_by(oort_engine::json::non_finite_encoded());
     let tail_missed = Counters::<RuleLabels>::default();
     registry.register("rule_tail_missed", "Results TailRule readers missed by falling behind", tail_missed.clone());
     let records_in = Counters::<OperatorLabels>::default();
