@@ -177,11 +177,22 @@ async fn a_default_server_generates_a_private_admin_token_that_other_users_canno
     let read = as_nobody("cat", &[token_file.to_str().unwrap()], b"");
     assert!(!read.status.success(), "nobody read the admin token");
     // An empty ListStreamsRequest as one gRPC frame: uncompressed, length 0.
+    // Under load curl may lose the exchange itself (the server answers before
+    // reading the body): a few tries, and every answer must be UNAUTHENTICATED.
     let url = format!("http://{}/oort.v1.StreamService/ListStreams", oortd.addr);
-    let args = ["-s", "-o", "/dev/null", "-D", "-", "--http2-prior-knowledge", "-H", "content-type: application/grpc"];
-    let curl = as_nobody("curl", &[&args[..], &["-H", "te: trailers", "--data-binary", "@-", &url]].concat(), &[0; 5]);
-    let headers = String::from_utf8_lossy(&curl.stdout).to_lowercase();
-    assert!(headers.contains("grpc-status: 16"), "curl as nobody: {headers}{}", String::from_utf8_lossy(&curl.stderr));
+    let args = ["-sS", "-o", "/dev/null", "-D", "-", "--http2-prior-knowledge", "-H", "content-type: application/grpc"];
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let curl = as_nobody("curl", &[&args[..], &["-H", "te: trailers", "--data-binary", "@-", &url]].concat(), &[0; 5]);
+        let headers = String::from_utf8_lossy(&curl.stdout).to_lowercase();
+        let status = headers.lines().find_map(|l| l.strip_prefix("grpc-status: ").map(|s| s.trim().to_string()));
+        answers.push((status.clone(), curl.status.code(), String::from_utf8_lossy(&curl.stderr).into_owned()));
+        if status.is_some() {
+            break;
+        }
+    }
+    assert!(answers.iter().all(|(status, ..)| status.as_deref().is_none_or(|s| s == "16")), "{answers:?}");
+    assert!(answers.iter().any(|(status, ..)| status.as_deref() == Some("16")), "curl as nobody: {answers:?}");
 
     // The token survives a restart.
     oortd.terminate().await;
