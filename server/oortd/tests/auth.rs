@@ -183,7 +183,8 @@ async fn a_default_server_generates_a_private_admin_token_that_other_users_canno
     let args = ["-sS", "-o", "/dev/null", "-D", "-", "--http2-prior-knowledge", "-H", "content-type: application/grpc"];
     let mut answers = Vec::new();
     for _ in 0..5 {
-        let curl = as_nobody("curl", &[&args[..], &["-H", "te: trailers", "--data-binary", "@-", &url]].concat(), &[0; 5]);
+        let curl =
+            as_nobody("curl", &[&args[..], &["-H", "te: trailers", "--data-binary", "@-", &url]].concat(), &[0; 5]);
         let headers = String::from_utf8_lossy(&curl.stdout).to_lowercase();
         let status = headers.lines().find_map(|l| l.strip_prefix("grpc-status: ").map(|s| s.trim().to_string()));
         answers.push((status.clone(), curl.status.code(), String::from_utf8_lossy(&curl.stderr).into_owned()));
