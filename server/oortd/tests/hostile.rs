@@ -122,12 +122,20 @@ async fn sizes_that_clients_choose_are_bounded() {
     oortd.streams().await.list_streams(ListStreamsRequest::default()).await.expect("the server is up");
 }
 
-/// What `curl` gets back for `body` (one gRPC frame) posted to `method`.
+/// What `curl` gets back for `message`, in one gRPC frame, posted to `method`.
 fn grpc_status_of(oortd: &Oortd, method: &str, message: &[u8]) -> String {
+    grpc_status_of_stream(oortd, method, &[message])
+}
+
+/// What `curl` gets back for `messages`, each in a gRPC frame, posted to `method`.
+fn grpc_status_of_stream(oortd: &Oortd, method: &str, messages: &[&[u8]]) -> String {
     use std::io::Write;
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    frame.extend_from_slice(message);
+    let mut frame = Vec::new();
+    for message in messages {
+        frame.push(0u8);
+        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        frame.extend_from_slice(message);
+    }
     let mut child = std::process::Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-D", "-", "--http2-prior-knowledge", "-H", "content-type: application/grpc"])
         .args(["-H", "te: trailers", "-H", &format!("authorization: Bearer {}", common::TOKEN)])
@@ -149,6 +157,12 @@ async fn malformed_protobuf_and_invalid_utf8_are_invalid_arguments() {
     assert_eq!(grpc_status_of(&oortd, "oort.v1.StreamService/CreateStream", &[0x0a, 0xc8, 0x01, 1, 2, 3]), "3");
     // Field 1 (sql) holding bytes that are not UTF-8.
     assert_eq!(grpc_status_of(&oortd, "oort.v1.StreamService/CreateStream", &[0x0a, 0x02, 0xff, 0xfe]), "3");
+    // In a Publish stream: a good message, then one that does not decode.
+    let sql = r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#;
+    oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let good: &[u8] = &[0x0a, 0x01, b's', 0x12, 0x00]; // stream "s", an empty event
+    let truncated: &[u8] = &[0x0a, 0xc8, 0x01, 1, 2, 3];
+    assert_eq!(grpc_status_of_stream(&oortd, "oort.v1.EventService/Publish", &[good, truncated]), "3");
     // A well-formed request still gets its own answer (NOT_FOUND, 5).
     assert_eq!(grpc_status_of(&oortd, "oort.v1.StreamService/GetStream", &[0x0a, 0x01, b'x']), "5");
 }
