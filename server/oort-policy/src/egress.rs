@@ -196,11 +196,26 @@ impl EgressPolicy {
         let resolved = tokio::net::lookup_host((bare, port))
             .await
             .map_err(|e| EgressError::Resolve { host: host.to_string(), message: e.to_string() })?;
+        self.keep_allowed(bare, resolved, false)
+    }
+
+    /// The addresses `host` resolved to that the policy allows; an error if
+    /// none is left. With `port_unknown` (reqwest's resolver), a name listed
+    /// with ports passes whatever it resolves to: the URL check holds it to
+    /// its ports.
+    fn keep_allowed(
+        &self,
+        host: &str,
+        resolved: impl Iterator<Item = SocketAddr>,
+        port_unknown: bool,
+    ) -> Result<Vec<SocketAddr>, EgressError> {
+        let listed = port_unknown && self.names(host);
         let mut allowed = Vec::new();
         let mut refused = None;
         for addr in resolved {
-            match self.check(bare, addr) {
+            match self.check(host, addr) {
                 Ok(()) => allowed.push(addr),
+                Err(_) if listed => allowed.push(addr),
                 Err(error) => refused = Some(error),
             }
         }
@@ -298,7 +313,7 @@ impl fmt::Display for EgressPolicy {
 
 /// reqwest's resolver through the policy. It does not know the port: a
 /// name's internal addresses pass when the name is listed (the URL check
-/// enforces its ports) or when a network or address entry (any port) holds them.
+/// enforces its ports) or when a network entry holds them.
 struct Resolver(Arc<EgressPolicy>);
 
 impl reqwest::dns::Resolve for Resolver {
@@ -307,25 +322,7 @@ impl reqwest::dns::Resolve for Resolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let mut allowed = Vec::new();
-            let mut refused = None;
-            for addr in resolved {
-                let by_address = policy.rules.iter().any(|rule| match rule {
-                    Rule::Any => true,
-                    Rule::Net(net) => net.contains(&canonical(addr).ip()),
-                    _ => false,
-                });
-                match policy.check(&host, addr) {
-                    Ok(()) => allowed.push(addr),
-                    Err(_) if by_address || policy.names(&host) => allowed.push(addr),
-                    Err(error) => refused = Some(error),
-                }
-            }
-            if allowed.is_empty()
-                && let Some(error) = refused
-            {
-                return Err(Box::new(error) as Box<dyn std::error::Error + Send + Sync>);
-            }
+            let allowed = policy.keep_allowed(&host, resolved, true)?;
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
