@@ -18,12 +18,16 @@
 //! }
 //! ```
 //!
+//! Oort adds one option, `"bufferFull": "drop"` or `"block"`: what the rule
+//! does with an event pushed while its input buffer is full (by default, drop
+//! for qos 0 and block otherwise).
+//!
 //! Durations (`lateTolerance`, `checkpointInterval`, `delay`, `maxDelay`) are
 //! milliseconds, or strings such as `"1s"`, `"500ms"` or `"1m30s"` as eKuiper
 //! 2 also allows. Unknown keys are rejected rather than ignored, so that a typo
 //! or an unsupported eKuiper feature never silently changes what a rule does.
 
-use oort_proto::v1::{Action, RestartStrategy, Rule, RuleOptions};
+use oort_proto::v1::{Action, BufferFull, RestartStrategy, Rule, RuleOptions};
 use prost_types::value::Kind;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
@@ -51,6 +55,15 @@ struct OptionsFile {
     qos: Option<u32>,
     checkpoint_interval: Option<Millis>,
     restart_strategy: Option<RestartFile>,
+    buffer_full: Option<BufferFullFile>,
+}
+
+/// Oort's `options.bufferFull`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BufferFullFile {
+    Drop,
+    Block,
 }
 
 /// eKuiper's `options.restartStrategy` object.
@@ -261,6 +274,11 @@ impl OptionsFile {
             qos: self.qos.unwrap_or(0),
             checkpoint_interval_ms: self.checkpoint_interval.map(|m| m.0),
             restart_strategy: self.restart_strategy.map(RestartFile::into_proto),
+            buffer_full: match self.buffer_full {
+                None => BufferFull::Unspecified,
+                Some(BufferFullFile::Drop) => BufferFull::Drop,
+                Some(BufferFullFile::Block) => BufferFull::Block,
+            } as i32,
         })
     }
 }
@@ -364,6 +382,11 @@ pub fn options_to_json(options: &RuleOptions) -> Value {
     out.insert("qos".into(), json!(options.qos));
     put(&mut out, "checkpointInterval", options.checkpoint_interval_ms.map(|v| json!(v)));
     put(&mut out, "restartStrategy", options.restart_strategy.as_ref().map(restart_to_json));
+    match options.buffer_full() {
+        BufferFull::Unspecified => {}
+        BufferFull::Drop => put(&mut out, "bufferFull", Some(json!("drop"))),
+        BufferFull::Block => put(&mut out, "bufferFull", Some(json!("block"))),
+    }
     Value::Object(out)
 }
 
@@ -425,6 +448,7 @@ mod tests {
                     max_delay_ms: Some(30_000),
                     jitter_factor: Some(0.1),
                 }),
+                buffer_full: BufferFull::Unspecified as i32,
             }
         );
     }
@@ -434,6 +458,20 @@ mod tests {
         let rule = rule_from_json(EXAMPLE, None).expect("example parses");
         let expected: Value = serde_json::from_str(EXAMPLE).expect("valid JSON");
         assert_eq!(rule_to_json(&rule), expected);
+    }
+
+    #[test]
+    fn buffer_full_round_trips_and_refuses_other_words() {
+        for word in ["drop", "block"] {
+            let text = format!(
+                r#"{{"id":"r","sql":"SELECT 1 FROM s","actions":[{{"log":{{}}}}],"options":{{"bufferFull":"{word}"}}}}"#
+            );
+            let rule = rule_from_json(&text, None).unwrap();
+            assert_eq!(options_to_json(rule.options.as_ref().unwrap())["bufferFull"], json!(word));
+        }
+        let err = rule_from_json(r#"{"sql":"s","actions":[{"log":{}}],"options":{"bufferFull":"spill"}}"#, None)
+            .expect_err("spill is not a choice");
+        assert!(err.contains("unknown variant `spill`"), "{err}");
     }
 
     #[test]

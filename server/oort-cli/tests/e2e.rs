@@ -501,6 +501,7 @@ fn rule_status_shows_the_state_and_the_operators() {
             "records_in_total",
             "records_out_total",
             "exceptions_total",
+            "records_dropped_total",
             "process_latency_us",
             "buffer_length",
             "last_exception"

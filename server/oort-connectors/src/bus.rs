@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use oort_engine::SourceEvent;
+use oort_engine::{SourceEvent, SourceOutput};
 use tokio::sync::mpsc;
 
 /// Events a subscriber's queue holds before its publishers wait.
@@ -158,7 +158,7 @@ impl oort_engine::Source for BusSource {
     /// Forwards the subscription into the rule until cancelled, a batch at a time.
     async fn run(
         mut self: Box<Self>,
-        out: mpsc::Sender<SourceEvent>,
+        out: SourceOutput,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<(), oort_engine::ConnectorError> {
         // Grown by recv_many as events come: an idle subscription costs no buffer.

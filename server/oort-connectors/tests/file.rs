@@ -7,11 +7,11 @@ use std::time::Duration;
 use oort_connectors::file::{FileSinkFactory, FileSourceFactory};
 use oort_engine::json::{json_to_value, map_to_json};
 use oort_engine::{
-    ConnectorError, Map, Payload, SinkConfig, SinkFactory, SourceConfig, SourceEvent, SourceFactory, Value,
+    ConnectorError, Map, Payload, SinkConfig, SinkFactory, SourceConfig, SourceEvent, SourceFactory, SourceOutput,
+    Value,
 };
 use oort_policy::FileRoots;
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 fn row(json: serde_json::Value) -> Map {
@@ -53,7 +53,7 @@ async fn write(props: serde_json::Value, results: &[Vec<Map>]) {
 /// Runs a file source until it ends (or `limit` events arrived), returning the events.
 async fn read(config: SourceConfig, limit: usize) -> Result<Vec<SourceEvent>, ConnectorError> {
     let source = FileSourceFactory(roots()).build(&config)?;
-    let (tx, mut rx) = mpsc::channel(16);
+    let (tx, mut rx) = SourceOutput::channel(16);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(source.run(tx, cancel.clone()));
     let mut events = Vec::new();
@@ -235,7 +235,7 @@ async fn a_directory_entry_that_links_out_of_the_roots_is_skipped() {
     let config = source_config(dir.path(), &[]);
     let source =
         FileSourceFactory(Arc::new(FileRoots::create([dir.path().to_path_buf()]).unwrap())).build(&config).unwrap();
-    let (tx, mut rx) = mpsc::channel(16);
+    let (tx, mut rx) = SourceOutput::channel(16);
     source.run(tx, CancellationToken::new()).await.unwrap();
     let mut events = Vec::new();
     while let Ok(event) = rx.try_recv() {

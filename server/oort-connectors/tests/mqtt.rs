@@ -7,7 +7,8 @@ use std::time::Duration;
 use oort_connectors::mqtt::{MqttConfig, MqttSinkFactory, MqttSourceFactory};
 use oort_connectors::testing::{Broker, TestClient, WAIT, free_port};
 use oort_engine::{
-    ConnectorError, Map, Payload, SinkConfig, SinkFactory, SourceConfig, SourceEvent, SourceFactory, Value,
+    ConnectorError, Map, Payload, SinkConfig, SinkFactory, SourceConfig, SourceEvent, SourceFactory, SourceOutput,
+    Value,
 };
 use rumqttc::QoS;
 use tokio::sync::mpsc;
@@ -33,7 +34,7 @@ impl RunningSource {
                 rule_id: "rule1".into(),
             })
             .unwrap();
-        let (tx, events) = mpsc::channel(100);
+        let (tx, events) = SourceOutput::channel(100);
         let cancel = CancellationToken::new();
         let task = tokio::spawn(source.run(tx, cancel.clone()));
         RunningSource { events, cancel, task }

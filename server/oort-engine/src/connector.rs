@@ -7,8 +7,10 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::OperatorMetrics;
 use crate::value::Map;
 
 /// Why a connector failed.
@@ -50,6 +52,78 @@ impl SourceEvent {
     }
 }
 
+/// What a rule does with an event pushed to it while its input buffer
+/// (`bufferLength` events) is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BufferFull {
+    /// Drop the event for this rule only, and count it (the source's
+    /// `records_dropped_total`): a slow rule never holds back a stream that
+    /// other rules read. The default of `qos` 0 rules.
+    #[default]
+    Drop,
+    /// Wait for room: nothing is lost, and the source (for a stream published
+    /// into the server, its publishers) waits with the rule.
+    Block,
+}
+
+/// The end of a rule's input buffer that its source writes to.
+#[derive(Clone)]
+pub struct SourceOutput {
+    tx: mpsc::Sender<SourceEvent>,
+    when_full: BufferFull,
+    metrics: Option<Arc<OperatorMetrics>>,
+}
+
+/// The rule stopped reading: its source should return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the rule stopped reading its source")]
+pub struct RuleGone;
+
+impl SourceOutput {
+    /// An output into `tx` that does what `when_full` says when `tx` is full,
+    /// counting drops in `metrics`.
+    pub fn new(tx: mpsc::Sender<SourceEvent>, when_full: BufferFull, metrics: Arc<OperatorMetrics>) -> Self {
+        Self { tx, when_full, metrics: Some(metrics) }
+    }
+
+    /// A buffer of `capacity` events that always waits for room, and its
+    /// reading end: for table loaders and tests.
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<SourceEvent>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Self { tx, when_full: BufferFull::Block, metrics: None }, rx)
+    }
+
+    /// Hands an event pushed from outside (a broker, a publisher, a plugin) to
+    /// the rule; when the buffer is full, drops or waits as the rule chose.
+    pub async fn send(&self, event: SourceEvent) -> Result<(), RuleGone> {
+        match self.when_full {
+            BufferFull::Block => self.send_waiting(event).await,
+            BufferFull::Drop => match self.tx.try_send(event) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => {
+                    if let Some(metrics) = &self.metrics {
+                        metrics.record_dropped(1);
+                    }
+                    Ok(())
+                }
+                Err(TrySendError::Closed(_)) => Err(RuleGone),
+            },
+        }
+    }
+
+    /// Hands an event to the rule, waiting for room whatever the rule chose:
+    /// for sources that read at their own pace (a file), whose waiting holds
+    /// back no one else.
+    pub async fn send_waiting(&self, event: SourceEvent) -> Result<(), RuleGone> {
+        self.tx.send(event).await.map_err(|_| RuleGone)
+    }
+
+    /// Whether the rule stopped reading.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
 /// The configuration a source is built from: the stream definition.
 #[derive(Debug, Clone, Default)]
 pub struct SourceConfig {
@@ -81,11 +155,7 @@ impl SourceConfig {
 #[async_trait]
 pub trait Source: Send + 'static {
     /// Runs the source.
-    async fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<SourceEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ConnectorError>;
+    async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError>;
 }
 
 /// The configuration a sink is built from: one action of a rule.

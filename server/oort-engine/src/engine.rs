@@ -125,7 +125,6 @@ mod tests {
     use std::time::Duration;
 
     use async_trait::async_trait;
-    use tokio::sync::mpsc;
     use tokio_util::sync::CancellationToken;
 
     use super::*;
@@ -149,7 +148,7 @@ mod tests {
     impl Source for DyingSource {
         async fn run(
             self: Box<Self>,
-            _: mpsc::Sender<SourceEvent>,
+            _: crate::connector::SourceOutput,
             _: CancellationToken,
         ) -> Result<(), ConnectorError> {
             Err(ConnectorError::External("broker gone".into()))
@@ -198,9 +197,67 @@ mod tests {
             id: id.into(),
             sql: sql.into(),
             actions: vec![ActionDefinition { sink_type: sink.into(), props: Default::default() }],
-            options: RuleOptions::default(),
+            // These tests count every event: the source waits rather than drops.
+            options: RuleOptions { buffer_full: crate::BufferFull::Block, ..RuleOptions::default() },
         };
         engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+    }
+
+    /// A sink that never finishes delivering.
+    struct Stuck;
+
+    impl crate::connector::SinkFactory for Stuck {
+        fn build(&self, _: &crate::connector::SinkConfig) -> Result<Box<dyn crate::connector::Sink>, ConnectorError> {
+            Ok(Box::new(Stuck))
+        }
+    }
+
+    #[async_trait]
+    impl crate::connector::Sink for Stuck {
+        async fn collect(&mut self, _: &[crate::value::Map]) -> Result<(), ConnectorError> {
+            std::future::pending().await
+        }
+    }
+
+    /// Runs `SELECT i FROM s` over a burst of `events` into a stuck sink, with
+    /// a buffer of 16 events full as `when_full` says; returns the source's
+    /// counters once the burst is pushed (or after 2 s).
+    async fn burst_into_a_stuck_sink(events: i64, when_full: crate::BufferFull) -> crate::OperatorStatus {
+        let connectors = Arc::new(ConnectorRegistry::new());
+        connectors.register_source("burst", burst(events));
+        connectors.register_sink("stuck", Arc::new(Stuck));
+        let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
+        let stream = oort_sql::parse_stream_ddl(r#"CREATE STREAM s (i BIGINT) WITH (TYPE="burst", DATASOURCE="s")"#);
+        let stream = stream.unwrap();
+        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
+        let def = RuleDefinition {
+            id: "r".into(),
+            sql: "SELECT i FROM s".into(),
+            actions: vec![ActionDefinition { sink_type: "stuck".into(), props: Default::default() }],
+            options: RuleOptions { buffer_length: 16, buffer_full: when_full, ..RuleOptions::default() },
+        };
+        engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+        let started = std::time::Instant::now();
+        let source = loop {
+            let source = engine.status("r").await.unwrap().operators.remove(0);
+            if source.records_in_total + source.records_dropped_total >= events as u64 - 100
+                || started.elapsed() > Duration::from_secs(2)
+            {
+                break source;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        engine.stop_all().await;
+        source
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_drops_for_that_rule_and_counts_or_holds_the_source_as_the_rule_chose() {
+        let dropping = burst_into_a_stuck_sink(5_000, crate::BufferFull::Drop).await;
+        assert!(dropping.records_dropped_total >= 4_000, "the source never waited: {dropping:?}");
+        let blocking = burst_into_a_stuck_sink(5_000, crate::BufferFull::Block).await;
+        assert_eq!(blocking.records_dropped_total, 0);
+        assert!(blocking.records_in_total < 1_000, "the source waits for the stuck rule: {blocking:?}");
     }
 
     /// Emits `{"i": k}` for k in 0..count, `every` apart (all at once when
@@ -226,7 +283,7 @@ mod tests {
     impl Source for Counting {
         async fn run(
             self: Box<Self>,
-            out: mpsc::Sender<SourceEvent>,
+            out: crate::connector::SourceOutput,
             cancel: CancellationToken,
         ) -> Result<(), ConnectorError> {
             for i in 0..self.count {

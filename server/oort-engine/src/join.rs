@@ -4,10 +4,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{ConnectorError, ConnectorRegistry, SourceConfig};
+use crate::connector::{ConnectorError, ConnectorRegistry, SourceConfig, SourceOutput};
 use crate::decode::Decoder;
 use crate::expr::{EvalEnv, EvalError, JoinedRow, Tuple as _};
 use crate::metrics::{OperatorMetrics, now_ms};
@@ -79,7 +78,8 @@ pub fn start_loaders(
         let source = factory.build(&config)?;
         let rows = Arc::new(TableRows::default());
         let counters = Arc::new(OperatorMetrics::new(format!("source_{}_0", def.name)));
-        let (tx, mut rx) = mpsc::channel(plan.options.buffer_length.max(1));
+        // A table's rows are its state: its loader waits rather than drops.
+        let (tx, mut rx) = SourceOutput::channel(plan.options.buffer_length);
         let decoder = Decoder::new(def);
         let key = def.key().map(str::to_owned);
         let retain = def.options.get("RETAIN_SIZE").and_then(|r| r.parse::<usize>().ok());

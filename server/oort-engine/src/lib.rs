@@ -40,8 +40,8 @@ pub mod value;
 pub mod window;
 
 pub use connector::{
-    ConnectorError, ConnectorRegistry, Payload, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent,
-    SourceFactory,
+    BufferFull, ConnectorError, ConnectorRegistry, Payload, RuleGone, Sink, SinkConfig, SinkFactory, Source,
+    SourceConfig, SourceEvent, SourceFactory, SourceOutput,
 };
 pub use engine::{Engine, EngineError};
 pub use expr::{

@@ -12,6 +12,7 @@ pub struct OperatorMetrics {
     records_in: AtomicU64,
     records_out: AtomicU64,
     exceptions: AtomicU64,
+    dropped: AtomicU64,
     latency_us: AtomicI64,
     buffer_length: AtomicU64,
     last_invocation_ms: AtomicI64,
@@ -29,6 +30,8 @@ pub struct OperatorStatus {
     pub records_out_total: u64,
     /// Errors counted.
     pub exceptions_total: u64,
+    /// Events dropped because the rule's input buffer was full.
+    pub records_dropped_total: u64,
     /// Latency of the last event processed, in microseconds.
     pub process_latency_us: i64,
     /// Events waiting in the operator's buffer.
@@ -61,6 +64,11 @@ impl OperatorMetrics {
         self.records_out.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Counts `n` events dropped for want of room in the rule's buffer.
+    pub fn record_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Records the processing latency of the last event.
     pub fn record_latency(&self, micros: i64) {
         self.latency_us.store(micros, Ordering::Relaxed);
@@ -84,6 +92,7 @@ impl OperatorMetrics {
             records_in_total: self.records_in.load(Ordering::Relaxed),
             records_out_total: self.records_out.load(Ordering::Relaxed),
             exceptions_total: self.exceptions.load(Ordering::Relaxed),
+            records_dropped_total: self.dropped.load(Ordering::Relaxed),
             process_latency_us: self.latency_us.load(Ordering::Relaxed),
             buffer_length: self.buffer_length.load(Ordering::Relaxed),
             last_exception: self.last_exception.lock().unwrap_or_else(|p| p.into_inner()).clone(),

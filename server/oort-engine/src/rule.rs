@@ -34,6 +34,8 @@ pub struct RuleOptions {
     pub late_tolerance_ms: i64,
     /// Capacity of the buffers between the source, the rule and each sink.
     pub buffer_length: usize,
+    /// What happens to an event pushed while the rule's input buffer is full.
+    pub buffer_full: crate::connector::BufferFull,
     /// Pass source metadata to sinks.
     pub send_meta_to_sink: bool,
     /// How the source is restarted after it dies.
@@ -46,6 +48,7 @@ impl Default for RuleOptions {
             is_event_time: false,
             late_tolerance_ms: 1000,
             buffer_length: 1024,
+            buffer_full: crate::connector::BufferFull::Drop,
             send_meta_to_sink: false,
             restart: RestartStrategy::default(),
         }

@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceEvent};
+use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceEvent, SourceOutput};
 use crate::expr::{CallMode, EvalEnv, EvalError, Expr, blocking, eval_rows};
 use crate::group::GroupKey;
 use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
@@ -30,6 +30,9 @@ const RECEIVE_BATCH: usize = 256;
 /// How many batches of events a rule that calls plugin processes or external
 /// services evaluates at once (see [`run_pipelined`]).
 pub(crate) const PIPELINE_DEPTH: usize = 4;
+
+/// How long a stopping rule waits for its tasks to finish.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How many results a slow TailRule reader may fall behind before it loses some.
 pub const TAIL_CAPACITY: usize = 1024;
@@ -148,11 +151,19 @@ impl RunningRule {
         self.tail.subscribe()
     }
 
-    /// Stops every task of the rule and waits for them.
+    /// Stops every task of the rule and waits for them, [`STOP_GRACE`] at
+    /// most: a task still busy then (a sink's `close` that hangs) is aborted.
+    /// A thread stuck in a native plugin's call cannot be stopped; it is left
+    /// behind, and the rule stops without it.
     pub async fn stop(self) {
         self.cancel.cancel();
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
         for task in self.tasks {
-            let _ = task.await;
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+                tracing::warn!(rule = %self.plan.rule_id, "a task of the rule did not stop in time; abandoned");
+            }
         }
     }
 }
@@ -200,6 +211,7 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
 
     let buffer = plan.options.buffer_length.max(1);
     let (source_tx, source_rx) = mpsc::channel(buffer);
+    let source_tx = SourceOutput::new(source_tx, plan.options.buffer_full, Arc::clone(&source_metrics));
     let tail = Arc::new(Tail::default());
 
     let mut sink_txs = Vec::with_capacity(sinks.len());
@@ -238,7 +250,7 @@ async fn supervise_source(
     source: Box<dyn crate::Source>,
     factory: Arc<dyn crate::SourceFactory>,
     config: SourceConfig,
-    tx: mpsc::Sender<SourceEvent>,
+    tx: SourceOutput,
     shared: Arc<Shared>,
     metrics: Arc<OperatorMetrics>,
     restart: crate::rule::RestartStrategy,
@@ -317,7 +329,13 @@ async fn run_sink(
         let started = Instant::now();
         for rows in results.iter() {
             let mut attempt = 0;
-            while let Err(e) = deliver(sink.as_mut(), &mut opened, rows).await {
+            loop {
+                // A sink that hangs (a peer that never answers) must not keep the rule from stopping.
+                let delivered = tokio::select! {
+                    () = cancel.cancelled() => break 'batches,
+                    delivered = deliver(sink.as_mut(), &mut opened, rows) => delivered,
+                };
+                let Err(e) = delivered else { break };
                 metrics.record_exception(e.to_string());
                 let delay = RETRY.delay(attempt);
                 attempt += 1;
@@ -332,7 +350,7 @@ async fn run_sink(
         metrics.record_latency((started.elapsed().as_micros() / results.len().max(1) as u128) as i64);
     }
     if opened {
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(STOP_GRACE, sink.close()).await;
     }
 }
 

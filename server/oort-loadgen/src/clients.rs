@@ -34,6 +34,11 @@ async fn rust(server: &Server, name: &str) -> Result<f64> {
         id: name.into(),
         sql: format!("SELECT t FROM {name}"),
         actions: vec![Action { r#type: "grpc".into(), props: None }],
+        // Every event is counted: the rule waits rather than drops.
+        options: Some(oort_proto::v1::RuleOptions {
+            buffer_full: oort_proto::v1::BufferFull::Block as i32,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;

@@ -64,6 +64,8 @@ impl Server {
             .arg(data_dir)
             .env("RUST_LOG", "warn,oortd::server=info,oort::audit=info")
             .env("OORT_AUTH_TOKEN", TOKEN)
+            // The benchmarks' services and sinks listen on loopback.
+            .env("OORT_EGRESS_ALLOW", "127.0.0.0/8")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

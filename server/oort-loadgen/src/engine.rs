@@ -14,9 +14,8 @@ use anyhow::{Result, bail};
 use async_trait::async_trait;
 use oort_engine::{
     ActionDefinition, ConnectorError, ConnectorRegistry, Engine, FunctionRegistry, Map, Payload, RuleDefinition, Sink,
-    SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory,
+    SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput,
 };
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) const STREAM: &str = r#"CREATE STREAM demo (temperature FLOAT, humidity BIGINT, deviceId STRING) WITH (TYPE="generator", DATASOURCE="demo")"#;
@@ -34,14 +33,10 @@ impl SourceFactory for GeneratorFactory {
 
 #[async_trait]
 impl Source for Generator {
-    async fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<SourceEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ConnectorError> {
+    async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
         for payload in self.0.iter() {
             let event = SourceEvent { payload: Payload::Bytes(payload.clone()), meta: Arc::default(), timestamp: None };
-            if out.send(event).await.is_err() || cancel.is_cancelled() {
+            if out.send_waiting(event).await.is_err() || cancel.is_cancelled() {
                 break;
             }
         }

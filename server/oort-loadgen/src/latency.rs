@@ -36,6 +36,11 @@ pub async fn run(binary: &Path, rate: u64, events: usize) -> Result<()> {
         id: "latency".into(),
         sql: "SELECT temperature * 1.8 + 32 AS f, deviceId, sent FROM demo WHERE temperature > 20".into(),
         actions: vec![Action { r#type: "grpc".into(), props: None }],
+        // Every event is counted: the rule waits rather than drops.
+        options: Some(oort_proto::v1::RuleOptions {
+            buffer_full: oort_proto::v1::BufferFull::Block as i32,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;

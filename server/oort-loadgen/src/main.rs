@@ -24,6 +24,7 @@ mod clients;
 mod control_plane;
 mod engine;
 mod external;
+mod isolation;
 mod latency;
 mod native;
 mod portable;
@@ -168,6 +169,21 @@ enum Cmd {
         #[arg(long, value_enum)]
         only: Option<external::Phase>,
     },
+    /// A rule's throughput alone and beside a rule whose sink answers in 100 ms, on one stream.
+    Isolation {
+        /// The oortd binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/oortd")]
+        oortd: PathBuf,
+        /// Events per measured run.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        /// Events a Publish request.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Runs of each case, interleaved (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Events per second through the engine on one core.
     Engine {
         /// Events per measured run.
@@ -186,6 +202,9 @@ fn main() -> Result<()> {
         }
         Cmd::Auth { oortd, rounds, rules, events, batch } => {
             tokio::runtime::Runtime::new()?.block_on(auth::run(&oortd, rounds, rules, events, batch))
+        }
+        Cmd::Isolation { oortd, events, batch, rounds } => {
+            tokio::runtime::Runtime::new()?.block_on(isolation::run(&oortd, events, batch, rounds))
         }
         Cmd::Publish { oortd, events, batch } => {
             tokio::runtime::Runtime::new()?.block_on(publish::run(&oortd, events, batch))

@@ -49,13 +49,14 @@ pub(crate) async fn measure(
 ) -> Result<(f64, f64)> {
     let channel = server.channel().await?;
     let batch = requests(stream, count, batch);
+    let mut rules = RuleServiceClient::new(channel.clone());
+    // The counter is the rule's since it started: earlier runs count too.
+    let before = decoded(&mut rules, rule).await?;
     let cpu_before = server.cpu_time()?;
     let started = Instant::now();
     EventServiceClient::new(channel.clone()).publish(tokio_stream::iter(batch)).await?;
-    let mut rules = RuleServiceClient::new(channel.clone());
     loop {
-        let status = rules.get_rule_status(GetRuleStatusRequest { id: rule.into() }).await?.into_inner();
-        let seen = status.operators.iter().find(|o| o.name == "op_decoder_0").map_or(0, |o| o.records_in_total);
+        let seen = decoded(&mut rules, rule).await? - before;
         if seen >= count as u64 {
             let rate = count as f64 / started.elapsed().as_secs_f64();
             let cpu = (server.cpu_time()? - cpu_before).as_secs_f64() * 1e6 / count as f64;
@@ -66,6 +67,12 @@ pub(crate) async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Events rule `rule`'s decoder has received since the rule started.
+async fn decoded(rules: &mut RuleServiceClient<crate::control_plane::AuthChannel>, rule: &str) -> Result<u64> {
+    let status = rules.get_rule_status(GetRuleStatusRequest { id: rule.into() }).await?.into_inner();
+    Ok(status.operators.iter().find(|o| o.name == "op_decoder_0").map_or(0, |o| o.records_in_total))
 }
 
 /// Prints events/s through Publish for a pass-through and a filter+project
@@ -122,6 +129,11 @@ pub(crate) async fn create_rules(server: &Server) -> Result<()> {
             id: rule.into(),
             sql: sql.into(),
             actions: vec![Action { r#type: "memory".into(), props: Some(props) }],
+            // Every event is counted: the rule waits rather than drops.
+            options: Some(oort_proto::v1::RuleOptions {
+                buffer_full: oort_proto::v1::BufferFull::Block as i32,
+                ..Default::default()
+            }),
             ..Default::default()
         };
         rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await?;

@@ -1,6 +1,6 @@
 //! Conversions between the API's protobuf messages and the engine's types.
 
-use oort_engine::{ActionDefinition, RestartStrategy, RuleDefinition, RuleOptions};
+use oort_engine::{ActionDefinition, BufferFull, RestartStrategy, RuleDefinition, RuleOptions};
 use oort_proto::v1 as pb;
 use prost_types::value::Kind;
 
@@ -28,6 +28,17 @@ fn prost_value_to_json(value: &prost_types::Value) -> serde_json::Value {
     }
 }
 
+/// What a rule does when its input buffer is full: as it says, else what its
+/// qos asks (a rule that asks for at-least-once must not drop).
+fn buffer_full(options: &pb::RuleOptions) -> BufferFull {
+    match options.buffer_full() {
+        pb::BufferFull::Drop => BufferFull::Drop,
+        pb::BufferFull::Block => BufferFull::Block,
+        pb::BufferFull::Unspecified if options.qos == 0 => BufferFull::Drop,
+        pb::BufferFull::Unspecified => BufferFull::Block,
+    }
+}
+
 /// A stored rule → what the engine runs.
 pub fn rule_definition(rule: &pb::Rule) -> RuleDefinition {
     let defaults = RuleOptions::default();
@@ -49,6 +60,7 @@ pub fn rule_definition(rule: &pb::Rule) -> RuleDefinition {
             is_event_time: options.is_event_time,
             late_tolerance_ms: options.late_tolerance_ms.unwrap_or(defaults.late_tolerance_ms),
             buffer_length: options.buffer_length.map(|b| b as usize).unwrap_or(defaults.buffer_length),
+            buffer_full: buffer_full(&options),
             send_meta_to_sink: options.send_meta_to_sink,
             restart: RestartStrategy {
                 attempts: restart.attempts,

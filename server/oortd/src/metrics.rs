@@ -156,6 +156,12 @@ async fn render(
     registry.register("operator_records_out", "Records an operator emitted", records_out.clone());
     let exceptions = Counters::<OperatorLabels>::default();
     registry.register("operator_exceptions", "Errors an operator counted", exceptions.clone());
+    let dropped = Counters::<OperatorLabels>::default();
+    registry.register(
+        "operator_records_dropped",
+        "Records dropped because the rule's input buffer was full",
+        dropped.clone(),
+    );
     let latency = Gauges::<OperatorLabels>::default();
     registry.register("operator_process_latency_us", "Latency of the last batch, per record, in µs", latency.clone());
     let buffer = Gauges::<OperatorLabels>::default();
@@ -192,6 +198,7 @@ async fn render(
             records_in.get_or_create(&labels).inc_by(op.records_in_total);
             records_out.get_or_create(&labels).inc_by(op.records_out_total);
             exceptions.get_or_create(&labels).inc_by(op.exceptions_total);
+            dropped.get_or_create(&labels).inc_by(op.records_dropped_total);
             latency.get_or_create(&labels).set(op.process_latency_us);
             buffer.get_or_create(&labels).set(i64::try_from(op.buffer_length).unwrap_or(i64::MAX));
         }

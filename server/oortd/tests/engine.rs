@@ -32,6 +32,15 @@ fn rule(id: &str, sql: &str, actions: Vec<Action>) -> Rule {
     Rule { id: id.into(), sql: sql.into(), actions, ..Default::default() }
 }
 
+/// A rule that waits rather than drops when its input buffer is full.
+fn lossless(mut rule: Rule) -> Rule {
+    rule.options = Some(oort_proto::v1::RuleOptions {
+        buffer_full: oort_proto::v1::BufferFull::Block as i32,
+        ..Default::default()
+    });
+    rule
+}
+
 fn int(v: i64) -> Value {
     Value { kind: Some(Kind::IntValue(v)) }
 }
@@ -473,16 +482,28 @@ async fn events_join_a_table_read_from_a_file() {
 }
 
 #[tokio::test]
-async fn a_fast_publisher_is_held_back_not_dropped() {
+async fn a_fast_publisher_is_held_back_by_a_lossless_rule_and_a_dropping_rule_counts_its_drops() {
     let dir = tempfile::tempdir().unwrap();
     let oortd = Oortd::start(dir.path()).await;
     create_stream(&oortd, r#"CREATE STREAM fast (n BIGINT) WITH (TYPE="grpc", DATASOURCE="fast")"#).await;
-    create_rule(&oortd, rule("fast", "SELECT n FROM fast WHERE n < 0", vec![action("log", &[])])).await;
+    create_rule(&oortd, lossless(rule("fast", "SELECT n FROM fast WHERE n < 0", vec![action("log", &[])]))).await;
+    create_rule(&oortd, rule("dropping", "SELECT n FROM fast WHERE n < 0", vec![action("log", &[])])).await;
     // Far more than the bus buffers (4096): without backpressure most would be lost.
     let count = 20_000;
     let accepted = publish(&oortd, "fast", (0..count).map(|n| event(&[("n", int(n))])).collect()).await;
     assert_eq!(accepted, count as u64);
     wait_records_out(&oortd, "fast", "op_decoder_0", count as u64).await;
+    // Whatever the dropping rule did not take, it counted: nothing is lost unseen.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: "dropping".into() }).await;
+        let source = status.unwrap().into_inner().operators.remove(0);
+        if source.records_in_total + source.records_dropped_total == count as u64 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{source:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -629,8 +650,8 @@ async fn tail_rule_takes_max_batch_above_4096_as_4096() {
     let dir = tempfile::tempdir().unwrap();
     let oortd = Oortd::start(dir.path()).await;
     create_stream(&oortd, r#"CREATE STREAM demo (n BIGINT) WITH (TYPE="grpc", DATASOURCE="demo")"#).await;
-    create_rule(&oortd, rule("window", "SELECT n FROM demo GROUP BY COUNTWINDOW(5000)", vec![action("log", &[])]))
-        .await;
+    let window = rule("window", "SELECT n FROM demo GROUP BY COUNTWINDOW(5000)", vec![action("log", &[])]);
+    create_rule(&oortd, lossless(window)).await;
     let mut results = tail_batches(&oortd, "window", u32::MAX).await;
     publish_range(&oortd, "demo", 0..5000).await;
 

@@ -266,3 +266,78 @@ async fn a_tail_reader_that_falls_behind_is_told_and_the_loss_is_counted() {
         .tail_missed_total;
     assert!(missed > 0 && rows + missed <= 3_000, "rows {rows}, missed {missed}");
 }
+
+/// Counters of one operator of a rule, from GetRuleStatus.
+async fn operator(oortd: &Oortd, rule: &str, name: &str) -> oort_proto::v1::OperatorStatus {
+    let status = oortd
+        .rules()
+        .await
+        .get_rule_status(oort_proto::v1::GetRuleStatusRequest { id: rule.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    status.operators.into_iter().find(|o| o.name == name).unwrap_or_else(|| panic!("{rule} has no {name}"))
+}
+
+#[tokio::test]
+async fn a_rule_with_a_slow_sink_drops_its_own_events_and_never_holds_back_its_sibling() {
+    use oort_proto::v1::{BufferFull, RuleOptions};
+    // A REST endpoint that answers in 100 ms.
+    let app = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        "ok"
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let sql = r#"CREATE STREAM s (n BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#;
+    oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let mut slow = rule("slow", "SELECT n FROM s".into());
+    let props = prost_types::Struct {
+        fields: [(
+            "url".to_string(),
+            prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(slow_url)) },
+        )]
+        .into(),
+    };
+    slow.rule.as_mut().unwrap().actions = vec![Action { r#type: "rest".into(), props: Some(props) }];
+    oortd.rules().await.create_rule(slow).await.unwrap();
+    // The sibling must lose nothing: it blocks rather than drops, so any hold
+    // on the publishers would come from it alone.
+    let mut sibling = rule("sibling", "SELECT n FROM s WHERE n >= 0".into());
+    sibling.rule.as_mut().unwrap().actions = vec![Action { r#type: "grpc".into(), props: None }];
+    sibling.rule.as_mut().unwrap().options =
+        Some(RuleOptions { buffer_full: BufferFull::Block as i32, ..Default::default() });
+    oortd.rules().await.create_rule(sibling).await.unwrap();
+
+    // 20,000 events: at 100 ms a result, the slow rule alone would take 33 minutes.
+    const EVENTS: u64 = 20_000;
+    let requests: Vec<PublishRequest> = (0..EVENTS / 1_000)
+        .map(|chunk| {
+            let rows: Vec<String> = (chunk * 1_000..(chunk + 1) * 1_000).map(|n| format!(r#"{{"n":{n}}}"#)).collect();
+            PublishRequest { stream: "s".into(), json: format!("[{}]", rows.join(",")).into(), ..Default::default() }
+        })
+        .collect();
+    let mut events = EventServiceClient::new(oortd.channel().await);
+    let publishing = events.publish(tokio_stream::iter(requests));
+    tokio::time::timeout(std::time::Duration::from_secs(60), publishing)
+        .await
+        .expect("the slow rule does not hold the publisher back")
+        .unwrap();
+    let mut seen = 0;
+    for _ in 0..600 {
+        seen = operator(&oortd, "sibling", "op_filter_0").await.records_out_total;
+        if seen == EVENTS {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, EVENTS, "the sibling got every event");
+    let source = operator(&oortd, "slow", "source_s_0").await;
+    assert!(source.records_dropped_total > EVENTS / 2, "the slow rule dropped its own events: {source:?}");
+    assert!(source.records_in_total + source.records_dropped_total <= EVENTS, "{source:?}");
+    assert_eq!(operator(&oortd, "sibling", "source_s_0").await.records_dropped_total, 0);
+}

@@ -78,6 +78,8 @@ async fn rules_by_state_and_operator_counters_are_exported() {
     assert_eq!(sample(&text, r#"oort_rules{state="failed"}"#), Some(0.0), "{text}");
     assert_eq!(sample(&text, r#"oort_operator_records_in_total{rule="hot",operator="op_filter_0"}"#), Some(3.0));
     assert_eq!(sample(&text, r#"oort_operator_exceptions_total{rule="hot",operator="op_decoder_0"}"#), Some(0.0));
+    let dropped = r#"oort_operator_records_dropped_total{rule="hot",operator="source_demo_0"}"#;
+    assert_eq!(sample(&text, dropped), Some(0.0), "{text}");
     assert_eq!(sample(&text, r#"oort_rule_restarts_total{rule="hot"}"#), Some(0.0));
     assert!(!text.contains(r#"rule="idle""#), "a stopped rule has no operators:\n{text}");
     assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics text ends with # EOF");

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oort_engine::json::{JsonValue, value_to_json};
-use oort_engine::{ConnectorError, Map, Payload, Source, SourceConfig, SourceEvent, SourceFactory, Value};
+use oort_engine::{
+    ConnectorError, Map, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput, Value,
+};
 use oort_policy::{FileRoots, PathError, PathUse};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Builds `file` sources, whose paths must lie inside the file roots.
@@ -113,11 +114,7 @@ impl SourceFactory for FileSourceFactory {
 
 #[async_trait]
 impl Source for FileSource {
-    async fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<SourceEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ConnectorError> {
+    async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
         let config = &self.config;
         loop {
             for (path, content) in read_all(config.path.clone(), Arc::clone(&self.roots)).await? {
@@ -139,7 +136,7 @@ impl Source for FileSource {
                     let event = SourceEvent { payload, meta: Arc::clone(&meta), timestamp: None };
                     tokio::select! {
                         () = cancel.cancelled() => return Ok(()),
-                        sent = out.send(event) => if sent.is_err() { return Ok(()) },
+                        sent = out.send_waiting(event) => if sent.is_err() { return Ok(()) },
                     }
                 }
             }

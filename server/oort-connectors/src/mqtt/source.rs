@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory};
-use tokio::sync::mpsc;
+use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Connection, Event, Failure};
@@ -82,11 +81,7 @@ struct MqttSource {
 
 #[async_trait]
 impl Source for MqttSource {
-    async fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<SourceEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ConnectorError> {
+    async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
         let MqttSource { settings, filter, rule_id } = *self;
         let server = settings.server.as_str();
         let mut conn = Connection::new(&settings);

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory};
+use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput};
 use oort_plugin::wire;
 use prost::Message;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::ffi::RawHandle;
@@ -53,11 +52,7 @@ struct NativeSource {
 
 #[async_trait]
 impl Source for NativeSource {
-    async fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<SourceEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ConnectorError> {
+    async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || self.pump(&runtime, &out, &cancel))
             .await
@@ -83,7 +78,7 @@ impl NativeSource {
     fn pump(
         &self,
         runtime: &tokio::runtime::Handle,
-        out: &mpsc::Sender<SourceEvent>,
+        out: &SourceOutput,
         cancel: &CancellationToken,
     ) -> Result<(), ConnectorError> {
         let (mut current, mut handle) = self.open()?;

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oort_engine::io::IoRuntime;
-use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory};
+use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput};
 use oort_proto::plugin::v1::{OpenSourceRequest, OpenSourceResponse};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::convert;
@@ -123,11 +122,7 @@ const REOPEN_DELAY: Duration = Duration::from_millis(100);
 
 #[async_trait]
 impl Source for PortableSource {
-    async fn run(
-        mut self: Box<Self>,
-        out: mpsc::Sender<SourceEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), ConnectorError> {
+    async fn run(mut self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
         let mut opened = self.opened.take();
         loop {
             let mut current = match opened.take() {

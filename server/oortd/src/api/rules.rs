@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use oort_proto::v1::rule_service_server::RuleService;
+use oort_proto::v1::{BufferFull, Event, OperatorStatus};
 use oort_proto::v1::{
     CreateRuleRequest, CreateRuleResponse, DeleteRuleRequest, DeleteRuleResponse, ExplainRuleRequest,
     ExplainRuleResponse, GetRuleRequest, GetRuleResponse, GetRuleStatusRequest, GetRuleStatusResponse,
@@ -12,7 +13,6 @@ use oort_proto::v1::{
     StartRuleRequest, StartRuleResponse, StopRuleRequest, StopRuleResponse, TailEncoding, TailRuleRequest,
     TailRuleResponse, UpdateRuleRequest, UpdateRuleResponse,
 };
-use oort_proto::v1::{Event, OperatorStatus};
 use prost::Message;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -131,6 +131,7 @@ fn operator_to_proto(op: oort_engine::OperatorStatus) -> OperatorStatus {
         records_in_total: op.records_in_total,
         records_out_total: op.records_out_total,
         exceptions_total: op.exceptions_total,
+        records_dropped_total: op.records_dropped_total,
         process_latency_us: op.process_latency_us,
         buffer_length: op.buffer_length,
         last_exception,
@@ -157,6 +158,9 @@ fn validate_options(rule: &Rule) -> ApiResult<()> {
     }
     if options.late_tolerance_ms.is_some_and(|t| t < 0) {
         return invalid("late_tolerance_ms must not be negative".into());
+    }
+    if BufferFull::try_from(options.buffer_full).is_err() {
+        return invalid(format!("buffer_full must be DROP or BLOCK, not {}", options.buffer_full));
     }
     if options.buffer_length == Some(0) {
         return invalid("buffer_length must be at least 1".into());

@@ -23,6 +23,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// What a rule does with an event pushed while its input buffer is full.
+type BufferFull int32
+
+const (
+	// The default for the rule's qos.
+	BufferFull_BUFFER_FULL_UNSPECIFIED BufferFull = 0
+	// Drop the event for this rule only, counted in its source operator's
+	// `records_dropped_total`: a slow rule never holds back the other rules of a
+	// stream.
+	BufferFull_BUFFER_FULL_DROP BufferFull = 1
+	// Wait for room: nothing is lost, and the source waits with the rule. For a
+	// stream published into the server, that holds back its publishers, and so
+	// every rule reading the stream.
+	BufferFull_BUFFER_FULL_BLOCK BufferFull = 2
+)
+
+// Enum value maps for BufferFull.
+var (
+	BufferFull_name = map[int32]string{
+		0: "BUFFER_FULL_UNSPECIFIED",
+		1: "BUFFER_FULL_DROP",
+		2: "BUFFER_FULL_BLOCK",
+	}
+	BufferFull_value = map[string]int32{
+		"BUFFER_FULL_UNSPECIFIED": 0,
+		"BUFFER_FULL_DROP":        1,
+		"BUFFER_FULL_BLOCK":       2,
+	}
+)
+
+func (x BufferFull) Enum() *BufferFull {
+	p := new(BufferFull)
+	*p = x
+	return p
+}
+
+func (x BufferFull) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BufferFull) Descriptor() protoreflect.EnumDescriptor {
+	return file_oort_v1_rule_proto_enumTypes[0].Descriptor()
+}
+
+func (BufferFull) Type() protoreflect.EnumType {
+	return &file_oort_v1_rule_proto_enumTypes[0]
+}
+
+func (x BufferFull) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BufferFull.Descriptor instead.
+func (BufferFull) EnumDescriptor() ([]byte, []int) {
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{0}
+}
+
 // The lifecycle state of a rule.
 type RuleState int32
 
@@ -68,11 +125,11 @@ func (x RuleState) String() string {
 }
 
 func (RuleState) Descriptor() protoreflect.EnumDescriptor {
-	return file_oort_v1_rule_proto_enumTypes[0].Descriptor()
+	return file_oort_v1_rule_proto_enumTypes[1].Descriptor()
 }
 
 func (RuleState) Type() protoreflect.EnumType {
-	return &file_oort_v1_rule_proto_enumTypes[0]
+	return &file_oort_v1_rule_proto_enumTypes[1]
 }
 
 func (x RuleState) Number() protoreflect.EnumNumber {
@@ -81,7 +138,7 @@ func (x RuleState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RuleState.Descriptor instead.
 func (RuleState) EnumDescriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{0}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{1}
 }
 
 // The encoding of TailRule's results.
@@ -121,11 +178,11 @@ func (x TailEncoding) String() string {
 }
 
 func (TailEncoding) Descriptor() protoreflect.EnumDescriptor {
-	return file_oort_v1_rule_proto_enumTypes[1].Descriptor()
+	return file_oort_v1_rule_proto_enumTypes[2].Descriptor()
 }
 
 func (TailEncoding) Type() protoreflect.EnumType {
-	return &file_oort_v1_rule_proto_enumTypes[1]
+	return &file_oort_v1_rule_proto_enumTypes[2]
 }
 
 func (x TailEncoding) Number() protoreflect.EnumNumber {
@@ -134,7 +191,7 @@ func (x TailEncoding) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TailEncoding.Descriptor instead.
 func (TailEncoding) EnumDescriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{1}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{2}
 }
 
 // A rule definition.
@@ -310,8 +367,13 @@ type RuleOptions struct {
 	CheckpointIntervalMs *int64 `protobuf:"varint,6,opt,name=checkpoint_interval_ms,json=checkpointIntervalMs,proto3,oneof" json:"checkpoint_interval_ms,omitempty"`
 	// How the rule restarts after a failure of its source.
 	RestartStrategy *RestartStrategy `protobuf:"bytes,7,opt,name=restart_strategy,json=restartStrategy,proto3" json:"restart_strategy,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What happens to an event pushed to the rule (by a broker, a publisher or a
+	// plugin) while its input buffer of `buffer_length` events is full. Unset:
+	// DROP for qos 0, BLOCK for qos 1 and 2. Sources that read at their own pace
+	// (files) always wait.
+	BufferFull    BufferFull `protobuf:"varint,8,opt,name=buffer_full,json=bufferFull,proto3,enum=oort.v1.BufferFull" json:"buffer_full,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RuleOptions) Reset() {
@@ -391,6 +453,13 @@ func (x *RuleOptions) GetRestartStrategy() *RestartStrategy {
 		return x.RestartStrategy
 	}
 	return nil
+}
+
+func (x *RuleOptions) GetBufferFull() BufferFull {
+	if x != nil {
+		return x.BufferFull
+	}
+	return BufferFull_BUFFER_FULL_UNSPECIFIED
 }
 
 // Restart policy with exponential backoff.
@@ -551,8 +620,11 @@ type OperatorStatus struct {
 	LastExceptionTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_exception_time,json=lastExceptionTime,proto3" json:"last_exception_time,omitempty"`
 	// When the operator last processed an event.
 	LastInvocation *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_invocation,json=lastInvocation,proto3" json:"last_invocation,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Events dropped because the rule's input buffer was full (source operators
+	// of rules whose `buffer_full` is DROP).
+	RecordsDroppedTotal uint64 `protobuf:"varint,10,opt,name=records_dropped_total,json=recordsDroppedTotal,proto3" json:"records_dropped_total,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *OperatorStatus) Reset() {
@@ -646,6 +718,13 @@ func (x *OperatorStatus) GetLastInvocation() *timestamppb.Timestamp {
 		return x.LastInvocation
 	}
 	return nil
+}
+
+func (x *OperatorStatus) GetRecordsDroppedTotal() uint64 {
+	if x != nil {
+		return x.RecordsDroppedTotal
+	}
+	return 0
 }
 
 // Request of RuleService.CreateRule.
@@ -1819,7 +1898,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"_triggered\"K\n" +
 	"\x06Action\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12-\n" +
-	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\x8c\x03\n" +
+	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\xc2\x03\n" +
 	"\vRuleOptions\x12\"\n" +
 	"\ris_event_time\x18\x01 \x01(\bR\visEventTime\x12/\n" +
 	"\x11late_tolerance_ms\x18\x02 \x01(\x03H\x00R\x0flateToleranceMs\x88\x01\x01\x12(\n" +
@@ -1827,7 +1906,9 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x11send_meta_to_sink\x18\x04 \x01(\bR\x0esendMetaToSink\x12\x10\n" +
 	"\x03qos\x18\x05 \x01(\rR\x03qos\x129\n" +
 	"\x16checkpoint_interval_ms\x18\x06 \x01(\x03H\x02R\x14checkpointIntervalMs\x88\x01\x01\x12C\n" +
-	"\x10restart_strategy\x18\a \x01(\v2\x18.oort.v1.RestartStrategyR\x0frestartStrategyB\x14\n" +
+	"\x10restart_strategy\x18\a \x01(\v2\x18.oort.v1.RestartStrategyR\x0frestartStrategy\x124\n" +
+	"\vbuffer_full\x18\b \x01(\x0e2\x13.oort.v1.BufferFullR\n" +
+	"bufferFullB\x14\n" +
 	"\x12_late_tolerance_msB\x10\n" +
 	"\x0e_buffer_lengthB\x19\n" +
 	"\x17_checkpoint_interval_ms\"\x82\x02\n" +
@@ -1846,7 +1927,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x0e_jitter_factor\"W\n" +
 	"\bRuleInfo\x12!\n" +
 	"\x04rule\x18\x01 \x01(\v2\r.oort.v1.RuleR\x04rule\x12(\n" +
-	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\"\xb0\x03\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\"\xe4\x03\n" +
 	"\x0eOperatorStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x10records_in_total\x18\x02 \x01(\x04R\x0erecordsInTotal\x12*\n" +
@@ -1856,7 +1937,9 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\rbuffer_length\x18\x06 \x01(\x04R\fbufferLength\x12%\n" +
 	"\x0elast_exception\x18\a \x01(\tR\rlastException\x12J\n" +
 	"\x13last_exception_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x11lastExceptionTime\x12C\n" +
-	"\x0flast_invocation\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0elastInvocation\"6\n" +
+	"\x0flast_invocation\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0elastInvocation\x122\n" +
+	"\x15records_dropped_total\x18\n" +
+	" \x01(\x04R\x13recordsDroppedTotal\"6\n" +
 	"\x11CreateRuleRequest\x12!\n" +
 	"\x04rule\x18\x01 \x01(\v2\r.oort.v1.RuleR\x04rule\"7\n" +
 	"\x12CreateRuleResponse\x12!\n" +
@@ -1914,7 +1997,12 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x12ExplainRuleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\")\n" +
 	"\x13ExplainRuleResponse\x12\x12\n" +
-	"\x04plan\x18\x01 \x01(\tR\x04plan*\x87\x01\n" +
+	"\x04plan\x18\x01 \x01(\tR\x04plan*V\n" +
+	"\n" +
+	"BufferFull\x12\x1b\n" +
+	"\x17BUFFER_FULL_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10BUFFER_FULL_DROP\x10\x01\x12\x15\n" +
+	"\x11BUFFER_FULL_BLOCK\x10\x02*\x87\x01\n" +
 	"\tRuleState\x12\x1a\n" +
 	"\x16RULE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RULE_STATE_STOPPED\x10\x01\x12\x17\n" +
@@ -1953,95 +2041,97 @@ func file_oort_v1_rule_proto_rawDescGZIP() []byte {
 	return file_oort_v1_rule_proto_rawDescData
 }
 
-var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_oort_v1_rule_proto_goTypes = []any{
-	(RuleState)(0),                // 0: oort.v1.RuleState
-	(TailEncoding)(0),             // 1: oort.v1.TailEncoding
-	(*Rule)(nil),                  // 2: oort.v1.Rule
-	(*Action)(nil),                // 3: oort.v1.Action
-	(*RuleOptions)(nil),           // 4: oort.v1.RuleOptions
-	(*RestartStrategy)(nil),       // 5: oort.v1.RestartStrategy
-	(*RuleInfo)(nil),              // 6: oort.v1.RuleInfo
-	(*OperatorStatus)(nil),        // 7: oort.v1.OperatorStatus
-	(*CreateRuleRequest)(nil),     // 8: oort.v1.CreateRuleRequest
-	(*CreateRuleResponse)(nil),    // 9: oort.v1.CreateRuleResponse
-	(*GetRuleRequest)(nil),        // 10: oort.v1.GetRuleRequest
-	(*GetRuleResponse)(nil),       // 11: oort.v1.GetRuleResponse
-	(*ListRulesRequest)(nil),      // 12: oort.v1.ListRulesRequest
-	(*ListRulesResponse)(nil),     // 13: oort.v1.ListRulesResponse
-	(*UpdateRuleRequest)(nil),     // 14: oort.v1.UpdateRuleRequest
-	(*UpdateRuleResponse)(nil),    // 15: oort.v1.UpdateRuleResponse
-	(*DeleteRuleRequest)(nil),     // 16: oort.v1.DeleteRuleRequest
-	(*DeleteRuleResponse)(nil),    // 17: oort.v1.DeleteRuleResponse
-	(*StartRuleRequest)(nil),      // 18: oort.v1.StartRuleRequest
-	(*StartRuleResponse)(nil),     // 19: oort.v1.StartRuleResponse
-	(*StopRuleRequest)(nil),       // 20: oort.v1.StopRuleRequest
-	(*StopRuleResponse)(nil),      // 21: oort.v1.StopRuleResponse
-	(*RestartRuleRequest)(nil),    // 22: oort.v1.RestartRuleRequest
-	(*RestartRuleResponse)(nil),   // 23: oort.v1.RestartRuleResponse
-	(*GetRuleStatusRequest)(nil),  // 24: oort.v1.GetRuleStatusRequest
-	(*GetRuleStatusResponse)(nil), // 25: oort.v1.GetRuleStatusResponse
-	(*RulePluginStatus)(nil),      // 26: oort.v1.RulePluginStatus
-	(*TailRuleRequest)(nil),       // 27: oort.v1.TailRuleRequest
-	(*TailRuleResponse)(nil),      // 28: oort.v1.TailRuleResponse
-	(*ExplainRuleRequest)(nil),    // 29: oort.v1.ExplainRuleRequest
-	(*ExplainRuleResponse)(nil),   // 30: oort.v1.ExplainRuleResponse
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 32: google.protobuf.Struct
-	(*Event)(nil),                 // 33: oort.v1.Event
+	(BufferFull)(0),               // 0: oort.v1.BufferFull
+	(RuleState)(0),                // 1: oort.v1.RuleState
+	(TailEncoding)(0),             // 2: oort.v1.TailEncoding
+	(*Rule)(nil),                  // 3: oort.v1.Rule
+	(*Action)(nil),                // 4: oort.v1.Action
+	(*RuleOptions)(nil),           // 5: oort.v1.RuleOptions
+	(*RestartStrategy)(nil),       // 6: oort.v1.RestartStrategy
+	(*RuleInfo)(nil),              // 7: oort.v1.RuleInfo
+	(*OperatorStatus)(nil),        // 8: oort.v1.OperatorStatus
+	(*CreateRuleRequest)(nil),     // 9: oort.v1.CreateRuleRequest
+	(*CreateRuleResponse)(nil),    // 10: oort.v1.CreateRuleResponse
+	(*GetRuleRequest)(nil),        // 11: oort.v1.GetRuleRequest
+	(*GetRuleResponse)(nil),       // 12: oort.v1.GetRuleResponse
+	(*ListRulesRequest)(nil),      // 13: oort.v1.ListRulesRequest
+	(*ListRulesResponse)(nil),     // 14: oort.v1.ListRulesResponse
+	(*UpdateRuleRequest)(nil),     // 15: oort.v1.UpdateRuleRequest
+	(*UpdateRuleResponse)(nil),    // 16: oort.v1.UpdateRuleResponse
+	(*DeleteRuleRequest)(nil),     // 17: oort.v1.DeleteRuleRequest
+	(*DeleteRuleResponse)(nil),    // 18: oort.v1.DeleteRuleResponse
+	(*StartRuleRequest)(nil),      // 19: oort.v1.StartRuleRequest
+	(*StartRuleResponse)(nil),     // 20: oort.v1.StartRuleResponse
+	(*StopRuleRequest)(nil),       // 21: oort.v1.StopRuleRequest
+	(*StopRuleResponse)(nil),      // 22: oort.v1.StopRuleResponse
+	(*RestartRuleRequest)(nil),    // 23: oort.v1.RestartRuleRequest
+	(*RestartRuleResponse)(nil),   // 24: oort.v1.RestartRuleResponse
+	(*GetRuleStatusRequest)(nil),  // 25: oort.v1.GetRuleStatusRequest
+	(*GetRuleStatusResponse)(nil), // 26: oort.v1.GetRuleStatusResponse
+	(*RulePluginStatus)(nil),      // 27: oort.v1.RulePluginStatus
+	(*TailRuleRequest)(nil),       // 28: oort.v1.TailRuleRequest
+	(*TailRuleResponse)(nil),      // 29: oort.v1.TailRuleResponse
+	(*ExplainRuleRequest)(nil),    // 30: oort.v1.ExplainRuleRequest
+	(*ExplainRuleResponse)(nil),   // 31: oort.v1.ExplainRuleResponse
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 33: google.protobuf.Struct
+	(*Event)(nil),                 // 34: oort.v1.Event
 }
 var file_oort_v1_rule_proto_depIdxs = []int32{
-	3,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
-	4,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
-	31, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	31, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
-	32, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
-	5,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
-	2,  // 6: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
-	0,  // 7: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
-	31, // 8: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
-	31, // 9: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
-	2,  // 10: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
-	2,  // 11: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
-	2,  // 12: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
-	6,  // 13: oort.v1.ListRulesResponse.rules:type_name -> oort.v1.RuleInfo
-	2,  // 14: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
-	2,  // 15: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
-	0,  // 16: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
-	31, // 17: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	7,  // 18: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
-	26, // 19: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
-	1,  // 20: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
-	33, // 21: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
-	33, // 22: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
-	8,  // 23: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
-	10, // 24: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
-	12, // 25: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
-	14, // 26: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
-	16, // 27: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
-	18, // 28: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
-	20, // 29: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
-	22, // 30: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
-	24, // 31: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
-	27, // 32: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
-	29, // 33: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
-	9,  // 34: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
-	11, // 35: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
-	13, // 36: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
-	15, // 37: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
-	17, // 38: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
-	19, // 39: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
-	21, // 40: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
-	23, // 41: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
-	25, // 42: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
-	28, // 43: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
-	30, // 44: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
-	34, // [34:45] is the sub-list for method output_type
-	23, // [23:34] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	4,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
+	5,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
+	32, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	32, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	33, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
+	6,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
+	0,  // 6: oort.v1.RuleOptions.buffer_full:type_name -> oort.v1.BufferFull
+	3,  // 7: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
+	1,  // 8: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
+	32, // 9: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
+	32, // 10: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
+	3,  // 11: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
+	3,  // 12: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
+	3,  // 13: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
+	7,  // 14: oort.v1.ListRulesResponse.rules:type_name -> oort.v1.RuleInfo
+	3,  // 15: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
+	3,  // 16: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
+	1,  // 17: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
+	32, // 18: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	8,  // 19: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
+	27, // 20: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
+	2,  // 21: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
+	34, // 22: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
+	34, // 23: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
+	9,  // 24: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
+	11, // 25: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
+	13, // 26: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
+	15, // 27: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
+	17, // 28: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
+	19, // 29: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
+	21, // 30: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
+	23, // 31: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
+	25, // 32: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
+	28, // 33: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
+	30, // 34: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
+	10, // 35: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
+	12, // 36: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
+	14, // 37: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
+	16, // 38: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
+	18, // 39: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
+	20, // 40: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
+	22, // 41: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
+	24, // 42: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
+	26, // 43: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
+	29, // 44: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
+	31, // 45: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
+	35, // [35:46] is the sub-list for method output_type
+	24, // [24:35] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_rule_proto_init() }
@@ -2058,7 +2148,7 @@ func file_oort_v1_rule_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oort_v1_rule_proto_rawDesc), len(file_oort_v1_rule_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -22,6 +22,42 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _BufferFull:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BufferFullEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BufferFull.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BUFFER_FULL_UNSPECIFIED: _BufferFull.ValueType  # 0
+    """The default for the rule's qos."""
+    BUFFER_FULL_DROP: _BufferFull.ValueType  # 1
+    """Drop the event for this rule only, counted in its source operator's
+    `records_dropped_total`: a slow rule never holds back the other rules of a
+    stream.
+    """
+    BUFFER_FULL_BLOCK: _BufferFull.ValueType  # 2
+    """Wait for room: nothing is lost, and the source waits with the rule. For a
+    stream published into the server, that holds back its publishers, and so
+    every rule reading the stream.
+    """
+
+class BufferFull(_BufferFull, metaclass=_BufferFullEnumTypeWrapper):
+    """What a rule does with an event pushed while its input buffer is full."""
+
+BUFFER_FULL_UNSPECIFIED: BufferFull.ValueType  # 0
+"""The default for the rule's qos."""
+BUFFER_FULL_DROP: BufferFull.ValueType  # 1
+"""Drop the event for this rule only, counted in its source operator's
+`records_dropped_total`: a slow rule never holds back the other rules of a
+stream.
+"""
+BUFFER_FULL_BLOCK: BufferFull.ValueType  # 2
+"""Wait for room: nothing is lost, and the source waits with the rule. For a
+stream published into the server, that holds back its publishers, and so
+every rule reading the stream.
+"""
+Global___BufferFull: _TypeAlias = BufferFull  # noqa: Y015
+
 class _RuleState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -183,6 +219,7 @@ class RuleOptions(_message.Message):
     QOS_FIELD_NUMBER: _builtins.int
     CHECKPOINT_INTERVAL_MS_FIELD_NUMBER: _builtins.int
     RESTART_STRATEGY_FIELD_NUMBER: _builtins.int
+    BUFFER_FULL_FIELD_NUMBER: _builtins.int
     is_event_time: _builtins.bool
     """Use event time (the stream's TIMESTAMP field) instead of processing time."""
     late_tolerance_ms: _builtins.int
@@ -195,6 +232,12 @@ class RuleOptions(_message.Message):
     """Delivery guarantee: 0 at most once, 1 at least once, 2 exactly once. Default 0."""
     checkpoint_interval_ms: _builtins.int
     """Checkpoint interval in milliseconds for qos 1 and 2. Default 300000."""
+    buffer_full: Global___BufferFull.ValueType
+    """What happens to an event pushed to the rule (by a broker, a publisher or a
+    plugin) while its input buffer of `buffer_length` events is full. Unset:
+    DROP for qos 0, BLOCK for qos 1 and 2. Sources that read at their own pace
+    (files) always wait.
+    """
     @_builtins.property
     def restart_strategy(self) -> Global___RestartStrategy:
         """How the rule restarts after a failure of its source."""
@@ -209,10 +252,11 @@ class RuleOptions(_message.Message):
         qos: _builtins.int = ...,
         checkpoint_interval_ms: _builtins.int | None = ...,
         restart_strategy: Global___RestartStrategy | None = ...,
+        buffer_full: Global___BufferFull.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "late_tolerance_ms", b"late_tolerance_ms", "restart_strategy", b"restart_strategy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_meta_to_sink", b"send_meta_to_sink"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_meta_to_sink", b"send_meta_to_sink"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__buffer_length: _TypeAlias = _typing.Literal["buffer_length"]  # noqa: Y015
     _WhichOneofArgType__buffer_length: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length"]  # noqa: Y015
@@ -325,6 +369,7 @@ class OperatorStatus(_message.Message):
     LAST_EXCEPTION_FIELD_NUMBER: _builtins.int
     LAST_EXCEPTION_TIME_FIELD_NUMBER: _builtins.int
     LAST_INVOCATION_FIELD_NUMBER: _builtins.int
+    RECORDS_DROPPED_TOTAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Operator name, e.g. `source_demo_0`, `op_filter_0`, `sink_mqtt_0`."""
     records_in_total: _builtins.int
@@ -339,6 +384,10 @@ class OperatorStatus(_message.Message):
     """Events waiting in the operator's input buffer."""
     last_exception: _builtins.str
     """Message of the last error, empty if none."""
+    records_dropped_total: _builtins.int
+    """Events dropped because the rule's input buffer was full (source operators
+    of rules whose `buffer_full` is DROP).
+    """
     @_builtins.property
     def last_exception_time(self) -> _timestamp_pb2.Timestamp:
         """When the last error happened."""
@@ -359,10 +408,11 @@ class OperatorStatus(_message.Message):
         last_exception: _builtins.str = ...,
         last_exception_time: _timestamp_pb2.Timestamp | None = ...,
         last_invocation: _timestamp_pb2.Timestamp | None = ...,
+        records_dropped_total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_exception_time", b"last_exception_time", "last_invocation", b"last_invocation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer_length", b"buffer_length", "exceptions_total", b"exceptions_total", "last_exception", b"last_exception", "last_exception_time", b"last_exception_time", "last_invocation", b"last_invocation", "name", b"name", "process_latency_us", b"process_latency_us", "records_in_total", b"records_in_total", "records_out_total", b"records_out_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer_length", b"buffer_length", "exceptions_total", b"exceptions_total", "last_exception", b"last_exception", "last_exception_time", b"last_exception_time", "last_invocation", b"last_invocation", "name", b"name", "process_latency_us", b"process_latency_us", "records_dropped_total", b"records_dropped_total", "records_in_total", b"records_in_total", "records_out_total", b"records_out_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
