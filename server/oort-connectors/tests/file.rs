@@ -69,12 +69,19 @@ async fn read(config: SourceConfig, limit: usize) -> Result<Vec<SourceEvent>, Co
     result.map(|()| events)
 }
 
+/// The rows a schemaless stream's rule gets from the events; what its decoder
+/// rejects is shown as `{"bytes": ...}`.
 fn jsons(events: &[SourceEvent]) -> Vec<serde_json::Value> {
+    let stream = oort_sql::parse_stream_ddl(r#"CREATE STREAM s () WITH (DATASOURCE="s")"#).unwrap();
+    let decoder = oort_engine::decode::Decoder::new(&stream);
     events
         .iter()
-        .map(|e| match &e.payload {
-            Payload::Map(m) => map_to_json(m),
-            Payload::Bytes(b) => json!({"bytes": String::from_utf8_lossy(b)}),
+        .map(|e| match decoder.decode(e.clone()) {
+            Ok(row) => map_to_json(&row),
+            Err(_) => match &e.payload {
+                Payload::Bytes(b) => json!({"bytes": String::from_utf8_lossy(b)}),
+                Payload::Map(m) => panic!("a map is always decoded: {m:?}"),
+            },
         })
         .collect()
 }

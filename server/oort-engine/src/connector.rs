@@ -118,6 +118,14 @@ impl SourceOutput {
         self.tx.send(event).await.map_err(|_| RuleGone)
     }
 
+    /// Counts an error that did not stop the source (a record it could not
+    /// read and skipped) in its operator's status.
+    pub fn record_error(&self, message: impl Into<String>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record_exception(message);
+        }
+    }
+
     /// Whether the rule stopped reading.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

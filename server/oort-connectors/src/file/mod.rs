@@ -23,7 +23,7 @@
 //! | option | meaning |
 //! |---|---|
 //! | `DATASOURCE` | The file, or a directory whose regular files are all read in name order (entries that link out of the roots are skipped with a warning). A relative path is resolved against `FILE_BASE` if given, else against `<data_dir>/files`. |
-//! | `FORMAT` | `json` (default): a JSON array of objects, a single object, or JSON lines (one object, or one array of objects, per line). `csv` (or eKuiper's `delimited`): CSV with a header line. |
+//! | `FORMAT` | `json` (default): JSON lines (one object, or one array of objects, per line), or one document over many lines (an array of objects, or an object): the first line that is not blank tells which, a document being a first line that is valid JSON cut short. `csv` (or eKuiper's `delimited`): CSV with a header line. |
 //! | `DELIMITER` | CSV field separator, one character (`\t` for a tab); default `,`. |
 //! | `FILE_BASE` | Base directory of a relative `DATASOURCE` (eKuiper's `path` setting). |
 //! | `INTERVAL` | Milliseconds between two reads of the file; `0` (default) reads it once. |
@@ -40,13 +40,24 @@
 //! Without `INTERVAL` the source reads the file once and ends; a table keeps
 //! the rows, a stream's rule keeps running without further input.
 //!
+//! Files are streamed: a blocking thread reads a line (or an element of a JSON
+//! document) at a time and hands events to the rule 256 at a time, waiting
+//! while the rule's buffer is full, so memory holds a batch, not the file. A
+//! line, CSV record or document element is at most 16 MiB
+//! (`MAX_RECORD_BYTES`): a longer JSON line is skipped and counted
+//! as an error of the source operator (the read goes on); a longer document
+//! element or CSV line ends the read with an error.
+//!
 //! Each row is an event with the metadata `file` (the path read), read in SQL
-//! with `meta(file)`. JSON rows are emitted decoded; a JSON line that does not
-//! parse (or is not an object) is passed on as bytes, so the rule's decoder
-//! rejects it and counts the error in the rule status. CSV cells become BIGINT
+//! with `meta(file)`. A JSON line holding an object goes to the rule as bytes,
+//! which its decoder reads into the stream's declared fields as for any other
+//! source; a line that does not parse (or is not an object) is rejected there
+//! and counted in the rule status. The elements of an array are emitted
+//! decoded. A document that turns out invalid ends the read with an error
+//! naming its line and column, after the rows before it. CSV cells become BIGINT
 //! if they parse as one, else FLOAT, else BOOLEAN (`true`/`false`, any case),
 //! else STRING; an empty cell is NULL. A CSV record with the wrong number of
-//! cells is skipped with a warning in the server log. A missing or unreadable
+//! cells is skipped, counted as an error of the source operator and logged. A missing or unreadable
 //! file is a `ConnectorError::External` naming the path, which the rule's
 //! restart strategy handles.
 //!
@@ -87,8 +98,7 @@
 //! above); other formats (`binary`, `protobuf`) and other line
 //! formats; CSV without a header line (`hasHeader: false`, `columns`);
 //! `actionAfterRead`/`moveTo`, `parallel`, `decompression`; following a file
-//! as it grows (with `INTERVAL`, each read emits the whole file again). A file
-//! is read into memory at once.
+//! as it grows (with `INTERVAL`, each read emits the whole file again).
 //!
 //! Sink: `fileType: "json"` (a JSON array file, rejected), rolling
 //! (`rollingInterval` or `rollingCount` above 0 is rejected;

@@ -1,8 +1,14 @@
 //! The `file` source; see [the module documentation](super).
+//!
+//! A file is read as a stream, on a blocking thread that hands events to the
+//! rule a batch at a time: memory holds a batch and one line (or one element
+//! of a JSON array), not the file.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +18,19 @@ use oort_engine::{
     ConnectorError, Map, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput, Value,
 };
 use oort_policy::{FileRoots, PathError, PathUse};
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// Most bytes of one line, CSV record or element of a JSON document; a longer
+/// line is skipped and counted, a longer element ends the read with an error.
+const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// Most bytes of the first line read to tell JSON lines from one JSON document.
+const PEEK_BYTES: usize = 1 << 20;
+
+/// Events the reading thread hands over at once.
+const READ_BATCH: usize = 256;
 
 /// Builds `file` sources, whose paths must lie inside the file roots.
 pub struct FileSourceFactory(pub Arc<FileRoots>);
@@ -115,30 +133,47 @@ impl SourceFactory for FileSourceFactory {
 #[async_trait]
 impl Source for FileSource {
     async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
-        let config = &self.config;
+        let Self { config, roots } = *self;
+        let config = Arc::new(config);
         loop {
-            for (path, content) in read_all(config.path.clone(), Arc::clone(&self.roots)).await? {
-                let content = skip_lines(&content, config.ignore_start_lines, config.ignore_end_lines);
-                let payloads = match config.format {
-                    Format::Json => parse_json(&content),
-                    Format::Csv(delimiter) => parse_csv(&content, delimiter, &path)?,
+            // Two batches in flight: the thread reads the next while the rule takes one.
+            let (tx, mut rx) = mpsc::channel(2);
+            let reading = {
+                let (config, roots) = (Arc::clone(&config), Arc::clone(&roots));
+                tokio::task::spawn_blocking(move || read_all(&config, &roots, &tx))
+            };
+            let mut sent_any = false;
+            loop {
+                let chunk = tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    chunk = rx.recv() => match chunk { Some(chunk) => chunk, None => break },
                 };
-                let meta = Arc::new(BTreeMap::from([("file".to_owned(), path.display().to_string())]));
-                for (i, payload) in payloads.into_iter().enumerate() {
-                    if i > 0
-                        && let Some(pause) = config.send_interval
-                    {
+                let events = match chunk {
+                    Chunk::Events(events) => events,
+                    Chunk::Skipped(why) => {
+                        tracing::warn!(stream = %config.path.display(), "{why}");
+                        out.record_error(why);
+                        continue;
+                    }
+                };
+                for event in events {
+                    if sent_any && let Some(pause) = config.send_interval {
                         tokio::select! {
                             () = cancel.cancelled() => return Ok(()),
                             () = tokio::time::sleep(pause) => {}
                         }
                     }
-                    let event = SourceEvent { payload, meta: Arc::clone(&meta), timestamp: None };
+                    sent_any = true;
                     tokio::select! {
                         () = cancel.cancelled() => return Ok(()),
                         sent = out.send_waiting(event) => if sent.is_err() { return Ok(()) },
                     }
                 }
+            }
+            match reading.await {
+                Ok(Ok(()) | Err(Halt::Stopped)) => {}
+                Ok(Err(Halt::Failed(e))) => return Err(e),
+                Err(e) => return Err(ConnectorError::External(format!("reading a file failed: {e}"))),
             }
             let Some(interval) = config.interval else { return Ok(()) };
             tokio::select! {
@@ -149,21 +184,74 @@ impl Source for FileSource {
     }
 }
 
-/// Reads the file, or every regular file of the directory in name order.
-/// Reads the file, or every regular file of the directory. Each path is
-/// checked against the roots again as it is read: a symlink put in since the
-/// stream was created is refused (the path) or skipped with a warning (an entry).
-async fn read_all(path: PathBuf, roots: Arc<FileRoots>) -> Result<Vec<(PathBuf, Vec<u8>)>, ConnectorError> {
-    tokio::task::spawn_blocking(move || {
-        let failed = |path: &Path, e: std::io::Error| ConnectorError::External(format!("file {}: {e}", path.display()));
-        let path = roots
-            .resolve(&path.to_string_lossy(), PathUse::ReadFileOrDirectory)
-            .map_err(|e| ConnectorError::External(e.to_string()))?;
-        let metadata = std::fs::metadata(&path).map_err(|e| failed(&path, e))?;
-        if !metadata.is_dir() {
-            let content = std::fs::read(&path).map_err(|e| failed(&path, e))?;
-            return Ok(vec![(path, content)]);
+/// Why reading stopped before the end.
+#[derive(Debug)]
+enum Halt {
+    /// The rule stopped taking events.
+    Stopped,
+    /// The file cannot be read.
+    Failed(ConnectorError),
+}
+
+/// What the reading thread hands to the source's task.
+enum Chunk {
+    /// Events, in file order.
+    Events(Vec<SourceEvent>),
+    /// What was skipped and why, counted in the source's status.
+    Skipped(String),
+}
+
+/// Where the reading functions put what they read.
+trait Emit {
+    /// One event.
+    fn event(&mut self, payload: Payload) -> Result<(), Halt>;
+    /// A part of the file that was skipped, and why.
+    fn skipped(&mut self, why: String) -> Result<(), Halt>;
+}
+
+/// The events of one file, handed to the source's task a batch at a time.
+struct ToRule<'a> {
+    tx: &'a mpsc::Sender<Chunk>,
+    meta: Arc<BTreeMap<String, String>>,
+    batch: Vec<SourceEvent>,
+}
+
+impl ToRule<'_> {
+    fn flush(&mut self) -> Result<(), Halt> {
+        if self.batch.is_empty() {
+            return Ok(());
         }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(READ_BATCH));
+        self.tx.blocking_send(Chunk::Events(batch)).map_err(|_| Halt::Stopped)
+    }
+}
+
+impl Emit for ToRule<'_> {
+    fn event(&mut self, payload: Payload) -> Result<(), Halt> {
+        self.batch.push(SourceEvent { payload, meta: Arc::clone(&self.meta), timestamp: None });
+        if self.batch.len() >= READ_BATCH { self.flush() } else { Ok(()) }
+    }
+
+    fn skipped(&mut self, why: String) -> Result<(), Halt> {
+        self.flush()?;
+        self.tx.blocking_send(Chunk::Skipped(why)).map_err(|_| Halt::Stopped)
+    }
+}
+
+fn failed(path: &Path, e: impl std::fmt::Display) -> Halt {
+    Halt::Failed(ConnectorError::External(format!("file {}: {e}", path.display())))
+}
+
+/// Reads the file, or every regular file of the directory in name order, on
+/// the calling (blocking) thread. Each path is checked against the roots
+/// again as it is read: a symlink put in since the stream was created is
+/// refused (the path) or skipped with a warning (an entry).
+fn read_all(config: &FileSourceConfig, roots: &FileRoots, tx: &mpsc::Sender<Chunk>) -> Result<(), Halt> {
+    let path = roots
+        .resolve(&config.path.to_string_lossy(), PathUse::ReadFileOrDirectory)
+        .map_err(|e| Halt::Failed(ConnectorError::External(e.to_string())))?;
+    let metadata = std::fs::metadata(&path).map_err(|e| failed(&path, e))?;
+    let files = if metadata.is_dir() {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&path).map_err(|e| failed(&path, e))? {
             let entry = entry.map_err(|e| failed(&path, e))?;
@@ -175,86 +263,270 @@ async fn read_all(path: PathBuf, roots: Arc<FileRoots>) -> Result<Vec<(PathBuf, 
         }
         files.sort();
         files
-            .into_iter()
-            .map(|file| std::fs::read(&file).map(|content| (file.clone(), content)).map_err(|e| failed(&file, e)))
-            .collect()
-    })
-    .await
-    .map_err(|e| ConnectorError::External(format!("reading a file failed: {e}")))?
+    } else {
+        vec![path]
+    };
+    for file in files {
+        let meta = Arc::new(BTreeMap::from([("file".to_owned(), file.display().to_string())]));
+        let mut to_rule = ToRule { tx, meta, batch: Vec::with_capacity(READ_BATCH) };
+        read_file(&file, config, &mut to_rule)?;
+        to_rule.flush()?;
+    }
+    Ok(())
 }
 
-/// The content without its first `start` and last `end` non-blank lines (and
-/// without blank lines, when anything is skipped).
-fn skip_lines(content: &[u8], start: usize, end: usize) -> Cow<'_, [u8]> {
-    if start == 0 && end == 0 {
-        return Cow::Borrowed(content);
+/// Reads one file in the stream's format.
+fn read_file(path: &Path, config: &FileSourceConfig, emit: &mut dyn Emit) -> Result<(), Halt> {
+    let file = std::fs::File::open(path).map_err(|e| failed(path, e))?;
+    let reader = BufReader::with_capacity(64 << 10, file);
+    let skipping = config.ignore_start_lines > 0 || config.ignore_end_lines > 0;
+    match config.format {
+        Format::Json if !skipping => read_json(reader, path, emit),
+        Format::Json => read_json(BufReader::new(KeptLines::new(reader, config)), path, emit),
+        // Lines capped for CSV too: the csv crate would grow a record without bound.
+        Format::Csv(delimiter) => read_csv(KeptLines::new(reader, config), delimiter, path, emit),
     }
-    let lines: Vec<&[u8]> = content.split(|b| *b == b'\n').filter(|line| !line.trim_ascii().is_empty()).collect();
-    let kept = lines.get(start..lines.len().saturating_sub(end)).unwrap_or_default();
-    Cow::Owned(kept.join(&b'\n'))
 }
 
-/// JSON content: a whole document (an array of objects, or one object), else
-/// JSON lines. What is not an object is passed on as bytes for the decoder to reject.
-fn parse_json(content: &[u8]) -> Vec<Payload> {
-    let mut payloads = Vec::new();
-    let trimmed = content.trim_ascii();
-    if trimmed.is_empty() {
-        return payloads;
+/// JSON content: JSON lines (an object, or an array of objects, a line), or
+/// one document (an array of objects, or an object) over many lines, told
+/// apart by the first line that is not blank. What is not an object is passed
+/// on as bytes for the rule's decoder to reject.
+fn read_json(mut reader: impl BufRead, path: &Path, emit: &mut dyn Emit) -> Result<(), Halt> {
+    let mut first = Vec::new();
+    let mut number = 0;
+    loop {
+        first.clear();
+        if (&mut reader).take(PEEK_BYTES as u64).read_until(b'\n', &mut first).map_err(|e| failed(path, e))? == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if !first.trim_ascii().is_empty() {
+            break;
+        }
     }
-    if let Ok(JsonValue(whole)) = serde_json::from_slice::<JsonValue>(trimmed) {
-        push_value(whole, trimmed, &mut payloads);
-        return payloads;
+    let cut = first.len() >= PEEK_BYTES && !first.ends_with(b"\n");
+    let unfinished = || serde_json::from_slice::<serde::de::IgnoredAny>(first.trim_ascii()).is_err_and(|e| e.is_eof());
+    if cut || unfinished() {
+        return read_document(std::io::Cursor::new(first).chain(reader), path, emit);
     }
-    for line in trimmed.split(|b| *b == b'\n') {
-        let line = line.trim_ascii();
-        if line.is_empty() {
+    json_line(&first, emit)?;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader).take(MAX_RECORD_BYTES as u64 + 1).read_until(b'\n', &mut line);
+        if read.map_err(|e| failed(path, e))? == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if line.len() > MAX_RECORD_BYTES && !line.ends_with(b"\n") {
+            reader.skip_until(b'\n').map_err(|e| failed(path, e))?;
+            let limit = MAX_RECORD_BYTES >> 20;
+            emit.skipped(format!("file {}: line {number} is longer than {limit} MiB; skipped", path.display()))?;
             continue;
         }
-        match serde_json::from_slice::<JsonValue>(line) {
-            Ok(JsonValue(value)) => push_value(value, line, &mut payloads),
-            Err(_) => payloads.push(Payload::Bytes(line.to_vec())),
-        }
+        json_line(&line, emit)?;
     }
-    payloads
 }
 
-/// An object is a row; an array, one row per element; anything else its text.
-fn push_value(value: Value, text: &[u8], payloads: &mut Vec<Payload>) {
+/// One JSON line: an object goes to the rule as bytes, which its decoder
+/// reads into the stream's declared fields only; an array is split into its
+/// elements; anything else is passed on for the decoder to reject.
+fn json_line(line: &[u8], emit: &mut dyn Emit) -> Result<(), Halt> {
+    let line = line.trim_ascii();
+    match line.first() {
+        None => Ok(()),
+        Some(b'[') => match serde_json::from_slice::<JsonValue>(line) {
+            Ok(JsonValue(Value::List(items))) => {
+                Arc::unwrap_or_clone(items).into_iter().try_for_each(|item| emit.event(element(item)))
+            }
+            _ => emit.event(Payload::Bytes(line.to_vec())),
+        },
+        Some(_) => emit.event(Payload::Bytes(line.to_vec())),
+    }
+}
+
+/// An element of an array: an object is a row, anything else its JSON text.
+fn element(value: Value) -> Payload {
     match value {
-        Value::Map(map) => payloads.push(Payload::Map(Arc::unwrap_or_clone(map))),
-        Value::List(items) => {
-            for item in Arc::unwrap_or_clone(items) {
-                match item {
-                    Value::Map(map) => payloads.push(Payload::Map(Arc::unwrap_or_clone(map))),
-                    other => payloads.push(Payload::Bytes(value_to_json(&other).to_string().into_bytes())),
-                }
-            }
-        }
-        _ => payloads.push(Payload::Bytes(text.to_vec())),
+        Value::Map(map) => Payload::Map(Arc::unwrap_or_clone(map)),
+        other => Payload::Bytes(value_to_json(&other).to_string().into_bytes()),
     }
 }
 
-/// CSV content with a header line: one row per record.
-fn parse_csv(content: &[u8], delimiter: u8, path: &Path) -> Result<Vec<Payload>, ConnectorError> {
-    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).from_reader(content);
-    let header: Vec<Arc<str>> = reader
-        .headers()
-        .map_err(|e| ConnectorError::External(format!("file {}: invalid CSV header: {e}", path.display())))?
-        .iter()
-        .map(Arc::from)
-        .collect();
-    let mut payloads = Vec::new();
-    for record in reader.records() {
-        match record {
-            Ok(record) => {
-                let row: Map = header.iter().cloned().zip(record.iter().map(cell_value)).collect();
-                payloads.push(Payload::Map(row));
+/// One JSON document over many lines, its array's elements emitted as they
+/// are parsed. An element over [`MAX_RECORD_BYTES`] or a syntax error ends the
+/// read with an error naming the line and column (the elements before it are
+/// emitted).
+fn read_document(reader: impl Read, path: &Path, emit: &mut dyn Emit) -> Result<(), Halt> {
+    let budget = Rc::new(Cell::new(MAX_RECORD_BYTES));
+    let reader = BufReader::new(Budgeted { inner: reader, left: Rc::clone(&budget) });
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let mut halted = None;
+    let parsed = Document { emit, budget: &budget, halted: &mut halted }
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end());
+    match (halted, parsed) {
+        (Some(halt), _) => Err(halt),
+        (None, Ok(())) => Ok(()),
+        (None, Err(e)) => Err(failed(path, format!("invalid JSON document: {e}"))),
+    }
+}
+
+/// A reader that fails once it has given `left` bytes, reset per element of a document.
+struct Budgeted<R> {
+    inner: R,
+    left: Rc<Cell<usize>>,
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left.get();
+        if left == 0 {
+            let limit = MAX_RECORD_BYTES >> 20;
+            return Err(std::io::Error::other(format!("an element is longer than {limit} MiB")));
+        }
+        let take = buf.len().min(left);
+        let read = self.inner.read(&mut buf[..take])?;
+        self.left.set(left - read);
+        Ok(read)
+    }
+}
+
+/// Emits a JSON document's rows as the parser reaches them.
+struct Document<'a> {
+    emit: &'a mut dyn Emit,
+    budget: &'a Cell<usize>,
+    /// Why emitting stopped, when it did (the parser only carries its own errors).
+    halted: &'a mut Option<Halt>,
+}
+
+impl Document<'_> {
+    fn emit<E: serde::de::Error>(&mut self, payload: Payload) -> Result<(), E> {
+        self.budget.set(MAX_RECORD_BYTES);
+        self.emit.event(payload).map_err(|halt| {
+            *self.halted = Some(halt);
+            E::custom("stopped")
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Document<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Document<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of objects, or a JSON object")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(JsonValue(value)) = seq.next_element()? {
+            self.emit(element(value))?;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
+        let deserializer = serde::de::value::MapAccessDeserializer::new(map);
+        let JsonValue(value) = serde::Deserialize::deserialize(deserializer)?;
+        self.emit(element(value))
+    }
+}
+
+/// The lines of a reader, each capped at [`MAX_RECORD_BYTES`]; when lines are
+/// to be ignored, the non-blank ones without the first `start` and the last
+/// `end` (blank lines are then dropped too).
+struct KeptLines<R> {
+    inner: R,
+    start: usize,
+    end: usize,
+    skipping: bool,
+    /// The last `end` lines read, held back until more come.
+    held: VecDeque<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl<R: BufRead> KeptLines<R> {
+    fn new(inner: R, config: &FileSourceConfig) -> Self {
+        let (start, end) = (config.ignore_start_lines, config.ignore_end_lines);
+        Self { inner, start, end, skipping: start > 0 || end > 0, held: VecDeque::new(), current: Vec::new(), at: 0 }
+    }
+
+    /// Moves to the next kept line; false at the end.
+    fn next_line(&mut self) -> std::io::Result<bool> {
+        loop {
+            let mut line = Vec::new();
+            if (&mut self.inner).take(MAX_RECORD_BYTES as u64 + 1).read_until(b'\n', &mut line)? == 0 {
+                return Ok(false);
             }
-            Err(e) => tracing::warn!(file = %path.display(), error = %e, "skipping a malformed CSV record"),
+            if line.len() > MAX_RECORD_BYTES && !line.ends_with(b"\n") {
+                let limit = MAX_RECORD_BYTES >> 20;
+                return Err(std::io::Error::other(format!("a line is longer than {limit} MiB")));
+            }
+            if !self.skipping {
+                (self.current, self.at) = (line, 0);
+                return Ok(true);
+            }
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            if self.start > 0 {
+                self.start -= 1;
+                continue;
+            }
+            if !line.ends_with(b"\n") {
+                line.push(b'\n');
+            }
+            self.held.push_back(line);
+            if self.held.len() > self.end
+                && let Some(line) = self.held.pop_front()
+            {
+                (self.current, self.at) = (line, 0);
+                return Ok(true);
+            }
         }
     }
-    Ok(payloads)
+}
+
+impl<R: BufRead> Read for KeptLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            if !self.next_line()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// CSV content with a header line: one row per record, each emitted as it is read.
+fn read_csv(reader: impl Read, delimiter: u8, path: &Path, emit: &mut dyn Emit) -> Result<(), Halt> {
+    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).from_reader(reader);
+    let header: Vec<Arc<str>> =
+        reader.headers().map_err(|e| failed(path, format!("invalid CSV header: {e}")))?.iter().map(Arc::from).collect();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {
+                let row: Map = header.iter().cloned().zip(record.iter().map(cell_value)).collect();
+                emit.event(Payload::Map(row))?;
+            }
+            Err(e) if e.is_io_error() => return Err(failed(path, e)),
+            Err(e) => emit.skipped(format!("file {}: malformed CSV record skipped: {e}", path.display()))?,
+        }
+    }
 }
 
 /// A CSV cell: BIGINT, else FLOAT, else BOOLEAN, else STRING; empty is NULL.
@@ -380,52 +652,124 @@ mod tests {
         assert!(config_error(&options(&[("IGNORE_END_LINES", "1.5")])).contains("IGNORE_END_LINES"));
     }
 
-    #[test]
-    fn json_array_object_and_lines() {
-        let array = parse_json(b" [{\"a\": 1}, {\"a\": 2.5, \"b\": [true]}, 3]\n");
-        assert_eq!(
-            maps(&array),
-            vec![serde_json::json!({"a": 1}), serde_json::json!({"a": 2.5, "b": [true]}), "bytes:3".into()]
-        );
-        let pretty = parse_json(b"{\n  \"a\": 1\n}\n");
-        assert_eq!(maps(&pretty), vec![serde_json::json!({"a": 1})]);
-        let lines = parse_json(b"{\"a\": 1}\n\n{oops\r\n[{\"a\": 2}, {\"a\": 3}]\n\"text\"\n");
-        assert_eq!(
-            maps(&lines),
-            vec![
-                serde_json::json!({"a": 1}),
-                "bytes:{oops".into(),
-                serde_json::json!({"a": 2}),
-                serde_json::json!({"a": 3}),
-                "bytes:\"text\"".into(),
-            ]
-        );
-        assert!(parse_json(b"  \n").is_empty());
+    /// What the reading functions emit: payloads, and `skipped:` notes.
+    #[derive(Default)]
+    struct Collected(Vec<Result<Payload, String>>);
+
+    impl Emit for Collected {
+        fn event(&mut self, payload: Payload) -> Result<(), Halt> {
+            self.0.push(Ok(payload));
+            Ok(())
+        }
+        fn skipped(&mut self, why: String) -> Result<(), Halt> {
+            self.0.push(Err(why));
+            Ok(())
+        }
+    }
+
+    /// The emitted rows as JSON: a JSON object given as bytes (what the rule's
+    /// decoder reads) is shown parsed, other bytes as `bytes:…`, notes as `skipped:…`.
+    fn rows(collected: &Collected) -> Vec<serde_json::Value> {
+        collected
+            .0
+            .iter()
+            .map(|item| match item {
+                Ok(Payload::Map(m)) => oort_engine::json::map_to_json(m),
+                Ok(Payload::Bytes(b)) => match serde_json::from_slice::<serde_json::Value>(b) {
+                    Ok(object @ serde_json::Value::Object(_)) => object,
+                    _ => serde_json::Value::String(format!("bytes:{}", String::from_utf8_lossy(b))),
+                },
+                Err(why) => serde_json::Value::String(format!("skipped:{why}")),
+            })
+            .collect()
+    }
+
+    fn json(content: &[u8]) -> Result<Vec<serde_json::Value>, String> {
+        let mut collected = Collected::default();
+        match read_json(content, Path::new("x.json"), &mut collected) {
+            Ok(()) => Ok(rows(&collected)),
+            Err(Halt::Failed(e)) => Err(e.to_string()),
+            Err(Halt::Stopped) => unreachable!(),
+        }
+    }
+
+    fn csv(content: &[u8], delimiter: u8, config: &FileSourceConfig) -> Vec<serde_json::Value> {
+        let mut collected = Collected::default();
+        let reader = KeptLines::new(content, config);
+        read_csv(reader, delimiter, Path::new("x.csv"), &mut collected).unwrap();
+        rows(&collected)
+    }
+
+    fn plain() -> FileSourceConfig {
+        FileSourceConfig::from_source_config(&options(&[]), &roots()).unwrap()
     }
 
     #[test]
-    fn csv_cells_are_typed() {
-        let content = b"id,name,t,ok,note\n1,a,20.5,true,\n2,b,1e3,FALSE,inf\n3,c,x\n-4,\"d,e\",-0.5,yes,007\n";
-        let rows = parse_csv(content, b',', Path::new("x.csv")).unwrap();
+    fn json_array_object_and_lines() {
+        use serde_json::json as j;
+        let array = json(b" [{\"a\": 1}, {\"a\": 2.5, \"b\": [true]}, 3]\n").unwrap();
+        assert_eq!(array, vec![j!({"a": 1}), j!({"a": 2.5, "b": [true]}), "bytes:3".into()]);
+        let pretty = json(b"{\n  \"a\": 1\n}\n").unwrap();
+        assert_eq!(pretty, vec![j!({"a": 1})]);
+        let pretty_array = json(b"\n[\n  {\"a\": 1},\n  {\"a\": 2}\n]\n").unwrap();
+        assert_eq!(pretty_array, vec![j!({"a": 1}), j!({"a": 2})]);
+        let lines = json(b"{\"a\": 1}\n\n{oops\r\n[{\"a\": 2}, {\"a\": 3}]\n\"text\"\n").unwrap();
         assert_eq!(
-            maps(&rows),
-            vec![
-                serde_json::json!({"id": 1, "name": "a", "t": 20.5, "ok": true, "note": null}),
-                serde_json::json!({"id": 2, "name": "b", "t": 1000.0, "ok": false, "note": "inf"}),
-                serde_json::json!({"id": -4, "name": "d,e", "t": -0.5, "ok": "yes", "note": 7}),
-            ]
+            lines,
+            vec![j!({"a": 1}), "bytes:{oops".into(), j!({"a": 2}), j!({"a": 3}), "bytes:\"text\"".into()]
         );
-        let rows = parse_csv(b"id name\n1 John\n", b' ', Path::new("x.csv")).unwrap();
-        assert_eq!(maps(&rows), vec![serde_json::json!({"id": 1, "name": "John"})]);
-        assert!(parse_csv(b"", b',', Path::new("x.csv")).unwrap().is_empty());
+        assert!(json(b"  \n").unwrap().is_empty());
+        // A document that breaks off: the rows before the error were emitted, the error names where.
+        let error = json(b"[\n{\"a\": 1},\n{\"a\": }\n]").unwrap_err();
+        assert!(error.contains("x.json") && error.contains("line 3"), "{error}");
+        let error = json(b"\"a\nb\"").unwrap_err();
+        assert!(error.contains("invalid JSON document"), "{error}");
+    }
+
+    #[test]
+    fn an_over_long_line_is_skipped_and_counted_and_an_over_long_element_ends_the_read() {
+        let mut content = b"{\"a\": 1}\n{\"pad\": \"".to_vec();
+        content.resize(content.len() + MAX_RECORD_BYTES, b'x');
+        content.extend_from_slice(b"\"}\n{\"a\": 2}\n");
+        let got = json(&content).unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!((&got[0], &got[2]), (&serde_json::json!({"a": 1}), &serde_json::json!({"a": 2})));
+        assert!(got[1].as_str().unwrap().contains("line 2 is longer than 16 MiB"), "{:?}", got[1]);
+
+        let mut document = b"[\n{\"a\": 1},\n{\"pad\": \"".to_vec();
+        document.resize(document.len() + MAX_RECORD_BYTES + (64 << 10), b'x');
+        document.extend_from_slice(b"\"}\n]");
+        let error = json(&document).unwrap_err();
+        assert!(error.contains("longer than 16 MiB"), "{error}");
+    }
+
+    #[test]
+    fn csv_cells_are_typed_and_bad_records_counted() {
+        use serde_json::json as j;
+        let content = b"id,name,t,ok,note\n1,a,20.5,true,\n2,b,1e3,FALSE,inf\n3,c,x\n-4,\"d,e\",-0.5,yes,007\n";
+        let rows = csv(content, b',', &plain());
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0], j!({"id": 1, "name": "a", "t": 20.5, "ok": true, "note": null}));
+        assert_eq!(rows[1], j!({"id": 2, "name": "b", "t": 1000.0, "ok": false, "note": "inf"}));
+        assert!(rows[2].as_str().unwrap().starts_with("skipped:file x.csv: malformed CSV record"), "{:?}", rows[2]);
+        assert_eq!(rows[3], j!({"id": -4, "name": "d,e", "t": -0.5, "ok": "yes", "note": 7}));
+        assert_eq!(csv(b"id name\n1 John\n", b' ', &plain()), vec![j!({"id": 1, "name": "John"})]);
+        assert!(csv(b"", b',', &plain()).is_empty());
     }
 
     #[test]
     fn lines_are_skipped_at_both_ends() {
         let content = b"# comment\n\nid,v\n1,2\n\n3,4\n# end\n";
-        assert_eq!(skip_lines(content, 1, 1).as_ref(), b"id,v\n1,2\n3,4");
-        assert_eq!(skip_lines(content, 0, 0).as_ref(), content);
-        assert!(skip_lines(content, 10, 0).is_empty());
-        assert!(skip_lines(content, 3, 3).is_empty());
+        let kept = |start, end| {
+            let config = FileSourceConfig { ignore_start_lines: start, ignore_end_lines: end, ..plain() };
+            let mut text = String::new();
+            KeptLines::new(&content[..], &config).read_to_string(&mut text).unwrap();
+            text
+        };
+        assert_eq!(kept(1, 1), "id,v\n1,2\n3,4\n");
+        assert_eq!(kept(0, 0), String::from_utf8_lossy(content));
+        assert_eq!(kept(10, 0), "");
+        assert_eq!(kept(3, 3), "");
+        assert_eq!(kept(0, 1), "# comment\nid,v\n1,2\n3,4\n");
     }
 }
