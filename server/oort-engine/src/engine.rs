@@ -28,12 +28,20 @@ pub struct Engine {
     functions: Arc<FunctionRegistry>,
     connectors: Arc<ConnectorRegistry>,
     running: Mutex<BTreeMap<String, RunningRule>>,
+    tail_bytes: usize,
 }
 
 impl Engine {
     /// An engine over these registries.
     pub fn new(functions: Arc<FunctionRegistry>, connectors: Arc<ConnectorRegistry>) -> Self {
-        Self { functions, connectors, running: Mutex::default() }
+        Self { functions, connectors, running: Mutex::default(), tail_bytes: runtime::DEFAULT_TAIL_BYTES }
+    }
+
+    /// Lets each TailRule reader fall `bytes` of results behind before it
+    /// loses some (default [`runtime::DEFAULT_TAIL_BYTES`]).
+    pub fn with_tail_bytes(mut self, bytes: usize) -> Self {
+        self.tail_bytes = bytes;
+        self
     }
 
     /// The function registry.
@@ -58,7 +66,7 @@ impl Engine {
         if let Some(old) = running.remove(&id) {
             old.stop().await;
         }
-        let rule = runtime::start(Arc::new(plan), &self.connectors)?;
+        let rule = runtime::start(Arc::new(plan), &self.connectors, self.tail_bytes)?;
         running.insert(id.clone(), rule);
         tracing::info!(rule = %id, "rule started");
         Ok(())
@@ -75,6 +83,17 @@ impl Engine {
             }
             None => false,
         }
+    }
+
+    /// Fails a running rule with `message`: its state becomes failed and its
+    /// tasks are told to stop; stopping or deleting it then completes even if
+    /// one of them is stuck (it is abandoned). Returns whether it was running.
+    pub async fn fail(&self, id: &str, message: String) -> bool {
+        let running = self.running.lock().await;
+        let Some(rule) = running.get(id) else { return false };
+        tracing::error!(rule = %id, %message, "rule failed");
+        rule.fail(message);
+        true
     }
 
     /// Stops every rule (at shutdown).

@@ -3,14 +3,14 @@
 //! rule's cancellation token and stops with it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -34,8 +34,9 @@ pub(crate) const PIPELINE_DEPTH: usize = 4;
 /// How long a stopping rule waits for its tasks to finish.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// How many results a slow TailRule reader may fall behind before it loses some.
-pub const TAIL_CAPACITY: usize = 1024;
+/// How many bytes of results (in memory) a TailRule reader may fall behind
+/// by before it loses some, unless the server says otherwise.
+pub const DEFAULT_TAIL_BYTES: usize = 64 << 20;
 
 /// The results of a rule for one batch of events, in order. Each result is
 /// one message for a sink (one event's row, or one window's rows): results
@@ -78,47 +79,112 @@ struct Shared {
     start_time_ms: i64,
 }
 
-/// The live copy of a rule's results that `TailRule` reads. The channel exists
-/// only while someone reads it: its buffer would otherwise cost every rule
-/// memory for nothing.
-#[derive(Default)]
+/// The live copies of a rule's results that `TailRule` readers read, each
+/// its own queue bounded in bytes. Nothing is queued while no one reads.
 pub struct Tail {
-    sender: Mutex<Option<broadcast::Sender<Results>>>,
+    readers: Mutex<Vec<Arc<ReaderState>>>,
     /// Results that readers fell too far behind to get, since the rule started.
     missed: Arc<AtomicU64>,
+    /// The most bytes of results one reader may have waiting.
+    max_bytes: usize,
 }
 
-/// One reader of a rule's results: the channel, and where to count what it
-/// misses when it falls behind.
+/// What a rule's task and one reader share.
+struct ReaderState {
+    tx: mpsc::UnboundedSender<(Results, usize)>,
+    /// Bytes of the results queued and not read yet.
+    queued: AtomicUsize,
+    /// Results this reader missed; once above 0, nothing more is queued for it.
+    lost: AtomicU64,
+}
+
+/// What a TailRule reader gets next.
+#[derive(Debug)]
+pub enum TailEvent {
+    /// The next batch of results.
+    Results(Results),
+    /// The reader fell more than its byte budget behind and missed this many
+    /// results (counted in the rule's status); it gets nothing more.
+    Missed(u64),
+    /// The rule stopped.
+    Closed,
+}
+
+/// One reader of a rule's results.
 pub struct TailReader {
-    /// The results, [`TAIL_CAPACITY`] batches of buffer.
-    pub results: broadcast::Receiver<Results>,
+    rx: mpsc::UnboundedReceiver<(Results, usize)>,
+    state: Arc<ReaderState>,
     /// The rule's count, not the tail itself: a reader must not keep the
-    /// sender alive, or its stream would not end when the rule stops.
+    /// tail alive, or its stream would not end when the rule stops.
     missed: Arc<AtomicU64>,
+    /// The byte budget, for messages.
+    pub max_bytes: usize,
 }
 
 impl TailReader {
-    /// Counts `results` this reader missed (shown in the rule's status).
-    pub fn count_missed(&self, results: u64) {
-        self.missed.fetch_add(results, Ordering::Relaxed);
+    /// The next results; what was queued before a loss comes first, then the loss.
+    pub async fn recv(&mut self) -> TailEvent {
+        let next = match self.rx.try_recv() {
+            Ok(next) => Some(next),
+            Err(empty_or_closed) => {
+                let lost = self.state.lost.load(Ordering::Relaxed);
+                if lost > 0 {
+                    self.missed.fetch_add(lost, Ordering::Relaxed);
+                    return TailEvent::Missed(lost);
+                }
+                match empty_or_closed {
+                    mpsc::error::TryRecvError::Disconnected => None,
+                    // A loss needs something queued, so none can happen while this waits.
+                    mpsc::error::TryRecvError::Empty => self.rx.recv().await,
+                }
+            }
+        };
+        match next {
+            Some((results, bytes)) => {
+                self.state.queued.fetch_sub(bytes, Ordering::Relaxed);
+                TailEvent::Results(results)
+            }
+            None => TailEvent::Closed,
+        }
     }
 }
 
 impl Tail {
-    /// A new reader of the results.
-    pub fn subscribe(&self) -> TailReader {
-        let mut sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-        let results = sender.get_or_insert_with(|| broadcast::channel(TAIL_CAPACITY).0).subscribe();
-        TailReader { results, missed: Arc::clone(&self.missed) }
+    /// A tail whose readers may each have `max_bytes` of results waiting.
+    fn new(max_bytes: usize) -> Self {
+        Self { readers: Mutex::default(), missed: Arc::default(), max_bytes }
     }
 
-    /// Copies a result to the readers; forgets the channel when none is left.
+    /// A new reader of the results.
+    pub fn subscribe(&self) -> TailReader {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(ReaderState { tx, queued: AtomicUsize::new(0), lost: AtomicU64::new(0) });
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&state));
+        TailReader { rx, state, missed: Arc::clone(&self.missed), max_bytes: self.max_bytes }
+    }
+
+    /// Queues a batch of results for every reader with room for it (one with
+    /// nothing queued always has); a reader without room misses them, and
+    /// everything after. Readers that are gone are forgotten.
     fn send(&self, results: &Results) {
-        let mut sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-        if sender.as_ref().is_some_and(|tx| tx.send(Arc::clone(results)).is_err()) {
-            *sender = None;
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if readers.is_empty() {
+            return;
         }
+        let bytes: usize = results.iter().flatten().map(crate::value::map_approx_bytes).sum();
+        readers.retain(|reader| {
+            if reader.lost.load(Ordering::Relaxed) > 0 {
+                reader.lost.fetch_add(results.len() as u64, Ordering::Relaxed);
+                return !reader.tx.is_closed();
+            }
+            let queued = reader.queued.load(Ordering::Relaxed);
+            if queued > 0 && queued + bytes > self.max_bytes {
+                reader.lost.fetch_add(results.len() as u64, Ordering::Relaxed);
+                return !reader.tx.is_closed();
+            }
+            reader.queued.fetch_add(bytes, Ordering::Relaxed);
+            reader.tx.send((Arc::clone(results), bytes)).is_ok()
+        });
     }
 }
 
@@ -146,6 +212,14 @@ impl RunningRule {
         }
     }
 
+    /// Marks the rule failed with `message` and tells its tasks to stop,
+    /// without waiting for them (one may be stuck in a plugin's call).
+    pub fn fail(&self, message: String) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        *state = (RuleState::Failed, Some(message), state.2);
+        self.cancel.cancel();
+    }
+
     /// A live copy of the rule's results.
     pub fn subscribe(&self) -> TailReader {
         self.tail.subscribe()
@@ -168,8 +242,13 @@ impl RunningRule {
     }
 }
 
-/// Starts a planned rule on the current tokio runtime.
-pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<RunningRule, crate::ConnectorError> {
+/// Starts a planned rule on the current tokio runtime; each TailRule reader of
+/// it may fall `tail_bytes` of results behind.
+pub fn start(
+    plan: Arc<RulePlan>,
+    connectors: &ConnectorRegistry,
+    tail_bytes: usize,
+) -> Result<RunningRule, crate::ConnectorError> {
     let stream = &plan.stream;
     let source_factory = connectors
         .source(stream.source_type())
@@ -212,7 +291,7 @@ pub fn start(plan: Arc<RulePlan>, connectors: &ConnectorRegistry) -> Result<Runn
     let buffer = plan.options.buffer_length.max(1);
     let (source_tx, source_rx) = mpsc::channel(buffer);
     let source_tx = SourceOutput::new(source_tx, plan.options.buffer_full, Arc::clone(&source_metrics));
-    let tail = Arc::new(Tail::default());
+    let tail = Arc::new(Tail::new(tail_bytes));
 
     let mut sink_txs = Vec::with_capacity(sinks.len());
     for (sink, metrics) in sinks.into_iter().zip(sink_metrics) {

@@ -9,6 +9,11 @@ use chrono::{DateTime, Utc};
 /// A map from names to values (a STRUCT, a JSON object, a whole row as `self`).
 pub type Map = BTreeMap<Arc<str>, Value>;
 
+/// About how many bytes of memory a row takes: its keys, values and tree nodes.
+pub fn map_approx_bytes(map: &Map) -> usize {
+    map.iter().map(|(key, value)| 32 + key.len() + value.approx_bytes()).sum()
+}
+
 /// A dynamically typed value. Strings, lists and maps are shared (`Arc`) so
 /// that copying a row between operators does not copy its contents.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +52,19 @@ impl Value {
             Value::Timestamp(_) => "datetime",
             Value::List(_) => "array",
             Value::Map(_) => "struct",
+        }
+    }
+
+    /// About how many bytes of memory the value takes, for byte budgets
+    /// (shared parts counted as if owned).
+    pub fn approx_bytes(&self) -> usize {
+        const SLOT: usize = std::mem::size_of::<Value>();
+        SLOT + match self {
+            Value::String(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::List(items) => items.iter().map(Value::approx_bytes).sum(),
+            Value::Map(map) => map_approx_bytes(map),
+            _ => 0,
         }
     }
 

@@ -100,12 +100,21 @@ impl Server {
 
     /// Resident set size from /proc, in KiB.
     pub(crate) fn rss_kib(&self) -> Result<u64> {
+        self.proc_status_kib("VmRSS")
+    }
+
+    /// The largest resident set size so far, from /proc, in KiB.
+    pub(crate) fn peak_rss_kib(&self) -> Result<u64> {
+        self.proc_status_kib("VmHWM")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| anyhow!("no VmRSS in /proc status"))
+            .ok_or_else(|| anyhow!("no {field} in /proc status"))
     }
 
     /// CPU time the server has used so far (user + system), from /proc.

@@ -24,6 +24,7 @@ mod clients;
 mod control_plane;
 mod engine;
 mod external;
+mod file_source;
 mod isolation;
 mod latency;
 mod native;
@@ -169,6 +170,21 @@ enum Cmd {
         #[arg(long, value_enum)]
         only: Option<external::Phase>,
     },
+    /// The file source on a file of JSON lines: events/s and peak RSS, against a previous build.
+    FileSource {
+        /// The oortd binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/oortd")]
+        oortd: PathBuf,
+        /// Another oortd to measure in the same run, the baseline (the previous build).
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// Lines of the file.
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: usize,
+        /// Runs of each build, interleaved (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// A rule's throughput alone and beside a rule whose sink answers in 100 ms, on one stream.
     Isolation {
         /// The oortd binary to measure (build it with --release).
@@ -202,6 +218,9 @@ fn main() -> Result<()> {
         }
         Cmd::Auth { oortd, rounds, rules, events, batch } => {
             tokio::runtime::Runtime::new()?.block_on(auth::run(&oortd, rounds, rules, events, batch))
+        }
+        Cmd::FileSource { oortd, previous, lines, rounds } => {
+            tokio::runtime::Runtime::new()?.block_on(file_source::run(&oortd, previous.as_deref(), lines, rounds))
         }
         Cmd::Isolation { oortd, events, batch, rounds } => {
             tokio::runtime::Runtime::new()?.block_on(isolation::run(&oortd, events, batch, rounds))

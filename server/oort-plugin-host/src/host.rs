@@ -300,6 +300,10 @@ impl PluginHost {
         let Some(current) = installed.get_mut(&staged.name) else {
             return Err(HostError::NotFound(staged.name.clone()));
         };
+        // A swap waits for the calls in flight, and a stuck one never ends.
+        if let Some(why) = current.slots.values().find_map(|slot| slot.current().library.stuck().map(str::to_owned)) {
+            return Err(HostError::Invalid(format!("plugin '{}' cannot be updated in place: {why}", staged.name)));
+        }
         let plugin = self.load(staged)?;
         self.check_conflicts(&staged.name, &plugin, Some(current))?;
         let mut slots = BTreeMap::new();
@@ -359,6 +363,12 @@ impl PluginHost {
     /// One installed plugin.
     pub fn get(&self, name: &str) -> Option<PluginInfo> {
         self.lock().get(name).map(|i| i.info.clone())
+    }
+
+    /// Why an installed plugin is unhealthy, if it is (a call that never returned).
+    pub fn stuck(&self, name: &str) -> Option<String> {
+        let installed = self.lock();
+        installed.get(name)?.slots.values().find_map(|slot| slot.current().library.stuck().map(str::to_owned))
     }
 
     /// A function of an installed plugin, to call it directly (benchmarks).

@@ -72,6 +72,20 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// Starts the watchdog of native plugin calls: when a call has not returned
+/// after `timeout`, the rules that use its plugin are failed.
+fn fail_rules_of_stuck_plugins(engine: &Arc<Engine>, timeout: std::time::Duration) {
+    let (engine, runtime) = (Arc::downgrade(engine), tokio::runtime::Handle::current());
+    oort_plugin_host::native::watchdog::start(timeout, move |stuck| {
+        let Some(engine) = engine.upgrade() else { return };
+        runtime.spawn(async move {
+            for rule in engine.rules_calling(oort_engine::FunctionOrigin::Native, &stuck.plugin).await {
+                engine.fail(&rule, format!("plugin {}: {}", stuck.plugin, stuck.message)).await;
+            }
+        });
+    });
+}
+
 /// Opens the catalog under `config.data_dir` and serves the API on `listener`
 /// until `shutdown` completes. Returns once in-flight calls have finished and the
 /// catalog is flushed.
@@ -125,7 +139,9 @@ pub async fn run(
     );
     let loaded = crate::api::plugins::load_installed(&plugin_host, &portable_host, &stored_plugins);
     tracing::info!(plugins = loaded, "plugins loaded");
-    let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors));
+    let engine =
+        Arc::new(Engine::new(Arc::clone(&functions), connectors).with_tail_bytes(config.max_tail_buffer_bytes));
+    fail_rules_of_stuck_plugins(&engine, config.portable.call_timeout);
     // External services register their functions before any rule is restored,
     // so that rules calling them start.
     let policy = oort_external::AddressPolicy {

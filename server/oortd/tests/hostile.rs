@@ -213,7 +213,14 @@ async fn idle_http_push_connections_are_bounded_and_closed() {
 async fn a_tail_reader_that_falls_behind_is_told_and_the_loss_is_counted() {
     use oort_proto::v1::GetRuleStatusRequest;
     let dir = tempfile::tempdir().unwrap();
-    let oortd = Oortd::start(dir.path()).await;
+    // 1 MiB of results may wait for a reader; the default is 64 MiB.
+    let config = dir.path().join("oort.toml");
+    std::fs::write(&config, "max_tail_buffer_bytes = 1048576\n").unwrap();
+    let data = dir.path().join("data");
+    let mut command = Oortd::command();
+    command.args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--config"]).arg(&config);
+    command.arg("--data-dir").arg(&data);
+    let oortd = Oortd::launch(command, &data).await;
     let sql = r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#;
     oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
     let mut all = rule("all", "SELECT * FROM s".into());
@@ -227,8 +234,8 @@ async fn a_tail_reader_that_falls_behind_is_told_and_the_loss_is_counted() {
         .unwrap()
         .into_inner();
     // The reader reads nothing while 3,000 results of 2 KB are produced, each
-    // on its own (one Publish call each): more than the transport holds and
-    // more batches than the tail keeps.
+    // on its own (one Publish call each): 6 MB, more than the transport holds
+    // and than the tail keeps.
     let mut events = EventServiceClient::new(oortd.channel().await);
     let padding = "x".repeat(2_048);
     for i in 0..3_000 {

@@ -83,6 +83,8 @@ fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     out.into_inner()
 }
 
+const NEWER_MANIFEST: &str = r#"{"name": "newer", "version": "0.1.0", "functions": [{"name": "newer_plus"}, {"name": "newer_blob"}, {"name": "newer_sleep"}]}"#;
+
 const MATHX_MANIFEST: &str = include_str!("../../../plugins/examples/mathx/manifest.json");
 
 async fn plugins(oortd: &Oortd) -> PluginServiceClient<AuthChannel> {
@@ -601,13 +603,8 @@ async fn bad_plugins_are_refused_with_clear_errors_and_running_rules_keep_runnin
     );
 
     // A newer minor of the same ABI major is accepted, and works.
-    let newer = zip_of(&[
-        (
-            "manifest.json",
-            br#"{"name": "newer", "version": "0.1.0", "functions": [{"name": "newer_plus"}, {"name": "newer_blob"}]}"#,
-        ),
-        ("libnewer.so", &library("liboort_test_abi_minor.so")),
-    ]);
+    let newer =
+        zip_of(&[("manifest.json", NEWER_MANIFEST.as_bytes()), ("libnewer.so", &library("liboort_test_abi_minor.so"))]);
     let newer = install_bytes(&oortd, "newer", newer).await.unwrap();
     assert_eq!(newer.abi_version, "1.5");
     create_rule(&oortd, rule("plus", "SELECT newer_plus(a, b) AS p FROM s", vec![action("grpc", &[])])).await.unwrap();
@@ -697,4 +694,70 @@ async fn a_plugin_is_installed_from_a_url_when_the_configuration_allows_it() {
     assert!(message.contains("404"), "{message}");
     let plugin = plugins(&oortd).await.install_plugin(install_request("counter", url("counter.zip"))).await.unwrap();
     assert_eq!(plugin.into_inner().plugin.unwrap().name, "counter");
+}
+
+#[tokio::test]
+async fn a_native_call_that_never_returns_fails_its_rules_and_delete_and_shutdown_still_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("oort.toml");
+    std::fs::write(&config, "plugin_call_timeout_ms = 500\n").unwrap();
+    let data = dir.path().join("data");
+    let mut command = Oortd::command();
+    command.args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--config"]).arg(&config);
+    command.arg("--data-dir").arg(&data);
+    let oortd = Oortd::launch(command, &data).await;
+    let newer =
+        zip_of(&[("manifest.json", NEWER_MANIFEST.as_bytes()), ("libnewer.so", &library("liboort_test_abi_minor.so"))]);
+    install_bytes(&oortd, "newer", newer).await.unwrap();
+    create_stream(&oortd, r#"CREATE STREAM s (ms BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    create_rule(&oortd, rule("hang", "SELECT newer_sleep(ms) AS m FROM s", vec![action("grpc", &[])])).await.unwrap();
+    let plus = rule("plus", "SELECT newer_plus(ms, 1) AS p FROM s WHERE ms < 0", vec![action("grpc", &[])]);
+    create_rule(&oortd, plus).await.unwrap();
+    // An hour: the call is stuck for as long as the test runs.
+    publish(&oortd, "s", vec![event(&[("ms", int(3_600_000))])]).await;
+
+    // Both rules that use the plugin fail, the one stuck in its call too.
+    for id in ["hang", "plus"] {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            let status = oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: id.into() }).await;
+            let status = status.unwrap().into_inner();
+            if status.state == RuleState::Failed as i32 {
+                break status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{id} never failed: {status:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert!(status.last_error.contains("did not return within 500 ms"), "{}", status.last_error);
+    }
+    let plugin = get_plugin(&oortd, "newer").await.unwrap();
+    assert!(plugin.last_error.contains("did not return"), "{plugin:?}");
+
+    // Its functions fail at once rather than hang too: a new rule is refused.
+    let again = rule("again", "SELECT newer_plus(ms, 1) AS p FROM s", vec![action("grpc", &[])]);
+    let refused = create_rule(&oortd, again).await.unwrap_err();
+    assert!(refused.message().contains("plugin newer is unhealthy"), "{refused:?}");
+    let update = UpdatePluginRequest {
+        name: "newer".into(),
+        source: Some(update_plugin_request::Source::Archive(zip_of(&[
+            ("manifest.json", NEWER_MANIFEST.as_bytes()),
+            ("libnewer.so", &library("liboort_test_abi_minor.so")),
+        ]))),
+    };
+    let refused = plugins(&oortd).await.update_plugin(update).await.unwrap_err();
+    assert!(refused.message().contains("cannot be updated in place"), "{refused:?}");
+
+    // Deleting the rules and the plugin, and shutting down, all complete.
+    let started = std::time::Instant::now();
+    for id in ["hang", "plus"] {
+        oortd.rules().await.delete_rule(oort_proto::v1::DeleteRuleRequest { id: id.into() }).await.unwrap();
+    }
+    plugins(&oortd)
+        .await
+        .delete_plugin(oort_proto::v1::DeletePluginRequest { name: "newer".into(), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(oortd.logged(&["did not return", "newer"]), "the log says which plugin hung");
+    oortd.terminate().await;
 }

@@ -25,8 +25,23 @@ impl Function for Blob {
     }
 }
 
+/// `newer_sleep(ms)`: returns `ms` after sleeping that long, to check the
+/// host's watchdog of calls that do not return.
+struct Sleep;
+
+impl Function for Sleep {
+    fn exec(&self, _: &Context<'_>, args: &[Value]) -> Result<Value, String> {
+        let ms = args.first().and_then(Value::as_i64).unwrap_or(0).max(0);
+        std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+        Ok(Value::Int(ms))
+    }
+}
+
 fn plugin() -> Plugin {
-    Plugin::new("newer", "0.1.0").function("newer_plus", Plus).function("newer_blob", Blob)
+    Plugin::new("newer", "0.1.0")
+        .function("newer_plus", Plus)
+        .function("newer_blob", Blob)
+        .function("newer_sleep", Sleep)
 }
 
 struct Shared(PluginTable);

@@ -577,16 +577,6 @@ mod tests {
         }
     }
 
-    fn maps(payloads: &[Payload]) -> Vec<serde_json::Value> {
-        payloads
-            .iter()
-            .map(|p| match p {
-                Payload::Map(m) => oort_engine::json::map_to_json(m),
-                Payload::Bytes(b) => serde_json::Value::String(format!("bytes:{}", String::from_utf8_lossy(b))),
-            })
-            .collect()
-    }
-
     #[test]
     fn config_defaults_and_options() {
         let config = FileSourceConfig::from_source_config(&options(&[]), &roots()).unwrap();

@@ -7,6 +7,8 @@
 //! be in flight and no plugin object can be alive when it is unloaded.
 
 use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use oort_plugin::abi::{self, EntryFn, Handle, OortBuf, OortStr, OortValue, PluginTable, status, tag};
 
@@ -41,6 +43,10 @@ pub struct Library {
     pub abi: (u32, u32),
     /// The encoded `DescribeResponse`.
     pub describe: Vec<u8>,
+    /// Tells this library from the others for the watchdog.
+    pub(crate) id: u64,
+    /// Why the library is unhealthy: set when one of its calls did not return.
+    stuck: OnceLock<String>,
     // Last: the table's functions must not outlive the mapping.
     _lib: libloading::Library,
 }
@@ -155,7 +161,18 @@ impl Library {
         };
         // SAFETY: the version string lives in the library, valid while it is loaded.
         let version = unsafe { read_str(t.version) };
-        let mut library = Library { table, name, version, abi: (major, minor), describe: Vec::new(), _lib: lib };
+        static IDS: AtomicU64 = AtomicU64::new(1);
+        let id = IDS.fetch_add(1, Ordering::Relaxed);
+        let mut library = Library {
+            table,
+            name,
+            version,
+            abi: (major, minor),
+            describe: Vec::new(),
+            id,
+            stuck: OnceLock::new(),
+            _lib: lib,
+        };
         library.describe = library
             .take_buf((library.table.describe)())
             .map_err(|e| HostError::Library(format!("{}: describe: {e}", file_name(path))))?;
@@ -193,10 +210,31 @@ impl Library {
 
     /// Validates a call of function `index`: `args` are literals or ABSENT.
     pub fn validate(&self, index: u32, args: &[OortValue]) -> Result<(), String> {
+        self.healthy()?;
         let mut err = OortBuf::EMPTY;
-        match (self.table.function_validate)(index, args.as_ptr(), args.len(), &mut err) {
+        let validate = || (self.table.function_validate)(index, args.as_ptr(), args.len(), &mut err);
+        match super::watchdog::watched(self.id, validate) {
             status::OK => Ok(()),
             code => Err(self.error(code, err)),
+        }
+    }
+
+    /// Marks the library unhealthy with `message`; false if it was already.
+    pub(crate) fn mark_stuck(&self, message: &str) -> bool {
+        self.stuck.set(message.to_owned()).is_ok()
+    }
+
+    /// Why the library is unhealthy, if it is: one of its calls never returned.
+    pub fn stuck(&self) -> Option<&str> {
+        self.stuck.get().map(String::as_str)
+    }
+
+    /// Fails at once when a call of the library never returned: another call
+    /// could only hang too.
+    fn healthy(&self) -> Result<(), String> {
+        match self.stuck() {
+            None => Ok(()),
+            Some(why) => Err(format!("plugin {} is unhealthy: {why}", self.name)),
         }
     }
 
@@ -222,16 +260,19 @@ impl Library {
                 results.len()
             ));
         }
+        self.healthy()?;
         let mut err = OortBuf::EMPTY;
-        let code = (self.table.function_invoke)(
-            index,
-            str_of(rule_id.as_bytes()),
-            args.as_ptr(),
-            nargs,
-            nrows,
-            results.as_mut_ptr(),
-            &mut err,
-        );
+        let code = super::watchdog::watched(self.id, || {
+            (self.table.function_invoke)(
+                index,
+                str_of(rule_id.as_bytes()),
+                args.as_ptr(),
+                nargs,
+                nrows,
+                results.as_mut_ptr(),
+                &mut err,
+            )
+        });
         if code != status::OK {
             return Err(self.error(code, err));
         }

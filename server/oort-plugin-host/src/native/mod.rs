@@ -3,13 +3,15 @@
 //!
 //! - [`ffi`]: loading a library and calling its table (all the host's unsafe code);
 //! - [`slot`]: the swappable indirection behind every registered symbol (hot reload);
-//! - [`function`], [`source`], [`sink`]: the adapters to the engine's traits.
+//! - [`function`], [`source`], [`sink`]: the adapters to the engine's traits;
+//! - [`watchdog`]: notices calls that never return.
 
 pub mod ffi;
 pub mod function;
 pub mod sink;
 pub mod slot;
 pub mod source;
+pub mod watchdog;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -79,7 +81,9 @@ pub fn load(path: &Path) -> Result<NativePlugin, HostError> {
             index: index as u32,
         });
     }
-    Ok(NativePlugin { library: Arc::new(library), symbols })
+    let library = Arc::new(library);
+    watchdog::register(&library);
+    Ok(NativePlugin { library, symbols })
 }
 
 pub(crate) fn describe_symbols(set: &BTreeSet<(SymbolKind, String, bool)>) -> String {

@@ -114,6 +114,7 @@ impl PluginApi {
             abi_version: info.abi_version.clone(),
             symbols: symbols_to_proto(&info.symbols),
             used_by_rules: self.users(&info.name, oort_engine::FunctionOrigin::Native, &info.symbols).await,
+            last_error: self.host.stuck(&info.name).unwrap_or_default(),
             ..Default::default()
         }
     }

@@ -4,6 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use oort_engine::runtime::TailEvent;
 use oort_proto::v1::rule_service_server::RuleService;
 use oort_proto::v1::{BufferFull, Event, OperatorStatus};
 use oort_proto::v1::{
@@ -382,25 +383,24 @@ impl RuleService for RuleApi {
         })?;
         let stream = async_stream::stream! {
             loop {
-                match reader.results.recv().await {
+                match reader.recv().await {
                     // Each batch from the engine goes out at once, in as many
                     // responses as it needs: batching adds no wait.
-                    Ok(results) => {
+                    TailEvent::Results(results) => {
                         for response in tail_responses(&results, max_batch, encoding) {
                             yield Ok(response);
                         }
                     }
                     // Nothing is lost in silence: the reader is told, the count kept.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
-                        reader.count_missed(lost);
+                    TailEvent::Missed(lost) => {
                         tracing::warn!(rule = %id, lost, "TailRule reader fell behind; its stream ends with DATA_LOSS");
                         yield Err(Status::data_loss(format!(
-                            "this TailRule reader fell more than {} result batches behind rule {id} and missed {lost} results; reopen the tail, and read faster or ask for batches (max_batch)",
-                            oort_engine::runtime::TAIL_CAPACITY
+                            "this TailRule reader fell more than {} MiB of results behind rule {id} and missed {lost} results; reopen the tail, and read faster or ask for batches (max_batch)",
+                            reader.max_bytes >> 20
                         )));
                         break;
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    TailEvent::Closed => break,
                 }
             }
         };

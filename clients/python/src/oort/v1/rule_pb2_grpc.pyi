@@ -68,10 +68,11 @@ class RuleServiceStub:
     or a live copy of its output), one a response or, with `max_batch`, up to
     that many a response. Ends when the rule stops or is deleted.
     The response headers come once the tail is open: events published after
-    them are seen. A reader that falls more than 1,024 result batches behind
-    misses results: the stream then ends with DATA_LOSS saying how many, and
-    they are counted in GetRuleStatusResponse.tail_missed_total. Reopen the
-    tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
+    them are seen. A reader that falls more than the server's
+    `max_tail_buffer_bytes` of results behind (64 MiB by default) misses
+    results: once it has read those queued before, the stream ends with
+    DATA_LOSS saying how many, and they are counted in
+    GetRuleStatusResponse.tail_missed_total. Reopen the tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
     """
     ExplainRule: _grpc.UnaryUnaryMultiCallable[_rule_pb2.ExplainRuleRequest, _rule_pb2.ExplainRuleResponse]
     """Returns the plan of a rule in human-readable form. Errors: NOT_FOUND."""
@@ -116,10 +117,11 @@ class RuleServiceAsyncStub(RuleServiceStub):
     or a live copy of its output), one a response or, with `max_batch`, up to
     that many a response. Ends when the rule stops or is deleted.
     The response headers come once the tail is open: events published after
-    them are seen. A reader that falls more than 1,024 result batches behind
-    misses results: the stream then ends with DATA_LOSS saying how many, and
-    they are counted in GetRuleStatusResponse.tail_missed_total. Reopen the
-    tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
+    them are seen. A reader that falls more than the server's
+    `max_tail_buffer_bytes` of results behind (64 MiB by default) misses
+    results: once it has read those queued before, the stream ends with
+    DATA_LOSS saying how many, and they are counted in
+    GetRuleStatusResponse.tail_missed_total. Reopen the tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
     """
     ExplainRule: _aio.UnaryUnaryMultiCallable[_rule_pb2.ExplainRuleRequest, _rule_pb2.ExplainRuleResponse]  # type: ignore[assignment]
     """Returns the plan of a rule in human-readable form. Errors: NOT_FOUND."""
@@ -221,10 +223,11 @@ class RuleServiceServicer(metaclass=_abc_1.ABCMeta):
         or a live copy of its output), one a response or, with `max_batch`, up to
         that many a response. Ends when the rule stops or is deleted.
         The response headers come once the tail is open: events published after
-        them are seen. A reader that falls more than 1,024 result batches behind
-        misses results: the stream then ends with DATA_LOSS saying how many, and
-        they are counted in GetRuleStatusResponse.tail_missed_total. Reopen the
-        tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
+        them are seen. A reader that falls more than the server's
+        `max_tail_buffer_bytes` of results behind (64 MiB by default) misses
+        results: once it has read those queued before, the stream ends with
+        DATA_LOSS saying how many, and they are counted in
+        GetRuleStatusResponse.tail_missed_total. Reopen the tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
         """
 
     @_abc_1.abstractmethod

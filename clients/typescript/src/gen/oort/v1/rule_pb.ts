@@ -1132,10 +1132,11 @@ export const RuleService: GenService<{
    * or a live copy of its output), one a response or, with `max_batch`, up to
    * that many a response. Ends when the rule stops or is deleted.
    * The response headers come once the tail is open: events published after
-   * them are seen. A reader that falls more than 1,024 result batches behind
-   * misses results: the stream then ends with DATA_LOSS saying how many, and
-   * they are counted in GetRuleStatusResponse.tail_missed_total. Reopen the
-   * tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
+   * them are seen. A reader that falls more than the server's
+   * `max_tail_buffer_bytes` of results behind (64 MiB by default) misses
+   * results: once it has read those queued before, the stream ends with
+   * DATA_LOSS saying how many, and they are counted in
+   * GetRuleStatusResponse.tail_missed_total. Reopen the tail to go on. Errors: NOT_FOUND, FAILED_PRECONDITION (rule not running).
    *
    * @generated from rpc oort.v1.RuleService.TailRule
    */
