@@ -10,7 +10,7 @@ use crate::connector::ConnectorRegistry;
 use crate::function::FunctionRegistry;
 use crate::plan::{self, PlanError, RulePlan, StreamLookup};
 use crate::rule::RuleDefinition;
-use crate::runtime::{self, RuleStatus, RunningRule};
+use crate::runtime::{self, RuleLimits, RuleStatus, RunningRule};
 
 /// Why the engine refused a request.
 #[derive(Debug, thiserror::Error)]
@@ -28,19 +28,18 @@ pub struct Engine {
     functions: Arc<FunctionRegistry>,
     connectors: Arc<ConnectorRegistry>,
     running: Mutex<BTreeMap<String, RunningRule>>,
-    tail_bytes: usize,
+    limits: RuleLimits,
 }
 
 impl Engine {
     /// An engine over these registries.
     pub fn new(functions: Arc<FunctionRegistry>, connectors: Arc<ConnectorRegistry>) -> Self {
-        Self { functions, connectors, running: Mutex::default(), tail_bytes: runtime::DEFAULT_TAIL_BYTES }
+        Self { functions, connectors, running: Mutex::default(), limits: RuleLimits::default() }
     }
 
-    /// Lets each TailRule reader fall `bytes` of results behind before it
-    /// loses some (default [`runtime::DEFAULT_TAIL_BYTES`]).
-    pub fn with_tail_bytes(mut self, bytes: usize) -> Self {
-        self.tail_bytes = bytes;
+    /// Bounds the memory of the rules started from now on.
+    pub fn with_limits(mut self, limits: RuleLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -66,7 +65,7 @@ impl Engine {
         if let Some(old) = running.remove(&id) {
             old.stop().await;
         }
-        let rule = runtime::start(Arc::new(plan), &self.connectors, self.tail_bytes)?;
+        let rule = runtime::start(Arc::new(plan), &self.connectors, &self.limits)?;
         running.insert(id.clone(), rule);
         tracing::info!(rule = %id, "rule started");
         Ok(())

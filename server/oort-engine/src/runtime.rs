@@ -34,9 +34,22 @@ pub(crate) const PIPELINE_DEPTH: usize = 4;
 /// How long a stopping rule waits for its tasks to finish.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// How many bytes of results (in memory) a TailRule reader may fall behind
-/// by before it loses some, unless the server says otherwise.
-pub const DEFAULT_TAIL_BYTES: usize = 64 << 20;
+/// How much memory a rule may hold for what others are slow to take, in
+/// bytes as estimated in memory ([`crate::value::Value::approx_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleLimits {
+    /// Results one TailRule reader may fall behind by before it misses some.
+    pub tail_bytes: usize,
+    /// Rows a rule's windows may hold; past it the oldest are dropped, counted
+    /// in the window operator's `records_dropped_total` and its exceptions.
+    pub window_bytes: usize,
+}
+
+impl Default for RuleLimits {
+    fn default() -> Self {
+        Self { tail_bytes: 64 << 20, window_bytes: 256 << 20 }
+    }
+}
 
 /// The results of a rule for one batch of events, in order. Each result is
 /// one message for a sink (one event's row, or one window's rows): results
@@ -242,12 +255,11 @@ impl RunningRule {
     }
 }
 
-/// Starts a planned rule on the current tokio runtime; each TailRule reader of
-/// it may fall `tail_bytes` of results behind.
+/// Starts a planned rule on the current tokio runtime, within `limits`.
 pub fn start(
     plan: Arc<RulePlan>,
     connectors: &ConnectorRegistry,
-    tail_bytes: usize,
+    limits: &RuleLimits,
 ) -> Result<RunningRule, crate::ConnectorError> {
     let stream = &plan.stream;
     let source_factory = connectors
@@ -291,7 +303,7 @@ pub fn start(
     let buffer = plan.options.buffer_length.max(1);
     let (source_tx, source_rx) = mpsc::channel(buffer);
     let source_tx = SourceOutput::new(source_tx, plan.options.buffer_full, Arc::clone(&source_metrics));
-    let tail = Arc::new(Tail::new(tail_bytes));
+    let tail = Arc::new(Tail::new(limits.tail_bytes));
 
     let mut sink_txs = Vec::with_capacity(sinks.len());
     for (sink, metrics) in sinks.into_iter().zip(sink_metrics) {
@@ -312,6 +324,7 @@ pub fn start(
     )));
     tasks.push(tokio::spawn(run_operators(
         Arc::clone(&plan),
+        limits.window_bytes,
         tables,
         source_rx,
         sink_txs,
@@ -477,6 +490,7 @@ impl RuleMetrics {
 /// The rule task: decode → filter → window → aggregate → having → project → order → sinks.
 async fn run_operators(
     plan: Arc<RulePlan>,
+    window_bytes: usize,
     tables: Vec<Arc<join::TableRows>>,
     rx: mpsc::Receiver<SourceEvent>,
     sinks: Vec<mpsc::Sender<Results>>,
@@ -489,7 +503,7 @@ async fn run_operators(
     } else {
         TimeMode::Processing
     };
-    let window = plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode));
+    let window = plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode).with_max_bytes(window_bytes));
     let pipelined = window.is_none() && plan.calls_out_of_process();
     let stages = Stages {
         timestamp_field: plan.stream.timestamp_field().map(str::to_owned),
@@ -676,6 +690,7 @@ impl Stages {
         let mut results = Vec::new();
         match window {
             Some(w) => {
+                let evicted = w.evicted();
                 for row in rows {
                     if let Some(wm) = &m.window {
                         wm.record_in(1, now);
@@ -685,6 +700,13 @@ impl Stages {
                         wm.set_buffer_length(w.buffered() as u64);
                     }
                     results.extend(process_windows(&self.plan, m, batches, mode).await);
+                }
+                let dropped = w.evicted() - evicted;
+                if let Some(wm) = m.window.as_ref().filter(|_| dropped > 0) {
+                    wm.record_dropped(dropped);
+                    wm.record_exception(format!(
+                        "the window's rows passed the server's max_window_state_bytes: its {dropped} oldest rows were dropped"
+                    ));
                 }
             }
             None => {

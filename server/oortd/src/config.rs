@@ -167,6 +167,8 @@ pub struct FileConfig {
     pub max_message_bytes: Option<usize>,
     /// Bytes of results one TailRule reader may fall behind by.
     pub max_tail_buffer_bytes: Option<usize>,
+    /// Bytes of rows one rule's windows may hold.
+    pub max_window_state_bytes: Option<usize>,
     /// HTTP push connections served at once.
     pub http_push_max_connections: Option<usize>,
     /// Milliseconds an HTTP push client has to send a request's headers (and longest idle time).
@@ -231,9 +233,9 @@ pub struct Config {
     pub max_buffer_length: u32,
     /// The largest gRPC message the API takes or sends, in bytes.
     pub max_message_bytes: usize,
-    /// Bytes of results (in memory) one TailRule reader may fall behind by
-    /// before it misses some and its stream ends with `DATA_LOSS`.
-    pub max_tail_buffer_bytes: usize,
+    /// What a rule may hold for others: results for a TailRule reader
+    /// (`max_tail_buffer_bytes`), rows of its windows (`max_window_state_bytes`).
+    pub rule_limits: oort_engine::runtime::RuleLimits,
     /// Connections and timeouts of the HTTP push endpoint.
     pub http_push_limits: crate::http::HttpLimits,
 }
@@ -290,7 +292,7 @@ impl Default for Config {
             egress: Arc::default(),
             max_buffer_length: DEFAULT_MAX_BUFFER_LENGTH,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            max_tail_buffer_bytes: oort_engine::runtime::DEFAULT_TAIL_BYTES,
+            rule_limits: oort_engine::runtime::RuleLimits::default(),
             http_push_limits: crate::http::HttpLimits::default(),
         }
     }
@@ -381,11 +383,18 @@ impl Config {
                 DEFAULT_MAX_BUFFER_LENGTH as usize,
             )? as u32,
             max_message_bytes: positive("max_message_bytes", file.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES)?,
-            max_tail_buffer_bytes: positive(
-                "max_tail_buffer_bytes",
-                file.max_tail_buffer_bytes,
-                oort_engine::runtime::DEFAULT_TAIL_BYTES,
-            )?,
+            rule_limits: oort_engine::runtime::RuleLimits {
+                tail_bytes: positive(
+                    "max_tail_buffer_bytes",
+                    file.max_tail_buffer_bytes,
+                    defaults.rule_limits.tail_bytes,
+                )?,
+                window_bytes: positive(
+                    "max_window_state_bytes",
+                    file.max_window_state_bytes,
+                    defaults.rule_limits.window_bytes,
+                )?,
+            },
             http_push_limits: crate::http::HttpLimits {
                 max_connections: positive(
                     "http_push_max_connections",

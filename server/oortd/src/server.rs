@@ -139,8 +139,7 @@ pub async fn run(
     );
     let loaded = crate::api::plugins::load_installed(&plugin_host, &portable_host, &stored_plugins);
     tracing::info!(plugins = loaded, "plugins loaded");
-    let engine =
-        Arc::new(Engine::new(Arc::clone(&functions), connectors).with_tail_bytes(config.max_tail_buffer_bytes));
+    let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors).with_limits(config.rule_limits));
     fail_rules_of_stuck_plugins(&engine, config.portable.call_timeout);
     // External services register their functions before any rule is restored,
     // so that rules calling them start.

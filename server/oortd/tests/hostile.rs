@@ -214,13 +214,7 @@ async fn a_tail_reader_that_falls_behind_is_told_and_the_loss_is_counted() {
     use oort_proto::v1::GetRuleStatusRequest;
     let dir = tempfile::tempdir().unwrap();
     // 1 MiB of results may wait for a reader; the default is 64 MiB.
-    let config = dir.path().join("oort.toml");
-    std::fs::write(&config, "max_tail_buffer_bytes = 1048576\n").unwrap();
-    let data = dir.path().join("data");
-    let mut command = Oortd::command();
-    command.args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--config"]).arg(&config);
-    command.arg("--data-dir").arg(&data);
-    let oortd = Oortd::launch(command, &data).await;
+    let oortd = Oortd::start_with_config(dir.path(), "max_tail_buffer_bytes = 1048576\n").await;
     let sql = r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#;
     oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
     let mut all = rule("all", "SELECT * FROM s".into());
@@ -347,4 +341,68 @@ async fn a_rule_with_a_slow_sink_drops_its_own_events_and_never_holds_back_its_s
     assert!(source.records_dropped_total > EVENTS / 2, "the slow rule dropped its own events: {source:?}");
     assert!(source.records_in_total + source.records_dropped_total <= EVENTS, "{source:?}");
     assert_eq!(operator(&oortd, "sibling", "source_s_0").await.records_dropped_total, 0);
+}
+
+#[tokio::test]
+async fn a_window_that_outgrows_its_byte_budget_drops_its_oldest_rows_visibly() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start_with_config(dir.path(), "max_window_state_bytes = 262144\n").await;
+    let sql = r#"CREATE STREAM s (n BIGINT, pad STRING) WITH (TYPE="grpc", DATASOURCE="s")"#;
+    oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    // An hour-long window: it holds every row for as long as the test runs.
+    let mut hour = rule("hour", "SELECT count(*) AS c FROM s GROUP BY TUMBLINGWINDOW(hh, 1)".into());
+    hour.rule.as_mut().unwrap().options = Some(oort_proto::v1::RuleOptions {
+        buffer_full: oort_proto::v1::BufferFull::Block as i32,
+        ..Default::default()
+    });
+    oortd.rules().await.create_rule(hour).await.unwrap();
+    // 4,000 rows of about 1 KB: 4 MB, sixteen times the budget.
+    let pad = "x".repeat(1_000);
+    let rows: Vec<String> = (0..4_000).map(|n| format!(r#"{{"n":{n},"pad":"{pad}"}}"#)).collect();
+    let request =
+        PublishRequest { stream: "s".into(), json: format!("[{}]", rows.join(",")).into(), ..Default::default() };
+    EventServiceClient::new(oortd.channel().await).publish(tokio_stream::once(request)).await.unwrap();
+    let mut window = operator(&oortd, "hour", "op_window_0").await;
+    for _ in 0..200 {
+        if window.records_in_total == 4_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        window = operator(&oortd, "hour", "op_window_0").await;
+    }
+    assert_eq!(window.records_in_total, 4_000, "{window:?}");
+    // About 1.2 KB a row in memory: the window keeps about 200 of them.
+    assert!(window.buffer_length > 50 && window.buffer_length < 300, "{window:?}");
+    assert_eq!(window.records_dropped_total, 4_000 - window.buffer_length, "{window:?}");
+    assert!(window.last_exception.contains("max_window_state_bytes"), "{window:?}");
+}
+
+#[tokio::test]
+async fn a_large_file_is_streamed_not_read_whole() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start_with_config(dir.path(), "").await;
+    // 1,000,000 JSON lines, 60 MB: read whole, as before, this took 700 MB.
+    let path = dir.path().join("data/files/big.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for n in 0..1_000_000 {
+        writeln!(file, r#"{{"n":{n},"device":"sensor-{}","t":{}.5,"ok":true}}"#, n % 1000, n % 40).unwrap();
+    }
+    file.flush().unwrap();
+    drop(file);
+    let idle = oortd.memory_kib("VmRSS");
+    let sql = r#"CREATE STREAM big (n BIGINT, t FLOAT) WITH (TYPE="file", DATASOURCE="big.jsonl")"#;
+    oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    oortd.rules().await.create_rule(rule("big", "SELECT n FROM big WHERE t > 100".into())).await.unwrap();
+    let mut filter = operator(&oortd, "big", "op_filter_0").await;
+    for _ in 0..1_200 {
+        if filter.records_in_total == 1_000_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        filter = operator(&oortd, "big", "op_filter_0").await;
+    }
+    assert_eq!(filter.records_in_total, 1_000_000, "{filter:?}");
+    let grown_mib = oortd.memory_kib("VmHWM").saturating_sub(idle) / 1024;
+    assert!(grown_mib < 100, "reading the file grew the server by {grown_mib} MiB");
 }

@@ -699,13 +699,7 @@ async fn a_plugin_is_installed_from_a_url_when_the_configuration_allows_it() {
 #[tokio::test]
 async fn a_native_call_that_never_returns_fails_its_rules_and_delete_and_shutdown_still_complete() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("oort.toml");
-    std::fs::write(&config, "plugin_call_timeout_ms = 500\n").unwrap();
-    let data = dir.path().join("data");
-    let mut command = Oortd::command();
-    command.args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--config"]).arg(&config);
-    command.arg("--data-dir").arg(&data);
-    let oortd = Oortd::launch(command, &data).await;
+    let oortd = Oortd::start_with_config(dir.path(), "plugin_call_timeout_ms = 500\n").await;
     let newer =
         zip_of(&[("manifest.json", NEWER_MANIFEST.as_bytes()), ("libnewer.so", &library("liboort_test_abi_minor.so"))]);
     install_bytes(&oortd, "newer", newer).await.unwrap();

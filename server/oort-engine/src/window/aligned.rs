@@ -2,9 +2,7 @@
 //! (a multiple of `step`, shifted by `offset`). Tumbling windows have
 //! `step == length`.
 
-use std::collections::VecDeque;
-
-use super::{Keyed, WindowBatch, boundary_after};
+use super::{Keyed, Rows, WindowBatch, boundary_after};
 use crate::row::Row;
 
 #[derive(Debug)]
@@ -14,14 +12,14 @@ pub(super) struct AlignedWindows {
     pub(super) offset: i64,
     pub(super) emit_empty: bool,
     /// Rows by key; none is before the start of the next window to emit.
-    pub(super) rows: VecDeque<Keyed>,
+    pub(super) rows: Rows,
     /// Every window that ends before this has been emitted (or skipped).
     next_end: Option<i64>,
 }
 
 impl AlignedWindows {
     pub(super) fn new(length: i64, step: i64) -> Self {
-        Self { length, step, offset: 0, emit_empty: false, rows: VecDeque::new(), next_end: None }
+        Self { length, step, offset: 0, emit_empty: false, rows: Rows::default(), next_end: None }
     }
 
     /// Time starts at `t`: with `emit_empty`, windows are emitted from the
@@ -39,7 +37,7 @@ impl AlignedWindows {
             return;
         }
         debug_assert!(self.rows.back().is_none_or(|last| last.key <= key), "keys must not decrease");
-        self.rows.push_back(Keyed { key, row });
+        self.rows.push_back(Keyed::new(key, row));
     }
 
     pub(super) fn advance(&mut self, now: i64, out: &mut Vec<WindowBatch>) {
@@ -80,10 +78,10 @@ impl AlignedWindows {
     fn emit(&mut self, end: i64, out: &mut Vec<WindowBatch>) {
         let start = end.saturating_sub(self.length);
         let stale = self.rows.partition_point(|r| r.key < start);
-        self.rows.drain(..stale);
+        self.rows.drain_front(stale);
         let next_start = end.saturating_add(self.step).saturating_sub(self.length);
         let released = self.rows.partition_point(|r| r.key < end.min(next_start));
-        let mut rows: Vec<Row> = self.rows.drain(..released).map(|r| r.row).collect();
+        let mut rows: Vec<Row> = self.rows.drain_front(released).map(|r| r.row).collect();
         rows.extend(self.rows.iter().take_while(|r| r.key < end).map(|r| r.row.clone()));
         if !rows.is_empty() || self.emit_empty {
             out.push(WindowBatch { start, end, rows });

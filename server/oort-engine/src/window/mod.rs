@@ -64,7 +64,8 @@
 //!
 //! Rows are released as soon as no pending window needs them, so the buffer
 //! holds at most a window's worth of rows (plus, in event time, the rows not
-//! yet reached by the watermark).
+//! yet reached by the watermark). [`WindowOperator::with_max_bytes`] bounds
+//! that in bytes: past it, the oldest rows are dropped and counted.
 
 mod aligned;
 mod count;
@@ -121,7 +122,12 @@ pub struct WindowOperator {
     max_timestamp: Option<i64>,
     /// Event time: accepted rows not yet reached by the watermark, by timestamp.
     pending: VecDeque<Row>,
+    /// About how many bytes the rows of `pending` take.
+    pending_bytes: usize,
     late_dropped: u64,
+    /// The most bytes of rows held; the oldest past it are dropped.
+    max_bytes: usize,
+    evicted: u64,
 }
 
 impl WindowOperator {
@@ -151,7 +157,17 @@ impl WindowOperator {
             TimeMode::Event { late_tolerance_ms } => TimeMode::Event { late_tolerance_ms: late_tolerance_ms.max(0) },
             TimeMode::Processing => TimeMode::Processing,
         };
-        Self { windows, mode, clock: None, max_timestamp: None, pending: VecDeque::new(), late_dropped: 0 }
+        Self {
+            windows,
+            mode,
+            clock: None,
+            max_timestamp: None,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            late_dropped: 0,
+            max_bytes: usize::MAX,
+            evicted: 0,
+        }
     }
 
     /// Emit tumbling and hopping windows even when they hold no row, as
@@ -195,6 +211,7 @@ impl WindowOperator {
                     return out;
                 }
                 let at = self.pending.partition_point(|r| r.timestamp <= timestamp);
+                self.pending_bytes += row_bytes(&row);
                 self.pending.insert(at, row);
                 let max = self.max_timestamp.map_or(timestamp, |m| m.max(timestamp));
                 self.max_timestamp = Some(max);
@@ -203,12 +220,14 @@ impl WindowOperator {
                 self.clock = Some(watermark);
                 while self.pending.front().is_some_and(|r| r.timestamp <= watermark) {
                     let Some(row) = self.pending.pop_front() else { break };
+                    self.pending_bytes -= row_bytes(&row);
                     let key = row.timestamp;
                     self.windows.insert(row, key, &mut out);
                 }
                 self.windows.advance(watermark, &mut out);
             }
         }
+        self.enforce_budget();
         out
     }
 
@@ -244,8 +263,38 @@ impl WindowOperator {
     }
 
     /// Rows held now, waiting for their windows to close.
-    pub fn buffered(&self) -> usize {
-        self.windows.len() + self.pending.len()
+    pub fn buffered(&mut self) -> usize {
+        self.windows.rows().len() + self.pending.len()
+    }
+
+    /// Keeps the rows held within `max_bytes` (estimated in memory): past it,
+    /// the oldest rows are dropped and counted ([`evicted`](Self::evicted)).
+    /// Unbounded by default.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Rows dropped, oldest first, to keep the rows held within the byte budget.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// About how many bytes the rows held take.
+    pub fn held_bytes(&mut self) -> usize {
+        self.windows.rows().bytes + self.pending_bytes
+    }
+
+    /// Drops the oldest rows held until they fit the byte budget: first those
+    /// of the windows, then (event time) those the watermark has not reached.
+    fn enforce_budget(&mut self) {
+        while self.held_bytes() > self.max_bytes {
+            if self.windows.rows().pop_front().is_none() {
+                let Some(row) = self.pending.pop_front() else { break };
+                self.pending_bytes -= row_bytes(&row);
+            }
+            self.evicted += 1;
+        }
     }
 
     /// Event time: the watermark (greatest timestamp seen minus the late
@@ -314,12 +363,12 @@ impl Windows {
         }
     }
 
-    fn len(&self) -> usize {
+    fn rows(&mut self) -> &mut Rows {
         match self {
-            Windows::Aligned(w) => w.rows.len(),
-            Windows::Sliding(w) => w.rows.len(),
-            Windows::Session(w) => w.rows.len(),
-            Windows::Count(w) => w.rows.len(),
+            Windows::Aligned(w) => &mut w.rows,
+            Windows::Sliding(w) => &mut w.rows,
+            Windows::Session(w) => &mut w.rows,
+            Windows::Count(w) => &mut w.rows,
         }
     }
 }
@@ -329,6 +378,61 @@ impl Windows {
 struct Keyed {
     key: i64,
     row: Row,
+    /// About how many bytes the row takes.
+    bytes: usize,
+}
+
+impl Keyed {
+    fn new(key: i64, row: Row) -> Self {
+        let bytes = row_bytes(&row);
+        Self { key, row, bytes }
+    }
+}
+
+/// About how many bytes a buffered row takes.
+fn row_bytes(row: &Row) -> usize {
+    std::mem::size_of::<Row>() + crate::value::map_approx_bytes(&row.fields)
+}
+
+/// The rows a window kind holds, in key order, with the bytes they take.
+/// Reading goes through `Deref`; every change goes through these methods,
+/// which keep the count.
+#[derive(Debug, Default)]
+struct Rows {
+    rows: VecDeque<Keyed>,
+    bytes: usize,
+}
+
+impl Rows {
+    fn push_back(&mut self, keyed: Keyed) {
+        self.bytes += keyed.bytes;
+        self.rows.push_back(keyed);
+    }
+
+    fn pop_front(&mut self) -> Option<Keyed> {
+        let keyed = self.rows.pop_front()?;
+        self.bytes -= keyed.bytes;
+        Some(keyed)
+    }
+
+    /// Removes the first `n` rows.
+    fn drain_front(&mut self, n: usize) -> std::collections::vec_deque::Drain<'_, Keyed> {
+        self.bytes -= self.rows.range(..n).map(|k| k.bytes).sum::<usize>();
+        self.rows.drain(..n)
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.bytes = 0;
+    }
+}
+
+impl std::ops::Deref for Rows {
+    type Target = VecDeque<Keyed>;
+
+    fn deref(&self) -> &VecDeque<Keyed> {
+        &self.rows
+    }
 }
 
 /// `count` units in milliseconds, at least 1, saturating at `i64::MAX`.

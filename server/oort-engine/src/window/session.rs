@@ -1,9 +1,7 @@
 //! Session windows: rows no more than `timeout` apart, cut at multiples of
 //! the maximum `length` once a session has lasted that long.
 
-use std::collections::VecDeque;
-
-use super::{Keyed, WindowBatch, boundary_at_or_after};
+use super::{Keyed, Rows, WindowBatch, boundary_at_or_after};
 use crate::row::Row;
 
 #[derive(Debug)]
@@ -12,7 +10,7 @@ pub(super) struct SessionWindows {
     timeout: i64,
     pub(super) offset: i64,
     /// The rows of the open session since its start (or last cut).
-    pub(super) rows: VecDeque<Keyed>,
+    pub(super) rows: Rows,
     open: Option<Session>,
 }
 
@@ -34,7 +32,7 @@ enum Close {
 
 impl SessionWindows {
     pub(super) fn new(length: i64, timeout: i64) -> Self {
-        Self { length, timeout, offset: 0, rows: VecDeque::new(), open: None }
+        Self { length, timeout, offset: 0, rows: Rows::default(), open: None }
     }
 
     pub(super) fn insert(&mut self, row: Row, key: i64, out: &mut Vec<WindowBatch>) {
@@ -45,7 +43,7 @@ impl SessionWindows {
             Some(session) => session.last = key,
             None => self.open = Some(Session { start: key, last: key }),
         }
-        self.rows.push_back(Keyed { key, row });
+        self.rows.push_back(Keyed::new(key, row));
     }
 
     pub(super) fn advance(&mut self, now: i64, out: &mut Vec<WindowBatch>) {
@@ -94,7 +92,7 @@ impl SessionWindows {
 
     fn flush(&mut self, start: i64, end: i64, out: &mut Vec<WindowBatch>) {
         if !self.rows.is_empty() {
-            out.push(WindowBatch { start, end, rows: self.rows.drain(..).map(|r| r.row).collect() });
+            out.push(WindowBatch { start, end, rows: self.rows.drain_front(self.rows.len()).map(|r| r.row).collect() });
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Keyed, WindowBatch};
+use super::{Keyed, Rows, WindowBatch};
 use crate::row::Row;
 
 #[derive(Debug)]
@@ -11,19 +11,19 @@ pub(super) struct SlidingWindows {
     length: i64,
     delay: i64,
     /// Rows by key; none is too old for a pending or future window.
-    pub(super) rows: VecDeque<Keyed>,
+    pub(super) rows: Rows,
     /// The times of the rows whose window is not emitted yet, in order.
     triggers: VecDeque<i64>,
 }
 
 impl SlidingWindows {
     pub(super) fn new(length: i64, delay: i64) -> Self {
-        Self { length, delay, rows: VecDeque::new(), triggers: VecDeque::new() }
+        Self { length, delay, rows: Rows::default(), triggers: VecDeque::new() }
     }
 
     pub(super) fn insert(&mut self, row: Row, key: i64) {
         debug_assert!(self.rows.back().is_none_or(|last| last.key <= key), "keys must not decrease");
-        self.rows.push_back(Keyed { key, row });
+        self.rows.push_back(Keyed::new(key, row));
         self.triggers.push_back(key);
     }
 
@@ -43,7 +43,7 @@ impl SlidingWindows {
         // windows of rows still to come, after `now` minus the length.
         let oldest = self.triggers.front().map_or(now, |&t| t.min(now)).saturating_sub(self.length);
         let stale = self.rows.partition_point(|r| r.key <= oldest);
-        self.rows.drain(..stale);
+        self.rows.drain_front(stale);
     }
 
     pub(super) fn deadline(&self) -> Option<i64> {

@@ -582,3 +582,31 @@ fn time_near_the_limits_does_not_overflow_or_hang() {
     op.on_event(row(1, 0), i64::MIN);
     assert_eq!(op.on_tick(i64::MAX).len(), 2);
 }
+
+#[test]
+fn past_the_byte_budget_the_oldest_rows_are_dropped_and_counted() {
+    let one = super::row_bytes(&row(0, 0));
+    // Room for ten rows: a tumbling minute of 100 rows keeps its last ten.
+    let mut w = processing(tumbling(TimeUnit::Minute, 1)).with_max_bytes(10 * one);
+    for i in 0..100 {
+        assert!(w.on_event(row(i, 0), i).is_empty());
+        assert!(w.held_bytes() <= 10 * one);
+    }
+    assert_eq!(w.evicted(), 90);
+    let closed = w.on_tick(MIN);
+    assert_eq!(closed.iter().map(ids).collect::<Vec<_>>(), vec![(90..100).collect::<Vec<_>>()]);
+    assert_eq!(w.held_bytes(), 0, "nothing is held once the window closed");
+
+    // In event time, rows the watermark has not reached count too.
+    let mut w = event(tumbling(TimeUnit::Second, 10), 60 * S).with_max_bytes(5 * one);
+    for i in 0..20 {
+        w.on_event(row(i, i * S), 0);
+    }
+    assert_eq!((w.evicted(), w.buffered()), (15, 5));
+    // Without a budget, nothing is dropped.
+    let mut w = processing(count(1_000, None));
+    for i in 0..1_000 {
+        w.on_event(row(i, 0), i);
+    }
+    assert_eq!(w.evicted(), 0);
+}

@@ -71,6 +71,25 @@ impl Oortd {
         Self::launch(command, data_dir).await
     }
 
+    /// A field of the server's `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).unwrap();
+        line.trim().trim_end_matches("kB").trim().parse().unwrap()
+    }
+
+    /// [`Oortd::start`] in `dir` (data in `dir/data`) with `toml` as its
+    /// `oort.toml`, without HTTP push.
+    pub async fn start_with_config(dir: &Path, toml: &str) -> Oortd {
+        let config = dir.join("oort.toml");
+        std::fs::write(&config, toml).unwrap();
+        let data = dir.join("data");
+        let mut command = Self::command();
+        command.args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--config"]).arg(&config);
+        command.arg("--data-dir").arg(&data);
+        Self::launch(command, &data).await
+    }
+
     /// The `oortd` command with a clean environment (no OORT_* variables but
     /// `OORT_AUTH_TOKEN=`[`TOKEN`] and `OORT_EGRESS_ALLOW` of loopback, where
     /// the tests' services listen) and piped stderr; add flags, variables or a
