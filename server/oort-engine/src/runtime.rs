@@ -327,8 +327,7 @@ pub fn start(
         limits.window_bytes,
         tables,
         source_rx,
-        sink_txs,
-        Arc::clone(&tail),
+        Output { sinks: sink_txs, tail: Arc::clone(&tail) },
         rule_metrics,
         cancel.clone(),
     )));
@@ -493,8 +492,7 @@ async fn run_operators(
     window_bytes: usize,
     tables: Vec<Arc<join::TableRows>>,
     rx: mpsc::Receiver<SourceEvent>,
-    sinks: Vec<mpsc::Sender<Results>>,
-    tail: Arc<Tail>,
+    output: Output,
     metrics: RuleMetrics,
     cancel: CancellationToken,
 ) {
@@ -512,7 +510,6 @@ async fn run_operators(
         tables,
         metrics,
     };
-    let output = Output { sinks, tail };
     if pipelined {
         run_pipelined(Arc::new(stages), rx, output, cancel).await
     } else {
