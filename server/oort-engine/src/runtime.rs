@@ -409,7 +409,7 @@ async fn run_sink(
         jitter_factor: 0.0,
     };
     let mut opened = false;
-    'batches: loop {
+    loop {
         let results = tokio::select! {
             () = cancel.cancelled() => break,
             results = rx.recv() => match results { Some(results) => results, None => break },
@@ -418,24 +418,22 @@ async fn run_sink(
         metrics.record_in(rows as u64, now_ms());
         metrics.set_buffer_length(rx.len() as u64);
         let started = Instant::now();
-        for rows in results.iter() {
-            let mut attempt = 0;
-            loop {
-                // A sink that hangs (a peer that never answers) must not keep the rule from stopping.
-                let delivered = tokio::select! {
-                    () = cancel.cancelled() => break 'batches,
-                    delivered = deliver(sink.as_mut(), &mut opened, rows) => delivered,
-                };
-                let Err(e) = delivered else { break };
-                metrics.record_exception(e.to_string());
-                let delay = RETRY.delay(attempt);
-                attempt += 1;
-                tokio::select! {
-                    () = cancel.cancelled() => break 'batches,
-                    () = tokio::time::sleep(delay) => {}
+        let deliver_all = async {
+            for rows in results.iter() {
+                let mut attempt = 0;
+                while let Err(e) = deliver(sink.as_mut(), &mut opened, rows).await {
+                    metrics.record_exception(e.to_string());
+                    tokio::time::sleep(RETRY.delay(attempt)).await;
+                    attempt += 1;
                 }
+                metrics.record_out(rows.len() as u64);
             }
-            metrics.record_out(rows.len() as u64);
+        };
+        // One select a batch, not a result: a sink that hangs (a peer that
+        // never answers) must not keep the rule from stopping.
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = deliver_all => {}
         }
         // One clock read per batch: the latency reported is the batch's mean per result.
         metrics.record_latency((started.elapsed().as_micros() / results.len().max(1) as u128) as i64);
