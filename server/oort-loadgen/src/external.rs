@@ -88,14 +88,10 @@ const SERVICE_THREAD: &str = "demo-service";
 /// too, to the microsecond), less the service threads' from their schedstat
 /// (nanoseconds): precise enough to add up many short phases.
 fn caller_cpu() -> Result<Duration> {
-    // SAFETY: getrusage only writes the struct it is given.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        anyhow::ensure!(libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0, "getrusage failed");
-        usage
-    };
-    let micros = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    let process = micros(usage.ru_utime) + micros(usage.ru_stime);
+    use nix::sys::time::TimeValLike;
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
+    let micros = |t: nix::sys::time::TimeVal| Duration::from_micros(t.num_microseconds().max(0) as u64);
+    let process = micros(usage.user_time()) + micros(usage.system_time());
     let mut service = Duration::ZERO;
     for task in std::fs::read_dir("/proc/self/task")? {
         let path = task?.path();

@@ -16,6 +16,7 @@
 
 pub mod abi;
 pub mod api;
+#[allow(unsafe_code)] // the C ABI the host calls: the SDK's only unsafe code
 pub mod export;
 #[cfg(feature = "portable")]
 pub mod portable;

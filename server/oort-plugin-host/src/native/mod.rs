@@ -6,6 +6,7 @@
 //! - [`function`], [`source`], [`sink`]: the adapters to the engine's traits;
 //! - [`watchdog`]: notices calls that never return.
 
+#[allow(unsafe_code)] // loading libraries and calling their C table: the host's only unsafe code
 pub mod ffi;
 pub mod function;
 pub mod sink;

@@ -1,0 +1,189 @@
+//! What a closed window becomes: its rows grouped by the GROUP BY keys,
+//! HAVING applied, each group projected, the results ordered.
+
+use std::collections::HashMap;
+
+use super::pipeline::{RuleMetrics, filter_rows};
+use crate::expr::{CallMode, EvalEnv, EvalError, Expr, eval_rows};
+use crate::group::GroupKey;
+use crate::metrics::now_ms;
+use crate::plan::RulePlan;
+use crate::row::Row;
+use crate::value::{Map, Value};
+use crate::window::WindowBatch;
+
+/// Groups each closed window by the GROUP BY keys, applies HAVING, projects
+/// each group, and orders the results: one result set per window. `mode`
+/// says whether the batched calls of WHERE (count and sliding windows) and
+/// of a per-row projection are awaited.
+pub(super) async fn process_windows(
+    plan: &RulePlan,
+    metrics: &RuleMetrics,
+    batches: Vec<WindowBatch>,
+    mode: CallMode,
+) -> Vec<Vec<Map>> {
+    let mut results = Vec::with_capacity(batches.len());
+    for batch in batches {
+        if let Some(m) = &metrics.window {
+            m.record_out(1);
+        }
+        let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None };
+        let mut rows = batch.rows;
+        if plan.filters_after_window() {
+            rows = filter_rows(plan, metrics, rows, &env, now_ms(), mode).await;
+        }
+        let groups = group_rows(plan, rows, &env, metrics, mode).await;
+        let groups = having_groups(plan, metrics, groups, &env, mode).await;
+        // eKuiper: a window with no aggregate and no GROUP BY key emits every row;
+        // otherwise each group gives one row.
+        let per_row = plan.dimensions.is_empty() && !plan.projection.has_aggregate();
+        let units: Vec<&[Row]> = if per_row {
+            groups.iter().flat_map(|group| group.chunks(1)).collect()
+        } else {
+            groups.iter().map(Vec::as_slice).collect()
+        };
+        // Per row, the projection runs over each group as a batch of rows; per
+        // group, over the groups as a batch: either way, its plugin and
+        // external calls are made once for the batch.
+        let projected = if per_row {
+            let mut projected = Vec::with_capacity(units.len());
+            for group in &groups {
+                projected.extend(plan.projection.eval_batch_with(group, &env, mode).await);
+            }
+            projected
+        } else {
+            plan.projection.eval_groups_with(&units, &env, mode).await
+        };
+        let mut out: Vec<(Vec<Value>, Map)> = Vec::with_capacity(units.len());
+        for (keys, projected) in order_keys(plan, &units, &env, mode).await.into_iter().zip(projected) {
+            match projected {
+                Ok(row) => {
+                    metrics.project.record_out(1);
+                    out.push((keys, row));
+                }
+                Err(e) => metrics.project.record_exception(e.to_string()),
+            }
+        }
+        if !plan.order_by.is_empty() {
+            out.sort_by(|(a, _), (b, _)| {
+                for ((x, y), (_, asc)) in a.iter().zip(b).zip(&plan.order_by) {
+                    let ord = compare(x, y);
+                    if ord != std::cmp::Ordering::Equal {
+                        return if *asc { ord } else { ord.reverse() };
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+        }
+        let mut rows: Vec<Map> = out.into_iter().map(|(_, row)| row).collect();
+        if let Some(limit) = plan.limit {
+            rows.truncate(limit as usize);
+        }
+        // A window whose groups HAVING filtered out sends nothing.
+        if !rows.is_empty() {
+            results.push(rows);
+        }
+    }
+    results
+}
+
+/// How many rows of a window [`group_rows`] computes the keys of at a time
+/// (and so the batch of the calls the keys make).
+const GROUPING_CHUNK: usize = 4096;
+
+/// Splits a window's rows by the GROUP BY keys, keeping the order in which groups first appear.
+async fn group_rows(
+    plan: &RulePlan,
+    rows: Vec<Row>,
+    env: &EvalEnv<'_>,
+    metrics: &RuleMetrics,
+    mode: CallMode,
+) -> Vec<Vec<Row>> {
+    if plan.dimensions.is_empty() {
+        return if rows.is_empty() { Vec::new() } else { vec![rows] };
+    }
+    let dimensions: Vec<&Expr> = plan.dimensions.iter().map(|d| &d.expr).collect();
+    let mut index: HashMap<GroupKey, usize> = HashMap::new();
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    let mut owned = rows.into_iter();
+    // The keys of a chunk at a time, not of the whole window (up to millions
+    // of rows) at once: the memory held stays bounded.
+    while !owned.as_slice().is_empty() {
+        let chunk = &owned.as_slice()[..owned.len().min(GROUPING_CHUNK)];
+        let keys = eval_rows(&dimensions, chunk, env, mode, |row, env| {
+            dimensions.iter().map(|d| d.eval(row, env)).collect::<Result<Vec<Value>, EvalError>>()
+        })
+        .await;
+        // Keys first: zip takes from its first iterator before it finds the
+        // second one empty, and a row taken past the chunk would be lost.
+        for (key, row) in keys.into_iter().zip(owned.by_ref()) {
+            match key {
+                Ok(key) => {
+                    let slot = *index.entry(GroupKey(key)).or_insert_with(|| {
+                        groups.push(Vec::new());
+                        groups.len() - 1
+                    });
+                    groups[slot].push(row);
+                }
+                // A row whose key cannot be computed belongs to no group.
+                Err(e) => metrics.project.record_exception(e.to_string()),
+            }
+        }
+    }
+    groups
+}
+
+/// The groups that pass HAVING (all of them with no HAVING), in order; counts
+/// each group in.
+async fn having_groups(
+    plan: &RulePlan,
+    metrics: &RuleMetrics,
+    groups: Vec<Vec<Row>>,
+    env: &EvalEnv<'_>,
+    mode: CallMode,
+) -> Vec<Vec<Row>> {
+    for group in &groups {
+        metrics.project.record_in(group.len() as u64, now_ms());
+    }
+    let Some(having) = &plan.having else { return groups };
+    let refs: Vec<&[Row]> = groups.iter().map(Vec::as_slice).collect();
+    let verdicts = having.expr.eval_groups_with(&refs, env, mode).await;
+    groups
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(group, verdict)| match verdict {
+            Ok(Value::Bool(true)) => Some(group),
+            Ok(_) => None,
+            Err(e) => {
+                metrics.project.record_exception(e.to_string());
+                None
+            }
+        })
+        .collect()
+}
+
+/// The ORDER BY keys of each unit (a group, or a row of a window that emits
+/// rows); a key that cannot be computed is NULL.
+async fn order_keys(plan: &RulePlan, units: &[&[Row]], env: &EvalEnv<'_>, mode: CallMode) -> Vec<Vec<Value>> {
+    let mut keys: Vec<Vec<Value>> = (0..units.len()).map(|_| Vec::with_capacity(plan.order_by.len())).collect();
+    for (order, _) in &plan.order_by {
+        for (key, value) in keys.iter_mut().zip(order.expr.eval_groups_with(units, env, mode).await) {
+            key.push(value.unwrap_or(Value::Null));
+        }
+    }
+    keys
+}
+
+/// Orders values for ORDER BY: NULL first, numbers numerically, then by text.
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        _ => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+            _ => a.to_string().cmp(&b.to_string()),
+        },
+    }
+}

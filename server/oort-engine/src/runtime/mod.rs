@@ -1,0 +1,231 @@
+//! Running one rule: a supervised source task ([`source`]), the rule task
+//! that runs the operators in order ([`pipeline`], [`grouping`]), one task
+//! per sink ([`sink`]), and the live copies of its results ([`tail`]). Every
+//! task is owned by the rule's cancellation token and stops with it.
+
+mod grouping;
+mod pipeline;
+mod sink;
+mod source;
+mod tail;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use tail::{Tail, TailEvent, TailReader};
+
+use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceOutput};
+use crate::join;
+use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
+use crate::plan::RulePlan;
+use crate::value::Map;
+use pipeline::{Output, RuleMetrics, run_operators};
+use sink::run_sink;
+use source::supervise_source;
+
+/// Most events the rule task takes from its source buffer at once.
+const RECEIVE_BATCH: usize = 256;
+
+/// How many batches of events a rule that calls plugin processes or external
+/// services evaluates at once (see `pipeline::run_pipelined`).
+pub(crate) const PIPELINE_DEPTH: usize = 4;
+
+/// How long a stopping rule waits for its tasks to finish.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How much memory a rule may hold for what others are slow to take, in
+/// bytes as estimated in memory ([`crate::value::Value::approx_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleLimits {
+    /// Results one TailRule reader may fall behind by before it misses some.
+    pub tail_bytes: usize,
+    /// Rows a rule's windows may hold; past it the oldest are dropped, counted
+    /// in the window operator's `records_dropped_total` and its exceptions.
+    pub window_bytes: usize,
+}
+
+impl Default for RuleLimits {
+    fn default() -> Self {
+        Self { tail_bytes: 64 << 20, window_bytes: 256 << 20 }
+    }
+}
+
+/// The results of a rule for one batch of events, in order. Each result is
+/// one message for a sink (one event's row, or one window's rows): results
+/// travel in batches so that a fast stream costs one channel hand-off per
+/// batch, not per event.
+pub type Results = Arc<Vec<Vec<Map>>>;
+
+/// The state of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleState {
+    /// Running.
+    Running,
+    /// Stopped on request.
+    Stopped,
+    /// The source died and its restart attempts ran out.
+    Failed,
+}
+
+/// What `GetRuleStatus` reports.
+#[derive(Debug, Clone)]
+pub struct RuleStatus {
+    /// State now.
+    pub state: RuleState,
+    /// The last error that restarted or stopped the source.
+    pub last_error: Option<String>,
+    /// When the rule started (Unix ms).
+    pub start_time_ms: i64,
+    /// How many times the source was restarted.
+    pub restart_count: u32,
+    /// Counters per operator, in pipeline order.
+    pub operators: Vec<OperatorStatus>,
+    /// Results that TailRule readers missed by falling behind.
+    pub tail_missed: u64,
+}
+
+/// Shared between the rule's tasks and the status calls.
+struct Shared {
+    operators: Vec<Arc<OperatorMetrics>>,
+    state: Mutex<(RuleState, Option<String>, u32)>,
+    start_time_ms: i64,
+}
+
+/// A running rule, owned by the engine.
+pub struct RunningRule {
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    tail: Arc<Tail>,
+    /// The plan it runs, for EXPLAIN.
+    pub plan: Arc<RulePlan>,
+}
+
+impl RunningRule {
+    /// Status now.
+    pub fn status(&self) -> RuleStatus {
+        let (state, last_error, restart_count) = self.shared.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        RuleStatus {
+            state,
+            last_error,
+            start_time_ms: self.shared.start_time_ms,
+            restart_count,
+            operators: self.shared.operators.iter().map(|m| m.snapshot()).collect(),
+            tail_missed: self.tail.missed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Marks the rule failed with `message` and tells its tasks to stop,
+    /// without waiting for them (one may be stuck in a plugin's call).
+    pub fn fail(&self, message: String) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        *state = (RuleState::Failed, Some(message), state.2);
+        self.cancel.cancel();
+    }
+
+    /// A live copy of the rule's results.
+    pub fn subscribe(&self) -> TailReader {
+        self.tail.subscribe()
+    }
+
+    /// Stops every task of the rule and waits for them, [`STOP_GRACE`] at
+    /// most: a task still busy then (a sink's `close` that hangs) is aborted.
+    /// A thread stuck in a native plugin's call cannot be stopped; it is left
+    /// behind, and the rule stops without it.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        for task in self.tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+                tracing::warn!(rule = %self.plan.rule_id, "a task of the rule did not stop in time; abandoned");
+            }
+        }
+    }
+}
+
+/// Starts a planned rule on the current tokio runtime, within `limits`.
+pub fn start(
+    plan: Arc<RulePlan>,
+    connectors: &ConnectorRegistry,
+    limits: &RuleLimits,
+) -> Result<RunningRule, crate::ConnectorError> {
+    let stream = &plan.stream;
+    let source_factory = connectors
+        .source(stream.source_type())
+        .ok_or_else(|| crate::ConnectorError::Config(format!("unknown source type {}", stream.source_type())))?;
+    let source_config = SourceConfig::for_stream(stream, &plan.rule_id);
+    // Build everything before spawning anything, so a bad configuration starts nothing.
+    let source = source_factory.build(&source_config)?;
+    let mut sinks = Vec::with_capacity(plan.actions.len());
+    for action in &plan.actions {
+        let factory = connectors
+            .sink(&action.sink_type)
+            .ok_or_else(|| crate::ConnectorError::Config(format!("unknown sink type {}", action.sink_type)))?;
+        let config = SinkConfig {
+            sink_type: action.sink_type.clone(),
+            props: action.props.clone(),
+            rule_id: plan.rule_id.clone(),
+        };
+        sinks.push(factory.build(&config)?);
+    }
+
+    let cancel = CancellationToken::new();
+    // A table whose source cannot be built stops the loaders already started.
+    let join::Loaders { tables, mut tasks, metrics: table_metrics } =
+        join::start_loaders(&plan, connectors, &cancel).inspect_err(|_| cancel.cancel())?;
+    let source_metrics = Arc::new(OperatorMetrics::new(format!("source_{}_0", stream.name)));
+    let rule_metrics = RuleMetrics::new(&plan, Arc::clone(&source_metrics));
+    let sink_metrics: Vec<Arc<OperatorMetrics>> = plan
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Arc::new(OperatorMetrics::new(format!("sink_{}_{i}", a.sink_type))))
+        .collect();
+    let mut operators = vec![Arc::clone(&source_metrics)];
+    operators.extend(table_metrics);
+    operators.extend(rule_metrics.all());
+    operators.extend(sink_metrics.iter().cloned());
+    let shared =
+        Arc::new(Shared { operators, state: Mutex::new((RuleState::Running, None, 0)), start_time_ms: now_ms() });
+
+    let buffer = plan.options.buffer_length.max(1);
+    let (source_tx, source_rx) = mpsc::channel(buffer);
+    let source_tx = SourceOutput::new(source_tx, plan.options.buffer_full, Arc::clone(&source_metrics));
+    let tail = Arc::new(Tail::new(limits.tail_bytes));
+
+    let mut sink_txs = Vec::with_capacity(sinks.len());
+    for (sink, metrics) in sinks.into_iter().zip(sink_metrics) {
+        // The buffer counts batches of up to RECEIVE_BATCH results.
+        let (tx, rx) = mpsc::channel::<Results>(buffer.div_ceil(RECEIVE_BATCH).max(2));
+        sink_txs.push(tx);
+        tasks.push(tokio::spawn(run_sink(sink, rx, metrics, cancel.clone())));
+    }
+    tasks.push(tokio::spawn(supervise_source(
+        source,
+        source_factory,
+        source_config,
+        source_tx,
+        Arc::clone(&shared),
+        source_metrics,
+        plan.options.restart.clone(),
+        cancel.clone(),
+    )));
+    tasks.push(tokio::spawn(run_operators(
+        Arc::clone(&plan),
+        limits.window_bytes,
+        tables,
+        source_rx,
+        Output { sinks: sink_txs, tail: Arc::clone(&tail) },
+        rule_metrics,
+        cancel.clone(),
+    )));
+
+    Ok(RunningRule { cancel, tasks, shared, tail, plan })
+}

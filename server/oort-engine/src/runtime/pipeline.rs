@@ -1,0 +1,334 @@
+//! The rule task: events in, through the operators, results out to the sinks
+//! and the tail, one batch after another or several batches at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::grouping::process_windows;
+use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Results, Tail};
+use crate::connector::SourceEvent;
+use crate::expr::{CallMode, EvalEnv, blocking};
+use crate::metrics::{OperatorMetrics, now_ms};
+use crate::plan::RulePlan;
+use crate::row::Row;
+use crate::value::{Map, Value};
+use crate::window::{TimeMode, WindowOperator};
+use crate::{decode, join};
+
+/// Counters of the operators that run inside the rule task.
+pub(super) struct RuleMetrics {
+    /// The source's counters: what it emitted is counted as the rule task receives it.
+    pub(super) source: Arc<OperatorMetrics>,
+    pub(super) decoder: Arc<OperatorMetrics>,
+    pub(super) join: Option<Arc<OperatorMetrics>>,
+    pub(super) filter: Option<Arc<OperatorMetrics>>,
+    pub(super) window: Option<Arc<OperatorMetrics>>,
+    pub(super) project: Arc<OperatorMetrics>,
+}
+
+impl RuleMetrics {
+    pub(super) fn new(plan: &RulePlan, source: Arc<OperatorMetrics>) -> Self {
+        Self {
+            source,
+            decoder: Arc::new(OperatorMetrics::new("op_decoder_0")),
+            join: (!plan.tables.is_empty()).then(|| Arc::new(OperatorMetrics::new("op_join_0"))),
+            filter: plan.filter.as_ref().map(|_| Arc::new(OperatorMetrics::new("op_filter_0"))),
+            window: plan.window.as_ref().map(|_| Arc::new(OperatorMetrics::new("op_window_0"))),
+            project: Arc::new(OperatorMetrics::new("op_project_0")),
+        }
+    }
+
+    pub(super) fn all(&self) -> Vec<Arc<OperatorMetrics>> {
+        [Some(&self.decoder), self.join.as_ref(), self.filter.as_ref(), self.window.as_ref(), Some(&self.project)]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The rule task: decode → filter → window → aggregate → having → project → order → sinks.
+pub(super) async fn run_operators(
+    plan: Arc<RulePlan>,
+    window_bytes: usize,
+    tables: Vec<Arc<join::TableRows>>,
+    rx: mpsc::Receiver<SourceEvent>,
+    output: Output,
+    metrics: RuleMetrics,
+    cancel: CancellationToken,
+) {
+    let mode = if plan.options.is_event_time {
+        TimeMode::Event { late_tolerance_ms: plan.options.late_tolerance_ms }
+    } else {
+        TimeMode::Processing
+    };
+    let window = plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode).with_max_bytes(window_bytes));
+    let pipelined = window.is_none() && plan.calls_out_of_process();
+    let stages = Stages {
+        timestamp_field: plan.stream.timestamp_field().map(str::to_owned),
+        decoder: decode::Decoder::new(&plan.stream),
+        plan,
+        tables,
+        metrics,
+    };
+    if pipelined {
+        run_pipelined(Arc::new(stages), rx, output, cancel).await
+    } else {
+        run_in_order(stages, window, rx, output, cancel).await
+    }
+}
+
+/// Where a rule's results go.
+pub(super) struct Output {
+    pub(super) sinks: Vec<mpsc::Sender<Results>>,
+    pub(super) tail: Arc<Tail>,
+}
+
+/// One batch after another, on the rule task, with the window's timer.
+async fn run_in_order(
+    stages: Stages,
+    mut window: Option<WindowOperator>,
+    mut rx: mpsc::Receiver<SourceEvent>,
+    output: Output,
+    cancel: CancellationToken,
+) {
+    // Grown by recv_many as events come: an idle rule costs no buffer.
+    let mut batch = Vec::new();
+    loop {
+        let deadline = window.as_ref().and_then(|w| w.next_deadline());
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let results = tokio::select! {
+            () = cancel.cancelled() => return,
+            () = sleep => match window.as_mut() {
+                Some(w) => process_windows(&stages.plan, &stages.metrics, w.on_tick(now_ms()), CallMode::Awaited).await,
+                None => Vec::new(),
+            },
+            received = rx.recv_many(&mut batch, RECEIVE_BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                stages.metrics.source.set_buffer_length(rx.len() as u64);
+                stages.on_events(std::mem::take(&mut batch), window.as_mut(), CallMode::Awaited).await
+            }
+        };
+        output.emit(results).await;
+    }
+}
+
+/// Up to [`PIPELINE_DEPTH`] batches at once, results emitted in the order the
+/// batches came: while one batch waits for a plugin's or a service's answers,
+/// the next ones are decoded and their calls sent, so the plugin or service
+/// never idles between batches. For rules without a window only, whose
+/// batches are independent of each other.
+///
+/// Where every out-of-process function of the rule can be awaited (external
+/// services), the batches are futures of the rule task itself; otherwise each
+/// is evaluated on a blocking thread, which blocks on the calls.
+async fn run_pipelined(
+    stages: Arc<Stages>,
+    mut rx: mpsc::Receiver<SourceEvent>,
+    output: Output,
+    cancel: CancellationToken,
+) {
+    let on_task = stages.plan.awaits_every_call();
+    let mut pending = FuturesOrdered::new();
+    let mut batch = Vec::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            Some(done) = pending.next(), if !pending.is_empty() => match done {
+                Ok(results) => output.emit(results).await,
+                // A panic in a function loses that batch, not the rule.
+                Err(e) => stages.metrics.project.record_exception(format!("evaluation failed: {e}")),
+            },
+            received = rx.recv_many(&mut batch, RECEIVE_BATCH), if open && pending.len() < PIPELINE_DEPTH => {
+                if received == 0 {
+                    // The source is gone: finish the batches under way, then stop.
+                    open = false;
+                    continue;
+                }
+                stages.metrics.source.set_buffer_length(rx.len() as u64);
+                let (stages, events) = (Arc::clone(&stages), std::mem::take(&mut batch));
+                let evaluation: BoxFuture<'static, Result<Vec<Vec<Map>>, String>> = if on_task {
+                    std::panic::AssertUnwindSafe(async move { stages.on_events(events, None, CallMode::Awaited).await })
+                        .catch_unwind()
+                        .map(|done| done.map_err(|panic| panic_message(&panic)))
+                        .boxed()
+                } else {
+                    tokio::task::spawn_blocking(move || blocking(stages.on_events(events, None, CallMode::Blocking)))
+                        .map(|done| done.map_err(|e| e.to_string()))
+                        .boxed()
+                };
+                pending.push_back(evaluation);
+            }
+        }
+    }
+}
+
+/// What a caught panic says.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => format!("panicked: {text}"),
+        (_, Some(text)) => format!("panicked: {text}"),
+        _ => "panicked".to_owned(),
+    }
+}
+
+impl Output {
+    /// Hands results to the live tail and to every sink. A full sink buffer
+    /// holds the rule back: backpressure, not loss.
+    async fn emit(&self, results: Vec<Vec<Map>>) {
+        if results.is_empty() {
+            return;
+        }
+        let results = Arc::new(results);
+        self.tail.send(&results);
+        for sink in &self.sinks {
+            let _ = sink.send(Arc::clone(&results)).await;
+        }
+    }
+}
+
+/// The operators of a rule but its window: they keep no state between batches.
+struct Stages {
+    plan: Arc<RulePlan>,
+    tables: Vec<Arc<join::TableRows>>,
+    decoder: decode::Decoder,
+    timestamp_field: Option<String>,
+    metrics: RuleMetrics,
+}
+
+impl Stages {
+    /// Runs a batch of events through the operators (and the window, if any);
+    /// returns their results in order. Each stage takes the whole batch, so that
+    /// a function of a plugin or an external service is called once per batch,
+    /// not once per row; `mode` says whether those calls are awaited.
+    async fn on_events(
+        &self,
+        batch: Vec<SourceEvent>,
+        window: Option<&mut WindowOperator>,
+        mode: CallMode,
+    ) -> Vec<Vec<Map>> {
+        let now = now_ms();
+        let started = Instant::now();
+        let received = batch.len() as u64;
+        let m = &self.metrics;
+        m.source.record_in(received, now);
+        m.source.record_out(received);
+        m.decoder.record_in(received, now);
+        let env = EvalEnv { rule_id: &self.plan.rule_id, window: None, prefetch: None };
+        let mut rows = Vec::with_capacity(batch.len());
+        for event in batch {
+            let Some(row) = self.decode(event, now) else { continue };
+            m.decoder.record_out(1);
+            match &m.join {
+                None => rows.push(row),
+                Some(jm) => {
+                    jm.record_in(1, now);
+                    match join::join_event(row, &self.plan, &self.tables, &env) {
+                        Ok(joined) => {
+                            jm.record_out(joined.len() as u64);
+                            rows.extend(joined);
+                        }
+                        Err(e) => jm.record_exception(e.to_string()),
+                    }
+                }
+            }
+        }
+        if !self.plan.filters_after_window() {
+            rows = filter_rows(&self.plan, m, rows, &env, now, mode).await;
+        }
+        let mut results = Vec::new();
+        match window {
+            Some(w) => {
+                let evicted = w.evicted();
+                for row in rows {
+                    if let Some(wm) = &m.window {
+                        wm.record_in(1, now);
+                    }
+                    let batches = w.on_event(row, now_ms());
+                    if let Some(wm) = &m.window {
+                        wm.set_buffer_length(w.buffered() as u64);
+                    }
+                    results.extend(process_windows(&self.plan, m, batches, mode).await);
+                }
+                let dropped = w.evicted() - evicted;
+                if let Some(wm) = m.window.as_ref().filter(|_| dropped > 0) {
+                    wm.record_dropped(dropped);
+                    wm.record_exception(format!(
+                        "the window's rows passed the server's max_window_state_bytes: its {dropped} oldest rows were dropped"
+                    ));
+                }
+            }
+            None => {
+                m.project.record_in(rows.len() as u64, now);
+                for out in self.plan.projection.eval_batch_with(&rows, &env, mode).await {
+                    match out {
+                        Ok(out) => {
+                            m.project.record_out(1);
+                            results.push(vec![out]);
+                        }
+                        Err(e) => m.project.record_exception(e.to_string()),
+                    }
+                }
+            }
+        }
+        // One clock read per batch: the latency reported is the batch's mean.
+        m.project.record_latency((started.elapsed().as_micros() / u128::from(received.max(1))) as i64);
+        results
+    }
+
+    /// Decodes an event into a row at its event or processing time; counts a bad event.
+    fn decode(&self, event: SourceEvent, now: i64) -> Option<Row> {
+        let (meta, source_time) = (Arc::clone(&event.meta), event.timestamp);
+        let decoded = self.decoder.decode(event).and_then(|fields| {
+            let timestamp = match (&self.timestamp_field, self.plan.options.is_event_time) {
+                (Some(field), true) => decode::event_time(&fields, field)?,
+                _ => source_time.unwrap_or(now),
+            };
+            Ok(Row { fields, timestamp, meta, joined: None })
+        });
+        decoded.inspect_err(|e| self.metrics.decoder.record_exception(e.clone())).ok()
+    }
+}
+
+/// The rows that pass WHERE (all of them with no WHERE), in order; counts them.
+pub(super) async fn filter_rows(
+    plan: &RulePlan,
+    metrics: &RuleMetrics,
+    rows: Vec<Row>,
+    env: &EvalEnv<'_>,
+    now: i64,
+    mode: CallMode,
+) -> Vec<Row> {
+    let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) else { return rows };
+    m.record_in(rows.len() as u64, now);
+    let verdicts = filter.expr.eval_batch_with(&rows, env, mode).await;
+    let passed: Vec<Row> = rows
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(row, verdict)| match verdict {
+            Ok(Value::Bool(true)) => Some(row),
+            Ok(_) => None,
+            Err(e) => {
+                m.record_exception(e.to_string());
+                None
+            }
+        })
+        .collect();
+    m.record_out(passed.len() as u64);
+    passed
+}
