@@ -221,6 +221,44 @@ mod tests {
         engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
     }
 
+    #[tokio::test]
+    async fn status_lists_the_operators_explain_shows_and_counts_each_stage() {
+        let connectors = Arc::new(ConnectorRegistry::new());
+        connectors.register_source("burst", burst(30));
+        let sink = Recording::default();
+        connectors.register_sink("rec", Arc::new(sink.clone()));
+        let functions = Arc::new(FunctionRegistry::new());
+        crate::functions::register_builtins(&functions);
+        let engine = Engine::new(functions, connectors);
+        let sql = "SELECT i % 3 AS k, count(*) AS i FROM s WHERE i >= 0 GROUP BY i % 3, COUNTWINDOW(30) \
+                   HAVING count(*) > 5 ORDER BY k DESC LIMIT 2";
+        start(&engine, "burst", "r", sql, "rec").await;
+        let started = std::time::Instant::now();
+        while sink.0.lock().unwrap().0.is_empty() && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let explained: Vec<String> = engine
+            .explain("r")
+            .await
+            .unwrap()
+            .lines()
+            .map(|line| line.trim().split(':').next().unwrap().to_owned())
+            .collect();
+        let status = engine.status("r").await.unwrap();
+        engine.stop_all().await;
+        let names: Vec<&str> = status.operators.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, explained);
+        let counts = |name: &str| {
+            let op = status.operators.iter().find(|o| o.name == name).unwrap();
+            (op.records_in_total, op.records_out_total)
+        };
+        assert_eq!(counts("op_aggregate_0"), (30, 3), "30 rows in three groups");
+        assert_eq!(counts("op_having_0"), (3, 3));
+        assert_eq!(counts("op_order_0"), (3, 3));
+        assert_eq!(counts("op_limit_0"), (3, 2));
+        assert_eq!(sink.0.lock().unwrap().0, vec![vec![10, 10]], "two of the three groups of ten, LIMIT 2");
+    }
+
     /// A sink that never finishes delivering.
     struct Stuck;
 

@@ -56,20 +56,19 @@ pub struct Loaders {
     pub tables: Vec<Arc<TableRows>>,
     /// The tasks, owned by the rule.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Their counters, named `source_<table>_0` as eKuiper names them.
-    pub metrics: Vec<Arc<OperatorMetrics>>,
 }
 
-/// Starts a loader task per joined table.
+/// Starts a loader task per joined table, counting in the counters
+/// `table_counters` gives for the table's index.
 pub fn start_loaders(
     plan: &RulePlan,
     connectors: &ConnectorRegistry,
     cancel: &CancellationToken,
+    table_counters: impl Fn(usize) -> Arc<OperatorMetrics>,
 ) -> Result<Loaders, ConnectorError> {
     let mut tables = Vec::new();
     let mut tasks = Vec::new();
-    let mut metrics = Vec::new();
-    for join in &plan.tables {
+    for (index, join) in plan.tables.iter().enumerate() {
         let def = &join.table;
         let factory = connectors
             .source(def.source_type())
@@ -77,7 +76,7 @@ pub fn start_loaders(
         let config = SourceConfig::for_stream(def, &plan.rule_id);
         let source = factory.build(&config)?;
         let rows = Arc::new(TableRows::default());
-        let counters = Arc::new(OperatorMetrics::new(format!("source_{}_0", def.name)));
+        let counters = table_counters(index);
         // A table's rows are its state: its loader waits rather than drops.
         let (tx, mut rx) = SourceOutput::channel(plan.options.buffer_length);
         let decoder = Decoder::new(def);
@@ -117,9 +116,8 @@ pub fn start_loaders(
             }
         }));
         tables.push(rows);
-        metrics.push(counters);
     }
-    Ok(Loaders { tables, tasks, metrics })
+    Ok(Loaders { tables, tasks })
 }
 
 /// Joins one event with the tables: one row per match (INNER), or the event

@@ -209,66 +209,141 @@ impl RulePlan {
         (sources, sinks)
     }
 
-    /// The operators, one a line, as `ExplainRule` prints them.
+    /// The rule's operators in pipeline order: what `ExplainRule` shows and
+    /// `GetRuleStatus` counts, one list for both.
+    pub fn stages(&self) -> Vec<Stage> {
+        let mut stages = vec![Stage::Source];
+        stages.extend((0..self.tables.len()).map(Stage::Table));
+        stages.push(Stage::Decoder);
+        let filter = self.filter.is_some();
+        let optional = [
+            (!self.tables.is_empty(), Stage::Join),
+            (filter && !self.filters_after_window(), Stage::Filter),
+            (self.window.is_some(), Stage::Window),
+            (filter && self.filters_after_window(), Stage::Filter),
+            (!self.dimensions.is_empty(), Stage::Aggregate),
+            (self.having.is_some(), Stage::Having),
+            (true, Stage::Project),
+            (!self.order_by.is_empty(), Stage::Order),
+            (self.limit.is_some(), Stage::Limit),
+        ];
+        stages.extend(optional.into_iter().filter_map(|(present, stage)| present.then_some(stage)));
+        stages.extend((0..self.actions.len()).map(Stage::Sink));
+        stages
+    }
+
+    /// A stage's name, as eKuiper names operators: `source_demo_0`,
+    /// `op_filter_0`, `sink_log_1`.
+    pub fn stage_name(&self, stage: Stage) -> String {
+        match stage {
+            Stage::Source => format!("source_{}_0", self.stream.name),
+            Stage::Table(i) => format!("source_{}_0", self.tables[i].table.name),
+            Stage::Decoder => "op_decoder_0".into(),
+            Stage::Join => "op_join_0".into(),
+            Stage::Filter => "op_filter_0".into(),
+            Stage::Window => "op_window_0".into(),
+            Stage::Aggregate => "op_aggregate_0".into(),
+            Stage::Having => "op_having_0".into(),
+            Stage::Project => "op_project_0".into(),
+            Stage::Order => "op_order_0".into(),
+            Stage::Limit => "op_limit_0".into(),
+            Stage::Sink(i) => format!("sink_{}_{i}", self.actions[i].sink_type),
+        }
+    }
+
+    /// What a stage does, for EXPLAIN; empty for sinks.
+    fn stage_detail(&self, stage: Stage) -> String {
+        let source = |s: &StreamDef| {
+            let datasource = s.datasource().unwrap_or_default();
+            format!("{} (DATASOURCE=\"{datasource}\", FORMAT={})", s.source_type(), s.format())
+        };
+        match stage {
+            Stage::Source => source(&self.stream),
+            Stage::Table(i) => format!("table, {}", source(&self.tables[i].table)),
+            Stage::Decoder => format!("{} schema", if self.stream.is_schemaless() { "schemaless" } else { "declared" }),
+            Stage::Join => {
+                let joins: Vec<String> = self
+                    .tables
+                    .iter()
+                    .map(|join| {
+                        let kind = match join.kind {
+                            JoinKind::Inner => "INNER JOIN",
+                            JoinKind::Left => "LEFT JOIN",
+                        };
+                        let on = join.on.as_ref().map(|c| format!(" ON {}", c.sql)).unwrap_or_default();
+                        format!("{kind} table {} AS {}{on}", join.table.name, join.reference)
+                    })
+                    .collect();
+                joins.join("; ")
+            }
+            Stage::Filter => format!("WHERE {}", self.filter.as_ref().map_or("", |f| f.sql.as_str())),
+            Stage::Window => {
+                let time = if self.options.is_event_time { "event time" } else { "processing time" };
+                let window = self.window.as_ref().map(ToString::to_string).unwrap_or_default();
+                format!("{window} ({time})")
+            }
+            Stage::Aggregate => {
+                let dims: Vec<&str> = self.dimensions.iter().map(|d| d.sql.as_str()).collect();
+                format!("GROUP BY {}", dims.join(", "))
+            }
+            Stage::Having => format!("HAVING {}", self.having.as_ref().map_or("", |h| h.sql.as_str())),
+            Stage::Project => format!("SELECT {}", self.projection_sql),
+            Stage::Order => {
+                let keys: Vec<String> = self
+                    .order_by
+                    .iter()
+                    .map(|(e, asc)| format!("{}{}", e.sql, if *asc { "" } else { " DESC" }))
+                    .collect();
+                format!("ORDER BY {}", keys.join(", "))
+            }
+            Stage::Limit => format!("LIMIT {}", self.limit.unwrap_or_default()),
+            Stage::Sink(_) => String::new(),
+        }
+    }
+
+    /// The operators, one a line, as `ExplainRule` prints them: the source,
+    /// then the others indented, each with what it does.
     pub fn explain(&self) -> String {
         let mut out = String::new();
-        let s = &self.stream;
-        let _ = writeln!(
-            out,
-            "source_{}_0: {} (DATASOURCE=\"{}\", FORMAT={})",
-            s.name,
-            s.source_type(),
-            s.datasource().unwrap_or_default(),
-            s.format()
-        );
-        let _ = writeln!(out, "  op_decoder_0: {} schema", if s.is_schemaless() { "schemaless" } else { "declared" });
-        for (i, join) in self.tables.iter().enumerate() {
-            let kind = match join.kind {
-                JoinKind::Inner => "INNER JOIN",
-                JoinKind::Left => "LEFT JOIN",
+        for stage in self.stages() {
+            let indent = if stage == Stage::Source { "" } else { "  " };
+            let name = self.stage_name(stage);
+            let _ = match self.stage_detail(stage) {
+                detail if detail.is_empty() => writeln!(out, "{indent}{name}"),
+                detail => writeln!(out, "{indent}{name}: {detail}"),
             };
-            let on = join.on.as_ref().map(|c| format!(" ON {}", c.sql)).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  op_join_{i}: {kind} table {} AS {} ({}, DATASOURCE=\"{}\"){on}",
-                join.table.name,
-                join.reference,
-                join.table.source_type(),
-                join.table.datasource().unwrap_or_default()
-            );
-        }
-        let filter = self.filter.as_ref().map(|f| format!("  op_filter_0: WHERE {}", f.sql));
-        if let Some(f) = filter.as_ref().filter(|_| !self.filters_after_window()) {
-            let _ = writeln!(out, "{f}");
-        }
-        if let Some(w) = &self.window {
-            let time = if self.options.is_event_time { "event time" } else { "processing time" };
-            let _ = writeln!(out, "  op_window_0: {w} ({time})");
-        }
-        if let Some(f) = filter.as_ref().filter(|_| self.filters_after_window()) {
-            let _ = writeln!(out, "{f}");
-        }
-        if !self.dimensions.is_empty() {
-            let dims: Vec<&str> = self.dimensions.iter().map(|d| d.sql.as_str()).collect();
-            let _ = writeln!(out, "  op_aggregate_0: GROUP BY {}", dims.join(", "));
-        }
-        if let Some(h) = &self.having {
-            let _ = writeln!(out, "  op_having_0: HAVING {}", h.sql);
-        }
-        let _ = writeln!(out, "  op_project_0: SELECT {}", self.projection_sql);
-        if !self.order_by.is_empty() {
-            let keys: Vec<String> =
-                self.order_by.iter().map(|(e, asc)| format!("{}{}", e.sql, if *asc { "" } else { " DESC" })).collect();
-            let _ = writeln!(out, "  op_order_0: ORDER BY {}", keys.join(", "));
-        }
-        if let Some(limit) = self.limit {
-            let _ = writeln!(out, "  op_limit_0: LIMIT {limit}");
-        }
-        for (i, action) in self.actions.iter().enumerate() {
-            let _ = writeln!(out, "  sink_{}_{i}", action.sink_type);
         }
         out
     }
+}
+
+/// One operator of a rule; see [`RulePlan::stages`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The stream's source.
+    Source,
+    /// The source of the joined table at this index of [`RulePlan::tables`].
+    Table(usize),
+    /// Payloads to rows.
+    Decoder,
+    /// The joins with tables.
+    Join,
+    /// WHERE (before the window, or after it for count and sliding windows).
+    Filter,
+    /// The window.
+    Window,
+    /// GROUP BY keys.
+    Aggregate,
+    /// HAVING.
+    Having,
+    /// SELECT.
+    Project,
+    /// ORDER BY.
+    Order,
+    /// LIMIT.
+    Limit,
+    /// The action at this index of [`RulePlan::actions`].
+    Sink(usize),
 }
 
 fn position_of(expr: &SqlExpr) -> Option<Position> {

@@ -64,6 +64,10 @@ pub(super) async fn process_windows(
                 Err(e) => metrics.project.record_exception(e.to_string()),
             }
         }
+        if let Some(m) = &metrics.order {
+            m.record_in(out.len() as u64, now_ms());
+            m.record_out(out.len() as u64);
+        }
         if !plan.order_by.is_empty() {
             out.sort_by(|(a, _), (b, _)| {
                 for ((x, y), (_, asc)) in a.iter().zip(b).zip(&plan.order_by) {
@@ -77,7 +81,12 @@ pub(super) async fn process_windows(
         }
         let mut rows: Vec<Map> = out.into_iter().map(|(_, row)| row).collect();
         if let Some(limit) = plan.limit {
+            let before = rows.len();
             rows.truncate(limit as usize);
+            if let Some(m) = &metrics.limit {
+                m.record_in(before as u64, now_ms());
+                m.record_out(rows.len() as u64);
+            }
         }
         // A window whose groups HAVING filtered out sends nothing.
         if !rows.is_empty() {
@@ -99,9 +108,10 @@ async fn group_rows(
     metrics: &RuleMetrics,
     mode: CallMode,
 ) -> Vec<Vec<Row>> {
-    if plan.dimensions.is_empty() {
+    let Some(counters) = metrics.aggregate.as_ref().filter(|_| !plan.dimensions.is_empty()) else {
         return if rows.is_empty() { Vec::new() } else { vec![rows] };
-    }
+    };
+    counters.record_in(rows.len() as u64, now_ms());
     let dimensions: Vec<&Expr> = plan.dimensions.iter().map(|d| &d.expr).collect();
     let mut index: HashMap<GroupKey, usize> = HashMap::new();
     let mut groups: Vec<Vec<Row>> = Vec::new();
@@ -126,10 +136,11 @@ async fn group_rows(
                     groups[slot].push(row);
                 }
                 // A row whose key cannot be computed belongs to no group.
-                Err(e) => metrics.project.record_exception(e.to_string()),
+                Err(e) => counters.record_exception(e.to_string()),
             }
         }
     }
+    counters.record_out(groups.len() as u64);
     groups
 }
 
@@ -145,21 +156,24 @@ async fn having_groups(
     for group in &groups {
         metrics.project.record_in(group.len() as u64, now_ms());
     }
-    let Some(having) = &plan.having else { return groups };
+    let (Some(having), Some(counters)) = (&plan.having, &metrics.having) else { return groups };
+    counters.record_in(groups.len() as u64, now_ms());
     let refs: Vec<&[Row]> = groups.iter().map(Vec::as_slice).collect();
     let verdicts = having.expr.eval_groups_with(&refs, env, mode).await;
-    groups
+    let kept: Vec<Vec<Row>> = groups
         .into_iter()
         .zip(verdicts)
         .filter_map(|(group, verdict)| match verdict {
             Ok(Value::Bool(true)) => Some(group),
             Ok(_) => None,
             Err(e) => {
-                metrics.project.record_exception(e.to_string());
+                counters.record_exception(e.to_string());
                 None
             }
         })
-        .collect()
+        .collect();
+    counters.record_out(kept.len() as u64);
+    kept
 }
 
 /// The ORDER BY keys of each unit (a group, or a row of a window that emits

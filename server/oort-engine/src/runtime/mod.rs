@@ -22,7 +22,7 @@ pub use tail::{Tail, TailEvent, TailReader};
 use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceOutput};
 use crate::join;
 use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
-use crate::plan::RulePlan;
+use crate::plan::{RulePlan, Stage};
 use crate::value::Map;
 use pipeline::{Output, RuleMetrics, run_operators};
 use sink::run_sink;
@@ -150,6 +150,33 @@ impl RunningRule {
     }
 }
 
+/// The counters of every stage of a rule, in pipeline order: what
+/// `GetRuleStatus` lists, the same stages as EXPLAIN.
+struct StageCounters(Vec<(Stage, Arc<OperatorMetrics>)>);
+
+impl StageCounters {
+    fn new(plan: &RulePlan) -> Self {
+        let counters = |stage| (stage, Arc::new(OperatorMetrics::new(plan.stage_name(stage))));
+        Self(plan.stages().into_iter().map(counters).collect())
+    }
+
+    /// The counters of a stage the plan has.
+    fn get(&self, stage: Stage) -> Option<Arc<OperatorMetrics>> {
+        self.0.iter().find(|(s, _)| *s == stage).map(|(_, m)| Arc::clone(m))
+    }
+
+    /// The counters of a stage the plan has by construction (the source, the
+    /// decoder, the projection, its tables and sinks). Were it missing, they
+    /// would count unseen rather than fail the rule.
+    fn stage(&self, stage: Stage) -> Arc<OperatorMetrics> {
+        self.get(stage).unwrap_or_else(|| Arc::new(OperatorMetrics::new(format!("{stage:?}"))))
+    }
+
+    fn all(&self) -> Vec<Arc<OperatorMetrics>> {
+        self.0.iter().map(|(_, m)| Arc::clone(m)).collect()
+    }
+}
+
 /// Starts a planned rule on the current tokio runtime, within `limits`.
 pub fn start(
     plan: Arc<RulePlan>,
@@ -177,23 +204,20 @@ pub fn start(
     }
 
     let cancel = CancellationToken::new();
+    let counters = StageCounters::new(&plan);
     // A table whose source cannot be built stops the loaders already started.
-    let join::Loaders { tables, mut tasks, metrics: table_metrics } =
-        join::start_loaders(&plan, connectors, &cancel).inspect_err(|_| cancel.cancel())?;
-    let source_metrics = Arc::new(OperatorMetrics::new(format!("source_{}_0", stream.name)));
-    let rule_metrics = RuleMetrics::new(&plan, Arc::clone(&source_metrics));
-    let sink_metrics: Vec<Arc<OperatorMetrics>> = plan
-        .actions
-        .iter()
-        .enumerate()
-        .map(|(i, a)| Arc::new(OperatorMetrics::new(format!("sink_{}_{i}", a.sink_type))))
-        .collect();
-    let mut operators = vec![Arc::clone(&source_metrics)];
-    operators.extend(table_metrics);
-    operators.extend(rule_metrics.all());
-    operators.extend(sink_metrics.iter().cloned());
-    let shared =
-        Arc::new(Shared { operators, state: Mutex::new((RuleState::Running, None, 0)), start_time_ms: now_ms() });
+    let table_counters = |i| counters.stage(Stage::Table(i));
+    let join::Loaders { tables, mut tasks } =
+        join::start_loaders(&plan, connectors, &cancel, table_counters).inspect_err(|_| cancel.cancel())?;
+    let source_metrics = counters.stage(Stage::Source);
+    let rule_metrics = RuleMetrics::new(&counters);
+    let sink_metrics: Vec<Arc<OperatorMetrics>> =
+        (0..plan.actions.len()).map(|i| counters.stage(Stage::Sink(i))).collect();
+    let shared = Arc::new(Shared {
+        operators: counters.all(),
+        state: Mutex::new((RuleState::Running, None, 0)),
+        start_time_ms: now_ms(),
+    });
 
     let buffer = plan.options.buffer_length.max(1);
     let (source_tx, source_rx) = mpsc::channel(buffer);

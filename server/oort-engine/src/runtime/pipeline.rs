@@ -15,13 +15,14 @@ use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Results, Tail};
 use crate::connector::SourceEvent;
 use crate::expr::{CallMode, EvalEnv, blocking};
 use crate::metrics::{OperatorMetrics, now_ms};
-use crate::plan::RulePlan;
+use crate::plan::{RulePlan, Stage};
 use crate::row::Row;
 use crate::value::{Map, Value};
 use crate::window::{TimeMode, WindowOperator};
 use crate::{decode, join};
 
-/// Counters of the operators that run inside the rule task.
+/// Counters of the operators that run inside the rule task: those of the
+/// plan's stages, `None` for a stage the plan lacks.
 pub(super) struct RuleMetrics {
     /// The source's counters: what it emitted is counted as the rule task receives it.
     pub(super) source: Arc<OperatorMetrics>,
@@ -29,27 +30,27 @@ pub(super) struct RuleMetrics {
     pub(super) join: Option<Arc<OperatorMetrics>>,
     pub(super) filter: Option<Arc<OperatorMetrics>>,
     pub(super) window: Option<Arc<OperatorMetrics>>,
+    pub(super) aggregate: Option<Arc<OperatorMetrics>>,
+    pub(super) having: Option<Arc<OperatorMetrics>>,
     pub(super) project: Arc<OperatorMetrics>,
+    pub(super) order: Option<Arc<OperatorMetrics>>,
+    pub(super) limit: Option<Arc<OperatorMetrics>>,
 }
 
 impl RuleMetrics {
-    pub(super) fn new(plan: &RulePlan, source: Arc<OperatorMetrics>) -> Self {
+    pub(super) fn new(counters: &super::StageCounters) -> Self {
         Self {
-            source,
-            decoder: Arc::new(OperatorMetrics::new("op_decoder_0")),
-            join: (!plan.tables.is_empty()).then(|| Arc::new(OperatorMetrics::new("op_join_0"))),
-            filter: plan.filter.as_ref().map(|_| Arc::new(OperatorMetrics::new("op_filter_0"))),
-            window: plan.window.as_ref().map(|_| Arc::new(OperatorMetrics::new("op_window_0"))),
-            project: Arc::new(OperatorMetrics::new("op_project_0")),
+            source: counters.stage(Stage::Source),
+            decoder: counters.stage(Stage::Decoder),
+            join: counters.get(Stage::Join),
+            filter: counters.get(Stage::Filter),
+            window: counters.get(Stage::Window),
+            aggregate: counters.get(Stage::Aggregate),
+            having: counters.get(Stage::Having),
+            project: counters.stage(Stage::Project),
+            order: counters.get(Stage::Order),
+            limit: counters.get(Stage::Limit),
         }
-    }
-
-    pub(super) fn all(&self) -> Vec<Arc<OperatorMetrics>> {
-        [Some(&self.decoder), self.join.as_ref(), self.filter.as_ref(), self.window.as_ref(), Some(&self.project)]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect()
     }
 }
 
