@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"math"
@@ -32,7 +33,22 @@ const (
 	ruleSQL   = `SELECT temperature * 1.8 + 32 AS f, deviceId FROM sensors WHERE temperature > 20`
 )
 
-var listening = regexp.MustCompile(`oortd listening.*addr=(\S+)`)
+// readyAddress is the API address of oortd's ready line (one JSON object on
+// stdout, {"oortd": "ready", "api": ...}), or "" for any other line.
+func readyAddress(line string) string {
+	if !strings.HasPrefix(line, "{") {
+		return ""
+	}
+	var ready struct {
+		Oortd string `json:"oortd"`
+		API   string `json:"api"`
+	}
+	if json.Unmarshal([]byte(line), &ready) != nil || ready.Oortd != "ready" {
+		return ""
+	}
+	return ready.API
+}
+
 var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 // oortdBinary is $OORT_BIN, or <repo>/target/debug/oortd.
@@ -66,8 +82,8 @@ const (
 var scrubbed = []string{"OORT_LISTEN=", "OORT_DATA_DIR=", "RUST_LOG=", "OORT_AUTH_TOKEN=", "OORT_TOKEN=", "OORT_TLS_CERT=", "OORT_TLS_KEY=", "OORT_TLS_CLIENT_CA="}
 
 // startOortd runs the real oortd on a free port with a temporary data
-// directory and a fresh random admin token, waits for its "oortd listening
-// addr=..." line and for health SERVING, and returns a client with the token.
+// directory and a fresh random admin token, waits for its ready line (JSON on
+// stdout) and for health SERVING, and returns a client with the token.
 // Both stop when the test ends.
 func startOortd(t *testing.T) *oort.Client {
 	t.Helper()
@@ -135,9 +151,9 @@ func startServer(t *testing.T, mode serverTLS) (*oort.Client, *oortd) {
 			if last = append(last, line); len(last) > 20 {
 				last = last[1:]
 			}
-			if m := listening.FindStringSubmatch(line); m != nil {
+			if addr := readyAddress(line); addr != "" {
 				select {
-				case addrs <- m[1]:
+				case addrs <- addr:
 				default:
 				}
 			}

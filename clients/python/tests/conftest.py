@@ -1,12 +1,13 @@
 """Starts the real oortd (OORT_BIN, default <repo>/target/debug/oortd) on a free
 port with a temporary data directory, as the Rust integration tests do: waits
-for its `oortd listening addr=...` line, then for grpc.health.v1 SERVING. Each
+for its ready line (JSON on stdout), then for grpc.health.v1 SERVING. Each
 server asks for a fresh random admin token (OORT_AUTH_TOKEN); with `tls=True`
 it serves TLS with a certificate of a throwaway CA made with the openssl CLI."""
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import pathlib
 import re
@@ -53,6 +54,20 @@ def make_certs(directory: pathlib.Path) -> None:
                 "-addext", f"extendedKeyUsage={usage}", *extra, cwd=directory)
 
 
+
+def ready_address(line: str) -> str | None:
+    """The API address of oortd's ready line (one JSON object on stdout,
+    `{"oortd": "ready", "api": ...}`), or None for any other line."""
+    if not line.startswith("{"):
+        return None
+    try:
+        ready = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(ready, dict) and ready.get("oortd") == "ready":
+        return str(ready["api"])
+    return None
+
 class Server:
     """A running oortd: `addr`, its admin `token`, and with TLS `ca` (the path of
     the CA's certificate) and `certs` (the directory of every certificate and key)."""
@@ -95,16 +110,16 @@ class Server:
                 last.append(line)
                 if os.environ.get("OORT_TEST_LOG"):
                     print("[oortd]", line, end="")
-                match = re.search(r"oortd listening.*addr=(\S+)", line)
-                if match and not found.is_set():
-                    self.addr = match.group(1)
+                ready = ready_address(line)
+                if ready and not found.is_set():
+                    self.addr = ready
                     found.set()
             found.set()  # the server exited
 
         threading.Thread(target=drain, daemon=True).start()
         if not found.wait(START_TIMEOUT) or not self.addr:
             self.stop()
-            raise RuntimeError("oortd did not log the address it listens on:\n" + "".join(last))
+            raise RuntimeError("oortd did not say it is ready:\n" + "".join(last))
         self._wait_serving()
 
     def client(self, **kwargs: Any) -> Oort:

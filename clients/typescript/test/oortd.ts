@@ -1,6 +1,6 @@
 // Runs the real oortd (OORT_BIN, default <repo>/target/debug/oortd) on a free
 // port with a temporary data directory, as the Rust integration tests do: waits
-// for its "oortd listening addr=..." line, then for grpc.health.v1 SERVING. Each
+// for its ready line (JSON on stdout), then for grpc.health.v1 SERVING. Each
 // server asks for a fresh random admin token (OORT_AUTH_TOKEN); with TLS it
 // serves a certificate of a throwaway CA made with the openssl CLI.
 
@@ -28,6 +28,17 @@ const SCRUBBED = ["OORT_LISTEN", "OORT_DATA_DIR", "OORT_AUTH_TOKEN", "OORT_TOKEN
 
 /** Plaintext, TLS, or TLS accepting client certificates signed by the test CA. */
 export type ServerTls = "none" | "server" | "mutual";
+
+/** The API address of oortd's ready line (one JSON object on stdout, `{"oortd": "ready", "api": ...}`), or undefined. */
+function readyAddress(line: string): string | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    const ready = JSON.parse(line) as { oortd?: string; api?: string };
+    return ready.oortd === "ready" ? ready.api : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export class Oortd {
   private constructor(
@@ -59,7 +70,7 @@ export class Oortd {
     const child = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     const last: string[] = [];
     const addr = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("oortd did not log the address it listens on")), START_TIMEOUT_MS);
+      const timer = setTimeout(() => reject(new Error("oortd did not say it is ready")), START_TIMEOUT_MS);
       child.on("exit", (code) => reject(new Error(`oortd exited with ${code} before listening:\n${last.join("\n")}`)));
       for (const stream of [child.stdout!, child.stderr!]) {
         // Every line is read, so the server never blocks on a full pipe.
@@ -67,10 +78,10 @@ export class Oortd {
           const line = raw.replace(/\x1b\[[0-9;]*m/g, "");
           if (last.push(line) > 20) last.shift();
           if (process.env.OORT_TEST_LOG) console.error("[oortd]", line);
-          const match = /oortd listening.*addr=(\S+)/.exec(line);
-          if (match) {
+          const ready = readyAddress(line);
+          if (ready) {
             clearTimeout(timer);
-            resolve(match[1]);
+            resolve(ready);
           }
         });
       }

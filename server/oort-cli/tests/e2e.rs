@@ -511,7 +511,7 @@ fn rule_status_shows_the_state_and_the_operators() {
     assert_eq!(operators, ["source_demo_0", "op_decoder_0", "op_project_0", "sink_log_0", "sink_memory_1"]);
     // Nothing was sent to the stream yet.
     for row in &lines[7..] {
-        assert_eq!(row[1..], ["0", "0", "0", "0", "0", "-"], "{text}");
+        assert_eq!(row[1..], ["0", "0", "0", "0", "0", "0", "-"], "{text}");
     }
 
     let value = json(&server.oort(&["rule", "status", "rule1", "--json"]));

@@ -67,20 +67,26 @@ impl Server {
             // The benchmarks' services and sinks listen on loopback.
             .env("OORT_EGRESS_ALLOW", "127.0.0.0/8")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot run {}", binary.display()))?;
+        // Logs (audit lines included, as in production) are drained, not shown.
         let stderr = child.stderr.take().context("stderr is piped")?;
+        std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).for_each(drop));
+        // The ready line: one JSON line on stdout with the addresses.
+        let stdout = child.stdout.take().context("stdout is piped")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("oortd listening addr=").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            if let Some(line) = lines.next() {
+                let _ = tx.send(line);
             }
+            lines.for_each(drop);
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).context("oortd did not log its address")?;
+        let line = rx.recv_timeout(Duration::from_secs(60)).context("oortd did not say it is ready")?;
+        let ready: serde_json::Value = serde_json::from_str(&line).context("the ready line is JSON")?;
+        let addr = ready["api"].as_str().context("the ready line has the API address")?.to_owned();
         let server = Server { child, addr, auth };
         let mut health = HealthClient::new(server.channel().await?);
         health.check(HealthCheckRequest { service: String::new() }).await.context("health check")?;

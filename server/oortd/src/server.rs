@@ -2,6 +2,7 @@
 //! until the shutdown future completes; then flushes the catalog.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -218,11 +219,9 @@ pub async fn run(
     if config.allow_insecure_listen && !config.listen.ip().is_loopback() && config.tls.is_none() {
         tracing::warn!(addr = %config.listen, "allow_insecure_listen: the API is served in plaintext beyond loopback; tokens cross the network in clear");
     }
-    match listener.local_addr() {
-        // Tests and scripts wait for this line to learn the port (with --listen ...:0).
-        Ok(addr) => tracing::info!(%addr, "oortd listening"),
-        Err(error) => tracing::warn!(%error, "oortd listening on an unknown address"),
-    }
+    let api = listener.local_addr().unwrap_or(config.listen);
+    tracing::info!(addr = %api, "oortd listening");
+    announce_ready(api, push.as_ref().map(|(addr, _)| *addr), metrics.as_ref().map(|(addr, _)| *addr));
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls).map_err(ServerError::Tls)?;
@@ -279,7 +278,7 @@ pub async fn run(
     }
 
     stopping.cancel();
-    for endpoint in [push, metrics].into_iter().flatten() {
+    for (_, endpoint) in [push, metrics].into_iter().flatten() {
         let _ = endpoint.await;
     }
     tracing::info!("shutting down: stopping rules, flushing the catalog");
@@ -376,7 +375,7 @@ async fn serve_http(
     app: axum::Router,
     limits: crate::http::HttpLimits,
     stopping: CancellationToken,
-) -> Result<Option<tokio::task::JoinHandle<()>>, ServerError> {
+) -> Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>, ServerError> {
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(source) if explicit => return Err(ServerError::Http { what, addr, source }),
@@ -385,9 +384,25 @@ async fn serve_http(
             return Ok(None);
         }
     };
-    if let Ok(addr) = listener.local_addr() {
-        // Tests and scripts read the port of an endpoint on port 0 from this line.
-        tracing::info!(%addr, "{what} listening");
-    }
-    Ok(Some(tokio::spawn(crate::http::serve(what, listener, app, limits, stopping))))
+    let addr = listener.local_addr().unwrap_or(addr);
+    tracing::info!(%addr, "{what} listening");
+    Ok(Some((addr, tokio::spawn(crate::http::serve(what, listener, app, limits, stopping)))))
+}
+
+/// Says on stdout, in one JSON line, that the server is ready and where each
+/// endpoint listens: `{"oortd":"ready","api":"127.0.0.1:9081","http_push":
+/// "127.0.0.1:10081","metrics":null}`. This line is the readiness contract
+/// of scripts and test harnesses (a port of 0 is resolved here); logs go to
+/// stderr in any format.
+fn announce_ready(api: SocketAddr, http_push: Option<SocketAddr>, metrics: Option<SocketAddr>) {
+    use std::io::Write as _;
+    let line = serde_json::json!({
+        "oortd": "ready",
+        "api": api.to_string(),
+        "http_push": http_push.map(|a| a.to_string()),
+        "metrics": metrics.map(|a| a.to_string()),
+    });
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout is no reason not to serve.
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }

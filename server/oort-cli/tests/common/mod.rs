@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use oort_proto::v1::event_service_client::EventServiceClient;
@@ -96,7 +96,7 @@ impl Oortd {
             .env("OORT_EGRESS_ALLOW", "127.0.0.0/8")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("oortd starts");
@@ -249,37 +249,43 @@ impl Drop for Oortd {
     }
 }
 
-/// Reads the server's stderr until the "oortd listening" line, then keeps
-/// draining (and echoing) it in a thread so that the server never blocks on a
-/// full pipe. Panics, with what the server printed, if it exits first.
+/// Waits for the server's ready line on stdout (`announce_ready` in
+/// `oortd/src/server.rs`: one JSON line with the addresses) and returns the
+/// API address; drains (and echoes) stderr in a thread so that the server
+/// never blocks on a full pipe. Panics, with what the server printed, if it
+/// exits first.
 fn wait_for_address(child: &mut Child) -> String {
     let stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = mpsc::channel();
+    let printed = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&printed);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[oortd] {line}");
-            let addr = line
-                .contains("oortd listening")
-                .then(|| line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()))
-                .flatten();
-            // Every line goes to the channel until the address is found, for the panic message.
-            let _ = tx.send((line.clone(), addr.map(str::to_owned)));
+            kept.lock().unwrap().push(line);
         }
     });
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok((_, Some(addr))) => return addr,
-            Ok((line, None)) => seen.push(line),
-            Err(e) => {
-                let status = child.try_wait().ok().flatten();
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "oortd did not log the address it listens on ({e}; exit status {status:?}); stderr so far:\n{}",
-                    seen.join("\n")
-                )
-            }
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        if let Some(line) = lines.next() {
+            let _ = tx.send(line);
+        }
+        lines.for_each(drop);
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(line) => {
+            let ready: serde_json::Value = serde_json::from_str(&line).expect("the ready line is JSON");
+            ready["api"].as_str().expect("the ready line has the API address").to_owned()
+        }
+        Err(e) => {
+            let status = child.try_wait().ok().flatten();
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "oortd did not say it is ready ({e}; exit status {status:?}); stderr so far:\n{}",
+                printed.lock().unwrap().join("\n")
+            )
         }
     }
 }

@@ -11,16 +11,20 @@ use super::Results;
 /// The live copies of a rule's results that `TailRule` readers read, each
 /// its own queue bounded in bytes. Nothing is queued while no one reads.
 pub struct Tail {
-    readers: Mutex<Vec<Arc<ReaderState>>>,
+    /// Each reader's queue and state. The queues' senders live here only, so
+    /// that a reader's stream ends when the rule (and so its tail) goes.
+    readers: Mutex<Vec<(Queue, Arc<ReaderState>)>>,
     /// Results that readers fell too far behind to get, since the rule started.
     pub(super) missed: Arc<AtomicU64>,
     /// The most bytes of results one reader may have waiting.
     max_bytes: usize,
 }
 
+/// A reader's queue: batches of results with their size in bytes.
+type Queue = mpsc::UnboundedSender<(Results, usize)>;
+
 /// What a rule's task and one reader share.
 struct ReaderState {
-    tx: mpsc::UnboundedSender<(Results, usize)>,
     /// Bytes of the results queued and not read yet.
     queued: AtomicUsize,
     /// Results this reader missed; once above 0, nothing more is queued for it.
@@ -87,8 +91,8 @@ impl Tail {
     /// A new reader of the results.
     pub fn subscribe(&self) -> TailReader {
         let (tx, rx) = mpsc::unbounded_channel();
-        let state = Arc::new(ReaderState { tx, queued: AtomicUsize::new(0), lost: AtomicU64::new(0) });
-        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&state));
+        let state = Arc::new(ReaderState { queued: AtomicUsize::new(0), lost: AtomicU64::new(0) });
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push((tx, Arc::clone(&state)));
         TailReader { rx, state, missed: Arc::clone(&self.missed), max_bytes: self.max_bytes }
     }
 
@@ -101,18 +105,15 @@ impl Tail {
             return;
         }
         let bytes: usize = results.iter().flatten().map(crate::value::map_approx_bytes).sum();
-        readers.retain(|reader| {
-            if reader.lost.load(Ordering::Relaxed) > 0 {
-                reader.lost.fetch_add(results.len() as u64, Ordering::Relaxed);
-                return !reader.tx.is_closed();
-            }
+        readers.retain(|(tx, reader)| {
             let queued = reader.queued.load(Ordering::Relaxed);
-            if queued > 0 && queued + bytes > self.max_bytes {
+            let behind = reader.lost.load(Ordering::Relaxed) > 0 || (queued > 0 && queued + bytes > self.max_bytes);
+            if behind {
                 reader.lost.fetch_add(results.len() as u64, Ordering::Relaxed);
-                return !reader.tx.is_closed();
+                return !tx.is_closed();
             }
             reader.queued.fetch_add(bytes, Ordering::Relaxed);
-            reader.tx.send((Arc::clone(results), bytes)).is_ok()
+            tx.send((Arc::clone(results), bytes)).is_ok()
         });
     }
 }

@@ -108,7 +108,7 @@ impl Oortd {
             .env("OORT_AUTH_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command
     }
@@ -223,28 +223,34 @@ struct Addresses {
     metrics: Option<String>,
 }
 
-/// Reads stderr until the "oortd listening" line (the lines of the HTTP
-/// endpoints, if any, come before it), then keeps draining (and echoing) it in
-/// a thread so the server never blocks on a full pipe.
+/// Waits for the server's ready line on stdout (`announce_ready` in
+/// `oortd/src/server.rs`: one JSON line with the addresses), and drains stderr
+/// into `log` (echoed) in a thread so the server never blocks on a full pipe.
 fn wait_for_address(child: &mut Child, log: Arc<Mutex<Vec<String>>>) -> Addresses {
     let stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let (mut push, mut metrics) = (None, None);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[oortd] {line}");
-            log.lock().unwrap().push(line.clone());
-            let addr = || line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_owned);
-            if line.contains("http push listening") {
-                push = addr();
-            } else if line.contains("metrics listening") {
-                metrics = addr();
-            } else if let Some(api) = addr().filter(|_| line.contains("oortd listening")) {
-                let _ = tx.send(Addresses { api, push: push.take(), metrics: metrics.take() });
-            }
+            log.lock().unwrap().push(line);
         }
     });
-    rx.recv_timeout(START_TIMEOUT).expect("oortd logs the address it listens on")
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        if let Some(line) = lines.next() {
+            let _ = tx.send(line);
+        }
+        lines.for_each(drop);
+    });
+    let line = rx.recv_timeout(START_TIMEOUT).expect("oortd says on stdout that it is ready");
+    let ready: serde_json::Value = serde_json::from_str(&line).expect("the ready line is JSON");
+    let addr = |key: &str| ready[key].as_str().map(str::to_owned);
+    Addresses {
+        api: addr("api").expect("the ready line has the API address"),
+        push: addr("http_push"),
+        metrics: addr("metrics"),
+    }
 }
 
 /// grpcurl from $GRPCURL, $PATH, or `go install`'s bin directory.
