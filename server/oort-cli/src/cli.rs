@@ -80,7 +80,7 @@ pub enum Command {
     /// Manage rules (SQL queries and the actions their results go to).
     #[command(subcommand)]
     Rule(RuleCommand),
-    /// Manage native plugins (functions, sources and sinks in dynamic libraries).
+    /// Manage plugins, native (dynamic libraries) and portable (their own processes): functions, sources and sinks.
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// Check that the server serves (grpc.health.v1): prints SERVING and exits

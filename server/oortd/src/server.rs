@@ -95,199 +95,261 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    create_private_dir(&config.data_dir)
-        .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
-    let auth = auth_layer(&config)?;
-    let tls = tls_config(&config)?;
-    let catalog_dir = config.data_dir.join("catalog");
-    let sled_config = SledConfig { cache_capacity: config.cache_capacity_bytes };
-    let catalog: Arc<dyn Catalog> = Arc::new(
-        SledCatalog::open(&catalog_dir, &sled_config)
-            .map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?,
-    );
-    restrict_tree(&catalog_dir).map_err(|source| ServerError::DataDir { path: catalog_dir.clone(), source })?;
-    // Read every record once at start-up: it proves the catalog decodes (a
-    // damaged record fails here, not in the middle of a request), and the rules
-    // read are the ones restored below.
-    let load = |catalog: &dyn Catalog| {
-        Ok::<_, oort_store::StoreError>((catalog.list_streams()?.len(), catalog.list_rules()?, catalog.list_plugins()?))
-    };
-    let (streams, stored_rules, stored_plugins) =
-        load(catalog.as_ref()).map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
-    tracing::info!(data_dir = %config.data_dir.display(), streams, rules = stored_rules.len(), plugins = stored_plugins.len(), "catalog open");
-    let handle = CatalogHandle::new(Arc::clone(&catalog));
+    Node::open(&config).await?.serve(&config, listener, shutdown).await
+}
 
-    let functions = Arc::new(FunctionRegistry::new());
-    oort_engine::register_builtins(&functions);
-    let connectors = Arc::new(ConnectorRegistry::new());
-    let buses = Buses::default();
-    let files = file_roots(&config, "files")?;
-    let uploads = file_roots(&config, "uploads")?;
-    tracing::info!(files = %files.describe(), uploads = %uploads.describe(), egress_allow = %config.egress, "file roots and egress");
-    oort_connectors::register_all(&connectors, &buses, &files, &config.egress);
-    // Plugins register their symbols before rules are restored, so that rules
-    // using them start as they did before the restart.
-    let plugin_host =
-        Arc::new(PluginHost::new(config.data_dir.join("plugins"), Arc::clone(&functions), Arc::clone(&connectors)));
-    let portable_host = Arc::new(
-        oort_plugin_host::PortableHost::new(
-            config.data_dir.join("plugins"),
-            Arc::clone(&functions),
-            Arc::clone(&connectors),
-            config.portable.clone(),
-        )
-        .map_err(ServerError::Plugins)?,
-    );
-    let loaded = crate::api::plugins::load_installed(&plugin_host, &portable_host, &stored_plugins);
-    tracing::info!(plugins = loaded, "plugins loaded");
-    let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors).with_limits(config.rule_limits));
-    fail_rules_of_stuck_plugins(&engine, config.portable.call_timeout);
-    // External services register their functions before any rule is restored,
-    // so that rules calling them start.
-    let policy = oort_external::AddressPolicy {
-        allowed_hosts: config.external_service_hosts.clone(),
-        egress: Arc::clone(&config.egress),
-    };
-    let external_calls = crate::metrics::ExternalCalls::default();
-    let io = match config.external_io_threads {
-        0 => oort_engine::io::IoRuntime::on(tokio::runtime::Handle::current()),
-        threads => oort_engine::io::IoRuntime::new(threads).map_err(ServerError::ExternalRuntime)?,
-    };
-    let services = Arc::new(
-        oort_external::ExternalServices::on(Arc::clone(&functions), policy, Arc::new(io))
-            .with_observer(Arc::new(external_calls.clone())),
-    );
-    let stored_services =
-        catalog.list_services().map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
-    let loaded = crate::api::external::load_all(&stored_services, &services);
-    tracing::info!(services = loaded, "external services loaded");
-    let rules = RuleController::new(handle.clone(), Arc::clone(&engine));
-    let restored = rules.restore(&stored_rules).await;
-    let external = ExternalApi::new(services, rules.clone());
-    tracing::info!(rules = restored, "rules restored");
+/// A server opened but not serving yet: its catalog read, its registries
+/// filled, its plugins and external services loaded, its rules restored.
+pub struct Node {
+    catalog: Arc<dyn Catalog>,
+    handle: CatalogHandle,
+    functions: Arc<FunctionRegistry>,
+    buses: Buses,
+    uploads: Arc<FileRoots>,
+    plugin_host: Arc<PluginHost>,
+    portable_host: Arc<oort_plugin_host::PortableHost>,
+    engine: Arc<Engine>,
+    rules: RuleController,
+    external: ExternalApi,
+    external_calls: crate::metrics::ExternalCalls,
+}
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    for name in [
-        StreamServiceServer::<StreamApi>::NAME,
-        RuleServiceServer::<RuleApi>::NAME,
-        PluginServiceServer::<PluginApi>::NAME,
-        ExternalServiceServer::<ExternalApi>::NAME,
-        FunctionServiceServer::<FunctionApi>::NAME,
-        EventServiceServer::<EventApi>::NAME,
-    ] {
-        health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
-    }
-    // v1alpha too: older tools (Python's grpc reflection client among them) only speak it.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(oort_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
-
-    // After the signal, in-flight calls get a grace period; then the server stops
-    // anyway, so that a client holding a stream open cannot keep it alive.
-    let stopping = CancellationToken::new();
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = {
-        let stopping = stopping.clone();
-        async move {
-            shutdown.await;
-            stopping.cancel();
-            let _ = signalled_tx.send(());
-        }
-    };
-    let push = match config.http_push_listen {
-        Some(addr) => {
-            let app = oort_connectors::httppush::router(Arc::clone(&buses.http));
-            serve_http("http push", addr, config.http_push_explicit, app, config.http_push_limits, stopping.clone())
-                .await?
-        }
-        None => None,
-    };
-    let metrics = match config.metrics_listen {
-        Some(addr) => {
-            // Beyond loopback, scrapes need a token like any call (Prometheus's `authorization`).
-            let guard = (!addr.ip().is_loopback()).then(|| auth.authenticator()).flatten();
-            let router =
-                crate::metrics::router(rules.clone(), Arc::clone(&portable_host), external_calls.clone(), guard);
-            serve_http("metrics", addr, true, router, Default::default(), stopping.clone()).await?
-        }
-        None => None,
-    };
-    if config.allow_insecure_listen && !config.listen.ip().is_loopback() && config.tls.is_none() {
-        tracing::warn!(addr = %config.listen, "allow_insecure_listen: the API is served in plaintext beyond loopback; tokens cross the network in clear");
-    }
-    let api = listener.local_addr().unwrap_or(config.listen);
-    tracing::info!(addr = %api, "oortd listening");
-    announce_ready(api, push.as_ref().map(|(addr, _)| *addr), metrics.as_ref().map(|(addr, _)| *addr));
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls).map_err(ServerError::Tls)?;
-    }
-    // Every service takes and sends messages up to max_message_bytes: a client
-    // cannot make the server buffer more for one message.
-    let max = config.max_message_bytes;
-    macro_rules! bounded {
-        ($server:expr) => {
-            $server.max_decoding_message_size(max).max_encoding_message_size(max)
+impl Node {
+    /// Opens the data directory and everything in it; runs the rules that ran.
+    pub async fn open(config: &Config) -> Result<Node, ServerError> {
+        create_private_dir(&config.data_dir)
+            .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
+        let catalog_dir = config.data_dir.join("catalog");
+        let sled_config = SledConfig { cache_capacity: config.cache_capacity_bytes };
+        let catalog: Arc<dyn Catalog> = Arc::new(
+            SledCatalog::open(&catalog_dir, &sled_config)
+                .map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?,
+        );
+        restrict_tree(&catalog_dir).map_err(|source| ServerError::DataDir { path: catalog_dir.clone(), source })?;
+        // Read every record once at start-up: it proves the catalog decodes (a
+        // damaged record fails here, not in the middle of a request), and the rules
+        // read are the ones restored below.
+        let load = |catalog: &dyn Catalog| {
+            Ok::<_, oort_store::StoreError>((
+                catalog.list_streams()?.len(),
+                catalog.list_rules()?,
+                catalog.list_plugins()?,
+                catalog.list_services()?,
+            ))
         };
-    }
-    let rule_api = RuleApi::new(rules.clone())
-        .with_plugins(Arc::clone(&portable_host))
-        .with_max_buffer_length(config.max_buffer_length);
-    let plugin_api = PluginApi::new(
-        plugin_host,
-        Arc::clone(&portable_host),
-        rules,
-        match config.plugin_allow_private_urls {
-            true => Arc::new(EgressPolicy::allow_all()),
-            false => Arc::clone(&config.egress),
-        },
-        uploads,
-    );
-    let decode_errors = crate::status::decode_errors_are_invalid_arguments
-        as fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body>;
-    let serve = builder
-        .layer(tower::util::MapResponseLayer::new(decode_errors))
-        .layer(auth)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(bounded!(StreamServiceServer::new(StreamApi::new(
-            handle.clone(),
-            Arc::clone(engine.connectors())
-        ))))
-        .add_service(bounded!(RuleServiceServer::new(rule_api)))
-        .add_service(bounded!(PluginServiceServer::new(plugin_api)))
-        .add_service(bounded!(ExternalServiceServer::new(external)))
-        .add_service(bounded!(FunctionServiceServer::new(FunctionApi::new(functions))))
-        .add_service(bounded!(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc)))))
-        // No Nagle: results streamed to TailRule and acks are small writes that must go at once.
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);
-    tokio::select! {
-        served = serve => served?,
-        () = async {
-            if signalled_rx.await.is_ok() {
-                tokio::time::sleep(config.shutdown_grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => tracing::warn!(grace = ?config.shutdown_grace, "grace period over: closing the remaining connections"),
+        let (streams, stored_rules, stored_plugins, stored_services) =
+            load(catalog.as_ref()).map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
+        tracing::info!(data_dir = %config.data_dir.display(), streams, rules = stored_rules.len(), plugins = stored_plugins.len(), "catalog open");
+        let handle = CatalogHandle::new(Arc::clone(&catalog));
+
+        let functions = Arc::new(FunctionRegistry::new());
+        oort_engine::register_builtins(&functions);
+        let connectors = Arc::new(ConnectorRegistry::new());
+        let buses = Buses::default();
+        let files = file_roots(config, "files")?;
+        let uploads = file_roots(config, "uploads")?;
+        tracing::info!(files = %files.describe(), uploads = %uploads.describe(), egress_allow = %config.egress, "file roots and egress");
+        oort_connectors::register_all(&connectors, &buses, &files, &config.egress);
+        // Plugins register their symbols before rules are restored, so that rules
+        // using them start as they did before the restart.
+        let plugin_host =
+            Arc::new(PluginHost::new(config.data_dir.join("plugins"), Arc::clone(&functions), Arc::clone(&connectors)));
+        let portable_host = Arc::new(
+            oort_plugin_host::PortableHost::new(
+                config.data_dir.join("plugins"),
+                Arc::clone(&functions),
+                Arc::clone(&connectors),
+                config.portable.clone(),
+            )
+            .map_err(ServerError::Plugins)?,
+        );
+        let loaded = crate::api::plugins::load_installed(&plugin_host, &portable_host, &stored_plugins);
+        tracing::info!(plugins = loaded, "plugins loaded");
+        let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors).with_limits(config.rule_limits));
+        fail_rules_of_stuck_plugins(&engine, config.portable.call_timeout);
+        // External services register their functions before any rule is restored,
+        // so that rules calling them start.
+        let policy = oort_external::AddressPolicy {
+            allowed_hosts: config.external_service_hosts.clone(),
+            egress: Arc::clone(&config.egress),
+        };
+        let external_calls = crate::metrics::ExternalCalls::default();
+        let io = match config.external_io_threads {
+            0 => oort_engine::io::IoRuntime::on(tokio::runtime::Handle::current()),
+            threads => oort_engine::io::IoRuntime::new(threads).map_err(ServerError::ExternalRuntime)?,
+        };
+        let services = Arc::new(
+            oort_external::ExternalServices::on(Arc::clone(&functions), policy, Arc::new(io))
+                .with_observer(Arc::new(external_calls.clone())),
+        );
+        let loaded = crate::api::external::load_all(&stored_services, &services);
+        tracing::info!(services = loaded, "external services loaded");
+        let rules = RuleController::new(handle.clone(), Arc::clone(&engine));
+        let restored = rules.restore(&stored_rules).await;
+        let external = ExternalApi::new(services, rules.clone());
+        tracing::info!(rules = restored, "rules restored");
+        Ok(Node {
+            catalog,
+            handle,
+            functions,
+            buses,
+            uploads,
+            plugin_host,
+            portable_host,
+            engine,
+            rules,
+            external,
+            external_calls,
+        })
     }
 
-    stopping.cancel();
-    for (_, endpoint) in [push, metrics].into_iter().flatten() {
-        let _ = endpoint.await;
+    /// Serves the API on `listener` (and the HTTP endpoints `config` names)
+    /// until `shutdown` completes; then, once in-flight calls have finished
+    /// (or the grace period is over), stops the rules and flushes the catalog.
+    pub async fn serve(
+        self,
+        config: &Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        let auth = auth_layer(config)?;
+        let tls = tls_config(config)?;
+        let Node {
+            catalog,
+            handle,
+            functions,
+            buses,
+            uploads,
+            plugin_host,
+            portable_host,
+            engine,
+            rules,
+            external,
+            external_calls,
+        } = self;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in [
+            StreamServiceServer::<StreamApi>::NAME,
+            RuleServiceServer::<RuleApi>::NAME,
+            PluginServiceServer::<PluginApi>::NAME,
+            ExternalServiceServer::<ExternalApi>::NAME,
+            FunctionServiceServer::<FunctionApi>::NAME,
+            EventServiceServer::<EventApi>::NAME,
+        ] {
+            health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+        }
+        // v1alpha too: older tools (Python's grpc reflection client among them) only speak it.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(oort_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        // After the signal, in-flight calls get a grace period; then the server stops
+        // anyway, so that a client holding a stream open cannot keep it alive.
+        let stopping = CancellationToken::new();
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = {
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.cancel();
+                let _ = signalled_tx.send(());
+            }
+        };
+        let push = match config.http_push_listen {
+            Some(addr) => {
+                let app = oort_connectors::httppush::router(Arc::clone(&buses.http));
+                serve_http("http push", addr, config.http_push_explicit, app, config.http_push_limits, stopping.clone())
+                    .await?
+            }
+            None => None,
+        };
+        let metrics = match config.metrics_listen {
+            Some(addr) => {
+                // Beyond loopback, scrapes need a token like any call (Prometheus's `authorization`).
+                let guard = (!addr.ip().is_loopback()).then(|| auth.authenticator()).flatten();
+                let router =
+                    crate::metrics::router(rules.clone(), Arc::clone(&portable_host), external_calls.clone(), guard);
+                serve_http("metrics", addr, true, router, Default::default(), stopping.clone()).await?
+            }
+            None => None,
+        };
+        if config.allow_insecure_listen && !config.listen.ip().is_loopback() && config.tls.is_none() {
+            tracing::warn!(addr = %config.listen, "allow_insecure_listen: the API is served in plaintext beyond loopback; tokens cross the network in clear");
+        }
+        let api = listener.local_addr().unwrap_or(config.listen);
+        tracing::info!(addr = %api, "oortd listening");
+        announce_ready(api, push.as_ref().map(|(addr, _)| *addr), metrics.as_ref().map(|(addr, _)| *addr));
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).map_err(ServerError::Tls)?;
+        }
+        // Every service takes and sends messages up to max_message_bytes: a client
+        // cannot make the server buffer more for one message.
+        let max = config.max_message_bytes;
+        macro_rules! bounded {
+            ($server:expr) => {
+                $server.max_decoding_message_size(max).max_encoding_message_size(max)
+            };
+        }
+        let rule_api = RuleApi::new(rules.clone())
+            .with_plugins(Arc::clone(&portable_host))
+            .with_max_buffer_length(config.max_buffer_length);
+        let plugin_api = PluginApi::new(
+            plugin_host,
+            Arc::clone(&portable_host),
+            rules,
+            match config.plugin_allow_private_urls {
+                true => Arc::new(EgressPolicy::allow_all()),
+                false => Arc::clone(&config.egress),
+            },
+            uploads,
+        );
+        let decode_errors = crate::status::decode_errors_are_invalid_arguments
+            as fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body>;
+        let serve = builder
+            .layer(tower::util::MapResponseLayer::new(decode_errors))
+            .layer(auth)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(bounded!(StreamServiceServer::new(StreamApi::new(
+                handle.clone(),
+                Arc::clone(engine.connectors())
+            ))))
+            .add_service(bounded!(RuleServiceServer::new(rule_api)))
+            .add_service(bounded!(PluginServiceServer::new(plugin_api)))
+            .add_service(bounded!(ExternalServiceServer::new(external)))
+            .add_service(bounded!(FunctionServiceServer::new(FunctionApi::new(functions))))
+            .add_service(bounded!(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc)))))
+            // No Nagle: results streamed to TailRule and acks are small writes that must go at once.
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);
+        tokio::select! {
+            served = serve => served?,
+            () = async {
+                if signalled_rx.await.is_ok() {
+                    tokio::time::sleep(config.shutdown_grace).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => tracing::warn!(grace = ?config.shutdown_grace, "grace period over: closing the remaining connections"),
+        }
+
+        stopping.cancel();
+        for (_, endpoint) in [push, metrics].into_iter().flatten() {
+            let _ = endpoint.await;
+        }
+        tracing::info!("shutting down: stopping rules, flushing the catalog");
+        engine.stop_all().await;
+        portable_host.shutdown().await;
+        if let Err(error) = catalog.flush() {
+            tracing::error!(%error, "flushing the catalog failed");
+        }
+        Ok(())
     }
-    tracing::info!("shutting down: stopping rules, flushing the catalog");
-    engine.stop_all().await;
-    portable_host.shutdown().await;
-    if let Err(error) = catalog.flush() {
-        tracing::error!(%error, "flushing the catalog failed");
-    }
-    Ok(())
 }
 
 /// Creates `path` if needed and makes it the server user's alone (0700): the

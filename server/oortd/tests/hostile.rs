@@ -280,6 +280,24 @@ async fn operator(oortd: &Oortd, rule: &str, name: &str) -> oort_proto::v1::Oper
     status.operators.into_iter().find(|o| o.name == name).unwrap_or_else(|| panic!("{rule} has no {name}"))
 }
 
+/// The counters of one operator of a rule once `done` holds of them, or as
+/// they are after 60 s.
+async fn operator_when(
+    oortd: &Oortd,
+    rule: &str,
+    name: &str,
+    done: impl Fn(&oort_proto::v1::OperatorStatus) -> bool,
+) -> oort_proto::v1::OperatorStatus {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let op = operator(oortd, rule, name).await;
+        if done(&op) || tokio::time::Instant::now() > deadline {
+            return op;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_rule_with_a_slow_sink_drops_its_own_events_and_never_holds_back_its_sibling() {
     use oort_proto::v1::{BufferFull, RuleOptions};
@@ -328,15 +346,8 @@ async fn a_rule_with_a_slow_sink_drops_its_own_events_and_never_holds_back_its_s
         .await
         .expect("the slow rule does not hold the publisher back")
         .unwrap();
-    let mut seen = 0;
-    for _ in 0..600 {
-        seen = operator(&oortd, "sibling", "op_filter_0").await.records_out_total;
-        if seen == EVENTS {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(seen, EVENTS, "the sibling got every event");
+    let filter = operator_when(&oortd, "sibling", "op_filter_0", |op| op.records_out_total == EVENTS).await;
+    assert_eq!(filter.records_out_total, EVENTS, "the sibling got every event");
     let source = operator(&oortd, "slow", "source_s_0").await;
     assert!(source.records_dropped_total > EVENTS / 2, "the slow rule dropped its own events: {source:?}");
     assert!(source.records_in_total + source.records_dropped_total <= EVENTS, "{source:?}");
@@ -362,14 +373,7 @@ async fn a_window_that_outgrows_its_byte_budget_drops_its_oldest_rows_visibly() 
     let request =
         PublishRequest { stream: "s".into(), json: format!("[{}]", rows.join(",")).into(), ..Default::default() };
     EventServiceClient::new(oortd.channel().await).publish(tokio_stream::once(request)).await.unwrap();
-    let mut window = operator(&oortd, "hour", "op_window_0").await;
-    for _ in 0..200 {
-        if window.records_in_total == 4_000 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        window = operator(&oortd, "hour", "op_window_0").await;
-    }
+    let window = operator_when(&oortd, "hour", "op_window_0", |op| op.records_in_total == 4_000).await;
     assert_eq!(window.records_in_total, 4_000, "{window:?}");
     // About 1.2 KB a row in memory: the window keeps about 200 of them.
     assert!(window.buffer_length > 50 && window.buffer_length < 300, "{window:?}");
@@ -394,14 +398,7 @@ async fn a_large_file_is_streamed_not_read_whole() {
     let sql = r#"CREATE STREAM big (n BIGINT, t FLOAT) WITH (TYPE="file", DATASOURCE="big.jsonl")"#;
     oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
     oortd.rules().await.create_rule(rule("big", "SELECT n FROM big WHERE t > 100".into())).await.unwrap();
-    let mut filter = operator(&oortd, "big", "op_filter_0").await;
-    for _ in 0..1_200 {
-        if filter.records_in_total == 1_000_000 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        filter = operator(&oortd, "big", "op_filter_0").await;
-    }
+    let filter = operator_when(&oortd, "big", "op_filter_0", |op| op.records_in_total == 1_000_000).await;
     assert_eq!(filter.records_in_total, 1_000_000, "{filter:?}");
     let grown_mib = oortd.memory_kib("VmHWM").saturating_sub(idle) / 1024;
     assert!(grown_mib < 100, "reading the file grew the server by {grown_mib} MiB");
