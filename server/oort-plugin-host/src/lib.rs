@@ -19,9 +19,11 @@ pub mod error;
 pub mod host;
 pub mod manifest;
 pub mod native;
+pub mod plugins;
 pub mod portable;
 
 pub use error::HostError;
 pub use host::{PluginHost, PluginInfo, Staged};
 pub use native::{SymbolInfo, SymbolKind};
+pub use plugins::{Health, Installed, PluginKind, Plugins};
 pub use portable::{PortableConfig, PortableHost, PortableInfo, ProcessStatus};

@@ -7,6 +7,7 @@
 //! - [`api`]: one module per `oort.v1` service.
 //! - [`http`]: the HTTP endpoints (push, metrics), bounded in connections and time.
 //! - [`rules`]: [`rules::RuleController`], the catalog and the engine in step.
+//! - [`plugins`]: [`plugins::PluginController`], the catalog, both plugin hosts and the rules in step.
 //! - [`convert`]: protobuf messages ↔ engine types.
 //! - [`redact`]: secrets in rules and services, stored but never returned.
 //! - [`error`]: [`ApiError`], what a handler can fail with.
@@ -19,6 +20,7 @@ pub mod convert;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod plugins;
 pub mod redact;
 pub mod rules;
 pub mod server;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use oort_connectors::Buses;
 use oort_engine::{ConnectorRegistry, Engine, FunctionRegistry};
-use oort_plugin_host::PluginHost;
+use oort_plugin_host::{PluginHost, Plugins};
 use oort_policy::{EgressPolicy, FileRoots};
 use oort_proto::v1::event_service_server::EventServiceServer;
 use oort_proto::v1::external_service_server::ExternalServiceServer;
@@ -106,8 +106,7 @@ pub struct Node {
     functions: Arc<FunctionRegistry>,
     buses: Buses,
     uploads: Arc<FileRoots>,
-    plugin_host: Arc<PluginHost>,
-    portable_host: Arc<oort_plugin_host::PortableHost>,
+    plugins: Arc<Plugins>,
     engine: Arc<Engine>,
     rules: RuleController,
     external: ExternalApi,
@@ -163,7 +162,8 @@ impl Node {
             )
             .map_err(ServerError::Plugins)?,
         );
-        let loaded = crate::api::plugins::load_installed(&plugin_host, &portable_host, &stored_plugins);
+        let plugins = Arc::new(Plugins::new(plugin_host, portable_host));
+        let loaded = crate::plugins::load_installed(&plugins, &stored_plugins);
         tracing::info!(plugins = loaded, "plugins loaded");
         let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors).with_limits(config.rule_limits));
         fail_rules_of_stuck_plugins(&engine, config.portable.call_timeout);
@@ -188,19 +188,7 @@ impl Node {
         let restored = rules.restore(&stored_rules).await;
         let external = ExternalApi::new(services, rules.clone());
         tracing::info!(rules = restored, "rules restored");
-        Ok(Node {
-            catalog,
-            handle,
-            functions,
-            buses,
-            uploads,
-            plugin_host,
-            portable_host,
-            engine,
-            rules,
-            external,
-            external_calls,
-        })
+        Ok(Node { catalog, handle, functions, buses, uploads, plugins, engine, rules, external, external_calls })
     }
 
     /// Serves the API on `listener` (and the HTTP endpoints `config` names)
@@ -214,19 +202,8 @@ impl Node {
     ) -> Result<(), ServerError> {
         let auth = auth_layer(config)?;
         let tls = tls_config(config)?;
-        let Node {
-            catalog,
-            handle,
-            functions,
-            buses,
-            uploads,
-            plugin_host,
-            portable_host,
-            engine,
-            rules,
-            external,
-            external_calls,
-        } = self;
+        let Node { catalog, handle, functions, buses, uploads, plugins, engine, rules, external, external_calls } =
+            self;
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in [
             StreamServiceServer::<StreamApi>::NAME,
@@ -271,8 +248,12 @@ impl Node {
             Some(addr) => {
                 // Beyond loopback, scrapes need a token like any call (Prometheus's `authorization`).
                 let guard = (!addr.ip().is_loopback()).then(|| auth.authenticator()).flatten();
-                let router =
-                    crate::metrics::router(rules.clone(), Arc::clone(&portable_host), external_calls.clone(), guard);
+                let router = crate::metrics::router(
+                    rules.clone(),
+                    Arc::clone(plugins.portable()),
+                    external_calls.clone(),
+                    guard,
+                );
                 serve_http("metrics", addr, true, router, Default::default(), stopping.clone()).await?
             }
             None => None,
@@ -296,12 +277,10 @@ impl Node {
             };
         }
         let rule_api = RuleApi::new(rules.clone())
-            .with_plugins(Arc::clone(&portable_host))
+            .with_plugins(Arc::clone(&plugins))
             .with_max_buffer_length(config.max_buffer_length);
         let plugin_api = PluginApi::new(
-            plugin_host,
-            Arc::clone(&portable_host),
-            rules,
+            crate::plugins::PluginController::new(Arc::clone(&plugins), rules),
             match config.plugin_allow_private_urls {
                 true => Arc::new(EgressPolicy::allow_all()),
                 false => Arc::clone(&config.egress),
@@ -344,7 +323,7 @@ impl Node {
         }
         tracing::info!("shutting down: stopping rules, flushing the catalog");
         engine.stop_all().await;
-        portable_host.shutdown().await;
+        plugins.shutdown().await;
         if let Err(error) = catalog.flush() {
             tracing::error!(%error, "flushing the catalog failed");
         }

@@ -37,7 +37,7 @@ const MAX_TAIL_BATCH_BYTES: usize = 1 << 20;
 /// Serves `RuleService`.
 pub struct RuleApi {
     rules: RuleController,
-    portable: Option<Arc<oort_plugin_host::PortableHost>>,
+    plugins: Option<Arc<oort_plugin_host::Plugins>>,
     /// The largest `buffer_length` a rule may ask for.
     max_buffer_length: u32,
 }
@@ -45,7 +45,7 @@ pub struct RuleApi {
 impl RuleApi {
     /// A service over the rule controller.
     pub fn new(rules: RuleController) -> Self {
-        Self { rules, portable: None, max_buffer_length: crate::config::DEFAULT_MAX_BUFFER_LENGTH }
+        Self { rules, plugins: None, max_buffer_length: crate::config::DEFAULT_MAX_BUFFER_LENGTH }
     }
 
     /// Refuses rules whose `buffer_length` is above `max` (`max_buffer_length`).
@@ -66,16 +66,16 @@ impl RuleApi {
     }
 
     /// Also reports, in `GetRuleStatus`, the portable plugins a rule uses.
-    pub fn with_plugins(mut self, portable: Arc<oort_plugin_host::PortableHost>) -> Self {
-        self.portable = Some(portable);
+    pub fn with_plugins(mut self, plugins: Arc<oort_plugin_host::Plugins>) -> Self {
+        self.plugins = Some(plugins);
         self
     }
 
     async fn plugin_statuses(&self, rule_id: &str) -> Vec<oort_proto::v1::RulePluginStatus> {
-        let Some(portable) = &self.portable else { return Vec::new() };
+        let Some(plugins) = &self.plugins else { return Vec::new() };
         let plans = self.rules.engine().plans().await;
         match plans.iter().find(|p| p.rule_id == rule_id) {
-            Some(plan) => crate::api::plugins::rule_plugins(plan, portable),
+            Some(plan) => crate::plugins::rule_plugins(plan, plugins),
             None => Vec::new(),
         }
     }
