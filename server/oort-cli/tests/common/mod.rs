@@ -15,11 +15,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::{Event, PublishRequest, Value, value};
+use oort_testkit::ServerProcess;
 
 /// How long `oortd` may take to log the address it listens on.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,7 +59,8 @@ impl Drop for TempDir {
 
 /// A running `oortd` with a fresh catalog, killed on drop.
 pub struct Oortd {
-    child: Child,
+    /// Kept for its lifetime: dropping it kills the server.
+    _process: ServerProcess,
     /// `127.0.0.1:<port>` it listens on.
     pub addr: String,
     /// Its working directory; the catalog is in `data/` below it, and tests may
@@ -84,24 +86,17 @@ impl Oortd {
     pub fn start_with_config(toml: &str) -> Oortd {
         let dir = TempDir::new();
         dir.write("oort.toml", toml);
-        let mut child = Command::new(oortd_binary())
+        let mut command = oort_testkit::server_command(&oortd_binary());
+        command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             // The oort.toml of the working directory is read.
             .current_dir(dir.path())
-            .env_remove("OORT_LISTEN")
-            .env_remove("OORT_DATA_DIR")
-            .env_remove("OORT_AUTH_TOKEN")
             // The tests' services, when any, listen on loopback.
-            .env("OORT_EGRESS_ALLOW", "127.0.0.0/8")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("oortd starts");
-        let addr = wait_for_address(&mut child);
-        Oortd { child, addr, dir }
+            .env("OORT_EGRESS_ALLOW", "127.0.0.0/8");
+        let process = ServerProcess::spawn(command, START_TIMEOUT);
+        let addr = process.ready.api.clone();
+        Oortd { _process: process, addr, dir }
     }
 
     /// Runs `oort --server <this server> ARGS...` with empty stdin.
@@ -239,54 +234,6 @@ impl Drop for Tail {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-impl Drop for Oortd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits for the server's ready line on stdout (`announce_ready` in
-/// `oortd/src/server.rs`: one JSON line with the addresses) and returns the
-/// API address; drains (and echoes) stderr in a thread so that the server
-/// never blocks on a full pipe. Panics, with what the server printed, if it
-/// exits first.
-fn wait_for_address(child: &mut Child) -> String {
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let printed = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&printed);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[oortd] {line}");
-            kept.lock().unwrap().push(line);
-        }
-    });
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-        if let Some(line) = lines.next() {
-            let _ = tx.send(line);
-        }
-        lines.for_each(drop);
-    });
-    match rx.recv_timeout(START_TIMEOUT) {
-        Ok(line) => {
-            let ready: serde_json::Value = serde_json::from_str(&line).expect("the ready line is JSON");
-            ready["api"].as_str().expect("the ready line has the API address").to_owned()
-        }
-        Err(e) => {
-            let status = child.try_wait().ok().flatten();
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "oortd did not say it is ready ({e}; exit status {status:?}); stderr so far:\n{}",
-                printed.lock().unwrap().join("\n")
-            )
-        }
     }
 }
 

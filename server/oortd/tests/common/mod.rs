@@ -1,14 +1,15 @@
 //! Test harness: runs the real `oortd` binary on a free port with a temporary
-//! data directory, waits for its "listening" log line and for health SERVING,
-//! and hands out generated clients.
+//! data directory (through `oort-testkit`, which reads its ready line), waits
+//! for health SERVING, and hands out generated clients.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use oort_testkit::ServerProcess;
 
 use oort_proto::v1::rule_service_client::RuleServiceClient;
 use oort_proto::v1::stream_service_client::StreamServiceClient;
@@ -48,7 +49,7 @@ impl Interceptor for Bearer {
 
 /// A running `oortd`.
 pub struct Oortd {
-    child: Child,
+    process: ServerProcess,
     /// `127.0.0.1:<port>` it listens on.
     pub addr: String,
     /// `127.0.0.1:<port>` of its HTTP push endpoint, if it logged one.
@@ -73,9 +74,7 @@ impl Oortd {
 
     /// A field of the server's `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
     pub fn memory_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).unwrap();
-        line.trim().trim_end_matches("kB").trim().parse().unwrap()
+        self.process.memory_kib(field)
     }
 
     /// [`Oortd::start`] in `dir` (data in `dir/data`) with `toml` as its
@@ -95,21 +94,8 @@ impl Oortd {
     /// the tests' services listen) and piped stderr; add flags, variables or a
     /// working directory, then `launch`. Tests of the egress policy remove it.
     pub fn command() -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_oortd"));
-        command
-            .env_remove("OORT_LISTEN")
-            .env_remove("OORT_DATA_DIR")
-            .env_remove("OORT_TLS_CERT")
-            .env_remove("OORT_TLS_KEY")
-            .env_remove("OORT_TLS_CLIENT_CA")
-            .env_remove("OORT_ALLOW_INSECURE_LISTEN")
-            .env_remove("OORT_FILE_ROOTS")
-            .env("OORT_EGRESS_ALLOW", "127.0.0.0/8,::1,localhost")
-            .env("OORT_AUTH_TOKEN", TOKEN)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut command = oort_testkit::server_command(Path::new(env!("CARGO_BIN_EXE_oortd")));
+        command.env("OORT_EGRESS_ALLOW", "127.0.0.0/8,::1,localhost").env("OORT_AUTH_TOKEN", TOKEN);
         command
     }
 
@@ -119,12 +105,12 @@ impl Oortd {
     }
 
     /// [`Oortd::launch`] for a server with TLS whose certificate `ca` (PEM) signed.
-    pub async fn launch_tls(mut command: Command, data_dir: &Path, tls_ca: Option<String>) -> Oortd {
-        let mut child = command.spawn().expect("oortd starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let Addresses { api: addr, push: push_addr, metrics: metrics_addr } =
-            wait_for_address(&mut child, Arc::clone(&log));
-        let server = Oortd { child, addr, push_addr, metrics_addr, data_dir: data_dir.to_owned(), log, tls_ca };
+    pub async fn launch_tls(command: Command, data_dir: &Path, tls_ca: Option<String>) -> Oortd {
+        let process = ServerProcess::spawn(command, START_TIMEOUT);
+        let ready = process.ready.clone();
+        let log = Arc::clone(&process.log);
+        let (addr, push_addr, metrics_addr) = (ready.api, ready.http_push, ready.metrics);
+        let server = Oortd { process, addr, push_addr, metrics_addr, data_dir: data_dir.to_owned(), log, tls_ca };
         server.wait_serving().await;
         server
     }
@@ -145,7 +131,7 @@ impl Oortd {
 
     /// Whether a logged line contains every one of `parts`.
     pub fn logged(&self, parts: &[&str]) -> bool {
-        self.log.lock().unwrap().iter().any(|line| parts.iter().all(|part| line.contains(part)))
+        self.process.logged(parts)
     }
 
     /// A connection without credentials.
@@ -188,12 +174,12 @@ impl Oortd {
     /// Sends SIGTERM and waits for a clean exit, letting the runtime run meanwhile
     /// so that this process's client connections can see the server go away.
     pub async fn terminate(mut self) {
-        let pid = self.child.id().to_string();
+        let pid = self.process.child().id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
         assert!(status.success());
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         let exit = loop {
-            if let Some(exit) = self.child.try_wait().expect("try_wait") {
+            if let Some(exit) = self.process.child().try_wait().expect("try_wait") {
                 break exit;
             }
             assert!(tokio::time::Instant::now() < deadline, "oortd did not exit after SIGTERM");
@@ -204,52 +190,8 @@ impl Oortd {
 
     /// Kills the process with SIGKILL: no shutdown code runs.
     pub fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Oortd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The addresses a server logged.
-struct Addresses {
-    api: String,
-    push: Option<String>,
-    metrics: Option<String>,
-}
-
-/// Waits for the server's ready line on stdout (`announce_ready` in
-/// `oortd/src/server.rs`: one JSON line with the addresses), and drains stderr
-/// into `log` (echoed) in a thread so the server never blocks on a full pipe.
-fn wait_for_address(child: &mut Child, log: Arc<Mutex<Vec<String>>>) -> Addresses {
-    let stderr = child.stderr.take().expect("stderr is piped");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[oortd] {line}");
-            log.lock().unwrap().push(line);
-        }
-    });
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-        if let Some(line) = lines.next() {
-            let _ = tx.send(line);
-        }
-        lines.for_each(drop);
-    });
-    let line = rx.recv_timeout(START_TIMEOUT).expect("oortd says on stdout that it is ready");
-    let ready: serde_json::Value = serde_json::from_str(&line).expect("the ready line is JSON");
-    let addr = |key: &str| ready[key].as_str().map(str::to_owned);
-    Addresses {
-        api: addr("api").expect("the ready line has the API address"),
-        push: addr("http_push"),
-        metrics: addr("metrics"),
+        self.process.child().kill().expect("SIGKILL");
+        self.process.child().wait().expect("reaped");
     }
 }
 
