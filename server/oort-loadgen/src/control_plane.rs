@@ -78,15 +78,13 @@ impl Server {
         let stdout = child.stdout.take().context("stdout is piped")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-            if let Some(line) = lines.next() {
-                let _ = tx.send(line);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(ready) = oort_testkit::Ready::parse(&line) {
+                    let _ = tx.send(ready.api);
+                }
             }
-            lines.for_each(drop);
         });
-        let line = rx.recv_timeout(Duration::from_secs(60)).context("oortd did not say it is ready")?;
-        let ready: serde_json::Value = serde_json::from_str(&line).context("the ready line is JSON")?;
-        let addr = ready["api"].as_str().context("the ready line has the API address")?.to_owned();
+        let addr = rx.recv_timeout(Duration::from_secs(60)).context("oortd did not say it is ready")?;
         let server = Server { child, addr, auth };
         let mut health = HealthClient::new(server.channel().await?);
         health.check(HealthCheckRequest { service: String::new() }).await.context("health check")?;
