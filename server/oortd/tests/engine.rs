@@ -8,29 +8,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{Oortd, code_of};
+use common::{action, float, int, rule, string};
 use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::function_service_client::FunctionServiceClient;
-use oort_proto::v1::value::Kind;
 use oort_proto::v1::{
-    Action, CreateRuleRequest, CreateStreamRequest, Event, ExplainRuleRequest, FunctionOrigin, GetRuleStatusRequest,
+    CreateRuleRequest, CreateStreamRequest, Event, ExplainRuleRequest, FunctionOrigin, GetRuleStatusRequest,
     ListFunctionsRequest, PublishRequest, Rule, RuleState, StopRuleRequest, TailEncoding, TailRuleRequest,
     TailRuleResponse, Value,
 };
 use tonic::{Code, Streaming};
-
-fn action(sink: &str, props: &[(&str, &str)]) -> Action {
-    let fields = props
-        .iter()
-        .map(|(k, v)| {
-            (k.to_string(), prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(v.to_string())) })
-        })
-        .collect();
-    Action { r#type: sink.into(), props: Some(prost_types::Struct { fields }) }
-}
-
-fn rule(id: &str, sql: &str, actions: Vec<Action>) -> Rule {
-    Rule { id: id.into(), sql: sql.into(), actions, ..Default::default() }
-}
 
 /// A rule that waits rather than drops when its input buffer is full.
 fn lossless(mut rule: Rule) -> Rule {
@@ -39,16 +25,6 @@ fn lossless(mut rule: Rule) -> Rule {
         ..Default::default()
     });
     rule
-}
-
-fn int(v: i64) -> Value {
-    Value { kind: Some(Kind::IntValue(v)) }
-}
-fn float(v: f64) -> Value {
-    Value { kind: Some(Kind::FloatValue(v)) }
-}
-fn string(v: &str) -> Value {
-    Value { kind: Some(Kind::StringValue(v.into())) }
 }
 
 fn event(fields: &[(&str, Value)]) -> Event {

@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use common::AuthChannel;
 use common::{Oortd, code_of};
+use common::{action, int, rule};
 use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::plugin_service_client::PluginServiceClient;
 use oort_proto::v1::value::Kind;
 use oort_proto::v1::{
-    Action, CreateRuleRequest, CreateStreamRequest, DeletePluginRequest, Event, GetPluginRequest, GetRuleStatusRequest,
+    CreateRuleRequest, CreateStreamRequest, DeletePluginRequest, Event, GetPluginRequest, GetRuleStatusRequest,
     GetRuleStatusResponse, InstallPluginRequest, Plugin, PluginKind, PublishRequest, Rule, RuleState, TailRuleRequest,
     TailRuleResponse, UpdatePluginRequest, Value, install_plugin_request, update_plugin_request,
 };
@@ -124,24 +125,6 @@ async fn install_rsdemo(oortd: &Oortd) -> Plugin {
 
 async fn get_plugin(oortd: &Oortd, name: &str) -> Result<Plugin, tonic::Status> {
     Ok(plugins(oortd).await.get_plugin(GetPluginRequest { name: name.into() }).await?.into_inner().plugin.unwrap())
-}
-
-fn action(sink: &str, props: &[(&str, &str)]) -> Action {
-    let fields = props
-        .iter()
-        .map(|(k, v)| {
-            (k.to_string(), prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(v.to_string())) })
-        })
-        .collect();
-    Action { r#type: sink.into(), props: Some(prost_types::Struct { fields }) }
-}
-
-fn rule(id: &str, sql: &str, actions: Vec<Action>) -> Rule {
-    Rule { id: id.into(), sql: sql.into(), actions, ..Default::default() }
-}
-
-fn int(v: i64) -> Value {
-    Value { kind: Some(Kind::IntValue(v)) }
 }
 
 fn event(fields: &[(&str, Value)]) -> Event {

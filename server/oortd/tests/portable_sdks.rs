@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::Oortd;
+use common::{action, int};
 use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::plugin_service_client::PluginServiceClient;
 use oort_proto::v1::value::Kind;
@@ -73,20 +74,6 @@ async fn start(dir: &Path) -> Oortd {
 
 fn string(s: &str) -> Value {
     Value { kind: Some(Kind::StringValue(s.into())) }
-}
-
-fn int(v: i64) -> Value {
-    Value { kind: Some(Kind::IntValue(v)) }
-}
-
-fn action(sink: &str, props: &[(&str, &str)]) -> Action {
-    let fields = props
-        .iter()
-        .map(|(k, v)| {
-            (k.to_string(), prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(v.to_string())) })
-        })
-        .collect();
-    Action { r#type: sink.into(), props: Some(prost_types::Struct { fields }) }
 }
 
 async fn create_stream(oortd: &Oortd, sql: &str) {

@@ -264,15 +264,9 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::functions::testing::{assert_close, err, list, ok, s, validate};
+    use crate::functions::testing::{assert_close, list, s, validate};
 
-    fn f(name: &str, args: &[Value]) -> Value {
-        ok(&functions(), name, args)
-    }
-
-    fn e(name: &str, args: &[Value]) -> FunctionError {
-        err(&functions(), name, args)
-    }
+    crate::functions::testing::shorthands!(functions);
 
     fn cast(value: Value, target: &str) -> Value {
         f("cast", &[value, s(target)])

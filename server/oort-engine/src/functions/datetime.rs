@@ -504,15 +504,9 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::functions::testing::{err, ok, s, validate};
+    use crate::functions::testing::{s, validate};
 
-    fn f(name: &str, args: &[Value]) -> Value {
-        ok(&functions(), name, args)
-    }
-
-    fn e(name: &str, args: &[Value]) -> FunctionError {
-        err(&functions(), name, args)
-    }
+    crate::functions::testing::shorthands!(functions);
 
     /// Thursday 2024-02-29 13:04:05.123456789 UTC.
     fn t() -> DateTime<Utc> {

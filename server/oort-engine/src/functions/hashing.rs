@@ -57,11 +57,9 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::testing::{err, ok, s};
+    use crate::functions::testing::{err, s};
 
-    fn f(name: &str, args: &[Value]) -> Value {
-        ok(&functions(), name, args)
-    }
+    crate::functions::testing::shorthands!(functions);
 
     #[test]
     fn known_digests() {

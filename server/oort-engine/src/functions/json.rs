@@ -147,11 +147,9 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::functions::testing::{err, list, ok, s, validate};
+    use crate::functions::testing::{err, list, s, validate};
 
-    fn f(name: &str, args: &[Value]) -> Value {
-        ok(&functions(), name, args)
-    }
+    crate::functions::testing::shorthands!(functions);
 
     fn sample() -> Value {
         let text = r#"{

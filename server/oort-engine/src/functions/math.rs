@@ -268,15 +268,9 @@ mod tests {
     use std::f64::consts::{E, FRAC_PI_2, FRAC_PI_4, PI, SQRT_2};
 
     use super::*;
-    use crate::functions::testing::{assert_close, err, ok, s, validate};
+    use crate::functions::testing::{assert_close, s, validate};
 
-    fn f(name: &str, args: &[Value]) -> Value {
-        ok(&functions(), name, args)
-    }
-
-    fn e(name: &str, args: &[Value]) -> FunctionError {
-        err(&functions(), name, args)
-    }
+    crate::functions::testing::shorthands!(functions);
 
     #[test]
     fn abs_keeps_integers() {

@@ -289,6 +289,24 @@ pub(crate) mod testing {
 
     use super::*;
 
+    /// Defines `f(name, args)`, the value of function `name` of the family
+    /// `$functions()`, and `e(name, args)`, its error: the shorthands of each
+    /// family's tests.
+    macro_rules! shorthands {
+        ($functions:path) => {
+            #[allow(dead_code)]
+            fn f(name: &str, args: &[$crate::value::Value]) -> $crate::value::Value {
+                $crate::functions::testing::ok(&$functions(), name, args)
+            }
+
+            #[allow(dead_code)]
+            fn e(name: &str, args: &[$crate::value::Value]) -> $crate::function::FunctionError {
+                $crate::functions::testing::err(&$functions(), name, args)
+            }
+        };
+    }
+    pub(crate) use shorthands;
+
     /// The function named `name` in `functions`.
     pub(crate) fn find(functions: &[Arc<dyn Function>], name: &str) -> Arc<dyn Function> {
         match functions.iter().find(|f| f.meta().name == name) {

@@ -89,11 +89,9 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::testing::{call, ok, s, validate};
+    use crate::functions::testing::{call, s, validate};
 
-    fn f(name: &str, args: &[Value]) -> Value {
-        ok(&functions(), name, args)
-    }
+    crate::functions::testing::shorthands!(functions);
 
     #[test]
     fn isnull_and_coalesce() {

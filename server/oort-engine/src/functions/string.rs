@@ -417,15 +417,9 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::testing::{err, list, ok, s, validate};
+    use crate::functions::testing::{list, s, validate};
 
-    fn f(name: &str, args: &[Value]) -> Value {
-        ok(&functions(), name, args)
-    }
-
-    fn e(name: &str, args: &[Value]) -> FunctionError {
-        err(&functions(), name, args)
-    }
+    crate::functions::testing::shorthands!(functions);
 
     fn is_type_error(error: FunctionError) -> bool {
         matches!(error, FunctionError::ArgumentType { .. })

@@ -228,3 +228,34 @@ pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+/// An action of sink type `sink` with string properties.
+pub fn action(sink: &str, props: &[(&str, &str)]) -> oort_proto::v1::Action {
+    let fields = props
+        .iter()
+        .map(|(k, v)| {
+            (k.to_string(), prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(v.to_string())) })
+        })
+        .collect();
+    oort_proto::v1::Action { r#type: sink.into(), props: Some(prost_types::Struct { fields }) }
+}
+
+/// A rule with default options.
+pub fn rule(id: &str, sql: &str, actions: Vec<oort_proto::v1::Action>) -> oort_proto::v1::Rule {
+    oort_proto::v1::Rule { id: id.into(), sql: sql.into(), actions, ..Default::default() }
+}
+
+/// A BIGINT value.
+pub fn int(v: i64) -> oort_proto::v1::Value {
+    oort_proto::v1::Value { kind: Some(oort_proto::v1::value::Kind::IntValue(v)) }
+}
+
+/// A FLOAT value.
+pub fn float(v: f64) -> oort_proto::v1::Value {
+    oort_proto::v1::Value { kind: Some(oort_proto::v1::value::Kind::FloatValue(v)) }
+}
+
+/// A STRING value.
+pub fn string(v: &str) -> oort_proto::v1::Value {
+    oort_proto::v1::Value { kind: Some(oort_proto::v1::value::Kind::StringValue(v.into())) }
+}
