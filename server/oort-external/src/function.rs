@@ -20,7 +20,7 @@ use crate::grpc::GrpcClient;
 use crate::io::IoRuntime;
 use crate::mapping;
 use crate::rest::{RestClient, RestRoute};
-use crate::rpc::RpcClient;
+use crate::tarpc_service::RpcClient;
 
 /// How one interface is reached, shared by its functions.
 pub struct Interface {

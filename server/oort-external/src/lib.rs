@@ -5,7 +5,7 @@
 //! - [`description`]: the description model and eKuiper's JSON service file.
 //! - [`schema`]: `.proto` files compiled at run time (protox → prost-reflect).
 //! - [`mapping`]: SQL arguments → request message, response → SQL value.
-//! - [`grpc`], [`rest`], [`rpc`]: the three invokers.
+//! - [`grpc`], [`rest`], [`tarpc_service`]: the three invokers.
 //! - [`io`]: the runtime calls run on (the engine's by default), bridged to its synchronous calls.
 //! - [`function`]: [`ExternalFunction`], a method as an engine `Function`.
 //! - [`services`]: [`ExternalServices`], the registered services and their functions.
@@ -18,9 +18,9 @@ pub mod grpc;
 pub mod io;
 pub mod mapping;
 pub mod rest;
-pub mod rpc;
 pub mod schema;
 pub mod services;
+pub mod tarpc_service;
 
 pub use description::Description;
 pub use error::{CallError, ExternalError};

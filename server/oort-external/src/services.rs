@@ -18,8 +18,8 @@ use crate::function::{Binding, CallObserver, ExternalFunction, Interface, Target
 use crate::grpc::GrpcClient;
 use crate::io::IoRuntime;
 use crate::rest::{RestClient, RestRoute};
-use crate::rpc::RpcClient;
 use crate::schema;
+use crate::tarpc_service::RpcClient;
 
 /// A service as registered: its name, description and .proto files.
 #[derive(Debug, Clone, PartialEq)]

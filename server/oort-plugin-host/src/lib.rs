@@ -6,7 +6,6 @@
 //!   (`plugins/ABI.md`), with hot reload behind a swappable slot.
 //! - [`portable`]: portable plugins, processes speaking `oort.plugin.v1` over a
 //!   Unix socket, supervised ([`PortableHost`]).
-//! - [`host`]: [`PluginHost`], the installed native plugins and their files.
 //! - [`archive`]: safe unpacking of plugin zips; [`manifest`]: `manifest.json`.
 //! - [`download`]: fetching archives from http(s) URLs, refusing private addresses.
 //! - [`convert`]: engine values ↔ the ABI's wire messages.
@@ -16,14 +15,13 @@ pub mod archive;
 pub mod convert;
 pub mod download;
 pub mod error;
-pub mod host;
 pub mod manifest;
 pub mod native;
 pub mod plugins;
 pub mod portable;
 
 pub use error::HostError;
-pub use host::{PluginHost, PluginInfo, Staged};
+pub use native::host::{PluginHost, PluginInfo, Staged, check_name};
 pub use native::{SymbolInfo, SymbolKind};
 pub use plugins::{Health, Installed, PluginKind, Plugins};
 pub use portable::{PortableConfig, PortableHost, PortableInfo, ProcessStatus};

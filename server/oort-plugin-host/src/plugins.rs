@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use crate::error::HostError;
-use crate::host::{PluginHost, PluginInfo};
 use crate::native::SymbolInfo;
+use crate::native::host::{PluginHost, PluginInfo};
 use crate::portable::{PortableHost, PortableInfo};
 
 /// How a plugin runs.

@@ -496,7 +496,7 @@ async fn services_are_updated_and_deleted_while_rules_run() {
 #[derive(Clone)]
 struct RustDemo(prost_reflect::DescriptorPool);
 
-impl oort_external::rpc::OortRpc for RustDemo {
+impl oort_external::tarpc_service::OortRpc for RustDemo {
     async fn call(self, _: tarpc::context::Context, method: String, request: Vec<u8>) -> Result<Vec<u8>, String> {
         use prost::Message;
         let input = self.0.get_message_by_name("demo.v1.SquareRequest").unwrap();
@@ -518,7 +518,7 @@ impl oort_external::rpc::OortRpc for RustDemo {
 /// Serves [`RustDemo`] over tarpc on a free port; returns the port.
 async fn serve_rust_demo() -> u16 {
     use futures::StreamExt;
-    use oort_external::rpc::OortRpc;
+    use oort_external::tarpc_service::OortRpc;
     use tarpc::server::Channel as _;
     let files: Vec<(String, String)> = demo::proto_files().into_iter().map(|f| (f.name, f.content)).collect();
     let pool = oort_external::schema::compile(&files).unwrap();

@@ -1,6 +1,7 @@
 //! Native plugins: dynamic libraries loaded with libloading through the C ABI
 //! of `oort_plugin::abi`.
 //!
+//! - [`host`]: [`PluginHost`](host::PluginHost), the installed native plugins, their files and registrations;
 //! - [`ffi`]: loading a library and calling its table (all the host's unsafe code);
 //! - [`slot`]: the swappable indirection behind every registered symbol (hot reload);
 //! - [`function`], [`source`], [`sink`]: the adapters to the engine's traits;
@@ -9,6 +10,7 @@
 #[allow(unsafe_code)] // loading libraries and calling their C table: the host's only unsafe code
 pub mod ffi;
 pub mod function;
+pub mod host;
 pub mod sink;
 pub mod slot;
 pub mod source;

@@ -15,8 +15,8 @@ use super::source::PortableSourceFactory;
 use super::supervisor::{ProcessStatus, Spec, Supervisor, Target, Usage};
 use crate::archive;
 use crate::error::HostError;
-use crate::host::check_name;
 use crate::manifest::{Manifest, PortableEntry};
+use crate::native::host::check_name;
 use crate::native::{SymbolInfo, SymbolKind};
 
 /// What the API shows of an installed portable plugin.
@@ -260,7 +260,7 @@ impl PortableHost {
         symbols: &[SymbolInfo],
         ours: Option<&PortableInfo>,
     ) -> Result<(), HostError> {
-        crate::host::check_conflicts(&self.functions, &self.connectors, owner, symbols, |symbol| {
+        crate::native::host::check_conflicts(&self.functions, &self.connectors, owner, symbols, |symbol| {
             ours.is_some_and(|i| i.symbols.iter().any(|s| s.kind == symbol.kind && s.name == symbol.name))
         })
     }

@@ -121,7 +121,7 @@ impl PluginService for PluginApi {
     ) -> Result<Response<InstallPluginResponse>, Status> {
         let request = request.into_inner();
         let kind = check_kind(request.kind)?;
-        oort_plugin_host::host::check_name(&request.name).map_err(ApiError::from)?;
+        oort_plugin_host::check_name(&request.name).map_err(ApiError::from)?;
         let source = request.source.map(|s| match s {
             install_plugin_request::Source::File(f) => ArchiveSource::File(f),
             install_plugin_request::Source::Archive(b) => ArchiveSource::Bytes(b),
