@@ -125,11 +125,6 @@ impl SourceOutput {
             metrics.record_exception(message);
         }
     }
-
-    /// Whether the rule stopped reading.
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
 }
 
 /// The configuration a source is built from: the stream definition.

@@ -263,7 +263,7 @@ impl WindowOperator {
     }
 
     /// Rows held now, waiting for their windows to close.
-    pub fn buffered(&mut self) -> usize {
+    pub fn buffered(&self) -> usize {
         self.windows.rows().len() + self.pending.len()
     }
 
@@ -281,7 +281,7 @@ impl WindowOperator {
     }
 
     /// About how many bytes the rows held take.
-    pub fn held_bytes(&mut self) -> usize {
+    pub fn held_bytes(&self) -> usize {
         self.windows.rows().bytes + self.pending_bytes
     }
 
@@ -289,7 +289,7 @@ impl WindowOperator {
     /// of the windows, then (event time) those the watermark has not reached.
     fn enforce_budget(&mut self) {
         while self.held_bytes() > self.max_bytes {
-            if self.windows.rows().pop_front().is_none() {
+            if self.windows.rows_mut().pop_front().is_none() {
                 let Some(row) = self.pending.pop_front() else { break };
                 self.pending_bytes -= row_bytes(&row);
             }
@@ -363,7 +363,16 @@ impl Windows {
         }
     }
 
-    fn rows(&mut self) -> &mut Rows {
+    fn rows(&self) -> &Rows {
+        match self {
+            Windows::Aligned(w) => &w.rows,
+            Windows::Sliding(w) => &w.rows,
+            Windows::Session(w) => &w.rows,
+            Windows::Count(w) => &w.rows,
+        }
+    }
+
+    fn rows_mut(&mut self) -> &mut Rows {
         match self {
             Windows::Aligned(w) => &mut w.rows,
             Windows::Sliding(w) => &mut w.rows,
