@@ -442,7 +442,7 @@ mod tests {
 
     /// An external function answering its first batch after 300 ms and every
     /// other after 20 ms, counting how many batches it has at once; awaited
-    /// (it has an asynchronous form) or blocking; panicking on a batch
+    /// or blocking a thread of its own; panicking on a batch
     /// holding `panic_on`, if set. Counts its calls of a single row too.
     struct Slow {
         meta: crate::FunctionMeta,
@@ -461,6 +461,7 @@ mod tests {
         fn new(asynchronous: bool, panic_on: Option<i64>) -> Arc<Self> {
             let mut meta = crate::FunctionMeta::builtin("slow", crate::FunctionKind::Scalar, 1, Some(1), "");
             (meta.origin, meta.owner) = (crate::FunctionOrigin::External, "svc".into());
+            meta.calling = crate::Calling::Remote;
             let [batches, blocked, single] = [0, 0, 0].map(AtomicU32::new);
             let (now, most) = (Arc::default(), Arc::default());
             Arc::new(Self { meta, asynchronous, panic_on, batches, blocked, single, now, most })
@@ -489,28 +490,22 @@ mod tests {
             self.single.fetch_add(1, Ordering::SeqCst);
             Ok(args[0].clone())
         }
-        fn call_batch(&self, _: &crate::CallContext<'_>, rows: Args<'_>) -> crate::BatchAnswers {
-            self.blocked.fetch_add(1, Ordering::SeqCst);
-            let (delay, answers) = self.start(rows);
-            std::thread::sleep(delay);
-            self.now.fetch_sub(1, Ordering::SeqCst);
-            answers
-        }
-        fn as_async(&self) -> Option<&dyn crate::AsyncFunction> {
-            self.asynchronous.then_some(self as &dyn crate::AsyncFunction)
-        }
-    }
-
-    impl crate::AsyncFunction for Slow {
-        fn call_batch_async(
-            &self,
-            _: &crate::CallContext<'_>,
-            rows: Args<'_>,
-        ) -> futures::future::BoxFuture<'static, crate::BatchAnswers> {
+        /// Awaited; or, not asynchronous, a blocking thread of its own that
+        /// the future awaits (how a client that must block a thread bridges).
+        fn call_batch(&self, _: &crate::CallContext<'_>, rows: Args<'_>) -> crate::BatchCall {
             let (delay, answers) = self.start(rows);
             let now = Arc::clone(&self.now);
+            if self.asynchronous {
+                return Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    answers
+                });
+            }
+            self.blocked.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
-                tokio::time::sleep(delay).await;
+                let slept = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+                slept.expect("the blocking thread slept");
                 now.fetch_sub(1, Ordering::SeqCst);
                 answers
             })
@@ -553,9 +548,9 @@ mod tests {
             assert!(most as usize <= crate::runtime::PIPELINE_DEPTH, "{most} batches at once");
             let blocked = slow.blocked.load(Ordering::SeqCst);
             if asynchronous {
-                assert_eq!(blocked, 0, "a function with an asynchronous form is awaited, never blocked on");
+                assert_eq!(blocked, 0, "an asynchronous function is awaited, never blocked on");
             } else {
-                assert_eq!(blocked, slow.batches.load(Ordering::SeqCst));
+                assert_eq!(blocked, slow.batches.load(Ordering::SeqCst), "every batch blocked a thread of its own");
             }
         }
     }

@@ -40,11 +40,27 @@ impl FunctionOrigin {
     /// Every origin, in lookup order.
     pub const ALL: [FunctionOrigin; 4] =
         [FunctionOrigin::Builtin, FunctionOrigin::Native, FunctionOrigin::Portable, FunctionOrigin::External];
+}
 
-    /// Whether a call waits on another process or service (a portable plugin,
-    /// an external service) rather than computing in the server's own threads.
-    pub fn is_out_of_process(self) -> bool {
-        matches!(self, FunctionOrigin::Portable | FunctionOrigin::External)
+/// How a function's calls are best made, as its provider declares it: what
+/// the expression compiler and the rule runtime plan by. Neither looks at
+/// who provides a function ([`FunctionOrigin`] is for listing and ownership).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Calling {
+    /// Row by row, computed in the server's threads ([`Function::call`]).
+    PerRow,
+    /// Once per batch of rows ([`Function::call_batch`]): each call crosses a
+    /// boundary (a native plugin's FFI) but computes in the server's process.
+    Batched,
+    /// Once per batch, answered by another process or a service: the rule
+    /// overlaps the next batches with the wait.
+    Remote,
+}
+
+impl Calling {
+    /// Whether calls are made once per batch rather than once per row.
+    pub fn is_batched(self) -> bool {
+        self != Calling::PerRow
     }
 }
 
@@ -59,6 +75,8 @@ pub struct FunctionMeta {
     pub origin: FunctionOrigin,
     /// The plugin or service that provides it; empty for built-ins.
     pub owner: String,
+    /// How its calls are best made.
+    pub calling: Calling,
     /// Fewest arguments.
     pub min_args: usize,
     /// Most arguments; `None` for variadic functions.
@@ -81,6 +99,7 @@ impl FunctionMeta {
             kind,
             origin: FunctionOrigin::Builtin,
             owner: String::new(),
+            calling: Calling::PerRow,
             min_args,
             max_args,
             description: description.to_owned(),
@@ -140,18 +159,17 @@ pub trait Function: Send + Sync + 'static {
     /// Computes the result of one call. Aggregates get one `Value::List` per argument.
     fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError>;
 
-    /// Computes many calls at once, one result per row of arguments, in order.
-    /// The default calls [`Function::call`] for each row; a plugin function
-    /// overrides it to cross its boundary once per batch rather than once per row.
-    fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> Vec<Result<Value, FunctionError>> {
-        rows.iter().map(|args| self.call(ctx, args)).collect()
-    }
-
-    /// The function's asynchronous form, if it has one: a function that waits
-    /// on the network (an external service) offers it, so that a rule's task
-    /// awaits its answers instead of blocking a thread on them.
-    fn as_async(&self) -> Option<&dyn AsyncFunction> {
-        None
+    /// Computes many calls at once, one answer per row of arguments, in order:
+    /// the one entry point of the calls made per batch ([`Calling::is_batched`]).
+    /// The arguments are read before it returns; the future owns all it needs.
+    ///
+    /// The default calls [`Function::call`] for each row, at once. A function
+    /// that waits on the network returns a future that the rule's task awaits;
+    /// one whose client must block a thread keeps that bridge inside its own
+    /// future (a blocking thread), so that the rule's task never blocks.
+    fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> BatchCall {
+        let answers: BatchAnswers = rows.iter().map(|args| self.call(ctx, args)).collect();
+        Box::pin(std::future::ready(answers))
     }
 
     /// Whether an aggregate also needs the group's whole rows: the planner then
@@ -165,19 +183,8 @@ pub trait Function: Send + Sync + 'static {
 /// The answers of a batch of calls, one per row, in order.
 pub type BatchAnswers = Vec<Result<Value, FunctionError>>;
 
-/// A [`Function`] whose batches of calls can be awaited ([`Function::as_async`]).
-///
-/// `Function::call_batch` is synchronous: the engine evaluates expressions on
-/// a rule's task, so a function that waits on the network must block some
-/// thread, and every batch then crosses threads four times (the rule task, a
-/// blocking thread, the I/O runtime, back). A rule whose out-of-process calls
-/// all have this form awaits them on its own task instead.
-pub trait AsyncFunction: Send + Sync {
-    /// The calls of a batch, as [`Function::call_batch`] makes them, as a
-    /// future. The arguments are read before it returns; the future owns all
-    /// it needs.
-    fn call_batch_async(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> BoxFuture<'static, BatchAnswers>;
-}
+/// A batch of calls under way ([`Function::call_batch`]).
+pub type BatchCall = BoxFuture<'static, BatchAnswers>;
 
 /// The default arity check, for `validate` implementations that add their own checks.
 pub fn check_arity(meta: &FunctionMeta, count: usize) -> Result<(), String> {
@@ -278,7 +285,7 @@ mod tests {
     fn the_default_batch_call_is_one_call_per_row() {
         let f = constant("f", FunctionOrigin::Builtin, 7);
         let ctx = CallContext { rule_id: "r" };
-        let results = f.call_batch(&ctx, &[&[], &[]]);
+        let results = futures::FutureExt::now_or_never(f.call_batch(&ctx, &[&[], &[]])).expect("answered at once");
         assert_eq!(results, [Ok(Value::Int(7)), Ok(Value::Int(7))]);
     }
 

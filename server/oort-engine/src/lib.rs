@@ -7,7 +7,6 @@
 //!   built-in, native, portable and external functions all register in.
 //! - [`connector`]: the [`Source`] and [`Sink`] traits and their [`ConnectorRegistry`].
 //! - [`expr`]: rule SQL expressions compiled to an [`Expr`] tree and evaluated against rows.
-//! - [`io`]: [`io::IoRuntime`], where external calls run and the bridge from synchronous calls to them.
 //! - [`json`]: JSON decoding of events and encoding of results.
 //! - [`metrics`]: per-operator counters for rule status.
 //! - [`rule`]: [`RuleDefinition`], what the engine is asked to run.
@@ -16,7 +15,7 @@
 
 pub mod connector;
 /// The stack of every thread that plans, compiles or evaluates rules (the
-/// server's runtime, the runtimes of external calls). Planning and evaluation
+/// server's runtime, the runtimes of plugin and external calls). Planning and evaluation
 /// recurse over expressions, which `oort_sql` bounds at
 /// [`oort_sql::MAX_EXPRESSION_DEPTH`] levels; a debug build needs about 12 KiB
 /// a level, tokio's default of 2 MiB held 150. 16 MiB is address space, not
@@ -28,7 +27,6 @@ pub mod expr;
 pub mod function;
 pub mod functions;
 pub mod group;
-pub mod io;
 pub mod join;
 pub mod json;
 pub mod metrics;
@@ -49,7 +47,7 @@ pub use expr::{
     compile_projection, compile_with_aliases,
 };
 pub use function::{
-    AsyncFunction, BatchAnswers, CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin,
+    BatchAnswers, BatchCall, CallContext, Calling, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin,
     FunctionRegistry,
 };
 pub use functions::register_builtins;

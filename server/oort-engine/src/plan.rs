@@ -137,27 +137,11 @@ impl RulePlan {
         found
     }
 
-    /// Whether the rule calls a portable plugin or an external service, whose
-    /// answers the rule task overlaps with the next batch's evaluation.
-    pub fn calls_out_of_process(&self) -> bool {
-        self.functions().iter().any(|f| f.origin.is_out_of_process())
-    }
-
-    /// Whether every out-of-process function the rule calls can be awaited
-    /// ([`Function::as_async`](crate::Function::as_async)) where it is called:
-    /// its batches then need no thread of their own. Calls in a join's `ON`
-    /// are made row by row and block.
-    pub fn awaits_every_call(&self) -> bool {
-        let mut every = true;
-        for expr in self.expressions() {
-            expr.walk(&mut |e| {
-                if let Expr::Call(call) = e {
-                    let out_of_process = call.function.meta().origin.is_out_of_process();
-                    every &= !out_of_process || call.function.as_async().is_some();
-                }
-            });
-        }
-        every && !self.tables.iter().filter_map(|t| t.on.as_ref()).any(|on| calls_out_of_process(&on.expr))
+    /// Whether the rule calls a function answered by another process or a
+    /// service ([`Calling::Remote`](crate::function::Calling::Remote)), whose
+    /// answers the rule task overlaps with the next batches' evaluation.
+    pub fn calls_remote(&self) -> bool {
+        self.functions().iter().any(|f| f.calling == crate::function::Calling::Remote)
     }
 
     /// Whether results come per group (a window or GROUP BY) rather than per event.
@@ -512,13 +496,6 @@ fn plan_joins(
             Ok(TableJoin { table, reference, kind, on })
         })
         .collect()
-}
-
-/// Whether `expr` calls an out-of-process function anywhere.
-fn calls_out_of_process(expr: &Expr) -> bool {
-    let mut found = false;
-    expr.walk(&mut |e| found |= matches!(e, Expr::Call(call) if call.function.meta().origin.is_out_of_process()));
-    found
 }
 
 #[cfg(test)]

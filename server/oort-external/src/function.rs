@@ -4,12 +4,11 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use oort_engine::function::ArgInfo;
 use oort_engine::{
-    AsyncFunction, BatchAnswers, CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin,
+    BatchAnswers, BatchCall, CallContext, Calling, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin,
     Value,
 };
 use prost_reflect::MethodDescriptor;
@@ -17,10 +16,10 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::CallError;
 use crate::grpc::GrpcClient;
-use crate::io::IoRuntime;
 use crate::mapping;
 use crate::rest::{RestClient, RestRoute};
 use crate::tarpc_service::RpcClient;
+use oort_runtimes::IoRuntime;
 
 /// How one interface is reached, shared by its functions.
 pub struct Interface {
@@ -148,6 +147,7 @@ impl ExternalFunction {
             kind: FunctionKind::Scalar,
             origin: FunctionOrigin::External,
             owner: service.to_owned(),
+            calling: Calling::Remote,
             min_args: 0,
             max_args: None,
             description: format!("{}; external service '{service}'", describe(&binding)),
@@ -246,22 +246,9 @@ impl Function for ExternalFunction {
     }
 
     /// Every call of the batch concurrently ([`ExternalFunction::batch`]),
-    /// blocking the thread until the answers or the deadline.
-    fn call_batch(&self, _: &CallContext<'_>, rows: &[&[Value]]) -> BatchAnswers {
-        let binding = self.binding();
-        let batch = self.batch(Arc::clone(&binding), rows);
-        binding.io.block(batch).unwrap_or_else(|| vec![Err(self.error(shutting_down())); rows.len()])
-    }
-
-    fn as_async(&self) -> Option<&dyn AsyncFunction> {
-        Some(self)
-    }
-}
-
-impl AsyncFunction for ExternalFunction {
-    /// The batch's calls awaited by the caller (a rule's task): where the
-    /// I/O runtime is the engine's, no thread hands them to another.
-    fn call_batch_async(&self, _: &CallContext<'_>, rows: &[&[Value]]) -> BoxFuture<'static, BatchAnswers> {
+    /// awaited by the caller (a rule's task): where the I/O runtime is the
+    /// engine's, no thread hands them to another.
+    fn call_batch(&self, _: &CallContext<'_>, rows: &[&[Value]]) -> BatchCall {
         let binding = self.binding();
         let batch = binding.io.run(self.batch(Arc::clone(&binding), rows));
         let (rows, name) = (rows.len(), self.meta.name.clone());

@@ -6,7 +6,6 @@
 //! - [`schema`]: `.proto` files compiled at run time (protox → prost-reflect).
 //! - [`mapping`]: SQL arguments → request message, response → SQL value.
 //! - [`grpc`], [`rest`], [`tarpc_service`]: the three invokers.
-//! - [`io`]: the runtime calls run on (the engine's by default), bridged to its synchronous calls.
 //! - [`function`]: [`ExternalFunction`], a method as an engine `Function`.
 //! - [`services`]: [`ExternalServices`], the registered services and their functions.
 //! - [`error`]: [`ExternalError`] (registering) and [`CallError`] (calling).
@@ -15,7 +14,6 @@ pub mod description;
 pub mod error;
 pub mod function;
 pub mod grpc;
-pub mod io;
 pub mod mapping;
 pub mod rest;
 pub mod schema;

@@ -16,10 +16,10 @@ use crate::description::{Description, Protocol};
 use crate::error::ExternalError;
 use crate::function::{Binding, CallObserver, ExternalFunction, Interface, Target, Transport};
 use crate::grpc::GrpcClient;
-use crate::io::IoRuntime;
 use crate::rest::{RestClient, RestRoute};
 use crate::schema;
 use crate::tarpc_service::RpcClient;
+use oort_runtimes::IoRuntime;
 
 /// A service as registered: its name, description and .proto files.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +99,11 @@ fn is_identifier(name: &str) -> bool {
 impl ExternalServices {
     /// No service yet; calls run on a runtime of their own with `io_threads` workers.
     pub fn new(registry: Arc<FunctionRegistry>, policy: AddressPolicy, io_threads: usize) -> std::io::Result<Self> {
-        Ok(Self::on(registry, policy, Arc::new(IoRuntime::new(io_threads)?)))
+        Ok(Self::on(
+            registry,
+            policy,
+            Arc::new(IoRuntime::new(io_threads, "oort-external", oort_engine::THREAD_STACK_BYTES)?),
+        ))
     }
 
     /// No service yet; calls run on `io`.

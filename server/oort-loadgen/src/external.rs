@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use oort_engine::io::IoRuntime;
 use oort_engine::{ActionDefinition, CallContext, ConnectorRegistry, Engine, FunctionRegistry, RuleDefinition, Value};
 use oort_external::{AddressPolicy, Description, ExternalServices, ServiceDef};
+use oort_runtimes::IoRuntime;
 
 pub mod demo {
     // prost maps the wrapper types of the responses to primitives, and tonic's
@@ -221,7 +221,7 @@ fn register(functions: &Arc<FunctionRegistry>, port: u16, io_threads: usize) -> 
     let io = match io_threads {
         // The server's default: the calls on the runtime of the rule tasks (the caller's).
         0 => IoRuntime::on(tokio::runtime::Handle::current()),
-        threads => IoRuntime::new(threads)?,
+        threads => IoRuntime::new(threads, "oort-external", oort_engine::THREAD_STACK_BYTES)?,
     };
     // The benchmark's service is on loopback.
     let policy = AddressPolicy { egress: Arc::new(oort_policy::EgressPolicy::allow_all()), ..AddressPolicy::default() };
@@ -289,7 +289,7 @@ async fn dynamic_batches(functions: &Arc<FunctionRegistry>, calls: usize, batch:
     let args: Vec<[Value; 1]> = (0..batch as i64).map(|i| [Value::Int(i)]).collect();
     let rows: Vec<&[Value]> = args.iter().map(|a| a.as_slice()).collect();
     for _ in 0..calls / batch {
-        for (i, y) in function.call_batch(&ctx, &rows).into_iter().enumerate() {
+        for (i, y) in function.call_batch(&ctx, &rows).await.into_iter().enumerate() {
             let y = y.map_err(|e| anyhow::anyhow!("{e}"))?;
             if y != Value::Int((i * i) as i64) {
                 bail!("wrong answer {y:?}");

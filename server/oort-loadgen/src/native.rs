@@ -34,11 +34,11 @@ fn per_call(f: &dyn oort_engine::Function, args: &[Value]) -> Result<f64> {
 }
 
 /// Nanoseconds per row through `Function::call_batch`, [`BATCH`] rows a call.
-fn per_batch(f: &dyn oort_engine::Function, rows: &[&[Value]]) -> f64 {
+async fn per_batch(f: &dyn oort_engine::Function, rows: &[&[Value]]) -> f64 {
     let ctx = CallContext { rule_id: "bench" };
     let started = Instant::now();
     for chunk in rows.chunks(BATCH) {
-        black_box(f.call_batch(&ctx, chunk));
+        black_box(f.call_batch(&ctx, chunk).await);
     }
     started.elapsed().as_nanos() as f64 / rows.len() as f64
 }
@@ -66,15 +66,15 @@ pub async fn run(plugin: &Path, calls: usize, events: usize) -> Result<()> {
     for _ in 0..3 {
         builtin_ns = builtin_ns.min(per_call(builtin.as_ref(), &args)?);
         native_ns = native_ns.min(per_call(native.as_ref(), &args)?);
-        builtin_batch_ns = builtin_batch_ns.min(per_batch(builtin.as_ref(), &rows));
-        native_batch_ns = native_batch_ns.min(per_batch(native.as_ref(), &rows));
+        builtin_batch_ns = builtin_batch_ns.min(per_batch(builtin.as_ref(), &rows).await);
+        native_batch_ns = native_batch_ns.min(per_batch(native.as_ref(), &rows).await);
     }
     // The answers agree.
     let ctx = CallContext { rule_id: "bench" };
     for v in &args[..1000] {
         anyhow::ensure!(builtin.call(&ctx, std::slice::from_ref(v))? == native.call(&ctx, std::slice::from_ref(v))?);
     }
-    anyhow::ensure!(builtin.call_batch(&ctx, &rows[..BATCH]) == native.call_batch(&ctx, &rows[..BATCH]));
+    anyhow::ensure!(builtin.call_batch(&ctx, &rows[..BATCH]).await == native.call_batch(&ctx, &rows[..BATCH]).await);
 
     let payloads = Arc::new(engine::events(events, 1000));
     let (mut rule_builtin, mut rule_native) = (0f64, 0f64);

@@ -45,13 +45,13 @@ struct Measured {
 }
 
 /// Rows per second through `call_batch`, best of three.
-fn rows_per_second(f: &dyn Function, rows: &[&[Value]]) -> f64 {
+async fn rows_per_second(f: &dyn Function, rows: &[&[Value]]) -> f64 {
     let ctx = CallContext { rule_id: "bench" };
     let mut best = 0f64;
     for _ in 0..3 {
         let started = Instant::now();
         for chunk in rows.chunks(BATCH) {
-            black_box(f.call_batch(&ctx, chunk));
+            black_box(f.call_batch(&ctx, chunk).await);
         }
         best = best.max(rows.len() as f64 / started.elapsed().as_secs_f64());
     }
@@ -129,19 +129,19 @@ pub async fn run(plugins: Plugins<'_>, rows: usize, calls: usize, events: usize)
         let all_words: Vec<&[Value]> = words.iter().map(std::slice::from_ref).collect();
         // The answers agree.
         let ctx = CallContext { rule_id: "bench" };
-        let reference = builtin.call_batch(&ctx, &all[..BATCH]);
-        anyhow::ensure!(native.call_batch(&ctx, &all[..BATCH]) == reference, "native disagrees");
-        anyhow::ensure!(portable.call_batch(&ctx, &all[..BATCH]) == reference, "portable disagrees");
-        let reference = upper.call_batch(&ctx, &all_words[..BATCH]);
-        anyhow::ensure!(py_upper.call_batch(&ctx, &all_words[..BATCH]) == reference, "py_upper disagrees");
+        let reference = builtin.call_batch(&ctx, &all[..BATCH]).await;
+        anyhow::ensure!(native.call_batch(&ctx, &all[..BATCH]).await == reference, "native disagrees");
+        anyhow::ensure!(portable.call_batch(&ctx, &all[..BATCH]).await == reference, "portable disagrees");
+        let reference = upper.call_batch(&ctx, &all_words[..BATCH]).await;
+        anyhow::ensure!(py_upper.call_batch(&ctx, &all_words[..BATCH]).await == reference, "py_upper disagrees");
         // Struct fields are evaluated in the order written: the warm-up comes
         // first, and the floor runs from the same kind of thread as the calls.
         Ok(Measured {
-            builtin_rate: rows_per_second(builtin.as_ref(), &all),
-            native_rate: rows_per_second(native.as_ref(), &all),
-            portable_rate: rows_per_second(portable.as_ref(), &all),
-            upper_rate: rows_per_second(upper.as_ref(), &all_words),
-            py_rate: rows_per_second(py_upper.as_ref(), &all_words),
+            builtin_rate: rows_per_second(builtin.as_ref(), &all).await,
+            native_rate: rows_per_second(native.as_ref(), &all).await,
+            portable_rate: rows_per_second(portable.as_ref(), &all).await,
+            upper_rate: rows_per_second(upper.as_ref(), &all_words).await,
+            py_rate: rows_per_second(py_upper.as_ref(), &all_words).await,
             portable_times: {
                 round_trips(portable.as_ref(), calls.min(2000)); // warm-up
                 round_trips(portable.as_ref(), calls)

@@ -10,7 +10,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use oort_engine::io::CallRuntime;
 use oort_proto::plugin::v1::plugin_service_server::{PluginService, PluginServiceServer};
 use oort_proto::plugin::v1::{
     ArgRow, CallResult, DescribeRequest, DescribeResponse, InvokeBatch, InvokeOpen, InvokeRequest, InvokeResponse,
@@ -18,6 +17,7 @@ use oort_proto::plugin::v1::{
     call_result, invoke_request,
 };
 use oort_proto::v1::{Value, value::Kind};
+use oort_runtimes::CallRuntime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};

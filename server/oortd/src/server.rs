@@ -175,8 +175,9 @@ impl Node {
         };
         let external_calls = crate::metrics::ExternalCalls::default();
         let io = match config.external_io_threads {
-            0 => oort_engine::io::IoRuntime::on(tokio::runtime::Handle::current()),
-            threads => oort_engine::io::IoRuntime::new(threads).map_err(ServerError::ExternalRuntime)?,
+            0 => oort_runtimes::IoRuntime::on(tokio::runtime::Handle::current()),
+            threads => oort_runtimes::IoRuntime::new(threads, "oort-external", oort_engine::THREAD_STACK_BYTES)
+                .map_err(ServerError::ExternalRuntime)?,
         };
         let services = Arc::new(
             oort_external::ExternalServices::on(Arc::clone(&functions), policy, Arc::new(io))

@@ -18,9 +18,11 @@
 //!   evaluation of a row (or group) reaches it, and that item's evaluation is
 //!   set aside. The noted calls are then made as one batch per call site and
 //!   the set-aside items evaluated again, reading the answers, until no item
-//!   is left: one round per call that waits on the answer of another. An item
-//!   is evaluated again from its start, so its built-in functions run again
-//!   (they are pure; `newuuid()` and `tstamp()` give a new value).
+//!   is left: one round per call that waits on the answer of another. An
+//!   item's evaluation says it was set aside by its return type
+//!   ([`Stop::Pending`]). An item is evaluated again from its start, so its
+//!   built-in functions run again (they are pure; `newuuid()` and `tstamp()`
+//!   give a new value).
 //!
 //! A call is thus never made for a row it would not have been made for —
 //! except when an earlier part of the same expression fails for that row: a
@@ -29,31 +31,29 @@
 //! aggregate's arguments (`avg(f(x))`), so that one round notes the calls of
 //! every row, and stop at a row's error, as without batching.
 //!
-//! Where the function has an asynchronous form and the caller awaits the
-//! evaluation ([`CallMode::Awaited`]: a rule's task), the batches are awaited
-//! rather than blocked on.
+//! Which calls are batched is the compiler's decision ([`Call::batched`]),
+//! and a call site is known by its [`CallId`]. Every batch is awaited: a
+//! function that must block a thread to answer does it in its own future.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::eval::Scope;
 use super::projection::Projection;
-use super::tree::{BinaryOp, Call, Expr};
+use super::tree::{BinaryOp, Call, CallId, Expr};
 use super::tuple::Tuple;
-use super::{EvalEnv, EvalError};
-use futures::FutureExt;
+use super::{EvalEnv, EvalError, Step, Stop};
 
-use crate::function::{BatchAnswers, CallContext, Function, FunctionOrigin};
+use crate::function::{BatchAnswers, CallContext, Function};
 use crate::value::{Map, Value};
 
 /// The results of the batched calls of a batch of rows or groups (items).
 #[derive(Default)]
 pub struct Prefetched {
-    /// Per prefetched call (identified by its node's address in the plan,
-    /// which outlives the batch), one result per item of the batch.
-    calls: Vec<(usize, Vec<Result<Value, EvalError>>)>,
+    /// Per prefetched call, one result per item of the batch.
+    calls: Vec<(CallId, Vec<Result<Value, EvalError>>)>,
     /// The results of deferred calls, by call, item and row of the item.
-    deferred: HashMap<(usize, usize, usize), Result<Value, EvalError>>,
+    deferred: HashMap<(CallId, usize, usize), Result<Value, EvalError>>,
     /// The deferred calls the items evaluated in this round reached.
     noted: Mutex<Vec<Noted>>,
 }
@@ -69,7 +69,7 @@ impl std::fmt::Debug for Prefetched {
 
 /// A deferred call reached by one item's evaluation, with its arguments.
 struct Noted {
-    key: usize,
+    id: CallId,
     item: usize,
     row: usize,
     name: Arc<str>,
@@ -86,30 +86,15 @@ pub struct Prefetch<'a> {
     row: usize,
 }
 
-/// How the batched calls of a batch are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CallMode {
-    /// [`Function::call_batch`](crate::Function::call_batch), which blocks the
-    /// thread until the answers.
-    Blocking,
-    /// Awaited, where the function has an asynchronous form
-    /// ([`Function::as_async`](crate::Function::as_async)); blocking elsewhere.
-    Awaited,
-}
-
-/// One batch of calls of `function`, made as `mode` says.
-async fn call_batch(function: &dyn Function, ctx: &CallContext<'_>, rows: &[&[Value]], mode: CallMode) -> BatchAnswers {
-    match (rows.len(), mode, function.as_async()) {
-        (0, _, _) => Vec::new(),
-        (_, CallMode::Awaited, Some(function)) => function.call_batch_async(ctx, rows).await,
-        _ => function.call_batch(ctx, rows),
-    }
+/// One batch of calls of `function`.
+async fn call_batch(function: &dyn Function, ctx: &CallContext<'_>, rows: &[&[Value]]) -> BatchAnswers {
+    if rows.is_empty() { Vec::new() } else { function.call_batch(ctx, rows).await }
 }
 
 impl Prefetched {
     /// Makes the batched `calls` over `rows`, innermost first (post-order), so
     /// that an argument that is itself a batched call reads its result here.
-    async fn compute<T: Tuple + Sync>(calls: Vec<&Call>, rows: &[T], env: &EvalEnv<'_>, mode: CallMode) -> Prefetched {
+    async fn compute<T: Tuple + Sync>(calls: Vec<&Call>, rows: &[T], env: &EvalEnv<'_>) -> Prefetched {
         let mut prefetched = Prefetched { calls: Vec::with_capacity(calls.len()), ..Prefetched::default() };
         let ctx = CallContext { rule_id: env.rule_id };
         for call in calls {
@@ -118,8 +103,8 @@ impl Prefetched {
             let called = failed.iter().filter(|e| e.is_none()).count();
             let arg_rows: Vec<&[Value]> =
                 if arity == 0 { vec![&[][..]; called] } else { flat.chunks_exact(arity).collect() };
-            let answers = call_batch(call.function.as_ref(), &ctx, &arg_rows, mode).await;
-            prefetched.calls.push((key(call), merge(&call.name, failed, answers)));
+            let answers = call_batch(call.function.as_ref(), &ctx, &arg_rows).await;
+            prefetched.calls.push((call.id, merge(&call.name, failed, answers)));
         }
         prefetched
     }
@@ -131,6 +116,7 @@ impl Prefetched {
 
     /// The arguments of `call` for every row that has them, in one buffer (no
     /// allocation per row), and per row the error that stopped its arguments.
+    /// They need no deferred call ([`collect_batched`]): none is pending.
     fn arguments<T: Tuple>(&self, call: &Call, rows: &[T], env: &EvalEnv<'_>) -> (Vec<Value>, Vec<Option<EvalError>>) {
         let mut flat: Vec<Value> = Vec::with_capacity(rows.len() * call.args.len());
         let mut failed: Vec<Option<EvalError>> = Vec::with_capacity(rows.len());
@@ -141,8 +127,8 @@ impl Prefetched {
             for arg in &call.args {
                 match arg.eval_in(Scope::Row(row), &row_env) {
                     Ok(value) => flat.push(value),
-                    Err(e) => {
-                        error = Some(e);
+                    Err(stop) => {
+                        error = Some(stop.into_error());
                         break;
                     }
                 }
@@ -155,74 +141,60 @@ impl Prefetched {
         (flat, failed)
     }
 
-    /// How many deferred calls have been noted in this round.
-    fn noted(&self) -> usize {
-        self.noted.lock().unwrap_or_else(PoisonError::into_inner).len()
-    }
-
     /// `eval` of items `0..count`, each with its batched results; an item
-    /// that reaches a deferred call is evaluated again once the round's
-    /// deferred calls are made (module docs). `batched` is how many batched
-    /// calls the expressions have: when all are prefetched, each item is
-    /// evaluated once.
+    /// whose evaluation is pending on a deferred call is evaluated again once
+    /// the round's deferred calls are made (module docs). `batched` is how
+    /// many batched calls the expressions have: when all are prefetched, each
+    /// item is evaluated once.
     async fn eval_items<R>(
         mut self,
         count: usize,
         env: &EvalEnv<'_>,
-        mode: CallMode,
         batched: usize,
-        eval: impl Fn(usize, &EvalEnv<'_>) -> R,
-    ) -> Vec<R> {
+        eval: impl Fn(usize, &EvalEnv<'_>) -> Step<R>,
+    ) -> Vec<Result<R, EvalError>> {
         if batched == 0 {
-            return (0..count).map(|item| eval(item, env)).collect();
+            return (0..count).map(|item| eval(item, env).map_err(Stop::into_error)).collect();
         }
         if batched == self.calls.len() {
-            return (0..count).map(|item| eval(item, &self.env(env, item))).collect();
+            return (0..count).map(|item| eval(item, &self.env(env, item)).map_err(Stop::into_error)).collect();
         }
-        let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
+        let mut results: Vec<Option<Result<R, EvalError>>> = (0..count).map(|_| None).collect();
         let mut pending: Vec<usize> = (0..count).collect();
         while !pending.is_empty() {
             let mut set_aside = Vec::new();
             for item in pending {
-                let before = self.noted();
-                let result = eval(item, &self.env(env, item));
-                if self.noted() == before {
-                    results[item] = Some(result);
-                } else {
-                    set_aside.push(item);
+                match eval(item, &self.env(env, item)) {
+                    Err(Stop::Pending) => set_aside.push(item),
+                    done => results[item] = Some(done.map_err(Stop::into_error)),
                 }
             }
-            self.make_noted(env, mode).await;
+            self.make_noted(env).await;
             pending = set_aside;
         }
         results.into_iter().map(|r| r.expect("every item was evaluated to the end")).collect()
     }
 
     /// Makes the round's noted calls, one batch per call site, and keeps their answers.
-    async fn make_noted(&mut self, env: &EvalEnv<'_>, mode: CallMode) {
+    async fn make_noted(&mut self, env: &EvalEnv<'_>) {
         let noted = std::mem::take(self.noted.get_mut().unwrap_or_else(PoisonError::into_inner));
         let ctx = CallContext { rule_id: env.rule_id };
-        let mut sites: Vec<(usize, Vec<Noted>)> = Vec::new();
+        let mut sites: Vec<(CallId, Vec<Noted>)> = Vec::new();
         for call in noted {
-            match sites.iter_mut().find(|(key, _)| *key == call.key) {
+            match sites.iter_mut().find(|(id, _)| *id == call.id) {
                 Some((_, calls)) => calls.push(call),
-                None => sites.push((call.key, vec![call])),
+                None => sites.push((call.id, vec![call])),
             }
         }
-        for (key, calls) in sites {
+        for (id, calls) in sites {
             let rows: Vec<&[Value]> = calls.iter().map(|c| c.args.as_slice()).collect();
-            let answers = call_batch(calls[0].function.as_ref(), &ctx, &rows, mode).await;
+            let answers = call_batch(calls[0].function.as_ref(), &ctx, &rows).await;
             let results = merge(&calls[0].name, vec![None; calls.len()], answers);
             for (call, result) in calls.iter().zip(results) {
-                self.deferred.insert((key, call.item, call.row), result);
+                self.deferred.insert((id, call.item, call.row), result);
             }
         }
     }
-}
-
-/// The output of an evaluation whose calls all block: it never waits.
-pub(crate) fn blocking<T>(evaluation: impl std::future::Future<Output = T>) -> T {
-    evaluation.now_or_never().expect("blocking calls leave nothing to await")
 }
 
 /// One result per row: its argument's error, or the function's next answer.
@@ -243,10 +215,9 @@ fn merge(name: &str, failed: Vec<Option<EvalError>>, answers: BatchAnswers) -> V
 impl Prefetch<'_> {
     /// The batched result of `call` for this item, if it was made.
     pub(crate) fn get(&self, call: &Call) -> Option<Result<Value, EvalError>> {
-        let address = key(call);
-        match self.results.calls.iter().find(|(k, _)| *k == address) {
+        match self.results.calls.iter().find(|(id, _)| *id == call.id) {
             Some((_, results)) => results.get(self.item).cloned(),
-            None => self.results.deferred.get(&(address, self.item, self.row)).cloned(),
+            None => self.results.deferred.get(&(call.id, self.item, self.row)).cloned(),
         }
     }
 
@@ -255,11 +226,11 @@ impl Prefetch<'_> {
         Prefetch { row, ..self }
     }
 
-    /// Notes that this item's evaluation reached `call` with `args`. The
-    /// error returned stands in for its result: the item is evaluated again.
-    pub(crate) fn defer(&self, call: &Call, args: Vec<Value>) -> EvalError {
+    /// Notes that this item's evaluation reached `call` with `args`: the item
+    /// is pending, to be evaluated again once the call is made.
+    pub(crate) fn defer(&self, call: &Call, args: Vec<Value>) -> Stop {
         let noted = Noted {
-            key: key(call),
+            id: call.id,
             item: self.item,
             row: self.row,
             name: Arc::clone(&call.name),
@@ -267,18 +238,8 @@ impl Prefetch<'_> {
             args,
         };
         self.results.noted.lock().unwrap_or_else(PoisonError::into_inner).push(noted);
-        EvalError::Deferred(Arc::clone(&call.name))
+        Stop::Pending
     }
-}
-
-/// A call node's identity: its address in the plan.
-fn key(call: &Call) -> usize {
-    std::ptr::from_ref(call) as usize
-}
-
-/// Whether a call is made once per batch rather than once per row.
-pub(super) fn is_batched(call: &Call) -> bool {
-    !call.aggregate && call.function.meta().origin != FunctionOrigin::Builtin
 }
 
 /// How many calls made once per batch `exprs` have, anywhere.
@@ -290,11 +251,10 @@ fn batched_total<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> usize {
 fn batched_count(exprs: &[Expr]) -> usize {
     let mut count = 0;
     for expr in exprs {
-        expr.walk(&mut |e| count += usize::from(matches!(e, Expr::Call(call) if is_batched(call))));
+        expr.walk(&mut |e| count += usize::from(matches!(e, Expr::Call(call) if call.batched)));
     }
     count
 }
-
 /// The batched calls of `exprs`, innermost first.
 fn batched_calls<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> Vec<&'e Call> {
     let mut calls = Vec::new();
@@ -348,7 +308,7 @@ fn collect_batched<'e>(expr: &'e Expr, out: &mut Vec<&'e Call>) {
             }
             // Prefetched only if its arguments need no deferred call: the
             // prefetch computes them once, before any round.
-            if is_batched(call) && out.len() - before == batched_count(&call.args) {
+            if call.batched && out.len() - before == batched_count(&call.args) {
                 out.push(call);
             }
         }
@@ -372,13 +332,10 @@ pub(crate) async fn eval_rows<T: Tuple + Sync, R>(
     exprs: &[&Expr],
     rows: &[T],
     env: &EvalEnv<'_>,
-    mode: CallMode,
-    eval: impl Fn(&T, &EvalEnv<'_>) -> R,
-) -> Vec<R> {
-    let prefetched = Prefetched::compute(batched_calls(exprs.iter().copied()), rows, env, mode).await;
-    prefetched
-        .eval_items(rows.len(), env, mode, batched_total(exprs.iter().copied()), |i, env| eval(&rows[i], env))
-        .await
+    eval: impl Fn(&T, &EvalEnv<'_>) -> Step<R>,
+) -> Vec<Result<R, EvalError>> {
+    let prefetched = Prefetched::compute(batched_calls(exprs.iter().copied()), rows, env).await;
+    prefetched.eval_items(rows.len(), env, batched_total(exprs.iter().copied()), |i, env| eval(&rows[i], env)).await
 }
 
 /// `eval` of each group of a batch of groups, `exprs` being the expressions
@@ -388,71 +345,48 @@ async fn eval_groups<T: Tuple + Sync, R>(
     exprs: &[&Expr],
     groups: &[&[T]],
     env: &EvalEnv<'_>,
-    mode: CallMode,
-    eval: impl Fn(&[T], &EvalEnv<'_>) -> R,
-) -> Vec<R> {
+    eval: impl Fn(&[T], &EvalEnv<'_>) -> Step<R>,
+) -> Vec<Result<R, EvalError>> {
     Prefetched::default()
-        .eval_items(groups.len(), env, mode, batched_total(exprs.iter().copied()), |i, env| eval(groups[i], env))
+        .eval_items(groups.len(), env, batched_total(exprs.iter().copied()), |i, env| eval(groups[i], env))
         .await
 }
 
 impl Expr {
     /// Evaluates the expression for each row of a batch, making each batched
     /// call once for the batch (module docs). One result per row, in order.
-    pub fn eval_batch<T: Tuple + Sync>(&self, rows: &[T], env: &EvalEnv<'_>) -> Vec<Result<Value, EvalError>> {
-        blocking(self.eval_batch_with(rows, env, CallMode::Blocking))
-    }
-
-    /// [`Expr::eval_batch`], its batched calls made as `mode` says.
-    pub(crate) async fn eval_batch_with<T: Tuple + Sync>(
-        &self,
-        rows: &[T],
-        env: &EvalEnv<'_>,
-        mode: CallMode,
-    ) -> Vec<Result<Value, EvalError>> {
-        eval_rows(&[self], rows, env, mode, |row, env| self.eval(row, env)).await
+    pub async fn eval_batch<T: Tuple + Sync>(&self, rows: &[T], env: &EvalEnv<'_>) -> Vec<Result<Value, EvalError>> {
+        eval_rows(&[self], rows, env, |row, env| self.eval_step(row, env)).await
     }
 
     /// [`Expr::eval_group`] of each group, making each batched call once for
     /// the groups (module docs). One result per group, in order.
-    pub(crate) async fn eval_groups_with<T: Tuple + Sync>(
+    pub async fn eval_groups<T: Tuple + Sync>(
         &self,
         groups: &[&[T]],
         env: &EvalEnv<'_>,
-        mode: CallMode,
     ) -> Vec<Result<Value, EvalError>> {
-        eval_groups(&[self], groups, env, mode, |group, env| self.eval_group(group, env)).await
+        eval_groups(&[self], groups, env, |group, env| self.eval_group_step(group, env)).await
     }
 }
 
 impl Projection {
     /// The output map of each row of a batch, making each batched call once
     /// for the batch (module docs). One result per row, in order.
-    pub fn eval_batch<T: Tuple + Sync>(&self, rows: &[T], env: &EvalEnv<'_>) -> Vec<Result<Map, EvalError>> {
-        blocking(self.eval_batch_with(rows, env, CallMode::Blocking))
-    }
-
-    /// [`Projection::eval_batch`], its batched calls made as `mode` says.
-    pub(crate) async fn eval_batch_with<T: Tuple + Sync>(
-        &self,
-        rows: &[T],
-        env: &EvalEnv<'_>,
-        mode: CallMode,
-    ) -> Vec<Result<Map, EvalError>> {
+    pub async fn eval_batch<T: Tuple + Sync>(&self, rows: &[T], env: &EvalEnv<'_>) -> Vec<Result<Map, EvalError>> {
         let exprs: Vec<&Expr> = self.exprs().map(|(_, e)| e).collect();
-        eval_rows(&exprs, rows, env, mode, |row, env| self.eval(row, env)).await
+        eval_rows(&exprs, rows, env, |row, env| self.eval_step(row, env)).await
     }
 
     /// [`Projection::eval_group`] of each group, making each batched call
     /// once for the groups (module docs). One result per group, in order.
-    pub(crate) async fn eval_groups_with<T: Tuple + Sync>(
+    pub async fn eval_groups<T: Tuple + Sync>(
         &self,
         groups: &[&[T]],
         env: &EvalEnv<'_>,
-        mode: CallMode,
     ) -> Vec<Result<Map, EvalError>> {
         let exprs: Vec<&Expr> = self.exprs().map(|(_, e)| e).collect();
-        eval_groups(&exprs, groups, env, mode, |group, env| self.eval_group(group, env)).await
+        eval_groups(&exprs, groups, env, |group, env| self.eval_group_step(group, env)).await
     }
 }
 
@@ -486,11 +420,11 @@ mod tests {
                 None => Ok(Value::Null),
             }
         }
-        fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> Vec<Result<Value, FunctionError>> {
+        fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> crate::function::BatchCall {
             self.batches.lock().unwrap().push(rows.len());
-            let results = rows.iter().map(|args| self.call(ctx, args)).collect();
+            let results: BatchAnswers = rows.iter().map(|args| self.call(ctx, args)).collect();
             self.calls.fetch_sub(rows.len(), Ordering::Relaxed);
-            results
+            Box::pin(std::future::ready(results))
         }
     }
 
@@ -503,8 +437,9 @@ mod tests {
         fn new() -> Self {
             let registry = registry();
             let meta = FunctionMeta {
-                origin: FunctionOrigin::Native,
+                origin: crate::function::FunctionOrigin::Native,
                 owner: "testplugin".into(),
+                calling: crate::function::Calling::Batched,
                 ..FunctionMeta::builtin("plus1", FunctionKind::Scalar, 1, Some(1), "x + 1")
             };
             let plus1 = Arc::new(Plus1 { meta, calls: AtomicUsize::new(0), batches: Arc::default() });
@@ -524,6 +459,11 @@ mod tests {
         }
     }
 
+    /// The output of an evaluation whose calls all answer at once.
+    fn now<T>(evaluation: impl std::future::Future<Output = T>) -> T {
+        futures::FutureExt::now_or_never(evaluation).expect("the test's functions answer at once")
+    }
+
     fn rows(xs: &[i64]) -> Vec<Row> {
         xs.iter().map(|x| row_of(&[("x", *x)])).collect()
     }
@@ -535,7 +475,7 @@ mod tests {
     #[test]
     fn a_plugin_call_is_made_once_per_batch_and_nested_calls_innermost_first() {
         let f = Fixture::new();
-        let out = f.expr("plus1(plus1(x)) * 10").eval_batch(&rows(&[1, 2, 3]), &env());
+        let out = now(f.expr("plus1(plus1(x)) * 10").eval_batch(&rows(&[1, 2, 3]), &env()));
         assert_eq!(values(out), vec![Ok(30), Ok(40), Ok(50)]);
         assert_eq!(f.counts(), (0, vec![3, 3]));
     }
@@ -544,7 +484,7 @@ mod tests {
     fn errors_stay_with_their_row() {
         let f = Fixture::new();
         // Row 2's argument fails before the call; row 3's call fails in the function.
-        let out = f.expr("plus1(10 / x)").eval_batch(&rows(&[5, 0, 1, 10]), &env());
+        let out = now(f.expr("plus1(10 / x)").eval_batch(&rows(&[5, 0, 1, 10]), &env()));
         let out = values(out);
         assert_eq!(out[0], Ok(3));
         assert_eq!(out[1], Err("divided by zero".into()));
@@ -552,21 +492,21 @@ mod tests {
         assert!(out[3].as_ref().is_ok_and(|v| *v == 2));
         // Only the rows whose arguments could be computed reached the function.
         assert_eq!(f.counts(), (0, vec![3]));
-        let out = values(f.expr("plus1(x)").eval_batch(&rows(&[1, 13, 2]), &env()));
+        let out = values(now(f.expr("plus1(x)").eval_batch(&rows(&[1, 13, 2]), &env())));
         assert_eq!(out, vec![Ok(2), Err("plus1: unlucky".into()), Ok(3)]);
     }
 
     #[test]
     fn conditional_calls_are_batched_over_the_rows_that_reach_them() {
         let f = Fixture::new();
-        let out = f.expr("CASE WHEN x > 1 THEN plus1(x) ELSE 0 END").eval_batch(&rows(&[1, 2, 3]), &env());
+        let out = now(f.expr("CASE WHEN x > 1 THEN plus1(x) ELSE 0 END").eval_batch(&rows(&[1, 2, 3]), &env()));
         assert_eq!(values(out), vec![Ok(0), Ok(3), Ok(4)]);
         assert_eq!(f.counts(), (0, vec![2]));
-        let out = f.expr("x > 100 AND plus1(x) > 0").eval_batch(&rows(&[1, 2]), &env());
+        let out = now(f.expr("x > 100 AND plus1(x) > 0").eval_batch(&rows(&[1, 2]), &env()));
         assert!(out.iter().all(|r| matches!(r, Ok(Value::Bool(false)))));
         assert_eq!(f.counts(), (0, vec![2]), "the right side of AND was not needed");
         // The first WHEN is always evaluated: prefetched.
-        let out = f.expr("CASE WHEN plus1(x) > 2 THEN 1 ELSE 0 END").eval_batch(&rows(&[1, 2]), &env());
+        let out = now(f.expr("CASE WHEN plus1(x) > 2 THEN 1 ELSE 0 END").eval_batch(&rows(&[1, 2]), &env()));
         assert_eq!(values(out), vec![Ok(0), Ok(1)]);
         assert_eq!(f.counts(), (0, vec![2, 2]));
     }
@@ -574,11 +514,11 @@ mod tests {
     #[test]
     fn a_call_that_needs_another_deferred_call_waits_a_round() {
         let f = Fixture::new();
-        let out = f.expr("CASE WHEN x > 1 THEN plus1(plus1(x)) ELSE x END").eval_batch(&rows(&[1, 2, 3]), &env());
+        let out = now(f.expr("CASE WHEN x > 1 THEN plus1(plus1(x)) ELSE x END").eval_batch(&rows(&[1, 2, 3]), &env()));
         assert_eq!(values(out), vec![Ok(1), Ok(4), Ok(5)]);
         assert_eq!(f.counts(), (0, vec![2, 2]), "two rounds of the two rows that reach them");
         // Evaluated unconditionally, but its argument has a conditional call: not prefetched.
-        let out = f.expr("plus1(CASE WHEN x > 1 THEN plus1(x) ELSE x END)").eval_batch(&rows(&[1, 2, 3]), &env());
+        let out = now(f.expr("plus1(CASE WHEN x > 1 THEN plus1(x) ELSE x END)").eval_batch(&rows(&[1, 2, 3]), &env()));
         assert_eq!(values(out), vec![Ok(2), Ok(4), Ok(5)]);
         // Row 1 reaches the outer call in the first round, rows 2 and 3 in the second.
         assert_eq!(f.counts(), (0, vec![2, 2, 1, 2, 2]));
@@ -587,7 +527,7 @@ mod tests {
     #[test]
     fn a_deferred_call_keeps_its_error_with_its_row() {
         let f = Fixture::new();
-        let out = f.expr("CASE WHEN x > 0 THEN plus1(x) END").eval_batch(&rows(&[13, 0, 2]), &env());
+        let out = now(f.expr("CASE WHEN x > 0 THEN plus1(x) END").eval_batch(&rows(&[13, 0, 2]), &env()));
         assert_eq!(values(out), vec![Err("plus1: unlucky".into()), Ok(-1), Ok(3)]);
         assert_eq!(f.counts(), (0, vec![2]));
     }
@@ -597,8 +537,7 @@ mod tests {
         let f = Fixture::new();
         let (a, b) = (rows(&[1, 2]), rows(&[10, 20, 30]));
         let groups: Vec<&[Row]> = vec![&a, &b];
-        let over_groups =
-            |expr: &str| values(blocking(f.expr(expr).eval_groups_with(&groups, &env(), CallMode::Blocking)));
+        let over_groups = |expr: &str| values(now(f.expr(expr).eval_groups(&groups, &env())));
         assert_eq!(over_groups("plus1(mysum(x))"), vec![Ok(4), Ok(61)]);
         assert_eq!(f.counts(), (0, vec![2]), "one batch for the two groups");
         assert_eq!(over_groups("mysum(plus1(x))"), vec![Ok(5), Ok(63)]);
@@ -614,20 +553,12 @@ mod tests {
         let f = Fixture::new();
         let (a, b) = (rows(&[1, 13, 2]), rows(&[3]));
         let groups: Vec<&[Row]> = vec![&a, &b];
-        let out = blocking(f.expr("mysum(plus1(x)) + mysum(x / (x - 2))").eval_groups_with(
-            &groups,
-            &env(),
-            CallMode::Blocking,
-        ));
+        let out = now(f.expr("mysum(plus1(x)) + mysum(x / (x - 2))").eval_groups(&groups, &env()));
         assert_eq!(values(out), vec![Err("plus1: unlucky".into()), Ok(4 + 3)]);
         // Rows 1 and 13 of the first group and the second group's row reach
         // plus1; 13 fails, so the first group's evaluation stops at it.
         assert_eq!(f.counts(), (0, vec![4]));
-        let out = blocking(f.expr("mysum(x / (x - 2)) + mysum(plus1(x))").eval_groups_with(
-            &groups,
-            &env(),
-            CallMode::Blocking,
-        ));
+        let out = now(f.expr("mysum(x / (x - 2)) + mysum(plus1(x))").eval_groups(&groups, &env()));
         assert_eq!(values(out), vec![Err("divided by zero".into()), Ok(3 + 4)]);
         assert_eq!(f.counts(), (0, vec![4, 1]), "the first group never reaches plus1");
     }
@@ -639,13 +570,13 @@ mod tests {
         let ctx = CompileContext { sources: &sources, registry: &f.registry, rule_id: "test_rule" };
         let projection =
             compile_projection(&select_items("SELECT plus1(x) AS a, x, plus1(x) + 1 AS b FROM demo"), &ctx).unwrap();
-        let out = projection.eval_batch(&rows(&[1, 2]), &env());
+        let out = now(projection.eval_batch(&rows(&[1, 2]), &env()));
         let b: Vec<i64> = out.iter().map(|m| m.as_ref().unwrap()["b"].as_i64().unwrap()).collect();
         assert_eq!(b, vec![3, 4]);
         assert_eq!(f.counts(), (0, vec![2, 2]));
         // Built-ins only: the row-by-row path, same results as eval.
         let upper = compile_projection(&select_items("SELECT x + 1 AS y FROM demo"), &ctx).unwrap();
-        let batch = upper.eval_batch(&rows(&[7]), &env());
+        let batch = now(upper.eval_batch(&rows(&[7]), &env()));
         assert_eq!(batch[0].as_ref().unwrap(), &upper.eval(&rows(&[7])[0], &env()).unwrap());
     }
 }

@@ -1,12 +1,11 @@
 //! Evaluation of an [`Expr`] against one row ([`Expr::eval`]) or a group of
 //! rows ([`Expr::eval_group`]).
 
-use super::batch::is_batched;
 use super::like::compile_like;
 use super::ops::{self, describe};
 use super::tree::{BinaryOp, Call, Expr, LikePattern};
 use super::tuple::{EmptyTuple, Tuple, lookup};
-use super::{EvalEnv, EvalError};
+use super::{EvalEnv, EvalError, Step, Stop};
 use crate::function::CallContext;
 use crate::value::Value;
 
@@ -31,6 +30,12 @@ impl Expr {
     /// Evaluates the expression for one row (WHERE, GROUP BY keys, a per-event SELECT).
     /// An aggregate here sees a group of just this row.
     pub fn eval(&self, row: &dyn Tuple, env: &EvalEnv<'_>) -> Result<Value, EvalError> {
+        self.eval_step(row, env).map_err(Stop::into_error)
+    }
+
+    /// [`Expr::eval`] as a step of a batch's evaluation: pending on a batched
+    /// call whose answer is not there yet.
+    pub(crate) fn eval_step(&self, row: &dyn Tuple, env: &EvalEnv<'_>) -> Step<Value> {
         self.eval_in(Scope::Row(row), env)
     }
 
@@ -38,11 +43,16 @@ impl Expr {
     /// group of it): aggregate calls see their arguments over every row; any
     /// column outside an aggregate reads the group's first row (eKuiper).
     pub fn eval_group<T: Tuple>(&self, rows: &[T], env: &EvalEnv<'_>) -> Result<Value, EvalError> {
+        self.eval_group_step(rows, env).map_err(Stop::into_error)
+    }
+
+    /// [`Expr::eval_group`] as a step of a batch's evaluation.
+    pub(crate) fn eval_group_step<T: Tuple>(&self, rows: &[T], env: &EvalEnv<'_>) -> Step<Value> {
         let rows: Vec<&dyn Tuple> = rows.iter().map(|r| r as &dyn Tuple).collect();
         self.eval_in(Scope::Group(&rows), env)
     }
 
-    pub(crate) fn eval_in(&self, scope: Scope<'_>, env: &EvalEnv<'_>) -> Result<Value, EvalError> {
+    pub(crate) fn eval_in(&self, scope: Scope<'_>, env: &EvalEnv<'_>) -> Step<Value> {
         match self {
             Expr::Literal(v) => Ok(v.clone()),
             Expr::Column { qualifier, name } => {
@@ -55,15 +65,15 @@ impl Expr {
             Expr::Index(base, index) => {
                 let base = base.eval_in(scope, env)?;
                 let index = index.eval_in(scope, env)?;
-                index_value(&base, &index)
+                Ok(index_value(&base, &index)?)
             }
             Expr::Slice { base, start, end } => {
                 let base = base.eval_in(scope, env)?;
                 let start = start.as_ref().map(|e| e.eval_in(scope, env)).transpose()?;
                 let end = end.as_ref().map(|e| e.eval_in(scope, env)).transpose()?;
-                slice_value(&base, start.as_ref(), end.as_ref())
+                Ok(slice_value(&base, start.as_ref(), end.as_ref())?)
             }
-            Expr::Unary(op, e) => ops::unary(*op, e.eval_in(scope, env)?),
+            Expr::Unary(op, e) => Ok(ops::unary(*op, e.eval_in(scope, env)?)?),
             Expr::Binary(op, left, right) => binary(*op, left, right, scope, env),
             Expr::Case { operand, branches, else_result } => {
                 let operand = operand.as_ref().map(|o| o.eval_in(scope, env)).transpose()?;
@@ -104,7 +114,8 @@ impl Expr {
                     Value::Null => return Ok(Value::Null),
                     Value::String(s) => s,
                     other => {
-                        return Err(EvalError::type_error(format!("LIKE needs a string, got {}", describe(&other))));
+                        let message = format!("LIKE needs a string, got {}", describe(&other));
+                        return Err(EvalError::type_error(message).into());
                     }
                 };
                 let matched = match pattern {
@@ -115,10 +126,8 @@ impl Expr {
                             compile_like(&p, *escape, *case_insensitive).map_err(EvalError::Invalid)?.is_match(&text)
                         }
                         other => {
-                            return Err(EvalError::type_error(format!(
-                                "LIKE pattern must be a string, got {}",
-                                describe(&other)
-                            )));
+                            let message = format!("LIKE pattern must be a string, got {}", describe(&other));
+                            return Err(EvalError::type_error(message).into());
                         }
                     },
                 };
@@ -140,9 +149,9 @@ impl Expr {
 }
 
 impl Call {
-    fn eval_in(&self, scope: Scope<'_>, env: &EvalEnv<'_>) -> Result<Value, EvalError> {
+    fn eval_in(&self, scope: Scope<'_>, env: &EvalEnv<'_>) -> Step<Value> {
         if let Some(result) = env.prefetch.and_then(|p| p.get(self)) {
-            return result;
+            return Ok(result?);
         }
         let args = if self.aggregate {
             // Each argument over every row of the group, one list per argument.
@@ -154,7 +163,7 @@ impl Call {
             // by the row too): every row goes on to note its own, so that one
             // round makes them for all rows; an error of a row stops the
             // evaluation there, as it would without batching.
-            let mut deferred = None;
+            let mut pending = false;
             let mut lists = Vec::with_capacity(self.args.len());
             for arg in &self.args {
                 // Sized up front: collecting Results would grow the list step by step.
@@ -163,23 +172,21 @@ impl Call {
                     let row_env = EvalEnv { prefetch: env.prefetch.map(|p| p.in_row(i)), ..*env };
                     match arg.eval_in(Scope::Row(*row), &row_env) {
                         Ok(value) => values.push(value),
-                        Err(e @ EvalError::Deferred(_)) => {
-                            deferred.get_or_insert(e);
-                        }
-                        Err(e) => return Err(deferred.unwrap_or(e)),
+                        Err(Stop::Pending) => pending = true,
+                        Err(failed) => return Err(if pending { Stop::Pending } else { failed }),
                     }
                 }
                 lists.push(Value::list(values));
             }
-            if let Some(e) = deferred {
-                return Err(e);
+            if pending {
+                return Err(Stop::Pending);
             }
             lists
         } else {
             self.args.iter().map(|arg| arg.eval_in(scope, env)).collect::<Result<Vec<_>, _>>()?
         };
         if let Some(prefetch) = env.prefetch
-            && is_batched(self)
+            && self.batched
         {
             return Err(prefetch.defer(self, args));
         }
@@ -188,7 +195,7 @@ impl Call {
 }
 
 /// `AND` / `OR` are three-valued and short-circuit; the other operators evaluate both sides.
-fn binary(op: BinaryOp, left: &Expr, right: &Expr, scope: Scope<'_>, env: &EvalEnv<'_>) -> Result<Value, EvalError> {
+fn binary(op: BinaryOp, left: &Expr, right: &Expr, scope: Scope<'_>, env: &EvalEnv<'_>) -> Step<Value> {
     match op {
         BinaryOp::And | BinaryOp::Or => {
             let decisive = op == BinaryOp::Or;
@@ -206,14 +213,14 @@ fn binary(op: BinaryOp, left: &Expr, right: &Expr, scope: Scope<'_>, env: &EvalE
         _ => {
             let l = left.eval_in(scope, env)?;
             let r = right.eval_in(scope, env)?;
-            match op {
+            Ok(match op {
                 BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => {
-                    ops::arithmetic(op, &l, &r)
+                    ops::arithmetic(op, &l, &r)?
                 }
-                BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => ops::bitwise(op, &l, &r),
-                BinaryOp::Concat => Ok(ops::concat(&l, &r)),
-                _ => ops::compare(op, &l, &r).map(Value::Bool),
-            }
+                BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => ops::bitwise(op, &l, &r)?,
+                BinaryOp::Concat => ops::concat(&l, &r),
+                _ => Value::Bool(ops::compare(op, &l, &r)?),
+            })
         }
     }
 }

@@ -100,10 +100,10 @@ mod tuple;
 #[cfg(test)]
 mod test_util;
 
-pub(crate) use batch::{CallMode, blocking, eval_rows};
+pub(crate) use batch::eval_rows;
 pub use compile::{CompileContext, SourceSchema, compile, compile_with_aliases};
 pub use projection::{Projection, ProjectionColumn, compile_projection};
-pub use tree::{BinaryOp, Call, Expr, LikePattern, UnaryOp};
+pub use tree::{BinaryOp, Call, CallId, Expr, LikePattern, UnaryOp};
 pub use tuple::{JoinedRow, Tuple};
 
 use crate::function::FunctionError;
@@ -146,11 +146,41 @@ pub enum EvalError {
     /// Another runtime problem (a bad dynamic `LIKE` pattern, a non-integer index).
     #[error("{0}")]
     Invalid(String),
-    /// A call of a batch whose answer is not there yet, named: the item is
-    /// evaluated again once the batch's call is made (`batch`'s docs), so
-    /// this never reaches a rule's status.
-    #[error("{0}: deferred to the batch")]
-    Deferred(std::sync::Arc<str>),
+}
+
+/// How far one item's evaluation got in a batch: its value, or a [`Stop`].
+pub(crate) type Step<T> = Result<T, Stop>;
+
+/// Why an item's evaluation stopped before its value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Stop {
+    /// It failed; the rule counts the error.
+    Failed(EvalError),
+    /// It reached a batched call whose answer is not there yet: the item is
+    /// evaluated again once the batch's call is made (`batch`'s docs).
+    Pending,
+}
+
+impl From<EvalError> for Stop {
+    fn from(error: EvalError) -> Self {
+        Stop::Failed(error)
+    }
+}
+
+impl From<FunctionError> for Stop {
+    fn from(error: FunctionError) -> Self {
+        Stop::Failed(error.into())
+    }
+}
+
+impl Stop {
+    /// The error of an evaluation outside a batch, where no call is pending.
+    pub(crate) fn into_error(self) -> EvalError {
+        match self {
+            Stop::Failed(error) => error,
+            Stop::Pending => EvalError::Invalid("a batched call was never answered".into()),
+        }
+    }
 }
 
 impl EvalError {

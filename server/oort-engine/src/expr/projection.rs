@@ -12,7 +12,7 @@ use super::compile::{Aliases, CompileContext, Compiler, position, unsupported};
 use super::eval::Scope;
 use super::tree::Expr;
 use super::tuple::Tuple;
-use super::{EvalEnv, EvalError};
+use super::{EvalEnv, EvalError, Step, Stop};
 use crate::value::{Map, Value};
 
 /// eKuiper's prefix for the names of unnamed output columns.
@@ -126,17 +126,27 @@ fn derived_name(sql: &SqlExpr, expr: &Expr) -> Option<String> {
 impl Projection {
     /// The output map for one row.
     pub fn eval(&self, row: &dyn Tuple, env: &EvalEnv<'_>) -> Result<Map, EvalError> {
+        self.eval_step(row, env).map_err(Stop::into_error)
+    }
+
+    /// [`Projection::eval`] as a step of a batch's evaluation.
+    pub(crate) fn eval_step(&self, row: &dyn Tuple, env: &EvalEnv<'_>) -> Step<Map> {
         self.eval_in(Scope::Row(row), env)
     }
 
     /// The output map for a group: aggregates over all rows, everything else
     /// (including `*`) from the first row.
     pub fn eval_group<T: Tuple>(&self, rows: &[T], env: &EvalEnv<'_>) -> Result<Map, EvalError> {
+        self.eval_group_step(rows, env).map_err(Stop::into_error)
+    }
+
+    /// [`Projection::eval_group`] as a step of a batch's evaluation.
+    pub(crate) fn eval_group_step<T: Tuple>(&self, rows: &[T], env: &EvalEnv<'_>) -> Step<Map> {
         let rows: Vec<&dyn Tuple> = rows.iter().map(|r| r as &dyn Tuple).collect();
         self.eval_in(Scope::Group(&rows), env)
     }
 
-    fn eval_in(&self, scope: Scope<'_>, env: &EvalEnv<'_>) -> Result<Map, EvalError> {
+    fn eval_in(&self, scope: Scope<'_>, env: &EvalEnv<'_>) -> Step<Map> {
         let mut out = Map::new();
         for column in &self.columns {
             if let ProjectionColumn::Wildcard { qualifier } = column {

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use oort_sql::Position;
 use regex::Regex;
@@ -112,9 +113,25 @@ pub enum Expr {
     CountStar,
 }
 
+/// A call site's identity, unique in the process: the key of its answers
+/// when its calls are made per batch. Given by the compiler ([`Call::new`]);
+/// a copy of the call (an inlined SELECT alias) keeps it, which is right,
+/// since it makes the same calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallId(u64);
+
+impl CallId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        CallId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 /// A call of a registered function.
 #[derive(Clone)]
 pub struct Call {
+    /// The call site.
+    pub id: CallId,
     /// The function's name, lower-case.
     pub name: Arc<str>,
     /// The function.
@@ -123,6 +140,10 @@ pub struct Call {
     pub args: Vec<Expr>,
     /// Whether it is an aggregate (each argument becomes a list over the group).
     pub aggregate: bool,
+    /// Whether its calls are made once per batch of rows or groups rather
+    /// than one by one ([`Calling::is_batched`](crate::function::Calling::is_batched)).
+    /// Calls of aggregates never are: their one call per group sees every row.
+    pub batched: bool,
     /// Where the call is in the SQL.
     pub position: Option<Position>,
 }
@@ -130,10 +151,11 @@ pub struct Call {
 impl fmt::Debug for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
+            .field("id", &self.id)
             .field("name", &self.name)
-            .field("origin", &self.function.meta().origin)
             .field("args", &self.args)
             .field("aggregate", &self.aggregate)
+            .field("batched", &self.batched)
             .field("position", &self.position)
             .finish()
     }
@@ -143,9 +165,12 @@ impl Call {
     /// A call of `function` with `args`.
     pub fn new(function: Arc<dyn Function>, args: Vec<Expr>, position: Option<Position>) -> Self {
         let meta = function.meta();
+        let aggregate = meta.kind == FunctionKind::Aggregate;
         Call {
+            id: CallId::next(),
             name: Arc::from(meta.name.as_str()),
-            aggregate: meta.kind == FunctionKind::Aggregate,
+            aggregate,
+            batched: !aggregate && meta.calling.is_batched(),
             function,
             args,
             position,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::pipeline::{RuleMetrics, filter_rows};
-use crate::expr::{CallMode, EvalEnv, EvalError, Expr, eval_rows};
+use crate::expr::{EvalEnv, Expr, Step, eval_rows};
 use crate::group::GroupKey;
 use crate::metrics::now_ms;
 use crate::plan::RulePlan;
@@ -13,14 +13,11 @@ use crate::value::{Map, Value};
 use crate::window::WindowBatch;
 
 /// Groups each closed window by the GROUP BY keys, applies HAVING, projects
-/// each group, and orders the results: one result set per window. `mode`
-/// says whether the batched calls of WHERE (count and sliding windows) and
-/// of a per-row projection are awaited.
+/// each group, and orders the results: one result set per window.
 pub(super) async fn process_windows(
     plan: &RulePlan,
     metrics: &RuleMetrics,
     batches: Vec<WindowBatch>,
-    mode: CallMode,
 ) -> Vec<Vec<Map>> {
     let mut results = Vec::with_capacity(batches.len());
     for batch in batches {
@@ -30,10 +27,10 @@ pub(super) async fn process_windows(
         let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None };
         let mut rows = batch.rows;
         if plan.filters_after_window() {
-            rows = filter_rows(plan, metrics, rows, &env, now_ms(), mode).await;
+            rows = filter_rows(plan, metrics, rows, &env, now_ms()).await;
         }
-        let groups = group_rows(plan, rows, &env, metrics, mode).await;
-        let groups = having_groups(plan, metrics, groups, &env, mode).await;
+        let groups = group_rows(plan, rows, &env, metrics).await;
+        let groups = having_groups(plan, metrics, groups, &env).await;
         // eKuiper: a window with no aggregate and no GROUP BY key emits every row;
         // otherwise each group gives one row.
         let per_row = plan.dimensions.is_empty() && !plan.projection.has_aggregate();
@@ -48,14 +45,14 @@ pub(super) async fn process_windows(
         let projected = if per_row {
             let mut projected = Vec::with_capacity(units.len());
             for group in &groups {
-                projected.extend(plan.projection.eval_batch_with(group, &env, mode).await);
+                projected.extend(plan.projection.eval_batch(group, &env).await);
             }
             projected
         } else {
-            plan.projection.eval_groups_with(&units, &env, mode).await
+            plan.projection.eval_groups(&units, &env).await
         };
         let mut out: Vec<(Vec<Value>, Map)> = Vec::with_capacity(units.len());
-        for (keys, projected) in order_keys(plan, &units, &env, mode).await.into_iter().zip(projected) {
+        for (keys, projected) in order_keys(plan, &units, &env).await.into_iter().zip(projected) {
             match projected {
                 Ok(row) => {
                     metrics.project.record_out(1);
@@ -101,13 +98,7 @@ pub(super) async fn process_windows(
 const GROUPING_CHUNK: usize = 4096;
 
 /// Splits a window's rows by the GROUP BY keys, keeping the order in which groups first appear.
-async fn group_rows(
-    plan: &RulePlan,
-    rows: Vec<Row>,
-    env: &EvalEnv<'_>,
-    metrics: &RuleMetrics,
-    mode: CallMode,
-) -> Vec<Vec<Row>> {
+async fn group_rows(plan: &RulePlan, rows: Vec<Row>, env: &EvalEnv<'_>, metrics: &RuleMetrics) -> Vec<Vec<Row>> {
     let Some(counters) = metrics.aggregate.as_ref().filter(|_| !plan.dimensions.is_empty()) else {
         return if rows.is_empty() { Vec::new() } else { vec![rows] };
     };
@@ -120,8 +111,8 @@ async fn group_rows(
     // of rows) at once: the memory held stays bounded.
     while !owned.as_slice().is_empty() {
         let chunk = &owned.as_slice()[..owned.len().min(GROUPING_CHUNK)];
-        let keys = eval_rows(&dimensions, chunk, env, mode, |row, env| {
-            dimensions.iter().map(|d| d.eval(row, env)).collect::<Result<Vec<Value>, EvalError>>()
+        let keys = eval_rows(&dimensions, chunk, env, |row, env| {
+            dimensions.iter().map(|d| d.eval_step(row, env)).collect::<Step<Vec<Value>>>()
         })
         .await;
         // Keys first: zip takes from its first iterator before it finds the
@@ -151,7 +142,6 @@ async fn having_groups(
     metrics: &RuleMetrics,
     groups: Vec<Vec<Row>>,
     env: &EvalEnv<'_>,
-    mode: CallMode,
 ) -> Vec<Vec<Row>> {
     for group in &groups {
         metrics.project.record_in(group.len() as u64, now_ms());
@@ -159,7 +149,7 @@ async fn having_groups(
     let (Some(having), Some(counters)) = (&plan.having, &metrics.having) else { return groups };
     counters.record_in(groups.len() as u64, now_ms());
     let refs: Vec<&[Row]> = groups.iter().map(Vec::as_slice).collect();
-    let verdicts = having.expr.eval_groups_with(&refs, env, mode).await;
+    let verdicts = having.expr.eval_groups(&refs, env).await;
     let kept: Vec<Vec<Row>> = groups
         .into_iter()
         .zip(verdicts)
@@ -178,10 +168,10 @@ async fn having_groups(
 
 /// The ORDER BY keys of each unit (a group, or a row of a window that emits
 /// rows); a key that cannot be computed is NULL.
-async fn order_keys(plan: &RulePlan, units: &[&[Row]], env: &EvalEnv<'_>, mode: CallMode) -> Vec<Vec<Value>> {
+async fn order_keys(plan: &RulePlan, units: &[&[Row]], env: &EvalEnv<'_>) -> Vec<Vec<Value>> {
     let mut keys: Vec<Vec<Value>> = (0..units.len()).map(|_| Vec::with_capacity(plan.order_by.len())).collect();
     for (order, _) in &plan.order_by {
-        for (key, value) in keys.iter_mut().zip(order.expr.eval_groups_with(units, env, mode).await) {
+        for (key, value) in keys.iter_mut().zip(order.expr.eval_groups(units, env).await) {
             key.push(value.unwrap_or(Value::Null));
         }
     }

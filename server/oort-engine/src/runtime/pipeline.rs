@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::grouping::process_windows;
 use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Results, Tail};
 use crate::connector::SourceEvent;
-use crate::expr::{CallMode, EvalEnv, blocking};
+use crate::expr::EvalEnv;
 use crate::metrics::{OperatorMetrics, now_ms};
 use crate::plan::{RulePlan, Stage};
 use crate::row::Row;
@@ -70,7 +70,7 @@ pub(super) async fn run_operators(
         TimeMode::Processing
     };
     let window = plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode).with_max_bytes(window_bytes));
-    let pipelined = window.is_none() && plan.calls_out_of_process();
+    let pipelined = window.is_none() && plan.calls_remote();
     let stages = Stages {
         timestamp_field: plan.stream.timestamp_field().map(str::to_owned),
         decoder: decode::Decoder::new(&plan.stream),
@@ -112,7 +112,7 @@ async fn run_in_order(
         let results = tokio::select! {
             () = cancel.cancelled() => return,
             () = sleep => match window.as_mut() {
-                Some(w) => process_windows(&stages.plan, &stages.metrics, w.on_tick(now_ms()), CallMode::Awaited).await,
+                Some(w) => process_windows(&stages.plan, &stages.metrics, w.on_tick(now_ms())).await,
                 None => Vec::new(),
             },
             received = rx.recv_many(&mut batch, RECEIVE_BATCH) => {
@@ -120,7 +120,7 @@ async fn run_in_order(
                     return;
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);
-                stages.on_events(std::mem::take(&mut batch), window.as_mut(), CallMode::Awaited).await
+                stages.on_events(std::mem::take(&mut batch), window.as_mut()).await
             }
         };
         output.emit(results).await;
@@ -131,18 +131,14 @@ async fn run_in_order(
 /// batches came: while one batch waits for a plugin's or a service's answers,
 /// the next ones are decoded and their calls sent, so the plugin or service
 /// never idles between batches. For rules without a window only, whose
-/// batches are independent of each other.
-///
-/// Where every out-of-process function of the rule can be awaited (external
-/// services), the batches are futures of the rule task itself; otherwise each
-/// is evaluated on a blocking thread, which blocks on the calls.
+/// batches are independent of each other. The batches are futures of the
+/// rule task itself.
 async fn run_pipelined(
     stages: Arc<Stages>,
     mut rx: mpsc::Receiver<SourceEvent>,
     output: Output,
     cancel: CancellationToken,
 ) {
-    let on_task = stages.plan.awaits_every_call();
     let mut pending = FuturesOrdered::new();
     let mut batch = Vec::new();
     let mut open = true;
@@ -163,16 +159,13 @@ async fn run_pipelined(
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);
                 let (stages, events) = (Arc::clone(&stages), std::mem::take(&mut batch));
-                let evaluation: BoxFuture<'static, Result<Vec<Vec<Map>>, String>> = if on_task {
-                    std::panic::AssertUnwindSafe(async move { stages.on_events(events, None, CallMode::Awaited).await })
+                // Boxed: the future of a spawned task must be nameable as `Send`
+                // for every lifetime, which the closure's inferred type is not.
+                let evaluation: BoxFuture<'static, Result<Vec<Vec<Map>>, String>> =
+                    std::panic::AssertUnwindSafe(async move { stages.on_events(events, None).await })
                         .catch_unwind()
                         .map(|done| done.map_err(|panic| panic_message(&panic)))
-                        .boxed()
-                } else {
-                    tokio::task::spawn_blocking(move || blocking(stages.on_events(events, None, CallMode::Blocking)))
-                        .map(|done| done.map_err(|e| e.to_string()))
-                        .boxed()
-                };
+                        .boxed();
                 pending.push_back(evaluation);
             }
         }
@@ -216,13 +209,8 @@ impl Stages {
     /// Runs a batch of events through the operators (and the window, if any);
     /// returns their results in order. Each stage takes the whole batch, so that
     /// a function of a plugin or an external service is called once per batch,
-    /// not once per row; `mode` says whether those calls are awaited.
-    async fn on_events(
-        &self,
-        batch: Vec<SourceEvent>,
-        window: Option<&mut WindowOperator>,
-        mode: CallMode,
-    ) -> Vec<Vec<Map>> {
+    /// not once per row.
+    async fn on_events(&self, batch: Vec<SourceEvent>, window: Option<&mut WindowOperator>) -> Vec<Vec<Map>> {
         let now = now_ms();
         let started = Instant::now();
         let received = batch.len() as u64;
@@ -250,7 +238,7 @@ impl Stages {
             }
         }
         if !self.plan.filters_after_window() {
-            rows = filter_rows(&self.plan, m, rows, &env, now, mode).await;
+            rows = filter_rows(&self.plan, m, rows, &env, now).await;
         }
         let mut results = Vec::new();
         match window {
@@ -264,7 +252,7 @@ impl Stages {
                     if let Some(wm) = &m.window {
                         wm.set_buffer_length(w.buffered() as u64);
                     }
-                    results.extend(process_windows(&self.plan, m, batches, mode).await);
+                    results.extend(process_windows(&self.plan, m, batches).await);
                 }
                 let dropped = w.evicted() - evicted;
                 if let Some(wm) = m.window.as_ref().filter(|_| dropped > 0) {
@@ -276,7 +264,7 @@ impl Stages {
             }
             None => {
                 m.project.record_in(rows.len() as u64, now);
-                for out in self.plan.projection.eval_batch_with(&rows, &env, mode).await {
+                for out in self.plan.projection.eval_batch(&rows, &env).await {
                     match out {
                         Ok(out) => {
                             m.project.record_out(1);
@@ -313,11 +301,10 @@ pub(super) async fn filter_rows(
     rows: Vec<Row>,
     env: &EvalEnv<'_>,
     now: i64,
-    mode: CallMode,
 ) -> Vec<Row> {
     let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) else { return rows };
     m.record_in(rows.len() as u64, now);
-    let verdicts = filter.expr.eval_batch_with(&rows, env, mode).await;
+    let verdicts = filter.expr.eval_batch(&rows, env).await;
     let passed: Vec<Row> = rows
         .into_iter()
         .zip(verdicts)

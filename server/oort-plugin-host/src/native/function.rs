@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use oort_engine::function::ArgInfo;
-use oort_engine::{CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin, Value};
+use oort_engine::{
+    BatchCall, CallContext, Calling, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin, Value,
+};
 use oort_plugin::abi::{OortValue, tag};
 use prost::Message;
 
@@ -25,6 +27,7 @@ impl NativeFunction {
             kind: if aggregate { FunctionKind::Aggregate } else { FunctionKind::Scalar },
             origin: FunctionOrigin::Native,
             owner: owner.to_owned(),
+            calling: Calling::Batched,
             min_args: 0,
             max_args: None,
             description: description.to_owned(),
@@ -163,10 +166,12 @@ impl Function for NativeFunction {
         out.unwrap_or_else(|| Err(FunctionError::failed(&self.meta.name, "the plugin returned no result")))
     }
 
-    fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> Vec<Result<Value, FunctionError>> {
-        match self.batch(ctx.rule_id, rows) {
+    /// The batch in one crossing of the boundary, on the calling thread.
+    fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> BatchCall {
+        let answers = match self.batch(ctx.rule_id, rows) {
             Ok(results) => results,
             Err(error) => rows.iter().map(|_| Err(error.clone())).collect(),
-        }
+        };
+        Box::pin(std::future::ready(answers))
     }
 }

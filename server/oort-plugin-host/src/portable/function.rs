@@ -3,22 +3,27 @@
 //! opened on first use and reopened after a restart or an update; one
 //! `call_batch` is one `InvokeBatch` and waits for its one `InvokeResponse`, at
 //! most `call_timeout`. The streams run on the process's connection for calls,
-//! on the host's [`CallRuntime`]: the calling thread writes the batch and reads
-//! the answer itself, and polls for it while it is short in coming, because
+//! on the host's [`CallRuntime`]: the thread that waits (a blocking thread for
+//! a batch, the caller for a single call) writes the batch and reads the
+//! answer itself, and polls for it while it is short in coming, because
 //! on a small machine waking a sleeping thread is most of a round trip's
 //! cost. A call that times out kills the process (the supervisor restarts
 //! it) and fails that batch's rows; the next batch goes to the new process.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oort_engine::function::ArgInfo;
-use oort_engine::io::CallRuntime;
-use oort_engine::{CallContext, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin, Value};
+use oort_engine::{
+    BatchAnswers, BatchCall, CallContext, Calling, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin,
+    Value,
+};
 use oort_proto::plugin::v1::{
     ArgRow, InvokeBatch, InvokeOpen, InvokeRequest, InvokeResponse, call_result, invoke_request,
 };
+use oort_runtimes::CallRuntime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -62,6 +67,7 @@ impl PortableFunction {
             kind: if aggregate { FunctionKind::Aggregate } else { FunctionKind::Scalar },
             origin: FunctionOrigin::Portable,
             owner: owner.to_owned(),
+            calling: Calling::Remote,
             min_args: 0,
             max_args: None,
             description: description.to_owned(),
@@ -74,35 +80,41 @@ impl PortableFunction {
         Arc::clone(streams.entry((rule_id.to_owned(), nargs)).or_default())
     }
 
-    /// Calls the plugin with one batch; `Err` fails every row.
-    fn batch(&self, rule_id: &str, rows: &[&[Value]]) -> Result<Vec<Result<Value, FunctionError>>, BatchError> {
+    /// The call of one batch, to be driven on the host's [`CallRuntime`].
+    fn invoke(
+        &self,
+        rule_id: &str,
+        rows: &[&[Value]],
+    ) -> Result<impl Future<Output = Result<InvokeResponse, BatchError>> + Send + 'static, BatchError> {
         let nargs = rows.first().map_or(0, |r| r.len());
         if rows.iter().any(|r| r.len() != nargs) {
             return Err(BatchError("every row of a batch needs the same number of arguments".into()));
         }
         let args: Vec<ArgRow> = rows.iter().map(|r| ArgRow { args: r.iter().map(convert::to_pb).collect() }).collect();
         let stream = self.stream(rule_id, nargs);
-        let supervisor = self.target.get();
         let open =
             InvokeOpen { function: self.meta.name.clone(), rule_id: rule_id.to_owned(), arg_count: nargs as u32 };
-        let call = call(supervisor, stream, open, args);
-        let response = self.calls.block(call)?;
-        if response.results.len() != rows.len() {
-            return Err(BatchError(format!(
-                "the plugin answered {} results for {} rows",
-                response.results.len(),
-                rows.len()
-            )));
-        }
-        Ok(response
+        Ok(call(self.target.get(), stream, open, args))
+    }
+}
+
+/// One answer per row of a batch of `rows` rows; a failed batch fails every row.
+fn answers(name: &str, rows: usize, response: Result<InvokeResponse, BatchError>) -> BatchAnswers {
+    let response = response.and_then(|response| match response.results.len() {
+        n if n == rows => Ok(response),
+        n => Err(BatchError(format!("the plugin answered {n} results for {rows} rows"))),
+    });
+    match response {
+        Ok(response) => response
             .results
             .into_iter()
             .map(|r| match r.result {
                 Some(call_result::Result::Value(v)) => Ok(convert::from_pb(&v)),
-                Some(call_result::Result::Error(e)) => Err(FunctionError::failed(&self.meta.name, e)),
+                Some(call_result::Result::Error(e)) => Err(FunctionError::failed(name, e)),
                 None => Ok(Value::Null),
             })
-            .collect())
+            .collect(),
+        Err(BatchError(message)) => vec![Err(FunctionError::failed(name, message)); rows],
     }
 }
 
@@ -209,20 +221,28 @@ impl Function for PortableFunction {
         }
     }
 
+    /// One row, on the calling thread, which drives the call runtime itself.
     fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
-        self.call_batch(ctx, &[args]).pop().unwrap_or_else(|| Err(FunctionError::failed(&self.meta.name, "no result")))
+        let response = self.invoke(ctx.rule_id, &[args]).and_then(|call| self.calls.block(call));
+        answers(&self.meta.name, 1, response)
+            .pop()
+            .unwrap_or_else(|| Err(FunctionError::failed(&self.meta.name, "no result")))
     }
 
-    fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> Vec<Result<Value, FunctionError>> {
-        if rows.is_empty() {
-            return Vec::new();
-        }
-        match self.batch(ctx.rule_id, rows) {
-            Ok(results) => results,
-            Err(BatchError(message)) => {
-                let error = FunctionError::failed(&self.meta.name, message);
-                rows.iter().map(|_| Err(error.clone())).collect()
-            }
-        }
+    /// The batch on a blocking thread, which drives the call runtime while it
+    /// waits: the rule's task awaits that thread, and never blocks.
+    fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> BatchCall {
+        let (name, count) = (self.meta.name.clone(), rows.len());
+        let call = self.invoke(ctx.rule_id, rows);
+        let calls = Arc::clone(&self.calls);
+        Box::pin(async move {
+            let response = match call {
+                Ok(call) => tokio::task::spawn_blocking(move || calls.block(call))
+                    .await
+                    .unwrap_or_else(|e| Err(BatchError(format!("the call's thread failed: {e}")))),
+                Err(e) => Err(e),
+            };
+            answers(&name, count, response)
+        })
     }
 }

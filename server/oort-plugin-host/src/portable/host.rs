@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use oort_engine::io::{CallRuntime, IoRuntime};
 use oort_engine::{ConnectorRegistry, FunctionOrigin, FunctionRegistry};
+use oort_runtimes::{CallRuntime, IoRuntime};
 
 use super::PortableConfig;
 use super::function::PortableFunction;
@@ -146,7 +146,7 @@ impl PortableHost {
     ) -> Result<Self, HostError> {
         let sockets = SocketDir::create(&root)?;
         let io = Arc::new(
-            IoRuntime::named(config.io_threads, "oort-plugins")
+            IoRuntime::new(config.io_threads, "oort-plugins", oort_engine::THREAD_STACK_BYTES)
                 .map_err(|e| HostError::io("starting the plugin runtime", e))?,
         );
         let calls = Arc::new(CallRuntime::new().map_err(|e| HostError::io("starting the plugin call runtime", e))?);

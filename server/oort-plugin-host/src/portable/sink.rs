@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use oort_engine::io::IoRuntime;
 use oort_engine::{ConnectorError, Map, Sink, SinkConfig, SinkFactory};
 use oort_proto::plugin::v1::{OpenSinkRequest, OpenSinkResponse, SinkBatch, SinkOpen, open_sink_request};
+use oort_runtimes::IoRuntime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 

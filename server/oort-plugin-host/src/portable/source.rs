@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_engine::io::IoRuntime;
 use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput};
 use oort_proto::plugin::v1::{OpenSourceRequest, OpenSourceResponse};
+use oort_runtimes::IoRuntime;
 use tokio_util::sync::CancellationToken;
 
 use super::convert;

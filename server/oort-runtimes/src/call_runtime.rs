@@ -1,30 +1,10 @@
-//! [`IoRuntime`]: the tokio runtime that external services' connections live
-//! on, and the bridge from the engine's synchronous `Function::call` to it;
-//! and [`CallRuntime`], a runtime that the threads waiting on it drive
-//! themselves, for single round trips where a hand-off between threads is
-//! most of the cost.
-//!
-//! The engine calls such a function once per batch of events (`call_batch`:
-//! an external function runs the batch's calls concurrently, a portable
-//! plugin sends it as one message). A rule whose out-of-process functions all
-//! have an asynchronous form awaits the batch on its own task
-//! ([`IoRuntime::run`]); on the engine's own runtime ([`IoRuntime::on`]) no
-//! thread then hands the calls to another. Otherwise the batch blocks the
-//! thread that evaluates it until the answers, or the deadline, whichever
-//! comes first: `IoRuntime::block` spawns the work on that runtime and waits
-//! for it; `CallRuntime::block` runs it on the calling thread, which drives
-//! the runtime's I/O itself while it waits. Both wait inside
-//! `block_in_place` when the caller is a worker of a multi-threaded runtime
-//! (so the caller's other tasks move to another thread and the server keeps
-//! serving).
+//! [`CallRuntime`]: a runtime that the threads waiting on it drive themselves.
 
 use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
 /// How long [`CallRuntime::block`] polls for an answer before it sleeps in
@@ -32,86 +12,6 @@ use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 /// waking a sleeping thread costs as much as the rest of the round trip
 /// (about 20 µs on a virtual machine).
 const SPIN: Duration = Duration::from_micros(500);
-
-/// The runtime of external calls: one of its own, shut down (without
-/// waiting) when dropped, or the engine's ([`IoRuntime::on`]).
-pub struct IoRuntime {
-    runtime: Option<Runtime>,
-    handle: Handle,
-}
-
-impl IoRuntime {
-    /// A runtime with `threads` workers, for external calls.
-    pub fn new(threads: usize) -> std::io::Result<Self> {
-        Self::named(threads, "oort-external")
-    }
-
-    /// A runtime with `threads` workers whose threads are called `name`.
-    pub fn named(threads: usize, name: &str) -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .thread_stack_size(crate::THREAD_STACK_BYTES)
-            .thread_name(name)
-            .enable_all()
-            .build()?;
-        let handle = runtime.handle().clone();
-        Ok(Self { runtime: Some(runtime), handle })
-    }
-
-    /// Calls on an existing runtime, the engine's own: a rule task that
-    /// awaits them ([`IoRuntime::run`]) then shares their connections'
-    /// threads and crosses none. It must be multi-threaded, since
-    /// [`IoRuntime::block`] waits for it inside one of its tasks.
-    ///
-    /// # Panics
-    /// If the runtime is a current-thread one.
-    pub fn on(handle: Handle) -> Self {
-        assert_eq!(handle.runtime_flavor(), RuntimeFlavor::MultiThread, "calls need a multi-threaded runtime");
-        Self { runtime: None, handle }
-    }
-
-    /// `future` (which uses connections made in this runtime) as a future
-    /// of the caller's: polled by the caller itself when this is the
-    /// engine's runtime ([`IoRuntime::on`]), else spawned on this runtime's
-    /// threads, where its connections are, and awaited. `None` if the runtime
-    /// shut down meanwhile.
-    pub fn run<F, T>(&self, future: F) -> BoxFuture<'static, Option<T>>
-    where
-        F: Future<Output = T> + Send + 'static,
-        T: Send + 'static,
-    {
-        if self.runtime.is_none() {
-            future.map(Some).boxed()
-        } else {
-            self.handle.spawn(future).map(Result::ok).boxed()
-        }
-    }
-
-    /// The runtime's handle, to build clients inside it (`handle().enter()`).
-    pub fn handle(&self) -> &Handle {
-        &self.handle
-    }
-
-    /// Runs `future` on this runtime and blocks the calling thread until it
-    /// finishes. `None` if the runtime shut down meanwhile.
-    pub fn block<F, T>(&self, future: F) -> Option<T>
-    where
-        F: Future<Output = T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = tx.send(future.await);
-        });
-        let wait = move || rx.recv().ok();
-        match Handle::try_current() {
-            Ok(current) if current.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(wait),
-            // A current-thread runtime (tests) or no runtime: the call runs on
-            // this runtime's threads, so blocking here cannot deadlock it.
-            _ => wait(),
-        }
-    }
-}
 
 /// A current-thread runtime with no thread of its own: the threads that wait
 /// in [`CallRuntime::block`] drive it, so the connections made inside it
@@ -184,14 +84,6 @@ impl Drop for CallRuntime {
     }
 }
 
-impl Drop for IoRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -256,38 +148,5 @@ mod tests {
         // A task of a current-thread runtime.
         let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         assert_eq!(current.block_on(async { calls.block(ask(&echo, 3)) }), 6);
-    }
-
-    /// The name of the thread a future is polled on.
-    async fn polled_on() -> Option<String> {
-        std::thread::current().name().map(str::to_owned)
-    }
-
-    #[test]
-    fn run_polls_on_the_callers_runtime_when_it_is_the_engines_and_spawns_on_its_own_otherwise() {
-        let engine = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("engine")
-            .enable_all()
-            .build()
-            .unwrap();
-        let shared = IoRuntime::on(engine.handle().clone());
-        let own = IoRuntime::named(1, "own-io").unwrap();
-        let on = |io: &IoRuntime| {
-            let run = io.run(polled_on());
-            engine.block_on(engine.spawn(run)).unwrap().flatten()
-        };
-        assert_eq!(on(&shared).as_deref(), Some("engine"));
-        assert_eq!(on(&own).as_deref(), Some("own-io"));
-        // Blocking on the engine's runtime from one of its tasks, too.
-        let blocked = engine.block_on(engine.spawn(async move { shared.block(polled_on()) })).unwrap().flatten();
-        assert_eq!(blocked.as_deref(), Some("engine"));
-    }
-
-    #[test]
-    #[should_panic(expected = "multi-threaded")]
-    fn a_current_thread_runtime_cannot_be_the_engines() {
-        let current = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let _ = IoRuntime::on(current.handle().clone());
     }
 }
