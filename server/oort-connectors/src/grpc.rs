@@ -15,6 +15,11 @@ use crate::bus::{BusSource, TopicBus};
 pub struct GrpcSourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for GrpcSourceFactory {
+    /// None besides every stream's own.
+    fn options(&self) -> Option<&'static [oort_engine::ConnectorOption]> {
+        Some(&[])
+    }
+
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
         Ok(BusSource::subscribe(&self.0, &config.stream))
     }

@@ -25,6 +25,11 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 pub struct HttpPushSourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for HttpPushSourceFactory {
+    /// None besides every stream's own.
+    fn options(&self) -> Option<&'static [oort_engine::ConnectorOption]> {
+        Some(&[])
+    }
+
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
         if !config.datasource.starts_with('/') {
             return Err(ConnectorError::Config(format!(

@@ -41,16 +41,31 @@ pub struct Buses {
     pub http: Arc<TopicBus>,
 }
 
+/// What the built-in connectors are given: the buses, the server's policies
+/// and defaults.
+pub struct Builtins<'a> {
+    /// The in-process buses.
+    pub buses: &'a Buses,
+    /// Where `file` connectors may read and write.
+    pub files: &'a Arc<FileRoots>,
+    /// Where the `rest` sink may connect.
+    pub egress: &'a Arc<EgressPolicy>,
+    /// The broker of `mqtt` streams and of `mqtt` actions without `server`.
+    pub mqtt_server: &'a str,
+}
+
 /// Registers every built-in source and sink.
-pub fn register_all(registry: &ConnectorRegistry, buses: &Buses, files: &Arc<FileRoots>, egress: &Arc<EgressPolicy>) {
+pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
+    let Builtins { buses, files, egress, mqtt_server } = *builtins;
     registry.register_source("memory", Arc::new(memory::MemorySourceFactory(Arc::clone(&buses.memory))));
     registry.register_sink("memory", Arc::new(memory::MemorySinkFactory(Arc::clone(&buses.memory))));
     registry.register_source("grpc", Arc::new(grpc::GrpcSourceFactory(Arc::clone(&buses.grpc))));
     registry.register_sink("grpc", Arc::new(grpc::GrpcSinkFactory));
     registry.register_sink("log", Arc::new(log::LogSinkFactory));
     registry.register_source("httppush", Arc::new(httppush::HttpPushSourceFactory(Arc::clone(&buses.http))));
-    registry.register_source("mqtt", Arc::new(mqtt::MqttSourceFactory::new()));
-    registry.register_sink("mqtt", Arc::new(mqtt::MqttSinkFactory));
+    let mqtt = mqtt::MqttConfig::with_server(mqtt_server);
+    registry.register_source("mqtt", Arc::new(mqtt::MqttSourceFactory::with_config(mqtt)));
+    registry.register_sink("mqtt", Arc::new(mqtt::MqttSinkFactory { default_server: mqtt_server.to_owned() }));
     registry.register_source("file", Arc::new(file::FileSourceFactory(Arc::clone(files))));
     registry.register_sink("file", Arc::new(file::FileSinkFactory(Arc::clone(files))));
     registry.register_sink("rest", Arc::new(rest::RestSinkFactory(Arc::clone(egress))));

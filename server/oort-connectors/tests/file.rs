@@ -274,7 +274,14 @@ async fn interval_rereads_and_ignored_lines_are_skipped() {
 async fn registered_by_register_all() {
     let registry = oort_engine::ConnectorRegistry::new();
     let egress = Arc::new(oort_policy::EgressPolicy::default());
-    oort_connectors::register_all(&registry, &oort_connectors::Buses::default(), &roots(), &egress);
+    let buses = oort_connectors::Buses::default();
+    let builtins = oort_connectors::Builtins {
+        buses: &buses,
+        files: &roots(),
+        egress: &egress,
+        mqtt_server: oort_connectors::mqtt::DEFAULT_SERVER,
+    };
+    oort_connectors::register_all(&registry, &builtins);
     assert!(registry.source("file").is_some());
     assert!(registry.sink("file").is_some());
     assert!(registry.sink("rest").is_some());

@@ -186,7 +186,7 @@ async fn sink_publishes_what_a_subscriber_receives() {
         row(&[("a", Value::Int(2)), ("b", Value::Null)]),
     ];
 
-    let mut sink = MqttSinkFactory
+    let mut sink = MqttSinkFactory::default()
         .build(&sink_config(serde_json::json!({"server": broker.url(), "topic": "oort/out/all", "qos": 1})))
         .unwrap();
     sink.open().await.unwrap();
@@ -203,7 +203,7 @@ async fn sink_publishes_what_a_subscriber_receives() {
     for qos in [0u8, 1, 2] {
         let props =
             serde_json::json!({"server": broker.url(), "topic": "oort/out/single", "qos": qos, "sendSingle": true});
-        let mut sink = MqttSinkFactory.build(&sink_config(props)).unwrap();
+        let mut sink = MqttSinkFactory::default().build(&sink_config(props)).unwrap();
         sink.open().await.unwrap();
         timeout(WAIT, sink.collect(&rows)).await.unwrap().unwrap();
         for a in [1, 2] {
@@ -219,7 +219,7 @@ async fn sink_publishes_what_a_subscriber_receives() {
 #[tokio::test]
 async fn sink_fails_with_external_when_the_broker_is_down() {
     let port = free_port();
-    let mut sink = MqttSinkFactory
+    let mut sink = MqttSinkFactory::default()
         .build(&sink_config(serde_json::json!({"server": format!("tcp://127.0.0.1:{port}"), "topic": "t"})))
         .unwrap();
     let opened = timeout(WAIT, sink.open()).await.expect("open gives up in time");
@@ -234,7 +234,7 @@ async fn sink_fails_with_external_when_the_broker_is_down() {
 async fn sink_reconnects_after_a_broker_restart() {
     let mut broker = Broker::start().await;
     let props = serde_json::json!({"server": broker.url(), "topic": "oort/sink/restart", "qos": 1});
-    let mut sink = MqttSinkFactory.build(&sink_config(props)).unwrap();
+    let mut sink = MqttSinkFactory::default().build(&sink_config(props)).unwrap();
     sink.open().await.unwrap();
     let mut subscriber = TestClient::connect(&broker).await;
     subscriber.subscribe("oort/sink/restart", QoS::AtLeastOnce).await;
@@ -271,7 +271,7 @@ async fn sink_to_source_over_mqtt5() {
     source.wait_subscribed(&publisher, "oort/v5").await;
 
     let props = serde_json::json!({"server": broker.url(), "topic": "oort/v5", "qos": 2, "protocolVersion": "5"});
-    let mut sink = MqttSinkFactory.build(&sink_config(props)).unwrap();
+    let mut sink = MqttSinkFactory::default().build(&sink_config(props)).unwrap();
     sink.open().await.unwrap();
     timeout(WAIT, sink.collect(&[row(&[("v", Value::Float(5.0))])])).await.unwrap().unwrap();
     let event = source.next().await;

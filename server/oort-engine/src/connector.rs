@@ -19,6 +19,15 @@ pub enum ConnectorError {
     /// The stream options or action properties are wrong; the rule cannot start.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// One option is wrong: unknown to the connector, or a value it cannot
+    /// take. The key lets the caller point at it in the definition.
+    #[error("invalid configuration: {message}")]
+    Option {
+        /// The option's key, as the connector declares it.
+        key: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
     /// The outside world failed (a broker down, a file missing); may be retried.
     #[error("{0}")]
     External(String),
@@ -188,10 +197,103 @@ pub trait Sink: Send + 'static {
     }
 }
 
+/// One option a connector declares: what a stream's definition is checked
+/// against when it is created, and what the docs and the API list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectorOption {
+    /// Its key: a stream's `WITH` key (upper-case) or an action's property
+    /// (as written, camelCase).
+    pub key: &'static str,
+    /// What its value may be.
+    pub kind: OptionKind,
+    /// Its default as text; empty when it has none.
+    pub default: &'static str,
+    /// What it does, in one sentence.
+    pub description: &'static str,
+}
+
+/// What the value of a [`ConnectorOption`] may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    /// Any text.
+    Text,
+    /// `true` or `false`, any case.
+    Bool,
+    /// A non-negative integer.
+    Count,
+    /// A non-negative integer of milliseconds.
+    Millis,
+    /// One of these words, any case.
+    OneOf(&'static [&'static str]),
+}
+
+impl OptionKind {
+    /// What the value must be, for messages and listings.
+    pub fn describe(self) -> String {
+        match self {
+            OptionKind::Text => "text".into(),
+            OptionKind::Bool => "\"true\" or \"false\"".into(),
+            OptionKind::Count => "a non-negative integer".into(),
+            OptionKind::Millis => "a non-negative integer of milliseconds".into(),
+            OptionKind::OneOf(words) => {
+                let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+                format!("one of {}", quoted.join(", "))
+            }
+        }
+    }
+
+    fn accepts(self, value: &str) -> bool {
+        let value = value.trim();
+        match self {
+            OptionKind::Text => true,
+            OptionKind::Bool => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
+            OptionKind::Count | OptionKind::Millis => value.parse::<u64>().is_ok(),
+            OptionKind::OneOf(words) => words.iter().any(|w| w.eq_ignore_ascii_case(value)),
+        }
+    }
+}
+
+/// Checks a stream's connector options against what its connector declares:
+/// every key that is not one of the stream's own ([`oort_sql::option_key::STREAM`])
+/// must be declared, with a value of its kind.
+pub fn check_options(
+    connector: &str,
+    declared: &[ConnectorOption],
+    options: &BTreeMap<String, String>,
+) -> Result<(), ConnectorError> {
+    for (key, value) in options {
+        if oort_sql::option_key::STREAM.contains(&key.as_str()) {
+            continue;
+        }
+        let Some(option) = declared.iter().find(|o| o.key.eq_ignore_ascii_case(key)) else {
+            let known: Vec<&str> = declared.iter().map(|o| o.key).collect();
+            let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+            let message = format!(
+                "unknown option `{key}` of a {connector} stream; its connector's options are {known}, and every \
+                 stream's are {}",
+                oort_sql::option_key::STREAM.join(", ")
+            );
+            return Err(ConnectorError::Option { key: key.clone(), message });
+        };
+        if !option.kind.accepts(value) {
+            let message = format!("option {key} must be {}, got {value:?}", option.kind.describe());
+            return Err(ConnectorError::Option { key: key.clone(), message });
+        }
+    }
+    Ok(())
+}
+
 /// Builds sources of one type.
 pub trait SourceFactory: Send + Sync + 'static {
     /// Checks the configuration and builds a source.
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError>;
+
+    /// The options its streams may set in `WITH (...)` besides every stream's
+    /// own; `None` when it does not say (a plugin's source), and then any key
+    /// is passed to it unchecked.
+    fn options(&self) -> Option<&'static [ConnectorOption]> {
+        None
+    }
 
     /// Checks a stream's configuration when the stream is created, without
     /// building anything; what must be refused before any rule reads the
@@ -231,12 +333,33 @@ impl ConnectorRegistry {
     }
 
     /// Validates `stream`'s source options with its factory, if its type is
-    /// registered (a plugin's may come later; rules check again when they start).
+    /// registered (a plugin's may come later; rules check again when they
+    /// start): the options it declares ([`check_options`]), then its own checks.
     pub fn validate_source(&self, stream: &oort_sql::StreamDef) -> Result<(), ConnectorError> {
-        match self.source(stream.source_type()) {
-            Some(factory) => factory.validate(&SourceConfig::for_stream(stream, "")),
-            None => Ok(()),
+        if self.source(stream.source_type()).is_none() {
+            return Ok(());
         }
+        self.source_for(stream)?.validate(&SourceConfig::for_stream(stream, ""))
+    }
+
+    /// The factory of `stream`'s source, once the options it declares are
+    /// checked (a stream created before its plugin was installed was not
+    /// checked then).
+    pub fn source_for(&self, stream: &oort_sql::StreamDef) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
+        let source_type = stream.source_type();
+        let factory = self
+            .source(source_type)
+            .ok_or_else(|| ConnectorError::Config(format!("unknown source type {source_type}")))?;
+        if let Some(declared) = factory.options() {
+            check_options(&source_type.to_ascii_lowercase(), declared, &stream.options)?;
+        }
+        Ok(factory)
+    }
+
+    /// The options of every source type, by type.
+    pub fn source_options(&self) -> Vec<(String, Option<&'static [ConnectorOption]>)> {
+        let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
+        sources.iter().map(|(name, factory)| (name.clone(), factory.options())).collect()
     }
 
     /// Removes a source type; returns its factory.
@@ -267,5 +390,38 @@ impl ConnectorRegistry {
     /// Names of the registered sink types.
     pub fn sink_types(&self) -> Vec<String> {
         self.sinks.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DECLARED: &[ConnectorOption] = &[
+        ConnectorOption { key: "INTERVAL", kind: OptionKind::Millis, default: "0", description: "" },
+        ConnectorOption { key: "MODE", kind: OptionKind::OneOf(&["fast", "slow"]), default: "fast", description: "" },
+        ConnectorOption { key: "ON", kind: OptionKind::Bool, default: "true", description: "" },
+    ];
+
+    fn check(pairs: &[(&str, &str)]) -> Result<(), (String, String)> {
+        let options = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        check_options("demo", DECLARED, &options).map_err(|e| match e {
+            ConnectorError::Option { key, message } => (key, message),
+            other => panic!("not an option error: {other}"),
+        })
+    }
+
+    #[test]
+    fn declared_options_are_checked_by_kind_and_others_refused_by_key() {
+        assert_eq!(check(&[("DATASOURCE", "x"), ("INTERVAL", "10"), ("MODE", "SLOW"), ("ON", "False")]), Ok(()));
+        let (key, message) = check(&[("INTERVAL", "-1")]).unwrap_err();
+        assert_eq!(key, "INTERVAL");
+        assert_eq!(message, "option INTERVAL must be a non-negative integer of milliseconds, got \"-1\"");
+        assert!(check(&[("MODE", "medium")]).unwrap_err().1.contains("one of \"fast\", \"slow\""));
+        assert!(check(&[("ON", "yes")]).unwrap_err().1.contains("\"true\" or \"false\""));
+        let (key, message) = check(&[("COLOR", "red")]).unwrap_err();
+        assert_eq!(key, "COLOR");
+        assert!(message.contains("unknown option `COLOR` of a demo stream"), "{message}");
+        assert!(message.contains("INTERVAL, MODE, ON") && message.contains("TIMESTAMP"), "{message}");
     }
 }

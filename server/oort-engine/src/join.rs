@@ -70,11 +70,7 @@ pub fn start_loaders(
     let mut tasks = Vec::new();
     for (index, join) in plan.tables.iter().enumerate() {
         let def = &join.table;
-        let factory = connectors
-            .source(def.source_type())
-            .ok_or_else(|| ConnectorError::Config(format!("unknown source type {}", def.source_type())))?;
-        let config = SourceConfig::for_stream(def, &plan.rule_id);
-        let source = factory.build(&config)?;
+        let source = connectors.source_for(def)?.build(&SourceConfig::for_stream(def, &plan.rule_id))?;
         let rows = Arc::new(TableRows::default());
         let counters = table_counters(index);
         // A table's rows are its state: its loader waits rather than drops.

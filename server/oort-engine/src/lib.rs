@@ -38,8 +38,8 @@ pub mod value;
 pub mod window;
 
 pub use connector::{
-    BufferFull, ConnectorError, ConnectorRegistry, Payload, RuleGone, Sink, SinkConfig, SinkFactory, Source,
-    SourceConfig, SourceEvent, SourceFactory, SourceOutput,
+    BufferFull, ConnectorError, ConnectorOption, ConnectorRegistry, OptionKind, Payload, RuleGone, Sink, SinkConfig,
+    SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput, check_options,
 };
 pub use engine::{Engine, EngineError};
 pub use expr::{

@@ -14,6 +14,12 @@
 //!
 //! An empty field list declares a schemaless stream. `DATASOURCE` is
 //! required, as in eKuiper.
+//!
+//! `WITH` is an open map: the keys of [`option_key::STREAM`] are the
+//! stream's own (the engine reads them, and their values are checked here);
+//! any other key belongs to the stream's connector (`TYPE`), which declares
+//! and checks its options when the stream is created. The position of every
+//! key is kept ([`OptionPositions`]) so that those checks point at it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -24,7 +30,8 @@ use crate::cursor::Cursor;
 use crate::error::{Position, SqlError};
 use crate::types::{Field, FieldType, QuotedIdent, write_fields};
 
-/// The option keys eKuiper accepts in `WITH (...)`, in UPPERCASE.
+/// The option keys of every stream in `WITH (...)`, in UPPERCASE: eKuiper's
+/// stream properties. Any other key is an option of the stream's connector.
 pub mod option_key {
     /// The source's topic, path or table, depending on `TYPE`. Required.
     pub const DATASOURCE: &str = "DATASOURCE";
@@ -53,8 +60,8 @@ pub mod option_key {
     /// For scan tables: how many rows to keep.
     pub const RETAIN_SIZE: &str = "RETAIN_SIZE";
 
-    /// Every known key.
-    pub const ALL: [&str; 13] = [
+    /// Every stream's own keys, whatever its connector.
+    pub const STREAM: [&str; 13] = [
         DATASOURCE,
         FORMAT,
         KEY,
@@ -208,12 +215,29 @@ impl fmt::Display for StreamDef {
     }
 }
 
+/// Where each `WITH` key of a statement is, for checks made after parsing
+/// (a connector's options) to point at the key they refuse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptionPositions {
+    keys: HashMap<String, Option<Position>>,
+    with: Option<Position>,
+}
+
+impl OptionPositions {
+    /// The position of option `key` (case-insensitive) if it was written,
+    /// else of `WITH` (or of the end of the statement without one).
+    pub fn of(&self, key: &str) -> Option<Position> {
+        self.keys.get(&key.to_ascii_uppercase()).copied().flatten().or(self.with)
+    }
+}
+
 /// Parses one eKuiper `CREATE STREAM` / `CREATE TABLE` statement.
 ///
 /// Validates field names (no duplicates, case-insensitively), type names,
-/// option keys and well-known option values, that `DATASOURCE` is present,
-/// and that `TIMESTAMP` names a declared field. A trailing `;` is allowed;
-/// anything after it is an error.
+/// option keys (no duplicates) and the values of the stream's own options
+/// ([`option_key::STREAM`]), that `DATASOURCE` is present, and that
+/// `TIMESTAMP` names a declared field. A trailing `;` is allowed; anything
+/// after it is an error. The connector's options are its to check.
 ///
 /// ```
 /// let def = oort_sql::parse_stream_ddl(
@@ -224,6 +248,11 @@ impl fmt::Display for StreamDef {
 /// # Ok::<(), oort_sql::SqlError>(())
 /// ```
 pub fn parse_stream_ddl(sql: &str) -> Result<StreamDef, SqlError> {
+    parse_stream_ddl_with_positions(sql).map(|(def, _)| def)
+}
+
+/// [`parse_stream_ddl`], and where each option key is.
+pub fn parse_stream_ddl_with_positions(sql: &str) -> Result<(StreamDef, OptionPositions), SqlError> {
     let mut cursor = Cursor::new(sql)?;
     cursor.expect_keyword("CREATE")?;
     let kind = if cursor.peek_keyword("STREAM") {
@@ -261,7 +290,7 @@ pub fn parse_stream_ddl(sql: &str) -> Result<StreamDef, SqlError> {
 
     let def = StreamDef { name: name.value, kind, fields, options: options.values };
     validate(&def, &options.value_positions, with_position)?;
-    Ok(def)
+    Ok((def, OptionPositions { keys: options.key_positions, with: with_position }))
 }
 
 /// Parses `name type {, name type}` (at least one field).
@@ -322,10 +351,11 @@ fn parse_type(cursor: &mut Cursor, depth: usize) -> Result<FieldType, SqlError> 
     ))
 }
 
-/// Options as parsed, with the position of each value for later checks.
+/// Options as parsed, with the position of each key and value for later checks.
 #[derive(Default)]
 struct ParsedOptions {
     values: BTreeMap<String, String>,
+    key_positions: HashMap<String, Option<Position>>,
     value_positions: HashMap<String, Option<Position>>,
 }
 
@@ -339,12 +369,6 @@ fn parse_options(cursor: &mut Cursor, kind: StreamKind) -> Result<ParsedOptions,
     loop {
         let (word, key_position) = cursor.expect_word("an option name")?;
         let key = word.value.to_ascii_uppercase();
-        if !option_key::ALL.contains(&key.as_str()) {
-            return Err(SqlError::semantic(
-                format!("unknown option `{}`; valid options are {}", word.value, option_key::ALL.join(", ")),
-                key_position,
-            ));
-        }
         if options.values.contains_key(&key) {
             return Err(SqlError::semantic(format!("option {key} is given more than once"), key_position));
         }
@@ -365,6 +389,7 @@ fn parse_options(cursor: &mut Cursor, kind: StreamKind) -> Result<ParsedOptions,
         cursor.next_token();
         validate_option_value(&key, &value, kind, value_position)?;
         options.values.insert(key.clone(), value);
+        options.key_positions.insert(key.clone(), key_position);
         options.value_positions.insert(key, value_position);
 
         if !cursor.consume(&Token::Comma) {
@@ -597,12 +622,13 @@ mod tests {
     }
 
     #[test]
-    fn unknown_option() {
-        let e = error(r#"CREATE STREAM demo () WITH (DATASOURCE="d", COLOR="red")"#);
-        assert!(e.message().contains("unknown option `COLOR`"), "{e}");
-        assert!(e.message().contains("DATASOURCE, FORMAT, KEY"), "{e}");
-        assert!(e.message().contains("RETAIN_SIZE"), "{e}");
-        assert_eq!(e.position(), at(1, 45));
+    fn a_connectors_options_are_kept_with_the_position_of_their_keys() {
+        let sql = "CREATE STREAM demo () WITH (DATASOURCE=\"d\",\n  interval=\"100\")";
+        let (def, positions) = parse_stream_ddl_with_positions(sql).unwrap();
+        assert_eq!(def.option("INTERVAL"), Some("100"), "keys are upper-cased");
+        assert_eq!(positions.of("Interval"), at(2, 3));
+        assert_eq!(positions.of("DATASOURCE"), at(1, 29));
+        assert_eq!(positions.of("FILE_BASE"), at(1, 23), "a key not written: WITH");
     }
 
     #[test]
@@ -720,10 +746,10 @@ mod tests {
         assert!(e.message().contains("unknown type `DOUBLE`"), "{e}");
         assert_eq!(e.position(), at(3, 12));
 
-        let sql = "CREATE STREAM demo (a BIGINT)\nWITH (\n  DATASOURCE=\"demo\",\n  FORMATS=\"json\"\n)";
+        let sql = "CREATE STREAM demo (a BIGINT)\nWITH (\n  DATASOURCE=\"demo\",\n  SHARED=\"yes\"\n)";
         let e = error(sql);
-        assert!(e.message().contains("unknown option `FORMATS`"), "{e}");
-        assert_eq!(e.position(), at(4, 3));
+        assert!(e.message().contains("option SHARED must be"), "{e}");
+        assert_eq!(e.position(), at(4, 10));
     }
 
     #[test]

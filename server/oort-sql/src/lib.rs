@@ -52,7 +52,7 @@ mod window;
 
 pub use sqlparser;
 
-pub use ddl::{StreamDef, StreamKind, option_key, parse_stream_ddl};
+pub use ddl::{OptionPositions, StreamDef, StreamKind, option_key, parse_stream_ddl, parse_stream_ddl_with_positions};
 pub use dialect::EkuiperDialect;
 pub use error::{Position, SqlError};
 pub use limits::{MAX_EXPRESSION_DEPTH, MAX_OPERATORS};

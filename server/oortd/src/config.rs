@@ -36,7 +36,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "oort.toml";
 (in the working directory, or --config), the environment variables OORT_LISTEN, OORT_DATA_DIR, \
 OORT_AUTH_TOKEN and OORT_TLS_*, then flags. With no arguments oortd listens on 127.0.0.1:9081, keeps its \
 data in ./data and, at its first start, writes an admin token to ./data/admin.token (mode 0600): \
-every call but health needs `authorization: Bearer <token>`.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  http_push_listen = \"127.0.0.1:10081\"  # or \"off\"\n  metrics_listen = \"127.0.0.1:9090\"  # Prometheus /metrics; off by default\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\"\n  tls_cert = \"/etc/oort/server.pem\"   # with tls_key; needed to listen beyond loopback\n  tls_key = \"/etc/oort/server.key\"\n  [[tokens]]                          # `oort token new --name ci --role editor` prints one\n  name = \"ci\"\n  role = \"editor\"                     # admin, editor, viewer or publisher\n  hash = \"sha256:...\""
+every call but health needs `authorization: Bearer <token>`.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  http_push_listen = \"127.0.0.1:10081\"  # or \"off\"\n  metrics_listen = \"127.0.0.1:9090\"  # Prometheus /metrics; off by default\n  mqtt_server = \"tcp://127.0.0.1:1883\"  # the broker of mqtt streams\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\"\n  tls_cert = \"/etc/oort/server.pem\"   # with tls_key; needed to listen beyond loopback\n  tls_key = \"/etc/oort/server.key\"\n  [[tokens]]                          # `oort token new --name ci --role editor` prints one\n  name = \"ci\"\n  role = \"editor\"                     # admin, editor, viewer or publisher\n  hash = \"sha256:...\""
 )]
 pub struct Args {
     /// Address to listen on for the gRPC API (port 0 picks a free port) [default: 127.0.0.1:9081]
@@ -54,6 +54,9 @@ pub struct Args {
     /// Address of the Prometheus endpoint (GET /metrics), or `off` [default: off]
     #[arg(long, env = "OORT_METRICS_LISTEN", value_name = "ADDR|off")]
     pub metrics_listen: Option<String>,
+    /// The MQTT broker of `mqtt` streams, and of `mqtt` actions without `server` [default: tcp://127.0.0.1:1883]
+    #[arg(long, env = "OORT_MQTT_SERVER", value_name = "URL")]
+    pub mqtt_server: Option<String>,
     /// Log filter, e.g. `info` or `oortd=debug,info`; RUST_LOG wins if set [default: info]
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -125,6 +128,8 @@ pub struct FileConfig {
     pub http_push_listen: Option<String>,
     /// Address of the Prometheus endpoint, or "off".
     pub metrics_listen: Option<String>,
+    /// The broker of `mqtt` streams and of `mqtt` actions without `server`.
+    pub mqtt_server: Option<String>,
     /// Log filter.
     pub log_level: Option<String>,
     /// Log format: text or json.
@@ -229,6 +234,8 @@ pub struct Config {
     pub file_roots: Vec<PathBuf>,
     /// Which internal addresses rules, external services and plugin URLs may reach.
     pub egress: Arc<EgressPolicy>,
+    /// The broker of `mqtt` streams and of `mqtt` actions without `server`.
+    pub mqtt_server: String,
     /// The largest `bufferLength` a rule may ask for.
     pub max_buffer_length: u32,
     /// The largest gRPC message the API takes or sends, in bytes.
@@ -290,6 +297,7 @@ impl Default for Config {
             allow_insecure_listen: false,
             file_roots: Vec::new(),
             egress: Arc::default(),
+            mqtt_server: oort_connectors::mqtt::DEFAULT_SERVER.to_owned(),
             max_buffer_length: DEFAULT_MAX_BUFFER_LENGTH,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             rule_limits: oort_engine::runtime::RuleLimits::default(),
@@ -409,6 +417,7 @@ impl Config {
             },
             file_roots,
             egress: Arc::new(egress),
+            mqtt_server: args.mqtt_server.or(file.mqtt_server).unwrap_or(defaults.mqtt_server),
             listen,
             tls,
             auth,

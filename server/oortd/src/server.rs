@@ -148,7 +148,13 @@ impl Node {
         let files = file_roots(config, "files")?;
         let uploads = file_roots(config, "uploads")?;
         tracing::info!(files = %files.describe(), uploads = %uploads.describe(), egress_allow = %config.egress, "file roots and egress");
-        oort_connectors::register_all(&connectors, &buses, &files, &config.egress);
+        let builtins = oort_connectors::Builtins {
+            buses: &buses,
+            files: &files,
+            egress: &config.egress,
+            mqtt_server: &config.mqtt_server,
+        };
+        oort_connectors::register_all(&connectors, &builtins);
         // Plugins register their symbols before rules are restored, so that rules
         // using them start as they did before the restart.
         let plugin_host =

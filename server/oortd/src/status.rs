@@ -86,7 +86,9 @@ fn engine_status(error: EngineError) -> Status {
     let code = match &error {
         EngineError::Plan(PlanError::UnknownStream(_)) => Code::NotFound,
         EngineError::Plan(PlanError::Unsupported(_)) => Code::Unimplemented,
-        EngineError::Plan(_) | EngineError::Connector(ConnectorError::Config(_)) => Code::InvalidArgument,
+        EngineError::Plan(_) | EngineError::Connector(ConnectorError::Config(_) | ConnectorError::Option { .. }) => {
+            Code::InvalidArgument
+        }
         EngineError::Connector(ConnectorError::External(_)) => Code::Unavailable,
     };
     Status::new(code, error.to_string())

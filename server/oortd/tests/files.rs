@@ -144,3 +144,44 @@ async fn file_roots_add_directories_but_never_the_servers_own() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("overlap") && stderr.contains("catalog"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_file_streams_options_are_written_in_with_and_a_bad_one_is_pointed_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(&dir.path().join("data")).await;
+    let files = dir.path().join("data/files");
+    let lines = [r#"{"n":-1}"#, r#"{"n":0}"#, r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#];
+    std::fs::write(files.join("in.jsonl"), lines.join("\n") + "\n").unwrap();
+    let mut streams = oortd.streams().await;
+
+    // The connector's own options, refused at the key with what it takes.
+    let unknown = "CREATE STREAM bad () WITH (TYPE=\"file\", DATASOURCE=\"in.jsonl\",\n  COLOR=\"red\")";
+    let (code, message) = code_of(streams.create_stream(CreateStreamRequest { sql: unknown.into() }).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("unknown option `COLOR` of a file stream"), "{message}");
+    assert!(message.contains("IGNORE_START_LINES"), "the connector's options are listed: {message}");
+    assert!(message.contains("line 2, column 3"), "{message}");
+    let bad_value = r#"CREATE STREAM bad () WITH (TYPE="file", DATASOURCE="in.jsonl", INTERVAL="soon")"#;
+    let (code, message) = code_of(streams.create_stream(CreateStreamRequest { sql: bad_value.into() }).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("INTERVAL must be a non-negative integer of milliseconds"), "{message}");
+    assert!(message.contains("line 1, column 64"), "{message}");
+
+    let sql = r#"CREATE STREAM src () WITH (TYPE="file", DATASOURCE="in.jsonl", IGNORE_START_LINES="2", IGNORE_END_LINES="1")"#;
+    streams.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let out = common::action("file", &[("path", "out.jsonl")]);
+    let request = CreateRuleRequest { rule: Some(common::rule("r", "SELECT n FROM src", vec![out])) };
+    oortd.rules().await.create_rule(request).await.unwrap();
+    let written = files.join("out.jsonl");
+    let expected = [r#"[{"n":1}]"#, r#"[{"n":2}]"#];
+    let started = std::time::Instant::now();
+    let got = loop {
+        let got: Vec<String> =
+            std::fs::read_to_string(&written).unwrap_or_default().lines().map(str::to_owned).collect();
+        if got.len() >= expected.len() || started.elapsed() > std::time::Duration::from_secs(10) {
+            break got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(got, expected, "the first two lines and the last one were skipped");
+}

@@ -33,10 +33,13 @@
 //!
 //! eKuiper sets `interval`, `sendInterval`, `ignoreStartLines` and
 //! `ignoreEndLines` in its `file.yaml` profiles, chosen by `CONF_KEY`; Oort has
-//! no profiles yet and the DDL accepts only eKuiper's fixed option set, so
-//! `FILE_BASE`, `INTERVAL`, `SEND_INTERVAL`, `IGNORE_START_LINES` and
-//! `IGNORE_END_LINES` are read from the source options when a caller supplies
-//! them (the way profiles will), and cannot be written in `WITH (...)` today.
+//! no profiles yet, so they are written in the stream's `WITH (...)`:
+//!
+//! ```sql
+//! CREATE STREAM replay () WITH (TYPE="file", DATASOURCE="log.csv", FORMAT="csv", INTERVAL="60000", IGNORE_START_LINES="2")
+//! ```
+//!
+//! Any other key is refused when the stream is created, at its position.
 //! Without `INTERVAL` the source reads the file once and ends; a table keeps
 //! the rows, a stream's rule keeps running without further input.
 //!
@@ -93,9 +96,7 @@
 //!
 //! # Not supported yet
 //!
-//! Source: setting `FILE_BASE`, `INTERVAL`, `SEND_INTERVAL` and the
-//! `IGNORE_*` options in `WITH (...)` or through `CONF_KEY` profiles (see
-//! above); other formats (`binary`, `protobuf`) and other line
+//! Source: `CONF_KEY` profiles (see above); other formats (`binary`, `protobuf`) and other line
 //! formats; CSV without a header line (`hasHeader: false`, `columns`);
 //! `actionAfterRead`/`moveTo`, `parallel`, `decompression`; following a file
 //! as it grows (with `INTERVAL`, each read emits the whole file again).
@@ -119,9 +120,12 @@ fn delimiter(text: &str, what: &str) -> Result<u8, ConnectorError> {
         "\\t" => Ok(b'\t'),
         _ => match text.as_bytes() {
             [byte] if byte.is_ascii() && *byte != b'\n' && *byte != b'\r' && *byte != b'"' => Ok(*byte),
-            _ => Err(ConnectorError::Config(format!(
-                "{what} must be one ASCII character other than a quote or a line break (or \\t), got {text:?}"
-            ))),
+            _ => Err(ConnectorError::Option {
+                key: what.to_owned(),
+                message: format!(
+                    "{what} must be one ASCII character other than a quote or a line break (or \\t), got {text:?}"
+                ),
+            }),
         },
     }
 }
@@ -139,7 +143,7 @@ mod tests {
         assert_eq!(delimiter("\t", "DELIMITER").unwrap(), b'\t');
         for bad in ["", "ab", "é", "\"", "\n"] {
             assert!(
-                matches!(delimiter(bad, "DELIMITER"), Err(ConnectorError::Config(m)) if m.contains("DELIMITER")),
+                matches!(delimiter(bad, "DELIMITER"), Err(ConnectorError::Option { key, message }) if key == "DELIMITER" && message.contains("DELIMITER")),
                 "{bad:?}"
             );
         }

@@ -258,7 +258,7 @@ mod tests {
 
     fn config_error(props: serde_json::Value) -> String {
         match factory().build(&config(props)) {
-            Err(ConnectorError::Config(m)) => m,
+            Err(ConnectorError::Config(m) | ConnectorError::Option { message: m, .. }) => m,
             Err(other) => panic!("expected a config error, got {other:?}"),
             Ok(_) => panic!("expected a config error"),
         }

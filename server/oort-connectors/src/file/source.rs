@@ -15,7 +15,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oort_engine::json::{JsonValue, value_to_json};
 use oort_engine::{
-    ConnectorError, Map, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput, Value,
+    ConnectorError, ConnectorOption, Map, OptionKind, Payload, Source, SourceConfig, SourceEvent, SourceFactory,
+    SourceOutput, Value,
 };
 use oort_policy::{FileRoots, PathError, PathUse};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -73,9 +74,10 @@ impl FileSourceConfig {
         {
             path = Path::new(base).join(path);
         }
-        let path = roots
-            .resolve(&path.to_string_lossy(), PathUse::ReadFileOrDirectory)
-            .map_err(|e| ConnectorError::Config(format!("file stream DATASOURCE: {e}")))?;
+        let path = roots.resolve(&path.to_string_lossy(), PathUse::ReadFileOrDirectory).map_err(|e| {
+            let key = if option("FILE_BASE").is_some() { "FILE_BASE" } else { "DATASOURCE" };
+            ConnectorError::Option { key: key.into(), message: format!("file stream {key}: {e}") }
+        })?;
         let format = match option("FORMAT").map(str::to_ascii_lowercase).as_deref() {
             None | Some("json") => Format::Json,
             Some("csv" | "delimited") => Format::Csv(match option("DELIMITER") {
@@ -83,24 +85,26 @@ impl FileSourceConfig {
                 None => b',',
             }),
             Some(other) => {
-                return Err(ConnectorError::Config(format!(
-                    "a file stream reads FORMAT \"json\" or \"csv\", not \"{other}\""
-                )));
+                let message = format!("a file stream reads FORMAT \"json\" or \"csv\", not \"{other}\"");
+                return Err(ConnectorError::Option { key: "FORMAT".into(), message });
             }
         };
         let number = |key: &str| -> Result<u64, ConnectorError> {
             match option(key) {
                 None => Ok(0),
-                Some(text) => text
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| ConnectorError::Config(format!("{key} must be a non-negative integer, got {text:?}"))),
+                Some(text) => text.trim().parse::<u64>().map_err(|_| ConnectorError::Option {
+                    key: key.into(),
+                    message: format!("{key} must be a non-negative integer, got {text:?}"),
+                }),
             }
         };
         let millis = |key: &str| number(key).map(|ms| (ms > 0).then(|| Duration::from_millis(ms)));
         let lines = |key: &str| {
             number(key).and_then(|n| {
-                usize::try_from(n).map_err(|_| ConnectorError::Config(format!("{key} is too large: {n}")))
+                usize::try_from(n).map_err(|_| ConnectorError::Option {
+                    key: key.into(),
+                    message: format!("{key} is too large: {n}"),
+                })
             })
         };
         Ok(Self {
@@ -119,7 +123,45 @@ struct FileSource {
     roots: Arc<FileRoots>,
 }
 
+/// The options of a `file` stream (module documentation).
+const OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "FILE_BASE",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Base directory of a relative DATASOURCE; default <data_dir>/files.",
+    },
+    ConnectorOption {
+        key: "INTERVAL",
+        kind: OptionKind::Millis,
+        default: "0",
+        description: "Milliseconds between two reads of the file; 0 reads it once.",
+    },
+    ConnectorOption {
+        key: "SEND_INTERVAL",
+        kind: OptionKind::Millis,
+        default: "0",
+        description: "Milliseconds between two events.",
+    },
+    ConnectorOption {
+        key: "IGNORE_START_LINES",
+        kind: OptionKind::Count,
+        default: "0",
+        description: "Lines skipped at the start (blank lines not counted).",
+    },
+    ConnectorOption {
+        key: "IGNORE_END_LINES",
+        kind: OptionKind::Count,
+        default: "0",
+        description: "Lines skipped at the end (blank lines not counted).",
+    },
+];
+
 impl SourceFactory for FileSourceFactory {
+    fn options(&self) -> Option<&'static [ConnectorOption]> {
+        Some(OPTIONS)
+    }
+
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
         let config = FileSourceConfig::from_source_config(config, &self.0)?;
         Ok(Box::new(FileSource { config, roots: Arc::clone(&self.0) }))
@@ -571,7 +613,7 @@ mod tests {
 
     fn config_error(config: &SourceConfig) -> String {
         match FileSourceFactory(roots()).build(config) {
-            Err(ConnectorError::Config(m)) => m,
+            Err(ConnectorError::Config(m) | ConnectorError::Option { message: m, .. }) => m,
             Err(other) => panic!("expected a config error, got {other:?}"),
             Ok(_) => panic!("expected a config error"),
         }
@@ -623,7 +665,7 @@ mod tests {
         passwd.datasource = "/etc/passwd".into();
         let error = FileSourceFactory(roots()).validate(&passwd).unwrap_err();
         assert!(
-            matches!(&error, ConnectorError::Config(m) if m.contains("outside the allowed directories")),
+            matches!(&error, ConnectorError::Option { key, message } if key == "DATASOURCE" && message.contains("outside the allowed directories")),
             "{error}"
         );
         passwd.datasource = "../../../../etc/passwd".into();

@@ -14,6 +14,11 @@ use crate::bus::{BusSource, Publisher, TopicBus};
 pub struct MemorySourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for MemorySourceFactory {
+    /// None besides every stream's own.
+    fn options(&self) -> Option<&'static [oort_engine::ConnectorOption]> {
+        Some(&[])
+    }
+
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
         if config.datasource.is_empty() {
             return Err(ConnectorError::Config("a memory stream needs DATASOURCE, the topic to read".into()));

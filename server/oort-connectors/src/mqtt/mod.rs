@@ -9,18 +9,29 @@
 //! {"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": "analysis/result", "qos": 1}}
 //! ```
 //!
-//! # Which broker a stream reads (stop-gap)
+//! # Which broker, and the stream's options
 //!
 //! eKuiper takes a stream's connection settings from the conf file
-//! `mqtt_source.yaml`, by the stream's `CONF_KEY` (default: `default`). Oort has
-//! no conf files yet, so **for now** every `mqtt` stream uses the defaults of
-//! [`MqttConfig`] with one override: the broker URL is read from the
-//! environment variable [`SERVER_ENV`] (`OORT_MQTT_SERVER`) each time a source
-//! or sink is built (a rule start), falling back to [`DEFAULT_SERVER`]. A stream
-//! naming a `CONF_KEY` other than `default` is refused rather than silently
-//! connected to the wrong broker. When conf keys arrive, [`MqttConfig`] is what
-//! a key will deserialize into (it already takes eKuiper's property names), and
-//! [`MqttSourceFactory::with_config`] is the seam.
+//! `mqtt_source.yaml`, by the stream's `CONF_KEY` (default: `default`). Oort
+//! has no profiles yet (they come with named connections): every `mqtt`
+//! stream connects to the server's broker, `mqtt_server` in `oort.toml`
+//! (`--mqtt-server`, `OORT_MQTT_SERVER`; default [`DEFAULT_SERVER`]), which
+//! is also the broker of an `mqtt` action without `server`. A stream naming
+//! a `CONF_KEY` other than `default` is refused rather than silently
+//! connected to the wrong broker. A stream sets the rest of its connection
+//! in `WITH (...)` ([`SOURCE_OPTIONS`]):
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `CLIENT_ID` | Client id of the connection; default `oort-<rule id>-<random>`, new at each rule start. |
+//! | `QOS` | QoS of the subscription: `0`, `1` (default) or `2`. |
+//! | `KEEP_ALIVE` | Keep-alive interval in seconds; default `60`. |
+//! | `CLEAN_SESSION` | Whether the broker drops the session on disconnect; default `true` (with `false`, give a `CLIENT_ID`). |
+//! | `PROTOCOL_VERSION` | `3.1.1` (default) or `5`. |
+//!
+//! A broker of a stream's own, and credentials, wait for named connections:
+//! a credential written in a stream's definition would be returned by
+//! `GetStream`, and a broker named by a client must pass the egress policy.
 //!
 //! # Behaviour
 //!
@@ -55,7 +66,9 @@ mod source;
 
 use std::time::Duration;
 
-use oort_engine::ConnectorError;
+use std::collections::BTreeMap;
+
+use oort_engine::{ConnectorError, ConnectorOption, OptionKind};
 use serde::Deserialize;
 
 pub use sink::{MqttSinkFactory, MqttSinkProps};
@@ -64,9 +77,39 @@ pub use source::MqttSourceFactory;
 /// The broker used when nothing else is configured, as eKuiper's default.
 pub const DEFAULT_SERVER: &str = "tcp://127.0.0.1:1883";
 
-/// The environment variable that overrides [`DEFAULT_SERVER`] (stop-gap until
-/// conf keys exist; see the module documentation).
-pub const SERVER_ENV: &str = "OORT_MQTT_SERVER";
+/// The options of an `mqtt` stream (module documentation).
+pub const SOURCE_OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "CLIENT_ID",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Client id of the connection; empty: oort-<rule id>-<random>, new at each rule start.",
+    },
+    ConnectorOption {
+        key: "QOS",
+        kind: OptionKind::OneOf(&["0", "1", "2"]),
+        default: "1",
+        description: "QoS of the subscription.",
+    },
+    ConnectorOption {
+        key: "KEEP_ALIVE",
+        kind: OptionKind::Count,
+        default: "60",
+        description: "Keep-alive interval in seconds (MQTT 5: at least 5).",
+    },
+    ConnectorOption {
+        key: "CLEAN_SESSION",
+        kind: OptionKind::Bool,
+        default: "true",
+        description: "Whether the broker drops the session on disconnect; with false, give a CLIENT_ID.",
+    },
+    ConnectorOption {
+        key: "PROTOCOL_VERSION",
+        kind: OptionKind::OneOf(&["3.1.1", "4", "3.1", "5", "5.0"]),
+        default: "3.1.1",
+        description: "MQTT protocol version: 3.1.1 or 5.",
+    },
+];
 
 /// Largest MQTT packet sent or received: the protocol's own limit (256 MiB).
 const MAX_PACKET: u32 = 268_435_455;
@@ -78,7 +121,7 @@ const MAX_PACKET: u32 = 268_435_455;
 #[serde(rename_all = "camelCase", default)]
 pub struct MqttConfig {
     /// Broker URL, `tcp://host:port` or `mqtt://host:port` (port 1883 when left
-    /// out). Default [`DEFAULT_SERVER`], or [`SERVER_ENV`] when set.
+    /// out). Default: the server's `mqtt_server`, else [`DEFAULT_SERVER`].
     pub server: String,
     /// Client id of the connection. Empty (the default): `oort-<rule id>-<random>`,
     /// new for each connection of a rule start.
@@ -119,9 +162,35 @@ impl Default for MqttConfig {
 }
 
 impl MqttConfig {
-    /// The defaults, with the broker taken from [`SERVER_ENV`] when it is set.
-    pub fn from_env() -> Self {
-        Self { server: server_from(std::env::var(SERVER_ENV).ok()), ..Self::default() }
+    /// The defaults, with this broker.
+    pub fn with_server(server: &str) -> Self {
+        Self { server: server.trim().to_owned(), ..Self::default() }
+    }
+
+    /// These settings with a stream's options ([`SOURCE_OPTIONS`]) applied.
+    pub fn with_stream_options(&self, options: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
+        let mut config = self.clone();
+        let option = |key: &str| options.get(key).map(|v| v.trim());
+        let invalid = |key: &str, what: &str| ConnectorError::Option {
+            key: key.to_owned(),
+            message: format!("mqtt: option {key} must be {what}"),
+        };
+        if let Some(id) = option("CLIENT_ID") {
+            config.client_id = id.to_owned();
+        }
+        if let Some(qos) = option("QOS") {
+            config.qos = qos.parse().map_err(|_| invalid("QOS", "0, 1 or 2"))?;
+        }
+        if let Some(seconds) = option("KEEP_ALIVE") {
+            config.keep_alive = seconds.parse().map_err(|_| invalid("KEEP_ALIVE", "a number of seconds"))?;
+        }
+        if let Some(clean) = option("CLEAN_SESSION") {
+            config.clean_session = clean.eq_ignore_ascii_case("true");
+        }
+        if let Some(version) = option("PROTOCOL_VERSION") {
+            config.protocol_version = version.to_owned();
+        }
+        Ok(config)
     }
 
     /// Checks the settings and resolves them for one rule's connection.
@@ -170,11 +239,6 @@ impl MqttConfig {
             version,
         })
     }
-}
-
-/// The broker URL from the environment variable's value, or the default.
-fn server_from(env: Option<String>) -> String {
-    env.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_SERVER.to_owned())
 }
 
 /// Checks a QoS level.
@@ -283,10 +347,34 @@ mod tests {
     }
 
     #[test]
-    fn the_environment_overrides_the_default_server() {
-        assert_eq!(server_from(None), DEFAULT_SERVER);
-        assert_eq!(server_from(Some("  ".into())), DEFAULT_SERVER);
-        assert_eq!(server_from(Some("tcp://10.0.0.1:1883".into())), "tcp://10.0.0.1:1883");
+    fn a_streams_options_set_its_connection() {
+        let base = MqttConfig::with_server(" tcp://10.0.0.1:1883 ");
+        assert_eq!(base.server, "tcp://10.0.0.1:1883");
+        let options: BTreeMap<String, String> = [
+            ("CLIENT_ID", "gw-1"),
+            ("QOS", "2"),
+            ("KEEP_ALIVE", "30"),
+            ("CLEAN_SESSION", "FALSE"),
+            ("PROTOCOL_VERSION", "5"),
+            ("DATASOURCE", "t/#"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = base.with_stream_options(&options).unwrap();
+        let expected = MqttConfig {
+            client_id: "gw-1".into(),
+            qos: 2,
+            keep_alive: 30,
+            clean_session: false,
+            protocol_version: "5".into(),
+            ..base.clone()
+        };
+        assert_eq!(config, expected);
+        let bad: BTreeMap<String, String> = [("KEEP_ALIVE".to_owned(), "soon".to_owned())].into();
+        assert!(
+            matches!(base.with_stream_options(&bad), Err(ConnectorError::Option { key, .. }) if key == "KEEP_ALIVE")
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct MqttSinkProps {
     /// The connection: `server`, `clientId`, `username`, `password`, `qos`,
     /// `keepAlive`, `cleanSession`, `protocolVersion`. `server` defaults to
-    /// [`OORT_MQTT_SERVER`](super::SERVER_ENV), then [`DEFAULT_SERVER`](super::DEFAULT_SERVER).
+    /// the server's `mqtt_server`.
     #[serde(flatten)]
     pub connection: MqttConfig,
     /// Topic the results are published to (required): a plain topic, no
@@ -41,15 +41,24 @@ pub struct MqttSinkProps {
     pub retained: bool,
 }
 
-/// Builds `mqtt` sinks.
-pub struct MqttSinkFactory;
+/// Builds `mqtt` sinks; `server` defaults to this broker (the server's `mqtt_server`).
+pub struct MqttSinkFactory {
+    /// The broker of actions without `server`.
+    pub default_server: String,
+}
+
+impl Default for MqttSinkFactory {
+    fn default() -> Self {
+        Self { default_server: super::DEFAULT_SERVER.to_owned() }
+    }
+}
 
 impl SinkFactory for MqttSinkFactory {
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
         let mut props: MqttSinkProps = serde_json::from_value(serde_json::Value::Object(config.props.clone()))
             .map_err(|e| ConnectorError::Config(format!("mqtt action: {e}")))?;
         if !config.props.contains_key("server") {
-            props.connection.server = MqttConfig::from_env().server;
+            props.connection.server = self.default_server.clone();
         }
         let topic = props.topic;
         if topic.is_empty() {
@@ -229,7 +238,7 @@ mod tests {
 
     fn build(props: serde_json::Value) -> Result<Box<dyn Sink>, ConnectorError> {
         let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-        MqttSinkFactory.build(&SinkConfig { sink_type: "mqtt".into(), props, rule_id: "r".into() })
+        MqttSinkFactory::default().build(&SinkConfig { sink_type: "mqtt".into(), props, rule_id: "r".into() })
     }
 
     fn config_error(props: serde_json::Value) -> String {

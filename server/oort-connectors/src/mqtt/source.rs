@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput};
+use oort_engine::{
+    ConnectorError, ConnectorOption, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Connection, Event, Failure};
@@ -16,38 +18,39 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Builds `mqtt` sources.
+/// Builds `mqtt` sources, connected to the server's broker.
 #[derive(Debug, Clone, Default)]
 pub struct MqttSourceFactory {
-    config: Option<MqttConfig>,
+    config: MqttConfig,
 }
 
 impl MqttSourceFactory {
-    /// Sources connect with the defaults of [`MqttConfig`], the broker taken
-    /// from [`OORT_MQTT_SERVER`](super::SERVER_ENV) when it is set, read at
-    /// each build.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sources connect with these settings (what a conf key will provide).
+    /// Sources connect with these settings, and their stream's options.
     pub fn with_config(config: MqttConfig) -> Self {
-        Self { config: Some(config) }
+        Self { config }
     }
 }
 
 impl SourceFactory for MqttSourceFactory {
+    fn options(&self) -> Option<&'static [ConnectorOption]> {
+        Some(super::SOURCE_OPTIONS)
+    }
+
+    fn validate(&self, config: &SourceConfig) -> Result<(), ConnectorError> {
+        self.build(config).map(drop)
+    }
+
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
         check_filter(&config.datasource)?;
         if let Some(key) = config.options.get("CONF_KEY").filter(|k| !k.eq_ignore_ascii_case("default")) {
-            return Err(ConnectorError::Config(format!(
-                "mqtt: CONF_KEY {key:?} is not supported yet; mqtt streams use the default connection \
-                 (broker from {})",
-                super::SERVER_ENV
-            )));
+            return Err(ConnectorError::Option {
+                key: "CONF_KEY".into(),
+                message: format!(
+                    "mqtt: CONF_KEY {key:?} is not supported yet; mqtt streams use the server's broker (mqtt_server)"
+                ),
+            });
         }
-        let mqtt = self.config.clone().unwrap_or_else(MqttConfig::from_env);
-        let settings = mqtt.resolve(&config.rule_id)?;
+        let settings = self.config.with_stream_options(&config.options)?.resolve(&config.rule_id)?;
         Ok(Box::new(MqttSource { settings, filter: config.datasource.clone(), rule_id: config.rule_id.clone() }))
     }
 }
@@ -178,7 +181,7 @@ mod tests {
 
     fn config_error(result: Result<Box<dyn Source>, ConnectorError>) -> String {
         match result {
-            Err(ConnectorError::Config(m)) => m,
+            Err(ConnectorError::Config(m) | ConnectorError::Option { message: m, .. }) => m,
             Err(e) => panic!("expected a config error, got {e:?}"),
             Ok(_) => panic!("expected a config error, got a source"),
         }

@@ -183,11 +183,8 @@ pub fn start(
     connectors: &ConnectorRegistry,
     limits: &RuleLimits,
 ) -> Result<RunningRule, crate::ConnectorError> {
-    let stream = &plan.stream;
-    let source_factory = connectors
-        .source(stream.source_type())
-        .ok_or_else(|| crate::ConnectorError::Config(format!("unknown source type {}", stream.source_type())))?;
-    let source_config = SourceConfig::for_stream(stream, &plan.rule_id);
+    let source_factory = connectors.source_for(&plan.stream)?;
+    let source_config = SourceConfig::for_stream(&plan.stream, &plan.rule_id);
     // Build everything before spawning anything, so a bad configuration starts nothing.
     let source = source_factory.build(&source_config)?;
     let mut sinks = Vec::with_capacity(plan.actions.len());

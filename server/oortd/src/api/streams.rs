@@ -6,12 +6,12 @@ use oort_proto::v1::{
     GetStreamResponse, ListStreamsRequest, ListStreamsResponse, Stream, StreamKind, UpdateStreamRequest,
     UpdateStreamResponse,
 };
-use oort_sql::{StreamDef, StreamKind as SqlStreamKind};
+use oort_sql::{SqlError, StreamDef, StreamKind as SqlStreamKind};
 use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
 
-use oort_engine::ConnectorRegistry;
+use oort_engine::{ConnectorError, ConnectorRegistry};
 
 use super::{CatalogHandle, now};
 use crate::error::{ApiError, ApiResult};
@@ -29,10 +29,14 @@ impl StreamApi {
     }
 
     /// Parses DDL into the stored form of a stream; its source checks its
-    /// options now (a file outside the roots), not when a rule first reads it.
+    /// options now (an unknown key, a file outside the roots), not when a
+    /// rule first reads it. An option it refuses is pointed at in the SQL.
     fn stream_from_sql(&self, sql: &str) -> ApiResult<Stream> {
-        let def: StreamDef = oort_sql::parse_stream_ddl(sql)?;
-        self.connectors.validate_source(&def).map_err(|e| ApiError::Engine(e.into()))?;
+        let (def, positions) = oort_sql::parse_stream_ddl_with_positions(sql)?;
+        self.connectors.validate_source(&def).map_err(|e| match e {
+            ConnectorError::Option { key, message } => ApiError::Sql(SqlError::semantic(message, positions.of(&key))),
+            other => ApiError::Engine(other.into()),
+        })?;
         Ok(stored_form(def, sql))
     }
 }

@@ -1,3 +1,3 @@
--- expect: error 3:30 unknown option `QOS`
+-- expect: ok
 CREATE STREAM sensor ()
 WITH (DATASOURCE = "sensor", QOS = "1")
