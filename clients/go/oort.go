@@ -32,13 +32,14 @@ import (
 
 // Client is a connection to oortd with a client for each service of oort.v1.
 type Client struct {
-	Conn      *grpc.ClientConn
-	Streams   oortv1.StreamServiceClient
-	Rules     oortv1.RuleServiceClient
-	Events    oortv1.EventServiceClient
-	Plugins   oortv1.PluginServiceClient
-	Services  oortv1.ExternalServiceClient
-	Functions oortv1.FunctionServiceClient
+	Conn       *grpc.ClientConn
+	Streams    oortv1.StreamServiceClient
+	Rules      oortv1.RuleServiceClient
+	Events     oortv1.EventServiceClient
+	Plugins    oortv1.PluginServiceClient
+	Services   oortv1.ExternalServiceClient
+	Functions  oortv1.FunctionServiceClient
+	Connectors oortv1.ConnectorServiceClient
 }
 
 // TokenEnv is the environment variable Dial takes the token from when no
@@ -145,13 +146,14 @@ func (bearerToken) RequireTransportSecurity() bool { return false }
 // New wraps an existing connection.
 func New(conn *grpc.ClientConn) *Client {
 	return &Client{
-		Conn:      conn,
-		Streams:   oortv1.NewStreamServiceClient(conn),
-		Rules:     oortv1.NewRuleServiceClient(conn),
-		Events:    oortv1.NewEventServiceClient(conn),
-		Plugins:   oortv1.NewPluginServiceClient(conn),
-		Services:  oortv1.NewExternalServiceClient(conn),
-		Functions: oortv1.NewFunctionServiceClient(conn),
+		Conn:       conn,
+		Streams:    oortv1.NewStreamServiceClient(conn),
+		Rules:      oortv1.NewRuleServiceClient(conn),
+		Events:     oortv1.NewEventServiceClient(conn),
+		Plugins:    oortv1.NewPluginServiceClient(conn),
+		Services:   oortv1.NewExternalServiceClient(conn),
+		Functions:  oortv1.NewFunctionServiceClient(conn),
+		Connectors: oortv1.NewConnectorServiceClient(conn),
 	}
 }
 

@@ -13,6 +13,7 @@ const FILES: &[&str] = &[
     "oort/v1/plugin.proto",
     "oort/v1/external.proto",
     "oort/v1/function.proto",
+    "oort/v1/connector.proto",
     "oort/v1/event.proto",
     "oort/plugin/v1/plugin.proto",
 ];

@@ -14,6 +14,7 @@ import type { ConnectionOptions, SecureContextOptions } from "node:tls";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
+import { ConnectorService } from "./gen/oort/v1/connector_pb.js";
 import { EventService, PublishRequestSchema } from "./gen/oort/v1/event_pb.js";
 import { ExternalService } from "./gen/oort/v1/external_pb.js";
 import { FunctionService } from "./gen/oort/v1/function_pb.js";
@@ -30,6 +31,7 @@ import {
 import { StreamKind, StreamService, type Stream } from "./gen/oort/v1/stream_pb.js";
 import { EventSchema, ValueSchema, type Event, type Value } from "./gen/oort/v1/value_pb.js";
 
+export * from "./gen/oort/v1/connector_pb.js";
 export * from "./gen/oort/v1/event_pb.js";
 export * from "./gen/oort/v1/external_pb.js";
 export * from "./gen/oort/v1/function_pb.js";
@@ -179,6 +181,7 @@ export class Oort {
   readonly pluginService: Client<typeof PluginService>;
   readonly externalService: Client<typeof ExternalService>;
   readonly functionService: Client<typeof FunctionService>;
+  readonly connectorService: Client<typeof ConnectorService>;
   readonly streams: Streams;
   readonly rules: Rules;
   readonly events: Events;
@@ -206,6 +209,7 @@ export class Oort {
     this.pluginService = createClient(PluginService, this.transport);
     this.externalService = createClient(ExternalService, this.transport);
     this.functionService = createClient(FunctionService, this.transport);
+    this.connectorService = createClient(ConnectorService, this.transport);
     const timeoutMs = options.timeoutMs ?? 30_000;
     this.streams = new Streams(this.streamService, timeoutMs);
     this.rules = new Rules(this.ruleService, timeoutMs);

@@ -89,9 +89,45 @@ pub enum Command {
     /// Manage external services (existing gRPC/REST services as SQL functions).
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// List the source and sink types and the options each takes.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
     /// Make tokens for oort.toml (nothing is sent to the server).
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+/// `oort connector ...`
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// List the source types (a stream's TYPE) and sink types (an action's type).
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only sources, or only sinks.
+        #[arg(long, value_enum)]
+        role: Option<ConnectorRoleArg>,
+    },
+    /// Show the options of one connector: a source's WITH keys, or a sink's action properties.
+    #[command(
+        visible_alias = "show",
+        after_help = "Examples:\n  oort connector describe file\n  oort connector describe rest --sink"
+    )]
+    Describe {
+        /// The type, e.g. file, mqtt, rest.
+        r#type: String,
+        /// The sink of that type rather than the source.
+        #[arg(long)]
+        sink: bool,
+    },
+}
+
+/// A connector's role on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConnectorRoleArg {
+    /// What a stream reads.
+    Source,
+    /// Where a rule's results go.
+    Sink,
 }
 
 /// `oort token ...`

@@ -56,6 +56,8 @@ proto_names!(
     ListServicesResponse,
     UpdateServiceResponse,
     DeleteServiceResponse,
+    ListConnectorsResponse,
+    Connector,
 );
 
 /// The descriptors of every Oort message, decoded once.

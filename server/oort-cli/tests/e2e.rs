@@ -957,3 +957,25 @@ fn tls_with_the_servers_ca_and_a_token() {
     let out = run_oort(&["--server", &server.addr, "--data-dir", &data_dir, "stream", "list"], "", &[]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn connector_list_and_describe_show_the_options_each_takes() {
+    let server = Oortd::start();
+    let text = success(&server.oort(&["connector", "list", "--role", "source"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["TYPE", "ROLE", "OPTIONS"]);
+    let file = lines.iter().find(|l| l.starts_with("file ")).expect("the file source is listed");
+    assert!(file.contains("source") && file.contains("INTERVAL, SEND_INTERVAL"), "{text}");
+    assert!(lines[1..].iter().all(|l| l.split_whitespace().nth(1) == Some("source")), "{text}");
+
+    let text = success(&server.oort(&["connector", "describe", "rest", "--sink"]));
+    let timeout = text.lines().find(|l| l.starts_with("timeout ")).expect("rest's timeout is described");
+    assert!(timeout.contains("milliseconds") && timeout.contains("5000"), "{text}");
+    let value = json(&server.oort(&["connector", "describe", "file", "--json"]));
+    assert_eq!(value["type"], "file");
+    assert_eq!(value["role"], "CONNECTOR_ROLE_SOURCE");
+    assert_eq!(value["options"][0]["key"], "FILE_BASE");
+
+    let out = server.oort(&["connector", "describe", "rest"]);
+    assert!(server_error(&out).contains("no source of type rest"), "{}", stderr(&out));
+}

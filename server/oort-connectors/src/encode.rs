@@ -62,13 +62,51 @@ use std::sync::Arc;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use oort_engine::json::{JsonValue, value_to_json};
-use oort_engine::{ConnectorError, Map, Value};
+use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Value};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
-/// The action properties the encoder reads; every other key is ignored.
-const ENCODER_KEYS: [&str; 6] = ["sendSingle", "omitIfEmpty", "dataTemplate", "dataField", "fields", "format"];
+/// The properties the encoder reads, as a sink declares them after its own;
+/// every other key is ignored.
+pub const COMMON_OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "sendSingle",
+        kind: OptionKind::Bool,
+        default: "false",
+        description: "true: one payload per row; false: one JSON array per result.",
+    },
+    ConnectorOption {
+        key: "omitIfEmpty",
+        kind: OptionKind::Bool,
+        default: "false",
+        description: "true: an empty result produces no payload.",
+    },
+    ConnectorOption {
+        key: "dataTemplate",
+        kind: OptionKind::Text,
+        default: "",
+        description: "A minijinja template rendering each payload.",
+    },
+    ConnectorOption {
+        key: "dataField",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Keep only this field of each row.",
+    },
+    ConnectorOption {
+        key: "fields",
+        kind: OptionKind::List,
+        default: "",
+        description: "Keep only these fields of each row, in this order.",
+    },
+    ConnectorOption {
+        key: "format",
+        kind: OptionKind::OneOf(&["json", "binary"]),
+        default: "json",
+        description: "binary: the payload is the row's single BYTEA value.",
+    },
+];
 
 /// eKuiper common sink properties Oort does not implement yet: rejected when set.
 const UNSUPPORTED_KEYS: [&str; 3] = ["schemaId", "compression", "encryption"];
@@ -128,7 +166,7 @@ impl SinkEncoder {
                 return Err(ConnectorError::Config(format!("the sink property `{key}` is not supported yet")));
             }
         }
-        let props: EncoderProps = props_subset(props, &ENCODER_KEYS)?;
+        let props: EncoderProps = props_subset(props, &keys(COMMON_OPTIONS))?;
 
         let format = match props.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("") | Some("json") => Format::Json,
@@ -423,6 +461,11 @@ fn render(env: &Environment<'static>, unit: Unit<'_>) -> Result<String, Connecto
 
 /// Deserializes the properties named in `keys` (ignoring the others, and
 /// null values) into a config type; an error names the faulty property.
+/// The keys of declared options.
+pub(crate) fn keys(options: &[ConnectorOption]) -> Vec<&'static str> {
+    options.iter().map(|o| o.key).collect()
+}
+
 pub(crate) fn props_subset<T: DeserializeOwned>(
     props: &serde_json::Map<String, serde_json::Value>,
     keys: &[&str],

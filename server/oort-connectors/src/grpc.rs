@@ -16,8 +16,8 @@ pub struct GrpcSourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for GrpcSourceFactory {
     /// None besides every stream's own.
-    fn options(&self) -> Option<&'static [oort_engine::ConnectorOption]> {
-        Some(&[])
+    fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
+        Some(Vec::new())
     }
 
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
@@ -31,6 +31,11 @@ pub struct GrpcSinkFactory;
 struct GrpcSink;
 
 impl SinkFactory for GrpcSinkFactory {
+    /// None: it takes the rows as they are.
+    fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
+        Some(Vec::new())
+    }
+
     fn build(&self, _config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(GrpcSink))
     }

@@ -26,8 +26,8 @@ pub struct HttpPushSourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for HttpPushSourceFactory {
     /// None besides every stream's own.
-    fn options(&self) -> Option<&'static [oort_engine::ConnectorOption]> {
-        Some(&[])
+    fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
+        Some(Vec::new())
     }
 
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {

@@ -11,6 +11,11 @@ struct LogSink {
 }
 
 impl SinkFactory for LogSinkFactory {
+    /// None: it takes the rows as they are.
+    fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
+        Some(Vec::new())
+    }
+
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(LogSink { rule_id: config.rule_id.clone() }))
     }

@@ -225,6 +225,10 @@ pub enum OptionKind {
     Millis,
     /// One of these words, any case.
     OneOf(&'static [&'static str]),
+    /// A list of texts (an action property only).
+    List,
+    /// An object of texts by name (an action property only).
+    Object,
 }
 
 impl OptionKind {
@@ -239,6 +243,8 @@ impl OptionKind {
                 let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
                 format!("one of {}", quoted.join(", "))
             }
+            OptionKind::List => "a list of texts".into(),
+            OptionKind::Object => "an object of texts".into(),
         }
     }
 
@@ -249,6 +255,8 @@ impl OptionKind {
             OptionKind::Bool => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
             OptionKind::Count | OptionKind::Millis => value.parse::<u64>().is_ok(),
             OptionKind::OneOf(words) => words.iter().any(|w| w.eq_ignore_ascii_case(value)),
+            // A stream option is one text: never a list or an object.
+            OptionKind::List | OptionKind::Object => false,
         }
     }
 }
@@ -291,7 +299,7 @@ pub trait SourceFactory: Send + Sync + 'static {
     /// The options its streams may set in `WITH (...)` besides every stream's
     /// own; `None` when it does not say (a plugin's source), and then any key
     /// is passed to it unchecked.
-    fn options(&self) -> Option<&'static [ConnectorOption]> {
+    fn options(&self) -> Option<Vec<ConnectorOption>> {
         None
     }
 
@@ -307,6 +315,13 @@ pub trait SourceFactory: Send + Sync + 'static {
 pub trait SinkFactory: Send + Sync + 'static {
     /// Checks the configuration and builds a sink.
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError>;
+
+    /// The properties its actions may set, for the docs and the API to list
+    /// (its typed configuration checks them when it builds); `None` when it
+    /// does not say (a plugin's sink).
+    fn options(&self) -> Option<Vec<ConnectorOption>> {
+        None
+    }
 }
 
 /// Source and sink factories by type name (lower-case).
@@ -351,15 +366,21 @@ impl ConnectorRegistry {
             .source(source_type)
             .ok_or_else(|| ConnectorError::Config(format!("unknown source type {source_type}")))?;
         if let Some(declared) = factory.options() {
-            check_options(&source_type.to_ascii_lowercase(), declared, &stream.options)?;
+            check_options(&source_type.to_ascii_lowercase(), &declared, &stream.options)?;
         }
         Ok(factory)
     }
 
-    /// The options of every source type, by type.
-    pub fn source_options(&self) -> Vec<(String, Option<&'static [ConnectorOption]>)> {
+    /// Every source type with the options it declares, ordered by type.
+    pub fn source_options(&self) -> Vec<(String, Option<Vec<ConnectorOption>>)> {
         let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
         sources.iter().map(|(name, factory)| (name.clone(), factory.options())).collect()
+    }
+
+    /// Every sink type with the properties it declares, ordered by type.
+    pub fn sink_options(&self) -> Vec<(String, Option<Vec<ConnectorOption>>)> {
+        let sinks = self.sinks.read().unwrap_or_else(|p| p.into_inner());
+        sinks.iter().map(|(name, factory)| (name.clone(), factory.options())).collect()
     }
 
     /// Removes a source type; returns its factory.

@@ -11,6 +11,7 @@ use oort_connectors::Buses;
 use oort_engine::{ConnectorRegistry, Engine, FunctionRegistry};
 use oort_plugin_host::{PluginHost, Plugins};
 use oort_policy::{EgressPolicy, FileRoots};
+use oort_proto::v1::connector_service_server::ConnectorServiceServer;
 use oort_proto::v1::event_service_server::EventServiceServer;
 use oort_proto::v1::external_service_server::ExternalServiceServer;
 use oort_proto::v1::function_service_server::FunctionServiceServer;
@@ -25,6 +26,7 @@ use tonic::transport::server::{ServerTlsConfig, TcpIncoming};
 use tonic::transport::{Certificate, Identity};
 
 use crate::api::CatalogHandle;
+use crate::api::connectors::ConnectorApi;
 use crate::api::events::EventApi;
 use crate::api::external::ExternalApi;
 use crate::api::functions::FunctionApi;
@@ -218,6 +220,7 @@ impl Node {
             PluginServiceServer::<PluginApi>::NAME,
             ExternalServiceServer::<ExternalApi>::NAME,
             FunctionServiceServer::<FunctionApi>::NAME,
+            ConnectorServiceServer::<ConnectorApi>::NAME,
             EventServiceServer::<EventApi>::NAME,
         ] {
             health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
@@ -310,6 +313,7 @@ impl Node {
             .add_service(bounded!(PluginServiceServer::new(plugin_api)))
             .add_service(bounded!(ExternalServiceServer::new(external)))
             .add_service(bounded!(FunctionServiceServer::new(FunctionApi::new(functions))))
+            .add_service(bounded!(ConnectorServiceServer::new(ConnectorApi::new(Arc::clone(engine.connectors())))))
             .add_service(bounded!(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc)))))
             // No Nagle: results streamed to TailRule and acks are small writes that must go at once.
             .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);

@@ -211,3 +211,35 @@ async fn installs_without_an_archive_are_refused_for_either_kind() {
     );
     assert_eq!(code, Code::InvalidArgument, "a native install needs an archive: {message}");
 }
+
+#[tokio::test]
+async fn connectors_are_listed_with_the_options_they_declare() {
+    use oort_proto::v1::connector_service_client::ConnectorServiceClient;
+    use oort_proto::v1::{ConnectorRole, ListConnectorsRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let mut client = ConnectorServiceClient::new(oortd.channel().await);
+    let all = client.list_connectors(ListConnectorsRequest::default()).await.unwrap().into_inner().connectors;
+    let find = |role: ConnectorRole, name: &str| {
+        all.iter().find(|c| c.role() == role && c.r#type == name).unwrap_or_else(|| panic!("{name} is listed")).clone()
+    };
+    let file = find(ConnectorRole::Source, "file");
+    assert!(file.options_declared);
+    let keys: Vec<&str> = file.options.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, ["FILE_BASE", "INTERVAL", "SEND_INTERVAL", "IGNORE_START_LINES", "IGNORE_END_LINES"]);
+    let interval = &file.options[1];
+    assert_eq!(
+        (interval.values.as_str(), interval.default_value.as_str()),
+        ("a non-negative integer of milliseconds", "0")
+    );
+    let mqtt = find(ConnectorRole::Sink, "mqtt");
+    assert!(mqtt.options.iter().any(|o| o.key == "topic" && o.description.starts_with("Required")));
+    assert!(mqtt.options.iter().any(|o| o.key == "sendSingle"), "the encoder's properties too");
+    let first_sink = all.iter().position(|c| c.role() == ConnectorRole::Sink).unwrap();
+    assert!(all[..first_sink].iter().all(|c| c.role() == ConnectorRole::Source), "sources, then sinks");
+
+    let request = ListConnectorsRequest { role: ConnectorRole::Sink as i32 };
+    let sinks = client.list_connectors(request).await.unwrap().into_inner().connectors;
+    assert!(!sinks.is_empty() && sinks.iter().all(|c| c.role() == ConnectorRole::Sink));
+    assert!(sinks.iter().any(|c| c.r#type == "rest") && !sinks.iter().any(|c| c.r#type == "httppush"));
+}

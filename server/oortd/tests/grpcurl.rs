@@ -34,6 +34,7 @@ async fn grpcurl_works_through_reflection_alone() {
         "oort.v1.PluginService",
         "oort.v1.ExternalService",
         "oort.v1.FunctionService",
+        "oort.v1.ConnectorService",
         "oort.v1.EventService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",

@@ -2,6 +2,7 @@
 //! exit with 2 without touching the network), then connects, calls one RPC and
 //! prints the answer.
 
+mod connector;
 mod plugin;
 mod rule;
 mod service;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Health => health(&ctx).await,
         Command::Plugin(command) => plugin::run(&ctx, command).await,
         Command::Service(command) => service::run(&ctx, command).await,
+        Command::Connector(command) => connector::run(&ctx, command).await,
     }
 }
 

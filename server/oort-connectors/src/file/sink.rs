@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use oort_engine::json::value_to_json;
-use oort_engine::{ConnectorError, Map, Sink, SinkConfig, SinkFactory, Value};
+use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Sink, SinkConfig, SinkFactory, Value};
 use oort_policy::{FileRoots, PathUse};
 use serde::Deserialize;
 
@@ -17,8 +17,8 @@ use crate::encode::{Format, SinkEncoder, props_subset};
 /// Builds `file` sinks, whose paths must lie inside the file roots.
 pub struct FileSinkFactory(pub Arc<FileRoots>);
 
-/// The file sink's own action properties; the common ones are the encoder's.
-const KEYS: [&str; 6] = ["path", "fileType", "hasHeader", "delimiter", "rollingInterval", "rollingCount"];
+/// eKuiper's rolling properties: read only to refuse them when positive.
+const ROLLING_KEYS: [&str; 2] = ["rollingInterval", "rollingCount"];
 
 /// The file sink's own properties, as written in a rule action.
 #[derive(Debug, Default, Deserialize)]
@@ -60,9 +60,43 @@ struct FileSink {
     columns: Option<Vec<String>>,
 }
 
+/// The file sink's own properties (module documentation); the common ones
+/// are the encoder's.
+const OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "path",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Required. The file to append to, inside the file roots; relative to <data_dir>/files.",
+    },
+    ConnectorOption {
+        key: "fileType",
+        kind: OptionKind::OneOf(&["lines", "csv"]),
+        default: "lines",
+        description: "lines: each payload on a line; csv: one record per row.",
+    },
+    ConnectorOption {
+        key: "hasHeader",
+        kind: OptionKind::Bool,
+        default: "false",
+        description: "csv: write a header line into a new or empty file.",
+    },
+    ConnectorOption {
+        key: "delimiter",
+        kind: OptionKind::Text,
+        default: ",",
+        description: "csv: the field separator, one character.",
+    },
+];
+
 impl SinkFactory for FileSinkFactory {
+    fn options(&self) -> Option<Vec<ConnectorOption>> {
+        Some([OPTIONS, crate::encode::COMMON_OPTIONS].concat())
+    }
+
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
-        let props: FileSinkProps = props_subset(&config.props, &KEYS)?;
+        let keys = [crate::encode::keys(OPTIONS).as_slice(), &ROLLING_KEYS].concat();
+        let props: FileSinkProps = props_subset(&config.props, &keys)?;
         let path = props
             .path
             .filter(|p| !p.is_empty())

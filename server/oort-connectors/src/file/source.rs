@@ -158,8 +158,8 @@ const OPTIONS: &[ConnectorOption] = &[
 ];
 
 impl SourceFactory for FileSourceFactory {
-    fn options(&self) -> Option<&'static [ConnectorOption]> {
-        Some(OPTIONS)
+    fn options(&self) -> Option<Vec<ConnectorOption>> {
+        Some(OPTIONS.to_vec())
     }
 
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {

@@ -15,8 +15,8 @@ pub struct MemorySourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for MemorySourceFactory {
     /// None besides every stream's own.
-    fn options(&self) -> Option<&'static [oort_engine::ConnectorOption]> {
-        Some(&[])
+    fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
+        Some(Vec::new())
     }
 
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
@@ -33,6 +33,15 @@ pub struct MemorySinkFactory(pub Arc<TopicBus>);
 struct MemorySink(Publisher);
 
 impl SinkFactory for MemorySinkFactory {
+    fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
+        Some(vec![oort_engine::ConnectorOption {
+            key: "topic",
+            kind: oort_engine::OptionKind::Text,
+            default: "",
+            description: "Required. The topic the rows are published to, read by memory streams.",
+        }])
+    }
+
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
         let topic = config
             .props

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_engine::{ConnectorError, Map, Sink, SinkConfig, SinkFactory};
+use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Sink, SinkConfig, SinkFactory};
 use serde::Deserialize;
 
 use super::client::{Connection, Event};
@@ -53,7 +53,71 @@ impl Default for MqttSinkFactory {
     }
 }
 
+/// The mqtt sink's own properties (module documentation); the common ones
+/// are the encoder's.
+const OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "topic",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Required. The topic results are published to; no wildcards.",
+    },
+    ConnectorOption {
+        key: "server",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Broker URL, tcp://host:port; default: the server's mqtt_server.",
+    },
+    ConnectorOption {
+        key: "clientId",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Client id; empty: oort-<rule id>-<random>.",
+    },
+    ConnectorOption {
+        key: "username",
+        kind: OptionKind::Text,
+        default: "",
+        description: "User name, if the broker wants one.",
+    },
+    ConnectorOption { key: "password", kind: OptionKind::Text, default: "", description: "Password, with username." },
+    ConnectorOption {
+        key: "qos",
+        kind: OptionKind::OneOf(&["0", "1", "2"]),
+        default: "1",
+        description: "QoS of the published messages.",
+    },
+    ConnectorOption {
+        key: "keepAlive",
+        kind: OptionKind::Count,
+        default: "60",
+        description: "Keep-alive interval in seconds.",
+    },
+    ConnectorOption {
+        key: "cleanSession",
+        kind: OptionKind::Bool,
+        default: "true",
+        description: "Whether the broker drops the session on disconnect.",
+    },
+    ConnectorOption {
+        key: "protocolVersion",
+        kind: OptionKind::OneOf(&["3.1.1", "5"]),
+        default: "3.1.1",
+        description: "MQTT protocol version.",
+    },
+    ConnectorOption {
+        key: "retained",
+        kind: OptionKind::Bool,
+        default: "false",
+        description: "Whether the broker keeps the last message for new subscribers.",
+    },
+];
+
 impl SinkFactory for MqttSinkFactory {
+    fn options(&self) -> Option<Vec<ConnectorOption>> {
+        Some([OPTIONS, crate::encode::COMMON_OPTIONS].concat())
+    }
+
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
         let mut props: MqttSinkProps = serde_json::from_value(serde_json::Value::Object(config.props.clone()))
             .map_err(|e| ConnectorError::Config(format!("mqtt action: {e}")))?;

@@ -32,8 +32,8 @@ impl MqttSourceFactory {
 }
 
 impl SourceFactory for MqttSourceFactory {
-    fn options(&self) -> Option<&'static [ConnectorOption]> {
-        Some(super::SOURCE_OPTIONS)
+    fn options(&self) -> Option<Vec<ConnectorOption>> {
+        Some(super::SOURCE_OPTIONS.to_vec())
     }
 
     fn validate(&self, config: &SourceConfig) -> Result<(), ConnectorError> {

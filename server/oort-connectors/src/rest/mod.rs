@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_engine::{ConnectorError, Map, Sink, SinkConfig, SinkFactory};
+use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Sink, SinkConfig, SinkFactory};
 use oort_policy::EgressPolicy;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
@@ -48,9 +48,6 @@ use crate::encode::{Progress, SinkEncoder, props_subset};
 
 /// Builds `rest` sinks.
 pub struct RestSinkFactory(pub Arc<EgressPolicy>);
-
-/// The rest sink's own action properties; the common ones are the encoder's.
-const KEYS: [&str; 7] = ["url", "method", "headers", "bodyType", "timeout", "insecureSkipVerify", "debugResp"];
 
 /// eKuiper rest sink properties Oort does not implement yet: rejected when set.
 const UNSUPPORTED_KEYS: [&str; 5] = ["certificationPath", "privateKeyPath", "rootCaPath", "oAuth", "resendDestination"];
@@ -94,7 +91,58 @@ struct RestSink {
     progress: Progress,
 }
 
+/// The rest sink's own properties (module documentation); the common ones
+/// are the encoder's.
+const OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "url",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Required. An http:// or https:// URL; internal addresses need egress_allow.",
+    },
+    ConnectorOption {
+        key: "method",
+        kind: OptionKind::OneOf(&["get", "post", "put", "delete", "head", "patch"]),
+        default: "post",
+        description: "The HTTP method.",
+    },
+    ConnectorOption {
+        key: "headers",
+        kind: OptionKind::Object,
+        default: "",
+        description: "Headers added to every request.",
+    },
+    ConnectorOption {
+        key: "bodyType",
+        kind: OptionKind::OneOf(&["json", "text", "html", "xml", "javascript", "none"]),
+        default: "json",
+        description: "What the body is; none sends no body.",
+    },
+    ConnectorOption {
+        key: "timeout",
+        kind: OptionKind::Millis,
+        default: "5000",
+        description: "Request timeout in milliseconds; 0 for none.",
+    },
+    ConnectorOption {
+        key: "insecureSkipVerify",
+        kind: OptionKind::Bool,
+        default: "false",
+        description: "Accept any TLS certificate.",
+    },
+    ConnectorOption {
+        key: "debugResp",
+        kind: OptionKind::Bool,
+        default: "false",
+        description: "Log responses at debug level.",
+    },
+];
+
 impl SinkFactory for RestSinkFactory {
+    fn options(&self) -> Option<Vec<ConnectorOption>> {
+        Some([OPTIONS, crate::encode::COMMON_OPTIONS].concat())
+    }
+
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(build_sink(config, &self.0)?))
     }
@@ -107,7 +155,7 @@ fn build_sink(config: &SinkConfig, egress: &Arc<EgressPolicy>) -> Result<RestSin
             return Err(ConnectorError::Config(format!("the rest property `{key}` is not supported yet")));
         }
     }
-    let props: RestSinkProps = props_subset(&config.props, &KEYS)?;
+    let props: RestSinkProps = props_subset(&config.props, &crate::encode::keys(OPTIONS))?;
     let encoder = SinkEncoder::from_props(&config.props)?;
 
     let url = props

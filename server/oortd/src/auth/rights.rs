@@ -111,7 +111,8 @@ pub fn required(path: &str) -> Option<Right> {
         | ("RuleService", "GetRule" | "ListRules" | "GetRuleStatus" | "TailRule" | "ExplainRule")
         | ("PluginService", "GetPlugin" | "ListPlugins")
         | ("ExternalService", "GetService" | "ListServices")
-        | ("FunctionService", "ListFunctions") => Right::Read,
+        | ("FunctionService", "ListFunctions")
+        | ("ConnectorService", "ListConnectors") => Right::Read,
         ("StreamService", "CreateStream" | "UpdateStream" | "DeleteStream")
         | ("RuleService", "CreateRule" | "UpdateRule" | "DeleteRule" | "StartRule" | "StopRule" | "RestartRule") => {
             Right::Edit

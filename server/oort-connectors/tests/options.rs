@@ -1,0 +1,62 @@
+//! What the built-in connectors declare is what they take.
+
+use std::sync::Arc;
+
+use oort_engine::{ConnectorRegistry, OptionKind, SinkConfig};
+use serde_json::json;
+
+fn registry() -> ConnectorRegistry {
+    let registry = ConnectorRegistry::new();
+    let buses = oort_connectors::Buses::default();
+    let files = Arc::new(oort_policy::FileRoots::create([std::env::temp_dir()]).unwrap());
+    let egress = Arc::new(oort_policy::EgressPolicy::allow_all());
+    let builtins = oort_connectors::Builtins {
+        buses: &buses,
+        files: &files,
+        egress: &egress,
+        mqtt_server: "tcp://127.0.0.1:1883",
+    };
+    oort_connectors::register_all(&registry, &builtins);
+    registry
+}
+
+/// A value of the kind, as an action property.
+fn sample(kind: OptionKind) -> serde_json::Value {
+    match kind {
+        OptionKind::Text => json!("x"),
+        OptionKind::Bool => json!(true),
+        OptionKind::Count | OptionKind::Millis => json!(1),
+        OptionKind::OneOf(words) => json!(words[0]),
+        OptionKind::List => json!(["a"]),
+        OptionKind::Object => json!({"a": "b"}),
+    }
+}
+
+#[test]
+fn every_built_in_connector_declares_its_options() {
+    let registry = registry();
+    for (name, options) in registry.source_options().into_iter().chain(registry.sink_options()) {
+        assert!(options.is_some(), "{name} declares its options");
+    }
+}
+
+#[test]
+fn every_property_a_sink_declares_is_one_it_takes() {
+    let registry = registry();
+    for (name, options) in registry.sink_options() {
+        let factory = registry.sink(&name).unwrap();
+        for option in options.unwrap() {
+            let mut props = serde_json::Map::new();
+            props.insert(option.key.to_owned(), sample(option.kind));
+            let config = SinkConfig { sink_type: name.clone(), props, rule_id: "r".into() };
+            if let Err(e) = factory.build(&config) {
+                let message = e.to_string();
+                assert!(
+                    !message.contains("unknown field"),
+                    "{name} declares `{}` but refuses it: {message}",
+                    option.key
+                );
+            }
+        }
+    }
+}
