@@ -1,0 +1,178 @@
+//! Tests of the parent module.
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::functions::testing::{s, validate};
+
+crate::functions::testing::shorthands!(functions);
+
+/// Thursday 2024-02-29 13:04:05.123456789 UTC.
+fn t() -> DateTime<Utc> {
+    let base = Utc.with_ymd_and_hms(2024, 2, 29, 13, 4, 5).single().unwrap_or_default();
+    base + TimeDelta::nanoseconds(123_456_789)
+}
+
+fn ts() -> Value {
+    Value::Timestamp(t())
+}
+
+fn is_clock(value: &Value, pattern: &str) -> bool {
+    let Value::String(text) = value else { return false };
+    text.len() == pattern.len()
+        && text.chars().zip(pattern.chars()).all(|(c, p)| if p == '9' { c.is_ascii_digit() } else { c == p })
+}
+
+#[test]
+fn datetimes_are_read_from_numbers_and_strings() {
+    assert_eq!(
+        to_datetime("f", 0, &Value::Int(t().timestamp_millis())).ok(),
+        Some(t() - TimeDelta::nanoseconds(456_789))
+    );
+    assert_eq!(to_datetime("f", 0, &Value::Float(1000.7)).ok().map(|t| t.timestamp_millis()), Some(1000));
+    assert!(parse_datetime("2024-02-29T13:04:05.123456789Z").is_some());
+    assert!(parse_datetime("2024-02-29T15:04:05+02:00").is_some());
+    assert!(parse_datetime("2024-02-29 13:04:05").is_some());
+    assert!(parse_datetime("2024-02-29 13:04:05.5").is_some());
+    assert!(parse_datetime("2024-02-29T13:04:05").is_some());
+    assert_eq!(parse_datetime("2024-02-29").map(|t| t.hour()), Some(0));
+    assert!(parse_datetime("29/02/2024").is_none());
+    assert!(matches!(to_datetime("f", 0, &Value::Float(f64::NAN)), Err(FunctionError::Failed { .. })));
+    assert!(matches!(to_datetime("f", 0, &Value::Int(i64::MAX)), Err(FunctionError::Failed { .. })));
+    assert!(matches!(to_datetime("f", 0, &Value::Bool(true)), Err(FunctionError::ArgumentType { .. })));
+}
+
+#[test]
+fn format_time_uses_java_like_patterns() {
+    assert_eq!(f("format_time", &[ts(), s("yyyy-MM-dd HH:mm:ss.SSS")]), s("2024-02-29 13:04:05.123"));
+    assert_eq!(f("format_time", &[ts(), s("YYYY/MM/dd HH:mm:ssSSS XXX")]), s("2024/02/29 13:04:05.123 +00:00"));
+    assert_eq!(
+        f("format_time", &[ts(), s("yy M d h:m:s a EEE EEEE MMM MMMM G Z z X XX")]),
+        s("24 2 29 1:4:5 PM Thu Thursday Feb February AD +0000 UTC +00 +0000")
+    );
+    assert_eq!(f("format_time", &[ts(), s("yyyy'T'HH 'o''clock' ''")]), s("2024T13 o'clock '"));
+    assert_eq!(f("format_time", &[ts(), s("ss.SSSSSSSSS")]), s("05.123456789"));
+    assert_eq!(f("format_time", &[Value::Int(0), s("yyyy-MM-dd hh a")]), s("1970-01-01 12 AM"));
+    assert_eq!(f("format_time", &[s("2024-02-29T13:04:05Z"), s("dd/MM")]), s("29/02"));
+    assert_eq!(f("format_time", &[Value::Null, s("yyyy")]), Value::Null);
+    assert!(matches!(e("format_time", &[ts(), s("yyy")]), FunctionError::Failed { .. }));
+    assert!(matches!(e("format_time", &[Value::Bool(true), s("yyyy")]), FunctionError::ArgumentType { .. }));
+    assert!(matches!(e("format_time", &[s("not a date"), s("yyyy")]), FunctionError::Failed { .. }));
+}
+
+#[test]
+fn format_patterns_are_checked_at_plan_time() {
+    assert!(validate(&functions(), "format_time", &[None, Some(s("yyyy-MM-dd HH:mm:ss"))]).is_ok());
+    for bad in ["y", "yyy", "yyyyy", "E", "EE", "EEEEE"] {
+        let error = validate(&functions(), "format_time", &[None, Some(s(bad))]).unwrap_err();
+        assert!(error.contains("invalid pattern"), "{bad}: {error}");
+    }
+    assert!(validate(&functions(), "format_time", &[Some(s("29/02/2024")), None]).is_err());
+    assert!(validate(&functions(), "format_time", &[Some(s("2024-02-29")), None]).is_ok());
+    assert!(validate(&functions(), "format_time", &[None, Some(Value::Int(1))]).is_err());
+}
+
+#[test]
+fn current_time_functions() {
+    for name in ["now", "current_timestamp", "local_time", "local_timestamp"] {
+        assert!(is_clock(&f(name, &[]), "9999-99-99 99:99:99"), "{name}");
+        assert!(is_clock(&f(name, &[Value::Int(3)]), "9999-99-99 99:99:99.999"), "{name}");
+        assert_eq!(f(name, &[Value::Null]), Value::Null);
+        assert!(matches!(e(name, &[Value::Int(7)]), FunctionError::Failed { .. }));
+        assert!(matches!(e(name, &[s("3")]), FunctionError::ArgumentType { .. }));
+        assert!(validate(&functions(), name, &[Some(Value::Int(9))]).is_err());
+        assert!(validate(&functions(), name, &[Some(s("3"))]).is_err());
+    }
+    for name in ["cur_time", "current_time"] {
+        assert!(is_clock(&f(name, &[]), "99:99:99"), "{name}");
+        assert!(is_clock(&f(name, &[Value::Int(2)]), "99:99:99.99"), "{name}");
+        assert!(matches!(e(name, &[Value::Int(-1)]), FunctionError::Failed { .. }));
+    }
+    for name in ["cur_date", "current_date"] {
+        assert!(is_clock(&f(name, &[]), "9999-99-99"), "{name}");
+        assert!(validate(&functions(), name, &[None]).is_err());
+    }
+}
+
+#[test]
+fn date_calc_adds_durations() {
+    assert_eq!(f("date_calc", &[ts(), s("1h30m")]), s("2024-02-29 14:34:05"));
+    assert_eq!(f("date_calc", &[ts(), s("-1h")]), s("2024-02-29 12:04:05"));
+    assert_eq!(f("date_calc", &[ts(), s("11h")]), s("2024-03-01 00:04:05"));
+    assert_eq!(f("date_calc", &[ts(), s("1.5h")]), s("2024-02-29 14:34:05"));
+    assert_eq!(f("date_calc", &[s("2019-01-01"), s("1h30m10s100ms200us300ns")]), s("2019-01-01 01:30:10"));
+    assert_eq!(f("date_calc", &[ts(), s("0")]), s("2024-02-29 13:04:05"));
+    assert_eq!(f("date_calc", &[Value::Null, s("1h")]), Value::Null);
+    for bad in ["1d", "h", "", "1h-2m", "--1h"] {
+        assert!(matches!(e("date_calc", &[ts(), s(bad)]), FunctionError::Failed { .. }), "{bad}");
+    }
+    assert!(matches!(e("date_calc", &[ts(), s("9999999999h")]), FunctionError::Failed { .. }));
+    assert!(matches!(e("date_calc", &[ts(), Value::Int(1)]), FunctionError::ArgumentType { .. }));
+    assert!(validate(&functions(), "date_calc", &[None, Some(s("1x"))]).is_err());
+    assert!(validate(&functions(), "date_calc", &[None, Some(s("2h45m"))]).is_ok());
+}
+
+#[test]
+fn durations_follow_go() {
+    assert_eq!(parse_duration("1h30m"), Ok(TimeDelta::minutes(90)));
+    assert_eq!(parse_duration("-1.5s"), Ok(TimeDelta::milliseconds(-1500)));
+    assert_eq!(parse_duration("+2µs"), Ok(TimeDelta::microseconds(2)));
+    assert_eq!(parse_duration("3us4ns"), Ok(TimeDelta::nanoseconds(3004)));
+    assert!(parse_duration("1").is_err(), "a unit is required");
+    assert!(parse_duration("1.2.3s").is_err());
+}
+
+#[test]
+fn date_diff_counts_days() {
+    let later = Value::Timestamp(t() + TimeDelta::days(3) + TimeDelta::hours(5));
+    assert_eq!(f("date_diff", &[ts(), later.clone()]), Value::Int(3));
+    assert_eq!(f("date_diff", &[later, ts()]), Value::Int(-3));
+    assert_eq!(f("date_diff", &[s("2024-01-01"), s("2024-03-01")]), Value::Int(60));
+    assert_eq!(f("date_diff", &[Value::Null, ts()]), Value::Null);
+    assert!(matches!(e("date_diff", &[ts(), Value::Bool(false)]), FunctionError::ArgumentType { index: 2, .. }));
+    assert!(validate(&functions(), "date_diff", &[Some(s("soon")), None]).is_err());
+}
+
+#[test]
+fn parts_of_a_datetime() {
+    let cases = [
+        ("day_name", s("Thursday")),
+        ("day_of_month", Value::Int(29)),
+        ("day", Value::Int(29)),
+        ("day_of_week", Value::Int(5)),
+        ("day_of_year", Value::Int(60)),
+        ("hour", Value::Int(13)),
+        ("minute", Value::Int(4)),
+        ("second", Value::Int(5)),
+        ("microsecond", Value::Int(123_456)),
+        ("month", Value::Int(2)),
+        ("month_name", s("February")),
+        ("year", Value::Int(2024)),
+        ("last_day", s("2024-02-29")),
+    ];
+    for (name, expected) in cases {
+        assert_eq!(f(name, &[ts()]), expected, "{name}");
+        assert_eq!(f(name, &[Value::Null]), Value::Null, "{name}");
+        assert!(matches!(e(name, &[Value::Bool(true)]), FunctionError::ArgumentType { .. }), "{name}");
+    }
+    assert_eq!(f("day_of_week", &[s("2024-03-03")]), Value::Int(1), "Sunday is 1");
+    assert_eq!(f("day_of_week", &[s("2024-03-02")]), Value::Int(7), "Saturday is 7");
+    assert_eq!(f("last_day", &[s("2023-12-05")]), s("2023-12-31"));
+    assert_eq!(f("last_day", &[s("2023-02-05")]), s("2023-02-28"));
+    assert_eq!(f("hour", &[Value::Int(3_600_000)]), Value::Int(1), "milliseconds are datetimes");
+}
+
+#[test]
+fn from_days_and_unix_time() {
+    assert_eq!(f("from_days", &[Value::Int(1)]), s("1970-01-01"));
+    assert_eq!(f("from_days", &[Value::Int(32)]), s("1970-02-01"));
+    assert_eq!(f("from_days", &[Value::Int(0)]), Value::Null);
+    assert_eq!(f("from_days", &[Value::Null]), Value::Null);
+    assert!(matches!(e("from_days", &[Value::Int(i64::MAX)]), FunctionError::Failed { .. }));
+    assert!(matches!(e("from_days", &[s("1")]), FunctionError::ArgumentType { .. }));
+    assert_eq!(f("from_unix_time", &[Value::Int(86_400)]), s("1970-01-02 00:00:00"));
+    assert_eq!(f("from_unix_time", &[Value::Int(0)]), Value::Null);
+    assert_eq!(f("from_unix_time", &[Value::Null]), Value::Null);
+    assert!(matches!(e("from_unix_time", &[Value::Int(i64::MAX)]), FunctionError::Failed { .. }));
+    assert!(matches!(e("from_unix_time", &[Value::Float(1.5)]), FunctionError::ArgumentType { .. }));
+}
