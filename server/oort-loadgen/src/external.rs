@@ -408,7 +408,13 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
         measure(slice, || match phase {
             Phase::Hand => client.block_on(static_concurrent(port, slice, LANES, None)),
             Phase::Deadline => client.block_on(static_concurrent(port, slice, LANES, Some(deadline))),
-            Phase::Batches => client.block_on(dynamic_batches(&functions, slice, batch)),
+            // A task of the runtime, as a rule's batches are.
+            Phase::Batches => {
+                let functions = Arc::clone(&functions);
+                client.block_on(async move {
+                    tokio::spawn(async move { dynamic_batches(&functions, slice, batch).await }).await?
+                })
+            }
             Phase::Rule => client.block_on(rule_calls(&functions, slice, RULE)),
             Phase::Own => client.block_on(rule_calls(&own, slice, RULE)),
             Phase::Plain => client.block_on(rule_calls(&functions, slice, RULE_BUILT_IN)),
