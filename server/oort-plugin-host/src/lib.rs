@@ -8,7 +8,7 @@
 //!   Unix socket, supervised ([`PortableHost`]).
 //! - [`archive`]: safe unpacking of plugin zips; [`manifest`]: `manifest.json`.
 //! - [`download`]: fetching archives from http(s) URLs, refusing private addresses.
-//! - [`convert`]: engine values ↔ the ABI's wire messages.
+//! - [`convert`]: engine values ↔ the `oort.v1` messages of the ABI, of portable plugins and of the API.
 //! - [`error`]: [`HostError`], why a plugin operation failed.
 
 pub mod archive;

@@ -4,19 +4,21 @@
 //!   services, functions and events. Clients and the server both use it.
 //! - [`plugin::v1`]: the plugin protocol (`oort.plugin.v1`) spoken by portable
 //!   plugins, whose messages the native ABI reuses.
+//! - the `grpc` feature (default): tonic clients and servers of the services;
+//!   without it, the messages alone.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors of both packages, for gRPC
 //!   reflection and dynamic (JSON) views of the messages.
 
 /// The management API, package `oort.v1`.
 pub mod v1 {
-    tonic::include_proto!("oort.v1");
+    include!(concat!(env!("OUT_DIR"), "/oort.v1.rs"));
 }
 
 /// The plugin protocol.
 pub mod plugin {
     /// Package `oort.plugin.v1`.
     pub mod v1 {
-        tonic::include_proto!("oort.plugin.v1");
+        include!(concat!(env!("OUT_DIR"), "/oort.plugin.v1.rs"));
     }
 }
 
@@ -36,6 +38,7 @@ mod tests {
             "oort.v1.PluginService",
             "oort.v1.ExternalService",
             "oort.v1.FunctionService",
+            "oort.v1.ConnectorService",
             "oort.v1.EventService",
             "oort.plugin.v1.PluginService",
         ] {

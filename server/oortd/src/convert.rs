@@ -6,7 +6,7 @@ use prost_types::value::Kind;
 
 // Values and rows ↔ `oort.v1` messages: one conversion for the API and for
 // portable plugins, which speak the same messages.
-pub use oort_plugin_host::portable::convert::{map_from_pb as map_from_proto, map_to_pb as map_to_proto};
+pub use oort_plugin_host::convert::{map_from_proto, map_to_proto};
 
 /// A `google.protobuf.Struct` (action properties) → JSON.
 pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Map<String, serde_json::Value> {

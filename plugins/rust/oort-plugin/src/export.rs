@@ -169,7 +169,7 @@ fn to_raw(v: Value) -> OortValue {
         Value::Timestamp(ns) => scalar(tag::TIMESTAMP, ns as u64),
         Value::String(s) => owned(tag::STRING, s.into_bytes()),
         Value::Bytes(b) => owned(tag::BYTES, b),
-        v @ (Value::List(_) | Value::Map(_)) => owned(tag::ENCODED, value::to_wire(&v).encode_to_vec()),
+        v @ (Value::List(_) | Value::Map(_)) => owned(tag::ENCODED, value::to_wire(v).encode_to_vec()),
     }
 }
 
@@ -310,7 +310,8 @@ extern "C" fn source_read(handle: Handle, timeout_ms: u32, out: *mut OortBuf) ->
         match source.read(Duration::from_millis(u64::from(timeout_ms)))? {
             None => Ok(status::END),
             Some(events) => {
-                let response = wire::OpenSourceResponse { events: events.iter().map(value::event_to_wire).collect() };
+                let response =
+                    wire::OpenSourceResponse { events: events.into_iter().map(value::event_to_wire).collect() };
                 // SAFETY: the host passes a pointer to a buffer slot it owns.
                 unsafe { out.write(to_buf(response.encode_to_vec())) };
                 Ok(status::OK)
@@ -464,7 +465,7 @@ mod tests {
         assert_eq!((table.function_validate)(0, &int(0), 1, &mut err), status::ERROR);
         assert_eq!(take(table, err), "half of a literal 0 is pointless");
 
-        let list = value::to_wire(&Value::List(vec![Value::Null, Value::Null])).encode_to_vec();
+        let list = value::to_wire(Value::List(vec![Value::Null, Value::Null])).encode_to_vec();
         let encoded = OortValue { tag: tag::ENCODED, scalar: 0, ptr: list.as_ptr(), len: list.len() };
         let args = [int(9), int(-1), OortValue::NULL, encoded];
         let mut results = vec![OortValue::NULL; 4];

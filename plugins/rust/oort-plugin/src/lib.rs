@@ -8,7 +8,7 @@
 //! - [`api`]: the traits and the [`Plugin`] builder.
 //! - [`value`]: [`Value`], [`Row`], [`Event`] and their wire conversions.
 //! - [`abi`]: the `#[repr(C)]` table and value layout (see `plugins/ABI.md`).
-//! - [`wire`]: the `oort.plugin.v1` / `oort.v1` messages that cross the boundary.
+//! - [`wire`]: the `oort.plugin.v1` / `oort.v1` messages that cross the boundary (`oort-proto`'s).
 //! - [`export`]: the plugin side of the ABI (all of the SDK's unsafe code).
 //! - `portable` (cargo feature `portable`): the same plugin served as a process
 //!   of its own over `oort.plugin.v1`; `export_plugin!` then also defines

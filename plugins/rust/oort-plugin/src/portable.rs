@@ -22,14 +22,13 @@ use std::time::Duration;
 
 use oort_proto::plugin::v1 as pb;
 use oort_proto::plugin::v1::plugin_service_server::{PluginService, PluginServiceServer};
-use oort_proto::v1 as values;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::{Context, Plugin, Sink, Source, Symbol};
-use crate::value::{Event, Row, Value};
+use crate::value::{Event, Row, Value, event_to_wire, from_wire, map_from_wire, to_wire};
 
 /// The cookie the server sets.
 pub const MAGIC_COOKIE: (&str, &str) = ("OORT_PLUGIN_MAGIC_COOKIE", "oort-plugin-7c2b1d9e");
@@ -37,59 +36,6 @@ pub const MAGIC_COOKIE: (&str, &str) = ("OORT_PLUGIN_MAGIC_COOKIE", "oort-plugin
 pub const PROTOCOL_VERSION: u32 = 1;
 /// How long a source's `read` waits at most: how soon it notices a stop.
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
-
-const NANOS: i64 = 1_000_000_000;
-
-fn from_pb(value: &values::Value) -> Value {
-    use values::value::Kind as K;
-    match &value.kind {
-        None | Some(K::NullValue(_)) => Value::Null,
-        Some(K::BoolValue(b)) => Value::Bool(*b),
-        Some(K::IntValue(i)) => Value::Int(*i),
-        Some(K::FloatValue(f)) => Value::Float(*f),
-        Some(K::StringValue(s)) => Value::String(s.clone()),
-        Some(K::BytesValue(b)) => Value::Bytes(b.clone()),
-        Some(K::TimestampValue(t)) => {
-            Value::Timestamp(t.seconds.saturating_mul(NANOS).saturating_add(i64::from(t.nanos)))
-        }
-        Some(K::ListValue(l)) => Value::List(l.values.iter().map(from_pb).collect()),
-        Some(K::MapValue(m)) => Value::Map(row_from_pb(&m.fields)),
-    }
-}
-
-fn row_from_pb(fields: &HashMap<String, values::Value>) -> Row {
-    fields.iter().map(|(k, v)| (k.clone(), from_pb(v))).collect()
-}
-
-fn to_pb(value: Value) -> values::Value {
-    use values::value::Kind as K;
-    let kind = match value {
-        Value::Null => K::NullValue(0),
-        Value::Bool(b) => K::BoolValue(b),
-        Value::Int(i) => K::IntValue(i),
-        Value::Float(f) => K::FloatValue(f),
-        Value::String(s) => K::StringValue(s),
-        Value::Bytes(b) => K::BytesValue(b),
-        Value::Timestamp(ns) => K::TimestampValue(prost_types::Timestamp {
-            seconds: ns.div_euclid(NANOS),
-            nanos: ns.rem_euclid(NANOS) as i32,
-        }),
-        Value::List(l) => K::ListValue(values::ListValue { values: l.into_iter().map(to_pb).collect() }),
-        Value::Map(m) => K::MapValue(values::MapValue { fields: m.into_iter().map(|(k, v)| (k, to_pb(v))).collect() }),
-    };
-    values::Value { kind: Some(kind) }
-}
-
-fn event_to_pb(event: Event) -> values::Event {
-    values::Event {
-        fields: event.row.into_iter().map(|(k, v)| (k, to_pb(v))).collect(),
-        timestamp: event.timestamp_ms.map(|ms| prost_types::Timestamp {
-            seconds: ms.div_euclid(1000),
-            nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-        }),
-        meta: event.meta.into_iter().collect(),
-    }
-}
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
@@ -209,9 +155,9 @@ impl PluginService for Service {
                     .iter()
                     .map(|row| {
                         args.clear();
-                        args.extend(row.args.iter().map(from_pb));
+                        args.extend(row.args.iter().map(from_wire));
                         let result = match guarded(|| function.exec(&ctx, &args)) {
-                            Ok(value) => pb::call_result::Result::Value(to_pb(value)),
+                            Ok(value) => pb::call_result::Result::Value(to_wire(value)),
                             Err(message) => pb::call_result::Result::Error(message),
                         };
                         pb::CallResult { result: Some(result) }
@@ -320,7 +266,7 @@ fn pump(mut source: Box<dyn Source>, tx: mpsc::Sender<Result<pb::OpenSourceRespo
         match guarded(|| source.read(READ_TIMEOUT)) {
             Ok(Some(events)) if events.is_empty() => {}
             Ok(Some(events)) => {
-                let response = pb::OpenSourceResponse { events: events.into_iter().map(event_to_pb).collect() };
+                let response = pb::OpenSourceResponse { events: events.into_iter().map(event_to_wire).collect() };
                 if tx.blocking_send(Ok(response)).is_err() {
                     break;
                 }
@@ -351,7 +297,7 @@ fn write(
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
-        let rows: Vec<Row> = batch.events.iter().map(|e| row_from_pb(&e.fields)).collect();
+        let rows: Vec<Row> = batch.events.iter().map(|e| map_from_wire(&e.fields)).collect();
         let error = guarded(|| sink.collect(&rows)).err().unwrap_or_default();
         if acks.blocking_send(Ok(pb::OpenSinkResponse { batch_id: batch.batch_id, error })).is_err() {
             break;

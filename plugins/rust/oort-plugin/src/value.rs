@@ -143,40 +143,40 @@ pub fn map_from_wire(fields: &HashMap<String, wire::Value>) -> Row {
     fields.iter().map(|(k, v)| (k.clone(), from_wire(v))).collect()
 }
 
-/// A value → a wire value.
-pub fn to_wire(value: &Value) -> wire::Value {
+/// A value → a wire value (taken, so that nothing is copied).
+pub fn to_wire(value: Value) -> wire::Value {
     use wire::value::Kind as K;
     let kind = match value {
         Value::Null => K::NullValue(0),
-        Value::Bool(b) => K::BoolValue(*b),
-        Value::Int(i) => K::IntValue(*i),
-        Value::Float(f) => K::FloatValue(*f),
-        Value::String(s) => K::StringValue(s.clone()),
-        Value::Bytes(b) => K::BytesValue(b.clone()),
+        Value::Bool(b) => K::BoolValue(b),
+        Value::Int(i) => K::IntValue(i),
+        Value::Float(f) => K::FloatValue(f),
+        Value::String(s) => K::StringValue(s),
+        Value::Bytes(b) => K::BytesValue(b),
         Value::Timestamp(ns) => K::TimestampValue(prost_types::Timestamp {
             seconds: ns.div_euclid(NANOS),
             nanos: ns.rem_euclid(NANOS) as i32,
         }),
-        Value::List(l) => K::ListValue(wire::ListValue { values: l.iter().map(to_wire).collect() }),
+        Value::List(l) => K::ListValue(wire::ListValue { values: l.into_iter().map(to_wire).collect() }),
         Value::Map(m) => K::MapValue(wire::MapValue { fields: map_to_wire(m) }),
     };
     wire::Value { kind: Some(kind) }
 }
 
 /// A row → wire fields.
-pub fn map_to_wire(row: &Row) -> HashMap<String, wire::Value> {
-    row.iter().map(|(k, v)| (k.clone(), to_wire(v))).collect()
+pub fn map_to_wire(row: Row) -> HashMap<String, wire::Value> {
+    row.into_iter().map(|(k, v)| (k, to_wire(v))).collect()
 }
 
 /// An event → a wire event.
-pub fn event_to_wire(event: &Event) -> wire::Event {
+pub fn event_to_wire(event: Event) -> wire::Event {
     wire::Event {
-        fields: map_to_wire(&event.row),
+        fields: map_to_wire(event.row),
         timestamp: event.timestamp_ms.map(|ms| prost_types::Timestamp {
             seconds: ms.div_euclid(1000),
             nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
         }),
-        meta: event.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        meta: event.meta.into_iter().collect(),
     }
 }
 
@@ -219,9 +219,9 @@ mod tests {
         let mut map = BTreeMap::new();
         map.insert("a".to_owned(), Value::List(vec![Value::Int(1), Value::Null, Value::Bytes(vec![1, 2])]));
         for value in [Value::Bool(true), Value::Float(-1.5), Value::Timestamp(-1_500_000_000), Value::Map(map)] {
-            assert_eq!(from_wire(&to_wire(&value)), value);
+            assert_eq!(from_wire(&to_wire(value.clone())), value);
         }
         let event = Event { row: Row::new(), timestamp_ms: Some(-1), meta: BTreeMap::new() };
-        assert_eq!(event_from_wire(&event_to_wire(&event)), event);
+        assert_eq!(event_from_wire(&event_to_wire(event.clone())), event);
     }
 }

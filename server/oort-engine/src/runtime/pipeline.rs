@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
 
 use super::grouping::process_windows;
 use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Results, Tail};
@@ -131,9 +131,8 @@ async fn run_in_order(
 /// batches came: while one batch waits for a plugin's or a service's answers,
 /// the next ones are decoded and their calls sent, so the plugin or service
 /// never idles between batches. For rules without a window only, whose
-/// batches are independent of each other. Each batch is a task of its own,
-/// so that batches are evaluated on several cores while others wait; a task
-/// is aborted when the rule stops.
+/// batches are independent of each other. The batches are futures of the
+/// rule task itself.
 async fn run_pipelined(
     stages: Arc<Stages>,
     mut rx: mpsc::Receiver<SourceEvent>,
@@ -150,7 +149,7 @@ async fn run_pipelined(
             Some(done) = pending.next(), if !pending.is_empty() => match done {
                 Ok(results) => output.emit(results).await,
                 // A panic in a function loses that batch, not the rule.
-                Err(e) => stages.metrics.project.record_exception(format!("evaluation failed: {}", join_error(e))),
+                Err(e) => stages.metrics.project.record_exception(format!("evaluation failed: {e}")),
             },
             received = rx.recv_many(&mut batch, RECEIVE_BATCH), if open && pending.len() < PIPELINE_DEPTH => {
                 if received == 0 {
@@ -160,22 +159,25 @@ async fn run_pipelined(
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);
                 let (stages, events) = (Arc::clone(&stages), std::mem::take(&mut batch));
-                let evaluation = AbortOnDropHandle::new(tokio::spawn(async move { stages.on_events(events, None).await }));
+                // Boxed: the future of a spawned task must be nameable as `Send`
+                // for every lifetime, which the closure's inferred type is not.
+                let evaluation: BoxFuture<'static, Result<Vec<Vec<Map>>, String>> =
+                    std::panic::AssertUnwindSafe(async move { stages.on_events(events, None).await })
+                        .catch_unwind()
+                        .map(|done| done.map_err(|panic| panic_message(&panic)))
+                        .boxed();
                 pending.push_back(evaluation);
             }
         }
     }
 }
 
-/// Why a batch's task ended without its results: what its panic says.
-fn join_error(error: tokio::task::JoinError) -> String {
-    match error.try_into_panic() {
-        Ok(panic) => match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-            (Some(text), _) => format!("panicked: {text}"),
-            (_, Some(text)) => format!("panicked: {text}"),
-            _ => "panicked".to_owned(),
-        },
-        Err(error) => error.to_string(),
+/// What a caught panic says.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => format!("panicked: {text}"),
+        (_, Some(text)) => format!("panicked: {text}"),
+        _ => "panicked".to_owned(),
     }
 }
 

@@ -68,7 +68,7 @@ impl NativeFunction {
             RawResult::String(b) => Value::String(String::from_utf8_lossy(b).into()),
             RawResult::Bytes(b) => Value::Bytes(b.into()),
             RawResult::Encoded(b) => match oort_plugin::wire::Value::decode(b) {
-                Ok(v) => convert::from_wire(&v),
+                Ok(v) => convert::from_proto(&v),
                 Err(e) => {
                     return Err(FunctionError::failed(
                         &self.meta.name,
@@ -114,7 +114,7 @@ impl Encoded {
             Value::List(_) | Value::Map(_) => {
                 // The Vec's heap buffer does not move when `self.0` grows, so
                 // the pointer stays valid.
-                self.0.push(convert::to_wire(v).encode_to_vec());
+                self.0.push(convert::to_proto(v).encode_to_vec());
                 let last = self.0.last().map(Vec::as_slice).unwrap_or_default();
                 bytes(tag::ENCODED, last)
             }

@@ -90,8 +90,9 @@ impl Sink for NativeSink {
             self.connect()?;
         }
         self.batch += 1;
-        let batch = wire::SinkBatch { batch_id: self.batch, events: rows.iter().map(convert::event_to_wire).collect() }
-            .encode_to_vec();
+        let batch =
+            wire::SinkBatch { batch_id: self.batch, events: rows.iter().map(convert::event_to_proto).collect() }
+                .encode_to_vec();
         let Some((current, handle)) = self.open.as_mut() else {
             return Err(ConnectorError::External("sink not open".into()));
         };

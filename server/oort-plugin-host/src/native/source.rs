@@ -106,7 +106,7 @@ impl NativeSource {
                     .timestamp
                     .map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000));
                 let source_event = SourceEvent {
-                    payload: Payload::Map(convert::map_from_wire(&event.fields)),
+                    payload: Payload::Map(convert::map_from_proto(&event.fields)),
                     meta: Arc::new(event.meta.into_iter().collect()),
                     timestamp,
                 };

@@ -27,7 +27,6 @@ use oort_runtimes::CallRuntime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::convert;
 use super::supervisor::{Supervisor, Target};
 
 /// One open `Invoke` stream.
@@ -90,7 +89,8 @@ impl PortableFunction {
         if rows.iter().any(|r| r.len() != nargs) {
             return Err(BatchError("every row of a batch needs the same number of arguments".into()));
         }
-        let args: Vec<ArgRow> = rows.iter().map(|r| ArgRow { args: r.iter().map(convert::to_pb).collect() }).collect();
+        let args: Vec<ArgRow> =
+            rows.iter().map(|r| ArgRow { args: r.iter().map(crate::convert::to_proto).collect() }).collect();
         let stream = self.stream(rule_id, nargs);
         let open =
             InvokeOpen { function: self.meta.name.clone(), rule_id: rule_id.to_owned(), arg_count: nargs as u32 };
@@ -109,7 +109,7 @@ fn answers(name: &str, rows: usize, response: Result<InvokeResponse, BatchError>
             .results
             .into_iter()
             .map(|r| match r.result {
-                Some(call_result::Result::Value(v)) => Ok(convert::from_pb(&v)),
+                Some(call_result::Result::Value(v)) => Ok(crate::convert::from_proto(&v)),
                 Some(call_result::Result::Error(e)) => Err(FunctionError::failed(name, e)),
                 None => Ok(Value::Null),
             })

@@ -33,9 +33,8 @@
 //!    down (`Shutdown`, stdin closed, killed after the grace period).
 //!
 //! Modules: [`process`] (one OS process), [`output`] (its log budget), [`supervisor`], [`function`],
-//! [`source`], [`sink`] (the engine adapters), [`convert`] (values), [`host`].
+//! [`source`], [`sink`] (the engine adapters), [`host`]; values convert with [`crate::convert`].
 
-pub mod convert;
 pub mod function;
 pub mod host;
 pub mod output;

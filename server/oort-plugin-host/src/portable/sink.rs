@@ -15,7 +15,6 @@ use oort_runtimes::IoRuntime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::convert;
 use super::source::is_refusal;
 use super::supervisor::{Lease, Supervisor, Target};
 
@@ -118,7 +117,7 @@ impl PortableSink {
         let Some(opened) = self.opened.as_mut() else { return Err(ConnectorError::External("sink not open".into())) };
         self.batch += 1;
         let batch_id = self.batch;
-        let events = rows.iter().map(convert::event_to_pb).collect();
+        let events = rows.iter().map(crate::convert::event_to_proto).collect();
         let request =
             OpenSinkRequest { message: Some(open_sink_request::Message::Batch(SinkBatch { batch_id, events })) };
         let timeout = opened.supervisor.config().call_timeout;

@@ -15,7 +15,6 @@ use oort_proto::plugin::v1::{OpenSourceRequest, OpenSourceResponse};
 use oort_runtimes::IoRuntime;
 use tokio_util::sync::CancellationToken;
 
-use super::convert;
 use super::supervisor::{Lease, Supervisor, Target};
 
 /// Builds instances of one portable source type.
@@ -158,7 +157,7 @@ impl Source for PortableSource {
                                 .timestamp
                                 .map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000));
                             let event = SourceEvent {
-                                payload: Payload::Map(convert::map_from_pb(&event.fields)),
+                                payload: Payload::Map(crate::convert::map_from_proto(&event.fields)),
                                 meta: Arc::new(event.meta.into_iter().collect()),
                                 timestamp,
                             };
