@@ -9,7 +9,7 @@
 //! - [`expr`]: rule SQL expressions compiled to an [`Expr`] tree and evaluated against rows.
 //! - [`json`]: JSON decoding of events and encoding of results.
 //! - [`metrics`]: per-operator counters for rule status.
-//! - [`rule`]: [`RuleDefinition`], what the engine is asked to run.
+//! - [`rule`]: [`RuleDefinition`], what the engine is asked to run; [`delivery`]: what its results survive.
 //! - [`plan`]: rule SQL → a validated [`RulePlan`]; [`decode`]: events → rows.
 //! - [`runtime`]: the tasks of a running rule; [`engine`]: [`Engine`], all of them.
 
@@ -22,6 +22,7 @@ pub mod connector;
 /// memory: stack pages are only committed as they are touched.
 pub const THREAD_STACK_BYTES: usize = 16 << 20;
 pub mod decode;
+pub mod delivery;
 pub mod engine;
 pub mod expr;
 pub mod function;
@@ -41,6 +42,7 @@ pub use connector::{
     BufferFull, ConnectorError, ConnectorOption, ConnectorRegistry, OptionKind, Payload, RuleGone, Sink, SinkConfig,
     SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput, check_options,
 };
+pub use delivery::{Delivery, Guarantee};
 pub use engine::{Engine, EngineError};
 pub use expr::{
     CompileContext, EvalEnv, EvalError, Expr, JoinedRow, Projection, ProjectionColumn, SourceSchema, Tuple, compile,

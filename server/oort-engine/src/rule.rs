@@ -36,6 +36,8 @@ pub struct RuleOptions {
     pub buffer_length: usize,
     /// What happens to an event pushed while the rule's input buffer is full.
     pub buffer_full: crate::connector::BufferFull,
+    /// The delivery guarantee its `qos` asks for.
+    pub qos: crate::delivery::Guarantee,
     /// Pass source metadata to sinks.
     pub send_meta_to_sink: bool,
     /// How the source is restarted after it dies.
@@ -49,6 +51,7 @@ impl Default for RuleOptions {
             late_tolerance_ms: 1000,
             buffer_length: 1024,
             buffer_full: crate::connector::BufferFull::Drop,
+            qos: crate::delivery::Guarantee::AtMostOnce,
             send_meta_to_sink: false,
             restart: RestartStrategy::default(),
         }

@@ -1,6 +1,6 @@
 //! Conversions between the API's protobuf messages and the engine's types.
 
-use oort_engine::{ActionDefinition, BufferFull, RestartStrategy, RuleDefinition, RuleOptions};
+use oort_engine::{ActionDefinition, BufferFull, Guarantee, RestartStrategy, RuleDefinition, RuleOptions};
 use oort_proto::v1 as pb;
 use prost_types::value::Kind;
 
@@ -61,6 +61,7 @@ pub fn rule_definition(rule: &pb::Rule) -> RuleDefinition {
             late_tolerance_ms: options.late_tolerance_ms.unwrap_or(defaults.late_tolerance_ms),
             buffer_length: options.buffer_length.map(|b| b as usize).unwrap_or(defaults.buffer_length),
             buffer_full: buffer_full(&options),
+            qos: Guarantee::from_qos(options.qos),
             send_meta_to_sink: options.send_meta_to_sink,
             restart: RestartStrategy {
                 attempts: restart.attempts,
@@ -70,5 +71,23 @@ pub fn rule_definition(rule: &pb::Rule) -> RuleDefinition {
                 jitter_factor: restart.jitter_factor.unwrap_or(restart_defaults.jitter_factor),
             },
         },
+    }
+}
+
+/// A delivery guarantee → its message.
+pub fn guarantee_to_proto(guarantee: Guarantee) -> pb::DeliveryGuarantee {
+    match guarantee {
+        Guarantee::AtMostOnce => pb::DeliveryGuarantee::AtMostOnce,
+        Guarantee::AtLeastOnce => pb::DeliveryGuarantee::AtLeastOnce,
+        Guarantee::ExactlyOnce => pb::DeliveryGuarantee::ExactlyOnce,
+    }
+}
+
+/// What a rule asks for and gets → its message.
+pub fn delivery_to_proto(delivery: &oort_engine::Delivery) -> pb::Delivery {
+    pb::Delivery {
+        requested: guarantee_to_proto(delivery.requested) as i32,
+        provided: guarantee_to_proto(delivery.provided) as i32,
+        reason: delivery.shortfall.unwrap_or_default().to_owned(),
     }
 }

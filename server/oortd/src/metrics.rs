@@ -150,6 +150,12 @@ async fn render(
     non_finite.inc_by(oort_engine::json::non_finite_encoded());
     let tail_missed = Counters::<RuleLabels>::default();
     registry.register("rule_tail_missed", "Results TailRule readers missed by falling behind", tail_missed.clone());
+    let shortfall = Gauges::<RuleLabels>::default();
+    registry.register(
+        "rule_delivery_shortfall",
+        "1 for a rule that gets a weaker delivery guarantee than its qos asks for (docs/delivery.md)",
+        shortfall.clone(),
+    );
     let records_in = Counters::<OperatorLabels>::default();
     registry.register("operator_records_in", "Records an operator received", records_in.clone());
     let records_out = Counters::<OperatorLabels>::default();
@@ -193,6 +199,7 @@ async fn render(
         }
         restarts.get_or_create(&RuleLabels { rule: rule.clone() }).inc_by(u64::from(status.restart_count));
         tail_missed.get_or_create(&RuleLabels { rule: rule.clone() }).inc_by(status.tail_missed);
+        shortfall.get_or_create(&RuleLabels { rule: rule.clone() }).set(i64::from(status.delivery.shortfall.is_some()));
         for op in &status.operators {
             let labels = OperatorLabels { rule: rule.clone(), operator: op.name.clone() };
             records_in.get_or_create(&labels).inc_by(op.records_in_total);

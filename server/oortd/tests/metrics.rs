@@ -8,7 +8,10 @@ use std::time::Duration;
 use common::Oortd;
 use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::value::Kind;
-use oort_proto::v1::{Action, CreateRuleRequest, CreateStreamRequest, Event, PublishRequest, Rule, Value};
+use oort_proto::v1::{
+    Action, CreateRuleRequest, CreateStreamRequest, DeliveryGuarantee, Event, GetRuleStatusRequest, PublishRequest,
+    Rule, RuleOptions, Value,
+};
 
 fn rule(id: &str, sql: &str, triggered: bool) -> Rule {
     Rule {
@@ -53,9 +56,22 @@ async fn rules_by_state_and_operator_counters_are_exported() {
     let ddl = r#"CREATE STREAM demo (t BIGINT) WITH (TYPE="grpc", DATASOURCE="demo")"#;
     oortd.streams().await.create_stream(CreateStreamRequest { sql: ddl.into() }).await.unwrap();
     let mut rules = oortd.rules().await;
-    for r in [rule("hot", "SELECT t FROM demo WHERE t > 10", true), rule("idle", "SELECT t FROM demo", false)] {
+    let mut sure = rule("sure", "SELECT t FROM demo", true);
+    sure.options = Some(RuleOptions { qos: 1, ..Default::default() });
+    for r in [rule("hot", "SELECT t FROM demo WHERE t > 10", true), rule("idle", "SELECT t FROM demo", false), sure] {
         rules.create_rule(CreateRuleRequest { rule: Some(r) }).await.unwrap();
     }
+    // A rule that asks for at least once and gets at most once says so.
+    let status = rules.get_rule_status(GetRuleStatusRequest { id: "sure".into() }).await.unwrap().into_inner();
+    let delivery = status.delivery.expect("the status has the delivery");
+    assert_eq!(
+        (delivery.requested(), delivery.provided()),
+        (DeliveryGuarantee::AtLeastOnce, DeliveryGuarantee::AtMostOnce)
+    );
+    assert!(delivery.reason.contains("does not yet checkpoint"), "{}", delivery.reason);
+    let status = rules.get_rule_status(GetRuleStatusRequest { id: "hot".into() }).await.unwrap().into_inner();
+    let delivery = status.delivery.expect("the status has the delivery");
+    assert_eq!((delivery.provided(), delivery.reason.as_str()), (DeliveryGuarantee::AtMostOnce, ""));
     let events = [5, 20, 30].map(|t| Event {
         fields: [("t".to_owned(), Value { kind: Some(Kind::IntValue(t)) })].into_iter().collect(),
         ..Default::default()
@@ -73,7 +89,9 @@ async fn rules_by_state_and_operator_counters_are_exported() {
         assert!(tokio::time::Instant::now() < deadline, "the filter's count never reached 2:\n{text}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(sample(&text, r#"oort_rules{state="running"}"#), Some(1.0), "{text}");
+    assert_eq!(sample(&text, r#"oort_rules{state="running"}"#), Some(2.0), "{text}");
+    assert_eq!(sample(&text, r#"oort_rule_delivery_shortfall{rule="sure"}"#), Some(1.0), "{text}");
+    assert_eq!(sample(&text, r#"oort_rule_delivery_shortfall{rule="hot"}"#), Some(0.0), "{text}");
     assert_eq!(sample(&text, r#"oort_rules{state="stopped"}"#), Some(1.0), "{text}");
     assert_eq!(sample(&text, r#"oort_rules{state="failed"}"#), Some(0.0), "{text}");
     assert_eq!(sample(&text, r#"oort_operator_records_in_total{rule="hot",operator="op_filter_0"}"#), Some(3.0));

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use oort_proto::v1::rule_service_client::RuleServiceClient;
 use oort_proto::v1::{
-    Action, CreateRuleRequest, DeleteRuleRequest, ExplainRuleRequest, GetRuleRequest, GetRuleStatusRequest,
-    GetRuleStatusResponse, ListRulesRequest, RestartRuleRequest, Rule, RuleInfo, RuleOptions, StartRuleRequest,
-    StopRuleRequest, TailRuleRequest, TailRuleResponse, UpdateRuleRequest,
+    Action, CreateRuleRequest, DeleteRuleRequest, DeliveryGuarantee, ExplainRuleRequest, GetRuleRequest,
+    GetRuleStatusRequest, GetRuleStatusResponse, ListRulesRequest, RestartRuleRequest, Rule, RuleInfo, RuleOptions,
+    StartRuleRequest, StopRuleRequest, TailRuleRequest, TailRuleResponse, UpdateRuleRequest,
 };
 
 use super::{Ctx, input_name, read_input};
@@ -248,8 +248,8 @@ async fn status(ctx: &Ctx, id: String) -> Result<(), Error> {
     emit(&status_text(&response))
 }
 
-/// State, last error and restart count, then one row of eKuiper-named
-/// counters per operator.
+/// State, last error, restart count and delivery guarantee, then one row of
+/// eKuiper-named counters per operator.
 fn status_text(status: &GetRuleStatusResponse) -> String {
     let header = render(&key_values(&[
         ("Rule", status.id.clone()),
@@ -257,6 +257,7 @@ fn status_text(status: &GetRuleStatusResponse) -> String {
         ("Started", timestamp(status.start_time.as_ref())),
         ("Restarts", status.restart_count.to_string()),
         ("Last error", or_dash(&status.last_error)),
+        ("Delivery", status.delivery.as_ref().map_or_else(|| "-".to_owned(), delivery_text)),
     ]));
     if status.operators.is_empty() {
         return header;
@@ -284,6 +285,21 @@ fn status_text(status: &GetRuleStatusResponse) -> String {
         ]);
     }
     format!("{header}\n\n{}", render(&operators))
+}
+
+/// "at most once", or "at most once (qos asks for at least once): why".
+fn delivery_text(delivery: &oort_proto::v1::Delivery) -> String {
+    let words = |g: DeliveryGuarantee| match g {
+        DeliveryGuarantee::AtMostOnce => "at most once",
+        DeliveryGuarantee::AtLeastOnce => "at least once",
+        DeliveryGuarantee::ExactlyOnce => "exactly once",
+        DeliveryGuarantee::Unspecified => "-",
+    };
+    let provided = words(delivery.provided());
+    if delivery.reason.is_empty() {
+        return provided.to_owned();
+    }
+    format!("{provided} (qos asks for {}): {}", words(delivery.requested()), delivery.reason)
 }
 
 async fn explain(ctx: &Ctx, id: String) -> Result<(), Error> {
@@ -428,7 +444,9 @@ mod tests {
             ..Default::default()
         };
         let text = status_text(&status);
-        for part in ["State:", "running", "Restarts:", "records_in_total", "last_exception", "source_demo_0"] {
+        for part in
+            ["State:", "running", "Restarts:", "Delivery:", "records_in_total", "last_exception", "source_demo_0"]
+        {
             assert!(text.contains(part), "{part} missing in\n{text}");
         }
     }

@@ -87,6 +87,8 @@ pub struct RuleStatus {
     pub operators: Vec<OperatorStatus>,
     /// Results that TailRule readers missed by falling behind.
     pub tail_missed: u64,
+    /// What its results survive.
+    pub delivery: crate::delivery::Delivery,
 }
 
 /// Shared between the rule's tasks and the status calls.
@@ -117,6 +119,7 @@ impl RunningRule {
             restart_count,
             operators: self.shared.operators.iter().map(|m| m.snapshot()).collect(),
             tail_missed: self.tail.missed.load(Ordering::Relaxed),
+            delivery: crate::delivery::Delivery::of(self.plan.options.qos),
         }
     }
 
@@ -185,6 +188,10 @@ pub fn start(
 ) -> Result<RunningRule, crate::ConnectorError> {
     let source_factory = connectors.source_for(&plan.stream)?;
     let source_config = SourceConfig::for_stream(&plan.stream, &plan.rule_id);
+    let delivery = crate::delivery::Delivery::of(plan.options.qos);
+    if delivery.shortfall.is_some() {
+        tracing::warn!(rule = %plan.rule_id, delivery = %delivery.describe(), "the rule gets less than its qos asks for");
+    }
     // Build everything before spawning anything, so a bad configuration starts nothing.
     let source = source_factory.build(&source_config)?;
     let mut sinks = Vec::with_capacity(plan.actions.len());

@@ -364,6 +364,7 @@ impl RuleService for RuleApi {
                 restart_count: status.restart_count,
                 operators: status.operators.into_iter().map(operator_to_proto).collect(),
                 tail_missed_total: status.tail_missed,
+                delivery: Some(crate::convert::delivery_to_proto(&status.delivery)),
             },
             None => GetRuleStatusResponse { id: rule.id, state: RuleState::Stopped as i32, ..Default::default() },
         };

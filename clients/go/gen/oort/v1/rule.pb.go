@@ -141,6 +141,63 @@ func (RuleState) EnumDescriptor() ([]byte, []int) {
 	return file_oort_v1_rule_proto_rawDescGZIP(), []int{1}
 }
 
+// A delivery guarantee, as eKuiper's qos names them.
+type DeliveryGuarantee int32
+
+const (
+	// Not set.
+	DeliveryGuarantee_DELIVERY_GUARANTEE_UNSPECIFIED DeliveryGuarantee = 0
+	// qos 0: a result may be lost (a crash, a full buffer that drops).
+	DeliveryGuarantee_DELIVERY_GUARANTEE_AT_MOST_ONCE DeliveryGuarantee = 1
+	// qos 1: no result is lost; one may be delivered twice.
+	DeliveryGuarantee_DELIVERY_GUARANTEE_AT_LEAST_ONCE DeliveryGuarantee = 2
+	// qos 2: every result is delivered once.
+	DeliveryGuarantee_DELIVERY_GUARANTEE_EXACTLY_ONCE DeliveryGuarantee = 3
+)
+
+// Enum value maps for DeliveryGuarantee.
+var (
+	DeliveryGuarantee_name = map[int32]string{
+		0: "DELIVERY_GUARANTEE_UNSPECIFIED",
+		1: "DELIVERY_GUARANTEE_AT_MOST_ONCE",
+		2: "DELIVERY_GUARANTEE_AT_LEAST_ONCE",
+		3: "DELIVERY_GUARANTEE_EXACTLY_ONCE",
+	}
+	DeliveryGuarantee_value = map[string]int32{
+		"DELIVERY_GUARANTEE_UNSPECIFIED":   0,
+		"DELIVERY_GUARANTEE_AT_MOST_ONCE":  1,
+		"DELIVERY_GUARANTEE_AT_LEAST_ONCE": 2,
+		"DELIVERY_GUARANTEE_EXACTLY_ONCE":  3,
+	}
+)
+
+func (x DeliveryGuarantee) Enum() *DeliveryGuarantee {
+	p := new(DeliveryGuarantee)
+	*p = x
+	return p
+}
+
+func (x DeliveryGuarantee) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeliveryGuarantee) Descriptor() protoreflect.EnumDescriptor {
+	return file_oort_v1_rule_proto_enumTypes[2].Descriptor()
+}
+
+func (DeliveryGuarantee) Type() protoreflect.EnumType {
+	return &file_oort_v1_rule_proto_enumTypes[2]
+}
+
+func (x DeliveryGuarantee) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeliveryGuarantee.Descriptor instead.
+func (DeliveryGuarantee) EnumDescriptor() ([]byte, []int) {
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{2}
+}
+
 // The encoding of TailRule's results.
 type TailEncoding int32
 
@@ -178,11 +235,11 @@ func (x TailEncoding) String() string {
 }
 
 func (TailEncoding) Descriptor() protoreflect.EnumDescriptor {
-	return file_oort_v1_rule_proto_enumTypes[2].Descriptor()
+	return file_oort_v1_rule_proto_enumTypes[3].Descriptor()
 }
 
 func (TailEncoding) Type() protoreflect.EnumType {
-	return &file_oort_v1_rule_proto_enumTypes[2]
+	return &file_oort_v1_rule_proto_enumTypes[3]
 }
 
 func (x TailEncoding) Number() protoreflect.EnumNumber {
@@ -191,7 +248,7 @@ func (x TailEncoding) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TailEncoding.Descriptor instead.
 func (TailEncoding) EnumDescriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{2}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{3}
 }
 
 // A rule definition.
@@ -1485,8 +1542,11 @@ type GetRuleStatusResponse struct {
 	// Results that TailRule readers missed by falling behind, since the rule
 	// started; each reader that missed some saw its stream end with DATA_LOSS.
 	TailMissedTotal uint64 `protobuf:"varint,8,opt,name=tail_missed_total,json=tailMissedTotal,proto3" json:"tail_missed_total,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What the rule's results survive: what its qos asks for and what it gets
+	// (docs/delivery.md).
+	Delivery      *Delivery `protobuf:"bytes,9,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetRuleStatusResponse) Reset() {
@@ -1575,6 +1635,77 @@ func (x *GetRuleStatusResponse) GetTailMissedTotal() uint64 {
 	return 0
 }
 
+func (x *GetRuleStatusResponse) GetDelivery() *Delivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+// What a rule asks for and what it gets.
+type Delivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the rule's qos asks for.
+	Requested DeliveryGuarantee `protobuf:"varint,1,opt,name=requested,proto3,enum=oort.v1.DeliveryGuarantee" json:"requested,omitempty"`
+	// What the rule gets from the server, its source and its sinks.
+	Provided DeliveryGuarantee `protobuf:"varint,2,opt,name=provided,proto3,enum=oort.v1.DeliveryGuarantee" json:"provided,omitempty"`
+	// Why it gets less than it asks for; empty when it gets what it asks.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Delivery) Reset() {
+	*x = Delivery{}
+	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Delivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Delivery) ProtoMessage() {}
+
+func (x *Delivery) ProtoReflect() protoreflect.Message {
+	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
+func (*Delivery) Descriptor() ([]byte, []int) {
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Delivery) GetRequested() DeliveryGuarantee {
+	if x != nil {
+		return x.Requested
+	}
+	return DeliveryGuarantee_DELIVERY_GUARANTEE_UNSPECIFIED
+}
+
+func (x *Delivery) GetProvided() DeliveryGuarantee {
+	if x != nil {
+		return x.Provided
+	}
+	return DeliveryGuarantee_DELIVERY_GUARANTEE_UNSPECIFIED
+}
+
+func (x *Delivery) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // The state of a portable plugin as seen from a rule that uses it.
 type RulePluginStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1593,7 +1724,7 @@ type RulePluginStatus struct {
 
 func (x *RulePluginStatus) Reset() {
 	*x = RulePluginStatus{}
-	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	mi := &file_oort_v1_rule_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1736,7 @@ func (x *RulePluginStatus) String() string {
 func (*RulePluginStatus) ProtoMessage() {}
 
 func (x *RulePluginStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	mi := &file_oort_v1_rule_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1749,7 @@ func (x *RulePluginStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RulePluginStatus.ProtoReflect.Descriptor instead.
 func (*RulePluginStatus) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{24}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RulePluginStatus) GetName() string {
@@ -1672,7 +1803,7 @@ type TailRuleRequest struct {
 
 func (x *TailRuleRequest) Reset() {
 	*x = TailRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	mi := &file_oort_v1_rule_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1815,7 @@ func (x *TailRuleRequest) String() string {
 func (*TailRuleRequest) ProtoMessage() {}
 
 func (x *TailRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	mi := &file_oort_v1_rule_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1828,7 @@ func (x *TailRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleRequest.ProtoReflect.Descriptor instead.
 func (*TailRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{25}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TailRuleRequest) GetId() string {
@@ -1738,7 +1869,7 @@ type TailRuleResponse struct {
 
 func (x *TailRuleResponse) Reset() {
 	*x = TailRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[26]
+	mi := &file_oort_v1_rule_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +1881,7 @@ func (x *TailRuleResponse) String() string {
 func (*TailRuleResponse) ProtoMessage() {}
 
 func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[26]
+	mi := &file_oort_v1_rule_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +1894,7 @@ func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleResponse.ProtoReflect.Descriptor instead.
 func (*TailRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{26}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TailRuleResponse) GetEvent() *Event {
@@ -1798,7 +1929,7 @@ type ExplainRuleRequest struct {
 
 func (x *ExplainRuleRequest) Reset() {
 	*x = ExplainRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[27]
+	mi := &file_oort_v1_rule_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1941,7 @@ func (x *ExplainRuleRequest) String() string {
 func (*ExplainRuleRequest) ProtoMessage() {}
 
 func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[27]
+	mi := &file_oort_v1_rule_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1954,7 @@ func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{27}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExplainRuleRequest) GetId() string {
@@ -1844,7 +1975,7 @@ type ExplainRuleResponse struct {
 
 func (x *ExplainRuleResponse) Reset() {
 	*x = ExplainRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[28]
+	mi := &file_oort_v1_rule_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +1987,7 @@ func (x *ExplainRuleResponse) String() string {
 func (*ExplainRuleResponse) ProtoMessage() {}
 
 func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[28]
+	mi := &file_oort_v1_rule_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +2000,7 @@ func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleResponse.ProtoReflect.Descriptor instead.
 func (*ExplainRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{28}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExplainRuleResponse) GetPlan() string {
@@ -1968,7 +2099,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
 	"\x13RestartRuleResponse\"&\n" +
 	"\x14GetRuleStatusRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xe8\x02\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x97\x03\n" +
 	"\x15GetRuleStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\x12\x1d\n" +
@@ -1979,7 +2110,12 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\rrestart_count\x18\x05 \x01(\rR\frestartCount\x125\n" +
 	"\toperators\x18\x06 \x03(\v2\x17.oort.v1.OperatorStatusR\toperators\x123\n" +
 	"\aplugins\x18\a \x03(\v2\x19.oort.v1.RulePluginStatusR\aplugins\x12*\n" +
-	"\x11tail_missed_total\x18\b \x01(\x04R\x0ftailMissedTotal\"\x84\x01\n" +
+	"\x11tail_missed_total\x18\b \x01(\x04R\x0ftailMissedTotal\x12-\n" +
+	"\bdelivery\x18\t \x01(\v2\x11.oort.v1.DeliveryR\bdelivery\"\x94\x01\n" +
+	"\bDelivery\x128\n" +
+	"\trequested\x18\x01 \x01(\x0e2\x1a.oort.v1.DeliveryGuaranteeR\trequested\x126\n" +
+	"\bprovided\x18\x02 \x01(\x0e2\x1a.oort.v1.DeliveryGuaranteeR\bprovided\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x84\x01\n" +
 	"\x10RulePluginStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\arunning\x18\x02 \x01(\bR\arunning\x12#\n" +
@@ -2008,7 +2144,12 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x12RULE_STATE_STOPPED\x10\x01\x12\x17\n" +
 	"\x13RULE_STATE_STARTING\x10\x02\x12\x16\n" +
 	"\x12RULE_STATE_RUNNING\x10\x03\x12\x15\n" +
-	"\x11RULE_STATE_FAILED\x10\x04*E\n" +
+	"\x11RULE_STATE_FAILED\x10\x04*\xa7\x01\n" +
+	"\x11DeliveryGuarantee\x12\"\n" +
+	"\x1eDELIVERY_GUARANTEE_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x1fDELIVERY_GUARANTEE_AT_MOST_ONCE\x10\x01\x12$\n" +
+	" DELIVERY_GUARANTEE_AT_LEAST_ONCE\x10\x02\x12#\n" +
+	"\x1fDELIVERY_GUARANTEE_EXACTLY_ONCE\x10\x03*E\n" +
 	"\fTailEncoding\x12\x1d\n" +
 	"\x19TAIL_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TAIL_ENCODING_JSON\x10\x012\x90\x06\n" +
@@ -2041,97 +2182,102 @@ func file_oort_v1_rule_proto_rawDescGZIP() []byte {
 	return file_oort_v1_rule_proto_rawDescData
 }
 
-var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_oort_v1_rule_proto_goTypes = []any{
 	(BufferFull)(0),               // 0: oort.v1.BufferFull
 	(RuleState)(0),                // 1: oort.v1.RuleState
-	(TailEncoding)(0),             // 2: oort.v1.TailEncoding
-	(*Rule)(nil),                  // 3: oort.v1.Rule
-	(*Action)(nil),                // 4: oort.v1.Action
-	(*RuleOptions)(nil),           // 5: oort.v1.RuleOptions
-	(*RestartStrategy)(nil),       // 6: oort.v1.RestartStrategy
-	(*RuleInfo)(nil),              // 7: oort.v1.RuleInfo
-	(*OperatorStatus)(nil),        // 8: oort.v1.OperatorStatus
-	(*CreateRuleRequest)(nil),     // 9: oort.v1.CreateRuleRequest
-	(*CreateRuleResponse)(nil),    // 10: oort.v1.CreateRuleResponse
-	(*GetRuleRequest)(nil),        // 11: oort.v1.GetRuleRequest
-	(*GetRuleResponse)(nil),       // 12: oort.v1.GetRuleResponse
-	(*ListRulesRequest)(nil),      // 13: oort.v1.ListRulesRequest
-	(*ListRulesResponse)(nil),     // 14: oort.v1.ListRulesResponse
-	(*UpdateRuleRequest)(nil),     // 15: oort.v1.UpdateRuleRequest
-	(*UpdateRuleResponse)(nil),    // 16: oort.v1.UpdateRuleResponse
-	(*DeleteRuleRequest)(nil),     // 17: oort.v1.DeleteRuleRequest
-	(*DeleteRuleResponse)(nil),    // 18: oort.v1.DeleteRuleResponse
-	(*StartRuleRequest)(nil),      // 19: oort.v1.StartRuleRequest
-	(*StartRuleResponse)(nil),     // 20: oort.v1.StartRuleResponse
-	(*StopRuleRequest)(nil),       // 21: oort.v1.StopRuleRequest
-	(*StopRuleResponse)(nil),      // 22: oort.v1.StopRuleResponse
-	(*RestartRuleRequest)(nil),    // 23: oort.v1.RestartRuleRequest
-	(*RestartRuleResponse)(nil),   // 24: oort.v1.RestartRuleResponse
-	(*GetRuleStatusRequest)(nil),  // 25: oort.v1.GetRuleStatusRequest
-	(*GetRuleStatusResponse)(nil), // 26: oort.v1.GetRuleStatusResponse
-	(*RulePluginStatus)(nil),      // 27: oort.v1.RulePluginStatus
-	(*TailRuleRequest)(nil),       // 28: oort.v1.TailRuleRequest
-	(*TailRuleResponse)(nil),      // 29: oort.v1.TailRuleResponse
-	(*ExplainRuleRequest)(nil),    // 30: oort.v1.ExplainRuleRequest
-	(*ExplainRuleResponse)(nil),   // 31: oort.v1.ExplainRuleResponse
-	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 33: google.protobuf.Struct
-	(*Event)(nil),                 // 34: oort.v1.Event
+	(DeliveryGuarantee)(0),        // 2: oort.v1.DeliveryGuarantee
+	(TailEncoding)(0),             // 3: oort.v1.TailEncoding
+	(*Rule)(nil),                  // 4: oort.v1.Rule
+	(*Action)(nil),                // 5: oort.v1.Action
+	(*RuleOptions)(nil),           // 6: oort.v1.RuleOptions
+	(*RestartStrategy)(nil),       // 7: oort.v1.RestartStrategy
+	(*RuleInfo)(nil),              // 8: oort.v1.RuleInfo
+	(*OperatorStatus)(nil),        // 9: oort.v1.OperatorStatus
+	(*CreateRuleRequest)(nil),     // 10: oort.v1.CreateRuleRequest
+	(*CreateRuleResponse)(nil),    // 11: oort.v1.CreateRuleResponse
+	(*GetRuleRequest)(nil),        // 12: oort.v1.GetRuleRequest
+	(*GetRuleResponse)(nil),       // 13: oort.v1.GetRuleResponse
+	(*ListRulesRequest)(nil),      // 14: oort.v1.ListRulesRequest
+	(*ListRulesResponse)(nil),     // 15: oort.v1.ListRulesResponse
+	(*UpdateRuleRequest)(nil),     // 16: oort.v1.UpdateRuleRequest
+	(*UpdateRuleResponse)(nil),    // 17: oort.v1.UpdateRuleResponse
+	(*DeleteRuleRequest)(nil),     // 18: oort.v1.DeleteRuleRequest
+	(*DeleteRuleResponse)(nil),    // 19: oort.v1.DeleteRuleResponse
+	(*StartRuleRequest)(nil),      // 20: oort.v1.StartRuleRequest
+	(*StartRuleResponse)(nil),     // 21: oort.v1.StartRuleResponse
+	(*StopRuleRequest)(nil),       // 22: oort.v1.StopRuleRequest
+	(*StopRuleResponse)(nil),      // 23: oort.v1.StopRuleResponse
+	(*RestartRuleRequest)(nil),    // 24: oort.v1.RestartRuleRequest
+	(*RestartRuleResponse)(nil),   // 25: oort.v1.RestartRuleResponse
+	(*GetRuleStatusRequest)(nil),  // 26: oort.v1.GetRuleStatusRequest
+	(*GetRuleStatusResponse)(nil), // 27: oort.v1.GetRuleStatusResponse
+	(*Delivery)(nil),              // 28: oort.v1.Delivery
+	(*RulePluginStatus)(nil),      // 29: oort.v1.RulePluginStatus
+	(*TailRuleRequest)(nil),       // 30: oort.v1.TailRuleRequest
+	(*TailRuleResponse)(nil),      // 31: oort.v1.TailRuleResponse
+	(*ExplainRuleRequest)(nil),    // 32: oort.v1.ExplainRuleRequest
+	(*ExplainRuleResponse)(nil),   // 33: oort.v1.ExplainRuleResponse
+	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 35: google.protobuf.Struct
+	(*Event)(nil),                 // 36: oort.v1.Event
 }
 var file_oort_v1_rule_proto_depIdxs = []int32{
-	4,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
-	5,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
-	32, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	32, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
-	33, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
-	6,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
+	5,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
+	6,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
+	34, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	34, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	35, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
+	7,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
 	0,  // 6: oort.v1.RuleOptions.buffer_full:type_name -> oort.v1.BufferFull
-	3,  // 7: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
+	4,  // 7: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
 	1,  // 8: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
-	32, // 9: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
-	32, // 10: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
-	3,  // 11: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
-	3,  // 12: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
-	3,  // 13: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
-	7,  // 14: oort.v1.ListRulesResponse.rules:type_name -> oort.v1.RuleInfo
-	3,  // 15: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
-	3,  // 16: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
+	34, // 9: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
+	34, // 10: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
+	4,  // 11: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
+	4,  // 12: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
+	4,  // 13: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
+	8,  // 14: oort.v1.ListRulesResponse.rules:type_name -> oort.v1.RuleInfo
+	4,  // 15: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
+	4,  // 16: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
 	1,  // 17: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
-	32, // 18: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	8,  // 19: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
-	27, // 20: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
-	2,  // 21: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
-	34, // 22: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
-	34, // 23: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
-	9,  // 24: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
-	11, // 25: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
-	13, // 26: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
-	15, // 27: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
-	17, // 28: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
-	19, // 29: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
-	21, // 30: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
-	23, // 31: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
-	25, // 32: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
-	28, // 33: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
-	30, // 34: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
-	10, // 35: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
-	12, // 36: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
-	14, // 37: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
-	16, // 38: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
-	18, // 39: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
-	20, // 40: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
-	22, // 41: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
-	24, // 42: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
-	26, // 43: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
-	29, // 44: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
-	31, // 45: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
-	35, // [35:46] is the sub-list for method output_type
-	24, // [24:35] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	34, // 18: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	9,  // 19: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
+	29, // 20: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
+	28, // 21: oort.v1.GetRuleStatusResponse.delivery:type_name -> oort.v1.Delivery
+	2,  // 22: oort.v1.Delivery.requested:type_name -> oort.v1.DeliveryGuarantee
+	2,  // 23: oort.v1.Delivery.provided:type_name -> oort.v1.DeliveryGuarantee
+	3,  // 24: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
+	36, // 25: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
+	36, // 26: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
+	10, // 27: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
+	12, // 28: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
+	14, // 29: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
+	16, // 30: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
+	18, // 31: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
+	20, // 32: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
+	22, // 33: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
+	24, // 34: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
+	26, // 35: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
+	30, // 36: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
+	32, // 37: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
+	11, // 38: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
+	13, // 39: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
+	15, // 40: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
+	17, // 41: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
+	19, // 42: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
+	21, // 43: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
+	23, // 44: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
+	25, // 45: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
+	27, // 46: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
+	31, // 47: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
+	33, // 48: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
+	38, // [38:49] is the sub-list for method output_type
+	27, // [27:38] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_rule_proto_init() }
@@ -2148,8 +2294,8 @@ func file_oort_v1_rule_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oort_v1_rule_proto_rawDesc), len(file_oort_v1_rule_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   29,
+			NumEnums:      4,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -90,6 +90,34 @@ RULE_STATE_FAILED: RuleState.ValueType  # 4
 """Stopped by an error after its restart attempts ran out; see last_error."""
 Global___RuleState: _TypeAlias = RuleState  # noqa: Y015
 
+class _DeliveryGuarantee:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeliveryGuaranteeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeliveryGuarantee.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DELIVERY_GUARANTEE_UNSPECIFIED: _DeliveryGuarantee.ValueType  # 0
+    """Not set."""
+    DELIVERY_GUARANTEE_AT_MOST_ONCE: _DeliveryGuarantee.ValueType  # 1
+    """qos 0: a result may be lost (a crash, a full buffer that drops)."""
+    DELIVERY_GUARANTEE_AT_LEAST_ONCE: _DeliveryGuarantee.ValueType  # 2
+    """qos 1: no result is lost; one may be delivered twice."""
+    DELIVERY_GUARANTEE_EXACTLY_ONCE: _DeliveryGuarantee.ValueType  # 3
+    """qos 2: every result is delivered once."""
+
+class DeliveryGuarantee(_DeliveryGuarantee, metaclass=_DeliveryGuaranteeEnumTypeWrapper):
+    """A delivery guarantee, as eKuiper's qos names them."""
+
+DELIVERY_GUARANTEE_UNSPECIFIED: DeliveryGuarantee.ValueType  # 0
+"""Not set."""
+DELIVERY_GUARANTEE_AT_MOST_ONCE: DeliveryGuarantee.ValueType  # 1
+"""qos 0: a result may be lost (a crash, a full buffer that drops)."""
+DELIVERY_GUARANTEE_AT_LEAST_ONCE: DeliveryGuarantee.ValueType  # 2
+"""qos 1: no result is lost; one may be delivered twice."""
+DELIVERY_GUARANTEE_EXACTLY_ONCE: DeliveryGuarantee.ValueType  # 3
+"""qos 2: every result is delivered once."""
+Global___DeliveryGuarantee: _TypeAlias = DeliveryGuarantee  # noqa: Y015
+
 class _TailEncoding:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -793,6 +821,7 @@ class GetRuleStatusResponse(_message.Message):
     OPERATORS_FIELD_NUMBER: _builtins.int
     PLUGINS_FIELD_NUMBER: _builtins.int
     TAIL_MISSED_TOTAL_FIELD_NUMBER: _builtins.int
+    DELIVERY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rule id."""
     state: Global___RuleState.ValueType
@@ -819,6 +848,12 @@ class GetRuleStatusResponse(_message.Message):
         health of their processes, ordered by name.
         """
 
+    @_builtins.property
+    def delivery(self) -> Global___Delivery:
+        """What the rule's results survive: what its qos asks for and what it gets
+        (docs/delivery.md).
+        """
+
     def __init__(
         self,
         *,
@@ -830,14 +865,45 @@ class GetRuleStatusResponse(_message.Message):
         operators: _abc.Iterable[Global___OperatorStatus] | None = ...,
         plugins: _abc.Iterable[Global___RulePluginStatus] | None = ...,
         tail_missed_total: _builtins.int = ...,
+        delivery: Global___Delivery | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "last_error", b"last_error", "operators", b"operators", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "id", b"id", "last_error", b"last_error", "operators", b"operators", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRuleStatusResponse: _TypeAlias = GetRuleStatusResponse  # noqa: Y015
+
+@_typing.final
+class Delivery(_message.Message):
+    """What a rule asks for and what it gets."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTED_FIELD_NUMBER: _builtins.int
+    PROVIDED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    requested: Global___DeliveryGuarantee.ValueType
+    """What the rule's qos asks for."""
+    provided: Global___DeliveryGuarantee.ValueType
+    """What the rule gets from the server, its source and its sinks."""
+    reason: _builtins.str
+    """Why it gets less than it asks for; empty when it gets what it asks."""
+    def __init__(
+        self,
+        *,
+        requested: Global___DeliveryGuarantee.ValueType = ...,
+        provided: Global___DeliveryGuarantee.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provided", b"provided", "reason", b"reason", "requested", b"requested"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Delivery: _TypeAlias = Delivery  # noqa: Y015
 
 @_typing.final
 class RulePluginStatus(_message.Message):

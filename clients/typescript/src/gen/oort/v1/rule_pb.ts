@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file oort/v1/rule.proto.
  */
 export const file_oort_v1_rule: GenFile = /*@__PURE__*/
-  fileDesc("ChJvb3J0L3YxL3J1bGUucHJvdG8SB29vcnQudjEi8AEKBFJ1bGUSCgoCaWQYASABKAkSCwoDc3FsGAIgASgJEiAKB2FjdGlvbnMYAyADKAsyDy5vb3J0LnYxLkFjdGlvbhIlCgdvcHRpb25zGAQgASgLMhQub29ydC52MS5SdWxlT3B0aW9ucxIWCgl0cmlnZ2VyZWQYBSABKAhIAIgBARIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl90cmlnZ2VyZWQiPgoGQWN0aW9uEgwKBHR5cGUYASABKAkSJgoFcHJvcHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Is4CCgtSdWxlT3B0aW9ucxIVCg1pc19ldmVudF90aW1lGAEgASgIEh4KEWxhdGVfdG9sZXJhbmNlX21zGAIgASgDSACIAQESGgoNYnVmZmVyX2xlbmd0aBgDIAEoDUgBiAEBEhkKEXNlbmRfbWV0YV90b19zaW5rGAQgASgIEgsKA3FvcxgFIAEoDRIjChZjaGVja3BvaW50X2ludGVydmFsX21zGAYgASgDSAKIAQESMgoQcmVzdGFydF9zdHJhdGVneRgHIAEoCzIYLm9vcnQudjEuUmVzdGFydFN0cmF0ZWd5EigKC2J1ZmZlcl9mdWxsGAggASgOMhMub29ydC52MS5CdWZmZXJGdWxsQhQKEl9sYXRlX3RvbGVyYW5jZV9tc0IQCg5fYnVmZmVyX2xlbmd0aEIZChdfY2hlY2twb2ludF9pbnRlcnZhbF9tcyLJAQoPUmVzdGFydFN0cmF0ZWd5EhAKCGF0dGVtcHRzGAEgASgNEhUKCGRlbGF5X21zGAIgASgDSACIAQESFwoKbXVsdGlwbGllchgDIAEoAUgBiAEBEhkKDG1heF9kZWxheV9tcxgEIAEoA0gCiAEBEhoKDWppdHRlcl9mYWN0b3IYBSABKAFIA4gBAUILCglfZGVsYXlfbXNCDQoLX211bHRpcGxpZXJCDwoNX21heF9kZWxheV9tc0IQCg5faml0dGVyX2ZhY3RvciJKCghSdWxlSW5mbxIbCgRydWxlGAEgASgLMg0ub29ydC52MS5SdWxlEiEKBXN0YXRlGAIgASgOMhIub29ydC52MS5SdWxlU3RhdGUixQIKDk9wZXJhdG9yU3RhdHVzEgwKBG5hbWUYASABKAkSGAoQcmVjb3Jkc19pbl90b3RhbBgCIAEoBBIZChFyZWNvcmRzX291dF90b3RhbBgDIAEoBBIYChBleGNlcHRpb25zX3RvdGFsGAQgASgEEhoKEnByb2Nlc3NfbGF0ZW5jeV91cxgFIAEoAxIVCg1idWZmZXJfbGVuZ3RoGAYgASgEEhYKDmxhc3RfZXhjZXB0aW9uGAcgASgJEjcKE2xhc3RfZXhjZXB0aW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2xhc3RfaW52b2NhdGlvbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVcmVjb3Jkc19kcm9wcGVkX3RvdGFsGAogASgEIjAKEUNyZWF0ZVJ1bGVSZXF1ZXN0EhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiMQoSQ3JlYXRlUnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiHAoOR2V0UnVsZVJlcXVlc3QSCgoCaWQYASABKAkiLgoPR2V0UnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiEgoQTGlzdFJ1bGVzUmVxdWVzdCI1ChFMaXN0UnVsZXNSZXNwb25zZRIgCgVydWxlcxgBIAMoCzIRLm9vcnQudjEuUnVsZUluZm8iMAoRVXBkYXRlUnVsZVJlcXVlc3QSGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIxChJVcGRhdGVSdWxlUmVzcG9uc2USGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIfChFEZWxldGVSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSIUChJEZWxldGVSdWxlUmVzcG9uc2UiHgoQU3RhcnRSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSITChFTdGFydFJ1bGVSZXNwb25zZSIdCg9TdG9wUnVsZVJlcXVlc3QSCgoCaWQYASABKAkiEgoQU3RvcFJ1bGVSZXNwb25zZSIgChJSZXN0YXJ0UnVsZVJlcXVlc3QSCgoCaWQYASABKAkiFQoTUmVzdGFydFJ1bGVSZXNwb25zZSIiChRHZXRSdWxlU3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCSKUAgoVR2V0UnVsZVN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgJEiEKBXN0YXRlGAIgASgOMhIub29ydC52MS5SdWxlU3RhdGUSEgoKbGFzdF9lcnJvchgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXN0YXJ0X2NvdW50GAUgASgNEioKCW9wZXJhdG9ycxgGIAMoCzIXLm9vcnQudjEuT3BlcmF0b3JTdGF0dXMSKgoHcGx1Z2lucxgHIAMoCzIZLm9vcnQudjEuUnVsZVBsdWdpblN0YXR1cxIZChF0YWlsX21pc3NlZF90b3RhbBgIIAEoBCJcChBSdWxlUGx1Z2luU3RhdHVzEgwKBG5hbWUYASABKAkSDwoHcnVubmluZxgCIAEoCBIVCg1yZXN0YXJ0X2NvdW50GAMgASgNEhIKCmxhc3RfZXJyb3IYBCABKAkiWQoPVGFpbFJ1bGVSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW1heF9iYXRjaBgCIAEoDRInCghlbmNvZGluZxgDIAEoDjIVLm9vcnQudjEuVGFpbEVuY29kaW5nIl8KEFRhaWxSdWxlUmVzcG9uc2USHQoFZXZlbnQYASABKAsyDi5vb3J0LnYxLkV2ZW50Eh4KBmV2ZW50cxgCIAMoCzIOLm9vcnQudjEuRXZlbnQSDAoEanNvbhgDIAEoDCIgChJFeHBsYWluUnVsZVJlcXVlc3QSCgoCaWQYASABKAkiIwoTRXhwbGFpblJ1bGVSZXNwb25zZRIMCgRwbGFuGAEgASgJKlYKCkJ1ZmZlckZ1bGwSGwoXQlVGRkVSX0ZVTExfVU5TUEVDSUZJRUQQABIUChBCVUZGRVJfRlVMTF9EUk9QEAESFQoRQlVGRkVSX0ZVTExfQkxPQ0sQAiqHAQoJUnVsZVN0YXRlEhoKFlJVTEVfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJSVUxFX1NUQVRFX1NUT1BQRUQQARIXChNSVUxFX1NUQVRFX1NUQVJUSU5HEAISFgoSUlVMRV9TVEFURV9SVU5OSU5HEAMSFQoRUlVMRV9TVEFURV9GQUlMRUQQBCpFCgxUYWlsRW5jb2RpbmcSHQoZVEFJTF9FTkNPRElOR19VTlNQRUNJRklFRBAAEhYKElRBSUxfRU5DT0RJTkdfSlNPThABMpAGCgtSdWxlU2VydmljZRJFCgpDcmVhdGVSdWxlEhoub29ydC52MS5DcmVhdGVSdWxlUmVxdWVzdBobLm9vcnQudjEuQ3JlYXRlUnVsZVJlc3BvbnNlEjwKB0dldFJ1bGUSFy5vb3J0LnYxLkdldFJ1bGVSZXF1ZXN0Ghgub29ydC52MS5HZXRSdWxlUmVzcG9uc2USQgoJTGlzdFJ1bGVzEhkub29ydC52MS5MaXN0UnVsZXNSZXF1ZXN0Ghoub29ydC52MS5MaXN0UnVsZXNSZXNwb25zZRJFCgpVcGRhdGVSdWxlEhoub29ydC52MS5VcGRhdGVSdWxlUmVxdWVzdBobLm9vcnQudjEuVXBkYXRlUnVsZVJlc3BvbnNlEkUKCkRlbGV0ZVJ1bGUSGi5vb3J0LnYxLkRlbGV0ZVJ1bGVSZXF1ZXN0Ghsub29ydC52MS5EZWxldGVSdWxlUmVzcG9uc2USQgoJU3RhcnRSdWxlEhkub29ydC52MS5TdGFydFJ1bGVSZXF1ZXN0Ghoub29ydC52MS5TdGFydFJ1bGVSZXNwb25zZRI/CghTdG9wUnVsZRIYLm9vcnQudjEuU3RvcFJ1bGVSZXF1ZXN0Ghkub29ydC52MS5TdG9wUnVsZVJlc3BvbnNlEkgKC1Jlc3RhcnRSdWxlEhsub29ydC52MS5SZXN0YXJ0UnVsZVJlcXVlc3QaHC5vb3J0LnYxLlJlc3RhcnRSdWxlUmVzcG9uc2USTgoNR2V0UnVsZVN0YXR1cxIdLm9vcnQudjEuR2V0UnVsZVN0YXR1c1JlcXVlc3QaHi5vb3J0LnYxLkdldFJ1bGVTdGF0dXNSZXNwb25zZRJBCghUYWlsUnVsZRIYLm9vcnQudjEuVGFpbFJ1bGVSZXF1ZXN0Ghkub29ydC52MS5UYWlsUnVsZVJlc3BvbnNlMAESSAoLRXhwbGFpblJ1bGUSGy5vb3J0LnYxLkV4cGxhaW5SdWxlUmVxdWVzdBocLm9vcnQudjEuRXhwbGFpblJ1bGVSZXNwb25zZUKOAQoLY29tLm9vcnQudjFCCVJ1bGVQcm90b1ABWjdnaXRodWIuY29tL29vcnQtZWRnZS9vb3J0L2NsaWVudHMvZ28vZ2VuL29vcnQvdjE7b29ydHYxogIDT1hYqgIHT29ydC5WMcoCB09vcnRcVjHiAhNPb3J0XFYxXEdQQk1ldGFkYXRh6gIIT29ydDo6VjFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_oort_v1_value]);
+  fileDesc("ChJvb3J0L3YxL3J1bGUucHJvdG8SB29vcnQudjEi8AEKBFJ1bGUSCgoCaWQYASABKAkSCwoDc3FsGAIgASgJEiAKB2FjdGlvbnMYAyADKAsyDy5vb3J0LnYxLkFjdGlvbhIlCgdvcHRpb25zGAQgASgLMhQub29ydC52MS5SdWxlT3B0aW9ucxIWCgl0cmlnZ2VyZWQYBSABKAhIAIgBARIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl90cmlnZ2VyZWQiPgoGQWN0aW9uEgwKBHR5cGUYASABKAkSJgoFcHJvcHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Is4CCgtSdWxlT3B0aW9ucxIVCg1pc19ldmVudF90aW1lGAEgASgIEh4KEWxhdGVfdG9sZXJhbmNlX21zGAIgASgDSACIAQESGgoNYnVmZmVyX2xlbmd0aBgDIAEoDUgBiAEBEhkKEXNlbmRfbWV0YV90b19zaW5rGAQgASgIEgsKA3FvcxgFIAEoDRIjChZjaGVja3BvaW50X2ludGVydmFsX21zGAYgASgDSAKIAQESMgoQcmVzdGFydF9zdHJhdGVneRgHIAEoCzIYLm9vcnQudjEuUmVzdGFydFN0cmF0ZWd5EigKC2J1ZmZlcl9mdWxsGAggASgOMhMub29ydC52MS5CdWZmZXJGdWxsQhQKEl9sYXRlX3RvbGVyYW5jZV9tc0IQCg5fYnVmZmVyX2xlbmd0aEIZChdfY2hlY2twb2ludF9pbnRlcnZhbF9tcyLJAQoPUmVzdGFydFN0cmF0ZWd5EhAKCGF0dGVtcHRzGAEgASgNEhUKCGRlbGF5X21zGAIgASgDSACIAQESFwoKbXVsdGlwbGllchgDIAEoAUgBiAEBEhkKDG1heF9kZWxheV9tcxgEIAEoA0gCiAEBEhoKDWppdHRlcl9mYWN0b3IYBSABKAFIA4gBAUILCglfZGVsYXlfbXNCDQoLX211bHRpcGxpZXJCDwoNX21heF9kZWxheV9tc0IQCg5faml0dGVyX2ZhY3RvciJKCghSdWxlSW5mbxIbCgRydWxlGAEgASgLMg0ub29ydC52MS5SdWxlEiEKBXN0YXRlGAIgASgOMhIub29ydC52MS5SdWxlU3RhdGUixQIKDk9wZXJhdG9yU3RhdHVzEgwKBG5hbWUYASABKAkSGAoQcmVjb3Jkc19pbl90b3RhbBgCIAEoBBIZChFyZWNvcmRzX291dF90b3RhbBgDIAEoBBIYChBleGNlcHRpb25zX3RvdGFsGAQgASgEEhoKEnByb2Nlc3NfbGF0ZW5jeV91cxgFIAEoAxIVCg1idWZmZXJfbGVuZ3RoGAYgASgEEhYKDmxhc3RfZXhjZXB0aW9uGAcgASgJEjcKE2xhc3RfZXhjZXB0aW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2xhc3RfaW52b2NhdGlvbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVcmVjb3Jkc19kcm9wcGVkX3RvdGFsGAogASgEIjAKEUNyZWF0ZVJ1bGVSZXF1ZXN0EhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiMQoSQ3JlYXRlUnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiHAoOR2V0UnVsZVJlcXVlc3QSCgoCaWQYASABKAkiLgoPR2V0UnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiEgoQTGlzdFJ1bGVzUmVxdWVzdCI1ChFMaXN0UnVsZXNSZXNwb25zZRIgCgVydWxlcxgBIAMoCzIRLm9vcnQudjEuUnVsZUluZm8iMAoRVXBkYXRlUnVsZVJlcXVlc3QSGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIxChJVcGRhdGVSdWxlUmVzcG9uc2USGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIfChFEZWxldGVSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSIUChJEZWxldGVSdWxlUmVzcG9uc2UiHgoQU3RhcnRSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSITChFTdGFydFJ1bGVSZXNwb25zZSIdCg9TdG9wUnVsZVJlcXVlc3QSCgoCaWQYASABKAkiEgoQU3RvcFJ1bGVSZXNwb25zZSIgChJSZXN0YXJ0UnVsZVJlcXVlc3QSCgoCaWQYASABKAkiFQoTUmVzdGFydFJ1bGVSZXNwb25zZSIiChRHZXRSdWxlU3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCSK5AgoVR2V0UnVsZVN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgJEiEKBXN0YXRlGAIgASgOMhIub29ydC52MS5SdWxlU3RhdGUSEgoKbGFzdF9lcnJvchgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXN0YXJ0X2NvdW50GAUgASgNEioKCW9wZXJhdG9ycxgGIAMoCzIXLm9vcnQudjEuT3BlcmF0b3JTdGF0dXMSKgoHcGx1Z2lucxgHIAMoCzIZLm9vcnQudjEuUnVsZVBsdWdpblN0YXR1cxIZChF0YWlsX21pc3NlZF90b3RhbBgIIAEoBBIjCghkZWxpdmVyeRgJIAEoCzIRLm9vcnQudjEuRGVsaXZlcnkidwoIRGVsaXZlcnkSLQoJcmVxdWVzdGVkGAEgASgOMhoub29ydC52MS5EZWxpdmVyeUd1YXJhbnRlZRIsCghwcm92aWRlZBgCIAEoDjIaLm9vcnQudjEuRGVsaXZlcnlHdWFyYW50ZWUSDgoGcmVhc29uGAMgASgJIlwKEFJ1bGVQbHVnaW5TdGF0dXMSDAoEbmFtZRgBIAEoCRIPCgdydW5uaW5nGAIgASgIEhUKDXJlc3RhcnRfY291bnQYAyABKA0SEgoKbGFzdF9lcnJvchgEIAEoCSJZCg9UYWlsUnVsZVJlcXVlc3QSCgoCaWQYASABKAkSEQoJbWF4X2JhdGNoGAIgASgNEicKCGVuY29kaW5nGAMgASgOMhUub29ydC52MS5UYWlsRW5jb2RpbmciXwoQVGFpbFJ1bGVSZXNwb25zZRIdCgVldmVudBgBIAEoCzIOLm9vcnQudjEuRXZlbnQSHgoGZXZlbnRzGAIgAygLMg4ub29ydC52MS5FdmVudBIMCgRqc29uGAMgASgMIiAKEkV4cGxhaW5SdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSIjChNFeHBsYWluUnVsZVJlc3BvbnNlEgwKBHBsYW4YASABKAkqVgoKQnVmZmVyRnVsbBIbChdCVUZGRVJfRlVMTF9VTlNQRUNJRklFRBAAEhQKEEJVRkZFUl9GVUxMX0RST1AQARIVChFCVUZGRVJfRlVMTF9CTE9DSxACKocBCglSdWxlU3RhdGUSGgoWUlVMRV9TVEFURV9VTlNQRUNJRklFRBAAEhYKElJVTEVfU1RBVEVfU1RPUFBFRBABEhcKE1JVTEVfU1RBVEVfU1RBUlRJTkcQAhIWChJSVUxFX1NUQVRFX1JVTk5JTkcQAxIVChFSVUxFX1NUQVRFX0ZBSUxFRBAEKqcBChFEZWxpdmVyeUd1YXJhbnRlZRIiCh5ERUxJVkVSWV9HVUFSQU5URUVfVU5TUEVDSUZJRUQQABIjCh9ERUxJVkVSWV9HVUFSQU5URUVfQVRfTU9TVF9PTkNFEAESJAogREVMSVZFUllfR1VBUkFOVEVFX0FUX0xFQVNUX09OQ0UQAhIjCh9ERUxJVkVSWV9HVUFSQU5URUVfRVhBQ1RMWV9PTkNFEAMqRQoMVGFpbEVuY29kaW5nEh0KGVRBSUxfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIWChJUQUlMX0VOQ09ESU5HX0pTT04QATKQBgoLUnVsZVNlcnZpY2USRQoKQ3JlYXRlUnVsZRIaLm9vcnQudjEuQ3JlYXRlUnVsZVJlcXVlc3QaGy5vb3J0LnYxLkNyZWF0ZVJ1bGVSZXNwb25zZRI8CgdHZXRSdWxlEhcub29ydC52MS5HZXRSdWxlUmVxdWVzdBoYLm9vcnQudjEuR2V0UnVsZVJlc3BvbnNlEkIKCUxpc3RSdWxlcxIZLm9vcnQudjEuTGlzdFJ1bGVzUmVxdWVzdBoaLm9vcnQudjEuTGlzdFJ1bGVzUmVzcG9uc2USRQoKVXBkYXRlUnVsZRIaLm9vcnQudjEuVXBkYXRlUnVsZVJlcXVlc3QaGy5vb3J0LnYxLlVwZGF0ZVJ1bGVSZXNwb25zZRJFCgpEZWxldGVSdWxlEhoub29ydC52MS5EZWxldGVSdWxlUmVxdWVzdBobLm9vcnQudjEuRGVsZXRlUnVsZVJlc3BvbnNlEkIKCVN0YXJ0UnVsZRIZLm9vcnQudjEuU3RhcnRSdWxlUmVxdWVzdBoaLm9vcnQudjEuU3RhcnRSdWxlUmVzcG9uc2USPwoIU3RvcFJ1bGUSGC5vb3J0LnYxLlN0b3BSdWxlUmVxdWVzdBoZLm9vcnQudjEuU3RvcFJ1bGVSZXNwb25zZRJICgtSZXN0YXJ0UnVsZRIbLm9vcnQudjEuUmVzdGFydFJ1bGVSZXF1ZXN0Ghwub29ydC52MS5SZXN0YXJ0UnVsZVJlc3BvbnNlEk4KDUdldFJ1bGVTdGF0dXMSHS5vb3J0LnYxLkdldFJ1bGVTdGF0dXNSZXF1ZXN0Gh4ub29ydC52MS5HZXRSdWxlU3RhdHVzUmVzcG9uc2USQQoIVGFpbFJ1bGUSGC5vb3J0LnYxLlRhaWxSdWxlUmVxdWVzdBoZLm9vcnQudjEuVGFpbFJ1bGVSZXNwb25zZTABEkgKC0V4cGxhaW5SdWxlEhsub29ydC52MS5FeHBsYWluUnVsZVJlcXVlc3QaHC5vb3J0LnYxLkV4cGxhaW5SdWxlUmVzcG9uc2VCjgEKC2NvbS5vb3J0LnYxQglSdWxlUHJvdG9QAVo3Z2l0aHViLmNvbS9vb3J0LWVkZ2Uvb29ydC9jbGllbnRzL2dvL2dlbi9vb3J0L3YxO29vcnR2MaICA09YWKoCB09vcnQuVjHKAgdPb3J0XFYx4gITT29ydFxWMVxHUEJNZXRhZGF0YeoCCE9vcnQ6OlYxYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_oort_v1_value]);
 
 /**
  * A rule definition.
@@ -733,6 +733,14 @@ export type GetRuleStatusResponse = Message<"oort.v1.GetRuleStatusResponse"> & {
    * @generated from field: uint64 tail_missed_total = 8;
    */
   tailMissedTotal: bigint;
+
+  /**
+   * What the rule's results survive: what its qos asks for and what it gets
+   * (docs/delivery.md).
+   *
+   * @generated from field: oort.v1.Delivery delivery = 9;
+   */
+  delivery?: Delivery | undefined;
 };
 
 /**
@@ -741,6 +749,41 @@ export type GetRuleStatusResponse = Message<"oort.v1.GetRuleStatusResponse"> & {
  */
 export const GetRuleStatusResponseSchema: GenMessage<GetRuleStatusResponse> = /*@__PURE__*/
   messageDesc(file_oort_v1_rule, 23);
+
+/**
+ * What a rule asks for and what it gets.
+ *
+ * @generated from message oort.v1.Delivery
+ */
+export type Delivery = Message<"oort.v1.Delivery"> & {
+  /**
+   * What the rule's qos asks for.
+   *
+   * @generated from field: oort.v1.DeliveryGuarantee requested = 1;
+   */
+  requested: DeliveryGuarantee;
+
+  /**
+   * What the rule gets from the server, its source and its sinks.
+   *
+   * @generated from field: oort.v1.DeliveryGuarantee provided = 2;
+   */
+  provided: DeliveryGuarantee;
+
+  /**
+   * Why it gets less than it asks for; empty when it gets what it asks.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message oort.v1.Delivery.
+ * Use `create(DeliverySchema)` to create a new message.
+ */
+export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
+  messageDesc(file_oort_v1_rule, 24);
 
 /**
  * The state of a portable plugin as seen from a rule that uses it.
@@ -783,7 +826,7 @@ export type RulePluginStatus = Message<"oort.v1.RulePluginStatus"> & {
  * Use `create(RulePluginStatusSchema)` to create a new message.
  */
 export const RulePluginStatusSchema: GenMessage<RulePluginStatus> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 24);
+  messageDesc(file_oort_v1_rule, 25);
 
 /**
  * Request of RuleService.TailRule.
@@ -826,7 +869,7 @@ export type TailRuleRequest = Message<"oort.v1.TailRuleRequest"> & {
  * Use `create(TailRuleRequestSchema)` to create a new message.
  */
 export const TailRuleRequestSchema: GenMessage<TailRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 25);
+  messageDesc(file_oort_v1_rule, 26);
 
 /**
  * Response of RuleService.TailRule: results of the rule, in `event`, `events`
@@ -863,7 +906,7 @@ export type TailRuleResponse = Message<"oort.v1.TailRuleResponse"> & {
  * Use `create(TailRuleResponseSchema)` to create a new message.
  */
 export const TailRuleResponseSchema: GenMessage<TailRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 26);
+  messageDesc(file_oort_v1_rule, 27);
 
 /**
  * Request of RuleService.ExplainRule.
@@ -884,7 +927,7 @@ export type ExplainRuleRequest = Message<"oort.v1.ExplainRuleRequest"> & {
  * Use `create(ExplainRuleRequestSchema)` to create a new message.
  */
 export const ExplainRuleRequestSchema: GenMessage<ExplainRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 27);
+  messageDesc(file_oort_v1_rule, 28);
 
 /**
  * Response of RuleService.ExplainRule.
@@ -905,7 +948,7 @@ export type ExplainRuleResponse = Message<"oort.v1.ExplainRuleResponse"> & {
  * Use `create(ExplainRuleResponseSchema)` to create a new message.
  */
 export const ExplainRuleResponseSchema: GenMessage<ExplainRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 28);
+  messageDesc(file_oort_v1_rule, 29);
 
 /**
  * What a rule does with an event pushed while its input buffer is full.
@@ -994,6 +1037,47 @@ export const RuleStateSchema: GenEnum<RuleState> = /*@__PURE__*/
   enumDesc(file_oort_v1_rule, 1);
 
 /**
+ * A delivery guarantee, as eKuiper's qos names them.
+ *
+ * @generated from enum oort.v1.DeliveryGuarantee
+ */
+export enum DeliveryGuarantee {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: DELIVERY_GUARANTEE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * qos 0: a result may be lost (a crash, a full buffer that drops).
+   *
+   * @generated from enum value: DELIVERY_GUARANTEE_AT_MOST_ONCE = 1;
+   */
+  AT_MOST_ONCE = 1,
+
+  /**
+   * qos 1: no result is lost; one may be delivered twice.
+   *
+   * @generated from enum value: DELIVERY_GUARANTEE_AT_LEAST_ONCE = 2;
+   */
+  AT_LEAST_ONCE = 2,
+
+  /**
+   * qos 2: every result is delivered once.
+   *
+   * @generated from enum value: DELIVERY_GUARANTEE_EXACTLY_ONCE = 3;
+   */
+  EXACTLY_ONCE = 3,
+}
+
+/**
+ * Describes the enum oort.v1.DeliveryGuarantee.
+ */
+export const DeliveryGuaranteeSchema: GenEnum<DeliveryGuarantee> = /*@__PURE__*/
+  enumDesc(file_oort_v1_rule, 2);
+
+/**
  * The encoding of TailRule's results.
  *
  * @generated from enum oort.v1.TailEncoding
@@ -1022,7 +1106,7 @@ export enum TailEncoding {
  * Describes the enum oort.v1.TailEncoding.
  */
 export const TailEncodingSchema: GenEnum<TailEncoding> = /*@__PURE__*/
-  enumDesc(file_oort_v1_rule, 2);
+  enumDesc(file_oort_v1_rule, 3);
 
 /**
  * Manages rules: a SQL query over streams plus the actions its results go to.
