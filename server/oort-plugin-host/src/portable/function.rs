@@ -11,7 +11,6 @@
 //! it) and fails that batch's rows; the next batch goes to the new process.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,22 +78,37 @@ impl PortableFunction {
         Arc::clone(streams.entry((rule_id.to_owned(), nargs)).or_default())
     }
 
-    /// The call of one batch, to be driven on the host's [`CallRuntime`].
-    fn invoke(
-        &self,
-        rule_id: &str,
-        rows: &[&[Value]],
-    ) -> Result<impl Future<Output = Result<InvokeResponse, BatchError>> + Send + 'static, BatchError> {
+    /// The call of one batch, to be made on the host's [`CallRuntime`]. The
+    /// rows are taken as they are: converting them is left to the thread that
+    /// makes the call, not the rule's task.
+    fn invoke(&self, rule_id: &str, rows: &[&[Value]]) -> Result<Invocation, BatchError> {
         let nargs = rows.first().map_or(0, |r| r.len());
         if rows.iter().any(|r| r.len() != nargs) {
             return Err(BatchError("every row of a batch needs the same number of arguments".into()));
         }
-        let args: Vec<ArgRow> =
-            rows.iter().map(|r| ArgRow { args: r.iter().map(crate::convert::to_proto).collect() }).collect();
-        let stream = self.stream(rule_id, nargs);
-        let open =
-            InvokeOpen { function: self.meta.name.clone(), rule_id: rule_id.to_owned(), arg_count: nargs as u32 };
-        Ok(call(self.target.get(), stream, open, args))
+        Ok(Invocation {
+            supervisor: self.target.get(),
+            stream: self.stream(rule_id, nargs),
+            open: InvokeOpen { function: self.meta.name.clone(), rule_id: rule_id.to_owned(), arg_count: nargs as u32 },
+            rows: rows.iter().map(|r| r.to_vec()).collect(),
+        })
+    }
+}
+
+/// One batch's call, ready to be made.
+struct Invocation {
+    supervisor: Arc<Supervisor>,
+    stream: Arc<tokio::sync::Mutex<Option<Invoker>>>,
+    open: InvokeOpen,
+    rows: Vec<Vec<Value>>,
+}
+
+impl Invocation {
+    /// Makes the call on `calls`, driving it from this thread until the answer.
+    fn make(self, calls: &CallRuntime) -> Result<InvokeResponse, BatchError> {
+        let args =
+            self.rows.iter().map(|r| ArgRow { args: r.iter().map(crate::convert::to_proto).collect() }).collect();
+        calls.block(call(self.supervisor, self.stream, self.open, args))
     }
 }
 
@@ -223,7 +237,7 @@ impl Function for PortableFunction {
 
     /// One row, on the calling thread, which drives the call runtime itself.
     fn call(&self, ctx: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
-        let response = self.invoke(ctx.rule_id, &[args]).and_then(|call| self.calls.block(call));
+        let response = self.invoke(ctx.rule_id, &[args]).and_then(|call| call.make(&self.calls));
         answers(&self.meta.name, 1, response)
             .pop()
             .unwrap_or_else(|| Err(FunctionError::failed(&self.meta.name, "no result")))
@@ -235,14 +249,13 @@ impl Function for PortableFunction {
         let (name, count) = (self.meta.name.clone(), rows.len());
         let call = self.invoke(ctx.rule_id, rows);
         let calls = Arc::clone(&self.calls);
+        // The arguments and the answers are converted on the blocking thread too.
+        let failed = name.clone();
+        let work = move || answers(&name, count, call.and_then(|call| call.make(&calls)));
         Box::pin(async move {
-            let response = match call {
-                Ok(call) => tokio::task::spawn_blocking(move || calls.block(call))
-                    .await
-                    .unwrap_or_else(|e| Err(BatchError(format!("the call's thread failed: {e}")))),
-                Err(e) => Err(e),
-            };
-            answers(&name, count, response)
+            tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+                vec![Err(FunctionError::failed(&failed, format!("the call's thread failed: {e}"))); count]
+            })
         })
     }
 }
