@@ -53,14 +53,24 @@ pub enum Calling {
     /// boundary (a native plugin's FFI) but computes in the server's process.
     Batched,
     /// Once per batch, answered by another process or a service: the rule
-    /// overlaps the next batches with the wait.
+    /// overlaps the next batches with the wait, awaited on its own task.
     Remote,
+    /// As [`Calling::Remote`], but the call holds the thread that makes it
+    /// until the answer (a portable plugin's client drives its connection
+    /// from the waiting thread): the rule evaluates each batch on a blocking
+    /// thread of its own, so that the wait holds no runtime worker.
+    Blocking,
 }
 
 impl Calling {
     /// Whether calls are made once per batch rather than once per row.
     pub fn is_batched(self) -> bool {
         self != Calling::PerRow
+    }
+
+    /// Whether the answer comes from another process or a service.
+    pub fn is_remote(self) -> bool {
+        matches!(self, Calling::Remote | Calling::Blocking)
     }
 }
 

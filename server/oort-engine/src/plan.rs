@@ -138,10 +138,16 @@ impl RulePlan {
     }
 
     /// Whether the rule calls a function answered by another process or a
-    /// service ([`Calling::Remote`](crate::function::Calling::Remote)), whose
+    /// service ([`Calling::is_remote`](crate::function::Calling::is_remote)), whose
     /// answers the rule task overlaps with the next batches' evaluation.
     pub fn calls_remote(&self) -> bool {
-        self.functions().iter().any(|f| f.calling == crate::function::Calling::Remote)
+        self.functions().iter().any(|f| f.calling.is_remote())
+    }
+
+    /// Whether the rule calls a function whose calls hold the calling thread
+    /// ([`Calling::Blocking`](crate::function::Calling::Blocking)).
+    pub fn calls_blocking(&self) -> bool {
+        self.functions().iter().any(|f| f.calling == crate::function::Calling::Blocking)
     }
 
     /// Whether results come per group (a window or GROUP BY) rather than per event.

@@ -302,7 +302,9 @@ async fn rules_calling_names_the_running_rules_that_call_an_owners_functions() {
 
 /// An external function answering its first batch after 300 ms and every
 /// other after 20 ms, counting how many batches it has at once; awaited
-/// or blocking a thread of its own; panicking on a batch
+/// ([`Calling::Remote`](crate::Calling::Remote)), or holding the thread that
+/// makes the call ([`Calling::Blocking`](crate::Calling::Blocking), as a
+/// portable plugin's does); panicking on a batch
 /// holding `panic_on`, if set. Counts its calls of a single row too.
 struct Slow {
     meta: crate::FunctionMeta,
@@ -321,7 +323,7 @@ impl Slow {
     fn new(asynchronous: bool, panic_on: Option<i64>) -> Arc<Self> {
         let mut meta = crate::FunctionMeta::builtin("slow", crate::FunctionKind::Scalar, 1, Some(1), "");
         (meta.origin, meta.owner) = (crate::FunctionOrigin::External, "svc".into());
-        meta.calling = crate::Calling::Remote;
+        meta.calling = if asynchronous { crate::Calling::Remote } else { crate::Calling::Blocking };
         let [batches, blocked, single] = [0, 0, 0].map(AtomicU32::new);
         let (now, most) = (Arc::default(), Arc::default());
         Arc::new(Self { meta, asynchronous, panic_on, batches, blocked, single, now, most })
@@ -350,8 +352,7 @@ impl crate::Function for Slow {
         self.single.fetch_add(1, Ordering::SeqCst);
         Ok(args[0].clone())
     }
-    /// Awaited; or, not asynchronous, a blocking thread of its own that
-    /// the future awaits (how a client that must block a thread bridges).
+    /// Awaited; or, not asynchronous, blocking the thread that polls it.
     fn call_batch(&self, _: &crate::CallContext<'_>, rows: Args<'_>) -> crate::BatchCall {
         let (delay, answers) = self.start(rows);
         let now = Arc::clone(&self.now);
@@ -364,8 +365,7 @@ impl crate::Function for Slow {
         }
         self.blocked.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
-            let slept = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
-            slept.expect("the blocking thread slept");
+            std::thread::sleep(delay);
             now.fetch_sub(1, Ordering::SeqCst);
             answers
         })
@@ -410,7 +410,7 @@ async fn batches_calling_a_service_overlap_and_their_results_keep_the_order_of_e
         if asynchronous {
             assert_eq!(blocked, 0, "an asynchronous function is awaited, never blocked on");
         } else {
-            assert_eq!(blocked, slow.batches.load(Ordering::SeqCst), "every batch blocked a thread of its own");
+            assert_eq!(blocked, slow.batches.load(Ordering::SeqCst), "every batch blocked the thread making it");
         }
     }
 }

@@ -132,13 +132,16 @@ async fn run_in_order(
 /// the next ones are decoded and their calls sent, so the plugin or service
 /// never idles between batches. For rules without a window only, whose
 /// batches are independent of each other. The batches are futures of the
-/// rule task itself.
+/// rule task itself, or, where the rule's calls hold the thread that makes
+/// them ([`Calling::Blocking`](crate::function::Calling::Blocking)), each is
+/// evaluated on a blocking thread.
 async fn run_pipelined(
     stages: Arc<Stages>,
     mut rx: mpsc::Receiver<SourceEvent>,
     output: Output,
     cancel: CancellationToken,
 ) {
+    let on_blocking_threads = stages.plan.calls_blocking();
     let mut pending = FuturesOrdered::new();
     let mut batch = Vec::new();
     let mut open = true;
@@ -161,11 +164,19 @@ async fn run_pipelined(
                 let (stages, events) = (Arc::clone(&stages), std::mem::take(&mut batch));
                 // Boxed: the future of a spawned task must be nameable as `Send`
                 // for every lifetime, which the closure's inferred type is not.
-                let evaluation: BoxFuture<'static, Result<Vec<Vec<Map>>, String>> =
+                let evaluation: BoxFuture<'static, Result<Vec<Vec<Map>>, String>> = if on_blocking_threads {
+                    // The calls hold the thread that makes them: a blocking thread
+                    // drives the whole batch's evaluation (it has the runtime's
+                    // context, for the I/O and timers of other calls).
+                    tokio::task::spawn_blocking(move || futures::executor::block_on(stages.on_events(events, None)))
+                        .map(|done| done.map_err(|e| e.to_string()))
+                        .boxed()
+                } else {
                     std::panic::AssertUnwindSafe(async move { stages.on_events(events, None).await })
                         .catch_unwind()
                         .map(|done| done.map_err(|panic| panic_message(&panic)))
-                        .boxed();
+                        .boxed()
+                };
                 pending.push_back(evaluation);
             }
         }

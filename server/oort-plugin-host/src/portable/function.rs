@@ -65,7 +65,7 @@ impl PortableFunction {
             kind: if aggregate { FunctionKind::Aggregate } else { FunctionKind::Scalar },
             origin: FunctionOrigin::Portable,
             owner: owner.to_owned(),
-            calling: Calling::Remote,
+            calling: Calling::Blocking,
             min_args: 0,
             max_args: None,
             description: description.to_owned(),
@@ -243,19 +243,13 @@ impl Function for PortableFunction {
             .unwrap_or_else(|| Err(FunctionError::failed(&self.meta.name, "no result")))
     }
 
-    /// The batch on a blocking thread, which drives the call runtime while it
-    /// waits: the rule's task awaits that thread, and never blocks.
+    /// The batch, made by the thread that polls it, which drives the call
+    /// runtime while it waits ([`Calling::Blocking`]: a rule evaluates such
+    /// batches on blocking threads).
     fn call_batch(&self, ctx: &CallContext<'_>, rows: &[&[Value]]) -> BatchCall {
         let (name, count) = (self.meta.name.clone(), rows.len());
         let call = self.invoke(ctx.rule_id, rows);
         let calls = Arc::clone(&self.calls);
-        // The arguments and the answers are converted on the blocking thread too.
-        let failed = name.clone();
-        let work = move || answers(&name, count, call.and_then(|call| call.make(&calls)));
-        Box::pin(async move {
-            tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-                vec![Err(FunctionError::failed(&failed, format!("the call's thread failed: {e}"))); count]
-            })
-        })
+        Box::pin(async move { answers(&name, count, call.and_then(|call| call.make(&calls))) })
     }
 }
