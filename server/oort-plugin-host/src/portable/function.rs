@@ -79,8 +79,9 @@ impl PortableFunction {
     }
 
     /// The call of one batch, to be made on the host's [`CallRuntime`]. The
-    /// rows are taken as they are: converting them is left to the thread that
-    /// makes the call, not the rule's task.
+    /// rows are converted here, without copying them first: a portable call
+    /// is [`Calling::Blocking`], so this already runs on the thread that makes
+    /// the call, not the rule's task.
     fn invoke(&self, rule_id: &str, rows: &[&[Value]]) -> Result<Invocation, BatchError> {
         let nargs = rows.first().map_or(0, |r| r.len());
         if rows.iter().any(|r| r.len() != nargs) {
@@ -90,7 +91,7 @@ impl PortableFunction {
             supervisor: self.target.get(),
             stream: self.stream(rule_id, nargs),
             open: InvokeOpen { function: self.meta.name.clone(), rule_id: rule_id.to_owned(), arg_count: nargs as u32 },
-            rows: rows.iter().map(|r| r.to_vec()).collect(),
+            rows: rows.iter().map(|r| ArgRow { args: r.iter().map(crate::convert::to_proto).collect() }).collect(),
         })
     }
 }
@@ -100,15 +101,13 @@ struct Invocation {
     supervisor: Arc<Supervisor>,
     stream: Arc<tokio::sync::Mutex<Option<Invoker>>>,
     open: InvokeOpen,
-    rows: Vec<Vec<Value>>,
+    rows: Vec<ArgRow>,
 }
 
 impl Invocation {
     /// Makes the call on `calls`, driving it from this thread until the answer.
     fn make(self, calls: &CallRuntime) -> Result<InvokeResponse, BatchError> {
-        let args =
-            self.rows.iter().map(|r| ArgRow { args: r.iter().map(crate::convert::to_proto).collect() }).collect();
-        calls.block(call(self.supervisor, self.stream, self.open, args))
+        calls.block(call(self.supervisor, self.stream, self.open, self.rows))
     }
 }
 
