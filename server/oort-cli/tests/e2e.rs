@@ -493,12 +493,13 @@ fn rule_status_shows_the_state_and_the_operators() {
     assert!(lines[2][1].ends_with('Z'), "{text}");
     assert_eq!(lines[3], ["Restarts:", "0"]);
     assert_eq!(lines[4], ["Last", "error:", "-"]);
-    // rule1 asks for qos 1, which Oort does not give yet: the status says so.
+    // rule1 asks for qos 1, which its memory stream cannot give: the status says so.
     assert_eq!(lines[5][..10], ["Delivery:", "at", "most", "once", "(qos", "asks", "for", "at", "least", "once):"]);
-    assert!(text.contains("does not yet checkpoint"), "{text}");
-    assert!(lines[6].is_empty(), "{text}");
+    assert!(text.contains("a memory source cannot replay"), "{text}");
+    assert_eq!(lines[6], ["Checkpoints:", "none"]);
+    assert!(lines[7].is_empty(), "{text}");
     assert_eq!(
-        lines[7],
+        lines[8],
         [
             "OPERATOR",
             "records_in_total",
@@ -510,10 +511,10 @@ fn rule_status_shows_the_state_and_the_operators() {
             "last_exception"
         ]
     );
-    let operators: Vec<&str> = lines[8..].iter().map(|l| l[0]).collect();
+    let operators: Vec<&str> = lines[9..].iter().map(|l| l[0]).collect();
     assert_eq!(operators, ["source_demo_0", "op_decoder_0", "op_project_0", "sink_log_0", "sink_memory_1"]);
     // Nothing was sent to the stream yet.
-    for row in &lines[8..] {
+    for row in &lines[9..] {
         assert_eq!(row[1..], ["0", "0", "0", "0", "0", "0", "-"], "{text}");
     }
 

@@ -5,13 +5,20 @@
 //! waits while a queue is full: backpressure, never loss. A broadcast channel
 //! would clone every event for every reader, and could only drop what a slow
 //! reader has not taken yet.
+//!
+//! A bus may keep [`Journals`]: then, while a rule whose `qos` asks for at
+//! least once reads a topic, what is published on it is journaled first, and
+//! that rule's [`BusSource`] replays the journal from its checkpoint before it
+//! reads live events.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use oort_engine::{SourceEvent, SourceOutput};
+use oort_engine::{ConnectorError, Guarantee, SourceConfig, SourceEvent, SourceOutput, SourcePositions};
 use tokio::sync::mpsc;
+
+use crate::journal::{Journal, JournalError, Journals};
 
 /// Events a subscriber's queue holds before its publishers wait.
 const CAPACITY: usize = 4096;
@@ -23,6 +30,8 @@ const FORWARD_BATCH: usize = 256;
 #[derive(Default)]
 pub struct TopicBus {
     topics: Mutex<HashMap<String, Arc<Subscribers>>>,
+    /// Where topics read by rules with qos >= 1 are journaled; `None`: never.
+    journals: Option<Arc<Journals>>,
 }
 
 /// The queues of one topic's subscribers, by subscription id. `version`
@@ -80,6 +89,11 @@ impl Drop for Subscription {
 }
 
 impl TopicBus {
+    /// A bus that journals the topics that rules with qos >= 1 read.
+    pub fn journaled(journals: Journals) -> Self {
+        Self { topics: Mutex::default(), journals: Some(Arc::new(journals)) }
+    }
+
     fn topic(&self, topic: &str) -> Arc<Subscribers> {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         Arc::clone(topics.entry(topic.to_owned()).or_default())
@@ -102,7 +116,26 @@ impl TopicBus {
     /// A handle that publishes to one topic, for a publisher of many events:
     /// it looks the topic up once, not once per event.
     pub fn publisher(&self, topic: &str) -> Publisher {
-        Publisher { topic: self.topic(topic), version: u64::MAX, queues: Vec::new() }
+        Publisher {
+            topic: self.topic(topic),
+            name: topic.to_owned(),
+            journals: self.journals.clone(),
+            version: u64::MAX,
+            queues: Vec::new(),
+        }
+    }
+
+    /// The hold of the rule of `config` on `topic`'s journal, for a rule whose
+    /// qos asks for at least once on a journaled bus ([`SourceFactory::positions`](oort_engine::SourceFactory::positions)).
+    pub(crate) fn positions(
+        &self,
+        topic: &str,
+        config: &SourceConfig,
+    ) -> Result<Option<Arc<dyn SourcePositions>>, ConnectorError> {
+        let Some(journals) = self.journals.as_ref().filter(|_| config.qos >= Guarantee::AtLeastOnce) else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(journals.hold(topic, &config.rule_id, config.resume_after)?)))
     }
 
     /// Whether anyone listens on a topic.
@@ -116,11 +149,47 @@ impl TopicBus {
 /// queues, refreshed when they change.
 pub struct Publisher {
     topic: Arc<Subscribers>,
+    name: String,
+    journals: Option<Arc<Journals>>,
     version: u64,
     queues: Vec<mpsc::Sender<SourceEvent>>,
 }
 
+/// Events journaled by [`Publisher::publish`], not yet known to be on disk.
+pub struct Journaled {
+    journal: Arc<Journal>,
+    position: u64,
+}
+
+impl Journaled {
+    /// Waits until they are on disk: then the publisher may be told they
+    /// were accepted.
+    pub async fn durable(&self) -> Result<(), JournalError> {
+        self.journal.sync(self.position).await
+    }
+}
+
 impl Publisher {
+    /// Publishes events in order: journaled first if a rule with qos >= 1
+    /// reads the topic (then returned as [`Journaled`], to wait for before
+    /// acknowledging them), then sent as [`send`](Self::send) does. A full
+    /// journal refuses them all.
+    pub async fn publish(&mut self, events: Vec<SourceEvent>) -> Result<Option<Journaled>, JournalError> {
+        let Some(journal) = self.journals.as_ref().and_then(|j| j.active(&self.name)) else {
+            for event in events {
+                self.send(event).await;
+            }
+            return Ok(None);
+        };
+        let _in_order = journal.publishing().await;
+        let events = journal.append(events)?;
+        let position = events.last().and_then(|e| e.position);
+        for event in events {
+            self.send(event).await;
+        }
+        Ok(position.map(|position| Journaled { journal: Arc::clone(&journal), position }))
+    }
+
     /// Publishes to every current subscriber, waiting while a subscriber's
     /// queue is full: backpressure for publishers that can wait (a gRPC or
     /// HTTP client, a rule's sink), so that no event is lost. Returns how many
@@ -141,15 +210,47 @@ impl Publisher {
 }
 
 /// A source that reads one topic of a bus. It subscribes when it is built, so
-/// that events published as soon as its rule is created reach it.
+/// that events published as soon as its rule is created reach it. For a rule
+/// that holds the topic's journal, it first replays the journal from the
+/// rule's hold, then reads live events it did not replay.
 pub(crate) struct BusSource {
     subscription: Subscription,
+    /// The journal to replay and where the rule holds it.
+    replay: Option<(Arc<Journal>, u64)>,
 }
 
 impl BusSource {
-    /// Subscribes to `topic` now.
-    pub(crate) fn subscribe(bus: &TopicBus, topic: &str) -> Box<Self> {
-        Box::new(Self { subscription: bus.subscribe(topic) })
+    /// Subscribes to `topic` now, for the rule of `config`.
+    pub(crate) fn subscribe(bus: &TopicBus, topic: &str, config: &SourceConfig) -> Box<Self> {
+        let subscription = bus.subscribe(topic);
+        let journal =
+            bus.journals.as_ref().filter(|_| config.qos >= Guarantee::AtLeastOnce).and_then(|j| j.active(topic));
+        let replay = journal.and_then(|journal| Some((Arc::clone(&journal), journal.held_at(&config.rule_id)?)));
+        Box::new(Self { subscription, replay })
+    }
+
+    /// Hands the rule what the journal holds after its hold; returns the
+    /// position of the last event replayed.
+    async fn replay(journal: &Arc<Journal>, mut after: u64, out: &SourceOutput) -> Result<Option<u64>, ConnectorError> {
+        let mut replayed = 0u64;
+        loop {
+            let reading = Arc::clone(journal);
+            let events = tokio::task::spawn_blocking(move || reading.read_after(after))
+                .await
+                .map_err(|e| ConnectorError::External(e.to_string()))??;
+            let Some(last) = events.last().and_then(|e| e.position) else { break };
+            replayed += events.len() as u64;
+            for event in events {
+                if out.send_waiting(event).await.is_err() {
+                    return Ok(None);
+                }
+            }
+            after = last;
+        }
+        if replayed > 0 {
+            tracing::info!(events = replayed, until = after, "replayed the journal");
+        }
+        Ok(Some(after))
     }
 }
 
@@ -161,6 +262,13 @@ impl oort_engine::Source for BusSource {
         out: SourceOutput,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<(), oort_engine::ConnectorError> {
+        let mut replayed = None;
+        if let Some((journal, after)) = self.replay.take() {
+            match Self::replay(&journal, after, &out).await? {
+                Some(last) => replayed = Some(last),
+                None => return Ok(()),
+            }
+        }
         // Grown by recv_many as events come: an idle subscription costs no buffer.
         let mut batch = Vec::new();
         loop {
@@ -171,6 +279,10 @@ impl oort_engine::Source for BusSource {
                         return Ok(());
                     }
                     for event in batch.drain(..) {
+                        // Published while the journal was replayed: sent already.
+                        if event.position.zip(replayed).is_some_and(|(p, last)| p <= last) {
+                            continue;
+                        }
                         if out.send(event).await.is_err() {
                             return Ok(());
                         }

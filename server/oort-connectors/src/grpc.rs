@@ -21,7 +21,16 @@ impl SourceFactory for GrpcSourceFactory {
     }
 
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
-        Ok(BusSource::subscribe(&self.0, &config.stream))
+        Ok(BusSource::subscribe(&self.0, &config.stream, config))
+    }
+
+    /// With a journaled bus, what is published for a rule with qos >= 1 is
+    /// journaled and replayed after a restart.
+    fn positions(
+        &self,
+        config: &SourceConfig,
+    ) -> Result<Option<Arc<dyn oort_engine::SourcePositions>>, ConnectorError> {
+        self.0.positions(&config.stream, config)
     }
 }
 

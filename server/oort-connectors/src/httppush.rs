@@ -37,7 +37,16 @@ impl SourceFactory for HttpPushSourceFactory {
                 config.datasource
             )));
         }
-        Ok(BusSource::subscribe(&self.0, &config.datasource))
+        Ok(BusSource::subscribe(&self.0, &config.datasource, config))
+    }
+
+    /// With a journaled bus, what is POSTed for a rule with qos >= 1 is
+    /// journaled and replayed after a restart.
+    fn positions(
+        &self,
+        config: &SourceConfig,
+    ) -> Result<Option<Arc<dyn oort_engine::SourcePositions>>, ConnectorError> {
+        self.0.positions(&config.datasource, config)
     }
 }
 
@@ -70,8 +79,17 @@ async fn receive(State(bus): State<Arc<TopicBus>>, request: Request) -> impl Int
         }
     };
     let meta = BTreeMap::from([("path".to_owned(), path.clone()), ("method".to_owned(), parts.method.to_string())]);
-    let event = SourceEvent { payload: Payload::Bytes(body.to_vec()), meta: Arc::new(meta), timestamp: None };
-    bus.send(&path, event).await;
+    let event = SourceEvent::new(Payload::Bytes(body.to_vec()), Arc::new(meta));
+    // Journaled for a rule with qos >= 1: acknowledged once on disk.
+    let journaled = match bus.publisher(&path).publish(vec![event]).await {
+        Ok(journaled) => journaled,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+    };
+    if let Some(journaled) = journaled
+        && let Err(e) = journaled.durable().await
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"));
+    }
     (StatusCode::OK, String::new())
 }
 

@@ -1,6 +1,7 @@
 //! Oort's built-in connectors, registered by an explicit list in [`register_all`].
 //!
-//! - [`bus`]: [`TopicBus`], in-process publish/subscribe by topic.
+//! - [`bus`]: [`TopicBus`], in-process publish/subscribe by topic; [`journal`]:
+//!   the durable record of a topic that a rule with qos >= 1 reads.
 //! - [`memory`]: the `memory` source and sink over a bus: rule → stream chaining.
 //! - [`grpc`]: the `grpc` source fed by `EventService.Publish`, and the `grpc`
 //!   sink whose output clients read with `RuleService.TailRule`.
@@ -16,6 +17,7 @@ pub mod encode;
 pub mod file;
 pub mod grpc;
 pub mod httppush;
+pub mod journal;
 pub mod log;
 pub mod memory;
 pub mod mqtt;

@@ -37,6 +37,7 @@ fn source_config(path: &Path, options: &[(&str, &str)]) -> SourceConfig {
         datasource: path.display().to_string(),
         options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         rule_id: "r".into(),
+        ..Default::default()
     }
 }
 

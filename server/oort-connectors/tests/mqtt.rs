@@ -32,6 +32,7 @@ impl RunningSource {
                 datasource: filter.into(),
                 options: Default::default(),
                 rule_id: "rule1".into(),
+                ..Default::default()
             })
             .unwrap();
         let (tx, events) = SourceOutput::channel(100);

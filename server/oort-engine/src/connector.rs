@@ -35,7 +35,7 @@ pub enum ConnectorError {
 
 /// What a source produces: bytes still to decode (per the stream's FORMAT), or
 /// a decoded row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Payload {
     /// Raw bytes, decoded by the rule's decoder.
     Bytes(Vec<u8>),
@@ -44,7 +44,7 @@ pub enum Payload {
 }
 
 /// One event from a source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SourceEvent {
     /// The event's content.
     pub payload: Payload,
@@ -52,12 +52,21 @@ pub struct SourceEvent {
     pub meta: Arc<BTreeMap<String, String>>,
     /// A time the source knows (Unix ms); processing time otherwise.
     pub timestamp: Option<i64>,
+    /// Where the event is in a source that can replay ([`SourcePositions`]):
+    /// increasing along the stream; `None` from a source that cannot.
+    #[serde(skip)]
+    pub position: Option<u64>,
 }
 
 impl SourceEvent {
     /// A decoded event with no metadata.
     pub fn map(map: Map) -> Self {
-        Self { payload: Payload::Map(map), meta: Arc::default(), timestamp: None }
+        Self::new(Payload::Map(map), Arc::default())
+    }
+
+    /// An event with this content and metadata, no source time and no position.
+    pub fn new(payload: Payload, meta: Arc<BTreeMap<String, String>>) -> Self {
+        Self { payload, meta, timestamp: None, position: None }
     }
 }
 
@@ -147,6 +156,12 @@ pub struct SourceConfig {
     pub options: BTreeMap<String, String>,
     /// Id of the rule that reads it.
     pub rule_id: String,
+    /// What the rule's `qos` asks for: a source that can replay keeps what it
+    /// reads for a rule that asks for at least once ([`SourcePositions`]).
+    pub qos: crate::delivery::Guarantee,
+    /// Replay from just after this position (that of the rule's checkpoint);
+    /// `None` to start with what comes next.
+    pub resume_after: Option<u64>,
 }
 
 impl SourceConfig {
@@ -158,8 +173,25 @@ impl SourceConfig {
             datasource: stream.datasource().unwrap_or_default().to_owned(),
             options: stream.options.clone(),
             rule_id: rule_id.to_owned(),
+            qos: crate::delivery::Guarantee::AtMostOnce,
+            resume_after: None,
         }
     }
+}
+
+/// A rule's hold on what its source read, for a source that can replay: the
+/// events after a position stay available to the rule until a checkpoint
+/// covers them, across a restart of the server. Dropping it lets the source
+/// forget the rule.
+#[async_trait]
+pub trait SourcePositions: Send + Sync {
+    /// Waits until the events up to `position` would survive a crash of the
+    /// server: called before a checkpoint that covers them is saved, so that
+    /// no later event can take a position the checkpoint already counts.
+    async fn persist(&self, position: u64) -> Result<(), ConnectorError>;
+    /// A checkpoint covering `position` is saved: the rule needs no event at
+    /// or before it again.
+    fn release(&self, position: u64);
 }
 
 /// A running source: it pushes events into `out` until `cancel` fires. An `Err`
@@ -191,6 +223,12 @@ pub trait Sink: Send + 'static {
     /// Delivers one result: the rows a rule emitted at once (one row for a
     /// plain rule, a window's rows for a windowed rule).
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError>;
+    /// Makes every result collected so far durable where the sink can (a
+    /// file synced to disk): called before a checkpoint counts them as
+    /// delivered. Nothing by default.
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
     /// Disconnects; called once when the rule stops.
     async fn close(&mut self) -> Result<(), ConnectorError> {
         Ok(())
@@ -308,6 +346,16 @@ pub trait SourceFactory: Send + Sync + 'static {
     /// stream (a path outside the file roots) is refused here.
     fn validate(&self, _config: &SourceConfig) -> Result<(), ConnectorError> {
         Ok(())
+    }
+
+    /// For a rule whose `qos` asks for at least once, the rule's hold on its
+    /// source's positions, taken before its sources are built (and kept
+    /// across their restarts): the sources built for the rule then stamp
+    /// every event with its position, and replay from
+    /// [`SourceConfig::resume_after`]. `None` (the default) when the source
+    /// cannot replay.
+    fn positions(&self, _config: &SourceConfig) -> Result<Option<Arc<dyn SourcePositions>>, ConnectorError> {
+        Ok(None)
     }
 }
 

@@ -131,7 +131,7 @@ mod tests {
     }
 
     fn bytes(json: &str) -> SourceEvent {
-        SourceEvent { payload: Payload::Bytes(json.as_bytes().to_vec()), meta: Arc::default(), timestamp: None }
+        SourceEvent::new(Payload::Bytes(json.as_bytes().to_vec()), Arc::default())
     }
 
     #[test]

@@ -33,10 +33,16 @@ impl Guarantee {
     }
 }
 
-/// Why no rule gets more than at most once yet.
-const NO_CHECKPOINTS: &str = "Oort does not yet checkpoint rule state or replay sources: what the rule holds in \
-                              memory (its buffers, open windows and undelivered results) is lost when the server \
-                              stops; see docs/delivery.md";
+/// Whether a rule can replay what it read since its last checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// The engine keeps no checkpoints (it was given no place for them).
+    NoCheckpoints,
+    /// The rule's source (of this type) cannot replay.
+    SourceCannot(String),
+    /// Checkpoints are kept and the source replays from them.
+    Yes,
+}
 
 /// What a rule asks for and what it gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,21 +52,44 @@ pub struct Delivery {
     /// What it gets.
     pub provided: Guarantee,
     /// Why it gets less than it asks for; `None` when it gets what it asks.
-    pub shortfall: Option<&'static str>,
+    pub shortfall: Option<String>,
 }
 
 impl Delivery {
-    /// The delivery of a rule that asks for `requested`: at most once today,
-    /// whatever it asks.
-    pub fn of(requested: Guarantee) -> Self {
-        let provided = Guarantee::AtMostOnce;
-        let shortfall = (requested > provided).then_some(NO_CHECKPOINTS);
+    /// The delivery of a rule that asks for `requested`, given how it can
+    /// replay. At least once needs checkpoints and a source that replays;
+    /// exactly once is not given yet.
+    pub fn of(requested: Guarantee, replay: &Replay) -> Self {
+        let (provided, shortfall) = match (requested, replay) {
+            (Guarantee::AtMostOnce, _) => (Guarantee::AtMostOnce, None),
+            (_, Replay::NoCheckpoints) => (
+                Guarantee::AtMostOnce,
+                Some("this server keeps no checkpoints: what the rule holds in memory is lost when it stops".into()),
+            ),
+            (_, Replay::SourceCannot(source)) => (
+                Guarantee::AtMostOnce,
+                Some(format!(
+                    "a {source} source cannot replay what it read: the events the rule holds in memory (its \
+                     buffers, open windows and undelivered results) are lost when the server stops; see \
+                     docs/delivery.md"
+                )),
+            ),
+            (Guarantee::AtLeastOnce, Replay::Yes) => (Guarantee::AtLeastOnce, None),
+            (Guarantee::ExactlyOnce, Replay::Yes) => (
+                Guarantee::AtLeastOnce,
+                Some(
+                    "exactly once is not implemented yet: after a restart, the results of the events replayed \
+                     since the last checkpoint may be delivered again; see docs/delivery.md"
+                        .into(),
+                ),
+            ),
+        };
         Self { requested, provided, shortfall }
     }
 
     /// One line for logs and the CLI: "at most once (qos asks for at least once): why".
     pub fn describe(&self) -> String {
-        match self.shortfall {
+        match &self.shortfall {
             None => self.provided.words().to_owned(),
             Some(why) => format!("{} (qos asks for {}): {why}", self.provided.words(), self.requested.words()),
         }
@@ -72,16 +101,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rule_that_asks_for_more_than_it_gets_is_told_why() {
-        let zero = Delivery::of(Guarantee::from_qos(0));
+    fn a_rule_gets_what_its_source_and_the_server_can_give() {
+        let zero = Delivery::of(Guarantee::from_qos(0), &Replay::NoCheckpoints);
         assert_eq!(
-            (zero.requested, zero.provided, zero.shortfall),
+            (zero.requested, zero.provided, zero.shortfall.as_deref()),
             (Guarantee::AtMostOnce, Guarantee::AtMostOnce, None)
         );
         assert_eq!(zero.describe(), "at most once");
-        let one = Delivery::of(Guarantee::from_qos(1));
-        assert_eq!(one.provided, Guarantee::AtMostOnce);
-        assert!(one.describe().starts_with("at most once (qos asks for at least once): Oort does not yet checkpoint"));
-        assert_eq!(Delivery::of(Guarantee::from_qos(2)).requested, Guarantee::ExactlyOnce);
+        let mqtt = Delivery::of(Guarantee::from_qos(1), &Replay::SourceCannot("mqtt".into()));
+        assert_eq!(mqtt.provided, Guarantee::AtMostOnce);
+        assert!(mqtt.describe().starts_with("at most once (qos asks for at least once): a mqtt source cannot replay"));
+        let one = Delivery::of(Guarantee::from_qos(1), &Replay::Yes);
+        assert_eq!((one.provided, one.shortfall), (Guarantee::AtLeastOnce, None));
+        let two = Delivery::of(Guarantee::from_qos(2), &Replay::Yes);
+        assert_eq!((two.requested, two.provided), (Guarantee::ExactlyOnce, Guarantee::AtLeastOnce));
+        assert!(two.describe().contains("exactly once is not implemented yet"));
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
+use crate::checkpoint::CheckpointStore;
 use crate::connector::ConnectorRegistry;
 use crate::function::FunctionRegistry;
 use crate::plan::{self, PlanError, RulePlan, StreamLookup};
@@ -29,12 +30,20 @@ pub struct Engine {
     connectors: Arc<ConnectorRegistry>,
     running: Mutex<BTreeMap<String, RunningRule>>,
     limits: RuleLimits,
+    checkpoints: Option<Arc<CheckpointStore>>,
 }
 
 impl Engine {
     /// An engine over these registries.
     pub fn new(functions: Arc<FunctionRegistry>, connectors: Arc<ConnectorRegistry>) -> Self {
-        Self { functions, connectors, running: Mutex::default(), limits: RuleLimits::default() }
+        Self { functions, connectors, running: Mutex::default(), limits: RuleLimits::default(), checkpoints: None }
+    }
+
+    /// Keeps the checkpoints of rules whose `qos` asks for at least once in
+    /// `store`; without one, such rules get at most once.
+    pub fn with_checkpoints(mut self, store: CheckpointStore) -> Self {
+        self.checkpoints = Some(Arc::new(store));
+        self
     }
 
     /// Bounds the memory of the rules started from now on.
@@ -65,7 +74,7 @@ impl Engine {
         if let Some(old) = running.remove(&id) {
             old.stop().await;
         }
-        let rule = runtime::start(Arc::new(plan), &self.connectors, &self.limits)?;
+        let rule = runtime::start(Arc::new(plan), &self.connectors, &self.limits, self.checkpoints.as_ref())?;
         running.insert(id.clone(), rule);
         tracing::info!(rule = %id, "rule started");
         Ok(())
@@ -81,6 +90,13 @@ impl Engine {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Forgets what a deleted rule saved (its last checkpoint).
+    pub fn forget(&self, id: &str) {
+        if let Some(Err(e)) = self.checkpoints.as_ref().map(|store| store.remove(id)) {
+            tracing::warn!(rule = %id, error = %e, "the checkpoint of a deleted rule could not be removed");
         }
     }
 

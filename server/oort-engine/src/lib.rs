@@ -9,10 +9,12 @@
 //! - [`expr`]: rule SQL expressions compiled to an [`Expr`] tree and evaluated against rows.
 //! - [`json`]: JSON decoding of events and encoding of results.
 //! - [`metrics`]: per-operator counters for rule status.
-//! - [`rule`]: [`RuleDefinition`], what the engine is asked to run; [`delivery`]: what its results survive.
+//! - [`rule`]: [`RuleDefinition`], what the engine is asked to run; [`delivery`]: what its results survive;
+//!   [`checkpoint`]: the state a rule saves to survive a restart.
 //! - [`plan`]: rule SQL → a validated [`RulePlan`]; [`decode`]: events → rows.
 //! - [`runtime`]: the tasks of a running rule; [`engine`]: [`Engine`], all of them.
 
+pub mod checkpoint;
 pub mod connector;
 /// The stack of every thread that plans, compiles or evaluates rules (the
 /// server's runtime, the runtimes of plugin and external calls). Planning and evaluation
@@ -38,9 +40,10 @@ pub mod runtime;
 pub mod value;
 pub mod window;
 
+pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use connector::{
     BufferFull, ConnectorError, ConnectorOption, ConnectorRegistry, OptionKind, Payload, RuleGone, Sink, SinkConfig,
-    SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput, check_options,
+    SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput, SourcePositions, check_options,
 };
 pub use delivery::{Delivery, Guarantee};
 pub use engine::{Engine, EngineError};

@@ -81,6 +81,8 @@ pub struct TableJoin {
 pub struct RulePlan {
     /// Rule id.
     pub rule_id: String,
+    /// The rule's SQL, as written.
+    pub sql: String,
     /// The stream the rule reads.
     pub stream: StreamDef,
     /// The name expressions use for the stream (its alias, or its name).
@@ -441,6 +443,7 @@ pub fn plan(
 
     Ok(RulePlan {
         rule_id: def.id.clone(),
+        sql: def.sql.clone(),
         stream_reference: source.alias.clone().unwrap_or_else(|| stream.name.clone()),
         stream,
         tables,

@@ -7,7 +7,7 @@ use crate::expr::JoinedRow;
 use crate::value::{Map, Value};
 
 /// One event: its columns, its time and the metadata of the source it came from.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Columns by name.
     pub fields: Map,

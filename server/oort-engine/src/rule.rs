@@ -38,6 +38,9 @@ pub struct RuleOptions {
     pub buffer_full: crate::connector::BufferFull,
     /// The delivery guarantee its `qos` asks for.
     pub qos: crate::delivery::Guarantee,
+    /// How often a rule whose `qos` asks for at least once saves a
+    /// checkpoint, in ms (eKuiper's `checkpointInterval`; 300,000 by default).
+    pub checkpoint_interval_ms: u64,
     /// Pass source metadata to sinks.
     pub send_meta_to_sink: bool,
     /// How the source is restarted after it dies.
@@ -52,6 +55,7 @@ impl Default for RuleOptions {
             buffer_length: 1024,
             buffer_full: crate::connector::BufferFull::Drop,
             qos: crate::delivery::Guarantee::AtMostOnce,
+            checkpoint_interval_ms: 300_000,
             send_meta_to_sink: false,
             restart: RestartStrategy::default(),
         }

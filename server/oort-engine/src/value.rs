@@ -16,7 +16,11 @@ pub fn map_approx_bytes(map: &Map) -> usize {
 
 /// A dynamically typed value. Strings, lists and maps are shared (`Arc`) so
 /// that copying a row between operators does not copy its contents.
-#[derive(Debug, Clone, Default)]
+///
+/// `Serialize` and `Deserialize` are the encoding of checkpoints and stream
+/// journals (postcard, tagged by variant); JSON is read and written by
+/// [`crate::json`] and the sinks' encoders, not through these.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     /// SQL NULL, also a missing field.
     #[default]

@@ -56,7 +56,7 @@ fn plan(sql: String) -> Result<(), String> {
 
 fn decode(ddl: &str, bytes: Vec<u8>) -> Result<(), String> {
     let decoder = Decoder::new(&oort_sql::parse_stream_ddl(ddl).unwrap());
-    let event = SourceEvent { payload: Payload::Bytes(bytes), meta: Arc::new(BTreeMap::new()), timestamp: None };
+    let event = SourceEvent::new(Payload::Bytes(bytes), Arc::new(BTreeMap::new()));
     on_a_server_thread(move || decoder.decode(event).map(drop))
 }
 

@@ -1,7 +1,9 @@
 //! Throughput through `EventService.Publish`: one client streams pre-built
 //! events as fast as the server takes them into a `TYPE="grpc"` stream read by
 //! the filter+project rule, in a real `oortd`. The baseline is the same events
-//! through a pass-through rule on another stream, in the same run.
+//! through a pass-through rule on another stream, in the same run. The same
+//! filter at qos 1 (its stream journaled, a checkpoint every second) is
+//! measured against the filter at qos 0.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -86,6 +88,7 @@ pub async fn run(binary: &Path, count: usize, batch: usize) -> Result<()> {
         ("filter + project, one event a request".to_owned(), "demo", "filter", 1),
         (format!("pass-through, {batch} events a request"), "base", "pass", batch),
         (format!("filter + project, {batch} events a request"), "demo", "filter", batch),
+        (format!("filter + project at qos 1 (journaled), {batch} events a request"), "journaled", "filter_qos1", batch),
     ];
     let mut rows = Vec::new();
     for (label, stream, rule, batch) in runs {
@@ -97,21 +100,26 @@ pub async fn run(binary: &Path, count: usize, batch: usize) -> Result<()> {
     );
     println!("|---|---|---|---|");
     let baseline = rows[0].1.0;
+    let journaled = rows[4].1.0 / rows[3].1.0;
     for (label, (rate, cpu)) in rows {
         println!("| {label} | {rate:.0} | {:.2} | {cpu:.2} µs |", rate / baseline);
     }
+    println!("\nThe filter at qos 1 (journal on) against qos 0, {batch} events a request: {journaled:.2}");
     Ok(())
 }
 
-/// The streams `base` and `demo` (`TYPE="grpc"`) and the rules `pass` and
-/// `filter` reading them, into memory sinks.
+/// The streams `base`, `demo` and `journaled` (`TYPE="grpc"`) and the rules
+/// `pass`, `filter` and `filter_qos1` (qos 1: its stream is journaled)
+/// reading them, into memory sinks.
 pub(crate) async fn create_rules(server: &Server) -> Result<()> {
     let channel = server.channel().await?;
     let mut streams = StreamServiceClient::new(channel.clone());
     let mut rules = RuleServiceClient::new(channel.clone());
-    for (stream, rule, sql) in [
-        ("base", "pass", "SELECT * FROM base"),
-        ("demo", "filter", "SELECT temperature * 1.8 + 32 AS f, deviceId FROM demo WHERE temperature > 20"),
+    let filter = "SELECT temperature * 1.8 + 32 AS f, deviceId FROM";
+    for (stream, rule, sql, qos) in [
+        ("base", "pass", "SELECT * FROM base".to_owned(), 0),
+        ("demo", "filter", format!("{filter} demo WHERE temperature > 20"), 0),
+        ("journaled", "filter_qos1", format!("{filter} journaled WHERE temperature > 20"), 1),
     ] {
         let ddl = format!(
             r#"CREATE STREAM {stream} (temperature FLOAT, humidity BIGINT, deviceId STRING) WITH (TYPE="grpc", DATASOURCE="{stream}")"#
@@ -127,11 +135,13 @@ pub(crate) async fn create_rules(server: &Server) -> Result<()> {
         };
         let rule = Rule {
             id: rule.into(),
-            sql: sql.into(),
+            sql,
             actions: vec![Action { r#type: "memory".into(), props: Some(props) }],
             // Every event is counted: the rule waits rather than drops.
             options: Some(oort_proto::v1::RuleOptions {
                 buffer_full: oort_proto::v1::BufferFull::Block as i32,
+                qos,
+                checkpoint_interval_ms: Some(1000),
                 ..Default::default()
             }),
             ..Default::default()

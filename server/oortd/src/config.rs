@@ -174,6 +174,8 @@ pub struct FileConfig {
     pub max_tail_buffer_bytes: Option<usize>,
     /// Bytes of rows one rule's windows may hold.
     pub max_window_state_bytes: Option<usize>,
+    /// Bytes on disk of the journal of one stream read by rules with qos >= 1.
+    pub max_journal_bytes: Option<usize>,
     /// HTTP push connections served at once.
     pub http_push_max_connections: Option<usize>,
     /// Milliseconds an HTTP push client has to send a request's headers (and longest idle time).
@@ -243,6 +245,9 @@ pub struct Config {
     /// What a rule may hold for others: results for a TailRule reader
     /// (`max_tail_buffer_bytes`), rows of its windows (`max_window_state_bytes`).
     pub rule_limits: oort_engine::runtime::RuleLimits,
+    /// Bytes on disk of the journal of one `grpc` or `httppush` stream read by
+    /// rules with qos >= 1 (`max_journal_bytes`); past it, publishing is refused.
+    pub max_journal_bytes: u64,
     /// Connections and timeouts of the HTTP push endpoint.
     pub http_push_limits: crate::http::HttpLimits,
 }
@@ -301,6 +306,7 @@ impl Default for Config {
             max_buffer_length: DEFAULT_MAX_BUFFER_LENGTH,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             rule_limits: oort_engine::runtime::RuleLimits::default(),
+            max_journal_bytes: 256 << 20,
             http_push_limits: crate::http::HttpLimits::default(),
         }
     }
@@ -403,6 +409,11 @@ impl Config {
                     defaults.rule_limits.window_bytes,
                 )?,
             },
+            max_journal_bytes: positive(
+                "max_journal_bytes",
+                file.max_journal_bytes,
+                defaults.max_journal_bytes as usize,
+            )? as u64,
             http_push_limits: crate::http::HttpLimits {
                 max_connections: positive(
                     "http_push_max_connections",

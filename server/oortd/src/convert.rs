@@ -62,6 +62,10 @@ pub fn rule_definition(rule: &pb::Rule) -> RuleDefinition {
             buffer_length: options.buffer_length.map(|b| b as usize).unwrap_or(defaults.buffer_length),
             buffer_full: buffer_full(&options),
             qos: Guarantee::from_qos(options.qos),
+            checkpoint_interval_ms: options
+                .checkpoint_interval_ms
+                .map(|ms| ms.max(1) as u64)
+                .unwrap_or(defaults.checkpoint_interval_ms),
             send_meta_to_sink: options.send_meta_to_sink,
             restart: RestartStrategy {
                 attempts: restart.attempts,
@@ -83,11 +87,37 @@ pub fn guarantee_to_proto(guarantee: Guarantee) -> pb::DeliveryGuarantee {
     }
 }
 
+/// Unix milliseconds → a timestamp; `None` for 0 or before (never set).
+pub fn timestamp_ms(ms: i64) -> Option<prost_types::Timestamp> {
+    (ms > 0).then(|| prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    })
+}
+
+/// A rule's checkpoints → their message.
+pub fn checkpoints_to_proto(status: &oort_engine::runtime::CheckpointStatus) -> pb::Checkpoints {
+    let checkpoint = |c: &oort_engine::runtime::SavedCheckpoint| pb::Checkpoint {
+        id: c.id,
+        taken_time: timestamp_ms(c.taken_ms),
+        size_bytes: c.bytes,
+        duration_ms: c.duration_ms,
+        source_position: c.position.unwrap_or_default(),
+    };
+    pb::Checkpoints {
+        enabled: status.enabled,
+        last: status.last.as_ref().map(checkpoint),
+        restored: status.restored.as_ref().map(checkpoint),
+        failures_total: status.failures,
+        last_error: status.last_error.clone().unwrap_or_default(),
+    }
+}
+
 /// What a rule asks for and gets → its message.
 pub fn delivery_to_proto(delivery: &oort_engine::Delivery) -> pb::Delivery {
     pb::Delivery {
         requested: guarantee_to_proto(delivery.requested) as i32,
         provided: guarantee_to_proto(delivery.provided) as i32,
-        reason: delivery.shortfall.unwrap_or_default().to_owned(),
+        reason: delivery.shortfall.clone().unwrap_or_default(),
     }
 }

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// The call belongs to a part of Oort that is not built yet.
     #[error("{0}")]
     Unimplemented(&'static str),
+    /// A stream's journal refused published events.
+    #[error(transparent)]
+    Journal(#[from] oort_connectors::journal::JournalError),
     /// A bug or a lost background task.
     #[error("internal error: {0}")]
     Internal(String),

@@ -156,6 +156,22 @@ async fn render(
         "1 for a rule that gets a weaker delivery guarantee than its qos asks for (docs/delivery.md)",
         shortfall.clone(),
     );
+    let checkpoint_time = Gauges::<RuleLabels>::default();
+    registry.register(
+        "rule_checkpoint_last_time_ms",
+        "When the rule's last checkpoint was taken (Unix ms), for rules with qos >= 1",
+        checkpoint_time.clone(),
+    );
+    let checkpoint_bytes = Gauges::<RuleLabels>::default();
+    registry.register("rule_checkpoint_last_bytes", "Size of the rule's last checkpoint", checkpoint_bytes.clone());
+    let checkpoint_duration = Gauges::<RuleLabels>::default();
+    registry.register(
+        "rule_checkpoint_last_duration_ms",
+        "From taking the rule's last checkpoint to having it saved",
+        checkpoint_duration.clone(),
+    );
+    let checkpoint_failures = Counters::<RuleLabels>::default();
+    registry.register("rule_checkpoint_failures", "Checkpoints that could not be saved", checkpoint_failures.clone());
     let records_in = Counters::<OperatorLabels>::default();
     registry.register("operator_records_in", "Records an operator received", records_in.clone());
     let records_out = Counters::<OperatorLabels>::default();
@@ -200,6 +216,15 @@ async fn render(
         restarts.get_or_create(&RuleLabels { rule: rule.clone() }).inc_by(u64::from(status.restart_count));
         tail_missed.get_or_create(&RuleLabels { rule: rule.clone() }).inc_by(status.tail_missed);
         shortfall.get_or_create(&RuleLabels { rule: rule.clone() }).set(i64::from(status.delivery.shortfall.is_some()));
+        if status.checkpoints.enabled {
+            let labels = RuleLabels { rule: rule.clone() };
+            checkpoint_failures.get_or_create(&labels).inc_by(status.checkpoints.failures);
+            if let Some(last) = &status.checkpoints.last {
+                checkpoint_time.get_or_create(&labels).set(last.taken_ms);
+                checkpoint_bytes.get_or_create(&labels).set(i64::try_from(last.bytes).unwrap_or(i64::MAX));
+                checkpoint_duration.get_or_create(&labels).set(i64::try_from(last.duration_ms).unwrap_or(i64::MAX));
+            }
+        }
         for op in &status.operators {
             let labels = OperatorLabels { rule: rule.clone(), operator: op.name.clone() };
             records_in.get_or_create(&labels).inc_by(op.records_in_total);

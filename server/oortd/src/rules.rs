@@ -67,6 +67,12 @@ impl RuleController {
         self.engine.stop(id).await;
     }
 
+    /// Stops a deleted rule and forgets its checkpoint.
+    pub async fn remove(&self, id: &str) {
+        self.engine.stop(id).await;
+        self.engine.forget(id);
+    }
+
     /// Stops a rule and records in the catalog that it should not run (what
     /// `StopRule` does), e.g. before the plugin it uses is deleted.
     pub async fn stop_and_record(&self, id: &str) -> ApiResult<()> {

@@ -7,8 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use oort_connectors::Buses;
-use oort_engine::{ConnectorRegistry, Engine, FunctionRegistry};
+use oort_connectors::journal::Journals;
+use oort_connectors::{Buses, TopicBus};
+use oort_engine::{CheckpointStore, ConnectorRegistry, Engine, FunctionRegistry};
 use oort_plugin_host::{PluginHost, Plugins};
 use oort_policy::{EgressPolicy, FileRoots};
 use oort_proto::v1::connector_service_server::ConnectorServiceServer;
@@ -146,7 +147,11 @@ impl Node {
         let functions = Arc::new(FunctionRegistry::new());
         oort_engine::register_builtins(&functions);
         let connectors = Arc::new(ConnectorRegistry::new());
-        let buses = Buses::default();
+        // A published stream read by a rule with qos >= 1 is journaled, to be replayed after a restart.
+        let journals = config.data_dir.join("journals");
+        let journaled =
+            |dir: &str| Arc::new(TopicBus::journaled(Journals::new(journals.join(dir), config.max_journal_bytes)));
+        let buses = Buses { memory: Arc::default(), grpc: journaled("grpc"), http: journaled("http") };
         let files = file_roots(config, "files")?;
         let uploads = file_roots(config, "uploads")?;
         tracing::info!(files = %files.describe(), uploads = %uploads.describe(), egress_allow = %config.egress, "file roots and egress");
@@ -173,7 +178,14 @@ impl Node {
         let plugins = Arc::new(Plugins::new(plugin_host, portable_host));
         let loaded = crate::plugins::load_installed(&plugins, &stored_plugins);
         tracing::info!(plugins = loaded, "plugins loaded");
-        let engine = Arc::new(Engine::new(Arc::clone(&functions), connectors).with_limits(config.rule_limits));
+        let checkpoint_dir = config.data_dir.join("checkpoints");
+        let checkpoints = CheckpointStore::open(&checkpoint_dir)
+            .map_err(|source| ServerError::DataDir { path: checkpoint_dir, source })?;
+        let engine = Arc::new(
+            Engine::new(Arc::clone(&functions), connectors)
+                .with_limits(config.rule_limits)
+                .with_checkpoints(checkpoints),
+        );
         fail_rules_of_stuck_plugins(&engine, config.portable.call_timeout);
         // External services register their functions before any rule is restored,
         // so that rules calling them start.

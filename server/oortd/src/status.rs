@@ -1,6 +1,7 @@
 //! The one place where errors become `tonic::Status`, so that codes stay honest
 //! and consistent across services.
 
+use oort_connectors::journal::JournalError;
 use oort_engine::{ConnectorError, EngineError, PlanError};
 use oort_external::ExternalError;
 use oort_plugin_host::HostError;
@@ -35,6 +36,8 @@ fn status_of(error: ApiError) -> Status {
         ApiError::Engine(e) => engine_status(e),
         ApiError::Plugin(e) => plugin_status(e),
         ApiError::External(e) => external_status(e),
+        ApiError::Journal(e @ JournalError::Full { .. }) => Status::resource_exhausted(e.to_string()),
+        ApiError::Journal(e @ JournalError::Io { .. }) => Status::unavailable(e.to_string()),
         ApiError::NotFound(message) => Status::not_found(message),
         ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
         ApiError::Unimplemented(what) => Status::unimplemented(what),

@@ -57,18 +57,18 @@ async fn rules_by_state_and_operator_counters_are_exported() {
     oortd.streams().await.create_stream(CreateStreamRequest { sql: ddl.into() }).await.unwrap();
     let mut rules = oortd.rules().await;
     let mut sure = rule("sure", "SELECT t FROM demo", true);
-    sure.options = Some(RuleOptions { qos: 1, ..Default::default() });
+    sure.options = Some(RuleOptions { qos: 2, checkpoint_interval_ms: Some(50), ..Default::default() });
     for r in [rule("hot", "SELECT t FROM demo WHERE t > 10", true), rule("idle", "SELECT t FROM demo", false), sure] {
         rules.create_rule(CreateRuleRequest { rule: Some(r) }).await.unwrap();
     }
-    // A rule that asks for at least once and gets at most once says so.
+    // A rule that asks for exactly once and gets at least once says so.
     let status = rules.get_rule_status(GetRuleStatusRequest { id: "sure".into() }).await.unwrap().into_inner();
     let delivery = status.delivery.expect("the status has the delivery");
     assert_eq!(
         (delivery.requested(), delivery.provided()),
-        (DeliveryGuarantee::AtLeastOnce, DeliveryGuarantee::AtMostOnce)
+        (DeliveryGuarantee::ExactlyOnce, DeliveryGuarantee::AtLeastOnce)
     );
-    assert!(delivery.reason.contains("does not yet checkpoint"), "{}", delivery.reason);
+    assert!(delivery.reason.contains("exactly once is not implemented yet"), "{}", delivery.reason);
     let status = rules.get_rule_status(GetRuleStatusRequest { id: "hot".into() }).await.unwrap().into_inner();
     let delivery = status.delivery.expect("the status has the delivery");
     assert_eq!((delivery.provided(), delivery.reason.as_str()), (DeliveryGuarantee::AtMostOnce, ""));
@@ -80,18 +80,22 @@ async fn rules_by_state_and_operator_counters_are_exported() {
     EventServiceClient::new(oortd.channel().await).publish(tokio_stream::iter([request])).await.unwrap();
 
     let filter_out = r#"oort_operator_records_out_total{rule="hot",operator="op_filter_0"}"#;
+    let checkpoint = r#"oort_rule_checkpoint_last_time_ms{rule="sure"}"#;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let text = loop {
         let text = scrape(&metrics).await;
-        if sample(&text, filter_out) == Some(2.0) {
+        if sample(&text, filter_out) == Some(2.0) && sample(&text, checkpoint).is_some() {
             break text;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the filter's count never reached 2:\n{text}");
+        assert!(tokio::time::Instant::now() < deadline, "no count of 2 from the filter, or no checkpoint:\n{text}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(sample(&text, r#"oort_rules{state="running"}"#), Some(2.0), "{text}");
     assert_eq!(sample(&text, r#"oort_rule_delivery_shortfall{rule="sure"}"#), Some(1.0), "{text}");
     assert_eq!(sample(&text, r#"oort_rule_delivery_shortfall{rule="hot"}"#), Some(0.0), "{text}");
+    assert!(sample(&text, r#"oort_rule_checkpoint_last_bytes{rule="sure"}"#).is_some_and(|b| b > 0.0), "{text}");
+    assert_eq!(sample(&text, r#"oort_rule_checkpoint_failures_total{rule="sure"}"#), Some(0.0), "{text}");
+    assert_eq!(sample(&text, r#"oort_rule_checkpoint_last_time_ms{rule="hot"}"#), None, "qos 0: no checkpoints");
     assert_eq!(sample(&text, r#"oort_rules{state="stopped"}"#), Some(1.0), "{text}");
     assert_eq!(sample(&text, r#"oort_rules{state="failed"}"#), Some(0.0), "{text}");
     assert_eq!(sample(&text, r#"oort_operator_records_in_total{rule="hot",operator="op_filter_0"}"#), Some(3.0));

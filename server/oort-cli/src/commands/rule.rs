@@ -258,6 +258,7 @@ fn status_text(status: &GetRuleStatusResponse) -> String {
         ("Restarts", status.restart_count.to_string()),
         ("Last error", or_dash(&status.last_error)),
         ("Delivery", status.delivery.as_ref().map_or_else(|| "-".to_owned(), delivery_text)),
+        ("Checkpoints", status.checkpoints.as_ref().map_or_else(|| "-".to_owned(), checkpoints_text)),
     ]));
     if status.operators.is_empty() {
         return header;
@@ -285,6 +286,35 @@ fn status_text(status: &GetRuleStatusResponse) -> String {
         ]);
     }
     format!("{header}\n\n{}", render(&operators))
+}
+
+/// "none", or the last checkpoint, the one restored, and failures.
+fn checkpoints_text(checkpoints: &oort_proto::v1::Checkpoints) -> String {
+    if !checkpoints.enabled {
+        return "none".to_owned();
+    }
+    let one = |c: &oort_proto::v1::Checkpoint| {
+        format!(
+            "#{} at {}, {} bytes, {} ms, source position {}",
+            c.id,
+            timestamp(c.taken_time.as_ref()),
+            c.size_bytes,
+            c.duration_ms,
+            c.source_position
+        )
+    };
+    let mut parts =
+        vec![checkpoints.last.as_ref().map_or_else(|| "none saved yet".to_owned(), |c| format!("last {}", one(c)))];
+    if let Some(restored) = &checkpoints.restored {
+        parts.push(format!("restarted from {}", one(restored)));
+    }
+    if checkpoints.failures_total > 0 {
+        parts.push(format!("{} failed", checkpoints.failures_total));
+    }
+    if !checkpoints.last_error.is_empty() {
+        parts.push(checkpoints.last_error.clone());
+    }
+    parts.join("; ")
 }
 
 /// "at most once", or "at most once (qos asks for at least once): why".

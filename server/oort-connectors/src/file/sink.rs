@@ -270,6 +270,13 @@ impl Sink for FileSink {
         }
     }
 
+    /// Syncs the file: a checkpoint then counts what was written as delivered.
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        let Some(file) = self.file.as_ref() else { return Ok(()) };
+        let file = file.try_clone().map_err(|e| self.failed(e))?;
+        blocking(move || file.sync_data()).await.map_err(|e| self.failed(e))
+    }
+
     async fn close(&mut self) -> Result<(), ConnectorError> {
         self.file = None;
         Ok(())

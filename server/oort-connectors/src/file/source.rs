@@ -270,7 +270,7 @@ impl ToRule<'_> {
 
 impl Emit for ToRule<'_> {
     fn event(&mut self, payload: Payload) -> Result<(), Halt> {
-        self.batch.push(SourceEvent { payload, meta: Arc::clone(&self.meta), timestamp: None });
+        self.batch.push(SourceEvent::new(payload, Arc::clone(&self.meta)));
         if self.batch.len() >= READ_BATCH { self.flush() } else { Ok(()) }
     }
 

@@ -23,7 +23,7 @@ impl SourceFactory for MemorySourceFactory {
         if config.datasource.is_empty() {
             return Err(ConnectorError::Config("a memory stream needs DATASOURCE, the topic to read".into()));
         }
-        Ok(BusSource::subscribe(&self.0, &config.datasource))
+        Ok(BusSource::subscribe(&self.0, &config.datasource, config))
     }
 }
 

@@ -126,7 +126,7 @@ impl Source for MqttSource {
                         ("qos".to_owned(), qos.to_string()),
                         ("messageId".to_owned(), pkid.to_string()),
                     ]);
-                    let event = SourceEvent { payload: Payload::Bytes(payload), meta: Arc::new(meta), timestamp: None };
+                    let event = SourceEvent::new(Payload::Bytes(payload), Arc::new(meta));
                     tokio::select! {
                         biased;
                         () = cancel.cancelled() => break,
@@ -175,6 +175,7 @@ mod tests {
             datasource: datasource.into(),
             options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             rule_id: "r".into(),
+            ..Default::default()
         };
         MqttSourceFactory::with_config(MqttConfig::default()).build(&config)
     }

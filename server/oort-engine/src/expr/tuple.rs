@@ -102,7 +102,7 @@ impl Tuple for Row {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JoinedRow {
     /// Each source's name (its alias if it has one) and its row.
     pub parts: Vec<(Arc<str>, Row)>,

@@ -1,8 +1,11 @@
 //! Running one rule: a supervised source task ([`source`]), the rule task
 //! that runs the operators in order ([`pipeline`], [`grouping`]), one task
-//! per sink ([`sink`]), and the live copies of its results ([`tail`]). Every
-//! task is owned by the rule's cancellation token and stops with it.
+//! per sink ([`sink`]), the live copies of its results ([`tail`]) and, for a
+//! rule whose `qos` asks for at least once, its checkpoints
+//! ([`checkpointer`]). Every task is owned by the rule's cancellation token
+//! and stops with it.
 
+mod checkpointer;
 mod grouping;
 mod pipeline;
 mod sink;
@@ -17,15 +20,19 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use checkpointer::{CheckpointStatus, SavedCheckpoint};
 pub use tail::{Tail, TailEvent, TailReader};
 
-use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceOutput};
+use crate::checkpoint::{self, Checkpoint, CheckpointStore};
+use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceOutput, SourcePositions};
+use crate::delivery::{Delivery, Guarantee, Replay};
 use crate::join;
 use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
 use crate::plan::{RulePlan, Stage};
 use crate::value::Map;
-use pipeline::{Output, RuleMetrics, run_operators};
-use sink::run_sink;
+use checkpointer::{Checkpointer, Trigger};
+use pipeline::{Output, Recovery, RuleMetrics, run_operators};
+use sink::{ToSink, run_sink};
 use source::supervise_source;
 
 /// Most events the rule task takes from its source buffer at once.
@@ -88,7 +95,9 @@ pub struct RuleStatus {
     /// Results that TailRule readers missed by falling behind.
     pub tail_missed: u64,
     /// What its results survive.
-    pub delivery: crate::delivery::Delivery,
+    pub delivery: Delivery,
+    /// Its checkpoints.
+    pub checkpoints: CheckpointStatus,
 }
 
 /// Shared between the rule's tasks and the status calls.
@@ -96,6 +105,8 @@ struct Shared {
     operators: Vec<Arc<OperatorMetrics>>,
     state: Mutex<(RuleState, Option<String>, u32)>,
     start_time_ms: i64,
+    delivery: Delivery,
+    checkpoints: Arc<Mutex<CheckpointStatus>>,
 }
 
 /// A running rule, owned by the engine.
@@ -119,7 +130,8 @@ impl RunningRule {
             restart_count,
             operators: self.shared.operators.iter().map(|m| m.snapshot()).collect(),
             tail_missed: self.tail.missed.load(Ordering::Relaxed),
-            delivery: crate::delivery::Delivery::of(self.plan.options.qos),
+            delivery: self.shared.delivery.clone(),
+            checkpoints: self.shared.checkpoints.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 
@@ -180,15 +192,71 @@ impl StageCounters {
     }
 }
 
-/// Starts a planned rule on the current tokio runtime, within `limits`.
+/// Where a rule keeps its checkpoints and what it restarts from.
+struct Checkpointing {
+    store: Arc<CheckpointStore>,
+    positions: Arc<dyn SourcePositions>,
+    restored: Option<Checkpoint>,
+}
+
+/// For a rule whose qos asks for at least once, on a server that keeps
+/// checkpoints: its last checkpoint (if it is of this plan) and its source's
+/// hold on positions from there, which also sets where the source resumes.
+/// `None` when the rule takes no checkpoints, with why in `replay`.
+fn checkpointing(
+    plan: &RulePlan,
+    store: Option<&Arc<CheckpointStore>>,
+    source_factory: &dyn crate::SourceFactory,
+    source_config: &mut SourceConfig,
+    status: &mut CheckpointStatus,
+) -> Result<(Option<Checkpointing>, Replay), crate::ConnectorError> {
+    let Some(store) = store.filter(|_| plan.options.qos >= Guarantee::AtLeastOnce) else {
+        return Ok((None, Replay::NoCheckpoints));
+    };
+    let started = std::time::Instant::now();
+    let restored = match store.load(&plan.rule_id) {
+        Ok(Some(saved)) if saved.fingerprint == checkpoint::fingerprint(plan) => Some(saved),
+        Ok(Some(_)) => {
+            status.last_error = Some("the last checkpoint is of another version of the rule: not restored".into());
+            None
+        }
+        Ok(None) => None,
+        Err(e) => {
+            status.last_error = Some(format!("the last checkpoint was not restored: {e}"));
+            None
+        }
+    };
+    source_config.resume_after = restored.as_ref().and_then(|c| c.position);
+    let Some(positions) = source_factory.positions(source_config)? else {
+        source_config.resume_after = None;
+        return Ok((None, Replay::SourceCannot(plan.stream.source_type().to_owned())));
+    };
+    status.enabled = true;
+    status.restored = restored.as_ref().map(|c| SavedCheckpoint {
+        id: c.id,
+        taken_ms: c.taken_ms,
+        bytes: c.window.as_ref().map_or(0, |w| w.len() as u64),
+        duration_ms: started.elapsed().as_millis() as u64,
+        position: c.position,
+    });
+    Ok((Some(Checkpointing { store: Arc::clone(store), positions, restored }), Replay::Yes))
+}
+
+/// Starts a planned rule on the current tokio runtime, within `limits`,
+/// saving its checkpoints in `checkpoints` (if its qos asks for them).
 pub fn start(
     plan: Arc<RulePlan>,
     connectors: &ConnectorRegistry,
     limits: &RuleLimits,
+    checkpoints: Option<&Arc<CheckpointStore>>,
 ) -> Result<RunningRule, crate::ConnectorError> {
     let source_factory = connectors.source_for(&plan.stream)?;
-    let source_config = SourceConfig::for_stream(&plan.stream, &plan.rule_id);
-    let delivery = crate::delivery::Delivery::of(plan.options.qos);
+    let mut source_config = SourceConfig::for_stream(&plan.stream, &plan.rule_id);
+    source_config.qos = plan.options.qos;
+    let mut checkpoint_status = CheckpointStatus::default();
+    let (checkpointing, replay) =
+        checkpointing(&plan, checkpoints, source_factory.as_ref(), &mut source_config, &mut checkpoint_status)?;
+    let delivery = Delivery::of(plan.options.qos, &replay);
     if delivery.shortfall.is_some() {
         tracing::warn!(rule = %plan.rule_id, delivery = %delivery.describe(), "the rule gets less than its qos asks for");
     }
@@ -221,6 +289,8 @@ pub fn start(
         operators: counters.all(),
         state: Mutex::new((RuleState::Running, None, 0)),
         start_time_ms: now_ms(),
+        delivery,
+        checkpoints: Arc::new(Mutex::new(checkpoint_status)),
     });
 
     let buffer = plan.options.buffer_length.max(1);
@@ -228,12 +298,30 @@ pub fn start(
     let source_tx = SourceOutput::new(source_tx, plan.options.buffer_full, Arc::clone(&source_metrics));
     let tail = Arc::new(Tail::new(limits.tail_bytes));
 
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let acks = checkpointing.as_ref().map(|_| ack_tx);
     let mut sink_txs = Vec::with_capacity(sinks.len());
     for (sink, metrics) in sinks.into_iter().zip(sink_metrics) {
         // The buffer counts batches of up to RECEIVE_BATCH results.
-        let (tx, rx) = mpsc::channel::<Results>(buffer.div_ceil(RECEIVE_BATCH).max(2));
+        let (tx, rx) = mpsc::channel::<ToSink>(buffer.div_ceil(RECEIVE_BATCH).max(2));
         sink_txs.push(tx);
-        tasks.push(tokio::spawn(run_sink(sink, rx, metrics, cancel.clone())));
+        tasks.push(tokio::spawn(run_sink(sink, rx, acks.clone(), metrics, cancel.clone())));
+    }
+    let mut recovery = Recovery { window: None, trigger: None };
+    if let Some(Checkpointing { store, positions, restored }) = checkpointing {
+        let (taken_tx, taken_rx) = mpsc::channel(1);
+        let interval = Duration::from_millis(plan.options.checkpoint_interval_ms.max(1));
+        let position = restored.as_ref().and_then(|c| c.position);
+        recovery.trigger = Some(Trigger::new(interval, checkpoint::fingerprint(&plan), position, taken_tx));
+        recovery.window = restored.and_then(|c| c.window);
+        let checkpointer = Checkpointer {
+            rule_id: plan.rule_id.clone(),
+            store,
+            positions,
+            sinks: sink_txs.len(),
+            status: Arc::clone(&shared.checkpoints),
+        };
+        tasks.push(tokio::spawn(checkpointer.run(taken_rx, ack_rx, cancel.clone())));
     }
     tasks.push(tokio::spawn(supervise_source(
         source,
@@ -252,6 +340,7 @@ pub fn start(
         source_rx,
         Output { sinks: sink_txs, tail: Arc::clone(&tail) },
         rule_metrics,
+        recovery,
         cancel.clone(),
     )));
 

@@ -10,8 +10,10 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::checkpointer::Trigger;
 use super::grouping::process_windows;
-use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Results, Tail};
+use super::sink::ToSink;
+use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Tail};
 use crate::connector::SourceEvent;
 use crate::expr::EvalEnv;
 use crate::metrics::{OperatorMetrics, now_ms};
@@ -54,7 +56,16 @@ impl RuleMetrics {
     }
 }
 
+/// What the rule task starts from and saves its state with.
+pub(super) struct Recovery {
+    /// The window state of the checkpoint the rule restarts from.
+    pub(super) window: Option<Vec<u8>>,
+    /// Where the rule's checkpoints are taken; `None` when it takes none.
+    pub(super) trigger: Option<Trigger>,
+}
+
 /// The rule task: decode → filter → window → aggregate → having → project → order → sinks.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_operators(
     plan: Arc<RulePlan>,
     window_bytes: usize,
@@ -62,6 +73,7 @@ pub(super) async fn run_operators(
     rx: mpsc::Receiver<SourceEvent>,
     output: Output,
     metrics: RuleMetrics,
+    recovery: Recovery,
     cancel: CancellationToken,
 ) {
     let mode = if plan.options.is_event_time {
@@ -69,7 +81,13 @@ pub(super) async fn run_operators(
     } else {
         TimeMode::Processing
     };
-    let window = plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode).with_max_bytes(window_bytes));
+    let mut window = plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode).with_max_bytes(window_bytes));
+    if let (Some(window), Some(saved)) = (window.as_mut(), &recovery.window)
+        && let Err(e) = window.restore(saved)
+    {
+        let m = metrics.window.as_ref().unwrap_or(&metrics.project);
+        m.record_exception(format!("the checkpoint's window state was not restored: {e}"));
+    }
     let pipelined = window.is_none() && plan.calls_remote();
     let stages = Stages {
         timestamp_field: plan.stream.timestamp_field().map(str::to_owned),
@@ -79,16 +97,29 @@ pub(super) async fn run_operators(
         metrics,
     };
     if pipelined {
-        run_pipelined(Arc::new(stages), rx, output, cancel).await
+        run_pipelined(Arc::new(stages), rx, output, recovery.trigger, cancel).await
     } else {
-        run_in_order(stages, window, rx, output, cancel).await
+        run_in_order(stages, window, rx, output, recovery.trigger, cancel).await
     }
 }
 
 /// Where a rule's results go.
 pub(super) struct Output {
-    pub(super) sinks: Vec<mpsc::Sender<Results>>,
+    pub(super) sinks: Vec<mpsc::Sender<ToSink>>,
     pub(super) tail: Arc<Tail>,
+}
+
+/// Sleeps until `at`, or forever when `None`.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The greatest source position of a batch of events.
+fn last_position(batch: &[SourceEvent]) -> Option<u64> {
+    batch.iter().filter_map(|e| e.position).max()
 }
 
 /// One batch after another, on the rule task, with the window's timer.
@@ -97,33 +128,38 @@ async fn run_in_order(
     mut window: Option<WindowOperator>,
     mut rx: mpsc::Receiver<SourceEvent>,
     output: Output,
+    mut checkpoints: Option<Trigger>,
     cancel: CancellationToken,
 ) {
     // Grown by recv_many as events come: an idle rule costs no buffer.
     let mut batch = Vec::new();
     loop {
-        let deadline = window.as_ref().and_then(|w| w.next_deadline());
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64)).await,
-                None => std::future::pending().await,
-            }
-        };
-        let results = tokio::select! {
+        let window_due = window
+            .as_ref()
+            .and_then(|w| w.next_deadline())
+            .map(|at| tokio::time::Instant::now() + Duration::from_millis((at - now_ms()).max(0) as u64));
+        let checkpoint_due = checkpoints.as_ref().and_then(Trigger::deadline);
+        let (results, position) = tokio::select! {
             () = cancel.cancelled() => return,
-            () = sleep => match window.as_mut() {
-                Some(w) => process_windows(&stages.plan, &stages.metrics, w.on_tick(now_ms())).await,
-                None => Vec::new(),
+            () = sleep_until(window_due) => match window.as_mut() {
+                Some(w) => (process_windows(&stages.plan, &stages.metrics, w.on_tick(now_ms())).await, None),
+                None => (Vec::new(), None),
             },
+            () = sleep_until(checkpoint_due) => (Vec::new(), None),
             received = rx.recv_many(&mut batch, RECEIVE_BATCH) => {
                 if received == 0 {
                     return;
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);
-                stages.on_events(std::mem::take(&mut batch), window.as_mut()).await
+                let position = last_position(&batch);
+                (stages.on_events(std::mem::take(&mut batch), window.as_mut()).await, position)
             }
         };
         output.emit(results).await;
+        if let Some(trigger) = checkpoints.as_mut() {
+            trigger.saw(position);
+            trigger.take_if_due(window.as_ref(), &output).await;
+        }
     }
 }
 
@@ -139,6 +175,7 @@ async fn run_pipelined(
     stages: Arc<Stages>,
     mut rx: mpsc::Receiver<SourceEvent>,
     output: Output,
+    mut checkpoints: Option<Trigger>,
     cancel: CancellationToken,
 ) {
     let on_blocking_threads = stages.plan.calls_blocking();
@@ -146,13 +183,25 @@ async fn run_pipelined(
     let mut batch = Vec::new();
     let mut open = true;
     while open || !pending.is_empty() {
+        let checkpoint_due = checkpoints.as_ref().and_then(Trigger::deadline);
         tokio::select! {
             biased;
             () = cancel.cancelled() => return,
-            Some(done) = pending.next(), if !pending.is_empty() => match done {
-                Ok(results) => output.emit(results).await,
-                // A panic in a function loses that batch, not the rule.
-                Err(e) => stages.metrics.project.record_exception(format!("evaluation failed: {e}")),
+            Some((done, position)) = pending.next(), if !pending.is_empty() => {
+                match done {
+                    Ok(results) => output.emit(results).await,
+                    // A panic in a function loses that batch, not the rule.
+                    Err(e) => stages.metrics.project.record_exception(format!("evaluation failed: {e}")),
+                }
+                if let Some(trigger) = checkpoints.as_mut() {
+                    trigger.saw(position);
+                    trigger.take_if_due(None, &output).await;
+                }
+            },
+            () = sleep_until(checkpoint_due) => {
+                if let Some(trigger) = checkpoints.as_mut() {
+                    trigger.take_if_due(None, &output).await;
+                }
             },
             received = rx.recv_many(&mut batch, RECEIVE_BATCH), if open && pending.len() < PIPELINE_DEPTH => {
                 if received == 0 {
@@ -161,6 +210,7 @@ async fn run_pipelined(
                     continue;
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);
+                let position = last_position(&batch);
                 let (stages, events) = (Arc::clone(&stages), std::mem::take(&mut batch));
                 // Boxed: the future of a spawned task must be nameable as `Send`
                 // for every lifetime, which the closure's inferred type is not.
@@ -177,7 +227,7 @@ async fn run_pipelined(
                         .map(|done| done.map_err(|panic| panic_message(&panic)))
                         .boxed()
                 };
-                pending.push_back(evaluation);
+                pending.push_back(evaluation.map(move |done| (done, position)));
             }
         }
     }
@@ -202,7 +252,15 @@ impl Output {
         let results = Arc::new(results);
         self.tail.send(&results);
         for sink in &self.sinks {
-            let _ = sink.send(Arc::clone(&results)).await;
+            let _ = sink.send(ToSink::Results(Arc::clone(&results))).await;
+        }
+    }
+
+    /// Sends checkpoint `id`'s marker down every sink's queue, after the
+    /// results emitted so far.
+    pub(super) async fn barrier(&self, id: u64) {
+        for sink in &self.sinks {
+            let _ = sink.send(ToSink::Barrier(id)).await;
         }
     }
 }

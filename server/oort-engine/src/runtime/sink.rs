@@ -7,14 +7,26 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Results, STOP_GRACE};
+
+/// What goes down a sink's queue: results, and the markers of checkpoints.
+pub(super) enum ToSink {
+    /// Results to deliver.
+    Results(Results),
+    /// Checkpoint `id` was taken after the results before this: acknowledged
+    /// once they are all delivered.
+    Barrier(u64),
+}
 use crate::metrics::{OperatorMetrics, now_ms};
 use crate::value::Map;
 
 /// Delivers results to one sink, retrying with backoff; what was acknowledged
-/// is never sent again, what was not is retried until the rule stops.
+/// is never sent again, what was not is retried until the rule stops. A
+/// checkpoint's marker is acknowledged on `acks` once everything before it is
+/// delivered.
 pub(super) async fn run_sink(
     mut sink: Box<dyn crate::Sink>,
-    mut rx: mpsc::Receiver<Results>,
+    mut rx: mpsc::Receiver<ToSink>,
+    acks: Option<mpsc::UnboundedSender<u64>>,
     metrics: Arc<OperatorMetrics>,
     cancel: CancellationToken,
 ) {
@@ -29,7 +41,25 @@ pub(super) async fn run_sink(
     loop {
         let results = tokio::select! {
             () = cancel.cancelled() => break,
-            results = rx.recv() => match results { Some(results) => results, None => break },
+            item = rx.recv() => match item {
+                Some(ToSink::Results(results)) => results,
+                Some(ToSink::Barrier(id)) => {
+                    // Everything before the marker is delivered: made durable, it is acknowledged.
+                    let mut attempt = 0;
+                    while let Err(e) = flush(sink.as_mut(), opened).await {
+                        metrics.record_exception(e.to_string());
+                        tokio::select! {
+                            () = cancel.cancelled() => break,
+                            () = tokio::time::sleep(RETRY.delay(attempt)) => attempt += 1,
+                        }
+                    }
+                    if let Some(acks) = &acks {
+                        let _ = acks.send(id);
+                    }
+                    continue;
+                }
+                None => break,
+            },
         };
         let rows: usize = results.iter().map(Vec::len).sum();
         metrics.record_in(rows as u64, now_ms());
@@ -58,6 +88,11 @@ pub(super) async fn run_sink(
     if opened {
         let _ = tokio::time::timeout(STOP_GRACE, sink.close()).await;
     }
+}
+
+/// Makes what an open sink was handed durable.
+async fn flush(sink: &mut dyn crate::Sink, opened: bool) -> Result<(), crate::ConnectorError> {
+    if opened { sink.flush().await } else { Ok(()) }
 }
 
 /// Opens the sink if it is not open yet, then hands it the rows.

@@ -5,7 +5,7 @@
 use super::{Keyed, Rows, WindowBatch, boundary_after};
 use crate::row::Row;
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct AlignedWindows {
     length: i64,
     step: i64,

@@ -4,7 +4,7 @@
 use super::{Keyed, Rows, WindowBatch};
 use crate::row::Row;
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct CountWindows {
     length: usize,
     interval: usize,

@@ -98,9 +98,10 @@ pub struct WindowBatch {
 }
 
 /// Which time decides the windows of a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimeMode {
     /// The processing time at which the row arrives (`now`).
+    #[default]
     Processing,
     /// The row's `timestamp`, with a watermark that lags the greatest
     /// timestamp seen by `late_tolerance_ms` (negative counts as 0).
@@ -112,9 +113,13 @@ pub enum TimeMode {
 }
 
 /// The window state machine of one rule. See the [module](self) documentation.
-#[derive(Debug)]
+///
+/// Its serialized form ([`save`](Self::save)) is its state, not its
+/// configuration: the time mode and byte budget come from the rule.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct WindowOperator {
     windows: Windows,
+    #[serde(skip)]
     mode: TimeMode,
     /// Processing time: the latest `now` seen. Event time: the watermark.
     clock: Option<i64>,
@@ -126,6 +131,7 @@ pub struct WindowOperator {
     pending_bytes: usize,
     late_dropped: u64,
     /// The most bytes of rows held; the oldest past it are dropped.
+    #[serde(skip)]
     max_bytes: usize,
     evicted: u64,
 }
@@ -257,6 +263,24 @@ impl WindowOperator {
         }
     }
 
+    /// Its state (the rows it holds, its windows, its clock), for a
+    /// checkpoint: see [`restore`](Self::restore).
+    pub fn save(&self) -> Result<Vec<u8>, String> {
+        postcard::to_stdvec(self).map_err(|e| format!("the window state could not be encoded: {e}"))
+    }
+
+    /// Takes the state that [`save`](Self::save) returned, keeping its own
+    /// time mode and byte budget. Refuses the state of another window kind.
+    pub fn restore(&mut self, saved: &[u8]) -> Result<(), String> {
+        let saved: Self =
+            postcard::from_bytes(saved).map_err(|e| format!("the saved window state could not be read: {e}"))?;
+        if std::mem::discriminant(&saved.windows) != std::mem::discriminant(&self.windows) {
+            return Err("the saved window state is of another window kind".to_owned());
+        }
+        *self = Self { mode: self.mode, max_bytes: self.max_bytes, ..saved };
+        Ok(())
+    }
+
     /// Rows dropped because their timestamp was behind the watermark.
     pub fn late_dropped(&self) -> u64 {
         self.late_dropped
@@ -327,7 +351,7 @@ impl WindowOperator {
 /// The window kinds. Each gets rows with non-decreasing keys (their time) via
 /// `insert`, and time via `advance`, where every key inserted so far is at or
 /// before the time advanced to, and later keys are at or after it.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Windows {
     Aligned(AlignedWindows),
     Sliding(SlidingWindows),
@@ -383,7 +407,7 @@ impl Windows {
 }
 
 /// A buffered row and the time that places it in windows.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Keyed {
     key: i64,
     row: Row,
@@ -406,7 +430,7 @@ fn row_bytes(row: &Row) -> usize {
 /// The rows a window kind holds, in key order, with the bytes they take.
 /// Reading goes through `Deref`; every change goes through these methods,
 /// which keep the count.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Rows {
     rows: VecDeque<Keyed>,
     bytes: usize,

@@ -4,7 +4,7 @@
 use super::{Keyed, Rows, WindowBatch, boundary_at_or_after};
 use crate::row::Row;
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct SessionWindows {
     length: i64,
     timeout: i64,
@@ -14,7 +14,7 @@ pub(super) struct SessionWindows {
     open: Option<Session>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Session {
     /// The first row's time, or the last cut.
     start: i64,

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use super::{Keyed, Rows, WindowBatch};
 use crate::row::Row;
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct SlidingWindows {
     length: i64,
     delay: i64,

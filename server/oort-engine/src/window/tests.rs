@@ -610,3 +610,57 @@ fn past_the_byte_budget_the_oldest_rows_are_dropped_and_counted() {
     }
     assert_eq!(w.evicted(), 0);
 }
+
+// ---------------------------------------------------------------- checkpoints
+
+/// Every window kind, in both time modes, cut in two by a save and a restore
+/// into a fresh operator at every step: it emits what it would have without.
+#[test]
+fn a_restored_operator_goes_on_as_if_never_stopped() {
+    let specs = [
+        tumbling(TimeUnit::Second, 10),
+        hopping(10, 5),
+        sliding(10, None),
+        sliding(10, Some(3)),
+        session(TimeUnit::Second, 30, 5),
+        count(3, Some(2)),
+    ];
+    let steps = [
+        Ev(1, 12 * S),
+        Ev(2, 14 * S),
+        Tick(16 * S),
+        Ev(3, 18 * S),
+        Ev(4, 25 * S),
+        Tick(31 * S),
+        Ev(5, 33 * S),
+        Ev(6, 47 * S),
+        Tick(60 * S),
+        Ev(7, 61 * S),
+        Tick(90 * S),
+    ];
+    for spec in specs {
+        for mode in [TimeMode::Processing, TimeMode::Event { late_tolerance_ms: 2 * S }] {
+            let fresh = || WindowOperator::new(&spec, mode);
+            let whole = run(&mut fresh(), &steps);
+            for cut in 0..=steps.len() {
+                let mut before = fresh();
+                let mut emitted = run(&mut before, &steps[..cut]);
+                let mut after = fresh();
+                after.restore(&before.save().unwrap()).unwrap();
+                assert_eq!((after.buffered(), after.watermark()), (before.buffered(), before.watermark()));
+                emitted.extend(run(&mut after, &steps[cut..]));
+                assert_eq!(emitted, whole, "{spec:?} {mode:?} cut at step {cut}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_state_of_another_window_kind_is_refused() {
+    let mut tumbling_op = processing(tumbling(TimeUnit::Second, 10));
+    tumbling_op.on_event(row(1, 0), 12 * S);
+    let saved = tumbling_op.save().unwrap();
+    let error = processing(count(3, None)).restore(&saved).unwrap_err();
+    assert!(error.contains("another window kind"), "{error}");
+    assert!(processing(count(3, None)).restore(b"\xff\xff").is_err());
+}

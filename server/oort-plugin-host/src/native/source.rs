@@ -105,11 +105,9 @@ impl NativeSource {
                 let timestamp = event
                     .timestamp
                     .map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000));
-                let source_event = SourceEvent {
-                    payload: Payload::Map(convert::map_from_proto(&event.fields)),
-                    meta: Arc::new(event.meta.into_iter().collect()),
-                    timestamp,
-                };
+                let payload = Payload::Map(convert::map_from_proto(&event.fields));
+                let meta = Arc::new(event.meta.into_iter().collect());
+                let source_event = SourceEvent { timestamp, ..SourceEvent::new(payload, meta) };
                 let sent = runtime.block_on(async {
                     tokio::select! {
                         sent = out.send(source_event) => sent.is_ok(),

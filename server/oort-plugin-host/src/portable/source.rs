@@ -156,11 +156,9 @@ impl Source for PortableSource {
                             let timestamp = event
                                 .timestamp
                                 .map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000));
-                            let event = SourceEvent {
-                                payload: Payload::Map(crate::convert::map_from_proto(&event.fields)),
-                                meta: Arc::new(event.meta.into_iter().collect()),
-                                timestamp,
-                            };
+                            let payload = Payload::Map(crate::convert::map_from_proto(&event.fields));
+                            let meta = Arc::new(event.meta.into_iter().collect());
+                            let event = SourceEvent { timestamp, ..SourceEvent::new(payload, meta) };
                             tokio::select! {
                                 () = cancel.cancelled() => return Ok(()),
                                 sent = out.send(event) => if sent.is_err() { return Ok(()) },

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use oort_connectors::TopicBus;
-use oort_connectors::bus::Publisher;
+use oort_connectors::bus::{Journaled, Publisher};
 use oort_engine::{Payload, SourceEvent};
 use oort_proto::v1::event_service_server::EventService;
 use oort_proto::v1::{Event, PublishRequest, PublishResponse};
@@ -45,6 +45,8 @@ impl EventService for EventApi {
         let mut requests = request.into_inner();
         // Each stream is checked, and its topic looked up, once per call.
         let mut publishers: HashMap<String, Publisher> = HashMap::new();
+        // The last events journaled of each stream: on disk before the answer.
+        let mut journaled: HashMap<String, Journaled> = HashMap::new();
         let mut accepted = 0u64;
         while let Some(request) = requests.message().await? {
             if !publishers.contains_key(&request.stream) {
@@ -69,15 +71,16 @@ impl EventService for EventApi {
                 })?
             };
             let typed = request.event.into_iter().chain(request.events).map(source_event);
-            let from_json = from_json.into_iter().map(|fields| SourceEvent {
-                payload: Payload::Map(fields),
-                meta: Arc::default(),
-                timestamp: None,
-            });
-            for event in typed.chain(from_json) {
-                publisher.send(event).await;
-                accepted += 1;
+            let from_json = from_json.into_iter().map(|fields| SourceEvent::new(Payload::Map(fields), Arc::default()));
+            let events: Vec<SourceEvent> = typed.chain(from_json).collect();
+            let count = events.len() as u64;
+            if let Some(last) = publisher.publish(events).await.map_err(ApiError::from)? {
+                journaled.insert(request.stream, last);
             }
+            accepted += count;
+        }
+        for last in journaled.values() {
+            last.durable().await.map_err(ApiError::from)?;
         }
         Ok(Response::new(PublishResponse { accepted }))
     }
@@ -87,5 +90,5 @@ impl EventService for EventApi {
 fn source_event(event: Event) -> SourceEvent {
     let timestamp = event.timestamp.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
     let meta = if event.meta.is_empty() { Arc::default() } else { Arc::new(event.meta.into_iter().collect()) };
-    SourceEvent { payload: Payload::Map(map_from_proto(&event.fields)), meta, timestamp }
+    SourceEvent { timestamp, ..SourceEvent::new(Payload::Map(map_from_proto(&event.fields)), meta) }
 }

@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 
 use super::{now, required};
 use crate::convert::map_to_proto;
+use crate::convert::timestamp_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::redact;
 use crate::rules::RuleController;
@@ -113,13 +114,6 @@ fn state_to_proto(state: oort_engine::RuleState) -> RuleState {
         oort_engine::RuleState::Stopped => RuleState::Stopped,
         oort_engine::RuleState::Failed => RuleState::Failed,
     }
-}
-
-fn timestamp_ms(ms: i64) -> Option<prost_types::Timestamp> {
-    (ms > 0).then(|| prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    })
 }
 
 fn operator_to_proto(op: oort_engine::OperatorStatus) -> OperatorStatus {
@@ -319,7 +313,7 @@ impl RuleService for RuleApi {
         let id = request.into_inner().id;
         let deleted = id.clone();
         self.rules.catalog().call(move |c| c.delete_rule(&deleted)).await?;
-        self.rules.halt(&id).await;
+        self.rules.remove(&id).await;
         tracing::info!(rule = %id, "rule deleted");
         Ok(Response::new(DeleteRuleResponse {}))
     }
@@ -365,6 +359,7 @@ impl RuleService for RuleApi {
                 operators: status.operators.into_iter().map(operator_to_proto).collect(),
                 tail_missed_total: status.tail_missed,
                 delivery: Some(crate::convert::delivery_to_proto(&status.delivery)),
+                checkpoints: Some(crate::convert::checkpoints_to_proto(&status.checkpoints)),
             },
             None => GetRuleStatusResponse { id: rule.id, state: RuleState::Stopped as i32, ..Default::default() },
         };

@@ -1544,7 +1544,9 @@ type GetRuleStatusResponse struct {
 	TailMissedTotal uint64 `protobuf:"varint,8,opt,name=tail_missed_total,json=tailMissedTotal,proto3" json:"tail_missed_total,omitempty"`
 	// What the rule's results survive: what its qos asks for and what it gets
 	// (docs/delivery.md).
-	Delivery      *Delivery `protobuf:"bytes,9,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	Delivery *Delivery `protobuf:"bytes,9,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	// The rule's checkpoints, for a rule whose qos asks for at least once.
+	Checkpoints   *Checkpoints `protobuf:"bytes,10,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1642,6 +1644,182 @@ func (x *GetRuleStatusResponse) GetDelivery() *Delivery {
 	return nil
 }
 
+func (x *GetRuleStatusResponse) GetCheckpoints() *Checkpoints {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+// The checkpoints of a running rule (docs/delivery.md).
+type Checkpoints struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the rule takes checkpoints (its qos asks for at least once, and
+	// its source can replay).
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// The last checkpoint saved since the rule started; unset if none yet.
+	Last *Checkpoint `protobuf:"bytes,2,opt,name=last,proto3" json:"last,omitempty"`
+	// The checkpoint the rule restarted from; unset if it started afresh. Its
+	// duration is how long restoring it took.
+	Restored *Checkpoint `protobuf:"bytes,3,opt,name=restored,proto3" json:"restored,omitempty"`
+	// Checkpoints that could not be saved since the rule started.
+	FailuresTotal uint64 `protobuf:"varint,4,opt,name=failures_total,json=failuresTotal,proto3" json:"failures_total,omitempty"`
+	// Why the last checkpoint was not saved, or the rule's last checkpoint was
+	// not restored; empty if neither happened.
+	LastError     string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoints) Reset() {
+	*x = Checkpoints{}
+	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoints) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoints) ProtoMessage() {}
+
+func (x *Checkpoints) ProtoReflect() protoreflect.Message {
+	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoints.ProtoReflect.Descriptor instead.
+func (*Checkpoints) Descriptor() ([]byte, []int) {
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Checkpoints) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Checkpoints) GetLast() *Checkpoint {
+	if x != nil {
+		return x.Last
+	}
+	return nil
+}
+
+func (x *Checkpoints) GetRestored() *Checkpoint {
+	if x != nil {
+		return x.Restored
+	}
+	return nil
+}
+
+func (x *Checkpoints) GetFailuresTotal() uint64 {
+	if x != nil {
+		return x.FailuresTotal
+	}
+	return 0
+}
+
+func (x *Checkpoints) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+// One saved checkpoint.
+type Checkpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Counts up from 1 each time the rule starts.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When the rule took it.
+	TakenTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=taken_time,json=takenTime,proto3" json:"taken_time,omitempty"`
+	// Its size on disk, in bytes (for a restored one, of its window state).
+	SizeBytes uint64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// From taking it to having it saved (the sinks' delivery of the results
+	// before it, then the write), in milliseconds.
+	DurationMs uint64 `protobuf:"varint,4,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// The position in the rule's source of the last event it covers; replay
+	// resumes after it.
+	SourcePosition uint64 `protobuf:"varint,5,opt,name=source_position,json=sourcePosition,proto3" json:"source_position,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Checkpoint) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetTakenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TakenTime
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetSizeBytes() uint64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetDurationMs() uint64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetSourcePosition() uint64 {
+	if x != nil {
+		return x.SourcePosition
+	}
+	return 0
+}
+
 // What a rule asks for and what it gets.
 type Delivery struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1657,7 +1835,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	mi := &file_oort_v1_rule_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1847,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	mi := &file_oort_v1_rule_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1860,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{24}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Delivery) GetRequested() DeliveryGuarantee {
@@ -1724,7 +1902,7 @@ type RulePluginStatus struct {
 
 func (x *RulePluginStatus) Reset() {
 	*x = RulePluginStatus{}
-	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	mi := &file_oort_v1_rule_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1914,7 @@ func (x *RulePluginStatus) String() string {
 func (*RulePluginStatus) ProtoMessage() {}
 
 func (x *RulePluginStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	mi := &file_oort_v1_rule_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1927,7 @@ func (x *RulePluginStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RulePluginStatus.ProtoReflect.Descriptor instead.
 func (*RulePluginStatus) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{25}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RulePluginStatus) GetName() string {
@@ -1803,7 +1981,7 @@ type TailRuleRequest struct {
 
 func (x *TailRuleRequest) Reset() {
 	*x = TailRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[26]
+	mi := &file_oort_v1_rule_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1993,7 @@ func (x *TailRuleRequest) String() string {
 func (*TailRuleRequest) ProtoMessage() {}
 
 func (x *TailRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[26]
+	mi := &file_oort_v1_rule_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +2006,7 @@ func (x *TailRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleRequest.ProtoReflect.Descriptor instead.
 func (*TailRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{26}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TailRuleRequest) GetId() string {
@@ -1869,7 +2047,7 @@ type TailRuleResponse struct {
 
 func (x *TailRuleResponse) Reset() {
 	*x = TailRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[27]
+	mi := &file_oort_v1_rule_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2059,7 @@ func (x *TailRuleResponse) String() string {
 func (*TailRuleResponse) ProtoMessage() {}
 
 func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[27]
+	mi := &file_oort_v1_rule_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2072,7 @@ func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleResponse.ProtoReflect.Descriptor instead.
 func (*TailRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{27}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TailRuleResponse) GetEvent() *Event {
@@ -1929,7 +2107,7 @@ type ExplainRuleRequest struct {
 
 func (x *ExplainRuleRequest) Reset() {
 	*x = ExplainRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[28]
+	mi := &file_oort_v1_rule_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2119,7 @@ func (x *ExplainRuleRequest) String() string {
 func (*ExplainRuleRequest) ProtoMessage() {}
 
 func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[28]
+	mi := &file_oort_v1_rule_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2132,7 @@ func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{28}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExplainRuleRequest) GetId() string {
@@ -1975,7 +2153,7 @@ type ExplainRuleResponse struct {
 
 func (x *ExplainRuleResponse) Reset() {
 	*x = ExplainRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[29]
+	mi := &file_oort_v1_rule_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2165,7 @@ func (x *ExplainRuleResponse) String() string {
 func (*ExplainRuleResponse) ProtoMessage() {}
 
 func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[29]
+	mi := &file_oort_v1_rule_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2178,7 @@ func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleResponse.ProtoReflect.Descriptor instead.
 func (*ExplainRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{29}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExplainRuleResponse) GetPlan() string {
@@ -2099,7 +2277,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
 	"\x13RestartRuleResponse\"&\n" +
 	"\x14GetRuleStatusRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x97\x03\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xcf\x03\n" +
 	"\x15GetRuleStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\x12\x1d\n" +
@@ -2111,7 +2289,26 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\toperators\x18\x06 \x03(\v2\x17.oort.v1.OperatorStatusR\toperators\x123\n" +
 	"\aplugins\x18\a \x03(\v2\x19.oort.v1.RulePluginStatusR\aplugins\x12*\n" +
 	"\x11tail_missed_total\x18\b \x01(\x04R\x0ftailMissedTotal\x12-\n" +
-	"\bdelivery\x18\t \x01(\v2\x11.oort.v1.DeliveryR\bdelivery\"\x94\x01\n" +
+	"\bdelivery\x18\t \x01(\v2\x11.oort.v1.DeliveryR\bdelivery\x126\n" +
+	"\vcheckpoints\x18\n" +
+	" \x01(\v2\x14.oort.v1.CheckpointsR\vcheckpoints\"\xc7\x01\n" +
+	"\vCheckpoints\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12'\n" +
+	"\x04last\x18\x02 \x01(\v2\x13.oort.v1.CheckpointR\x04last\x12/\n" +
+	"\brestored\x18\x03 \x01(\v2\x13.oort.v1.CheckpointR\brestored\x12%\n" +
+	"\x0efailures_total\x18\x04 \x01(\x04R\rfailuresTotal\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\"\xc0\x01\n" +
+	"\n" +
+	"Checkpoint\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x129\n" +
+	"\n" +
+	"taken_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttakenTime\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x04R\tsizeBytes\x12\x1f\n" +
+	"\vduration_ms\x18\x04 \x01(\x04R\n" +
+	"durationMs\x12'\n" +
+	"\x0fsource_position\x18\x05 \x01(\x04R\x0esourcePosition\"\x94\x01\n" +
 	"\bDelivery\x128\n" +
 	"\trequested\x18\x01 \x01(\x0e2\x1a.oort.v1.DeliveryGuaranteeR\trequested\x126\n" +
 	"\bprovided\x18\x02 \x01(\x0e2\x1a.oort.v1.DeliveryGuaranteeR\bprovided\x12\x16\n" +
@@ -2183,7 +2380,7 @@ func file_oort_v1_rule_proto_rawDescGZIP() []byte {
 }
 
 var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_oort_v1_rule_proto_goTypes = []any{
 	(BufferFull)(0),               // 0: oort.v1.BufferFull
 	(RuleState)(0),                // 1: oort.v1.RuleState
@@ -2213,28 +2410,30 @@ var file_oort_v1_rule_proto_goTypes = []any{
 	(*RestartRuleResponse)(nil),   // 25: oort.v1.RestartRuleResponse
 	(*GetRuleStatusRequest)(nil),  // 26: oort.v1.GetRuleStatusRequest
 	(*GetRuleStatusResponse)(nil), // 27: oort.v1.GetRuleStatusResponse
-	(*Delivery)(nil),              // 28: oort.v1.Delivery
-	(*RulePluginStatus)(nil),      // 29: oort.v1.RulePluginStatus
-	(*TailRuleRequest)(nil),       // 30: oort.v1.TailRuleRequest
-	(*TailRuleResponse)(nil),      // 31: oort.v1.TailRuleResponse
-	(*ExplainRuleRequest)(nil),    // 32: oort.v1.ExplainRuleRequest
-	(*ExplainRuleResponse)(nil),   // 33: oort.v1.ExplainRuleResponse
-	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 35: google.protobuf.Struct
-	(*Event)(nil),                 // 36: oort.v1.Event
+	(*Checkpoints)(nil),           // 28: oort.v1.Checkpoints
+	(*Checkpoint)(nil),            // 29: oort.v1.Checkpoint
+	(*Delivery)(nil),              // 30: oort.v1.Delivery
+	(*RulePluginStatus)(nil),      // 31: oort.v1.RulePluginStatus
+	(*TailRuleRequest)(nil),       // 32: oort.v1.TailRuleRequest
+	(*TailRuleResponse)(nil),      // 33: oort.v1.TailRuleResponse
+	(*ExplainRuleRequest)(nil),    // 34: oort.v1.ExplainRuleRequest
+	(*ExplainRuleResponse)(nil),   // 35: oort.v1.ExplainRuleResponse
+	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 37: google.protobuf.Struct
+	(*Event)(nil),                 // 38: oort.v1.Event
 }
 var file_oort_v1_rule_proto_depIdxs = []int32{
 	5,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
 	6,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
-	34, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	34, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
-	35, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
+	36, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	36, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	37, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
 	7,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
 	0,  // 6: oort.v1.RuleOptions.buffer_full:type_name -> oort.v1.BufferFull
 	4,  // 7: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
 	1,  // 8: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
-	34, // 9: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
-	34, // 10: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
+	36, // 9: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
+	36, // 10: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
 	4,  // 11: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
 	4,  // 12: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
 	4,  // 13: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
@@ -2242,42 +2441,46 @@ var file_oort_v1_rule_proto_depIdxs = []int32{
 	4,  // 15: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
 	4,  // 16: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
 	1,  // 17: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
-	34, // 18: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	36, // 18: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
 	9,  // 19: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
-	29, // 20: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
-	28, // 21: oort.v1.GetRuleStatusResponse.delivery:type_name -> oort.v1.Delivery
-	2,  // 22: oort.v1.Delivery.requested:type_name -> oort.v1.DeliveryGuarantee
-	2,  // 23: oort.v1.Delivery.provided:type_name -> oort.v1.DeliveryGuarantee
-	3,  // 24: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
-	36, // 25: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
-	36, // 26: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
-	10, // 27: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
-	12, // 28: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
-	14, // 29: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
-	16, // 30: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
-	18, // 31: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
-	20, // 32: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
-	22, // 33: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
-	24, // 34: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
-	26, // 35: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
-	30, // 36: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
-	32, // 37: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
-	11, // 38: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
-	13, // 39: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
-	15, // 40: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
-	17, // 41: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
-	19, // 42: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
-	21, // 43: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
-	23, // 44: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
-	25, // 45: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
-	27, // 46: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
-	31, // 47: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
-	33, // 48: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
-	38, // [38:49] is the sub-list for method output_type
-	27, // [27:38] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	31, // 20: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
+	30, // 21: oort.v1.GetRuleStatusResponse.delivery:type_name -> oort.v1.Delivery
+	28, // 22: oort.v1.GetRuleStatusResponse.checkpoints:type_name -> oort.v1.Checkpoints
+	29, // 23: oort.v1.Checkpoints.last:type_name -> oort.v1.Checkpoint
+	29, // 24: oort.v1.Checkpoints.restored:type_name -> oort.v1.Checkpoint
+	36, // 25: oort.v1.Checkpoint.taken_time:type_name -> google.protobuf.Timestamp
+	2,  // 26: oort.v1.Delivery.requested:type_name -> oort.v1.DeliveryGuarantee
+	2,  // 27: oort.v1.Delivery.provided:type_name -> oort.v1.DeliveryGuarantee
+	3,  // 28: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
+	38, // 29: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
+	38, // 30: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
+	10, // 31: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
+	12, // 32: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
+	14, // 33: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
+	16, // 34: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
+	18, // 35: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
+	20, // 36: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
+	22, // 37: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
+	24, // 38: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
+	26, // 39: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
+	32, // 40: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
+	34, // 41: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
+	11, // 42: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
+	13, // 43: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
+	15, // 44: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
+	17, // 45: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
+	19, // 46: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
+	21, // 47: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
+	23, // 48: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
+	25, // 49: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
+	27, // 50: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
+	33, // 51: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
+	35, // 52: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
+	42, // [42:53] is the sub-list for method output_type
+	31, // [31:42] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_rule_proto_init() }
@@ -2295,7 +2498,7 @@ func file_oort_v1_rule_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oort_v1_rule_proto_rawDesc), len(file_oort_v1_rule_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -822,6 +822,7 @@ class GetRuleStatusResponse(_message.Message):
     PLUGINS_FIELD_NUMBER: _builtins.int
     TAIL_MISSED_TOTAL_FIELD_NUMBER: _builtins.int
     DELIVERY_FIELD_NUMBER: _builtins.int
+    CHECKPOINTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rule id."""
     state: Global___RuleState.ValueType
@@ -854,6 +855,10 @@ class GetRuleStatusResponse(_message.Message):
         (docs/delivery.md).
         """
 
+    @_builtins.property
+    def checkpoints(self) -> Global___Checkpoints:
+        """The rule's checkpoints, for a rule whose qos asks for at least once."""
+
     def __init__(
         self,
         *,
@@ -866,14 +871,107 @@ class GetRuleStatusResponse(_message.Message):
         plugins: _abc.Iterable[Global___RulePluginStatus] | None = ...,
         tail_missed_total: _builtins.int = ...,
         delivery: Global___Delivery | None = ...,
+        checkpoints: Global___Checkpoints | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "id", b"id", "last_error", b"last_error", "operators", b"operators", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "id", b"id", "last_error", b"last_error", "operators", b"operators", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRuleStatusResponse: _TypeAlias = GetRuleStatusResponse  # noqa: Y015
+
+@_typing.final
+class Checkpoints(_message.Message):
+    """The checkpoints of a running rule (docs/delivery.md)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    RESTORED_FIELD_NUMBER: _builtins.int
+    FAILURES_TOTAL_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Whether the rule takes checkpoints (its qos asks for at least once, and
+    its source can replay).
+    """
+    failures_total: _builtins.int
+    """Checkpoints that could not be saved since the rule started."""
+    last_error: _builtins.str
+    """Why the last checkpoint was not saved, or the rule's last checkpoint was
+    not restored; empty if neither happened.
+    """
+    @_builtins.property
+    def last(self) -> Global___Checkpoint:
+        """The last checkpoint saved since the rule started; unset if none yet."""
+
+    @_builtins.property
+    def restored(self) -> Global___Checkpoint:
+        """The checkpoint the rule restarted from; unset if it started afresh. Its
+        duration is how long restoring it took.
+        """
+
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        last: Global___Checkpoint | None = ...,
+        restored: Global___Checkpoint | None = ...,
+        failures_total: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last", b"last", "restored", b"restored"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "failures_total", b"failures_total", "last", b"last", "last_error", b"last_error", "restored", b"restored"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Checkpoints: _TypeAlias = Checkpoints  # noqa: Y015
+
+@_typing.final
+class Checkpoint(_message.Message):
+    """One saved checkpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TAKEN_TIME_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    SOURCE_POSITION_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """Counts up from 1 each time the rule starts."""
+    size_bytes: _builtins.int
+    """Its size on disk, in bytes (for a restored one, of its window state)."""
+    duration_ms: _builtins.int
+    """From taking it to having it saved (the sinks' delivery of the results
+    before it, then the write), in milliseconds.
+    """
+    source_position: _builtins.int
+    """The position in the rule's source of the last event it covers; replay
+    resumes after it.
+    """
+    @_builtins.property
+    def taken_time(self) -> _timestamp_pb2.Timestamp:
+        """When the rule took it."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        taken_time: _timestamp_pb2.Timestamp | None = ...,
+        size_bytes: _builtins.int = ...,
+        duration_ms: _builtins.int = ...,
+        source_position: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["taken_time", b"taken_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "id", b"id", "size_bytes", b"size_bytes", "source_position", b"source_position", "taken_time", b"taken_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Checkpoint: _TypeAlias = Checkpoint  # noqa: Y015
 
 @_typing.final
 class Delivery(_message.Message):

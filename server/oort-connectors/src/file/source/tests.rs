@@ -8,6 +8,7 @@ fn options(pairs: &[(&str, &str)]) -> SourceConfig {
         datasource: "data.json".into(),
         options: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         rule_id: "r".into(),
+        ..Default::default()
     }
 }
 

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file oort/v1/rule.proto.
  */
 export const file_oort_v1_rule: GenFile = /*@__PURE__*/
-  fileDesc("ChJvb3J0L3YxL3J1bGUucHJvdG8SB29vcnQudjEi8AEKBFJ1bGUSCgoCaWQYASABKAkSCwoDc3FsGAIgASgJEiAKB2FjdGlvbnMYAyADKAsyDy5vb3J0LnYxLkFjdGlvbhIlCgdvcHRpb25zGAQgASgLMhQub29ydC52MS5SdWxlT3B0aW9ucxIWCgl0cmlnZ2VyZWQYBSABKAhIAIgBARIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl90cmlnZ2VyZWQiPgoGQWN0aW9uEgwKBHR5cGUYASABKAkSJgoFcHJvcHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Is4CCgtSdWxlT3B0aW9ucxIVCg1pc19ldmVudF90aW1lGAEgASgIEh4KEWxhdGVfdG9sZXJhbmNlX21zGAIgASgDSACIAQESGgoNYnVmZmVyX2xlbmd0aBgDIAEoDUgBiAEBEhkKEXNlbmRfbWV0YV90b19zaW5rGAQgASgIEgsKA3FvcxgFIAEoDRIjChZjaGVja3BvaW50X2ludGVydmFsX21zGAYgASgDSAKIAQESMgoQcmVzdGFydF9zdHJhdGVneRgHIAEoCzIYLm9vcnQudjEuUmVzdGFydFN0cmF0ZWd5EigKC2J1ZmZlcl9mdWxsGAggASgOMhMub29ydC52MS5CdWZmZXJGdWxsQhQKEl9sYXRlX3RvbGVyYW5jZV9tc0IQCg5fYnVmZmVyX2xlbmd0aEIZChdfY2hlY2twb2ludF9pbnRlcnZhbF9tcyLJAQoPUmVzdGFydFN0cmF0ZWd5EhAKCGF0dGVtcHRzGAEgASgNEhUKCGRlbGF5X21zGAIgASgDSACIAQESFwoKbXVsdGlwbGllchgDIAEoAUgBiAEBEhkKDG1heF9kZWxheV9tcxgEIAEoA0gCiAEBEhoKDWppdHRlcl9mYWN0b3IYBSABKAFIA4gBAUILCglfZGVsYXlfbXNCDQoLX211bHRpcGxpZXJCDwoNX21heF9kZWxheV9tc0IQCg5faml0dGVyX2ZhY3RvciJKCghSdWxlSW5mbxIbCgRydWxlGAEgASgLMg0ub29ydC52MS5SdWxlEiEKBXN0YXRlGAIgASgOMhIub29ydC52MS5SdWxlU3RhdGUixQIKDk9wZXJhdG9yU3RhdHVzEgwKBG5hbWUYASABKAkSGAoQcmVjb3Jkc19pbl90b3RhbBgCIAEoBBIZChFyZWNvcmRzX291dF90b3RhbBgDIAEoBBIYChBleGNlcHRpb25zX3RvdGFsGAQgASgEEhoKEnByb2Nlc3NfbGF0ZW5jeV91cxgFIAEoAxIVCg1idWZmZXJfbGVuZ3RoGAYgASgEEhYKDmxhc3RfZXhjZXB0aW9uGAcgASgJEjcKE2xhc3RfZXhjZXB0aW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2xhc3RfaW52b2NhdGlvbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVcmVjb3Jkc19kcm9wcGVkX3RvdGFsGAogASgEIjAKEUNyZWF0ZVJ1bGVSZXF1ZXN0EhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiMQoSQ3JlYXRlUnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiHAoOR2V0UnVsZVJlcXVlc3QSCgoCaWQYASABKAkiLgoPR2V0UnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiEgoQTGlzdFJ1bGVzUmVxdWVzdCI1ChFMaXN0UnVsZXNSZXNwb25zZRIgCgVydWxlcxgBIAMoCzIRLm9vcnQudjEuUnVsZUluZm8iMAoRVXBkYXRlUnVsZVJlcXVlc3QSGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIxChJVcGRhdGVSdWxlUmVzcG9uc2USGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIfChFEZWxldGVSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSIUChJEZWxldGVSdWxlUmVzcG9uc2UiHgoQU3RhcnRSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSITChFTdGFydFJ1bGVSZXNwb25zZSIdCg9TdG9wUnVsZVJlcXVlc3QSCgoCaWQYASABKAkiEgoQU3RvcFJ1bGVSZXNwb25zZSIgChJSZXN0YXJ0UnVsZVJlcXVlc3QSCgoCaWQYASABKAkiFQoTUmVzdGFydFJ1bGVSZXNwb25zZSIiChRHZXRSdWxlU3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCSK5AgoVR2V0UnVsZVN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgJEiEKBXN0YXRlGAIgASgOMhIub29ydC52MS5SdWxlU3RhdGUSEgoKbGFzdF9lcnJvchgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXN0YXJ0X2NvdW50GAUgASgNEioKCW9wZXJhdG9ycxgGIAMoCzIXLm9vcnQudjEuT3BlcmF0b3JTdGF0dXMSKgoHcGx1Z2lucxgHIAMoCzIZLm9vcnQudjEuUnVsZVBsdWdpblN0YXR1cxIZChF0YWlsX21pc3NlZF90b3RhbBgIIAEoBBIjCghkZWxpdmVyeRgJIAEoCzIRLm9vcnQudjEuRGVsaXZlcnkidwoIRGVsaXZlcnkSLQoJcmVxdWVzdGVkGAEgASgOMhoub29ydC52MS5EZWxpdmVyeUd1YXJhbnRlZRIsCghwcm92aWRlZBgCIAEoDjIaLm9vcnQudjEuRGVsaXZlcnlHdWFyYW50ZWUSDgoGcmVhc29uGAMgASgJIlwKEFJ1bGVQbHVnaW5TdGF0dXMSDAoEbmFtZRgBIAEoCRIPCgdydW5uaW5nGAIgASgIEhUKDXJlc3RhcnRfY291bnQYAyABKA0SEgoKbGFzdF9lcnJvchgEIAEoCSJZCg9UYWlsUnVsZVJlcXVlc3QSCgoCaWQYASABKAkSEQoJbWF4X2JhdGNoGAIgASgNEicKCGVuY29kaW5nGAMgASgOMhUub29ydC52MS5UYWlsRW5jb2RpbmciXwoQVGFpbFJ1bGVSZXNwb25zZRIdCgVldmVudBgBIAEoCzIOLm9vcnQudjEuRXZlbnQSHgoGZXZlbnRzGAIgAygLMg4ub29ydC52MS5FdmVudBIMCgRqc29uGAMgASgMIiAKEkV4cGxhaW5SdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSIjChNFeHBsYWluUnVsZVJlc3BvbnNlEgwKBHBsYW4YASABKAkqVgoKQnVmZmVyRnVsbBIbChdCVUZGRVJfRlVMTF9VTlNQRUNJRklFRBAAEhQKEEJVRkZFUl9GVUxMX0RST1AQARIVChFCVUZGRVJfRlVMTF9CTE9DSxACKocBCglSdWxlU3RhdGUSGgoWUlVMRV9TVEFURV9VTlNQRUNJRklFRBAAEhYKElJVTEVfU1RBVEVfU1RPUFBFRBABEhcKE1JVTEVfU1RBVEVfU1RBUlRJTkcQAhIWChJSVUxFX1NUQVRFX1JVTk5JTkcQAxIVChFSVUxFX1NUQVRFX0ZBSUxFRBAEKqcBChFEZWxpdmVyeUd1YXJhbnRlZRIiCh5ERUxJVkVSWV9HVUFSQU5URUVfVU5TUEVDSUZJRUQQABIjCh9ERUxJVkVSWV9HVUFSQU5URUVfQVRfTU9TVF9PTkNFEAESJAogREVMSVZFUllfR1VBUkFOVEVFX0FUX0xFQVNUX09OQ0UQAhIjCh9ERUxJVkVSWV9HVUFSQU5URUVfRVhBQ1RMWV9PTkNFEAMqRQoMVGFpbEVuY29kaW5nEh0KGVRBSUxfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIWChJUQUlMX0VOQ09ESU5HX0pTT04QATKQBgoLUnVsZVNlcnZpY2USRQoKQ3JlYXRlUnVsZRIaLm9vcnQudjEuQ3JlYXRlUnVsZVJlcXVlc3QaGy5vb3J0LnYxLkNyZWF0ZVJ1bGVSZXNwb25zZRI8CgdHZXRSdWxlEhcub29ydC52MS5HZXRSdWxlUmVxdWVzdBoYLm9vcnQudjEuR2V0UnVsZVJlc3BvbnNlEkIKCUxpc3RSdWxlcxIZLm9vcnQudjEuTGlzdFJ1bGVzUmVxdWVzdBoaLm9vcnQudjEuTGlzdFJ1bGVzUmVzcG9uc2USRQoKVXBkYXRlUnVsZRIaLm9vcnQudjEuVXBkYXRlUnVsZVJlcXVlc3QaGy5vb3J0LnYxLlVwZGF0ZVJ1bGVSZXNwb25zZRJFCgpEZWxldGVSdWxlEhoub29ydC52MS5EZWxldGVSdWxlUmVxdWVzdBobLm9vcnQudjEuRGVsZXRlUnVsZVJlc3BvbnNlEkIKCVN0YXJ0UnVsZRIZLm9vcnQudjEuU3RhcnRSdWxlUmVxdWVzdBoaLm9vcnQudjEuU3RhcnRSdWxlUmVzcG9uc2USPwoIU3RvcFJ1bGUSGC5vb3J0LnYxLlN0b3BSdWxlUmVxdWVzdBoZLm9vcnQudjEuU3RvcFJ1bGVSZXNwb25zZRJICgtSZXN0YXJ0UnVsZRIbLm9vcnQudjEuUmVzdGFydFJ1bGVSZXF1ZXN0Ghwub29ydC52MS5SZXN0YXJ0UnVsZVJlc3BvbnNlEk4KDUdldFJ1bGVTdGF0dXMSHS5vb3J0LnYxLkdldFJ1bGVTdGF0dXNSZXF1ZXN0Gh4ub29ydC52MS5HZXRSdWxlU3RhdHVzUmVzcG9uc2USQQoIVGFpbFJ1bGUSGC5vb3J0LnYxLlRhaWxSdWxlUmVxdWVzdBoZLm9vcnQudjEuVGFpbFJ1bGVSZXNwb25zZTABEkgKC0V4cGxhaW5SdWxlEhsub29ydC52MS5FeHBsYWluUnVsZVJlcXVlc3QaHC5vb3J0LnYxLkV4cGxhaW5SdWxlUmVzcG9uc2VCjgEKC2NvbS5vb3J0LnYxQglSdWxlUHJvdG9QAVo3Z2l0aHViLmNvbS9vb3J0LWVkZ2Uvb29ydC9jbGllbnRzL2dvL2dlbi9vb3J0L3YxO29vcnR2MaICA09YWKoCB09vcnQuVjHKAgdPb3J0XFYx4gITT29ydFxWMVxHUEJNZXRhZGF0YeoCCE9vcnQ6OlYxYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_oort_v1_value]);
+  fileDesc("ChJvb3J0L3YxL3J1bGUucHJvdG8SB29vcnQudjEi8AEKBFJ1bGUSCgoCaWQYASABKAkSCwoDc3FsGAIgASgJEiAKB2FjdGlvbnMYAyADKAsyDy5vb3J0LnYxLkFjdGlvbhIlCgdvcHRpb25zGAQgASgLMhQub29ydC52MS5SdWxlT3B0aW9ucxIWCgl0cmlnZ2VyZWQYBSABKAhIAIgBARIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl90cmlnZ2VyZWQiPgoGQWN0aW9uEgwKBHR5cGUYASABKAkSJgoFcHJvcHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Is4CCgtSdWxlT3B0aW9ucxIVCg1pc19ldmVudF90aW1lGAEgASgIEh4KEWxhdGVfdG9sZXJhbmNlX21zGAIgASgDSACIAQESGgoNYnVmZmVyX2xlbmd0aBgDIAEoDUgBiAEBEhkKEXNlbmRfbWV0YV90b19zaW5rGAQgASgIEgsKA3FvcxgFIAEoDRIjChZjaGVja3BvaW50X2ludGVydmFsX21zGAYgASgDSAKIAQESMgoQcmVzdGFydF9zdHJhdGVneRgHIAEoCzIYLm9vcnQudjEuUmVzdGFydFN0cmF0ZWd5EigKC2J1ZmZlcl9mdWxsGAggASgOMhMub29ydC52MS5CdWZmZXJGdWxsQhQKEl9sYXRlX3RvbGVyYW5jZV9tc0IQCg5fYnVmZmVyX2xlbmd0aEIZChdfY2hlY2twb2ludF9pbnRlcnZhbF9tcyLJAQoPUmVzdGFydFN0cmF0ZWd5EhAKCGF0dGVtcHRzGAEgASgNEhUKCGRlbGF5X21zGAIgASgDSACIAQESFwoKbXVsdGlwbGllchgDIAEoAUgBiAEBEhkKDG1heF9kZWxheV9tcxgEIAEoA0gCiAEBEhoKDWppdHRlcl9mYWN0b3IYBSABKAFIA4gBAUILCglfZGVsYXlfbXNCDQoLX211bHRpcGxpZXJCDwoNX21heF9kZWxheV9tc0IQCg5faml0dGVyX2ZhY3RvciJKCghSdWxlSW5mbxIbCgRydWxlGAEgASgLMg0ub29ydC52MS5SdWxlEiEKBXN0YXRlGAIgASgOMhIub29ydC52MS5SdWxlU3RhdGUixQIKDk9wZXJhdG9yU3RhdHVzEgwKBG5hbWUYASABKAkSGAoQcmVjb3Jkc19pbl90b3RhbBgCIAEoBBIZChFyZWNvcmRzX291dF90b3RhbBgDIAEoBBIYChBleGNlcHRpb25zX3RvdGFsGAQgASgEEhoKEnByb2Nlc3NfbGF0ZW5jeV91cxgFIAEoAxIVCg1idWZmZXJfbGVuZ3RoGAYgASgEEhYKDmxhc3RfZXhjZXB0aW9uGAcgASgJEjcKE2xhc3RfZXhjZXB0aW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2xhc3RfaW52b2NhdGlvbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVcmVjb3Jkc19kcm9wcGVkX3RvdGFsGAogASgEIjAKEUNyZWF0ZVJ1bGVSZXF1ZXN0EhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiMQoSQ3JlYXRlUnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiHAoOR2V0UnVsZVJlcXVlc3QSCgoCaWQYASABKAkiLgoPR2V0UnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiEgoQTGlzdFJ1bGVzUmVxdWVzdCI1ChFMaXN0UnVsZXNSZXNwb25zZRIgCgVydWxlcxgBIAMoCzIRLm9vcnQudjEuUnVsZUluZm8iMAoRVXBkYXRlUnVsZVJlcXVlc3QSGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIxChJVcGRhdGVSdWxlUmVzcG9uc2USGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIfChFEZWxldGVSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSIUChJEZWxldGVSdWxlUmVzcG9uc2UiHgoQU3RhcnRSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSITChFTdGFydFJ1bGVSZXNwb25zZSIdCg9TdG9wUnVsZVJlcXVlc3QSCgoCaWQYASABKAkiEgoQU3RvcFJ1bGVSZXNwb25zZSIgChJSZXN0YXJ0UnVsZVJlcXVlc3QSCgoCaWQYASABKAkiFQoTUmVzdGFydFJ1bGVSZXNwb25zZSIiChRHZXRSdWxlU3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCSLkAgoVR2V0UnVsZVN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgJEiEKBXN0YXRlGAIgASgOMhIub29ydC52MS5SdWxlU3RhdGUSEgoKbGFzdF9lcnJvchgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXN0YXJ0X2NvdW50GAUgASgNEioKCW9wZXJhdG9ycxgGIAMoCzIXLm9vcnQudjEuT3BlcmF0b3JTdGF0dXMSKgoHcGx1Z2lucxgHIAMoCzIZLm9vcnQudjEuUnVsZVBsdWdpblN0YXR1cxIZChF0YWlsX21pc3NlZF90b3RhbBgIIAEoBBIjCghkZWxpdmVyeRgJIAEoCzIRLm9vcnQudjEuRGVsaXZlcnkSKQoLY2hlY2twb2ludHMYCiABKAsyFC5vb3J0LnYxLkNoZWNrcG9pbnRzIpQBCgtDaGVja3BvaW50cxIPCgdlbmFibGVkGAEgASgIEiEKBGxhc3QYAiABKAsyEy5vb3J0LnYxLkNoZWNrcG9pbnQSJQoIcmVzdG9yZWQYAyABKAsyEy5vb3J0LnYxLkNoZWNrcG9pbnQSFgoOZmFpbHVyZXNfdG90YWwYBCABKAQSEgoKbGFzdF9lcnJvchgFIAEoCSKKAQoKQ2hlY2twb2ludBIKCgJpZBgBIAEoBBIuCgp0YWtlbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzaXplX2J5dGVzGAMgASgEEhMKC2R1cmF0aW9uX21zGAQgASgEEhcKD3NvdXJjZV9wb3NpdGlvbhgFIAEoBCJ3CghEZWxpdmVyeRItCglyZXF1ZXN0ZWQYASABKA4yGi5vb3J0LnYxLkRlbGl2ZXJ5R3VhcmFudGVlEiwKCHByb3ZpZGVkGAIgASgOMhoub29ydC52MS5EZWxpdmVyeUd1YXJhbnRlZRIOCgZyZWFzb24YAyABKAkiXAoQUnVsZVBsdWdpblN0YXR1cxIMCgRuYW1lGAEgASgJEg8KB3J1bm5pbmcYAiABKAgSFQoNcmVzdGFydF9jb3VudBgDIAEoDRISCgpsYXN0X2Vycm9yGAQgASgJIlkKD1RhaWxSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgltYXhfYmF0Y2gYAiABKA0SJwoIZW5jb2RpbmcYAyABKA4yFS5vb3J0LnYxLlRhaWxFbmNvZGluZyJfChBUYWlsUnVsZVJlc3BvbnNlEh0KBWV2ZW50GAEgASgLMg4ub29ydC52MS5FdmVudBIeCgZldmVudHMYAiADKAsyDi5vb3J0LnYxLkV2ZW50EgwKBGpzb24YAyABKAwiIAoSRXhwbGFpblJ1bGVSZXF1ZXN0EgoKAmlkGAEgASgJIiMKE0V4cGxhaW5SdWxlUmVzcG9uc2USDAoEcGxhbhgBIAEoCSpWCgpCdWZmZXJGdWxsEhsKF0JVRkZFUl9GVUxMX1VOU1BFQ0lGSUVEEAASFAoQQlVGRkVSX0ZVTExfRFJPUBABEhUKEUJVRkZFUl9GVUxMX0JMT0NLEAIqhwEKCVJ1bGVTdGF0ZRIaChZSVUxFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSUlVMRV9TVEFURV9TVE9QUEVEEAESFwoTUlVMRV9TVEFURV9TVEFSVElORxACEhYKElJVTEVfU1RBVEVfUlVOTklORxADEhUKEVJVTEVfU1RBVEVfRkFJTEVEEAQqpwEKEURlbGl2ZXJ5R3VhcmFudGVlEiIKHkRFTElWRVJZX0dVQVJBTlRFRV9VTlNQRUNJRklFRBAAEiMKH0RFTElWRVJZX0dVQVJBTlRFRV9BVF9NT1NUX09OQ0UQARIkCiBERUxJVkVSWV9HVUFSQU5URUVfQVRfTEVBU1RfT05DRRACEiMKH0RFTElWRVJZX0dVQVJBTlRFRV9FWEFDVExZX09OQ0UQAypFCgxUYWlsRW5jb2RpbmcSHQoZVEFJTF9FTkNPRElOR19VTlNQRUNJRklFRBAAEhYKElRBSUxfRU5DT0RJTkdfSlNPThABMpAGCgtSdWxlU2VydmljZRJFCgpDcmVhdGVSdWxlEhoub29ydC52MS5DcmVhdGVSdWxlUmVxdWVzdBobLm9vcnQudjEuQ3JlYXRlUnVsZVJlc3BvbnNlEjwKB0dldFJ1bGUSFy5vb3J0LnYxLkdldFJ1bGVSZXF1ZXN0Ghgub29ydC52MS5HZXRSdWxlUmVzcG9uc2USQgoJTGlzdFJ1bGVzEhkub29ydC52MS5MaXN0UnVsZXNSZXF1ZXN0Ghoub29ydC52MS5MaXN0UnVsZXNSZXNwb25zZRJFCgpVcGRhdGVSdWxlEhoub29ydC52MS5VcGRhdGVSdWxlUmVxdWVzdBobLm9vcnQudjEuVXBkYXRlUnVsZVJlc3BvbnNlEkUKCkRlbGV0ZVJ1bGUSGi5vb3J0LnYxLkRlbGV0ZVJ1bGVSZXF1ZXN0Ghsub29ydC52MS5EZWxldGVSdWxlUmVzcG9uc2USQgoJU3RhcnRSdWxlEhkub29ydC52MS5TdGFydFJ1bGVSZXF1ZXN0Ghoub29ydC52MS5TdGFydFJ1bGVSZXNwb25zZRI/CghTdG9wUnVsZRIYLm9vcnQudjEuU3RvcFJ1bGVSZXF1ZXN0Ghkub29ydC52MS5TdG9wUnVsZVJlc3BvbnNlEkgKC1Jlc3RhcnRSdWxlEhsub29ydC52MS5SZXN0YXJ0UnVsZVJlcXVlc3QaHC5vb3J0LnYxLlJlc3RhcnRSdWxlUmVzcG9uc2USTgoNR2V0UnVsZVN0YXR1cxIdLm9vcnQudjEuR2V0UnVsZVN0YXR1c1JlcXVlc3QaHi5vb3J0LnYxLkdldFJ1bGVTdGF0dXNSZXNwb25zZRJBCghUYWlsUnVsZRIYLm9vcnQudjEuVGFpbFJ1bGVSZXF1ZXN0Ghkub29ydC52MS5UYWlsUnVsZVJlc3BvbnNlMAESSAoLRXhwbGFpblJ1bGUSGy5vb3J0LnYxLkV4cGxhaW5SdWxlUmVxdWVzdBocLm9vcnQudjEuRXhwbGFpblJ1bGVSZXNwb25zZUKOAQoLY29tLm9vcnQudjFCCVJ1bGVQcm90b1ABWjdnaXRodWIuY29tL29vcnQtZWRnZS9vb3J0L2NsaWVudHMvZ28vZ2VuL29vcnQvdjE7b29ydHYxogIDT1hYqgIHT29ydC5WMcoCB09vcnRcVjHiAhNPb3J0XFYxXEdQQk1ldGFkYXRh6gIIT29ydDo6VjFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_oort_v1_value]);
 
 /**
  * A rule definition.
@@ -741,6 +741,13 @@ export type GetRuleStatusResponse = Message<"oort.v1.GetRuleStatusResponse"> & {
    * @generated from field: oort.v1.Delivery delivery = 9;
    */
   delivery?: Delivery | undefined;
+
+  /**
+   * The rule's checkpoints, for a rule whose qos asks for at least once.
+   *
+   * @generated from field: oort.v1.Checkpoints checkpoints = 10;
+   */
+  checkpoints?: Checkpoints | undefined;
 };
 
 /**
@@ -749,6 +756,109 @@ export type GetRuleStatusResponse = Message<"oort.v1.GetRuleStatusResponse"> & {
  */
 export const GetRuleStatusResponseSchema: GenMessage<GetRuleStatusResponse> = /*@__PURE__*/
   messageDesc(file_oort_v1_rule, 23);
+
+/**
+ * The checkpoints of a running rule (docs/delivery.md).
+ *
+ * @generated from message oort.v1.Checkpoints
+ */
+export type Checkpoints = Message<"oort.v1.Checkpoints"> & {
+  /**
+   * Whether the rule takes checkpoints (its qos asks for at least once, and
+   * its source can replay).
+   *
+   * @generated from field: bool enabled = 1;
+   */
+  enabled: boolean;
+
+  /**
+   * The last checkpoint saved since the rule started; unset if none yet.
+   *
+   * @generated from field: oort.v1.Checkpoint last = 2;
+   */
+  last?: Checkpoint | undefined;
+
+  /**
+   * The checkpoint the rule restarted from; unset if it started afresh. Its
+   * duration is how long restoring it took.
+   *
+   * @generated from field: oort.v1.Checkpoint restored = 3;
+   */
+  restored?: Checkpoint | undefined;
+
+  /**
+   * Checkpoints that could not be saved since the rule started.
+   *
+   * @generated from field: uint64 failures_total = 4;
+   */
+  failuresTotal: bigint;
+
+  /**
+   * Why the last checkpoint was not saved, or the rule's last checkpoint was
+   * not restored; empty if neither happened.
+   *
+   * @generated from field: string last_error = 5;
+   */
+  lastError: string;
+};
+
+/**
+ * Describes the message oort.v1.Checkpoints.
+ * Use `create(CheckpointsSchema)` to create a new message.
+ */
+export const CheckpointsSchema: GenMessage<Checkpoints> = /*@__PURE__*/
+  messageDesc(file_oort_v1_rule, 24);
+
+/**
+ * One saved checkpoint.
+ *
+ * @generated from message oort.v1.Checkpoint
+ */
+export type Checkpoint = Message<"oort.v1.Checkpoint"> & {
+  /**
+   * Counts up from 1 each time the rule starts.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * When the rule took it.
+   *
+   * @generated from field: google.protobuf.Timestamp taken_time = 2;
+   */
+  takenTime?: Timestamp | undefined;
+
+  /**
+   * Its size on disk, in bytes (for a restored one, of its window state).
+   *
+   * @generated from field: uint64 size_bytes = 3;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * From taking it to having it saved (the sinks' delivery of the results
+   * before it, then the write), in milliseconds.
+   *
+   * @generated from field: uint64 duration_ms = 4;
+   */
+  durationMs: bigint;
+
+  /**
+   * The position in the rule's source of the last event it covers; replay
+   * resumes after it.
+   *
+   * @generated from field: uint64 source_position = 5;
+   */
+  sourcePosition: bigint;
+};
+
+/**
+ * Describes the message oort.v1.Checkpoint.
+ * Use `create(CheckpointSchema)` to create a new message.
+ */
+export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
+  messageDesc(file_oort_v1_rule, 25);
 
 /**
  * What a rule asks for and what it gets.
@@ -783,7 +893,7 @@ export type Delivery = Message<"oort.v1.Delivery"> & {
  * Use `create(DeliverySchema)` to create a new message.
  */
 export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 24);
+  messageDesc(file_oort_v1_rule, 26);
 
 /**
  * The state of a portable plugin as seen from a rule that uses it.
@@ -826,7 +936,7 @@ export type RulePluginStatus = Message<"oort.v1.RulePluginStatus"> & {
  * Use `create(RulePluginStatusSchema)` to create a new message.
  */
 export const RulePluginStatusSchema: GenMessage<RulePluginStatus> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 25);
+  messageDesc(file_oort_v1_rule, 27);
 
 /**
  * Request of RuleService.TailRule.
@@ -869,7 +979,7 @@ export type TailRuleRequest = Message<"oort.v1.TailRuleRequest"> & {
  * Use `create(TailRuleRequestSchema)` to create a new message.
  */
 export const TailRuleRequestSchema: GenMessage<TailRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 26);
+  messageDesc(file_oort_v1_rule, 28);
 
 /**
  * Response of RuleService.TailRule: results of the rule, in `event`, `events`
@@ -906,7 +1016,7 @@ export type TailRuleResponse = Message<"oort.v1.TailRuleResponse"> & {
  * Use `create(TailRuleResponseSchema)` to create a new message.
  */
 export const TailRuleResponseSchema: GenMessage<TailRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 27);
+  messageDesc(file_oort_v1_rule, 29);
 
 /**
  * Request of RuleService.ExplainRule.
@@ -927,7 +1037,7 @@ export type ExplainRuleRequest = Message<"oort.v1.ExplainRuleRequest"> & {
  * Use `create(ExplainRuleRequestSchema)` to create a new message.
  */
 export const ExplainRuleRequestSchema: GenMessage<ExplainRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 28);
+  messageDesc(file_oort_v1_rule, 30);
 
 /**
  * Response of RuleService.ExplainRule.
@@ -948,7 +1058,7 @@ export type ExplainRuleResponse = Message<"oort.v1.ExplainRuleResponse"> & {
  * Use `create(ExplainRuleResponseSchema)` to create a new message.
  */
 export const ExplainRuleResponseSchema: GenMessage<ExplainRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 29);
+  messageDesc(file_oort_v1_rule, 31);
 
 /**
  * What a rule does with an event pushed while its input buffer is full.

@@ -1,0 +1,190 @@
+//! Checkpoints: what a rule whose `qos` asks for at least once saves every
+//! `checkpointIntervalMs`, so that a restart (of the rule, or of the server
+//! after a crash or a `kill -9`) resumes where it left off: the state of its
+//! window operator (open windows, their rows, the watermark) and the position
+//! of the last event that state includes, in its source.
+//!
+//! Consistency without barriers through the operators: a rule reads one
+//! stream, on one task, in order (its tables are reloaded, not replayed), so
+//! the state after a batch and the position of that batch's last event are
+//! taken together between two batches. The checkpoint is saved only when
+//! every sink has delivered every result the rule emitted before it (a marker
+//! follows those results down each sink's queue), and the source is told it
+//! may forget the events before it only once it is saved: an event is never
+//! forgotten before the results it led to were delivered.
+//!
+//! [`CheckpointStore`] keeps the last checkpoint of each rule in a file of its
+//! own, replaced atomically (written beside it, synced, renamed).
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::plan::RulePlan;
+
+/// The first bytes of a checkpoint file: the format and its version.
+const MAGIC: &[u8; 8] = b"OORTCKP1";
+
+/// One saved state of a rule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Counts up in one run of the rule.
+    pub id: u64,
+    /// Of the plan that took it ([`fingerprint`]): the checkpoint of a rule
+    /// whose SQL or stream changed since is not restored.
+    pub fingerprint: u32,
+    /// When it was taken (Unix ms).
+    pub taken_ms: i64,
+    /// The position, in the rule's source, of the last event the state
+    /// includes; replay resumes after it.
+    pub position: Option<u64>,
+    /// The window operator's state ([`crate::WindowOperator::save`]).
+    pub window: Option<Vec<u8>>,
+}
+
+/// Why a checkpoint could not be saved or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file system refused.
+    #[error("checkpoint file: {0}")]
+    Io(#[from] io::Error),
+    /// The file is not a checkpoint this build can read (damaged, or of another format).
+    #[error("the checkpoint file {path} cannot be read: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// What identifies a plan's state: its SQL, its stream and the options that
+/// shape its windows. Stable across builds (a CRC, not `Hash`).
+pub fn fingerprint(plan: &RulePlan) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    field(plan.sql.as_bytes());
+    field(plan.stream.name.as_bytes());
+    for (key, value) in &plan.stream.options {
+        field(key.as_bytes());
+        field(value.as_bytes());
+    }
+    field(&[u8::from(plan.options.is_event_time)]);
+    field(&plan.options.late_tolerance_ms.to_le_bytes());
+    hasher.finalize()
+}
+
+/// The last checkpoint of every rule, a file each in one directory.
+#[derive(Debug)]
+pub struct CheckpointStore {
+    dir: PathBuf,
+}
+
+impl CheckpointStore {
+    /// The store in `dir`, created if missing.
+    pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    /// The file of a rule. Rule ids are checked by the API, but they come
+    /// from clients: hex keeps every id a plain name inside the directory.
+    fn path(&self, rule_id: &str) -> PathBuf {
+        let name: String = rule_id.bytes().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(format!("{name}.ckpt"))
+    }
+
+    /// The last checkpoint saved for a rule, if any.
+    pub fn load(&self, rule_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+        let path = self.path(rule_id);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let unreadable = |reason: &str| CheckpointError::Unreadable { path: path.clone(), reason: reason.to_owned() };
+        let body = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| unreadable("not an Oort checkpoint"))?;
+        let (crc, body) = body.split_first_chunk::<4>().ok_or_else(|| unreadable("truncated"))?;
+        if u32::from_le_bytes(*crc) != crc32fast::hash(body) {
+            return Err(unreadable("its checksum does not match"));
+        }
+        postcard::from_bytes(body).map(Some).map_err(|e| unreadable(&e.to_string()))
+    }
+
+    /// Replaces a rule's checkpoint, durably: once this returns, a crash
+    /// leaves either this checkpoint or, had it not returned, the previous
+    /// one, never a mix. Returns the size of the file.
+    pub fn save(&self, rule_id: &str, checkpoint: &Checkpoint) -> Result<usize, CheckpointError> {
+        let body = postcard::to_stdvec(checkpoint).map_err(|e| CheckpointError::Unreadable {
+            path: self.path(rule_id),
+            reason: format!("cannot be encoded: {e}"),
+        })?;
+        let path = self.path(rule_id);
+        let partial = path.with_extension("ckpt.partial");
+        let mut file = fs::File::create(&partial)?;
+        file.write_all(MAGIC)?;
+        file.write_all(&crc32fast::hash(&body).to_le_bytes())?;
+        file.write_all(&body)?;
+        file.sync_data()?;
+        fs::rename(&partial, &path)?;
+        sync_dir(&self.dir)?;
+        Ok(MAGIC.len() + 4 + body.len())
+    }
+
+    /// Forgets a rule's checkpoint (the rule was deleted).
+    pub fn remove(&self, rule_id: &str) -> io::Result<()> {
+        match fs::remove_file(self.path(rule_id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(id: u64) -> Checkpoint {
+        Checkpoint { id, fingerprint: 7, taken_ms: 1_000, position: Some(41), window: Some(vec![1, 2, 3]) }
+    }
+
+    #[test]
+    fn the_last_checkpoint_saved_is_the_one_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path().join("checkpoints")).unwrap();
+        assert_eq!(store.load("r1").unwrap(), None);
+        store.save("r1", &checkpoint(1)).unwrap();
+        let size = store.save("r1", &checkpoint(2)).unwrap();
+        assert!(size > MAGIC.len());
+        assert_eq!(store.load("r1").unwrap(), Some(checkpoint(2)));
+        assert_eq!(store.load("../r1").unwrap(), None, "an id is a name, never a path");
+        store.remove("r1").unwrap();
+        store.remove("r1").unwrap();
+        assert_eq!(store.load("r1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_refused_not_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        store.save("r", &checkpoint(1)).unwrap();
+        let path = store.path("r");
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let error = store.load("r").unwrap_err().to_string();
+        assert!(error.contains("checksum"), "{error}");
+        fs::write(&path, b"OORTCKP").unwrap();
+        assert!(store.load("r").is_err());
+    }
+}

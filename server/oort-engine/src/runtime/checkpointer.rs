@@ -1,0 +1,195 @@
+//! The checkpoints of a running rule whose `qos` asks for at least once
+//! ([`crate::checkpoint`]): the rule task takes one between two batches
+//! ([`Trigger`]), and a task of its own ([`Checkpointer`]) saves it once every
+//! sink has delivered the results emitted before it, then lets the source
+//! forget the events it covers.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::pipeline::Output;
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::connector::SourcePositions;
+use crate::metrics::now_ms;
+use crate::window::WindowOperator;
+
+/// A checkpoint saved, as `GetRuleStatus` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedCheckpoint {
+    /// Counts up in one run of the rule.
+    pub id: u64,
+    /// When the rule took it (Unix ms).
+    pub taken_ms: i64,
+    /// The size of its file.
+    pub bytes: u64,
+    /// From taking it to having it saved: the sinks' delivery of what came
+    /// before it, then the write.
+    pub duration_ms: u64,
+    /// The source position it covers.
+    pub position: Option<u64>,
+}
+
+/// The checkpoints of a rule in this run, as `GetRuleStatus` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointStatus {
+    /// Whether the rule takes checkpoints.
+    pub enabled: bool,
+    /// The last one saved in this run.
+    pub last: Option<SavedCheckpoint>,
+    /// The checkpoint this run started from (its `duration_ms` is how long
+    /// restoring took).
+    pub restored: Option<SavedCheckpoint>,
+    /// Why the rule's last checkpoint was not restored, or the last one not saved.
+    pub last_error: Option<String>,
+    /// Checkpoints that could not be saved.
+    pub failures: u64,
+}
+
+/// A checkpoint on its way to be saved.
+pub(super) struct Taken {
+    checkpoint: Checkpoint,
+    at: Instant,
+}
+
+/// The rule task's side: when to take a checkpoint, and taking it.
+pub(super) struct Trigger {
+    interval: Duration,
+    next_due: tokio::time::Instant,
+    next_id: u64,
+    fingerprint: u32,
+    /// The position of the last event the state includes.
+    position: Option<u64>,
+    /// Whether the state changed since the last checkpoint.
+    dirty: bool,
+    taken: mpsc::Sender<Taken>,
+}
+
+impl Trigger {
+    /// A trigger every `interval`, for state from `position` on, feeding `taken`.
+    pub(super) fn new(interval: Duration, fingerprint: u32, position: Option<u64>, taken: mpsc::Sender<Taken>) -> Self {
+        Self {
+            interval,
+            next_due: tokio::time::Instant::now() + interval,
+            next_id: 1,
+            fingerprint,
+            position,
+            dirty: false,
+            taken,
+        }
+    }
+
+    /// The state changed: with events up to `position` (the greatest of a
+    /// batch; `None` for a timer that closed windows).
+    pub(super) fn saw(&mut self, position: Option<u64>) {
+        self.dirty = true;
+        if let Some(p) = position {
+            self.position = Some(self.position.map_or(p, |q| q.max(p)));
+        }
+    }
+
+    /// When the next checkpoint is due, if there is anything new to save.
+    pub(super) fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.dirty.then_some(self.next_due)
+    }
+
+    /// Takes a checkpoint if one is due and the previous one is saved: the
+    /// window's state is encoded here, between two batches, and a marker goes
+    /// down every sink's queue after the results emitted so far.
+    pub(super) async fn take_if_due(&mut self, window: Option<&WindowOperator>, output: &Output) {
+        if !self.dirty || tokio::time::Instant::now() < self.next_due {
+            return;
+        }
+        // The previous checkpoint is still waiting for its sinks: try again after the next batch.
+        let Ok(permit) = self.taken.try_reserve() else { return };
+        let at = Instant::now();
+        let window = match window.map(WindowOperator::save).transpose() {
+            Ok(window) => window,
+            Err(e) => {
+                tracing::error!(error = %e, "no checkpoint: the window state could not be encoded");
+                return;
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let checkpoint =
+            Checkpoint { id, fingerprint: self.fingerprint, taken_ms: now_ms(), position: self.position, window };
+        permit.send(Taken { checkpoint, at });
+        output.barrier(id).await;
+        self.dirty = false;
+        self.next_due = tokio::time::Instant::now() + self.interval;
+    }
+}
+
+/// The task that saves a rule's checkpoints.
+pub(super) struct Checkpointer {
+    pub(super) rule_id: String,
+    pub(super) store: Arc<CheckpointStore>,
+    pub(super) positions: Arc<dyn SourcePositions>,
+    pub(super) sinks: usize,
+    pub(super) status: Arc<Mutex<CheckpointStatus>>,
+}
+
+impl Checkpointer {
+    /// Saves each checkpoint taken once every sink acknowledged its marker
+    /// (an ack carries the checkpoint's id), until the rule stops.
+    pub(super) async fn run(
+        self,
+        mut taken: mpsc::Receiver<Taken>,
+        mut acks: mpsc::UnboundedReceiver<u64>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let next = tokio::select! {
+                () = cancel.cancelled() => return,
+                next = taken.recv() => next,
+            };
+            let Some(Taken { checkpoint, at }) = next else { return };
+            let mut waiting = self.sinks;
+            while waiting > 0 {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    ack = acks.recv() => match ack {
+                        Some(id) if id == checkpoint.id => waiting -= 1,
+                        Some(_) => {}
+                        None => return,
+                    },
+                }
+            }
+            let (id, taken_ms, position) = (checkpoint.id, checkpoint.taken_ms, checkpoint.position);
+            let saved = self.save(checkpoint).await;
+            let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            match saved {
+                Ok(bytes) => {
+                    let duration_ms = at.elapsed().as_millis() as u64;
+                    status.last = Some(SavedCheckpoint { id, taken_ms, bytes: bytes as u64, duration_ms, position });
+                }
+                Err(e) => {
+                    tracing::error!(rule = %self.rule_id, error = %e, "a checkpoint could not be saved");
+                    status.failures += 1;
+                    status.last_error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Makes the source's events up to the checkpoint durable, saves it, then
+    /// lets the source forget them.
+    async fn save(&self, checkpoint: Checkpoint) -> Result<usize, String> {
+        let position = checkpoint.position;
+        if let Some(position) = position {
+            self.positions.persist(position).await.map_err(|e| e.to_string())?;
+        }
+        let (store, rule_id) = (Arc::clone(&self.store), self.rule_id.clone());
+        let bytes = tokio::task::spawn_blocking(move || store.save(&rule_id, &checkpoint))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if let Some(position) = position {
+            self.positions.release(position);
+        }
+        Ok(bytes)
+    }
+}
