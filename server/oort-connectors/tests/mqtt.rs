@@ -88,7 +88,7 @@ fn config(broker: &Broker) -> MqttConfig {
 
 fn sink_config(props: serde_json::Value) -> SinkConfig {
     let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-    SinkConfig { sink_type: "mqtt".into(), props, rule_id: "rule1".into() }
+    SinkConfig { sink_type: "mqtt".into(), props, rule_id: "rule1".into(), rewind_to: None }
 }
 
 fn row(pairs: &[(&str, Value)]) -> Map {

@@ -40,6 +40,9 @@ pub struct Checkpoint {
     pub position: Option<u64>,
     /// The window operator's state ([`crate::WindowOperator::save`]).
     pub window: Option<Vec<u8>>,
+    /// Each sink's mark ([`crate::Sink::flush`]), by action: where a sink
+    /// that can take back what it delivered goes back to.
+    pub sinks: Vec<Option<Vec<u8>>>,
 }
 
 /// Why a checkpoint could not be saved or read.
@@ -154,7 +157,14 @@ mod tests {
     use super::*;
 
     fn checkpoint(id: u64) -> Checkpoint {
-        Checkpoint { id, fingerprint: 7, taken_ms: 1_000, position: Some(41), window: Some(vec![1, 2, 3]) }
+        Checkpoint {
+            id,
+            fingerprint: 7,
+            taken_ms: 1_000,
+            position: Some(41),
+            window: Some(vec![1, 2, 3]),
+            sinks: vec![None, Some(vec![4])],
+        }
     }
 
     #[test]

@@ -211,6 +211,10 @@ pub struct SinkConfig {
     pub props: serde_json::Map<String, serde_json::Value>,
     /// Id of the rule that writes to it.
     pub rule_id: String,
+    /// For a rule restarting from a checkpoint, the mark this sink's
+    /// [`flush`](Sink::flush) returned for it: what the sink delivered after
+    /// it is to be taken back, since the rule replays it.
+    pub rewind_to: Option<Vec<u8>>,
 }
 
 /// A sink: receives result rows and delivers them.
@@ -225,9 +229,13 @@ pub trait Sink: Send + 'static {
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError>;
     /// Makes every result collected so far durable where the sink can (a
     /// file synced to disk): called before a checkpoint counts them as
-    /// delivered. Nothing by default.
-    async fn flush(&mut self) -> Result<(), ConnectorError> {
-        Ok(())
+    /// delivered. A sink that can take back what it delivers after this point
+    /// (its factory [`rewinds`](SinkFactory::rewinds)) returns the mark to go
+    /// back to, saved with the checkpoint and handed back in
+    /// [`SinkConfig::rewind_to`] when the rule restarts from it. Nothing and
+    /// no mark by default.
+    async fn flush(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
+        Ok(None)
     }
     /// Disconnects; called once when the rule stops.
     async fn close(&mut self) -> Result<(), ConnectorError> {
@@ -363,6 +371,13 @@ pub trait SourceFactory: Send + Sync + 'static {
 pub trait SinkFactory: Send + Sync + 'static {
     /// Checks the configuration and builds a sink.
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError>;
+
+    /// Whether its sinks can take back what they delivered after a mark
+    /// ([`Sink::flush`], [`SinkConfig::rewind_to`]): with a source that
+    /// replays, a rule then gets exactly once. `false` by default.
+    fn rewinds(&self) -> bool {
+        false
+    }
 
     /// The properties its actions may set, for the docs and the API to list
     /// (its typed configuration checks them when it builds); `None` when it

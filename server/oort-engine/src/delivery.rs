@@ -44,6 +44,16 @@ pub enum Replay {
     Yes,
 }
 
+/// Whether every sink of a rule can take back what it delivered after a
+/// checkpoint (what exactly once needs besides replay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewind {
+    /// Every sink can.
+    Yes,
+    /// A sink of this type cannot.
+    SinkCannot(String),
+}
+
 /// What a rule asks for and what it gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -57,9 +67,10 @@ pub struct Delivery {
 
 impl Delivery {
     /// The delivery of a rule that asks for `requested`, given how it can
-    /// replay. At least once needs checkpoints and a source that replays;
-    /// exactly once is not given yet.
-    pub fn of(requested: Guarantee, replay: &Replay) -> Self {
+    /// replay and rewind. At least once needs checkpoints and a source that
+    /// replays; exactly once, besides, sinks that take back what they
+    /// delivered after the checkpoint the rule restarts from.
+    pub fn of(requested: Guarantee, replay: &Replay, rewind: &Rewind) -> Self {
         let (provided, shortfall) = match (requested, replay) {
             (Guarantee::AtMostOnce, _) => (Guarantee::AtMostOnce, None),
             (_, Replay::NoCheckpoints) => (
@@ -75,14 +86,16 @@ impl Delivery {
                 )),
             ),
             (Guarantee::AtLeastOnce, Replay::Yes) => (Guarantee::AtLeastOnce, None),
-            (Guarantee::ExactlyOnce, Replay::Yes) => (
-                Guarantee::AtLeastOnce,
-                Some(
-                    "exactly once is not implemented yet: after a restart, the results of the events replayed \
-                     since the last checkpoint may be delivered again; see docs/delivery.md"
-                        .into(),
+            (Guarantee::ExactlyOnce, Replay::Yes) => match rewind {
+                Rewind::Yes => (Guarantee::ExactlyOnce, None),
+                Rewind::SinkCannot(sink) => (
+                    Guarantee::AtLeastOnce,
+                    Some(format!(
+                        "a {sink} sink cannot take back what it delivered: after a restart, the results of the \
+                         events replayed since the last checkpoint may be delivered again; see docs/delivery.md"
+                    )),
                 ),
-            ),
+            },
         };
         Self { requested, provided, shortfall }
     }
@@ -102,19 +115,22 @@ mod tests {
 
     #[test]
     fn a_rule_gets_what_its_source_and_the_server_can_give() {
-        let zero = Delivery::of(Guarantee::from_qos(0), &Replay::NoCheckpoints);
+        let zero = Delivery::of(Guarantee::from_qos(0), &Replay::NoCheckpoints, &Rewind::Yes);
         assert_eq!(
             (zero.requested, zero.provided, zero.shortfall.as_deref()),
             (Guarantee::AtMostOnce, Guarantee::AtMostOnce, None)
         );
         assert_eq!(zero.describe(), "at most once");
-        let mqtt = Delivery::of(Guarantee::from_qos(1), &Replay::SourceCannot("mqtt".into()));
+        let mqtt = Delivery::of(Guarantee::from_qos(1), &Replay::SourceCannot("mqtt".into()), &Rewind::Yes);
         assert_eq!(mqtt.provided, Guarantee::AtMostOnce);
         assert!(mqtt.describe().starts_with("at most once (qos asks for at least once): a mqtt source cannot replay"));
-        let one = Delivery::of(Guarantee::from_qos(1), &Replay::Yes);
+        let log = Rewind::SinkCannot("log".into());
+        let one = Delivery::of(Guarantee::from_qos(1), &Replay::Yes, &log);
         assert_eq!((one.provided, one.shortfall), (Guarantee::AtLeastOnce, None));
-        let two = Delivery::of(Guarantee::from_qos(2), &Replay::Yes);
+        let two = Delivery::of(Guarantee::from_qos(2), &Replay::Yes, &log);
         assert_eq!((two.requested, two.provided), (Guarantee::ExactlyOnce, Guarantee::AtLeastOnce));
-        assert!(two.describe().contains("exactly once is not implemented yet"));
+        assert!(two.describe().contains("a log sink cannot take back"), "{}", two.describe());
+        let file = Delivery::of(Guarantee::from_qos(2), &Replay::Yes, &Rewind::Yes);
+        assert_eq!((file.provided, file.shortfall), (Guarantee::ExactlyOnce, None));
     }
 }

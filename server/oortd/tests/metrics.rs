@@ -68,7 +68,7 @@ async fn rules_by_state_and_operator_counters_are_exported() {
         (delivery.requested(), delivery.provided()),
         (DeliveryGuarantee::ExactlyOnce, DeliveryGuarantee::AtLeastOnce)
     );
-    assert!(delivery.reason.contains("exactly once is not implemented yet"), "{}", delivery.reason);
+    assert!(delivery.reason.contains("a log sink cannot take back"), "{}", delivery.reason);
     let status = rules.get_rule_status(GetRuleStatusRequest { id: "hot".into() }).await.unwrap().into_inner();
     let delivery = status.delivery.expect("the status has the delivery");
     assert_eq!((delivery.provided(), delivery.reason.as_str()), (DeliveryGuarantee::AtMostOnce, ""));

@@ -58,6 +58,10 @@ struct FileSink {
     header_pending: bool,
     /// The CSV columns, fixed by the first row written.
     columns: Option<Vec<String>>,
+    /// The file's length at the checkpoint the rule restarts from: what
+    /// follows was written after it, and is cut off when the file is opened
+    /// (the rule writes it again as it replays).
+    rewind_to: Option<u64>,
 }
 
 /// The file sink's own properties (module documentation); the common ones
@@ -94,6 +98,12 @@ impl SinkFactory for FileSinkFactory {
         Some([OPTIONS, crate::encode::COMMON_OPTIONS].concat())
     }
 
+    /// A file is cut back to its length at a checkpoint: exactly once, for a
+    /// file that only this rule writes.
+    fn rewinds(&self) -> bool {
+        true
+    }
+
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
         let keys = [crate::encode::keys(OPTIONS).as_slice(), &ROLLING_KEYS].concat();
         let props: FileSinkProps = props_subset(&config.props, &keys)?;
@@ -116,6 +126,12 @@ impl SinkFactory for FileSinkFactory {
             }
         }
         let encoder = SinkEncoder::from_props(&config.props)?;
+        let rewind_to = match config.rewind_to.as_deref() {
+            None => None,
+            Some(mark) => Some(u64::from_le_bytes(mark.try_into().map_err(|_| {
+                ConnectorError::Config(format!("the checkpoint's mark of file {} is not a length", path.display()))
+            })?)),
+        };
         let file_type = match props.file_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("") | Some("lines") => FileType::Lines,
             Some("csv") => {
@@ -148,6 +164,7 @@ impl SinkFactory for FileSinkFactory {
             file: None,
             header_pending: false,
             columns: None,
+            rewind_to,
         }))
     }
 }
@@ -158,7 +175,7 @@ impl FileSink {
         if self.file.is_some() {
             return Ok(());
         }
-        let (path, roots) = (self.path.clone(), Arc::clone(&self.roots));
+        let (path, roots, rewind_to) = (self.path.clone(), Arc::clone(&self.roots), self.rewind_to);
         let (file, empty) = blocking(move || {
             // Checked again: a symlink may have been put in since the rule was made.
             let path = roots.resolve(&path.to_string_lossy(), PathUse::Write).map_err(std::io::Error::other)?;
@@ -168,11 +185,18 @@ impl FileSink {
             // O_NOFOLLOW: a link swapped in after the check is not followed.
             let file =
                 std::fs::OpenOptions::new().create(true).append(true).custom_flags(libc::O_NOFOLLOW).open(&path)?;
-            let empty = file.metadata()?.len() == 0;
-            Ok((file, empty))
+            let mut length = file.metadata()?.len();
+            if let Some(mark) = rewind_to.filter(|&mark| mark < length) {
+                // Written after the checkpoint the rule restarts from (maybe torn by a crash): written again.
+                file.set_len(mark)?;
+                file.sync_data()?;
+                length = mark;
+            }
+            Ok((file, length == 0))
         })
         .await
         .map_err(|e| self.failed(e))?;
+        self.rewind_to = None;
         self.header_pending = matches!(self.file_type, FileType::Csv { header: true, .. }) && empty;
         self.file = Some(file);
         Ok(())
@@ -270,11 +294,16 @@ impl Sink for FileSink {
         }
     }
 
-    /// Syncs the file: a checkpoint then counts what was written as delivered.
-    async fn flush(&mut self) -> Result<(), ConnectorError> {
-        let Some(file) = self.file.as_ref() else { return Ok(()) };
+    /// Syncs the file: a checkpoint then counts what was written as
+    /// delivered, and keeps the file's length to cut it back to.
+    async fn flush(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
+        self.ensure_open().await?;
+        let Some(file) = self.file.as_ref() else { return Ok(None) };
         let file = file.try_clone().map_err(|e| self.failed(e))?;
-        blocking(move || file.sync_data()).await.map_err(|e| self.failed(e))
+        let length = blocking(move || file.sync_data().and_then(|()| file.metadata()).map(|m| m.len()))
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(Some(length.to_le_bytes().to_vec()))
     }
 
     async fn close(&mut self) -> Result<(), ConnectorError> {
@@ -290,7 +319,7 @@ mod tests {
 
     fn config(props: serde_json::Value) -> SinkConfig {
         let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-        SinkConfig { sink_type: "file".into(), props, rule_id: "r".into() }
+        SinkConfig { sink_type: "file".into(), props, rule_id: "r".into(), rewind_to: None }
     }
 
     fn factory() -> FileSinkFactory {

@@ -302,7 +302,12 @@ mod tests {
 
     fn build(props: serde_json::Value) -> Result<Box<dyn Sink>, ConnectorError> {
         let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-        MqttSinkFactory::default().build(&SinkConfig { sink_type: "mqtt".into(), props, rule_id: "r".into() })
+        MqttSinkFactory::default().build(&SinkConfig {
+            sink_type: "mqtt".into(),
+            props,
+            rule_id: "r".into(),
+            rewind_to: None,
+        })
     }
 
     fn config_error(props: serde_json::Value) -> String {

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::pipeline::Output;
+use super::sink::Ack;
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::connector::SourcePositions;
 use crate::metrics::now_ms;
@@ -114,8 +115,14 @@ impl Trigger {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let checkpoint =
-            Checkpoint { id, fingerprint: self.fingerprint, taken_ms: now_ms(), position: self.position, window };
+        let checkpoint = Checkpoint {
+            id,
+            fingerprint: self.fingerprint,
+            taken_ms: now_ms(),
+            position: self.position,
+            window,
+            sinks: Vec::new(),
+        };
         permit.send(Taken { checkpoint, at });
         output.barrier(id).await;
         self.dirty = false;
@@ -138,7 +145,7 @@ impl Checkpointer {
     pub(super) async fn run(
         self,
         mut taken: mpsc::Receiver<Taken>,
-        mut acks: mpsc::UnboundedReceiver<u64>,
+        mut acks: mpsc::UnboundedReceiver<Ack>,
         cancel: CancellationToken,
     ) {
         loop {
@@ -146,13 +153,19 @@ impl Checkpointer {
                 () = cancel.cancelled() => return,
                 next = taken.recv() => next,
             };
-            let Some(Taken { checkpoint, at }) = next else { return };
+            let Some(Taken { mut checkpoint, at }) = next else { return };
+            checkpoint.sinks = vec![None; self.sinks];
             let mut waiting = self.sinks;
             while waiting > 0 {
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     ack = acks.recv() => match ack {
-                        Some(id) if id == checkpoint.id => waiting -= 1,
+                        Some(ack) if ack.id == checkpoint.id => {
+                            if let Some(mark) = checkpoint.sinks.get_mut(ack.sink) {
+                                *mark = ack.mark;
+                            }
+                            waiting -= 1;
+                        }
                         Some(_) => {}
                         None => return,
                     },

@@ -25,7 +25,7 @@ pub use tail::{Tail, TailEvent, TailReader};
 
 use crate::checkpoint::{self, Checkpoint, CheckpointStore};
 use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceOutput, SourcePositions};
-use crate::delivery::{Delivery, Guarantee, Replay};
+use crate::delivery::{Delivery, Guarantee, Replay, Rewind};
 use crate::join;
 use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
 use crate::plan::{RulePlan, Stage};
@@ -254,23 +254,40 @@ pub fn start(
     let mut source_config = SourceConfig::for_stream(&plan.stream, &plan.rule_id);
     source_config.qos = plan.options.qos;
     let mut checkpoint_status = CheckpointStatus::default();
+    let sink_factories = plan
+        .actions
+        .iter()
+        .map(|action| {
+            connectors
+                .sink(&action.sink_type)
+                .ok_or_else(|| crate::ConnectorError::Config(format!("unknown sink type {}", action.sink_type)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let (checkpointing, replay) =
         checkpointing(&plan, checkpoints, source_factory.as_ref(), &mut source_config, &mut checkpoint_status)?;
-    let delivery = Delivery::of(plan.options.qos, &replay);
+    let rewind = match plan.actions.iter().zip(&sink_factories).find(|(_, factory)| !factory.rewinds()) {
+        Some((action, _)) => Rewind::SinkCannot(action.sink_type.clone()),
+        None => Rewind::Yes,
+    };
+    let delivery = Delivery::of(plan.options.qos, &replay, &rewind);
     if delivery.shortfall.is_some() {
         tracing::warn!(rule = %plan.rule_id, delivery = %delivery.describe(), "the rule gets less than its qos asks for");
     }
     // Build everything before spawning anything, so a bad configuration starts nothing.
     let source = source_factory.build(&source_config)?;
+    // Sinks take back what followed the checkpoint only for exactly once: a
+    // file cut back at qos 1 could lose the lines of another writer.
+    let marks = match checkpointing.as_ref().and_then(|c| c.restored.as_ref()) {
+        Some(restored) if plan.options.qos == Guarantee::ExactlyOnce => restored.sinks.clone(),
+        _ => Vec::new(),
+    };
     let mut sinks = Vec::with_capacity(plan.actions.len());
-    for action in &plan.actions {
-        let factory = connectors
-            .sink(&action.sink_type)
-            .ok_or_else(|| crate::ConnectorError::Config(format!("unknown sink type {}", action.sink_type)))?;
+    for (i, (action, factory)) in plan.actions.iter().zip(&sink_factories).enumerate() {
         let config = SinkConfig {
             sink_type: action.sink_type.clone(),
             props: action.props.clone(),
             rule_id: plan.rule_id.clone(),
+            rewind_to: marks.get(i).cloned().flatten(),
         };
         sinks.push(factory.build(&config)?);
     }
@@ -299,13 +316,13 @@ pub fn start(
     let tail = Arc::new(Tail::new(limits.tail_bytes));
 
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-    let acks = checkpointing.as_ref().map(|_| ack_tx);
     let mut sink_txs = Vec::with_capacity(sinks.len());
-    for (sink, metrics) in sinks.into_iter().zip(sink_metrics) {
+    for (i, (sink, metrics)) in sinks.into_iter().zip(sink_metrics).enumerate() {
         // The buffer counts batches of up to RECEIVE_BATCH results.
         let (tx, rx) = mpsc::channel::<ToSink>(buffer.div_ceil(RECEIVE_BATCH).max(2));
         sink_txs.push(tx);
-        tasks.push(tokio::spawn(run_sink(sink, rx, acks.clone(), metrics, cancel.clone())));
+        let acks = checkpointing.as_ref().map(|_| (ack_tx.clone(), i));
+        tasks.push(tokio::spawn(run_sink(sink, rx, acks, metrics, cancel.clone())));
     }
     let mut recovery = Recovery { window: None, trigger: None };
     if let Some(Checkpointing { store, positions, restored }) = checkpointing {

@@ -7,6 +7,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Results, STOP_GRACE};
+use crate::metrics::{OperatorMetrics, now_ms};
+use crate::value::Map;
 
 /// What goes down a sink's queue: results, and the markers of checkpoints.
 pub(super) enum ToSink {
@@ -16,8 +18,18 @@ pub(super) enum ToSink {
     /// once they are all delivered.
     Barrier(u64),
 }
-use crate::metrics::{OperatorMetrics, now_ms};
-use crate::value::Map;
+
+/// A sink has delivered, durably, every result before checkpoint `id`.
+pub(super) struct Ack {
+    pub(super) id: u64,
+    /// Which of the rule's sinks.
+    pub(super) sink: usize,
+    /// Where it can be taken back to ([`crate::Sink::flush`]).
+    pub(super) mark: Option<Vec<u8>>,
+}
+
+/// Where a sink acknowledges checkpoints: the channel and its index.
+pub(super) type Acks = Option<(mpsc::UnboundedSender<Ack>, usize)>;
 
 /// Delivers results to one sink, retrying with backoff; what was acknowledged
 /// is never sent again, what was not is retried until the rule stops. A
@@ -26,7 +38,7 @@ use crate::value::Map;
 pub(super) async fn run_sink(
     mut sink: Box<dyn crate::Sink>,
     mut rx: mpsc::Receiver<ToSink>,
-    acks: Option<mpsc::UnboundedSender<u64>>,
+    acks: Acks,
     metrics: Arc<OperatorMetrics>,
     cancel: CancellationToken,
 ) {
@@ -46,15 +58,18 @@ pub(super) async fn run_sink(
                 Some(ToSink::Barrier(id)) => {
                     // Everything before the marker is delivered: made durable, it is acknowledged.
                     let mut attempt = 0;
-                    while let Err(e) = flush(sink.as_mut(), opened).await {
-                        metrics.record_exception(e.to_string());
+                    let mark = loop {
+                        match flush(sink.as_mut(), &mut opened).await {
+                            Ok(mark) => break mark,
+                            Err(e) => metrics.record_exception(e.to_string()),
+                        }
                         tokio::select! {
-                            () = cancel.cancelled() => break,
+                            () = cancel.cancelled() => break None,
                             () = tokio::time::sleep(RETRY.delay(attempt)) => attempt += 1,
                         }
-                    }
-                    if let Some(acks) = &acks {
-                        let _ = acks.send(id);
+                    };
+                    if let Some((acks, sink)) = &acks {
+                        let _ = acks.send(Ack { id, sink: *sink, mark });
                     }
                     continue;
                 }
@@ -90,9 +105,15 @@ pub(super) async fn run_sink(
     }
 }
 
-/// Makes what an open sink was handed durable.
-async fn flush(sink: &mut dyn crate::Sink, opened: bool) -> Result<(), crate::ConnectorError> {
-    if opened { sink.flush().await } else { Ok(()) }
+/// Opens the sink if it is not open yet (so that one restarting from a
+/// checkpoint takes back what followed it), then makes what it was handed
+/// durable; returns its mark.
+async fn flush(sink: &mut dyn crate::Sink, opened: &mut bool) -> Result<Option<Vec<u8>>, crate::ConnectorError> {
+    if !*opened {
+        sink.open().await?;
+        *opened = true;
+    }
+    sink.flush().await
 }
 
 /// Opens the sink if it is not open yet, then hands it the rows.
