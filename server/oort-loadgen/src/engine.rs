@@ -182,7 +182,7 @@ pub async fn run(events_per_run: usize, keys: usize) -> Result<()> {
     let qos1 = RuleOptions { qos: Guarantee::AtLeastOnce, checkpoint_interval_ms: 1000, ..Default::default() };
     let store = CheckpointStore::open(checkpoints.path())?;
     let checkpointed = measure_rule(functions, WINDOW, qos1, Some(store), &payloads, "op_window_0").await?;
-    let restore = restore_time(&CheckpointStore::open(checkpoints.path())?)?;
+    let costs = [100_000, 1_000_000].map(|rows| checkpoint_costs(rows, keys, checkpoints.path()));
     println!("| rule (one core, {events_per_run} JSON events, {keys} keys) | events/s | ratio to pass-through |");
     println!("|---|---|---|");
     println!("| pass-through `SELECT * FROM demo` (baseline) | {baseline:.0} | 1.00 |");
@@ -193,27 +193,73 @@ pub async fn run(events_per_run: usize, keys: usize) -> Result<()> {
         checkpointed / baseline,
         checkpointed / window
     );
-    match restore {
-        Some((elapsed, bytes, rows)) => println!(
-            "\nRestoring its last checkpoint ({bytes} bytes, {rows} rows held): {:.1} ms (read, check, decode, restore).",
-            elapsed.as_secs_f64() * 1000.0
-        ),
-        None => println!("\nThe run saved no checkpoint."),
+    println!();
+    println!("| checkpoint of that window, {keys} keys | encoded (on the rule task) | saved (write, sync, rename) | size | restored (read, check, decode) |");
+    println!("|---|---|---|---|---|");
+    for (rows, costs) in [100_000, 1_000_000].into_iter().zip(costs) {
+        let Costs { encode, save, restore, bytes } = costs?;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "| {rows} rows held | {:.1} ms | {:.1} ms | {:.1} MB | {:.1} ms |",
+            ms(encode),
+            ms(save),
+            bytes as f64 / 1e6,
+            ms(restore)
+        );
     }
     Ok(())
 }
 
 const WINDOW: &str = "SELECT deviceId, avg(temperature) AS a, max(temperature) AS m, count(*) AS n FROM demo GROUP BY deviceId, TUMBLINGWINDOW(ss, 1)";
 
-/// How long restoring the benchmark rule's last checkpoint takes, from its
-/// file to a window operator that holds its rows; with the file's size and
-/// the rows restored.
-fn restore_time(store: &CheckpointStore) -> Result<Option<(Duration, u64, usize)>> {
-    let started = Instant::now();
-    let Some(checkpoint) = store.load("bench")? else { return Ok(None) };
-    let Some(saved) = checkpoint.window else { bail!("the checkpoint has no window state") };
+/// What a checkpoint of the window rule's state costs.
+struct Costs {
+    /// Encoding the window's state (the rule waits for it).
+    encode: Duration,
+    /// Writing, syncing and renaming its file (another thread).
+    save: Duration,
+    /// From the file to a window operator that holds the rows again.
+    restore: Duration,
+    /// The file's size.
+    bytes: usize,
+}
+
+/// The costs of a checkpoint of the window rule holding `rows` of the
+/// benchmark's events (over `keys` devices), saved in `dir`.
+fn checkpoint_costs(rows: usize, keys: usize, dir: &std::path::Path) -> Result<Costs> {
     let spec = oort_sql::WindowSpec::Tumbling { unit: oort_sql::TimeUnit::Second, length: 1 };
     let mut window = WindowOperator::new(&spec, TimeMode::Processing);
-    window.restore(&saved).map_err(anyhow::Error::msg)?;
-    Ok(Some((started.elapsed(), saved.len() as u64, window.buffered())))
+    let now = 1_800_000_000_000;
+    for i in 0..rows {
+        let fields = Map::from([
+            (Arc::from("temperature"), oort_engine::Value::Float((i * 7919 % 4000) as f64 / 100.0)),
+            (Arc::from("humidity"), oort_engine::Value::Int((i % 100) as i64)),
+            (Arc::from("deviceId"), oort_engine::Value::from(format!("dev{}", i % keys))),
+        ]);
+        window.on_event(oort_engine::Row::new(fields, now), now);
+    }
+    let started = Instant::now();
+    let saved = window.save().map_err(anyhow::Error::msg)?;
+    let encode = started.elapsed();
+    let store = CheckpointStore::open(dir)?;
+    let checkpoint = oort_engine::Checkpoint {
+        id: 1,
+        fingerprint: 0,
+        taken_ms: now,
+        position: Some(rows as u64),
+        window: Some(saved),
+        sinks: vec![None],
+    };
+    let started = Instant::now();
+    let bytes = store.save("costs", &checkpoint)?;
+    let save = started.elapsed();
+    let started = Instant::now();
+    let Some(loaded) = store.load("costs")? else { bail!("the checkpoint was not saved") };
+    let mut restored = WindowOperator::new(&spec, TimeMode::Processing);
+    restored.restore(&loaded.window.unwrap_or_default()).map_err(anyhow::Error::msg)?;
+    let restore = started.elapsed();
+    if restored.buffered() != rows {
+        bail!("{} rows restored of {rows}", restored.buffered());
+    }
+    Ok(Costs { encode, save, restore, bytes })
 }
