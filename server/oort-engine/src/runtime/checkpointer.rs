@@ -15,7 +15,7 @@ use super::sink::Ack;
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::connector::SourcePositions;
 use crate::metrics::now_ms;
-use crate::window::WindowOperator;
+use crate::window::{WindowOperator, WindowSnapshot};
 
 /// A checkpoint saved, as `GetRuleStatus` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +49,10 @@ pub struct CheckpointStatus {
     pub failures: u64,
 }
 
-/// A checkpoint on its way to be saved.
+/// A checkpoint on its way to be saved, its window state still to encode.
 pub(super) struct Taken {
     checkpoint: Checkpoint,
+    window: Option<WindowSnapshot>,
     at: Instant,
 }
 
@@ -97,8 +98,9 @@ impl Trigger {
     }
 
     /// Takes a checkpoint if one is due and the previous one is saved: the
-    /// window's state is encoded here, between two batches, and a marker goes
-    /// down every sink's queue after the results emitted so far.
+    /// window's state is snapshotted here, between two batches (its rows
+    /// shared, not copied; they are encoded on another thread), and a marker
+    /// goes down every sink's queue after the results emitted so far.
     pub(super) async fn take_if_due(&mut self, window: Option<&WindowOperator>, output: &Output) {
         if !self.dirty || tokio::time::Instant::now() < self.next_due {
             return;
@@ -106,13 +108,7 @@ impl Trigger {
         // The previous checkpoint is still waiting for its sinks: try again after the next batch.
         let Ok(permit) = self.taken.try_reserve() else { return };
         let at = Instant::now();
-        let window = match window.map(WindowOperator::save).transpose() {
-            Ok(window) => window,
-            Err(e) => {
-                tracing::error!(error = %e, "no checkpoint: the window state could not be encoded");
-                return;
-            }
-        };
+        let window = window.map(WindowOperator::snapshot);
         let id = self.next_id;
         self.next_id += 1;
         let checkpoint = Checkpoint {
@@ -120,10 +116,10 @@ impl Trigger {
             fingerprint: self.fingerprint,
             taken_ms: now_ms(),
             position: self.position,
-            window,
+            window: None,
             sinks: Vec::new(),
         };
-        permit.send(Taken { checkpoint, at });
+        permit.send(Taken { checkpoint, window, at });
         output.barrier(id).await;
         self.dirty = false;
         self.next_due = tokio::time::Instant::now() + self.interval;
@@ -153,7 +149,7 @@ impl Checkpointer {
                 () = cancel.cancelled() => return,
                 next = taken.recv() => next,
             };
-            let Some(Taken { mut checkpoint, at }) = next else { return };
+            let Some(Taken { mut checkpoint, window, at }) = next else { return };
             checkpoint.sinks = vec![None; self.sinks];
             let mut waiting = self.sinks;
             while waiting > 0 {
@@ -172,7 +168,7 @@ impl Checkpointer {
                 }
             }
             let (id, taken_ms, position) = (checkpoint.id, checkpoint.taken_ms, checkpoint.position);
-            let saved = self.save(checkpoint).await;
+            let saved = self.save(checkpoint, window).await;
             let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
             match saved {
                 Ok(bytes) => {
@@ -188,18 +184,21 @@ impl Checkpointer {
         }
     }
 
-    /// Makes the source's events up to the checkpoint durable, saves it, then
-    /// lets the source forget them.
-    async fn save(&self, checkpoint: Checkpoint) -> Result<usize, String> {
+    /// Makes the source's events up to the checkpoint durable, encodes the
+    /// window's state and saves it all (on a blocking thread), then lets the
+    /// source forget the events.
+    async fn save(&self, mut checkpoint: Checkpoint, window: Option<WindowSnapshot>) -> Result<usize, String> {
         let position = checkpoint.position;
         if let Some(position) = position {
             self.positions.persist(position).await.map_err(|e| e.to_string())?;
         }
         let (store, rule_id) = (Arc::clone(&self.store), self.rule_id.clone());
-        let bytes = tokio::task::spawn_blocking(move || store.save(&rule_id, &checkpoint))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let bytes = tokio::task::spawn_blocking(move || {
+            checkpoint.window = window.as_ref().map(WindowSnapshot::encode).transpose()?;
+            store.save(&rule_id, &checkpoint).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         if let Some(position) = position {
             self.positions.release(position);
         }

@@ -5,7 +5,7 @@
 use super::{Keyed, Rows, WindowBatch, boundary_after};
 use crate::row::Row;
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct AlignedWindows {
     length: i64,
     step: i64,
@@ -81,8 +81,8 @@ impl AlignedWindows {
         self.rows.drain_front(stale);
         let next_start = end.saturating_add(self.step).saturating_sub(self.length);
         let released = self.rows.partition_point(|r| r.key < end.min(next_start));
-        let mut rows: Vec<Row> = self.rows.drain_front(released).map(|r| r.row).collect();
-        rows.extend(self.rows.iter().take_while(|r| r.key < end).map(|r| r.row.clone()));
+        let mut rows: Vec<Row> = self.rows.drain_front(released).map(Keyed::into_row).collect();
+        rows.extend(self.rows.iter().take_while(|r| r.key < end).map(|r| Row::clone(&r.row)));
         if !rows.is_empty() || self.emit_empty {
             out.push(WindowBatch { start, end, rows });
         }

@@ -4,7 +4,7 @@
 use super::{Keyed, Rows, WindowBatch};
 use crate::row::Row;
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct CountWindows {
     length: usize,
     interval: usize,
@@ -39,8 +39,8 @@ impl CountWindows {
         let (Some(start), Some(end)) = (self.rows.front().map(|r| r.key), self.rows.back().map(|r| r.key)) else {
             return;
         };
-        let mut rows: Vec<Row> = self.rows.drain_front(released).map(|r| r.row).collect();
-        rows.extend(self.rows.iter().map(|r| r.row.clone()));
+        let mut rows: Vec<Row> = self.rows.drain_front(released).map(Keyed::into_row).collect();
+        rows.extend(self.rows.iter().map(|r| Row::clone(&r.row)));
         out.push(WindowBatch { start, end, rows });
     }
 }

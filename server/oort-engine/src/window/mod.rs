@@ -76,6 +76,7 @@ mod sliding;
 mod tests;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use oort_sql::{TimeUnit, WindowSpec};
 
@@ -85,6 +86,17 @@ use aligned::AlignedWindows;
 use count::CountWindows;
 use session::SessionWindows;
 use sliding::SlidingWindows;
+
+/// A window operator's state at one moment ([`WindowOperator::snapshot`]).
+#[derive(Debug)]
+pub struct WindowSnapshot(WindowOperator);
+
+impl WindowSnapshot {
+    /// The state, encoded for [`WindowOperator::restore`].
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        postcard::to_stdvec(&self.0).map_err(|e| format!("the window state could not be encoded: {e}"))
+    }
+}
 
 /// One closed window: its bounds and its rows.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -116,7 +128,7 @@ pub enum TimeMode {
 ///
 /// Its serialized form ([`save`](Self::save)) is its state, not its
 /// configuration: the time mode and byte budget come from the rule.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WindowOperator {
     windows: Windows,
     #[serde(skip)]
@@ -266,7 +278,14 @@ impl WindowOperator {
     /// Its state (the rows it holds, its windows, its clock), for a
     /// checkpoint: see [`restore`](Self::restore).
     pub fn save(&self) -> Result<Vec<u8>, String> {
-        postcard::to_stdvec(self).map_err(|e| format!("the window state could not be encoded: {e}"))
+        self.snapshot().encode()
+    }
+
+    /// Its state now, to be encoded elsewhere: the rows of its windows are
+    /// shared with it, not copied (those not yet reached by the event-time
+    /// watermark, a few, are).
+    pub fn snapshot(&self) -> WindowSnapshot {
+        WindowSnapshot(self.clone())
     }
 
     /// Takes the state that [`save`](Self::save) returned, keeping its own
@@ -351,7 +370,7 @@ impl WindowOperator {
 /// The window kinds. Each gets rows with non-decreasing keys (their time) via
 /// `insert`, and time via `advance`, where every key inserted so far is at or
 /// before the time advanced to, and later keys are at or after it.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Windows {
     Aligned(AlignedWindows),
     Sliding(SlidingWindows),
@@ -406,11 +425,12 @@ impl Windows {
     }
 }
 
-/// A buffered row and the time that places it in windows.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// A buffered row and the time that places it in windows. The row is shared
+/// so that a checkpoint's [`WindowSnapshot`] copies pointers, not rows.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Keyed {
     key: i64,
-    row: Row,
+    row: Arc<Row>,
     /// About how many bytes the row takes.
     bytes: usize,
 }
@@ -418,7 +438,12 @@ struct Keyed {
 impl Keyed {
     fn new(key: i64, row: Row) -> Self {
         let bytes = row_bytes(&row);
-        Self { key, row, bytes }
+        Self { key, row: Arc::new(row), bytes }
+    }
+
+    /// The row, moved out unless a snapshot still shares it.
+    fn into_row(self) -> Row {
+        Arc::unwrap_or_clone(self.row)
     }
 }
 
@@ -430,7 +455,7 @@ fn row_bytes(row: &Row) -> usize {
 /// The rows a window kind holds, in key order, with the bytes they take.
 /// Reading goes through `Deref`; every change goes through these methods,
 /// which keep the count.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Rows {
     rows: VecDeque<Keyed>,
     bytes: usize,

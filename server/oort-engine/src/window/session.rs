@@ -4,7 +4,7 @@
 use super::{Keyed, Rows, WindowBatch, boundary_at_or_after};
 use crate::row::Row;
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct SessionWindows {
     length: i64,
     timeout: i64,
@@ -92,7 +92,11 @@ impl SessionWindows {
 
     fn flush(&mut self, start: i64, end: i64, out: &mut Vec<WindowBatch>) {
         if !self.rows.is_empty() {
-            out.push(WindowBatch { start, end, rows: self.rows.drain_front(self.rows.len()).map(|r| r.row).collect() });
+            out.push(WindowBatch {
+                start,
+                end,
+                rows: self.rows.drain_front(self.rows.len()).map(Keyed::into_row).collect(),
+            });
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use super::{Keyed, Rows, WindowBatch};
 use crate::row::Row;
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct SlidingWindows {
     length: i64,
     delay: i64,
@@ -36,7 +36,7 @@ impl SlidingWindows {
             self.triggers.pop_front();
             let start = t.saturating_sub(self.length);
             let first = self.rows.partition_point(|r| r.key <= start);
-            let rows = self.rows.iter().skip(first).take_while(|r| r.key <= end).map(|r| r.row.clone()).collect();
+            let rows = self.rows.iter().skip(first).take_while(|r| r.key <= end).map(|r| Row::clone(&r.row)).collect();
             out.push(WindowBatch { start, end, rows });
         }
         // Pending windows start after their trigger's time minus the length;
