@@ -151,6 +151,10 @@ impl oort_engine::SourcePositions for JournalHold {
             tracing::warn!(topic = %self.topic, error = %e, "journal segments could not be deleted");
         }
     }
+
+    fn position(&self) -> Option<u64> {
+        self.journal.held_at(&self.rule)
+    }
 }
 
 /// One topic's journal.

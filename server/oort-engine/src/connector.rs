@@ -192,6 +192,9 @@ pub trait SourcePositions: Send + Sync {
     /// A checkpoint covering `position` is saved: the rule needs no event at
     /// or before it again.
     fn release(&self, position: u64);
+    /// Where the hold is now: the rule needs the events after this position.
+    /// `None` for a source whose positions start with the rule.
+    fn position(&self) -> Option<u64>;
 }
 
 /// A running source: it pushes events into `out` until `cancel` fires. An `Err`

@@ -50,6 +50,10 @@ impl SourcePositions for InMemory {
     }
 
     fn release(&self, _: u64) {}
+
+    fn position(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[async_trait]

@@ -217,3 +217,40 @@ async fn exactly_once_into_a_file_writes_each_result_once_through_ten_kill_9() {
     assert!(written.windows(2).all(|w| w[0] < w[1]), "in the order published");
     assert!(acknowledged.is_subset(&once));
 }
+
+#[tokio::test]
+async fn results_for_a_broker_down_at_a_kill_arrive_once_it_is_up() {
+    let mut broker = oort_connectors::testing::Broker::not_started();
+    let dir = tempfile::tempdir().unwrap();
+    let url = broker.url();
+    let launch = || {
+        let mut command = Oortd::command();
+        command
+            .args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--data-dir"])
+            .arg(dir.path())
+            .env("OORT_MQTT_SERVER", &url);
+        Oortd::launch(command, dir.path())
+    };
+    let oortd = launch().await;
+    let out = with_qos(rule("out", "SELECT n FROM s", vec![action("mqtt", &[("topic", "results")])]), 1, 50);
+    create(&oortd, r#"CREATE STREAM s (n BIGINT) WITH (DATASOURCE="s", TYPE="grpc")"#, out).await;
+    let events: Vec<Vec<(&str, i64)>> = (0..50).map(|n| vec![("n", n)]).collect();
+    assert_eq!(publish(&oortd, "s", events).await.unwrap(), 50, "acknowledged while the broker is down");
+    oortd.kill9();
+
+    broker.run().await;
+    let mut subscriber = oort_connectors::testing::TestClient::connect(&broker).await;
+    subscriber.subscribe("results", rumqttc::QoS::AtLeastOnce).await;
+    let _oortd = launch().await;
+    let mut seen = BTreeSet::new();
+    while seen.len() < 50 {
+        let next = tokio::time::timeout(Duration::from_secs(20), subscriber.message()).await;
+        let (_, payload, _) = next.unwrap_or_else(|_| panic!("only {} of 50 results within 20 s each", seen.len()));
+        let rows = match serde_json::from_slice(&payload).unwrap() {
+            serde_json::Value::Array(rows) => rows,
+            row => vec![row],
+        };
+        seen.extend(rows.iter().filter_map(|r| r["n"].as_i64()));
+    }
+    assert_eq!(seen, (0..50).collect());
+}

@@ -70,17 +70,11 @@ pub(super) struct Trigger {
 }
 
 impl Trigger {
-    /// A trigger every `interval`, for state from `position` on, feeding `taken`.
+    /// A trigger every `interval`, for state from `position` on, feeding
+    /// `taken`. The first checkpoint is taken at once, before any event: it
+    /// records the sinks' marks (a file's length) the rule starts from.
     pub(super) fn new(interval: Duration, fingerprint: u32, position: Option<u64>, taken: mpsc::Sender<Taken>) -> Self {
-        Self {
-            interval,
-            next_due: tokio::time::Instant::now() + interval,
-            next_id: 1,
-            fingerprint,
-            position,
-            dirty: false,
-            taken,
-        }
+        Self { interval, next_due: tokio::time::Instant::now(), next_id: 1, fingerprint, position, dirty: true, taken }
     }
 
     /// The state changed: with events up to `position` (the greatest of a

@@ -197,6 +197,8 @@ struct Checkpointing {
     store: Arc<CheckpointStore>,
     positions: Arc<dyn SourcePositions>,
     restored: Option<Checkpoint>,
+    /// Where the rule's state starts in its source.
+    position: Option<u64>,
 }
 
 /// For a rule whose qos asks for at least once, on a server that keeps
@@ -239,7 +241,23 @@ fn checkpointing(
         duration_ms: started.elapsed().as_millis() as u64,
         position: c.position,
     });
-    Ok((Some(Checkpointing { store: Arc::clone(store), positions, restored }), Replay::Yes))
+    if restored.is_none() {
+        // A rule starting afresh records where its source's hold starts, before
+        // it reads anything: killed before its first checkpoint, it replays from there.
+        let first = Checkpoint {
+            id: 0,
+            fingerprint: checkpoint::fingerprint(plan),
+            taken_ms: crate::metrics::now_ms(),
+            position: positions.position(),
+            window: None,
+            sinks: Vec::new(),
+        };
+        if let Err(e) = store.save(&plan.rule_id, &first) {
+            status.last_error = Some(format!("the rule's first checkpoint could not be saved: {e}"));
+        }
+    }
+    let position = restored.as_ref().map_or_else(|| positions.position(), |c| c.position);
+    Ok((Some(Checkpointing { store: Arc::clone(store), positions, restored, position }), Replay::Yes))
 }
 
 /// Starts a planned rule on the current tokio runtime, within `limits`,
@@ -325,10 +343,9 @@ pub fn start(
         tasks.push(tokio::spawn(run_sink(sink, rx, acks, metrics, cancel.clone())));
     }
     let mut recovery = Recovery { window: None, trigger: None };
-    if let Some(Checkpointing { store, positions, restored }) = checkpointing {
+    if let Some(Checkpointing { store, positions, restored, position }) = checkpointing {
         let (taken_tx, taken_rx) = mpsc::channel(1);
         let interval = Duration::from_millis(plan.options.checkpoint_interval_ms.max(1));
-        let position = restored.as_ref().and_then(|c| c.position);
         recovery.trigger = Some(Trigger::new(interval, checkpoint::fingerprint(&plan), position, taken_tx));
         recovery.window = restored.and_then(|c| c.window);
         let checkpointer = Checkpointer {
