@@ -254,3 +254,37 @@ async fn results_for_a_broker_down_at_a_kill_arrive_once_it_is_up() {
     }
     assert_eq!(seen, (0..50).collect());
 }
+
+#[tokio::test]
+async fn a_file_read_once_resumes_after_its_checkpoint_exactly_once() {
+    const LINES: i64 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let input: String = (0..LINES).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+    std::fs::write(files.join("in.jsonl"), input).unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let stream = r#"CREATE STREAM f (n BIGINT) WITH (DATASOURCE="in.jsonl", TYPE="file", SEND_INTERVAL="4")"#;
+    let copy = with_qos(rule("copy", "SELECT n FROM f", vec![action("file", &[("path", "out.jsonl")])]), 2, 50);
+    create(&oortd, stream, copy).await;
+    let delivery = status(&oortd, "copy").await.delivery.unwrap();
+    assert_eq!(delivery.provided(), DeliveryGuarantee::ExactlyOnce, "{delivery:?}");
+    // Killed about halfway through the file.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = written(&files.join("out.jsonl")).0.len();
+    oortd.kill9();
+    assert!(before > 0 && before < LINES as usize, "{before} of {LINES} written before the kill");
+
+    let oortd = Oortd::start(dir.path()).await;
+    let restored = status(&oortd, "copy").await.checkpoints.unwrap().restored.expect("restarted from a checkpoint");
+    assert!(restored.source_position > 0, "{restored:?}");
+    let mut out = Vec::new();
+    for _ in 0..200 {
+        out = written(&files.join("out.jsonl")).0;
+        if out.len() >= LINES as usize {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(out, (0..LINES).collect::<Vec<_>>(), "every line once, in order: the read resumed, not restarted");
+}

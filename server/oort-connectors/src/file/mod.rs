@@ -43,6 +43,12 @@
 //! Without `INTERVAL` the source reads the file once and ends; a table keeps
 //! the rows, a stream's rule keeps running without further input.
 //!
+//! A file read once replays for a rule whose `qos` asks for at least once:
+//! its events are numbered in the order read (their position), and a rule
+//! restarting from a checkpoint reads the file again, skipping the events the
+//! checkpoint covers (`docs/delivery.md`). A file read every `INTERVAL` does
+//! not: each read is new input.
+//!
 //! Files are streamed: a blocking thread reads a line (or an element of a JSON
 //! document) at a time and hands events to the rule 256 at a time, waiting
 //! while the rule's buffer is full, so memory holds a batch, not the file. A

@@ -121,6 +121,29 @@ impl FileSourceConfig {
 struct FileSource {
     config: FileSourceConfig,
     roots: Arc<FileRoots>,
+    /// Events of the read already covered by the rule's checkpoint: read
+    /// again, not sent.
+    skip: u64,
+}
+
+/// Where a rule is in a file read once: the ordinal of the last event its
+/// checkpoint covers. The file itself is the durable record, read again and
+/// skipped up to there after a restart.
+struct ReadOnce {
+    after: u64,
+}
+
+#[async_trait]
+impl oort_engine::SourcePositions for ReadOnce {
+    async fn persist(&self, _: u64) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    fn release(&self, _: u64) {}
+
+    fn position(&self) -> Option<u64> {
+        Some(self.after)
+    }
 }
 
 /// The options of a `file` stream (module documentation).
@@ -163,8 +186,20 @@ impl SourceFactory for FileSourceFactory {
     }
 
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+        let skip = config.resume_after.unwrap_or(0);
         let config = FileSourceConfig::from_source_config(config, &self.0)?;
-        Ok(Box::new(FileSource { config, roots: Arc::clone(&self.0) }))
+        Ok(Box::new(FileSource { config, roots: Arc::clone(&self.0), skip }))
+    }
+
+    /// A file read once replays: its events are numbered in the order read,
+    /// and a restarted rule skips those its checkpoint covers. One read every
+    /// `INTERVAL` does not (each read is new input).
+    fn positions(
+        &self,
+        config: &SourceConfig,
+    ) -> Result<Option<Arc<dyn oort_engine::SourcePositions>>, ConnectorError> {
+        let once = FileSourceConfig::from_source_config(config, &self.0)?.interval.is_none();
+        Ok(once.then(|| Arc::new(ReadOnce { after: config.resume_after.unwrap_or(0) }) as _))
     }
 
     fn validate(&self, config: &SourceConfig) -> Result<(), ConnectorError> {
@@ -175,9 +210,11 @@ impl SourceFactory for FileSourceFactory {
 #[async_trait]
 impl Source for FileSource {
     async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
-        let Self { config, roots } = *self;
+        let Self { config, roots, skip } = *self;
         let config = Arc::new(config);
         loop {
+            // Each event of a read is numbered: its position.
+            let mut ordinal = 0u64;
             // Two batches in flight: the thread reads the next while the rule takes one.
             let (tx, mut rx) = mpsc::channel(2);
             let reading = {
@@ -198,7 +235,12 @@ impl Source for FileSource {
                         continue;
                     }
                 };
-                for event in events {
+                for mut event in events {
+                    ordinal += 1;
+                    if ordinal <= skip {
+                        continue;
+                    }
+                    event.position = Some(ordinal);
                     if sent_any && let Some(pause) = config.send_interval {
                         tokio::select! {
                             () = cancel.cancelled() => return Ok(()),
