@@ -1,8 +1,9 @@
 //! The checkpoints of a running rule whose `qos` asks for at least once
-//! ([`crate::checkpoint`]): the rule task takes one between two batches
-//! ([`Trigger`]), and a task of its own ([`Checkpointer`]) saves it once every
-//! sink has delivered the results emitted before it, then lets the source
-//! forget the events it covers.
+//! ([`crate::checkpoint`]): what the rule starts from ([`Checkpointing`]),
+//! the rule task taking one between two batches ([`Trigger`]), and a task of
+//! its own ([`Checkpointer`]) saving it once every sink has delivered the
+//! results emitted before it, then letting the source forget the events it
+//! covers.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::pipeline::Output;
 use super::sink::Ack;
-use crate::checkpoint::{Checkpoint, CheckpointStore};
-use crate::connector::SourcePositions;
+use crate::checkpoint::{self, Checkpoint, CheckpointStore};
+use crate::connector::{SourceConfig, SourcePositions};
+use crate::delivery::{Guarantee, Replay};
 use crate::metrics::now_ms;
+use crate::plan::RulePlan;
 use crate::window::{WindowOperator, WindowSnapshot};
 
 /// A checkpoint saved, as `GetRuleStatus` shows it.
@@ -47,6 +50,76 @@ pub struct CheckpointStatus {
     pub last_error: Option<String>,
     /// Checkpoints that could not be saved.
     pub failures: u64,
+}
+
+/// Where a rule keeps its checkpoints and what it restarts from.
+pub(super) struct Checkpointing {
+    pub(super) store: Arc<CheckpointStore>,
+    pub(super) positions: Arc<dyn SourcePositions>,
+    pub(super) restored: Option<Checkpoint>,
+    /// Where the rule's state starts in its source.
+    pub(super) position: Option<u64>,
+}
+
+impl Checkpointing {
+    /// For a rule whose qos asks for at least once, on a server that keeps
+    /// checkpoints: its last checkpoint (if it is of this plan) and its source's
+    /// hold on positions from there, which also sets where the source resumes.
+    /// `None` when the rule takes no checkpoints, with why in `replay`.
+    pub(super) fn prepare(
+        plan: &RulePlan,
+        store: Option<&Arc<CheckpointStore>>,
+        source_factory: &dyn crate::SourceFactory,
+        source_config: &mut SourceConfig,
+        status: &mut CheckpointStatus,
+    ) -> Result<(Option<Checkpointing>, Replay), crate::ConnectorError> {
+        let Some(store) = store.filter(|_| plan.options.qos >= Guarantee::AtLeastOnce) else {
+            return Ok((None, Replay::NoCheckpoints));
+        };
+        let started = std::time::Instant::now();
+        let restored = match store.load(&plan.rule_id) {
+            Ok(Some(saved)) if saved.fingerprint == checkpoint::fingerprint(plan) => Some(saved),
+            Ok(Some(_)) => {
+                status.last_error = Some("the last checkpoint is of another version of the rule: not restored".into());
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                status.last_error = Some(format!("the last checkpoint was not restored: {e}"));
+                None
+            }
+        };
+        source_config.resume_after = restored.as_ref().and_then(|c| c.position);
+        let Some(positions) = source_factory.positions(source_config)? else {
+            source_config.resume_after = None;
+            return Ok((None, Replay::SourceCannot(plan.stream.source_type().to_owned())));
+        };
+        status.enabled = true;
+        status.restored = restored.as_ref().map(|c| SavedCheckpoint {
+            id: c.id,
+            taken_ms: c.taken_ms,
+            bytes: c.window.as_ref().map_or(0, |w| w.len() as u64),
+            duration_ms: started.elapsed().as_millis() as u64,
+            position: c.position,
+        });
+        if restored.is_none() {
+            // A rule starting afresh records where its source's hold starts, before
+            // it reads anything: killed before its first checkpoint, it replays from there.
+            let first = Checkpoint {
+                id: 0,
+                fingerprint: checkpoint::fingerprint(plan),
+                taken_ms: crate::metrics::now_ms(),
+                position: positions.position(),
+                window: None,
+                sinks: Vec::new(),
+            };
+            if let Err(e) = store.save(&plan.rule_id, &first) {
+                status.last_error = Some(format!("the rule's first checkpoint could not be saved: {e}"));
+            }
+        }
+        let position = restored.as_ref().map_or_else(|| positions.position(), |c| c.position);
+        Ok((Some(Checkpointing { store: Arc::clone(store), positions, restored, position }), Replay::Yes))
+    }
 }
 
 /// A checkpoint on its way to be saved, its window state still to encode.

@@ -23,14 +23,14 @@ use tokio_util::sync::CancellationToken;
 pub use checkpointer::{CheckpointStatus, SavedCheckpoint};
 pub use tail::{Tail, TailEvent, TailReader};
 
-use crate::checkpoint::{self, Checkpoint, CheckpointStore};
-use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceOutput, SourcePositions};
-use crate::delivery::{Delivery, Guarantee, Replay, Rewind};
+use crate::checkpoint::{self, CheckpointStore};
+use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceOutput};
+use crate::delivery::{Delivery, Guarantee, Rewind};
 use crate::join;
 use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
 use crate::plan::{RulePlan, Stage};
 use crate::value::Map;
-use checkpointer::{Checkpointer, Trigger};
+use checkpointer::{Checkpointer, Checkpointing, Trigger};
 use pipeline::{Output, Recovery, RuleMetrics, run_operators};
 use sink::{ToSink, run_sink};
 use source::supervise_source;
@@ -192,74 +192,6 @@ impl StageCounters {
     }
 }
 
-/// Where a rule keeps its checkpoints and what it restarts from.
-struct Checkpointing {
-    store: Arc<CheckpointStore>,
-    positions: Arc<dyn SourcePositions>,
-    restored: Option<Checkpoint>,
-    /// Where the rule's state starts in its source.
-    position: Option<u64>,
-}
-
-/// For a rule whose qos asks for at least once, on a server that keeps
-/// checkpoints: its last checkpoint (if it is of this plan) and its source's
-/// hold on positions from there, which also sets where the source resumes.
-/// `None` when the rule takes no checkpoints, with why in `replay`.
-fn checkpointing(
-    plan: &RulePlan,
-    store: Option<&Arc<CheckpointStore>>,
-    source_factory: &dyn crate::SourceFactory,
-    source_config: &mut SourceConfig,
-    status: &mut CheckpointStatus,
-) -> Result<(Option<Checkpointing>, Replay), crate::ConnectorError> {
-    let Some(store) = store.filter(|_| plan.options.qos >= Guarantee::AtLeastOnce) else {
-        return Ok((None, Replay::NoCheckpoints));
-    };
-    let started = std::time::Instant::now();
-    let restored = match store.load(&plan.rule_id) {
-        Ok(Some(saved)) if saved.fingerprint == checkpoint::fingerprint(plan) => Some(saved),
-        Ok(Some(_)) => {
-            status.last_error = Some("the last checkpoint is of another version of the rule: not restored".into());
-            None
-        }
-        Ok(None) => None,
-        Err(e) => {
-            status.last_error = Some(format!("the last checkpoint was not restored: {e}"));
-            None
-        }
-    };
-    source_config.resume_after = restored.as_ref().and_then(|c| c.position);
-    let Some(positions) = source_factory.positions(source_config)? else {
-        source_config.resume_after = None;
-        return Ok((None, Replay::SourceCannot(plan.stream.source_type().to_owned())));
-    };
-    status.enabled = true;
-    status.restored = restored.as_ref().map(|c| SavedCheckpoint {
-        id: c.id,
-        taken_ms: c.taken_ms,
-        bytes: c.window.as_ref().map_or(0, |w| w.len() as u64),
-        duration_ms: started.elapsed().as_millis() as u64,
-        position: c.position,
-    });
-    if restored.is_none() {
-        // A rule starting afresh records where its source's hold starts, before
-        // it reads anything: killed before its first checkpoint, it replays from there.
-        let first = Checkpoint {
-            id: 0,
-            fingerprint: checkpoint::fingerprint(plan),
-            taken_ms: crate::metrics::now_ms(),
-            position: positions.position(),
-            window: None,
-            sinks: Vec::new(),
-        };
-        if let Err(e) = store.save(&plan.rule_id, &first) {
-            status.last_error = Some(format!("the rule's first checkpoint could not be saved: {e}"));
-        }
-    }
-    let position = restored.as_ref().map_or_else(|| positions.position(), |c| c.position);
-    Ok((Some(Checkpointing { store: Arc::clone(store), positions, restored, position }), Replay::Yes))
-}
-
 /// Starts a planned rule on the current tokio runtime, within `limits`,
 /// saving its checkpoints in `checkpoints` (if its qos asks for them).
 pub fn start(
@@ -281,8 +213,13 @@ pub fn start(
                 .ok_or_else(|| crate::ConnectorError::Config(format!("unknown sink type {}", action.sink_type)))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (checkpointing, replay) =
-        checkpointing(&plan, checkpoints, source_factory.as_ref(), &mut source_config, &mut checkpoint_status)?;
+    let (checkpointing, replay) = Checkpointing::prepare(
+        &plan,
+        checkpoints,
+        source_factory.as_ref(),
+        &mut source_config,
+        &mut checkpoint_status,
+    )?;
     let rewind = match plan.actions.iter().zip(&sink_factories).find(|(_, factory)| !factory.rewinds()) {
         Some((action, _)) => Rewind::SinkCannot(action.sink_type.clone()),
         None => Rewind::Yes,
