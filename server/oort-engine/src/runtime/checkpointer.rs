@@ -122,6 +122,10 @@ impl Checkpointing {
     }
 }
 
+/// How soon a checkpoint that came due while the previous one was still
+/// being saved is tried again (at most the rule's interval).
+const RETRY_WHILE_SAVING: Duration = Duration::from_millis(100);
+
 /// A checkpoint on its way to be saved, its window state still to encode.
 pub(super) struct Taken {
     checkpoint: Checkpoint,
@@ -172,8 +176,12 @@ impl Trigger {
         if !self.dirty || tokio::time::Instant::now() < self.next_due {
             return;
         }
-        // The previous checkpoint is still waiting for its sinks: try again after the next batch.
-        let Ok(permit) = self.taken.try_reserve() else { return };
+        // The previous checkpoint still waits for its sinks: try again a little
+        // later (not at once: the rule's timer would spin).
+        let Ok(permit) = self.taken.try_reserve() else {
+            self.next_due = tokio::time::Instant::now() + self.interval.min(RETRY_WHILE_SAVING);
+            return;
+        };
         let at = Instant::now();
         let window = window.map(WindowOperator::snapshot);
         let id = self.next_id;
