@@ -195,6 +195,13 @@ pub trait SourcePositions: Send + Sync {
     /// Where the hold is now: the rule needs the events after this position.
     /// `None` for a source whose positions start with the rule.
     fn position(&self) -> Option<u64>;
+    /// Whether a restart replays exactly the events after the checkpoint's
+    /// position (a journal, a file), or may deliver again some that it covers
+    /// (a broker that redelivers what was not acknowledged): exactly once
+    /// needs the first. `true` by default.
+    fn exact(&self) -> bool {
+        true
+    }
 }
 
 /// A running source: it pushes events into `out` until `cancel` fires. An `Err`

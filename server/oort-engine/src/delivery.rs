@@ -40,8 +40,12 @@ pub enum Replay {
     NoCheckpoints,
     /// The rule's source (of this type) cannot replay.
     SourceCannot(String),
-    /// Checkpoints are kept and the source replays from them.
+    /// Checkpoints are kept and the source replays exactly what followed them.
     Yes,
+    /// Checkpoints are kept, and the source (of this type) replays what
+    /// followed them and may deliver again some of what they cover (a broker
+    /// redelivering what was not acknowledged yet).
+    Redelivers(String),
 }
 
 /// Whether every sink of a rule can take back what it delivered after a
@@ -85,7 +89,14 @@ impl Delivery {
                      docs/delivery.md"
                 )),
             ),
-            (Guarantee::AtLeastOnce, Replay::Yes) => (Guarantee::AtLeastOnce, None),
+            (Guarantee::AtLeastOnce, Replay::Yes | Replay::Redelivers(_)) => (Guarantee::AtLeastOnce, None),
+            (Guarantee::ExactlyOnce, Replay::Redelivers(source)) => (
+                Guarantee::AtLeastOnce,
+                Some(format!(
+                    "a {source} source may deliver again, after a restart, events that the last checkpoint \
+                     covers; see docs/delivery.md"
+                )),
+            ),
             (Guarantee::ExactlyOnce, Replay::Yes) => match rewind {
                 Rewind::Yes => (Guarantee::ExactlyOnce, None),
                 Rewind::SinkCannot(sink) => (
@@ -132,5 +143,8 @@ mod tests {
         assert!(two.describe().contains("a log sink cannot take back"), "{}", two.describe());
         let file = Delivery::of(Guarantee::from_qos(2), &Replay::Yes, &Rewind::Yes);
         assert_eq!((file.provided, file.shortfall), (Guarantee::ExactlyOnce, None));
+        let broker = Delivery::of(Guarantee::from_qos(2), &Replay::Redelivers("mqtt".into()), &Rewind::Yes);
+        assert_eq!(broker.provided, Guarantee::AtLeastOnce);
+        assert!(broker.describe().contains("a mqtt source may deliver again"), "{}", broker.describe());
     }
 }

@@ -288,3 +288,59 @@ async fn a_file_read_once_resumes_after_its_checkpoint_exactly_once() {
     }
     assert_eq!(out, (0..LINES).collect::<Vec<_>>(), "every line once, in order: the read resumed, not restarted");
 }
+
+#[tokio::test]
+async fn an_mqtt_stream_replays_what_was_published_while_the_server_was_down() {
+    let broker = oort_connectors::testing::Broker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = broker.url();
+    let launch = || {
+        let mut command = Oortd::command();
+        command
+            .args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--data-dir"])
+            .arg(dir.path())
+            .env("OORT_MQTT_SERVER", &url);
+        Oortd::launch(command, dir.path())
+    };
+    let oortd = launch().await;
+    let copy = with_qos(rule("copy", "SELECT n FROM m", vec![action("file", &[("path", "out.jsonl")])]), 1, 50);
+    create(&oortd, r#"CREATE STREAM m (n BIGINT) WITH (DATASOURCE="in/#", TYPE="mqtt")"#, copy).await;
+    let delivery = status(&oortd, "copy").await.delivery.unwrap();
+    assert_eq!(delivery.provided(), DeliveryGuarantee::AtLeastOnce, "{delivery:?}");
+    let out = dir.path().join("files/out.jsonl");
+    let publisher = oort_connectors::testing::TestClient::connect(&broker).await;
+    let wait_for = |count: usize| {
+        let out = out.clone();
+        async move {
+            for _ in 0..400 {
+                let seen: BTreeSet<i64> = written(&out).0.into_iter().collect();
+                if seen.len() >= count {
+                    return seen;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("fewer than {count} results after 10 s: {:?}", written(&out).0.len());
+        }
+    };
+    // The rule subscribes in the background: publish the first message until it comes through.
+    loop {
+        publisher.publish("in/a", br#"{"n": 0}"#).await;
+        if tokio::time::timeout(Duration::from_millis(300), wait_for(1)).await.is_ok() {
+            break;
+        }
+    }
+    for n in 1..30 {
+        publisher.publish("in/a", format!(r#"{{"n": {n}}}"#).as_bytes()).await;
+    }
+    wait_for(30).await;
+    oortd.kill9();
+    // Published while no server runs: the broker keeps them for the rule's session.
+    for n in 30..60 {
+        publisher.publish("in/b", format!(r#"{{"n": {n}}}"#).as_bytes()).await;
+    }
+    // The test client sends in the background: give the broker time to take
+    // them all while no server is connected.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _oortd = launch().await;
+    assert_eq!(wait_for(60).await, (0..60).collect());
+}

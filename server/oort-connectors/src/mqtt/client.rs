@@ -23,7 +23,7 @@ pub(crate) enum Event {
     /// The broker accepted the connection.
     Connected { session_present: bool },
     /// A message arrived on a subscription.
-    Message { topic: String, payload: Vec<u8>, qos: u8, pkid: u16 },
+    Message { topic: String, payload: Vec<u8>, qos: u8, pkid: u16, delivery: Delivery },
     /// The broker answered a subscription; `refused` says why it did not grant it.
     Subscribed { refused: Option<String> },
     /// A publish was written to the connection with this packet id (0 for QoS 0).
@@ -41,6 +41,13 @@ pub(crate) enum Event {
 }
 
 /// Why polling failed.
+/// A message received, to acknowledge later (with manual acks).
+#[derive(Debug, Clone)]
+pub(crate) enum Delivery {
+    V4(rumqttc::Publish),
+    V5(Box<v5::mqttbytes::v5::Publish>),
+}
+
 #[derive(Debug)]
 pub(crate) enum Failure {
     /// The broker refused the connection for a reason retrying will not fix
@@ -89,6 +96,7 @@ impl Connection {
                 let mut options = rumqttc::MqttOptions::new(&settings.client_id, &settings.host, settings.port);
                 options.set_keep_alive(settings.keep_alive);
                 options.set_clean_session(settings.clean_session);
+                options.set_manual_acks(settings.manual_acks);
                 options.set_max_packet_size(MAX_PACKET as usize, MAX_PACKET as usize);
                 if let Some(user) = &settings.username {
                     options.set_credentials(user, settings.password.clone().unwrap_or_default());
@@ -100,6 +108,7 @@ impl Connection {
                 let mut options = v5::MqttOptions::new(&settings.client_id, &settings.host, settings.port);
                 options.set_keep_alive(settings.keep_alive);
                 options.set_clean_start(settings.clean_session);
+                options.set_manual_acks(settings.manual_acks);
                 if !settings.clean_session {
                     // As with MQTT 3.1.1's clean session off: the session outlives the connection.
                     options.set_session_expiry_interval(Some(u32::MAX));
@@ -151,6 +160,17 @@ impl Connection {
 
     /// Disconnects cleanly from a connected broker: sends DISCONNECT and polls
     /// until it is written, for at most a second.
+    /// Acknowledges a message received with manual acks; `false` when the
+    /// request queue is full (poll the connection, then try again).
+    pub(crate) fn try_ack(&self, delivery: &Delivery) -> bool {
+        match (self, delivery) {
+            (Connection::V4 { client, .. }, Delivery::V4(publish)) => client.try_ack(publish).is_ok(),
+            (Connection::V5 { client, .. }, Delivery::V5(publish)) => client.try_ack(publish).is_ok(),
+            // A message of the other version cannot come from this connection: nothing to ack.
+            _ => true,
+        }
+    }
+
     pub(crate) async fn disconnect(mut self) {
         let requested = match &self {
             Connection::V4 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
@@ -175,9 +195,13 @@ fn event_v4(event: rumqttc::Event) -> Event {
     use rumqttc::{Event as E, Outgoing, Packet};
     match event {
         E::Incoming(Packet::ConnAck(ack)) => Event::Connected { session_present: ack.session_present },
-        E::Incoming(Packet::Publish(p)) => {
-            Event::Message { topic: p.topic, payload: p.payload.to_vec(), qos: p.qos as u8, pkid: p.pkid }
-        }
+        E::Incoming(Packet::Publish(p)) => Event::Message {
+            topic: p.topic.clone(),
+            payload: p.payload.to_vec(),
+            qos: p.qos as u8,
+            pkid: p.pkid,
+            delivery: Delivery::V4(p),
+        },
         E::Incoming(Packet::SubAck(ack)) => {
             let refused = ack
                 .return_codes
@@ -218,6 +242,7 @@ fn event_v5(event: v5::Event) -> Event {
             payload: p.payload.to_vec(),
             qos: p.qos as u8,
             pkid: p.pkid,
+            delivery: Delivery::V5(Box::new(p)),
         },
         v5::Event::Incoming(Packet::SubAck(ack)) => {
             let refused = ack

@@ -237,6 +237,7 @@ impl MqttConfig {
             keep_alive: Duration::from_secs(self.keep_alive),
             clean_session: self.clean_session,
             version,
+            manual_acks: false,
         })
     }
 }
@@ -308,6 +309,9 @@ pub(crate) struct Settings {
     pub keep_alive: Duration,
     pub clean_session: bool,
     pub version: Version,
+    /// Received messages are acknowledged by the source when a checkpoint
+    /// covers them, not on receipt.
+    pub manual_acks: bool,
 }
 
 #[cfg(test)]

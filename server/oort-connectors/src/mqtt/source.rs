@@ -1,16 +1,26 @@
 //! The `mqtt` source: subscribes to the stream's DATASOURCE, a topic filter.
+//!
+//! For a rule whose `qos` asks for at least once, the source replays through
+//! the broker: its session is persistent (`clean_session` false, a client id
+//! fixed for the rule, `oort-<rule id>` unless `CLIENT_ID` says otherwise),
+//! and each message is acknowledged only once a checkpoint covers it
+//! ([`MqttHold`]). After a crash the broker delivers again what was not
+//! acknowledged, and keeps for the session what is published meanwhile
+//! (within its own limits: mosquitto's `max_queued_messages`, 1,000 by default).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use oort_engine::{
-    ConnectorError, ConnectorOption, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput,
+    ConnectorError, ConnectorOption, Guarantee, Payload, Source, SourceConfig, SourceEvent, SourceFactory,
+    SourceOutput, SourcePositions,
 };
 use tokio_util::sync::CancellationToken;
 
-use super::client::{Connection, Event, Failure};
+use super::client::{Connection, Delivery, Event, Failure};
 use super::{MqttConfig, Settings};
 
 /// First wait before reconnecting after the connection failed.
@@ -22,12 +32,68 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Default)]
 pub struct MqttSourceFactory {
     config: MqttConfig,
+    /// The holds of rules that replay, by rule id.
+    holds: Arc<Mutex<HashMap<String, Weak<MqttHold>>>>,
 }
 
 impl MqttSourceFactory {
     /// Sources connect with these settings, and their stream's options.
     pub fn with_config(config: MqttConfig) -> Self {
-        Self { config }
+        Self { config, holds: Arc::default() }
+    }
+
+    fn hold(&self, rule_id: &str) -> Option<Arc<MqttHold>> {
+        self.holds.lock().unwrap_or_else(|p| p.into_inner()).get(rule_id)?.upgrade()
+    }
+}
+
+/// A rule's hold on its mqtt source: the messages received and not yet
+/// acknowledged, by position, and how far checkpoints let it acknowledge.
+#[derive(Debug)]
+pub(crate) struct MqttHold {
+    /// The position of the rule's checkpoint: positions go on after it.
+    after: u64,
+    unacked: Mutex<VecDeque<(u64, Delivery)>>,
+    /// Every message at or before this position may be acknowledged.
+    released: AtomicU64,
+    /// Wakes the source to acknowledge what was released.
+    released_more: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl SourcePositions for MqttHold {
+    /// The broker keeps what is not acknowledged: nothing to do.
+    async fn persist(&self, _: u64) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    fn release(&self, position: u64) {
+        self.released.fetch_max(position, Ordering::AcqRel);
+        self.released_more.notify_one();
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.after)
+    }
+
+    /// A message a checkpoint covers comes again if the server died before
+    /// it was acknowledged.
+    fn exact(&self) -> bool {
+        false
+    }
+}
+
+impl MqttHold {
+    /// Acknowledges the released messages, as many as the connection takes now.
+    fn acknowledge(&self, conn: &Connection) {
+        let released = self.released.load(Ordering::Acquire);
+        let mut unacked = self.unacked.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((position, delivery)) = unacked.front() {
+            if *position > released || !conn.try_ack(delivery) {
+                break;
+            }
+            unacked.pop_front();
+        }
     }
 }
 
@@ -50,8 +116,37 @@ impl SourceFactory for MqttSourceFactory {
                 ),
             });
         }
-        let settings = self.config.with_stream_options(&config.options)?.resolve(&config.rule_id)?;
-        Ok(Box::new(MqttSource { settings, filter: config.datasource.clone(), rule_id: config.rule_id.clone() }))
+        let mut settings = self.config.with_stream_options(&config.options)?.resolve(&config.rule_id)?;
+        let hold = self.hold(&config.rule_id);
+        if hold.is_some() {
+            // A persistent session the broker finds again after a restart.
+            settings.clean_session = false;
+            settings.manual_acks = true;
+            if !config.options.contains_key("CLIENT_ID") && self.config.client_id.is_empty() {
+                settings.client_id = format!("oort-{}", config.rule_id);
+            }
+        }
+        Ok(Box::new(MqttSource { settings, filter: config.datasource.clone(), rule_id: config.rule_id.clone(), hold }))
+    }
+
+    /// For a rule with qos >= 1, unless its stream asks for a clean session
+    /// or QoS 0: the broker keeps what the rule has not checkpointed.
+    fn positions(&self, config: &SourceConfig) -> Result<Option<Arc<dyn SourcePositions>>, ConnectorError> {
+        let settings = self.config.with_stream_options(&config.options)?;
+        let clean = config.options.get("CLEAN_SESSION").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if config.qos < Guarantee::AtLeastOnce || clean || settings.qos == 0 {
+            return Ok(None);
+        }
+        let hold = Arc::new(MqttHold {
+            after: config.resume_after.unwrap_or(0),
+            unacked: Mutex::default(),
+            released: AtomicU64::new(0),
+            released_more: tokio::sync::Notify::new(),
+        });
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds.retain(|_, hold| hold.strong_count() > 0);
+        holds.insert(config.rule_id.clone(), Arc::downgrade(&hold));
+        Ok(Some(hold))
     }
 }
 
@@ -80,25 +175,42 @@ struct MqttSource {
     settings: Settings,
     filter: String,
     rule_id: String,
+    /// For a rule that replays: acknowledge at checkpoints.
+    hold: Option<Arc<MqttHold>>,
 }
 
 #[async_trait]
 impl Source for MqttSource {
     async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
-        let MqttSource { settings, filter, rule_id } = *self;
+        let MqttSource { settings, filter, rule_id, hold } = *self;
         let server = settings.server.as_str();
         let mut conn = Connection::new(&settings);
         let mut connected = false;
         let mut failures = 0u32;
         let mut backoff = FIRST_BACKOFF;
+        let mut next_position = hold.as_ref().map_or(1, |h| h.after + 1);
         loop {
+            if let Some(hold) = &hold {
+                hold.acknowledge(&conn);
+            }
+            let released_more = async {
+                match &hold {
+                    Some(hold) => hold.released_more.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             let polled = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
+                () = released_more => continue,
                 polled = conn.poll() => polled,
             };
             match polled {
                 Ok(Event::Connected { session_present }) => {
+                    // What was received on a connection that is gone comes again.
+                    if let Some(hold) = &hold {
+                        hold.unacked.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                    }
                     if failures > 0 {
                         tracing::info!(rule = %rule_id, server, attempts = failures, "mqtt source reconnected");
                     } else {
@@ -120,13 +232,18 @@ impl Source for MqttSource {
                         "mqtt: the broker {server} refused the subscription to {filter:?} ({why})"
                     )));
                 }
-                Ok(Event::Message { topic, payload, qos, pkid }) => {
+                Ok(Event::Message { topic, payload, qos, pkid, delivery }) => {
                     let meta = BTreeMap::from([
                         ("topic".to_owned(), topic),
                         ("qos".to_owned(), qos.to_string()),
                         ("messageId".to_owned(), pkid.to_string()),
                     ]);
-                    let event = SourceEvent::new(Payload::Bytes(payload), Arc::new(meta));
+                    let mut event = SourceEvent::new(Payload::Bytes(payload), Arc::new(meta));
+                    if let Some(hold) = &hold {
+                        event.position = Some(next_position);
+                        hold.unacked.lock().unwrap_or_else(|p| p.into_inner()).push_back((next_position, delivery));
+                        next_position += 1;
+                    }
                     tokio::select! {
                         biased;
                         () = cancel.cancelled() => break,

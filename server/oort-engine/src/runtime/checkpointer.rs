@@ -118,7 +118,9 @@ impl Checkpointing {
             }
         }
         let position = restored.as_ref().map_or_else(|| positions.position(), |c| c.position);
-        Ok((Some(Checkpointing { store: Arc::clone(store), positions, restored, position }), Replay::Yes))
+        let replay =
+            if positions.exact() { Replay::Yes } else { Replay::Redelivers(plan.stream.source_type().to_owned()) };
+        Ok((Some(Checkpointing { store: Arc::clone(store), positions, restored, position }), replay))
     }
 }
 
