@@ -225,7 +225,12 @@ impl BusSource {
         let subscription = bus.subscribe(topic);
         let journal =
             bus.journals.as_ref().filter(|_| config.qos >= Guarantee::AtLeastOnce).and_then(|j| j.active(topic));
-        let replay = journal.and_then(|journal| Some((Arc::clone(&journal), journal.held_at(&config.rule_id)?)));
+        // From where the rule is: its checkpoint, or what a previous source of
+        // the running rule sent; else where the rule's hold started.
+        let replay = journal.and_then(|journal| {
+            let after = config.resume_after.or_else(|| journal.held_at(&config.rule_id))?;
+            Some((Arc::clone(&journal), after))
+        });
         Box::new(Self { subscription, replay })
     }
 

@@ -3,6 +3,7 @@
 //! register factories here, so a rule cannot tell them apart.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -90,6 +91,9 @@ pub struct SourceOutput {
     tx: mpsc::Sender<SourceEvent>,
     when_full: BufferFull,
     metrics: Option<Arc<OperatorMetrics>>,
+    /// The greatest position handed to the rule (0: none yet), shared by the
+    /// clones: a source restarted inside a running rule resumes after it.
+    last_position: Arc<AtomicU64>,
 }
 
 /// The rule stopped reading: its source should return.
@@ -101,23 +105,27 @@ impl SourceOutput {
     /// An output into `tx` that does what `when_full` says when `tx` is full,
     /// counting drops in `metrics`.
     pub fn new(tx: mpsc::Sender<SourceEvent>, when_full: BufferFull, metrics: Arc<OperatorMetrics>) -> Self {
-        Self { tx, when_full, metrics: Some(metrics) }
+        Self { tx, when_full, metrics: Some(metrics), last_position: Arc::default() }
     }
 
     /// A buffer of `capacity` events that always waits for room, and its
     /// reading end: for table loaders and tests.
     pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<SourceEvent>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (Self { tx, when_full: BufferFull::Block, metrics: None }, rx)
+        (Self { tx, when_full: BufferFull::Block, metrics: None, last_position: Arc::default() }, rx)
     }
 
     /// Hands an event pushed from outside (a broker, a publisher, a plugin) to
     /// the rule; when the buffer is full, drops or waits as the rule chose.
     pub async fn send(&self, event: SourceEvent) -> Result<(), RuleGone> {
+        let position = event.position;
         match self.when_full {
             BufferFull::Block => self.send_waiting(event).await,
             BufferFull::Drop => match self.tx.try_send(event) {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    self.sent(position);
+                    Ok(())
+                }
                 Err(TrySendError::Full(_)) => {
                     if let Some(metrics) = &self.metrics {
                         metrics.record_dropped(1);
@@ -133,7 +141,21 @@ impl SourceOutput {
     /// for sources that read at their own pace (a file), whose waiting holds
     /// back no one else.
     pub async fn send_waiting(&self, event: SourceEvent) -> Result<(), RuleGone> {
-        self.tx.send(event).await.map_err(|_| RuleGone)
+        let position = event.position;
+        self.tx.send(event).await.map_err(|_| RuleGone)?;
+        self.sent(position);
+        Ok(())
+    }
+
+    fn sent(&self, position: Option<u64>) {
+        if let Some(position) = position {
+            self.last_position.fetch_max(position, Ordering::Relaxed);
+        }
+    }
+
+    /// The greatest position handed to the rule so far, if any.
+    pub fn last_position(&self) -> Option<u64> {
+        Some(self.last_position.load(Ordering::Relaxed)).filter(|&p| p > 0)
     }
 
     /// Counts an error that did not stop the source (a record it could not

@@ -65,6 +65,58 @@ async fn a_dying_source_is_restarted_per_the_strategy_then_the_rule_fails() {
     assert_eq!(status.operators[0].exceptions_total, 3);
 }
 
+/// A source that hands three numbered events to the rule, then dies; records
+/// where each of its builds was told to resume.
+struct Numbered(Arc<std::sync::Mutex<Vec<Option<u64>>>>);
+
+struct NumberedSource(u64);
+
+impl SourceFactory for Numbered {
+    fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+        self.0.lock().unwrap().push(config.resume_after);
+        Ok(Box::new(NumberedSource(config.resume_after.unwrap_or(0))))
+    }
+}
+
+#[async_trait]
+impl Source for NumberedSource {
+    async fn run(
+        self: Box<Self>,
+        out: crate::connector::SourceOutput,
+        _: CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        for position in self.0 + 1..=self.0 + 3 {
+            let mut event = SourceEvent::map(crate::value::Map::new());
+            event.position = Some(position);
+            out.send_waiting(event).await.map_err(|e| ConnectorError::External(e.to_string()))?;
+        }
+        Err(ConnectorError::External("broker gone".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_source_restarted_inside_a_running_rule_goes_on_after_what_the_rule_has() {
+    let builds = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let connectors = Arc::new(ConnectorRegistry::new());
+    connectors.register_source("numbered", Arc::new(Numbered(Arc::clone(&builds))));
+    connectors.register_sink("log", Arc::new(NullSink));
+    let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
+    let stream = oort_sql::parse_stream_ddl(r#"CREATE STREAM s () WITH (TYPE="numbered", DATASOURCE="s")"#).unwrap();
+    let lookup = move |name: &str| (name == "s").then(|| stream.clone());
+    let restart = RestartStrategy { attempts: 2, delay_ms: 5, multiplier: 1.0, max_delay_ms: 5, jitter_factor: 0.0 };
+    let def = RuleDefinition {
+        id: "r".into(),
+        sql: "SELECT * FROM s".into(),
+        actions: vec![ActionDefinition { sink_type: "log".into(), props: Default::default() }],
+        options: RuleOptions { restart, ..Default::default() },
+    };
+    engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+    while engine.status("r").await.unwrap().state == RuleState::Running {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(*builds.lock().unwrap(), [None, Some(3), Some(6)]);
+}
+
 /// Plans and starts rule `id` over the stream `s (i BIGINT)` of source type
 /// `source`, with one action of sink type `sink`.
 async fn start(engine: &Engine, source: &str, id: &str, sql: &str, sink: &str) {

@@ -13,7 +13,7 @@ use crate::metrics::OperatorMetrics;
 pub(super) async fn supervise_source(
     source: Box<dyn crate::Source>,
     factory: Arc<dyn crate::SourceFactory>,
-    config: SourceConfig,
+    mut config: SourceConfig,
     tx: SourceOutput,
     shared: Arc<Shared>,
     metrics: Arc<OperatorMetrics>,
@@ -26,15 +26,21 @@ pub(super) async fn supervise_source(
         // The first run uses the source built at start; each restart builds a fresh one.
         let source = match next.take() {
             Some(source) => source,
-            None => match factory.build(&config) {
-                Ok(source) => source,
-                Err(e) => {
-                    metrics.record_exception(e.to_string());
-                    let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-                    *state = (RuleState::Failed, Some(e.to_string()), state.2);
-                    break;
+            None => {
+                // A source that replays goes on after what the rule already has.
+                if let Some(position) = tx.last_position() {
+                    config.resume_after = Some(position);
                 }
-            },
+                match factory.build(&config) {
+                    Ok(source) => source,
+                    Err(e) => {
+                        metrics.record_exception(e.to_string());
+                        let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                        *state = (RuleState::Failed, Some(e.to_string()), state.2);
+                        break;
+                    }
+                }
+            }
         };
         let result = source.run(tx.clone(), cancel.clone()).await;
         if cancel.is_cancelled() {
