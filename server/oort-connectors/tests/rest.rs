@@ -137,6 +137,17 @@ async fn one_json_array_per_result_by_default() {
 }
 
 #[tokio::test]
+async fn each_request_carries_the_rule_the_result_number_and_its_index_as_idempotency_key() {
+    let server = Server::start().await;
+    let mut sink = sink(json!({"url": server.url("/x"), "sendSingle": true}));
+    sink.collect_numbered(41, &rows()).await.unwrap();
+    sink.collect(&rows()[..1]).await.unwrap();
+    let keys: Vec<Option<String>> =
+        server.requests().iter().map(|r| r.header("idempotency-key").map(str::to_owned)).collect();
+    assert_eq!(keys, [Some("r:41:0".to_owned()), Some("r:41:1".to_owned()), None], "no number, no key");
+}
+
+#[tokio::test]
 async fn one_request_per_row_with_send_single() {
     let server = Server::start().await;
     let mut sink = sink(json!({"url": server.url("/x"), "method": "put", "sendSingle": true, "fields": ["t"]}));

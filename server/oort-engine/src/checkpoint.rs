@@ -43,6 +43,9 @@ pub struct Checkpoint {
     /// Each sink's mark ([`crate::Sink::flush`]), by action: where a sink
     /// that can take back what it delivered goes back to.
     pub sinks: Vec<Option<Vec<u8>>>,
+    /// How many results the rule emitted before it: the sequence number of
+    /// the next one ([`crate::Sink::collect_numbered`]).
+    pub results: u64,
 }
 
 /// Why a checkpoint could not be saved or read.
@@ -164,6 +167,7 @@ mod tests {
             position: Some(41),
             window: Some(vec![1, 2, 3]),
             sinks: vec![None, Some(vec![4])],
+            results: 12,
         }
     }
 

@@ -259,6 +259,15 @@ pub trait Sink: Send + 'static {
     /// Delivers one result: the rows a rule emitted at once (one row for a
     /// plain rule, a window's rows for a windowed rule).
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError>;
+    /// Delivers result number `sequence` of the rule: counted from its first
+    /// result, and, for a rule whose `qos` asks for at least once, the same
+    /// for a result replayed after a restart (a rule that emits the same
+    /// results for the same events): with the rule id, a key by which a
+    /// receiver can drop what it already has. By default, [`collect`](Self::collect).
+    async fn collect_numbered(&mut self, sequence: u64, rows: &[Map]) -> Result<(), ConnectorError> {
+        let _ = sequence;
+        self.collect(rows).await
+    }
     /// Makes every result collected so far durable where the sink can (a
     /// file synced to disk): called before a checkpoint counts them as
     /// delivered. A sink that can take back what it delivers after this point

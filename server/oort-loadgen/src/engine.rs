@@ -261,6 +261,7 @@ fn checkpoint_costs(rows: usize, keys: usize, dir: &std::path::Path) -> Result<C
         position: Some(rows as u64),
         window: Some(saved),
         sinks: vec![None],
+        results: 0,
     };
     let started = Instant::now();
     let bytes = store.save("costs", &checkpoint)?;

@@ -344,3 +344,58 @@ async fn an_mqtt_stream_replays_what_was_published_while_the_server_was_down() {
     let _oortd = launch().await;
     assert_eq!(wait_for(60).await, (0..60).collect());
 }
+
+/// An HTTP receiver that answers 503 while `down`, and records the
+/// `Idempotency-Key` and the `n` of every request it accepts.
+#[derive(Default)]
+struct Receiver {
+    down: std::sync::atomic::AtomicBool,
+    accepted: Mutex<Vec<(String, i64)>>,
+}
+
+async fn receive(
+    axum::extract::State(receiver): axum::extract::State<Arc<Receiver>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    if receiver.down.load(std::sync::atomic::Ordering::SeqCst) {
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let rows: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    for row in rows.as_array().cloned().unwrap_or_else(|| vec![rows.clone()]) {
+        receiver.accepted.lock().unwrap().push((key.clone(), row["n"].as_i64().unwrap()));
+    }
+    axum::http::StatusCode::OK
+}
+
+#[tokio::test]
+async fn a_replayed_result_keeps_its_idempotency_key() {
+    let receiver = Arc::new(Receiver::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/in", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(receive).with_state(Arc::clone(&receiver));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let post = with_qos(rule("post", "SELECT n FROM s", vec![action("rest", &[("url", &url)])]), 1, 50);
+    create(&oortd, r#"CREATE STREAM s (n BIGINT) WITH (DATASOURCE="s", TYPE="grpc")"#, post).await;
+    publish(&oortd, "s", (0..3).map(|n| vec![("n", n)]).collect()).await.unwrap();
+    checkpointed(&oortd, "post", 3).await;
+    // The receiver goes down: the next results wait, and the server dies with them.
+    receiver.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    publish(&oortd, "s", (3..6).map(|n| vec![("n", n)]).collect()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    oortd.kill9();
+    receiver.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let _oortd = Oortd::start(dir.path()).await;
+    for _ in 0..400 {
+        if receiver.accepted.lock().unwrap().iter().any(|(_, n)| *n == 5) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let accepted = receiver.accepted.lock().unwrap().clone();
+    let expected: Vec<(String, i64)> = (0..6).map(|n| (format!("post:{n}:0"), n)).collect();
+    assert_eq!(accepted, expected, "each result once, numbered on from before the kill");
+}

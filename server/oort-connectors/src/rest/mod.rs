@@ -26,6 +26,11 @@
 //! warning in the server log, as retrying could only fail again. Redirects
 //! are followed (up to 10). TLS uses rustls with the system's root certificates.
 //!
+//! Every request carries `Idempotency-Key: <rule id>:<result number>:<request
+//! of the result>` (the result number as [`oort_engine::Sink::collect_numbered`]
+//! gives it: for a rule at `qos` ≥ 1, the same when a restart replays the
+//! result), so that a receiver can drop what it already has.
+//!
 //! # Not supported yet
 //!
 //! `bodyType: "form"`, client certificates and custom CAs (`certificationPath`,
@@ -89,6 +94,10 @@ struct RestSink {
     encoder: SinkEncoder,
     /// How far the current result got, so that a retry sends only the rest.
     progress: Progress,
+    /// The rule's id, and the number of the result being sent: its requests'
+    /// `Idempotency-Key`.
+    rule_id: String,
+    sequence: Option<u64>,
 }
 
 /// The rest sink's own properties (module documentation); the common ones
@@ -253,12 +262,18 @@ fn build_sink(config: &SinkConfig, egress: &Arc<EgressPolicy>) -> Result<RestSin
         debug_resp: props.debug_resp,
         encoder,
         progress: Progress::default(),
+        rule_id: config.rule_id.clone(),
+        sequence: None,
     })
 }
 
 impl RestSink {
-    async fn send(&self, payload: &[u8]) -> Result<(), ConnectorError> {
+    /// Sends request `index` of the current result.
+    async fn send(&self, index: usize, payload: &[u8]) -> Result<(), ConnectorError> {
         let mut request = self.client.request(self.method.clone(), self.url.clone()).headers(self.headers.clone());
+        if let Some(sequence) = self.sequence {
+            request = request.header("idempotency-key", format!("{}:{sequence}:{index}", self.rule_id));
+        }
         if self.send_body {
             request = request.body(payload.to_vec());
         }
@@ -310,13 +325,20 @@ impl Sink for RestSink {
         // The engine retries a failed result until it succeeds: skip what already went out.
         let done = self.progress.start(&payloads);
         for (i, payload) in payloads.iter().enumerate().skip(done) {
-            if let Err(e) = self.send(payload).await {
+            if let Err(e) = self.send(i, payload).await {
                 self.progress.failed_at(i);
                 return Err(e);
             }
         }
         self.progress.done();
         Ok(())
+    }
+
+    async fn collect_numbered(&mut self, sequence: u64, rows: &[Map]) -> Result<(), ConnectorError> {
+        self.sequence = Some(sequence);
+        let sent = self.collect(rows).await;
+        self.sequence = None;
+        sent
     }
 }
 

@@ -112,6 +112,7 @@ impl Checkpointing {
                 position: positions.position(),
                 window: None,
                 sinks: Vec::new(),
+                results: 0,
             };
             if let Err(e) = store.save(&plan.rule_id, &first) {
                 status.last_error = Some(format!("the rule's first checkpoint could not be saved: {e}"));
@@ -195,6 +196,7 @@ impl Trigger {
             position: self.position,
             window: None,
             sinks: Vec::new(),
+            results: output.next_sequence,
         };
         permit.send(Taken { checkpoint, window, at });
         output.barrier(id).await;

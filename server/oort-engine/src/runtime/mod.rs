@@ -280,6 +280,8 @@ pub fn start(
         tasks.push(tokio::spawn(run_sink(sink, rx, acks, metrics, cancel.clone())));
     }
     let mut recovery = Recovery { window: None, trigger: None };
+    // Results are numbered on from the checkpoint's: a replayed one keeps its number.
+    let next_sequence = checkpointing.as_ref().and_then(|c| c.restored.as_ref()).map_or(0, |c| c.results);
     if let Some(Checkpointing { store, positions, restored, position }) = checkpointing {
         let (taken_tx, taken_rx) = mpsc::channel(1);
         let interval = Duration::from_millis(plan.options.checkpoint_interval_ms.max(1));
@@ -309,7 +311,7 @@ pub fn start(
         limits.window_bytes,
         tables,
         source_rx,
-        Output { sinks: sink_txs, tail: Arc::clone(&tail) },
+        Output { sinks: sink_txs, tail: Arc::clone(&tail), next_sequence },
         rule_metrics,
         recovery,
         cancel.clone(),

@@ -107,6 +107,8 @@ pub(super) async fn run_operators(
 pub(super) struct Output {
     pub(super) sinks: Vec<mpsc::Sender<ToSink>>,
     pub(super) tail: Arc<Tail>,
+    /// The sequence number of the next result ([`crate::Sink::collect_numbered`]).
+    pub(super) next_sequence: u64,
 }
 
 /// Sleeps until `at`, or forever when `None`.
@@ -127,7 +129,7 @@ async fn run_in_order(
     stages: Stages,
     mut window: Option<WindowOperator>,
     mut rx: mpsc::Receiver<SourceEvent>,
-    output: Output,
+    mut output: Output,
     mut checkpoints: Option<Trigger>,
     cancel: CancellationToken,
 ) {
@@ -174,7 +176,7 @@ async fn run_in_order(
 async fn run_pipelined(
     stages: Arc<Stages>,
     mut rx: mpsc::Receiver<SourceEvent>,
-    output: Output,
+    mut output: Output,
     mut checkpoints: Option<Trigger>,
     cancel: CancellationToken,
 ) {
@@ -245,14 +247,16 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 impl Output {
     /// Hands results to the live tail and to every sink. A full sink buffer
     /// holds the rule back: backpressure, not loss.
-    async fn emit(&self, results: Vec<Vec<Map>>) {
+    async fn emit(&mut self, results: Vec<Vec<Map>>) {
         if results.is_empty() {
             return;
         }
+        let first = self.next_sequence;
+        self.next_sequence += results.len() as u64;
         let results = Arc::new(results);
         self.tail.send(&results);
         for sink in &self.sinks {
-            let _ = sink.send(ToSink::Results(Arc::clone(&results))).await;
+            let _ = sink.send(ToSink::Results(first, Arc::clone(&results))).await;
         }
     }
 

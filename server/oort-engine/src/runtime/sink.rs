@@ -12,8 +12,8 @@ use crate::value::Map;
 
 /// What goes down a sink's queue: results, and the markers of checkpoints.
 pub(super) enum ToSink {
-    /// Results to deliver.
-    Results(Results),
+    /// Results to deliver, the first of them with this sequence number.
+    Results(u64, Results),
     /// Checkpoint `id` was taken after the results before this: acknowledged
     /// once they are all delivered.
     Barrier(u64),
@@ -51,10 +51,10 @@ pub(super) async fn run_sink(
     };
     let mut opened = false;
     loop {
-        let results = tokio::select! {
+        let (first, results) = tokio::select! {
             () = cancel.cancelled() => break,
             item = rx.recv() => match item {
-                Some(ToSink::Results(results)) => results,
+                Some(ToSink::Results(first, results)) => (first, results),
                 Some(ToSink::Barrier(id)) => {
                     // Everything before the marker is delivered: made durable, it is acknowledged.
                     let mut attempt = 0;
@@ -81,9 +81,9 @@ pub(super) async fn run_sink(
         metrics.set_buffer_length(rx.len() as u64);
         let started = Instant::now();
         let deliver_all = async {
-            for rows in results.iter() {
+            for (sequence, rows) in (first..).zip(results.iter()) {
                 let mut attempt = 0;
-                while let Err(e) = deliver(sink.as_mut(), &mut opened, rows).await {
+                while let Err(e) = deliver(sink.as_mut(), &mut opened, sequence, rows).await {
                     metrics.record_exception(e.to_string());
                     tokio::time::sleep(RETRY.delay(attempt)).await;
                     attempt += 1;
@@ -116,11 +116,16 @@ async fn flush(sink: &mut dyn crate::Sink, opened: &mut bool) -> Result<Option<V
     sink.flush().await
 }
 
-/// Opens the sink if it is not open yet, then hands it the rows.
-async fn deliver(sink: &mut dyn crate::Sink, opened: &mut bool, rows: &[Map]) -> Result<(), crate::ConnectorError> {
+/// Opens the sink if it is not open yet, then hands it result `sequence`.
+async fn deliver(
+    sink: &mut dyn crate::Sink,
+    opened: &mut bool,
+    sequence: u64,
+    rows: &[Map],
+) -> Result<(), crate::ConnectorError> {
     if !*opened {
         sink.open().await?;
         *opened = true;
     }
-    sink.collect(rows).await
+    sink.collect_numbered(sequence, rows).await
 }
