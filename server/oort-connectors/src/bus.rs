@@ -249,6 +249,7 @@ impl BusSource {
                 if out.send_waiting(event).await.is_err() {
                     return Ok(None);
                 }
+                out.record_replayed(1);
             }
             after = last;
         }

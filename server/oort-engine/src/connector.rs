@@ -94,6 +94,9 @@ pub struct SourceOutput {
     /// The greatest position handed to the rule (0: none yet), shared by the
     /// clones: a source restarted inside a running rule resumes after it.
     last_position: Arc<AtomicU64>,
+    /// Events the source replayed since the rule started (what its
+    /// checkpoint did not cover), for the rule's status.
+    replayed: Arc<AtomicU64>,
 }
 
 /// The rule stopped reading: its source should return.
@@ -105,14 +108,21 @@ impl SourceOutput {
     /// An output into `tx` that does what `when_full` says when `tx` is full,
     /// counting drops in `metrics`.
     pub fn new(tx: mpsc::Sender<SourceEvent>, when_full: BufferFull, metrics: Arc<OperatorMetrics>) -> Self {
-        Self { tx, when_full, metrics: Some(metrics), last_position: Arc::default() }
+        Self { tx, when_full, metrics: Some(metrics), last_position: Arc::default(), replayed: Arc::default() }
     }
 
     /// A buffer of `capacity` events that always waits for room, and its
     /// reading end: for table loaders and tests.
     pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<SourceEvent>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (Self { tx, when_full: BufferFull::Block, metrics: None, last_position: Arc::default() }, rx)
+        let output = Self {
+            tx,
+            when_full: BufferFull::Block,
+            metrics: None,
+            last_position: Arc::default(),
+            replayed: Arc::default(),
+        };
+        (output, rx)
     }
 
     /// Hands an event pushed from outside (a broker, a publisher, a plugin) to
@@ -151,6 +161,18 @@ impl SourceOutput {
         if let Some(position) = position {
             self.last_position.fetch_max(position, Ordering::Relaxed);
         }
+    }
+
+    /// Counts events handed to the rule again after a restart (a journal's
+    /// replay), shown in the rule's status.
+    pub fn record_replayed(&self, events: u64) {
+        self.replayed.fetch_add(events, Ordering::Relaxed);
+    }
+
+    /// The count of events replayed ([`record_replayed`](Self::record_replayed)),
+    /// to read without keeping the rule's input open.
+    pub fn replay_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.replayed)
     }
 
     /// The greatest position handed to the rule so far, if any.

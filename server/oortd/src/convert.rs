@@ -110,6 +110,7 @@ pub fn checkpoints_to_proto(status: &oort_engine::runtime::CheckpointStatus) -> 
         restored: status.restored.as_ref().map(checkpoint),
         failures_total: status.failures,
         last_error: status.last_error.clone().unwrap_or_default(),
+        replayed_events: status.replayed,
     }
 }
 

@@ -85,6 +85,16 @@ async fn an_open_window_survives_kill_9() {
     assert!(restored.enabled);
     let from = restored.restored.expect("restarted from its checkpoint");
     assert!(from.source_position >= 5, "{from:?}");
+    // The journal replays what the checkpoint lacks, and the status counts it.
+    let mut replayed = restored.replayed_events;
+    for _ in 0..200 {
+        if replayed == 10 - from.source_position {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        replayed = status(&oortd, "win").await.checkpoints.unwrap().replayed_events;
+    }
+    assert_eq!(replayed, 10 - from.source_position);
     let mut results = oortd
         .rules()
         .await

@@ -306,7 +306,7 @@ fn checkpoints_text(checkpoints: &oort_proto::v1::Checkpoints) -> String {
     let mut parts =
         vec![checkpoints.last.as_ref().map_or_else(|| "none saved yet".to_owned(), |c| format!("last {}", one(c)))];
     if let Some(restored) = &checkpoints.restored {
-        parts.push(format!("restarted from {}", one(restored)));
+        parts.push(format!("restarted from {}, {} events replayed", one(restored), checkpoints.replayed_events));
     }
     if checkpoints.failures_total > 0 {
         parts.push(format!("{} failed", checkpoints.failures_total));

@@ -50,6 +50,10 @@ pub struct CheckpointStatus {
     pub last_error: Option<String>,
     /// Checkpoints that could not be saved.
     pub failures: u64,
+    /// Events the source replayed since the rule started, what its
+    /// checkpoint did not cover (a journal's; a broker's redelivery and a
+    /// file read again are not counted).
+    pub replayed: u64,
 }
 
 /// Where a rule keeps its checkpoints and what it restarts from.

@@ -107,6 +107,8 @@ struct Shared {
     start_time_ms: i64,
     delivery: Delivery,
     checkpoints: Arc<Mutex<CheckpointStatus>>,
+    /// Events the source replayed ([`SourceOutput::record_replayed`]).
+    replayed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A running rule, owned by the engine.
@@ -131,7 +133,10 @@ impl RunningRule {
             operators: self.shared.operators.iter().map(|m| m.snapshot()).collect(),
             tail_missed: self.tail.missed.load(Ordering::Relaxed),
             delivery: self.shared.delivery.clone(),
-            checkpoints: self.shared.checkpoints.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            checkpoints: CheckpointStatus {
+                replayed: self.shared.replayed.load(Ordering::Relaxed),
+                ..self.shared.checkpoints.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            },
         }
     }
 
@@ -257,17 +262,17 @@ pub fn start(
     let rule_metrics = RuleMetrics::new(&counters);
     let sink_metrics: Vec<Arc<OperatorMetrics>> =
         (0..plan.actions.len()).map(|i| counters.stage(Stage::Sink(i))).collect();
+    let buffer = plan.options.buffer_length.max(1);
+    let (source_tx, source_rx) = mpsc::channel(buffer);
+    let source_tx = SourceOutput::new(source_tx, plan.options.buffer_full, Arc::clone(&source_metrics));
     let shared = Arc::new(Shared {
         operators: counters.all(),
         state: Mutex::new((RuleState::Running, None, 0)),
         start_time_ms: now_ms(),
         delivery,
         checkpoints: Arc::new(Mutex::new(checkpoint_status)),
+        replayed: source_tx.replay_counter(),
     });
-
-    let buffer = plan.options.buffer_length.max(1);
-    let (source_tx, source_rx) = mpsc::channel(buffer);
-    let source_tx = SourceOutput::new(source_tx, plan.options.buffer_full, Arc::clone(&source_metrics));
     let tail = Arc::new(Tail::new(limits.tail_bytes));
 
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();

@@ -1666,9 +1666,13 @@ type Checkpoints struct {
 	FailuresTotal uint64 `protobuf:"varint,4,opt,name=failures_total,json=failuresTotal,proto3" json:"failures_total,omitempty"`
 	// Why the last checkpoint was not saved, or the rule's last checkpoint was
 	// not restored; empty if neither happened.
-	LastError     string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastError string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// Events the rule's source replayed since the rule started, what its last
+	// checkpoint did not cover (a journal's replay; a broker's redelivery and a
+	// file read again are not counted).
+	ReplayedEvents uint64 `protobuf:"varint,6,opt,name=replayed_events,json=replayedEvents,proto3" json:"replayed_events,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Checkpoints) Reset() {
@@ -1734,6 +1738,13 @@ func (x *Checkpoints) GetLastError() string {
 		return x.LastError
 	}
 	return ""
+}
+
+func (x *Checkpoints) GetReplayedEvents() uint64 {
+	if x != nil {
+		return x.ReplayedEvents
+	}
+	return 0
 }
 
 // One saved checkpoint.
@@ -2291,14 +2302,15 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x11tail_missed_total\x18\b \x01(\x04R\x0ftailMissedTotal\x12-\n" +
 	"\bdelivery\x18\t \x01(\v2\x11.oort.v1.DeliveryR\bdelivery\x126\n" +
 	"\vcheckpoints\x18\n" +
-	" \x01(\v2\x14.oort.v1.CheckpointsR\vcheckpoints\"\xc7\x01\n" +
+	" \x01(\v2\x14.oort.v1.CheckpointsR\vcheckpoints\"\xf0\x01\n" +
 	"\vCheckpoints\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12'\n" +
 	"\x04last\x18\x02 \x01(\v2\x13.oort.v1.CheckpointR\x04last\x12/\n" +
 	"\brestored\x18\x03 \x01(\v2\x13.oort.v1.CheckpointR\brestored\x12%\n" +
 	"\x0efailures_total\x18\x04 \x01(\x04R\rfailuresTotal\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x05 \x01(\tR\tlastError\"\xc0\x01\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\x12'\n" +
+	"\x0freplayed_events\x18\x06 \x01(\x04R\x0ereplayedEvents\"\xc0\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x129\n" +

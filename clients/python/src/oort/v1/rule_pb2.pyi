@@ -892,6 +892,7 @@ class Checkpoints(_message.Message):
     RESTORED_FIELD_NUMBER: _builtins.int
     FAILURES_TOTAL_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
+    REPLAYED_EVENTS_FIELD_NUMBER: _builtins.int
     enabled: _builtins.bool
     """Whether the rule takes checkpoints (its qos asks for at least once, and
     its source can replay).
@@ -901,6 +902,11 @@ class Checkpoints(_message.Message):
     last_error: _builtins.str
     """Why the last checkpoint was not saved, or the rule's last checkpoint was
     not restored; empty if neither happened.
+    """
+    replayed_events: _builtins.int
+    """Events the rule's source replayed since the rule started, what its last
+    checkpoint did not cover (a journal's replay; a broker's redelivery and a
+    file read again are not counted).
     """
     @_builtins.property
     def last(self) -> Global___Checkpoint:
@@ -920,10 +926,11 @@ class Checkpoints(_message.Message):
         restored: Global___Checkpoint | None = ...,
         failures_total: _builtins.int = ...,
         last_error: _builtins.str = ...,
+        replayed_events: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last", b"last", "restored", b"restored"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "failures_total", b"failures_total", "last", b"last", "last_error", b"last_error", "restored", b"restored"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "failures_total", b"failures_total", "last", b"last", "last_error", b"last_error", "replayed_events", b"replayed_events", "restored", b"restored"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
