@@ -89,6 +89,12 @@ impl Drop for Subscription {
 }
 
 impl TopicBus {
+    /// Deletes `topic`'s journal from disk, if this bus keeps journals and no
+    /// rule holds it (its stream was deleted).
+    pub fn forget_journal(&self, topic: &str) -> std::io::Result<bool> {
+        self.journals.as_ref().map_or(Ok(false), |journals| journals.forget(topic))
+    }
+
     /// A bus that journals the topics that rules with qos >= 1 read.
     pub fn journaled(journals: Journals) -> Self {
         Self { topics: Mutex::default(), journals: Some(Arc::new(journals)) }

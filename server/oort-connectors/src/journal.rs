@@ -108,6 +108,20 @@ impl Journals {
         Ok(JournalHold { journals: Arc::clone(self), journal, topic: topic.to_owned(), rule: rule.to_owned() })
     }
 
+    /// Deletes `topic`'s journal from disk (its stream was deleted), unless a
+    /// rule holds it. Returns whether there was one to delete.
+    pub fn forget(&self, topic: &str) -> std::io::Result<bool> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.contains_key(topic) {
+            return Ok(false);
+        }
+        match fs::remove_dir_all(self.dir.join(hex(topic))) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn let_go(&self, topic: &str, rule: &str) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(journal) = held.get(topic)

@@ -319,7 +319,8 @@ impl Node {
             .add_service(reflection_v1alpha)
             .add_service(bounded!(StreamServiceServer::new(StreamApi::new(
                 handle.clone(),
-                Arc::clone(engine.connectors())
+                Arc::clone(engine.connectors()),
+                buses.clone(),
             ))))
             .add_service(bounded!(RuleServiceServer::new(rule_api)))
             .add_service(bounded!(PluginServiceServer::new(plugin_api)))

@@ -409,3 +409,19 @@ async fn a_replayed_result_keeps_its_idempotency_key() {
     let expected: Vec<(String, i64)> = (0..6).map(|n| (format!("post:{n}:0"), n)).collect();
     assert_eq!(accepted, expected, "each result once, numbered on from before the kill");
 }
+
+#[tokio::test]
+async fn deleting_a_stream_deletes_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let keep = with_qos(rule("keep", "SELECT n FROM s", vec![action("log", &[])]), 1, 50);
+    create(&oortd, r#"CREATE STREAM s (n BIGINT) WITH (DATASOURCE="s", TYPE="grpc")"#, keep).await;
+    publish(&oortd, "s", vec![vec![("n", 1)]]).await.unwrap();
+    let journals = dir.path().join("journals/grpc");
+    assert_eq!(std::fs::read_dir(&journals).unwrap().count(), 1, "the stream is journaled");
+    let request = oort_proto::v1::DeleteRuleRequest { id: "keep".into() };
+    oortd.rules().await.delete_rule(request).await.unwrap();
+    let request = oort_proto::v1::DeleteStreamRequest { name: "s".into() };
+    oortd.streams().await.delete_stream(request).await.unwrap();
+    assert_eq!(std::fs::read_dir(&journals).unwrap().count(), 0, "its journal went with it");
+}

@@ -109,3 +109,16 @@ fn a_hold_ahead_of_a_lost_journal_keeps_positions_unique() {
     let appended = hold.journal().append(vec![event(1)]).unwrap();
     assert_eq!(appended[0].position, Some(42));
 }
+
+#[tokio::test]
+async fn the_journal_of_a_deleted_stream_is_forgotten_unless_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let journals = Arc::new(Journals::new(dir.path(), 1 << 20));
+    let hold = journals.hold("s", "r", None).unwrap();
+    hold.journal().append(vec![event(1)]).unwrap();
+    assert!(!journals.forget("s").unwrap(), "a held journal stays");
+    drop(hold);
+    assert!(journals.forget("s").unwrap());
+    assert!(!dir.path().join(hex("s")).exists());
+    assert!(!journals.forget("s").unwrap(), "nothing left to forget");
+}

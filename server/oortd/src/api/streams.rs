@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
 
+use oort_connectors::Buses;
 use oort_engine::{ConnectorError, ConnectorRegistry};
 
 use super::{CatalogHandle, now};
@@ -20,12 +21,28 @@ use crate::error::{ApiError, ApiResult};
 pub struct StreamApi {
     catalog: CatalogHandle,
     connectors: Arc<ConnectorRegistry>,
+    /// Whose journals a deleted stream's are.
+    buses: Buses,
 }
 
 impl StreamApi {
-    /// A service over `catalog`, whose definitions `connectors` validate.
-    pub fn new(catalog: CatalogHandle, connectors: Arc<ConnectorRegistry>) -> Self {
-        Self { catalog, connectors }
+    /// A service over `catalog`, whose definitions `connectors` validate;
+    /// deleting a stream deletes its journal from `buses`.
+    pub fn new(catalog: CatalogHandle, connectors: Arc<ConnectorRegistry>, buses: Buses) -> Self {
+        Self { catalog, connectors, buses }
+    }
+
+    /// Deletes the journal a deleted stream left on disk, if any.
+    fn forget_journal(&self, stream: &Stream) {
+        let option = |key: &str| stream.options.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v);
+        let forgotten = match option("TYPE").map(|t| t.to_ascii_lowercase()).as_deref() {
+            Some("grpc") => self.buses.grpc.forget_journal(&stream.name),
+            Some("httppush") => option("DATASOURCE").map_or(Ok(false), |path| self.buses.http.forget_journal(path)),
+            _ => Ok(false),
+        };
+        if let Err(e) = forgotten {
+            tracing::warn!(stream = %stream.name, error = %e, "the journal of a deleted stream could not be deleted");
+        }
     }
 
     /// Parses DDL into the stored form of a stream; its source checks its
@@ -115,7 +132,10 @@ impl StreamService for StreamApi {
     ) -> Result<Response<DeleteStreamResponse>, Status> {
         let name = request.into_inner().name;
         let deleted = name.clone();
+        let stream = self.catalog.call(move |c| c.get_stream(&deleted)).await?;
+        let deleted = name.clone();
         self.catalog.call(move |c| c.delete_stream(&deleted)).await?;
+        self.forget_journal(&stream);
         tracing::info!(stream = %name, "stream deleted");
         Ok(Response::new(DeleteStreamResponse {}))
     }
