@@ -7,16 +7,15 @@
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use oort_engine::json::{JsonValue, value_to_json};
 use oort_engine::{
-    ConnectorError, ConnectorOption, Map, OptionKind, Payload, Source, SourceConfig, SourceEvent, SourceFactory,
-    SourceOutput, Value,
+    ConnectorError, ConnectorOption, Map, Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput,
+    Value,
 };
 use oort_policy::{FileRoots, PathError, PathUse};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -36,87 +35,8 @@ const READ_BATCH: usize = 256;
 /// Builds `file` sources, whose paths must lie inside the file roots.
 pub struct FileSourceFactory(pub Arc<FileRoots>);
 
-/// How the file's content is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    /// A JSON array, a JSON object, or JSON lines.
-    Json,
-    /// CSV with a header line, cells separated by this byte.
-    Csv(u8),
-}
-
-/// A file source's configuration, from the stream's options.
-#[derive(Debug, Clone, PartialEq)]
-struct FileSourceConfig {
-    /// The file or directory to read: resolved inside the file roots.
-    path: PathBuf,
-    /// `FORMAT` (and `DELIMITER` for CSV).
-    format: Format,
-    /// `INTERVAL`: time between two reads; `None` reads once.
-    interval: Option<Duration>,
-    /// `SEND_INTERVAL`: time between two events; `None` sends at once.
-    send_interval: Option<Duration>,
-    /// `IGNORE_START_LINES`: non-blank lines skipped at the start.
-    ignore_start_lines: usize,
-    /// `IGNORE_END_LINES`: non-blank lines skipped at the end.
-    ignore_end_lines: usize,
-}
-
-impl FileSourceConfig {
-    fn from_source_config(config: &SourceConfig, roots: &FileRoots) -> Result<Self, ConnectorError> {
-        if config.datasource.is_empty() {
-            return Err(ConnectorError::Config("a file stream needs DATASOURCE, the path of the file to read".into()));
-        }
-        let option = |key: &str| config.options.get(key).map(String::as_str).filter(|v| !v.is_empty());
-        let mut path = PathBuf::from(&config.datasource);
-        if path.is_relative()
-            && let Some(base) = option("FILE_BASE")
-        {
-            path = Path::new(base).join(path);
-        }
-        let path = roots.resolve(&path.to_string_lossy(), PathUse::ReadFileOrDirectory).map_err(|e| {
-            let key = if option("FILE_BASE").is_some() { "FILE_BASE" } else { "DATASOURCE" };
-            ConnectorError::Option { key: key.into(), message: format!("file stream {key}: {e}") }
-        })?;
-        let format = match option("FORMAT").map(str::to_ascii_lowercase).as_deref() {
-            None | Some("json") => Format::Json,
-            Some("csv" | "delimited") => Format::Csv(match option("DELIMITER") {
-                Some(d) => super::delimiter(d, "DELIMITER")?,
-                None => b',',
-            }),
-            Some(other) => {
-                let message = format!("a file stream reads FORMAT \"json\" or \"csv\", not \"{other}\"");
-                return Err(ConnectorError::Option { key: "FORMAT".into(), message });
-            }
-        };
-        let number = |key: &str| -> Result<u64, ConnectorError> {
-            match option(key) {
-                None => Ok(0),
-                Some(text) => text.trim().parse::<u64>().map_err(|_| ConnectorError::Option {
-                    key: key.into(),
-                    message: format!("{key} must be a non-negative integer, got {text:?}"),
-                }),
-            }
-        };
-        let millis = |key: &str| number(key).map(|ms| (ms > 0).then(|| Duration::from_millis(ms)));
-        let lines = |key: &str| {
-            number(key).and_then(|n| {
-                usize::try_from(n).map_err(|_| ConnectorError::Option {
-                    key: key.into(),
-                    message: format!("{key} is too large: {n}"),
-                })
-            })
-        };
-        Ok(Self {
-            path,
-            format,
-            interval: millis("INTERVAL")?,
-            send_interval: millis("SEND_INTERVAL")?,
-            ignore_start_lines: lines("IGNORE_START_LINES")?,
-            ignore_end_lines: lines("IGNORE_END_LINES")?,
-        })
-    }
-}
+mod options;
+use options::{FileSourceConfig, Format, OPTIONS};
 
 struct FileSource {
     config: FileSourceConfig,
@@ -145,40 +65,6 @@ impl oort_engine::SourcePositions for ReadOnce {
         Some(self.after)
     }
 }
-
-/// The options of a `file` stream (module documentation).
-const OPTIONS: &[ConnectorOption] = &[
-    ConnectorOption {
-        key: "FILE_BASE",
-        kind: OptionKind::Text,
-        default: "",
-        description: "Base directory of a relative DATASOURCE; default <data_dir>/files.",
-    },
-    ConnectorOption {
-        key: "INTERVAL",
-        kind: OptionKind::Millis,
-        default: "0",
-        description: "Milliseconds between two reads of the file; 0 reads it once.",
-    },
-    ConnectorOption {
-        key: "SEND_INTERVAL",
-        kind: OptionKind::Millis,
-        default: "0",
-        description: "Milliseconds between two events.",
-    },
-    ConnectorOption {
-        key: "IGNORE_START_LINES",
-        kind: OptionKind::Count,
-        default: "0",
-        description: "Lines skipped at the start (blank lines not counted).",
-    },
-    ConnectorOption {
-        key: "IGNORE_END_LINES",
-        kind: OptionKind::Count,
-        default: "0",
-        description: "Lines skipped at the end (blank lines not counted).",
-    },
-];
 
 impl SourceFactory for FileSourceFactory {
     fn options(&self) -> Option<Vec<ConnectorOption>> {

@@ -1,5 +1,7 @@
 //! Tests of the parent module.
 
+use std::time::Duration;
+
 use super::*;
 
 fn options(pairs: &[(&str, &str)]) -> SourceConfig {
