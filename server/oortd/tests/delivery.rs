@@ -228,19 +228,22 @@ async fn exactly_once_into_a_file_writes_each_result_once_through_ten_kill_9() {
     assert!(acknowledged.is_subset(&once));
 }
 
+/// Starts oortd over `data_dir` with `broker` as the server's MQTT broker.
+async fn launch_with_broker(data_dir: &std::path::Path, broker: &str) -> Oortd {
+    let mut command = Oortd::command();
+    command
+        .args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--data-dir"])
+        .arg(data_dir)
+        .env("OORT_MQTT_SERVER", broker);
+    Oortd::launch(command, data_dir).await
+}
+
 #[tokio::test]
 async fn results_for_a_broker_down_at_a_kill_arrive_once_it_is_up() {
     let mut broker = oort_connectors::testing::Broker::not_started();
     let dir = tempfile::tempdir().unwrap();
     let url = broker.url();
-    let launch = || {
-        let mut command = Oortd::command();
-        command
-            .args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--data-dir"])
-            .arg(dir.path())
-            .env("OORT_MQTT_SERVER", &url);
-        Oortd::launch(command, dir.path())
-    };
+    let launch = || launch_with_broker(dir.path(), &url);
     let oortd = launch().await;
     let out = with_qos(rule("out", "SELECT n FROM s", vec![action("mqtt", &[("topic", "results")])]), 1, 50);
     create(&oortd, r#"CREATE STREAM s (n BIGINT) WITH (DATASOURCE="s", TYPE="grpc")"#, out).await;
@@ -304,14 +307,7 @@ async fn an_mqtt_stream_replays_what_was_published_while_the_server_was_down() {
     let broker = oort_connectors::testing::Broker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let url = broker.url();
-    let launch = || {
-        let mut command = Oortd::command();
-        command
-            .args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--data-dir"])
-            .arg(dir.path())
-            .env("OORT_MQTT_SERVER", &url);
-        Oortd::launch(command, dir.path())
-    };
+    let launch = || launch_with_broker(dir.path(), &url);
     let oortd = launch().await;
     let copy = with_qos(rule("copy", "SELECT n FROM m", vec![action("file", &[("path", "out.jsonl")])]), 1, 50);
     create(&oortd, r#"CREATE STREAM m (n BIGINT) WITH (DATASOURCE="in/#", TYPE="mqtt")"#, copy).await;

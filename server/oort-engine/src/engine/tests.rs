@@ -34,16 +34,15 @@ impl Source for DyingSource {
     }
 }
 
-#[tokio::test]
-async fn a_dying_source_is_restarted_per_the_strategy_then_the_rule_fails() {
-    let builds = Arc::new(AtomicU32::new(0));
+/// An engine running rule `r`, `SELECT * FROM s` into a sink that drops,
+/// over a stream of `source`, restarted per `restart`.
+async fn start_restarting(source: Arc<dyn SourceFactory>, restart: RestartStrategy) -> Engine {
     let connectors = Arc::new(ConnectorRegistry::new());
-    connectors.register_source("dying", Arc::new(Dying(Arc::clone(&builds))));
+    connectors.register_source("test", source);
     connectors.register_sink("log", Arc::new(NullSink));
     let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
-    let stream = oort_sql::parse_stream_ddl(r#"CREATE STREAM s () WITH (TYPE="dying", DATASOURCE="s")"#).unwrap();
+    let stream = oort_sql::parse_stream_ddl(r#"CREATE STREAM s () WITH (TYPE="test", DATASOURCE="s")"#).unwrap();
     let lookup = move |name: &str| (name == "s").then(|| stream.clone());
-    let restart = RestartStrategy { attempts: 2, delay_ms: 5, multiplier: 2.0, max_delay_ms: 50, jitter_factor: 0.0 };
     let def = RuleDefinition {
         id: "r".into(),
         sql: "SELECT * FROM s".into(),
@@ -51,6 +50,14 @@ async fn a_dying_source_is_restarted_per_the_strategy_then_the_rule_fails() {
         options: RuleOptions { restart, ..Default::default() },
     };
     engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+    engine
+}
+
+#[tokio::test]
+async fn a_dying_source_is_restarted_per_the_strategy_then_the_rule_fails() {
+    let builds = Arc::new(AtomicU32::new(0));
+    let restart = RestartStrategy { attempts: 2, delay_ms: 5, multiplier: 2.0, max_delay_ms: 50, jitter_factor: 0.0 };
+    let engine = start_restarting(Arc::new(Dying(Arc::clone(&builds))), restart).await;
     let status = loop {
         let status = engine.status("r").await.unwrap();
         if status.state != RuleState::Running {
@@ -97,20 +104,8 @@ impl Source for NumberedSource {
 #[tokio::test]
 async fn a_source_restarted_inside_a_running_rule_goes_on_after_what_the_rule_has() {
     let builds = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let connectors = Arc::new(ConnectorRegistry::new());
-    connectors.register_source("numbered", Arc::new(Numbered(Arc::clone(&builds))));
-    connectors.register_sink("log", Arc::new(NullSink));
-    let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
-    let stream = oort_sql::parse_stream_ddl(r#"CREATE STREAM s () WITH (TYPE="numbered", DATASOURCE="s")"#).unwrap();
-    let lookup = move |name: &str| (name == "s").then(|| stream.clone());
     let restart = RestartStrategy { attempts: 2, delay_ms: 5, multiplier: 1.0, max_delay_ms: 5, jitter_factor: 0.0 };
-    let def = RuleDefinition {
-        id: "r".into(),
-        sql: "SELECT * FROM s".into(),
-        actions: vec![ActionDefinition { sink_type: "log".into(), props: Default::default() }],
-        options: RuleOptions { restart, ..Default::default() },
-    };
-    engine.start(engine.plan(&def, &lookup).unwrap()).await.unwrap();
+    let engine = start_restarting(Arc::new(Numbered(Arc::clone(&builds))), restart).await;
     while engine.status("r").await.unwrap().state == RuleState::Running {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
