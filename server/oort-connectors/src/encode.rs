@@ -54,11 +54,10 @@
 //!
 //! `format` values `protobuf`, `delimited` and `custom`, `schemaId`,
 //! `compression` and `encryption` are rejected as configuration errors rather
-//! than ignored, and so is eKuiper's sink cache (`enableCache: true`; its other
-//! properties mean nothing without it, as in eKuiper): a rule with `qos` 1 or 2
-//! on a journaled stream keeps what its sinks have not delivered through
-//! crashes instead (`docs/delivery.md`). eKuiper's Go template functions (sprig) have no equivalent
-//! beyond minijinja's built-ins.
+//! than ignored. eKuiper's Go template functions (sprig) have no equivalent
+//! beyond minijinja's built-ins. The sink cache's properties (`enableCache`
+//! and the others) are the engine's, for every sink
+//! ([`oort_engine::sink_cache`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -168,14 +167,6 @@ impl SinkEncoder {
             if props.get(key).is_some_and(|v| !v.is_null() && v.as_str() != Some("")) {
                 return Err(ConnectorError::Config(format!("the sink property `{key}` is not supported yet")));
             }
-        }
-        let truthy = |v: &serde_json::Value| v.as_bool() == Some(true) || v.as_str() == Some("true");
-        if props.get("enableCache").is_some_and(truthy) {
-            return Err(ConnectorError::Config(
-                "the sink property `enableCache` is not supported yet: a rule with qos 1 or 2 on a grpc or httppush \
-                 stream keeps the results its sinks have not delivered through crashes (docs/delivery.md)"
-                    .into(),
-            ));
         }
         let props: EncoderProps = props_subset(props, &keys(COMMON_OPTIONS))?;
 

@@ -17,9 +17,10 @@
 //! own, replaced atomically (written beside it, synced, renamed).
 
 use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 
+use crate::durable::{self, ReadError};
 use crate::plan::RulePlan;
 
 /// The first bytes of a checkpoint file: the format and its version.
@@ -83,6 +84,12 @@ pub fn fingerprint(plan: &RulePlan) -> u32 {
     hasher.finalize()
 }
 
+/// A rule's id as a file name. Rule ids are checked by the API, but they come
+/// from clients: hex keeps every id a plain name inside its directory.
+pub(crate) fn file_name(rule_id: &str) -> String {
+    rule_id.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The last checkpoint of every rule, a file each in one directory.
 #[derive(Debug)]
 pub struct CheckpointStore {
@@ -97,28 +104,22 @@ impl CheckpointStore {
         Ok(Self { dir })
     }
 
-    /// The file of a rule. Rule ids are checked by the API, but they come
-    /// from clients: hex keeps every id a plain name inside the directory.
+    /// The file of a rule.
     fn path(&self, rule_id: &str) -> PathBuf {
-        let name: String = rule_id.bytes().map(|b| format!("{b:02x}")).collect();
-        self.dir.join(format!("{name}.ckpt"))
+        self.dir.join(format!("{}.ckpt", file_name(rule_id)))
     }
 
     /// The last checkpoint saved for a rule, if any.
     pub fn load(&self, rule_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
         let path = self.path(rule_id);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let unreadable = |reason: String| CheckpointError::Unreadable { path: path.clone(), reason };
+        let body = match durable::read(&path, MAGIC) {
+            Ok(Some(body)) => body,
+            Ok(None) => return Ok(None),
+            Err(ReadError::Io(e)) => return Err(e.into()),
+            Err(e @ ReadError::Damaged(_)) => return Err(unreadable(e.to_string())),
         };
-        let unreadable = |reason: &str| CheckpointError::Unreadable { path: path.clone(), reason: reason.to_owned() };
-        let body = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| unreadable("not an Oort checkpoint"))?;
-        let (crc, body) = body.split_first_chunk::<4>().ok_or_else(|| unreadable("truncated"))?;
-        if u32::from_le_bytes(*crc) != crc32fast::hash(body) {
-            return Err(unreadable("its checksum does not match"));
-        }
-        postcard::from_bytes(body).map(Some).map_err(|e| unreadable(&e.to_string()))
+        postcard::from_bytes(&body).map(Some).map_err(|e| unreadable(e.to_string()))
     }
 
     /// Replaces a rule's checkpoint, durably: once this returns, a crash
@@ -129,30 +130,15 @@ impl CheckpointStore {
             path: self.path(rule_id),
             reason: format!("cannot be encoded: {e}"),
         })?;
-        let path = self.path(rule_id);
-        let partial = path.with_extension("ckpt.partial");
-        let mut file = fs::File::create(&partial)?;
-        file.write_all(MAGIC)?;
-        file.write_all(&crc32fast::hash(&body).to_le_bytes())?;
-        file.write_all(&body)?;
-        file.sync_data()?;
-        fs::rename(&partial, &path)?;
-        sync_dir(&self.dir)?;
-        Ok(MAGIC.len() + 4 + body.len())
+        let size = durable::write(&self.path(rule_id), MAGIC, &body)?;
+        durable::sync_dir(&self.dir)?;
+        Ok(size)
     }
 
     /// Forgets a rule's checkpoint (the rule was deleted).
     pub fn remove(&self, rule_id: &str) -> io::Result<()> {
-        match fs::remove_file(self.path(rule_id)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        durable::remove(&self.path(rule_id))
     }
-}
-
-/// Makes a rename in `dir` durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -503,10 +503,15 @@ impl ConnectorRegistry {
         sources.iter().map(|(name, factory)| (name.clone(), factory.options())).collect()
     }
 
-    /// Every sink type with the properties it declares, ordered by type.
+    /// Every sink type with the properties it declares, then the sink
+    /// cache's, which every sink takes; ordered by type.
     pub fn sink_options(&self) -> Vec<(String, Option<Vec<ConnectorOption>>)> {
         let sinks = self.sinks.read().unwrap_or_else(|p| p.into_inner());
-        sinks.iter().map(|(name, factory)| (name.clone(), factory.options())).collect()
+        let with_cache = |mut options: Vec<ConnectorOption>| {
+            options.extend_from_slice(crate::sink_cache::SINK_CACHE_OPTIONS);
+            options
+        };
+        sinks.iter().map(|(name, factory)| (name.clone(), factory.options().map(with_cache))).collect()
     }
 
     /// Removes a source type; returns its factory.

@@ -11,7 +11,8 @@ use crate::connector::ConnectorRegistry;
 use crate::function::FunctionRegistry;
 use crate::plan::{self, PlanError, RulePlan, StreamLookup};
 use crate::rule::RuleDefinition;
-use crate::runtime::{self, RuleLimits, RuleStatus, RunningRule};
+use crate::runtime::{self, RuleLimits, RuleStatus, RuleStorage, RunningRule};
+use crate::sink_cache::SinkCaches;
 
 /// Why the engine refused a request.
 #[derive(Debug, thiserror::Error)]
@@ -30,19 +31,32 @@ pub struct Engine {
     connectors: Arc<ConnectorRegistry>,
     running: Mutex<BTreeMap<String, RunningRule>>,
     limits: RuleLimits,
-    checkpoints: Option<Arc<CheckpointStore>>,
+    storage: RuleStorage,
 }
 
 impl Engine {
     /// An engine over these registries.
     pub fn new(functions: Arc<FunctionRegistry>, connectors: Arc<ConnectorRegistry>) -> Self {
-        Self { functions, connectors, running: Mutex::default(), limits: RuleLimits::default(), checkpoints: None }
+        Self {
+            functions,
+            connectors,
+            running: Mutex::default(),
+            limits: RuleLimits::default(),
+            storage: RuleStorage::default(),
+        }
     }
 
     /// Keeps the checkpoints of rules whose `qos` asks for at least once in
     /// `store`; without one, such rules get at most once.
     pub fn with_checkpoints(mut self, store: CheckpointStore) -> Self {
-        self.checkpoints = Some(Arc::new(store));
+        self.storage.checkpoints = Some(Arc::new(store));
+        self
+    }
+
+    /// Keeps the caches of sinks with `enableCache` in `caches`; without
+    /// them, `enableCache` is refused.
+    pub fn with_sink_caches(mut self, caches: SinkCaches) -> Self {
+        self.storage.sink_caches = Some(caches);
         self
     }
 
@@ -74,7 +88,7 @@ impl Engine {
         if let Some(old) = running.remove(&id) {
             old.stop().await;
         }
-        let rule = runtime::start(Arc::new(plan), &self.connectors, &self.limits, self.checkpoints.as_ref())?;
+        let rule = runtime::start(Arc::new(plan), &self.connectors, &self.limits, &self.storage)?;
         running.insert(id.clone(), rule);
         tracing::info!(rule = %id, "rule started");
         Ok(())
@@ -93,10 +107,13 @@ impl Engine {
         }
     }
 
-    /// Forgets what a deleted rule saved (its last checkpoint).
+    /// Forgets what a deleted rule saved: its last checkpoint, its sinks' caches.
     pub fn forget(&self, id: &str) {
-        if let Some(Err(e)) = self.checkpoints.as_ref().map(|store| store.remove(id)) {
+        if let Some(Err(e)) = self.storage.checkpoints.as_ref().map(|store| store.remove(id)) {
             tracing::warn!(rule = %id, error = %e, "the checkpoint of a deleted rule could not be removed");
+        }
+        if let Some(Err(e)) = self.storage.sink_caches.as_ref().map(|caches| caches.forget(id)) {
+            tracing::warn!(rule = %id, error = %e, "the sink caches of a deleted rule could not be removed");
         }
     }
 

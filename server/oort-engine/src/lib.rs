@@ -25,6 +25,7 @@ pub mod connector;
 pub const THREAD_STACK_BYTES: usize = 16 << 20;
 pub mod decode;
 pub mod delivery;
+mod durable;
 pub mod engine;
 pub mod expr;
 pub mod function;
@@ -37,6 +38,7 @@ pub mod plan;
 pub mod row;
 pub mod rule;
 pub mod runtime;
+pub mod sink_cache;
 pub mod value;
 pub mod window;
 

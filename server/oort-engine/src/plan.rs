@@ -31,6 +31,9 @@ pub enum PlanError {
     /// An action's type has no registered sink.
     #[error("action {index} has type \"{sink_type}\", which is not a known sink; known: {known}")]
     UnknownSink { index: usize, sink_type: String, known: String },
+    /// An action's properties are wrong where the engine reads them (the sink cache's).
+    #[error("action {index}: {message}")]
+    ActionProps { index: usize, message: String },
 }
 
 /// Finds stream definitions by name.
@@ -379,6 +382,8 @@ pub fn plan(
                 known: connectors.sink_types().join(", "),
             });
         }
+        crate::sink_cache::SinkCacheConfig::from_props(&action.props)
+            .map_err(|e| PlanError::ActionProps { index, message: e.to_string() })?;
     }
 
     let mut schemas = vec![schema_of(&stream, source.alias.clone())];

@@ -176,6 +176,8 @@ pub struct FileConfig {
     pub max_window_state_bytes: Option<usize>,
     /// Bytes on disk of the journal of one stream read by rules with qos >= 1.
     pub max_journal_bytes: Option<usize>,
+    /// Bytes on disk of the cache of one sink (`enableCache`).
+    pub max_sink_cache_bytes: Option<usize>,
     /// HTTP push connections served at once.
     pub http_push_max_connections: Option<usize>,
     /// Milliseconds an HTTP push client has to send a request's headers (and longest idle time).
@@ -408,6 +410,11 @@ impl Config {
                     file.max_window_state_bytes,
                     defaults.rule_limits.window_bytes,
                 )?,
+                sink_cache_bytes: positive(
+                    "max_sink_cache_bytes",
+                    file.max_sink_cache_bytes,
+                    defaults.rule_limits.sink_cache_bytes as usize,
+                )? as u64,
             },
             max_journal_bytes: positive(
                 "max_journal_bytes",

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use oort_connectors::journal::Journals;
 use oort_connectors::{Buses, TopicBus};
+use oort_engine::sink_cache::SinkCaches;
 use oort_engine::{CheckpointStore, ConnectorRegistry, Engine, FunctionRegistry};
 use oort_plugin_host::{PluginHost, Plugins};
 use oort_policy::{EgressPolicy, FileRoots};
@@ -184,7 +185,8 @@ impl Node {
         let engine = Arc::new(
             Engine::new(Arc::clone(&functions), connectors)
                 .with_limits(config.rule_limits)
-                .with_checkpoints(checkpoints),
+                .with_checkpoints(checkpoints)
+                .with_sink_caches(SinkCaches::new(config.data_dir.join("sink-cache"))),
         );
         fail_rules_of_stuck_plugins(&engine, config.portable.call_timeout);
         // External services register their functions before any rule is restored,

@@ -8,53 +8,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::delivery::{Receiver, checkpointed, create, publish, status, with_qos, written};
 use common::{Oortd, action, int, rule};
 use oort_proto::v1::event_service_client::EventServiceClient;
-use oort_proto::v1::{
-    CreateRuleRequest, CreateStreamRequest, DeliveryGuarantee, Event, GetRuleStatusRequest, GetRuleStatusResponse,
-    PublishRequest, Rule, RuleOptions, TailRuleRequest,
-};
-
-/// `rule` with `qos` and a checkpoint every `interval_ms`.
-fn with_qos(mut rule: Rule, qos: u32, interval_ms: i64) -> Rule {
-    rule.options = Some(RuleOptions { qos, checkpoint_interval_ms: Some(interval_ms), ..Default::default() });
-    rule
-}
-
-async fn create(oortd: &Oortd, stream: &str, rule: Rule) {
-    oortd.streams().await.create_stream(CreateStreamRequest { sql: stream.into() }).await.unwrap();
-    oortd.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
-}
-
-async fn status(oortd: &Oortd, id: &str) -> GetRuleStatusResponse {
-    oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: id.into() }).await.unwrap().into_inner()
-}
-
-/// Publishes events with these fields, in one call; returns how many were acknowledged.
-async fn publish(oortd: &Oortd, stream: &str, events: Vec<Vec<(&str, i64)>>) -> Result<u64, tonic::Status> {
-    let events = events
-        .into_iter()
-        .map(|fields| Event {
-            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), int(v))).collect(),
-            ..Default::default()
-        })
-        .collect();
-    let request = PublishRequest { stream: stream.into(), events, ..Default::default() };
-    let mut client = EventServiceClient::new(oortd.channel().await);
-    Ok(client.publish(tokio_stream::iter([request])).await?.into_inner().accepted)
-}
-
-/// Waits until the rule's last checkpoint covers `position`.
-async fn checkpointed(oortd: &Oortd, id: &str, position: u64) {
-    for _ in 0..200 {
-        let last = status(oortd, id).await.checkpoints.and_then(|c| c.last);
-        if last.is_some_and(|c| c.source_position >= position) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no checkpoint of {id} covered position {position} within 5 s");
-}
+use oort_proto::v1::{DeliveryGuarantee, Event, PublishRequest, TailRuleRequest};
 
 #[tokio::test]
 async fn an_open_window_survives_kill_9() {
@@ -106,26 +63,6 @@ async fn an_open_window_survives_kill_9() {
     let next = tokio::time::timeout(Duration::from_secs(10), results.message()).await.expect("the window closes");
     let row = next.unwrap().unwrap().event.expect("one row").fields;
     assert_eq!((row["c"].clone(), row["s"].clone()), (int(11), int(66)), "the window kept its ten events");
-}
-
-/// What a file sink wrote: the `n` of every row of every whole line (a line
-/// is a result: a row, or an array of rows), and how many lines were not
-/// whole (torn).
-fn written(path: &std::path::Path) -> (Vec<i64>, usize) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let (mut ns, mut torn) = (Vec::new(), 0);
-    for line in text.lines() {
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
-            torn += 1;
-            continue;
-        };
-        let rows = match value {
-            serde_json::Value::Array(rows) => rows,
-            row => vec![row],
-        };
-        ns.extend(rows.iter().filter_map(|r| r["n"].as_i64()));
-    }
-    (ns, torn)
 }
 
 /// What came out of [`kill_repeatedly`].
@@ -351,57 +288,24 @@ async fn an_mqtt_stream_replays_what_was_published_while_the_server_was_down() {
     assert_eq!(wait_for(60).await, (0..60).collect());
 }
 
-/// An HTTP receiver that answers 503 while `down`, and records the
-/// `Idempotency-Key` and the `n` of every request it accepts.
-#[derive(Default)]
-struct Receiver {
-    down: std::sync::atomic::AtomicBool,
-    accepted: Mutex<Vec<(String, i64)>>,
-}
-
-async fn receive(
-    axum::extract::State(receiver): axum::extract::State<Arc<Receiver>>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> axum::http::StatusCode {
-    if receiver.down.load(std::sync::atomic::Ordering::SeqCst) {
-        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
-    }
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let rows: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    for row in rows.as_array().cloned().unwrap_or_else(|| vec![rows.clone()]) {
-        receiver.accepted.lock().unwrap().push((key.clone(), row["n"].as_i64().unwrap()));
-    }
-    axum::http::StatusCode::OK
-}
-
 #[tokio::test]
 async fn a_replayed_result_keeps_its_idempotency_key() {
-    let receiver = Arc::new(Receiver::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/in", listener.local_addr().unwrap());
-    let app = axum::Router::new().fallback(receive).with_state(Arc::clone(&receiver));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (receiver, url) = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let oortd = Oortd::start(dir.path()).await;
-    let post = with_qos(rule("post", "SELECT n FROM s", vec![action("rest", &[("url", &url)])]), 1, 50);
+    let post = with_qos(rule("post", "SELECT n FROM s", vec![action("rest", &[("url", &format!("{url}/in"))])]), 1, 50);
     create(&oortd, r#"CREATE STREAM s (n BIGINT) WITH (DATASOURCE="s", TYPE="grpc")"#, post).await;
     publish(&oortd, "s", (0..3).map(|n| vec![("n", n)]).collect()).await.unwrap();
     checkpointed(&oortd, "post", 3).await;
     // The receiver goes down: the next results wait, and the server dies with them.
-    receiver.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    receiver.set_down(true);
     publish(&oortd, "s", (3..6).map(|n| vec![("n", n)]).collect()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     oortd.kill9();
-    receiver.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    receiver.set_down(false);
     let _oortd = Oortd::start(dir.path()).await;
-    for _ in 0..400 {
-        if receiver.accepted.lock().unwrap().iter().any(|(_, n)| *n == 5) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let accepted = receiver.accepted.lock().unwrap().clone();
+    let accepted = receiver.wait_for("/in", 6).await;
+    let accepted: Vec<(String, i64)> = accepted.into_iter().map(|a| (a.key, a.row["n"].as_i64().unwrap())).collect();
     let expected: Vec<(String, i64)> = (0..6).map(|n| (format!("post:{n}:0"), n)).collect();
     assert_eq!(accepted, expected, "each result once, numbered on from before the kill");
 }

@@ -194,10 +194,7 @@ fn bad_props_are_config_errors() {
     assert!(config_error(json!({"format": "xml"})).contains("unknown sink format"));
     assert!(config_error(json!({"schemaId": "s.proto"})).contains("schemaId"));
     assert!(config_error(json!({"compression": "gzip"})).contains("compression"));
-    assert!(
-        config_error(json!({"enableCache": true, "resendInterval": 10})).contains("`enableCache` is not supported")
-    );
-    assert!(encoder(json!({"enableCache": false, "memoryCacheThreshold": 1024})).is_ok(), "as in eKuiper: unused");
+    assert!(encoder(json!({"enableCache": true, "resendInterval": 10})).is_ok(), "the engine's, not the encoder's");
     // Empty or null values of unsupported keys are accepted, as eKuiper's defaults.
     assert!(encoder(json!({"compression": "", "encryption": null, "format": null})).is_ok());
 }

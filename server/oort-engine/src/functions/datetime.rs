@@ -235,7 +235,7 @@ const DATE_TIME: &str = "yyyy-MM-dd HH:mm:ss";
 // Durations for date_calc: Go's syntax, `1h30m`, `-1.5h`, `300ms`, `1h30m10s100ms200us300ns`.
 // ---------------------------------------------------------------------------
 
-fn parse_duration(input: &str) -> Result<TimeDelta, String> {
+pub(crate) fn parse_duration(input: &str) -> Result<TimeDelta, String> {
     let invalid = || format!("invalid duration {input:?} (expected e.g. 1h30m, -10s, 250ms)");
     let (negative, mut rest) = match input.strip_prefix('-') {
         Some(r) => (true, r),

@@ -29,10 +29,11 @@ use crate::delivery::{Delivery, Guarantee, Rewind};
 use crate::join;
 use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
 use crate::plan::{RulePlan, Stage};
+use crate::sink_cache::{SinkCache, SinkCacheConfig, SinkCaches};
 use crate::value::Map;
 use checkpointer::{Checkpointer, Checkpointing, Trigger};
 use pipeline::{Output, Recovery, RuleMetrics, run_operators};
-use sink::{ToSink, run_sink};
+use sink::{Resend, SinkTask, ToSink};
 use source::supervise_source;
 
 /// Most events the rule task takes from its source buffer at once.
@@ -54,11 +55,15 @@ pub struct RuleLimits {
     /// Rows a rule's windows may hold; past it the oldest are dropped, counted
     /// in the window operator's `records_dropped_total` and its exceptions.
     pub window_bytes: usize,
+    /// Bytes on disk of one sink's cache, whatever its `maxDiskCache`; past
+    /// it the oldest page is dropped, counted in the sink's
+    /// `records_dropped_total` and its exceptions.
+    pub sink_cache_bytes: u64,
 }
 
 impl Default for RuleLimits {
     fn default() -> Self {
-        Self { tail_bytes: 64 << 20, window_bytes: 256 << 20 }
+        Self { tail_bytes: 64 << 20, window_bytes: 256 << 20, sink_cache_bytes: 1 << 30 }
     }
 }
 
@@ -197,14 +202,27 @@ impl StageCounters {
     }
 }
 
+/// Where rules keep what must survive the server: their checkpoints and
+/// their sinks' caches. Without them, a rule whose qos asks for at least once
+/// gets at most once, and `enableCache` is refused.
+#[derive(Debug, Default)]
+pub struct RuleStorage {
+    /// The rules' checkpoints.
+    pub checkpoints: Option<Arc<CheckpointStore>>,
+    /// The caches of their sinks.
+    pub sink_caches: Option<SinkCaches>,
+}
+
 /// Starts a planned rule on the current tokio runtime, within `limits`,
-/// saving its checkpoints in `checkpoints` (if its qos asks for them).
+/// keeping its checkpoints (if its qos asks for them) and its sinks' caches
+/// in `storage`.
 pub fn start(
     plan: Arc<RulePlan>,
     connectors: &ConnectorRegistry,
     limits: &RuleLimits,
-    checkpoints: Option<&Arc<CheckpointStore>>,
+    storage: &RuleStorage,
 ) -> Result<RunningRule, crate::ConnectorError> {
+    let checkpoints = storage.checkpoints.as_ref();
     let source_factory = connectors.source_for(&plan.stream)?;
     let mut source_config = SourceConfig::for_stream(&plan.stream, &plan.rule_id);
     source_config.qos = plan.options.qos;
@@ -225,8 +243,20 @@ pub fn start(
         &mut source_config,
         &mut checkpoint_status,
     )?;
-    let rewind = match plan.actions.iter().zip(&sink_factories).find(|(_, factory)| !factory.rewinds()) {
-        Some((action, _)) => Rewind::SinkCannot(action.sink_type.clone()),
+    let caches = open_caches(&plan, storage.sink_caches.as_ref(), limits.sink_cache_bytes)?;
+    // A cached result is sent after the checkpoint that counted it: a sink
+    // with a cache cannot take back what followed a checkpoint.
+    let cannot_rewind = plan
+        .actions
+        .iter()
+        .zip(&sink_factories)
+        .zip(&caches)
+        .find(|((_, factory), cache)| !factory.rewinds() || cache.is_some());
+    let rewind = match cannot_rewind {
+        Some(((action, factory), _)) if factory.rewinds() => {
+            Rewind::SinkCannot(format!("{} with enableCache", action.sink_type))
+        }
+        Some(((action, _), _)) => Rewind::SinkCannot(action.sink_type.clone()),
         None => Rewind::Yes,
     };
     let delivery = Delivery::of(plan.options.qos, &replay, &rewind);
@@ -277,12 +307,19 @@ pub fn start(
 
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let mut sink_txs = Vec::with_capacity(sinks.len());
-    for (i, (sink, metrics)) in sinks.into_iter().zip(sink_metrics).enumerate() {
+    for (i, ((sink, metrics), cache)) in sinks.into_iter().zip(sink_metrics).zip(caches).enumerate() {
         // The buffer counts batches of up to RECEIVE_BATCH results.
         let (tx, rx) = mpsc::channel::<ToSink>(buffer.div_ceil(RECEIVE_BATCH).max(2));
         sink_txs.push(tx);
-        let acks = checkpointing.as_ref().map(|_| (ack_tx.clone(), i));
-        tasks.push(tokio::spawn(run_sink(sink, rx, acks, metrics, cancel.clone())));
+        let task = SinkTask {
+            sink,
+            acks: checkpointing.as_ref().map(|_| (ack_tx.clone(), i)),
+            metrics,
+            cancel: cancel.clone(),
+            resend: cache.map(|(cache, config)| Resend::new(cache, config)),
+            opened: false,
+        };
+        tasks.push(tokio::spawn(task.run(rx)));
     }
     let mut recovery = Recovery { window: None, trigger: None };
     // Results are numbered on from the checkpoint's: a replayed one keeps its number.
@@ -323,4 +360,42 @@ pub fn start(
     )));
 
     Ok(RunningRule { cancel, tasks, shared, tail, plan })
+}
+
+/// Opens the cache of every action that asks for one (`enableCache`), by
+/// action; drops the caches of actions the rule no longer has.
+fn open_caches(
+    plan: &RulePlan,
+    caches: Option<&SinkCaches>,
+    max_disk_bytes: u64,
+) -> Result<Vec<Option<(SinkCache, SinkCacheConfig)>>, crate::ConnectorError> {
+    let mut opened = Vec::with_capacity(plan.actions.len());
+    let mut dirs = Vec::new();
+    for (i, action) in plan.actions.iter().enumerate() {
+        let Some(config) = SinkCacheConfig::from_props(&action.props)? else {
+            opened.push(None);
+            continue;
+        };
+        let Some(caches) = caches else {
+            return Err(crate::ConnectorError::Config(
+                "the sink property `enableCache` needs a data directory, which this engine has not".into(),
+            ));
+        };
+        let dir = caches.dir(&plan.rule_id, i, action);
+        let cache = SinkCache::open(&dir, config.sizes, max_disk_bytes)
+            .map_err(|e| crate::ConnectorError::Config(e.to_string()))?;
+        dirs.push(dir);
+        opened.push(Some((cache, config)));
+    }
+    if let Some(caches) = caches {
+        match caches.retain(&plan.rule_id, &dirs) {
+            Ok(0) => {}
+            Ok(dropped) => tracing::warn!(
+                rule = %plan.rule_id, dropped,
+                "the caches of the rule's former actions were dropped with the results they held"
+            ),
+            Err(e) => tracing::warn!(rule = %plan.rule_id, error = %e, "the caches of former actions were not removed"),
+        }
+    }
+    Ok(opened)
 }

@@ -20,6 +20,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
+pub mod delivery;
 pub mod demo;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -238,6 +239,28 @@ pub fn action(sink: &str, props: &[(&str, &str)]) -> oort_proto::v1::Action {
         })
         .collect();
     oort_proto::v1::Action { r#type: sink.into(), props: Some(prost_types::Struct { fields }) }
+}
+
+/// An action of sink type `sink` with these properties (a JSON object).
+pub fn action_json(sink: &str, props: serde_json::Value) -> oort_proto::v1::Action {
+    fn value(json: serde_json::Value) -> prost_types::Value {
+        use prost_types::value::Kind;
+        let kind = match json {
+            serde_json::Value::Null => Kind::NullValue(0),
+            serde_json::Value::Bool(b) => Kind::BoolValue(b),
+            serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
+            serde_json::Value::String(s) => Kind::StringValue(s),
+            serde_json::Value::Array(items) => {
+                Kind::ListValue(prost_types::ListValue { values: items.into_iter().map(value).collect() })
+            }
+            serde_json::Value::Object(fields) => Kind::StructValue(prost_types::Struct {
+                fields: fields.into_iter().map(|(k, v)| (k, value(v))).collect(),
+            }),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+    let Some(prost_types::value::Kind::StructValue(props)) = value(props).kind else { panic!("props are an object") };
+    oort_proto::v1::Action { r#type: sink.into(), props: Some(props) }
 }
 
 /// A rule with default options.
