@@ -281,3 +281,35 @@ async fn sink_to_source_over_mqtt5() {
     sink.close().await.unwrap();
     source.stop().await;
 }
+
+#[tokio::test]
+async fn an_mqtt5_message_carries_its_results_key() {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    let broker = Broker::start().await;
+    let mut options = rumqttc::v5::MqttOptions::new("keys", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (subscriber, mut events) = rumqttc::v5::AsyncClient::new(options, 10);
+    subscriber.subscribe("oort/keys", rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await.unwrap();
+    loop {
+        if let rumqttc::v5::Event::Incoming(Packet::SubAck(_)) = events.poll().await.unwrap() {
+            break;
+        }
+    }
+    let props = serde_json::json!({
+        "server": broker.url(), "topic": "oort/keys", "protocolVersion": "5", "sendSingle": true
+    });
+    let mut sink = MqttSinkFactory::default().build(&sink_config(props)).unwrap();
+    sink.open().await.unwrap();
+    let rows = [row(&[("n", Value::Int(1))]), row(&[("n", Value::Int(2))])];
+    timeout(WAIT, sink.collect_numbered(7, &rows)).await.unwrap().unwrap();
+    let mut keys = Vec::new();
+    while keys.len() < 2 {
+        let event = timeout(WAIT, events.poll()).await.expect("a message").unwrap();
+        if let rumqttc::v5::Event::Incoming(Packet::Publish(publish)) = event {
+            let properties = publish.properties.expect("user properties");
+            keys.extend(properties.user_properties.into_iter().filter(|(k, _)| k == "Idempotency-Key").map(|(_, v)| v));
+        }
+    }
+    assert_eq!(keys, ["rule1:7:0", "rule1:7:1"], "one key per message of result 7");
+    sink.close().await.unwrap();
+}

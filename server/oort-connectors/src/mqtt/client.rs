@@ -11,6 +11,11 @@ use rumqttc::v5;
 
 use super::{MAX_PACKET, Settings, Version};
 
+/// The MQTT 5 user property that carries a result's key
+/// (`<rule id>:<result number>:<payload of the result>`), as the `rest`
+/// sink's header of the same name.
+pub(crate) const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
 /// Capacity of the channel from client handle to event loop.
 const REQUESTS: usize = 16;
 
@@ -146,14 +151,27 @@ impl Connection {
         }
     }
 
-    /// Requests a publish (sent by the next polls).
-    pub(crate) async fn publish(&mut self, topic: &str, qos: u8, retain: bool, payload: Vec<u8>) -> Result<(), String> {
+    /// Requests a publish (sent by the next polls). `key` goes as the user
+    /// property `Idempotency-Key` with MQTT 5; 3.1.1 has no properties.
+    pub(crate) async fn publish(
+        &mut self,
+        topic: &str,
+        qos: u8,
+        retain: bool,
+        payload: Vec<u8>,
+        key: Option<String>,
+    ) -> Result<(), String> {
         match self {
             Connection::V4 { client, .. } => {
                 client.publish(topic, qos_v4(qos), retain, payload).await.map_err(|e| e.to_string())
             }
             Connection::V5 { client, .. } => {
-                client.publish(topic, qos_v5(qos), retain, payload).await.map_err(|e| e.to_string())
+                let user_properties = key.map(|key| (IDEMPOTENCY_KEY.to_owned(), key)).into_iter().collect();
+                let properties = v5::mqttbytes::v5::PublishProperties { user_properties, ..Default::default() };
+                client
+                    .publish_with_properties(topic, qos_v5(qos), retain, payload, properties)
+                    .await
+                    .map_err(|e| e.to_string())
             }
         }
     }

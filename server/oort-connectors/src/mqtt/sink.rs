@@ -5,6 +5,12 @@
 //! `open`, publish in `collect`, disconnect in `close`). A connection that died
 //! while idle (broker restarted, idle timeout) shows on the next publish: the
 //! sink then reconnects once and publishes again before reporting a failure.
+//!
+//! With `protocolVersion` 5, every message carries the user property
+//! `Idempotency-Key: <rule id>:<result number>:<message of the result>`, the
+//! same for a result replayed after a restart (as the `rest` sink's header):
+//! a subscriber that keeps the keys it has seen drops the repeats. MQTT 3.1.1
+//! has no properties to carry it.
 
 use std::time::Duration;
 
@@ -148,6 +154,7 @@ impl SinkFactory for MqttSinkFactory {
             rule_id: config.rule_id.clone(),
             conn: None,
             progress: Progress::default(),
+            sequence: None,
         }))
     }
 }
@@ -162,6 +169,8 @@ struct MqttSink {
     conn: Option<Connection>,
     /// How far the current result got, so that a retry sends only the rest.
     progress: Progress,
+    /// The number of the result being sent, for its payloads' keys.
+    sequence: Option<u64>,
 }
 
 impl MqttSink {
@@ -186,29 +195,32 @@ impl MqttSink {
         }
     }
 
-    /// Publishes one payload and waits for its acknowledgement, connecting if
-    /// needed; a connection found dead is replaced once.
-    async fn send(&mut self, payload: &[u8]) -> Result<(), ConnectorError> {
+    /// Publishes payload `index` of the current result and waits for its
+    /// acknowledgement, connecting if needed; a connection found dead is
+    /// replaced once.
+    async fn send(&mut self, index: usize, payload: &[u8]) -> Result<(), ConnectorError> {
         let reused = self.conn.is_some();
         if !reused {
             self.connect().await?;
         }
-        match self.publish(payload).await {
+        match self.publish(index, payload).await {
             Err(e) if reused => {
                 tracing::debug!(rule = %self.rule_id, error = %e, "mqtt sink: connection lost; reconnecting");
                 self.connect().await?;
-                self.publish(payload).await
+                self.publish(index, payload).await
             }
             result => result,
         }
     }
 
     /// Publishes on the current connection; drops it on failure.
-    async fn publish(&mut self, payload: &[u8]) -> Result<(), ConnectorError> {
+    async fn publish(&mut self, index: usize, payload: &[u8]) -> Result<(), ConnectorError> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(ConnectorError::External("mqtt: not connected".into()));
         };
-        let result = publish_and_wait(conn, &self.settings, &self.topic, self.retained, payload).await;
+        let key = self.sequence.map(|sequence| format!("{}:{sequence}:{index}", self.rule_id));
+        let message = Message { topic: &self.topic, retain: self.retained, payload, key };
+        let result = publish_and_wait(conn, &self.settings, message).await;
         if result.is_err() {
             self.conn = None;
         }
@@ -216,18 +228,26 @@ impl MqttSink {
     }
 }
 
+/// One message to publish.
+struct Message<'a> {
+    topic: &'a str,
+    retain: bool,
+    payload: &'a [u8],
+    /// Its `Idempotency-Key` (MQTT 5 only).
+    key: Option<String>,
+}
+
 /// Requests the publish, then drives the connection until the broker has
 /// acknowledged it (QoS 0: until it is written).
 async fn publish_and_wait(
     conn: &mut Connection,
     settings: &Settings,
-    topic: &str,
-    retain: bool,
-    payload: &[u8],
+    message: Message<'_>,
 ) -> Result<(), ConnectorError> {
     let server = &settings.server;
     let qos = settings.qos;
-    conn.publish(topic, qos, retain, payload.to_vec())
+    let topic = message.topic;
+    conn.publish(topic, qos, message.retain, message.payload.to_vec(), message.key)
         .await
         .map_err(|e| ConnectorError::External(format!("mqtt: cannot publish to {server}: {e}")))?;
     let refused =
@@ -279,13 +299,20 @@ impl Sink for MqttSink {
         // The engine retries a failed result until it succeeds: skip what already went out.
         let done = self.progress.start(&payloads);
         for (i, payload) in payloads.iter().enumerate().skip(done) {
-            if let Err(e) = self.send(payload).await {
+            if let Err(e) = self.send(i, payload).await {
                 self.progress.failed_at(i);
                 return Err(e);
             }
         }
         self.progress.done();
         Ok(())
+    }
+
+    async fn collect_numbered(&mut self, sequence: u64, rows: &[Map]) -> Result<(), ConnectorError> {
+        self.sequence = Some(sequence);
+        let sent = self.collect(rows).await;
+        self.sequence = None;
+        sent
     }
 
     async fn close(&mut self) -> Result<(), ConnectorError> {
