@@ -371,10 +371,30 @@ pub enum RuleCommand {
         long_about = "Print the results of a running rule as they are produced, one JSON object a \
             line, until Ctrl-C (exit code 0) or until the rule stops. With --json each line is the \
             proto3 JSON of a TailRuleResponse; without, it is the event's columns as a plain \
-            JSON object.",
-        after_help = "Example:\n  oort rule tail rule1 | jq .temperature"
+            JSON object. With --json, the last line of each response the server sent carries \
+            `next`: give it to --from to resume after that line, with the results the rule still \
+            retains.",
+        after_help = "Examples:\n  oort rule tail rule1 | jq .temperature\n  oort rule tail rule1 --from 1200:0"
     )]
-    Tail(RuleId),
+    Tail(TailArgs),
+}
+
+/// Arguments of `rule tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The rule id.
+    pub id: String,
+    /// Resume at this position, RESULT or RESULT:ROW (a `next` printed with --json), with the
+    /// results the rule still retains.
+    #[arg(long, value_parser = parse_tail_position)]
+    pub from: Option<oort_proto::v1::TailPosition>,
+}
+
+/// `RESULT` or `RESULT:ROW`.
+fn parse_tail_position(text: &str) -> Result<oort_proto::v1::TailPosition, String> {
+    let (result, row) = text.split_once(':').unwrap_or((text, "0"));
+    let bad = |_| format!("expected RESULT or RESULT:ROW (numbers), not {text:?}");
+    Ok(oort_proto::v1::TailPosition { result: result.parse().map_err(bad)?, row: row.parse().map_err(bad)? })
 }
 
 /// A rule id argument.

@@ -630,6 +630,9 @@ fn rule_tail_prints_each_result_as_a_json_line() {
     let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(value["event"]["fields"], json!({"device": {"stringValue": "b"}, "double": {"floatValue": 44.0}}));
     assert!(value["event"]["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{line}");
+    // Its response had one event: the line carries where to resume after it.
+    let after_b =
+        format!("{}:{}", value["next"]["result"].as_str().unwrap(), value["next"]["row"].as_u64().unwrap_or(0));
 
     // Filtered out (temperature <= 20), then through: both tails see only the second.
     assert_eq!(server.publish("sensors", vec![reading("cold", 3.0), reading("c", 30.0)]), 2);
@@ -638,6 +641,12 @@ fn rule_tail_prints_each_result_as_a_json_line() {
     let line = line_with(&mut full, r#""c""#);
     let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(value["event"]["fields"], json!({"device": {"stringValue": "c"}, "double": {"floatValue": 60.0}}));
+    // A tail that resumes after b prints c first: retained since the first tail came.
+    let mut resumed = server.spawn_oort(&["rule", "tail", "hot", "--from", &after_b]);
+    assert_eq!(resumed.expect_line(LINE_TIMEOUT), r#"{"device":"c","double":60.0}"#);
+    resumed.kill();
+    let err = server_error(&server.oort(&["rule", "tail", "hot", "--from", "99999"]));
+    assert!(err.contains("out of range") && err.contains("does not exist yet"), "{err}");
 
     // When the rule stops, the server ends the stream and the tail exits with 0.
     success(&server.oort(&["rule", "stop", "hot"]));

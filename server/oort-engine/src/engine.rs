@@ -165,8 +165,12 @@ impl Engine {
     }
 
     /// A live copy of a running rule's results.
-    pub async fn subscribe(&self, id: &str) -> Option<crate::runtime::TailReader> {
-        self.running.lock().await.get(id).map(RunningRule::subscribe)
+    pub async fn subscribe(
+        &self,
+        id: &str,
+        from: Option<crate::runtime::TailPosition>,
+    ) -> Option<Result<crate::runtime::TailReader, crate::runtime::ResumeError>> {
+        self.running.lock().await.get(id).map(|rule| rule.subscribe(from))
     }
 }
 

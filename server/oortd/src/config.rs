@@ -172,6 +172,9 @@ pub struct FileConfig {
     pub max_message_bytes: Option<usize>,
     /// Bytes of results one TailRule reader may fall behind by.
     pub max_tail_buffer_bytes: Option<usize>,
+    /// Bytes of its last results a rule retains for TailRule readers that
+    /// resume; 0 retains none.
+    pub tail_retain_bytes: Option<usize>,
     /// Bytes of rows one rule's windows may hold.
     pub max_window_state_bytes: Option<usize>,
     /// Bytes on disk of the journal of one stream read by rules with qos >= 1.
@@ -405,6 +408,7 @@ impl Config {
                     file.max_tail_buffer_bytes,
                     defaults.rule_limits.tail_bytes,
                 )?,
+                tail_retain_bytes: file.tail_retain_bytes.unwrap_or(defaults.rule_limits.tail_retain_bytes),
                 window_bytes: positive(
                     "max_window_state_bytes",
                     file.max_window_state_bytes,

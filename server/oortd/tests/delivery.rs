@@ -325,3 +325,57 @@ async fn deleting_a_stream_deletes_its_journal() {
     oortd.streams().await.delete_stream(request).await.unwrap();
     assert_eq!(std::fs::read_dir(&journals).unwrap().count(), 0, "its journal went with it");
 }
+
+#[tokio::test]
+async fn a_tail_reader_resumes_where_it_left_off() {
+    use oort_proto::v1::{TailPosition, TailRuleResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create(
+        &oortd,
+        r#"CREATE STREAM s (n BIGINT) WITH (DATASOURCE="s", TYPE="grpc")"#,
+        rule("t", "SELECT n FROM s", vec![action("log", &[])]),
+    )
+    .await;
+    let tail = |from: Option<TailPosition>| {
+        let oortd = &oortd;
+        async move {
+            let request = TailRuleRequest { id: "t".into(), max_batch: 4, from, ..Default::default() };
+            oortd.rules().await.tail_rule(request).await.map(tonic::Response::into_inner)
+        }
+    };
+    let ns = |response: &TailRuleResponse| -> Vec<i64> {
+        response
+            .events
+            .iter()
+            .map(|e| match e.fields["n"].kind {
+                Some(oort_proto::v1::value::Kind::IntValue(n)) => n,
+                _ => panic!(),
+            })
+            .collect()
+    };
+    let mut first_reader = tail(None).await.unwrap();
+    publish(&oortd, "s", (0..10).map(|n| vec![("n", n)]).collect()).await.unwrap();
+    // The reader reads a few results, then goes away.
+    let mut read = Vec::new();
+    let mut next = None;
+    while read.len() < 6 {
+        let response = first_reader.message().await.unwrap().unwrap();
+        assert_eq!(response.first.map(|p| p.result), Some(read.len() as u64), "numbered from the first result");
+        read.extend(ns(&response));
+        next = response.next;
+    }
+    drop(first_reader);
+    publish(&oortd, "s", (10..15).map(|n| vec![("n", n)]).collect()).await.unwrap();
+    let mut resumed = tail(next).await.unwrap();
+    while read.len() < 15 {
+        let response =
+            tokio::time::timeout(Duration::from_secs(10), resumed.message()).await.unwrap().unwrap().unwrap();
+        read.extend(ns(&response));
+    }
+    assert_eq!(read, (0..15).collect::<Vec<_>>(), "nothing missed, nothing twice");
+
+    let ahead = tail(Some(TailPosition { result: 99, row: 0 })).await.unwrap_err();
+    assert_eq!(ahead.code(), tonic::Code::OutOfRange, "{ahead:?}");
+    assert!(ahead.message().contains("next result is number 15"), "{ahead:?}");
+}

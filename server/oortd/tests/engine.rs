@@ -592,7 +592,8 @@ async fn tail_rule_in_json_sends_arrays_of_up_to_n_rows_as_json_sinks_write_them
         ),
     )
     .await;
-    let request = |max_batch| TailRuleRequest { id: "window".into(), max_batch, encoding: TailEncoding::Json as i32 };
+    let request =
+        |max_batch| TailRuleRequest { id: "window".into(), max_batch, encoding: TailEncoding::Json as i32, from: None };
     let mut batched = oortd.rules().await.tail_rule(request(300)).await.unwrap().into_inner();
     let mut single = oortd.rules().await.tail_rule(request(0)).await.unwrap().into_inner();
     publish_range(&oortd, "demo", 0..1000).await;

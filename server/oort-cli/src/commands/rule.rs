@@ -36,7 +36,7 @@ pub async fn run(ctx: &Ctx, command: RuleCommand) -> Result<(), Error> {
         RuleCommand::Restart(rule) => restart(ctx, rule.id).await,
         RuleCommand::Status(rule) => status(ctx, rule.id).await,
         RuleCommand::Explain(rule) => explain(ctx, rule.id).await,
-        RuleCommand::Tail(rule) => tail(ctx, rule.id).await,
+        RuleCommand::Tail(args) => tail(ctx, args.id, args.from).await,
     }
 }
 
@@ -342,8 +342,8 @@ async fn explain(ctx: &Ctx, id: String) -> Result<(), Error> {
 
 /// Prints results until the server ends the stream or the user presses Ctrl-C;
 /// both are a normal end (exit 0).
-async fn tail(ctx: &Ctx, id: String) -> Result<(), Error> {
-    let request = TailRuleRequest { id, max_batch: TAIL_BATCH, ..Default::default() };
+async fn tail(ctx: &Ctx, id: String, from: Option<oort_proto::v1::TailPosition>) -> Result<(), Error> {
+    let request = TailRuleRequest { id, max_batch: TAIL_BATCH, from, ..Default::default() };
     let mut stream = client(ctx).await?.tail_rule(request).await?.into_inner();
     // One future for the whole loop, so a Ctrl-C between two events is not lost.
     let ctrl_c = tokio::signal::ctrl_c();
@@ -360,13 +360,17 @@ async fn tail(ctx: &Ctx, id: String) -> Result<(), Error> {
 }
 
 /// One line per event: with `--json`, a TailRuleResponse of that event alone
-/// (in `event`, as an unbatched tail sends it) in proto3 JSON, otherwise the
-/// event's columns as a plain JSON object.
+/// (in `event`, as an unbatched tail sends it) in proto3 JSON, the last of
+/// the response with its `next`; otherwise the event's columns as a plain
+/// JSON object.
 fn print_tail(ctx: &Ctx, message: TailRuleResponse) -> Result<(), Error> {
     // An oortd older than `max_batch` answers in `event`.
-    for event in message.event.into_iter().chain(message.events) {
+    let events: Vec<_> = message.event.into_iter().chain(message.events).collect();
+    let last = events.len().saturating_sub(1);
+    for (i, event) in events.into_iter().enumerate() {
         if ctx.json {
-            output::print_json_line(&TailRuleResponse { event: Some(event), ..Default::default() })?;
+            let next = if i == last { message.next } else { None };
+            output::print_json_line(&TailRuleResponse { event: Some(event), next, ..Default::default() })?;
         } else {
             emit(&output::event_to_json(&event).to_string())?;
         }

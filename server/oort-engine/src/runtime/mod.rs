@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use checkpointer::{CheckpointStatus, SavedCheckpoint};
-pub use tail::{Tail, TailEvent, TailReader};
+pub use tail::{ResumeError, Tail, TailBatch, TailEvent, TailPosition, TailReader};
 
 use crate::checkpoint::{self, CheckpointStore};
 use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceOutput};
@@ -52,6 +52,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 pub struct RuleLimits {
     /// Results one TailRule reader may fall behind by before it misses some.
     pub tail_bytes: usize,
+    /// The last results a rule retains for TailRule readers that resume.
+    pub tail_retain_bytes: usize,
     /// Rows a rule's windows may hold; past it the oldest are dropped, counted
     /// in the window operator's `records_dropped_total` and its exceptions.
     pub window_bytes: usize,
@@ -63,7 +65,7 @@ pub struct RuleLimits {
 
 impl Default for RuleLimits {
     fn default() -> Self {
-        Self { tail_bytes: 64 << 20, window_bytes: 256 << 20, sink_cache_bytes: 1 << 30 }
+        Self { tail_bytes: 64 << 20, tail_retain_bytes: 4 << 20, window_bytes: 256 << 20, sink_cache_bytes: 1 << 30 }
     }
 }
 
@@ -153,9 +155,10 @@ impl RunningRule {
         self.cancel.cancel();
     }
 
-    /// A live copy of the rule's results.
-    pub fn subscribe(&self) -> TailReader {
-        self.tail.subscribe()
+    /// A live copy of the rule's results, or (`from`) of those it retains
+    /// from that position on, then the live ones.
+    pub fn subscribe(&self, from: Option<TailPosition>) -> Result<TailReader, ResumeError> {
+        self.tail.subscribe(from)
     }
 
     /// Stops every task of the rule and waits for them, [`STOP_GRACE`] at
@@ -303,7 +306,6 @@ pub fn start(
         checkpoints: Arc::new(Mutex::new(checkpoint_status)),
         replayed: source_tx.replay_counter(),
     });
-    let tail = Arc::new(Tail::new(limits.tail_bytes));
 
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let mut sink_txs = Vec::with_capacity(sinks.len());
@@ -324,6 +326,7 @@ pub fn start(
     let mut recovery = Recovery { window: None, trigger: None };
     // Results are numbered on from the checkpoint's: a replayed one keeps its number.
     let next_sequence = checkpointing.as_ref().and_then(|c| c.restored.as_ref()).map_or(0, |c| c.results);
+    let tail = Arc::new(Tail::new(limits.tail_bytes, limits.tail_retain_bytes, next_sequence));
     if let Some(Checkpointing { store, positions, restored, position }) = checkpointing {
         let (taken_tx, taken_rx) = mpsc::channel(1);
         let interval = Duration::from_millis(plan.options.checkpoint_interval_ms.max(1));

@@ -254,7 +254,7 @@ impl Output {
         let first = self.next_sequence;
         self.next_sequence += results.len() as u64;
         let results = Arc::new(results);
-        self.tail.send(&results);
+        self.tail.send(first, &results);
         for sink in &self.sinks {
             let _ = sink.send(ToSink::Results(first, Arc::clone(&results))).await;
         }

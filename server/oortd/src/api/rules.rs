@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use oort_engine::runtime::TailEvent;
+use oort_engine::runtime::{TailBatch, TailEvent, TailPosition};
 use oort_proto::v1::rule_service_server::RuleService;
 use oort_proto::v1::{BufferFull, Event, OperatorStatus};
 use oort_proto::v1::{
@@ -204,32 +204,49 @@ type TailStream = Pin<Box<dyn Stream<Item = Result<TailRuleResponse, Status>> + 
 /// one event a response, batches of events, or JSON arrays, as the request
 /// asked. (A function of its own, collected: the same iterator inside the
 /// `stream!` of `tail_rule` fails rustc's check that the stream is `Send`.)
-fn tail_responses(results: &oort_engine::Results, max_batch: usize, encoding: TailEncoding) -> Vec<TailRuleResponse> {
-    let rows = results.iter().flatten();
+fn tail_responses(batch: &TailBatch, max_batch: usize, encoding: TailEncoding) -> Vec<TailRuleResponse> {
+    // Each response says where its rows start and where the next one's do.
+    let positioned = |positions: Vec<TailPosition>, response: TailRuleResponse| TailRuleResponse {
+        first: positions.first().map(|p| tail_position(*p)),
+        next: positions.last().map(|p| tail_position(batch.after(*p))),
+        ..response
+    };
     match encoding {
         TailEncoding::Unspecified => {
             let timestamp = Some(now());
-            let events = rows.map(|row| Event { fields: map_to_proto(row), timestamp, meta: Default::default() });
-            if max_batch == 0 {
-                events.map(|event| TailRuleResponse { event: Some(event), ..Default::default() }).collect()
-            } else {
-                let sized = events.map(|event| (event.encoded_len(), event));
-                batches(sized, max_batch).map(|events| TailRuleResponse { events, ..Default::default() }).collect()
-            }
+            let events = batch.rows().map(|(position, row)| {
+                let event = Event { fields: map_to_proto(row), timestamp, meta: Default::default() };
+                (event.encoded_len(), (position, event))
+            });
+            (batches(events, max_batch.max(1)))
+                .map(|rows| {
+                    let (positions, mut events): (Vec<TailPosition>, Vec<Event>) = rows.into_iter().unzip();
+                    let response = match max_batch {
+                        0 => TailRuleResponse { event: events.pop(), ..Default::default() },
+                        _ => TailRuleResponse { events, ..Default::default() },
+                    };
+                    positioned(positions, response)
+                })
+                .collect()
         }
         TailEncoding::Json => {
-            let objects = rows.map(|row| {
+            let objects = batch.rows().map(|(position, row)| {
                 let object = oort_engine::json::map_to_json(row).to_string();
-                (object.len(), object)
+                (object.len(), (position, object))
             });
             (batches(objects, max_batch.max(1)))
-                .map(|objects| TailRuleResponse {
-                    json: format!("[{}]", objects.join(",")).into(),
-                    ..Default::default()
+                .map(|rows| {
+                    let (positions, objects): (Vec<TailPosition>, Vec<String>) = rows.into_iter().unzip();
+                    let json = format!("[{}]", objects.join(",")).into();
+                    positioned(positions, TailRuleResponse { json, ..Default::default() })
                 })
                 .collect()
         }
     }
+}
+
+fn tail_position(position: TailPosition) -> oort_proto::v1::TailPosition {
+    oort_proto::v1::TailPosition { result: position.result, row: position.row as u32 }
 }
 
 /// Cuts items (with their encoded sizes), in order, into batches of at most
@@ -369,21 +386,28 @@ impl RuleService for RuleApi {
     type TailRuleStream = TailStream;
 
     async fn tail_rule(&self, request: Request<TailRuleRequest>) -> Result<Response<Self::TailRuleStream>, Status> {
-        let TailRuleRequest { id, max_batch, encoding } = request.into_inner();
+        let TailRuleRequest { id, max_batch, encoding, from } = request.into_inner();
+        let from = from.map(|p| TailPosition { result: p.result, row: p.row as usize });
         let max_batch = (max_batch as usize).min(MAX_TAIL_BATCH);
         let encoding = TailEncoding::try_from(encoding)
             .map_err(|_| ApiError::InvalidArgument(format!("unknown TailRule encoding {encoding}")))?;
         let rule = self.load(id.clone()).await?;
-        let mut reader = self.rules.engine().subscribe(&rule.id).await.ok_or_else(|| {
-            ApiError::FailedPrecondition(format!("rule {id} is not running: start it to tail its output"))
-        })?;
+        let mut reader = self
+            .rules
+            .engine()
+            .subscribe(&rule.id, from)
+            .await
+            .ok_or_else(|| {
+                ApiError::FailedPrecondition(format!("rule {id} is not running: start it to tail its output"))
+            })?
+            .map_err(|e| Status::out_of_range(format!("rule {id}: {e}")))?;
         let stream = async_stream::stream! {
             loop {
                 match reader.recv().await {
                     // Each batch from the engine goes out at once, in as many
                     // responses as it needs: batching adds no wait.
-                    TailEvent::Results(results) => {
-                        for response in tail_responses(&results, max_batch, encoding) {
+                    TailEvent::Results(batch) => {
+                        for response in tail_responses(&batch, max_batch, encoding) {
                             yield Ok(response);
                         }
                     }

@@ -1985,7 +1985,15 @@ type TailRuleRequest struct {
 	// under the 4 MiB that gRPC clients accept by default.
 	MaxBatch uint32 `protobuf:"varint,2,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
 	// How the results are encoded: as `Event` messages (unset) or as JSON.
-	Encoding      TailEncoding `protobuf:"varint,3,opt,name=encoding,proto3,enum=oort.v1.TailEncoding" json:"encoding,omitempty"`
+	Encoding TailEncoding `protobuf:"varint,3,opt,name=encoding,proto3,enum=oort.v1.TailEncoding" json:"encoding,omitempty"`
+	// Resume: start at this position (the `next` of the last response a reader
+	// got) with the results the rule still retains, then go on with the live
+	// ones, none missed and none twice. Once a reader tailed it, a rule
+	// retains its last results up to the server's `tail_retain_bytes` (4 MiB by
+	// default), in memory: after a restart it retains nothing. OUT_OF_RANGE when the rule no longer retains
+	// that result (the message names the oldest it does) or has not produced
+	// it yet. Unset: the live results only.
+	From          *TailPosition `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2041,6 +2049,71 @@ func (x *TailRuleRequest) GetEncoding() TailEncoding {
 	return TailEncoding_TAIL_ENCODING_UNSPECIFIED
 }
 
+func (x *TailRuleRequest) GetFrom() *TailPosition {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+// Where a row is among a rule's results.
+type TailPosition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The result's number: counted from the rule's first result, and, for a
+	// rule whose qos asks for at least once, on from its checkpoint after a
+	// restart, so that a result replayed keeps its number (the `rest` sink's
+	// `Idempotency-Key` and the `mqtt` sink's user property carry it too).
+	Result uint64 `protobuf:"varint,1,opt,name=result,proto3" json:"result,omitempty"`
+	// The row's index in its result (a window's result has many rows).
+	Row           uint32 `protobuf:"varint,2,opt,name=row,proto3" json:"row,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailPosition) Reset() {
+	*x = TailPosition{}
+	mi := &file_oort_v1_rule_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailPosition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailPosition) ProtoMessage() {}
+
+func (x *TailPosition) ProtoReflect() protoreflect.Message {
+	mi := &file_oort_v1_rule_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailPosition.ProtoReflect.Descriptor instead.
+func (*TailPosition) Descriptor() ([]byte, []int) {
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *TailPosition) GetResult() uint64 {
+	if x != nil {
+		return x.Result
+	}
+	return 0
+}
+
+func (x *TailPosition) GetRow() uint32 {
+	if x != nil {
+		return x.Row
+	}
+	return 0
+}
+
 // Response of RuleService.TailRule: results of the rule, in `event`, `events`
 // or `json` as the request's `max_batch` and `encoding` say.
 type TailRuleResponse struct {
@@ -2051,14 +2124,19 @@ type TailRuleResponse struct {
 	// at most `max_batch` (and 4096).
 	Events []*Event `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
 	// The result rows as a JSON array of objects, when `encoding` is JSON.
-	Json          []byte `protobuf:"bytes,3,opt,name=json,proto3" json:"json,omitempty"`
+	Json []byte `protobuf:"bytes,3,opt,name=json,proto3" json:"json,omitempty"`
+	// The position of the first row of this response.
+	First *TailPosition `protobuf:"bytes,4,opt,name=first,proto3" json:"first,omitempty"`
+	// The position after its last row: pass it as `from` to resume after this
+	// response.
+	Next          *TailPosition `protobuf:"bytes,5,opt,name=next,proto3" json:"next,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TailRuleResponse) Reset() {
 	*x = TailRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[29]
+	mi := &file_oort_v1_rule_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2070,7 +2148,7 @@ func (x *TailRuleResponse) String() string {
 func (*TailRuleResponse) ProtoMessage() {}
 
 func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[29]
+	mi := &file_oort_v1_rule_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2083,7 +2161,7 @@ func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleResponse.ProtoReflect.Descriptor instead.
 func (*TailRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{29}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TailRuleResponse) GetEvent() *Event {
@@ -2107,6 +2185,20 @@ func (x *TailRuleResponse) GetJson() []byte {
 	return nil
 }
 
+func (x *TailRuleResponse) GetFirst() *TailPosition {
+	if x != nil {
+		return x.First
+	}
+	return nil
+}
+
+func (x *TailRuleResponse) GetNext() *TailPosition {
+	if x != nil {
+		return x.Next
+	}
+	return nil
+}
+
 // Request of RuleService.ExplainRule.
 type ExplainRuleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2118,7 +2210,7 @@ type ExplainRuleRequest struct {
 
 func (x *ExplainRuleRequest) Reset() {
 	*x = ExplainRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[30]
+	mi := &file_oort_v1_rule_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2222,7 @@ func (x *ExplainRuleRequest) String() string {
 func (*ExplainRuleRequest) ProtoMessage() {}
 
 func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[30]
+	mi := &file_oort_v1_rule_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2235,7 @@ func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{30}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExplainRuleRequest) GetId() string {
@@ -2164,7 +2256,7 @@ type ExplainRuleResponse struct {
 
 func (x *ExplainRuleResponse) Reset() {
 	*x = ExplainRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[31]
+	mi := &file_oort_v1_rule_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2268,7 @@ func (x *ExplainRuleResponse) String() string {
 func (*ExplainRuleResponse) ProtoMessage() {}
 
 func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[31]
+	mi := &file_oort_v1_rule_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2281,7 @@ func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleResponse.ProtoReflect.Descriptor instead.
 func (*ExplainRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{31}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExplainRuleResponse) GetPlan() string {
@@ -2330,15 +2422,21 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\arunning\x18\x02 \x01(\bR\arunning\x12#\n" +
 	"\rrestart_count\x18\x03 \x01(\rR\frestartCount\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x04 \x01(\tR\tlastError\"q\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\"\x9c\x01\n" +
 	"\x0fTailRuleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tmax_batch\x18\x02 \x01(\rR\bmaxBatch\x121\n" +
-	"\bencoding\x18\x03 \x01(\x0e2\x15.oort.v1.TailEncodingR\bencoding\"t\n" +
+	"\bencoding\x18\x03 \x01(\x0e2\x15.oort.v1.TailEncodingR\bencoding\x12)\n" +
+	"\x04from\x18\x04 \x01(\v2\x15.oort.v1.TailPositionR\x04from\"8\n" +
+	"\fTailPosition\x12\x16\n" +
+	"\x06result\x18\x01 \x01(\x04R\x06result\x12\x10\n" +
+	"\x03row\x18\x02 \x01(\rR\x03row\"\xcc\x01\n" +
 	"\x10TailRuleResponse\x12$\n" +
 	"\x05event\x18\x01 \x01(\v2\x0e.oort.v1.EventR\x05event\x12&\n" +
 	"\x06events\x18\x02 \x03(\v2\x0e.oort.v1.EventR\x06events\x12\x12\n" +
-	"\x04json\x18\x03 \x01(\fR\x04json\"$\n" +
+	"\x04json\x18\x03 \x01(\fR\x04json\x12+\n" +
+	"\x05first\x18\x04 \x01(\v2\x15.oort.v1.TailPositionR\x05first\x12)\n" +
+	"\x04next\x18\x05 \x01(\v2\x15.oort.v1.TailPositionR\x04next\"$\n" +
 	"\x12ExplainRuleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\")\n" +
 	"\x13ExplainRuleResponse\x12\x12\n" +
@@ -2392,7 +2490,7 @@ func file_oort_v1_rule_proto_rawDescGZIP() []byte {
 }
 
 var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_oort_v1_rule_proto_goTypes = []any{
 	(BufferFull)(0),               // 0: oort.v1.BufferFull
 	(RuleState)(0),                // 1: oort.v1.RuleState
@@ -2427,25 +2525,26 @@ var file_oort_v1_rule_proto_goTypes = []any{
 	(*Delivery)(nil),              // 30: oort.v1.Delivery
 	(*RulePluginStatus)(nil),      // 31: oort.v1.RulePluginStatus
 	(*TailRuleRequest)(nil),       // 32: oort.v1.TailRuleRequest
-	(*TailRuleResponse)(nil),      // 33: oort.v1.TailRuleResponse
-	(*ExplainRuleRequest)(nil),    // 34: oort.v1.ExplainRuleRequest
-	(*ExplainRuleResponse)(nil),   // 35: oort.v1.ExplainRuleResponse
-	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 37: google.protobuf.Struct
-	(*Event)(nil),                 // 38: oort.v1.Event
+	(*TailPosition)(nil),          // 33: oort.v1.TailPosition
+	(*TailRuleResponse)(nil),      // 34: oort.v1.TailRuleResponse
+	(*ExplainRuleRequest)(nil),    // 35: oort.v1.ExplainRuleRequest
+	(*ExplainRuleResponse)(nil),   // 36: oort.v1.ExplainRuleResponse
+	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 38: google.protobuf.Struct
+	(*Event)(nil),                 // 39: oort.v1.Event
 }
 var file_oort_v1_rule_proto_depIdxs = []int32{
 	5,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
 	6,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
-	36, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	36, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
-	37, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
+	37, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	37, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	38, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
 	7,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
 	0,  // 6: oort.v1.RuleOptions.buffer_full:type_name -> oort.v1.BufferFull
 	4,  // 7: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
 	1,  // 8: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
-	36, // 9: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
-	36, // 10: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
+	37, // 9: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
+	37, // 10: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
 	4,  // 11: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
 	4,  // 12: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
 	4,  // 13: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
@@ -2453,46 +2552,49 @@ var file_oort_v1_rule_proto_depIdxs = []int32{
 	4,  // 15: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
 	4,  // 16: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
 	1,  // 17: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
-	36, // 18: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	37, // 18: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
 	9,  // 19: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
 	31, // 20: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
 	30, // 21: oort.v1.GetRuleStatusResponse.delivery:type_name -> oort.v1.Delivery
 	28, // 22: oort.v1.GetRuleStatusResponse.checkpoints:type_name -> oort.v1.Checkpoints
 	29, // 23: oort.v1.Checkpoints.last:type_name -> oort.v1.Checkpoint
 	29, // 24: oort.v1.Checkpoints.restored:type_name -> oort.v1.Checkpoint
-	36, // 25: oort.v1.Checkpoint.taken_time:type_name -> google.protobuf.Timestamp
+	37, // 25: oort.v1.Checkpoint.taken_time:type_name -> google.protobuf.Timestamp
 	2,  // 26: oort.v1.Delivery.requested:type_name -> oort.v1.DeliveryGuarantee
 	2,  // 27: oort.v1.Delivery.provided:type_name -> oort.v1.DeliveryGuarantee
 	3,  // 28: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
-	38, // 29: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
-	38, // 30: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
-	10, // 31: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
-	12, // 32: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
-	14, // 33: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
-	16, // 34: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
-	18, // 35: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
-	20, // 36: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
-	22, // 37: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
-	24, // 38: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
-	26, // 39: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
-	32, // 40: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
-	34, // 41: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
-	11, // 42: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
-	13, // 43: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
-	15, // 44: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
-	17, // 45: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
-	19, // 46: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
-	21, // 47: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
-	23, // 48: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
-	25, // 49: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
-	27, // 50: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
-	33, // 51: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
-	35, // 52: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
-	42, // [42:53] is the sub-list for method output_type
-	31, // [31:42] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	33, // 29: oort.v1.TailRuleRequest.from:type_name -> oort.v1.TailPosition
+	39, // 30: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
+	39, // 31: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
+	33, // 32: oort.v1.TailRuleResponse.first:type_name -> oort.v1.TailPosition
+	33, // 33: oort.v1.TailRuleResponse.next:type_name -> oort.v1.TailPosition
+	10, // 34: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
+	12, // 35: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
+	14, // 36: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
+	16, // 37: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
+	18, // 38: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
+	20, // 39: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
+	22, // 40: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
+	24, // 41: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
+	26, // 42: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
+	32, // 43: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
+	35, // 44: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
+	11, // 45: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
+	13, // 46: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
+	15, // 47: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
+	17, // 48: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
+	19, // 49: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
+	21, // 50: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
+	23, // 51: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
+	25, // 52: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
+	27, // 53: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
+	34, // 54: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
+	36, // 55: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
+	45, // [45:56] is the sub-list for method output_type
+	34, // [34:45] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_rule_proto_init() }
@@ -2510,7 +2612,7 @@ func file_oort_v1_rule_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oort_v1_rule_proto_rawDesc), len(file_oort_v1_rule_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

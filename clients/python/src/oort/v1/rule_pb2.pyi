@@ -1055,6 +1055,7 @@ class TailRuleRequest(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     MAX_BATCH_FIELD_NUMBER: _builtins.int
     ENCODING_FIELD_NUMBER: _builtins.int
+    FROM_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rule id."""
     max_batch: _builtins.int
@@ -1077,13 +1078,43 @@ class TailRuleRequest(_message.Message):
         max_batch: _builtins.int = ...,
         encoding: Global___TailEncoding.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoding", b"encoding", "id", b"id", "max_batch", b"max_batch"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoding", b"encoding", "from", b"from", "id", b"id", "max_batch", b"max_batch"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TailRuleRequest: _TypeAlias = TailRuleRequest  # noqa: Y015
+
+@_typing.final
+class TailPosition(_message.Message):
+    """Where a row is among a rule's results."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    ROW_FIELD_NUMBER: _builtins.int
+    result: _builtins.int
+    """The result's number: counted from the rule's first result, and, for a
+    rule whose qos asks for at least once, on from its checkpoint after a
+    restart, so that a result replayed keeps its number (the `rest` sink's
+    `Idempotency-Key` and the `mqtt` sink's user property carry it too).
+    """
+    row: _builtins.int
+    """The row's index in its result (a window's result has many rows)."""
+    def __init__(
+        self,
+        *,
+        result: _builtins.int = ...,
+        row: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "row", b"row"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TailPosition: _TypeAlias = TailPosition  # noqa: Y015
 
 @_typing.final
 class TailRuleResponse(_message.Message):
@@ -1096,6 +1127,8 @@ class TailRuleResponse(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
     JSON_FIELD_NUMBER: _builtins.int
+    FIRST_FIELD_NUMBER: _builtins.int
+    NEXT_FIELD_NUMBER: _builtins.int
     json: _builtins.bytes
     """The result rows as a JSON array of objects, when `encoding` is JSON."""
     @_builtins.property
@@ -1108,16 +1141,28 @@ class TailRuleResponse(_message.Message):
         at most `max_batch` (and 4096).
         """
 
+    @_builtins.property
+    def first(self) -> Global___TailPosition:
+        """The position of the first row of this response."""
+
+    @_builtins.property
+    def next(self) -> Global___TailPosition:
+        """The position after its last row: pass it as `from` to resume after this
+        response.
+        """
+
     def __init__(
         self,
         *,
         event: _value_pb2.Event | None = ...,
         events: _abc.Iterable[_value_pb2.Event] | None = ...,
         json: _builtins.bytes = ...,
+        first: Global___TailPosition | None = ...,
+        next: Global___TailPosition | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "first", b"first", "next", b"next"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "json", b"json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "first", b"first", "json", b"json", "next", b"next"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
