@@ -68,7 +68,7 @@ pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
     let mqtt = mqtt::MqttConfig::with_server(mqtt_server);
     registry.register_source("mqtt", Arc::new(mqtt::MqttSourceFactory::with_config(mqtt)));
     registry.register_sink("mqtt", Arc::new(mqtt::MqttSinkFactory { default_server: mqtt_server.to_owned() }));
-    registry.register_source("file", Arc::new(file::FileSourceFactory(Arc::clone(files))));
+    registry.register_source("file", Arc::new(file::FileSourceFactory::new(Arc::clone(files))));
     registry.register_sink("file", Arc::new(file::FileSinkFactory(Arc::clone(files))));
     registry.register_sink("rest", Arc::new(rest::RestSinkFactory(Arc::clone(egress))));
 }

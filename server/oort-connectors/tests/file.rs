@@ -53,7 +53,7 @@ async fn write(props: serde_json::Value, results: &[Vec<Map>]) {
 
 /// Runs a file source until it ends (or `limit` events arrived), returning the events.
 async fn read(config: SourceConfig, limit: usize) -> Result<Vec<SourceEvent>, ConnectorError> {
-    let source = FileSourceFactory(roots()).build(&config)?;
+    let source = FileSourceFactory::new(roots()).build(&config)?;
     let (tx, mut rx) = SourceOutput::channel(16);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(source.run(tx, cancel.clone()));
@@ -241,8 +241,9 @@ async fn a_directory_entry_that_links_out_of_the_roots_is_skipped() {
     std::os::unix::fs::symlink(outside.path().join("secret.json"), dir.path().join("b.json")).unwrap();
     // Only the inner directory is a root here.
     let config = source_config(dir.path(), &[]);
-    let source =
-        FileSourceFactory(Arc::new(FileRoots::create([dir.path().to_path_buf()]).unwrap())).build(&config).unwrap();
+    let source = FileSourceFactory::new(Arc::new(FileRoots::create([dir.path().to_path_buf()]).unwrap()))
+        .build(&config)
+        .unwrap();
     let (tx, mut rx) = SourceOutput::channel(16);
     source.run(tx, CancellationToken::new()).await.unwrap();
     let mut events = Vec::new();
@@ -286,4 +287,42 @@ async fn registered_by_register_all() {
     assert!(registry.source("file").is_some());
     assert!(registry.sink("file").is_some());
     assert!(registry.sink("rest").is_some());
+}
+
+#[tokio::test]
+async fn a_restart_reads_on_from_the_seek_point_its_checkpoint_saved() {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    // Lines of one width, so that one can be replaced without moving the others.
+    let line = |n: usize| format!("{{\"n\":{n:>6}}}\n");
+    std::fs::write(dir.path().join("a.json"), line(0)).unwrap();
+    let b: String = (1..=600).map(line).collect();
+    std::fs::write(dir.path().join("b.json"), &b).unwrap();
+    let factory = FileSourceFactory::new(roots());
+    let config = source_config(dir.path(), &[]);
+    // A rule with checkpoints reads it all: its hold notes the seek points.
+    let hold = factory.positions(&config).unwrap().expect("a file read once replays");
+    let source = factory.build(&config).unwrap();
+    let (tx, mut rx) = SourceOutput::channel(1024);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(source.run(tx, cancel.clone()));
+    let mut last = 0;
+    while last < 601 {
+        last = rx.recv().await.unwrap().position.unwrap();
+    }
+    task.await.unwrap().unwrap();
+    // The checkpoint covers event 401 (line 400 of b.json).
+    let state = hold.resume_state(401).expect("a seek point");
+
+    // Before the restart, what lies before the seek point changes: read, it
+    // would shift every number after it.
+    std::fs::write(dir.path().join("a.json"), format!("{}{}", line(0), line(0))).unwrap();
+    let mut changed = b.into_bytes();
+    changed[..13].copy_from_slice(b"[{\"n\":0},{}]\n");
+    std::fs::write(dir.path().join("b.json"), changed).unwrap();
+    let restarted =
+        SourceConfig { resume_after: Some(401), resume_state: Some(state), ..source_config(dir.path(), &[]) };
+    let events = read(restarted, 10).await.unwrap();
+    let first = jsons(&events[..1]);
+    assert_eq!(first, vec![json!({"n": 401})], "read on from the seek point in b.json, not from the start");
+    assert_eq!(events[0].position, Some(402));
 }

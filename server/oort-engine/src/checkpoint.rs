@@ -24,7 +24,10 @@ use crate::durable::{self, ReadError};
 use crate::plan::RulePlan;
 
 /// The first bytes of a checkpoint file: the format and its version.
-const MAGIC: &[u8; 8] = b"OORTCKP1";
+const MAGIC: &[u8; 8] = b"OORTCKP2";
+
+/// Those of the previous version, which had no `source_state`: still read.
+const MAGIC_V1: &[u8; 8] = b"OORTCKP1";
 
 /// One saved state of a rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -47,6 +50,28 @@ pub struct Checkpoint {
     /// How many results the rule emitted before it: the sequence number of
     /// the next one ([`crate::Sink::collect_numbered`]).
     pub results: u64,
+    /// Where the source resumes reading, beside `position`
+    /// ([`crate::SourcePositions::resume_state`]).
+    pub source_state: Option<Vec<u8>>,
+}
+
+/// A checkpoint as the first version saved it.
+#[derive(serde::Deserialize)]
+struct CheckpointV1 {
+    id: u64,
+    fingerprint: u32,
+    taken_ms: i64,
+    position: Option<u64>,
+    window: Option<Vec<u8>>,
+    sinks: Vec<Option<Vec<u8>>>,
+    results: u64,
+}
+
+impl From<CheckpointV1> for Checkpoint {
+    fn from(v1: CheckpointV1) -> Self {
+        let CheckpointV1 { id, fingerprint, taken_ms, position, window, sinks, results } = v1;
+        Self { id, fingerprint, taken_ms, position, window, sinks, results, source_state: None }
+    }
 }
 
 /// Why a checkpoint could not be saved or read.
@@ -113,13 +138,21 @@ impl CheckpointStore {
     pub fn load(&self, rule_id: &str) -> Result<Option<Checkpoint>, CheckpointError> {
         let path = self.path(rule_id);
         let unreadable = |reason: String| CheckpointError::Unreadable { path: path.clone(), reason };
-        let body = match durable::read(&path, MAGIC) {
-            Ok(Some(body)) => body,
-            Ok(None) => return Ok(None),
-            Err(ReadError::Io(e)) => return Err(e.into()),
-            Err(e @ ReadError::Damaged(_)) => return Err(unreadable(e.to_string())),
+        let read = |magic| match durable::read(&path, magic) {
+            Ok(body) => Ok(body),
+            Err(ReadError::Io(e)) => Err(e.into()),
+            Err(e @ ReadError::Damaged(_)) => Err(unreadable(e.to_string())),
         };
-        postcard::from_bytes(&body).map(Some).map_err(|e| unreadable(e.to_string()))
+        match read(MAGIC) {
+            Ok(Some(body)) => postcard::from_bytes(&body).map(Some).map_err(|e| unreadable(e.to_string())),
+            Ok(None) => Ok(None),
+            Err(e) => match read(MAGIC_V1) {
+                Ok(Some(body)) => postcard::from_bytes::<CheckpointV1>(&body)
+                    .map(|v1| Some(v1.into()))
+                    .map_err(|e| unreadable(e.to_string())),
+                _ => Err(e),
+            },
+        }
     }
 
     /// Replaces a rule's checkpoint, durably: once this returns, a crash
@@ -154,7 +187,18 @@ mod tests {
             window: Some(vec![1, 2, 3]),
             sinks: vec![None, Some(vec![4])],
             results: 12,
+            source_state: Some(b"offset".to_vec()),
         }
+    }
+
+    #[test]
+    fn a_checkpoint_of_the_first_version_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let v1 = (1u64, 7u32, 1_000i64, Some(41u64), Some(vec![1u8]), vec![None::<Vec<u8>>], 12u64);
+        durable::write(&store.path("r"), MAGIC_V1, &postcard::to_stdvec(&v1).unwrap()).unwrap();
+        let loaded = store.load("r").unwrap().unwrap();
+        assert_eq!((loaded.position, loaded.results, loaded.source_state), (Some(41), 12, None));
     }
 
     #[test]

@@ -206,6 +206,9 @@ pub struct SourceConfig {
     /// Replay from just after this position (that of the rule's checkpoint);
     /// `None` to start with what comes next.
     pub resume_after: Option<u64>,
+    /// What [`SourcePositions::resume_state`] said for the checkpoint's
+    /// position: where to start reading to get there quickly.
+    pub resume_state: Option<Vec<u8>>,
 }
 
 impl SourceConfig {
@@ -219,6 +222,7 @@ impl SourceConfig {
             rule_id: rule_id.to_owned(),
             qos: crate::delivery::Guarantee::AtMostOnce,
             resume_after: None,
+            resume_state: None,
         }
     }
 }
@@ -245,6 +249,14 @@ pub trait SourcePositions: Send + Sync {
     /// needs the first. `true` by default.
     fn exact(&self) -> bool {
         true
+    }
+    /// What the source needs, beside `position`, to resume after it without
+    /// reading again what came before (a file's name and a byte offset):
+    /// saved with the checkpoint that covers `position`, and handed back in
+    /// [`SourceConfig::resume_state`]. `None` by default.
+    fn resume_state(&self, position: u64) -> Option<Vec<u8>> {
+        let _ = position;
+        None
     }
 }
 

@@ -262,6 +262,7 @@ fn checkpoint_costs(rows: usize, keys: usize, dir: &std::path::Path) -> Result<C
         window: Some(saved),
         sinks: vec![None],
         results: 0,
+        source_state: None,
     };
     let started = Instant::now();
     let bytes = store.save("costs", &checkpoint)?;

@@ -44,10 +44,14 @@
 //! the rows, a stream's rule keeps running without further input.
 //!
 //! A file read once replays for a rule whose `qos` asks for at least once:
-//! its events are numbered in the order read (their position), and a rule
-//! restarting from a checkpoint reads the file again, skipping the events the
-//! checkpoint covers (`docs/delivery.md`). A file read every `INTERVAL` does
-//! not: each read is new input.
+//! its events are numbered in the order read (their position), and a
+//! checkpoint saves, with its position, a seek point: a file of the directory
+//! and a byte where a record starts, at or before the position (every 256
+//! events or so: a line of JSON lines or a CSV record when no lines are
+//! ignored, otherwise the file's start). A rule restarting from it opens that
+//! file at that byte and skips the few events up to the position
+//! (`docs/delivery.md`). A file read every `INTERVAL` does not replay: each
+//! read is new input.
 //!
 //! Files are streamed: a blocking thread reads a line (or an element of a JSON
 //! document) at a time and hands events to the rule 256 at a time, waiting

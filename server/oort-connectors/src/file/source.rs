@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -33,37 +33,33 @@ const PEEK_BYTES: usize = 1 << 20;
 const READ_BATCH: usize = 256;
 
 /// Builds `file` sources, whose paths must lie inside the file roots.
-pub struct FileSourceFactory(pub Arc<FileRoots>);
+pub struct FileSourceFactory {
+    roots: Arc<FileRoots>,
+    reads: resume::Reads,
+}
+
+impl FileSourceFactory {
+    /// `file` sources reading inside `roots`.
+    pub fn new(roots: Arc<FileRoots>) -> Self {
+        Self { roots, reads: resume::Reads::default() }
+    }
+}
 
 mod options;
+mod resume;
 use options::{FileSourceConfig, Format, OPTIONS};
+use resume::{ReadOnce, SeekIndex, SeekPoint};
 
 struct FileSource {
     config: FileSourceConfig,
     roots: Arc<FileRoots>,
     /// Events of the read already covered by the rule's checkpoint: read
-    /// again, not sent.
+    /// again (from `start`), not sent.
     skip: u64,
-}
-
-/// Where a rule is in a file read once: the ordinal of the last event its
-/// checkpoint covers. The file itself is the durable record, read again and
-/// skipped up to there after a restart.
-struct ReadOnce {
-    after: u64,
-}
-
-#[async_trait]
-impl oort_engine::SourcePositions for ReadOnce {
-    async fn persist(&self, _: u64) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-
-    fn release(&self, _: u64) {}
-
-    fn position(&self) -> Option<u64> {
-        Some(self.after)
-    }
+    /// Where to start reading to reach them quickly.
+    start: Option<SeekPoint>,
+    /// Where to note seek points, for a rule that reads the file once with checkpoints.
+    index: Option<Arc<SeekIndex>>,
 }
 
 impl SourceFactory for FileSourceFactory {
@@ -73,30 +69,36 @@ impl SourceFactory for FileSourceFactory {
 
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
         let skip = config.resume_after.unwrap_or(0);
-        let config = FileSourceConfig::from_source_config(config, &self.0)?;
-        Ok(Box::new(FileSource { config, roots: Arc::clone(&self.0), skip }))
+        let start = SeekPoint::decode(config.resume_state.as_deref()).filter(|point| point.before <= skip);
+        let index = self.reads.get(&config.rule_id);
+        let config = FileSourceConfig::from_source_config(config, &self.roots)?;
+        Ok(Box::new(FileSource { config, roots: Arc::clone(&self.roots), skip, start, index }))
     }
 
     /// A file read once replays: its events are numbered in the order read,
-    /// and a restarted rule skips those its checkpoint covers. One read every
-    /// `INTERVAL` does not (each read is new input).
+    /// and a restarted rule starts reading at the last seek point its
+    /// checkpoint saved, skipping the events up to the checkpoint's position.
+    /// One read every `INTERVAL` does not (each read is new input).
     fn positions(
         &self,
         config: &SourceConfig,
     ) -> Result<Option<Arc<dyn oort_engine::SourcePositions>>, ConnectorError> {
-        let once = FileSourceConfig::from_source_config(config, &self.0)?.interval.is_none();
-        Ok(once.then(|| Arc::new(ReadOnce { after: config.resume_after.unwrap_or(0) }) as _))
+        if FileSourceConfig::from_source_config(config, &self.roots)?.interval.is_some() {
+            return Ok(None);
+        }
+        let after = config.resume_after.unwrap_or(0);
+        Ok(Some(Arc::new(ReadOnce { after, index: self.reads.start(&config.rule_id) })))
     }
 
     fn validate(&self, config: &SourceConfig) -> Result<(), ConnectorError> {
-        FileSourceConfig::from_source_config(config, &self.0).map(drop)
+        FileSourceConfig::from_source_config(config, &self.roots).map(drop)
     }
 }
 
 #[async_trait]
 impl Source for FileSource {
     async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
-        let Self { config, roots, skip } = *self;
+        let Self { config, roots, skip, mut start, index } = *self;
         let config = Arc::new(config);
         loop {
             // Each event of a read is numbered: its position.
@@ -104,8 +106,8 @@ impl Source for FileSource {
             // Two batches in flight: the thread reads the next while the rule takes one.
             let (tx, mut rx) = mpsc::channel(2);
             let reading = {
-                let (config, roots) = (Arc::clone(&config), Arc::clone(&roots));
-                tokio::task::spawn_blocking(move || read_all(&config, &roots, &tx))
+                let (config, roots, start) = (Arc::clone(&config), Arc::clone(&roots), start.take());
+                tokio::task::spawn_blocking(move || read_all(&config, &roots, start.as_ref(), &tx))
             };
             let mut sent_any = false;
             loop {
@@ -114,7 +116,16 @@ impl Source for FileSource {
                     chunk = rx.recv() => match chunk { Some(chunk) => chunk, None => break },
                 };
                 let events = match chunk {
-                    Chunk::Events(events) => events,
+                    Chunk::Events { events, seek } => {
+                        if let (Some(index), Some((file, offset))) = (&index, seek) {
+                            index.record(SeekPoint { before: ordinal, file: file.to_string(), offset });
+                        }
+                        events
+                    }
+                    Chunk::Resumed(before) => {
+                        ordinal = before;
+                        continue;
+                    }
                     Chunk::Skipped(why) => {
                         tracing::warn!(stream = %config.path.display(), "{why}");
                         out.record_error(why);
@@ -165,14 +176,21 @@ enum Halt {
 
 /// What the reading thread hands to the source's task.
 enum Chunk {
-    /// Events, in file order.
-    Events(Vec<SourceEvent>),
+    /// The read starts at a seek point, after this many events.
+    Resumed(u64),
+    /// Events, in file order; the first starts a record at this byte of this file.
+    Events { events: Vec<SourceEvent>, seek: Option<(Arc<str>, u64)> },
     /// What was skipped and why, counted in the source's status.
     Skipped(String),
 }
 
 /// Where the reading functions put what they read.
 trait Emit {
+    /// A record (of one event or more) starts at this byte of the file: the
+    /// read could start again here.
+    fn record_start(&mut self, offset: u64) {
+        let _ = offset;
+    }
     /// One event.
     fn event(&mut self, payload: Payload) -> Result<(), Halt>;
     /// A part of the file that was skipped, and why.
@@ -182,21 +200,37 @@ trait Emit {
 /// The events of one file, handed to the source's task a batch at a time.
 struct ToRule<'a> {
     tx: &'a mpsc::Sender<Chunk>,
+    file: Arc<str>,
     meta: Arc<BTreeMap<String, String>>,
     batch: Vec<SourceEvent>,
+    /// Where the batch's first event's record starts, when it starts one.
+    seek: Option<u64>,
 }
 
-impl ToRule<'_> {
+impl<'a> ToRule<'a> {
+    fn new(tx: &'a mpsc::Sender<Chunk>, file: &Path) -> Self {
+        let name = file.display().to_string();
+        let meta = Arc::new(BTreeMap::from([("file".to_owned(), name.clone())]));
+        Self { tx, file: Arc::from(name), meta, batch: Vec::with_capacity(READ_BATCH), seek: None }
+    }
+
     fn flush(&mut self) -> Result<(), Halt> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(READ_BATCH));
-        self.tx.blocking_send(Chunk::Events(batch)).map_err(|_| Halt::Stopped)
+        let events = std::mem::replace(&mut self.batch, Vec::with_capacity(READ_BATCH));
+        let seek = self.seek.take().map(|offset| (Arc::clone(&self.file), offset));
+        self.tx.blocking_send(Chunk::Events { events, seek }).map_err(|_| Halt::Stopped)
     }
 }
 
 impl Emit for ToRule<'_> {
+    fn record_start(&mut self, offset: u64) {
+        if self.batch.is_empty() {
+            self.seek = Some(offset);
+        }
+    }
+
     fn event(&mut self, payload: Payload) -> Result<(), Halt> {
         self.batch.push(SourceEvent::new(payload, Arc::clone(&self.meta)));
         if self.batch.len() >= READ_BATCH { self.flush() } else { Ok(()) }
@@ -213,10 +247,16 @@ fn failed(path: &Path, e: impl std::fmt::Display) -> Halt {
 }
 
 /// Reads the file, or every regular file of the directory in name order, on
-/// the calling (blocking) thread. Each path is checked against the roots
-/// again as it is read: a symlink put in since the stream was created is
-/// refused (the path) or skipped with a warning (an entry).
-fn read_all(config: &FileSourceConfig, roots: &FileRoots, tx: &mpsc::Sender<Chunk>) -> Result<(), Halt> {
+/// the calling (blocking) thread; from `start` when it names one of them.
+/// Each path is checked against the roots again as it is read: a symlink put
+/// in since the stream was created is refused (the path) or skipped with a
+/// warning (an entry).
+fn read_all(
+    config: &FileSourceConfig,
+    roots: &FileRoots,
+    start: Option<&SeekPoint>,
+    tx: &mpsc::Sender<Chunk>,
+) -> Result<(), Halt> {
     let path = roots
         .resolve(&config.path.to_string_lossy(), PathUse::ReadFileOrDirectory)
         .map_err(|e| Halt::Failed(ConnectorError::External(e.to_string())))?;
@@ -236,25 +276,63 @@ fn read_all(config: &FileSourceConfig, roots: &FileRoots, tx: &mpsc::Sender<Chun
     } else {
         vec![path]
     };
-    for file in files {
-        let meta = Arc::new(BTreeMap::from([("file".to_owned(), file.display().to_string())]));
-        let mut to_rule = ToRule { tx, meta, batch: Vec::with_capacity(READ_BATCH) };
-        read_file(&file, config, &mut to_rule)?;
+    // A seek point whose file is gone (the input changed) is not used: the
+    // read starts at the beginning, and skips by number.
+    let start =
+        start.and_then(|point| files.iter().position(|f| f.display().to_string() == point.file).map(|i| (i, point)));
+    let (first, mut offset) = match start {
+        Some((i, point)) => {
+            tx.blocking_send(Chunk::Resumed(point.before)).map_err(|_| Halt::Stopped)?;
+            (i, point.offset)
+        }
+        None => (0, 0),
+    };
+    for file in &files[first..] {
+        let mut to_rule = ToRule::new(tx, file);
+        read_file(file, config, offset, &mut to_rule)?;
         to_rule.flush()?;
+        offset = 0;
     }
     Ok(())
 }
 
-/// Reads one file in the stream's format.
-fn read_file(path: &Path, config: &FileSourceConfig, emit: &mut dyn Emit) -> Result<(), Halt> {
-    let file = std::fs::File::open(path).map_err(|e| failed(path, e))?;
-    let reader = BufReader::with_capacity(64 << 10, file);
+/// Reads one file in the stream's format, from byte `offset` (a record's
+/// start, noted by [`Emit::record_start`]).
+fn read_file(path: &Path, config: &FileSourceConfig, offset: u64, emit: &mut dyn Emit) -> Result<(), Halt> {
+    let mut file = std::fs::File::open(path).map_err(|e| failed(path, e))?;
+    emit.record_start(offset);
     let skipping = config.ignore_start_lines > 0 || config.ignore_end_lines > 0;
+    if offset > 0 {
+        // Only a line of JSON lines or a CSV record without ignored lines starts past 0.
+        return match config.format {
+            Format::Json => {
+                file.seek(SeekFrom::Start(offset)).map_err(|e| failed(path, e))?;
+                let at = LinePosition { number: None, offset };
+                read_json_lines(BufReader::with_capacity(64 << 10, file), path, emit, at)
+            }
+            Format::Csv(delimiter) => {
+                let mut reader = BufReader::with_capacity(64 << 10, file);
+                let mut header = Vec::new();
+                (&mut reader)
+                    .take(MAX_RECORD_BYTES as u64)
+                    .read_until(b'\n', &mut header)
+                    .map_err(|e| failed(path, e))?;
+                reader.seek(SeekFrom::Start(offset)).map_err(|e| failed(path, e))?;
+                let base = offset - header.len() as u64;
+                let reader = KeptLines::new(std::io::Cursor::new(header).chain(reader), config);
+                read_csv(reader, delimiter, path, emit, Some(base))
+            }
+        };
+    }
+    let reader = BufReader::with_capacity(64 << 10, file);
     match config.format {
         Format::Json if !skipping => read_json(reader, path, emit),
-        Format::Json => read_json(BufReader::new(KeptLines::new(reader, config)), path, emit),
+        // The kept lines' offsets are not the file's: no record starts past 0.
+        Format::Json => read_json(BufReader::new(KeptLines::new(reader, config)), path, &mut NoRecordStarts(emit)),
         // Lines capped for CSV too: the csv crate would grow a record without bound.
-        Format::Csv(delimiter) => read_csv(KeptLines::new(reader, config), delimiter, path, emit),
+        Format::Csv(delimiter) => {
+            read_csv(KeptLines::new(reader, config), delimiter, path, emit, (!skipping).then_some(0))
+        }
     }
 }
 
@@ -264,23 +342,44 @@ fn read_file(path: &Path, config: &FileSourceConfig, emit: &mut dyn Emit) -> Res
 /// on as bytes for the rule's decoder to reject.
 fn read_json(mut reader: impl BufRead, path: &Path, emit: &mut dyn Emit) -> Result<(), Halt> {
     let mut first = Vec::new();
-    let mut number = 0;
+    let mut at = LinePosition { number: Some(0), offset: 0 };
     loop {
         first.clear();
         if (&mut reader).take(PEEK_BYTES as u64).read_until(b'\n', &mut first).map_err(|e| failed(path, e))? == 0 {
             return Ok(());
         }
-        number += 1;
+        at.number = at.number.map(|n| n + 1);
         if !first.trim_ascii().is_empty() {
             break;
         }
+        at.offset += first.len() as u64;
     }
     let cut = first.len() >= PEEK_BYTES && !first.ends_with(b"\n");
     let unfinished = || serde_json::from_slice::<serde::de::IgnoredAny>(first.trim_ascii()).is_err_and(|e| e.is_eof());
     if cut || unfinished() {
         return read_document(std::io::Cursor::new(first).chain(reader), path, emit);
     }
+    emit.record_start(at.offset);
     json_line(&first, emit)?;
+    at.offset += first.len() as u64;
+    read_json_lines(reader, path, emit, at)
+}
+
+/// Where a line is: its number when the read started at the file's start,
+/// and its first byte.
+#[derive(Debug, Clone, Copy)]
+struct LinePosition {
+    number: Option<usize>,
+    offset: u64,
+}
+
+/// The lines after `at` (the position of the last line read) of JSON lines.
+fn read_json_lines(
+    mut reader: impl BufRead,
+    path: &Path,
+    emit: &mut dyn Emit,
+    mut at: LinePosition,
+) -> Result<(), Halt> {
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -288,14 +387,32 @@ fn read_json(mut reader: impl BufRead, path: &Path, emit: &mut dyn Emit) -> Resu
         if read.map_err(|e| failed(path, e))? == 0 {
             return Ok(());
         }
-        number += 1;
+        at.number = at.number.map(|n| n + 1);
+        let start = at.offset;
+        at.offset += line.len() as u64;
         if line.len() > MAX_RECORD_BYTES && !line.ends_with(b"\n") {
-            reader.skip_until(b'\n').map_err(|e| failed(path, e))?;
+            at.offset += reader.skip_until(b'\n').map_err(|e| failed(path, e))? as u64;
             let limit = MAX_RECORD_BYTES >> 20;
-            emit.skipped(format!("file {}: line {number} is longer than {limit} MiB; skipped", path.display()))?;
+            let which = at.number.map_or_else(|| format!("the line at byte {start}"), |n| format!("line {n}"));
+            emit.skipped(format!("file {}: {which} is longer than {limit} MiB; skipped", path.display()))?;
             continue;
         }
+        emit.record_start(start);
         json_line(&line, emit)?;
+    }
+}
+
+/// Passes on everything but record starts: for a read whose offsets are not
+/// the file's (lines ignored).
+struct NoRecordStarts<'a>(&'a mut dyn Emit);
+
+impl Emit for NoRecordStarts<'_> {
+    fn event(&mut self, payload: Payload) -> Result<(), Halt> {
+        self.0.event(payload)
+    }
+
+    fn skipped(&mut self, why: String) -> Result<(), Halt> {
+        self.0.skipped(why)
     }
 }
 
@@ -480,8 +597,10 @@ impl<R: BufRead> Read for KeptLines<R> {
     }
 }
 
-/// CSV content with a header line: one row per record, each emitted as it is read.
-fn read_csv(reader: impl Read, delimiter: u8, path: &Path, emit: &mut dyn Emit) -> Result<(), Halt> {
+/// CSV content with a header line: one row per record, each emitted as it is
+/// read. With `base`, each record's start in the file is `base` plus its
+/// offset in `reader` (noted as a record start).
+fn read_csv(reader: impl Read, delimiter: u8, path: &Path, emit: &mut dyn Emit, base: Option<u64>) -> Result<(), Halt> {
     let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).from_reader(reader);
     let header: Vec<Arc<str>> =
         reader.headers().map_err(|e| failed(path, format!("invalid CSV header: {e}")))?.iter().map(Arc::from).collect();
@@ -490,6 +609,9 @@ fn read_csv(reader: impl Read, delimiter: u8, path: &Path, emit: &mut dyn Emit) 
         match reader.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {
+                if let (Some(base), Some(at)) = (base, record.position()) {
+                    emit.record_start(base + at.byte());
+                }
                 let row: Map = header.iter().cloned().zip(record.iter().map(cell_value)).collect();
                 emit.event(Payload::Map(row))?;
             }

@@ -94,8 +94,10 @@ impl Checkpointing {
             }
         };
         source_config.resume_after = restored.as_ref().and_then(|c| c.position);
+        source_config.resume_state = restored.as_ref().and_then(|c| c.source_state.clone());
         let Some(positions) = source_factory.positions(source_config)? else {
             source_config.resume_after = None;
+            source_config.resume_state = None;
             return Ok((None, Replay::SourceCannot(plan.stream.source_type().to_owned())));
         };
         status.enabled = true;
@@ -117,6 +119,7 @@ impl Checkpointing {
                 window: None,
                 sinks: Vec::new(),
                 results: 0,
+                source_state: None,
             };
             if let Err(e) = store.save(&plan.rule_id, &first) {
                 status.last_error = Some(format!("the rule's first checkpoint could not be saved: {e}"));
@@ -201,6 +204,7 @@ impl Trigger {
             window: None,
             sinks: Vec::new(),
             results: output.next_sequence,
+            source_state: None,
         };
         permit.send(Taken { checkpoint, window, at });
         output.barrier(id).await;
@@ -274,6 +278,7 @@ impl Checkpointer {
         let position = checkpoint.position;
         if let Some(position) = position {
             self.positions.persist(position).await.map_err(|e| e.to_string())?;
+            checkpoint.source_state = self.positions.resume_state(position);
         }
         let (store, rule_id) = (Arc::clone(&self.store), self.rule_id.clone());
         let bytes = tokio::task::spawn_blocking(move || {

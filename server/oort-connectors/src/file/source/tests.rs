@@ -19,7 +19,7 @@ fn roots() -> Arc<FileRoots> {
 }
 
 fn config_error(config: &SourceConfig) -> String {
-    match FileSourceFactory(roots()).build(config) {
+    match FileSourceFactory::new(roots()).build(config) {
         Err(ConnectorError::Config(m) | ConnectorError::Option { message: m, .. }) => m,
         Err(other) => panic!("expected a config error, got {other:?}"),
         Ok(_) => panic!("expected a config error"),
@@ -70,7 +70,7 @@ fn config_defaults_and_options() {
 fn paths_outside_the_roots_are_refused_when_validated() {
     let mut passwd = options(&[("FORMAT", "csv"), ("DELIMITER", ":")]);
     passwd.datasource = "/etc/passwd".into();
-    let error = FileSourceFactory(roots()).validate(&passwd).unwrap_err();
+    let error = FileSourceFactory::new(roots()).validate(&passwd).unwrap_err();
     assert!(
         matches!(&error, ConnectorError::Option { key, message } if key == "DATASOURCE" && message.contains("outside the allowed directories")),
         "{error}"
@@ -135,7 +135,7 @@ fn json(content: &[u8]) -> Result<Vec<serde_json::Value>, String> {
 fn csv(content: &[u8], delimiter: u8, config: &FileSourceConfig) -> Vec<serde_json::Value> {
     let mut collected = Collected::default();
     let reader = KeptLines::new(content, config);
-    read_csv(reader, delimiter, Path::new("x.csv"), &mut collected).unwrap();
+    read_csv(reader, delimiter, Path::new("x.csv"), &mut collected, None).unwrap();
     rows(&collected)
 }
 
@@ -207,4 +207,55 @@ fn lines_are_skipped_at_both_ends() {
     assert_eq!(kept(10, 0), "");
     assert_eq!(kept(3, 3), "");
     assert_eq!(kept(0, 1), "# comment\nid,v\n1,2\n3,4\n");
+}
+
+/// What a read emits, with the record starts it notes.
+#[derive(Default)]
+struct WithStarts {
+    rows: Collected,
+    starts: Vec<u64>,
+}
+
+impl Emit for WithStarts {
+    fn record_start(&mut self, offset: u64) {
+        self.starts.push(offset);
+    }
+    fn event(&mut self, payload: Payload) -> Result<(), Halt> {
+        self.rows.event(payload)
+    }
+    fn skipped(&mut self, why: String) -> Result<(), Halt> {
+        self.rows.skipped(why)
+    }
+}
+
+#[test]
+fn records_start_where_a_read_can_start_again() {
+    use serde_json::json as j;
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let read = |name: &str, content: &str, config: &FileSourceConfig, offset: u64| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let mut emitted = WithStarts::default();
+        read_file(&path, config, offset, &mut emitted).unwrap_or_else(|_| panic!("{name} read"));
+        (rows(&emitted.rows), emitted.starts)
+    };
+    let lines = "\n{\"n\":1}\n[{\"n\":2},{\"n\":3}]\n{\"n\":4}\n";
+    let (all, starts) = read("a.json", lines, &plain(), 0);
+    assert_eq!(all.len(), 4);
+    assert_eq!(starts, [0, 1, 9, 27], "the file, then each line that is not blank");
+    let (rest, _) = read("a.json", lines, &plain(), 9);
+    assert_eq!(rest, [j!({"n": 2}), j!({"n": 3}), j!({"n": 4})]);
+
+    let csv_config = FileSourceConfig { format: Format::Csv(b','), ..plain() };
+    let table = "id,v\n1,a\n2,b\n3,c\n";
+    let (_, starts) = read("t.csv", table, &csv_config, 0);
+    assert_eq!(starts, [0, 5, 9, 13]);
+    let (rest, starts) = read("t.csv", table, &csv_config, 9);
+    assert_eq!(rest, [j!({"id": 2, "v": "b"}), j!({"id": 3, "v": "c"})], "the header is read again first");
+    assert_eq!(starts, [9, 9, 13]);
+
+    // Lines ignored: the kept lines' offsets are not the file's; only the file's start is one.
+    let skipping = FileSourceConfig { ignore_start_lines: 1, ..plain() };
+    let (kept, starts) = read("a.json", lines, &skipping, 0);
+    assert_eq!((kept.len(), starts), (3, vec![0]));
 }
