@@ -90,8 +90,9 @@ pub enum CheckpointError {
     },
 }
 
-/// What identifies a plan's state: its SQL, its stream and the options that
-/// shape its windows. Stable across builds (a CRC, not `Hash`).
+/// What identifies a plan's state: its SQL, its stream (name, fields and
+/// options) and the options that shape its windows. Stable across builds (a
+/// CRC, not `Hash`).
 pub fn fingerprint(plan: &RulePlan) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     let mut field = |bytes: &[u8]| {
@@ -100,6 +101,9 @@ pub fn fingerprint(plan: &RulePlan) -> u32 {
     };
     field(plan.sql.as_bytes());
     field(plan.stream.name.as_bytes());
+    for column in &plan.stream.fields {
+        field(column.to_string().as_bytes());
+    }
     for (key, value) in &plan.stream.options {
         field(key.as_bytes());
         field(value.as_bytes());
