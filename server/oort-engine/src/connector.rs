@@ -431,6 +431,11 @@ pub trait SourceFactory: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The rule that read this source with `config` was deleted: let go of
+    /// what the source keeps for it outside the server (an MQTT broker's
+    /// persistent session), in the background. Nothing by default.
+    fn forget(&self, _config: &SourceConfig) {}
+
     /// For a rule whose `qos` asks for at least once, the rule's hold on its
     /// source's positions, taken before its sources are built (and kept
     /// across their restarts): the sources built for the rule then stamp

@@ -107,8 +107,16 @@ impl Engine {
         }
     }
 
-    /// Forgets what a deleted rule saved: its last checkpoint, its sinks' caches.
-    pub fn forget(&self, id: &str) {
+    /// Forgets what a deleted rule saved: its last checkpoint, its sinks'
+    /// caches, and (with its `plan`) what its source keeps for it elsewhere.
+    pub fn forget(&self, id: &str, plan: Option<&RulePlan>) {
+        if let Some(plan) = plan.filter(|p| p.options.qos >= crate::Guarantee::AtLeastOnce)
+            && let Ok(factory) = self.connectors.source_for(&plan.stream)
+        {
+            let mut config = crate::connector::SourceConfig::for_stream(&plan.stream, id);
+            config.qos = plan.options.qos;
+            factory.forget(&config);
+        }
         if let Some(Err(e)) = self.storage.checkpoints.as_ref().map(|store| store.remove(id)) {
             tracing::warn!(rule = %id, error = %e, "the checkpoint of a deleted rule could not be removed");
         }

@@ -67,10 +67,12 @@ impl RuleController {
         self.engine.stop(id).await;
     }
 
-    /// Stops a deleted rule and forgets its checkpoint.
-    pub async fn remove(&self, id: &str) {
-        self.engine.stop(id).await;
-        self.engine.forget(id);
+    /// Stops a deleted rule and forgets what it kept: its checkpoint, its
+    /// sinks' caches, its source's session at a broker.
+    pub async fn remove(&self, rule: &Rule) {
+        let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog)).ok();
+        self.engine.stop(&rule.id).await;
+        self.engine.forget(&rule.id, plan.as_ref());
     }
 
     /// Stops a rule and records in the catalog that it should not run (what

@@ -284,8 +284,26 @@ async fn an_mqtt_stream_replays_what_was_published_while_the_server_was_down() {
     // The test client sends in the background: give the broker time to take
     // them all while no server is connected.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let _oortd = launch().await;
+    let oortd = launch().await;
     assert_eq!(wait_for(60).await, (0..60).collect());
+
+    // Deleting the rule ends its session at the broker.
+    oortd.rules().await.delete_rule(oort_proto::v1::DeleteRuleRequest { id: "copy".into() }).await.unwrap();
+    for _ in 0..200 {
+        if oortd.logged(&["the deleted rule's MQTT session was ended"]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut probe = rumqttc::MqttOptions::new("oort-copy", "127.0.0.1", broker.port);
+    probe.set_clean_session(false);
+    let (_client, mut events) = rumqttc::AsyncClient::new(probe, 10);
+    let session_present = loop {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack)) = events.poll().await.unwrap() {
+            break ack.session_present;
+        }
+    };
+    assert!(!session_present, "the broker no longer keeps the deleted rule's session");
 }
 
 #[tokio::test]

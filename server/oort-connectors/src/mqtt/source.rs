@@ -116,25 +116,22 @@ impl SourceFactory for MqttSourceFactory {
                 ),
             });
         }
-        let mut settings = self.config.with_stream_options(&config.options)?.resolve(&config.rule_id)?;
         let hold = self.hold(&config.rule_id);
-        if hold.is_some() {
-            // A persistent session the broker finds again after a restart.
+        let settings = if hold.is_some() {
+            let mut settings = self.session_settings(config)?;
             settings.clean_session = false;
             settings.manual_acks = true;
-            if !config.options.contains_key("CLIENT_ID") && self.config.client_id.is_empty() {
-                settings.client_id = format!("oort-{}", config.rule_id);
-            }
-        }
+            settings
+        } else {
+            self.config.with_stream_options(&config.options)?.resolve(&config.rule_id)?
+        };
         Ok(Box::new(MqttSource { settings, filter: config.datasource.clone(), rule_id: config.rule_id.clone(), hold }))
     }
 
     /// For a rule with qos >= 1, unless its stream asks for a clean session
     /// or QoS 0: the broker keeps what the rule has not checkpointed.
     fn positions(&self, config: &SourceConfig) -> Result<Option<Arc<dyn SourcePositions>>, ConnectorError> {
-        let settings = self.config.with_stream_options(&config.options)?;
-        let clean = config.options.get("CLEAN_SESSION").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        if config.qos < Guarantee::AtLeastOnce || clean || settings.qos == 0 {
+        if !self.persistent(config)? {
             return Ok(None);
         }
         let hold = Arc::new(MqttHold {
@@ -147,6 +144,50 @@ impl SourceFactory for MqttSourceFactory {
         holds.retain(|_, hold| hold.strong_count() > 0);
         holds.insert(config.rule_id.clone(), Arc::downgrade(&hold));
         Ok(Some(hold))
+    }
+
+    /// Ends the persistent session of a deleted rule: connects with its
+    /// client id and a clean session, which the broker takes as the end of
+    /// the old one (and of the messages it queued for it), then disconnects.
+    fn forget(&self, config: &SourceConfig) {
+        if !self.persistent(config).unwrap_or(false) {
+            return;
+        }
+        let Ok(mut settings) = self.session_settings(config) else { return };
+        settings.clean_session = true;
+        let rule = config.rule_id.clone();
+        tokio::spawn(async move {
+            let mut connection = Connection::new(&settings);
+            match tokio::time::timeout(Duration::from_secs(5), connection.poll()).await {
+                Ok(Ok(Event::Connected { .. })) => {
+                    connection.disconnect().await;
+                    tracing::info!(%rule, client_id = %settings.client_id, "the deleted rule's MQTT session was ended");
+                }
+                outcome => tracing::warn!(
+                    %rule, server = %settings.server, ?outcome,
+                    "the deleted rule's MQTT session could not be ended; the broker keeps it until it expires"
+                ),
+            }
+        });
+    }
+}
+
+impl MqttSourceFactory {
+    /// Whether a rule reading with `config` keeps a persistent session.
+    fn persistent(&self, config: &SourceConfig) -> Result<bool, ConnectorError> {
+        let settings = self.config.with_stream_options(&config.options)?;
+        let clean = config.options.get("CLEAN_SESSION").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        Ok(config.qos >= Guarantee::AtLeastOnce && !clean && settings.qos != 0)
+    }
+
+    /// The settings of a rule's persistent session: a client id the broker
+    /// finds again after a restart, `oort-<rule id>`, unless one is set.
+    fn session_settings(&self, config: &SourceConfig) -> Result<Settings, ConnectorError> {
+        let mut settings = self.config.with_stream_options(&config.options)?.resolve(&config.rule_id)?;
+        if !config.options.contains_key("CLIENT_ID") && self.config.client_id.is_empty() {
+            settings.client_id = format!("oort-{}", config.rule_id);
+        }
+        Ok(settings)
     }
 }
 

@@ -327,10 +327,10 @@ impl RuleService for RuleApi {
     }
 
     async fn delete_rule(&self, request: Request<DeleteRuleRequest>) -> Result<Response<DeleteRuleResponse>, Status> {
-        let id = request.into_inner().id;
-        let deleted = id.clone();
+        let rule = self.load(request.into_inner().id).await?;
+        let (deleted, id) = (rule.id.clone(), rule.id.clone());
         self.rules.catalog().call(move |c| c.delete_rule(&deleted)).await?;
-        self.rules.remove(&id).await;
+        self.rules.remove(&rule).await;
         tracing::info!(rule = %id, "rule deleted");
         Ok(Response::new(DeleteRuleResponse {}))
     }
