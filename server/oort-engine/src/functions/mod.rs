@@ -19,11 +19,13 @@ use crate::function::{
 use crate::value::Value;
 
 pub mod aggregate;
+pub mod array;
 pub mod conversion;
 pub mod datetime;
 pub mod hashing;
 pub mod json;
 pub mod math;
+pub mod object;
 pub mod other;
 pub mod string;
 
@@ -39,9 +41,11 @@ type Family = fn() -> Vec<Arc<dyn Function>>;
 
 /// Every built-in function, family by family.
 pub fn all() -> Vec<Arc<dyn Function>> {
-    let families: [Family; 8] = [
+    let families: [Family; 10] = [
         math::functions,
         string::functions,
+        array::functions,
+        object::functions,
         conversion::functions,
         hashing::functions,
         datetime::functions,
@@ -453,6 +457,17 @@ mod tests {
         "coalesce",
         "json_path_exists",
         "meta",
+        "array_position",
+        "array_last_position",
+        "array_contains",
+        "array_contains_any",
+        "array_union",
+        "array_cardinality",
+        "cardinality",
+        "array_concat",
+        "object_concat",
+        "object_construct",
+        "object_size",
     ];
 
     #[test]
