@@ -300,6 +300,13 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
             last_value,
         )
         .kinds(flag)
+        .validate(|name, args| match args.get(1) {
+            // eKuiper refuses `last_value(foo, bar)`: whether NULLs count is fixed when the rule is made.
+            Some(arg) if arg.literal.is_none() => {
+                Err(format!("function {name}: argument 2 must be true or false, not a column or an expression"))
+            }
+            _ => Ok(()),
+        })
         .build(),
         Builtin::aggregate(
             "merge_agg",
@@ -447,6 +454,9 @@ mod tests {
         assert_eq!(f("last_value", &[nulls(2), repeat(Value::Bool(true), 2)]), Value::Null);
         assert!(matches!(e("last_value", &[ints(&[1]), ints(&[1])]), FunctionError::ArgumentType { index: 2, .. }));
         assert!(validate(&functions(), "last_value", &[None, Some(s("true"))]).is_err());
+        let column = validate(&functions(), "last_value", &[None, None]).unwrap_err();
+        assert!(column.contains("argument 2 must be true or false"), "{column}");
+        assert!(validate(&functions(), "last_value", &[None, Some(Value::Bool(false))]).is_ok());
     }
 
     #[test]

@@ -378,7 +378,9 @@ fn last_day(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, Fu
 
 /// A function of one datetime.
 fn part(name: &str, description: &str, f: fn(&DateTime<Utc>) -> Value) -> Arc<dyn Function> {
-    Builtin::scalar(name, 1, Some(1), description, move |name, _, args| Ok(f(&to_datetime(name, 0, &args[0])?))).build()
+    Builtin::scalar(name, 1, Some(1), description, move |name, _, args| Ok(f(&to_datetime(name, 0, &args[0])?)))
+        .validate(validate_datetime_literal)
+        .build()
 }
 
 fn validate_format(name: &str, args: &[ArgInfo<'_>]) -> Result<(), String> {
@@ -395,15 +397,28 @@ fn validate_duration(name: &str, args: &[ArgInfo<'_>]) -> Result<(), String> {
     }
 }
 
+/// A literal where a datetime is expected is refused when the rule is
+/// created unless it is a string that reads as a datetime: eKuiper refuses
+/// `hour(1)` and `date_calc(1, "24h")` (and every literal string; Oort takes
+/// those it can read).
 fn validate_datetime_literal(name: &str, args: &[ArgInfo<'_>]) -> Result<(), String> {
-    let unreadable = args.iter().enumerate().find_map(|(index, arg)| match arg.literal {
-        Some(Value::String(s)) if parse_datetime(s).is_none() => Some((index, s)),
-        _ => None,
-    });
-    match unreadable {
-        Some((index, s)) => Err(format!("function {name}: argument {} {s:?} is not a datetime", index + 1)),
-        None => Ok(()),
+    for (index, arg) in args.iter().enumerate() {
+        match arg.literal {
+            Some(Value::String(s)) if parse_datetime(s).is_none() => {
+                return Err(format!("function {name}: argument {} {s:?} is not a datetime", index + 1));
+            }
+            Some(literal @ (Value::Int(_) | Value::Float(_) | Value::Bool(_))) => {
+                return Err(format!(
+                    "function {name}: argument {} must be a datetime (a column, a function's result or a string such \
+                     as \"2024-01-01 10:00:00\"), got {}",
+                    index + 1,
+                    literal.type_name()
+                ));
+            }
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// The date and time functions.
@@ -487,6 +502,7 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
         .build(),
         part("hour", "The hour, 0 to 23.", |t| Value::Int(i64::from(t.hour()))),
         Builtin::scalar("last_day", 1, Some(1), "The last day (\"yyyy-MM-dd\") of the month of a datetime.", last_day)
+            .validate(validate_datetime_literal)
             .build(),
         part("microsecond", "The microseconds of the second, 0 to 999999.", |t| {
             Value::Int(i64::from(t.nanosecond() % 1_000_000_000 / 1_000))

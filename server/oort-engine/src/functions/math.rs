@@ -29,7 +29,7 @@ fn bitwise(name: &str, description: &str, f: fn(i64, i64) -> i64) -> Arc<dyn Fun
     Builtin::scalar(name, 2, Some(2), description, move |name, _, args| {
         Ok(Value::Int(f(int(name, 0, &args[0])?, int(name, 1, &args[1])?)))
     })
-    .kinds(&[Kind::Int])
+    .kinds(&[Kind::BigInt])
     .build()
 }
 
@@ -206,7 +206,7 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
         bitwise("bitand", "The bitwise AND of two integers.", |a, b| a & b),
         bitwise("bitor", "The bitwise OR of two integers.", |a, b| a | b),
         bitwise("bitxor", "The bitwise XOR of two integers.", |a, b| a ^ b),
-        Builtin::scalar("bitnot", 1, Some(1), "The bitwise NOT of an integer.", bitnot).kinds(&[Kind::Int]).build(),
+        Builtin::scalar("bitnot", 1, Some(1), "The bitwise NOT of an integer.", bitnot).kinds(&[Kind::BigInt]).build(),
         Builtin::scalar("ceil", 1, Some(1), "The smallest integral value not less than the argument.", ceil)
             .kinds(number)
             .build(),
@@ -315,6 +315,10 @@ mod tests {
         assert_eq!(f("bitxor", &[Value::Int(12), Value::Int(10)]), Value::Int(6));
         assert_eq!(f("bitnot", &[Value::Int(0)]), Value::Int(-1));
         assert_eq!(f("bitand", &[Value::Float(4.0), Value::Int(4)]), Value::Int(4), "integral floats are ints");
+        let refused = validate(&functions(), "bitand", &[Some(Value::Float(1.0)), Some(Value::Int(1))]);
+        assert!(refused.unwrap_err().contains("argument 1 must be bigint"), "a FLOAT literal, as eKuiper");
+        assert!(validate(&functions(), "bitnot", &[Some(Value::Float(2.0))]).is_err());
+        assert!(validate(&functions(), "bitor", &[None, Some(Value::Int(1))]).is_ok());
         for name in ["bitand", "bitor", "bitxor"] {
             assert_eq!(f(name, &[Value::Int(1), Value::Null]), Value::Null);
             assert!(matches!(e(name, &[Value::Float(1.5), Value::Int(1)]), FunctionError::ArgumentType { .. }));

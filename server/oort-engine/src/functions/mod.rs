@@ -77,6 +77,8 @@ pub(crate) enum Kind {
     Number,
     /// BIGINT (or a FLOAT with no fraction).
     Int,
+    /// BIGINT only: a FLOAT literal is refused, as eKuiper refuses `bitand(1.0, 1)`.
+    BigInt,
     /// STRING.
     Str,
     /// BOOLEAN.
@@ -89,6 +91,7 @@ impl Kind {
             Kind::Any => true,
             Kind::Number => matches!(value, Value::Int(_) | Value::Float(_)),
             Kind::Int => value.as_i64().is_some(),
+            Kind::BigInt => matches!(value, Value::Int(_)),
             Kind::Str => matches!(value, Value::String(_)),
             Kind::Bool => matches!(value, Value::Bool(_)),
         }
@@ -98,7 +101,7 @@ impl Kind {
         match self {
             Kind::Any => "any value",
             Kind::Number => "number",
-            Kind::Int => "bigint",
+            Kind::Int | Kind::BigInt => "bigint",
             Kind::Str => "string",
             Kind::Bool => "boolean",
         }

@@ -176,3 +176,18 @@ fn from_days_and_unix_time() {
     assert!(matches!(e("from_unix_time", &[Value::Int(i64::MAX)]), FunctionError::Failed { .. }));
     assert!(matches!(e("from_unix_time", &[Value::Float(1.5)]), FunctionError::ArgumentType { .. }));
 }
+
+#[test]
+fn a_literal_that_is_not_a_datetime_is_refused_when_the_rule_is_created() {
+    let functions = functions();
+    for name in ["day_name", "hour", "day_of_month", "minute", "year", "last_day"] {
+        let refused = validate(&functions, name, &[Some(Value::Int(1))]).unwrap_err();
+        assert!(refused.contains("argument 1 must be a datetime") && refused.contains("bigint"), "{refused}");
+        assert!(validate(&functions, name, &[None]).is_ok(), "{name} of a column");
+        assert!(validate(&functions, name, &[Some(s("2024-01-01 10:00:00"))]).is_ok(), "{name} of a readable string");
+    }
+    assert!(validate(&functions, "date_calc", &[Some(Value::Int(1)), Some(s("24h"))]).is_err());
+    assert!(validate(&functions, "date_calc", &[None, Some(s("24h"))]).is_ok());
+    assert!(validate(&functions, "date_diff", &[None, Some(Value::Bool(true))]).is_err());
+    assert!(validate(&functions, "format_time", &[Some(Value::Float(1.5)), Some(s("yyyy"))]).is_err());
+}
