@@ -319,6 +319,7 @@ fn collect_batched<'e>(expr: &'e Expr, out: &mut Vec<&'e Call>) {
         | Expr::MetaAll
         | Expr::WindowStart
         | Expr::WindowEnd
+        | Expr::EventTime
         | Expr::SelfRow
         | Expr::Wildcard { .. }
         | Expr::CountStar => {}

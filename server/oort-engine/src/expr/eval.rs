@@ -141,6 +141,10 @@ impl Expr {
             Expr::MetaAll => Ok(scope.tuple().meta_map()),
             Expr::WindowStart => Ok(env.window.map_or(Value::Null, |(start, _)| Value::Int(start))),
             Expr::WindowEnd => Ok(env.window.map_or(Value::Null, |(_, end)| Value::Int(end))),
+            Expr::EventTime => Ok(match (&scope, env.window) {
+                (Scope::Group(_), Some((_, end))) => Value::Int(end),
+                _ => Value::Int(scope.tuple().timestamp()),
+            }),
             Expr::SelfRow | Expr::Wildcard { qualifier: None } => Ok(scope.tuple().to_map()),
             Expr::Wildcard { qualifier: Some(q) } => Ok(scope.tuple().source_map(q).unwrap_or(Value::Null)),
             Expr::CountStar => Ok(Value::Int(1)),

@@ -119,6 +119,7 @@ fn derived_name(sql: &SqlExpr, expr: &Expr) -> Option<String> {
         (SqlExpr::Function(_), Expr::Meta { .. } | Expr::MetaAll) => Some("meta".to_owned()),
         (SqlExpr::Function(_), Expr::WindowStart) => Some("window_start".to_owned()),
         (SqlExpr::Function(_), Expr::WindowEnd) => Some("window_end".to_owned()),
+        (SqlExpr::Function(_), Expr::EventTime) => Some("event_time".to_owned()),
         _ => None,
     }
 }

@@ -102,6 +102,9 @@ pub enum Expr {
     WindowStart,
     /// `window_end()`: the window end in Unix milliseconds, NULL outside a window.
     WindowEnd,
+    /// `event_time()`: the event's time in Unix milliseconds; over a window's
+    /// rows (an aggregate), the window's end, as eKuiper.
+    EventTime,
     /// `self`: the whole row as a map.
     SelfRow,
     /// `*` or `src.*` as a function argument: the row (or the source's part) as a map.
@@ -318,6 +321,7 @@ impl Expr {
                 | Expr::MetaAll
                 | Expr::WindowStart
                 | Expr::WindowEnd
+                | Expr::EventTime
                 | Expr::SelfRow
                 | Expr::Wildcard { .. }
                 | Expr::CountStar => false,
@@ -337,6 +341,7 @@ impl Expr {
             | Expr::MetaAll
             | Expr::WindowStart
             | Expr::WindowEnd
+            | Expr::EventTime
             | Expr::SelfRow
             | Expr::Wildcard { .. }
             | Expr::CountStar => {}
@@ -491,6 +496,7 @@ impl fmt::Display for Expr {
             Expr::MetaAll => f.write_str("meta(*)"),
             Expr::WindowStart => f.write_str("window_start()"),
             Expr::WindowEnd => f.write_str("window_end()"),
+            Expr::EventTime => f.write_str("event_time()"),
             Expr::SelfRow => f.write_str("self"),
             Expr::Wildcard { qualifier: Some(q) } => {
                 write_ident(f, q)?;

@@ -460,6 +460,7 @@ mod tests {
         "coalesce",
         "json_path_exists",
         "meta",
+        "mqtt",
         "array_position",
         "array_last_position",
         "array_contains",

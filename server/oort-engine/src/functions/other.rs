@@ -1,7 +1,8 @@
 //! Other functions, as eKuiper's: `isnull`, `coalesce`, `newuuid`, `tstamp`, `rule_id`,
 //! and the functions that read the row or the window rather than their arguments.
 //!
-//! `meta(key)`, `window_start()`, `window_end()` and `event_time()` are evaluated by the
+//! `meta(key)` (and `mqtt(key)`), `window_start()`, `window_end()`, `event_time()` and
+//! `rule_start()` are evaluated by the
 //! expression evaluator, which has the row's metadata and time and the window's bounds:
 //! it must handle them itself before looking functions up. They are registered so that
 //! function listings show them and their arity is checked at plan time; calling them
@@ -79,7 +80,25 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
             "event_time",
             0,
             Some(0),
-            "The time of the current event in Unix milliseconds; evaluated by the planner.",
+            "The time of the current event in Unix milliseconds (over a window, its end); evaluated by the planner.",
+            by_planner,
+        )
+        .build(),
+        Builtin::scalar(
+            "mqtt",
+            1,
+            Some(1),
+            "The metadata of an MQTT message, such as mqtt(topic): meta() under eKuiper's other name; evaluated by \
+             the planner.",
+            by_planner,
+        )
+        .pass_nulls()
+        .build(),
+        Builtin::scalar(
+            "rule_start",
+            0,
+            Some(0),
+            "When the rule started, in Unix milliseconds; evaluated by the planner.",
             by_planner,
         )
         .build(),
@@ -121,9 +140,14 @@ mod tests {
 
     #[test]
     fn planner_functions_exist_but_cannot_be_called() {
-        for (name, args) in
-            [("meta", vec![s("topic")]), ("window_start", vec![]), ("window_end", vec![]), ("event_time", vec![])]
-        {
+        for (name, args) in [
+            ("meta", vec![s("topic")]),
+            ("mqtt", vec![s("topic")]),
+            ("window_start", vec![]),
+            ("window_end", vec![]),
+            ("event_time", vec![]),
+            ("rule_start", vec![]),
+        ] {
             let e = call(&functions(), name, &args).unwrap_err();
             assert_eq!(e, FunctionError::failed(name, EVALUATED_BY_PLANNER), "{name}");
             let literals: Vec<Option<Value>> = args.into_iter().map(|_| None).collect();

@@ -42,17 +42,19 @@ impl Compiler<'_> {
             }
         };
 
+        // What the evaluator computes from the row, the window or the rule, not a function.
+        let no_arguments = || match args.len() {
+            0 => Ok(()),
+            n => Err(SqlError::semantic(format!("function {name} takes 0 argument(s), got {n}"), at)),
+        };
         match name.as_str() {
-            "meta" => return self.meta(&args, at),
-            "window_start" | "window_end" => {
-                if !args.is_empty() {
-                    return Err(SqlError::semantic(
-                        format!("function {name} takes 0 argument(s), got {}", args.len()),
-                        at,
-                    ));
-                }
-                return Ok(if name == "window_start" { Expr::WindowStart } else { Expr::WindowEnd });
-            }
+            // eKuiper's mqtt(key) is meta(key) for a rule triggered by MQTT messages.
+            "meta" | "mqtt" => return self.meta(&args, at),
+            "window_start" => return no_arguments().map(|()| Expr::WindowStart),
+            "window_end" => return no_arguments().map(|()| Expr::WindowEnd),
+            "event_time" => return no_arguments().map(|()| Expr::EventTime),
+            // A rule is planned each time it starts.
+            "rule_start" => return no_arguments().map(|()| Expr::Literal(Value::Int(crate::metrics::now_ms()))),
             _ => {}
         }
 
