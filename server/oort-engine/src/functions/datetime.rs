@@ -512,6 +512,14 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
         part("month_name", "The name of the month, such as January.", |t| Value::string(MONTHS[t.month0() as usize])),
         part("second", "The second, 0 to 59.", |t| Value::Int(i64::from(t.second()))),
         part("year", "The year.", |t| Value::Int(i64::from(t.year()))),
+        Builtin::scalar(
+            "to_seconds",
+            1,
+            Some(1),
+            "A datetime (or a string or Unix milliseconds read as one) as Unix seconds.",
+            |name, _, args| Ok(Value::Int(to_datetime(name, 0, &args[0])?.timestamp())),
+        )
+        .build(),
     ]
 }
 

@@ -20,6 +20,7 @@ use crate::value::Value;
 
 pub mod aggregate;
 pub mod array;
+pub mod compression;
 pub mod conversion;
 pub mod datetime;
 pub mod hashing;
@@ -41,12 +42,13 @@ type Family = fn() -> Vec<Arc<dyn Function>>;
 
 /// Every built-in function, family by family.
 pub fn all() -> Vec<Arc<dyn Function>> {
-    let families: [Family; 10] = [
+    let families: [Family; 11] = [
         math::functions,
         string::functions,
         array::functions,
         object::functions,
         conversion::functions,
+        compression::functions,
         hashing::functions,
         datetime::functions,
         json::functions,

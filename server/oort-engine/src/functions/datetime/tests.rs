@@ -191,3 +191,11 @@ fn a_literal_that_is_not_a_datetime_is_refused_when_the_rule_is_created() {
     assert!(validate(&functions, "date_diff", &[None, Some(Value::Bool(true))]).is_err());
     assert!(validate(&functions, "format_time", &[Some(Value::Float(1.5)), Some(s("yyyy"))]).is_err());
 }
+
+#[test]
+fn to_seconds_reads_a_datetime_first() {
+    assert_eq!(f("to_seconds", &[s("1970-01-02 00:00:00")]), Value::Int(86_400));
+    assert_eq!(f("to_seconds", &[Value::Int(90_500)]), Value::Int(90), "milliseconds, truncated");
+    assert_eq!(f("to_seconds", &[Value::Null]), Value::Null);
+    assert!(matches!(e("to_seconds", &[Value::Bool(true)]), FunctionError::ArgumentType { .. }));
+}
