@@ -363,8 +363,8 @@ mod tests {
         // eKuiper's NULL comparisons: always a boolean.
         assert_eq!(eval("missing = 1"), Value::Bool(false));
         assert_eq!(eval("missing > 1"), Value::Bool(false));
-        assert_eq!(eval("missing != 1"), Value::Bool(true));
-        assert_eq!(eval("missing = other_missing"), Value::Bool(true));
+        assert_eq!(eval("missing != 1"), Value::Bool(false));
+        assert_eq!(eval("missing = other_missing"), Value::Bool(false), "NULL = NULL is not true");
         assert_eq!(eval("missing IS NULL"), Value::Bool(true));
         assert_eq!(eval("temp IS NULL"), Value::Bool(false));
         assert_eq!(eval("temp IS NOT NULL"), Value::Bool(true));

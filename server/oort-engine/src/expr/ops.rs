@@ -164,13 +164,10 @@ fn relate(left: &Value, right: &Value) -> Option<Relation> {
 
 /// `= != < <= > >=` with eKuiper's NULL rules: always a boolean.
 pub(crate) fn compare(op: BinaryOp, left: &Value, right: &Value) -> Result<bool, EvalError> {
+    // As eKuiper: a comparison with NULL on either side is false, `NULL = NULL`
+    // and `NULL != 1` too (so WHERE drops the row either way).
     if left.is_null() || right.is_null() {
-        let both = left.is_null() && right.is_null();
-        return Ok(match op {
-            BinaryOp::Eq | BinaryOp::LtEq | BinaryOp::GtEq => both,
-            BinaryOp::NotEq => !both,
-            _ => false,
-        });
+        return Ok(false);
     }
     match relate(left, right) {
         Some(Relation::Ordered(Some(ordering))) => Ok(match op {
@@ -296,17 +293,14 @@ mod tests {
 
     #[test]
     fn comparisons_with_null_follow_ekuiper() {
+        // eKuiper's SimpleDataEval: a NULL side makes every comparison false.
         let null = Value::Null;
-        assert!(compare(Eq, &null, &null).unwrap());
-        assert!(compare(LtEq, &null, &null).unwrap());
-        assert!(compare(GtEq, &null, &null).unwrap());
-        assert!(!compare(NotEq, &null, &null).unwrap());
-        assert!(!compare(Lt, &null, &null).unwrap());
-        assert!(!compare(Eq, &null, &int(1)).unwrap());
+        for op in [Eq, NotEq, Lt, LtEq, Gt, GtEq] {
+            assert!(!compare(op, &null, &null).unwrap(), "NULL {op:?} NULL");
+            assert!(!compare(op, &null, &int(1)).unwrap(), "NULL {op:?} 1");
+        }
         assert!(!compare(Lt, &int(1), &null).unwrap());
-        assert!(!compare(Gt, &null, &int(1)).unwrap());
-        assert!(!compare(GtEq, &int(1), &null).unwrap());
-        assert!(compare(NotEq, &int(1), &null).unwrap());
+        assert!(!compare(NotEq, &int(1), &null).unwrap());
     }
 
     #[test]
