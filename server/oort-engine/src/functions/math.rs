@@ -33,9 +33,26 @@ fn bitwise(name: &str, description: &str, f: fn(i64, i64) -> i64) -> Arc<dyn Fun
     .build()
 }
 
-/// Logarithms are only defined for positive numbers: anything else is NULL, as eKuiper documents.
-fn positive_log(x: f64, log: fn(f64) -> f64) -> f64 {
-    if x > 0.0 { log(x) } else { f64::NAN }
+/// `f(x)` where it is defined; elsewhere an error on that event, as
+/// eKuiper's `ln`, `log` and `sqrt` (which name the argument).
+fn defined(name: &str, x: f64, y: f64, domain: &str) -> Result<Value, FunctionError> {
+    if y.is_finite() {
+        Ok(Value::Float(y))
+    } else {
+        Err(FunctionError::failed(name, format!("the argument must be {domain}, got {x}")))
+    }
+}
+
+const STRICTLY_POSITIVE: &str = "a strictly positive number";
+
+fn ln(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    let x = num(name, 0, &args[0])?;
+    defined(name, x, x.ln(), STRICTLY_POSITIVE)
+}
+
+fn sqrt(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    let x = num(name, 0, &args[0])?;
+    defined(name, x, x.sqrt(), "a positive number")
 }
 
 fn abs(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
@@ -51,14 +68,15 @@ fn abs(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, Functio
 
 fn log(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
     if let [x] = args {
-        return Ok(float_or_null(positive_log(num(name, 0, x)?, f64::log10)));
+        let x = num(name, 0, x)?;
+        return defined(name, x, x.log10(), STRICTLY_POSITIVE);
     }
-    // log(b, x): the base-b logarithm of x; NULL for x <= 0 or b <= 1.
+    // log(b, x): the base-b logarithm of x.
     let (base, x) = (num(name, 0, &args[0])?, num(name, 1, &args[1])?);
-    if base <= 1.0 || x <= 0.0 {
-        return Ok(Value::Null);
+    if base <= 0.0 || base == 1.0 {
+        return Err(FunctionError::failed(name, format!("the base must be positive and not 1, got {base}")));
     }
-    Ok(float_or_null(x.ln() / base.ln()))
+    defined(name, x, x.ln() / base.ln(), STRICTLY_POSITIVE)
 }
 
 fn round(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
@@ -226,12 +244,14 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
         unary("degrees", "Converts radians to degrees.", f64::to_degrees),
         unary("exp", "Euler's number e raised to the power of the argument.", f64::exp),
         unary("floor", "The largest integral value not greater than the argument.", f64::floor),
-        unary("ln", "The natural logarithm of a number; NULL if it is not positive.", |x| positive_log(x, f64::ln)),
+        Builtin::scalar("ln", 1, Some(1), "The natural logarithm of a strictly positive number.", ln)
+            .kinds(number)
+            .build(),
         Builtin::scalar(
             "log",
             1,
             Some(2),
-            "log(x): base-10 logarithm; log(b, x): base-b logarithm. NULL if undefined.",
+            "log(x): base-10 logarithm; log(b, x): base-b logarithm; of a strictly positive number.",
             log,
         )
         .kinds(number)
@@ -257,7 +277,7 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
         Builtin::scalar("sign", 1, Some(1), "The sign of a number: -1, 0 or 1.", sign).kinds(number).build(),
         unary("sin", "The sine of a number of radians.", f64::sin),
         unary("sinh", "The hyperbolic sine of a number.", f64::sinh),
-        unary("sqrt", "The square root of a number; NULL if it is negative.", f64::sqrt),
+        Builtin::scalar("sqrt", 1, Some(1), "The square root of a positive number.", sqrt).kinds(number).build(),
         unary("tan", "The tangent of a number of radians.", f64::tan),
         unary("tanh", "The hyperbolic tangent of a number.", f64::tanh),
     ]
@@ -352,19 +372,21 @@ mod tests {
     fn exponents_and_logarithms() {
         assert_close(&f("exp", &[Value::Int(0)]), 1.0);
         assert_close(&f("ln", &[Value::Float(E)]), 1.0);
-        assert_eq!(f("ln", &[Value::Int(0)]), Value::Null);
-        assert_eq!(f("ln", &[Value::Int(-1)]), Value::Null);
+        // eKuiper: "The argument must be a strictly positive number but got -1".
+        assert!(e("ln", &[Value::Int(0)]).to_string().contains("strictly positive number, got 0"));
+        assert!(e("ln", &[Value::Int(-1)]).to_string().contains("got -1"));
         assert_close(&f("log", &[Value::Int(100)]), 2.0);
         assert_close(&f("log", &[Value::Int(2), Value::Int(8)]), 3.0);
-        assert_eq!(f("log", &[Value::Int(1), Value::Int(8)]), Value::Null, "base <= 1");
-        assert_eq!(f("log", &[Value::Int(2), Value::Int(-8)]), Value::Null);
-        assert_eq!(f("log", &[Value::Int(0)]), Value::Null);
+        assert!(e("log", &[Value::Int(1), Value::Int(8)]).to_string().contains("base"));
+        assert!(e("log", &[Value::Int(2), Value::Int(-8)]).to_string().contains("strictly positive"));
+        assert!(e("log", &[Value::Int(0)]).to_string().contains("strictly positive"));
         assert!(validate(&functions(), "log", &[Some(Value::Int(1)), None]).is_err());
         assert!(validate(&functions(), "log", &[Some(Value::Int(1))]).is_ok(), "one argument is x, not a base");
         assert_close(&f("power", &[Value::Int(2), Value::Int(10)]), 1024.0);
         assert_close(&f("pow", &[Value::Int(2), Value::Float(0.5)]), SQRT_2);
         assert_close(&f("sqrt", &[Value::Int(4)]), 2.0);
-        assert_eq!(f("sqrt", &[Value::Int(-1)]), Value::Null);
+        assert!(e("sqrt", &[Value::Int(-1)]).to_string().contains("a positive number, got -1"));
+        assert_eq!(f("sqrt", &[Value::Int(0)]), Value::Float(0.0));
         for name in ["exp", "ln", "log", "sqrt"] {
             assert_eq!(f(name, &[Value::Null]), Value::Null);
             assert!(matches!(e(name, &[s("1")]), FunctionError::ArgumentType { .. }));
