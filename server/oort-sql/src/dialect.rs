@@ -29,7 +29,7 @@
 //!   `ceil(a)`, `trim(a)` all become [`Expr::Function`]) and as ordinary
 //!   identifiers otherwise (a field named `user` or `interval`).
 
-use sqlparser::ast::{AccessExpr, BinaryOperator, Expr, Ident, ObjectName};
+use sqlparser::ast::{AccessExpr, BinaryOperator, Expr, Ident, InTarget, ObjectName};
 use sqlparser::dialect::{Dialect, Precedence};
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
@@ -166,9 +166,39 @@ impl Dialect for EkuiperDialect {
         match parser.peek_token_ref().token {
             Token::Arrow => Some(parse_arrow(parser, expr)),
             Token::LBracket => Some(parse_subscripts(parser, expr)),
+            Token::Word(_) => {
+                let negated = unparenthesized_in(parser)?;
+                Some(self.parse_in_array(parser, expr, negated))
+            }
             _ => None,
         }
     }
+}
+
+impl EkuiperDialect {
+    /// Parses `[NOT] IN array` after `left` (eKuiper's membership in an
+    /// array value), as [`InTarget::Unnest`]: `IN (...)` stays a list.
+    fn parse_in_array(&self, parser: &mut Parser, left: &Expr, negated: bool) -> Result<Expr, ParserError> {
+        if negated {
+            parser.next_token(); // `NOT`
+        }
+        parser.next_token(); // `IN`
+        let array = parser.parse_subexpr(self.prec_value(Precedence::Between))?;
+        Ok(Expr::In { expr: Box::new(left.clone()), target: InTarget::Unnest(Box::new(array)), negated, global: false })
+    }
+}
+
+/// Whether `IN` or `NOT IN` comes next, not followed by `(`; with `NOT`.
+fn unparenthesized_in(parser: &Parser) -> Option<bool> {
+    let keyword = |i: usize, keyword: Keyword| matches!(&parser.peek_nth_token_ref(i).token, Token::Word(w) if w.keyword == keyword && w.quote_style.is_none());
+    let (negated, after) = if keyword(0, Keyword::IN) {
+        (false, 1)
+    } else if keyword(0, Keyword::NOT) && keyword(1, Keyword::IN) {
+        (true, 2)
+    } else {
+        return None;
+    };
+    (parser.peek_nth_token_ref(after).token != Token::LParen).then_some(negated)
 }
 
 /// Parses `-> name` after `left`.

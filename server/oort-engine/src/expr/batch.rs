@@ -301,6 +301,10 @@ fn collect_batched<'e>(expr: &'e Expr, out: &mut Vec<&'e Call>) {
                 collect_batched(e, out);
             }
         }
+        Expr::InArray { expr, array, .. } => {
+            collect_batched(expr, out);
+            collect_batched(array, out);
+        }
         Expr::Call(call) if !call.aggregate => {
             let before = out.len();
             for arg in &call.args {

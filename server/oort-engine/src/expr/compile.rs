@@ -176,6 +176,11 @@ impl<'a> Compiler<'a> {
                     list: list.iter().map(|e| self.expr(e)).collect::<Result<_, _>>()?,
                     negated: *negated,
                 }),
+                InTarget::Unnest(array) => Ok(Expr::InArray {
+                    expr: Box::new(self.expr(needle)?),
+                    array: Box::new(self.expr(array)?),
+                    negated: *negated,
+                }),
                 InTarget::Subquery(_) => Err(unsupported("a subquery", position(expr))),
                 _ => Err(unsupported(format!("`{expr}`"), position(expr))),
             },

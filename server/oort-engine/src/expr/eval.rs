@@ -91,11 +91,34 @@ impl Expr {
             }
             Expr::InList { expr, list, negated } => {
                 let value = expr.eval_in(scope, env)?;
+                // As eKuiper: a NULL is in no set, IN or NOT IN.
                 if value.is_null() {
-                    return Ok(Value::Null);
+                    return Ok(Value::Bool(false));
                 }
                 for candidate in list {
                     if ops::compare(BinaryOp::Eq, &value, &candidate.eval_in(scope, env)?)? {
+                        return Ok(Value::Bool(!negated));
+                    }
+                }
+                Ok(Value::Bool(*negated))
+            }
+            // eKuiper's sets: no array (NULL) holds nothing, a NULL is in none,
+            // and a NULL item equals nothing.
+            Expr::InArray { expr, array, negated } => {
+                let items = match array.eval_in(scope, env)? {
+                    Value::Null => return Ok(Value::Bool(*negated)),
+                    Value::List(items) => items,
+                    other => {
+                        let message = format!("IN needs an array on its right, got {}", describe(&other));
+                        return Err(EvalError::type_error(message).into());
+                    }
+                };
+                let value = expr.eval_in(scope, env)?;
+                if value.is_null() {
+                    return Ok(Value::Bool(false));
+                }
+                for item in items.iter() {
+                    if ops::compare(BinaryOp::Eq, &value, item)? {
                         return Ok(Value::Bool(!negated));
                     }
                 }
@@ -434,8 +457,8 @@ mod tests {
         assert_eq!(eval("temp NOT IN (25)"), Value::Bool(false));
         assert_eq!(eval("temp IN (25.0)"), Value::Bool(true));
         assert_eq!(eval(r#"name IN ("dev0", "dev1")"#), Value::Bool(true));
-        assert_eq!(eval("missing IN (1, 2)"), Value::Null);
-        assert_eq!(eval("missing NOT IN (1, 2)"), Value::Null);
+        assert_eq!(eval("missing IN (1, 2)"), Value::Bool(false), "a NULL is in no set (eKuiper)");
+        assert_eq!(eval("missing NOT IN (1, 2)"), Value::Bool(false));
         assert_eq!(eval("temp IN (missing, 25)"), Value::Bool(true));
         assert_eq!(eval("temp BETWEEN 20 AND 30"), Value::Bool(true));
         assert_eq!(eval("temp BETWEEN 25 AND 25"), Value::Bool(true));

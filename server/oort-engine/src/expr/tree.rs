@@ -51,6 +51,15 @@ pub enum Expr {
         /// `ELSE`, NULL when absent.
         else_result: Option<Box<Expr>>,
     },
+    /// `expr [NOT] IN array`: eKuiper's membership in an array value.
+    InArray {
+        /// The value looked for.
+        expr: Box<Expr>,
+        /// The array.
+        array: Box<Expr>,
+        /// `NOT IN`.
+        negated: bool,
+    },
     /// `expr [NOT] IN (list)`.
     InList {
         /// The value looked for.
@@ -371,6 +380,10 @@ impl Expr {
                 expr.walk(visit);
                 list.iter().for_each(|e| e.walk(visit));
             }
+            Expr::InArray { expr, array, .. } => {
+                expr.walk(visit);
+                array.walk(visit);
+            }
             Expr::Between { expr, low, high, .. } => {
                 expr.walk(visit);
                 low.walk(visit);
@@ -462,6 +475,9 @@ impl fmt::Display for Expr {
                 write!(f, "{expr} {}IN (", if *negated { "NOT " } else { "" })?;
                 write_list(f, list)?;
                 f.write_str(")")
+            }
+            Expr::InArray { expr, array, negated } => {
+                write!(f, "{expr} {}IN {array}", if *negated { "NOT " } else { "" })
             }
             Expr::Between { expr, low, high, negated } => {
                 write!(f, "{expr} {}BETWEEN {low} AND {high}", if *negated { "NOT " } else { "" })

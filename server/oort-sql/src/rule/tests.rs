@@ -146,6 +146,13 @@ fn case_like_in_between_with_double_quoted_strings() {
 }
 
 #[test]
+fn in_an_array_without_parentheses() {
+    let rule = parse("SELECT * FROM demo WHERE id IN ids AND x NOT IN a->b OR y IN (1)");
+    let where_clause = rule.select.selection.as_ref().map(ToString::to_string);
+    assert_eq!(where_clause.as_deref(), Some("id IN UNNEST(ids) AND x NOT IN UNNEST(a -> b) OR y IN (1)"));
+}
+
+#[test]
 fn function_of_self() {
     let rule = parse("SELECT getFeature(self) FROM demo");
     assert_eq!(rule.select.projection[0].to_string(), "getFeature(self)");
