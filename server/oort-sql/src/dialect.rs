@@ -73,6 +73,7 @@ const RESERVED_IN_EXPRESSIONS: &[Keyword] = &[
 /// Keywords sqlparser gives special expression syntax that eKuiper does not
 /// have: in eKuiper they are plain function names or field names.
 const PLAIN_WORDS: &[Keyword] = &[
+    Keyword::ALL,
     Keyword::ARRAY,
     Keyword::CAST,
     Keyword::CEIL,
@@ -129,6 +130,16 @@ impl Dialect for EkuiperDialect {
     }
 
     fn supports_string_literal_backslash_escape(&self) -> bool {
+        true
+    }
+
+    /// `SELECT * EXCEPT(a, b)`, as eKuiper.
+    fn supports_select_wildcard_except(&self) -> bool {
+        true
+    }
+
+    /// `SELECT * REPLACE(a * 2 AS a)`, as eKuiper.
+    fn supports_select_wildcard_replace(&self) -> bool {
         true
     }
 

@@ -15,6 +15,7 @@ use sqlparser::ast::{
     Expr, GroupByExpr, JoinConstraint, JoinOperator, LimitClause, ObjectNamePart, OrderByExpr, OrderByKind, Query,
     Select, SelectFlavor, SetExpr, Spanned, Statement, TableFactor, Value,
 };
+use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan};
 
@@ -102,9 +103,10 @@ impl RuleQuery {
 /// # Ok::<(), oort_sql::SqlError>(())
 /// ```
 pub fn parse_rule_sql(sql: &str) -> Result<RuleQuery, SqlError> {
-    let tokens = tokenize(sql)?;
+    let mut tokens = tokenize(sql)?;
     let end = end_of_input(&tokens);
     check_starts_with_select(&tokens, end)?;
+    select_all_is_a_field(&mut tokens);
     limits::check_tokens(&tokens)?;
 
     let mut parser = Parser::new(&EkuiperDialect).with_tokens_with_locations(tokens);
@@ -125,6 +127,19 @@ pub fn parse_rule_sql(sql: &str) -> Result<RuleQuery, SqlError> {
         return Err(not_a_select(Position::from_location(statement.span().start)));
     };
     from_query(*query)
+}
+
+/// eKuiper has no `SELECT ALL`: `SELECT all, b FROM s` selects a field named
+/// `all`, which sqlparser would read as the `ALL` quantifier.
+fn select_all_is_a_field(tokens: &mut [TokenWithSpan]) {
+    let mut words = tokens.iter_mut().filter(|t| !matches!(t.token, Token::Whitespace(_)));
+    let (Some(_select), Some(next)) = (words.next(), words.next()) else { return };
+    if let Token::Word(word) = &mut next.token
+        && word.keyword == Keyword::ALL
+        && word.quote_style.is_none()
+    {
+        word.keyword = Keyword::NoKeyword;
+    }
 }
 
 /// Rejects anything that does not start with `SELECT` before sqlparser gets

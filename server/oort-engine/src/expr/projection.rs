@@ -33,6 +33,8 @@ pub enum ProjectionColumn {
     Wildcard {
         /// The source of `src.*`.
         qualifier: Option<Arc<str>>,
+        /// The fields left out (`* EXCEPT(a, b)`).
+        except: Vec<Arc<str>>,
     },
     /// An expression and its output name.
     Expr {
@@ -76,12 +78,13 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
                 return Err(unsupported("several aliases for one item", position(item)));
             }
             SelectItem::Wildcard(options) => {
-                check_wildcard_options(options)?;
-                ProjectionColumn::Wildcard { qualifier: None }
+                let except = wildcard_options(options, &mut compiler, index, &mut columns)?;
+                ProjectionColumn::Wildcard { qualifier: None, except }
             }
             SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), options) => {
-                check_wildcard_options(options)?;
-                ProjectionColumn::Wildcard { qualifier: Some(compiler.qualifier(name)?) }
+                let qualifier = Some(compiler.qualifier(name)?);
+                let except = wildcard_options(options, &mut compiler, index, &mut columns)?;
+                ProjectionColumn::Wildcard { qualifier, except }
             }
             SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::Expr(expr), _) => {
                 return Err(unsupported(format!("`{expr}.*`"), position(expr)));
@@ -92,20 +95,34 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
     Ok(Projection { columns })
 }
 
-fn check_wildcard_options(options: &WildcardAdditionalOptions) -> Result<(), SqlError> {
+/// The fields `* EXCEPT(...)` leaves out; the items of `* REPLACE(expr AS
+/// name, ...)` go to `columns`, where they override the wildcard's fields.
+fn wildcard_options(
+    options: &WildcardAdditionalOptions,
+    compiler: &mut Compiler<'_>,
+    index: usize,
+    columns: &mut Vec<ProjectionColumn>,
+) -> Result<Vec<Arc<str>>, SqlError> {
     let at = oort_sql::Position::from_location(options.wildcard_token.0.span.start);
     if options.opt_alias.is_some() {
         return Err(SqlError::semantic("alias is not supported for *", at));
     }
-    if options.opt_ilike.is_some()
-        || options.opt_exclude.is_some()
-        || options.opt_except.is_some()
-        || options.opt_replace.is_some()
-        || options.opt_rename.is_some()
-    {
-        return Err(unsupported("`*` with EXCEPT/REPLACE/EXCLUDE/RENAME/ILIKE", at));
+    if options.opt_ilike.is_some() || options.opt_exclude.is_some() || options.opt_rename.is_some() {
+        return Err(unsupported("`*` with EXCLUDE/RENAME/ILIKE (eKuiper has EXCEPT and REPLACE)", at));
     }
-    Ok(())
+    if let Some(replace) = &options.opt_replace {
+        for item in &replace.items {
+            let expr = compiler.select_item(index, &item.expr)?;
+            columns.push(ProjectionColumn::Expr {
+                name: Arc::from(item.column_name.value.as_str()),
+                expr,
+                alias: true,
+            });
+        }
+    }
+    let except =
+        options.opt_except.iter().flat_map(|e| std::iter::once(&e.first_element).chain(&e.additional_elements));
+    Ok(except.map(|ident| Arc::from(ident.value.as_str())).collect())
 }
 
 /// eKuiper's name for an unaliased item: a column's name, a function's name,
@@ -150,13 +167,13 @@ impl Projection {
     fn eval_in(&self, scope: Scope<'_>, env: &EvalEnv<'_>) -> Step<Map> {
         let mut out = Map::new();
         for column in &self.columns {
-            if let ProjectionColumn::Wildcard { qualifier } = column {
+            if let ProjectionColumn::Wildcard { qualifier, except } = column {
                 let fields = match qualifier {
                     None => scope.tuple().to_map(),
                     Some(q) => scope.tuple().source_map(q).unwrap_or_default(),
                 };
                 if let Value::Map(fields) = fields {
-                    for (k, v) in fields.iter() {
+                    for (k, v) in fields.iter().filter(|(k, _)| !except.contains(k)) {
                         out.entry(k.clone()).or_insert_with(|| v.clone());
                     }
                 }
@@ -229,8 +246,8 @@ mod tests {
         p.columns
             .iter()
             .map(|c| match c {
-                ProjectionColumn::Wildcard { qualifier: None } => "*",
-                ProjectionColumn::Wildcard { qualifier: Some(q) } => q,
+                ProjectionColumn::Wildcard { qualifier: None, .. } => "*",
+                ProjectionColumn::Wildcard { qualifier: Some(q), .. } => q,
                 ProjectionColumn::Expr { name, .. } => name,
             })
             .collect()

@@ -153,6 +153,14 @@ fn in_an_array_without_parentheses() {
 }
 
 #[test]
+fn a_field_named_all() {
+    let rule = parse("SELECT all, all + 1 AS next FROM demo WHERE all > 1");
+    let projection: Vec<String> = rule.select.projection.iter().map(ToString::to_string).collect();
+    assert_eq!(projection, ["all", "all + 1 AS next"]);
+    assert_eq!(rule.select.selection.as_ref().map(ToString::to_string).as_deref(), Some("all > 1"));
+}
+
+#[test]
 fn function_of_self() {
     let rule = parse("SELECT getFeature(self) FROM demo");
     assert_eq!(rule.select.projection[0].to_string(), "getFeature(self)");
