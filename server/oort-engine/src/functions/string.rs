@@ -17,8 +17,6 @@ use crate::value::Value;
 const MAX_PADDING: i64 = 1 << 24;
 /// The most decimals `format` writes.
 const MAX_DECIMALS: i64 = 100;
-/// The locales `format` knows.
-const LOCALES: &[&str] = &["en_US"];
 
 /// A value as text, as eKuiper's `ToStringAlways`: strings as they are, arrays and structs as JSON.
 pub(crate) fn to_text(value: &Value) -> String {
@@ -178,8 +176,10 @@ fn split_value(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value,
     Ok(Value::string(parts[position as usize].clone()))
 }
 
-/// `format(x, d[, locale])`: `x` rounded to `d` decimals; with the locale `en_US`,
-/// grouped by thousands and truncated to `d` decimals, as eKuiper does.
+/// `format(x, d[, locale])`: `x` rounded to `d` decimals; with a locale
+/// (`de_DE`, `en_US`, `zh_CN`... as eKuiper: a language and a country), with
+/// that locale's grouping, group separator, decimal mark and minus sign (from
+/// CLDR, through `num-format`; digits stay ASCII).
 fn format(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
     let x = &args[0];
     num(name, 0, x)?;
@@ -188,44 +188,74 @@ fn format(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, Func
         return Err(FunctionError::failed(name, format!("the decimal places must be between 0 and {MAX_DECIMALS}")));
     }
     let decimals = decimals as usize;
+    let plain = match x {
+        Value::Int(i) if decimals == 0 => i.to_string(),
+        Value::Int(i) => format!("{i}.{}", "0".repeat(decimals)),
+        _ => format!("{:.*}", decimals, x.as_f64().unwrap_or_default()),
+    };
     match args.get(2) {
-        None => Ok(Value::string(match x {
-            Value::Int(i) if decimals == 0 => i.to_string(),
-            Value::Int(i) => format!("{i}.{}", "0".repeat(decimals)),
-            _ => format!("{:.*}", decimals, x.as_f64().unwrap_or_default()),
-        })),
-        Some(locale) => {
-            let locale = text(name, 2, locale)?;
-            if !LOCALES.contains(&locale) {
-                return Err(FunctionError::failed(name, format!("locale {locale:?} is not supported")));
-            }
-            Ok(Value::string(format_en_us(&x.to_string(), decimals)))
+        None => Ok(Value::string(plain)),
+        Some(tag) => {
+            let tag = text(name, 2, tag)?;
+            let locale = locale(tag).ok_or_else(|| FunctionError::failed(name, unsupported_locale(tag)))?;
+            Ok(Value::string(localized(&plain, &locale)))
         }
     }
 }
 
-/// Groups the integer part of a plain decimal number by thousands and cuts or pads its fraction.
-fn format_en_us(number: &str, decimals: usize) -> String {
+/// The locale of a tag with a country (`de_DE`, `de-CH`): the language's
+/// own when CLDR has none for that country.
+fn locale(tag: &str) -> Option<num_format::Locale> {
+    let tag = tag.replace('_', "-");
+    let (language, region) = tag.split_once('-')?;
+    let country = region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase());
+    if !country || language.is_empty() || !language.bytes().all(|b| b.is_ascii_lowercase()) {
+        return None;
+    }
+    num_format::Locale::from_name(&tag).or_else(|_| num_format::Locale::from_name(language)).ok()
+}
+
+fn unsupported_locale(tag: &str) -> String {
+    format!("locale {tag:?} is not supported: give a language and a country, such as en_US or de_DE")
+}
+
+/// A plain decimal number (`-1234.5`) written in `locale`.
+fn localized(number: &str, locale: &num_format::Locale) -> String {
     if !number.bytes().any(|b| b.is_ascii_digit()) {
         // NaN or infinity.
         return number.to_owned();
     }
-    let (sign, unsigned) = match number.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", number),
+    let (negative, unsigned) = match number.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, number),
     };
     let (integer, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-    let mut grouped = String::with_capacity(integer.len() + integer.len() / 3);
-    for (i, digit) in integer.chars().enumerate() {
-        if i > 0 && (integer.len() - i) % 3 == 0 {
-            grouped.push(',');
+    // Group sizes from the right: 3, 3, ... (standard), 3, 2, 2, ... (Indian), none (POSIX).
+    let sizes: Box<dyn Iterator<Item = usize>> = match locale.grouping() {
+        num_format::Grouping::Standard => Box::new(std::iter::repeat(3)),
+        num_format::Grouping::Indian => Box::new(std::iter::once(3).chain(std::iter::repeat(2))),
+        num_format::Grouping::Posix => Box::new(std::iter::once(usize::MAX)),
+    };
+    let mut groups = Vec::new();
+    let mut rest = integer;
+    for size in sizes {
+        if rest.len() <= size {
+            groups.push(rest);
+            break;
         }
-        grouped.push(digit);
+        let (head, tail) = rest.split_at(rest.len() - size);
+        groups.push(tail);
+        rest = head;
     }
-    let mut out = format!("{sign}{grouped}");
-    if decimals > 0 {
-        out.push('.');
-        out.extend(fraction.chars().chain(std::iter::repeat('0')).take(decimals));
+    groups.reverse();
+    let mut out = String::with_capacity(number.len() + groups.len() * 3);
+    if negative {
+        out.push_str(locale.minus_sign());
+    }
+    out.push_str(&groups.join(locale.separator()));
+    if !fraction.is_empty() {
+        out.push_str(locale.decimal());
+        out.push_str(fraction);
     }
     out
 }
@@ -235,9 +265,7 @@ fn validate_format(name: &str, args: &[ArgInfo<'_>]) -> Result<(), String> {
         return Err(format!("function {name}: the decimal places must be between 0 and {MAX_DECIMALS}"));
     }
     match literal_str(args, 2) {
-        Some(locale) if !LOCALES.contains(&locale) => {
-            Err(format!("function {name}: locale {locale:?} is not supported; supported: {}", LOCALES.join(", ")))
-        }
+        Some(tag) if locale(tag).is_none() => Err(format!("function {name}: {}", unsupported_locale(tag))),
         _ => Ok(()),
     }
 }
@@ -542,16 +570,34 @@ mod tests {
         assert_eq!(f("format", &[Value::Float(12332.1234567), Value::Int(4)]), s("12332.1235"));
         assert_eq!(f("format", &[Value::Int(12), Value::Int(2)]), s("12.00"));
         assert_eq!(f("format", &[Value::Float(2.5), Value::Int(0)]), s("2"));
-        let grouped = f("format", &[Value::Float(12332.1234567), Value::Int(4), s("en_US")]);
-        assert_eq!(grouped, s("12,332.1234"));
+        // eKuiper's testFormatLocale: rounded, then written in the locale.
+        let cases = [
+            (12332.123456, 4, "en_US", "12,332.1235"),
+            (12332.1, 4, "en_US", "12,332.1000"),
+            (12332.2, 0, "en_US", "12,332"),
+            (12332.2, 2, "en_US", "12,332.20"),
+            (12332.1234567, 4, "en_US", "12,332.1235"),
+            (12332.2, 2, "de_DE", "12.332,20"),
+            (12332.2, 2, "zh_CN", "12,332.20"),
+            (12332.2, 2, "zh_HK", "12,332.20"),
+            (-123456.7899, 2, "de_CH", "-123’456.79"),
+            (1234567.0, 0, "hi_IN", "12,34,567"),
+        ];
+        for (x, d, locale, expected) in cases {
+            assert_eq!(f("format", &[Value::Float(x), Value::Int(d), s(locale)]), s(expected), "{x} {d} {locale}");
+        }
         assert_eq!(f("format", &[Value::Int(-1234567), Value::Int(2), s("en_US")]), s("-1,234,567.00"));
         assert_eq!(f("format", &[Value::Float(123.0), Value::Int(0), s("en_US")]), s("123"));
         assert_eq!(f("format", &[Value::Null, Value::Int(2)]), Value::Null);
         assert!(matches!(e("format", &[Value::Int(1), Value::Int(-1)]), FunctionError::Failed { .. }));
-        assert!(matches!(e("format", &[Value::Int(1), Value::Int(1), s("fr_FR")]), FunctionError::Failed { .. }));
+        assert!(matches!(
+            e("format", &[Value::Int(1), Value::Int(1), s("not_exist_locale")]),
+            FunctionError::Failed { .. }
+        ));
         assert!(is_type_error(e("format", &[s("1"), Value::Int(1)])));
         assert!(validate(&functions(), "format", &[None, Some(Value::Int(2)), Some(s("en_US"))]).is_ok());
-        assert!(validate(&functions(), "format", &[None, Some(Value::Int(2)), Some(s("zh_CN"))]).is_err());
+        assert!(validate(&functions(), "format", &[None, Some(Value::Int(2)), Some(s("zh_CN"))]).is_ok());
+        assert!(validate(&functions(), "format", &[None, Some(Value::Int(2)), Some(s("ff"))]).is_err());
         assert!(validate(&functions(), "format", &[None, Some(Value::Int(-2))]).is_err());
         assert!(validate(&functions(), "format", &[None, Some(Value::Float(1.5))]).is_err());
     }
