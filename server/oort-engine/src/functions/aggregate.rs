@@ -171,7 +171,8 @@ fn merge_agg(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, F
             merged.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
     }
-    Ok(Value::map(merged))
+    // As eKuiper: nothing merged is NULL.
+    Ok(if merged.is_empty() { Value::Null } else { Value::map(merged) })
 }
 
 /// The variance of `xs`, dividing by n (population) or n - 1 (sample); `None` when undefined.
@@ -312,7 +313,7 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
             "merge_agg",
             1,
             Some(1),
-            "Merges the structs of a group into one (later keys win); other values are ignored.",
+            "Merges the structs of a group into one (later keys win); other values are ignored; NULL without any.",
             merge_agg,
         )
         .build(),
@@ -472,8 +473,8 @@ mod tests {
         ]);
         let merged = object(&[("a", Value::Int(1)), ("b", Value::Int(5)), ("c", Value::Int(6))]);
         assert_eq!(f("merge_agg", &[rows]), merged);
-        assert_eq!(f("merge_agg", &[ints(&[1, 2])]), object(&[]), "no struct: an empty struct");
-        assert_eq!(f("merge_agg", &[nulls(1)]), object(&[]));
+        assert_eq!(f("merge_agg", &[ints(&[1, 2])]), Value::Null, "no struct: NULL, as eKuiper");
+        assert_eq!(f("merge_agg", &[nulls(1)]), Value::Null);
         assert!(matches!(e("merge_agg", &[Value::Null]), FunctionError::ArgumentType { .. }));
     }
 

@@ -55,7 +55,11 @@ fn cast(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, Functi
         "datetime" => super::datetime::to_datetime(name, 0, value).map(Value::Timestamp),
         "bytea" => match value {
             Value::Bytes(_) => Ok(value.clone()),
-            Value::String(s) => Ok(Value::Bytes(Arc::from(s.as_bytes()))),
+            // As eKuiper's ToByteA: base64 is decoded, other text taken as its bytes.
+            Value::String(s) => {
+                let decoded = BASE64_STANDARD.decode(s.as_bytes()).unwrap_or_else(|_| s.as_bytes().to_vec());
+                Ok(Value::Bytes(Arc::from(decoded)))
+            }
             _ => Err(cannot(name, value, "bytea")),
         },
         other => Err(FunctionError::failed(name, unknown_type(other))),
@@ -312,7 +316,8 @@ mod tests {
         assert_eq!(cast(Value::Int(t.timestamp_millis()), "datetime"), Value::Timestamp(t));
         assert_eq!(cast(s("2024-01-02T05:04:05.000+02:00"), "datetime"), Value::Timestamp(t));
         assert_eq!(cast(Value::Timestamp(t), "bigint"), Value::Int(t.timestamp_millis()));
-        assert_eq!(cast(s("hi"), "bytea"), Value::Bytes(Arc::from(&b"hi"[..])));
+        assert_eq!(cast(s("hi!"), "bytea"), Value::Bytes(Arc::from(&b"hi!"[..])), "not base64: its bytes");
+        assert_eq!(cast(s("aGk="), "bytea"), Value::Bytes(Arc::from(&b"hi"[..])), "base64 is decoded");
         assert_eq!(cast(Value::Bytes(Arc::from(&b"hi"[..])), "string"), s("hi"));
         assert!(matches!(cast_err(Value::Bytes(Arc::from(&b"\xff"[..])), "string"), FunctionError::Failed { .. }));
         assert!(matches!(cast_err(s("yesterday"), "datetime"), FunctionError::Failed { .. }));
