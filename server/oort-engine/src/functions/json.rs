@@ -77,7 +77,12 @@ impl PathCache {
 /// Runs the path of `args[1]` over `args[0]`: the path and the items it matches.
 fn query(cache: &PathCache, name: &str, args: &[Value]) -> Result<(Path, Vec<Value>), FunctionError> {
     let path = cache.get(name, text(name, 1, &args[1])?)?;
-    let json = to_json(&args[0]);
+    // As eKuiper: a string is JSON text, parsed first.
+    let json = match &args[0] {
+        Value::String(text) => serde_json::from_str(text)
+            .map_err(|_| FunctionError::failed(name, format!("{text:?} is not valid JSON text")))?,
+        other => to_json(other),
+    };
     let found = path.path.query(&json).all().into_iter().map(from_json).collect();
     Ok((path, found))
 }
@@ -203,6 +208,11 @@ mod tests {
         assert_eq!(f("json_path_query", &[sample(), s("$.friends[? @.age > 99]")]), list(vec![]));
         assert_eq!(f("json_path_query", &[Value::Null, s("$.a")]), Value::Null);
         assert_eq!(f("json_path_query", &[list(vec![Value::Int(5)]), s("$[0]")]), Value::Int(5));
+        // As eKuiper: a string is JSON text, parsed first.
+        assert_eq!(f("json_path_query", &[s(r#"{"a": [1, 2]}"#), s("$.a[1]")]), Value::Int(2));
+        assert_eq!(f("json_path_exists", &[s(r#"{"a": 1}"#), s("$.a")]), Value::Bool(true));
+        let e = err(&functions(), "json_path_query", &[s("{oops"), s("$.a")]).to_string();
+        assert!(e.contains("not valid JSON text"), "{e}");
         let e = err(&functions(), "json_path_query", &[sample(), Value::Int(1)]);
         assert!(matches!(e, FunctionError::ArgumentType { index: 2, .. }));
     }
