@@ -172,10 +172,15 @@ impl Projection {
                     None => scope.tuple().to_map(),
                     Some(q) => scope.tuple().source_map(q).unwrap_or_default(),
                 };
-                if let Value::Map(fields) = fields {
-                    for (k, v) in fields.iter().filter(|(k, _)| !except.contains(k)) {
-                        out.entry(k.clone()).or_insert_with(|| v.clone());
+                match fields {
+                    // The first `*` without EXCEPT: its map is the output (no copy when the row's map is not shared).
+                    Value::Map(fields) if out.is_empty() && except.is_empty() => out = Arc::unwrap_or_clone(fields),
+                    Value::Map(fields) => {
+                        for (k, v) in fields.iter().filter(|(k, _)| !except.contains(k)) {
+                            out.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
                     }
+                    _ => {}
                 }
             }
         }
