@@ -27,7 +27,8 @@ pub(super) async fn process_windows(
         let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None };
         let mut rows = batch.rows;
         if plan.filters_after_window() {
-            rows = filter_rows(plan, metrics, rows, &env, now_ms()).await;
+            let tagged = rows.into_iter().map(|row| (row, ())).collect();
+            rows = filter_rows(plan, metrics, tagged, &env, now_ms()).await.into_iter().map(|(row, ())| row).collect();
         }
         let groups = group_rows(plan, rows, &env, metrics).await;
         let groups = having_groups(plan, metrics, groups, &env).await;

@@ -293,16 +293,26 @@ impl Stages {
         m.decoder.record_in(received, now);
         let env = EvalEnv { rule_id: &self.plan.rule_id, window: None, prefetch: None };
         let mut rows = Vec::with_capacity(batch.len());
+        // The event time of each decoded event, and the event each row came from:
+        // the watermark moves at the source, before joins and WHERE (eKuiper).
+        let mut times = Vec::with_capacity(batch.len());
+        let mut origins = Vec::with_capacity(batch.len());
         for event in batch {
             let Some(row) = self.decode(event, now) else { continue };
             m.decoder.record_out(1);
+            let origin = times.len();
+            times.push(row.timestamp);
             match &m.join {
-                None => rows.push(row),
+                None => {
+                    rows.push(row);
+                    origins.push(origin);
+                }
                 Some(jm) => {
                     jm.record_in(1, now);
                     match join::join_event(row, &self.plan, &self.tables, &env) {
                         Ok(joined) => {
                             jm.record_out(joined.len() as u64);
+                            origins.extend(std::iter::repeat_n(origin, joined.len()));
                             rows.extend(joined);
                         }
                         Err(e) => jm.record_exception(e.to_string()),
@@ -310,6 +320,7 @@ impl Stages {
                 }
             }
         }
+        let mut rows: Vec<(Row, usize)> = rows.into_iter().zip(origins).collect();
         if !self.plan.filters_after_window() {
             rows = filter_rows(&self.plan, m, rows, &env, now).await;
         }
@@ -317,15 +328,28 @@ impl Stages {
         match window {
             Some(w) => {
                 let evicted = w.evicted();
-                for row in rows {
-                    if let Some(wm) = &m.window {
-                        wm.record_in(1, now);
+                let mut rows = rows.into_iter().peekable();
+                for (origin, time) in times.into_iter().enumerate() {
+                    let mut passed = false;
+                    while let Some((row, _)) = rows.next_if(|(_, from)| *from == origin) {
+                        passed = true;
+                        if let Some(wm) = &m.window {
+                            wm.record_in(1, now);
+                        }
+                        let batches = w.on_event(row, now_ms());
+                        if let Some(wm) = &m.window {
+                            wm.set_buffer_length(w.buffered() as u64);
+                        }
+                        results.extend(process_windows(&self.plan, m, batches).await);
                     }
-                    let batches = w.on_event(row, now_ms());
-                    if let Some(wm) = &m.window {
-                        wm.set_buffer_length(w.buffered() as u64);
+                    // An event that left no row still moves the watermark, after the
+                    // rows before it, as a watermark from the source would.
+                    if !passed {
+                        let closed = w.observe(time);
+                        if !closed.is_empty() {
+                            results.extend(process_windows(&self.plan, m, closed).await);
+                        }
                     }
-                    results.extend(process_windows(&self.plan, m, batches).await);
                 }
                 let dropped = w.evicted() - evicted;
                 if let Some(wm) = m.window.as_ref().filter(|_| dropped > 0) {
@@ -337,6 +361,7 @@ impl Stages {
             }
             None => {
                 m.project.record_in(rows.len() as u64, now);
+                let rows: Vec<Row> = rows.into_iter().map(|(row, _)| row).collect();
                 for out in self.plan.projection.eval_batch(&rows, &env).await {
                     match out {
                         Ok(out) => {
@@ -367,19 +392,22 @@ impl Stages {
     }
 }
 
-/// The rows that pass WHERE (all of them with no WHERE), in order; counts them.
-pub(super) async fn filter_rows(
+/// The rows that pass WHERE (all of them with no WHERE), in order, each
+/// with what came along with it (`T`); counts them.
+pub(super) async fn filter_rows<T>(
     plan: &RulePlan,
     metrics: &RuleMetrics,
-    rows: Vec<Row>,
+    rows: Vec<(Row, T)>,
     env: &EvalEnv<'_>,
     now: i64,
-) -> Vec<Row> {
+) -> Vec<(Row, T)> {
     let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) else { return rows };
     m.record_in(rows.len() as u64, now);
+    let (rows, tags): (Vec<Row>, Vec<T>) = rows.into_iter().unzip();
     let verdicts = filter.expr.eval_batch(&rows, env).await;
-    let passed: Vec<Row> = rows
+    let passed: Vec<(Row, T)> = rows
         .into_iter()
+        .zip(tags)
         .zip(verdicts)
         .filter_map(|(row, verdict)| match verdict {
             Ok(Value::Bool(true)) => Some(row),

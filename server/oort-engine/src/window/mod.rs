@@ -231,22 +231,40 @@ impl WindowOperator {
                 let at = self.pending.partition_point(|r| r.timestamp <= timestamp);
                 self.pending_bytes += row_bytes(&row);
                 self.pending.insert(at, row);
-                let max = self.max_timestamp.map_or(timestamp, |m| m.max(timestamp));
-                self.max_timestamp = Some(max);
-                let watermark = max.saturating_sub(late_tolerance_ms);
-                let watermark = self.clock.map_or(watermark, |w| w.max(watermark));
-                self.clock = Some(watermark);
-                while self.pending.front().is_some_and(|r| r.timestamp <= watermark) {
-                    let Some(row) = self.pending.pop_front() else { break };
-                    self.pending_bytes -= row_bytes(&row);
-                    let key = row.timestamp;
-                    self.windows.insert(row, key, &mut out);
-                }
-                self.windows.advance(watermark, &mut out);
+                self.advance_watermark(timestamp, late_tolerance_ms, &mut out);
             }
         }
         self.enforce_budget();
         out
+    }
+
+    /// An event of event time `timestamp` reached the rule, whether or not it
+    /// passed WHERE (or found its join): in event time the watermark moves
+    /// with it, as eKuiper's moves at the source. Returns the windows that
+    /// closed. Nothing in processing time.
+    pub fn observe(&mut self, timestamp: i64) -> Vec<WindowBatch> {
+        let mut out = Vec::new();
+        if let TimeMode::Event { late_tolerance_ms } = self.mode {
+            self.advance_watermark(timestamp, late_tolerance_ms, &mut out);
+        }
+        out
+    }
+
+    /// Moves the watermark for an event at `timestamp`: the rows it passes go
+    /// from pending into their windows, and the windows it passes close.
+    fn advance_watermark(&mut self, timestamp: i64, late_tolerance_ms: i64, out: &mut Vec<WindowBatch>) {
+        let max = self.max_timestamp.map_or(timestamp, |m| m.max(timestamp));
+        self.max_timestamp = Some(max);
+        let watermark = max.saturating_sub(late_tolerance_ms);
+        let watermark = self.clock.map_or(watermark, |w| w.max(watermark));
+        self.clock = Some(watermark);
+        while self.pending.front().is_some_and(|r| r.timestamp <= watermark) {
+            let Some(row) = self.pending.pop_front() else { break };
+            self.pending_bytes -= row_bytes(&row);
+            let key = row.timestamp;
+            self.windows.insert(row, key, out);
+        }
+        self.windows.advance(watermark, out);
     }
 
     /// Processing time has reached `now` (Unix ms). Returns the windows that
