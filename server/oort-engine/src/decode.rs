@@ -80,7 +80,10 @@ impl Decoder {
     }
 }
 
-/// Converts a decoded value to a declared type, as eKuiper's schema validation does.
+/// Converts a decoded value to a declared type, as eKuiper's JSON converter
+/// does with a schema: a number in a STRING column becomes its text, a number
+/// or a word (`true`, `0`, `F`...) in a BOOLEAN column a boolean, text that
+/// is not base64 in a BYTEA column its bytes; another kind is refused.
 pub fn convert(value: Value, to: &FieldType) -> Result<Value, String> {
     let mismatch = || Err(format!("expected {to}, got {} {value}", value.type_name()));
     Ok(match (to, &value) {
@@ -95,20 +98,40 @@ pub fn convert(value: Value, to: &FieldType) -> Result<Value, String> {
         | (FieldType::Bytea, Value::Bytes(_))
         | (FieldType::Array(_), Value::List(_))
         | (FieldType::Struct(_), Value::Map(_)) => value,
+        (FieldType::String, Value::Int(_) | Value::Float(_)) => Value::string(value.to_string()),
+        (FieldType::Boolean, Value::Int(_) | Value::Float(_)) => Value::Bool(value.as_f64() != Some(0.0)),
+        (FieldType::Boolean, Value::String(s)) => match go_parse_bool(s) {
+            Some(b) => Value::Bool(b),
+            None => return mismatch(),
+        },
         (FieldType::Datetime, Value::Int(ms)) => match DateTime::<Utc>::from_timestamp_millis(*ms) {
             Some(t) => Value::Timestamp(t),
             None => return mismatch(),
         },
+        (FieldType::Datetime, Value::Float(ms)) if ms.is_finite() => {
+            match DateTime::<Utc>::from_timestamp_millis(*ms as i64) {
+                Some(t) => Value::Timestamp(t),
+                None => return mismatch(),
+            }
+        }
         (FieldType::Datetime, Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
             Ok(t) => Value::Timestamp(t.with_timezone(&Utc)),
             Err(_) => return mismatch(),
         },
-        (FieldType::Bytea, Value::String(s)) => match BASE64_STANDARD.decode(s.as_bytes()) {
-            Ok(b) => Value::Bytes(b.into()),
-            Err(_) => return mismatch(),
-        },
+        (FieldType::Bytea, Value::String(s)) => {
+            Value::Bytes(BASE64_STANDARD.decode(s.as_bytes()).unwrap_or_else(|_| s.as_bytes().to_vec()).into())
+        }
         _ => return mismatch(),
     })
+}
+
+/// Go's `strconv.ParseBool`: what eKuiper takes as a boolean in text.
+fn go_parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 /// The event time of a row from the stream's TIMESTAMP field (Unix ms, or a datetime).
@@ -145,6 +168,20 @@ mod tests {
         let err = d.decode(bytes(r#"{"t": "hot"}"#)).unwrap_err();
         assert!(err.contains("field t") && err.contains("FLOAT"), "{err}");
         assert!(d.decode(bytes("not json")).unwrap_err().contains("invalid JSON"));
+    }
+
+    #[test]
+    fn loose_conversions_as_ekuipers_json_converter() {
+        let string = FieldType::String;
+        assert_eq!(convert(Value::Int(12), &string), Ok(Value::string("12")));
+        assert_eq!(convert(Value::Float(1.5), &string), Ok(Value::string("1.5")));
+        assert_eq!(convert(Value::Float(12.0), &string), Ok(Value::string("12")), "as Go prints a float64");
+        assert_eq!(convert(Value::Int(0), &FieldType::Boolean), Ok(Value::Bool(false)));
+        assert_eq!(convert(Value::string("T"), &FieldType::Boolean), Ok(Value::Bool(true)));
+        assert!(convert(Value::string("yes"), &FieldType::Boolean).is_err());
+        assert_eq!(convert(Value::string("raw!"), &FieldType::Bytea), Ok(Value::Bytes(Arc::from(&b"raw!"[..]))));
+        assert!(convert(Value::Bool(true), &string).is_err(), "a boolean is not text");
+        assert!(convert(Value::string("1"), &FieldType::Bigint).is_err());
     }
 
     #[test]
