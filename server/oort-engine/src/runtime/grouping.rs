@@ -27,8 +27,7 @@ pub(super) async fn process_windows(
         let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None };
         let mut rows = batch.rows;
         if plan.filters_after_window() {
-            let tagged = rows.into_iter().map(|row| (row, ())).collect();
-            rows = filter_rows(plan, metrics, tagged, &env, now_ms()).await.into_iter().map(|(row, ())| row).collect();
+            rows = filter_rows(plan, metrics, rows, &mut Vec::new(), &env, now_ms()).await;
         }
         let groups = group_rows(plan, rows, &env, metrics).await;
         let groups = having_groups(plan, metrics, groups, &env).await;

@@ -293,26 +293,35 @@ impl Stages {
         m.decoder.record_in(received, now);
         let env = EvalEnv { rule_id: &self.plan.rule_id, window: None, prefetch: None };
         let mut rows = Vec::with_capacity(batch.len());
-        // The event time of each decoded event, and the event each row came from:
-        // the watermark moves at the source, before joins and WHERE (eKuiper).
-        let mut times = Vec::with_capacity(batch.len());
-        let mut origins = Vec::with_capacity(batch.len());
+        // An event-time window sees the events that leave no row (joined to
+        // nothing, dropped by WHERE) too: the watermark moves at the source,
+        // as eKuiper's. For it, the time of each event and the event each row
+        // came from.
+        let filters_first = self.plan.filter.is_some() && !self.plan.filters_after_window();
+        let track = window.as_ref().is_some_and(|w| w.is_event_time()) && (m.join.is_some() || filters_first);
+        let (mut times, mut origins) = (Vec::new(), Vec::new());
         for event in batch {
             let Some(row) = self.decode(event, now) else { continue };
             m.decoder.record_out(1);
             let origin = times.len();
-            times.push(row.timestamp);
+            if track {
+                times.push(row.timestamp);
+            }
             match &m.join {
                 None => {
                     rows.push(row);
-                    origins.push(origin);
+                    if track {
+                        origins.push(origin);
+                    }
                 }
                 Some(jm) => {
                     jm.record_in(1, now);
                     match join::join_event(row, &self.plan, &self.tables, &env) {
                         Ok(joined) => {
                             jm.record_out(joined.len() as u64);
-                            origins.extend(std::iter::repeat_n(origin, joined.len()));
+                            if track {
+                                origins.extend(std::iter::repeat_n(origin, joined.len()));
+                            }
                             rows.extend(joined);
                         }
                         Err(e) => jm.record_exception(e.to_string()),
@@ -320,18 +329,20 @@ impl Stages {
                 }
             }
         }
-        let mut rows: Vec<(Row, usize)> = rows.into_iter().zip(origins).collect();
-        if !self.plan.filters_after_window() {
-            rows = filter_rows(&self.plan, m, rows, &env, now).await;
+        if filters_first {
+            rows = filter_rows(&self.plan, m, rows, &mut origins, &env, now).await;
         }
         let mut results = Vec::new();
         match window {
             Some(w) => {
                 let evicted = w.evicted();
-                let mut rows = rows.into_iter().peekable();
+                let mut rows =
+                    rows.into_iter().zip(origins.into_iter().map(Some).chain(std::iter::repeat(None))).peekable();
+                // Untracked: every row at once, as from one event.
+                let times = if track { times } else { vec![0] };
                 for (origin, time) in times.into_iter().enumerate() {
                     let mut passed = false;
-                    while let Some((row, _)) = rows.next_if(|(_, from)| *from == origin) {
+                    while let Some((row, _)) = rows.next_if(|(_, from)| from.is_none_or(|from| from == origin)) {
                         passed = true;
                         if let Some(wm) = &m.window {
                             wm.record_in(1, now);
@@ -344,7 +355,7 @@ impl Stages {
                     }
                     // An event that left no row still moves the watermark, after the
                     // rows before it, as a watermark from the source would.
-                    if !passed {
+                    if track && !passed {
                         let closed = w.observe(time);
                         if !closed.is_empty() {
                             results.extend(process_windows(&self.plan, m, closed).await);
@@ -361,7 +372,6 @@ impl Stages {
             }
             None => {
                 m.project.record_in(rows.len() as u64, now);
-                let rows: Vec<Row> = rows.into_iter().map(|(row, _)| row).collect();
                 for out in self.plan.projection.eval_batch(&rows, &env).await {
                     match out {
                         Ok(out) => {
@@ -392,32 +402,43 @@ impl Stages {
     }
 }
 
-/// The rows that pass WHERE (all of them with no WHERE), in order, each
-/// with what came along with it (`T`); counts them.
-pub(super) async fn filter_rows<T>(
+/// The rows that pass WHERE (all of them with no WHERE), in order; counts
+/// them. `origins`, when not empty, says which event each row came from, and
+/// keeps those of the rows that pass.
+pub(super) async fn filter_rows(
     plan: &RulePlan,
     metrics: &RuleMetrics,
-    rows: Vec<(Row, T)>,
+    rows: Vec<Row>,
+    origins: &mut Vec<usize>,
     env: &EvalEnv<'_>,
     now: i64,
-) -> Vec<(Row, T)> {
+) -> Vec<Row> {
     let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) else { return rows };
     m.record_in(rows.len() as u64, now);
-    let (rows, tags): (Vec<Row>, Vec<T>) = rows.into_iter().unzip();
     let verdicts = filter.expr.eval_batch(&rows, env).await;
-    let passed: Vec<(Row, T)> = rows
+    let mut kept = Vec::with_capacity(if origins.is_empty() { 0 } else { rows.len() });
+    let passed: Vec<Row> = rows
         .into_iter()
-        .zip(tags)
         .zip(verdicts)
-        .filter_map(|(row, verdict)| match verdict {
-            Ok(Value::Bool(true)) => Some(row),
-            Ok(_) => None,
-            Err(e) => {
-                m.record_exception(e.to_string());
-                None
+        .filter_map(|(row, verdict)| {
+            let pass = match verdict {
+                Ok(Value::Bool(true)) => true,
+                Ok(_) => false,
+                Err(e) => {
+                    m.record_exception(e.to_string());
+                    false
+                }
+            };
+            if !origins.is_empty() {
+                kept.push(pass);
             }
+            pass.then_some(row)
         })
         .collect();
+    if !origins.is_empty() {
+        let mut verdict = kept.into_iter();
+        origins.retain(|_| verdict.next().unwrap_or(false));
+    }
     m.record_out(passed.len() as u64);
     passed
 }

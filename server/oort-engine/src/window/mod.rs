@@ -238,6 +238,11 @@ impl WindowOperator {
         out
     }
 
+    /// Whether it runs in event time.
+    pub fn is_event_time(&self) -> bool {
+        matches!(self.mode, TimeMode::Event { .. })
+    }
+
     /// An event of event time `timestamp` reached the rule, whether or not it
     /// passed WHERE (or found its join): in event time the watermark moves
     /// with it, as eKuiper's moves at the source. Returns the windows that
