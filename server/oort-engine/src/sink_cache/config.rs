@@ -69,6 +69,10 @@ pub const SINK_CACHE_OPTIONS: &[ConnectorOption] = &[
     },
 ];
 
+/// The most results `memoryCacheThreshold` and `bufferPageSize` may ask for
+/// (the disk's share is bounded in bytes by the server's `max_sink_cache_bytes`).
+pub const MAX_COUNT: usize = 1 << 20;
+
 /// Which goes first when cached and new results both wait (with the
 /// alternate queue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +129,16 @@ impl SinkCacheConfig {
                     .into(),
             ));
         }
-        let count = |key: &str, default: usize| get(key).map_or(Ok(default), |v| count(key, v));
+        // Results in memory are bounded by count only: a rule may not ask for more than this.
+        let count = |key: &str, default: usize| {
+            let n = get(key).map_or(Ok(default), |v| count(key, v))?;
+            if n > MAX_COUNT && key != "maxDiskCache" {
+                return Err(ConnectorError::Config(format!(
+                    "the sink property `{key}` is at most {MAX_COUNT}, got {n}"
+                )));
+            }
+            Ok(n)
+        };
         let page = count("bufferPageSize", 256)?;
         if page == 0 {
             return Err(ConnectorError::Config("the sink property `bufferPageSize` must be at least 1".into()));

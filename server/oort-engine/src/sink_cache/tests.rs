@@ -196,6 +196,8 @@ fn the_cache_properties_are_ekuipers() {
     assert!(refused(json!({"enableCache": 1})).contains("`enableCache` must be true or false"));
     assert!(refused(json!({"enableCache": true, "maxDiskCache": -1})).contains("`maxDiskCache`"));
     assert!(refused(json!({"enableCache": true, "bufferPageSize": 0})).contains("at least 1"));
+    assert!(refused(json!({"enableCache": true, "memoryCacheThreshold": 1u64 << 30})).contains("at most 1048576"));
+    assert!(refused(json!({"enableCache": true, "bufferPageSize": 1u64 << 30})).contains("at most"));
     assert!(refused(json!({"enableCache": true, "resendPriority": 2})).contains("-1, 0 or 1"));
     assert!(refused(json!({"enableCache": true, "resendInterval": "soon"})).contains("`resendInterval`"));
     assert!(refused(json!({"enableCache": true, "resendDestination": "t2"})).contains("not supported yet"));
