@@ -24,9 +24,12 @@ use crate::durable::{self, ReadError};
 use crate::plan::RulePlan;
 
 /// The first bytes of a checkpoint file: the format and its version.
-const MAGIC: &[u8; 8] = b"OORTCKP2";
+const MAGIC: &[u8; 8] = b"OORTCKP3";
 
-/// Those of the previous version, which had no `source_state`: still read.
+/// Those of the earlier versions: v2 had no `analytic`, v1 no `source_state`
+/// either. Still read, but not their window state, whose rows had no
+/// analytic results ([`older`]).
+const MAGIC_V2: &[u8; 8] = b"OORTCKP2";
 const MAGIC_V1: &[u8; 8] = b"OORTCKP1";
 
 /// One saved state of a rule.
@@ -53,6 +56,21 @@ pub struct Checkpoint {
     /// Where the source resumes reading, beside `position`
     /// ([`crate::SourcePositions::resume_state`]).
     pub source_state: Option<Vec<u8>>,
+    /// The state of the rule's analytic calls ([`crate::analytic::AnalyticState::save`]).
+    pub analytic: Option<Vec<u8>>,
+}
+
+/// A checkpoint as the second version saved it.
+#[derive(serde::Deserialize)]
+struct CheckpointV2 {
+    id: u64,
+    fingerprint: u32,
+    taken_ms: i64,
+    position: Option<u64>,
+    window: Option<Vec<u8>>,
+    sinks: Vec<Option<Vec<u8>>>,
+    results: u64,
+    source_state: Option<Vec<u8>>,
 }
 
 /// A checkpoint as the first version saved it.
@@ -67,11 +85,22 @@ struct CheckpointV1 {
     results: u64,
 }
 
-impl From<CheckpointV1> for Checkpoint {
+impl From<CheckpointV1> for CheckpointV2 {
     fn from(v1: CheckpointV1) -> Self {
         let CheckpointV1 { id, fingerprint, taken_ms, position, window, sinks, results } = v1;
         Self { id, fingerprint, taken_ms, position, window, sinks, results, source_state: None }
     }
+}
+
+/// An earlier version's checkpoint in this version's form; refused when it
+/// holds window state, which this version cannot read (restoring the rest
+/// would resume the source after events that only that state held).
+fn older(old: CheckpointV2) -> Result<Checkpoint, String> {
+    let CheckpointV2 { id, fingerprint, taken_ms, position, window, sinks, results, source_state } = old;
+    if window.is_some() {
+        return Err("it was saved by an earlier version of Oort, whose window state this version cannot read".into());
+    }
+    Ok(Checkpoint { id, fingerprint, taken_ms, position, window, sinks, results, source_state, analytic: None })
 }
 
 /// Why a checkpoint could not be saved or read.
@@ -147,16 +176,20 @@ impl CheckpointStore {
             Err(ReadError::Io(e)) => Err(e.into()),
             Err(e @ ReadError::Damaged(_)) => Err(unreadable(e.to_string())),
         };
-        match read(MAGIC) {
-            Ok(Some(body)) => postcard::from_bytes(&body).map(Some).map_err(|e| unreadable(e.to_string())),
-            Ok(None) => Ok(None),
-            Err(e) => match read(MAGIC_V1) {
-                Ok(Some(body)) => postcard::from_bytes::<CheckpointV1>(&body)
-                    .map(|v1| Some(v1.into()))
-                    .map_err(|e| unreadable(e.to_string())),
-                _ => Err(e),
-            },
-        }
+        let e = match read(MAGIC) {
+            Ok(Some(body)) => return postcard::from_bytes(&body).map(Some).map_err(|e| unreadable(e.to_string())),
+            Ok(None) => return Ok(None),
+            Err(e) => e,
+        };
+        let old = if let Ok(Some(body)) = read(MAGIC_V2) {
+            postcard::from_bytes::<CheckpointV2>(&body)
+        } else if let Ok(Some(body)) = read(MAGIC_V1) {
+            postcard::from_bytes::<CheckpointV1>(&body).map(CheckpointV2::from)
+        } else {
+            return Err(e);
+        };
+        let old = old.map_err(|e| unreadable(e.to_string()))?;
+        older(old).map(Some).map_err(unreadable)
     }
 
     /// Replaces a rule's checkpoint, durably: once this returns, a crash
@@ -192,17 +225,29 @@ mod tests {
             sinks: vec![None, Some(vec![4])],
             results: 12,
             source_state: Some(b"offset".to_vec()),
+            analytic: Some(vec![5]),
         }
     }
 
     #[test]
-    fn a_checkpoint_of_the_first_version_is_still_read() {
+    fn checkpoints_of_earlier_versions_are_read_but_not_their_window_state() {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::open(dir.path()).unwrap();
-        let v1 = (1u64, 7u32, 1_000i64, Some(41u64), Some(vec![1u8]), vec![None::<Vec<u8>>], 12u64);
+        let v1 = (1u64, 7u32, 1_000i64, Some(41u64), None::<Vec<u8>>, vec![None::<Vec<u8>>], 12u64);
         durable::write(&store.path("r"), MAGIC_V1, &postcard::to_stdvec(&v1).unwrap()).unwrap();
         let loaded = store.load("r").unwrap().unwrap();
         assert_eq!((loaded.position, loaded.results, loaded.source_state), (Some(41), 12, None));
+
+        let v2 = (1u64, 7u32, 1_000i64, Some(41u64), None::<Vec<u8>>, vec![None::<Vec<u8>>], 12u64, Some(vec![9u8]));
+        durable::write(&store.path("r"), MAGIC_V2, &postcard::to_stdvec(&v2).unwrap()).unwrap();
+        let loaded = store.load("r").unwrap().unwrap();
+        assert_eq!((loaded.source_state, loaded.analytic), (Some(vec![9]), None));
+
+        let with_window =
+            (1u64, 7u32, 1_000i64, Some(41u64), Some(vec![1u8]), vec![None::<Vec<u8>>], 12u64, None::<Vec<u8>>);
+        durable::write(&store.path("r"), MAGIC_V2, &postcard::to_stdvec(&with_window).unwrap()).unwrap();
+        let e = store.load("r").unwrap_err().to_string();
+        assert!(e.contains("earlier version of Oort"), "{e}");
     }
 
     #[test]

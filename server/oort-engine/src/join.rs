@@ -101,7 +101,7 @@ pub fn start_loaders(
                         let meta = Arc::clone(&event.meta);
                         match decoder.decode(event) {
                             Ok(fields) => {
-                                let row = Row { fields, timestamp, meta, joined: None };
+                                let row = Row { fields, timestamp, meta, joined: None, analytic: Vec::new() };
                                 loader_rows.upsert(row, key.as_deref(), retain);
                                 loader_counters.record_out(1);
                             }
@@ -154,6 +154,7 @@ pub fn join_event(
             timestamp,
             meta: Arc::clone(&meta),
             joined: Some(Arc::new(JoinedRow { parts })),
+            analytic: Vec::new(),
         })
         .collect())
 }

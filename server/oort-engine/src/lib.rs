@@ -6,7 +6,8 @@
 //! - [`function`]: the [`Function`] trait and the [`FunctionRegistry`] that
 //!   built-in, native, portable and external functions all register in.
 //! - [`connector`]: the [`Source`] and [`Sink`] traits and their [`ConnectorRegistry`].
-//! - [`expr`]: rule SQL expressions compiled to an [`Expr`] tree and evaluated against rows.
+//! - [`expr`]: rule SQL expressions compiled to an [`Expr`] tree and evaluated against rows;
+//!   [`analytic`]: the analytic functions (`lag`, `acc_sum`, ...), evaluated per event with state.
 //! - [`json`]: JSON decoding of events and encoding of results.
 //! - [`metrics`]: per-operator counters for rule status.
 //! - [`rule`]: [`RuleDefinition`], what the engine is asked to run; [`delivery`]: what its results survive;
@@ -14,6 +15,7 @@
 //! - [`plan`]: rule SQL → a validated [`RulePlan`]; [`decode`]: events → rows.
 //! - [`runtime`]: the tasks of a running rule; [`engine`]: [`Engine`], all of them.
 
+pub mod analytic;
 pub mod checkpoint;
 pub mod connector;
 /// The stack of every thread that plans, compiles or evaluates rules (the

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use oort_sql::sqlparser::ast::{Expr as SqlExpr, JoinConstraint, JoinOperator, Select, Spanned};
 use oort_sql::{Position, SqlError, StreamDef, StreamKind, WindowSpec};
 
+use crate::analytic::{AnalyticCall, AnalyticCalls};
 use crate::connector::ConnectorRegistry;
 use crate::expr::{self, CompileContext, Expr, Projection, SourceSchema};
 use crate::function::{FunctionMeta, FunctionRegistry};
@@ -108,6 +109,9 @@ pub struct RulePlan {
     pub order_by: Vec<(Compiled, bool)>,
     /// LIMIT.
     pub limit: Option<u64>,
+    /// The analytic calls, evaluated on each event before WHERE, in this
+    /// order; [`Expr::Analytic`] reads a call's result by its index here.
+    pub analytics: Vec<AnalyticCall>,
     /// Where results go.
     pub actions: Vec<ActionDefinition>,
     /// Runtime options.
@@ -118,6 +122,9 @@ impl RulePlan {
     /// Every expression of the plan: WHERE, joins, GROUP BY, HAVING, SELECT, ORDER BY.
     pub fn expressions(&self) -> Vec<&Expr> {
         let mut all: Vec<&Expr> = Vec::new();
+        for call in &self.analytics {
+            all.extend(call.args.iter().chain(&call.partition).chain(&call.when));
+        }
         all.extend(self.filter.iter().map(|c| &c.expr));
         all.extend(self.tables.iter().filter_map(|t| t.on.as_ref()).map(|c| &c.expr));
         all.extend(self.dimensions.iter().map(|c| &c.expr));
@@ -213,6 +220,7 @@ impl RulePlan {
         let filter = self.filter.is_some();
         let optional = [
             (!self.tables.is_empty(), Stage::Join),
+            (!self.analytics.is_empty(), Stage::Analytic),
             (filter && !self.filters_after_window(), Stage::Filter),
             (self.window.is_some(), Stage::Window),
             (filter && self.filters_after_window(), Stage::Filter),
@@ -235,6 +243,7 @@ impl RulePlan {
             Stage::Table(i) => format!("source_{}_0", self.tables[i].table.name),
             Stage::Decoder => "op_decoder_0".into(),
             Stage::Join => "op_join_0".into(),
+            Stage::Analytic => "op_analytic_0".into(),
             Stage::Filter => "op_filter_0".into(),
             Stage::Window => "op_window_0".into(),
             Stage::Aggregate => "op_aggregate_0".into(),
@@ -271,6 +280,7 @@ impl RulePlan {
                     .collect();
                 joins.join("; ")
             }
+            Stage::Analytic => self.analytics.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             Stage::Filter => format!("WHERE {}", self.filter.as_ref().map_or("", |f| f.sql.as_str())),
             Stage::Window => {
                 let time = if self.options.is_event_time { "event time" } else { "processing time" };
@@ -323,6 +333,8 @@ pub enum Stage {
     Decoder,
     /// The joins with tables.
     Join,
+    /// The analytic calls, on each event before WHERE.
+    Analytic,
     /// WHERE (before the window, or after it for count and sliding windows).
     Filter,
     /// The window.
@@ -409,9 +421,12 @@ pub fn plan(
         schemas.push(schema_of(&table, table_ref.alias.clone()));
         table_defs.push((table, table_ref.alias.clone().unwrap_or_else(|| table_ref.name.clone())));
     }
-    let ctx = CompileContext { sources: &schemas, registry: functions, rule_id: &def.id };
+    // Joins come before the analytic calls, which see the joined rows.
+    let on_ctx = CompileContext { sources: &schemas, registry: functions, rule_id: &def.id, analytics: None };
     let select = &query.select;
-    let tables = plan_joins(select, table_defs, &ctx)?;
+    let tables = plan_joins(select, table_defs, &on_ctx)?;
+    let analytics = AnalyticCalls::default();
+    let ctx = CompileContext { analytics: Some(&analytics), ..on_ctx };
 
     let filter = select.selection.as_ref().map(|e| compile(e, &ctx)).transpose()?;
     if let Some((name, position)) = filter.as_ref().and_then(|f| f.expr.first_aggregate()) {
@@ -460,6 +475,7 @@ pub fn plan(
         projection,
         order_by,
         limit: query.limit,
+        analytics: analytics.into_calls(),
         actions: def.actions.clone(),
         options: def.options.clone(),
     })

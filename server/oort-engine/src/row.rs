@@ -19,12 +19,15 @@ pub struct Row {
     /// by reference name. Expressions then read `fields` of the parts, not of
     /// this row, so that `demo.id` and `t.id` stay apart.
     pub joined: Option<Arc<JoinedRow>>,
+    /// The results of the rule's analytic calls for this event, by call
+    /// ([`crate::analytic`]); empty for a rule without them.
+    pub analytic: Vec<Value>,
 }
 
 impl Row {
     /// A row with these columns, at `timestamp` (Unix milliseconds), with no metadata.
     pub fn new(fields: Map, timestamp: i64) -> Self {
-        Self { fields, timestamp, meta: Arc::default(), joined: None }
+        Self { fields, timestamp, meta: Arc::default(), joined: None, analytic: Vec::new() }
     }
 
     /// The value of a column, or `None` when the row has no such column.

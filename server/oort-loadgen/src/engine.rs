@@ -263,6 +263,7 @@ fn checkpoint_costs(rows: usize, keys: usize, dir: &std::path::Path) -> Result<C
         sinks: vec![None],
         results: 0,
         source_state: None,
+        analytic: None,
     };
     let started = Instant::now();
     let bytes = store.save("costs", &checkpoint)?;

@@ -26,6 +26,7 @@
 //! | `window`    | [`TimeUnit`] and [`WindowSpec`], read from `GROUP BY`          |
 //! | `rule`      | [`RuleQuery`], [`SourceRef`], [`parse_rule_sql`]               |
 //! | `limits`    | depth and operator bounds, checked before anything recurses   |
+//! | `over`      | eKuiper's `OVER (… WHEN cond)`, carried through sqlparser      |
 //!
 //! # Dialect notes
 //!
@@ -46,6 +47,7 @@ mod ddl;
 mod dialect;
 mod error;
 mod limits;
+mod over;
 mod rule;
 mod types;
 mod window;
@@ -56,6 +58,7 @@ pub use ddl::{OptionPositions, StreamDef, StreamKind, option_key, parse_stream_d
 pub use dialect::EkuiperDialect;
 pub use error::{Position, SqlError};
 pub use limits::{MAX_EXPRESSION_DEPTH, MAX_OPERATORS};
+pub use over::{WHEN_MARKER, when_condition};
 pub use rule::{RuleQuery, SourceRef, parse_rule_sql};
 pub use types::{Field, FieldType};
 pub use window::{TimeUnit, WindowSpec};

@@ -107,6 +107,7 @@ pub fn parse_rule_sql(sql: &str) -> Result<RuleQuery, SqlError> {
     let end = end_of_input(&tokens);
     check_starts_with_select(&tokens, end)?;
     select_all_is_a_field(&mut tokens);
+    crate::over::when_as_order_by(&mut tokens);
     limits::check_tokens(&tokens)?;
 
     let mut parser = Parser::new(&EkuiperDialect).with_tokens_with_locations(tokens);

@@ -65,6 +65,38 @@ async fn an_open_window_survives_kill_9() {
     assert_eq!((row["c"].clone(), row["s"].clone()), (int(11), int(66)), "the window kept its ten events");
 }
 
+#[tokio::test]
+async fn analytic_state_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let stream = r#"CREATE STREAM a (v BIGINT) WITH (DATASOURCE="a", TYPE="grpc")"#;
+    let sql = "SELECT acc_sum(v) AS total, lag(v) AS previous, v FROM a WHERE v > 100";
+    create(&oortd, stream, with_qos(rule("acc", sql, vec![action("log", &[])]), 1, 100)).await;
+    for v in 1..=5 {
+        publish(&oortd, "a", vec![vec![("v", v)]]).await.unwrap();
+    }
+    checkpointed(&oortd, "acc", 5).await;
+    oortd.kill9();
+
+    let oortd = Oortd::start(dir.path()).await;
+    let mut results = oortd
+        .rules()
+        .await
+        .tail_rule(TailRuleRequest { id: "acc".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    publish(&oortd, "a", vec![vec![("v", 1_000)]]).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), results.message()).await.expect("a result");
+    let row = next.unwrap().unwrap().event.expect("one row").fields;
+    let total = match row["total"].kind {
+        Some(oort_proto::v1::value::Kind::FloatValue(x)) => x,
+        ref other => panic!("total is {other:?}"),
+    };
+    assert_eq!(total, 1_015.0, "the sum went on from the checkpoint's");
+    assert_eq!(row["previous"], int(5), "lag remembers the event before the kill");
+}
+
 /// What came out of [`kill_repeatedly`].
 struct Outcome {
     /// Every `n` that `Publish` acknowledged.

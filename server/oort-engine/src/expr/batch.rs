@@ -326,7 +326,8 @@ fn collect_batched<'e>(expr: &'e Expr, out: &mut Vec<&'e Call>) {
         | Expr::EventTime
         | Expr::SelfRow
         | Expr::Wildcard { .. }
-        | Expr::CountStar => {}
+        | Expr::CountStar
+        | Expr::Analytic { .. } => {}
     }
 }
 
@@ -454,7 +455,8 @@ mod tests {
 
         fn expr(&self, expr: &str) -> Expr {
             let sources = [SourceSchema::schemaless("demo")];
-            let ctx = CompileContext { sources: &sources, registry: &self.registry, rule_id: "test_rule" };
+            let ctx =
+                CompileContext { sources: &sources, registry: &self.registry, rule_id: "test_rule", analytics: None };
             compile(&first_expr(&format!("SELECT {expr} FROM demo")), &ctx).unwrap()
         }
 
@@ -572,7 +574,7 @@ mod tests {
     fn a_projection_batches_every_column() {
         let f = Fixture::new();
         let sources = [SourceSchema::schemaless("demo")];
-        let ctx = CompileContext { sources: &sources, registry: &f.registry, rule_id: "test_rule" };
+        let ctx = CompileContext { sources: &sources, registry: &f.registry, rule_id: "test_rule", analytics: None };
         let projection =
             compile_projection(&select_items("SELECT plus1(x) AS a, x, plus1(x) + 1 AS b FROM demo"), &ctx).unwrap();
         let out = now(projection.eval_batch(&rows(&[1, 2]), &env()));

@@ -19,6 +19,7 @@ use super::like::compile_like;
 use super::ops;
 use super::projection::Projection;
 use super::tree::{BinaryOp, Call, Expr, LikePattern, UnaryOp};
+use crate::analytic::AnalyticCalls;
 use crate::function::{ArgInfo, FunctionKind, FunctionRegistry};
 use crate::value::Value;
 
@@ -32,6 +33,9 @@ pub struct CompileContext<'a> {
     pub registry: &'a FunctionRegistry,
     /// The rule being compiled.
     pub rule_id: &'a str,
+    /// Where the analytic calls go (`lag`, `acc_sum`, ...); `None` where they
+    /// are not allowed (a join's ON, evaluated before them).
+    pub analytics: Option<&'a AnalyticCalls>,
 }
 
 /// One source of a rule and its schema.

@@ -171,6 +171,7 @@ impl Expr {
             Expr::SelfRow | Expr::Wildcard { qualifier: None } => Ok(scope.tuple().to_map()),
             Expr::Wildcard { qualifier: Some(q) } => Ok(scope.tuple().source_map(q).unwrap_or(Value::Null)),
             Expr::CountStar => Ok(Value::Int(1)),
+            Expr::Analytic { slot, .. } => Ok(scope.tuple().analytic(*slot).cloned().unwrap_or(Value::Null)),
         }
     }
 }

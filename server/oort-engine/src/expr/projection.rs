@@ -133,6 +133,7 @@ fn derived_name(sql: &SqlExpr, expr: &Expr) -> Option<String> {
         (SqlExpr::Identifier(ident), e) if !matches!(e, Expr::SelfRow) => Some(ident.value.clone()),
         (SqlExpr::CompoundIdentifier(idents), Expr::Column { .. }) => idents.last().map(|i| i.value.clone()),
         (SqlExpr::Function(_), Expr::Call(call)) => Some(call.name.to_string()),
+        (SqlExpr::Function(_), Expr::Analytic { name, .. }) => Some((*name).to_owned()),
         (SqlExpr::Function(_), Expr::Meta { .. } | Expr::MetaAll) => Some("meta".to_owned()),
         (SqlExpr::Function(_), Expr::WindowStart) => Some("window_start".to_owned()),
         (SqlExpr::Function(_), Expr::WindowEnd) => Some("window_end".to_owned()),
@@ -239,7 +240,7 @@ mod tests {
 
     fn project(sql: &str, sources: &[SourceSchema]) -> Result<Projection, SqlError> {
         let registry = registry();
-        let ctx = CompileContext { sources, registry: &registry, rule_id: "r" };
+        let ctx = CompileContext { sources, registry: &registry, rule_id: "r", analytics: None };
         compile_projection(&select_items(sql), &ctx)
     }
 
@@ -351,7 +352,7 @@ mod tests {
         let sources =
             [SourceSchema::new("demo", vec![Field::new("a", FieldType::Bigint), Field::new("g", FieldType::String)])];
         let registry = registry();
-        let ctx = CompileContext { sources: &sources, registry: &registry, rule_id: "r" };
+        let ctx = CompileContext { sources: &sources, registry: &registry, rule_id: "r", analytics: None };
         let p = compile_projection(&select_items("SELECT mysum(a) AS total, g, count(*) FROM demo"), &ctx).unwrap();
         let having = first_expr("SELECT total > 3 AND count > 1 FROM demo");
         let having = compile_with_aliases(&having, &ctx, &p).unwrap();

@@ -112,7 +112,7 @@ pub(crate) fn compile_one(expr: &str) -> Expr {
     let sql = format!("SELECT {expr} FROM demo");
     let registry = registry();
     let sources = [SourceSchema::schemaless("demo")];
-    let ctx = CompileContext { sources: &sources, registry: &registry, rule_id: "test_rule" };
+    let ctx = CompileContext { sources: &sources, registry: &registry, rule_id: "test_rule", analytics: None };
     compile(&first_expr(&sql), &ctx).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
@@ -134,7 +134,7 @@ pub(crate) fn demo_fields() -> Vec<Field> {
 /// Compiles the first SELECT expression of a full rule against `sources`.
 pub(crate) fn compile_with(sql: &str, sources: &[SourceSchema]) -> Result<Expr, SqlError> {
     let registry = registry();
-    let ctx = CompileContext { sources, registry: &registry, rule_id: "test_rule" };
+    let ctx = CompileContext { sources, registry: &registry, rule_id: "test_rule", analytics: None };
     compile(&first_expr(sql), &ctx)
 }
 

@@ -123,6 +123,16 @@ pub enum Expr {
     },
     /// The `*` of `count(*)`: `1` for each row, so that `count` counts rows.
     CountStar,
+    /// The result of the rule's analytic call in `slot` ([`crate::analytic`]),
+    /// evaluated for each event before WHERE and kept in the row.
+    Analytic {
+        /// The call's index in [`crate::plan::RulePlan::analytics`].
+        slot: usize,
+        /// The function's name.
+        name: &'static str,
+        /// The call as SQL, for EXPLAIN.
+        text: Arc<str>,
+    },
 }
 
 /// A call site's identity, unique in the process: the key of its answers
@@ -333,7 +343,8 @@ impl Expr {
                 | Expr::EventTime
                 | Expr::SelfRow
                 | Expr::Wildcard { .. }
-                | Expr::CountStar => false,
+                | Expr::CountStar
+                | Expr::Analytic { .. } => false,
                 _ => true,
             }
         });
@@ -353,7 +364,8 @@ impl Expr {
             | Expr::EventTime
             | Expr::SelfRow
             | Expr::Wildcard { .. }
-            | Expr::CountStar => {}
+            | Expr::CountStar
+            | Expr::Analytic { .. } => {}
             Expr::Field(base, _) => base.walk(visit),
             Expr::Index(base, index) => {
                 base.walk(visit);
@@ -519,6 +531,7 @@ impl fmt::Display for Expr {
                 f.write_str(".*")
             }
             Expr::Wildcard { qualifier: None } | Expr::CountStar => f.write_str("*"),
+            Expr::Analytic { text, .. } => f.write_str(text),
         }
     }
 }

@@ -29,6 +29,13 @@ pub trait Tuple {
 
     /// Event time in Unix milliseconds.
     fn timestamp(&self) -> i64;
+
+    /// The result of the rule's analytic call in `slot` for this event
+    /// ([`crate::analytic`]); `None` where none was evaluated.
+    fn analytic(&self, slot: usize) -> Option<&Value> {
+        let _ = slot;
+        None
+    }
 }
 
 impl<T: Tuple + ?Sized> Tuple for &T {
@@ -49,6 +56,9 @@ impl<T: Tuple + ?Sized> Tuple for &T {
     }
     fn timestamp(&self) -> i64 {
         (**self).timestamp()
+    }
+    fn analytic(&self, slot: usize) -> Option<&Value> {
+        (**self).analytic(slot)
     }
 }
 
@@ -99,6 +109,10 @@ impl Tuple for Row {
 
     fn timestamp(&self) -> i64 {
         self.timestamp
+    }
+
+    fn analytic(&self, slot: usize) -> Option<&Value> {
+        self.analytic.get(slot)
     }
 }
 

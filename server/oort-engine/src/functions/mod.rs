@@ -42,7 +42,7 @@ type Family = fn() -> Vec<Arc<dyn Function>>;
 
 /// Every built-in function, family by family.
 pub fn all() -> Vec<Arc<dyn Function>> {
-    let families: [Family; 11] = [
+    let families: [Family; 12] = [
         math::functions,
         string::functions,
         array::functions,
@@ -54,6 +54,7 @@ pub fn all() -> Vec<Arc<dyn Function>> {
         json::functions,
         aggregate::functions,
         other::functions,
+        crate::analytic::functions,
     ];
     families.iter().flat_map(|family| family()).collect()
 }
@@ -481,7 +482,12 @@ mod tests {
         let ctx = CallContext { rule_id: "r" };
         for f in all() {
             let meta = f.meta();
-            if meta.kind != FunctionKind::Scalar || meta.min_args == 0 || NULL_AWARE.contains(&meta.name.as_str()) {
+            let analytic = crate::analytic::AnalyticKind::from_name(&meta.name).is_some();
+            if meta.kind != FunctionKind::Scalar
+                || meta.min_args == 0
+                || analytic
+                || NULL_AWARE.contains(&meta.name.as_str())
+            {
                 continue;
             }
             let args = vec![Value::Null; meta.min_args];

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::pipeline::Output;
+use super::pipeline::{Output, State};
 use super::sink::Ack;
+use crate::analytic::AnalyticState;
 use crate::checkpoint::{self, Checkpoint, CheckpointStore};
 use crate::connector::{SourceConfig, SourcePositions};
 use crate::delivery::{Guarantee, Replay};
@@ -120,6 +121,7 @@ impl Checkpointing {
                 sinks: Vec::new(),
                 results: 0,
                 source_state: None,
+                analytic: None,
             };
             if let Err(e) = store.save(&plan.rule_id, &first) {
                 status.last_error = Some(format!("the rule's first checkpoint could not be saved: {e}"));
@@ -182,7 +184,7 @@ impl Trigger {
     /// window's state is snapshotted here, between two batches (its rows
     /// shared, not copied; they are encoded on another thread), and a marker
     /// goes down every sink's queue after the results emitted so far.
-    pub(super) async fn take_if_due(&mut self, window: Option<&WindowOperator>, output: &Output) {
+    pub(super) async fn take_if_due(&mut self, state: &State, output: &Output) {
         if !self.dirty || tokio::time::Instant::now() < self.next_due {
             return;
         }
@@ -193,7 +195,16 @@ impl Trigger {
             return;
         };
         let at = Instant::now();
-        let window = window.map(WindowOperator::snapshot);
+        let window = state.window.as_ref().map(WindowOperator::snapshot);
+        // Small (a value or a few per partition): encoded here, at once.
+        let analytic = match state.analytic.as_ref().map(AnalyticState::save).transpose() {
+            Ok(analytic) => analytic,
+            Err(e) => {
+                tracing::error!(error = %e, "a checkpoint could not be taken");
+                self.next_due = tokio::time::Instant::now() + self.interval;
+                return;
+            }
+        };
         let id = self.next_id;
         self.next_id += 1;
         let checkpoint = Checkpoint {
@@ -205,6 +216,7 @@ impl Trigger {
             sinks: Vec::new(),
             results: output.next_sequence,
             source_state: None,
+            analytic,
         };
         permit.send(Taken { checkpoint, window, at });
         output.barrier(id).await;

@@ -323,7 +323,7 @@ pub fn start(
         };
         tasks.push(tokio::spawn(task.run(rx)));
     }
-    let mut recovery = Recovery { window: None, trigger: None };
+    let mut recovery = Recovery { window: None, analytic: None, trigger: None };
     // Results are numbered on from the checkpoint's: a replayed one keeps its number.
     let next_sequence = checkpointing.as_ref().and_then(|c| c.restored.as_ref()).map_or(0, |c| c.results);
     let tail = Arc::new(Tail::new(limits.tail_bytes, limits.tail_retain_bytes, next_sequence));
@@ -331,7 +331,10 @@ pub fn start(
         let (taken_tx, taken_rx) = mpsc::channel(1);
         let interval = Duration::from_millis(plan.options.checkpoint_interval_ms.max(1));
         recovery.trigger = Some(Trigger::new(interval, checkpoint::fingerprint(&plan), position, taken_tx));
-        recovery.window = restored.and_then(|c| c.window);
+        if let Some(restored) = restored {
+            recovery.window = restored.window;
+            recovery.analytic = restored.analytic;
+        }
         let checkpointer = Checkpointer {
             rule_id: plan.rule_id.clone(),
             store,

@@ -14,6 +14,7 @@ use super::checkpointer::Trigger;
 use super::grouping::process_windows;
 use super::sink::ToSink;
 use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Tail};
+use crate::analytic::AnalyticState;
 use crate::connector::SourceEvent;
 use crate::expr::EvalEnv;
 use crate::metrics::{OperatorMetrics, now_ms};
@@ -30,6 +31,7 @@ pub(super) struct RuleMetrics {
     pub(super) source: Arc<OperatorMetrics>,
     pub(super) decoder: Arc<OperatorMetrics>,
     pub(super) join: Option<Arc<OperatorMetrics>>,
+    pub(super) analytic: Option<Arc<OperatorMetrics>>,
     pub(super) filter: Option<Arc<OperatorMetrics>>,
     pub(super) window: Option<Arc<OperatorMetrics>>,
     pub(super) aggregate: Option<Arc<OperatorMetrics>>,
@@ -45,6 +47,7 @@ impl RuleMetrics {
             source: counters.stage(Stage::Source),
             decoder: counters.stage(Stage::Decoder),
             join: counters.get(Stage::Join),
+            analytic: counters.get(Stage::Analytic),
             filter: counters.get(Stage::Filter),
             window: counters.get(Stage::Window),
             aggregate: counters.get(Stage::Aggregate),
@@ -60,6 +63,8 @@ impl RuleMetrics {
 pub(super) struct Recovery {
     /// The window state of the checkpoint the rule restarts from.
     pub(super) window: Option<Vec<u8>>,
+    /// Its analytic calls' state.
+    pub(super) analytic: Option<Vec<u8>>,
     /// Where the rule's checkpoints are taken; `None` when it takes none.
     pub(super) trigger: Option<Trigger>,
 }
@@ -88,7 +93,19 @@ pub(super) async fn run_operators(
         let m = metrics.window.as_ref().unwrap_or(&metrics.project);
         m.record_exception(format!("the checkpoint's window state was not restored: {e}"));
     }
-    let pipelined = window.is_none() && plan.calls_remote();
+    let mut analytic = (!plan.analytics.is_empty()).then(|| AnalyticState::new(plan.analytics.len()));
+    if let (Some(state), Some(saved)) = (analytic.as_mut(), &recovery.analytic) {
+        match AnalyticState::restore(saved, plan.analytics.len()) {
+            Ok(restored) => *state = restored,
+            Err(e) => metrics
+                .analytic
+                .as_ref()
+                .unwrap_or(&metrics.project)
+                .record_exception(format!("the checkpoint's analytic state was not restored: {e}")),
+        }
+    }
+    // The analytic calls' state goes from one batch to the next: in order.
+    let pipelined = window.is_none() && analytic.is_none() && plan.calls_remote();
     let stages = Stages {
         timestamp_field: plan.stream.timestamp_field().map(str::to_owned),
         decoder: decode::Decoder::new(&plan.stream),
@@ -99,7 +116,8 @@ pub(super) async fn run_operators(
     if pipelined {
         run_pipelined(Arc::new(stages), rx, output, recovery.trigger, cancel).await
     } else {
-        run_in_order(stages, window, rx, output, recovery.trigger, cancel).await
+        let state = State { window, analytic };
+        run_in_order(stages, state, rx, output, recovery.trigger, cancel).await
     }
 }
 
@@ -124,10 +142,17 @@ fn last_position(batch: &[SourceEvent]) -> Option<u64> {
     batch.iter().filter_map(|e| e.position).max()
 }
 
+/// What a rule keeps from one batch to the next, and saves in its checkpoints.
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) window: Option<WindowOperator>,
+    pub(super) analytic: Option<AnalyticState>,
+}
+
 /// One batch after another, on the rule task, with the window's timer.
 async fn run_in_order(
     stages: Stages,
-    mut window: Option<WindowOperator>,
+    mut state: State,
     mut rx: mpsc::Receiver<SourceEvent>,
     mut output: Output,
     mut checkpoints: Option<Trigger>,
@@ -136,14 +161,15 @@ async fn run_in_order(
     // Grown by recv_many as events come: an idle rule costs no buffer.
     let mut batch = Vec::new();
     loop {
-        let window_due = window
+        let window_due = state
+            .window
             .as_ref()
             .and_then(|w| w.next_deadline())
             .map(|at| tokio::time::Instant::now() + Duration::from_millis((at - now_ms()).max(0) as u64));
         let checkpoint_due = checkpoints.as_ref().and_then(Trigger::deadline);
         let (results, position) = tokio::select! {
             () = cancel.cancelled() => return,
-            () = sleep_until(window_due) => match window.as_mut() {
+            () = sleep_until(window_due) => match state.window.as_mut() {
                 Some(w) => (process_windows(&stages.plan, &stages.metrics, w.on_tick(now_ms())).await, None),
                 None => (Vec::new(), None),
             },
@@ -154,13 +180,13 @@ async fn run_in_order(
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);
                 let position = last_position(&batch);
-                (stages.on_events(std::mem::take(&mut batch), window.as_mut()).await, position)
+                (stages.on_events(std::mem::take(&mut batch), &mut state).await, position)
             }
         };
         output.emit(results).await;
         if let Some(trigger) = checkpoints.as_mut() {
             trigger.saw(position);
-            trigger.take_if_due(window.as_ref(), &output).await;
+            trigger.take_if_due(&state, &output).await;
         }
     }
 }
@@ -197,12 +223,12 @@ async fn run_pipelined(
                 }
                 if let Some(trigger) = checkpoints.as_mut() {
                     trigger.saw(position);
-                    trigger.take_if_due(None, &output).await;
+                    trigger.take_if_due(&State::default(), &output).await;
                 }
             },
             () = sleep_until(checkpoint_due) => {
                 if let Some(trigger) = checkpoints.as_mut() {
-                    trigger.take_if_due(None, &output).await;
+                    trigger.take_if_due(&State::default(), &output).await;
                 }
             },
             received = rx.recv_many(&mut batch, RECEIVE_BATCH), if open && pending.len() < PIPELINE_DEPTH => {
@@ -220,11 +246,11 @@ async fn run_pipelined(
                     // The calls hold the thread that makes them: a blocking thread
                     // drives the whole batch's evaluation (it has the runtime's
                     // context, for the I/O and timers of other calls).
-                    tokio::task::spawn_blocking(move || futures::executor::block_on(stages.on_events(events, None)))
+                    tokio::task::spawn_blocking(move || futures::executor::block_on(stages.on_events(events, &mut State::default())))
                         .map(|done| done.map_err(|e| e.to_string()))
                         .boxed()
                 } else {
-                    std::panic::AssertUnwindSafe(async move { stages.on_events(events, None).await })
+                    std::panic::AssertUnwindSafe(async move { stages.on_events(events, &mut State::default()).await })
                         .catch_unwind()
                         .map(|done| done.map_err(|panic| panic_message(&panic)))
                         .boxed()
@@ -283,7 +309,8 @@ impl Stages {
     /// returns their results in order. Each stage takes the whole batch, so that
     /// a function of a plugin or an external service is called once per batch,
     /// not once per row.
-    async fn on_events(&self, batch: Vec<SourceEvent>, window: Option<&mut WindowOperator>) -> Vec<Vec<Map>> {
+    async fn on_events(&self, batch: Vec<SourceEvent>, state: &mut State) -> Vec<Vec<Map>> {
+        let window = state.window.as_mut();
         let now = now_ms();
         let started = Instant::now();
         let received = batch.len() as u64;
@@ -328,6 +355,23 @@ impl Stages {
                     }
                 }
             }
+        }
+        if let (Some(analytic), Some(am)) = (state.analytic.as_mut(), &m.analytic) {
+            am.record_in(rows.len() as u64, now);
+            let failures = analytic.apply(&self.plan.analytics, &mut rows, &env).await;
+            let passed = failures.iter().filter(|f| f.is_none()).count();
+            if passed < rows.len() {
+                for e in failures.iter().flatten() {
+                    am.record_exception(e.to_string());
+                }
+                let mut keep = failures.iter().map(Option::is_none);
+                rows.retain(|_| keep.next().unwrap_or(false));
+                if !origins.is_empty() {
+                    let mut keep = failures.iter().map(Option::is_none);
+                    origins.retain(|_| keep.next().unwrap_or(false));
+                }
+            }
+            am.record_out(passed as u64);
         }
         if filters_first {
             rows = filter_rows(&self.plan, m, rows, &mut origins, &env, now).await;
@@ -396,7 +440,7 @@ impl Stages {
                 (Some(field), true) => decode::event_time(&fields, field)?,
                 _ => source_time.unwrap_or(now),
             };
-            Ok(Row { fields, timestamp, meta, joined: None })
+            Ok(Row { fields, timestamp, meta, joined: None, analytic: Vec::new() })
         });
         decoded.inspect_err(|e| self.metrics.decoder.record_exception(e.clone())).ok()
     }

@@ -472,7 +472,9 @@ impl Keyed {
 
 /// About how many bytes a buffered row takes.
 fn row_bytes(row: &Row) -> usize {
-    std::mem::size_of::<Row>() + crate::value::map_approx_bytes(&row.fields)
+    std::mem::size_of::<Row>()
+        + crate::value::map_approx_bytes(&row.fields)
+        + row.analytic.iter().map(crate::value::Value::approx_bytes).sum::<usize>()
 }
 
 /// The rows a window kind holds, in key order, with the bytes they take.

@@ -1,6 +1,10 @@
 //! Function calls: lookup, aggregates and their nesting, arguments, `meta()`.
 
+use oort_sql::sqlparser::ast::WindowType;
+use oort_sql::when_condition;
+
 use super::*;
+use crate::analytic::{AnalyticCall, AnalyticKind, check_call};
 
 impl Compiler<'_> {
     pub(super) fn call(&mut self, function: &SqlFunction) -> Result<Expr, SqlError> {
@@ -16,8 +20,12 @@ impl Compiler<'_> {
         if !matches!(function.parameters, FunctionArguments::None) {
             return Err(unsupported("a parametric function call", at));
         }
-        if function.over.is_some() {
-            return Err(unsupported(format!("OVER (in the call of {name})"), at));
+        let analytic = AnalyticKind::from_name(&name);
+        if function.over.is_some() && analytic.is_none() {
+            return Err(SqlError::semantic(
+                format!("OVER (in the call of {name}) is only for the analytic functions: {}", AnalyticKind::names()),
+                at,
+            ));
         }
         if function.filter.is_some() {
             return Err(unsupported(format!("FILTER (in the call of {name})"), at));
@@ -61,6 +69,9 @@ impl Compiler<'_> {
         let Some(found) = self.ctx.registry.get(&name) else {
             return Err(SqlError::semantic(format!("unknown function `{}`", ident.value), at));
         };
+        if let Some(kind) = analytic {
+            return self.analytic(kind, found.as_ref(), function, &args, at);
+        }
         let aggregate = found.meta().kind == FunctionKind::Aggregate;
         if aggregate && let Some(outer) = &self.aggregate {
             return Err(nested_aggregate(&name, outer, at));
@@ -73,16 +84,62 @@ impl Compiler<'_> {
         }
         let compiled = compiled?;
 
-        let infos: Vec<ArgInfo<'_>> = compiled
-            .iter()
-            .map(|e| ArgInfo { literal: if let Expr::Literal(v) = e { Some(v) } else { None } })
-            .collect();
-        found.validate(&infos).map_err(|message| SqlError::semantic(message, at))?;
+        found.validate(&arg_infos(&compiled)).map_err(|message| SqlError::semantic(message, at))?;
         let mut compiled = compiled;
         if aggregate && found.wants_rows() {
             compiled.push(Expr::SelfRow);
         }
         Ok(Expr::Call(Box::new(Call::new(found, compiled, at))))
+    }
+
+    /// An analytic call (`lag(a) OVER (PARTITION BY b WHEN c)`): compiled
+    /// into the rule's [`AnalyticCalls`], read here by its slot.
+    fn analytic(
+        &mut self,
+        kind: AnalyticKind,
+        found: &dyn crate::function::Function,
+        function: &SqlFunction,
+        args: &[&FunctionArg],
+        at: Option<Position>,
+    ) -> Result<Expr, SqlError> {
+        let name = kind.name();
+        let Some(calls) = self.ctx.analytics else {
+            return Err(SqlError::semantic(format!("analytic function {name} is not allowed here"), at));
+        };
+        let (partition, when) = match &function.over {
+            None => (&[][..], None),
+            Some(WindowType::WindowSpec(spec)) => {
+                let when = when_condition(&spec.order_by);
+                if spec.window_name.is_some()
+                    || spec.window_frame.is_some()
+                    || (when.is_none() && !spec.order_by.is_empty())
+                {
+                    return Err(unsupported(
+                        format!("OVER with anything but PARTITION BY and WHEN (in the call of {name})"),
+                        at,
+                    ));
+                }
+                (spec.partition_by.as_slice(), when)
+            }
+            Some(WindowType::NamedWindow(window)) => {
+                return Err(unsupported("a named window", ident_position(window).or(at)));
+            }
+        };
+        let args = args.iter().map(|arg| self.argument(arg, name, false, at)).collect::<Result<Vec<_>, _>>()?;
+        let partition = partition.iter().map(|e| self.expr(e)).collect::<Result<Vec<_>, _>>()?;
+        let when = when.map(|e| self.expr(e)).transpose()?;
+        // Evaluated on each event before any window: nothing to aggregate yet.
+        if let Some((inner, position)) = args.iter().chain(&partition).chain(&when).find_map(|e| e.first_aggregate()) {
+            return Err(SqlError::semantic(
+                format!(
+                    "aggregate function `{inner}` cannot be used inside analytic function `{name}`, which is evaluated on each event before the window"
+                ),
+                position,
+            ));
+        }
+        found.validate(&arg_infos(&args)).map_err(|message| SqlError::semantic(message, at))?;
+        check_call(kind, &args).map_err(|message| SqlError::semantic(message, at))?;
+        Ok(calls.add(AnalyticCall { kind, args, partition, when }))
     }
 
     pub(super) fn argument(
@@ -134,4 +191,9 @@ impl Compiler<'_> {
             _ => Err(usage()),
         }
     }
+}
+
+/// What a function's validation sees of its arguments: the literals.
+pub(crate) fn arg_infos(args: &[Expr]) -> Vec<ArgInfo<'_>> {
+    args.iter().map(|e| ArgInfo { literal: if let Expr::Literal(v) = e { Some(v) } else { None } }).collect()
 }
