@@ -461,6 +461,13 @@ pub fn plan(
         })
         .collect::<Result<Vec<_>, PlanError>>()?;
 
+    let analytics = analytics.into_calls();
+    // Set-returning calls are whole SELECT items (compile_projection checks those).
+    let elsewhere = filter.iter().chain(&dimensions).chain(&having).chain(order_by.iter().map(|(c, _)| c));
+    for expr in elsewhere.map(|c| &c.expr).chain(analytics.iter().flat_map(|a| a.args.iter().chain(&a.partition))) {
+        expr::check_no_set_returning(expr)?;
+    }
+
     Ok(RulePlan {
         rule_id: def.id.clone(),
         sql: def.sql.clone(),
@@ -475,7 +482,7 @@ pub fn plan(
         projection,
         order_by,
         limit: query.limit,
-        analytics: analytics.into_calls(),
+        analytics,
         actions: def.actions.clone(),
         options: def.options.clone(),
     })

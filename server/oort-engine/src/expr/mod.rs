@@ -102,7 +102,8 @@ mod test_util;
 
 pub(crate) use batch::eval_rows;
 pub use compile::{CompileContext, SourceSchema, compile, compile_with_aliases};
-pub use projection::{Projection, ProjectionColumn, compile_projection};
+pub(crate) use projection::check_no_set_returning;
+pub use projection::{Projection, ProjectionColumn, SetReturning, compile_projection};
 pub use tree::{BinaryOp, Call, CallId, Expr, LikePattern, UnaryOp};
 pub use tuple::{JoinedRow, Tuple};
 

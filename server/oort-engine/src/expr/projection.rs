@@ -23,6 +23,22 @@ pub const DEFAULT_FIELD_NAME_PREFIX: &str = "kuiper_field_";
 pub struct Projection {
     /// The output columns, in SELECT order.
     pub columns: Vec<ProjectionColumn>,
+    /// The item that makes several rows of one, if any.
+    pub set_returning: Option<SetReturning>,
+}
+
+/// The functions that return a set of rows (eKuiper's "multiple row
+/// functions"): a whole SELECT item, at most one per rule.
+const SET_RETURNING: [&str; 2] = ["unnest", "extract"];
+
+/// A SELECT item that is a set-returning call: each output row becomes one
+/// row per item of the column's array (eKuiper's ProjectSet operator).
+#[derive(Debug, Clone)]
+pub struct SetReturning {
+    /// The item's output column.
+    pub column: Arc<str>,
+    /// `unnest` or `extract`.
+    pub function: Arc<str>,
 }
 
 /// One SELECT item.
@@ -60,6 +76,7 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
     let mut compiler = Compiler::new(ctx, Aliases::Select { items: aliases, stack: Vec::new() });
     let mut unnamed = 0;
     let mut columns = Vec::with_capacity(items.len());
+    let mut set_returning = None;
     for (index, item) in items.iter().enumerate() {
         let column = match item {
             SelectItem::UnnamedExpr(sql) => {
@@ -90,9 +107,46 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
                 return Err(unsupported(format!("`{expr}.*`"), position(expr)));
             }
         };
+        if let ProjectionColumn::Expr { name, expr: Expr::Call(call), .. } = &column
+            && SET_RETURNING.contains(&&*call.name)
+        {
+            if set_returning.is_some() {
+                return Err(SqlError::semantic(
+                    "only one set-returning function (unnest, extract) is allowed in the SELECT list",
+                    call.position,
+                ));
+            }
+            set_returning = Some(SetReturning { column: name.clone(), function: call.name.clone() });
+        }
         columns.push(column);
     }
-    Ok(Projection { columns })
+    let projection = Projection { columns, set_returning };
+    for (_, expr) in projection.exprs() {
+        let top = matches!(expr, Expr::Call(call) if SET_RETURNING.contains(&&*call.name));
+        let inner =
+            if let (true, Expr::Call(call)) = (top, expr) { &call.args[..] } else { std::slice::from_ref(expr) };
+        inner.iter().try_for_each(check_no_set_returning)?;
+    }
+    Ok(projection)
+}
+
+/// Refuses a set-returning call anywhere but as a whole SELECT item.
+pub(crate) fn check_no_set_returning(expr: &Expr) -> Result<(), SqlError> {
+    let mut found = None;
+    expr.walk(&mut |e| {
+        if let (None, Expr::Call(call)) = (&found, e)
+            && SET_RETURNING.contains(&&*call.name)
+        {
+            found = Some((call.name.clone(), call.position));
+        }
+    });
+    match found {
+        None => Ok(()),
+        Some((name, position)) => Err(SqlError::semantic(
+            format!("{name} returns rows: it can only be a whole SELECT item, as in SELECT {name}(x), y FROM s"),
+            position,
+        )),
+    }
 }
 
 /// The fields `* EXCEPT(...)` leaves out; the items of `* REPLACE(expr AS
@@ -194,6 +248,38 @@ impl Projection {
             }
         }
         Ok(out)
+    }
+
+    /// The rows an output row becomes: itself, or with a set-returning item,
+    /// one per item of that column's array (a struct item's fields become
+    /// columns, over those of the same name), none for an empty array.
+    pub fn expand(&self, mut row: Map) -> Result<Vec<Map>, EvalError> {
+        let Some(srf) = &self.set_returning else { return Ok(vec![row]) };
+        let items = match row.remove(&srf.column) {
+            Some(Value::List(items)) => items,
+            Some(map @ Value::Map(_)) => Arc::new(vec![map]),
+            _ => {
+                return Err(EvalError::Invalid(format!(
+                    "the argument for the {} function should be {}",
+                    srf.function,
+                    if &*srf.function == "extract" { "a struct" } else { "an array" }
+                )));
+            }
+        };
+        Ok(items
+            .iter()
+            .map(|item| {
+                let mut out = row.clone();
+                match item {
+                    Value::Map(fields) => out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                    Value::Null => {}
+                    other => {
+                        out.insert(srf.column.clone(), other.clone());
+                    }
+                }
+                out
+            })
+            .collect())
     }
 
     /// Whether any output column calls an aggregate function.
@@ -421,5 +507,41 @@ mod tests {
         let meta =
             project("SELECT meta(demo.topic) AS tp FROM demo JOIN lookup AS t ON demo.id = t.id", &sources).unwrap();
         assert_eq!(meta.eval(&joined, &env()).unwrap(), out(&[("tp", Value::from("a"))]));
+    }
+
+    #[test]
+    fn a_set_returning_item_expands_rows_and_is_refused_elsewhere() {
+        let registry = crate::FunctionRegistry::new();
+        crate::register_builtins(&registry);
+        let sources = [SourceSchema::schemaless("demo")];
+        let ctx = CompileContext { sources: &sources, registry: &registry, rule_id: "r", analytics: None };
+        let project = |sql: &str| compile_projection(&select_items(sql), &ctx);
+        let p = project("SELECT unnest(xs) AS v, a FROM demo").unwrap();
+        let list = |items: Vec<Value>| Value::list(items);
+        let row = out(&[
+            ("a", Value::Int(1)),
+            ("v", list(vec![Value::Int(5), Value::Null, Value::map([(Arc::from("a"), Value::Int(2))].into())])),
+        ]);
+        let rows = p.expand(row).unwrap();
+        assert_eq!(
+            rows,
+            [
+                out(&[("a", Value::Int(1)), ("v", Value::Int(5))]),
+                out(&[("a", Value::Int(1))]),
+                out(&[("a", Value::Int(2))])
+            ]
+        );
+        assert_eq!(p.expand(out(&[("a", Value::Int(1)), ("v", list(vec![]))])).unwrap(), Vec::<Map>::new());
+        let e = p.expand(out(&[("a", Value::Int(1))])).unwrap_err();
+        assert_eq!(e.to_string(), "the argument for the unnest function should be an array");
+        for (sql, message) in [
+            ("SELECT unnest(xs), extract(m) FROM demo", "only one set-returning function"),
+            ("SELECT upper(unnest(xs)) FROM demo", "unnest returns rows: it can only be a whole SELECT item"),
+            ("SELECT unnest(unnest(xs)) FROM demo", "it can only be a whole SELECT item"),
+        ] {
+            let e = project(sql).unwrap_err();
+            assert!(e.message().contains(message), "{sql}: {e}");
+            assert!(e.position().is_some(), "{sql}");
+        }
     }
 }

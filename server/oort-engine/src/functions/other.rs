@@ -1,5 +1,5 @@
 //! Other functions, as eKuiper's: `isnull`, `coalesce`, `newuuid`, `tstamp`, `rule_id`,
-//! and the functions that read the row or the window rather than their arguments.
+//! the set-returning `unnest` and `extract`, and the functions that read the row or the window rather than their arguments.
 //!
 //! `meta(key)` (and `mqtt(key)`), `window_start()`, `window_end()`, `event_time()` and
 //! `rule_start()` are evaluated by the
@@ -43,6 +43,23 @@ fn rule_id(_: &str, ctx: &CallContext<'_>, _: &[Value]) -> Result<Value, Functio
     Ok(Value::string(ctx.rule_id))
 }
 
+/// `unnest(array)`: the array, which the projection turns into rows
+/// ([`crate::expr::SetReturning`]).
+fn unnest(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    match &args[0] {
+        array @ Value::List(_) => Ok(array.clone()),
+        other => Err(FunctionError::argument_type(name, 1, "array", other)),
+    }
+}
+
+/// `extract(map)`: the map, whose fields the projection makes columns.
+fn extract(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    match &args[0] {
+        map @ Value::Map(_) => Ok(map.clone()),
+        other => Err(FunctionError::argument_type(name, 1, "struct", other)),
+    }
+}
+
 /// The other functions.
 pub fn functions() -> Vec<Arc<dyn Function>> {
     vec![
@@ -51,6 +68,23 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
         Builtin::scalar("newuuid", 0, Some(0), "A random (version 4) UUID.", newuuid).build(),
         Builtin::scalar("tstamp", 0, Some(0), "The current time in Unix milliseconds.", tstamp).build(),
         Builtin::scalar("rule_id", 0, Some(0), "The id of the rule that calls it.", rule_id).build(),
+        Builtin::scalar(
+            "unnest",
+            1,
+            Some(1),
+            "unnest(array): one output row per item (a struct item's fields become columns); a whole SELECT item, \
+             one per rule.",
+            unnest,
+        )
+        .build(),
+        Builtin::scalar(
+            "extract",
+            1,
+            Some(1),
+            "extract(struct): the struct's fields become output columns; a whole SELECT item, one per rule.",
+            extract,
+        )
+        .build(),
         Builtin::scalar(
             "meta",
             1,

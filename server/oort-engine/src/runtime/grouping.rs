@@ -76,7 +76,13 @@ pub(super) async fn process_windows(
                 std::cmp::Ordering::Equal
             });
         }
-        let mut rows: Vec<Map> = out.into_iter().map(|(_, row)| row).collect();
+        let mut rows: Vec<Map> = Vec::with_capacity(out.len());
+        for (_, row) in out {
+            match plan.projection.expand(row) {
+                Ok(expanded) => rows.extend(expanded),
+                Err(e) => metrics.project.record_exception(e.to_string()),
+            }
+        }
         if let Some(limit) = plan.limit {
             let before = rows.len();
             rows.truncate(limit as usize);

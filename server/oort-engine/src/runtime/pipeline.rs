@@ -416,11 +416,13 @@ impl Stages {
             }
             None => {
                 m.project.record_in(rows.len() as u64, now);
-                for out in self.plan.projection.eval_batch(&rows, &env).await {
-                    match out {
-                        Ok(out) => {
+                let projection = &self.plan.projection;
+                for out in projection.eval_batch(&rows, &env).await {
+                    match out.and_then(|out| projection.expand(out)) {
+                        Ok(rows) => {
                             m.project.record_out(1);
-                            results.push(vec![out]);
+                            // Unnested, each row is a result of its own (eKuiper).
+                            results.extend(rows.into_iter().map(|row| vec![row]));
                         }
                         Err(e) => m.project.record_exception(e.to_string()),
                     }
