@@ -241,6 +241,17 @@ pub(crate) fn functions() -> Vec<Arc<dyn Function>> {
         .pass_nulls()
         .kinds(&[Kind::Bool, Kind::Any])
         .build(),
+        Builtin::scalar(
+            "changed_cols",
+            3,
+            None,
+            "changed_cols(prefix, ignore_null, expr, ...): a whole SELECT item; the expressions (`*`: every column) \
+             whose value changed since the rule's previous result, each named prefix + its name",
+            never,
+        )
+        .pass_nulls()
+        .kinds(&[Kind::Str, Kind::Bool, Kind::Any])
+        .build(),
     ];
     all.extend([
         accumulator(AnalyticKind::AccSum, "The sum"),

@@ -3,6 +3,7 @@
 //! `funcs_analytic.go` and `funcs_acc.go` semantics).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::{AnalyticCall, AnalyticKind};
 use crate::expr::{EvalEnv, EvalError};
@@ -61,14 +62,18 @@ pub struct AnalyticState {
     /// By call (the slot of [`crate::Expr::Analytic`]), then by partition key
     /// (the partition values, encoded: no two different keys collide).
     calls: Vec<HashMap<Vec<u8>, CallState>>,
+    /// By `changed_cols` item ([`crate::expr::ChangedCols::slot`]): the last
+    /// value of each name it output.
+    columns: Vec<HashMap<Arc<str>, Value>>,
     /// The values held in all, bounded by [`MAX_STATE_VALUES`].
     values: usize,
 }
 
 impl AnalyticState {
-    /// The state of a rule with `calls` analytic calls, none evaluated yet.
-    pub fn new(calls: usize) -> Self {
-        Self { calls: vec![HashMap::new(); calls], values: 0 }
+    /// The state of a rule with `calls` analytic calls and `columns`
+    /// `changed_cols` items, none evaluated yet.
+    pub fn new(calls: usize, columns: usize) -> Self {
+        Self { calls: vec![HashMap::new(); calls], columns: vec![HashMap::new(); columns], values: 0 }
     }
 
     /// Its encoding, for a checkpoint.
@@ -76,14 +81,44 @@ impl AnalyticState {
         postcard::to_stdvec(self).map_err(|e| format!("the analytic state could not be encoded: {e}"))
     }
 
-    /// The state that [`save`](Self::save) encoded, for a rule with `calls` calls.
-    pub fn restore(saved: &[u8], calls: usize) -> Result<Self, String> {
+    /// The state that [`save`](Self::save) encoded, for a rule with `calls`
+    /// calls and `columns` `changed_cols` items.
+    pub fn restore(saved: &[u8], calls: usize, columns: usize) -> Result<Self, String> {
         let state: Self =
             postcard::from_bytes(saved).map_err(|e| format!("the saved analytic state could not be read: {e}"))?;
-        if state.calls.len() != calls {
-            return Err(format!("the saved analytic state has {} calls, the rule {calls}", state.calls.len()));
+        if (state.calls.len(), state.columns.len()) != (calls, columns) {
+            return Err(format!(
+                "the saved analytic state is of {} calls and {} changed_cols, the rule has {calls} and {columns}",
+                state.calls.len(),
+                state.columns.len()
+            ));
         }
         Ok(state)
+    }
+
+    /// Whether `value` differs from the last value `changed_cols` item
+    /// `slot` saw under `name` (NULL before any); remembers it.
+    pub(crate) fn column_changed(&mut self, slot: usize, name: &Arc<str>, value: &Value) -> Result<bool, EvalError> {
+        let columns = &mut self.columns[slot];
+        match columns.get_mut(name) {
+            Some(last) if same(last, value) => Ok(false),
+            Some(last) => {
+                *last = value.clone();
+                Ok(true)
+            }
+            None if value.is_null() => Ok(false),
+            None => {
+                if self.values >= MAX_STATE_VALUES {
+                    return Err(EvalError::Function(crate::FunctionError::failed(
+                        "changed_cols",
+                        format!("the rule's analytic functions hold {MAX_STATE_VALUES} values already"),
+                    )));
+                }
+                self.values += 1;
+                columns.insert(name.clone(), value.clone());
+                Ok(true)
+            }
+        }
     }
 
     /// Evaluates every call for each row, in order (inner calls before the

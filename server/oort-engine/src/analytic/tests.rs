@@ -37,7 +37,7 @@ fn planned(sql: &str) -> Result<RulePlan, PlanError> {
 /// WHERE, `Some(Err)`: the analytic stage failed it).
 async fn run_batches(sql: &str, batches: &[Vec<serde_json::Value>]) -> Vec<Option<Result<serde_json::Value, String>>> {
     let plan = planned(sql).unwrap();
-    let mut state = AnalyticState::new(plan.analytics.len());
+    let mut state = AnalyticState::new(plan.analytics.len(), plan.projection.changed_cols());
     let env = EvalEnv { rule_id: "r", window: None, prefetch: None };
     let mut out = Vec::new();
     for batch in batches {
@@ -179,12 +179,12 @@ async fn state_goes_on_across_batches_and_survives_a_save() {
     let sql = "SELECT acc_sum(a) AS s, lag(a) AS l FROM demo";
     let plan = planned(sql).unwrap();
     let env = EvalEnv { rule_id: "r", window: None, prefetch: None };
-    let mut state = AnalyticState::new(plan.analytics.len());
+    let mut state = AnalyticState::new(plan.analytics.len(), plan.projection.changed_cols());
     let mut rows = vec![Row::new([(Arc::from("a"), crate::Value::Int(2))].into(), 0)];
     state.apply(&plan.analytics, &mut rows, &env).await;
-    let mut restored = AnalyticState::restore(&state.save().unwrap(), 2).unwrap();
+    let mut restored = AnalyticState::restore(&state.save().unwrap(), 2, 0).unwrap();
     assert_eq!(restored, state);
-    assert!(AnalyticState::restore(&state.save().unwrap(), 3).is_err(), "another rule's state");
+    assert!(AnalyticState::restore(&state.save().unwrap(), 3, 0).is_err(), "another rule's state");
     let mut rows = vec![Row::new([(Arc::from("a"), crate::Value::Int(5))].into(), 0)];
     restored.apply(&plan.analytics, &mut rows, &env).await;
     assert_eq!(rows[0].analytic, [crate::Value::Float(7.0), crate::Value::Int(2)]);
@@ -215,6 +215,11 @@ fn creation_refuses_what_ekuiper_refuses() {
         ("SELECT upper(a) OVER (PARTITION BY b) FROM demo", "only for the analytic functions"),
         ("SELECT lag(a) OVER (ORDER BY b) FROM demo", "OVER with anything but PARTITION BY and WHEN"),
         ("SELECT lag(count(*)) FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)", "cannot be used inside analytic function"),
+        (r#"SELECT changed_cols("p", true, a) AS x FROM demo"#, "it takes no alias"),
+        (r#"SELECT a FROM demo WHERE changed_cols("p", true, a)"#, "it can only be a whole SELECT item"),
+        (r#"SELECT changed_cols(1, true, a) FROM demo"#, "the prefix must be a string"),
+        (r#"SELECT changed_cols("", a, b) FROM demo"#, "must be literals"),
+        (r#"SELECT changed_cols("", true) FROM demo"#, "at least 3 arguments"),
     ];
     for (sql, message) in cases {
         match planned(sql) {

@@ -89,6 +89,7 @@
 //!   map, as eKuiper does.
 
 mod batch;
+mod changed_cols;
 mod compile;
 mod eval;
 mod like;
@@ -101,6 +102,7 @@ mod tuple;
 mod test_util;
 
 pub(crate) use batch::eval_rows;
+pub use changed_cols::{ChangedCols, ChangedItem};
 pub use compile::{CompileContext, SourceSchema, compile, compile_with_aliases};
 pub(crate) use projection::check_no_set_returning;
 pub use projection::{Projection, ProjectionColumn, SetReturning, compile_projection};

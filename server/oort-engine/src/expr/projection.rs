@@ -8,11 +8,13 @@ use oort_sql::sqlparser::ast::{
     Expr as SqlExpr, SelectItem, SelectItemQualifiedWildcardKind, WildcardAdditionalOptions,
 };
 
+use super::changed_cols::{self, ChangedCols, ChangedItem};
 use super::compile::{Aliases, CompileContext, Compiler, position, unsupported};
 use super::eval::Scope;
 use super::tree::Expr;
 use super::tuple::Tuple;
 use super::{EvalEnv, EvalError, Step, Stop};
+use crate::analytic::AnalyticState;
 use crate::value::{Map, Value};
 
 /// eKuiper's prefix for the names of unnamed output columns.
@@ -52,6 +54,8 @@ pub enum ProjectionColumn {
         /// The fields left out (`* EXCEPT(a, b)`).
         except: Vec<Arc<str>>,
     },
+    /// `changed_cols(prefix, ignore_null, expr, ...)`: the columns that changed.
+    ChangedCols(ChangedCols),
     /// An expression and its output name.
     Expr {
         /// The output name: the alias, the column name, the function name, or `kuiper_field_N`.
@@ -79,6 +83,16 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
     let mut set_returning = None;
     for (index, item) in items.iter().enumerate() {
         let column = match item {
+            SelectItem::UnnamedExpr(SqlExpr::Function(f)) if is_changed_cols(f) => {
+                let slot = columns.iter().filter(|c| matches!(c, ProjectionColumn::ChangedCols(_))).count();
+                ProjectionColumn::ChangedCols(changed_cols::compile(&mut compiler, index, f, &mut unnamed, slot)?)
+            }
+            SelectItem::ExprWithAlias { expr: SqlExpr::Function(f), .. } if is_changed_cols(f) => {
+                return Err(SqlError::semantic(
+                    "changed_cols names its columns with its prefix: it takes no alias",
+                    position(item),
+                ));
+            }
             SelectItem::UnnamedExpr(sql) => {
                 let expr = compiler.select_item(index, sql)?;
                 let name = derived_name(sql, &expr).unwrap_or_else(|| {
@@ -128,6 +142,10 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
         inner.iter().try_for_each(check_no_set_returning)?;
     }
     Ok(projection)
+}
+
+fn is_changed_cols(f: &oort_sql::sqlparser::ast::Function) -> bool {
+    matches!(f.name.0.as_slice(), [part] if part.to_string().eq_ignore_ascii_case(changed_cols::NAME))
 }
 
 /// Refuses a set-returning call anywhere but as a whole SELECT item.
@@ -182,7 +200,7 @@ fn wildcard_options(
 /// eKuiper's name for an unaliased item: a column's name, a function's name,
 /// or none (then `kuiper_field_N`). Nested access (`a->b`, `a.b` when `a` is
 /// not a source) and every other expression have none.
-fn derived_name(sql: &SqlExpr, expr: &Expr) -> Option<String> {
+pub(super) fn derived_name(sql: &SqlExpr, expr: &Expr) -> Option<String> {
     match (sql, expr) {
         (SqlExpr::Identifier(ident), e) if !matches!(e, Expr::SelfRow) => Some(ident.value.clone()),
         (SqlExpr::CompoundIdentifier(idents), Expr::Column { .. }) => idents.last().map(|i| i.value.clone()),
@@ -240,11 +258,17 @@ impl Projection {
             }
         }
         for column in &self.columns {
-            if let ProjectionColumn::Expr { name, expr, .. } = column {
-                let value = expr.eval_in(scope, env)?;
-                if !value.is_null() {
-                    out.insert(name.clone(), value);
+            match column {
+                ProjectionColumn::Expr { name, expr, .. } => {
+                    let value = expr.eval_in(scope, env)?;
+                    if !value.is_null() {
+                        out.insert(name.clone(), value);
+                    }
                 }
+                ProjectionColumn::ChangedCols(changed) => {
+                    out.insert(changed.key.clone(), changed.candidates(scope, env)?);
+                }
+                ProjectionColumn::Wildcard { .. } => {}
             }
         }
         Ok(out)
@@ -282,6 +306,30 @@ impl Projection {
             .collect())
     }
 
+    /// How many `changed_cols` items it has: the states they keep.
+    pub fn changed_cols(&self) -> usize {
+        self.columns.iter().filter(|c| matches!(c, ProjectionColumn::ChangedCols(_))).count()
+    }
+
+    /// Replaces the candidates of each `changed_cols` item of an output row
+    /// with those that changed since the previous row, under their prefixed
+    /// names. Call it on every output row, in output order.
+    pub fn keep_changes(&self, state: &mut AnalyticState, row: &mut Map) -> Result<(), EvalError> {
+        for column in &self.columns {
+            let ProjectionColumn::ChangedCols(changed) = column else { continue };
+            let Some(Value::Map(candidates)) = row.remove(&changed.key) else { continue };
+            for (name, value) in candidates.iter() {
+                if changed.ignore_null && value.is_null() {
+                    continue;
+                }
+                if state.column_changed(changed.slot, name, value)? && !value.is_null() {
+                    row.insert(Arc::from(format!("{}{name}", changed.prefix)), value.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether any output column calls an aggregate function.
     pub fn has_aggregate(&self) -> bool {
         self.exprs().any(|(_, e)| e.contains_aggregate())
@@ -294,9 +342,17 @@ impl Projection {
 
     /// The named output columns and their expressions, in SELECT order.
     pub fn exprs(&self) -> impl Iterator<Item = (&str, &Expr)> {
-        self.columns.iter().filter_map(|c| match c {
-            ProjectionColumn::Expr { name, expr, .. } => Some((&**name, expr)),
-            ProjectionColumn::Wildcard { .. } => None,
+        self.columns.iter().flat_map(|c| -> Box<dyn Iterator<Item = (&str, &Expr)>> {
+            match c {
+                ProjectionColumn::Expr { name, expr, .. } => Box::new(std::iter::once((&**name, expr))),
+                ProjectionColumn::ChangedCols(changed) => {
+                    Box::new(changed.items.iter().filter_map(|item| match item {
+                        ChangedItem::Column { name, expr } => Some((&**name, expr)),
+                        ChangedItem::Wildcard => None,
+                    }))
+                }
+                ProjectionColumn::Wildcard { .. } => Box::new(std::iter::empty()),
+            }
         })
     }
 
@@ -340,6 +396,7 @@ mod tests {
             .map(|c| match c {
                 ProjectionColumn::Wildcard { qualifier: None, .. } => "*",
                 ProjectionColumn::Wildcard { qualifier: Some(q), .. } => q,
+                ProjectionColumn::ChangedCols(_) => "changed_cols",
                 ProjectionColumn::Expr { name, .. } => name,
             })
             .collect()

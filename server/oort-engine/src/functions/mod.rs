@@ -475,6 +475,7 @@ mod tests {
         "object_concat",
         "object_construct",
         "object_size",
+        "changed_cols",
     ];
 
     #[test]

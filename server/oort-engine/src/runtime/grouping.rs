@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::pipeline::{RuleMetrics, filter_rows};
+use crate::analytic::AnalyticState;
 use crate::expr::{EvalEnv, Expr, Step, eval_rows};
 use crate::group::GroupKey;
 use crate::metrics::now_ms;
@@ -18,6 +19,7 @@ pub(super) async fn process_windows(
     plan: &RulePlan,
     metrics: &RuleMetrics,
     batches: Vec<WindowBatch>,
+    mut analytic: Option<&mut AnalyticState>,
 ) -> Vec<Vec<Map>> {
     let mut results = Vec::with_capacity(batches.len());
     for batch in batches {
@@ -77,7 +79,13 @@ pub(super) async fn process_windows(
             });
         }
         let mut rows: Vec<Map> = Vec::with_capacity(out.len());
-        for (_, row) in out {
+        for (_, mut row) in out {
+            if let Some(state) = analytic.as_deref_mut()
+                && let Err(e) = plan.projection.keep_changes(state, &mut row)
+            {
+                metrics.project.record_exception(e.to_string());
+                continue;
+            }
             match plan.projection.expand(row) {
                 Ok(expanded) => rows.extend(expanded),
                 Err(e) => metrics.project.record_exception(e.to_string()),

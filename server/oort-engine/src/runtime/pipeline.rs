@@ -93,9 +93,10 @@ pub(super) async fn run_operators(
         let m = metrics.window.as_ref().unwrap_or(&metrics.project);
         m.record_exception(format!("the checkpoint's window state was not restored: {e}"));
     }
-    let mut analytic = (!plan.analytics.is_empty()).then(|| AnalyticState::new(plan.analytics.len()));
+    let (calls, columns) = (plan.analytics.len(), plan.projection.changed_cols());
+    let mut analytic = (calls + columns > 0).then(|| AnalyticState::new(calls, columns));
     if let (Some(state), Some(saved)) = (analytic.as_mut(), &recovery.analytic) {
-        match AnalyticState::restore(saved, plan.analytics.len()) {
+        match AnalyticState::restore(saved, calls, columns) {
             Ok(restored) => *state = restored,
             Err(e) => metrics
                 .analytic
@@ -170,7 +171,10 @@ async fn run_in_order(
         let (results, position) = tokio::select! {
             () = cancel.cancelled() => return,
             () = sleep_until(window_due) => match state.window.as_mut() {
-                Some(w) => (process_windows(&stages.plan, &stages.metrics, w.on_tick(now_ms())).await, None),
+                Some(w) => {
+                    let closed = w.on_tick(now_ms());
+                    (process_windows(&stages.plan, &stages.metrics, closed, state.analytic.as_mut()).await, None)
+                }
                 None => (Vec::new(), None),
             },
             () = sleep_until(checkpoint_due) => (Vec::new(), None),
@@ -395,14 +399,14 @@ impl Stages {
                         if let Some(wm) = &m.window {
                             wm.set_buffer_length(w.buffered() as u64);
                         }
-                        results.extend(process_windows(&self.plan, m, batches).await);
+                        results.extend(process_windows(&self.plan, m, batches, state.analytic.as_mut()).await);
                     }
                     // An event that left no row still moves the watermark, after the
                     // rows before it, as a watermark from the source would.
                     if track && !passed {
                         let closed = w.observe(time);
                         if !closed.is_empty() {
-                            results.extend(process_windows(&self.plan, m, closed).await);
+                            results.extend(process_windows(&self.plan, m, closed, state.analytic.as_mut()).await);
                         }
                     }
                 }
@@ -418,7 +422,13 @@ impl Stages {
                 m.project.record_in(rows.len() as u64, now);
                 let projection = &self.plan.projection;
                 for out in projection.eval_batch(&rows, &env).await {
-                    match out.and_then(|out| projection.expand(out)) {
+                    let out = out.and_then(|mut out| {
+                        if let Some(analytic) = state.analytic.as_mut() {
+                            projection.keep_changes(analytic, &mut out)?;
+                        }
+                        projection.expand(out)
+                    });
+                    match out {
                         Ok(rows) => {
                             m.project.record_out(1);
                             // Unnested, each row is a result of its own (eKuiper).

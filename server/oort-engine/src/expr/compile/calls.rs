@@ -66,6 +66,12 @@ impl Compiler<'_> {
             _ => {}
         }
 
+        if name == crate::expr::changed_cols::NAME {
+            return Err(SqlError::semantic(
+                "changed_cols returns columns: it can only be a whole SELECT item, as in SELECT changed_cols(\"c_\", true, a, b) FROM s",
+                at,
+            ));
+        }
         let Some(found) = self.ctx.registry.get(&name) else {
             return Err(SqlError::semantic(format!("unknown function `{}`", ident.value), at));
         };
