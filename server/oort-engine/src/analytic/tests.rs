@@ -220,6 +220,9 @@ fn creation_refuses_what_ekuiper_refuses() {
         (r#"SELECT changed_cols(1, true, a) FROM demo"#, "the prefix must be a string"),
         (r#"SELECT changed_cols("", a, b) FROM demo"#, "must be literals"),
         (r#"SELECT changed_cols("", true) FROM demo"#, "at least 3 arguments"),
+        ("SELECT a FROM demo WHERE row_number() > 1", "it can only be a whole SELECT item"),
+        ("SELECT row_number() AS a, row_number() AS b FROM demo", "a second row_number()"),
+        ("SELECT row_number(1) FROM demo", "takes 0 argument(s)"),
     ];
     for (sql, message) in cases {
         match planned(sql) {

@@ -95,6 +95,7 @@ mod eval;
 mod like;
 mod ops;
 mod projection;
+mod row_number;
 mod tree;
 mod tuple;
 
@@ -104,8 +105,10 @@ mod test_util;
 pub(crate) use batch::eval_rows;
 pub use changed_cols::{ChangedCols, ChangedItem};
 pub use compile::{CompileContext, SourceSchema, compile, compile_with_aliases};
+pub(crate) use ops::order as order_values;
 pub(crate) use projection::check_no_set_returning;
 pub use projection::{Projection, ProjectionColumn, SetReturning, compile_projection};
+pub use row_number::RowNumber;
 pub use tree::{BinaryOp, Call, CallId, Expr, LikePattern, UnaryOp};
 pub use tuple::{JoinedRow, Tuple};
 

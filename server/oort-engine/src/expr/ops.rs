@@ -162,6 +162,20 @@ fn relate(left: &Value, right: &Value) -> Option<Relation> {
     })
 }
 
+/// Orders values for ORDER BY: NULL first, numbers numerically, then by text.
+pub(crate) fn order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        _ => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+            _ => a.to_string().cmp(&b.to_string()),
+        },
+    }
+}
+
 /// `= != < <= > >=` with eKuiper's NULL rules: always a boolean.
 pub(crate) fn compare(op: BinaryOp, left: &Value, right: &Value) -> Result<bool, EvalError> {
     // As eKuiper: a comparison with NULL on either side is false, `NULL = NULL`

@@ -11,6 +11,7 @@ use oort_sql::sqlparser::ast::{
 use super::changed_cols::{self, ChangedCols, ChangedItem};
 use super::compile::{Aliases, CompileContext, Compiler, position, unsupported};
 use super::eval::Scope;
+use super::row_number::{self, RowNumber};
 use super::tree::Expr;
 use super::tuple::Tuple;
 use super::{EvalEnv, EvalError, Step, Stop};
@@ -27,6 +28,8 @@ pub struct Projection {
     pub columns: Vec<ProjectionColumn>,
     /// The item that makes several rows of one, if any.
     pub set_returning: Option<SetReturning>,
+    /// The `row_number()` item, if any: numbered after the projection.
+    pub row_number: Option<RowNumber>,
 }
 
 /// The functions that return a set of rows (eKuiper's "multiple row
@@ -81,6 +84,7 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
     let mut unnamed = 0;
     let mut columns = Vec::with_capacity(items.len());
     let mut set_returning = None;
+    let mut row_number = None;
     for (index, item) in items.iter().enumerate() {
         let column = match item {
             SelectItem::UnnamedExpr(SqlExpr::Function(f)) if is_changed_cols(f) => {
@@ -92,6 +96,19 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
                     "changed_cols names its columns with its prefix: it takes no alias",
                     position(item),
                 ));
+            }
+            SelectItem::UnnamedExpr(SqlExpr::Function(f)) if is_named(f, row_number::NAME) => {
+                numbered(&mut row_number, row_number::compile(&mut compiler, index, f, Arc::from(row_number::NAME))?)?;
+                ProjectionColumn::Expr {
+                    name: Arc::from(row_number::NAME),
+                    expr: Expr::Literal(Value::Int(1)),
+                    alias: false,
+                }
+            }
+            SelectItem::ExprWithAlias { expr: SqlExpr::Function(f), alias } if is_named(f, row_number::NAME) => {
+                let name: Arc<str> = Arc::from(alias.value.as_str());
+                numbered(&mut row_number, row_number::compile(&mut compiler, index, f, name.clone())?)?;
+                ProjectionColumn::Expr { name, expr: Expr::Literal(Value::Int(1)), alias: true }
             }
             SelectItem::UnnamedExpr(sql) => {
                 let expr = compiler.select_item(index, sql)?;
@@ -134,7 +151,7 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
         }
         columns.push(column);
     }
-    let projection = Projection { columns, set_returning };
+    let projection = Projection { columns, set_returning, row_number };
     for (_, expr) in projection.exprs() {
         let top = matches!(expr, Expr::Call(call) if SET_RETURNING.contains(&&*call.name));
         let inner =
@@ -144,8 +161,21 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
     Ok(projection)
 }
 
+fn is_named(f: &oort_sql::sqlparser::ast::Function, name: &str) -> bool {
+    matches!(f.name.0.as_slice(), [part] if part.to_string().eq_ignore_ascii_case(name))
+}
+
 fn is_changed_cols(f: &oort_sql::sqlparser::ast::Function) -> bool {
-    matches!(f.name.0.as_slice(), [part] if part.to_string().eq_ignore_ascii_case(changed_cols::NAME))
+    is_named(f, changed_cols::NAME)
+}
+
+/// Keeps the rule's one `row_number()`.
+fn numbered(slot: &mut Option<RowNumber>, compiled: RowNumber) -> Result<(), SqlError> {
+    if slot.is_some() {
+        return Err(unsupported("a second row_number() in one SELECT list", None));
+    }
+    *slot = Some(compiled);
+    Ok(())
 }
 
 /// Refuses a set-returning call anywhere but as a whole SELECT item.

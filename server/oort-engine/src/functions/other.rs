@@ -129,6 +129,15 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
         .pass_nulls()
         .build(),
         Builtin::scalar(
+            "row_number",
+            0,
+            Some(0),
+            "row_number() [OVER (PARTITION BY e, ... ORDER BY e, ...)]: the row's number in a window's result, from 1 \
+             (per event, 1); a whole SELECT item; evaluated by the planner.",
+            by_planner,
+        )
+        .build(),
+        Builtin::scalar(
             "rule_start",
             0,
             Some(0),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::pipeline::{RuleMetrics, filter_rows};
 use crate::analytic::AnalyticState;
-use crate::expr::{EvalEnv, Expr, Step, eval_rows};
+use crate::expr::{EvalEnv, EvalError, Expr, RowNumber, Step, eval_rows};
 use crate::group::GroupKey;
 use crate::metrics::now_ms;
 use crate::plan::RulePlan;
@@ -53,8 +53,12 @@ pub(super) async fn process_windows(
         } else {
             plan.projection.eval_groups(&units, &env).await
         };
+        let mut keyed: Vec<_> = order_keys(plan, &units, &env).await.into_iter().zip(projected).collect();
+        if let Some(numbering) = &plan.projection.row_number {
+            keyed = number_rows(numbering, keyed, &units, &env).await;
+        }
         let mut out: Vec<(Vec<Value>, Map)> = Vec::with_capacity(units.len());
-        for (keys, projected) in order_keys(plan, &units, &env).await.into_iter().zip(projected) {
+        for (keys, projected) in keyed {
             match projected {
                 Ok(row) => {
                     metrics.project.record_out(1);
@@ -70,7 +74,7 @@ pub(super) async fn process_windows(
         if !plan.order_by.is_empty() {
             out.sort_by(|(a, _), (b, _)| {
                 for ((x, y), (_, asc)) in a.iter().zip(b).zip(&plan.order_by) {
-                    let ord = compare(x, y);
+                    let ord = crate::expr::order_values(x, y);
                     if ord != std::cmp::Ordering::Equal {
                         return if *asc { ord } else { ord.reverse() };
                     }
@@ -180,6 +184,35 @@ async fn having_groups(
     kept
 }
 
+/// `row_number()`: the units reordered by its partitions and its ORDER BY,
+/// each row's number set in its column.
+async fn number_rows<T>(
+    numbering: &RowNumber,
+    keyed: Vec<(T, Result<Map, EvalError>)>,
+    units: &[&[Row]],
+    env: &EvalEnv<'_>,
+) -> Vec<(T, Result<Map, EvalError>)> {
+    let mut keys: Vec<Vec<Value>> = vec![Vec::new(); units.len()];
+    for expr in numbering.keys() {
+        for (key, value) in keys.iter_mut().zip(expr.eval_groups(units, env).await) {
+            key.push(value.unwrap_or(Value::Null));
+        }
+    }
+    let mut slots: Vec<Option<(T, Result<Map, EvalError>)>> = keyed.into_iter().map(Some).collect();
+    numbering
+        .number(&keys)
+        .into_iter()
+        .filter_map(|(unit, number)| {
+            let (keys, projected) = slots[unit].take()?;
+            let projected = projected.map(|mut row| {
+                row.insert(numbering.column.clone(), Value::Int(number));
+                row
+            });
+            Some((keys, projected))
+        })
+        .collect()
+}
+
 /// The ORDER BY keys of each unit (a group, or a row of a window that emits
 /// rows); a key that cannot be computed is NULL.
 async fn order_keys(plan: &RulePlan, units: &[&[Row]], env: &EvalEnv<'_>) -> Vec<Vec<Value>> {
@@ -190,18 +223,4 @@ async fn order_keys(plan: &RulePlan, units: &[&[Row]], env: &EvalEnv<'_>) -> Vec
         }
     }
     keys
-}
-
-/// Orders values for ORDER BY: NULL first, numbers numerically, then by text.
-fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    match (a, b) {
-        (Value::Null, Value::Null) => Ordering::Equal,
-        (Value::Null, _) => Ordering::Less,
-        (_, Value::Null) => Ordering::Greater,
-        _ => match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-            _ => a.to_string().cmp(&b.to_string()),
-        },
-    }
 }

@@ -20,6 +20,18 @@ impl Compiler<'_> {
         if !matches!(function.parameters, FunctionArguments::None) {
             return Err(unsupported("a parametric function call", at));
         }
+        if name == crate::expr::row_number::NAME {
+            return Err(SqlError::semantic(
+                "row_number numbers the rows of a result: it can only be a whole SELECT item, as in SELECT row_number() AS n, a FROM s",
+                at,
+            ));
+        }
+        if name == crate::expr::changed_cols::NAME {
+            return Err(SqlError::semantic(
+                "changed_cols returns columns: it can only be a whole SELECT item, as in SELECT changed_cols(\"c_\", true, a, b) FROM s",
+                at,
+            ));
+        }
         let analytic = AnalyticKind::from_name(&name);
         if function.over.is_some() && analytic.is_none() {
             return Err(SqlError::semantic(
@@ -66,12 +78,6 @@ impl Compiler<'_> {
             _ => {}
         }
 
-        if name == crate::expr::changed_cols::NAME {
-            return Err(SqlError::semantic(
-                "changed_cols returns columns: it can only be a whole SELECT item, as in SELECT changed_cols(\"c_\", true, a, b) FROM s",
-                at,
-            ));
-        }
         let Some(found) = self.ctx.registry.get(&name) else {
             return Err(SqlError::semantic(format!("unknown function `{}`", ident.value), at));
         };
