@@ -435,7 +435,8 @@ pub fn plan(
     }
     let dimension_sql: Vec<&SqlExpr> = query.dimensions().collect();
     let dimensions = dimension_sql.iter().map(|e| compile(e, &ctx)).collect::<Result<Vec<_>, _>>()?;
-    let projection = expr::compile_projection(&select.projection, &ctx)?;
+    let mut projection = expr::compile_projection(&select.projection, &ctx)?;
+    projection.hide(&query.invisible)?;
     let grouped = query.window.is_some() || !dimensions.is_empty();
     if let Some((name, position)) = projection.exprs().find_map(|(_, e)| e.first_aggregate()).filter(|_| !grouped) {
         let message =

@@ -58,6 +58,9 @@ pub struct RuleQuery {
     pub sources: Vec<SourceRef>,
     /// The window declared in `GROUP BY`, if any.
     pub window: Option<WindowSpec>,
+    /// The aliases of the SELECT items marked `INVISIBLE` (`SELECT a + 1 AS b
+    /// INVISIBLE, b * 2 AS c`): computed, usable by name, not output.
+    pub invisible: Vec<String>,
 }
 
 impl RuleQuery {
@@ -107,6 +110,7 @@ pub fn parse_rule_sql(sql: &str) -> Result<RuleQuery, SqlError> {
     let end = end_of_input(&tokens);
     check_starts_with_select(&tokens, end)?;
     select_all_is_a_field(&mut tokens);
+    let invisible = take_invisible(&mut tokens);
     crate::over::when_as_order_by(&mut tokens);
     limits::check_tokens(&tokens)?;
 
@@ -127,7 +131,34 @@ pub fn parse_rule_sql(sql: &str) -> Result<RuleQuery, SqlError> {
     let Statement::Query(query) = statement else {
         return Err(not_a_select(Position::from_location(statement.span().start)));
     };
-    from_query(*query)
+    let mut query = from_query(*query)?;
+    query.invisible = invisible;
+    Ok(query)
+}
+
+/// eKuiper's `expr AS alias INVISIBLE`: takes the `INVISIBLE` words that follow
+/// an alias out of the tokens, and returns those aliases.
+fn take_invisible(tokens: &mut Vec<TokenWithSpan>) -> Vec<String> {
+    let significant = |tokens: &[TokenWithSpan], before: usize| {
+        (0..before).rev().find(|&j| !matches!(tokens[j].token, Token::Whitespace(_)))
+    };
+    let mut aliases = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let is_invisible = matches!(&tokens[i].token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("INVISIBLE"));
+        if is_invisible
+            && let Some(alias) = significant(tokens, i)
+            && let Some(as_) = significant(tokens, alias)
+            && is_keyword(&tokens[as_].token, "AS")
+            && let Token::Word(name) = &tokens[alias].token
+        {
+            aliases.push(name.value.clone());
+            tokens.remove(i);
+            continue;
+        }
+        i += 1;
+    }
+    aliases
 }
 
 /// eKuiper has no `SELECT ALL`: `SELECT all, b FROM s` selects a field named
@@ -219,7 +250,7 @@ fn from_query(query: Query) -> Result<RuleQuery, SqlError> {
     check_select_clauses(&select, select_position)?;
     let sources = sources(&select, select_position)?;
     let window = window(&select)?;
-    Ok(RuleQuery { select, order_by, limit, sources, window })
+    Ok(RuleQuery { select, order_by, limit, sources, window, invisible: Vec::new() })
 }
 
 /// `LIMIT n` with a non-negative integer literal; no `OFFSET`.

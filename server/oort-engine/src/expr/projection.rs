@@ -30,6 +30,8 @@ pub struct Projection {
     pub set_returning: Option<SetReturning>,
     /// The `row_number()` item, if any: numbered after the projection.
     pub row_number: Option<RowNumber>,
+    /// The items marked `INVISIBLE`: computed, not output.
+    pub invisible: Vec<Arc<str>>,
 }
 
 /// The functions that return a set of rows (eKuiper's "multiple row
@@ -151,7 +153,7 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
         }
         columns.push(column);
     }
-    let projection = Projection { columns, set_returning, row_number };
+    let projection = Projection { columns, set_returning, row_number, invisible: Vec::new() };
     for (_, expr) in projection.exprs() {
         let top = matches!(expr, Expr::Call(call) if SET_RETURNING.contains(&&*call.name));
         let inner =
@@ -301,6 +303,9 @@ impl Projection {
                 ProjectionColumn::Wildcard { .. } => {}
             }
         }
+        for name in &self.invisible {
+            out.remove(name);
+        }
         Ok(out)
     }
 
@@ -334,6 +339,21 @@ impl Projection {
                 out
             })
             .collect())
+    }
+
+    /// Marks the items of these aliases `INVISIBLE`; refuses a name that is no alias.
+    pub fn hide(&mut self, aliases: &[String]) -> Result<(), SqlError> {
+        for alias in aliases {
+            let found = self
+                .columns
+                .iter()
+                .any(|c| matches!(c, ProjectionColumn::Expr { name, alias: true, .. } if **name == **alias));
+            if !found {
+                return Err(SqlError::semantic(format!("INVISIBLE: no SELECT item has the alias `{alias}`"), None));
+            }
+            self.invisible.push(Arc::from(alias.as_str()));
+        }
+        Ok(())
     }
 
     /// How many `changed_cols` items it has: the states they keep.

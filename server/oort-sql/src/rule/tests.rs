@@ -369,3 +369,13 @@ fn deep_nesting_is_an_error_not_a_crash() {
         assert!(e.message().contains("nested too deeply") || e.message().contains("operators and brackets"), "{e}");
     }
 }
+
+#[test]
+fn invisible_aliases_are_taken_out() {
+    let q = parse("SELECT a + 1 AS b INVISIBLE, b * 2 AS c, d AS invisible FROM s");
+    assert_eq!(q.invisible, ["b"]);
+    assert_eq!(q.select.projection.len(), 3);
+    assert_eq!(q.select.projection[2].to_string(), "d AS invisible", "a column may be named invisible");
+    let q = parse("SELECT x AS `y` INVISIBLE FROM s");
+    assert_eq!(q.invisible, ["y"]);
+}
