@@ -97,6 +97,10 @@ pub struct RulePlan {
     pub filter: Option<Compiled>,
     /// The window in GROUP BY.
     pub window: Option<WindowSpec>,
+    /// The window's `FILTER (WHERE …)`: the rows that enter it.
+    pub window_filter: Option<Compiled>,
+    /// A sliding window's `OVER (WHEN …)`: the rows that trigger one.
+    pub window_trigger: Option<Compiled>,
     /// GROUP BY expressions other than the window.
     pub dimensions: Vec<Compiled>,
     /// HAVING.
@@ -126,6 +130,7 @@ impl RulePlan {
             all.extend(call.args.iter().chain(&call.partition).chain(&call.when));
         }
         all.extend(self.filter.iter().map(|c| &c.expr));
+        all.extend(self.window_filter.iter().chain(&self.window_trigger).map(|c| &c.expr));
         all.extend(self.tables.iter().filter_map(|t| t.on.as_ref()).map(|c| &c.expr));
         all.extend(self.dimensions.iter().map(|c| &c.expr));
         all.extend(self.having.iter().map(|c| &c.expr));
@@ -222,6 +227,7 @@ impl RulePlan {
             (!self.tables.is_empty(), Stage::Join),
             (!self.analytics.is_empty(), Stage::Analytic),
             (filter && !self.filters_after_window(), Stage::Filter),
+            (self.window_filter.is_some(), Stage::WindowFilter),
             (self.window.is_some(), Stage::Window),
             (filter && self.filters_after_window(), Stage::Filter),
             (!self.dimensions.is_empty(), Stage::Aggregate),
@@ -245,6 +251,7 @@ impl RulePlan {
             Stage::Join => "op_join_0".into(),
             Stage::Analytic => "op_analytic_0".into(),
             Stage::Filter => "op_filter_0".into(),
+            Stage::WindowFilter => "op_window_filter_0".into(),
             Stage::Window => "op_window_0".into(),
             Stage::Aggregate => "op_aggregate_0".into(),
             Stage::Having => "op_having_0".into(),
@@ -282,10 +289,15 @@ impl RulePlan {
             }
             Stage::Analytic => self.analytics.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             Stage::Filter => format!("WHERE {}", self.filter.as_ref().map_or("", |f| f.sql.as_str())),
+            Stage::WindowFilter => {
+                format!("FILTER (WHERE {})", self.window_filter.as_ref().map_or("", |f| f.sql.as_str()))
+            }
             Stage::Window => {
                 let time = if self.options.is_event_time { "event time" } else { "processing time" };
                 let window = self.window.as_ref().map(ToString::to_string).unwrap_or_default();
-                format!("{window} ({time})")
+                let trigger =
+                    self.window_trigger.as_ref().map(|t| format!(" OVER (WHEN {})", t.sql)).unwrap_or_default();
+                format!("{window}{trigger} ({time})")
             }
             Stage::Aggregate => {
                 let dims: Vec<&str> = self.dimensions.iter().map(|d| d.sql.as_str()).collect();
@@ -337,6 +349,8 @@ pub enum Stage {
     Analytic,
     /// WHERE (before the window, or after it for count and sliding windows).
     Filter,
+    /// The window's `FILTER (WHERE …)`, before it.
+    WindowFilter,
     /// The window.
     Window,
     /// GROUP BY keys.
@@ -433,6 +447,14 @@ pub fn plan(
         let message = format!("aggregate function {name} is not allowed in WHERE; use HAVING");
         return Err(SqlError::semantic(message, position).into());
     }
+    let window_filter = query.window_filter.as_ref().map(|e| compile(e, &ctx)).transpose()?;
+    let window_trigger = query.window_trigger.as_ref().map(|e| compile(e, &ctx)).transpose()?;
+    for (clause, compiled) in [("FILTER", &window_filter), ("OVER (WHEN …)", &window_trigger)] {
+        if let Some((name, position)) = compiled.as_ref().and_then(|c| c.expr.first_aggregate()) {
+            let message = format!("aggregate function {name} is not allowed in the window's {clause}");
+            return Err(SqlError::semantic(message, position).into());
+        }
+    }
     let dimension_sql: Vec<&SqlExpr> = query.dimensions().collect();
     let dimensions = dimension_sql.iter().map(|e| compile(e, &ctx)).collect::<Result<Vec<_>, _>>()?;
     let mut projection = expr::compile_projection(&select.projection, &ctx)?;
@@ -464,7 +486,8 @@ pub fn plan(
 
     let analytics = analytics.into_calls();
     // Set-returning calls are whole SELECT items (compile_projection checks those).
-    let elsewhere = filter.iter().chain(&dimensions).chain(&having).chain(order_by.iter().map(|(c, _)| c));
+    let elsewhere = filter.iter().chain(&window_filter).chain(&window_trigger).chain(&dimensions).chain(&having);
+    let elsewhere = elsewhere.chain(order_by.iter().map(|(c, _)| c));
     for expr in elsewhere.map(|c| &c.expr).chain(analytics.iter().flat_map(|a| a.args.iter().chain(&a.partition))) {
         expr::check_no_set_returning(expr)?;
     }
@@ -477,6 +500,8 @@ pub fn plan(
         tables,
         filter,
         window: query.window,
+        window_filter,
+        window_trigger,
         dimensions,
         having,
         projection_sql: select.projection.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),

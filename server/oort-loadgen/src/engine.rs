@@ -180,6 +180,9 @@ pub async fn run(events_per_run: usize, keys: usize) -> Result<()> {
     // rate at which the window operator takes events in (every window but the
     // last is closed and aggregated on the way, in the same task).
     let window = measure(WINDOW, &payloads, "op_window_0").await?;
+    // Stateful per event (a state per device) and one event to several rows.
+    let lag = measure(LAG, &payloads, "op_project_0").await?;
+    let unnest = measure(UNNEST, &payloads, "op_project_0").await?;
     let checkpoints = tempfile::tempdir()?;
     let functions = Arc::new(FunctionRegistry::new());
     oort_engine::register_builtins(&functions);
@@ -197,6 +200,8 @@ pub async fn run(events_per_run: usize, keys: usize) -> Result<()> {
         checkpointed / baseline,
         checkpointed / window
     );
+    println!("| `{LAG}` | {lag:.0} | {:.2} |", lag / baseline);
+    println!("| `{UNNEST}` (two rows an event) | {unnest:.0} | {:.2} |", unnest / baseline);
     println!();
     println!(
         "| checkpoint of that window, {keys} keys | snapshot (the rule waits) | encoded | saved (write, sync, rename) | size | restored (read, check, decode) |"
@@ -216,6 +221,10 @@ pub async fn run(events_per_run: usize, keys: usize) -> Result<()> {
     }
     Ok(())
 }
+
+const LAG: &str = "SELECT lag(temperature) OVER (PARTITION BY deviceId) AS previous, temperature FROM demo";
+
+const UNNEST: &str = "SELECT unnest(array_create(temperature, humidity)) AS v, deviceId FROM demo";
 
 const WINDOW: &str = "SELECT deviceId, avg(temperature) AS a, max(temperature) AS m, count(*) AS n FROM demo GROUP BY deviceId, TUMBLINGWINDOW(ss, 1)";
 

@@ -143,6 +143,11 @@ impl Dialect for EkuiperDialect {
         true
     }
 
+    /// `GROUP BY COUNTWINDOW(3) FILTER (WHERE a > 1)`: eKuiper's window filter.
+    fn supports_filter_during_aggregation(&self) -> bool {
+        true
+    }
+
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         let next = parser.peek_token_ref();
         let Token::Word(word) = &next.token else {

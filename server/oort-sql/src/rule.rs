@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use sqlparser::ast::{
     Expr, GroupByExpr, JoinConstraint, JoinOperator, LimitClause, ObjectNamePart, OrderByExpr, OrderByKind, Query,
-    Select, SelectFlavor, SetExpr, Spanned, Statement, TableFactor, Value,
+    Select, SelectFlavor, SetExpr, Spanned, Statement, TableFactor, Value, WindowType,
 };
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
@@ -58,6 +58,10 @@ pub struct RuleQuery {
     pub sources: Vec<SourceRef>,
     /// The window declared in `GROUP BY`, if any.
     pub window: Option<WindowSpec>,
+    /// `FILTER (WHERE condition)` after the window: the events that enter it.
+    pub window_filter: Option<Expr>,
+    /// `OVER (WHEN condition)` after a sliding window: the events that trigger one.
+    pub window_trigger: Option<Expr>,
     /// The aliases of the SELECT items marked `INVISIBLE` (`SELECT a + 1 AS b
     /// INVISIBLE, b * 2 AS c`): computed, usable by name, not output.
     pub invisible: Vec<String>,
@@ -249,8 +253,8 @@ fn from_query(query: Query) -> Result<RuleQuery, SqlError> {
 
     check_select_clauses(&select, select_position)?;
     let sources = sources(&select, select_position)?;
-    let window = window(&select)?;
-    Ok(RuleQuery { select, order_by, limit, sources, window, invisible: Vec::new() })
+    let Window { spec: window, filter: window_filter, trigger: window_trigger } = window(&select)?;
+    Ok(RuleQuery { select, order_by, limit, sources, window, window_filter, window_trigger, invisible: Vec::new() })
 }
 
 /// `LIMIT n` with a non-negative integer literal; no `OFFSET`.
@@ -403,8 +407,16 @@ fn is_window_call(expr: &Expr) -> bool {
     }
 }
 
+/// The window of `GROUP BY` with its clauses.
+#[derive(Default)]
+struct Window {
+    spec: Option<WindowSpec>,
+    filter: Option<Expr>,
+    trigger: Option<Expr>,
+}
+
 /// The window in `GROUP BY`, if any; at most one is allowed.
-fn window(select: &Select) -> Result<Option<WindowSpec>, SqlError> {
+fn window(select: &Select) -> Result<Window, SqlError> {
     let exprs = match &select.group_by {
         GroupByExpr::Expressions(exprs, modifiers) => {
             if !modifiers.is_empty() {
@@ -416,7 +428,7 @@ fn window(select: &Select) -> Result<Option<WindowSpec>, SqlError> {
             return Err(unsupported("GROUP BY ALL", position_of(&select.group_by)));
         }
     };
-    let mut window = None;
+    let mut window = Window::default();
     for expr in exprs {
         let Expr::Function(function) = expr else {
             continue;
@@ -424,10 +436,30 @@ fn window(select: &Select) -> Result<Option<WindowSpec>, SqlError> {
         let Some(spec) = WindowSpec::from_function(function)? else {
             continue;
         };
-        if window.is_some() {
+        if window.spec.is_some() {
             return Err(SqlError::semantic("at most one window is allowed in GROUP BY", position_of(expr)));
         }
-        window = Some(spec);
+        let at = position_of(expr);
+        window.filter = function.filter.as_deref().cloned();
+        window.trigger = match &function.over {
+            None => None,
+            Some(WindowType::WindowSpec(over))
+                if over.partition_by.is_empty() && over.window_frame.is_none() && over.window_name.is_none() =>
+            {
+                let when = crate::over::when_condition(&over.order_by).ok_or_else(|| {
+                    SqlError::semantic("a window's OVER takes a WHEN condition: OVER (WHEN a > 1)", at)
+                })?;
+                if !matches!(spec, WindowSpec::Sliding { .. }) {
+                    return Err(SqlError::semantic(
+                        format!("OVER (WHEN ...) triggers sliding windows only, not {}", spec.function_name()),
+                        at,
+                    ));
+                }
+                Some(when.clone())
+            }
+            Some(_) => return Err(SqlError::semantic("a window's OVER takes a WHEN condition: OVER (WHEN a > 1)", at)),
+        };
+        window.spec = Some(spec);
     }
     Ok(window)
 }

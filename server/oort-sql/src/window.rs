@@ -257,12 +257,7 @@ fn single_name(function: &Function) -> Option<&str> {
 /// The call's arguments, rejecting anything but plain positional ones.
 fn plain_args<'a>(function: &'a Function, name: &str, position: Option<Position>) -> Result<Vec<&'a Expr>, SqlError> {
     let unsupported = |what: &str| Err(SqlError::semantic(format!("{name} does not take {what}"), position));
-    if function.filter.is_some() {
-        return unsupported("a FILTER clause");
-    }
-    if function.over.is_some() {
-        return unsupported("an OVER clause");
-    }
+    // FILTER and OVER are read by the rule (`rule::window`).
     if !function.within_group.is_empty() {
         return unsupported("WITHIN GROUP");
     }

@@ -29,7 +29,8 @@ pub(super) async fn process_windows(
         let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None };
         let mut rows = batch.rows;
         if plan.filters_after_window() {
-            rows = filter_rows(plan, metrics, rows, &mut Vec::new(), &env, now_ms()).await;
+            let condition = (plan.filter.as_ref(), metrics.filter.as_ref());
+            rows = filter_rows(condition, rows, &mut Vec::new(), &env, now_ms()).await;
         }
         let groups = group_rows(plan, rows, &env, metrics).await;
         let groups = having_groups(plan, metrics, groups, &env).await;
@@ -88,6 +89,10 @@ pub(super) async fn process_windows(
                 && let Err(e) = plan.projection.keep_changes(state, &mut row)
             {
                 metrics.project.record_exception(e.to_string());
+                continue;
+            }
+            if plan.projection.set_returning.is_none() {
+                rows.push(row);
                 continue;
             }
             match plan.projection.expand(row) {

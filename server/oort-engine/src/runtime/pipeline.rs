@@ -18,10 +18,10 @@ use crate::analytic::AnalyticState;
 use crate::connector::SourceEvent;
 use crate::expr::EvalEnv;
 use crate::metrics::{OperatorMetrics, now_ms};
-use crate::plan::{RulePlan, Stage};
+use crate::plan::{Compiled, RulePlan, Stage};
 use crate::row::Row;
 use crate::value::{Map, Value};
-use crate::window::{TimeMode, WindowOperator};
+use crate::window::{TimeMode, WindowOperator, WindowTrigger};
 use crate::{decode, join};
 
 /// Counters of the operators that run inside the rule task: those of the
@@ -33,6 +33,7 @@ pub(super) struct RuleMetrics {
     pub(super) join: Option<Arc<OperatorMetrics>>,
     pub(super) analytic: Option<Arc<OperatorMetrics>>,
     pub(super) filter: Option<Arc<OperatorMetrics>>,
+    pub(super) window_filter: Option<Arc<OperatorMetrics>>,
     pub(super) window: Option<Arc<OperatorMetrics>>,
     pub(super) aggregate: Option<Arc<OperatorMetrics>>,
     pub(super) having: Option<Arc<OperatorMetrics>>,
@@ -49,6 +50,7 @@ impl RuleMetrics {
             join: counters.get(Stage::Join),
             analytic: counters.get(Stage::Analytic),
             filter: counters.get(Stage::Filter),
+            window_filter: counters.get(Stage::WindowFilter),
             window: counters.get(Stage::Window),
             aggregate: counters.get(Stage::Aggregate),
             having: counters.get(Stage::Having),
@@ -86,7 +88,13 @@ pub(super) async fn run_operators(
     } else {
         TimeMode::Processing
     };
-    let mut window = plan.window.as_ref().map(|spec| WindowOperator::new(spec, mode).with_max_bytes(window_bytes));
+    let mut window = plan.window.as_ref().map(|spec| {
+        let window = WindowOperator::new(spec, mode).with_max_bytes(window_bytes);
+        match (&plan.window_trigger, &metrics.window) {
+            (Some(_), Some(counters)) => window.with_trigger(trigger(&plan, counters)),
+            _ => window,
+        }
+    });
     if let (Some(window), Some(saved)) = (window.as_mut(), &recovery.window)
         && let Err(e) = window.restore(saved)
     {
@@ -120,6 +128,24 @@ pub(super) async fn run_operators(
         let state = State { window, analytic };
         run_in_order(stages, state, rx, output, recovery.trigger, cancel).await
     }
+}
+
+/// A sliding window's `OVER (WHEN condition)`: whether a row triggers a
+/// window. A condition that fails is no trigger, counted as the window's error.
+fn trigger(plan: &Arc<RulePlan>, counters: &Arc<OperatorMetrics>) -> WindowTrigger {
+    let (plan, counters) = (Arc::clone(plan), Arc::clone(counters));
+    WindowTrigger(Arc::new(move |row: &Row| {
+        let Some(condition) = &plan.window_trigger else { return true };
+        let env = EvalEnv { rule_id: &plan.rule_id, window: None, prefetch: None };
+        match condition.expr.eval(row, &env) {
+            Ok(Value::Bool(triggers)) => triggers,
+            Ok(_) => false,
+            Err(e) => {
+                counters.record_exception(format!("OVER (WHEN ...): {e}"));
+                false
+            }
+        }
+    }))
 }
 
 /// Where a rule's results go.
@@ -329,7 +355,8 @@ impl Stages {
         // as eKuiper's. For it, the time of each event and the event each row
         // came from.
         let filters_first = self.plan.filter.is_some() && !self.plan.filters_after_window();
-        let track = window.as_ref().is_some_and(|w| w.is_event_time()) && (m.join.is_some() || filters_first);
+        let filtered = filters_first || self.plan.window_filter.is_some();
+        let track = window.as_ref().is_some_and(|w| w.is_event_time()) && (m.join.is_some() || filtered);
         let (mut times, mut origins) = (Vec::new(), Vec::new());
         for event in batch {
             let Some(row) = self.decode(event, now) else { continue };
@@ -378,7 +405,11 @@ impl Stages {
             am.record_out(passed as u64);
         }
         if filters_first {
-            rows = filter_rows(&self.plan, m, rows, &mut origins, &env, now).await;
+            rows = filter_rows((self.plan.filter.as_ref(), m.filter.as_ref()), rows, &mut origins, &env, now).await;
+        }
+        if self.plan.window_filter.is_some() {
+            let condition = (self.plan.window_filter.as_ref(), m.window_filter.as_ref());
+            rows = filter_rows(condition, rows, &mut origins, &env, now).await;
         }
         let mut results = Vec::new();
         match window {
@@ -422,18 +453,20 @@ impl Stages {
                 m.project.record_in(rows.len() as u64, now);
                 let projection = &self.plan.projection;
                 for out in projection.eval_batch(&rows, &env).await {
-                    let out = out.and_then(|mut out| {
+                    let finished = out.and_then(|mut out| {
                         if let Some(analytic) = state.analytic.as_mut() {
                             projection.keep_changes(analytic, &mut out)?;
                         }
-                        projection.expand(out)
-                    });
-                    match out {
-                        Ok(rows) => {
-                            m.project.record_out(1);
+                        if projection.set_returning.is_none() {
+                            results.push(vec![out]);
+                        } else {
                             // Unnested, each row is a result of its own (eKuiper).
-                            results.extend(rows.into_iter().map(|row| vec![row]));
+                            results.extend(projection.expand(out)?.into_iter().map(|row| vec![row]));
                         }
+                        Ok(())
+                    });
+                    match finished {
+                        Ok(()) => m.project.record_out(1),
                         Err(e) => m.project.record_exception(e.to_string()),
                     }
                 }
@@ -458,18 +491,18 @@ impl Stages {
     }
 }
 
-/// The rows that pass WHERE (all of them with no WHERE), in order; counts
-/// them. `origins`, when not empty, says which event each row came from, and
-/// keeps those of the rows that pass.
+/// The rows that pass a condition (WHERE, a window's FILTER; all of them
+/// without one), in order; counts them in its stage. `origins`, when not
+/// empty, says which event each row came from, and keeps those of the rows
+/// that pass.
 pub(super) async fn filter_rows(
-    plan: &RulePlan,
-    metrics: &RuleMetrics,
+    condition: (Option<&Compiled>, Option<&Arc<OperatorMetrics>>),
     rows: Vec<Row>,
     origins: &mut Vec<usize>,
     env: &EvalEnv<'_>,
     now: i64,
 ) -> Vec<Row> {
-    let (Some(filter), Some(m)) = (&plan.filter, &metrics.filter) else { return rows };
+    let (Some(filter), Some(m)) = condition else { return rows };
     m.record_in(rows.len() as u64, now);
     let verdicts = filter.expr.eval_batch(&rows, env).await;
     let mut kept = Vec::with_capacity(if origins.is_empty() { 0 } else { rows.len() });

@@ -146,6 +146,19 @@ pub struct WindowOperator {
     #[serde(skip)]
     max_bytes: usize,
     evicted: u64,
+    /// A sliding window's `OVER (WHEN …)`: whether a row triggers a window.
+    #[serde(skip)]
+    trigger: Option<WindowTrigger>,
+}
+
+/// Whether a row triggers a sliding window ([`WindowOperator::with_trigger`]).
+#[derive(Clone)]
+pub struct WindowTrigger(pub Arc<dyn Fn(&Row) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for WindowTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WindowTrigger")
+    }
 }
 
 impl WindowOperator {
@@ -185,7 +198,26 @@ impl WindowOperator {
             late_dropped: 0,
             max_bytes: usize::MAX,
             evicted: 0,
+            trigger: None,
         }
+    }
+
+    /// Only the rows for which `trigger` is true trigger a sliding window
+    /// (eKuiper's `SLIDINGWINDOW(...) OVER (WHEN condition)`); the others are
+    /// still in the windows of those that do. Evaluated as a row enters its
+    /// window (in event time, once the watermark reaches it).
+    pub fn with_trigger(mut self, trigger: WindowTrigger) -> Self {
+        self.trigger = Some(trigger);
+        self
+    }
+
+    /// Puts a row into its windows at `key`, asking the trigger whether it opens one.
+    fn insert(&mut self, row: Row, key: i64, out: &mut Vec<WindowBatch>) {
+        let triggers = match (&self.windows, &self.trigger) {
+            (Windows::Sliding(_), Some(trigger)) => (trigger.0)(&row),
+            _ => true,
+        };
+        self.windows.insert(row, key, triggers, out);
     }
 
     /// Emit tumbling and hopping windows even when they hold no row, as
@@ -219,7 +251,7 @@ impl WindowOperator {
         match self.mode {
             TimeMode::Processing => {
                 let now = self.processing_now(now);
-                self.windows.insert(row, now, &mut out);
+                self.insert(row, now, &mut out);
                 self.windows.advance(now, &mut out);
             }
             TimeMode::Event { late_tolerance_ms } => {
@@ -267,7 +299,7 @@ impl WindowOperator {
             let Some(row) = self.pending.pop_front() else { break };
             self.pending_bytes -= row_bytes(&row);
             let key = row.timestamp;
-            self.windows.insert(row, key, out);
+            self.insert(row, key, out);
         }
         self.windows.advance(watermark, out);
     }
@@ -319,7 +351,7 @@ impl WindowOperator {
         if std::mem::discriminant(&saved.windows) != std::mem::discriminant(&self.windows) {
             return Err("the saved window state is of another window kind".to_owned());
         }
-        *self = Self { mode: self.mode, max_bytes: self.max_bytes, ..saved };
+        *self = Self { mode: self.mode, max_bytes: self.max_bytes, trigger: self.trigger.take(), ..saved };
         Ok(())
     }
 
@@ -402,10 +434,10 @@ enum Windows {
 }
 
 impl Windows {
-    fn insert(&mut self, row: Row, key: i64, out: &mut Vec<WindowBatch>) {
+    fn insert(&mut self, row: Row, key: i64, triggers: bool, out: &mut Vec<WindowBatch>) {
         match self {
             Windows::Aligned(w) => w.insert(row, key),
-            Windows::Sliding(w) => w.insert(row, key),
+            Windows::Sliding(w) => w.insert(row, key, triggers),
             Windows::Session(w) => w.insert(row, key, out),
             Windows::Count(w) => w.insert(row, key, out),
         }

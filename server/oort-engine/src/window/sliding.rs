@@ -21,10 +21,13 @@ impl SlidingWindows {
         Self { length, delay, rows: Rows::default(), triggers: VecDeque::new() }
     }
 
-    pub(super) fn insert(&mut self, row: Row, key: i64) {
+    /// Adds a row; `triggers` when it opens a window (eKuiper's `OVER (WHEN …)`).
+    pub(super) fn insert(&mut self, row: Row, key: i64, triggers: bool) {
         debug_assert!(self.rows.back().is_none_or(|last| last.key <= key), "keys must not decrease");
         self.rows.push_back(Keyed::new(key, row));
-        self.triggers.push_back(key);
+        if triggers {
+            self.triggers.push_back(key);
+        }
     }
 
     pub(super) fn advance(&mut self, now: i64, out: &mut Vec<WindowBatch>) {

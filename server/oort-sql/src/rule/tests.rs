@@ -379,3 +379,17 @@ fn invisible_aliases_are_taken_out() {
     let q = parse("SELECT x AS `y` INVISIBLE FROM s");
     assert_eq!(q.invisible, ["y"]);
 }
+
+#[test]
+fn a_window_takes_a_filter_and_a_sliding_window_a_trigger() {
+    let q = parse("SELECT * FROM s GROUP BY SlidingWindow(ss, 5) FILTER (WHERE a > 1) OVER (WHEN b = 2), c");
+    assert_eq!(q.window_filter.as_ref().unwrap().to_string(), "a > 1");
+    assert_eq!(q.window_trigger.as_ref().unwrap().to_string(), "b = 2");
+    assert_eq!(q.dimensions().count(), 1);
+    let q = parse("SELECT * FROM s GROUP BY COUNTWINDOW(3, 1) FILTER(where revenue > 100)");
+    assert!(q.window_filter.is_some() && q.window_trigger.is_none());
+    let e = error("SELECT * FROM s GROUP BY TUMBLINGWINDOW(ss, 5) OVER (WHEN b = 2)");
+    assert!(e.message().contains("sliding windows only, not TUMBLINGWINDOW"), "{e}");
+    let e = error("SELECT * FROM s GROUP BY SLIDINGWINDOW(ss, 5) OVER (PARTITION BY b)");
+    assert!(e.message().contains("a window's OVER takes a WHEN condition"), "{e}");
+}
