@@ -66,4 +66,4 @@ pub use row::Row;
 pub use rule::{ActionDefinition, RestartStrategy, RuleDefinition, RuleOptions};
 pub use runtime::{Results, RuleState, RuleStatus};
 pub use value::{Map, Value};
-pub use window::{TimeMode, WindowBatch, WindowOperator, WindowSnapshot, WindowTrigger};
+pub use window::{TimeMode, Verdict, WindowBatch, WindowConditions, WindowOperator, WindowSnapshot};

@@ -101,6 +101,10 @@ pub struct RulePlan {
     pub window_filter: Option<Compiled>,
     /// A sliding window's `OVER (WHEN …)`: the rows that trigger one.
     pub window_trigger: Option<Compiled>,
+    /// A state window's condition, or its `begin` and `emit`.
+    pub window_conditions: Vec<Compiled>,
+    /// A state window's `OVER (PARTITION BY …)`.
+    pub window_partition: Vec<Compiled>,
     /// GROUP BY expressions other than the window.
     pub dimensions: Vec<Compiled>,
     /// HAVING.
@@ -131,6 +135,7 @@ impl RulePlan {
         }
         all.extend(self.filter.iter().map(|c| &c.expr));
         all.extend(self.window_filter.iter().chain(&self.window_trigger).map(|c| &c.expr));
+        all.extend(self.window_conditions.iter().chain(&self.window_partition).map(|c| &c.expr));
         all.extend(self.tables.iter().filter_map(|t| t.on.as_ref()).map(|c| &c.expr));
         all.extend(self.dimensions.iter().map(|c| &c.expr));
         all.extend(self.having.iter().map(|c| &c.expr));
@@ -294,10 +299,18 @@ impl RulePlan {
             }
             Stage::Window => {
                 let time = if self.options.is_event_time { "event time" } else { "processing time" };
-                let window = self.window.as_ref().map(ToString::to_string).unwrap_or_default();
-                let trigger =
-                    self.window_trigger.as_ref().map(|t| format!(" OVER (WHEN {})", t.sql)).unwrap_or_default();
-                format!("{window}{trigger} ({time})")
+                let mut window = self.window.as_ref().map(ToString::to_string).unwrap_or_default();
+                let sql = |clause: &[Compiled]| clause.iter().map(|c| c.sql.as_str()).collect::<Vec<_>>().join(", ");
+                if !self.window_conditions.is_empty() {
+                    window = format!("STATEWINDOW({})", sql(&self.window_conditions));
+                }
+                if !self.window_partition.is_empty() {
+                    window.push_str(&format!(" OVER (PARTITION BY {})", sql(&self.window_partition)));
+                }
+                if let Some(trigger) = &self.window_trigger {
+                    window.push_str(&format!(" OVER (WHEN {})", trigger.sql));
+                }
+                format!("{window} ({time})")
             }
             Stage::Aggregate => {
                 let dims: Vec<&str> = self.dimensions.iter().map(|d| d.sql.as_str()).collect();
@@ -449,8 +462,14 @@ pub fn plan(
     }
     let window_filter = query.window_filter.as_ref().map(|e| compile(e, &ctx)).transpose()?;
     let window_trigger = query.window_trigger.as_ref().map(|e| compile(e, &ctx)).transpose()?;
-    for (clause, compiled) in [("FILTER", &window_filter), ("OVER (WHEN …)", &window_trigger)] {
-        if let Some((name, position)) = compiled.as_ref().and_then(|c| c.expr.first_aggregate()) {
+    let window_conditions = query.window_conditions.iter().map(|e| compile(e, &ctx)).collect::<Result<Vec<_>, _>>()?;
+    let window_partition = query.window_partition.iter().map(|e| compile(e, &ctx)).collect::<Result<Vec<_>, _>>()?;
+    let clauses = (window_filter.iter().map(|c| ("FILTER", c)))
+        .chain(window_trigger.iter().map(|c| ("OVER (WHEN …)", c)))
+        .chain(window_conditions.iter().map(|c| ("conditions", c)))
+        .chain(window_partition.iter().map(|c| ("PARTITION BY", c)));
+    for (clause, compiled) in clauses {
+        if let Some((name, position)) = compiled.expr.first_aggregate() {
             let message = format!("aggregate function {name} is not allowed in the window's {clause}");
             return Err(SqlError::semantic(message, position).into());
         }
@@ -487,6 +506,7 @@ pub fn plan(
     let analytics = analytics.into_calls();
     // Set-returning calls are whole SELECT items (compile_projection checks those).
     let elsewhere = filter.iter().chain(&window_filter).chain(&window_trigger).chain(&dimensions).chain(&having);
+    let elsewhere = elsewhere.chain(&window_conditions).chain(&window_partition);
     let elsewhere = elsewhere.chain(order_by.iter().map(|(c, _)| c));
     for expr in elsewhere.map(|c| &c.expr).chain(analytics.iter().flat_map(|a| a.args.iter().chain(&a.partition))) {
         expr::check_no_set_returning(expr)?;
@@ -502,6 +522,8 @@ pub fn plan(
         window: query.window,
         window_filter,
         window_trigger,
+        window_conditions,
+        window_partition,
         dimensions,
         having,
         projection_sql: select.projection.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
@@ -562,76 +584,4 @@ fn plan_joins(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::connector::{ConnectorError, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceFactory};
-
-    struct Nothing;
-
-    impl SourceFactory for Nothing {
-        fn build(&self, _: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
-            Err(ConnectorError::Config("unused".into()))
-        }
-    }
-
-    impl SinkFactory for Nothing {
-        fn build(&self, _: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
-            Err(ConnectorError::Config("unused".into()))
-        }
-    }
-
-    #[test]
-    fn a_plan_lists_the_functions_and_connectors_it_uses() {
-        let functions = FunctionRegistry::new();
-        crate::register_builtins(&functions);
-        let connectors = ConnectorRegistry::new();
-        connectors.register_source("memory", Arc::new(Nothing));
-        connectors.register_sink("log", Arc::new(Nothing));
-        connectors.register_sink("Mine", Arc::new(Nothing));
-        let stream = oort_sql::parse_stream_ddl(r#"CREATE STREAM s () WITH (TYPE="memory", DATASOURCE="s")"#).unwrap();
-        let lookup = move |name: &str| (name == "s").then(|| stream.clone());
-        let def = RuleDefinition {
-            id: "r".into(),
-            sql: "SELECT abs(a) AS x, upper(lower(b)) FROM s WHERE abs(c) > 1 GROUP BY TUMBLINGWINDOW(ss, 1) HAVING count(*) > 0"
-                .into(),
-            actions: vec![
-                ActionDefinition { sink_type: "log".into(), props: Default::default() },
-                ActionDefinition { sink_type: "MINE".into(), props: Default::default() },
-            ],
-            options: RuleOptions::default(),
-        };
-        let plan = plan(&def, &lookup, &functions, &connectors).unwrap();
-        let names: Vec<String> = plan.functions().into_iter().map(|f| f.name).collect();
-        assert_eq!(names, ["abs", "count", "lower", "upper"]);
-        assert_eq!(plan.connector_types(), (vec!["memory".to_owned()], vec!["log".to_owned(), "mine".to_owned()]));
-    }
-
-    #[test]
-    fn a_checkpoint_is_of_one_version_of_the_rule_and_its_stream() {
-        let functions = FunctionRegistry::new();
-        crate::register_builtins(&functions);
-        let connectors = ConnectorRegistry::new();
-        connectors.register_source("memory", Arc::new(Nothing));
-        connectors.register_sink("log", Arc::new(Nothing));
-        let fingerprint = |ddl: &str, sql: &str| {
-            let stream = oort_sql::parse_stream_ddl(ddl).unwrap();
-            let lookup = move |name: &str| (name == "s").then(|| stream.clone());
-            let def = RuleDefinition {
-                id: "r".into(),
-                sql: sql.into(),
-                actions: vec![ActionDefinition { sink_type: "log".into(), props: Default::default() }],
-                options: RuleOptions::default(),
-            };
-            crate::checkpoint::fingerprint(&plan(&def, &lookup, &functions, &connectors).unwrap())
-        };
-        let ddl = r#"CREATE STREAM s (a BIGINT) WITH (TYPE="memory", DATASOURCE="s")"#;
-        let sql = "SELECT count(*) FROM s GROUP BY TUMBLINGWINDOW(ss, 1)";
-        let base = fingerprint(ddl, sql);
-        assert_eq!(fingerprint(ddl, sql), base, "stable");
-        assert_ne!(fingerprint(&ddl.replace("BIGINT", "FLOAT"), sql), base, "a field's type changed");
-        assert_ne!(fingerprint(&ddl.replace("DATASOURCE=\"s\"", "DATASOURCE=\"t\""), sql), base);
-        assert_ne!(fingerprint(ddl, &sql.replace("ss, 1", "ss, 2")), base);
-    }
-}
+mod tests;

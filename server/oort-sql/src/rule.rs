@@ -62,6 +62,10 @@ pub struct RuleQuery {
     pub window_filter: Option<Expr>,
     /// `OVER (WHEN condition)` after a sliding window: the events that trigger one.
     pub window_trigger: Option<Expr>,
+    /// A state window's condition, or its `begin` and `emit` conditions.
+    pub window_conditions: Vec<Expr>,
+    /// A state window's `OVER (PARTITION BY …)`.
+    pub window_partition: Vec<Expr>,
     /// The aliases of the SELECT items marked `INVISIBLE` (`SELECT a + 1 AS b
     /// INVISIBLE, b * 2 AS c`): computed, usable by name, not output.
     pub invisible: Vec<String>,
@@ -253,8 +257,20 @@ fn from_query(query: Query) -> Result<RuleQuery, SqlError> {
 
     check_select_clauses(&select, select_position)?;
     let sources = sources(&select, select_position)?;
-    let Window { spec: window, filter: window_filter, trigger: window_trigger } = window(&select)?;
-    Ok(RuleQuery { select, order_by, limit, sources, window, window_filter, window_trigger, invisible: Vec::new() })
+    let Window { spec: window, filter: window_filter, trigger: window_trigger, conditions, partition } =
+        window(&select)?;
+    Ok(RuleQuery {
+        select,
+        order_by,
+        limit,
+        sources,
+        window,
+        window_filter,
+        window_trigger,
+        window_conditions: conditions,
+        window_partition: partition,
+        invisible: Vec::new(),
+    })
 }
 
 /// `LIMIT n` with a non-negative integer literal; no `OFFSET`.
@@ -413,6 +429,23 @@ struct Window {
     spec: Option<WindowSpec>,
     filter: Option<Expr>,
     trigger: Option<Expr>,
+    conditions: Vec<Expr>,
+    partition: Vec<Expr>,
+}
+
+/// The arguments of a window call (checked by [`WindowSpec::from_function`]).
+fn window_args(function: &sqlparser::ast::Function) -> Vec<Expr> {
+    match &function.args {
+        sqlparser::ast::FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .filter_map(|arg| match arg {
+                sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The window in `GROUP BY`, if any; at most one is allowed.
@@ -441,8 +474,21 @@ fn window(select: &Select) -> Result<Window, SqlError> {
         }
         let at = position_of(expr);
         window.filter = function.filter.as_deref().cloned();
+        if let WindowSpec::State { .. } = spec {
+            window.conditions = window_args(function);
+        }
         window.trigger = match &function.over {
             None => None,
+            // A state window's partitions.
+            Some(WindowType::WindowSpec(over))
+                if matches!(spec, WindowSpec::State { .. })
+                    && over.order_by.is_empty()
+                    && over.window_frame.is_none()
+                    && over.window_name.is_none() =>
+            {
+                window.partition = over.partition_by.clone();
+                None
+            }
             Some(WindowType::WindowSpec(over))
                 if over.partition_by.is_empty() && over.window_frame.is_none() && over.window_name.is_none() =>
             {

@@ -130,15 +130,18 @@ pub enum WindowSpec {
         /// every `length` events.
         interval: Option<u64>,
     },
+    /// `STATEWINDOW(condition)` or `STATEWINDOW(begin, emit)`; the conditions
+    /// are expressions, in [`crate::RuleQuery::window_conditions`].
+    State {
+        /// Whether it has `begin` and `emit` conditions rather than one.
+        begin_and_emit: bool,
+    },
 }
 
 impl WindowSpec {
     /// The window function names, uppercase, that eKuiper accepts.
-    pub const FUNCTION_NAMES: [&'static str; 5] =
-        ["TUMBLINGWINDOW", "HOPPINGWINDOW", "SLIDINGWINDOW", "SESSIONWINDOW", "COUNTWINDOW"];
-
-    /// Window kinds eKuiper has that Oort does not support yet.
-    const UNSUPPORTED_NAMES: [&'static str; 1] = ["STATEWINDOW"];
+    pub const FUNCTION_NAMES: [&'static str; 6] =
+        ["TUMBLINGWINDOW", "HOPPINGWINDOW", "SLIDINGWINDOW", "SESSIONWINDOW", "COUNTWINDOW", "STATEWINDOW"];
 
     /// The function name of this window kind, uppercase.
     pub fn function_name(&self) -> &'static str {
@@ -148,6 +151,7 @@ impl WindowSpec {
             Self::Sliding { .. } => "SLIDINGWINDOW",
             Self::Session { .. } => "SESSIONWINDOW",
             Self::Count { .. } => "COUNTWINDOW",
+            Self::State { .. } => "STATEWINDOW",
         }
     }
 
@@ -158,14 +162,14 @@ impl WindowSpec {
             | Self::Hopping { unit, .. }
             | Self::Sliding { unit, .. }
             | Self::Session { unit, .. } => Some(unit),
-            Self::Count { .. } => None,
+            Self::Count { .. } | Self::State { .. } => None,
         }
     }
 
     /// True when `name` (case-insensitive) is a window function, supported or
     /// not: such calls belong in `GROUP BY` and nowhere else.
     pub fn is_window_function(name: &str) -> bool {
-        Self::FUNCTION_NAMES.iter().chain(Self::UNSUPPORTED_NAMES.iter()).any(|n| n.eq_ignore_ascii_case(name))
+        Self::FUNCTION_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 
     /// Reads a window from a function call. `Ok(None)` when `function` is
@@ -179,9 +183,6 @@ impl WindowSpec {
         }
         let name = name.to_ascii_uppercase();
         let position = Position::from_location(function.name.span().start);
-        if Self::UNSUPPORTED_NAMES.contains(&name.as_str()) {
-            return Err(SqlError::semantic(format!("{name} is not supported yet"), position));
-        }
         let args = plain_args(function, &name, position)?;
         let args = WindowArgs { name: &name, args: &args };
 
@@ -205,6 +206,10 @@ impl WindowSpec {
                     length: args.positive(1, "length")?,
                     delay: args.optional_positive(2, "delay")?,
                 }
+            }
+            "STATEWINDOW" => {
+                args.expect_count(&[1, 2], "(condition) or (begin, emit)", position)?;
+                Self::State { begin_and_emit: args.args.len() == 2 }
             }
             "SESSIONWINDOW" => {
                 args.expect_count(&[3], "(unit, length, timeout)", position)?;
@@ -242,6 +247,8 @@ impl fmt::Display for WindowSpec {
             Self::Session { unit, length, timeout } => write!(f, "{name}({unit}, {length}, {timeout})"),
             Self::Count { length, interval: None } => write!(f, "{name}({length})"),
             Self::Count { length, interval: Some(interval) } => write!(f, "{name}({length}, {interval})"),
+            Self::State { begin_and_emit: false } => write!(f, "{name}(condition)"),
+            Self::State { begin_and_emit: true } => write!(f, "{name}(begin, emit)"),
         }
     }
 }

@@ -239,9 +239,10 @@ pub(super) fn derived_name(sql: &SqlExpr, expr: &Expr) -> Option<String> {
         (SqlExpr::Function(_), Expr::Call(call)) => Some(call.name.to_string()),
         (SqlExpr::Function(_), Expr::Analytic { name, .. }) => Some((*name).to_owned()),
         (SqlExpr::Function(_), Expr::Meta { .. } | Expr::MetaAll) => Some("meta".to_owned()),
-        (SqlExpr::Function(_), Expr::WindowStart) => Some("window_start".to_owned()),
-        (SqlExpr::Function(_), Expr::WindowEnd) => Some("window_end".to_owned()),
-        (SqlExpr::Function(_), Expr::EventTime) => Some("event_time".to_owned()),
+        // The name as called: event_time() and window_trigger() are one expression.
+        (SqlExpr::Function(f), Expr::WindowStart | Expr::WindowEnd | Expr::EventTime) => {
+            Some(f.name.to_string().to_ascii_lowercase())
+        }
         _ => None,
     }
 }

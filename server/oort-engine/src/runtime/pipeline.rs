@@ -21,7 +21,7 @@ use crate::metrics::{OperatorMetrics, now_ms};
 use crate::plan::{Compiled, RulePlan, Stage};
 use crate::row::Row;
 use crate::value::{Map, Value};
-use crate::window::{TimeMode, WindowOperator, WindowTrigger};
+use crate::window::{TimeMode, Verdict, WindowConditions, WindowOperator};
 use crate::{decode, join};
 
 /// Counters of the operators that run inside the rule task: those of the
@@ -90,8 +90,10 @@ pub(super) async fn run_operators(
     };
     let mut window = plan.window.as_ref().map(|spec| {
         let window = WindowOperator::new(spec, mode).with_max_bytes(window_bytes);
-        match (&plan.window_trigger, &metrics.window) {
-            (Some(_), Some(counters)) => window.with_trigger(trigger(&plan, counters)),
+        match &metrics.window {
+            Some(counters) if plan.window_trigger.is_some() || !plan.window_conditions.is_empty() => {
+                window.with_conditions(conditions(&plan, counters))
+            }
             _ => window,
         }
     });
@@ -130,21 +132,35 @@ pub(super) async fn run_operators(
     }
 }
 
-/// A sliding window's `OVER (WHEN condition)`: whether a row triggers a
-/// window. A condition that fails is no trigger, counted as the window's error.
-fn trigger(plan: &Arc<RulePlan>, counters: &Arc<OperatorMetrics>) -> WindowTrigger {
+/// The window's conditions: a sliding window's `OVER (WHEN condition)`, a
+/// state window's conditions and partitions ([`WindowConditions`]). A
+/// condition that fails is false, counted as the window's error.
+fn conditions(plan: &Arc<RulePlan>, counters: &Arc<OperatorMetrics>) -> WindowConditions {
     let (plan, counters) = (Arc::clone(plan), Arc::clone(counters));
-    WindowTrigger(Arc::new(move |row: &Row| {
-        let Some(condition) = &plan.window_trigger else { return true };
+    WindowConditions(Arc::new(move |row: &Row| {
         let env = EvalEnv { rule_id: &plan.rule_id, window: None, prefetch: None };
-        match condition.expr.eval(row, &env) {
-            Ok(Value::Bool(triggers)) => triggers,
-            Ok(_) => false,
-            Err(e) => {
-                counters.record_exception(format!("OVER (WHEN ...): {e}"));
+        let holds = |condition: Option<&Compiled>| match condition.map(|c| c.expr.eval(row, &env)) {
+            None => true,
+            Some(Ok(Value::Bool(holds))) => holds,
+            Some(Ok(_)) => false,
+            Some(Err(e)) => {
+                counters.record_exception(format!("window condition {}: {e}", condition.map_or("", |c| &c.sql)));
                 false
             }
+        };
+        let mut verdict = Verdict::default();
+        if plan.window_conditions.is_empty() {
+            verdict.first = holds(plan.window_trigger.as_ref());
+        } else {
+            verdict.first = holds(plan.window_conditions.first());
+            verdict.second = plan.window_conditions.get(1).is_some_and(|emit| holds(Some(emit)));
         }
+        if !plan.window_partition.is_empty() {
+            let keys: Vec<Value> =
+                plan.window_partition.iter().map(|p| p.expr.eval(row, &env).unwrap_or(Value::Null)).collect();
+            verdict.partition = postcard::to_stdvec(&keys).unwrap_or_default();
+        }
+        verdict
     }))
 }
 

@@ -36,6 +36,12 @@
 //! | `SLIDINGWINDOW(u, n, d)` | `(t - n, t + d]` | time reaches `t + d` | `t - n`, `t + d` |
 //! | `SESSIONWINDOW(u, n, o)` | rows no more than `o` apart | `o` after the last row, or at a cut | first row or cut, close |
 //! | `COUNTWINDOW(n [, i])` | the last `n` rows | every `i` rows (default `n`), once `n` are in | first and last row's time |
+//! | `STATEWINDOW(c)` | from a row where `c` holds, up to the next (excluded) | on that next row | first row's time, that row's |
+//! | `STATEWINDOW(b, e)` | from a row where `b` holds to one where `e` does (included) | on that row | first and last row's time |
+//!
+//! A sliding window's `OVER (WHEN …)` and a state window's conditions and
+//! partitions (`OVER (PARTITION BY …)`, a state per partition) come from the
+//! rule as [`WindowConditions`] (module `state`).
 //!
 //! Time windows align to natural time, as eKuiper's do: boundaries are
 //! multiples of the length (tumbling), of the interval (hopping: windows *end*
@@ -71,6 +77,7 @@ mod aligned;
 mod count;
 mod session;
 mod sliding;
+mod state;
 
 #[cfg(test)]
 mod tests;
@@ -86,6 +93,8 @@ use aligned::AlignedWindows;
 use count::CountWindows;
 use session::SessionWindows;
 use sliding::SlidingWindows;
+use state::StateWindows;
+pub use state::Verdict;
 
 /// A window operator's state at one moment ([`WindowOperator::snapshot`]).
 #[derive(Debug)]
@@ -146,18 +155,20 @@ pub struct WindowOperator {
     #[serde(skip)]
     max_bytes: usize,
     evicted: u64,
-    /// A sliding window's `OVER (WHEN …)`: whether a row triggers a window.
+    /// The conditions of a sliding window's `OVER (WHEN …)` or of a state window.
     #[serde(skip)]
-    trigger: Option<WindowTrigger>,
+    conditions: Option<WindowConditions>,
 }
 
-/// Whether a row triggers a sliding window ([`WindowOperator::with_trigger`]).
+/// What the rule's conditions say of a row: whether it triggers a sliding
+/// window, or begins or closes a state window, and in which partition
+/// ([`WindowOperator::with_conditions`]).
 #[derive(Clone)]
-pub struct WindowTrigger(pub Arc<dyn Fn(&Row) -> bool + Send + Sync>);
+pub struct WindowConditions(pub Arc<dyn Fn(&Row) -> Verdict + Send + Sync>);
 
-impl std::fmt::Debug for WindowTrigger {
+impl std::fmt::Debug for WindowConditions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WindowTrigger")
+        f.write_str("WindowConditions")
     }
 }
 
@@ -178,6 +189,7 @@ impl WindowOperator {
             WindowSpec::Session { unit, length, timeout } => {
                 Windows::Session(SessionWindows::new(millis(unit, length), millis(unit, timeout)))
             }
+            WindowSpec::State { begin_and_emit } => Windows::State(StateWindows::new(begin_and_emit)),
             WindowSpec::Count { length, interval } => {
                 let length = usize::try_from(length).unwrap_or(usize::MAX).max(1);
                 let interval = interval.map_or(length, |i| usize::try_from(i).unwrap_or(usize::MAX).max(1));
@@ -198,26 +210,27 @@ impl WindowOperator {
             late_dropped: 0,
             max_bytes: usize::MAX,
             evicted: 0,
-            trigger: None,
+            conditions: None,
         }
     }
 
-    /// Only the rows for which `trigger` is true trigger a sliding window
-    /// (eKuiper's `SLIDINGWINDOW(...) OVER (WHEN condition)`); the others are
-    /// still in the windows of those that do. Evaluated as a row enters its
-    /// window (in event time, once the watermark reaches it).
-    pub fn with_trigger(mut self, trigger: WindowTrigger) -> Self {
-        self.trigger = Some(trigger);
+    /// The conditions of the windows: only the rows whose [`Verdict::first`]
+    /// is true trigger a sliding window (eKuiper's `SLIDINGWINDOW(...) OVER
+    /// (WHEN condition)`; the others are still in the windows of those that
+    /// do), and a state window begins and closes by them. Evaluated as a row
+    /// enters its window (in event time, once the watermark reaches it).
+    pub fn with_conditions(mut self, conditions: WindowConditions) -> Self {
+        self.conditions = Some(conditions);
         self
     }
 
-    /// Puts a row into its windows at `key`, asking the trigger whether it opens one.
+    /// Puts a row into its windows at `key`, with its conditions' verdict.
     fn insert(&mut self, row: Row, key: i64, out: &mut Vec<WindowBatch>) {
-        let triggers = match (&self.windows, &self.trigger) {
-            (Windows::Sliding(_), Some(trigger)) => (trigger.0)(&row),
-            _ => true,
+        let verdict = match (&self.windows, &self.conditions) {
+            (Windows::Sliding(_) | Windows::State(_), Some(conditions)) => (conditions.0)(&row),
+            _ => Verdict { first: true, ..Verdict::default() },
         };
-        self.windows.insert(row, key, triggers, out);
+        self.windows.insert(row, key, verdict, out);
     }
 
     /// Emit tumbling and hopping windows even when they hold no row, as
@@ -238,7 +251,7 @@ impl WindowOperator {
         match &mut self.windows {
             Windows::Aligned(w) => w.offset = offset_ms,
             Windows::Session(w) => w.offset = offset_ms,
-            Windows::Sliding(_) | Windows::Count(_) => {}
+            Windows::Sliding(_) | Windows::Count(_) | Windows::State(_) => {}
         }
         self
     }
@@ -351,7 +364,7 @@ impl WindowOperator {
         if std::mem::discriminant(&saved.windows) != std::mem::discriminant(&self.windows) {
             return Err("the saved window state is of another window kind".to_owned());
         }
-        *self = Self { mode: self.mode, max_bytes: self.max_bytes, trigger: self.trigger.take(), ..saved };
+        *self = Self { mode: self.mode, max_bytes: self.max_bytes, conditions: self.conditions.take(), ..saved };
         Ok(())
     }
 
@@ -362,7 +375,7 @@ impl WindowOperator {
 
     /// Rows held now, waiting for their windows to close.
     pub fn buffered(&self) -> usize {
-        self.windows.rows().len() + self.pending.len()
+        self.windows.held().0 + self.pending.len()
     }
 
     /// Keeps the rows held within `max_bytes` (estimated in memory): past it,
@@ -380,14 +393,14 @@ impl WindowOperator {
 
     /// About how many bytes the rows held take.
     pub fn held_bytes(&self) -> usize {
-        self.windows.rows().bytes + self.pending_bytes
+        self.windows.held().1 + self.pending_bytes
     }
 
     /// Drops the oldest rows held until they fit the byte budget: first those
     /// of the windows, then (event time) those the watermark has not reached.
     fn enforce_budget(&mut self) {
         while self.held_bytes() > self.max_bytes {
-            if self.windows.rows_mut().pop_front().is_none() {
+            if !self.windows.evict_oldest() {
                 let Some(row) = self.pending.pop_front() else { break };
                 self.pending_bytes -= row_bytes(&row);
             }
@@ -431,15 +444,17 @@ enum Windows {
     Sliding(SlidingWindows),
     Session(SessionWindows),
     Count(CountWindows),
+    State(StateWindows),
 }
 
 impl Windows {
-    fn insert(&mut self, row: Row, key: i64, triggers: bool, out: &mut Vec<WindowBatch>) {
+    fn insert(&mut self, row: Row, key: i64, verdict: Verdict, out: &mut Vec<WindowBatch>) {
         match self {
             Windows::Aligned(w) => w.insert(row, key),
-            Windows::Sliding(w) => w.insert(row, key, triggers),
+            Windows::Sliding(w) => w.insert(row, key, verdict.first),
             Windows::Session(w) => w.insert(row, key, out),
             Windows::Count(w) => w.insert(row, key, out),
+            Windows::State(w) => w.insert(row, key, verdict, out),
         }
     }
 
@@ -448,7 +463,7 @@ impl Windows {
             Windows::Aligned(w) => w.advance(now, out),
             Windows::Sliding(w) => w.advance(now, out),
             Windows::Session(w) => w.advance(now, out),
-            Windows::Count(_) => {}
+            Windows::Count(_) | Windows::State(_) => {}
         }
     }
 
@@ -457,26 +472,32 @@ impl Windows {
             Windows::Aligned(w) => w.deadline(),
             Windows::Sliding(w) => w.deadline(),
             Windows::Session(w) => w.deadline(),
-            Windows::Count(_) => None,
+            Windows::Count(_) | Windows::State(_) => None,
         }
     }
 
-    fn rows(&self) -> &Rows {
-        match self {
+    /// How many rows it holds, and about how many bytes.
+    fn held(&self) -> (usize, usize) {
+        let rows = match self {
             Windows::Aligned(w) => &w.rows,
             Windows::Sliding(w) => &w.rows,
             Windows::Session(w) => &w.rows,
             Windows::Count(w) => &w.rows,
-        }
+            Windows::State(w) => return w.held(),
+        };
+        (rows.len(), rows.bytes)
     }
 
-    fn rows_mut(&mut self) -> &mut Rows {
-        match self {
+    /// Drops the oldest row it holds; false when it holds none.
+    fn evict_oldest(&mut self) -> bool {
+        let rows = match self {
             Windows::Aligned(w) => &mut w.rows,
             Windows::Sliding(w) => &mut w.rows,
             Windows::Session(w) => &mut w.rows,
             Windows::Count(w) => &mut w.rows,
-        }
+            Windows::State(w) => return w.evict_oldest(),
+        };
+        rows.pop_front().is_some()
     }
 }
 

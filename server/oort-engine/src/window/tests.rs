@@ -664,3 +664,56 @@ fn the_state_of_another_window_kind_is_refused() {
     assert!(error.contains("another window kind"), "{error}");
     assert!(processing(count(3, None)).restore(b"\xff\xff").is_err());
 }
+
+/// A state window whose conditions read the row's `id`: it begins at ids
+/// divisible by `begin` and (with `emit`) closes at those divisible by it;
+/// partitioned by `id % partitions`.
+fn state(begin: i64, emit: Option<i64>, partitions: i64) -> WindowOperator {
+    let conditions = super::WindowConditions(std::sync::Arc::new(move |row: &Row| {
+        let id = row.get("id").and_then(Value::as_i64).unwrap_or_default();
+        super::Verdict {
+            partition: if partitions > 1 { vec![(id % partitions) as u8] } else { Vec::new() },
+            first: id % begin == 0,
+            second: emit.is_some_and(|e| id % e == 0),
+        }
+    }));
+    processing(WindowSpec::State { begin_and_emit: emit.is_some() }).with_conditions(conditions)
+}
+
+#[test]
+fn a_state_window_with_one_condition_closes_where_the_next_begins() {
+    let mut w = state(3, None, 1);
+    let mut out = Vec::new();
+    for id in 1..=10 {
+        out.extend(w.on_event(row(id, 0), id));
+    }
+    let got: Vec<Vec<i64>> = out.iter().map(ids).collect();
+    assert_eq!(got, [vec![3, 4, 5], vec![6, 7, 8]], "1 and 2 come before any beginning; 9 and 10 wait");
+    assert_eq!((out[0].start, out[0].end), (3, 6), "from its first row to the row that closed it");
+    assert_eq!(w.buffered(), 2);
+    assert!(w.on_tick(1_000_000).is_empty(), "no time closes it");
+}
+
+#[test]
+fn a_state_window_with_begin_and_emit_keeps_both_ends_per_partition() {
+    let mut w = state(4, Some(5), 1);
+    let out: Vec<Vec<i64>> = (1..=12).flat_map(|id| w.on_event(row(id, 0), id)).map(|b| ids(&b)).collect();
+    assert_eq!(out, [vec![4, 5], vec![8, 9, 10]], "emit is checked from the row after the beginning one");
+    // Two partitions (odd, even ids), each with its own window.
+    let mut w = state(1, Some(3), 2);
+    let out: Vec<Vec<i64>> = (1..=10).flat_map(|id| w.on_event(row(id, 0), id)).map(|b| ids(&b)).collect();
+    assert_eq!(out, [vec![1, 3], vec![2, 4, 6], vec![5, 7, 9]]);
+    assert_eq!(w.buffered(), 2, "8 and 10 wait");
+    let saved = w.save().unwrap();
+    let mut restored = state(1, Some(3), 2);
+    restored.restore(&saved).unwrap();
+    assert_eq!(restored.buffered(), w.buffered());
+}
+
+#[test]
+fn a_state_window_evicts_its_oldest_row_past_the_budget() {
+    let mut w = state(1, None, 2).with_max_bytes(1);
+    w.on_event(row(1, 0), 1);
+    w.on_event(row(2, 0), 2);
+    assert_eq!((w.buffered(), w.evicted()), (0, 2));
+}

@@ -72,7 +72,8 @@ impl Compiler<'_> {
             "meta" | "mqtt" => return self.meta(&args, at),
             "window_start" => return no_arguments().map(|()| Expr::WindowStart),
             "window_end" => return no_arguments().map(|()| Expr::WindowEnd),
-            "event_time" => return no_arguments().map(|()| Expr::EventTime),
+            // eKuiper's window_trigger() is the window's trigger time; Oort's windows end at it.
+            "event_time" | "window_trigger" => return no_arguments().map(|()| Expr::EventTime),
             // A rule is planned each time it starts.
             "rule_start" => return no_arguments().map(|()| Expr::Literal(Value::Int(crate::metrics::now_ms()))),
             _ => {}

@@ -1,0 +1,102 @@
+//! State windows (eKuiper's `STATEWINDOW`): not time but conditions on the
+//! rows decide them, per partition (`OVER (PARTITION BY …)`).
+//!
+//! - `STATEWINDOW(begin, emit)`: rows are dropped until one meets `begin`;
+//!   from it on they are kept, and the first that meets `emit` (checked from
+//!   the row after the beginning one) is kept and closes the window.
+//! - `STATEWINDOW(condition)`: rows are dropped until one meets the
+//!   condition; the next row that meets it closes the window (without it)
+//!   and begins the next one.
+//!
+//! A window's start and end are the times of its first and closing rows.
+
+use std::collections::BTreeMap;
+
+use super::{Keyed, Rows, WindowBatch};
+use crate::row::Row;
+
+/// What a row's conditions say ([`super::WindowConditions`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Its partition (the `PARTITION BY` values, encoded); empty without one.
+    pub partition: Vec<u8>,
+    /// A sliding window's trigger, or a state window's `begin` (or only) condition.
+    pub first: bool,
+    /// A state window's `emit` condition.
+    pub second: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct StateWindows {
+    /// `begin, emit` rather than one condition.
+    two_conditions: bool,
+    partitions: BTreeMap<Vec<u8>, Partition>,
+}
+
+/// One partition's open window.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Partition {
+    begun: bool,
+    rows: Rows,
+}
+
+impl StateWindows {
+    pub(super) fn new(two_conditions: bool) -> Self {
+        Self { two_conditions, partitions: BTreeMap::new() }
+    }
+
+    pub(super) fn insert(&mut self, row: Row, key: i64, verdict: Verdict, out: &mut Vec<WindowBatch>) {
+        let Verdict { partition: name, first, second } = verdict;
+        let partition = self.partitions.entry(name.clone()).or_default();
+        let keyed = Keyed::new(key, row);
+        match (partition.begun, self.two_conditions) {
+            (false, _) if first => {
+                partition.begun = true;
+                partition.rows.push_back(keyed);
+            }
+            (false, _) => {}
+            (true, true) => {
+                partition.rows.push_back(keyed);
+                if second {
+                    out.push(close(&mut partition.rows, key));
+                    partition.begun = false;
+                }
+            }
+            (true, false) if first => {
+                out.push(close(&mut partition.rows, key));
+                partition.rows.push_back(keyed);
+            }
+            (true, false) => partition.rows.push_back(keyed),
+        }
+        if !partition.begun && partition.rows.is_empty() {
+            self.partitions.remove(&name);
+        }
+    }
+
+    /// How many rows it holds, and about how many bytes.
+    pub(super) fn held(&self) -> (usize, usize) {
+        self.partitions.values().fold((0, 0), |(n, b), p| (n + p.rows.len(), b + p.rows.bytes))
+    }
+
+    /// Drops the oldest row of all its partitions; false when it holds none.
+    pub(super) fn evict_oldest(&mut self) -> bool {
+        let oldest = self
+            .partitions
+            .iter()
+            .filter_map(|(name, p)| p.rows.front().map(|r| (r.key, name.clone())))
+            .min_by_key(|(key, _)| *key);
+        let Some((_, name)) = oldest else { return false };
+        if let Some(partition) = self.partitions.get_mut(&name) {
+            partition.rows.pop_front();
+        }
+        true
+    }
+}
+
+/// The window of a partition's rows, closed at `end`; the rows are moved out.
+fn close(rows: &mut Rows, end: i64) -> WindowBatch {
+    let start = rows.front().map_or(end, |r| r.key);
+    let count = rows.len();
+    let rows = rows.drain_front(count).map(Keyed::into_row).collect();
+    WindowBatch { start, end, rows }
+}
