@@ -120,6 +120,9 @@ pub struct RulePlan {
     /// The analytic calls, evaluated on each event before WHERE, in this
     /// order; [`Expr::Analytic`] reads a call's result by its index here.
     pub analytics: Vec<AnalyticCall>,
+    /// Whether it reads its hits (`last_hit_*`, `last_agg_hit_*`): its events
+    /// (or window groups) then go through WHERE (HAVING) and SELECT one by one.
+    pub reads_hits: bool,
     /// Where results go.
     pub actions: Vec<ActionDefinition>,
     /// Runtime options.
@@ -504,6 +507,16 @@ pub fn plan(
         .collect::<Result<Vec<_>, PlanError>>()?;
 
     let analytics = analytics.into_calls();
+    let main: Vec<&Expr> = (filter.iter().chain(&having).chain(order_by.iter().map(|(c, _)| c)))
+        .map(|c| &c.expr)
+        .chain(projection.exprs().map(|(_, e)| e))
+        .collect();
+    let others: Vec<&Expr> = (window_filter.iter().chain(&window_trigger).chain(&window_conditions).chain(&dimensions))
+        .map(|c| &c.expr)
+        .chain(analytics.iter().flat_map(|a| a.args.iter().chain(&a.partition).chain(&a.when)))
+        .collect();
+    check_hits(&main, &others, grouped)?;
+    let reads_hits = main.iter().any(|e| reads_hits(e));
     // Set-returning calls are whole SELECT items (compile_projection checks those).
     let elsewhere = filter.iter().chain(&window_filter).chain(&window_trigger).chain(&dimensions).chain(&having);
     let elsewhere = elsewhere.chain(&window_conditions).chain(&window_partition);
@@ -531,9 +544,54 @@ pub fn plan(
         order_by,
         limit: query.limit,
         analytics,
+        reads_hits,
         actions: def.actions.clone(),
         options: def.options.clone(),
     })
+}
+
+/// Whether an expression calls `last_hit_*` or `last_agg_hit_*`.
+fn reads_hits(expr: &Expr) -> bool {
+    let mut found = false;
+    expr.walk(&mut |e| found |= matches!(e, Expr::LastHit { .. }));
+    found
+}
+
+/// Where the hit functions may be: `last_hit_*` in a rule without a window
+/// (WHERE, SELECT), `last_agg_hit_*` in one with a window (HAVING, SELECT), as
+/// eKuiper; not in `others` (the window's clauses, GROUP BY, analytic calls).
+fn check_hits(main: &[&Expr], others: &[&Expr], grouped: bool) -> Result<(), PlanError> {
+    let refuse = |message: String| Err(PlanError::Sql(SqlError::semantic(message, None)));
+    if others.iter().any(|e| reads_hits(e)) {
+        return refuse(
+            "the hit functions (last_hit_*, last_agg_hit_*) are not supported in a window's clauses, GROUP BY or an \
+             analytic function"
+                .into(),
+        );
+    }
+    let mut misplaced = None;
+    for expr in main {
+        expr.walk(&mut |e| {
+            if let Expr::LastHit { time, aggregate } = e
+                && *aggregate != grouped
+            {
+                misplaced = Some((*time, *aggregate));
+            }
+        });
+    }
+    match misplaced {
+        None => Ok(()),
+        Some((time, true)) => refuse(format!(
+            "{} counts the window groups of a rule with a window; without one, use {}",
+            crate::expr::last_hit_name(time, true),
+            crate::expr::last_hit_name(time, false)
+        )),
+        Some((time, false)) => refuse(format!(
+            "{} counts the events of a rule without a window; with one, use {}",
+            crate::expr::last_hit_name(time, false),
+            crate::expr::last_hit_name(time, true)
+        )),
+    }
 }
 
 /// Compiles HAVING and ORDER BY, which may name SELECT aliases as well as columns.

@@ -35,7 +35,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use state::AnalyticState;
+pub use state::{AnalyticState, Hits};
 
 /// Which analytic function a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

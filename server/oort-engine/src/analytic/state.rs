@@ -55,6 +55,25 @@ struct Accumulator {
     max: Option<f64>,
 }
 
+/// A rule's hits (eKuiper's `last_hit_*` and `last_agg_hit_*`): how many
+/// events passed its WHERE (or window groups its HAVING), and the time of
+/// the last one (0 before any).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Hits {
+    /// How many.
+    pub count: i64,
+    /// The event time of the last one (a group's: its window's end), in Unix ms.
+    pub time: i64,
+}
+
+impl Hits {
+    /// One more hit, at `time`.
+    pub fn hit(&mut self, time: i64) {
+        self.count += 1;
+        self.time = time;
+    }
+}
+
 /// The state of every analytic call of a rule ([`super::AnalyticCall`]), by
 /// partition. Saved in the rule's checkpoints.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -67,13 +86,20 @@ pub struct AnalyticState {
     columns: Vec<HashMap<Arc<str>, Value>>,
     /// The values held in all, bounded by [`MAX_STATE_VALUES`].
     values: usize,
+    /// The rule's hits, per event or per window group.
+    pub hits: Hits,
 }
 
 impl AnalyticState {
     /// The state of a rule with `calls` analytic calls and `columns`
     /// `changed_cols` items, none evaluated yet.
     pub fn new(calls: usize, columns: usize) -> Self {
-        Self { calls: vec![HashMap::new(); calls], columns: vec![HashMap::new(); columns], values: 0 }
+        Self {
+            calls: vec![HashMap::new(); calls],
+            columns: vec![HashMap::new(); columns],
+            values: 0,
+            hits: Hits::default(),
+        }
     }
 
     /// Its encoding, for a checkpoint.

@@ -38,7 +38,7 @@ fn planned(sql: &str) -> Result<RulePlan, PlanError> {
 async fn run_batches(sql: &str, batches: &[Vec<serde_json::Value>]) -> Vec<Option<Result<serde_json::Value, String>>> {
     let plan = planned(sql).unwrap();
     let mut state = AnalyticState::new(plan.analytics.len(), plan.projection.changed_cols());
-    let env = EvalEnv { rule_id: "r", window: None, prefetch: None };
+    let env = EvalEnv { rule_id: "r", window: None, prefetch: None, hits: None };
     let mut out = Vec::new();
     for batch in batches {
         let mut rows: Vec<Row> = batch
@@ -178,7 +178,7 @@ async fn accumulators_with_partitions_when_and_begin_reset() {
 async fn state_goes_on_across_batches_and_survives_a_save() {
     let sql = "SELECT acc_sum(a) AS s, lag(a) AS l FROM demo";
     let plan = planned(sql).unwrap();
-    let env = EvalEnv { rule_id: "r", window: None, prefetch: None };
+    let env = EvalEnv { rule_id: "r", window: None, prefetch: None, hits: None };
     let mut state = AnalyticState::new(plan.analytics.len(), plan.projection.changed_cols());
     let mut rows = vec![Row::new([(Arc::from("a"), crate::Value::Int(2))].into(), 0)];
     state.apply(&plan.analytics, &mut rows, &env).await;
@@ -223,6 +223,9 @@ fn creation_refuses_what_ekuiper_refuses() {
         ("SELECT a FROM demo WHERE row_number() > 1", "it can only be a whole SELECT item"),
         ("SELECT row_number() AS a, row_number() AS b FROM demo", "a second row_number()"),
         ("SELECT row_number(1) FROM demo", "takes 0 argument(s)"),
+        ("SELECT last_hit_count() FROM demo GROUP BY COUNTWINDOW(2)", "with one, use last_agg_hit_count"),
+        ("SELECT a FROM demo WHERE last_agg_hit_time() > 0", "without one, use last_hit_time"),
+        ("SELECT lag(last_hit_count()) FROM demo", "not supported in a window's clauses"),
     ];
     for (sql, message) in cases {
         match planned(sql) {

@@ -327,6 +327,7 @@ fn collect_batched<'e>(expr: &'e Expr, out: &mut Vec<&'e Call>) {
         | Expr::SelfRow
         | Expr::Wildcard { .. }
         | Expr::CountStar
+        | Expr::LastHit { .. }
         | Expr::Analytic { .. } => {}
     }
 }

@@ -171,6 +171,10 @@ impl Expr {
             Expr::SelfRow | Expr::Wildcard { qualifier: None } => Ok(scope.tuple().to_map()),
             Expr::Wildcard { qualifier: Some(q) } => Ok(scope.tuple().source_map(q).unwrap_or(Value::Null)),
             Expr::CountStar => Ok(Value::Int(1)),
+            Expr::LastHit { time, .. } => {
+                let hits = env.hits.unwrap_or_default();
+                Ok(Value::Int(if *time { hits.time } else { hits.count }))
+            }
             Expr::Analytic { slot, .. } => Ok(scope.tuple().analytic(*slot).cloned().unwrap_or(Value::Null)),
         }
     }
@@ -491,7 +495,7 @@ mod tests {
         assert_eq!(me.get("temp"), Some(&Value::Int(25)));
         assert_eq!(eval_on("window_start()", &row).unwrap(), Value::Null);
         let expr = compile_one("window_end() - window_start()");
-        let windowed = EvalEnv { rule_id: "r", window: Some((1000, 6000)), prefetch: None };
+        let windowed = EvalEnv { rule_id: "r", window: Some((1000, 6000)), prefetch: None, hits: None };
         assert_eq!(expr.eval(&row, &windowed).unwrap(), Value::Int(5000));
     }
 

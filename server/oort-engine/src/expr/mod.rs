@@ -109,6 +109,7 @@ pub(crate) use ops::order as order_values;
 pub(crate) use projection::check_no_set_returning;
 pub use projection::{Projection, ProjectionColumn, SetReturning, compile_projection};
 pub use row_number::RowNumber;
+pub(crate) use tree::last_hit_name;
 pub use tree::{BinaryOp, Call, CallId, Expr, LikePattern, UnaryOp};
 pub use tuple::{JoinedRow, Tuple};
 
@@ -125,6 +126,10 @@ pub struct EvalEnv<'a> {
     /// The results of the batch's batched calls, when the row is evaluated
     /// as part of a batch ([`Expr::eval_batch`]).
     pub prefetch: Option<batch::Prefetch<'a>>,
+    /// What `last_hit_*()` (per event) or `last_agg_hit_*()` (per window
+    /// group) read: the rule's hits before this one; `None` in a rule
+    /// without them.
+    pub hits: Option<crate::analytic::Hits>,
 }
 
 /// Why an expression could not be evaluated for an event or a group. The rule

@@ -240,7 +240,7 @@ pub(super) fn derived_name(sql: &SqlExpr, expr: &Expr) -> Option<String> {
         (SqlExpr::Function(_), Expr::Analytic { name, .. }) => Some((*name).to_owned()),
         (SqlExpr::Function(_), Expr::Meta { .. } | Expr::MetaAll) => Some("meta".to_owned()),
         // The name as called: event_time() and window_trigger() are one expression.
-        (SqlExpr::Function(f), Expr::WindowStart | Expr::WindowEnd | Expr::EventTime) => {
+        (SqlExpr::Function(f), Expr::WindowStart | Expr::WindowEnd | Expr::EventTime | Expr::LastHit { .. }) => {
             Some(f.name.to_string().to_ascii_lowercase())
         }
         _ => None,

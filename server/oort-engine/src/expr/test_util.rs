@@ -91,7 +91,7 @@ pub(crate) fn registry() -> FunctionRegistry {
 
 /// An evaluation environment outside any window.
 pub(crate) fn env() -> EvalEnv<'static> {
-    EvalEnv { rule_id: "test_rule", window: None, prefetch: None }
+    EvalEnv { rule_id: "test_rule", window: None, prefetch: None, hits: None }
 }
 
 /// The SELECT items of `sql`.

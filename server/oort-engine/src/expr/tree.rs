@@ -123,6 +123,14 @@ pub enum Expr {
     },
     /// The `*` of `count(*)`: `1` for each row, so that `count` counts rows.
     CountStar,
+    /// `last_hit_count()`, `last_hit_time()` and their `last_agg_hit_`
+    /// forms: the rule's hits before this event or group ([`super::EvalEnv::hits`]).
+    LastHit {
+        /// `_time` rather than `_count`.
+        time: bool,
+        /// The `last_agg_hit_` form (for groups).
+        aggregate: bool,
+    },
     /// The result of the rule's analytic call in `slot` ([`crate::analytic`]),
     /// evaluated for each event before WHERE and kept in the row.
     Analytic {
@@ -344,6 +352,7 @@ impl Expr {
                 | Expr::SelfRow
                 | Expr::Wildcard { .. }
                 | Expr::CountStar
+                | Expr::LastHit { .. }
                 | Expr::Analytic { .. } => false,
                 _ => true,
             }
@@ -365,6 +374,7 @@ impl Expr {
             | Expr::SelfRow
             | Expr::Wildcard { .. }
             | Expr::CountStar
+            | Expr::LastHit { .. }
             | Expr::Analytic { .. } => {}
             Expr::Field(base, _) => base.walk(visit),
             Expr::Index(base, index) => {
@@ -532,6 +542,17 @@ impl fmt::Display for Expr {
             }
             Expr::Wildcard { qualifier: None } | Expr::CountStar => f.write_str("*"),
             Expr::Analytic { text, .. } => f.write_str(text),
+            Expr::LastHit { time, aggregate } => write!(f, "{}()", last_hit_name(*time, *aggregate)),
         }
+    }
+}
+
+/// The SQL name of a [`Expr::LastHit`].
+pub(crate) fn last_hit_name(time: bool, aggregate: bool) -> &'static str {
+    match (aggregate, time) {
+        (false, false) => "last_hit_count",
+        (false, true) => "last_hit_time",
+        (true, false) => "last_agg_hit_count",
+        (true, true) => "last_agg_hit_time",
     }
 }

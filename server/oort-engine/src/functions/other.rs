@@ -219,6 +219,41 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
         )
         .build(),
         Builtin::scalar(
+            "last_hit_count",
+            0,
+            Some(0),
+            "How many earlier events of the rule passed its WHERE (a rule without a window); evaluated by the planner.",
+            by_planner,
+        )
+        .build(),
+        Builtin::scalar(
+            "last_hit_time",
+            0,
+            Some(0),
+            "The time of the last earlier event that passed the rule's WHERE, in Unix ms (0 before any); evaluated by \
+             the planner.",
+            by_planner,
+        )
+        .build(),
+        Builtin::scalar(
+            "last_agg_hit_count",
+            0,
+            Some(0),
+            "How many earlier window groups of the rule passed its HAVING (a rule with a window); evaluated by the \
+             planner.",
+            by_planner,
+        )
+        .build(),
+        Builtin::scalar(
+            "last_agg_hit_time",
+            0,
+            Some(0),
+            "The end of the window of the last earlier group that passed the rule's HAVING, in Unix ms (0 before \
+             any); evaluated by the planner.",
+            by_planner,
+        )
+        .build(),
+        Builtin::scalar(
             "rule_start",
             0,
             Some(0),

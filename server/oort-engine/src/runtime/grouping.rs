@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::hits;
 use super::pipeline::{RuleMetrics, filter_rows};
 use crate::analytic::AnalyticState;
 use crate::expr::{EvalEnv, EvalError, Expr, RowNumber, Step, eval_rows};
@@ -26,14 +27,19 @@ pub(super) async fn process_windows(
         if let Some(m) = &metrics.window {
             m.record_out(1);
         }
-        let env = EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None };
+        let env =
+            EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None, hits: None };
         let mut rows = batch.rows;
         if plan.filters_after_window() {
             let condition = (plan.filter.as_ref(), metrics.filter.as_ref());
             rows = filter_rows(condition, rows, &mut Vec::new(), &env, now_ms()).await;
         }
         let groups = group_rows(plan, rows, &env, metrics).await;
-        let groups = having_groups(plan, metrics, groups, &env).await;
+        // A rule that reads its hits takes its groups through HAVING one by one.
+        let (groups, group_hits) = match analytic.as_deref_mut().filter(|_| plan.reads_hits) {
+            Some(state) => hits::groups(plan, metrics, groups, &mut state.hits, &env, batch.end, now_ms()).await,
+            None => (having_groups(plan, metrics, groups, &env).await, Vec::new()),
+        };
         // eKuiper: a window with no aggregate and no GROUP BY key emits every row;
         // otherwise each group gives one row.
         let per_row = plan.dimensions.is_empty() && !plan.projection.has_aggregate();
@@ -45,7 +51,18 @@ pub(super) async fn process_windows(
         // Per row, the projection runs over each group as a batch of rows; per
         // group, over the groups as a batch: either way, its plugin and
         // external calls are made once for the batch.
-        let projected = if per_row {
+        let projected = if !group_hits.is_empty() {
+            let mut projected = Vec::with_capacity(units.len());
+            for (group, hits) in groups.iter().zip(&group_hits) {
+                let env = EvalEnv { hits: Some(*hits), ..env };
+                if per_row {
+                    projected.extend(plan.projection.eval_batch(group, &env).await);
+                } else {
+                    projected.extend(plan.projection.eval_groups(&[group.as_slice()], &env).await);
+                }
+            }
+            projected
+        } else if per_row {
             let mut projected = Vec::with_capacity(units.len());
             for group in &groups {
                 projected.extend(plan.projection.eval_batch(group, &env).await);

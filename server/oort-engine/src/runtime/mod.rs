@@ -7,6 +7,7 @@
 
 mod checkpointer;
 mod grouping;
+mod hits;
 mod pipeline;
 mod sink;
 mod source;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::checkpointer::Trigger;
 use super::grouping::process_windows;
+use super::hits;
 use super::sink::ToSink;
 use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Tail};
 use crate::analytic::AnalyticState;
@@ -104,7 +105,7 @@ pub(super) async fn run_operators(
         m.record_exception(format!("the checkpoint's window state was not restored: {e}"));
     }
     let (calls, columns) = (plan.analytics.len(), plan.projection.changed_cols());
-    let mut analytic = (calls + columns > 0).then(|| AnalyticState::new(calls, columns));
+    let mut analytic = (calls + columns > 0 || plan.reads_hits).then(|| AnalyticState::new(calls, columns));
     if let (Some(state), Some(saved)) = (analytic.as_mut(), &recovery.analytic) {
         match AnalyticState::restore(saved, calls, columns) {
             Ok(restored) => *state = restored,
@@ -138,7 +139,7 @@ pub(super) async fn run_operators(
 fn conditions(plan: &Arc<RulePlan>, counters: &Arc<OperatorMetrics>) -> WindowConditions {
     let (plan, counters) = (Arc::clone(plan), Arc::clone(counters));
     WindowConditions(Arc::new(move |row: &Row| {
-        let env = EvalEnv { rule_id: &plan.rule_id, window: None, prefetch: None };
+        let env = EvalEnv { rule_id: &plan.rule_id, window: None, prefetch: None, hits: None };
         let holds = |condition: Option<&Compiled>| match condition.map(|c| c.expr.eval(row, &env)) {
             None => true,
             Some(Ok(Value::Bool(holds))) => holds,
@@ -364,7 +365,7 @@ impl Stages {
         m.source.record_in(received, now);
         m.source.record_out(received);
         m.decoder.record_in(received, now);
-        let env = EvalEnv { rule_id: &self.plan.rule_id, window: None, prefetch: None };
+        let env = EvalEnv { rule_id: &self.plan.rule_id, window: None, prefetch: None, hits: None };
         let mut rows = Vec::with_capacity(batch.len());
         // An event-time window sees the events that leave no row (joined to
         // nothing, dropped by WHERE) too: the watermark moves at the source,
@@ -420,7 +421,8 @@ impl Stages {
             }
             am.record_out(passed as u64);
         }
-        if filters_first {
+        // A rule that reads its hits filters each event in turn (`hits::events`).
+        if filters_first && !(self.plan.reads_hits && window.is_none()) {
             rows = filter_rows((self.plan.filter.as_ref(), m.filter.as_ref()), rows, &mut origins, &env, now).await;
         }
         if self.plan.window_filter.is_some() {
@@ -465,22 +467,12 @@ impl Stages {
                     ));
                 }
             }
+            None if self.plan.reads_hits => results = hits::events(&self.plan, m, rows, state, &env, now).await,
             None => {
                 m.project.record_in(rows.len() as u64, now);
-                let projection = &self.plan.projection;
-                for out in projection.eval_batch(&rows, &env).await {
-                    let finished = out.and_then(|mut out| {
-                        if let Some(analytic) = state.analytic.as_mut() {
-                            projection.keep_changes(analytic, &mut out)?;
-                        }
-                        if projection.set_returning.is_none() {
-                            results.push(vec![out]);
-                        } else {
-                            // Unnested, each row is a result of its own (eKuiper).
-                            results.extend(projection.expand(out)?.into_iter().map(|row| vec![row]));
-                        }
-                        Ok(())
-                    });
+                for out in self.plan.projection.eval_batch(&rows, &env).await {
+                    let finished =
+                        out.and_then(|out| hits::finish(&self.plan, out, state.analytic.as_mut(), &mut results));
                     match finished {
                         Ok(()) => m.project.record_out(1),
                         Err(e) => m.project.record_exception(e.to_string()),

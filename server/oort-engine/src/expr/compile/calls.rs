@@ -74,6 +74,10 @@ impl Compiler<'_> {
             "window_end" => return no_arguments().map(|()| Expr::WindowEnd),
             // eKuiper's window_trigger() is the window's trigger time; Oort's windows end at it.
             "event_time" | "window_trigger" => return no_arguments().map(|()| Expr::EventTime),
+            "last_hit_count" => return no_arguments().map(|()| Expr::LastHit { time: false, aggregate: false }),
+            "last_hit_time" => return no_arguments().map(|()| Expr::LastHit { time: true, aggregate: false }),
+            "last_agg_hit_count" => return no_arguments().map(|()| Expr::LastHit { time: false, aggregate: true }),
+            "last_agg_hit_time" => return no_arguments().map(|()| Expr::LastHit { time: true, aggregate: true }),
             // A rule is planned each time it starts.
             "rule_start" => return no_arguments().map(|()| Expr::Literal(Value::Int(crate::metrics::now_ms()))),
             _ => {}

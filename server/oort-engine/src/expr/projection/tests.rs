@@ -143,7 +143,7 @@ fn eval_group_reads_the_first_row_outside_aggregates() {
     let p = schemaless("SELECT g, mysum(a) AS total, a, count(*) AS n, * FROM demo");
     let mut rows = vec![row_of(&[("a", 1)]), row_of(&[("a", 2)]), row_of(&[("a", 4)])];
     rows[0].fields.insert(Arc::from("g"), Value::from("x"));
-    let env = EvalEnv { rule_id: "r", window: Some((0, 10)), prefetch: None };
+    let env = EvalEnv { rule_id: "r", window: Some((0, 10)), prefetch: None, hits: None };
     let got = p.eval_group(&rows, &env).unwrap();
     assert_eq!(
         got,

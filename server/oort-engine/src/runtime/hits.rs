@@ -1,0 +1,103 @@
+//! Rules that read their hits (eKuiper's `last_hit_*` per event,
+//! `last_agg_hit_*` per window group): what WHERE (HAVING) lets through
+//! changes what the next event (group) reads, so these go one at a time,
+//! each seeing the hits before it ([`Hits`]).
+
+use super::pipeline::{RuleMetrics, State};
+use crate::analytic::{AnalyticState, Hits};
+use crate::expr::{EvalEnv, EvalError};
+use crate::plan::RulePlan;
+use crate::row::Row;
+use crate::value::{Map, Value};
+
+/// A per-event rule's rows, one at a time through WHERE and SELECT; an event
+/// that passes WHERE is a hit, at its time. Returns the results.
+pub(super) async fn events(
+    plan: &RulePlan,
+    m: &RuleMetrics,
+    rows: Vec<Row>,
+    state: &mut State,
+    env: &EvalEnv<'_>,
+    now: i64,
+) -> Vec<Vec<Map>> {
+    let mut results = Vec::new();
+    let Some(analytic) = state.analytic.as_mut() else { return results };
+    for row in rows {
+        let env = EvalEnv { hits: Some(analytic.hits), ..*env };
+        let one = [row];
+        if let (Some(filter), Some(fm)) = (&plan.filter, &m.filter) {
+            fm.record_in(1, now);
+            match filter.expr.eval_batch(&one, &env).await.pop() {
+                Some(Ok(Value::Bool(true))) => fm.record_out(1),
+                Some(Err(e)) => {
+                    fm.record_exception(e.to_string());
+                    continue;
+                }
+                _ => continue,
+            }
+        }
+        analytic.hits.hit(one[0].timestamp);
+        m.project.record_in(1, now);
+        let out = plan.projection.eval_batch(&one, &env).await.pop();
+        match out.map(|out| out.and_then(|out| finish(plan, out, Some(analytic), &mut results))) {
+            Some(Ok(())) => m.project.record_out(1),
+            Some(Err(e)) => m.project.record_exception(e.to_string()),
+            None => {}
+        }
+    }
+    results
+}
+
+/// A projected row's last steps: `changed_cols`, then `unnest` (each
+/// unnested row a result of its own, as eKuiper's), into `results`.
+pub(super) fn finish(
+    plan: &RulePlan,
+    mut out: Map,
+    analytic: Option<&mut AnalyticState>,
+    results: &mut Vec<Vec<Map>>,
+) -> Result<(), EvalError> {
+    let projection = &plan.projection;
+    if let Some(analytic) = analytic {
+        projection.keep_changes(analytic, &mut out)?;
+    }
+    if projection.set_returning.is_none() {
+        results.push(vec![out]);
+    } else {
+        results.extend(projection.expand(out)?.into_iter().map(|row| vec![row]));
+    }
+    Ok(())
+}
+
+/// A window's groups, one at a time through HAVING: the hits each group that
+/// passes sees (a group that passes is a hit, at the window's end), in order.
+pub(super) async fn groups(
+    plan: &RulePlan,
+    m: &RuleMetrics,
+    groups: Vec<Vec<Row>>,
+    hits: &mut Hits,
+    env: &EvalEnv<'_>,
+    end: i64,
+    now: i64,
+) -> (Vec<Vec<Row>>, Vec<Hits>) {
+    let mut kept = Vec::with_capacity(groups.len());
+    let mut seen = Vec::with_capacity(groups.len());
+    for group in groups {
+        m.project.record_in(group.len() as u64, now);
+        let env = EvalEnv { hits: Some(*hits), ..*env };
+        if let (Some(having), Some(hm)) = (&plan.having, &m.having) {
+            hm.record_in(1, now);
+            match having.expr.eval_groups(&[group.as_slice()], &env).await.pop() {
+                Some(Ok(Value::Bool(true))) => hm.record_out(1),
+                Some(Err(e)) => {
+                    hm.record_exception(e.to_string());
+                    continue;
+                }
+                _ => continue,
+            }
+        }
+        seen.push(*hits);
+        hits.hit(end);
+        kept.push(group);
+    }
+    (kept, seen)
+}
