@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use oort_policy::EgressPolicy;
 
-use crate::description::{Description, Protocol};
+use crate::description::{Description, FunctionMapping, Protocol};
 use crate::error::ExternalError;
 use crate::function::{Binding, CallObserver, ExternalFunction, Interface, Target, Transport};
 use crate::grpc::GrpcClient;
@@ -138,6 +138,8 @@ impl ExternalServices {
         let pool = if needs_schema { Some(schema::compile(&def.proto_files)?) } else { None };
         let mut functions = Vec::new();
         let mut seen = BTreeSet::new();
+        // Declared names win over the methods' own names (`exported`).
+        let declared: BTreeSet<String> = def.description.function_names().into_iter().collect();
         let _runtime = self.io.handle().enter();
         for (iname, i) in &def.description.interfaces {
             let context = |m: String| ExternalError::Description(format!("interface {iname}: {m}"));
@@ -145,9 +147,6 @@ impl ExternalServices {
                 return Err(context("`address` is required".into()));
             }
             self.policy.check(&i.address).map_err(|e| context(e.to_string()))?;
-            if i.functions.is_empty() {
-                return Err(context("it exports no function".into()));
-            }
             if i.schemaless && i.protocol != Protocol::Rest {
                 return Err(context("only a rest interface can be schemaless".into()));
             }
@@ -177,8 +176,18 @@ impl ExternalServices {
                 max_in_flight: i.options.max_in_flight(),
                 in_flight: Arc::new(Semaphore::new(i.options.max_in_flight())),
             });
-            for f in &i.functions {
+            for (f, implicit) in exported(iname, i, pool.as_ref()) {
                 let name = f.name.to_ascii_lowercase();
+                // A method exported under its own name gives way to any name taken
+                // (declared in this service, or another function): it is only a default.
+                let taken = seen.contains(&name)
+                    || declared.contains(&name)
+                    || self.registry.get(&name).is_some_and(|e| e.meta().owner != def.name);
+                if implicit && (taken || !is_identifier(&name)) {
+                    tracing::info!(service = %def.name, interface = %iname, method = %f.method(), "a method not exported under its own name, which is taken");
+                    continue;
+                }
+                let f = &f;
                 if !is_identifier(&name) {
                     return Err(context(format!("function name \"{}\" is not a SQL identifier", f.name)));
                 }
@@ -271,4 +280,31 @@ impl ExternalServices {
     pub fn functions(&self, name: &str) -> Option<Vec<String>> {
         self.installed().get(name).map(|i| i.functions.keys().cloned().collect())
     }
+}
+
+/// The functions an interface exports, as eKuiper's, each with whether it
+/// is implicit: the declared mappings (aliases), and every other unary method
+/// of its `.proto` under its own name; a schemaless REST interface without
+/// mappings exports one function named after the interface.
+fn exported(
+    name: &str,
+    interface: &crate::description::Interface,
+    pool: Option<&prost_reflect::DescriptorPool>,
+) -> Vec<(FunctionMapping, bool)> {
+    let mut functions: Vec<(FunctionMapping, bool)> = interface.functions.iter().map(|f| (f.clone(), false)).collect();
+    if interface.schemaless {
+        if functions.is_empty() {
+            functions.push((FunctionMapping { name: name.to_owned(), service_name: None }, true));
+        }
+        return functions;
+    }
+    let file = interface.schema_file.as_deref().and_then(|f| pool?.get_file_by_name(f));
+    let methods = file.iter().flat_map(|file| file.services()).flat_map(|s| s.methods().collect::<Vec<_>>());
+    for method in methods.filter(|m| !m.is_client_streaming() && !m.is_server_streaming()) {
+        let mapped = functions.iter().any(|(f, _)| f.method() == method.name());
+        if !mapped {
+            functions.push((FunctionMapping { name: method.name().to_owned(), service_name: None }, true));
+        }
+    }
+    functions
 }

@@ -559,3 +559,34 @@ async fn rpc_functions_call_a_rust_tarpc_service() {
     let op = wait_exceptions(&oortd, "rpc", "op_project_0", 1).await;
     assert!(op.last_exception.contains("x must not be negative, got -3"), "{op:?}");
 }
+
+#[tokio::test]
+async fn an_interface_without_functions_exports_its_methods_and_a_schemaless_one_its_name() {
+    let demo = Demo::start();
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let description = format!(
+        r#"{{"interfaces": {{
+            "grpcall": {{"address": "tcp://127.0.0.1:{}", "protocol": "grpc", "schemaType": "protobuf",
+                         "schemaFile": "demo/v1/demo.proto", "functions": [{{"name": "sq2", "serviceName": "Square"}}]}},
+            "echoplain": {{"address": "http://127.0.0.1:{}", "protocol": "rest", "schemaless": true,
+                          "options": {{"headers": {{"X-Demo-Token": "secret"}}}}}}
+        }}}}"#,
+        demo.grpc_port, demo.http_port
+    );
+    register(&oortd, "all", &description, demo::proto_files()).await.expect("registers without functions");
+    let got = services(&oortd).await.get_service(GetServiceRequest { name: "all".into() }).await.unwrap().into_inner();
+    let functions = got.service.unwrap().functions;
+    for name in ["sq2", "getfeature", "check", "getitem", "echoplain"] {
+        assert!(functions.contains(&name.to_owned()), "{name} in {functions:?}");
+    }
+    assert!(!functions.contains(&"square".to_owned()), "an alias replaces the method's own name: {functions:?}");
+    assert!(!functions.contains(&"upper".to_owned()), "a method whose name is taken (built-in upper) gives way");
+
+    create_stream(&oortd, r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    create_rule(&oortd, "all", "SELECT sq2(x) AS sq, echoplain('post', '/echo', self)->body->x AS e FROM s").await;
+    let mut results = tail(&oortd, "all").await;
+    publish(&oortd, "s", &[json!({"x": 3})]).await;
+    let row = next_row(&mut results).await;
+    assert_eq!((row["sq"].clone(), row["e"].clone()), (json!(9), json!(3)), "{row}");
+}
