@@ -348,8 +348,15 @@ pub enum RuleCommand {
     )]
     Update(RuleInput),
     /// List rules with their state, ordered by id.
-    #[command(visible_alias = "ls")]
-    List,
+    #[command(
+        visible_alias = "ls",
+        after_help = "Examples:\n  oort rule list\n  oort rule list --tag line1 --tag alarm"
+    )]
+    List {
+        /// Only the rules that have this tag (repeat: every one of them).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
     /// Show one rule, with its actions and options as eKuiper JSON.
     #[command(visible_alias = "show")]
     Describe(RuleId),

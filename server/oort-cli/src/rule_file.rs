@@ -6,11 +6,13 @@
 //! ```json
 //! {
 //!   "id": "rule1",
+//!   "name": "Hot devices",
+//!   "tags": ["line1", "alarm"],
 //!   "sql": "SELECT * FROM demo",
 //!   "actions": [{"log": {}}, {"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": "out"}}],
 //!   "options": {
 //!     "isEventTime": false, "lateTolerance": 1000, "bufferLength": 1024,
-//!     "sendMetaToSink": false, "qos": 0, "checkpointInterval": 300000,
+//!     "sendMetaToSink": false, "sendError": false, "qos": 0, "checkpointInterval": 300000,
 //!     "restartStrategy": {"attempts": 3, "delay": 1000, "multiplier": 2,
 //!                         "maxDelay": 30000, "jitterFactor": 0.1}
 //!   },
@@ -38,6 +40,9 @@ use serde_json::{Map, Value, json};
 #[serde(deny_unknown_fields)]
 struct RuleFile {
     id: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
     sql: String,
     actions: Vec<Value>,
     options: Option<OptionsFile>,
@@ -53,6 +58,7 @@ struct OptionsFile {
     buffer_length: Option<u32>,
     send_meta_to_sink: Option<bool>,
     qos: Option<u32>,
+    send_error: Option<bool>,
     checkpoint_interval: Option<Millis>,
     restart_strategy: Option<RestartFile>,
     buffer_full: Option<BufferFullFile>,
@@ -162,6 +168,8 @@ pub fn rule_from_json(text: &str, cli_id: Option<&str>) -> Result<Rule, String> 
         triggered: file.triggered,
         create_time: None,
         update_time: None,
+        name: file.name.unwrap_or_default(),
+        tags: file.tags,
     })
 }
 
@@ -191,6 +199,8 @@ pub fn rule_from_flags(id: &str, sql: &str, actions: &[String], options: Option<
         triggered: None,
         create_time: None,
         update_time: None,
+        name: String::new(),
+        tags: Vec::new(),
     })
 }
 
@@ -271,6 +281,7 @@ impl OptionsFile {
             late_tolerance_ms: self.late_tolerance.map(|m| m.0),
             buffer_length: self.buffer_length,
             send_meta_to_sink: self.send_meta_to_sink.unwrap_or(false),
+            send_error: self.send_error.unwrap_or(false),
             qos: self.qos.unwrap_or(0),
             checkpoint_interval_ms: self.checkpoint_interval.map(|m| m.0),
             restart_strategy: self.restart_strategy.map(RestartFile::into_proto),
@@ -350,6 +361,12 @@ pub fn number(n: f64) -> Value {
 pub fn rule_to_json(rule: &Rule) -> Value {
     let mut out = Map::new();
     out.insert("id".into(), json!(rule.id));
+    if !rule.name.is_empty() {
+        out.insert("name".into(), json!(rule.name));
+    }
+    if !rule.tags.is_empty() {
+        out.insert("tags".into(), json!(rule.tags));
+    }
     out.insert("sql".into(), json!(rule.sql));
     out.insert("actions".into(), actions_to_json(&rule.actions));
     if let Some(options) = &rule.options {
@@ -380,6 +397,9 @@ pub fn options_to_json(options: &RuleOptions) -> Value {
     put(&mut out, "bufferLength", options.buffer_length.map(|v| json!(v)));
     out.insert("sendMetaToSink".into(), json!(options.send_meta_to_sink));
     out.insert("qos".into(), json!(options.qos));
+    if options.send_error {
+        out.insert("sendError".into(), json!(true));
+    }
     put(&mut out, "checkpointInterval", options.checkpoint_interval_ms.map(|v| json!(v)));
     put(&mut out, "restartStrategy", options.restart_strategy.as_ref().map(restart_to_json));
     match options.buffer_full() {

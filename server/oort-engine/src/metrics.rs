@@ -1,7 +1,7 @@
 //! Per-operator counters, named as eKuiper names them in a rule's status.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Counters of one operator, updated by the rule's task and read by status calls.
@@ -17,6 +17,31 @@ pub struct OperatorMetrics {
     buffer_length: AtomicU64,
     last_invocation_ms: AtomicI64,
     last_exception: Mutex<Option<(String, i64)>>,
+    /// Where its errors also go ([`OperatorMetrics::forward_errors`]).
+    forward: std::sync::OnceLock<Arc<ErrorQueue>>,
+}
+
+/// The errors of a rule's operators on their way to its sinks (eKuiper's
+/// `sendError`), oldest first. Holds [`ErrorQueue::CAPACITY`] at most: past
+/// that, errors are only counted, as without `sendError`.
+#[derive(Debug, Default)]
+pub struct ErrorQueue(Mutex<Vec<String>>);
+
+impl ErrorQueue {
+    /// The most errors waiting for the rule to send them.
+    pub const CAPACITY: usize = 1024;
+
+    fn push(&self, message: &str) {
+        let mut queue = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.len() < Self::CAPACITY {
+            queue.push(message.to_owned());
+        }
+    }
+
+    /// The errors waiting, oldest first; none wait after.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// A copy of an operator's counters at one instant.
@@ -82,7 +107,16 @@ impl OperatorMetrics {
     /// Counts an error and keeps its message.
     pub fn record_exception(&self, message: impl Into<String>) {
         self.exceptions.fetch_add(1, Ordering::Relaxed);
-        *self.last_exception.lock().unwrap_or_else(|p| p.into_inner()) = Some((message.into(), now_ms()));
+        let message = message.into();
+        if let Some(queue) = self.forward.get() {
+            queue.push(&message);
+        }
+        *self.last_exception.lock().unwrap_or_else(|p| p.into_inner()) = Some((message, now_ms()));
+    }
+
+    /// Also puts its errors in `queue`, for the rule to send them to its sinks.
+    pub fn forward_errors(&self, queue: Arc<ErrorQueue>) {
+        let _ = self.forward.set(queue);
     }
 
     /// A copy of the counters.

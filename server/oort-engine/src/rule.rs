@@ -43,6 +43,9 @@ pub struct RuleOptions {
     pub checkpoint_interval_ms: u64,
     /// Pass source metadata to sinks.
     pub send_meta_to_sink: bool,
+    /// Send the errors of its operators to its sinks as `{"error": "..."}`
+    /// results (eKuiper's `sendError`), besides counting them.
+    pub send_error: bool,
     /// How the source is restarted after it dies.
     pub restart: RestartStrategy,
 }
@@ -57,6 +60,7 @@ impl Default for RuleOptions {
             qos: crate::delivery::Guarantee::AtMostOnce,
             checkpoint_interval_ms: 300_000,
             send_meta_to_sink: false,
+            send_error: false,
             restart: RestartStrategy::default(),
         }
     }

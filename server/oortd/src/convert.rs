@@ -67,6 +67,7 @@ pub fn rule_definition(rule: &pb::Rule) -> RuleDefinition {
                 .map(|ms| ms.max(1) as u64)
                 .unwrap_or(defaults.checkpoint_interval_ms),
             send_meta_to_sink: options.send_meta_to_sink,
+            send_error: options.send_error,
             restart: RestartStrategy {
                 attempts: restart.attempts,
                 delay_ms: restart.delay_ms.map(|d| d as u64).unwrap_or(restart_defaults.delay_ms),

@@ -149,7 +149,7 @@ async fn rules_are_validated_stored_and_pin_their_streams() {
         code_of(rules.create_rule(CreateRuleRequest { rule: Some(rule("r0", "SELECT * FROM demo WHERE")) }).await);
     assert_eq!(code, Code::InvalidArgument);
     assert!(message.contains("line 1, column"), "{message}");
-    assert!(rules.list_rules(ListRulesRequest {}).await.unwrap().into_inner().rules.is_empty());
+    assert!(rules.list_rules(ListRulesRequest::default()).await.unwrap().into_inner().rules.is_empty());
 
     let created = rules
         .create_rule(CreateRuleRequest { rule: Some(rule("r1", "SELECT t FROM demo WHERE t > 30")) })
@@ -165,7 +165,7 @@ async fn rules_are_validated_stored_and_pin_their_streams() {
 
     let got = rules.get_rule(GetRuleRequest { id: "r1".into() }).await.unwrap().into_inner().rule.unwrap();
     assert_eq!(got, created);
-    let listed = rules.list_rules(ListRulesRequest {}).await.unwrap().into_inner().rules;
+    let listed = rules.list_rules(ListRulesRequest::default()).await.unwrap().into_inner().rules;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].state, RuleState::Running as i32);
 
@@ -242,4 +242,36 @@ async fn connectors_are_listed_with_the_options_they_declare() {
     let sinks = client.list_connectors(request).await.unwrap().into_inner().connectors;
     assert!(!sinks.is_empty() && sinks.iter().all(|c| c.role() == ConnectorRole::Sink));
     assert!(sinks.iter().any(|c| c.r#type == "rest") && !sinks.iter().any(|c| c.r#type == "httppush"));
+}
+
+#[tokio::test]
+async fn rules_have_a_name_and_tags_and_are_listed_by_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let sql = r#"CREATE STREAM demo (t FLOAT) WITH (DATASOURCE="demo", TYPE="memory")"#;
+    oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let mut rules = oortd.rules().await;
+    for (id, tags) in [("a", vec!["line1", "alarm"]), ("b", vec!["line1"]), ("c", vec![])] {
+        let rule = Rule {
+            name: format!("rule {id}"),
+            tags: tags.into_iter().map(str::to_owned).collect(),
+            ..rule(id, "SELECT t FROM demo")
+        };
+        rules.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
+    }
+    let ids = |rules: Vec<oort_proto::v1::RuleInfo>| rules.into_iter().map(|r| r.rule.unwrap().id).collect::<Vec<_>>();
+    let listed = |tags: &[&str]| ListRulesRequest { tags: tags.iter().map(|t| (*t).to_owned()).collect() };
+    assert_eq!(ids(rules.list_rules(listed(&["line1"])).await.unwrap().into_inner().rules), ["a", "b"]);
+    assert_eq!(ids(rules.list_rules(listed(&["line1", "alarm"])).await.unwrap().into_inner().rules), ["a"]);
+    assert_eq!(ids(rules.list_rules(listed(&[])).await.unwrap().into_inner().rules), ["a", "b", "c"]);
+    let got = rules.get_rule(GetRuleRequest { id: "a".into() }).await.unwrap().into_inner().rule.unwrap();
+    assert_eq!((got.name.as_str(), got.tags.len()), ("rule a", 2));
+
+    let twice = Rule { tags: vec!["x".into(), "x".into()], ..rule("d", "SELECT t FROM demo") };
+    let (code, message) = code_of(rules.create_rule(CreateRuleRequest { rule: Some(twice) }).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("given twice"), "{message}");
+    let many = Rule { tags: (0..65).map(|i| i.to_string()).collect(), ..rule("d", "SELECT t FROM demo") };
+    let (code, _) = code_of(rules.create_rule(CreateRuleRequest { rule: Some(many) }).await);
+    assert_eq!(code, Code::InvalidArgument);
 }

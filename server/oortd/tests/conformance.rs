@@ -104,6 +104,8 @@ struct OptionsSpec {
     late_tolerance: Option<i64>,
     #[serde(default)]
     buffer_length: Option<u32>,
+    #[serde(default)]
+    send_error: bool,
 }
 
 /// What the server did with a case.
@@ -261,6 +263,7 @@ async fn run_case(oortd: &Oortd, case: &Case, id: &str) -> Result<Actual, String
             is_event_time: options.is_event_time,
             late_tolerance_ms: options.late_tolerance,
             buffer_length: options.buffer_length,
+            send_error: options.send_error,
             ..Default::default()
         }),
         ..Default::default()

@@ -281,7 +281,7 @@ async fn bad_rules_are_refused_with_positions_and_nothing_is_stored() {
             .await,
     );
     assert_eq!(code, Code::InvalidArgument, "a memory sink without a topic cannot start");
-    let listed = rules.list_rules(oort_proto::v1::ListRulesRequest {}).await.unwrap().into_inner().rules;
+    let listed = rules.list_rules(oort_proto::v1::ListRulesRequest::default()).await.unwrap().into_inner().rules;
     assert!(listed.is_empty(), "nothing stored: {listed:?}");
 }
 

@@ -30,7 +30,7 @@ async fn populate(oortd: &Oortd, prefix: &str, count: usize) {
 
 async fn counts(oortd: &Oortd) -> (usize, usize) {
     let streams = oortd.streams().await.list_streams(ListStreamsRequest::default()).await.unwrap().into_inner().streams;
-    let rules = oortd.rules().await.list_rules(ListRulesRequest {}).await.unwrap().into_inner().rules;
+    let rules = oortd.rules().await.list_rules(ListRulesRequest::default()).await.unwrap().into_inner().rules;
     (streams.len(), rules.len())
 }
 

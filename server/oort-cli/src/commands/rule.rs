@@ -28,7 +28,7 @@ pub async fn run(ctx: &Ctx, command: RuleCommand) -> Result<(), Error> {
     match command {
         RuleCommand::Create(input) => create(ctx, rule_for_create(&input)?).await,
         RuleCommand::Update(input) => update(ctx, &input).await,
-        RuleCommand::List => list(ctx).await,
+        RuleCommand::List { tags } => list(ctx, tags).await,
         RuleCommand::Describe(rule) => describe(ctx, rule.id).await,
         RuleCommand::Drop(rule) => delete(ctx, rule.id).await,
         RuleCommand::Start(rule) => start(ctx, rule.id).await,
@@ -140,8 +140,8 @@ async fn update(ctx: &Ctx, input: &RuleInput) -> Result<(), Error> {
     emit(&format!("Rule {} updated.", rule.rule.unwrap_or_default().id))
 }
 
-async fn list(ctx: &Ctx) -> Result<(), Error> {
-    let response = client(ctx).await?.list_rules(ListRulesRequest {}).await?.into_inner();
+async fn list(ctx: &Ctx, tags: Vec<String>) -> Result<(), Error> {
+    let response = client(ctx).await?.list_rules(ListRulesRequest { tags }).await?.into_inner();
     if ctx.json {
         return print_json(&response);
     }
@@ -151,9 +151,9 @@ async fn list(ctx: &Ctx) -> Result<(), Error> {
     print_table(&list_table(&response.rules))
 }
 
-/// ID, STATE, SQL (flattened and cut), ACTIONS: one row per rule.
+/// ID, STATE, SQL (flattened and cut), ACTIONS, TAGS: one row per rule.
 fn list_table(rules: &[RuleInfo]) -> comfy_table::Table {
-    let mut table = table(["ID", "STATE", "SQL", "ACTIONS"]);
+    let mut table = table(["ID", "STATE", "SQL", "ACTIONS", "TAGS"]);
     for info in rules {
         let rule = info.rule.clone().unwrap_or_default();
         let actions: Vec<&str> = rule.actions.iter().map(|a| a.r#type.as_str()).collect();
@@ -162,6 +162,7 @@ fn list_table(rules: &[RuleInfo]) -> comfy_table::Table {
             output::state_word(info.state()).to_string(),
             output::one_line(&rule.sql, SQL_WIDTH),
             or_dash(&actions.join(",")),
+            or_dash(&rule.tags.join(",")),
         ]);
     }
     table

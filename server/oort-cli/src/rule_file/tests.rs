@@ -41,8 +41,21 @@ fn parses_the_ekuiper_example() {
                 jitter_factor: Some(0.1),
             }),
             buffer_full: BufferFull::Unspecified as i32,
+            send_error: false,
         }
     );
+}
+
+#[test]
+fn name_tags_and_send_error_round_trip() {
+    let text = r#"{"id":"r","name":"Hot devices","tags":["line1","alarm"],"sql":"SELECT 1 FROM s","actions":[{"log":{}}],"options":{"isEventTime":false,"sendMetaToSink":false,"qos":0,"sendError":true}}"#;
+    let rule = rule_from_json(text, None).unwrap();
+    assert_eq!(
+        (rule.name.as_str(), rule.tags.as_slice()),
+        ("Hot devices", &["line1".to_owned(), "alarm".to_owned()][..])
+    );
+    assert!(rule.options.as_ref().unwrap().send_error);
+    assert_eq!(rule_to_json(&rule), serde_json::from_str::<Value>(text).unwrap());
 }
 
 #[test]

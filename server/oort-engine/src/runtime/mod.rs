@@ -28,7 +28,7 @@ use crate::checkpoint::{self, CheckpointStore};
 use crate::connector::{ConnectorRegistry, SinkConfig, SourceConfig, SourceOutput};
 use crate::delivery::{Delivery, Guarantee, Rewind};
 use crate::join;
-use crate::metrics::{OperatorMetrics, OperatorStatus, now_ms};
+use crate::metrics::{ErrorQueue, OperatorMetrics, OperatorStatus, now_ms};
 use crate::plan::{RulePlan, Stage};
 use crate::sink_cache::{SinkCache, SinkCacheConfig, SinkCaches};
 use crate::value::Map;
@@ -288,12 +288,23 @@ pub fn start(
 
     let cancel = CancellationToken::new();
     let counters = StageCounters::new(&plan);
+    // sendError: the operators' errors also go to the sinks (not the source's or the sinks' own).
+    let errors = plan.options.send_error.then(|| {
+        let queue = Arc::new(ErrorQueue::default());
+        for (stage, metrics) in &counters.0 {
+            if !matches!(stage, Stage::Source | Stage::Table(_) | Stage::Sink(_)) {
+                metrics.forward_errors(Arc::clone(&queue));
+            }
+        }
+        queue
+    });
     // A table whose source cannot be built stops the loaders already started.
     let table_counters = |i| counters.stage(Stage::Table(i));
     let join::Loaders { tables, mut tasks } =
         join::start_loaders(&plan, connectors, &cancel, table_counters).inspect_err(|_| cancel.cancel())?;
     let source_metrics = counters.stage(Stage::Source);
-    let rule_metrics = RuleMetrics::new(&counters);
+    let mut rule_metrics = RuleMetrics::new(&counters);
+    rule_metrics.errors = errors;
     let sink_metrics: Vec<Arc<OperatorMetrics>> =
         (0..plan.actions.len()).map(|i| counters.stage(Stage::Sink(i))).collect();
     let buffer = plan.options.buffer_length.max(1);

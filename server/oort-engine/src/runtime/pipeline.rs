@@ -18,7 +18,7 @@ use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Tail};
 use crate::analytic::AnalyticState;
 use crate::connector::SourceEvent;
 use crate::expr::EvalEnv;
-use crate::metrics::{OperatorMetrics, now_ms};
+use crate::metrics::{ErrorQueue, OperatorMetrics, now_ms};
 use crate::plan::{Compiled, RulePlan, Stage};
 use crate::row::Row;
 use crate::value::{Map, Value};
@@ -41,6 +41,8 @@ pub(super) struct RuleMetrics {
     pub(super) project: Arc<OperatorMetrics>,
     pub(super) order: Option<Arc<OperatorMetrics>>,
     pub(super) limit: Option<Arc<OperatorMetrics>>,
+    /// With `sendError`, the errors of the operators, for the sinks.
+    pub(super) errors: Option<Arc<ErrorQueue>>,
 }
 
 impl RuleMetrics {
@@ -58,6 +60,7 @@ impl RuleMetrics {
             project: counters.stage(Stage::Project),
             order: counters.get(Stage::Order),
             limit: counters.get(Stage::Limit),
+            errors: None,
         }
     }
 }
@@ -230,7 +233,7 @@ async fn run_in_order(
                 (stages.on_events(std::mem::take(&mut batch), &mut state).await, position)
             }
         };
-        output.emit(results).await;
+        output.emit(stages.metrics.with_errors(results)).await;
         if let Some(trigger) = checkpoints.as_mut() {
             trigger.saw(position);
             trigger.take_if_due(&state, &output).await;
@@ -264,7 +267,7 @@ async fn run_pipelined(
             () = cancel.cancelled() => return,
             Some((done, position)) = pending.next(), if !pending.is_empty() => {
                 match done {
-                    Ok(results) => output.emit(results).await,
+                    Ok(results) => output.emit(stages.metrics.with_errors(results)).await,
                     // A panic in a function loses that batch, not the rule.
                     Err(e) => stages.metrics.project.record_exception(format!("evaluation failed: {e}")),
                 }
@@ -314,6 +317,24 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         (Some(text), _) => format!("panicked: {text}"),
         (_, Some(text)) => format!("panicked: {text}"),
         _ => "panicked".to_owned(),
+    }
+}
+
+impl RuleMetrics {
+    /// With `sendError`, `results` followed by the errors counted since the
+    /// last call, each a result `{"error": "..."}` of its own.
+    fn with_errors(&self, mut results: Vec<Vec<Map>>) -> Vec<Vec<Map>> {
+        self.send_errors(&mut results);
+        results
+    }
+
+    /// With `sendError`, appends the errors counted so far to `results`, each
+    /// a result `{"error": "..."}` of its own.
+    pub(super) fn send_errors(&self, results: &mut Vec<Vec<Map>>) {
+        if let Some(queue) = &self.errors {
+            let error = |message: String| vec![Map::from([(Arc::from("error"), Value::string(message))])];
+            results.extend(queue.take().into_iter().map(error));
+        }
     }
 }
 
@@ -475,7 +496,11 @@ impl Stages {
                         out.and_then(|out| hits::finish(&self.plan, out, state.analytic.as_mut(), &mut results));
                     match finished {
                         Ok(()) => m.project.record_out(1),
-                        Err(e) => m.project.record_exception(e.to_string()),
+                        Err(e) => {
+                            m.project.record_exception(e.to_string());
+                            // In its event's place among the results.
+                            m.send_errors(&mut results);
+                        }
                     }
                 }
             }

@@ -145,6 +145,30 @@ fn validate_id(id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// The most tags a rule may have, and the longest name or tag.
+const MAX_TAGS: usize = 64;
+const MAX_LABEL_CHARS: usize = 256;
+
+/// A rule's name and tags: bounded, and tags non-empty and without duplicates.
+fn validate_labels(rule: &Rule) -> ApiResult<()> {
+    let invalid = |m: String| Err(ApiError::InvalidArgument(format!("rule {}: {m}", rule.id)));
+    if rule.name.chars().count() > MAX_LABEL_CHARS {
+        return invalid(format!("the name is longer than {MAX_LABEL_CHARS} characters"));
+    }
+    if rule.tags.len() > MAX_TAGS {
+        return invalid(format!("{} tags, more than {MAX_TAGS}", rule.tags.len()));
+    }
+    for (i, tag) in rule.tags.iter().enumerate() {
+        if tag.trim().is_empty() || tag.chars().count() > MAX_LABEL_CHARS {
+            return invalid(format!("tag {i} must be 1 to {MAX_LABEL_CHARS} characters, not blank"));
+        }
+        if rule.tags[..i].contains(tag) {
+            return invalid(format!("the tag {tag:?} is given twice"));
+        }
+    }
+    Ok(())
+}
+
 fn validate_options(rule: &Rule) -> ApiResult<()> {
     let Some(options) = &rule.options else { return Ok(()) };
     let invalid = |m: String| Err(ApiError::InvalidArgument(format!("rule {}: {m}", rule.id)));
@@ -190,6 +214,7 @@ fn prepare_rule(rule: Option<Rule>) -> ApiResult<(Rule, Vec<String>)> {
         return Err(ApiError::InvalidArgument(format!("rule {}: action {i} has no type", rule.id)));
     }
     validate_options(&rule)?;
+    validate_labels(&rule)?;
     let time = now();
     rule.triggered = Some(rule.triggered.unwrap_or(true));
     rule.create_time = Some(time);
@@ -298,10 +323,11 @@ impl RuleService for RuleApi {
         Ok(Response::new(GetRuleResponse { rule: Some(redact::redact_rule(rule)) }))
     }
 
-    async fn list_rules(&self, _request: Request<ListRulesRequest>) -> Result<Response<ListRulesResponse>, Status> {
+    async fn list_rules(&self, request: Request<ListRulesRequest>) -> Result<Response<ListRulesResponse>, Status> {
+        let tags = request.into_inner().tags;
         let rules = self.rules.catalog().call(|c| c.list_rules()).await?;
         let mut infos = Vec::with_capacity(rules.len());
-        for rule in rules {
+        for rule in rules.into_iter().filter(|r| tags.iter().all(|t| r.tags.contains(t))) {
             infos.push(RuleInfo { state: self.state_of(&rule).await as i32, rule: Some(redact::redact_rule(rule)) });
         }
         Ok(Response::new(ListRulesResponse { rules: infos }))

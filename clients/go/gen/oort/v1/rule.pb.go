@@ -268,7 +268,11 @@ type Rule struct {
 	// When it was created. Output only.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it was last changed. Output only.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// A name for people (eKuiper's `name`); the id stays the key.
+	Name string `protobuf:"bytes,8,opt,name=name,proto3" json:"name,omitempty"`
+	// Labels to find rules by (eKuiper's `tags`); ListRules can filter on them.
+	Tags          []string `protobuf:"bytes,9,rep,name=tags,proto3" json:"tags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -352,6 +356,20 @@ func (x *Rule) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Rule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Rule) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
 // One action (sink) of a rule.
 type Action struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -428,7 +446,11 @@ type RuleOptions struct {
 	// plugin) while its input buffer of `buffer_length` events is full. Unset:
 	// DROP for qos 0, BLOCK for qos 1 and 2. Sources that read at their own pace
 	// (files) always wait.
-	BufferFull    BufferFull `protobuf:"varint,8,opt,name=buffer_full,json=bufferFull,proto3,enum=oort.v1.BufferFull" json:"buffer_full,omitempty"`
+	BufferFull BufferFull `protobuf:"varint,8,opt,name=buffer_full,json=bufferFull,proto3,enum=oort.v1.BufferFull" json:"buffer_full,omitempty"`
+	// Send the errors of the rule's operators (a bad event, a failed call) to
+	// its sinks as a result {"error": "..."} each, besides counting them
+	// (eKuiper's `sendError`). Default false.
+	SendError     bool `protobuf:"varint,9,opt,name=send_error,json=sendError,proto3" json:"send_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -517,6 +539,13 @@ func (x *RuleOptions) GetBufferFull() BufferFull {
 		return x.BufferFull
 	}
 	return BufferFull_BUFFER_FULL_UNSPECIFIED
+}
+
+func (x *RuleOptions) GetSendError() bool {
+	if x != nil {
+		return x.SendError
+	}
+	return false
 }
 
 // Restart policy with exponential backoff.
@@ -970,7 +999,9 @@ func (x *GetRuleResponse) GetRule() *Rule {
 
 // Request of RuleService.ListRules.
 type ListRulesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the rules that have every one of these tags; all rules when empty.
+	Tags          []string `protobuf:"bytes,1,rep,name=tags,proto3" json:"tags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1003,6 +1034,13 @@ func (x *ListRulesRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListRulesRequest.ProtoReflect.Descriptor instead.
 func (*ListRulesRequest) Descriptor() ([]byte, []int) {
 	return file_oort_v1_rule_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListRulesRequest) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
 }
 
 // Response of RuleService.ListRules.
@@ -2295,7 +2333,7 @@ var File_oort_v1_rule_proto protoreflect.FileDescriptor
 
 const file_oort_v1_rule_proto_rawDesc = "" +
 	"\n" +
-	"\x12oort/v1/rule.proto\x12\aoort.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13oort/v1/value.proto\"\xae\x02\n" +
+	"\x12oort/v1/rule.proto\x12\aoort.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13oort/v1/value.proto\"\xd6\x02\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03sql\x18\x02 \x01(\tR\x03sql\x12)\n" +
@@ -2305,12 +2343,14 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTimeB\f\n" +
+	"updateTime\x12\x12\n" +
+	"\x04name\x18\b \x01(\tR\x04name\x12\x12\n" +
+	"\x04tags\x18\t \x03(\tR\x04tagsB\f\n" +
 	"\n" +
 	"_triggered\"K\n" +
 	"\x06Action\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12-\n" +
-	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\xc2\x03\n" +
+	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\xe1\x03\n" +
 	"\vRuleOptions\x12\"\n" +
 	"\ris_event_time\x18\x01 \x01(\bR\visEventTime\x12/\n" +
 	"\x11late_tolerance_ms\x18\x02 \x01(\x03H\x00R\x0flateToleranceMs\x88\x01\x01\x12(\n" +
@@ -2320,7 +2360,9 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x16checkpoint_interval_ms\x18\x06 \x01(\x03H\x02R\x14checkpointIntervalMs\x88\x01\x01\x12C\n" +
 	"\x10restart_strategy\x18\a \x01(\v2\x18.oort.v1.RestartStrategyR\x0frestartStrategy\x124\n" +
 	"\vbuffer_full\x18\b \x01(\x0e2\x13.oort.v1.BufferFullR\n" +
-	"bufferFullB\x14\n" +
+	"bufferFull\x12\x1d\n" +
+	"\n" +
+	"send_error\x18\t \x01(\bR\tsendErrorB\x14\n" +
 	"\x12_late_tolerance_msB\x10\n" +
 	"\x0e_buffer_lengthB\x19\n" +
 	"\x17_checkpoint_interval_ms\"\x82\x02\n" +
@@ -2359,8 +2401,9 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x0eGetRuleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"4\n" +
 	"\x0fGetRuleResponse\x12!\n" +
-	"\x04rule\x18\x01 \x01(\v2\r.oort.v1.RuleR\x04rule\"\x12\n" +
-	"\x10ListRulesRequest\"<\n" +
+	"\x04rule\x18\x01 \x01(\v2\r.oort.v1.RuleR\x04rule\"&\n" +
+	"\x10ListRulesRequest\x12\x12\n" +
+	"\x04tags\x18\x01 \x03(\tR\x04tags\"<\n" +
 	"\x11ListRulesResponse\x12'\n" +
 	"\x05rules\x18\x01 \x03(\v2\x11.oort.v1.RuleInfoR\x05rules\"6\n" +
 	"\x11UpdateRuleRequest\x12!\n" +

@@ -161,6 +161,8 @@ class Rule(_message.Message):
     TRIGGERED_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique id: letters, digits, `_`, `-` and `.`, at most 128 characters."""
     sql: _builtins.str
@@ -169,6 +171,8 @@ class Rule(_message.Message):
     """Whether the rule runs. Unset means true: a new rule starts at once.
     StartRule and StopRule change it.
     """
+    name: _builtins.str
+    """A name for people (eKuiper's `name`); the id stays the key."""
     @_builtins.property
     def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Action]:
         """Where results go; at least one."""
@@ -185,6 +189,10 @@ class Rule(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When it was last changed. Output only."""
 
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Labels to find rules by (eKuiper's `tags`); ListRules can filter on them."""
+
     def __init__(
         self,
         *,
@@ -195,10 +203,12 @@ class Rule(_message.Message):
         triggered: _builtins.bool | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        name: _builtins.str = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_triggered", b"_triggered", "create_time", b"create_time", "options", b"options", "triggered", b"triggered", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_triggered", b"_triggered", "actions", b"actions", "create_time", b"create_time", "id", b"id", "options", b"options", "sql", b"sql", "triggered", b"triggered", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_triggered", b"_triggered", "actions", b"actions", "create_time", b"create_time", "id", b"id", "name", b"name", "options", b"options", "sql", b"sql", "tags", b"tags", "triggered", b"triggered", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__triggered: _TypeAlias = _typing.Literal["triggered"]  # noqa: Y015
     _WhichOneofArgType__triggered: _TypeAlias = _typing.Literal["_triggered", b"_triggered"]  # noqa: Y015
@@ -248,6 +258,7 @@ class RuleOptions(_message.Message):
     CHECKPOINT_INTERVAL_MS_FIELD_NUMBER: _builtins.int
     RESTART_STRATEGY_FIELD_NUMBER: _builtins.int
     BUFFER_FULL_FIELD_NUMBER: _builtins.int
+    SEND_ERROR_FIELD_NUMBER: _builtins.int
     is_event_time: _builtins.bool
     """Use event time (the stream's TIMESTAMP field) instead of processing time."""
     late_tolerance_ms: _builtins.int
@@ -266,6 +277,11 @@ class RuleOptions(_message.Message):
     DROP for qos 0, BLOCK for qos 1 and 2. Sources that read at their own pace
     (files) always wait.
     """
+    send_error: _builtins.bool
+    """Send the errors of the rule's operators (a bad event, a failed call) to
+    its sinks as a result {"error": "..."} each, besides counting them
+    (eKuiper's `sendError`). Default false.
+    """
     @_builtins.property
     def restart_strategy(self) -> Global___RestartStrategy:
         """How the rule restarts after a failure of its source."""
@@ -281,10 +297,11 @@ class RuleOptions(_message.Message):
         checkpoint_interval_ms: _builtins.int | None = ...,
         restart_strategy: Global___RestartStrategy | None = ...,
         buffer_full: Global___BufferFull.ValueType = ...,
+        send_error: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "late_tolerance_ms", b"late_tolerance_ms", "restart_strategy", b"restart_strategy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_meta_to_sink", b"send_meta_to_sink"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_error", b"send_error", "send_meta_to_sink", b"send_meta_to_sink"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__buffer_length: _TypeAlias = _typing.Literal["buffer_length"]  # noqa: Y015
     _WhichOneofArgType__buffer_length: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length"]  # noqa: Y015
@@ -546,12 +563,19 @@ class ListRulesRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    TAGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only the rules that have every one of these tags; all rules when empty."""
+
     def __init__(
         self,
+        *,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
