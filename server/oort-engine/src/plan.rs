@@ -458,7 +458,19 @@ pub fn plan(
     let analytics = AnalyticCalls::default();
     let ctx = CompileContext { analytics: Some(&analytics), ..on_ctx };
 
-    let filter = select.selection.as_ref().map(|e| compile(e, &ctx)).transpose()?;
+    // The SELECT list first: WHERE may name its aliases.
+    let mut projection = expr::compile_projection(&select.projection, &ctx)?;
+    projection.hide(&query.invisible)?;
+    let filter = select
+        .selection
+        .as_ref()
+        .map(|e| {
+            Ok::<_, PlanError>(Compiled {
+                expr: expr::compile_with_select_aliases(e, &ctx, &projection)?,
+                sql: e.to_string(),
+            })
+        })
+        .transpose()?;
     if let Some((name, position)) = filter.as_ref().and_then(|f| f.expr.first_aggregate()) {
         let message = format!("aggregate function {name} is not allowed in WHERE; use HAVING");
         return Err(SqlError::semantic(message, position).into());
@@ -479,8 +491,6 @@ pub fn plan(
     }
     let dimension_sql: Vec<&SqlExpr> = query.dimensions().collect();
     let dimensions = dimension_sql.iter().map(|e| compile(e, &ctx)).collect::<Result<Vec<_>, _>>()?;
-    let mut projection = expr::compile_projection(&select.projection, &ctx)?;
-    projection.hide(&query.invisible)?;
     let grouped = query.window.is_some() || !dimensions.is_empty();
     if let Some((name, position)) = projection.exprs().find_map(|(_, e)| e.first_aggregate()).filter(|_| !grouped) {
         let message =

@@ -202,6 +202,17 @@ async fn a_failing_call_drops_its_event_and_the_state_stays_bounded() {
     assert!(matches!(&out[0], Some(Err(e)) if e.contains("offset must be between 0 and")), "{:?}", out[0]);
 }
 
+#[tokio::test]
+async fn where_reads_the_aliases_of_the_select_list() {
+    let events = [json!({"a": 1}), json!({"a": 2}), json!({"a": 3})];
+    let out = run("SELECT a + 1 AS b FROM demo WHERE b > 2", &events).await;
+    assert_eq!(out, [json!({"b": 3}), json!({"b": 4})]);
+    let out = run("SELECT a * 10 AS a FROM demo WHERE a > 15", &events).await;
+    assert_eq!(out, [json!({"a": 20}), json!({"a": 30})], "the alias wins over the column, as in HAVING");
+    let plan = planned("SELECT count(*) AS c FROM demo WHERE c > 1 GROUP BY TUMBLINGWINDOW(ss, 1)").unwrap();
+    assert_eq!(plan.filter.unwrap().expr.to_string(), "(c > 1)", "an aggregate's alias names the column in WHERE");
+}
+
 #[test]
 fn creation_refuses_what_ekuiper_refuses() {
     let cases = [

@@ -110,6 +110,18 @@ pub fn compile_with_aliases(
     Compiler::new(ctx, Aliases::Output(projection)).expr(expr)
 }
 
+/// Compiles WHERE, where a name may also be an alias of the SELECT list
+/// (`SELECT a + 1 AS b FROM s WHERE b > 2`, eKuiper): the alias wins over a
+/// source column of the same name, as in HAVING, unless it is an aggregate's
+/// (WHERE runs before any aggregate).
+pub fn compile_with_select_aliases(
+    expr: &SqlExpr,
+    ctx: &CompileContext<'_>,
+    projection: &Projection,
+) -> Result<Expr, SqlError> {
+    Compiler::new(ctx, Aliases::Where(projection)).expr(expr)
+}
+
 pub(crate) fn position(node: &impl Spanned) -> Option<Position> {
     Position::from_location(node.span().start)
 }
@@ -131,6 +143,8 @@ pub(crate) enum Aliases<'a> {
     Select { items: Vec<Option<(&'a str, &'a SqlExpr)>>, stack: Vec<usize> },
     /// HAVING / ORDER BY: the compiled SELECT list.
     Output(&'a Projection),
+    /// WHERE: the aliases (`AS name`) of the compiled SELECT list.
+    Where(&'a Projection),
 }
 
 pub(crate) struct Compiler<'a> {

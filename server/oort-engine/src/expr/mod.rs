@@ -51,7 +51,8 @@
 //!   In the SELECT list, a name that is the alias of another SELECT item means
 //!   that item's expression (`SELECT a + 1 AS s1, s1 + 1 AS s2`), and in
 //!   HAVING / ORDER BY ([`compile_with_aliases`]) an output column name wins
-//!   over a source column, as in eKuiper. An item's own alias names the source
+//!   over a source column, as in eKuiper; in WHERE
+//!   ([`compile_with_select_aliases`]) an alias (`AS name`) does. An item's own alias names the source
 //!   column inside that item (`SELECT a + 1 AS a`).
 //! * **NULL.** A missing field is NULL. Arithmetic, bitwise, `||`, unary
 //!   operators, `->`, `[i]`, `IN` and `LIKE` give NULL when an operand is NULL.
@@ -104,7 +105,7 @@ mod test_util;
 
 pub(crate) use batch::eval_rows;
 pub use changed_cols::{ChangedCols, ChangedItem};
-pub use compile::{CompileContext, SourceSchema, compile, compile_with_aliases};
+pub use compile::{CompileContext, SourceSchema, compile, compile_with_aliases, compile_with_select_aliases};
 pub(crate) use ops::order as order_values;
 pub(crate) use projection::check_no_set_returning;
 pub use projection::{Projection, ProjectionColumn, SetReturning, compile_projection};

@@ -412,6 +412,16 @@ impl Projection {
         self.exprs().map(|(name, _)| name)
     }
 
+    /// The expression of the item aliased `name` (`expr AS name`); the last
+    /// one when several are.
+    pub fn alias_expr(&self, name: &str) -> Option<&Expr> {
+        let mut aliased = self.columns.iter().filter_map(|c| match c {
+            ProjectionColumn::Expr { name: n, expr, alias: true } if **n == *name => Some(expr),
+            _ => None,
+        });
+        aliased.next_back()
+    }
+
     /// The expression of the output column `name`; the last one when several
     /// share the name, as that one is what the output holds.
     pub fn output_expr(&self, name: &str) -> Option<&Expr> {

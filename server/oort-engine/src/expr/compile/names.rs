@@ -19,8 +19,14 @@ impl<'a> Compiler<'a> {
         let name = ident.value.as_str();
         let target = match &mut self.aliases {
             Aliases::None => return Ok(None),
-            Aliases::Output(projection) => {
-                let Some(expr) = projection.output_expr(name) else {
+            Aliases::Output(_) | Aliases::Where(_) => {
+                let found = match self.aliases {
+                    // WHERE comes before any aggregate: an aggregate's alias names the column.
+                    Aliases::Where(projection) => projection.alias_expr(name).filter(|e| !e.contains_aggregate()),
+                    Aliases::Output(projection) => projection.output_expr(name),
+                    _ => None,
+                };
+                let Some(expr) = found else {
                     return Ok(None);
                 };
                 if let Some(outer) = &self.aggregate
