@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::hits;
 use super::pipeline::{RuleMetrics, filter_rows};
+use super::project;
 use crate::analytic::AnalyticState;
 use crate::expr::{EvalEnv, EvalError, Expr, RowNumber, Step, eval_rows};
 use crate::group::GroupKey;
@@ -22,6 +23,12 @@ pub(super) async fn process_windows(
     batches: Vec<WindowBatch>,
     mut analytic: Option<&mut AnalyticState>,
 ) -> Vec<Vec<Map>> {
+    if plan.window.is_none() {
+        // A rule without a window in event time: its rows in event-time order.
+        let env = EvalEnv { rule_id: &plan.rule_id, window: None, prefetch: None, hits: None };
+        let rows: Vec<Row> = batches.into_iter().flat_map(|b| b.rows).collect();
+        return project::events(plan, metrics, rows, analytic, &env, now_ms()).await;
+    }
     let mut results = Vec::with_capacity(batches.len());
     for batch in batches {
         if let Some(m) = &metrics.window {

@@ -3,9 +3,10 @@
 //! changes what the next event (group) reads, so these go one at a time,
 //! each seeing the hits before it ([`Hits`]).
 
-use super::pipeline::{RuleMetrics, State};
+use super::pipeline::RuleMetrics;
+use super::project;
 use crate::analytic::{AnalyticState, Hits};
-use crate::expr::{EvalEnv, EvalError};
+use crate::expr::EvalEnv;
 use crate::plan::RulePlan;
 use crate::row::Row;
 use crate::value::{Map, Value};
@@ -16,12 +17,11 @@ pub(super) async fn events(
     plan: &RulePlan,
     m: &RuleMetrics,
     rows: Vec<Row>,
-    state: &mut State,
+    analytic: &mut AnalyticState,
     env: &EvalEnv<'_>,
     now: i64,
 ) -> Vec<Vec<Map>> {
     let mut results = Vec::new();
-    let Some(analytic) = state.analytic.as_mut() else { return results };
     for row in rows {
         let env = EvalEnv { hits: Some(analytic.hits), ..*env };
         let one = [row];
@@ -39,33 +39,13 @@ pub(super) async fn events(
         analytic.hits.hit(one[0].timestamp);
         m.project.record_in(1, now);
         let out = plan.projection.eval_batch(&one, &env).await.pop();
-        match out.map(|out| out.and_then(|out| finish(plan, out, Some(analytic), &mut results))) {
+        match out.map(|out| out.and_then(|out| project::finish(plan, out, Some(analytic), &mut results))) {
             Some(Ok(())) => m.project.record_out(1),
             Some(Err(e)) => m.project.record_exception(e.to_string()),
             None => {}
         }
     }
     results
-}
-
-/// A projected row's last steps: `changed_cols`, then `unnest` (each
-/// unnested row a result of its own, as eKuiper's), into `results`.
-pub(super) fn finish(
-    plan: &RulePlan,
-    mut out: Map,
-    analytic: Option<&mut AnalyticState>,
-    results: &mut Vec<Vec<Map>>,
-) -> Result<(), EvalError> {
-    let projection = &plan.projection;
-    if let Some(analytic) = analytic {
-        projection.keep_changes(analytic, &mut out)?;
-    }
-    if projection.set_returning.is_none() {
-        results.push(vec![out]);
-    } else {
-        results.extend(projection.expand(out)?.into_iter().map(|row| vec![row]));
-    }
-    Ok(())
 }
 
 /// A window's groups, one at a time through HAVING: the hits each group that

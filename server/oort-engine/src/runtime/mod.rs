@@ -9,6 +9,7 @@ mod checkpointer;
 mod grouping;
 mod hits;
 mod pipeline;
+mod project;
 mod sink;
 mod source;
 mod tail;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::checkpointer::Trigger;
 use super::grouping::process_windows;
-use super::hits;
+use super::project;
 use super::sink::ToSink;
 use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Tail};
 use crate::analytic::AnalyticState;
@@ -101,6 +101,12 @@ pub(super) async fn run_operators(
             _ => window,
         }
     });
+    // Event time without a window: the rows in event-time order, late ones dropped.
+    if window.is_none()
+        && let TimeMode::Event { late_tolerance_ms } = mode
+    {
+        window = Some(WindowOperator::event_order(late_tolerance_ms).with_max_bytes(window_bytes));
+    }
     if let (Some(window), Some(saved)) = (window.as_mut(), &recovery.window)
         && let Err(e) = window.restore(saved)
     {
@@ -443,7 +449,7 @@ impl Stages {
             am.record_out(passed as u64);
         }
         // A rule that reads its hits filters each event in turn (`hits::events`).
-        if filters_first && !(self.plan.reads_hits && window.is_none()) {
+        if filters_first && !(self.plan.reads_hits && self.plan.window.is_none()) {
             rows = filter_rows((self.plan.filter.as_ref(), m.filter.as_ref()), rows, &mut origins, &env, now).await;
         }
         if self.plan.window_filter.is_some() {
@@ -453,7 +459,7 @@ impl Stages {
         let mut results = Vec::new();
         match window {
             Some(w) => {
-                let evicted = w.evicted();
+                let (evicted, late) = (w.evicted(), w.late_dropped());
                 let mut rows =
                     rows.into_iter().zip(origins.into_iter().map(Some).chain(std::iter::repeat(None))).peekable();
                 // Untracked: every row at once, as from one event.
@@ -480,6 +486,11 @@ impl Stages {
                         }
                     }
                 }
+                // Late rows (behind the watermark) are dropped and counted, as eKuiper drops them.
+                let late = w.late_dropped() - late;
+                if late > 0 {
+                    m.window.as_ref().unwrap_or(&m.project).record_dropped(late);
+                }
                 let dropped = w.evicted() - evicted;
                 if let Some(wm) = m.window.as_ref().filter(|_| dropped > 0) {
                     wm.record_dropped(dropped);
@@ -488,22 +499,7 @@ impl Stages {
                     ));
                 }
             }
-            None if self.plan.reads_hits => results = hits::events(&self.plan, m, rows, state, &env, now).await,
-            None => {
-                m.project.record_in(rows.len() as u64, now);
-                for out in self.plan.projection.eval_batch(&rows, &env).await {
-                    let finished =
-                        out.and_then(|out| hits::finish(&self.plan, out, state.analytic.as_mut(), &mut results));
-                    match finished {
-                        Ok(()) => m.project.record_out(1),
-                        Err(e) => {
-                            m.project.record_exception(e.to_string());
-                            // In its event's place among the results.
-                            m.send_errors(&mut results);
-                        }
-                    }
-                }
-            }
+            None => results = project::events(&self.plan, m, rows, state.analytic.as_mut(), &env, now).await,
         }
         // One clock read per batch: the latency reported is the batch's mean.
         m.project.record_latency((started.elapsed().as_micros() / u128::from(received.max(1))) as i64);

@@ -196,6 +196,18 @@ impl WindowOperator {
                 Windows::Count(CountWindows::new(length, interval))
             }
         };
+        Self::of(windows, mode)
+    }
+
+    /// The rows of a rule without a window in event time, one at a time, in
+    /// the order of their timestamps once the watermark passes them; late
+    /// ones dropped and counted ([`late_dropped`](Self::late_dropped)), as
+    /// eKuiper's watermark does. Each comes out as a batch of its own.
+    pub fn event_order(late_tolerance_ms: i64) -> Self {
+        Self::of(Windows::Each, TimeMode::Event { late_tolerance_ms })
+    }
+
+    fn of(windows: Windows, mode: TimeMode) -> Self {
         let mode = match mode {
             TimeMode::Event { late_tolerance_ms } => TimeMode::Event { late_tolerance_ms: late_tolerance_ms.max(0) },
             TimeMode::Processing => TimeMode::Processing,
@@ -251,7 +263,7 @@ impl WindowOperator {
         match &mut self.windows {
             Windows::Aligned(w) => w.offset = offset_ms,
             Windows::Session(w) => w.offset = offset_ms,
-            Windows::Sliding(_) | Windows::Count(_) | Windows::State(_) => {}
+            Windows::Sliding(_) | Windows::Count(_) | Windows::State(_) | Windows::Each => {}
         }
         self
     }
@@ -445,6 +457,8 @@ enum Windows {
     Session(SessionWindows),
     Count(CountWindows),
     State(StateWindows),
+    /// No window: each row on its own ([`WindowOperator::event_order`]).
+    Each,
 }
 
 impl Windows {
@@ -455,6 +469,7 @@ impl Windows {
             Windows::Session(w) => w.insert(row, key, out),
             Windows::Count(w) => w.insert(row, key, out),
             Windows::State(w) => w.insert(row, key, verdict, out),
+            Windows::Each => out.push(WindowBatch { start: key, end: key, rows: vec![row] }),
         }
     }
 
@@ -463,7 +478,7 @@ impl Windows {
             Windows::Aligned(w) => w.advance(now, out),
             Windows::Sliding(w) => w.advance(now, out),
             Windows::Session(w) => w.advance(now, out),
-            Windows::Count(_) | Windows::State(_) => {}
+            Windows::Count(_) | Windows::State(_) | Windows::Each => {}
         }
     }
 
@@ -472,7 +487,7 @@ impl Windows {
             Windows::Aligned(w) => w.deadline(),
             Windows::Sliding(w) => w.deadline(),
             Windows::Session(w) => w.deadline(),
-            Windows::Count(_) | Windows::State(_) => None,
+            Windows::Count(_) | Windows::State(_) | Windows::Each => None,
         }
     }
 
@@ -484,6 +499,7 @@ impl Windows {
             Windows::Session(w) => &w.rows,
             Windows::Count(w) => &w.rows,
             Windows::State(w) => return w.held(),
+            Windows::Each => return (0, 0),
         };
         (rows.len(), rows.bytes)
     }
@@ -496,6 +512,7 @@ impl Windows {
             Windows::Session(w) => &mut w.rows,
             Windows::Count(w) => &mut w.rows,
             Windows::State(w) => return w.evict_oldest(),
+            Windows::Each => return false,
         };
         rows.pop_front().is_some()
     }

@@ -706,8 +706,10 @@ type OperatorStatus struct {
 	LastExceptionTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_exception_time,json=lastExceptionTime,proto3" json:"last_exception_time,omitempty"`
 	// When the operator last processed an event.
 	LastInvocation *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_invocation,json=lastInvocation,proto3" json:"last_invocation,omitempty"`
-	// Events dropped because the rule's input buffer was full (source operators
-	// of rules whose `buffer_full` is DROP).
+	// Events dropped: by the source operator when the rule's input buffer was
+	// full (`buffer_full` DROP); by the window (without one, the projection)
+	// when behind the event-time watermark (late) or past the server's
+	// `max_window_state_bytes`.
 	RecordsDroppedTotal uint64 `protobuf:"varint,10,opt,name=records_dropped_total,json=recordsDroppedTotal,proto3" json:"records_dropped_total,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache

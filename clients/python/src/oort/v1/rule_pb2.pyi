@@ -430,8 +430,10 @@ class OperatorStatus(_message.Message):
     last_exception: _builtins.str
     """Message of the last error, empty if none."""
     records_dropped_total: _builtins.int
-    """Events dropped because the rule's input buffer was full (source operators
-    of rules whose `buffer_full` is DROP).
+    """Events dropped: by the source operator when the rule's input buffer was
+    full (`buffer_full` DROP); by the window (without one, the projection)
+    when behind the event-time watermark (late) or past the server's
+    `max_window_state_bytes`.
     """
     @_builtins.property
     def last_exception_time(self) -> _timestamp_pb2.Timestamp:

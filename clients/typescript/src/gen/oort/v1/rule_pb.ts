@@ -351,8 +351,10 @@ export type OperatorStatus = Message<"oort.v1.OperatorStatus"> & {
   lastInvocation?: Timestamp | undefined;
 
   /**
-   * Events dropped because the rule's input buffer was full (source operators
-   * of rules whose `buffer_full` is DROP).
+   * Events dropped: by the source operator when the rule's input buffer was
+   * full (`buffer_full` DROP); by the window (without one, the projection)
+   * when behind the event-time watermark (late) or past the server's
+   * `max_window_state_bytes`.
    *
    * @generated from field: uint64 records_dropped_total = 10;
    */
