@@ -36,6 +36,8 @@ pub(super) async fn process_windows(
         }
         let env =
             EvalEnv { rule_id: &plan.rule_id, window: Some((batch.start, batch.end)), prefetch: None, hits: None };
+        // As eKuiper's, an error while computing a window fails the whole window.
+        let errors_before = window_errors(metrics);
         let mut rows = batch.rows;
         if plan.filters_after_window() {
             let condition = (plan.filter.as_ref(), metrics.filter.as_ref());
@@ -97,15 +99,15 @@ pub(super) async fn process_windows(
             m.record_out(out.len() as u64);
         }
         if !plan.order_by.is_empty() {
-            out.sort_by(|(a, _), (b, _)| {
-                for ((x, y), (_, asc)) in a.iter().zip(b).zip(&plan.order_by) {
-                    let ord = crate::expr::order_values(x, y);
-                    if ord != std::cmp::Ordering::Equal {
-                        return if *asc { ord } else { ord.reverse() };
-                    }
-                }
-                std::cmp::Ordering::Equal
-            });
+            let ascending: Vec<bool> = plan.order_by.iter().map(|(_, asc)| *asc).collect();
+            if let Err(e) = sort_by_keys(&mut out, &ascending) {
+                metrics.order.as_ref().unwrap_or(&metrics.project).record_exception(e);
+            }
+        }
+        if window_errors(metrics) > errors_before {
+            // With sendError, the window's error in its place.
+            metrics.send_errors(&mut results);
+            continue;
         }
         let mut rows: Vec<Map> = Vec::with_capacity(out.len());
         for (_, mut row) in out {
@@ -138,6 +140,59 @@ pub(super) async fn process_windows(
         }
     }
     results
+}
+
+/// The errors counted so far by the operators that compute a window's result.
+fn window_errors(metrics: &RuleMetrics) -> u64 {
+    [&metrics.aggregate, &metrics.having, &metrics.order]
+        .into_iter()
+        .flatten()
+        .chain([&metrics.project])
+        .map(|m| m.snapshot().exceptions_total)
+        .sum()
+}
+
+/// ORDER BY as eKuiper sorts: NULLs last whatever the direction; the values
+/// of a key must be comparable (numbers, strings, booleans or datetimes, one
+/// kind a key), else the sort fails.
+fn sort_by_keys<T>(out: &mut [(Vec<Value>, T)], ascending: &[bool]) -> Result<(), String> {
+    for column in 0..ascending.len() {
+        let mut kinds = out.iter().map(|(keys, _)| &keys[column]).filter(|v| !v.is_null()).map(order_kind);
+        if let Some(first) = kinds.next() {
+            if let Some(other) = kinds.find(|k| *k != first) {
+                return Err(format!("ORDER BY: incompatible types for comparison: {} and {}", first.1, other.1));
+            }
+            if !first.0 {
+                return Err(format!("ORDER BY: {} values cannot be ordered", first.1));
+            }
+        }
+    }
+    out.sort_by(|(a, _), (b, _)| {
+        for ((x, y), asc) in a.iter().zip(b).zip(ascending) {
+            let ord = match (x.is_null(), y.is_null()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                (false, false) => {
+                    let ord = crate::expr::order_values(x, y);
+                    if *asc { ord } else { ord.reverse() }
+                }
+            };
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    Ok(())
+}
+
+/// Whether values of this kind can be ordered, and the kind's name.
+fn order_kind(value: &Value) -> (bool, &'static str) {
+    match value {
+        Value::Int(_) | Value::Float(_) => (true, "number"),
+        other => (matches!(other, Value::String(_) | Value::Bool(_) | Value::Timestamp(_)), other.type_name()),
+    }
 }
 
 /// How many rows of a window [`group_rows`] computes the keys of at a time
