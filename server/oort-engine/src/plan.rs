@@ -400,7 +400,16 @@ pub fn plan(
     connectors: &ConnectorRegistry,
 ) -> Result<RulePlan, PlanError> {
     let query = oort_sql::parse_rule_sql(&def.sql)?;
-    let source = query.stream().ok_or_else(|| PlanError::Unsupported("a rule without FROM".into()))?;
+    let first = query.stream().ok_or_else(|| PlanError::Unsupported("a rule without FROM".into()))?;
+    // `FROM table JOIN stream` (eKuiper allows it): the stream is the rule's,
+    // the table joined to it by the first join.
+    let table_first = streams.stream(&first.name).is_some_and(|s| s.kind == StreamKind::Table)
+        && query.sources.get(1).and_then(|s| streams.stream(&s.name)).is_some_and(|s| s.kind == StreamKind::Stream);
+    let mut sources: Vec<&oort_sql::SourceRef> = query.sources.iter().collect();
+    if table_first {
+        sources.swap(0, 1);
+    }
+    let source = sources[0];
     let stream = streams.stream(&source.name).ok_or_else(|| PlanError::UnknownStream(source.name.clone()))?;
     if stream.kind == StreamKind::Table {
         return Err(PlanError::Sql(SqlError::semantic(
@@ -430,7 +439,7 @@ pub fn plan(
 
     let mut schemas = vec![schema_of(&stream, source.alias.clone())];
     let mut table_defs = Vec::new();
-    for table_ref in query.sources.iter().skip(1) {
+    for table_ref in sources.iter().skip(1) {
         let table = streams.stream(&table_ref.name).ok_or_else(|| PlanError::UnknownStream(table_ref.name.clone()))?;
         if table.kind != StreamKind::Table {
             return Err(PlanError::Sql(SqlError::semantic(
@@ -454,13 +463,13 @@ pub fn plan(
     // Joins come before the analytic calls, which see the joined rows.
     let on_ctx = CompileContext { sources: &schemas, registry: functions, rule_id: &def.id, analytics: None };
     let select = &query.select;
-    let tables = plan_joins(select, table_defs, &on_ctx)?;
     let analytics = AnalyticCalls::default();
     let ctx = CompileContext { analytics: Some(&analytics), ..on_ctx };
 
-    // The SELECT list first: WHERE may name its aliases.
+    // The SELECT list first: ON and WHERE may name its aliases.
     let mut projection = expr::compile_projection(&select.projection, &ctx)?;
     projection.hide(&query.invisible)?;
+    let tables = plan_joins(select, table_defs, &on_ctx, &projection, table_first)?;
     let filter = select
         .selection
         .as_ref()
@@ -613,21 +622,37 @@ fn schema_of(def: &StreamDef, alias: Option<String>) -> SourceSchema {
     SourceSchema { name: def.name.clone(), alias, fields: (!def.is_schemaless()).then(|| def.fields.clone()) }
 }
 
-/// Pairs each joined table with its kind and ON condition, from the FROM clause.
+/// Pairs each joined table with its kind and ON condition, from the FROM
+/// clause. With `table_first` (`FROM table JOIN stream`), the first join is
+/// the table's, seen from the stream: `table RIGHT JOIN stream` is the
+/// stream's LEFT JOIN. ON may name the aliases of the SELECT list, but not
+/// one of an analytic call's (those come after the joins).
 fn plan_joins(
     select: &Select,
     tables: Vec<(StreamDef, String)>,
     ctx: &CompileContext<'_>,
+    projection: &Projection,
+    table_first: bool,
 ) -> Result<Vec<TableJoin>, PlanError> {
     let joins = select.from.first().map(|f| f.joins.as_slice()).unwrap_or_default();
     tables
         .into_iter()
         .zip(joins)
-        .map(|((table, reference), join)| {
+        .enumerate()
+        .map(|(i, ((table, reference), join))| {
+            let mirrored = table_first && i == 0;
             let (kind, constraint) = match &join.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, Some(c)),
-                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, Some(c)),
+                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) if !mirrored => (JoinKind::Left, Some(c)),
+                JoinOperator::Right(c) | JoinOperator::RightOuter(c) if mirrored => (JoinKind::Left, Some(c)),
                 JoinOperator::CrossJoin(_) => (JoinKind::Inner, None),
+                _ if mirrored => {
+                    return Err(PlanError::Sql(SqlError::semantic(
+                        "a table first in FROM joins its stream with INNER JOIN, or RIGHT JOIN to keep every event \
+                         (LEFT and FULL would emit table rows without events)",
+                        Position::from_location(join.span().start),
+                    )));
+                }
                 _ => {
                     return Err(PlanError::Sql(SqlError::semantic(
                         "a stream joins tables with INNER, LEFT or CROSS JOIN (RIGHT and FULL would emit table rows without events)",
@@ -637,10 +662,19 @@ fn plan_joins(
             };
             let on = match constraint {
                 Some(JoinConstraint::On(e)) => {
-                    let compiled = compile(e, ctx)?;
+                    let compiled = Compiled { expr: expr::compile_with_select_aliases(e, ctx, projection)?, sql: e.to_string() };
                     if let Some((name, position)) = compiled.expr.first_aggregate() {
                         let message = format!("aggregate function {name} is not allowed in ON");
                         return Err(SqlError::semantic(message, position).into());
+                    }
+                    let mut analytic = false;
+                    compiled.expr.walk(&mut |e| analytic |= matches!(e, Expr::Analytic { .. } | Expr::LastHit { .. }));
+                    if analytic {
+                        return Err(SqlError::semantic(
+                            "ON cannot use an analytic or hit function (evaluated after the joins), nor an alias of one",
+                            Position::from_location(e.span().start),
+                        )
+                        .into());
                     }
                     Some(compiled)
                 }

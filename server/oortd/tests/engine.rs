@@ -375,9 +375,37 @@ async fn events_join_a_table_kept_by_a_memory_topic() {
         ),
     )
     .await;
+    // eKuiper's TestSingleSQLRule12: a table first in FROM, and ON naming the SELECT's aliases.
+    create_rule(
+        &oortd,
+        rule(
+            "table_first",
+            "SELECT readings.id AS rid, devices.name AS dname FROM devices INNER JOIN readings ON rid = devices.id",
+            vec![action("grpc", &[])],
+        ),
+    )
+    .await;
     let plan =
         oortd.rules().await.explain_rule(ExplainRuleRequest { id: "inner".into() }).await.unwrap().into_inner().plan;
     assert!(plan.contains("op_join_0: INNER JOIN table devices AS d"), "{plan}");
+    let plan = oortd
+        .rules()
+        .await
+        .explain_rule(ExplainRuleRequest { id: "table_first".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .plan;
+    assert!(plan.starts_with("source_readings_0"), "the stream is the rule's: {plan}");
+    for (sql, message) in [
+        ("SELECT * FROM devices LEFT JOIN readings ON readings.id = devices.id", "a table first in FROM joins"),
+        ("SELECT lag(v) AS l FROM readings INNER JOIN devices ON l = devices.id", "ON cannot use an analytic"),
+    ] {
+        let bad = rule("bad", sql, vec![action("grpc", &[])]);
+        let (code, text) = code_of(oortd.rules().await.create_rule(CreateRuleRequest { rule: Some(bad) }).await);
+        assert_eq!(code, tonic::Code::InvalidArgument, "{sql}");
+        assert!(text.contains(message), "{sql}: {text}");
+    }
 
     // Device 1 is renamed: with KEY="id" the table keeps the latest row only.
     let devices =
@@ -387,6 +415,7 @@ async fn events_join_a_table_kept_by_a_memory_topic() {
 
     let mut inner = tail(&oortd, "inner").await;
     let mut left = tail(&oortd, "left").await;
+    let mut table_first = tail(&oortd, "table_first").await;
     publish(
         &oortd,
         "readings",
@@ -395,6 +424,8 @@ async fn events_join_a_table_kept_by_a_memory_topic() {
     .await;
     let row = next_row(&mut inner).await;
     assert_eq!((row["id"].clone(), row["name"].clone(), row["v"].clone()), (int(1), string("big pump"), float(1.5)));
+    let row = next_row(&mut table_first).await;
+    assert_eq!((row["rid"].clone(), row["dname"].clone()), (int(1), string("big pump")));
     let first = next_row(&mut left).await;
     assert_eq!(first["name"], string("big pump"));
     let second = next_row(&mut left).await;
