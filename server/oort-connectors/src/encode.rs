@@ -18,11 +18,12 @@
 //!
 //! # Templates
 //!
-//! eKuiper's `dataTemplate` is a Go `text/template`; **Oort's uses the
-//! [minijinja](https://docs.rs/minijinja) syntax** (Jinja2), so eKuiper
-//! templates must be rewritten:
+//! A `dataTemplate` is written in eKuiper's Go `text/template` syntax, as is,
+//! or in [minijinja](https://docs.rs/minijinja)'s (Jinja2); the syntax is read
+//! from its actions (`encode/template.rs`): `{{.temperature}}`, `{{json .}}`,
+//! `{{range .}}…{{end}}` are Go's, `{{ temperature }}`, `{% for … %}` minijinja's.
 //!
-//! | eKuiper (Go) | Oort (minijinja) |
+//! | eKuiper (Go), as is | the same in minijinja |
 //! |---|---|
 //! | `{{.temperature}}` | `{{ temperature }}` |
 //! | `{{json .}}` / `{{toJson .}}` (sendSingle) | `{{ row \| tojson }}` |
@@ -31,7 +32,13 @@
 //! | `{{range .}}{{.ab}}{{end}}` | `{% for r in rows %}{{ r.ab }}{% endfor %}` |
 //! | `{{if lt .t 30.0}}a{{else}}b{{end}}` | `{% if t < 30 %}a{% else %}b{% endif %}` |
 //!
-//! What a template sees:
+//! In a Go template, `.` is the row (`sendSingle: true`) or the list of rows;
+//! Go's built-in functions are there (`printf`, `index`, `len`, `eq`, …) and
+//! eKuiper's `json`, `toJson`, `base64` and `prop` (a server property,
+//! `OORT_PROPS_<KEY>`); eKuiper's other (sprig) functions are not. A NULL
+//! prints as `<nil>`, as in Go.
+//!
+//! What a minijinja template sees:
 //! - with `sendSingle: true`, it is rendered once per row; every field of the
 //!   row is a variable (`{{ temperature }}`), and `row` is the whole row (a
 //!   field named `row` takes precedence over it);
@@ -54,20 +61,19 @@
 //!
 //! `format` values `protobuf`, `delimited` and `custom`, `schemaId`,
 //! `compression` and `encryption` are rejected as configuration errors rather
-//! than ignored. eKuiper's Go template functions (sprig) have no equivalent
-//! beyond minijinja's built-ins. The sink cache's properties (`enableCache`
+//! than ignored. eKuiper's sprig template functions are not there (Go's own and
+//! eKuiper's `json`, `toJson`, `base64`, `prop` are). The sink cache's properties (`enableCache`
 //! and the others) are the engine's, for every sink
 //! ([`oort_engine::sink_cache`]).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use oort_engine::json::{JsonValue, value_to_json};
 use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Value};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use template::DataTemplate;
 
 /// The properties the encoder reads, as a sink declares them after its own;
 /// every other key is ignored.
@@ -88,7 +94,7 @@ pub const COMMON_OPTIONS: &[ConnectorOption] = &[
         key: "dataTemplate",
         kind: OptionKind::Text,
         default: "",
-        description: "A minijinja template rendering each payload.",
+        description: "A template rendering each payload: eKuiper's Go text/template syntax, or minijinja's.",
     },
     ConnectorOption {
         key: "dataField",
@@ -113,9 +119,6 @@ pub const COMMON_OPTIONS: &[ConnectorOption] = &[
 /// eKuiper common sink properties Oort does not implement yet: rejected when set.
 const UNSUPPORTED_KEYS: [&str; 3] = ["schemaId", "compression", "encryption"];
 
-/// The name the template is registered under, shown in its error messages.
-const TEMPLATE_NAME: &str = "dataTemplate";
-
 /// The encoder's properties, as written in a rule action.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -124,7 +127,7 @@ struct EncoderProps {
     send_single: bool,
     /// No payload at all for an empty result.
     omit_if_empty: bool,
-    /// A minijinja template rendering each payload; empty means none.
+    /// A template rendering each payload (Go's or minijinja's syntax); empty means none.
     data_template: Option<String>,
     /// The one field to keep of each row (or of the template's output); empty means none.
     data_field: Option<String>,
@@ -149,7 +152,7 @@ pub enum Format {
 pub struct SinkEncoder {
     send_single: bool,
     omit_if_empty: bool,
-    template: Option<Environment<'static>>,
+    template: Option<DataTemplate>,
     data_field: Option<Arc<str>>,
     fields: Option<Vec<Arc<str>>>,
     format: Format,
@@ -183,7 +186,7 @@ impl SinkEncoder {
             }
         };
         let template = match props.data_template.filter(|t| !t.is_empty()) {
-            Some(source) => Some(compile(source)?),
+            Some(source) => Some(DataTemplate::compile(source)?),
             None => None,
         };
         let data_field = props.data_field.filter(|f| !f.is_empty()).map(Arc::from);
@@ -261,8 +264,8 @@ impl SinkEncoder {
     fn encode_unit(&self, unit: Unit<'_>) -> Result<Vec<u8>, ConnectorError> {
         let parsed;
         let node = match &self.template {
-            Some(env) => {
-                let text = render(env, unit)?;
+            Some(template) => {
+                let text = template.render(unit)?;
                 if self.data_field.is_none() && self.fields.is_none() {
                     return Ok(text.into_bytes());
                 }
@@ -418,49 +421,6 @@ impl Serialize for Node<'_> {
     }
 }
 
-/// Compiles a `dataTemplate`: minijinja syntax, no escaping, NULL printed as
-/// `null` and booleans as `true`/`false`, as JSON has them.
-fn compile(source: String) -> Result<Environment<'static>, ConnectorError> {
-    let mut env = Environment::new();
-    env.set_auto_escape_callback(|_| AutoEscape::None);
-    env.set_undefined_behavior(UndefinedBehavior::Lenient);
-    env.set_formatter(|out, state, value| {
-        if value.is_none() {
-            out.write_str("null")?;
-            Ok(())
-        } else if value.kind() == minijinja::value::ValueKind::Bool {
-            out.write_str(if value.is_true() { "true" } else { "false" })?;
-            Ok(())
-        } else {
-            minijinja::escape_formatter(out, state, value)
-        }
-    });
-    env.add_template_owned(TEMPLATE_NAME, source)
-        .map_err(|e| ConnectorError::Config(format!("invalid dataTemplate: {}", describe(&e))))?;
-    Ok(env)
-}
-
-/// Renders the template for one payload.
-fn render(env: &Environment<'static>, unit: Unit<'_>) -> Result<String, ConnectorError> {
-    let context = match unit {
-        Unit::Row(row) => {
-            let mut vars: BTreeMap<&str, minijinja::Value> = BTreeMap::new();
-            vars.insert("row", map_value(row));
-            for (k, v) in row.iter() {
-                vars.insert(k, template_value(v));
-            }
-            minijinja::Value::from_iter(vars)
-        }
-        Unit::Rows(rows) => {
-            let list = minijinja::Value::from_iter(rows.iter().map(map_value));
-            minijinja::Value::from_iter([("rows", list.clone()), ("data", list)])
-        }
-    };
-    env.get_template(TEMPLATE_NAME)
-        .and_then(|t| t.render(context))
-        .map_err(|e| encode_error(format!("dataTemplate: {}", describe(&e))))
-}
-
 /// Deserializes the properties named in `keys` (ignoring the others, and
 /// null values) into a config type; an error names the faulty property.
 /// The keys of declared options.
@@ -492,35 +452,6 @@ pub(crate) fn props_subset<T: DeserializeOwned>(
 }
 
 /// A minijinja error with its line and its causes.
-fn describe(e: &minijinja::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn map_value(map: &Map) -> minijinja::Value {
-    minijinja::Value::from_iter(map.iter().map(|(k, v)| (k.as_ref(), template_value(v))))
-}
-
-/// A value as templates see it: as in JSON output (BYTEA base64, DATETIME RFC 3339).
-fn template_value(value: &Value) -> minijinja::Value {
-    match value {
-        Value::Null => minijinja::Value::from(()),
-        Value::Bool(b) => minijinja::Value::from(*b),
-        Value::Int(i) => minijinja::Value::from(*i),
-        Value::Float(f) => minijinja::Value::from(*f),
-        Value::String(s) => minijinja::Value::from(s.as_ref()),
-        Value::Bytes(_) | Value::Timestamp(_) => minijinja::Value::from_serialize(value_to_json(value)),
-        Value::List(items) => minijinja::Value::from_iter(items.iter().map(template_value)),
-        Value::Map(map) => map_value(map),
-    }
-}
-
 /// A result that cannot be encoded.
 fn encode_error(message: String) -> ConnectorError {
     ConnectorError::External(format!("cannot encode the result: {message}"))
@@ -561,6 +492,8 @@ impl Progress {
         self.current = None;
     }
 }
+
+mod template;
 
 #[cfg(test)]
 mod tests;

@@ -211,3 +211,23 @@ fn records_apply_data_field_and_fields() {
     let enc = encoder(json!({"dataField": "a"})).unwrap();
     assert!(enc.records(&data).is_err());
 }
+
+#[test]
+fn ekuiper_go_templates_work_as_they_are() {
+    let render = |send_single: bool, template: &str| {
+        let enc = encoder(json!({"sendSingle": send_single, "dataTemplate": template})).unwrap();
+        texts(enc.encode(&rows()).unwrap())
+    };
+    assert_eq!(render(true, "{{json .}}"), [r#"{"a":1,"b":"x","c":1.5}"#, r#"{"a":2,"b":"y","c":null}"#]);
+    assert_eq!(render(true, r#"{"t": {{.a}}, "s": "{{.b}}"}"#), [r#"{"t": 1, "s": "x"}"#, r#"{"t": 2, "s": "y"}"#]);
+    assert_eq!(render(true, "{{if lt .a 2}}low{{else}}high{{end}}"), ["low", "high"]);
+    assert_eq!(render(false, "{{range .}}{{.b}};{{end}}"), ["x;y;"]);
+    assert_eq!(render(false, r#"{{index . 1 "b"}}"#), ["y"]);
+    assert_eq!(render(false, "{{toJson .}}"), [r#"[{"a":1,"b":"x","c":1.5},{"a":2,"b":"y","c":null}]"#]);
+    assert_eq!(render(true, "{{base64 .b}}"), ["eA==", "eQ=="]);
+    assert_eq!(render(true, r#"{{prop "no_such_prop"}}"#), ["no_such_prop", "no_such_prop"], "eKuiper: the key itself");
+    let e = config_error(json!({"dataTemplate": "{{.a"}));
+    assert!(e.contains("Go text/template"), "{e}");
+    // A template that names a variable is minijinja's, as before.
+    assert_eq!(render(true, "{{ b }}-{{ a }}"), ["x-1", "y-2"]);
+}

@@ -68,6 +68,13 @@ fn properties() -> &'static std::collections::HashMap<String, String> {
     })
 }
 
+/// A server property set in the environment (`OORT_PROPS_<KEY>`, or eKuiper's
+/// `KUIPER_PROPS_<KEY>`), by its lower-case key: what `props(key)` and the
+/// sinks' templates (`prop`) read.
+pub fn property(key: &str) -> Option<&'static str> {
+    properties().get(key).map(String::as_str)
+}
+
 /// `props(key)`: a property of the server, as eKuiper's: `et` the time now in
 /// Unix ms, `snowflake` a unique id, else `OORT_PROPS_<KEY>` ([`properties`]).
 fn props(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
