@@ -29,7 +29,7 @@
 //! 2 also allows. Unknown keys are rejected rather than ignored, so that a typo
 //! or an unsupported eKuiper feature never silently changes what a rule does.
 
-use oort_proto::v1::{Action, BufferFull, RestartStrategy, Rule, RuleOptions};
+use oort_proto::v1::{Action, BufferFull, RestartStrategy, Rule, RuleOptions, TimeRange};
 use prost_types::value::Kind;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
@@ -60,6 +60,9 @@ struct OptionsFile {
     qos: Option<u32>,
     send_error: Option<bool>,
     checkpoint_interval: Option<Millis>,
+    cron: Option<String>,
+    duration: Option<Millis>,
+    cron_datetime_range: Option<Vec<RangeFile>>,
     restart_strategy: Option<RestartFile>,
     buffer_full: Option<BufferFullFile>,
 }
@@ -70,6 +73,35 @@ struct OptionsFile {
 enum BufferFullFile {
     Drop,
     Block,
+}
+
+/// One of eKuiper's `options.cronDatetimeRange`: `begin` and `end` as
+/// `"YYYY-MM-DD hh:mm:ss"` (UTC), or `beginTimestamp` and `endTimestamp` in ms.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RangeFile {
+    begin: Option<String>,
+    end: Option<String>,
+    begin_timestamp: Option<i64>,
+    end_timestamp: Option<i64>,
+}
+
+impl RangeFile {
+    fn into_proto(self, index: usize) -> Result<TimeRange, String> {
+        let time = |text: Option<String>, ms: Option<i64>, what: &str| match (text, ms) {
+            (_, Some(ms)) => Ok(ms),
+            (Some(text), None) => chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S")
+                .map(|t| t.and_utc().timestamp_millis())
+                .map_err(|e| {
+                    format!("cronDatetimeRange[{index}].{what} {text:?}: {e} (expected \"YYYY-MM-DD hh:mm:ss\")")
+                }),
+            (None, None) => Err(format!("cronDatetimeRange[{index}] has no {what}")),
+        };
+        Ok(TimeRange {
+            begin_ms: time(self.begin, self.begin_timestamp, "begin")?,
+            end_ms: time(self.end, self.end_timestamp, "end")?,
+        })
+    }
 }
 
 /// eKuiper's `options.restartStrategy` object.
@@ -282,6 +314,15 @@ impl OptionsFile {
             buffer_length: self.buffer_length,
             send_meta_to_sink: self.send_meta_to_sink.unwrap_or(false),
             send_error: self.send_error.unwrap_or(false),
+            cron: self.cron.unwrap_or_default(),
+            duration_ms: self.duration.map(|m| m.0),
+            cron_datetime_range: self
+                .cron_datetime_range
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| r.into_proto(i))
+                .collect::<Result<_, _>>()?,
             qos: self.qos.unwrap_or(0),
             checkpoint_interval_ms: self.checkpoint_interval.map(|m| m.0),
             restart_strategy: self.restart_strategy.map(RestartFile::into_proto),
@@ -399,6 +440,18 @@ pub fn options_to_json(options: &RuleOptions) -> Value {
     out.insert("qos".into(), json!(options.qos));
     if options.send_error {
         out.insert("sendError".into(), json!(true));
+    }
+    if !options.cron.is_empty() {
+        out.insert("cron".into(), json!(options.cron));
+    }
+    put(&mut out, "duration", options.duration_ms.map(|v| json!(v)));
+    if !options.cron_datetime_range.is_empty() {
+        let ranges: Vec<Value> = options
+            .cron_datetime_range
+            .iter()
+            .map(|r| json!({"beginTimestamp": r.begin_ms, "endTimestamp": r.end_ms}))
+            .collect();
+        out.insert("cronDatetimeRange".into(), Value::Array(ranges));
     }
     put(&mut out, "checkpointInterval", options.checkpoint_interval_ms.map(|v| json!(v)));
     put(&mut out, "restartStrategy", options.restart_strategy.as_ref().map(restart_to_json));

@@ -340,9 +340,9 @@ fn rule_on_a_connector_the_server_does_not_have_is_refused() {
 #[test]
 fn bad_rule_file_is_a_usage_error_and_sends_nothing() {
     let server = with_demo();
-    let bad = r#"{"id":"badcase","sql":"SELECT * FROM demo","actions":[{"log":{}}],"name":"x"}"#;
+    let bad = r#"{"id":"badcase","sql":"SELECT * FROM demo","actions":[{"log":{}}],"nmae":"x"}"#;
     let err = failure(&server.oort_with_stdin(&["rule", "create", "--file", "-"], bad), 2);
-    assert!(err.starts_with("error: <stdin>: unknown field `name`"), "{err}");
+    assert!(err.starts_with("error: <stdin>: unknown field `nmae`"), "{err}");
 
     let missing = server.dir.path().join("missing.json");
     let err = failure(&server.oort(&["rule", "create", "--file", missing.to_str().expect("a UTF-8 path")]), 2);
@@ -359,8 +359,8 @@ fn rule_list_and_describe() {
 
     let text = success(&server.oort(&["rule", "list"]));
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(lines[0], ["ID", "STATE", "SQL", "ACTIONS"]);
-    assert_eq!(lines[1], ["rule1", "running", "SELECT", "*", "FROM", "demo", "log,memory"]);
+    assert_eq!(lines[0], ["ID", "STATE", "SQL", "ACTIONS", "TAGS"]);
+    assert_eq!(lines[1], ["rule1", "running", "SELECT", "*", "FROM", "demo", "log,memory", "-"]);
 
     let value = json(&server.oort(&["rule", "ls", "--json"]));
     assert_eq!(value["rules"][0]["rule"]["id"], "rule1");

@@ -42,7 +42,7 @@ fn buffer_full(options: &pb::RuleOptions) -> BufferFull {
 /// A stored rule → what the engine runs.
 pub fn rule_definition(rule: &pb::Rule) -> RuleDefinition {
     let defaults = RuleOptions::default();
-    let options = rule.options.unwrap_or_default();
+    let options = rule.options.clone().unwrap_or_default();
     let restart_defaults = RestartStrategy::default();
     let restart = options.restart_strategy.unwrap_or_default();
     RuleDefinition {

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod plugins;
 pub mod redact;
 pub mod rules;
+pub mod schedule;
 pub mod server;
 pub mod status;
 

@@ -3,7 +3,11 @@
 //! them. Every change validates with the engine first, so nothing invalid is
 //! stored, and a rule that cannot start is not left half-created.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
 use oort_engine::{Engine, RuleStatus, StreamLookup};
 use oort_proto::v1::Rule;
@@ -11,7 +15,8 @@ use oort_sql::StreamDef;
 
 use crate::api::CatalogHandle;
 use crate::convert::rule_definition;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
+use crate::schedule::Schedule;
 
 /// Streams as the engine sees them: parsed from the DDL stored in the catalog.
 struct CatalogStreams<'a>(&'a CatalogHandle);
@@ -30,12 +35,20 @@ impl StreamLookup for CatalogStreams<'_> {
 pub struct RuleController {
     catalog: CatalogHandle,
     engine: Arc<Engine>,
+    /// The scheduled rules' timers, by rule id.
+    schedules: Arc<Mutex<HashMap<String, Scheduled>>>,
+}
+
+/// A scheduled rule's timer task, and when it next starts the rule.
+struct Scheduled {
+    cancel: CancellationToken,
+    next_run: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 impl RuleController {
     /// A controller over a catalog and an engine.
     pub fn new(catalog: CatalogHandle, engine: Arc<Engine>) -> Self {
-        Self { catalog, engine }
+        Self { catalog, engine, schedules: Arc::default() }
     }
 
     /// The engine.
@@ -55,15 +68,72 @@ impl RuleController {
         Ok(plan.explain())
     }
 
-    /// Runs a rule (restarting it if it runs).
+    /// Runs a rule (restarting it if it runs); a scheduled rule runs when its
+    /// schedule says (`crate::schedule`).
     pub async fn run(&self, rule: &Rule) -> ApiResult<()> {
+        self.unschedule(&rule.id);
         let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog))?;
-        self.engine.start(plan).await?;
+        let schedule = Schedule::of(&rule.options.clone().unwrap_or_default()).map_err(ApiError::InvalidArgument)?;
+        match schedule {
+            None => self.engine.start(plan).await?,
+            Some(schedule) => {
+                self.engine.stop(&rule.id).await;
+                self.schedule(rule.clone(), schedule);
+            }
+        }
         Ok(())
     }
 
-    /// Stops a rule if it runs.
+    /// Starts and stops a scheduled rule on its schedule, until it is halted.
+    fn schedule(&self, rule: Rule, schedule: Schedule) {
+        let (cancel, next_run) = (CancellationToken::new(), Arc::new(Mutex::new(None)));
+        let scheduled = Scheduled { cancel: cancel.clone(), next_run: Arc::clone(&next_run) };
+        self.schedules.lock().unwrap_or_else(|p| p.into_inner()).insert(rule.id.clone(), scheduled);
+        let controller = self.clone();
+        tokio::spawn(async move {
+            while let Some((start, stop)) = schedule.next(Utc::now()) {
+                *next_run.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(until(start)) => {}
+                }
+                *next_run.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                let started =
+                    match controller.engine.plan(&rule_definition(&rule), &CatalogStreams(&controller.catalog)) {
+                        Ok(plan) => controller.engine.start(plan).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                match started {
+                    Ok(()) => tracing::info!(rule = %rule.id, until = %stop, "scheduled run started"),
+                    Err(error) => tracing::error!(rule = %rule.id, %error, "scheduled run could not start"),
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(until(stop)) => {}
+                }
+                controller.engine.stop(&rule.id).await;
+                tracing::info!(rule = %rule.id, "scheduled run ended");
+            }
+            tracing::info!(rule = %rule.id, "the rule's schedule has no run left");
+        });
+    }
+
+    /// Ends a rule's schedule, if it has one.
+    fn unschedule(&self, id: &str) {
+        if let Some(scheduled) = self.schedules.lock().unwrap_or_else(|p| p.into_inner()).remove(id) {
+            scheduled.cancel.cancel();
+        }
+    }
+
+    /// When a scheduled rule next starts; `None` while it runs, or for a rule without a schedule.
+    pub fn next_run(&self, id: &str) -> Option<DateTime<Utc>> {
+        let schedules = self.schedules.lock().unwrap_or_else(|p| p.into_inner());
+        schedules.get(id).and_then(|s| *s.next_run.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Stops a rule if it runs, and its schedule.
     pub async fn halt(&self, id: &str) {
+        self.unschedule(id);
         self.engine.stop(id).await;
     }
 
@@ -71,6 +141,7 @@ impl RuleController {
     /// sinks' caches, its source's session at a broker.
     pub async fn remove(&self, rule: &Rule) {
         let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog)).ok();
+        self.unschedule(&rule.id);
         self.engine.stop(&rule.id).await;
         self.engine.forget(&rule.id, plan.as_ref());
     }
@@ -78,7 +149,7 @@ impl RuleController {
     /// Stops a rule and records in the catalog that it should not run (what
     /// `StopRule` does), e.g. before the plugin it uses is deleted.
     pub async fn stop_and_record(&self, id: &str) -> ApiResult<()> {
-        self.engine.stop(id).await;
+        self.halt(id).await;
         let id = id.to_owned();
         let mut rule = self.catalog.call(move |c| c.get_rule(&id)).await?;
         if rule.triggered != Some(false) {
@@ -107,4 +178,9 @@ impl RuleController {
         }
         started
     }
+}
+
+/// How long from now until `at` (none if it has passed).
+fn until(at: DateTime<Utc>) -> std::time::Duration {
+    (at - Utc::now()).to_std().unwrap_or_default()
 }

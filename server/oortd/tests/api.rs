@@ -275,3 +275,47 @@ async fn rules_have_a_name_and_tags_and_are_listed_by_tag() {
     let (code, _) = code_of(rules.create_rule(CreateRuleRequest { rule: Some(many) }).await);
     assert_eq!(code, Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn a_scheduled_rule_runs_in_its_periods_only() {
+    use oort_proto::v1::{GetRuleStatusRequest, RuleOptions, RuleState, TimeRange};
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let sql = r#"CREATE STREAM demo (t FLOAT) WITH (DATASOURCE="demo", TYPE="memory")"#;
+    oortd.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let period = TimeRange { begin_ms: now + 1_500, end_ms: now + 3_000 };
+    let options = RuleOptions { cron_datetime_range: vec![period], ..Default::default() };
+    let scheduled = Rule { options: Some(options), ..rule("sched", "SELECT t FROM demo") };
+    let mut rules = oortd.rules().await;
+    rules.create_rule(CreateRuleRequest { rule: Some(scheduled) }).await.unwrap();
+    let status = |rules: &mut oort_proto::v1::rule_service_client::RuleServiceClient<common::AuthChannel>| {
+        let mut rules = rules.clone();
+        async move { rules.get_rule_status(GetRuleStatusRequest { id: "sched".into() }).await.unwrap().into_inner() }
+    };
+    let waiting = status(&mut rules).await;
+    assert_eq!(waiting.state(), RuleState::Stopped);
+    assert_eq!(waiting.next_run_time.unwrap().seconds * 1000 / 1000, (now + 1_500) / 1000, "when it starts");
+    let mut states = Vec::new();
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let state = status(&mut rules).await.state();
+        if states.last() != Some(&state) {
+            states.push(state);
+        }
+    }
+    assert_eq!(
+        states,
+        [RuleState::Stopped, RuleState::Running, RuleState::Stopped],
+        "started, then stopped at the end"
+    );
+    assert!(status(&mut rules).await.next_run_time.is_none(), "no period left");
+
+    let bad = Rule {
+        options: Some(RuleOptions { cron: "* * * * *".into(), ..Default::default() }),
+        ..rule("bad", "SELECT t FROM demo")
+    };
+    let (code, message) = code_of(rules.create_rule(CreateRuleRequest { rule: Some(bad) }).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("cron needs a duration"), "{message}");
+}

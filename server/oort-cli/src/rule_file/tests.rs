@@ -42,6 +42,9 @@ fn parses_the_ekuiper_example() {
             }),
             buffer_full: BufferFull::Unspecified as i32,
             send_error: false,
+            cron: String::new(),
+            duration_ms: None,
+            cron_datetime_range: Vec::new(),
         }
     );
 }
@@ -212,4 +215,15 @@ fn struct_values_round_trip() {
     let value: Value = serde_json::from_str(r#"{"a":[1,2.5,"x",true,null,{"b":{}}]}"#).unwrap();
     let Value::Object(map) = &value else { unreachable!() };
     assert_eq!(Value::Object(struct_to_json(&struct_from_json(map))), value);
+}
+
+#[test]
+fn schedules_are_read_as_ekuiper_writes_them() {
+    let text = r#"{"id":"r","sql":"SELECT 1 FROM s","actions":[{"log":{}}],"options":{"cron":"*/10 * * * *","duration":"1m","cronDatetimeRange":[{"begin":"2023-06-26 10:00:00","end":"2023-06-26 20:00:00"},{"beginTimestamp":1701401478000,"endTimestamp":1701401578000}]}}"#;
+    let options = rule_from_json(text, None).unwrap().options.unwrap();
+    assert_eq!((options.cron.as_str(), options.duration_ms), ("*/10 * * * *", Some(60_000)));
+    assert_eq!(options.cron_datetime_range[0].begin_ms, 1_687_773_600_000, "UTC");
+    assert_eq!(options.cron_datetime_range[1].end_ms, 1_701_401_578_000);
+    let bad = text.replace("2023-06-26 10:00:00", "26/06/2023");
+    assert!(rule_from_json(&bad, None).unwrap_err().contains("YYYY-MM-DD hh:mm:ss"));
 }

@@ -172,6 +172,9 @@ fn validate_labels(rule: &Rule) -> ApiResult<()> {
 fn validate_options(rule: &Rule) -> ApiResult<()> {
     let Some(options) = &rule.options else { return Ok(()) };
     let invalid = |m: String| Err(ApiError::InvalidArgument(format!("rule {}: {m}", rule.id)));
+    if let Err(e) = crate::schedule::Schedule::of(options) {
+        return invalid(e);
+    }
     if options.qos > 2 {
         return invalid(format!("qos must be 0, 1 or 2, not {}", options.qos));
     }
@@ -391,6 +394,7 @@ impl RuleService for RuleApi {
         request: Request<GetRuleStatusRequest>,
     ) -> Result<Response<GetRuleStatusResponse>, Status> {
         let rule = self.load(request.into_inner().id).await?;
+        let next_run_time = self.rules.next_run(&rule.id).and_then(|at| timestamp_ms(at.timestamp_millis()));
         let response = match self.rules.status(&rule.id).await {
             Some(status) => GetRuleStatusResponse {
                 plugins: self.plugin_statuses(&rule.id).await,
@@ -403,9 +407,11 @@ impl RuleService for RuleApi {
                 tail_missed_total: status.tail_missed,
                 delivery: Some(crate::convert::delivery_to_proto(&status.delivery)),
                 checkpoints: Some(crate::convert::checkpoints_to_proto(&status.checkpoints)),
+                next_run_time: None,
             },
             None => GetRuleStatusResponse { id: rule.id, state: RuleState::Stopped as i32, ..Default::default() },
         };
+        let response = GetRuleStatusResponse { next_run_time, ..response };
         Ok(Response::new(response))
     }
 

@@ -450,9 +450,18 @@ type RuleOptions struct {
 	// Send the errors of the rule's operators (a bad event, a failed call) to
 	// its sinks as a result {"error": "..."} each, besides counting them
 	// (eKuiper's `sendError`). Default false.
-	SendError     bool `protobuf:"varint,9,opt,name=send_error,json=sendError,proto3" json:"send_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SendError bool `protobuf:"varint,9,opt,name=send_error,json=sendError,proto3" json:"send_error,omitempty"`
+	// A scheduled rule (eKuiper's `cron`): a standard five-field cron
+	// expression, in UTC, at which the rule starts; with `duration_ms`, how
+	// long it then runs. Both, or neither.
+	Cron       string `protobuf:"bytes,10,opt,name=cron,proto3" json:"cron,omitempty"`
+	DurationMs *int64 `protobuf:"varint,11,opt,name=duration_ms,json=durationMs,proto3,oneof" json:"duration_ms,omitempty"`
+	// When the schedule applies (eKuiper's `cronDatetimeRange`): with `cron`,
+	// the starts that fall in one of these periods; without it, the rule runs
+	// during each period.
+	CronDatetimeRange []*TimeRange `protobuf:"bytes,12,rep,name=cron_datetime_range,json=cronDatetimeRange,proto3" json:"cron_datetime_range,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RuleOptions) Reset() {
@@ -548,6 +557,80 @@ func (x *RuleOptions) GetSendError() bool {
 	return false
 }
 
+func (x *RuleOptions) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *RuleOptions) GetDurationMs() int64 {
+	if x != nil && x.DurationMs != nil {
+		return *x.DurationMs
+	}
+	return 0
+}
+
+func (x *RuleOptions) GetCronDatetimeRange() []*TimeRange {
+	if x != nil {
+		return x.CronDatetimeRange
+	}
+	return nil
+}
+
+// A period of time, from `begin_ms` (included) to `end_ms` (excluded), in Unix milliseconds.
+type TimeRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BeginMs       int64                  `protobuf:"varint,1,opt,name=begin_ms,json=beginMs,proto3" json:"begin_ms,omitempty"`
+	EndMs         int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimeRange) Reset() {
+	*x = TimeRange{}
+	mi := &file_oort_v1_rule_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimeRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimeRange) ProtoMessage() {}
+
+func (x *TimeRange) ProtoReflect() protoreflect.Message {
+	mi := &file_oort_v1_rule_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimeRange.ProtoReflect.Descriptor instead.
+func (*TimeRange) Descriptor() ([]byte, []int) {
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TimeRange) GetBeginMs() int64 {
+	if x != nil {
+		return x.BeginMs
+	}
+	return 0
+}
+
+func (x *TimeRange) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
 // Restart policy with exponential backoff.
 type RestartStrategy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -567,7 +650,7 @@ type RestartStrategy struct {
 
 func (x *RestartStrategy) Reset() {
 	*x = RestartStrategy{}
-	mi := &file_oort_v1_rule_proto_msgTypes[3]
+	mi := &file_oort_v1_rule_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +662,7 @@ func (x *RestartStrategy) String() string {
 func (*RestartStrategy) ProtoMessage() {}
 
 func (x *RestartStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[3]
+	mi := &file_oort_v1_rule_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +675,7 @@ func (x *RestartStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartStrategy.ProtoReflect.Descriptor instead.
 func (*RestartStrategy) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{3}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RestartStrategy) GetAttempts() uint32 {
@@ -643,7 +726,7 @@ type RuleInfo struct {
 
 func (x *RuleInfo) Reset() {
 	*x = RuleInfo{}
-	mi := &file_oort_v1_rule_proto_msgTypes[4]
+	mi := &file_oort_v1_rule_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +738,7 @@ func (x *RuleInfo) String() string {
 func (*RuleInfo) ProtoMessage() {}
 
 func (x *RuleInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[4]
+	mi := &file_oort_v1_rule_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +751,7 @@ func (x *RuleInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleInfo.ProtoReflect.Descriptor instead.
 func (*RuleInfo) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{4}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RuleInfo) GetRule() *Rule {
@@ -717,7 +800,7 @@ type OperatorStatus struct {
 
 func (x *OperatorStatus) Reset() {
 	*x = OperatorStatus{}
-	mi := &file_oort_v1_rule_proto_msgTypes[5]
+	mi := &file_oort_v1_rule_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +812,7 @@ func (x *OperatorStatus) String() string {
 func (*OperatorStatus) ProtoMessage() {}
 
 func (x *OperatorStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[5]
+	mi := &file_oort_v1_rule_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +825,7 @@ func (x *OperatorStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorStatus.ProtoReflect.Descriptor instead.
 func (*OperatorStatus) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{5}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *OperatorStatus) GetName() string {
@@ -826,7 +909,7 @@ type CreateRuleRequest struct {
 
 func (x *CreateRuleRequest) Reset() {
 	*x = CreateRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[6]
+	mi := &file_oort_v1_rule_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +921,7 @@ func (x *CreateRuleRequest) String() string {
 func (*CreateRuleRequest) ProtoMessage() {}
 
 func (x *CreateRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[6]
+	mi := &file_oort_v1_rule_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +934,7 @@ func (x *CreateRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRuleRequest.ProtoReflect.Descriptor instead.
 func (*CreateRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{6}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateRuleRequest) GetRule() *Rule {
@@ -872,7 +955,7 @@ type CreateRuleResponse struct {
 
 func (x *CreateRuleResponse) Reset() {
 	*x = CreateRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[7]
+	mi := &file_oort_v1_rule_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +967,7 @@ func (x *CreateRuleResponse) String() string {
 func (*CreateRuleResponse) ProtoMessage() {}
 
 func (x *CreateRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[7]
+	mi := &file_oort_v1_rule_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +980,7 @@ func (x *CreateRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRuleResponse.ProtoReflect.Descriptor instead.
 func (*CreateRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{7}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateRuleResponse) GetRule() *Rule {
@@ -918,7 +1001,7 @@ type GetRuleRequest struct {
 
 func (x *GetRuleRequest) Reset() {
 	*x = GetRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[8]
+	mi := &file_oort_v1_rule_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1013,7 @@ func (x *GetRuleRequest) String() string {
 func (*GetRuleRequest) ProtoMessage() {}
 
 func (x *GetRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[8]
+	mi := &file_oort_v1_rule_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1026,7 @@ func (x *GetRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRuleRequest.ProtoReflect.Descriptor instead.
 func (*GetRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{8}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetRuleRequest) GetId() string {
@@ -964,7 +1047,7 @@ type GetRuleResponse struct {
 
 func (x *GetRuleResponse) Reset() {
 	*x = GetRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[9]
+	mi := &file_oort_v1_rule_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1059,7 @@ func (x *GetRuleResponse) String() string {
 func (*GetRuleResponse) ProtoMessage() {}
 
 func (x *GetRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[9]
+	mi := &file_oort_v1_rule_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1072,7 @@ func (x *GetRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRuleResponse.ProtoReflect.Descriptor instead.
 func (*GetRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{9}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetRuleResponse) GetRule() *Rule {
@@ -1010,7 +1093,7 @@ type ListRulesRequest struct {
 
 func (x *ListRulesRequest) Reset() {
 	*x = ListRulesRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[10]
+	mi := &file_oort_v1_rule_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1105,7 @@ func (x *ListRulesRequest) String() string {
 func (*ListRulesRequest) ProtoMessage() {}
 
 func (x *ListRulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[10]
+	mi := &file_oort_v1_rule_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1118,7 @@ func (x *ListRulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRulesRequest.ProtoReflect.Descriptor instead.
 func (*ListRulesRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{10}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListRulesRequest) GetTags() []string {
@@ -1056,7 +1139,7 @@ type ListRulesResponse struct {
 
 func (x *ListRulesResponse) Reset() {
 	*x = ListRulesResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[11]
+	mi := &file_oort_v1_rule_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1151,7 @@ func (x *ListRulesResponse) String() string {
 func (*ListRulesResponse) ProtoMessage() {}
 
 func (x *ListRulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[11]
+	mi := &file_oort_v1_rule_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1164,7 @@ func (x *ListRulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRulesResponse.ProtoReflect.Descriptor instead.
 func (*ListRulesResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{11}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRulesResponse) GetRules() []*RuleInfo {
@@ -1102,7 +1185,7 @@ type UpdateRuleRequest struct {
 
 func (x *UpdateRuleRequest) Reset() {
 	*x = UpdateRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[12]
+	mi := &file_oort_v1_rule_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1197,7 @@ func (x *UpdateRuleRequest) String() string {
 func (*UpdateRuleRequest) ProtoMessage() {}
 
 func (x *UpdateRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[12]
+	mi := &file_oort_v1_rule_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1210,7 @@ func (x *UpdateRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRuleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{12}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateRuleRequest) GetRule() *Rule {
@@ -1148,7 +1231,7 @@ type UpdateRuleResponse struct {
 
 func (x *UpdateRuleResponse) Reset() {
 	*x = UpdateRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[13]
+	mi := &file_oort_v1_rule_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1243,7 @@ func (x *UpdateRuleResponse) String() string {
 func (*UpdateRuleResponse) ProtoMessage() {}
 
 func (x *UpdateRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[13]
+	mi := &file_oort_v1_rule_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1256,7 @@ func (x *UpdateRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRuleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{13}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateRuleResponse) GetRule() *Rule {
@@ -1194,7 +1277,7 @@ type DeleteRuleRequest struct {
 
 func (x *DeleteRuleRequest) Reset() {
 	*x = DeleteRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[14]
+	mi := &file_oort_v1_rule_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1289,7 @@ func (x *DeleteRuleRequest) String() string {
 func (*DeleteRuleRequest) ProtoMessage() {}
 
 func (x *DeleteRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[14]
+	mi := &file_oort_v1_rule_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1302,7 @@ func (x *DeleteRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRuleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{14}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteRuleRequest) GetId() string {
@@ -1238,7 +1321,7 @@ type DeleteRuleResponse struct {
 
 func (x *DeleteRuleResponse) Reset() {
 	*x = DeleteRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[15]
+	mi := &file_oort_v1_rule_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1333,7 @@ func (x *DeleteRuleResponse) String() string {
 func (*DeleteRuleResponse) ProtoMessage() {}
 
 func (x *DeleteRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[15]
+	mi := &file_oort_v1_rule_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1346,7 @@ func (x *DeleteRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRuleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{15}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{16}
 }
 
 // Request of RuleService.StartRule.
@@ -1277,7 +1360,7 @@ type StartRuleRequest struct {
 
 func (x *StartRuleRequest) Reset() {
 	*x = StartRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[16]
+	mi := &file_oort_v1_rule_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1372,7 @@ func (x *StartRuleRequest) String() string {
 func (*StartRuleRequest) ProtoMessage() {}
 
 func (x *StartRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[16]
+	mi := &file_oort_v1_rule_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1385,7 @@ func (x *StartRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRuleRequest.ProtoReflect.Descriptor instead.
 func (*StartRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{16}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartRuleRequest) GetId() string {
@@ -1321,7 +1404,7 @@ type StartRuleResponse struct {
 
 func (x *StartRuleResponse) Reset() {
 	*x = StartRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[17]
+	mi := &file_oort_v1_rule_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1416,7 @@ func (x *StartRuleResponse) String() string {
 func (*StartRuleResponse) ProtoMessage() {}
 
 func (x *StartRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[17]
+	mi := &file_oort_v1_rule_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1429,7 @@ func (x *StartRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRuleResponse.ProtoReflect.Descriptor instead.
 func (*StartRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{17}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{18}
 }
 
 // Request of RuleService.StopRule.
@@ -1360,7 +1443,7 @@ type StopRuleRequest struct {
 
 func (x *StopRuleRequest) Reset() {
 	*x = StopRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[18]
+	mi := &file_oort_v1_rule_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1455,7 @@ func (x *StopRuleRequest) String() string {
 func (*StopRuleRequest) ProtoMessage() {}
 
 func (x *StopRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[18]
+	mi := &file_oort_v1_rule_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1468,7 @@ func (x *StopRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRuleRequest.ProtoReflect.Descriptor instead.
 func (*StopRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{18}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopRuleRequest) GetId() string {
@@ -1404,7 +1487,7 @@ type StopRuleResponse struct {
 
 func (x *StopRuleResponse) Reset() {
 	*x = StopRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[19]
+	mi := &file_oort_v1_rule_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1499,7 @@ func (x *StopRuleResponse) String() string {
 func (*StopRuleResponse) ProtoMessage() {}
 
 func (x *StopRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[19]
+	mi := &file_oort_v1_rule_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1512,7 @@ func (x *StopRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRuleResponse.ProtoReflect.Descriptor instead.
 func (*StopRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{19}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{20}
 }
 
 // Request of RuleService.RestartRule.
@@ -1443,7 +1526,7 @@ type RestartRuleRequest struct {
 
 func (x *RestartRuleRequest) Reset() {
 	*x = RestartRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[20]
+	mi := &file_oort_v1_rule_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1538,7 @@ func (x *RestartRuleRequest) String() string {
 func (*RestartRuleRequest) ProtoMessage() {}
 
 func (x *RestartRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[20]
+	mi := &file_oort_v1_rule_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1551,7 @@ func (x *RestartRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartRuleRequest.ProtoReflect.Descriptor instead.
 func (*RestartRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{20}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RestartRuleRequest) GetId() string {
@@ -1487,7 +1570,7 @@ type RestartRuleResponse struct {
 
 func (x *RestartRuleResponse) Reset() {
 	*x = RestartRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[21]
+	mi := &file_oort_v1_rule_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1582,7 @@ func (x *RestartRuleResponse) String() string {
 func (*RestartRuleResponse) ProtoMessage() {}
 
 func (x *RestartRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[21]
+	mi := &file_oort_v1_rule_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1595,7 @@ func (x *RestartRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartRuleResponse.ProtoReflect.Descriptor instead.
 func (*RestartRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{21}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{22}
 }
 
 // Request of RuleService.GetRuleStatus.
@@ -1526,7 +1609,7 @@ type GetRuleStatusRequest struct {
 
 func (x *GetRuleStatusRequest) Reset() {
 	*x = GetRuleStatusRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[22]
+	mi := &file_oort_v1_rule_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1621,7 @@ func (x *GetRuleStatusRequest) String() string {
 func (*GetRuleStatusRequest) ProtoMessage() {}
 
 func (x *GetRuleStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[22]
+	mi := &file_oort_v1_rule_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1634,7 @@ func (x *GetRuleStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRuleStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetRuleStatusRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{22}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRuleStatusRequest) GetId() string {
@@ -1586,14 +1669,17 @@ type GetRuleStatusResponse struct {
 	// (docs/delivery.md).
 	Delivery *Delivery `protobuf:"bytes,9,opt,name=delivery,proto3" json:"delivery,omitempty"`
 	// The rule's checkpoints, for a rule whose qos asks for at least once.
-	Checkpoints   *Checkpoints `protobuf:"bytes,10,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	Checkpoints *Checkpoints `protobuf:"bytes,10,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// A scheduled rule (`cron`, `cron_datetime_range`): when it next starts,
+	// unset while it runs or when no period is left.
+	NextRunTime   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=next_run_time,json=nextRunTime,proto3" json:"next_run_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetRuleStatusResponse) Reset() {
 	*x = GetRuleStatusResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[23]
+	mi := &file_oort_v1_rule_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1691,7 @@ func (x *GetRuleStatusResponse) String() string {
 func (*GetRuleStatusResponse) ProtoMessage() {}
 
 func (x *GetRuleStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[23]
+	mi := &file_oort_v1_rule_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1704,7 @@ func (x *GetRuleStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRuleStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetRuleStatusResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{23}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetRuleStatusResponse) GetId() string {
@@ -1691,6 +1777,13 @@ func (x *GetRuleStatusResponse) GetCheckpoints() *Checkpoints {
 	return nil
 }
 
+func (x *GetRuleStatusResponse) GetNextRunTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRunTime
+	}
+	return nil
+}
+
 // The checkpoints of a running rule (docs/delivery.md).
 type Checkpoints struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1717,7 +1810,7 @@ type Checkpoints struct {
 
 func (x *Checkpoints) Reset() {
 	*x = Checkpoints{}
-	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	mi := &file_oort_v1_rule_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1822,7 @@ func (x *Checkpoints) String() string {
 func (*Checkpoints) ProtoMessage() {}
 
 func (x *Checkpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[24]
+	mi := &file_oort_v1_rule_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1835,7 @@ func (x *Checkpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoints.ProtoReflect.Descriptor instead.
 func (*Checkpoints) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{24}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Checkpoints) GetEnabled() bool {
@@ -1808,7 +1901,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	mi := &file_oort_v1_rule_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +1913,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	mi := &file_oort_v1_rule_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +1926,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{25}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Checkpoint) GetId() uint64 {
@@ -1886,7 +1979,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_oort_v1_rule_proto_msgTypes[26]
+	mi := &file_oort_v1_rule_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +1991,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[26]
+	mi := &file_oort_v1_rule_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2004,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{26}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Delivery) GetRequested() DeliveryGuarantee {
@@ -1953,7 +2046,7 @@ type RulePluginStatus struct {
 
 func (x *RulePluginStatus) Reset() {
 	*x = RulePluginStatus{}
-	mi := &file_oort_v1_rule_proto_msgTypes[27]
+	mi := &file_oort_v1_rule_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2058,7 @@ func (x *RulePluginStatus) String() string {
 func (*RulePluginStatus) ProtoMessage() {}
 
 func (x *RulePluginStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[27]
+	mi := &file_oort_v1_rule_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2071,7 @@ func (x *RulePluginStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RulePluginStatus.ProtoReflect.Descriptor instead.
 func (*RulePluginStatus) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{27}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RulePluginStatus) GetName() string {
@@ -2040,7 +2133,7 @@ type TailRuleRequest struct {
 
 func (x *TailRuleRequest) Reset() {
 	*x = TailRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[28]
+	mi := &file_oort_v1_rule_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2145,7 @@ func (x *TailRuleRequest) String() string {
 func (*TailRuleRequest) ProtoMessage() {}
 
 func (x *TailRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[28]
+	mi := &file_oort_v1_rule_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2158,7 @@ func (x *TailRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleRequest.ProtoReflect.Descriptor instead.
 func (*TailRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{28}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TailRuleRequest) GetId() string {
@@ -2112,7 +2205,7 @@ type TailPosition struct {
 
 func (x *TailPosition) Reset() {
 	*x = TailPosition{}
-	mi := &file_oort_v1_rule_proto_msgTypes[29]
+	mi := &file_oort_v1_rule_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +2217,7 @@ func (x *TailPosition) String() string {
 func (*TailPosition) ProtoMessage() {}
 
 func (x *TailPosition) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[29]
+	mi := &file_oort_v1_rule_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2137,7 +2230,7 @@ func (x *TailPosition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailPosition.ProtoReflect.Descriptor instead.
 func (*TailPosition) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{29}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TailPosition) GetResult() uint64 {
@@ -2176,7 +2269,7 @@ type TailRuleResponse struct {
 
 func (x *TailRuleResponse) Reset() {
 	*x = TailRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[30]
+	mi := &file_oort_v1_rule_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2281,7 @@ func (x *TailRuleResponse) String() string {
 func (*TailRuleResponse) ProtoMessage() {}
 
 func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[30]
+	mi := &file_oort_v1_rule_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2294,7 @@ func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleResponse.ProtoReflect.Descriptor instead.
 func (*TailRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{30}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TailRuleResponse) GetEvent() *Event {
@@ -2250,7 +2343,7 @@ type ExplainRuleRequest struct {
 
 func (x *ExplainRuleRequest) Reset() {
 	*x = ExplainRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[31]
+	mi := &file_oort_v1_rule_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2355,7 @@ func (x *ExplainRuleRequest) String() string {
 func (*ExplainRuleRequest) ProtoMessage() {}
 
 func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[31]
+	mi := &file_oort_v1_rule_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2368,7 @@ func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{31}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExplainRuleRequest) GetId() string {
@@ -2296,7 +2389,7 @@ type ExplainRuleResponse struct {
 
 func (x *ExplainRuleResponse) Reset() {
 	*x = ExplainRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[32]
+	mi := &file_oort_v1_rule_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2308,7 +2401,7 @@ func (x *ExplainRuleResponse) String() string {
 func (*ExplainRuleResponse) ProtoMessage() {}
 
 func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[32]
+	mi := &file_oort_v1_rule_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2321,7 +2414,7 @@ func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleResponse.ProtoReflect.Descriptor instead.
 func (*ExplainRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{32}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExplainRuleResponse) GetPlan() string {
@@ -2352,7 +2445,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"_triggered\"K\n" +
 	"\x06Action\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12-\n" +
-	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\xe1\x03\n" +
+	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\xef\x04\n" +
 	"\vRuleOptions\x12\"\n" +
 	"\ris_event_time\x18\x01 \x01(\bR\visEventTime\x12/\n" +
 	"\x11late_tolerance_ms\x18\x02 \x01(\x03H\x00R\x0flateToleranceMs\x88\x01\x01\x12(\n" +
@@ -2364,10 +2457,19 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\vbuffer_full\x18\b \x01(\x0e2\x13.oort.v1.BufferFullR\n" +
 	"bufferFull\x12\x1d\n" +
 	"\n" +
-	"send_error\x18\t \x01(\bR\tsendErrorB\x14\n" +
+	"send_error\x18\t \x01(\bR\tsendError\x12\x12\n" +
+	"\x04cron\x18\n" +
+	" \x01(\tR\x04cron\x12$\n" +
+	"\vduration_ms\x18\v \x01(\x03H\x03R\n" +
+	"durationMs\x88\x01\x01\x12B\n" +
+	"\x13cron_datetime_range\x18\f \x03(\v2\x12.oort.v1.TimeRangeR\x11cronDatetimeRangeB\x14\n" +
 	"\x12_late_tolerance_msB\x10\n" +
 	"\x0e_buffer_lengthB\x19\n" +
-	"\x17_checkpoint_interval_ms\"\x82\x02\n" +
+	"\x17_checkpoint_interval_msB\x0e\n" +
+	"\f_duration_ms\"=\n" +
+	"\tTimeRange\x12\x19\n" +
+	"\bbegin_ms\x18\x01 \x01(\x03R\abeginMs\x12\x15\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\"\x82\x02\n" +
 	"\x0fRestartStrategy\x12\x1a\n" +
 	"\battempts\x18\x01 \x01(\rR\battempts\x12\x1e\n" +
 	"\bdelay_ms\x18\x02 \x01(\x03H\x00R\adelayMs\x88\x01\x01\x12#\n" +
@@ -2425,7 +2527,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
 	"\x13RestartRuleResponse\"&\n" +
 	"\x14GetRuleStatusRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xcf\x03\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x8f\x04\n" +
 	"\x15GetRuleStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\x12\x1d\n" +
@@ -2439,7 +2541,8 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x11tail_missed_total\x18\b \x01(\x04R\x0ftailMissedTotal\x12-\n" +
 	"\bdelivery\x18\t \x01(\v2\x11.oort.v1.DeliveryR\bdelivery\x126\n" +
 	"\vcheckpoints\x18\n" +
-	" \x01(\v2\x14.oort.v1.CheckpointsR\vcheckpoints\"\xf0\x01\n" +
+	" \x01(\v2\x14.oort.v1.CheckpointsR\vcheckpoints\x12>\n" +
+	"\rnext_run_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vnextRunTime\"\xf0\x01\n" +
 	"\vCheckpoints\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12'\n" +
 	"\x04last\x18\x02 \x01(\v2\x13.oort.v1.CheckpointR\x04last\x12/\n" +
@@ -2535,7 +2638,7 @@ func file_oort_v1_rule_proto_rawDescGZIP() []byte {
 }
 
 var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_oort_v1_rule_proto_goTypes = []any{
 	(BufferFull)(0),               // 0: oort.v1.BufferFull
 	(RuleState)(0),                // 1: oort.v1.RuleState
@@ -2544,102 +2647,105 @@ var file_oort_v1_rule_proto_goTypes = []any{
 	(*Rule)(nil),                  // 4: oort.v1.Rule
 	(*Action)(nil),                // 5: oort.v1.Action
 	(*RuleOptions)(nil),           // 6: oort.v1.RuleOptions
-	(*RestartStrategy)(nil),       // 7: oort.v1.RestartStrategy
-	(*RuleInfo)(nil),              // 8: oort.v1.RuleInfo
-	(*OperatorStatus)(nil),        // 9: oort.v1.OperatorStatus
-	(*CreateRuleRequest)(nil),     // 10: oort.v1.CreateRuleRequest
-	(*CreateRuleResponse)(nil),    // 11: oort.v1.CreateRuleResponse
-	(*GetRuleRequest)(nil),        // 12: oort.v1.GetRuleRequest
-	(*GetRuleResponse)(nil),       // 13: oort.v1.GetRuleResponse
-	(*ListRulesRequest)(nil),      // 14: oort.v1.ListRulesRequest
-	(*ListRulesResponse)(nil),     // 15: oort.v1.ListRulesResponse
-	(*UpdateRuleRequest)(nil),     // 16: oort.v1.UpdateRuleRequest
-	(*UpdateRuleResponse)(nil),    // 17: oort.v1.UpdateRuleResponse
-	(*DeleteRuleRequest)(nil),     // 18: oort.v1.DeleteRuleRequest
-	(*DeleteRuleResponse)(nil),    // 19: oort.v1.DeleteRuleResponse
-	(*StartRuleRequest)(nil),      // 20: oort.v1.StartRuleRequest
-	(*StartRuleResponse)(nil),     // 21: oort.v1.StartRuleResponse
-	(*StopRuleRequest)(nil),       // 22: oort.v1.StopRuleRequest
-	(*StopRuleResponse)(nil),      // 23: oort.v1.StopRuleResponse
-	(*RestartRuleRequest)(nil),    // 24: oort.v1.RestartRuleRequest
-	(*RestartRuleResponse)(nil),   // 25: oort.v1.RestartRuleResponse
-	(*GetRuleStatusRequest)(nil),  // 26: oort.v1.GetRuleStatusRequest
-	(*GetRuleStatusResponse)(nil), // 27: oort.v1.GetRuleStatusResponse
-	(*Checkpoints)(nil),           // 28: oort.v1.Checkpoints
-	(*Checkpoint)(nil),            // 29: oort.v1.Checkpoint
-	(*Delivery)(nil),              // 30: oort.v1.Delivery
-	(*RulePluginStatus)(nil),      // 31: oort.v1.RulePluginStatus
-	(*TailRuleRequest)(nil),       // 32: oort.v1.TailRuleRequest
-	(*TailPosition)(nil),          // 33: oort.v1.TailPosition
-	(*TailRuleResponse)(nil),      // 34: oort.v1.TailRuleResponse
-	(*ExplainRuleRequest)(nil),    // 35: oort.v1.ExplainRuleRequest
-	(*ExplainRuleResponse)(nil),   // 36: oort.v1.ExplainRuleResponse
-	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 38: google.protobuf.Struct
-	(*Event)(nil),                 // 39: oort.v1.Event
+	(*TimeRange)(nil),             // 7: oort.v1.TimeRange
+	(*RestartStrategy)(nil),       // 8: oort.v1.RestartStrategy
+	(*RuleInfo)(nil),              // 9: oort.v1.RuleInfo
+	(*OperatorStatus)(nil),        // 10: oort.v1.OperatorStatus
+	(*CreateRuleRequest)(nil),     // 11: oort.v1.CreateRuleRequest
+	(*CreateRuleResponse)(nil),    // 12: oort.v1.CreateRuleResponse
+	(*GetRuleRequest)(nil),        // 13: oort.v1.GetRuleRequest
+	(*GetRuleResponse)(nil),       // 14: oort.v1.GetRuleResponse
+	(*ListRulesRequest)(nil),      // 15: oort.v1.ListRulesRequest
+	(*ListRulesResponse)(nil),     // 16: oort.v1.ListRulesResponse
+	(*UpdateRuleRequest)(nil),     // 17: oort.v1.UpdateRuleRequest
+	(*UpdateRuleResponse)(nil),    // 18: oort.v1.UpdateRuleResponse
+	(*DeleteRuleRequest)(nil),     // 19: oort.v1.DeleteRuleRequest
+	(*DeleteRuleResponse)(nil),    // 20: oort.v1.DeleteRuleResponse
+	(*StartRuleRequest)(nil),      // 21: oort.v1.StartRuleRequest
+	(*StartRuleResponse)(nil),     // 22: oort.v1.StartRuleResponse
+	(*StopRuleRequest)(nil),       // 23: oort.v1.StopRuleRequest
+	(*StopRuleResponse)(nil),      // 24: oort.v1.StopRuleResponse
+	(*RestartRuleRequest)(nil),    // 25: oort.v1.RestartRuleRequest
+	(*RestartRuleResponse)(nil),   // 26: oort.v1.RestartRuleResponse
+	(*GetRuleStatusRequest)(nil),  // 27: oort.v1.GetRuleStatusRequest
+	(*GetRuleStatusResponse)(nil), // 28: oort.v1.GetRuleStatusResponse
+	(*Checkpoints)(nil),           // 29: oort.v1.Checkpoints
+	(*Checkpoint)(nil),            // 30: oort.v1.Checkpoint
+	(*Delivery)(nil),              // 31: oort.v1.Delivery
+	(*RulePluginStatus)(nil),      // 32: oort.v1.RulePluginStatus
+	(*TailRuleRequest)(nil),       // 33: oort.v1.TailRuleRequest
+	(*TailPosition)(nil),          // 34: oort.v1.TailPosition
+	(*TailRuleResponse)(nil),      // 35: oort.v1.TailRuleResponse
+	(*ExplainRuleRequest)(nil),    // 36: oort.v1.ExplainRuleRequest
+	(*ExplainRuleResponse)(nil),   // 37: oort.v1.ExplainRuleResponse
+	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 39: google.protobuf.Struct
+	(*Event)(nil),                 // 40: oort.v1.Event
 }
 var file_oort_v1_rule_proto_depIdxs = []int32{
 	5,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
 	6,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
-	37, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	37, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
-	38, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
-	7,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
+	38, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	38, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	39, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
+	8,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
 	0,  // 6: oort.v1.RuleOptions.buffer_full:type_name -> oort.v1.BufferFull
-	4,  // 7: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
-	1,  // 8: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
-	37, // 9: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
-	37, // 10: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
-	4,  // 11: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
-	4,  // 12: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
-	4,  // 13: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
-	8,  // 14: oort.v1.ListRulesResponse.rules:type_name -> oort.v1.RuleInfo
-	4,  // 15: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
-	4,  // 16: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
-	1,  // 17: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
-	37, // 18: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	9,  // 19: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
-	31, // 20: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
-	30, // 21: oort.v1.GetRuleStatusResponse.delivery:type_name -> oort.v1.Delivery
-	28, // 22: oort.v1.GetRuleStatusResponse.checkpoints:type_name -> oort.v1.Checkpoints
-	29, // 23: oort.v1.Checkpoints.last:type_name -> oort.v1.Checkpoint
-	29, // 24: oort.v1.Checkpoints.restored:type_name -> oort.v1.Checkpoint
-	37, // 25: oort.v1.Checkpoint.taken_time:type_name -> google.protobuf.Timestamp
-	2,  // 26: oort.v1.Delivery.requested:type_name -> oort.v1.DeliveryGuarantee
-	2,  // 27: oort.v1.Delivery.provided:type_name -> oort.v1.DeliveryGuarantee
-	3,  // 28: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
-	33, // 29: oort.v1.TailRuleRequest.from:type_name -> oort.v1.TailPosition
-	39, // 30: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
-	39, // 31: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
-	33, // 32: oort.v1.TailRuleResponse.first:type_name -> oort.v1.TailPosition
-	33, // 33: oort.v1.TailRuleResponse.next:type_name -> oort.v1.TailPosition
-	10, // 34: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
-	12, // 35: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
-	14, // 36: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
-	16, // 37: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
-	18, // 38: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
-	20, // 39: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
-	22, // 40: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
-	24, // 41: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
-	26, // 42: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
-	32, // 43: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
-	35, // 44: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
-	11, // 45: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
-	13, // 46: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
-	15, // 47: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
-	17, // 48: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
-	19, // 49: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
-	21, // 50: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
-	23, // 51: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
-	25, // 52: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
-	27, // 53: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
-	34, // 54: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
-	36, // 55: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
-	45, // [45:56] is the sub-list for method output_type
-	34, // [34:45] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	7,  // 7: oort.v1.RuleOptions.cron_datetime_range:type_name -> oort.v1.TimeRange
+	4,  // 8: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
+	1,  // 9: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
+	38, // 10: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
+	38, // 11: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
+	4,  // 12: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
+	4,  // 13: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
+	4,  // 14: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
+	9,  // 15: oort.v1.ListRulesResponse.rules:type_name -> oort.v1.RuleInfo
+	4,  // 16: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
+	4,  // 17: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
+	1,  // 18: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
+	38, // 19: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	10, // 20: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
+	32, // 21: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
+	31, // 22: oort.v1.GetRuleStatusResponse.delivery:type_name -> oort.v1.Delivery
+	29, // 23: oort.v1.GetRuleStatusResponse.checkpoints:type_name -> oort.v1.Checkpoints
+	38, // 24: oort.v1.GetRuleStatusResponse.next_run_time:type_name -> google.protobuf.Timestamp
+	30, // 25: oort.v1.Checkpoints.last:type_name -> oort.v1.Checkpoint
+	30, // 26: oort.v1.Checkpoints.restored:type_name -> oort.v1.Checkpoint
+	38, // 27: oort.v1.Checkpoint.taken_time:type_name -> google.protobuf.Timestamp
+	2,  // 28: oort.v1.Delivery.requested:type_name -> oort.v1.DeliveryGuarantee
+	2,  // 29: oort.v1.Delivery.provided:type_name -> oort.v1.DeliveryGuarantee
+	3,  // 30: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
+	34, // 31: oort.v1.TailRuleRequest.from:type_name -> oort.v1.TailPosition
+	40, // 32: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
+	40, // 33: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
+	34, // 34: oort.v1.TailRuleResponse.first:type_name -> oort.v1.TailPosition
+	34, // 35: oort.v1.TailRuleResponse.next:type_name -> oort.v1.TailPosition
+	11, // 36: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
+	13, // 37: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
+	15, // 38: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
+	17, // 39: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
+	19, // 40: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
+	21, // 41: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
+	23, // 42: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
+	25, // 43: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
+	27, // 44: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
+	33, // 45: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
+	36, // 46: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
+	12, // 47: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
+	14, // 48: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
+	16, // 49: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
+	18, // 50: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
+	20, // 51: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
+	22, // 52: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
+	24, // 53: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
+	26, // 54: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
+	28, // 55: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
+	35, // 56: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
+	37, // 57: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
+	47, // [47:58] is the sub-list for method output_type
+	36, // [36:47] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_rule_proto_init() }
@@ -2650,14 +2756,14 @@ func file_oort_v1_rule_proto_init() {
 	file_oort_v1_value_proto_init()
 	file_oort_v1_rule_proto_msgTypes[0].OneofWrappers = []any{}
 	file_oort_v1_rule_proto_msgTypes[2].OneofWrappers = []any{}
-	file_oort_v1_rule_proto_msgTypes[3].OneofWrappers = []any{}
+	file_oort_v1_rule_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oort_v1_rule_proto_rawDesc), len(file_oort_v1_rule_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

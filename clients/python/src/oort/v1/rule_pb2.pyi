@@ -259,6 +259,9 @@ class RuleOptions(_message.Message):
     RESTART_STRATEGY_FIELD_NUMBER: _builtins.int
     BUFFER_FULL_FIELD_NUMBER: _builtins.int
     SEND_ERROR_FIELD_NUMBER: _builtins.int
+    CRON_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    CRON_DATETIME_RANGE_FIELD_NUMBER: _builtins.int
     is_event_time: _builtins.bool
     """Use event time (the stream's TIMESTAMP field) instead of processing time."""
     late_tolerance_ms: _builtins.int
@@ -282,9 +285,22 @@ class RuleOptions(_message.Message):
     its sinks as a result {"error": "..."} each, besides counting them
     (eKuiper's `sendError`). Default false.
     """
+    cron: _builtins.str
+    """A scheduled rule (eKuiper's `cron`): a standard five-field cron
+    expression, in UTC, at which the rule starts; with `duration_ms`, how
+    long it then runs. Both, or neither.
+    """
+    duration_ms: _builtins.int
     @_builtins.property
     def restart_strategy(self) -> Global___RestartStrategy:
         """How the rule restarts after a failure of its source."""
+
+    @_builtins.property
+    def cron_datetime_range(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimeRange]:
+        """When the schedule applies (eKuiper's `cronDatetimeRange`): with `cron`,
+        the starts that fall in one of these periods; without it, the rule runs
+        during each period.
+        """
 
     def __init__(
         self,
@@ -298,15 +314,20 @@ class RuleOptions(_message.Message):
         restart_strategy: Global___RestartStrategy | None = ...,
         buffer_full: Global___BufferFull.ValueType = ...,
         send_error: _builtins.bool = ...,
+        cron: _builtins.str = ...,
+        duration_ms: _builtins.int | None = ...,
+        cron_datetime_range: _abc.Iterable[Global___TimeRange] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "late_tolerance_ms", b"late_tolerance_ms", "restart_strategy", b"restart_strategy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "duration_ms", b"duration_ms", "late_tolerance_ms", b"late_tolerance_ms", "restart_strategy", b"restart_strategy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_error", b"send_error", "send_meta_to_sink", b"send_meta_to_sink"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "cron", b"cron", "cron_datetime_range", b"cron_datetime_range", "duration_ms", b"duration_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_error", b"send_error", "send_meta_to_sink", b"send_meta_to_sink"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__buffer_length: _TypeAlias = _typing.Literal["buffer_length"]  # noqa: Y015
     _WhichOneofArgType__buffer_length: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length"]  # noqa: Y015
     _WhichOneofReturnType__checkpoint_interval_ms: _TypeAlias = _typing.Literal["checkpoint_interval_ms"]  # noqa: Y015
     _WhichOneofArgType__checkpoint_interval_ms: _TypeAlias = _typing.Literal["_checkpoint_interval_ms", b"_checkpoint_interval_ms"]  # noqa: Y015
+    _WhichOneofReturnType__duration_ms: _TypeAlias = _typing.Literal["duration_ms"]  # noqa: Y015
+    _WhichOneofArgType__duration_ms: _TypeAlias = _typing.Literal["_duration_ms", b"_duration_ms"]  # noqa: Y015
     _WhichOneofReturnType__late_tolerance_ms: _TypeAlias = _typing.Literal["late_tolerance_ms"]  # noqa: Y015
     _WhichOneofArgType__late_tolerance_ms: _TypeAlias = _typing.Literal["_late_tolerance_ms", b"_late_tolerance_ms"]  # noqa: Y015
     @_typing.overload
@@ -314,9 +335,35 @@ class RuleOptions(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__checkpoint_interval_ms) -> _WhichOneofReturnType__checkpoint_interval_ms | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__duration_ms) -> _WhichOneofReturnType__duration_ms | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__late_tolerance_ms) -> _WhichOneofReturnType__late_tolerance_ms | None: ...
 
 Global___RuleOptions: _TypeAlias = RuleOptions  # noqa: Y015
+
+@_typing.final
+class TimeRange(_message.Message):
+    """A period of time, from `begin_ms` (included) to `end_ms` (excluded), in Unix milliseconds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEGIN_MS_FIELD_NUMBER: _builtins.int
+    END_MS_FIELD_NUMBER: _builtins.int
+    begin_ms: _builtins.int
+    end_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        begin_ms: _builtins.int = ...,
+        end_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["begin_ms", b"begin_ms", "end_ms", b"end_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimeRange: _TypeAlias = TimeRange  # noqa: Y015
 
 @_typing.final
 class RestartStrategy(_message.Message):
@@ -849,6 +896,7 @@ class GetRuleStatusResponse(_message.Message):
     TAIL_MISSED_TOTAL_FIELD_NUMBER: _builtins.int
     DELIVERY_FIELD_NUMBER: _builtins.int
     CHECKPOINTS_FIELD_NUMBER: _builtins.int
+    NEXT_RUN_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rule id."""
     state: Global___RuleState.ValueType
@@ -885,6 +933,12 @@ class GetRuleStatusResponse(_message.Message):
     def checkpoints(self) -> Global___Checkpoints:
         """The rule's checkpoints, for a rule whose qos asks for at least once."""
 
+    @_builtins.property
+    def next_run_time(self) -> _timestamp_pb2.Timestamp:
+        """A scheduled rule (`cron`, `cron_datetime_range`): when it next starts,
+        unset while it runs or when no period is left.
+        """
+
     def __init__(
         self,
         *,
@@ -898,10 +952,11 @@ class GetRuleStatusResponse(_message.Message):
         tail_missed_total: _builtins.int = ...,
         delivery: Global___Delivery | None = ...,
         checkpoints: Global___Checkpoints | None = ...,
+        next_run_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "next_run_time", b"next_run_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "id", b"id", "last_error", b"last_error", "operators", b"operators", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "id", b"id", "last_error", b"last_error", "next_run_time", b"next_run_time", "operators", b"operators", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

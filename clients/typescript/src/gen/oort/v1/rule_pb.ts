@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file oort/v1/rule.proto.
  */
 export const file_oort_v1_rule: GenFile = /*@__PURE__*/
-  fileDesc("ChJvb3J0L3YxL3J1bGUucHJvdG8SB29vcnQudjEijAIKBFJ1bGUSCgoCaWQYASABKAkSCwoDc3FsGAIgASgJEiAKB2FjdGlvbnMYAyADKAsyDy5vb3J0LnYxLkFjdGlvbhIlCgdvcHRpb25zGAQgASgLMhQub29ydC52MS5SdWxlT3B0aW9ucxIWCgl0cmlnZ2VyZWQYBSABKAhIAIgBARIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG5hbWUYCCABKAkSDAoEdGFncxgJIAMoCUIMCgpfdHJpZ2dlcmVkIj4KBkFjdGlvbhIMCgR0eXBlGAEgASgJEiYKBXByb3BzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLiAgoLUnVsZU9wdGlvbnMSFQoNaXNfZXZlbnRfdGltZRgBIAEoCBIeChFsYXRlX3RvbGVyYW5jZV9tcxgCIAEoA0gAiAEBEhoKDWJ1ZmZlcl9sZW5ndGgYAyABKA1IAYgBARIZChFzZW5kX21ldGFfdG9fc2luaxgEIAEoCBILCgNxb3MYBSABKA0SIwoWY2hlY2twb2ludF9pbnRlcnZhbF9tcxgGIAEoA0gCiAEBEjIKEHJlc3RhcnRfc3RyYXRlZ3kYByABKAsyGC5vb3J0LnYxLlJlc3RhcnRTdHJhdGVneRIoCgtidWZmZXJfZnVsbBgIIAEoDjITLm9vcnQudjEuQnVmZmVyRnVsbBISCgpzZW5kX2Vycm9yGAkgASgIQhQKEl9sYXRlX3RvbGVyYW5jZV9tc0IQCg5fYnVmZmVyX2xlbmd0aEIZChdfY2hlY2twb2ludF9pbnRlcnZhbF9tcyLJAQoPUmVzdGFydFN0cmF0ZWd5EhAKCGF0dGVtcHRzGAEgASgNEhUKCGRlbGF5X21zGAIgASgDSACIAQESFwoKbXVsdGlwbGllchgDIAEoAUgBiAEBEhkKDG1heF9kZWxheV9tcxgEIAEoA0gCiAEBEhoKDWppdHRlcl9mYWN0b3IYBSABKAFIA4gBAUILCglfZGVsYXlfbXNCDQoLX211bHRpcGxpZXJCDwoNX21heF9kZWxheV9tc0IQCg5faml0dGVyX2ZhY3RvciJKCghSdWxlSW5mbxIbCgRydWxlGAEgASgLMg0ub29ydC52MS5SdWxlEiEKBXN0YXRlGAIgASgOMhIub29ydC52MS5SdWxlU3RhdGUixQIKDk9wZXJhdG9yU3RhdHVzEgwKBG5hbWUYASABKAkSGAoQcmVjb3Jkc19pbl90b3RhbBgCIAEoBBIZChFyZWNvcmRzX291dF90b3RhbBgDIAEoBBIYChBleGNlcHRpb25zX3RvdGFsGAQgASgEEhoKEnByb2Nlc3NfbGF0ZW5jeV91cxgFIAEoAxIVCg1idWZmZXJfbGVuZ3RoGAYgASgEEhYKDmxhc3RfZXhjZXB0aW9uGAcgASgJEjcKE2xhc3RfZXhjZXB0aW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2xhc3RfaW52b2NhdGlvbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVcmVjb3Jkc19kcm9wcGVkX3RvdGFsGAogASgEIjAKEUNyZWF0ZVJ1bGVSZXF1ZXN0EhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiMQoSQ3JlYXRlUnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiHAoOR2V0UnVsZVJlcXVlc3QSCgoCaWQYASABKAkiLgoPR2V0UnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiIAoQTGlzdFJ1bGVzUmVxdWVzdBIMCgR0YWdzGAEgAygJIjUKEUxpc3RSdWxlc1Jlc3BvbnNlEiAKBXJ1bGVzGAEgAygLMhEub29ydC52MS5SdWxlSW5mbyIwChFVcGRhdGVSdWxlUmVxdWVzdBIbCgRydWxlGAEgASgLMg0ub29ydC52MS5SdWxlIjEKElVwZGF0ZVJ1bGVSZXNwb25zZRIbCgRydWxlGAEgASgLMg0ub29ydC52MS5SdWxlIh8KEURlbGV0ZVJ1bGVSZXF1ZXN0EgoKAmlkGAEgASgJIhQKEkRlbGV0ZVJ1bGVSZXNwb25zZSIeChBTdGFydFJ1bGVSZXF1ZXN0EgoKAmlkGAEgASgJIhMKEVN0YXJ0UnVsZVJlc3BvbnNlIh0KD1N0b3BSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSISChBTdG9wUnVsZVJlc3BvbnNlIiAKElJlc3RhcnRSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSIVChNSZXN0YXJ0UnVsZVJlc3BvbnNlIiIKFEdldFJ1bGVTdGF0dXNSZXF1ZXN0EgoKAmlkGAEgASgJIuQCChVHZXRSdWxlU3RhdHVzUmVzcG9uc2USCgoCaWQYASABKAkSIQoFc3RhdGUYAiABKA4yEi5vb3J0LnYxLlJ1bGVTdGF0ZRISCgpsYXN0X2Vycm9yGAMgASgJEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlc3RhcnRfY291bnQYBSABKA0SKgoJb3BlcmF0b3JzGAYgAygLMhcub29ydC52MS5PcGVyYXRvclN0YXR1cxIqCgdwbHVnaW5zGAcgAygLMhkub29ydC52MS5SdWxlUGx1Z2luU3RhdHVzEhkKEXRhaWxfbWlzc2VkX3RvdGFsGAggASgEEiMKCGRlbGl2ZXJ5GAkgASgLMhEub29ydC52MS5EZWxpdmVyeRIpCgtjaGVja3BvaW50cxgKIAEoCzIULm9vcnQudjEuQ2hlY2twb2ludHMirQEKC0NoZWNrcG9pbnRzEg8KB2VuYWJsZWQYASABKAgSIQoEbGFzdBgCIAEoCzITLm9vcnQudjEuQ2hlY2twb2ludBIlCghyZXN0b3JlZBgDIAEoCzITLm9vcnQudjEuQ2hlY2twb2ludBIWCg5mYWlsdXJlc190b3RhbBgEIAEoBBISCgpsYXN0X2Vycm9yGAUgASgJEhcKD3JlcGxheWVkX2V2ZW50cxgGIAEoBCKKAQoKQ2hlY2twb2ludBIKCgJpZBgBIAEoBBIuCgp0YWtlbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzaXplX2J5dGVzGAMgASgEEhMKC2R1cmF0aW9uX21zGAQgASgEEhcKD3NvdXJjZV9wb3NpdGlvbhgFIAEoBCJ3CghEZWxpdmVyeRItCglyZXF1ZXN0ZWQYASABKA4yGi5vb3J0LnYxLkRlbGl2ZXJ5R3VhcmFudGVlEiwKCHByb3ZpZGVkGAIgASgOMhoub29ydC52MS5EZWxpdmVyeUd1YXJhbnRlZRIOCgZyZWFzb24YAyABKAkiXAoQUnVsZVBsdWdpblN0YXR1cxIMCgRuYW1lGAEgASgJEg8KB3J1bm5pbmcYAiABKAgSFQoNcmVzdGFydF9jb3VudBgDIAEoDRISCgpsYXN0X2Vycm9yGAQgASgJIn4KD1RhaWxSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgltYXhfYmF0Y2gYAiABKA0SJwoIZW5jb2RpbmcYAyABKA4yFS5vb3J0LnYxLlRhaWxFbmNvZGluZxIjCgRmcm9tGAQgASgLMhUub29ydC52MS5UYWlsUG9zaXRpb24iKwoMVGFpbFBvc2l0aW9uEg4KBnJlc3VsdBgBIAEoBBILCgNyb3cYAiABKA0iqgEKEFRhaWxSdWxlUmVzcG9uc2USHQoFZXZlbnQYASABKAsyDi5vb3J0LnYxLkV2ZW50Eh4KBmV2ZW50cxgCIAMoCzIOLm9vcnQudjEuRXZlbnQSDAoEanNvbhgDIAEoDBIkCgVmaXJzdBgEIAEoCzIVLm9vcnQudjEuVGFpbFBvc2l0aW9uEiMKBG5leHQYBSABKAsyFS5vb3J0LnYxLlRhaWxQb3NpdGlvbiIgChJFeHBsYWluUnVsZVJlcXVlc3QSCgoCaWQYASABKAkiIwoTRXhwbGFpblJ1bGVSZXNwb25zZRIMCgRwbGFuGAEgASgJKlYKCkJ1ZmZlckZ1bGwSGwoXQlVGRkVSX0ZVTExfVU5TUEVDSUZJRUQQABIUChBCVUZGRVJfRlVMTF9EUk9QEAESFQoRQlVGRkVSX0ZVTExfQkxPQ0sQAiqHAQoJUnVsZVN0YXRlEhoKFlJVTEVfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJSVUxFX1NUQVRFX1NUT1BQRUQQARIXChNSVUxFX1NUQVRFX1NUQVJUSU5HEAISFgoSUlVMRV9TVEFURV9SVU5OSU5HEAMSFQoRUlVMRV9TVEFURV9GQUlMRUQQBCqnAQoRRGVsaXZlcnlHdWFyYW50ZWUSIgoeREVMSVZFUllfR1VBUkFOVEVFX1VOU1BFQ0lGSUVEEAASIwofREVMSVZFUllfR1VBUkFOVEVFX0FUX01PU1RfT05DRRABEiQKIERFTElWRVJZX0dVQVJBTlRFRV9BVF9MRUFTVF9PTkNFEAISIwofREVMSVZFUllfR1VBUkFOVEVFX0VYQUNUTFlfT05DRRADKkUKDFRhaWxFbmNvZGluZxIdChlUQUlMX0VOQ09ESU5HX1VOU1BFQ0lGSUVEEAASFgoSVEFJTF9FTkNPRElOR19KU09OEAEykAYKC1J1bGVTZXJ2aWNlEkUKCkNyZWF0ZVJ1bGUSGi5vb3J0LnYxLkNyZWF0ZVJ1bGVSZXF1ZXN0Ghsub29ydC52MS5DcmVhdGVSdWxlUmVzcG9uc2USPAoHR2V0UnVsZRIXLm9vcnQudjEuR2V0UnVsZVJlcXVlc3QaGC5vb3J0LnYxLkdldFJ1bGVSZXNwb25zZRJCCglMaXN0UnVsZXMSGS5vb3J0LnYxLkxpc3RSdWxlc1JlcXVlc3QaGi5vb3J0LnYxLkxpc3RSdWxlc1Jlc3BvbnNlEkUKClVwZGF0ZVJ1bGUSGi5vb3J0LnYxLlVwZGF0ZVJ1bGVSZXF1ZXN0Ghsub29ydC52MS5VcGRhdGVSdWxlUmVzcG9uc2USRQoKRGVsZXRlUnVsZRIaLm9vcnQudjEuRGVsZXRlUnVsZVJlcXVlc3QaGy5vb3J0LnYxLkRlbGV0ZVJ1bGVSZXNwb25zZRJCCglTdGFydFJ1bGUSGS5vb3J0LnYxLlN0YXJ0UnVsZVJlcXVlc3QaGi5vb3J0LnYxLlN0YXJ0UnVsZVJlc3BvbnNlEj8KCFN0b3BSdWxlEhgub29ydC52MS5TdG9wUnVsZVJlcXVlc3QaGS5vb3J0LnYxLlN0b3BSdWxlUmVzcG9uc2USSAoLUmVzdGFydFJ1bGUSGy5vb3J0LnYxLlJlc3RhcnRSdWxlUmVxdWVzdBocLm9vcnQudjEuUmVzdGFydFJ1bGVSZXNwb25zZRJOCg1HZXRSdWxlU3RhdHVzEh0ub29ydC52MS5HZXRSdWxlU3RhdHVzUmVxdWVzdBoeLm9vcnQudjEuR2V0UnVsZVN0YXR1c1Jlc3BvbnNlEkEKCFRhaWxSdWxlEhgub29ydC52MS5UYWlsUnVsZVJlcXVlc3QaGS5vb3J0LnYxLlRhaWxSdWxlUmVzcG9uc2UwARJICgtFeHBsYWluUnVsZRIbLm9vcnQudjEuRXhwbGFpblJ1bGVSZXF1ZXN0Ghwub29ydC52MS5FeHBsYWluUnVsZVJlc3BvbnNlQo4BCgtjb20ub29ydC52MUIJUnVsZVByb3RvUAFaN2dpdGh1Yi5jb20vb29ydC1lZGdlL29vcnQvY2xpZW50cy9nby9nZW4vb29ydC92MTtvb3J0djGiAgNPWFiqAgdPb3J0LlYxygIHT29ydFxWMeICE09vcnRcVjFcR1BCTWV0YWRhdGHqAghPb3J0OjpWMWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_oort_v1_value]);
+  fileDesc("ChJvb3J0L3YxL3J1bGUucHJvdG8SB29vcnQudjEijAIKBFJ1bGUSCgoCaWQYASABKAkSCwoDc3FsGAIgASgJEiAKB2FjdGlvbnMYAyADKAsyDy5vb3J0LnYxLkFjdGlvbhIlCgdvcHRpb25zGAQgASgLMhQub29ydC52MS5SdWxlT3B0aW9ucxIWCgl0cmlnZ2VyZWQYBSABKAhIAIgBARIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG5hbWUYCCABKAkSDAoEdGFncxgJIAMoCUIMCgpfdHJpZ2dlcmVkIj4KBkFjdGlvbhIMCgR0eXBlGAEgASgJEiYKBXByb3BzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLLAwoLUnVsZU9wdGlvbnMSFQoNaXNfZXZlbnRfdGltZRgBIAEoCBIeChFsYXRlX3RvbGVyYW5jZV9tcxgCIAEoA0gAiAEBEhoKDWJ1ZmZlcl9sZW5ndGgYAyABKA1IAYgBARIZChFzZW5kX21ldGFfdG9fc2luaxgEIAEoCBILCgNxb3MYBSABKA0SIwoWY2hlY2twb2ludF9pbnRlcnZhbF9tcxgGIAEoA0gCiAEBEjIKEHJlc3RhcnRfc3RyYXRlZ3kYByABKAsyGC5vb3J0LnYxLlJlc3RhcnRTdHJhdGVneRIoCgtidWZmZXJfZnVsbBgIIAEoDjITLm9vcnQudjEuQnVmZmVyRnVsbBISCgpzZW5kX2Vycm9yGAkgASgIEgwKBGNyb24YCiABKAkSGAoLZHVyYXRpb25fbXMYCyABKANIA4gBARIvChNjcm9uX2RhdGV0aW1lX3JhbmdlGAwgAygLMhIub29ydC52MS5UaW1lUmFuZ2VCFAoSX2xhdGVfdG9sZXJhbmNlX21zQhAKDl9idWZmZXJfbGVuZ3RoQhkKF19jaGVja3BvaW50X2ludGVydmFsX21zQg4KDF9kdXJhdGlvbl9tcyItCglUaW1lUmFuZ2USEAoIYmVnaW5fbXMYASABKAMSDgoGZW5kX21zGAIgASgDIskBCg9SZXN0YXJ0U3RyYXRlZ3kSEAoIYXR0ZW1wdHMYASABKA0SFQoIZGVsYXlfbXMYAiABKANIAIgBARIXCgptdWx0aXBsaWVyGAMgASgBSAGIAQESGQoMbWF4X2RlbGF5X21zGAQgASgDSAKIAQESGgoNaml0dGVyX2ZhY3RvchgFIAEoAUgDiAEBQgsKCV9kZWxheV9tc0INCgtfbXVsdGlwbGllckIPCg1fbWF4X2RlbGF5X21zQhAKDl9qaXR0ZXJfZmFjdG9yIkoKCFJ1bGVJbmZvEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUSIQoFc3RhdGUYAiABKA4yEi5vb3J0LnYxLlJ1bGVTdGF0ZSLFAgoOT3BlcmF0b3JTdGF0dXMSDAoEbmFtZRgBIAEoCRIYChByZWNvcmRzX2luX3RvdGFsGAIgASgEEhkKEXJlY29yZHNfb3V0X3RvdGFsGAMgASgEEhgKEGV4Y2VwdGlvbnNfdG90YWwYBCABKAQSGgoScHJvY2Vzc19sYXRlbmN5X3VzGAUgASgDEhUKDWJ1ZmZlcl9sZW5ndGgYBiABKAQSFgoObGFzdF9leGNlcHRpb24YByABKAkSNwoTbGFzdF9leGNlcHRpb25fdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbGFzdF9pbnZvY2F0aW9uGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChVyZWNvcmRzX2Ryb3BwZWRfdG90YWwYCiABKAQiMAoRQ3JlYXRlUnVsZVJlcXVlc3QSGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIxChJDcmVhdGVSdWxlUmVzcG9uc2USGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIcCg5HZXRSdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSIuCg9HZXRSdWxlUmVzcG9uc2USGwoEcnVsZRgBIAEoCzINLm9vcnQudjEuUnVsZSIgChBMaXN0UnVsZXNSZXF1ZXN0EgwKBHRhZ3MYASADKAkiNQoRTGlzdFJ1bGVzUmVzcG9uc2USIAoFcnVsZXMYASADKAsyES5vb3J0LnYxLlJ1bGVJbmZvIjAKEVVwZGF0ZVJ1bGVSZXF1ZXN0EhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiMQoSVXBkYXRlUnVsZVJlc3BvbnNlEhsKBHJ1bGUYASABKAsyDS5vb3J0LnYxLlJ1bGUiHwoRRGVsZXRlUnVsZVJlcXVlc3QSCgoCaWQYASABKAkiFAoSRGVsZXRlUnVsZVJlc3BvbnNlIh4KEFN0YXJ0UnVsZVJlcXVlc3QSCgoCaWQYASABKAkiEwoRU3RhcnRSdWxlUmVzcG9uc2UiHQoPU3RvcFJ1bGVSZXF1ZXN0EgoKAmlkGAEgASgJIhIKEFN0b3BSdWxlUmVzcG9uc2UiIAoSUmVzdGFydFJ1bGVSZXF1ZXN0EgoKAmlkGAEgASgJIhUKE1Jlc3RhcnRSdWxlUmVzcG9uc2UiIgoUR2V0UnVsZVN0YXR1c1JlcXVlc3QSCgoCaWQYASABKAkilwMKFUdldFJ1bGVTdGF0dXNSZXNwb25zZRIKCgJpZBgBIAEoCRIhCgVzdGF0ZRgCIAEoDjISLm9vcnQudjEuUnVsZVN0YXRlEhIKCmxhc3RfZXJyb3IYAyABKAkSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVzdGFydF9jb3VudBgFIAEoDRIqCglvcGVyYXRvcnMYBiADKAsyFy5vb3J0LnYxLk9wZXJhdG9yU3RhdHVzEioKB3BsdWdpbnMYByADKAsyGS5vb3J0LnYxLlJ1bGVQbHVnaW5TdGF0dXMSGQoRdGFpbF9taXNzZWRfdG90YWwYCCABKAQSIwoIZGVsaXZlcnkYCSABKAsyES5vb3J0LnYxLkRlbGl2ZXJ5EikKC2NoZWNrcG9pbnRzGAogASgLMhQub29ydC52MS5DaGVja3BvaW50cxIxCg1uZXh0X3J1bl90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKtAQoLQ2hlY2twb2ludHMSDwoHZW5hYmxlZBgBIAEoCBIhCgRsYXN0GAIgASgLMhMub29ydC52MS5DaGVja3BvaW50EiUKCHJlc3RvcmVkGAMgASgLMhMub29ydC52MS5DaGVja3BvaW50EhYKDmZhaWx1cmVzX3RvdGFsGAQgASgEEhIKCmxhc3RfZXJyb3IYBSABKAkSFwoPcmVwbGF5ZWRfZXZlbnRzGAYgASgEIooBCgpDaGVja3BvaW50EgoKAmlkGAEgASgEEi4KCnRha2VuX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpemVfYnl0ZXMYAyABKAQSEwoLZHVyYXRpb25fbXMYBCABKAQSFwoPc291cmNlX3Bvc2l0aW9uGAUgASgEIncKCERlbGl2ZXJ5Ei0KCXJlcXVlc3RlZBgBIAEoDjIaLm9vcnQudjEuRGVsaXZlcnlHdWFyYW50ZWUSLAoIcHJvdmlkZWQYAiABKA4yGi5vb3J0LnYxLkRlbGl2ZXJ5R3VhcmFudGVlEg4KBnJlYXNvbhgDIAEoCSJcChBSdWxlUGx1Z2luU3RhdHVzEgwKBG5hbWUYASABKAkSDwoHcnVubmluZxgCIAEoCBIVCg1yZXN0YXJ0X2NvdW50GAMgASgNEhIKCmxhc3RfZXJyb3IYBCABKAkifgoPVGFpbFJ1bGVSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW1heF9iYXRjaBgCIAEoDRInCghlbmNvZGluZxgDIAEoDjIVLm9vcnQudjEuVGFpbEVuY29kaW5nEiMKBGZyb20YBCABKAsyFS5vb3J0LnYxLlRhaWxQb3NpdGlvbiIrCgxUYWlsUG9zaXRpb24SDgoGcmVzdWx0GAEgASgEEgsKA3JvdxgCIAEoDSKqAQoQVGFpbFJ1bGVSZXNwb25zZRIdCgVldmVudBgBIAEoCzIOLm9vcnQudjEuRXZlbnQSHgoGZXZlbnRzGAIgAygLMg4ub29ydC52MS5FdmVudBIMCgRqc29uGAMgASgMEiQKBWZpcnN0GAQgASgLMhUub29ydC52MS5UYWlsUG9zaXRpb24SIwoEbmV4dBgFIAEoCzIVLm9vcnQudjEuVGFpbFBvc2l0aW9uIiAKEkV4cGxhaW5SdWxlUmVxdWVzdBIKCgJpZBgBIAEoCSIjChNFeHBsYWluUnVsZVJlc3BvbnNlEgwKBHBsYW4YASABKAkqVgoKQnVmZmVyRnVsbBIbChdCVUZGRVJfRlVMTF9VTlNQRUNJRklFRBAAEhQKEEJVRkZFUl9GVUxMX0RST1AQARIVChFCVUZGRVJfRlVMTF9CTE9DSxACKocBCglSdWxlU3RhdGUSGgoWUlVMRV9TVEFURV9VTlNQRUNJRklFRBAAEhYKElJVTEVfU1RBVEVfU1RPUFBFRBABEhcKE1JVTEVfU1RBVEVfU1RBUlRJTkcQAhIWChJSVUxFX1NUQVRFX1JVTk5JTkcQAxIVChFSVUxFX1NUQVRFX0ZBSUxFRBAEKqcBChFEZWxpdmVyeUd1YXJhbnRlZRIiCh5ERUxJVkVSWV9HVUFSQU5URUVfVU5TUEVDSUZJRUQQABIjCh9ERUxJVkVSWV9HVUFSQU5URUVfQVRfTU9TVF9PTkNFEAESJAogREVMSVZFUllfR1VBUkFOVEVFX0FUX0xFQVNUX09OQ0UQAhIjCh9ERUxJVkVSWV9HVUFSQU5URUVfRVhBQ1RMWV9PTkNFEAMqRQoMVGFpbEVuY29kaW5nEh0KGVRBSUxfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIWChJUQUlMX0VOQ09ESU5HX0pTT04QATKQBgoLUnVsZVNlcnZpY2USRQoKQ3JlYXRlUnVsZRIaLm9vcnQudjEuQ3JlYXRlUnVsZVJlcXVlc3QaGy5vb3J0LnYxLkNyZWF0ZVJ1bGVSZXNwb25zZRI8CgdHZXRSdWxlEhcub29ydC52MS5HZXRSdWxlUmVxdWVzdBoYLm9vcnQudjEuR2V0UnVsZVJlc3BvbnNlEkIKCUxpc3RSdWxlcxIZLm9vcnQudjEuTGlzdFJ1bGVzUmVxdWVzdBoaLm9vcnQudjEuTGlzdFJ1bGVzUmVzcG9uc2USRQoKVXBkYXRlUnVsZRIaLm9vcnQudjEuVXBkYXRlUnVsZVJlcXVlc3QaGy5vb3J0LnYxLlVwZGF0ZVJ1bGVSZXNwb25zZRJFCgpEZWxldGVSdWxlEhoub29ydC52MS5EZWxldGVSdWxlUmVxdWVzdBobLm9vcnQudjEuRGVsZXRlUnVsZVJlc3BvbnNlEkIKCVN0YXJ0UnVsZRIZLm9vcnQudjEuU3RhcnRSdWxlUmVxdWVzdBoaLm9vcnQudjEuU3RhcnRSdWxlUmVzcG9uc2USPwoIU3RvcFJ1bGUSGC5vb3J0LnYxLlN0b3BSdWxlUmVxdWVzdBoZLm9vcnQudjEuU3RvcFJ1bGVSZXNwb25zZRJICgtSZXN0YXJ0UnVsZRIbLm9vcnQudjEuUmVzdGFydFJ1bGVSZXF1ZXN0Ghwub29ydC52MS5SZXN0YXJ0UnVsZVJlc3BvbnNlEk4KDUdldFJ1bGVTdGF0dXMSHS5vb3J0LnYxLkdldFJ1bGVTdGF0dXNSZXF1ZXN0Gh4ub29ydC52MS5HZXRSdWxlU3RhdHVzUmVzcG9uc2USQQoIVGFpbFJ1bGUSGC5vb3J0LnYxLlRhaWxSdWxlUmVxdWVzdBoZLm9vcnQudjEuVGFpbFJ1bGVSZXNwb25zZTABEkgKC0V4cGxhaW5SdWxlEhsub29ydC52MS5FeHBsYWluUnVsZVJlcXVlc3QaHC5vb3J0LnYxLkV4cGxhaW5SdWxlUmVzcG9uc2VCjgEKC2NvbS5vb3J0LnYxQglSdWxlUHJvdG9QAVo3Z2l0aHViLmNvbS9vb3J0LWVkZ2Uvb29ydC9jbGllbnRzL2dvL2dlbi9vb3J0L3YxO29vcnR2MaICA09YWKoCB09vcnQuVjHKAgdPb3J0XFYx4gITT29ydFxWMVxHUEJNZXRhZGF0YeoCCE9vcnQ6OlYxYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_oort_v1_value]);
 
 /**
  * A rule definition.
@@ -195,6 +195,29 @@ export type RuleOptions = Message<"oort.v1.RuleOptions"> & {
    * @generated from field: bool send_error = 9;
    */
   sendError: boolean;
+
+  /**
+   * A scheduled rule (eKuiper's `cron`): a standard five-field cron
+   * expression, in UTC, at which the rule starts; with `duration_ms`, how
+   * long it then runs. Both, or neither.
+   *
+   * @generated from field: string cron = 10;
+   */
+  cron: string;
+
+  /**
+   * @generated from field: optional int64 duration_ms = 11;
+   */
+  durationMs?: bigint | undefined;
+
+  /**
+   * When the schedule applies (eKuiper's `cronDatetimeRange`): with `cron`,
+   * the starts that fall in one of these periods; without it, the rule runs
+   * during each period.
+   *
+   * @generated from field: repeated oort.v1.TimeRange cron_datetime_range = 12;
+   */
+  cronDatetimeRange: TimeRange[];
 };
 
 /**
@@ -203,6 +226,30 @@ export type RuleOptions = Message<"oort.v1.RuleOptions"> & {
  */
 export const RuleOptionsSchema: GenMessage<RuleOptions> = /*@__PURE__*/
   messageDesc(file_oort_v1_rule, 2);
+
+/**
+ * A period of time, from `begin_ms` (included) to `end_ms` (excluded), in Unix milliseconds.
+ *
+ * @generated from message oort.v1.TimeRange
+ */
+export type TimeRange = Message<"oort.v1.TimeRange"> & {
+  /**
+   * @generated from field: int64 begin_ms = 1;
+   */
+  beginMs: bigint;
+
+  /**
+   * @generated from field: int64 end_ms = 2;
+   */
+  endMs: bigint;
+};
+
+/**
+ * Describes the message oort.v1.TimeRange.
+ * Use `create(TimeRangeSchema)` to create a new message.
+ */
+export const TimeRangeSchema: GenMessage<TimeRange> = /*@__PURE__*/
+  messageDesc(file_oort_v1_rule, 3);
 
 /**
  * Restart policy with exponential backoff.
@@ -251,7 +298,7 @@ export type RestartStrategy = Message<"oort.v1.RestartStrategy"> & {
  * Use `create(RestartStrategySchema)` to create a new message.
  */
 export const RestartStrategySchema: GenMessage<RestartStrategy> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 3);
+  messageDesc(file_oort_v1_rule, 4);
 
 /**
  * A rule and its current state, as listed.
@@ -279,7 +326,7 @@ export type RuleInfo = Message<"oort.v1.RuleInfo"> & {
  * Use `create(RuleInfoSchema)` to create a new message.
  */
 export const RuleInfoSchema: GenMessage<RuleInfo> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 4);
+  messageDesc(file_oort_v1_rule, 5);
 
 /**
  * Counters of one operator of a running rule, named as eKuiper names them.
@@ -366,7 +413,7 @@ export type OperatorStatus = Message<"oort.v1.OperatorStatus"> & {
  * Use `create(OperatorStatusSchema)` to create a new message.
  */
 export const OperatorStatusSchema: GenMessage<OperatorStatus> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 5);
+  messageDesc(file_oort_v1_rule, 6);
 
 /**
  * Request of RuleService.CreateRule.
@@ -387,7 +434,7 @@ export type CreateRuleRequest = Message<"oort.v1.CreateRuleRequest"> & {
  * Use `create(CreateRuleRequestSchema)` to create a new message.
  */
 export const CreateRuleRequestSchema: GenMessage<CreateRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 6);
+  messageDesc(file_oort_v1_rule, 7);
 
 /**
  * Response of RuleService.CreateRule.
@@ -408,7 +455,7 @@ export type CreateRuleResponse = Message<"oort.v1.CreateRuleResponse"> & {
  * Use `create(CreateRuleResponseSchema)` to create a new message.
  */
 export const CreateRuleResponseSchema: GenMessage<CreateRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 7);
+  messageDesc(file_oort_v1_rule, 8);
 
 /**
  * Request of RuleService.GetRule.
@@ -429,7 +476,7 @@ export type GetRuleRequest = Message<"oort.v1.GetRuleRequest"> & {
  * Use `create(GetRuleRequestSchema)` to create a new message.
  */
 export const GetRuleRequestSchema: GenMessage<GetRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 8);
+  messageDesc(file_oort_v1_rule, 9);
 
 /**
  * Response of RuleService.GetRule.
@@ -450,7 +497,7 @@ export type GetRuleResponse = Message<"oort.v1.GetRuleResponse"> & {
  * Use `create(GetRuleResponseSchema)` to create a new message.
  */
 export const GetRuleResponseSchema: GenMessage<GetRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 9);
+  messageDesc(file_oort_v1_rule, 10);
 
 /**
  * Request of RuleService.ListRules.
@@ -471,7 +518,7 @@ export type ListRulesRequest = Message<"oort.v1.ListRulesRequest"> & {
  * Use `create(ListRulesRequestSchema)` to create a new message.
  */
 export const ListRulesRequestSchema: GenMessage<ListRulesRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 10);
+  messageDesc(file_oort_v1_rule, 11);
 
 /**
  * Response of RuleService.ListRules.
@@ -492,7 +539,7 @@ export type ListRulesResponse = Message<"oort.v1.ListRulesResponse"> & {
  * Use `create(ListRulesResponseSchema)` to create a new message.
  */
 export const ListRulesResponseSchema: GenMessage<ListRulesResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 11);
+  messageDesc(file_oort_v1_rule, 12);
 
 /**
  * Request of RuleService.UpdateRule.
@@ -513,7 +560,7 @@ export type UpdateRuleRequest = Message<"oort.v1.UpdateRuleRequest"> & {
  * Use `create(UpdateRuleRequestSchema)` to create a new message.
  */
 export const UpdateRuleRequestSchema: GenMessage<UpdateRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 12);
+  messageDesc(file_oort_v1_rule, 13);
 
 /**
  * Response of RuleService.UpdateRule.
@@ -534,7 +581,7 @@ export type UpdateRuleResponse = Message<"oort.v1.UpdateRuleResponse"> & {
  * Use `create(UpdateRuleResponseSchema)` to create a new message.
  */
 export const UpdateRuleResponseSchema: GenMessage<UpdateRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 13);
+  messageDesc(file_oort_v1_rule, 14);
 
 /**
  * Request of RuleService.DeleteRule.
@@ -555,7 +602,7 @@ export type DeleteRuleRequest = Message<"oort.v1.DeleteRuleRequest"> & {
  * Use `create(DeleteRuleRequestSchema)` to create a new message.
  */
 export const DeleteRuleRequestSchema: GenMessage<DeleteRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 14);
+  messageDesc(file_oort_v1_rule, 15);
 
 /**
  * Response of RuleService.DeleteRule.
@@ -570,7 +617,7 @@ export type DeleteRuleResponse = Message<"oort.v1.DeleteRuleResponse"> & {
  * Use `create(DeleteRuleResponseSchema)` to create a new message.
  */
 export const DeleteRuleResponseSchema: GenMessage<DeleteRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 15);
+  messageDesc(file_oort_v1_rule, 16);
 
 /**
  * Request of RuleService.StartRule.
@@ -591,7 +638,7 @@ export type StartRuleRequest = Message<"oort.v1.StartRuleRequest"> & {
  * Use `create(StartRuleRequestSchema)` to create a new message.
  */
 export const StartRuleRequestSchema: GenMessage<StartRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 16);
+  messageDesc(file_oort_v1_rule, 17);
 
 /**
  * Response of RuleService.StartRule.
@@ -606,7 +653,7 @@ export type StartRuleResponse = Message<"oort.v1.StartRuleResponse"> & {
  * Use `create(StartRuleResponseSchema)` to create a new message.
  */
 export const StartRuleResponseSchema: GenMessage<StartRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 17);
+  messageDesc(file_oort_v1_rule, 18);
 
 /**
  * Request of RuleService.StopRule.
@@ -627,7 +674,7 @@ export type StopRuleRequest = Message<"oort.v1.StopRuleRequest"> & {
  * Use `create(StopRuleRequestSchema)` to create a new message.
  */
 export const StopRuleRequestSchema: GenMessage<StopRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 18);
+  messageDesc(file_oort_v1_rule, 19);
 
 /**
  * Response of RuleService.StopRule.
@@ -642,7 +689,7 @@ export type StopRuleResponse = Message<"oort.v1.StopRuleResponse"> & {
  * Use `create(StopRuleResponseSchema)` to create a new message.
  */
 export const StopRuleResponseSchema: GenMessage<StopRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 19);
+  messageDesc(file_oort_v1_rule, 20);
 
 /**
  * Request of RuleService.RestartRule.
@@ -663,7 +710,7 @@ export type RestartRuleRequest = Message<"oort.v1.RestartRuleRequest"> & {
  * Use `create(RestartRuleRequestSchema)` to create a new message.
  */
 export const RestartRuleRequestSchema: GenMessage<RestartRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 20);
+  messageDesc(file_oort_v1_rule, 21);
 
 /**
  * Response of RuleService.RestartRule.
@@ -678,7 +725,7 @@ export type RestartRuleResponse = Message<"oort.v1.RestartRuleResponse"> & {
  * Use `create(RestartRuleResponseSchema)` to create a new message.
  */
 export const RestartRuleResponseSchema: GenMessage<RestartRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 21);
+  messageDesc(file_oort_v1_rule, 22);
 
 /**
  * Request of RuleService.GetRuleStatus.
@@ -699,7 +746,7 @@ export type GetRuleStatusRequest = Message<"oort.v1.GetRuleStatusRequest"> & {
  * Use `create(GetRuleStatusRequestSchema)` to create a new message.
  */
 export const GetRuleStatusRequestSchema: GenMessage<GetRuleStatusRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 22);
+  messageDesc(file_oort_v1_rule, 23);
 
 /**
  * Response of RuleService.GetRuleStatus.
@@ -779,6 +826,14 @@ export type GetRuleStatusResponse = Message<"oort.v1.GetRuleStatusResponse"> & {
    * @generated from field: oort.v1.Checkpoints checkpoints = 10;
    */
   checkpoints?: Checkpoints | undefined;
+
+  /**
+   * A scheduled rule (`cron`, `cron_datetime_range`): when it next starts,
+   * unset while it runs or when no period is left.
+   *
+   * @generated from field: google.protobuf.Timestamp next_run_time = 11;
+   */
+  nextRunTime?: Timestamp | undefined;
 };
 
 /**
@@ -786,7 +841,7 @@ export type GetRuleStatusResponse = Message<"oort.v1.GetRuleStatusResponse"> & {
  * Use `create(GetRuleStatusResponseSchema)` to create a new message.
  */
 export const GetRuleStatusResponseSchema: GenMessage<GetRuleStatusResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 23);
+  messageDesc(file_oort_v1_rule, 24);
 
 /**
  * The checkpoints of a running rule (docs/delivery.md).
@@ -847,7 +902,7 @@ export type Checkpoints = Message<"oort.v1.Checkpoints"> & {
  * Use `create(CheckpointsSchema)` to create a new message.
  */
 export const CheckpointsSchema: GenMessage<Checkpoints> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 24);
+  messageDesc(file_oort_v1_rule, 25);
 
 /**
  * One saved checkpoint.
@@ -898,7 +953,7 @@ export type Checkpoint = Message<"oort.v1.Checkpoint"> & {
  * Use `create(CheckpointSchema)` to create a new message.
  */
 export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 25);
+  messageDesc(file_oort_v1_rule, 26);
 
 /**
  * What a rule asks for and what it gets.
@@ -933,7 +988,7 @@ export type Delivery = Message<"oort.v1.Delivery"> & {
  * Use `create(DeliverySchema)` to create a new message.
  */
 export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 26);
+  messageDesc(file_oort_v1_rule, 27);
 
 /**
  * The state of a portable plugin as seen from a rule that uses it.
@@ -976,7 +1031,7 @@ export type RulePluginStatus = Message<"oort.v1.RulePluginStatus"> & {
  * Use `create(RulePluginStatusSchema)` to create a new message.
  */
 export const RulePluginStatusSchema: GenMessage<RulePluginStatus> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 27);
+  messageDesc(file_oort_v1_rule, 28);
 
 /**
  * Request of RuleService.TailRule.
@@ -1032,7 +1087,7 @@ export type TailRuleRequest = Message<"oort.v1.TailRuleRequest"> & {
  * Use `create(TailRuleRequestSchema)` to create a new message.
  */
 export const TailRuleRequestSchema: GenMessage<TailRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 28);
+  messageDesc(file_oort_v1_rule, 29);
 
 /**
  * Where a row is among a rule's results.
@@ -1063,7 +1118,7 @@ export type TailPosition = Message<"oort.v1.TailPosition"> & {
  * Use `create(TailPositionSchema)` to create a new message.
  */
 export const TailPositionSchema: GenMessage<TailPosition> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 29);
+  messageDesc(file_oort_v1_rule, 30);
 
 /**
  * Response of RuleService.TailRule: results of the rule, in `event`, `events`
@@ -1115,7 +1170,7 @@ export type TailRuleResponse = Message<"oort.v1.TailRuleResponse"> & {
  * Use `create(TailRuleResponseSchema)` to create a new message.
  */
 export const TailRuleResponseSchema: GenMessage<TailRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 30);
+  messageDesc(file_oort_v1_rule, 31);
 
 /**
  * Request of RuleService.ExplainRule.
@@ -1136,7 +1191,7 @@ export type ExplainRuleRequest = Message<"oort.v1.ExplainRuleRequest"> & {
  * Use `create(ExplainRuleRequestSchema)` to create a new message.
  */
 export const ExplainRuleRequestSchema: GenMessage<ExplainRuleRequest> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 31);
+  messageDesc(file_oort_v1_rule, 32);
 
 /**
  * Response of RuleService.ExplainRule.
@@ -1157,7 +1212,7 @@ export type ExplainRuleResponse = Message<"oort.v1.ExplainRuleResponse"> & {
  * Use `create(ExplainRuleResponseSchema)` to create a new message.
  */
 export const ExplainRuleResponseSchema: GenMessage<ExplainRuleResponse> = /*@__PURE__*/
-  messageDesc(file_oort_v1_rule, 32);
+  messageDesc(file_oort_v1_rule, 33);
 
 /**
  * What a rule does with an event pushed while its input buffer is full.
