@@ -62,6 +62,8 @@ struct OptionsFile {
     checkpoint_interval: Option<Millis>,
     cron: Option<String>,
     duration: Option<Millis>,
+    concurrency: Option<u32>,
+    debug: Option<bool>,
     cron_datetime_range: Option<Vec<RangeFile>>,
     restart_strategy: Option<RestartFile>,
     buffer_full: Option<BufferFullFile>,
@@ -315,6 +317,8 @@ impl OptionsFile {
             send_meta_to_sink: self.send_meta_to_sink.unwrap_or(false),
             send_error: self.send_error.unwrap_or(false),
             cron: self.cron.unwrap_or_default(),
+            concurrency: self.concurrency,
+            debug: self.debug.unwrap_or(false),
             duration_ms: self.duration.map(|m| m.0),
             cron_datetime_range: self
                 .cron_datetime_range
@@ -445,6 +449,10 @@ pub fn options_to_json(options: &RuleOptions) -> Value {
         out.insert("cron".into(), json!(options.cron));
     }
     put(&mut out, "duration", options.duration_ms.map(|v| json!(v)));
+    put(&mut out, "concurrency", options.concurrency.map(|v| json!(v)));
+    if options.debug {
+        out.insert("debug".into(), json!(true));
+    }
     if !options.cron_datetime_range.is_empty() {
         let ranges: Vec<Value> = options
             .cron_datetime_range

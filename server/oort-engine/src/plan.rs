@@ -544,6 +544,20 @@ pub fn plan(
         expr::check_no_set_returning(expr)?;
     }
 
+    let stateful = query.window.is_some()
+        || !dimensions.is_empty()
+        || !analytics.is_empty()
+        || reads_hits
+        || projection.changed_cols() > 0
+        || def.options.is_event_time;
+    if def.options.concurrency > 1 && stateful {
+        return Err(PlanError::Unsupported(format!(
+            "concurrency {} for a rule that keeps state from one event to the next (a window, GROUP BY, an analytic \
+             function, changed_cols, last_hit_*, or event-time order): its events are taken one batch after another",
+            def.options.concurrency
+        )));
+    }
+
     Ok(RulePlan {
         rule_id: def.id.clone(),
         sql: def.sql.clone(),

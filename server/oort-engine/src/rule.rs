@@ -46,6 +46,14 @@ pub struct RuleOptions {
     /// Send the errors of its operators to its sinks as `{"error": "..."}`
     /// results (eKuiper's `sendError`), besides counting them.
     pub send_error: bool,
+    /// How many batches of events are evaluated at once, on as many threads
+    /// (eKuiper's `concurrency`; results keep the order of the events). Only
+    /// for a rule that keeps no state between events (no window, no analytic
+    /// function). 1 by default.
+    pub concurrency: usize,
+    /// Log every result of the rule (eKuiper's `debug`), at INFO with the
+    /// target `oort::rule_debug`.
+    pub debug: bool,
     /// How the source is restarted after it dies.
     pub restart: RestartStrategy,
 }
@@ -61,6 +69,8 @@ impl Default for RuleOptions {
             checkpoint_interval_ms: 300_000,
             send_meta_to_sink: false,
             send_error: false,
+            concurrency: 1,
+            debug: false,
             restart: RestartStrategy::default(),
         }
     }

@@ -68,6 +68,8 @@ pub fn rule_definition(rule: &pb::Rule) -> RuleDefinition {
                 .unwrap_or(defaults.checkpoint_interval_ms),
             send_meta_to_sink: options.send_meta_to_sink,
             send_error: options.send_error,
+            concurrency: options.concurrency.map_or(1, |c| c.max(1) as usize),
+            debug: options.debug,
             restart: RestartStrategy {
                 attempts: restart.attempts,
                 delay_ms: restart.delay_ms.map(|d| d as u64).unwrap_or(restart_defaults.delay_ms),

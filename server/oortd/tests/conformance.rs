@@ -106,6 +106,8 @@ struct OptionsSpec {
     buffer_length: Option<u32>,
     #[serde(default)]
     send_error: bool,
+    #[serde(default)]
+    concurrency: Option<u32>,
 }
 
 /// What the server did with a case.
@@ -264,6 +266,7 @@ async fn run_case(oortd: &Oortd, case: &Case, id: &str) -> Result<Actual, String
             late_tolerance_ms: options.late_tolerance,
             buffer_length: options.buffer_length,
             send_error: options.send_error,
+            concurrency: options.concurrency,
             ..Default::default()
         }),
         ..Default::default()

@@ -45,6 +45,8 @@ fn parses_the_ekuiper_example() {
             cron: String::new(),
             duration_ms: None,
             cron_datetime_range: Vec::new(),
+            concurrency: None,
+            debug: false,
         }
     );
 }
@@ -99,9 +101,9 @@ fn unknown_top_level_key_is_an_error_naming_it() {
 
 #[test]
 fn unknown_option_key_is_an_error_naming_it() {
-    let err = rule_from_json(r#"{"id":"r","sql":"s","actions":[{"log":{}}],"options":{"concurrency":2}}"#, None)
-        .expect_err("concurrency is not supported");
-    assert!(err.contains("unknown field `concurrency`"), "{err}");
+    let err = rule_from_json(r#"{"id":"r","sql":"s","actions":[{"log":{}}],"options":{"logFilename":"x"}}"#, None)
+        .expect_err("logFilename is not supported");
+    assert!(err.contains("unknown field `logFilename`"), "{err}");
 }
 
 #[test]
@@ -219,9 +221,10 @@ fn struct_values_round_trip() {
 
 #[test]
 fn schedules_are_read_as_ekuiper_writes_them() {
-    let text = r#"{"id":"r","sql":"SELECT 1 FROM s","actions":[{"log":{}}],"options":{"cron":"*/10 * * * *","duration":"1m","cronDatetimeRange":[{"begin":"2023-06-26 10:00:00","end":"2023-06-26 20:00:00"},{"beginTimestamp":1701401478000,"endTimestamp":1701401578000}]}}"#;
+    let text = r#"{"id":"r","sql":"SELECT 1 FROM s","actions":[{"log":{}}],"options":{"concurrency":2,"debug":true,"cron":"*/10 * * * *","duration":"1m","cronDatetimeRange":[{"begin":"2023-06-26 10:00:00","end":"2023-06-26 20:00:00"},{"beginTimestamp":1701401478000,"endTimestamp":1701401578000}]}}"#;
     let options = rule_from_json(text, None).unwrap().options.unwrap();
     assert_eq!((options.cron.as_str(), options.duration_ms), ("*/10 * * * *", Some(60_000)));
+    assert_eq!((options.concurrency, options.debug), (Some(2), true));
     assert_eq!(options.cron_datetime_range[0].begin_ms, 1_687_773_600_000, "UTC");
     assert_eq!(options.cron_datetime_range[1].end_ms, 1_701_401_578_000);
     let bad = text.replace("2023-06-26 10:00:00", "26/06/2023");

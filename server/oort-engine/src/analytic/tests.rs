@@ -202,6 +202,28 @@ async fn a_failing_call_drops_its_event_and_the_state_stays_bounded() {
     assert!(matches!(&out[0], Some(Err(e)) if e.contains("offset must be between 0 and")), "{:?}", out[0]);
 }
 
+#[test]
+fn concurrency_is_for_rules_without_state() {
+    let with = |sql: &str, concurrency: usize| {
+        let functions = FunctionRegistry::new();
+        crate::register_builtins(&functions);
+        let connectors = ConnectorRegistry::new();
+        connectors.register_source("memory", Arc::new(Nothing));
+        let stream =
+            oort_sql::parse_stream_ddl(r#"CREATE STREAM demo () WITH (TYPE="memory", DATASOURCE="s")"#).unwrap();
+        let lookup = move |name: &str| (name == "demo").then(|| stream.clone());
+        let options = crate::rule::RuleOptions { concurrency, ..Default::default() };
+        let def = RuleDefinition { id: "r".into(), sql: sql.into(), actions: vec![], options };
+        plan(&def, &lookup, &functions, &connectors)
+    };
+    assert!(with("SELECT a * 2 AS b FROM demo WHERE a > 1", 4).is_ok());
+    for sql in ["SELECT count(*) FROM demo GROUP BY COUNTWINDOW(2)", "SELECT lag(a) FROM demo"] {
+        let e = with(sql, 4).unwrap_err().to_string();
+        assert!(e.contains("keeps state from one event to the next"), "{sql}: {e}");
+        assert!(with(sql, 1).is_ok(), "{sql}");
+    }
+}
+
 #[tokio::test]
 async fn where_reads_the_aliases_of_the_select_list() {
     let events = [json!({"a": 1}), json!({"a": 2}), json!({"a": 3})];

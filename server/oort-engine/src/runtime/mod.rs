@@ -372,7 +372,12 @@ pub fn start(
         limits.window_bytes,
         tables,
         source_rx,
-        Output { sinks: sink_txs, tail: Arc::clone(&tail), next_sequence },
+        Output {
+            debug: plan.options.debug.then(|| plan.rule_id.clone()),
+            sinks: sink_txs,
+            tail: Arc::clone(&tail),
+            next_sequence,
+        },
         rule_metrics,
         recovery,
         cancel.clone(),

@@ -126,7 +126,7 @@ pub(super) async fn run_operators(
         }
     }
     // The analytic calls' state goes from one batch to the next: in order.
-    let pipelined = window.is_none() && analytic.is_none() && plan.calls_remote();
+    let pipelined = window.is_none() && analytic.is_none() && (plan.calls_remote() || plan.options.concurrency > 1);
     let stages = Stages {
         timestamp_field: plan.stream.timestamp_field().map(str::to_owned),
         decoder: decode::Decoder::new(&plan.stream),
@@ -176,6 +176,8 @@ fn conditions(plan: &Arc<RulePlan>, counters: &Arc<OperatorMetrics>) -> WindowCo
 
 /// Where a rule's results go.
 pub(super) struct Output {
+    /// With `debug`, the rule's id: every result is logged.
+    pub(super) debug: Option<String>,
     pub(super) sinks: Vec<mpsc::Sender<ToSink>>,
     pub(super) tail: Arc<Tail>,
     /// The sequence number of the next result ([`crate::Sink::collect_numbered`]).
@@ -263,6 +265,10 @@ async fn run_pipelined(
     cancel: CancellationToken,
 ) {
     let on_blocking_threads = stages.plan.calls_blocking();
+    // eKuiper's `concurrency`: that many batches evaluated at once, each a task
+    // of its own (on the server's threads), their results in order.
+    let concurrency = stages.plan.options.concurrency;
+    let depth = PIPELINE_DEPTH.max(concurrency);
     let mut pending = FuturesOrdered::new();
     let mut batch = Vec::new();
     let mut open = true;
@@ -287,7 +293,7 @@ async fn run_pipelined(
                     trigger.take_if_due(&State::default(), &output).await;
                 }
             },
-            received = rx.recv_many(&mut batch, RECEIVE_BATCH), if open && pending.len() < PIPELINE_DEPTH => {
+            received = rx.recv_many(&mut batch, RECEIVE_BATCH), if open && pending.len() < depth => {
                 if received == 0 {
                     // The source is gone: finish the batches under way, then stop.
                     open = false;
@@ -303,6 +309,10 @@ async fn run_pipelined(
                     // drives the whole batch's evaluation (it has the runtime's
                     // context, for the I/O and timers of other calls).
                     tokio::task::spawn_blocking(move || futures::executor::block_on(stages.on_events(events, &mut State::default())))
+                        .map(|done| done.map_err(|e| e.to_string()))
+                        .boxed()
+                } else if concurrency > 1 {
+                    tokio::spawn(async move { stages.on_events(events, &mut State::default()).await })
                         .map(|done| done.map_err(|e| e.to_string()))
                         .boxed()
                 } else {
@@ -350,6 +360,13 @@ impl Output {
     async fn emit(&mut self, results: Vec<Vec<Map>>) {
         if results.is_empty() {
             return;
+        }
+        if let Some(rule) = &self.debug {
+            for (i, rows) in results.iter().enumerate() {
+                let rows: Vec<serde_json::Value> = rows.iter().map(crate::json::map_to_json).collect();
+                let sequence = self.next_sequence + i as u64;
+                tracing::info!(target: "oort::rule_debug", rule = %rule, sequence, result = %serde_json::Value::Array(rows));
+            }
         }
         let first = self.next_sequence;
         self.next_sequence += results.len() as u64;

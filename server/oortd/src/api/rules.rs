@@ -145,6 +145,9 @@ fn validate_id(id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// The most batches a rule may evaluate at once (`concurrency`).
+const MAX_CONCURRENCY: u32 = 64;
+
 /// The most tags a rule may have, and the longest name or tag.
 const MAX_TAGS: usize = 64;
 const MAX_LABEL_CHARS: usize = 256;
@@ -174,6 +177,9 @@ fn validate_options(rule: &Rule) -> ApiResult<()> {
     let invalid = |m: String| Err(ApiError::InvalidArgument(format!("rule {}: {m}", rule.id)));
     if let Err(e) = crate::schedule::Schedule::of(options) {
         return invalid(e);
+    }
+    if options.concurrency.is_some_and(|c| !(1..=MAX_CONCURRENCY).contains(&c)) {
+        return invalid(format!("concurrency must be 1 to {MAX_CONCURRENCY}"));
     }
     if options.qos > 2 {
         return invalid(format!("qos must be 0, 1 or 2, not {}", options.qos));

@@ -460,8 +460,15 @@ type RuleOptions struct {
 	// the starts that fall in one of these periods; without it, the rule runs
 	// during each period.
 	CronDatetimeRange []*TimeRange `protobuf:"bytes,12,rep,name=cron_datetime_range,json=cronDatetimeRange,proto3" json:"cron_datetime_range,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// How many batches of events are evaluated at once, on as many threads
+	// (eKuiper's `concurrency`), 1 to 64; results keep the events' order. Only
+	// for a rule that keeps no state from one event to the next. Default 1.
+	Concurrency *uint32 `protobuf:"varint,13,opt,name=concurrency,proto3,oneof" json:"concurrency,omitempty"`
+	// Log every result of the rule at INFO, target `oort::rule_debug`
+	// (eKuiper's `debug`).
+	Debug         bool `protobuf:"varint,14,opt,name=debug,proto3" json:"debug,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RuleOptions) Reset() {
@@ -576,6 +583,20 @@ func (x *RuleOptions) GetCronDatetimeRange() []*TimeRange {
 		return x.CronDatetimeRange
 	}
 	return nil
+}
+
+func (x *RuleOptions) GetConcurrency() uint32 {
+	if x != nil && x.Concurrency != nil {
+		return *x.Concurrency
+	}
+	return 0
+}
+
+func (x *RuleOptions) GetDebug() bool {
+	if x != nil {
+		return x.Debug
+	}
+	return false
 }
 
 // A period of time, from `begin_ms` (included) to `end_ms` (excluded), in Unix milliseconds.
@@ -2445,7 +2466,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"_triggered\"K\n" +
 	"\x06Action\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12-\n" +
-	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\xef\x04\n" +
+	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\xbc\x05\n" +
 	"\vRuleOptions\x12\"\n" +
 	"\ris_event_time\x18\x01 \x01(\bR\visEventTime\x12/\n" +
 	"\x11late_tolerance_ms\x18\x02 \x01(\x03H\x00R\x0flateToleranceMs\x88\x01\x01\x12(\n" +
@@ -2462,11 +2483,14 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	" \x01(\tR\x04cron\x12$\n" +
 	"\vduration_ms\x18\v \x01(\x03H\x03R\n" +
 	"durationMs\x88\x01\x01\x12B\n" +
-	"\x13cron_datetime_range\x18\f \x03(\v2\x12.oort.v1.TimeRangeR\x11cronDatetimeRangeB\x14\n" +
+	"\x13cron_datetime_range\x18\f \x03(\v2\x12.oort.v1.TimeRangeR\x11cronDatetimeRange\x12%\n" +
+	"\vconcurrency\x18\r \x01(\rH\x04R\vconcurrency\x88\x01\x01\x12\x14\n" +
+	"\x05debug\x18\x0e \x01(\bR\x05debugB\x14\n" +
 	"\x12_late_tolerance_msB\x10\n" +
 	"\x0e_buffer_lengthB\x19\n" +
 	"\x17_checkpoint_interval_msB\x0e\n" +
-	"\f_duration_ms\"=\n" +
+	"\f_duration_msB\x0e\n" +
+	"\f_concurrency\"=\n" +
 	"\tTimeRange\x12\x19\n" +
 	"\bbegin_ms\x18\x01 \x01(\x03R\abeginMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\"\x82\x02\n" +

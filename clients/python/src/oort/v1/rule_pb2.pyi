@@ -262,6 +262,8 @@ class RuleOptions(_message.Message):
     CRON_FIELD_NUMBER: _builtins.int
     DURATION_MS_FIELD_NUMBER: _builtins.int
     CRON_DATETIME_RANGE_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_FIELD_NUMBER: _builtins.int
+    DEBUG_FIELD_NUMBER: _builtins.int
     is_event_time: _builtins.bool
     """Use event time (the stream's TIMESTAMP field) instead of processing time."""
     late_tolerance_ms: _builtins.int
@@ -291,6 +293,15 @@ class RuleOptions(_message.Message):
     long it then runs. Both, or neither.
     """
     duration_ms: _builtins.int
+    concurrency: _builtins.int
+    """How many batches of events are evaluated at once, on as many threads
+    (eKuiper's `concurrency`), 1 to 64; results keep the events' order. Only
+    for a rule that keeps no state from one event to the next. Default 1.
+    """
+    debug: _builtins.bool
+    """Log every result of the rule at INFO, target `oort::rule_debug`
+    (eKuiper's `debug`).
+    """
     @_builtins.property
     def restart_strategy(self) -> Global___RestartStrategy:
         """How the rule restarts after a failure of its source."""
@@ -317,15 +328,19 @@ class RuleOptions(_message.Message):
         cron: _builtins.str = ...,
         duration_ms: _builtins.int | None = ...,
         cron_datetime_range: _abc.Iterable[Global___TimeRange] | None = ...,
+        concurrency: _builtins.int | None = ...,
+        debug: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "duration_ms", b"duration_ms", "late_tolerance_ms", b"late_tolerance_ms", "restart_strategy", b"restart_strategy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_concurrency", b"_concurrency", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "concurrency", b"concurrency", "duration_ms", b"duration_ms", "late_tolerance_ms", b"late_tolerance_ms", "restart_strategy", b"restart_strategy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "cron", b"cron", "cron_datetime_range", b"cron_datetime_range", "duration_ms", b"duration_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_error", b"send_error", "send_meta_to_sink", b"send_meta_to_sink"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_concurrency", b"_concurrency", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "concurrency", b"concurrency", "cron", b"cron", "cron_datetime_range", b"cron_datetime_range", "debug", b"debug", "duration_ms", b"duration_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_error", b"send_error", "send_meta_to_sink", b"send_meta_to_sink"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__buffer_length: _TypeAlias = _typing.Literal["buffer_length"]  # noqa: Y015
     _WhichOneofArgType__buffer_length: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length"]  # noqa: Y015
     _WhichOneofReturnType__checkpoint_interval_ms: _TypeAlias = _typing.Literal["checkpoint_interval_ms"]  # noqa: Y015
     _WhichOneofArgType__checkpoint_interval_ms: _TypeAlias = _typing.Literal["_checkpoint_interval_ms", b"_checkpoint_interval_ms"]  # noqa: Y015
+    _WhichOneofReturnType__concurrency: _TypeAlias = _typing.Literal["concurrency"]  # noqa: Y015
+    _WhichOneofArgType__concurrency: _TypeAlias = _typing.Literal["_concurrency", b"_concurrency"]  # noqa: Y015
     _WhichOneofReturnType__duration_ms: _TypeAlias = _typing.Literal["duration_ms"]  # noqa: Y015
     _WhichOneofArgType__duration_ms: _TypeAlias = _typing.Literal["_duration_ms", b"_duration_ms"]  # noqa: Y015
     _WhichOneofReturnType__late_tolerance_ms: _TypeAlias = _typing.Literal["late_tolerance_ms"]  # noqa: Y015
@@ -334,6 +349,8 @@ class RuleOptions(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__buffer_length) -> _WhichOneofReturnType__buffer_length | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__checkpoint_interval_ms) -> _WhichOneofReturnType__checkpoint_interval_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__concurrency) -> _WhichOneofReturnType__concurrency | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__duration_ms) -> _WhichOneofReturnType__duration_ms | None: ...
     @_typing.overload
