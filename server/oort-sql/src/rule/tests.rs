@@ -301,7 +301,11 @@ fn window_arguments_are_checked() {
             "COUNTWINDOW interval (10) must not be greater than its length (5)",
             at(1, 44),
         ),
-        ("SELECT * FROM demo GROUP BY STATEWINDOW(a > 1, a > 5)", "STATEWINDOW is not supported yet", at(1, 29)),
+        (
+            "SELECT * FROM demo GROUP BY STATEWINDOW(a, b, c)",
+            "STATEWINDOW takes (condition) or (begin, emit)",
+            at(1, 29),
+        ),
     ];
     for (sql, message, position) in cases {
         let e = error(sql);
