@@ -454,7 +454,8 @@ type RuleOptions struct {
 	// A scheduled rule (eKuiper's `cron`): a standard five-field cron
 	// expression, in UTC, at which the rule starts; with `duration_ms`, how
 	// long it then runs. Both, or neither.
-	Cron       string `protobuf:"bytes,10,opt,name=cron,proto3" json:"cron,omitempty"`
+	Cron string `protobuf:"bytes,10,opt,name=cron,proto3" json:"cron,omitempty"`
+	// How long each run of a scheduled rule lasts, in milliseconds.
 	DurationMs *int64 `protobuf:"varint,11,opt,name=duration_ms,json=durationMs,proto3,oneof" json:"duration_ms,omitempty"`
 	// When the schedule applies (eKuiper's `cronDatetimeRange`): with `cron`,
 	// the starts that fall in one of these periods; without it, the rule runs
@@ -601,9 +602,11 @@ func (x *RuleOptions) GetDebug() bool {
 
 // A period of time, from `begin_ms` (included) to `end_ms` (excluded), in Unix milliseconds.
 type TimeRange struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BeginMs       int64                  `protobuf:"varint,1,opt,name=begin_ms,json=beginMs,proto3" json:"begin_ms,omitempty"`
-	EndMs         int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the period begins (included), Unix milliseconds.
+	BeginMs int64 `protobuf:"varint,1,opt,name=begin_ms,json=beginMs,proto3" json:"begin_ms,omitempty"`
+	// When it ends (excluded), Unix milliseconds.
+	EndMs         int64 `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

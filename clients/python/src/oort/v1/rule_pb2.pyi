@@ -293,6 +293,7 @@ class RuleOptions(_message.Message):
     long it then runs. Both, or neither.
     """
     duration_ms: _builtins.int
+    """How long each run of a scheduled rule lasts, in milliseconds."""
     concurrency: _builtins.int
     """How many batches of events are evaluated at once, on as many threads
     (eKuiper's `concurrency`), 1 to 64; results keep the events' order. Only
@@ -367,7 +368,9 @@ class TimeRange(_message.Message):
     BEGIN_MS_FIELD_NUMBER: _builtins.int
     END_MS_FIELD_NUMBER: _builtins.int
     begin_ms: _builtins.int
+    """When the period begins (included), Unix milliseconds."""
     end_ms: _builtins.int
+    """When it ends (excluded), Unix milliseconds."""
     def __init__(
         self,
         *,

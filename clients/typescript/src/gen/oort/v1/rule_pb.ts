@@ -206,6 +206,8 @@ export type RuleOptions = Message<"oort.v1.RuleOptions"> & {
   cron: string;
 
   /**
+   * How long each run of a scheduled rule lasts, in milliseconds.
+   *
    * @generated from field: optional int64 duration_ms = 11;
    */
   durationMs?: bigint | undefined;
@@ -251,11 +253,15 @@ export const RuleOptionsSchema: GenMessage<RuleOptions> = /*@__PURE__*/
  */
 export type TimeRange = Message<"oort.v1.TimeRange"> & {
   /**
+   * When the period begins (included), Unix milliseconds.
+   *
    * @generated from field: int64 begin_ms = 1;
    */
   beginMs: bigint;
 
   /**
+   * When it ends (excluded), Unix milliseconds.
+   *
    * @generated from field: int64 end_ms = 2;
    */
   endMs: bigint;
