@@ -667,3 +667,21 @@ async fn tail_rule_takes_max_batch_above_4096_as_4096() {
     assert_eq!(responses.iter().map(|r| r.events.len()).collect::<Vec<_>>(), [4096, 904]);
     assert_eq!(column_n(responses.iter().flat_map(|r| &r.events)), (0..5000).map(int).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_rule_with_debug_logs_each_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM dbg_in (x BIGINT) WITH (TYPE="grpc", DATASOURCE="dbg_in")"#).await;
+    let mut debugged = rule("dbg", "SELECT x * 7 AS y FROM dbg_in", vec![action("grpc", &[])]);
+    debugged.options = Some(oort_proto::v1::RuleOptions { debug: true, ..Default::default() });
+    create_rule(&oortd, debugged).await;
+    let mut results = tail(&oortd, "dbg").await;
+    publish(&oortd, "dbg_in", vec![event(&[("x", int(6))])]).await;
+    assert_eq!(next_row(&mut results).await["y"], int(42));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !oortd.logged(&["oort::rule_debug", "rule=dbg", r#"[{"y":42}]"#]) {
+        assert!(tokio::time::Instant::now() < deadline, "the result was not logged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
