@@ -5,6 +5,15 @@ use std::hash::{Hash, Hasher};
 
 use crate::value::Value;
 
+/// A `PARTITION BY` key (of an analytic call, of a state window) as bytes: no
+/// two different lists of values have the same, and bytes save as they are in
+/// checkpoints.
+pub(crate) fn partition_key<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<u8> {
+    let values: Vec<&Value> = values.into_iter().collect();
+    // A list of values always encodes (every map key is a string).
+    postcard::to_stdvec(&values).unwrap_or_default()
+}
+
 /// The values of the GROUP BY expressions for one row.
 #[derive(Debug, Clone)]
 pub struct GroupKey(pub Vec<Value>);

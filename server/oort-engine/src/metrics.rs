@@ -119,6 +119,11 @@ impl OperatorMetrics {
         let _ = self.forward.set(queue);
     }
 
+    /// Errors counted so far.
+    pub fn exceptions_total(&self) -> u64 {
+        self.exceptions.load(Ordering::Relaxed)
+    }
+
     /// A copy of the counters.
     pub fn snapshot(&self) -> OperatorStatus {
         OperatorStatus {

@@ -470,16 +470,7 @@ pub fn plan(
     let mut projection = expr::compile_projection(&select.projection, &ctx)?;
     projection.hide(&query.invisible)?;
     let tables = plan_joins(select, table_defs, &on_ctx, &projection, table_first)?;
-    let filter = select
-        .selection
-        .as_ref()
-        .map(|e| {
-            Ok::<_, PlanError>(Compiled {
-                expr: expr::compile_with_select_aliases(e, &ctx, &projection)?,
-                sql: e.to_string(),
-            })
-        })
-        .transpose()?;
+    let filter = select.selection.as_ref().map(|e| compile_over_aliases(e, &ctx, &projection)).transpose()?;
     if let Some((name, position)) = filter.as_ref().and_then(|f| f.expr.first_aggregate()) {
         let message = format!("aggregate function {name} is not allowed in WHERE; use HAVING");
         return Err(SqlError::semantic(message, position).into());
@@ -632,6 +623,11 @@ fn compile_over_output(e: &SqlExpr, ctx: &CompileContext<'_>, projection: &Proje
     Ok(Compiled { expr: expr::compile_with_aliases(e, ctx, projection)?, sql: e.to_string() })
 }
 
+/// Compiles WHERE and ON, which may name the SELECT list's aliases.
+fn compile_over_aliases(e: &SqlExpr, ctx: &CompileContext<'_>, projection: &Projection) -> Result<Compiled, PlanError> {
+    Ok(Compiled { expr: expr::compile_with_select_aliases(e, ctx, projection)?, sql: e.to_string() })
+}
+
 fn schema_of(def: &StreamDef, alias: Option<String>) -> SourceSchema {
     SourceSchema { name: def.name.clone(), alias, fields: (!def.is_schemaless()).then(|| def.fields.clone()) }
 }
@@ -676,7 +672,7 @@ fn plan_joins(
             };
             let on = match constraint {
                 Some(JoinConstraint::On(e)) => {
-                    let compiled = Compiled { expr: expr::compile_with_select_aliases(e, ctx, projection)?, sql: e.to_string() };
+                    let compiled = compile_over_aliases(e, ctx, projection)?;
                     if let Some((name, position)) = compiled.expr.first_aggregate() {
                         let message = format!("aggregate function {name} is not allowed in ON");
                         return Err(SqlError::semantic(message, position).into());

@@ -10,6 +10,9 @@ use oort_proto::v1::RuleOptions;
 /// The longest a schedule is searched ahead for a start inside its periods.
 const MAX_CRON_STEPS: usize = 100_000;
 
+/// The most periods a schedule may have.
+const MAX_RANGES: usize = 1_024;
+
 /// When a scheduled rule runs.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -34,6 +37,12 @@ impl Schedule {
                 Some((cron, chrono::Duration::milliseconds(ms)))
             }
         };
+        if options.cron_datetime_range.len() > MAX_RANGES {
+            return Err(format!(
+                "{} periods in cron_datetime_range, more than {MAX_RANGES}",
+                options.cron_datetime_range.len()
+            ));
+        }
         let mut ranges = Vec::with_capacity(options.cron_datetime_range.len());
         for (i, range) in options.cron_datetime_range.iter().enumerate() {
             let at = |ms: i64| {
@@ -129,5 +138,7 @@ mod tests {
         }
         let e = Schedule::of(&options("", None, &[("2026-12-07T13:00:00Z", "2026-12-07T12:00:00Z")])).unwrap_err();
         assert!(e.contains("ends before it begins"), "{e}");
+        let many = vec![("2026-12-07T12:00:00Z", "2026-12-07T13:00:00Z"); MAX_RANGES + 1];
+        assert!(Schedule::of(&options("", None, &many)).unwrap_err().contains("more than 1024"));
     }
 }

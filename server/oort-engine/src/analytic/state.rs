@@ -241,7 +241,7 @@ impl Inputs<'_> {
             .iter()
             .map(|values| values[self.row].as_ref().map_err(Clone::clone))
             .collect::<Result<_, _>>()?;
-        postcard::to_stdvec(&values).map_err(|e| EvalError::Invalid(format!("PARTITION BY: {e}")))
+        Ok(crate::group::partition_key(values))
     }
 }
 

@@ -148,7 +148,7 @@ fn window_errors(metrics: &RuleMetrics) -> u64 {
         .into_iter()
         .flatten()
         .chain([&metrics.project])
-        .map(|m| m.snapshot().exceptions_total)
+        .map(|m| m.exceptions_total())
         .sum()
 }
 

@@ -168,7 +168,7 @@ fn conditions(plan: &Arc<RulePlan>, counters: &Arc<OperatorMetrics>) -> WindowCo
         if !plan.window_partition.is_empty() {
             let keys: Vec<Value> =
                 plan.window_partition.iter().map(|p| p.expr.eval(row, &env).unwrap_or(Value::Null)).collect();
-            verdict.partition = postcard::to_stdvec(&keys).unwrap_or_default();
+            verdict.partition = crate::group::partition_key(&keys);
         }
         verdict
     }))

@@ -31,6 +31,9 @@ pub(super) struct StateWindows {
     /// `begin, emit` rather than one condition.
     two_conditions: bool,
     partitions: BTreeMap<Vec<u8>, Partition>,
+    /// The rows of all partitions, and about how many bytes they take: kept
+    /// as they change, since the runtime asks at every event.
+    held: (usize, usize),
 }
 
 /// One partition's open window.
@@ -42,12 +45,17 @@ struct Partition {
 
 impl StateWindows {
     pub(super) fn new(two_conditions: bool) -> Self {
-        Self { two_conditions, partitions: BTreeMap::new() }
+        Self { two_conditions, partitions: BTreeMap::new(), held: (0, 0) }
     }
 
     pub(super) fn insert(&mut self, row: Row, key: i64, verdict: Verdict, out: &mut Vec<WindowBatch>) {
         let Verdict { partition: name, first, second } = verdict;
+        // A partition without a window is not begun: a row that does not begin one is dropped.
+        if !first && !self.partitions.contains_key(&name) {
+            return;
+        }
         let partition = self.partitions.entry(name.clone()).or_default();
+        let before = (partition.rows.len(), partition.rows.bytes);
         let keyed = Keyed::new(key, row);
         match (partition.begun, self.two_conditions) {
             (false, _) if first => {
@@ -68,6 +76,8 @@ impl StateWindows {
             }
             (true, false) => partition.rows.push_back(keyed),
         }
+        let after = (partition.rows.len(), partition.rows.bytes);
+        self.held = (self.held.0 + after.0 - before.0, self.held.1 + after.1 - before.1);
         if !partition.begun && partition.rows.is_empty() {
             self.partitions.remove(&name);
         }
@@ -75,7 +85,7 @@ impl StateWindows {
 
     /// How many rows it holds, and about how many bytes.
     pub(super) fn held(&self) -> (usize, usize) {
-        self.partitions.values().fold((0, 0), |(n, b), p| (n + p.rows.len(), b + p.rows.bytes))
+        self.held
     }
 
     /// Drops the oldest row of all its partitions; false when it holds none.
@@ -86,8 +96,14 @@ impl StateWindows {
             .filter_map(|(name, p)| p.rows.front().map(|r| (r.key, name.clone())))
             .min_by_key(|(key, _)| *key);
         let Some((_, name)) = oldest else { return false };
-        if let Some(partition) = self.partitions.get_mut(&name) {
-            partition.rows.pop_front();
+        if let Some(partition) = self.partitions.get_mut(&name)
+            && let Some(evicted) = partition.rows.pop_front()
+        {
+            self.held = (self.held.0 - 1, self.held.1 - evicted.bytes);
+            // Its window lost every row: the partition starts again (and holds no entry).
+            if partition.rows.is_empty() {
+                self.partitions.remove(&name);
+            }
         }
         true
     }
