@@ -3,9 +3,16 @@
 //! project → order → sinks. Everything a rule needs is checked here, so that
 //! a rule that cannot run is refused at creation, with positions.
 
-use std::fmt::Write as _;
+mod checks;
+mod joins;
+mod stages;
 
-use oort_sql::sqlparser::ast::{Expr as SqlExpr, JoinConstraint, JoinOperator, Select, Spanned};
+pub use joins::{Join, JoinKind};
+pub use stages::Stage;
+
+use checks::{check_hits, check_joined_streams, reads_hits};
+
+use oort_sql::sqlparser::ast::{Expr as SqlExpr, Spanned};
 use oort_sql::{Position, SqlError, StreamDef, StreamKind, WindowSpec};
 
 use crate::analytic::{AnalyticCall, AnalyticCalls};
@@ -58,28 +65,6 @@ pub struct Compiled {
     pub sql: String,
 }
 
-/// How an event meets a table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JoinKind {
-    /// Only events with a matching table row go on.
-    Inner,
-    /// Every event goes on; without a match the table's columns are NULL.
-    Left,
-}
-
-/// A table joined to the rule's stream.
-#[derive(Debug)]
-pub struct TableJoin {
-    /// The table's definition.
-    pub table: StreamDef,
-    /// The name expressions use for it (its alias, or its name).
-    pub reference: String,
-    /// INNER or LEFT.
-    pub kind: JoinKind,
-    /// The ON condition; `None` for a CROSS join.
-    pub on: Option<Compiled>,
-}
-
 /// A validated rule, ready to run.
 #[derive(Debug)]
 pub struct RulePlan {
@@ -92,7 +77,10 @@ pub struct RulePlan {
     /// The name expressions use for the stream (its alias, or its name).
     pub stream_reference: String,
     /// Tables joined to each event, in order.
-    pub tables: Vec<TableJoin>,
+    pub tables: Vec<Join>,
+    /// Streams joined to the stream within each window, in order (a rule
+    /// joins either tables or streams).
+    pub joined_streams: Vec<Join>,
     /// WHERE.
     pub filter: Option<Compiled>,
     /// The window in GROUP BY.
@@ -139,7 +127,8 @@ impl RulePlan {
         all.extend(self.filter.iter().map(|c| &c.expr));
         all.extend(self.window_filter.iter().chain(&self.window_trigger).map(|c| &c.expr));
         all.extend(self.window_conditions.iter().chain(&self.window_partition).map(|c| &c.expr));
-        all.extend(self.tables.iter().filter_map(|t| t.on.as_ref()).map(|c| &c.expr));
+        let joins = self.tables.iter().chain(&self.joined_streams);
+        all.extend(joins.filter_map(|t| t.on.as_ref()).map(|c| &c.expr));
         all.extend(self.dimensions.iter().map(|c| &c.expr));
         all.extend(self.having.iter().map(|c| &c.expr));
         all.extend(self.projection.exprs().map(|(_, e)| e));
@@ -183,8 +172,10 @@ impl RulePlan {
     /// Whether WHERE applies to a window's rows rather than to each event: as in
     /// eKuiper, count and sliding windows are triggered by every event, including
     /// those WHERE drops.
+    /// So does it after the joins of streams, which happen at the window's end.
     pub fn filters_after_window(&self) -> bool {
         matches!(self.window, Some(WindowSpec::Count { .. } | WindowSpec::Sliding { .. }))
+            || !self.joined_streams.is_empty()
     }
 
     /// The functions the rule calls, each once, ordered by name: what a plugin
@@ -204,12 +195,12 @@ impl RulePlan {
         found
     }
 
-    /// The source types the rule reads (its stream's, then its tables') and the
+    /// The source types the rule reads (its stream's, then its joins') and the
     /// sink types it writes, lower-case.
     pub fn connector_types(&self) -> (Vec<String>, Vec<String>) {
         let mut sources = vec![self.stream.source_type().to_ascii_lowercase()];
-        for join in &self.tables {
-            let t = join.table.source_type().to_ascii_lowercase();
+        for join in self.tables.iter().chain(&self.joined_streams) {
+            let t = join.source.source_type().to_ascii_lowercase();
             if !sources.contains(&t) {
                 sources.push(t);
             }
@@ -223,164 +214,6 @@ impl RulePlan {
         }
         (sources, sinks)
     }
-
-    /// The rule's operators in pipeline order: what `ExplainRule` shows and
-    /// `GetRuleStatus` counts, one list for both.
-    pub fn stages(&self) -> Vec<Stage> {
-        let mut stages = vec![Stage::Source];
-        stages.extend((0..self.tables.len()).map(Stage::Table));
-        stages.push(Stage::Decoder);
-        let filter = self.filter.is_some();
-        let optional = [
-            (!self.tables.is_empty(), Stage::Join),
-            (!self.analytics.is_empty(), Stage::Analytic),
-            (filter && !self.filters_after_window(), Stage::Filter),
-            (self.window_filter.is_some(), Stage::WindowFilter),
-            (self.window.is_some(), Stage::Window),
-            (filter && self.filters_after_window(), Stage::Filter),
-            (!self.dimensions.is_empty(), Stage::Aggregate),
-            (self.having.is_some(), Stage::Having),
-            (true, Stage::Project),
-            (!self.order_by.is_empty(), Stage::Order),
-            (self.limit.is_some(), Stage::Limit),
-        ];
-        stages.extend(optional.into_iter().filter_map(|(present, stage)| present.then_some(stage)));
-        stages.extend((0..self.actions.len()).map(Stage::Sink));
-        stages
-    }
-
-    /// A stage's name, as eKuiper names operators: `source_demo_0`,
-    /// `op_filter_0`, `sink_log_1`.
-    pub fn stage_name(&self, stage: Stage) -> String {
-        match stage {
-            Stage::Source => format!("source_{}_0", self.stream.name),
-            Stage::Table(i) => format!("source_{}_0", self.tables[i].table.name),
-            Stage::Decoder => "op_decoder_0".into(),
-            Stage::Join => "op_join_0".into(),
-            Stage::Analytic => "op_analytic_0".into(),
-            Stage::Filter => "op_filter_0".into(),
-            Stage::WindowFilter => "op_window_filter_0".into(),
-            Stage::Window => "op_window_0".into(),
-            Stage::Aggregate => "op_aggregate_0".into(),
-            Stage::Having => "op_having_0".into(),
-            Stage::Project => "op_project_0".into(),
-            Stage::Order => "op_order_0".into(),
-            Stage::Limit => "op_limit_0".into(),
-            Stage::Sink(i) => format!("sink_{}_{i}", self.actions[i].sink_type),
-        }
-    }
-
-    /// What a stage does, for EXPLAIN; empty for sinks.
-    fn stage_detail(&self, stage: Stage) -> String {
-        let source = |s: &StreamDef| {
-            let datasource = s.datasource().unwrap_or_default();
-            format!("{} (DATASOURCE=\"{datasource}\", FORMAT={})", s.source_type(), s.format())
-        };
-        match stage {
-            Stage::Source => source(&self.stream),
-            Stage::Table(i) => format!("table, {}", source(&self.tables[i].table)),
-            Stage::Decoder => format!("{} schema", if self.stream.is_schemaless() { "schemaless" } else { "declared" }),
-            Stage::Join => {
-                let joins: Vec<String> = self
-                    .tables
-                    .iter()
-                    .map(|join| {
-                        let kind = match join.kind {
-                            JoinKind::Inner => "INNER JOIN",
-                            JoinKind::Left => "LEFT JOIN",
-                        };
-                        let on = join.on.as_ref().map(|c| format!(" ON {}", c.sql)).unwrap_or_default();
-                        format!("{kind} table {} AS {}{on}", join.table.name, join.reference)
-                    })
-                    .collect();
-                joins.join("; ")
-            }
-            Stage::Analytic => self.analytics.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-            Stage::Filter => format!("WHERE {}", self.filter.as_ref().map_or("", |f| f.sql.as_str())),
-            Stage::WindowFilter => {
-                format!("FILTER (WHERE {})", self.window_filter.as_ref().map_or("", |f| f.sql.as_str()))
-            }
-            Stage::Window => {
-                let time = if self.options.is_event_time { "event time" } else { "processing time" };
-                let mut window = self.window.as_ref().map(ToString::to_string).unwrap_or_default();
-                let sql = |clause: &[Compiled]| clause.iter().map(|c| c.sql.as_str()).collect::<Vec<_>>().join(", ");
-                if !self.window_conditions.is_empty() {
-                    window = format!("STATEWINDOW({})", sql(&self.window_conditions));
-                }
-                if !self.window_partition.is_empty() {
-                    window.push_str(&format!(" OVER (PARTITION BY {})", sql(&self.window_partition)));
-                }
-                if let Some(trigger) = &self.window_trigger {
-                    window.push_str(&format!(" OVER (WHEN {})", trigger.sql));
-                }
-                format!("{window} ({time})")
-            }
-            Stage::Aggregate => {
-                let dims: Vec<&str> = self.dimensions.iter().map(|d| d.sql.as_str()).collect();
-                format!("GROUP BY {}", dims.join(", "))
-            }
-            Stage::Having => format!("HAVING {}", self.having.as_ref().map_or("", |h| h.sql.as_str())),
-            Stage::Project => format!("SELECT {}", self.projection_sql),
-            Stage::Order => {
-                let keys: Vec<String> = self
-                    .order_by
-                    .iter()
-                    .map(|(e, asc)| format!("{}{}", e.sql, if *asc { "" } else { " DESC" }))
-                    .collect();
-                format!("ORDER BY {}", keys.join(", "))
-            }
-            Stage::Limit => format!("LIMIT {}", self.limit.unwrap_or_default()),
-            Stage::Sink(_) => String::new(),
-        }
-    }
-
-    /// The operators, one a line, as `ExplainRule` prints them: the source,
-    /// then the others indented, each with what it does.
-    pub fn explain(&self) -> String {
-        let mut out = String::new();
-        for stage in self.stages() {
-            let indent = if stage == Stage::Source { "" } else { "  " };
-            let name = self.stage_name(stage);
-            let _ = match self.stage_detail(stage) {
-                detail if detail.is_empty() => writeln!(out, "{indent}{name}"),
-                detail => writeln!(out, "{indent}{name}: {detail}"),
-            };
-        }
-        out
-    }
-}
-
-/// One operator of a rule; see [`RulePlan::stages`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    /// The stream's source.
-    Source,
-    /// The source of the joined table at this index of [`RulePlan::tables`].
-    Table(usize),
-    /// Payloads to rows.
-    Decoder,
-    /// The joins with tables.
-    Join,
-    /// The analytic calls, on each event before WHERE.
-    Analytic,
-    /// WHERE (before the window, or after it for count and sliding windows).
-    Filter,
-    /// The window's `FILTER (WHERE …)`, before it.
-    WindowFilter,
-    /// The window.
-    Window,
-    /// GROUP BY keys.
-    Aggregate,
-    /// HAVING.
-    Having,
-    /// SELECT.
-    Project,
-    /// ORDER BY.
-    Order,
-    /// LIMIT.
-    Limit,
-    /// The action at this index of [`RulePlan::actions`].
-    Sink(usize),
 }
 
 fn position_of(expr: &SqlExpr) -> Option<Position> {
@@ -438,28 +271,21 @@ pub fn plan(
     }
 
     let mut schemas = vec![schema_of(&stream, source.alias.clone())];
-    let mut table_defs = Vec::new();
-    for table_ref in sources.iter().skip(1) {
-        let table = streams.stream(&table_ref.name).ok_or_else(|| PlanError::UnknownStream(table_ref.name.clone()))?;
-        if table.kind != StreamKind::Table {
-            return Err(PlanError::Sql(SqlError::semantic(
-                format!(
-                    "'{}' is a stream: a rule joins tables to its stream, not streams (declare it with CREATE TABLE)",
-                    table.name
-                ),
-                table_ref.position,
-            )));
-        }
-        if connectors.source(table.source_type()).is_none() {
+    let mut joined = Vec::new();
+    for joined_ref in sources.iter().skip(1) {
+        let def = streams.stream(&joined_ref.name).ok_or_else(|| PlanError::UnknownStream(joined_ref.name.clone()))?;
+        if connectors.source(def.source_type()).is_none() {
             return Err(PlanError::UnknownSource {
-                stream: table.name.clone(),
-                source_type: table.source_type().to_owned(),
+                stream: def.name.clone(),
+                source_type: def.source_type().to_owned(),
                 known: connectors.source_types().join(", "),
             });
         }
-        schemas.push(schema_of(&table, table_ref.alias.clone()));
-        table_defs.push((table, table_ref.alias.clone().unwrap_or_else(|| table_ref.name.clone())));
+        schemas.push(schema_of(&def, joined_ref.alias.clone()));
+        joined.push((def, joined_ref.alias.clone().unwrap_or_else(|| joined_ref.name.clone()), joined_ref.position));
     }
+    let joins_streams = check_joined_streams(&joined, &query, def)?;
+    let joined = joined.into_iter().map(|(def, reference, _)| (def, reference)).collect();
     // Joins come before the analytic calls, which see the joined rows.
     let on_ctx = CompileContext { sources: &schemas, registry: functions, rule_id: &def.id, analytics: None };
     let select = &query.select;
@@ -469,7 +295,8 @@ pub fn plan(
     // The SELECT list first: ON and WHERE may name its aliases.
     let mut projection = expr::compile_projection(&select.projection, &ctx)?;
     projection.hide(&query.invisible)?;
-    let tables = plan_joins(select, table_defs, &on_ctx, &projection, table_first)?;
+    let joins = joins::plan_joins(select, joined, &on_ctx, &projection, table_first, joins_streams)?;
+    let (tables, joined_streams) = if joins_streams { (Vec::new(), joins) } else { (joins, Vec::new()) };
     let filter = select.selection.as_ref().map(|e| compile_over_aliases(e, &ctx, &projection)).transpose()?;
     if let Some((name, position)) = filter.as_ref().and_then(|f| f.expr.first_aggregate()) {
         let message = format!("aggregate function {name} is not allowed in WHERE; use HAVING");
@@ -555,6 +382,7 @@ pub fn plan(
         stream_reference: source.alias.clone().unwrap_or_else(|| stream.name.clone()),
         stream,
         tables,
+        joined_streams,
         filter,
         window: query.window,
         window_filter,
@@ -574,50 +402,6 @@ pub fn plan(
     })
 }
 
-/// Whether an expression calls `last_hit_*` or `last_agg_hit_*`.
-fn reads_hits(expr: &Expr) -> bool {
-    let mut found = false;
-    expr.walk(&mut |e| found |= matches!(e, Expr::LastHit { .. }));
-    found
-}
-
-/// Where the hit functions may be: `last_hit_*` in a rule without a window
-/// (WHERE, SELECT), `last_agg_hit_*` in one with a window (HAVING, SELECT), as
-/// eKuiper; not in `others` (the window's clauses, GROUP BY, analytic calls).
-fn check_hits(main: &[&Expr], others: &[&Expr], grouped: bool) -> Result<(), PlanError> {
-    let refuse = |message: String| Err(PlanError::Sql(SqlError::semantic(message, None)));
-    if others.iter().any(|e| reads_hits(e)) {
-        return refuse(
-            "the hit functions (last_hit_*, last_agg_hit_*) are not supported in a window's clauses, GROUP BY or an \
-             analytic function"
-                .into(),
-        );
-    }
-    let mut misplaced = None;
-    for expr in main {
-        expr.walk(&mut |e| {
-            if let Expr::LastHit { time, aggregate } = e
-                && *aggregate != grouped
-            {
-                misplaced = Some((*time, *aggregate));
-            }
-        });
-    }
-    match misplaced {
-        None => Ok(()),
-        Some((time, true)) => refuse(format!(
-            "{} counts the window groups of a rule with a window; without one, use {}",
-            crate::expr::last_hit_name(time, true),
-            crate::expr::last_hit_name(time, false)
-        )),
-        Some((time, false)) => refuse(format!(
-            "{} counts the events of a rule without a window; with one, use {}",
-            crate::expr::last_hit_name(time, false),
-            crate::expr::last_hit_name(time, true)
-        )),
-    }
-}
-
 /// Compiles HAVING and ORDER BY, which may name SELECT aliases as well as columns.
 fn compile_over_output(e: &SqlExpr, ctx: &CompileContext<'_>, projection: &Projection) -> Result<Compiled, PlanError> {
     Ok(Compiled { expr: expr::compile_with_aliases(e, ctx, projection)?, sql: e.to_string() })
@@ -630,69 +414,6 @@ fn compile_over_aliases(e: &SqlExpr, ctx: &CompileContext<'_>, projection: &Proj
 
 fn schema_of(def: &StreamDef, alias: Option<String>) -> SourceSchema {
     SourceSchema { name: def.name.clone(), alias, fields: (!def.is_schemaless()).then(|| def.fields.clone()) }
-}
-
-/// Pairs each joined table with its kind and ON condition, from the FROM
-/// clause. With `table_first` (`FROM table JOIN stream`), the first join is
-/// the table's, seen from the stream: `table RIGHT JOIN stream` is the
-/// stream's LEFT JOIN. ON may name the aliases of the SELECT list, but not
-/// one of an analytic call's (those come after the joins).
-fn plan_joins(
-    select: &Select,
-    tables: Vec<(StreamDef, String)>,
-    ctx: &CompileContext<'_>,
-    projection: &Projection,
-    table_first: bool,
-) -> Result<Vec<TableJoin>, PlanError> {
-    let joins = select.from.first().map(|f| f.joins.as_slice()).unwrap_or_default();
-    tables
-        .into_iter()
-        .zip(joins)
-        .enumerate()
-        .map(|(i, ((table, reference), join))| {
-            let mirrored = table_first && i == 0;
-            let (kind, constraint) = match &join.join_operator {
-                JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, Some(c)),
-                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) if !mirrored => (JoinKind::Left, Some(c)),
-                JoinOperator::Right(c) | JoinOperator::RightOuter(c) if mirrored => (JoinKind::Left, Some(c)),
-                JoinOperator::CrossJoin(_) => (JoinKind::Inner, None),
-                _ if mirrored => {
-                    return Err(PlanError::Sql(SqlError::semantic(
-                        "a table first in FROM joins its stream with INNER JOIN, or RIGHT JOIN to keep every event \
-                         (LEFT and FULL would emit table rows without events)",
-                        Position::from_location(join.span().start),
-                    )));
-                }
-                _ => {
-                    return Err(PlanError::Sql(SqlError::semantic(
-                        "a stream joins tables with INNER, LEFT or CROSS JOIN (RIGHT and FULL would emit table rows without events)",
-                        Position::from_location(join.span().start),
-                    )));
-                }
-            };
-            let on = match constraint {
-                Some(JoinConstraint::On(e)) => {
-                    let compiled = compile_over_aliases(e, ctx, projection)?;
-                    if let Some((name, position)) = compiled.expr.first_aggregate() {
-                        let message = format!("aggregate function {name} is not allowed in ON");
-                        return Err(SqlError::semantic(message, position).into());
-                    }
-                    let mut analytic = false;
-                    compiled.expr.walk(&mut |e| analytic |= matches!(e, Expr::Analytic { .. } | Expr::LastHit { .. }));
-                    if analytic {
-                        return Err(SqlError::semantic(
-                            "ON cannot use an analytic or hit function (evaluated after the joins), nor an alias of one",
-                            Position::from_location(e.span().start),
-                        )
-                        .into());
-                    }
-                    Some(compiled)
-                }
-                _ => None,
-            };
-            Ok(TableJoin { table, reference, kind, on })
-        })
-        .collect()
 }
 
 #[cfg(test)]

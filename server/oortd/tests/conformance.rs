@@ -281,62 +281,53 @@ async fn run_case(oortd: &Oortd, case: &Case, id: &str) -> Result<Actual, String
         .map_err(|e| format!("TailRule failed: {e}"))?
         .into_inner();
 
-    // The stream the rule reads, from its source operator `source_<stream>_0`.
+    // The streams the rule decodes, from its source operators `source_<stream>_0`
+    // (those of tables load them on their own).
+    let tables: Vec<String> = case
+        .streams
+        .iter()
+        .filter_map(|ddl| ddl.strip_prefix("CREATE TABLE "))
+        .filter_map(|rest| rest.split([' ', '(']).next().map(str::to_owned))
+        .collect();
     let status = rules.get_rule_status(GetRuleStatusRequest { id: id.into() }).await.map_err(|e| e.to_string())?;
-    let source = status
+    let decoded_streams: Vec<String> = status
         .into_inner()
         .operators
         .iter()
-        .find_map(|o| o.name.strip_prefix("source_").and_then(|n| n.strip_suffix("_0")).map(str::to_owned))
-        .ok_or("the rule has no source operator")?;
+        .filter_map(|o| o.name.strip_prefix("source_").and_then(|n| n.strip_suffix("_0")).map(str::to_owned))
+        .filter(|name| !tables.contains(name))
+        .collect();
+    if decoded_streams.is_empty() {
+        return Err("the rule has no source operator".into());
+    }
     let inputs: Vec<Input> = case
         .input
         .iter()
         .map(|i| Input::deserialize(i).map_err(|e| format!("input {i}: {e}")))
         .collect::<Result<_, _>>()?;
-    let requests: Vec<PublishRequest> = inputs
-        .iter()
-        .map(|i| PublishRequest {
-            stream: i.stream.clone(),
-            event: Some(Event {
-                fields: i.event.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect(),
-                timestamp: i.timestamp.map(|ms| prost_types::Timestamp {
-                    seconds: ms.div_euclid(1000),
-                    nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-                }),
-                meta: i.meta.clone(),
-            }),
-            ..Default::default()
-        })
-        .collect();
-    let expected_in = inputs.iter().filter(|i| i.stream == source).count() as u64;
-    if !requests.is_empty() {
-        let sent = requests.len() as u64;
-        let mut events = EventServiceClient::new(oortd.channel().await);
-        let accepted = events
-            .publish(tokio_stream::iter(requests))
-            .await
-            .map_err(|e| format!("Publish failed: {e}"))?
-            .into_inner()
-            .accepted;
-        if accepted != sent {
-            return Err(format!("Publish accepted {accepted} of {sent} events"));
+    // Published in runs of one stream's events: the rule takes each run
+    // before the next is sent, so that events of several streams reach it in
+    // the case's order.
+    let mut events = EventServiceClient::new(oortd.channel().await);
+    let mut expected_in = 0;
+    let mut run: Vec<PublishRequest> = Vec::new();
+    let mut run_stream: Option<&str> = None;
+    for (i, input) in inputs.iter().enumerate() {
+        let decoded = decoded_streams.contains(&input.stream);
+        if decoded && run_stream.is_some_and(|s| s != input.stream) {
+            publish_and_wait(&mut events, &mut rules, id, std::mem::take(&mut run), expected_in).await?;
+        }
+        if decoded {
+            run_stream = Some(&input.stream);
+            expected_in += 1;
+        }
+        run.push(publish_request(input));
+        if i + 1 == inputs.len() {
+            publish_and_wait(&mut events, &mut rules, id, std::mem::take(&mut run), expected_in).await?;
         }
     }
 
-    // The rule task handles events one at a time: once its decoder has counted
-    // the last one, only that event's results may still be on their way.
     let deadline = Instant::now() + DEADLINE;
-    loop {
-        let decoded = operator_count(&mut rules, id, |name| name == "op_decoder_0").await?;
-        if decoded >= Some(expected_in) {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(format!("the rule took {decoded:?} of {expected_in} events in {DEADLINE:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     // Read until the tail goes quiet and holds every row the grpc sink has been
     // handed (the same results, counted by the server): rows still in flight
     // to this client are waited for, however slow the machine.
@@ -361,6 +352,57 @@ async fn run_case(oortd: &Oortd, case: &Case, id: &str) -> Result<Actual, String
         }
     }
     Ok(Actual::Rows(rows))
+}
+
+/// The `Publish` request of one input.
+fn publish_request(input: &Input) -> PublishRequest {
+    PublishRequest {
+        stream: input.stream.clone(),
+        event: Some(Event {
+            fields: input.event.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect(),
+            timestamp: input.timestamp.map(|ms| prost_types::Timestamp {
+                seconds: ms.div_euclid(1000),
+                nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+            }),
+            meta: input.meta.clone(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Publishes `requests` in one call, then waits until the rule's decoder has
+/// taken `expected_in` events in all: the rule task handles events one at a
+/// time, so only that event's results may still be on their way.
+async fn publish_and_wait(
+    events: &mut EventServiceClient<AuthChannel>,
+    rules: &mut RuleServiceClient<AuthChannel>,
+    id: &str,
+    requests: Vec<PublishRequest>,
+    expected_in: u64,
+) -> Result<(), String> {
+    let sent = requests.len() as u64;
+    if sent > 0 {
+        let accepted = events
+            .publish(tokio_stream::iter(requests))
+            .await
+            .map_err(|e| format!("Publish failed: {e}"))?
+            .into_inner()
+            .accepted;
+        if accepted != sent {
+            return Err(format!("Publish accepted {accepted} of {sent} events"));
+        }
+    }
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let decoded = operator_count(rules, id, |name| name == "op_decoder_0").await?;
+        if decoded >= Some(expected_in) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the rule took {decoded:?} of {expected_in} events in {DEADLINE:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// `records_in_total` of the rule's first operator whose name matches.

@@ -71,3 +71,51 @@ fn a_checkpoint_is_of_one_version_of_the_rule_and_its_stream() {
     assert_ne!(fingerprint(&ddl.replace("DATASOURCE=\"s\"", "DATASOURCE=\"t\""), sql), base);
     assert_ne!(fingerprint(ddl, &sql.replace("ss, 1", "ss, 2")), base);
 }
+
+#[test]
+fn streams_join_within_a_window_after_it_and_before_where() {
+    let functions = FunctionRegistry::new();
+    crate::register_builtins(&functions);
+    let connectors = ConnectorRegistry::new();
+    connectors.register_source("memory", Arc::new(Nothing));
+    connectors.register_sink("log", Arc::new(Nothing));
+    let defs: Vec<StreamDef> = [
+        r#"CREATE STREAM s1 (id BIGINT) WITH (TYPE="memory", DATASOURCE="a")"#,
+        r#"CREATE STREAM s2 (id BIGINT) WITH (TYPE="memory", DATASOURCE="b")"#,
+        r#"CREATE TABLE t (id BIGINT) WITH (TYPE="memory", DATASOURCE="c")"#,
+    ]
+    .into_iter()
+    .map(|ddl| oort_sql::parse_stream_ddl(ddl).unwrap())
+    .collect();
+    let lookup = move |name: &str| defs.iter().find(|d| d.name == name).cloned();
+    let planned = |sql: &str, qos: u32| {
+        let options = RuleOptions { qos: crate::delivery::Guarantee::from_qos(qos), ..RuleOptions::default() };
+        let actions = vec![ActionDefinition { sink_type: "log".into(), props: Default::default() }];
+        plan(&RuleDefinition { id: "r".into(), sql: sql.into(), actions, options }, &lookup, &functions, &connectors)
+    };
+    let sql = "SELECT * FROM s1 LEFT JOIN s2 AS b ON s1.id = b.id WHERE b.id > 1 GROUP BY TUMBLINGWINDOW(ss, 1)";
+    let explained = planned(sql, 0).unwrap().explain();
+    let names: Vec<&str> = explained.lines().map(|l| l.trim().split(':').next().unwrap_or_default()).collect();
+    assert_eq!(
+        names,
+        [
+            "source_s1_0",
+            "source_s2_0",
+            "op_decoder_0",
+            "op_window_0",
+            "op_join_0",
+            "op_filter_0",
+            "op_project_0",
+            "sink_log_0"
+        ]
+    );
+    assert!(explained.contains("op_join_0: LEFT JOIN stream s2 AS b ON s1.id = b.id"), "{explained}");
+
+    let refused = |sql: &str, qos: u32| planned(sql, qos).unwrap_err().to_string();
+    assert!(refused("SELECT * FROM s1 JOIN s2 ON s1.id = s2.id", 0).contains("two streams join within a window"));
+    let both = "SELECT * FROM s1 JOIN s2 ON s1.id = s2.id JOIN t ON t.id = s1.id GROUP BY TUMBLINGWINDOW(ss, 1)";
+    assert!(refused(both, 0).contains("joins both streams and tables"));
+    assert!(refused(sql, 1).contains("qos 1 or 2 for a rule that joins streams"));
+    // Tables still refuse what would emit their rows without events.
+    assert!(refused("SELECT * FROM s1 RIGHT JOIN t ON s1.id = t.id", 0).contains("RIGHT and FULL"));
+}

@@ -39,6 +39,22 @@ pub(super) async fn process_windows(
         // As eKuiper's, an error while computing a window fails the whole window.
         let errors_before = window_errors(metrics);
         let mut rows = batch.rows;
+        if !plan.joined_streams.is_empty() {
+            let m = metrics.join.as_ref().unwrap_or(&metrics.project);
+            m.record_in(rows.len() as u64, now_ms());
+            match crate::join::join_window(rows, plan, &env) {
+                Ok(joined) => {
+                    m.record_out(joined.len() as u64);
+                    rows = joined;
+                }
+                Err(e) => {
+                    // The window fails; with sendError, its error in its place.
+                    m.record_exception(e.to_string());
+                    metrics.send_errors(&mut results);
+                    continue;
+                }
+            }
+        }
         if plan.filters_after_window() {
             let condition = (plan.filter.as_ref(), metrics.filter.as_ref());
             rows = filter_rows(condition, rows, &mut Vec::new(), &env, now_ms()).await;

@@ -270,6 +270,12 @@ pub fn start(
     }
     // Build everything before spawning anything, so a bad configuration starts nothing.
     let source = source_factory.build(&source_config)?;
+    let mut joined_sources = Vec::with_capacity(plan.joined_streams.len());
+    for join in &plan.joined_streams {
+        let (factory, config) =
+            (connectors.source_for(&join.source)?, SourceConfig::for_stream(&join.source, &plan.rule_id));
+        joined_sources.push((factory.build(&config)?, factory, config));
+    }
     // Sinks take back what followed the checkpoint only for exactly once: a
     // file cut back at qos 1 could lose the lines of another writer.
     let marks = match checkpointing.as_ref().and_then(|c| c.restored.as_ref()) {
@@ -293,7 +299,7 @@ pub fn start(
     let errors = plan.options.send_error.then(|| {
         let queue = Arc::new(ErrorQueue::default());
         for (stage, metrics) in &counters.0 {
-            if !matches!(stage, Stage::Source | Stage::Table(_) | Stage::Sink(_)) {
+            if !matches!(stage, Stage::Source | Stage::Table(_) | Stage::Stream(_) | Stage::Sink(_)) {
                 metrics.forward_errors(Arc::clone(&queue));
             }
         }
@@ -304,7 +310,7 @@ pub fn start(
     let join::Loaders { tables, mut tasks } =
         join::start_loaders(&plan, connectors, &cancel, table_counters).inspect_err(|_| cancel.cancel())?;
     let source_metrics = counters.stage(Stage::Source);
-    let mut rule_metrics = RuleMetrics::new(&counters);
+    let mut rule_metrics = RuleMetrics::new(&plan, &counters);
     rule_metrics.errors = errors;
     let sink_metrics: Vec<Arc<OperatorMetrics>> =
         (0..plan.actions.len()).map(|i| counters.stage(Stage::Sink(i))).collect();
@@ -367,11 +373,31 @@ pub fn start(
         plan.options.restart.clone(),
         cancel.clone(),
     )));
+    // Each joined stream: a supervised source of its own, into a buffer of its own.
+    let mut joined_rx = Vec::with_capacity(plan.joined_streams.len());
+    for (i, (source, factory, config)) in joined_sources.into_iter().enumerate() {
+        let (tx, rx) = mpsc::channel(buffer);
+        let metrics = counters.stage(Stage::Stream(i));
+        let tx = SourceOutput::new(tx, plan.options.buffer_full, Arc::clone(&metrics));
+        let restart = plan.options.restart.clone();
+        tasks.push(tokio::spawn(supervise_source(
+            source,
+            factory,
+            config,
+            tx,
+            Arc::clone(&shared),
+            metrics,
+            restart,
+            cancel.clone(),
+        )));
+        joined_rx.push(rx);
+    }
     tasks.push(tokio::spawn(run_operators(
         Arc::clone(&plan),
         limits.window_bytes,
         tables,
         source_rx,
+        joined_rx,
         Output {
             debug: plan.options.debug.then(|| plan.rule_id.clone()),
             sinks: sink_txs,

@@ -30,6 +30,8 @@ use crate::{decode, join};
 pub(super) struct RuleMetrics {
     /// The source's counters: what it emitted is counted as the rule task receives it.
     pub(super) source: Arc<OperatorMetrics>,
+    /// The sources of the joined streams, likewise.
+    pub(super) joined_sources: Vec<Arc<OperatorMetrics>>,
     pub(super) decoder: Arc<OperatorMetrics>,
     pub(super) join: Option<Arc<OperatorMetrics>>,
     pub(super) analytic: Option<Arc<OperatorMetrics>>,
@@ -46,9 +48,10 @@ pub(super) struct RuleMetrics {
 }
 
 impl RuleMetrics {
-    pub(super) fn new(counters: &super::StageCounters) -> Self {
+    pub(super) fn new(plan: &RulePlan, counters: &super::StageCounters) -> Self {
         Self {
             source: counters.stage(Stage::Source),
+            joined_sources: (0..plan.joined_streams.len()).map(|i| counters.stage(Stage::Stream(i))).collect(),
             decoder: counters.stage(Stage::Decoder),
             join: counters.get(Stage::Join),
             analytic: counters.get(Stage::Analytic),
@@ -82,6 +85,7 @@ pub(super) async fn run_operators(
     window_bytes: usize,
     tables: Vec<Arc<join::TableRows>>,
     rx: mpsc::Receiver<SourceEvent>,
+    joined_rx: Vec<mpsc::Receiver<SourceEvent>>,
     output: Output,
     metrics: RuleMetrics,
     recovery: Recovery,
@@ -93,7 +97,8 @@ pub(super) async fn run_operators(
         TimeMode::Processing
     };
     let mut window = plan.window.as_ref().map(|spec| {
-        let window = WindowOperator::new(spec, mode).with_max_bytes(window_bytes);
+        let streams = plan.joined_streams.len() + 1;
+        let window = WindowOperator::new(spec, mode).with_max_bytes(window_bytes).with_streams(streams);
         match &metrics.window {
             Some(counters) if plan.window_trigger.is_some() || !plan.window_conditions.is_empty() => {
                 window.with_conditions(conditions(&plan, counters))
@@ -127,18 +132,23 @@ pub(super) async fn run_operators(
     }
     // The analytic calls' state goes from one batch to the next: in order.
     let pipelined = window.is_none() && analytic.is_none() && (plan.calls_remote() || plan.options.concurrency > 1);
-    let stages = Stages {
-        timestamp_field: plan.stream.timestamp_field().map(str::to_owned),
-        decoder: decode::Decoder::new(&plan.stream),
-        plan,
-        tables,
-        metrics,
+    let streams = std::iter::once(&plan.stream).chain(plan.joined_streams.iter().map(|j| &j.source));
+    let decoders = streams.map(|def| (decode::Decoder::new(def), def.timestamp_field().map(str::to_owned))).collect();
+    // A rule that joins streams keeps each row apart as a part of its stream's
+    // name until the window's join.
+    let references = match plan.joined_streams.is_empty() {
+        true => Vec::new(),
+        false => std::iter::once(plan.stream_reference.as_str())
+            .chain(plan.joined_streams.iter().map(|j| j.reference.as_str()))
+            .map(Arc::from)
+            .collect(),
     };
+    let stages = Stages { decoders, references, plan, tables, metrics };
     if pipelined {
         run_pipelined(Arc::new(stages), rx, output, recovery.trigger, cancel).await
     } else {
         let state = State { window, analytic };
-        run_in_order(stages, state, rx, output, recovery.trigger, cancel).await
+        run_in_order(stages, state, (rx, joined_rx), output, recovery.trigger, cancel).await
     }
 }
 
@@ -204,17 +214,25 @@ pub(super) struct State {
     pub(super) analytic: Option<AnalyticState>,
 }
 
-/// One batch after another, on the rule task, with the window's timer.
+/// One batch after another, on the rule task, with the window's timer. The
+/// events of joined streams come one at a time, numbered by stream from 1.
 async fn run_in_order(
     stages: Stages,
     mut state: State,
-    mut rx: mpsc::Receiver<SourceEvent>,
+    (mut rx, joined_rx): (mpsc::Receiver<SourceEvent>, Vec<mpsc::Receiver<SourceEvent>>),
     mut output: Output,
     mut checkpoints: Option<Trigger>,
     cancel: CancellationToken,
 ) {
     // Grown by recv_many as events come: an idle rule costs no buffer.
     let mut batch = Vec::new();
+    let joins_streams = !joined_rx.is_empty();
+    let mut joined = futures::stream::select_all(
+        joined_rx
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut rx)| futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(move |event| (i + 1, event))),
+    );
     loop {
         let window_due = state
             .window
@@ -238,7 +256,10 @@ async fn run_in_order(
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);
                 let position = last_position(&batch);
-                (stages.on_events(std::mem::take(&mut batch), &mut state).await, position)
+                (stages.on_events(0, std::mem::take(&mut batch), &mut state).await, position)
+            }
+            Some((stream, event)) = joined.next(), if joins_streams => {
+                (stages.on_events(stream, vec![event], &mut state).await, None)
             }
         };
         output.emit(stages.metrics.with_errors(results)).await;
@@ -308,15 +329,15 @@ async fn run_pipelined(
                     // The calls hold the thread that makes them: a blocking thread
                     // drives the whole batch's evaluation (it has the runtime's
                     // context, for the I/O and timers of other calls).
-                    tokio::task::spawn_blocking(move || futures::executor::block_on(stages.on_events(events, &mut State::default())))
+                    tokio::task::spawn_blocking(move || futures::executor::block_on(stages.on_events(0, events, &mut State::default())))
                         .map(|done| done.map_err(|e| e.to_string()))
                         .boxed()
                 } else if concurrency > 1 {
-                    tokio::spawn(async move { stages.on_events(events, &mut State::default()).await })
+                    tokio::spawn(async move { stages.on_events(0, events, &mut State::default()).await })
                         .map(|done| done.map_err(|e| e.to_string()))
                         .boxed()
                 } else {
-                    std::panic::AssertUnwindSafe(async move { stages.on_events(events, &mut State::default()).await })
+                    std::panic::AssertUnwindSafe(async move { stages.on_events(0, events, &mut State::default()).await })
                         .catch_unwind()
                         .map(|done| done.map_err(|panic| panic_message(&panic)))
                         .boxed()
@@ -390,8 +411,10 @@ impl Output {
 struct Stages {
     plan: Arc<RulePlan>,
     tables: Vec<Arc<join::TableRows>>,
-    decoder: decode::Decoder,
-    timestamp_field: Option<String>,
+    /// Each stream's decoder and event-time field: the rule's, then its joined streams'.
+    decoders: Vec<(decode::Decoder, Option<String>)>,
+    /// With joined streams, the name of each stream, as `decoders`; else empty.
+    references: Vec<Arc<str>>,
     metrics: RuleMetrics,
 }
 
@@ -400,14 +423,15 @@ impl Stages {
     /// returns their results in order. Each stage takes the whole batch, so that
     /// a function of a plugin or an external service is called once per batch,
     /// not once per row.
-    async fn on_events(&self, batch: Vec<SourceEvent>, state: &mut State) -> Vec<Vec<Map>> {
+    async fn on_events(&self, stream: usize, batch: Vec<SourceEvent>, state: &mut State) -> Vec<Vec<Map>> {
         let window = state.window.as_mut();
         let now = now_ms();
         let started = Instant::now();
         let received = batch.len() as u64;
         let m = &self.metrics;
-        m.source.record_in(received, now);
-        m.source.record_out(received);
+        let source = if stream == 0 { &m.source } else { &m.joined_sources[stream - 1] };
+        source.record_in(received, now);
+        source.record_out(received);
         m.decoder.record_in(received, now);
         let env = EvalEnv { rule_id: &self.plan.rule_id, window: None, prefetch: None, hits: None };
         let mut rows = Vec::with_capacity(batch.len());
@@ -417,16 +441,18 @@ impl Stages {
         // came from.
         let filters_first = self.plan.filter.is_some() && !self.plan.filters_after_window();
         let filtered = filters_first || self.plan.window_filter.is_some();
-        let track = window.as_ref().is_some_and(|w| w.is_event_time()) && (m.join.is_some() || filtered);
+        // Tables join each event here; streams join at the window's end.
+        let table_join = m.join.as_ref().filter(|_| !self.plan.tables.is_empty());
+        let track = window.as_ref().is_some_and(|w| w.is_event_time()) && (table_join.is_some() || filtered);
         let (mut times, mut origins) = (Vec::new(), Vec::new());
         for event in batch {
-            let Some(row) = self.decode(event, now) else { continue };
+            let Some(row) = self.decode(stream, event, now) else { continue };
             m.decoder.record_out(1);
             let origin = times.len();
             if track {
                 times.push(row.timestamp);
             }
-            match &m.join {
+            match table_join {
                 None => {
                     rows.push(row);
                     if track {
@@ -488,7 +514,7 @@ impl Stages {
                         if let Some(wm) = &m.window {
                             wm.record_in(1, now);
                         }
-                        let batches = w.on_event(row, now_ms());
+                        let batches = w.on_event_from(stream, row, now_ms());
                         if let Some(wm) = &m.window {
                             wm.set_buffer_length(w.buffered() as u64);
                         }
@@ -497,7 +523,7 @@ impl Stages {
                     // An event that left no row still moves the watermark, after the
                     // rows before it, as a watermark from the source would.
                     if track && !passed {
-                        let closed = w.observe(time);
+                        let closed = w.observe(stream, time);
                         if !closed.is_empty() {
                             results.extend(process_windows(&self.plan, m, closed, state.analytic.as_mut()).await);
                         }
@@ -523,15 +549,24 @@ impl Stages {
         results
     }
 
-    /// Decodes an event into a row at its event or processing time; counts a bad event.
-    fn decode(&self, event: SourceEvent, now: i64) -> Option<Row> {
+    /// Decodes an event of a stream into a row at its event or processing
+    /// time (with joined streams, a row of one part); counts a bad event.
+    fn decode(&self, stream: usize, event: SourceEvent, now: i64) -> Option<Row> {
         let (meta, source_time) = (Arc::clone(&event.meta), event.timestamp);
-        let decoded = self.decoder.decode(event).and_then(|fields| {
-            let timestamp = match (&self.timestamp_field, self.plan.options.is_event_time) {
+        let (decoder, timestamp_field) = &self.decoders[stream];
+        let decoded = decoder.decode(event).and_then(|fields| {
+            let timestamp = match (timestamp_field, self.plan.options.is_event_time) {
                 (Some(field), true) => decode::event_time(&fields, field)?,
                 _ => source_time.unwrap_or(now),
             };
-            Ok(Row { fields, timestamp, meta, joined: None, analytic: Vec::new() })
+            let row = Row { fields, timestamp, meta, joined: None, analytic: Vec::new() };
+            Ok(match self.references.get(stream) {
+                Some(reference) => {
+                    let parts = vec![(Arc::clone(reference), row)];
+                    Row { joined: Some(Arc::new(crate::expr::JoinedRow { parts })), ..Row::new(Map::new(), timestamp) }
+                }
+                None => row,
+            })
         });
         decoded.inspect_err(|e| self.metrics.decoder.record_exception(e.clone())).ok()
     }

@@ -146,6 +146,9 @@ pub struct WindowOperator {
     clock: Option<i64>,
     /// Event time: the greatest timestamp seen.
     max_timestamp: Option<i64>,
+    /// Event time over several streams: the greatest timestamp seen of each.
+    #[serde(default)]
+    stream_max: Vec<Option<i64>>,
     /// Event time: accepted rows not yet reached by the watermark, by timestamp.
     pending: VecDeque<Row>,
     /// About how many bytes the rows of `pending` take.
@@ -217,6 +220,7 @@ impl WindowOperator {
             mode,
             clock: None,
             max_timestamp: None,
+            stream_max: Vec::new(),
             pending: VecDeque::new(),
             pending_bytes: 0,
             late_dropped: 0,
@@ -224,6 +228,15 @@ impl WindowOperator {
             evicted: 0,
             conditions: None,
         }
+    }
+
+    /// Rows from `streams` streams (a rule that joins streams), each numbered
+    /// in [`on_event_from`](Self::on_event_from): in event time, the
+    /// watermark follows the slowest of them, as eKuiper's does, and moves
+    /// only once each has sent an event.
+    pub fn with_streams(mut self, streams: usize) -> Self {
+        self.stream_max = if streams > 1 { vec![None; streams] } else { Vec::new() };
+        self
     }
 
     /// The conditions of the windows: only the rows whose [`Verdict::first`]
@@ -272,6 +285,12 @@ impl WindowOperator {
     /// that closed, oldest first: count and sliding windows it triggers, and in
     /// event time the windows the watermark passed.
     pub fn on_event(&mut self, row: Row, now: i64) -> Vec<WindowBatch> {
+        self.on_event_from(0, row, now)
+    }
+
+    /// A row of stream `stream` (see [`with_streams`](Self::with_streams))
+    /// arrives at processing time `now`: as [`on_event`](Self::on_event).
+    pub fn on_event_from(&mut self, stream: usize, row: Row, now: i64) -> Vec<WindowBatch> {
         let mut out = Vec::new();
         match self.mode {
             TimeMode::Processing => {
@@ -288,7 +307,7 @@ impl WindowOperator {
                 let at = self.pending.partition_point(|r| r.timestamp <= timestamp);
                 self.pending_bytes += row_bytes(&row);
                 self.pending.insert(at, row);
-                self.advance_watermark(timestamp, late_tolerance_ms, &mut out);
+                self.advance_watermark(stream, timestamp, late_tolerance_ms, &mut out);
             }
         }
         self.enforce_budget();
@@ -304,20 +323,28 @@ impl WindowOperator {
     /// passed WHERE (or found its join): in event time the watermark moves
     /// with it, as eKuiper's moves at the source. Returns the windows that
     /// closed. Nothing in processing time.
-    pub fn observe(&mut self, timestamp: i64) -> Vec<WindowBatch> {
+    pub fn observe(&mut self, stream: usize, timestamp: i64) -> Vec<WindowBatch> {
         let mut out = Vec::new();
         if let TimeMode::Event { late_tolerance_ms } = self.mode {
-            self.advance_watermark(timestamp, late_tolerance_ms, &mut out);
+            self.advance_watermark(stream, timestamp, late_tolerance_ms, &mut out);
         }
         out
     }
 
     /// Moves the watermark for an event at `timestamp`: the rows it passes go
     /// from pending into their windows, and the windows it passes close.
-    fn advance_watermark(&mut self, timestamp: i64, late_tolerance_ms: i64, out: &mut Vec<WindowBatch>) {
+    fn advance_watermark(&mut self, stream: usize, timestamp: i64, late_tolerance_ms: i64, out: &mut Vec<WindowBatch>) {
         let max = self.max_timestamp.map_or(timestamp, |m| m.max(timestamp));
         self.max_timestamp = Some(max);
-        let watermark = max.saturating_sub(late_tolerance_ms);
+        if let Some(seen) = self.stream_max.get_mut(stream) {
+            *seen = Some(seen.map_or(timestamp, |m| m.max(timestamp)));
+        }
+        let slowest = match self.stream_max.as_slice() {
+            [] => Some(max),
+            streams => streams.iter().copied().min().flatten(),
+        };
+        let Some(slowest) = slowest else { return };
+        let watermark = slowest.saturating_sub(late_tolerance_ms);
         let watermark = self.clock.map_or(watermark, |w| w.max(watermark));
         self.clock = Some(watermark);
         while self.pending.front().is_some_and(|r| r.timestamp <= watermark) {

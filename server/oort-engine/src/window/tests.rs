@@ -717,3 +717,25 @@ fn a_state_window_evicts_its_oldest_row_past_the_budget() {
     w.on_event(row(2, 0), 2);
     assert_eq!((w.buffered(), w.evicted()), (0, 2));
 }
+
+#[test]
+fn with_several_streams_the_watermark_follows_the_slowest() {
+    let mut op = event(tumbling(TimeUnit::Second, 10), 0).with_streams(2);
+    // Stream 0 runs ahead: without an event of stream 1, nothing closes.
+    assert!(op.on_event_from(0, row(1, 1_000), 0).is_empty());
+    assert!(op.on_event_from(0, row(2, 25_000), 0).is_empty());
+    assert_eq!(op.watermark(), None);
+    // Stream 1 reaches 12 s: the first window closes, not the second.
+    let closed = op.on_event_from(1, row(3, 12_000), 0);
+    assert_eq!(closed.iter().map(ids).collect::<Vec<_>>(), [vec![1]]);
+    assert_eq!(op.watermark(), Some(12_000));
+    // A row of stream 1 behind its own watermark is late; one of stream 0
+    // behind the greatest time seen but ahead of the watermark is not.
+    assert!(op.on_event_from(1, row(4, 11_000), 0).is_empty());
+    assert_eq!(op.late_dropped(), 1);
+    assert!(op.on_event_from(0, row(5, 15_000), 0).is_empty());
+    // Stream 1 passes stream 0: the watermark is stream 0's greatest time.
+    let closed = op.on_event_from(1, row(6, 30_000), 0);
+    assert_eq!(closed.iter().map(ids).collect::<Vec<_>>(), [vec![3, 5]]);
+    assert_eq!(op.watermark(), Some(25_000));
+}

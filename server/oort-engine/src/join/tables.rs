@@ -6,13 +6,13 @@ use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
+use super::matches;
 use crate::connector::{ConnectorError, ConnectorRegistry, SourceConfig, SourceOutput};
 use crate::decode::Decoder;
 use crate::expr::{EvalEnv, EvalError, JoinedRow, Tuple as _};
 use crate::metrics::{OperatorMetrics, now_ms};
-use crate::plan::{JoinKind, RulePlan, TableJoin};
+use crate::plan::{JoinKind, RulePlan};
 use crate::row::Row;
-use crate::value::Value;
 
 /// The current rows of one table.
 #[derive(Default)]
@@ -69,7 +69,7 @@ pub fn start_loaders(
     let mut tables = Vec::new();
     let mut tasks = Vec::new();
     for (index, join) in plan.tables.iter().enumerate() {
-        let def = &join.table;
+        let def = &join.source;
         let source = connectors.source_for(def)?.build(&SourceConfig::for_stream(def, &plan.rule_id))?;
         let rows = Arc::new(TableRows::default());
         let counters = table_counters(index);
@@ -157,11 +157,4 @@ pub fn join_event(
             analytic: Vec::new(),
         })
         .collect())
-}
-
-fn matches(join: &TableJoin, candidate: &JoinedRow, env: &EvalEnv<'_>) -> Result<bool, EvalError> {
-    match &join.on {
-        None => Ok(true),
-        Some(on) => Ok(matches!(on.expr.eval(candidate, env)?, Value::Bool(true))),
-    }
 }
