@@ -105,17 +105,17 @@ pub fn convert(value: Value, to: &FieldType) -> Result<Value, String> {
             None => return mismatch(),
         },
         (FieldType::Datetime, Value::Int(ms)) => match DateTime::<Utc>::from_timestamp_millis(*ms) {
-            Some(t) => Value::Timestamp(t),
+            Some(t) => Value::utc(t),
             None => return mismatch(),
         },
         (FieldType::Datetime, Value::Float(ms)) if ms.is_finite() => {
             match DateTime::<Utc>::from_timestamp_millis(*ms as i64) {
-                Some(t) => Value::Timestamp(t),
+                Some(t) => Value::utc(t),
                 None => return mismatch(),
             }
         }
         (FieldType::Datetime, Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => Value::Timestamp(t.with_timezone(&Utc)),
+            Ok(t) => Value::utc(t.with_timezone(&Utc)),
             Err(_) => return mismatch(),
         },
         (FieldType::Bytea, Value::String(s)) => {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 
 /// A map from names to values (a STRUCT, a JSON object, a whole row as `self`).
 pub type Map = BTreeMap<Arc<str>, Value>;
@@ -35,8 +35,10 @@ pub enum Value {
     String(Arc<str>),
     /// BYTEA.
     Bytes(Arc<[u8]>),
-    /// DATETIME, in UTC.
-    Timestamp(DateTime<Utc>),
+    /// DATETIME: an instant, with the offset it is shown in (UTC, unless
+    /// `convert_tz` gave another). Two datetimes are equal when their
+    /// instants are.
+    Timestamp(DateTime<FixedOffset>),
     /// ARRAY.
     List(Arc<Vec<Value>>),
     /// STRUCT.
@@ -75,6 +77,11 @@ impl Value {
     /// Whether this is NULL.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
+    }
+
+    /// A datetime shown in UTC.
+    pub fn utc(t: DateTime<Utc>) -> Value {
+        Value::Timestamp(t.fixed_offset())
     }
 
     /// A string value.

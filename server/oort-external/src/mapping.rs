@@ -166,7 +166,7 @@ fn message(desc: &MessageDescriptor, value: &Value) -> Result<DynamicMessage, St
     }
     if desc.full_name() == "google.protobuf.Timestamp" {
         let t = match value {
-            Value::Timestamp(t) => *t,
+            Value::Timestamp(t) => t.to_utc(),
             Value::Int(ms) => DateTime::<Utc>::from_timestamp_millis(*ms).ok_or("timestamp out of range")?,
             _ => return Err(format!("cannot convert {} to google.protobuf.Timestamp", value.type_name())),
         };
@@ -229,7 +229,7 @@ pub fn message_value(message: &DynamicMessage) -> Value {
     if desc.full_name() == "google.protobuf.Timestamp" {
         let seconds = message.get_field_by_number(1).and_then(|v| v.as_i64()).unwrap_or(0);
         let nanos = message.get_field_by_number(2).and_then(|v| v.as_i32()).unwrap_or(0);
-        return DateTime::<Utc>::from_timestamp(seconds, nanos.max(0) as u32).map(Value::Timestamp).unwrap_or_default();
+        return DateTime::<Utc>::from_timestamp(seconds, nanos.max(0) as u32).map(Value::utc).unwrap_or_default();
     }
     let map: Map = desc.fields().map(|f| (Arc::from(f.name()), field_to_value(message, &f))).collect();
     Value::map(map)
@@ -361,8 +361,8 @@ mod tests {
     #[test]
     fn timestamps_convert_both_ways() {
         let t = DateTime::<Utc>::from_timestamp_millis(1_700_000_000_123).unwrap();
-        let req = request(&desc("t.Req"), &[map(&[("at", Value::Timestamp(t)), ("name", "x".into())])]).unwrap();
+        let req = request(&desc("t.Req"), &[map(&[("at", Value::utc(t)), ("name", "x".into())])]).unwrap();
         let Value::Map(back) = message_value(&req) else { panic!() };
-        assert_eq!(back["at"], Value::Timestamp(t));
+        assert_eq!(back["at"], Value::utc(t));
     }
 }

@@ -57,9 +57,7 @@ pub fn map_from_proto(fields: &HashMap<String, pb::Value>) -> Map {
 
 /// A timestamp from seconds and nanoseconds; NULL out of range.
 pub fn timestamp(seconds: i64, nanos: i32) -> Value {
-    DateTime::<Utc>::from_timestamp(seconds, nanos.clamp(0, 999_999_999) as u32)
-        .map(Value::Timestamp)
-        .unwrap_or_default()
+    DateTime::<Utc>::from_timestamp(seconds, nanos.clamp(0, 999_999_999) as u32).map(Value::utc).unwrap_or_default()
 }
 
 /// A timestamp from nanoseconds since the epoch.

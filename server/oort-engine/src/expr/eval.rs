@@ -502,7 +502,7 @@ mod tests {
     #[test]
     fn datetime_columns_compare() {
         let mut fields = Map::new();
-        fields.insert(Arc::from("ts"), Value::Timestamp(DateTime::from_timestamp_millis(1000).unwrap()));
+        fields.insert(Arc::from("ts"), Value::utc(DateTime::from_timestamp_millis(1000).unwrap()));
         let row = Row::new(fields, 0);
         assert_eq!(eval_on("ts > 999", &row).unwrap(), Value::Bool(true));
         assert_eq!(eval_on(r#"ts = "1970-01-01T00:00:01Z""#, &row).unwrap(), Value::Bool(true));

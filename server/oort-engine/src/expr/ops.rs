@@ -137,7 +137,7 @@ enum Relation {
 
 fn as_datetime(value: &Value) -> Option<DateTime<Utc>> {
     match value {
-        Value::Timestamp(t) => Some(*t),
+        Value::Timestamp(t) => Some(t.to_utc()),
         Value::Int(ms) => DateTime::from_timestamp_millis(*ms),
         Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
         _ => None,
@@ -319,8 +319,8 @@ mod tests {
 
     #[test]
     fn datetimes_compare_with_datetimes_millis_and_rfc3339() {
-        let t = Value::Timestamp(DateTime::from_timestamp_millis(1_700_000_000_000).unwrap());
-        let later = Value::Timestamp(DateTime::from_timestamp_millis(1_700_000_000_001).unwrap());
+        let t = Value::utc(DateTime::from_timestamp_millis(1_700_000_000_000).unwrap());
+        let later = Value::utc(DateTime::from_timestamp_millis(1_700_000_000_001).unwrap());
         assert!(compare(Lt, &t, &later).unwrap());
         assert!(compare(Eq, &t, &int(1_700_000_000_000)).unwrap());
         assert!(compare(Gt, &int(1_700_000_000_001), &t).unwrap());

@@ -402,9 +402,8 @@ mod tests {
         assert_eq!(f("max", &[list(vec![s("b"), s("c"), s("a")])]), s("c"));
         assert_eq!(f("min", &[list(vec![s("b"), Value::Null, s("a")])]), s("a"));
         let (t1, t2) = (Utc.timestamp_millis_opt(1).single(), Utc.timestamp_millis_opt(2).single());
-        let times =
-            list(vec![t2.map(Value::Timestamp).unwrap_or_default(), t1.map(Value::Timestamp).unwrap_or_default()]);
-        assert_eq!(f("min", &[times]), t1.map(Value::Timestamp).unwrap_or_default());
+        let times = list(vec![t2.map(Value::utc).unwrap_or_default(), t1.map(Value::utc).unwrap_or_default()]);
+        assert_eq!(f("min", &[times]), t1.map(Value::utc).unwrap_or_default());
         for name in ["max", "min"] {
             assert_eq!(f(name, &[nulls(2)]), Value::Null);
             assert_eq!(f(name, &[list(vec![])]), Value::Null);

@@ -312,10 +312,10 @@ mod tests {
         assert_eq!(cast(Value::Bool(true), "string"), s("true"));
         assert_eq!(cast(list(vec![Value::Int(1)]), "string"), s("[1]"));
         let t = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).single().unwrap_or_default();
-        assert_eq!(cast(Value::Timestamp(t), "string"), s("2024-01-02T03:04:05.000Z"));
-        assert_eq!(cast(Value::Int(t.timestamp_millis()), "datetime"), Value::Timestamp(t));
-        assert_eq!(cast(s("2024-01-02T05:04:05.000+02:00"), "datetime"), Value::Timestamp(t));
-        assert_eq!(cast(Value::Timestamp(t), "bigint"), Value::Int(t.timestamp_millis()));
+        assert_eq!(cast(Value::utc(t), "string"), s("2024-01-02T03:04:05.000Z"));
+        assert_eq!(cast(Value::Int(t.timestamp_millis()), "datetime"), Value::utc(t));
+        assert_eq!(cast(s("2024-01-02T05:04:05.000+02:00"), "datetime"), Value::utc(t));
+        assert_eq!(cast(Value::utc(t), "bigint"), Value::Int(t.timestamp_millis()));
         assert_eq!(cast(s("hi!"), "bytea"), Value::Bytes(Arc::from(&b"hi!"[..])), "not base64: its bytes");
         assert_eq!(cast(s("aGk="), "bytea"), Value::Bytes(Arc::from(&b"hi"[..])), "base64 is decoded");
         assert_eq!(cast(Value::Bytes(Arc::from(&b"hi"[..])), "string"), s("hi"));

@@ -1,5 +1,6 @@
-//! Date and time functions, as eKuiper's. Every time is UTC (eKuiper uses its configured
-//! time zone). Like eKuiper, the functions that produce a date or a time of day (`now`,
+//! Date and time functions, as eKuiper's. Times are UTC (eKuiper uses its configured
+//! time zone), except a datetime `convert_tz` shows in another zone: it keeps that
+//! zone's offset, and its fields and text are the zone's. Like eKuiper, the functions that produce a date or a time of day (`now`,
 //! `cur_date`, `date_calc`, `from_unix_time`...) return formatted strings, and the ones
 //! that take a datetime also take Unix milliseconds (BIGINT or FLOAT) and RFC 3339 strings.
 //!
@@ -8,7 +9,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeDelta, Timelike, Utc};
 
 use super::{Builtin, Kind, int, literal, literal_str, text};
 use crate::function::{ArgInfo, CallContext, Function, FunctionError};
@@ -49,10 +50,11 @@ pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// The argument as a datetime: a DATETIME, Unix milliseconds, or a string [`parse_datetime`] reads.
-pub(crate) fn to_datetime(name: &str, index: usize, value: &Value) -> Result<DateTime<Utc>, FunctionError> {
+/// A DATETIME keeps its offset; the others are read in UTC.
+pub(crate) fn to_datetime(name: &str, index: usize, value: &Value) -> Result<DateTime<FixedOffset>, FunctionError> {
     let out_of_range = || FunctionError::failed(name, format!("{value} is out of the datetime range"));
-    match value {
-        Value::Timestamp(t) => Ok(*t),
+    let utc = match value {
+        Value::Timestamp(t) => return Ok(*t),
         Value::Int(ms) => DateTime::from_timestamp_millis(*ms).ok_or_else(out_of_range),
         Value::Float(ms) if ms.is_finite() && ms.abs() < 9.2e18 => {
             DateTime::from_timestamp_millis(ms.trunc() as i64).ok_or_else(out_of_range)
@@ -61,7 +63,8 @@ pub(crate) fn to_datetime(name: &str, index: usize, value: &Value) -> Result<Dat
         Value::String(s) => parse_datetime(s)
             .ok_or_else(|| FunctionError::failed(name, format!("cannot read {s:?} as a datetime (RFC 3339 expected)"))),
         other => Err(FunctionError::argument_type(name, index + 1, "datetime", other)),
-    }
+    };
+    utc.map(|t| t.fixed_offset())
 }
 
 // ---------------------------------------------------------------------------
@@ -172,8 +175,10 @@ fn parse_format(pattern: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
-fn render(t: &DateTime<Utc>, tokens: &[Token]) -> String {
+fn render(t: &DateTime<FixedOffset>, tokens: &[Token]) -> String {
     let mut out = String::new();
+    let offset = t.offset().local_minus_utc();
+    let (sign, hours, minutes) = (if offset < 0 { '-' } else { '+' }, offset.abs() / 3600, offset.abs() % 3600 / 60);
     for token in tokens {
         match token {
             Token::Literal(l) => out.push_str(l),
@@ -205,11 +210,14 @@ fn render(t: &DateTime<Utc>, tokens: &[Token]) -> String {
                 let nanos = format!("{:09}", t.nanosecond() % 1_000_000_000);
                 out.push_str(&nanos[..*digits]);
             }
-            Token::ZoneName => out.push_str("UTC"),
-            Token::ZoneOffset => out.push_str("+0000"),
-            Token::IsoOffset(1) => out.push_str("+00"),
-            Token::IsoOffset(2) => out.push_str("+0000"),
-            Token::IsoOffset(_) => out.push_str("+00:00"),
+            // A zone known only by its offset is named by it, as Go names one.
+            Token::ZoneName if offset == 0 => out.push_str("UTC"),
+            Token::ZoneName if minutes == 0 => out.push_str(&format!("{sign}{hours:02}")),
+            Token::ZoneName | Token::ZoneOffset | Token::IsoOffset(2) => {
+                out.push_str(&format!("{sign}{hours:02}{minutes:02}"))
+            }
+            Token::IsoOffset(1) => out.push_str(&format!("{sign}{hours:02}")),
+            Token::IsoOffset(_) => out.push_str(&format!("{sign}{hours:02}:{minutes:02}")),
         }
     }
     out
@@ -220,11 +228,11 @@ fn push_padded(out: &mut String, n: u32, width: usize) {
 }
 
 /// Formats `t` with an eKuiper pattern.
-pub(crate) fn format_time(t: &DateTime<Utc>, pattern: &str) -> Result<String, String> {
+pub(crate) fn format_time(t: &DateTime<FixedOffset>, pattern: &str) -> Result<String, String> {
     parse_format(pattern).map(|tokens| render(t, &tokens))
 }
 
-fn format_fixed(t: &DateTime<Utc>, pattern: &str) -> String {
+fn format_fixed(t: &DateTime<FixedOffset>, pattern: &str) -> String {
     format_time(t, pattern).unwrap_or_default()
 }
 
@@ -313,15 +321,15 @@ fn clock_pattern(date: bool, digits: usize) -> String {
 }
 
 fn now(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
-    Ok(Value::string(format_fixed(&Utc::now(), &clock_pattern(true, fsp(name, args)?))))
+    Ok(Value::string(format_fixed(&Utc::now().fixed_offset(), &clock_pattern(true, fsp(name, args)?))))
 }
 
 fn cur_time(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
-    Ok(Value::string(format_fixed(&Utc::now(), &clock_pattern(false, fsp(name, args)?))))
+    Ok(Value::string(format_fixed(&Utc::now().fixed_offset(), &clock_pattern(false, fsp(name, args)?))))
 }
 
 fn cur_date(_: &str, _: &CallContext<'_>, _: &[Value]) -> Result<Value, FunctionError> {
-    Ok(Value::string(format_fixed(&Utc::now(), DATE)))
+    Ok(Value::string(format_fixed(&Utc::now().fixed_offset(), DATE)))
 }
 
 fn format_time_fn(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
@@ -354,7 +362,7 @@ fn from_days(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, F
         .and_then(TimeDelta::try_days)
         .and_then(|d| epoch.checked_add_signed(d))
         .ok_or_else(|| FunctionError::failed(name, format!("{days} days is out of range")))?;
-    Ok(Value::string(format_fixed(&t, DATE)))
+    Ok(Value::string(format_fixed(&t.fixed_offset(), DATE)))
 }
 
 fn from_unix_time(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
@@ -364,7 +372,7 @@ fn from_unix_time(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Val
     }
     let t = DateTime::from_timestamp(seconds, 0)
         .ok_or_else(|| FunctionError::failed(name, format!("{seconds} is out of the datetime range")))?;
-    Ok(Value::string(format_fixed(&t, DATE_TIME)))
+    Ok(Value::string(format_fixed(&t.fixed_offset(), DATE_TIME)))
 }
 
 fn last_day(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
@@ -376,8 +384,43 @@ fn last_day(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, Fu
     Ok(Value::string(last.format("%Y-%m-%d").to_string()))
 }
 
+fn convert_tz(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
+    let t = to_datetime(name, 0, &args[0])?;
+    let zone = text(name, 1, &args[1])?;
+    in_zone(&t, zone).map(Value::Timestamp).map_err(|e| FunctionError::failed(name, e))
+}
+
+/// `t` shown in `zone`: an IANA name, `UTC` (or empty) or `Local`.
+fn in_zone(t: &DateTime<FixedOffset>, zone: &str) -> Result<DateTime<FixedOffset>, String> {
+    match zone {
+        "" | "UTC" => Ok(t.to_utc().fixed_offset()),
+        "Local" => Ok(t.with_timezone(&chrono::Local).fixed_offset()),
+        name => match name.parse::<chrono_tz::Tz>() {
+            Ok(tz) => Ok(t.with_timezone(&tz).fixed_offset()),
+            Err(_) => Err(format!("unknown time zone {name}")),
+        },
+    }
+}
+
+/// As eKuiper: the first argument is no literal number, string or boolean;
+/// the second, if a literal, a known zone.
+fn validate_convert_tz(name: &str, args: &[ArgInfo<'_>]) -> Result<(), String> {
+    if let Some(literal @ (Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::String(_))) =
+        args.first().and_then(|a| a.literal)
+    {
+        return Err(format!("function {name}: argument 1 must be a datetime, got a {} literal", literal.type_name()));
+    }
+    match args.get(1).and_then(|a| a.literal) {
+        Some(Value::String(zone)) => {
+            in_zone(&DateTime::UNIX_EPOCH.fixed_offset(), zone).map(|_| ()).map_err(|e| format!("function {name}: {e}"))
+        }
+        Some(other) => Err(format!("function {name}: argument 2 must be a time zone name, got {}", other.type_name())),
+        None => Ok(()),
+    }
+}
+
 /// A function of one datetime.
-fn part(name: &str, description: &str, f: fn(&DateTime<Utc>) -> Value) -> Arc<dyn Function> {
+fn part(name: &str, description: &str, f: fn(&DateTime<FixedOffset>) -> Value) -> Arc<dyn Function> {
     Builtin::scalar(name, 1, Some(1), description, move |name, _, args| Ok(f(&to_datetime(name, 0, &args[0])?)))
         .validate(validate_datetime_literal)
         .build()
@@ -463,6 +506,16 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
             validate_datetime_literal(name, args.get(..1).unwrap_or_default())?;
             validate_duration(name, args)
         })
+        .build(),
+        Builtin::scalar(
+            "convert_tz",
+            2,
+            Some(2),
+            "The datetime shown in a time zone of the IANA database (\"Asia/Shanghai\"), \"UTC\" or \"Local\" (the \
+             server's): the same instant, whose hour, day and text are the zone's.",
+            convert_tz,
+        )
+        .validate(validate_convert_tz)
         .build(),
         Builtin::scalar(
             "date_diff",

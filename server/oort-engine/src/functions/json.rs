@@ -179,7 +179,7 @@ mod tests {
         assert!(matches!(from_json(&serde_json::json!(u64::MAX)), Value::Float(_)));
         assert_eq!(to_json(&Value::Float(f64::NAN)), serde_json::Value::Null);
         assert_eq!(to_json(&Value::Bytes(Arc::from(&b"hi"[..]))), serde_json::json!("aGk="));
-        let t = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).single().map(Value::Timestamp).unwrap_or_default();
+        let t = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).single().map(Value::utc).unwrap_or_default();
         assert_eq!(to_json(&t), serde_json::json!("2024-01-02T03:04:05Z"));
         assert_eq!(to_json_string(&list(vec![Value::Int(1), s("a")])), r#"[1,"a"]"#);
     }

@@ -500,7 +500,7 @@ mod tests {
     fn no_function_panics_on_any_combination_of_value_types() {
         let mut map = BTreeMap::new();
         map.insert(Arc::from("a"), Value::Int(1));
-        let timestamp = Utc.with_ymd_and_hms(2024, 2, 29, 13, 4, 5).single().map(Value::Timestamp);
+        let timestamp = Utc.with_ymd_and_hms(2024, 2, 29, 13, 4, 5).single().map(Value::utc);
         let samples = [
             Value::Null,
             Value::Bool(true),

@@ -14,7 +14,7 @@ fn t() -> DateTime<Utc> {
 }
 
 fn ts() -> Value {
-    Value::Timestamp(t())
+    Value::utc(t())
 }
 
 fn is_clock(value: &Value, pattern: &str) -> bool {
@@ -27,7 +27,7 @@ fn is_clock(value: &Value, pattern: &str) -> bool {
 fn datetimes_are_read_from_numbers_and_strings() {
     assert_eq!(
         to_datetime("f", 0, &Value::Int(t().timestamp_millis())).ok(),
-        Some(t() - TimeDelta::nanoseconds(456_789))
+        Some((t() - TimeDelta::nanoseconds(456_789)).fixed_offset())
     );
     assert_eq!(to_datetime("f", 0, &Value::Float(1000.7)).ok().map(|t| t.timestamp_millis()), Some(1000));
     assert!(parse_datetime("2024-02-29T13:04:05.123456789Z").is_some());
@@ -124,7 +124,7 @@ fn durations_follow_go() {
 
 #[test]
 fn date_diff_counts_days() {
-    let later = Value::Timestamp(t() + TimeDelta::days(3) + TimeDelta::hours(5));
+    let later = Value::utc(t() + TimeDelta::days(3) + TimeDelta::hours(5));
     assert_eq!(f("date_diff", &[ts(), later.clone()]), Value::Int(3));
     assert_eq!(f("date_diff", &[later, ts()]), Value::Int(-3));
     assert_eq!(f("date_diff", &[s("2024-01-01"), s("2024-03-01")]), Value::Int(60));
@@ -198,4 +198,34 @@ fn to_seconds_reads_a_datetime_first() {
     assert_eq!(f("to_seconds", &[Value::Int(90_500)]), Value::Int(90), "milliseconds, truncated");
     assert_eq!(f("to_seconds", &[Value::Null]), Value::Null);
     assert!(matches!(e("to_seconds", &[Value::Bool(true)]), FunctionError::ArgumentType { .. }));
+}
+
+#[test]
+fn convert_tz_shows_the_same_instant_in_another_zone() {
+    let t = Value::utc(Utc.with_ymd_and_hms(2022, 4, 13, 6, 22, 32).unwrap() + TimeDelta::milliseconds(233));
+    let shanghai = f("convert_tz", &[t.clone(), s("Asia/Shanghai")]);
+    assert_eq!(shanghai, t, "the same instant");
+    let Value::Timestamp(local) = &shanghai else { panic!("{shanghai:?}") };
+    assert_eq!(local.to_rfc3339(), "2022-04-13T14:22:32.233+08:00");
+    assert_eq!(f("hour", std::slice::from_ref(&shanghai)), Value::Int(14), "fields are the zone's");
+    assert_eq!(f("format_time", &[shanghai.clone(), s("yyyy-MM-dd HH:mm z X")]), s("2022-04-13 14:22 +08 +08"));
+    // Daylight saving time: the offset of that instant.
+    let summer = Value::utc(Utc.with_ymd_and_hms(2022, 7, 1, 12, 0, 0).unwrap());
+    let Value::Timestamp(ny) = f("convert_tz", &[summer, s("America/New_York")]) else { panic!() };
+    assert_eq!(ny.to_rfc3339(), "2022-07-01T08:00:00-04:00");
+    let Value::Timestamp(back) = f("convert_tz", &[shanghai, s("UTC")]) else { panic!() };
+    assert_eq!(back.offset().local_minus_utc(), 0);
+    assert!(matches!(e("convert_tz", &[t, s("Unknown")]), FunctionError::Failed { .. }));
+    assert_eq!(f("convert_tz", &[Value::Null, s("UTC")]), Value::Null);
+}
+
+#[test]
+fn convert_tz_is_checked_at_creation() {
+    let check = |literals: &[Option<Value>]| validate(&functions(), "convert_tz", literals);
+    assert!(check(&[None, Some(s("Asia/Shanghai"))]).is_ok());
+    assert!(check(&[None, None]).is_ok());
+    assert!(check(&[None, Some(s("Mars/Base"))]).unwrap_err().contains("unknown time zone Mars/Base"));
+    assert!(check(&[Some(Value::Int(1)), None]).is_err());
+    assert!(check(&[Some(s("2024-01-01")), None]).is_err(), "eKuiper refuses a string literal");
+    assert!(check(&[None, Some(Value::Int(1))]).is_err());
 }
