@@ -40,6 +40,7 @@ type Client struct {
 	Services   oortv1.ExternalServiceClient
 	Functions  oortv1.FunctionServiceClient
 	Connectors oortv1.ConnectorServiceClient
+	State      oortv1.StateServiceClient
 }
 
 // TokenEnv is the environment variable Dial takes the token from when no
@@ -154,6 +155,7 @@ func New(conn *grpc.ClientConn) *Client {
 		Services:   oortv1.NewExternalServiceClient(conn),
 		Functions:  oortv1.NewFunctionServiceClient(conn),
 		Connectors: oortv1.NewConnectorServiceClient(conn),
+		State:      oortv1.NewStateServiceClient(conn),
 	}
 }
 

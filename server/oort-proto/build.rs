@@ -15,6 +15,7 @@ const FILES: &[&str] = &[
     "oort/v1/function.proto",
     "oort/v1/connector.proto",
     "oort/v1/event.proto",
+    "oort/v1/state.proto",
     "oort/plugin/v1/plugin.proto",
 ];
 

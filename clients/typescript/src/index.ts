@@ -19,6 +19,7 @@ import { EventService, PublishRequestSchema } from "./gen/oort/v1/event_pb.js";
 import { ExternalService } from "./gen/oort/v1/external_pb.js";
 import { FunctionService } from "./gen/oort/v1/function_pb.js";
 import { PluginService } from "./gen/oort/v1/plugin_pb.js";
+import { StateService } from "./gen/oort/v1/state_pb.js";
 import {
   RuleService,
   TailEncoding,
@@ -182,6 +183,7 @@ export class Oort {
   readonly externalService: Client<typeof ExternalService>;
   readonly functionService: Client<typeof FunctionService>;
   readonly connectorService: Client<typeof ConnectorService>;
+  readonly stateService: Client<typeof StateService>;
   readonly streams: Streams;
   readonly rules: Rules;
   readonly events: Events;
@@ -210,6 +212,7 @@ export class Oort {
     this.externalService = createClient(ExternalService, this.transport);
     this.functionService = createClient(FunctionService, this.transport);
     this.connectorService = createClient(ConnectorService, this.transport);
+    this.stateService = createClient(StateService, this.transport);
     const timeoutMs = options.timeoutMs ?? 30_000;
     this.streams = new Streams(this.streamService, timeoutMs);
     this.rules = new Rules(this.ruleService, timeoutMs);

@@ -92,9 +92,54 @@ pub enum Command {
     /// List the source and sink types and the options each takes.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Keyed state: values stored ahead of time that rules read with
+    /// get_keyed_state(key, type, default).
+    #[command(subcommand)]
+    State(StateCommand),
     /// Make tokens for oort.toml (nothing is sent to the server).
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+/// `oort state ...`
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Set a key's value. VALUE is read as JSON (42, 2.5, true, "text",
+    /// [1, 2], {"a": 1}); anything that is not JSON is a string.
+    #[command(
+        visible_alias = "set",
+        after_help = "Examples:\n  oort state put limit 42\n  oort state put site paris\n  oort state put --string code 007"
+    )]
+    Put {
+        /// The key.
+        #[arg(id = "state_key", value_name = "KEY")]
+        key: String,
+        /// The value.
+        value: String,
+        /// Store VALUE as a string, even when it reads as JSON.
+        #[arg(long)]
+        string: bool,
+    },
+    /// Print a key's value, as JSON.
+    Get {
+        /// The key.
+        #[arg(id = "state_key", value_name = "KEY")]
+        key: String,
+    },
+    /// List the keys and their values, in key order.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only the keys that start with this text.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Remove keys.
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
 }
 
 /// `oort connector ...`

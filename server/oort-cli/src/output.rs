@@ -58,6 +58,10 @@ proto_names!(
     DeleteServiceResponse,
     ListConnectorsResponse,
     Connector,
+    PutKeyedStateResponse,
+    GetKeyedStateResponse,
+    ListKeyedStateResponse,
+    DeleteKeyedStateResponse,
 );
 
 /// The descriptors of every Oort message, decoded once.

@@ -994,3 +994,27 @@ fn connector_list_and_describe_show_the_options_each_takes() {
     let out = server.oort(&["connector", "describe", "rest"]);
     assert!(server_error(&out).contains("no source of type rest"), "{}", stderr(&out));
 }
+
+#[test]
+fn state_put_get_list_and_delete() {
+    let server = Oortd::start();
+    assert_eq!(success(&server.oort(&["state", "list"])), "No keys.\n");
+    assert_eq!(success(&server.oort(&["state", "put", "limit/a", "42"])), "Key limit/a set.\n");
+    assert_eq!(success(&server.oort(&["state", "put", "limit/a", "43"])), "Key limit/a replaced.\n");
+    success(&server.oort(&["state", "put", "site", "paris"]));
+    success(&server.oort(&["state", "put", "--string", "code", "12"]));
+    success(&server.oort(&["state", "put", "limits", r#"{"hi": 2.5, "on": true}"#]));
+
+    assert_eq!(success(&server.oort(&["state", "get", "limit/a"])), "43\n");
+    assert_eq!(success(&server.oort(&["state", "get", "code"])), "\"12\"\n");
+    let text = success(&server.oort(&["state", "list", "--prefix", "limit"]));
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines, [vec!["KEY", "VALUE"], vec!["limit/a", "43"], vec!["limits", r#"{"hi":2.5,"on":true}"#]]);
+    let listed = json(&server.oort(&["state", "list", "--json"]));
+    assert_eq!(listed["entries"].as_array().map(Vec::len), Some(4), "{listed}");
+    assert_eq!(listed["entries"][1], json!({"key": "limit/a", "value": {"intValue": "43"}}));
+
+    assert_eq!(success(&server.oort(&["state", "delete", "site", "nope"])), "1 of 2 key(s) deleted.\n");
+    let error = server_error(&server.oort(&["state", "get", "site"]));
+    assert_eq!(error, r#"error: not found: key "site" has no value"#);
+}

@@ -59,6 +59,7 @@ pub use function::{
     BatchAnswers, BatchCall, CallContext, Calling, Function, FunctionError, FunctionKind, FunctionMeta, FunctionOrigin,
     FunctionRegistry,
 };
+pub use functions::keyed_state::{KeyedStateStore, keyed_state_function};
 pub use functions::register_builtins;
 pub use metrics::{OperatorMetrics, OperatorStatus};
 pub use plan::{PlanError, RulePlan, StreamLookup};

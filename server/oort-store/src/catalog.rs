@@ -1,6 +1,6 @@
 //! The catalog interface the server codes against.
 
-use oort_proto::v1::{Rule, Stream};
+use oort_proto::v1::{KeyedValue, Rule, Stream, Value};
 
 use crate::record::ServiceRecord;
 
@@ -58,6 +58,18 @@ pub trait Catalog: Send + Sync + 'static {
     /// Deletes a service. (Which running rules call it is the engine's to
     /// know: rules name functions, not services.)
     fn delete_service(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Sets keyed values (`get_keyed_state`), all or none; a key given twice
+    /// takes its last value. Returns how many keys had no value. Fails with
+    /// `Full` when the keys would number more than `max_keys`.
+    fn put_keyed_state(&self, entries: &[KeyedValue], max_keys: usize) -> Result<usize, StoreError>;
+    /// The value of a key, `None` when it has none.
+    fn get_keyed_state(&self, key: &str) -> Result<Option<Value>, StoreError>;
+    /// At most `limit` keys with their values, in key order: those that start
+    /// with `prefix`, after `after` when given.
+    fn list_keyed_state(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<KeyedValue>, StoreError>;
+    /// Removes keys; returns how many had a value.
+    fn delete_keyed_state(&self, keys: &[String]) -> Result<usize, StoreError>;
 
     /// Forces everything to disk (mutating calls already do; this is for shutdown).
     fn flush(&self) -> Result<(), StoreError>;

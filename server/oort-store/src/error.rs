@@ -39,6 +39,9 @@ pub enum StoreError {
     /// The entity is used by others and cannot be removed.
     #[error("{kind} '{name}' is used by rule(s) {}", users.join(", "))]
     InUse { kind: EntityKind, name: String, users: Vec<String> },
+    /// A store of bounded size is full.
+    #[error("the {what} holds {limit} entries, the most it may")]
+    Full { what: &'static str, limit: usize },
     /// A record was written by a newer format this build does not know.
     #[error("record '{key}' in tree '{tree}' has format version {found}, this build reads up to {supported}")]
     UnsupportedVersion { tree: &'static str, key: String, found: u8, supported: u8 },

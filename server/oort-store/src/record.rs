@@ -62,6 +62,13 @@ impl Record for oort_proto::v1::Stream {
     }
 }
 
+impl Record for oort_proto::v1::KeyedValue {
+    const TREE: &'static str = "keyed_state";
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 impl Record for oort_proto::v1::Rule {
     const TREE: &'static str = "rules";
     fn key(&self) -> &str {

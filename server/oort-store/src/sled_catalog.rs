@@ -7,6 +7,7 @@
 //! - `plugins`: plugin name → [`PluginRecord`] record
 //! - `stream_readers`: `stream\0rule` → empty; the reverse index of `rule_reads`
 //! - `services`: service name → [`ServiceRecord`] (an external service)
+//! - `keyed_state`: key → [`KeyedValue`] (what `get_keyed_state` reads)
 //!
 //! Writers take one lock, then change all trees they touch in one sled
 //! transaction and flush, so the indexes never disagree with the records, even
@@ -15,7 +16,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use oort_proto::v1::{Rule, Stream};
+use oort_proto::v1::{KeyedValue, Rule, Stream, Value};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
@@ -50,6 +51,7 @@ pub struct SledCatalog {
     stream_readers: sled::Tree,
     plugins: sled::Tree,
     services: sled::Tree,
+    keyed_state: sled::Tree,
     /// Serializes writers: the checks that span several keys (a stream is not
     /// read by any rule) must not race with other writers.
     write_lock: Mutex<()>,
@@ -125,6 +127,7 @@ impl SledCatalog {
             stream_readers: db.open_tree(STREAM_READERS)?,
             plugins: db.open_tree(PluginRecord::TREE)?,
             services: db.open_tree(ServiceRecord::TREE)?,
+            keyed_state: db.open_tree(KeyedValue::TREE)?,
             db,
             write_lock: Mutex::new(()),
         })
@@ -172,6 +175,65 @@ impl SledCatalog {
 }
 
 impl Catalog for SledCatalog {
+    fn put_keyed_state(&self, entries: &[KeyedValue], max_keys: usize) -> Result<usize, StoreError> {
+        self.write(|| {
+            let mut batch = sled::Batch::default();
+            let mut new_keys = std::collections::BTreeSet::new();
+            for entry in entries {
+                if !self.keyed_state.contains_key(entry.key())? {
+                    new_keys.insert(entry.key());
+                }
+                batch.insert(entry.key(), entry.to_bytes());
+            }
+            // Counting is a scan: only when keys are added, and bounded by the limit.
+            if !new_keys.is_empty() && self.keyed_state.iter().keys().take(max_keys).count() + new_keys.len() > max_keys
+            {
+                return Err(StoreError::Full { what: "keyed state", limit: max_keys });
+            }
+            self.keyed_state.apply_batch(batch)?;
+            Ok(new_keys.len())
+        })
+    }
+
+    fn get_keyed_state(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        match self.keyed_state.get(key)? {
+            Some(bytes) => Ok(KeyedValue::from_bytes(key, &bytes)?.value),
+            None => Ok(None),
+        }
+    }
+
+    fn list_keyed_state(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<KeyedValue>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(after) => Bound::Excluded(after.as_bytes().to_vec()),
+            None => Bound::Included(prefix.as_bytes().to_vec()),
+        };
+        let mut out = Vec::new();
+        for entry in self.keyed_state.range((start, Bound::Unbounded)).take(limit) {
+            let (key, value) = entry?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            out.push(KeyedValue::from_bytes(&String::from_utf8_lossy(&key), &value)?);
+        }
+        Ok(out)
+    }
+
+    fn delete_keyed_state(&self, keys: &[String]) -> Result<usize, StoreError> {
+        self.write(|| {
+            let mut batch = sled::Batch::default();
+            let mut deleted = std::collections::BTreeSet::new();
+            for key in keys {
+                if self.keyed_state.contains_key(key.as_bytes())? {
+                    deleted.insert(key);
+                }
+                batch.remove(key.as_bytes());
+            }
+            self.keyed_state.apply_batch(batch)?;
+            Ok(deleted.len())
+        })
+    }
+
     fn create_stream(&self, stream: &Stream) -> Result<(), StoreError> {
         self.write(|| {
             let swapped = self.streams.compare_and_swap(stream.key(), None::<&[u8]>, Some(stream.to_bytes()))?;
@@ -469,5 +531,34 @@ mod tests {
         assert_eq!(c.get_stream("a").unwrap(), stream("a"));
         assert_eq!(c.get_rule("r1").unwrap(), rule("r1"));
         assert_eq!(c.rules_reading("a").unwrap(), ["r1"]);
+    }
+
+    #[test]
+    fn keyed_state_is_set_all_or_none_listed_by_prefix_and_survives_a_reopen() {
+        use oort_proto::v1::value::Kind;
+        let entry =
+            |key: &str, n: i64| KeyedValue { key: key.into(), value: Some(Value { kind: Some(Kind::IntValue(n)) }) };
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let catalog = open(dir.path());
+            assert_eq!(catalog.put_keyed_state(&[entry("dev/a", 1), entry("dev/b", 2), entry("x", 3)], 3).unwrap(), 3);
+            assert_eq!(catalog.put_keyed_state(&[entry("dev/a", 10)], 3).unwrap(), 0, "a replacement is not new");
+            // A fourth key would pass the limit: nothing of the call is written.
+            let full = catalog.put_keyed_state(&[entry("dev/b", 20), entry("dev/c", 4)], 3).unwrap_err();
+            assert!(matches!(full, StoreError::Full { limit: 3, .. }), "{full}");
+            assert_eq!(catalog.get_keyed_state("dev/b").unwrap(), entry("dev/b", 2).value);
+            assert_eq!(catalog.get_keyed_state("dev/c").unwrap(), None);
+            assert_eq!(catalog.delete_keyed_state(&["x".into(), "nope".into()]).unwrap(), 1);
+        }
+        let catalog = open(dir.path());
+        assert_eq!(catalog.get_keyed_state("dev/a").unwrap(), entry("dev/a", 10).value);
+        let keys = |prefix: &str, after: Option<&str>, limit: usize| -> Vec<String> {
+            catalog.list_keyed_state(prefix, after, limit).unwrap().into_iter().map(|e| e.key).collect()
+        };
+        assert_eq!(keys("dev/", None, 10), ["dev/a", "dev/b"]);
+        assert_eq!(keys("dev/", None, 1), ["dev/a"]);
+        assert_eq!(keys("dev/", Some("dev/a"), 10), ["dev/b"]);
+        assert_eq!(keys("", None, 10), ["dev/a", "dev/b"]);
+        assert!(keys("y", None, 10).is_empty());
     }
 }

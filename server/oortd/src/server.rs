@@ -19,6 +19,7 @@ use oort_proto::v1::external_service_server::ExternalServiceServer;
 use oort_proto::v1::function_service_server::FunctionServiceServer;
 use oort_proto::v1::plugin_service_server::PluginServiceServer;
 use oort_proto::v1::rule_service_server::RuleServiceServer;
+use oort_proto::v1::state_service_server::StateServiceServer;
 use oort_proto::v1::stream_service_server::StreamServiceServer;
 use oort_store::{Catalog, SledCatalog, SledConfig};
 use tokio::net::TcpListener;
@@ -34,6 +35,7 @@ use crate::api::external::ExternalApi;
 use crate::api::functions::FunctionApi;
 use crate::api::plugins::PluginApi;
 use crate::api::rules::RuleApi;
+use crate::api::state::{CatalogKeyedState, StateApi};
 use crate::api::streams::StreamApi;
 use crate::auth::{AuthLayer, Authenticator, Role, TokenEntry, token};
 use crate::config::Config;
@@ -147,6 +149,7 @@ impl Node {
 
         let functions = Arc::new(FunctionRegistry::new());
         oort_engine::register_builtins(&functions);
+        functions.register(oort_engine::keyed_state_function(Arc::new(CatalogKeyedState(Arc::clone(&catalog)))));
         let connectors = Arc::new(ConnectorRegistry::new());
         // A published stream read by a rule with qos >= 1 is journaled, to be replayed after a restart.
         let journals = config.data_dir.join("journals");
@@ -236,6 +239,7 @@ impl Node {
             FunctionServiceServer::<FunctionApi>::NAME,
             ConnectorServiceServer::<ConnectorApi>::NAME,
             EventServiceServer::<EventApi>::NAME,
+            StateServiceServer::<StateApi>::NAME,
         ] {
             health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
         }
@@ -329,6 +333,7 @@ impl Node {
             .add_service(bounded!(ExternalServiceServer::new(external)))
             .add_service(bounded!(FunctionServiceServer::new(FunctionApi::new(functions))))
             .add_service(bounded!(ConnectorServiceServer::new(ConnectorApi::new(Arc::clone(engine.connectors())))))
+            .add_service(bounded!(StateServiceServer::new(StateApi::new(handle.clone()))))
             .add_service(bounded!(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc)))))
             // No Nagle: results streamed to TailRule and acks are small writes that must go at once.
             .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);

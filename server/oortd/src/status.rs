@@ -71,6 +71,7 @@ fn store_status(error: StoreError) -> Status {
         StoreError::NotFound { .. } => Code::NotFound,
         StoreError::AlreadyExists { .. } => Code::AlreadyExists,
         StoreError::InUse { .. } => Code::FailedPrecondition,
+        StoreError::Full { .. } => Code::ResourceExhausted,
         StoreError::UnsupportedVersion { .. } | StoreError::Corrupt { .. } | StoreError::Sled(_) => {
             tracing::error!(%error, "catalog failure");
             Code::Internal

@@ -6,6 +6,7 @@ mod connector;
 mod plugin;
 mod rule;
 mod service;
+mod state;
 mod stream;
 mod token;
 
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Plugin(command) => plugin::run(&ctx, command).await,
         Command::Service(command) => service::run(&ctx, command).await,
         Command::Connector(command) => connector::run(&ctx, command).await,
+        Command::State(command) => state::run(&ctx, command).await,
     }
 }
 

@@ -27,9 +27,13 @@ fn cannot(name: &str, value: &Value, target: &str) -> FunctionError {
 /// `cast(value, type)`, with eKuiper's rules: numbers to datetime are Unix milliseconds,
 /// strings to datetime are RFC 3339 (`2006-01-02T15:04:05.000Z07:00`).
 fn cast(name: &str, _: &CallContext<'_>, args: &[Value]) -> Result<Value, FunctionError> {
-    let target = text(name, 1, &args[1])?.to_ascii_lowercase();
-    let value = &args[0];
-    match target.as_str() {
+    cast_value(name, &args[0], text(name, 1, &args[1])?)
+}
+
+/// `value` as the type named `target` (`bigint`, `float`, `string`,
+/// `boolean`, `datetime`, `bytea`), for function `name`.
+pub(crate) fn cast_value(name: &str, value: &Value, target: &str) -> Result<Value, FunctionError> {
+    match target.to_ascii_lowercase().as_str() {
         "bigint" => cast_bigint(name, value),
         "float" => match value {
             Value::Int(i) => Ok(Value::Float(*i as f64)),

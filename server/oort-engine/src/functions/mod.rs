@@ -25,6 +25,7 @@ pub mod conversion;
 pub mod datetime;
 pub mod hashing;
 pub mod json;
+pub mod keyed_state;
 pub mod math;
 pub mod object;
 pub mod other;

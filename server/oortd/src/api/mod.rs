@@ -7,6 +7,7 @@ pub mod external;
 pub mod functions;
 pub mod plugins;
 pub mod rules;
+pub mod state;
 pub mod streams;
 
 use std::sync::Arc;

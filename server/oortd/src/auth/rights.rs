@@ -12,7 +12,7 @@ use std::str::FromStr;
 pub enum Right {
     /// Get/List/status/explain/tail of anything, functions, reflection.
     Read,
-    /// Create, change, start, stop and delete streams, tables and rules.
+    /// Create, change, start, stop and delete streams, tables and rules; set keyed state.
     Edit,
     /// Send events with `EventService.Publish`.
     Publish,
@@ -112,11 +112,11 @@ pub fn required(path: &str) -> Option<Right> {
         | ("PluginService", "GetPlugin" | "ListPlugins")
         | ("ExternalService", "GetService" | "ListServices")
         | ("FunctionService", "ListFunctions")
-        | ("ConnectorService", "ListConnectors") => Right::Read,
+        | ("ConnectorService", "ListConnectors")
+        | ("StateService", "GetKeyedState" | "ListKeyedState") => Right::Read,
         ("StreamService", "CreateStream" | "UpdateStream" | "DeleteStream")
-        | ("RuleService", "CreateRule" | "UpdateRule" | "DeleteRule" | "StartRule" | "StopRule" | "RestartRule") => {
-            Right::Edit
-        }
+        | ("RuleService", "CreateRule" | "UpdateRule" | "DeleteRule" | "StartRule" | "StopRule" | "RestartRule")
+        | ("StateService", "PutKeyedState" | "DeleteKeyedState") => Right::Edit,
         ("EventService", "Publish") => Right::Publish,
         ("PluginService", "InstallPlugin" | "UpdatePlugin" | "DeletePlugin")
         | ("ExternalService", "RegisterService" | "UpdateService" | "DeleteService") => Right::Extend,
