@@ -12,7 +12,7 @@
 //!   "actions": [{"log": {}}, {"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": "out"}}],
 //!   "options": {
 //!     "isEventTime": false, "lateTolerance": 1000, "bufferLength": 1024,
-//!     "sendMetaToSink": false, "sendError": false, "qos": 0, "checkpointInterval": 300000,
+//!     "sendMetaToSink": false, "sendError": false, "sendNilField": false, "qos": 0, "checkpointInterval": 300000,
 //!     "restartStrategy": {"attempts": 3, "delay": 1000, "multiplier": 2,
 //!                         "maxDelay": 30000, "jitterFactor": 0.1}
 //!   },
@@ -64,6 +64,7 @@ struct OptionsFile {
     duration: Option<Millis>,
     concurrency: Option<u32>,
     debug: Option<bool>,
+    send_nil_field: Option<bool>,
     cron_datetime_range: Option<Vec<RangeFile>>,
     restart_strategy: Option<RestartFile>,
     buffer_full: Option<BufferFullFile>,
@@ -319,6 +320,7 @@ impl OptionsFile {
             cron: self.cron.unwrap_or_default(),
             concurrency: self.concurrency,
             debug: self.debug.unwrap_or(false),
+            send_nil_field: self.send_nil_field.unwrap_or(false),
             duration_ms: self.duration.map(|m| m.0),
             cron_datetime_range: self
                 .cron_datetime_range
@@ -452,6 +454,9 @@ pub fn options_to_json(options: &RuleOptions) -> Value {
     put(&mut out, "concurrency", options.concurrency.map(|v| json!(v)));
     if options.debug {
         out.insert("debug".into(), json!(true));
+    }
+    if options.send_nil_field {
+        out.insert("sendNilField".into(), json!(true));
     }
     if !options.cron_datetime_range.is_empty() {
         let ranges: Vec<Value> = options

@@ -295,6 +295,7 @@ pub fn plan(
     // The SELECT list first: ON and WHERE may name its aliases.
     let mut projection = expr::compile_projection(&select.projection, &ctx)?;
     projection.hide(&query.invisible)?;
+    projection.keep_nulls = def.options.send_nil_field;
     let joins = joins::plan_joins(select, joined, &on_ctx, &projection, table_first, joins_streams)?;
     let (tables, joined_streams) = if joins_streams { (Vec::new(), joins) } else { (joins, Vec::new()) };
     let filter = select.selection.as_ref().map(|e| compile_over_aliases(e, &ctx, &projection)).transpose()?;

@@ -54,6 +54,9 @@ pub struct RuleOptions {
     /// Log every result of the rule (eKuiper's `debug`), at INFO with the
     /// target `oort::rule_debug`.
     pub debug: bool,
+    /// Output SELECT items whose value is NULL, as nulls (eKuiper's
+    /// `sendNilField`); by default they are left out.
+    pub send_nil_field: bool,
     /// How the source is restarted after it dies.
     pub restart: RestartStrategy,
 }
@@ -71,6 +74,7 @@ impl Default for RuleOptions {
             send_error: false,
             concurrency: 1,
             debug: false,
+            send_nil_field: false,
             restart: RestartStrategy::default(),
         }
     }

@@ -70,6 +70,7 @@ pub fn rule_definition(rule: &pb::Rule) -> RuleDefinition {
             send_error: options.send_error,
             concurrency: options.concurrency.map_or(1, |c| c.max(1) as usize),
             debug: options.debug,
+            send_nil_field: options.send_nil_field,
             restart: RestartStrategy {
                 attempts: restart.attempts,
                 delay_ms: restart.delay_ms.map(|d| d as u64).unwrap_or(restart_defaults.delay_ms),

@@ -108,6 +108,8 @@ struct OptionsSpec {
     send_error: bool,
     #[serde(default)]
     concurrency: Option<u32>,
+    #[serde(default)]
+    send_nil_field: bool,
 }
 
 /// What the server did with a case.
@@ -267,6 +269,7 @@ async fn run_case(oortd: &Oortd, case: &Case, id: &str) -> Result<Actual, String
             buffer_length: options.buffer_length,
             send_error: options.send_error,
             concurrency: options.concurrency,
+            send_nil_field: options.send_nil_field,
             ..Default::default()
         }),
         ..Default::default()

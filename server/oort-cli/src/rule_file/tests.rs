@@ -47,19 +47,21 @@ fn parses_the_ekuiper_example() {
             cron_datetime_range: Vec::new(),
             concurrency: None,
             debug: false,
+            send_nil_field: false,
         }
     );
 }
 
 #[test]
-fn name_tags_and_send_error_round_trip() {
-    let text = r#"{"id":"r","name":"Hot devices","tags":["line1","alarm"],"sql":"SELECT 1 FROM s","actions":[{"log":{}}],"options":{"isEventTime":false,"sendMetaToSink":false,"qos":0,"sendError":true}}"#;
+fn name_tags_send_error_and_send_nil_field_round_trip() {
+    let text = r#"{"id":"r","name":"Hot devices","tags":["line1","alarm"],"sql":"SELECT 1 FROM s","actions":[{"log":{}}],"options":{"isEventTime":false,"sendMetaToSink":false,"qos":0,"sendError":true,"sendNilField":true}}"#;
     let rule = rule_from_json(text, None).unwrap();
     assert_eq!(
         (rule.name.as_str(), rule.tags.as_slice()),
         ("Hot devices", &["line1".to_owned(), "alarm".to_owned()][..])
     );
     assert!(rule.options.as_ref().unwrap().send_error);
+    assert!(rule.options.as_ref().unwrap().send_nil_field);
     assert_eq!(rule_to_json(&rule), serde_json::from_str::<Value>(text).unwrap());
 }
 

@@ -32,6 +32,9 @@ pub struct Projection {
     pub row_number: Option<RowNumber>,
     /// The items marked `INVISIBLE`: computed, not output.
     pub invisible: Vec<Arc<str>>,
+    /// Output items whose value is NULL, as nulls (eKuiper's `sendNilField`);
+    /// by default they are left out.
+    pub keep_nulls: bool,
 }
 
 /// The functions that return a set of rows (eKuiper's "multiple row
@@ -153,7 +156,7 @@ pub fn compile_projection(items: &[SelectItem], ctx: &CompileContext<'_>) -> Res
         }
         columns.push(column);
     }
-    let projection = Projection { columns, set_returning, row_number, invisible: Vec::new() };
+    let projection = Projection { columns, set_returning, row_number, invisible: Vec::new(), keep_nulls: false };
     for (_, expr) in projection.exprs() {
         let top = matches!(expr, Expr::Call(call) if SET_RETURNING.contains(&&*call.name));
         let inner =
@@ -294,7 +297,7 @@ impl Projection {
             match column {
                 ProjectionColumn::Expr { name, expr, .. } => {
                     let value = expr.eval_in(scope, env)?;
-                    if !value.is_null() {
+                    if self.keep_nulls || !value.is_null() {
                         out.insert(name.clone(), value);
                     }
                 }

@@ -467,7 +467,10 @@ type RuleOptions struct {
 	Concurrency *uint32 `protobuf:"varint,13,opt,name=concurrency,proto3,oneof" json:"concurrency,omitempty"`
 	// Log every result of the rule at INFO, target `oort::rule_debug`
 	// (eKuiper's `debug`).
-	Debug         bool `protobuf:"varint,14,opt,name=debug,proto3" json:"debug,omitempty"`
+	Debug bool `protobuf:"varint,14,opt,name=debug,proto3" json:"debug,omitempty"`
+	// Output the SELECT items whose value is NULL, as nulls (eKuiper's
+	// `sendNilField`). Default false: such a column is left out of the result.
+	SendNilField  bool `protobuf:"varint,15,opt,name=send_nil_field,json=sendNilField,proto3" json:"send_nil_field,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -596,6 +599,13 @@ func (x *RuleOptions) GetConcurrency() uint32 {
 func (x *RuleOptions) GetDebug() bool {
 	if x != nil {
 		return x.Debug
+	}
+	return false
+}
+
+func (x *RuleOptions) GetSendNilField() bool {
+	if x != nil {
+		return x.SendNilField
 	}
 	return false
 }
@@ -2469,7 +2479,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"_triggered\"K\n" +
 	"\x06Action\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12-\n" +
-	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\xbc\x05\n" +
+	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\xe2\x05\n" +
 	"\vRuleOptions\x12\"\n" +
 	"\ris_event_time\x18\x01 \x01(\bR\visEventTime\x12/\n" +
 	"\x11late_tolerance_ms\x18\x02 \x01(\x03H\x00R\x0flateToleranceMs\x88\x01\x01\x12(\n" +
@@ -2488,7 +2498,8 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"durationMs\x88\x01\x01\x12B\n" +
 	"\x13cron_datetime_range\x18\f \x03(\v2\x12.oort.v1.TimeRangeR\x11cronDatetimeRange\x12%\n" +
 	"\vconcurrency\x18\r \x01(\rH\x04R\vconcurrency\x88\x01\x01\x12\x14\n" +
-	"\x05debug\x18\x0e \x01(\bR\x05debugB\x14\n" +
+	"\x05debug\x18\x0e \x01(\bR\x05debug\x12$\n" +
+	"\x0esend_nil_field\x18\x0f \x01(\bR\fsendNilFieldB\x14\n" +
 	"\x12_late_tolerance_msB\x10\n" +
 	"\x0e_buffer_lengthB\x19\n" +
 	"\x17_checkpoint_interval_msB\x0e\n" +

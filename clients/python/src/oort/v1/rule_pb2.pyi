@@ -264,6 +264,7 @@ class RuleOptions(_message.Message):
     CRON_DATETIME_RANGE_FIELD_NUMBER: _builtins.int
     CONCURRENCY_FIELD_NUMBER: _builtins.int
     DEBUG_FIELD_NUMBER: _builtins.int
+    SEND_NIL_FIELD_FIELD_NUMBER: _builtins.int
     is_event_time: _builtins.bool
     """Use event time (the stream's TIMESTAMP field) instead of processing time."""
     late_tolerance_ms: _builtins.int
@@ -303,6 +304,10 @@ class RuleOptions(_message.Message):
     """Log every result of the rule at INFO, target `oort::rule_debug`
     (eKuiper's `debug`).
     """
+    send_nil_field: _builtins.bool
+    """Output the SELECT items whose value is NULL, as nulls (eKuiper's
+    `sendNilField`). Default false: such a column is left out of the result.
+    """
     @_builtins.property
     def restart_strategy(self) -> Global___RestartStrategy:
         """How the rule restarts after a failure of its source."""
@@ -331,10 +336,11 @@ class RuleOptions(_message.Message):
         cron_datetime_range: _abc.Iterable[Global___TimeRange] | None = ...,
         concurrency: _builtins.int | None = ...,
         debug: _builtins.bool = ...,
+        send_nil_field: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_concurrency", b"_concurrency", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "concurrency", b"concurrency", "duration_ms", b"duration_ms", "late_tolerance_ms", b"late_tolerance_ms", "restart_strategy", b"restart_strategy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_concurrency", b"_concurrency", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "concurrency", b"concurrency", "cron", b"cron", "cron_datetime_range", b"cron_datetime_range", "debug", b"debug", "duration_ms", b"duration_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_error", b"send_error", "send_meta_to_sink", b"send_meta_to_sink"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_concurrency", b"_concurrency", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "concurrency", b"concurrency", "cron", b"cron", "cron_datetime_range", b"cron_datetime_range", "debug", b"debug", "duration_ms", b"duration_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_error", b"send_error", "send_meta_to_sink", b"send_meta_to_sink", "send_nil_field", b"send_nil_field"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__buffer_length: _TypeAlias = _typing.Literal["buffer_length"]  # noqa: Y015
     _WhichOneofArgType__buffer_length: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length"]  # noqa: Y015
