@@ -65,6 +65,7 @@ struct OptionsFile {
     concurrency: Option<u32>,
     debug: Option<bool>,
     send_nil_field: Option<bool>,
+    log_filename: Option<String>,
     cron_datetime_range: Option<Vec<RangeFile>>,
     restart_strategy: Option<RestartFile>,
     buffer_full: Option<BufferFullFile>,
@@ -321,6 +322,7 @@ impl OptionsFile {
             concurrency: self.concurrency,
             debug: self.debug.unwrap_or(false),
             send_nil_field: self.send_nil_field.unwrap_or(false),
+            log_filename: self.log_filename.unwrap_or_default(),
             duration_ms: self.duration.map(|m| m.0),
             cron_datetime_range: self
                 .cron_datetime_range
@@ -457,6 +459,9 @@ pub fn options_to_json(options: &RuleOptions) -> Value {
     }
     if options.send_nil_field {
         out.insert("sendNilField".into(), json!(true));
+    }
+    if !options.log_filename.is_empty() {
+        out.insert("logFilename".into(), json!(options.log_filename));
     }
     if !options.cron_datetime_range.is_empty() {
         let ranges: Vec<Value> = options

@@ -22,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod plugins;
 pub mod redact;
+pub mod rule_logs;
 pub mod rules;
 pub mod schedule;
 pub mod server;

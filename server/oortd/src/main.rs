@@ -5,16 +5,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use oortd::config::{Args, Config, LogFormat};
-use tracing_subscriber::EnvFilter;
+use oortd::rule_logs::RuleLogLayer;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 fn init_tracing(config: &Config) {
     // RUST_LOG wins over the configured level, as Rust users expect.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-    }
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let stderr = match config.log_format {
+        LogFormat::Json => stderr.json().boxed(),
+        LogFormat::Text => stderr.with_ansi(std::io::stderr().is_terminal()).boxed(),
+    };
+    // Rules with a `log_filename` also get their own lines in their file.
+    tracing_subscriber::registry().with(filter).with(stderr).with(RuleLogLayer).init();
 }
 
 /// Completes on SIGINT or SIGTERM.

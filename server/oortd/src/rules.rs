@@ -4,6 +4,7 @@
 //! stored, and a rule that cannot start is not left half-created.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use oort_sql::StreamDef;
 use crate::api::CatalogHandle;
 use crate::convert::rule_definition;
 use crate::error::{ApiError, ApiResult};
+use crate::rule_logs::RuleLogs;
 use crate::schedule::Schedule;
 
 /// Streams as the engine sees them: parsed from the DDL stored in the catalog.
@@ -37,6 +39,8 @@ pub struct RuleController {
     engine: Arc<Engine>,
     /// The scheduled rules' timers, by rule id.
     schedules: Arc<Mutex<HashMap<String, Scheduled>>>,
+    /// Where rules with a `log_filename` write their logs.
+    log_dir: PathBuf,
 }
 
 /// A scheduled rule's timer task, and when it next starts the rule.
@@ -46,9 +50,9 @@ struct Scheduled {
 }
 
 impl RuleController {
-    /// A controller over a catalog and an engine.
-    pub fn new(catalog: CatalogHandle, engine: Arc<Engine>) -> Self {
-        Self { catalog, engine, schedules: Arc::default() }
+    /// A controller over a catalog and an engine; rules' own log files go in `log_dir`.
+    pub fn new(catalog: CatalogHandle, engine: Arc<Engine>, log_dir: PathBuf) -> Self {
+        Self { catalog, engine, schedules: Arc::default(), log_dir }
     }
 
     /// The engine.
@@ -73,6 +77,10 @@ impl RuleController {
     pub async fn run(&self, rule: &Rule) -> ApiResult<()> {
         self.unschedule(&rule.id);
         let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog))?;
+        let log_file = rule.options.as_ref().map(|o| o.log_filename.as_str()).filter(|name| !name.is_empty());
+        RuleLogs::global()
+            .set(&rule.id, log_file.map(|name| (self.log_dir.as_path(), name)))
+            .map_err(|e| ApiError::Internal(format!("cannot open the rule's log file: {e}")))?;
         let schedule = Schedule::of(&rule.options.clone().unwrap_or_default()).map_err(ApiError::InvalidArgument)?;
         match schedule {
             None => self.engine.start(plan).await?,
@@ -144,6 +152,8 @@ impl RuleController {
         self.unschedule(&rule.id);
         self.engine.stop(&rule.id).await;
         self.engine.forget(&rule.id, plan.as_ref());
+        // Its log file stays, for whoever reads it; the rule writes to it no more.
+        let _ = RuleLogs::global().set(&rule.id, None);
     }
 
     /// Stops a rule and records in the catalog that it should not run (what

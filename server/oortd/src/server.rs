@@ -210,7 +210,7 @@ impl Node {
         );
         let loaded = crate::api::external::load_all(&stored_services, &services);
         tracing::info!(services = loaded, "external services loaded");
-        let rules = RuleController::new(handle.clone(), Arc::clone(&engine));
+        let rules = RuleController::new(handle.clone(), Arc::clone(&engine), config.data_dir.join("logs"));
         let restored = rules.restore(&stored_rules).await;
         let external = ExternalApi::new(services, rules.clone());
         tracing::info!(rules = restored, "rules restored");

@@ -685,3 +685,37 @@ async fn a_rule_with_debug_logs_each_result() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_rule_with_a_log_filename_logs_to_its_own_file_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM own_in (x BIGINT) WITH (TYPE="grpc", DATASOURCE="own_in")"#).await;
+    let mut bad = rule("escape", "SELECT x FROM own_in", vec![action("log", &[])]);
+    bad.options = Some(oort_proto::v1::RuleOptions { log_filename: "../escape.log".into(), ..Default::default() });
+    let (code, message) = code_of(oortd.rules().await.create_rule(CreateRuleRequest { rule: Some(bad) }).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("must be a file name"), "{message}");
+
+    for id in ["own", "other"] {
+        let mut logged = rule(id, "SELECT x * 7 AS y FROM own_in", vec![action("grpc", &[])]);
+        let log_filename = if id == "own" { "own.log".into() } else { String::new() };
+        logged.options = Some(oort_proto::v1::RuleOptions { debug: true, log_filename, ..Default::default() });
+        create_rule(&oortd, logged).await;
+    }
+    let mut results = tail(&oortd, "own").await;
+    publish(&oortd, "own_in", vec![event(&[("x", int(6))])]).await;
+    assert_eq!(next_row(&mut results).await["y"], int(42));
+    let file = dir.path().join("logs/own.log");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains(r#"oort::rule_debug: "#) && text.contains(r#"[{"y":42}]"#) {
+            // Only the lines of its own rule, not of the other one.
+            assert!(text.lines().all(|l| !l.contains("other")), "{text}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not in {}: {text}", file.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

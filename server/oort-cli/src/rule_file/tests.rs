@@ -48,13 +48,14 @@ fn parses_the_ekuiper_example() {
             concurrency: None,
             debug: false,
             send_nil_field: false,
+            log_filename: String::new(),
         }
     );
 }
 
 #[test]
-fn name_tags_send_error_and_send_nil_field_round_trip() {
-    let text = r#"{"id":"r","name":"Hot devices","tags":["line1","alarm"],"sql":"SELECT 1 FROM s","actions":[{"log":{}}],"options":{"isEventTime":false,"sendMetaToSink":false,"qos":0,"sendError":true,"sendNilField":true}}"#;
+fn name_tags_and_options_round_trip() {
+    let text = r#"{"id":"r","name":"Hot devices","tags":["line1","alarm"],"sql":"SELECT 1 FROM s","actions":[{"log":{}}],"options":{"isEventTime":false,"sendMetaToSink":false,"qos":0,"sendError":true,"sendNilField":true,"logFilename":"hot.log"}}"#;
     let rule = rule_from_json(text, None).unwrap();
     assert_eq!(
         (rule.name.as_str(), rule.tags.as_slice()),
@@ -62,6 +63,7 @@ fn name_tags_send_error_and_send_nil_field_round_trip() {
     );
     assert!(rule.options.as_ref().unwrap().send_error);
     assert!(rule.options.as_ref().unwrap().send_nil_field);
+    assert_eq!(rule.options.as_ref().unwrap().log_filename, "hot.log");
     assert_eq!(rule_to_json(&rule), serde_json::from_str::<Value>(text).unwrap());
 }
 
@@ -103,9 +105,10 @@ fn unknown_top_level_key_is_an_error_naming_it() {
 
 #[test]
 fn unknown_option_key_is_an_error_naming_it() {
-    let err = rule_from_json(r#"{"id":"r","sql":"s","actions":[{"log":{}}],"options":{"logFilename":"x"}}"#, None)
-        .expect_err("logFilename is not supported");
-    assert!(err.contains("unknown field `logFilename`"), "{err}");
+    let err =
+        rule_from_json(r#"{"id":"r","sql":"s","actions":[{"log":{}}],"options":{"enableRuleTracer":true}}"#, None)
+            .expect_err("enableRuleTracer is not supported");
+    assert!(err.contains("unknown field `enableRuleTracer`"), "{err}");
 }
 
 #[test]

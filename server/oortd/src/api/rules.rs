@@ -190,6 +190,10 @@ fn validate_options(rule: &Rule) -> ApiResult<()> {
     if BufferFull::try_from(options.buffer_full).is_err() {
         return invalid(format!("buffer_full must be DROP or BLOCK, not {}", options.buffer_full));
     }
+    if !options.log_filename.is_empty() {
+        crate::rule_logs::check_name(&options.log_filename)
+            .map_err(|e| ApiError::InvalidArgument(format!("rule {}: {e}", rule.id)))?;
+    }
     if options.buffer_length == Some(0) {
         return invalid("buffer_length must be at least 1".into());
     }

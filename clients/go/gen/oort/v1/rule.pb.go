@@ -470,7 +470,12 @@ type RuleOptions struct {
 	Debug bool `protobuf:"varint,14,opt,name=debug,proto3" json:"debug,omitempty"`
 	// Output the SELECT items whose value is NULL, as nulls (eKuiper's
 	// `sendNilField`). Default false: such a column is left out of the result.
-	SendNilField  bool `protobuf:"varint,15,opt,name=send_nil_field,json=sendNilField,proto3" json:"send_nil_field,omitempty"`
+	SendNilField bool `protobuf:"varint,15,opt,name=send_nil_field,json=sendNilField,proto3" json:"send_nil_field,omitempty"`
+	// A file of the rule's own, `<data_dir>/logs/<log_filename>`, that gets a
+	// copy of every log line about the rule (eKuiper's `logFilename`): a plain
+	// file name of letters, digits, '.', '_' and '-'. Rotated at 10 MiB to
+	// `<log_filename>.1`. Empty: the server's log only.
+	LogFilename   string `protobuf:"bytes,16,opt,name=log_filename,json=logFilename,proto3" json:"log_filename,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -608,6 +613,13 @@ func (x *RuleOptions) GetSendNilField() bool {
 		return x.SendNilField
 	}
 	return false
+}
+
+func (x *RuleOptions) GetLogFilename() string {
+	if x != nil {
+		return x.LogFilename
+	}
+	return ""
 }
 
 // A period of time, from `begin_ms` (included) to `end_ms` (excluded), in Unix milliseconds.
@@ -2479,7 +2491,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"_triggered\"K\n" +
 	"\x06Action\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12-\n" +
-	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\xe2\x05\n" +
+	"\x05props\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05props\"\x85\x06\n" +
 	"\vRuleOptions\x12\"\n" +
 	"\ris_event_time\x18\x01 \x01(\bR\visEventTime\x12/\n" +
 	"\x11late_tolerance_ms\x18\x02 \x01(\x03H\x00R\x0flateToleranceMs\x88\x01\x01\x12(\n" +
@@ -2499,7 +2511,8 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x13cron_datetime_range\x18\f \x03(\v2\x12.oort.v1.TimeRangeR\x11cronDatetimeRange\x12%\n" +
 	"\vconcurrency\x18\r \x01(\rH\x04R\vconcurrency\x88\x01\x01\x12\x14\n" +
 	"\x05debug\x18\x0e \x01(\bR\x05debug\x12$\n" +
-	"\x0esend_nil_field\x18\x0f \x01(\bR\fsendNilFieldB\x14\n" +
+	"\x0esend_nil_field\x18\x0f \x01(\bR\fsendNilField\x12!\n" +
+	"\flog_filename\x18\x10 \x01(\tR\vlogFilenameB\x14\n" +
 	"\x12_late_tolerance_msB\x10\n" +
 	"\x0e_buffer_lengthB\x19\n" +
 	"\x17_checkpoint_interval_msB\x0e\n" +

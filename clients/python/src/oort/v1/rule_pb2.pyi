@@ -265,6 +265,7 @@ class RuleOptions(_message.Message):
     CONCURRENCY_FIELD_NUMBER: _builtins.int
     DEBUG_FIELD_NUMBER: _builtins.int
     SEND_NIL_FIELD_FIELD_NUMBER: _builtins.int
+    LOG_FILENAME_FIELD_NUMBER: _builtins.int
     is_event_time: _builtins.bool
     """Use event time (the stream's TIMESTAMP field) instead of processing time."""
     late_tolerance_ms: _builtins.int
@@ -308,6 +309,12 @@ class RuleOptions(_message.Message):
     """Output the SELECT items whose value is NULL, as nulls (eKuiper's
     `sendNilField`). Default false: such a column is left out of the result.
     """
+    log_filename: _builtins.str
+    """A file of the rule's own, `<data_dir>/logs/<log_filename>`, that gets a
+    copy of every log line about the rule (eKuiper's `logFilename`): a plain
+    file name of letters, digits, '.', '_' and '-'. Rotated at 10 MiB to
+    `<log_filename>.1`. Empty: the server's log only.
+    """
     @_builtins.property
     def restart_strategy(self) -> Global___RestartStrategy:
         """How the rule restarts after a failure of its source."""
@@ -337,10 +344,11 @@ class RuleOptions(_message.Message):
         concurrency: _builtins.int | None = ...,
         debug: _builtins.bool = ...,
         send_nil_field: _builtins.bool = ...,
+        log_filename: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_concurrency", b"_concurrency", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "concurrency", b"concurrency", "duration_ms", b"duration_ms", "late_tolerance_ms", b"late_tolerance_ms", "restart_strategy", b"restart_strategy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_concurrency", b"_concurrency", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "concurrency", b"concurrency", "cron", b"cron", "cron_datetime_range", b"cron_datetime_range", "debug", b"debug", "duration_ms", b"duration_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_error", b"send_error", "send_meta_to_sink", b"send_meta_to_sink", "send_nil_field", b"send_nil_field"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length", "_checkpoint_interval_ms", b"_checkpoint_interval_ms", "_concurrency", b"_concurrency", "_duration_ms", b"_duration_ms", "_late_tolerance_ms", b"_late_tolerance_ms", "buffer_full", b"buffer_full", "buffer_length", b"buffer_length", "checkpoint_interval_ms", b"checkpoint_interval_ms", "concurrency", b"concurrency", "cron", b"cron", "cron_datetime_range", b"cron_datetime_range", "debug", b"debug", "duration_ms", b"duration_ms", "is_event_time", b"is_event_time", "late_tolerance_ms", b"late_tolerance_ms", "log_filename", b"log_filename", "qos", b"qos", "restart_strategy", b"restart_strategy", "send_error", b"send_error", "send_meta_to_sink", b"send_meta_to_sink", "send_nil_field", b"send_nil_field"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__buffer_length: _TypeAlias = _typing.Literal["buffer_length"]  # noqa: Y015
     _WhichOneofArgType__buffer_length: _TypeAlias = _typing.Literal["_buffer_length", b"_buffer_length"]  # noqa: Y015
