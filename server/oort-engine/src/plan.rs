@@ -10,7 +10,7 @@ mod stages;
 pub use joins::{Join, JoinKind};
 pub use stages::Stage;
 
-use checks::{check_hits, check_joined_streams, reads_hits};
+use checks::{check_hits, check_joined_streams, check_running, elsewhere_than_select, reads_hits};
 
 use oort_sql::sqlparser::ast::{Expr as SqlExpr, Spanned};
 use oort_sql::{Position, SqlError, StreamDef, StreamKind, WindowSpec};
@@ -162,6 +162,11 @@ impl RulePlan {
     /// ([`Calling::Blocking`](crate::function::Calling::Blocking)).
     pub fn calls_blocking(&self) -> bool {
         self.functions().iter().any(|f| f.calling == crate::function::Calling::Blocking)
+    }
+
+    /// Whether it has running aggregates (`inc_*`), evaluated on the rows SELECT projects.
+    pub fn has_running_aggregates(&self) -> bool {
+        self.analytics.iter().any(|call| call.kind.running())
     }
 
     /// Whether results come per group (a window or GROUP BY) rather than per event.
@@ -355,6 +360,11 @@ pub fn plan(
         .collect();
     check_hits(&main, &others, grouped)?;
     let reads_hits = main.iter().any(|e| reads_hits(e));
+    let before_select = elsewhere_than_select(&analytics, [&filter, &having, &window_filter, &window_trigger])
+        .chain(window_conditions.iter().chain(&window_partition).chain(&dimensions).map(|c| &c.expr))
+        .chain(order_by.iter().map(|(c, _)| &c.expr))
+        .chain(tables.iter().filter_map(|t| t.on.as_ref().map(|c| &c.expr)));
+    check_running(&analytics, before_select, grouped || reads_hits)?;
     // Set-returning calls are whole SELECT items (compile_projection checks those).
     let elsewhere = filter.iter().chain(&window_filter).chain(&window_trigger).chain(&dimensions).chain(&having);
     let elsewhere = elsewhere.chain(&window_conditions).chain(&window_partition);

@@ -31,6 +31,7 @@ use crate::function::{Function, FunctionError};
 use crate::functions::{Builtin, Kind};
 use crate::value::Value;
 
+mod running;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -58,10 +59,26 @@ pub enum AnalyticKind {
     AccCount,
     /// `acc_avg(expr [, begin, reset])`.
     AccAvg,
+    /// `inc_count(expr)`: the events so far ([`running`](Self::running)).
+    IncCount,
+    /// `inc_sum(expr)`.
+    IncSum,
+    /// `inc_avg(expr)`.
+    IncAvg,
+    /// `inc_min(expr)`.
+    IncMin,
+    /// `inc_max(expr)`.
+    IncMax,
+    /// `inc_collect(expr)`.
+    IncCollect,
+    /// `inc_merge_agg(expr)`.
+    IncMergeAgg,
+    /// `inc_last_value(expr, ignore_null)`.
+    IncLastValue,
 }
 
 impl AnalyticKind {
-    const ALL: [AnalyticKind; 9] = [
+    const ALL: [AnalyticKind; 17] = [
         AnalyticKind::Lag,
         AnalyticKind::Latest,
         AnalyticKind::ChangedCol,
@@ -71,6 +88,14 @@ impl AnalyticKind {
         AnalyticKind::AccMax,
         AnalyticKind::AccCount,
         AnalyticKind::AccAvg,
+        AnalyticKind::IncCount,
+        AnalyticKind::IncSum,
+        AnalyticKind::IncAvg,
+        AnalyticKind::IncMin,
+        AnalyticKind::IncMax,
+        AnalyticKind::IncCollect,
+        AnalyticKind::IncMergeAgg,
+        AnalyticKind::IncLastValue,
     ];
 
     /// The function's name in SQL.
@@ -85,7 +110,32 @@ impl AnalyticKind {
             AnalyticKind::AccMax => "acc_max",
             AnalyticKind::AccCount => "acc_count",
             AnalyticKind::AccAvg => "acc_avg",
+            AnalyticKind::IncCount => "inc_count",
+            AnalyticKind::IncSum => "inc_sum",
+            AnalyticKind::IncAvg => "inc_avg",
+            AnalyticKind::IncMin => "inc_min",
+            AnalyticKind::IncMax => "inc_max",
+            AnalyticKind::IncCollect => "inc_collect",
+            AnalyticKind::IncMergeAgg => "inc_merge_agg",
+            AnalyticKind::IncLastValue => "inc_last_value",
         }
+    }
+
+    /// Whether it is one of eKuiper's `inc_*` running aggregates
+    /// ([`running`](self::running)): evaluated on the rows SELECT projects,
+    /// after `WHERE`, rather than on every event before it.
+    pub fn running(self) -> bool {
+        matches!(
+            self,
+            AnalyticKind::IncCount
+                | AnalyticKind::IncSum
+                | AnalyticKind::IncAvg
+                | AnalyticKind::IncMin
+                | AnalyticKind::IncMax
+                | AnalyticKind::IncCollect
+                | AnalyticKind::IncMergeAgg
+                | AnalyticKind::IncLastValue
+        )
     }
 
     /// The analytic function of this (lower-case) name, if it is one.
@@ -259,6 +309,41 @@ pub(crate) fn functions() -> Vec<Arc<dyn Function>> {
         accumulator(AnalyticKind::AccMax, "The greatest value"),
         accumulator(AnalyticKind::AccCount, "The number of non-NULL values"),
         accumulator(AnalyticKind::AccAvg, "The mean"),
+    ]);
+    let running = |kind: AnalyticKind, what: &str, number: bool| {
+        let function = Builtin::scalar(
+            kind.name(),
+            1,
+            Some(1),
+            &format!(
+                "{what} of the expression over the events the rule has projected so far (a running aggregate of a \
+                 rule without a window, in its SELECT list; a NULL argument gives NULL)"
+            ),
+            never,
+        )
+        .pass_nulls();
+        // As eKuiper: a literal string or boolean is no number.
+        if number { function.kinds(&[Kind::Number]).build() } else { function.build() }
+    };
+    all.extend([
+        running(AnalyticKind::IncCount, "The number of non-NULL values", false),
+        running(AnalyticKind::IncSum, "The sum", true),
+        running(AnalyticKind::IncAvg, "The mean", true),
+        running(AnalyticKind::IncMin, "The least value (numbers or strings)", false),
+        running(AnalyticKind::IncMax, "The greatest value (numbers or strings)", false),
+        running(AnalyticKind::IncCollect, "The array of the values", false),
+        running(AnalyticKind::IncMergeAgg, "The struct merging the structs", false),
+        Builtin::scalar(
+            "inc_last_value",
+            2,
+            Some(2),
+            "inc_last_value(expr, ignore_null): the last value of the expression over the events the rule has \
+             projected so far (a running aggregate of a rule without a window, in its SELECT list)",
+            never,
+        )
+        .pass_nulls()
+        .kinds(&[Kind::Any, Kind::Bool])
+        .build(),
     ]);
     all
 }

@@ -28,6 +28,8 @@ enum CallState {
     Changed(Vec<Value>),
     /// The accumulators.
     Acc(Accumulator),
+    /// The running aggregates, `inc_*`.
+    Running(super::running::Running),
 }
 
 impl CallState {
@@ -36,6 +38,7 @@ impl CallState {
         match self {
             CallState::Lag(queue) => queue.len().max(1),
             CallState::Changed(values) => values.len().max(1),
+            CallState::Running(running) => running.size(),
             CallState::Latest(_) | CallState::Acc(_) => 1,
         }
     }
@@ -151,17 +154,25 @@ impl AnalyticState {
     /// calls whose arguments hold them), appending each result to the row's
     /// [`Row::analytic`]. Returns, for each row, the first error of its
     /// calls: eKuiper drops such an event.
+    ///
+    /// With `running`, only the running aggregates (`inc_*`), on rows that
+    /// went through the first pass, into their places; without, the others,
+    /// with a NULL in the place of each running one.
     pub async fn apply(
         &mut self,
         calls: &[AnalyticCall],
         rows: &mut [Row],
         env: &EvalEnv<'_>,
+        running: bool,
     ) -> Vec<Option<EvalError>> {
         let mut failed: Vec<Option<EvalError>> = vec![None; rows.len()];
         for row in rows.iter_mut() {
-            row.analytic.reserve_exact(calls.len());
+            row.analytic.resize(calls.len(), Value::Null);
         }
         for (slot, call) in calls.iter().enumerate() {
+            if call.kind.running() != running {
+                continue;
+            }
             let args = eval_each(&call.args, rows, env).await;
             let partition = eval_each(&call.partition, rows, env).await;
             let when = match &call.when {
@@ -181,7 +192,7 @@ impl AnalyticState {
                         }
                     }
                 };
-                row.analytic.push(result);
+                row.analytic[slot] = result;
             }
         }
         failed
@@ -211,7 +222,17 @@ impl AnalyticState {
                 states.entry(key).or_insert(state)
             }
         };
-        step(kind, state, &args, valid).map_err(fail)
+        let before = state.size();
+        let result = step(kind, state, &args, valid).map_err(fail)?;
+        // `inc_collect` and `inc_merge_agg` grow with the events.
+        let grown = state.size().saturating_sub(before);
+        if grown > 0 {
+            if self.values + grown > MAX_STATE_VALUES {
+                return Err(fail(format!("the rule's analytic functions hold {MAX_STATE_VALUES} values already")));
+            }
+            self.values += grown;
+        }
+        Ok(result)
     }
 }
 
@@ -272,6 +293,7 @@ fn initial(kind: AnalyticKind, args: &[Value]) -> Result<CallState, String> {
         AnalyticKind::Latest => CallState::Latest(Value::Null),
         AnalyticKind::ChangedCol => CallState::Changed(vec![Value::Null]),
         AnalyticKind::HadChanged => CallState::Changed(vec![Value::Null; args.len().saturating_sub(1)]),
+        kind if kind.running() => CallState::Running(super::running::Running::new(kind)),
         _ => CallState::Acc(Accumulator { begun: args.len() == 1, ..Accumulator::default() }),
     })
 }
@@ -341,6 +363,7 @@ fn step(kind: AnalyticKind, state: &mut CallState, args: &[Value], valid: bool) 
             Ok(Value::Bool(changed))
         }
         (kind, CallState::Acc(acc)) => accumulate(kind, acc, args, valid),
+        (kind, CallState::Running(running)) => running.step(kind, args),
         (kind, state) => Err(format!("{} cannot use the state {state:?}", kind.name())),
     }
 }

@@ -48,7 +48,7 @@ async fn run_batches(sql: &str, batches: &[Vec<serde_json::Value>]) -> Vec<Optio
                 other => panic!("not an object: {other:?}"),
             })
             .collect();
-        let failures = state.apply(&plan.analytics, &mut rows, &env).await;
+        let failures = state.apply(&plan.analytics, &mut rows, &env, false).await;
         for (row, failure) in rows.iter().zip(failures) {
             if let Some(e) = failure {
                 out.push(Some(Err(e.to_string())));
@@ -181,12 +181,12 @@ async fn state_goes_on_across_batches_and_survives_a_save() {
     let env = EvalEnv { rule_id: "r", window: None, prefetch: None, hits: None };
     let mut state = AnalyticState::new(plan.analytics.len(), plan.projection.changed_cols());
     let mut rows = vec![Row::new([(Arc::from("a"), crate::Value::Int(2))].into(), 0)];
-    state.apply(&plan.analytics, &mut rows, &env).await;
+    state.apply(&plan.analytics, &mut rows, &env, false).await;
     let mut restored = AnalyticState::restore(&state.save().unwrap(), 2, 0).unwrap();
     assert_eq!(restored, state);
     assert!(AnalyticState::restore(&state.save().unwrap(), 3, 0).is_err(), "another rule's state");
     let mut rows = vec![Row::new([(Arc::from("a"), crate::Value::Int(5))].into(), 0)];
-    restored.apply(&plan.analytics, &mut rows, &env).await;
+    restored.apply(&plan.analytics, &mut rows, &env, false).await;
     assert_eq!(rows[0].analytic, [crate::Value::Float(7.0), crate::Value::Int(2)]);
 }
 

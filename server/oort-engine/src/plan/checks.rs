@@ -3,6 +3,7 @@
 use oort_sql::{Position, SqlError, StreamDef, StreamKind};
 
 use super::PlanError;
+use crate::analytic::AnalyticCall;
 use crate::expr::Expr;
 use crate::rule::RuleDefinition;
 
@@ -38,6 +39,60 @@ pub(super) fn check_joined_streams(
         ));
     }
     Ok(true)
+}
+
+/// The clauses evaluated before SELECT, with the arguments of the analytic
+/// calls that are evaluated on every event (not the running ones').
+pub(super) fn elsewhere_than_select<'a>(
+    analytics: &'a [AnalyticCall],
+    clauses: [&'a Option<super::Compiled>; 4],
+) -> impl Iterator<Item = &'a Expr> {
+    let per_event = analytics.iter().filter(|call| !call.kind.running());
+    clauses
+        .into_iter()
+        .flatten()
+        .map(|c| &c.expr)
+        .chain(per_event.flat_map(|call| call.args.iter().chain(&call.partition).chain(&call.when)))
+}
+
+/// The running aggregates (`inc_*`) count the rows a rule without a window
+/// projects, so they belong in its SELECT list: not in a rule that groups
+/// (or filters each event on its hits), nor in `before_select`.
+pub(super) fn check_running<'a>(
+    analytics: &[AnalyticCall],
+    before_select: impl Iterator<Item = &'a Expr>,
+    grouped: bool,
+) -> Result<(), PlanError> {
+    let Some(first) = analytics.iter().find(|call| call.kind.running()) else { return Ok(()) };
+    let name = first.kind.name();
+    let refuse = |message: String| Err(PlanError::Sql(SqlError::semantic(message, None)));
+    if grouped {
+        return refuse(format!(
+            "{name} is a running aggregate over the events of a rule without a window (or last_hit_*); in a window \
+             or GROUP BY, use {}",
+            name.trim_start_matches("inc_")
+        ));
+    }
+    if let Some(over) = analytics.iter().find(|c| c.kind.running() && (!c.partition.is_empty() || c.when.is_some())) {
+        return refuse(format!("{} takes no OVER clause", over.kind.name()));
+    }
+    let mut misplaced = None;
+    for expr in before_select {
+        expr.walk(&mut |e| {
+            if let Expr::Analytic { slot, name, .. } = e
+                && analytics.get(*slot).is_some_and(|call| call.kind.running())
+            {
+                misplaced = Some(*name);
+            }
+        });
+    }
+    match misplaced {
+        Some(name) => refuse(format!(
+            "{name} counts the rows SELECT projects: use it in the SELECT list (not in WHERE, ON, a window's clauses \
+             or another analytic function)"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Whether an expression calls `last_hit_*` or `last_agg_hit_*`.

@@ -476,7 +476,7 @@ impl Stages {
         }
         if let (Some(analytic), Some(am)) = (state.analytic.as_mut(), &m.analytic) {
             am.record_in(rows.len() as u64, now);
-            let failures = analytic.apply(&self.plan.analytics, &mut rows, &env).await;
+            let failures = analytic.apply(&self.plan.analytics, &mut rows, &env, false).await;
             let passed = failures.iter().filter(|f| f.is_none()).count();
             if passed < rows.len() {
                 for e in failures.iter().flatten() {

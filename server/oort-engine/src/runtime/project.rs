@@ -24,6 +24,18 @@ pub(super) async fn events(
     }
     let mut results = Vec::with_capacity(rows.len());
     m.project.record_in(rows.len() as u64, now);
+    let mut rows = rows;
+    // The running aggregates (`inc_*`) take the rows that reach SELECT; a row
+    // one fails gives its error instead of a result.
+    if let Some(analytic) = analytic.as_deref_mut().filter(|_| plan.has_running_aggregates()) {
+        let failures = analytic.apply(&plan.analytics, &mut rows, env, true).await;
+        let mut keep = failures.iter().map(Option::is_none);
+        rows.retain(|_| keep.next().unwrap_or(false));
+        for e in failures.into_iter().flatten() {
+            m.project.record_exception(e.to_string());
+            m.send_errors(&mut results);
+        }
+    }
     for out in plan.projection.eval_batch(&rows, env).await {
         match out.and_then(|out| finish(plan, out, analytic.as_deref_mut(), &mut results)) {
             Ok(()) => m.project.record_out(1),
