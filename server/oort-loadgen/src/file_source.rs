@@ -21,7 +21,7 @@ struct Reading {
 }
 
 /// Writes `lines` JSON lines (about 80 bytes each) to `path`.
-fn write_events(path: &Path, lines: usize) -> Result<u64> {
+pub(crate) fn write_events(path: &Path, lines: usize) -> Result<u64> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     for (i, event) in crate::engine::events(lines, 10_000).into_iter().enumerate() {
         out.write_all(&event)?;
@@ -110,7 +110,7 @@ pub async fn run(binary: &Path, previous: Option<&Path>, lines: usize, rounds: u
     Ok(())
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }

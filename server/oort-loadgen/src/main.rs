@@ -24,6 +24,7 @@ mod clients;
 mod control_plane;
 mod engine;
 mod external;
+mod file_sink;
 mod file_source;
 mod isolation;
 mod latency;
@@ -185,6 +186,18 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// The `file` sink against the `memory` sink: the time and CPU to write every result of a file.
+    FileSink {
+        /// The oortd binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/oortd")]
+        oortd: PathBuf,
+        /// Results (lines of the input file).
+        #[arg(long, default_value_t = 200_000)]
+        lines: usize,
+        /// Runs of each sink, interleaved (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// A rule's throughput alone and beside a rule whose sink answers in 100 ms, on one stream.
     Isolation {
         /// The oortd binary to measure (build it with --release).
@@ -221,6 +234,9 @@ fn main() -> Result<()> {
         }
         Cmd::FileSource { oortd, previous, lines, rounds } => {
             tokio::runtime::Runtime::new()?.block_on(file_source::run(&oortd, previous.as_deref(), lines, rounds))
+        }
+        Cmd::FileSink { oortd, lines, rounds } => {
+            tokio::runtime::Runtime::new()?.block_on(file_sink::run(&oortd, lines, rounds))
         }
         Cmd::Isolation { oortd, events, batch, rounds } => {
             tokio::runtime::Runtime::new()?.block_on(isolation::run(&oortd, events, batch, rounds))

@@ -95,13 +95,17 @@
 //! rejected. A header is only written into a new or empty file: appending to a
 //! file keeps its existing header.
 //!
-//! The file is opened when the rule starts and kept open; each result is
-//! appended in one write and flushed to the operating system (not fsynced)
-//! before `collect` returns, so eKuiper's `interval`/`checkInterval` (flush
-//! periods) are ignored. A write error is a `ConnectorError::External`: the
-//! engine retries the result, and the file is opened again; a result that was
-//! partly written before the error may then appear twice. A result that cannot
-//! be encoded (a template failing on a row) is dropped with a warning in the
+//! The file is opened when the rule starts and kept open. Results are held in
+//! memory and written together: every `interval` milliseconds (default 1000,
+//! as eKuiper's flush interval; `0` writes each result as it comes), when 1
+//! MiB is held, at each checkpoint (then synced: a result counts as delivered
+//! only once on disk) and when the rule stops. Writes go to the operating
+//! system, not fsynced, outside checkpoints. So a rule at `qos` 0 may lose the
+//! last second of results in a crash of the server (not of the machine's
+//! page cache alone); at `qos` 1 or 2, nothing a checkpoint counted. A write
+//! error keeps the held results, is reported by the next result (which the
+//! engine retries), and the file is opened again. A result that cannot be
+//! encoded (a template failing on a row) is dropped with a warning in the
 //! server log, as retrying could only fail again.
 //!
 //! # Not supported yet

@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oort_engine::json::value_to_json;
@@ -20,10 +21,16 @@ pub struct FileSinkFactory(pub Arc<FileRoots>);
 /// eKuiper's rolling properties: read only to refuse them when positive.
 const ROLLING_KEYS: [&str; 2] = ["rollingInterval", "rollingCount"];
 
+/// Bytes of results held before they are written, whatever the interval.
+const BUFFER_BYTES: usize = 1 << 20;
+
 /// The file sink's own properties, as written in a rule action.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct FileSinkProps {
+    /// Milliseconds between two writes of the results held (eKuiper's flush
+    /// interval); 0 writes each result as it comes.
+    interval: Option<u64>,
     /// The file to append to: inside the file roots, relative to the first.
     path: Option<String>,
     /// `lines` (default) or `csv`.
@@ -52,8 +59,13 @@ struct FileSink {
     roots: Arc<FileRoots>,
     file_type: FileType,
     encoder: SinkEncoder,
-    /// The open file, `None` before `open` and after a write error.
-    file: Option<File>,
+    /// The open file and the results not written yet, shared with the task
+    /// that writes them every `interval`.
+    output: Arc<tokio::sync::Mutex<Output>>,
+    /// How long a result may wait to be written; zero: not at all.
+    interval: Duration,
+    /// The task that writes the held results every `interval`.
+    writer: Option<tokio::task::JoinHandle<()>>,
     /// Whether the header is still to be written (csv with `hasHeader`, new or empty file).
     header_pending: bool,
     /// The CSV columns, fixed by the first row written.
@@ -64,9 +76,56 @@ struct FileSink {
     rewind_to: Option<u64>,
 }
 
+/// The file and what is still to be written to it.
+#[derive(Default)]
+struct Output {
+    /// The open file, `None` before `open` and after a write error.
+    file: Option<File>,
+    /// Encoded results not written yet, in order.
+    held: Vec<u8>,
+    /// Why the last write by the interval task failed: the next `collect` says so.
+    failed: Option<String>,
+}
+
+impl Output {
+    /// Writes the held bytes to the file (the operating system's, not synced).
+    /// On failure they stay held and the file is dropped, to be opened again.
+    async fn write_held(&mut self) -> std::io::Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let Some(mut file) = self.file.take() else { return Err(std::io::Error::other("not open")) };
+        let held = std::mem::take(&mut self.held);
+        let (file, held, written) = tokio::task::spawn_blocking(move || {
+            let written = file.write_all(&held);
+            (file, held, written)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        match written {
+            Ok(()) => {
+                self.file = Some(file);
+                Ok(())
+            }
+            Err(e) => {
+                // Held again, in front of what came meanwhile (nothing: the lock is held).
+                self.held = held;
+                Err(e)
+            }
+        }
+    }
+}
+
 /// The file sink's own properties (module documentation); the common ones
 /// are the encoder's.
 const OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "interval",
+        kind: OptionKind::Millis,
+        default: "1000",
+        description: "Results are written to the file at most this long (ms) after they come, together; 0 writes \
+                      each at once. A checkpoint and the rule's stop write them too.",
+    },
     ConnectorOption {
         key: "path",
         kind: OptionKind::Text,
@@ -161,7 +220,9 @@ impl SinkFactory for FileSinkFactory {
             roots: Arc::clone(&self.0),
             file_type,
             encoder,
-            file: None,
+            output: Arc::default(),
+            interval: Duration::from_millis(props.interval.unwrap_or(1000)),
+            writer: None,
             header_pending: false,
             columns: None,
             rewind_to,
@@ -172,7 +233,7 @@ impl SinkFactory for FileSinkFactory {
 impl FileSink {
     /// Opens the file for appending, creating it and its directories.
     async fn ensure_open(&mut self) -> Result<(), ConnectorError> {
-        if self.file.is_some() {
+        if self.output.lock().await.file.is_some() {
             return Ok(());
         }
         let (path, roots, rewind_to) = (self.path.clone(), Arc::clone(&self.roots), self.rewind_to);
@@ -197,9 +258,35 @@ impl FileSink {
         .await
         .map_err(|e| self.failed(e))?;
         self.rewind_to = None;
-        self.header_pending = matches!(self.file_type, FileType::Csv { header: true, .. }) && empty;
-        self.file = Some(file);
+        let output = Arc::clone(&self.output);
+        let mut output = output.lock().await;
+        // A file opened again after a failed write: what is held goes first, after its header.
+        self.header_pending =
+            matches!(self.file_type, FileType::Csv { header: true, .. }) && empty && output.held.is_empty();
+        output.file = Some(file);
         Ok(())
+    }
+
+    /// Starts the task that writes the held results every `interval`.
+    fn start_writer(&mut self) {
+        if self.writer.is_some() || self.interval.is_zero() {
+            return;
+        }
+        let (output, interval, path) = (Arc::clone(&self.output), self.interval, self.path.clone());
+        self.writer = Some(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let mut output = output.lock().await;
+                if output.file.is_some()
+                    && let Err(e) = output.write_held().await
+                {
+                    tracing::warn!(file = %path.display(), error = %e, "file sink: the held results could not be written");
+                    output.failed = Some(e.to_string());
+                }
+            }
+        }));
     }
 
     fn failed(&self, e: std::io::Error) -> ConnectorError {
@@ -263,6 +350,7 @@ impl Sink for FileSink {
 
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
         self.ensure_open().await?;
+        self.start_writer();
         let bytes = match self.render(rows) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -271,34 +359,32 @@ impl Sink for FileSink {
                 return Ok(());
             }
         };
-        if bytes.is_empty() {
-            return Ok(());
+        let output = Arc::clone(&self.output);
+        let mut output = output.lock().await;
+        if let Some(error) = output.failed.take() {
+            // Told once: the held results stay, and this result comes again.
+            return Err(ConnectorError::External(format!("file {}: {error}", self.path.display())));
         }
-        let Some(mut file) = self.file.take() else {
-            return Err(ConnectorError::External(format!("file {}: not open", self.path.display())));
-        };
-        let (file, written) = tokio::task::spawn_blocking(move || {
-            let written = file.write_all(&bytes).and_then(|()| file.flush());
-            (file, written)
-        })
-        .await
-        .map_err(|e| ConnectorError::External(format!("file {}: {e}", self.path.display())))?;
-        match written {
-            Ok(()) => {
-                self.file = Some(file);
-                self.header_pending = false;
-                Ok(())
+        output.held.extend_from_slice(&bytes);
+        self.header_pending &= bytes.is_empty();
+        if self.interval.is_zero() || output.held.len() >= BUFFER_BYTES {
+            // This result is held already: an error here is the next call's (the engine's retry would write it twice).
+            if let Err(e) = output.write_held().await {
+                output.failed = Some(e.to_string());
             }
-            // The file is dropped: the retry opens it again.
-            Err(e) => Err(self.failed(e)),
         }
+        Ok(())
     }
 
-    /// Syncs the file: a checkpoint then counts what was written as
-    /// delivered, and keeps the file's length to cut it back to.
+    /// Writes the held results and syncs the file: a checkpoint then counts
+    /// what was written as delivered, and keeps the file's length to cut it
+    /// back to.
     async fn flush(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
         self.ensure_open().await?;
-        let Some(file) = self.file.as_ref() else { return Ok(None) };
+        let mut output = self.output.lock().await;
+        output.write_held().await.map_err(|e| self.failed(e))?;
+        output.failed = None;
+        let Some(file) = output.file.as_ref() else { return Ok(None) };
         let file = file.try_clone().map_err(|e| self.failed(e))?;
         let length = blocking(move || file.sync_data().and_then(|()| file.metadata()).map(|m| m.len()))
             .await
@@ -306,9 +392,26 @@ impl Sink for FileSink {
         Ok(Some(length.to_le_bytes().to_vec()))
     }
 
+    /// Writes the held results, and stops writing.
     async fn close(&mut self) -> Result<(), ConnectorError> {
-        self.file = None;
-        Ok(())
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+        let mut output = self.output.lock().await;
+        let written = match output.file.is_some() {
+            true => output.write_held().await,
+            false => Ok(()),
+        };
+        output.file = None;
+        written.map_err(|e| self.failed(e))
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
     }
 }
 
@@ -349,6 +452,7 @@ mod tests {
         assert!(config_error(json!({"path": "a", "dataTemplate": "{% if %}"})).contains("dataTemplate"));
         // eKuiper's flush interval and rolling defaults are accepted.
         assert!(factory().build(&config(json!({"path": "a", "interval": 1000, "rollingCount": 0}))).is_ok());
+        assert!(config_error(json!({"path": "a", "interval": -1})).contains("interval"));
         assert!(
             config_error(json!({"path": "/root/.ssh/authorized_keys"})).contains("outside the allowed directories")
         );
@@ -363,5 +467,45 @@ mod tests {
         assert_eq!(cell(&Value::Bool(false)), "false");
         assert_eq!(cell(&Value::Bytes(b"hi"[..].into())), "aGk=");
         assert_eq!(cell(&Value::list(vec![Value::Int(1)])), "[1]");
+    }
+
+    fn row(n: i64) -> Map {
+        Map::from([(Arc::from("n"), Value::Int(n))])
+    }
+
+    #[tokio::test]
+    async fn results_are_held_then_written_together_each_interval_at_a_checkpoint_and_at_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = Arc::new(FileRoots::create([dir.path().to_path_buf()]).unwrap());
+        let path = dir.path().join("out.jsonl");
+        let build = |interval: u64| {
+            let props = json!({"path": path.to_str().unwrap(), "sendSingle": true, "interval": interval});
+            FileSinkFactory(Arc::clone(&roots)).build(&config(props)).unwrap()
+        };
+        let lines = || std::fs::read_to_string(&path).unwrap_or_default().lines().count();
+
+        let mut sink = build(200);
+        sink.open().await.unwrap();
+        sink.collect(&[row(1)]).await.unwrap();
+        sink.collect(&[row(2), row(3)]).await.unwrap();
+        assert_eq!(lines(), 0, "held");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while lines() < 3 {
+            assert!(std::time::Instant::now() < deadline, "written within the interval");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sink.collect(&[row(4)]).await.unwrap();
+        let mark = sink.flush().await.unwrap().expect("a length");
+        assert_eq!(lines(), 4, "a checkpoint writes what is held");
+        assert_eq!(u64::from_le_bytes(mark.try_into().unwrap()), std::fs::metadata(&path).unwrap().len());
+        sink.collect(&[row(5)]).await.unwrap();
+        sink.close().await.unwrap();
+        assert_eq!(lines(), 5, "the stop writes what is held");
+
+        let mut sink = build(0);
+        sink.collect(&[row(6)]).await.unwrap();
+        assert_eq!(lines(), 6, "interval 0: at once");
+        sink.close().await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().last(), Some(r#"{"n":6}"#));
     }
 }
