@@ -10,6 +10,9 @@ COPY . .
 RUN scripts/build-release.sh
 
 FROM debian:bookworm-slim
+# The system's CA certificates: TLS to brokers and services (rustls-platform-verifier reads them).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /var/lib/oort --shell /usr/sbin/nologin oort \
     && mkdir -p /var/lib/oort && chown oort:oort /var/lib/oort
 COPY --from=build /src/target/dist/oortd /src/target/dist/oort /usr/local/bin/

@@ -417,6 +417,13 @@ pub trait SourceFactory: Send + Sync + 'static {
     /// Checks the configuration and builds a source.
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError>;
 
+    /// The `FORMAT`s its streams may declare, lower-case: by default those
+    /// the engine decodes (`json`, `binary`); a source that reads its
+    /// payloads itself (the `file` source's `csv`) says which.
+    fn formats(&self) -> &'static [&'static str] {
+        crate::decode::FORMATS
+    }
+
     /// The options its streams may set in `WITH (...)` besides every stream's
     /// own; `None` when it does not say (a plugin's source), and then any key
     /// is passed to it unchecked.
@@ -510,6 +517,18 @@ impl ConnectorRegistry {
             .ok_or_else(|| ConnectorError::Config(format!("unknown source type {source_type}")))?;
         if let Some(declared) = factory.options() {
             check_options(&source_type.to_ascii_lowercase(), &declared, &stream.options)?;
+        }
+        // Refused when the stream is made, not on each event.
+        let format = stream.format();
+        if !factory.formats().iter().any(|f| f.eq_ignore_ascii_case(format)) {
+            let key = stream.options.keys().find(|k| k.eq_ignore_ascii_case("FORMAT")).cloned().unwrap_or_default();
+            return Err(ConnectorError::Option {
+                key,
+                message: format!(
+                    "FORMAT \"{format}\" is not supported by {source_type} streams; use {}",
+                    factory.formats().join(" or ")
+                ),
+            });
         }
         Ok(factory)
     }

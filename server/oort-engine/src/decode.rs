@@ -19,6 +19,9 @@ pub struct Decoder {
     names: Vec<Arc<str>>,
 }
 
+/// The FORMATs the decoder reads, lower-case.
+pub const FORMATS: &[&str] = &["json", "binary"];
+
 /// The payload encodings a stream may declare with FORMAT.
 #[derive(Debug, Clone, PartialEq)]
 enum Format {

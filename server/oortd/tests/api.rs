@@ -116,6 +116,13 @@ async fn stream_errors_are_precise_and_write_nothing() {
     assert_eq!(code, Code::InvalidArgument);
     assert!(message.contains("line 2"), "{message}");
 
+    // An unsupported FORMAT is refused when the stream is made, pointing at it.
+    let sql = r#"CREATE STREAM demo () WITH (DATASOURCE="d", TYPE="grpc", FORMAT="protobuf")"#;
+    let (code, message) = code_of(streams.create_stream(CreateStreamRequest { sql: sql.into() }).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains(r#"FORMAT "protobuf" is not supported by grpc streams; use json or binary"#), "{message}");
+    assert!(message.contains("column 58"), "{message}");
+
     let (code, _) = code_of(streams.create_stream(CreateStreamRequest { sql: String::new() }).await);
     assert_eq!(code, Code::InvalidArgument);
     assert!(streams.list_streams(ListStreamsRequest::default()).await.unwrap().into_inner().streams.is_empty());

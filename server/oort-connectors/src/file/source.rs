@@ -61,6 +61,10 @@ struct FileSource {
 }
 
 impl SourceFactory for FileSourceFactory {
+    fn formats(&self) -> &'static [&'static str] {
+        &["json", "csv", "delimited"]
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(OPTIONS.to_vec())
     }
