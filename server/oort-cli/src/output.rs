@@ -186,6 +186,7 @@ pub fn state_word(state: v1::RuleState) -> &'static str {
         v1::RuleState::Starting => "starting",
         v1::RuleState::Running => "running",
         v1::RuleState::Failed => "failed",
+        v1::RuleState::Finished => "finished",
         v1::RuleState::Unspecified => "unknown",
     }
 }

@@ -211,7 +211,7 @@ async fn render(
         match status.state {
             RuleState::Running => running += 1,
             RuleState::Failed => failed += 1,
-            RuleState::Stopped => {}
+            RuleState::Stopped | RuleState::Finished => {}
         }
         restarts.get_or_create(&RuleLabels { rule: rule.clone() }).inc_by(u64::from(status.restart_count));
         tail_missed.get_or_create(&RuleLabels { rule: rule.clone() }).inc_by(status.tail_missed);

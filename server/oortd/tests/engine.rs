@@ -719,3 +719,42 @@ async fn a_rule_with_a_log_filename_logs_to_its_own_file_too() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_file_read_once_finishes_its_rule_with_the_open_window_emitted_and_is_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("files")).unwrap();
+    let lines: String = (1..=5).map(|n| format!("{{\"n\": {n}}}\n")).collect();
+    std::fs::write(dir.path().join("files/five.jsonl"), lines).unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    // An event every 100 ms: the tail is open before the file ends.
+    let ddl = r#"CREATE STREAM five (n BIGINT) WITH (TYPE="file", DATASOURCE="five.jsonl", SEND_INTERVAL="100")"#;
+    create_stream(&oortd, ddl).await;
+    // A window far longer than the file takes to read, and a restart strategy
+    // that would read the file again were its end a failure.
+    let mut counted = rule(
+        "count",
+        "SELECT count(*) AS c, sum(n) AS s FROM five GROUP BY TUMBLINGWINDOW(ss, 600)",
+        vec![action("grpc", &[])],
+    );
+    counted.options = Some(oort_proto::v1::RuleOptions {
+        restart_strategy: Some(oort_proto::v1::RestartStrategy {
+            attempts: 3,
+            delay_ms: Some(10),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    create_rule(&oortd, counted).await;
+    let mut results = tail(&oortd, "count").await;
+    let row = next_row(&mut results).await;
+    assert_eq!((row["c"].clone(), row["s"].clone()), (int(5), int(15)));
+    let status =
+        oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: "count".into() }).await.unwrap().into_inner();
+    assert_eq!(status.state, RuleState::Finished as i32, "{status:?}");
+    assert!(status.last_error.is_empty(), "{status:?}");
+    assert_eq!(status.restart_count, 0);
+    assert!(status.operators.iter().all(|o| o.exceptions_total == 0), "{:?}", status.operators);
+    // Nothing more comes: the file is not read again.
+    assert!(tokio::time::timeout(Duration::from_millis(500), results.message()).await.is_err());
+}

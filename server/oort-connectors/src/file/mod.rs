@@ -41,7 +41,9 @@
 //!
 //! Any other key is refused when the stream is created, at its position.
 //! Without `INTERVAL` the source reads the file once and ends; a table keeps
-//! the rows, a stream's rule keeps running without further input.
+//! the rows; a stream's rule finishes: its open windows are emitted, its
+//! state becomes `finished` (not failed, and not restarted to read the file
+//! again), and `StartRule` runs it again.
 //!
 //! A file read once replays for a rule whose `qos` asks for at least once:
 //! its events are numbered in the order read (their position), and a

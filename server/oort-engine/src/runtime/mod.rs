@@ -86,6 +86,9 @@ pub enum RuleState {
     Stopped,
     /// The source died and its restart attempts ran out.
     Failed,
+    /// The source ended (a bounded one, such as a file read once): the
+    /// rule's open windows were emitted and it takes no more events.
+    Finished,
 }
 
 /// What `GetRuleStatus` reports.

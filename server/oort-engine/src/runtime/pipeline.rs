@@ -252,6 +252,12 @@ async fn run_in_order(
             () = sleep_until(checkpoint_due) => (Vec::new(), None),
             received = rx.recv_many(&mut batch, RECEIVE_BATCH) => {
                 if received == 0 {
+                    // The source ended: the open windows close (not when the rule stops).
+                    if let Some(w) = state.window.as_mut().filter(|_| !cancel.is_cancelled()) {
+                        let closed = w.finish();
+                        let results = process_windows(&stages.plan, &stages.metrics, closed, state.analytic.as_mut()).await;
+                        output.emit(stages.metrics.with_errors(results)).await;
+                    }
                     return;
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);

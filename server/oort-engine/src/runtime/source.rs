@@ -47,7 +47,15 @@ pub(super) async fn supervise_source(
             break;
         }
         let message = match result {
-            Ok(()) => "source ended".to_owned(),
+            // A bounded source has given every event: the rule finishes (its
+            // task emits the open windows once the buffer is drained), it is not
+            // restarted to read the same events again.
+            Ok(()) => {
+                tracing::info!(rule = %config.rule_id, "source ended; the rule finishes");
+                let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.0 = RuleState::Finished;
+                break;
+            }
             Err(e) => e.to_string(),
         };
         metrics.record_exception(message.clone());

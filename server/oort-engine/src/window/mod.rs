@@ -356,6 +356,25 @@ impl WindowOperator {
         self.windows.advance(watermark, out);
     }
 
+    /// The input has ended (a bounded source finished): every row waiting for
+    /// the watermark enters its windows, and every window holding rows
+    /// closes, oldest first. Count and state windows, which close on rows
+    /// rather than on time, keep theirs, as eKuiper's do.
+    pub fn finish(&mut self) -> Vec<WindowBatch> {
+        let mut out = Vec::new();
+        while let Some(row) = self.pending.pop_front() {
+            self.pending_bytes -= row_bytes(&row);
+            let key = row.timestamp;
+            self.insert(row, key, &mut out);
+        }
+        if let Windows::Aligned(w) = &mut self.windows {
+            // Only the windows that hold rows: there is no time after this.
+            w.emit_empty = false;
+        }
+        self.windows.advance(i64::MAX, &mut out);
+        out
+    }
+
     /// Processing time has reached `now` (Unix ms). Returns the windows that
     /// closed by then, oldest first. Does nothing in event time, where only
     /// events move the watermark.

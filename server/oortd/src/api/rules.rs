@@ -113,6 +113,7 @@ fn state_to_proto(state: oort_engine::RuleState) -> RuleState {
         oort_engine::RuleState::Running => RuleState::Running,
         oort_engine::RuleState::Stopped => RuleState::Stopped,
         oort_engine::RuleState::Failed => RuleState::Failed,
+        oort_engine::RuleState::Finished => RuleState::Finished,
     }
 }
 

@@ -94,6 +94,9 @@ const (
 	RuleState_RULE_STATE_RUNNING RuleState = 3
 	// Stopped by an error after its restart attempts ran out; see last_error.
 	RuleState_RULE_STATE_FAILED RuleState = 4
+	// Its source ended (a file read once): its open windows were emitted, and
+	// it takes no more events. StartRule runs it again.
+	RuleState_RULE_STATE_FINISHED RuleState = 5
 )
 
 // Enum value maps for RuleState.
@@ -104,6 +107,7 @@ var (
 		2: "RULE_STATE_STARTING",
 		3: "RULE_STATE_RUNNING",
 		4: "RULE_STATE_FAILED",
+		5: "RULE_STATE_FINISHED",
 	}
 	RuleState_value = map[string]int32{
 		"RULE_STATE_UNSPECIFIED": 0,
@@ -111,6 +115,7 @@ var (
 		"RULE_STATE_STARTING":    2,
 		"RULE_STATE_RUNNING":     3,
 		"RULE_STATE_FAILED":      4,
+		"RULE_STATE_FINISHED":    5,
 	}
 )
 
@@ -2644,13 +2649,14 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"BufferFull\x12\x1b\n" +
 	"\x17BUFFER_FULL_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10BUFFER_FULL_DROP\x10\x01\x12\x15\n" +
-	"\x11BUFFER_FULL_BLOCK\x10\x02*\x87\x01\n" +
+	"\x11BUFFER_FULL_BLOCK\x10\x02*\xa0\x01\n" +
 	"\tRuleState\x12\x1a\n" +
 	"\x16RULE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RULE_STATE_STOPPED\x10\x01\x12\x17\n" +
 	"\x13RULE_STATE_STARTING\x10\x02\x12\x16\n" +
 	"\x12RULE_STATE_RUNNING\x10\x03\x12\x15\n" +
-	"\x11RULE_STATE_FAILED\x10\x04*\xa7\x01\n" +
+	"\x11RULE_STATE_FAILED\x10\x04\x12\x17\n" +
+	"\x13RULE_STATE_FINISHED\x10\x05*\xa7\x01\n" +
 	"\x11DeliveryGuarantee\x12\"\n" +
 	"\x1eDELIVERY_GUARANTEE_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fDELIVERY_GUARANTEE_AT_MOST_ONCE\x10\x01\x12$\n" +

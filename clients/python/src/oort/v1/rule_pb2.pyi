@@ -74,6 +74,10 @@ class _RuleStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RuleState.V
     """Running."""
     RULE_STATE_FAILED: _RuleState.ValueType  # 4
     """Stopped by an error after its restart attempts ran out; see last_error."""
+    RULE_STATE_FINISHED: _RuleState.ValueType  # 5
+    """Its source ended (a file read once): its open windows were emitted, and
+    it takes no more events. StartRule runs it again.
+    """
 
 class RuleState(_RuleState, metaclass=_RuleStateEnumTypeWrapper):
     """The lifecycle state of a rule."""
@@ -88,6 +92,10 @@ RULE_STATE_RUNNING: RuleState.ValueType  # 3
 """Running."""
 RULE_STATE_FAILED: RuleState.ValueType  # 4
 """Stopped by an error after its restart attempts ran out; see last_error."""
+RULE_STATE_FINISHED: RuleState.ValueType  # 5
+"""Its source ended (a file read once): its open windows were emitted, and
+it takes no more events. StartRule runs it again.
+"""
 Global___RuleState: _TypeAlias = RuleState  # noqa: Y015
 
 class _DeliveryGuarantee:
