@@ -16,6 +16,11 @@
 //! The steps, in eKuiper's order: group the rows (`sendSingle`), render the
 //! template, extract `dataField`, select `fields`, encode per `format`.
 //!
+//! Before the encoder, the engine's sink task takes `batchSize` and
+//! `lingerInterval` (`oort_engine::sink_batch`): with them, a sink gets the
+//! rows of several results as one result, `batchSize` rows at a time or what
+//! came within `lingerInterval` of the first.
+//!
 //! # Templates
 //!
 //! A `dataTemplate` is written in eKuiper's Go `text/template` syntax, as is,

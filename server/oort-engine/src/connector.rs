@@ -545,6 +545,7 @@ impl ConnectorRegistry {
         let sinks = self.sinks.read().unwrap_or_else(|p| p.into_inner());
         let with_cache = |mut options: Vec<ConnectorOption>| {
             options.extend_from_slice(crate::sink_cache::SINK_CACHE_OPTIONS);
+            options.extend_from_slice(crate::sink_batch::BATCH_OPTIONS);
             options
         };
         sinks.iter().map(|(name, factory)| (name.clone(), factory.options().map(with_cache))).collect()

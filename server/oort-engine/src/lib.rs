@@ -40,6 +40,7 @@ pub mod plan;
 pub mod row;
 pub mod rule;
 pub mod runtime;
+pub mod sink_batch;
 pub mod sink_cache;
 pub mod value;
 pub mod window;

@@ -273,6 +273,8 @@ pub fn plan(
         }
         crate::sink_cache::SinkCacheConfig::from_props(&action.props)
             .map_err(|e| PlanError::ActionProps { index, message: e.to_string() })?;
+        crate::sink_batch::BatchConfig::from_props(&action.props)
+            .map_err(|e| PlanError::ActionProps { index, message: e.to_string() })?;
     }
 
     let mut schemas = vec![schema_of(&stream, source.alias.clone())];

@@ -758,3 +758,34 @@ async fn a_file_read_once_finishes_its_rule_with_the_open_window_emitted_and_is_
     // Nothing more comes: the file is not read again.
     assert!(tokio::time::timeout(Duration::from_millis(500), results.message()).await.is_err());
 }
+
+#[tokio::test]
+async fn a_sink_with_batch_size_and_linger_gets_the_rows_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    create_stream(&oortd, r#"CREATE STREAM batched (n BIGINT) WITH (TYPE="grpc", DATASOURCE="batched")"#).await;
+    let props = serde_json::json!({"path": "batches.jsonl", "interval": 0, "batchSize": 3, "lingerInterval": 300});
+    create_rule(&oortd, lossless(rule("batches", "SELECT n FROM batched", vec![common::action_json("file", props)])))
+        .await;
+    publish_range(&oortd, "batched", 1..8).await;
+    let file = dir.path().join("files/batches.jsonl");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.lines().count() >= 3 {
+            break text;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "three batches in {}: {text}", file.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Two full batches, then the last row once the linger is over.
+    assert_eq!(
+        lines.lines().collect::<Vec<_>>(),
+        [r#"[{"n":1},{"n":2},{"n":3}]"#, r#"[{"n":4},{"n":5},{"n":6}]"#, r#"[{"n":7}]"#]
+    );
+    let bad =
+        rule("bad", "SELECT n FROM batched", vec![common::action_json("log", serde_json::json!({"batchSize": -2}))]);
+    let (code, message) = code_of(oortd.rules().await.create_rule(CreateRuleRequest { rule: Some(bad) }).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("batchSize"), "{message}");
+}

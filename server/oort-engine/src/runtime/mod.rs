@@ -252,6 +252,11 @@ pub fn start(
         &mut checkpoint_status,
     )?;
     let caches = open_caches(&plan, storage.sink_caches.as_ref(), limits.sink_cache_bytes)?;
+    let batches = plan
+        .actions
+        .iter()
+        .map(|action| crate::sink_batch::BatchConfig::from_props(&action.props))
+        .collect::<Result<Vec<_>, _>>()?;
     // A cached result is sent after the checkpoint that counted it: a sink
     // with a cache cannot take back what followed a checkpoint.
     let cannot_rewind = plan
@@ -331,7 +336,9 @@ pub fn start(
 
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let mut sink_txs = Vec::with_capacity(sinks.len());
-    for (i, ((sink, metrics), cache)) in sinks.into_iter().zip(sink_metrics).zip(caches).enumerate() {
+    for (i, (((sink, metrics), cache), batch)) in
+        sinks.into_iter().zip(sink_metrics).zip(caches).zip(batches).enumerate()
+    {
         // The buffer counts batches of up to RECEIVE_BATCH results.
         let (tx, rx) = mpsc::channel::<ToSink>(buffer.div_ceil(RECEIVE_BATCH).max(2));
         sink_txs.push(tx);
@@ -341,6 +348,7 @@ pub fn start(
             metrics,
             cancel: cancel.clone(),
             resend: cache.map(|(cache, config)| Resend::new(cache, config)),
+            batch: batch.map(crate::sink_batch::Batch::new),
             opened: false,
         };
         tasks.push(tokio::spawn(task.run(rx)));

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Results, STOP_GRACE};
 use crate::metrics::{OperatorMetrics, now_ms};
 use crate::rule::RestartStrategy;
+use crate::sink_batch::Batch;
 use crate::sink_cache::{CachedResult, ResendPriority, SinkCache, SinkCacheConfig, SinkCacheError};
 use crate::value::{Map, Value};
 
@@ -100,7 +101,19 @@ pub(super) struct SinkTask {
     pub(super) metrics: Arc<OperatorMetrics>,
     pub(super) cancel: CancellationToken,
     pub(super) resend: Option<Resend>,
+    /// With `batchSize` or `lingerInterval`: the rows held for the next batch.
+    pub(super) batch: Option<Batch>,
     pub(super) opened: bool,
+}
+
+/// What the sink task does next.
+enum Next {
+    /// Sends the oldest cached result.
+    Resend,
+    /// Results or a checkpoint's marker from the rule.
+    Item(ToSink),
+    /// Sends the batch held, its linger over.
+    Linger,
 }
 
 impl SinkTask {
@@ -110,13 +123,16 @@ impl SinkTask {
         let cancel = self.cancel.clone();
         loop {
             let resend_at = self.resend_at(&rx);
+            let linger_at = self.batch.as_ref().and_then(Batch::deadline);
             let takes_new = self.takes_new();
             let next = tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep_until(resend_at.unwrap_or_else(tokio::time::Instant::now)),
-                    if resend_at.is_some() => None,
+                    if resend_at.is_some() => Next::Resend,
+                () = tokio::time::sleep_until(linger_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if linger_at.is_some() => Next::Linger,
                 item = rx.recv(), if takes_new => match item {
-                    Some(item) => Some(item),
+                    Some(item) => Next::Item(item),
                     None => break,
                 },
             };
@@ -124,9 +140,13 @@ impl SinkTask {
             // never answers) must not keep the rule from stopping.
             let work = async {
                 match next {
-                    None => self.resend_one().await,
-                    Some(ToSink::Results(first, results)) => self.deliver(first, results).await,
-                    Some(ToSink::Barrier(id)) => self.barrier(id).await,
+                    Next::Resend => self.resend_one().await,
+                    Next::Linger => self.send_held().await,
+                    Next::Item(ToSink::Results(first, results)) => self.deliver(first, results).await,
+                    Next::Item(ToSink::Barrier(id)) => {
+                        self.send_held().await;
+                        self.barrier(id).await
+                    }
                 }
             };
             tokio::select! {
@@ -163,27 +183,48 @@ impl SinkTask {
         self.metrics.record_in(rows as u64, now_ms());
         let started = Instant::now();
         for (sequence, rows) in (first..).zip(results.iter()) {
-            let Some(resend) = &self.resend else {
-                let mut attempt = 0;
-                while let Err(e) = self.send(sequence, rows).await {
-                    self.metrics.record_exception(e.to_string());
-                    tokio::time::sleep(RETRY.delay(attempt)).await;
-                    attempt += 1;
+            match self.batch.as_mut() {
+                Some(batch) => {
+                    for (sequence, rows) in batch.push(sequence, rows) {
+                        self.deliver_one(sequence, &rows).await;
+                    }
                 }
-                continue;
-            };
-            if !resend.config.alter_queue && resend.len() > 0 {
-                self.cache(sequence, rows).await;
-            } else if let Err(e) = self.send(sequence, rows).await {
-                self.metrics.record_exception(e.to_string());
-                self.cache(sequence, rows).await;
-                if let Some(resend) = &mut self.resend {
-                    resend.schedule(false);
-                }
+                None => self.deliver_one(sequence, rows).await,
             }
         }
         // One clock read per batch: the latency reported is the batch's mean per result.
         self.metrics.record_latency((started.elapsed().as_micros() / results.len().max(1) as u128) as i64);
+    }
+
+    /// Delivers one result: without a cache, until it is delivered; with
+    /// one, once, into the cache if it fails.
+    async fn deliver_one(&mut self, sequence: u64, rows: &[Map]) {
+        let Some(resend) = &self.resend else {
+            let mut attempt = 0;
+            while let Err(e) = self.send(sequence, rows).await {
+                self.metrics.record_exception(e.to_string());
+                tokio::time::sleep(RETRY.delay(attempt)).await;
+                attempt += 1;
+            }
+            return;
+        };
+        if !resend.config.alter_queue && resend.len() > 0 {
+            self.cache(sequence, rows).await;
+        } else if let Err(e) = self.send(sequence, rows).await {
+            self.metrics.record_exception(e.to_string());
+            self.cache(sequence, rows).await;
+            if let Some(resend) = &mut self.resend {
+                resend.schedule(false);
+            }
+        }
+    }
+
+    /// Delivers the batch held, if any (its linger is over, a checkpoint
+    /// comes, or the rule stops).
+    async fn send_held(&mut self) {
+        if let Some((sequence, rows)) = self.batch.as_mut().and_then(Batch::take) {
+            self.deliver_one(sequence, &rows).await;
+        }
     }
 
     /// Puts a result in the cache; what that drops is counted.
@@ -294,6 +335,14 @@ impl SinkTask {
     /// The rule stops: the cache is kept on disk for its next start, or
     /// dropped (`cleanCacheAtStop`); the sink is closed.
     async fn stop(mut self) {
+        // The batch held goes once, as far as the sink takes it in the grace.
+        if let Some((sequence, rows)) = self.batch.as_mut().and_then(Batch::take) {
+            match tokio::time::timeout(STOP_GRACE, self.send(sequence, &rows)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.dropped(rows.len(), &format!("the batch held at the stop was not sent: {e}")),
+                Err(_) => self.dropped(rows.len(), "the batch held at the stop was not sent in time"),
+            }
+        }
         if let Some(mut resend) = self.resend.take() {
             let clean = resend.config.clean_at_stop;
             let outcome = resend.on_disk(move |cache| if clean { cache.clear() } else { cache.persist() });

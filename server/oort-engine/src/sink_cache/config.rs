@@ -186,12 +186,12 @@ fn boolean(key: &str, value: &JsonValue) -> Result<bool, ConnectorError> {
     }
 }
 
-fn count(key: &str, value: &JsonValue) -> Result<usize, ConnectorError> {
+pub(crate) fn count(key: &str, value: &JsonValue) -> Result<usize, ConnectorError> {
     value.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| invalid(key, "a non-negative integer", value))
 }
 
 /// Milliseconds, or a duration as eKuiper writes it (`"100ms"`, `"1s"`).
-fn millis(key: &str, value: &JsonValue) -> Result<Duration, ConnectorError> {
+pub(crate) fn millis(key: &str, value: &JsonValue) -> Result<Duration, ConnectorError> {
     let expected = "milliseconds or a duration such as \"100ms\"";
     match value {
         JsonValue::Number(n) => n.as_u64().map(Duration::from_millis).ok_or_else(|| invalid(key, expected, value)),

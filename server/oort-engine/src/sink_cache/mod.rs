@@ -14,7 +14,7 @@
 //! sent from a page is forgotten when the whole page was sent: after a crash,
 //! the rest of a page may be sent a second time, never lost.
 
-mod config;
+pub(crate) mod config;
 #[cfg(test)]
 mod tests;
 
