@@ -7,26 +7,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use oort_proto::v1::rule_service_client::RuleServiceClient;
-use oort_proto::v1::stream_service_client::StreamServiceClient;
-use oort_proto::v1::{Action, CreateRuleRequest, CreateStreamRequest, GetRuleStatusRequest, Rule};
+use oort_proto::v1::{Action, CreateRuleRequest, GetRuleStatusRequest, Rule};
 
-use crate::control_plane::Server;
-use crate::file_source::{median, write_events};
+use crate::file_source::{median, serve_file, write_events};
 
 /// Seconds from creating the rule until its sink has taken every result, and
 /// the server's CPU seconds over that time.
 async fn write_with(binary: &Path, lines: usize, content: &Path, sink: &str) -> Result<(f64, f64)> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(data.join("files"))?;
-    std::fs::hard_link(content, data.join("files/events.jsonl"))
-        .or_else(|_| std::fs::copy(content, data.join("files/events.jsonl")).map(drop))?;
-    let (server, _) = Server::start(binary, &data).await?;
-    let channel = server.channel().await?;
-    let ddl = r#"CREATE STREAM f (temperature FLOAT, humidity BIGINT, deviceId STRING) WITH (TYPE="file", DATASOURCE="events.jsonl")"#;
-    StreamServiceClient::new(channel.clone()).create_stream(CreateStreamRequest { sql: ddl.into() }).await?;
-    let mut rules = RuleServiceClient::new(channel);
+    let (dir, server, mut rules) = serve_file(binary, content).await?;
     use prost_types::value::Kind;
     // `file0`: the file sink writing each result as it comes (`interval` 0).
     let mut fields = vec![("path", Kind::StringValue("out.jsonl".into())), ("sendSingle", Kind::BoolValue(true))];
@@ -64,7 +52,7 @@ async fn write_with(binary: &Path, lines: usize, content: &Path, sink: &str) -> 
     server.stop()?;
     if sink_type == "file" {
         // Written on the rule's stop at the latest: every line is there.
-        let written = std::fs::read_to_string(data.join("files/out.jsonl"))?.lines().count();
+        let written = std::fs::read_to_string(dir.path().join("data/files/out.jsonl"))?.lines().count();
         if written != lines {
             bail!("the file holds {written} of {lines} results");
         }

@@ -11,7 +11,9 @@ use oort_proto::v1::rule_service_client::RuleServiceClient;
 use oort_proto::v1::stream_service_client::StreamServiceClient;
 use oort_proto::v1::{Action, CreateRuleRequest, CreateStreamRequest, GetRuleStatusRequest, Rule};
 
-use crate::control_plane::Server;
+use tempfile::TempDir;
+
+use crate::control_plane::{AuthChannel, Server};
 
 /// What one server did with the file.
 struct Reading {
@@ -31,8 +33,12 @@ pub(crate) fn write_events(path: &Path, lines: usize) -> Result<u64> {
     Ok(std::fs::metadata(path)?.len())
 }
 
-/// Starts `binary`, reads the file with a filter rule, returns its figures.
-async fn read_with(binary: &Path, lines: usize, content: &Path) -> Result<Reading> {
+/// A fresh server of `binary` whose stream `f` reads `content` (its
+/// `files/events.jsonl`), its data directory, and a rule client.
+pub(crate) async fn serve_file(
+    binary: &Path,
+    content: &Path,
+) -> Result<(TempDir, Server, RuleServiceClient<AuthChannel>)> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     std::fs::create_dir_all(data.join("files"))?;
@@ -42,7 +48,12 @@ async fn read_with(binary: &Path, lines: usize, content: &Path) -> Result<Readin
     let channel = server.channel().await?;
     let ddl = r#"CREATE STREAM f (temperature FLOAT, humidity BIGINT, deviceId STRING) WITH (TYPE="file", DATASOURCE="events.jsonl")"#;
     StreamServiceClient::new(channel.clone()).create_stream(CreateStreamRequest { sql: ddl.into() }).await?;
-    let mut rules = RuleServiceClient::new(channel);
+    Ok((dir, server, RuleServiceClient::new(channel)))
+}
+
+/// Starts `binary`, reads the file with a filter rule, returns its figures.
+async fn read_with(binary: &Path, lines: usize, content: &Path) -> Result<Reading> {
+    let (_dir, server, mut rules) = serve_file(binary, content).await?;
     let idle = server.rss_kib()?;
     let rule = Rule {
         id: "read".into(),
