@@ -178,6 +178,34 @@ async fn source_waits_for_a_broker_that_is_not_up_yet() {
 }
 
 #[tokio::test]
+async fn source_reports_a_broker_it_cannot_reach_in_its_operator_status() {
+    let down = Broker::not_started();
+    let source = MqttSourceFactory::with_config(config(&down))
+        .build(&SourceConfig {
+            stream: "s".into(),
+            datasource: "oort/down".into(),
+            rule_id: "rule1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let metrics = std::sync::Arc::new(oort_engine::metrics::OperatorMetrics::new("source_s_0"));
+    let (tx, _events) = mpsc::channel(10);
+    let out = SourceOutput::new(tx, oort_engine::BufferFull::Block, std::sync::Arc::clone(&metrics));
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(source.run(out, cancel.clone()));
+    let deadline = Instant::now() + WAIT;
+    while metrics.exceptions_total() == 0 {
+        assert!(Instant::now() < deadline, "the failed connection is not in the status");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (message, _) = metrics.snapshot().last_exception.expect("an exception");
+    assert!(message.contains("no connection to the MQTT broker") && message.contains("reconnecting"), "{message}");
+    assert!(!task.is_finished(), "it keeps trying");
+    cancel.cancel();
+    let _ = task.await;
+}
+
+#[tokio::test]
 async fn sink_publishes_what_a_subscriber_receives() {
     let broker = Broker::start().await;
     let mut subscriber = TestClient::connect(&broker).await;

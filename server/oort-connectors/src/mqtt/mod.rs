@@ -38,8 +38,9 @@
 //! - Source: each message becomes one event with the payload's bytes (decoded
 //!   per the stream's FORMAT) and the metadata `topic`, `qos` and `messageId`
 //!   (read with `meta(topic)`), as in eKuiper. Connection loss is not an error:
-//!   the source reconnects with backoff (warning each time) and subscribes again,
-//!   for as long as the rule runs. It fails only when the broker refuses the
+//!   the source reconnects with backoff (warning each time, and counting it as
+//!   an exception of its source operator, so the rule's status says why it
+//!   gets nothing) and subscribes again, for as long as the rule runs. It fails only when the broker refuses the
 //!   connection (bad credentials, client id, protocol version) or the
 //!   subscription, as those are configuration errors that retrying won't fix.
 //! - Sink: each result is encoded by [`SinkEncoder`](crate::encode::SinkEncoder)

@@ -307,6 +307,8 @@ impl Source for MqttSource {
                         rule = %rule_id, server, error = %why, attempt = failures, retry_in = ?delay,
                         "mqtt source: no connection to the broker; reconnecting"
                     );
+                    // In the rule's status too, not only in the log: the rule runs, and waits.
+                    out.record_error(format!("no connection to the MQTT broker {server} ({why}); reconnecting"));
                     tokio::select! {
                         biased;
                         () = cancel.cancelled() => break,
