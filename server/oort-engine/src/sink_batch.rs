@@ -15,6 +15,9 @@ use crate::value::Map;
 /// The largest `batchSize`: the rows a sink holds are in memory.
 pub const MAX_BATCH_SIZE: usize = 100_000;
 
+/// The longest `lingerInterval`: an hour.
+pub const MAX_LINGER: Duration = Duration::from_secs(3600);
+
 /// The batching properties every sink takes.
 pub const BATCH_OPTIONS: &[ConnectorOption] = &[
     ConnectorOption {
@@ -53,6 +56,9 @@ impl BatchConfig {
             )));
         }
         let linger = get("lingerInterval").map(|v| millis("lingerInterval", v)).transpose()?.filter(|d| !d.is_zero());
+        if linger.is_some_and(|d| d > MAX_LINGER) {
+            return Err(ConnectorError::Config("the sink property `lingerInterval` is at most an hour".into()));
+        }
         Ok((size > 0 || linger.is_some()).then_some(Self { size, linger }))
     }
 }
@@ -152,5 +158,6 @@ mod tests {
         assert!(config(json!({"batchSize": -1})).is_err());
         assert!(config(json!({"batchSize": 100_001})).is_err());
         assert!(config(json!({"lingerInterval": "soon"})).is_err());
+        assert!(config(json!({"lingerInterval": 3_600_001})).is_err());
     }
 }

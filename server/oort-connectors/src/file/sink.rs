@@ -22,7 +22,12 @@ pub struct FileSinkFactory(pub Arc<FileRoots>);
 const ROLLING_KEYS: [&str; 2] = ["rollingInterval", "rollingCount"];
 
 /// Bytes of results held before they are written, whatever the interval.
+/// While the file cannot be written, the sink takes no more than this (and
+/// one result): the rule waits, retrying, rather than growing without bound.
 const BUFFER_BYTES: usize = 1 << 20;
+
+/// The longest `interval`: an hour.
+const MAX_INTERVAL_MS: u64 = 3_600_000;
 
 /// The file sink's own properties, as written in a rule action.
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +189,12 @@ impl SinkFactory for FileSinkFactory {
                 return Err(ConnectorError::Config(format!("file rolling (`{key}`) is not supported yet")));
             }
         }
+        let interval = props.interval.unwrap_or(1000);
+        if interval > MAX_INTERVAL_MS {
+            return Err(ConnectorError::Config(format!(
+                "the file sink's `interval` is at most {MAX_INTERVAL_MS} ms (an hour), got {interval}"
+            )));
+        }
         let encoder = SinkEncoder::from_props(&config.props)?;
         let rewind_to = match config.rewind_to.as_deref() {
             None => None,
@@ -221,7 +232,7 @@ impl SinkFactory for FileSinkFactory {
             file_type,
             encoder,
             output: Arc::default(),
-            interval: Duration::from_millis(props.interval.unwrap_or(1000)),
+            interval: Duration::from_millis(interval),
             writer: None,
             header_pending: false,
             columns: None,
@@ -365,6 +376,10 @@ impl Sink for FileSink {
             // Told once: the held results stay, and this result comes again.
             return Err(ConnectorError::External(format!("file {}: {error}", self.path.display())));
         }
+        if output.held.len() >= BUFFER_BYTES {
+            // Full of what could not be written: this result waits for room.
+            output.write_held().await.map_err(|e| self.failed(e))?;
+        }
         output.held.extend_from_slice(&bytes);
         self.header_pending &= bytes.is_empty();
         if self.interval.is_zero() || output.held.len() >= BUFFER_BYTES {
@@ -453,6 +468,7 @@ mod tests {
         // eKuiper's flush interval and rolling defaults are accepted.
         assert!(factory().build(&config(json!({"path": "a", "interval": 1000, "rollingCount": 0}))).is_ok());
         assert!(config_error(json!({"path": "a", "interval": -1})).contains("interval"));
+        assert!(config_error(json!({"path": "a", "interval": 3_600_001u64})).contains("at most"));
         assert!(
             config_error(json!({"path": "/root/.ssh/authorized_keys"})).contains("outside the allowed directories")
         );
