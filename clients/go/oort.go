@@ -32,15 +32,16 @@ import (
 
 // Client is a connection to oortd with a client for each service of oort.v1.
 type Client struct {
-	Conn       *grpc.ClientConn
-	Streams    oortv1.StreamServiceClient
-	Rules      oortv1.RuleServiceClient
-	Events     oortv1.EventServiceClient
-	Plugins    oortv1.PluginServiceClient
-	Services   oortv1.ExternalServiceClient
-	Functions  oortv1.FunctionServiceClient
-	Connectors oortv1.ConnectorServiceClient
-	State      oortv1.StateServiceClient
+	Conn        *grpc.ClientConn
+	Streams     oortv1.StreamServiceClient
+	Rules       oortv1.RuleServiceClient
+	Events      oortv1.EventServiceClient
+	Plugins     oortv1.PluginServiceClient
+	Services    oortv1.ExternalServiceClient
+	Functions   oortv1.FunctionServiceClient
+	Connectors  oortv1.ConnectorServiceClient
+	State       oortv1.StateServiceClient
+	Connections oortv1.ConnectionServiceClient
 }
 
 // TokenEnv is the environment variable Dial takes the token from when no
@@ -147,15 +148,16 @@ func (bearerToken) RequireTransportSecurity() bool { return false }
 // New wraps an existing connection.
 func New(conn *grpc.ClientConn) *Client {
 	return &Client{
-		Conn:       conn,
-		Streams:    oortv1.NewStreamServiceClient(conn),
-		Rules:      oortv1.NewRuleServiceClient(conn),
-		Events:     oortv1.NewEventServiceClient(conn),
-		Plugins:    oortv1.NewPluginServiceClient(conn),
-		Services:   oortv1.NewExternalServiceClient(conn),
-		Functions:  oortv1.NewFunctionServiceClient(conn),
-		Connectors: oortv1.NewConnectorServiceClient(conn),
-		State:      oortv1.NewStateServiceClient(conn),
+		Conn:        conn,
+		Streams:     oortv1.NewStreamServiceClient(conn),
+		Rules:       oortv1.NewRuleServiceClient(conn),
+		Events:      oortv1.NewEventServiceClient(conn),
+		Plugins:     oortv1.NewPluginServiceClient(conn),
+		Services:    oortv1.NewExternalServiceClient(conn),
+		Functions:   oortv1.NewFunctionServiceClient(conn),
+		Connectors:  oortv1.NewConnectorServiceClient(conn),
+		State:       oortv1.NewStateServiceClient(conn),
+		Connections: oortv1.NewConnectionServiceClient(conn),
 	}
 }
 

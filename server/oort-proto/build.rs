@@ -16,6 +16,7 @@ const FILES: &[&str] = &[
     "oort/v1/connector.proto",
     "oort/v1/event.proto",
     "oort/v1/state.proto",
+    "oort/v1/connection.proto",
     "oort/plugin/v1/plugin.proto",
 ];
 

@@ -14,6 +14,7 @@ import type { ConnectionOptions, SecureContextOptions } from "node:tls";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
+import { ConnectionService } from "./gen/oort/v1/connection_pb.js";
 import { ConnectorService } from "./gen/oort/v1/connector_pb.js";
 import { EventService, PublishRequestSchema } from "./gen/oort/v1/event_pb.js";
 import { ExternalService } from "./gen/oort/v1/external_pb.js";
@@ -184,6 +185,7 @@ export class Oort {
   readonly functionService: Client<typeof FunctionService>;
   readonly connectorService: Client<typeof ConnectorService>;
   readonly stateService: Client<typeof StateService>;
+  readonly connectionService: Client<typeof ConnectionService>;
   readonly streams: Streams;
   readonly rules: Rules;
   readonly events: Events;
@@ -213,6 +215,7 @@ export class Oort {
     this.functionService = createClient(FunctionService, this.transport);
     this.connectorService = createClient(ConnectorService, this.transport);
     this.stateService = createClient(StateService, this.transport);
+    this.connectionService = createClient(ConnectionService, this.transport);
     const timeoutMs = options.timeoutMs ?? 30_000;
     this.streams = new Streams(this.streamService, timeoutMs);
     this.rules = new Rules(this.ruleService, timeoutMs);

@@ -92,6 +92,9 @@ pub enum Command {
     /// List the source and sink types and the options each takes.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Manage named connections: the brokers streams (CONF_KEY) and actions (connectionSelector) use.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
     /// Keyed state: values stored ahead of time that rules read with
     /// get_keyed_state(key, type, default).
     #[command(subcommand)]
@@ -238,6 +241,50 @@ pub enum PluginCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `oort connection ...`
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Create a named connection.
+    #[command(after_help = "Examples:\n  \
+        oort connection create plant --type mqtt --set server=ssl://broker.plant:8883 --set rootCaPath=certs/ca.pem\n  \
+        oort connection create plant --file plant.json   # {\"type\": \"mqtt\", \"props\": {...}}, or eKuiper's {\"id\", \"typ\", \"props\"}\n\n\
+        Secrets (password, ...) are better given in --file than with --set, which shows in `ps`.")]
+    Create(ConnectionInput),
+    /// Replace a connection's settings; running rules that use it keep the old ones until they restart.
+    Update(ConnectionInput),
+    /// List connections with their state.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one connection: its settings (secrets as ***) and state.
+    #[command(visible_alias = "show")]
+    Describe {
+        /// Name of the connection.
+        name: String,
+    },
+    /// Delete a connection (refused while a stream or rule refers to it).
+    #[command(visible_alias = "delete")]
+    Drop {
+        /// Name of the connection.
+        name: String,
+    },
+}
+
+/// The settings of `connection create|update`.
+#[derive(Debug, Args)]
+pub struct ConnectionInput {
+    /// Name of the connection.
+    pub name: String,
+    /// Its type: mqtt. Default: the file's, else mqtt.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// A property, KEY=VALUE (VALUE read as JSON when it is JSON: 1, true; else as text). Repeat.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A JSON file (`-` for stdin): {"type": "mqtt", "props": {...}}, eKuiper's {"typ", "props"}, or the props alone.
+    #[arg(short, long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
 }
 
 /// `oort service ...`

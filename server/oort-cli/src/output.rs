@@ -57,6 +57,11 @@ proto_names!(
     UpdateServiceResponse,
     DeleteServiceResponse,
     ListConnectorsResponse,
+    CreateConnectionResponse,
+    GetConnectionResponse,
+    ListConnectionsResponse,
+    UpdateConnectionResponse,
+    DeleteConnectionResponse,
     Connector,
     PutKeyedStateResponse,
     GetKeyedStateResponse,
@@ -180,6 +185,30 @@ pub fn kind_word(kind: v1::StreamKind) -> &'static str {
 }
 
 /// Lower-case word for a rule state.
+pub fn connection_state_word(state: v1::ConnectionState) -> &'static str {
+    match state {
+        v1::ConnectionState::Unspecified => "-",
+        v1::ConnectionState::Idle => "idle",
+        v1::ConnectionState::Connecting => "connecting",
+        v1::ConnectionState::Connected => "connected",
+        v1::ConnectionState::Disconnected => "disconnected",
+    }
+}
+
+/// An operator's client: its connection (`own` for an action's own
+/// settings) and state, with the error that disconnected it; `-` without one.
+pub fn connection_text(op: &v1::OperatorStatus) -> String {
+    if op.connection_state() == v1::ConnectionState::Unspecified {
+        return "-".to_owned();
+    }
+    let name = if op.connection.is_empty() { "own" } else { &op.connection };
+    let state = connection_state_word(op.connection_state());
+    match op.connection_error.as_str() {
+        "" => format!("{name} {state}"),
+        error => format!("{name} {state}: {}", one_line(error, 60)),
+    }
+}
+
 pub fn state_word(state: v1::RuleState) -> &'static str {
     match state {
         v1::RuleState::Stopped => "stopped",

@@ -5,7 +5,7 @@
 //! the documented exit codes (0 ok, 1 server error, 2 usage, 3 unreachable).
 //!
 //! The server runs rules, so a rule's stream must have a source connector the
-//! server has (`memory` or `grpc`; `mqtt` is not built yet) and its actions
+//! server has (`memory` or `grpc`; `mqtt` needs a broker) and its actions
 //! known sinks (`log`, `memory` with a topic, `grpc`). The `rule tail` tests
 //! publish events into a `TYPE="grpc"` stream with the gRPC client of
 //! `EventService`, as there is no `oort` command for that yet.
@@ -508,6 +508,7 @@ fn rule_status_shows_the_state_and_the_operators() {
             "records_dropped_total",
             "process_latency_us",
             "buffer_length",
+            "connection",
             "last_exception"
         ]
     );
@@ -515,7 +516,7 @@ fn rule_status_shows_the_state_and_the_operators() {
     assert_eq!(operators, ["source_demo_0", "op_decoder_0", "op_project_0", "sink_log_0", "sink_memory_1"]);
     // Nothing was sent to the stream yet.
     for row in &lines[9..] {
-        assert_eq!(row[1..], ["0", "0", "0", "0", "0", "0", "-"], "{text}");
+        assert_eq!(row[1..], ["0", "0", "0", "0", "0", "0", "-", "-"], "{text}");
     }
 
     let value = json(&server.oort(&["rule", "status", "rule1", "--json"]));
@@ -1017,4 +1018,64 @@ fn state_put_get_list_and_delete() {
     assert_eq!(success(&server.oort(&["state", "delete", "site", "nope"])), "1 of 2 key(s) deleted.\n");
     let error = server_error(&server.oort(&["state", "get", "site"]));
     assert_eq!(error, r#"error: not found: key "site" has no value"#);
+}
+
+#[test]
+fn connection_create_list_describe_update_and_drop() {
+    let server = Oortd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plant.json");
+    std::fs::write(&file, r#"{"id": "plant", "typ": "mqtt", "props": {"username": "gw", "password": "s3cret"}}"#)
+        .unwrap();
+    let file = file.to_str().unwrap();
+    let created = success(&server.oort(&[
+        "connection",
+        "create",
+        "plant",
+        "--file",
+        file,
+        "--set",
+        "server=tcp://127.0.0.1:1",
+        "--set",
+        "keepAlive=30",
+    ]));
+    assert_eq!(created, "Connection plant (mqtt) created.\n");
+    let text = success(&server.oort(&["connection", "list"]));
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "TYPE", "SERVER", "STATE", "CLIENTS", "LAST", "ERROR"]);
+    assert_eq!(rows[1][..2], ["default", "(declared)"]);
+    assert_eq!(rows[2], ["plant", "mqtt", "tcp://127.0.0.1:1", "idle", "0/0", "-"]);
+    let described = success(&server.oort(&["connection", "describe", "plant"]));
+    assert!(
+        described.contains("password") && described.contains("***") && !described.contains("s3cret"),
+        "{described}"
+    );
+    assert!(described.contains("keepAlive") && described.contains("30"), "{described}");
+
+    let typo = server_error(&server.oort(&["connection", "create", "typo", "--set", "sever=tcp://h:1883"]));
+    assert!(typo.contains("unknown property \"sever\""), "{typo}");
+    let usage = server.oort(&["connection", "create", "empty"]);
+    assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
+
+    let sql = r#"CREATE STREAM plant_in () WITH (TYPE="mqtt", DATASOURCE="in", CONF_KEY="plant")"#;
+    success(&server.oort(&["stream", "create", sql]));
+    let in_use = server_error(&server.oort(&["connection", "drop", "plant"]));
+    assert!(in_use.starts_with("error: failed precondition: connection \"plant\" is in use"), "{in_use}");
+    let updated = success(&server.oort(&[
+        "connection",
+        "update",
+        "plant",
+        "--set",
+        "server=tcp://127.0.0.1:2",
+        "--set",
+        "username=gw",
+        "--set",
+        "password=***",
+    ]));
+    assert_eq!(updated, "Connection plant updated.\n");
+    let shown = json(&server.oort(&["connection", "describe", "plant", "--json"]));
+    assert_eq!(shown["connection"]["props"]["server"], "tcp://127.0.0.1:2");
+    assert_eq!(shown["connection"]["props"]["password"], "***");
+    success(&server.oort(&["stream", "drop", "plant_in"]));
+    assert_eq!(success(&server.oort(&["connection", "drop", "plant"])), "Connection plant deleted.\n");
 }

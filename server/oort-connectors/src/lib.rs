@@ -11,8 +11,10 @@
 //! - [`rest`]: the `rest` sink, each payload sent as an HTTP request.
 //! - [`encode`]: [`encode::SinkEncoder`], the common sink properties (`sendSingle`, `dataTemplate`, ...).
 //! - [`mqtt`]: the `mqtt` source and sink, subscribing to and publishing on an MQTT broker.
+//! - [`connections`]: named connections, the brokers' settings streams and actions refer to.
 
 pub mod bus;
+pub mod connections;
 pub mod encode;
 pub mod file;
 pub mod grpc;
@@ -52,22 +54,26 @@ pub struct Builtins<'a> {
     pub files: &'a Arc<FileRoots>,
     /// Where the `rest` sink may connect.
     pub egress: &'a Arc<EgressPolicy>,
-    /// The broker of `mqtt` streams and of `mqtt` actions without `server`.
-    pub mqtt_server: &'a str,
+    /// The named connections, `default` (the server's MQTT broker) among them.
+    pub connections: &'a Arc<connections::Connections>,
 }
 
 /// Registers every built-in source and sink.
 pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
-    let Builtins { buses, files, egress, mqtt_server } = *builtins;
+    let Builtins { buses, files, egress, connections } = *builtins;
     registry.register_source("memory", Arc::new(memory::MemorySourceFactory(Arc::clone(&buses.memory))));
     registry.register_sink("memory", Arc::new(memory::MemorySinkFactory(Arc::clone(&buses.memory))));
     registry.register_source("grpc", Arc::new(grpc::GrpcSourceFactory(Arc::clone(&buses.grpc))));
     registry.register_sink("grpc", Arc::new(grpc::GrpcSinkFactory));
     registry.register_sink("log", Arc::new(log::LogSinkFactory));
     registry.register_source("httppush", Arc::new(httppush::HttpPushSourceFactory(Arc::clone(&buses.http))));
-    let mqtt = mqtt::MqttConfig::with_server(mqtt_server);
-    registry.register_source("mqtt", Arc::new(mqtt::MqttSourceFactory::with_config(mqtt)));
-    registry.register_sink("mqtt", Arc::new(mqtt::MqttSinkFactory { default_server: mqtt_server.to_owned() }));
+    let mqtt = mqtt::MqttContext {
+        connections: Arc::clone(connections),
+        files: Arc::clone(files),
+        egress: Arc::clone(egress),
+    };
+    registry.register_source("mqtt", Arc::new(mqtt::MqttSourceFactory::new(mqtt.clone())));
+    registry.register_sink("mqtt", Arc::new(mqtt::MqttSinkFactory(mqtt)));
     registry.register_source("file", Arc::new(file::FileSourceFactory::new(Arc::clone(files))));
     registry.register_sink("file", Arc::new(file::FileSinkFactory(Arc::clone(files))));
     registry.register_sink("rest", Arc::new(rest::RestSinkFactory(Arc::clone(egress))));

@@ -39,20 +39,54 @@ pub struct Broker {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The settings of its listener (`mosquitto.conf` lines).
+    settings: String,
 }
 
 impl Broker {
     /// A broker on a free port that does not run yet (see [`Broker::run`]).
     pub fn not_started() -> Self {
-        Broker { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None }
+        Broker {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            settings: "allow_anonymous true\n".into(),
+        }
     }
 
     /// Starts a broker on a free port.
     pub async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut broker = Broker { port: free_port(), dir, child: None };
+        let mut broker = Self::not_started();
         broker.run().await;
         broker
+    }
+
+    /// Starts a broker that takes only `user` with `password`.
+    pub async fn start_with_password(user: &str, password: &str) -> Self {
+        let mut broker = Self::not_started();
+        let file = broker.dir.path().join("passwd");
+        let made = Command::new("mosquitto_passwd").arg("-b").arg("-c").arg(&file).args([user, password]).status();
+        assert!(made.unwrap().success(), "mosquitto_passwd (Debian's mosquitto package) makes the password file");
+        broker.settings = format!("allow_anonymous false\npassword_file {}\n", file.display());
+        broker.run().await;
+        broker
+    }
+
+    /// Starts a broker that speaks TLS only, with a certificate for
+    /// 127.0.0.1 signed by a CA of its own, whose PEM is [`Broker::ca_pem`].
+    pub async fn start_tls() -> Self {
+        let mut broker = Self::not_started();
+        certificates(broker.dir.path(), "client");
+        let path = |name: &str| broker.dir.path().join(name).display().to_string();
+        broker.settings =
+            format!("allow_anonymous true\ncertfile {}\nkeyfile {}\n", path("server.pem"), path("server.key"));
+        broker.run().await;
+        broker
+    }
+
+    /// The CA of a TLS broker's certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ca.pem")).unwrap()
     }
 
     pub fn url(&self) -> String {
@@ -62,8 +96,8 @@ impl Broker {
     /// Starts mosquitto and waits until it accepts connections.
     pub async fn run(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n", self.port))
-            .unwrap();
+        let listener = format!("persistence false\nlistener {} 127.0.0.1\n{}", self.port, self.settings);
+        std::fs::write(&conf, listener).unwrap();
         let log = self.dir.path().join("mosquitto.log");
         let deadline = Instant::now() + WAIT;
         loop {
@@ -112,6 +146,27 @@ impl Drop for Broker {
     }
 }
 
+/// A CA (`ca.pem`), a server certificate for 127.0.0.1 and localhost
+/// (`server.pem`, `server.key`) and a client certificate with Common Name
+/// `common_name` (`client.pem`, `client.key`), written into `dir`.
+pub fn certificates(dir: &std::path::Path, common_name: &str) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "oort test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let server = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    for (name, sans, cn) in [("server", server, "oortd"), ("client", vec![], common_name)] {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(sans).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
 /// A plain rumqttc client, its event loop polled in a task that forwards what
 /// the broker sends.
 pub struct TestClient {
@@ -122,7 +177,40 @@ pub struct TestClient {
 
 impl TestClient {
     pub async fn connect(broker: &Broker) -> Self {
-        let options = MqttOptions::new(format!("test-{:08x}", fastrand::u32(..)), "127.0.0.1", broker.port);
+        Self::connect_with(broker, None, false).await
+    }
+
+    /// A client that logs in as `user` with `password`.
+    pub async fn connect_as(broker: &Broker, user: &str, password: &str) -> Self {
+        Self::connect_with(broker, Some((user, password)), false).await
+    }
+
+    /// A client of a TLS broker ([`Broker::start_tls`]) that trusts its CA.
+    pub async fn connect_tls(broker: &Broker) -> Self {
+        Self::connect_with(broker, None, true).await
+    }
+
+    async fn connect_with(broker: &Broker, credentials: Option<(&str, &str)>, tls: bool) -> Self {
+        let mut options = MqttOptions::new(format!("test-{:08x}", fastrand::u32(..)), "127.0.0.1", broker.port);
+        if let Some((user, password)) = credentials {
+            options.set_credentials(user, password);
+        }
+        if tls {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(broker.ca_pem().as_bytes()) {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let tls = rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config));
+            options.set_transport(rumqttc::Transport::tls_with_config(tls));
+        }
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let (tx, mut events) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {

@@ -28,7 +28,7 @@ fn roots() -> Arc<FileRoots> {
 
 fn sink_config(props: serde_json::Value) -> SinkConfig {
     let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-    SinkConfig { sink_type: "file".into(), props, rule_id: "r".into(), rewind_to: None }
+    SinkConfig { sink_type: "file".into(), props, rule_id: "r".into(), rewind_to: None, index: 0 }
 }
 
 fn source_config(path: &Path, options: &[(&str, &str)]) -> SourceConfig {
@@ -281,7 +281,7 @@ async fn registered_by_register_all() {
         buses: &buses,
         files: &roots(),
         egress: &egress,
-        mqtt_server: oort_connectors::mqtt::DEFAULT_SERVER,
+        connections: &oort_connectors::connections::Connections::new(),
     };
     oort_connectors::register_all(&registry, &builtins);
     assert!(registry.source("file").is_some());

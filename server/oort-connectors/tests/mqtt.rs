@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use oort_connectors::mqtt::{MqttConfig, MqttSinkFactory, MqttSourceFactory};
+use oort_connectors::connections::ConnectionDef;
+use oort_connectors::mqtt::{DEFAULT_SERVER, MqttContext, MqttSinkFactory, MqttSourceFactory};
 use oort_connectors::testing::{Broker, TestClient, WAIT, free_port};
 use oort_engine::{
     ConnectorError, Map, Payload, SinkConfig, SinkFactory, SourceConfig, SourceEvent, SourceFactory, SourceOutput,
@@ -25,8 +26,8 @@ struct RunningSource {
 const PROBE: &[u8] = b"probe";
 
 impl RunningSource {
-    fn start(config: MqttConfig, filter: &str) -> Self {
-        let source = MqttSourceFactory::with_config(config)
+    fn start(connection: serde_json::Value, filter: &str) -> Self {
+        let source = MqttSourceFactory::new(context(connection))
             .build(&SourceConfig {
                 stream: "s".into(),
                 datasource: filter.into(),
@@ -82,13 +83,26 @@ fn bytes(event: &SourceEvent) -> &[u8] {
     }
 }
 
-fn config(broker: &Broker) -> MqttConfig {
-    MqttConfig { server: broker.url(), ..Default::default() }
+/// The settings of the default connection to `broker`.
+fn config(broker: &Broker) -> serde_json::Value {
+    serde_json::json!({"server": broker.url()})
+}
+
+/// A context whose default connection has these settings.
+fn context(connection: serde_json::Value) -> MqttContext {
+    let context = MqttContext::for_tests(DEFAULT_SERVER);
+    let props = connection.as_object().cloned().expect("an object");
+    context.connections.put(ConnectionDef { name: "default".into(), kind: "mqtt".into(), props, declared: true });
+    context
+}
+
+fn sinks() -> MqttSinkFactory {
+    MqttSinkFactory(MqttContext::for_tests(DEFAULT_SERVER))
 }
 
 fn sink_config(props: serde_json::Value) -> SinkConfig {
     let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-    SinkConfig { sink_type: "mqtt".into(), props, rule_id: "rule1".into(), rewind_to: None }
+    SinkConfig { sink_type: "mqtt".into(), props, rule_id: "rule1".into(), rewind_to: None, index: 0 }
 }
 
 fn row(pairs: &[(&str, Value)]) -> Map {
@@ -180,7 +194,7 @@ async fn source_waits_for_a_broker_that_is_not_up_yet() {
 #[tokio::test]
 async fn source_reports_a_broker_it_cannot_reach_in_its_operator_status() {
     let down = Broker::not_started();
-    let source = MqttSourceFactory::with_config(config(&down))
+    let source = MqttSourceFactory::new(context(config(&down)))
         .build(&SourceConfig {
             stream: "s".into(),
             datasource: "oort/down".into(),
@@ -215,7 +229,7 @@ async fn sink_publishes_what_a_subscriber_receives() {
         row(&[("a", Value::Int(2)), ("b", Value::Null)]),
     ];
 
-    let mut sink = MqttSinkFactory::default()
+    let mut sink = sinks()
         .build(&sink_config(serde_json::json!({"server": broker.url(), "topic": "oort/out/all", "qos": 1})))
         .unwrap();
     sink.open().await.unwrap();
@@ -232,7 +246,7 @@ async fn sink_publishes_what_a_subscriber_receives() {
     for qos in [0u8, 1, 2] {
         let props =
             serde_json::json!({"server": broker.url(), "topic": "oort/out/single", "qos": qos, "sendSingle": true});
-        let mut sink = MqttSinkFactory::default().build(&sink_config(props)).unwrap();
+        let mut sink = sinks().build(&sink_config(props)).unwrap();
         sink.open().await.unwrap();
         timeout(WAIT, sink.collect(&rows)).await.unwrap().unwrap();
         for a in [1, 2] {
@@ -248,7 +262,7 @@ async fn sink_publishes_what_a_subscriber_receives() {
 #[tokio::test]
 async fn sink_fails_with_external_when_the_broker_is_down() {
     let port = free_port();
-    let mut sink = MqttSinkFactory::default()
+    let mut sink = sinks()
         .build(&sink_config(serde_json::json!({"server": format!("tcp://127.0.0.1:{port}"), "topic": "t"})))
         .unwrap();
     let opened = timeout(WAIT, sink.open()).await.expect("open gives up in time");
@@ -263,7 +277,7 @@ async fn sink_fails_with_external_when_the_broker_is_down() {
 async fn sink_reconnects_after_a_broker_restart() {
     let mut broker = Broker::start().await;
     let props = serde_json::json!({"server": broker.url(), "topic": "oort/sink/restart", "qos": 1});
-    let mut sink = MqttSinkFactory::default().build(&sink_config(props)).unwrap();
+    let mut sink = sinks().build(&sink_config(props)).unwrap();
     sink.open().await.unwrap();
     let mut subscriber = TestClient::connect(&broker).await;
     subscriber.subscribe("oort/sink/restart", QoS::AtLeastOnce).await;
@@ -294,13 +308,13 @@ async fn sink_reconnects_after_a_broker_restart() {
 #[tokio::test]
 async fn sink_to_source_over_mqtt5() {
     let broker = Broker::start().await;
-    let v5 = MqttConfig { protocol_version: "5".into(), ..config(&broker) };
+    let v5 = serde_json::json!({"server": broker.url(), "protocolVersion": "5"});
     let mut source = RunningSource::start(v5, "oort/v5");
     let publisher = TestClient::connect(&broker).await;
     source.wait_subscribed(&publisher, "oort/v5").await;
 
     let props = serde_json::json!({"server": broker.url(), "topic": "oort/v5", "qos": 2, "protocolVersion": "5"});
-    let mut sink = MqttSinkFactory::default().build(&sink_config(props)).unwrap();
+    let mut sink = sinks().build(&sink_config(props)).unwrap();
     sink.open().await.unwrap();
     timeout(WAIT, sink.collect(&[row(&[("v", Value::Float(5.0))])])).await.unwrap().unwrap();
     let event = source.next().await;
@@ -326,7 +340,7 @@ async fn an_mqtt5_message_carries_its_results_key() {
     let props = serde_json::json!({
         "server": broker.url(), "topic": "oort/keys", "protocolVersion": "5", "sendSingle": true
     });
-    let mut sink = MqttSinkFactory::default().build(&sink_config(props)).unwrap();
+    let mut sink = sinks().build(&sink_config(props)).unwrap();
     sink.open().await.unwrap();
     let rows = [row(&[("n", Value::Int(1))]), row(&[("n", Value::Int(2))])];
     timeout(WAIT, sink.collect_numbered(7, &rows)).await.unwrap().unwrap();

@@ -14,7 +14,7 @@ fn registry() -> ConnectorRegistry {
         buses: &buses,
         files: &files,
         egress: &egress,
-        mqtt_server: "tcp://127.0.0.1:1883",
+        connections: &oort_connectors::connections::Connections::new(),
     };
     oort_connectors::register_all(&registry, &builtins);
     registry
@@ -48,7 +48,7 @@ fn every_property_a_sink_declares_is_one_it_takes() {
         for option in options.unwrap() {
             let mut props = serde_json::Map::new();
             props.insert(option.key.to_owned(), sample(option.kind));
-            let config = SinkConfig { sink_type: name.clone(), props, rule_id: "r".into(), rewind_to: None };
+            let config = SinkConfig { sink_type: name.clone(), props, rule_id: "r".into(), rewind_to: None, index: 0 };
             if let Err(e) = factory.build(&config) {
                 let message = e.to_string();
                 assert!(

@@ -277,6 +277,9 @@ pub struct SinkConfig {
     pub props: serde_json::Map<String, serde_json::Value>,
     /// Id of the rule that writes to it.
     pub rule_id: String,
+    /// The action's position among the rule's actions: its operator is
+    /// `sink_<type>_<index>`.
+    pub index: usize,
     /// For a rule restarting from a checkpoint, the mark this sink's
     /// [`flush`](Sink::flush) returned for it: what the sink delivered after
     /// it is to be taken back, since the rule replays it.
@@ -436,6 +439,14 @@ pub trait SourceFactory: Send + Sync + 'static {
     /// stream (a path outside the file roots) is refused here.
     fn validate(&self, _config: &SourceConfig) -> Result<(), ConnectorError> {
         Ok(())
+    }
+
+    /// Why each rule reading a stream of `config` gets only part of its
+    /// events, if it does (an MQTT shared subscription hands each message to
+    /// one member of a group): a rule that keeps state from one event to the
+    /// next is then refused, as it would see only part of each key's events.
+    fn splits_input(&self, _config: &SourceConfig) -> Option<String> {
+        None
     }
 
     /// The rule that read this source with `config` was deleted: let go of

@@ -16,7 +16,7 @@ use oort_sql::sqlparser::ast::{Expr as SqlExpr, Spanned};
 use oort_sql::{Position, SqlError, StreamDef, StreamKind, WindowSpec};
 
 use crate::analytic::{AnalyticCall, AnalyticCalls};
-use crate::connector::ConnectorRegistry;
+use crate::connector::{ConnectorRegistry, SourceConfig};
 use crate::expr::{self, CompileContext, Expr, Projection, SourceSchema};
 use crate::function::{FunctionMeta, FunctionRegistry};
 use crate::rule::{ActionDefinition, RuleDefinition, RuleOptions};
@@ -42,6 +42,14 @@ pub enum PlanError {
     /// An action's properties are wrong where the engine reads them (the sink cache's).
     #[error("action {index}: {message}")]
     ActionProps { index: usize, message: String },
+    /// A rule that keeps state reads a stream whose readers each get part of
+    /// its events.
+    #[error(
+        "stream {stream}: {reason}; a rule that keeps state from one event to the next (a window, GROUP BY, an \
+         analytic function, changed_cols, last_hit_*, or event-time order) would see only part of each key's \
+         events: read it in stateless rules only"
+    )]
+    SplitInput { stream: String, reason: String },
 }
 
 /// Finds stream definitions by name.
@@ -381,6 +389,15 @@ pub fn plan(
         || reads_hits
         || projection.changed_cols() > 0
         || def.options.is_event_time;
+    if stateful {
+        let streams = std::iter::once(&stream).chain(joined_streams.iter().map(|j| &j.source));
+        for source in streams {
+            let config = SourceConfig::for_stream(source, &def.id);
+            if let Some(reason) = connectors.source(source.source_type()).and_then(|f| f.splits_input(&config)) {
+                return Err(PlanError::SplitInput { stream: source.name.clone(), reason });
+            }
+        }
+    }
     if def.options.concurrency > 1 && stateful {
         return Err(PlanError::Unsupported(format!(
             "concurrency {} for a rule that keeps state from one event to the next (a window, GROUP BY, an analytic \

@@ -1,6 +1,6 @@
 //! The catalog interface the server codes against.
 
-use oort_proto::v1::{KeyedValue, Rule, Stream, Value};
+use oort_proto::v1::{Connection, KeyedValue, Rule, Stream, Value};
 
 use crate::record::ServiceRecord;
 
@@ -58,6 +58,18 @@ pub trait Catalog: Send + Sync + 'static {
     /// Deletes a service. (Which running rules call it is the engine's to
     /// know: rules name functions, not services.)
     fn delete_service(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Stores a new named connection. Fails with `AlreadyExists` if the name is taken.
+    fn create_connection(&self, connection: &Connection) -> Result<(), StoreError>;
+    /// Replaces an existing connection; returns the previous record.
+    fn update_connection(&self, connection: &Connection) -> Result<Connection, StoreError>;
+    /// Returns a connection by name.
+    fn get_connection(&self, name: &str) -> Result<Connection, StoreError>;
+    /// Returns every connection, ordered by name.
+    fn list_connections(&self) -> Result<Vec<Connection>, StoreError>;
+    /// Deletes a connection. (Which streams and rules refer to it is the
+    /// caller's to check: they name it in their options.)
+    fn delete_connection(&self, name: &str) -> Result<(), StoreError>;
 
     /// Sets keyed values (`get_keyed_state`), all or none; a key given twice
     /// takes its last value. Returns how many keys had no value. Fails with

@@ -13,6 +13,8 @@ pub enum EntityKind {
     Plugin,
     /// An external service.
     Service,
+    /// A named connection.
+    Connection,
 }
 
 impl fmt::Display for EntityKind {
@@ -22,6 +24,7 @@ impl fmt::Display for EntityKind {
             EntityKind::Rule => "rule",
             EntityKind::Plugin => "plugin",
             EntityKind::Service => "service",
+            EntityKind::Connection => "connection",
         })
     }
 }

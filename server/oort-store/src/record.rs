@@ -69,6 +69,13 @@ impl Record for oort_proto::v1::KeyedValue {
     }
 }
 
+impl Record for oort_proto::v1::Connection {
+    const TREE: &'static str = "connections";
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
 impl Record for oort_proto::v1::Rule {
     const TREE: &'static str = "rules";
     fn key(&self) -> &str {

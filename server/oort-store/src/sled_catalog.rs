@@ -8,6 +8,7 @@
 //! - `stream_readers`: `stream\0rule` → empty; the reverse index of `rule_reads`
 //! - `services`: service name → [`ServiceRecord`] (an external service)
 //! - `keyed_state`: key → [`KeyedValue`] (what `get_keyed_state` reads)
+//! - `connections`: connection name → [`Connection`] (a named connection)
 //!
 //! Writers take one lock, then change all trees they touch in one sled
 //! transaction and flush, so the indexes never disagree with the records, even
@@ -16,7 +17,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use oort_proto::v1::{KeyedValue, Rule, Stream, Value};
+use oort_proto::v1::{Connection, KeyedValue, Rule, Stream, Value};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
@@ -52,6 +53,7 @@ pub struct SledCatalog {
     plugins: sled::Tree,
     services: sled::Tree,
     keyed_state: sled::Tree,
+    connections: sled::Tree,
     /// Serializes writers: the checks that span several keys (a stream is not
     /// read by any rule) must not race with other writers.
     write_lock: Mutex<()>,
@@ -107,6 +109,27 @@ fn get_record<R: Record>(tree: &sled::Tree, key: &str, kind: EntityKind) -> Resu
     }
 }
 
+/// Inserts a record whose key must be new (call under the writer lock).
+fn create_record<R: Record>(tree: &sled::Tree, record: &R, kind: EntityKind) -> Result<(), StoreError> {
+    let swapped = tree.compare_and_swap(record.key(), None::<&[u8]>, Some(record.to_bytes()))?;
+    swapped.map_err(|_| StoreError::AlreadyExists { kind, name: record.key().to_owned() })
+}
+
+/// Replaces a record that must exist; returns the previous one (call under the writer lock).
+fn replace_record<R: Record>(tree: &sled::Tree, record: &R, kind: EntityKind) -> Result<R, StoreError> {
+    let previous = get_record::<R>(tree, record.key(), kind)?;
+    tree.insert(record.key(), record.to_bytes())?;
+    Ok(previous)
+}
+
+/// Removes a record that must exist (call under the writer lock).
+fn remove_record(tree: &sled::Tree, key: &str, kind: EntityKind) -> Result<(), StoreError> {
+    match tree.remove(key)? {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound { kind, name: key.to_owned() }),
+    }
+}
+
 fn list_records<R: Record>(tree: &sled::Tree) -> Result<Vec<R>, StoreError> {
     tree.iter()
         .map(|entry| {
@@ -128,6 +151,7 @@ impl SledCatalog {
             plugins: db.open_tree(PluginRecord::TREE)?,
             services: db.open_tree(ServiceRecord::TREE)?,
             keyed_state: db.open_tree(KeyedValue::TREE)?,
+            connections: db.open_tree(Connection::TREE)?,
             db,
             write_lock: Mutex::new(()),
         })
@@ -346,25 +370,15 @@ impl Catalog for SledCatalog {
     }
 
     fn delete_plugin(&self, name: &str) -> Result<(), StoreError> {
-        self.write(|| match self.plugins.remove(name)? {
-            Some(_) => Ok(()),
-            None => Err(StoreError::NotFound { kind: EntityKind::Plugin, name: name.to_owned() }),
-        })
+        self.write(|| remove_record(&self.plugins, name, EntityKind::Plugin))
     }
 
     fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {
-        self.write(|| {
-            let swapped = self.services.compare_and_swap(service.key(), None::<&[u8]>, Some(service.to_bytes()))?;
-            swapped.map_err(|_| StoreError::AlreadyExists { kind: EntityKind::Service, name: service.name.clone() })
-        })
+        self.write(|| create_record(&self.services, service, EntityKind::Service))
     }
 
     fn update_service(&self, service: &ServiceRecord) -> Result<ServiceRecord, StoreError> {
-        self.write(|| {
-            let previous = get_record::<ServiceRecord>(&self.services, &service.name, EntityKind::Service)?;
-            self.services.insert(service.key(), service.to_bytes())?;
-            Ok(previous)
-        })
+        self.write(|| replace_record(&self.services, service, EntityKind::Service))
     }
 
     fn get_service(&self, name: &str) -> Result<ServiceRecord, StoreError> {
@@ -376,10 +390,27 @@ impl Catalog for SledCatalog {
     }
 
     fn delete_service(&self, name: &str) -> Result<(), StoreError> {
-        self.write(|| match self.services.remove(name)? {
-            Some(_) => Ok(()),
-            None => Err(StoreError::NotFound { kind: EntityKind::Service, name: name.to_owned() }),
-        })
+        self.write(|| remove_record(&self.services, name, EntityKind::Service))
+    }
+
+    fn create_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.write(|| create_record(&self.connections, connection, EntityKind::Connection))
+    }
+
+    fn update_connection(&self, connection: &Connection) -> Result<Connection, StoreError> {
+        self.write(|| replace_record(&self.connections, connection, EntityKind::Connection))
+    }
+
+    fn get_connection(&self, name: &str) -> Result<Connection, StoreError> {
+        get_record(&self.connections, name, EntityKind::Connection)
+    }
+
+    fn list_connections(&self) -> Result<Vec<Connection>, StoreError> {
+        list_records(&self.connections)
+    }
+
+    fn delete_connection(&self, name: &str) -> Result<(), StoreError> {
+        self.write(|| remove_record(&self.connections, name, EntityKind::Connection))
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -1,13 +1,14 @@
 //! Server configuration: defaults, then `oort.toml`, then environment variables
 //! and flags (clap merges those two; a flag wins over its variable).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use oort_connectors::connections::{self, ConnectionDef};
 use oort_policy::EgressPolicy;
 use serde::Deserialize;
 
@@ -36,7 +37,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "oort.toml";
 (in the working directory, or --config), the environment variables OORT_LISTEN, OORT_DATA_DIR, \
 OORT_AUTH_TOKEN and OORT_TLS_*, then flags. With no arguments oortd listens on 127.0.0.1:9081, keeps its \
 data in ./data and, at its first start, writes an admin token to ./data/admin.token (mode 0600): \
-every call but health needs `authorization: Bearer <token>`.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  http_push_listen = \"127.0.0.1:10081\"  # or \"off\"\n  metrics_listen = \"127.0.0.1:9090\"  # Prometheus /metrics; off by default\n  mqtt_server = \"tcp://127.0.0.1:1883\"  # the broker of mqtt streams\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\"\n  tls_cert = \"/etc/oort/server.pem\"   # with tls_key; needed to listen beyond loopback\n  tls_key = \"/etc/oort/server.key\"\n  [[tokens]]                          # `oort token new --name ci --role editor` prints one\n  name = \"ci\"\n  role = \"editor\"                     # admin, editor, viewer or publisher\n  hash = \"sha256:...\""
+every call but health needs `authorization: Bearer <token>`.\n\nExample oort.toml:\n  listen = \"127.0.0.1:9081\"\n  data_dir = \"/var/lib/oort\"\n  http_push_listen = \"127.0.0.1:10081\"  # or \"off\"\n  metrics_listen = \"127.0.0.1:9090\"  # Prometheus /metrics; off by default\n  mqtt_server = \"tcp://127.0.0.1:1883\"  # the broker of mqtt streams (the connection `default`)\n  log_level = \"info\"    # or a filter such as \"oortd=debug,info\"\n  log_format = \"text\"   # or \"json\"\n  tls_cert = \"/etc/oort/server.pem\"   # with tls_key; needed to listen beyond loopback\n  tls_key = \"/etc/oort/server.key\"\n  [[tokens]]                          # `oort token new --name ci --role editor` prints one\n  name = \"ci\"\n  role = \"editor\"                     # admin, editor, viewer or publisher\n  hash = \"sha256:...\"\n  [connections.plant]                 # a named connection: CONF_KEY=\"plant\" in a stream\n  type = \"mqtt\"\n  server = \"ssl://broker.plant:8883\"\n  username = \"gw\"\n  password = \"...\"\n  rootCaPath = \"/etc/oort/ca.pem\"       # inside a file root"
 )]
 pub struct Args {
     /// Address to listen on for the gRPC API (port 0 picks a free port) [default: 127.0.0.1:9081]
@@ -130,6 +131,8 @@ pub struct FileConfig {
     pub metrics_listen: Option<String>,
     /// The broker of `mqtt` streams and of `mqtt` actions without `server`.
     pub mqtt_server: Option<String>,
+    /// Named connections (`[connections.<name>]`: `type` and its properties).
+    pub connections: Option<BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
     /// Log filter.
     pub log_level: Option<String>,
     /// Log format: text or json.
@@ -241,8 +244,9 @@ pub struct Config {
     pub file_roots: Vec<PathBuf>,
     /// Which internal addresses rules, external services and plugin URLs may reach.
     pub egress: Arc<EgressPolicy>,
-    /// The broker of `mqtt` streams and of `mqtt` actions without `server`.
-    pub mqtt_server: String,
+    /// The named connections the configuration declares, `default` (the
+    /// broker of `mqtt_server`) among them.
+    pub connections: Vec<ConnectionDef>,
     /// The largest `bufferLength` a rule may ask for.
     pub max_buffer_length: u32,
     /// The largest gRPC message the API takes or sends, in bytes.
@@ -307,7 +311,7 @@ impl Default for Config {
             allow_insecure_listen: false,
             file_roots: Vec::new(),
             egress: Arc::default(),
-            mqtt_server: oort_connectors::mqtt::DEFAULT_SERVER.to_owned(),
+            connections: vec![oort_connectors::mqtt::default_connection(oort_connectors::mqtt::DEFAULT_SERVER)],
             max_buffer_length: DEFAULT_MAX_BUFFER_LENGTH,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             rule_limits: oort_engine::runtime::RuleLimits::default(),
@@ -439,7 +443,10 @@ impl Config {
             },
             file_roots,
             egress: Arc::new(egress),
-            mqtt_server: args.mqtt_server.or(file.mqtt_server).unwrap_or(defaults.mqtt_server),
+            connections: declared_connections(
+                args.mqtt_server.or(file.mqtt_server),
+                file.connections.unwrap_or_default(),
+            )?,
             listen,
             tls,
             auth,
@@ -457,6 +464,35 @@ impl Config {
             external_io_threads: file.external_io_threads.unwrap_or(defaults.external_io_threads),
             portable,
         })
+    }
+}
+
+/// The connections `oort.toml` declares (`[connections.<name>]`: `type` and
+/// the connection's properties), and `default`, the broker of `mqtt_server`,
+/// unless declared there. Their settings are checked when the server starts.
+fn declared_connections(
+    mqtt_server: Option<String>,
+    tables: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+) -> Result<Vec<ConnectionDef>, ConfigError> {
+    let mut declared = Vec::with_capacity(tables.len() + 1);
+    for (name, mut props) in tables {
+        let Some(serde_json::Value::String(kind)) = props.remove("type") else {
+            let message = format!("[connections.{name}] needs `type`, e.g. type = \"mqtt\"");
+            return Err(ConfigError::Value { key: "connections", message });
+        };
+        declared.push(ConnectionDef { name, kind, props, declared: true });
+    }
+    match (declared.iter().any(|c| c.name == connections::DEFAULT), mqtt_server) {
+        (true, Some(_)) => Err(ConfigError::Value {
+            key: "mqtt_server",
+            message: "give the default broker once: mqtt_server or [connections.default], not both".into(),
+        }),
+        (true, None) => Ok(declared),
+        (false, server) => {
+            let server = server.as_deref().unwrap_or(oort_connectors::mqtt::DEFAULT_SERVER);
+            declared.push(oort_connectors::mqtt::default_connection(server));
+            Ok(declared)
+        }
     }
 }
 

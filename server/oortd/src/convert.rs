@@ -13,6 +13,26 @@ pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Map<String, serde_
     s.fields.iter().map(|(k, v)| (k.clone(), prost_value_to_json(v))).collect()
 }
 
+/// JSON (a declared connection's settings) → a `google.protobuf.Struct`.
+pub fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct { fields: map.iter().map(|(k, v)| (k.clone(), json_to_prost_value(v))).collect() }
+}
+
+fn json_to_prost_value(value: &serde_json::Value) -> prost_types::Value {
+    use serde_json::Value as J;
+    let kind = match value {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(*b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s.clone()),
+        J::Array(items) => {
+            Kind::ListValue(prost_types::ListValue { values: items.iter().map(json_to_prost_value).collect() })
+        }
+        J::Object(map) => Kind::StructValue(json_to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
 fn prost_value_to_json(value: &prost_types::Value) -> serde_json::Value {
     use serde_json::Value as J;
     match &value.kind {

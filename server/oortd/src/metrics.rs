@@ -1,7 +1,8 @@
 //! The Prometheus endpoint (`GET /metrics`, off unless `metrics_listen` is
 //! set): rules by state and, per running rule and operator, the counters of
 //! `GetRuleStatus` (with the results TailRule readers missed), in the OpenMetrics text format; per portable plugin, the
-//! restarts of its process; the latency of external function calls.
+//! restarts of its process; the latency of external function calls; per
+//! named connection, its state and its clients.
 //!
 //! Each scrape reads a snapshot of the catalog and the engine into a fresh
 //! registry: the figures live in the engine's operators, so there is nothing
@@ -21,6 +22,7 @@ use prometheus_client::registry::Registry;
 
 use std::sync::Arc;
 
+use oort_connectors::connections::Connections;
 use oort_plugin_host::PortableHost;
 
 use crate::auth::{Authenticator, Right};
@@ -82,12 +84,24 @@ struct PluginLabels {
     plugin: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    connection: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionStateLabels {
+    connection: String,
+    state: &'static str,
+}
+
 /// What a scrape reads.
 #[derive(Clone)]
 struct Sources {
     rules: RuleController,
     portable: Arc<PortableHost>,
     external_calls: ExternalCalls,
+    connections: Arc<Connections>,
     guard: Option<Arc<Authenticator>>,
 }
 
@@ -96,12 +110,14 @@ pub fn router(
     rules: RuleController,
     portable: Arc<PortableHost>,
     external_calls: ExternalCalls,
+    connections: Arc<Connections>,
     guard: Option<Arc<Authenticator>>,
 ) -> axum::Router {
     axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(Sources {
         rules,
         portable,
         external_calls,
+        connections,
         guard,
     })
 }
@@ -116,7 +132,7 @@ async fn scrape(State(sources): State<Sources>, headers: HeaderMap) -> Response 
             Err(error) => return (StatusCode::UNAUTHORIZED, error.to_string()).into_response(),
         }
     }
-    match render(&sources.rules, &sources.portable, &sources.external_calls).await {
+    match render(&sources).await {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(error) => {
             tracing::error!(%error, "metrics scrape failed");
@@ -126,11 +142,8 @@ async fn scrape(State(sources): State<Sources>, headers: HeaderMap) -> Response 
 }
 
 /// The metrics now, as OpenMetrics text.
-async fn render(
-    rules: &RuleController,
-    portable: &PortableHost,
-    external_calls: &ExternalCalls,
-) -> Result<String, String> {
+async fn render(sources: &Sources) -> Result<String, String> {
+    let Sources { rules, portable, external_calls, connections, .. } = sources;
     let stored = {
         let catalog = rules.catalog().clone();
         tokio::task::spawn_blocking(move || catalog.direct().list_rules().map(|r| r.len()))
@@ -204,6 +217,23 @@ async fn render(
     for info in portable.list() {
         let restarts = portable.status(&info.name).map_or(0, |s| s.restarts);
         plugin_restarts.get_or_create(&PluginLabels { plugin: info.name }).inc_by(u64::from(restarts));
+    }
+
+    let connection_state = Gauges::<ConnectionStateLabels>::default();
+    registry.register(
+        "connection_state",
+        "A named connection's state (1 for the state it is in): idle, connecting, connected or disconnected",
+        connection_state.clone(),
+    );
+    let connection_clients = Gauges::<ConnectionLabels>::default();
+    registry.register("connection_clients", "Clients open with a named connection", connection_clients.clone());
+    for def in connections.list() {
+        let status = connections.status(&def.name);
+        for state in ["idle", "connecting", "connected", "disconnected"] {
+            let labels = ConnectionStateLabels { connection: def.name.clone(), state };
+            connection_state.get_or_create(&labels).set(i64::from(status.state.as_str() == state));
+        }
+        connection_clients.get_or_create(&ConnectionLabels { connection: def.name.clone() }).set(status.clients.into());
     }
 
     let (mut running, mut failed) = (0i64, 0i64);

@@ -7,12 +7,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use oort_connectors::connections::Connections;
 use oort_connectors::journal::Journals;
 use oort_connectors::{Buses, TopicBus};
 use oort_engine::sink_cache::SinkCaches;
 use oort_engine::{CheckpointStore, ConnectorRegistry, Engine, FunctionRegistry};
 use oort_plugin_host::{PluginHost, Plugins};
 use oort_policy::{EgressPolicy, FileRoots};
+use oort_proto::v1::connection_service_server::ConnectionServiceServer;
 use oort_proto::v1::connector_service_server::ConnectorServiceServer;
 use oort_proto::v1::event_service_server::EventServiceServer;
 use oort_proto::v1::external_service_server::ExternalServiceServer;
@@ -29,6 +31,7 @@ use tonic::transport::server::{ServerTlsConfig, TcpIncoming};
 use tonic::transport::{Certificate, Identity};
 
 use crate::api::CatalogHandle;
+use crate::api::connections::ConnectionApi;
 use crate::api::connectors::ConnectorApi;
 use crate::api::events::EventApi;
 use crate::api::external::ExternalApi;
@@ -50,6 +53,9 @@ pub enum ServerError {
     /// The catalog could not be opened (locked by another server, damaged...).
     #[error("cannot open the catalog in {path}: {source}")]
     Catalog { path: std::path::PathBuf, source: oort_store::StoreError },
+    /// A connection the configuration declares does not pass its checks.
+    #[error("connection {name:?} of the configuration: {message}")]
+    Connection { name: String, message: String },
     /// An HTTP endpoint (push, metrics) could not listen on the address configured for it.
     #[error("cannot listen for {what} on {addr}: {source}")]
     Http { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
@@ -111,6 +117,8 @@ pub struct Node {
     handle: CatalogHandle,
     functions: Arc<FunctionRegistry>,
     buses: Buses,
+    connections: Arc<Connections>,
+    files: Arc<FileRoots>,
     uploads: Arc<FileRoots>,
     plugins: Arc<Plugins>,
     engine: Arc<Engine>,
@@ -140,9 +148,10 @@ impl Node {
                 catalog.list_rules()?,
                 catalog.list_plugins()?,
                 catalog.list_services()?,
+                catalog.list_connections()?,
             ))
         };
-        let (streams, stored_rules, stored_plugins, stored_services) =
+        let (streams, stored_rules, stored_plugins, stored_services, stored_connections) =
             load(catalog.as_ref()).map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
         tracing::info!(data_dir = %config.data_dir.display(), streams, rules = stored_rules.len(), plugins = stored_plugins.len(), "catalog open");
         let handle = CatalogHandle::new(Arc::clone(&catalog));
@@ -159,11 +168,22 @@ impl Node {
         let files = file_roots(config, "files")?;
         let uploads = file_roots(config, "uploads")?;
         tracing::info!(files = %files.describe(), uploads = %uploads.describe(), egress_allow = %config.egress, "file roots and egress");
+        // Declared connections first: they are checked here, and a stored one
+        // of the same name (from before it was declared) gives way.
+        let connections = Connections::new();
+        for def in &config.connections {
+            oort_connectors::connections::check(def, &files)
+                .map_err(|e| ServerError::Connection { name: def.name.clone(), message: e.to_string() })?;
+        }
+        let stored_connections: Vec<_> =
+            stored_connections.into_iter().filter(|c| !config.connections.iter().any(|d| d.name == c.name)).collect();
+        crate::api::connections::load_all(&stored_connections, &connections, &files);
+        config.connections.iter().for_each(|def| connections.put(def.clone()));
         let builtins = oort_connectors::Builtins {
             buses: &buses,
             files: &files,
             egress: &config.egress,
-            mqtt_server: &config.mqtt_server,
+            connections: &connections,
         };
         oort_connectors::register_all(&connectors, &builtins);
         // Plugins register their symbols before rules are restored, so that rules
@@ -214,7 +234,20 @@ impl Node {
         let restored = rules.restore(&stored_rules).await;
         let external = ExternalApi::new(services, rules.clone());
         tracing::info!(rules = restored, "rules restored");
-        Ok(Node { catalog, handle, functions, buses, uploads, plugins, engine, rules, external, external_calls })
+        Ok(Node {
+            catalog,
+            handle,
+            functions,
+            buses,
+            connections,
+            files,
+            uploads,
+            plugins,
+            engine,
+            rules,
+            external,
+            external_calls,
+        })
     }
 
     /// Serves the API on `listener` (and the HTTP endpoints `config` names)
@@ -228,8 +261,20 @@ impl Node {
     ) -> Result<(), ServerError> {
         let auth = auth_layer(config)?;
         let tls = tls_config(config)?;
-        let Node { catalog, handle, functions, buses, uploads, plugins, engine, rules, external, external_calls } =
-            self;
+        let Node {
+            catalog,
+            handle,
+            functions,
+            buses,
+            connections,
+            files,
+            uploads,
+            plugins,
+            engine,
+            rules,
+            external,
+            external_calls,
+        } = self;
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in [
             StreamServiceServer::<StreamApi>::NAME,
@@ -240,6 +285,7 @@ impl Node {
             ConnectorServiceServer::<ConnectorApi>::NAME,
             EventServiceServer::<EventApi>::NAME,
             StateServiceServer::<StateApi>::NAME,
+            ConnectionServiceServer::<ConnectionApi>::NAME,
         ] {
             health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
         }
@@ -280,6 +326,7 @@ impl Node {
                     rules.clone(),
                     Arc::clone(plugins.portable()),
                     external_calls.clone(),
+                    Arc::clone(&connections),
                     guard,
                 );
                 serve_http("metrics", addr, true, router, Default::default(), stopping.clone()).await?
@@ -304,8 +351,11 @@ impl Node {
                 $server.max_decoding_message_size(max).max_encoding_message_size(max)
             };
         }
+        let connection_api =
+            ConnectionApi::new(handle.clone(), Arc::clone(&connections), Arc::clone(&files), rules.clone());
         let rule_api = RuleApi::new(rules.clone())
             .with_plugins(Arc::clone(&plugins))
+            .with_connections(Arc::clone(&connections))
             .with_max_buffer_length(config.max_buffer_length);
         let plugin_api = PluginApi::new(
             crate::plugins::PluginController::new(Arc::clone(&plugins), rules),
@@ -334,6 +384,7 @@ impl Node {
             .add_service(bounded!(FunctionServiceServer::new(FunctionApi::new(functions))))
             .add_service(bounded!(ConnectorServiceServer::new(ConnectorApi::new(Arc::clone(engine.connectors())))))
             .add_service(bounded!(StateServiceServer::new(StateApi::new(handle.clone()))))
+            .add_service(bounded!(ConnectionServiceServer::new(connection_api)))
             .add_service(bounded!(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc)))))
             // No Nagle: results streamed to TailRule and acks are small writes that must go at once.
             .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);

@@ -211,26 +211,7 @@ async fn a_default_server_generates_a_private_admin_token_that_other_users_canno
     assert_eq!(code, Code::Unauthenticated, "OORT_AUTH_TOKEN is not set on this server");
 }
 
-/// A CA, a server certificate for 127.0.0.1/localhost and a client
-/// certificate with Common Name `common_name`, as PEM files in `dir`.
-fn certificates(dir: &Path, common_name: &str) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "oort test CA");
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    for (name, sans, cn) in
-        [("server", vec!["127.0.0.1".to_string(), "localhost".to_string()], "oortd"), ("client", vec![], common_name)]
-    {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(sans).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let cert = params.signed_by(&key, &ca).unwrap();
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
-}
+use oort_connectors::testing::certificates;
 
 #[tokio::test]
 async fn tls_with_a_token_or_a_client_certificate_through_grpcurl() {

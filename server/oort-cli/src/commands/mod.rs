@@ -2,6 +2,7 @@
 //! exit with 2 without touching the network), then connects, calls one RPC and
 //! prints the answer.
 
+mod connection;
 mod connector;
 mod plugin;
 mod rule;
@@ -54,6 +55,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Plugin(command) => plugin::run(&ctx, command).await,
         Command::Service(command) => service::run(&ctx, command).await,
         Command::Connector(command) => connector::run(&ctx, command).await,
+        Command::Connection(command) => connection::run(&ctx, command).await,
         Command::State(command) => state::run(&ctx, command).await,
     }
 }

@@ -272,6 +272,7 @@ fn status_text(status: &GetRuleStatusResponse) -> String {
         "records_dropped_total",
         "process_latency_us",
         "buffer_length",
+        "connection",
         "last_exception",
     ]);
     for op in &status.operators {
@@ -283,6 +284,7 @@ fn status_text(status: &GetRuleStatusResponse) -> String {
             op.records_dropped_total.to_string(),
             op.process_latency_us.to_string(),
             op.buffer_length.to_string(),
+            output::connection_text(op),
             or_dash(&op.last_exception),
         ]);
     }

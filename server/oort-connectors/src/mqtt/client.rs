@@ -5,11 +5,15 @@
 //! rumqttc's event loop does all network work when polled: it connects on the
 //! first poll, and after an error the next poll connects again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use oort_engine::ConnectorError;
+use oort_policy::EgressPolicy;
 use rumqttc::v5;
 
 use super::{MAX_PACKET, Settings, Version};
+use crate::connections::{ClientLink, LinkState};
 
 /// The MQTT 5 user property that carries a result's key
 /// (`<rule id>:<result number>:<payload of the result>`), as the `rest`
@@ -60,21 +64,41 @@ pub(crate) enum Failure {
     Refused(String),
     /// The connection failed or was lost; polling again reconnects.
     Lost(String),
+    /// The egress policy does not allow the broker's address.
+    NotAllowed(String),
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Refused(m) => write!(f, "the broker refused the connection: {m}"),
-            Failure::Lost(m) => f.write_str(m),
+            Failure::Lost(m) | Failure::NotAllowed(m) => f.write_str(m),
         }
     }
 }
 
-/// A client handle and its event loop.
-pub(crate) enum Connection {
+/// A client handle and its event loop, and what every connection attempt
+/// checks and reports.
+pub(crate) struct Connection {
+    inner: Inner,
+    /// The registry entry its state goes to, if it has one.
+    link: Option<Arc<ClientLink>>,
+    /// The policy the broker's addresses must pass before each attempt.
+    egress: Option<(Arc<EgressPolicy>, String, u16)>,
+    connected: bool,
+}
+
+enum Inner {
     V4 { client: rumqttc::AsyncClient, eventloop: Box<rumqttc::EventLoop> },
     V5 { client: v5::AsyncClient, eventloop: Box<v5::EventLoop> },
+}
+
+impl Settings {
+    /// Registers a client of these settings, so that its connection's state
+    /// shows it; fails if its client id is open already.
+    pub(crate) fn link(&self) -> Result<Arc<ClientLink>, ConnectorError> {
+        Ok(Arc::new(self.registry.open_client(self.owner.clone(), &self.client_id)?))
+    }
 }
 
 fn qos_v4(qos: u8) -> rumqttc::QoS {
@@ -94,8 +118,107 @@ fn qos_v5(qos: u8) -> v5::mqttbytes::QoS {
 }
 
 impl Connection {
-    /// A connection that is not yet connected: the first [`poll`](Self::poll) connects.
-    pub(crate) fn new(settings: &Settings) -> Self {
+    /// A connection that is not yet connected: the first [`poll`](Self::poll)
+    /// connects. Its state goes to `link`.
+    pub(crate) fn new(settings: &Settings, link: Option<Arc<ClientLink>>) -> Self {
+        let egress = settings.egress.as_ref().map(|policy| (Arc::clone(policy), settings.host.clone(), settings.port));
+        Connection { inner: Inner::new(settings), link, egress, connected: false }
+    }
+
+    /// Drives the connection until its next event: connects if not connected,
+    /// sends what was requested, reads what the broker sent, pings.
+    pub(crate) async fn poll(&mut self) -> Result<Event, Failure> {
+        if !self.connected {
+            self.report(LinkState::Connecting);
+            if let Some((policy, host, port)) = &self.egress
+                && let Err(refused) = check_egress(policy, host, *port).await
+            {
+                self.report(LinkState::Disconnected(refused.clone()));
+                return Err(Failure::NotAllowed(refused));
+            }
+        }
+        let polled = self.inner.poll().await;
+        match &polled {
+            Ok(Event::Connected { .. }) => {
+                self.connected = true;
+                self.report(LinkState::Connected);
+            }
+            Ok(Event::Disconnected) => {
+                self.connected = false;
+                self.report(LinkState::Disconnected("disconnected".into()));
+            }
+            Err(failure) => {
+                self.connected = false;
+                self.report(LinkState::Disconnected(failure.to_string()));
+            }
+            Ok(_) => {}
+        }
+        polled
+    }
+
+    fn report(&self, state: LinkState) {
+        if let Some(link) = &self.link {
+            link.set(state);
+        }
+    }
+
+    /// Requests a subscription (sent by the next polls).
+    pub(crate) async fn subscribe(&mut self, filter: &str, qos: u8) -> Result<(), String> {
+        self.inner.subscribe(filter, qos).await
+    }
+
+    /// Requests a publish (sent by the next polls). `key` goes as the user
+    /// property `Idempotency-Key` with MQTT 5; 3.1.1 has no properties.
+    pub(crate) async fn publish(
+        &mut self,
+        topic: &str,
+        qos: u8,
+        retain: bool,
+        payload: Vec<u8>,
+        key: Option<String>,
+    ) -> Result<(), String> {
+        self.inner.publish(topic, qos, retain, payload, key).await
+    }
+
+    /// Acknowledges a message received with manual acks; `false` when the
+    /// request queue is full (poll the connection, then try again).
+    pub(crate) fn try_ack(&self, delivery: &Delivery) -> bool {
+        self.inner.try_ack(delivery)
+    }
+
+    /// Disconnects cleanly from a connected broker: sends DISCONNECT and polls
+    /// until it is written, for at most a second.
+    pub(crate) async fn disconnect(mut self) {
+        if self.inner.request_disconnect().is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(DISCONNECT_TIMEOUT, async {
+            loop {
+                match self.poll().await {
+                    Ok(Event::Disconnected) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Every address `host` resolves to must pass `policy`.
+async fn check_egress(policy: &EgressPolicy, host: &str, port: u16) -> Result<(), String> {
+    let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    for addr in addrs {
+        policy.check(host, addr).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+impl Inner {
+    fn new(settings: &Settings) -> Self {
+        let transport = settings
+            .tls
+            .as_ref()
+            .map(|tls| rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(Arc::clone(tls))));
         match settings.version {
             Version::V4 => {
                 let mut options = rumqttc::MqttOptions::new(&settings.client_id, &settings.host, settings.port);
@@ -106,8 +229,11 @@ impl Connection {
                 if let Some(user) = &settings.username {
                     options.set_credentials(user, settings.password.clone().unwrap_or_default());
                 }
+                if let Some(transport) = transport {
+                    options.set_transport(transport);
+                }
                 let (client, eventloop) = rumqttc::AsyncClient::new(options, REQUESTS);
-                Connection::V4 { client, eventloop: Box::new(eventloop) }
+                Inner::V4 { client, eventloop: Box::new(eventloop) }
             }
             Version::V5 => {
                 let mut options = v5::MqttOptions::new(&settings.client_id, &settings.host, settings.port);
@@ -122,38 +248,36 @@ impl Connection {
                 if let Some(user) = &settings.username {
                     options.set_credentials(user, settings.password.clone().unwrap_or_default());
                 }
+                if let Some(transport) = transport {
+                    options.set_transport(transport);
+                }
                 let (client, eventloop) = v5::AsyncClient::new(options, REQUESTS);
-                Connection::V5 { client, eventloop: Box::new(eventloop) }
+                Inner::V5 { client, eventloop: Box::new(eventloop) }
             }
         }
     }
 
-    /// Drives the connection until its next event: connects if not connected,
-    /// sends what was requested, reads what the broker sent, pings.
-    pub(crate) async fn poll(&mut self) -> Result<Event, Failure> {
+    async fn poll(&mut self) -> Result<Event, Failure> {
         match self {
-            Connection::V4 { eventloop, .. } => match eventloop.poll().await {
+            Inner::V4 { eventloop, .. } => match eventloop.poll().await {
                 Ok(event) => Ok(event_v4(event)),
                 Err(e) => Err(failure_v4(e)),
             },
-            Connection::V5 { eventloop, .. } => match eventloop.poll().await {
+            Inner::V5 { eventloop, .. } => match eventloop.poll().await {
                 Ok(event) => Ok(event_v5(event)),
                 Err(e) => Err(failure_v5(e)),
             },
         }
     }
 
-    /// Requests a subscription (sent by the next polls).
-    pub(crate) async fn subscribe(&mut self, filter: &str, qos: u8) -> Result<(), String> {
+    async fn subscribe(&mut self, filter: &str, qos: u8) -> Result<(), String> {
         match self {
-            Connection::V4 { client, .. } => client.subscribe(filter, qos_v4(qos)).await.map_err(|e| e.to_string()),
-            Connection::V5 { client, .. } => client.subscribe(filter, qos_v5(qos)).await.map_err(|e| e.to_string()),
+            Inner::V4 { client, .. } => client.subscribe(filter, qos_v4(qos)).await.map_err(|e| e.to_string()),
+            Inner::V5 { client, .. } => client.subscribe(filter, qos_v5(qos)).await.map_err(|e| e.to_string()),
         }
     }
 
-    /// Requests a publish (sent by the next polls). `key` goes as the user
-    /// property `Idempotency-Key` with MQTT 5; 3.1.1 has no properties.
-    pub(crate) async fn publish(
+    async fn publish(
         &mut self,
         topic: &str,
         qos: u8,
@@ -162,10 +286,10 @@ impl Connection {
         key: Option<String>,
     ) -> Result<(), String> {
         match self {
-            Connection::V4 { client, .. } => {
+            Inner::V4 { client, .. } => {
                 client.publish(topic, qos_v4(qos), retain, payload).await.map_err(|e| e.to_string())
             }
-            Connection::V5 { client, .. } => {
+            Inner::V5 { client, .. } => {
                 let user_properties = key.map(|key| (IDEMPOTENCY_KEY.to_owned(), key)).into_iter().collect();
                 let properties = v5::mqttbytes::v5::PublishProperties { user_properties, ..Default::default() };
                 client
@@ -176,36 +300,20 @@ impl Connection {
         }
     }
 
-    /// Disconnects cleanly from a connected broker: sends DISCONNECT and polls
-    /// until it is written, for at most a second.
-    /// Acknowledges a message received with manual acks; `false` when the
-    /// request queue is full (poll the connection, then try again).
-    pub(crate) fn try_ack(&self, delivery: &Delivery) -> bool {
+    fn try_ack(&self, delivery: &Delivery) -> bool {
         match (self, delivery) {
-            (Connection::V4 { client, .. }, Delivery::V4(publish)) => client.try_ack(publish).is_ok(),
-            (Connection::V5 { client, .. }, Delivery::V5(publish)) => client.try_ack(publish).is_ok(),
+            (Inner::V4 { client, .. }, Delivery::V4(publish)) => client.try_ack(publish).is_ok(),
+            (Inner::V5 { client, .. }, Delivery::V5(publish)) => client.try_ack(publish).is_ok(),
             // A message of the other version cannot come from this connection: nothing to ack.
             _ => true,
         }
     }
 
-    pub(crate) async fn disconnect(mut self) {
-        let requested = match &self {
-            Connection::V4 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
-            Connection::V5 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
-        };
-        if requested.is_err() {
-            return;
+    fn request_disconnect(&self) -> Result<(), String> {
+        match self {
+            Inner::V4 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
+            Inner::V5 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
         }
-        let _ = tokio::time::timeout(DISCONNECT_TIMEOUT, async {
-            loop {
-                match self.poll().await {
-                    Ok(Event::Disconnected) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
     }
 }
 

@@ -18,9 +18,14 @@ use async_trait::async_trait;
 use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Sink, SinkConfig, SinkFactory};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use super::client::{Connection, Event};
-use super::{MqttConfig, Settings};
+use super::{CONNECTION_PROPS, MqttConfig, MqttContext, Origin, Settings};
+use crate::connections::{self, ClientLink};
 use crate::encode::{Progress, SinkEncoder};
+
+type JsonMap = serde_json::Map<String, serde_json::Value>;
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,9 +38,13 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MqttSinkProps {
+    /// The named connection whose broker the results go to; the action may
+    /// then set no broker property but `qos`.
+    #[serde(default)]
+    pub connection_selector: Option<String>,
     /// The connection: `server`, `clientId`, `username`, `password`, `qos`,
-    /// `keepAlive`, `cleanSession`, `protocolVersion`. `server` defaults to
-    /// the server's `mqtt_server`.
+    /// `keepAlive`, `cleanSession`, `protocolVersion`, TLS files. Without
+    /// `server` nor `connectionSelector`, the `default` connection's.
     #[serde(flatten)]
     pub connection: MqttConfig,
     /// Topic the results are published to (required): a plain topic, no
@@ -47,15 +56,39 @@ pub struct MqttSinkProps {
     pub retained: bool,
 }
 
-/// Builds `mqtt` sinks; `server` defaults to this broker (the server's `mqtt_server`).
-pub struct MqttSinkFactory {
-    /// The broker of actions without `server`.
-    pub default_server: String,
-}
+/// Builds `mqtt` sinks, connected per their action's connection.
+pub struct MqttSinkFactory(pub MqttContext);
 
-impl Default for MqttSinkFactory {
-    fn default() -> Self {
-        Self { default_server: super::DEFAULT_SERVER.to_owned() }
+impl MqttSinkFactory {
+    /// An action's properties over those of the connection they name, and
+    /// where the connection comes from.
+    fn connection_props(&self, props: &JsonMap) -> Result<(JsonMap, Origin), ConnectorError> {
+        let (name, base) = match props.get("connectionSelector") {
+            Some(selector) => {
+                let name = selector.as_str().ok_or_else(|| {
+                    ConnectorError::Config("mqtt action: connectionSelector must be a connection's name".into())
+                })?;
+                if let Some(key) = props.keys().find(|k| *k != "qos" && CONNECTION_PROPS.contains(&k.as_str())) {
+                    return Err(ConnectorError::Config(format!(
+                        "mqtt action: {key:?} belongs to the connection {name:?}: set it there, or leave out \
+                         connectionSelector"
+                    )));
+                }
+                (name, self.0.connections.lookup(name, "mqtt")?)
+            }
+            None if props.contains_key("server") => {
+                // A broker of the action's own: none of the default connection's
+                // credentials, and the egress policy unless it is the same broker.
+                let default = self.0.connections.lookup(connections::DEFAULT, "mqtt")?;
+                let trusted = props.get("server") == default.props.get("server");
+                return Ok((props.clone(), Origin { connection: String::new(), trusted }));
+            }
+            None => (connections::DEFAULT, self.0.connections.lookup(connections::DEFAULT, "mqtt")?),
+        };
+        MqttConfig::from_connection(&base.props)?;
+        let mut merged = base.props.clone();
+        merged.extend(props.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok((merged, Origin { connection: name.to_owned(), trusted: base.declared }))
     }
 }
 
@@ -69,10 +102,17 @@ const OPTIONS: &[ConnectorOption] = &[
         description: "Required. The topic results are published to; no wildcards.",
     },
     ConnectorOption {
+        key: "connectionSelector",
+        kind: OptionKind::Text,
+        default: "default",
+        description: "The named connection (ConnectionService) of the broker; the action then sets no broker property but qos.",
+    },
+    ConnectorOption {
         key: "server",
         kind: OptionKind::Text,
         default: "",
-        description: "Broker URL, tcp://host:port; default: the server's mqtt_server.",
+        description: "Broker URL of the action's own, tcp://host:port or ssl://host:port (egress policy applies); \
+                      default: the default connection.",
     },
     ConnectorOption {
         key: "clientId",
@@ -112,6 +152,30 @@ const OPTIONS: &[ConnectorOption] = &[
         description: "MQTT protocol version.",
     },
     ConnectorOption {
+        key: "rootCaPath",
+        kind: OptionKind::Text,
+        default: "",
+        description: "TLS: CA certificates (PEM) inside the file roots; default: the system's.",
+    },
+    ConnectorOption {
+        key: "certificationPath",
+        kind: OptionKind::Text,
+        default: "",
+        description: "TLS: client certificate (PEM) inside the file roots.",
+    },
+    ConnectorOption {
+        key: "privateKeyPath",
+        kind: OptionKind::Text,
+        default: "",
+        description: "TLS: the client certificate's key (PEM) inside the file roots.",
+    },
+    ConnectorOption {
+        key: "insecureSkipVerify",
+        kind: OptionKind::Bool,
+        default: "false",
+        description: "TLS: accept any broker certificate (tests only).",
+    },
+    ConnectorOption {
         key: "retained",
         kind: OptionKind::Bool,
         default: "false",
@@ -125,11 +189,9 @@ impl SinkFactory for MqttSinkFactory {
     }
 
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
-        let mut props: MqttSinkProps = serde_json::from_value(serde_json::Value::Object(config.props.clone()))
+        let (merged, origin) = self.connection_props(&config.props)?;
+        let props: MqttSinkProps = serde_json::from_value(serde_json::Value::Object(merged))
             .map_err(|e| ConnectorError::Config(format!("mqtt action: {e}")))?;
-        if !config.props.contains_key("server") {
-            props.connection.server = self.default_server.clone();
-        }
         let topic = props.topic;
         if topic.is_empty() {
             return Err(ConnectorError::Config("an mqtt action needs the property `topic`".into()));
@@ -145,9 +207,11 @@ impl SinkFactory for MqttSinkFactory {
             )));
         }
         let encoder = SinkEncoder::from_props(&config.props)?;
-        let settings = props.connection.resolve(&config.rule_id)?;
+        let operator = format!("sink_mqtt_{}", config.index);
+        let settings = props.connection.resolve(&self.0, &origin, &config.rule_id, &operator)?;
         Ok(Box::new(MqttSink {
             settings,
+            link: None,
             topic,
             retained: props.retained,
             encoder,
@@ -161,6 +225,9 @@ impl SinkFactory for MqttSinkFactory {
 
 struct MqttSink {
     settings: Settings,
+    /// Its entry among the clients of its connection, from the first
+    /// attempt to connect until it closes.
+    link: Option<Arc<ClientLink>>,
     topic: String,
     retained: bool,
     encoder: SinkEncoder,
@@ -178,7 +245,10 @@ impl MqttSink {
     async fn connect(&mut self) -> Result<(), ConnectorError> {
         self.conn = None;
         let server = &self.settings.server;
-        let mut conn = Connection::new(&self.settings);
+        if self.link.is_none() {
+            self.link = Some(self.settings.link()?);
+        }
+        let mut conn = Connection::new(&self.settings, self.link.clone());
         match tokio::time::timeout(CONNECT_TIMEOUT, conn.poll()).await {
             Ok(Ok(Event::Connected { .. })) => {
                 tracing::debug!(rule = %self.rule_id, server, "mqtt sink connected");
@@ -319,6 +389,7 @@ impl Sink for MqttSink {
         if let Some(conn) = self.conn.take() {
             conn.disconnect().await;
         }
+        self.link = None;
         Ok(())
     }
 }
@@ -329,11 +400,21 @@ mod tests {
 
     fn build(props: serde_json::Value) -> Result<Box<dyn Sink>, ConnectorError> {
         let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-        MqttSinkFactory::default().build(&SinkConfig {
+        let context = MqttContext::for_tests(super::super::DEFAULT_SERVER);
+        context.connections.put(connections::ConnectionDef {
+            name: "plant".into(),
+            kind: "mqtt".into(),
+            props: serde_json::json!({"server": "tcp://10.1.1.1:1883", "username": "u", "password": "p"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            declared: false,
+        });
+        MqttSinkFactory(context).build(&SinkConfig {
             sink_type: "mqtt".into(),
             props,
             rule_id: "r".into(),
-            rewind_to: None,
+            ..Default::default()
         })
     }
 
@@ -360,7 +441,14 @@ mod tests {
         assert!(config_error(json!({"topic": "a/{{.x}}"})).contains("dynamic topics"));
         assert!(config_error(json!({"topic": "a", "qos": 3})).contains("qos"));
         assert!(config_error(json!({"topic": "a", "qos": "1"})).contains("invalid type"));
-        assert!(config_error(json!({"topic": "a", "server": "ssl://h"})).contains("not supported yet"));
+        assert!(config_error(json!({"topic": "a", "server": "ws://h"})).contains("not supported yet"));
+        assert!(
+            config_error(json!({"topic": "a", "server": "tcp://h", "rootCaPath": "ca.pem"})).contains("TLS server")
+        );
+        assert!(build(json!({"topic": "a", "connectionSelector": "plant", "qos": 0})).is_ok());
+        let error = config_error(json!({"topic": "a", "connectionSelector": "plant", "password": "x"}));
+        assert!(error.contains("\"password\" belongs to the connection \"plant\""), "{error}");
+        assert!(config_error(json!({"topic": "a", "connectionSelector": "nope"})).contains("no connection"));
         // The encoder's properties are checked too.
         assert!(config_error(json!({"topic": "a", "format": "delimited"})).contains("not supported yet"));
         assert!(config_error(json!({"topic": "a", "dataTemplate": "{% if %}"})).contains("dataTemplate"));

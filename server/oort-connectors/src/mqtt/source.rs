@@ -21,25 +21,46 @@ use oort_engine::{
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Connection, Delivery, Event, Failure};
-use super::{MqttConfig, Settings};
+use super::{MqttConfig, MqttContext, Origin, Settings};
+use crate::connections;
 
 /// First wait before reconnecting after the connection failed.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Builds `mqtt` sources, connected to the server's broker.
-#[derive(Debug, Clone, Default)]
+/// Builds `mqtt` sources, each connected per its stream's named connection.
+#[derive(Clone)]
 pub struct MqttSourceFactory {
-    config: MqttConfig,
+    context: MqttContext,
     /// The holds of rules that replay, by rule id.
     holds: Arc<Mutex<HashMap<String, Weak<MqttHold>>>>,
 }
 
 impl MqttSourceFactory {
-    /// Sources connect with these settings, and their stream's options.
-    pub fn with_config(config: MqttConfig) -> Self {
-        Self { config, holds: Arc::default() }
+    /// Sources whose connections are those of `context`.
+    pub fn new(context: MqttContext) -> Self {
+        Self { context, holds: Arc::default() }
+    }
+
+    /// The settings of a stream: its connection's, with its own options.
+    fn stream_config(&self, config: &SourceConfig) -> Result<(MqttConfig, Origin), ConnectorError> {
+        let name = match config.options.get("CONF_KEY").map(|k| k.trim()) {
+            None | Some("") => connections::DEFAULT,
+            Some(key) if key.eq_ignore_ascii_case(connections::DEFAULT) => connections::DEFAULT,
+            Some(key) => key,
+        };
+        let (base, origin) = self
+            .context
+            .connection(name)
+            .map_err(|e| ConnectorError::Option { key: "CONF_KEY".into(), message: format!("mqtt: {e}") })?;
+        Ok((base.with_stream_options(&config.options)?, origin))
+    }
+
+    /// The checked settings of a client of `config`'s rule.
+    fn settings(&self, config: &SourceConfig) -> Result<Settings, ConnectorError> {
+        let (stream, origin) = self.stream_config(config)?;
+        stream.resolve(&self.context, &origin, &config.rule_id, &format!("source_{}_0", config.stream))
     }
 
     fn hold(&self, rule_id: &str) -> Option<Arc<MqttHold>> {
@@ -106,16 +127,13 @@ impl SourceFactory for MqttSourceFactory {
         self.build(config).map(drop)
     }
 
+    fn splits_input(&self, config: &SourceConfig) -> Option<String> {
+        let group = config.datasource.strip_prefix("$share/")?.split('/').next()?;
+        Some(format!("an MQTT shared subscription hands each message to one member of group {group:?}"))
+    }
+
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
         check_filter(&config.datasource)?;
-        if let Some(key) = config.options.get("CONF_KEY").filter(|k| !k.eq_ignore_ascii_case("default")) {
-            return Err(ConnectorError::Option {
-                key: "CONF_KEY".into(),
-                message: format!(
-                    "mqtt: CONF_KEY {key:?} is not supported yet; mqtt streams use the server's broker (mqtt_server)"
-                ),
-            });
-        }
         let hold = self.hold(&config.rule_id);
         let settings = if hold.is_some() {
             let mut settings = self.session_settings(config)?;
@@ -123,7 +141,7 @@ impl SourceFactory for MqttSourceFactory {
             settings.manual_acks = true;
             settings
         } else {
-            self.config.with_stream_options(&config.options)?.resolve(&config.rule_id)?
+            self.settings(config)?
         };
         Ok(Box::new(MqttSource { settings, filter: config.datasource.clone(), rule_id: config.rule_id.clone(), hold }))
     }
@@ -157,7 +175,7 @@ impl SourceFactory for MqttSourceFactory {
         settings.clean_session = true;
         let rule = config.rule_id.clone();
         tokio::spawn(async move {
-            let mut connection = Connection::new(&settings);
+            let mut connection = Connection::new(&settings, None);
             match tokio::time::timeout(Duration::from_secs(5), connection.poll()).await {
                 Ok(Ok(Event::Connected { .. })) => {
                     connection.disconnect().await;
@@ -175,7 +193,7 @@ impl SourceFactory for MqttSourceFactory {
 impl MqttSourceFactory {
     /// Whether a rule reading with `config` keeps a persistent session.
     fn persistent(&self, config: &SourceConfig) -> Result<bool, ConnectorError> {
-        let settings = self.config.with_stream_options(&config.options)?;
+        let (settings, _) = self.stream_config(config)?;
         let clean = config.options.get("CLEAN_SESSION").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         Ok(config.qos >= Guarantee::AtLeastOnce && !clean && settings.qos != 0)
     }
@@ -183,8 +201,9 @@ impl MqttSourceFactory {
     /// The settings of a rule's persistent session: a client id the broker
     /// finds again after a restart, `oort-<rule id>`, unless one is set.
     fn session_settings(&self, config: &SourceConfig) -> Result<Settings, ConnectorError> {
-        let mut settings = self.config.with_stream_options(&config.options)?.resolve(&config.rule_id)?;
-        if !config.options.contains_key("CLIENT_ID") && self.config.client_id.is_empty() {
+        let (stream, _) = self.stream_config(config)?;
+        let mut settings = self.settings(config)?;
+        if stream.client_id.is_empty() {
             settings.client_id = format!("oort-{}", config.rule_id);
         }
         Ok(settings)
@@ -200,6 +219,15 @@ fn check_filter(filter: &str) -> Result<(), ConnectorError> {
     if filter.contains('\0') {
         return Err(bad("a topic cannot hold NUL"));
     }
+    // An MQTT 5 shared subscription (brokers take it with 3.1.1 too):
+    // $share/<group>/<filter>, each message to one member of the group.
+    let filter = match filter.strip_prefix("$share/") {
+        Some(shared) => match shared.split_once('/') {
+            Some((group, rest)) if !group.is_empty() && !group.contains(['+', '#']) && !rest.is_empty() => rest,
+            _ => return Err(bad("a shared subscription is $share/<group>/<topic filter>")),
+        },
+        None => filter,
+    };
     let levels: Vec<&str> = filter.split('/').collect();
     for (i, level) in levels.iter().enumerate() {
         if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
@@ -225,7 +253,8 @@ impl Source for MqttSource {
     async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
         let MqttSource { settings, filter, rule_id, hold } = *self;
         let server = settings.server.as_str();
-        let mut conn = Connection::new(&settings);
+        let link = settings.link()?;
+        let mut conn = Connection::new(&settings, Some(link));
         let mut connected = false;
         let mut failures = 0u32;
         let mut backoff = FIRST_BACKOFF;
@@ -299,6 +328,7 @@ impl Source for MqttSource {
                         "mqtt: the broker {server} refused the connection: {why}"
                     )));
                 }
+                Err(Failure::NotAllowed(why)) => return Err(ConnectorError::Config(format!("mqtt: {why}"))),
                 Err(Failure::Lost(why)) => {
                     connected = false;
                     failures += 1;
@@ -337,7 +367,7 @@ mod tests {
             rule_id: "r".into(),
             ..Default::default()
         };
-        MqttSourceFactory::with_config(MqttConfig::default()).build(&config)
+        MqttSourceFactory::new(MqttContext::for_tests(super::super::DEFAULT_SERVER)).build(&config)
     }
 
     fn config_error(result: Result<Box<dyn Source>, ConnectorError>) -> String {
@@ -357,19 +387,23 @@ mod tests {
         assert!(config_error(build("a/#/b", &[])).contains("'#'"));
         assert!(config_error(build("a#", &[])).contains("'#'"));
         assert!(config_error(build("a/b+", &[])).contains("'+'"));
+        for bad in ["$share/g", "$share//a", "$share/g+/a", "$share/g/"] {
+            assert!(config_error(build(bad, &[])).contains("$share/<group>/<topic filter>"), "{bad}");
+        }
     }
 
     #[test]
-    fn only_the_default_conf_key_is_taken() {
+    fn conf_key_names_a_connection() {
         assert!(build("a", &[("CONF_KEY", "default")]).is_ok());
-        assert!(config_error(build("a", &[("CONF_KEY", "demo_conf")])).contains("CONF_KEY"));
+        assert!(build("a", &[("CONF_KEY", "DEFAULT")]).is_ok());
+        let error = config_error(build("a", &[("CONF_KEY", "demo_conf")]));
+        assert!(error.contains("no connection \"demo_conf\""), "{error}");
     }
 
     #[test]
     fn bad_settings_fail_the_build() {
         let config = SourceConfig { datasource: "a".into(), ..Default::default() };
-        let factory =
-            MqttSourceFactory::with_config(MqttConfig { server: "ssl://h:8883".into(), ..Default::default() });
+        let factory = MqttSourceFactory::new(MqttContext::for_tests("ws://h:8883"));
         assert!(config_error(factory.build(&config)).contains("not supported yet"));
     }
 }

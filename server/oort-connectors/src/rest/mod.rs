@@ -349,7 +349,7 @@ mod tests {
 
     fn config(props: serde_json::Value) -> SinkConfig {
         let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-        SinkConfig { sink_type: "rest".into(), props, rule_id: "r".into(), rewind_to: None }
+        SinkConfig { sink_type: "rest".into(), props, rule_id: "r".into(), rewind_to: None, index: 0 }
     }
 
     fn config_error(props: serde_json::Value) -> String {

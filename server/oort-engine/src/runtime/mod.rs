@@ -296,6 +296,7 @@ pub fn start(
             sink_type: action.sink_type.clone(),
             props: action.props.clone(),
             rule_id: plan.rule_id.clone(),
+            index: i,
             rewind_to: marks.get(i).cloned().flatten(),
         };
         sinks.push(factory.build(&config)?);

@@ -1,6 +1,7 @@
 //! One module per `oort.v1` service. Handlers validate, call the catalog (and,
 //! later, the engine), and return `ApiError`s that [`crate::status`] maps.
 
+pub mod connections;
 pub mod connectors;
 pub mod events;
 pub mod external;

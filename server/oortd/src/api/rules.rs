@@ -39,6 +39,8 @@ const MAX_TAIL_BATCH_BYTES: usize = 1 << 20;
 pub struct RuleApi {
     rules: RuleController,
     plugins: Option<Arc<oort_plugin_host::Plugins>>,
+    /// The clients rules open to brokers, for their operators' connection state.
+    connections: Option<Arc<oort_connectors::connections::Connections>>,
     /// The largest `buffer_length` a rule may ask for.
     max_buffer_length: u32,
 }
@@ -46,7 +48,7 @@ pub struct RuleApi {
 impl RuleApi {
     /// A service over the rule controller.
     pub fn new(rules: RuleController) -> Self {
-        Self { rules, plugins: None, max_buffer_length: crate::config::DEFAULT_MAX_BUFFER_LENGTH }
+        Self { rules, plugins: None, connections: None, max_buffer_length: crate::config::DEFAULT_MAX_BUFFER_LENGTH }
     }
 
     /// Refuses rules whose `buffer_length` is above `max` (`max_buffer_length`).
@@ -70,6 +72,28 @@ impl RuleApi {
     pub fn with_plugins(mut self, plugins: Arc<oort_plugin_host::Plugins>) -> Self {
         self.plugins = Some(plugins);
         self
+    }
+
+    /// Shows the state of the clients the rule opened on its operators.
+    pub fn with_connections(mut self, connections: Arc<oort_connectors::connections::Connections>) -> Self {
+        self.connections = Some(connections);
+        self
+    }
+
+    /// The operators' statuses, each with the state of the client it opened.
+    fn operators(&self, rule_id: &str, operators: Vec<oort_engine::OperatorStatus>) -> Vec<OperatorStatus> {
+        let clients = self.connections.as_ref().map(|c| c.rule_clients(rule_id)).unwrap_or_default();
+        let mut operators: Vec<OperatorStatus> = operators.into_iter().map(operator_to_proto).collect();
+        for client in clients {
+            if let Some(op) = operators.iter_mut().find(|op| op.name == client.operator) {
+                op.connection = client.connection;
+                op.connection_state = crate::api::connections::state_to_proto(&client.state).into();
+                if let oort_connectors::connections::LinkState::Disconnected(why) = client.state {
+                    op.connection_error = why;
+                }
+            }
+        }
+        operators
     }
 
     async fn plugin_statuses(&self, rule_id: &str) -> Vec<oort_proto::v1::RulePluginStatus> {
@@ -133,6 +157,7 @@ fn operator_to_proto(op: oort_engine::OperatorStatus) -> OperatorStatus {
         last_exception,
         last_exception_time,
         last_invocation: timestamp_ms(op.last_invocation_ms),
+        ..Default::default()
     }
 }
 
@@ -409,12 +434,12 @@ impl RuleService for RuleApi {
         let response = match self.rules.status(&rule.id).await {
             Some(status) => GetRuleStatusResponse {
                 plugins: self.plugin_statuses(&rule.id).await,
+                operators: self.operators(&rule.id, status.operators),
                 id: rule.id,
                 state: state_to_proto(status.state) as i32,
                 last_error: status.last_error.unwrap_or_default(),
                 start_time: timestamp_ms(status.start_time_ms),
                 restart_count: status.restart_count,
-                operators: status.operators.into_iter().map(operator_to_proto).collect(),
                 tail_missed_total: status.tail_missed,
                 delivery: Some(crate::convert::delivery_to_proto(&status.delivery)),
                 checkpoints: Some(crate::convert::checkpoints_to_proto(&status.checkpoints)),

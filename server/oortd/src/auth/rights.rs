@@ -16,7 +16,7 @@ pub enum Right {
     Edit,
     /// Send events with `EventService.Publish`.
     Publish,
-    /// Install code or name network targets: plugins, external services.
+    /// Install code or name network targets: plugins, external services, connections.
     Extend,
     /// Anything the table does not name.
     Admin,
@@ -113,13 +113,15 @@ pub fn required(path: &str) -> Option<Right> {
         | ("ExternalService", "GetService" | "ListServices")
         | ("FunctionService", "ListFunctions")
         | ("ConnectorService", "ListConnectors")
-        | ("StateService", "GetKeyedState" | "ListKeyedState") => Right::Read,
+        | ("StateService", "GetKeyedState" | "ListKeyedState")
+        | ("ConnectionService", "GetConnection" | "ListConnections") => Right::Read,
         ("StreamService", "CreateStream" | "UpdateStream" | "DeleteStream")
         | ("RuleService", "CreateRule" | "UpdateRule" | "DeleteRule" | "StartRule" | "StopRule" | "RestartRule")
         | ("StateService", "PutKeyedState" | "DeleteKeyedState") => Right::Edit,
         ("EventService", "Publish") => Right::Publish,
         ("PluginService", "InstallPlugin" | "UpdatePlugin" | "DeletePlugin")
-        | ("ExternalService", "RegisterService" | "UpdateService" | "DeleteService") => Right::Extend,
+        | ("ExternalService", "RegisterService" | "UpdateService" | "DeleteService")
+        | ("ConnectionService", "CreateConnection" | "UpdateConnection" | "DeleteConnection") => Right::Extend,
         _ => return None,
     };
     Some(right)

@@ -62,3 +62,24 @@ fn optional_endpoints_take_an_address_or_off() {
     assert!(err.to_string().contains("metrics_listen") && err.to_string().contains("everywhere"), "{err}");
     assert_eq!(Config::default().metrics_listen, None, "off by default");
 }
+
+#[test]
+fn connections_are_declared_once() {
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/oort.toml");
+    let config = Config::load(args(&["--config", deploy])).unwrap();
+    let default = config.connections.iter().find(|c| c.name == "default").unwrap();
+    assert_eq!(default.props["server"], "tcp://mosquitto:1883");
+    assert!(default.declared);
+
+    let plain = Config::load(args(&["--mqtt-server", "tcp://10.0.0.2:1883"])).unwrap();
+    assert_eq!(plain.connections.len(), 1);
+    assert_eq!(plain.connections[0].props["server"], "tcp://10.0.0.2:1883");
+
+    let both = Config::load(args(&["--config", deploy, "--mqtt-server", "tcp://h:1883"])).unwrap_err();
+    assert!(both.to_string().contains("not both"), "{both}");
+    let dir = tempfile::tempdir().unwrap();
+    let untyped = dir.path().join("oort.toml");
+    std::fs::write(&untyped, "[connections.site]\nserver = \"tcp://h:1883\"\n").unwrap();
+    let err = Config::load(args(&["--config", untyped.to_str().unwrap()])).unwrap_err();
+    assert!(err.to_string().contains("[connections.site] needs `type`"), "{err}");
+}

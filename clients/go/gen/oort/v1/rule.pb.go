@@ -845,8 +845,15 @@ type OperatorStatus struct {
 	// when behind the event-time watermark (late) or past the server's
 	// `max_window_state_bytes`.
 	RecordsDroppedTotal uint64 `protobuf:"varint,10,opt,name=records_dropped_total,json=recordsDroppedTotal,proto3" json:"records_dropped_total,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// For a source or sink that opened a client to a broker: the named
+	// connection it was opened from; empty for an action's own settings.
+	Connection string `protobuf:"bytes,11,opt,name=connection,proto3" json:"connection,omitempty"`
+	// That client's state; unspecified for an operator without a client.
+	ConnectionState ConnectionState `protobuf:"varint,12,opt,name=connection_state,json=connectionState,proto3,enum=oort.v1.ConnectionState" json:"connection_state,omitempty"`
+	// Why that client is disconnected; empty otherwise.
+	ConnectionError string `protobuf:"bytes,13,opt,name=connection_error,json=connectionError,proto3" json:"connection_error,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *OperatorStatus) Reset() {
@@ -947,6 +954,27 @@ func (x *OperatorStatus) GetRecordsDroppedTotal() uint64 {
 		return x.RecordsDroppedTotal
 	}
 	return 0
+}
+
+func (x *OperatorStatus) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *OperatorStatus) GetConnectionState() ConnectionState {
+	if x != nil {
+		return x.ConnectionState
+	}
+	return ConnectionState_CONNECTION_STATE_UNSPECIFIED
+}
+
+func (x *OperatorStatus) GetConnectionError() string {
+	if x != nil {
+		return x.ConnectionError
+	}
+	return ""
 }
 
 // Request of RuleService.CreateRule.
@@ -2479,7 +2507,7 @@ var File_oort_v1_rule_proto protoreflect.FileDescriptor
 
 const file_oort_v1_rule_proto_rawDesc = "" +
 	"\n" +
-	"\x12oort/v1/rule.proto\x12\aoort.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13oort/v1/value.proto\"\xd6\x02\n" +
+	"\x12oort/v1/rule.proto\x12\aoort.v1\x1a\x18oort/v1/connection.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13oort/v1/value.proto\"\xd6\x02\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03sql\x18\x02 \x01(\tR\x03sql\x12)\n" +
@@ -2541,7 +2569,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x0e_jitter_factor\"W\n" +
 	"\bRuleInfo\x12!\n" +
 	"\x04rule\x18\x01 \x01(\v2\r.oort.v1.RuleR\x04rule\x12(\n" +
-	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\"\xe4\x03\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\"\xf4\x04\n" +
 	"\x0eOperatorStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x10records_in_total\x18\x02 \x01(\x04R\x0erecordsInTotal\x12*\n" +
@@ -2553,7 +2581,12 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x13last_exception_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x11lastExceptionTime\x12C\n" +
 	"\x0flast_invocation\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0elastInvocation\x122\n" +
 	"\x15records_dropped_total\x18\n" +
-	" \x01(\x04R\x13recordsDroppedTotal\"6\n" +
+	" \x01(\x04R\x13recordsDroppedTotal\x12\x1e\n" +
+	"\n" +
+	"connection\x18\v \x01(\tR\n" +
+	"connection\x12C\n" +
+	"\x10connection_state\x18\f \x01(\x0e2\x18.oort.v1.ConnectionStateR\x0fconnectionState\x12)\n" +
+	"\x10connection_error\x18\r \x01(\tR\x0fconnectionError\"6\n" +
 	"\x11CreateRuleRequest\x12!\n" +
 	"\x04rule\x18\x01 \x01(\v2\r.oort.v1.RuleR\x04rule\"7\n" +
 	"\x12CreateRuleResponse\x12!\n" +
@@ -2737,7 +2770,8 @@ var file_oort_v1_rule_proto_goTypes = []any{
 	(*ExplainRuleResponse)(nil),   // 37: oort.v1.ExplainRuleResponse
 	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
 	(*structpb.Struct)(nil),       // 39: google.protobuf.Struct
-	(*Event)(nil),                 // 40: oort.v1.Event
+	(ConnectionState)(0),          // 40: oort.v1.ConnectionState
+	(*Event)(nil),                 // 41: oort.v1.Event
 }
 var file_oort_v1_rule_proto_depIdxs = []int32{
 	5,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
@@ -2752,57 +2786,58 @@ var file_oort_v1_rule_proto_depIdxs = []int32{
 	1,  // 9: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
 	38, // 10: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
 	38, // 11: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
-	4,  // 12: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
-	4,  // 13: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
-	4,  // 14: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
-	9,  // 15: oort.v1.ListRulesResponse.rules:type_name -> oort.v1.RuleInfo
-	4,  // 16: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
-	4,  // 17: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
-	1,  // 18: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
-	38, // 19: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	10, // 20: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
-	32, // 21: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
-	31, // 22: oort.v1.GetRuleStatusResponse.delivery:type_name -> oort.v1.Delivery
-	29, // 23: oort.v1.GetRuleStatusResponse.checkpoints:type_name -> oort.v1.Checkpoints
-	38, // 24: oort.v1.GetRuleStatusResponse.next_run_time:type_name -> google.protobuf.Timestamp
-	30, // 25: oort.v1.Checkpoints.last:type_name -> oort.v1.Checkpoint
-	30, // 26: oort.v1.Checkpoints.restored:type_name -> oort.v1.Checkpoint
-	38, // 27: oort.v1.Checkpoint.taken_time:type_name -> google.protobuf.Timestamp
-	2,  // 28: oort.v1.Delivery.requested:type_name -> oort.v1.DeliveryGuarantee
-	2,  // 29: oort.v1.Delivery.provided:type_name -> oort.v1.DeliveryGuarantee
-	3,  // 30: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
-	34, // 31: oort.v1.TailRuleRequest.from:type_name -> oort.v1.TailPosition
-	40, // 32: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
-	40, // 33: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
-	34, // 34: oort.v1.TailRuleResponse.first:type_name -> oort.v1.TailPosition
-	34, // 35: oort.v1.TailRuleResponse.next:type_name -> oort.v1.TailPosition
-	11, // 36: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
-	13, // 37: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
-	15, // 38: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
-	17, // 39: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
-	19, // 40: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
-	21, // 41: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
-	23, // 42: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
-	25, // 43: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
-	27, // 44: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
-	33, // 45: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
-	36, // 46: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
-	12, // 47: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
-	14, // 48: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
-	16, // 49: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
-	18, // 50: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
-	20, // 51: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
-	22, // 52: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
-	24, // 53: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
-	26, // 54: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
-	28, // 55: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
-	35, // 56: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
-	37, // 57: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
-	47, // [47:58] is the sub-list for method output_type
-	36, // [36:47] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	40, // 12: oort.v1.OperatorStatus.connection_state:type_name -> oort.v1.ConnectionState
+	4,  // 13: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
+	4,  // 14: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
+	4,  // 15: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
+	9,  // 16: oort.v1.ListRulesResponse.rules:type_name -> oort.v1.RuleInfo
+	4,  // 17: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
+	4,  // 18: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
+	1,  // 19: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
+	38, // 20: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	10, // 21: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
+	32, // 22: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
+	31, // 23: oort.v1.GetRuleStatusResponse.delivery:type_name -> oort.v1.Delivery
+	29, // 24: oort.v1.GetRuleStatusResponse.checkpoints:type_name -> oort.v1.Checkpoints
+	38, // 25: oort.v1.GetRuleStatusResponse.next_run_time:type_name -> google.protobuf.Timestamp
+	30, // 26: oort.v1.Checkpoints.last:type_name -> oort.v1.Checkpoint
+	30, // 27: oort.v1.Checkpoints.restored:type_name -> oort.v1.Checkpoint
+	38, // 28: oort.v1.Checkpoint.taken_time:type_name -> google.protobuf.Timestamp
+	2,  // 29: oort.v1.Delivery.requested:type_name -> oort.v1.DeliveryGuarantee
+	2,  // 30: oort.v1.Delivery.provided:type_name -> oort.v1.DeliveryGuarantee
+	3,  // 31: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
+	34, // 32: oort.v1.TailRuleRequest.from:type_name -> oort.v1.TailPosition
+	41, // 33: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
+	41, // 34: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
+	34, // 35: oort.v1.TailRuleResponse.first:type_name -> oort.v1.TailPosition
+	34, // 36: oort.v1.TailRuleResponse.next:type_name -> oort.v1.TailPosition
+	11, // 37: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
+	13, // 38: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
+	15, // 39: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
+	17, // 40: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
+	19, // 41: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
+	21, // 42: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
+	23, // 43: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
+	25, // 44: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
+	27, // 45: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
+	33, // 46: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
+	36, // 47: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
+	12, // 48: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
+	14, // 49: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
+	16, // 50: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
+	18, // 51: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
+	20, // 52: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
+	22, // 53: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
+	24, // 54: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
+	26, // 55: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
+	28, // 56: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
+	35, // 57: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
+	37, // 58: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
+	48, // [48:59] is the sub-list for method output_type
+	37, // [37:48] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_rule_proto_init() }
@@ -2810,6 +2845,7 @@ func file_oort_v1_rule_proto_init() {
 	if File_oort_v1_rule_proto != nil {
 		return
 	}
+	file_oort_v1_connection_proto_init()
 	file_oort_v1_value_proto_init()
 	file_oort_v1_rule_proto_msgTypes[0].OneofWrappers = []any{}
 	file_oort_v1_rule_proto_msgTypes[2].OneofWrappers = []any{}

@@ -10,6 +10,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from oort.v1 import connection_pb2 as _connection_pb2
 from oort.v1 import value_pb2 as _value_pb2
 import builtins as _builtins
 import sys
@@ -504,6 +505,9 @@ class OperatorStatus(_message.Message):
     LAST_EXCEPTION_TIME_FIELD_NUMBER: _builtins.int
     LAST_INVOCATION_FIELD_NUMBER: _builtins.int
     RECORDS_DROPPED_TOTAL_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    CONNECTION_STATE_FIELD_NUMBER: _builtins.int
+    CONNECTION_ERROR_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Operator name, e.g. `source_demo_0`, `op_filter_0`, `sink_mqtt_0`."""
     records_in_total: _builtins.int
@@ -524,6 +528,14 @@ class OperatorStatus(_message.Message):
     when behind the event-time watermark (late) or past the server's
     `max_window_state_bytes`.
     """
+    connection: _builtins.str
+    """For a source or sink that opened a client to a broker: the named
+    connection it was opened from; empty for an action's own settings.
+    """
+    connection_state: _connection_pb2.ConnectionState.ValueType
+    """That client's state; unspecified for an operator without a client."""
+    connection_error: _builtins.str
+    """Why that client is disconnected; empty otherwise."""
     @_builtins.property
     def last_exception_time(self) -> _timestamp_pb2.Timestamp:
         """When the last error happened."""
@@ -545,10 +557,13 @@ class OperatorStatus(_message.Message):
         last_exception_time: _timestamp_pb2.Timestamp | None = ...,
         last_invocation: _timestamp_pb2.Timestamp | None = ...,
         records_dropped_total: _builtins.int = ...,
+        connection: _builtins.str = ...,
+        connection_state: _connection_pb2.ConnectionState.ValueType = ...,
+        connection_error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_exception_time", b"last_exception_time", "last_invocation", b"last_invocation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer_length", b"buffer_length", "exceptions_total", b"exceptions_total", "last_exception", b"last_exception", "last_exception_time", b"last_exception_time", "last_invocation", b"last_invocation", "name", b"name", "process_latency_us", b"process_latency_us", "records_dropped_total", b"records_dropped_total", "records_in_total", b"records_in_total", "records_out_total", b"records_out_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer_length", b"buffer_length", "connection", b"connection", "connection_error", b"connection_error", "connection_state", b"connection_state", "exceptions_total", b"exceptions_total", "last_exception", b"last_exception", "last_exception_time", b"last_exception_time", "last_invocation", b"last_invocation", "name", b"name", "process_latency_us", b"process_latency_us", "records_dropped_total", b"records_dropped_total", "records_in_total", b"records_in_total", "records_out_total", b"records_out_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

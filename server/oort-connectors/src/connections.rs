@@ -1,0 +1,312 @@
+//! Named connections, as eKuiper's connection resources and `CONF_KEY`
+//! profiles: the settings of a broker (its address, credentials, TLS files,
+//! protocol) kept once under a name, that streams (`CONF_KEY="name"`) and
+//! actions (`"connectionSelector": "name"`) refer to.
+//!
+//! A connection is a profile, not one shared socket: each rule's source or
+//! sink opens its own client with the connection's settings. A rule that
+//! asks for at least once keeps a broker session of its own, acknowledged at
+//! its own checkpoints, which a socket shared between rules could not give.
+//! The registry follows every client opened from a connection, so that the
+//! connection's state (`connected`, `connecting`, `disconnected` and the last
+//! error) is that of its clients, shown by the API, each rule's status and
+//! `/metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use oort_engine::ConnectorError;
+use oort_policy::FileRoots;
+
+/// The connection a stream without `CONF_KEY` uses: the server's `mqtt_server`.
+pub const DEFAULT: &str = "default";
+
+/// The types a connection may have.
+pub const TYPES: &[&str] = &["mqtt"];
+
+/// Checks a connection's type and settings as a client would use them
+/// (its TLS files read from inside `files`), without connecting.
+pub fn check(def: &ConnectionDef, files: &Arc<FileRoots>) -> Result<(), ConnectorError> {
+    match def.kind.as_str() {
+        "mqtt" => crate::mqtt::check_connection(&def.props, files),
+        other => Err(ConnectorError::Config(format!("unknown connection type {other:?}; known: {}", TYPES.join(", ")))),
+    }
+}
+
+/// A named connection: its type and settings (eKuiper's `props`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionDef {
+    /// Its name, unique among connections.
+    pub name: String,
+    /// The connector type it is for: `mqtt`.
+    pub kind: String,
+    /// Its settings, with eKuiper's property names.
+    pub props: serde_json::Map<String, serde_json::Value>,
+    /// Declared by the server's configuration (trusted: the egress policy
+    /// does not apply; read-only through the API), not created by a client.
+    pub declared: bool,
+}
+
+/// The state of one client, or of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// No client uses the connection.
+    Idle,
+    /// Connecting, or waiting to connect again.
+    Connecting,
+    /// Connected.
+    Connected,
+    /// The last attempt failed, or the connection was lost: why.
+    Disconnected(String),
+}
+
+impl LinkState {
+    /// Its name in the API, the CLI and `/metrics`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LinkState::Idle => "idle",
+            LinkState::Connecting => "connecting",
+            LinkState::Connected => "connected",
+            LinkState::Disconnected(_) => "disconnected",
+        }
+    }
+}
+
+/// What a connection's clients add up to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionStatus {
+    /// Disconnected if any client is, else connecting if any is, else
+    /// connected; idle without clients.
+    pub state: LinkState,
+    /// The last error of any of its clients, kept after they close.
+    pub last_error: Option<(String, SystemTime)>,
+    /// Clients open.
+    pub clients: u32,
+    /// Of them, connected.
+    pub connected: u32,
+}
+
+/// One client of a rule, as its status shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleClient {
+    /// The operator that opened it: `source_<stream>_0` or `sink_<type>_<n>`.
+    pub operator: String,
+    /// The connection it was opened from; empty for an action's own settings.
+    pub connection: String,
+    /// Its state.
+    pub state: LinkState,
+}
+
+/// Who opens a client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientOwner {
+    /// The connection it is opened from; empty for settings of its own.
+    pub connection: String,
+    /// The rule.
+    pub rule_id: String,
+    /// The rule's operator.
+    pub operator: String,
+}
+
+struct Client {
+    owner: ClientOwner,
+    client_id: String,
+    state: LinkState,
+}
+
+/// The named connections and the clients open from them.
+#[derive(Default)]
+pub struct Connections {
+    defs: RwLock<BTreeMap<String, Arc<ConnectionDef>>>,
+    clients: Mutex<BTreeMap<u64, Client>>,
+    last_errors: Mutex<BTreeMap<String, (String, SystemTime)>>,
+    next_client: AtomicU64,
+}
+
+impl Connections {
+    /// An empty registry.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Adds or replaces a connection; its clients open from now on use it.
+    pub fn put(&self, def: ConnectionDef) {
+        self.defs.write().unwrap_or_else(|p| p.into_inner()).insert(def.name.clone(), Arc::new(def));
+    }
+
+    /// Removes a connection.
+    pub fn remove(&self, name: &str) {
+        self.defs.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.last_errors.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+
+    /// A connection by name.
+    pub fn get(&self, name: &str) -> Option<Arc<ConnectionDef>> {
+        self.defs.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// Every connection, by name.
+    pub fn list(&self) -> Vec<Arc<ConnectionDef>> {
+        self.defs.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// The connection `name` of type `kind`, or an error that says what is wrong.
+    pub fn lookup(&self, name: &str, kind: &str) -> Result<Arc<ConnectionDef>, ConnectorError> {
+        match self.get(name) {
+            Some(def) if def.kind == kind => Ok(def),
+            Some(def) => {
+                Err(ConnectorError::Config(format!("connection {name:?} is of type {}, not {kind}", def.kind)))
+            }
+            None => Err(ConnectorError::Config(format!(
+                "there is no connection {name:?}; create it first (ConnectionService, `oort connection create`)"
+            ))),
+        }
+    }
+
+    /// Registers a client about to connect. A client id already open is
+    /// refused: the broker would disconnect one of the two clients each
+    /// time the other connects.
+    pub fn open_client(self: &Arc<Self>, owner: ClientOwner, client_id: &str) -> Result<ClientLink, ConnectorError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(other) = clients.values().find(|c| c.client_id == client_id) {
+            return Err(ConnectorError::Config(format!(
+                "client id {client_id:?} is already in use by {} of rule {:?}; give each stream or action its own \
+                 client id (or none: one is then made per rule)",
+                other.owner.operator, other.owner.rule_id
+            )));
+        }
+        let id = self.next_client.fetch_add(1, Ordering::Relaxed);
+        clients.insert(id, Client { owner, client_id: client_id.to_owned(), state: LinkState::Connecting });
+        Ok(ClientLink { registry: Arc::clone(self), id })
+    }
+
+    /// The state of connection `name`, from its clients.
+    pub fn status(&self, name: &str) -> ConnectionStatus {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let mut status = ConnectionStatus { state: LinkState::Idle, last_error: None, clients: 0, connected: 0 };
+        for client in clients.values().filter(|c| c.owner.connection == name) {
+            status.clients += 1;
+            status.state = match (&status.state, &client.state) {
+                (LinkState::Disconnected(_), _) => status.state,
+                (_, LinkState::Disconnected(why)) => LinkState::Disconnected(why.clone()),
+                (LinkState::Connecting, _) | (_, LinkState::Connecting) => LinkState::Connecting,
+                _ => LinkState::Connected,
+            };
+            status.connected += u32::from(client.state == LinkState::Connected);
+        }
+        drop(clients);
+        status.last_error = self.last_errors.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
+        status
+    }
+
+    /// The clients rule `rule_id` has open, by operator.
+    pub fn rule_clients(&self, rule_id: &str) -> Vec<RuleClient> {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found: Vec<RuleClient> = clients
+            .values()
+            .filter(|c| c.owner.rule_id == rule_id)
+            .map(|c| RuleClient {
+                operator: c.owner.operator.clone(),
+                connection: c.owner.connection.clone(),
+                state: c.state.clone(),
+            })
+            .collect();
+        found.sort_by(|a, b| a.operator.cmp(&b.operator));
+        found
+    }
+
+    fn set(&self, id: u64, state: LinkState) {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(client) = clients.get_mut(&id) else { return };
+        if let LinkState::Disconnected(why) = &state
+            && !client.owner.connection.is_empty()
+        {
+            let error = (why.clone(), SystemTime::now());
+            self.last_errors.lock().unwrap_or_else(|p| p.into_inner()).insert(client.owner.connection.clone(), error);
+        }
+        client.state = state;
+    }
+}
+
+/// A client's entry in the registry: it reports its state through it, and
+/// dropping it closes the entry.
+pub struct ClientLink {
+    registry: Arc<Connections>,
+    id: u64,
+}
+
+impl ClientLink {
+    /// The client's state is now `state`.
+    pub fn set(&self, state: LinkState) {
+        self.registry.set(self.id, state);
+    }
+}
+
+impl Drop for ClientLink {
+    fn drop(&mut self) {
+        self.registry.clients.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
+}
+
+impl std::fmt::Debug for ClientLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientLink").field("id", &self.id).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(connection: &str, rule: &str, operator: &str) -> ClientOwner {
+        ClientOwner { connection: connection.into(), rule_id: rule.into(), operator: operator.into() }
+    }
+
+    #[test]
+    fn a_connections_state_is_that_of_its_clients() {
+        let registry = Connections::new();
+        assert_eq!(registry.status("plant").state, LinkState::Idle);
+        let a = registry.open_client(owner("plant", "r1", "source_s_0"), "a").unwrap();
+        let b = registry.open_client(owner("plant", "r2", "sink_mqtt_0"), "b").unwrap();
+        assert_eq!(registry.status("plant").state, LinkState::Connecting);
+        a.set(LinkState::Connected);
+        b.set(LinkState::Connected);
+        let status = registry.status("plant");
+        assert_eq!((status.state, status.clients, status.connected), (LinkState::Connected, 2, 2));
+        b.set(LinkState::Disconnected("refused".into()));
+        assert_eq!(registry.status("plant").state, LinkState::Disconnected("refused".into()));
+        assert_eq!(registry.rule_clients("r2")[0].state, LinkState::Disconnected("refused".into()));
+        drop(b);
+        let status = registry.status("plant");
+        assert_eq!((status.state, status.clients), (LinkState::Connected, 1));
+        assert_eq!(status.last_error.map(|e| e.0).as_deref(), Some("refused"), "kept after the client closed");
+        drop(a);
+        assert_eq!(registry.status("plant").state, LinkState::Idle);
+    }
+
+    #[test]
+    fn a_client_id_is_open_once() {
+        let registry = Connections::new();
+        let first = registry.open_client(owner("c", "r1", "source_s_0"), "gw").unwrap();
+        let error = registry.open_client(owner("c", "r2", "source_t_0"), "gw").unwrap_err().to_string();
+        assert!(error.contains("already in use by source_s_0 of rule \"r1\""), "{error}");
+        drop(first);
+        registry.open_client(owner("c", "r2", "source_t_0"), "gw").unwrap();
+    }
+
+    #[test]
+    fn lookups_say_what_is_wrong() {
+        let registry = Connections::new();
+        registry.put(ConnectionDef {
+            name: "k".into(),
+            kind: "kafka".into(),
+            props: Default::default(),
+            declared: false,
+        });
+        assert!(registry.lookup("k", "mqtt").unwrap_err().to_string().contains("of type kafka, not mqtt"));
+        assert!(registry.lookup("x", "mqtt").unwrap_err().to_string().contains("no connection \"x\""));
+        assert_eq!(registry.lookup("k", "kafka").unwrap().name, "k");
+    }
+}
