@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-tools.sh
+scripts/install-brokers.sh
 export PATH="$(go env GOPATH)/bin:$PATH"
 
 echo "== buf lint" >&2

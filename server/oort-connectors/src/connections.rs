@@ -18,19 +18,30 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use oort_engine::ConnectorError;
-use oort_policy::FileRoots;
+use oort_policy::{EgressPolicy, FileRoots};
 
 /// The connection a stream without `CONF_KEY` uses: the server's `mqtt_server`.
 pub const DEFAULT: &str = "default";
 
 /// The types a connection may have.
-pub const TYPES: &[&str] = &["mqtt"];
+pub const TYPES: &[&str] = &["mqtt", "nats"];
+
+/// Whether a client may connect to `host`: every address it resolves to must
+/// pass `policy`. Checked just before each connection attempt.
+pub(crate) async fn check_egress(policy: &EgressPolicy, host: &str, port: u16) -> Result<(), String> {
+    let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    for addr in addrs {
+        policy.check(host, addr).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
 
 /// Checks a connection's type and settings as a client would use them
 /// (its TLS files read from inside `files`), without connecting.
 pub fn check(def: &ConnectionDef, files: &Arc<FileRoots>) -> Result<(), ConnectorError> {
     match def.kind.as_str() {
         "mqtt" => crate::mqtt::check_connection(&def.props, files),
+        "nats" => crate::nats::NatsConfig::from_connection(&def.props)?.check(files),
         other => Err(ConnectorError::Config(format!("unknown connection type {other:?}; known: {}", TYPES.join(", ")))),
     }
 }
@@ -97,6 +108,23 @@ pub struct RuleClient {
     pub connection: String,
     /// Its state.
     pub state: LinkState,
+}
+
+/// Where a client's settings came from: what it may reach, and under which
+/// name its state is shown.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    /// The named connection; empty for an action's own settings.
+    pub connection: String,
+    /// Declared by the server's configuration: the egress policy does not apply.
+    pub trusted: bool,
+}
+
+impl Origin {
+    /// The origin of a client of connection `def`.
+    pub(crate) fn of(def: &ConnectionDef) -> Self {
+        Origin { connection: def.name.clone(), trusted: def.declared }
+    }
 }
 
 /// Who opens a client.

@@ -11,6 +11,7 @@
 //! - [`rest`]: the `rest` sink, each payload sent as an HTTP request.
 //! - [`encode`]: [`encode::SinkEncoder`], the common sink properties (`sendSingle`, `dataTemplate`, ...).
 //! - [`mqtt`]: the `mqtt` source and sink, subscribing to and publishing on an MQTT broker.
+//! - [`nats`]: the `nats` source and sink, core NATS subjects and JetStream streams.
 //! - [`connections`]: named connections, the brokers' settings streams and actions refer to.
 
 pub mod bus;
@@ -23,9 +24,11 @@ pub mod journal;
 pub mod log;
 pub mod memory;
 pub mod mqtt;
+pub mod nats;
 pub mod rest;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -74,6 +77,13 @@ pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
     };
     registry.register_source("mqtt", Arc::new(mqtt::MqttSourceFactory::new(mqtt.clone())));
     registry.register_sink("mqtt", Arc::new(mqtt::MqttSinkFactory(mqtt)));
+    let nats = nats::NatsContext {
+        connections: Arc::clone(connections),
+        files: Arc::clone(files),
+        egress: Arc::clone(egress),
+    };
+    registry.register_source("nats", Arc::new(nats::NatsSourceFactory(nats.clone())));
+    registry.register_sink("nats", Arc::new(nats::NatsSinkFactory(nats)));
     registry.register_source("file", Arc::new(file::FileSourceFactory::new(Arc::clone(files))));
     registry.register_sink("file", Arc::new(file::FileSinkFactory(Arc::clone(files))));
     registry.register_sink("rest", Arc::new(rest::RestSinkFactory(Arc::clone(egress))));

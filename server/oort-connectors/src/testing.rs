@@ -272,3 +272,95 @@ impl Drop for TestClient {
         self.task.abort();
     }
 }
+
+/// The nats-server binary (`scripts/install-brokers.sh` builds it with `go
+/// install`), or a panic that says how to get it.
+pub fn nats_server() -> PathBuf {
+    let gopath = Command::new("go").args(["env", "GOPATH"]).output().ok();
+    let gobin = gopath.map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("bin"));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let candidates = gobin.into_iter().chain(std::env::split_paths(&path)).map(|d| d.join("nats-server"));
+    for path in candidates {
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!("the nats tests need a real server: run scripts/install-brokers.sh (go install nats-server)");
+}
+
+/// A nats-server with JetStream on a free port of 127.0.0.1; killed on drop.
+pub struct NatsServer {
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// `--user` and `--pass`, when it wants them.
+    credentials: Option<(String, String)>,
+}
+
+impl NatsServer {
+    /// Starts a server that takes anyone.
+    pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts a server that takes only `user` with `password`.
+    pub async fn start_with_password(user: &str, password: &str) -> Self {
+        Self::start_with(Some((user.to_owned(), password.to_owned()))).await
+    }
+
+    async fn start_with(credentials: Option<(String, String)>) -> Self {
+        let mut server = NatsServer { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None, credentials };
+        server.run().await;
+        server
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the process (again, on the same port and store) and waits until it accepts connections.
+    pub async fn run(&mut self) {
+        let log = self.dir.path().join("nats.log");
+        let mut command = Command::new(nats_server());
+        command.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"]).arg(self.dir.path().join("js"));
+        if let Some((user, password)) = &self.credentials {
+            command.args(["--user", user, "--pass", password]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            assert!(Instant::now() < deadline, "nats-server not ready: {}", std::fs::read_to_string(&log).unwrap());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A client of this server.
+    pub async fn client(&self) -> async_nats::Client {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some((user, password)) = &self.credentials {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        options.connect(self.url()).await.expect("a client connects to nats-server")
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -131,7 +131,7 @@ impl Connection {
         if !self.connected {
             self.report(LinkState::Connecting);
             if let Some((policy, host, port)) = &self.egress
-                && let Err(refused) = check_egress(policy, host, *port).await
+                && let Err(refused) = crate::connections::check_egress(policy, host, *port).await
             {
                 self.report(LinkState::Disconnected(refused.clone()));
                 return Err(Failure::NotAllowed(refused));
@@ -202,15 +202,6 @@ impl Connection {
         })
         .await;
     }
-}
-
-/// Every address `host` resolves to must pass `policy`.
-async fn check_egress(policy: &EgressPolicy, host: &str, port: u16) -> Result<(), String> {
-    let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    for addr in addrs {
-        policy.check(host, addr).map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 impl Inner {

@@ -11,7 +11,8 @@ use oort_policy::EgressPolicy;
 use serde::Deserialize;
 
 use super::{DEFAULT_SERVER, MqttContext};
-use crate::connections::{ClientOwner, Connections};
+use crate::connections::{ClientOwner, Connections, Origin};
+use crate::tls::TlsProps;
 
 /// Largest MQTT packet sent or received: the protocol's own limit (256 MiB).
 pub(crate) const MAX_PACKET: u32 = 268_435_455;
@@ -64,16 +65,9 @@ pub struct MqttConfig {
     /// MQTT protocol version: `3.1.1` (default; `4` and `3.1` are taken as 3.1.1)
     /// or `5`.
     pub protocol_version: String,
-    /// TLS: the client certificate (PEM), inside the server's file roots.
-    pub certification_path: Option<String>,
-    /// TLS: the client certificate's private key (PEM), inside the file roots.
-    pub private_key_path: Option<String>,
-    /// TLS: the CA certificates (PEM) the broker's certificate must chain to,
-    /// inside the file roots; default: the system's.
-    pub root_ca_path: Option<String>,
-    /// TLS: accept any broker certificate. For tests only: anyone on the path
-    /// can then read and change the traffic.
-    pub insecure_skip_verify: bool,
+    /// TLS, for an `ssl://` server.
+    #[serde(flatten)]
+    pub tls: TlsProps,
 }
 
 impl Default for MqttConfig {
@@ -87,22 +81,9 @@ impl Default for MqttConfig {
             keep_alive: 60,
             clean_session: true,
             protocol_version: "3.1.1".to_owned(),
-            certification_path: None,
-            private_key_path: None,
-            root_ca_path: None,
-            insecure_skip_verify: false,
+            tls: TlsProps::default(),
         }
     }
-}
-
-/// Where a client's settings came from: what it may reach, and under which
-/// name its state is shown.
-#[derive(Debug, Clone)]
-pub(crate) struct Origin {
-    /// The named connection; empty for an action's own settings.
-    pub connection: String,
-    /// Declared by the server's configuration: the egress policy does not apply.
-    pub trusted: bool,
 }
 
 impl MqttConfig {
@@ -186,8 +167,8 @@ impl MqttConfig {
             return Err(ConnectorError::Config("mqtt: a password needs a username".into()));
         }
         let tls = if server.tls {
-            Some(super::tls::client_config(self, &context.files)?)
-        } else if self.certification_path.is_some() || self.root_ca_path.is_some() || self.insecure_skip_verify {
+            Some(self.tls.client_config(&context.files, "mqtt", &self.server)?)
+        } else if self.tls.any() {
             return Err(ConnectorError::Config(format!(
                 "mqtt: TLS properties need a TLS server (ssl://, tls:// or mqtts://), not {:?}",
                 self.server

@@ -73,15 +73,15 @@ mod client;
 mod config;
 mod sink;
 mod source;
-mod tls;
 
 use std::sync::Arc;
 
 use oort_engine::{ConnectorError, ConnectorOption, OptionKind};
 use oort_policy::{EgressPolicy, FileRoots};
 
+pub(crate) use crate::connections::Origin;
 pub use config::{CONNECTION_PROPS, MqttConfig};
-pub(crate) use config::{MAX_PACKET, Origin, Settings, Version};
+pub(crate) use config::{MAX_PACKET, Settings, Version};
 pub use sink::{MqttSinkFactory, MqttSinkProps};
 pub use source::MqttSourceFactory;
 

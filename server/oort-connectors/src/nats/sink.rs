@@ -1,0 +1,190 @@
+//! The `nats` sink: each payload published on a subject, with its result's
+//! `Nats-Msg-Id`; through JetStream, acknowledged by the stream. Module
+//! documentation: [`super`].
+
+use std::sync::Arc;
+
+use async_nats::HeaderMap;
+use async_trait::async_trait;
+use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Sink, SinkConfig, SinkFactory};
+use serde::Deserialize;
+
+use super::{ConnectFailure, NatsContext, Target, check_subject};
+use crate::connections::ClientLink;
+use crate::encode::{Progress, SinkEncoder};
+
+/// Builds `nats` sinks.
+pub struct NatsSinkFactory(pub NatsContext);
+
+/// The nats sink's own properties; the common ones are the encoder's.
+const OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "connectionSelector",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Required. The named connection (type nats) of the server.",
+    },
+    ConnectorOption {
+        key: "subject",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Required. The subject results are published on; no wildcards.",
+    },
+    ConnectorOption {
+        key: "jetstream",
+        kind: OptionKind::Bool,
+        default: "false",
+        description: "Publish through JetStream and wait for the stream's acknowledgement of each payload.",
+    },
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Props {
+    #[serde(default)]
+    connection_selector: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    jetstream: bool,
+}
+
+impl SinkFactory for NatsSinkFactory {
+    fn options(&self) -> Option<Vec<ConnectorOption>> {
+        Some([OPTIONS, crate::encode::COMMON_OPTIONS].concat())
+    }
+
+    fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
+        let props: Props = serde_json::from_value(serde_json::Value::Object(config.props.clone()))
+            .map_err(|e| ConnectorError::Config(format!("nats action: {e}")))?;
+        if props.connection_selector.is_empty() {
+            return Err(ConnectorError::Config(
+                "a nats action needs connectionSelector, the named connection (type nats)".into(),
+            ));
+        }
+        if props.subject.contains("{{") {
+            return Err(ConnectorError::Config(format!(
+                "nats action: dynamic subjects ({:?}) are not supported yet; give a plain subject",
+                props.subject
+            )));
+        }
+        check_subject(&props.subject, false, "subject")?;
+        Ok(Box::new(NatsSink {
+            target: self.0.target(&props.connection_selector)?,
+            subject: props.subject,
+            jetstream: props.jetstream,
+            encoder: SinkEncoder::from_props(&config.props)?,
+            rule_id: config.rule_id.clone(),
+            operator: format!("sink_nats_{}", config.index),
+            link: None,
+            client: None,
+            progress: Progress::default(),
+            sequence: None,
+        }))
+    }
+}
+
+struct NatsSink {
+    target: Target,
+    subject: String,
+    jetstream: bool,
+    encoder: SinkEncoder,
+    rule_id: String,
+    operator: String,
+    link: Option<Arc<ClientLink>>,
+    /// The client, once connected; it reconnects by itself.
+    client: Option<async_nats::Client>,
+    /// How far the current result got, so that a retry sends only the rest.
+    progress: Progress,
+    /// The number of the result being sent, for its payloads' ids.
+    sequence: Option<u64>,
+}
+
+impl NatsSink {
+    async fn client(&mut self) -> Result<async_nats::Client, ConnectorError> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        let link = match &self.link {
+            Some(link) => Arc::clone(link),
+            None => Arc::clone(self.link.insert(self.target.link(&self.rule_id, &self.operator)?)),
+        };
+        let client = self.target.connect(&link).await.map_err(|failure| match failure {
+            ConnectFailure::Refused(why) | ConnectFailure::Unreachable(why) => {
+                ConnectorError::External(format!("nats: {why}"))
+            }
+        })?;
+        Ok(self.client.insert(client).clone())
+    }
+
+    async fn send(&mut self, index: usize, payload: &[u8]) -> Result<(), ConnectorError> {
+        let client = self.client().await?;
+        let mut headers = HeaderMap::new();
+        if let Some(sequence) = self.sequence {
+            headers
+                .insert(async_nats::header::NATS_MESSAGE_ID, format!("{}:{sequence}:{index}", self.rule_id).as_str());
+        }
+        let subject = self.subject.clone();
+        let failed = |e: &dyn std::fmt::Display| {
+            ConnectorError::External(format!("nats: publishing on {subject:?} to {}: {e}", self.target.server()))
+        };
+        if self.jetstream {
+            let context = async_nats::jetstream::new(client);
+            let ack = context
+                .publish_with_headers(subject.clone(), headers, payload.to_vec().into())
+                .await
+                .map_err(|e| failed(&e))?;
+            ack.await.map_err(|e| failed(&e))?;
+        } else {
+            client
+                .publish_with_headers(subject.clone(), headers, payload.to_vec().into())
+                .await
+                .map_err(|e| failed(&e))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for NatsSink {
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        self.client().await.map(drop)
+    }
+
+    async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
+        let payloads = self.encoder.encode(rows)?;
+        let done = self.progress.start(&payloads);
+        for (i, payload) in payloads.iter().enumerate().skip(done) {
+            if let Err(e) = self.send(i, payload).await {
+                self.progress.failed_at(i);
+                return Err(e);
+            }
+        }
+        if !self.jetstream {
+            // Core NATS has no acknowledgement: a round trip says the server has it all.
+            let client = self.client().await?;
+            if let Err(e) = client.flush().await {
+                // Whether any of them arrived is not known: send them all again.
+                self.progress.failed_at(0);
+                return Err(ConnectorError::External(format!("nats: flushing to {}: {e}", self.target.server())));
+            }
+        }
+        self.progress.done();
+        Ok(())
+    }
+
+    async fn collect_numbered(&mut self, sequence: u64, rows: &[Map]) -> Result<(), ConnectorError> {
+        self.sequence = Some(sequence);
+        let sent = self.collect(rows).await;
+        self.sequence = None;
+        sent
+    }
+
+    async fn close(&mut self) -> Result<(), ConnectorError> {
+        if let Some(client) = self.client.take() {
+            let _ = client.drain().await;
+        }
+        self.link = None;
+        Ok(())
+    }
+}
