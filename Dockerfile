@@ -5,6 +5,9 @@
 # The build step is scripts/build-release.sh, the same script CI runs.
 
 FROM rust:1.95-slim-bookworm AS build
+# librdkafka (the kafka connector) is built from source by its crate: make, a C++ compiler, perl, python3.
+RUN apt-get update && apt-get install -y --no-install-recommends make g++ perl python3 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN scripts/build-release.sh

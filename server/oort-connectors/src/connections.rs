@@ -24,7 +24,7 @@ use oort_policy::{EgressPolicy, FileRoots};
 pub const DEFAULT: &str = "default";
 
 /// The types a connection may have.
-pub const TYPES: &[&str] = &["mqtt", "nats"];
+pub const TYPES: &[&str] = &["kafka", "mqtt", "nats"];
 
 /// Whether a client may connect to `host`: every address it resolves to must
 /// pass `policy`. Checked just before each connection attempt.
@@ -42,6 +42,7 @@ pub fn check(def: &ConnectionDef, files: &Arc<FileRoots>) -> Result<(), Connecto
     match def.kind.as_str() {
         "mqtt" => crate::mqtt::check_connection(&def.props, files),
         "nats" => crate::nats::NatsConfig::from_connection(&def.props)?.check(files),
+        "kafka" => crate::kafka::KafkaConfig::from_connection(&def.props).map(drop),
         other => Err(ConnectorError::Config(format!("unknown connection type {other:?}; known: {}", TYPES.join(", ")))),
     }
 }
@@ -124,6 +125,23 @@ impl Origin {
     /// The origin of a client of connection `def`.
     pub(crate) fn of(def: &ConnectionDef) -> Self {
         Origin { connection: def.name.clone(), trusted: def.declared }
+    }
+
+    /// Registers a client of `rule_id`'s `operator` whose protocol has no
+    /// client ids to keep apart (NATS, Kafka): it gets a fresh one.
+    pub(crate) fn link(
+        &self,
+        registry: &Arc<Connections>,
+        rule_id: &str,
+        operator: &str,
+    ) -> Result<Arc<ClientLink>, ConnectorError> {
+        let owner = ClientOwner {
+            connection: self.connection.clone(),
+            rule_id: rule_id.to_owned(),
+            operator: operator.to_owned(),
+        };
+        let id = format!("{rule_id}/{operator}/{:08x}", fastrand::u32(..));
+        Ok(Arc::new(registry.open_client(owner, &id)?))
     }
 }
 

@@ -151,6 +151,53 @@ pub enum Format {
     Binary,
 }
 
+/// A payload, and the values of the dynamic props rendered for it.
+pub type PayloadWithProps = (Vec<u8>, Vec<String>);
+
+/// A sink property whose value may come from the result, as eKuiper's
+/// dynamic props: plain text, or a template such as `{{.deviceId}}` (Go's
+/// syntax, or minijinja's, as `dataTemplate`) rendered for the row
+/// (`sendSingle`) or the rows each payload carries.
+#[derive(Debug)]
+pub struct DynamicProp {
+    name: &'static str,
+    text: String,
+    template: Option<DataTemplate>,
+}
+
+impl DynamicProp {
+    /// The property `name` of value `text`; a template that does not compile is refused.
+    pub fn new(name: &'static str, text: &str) -> Result<Self, ConnectorError> {
+        let template = if text.contains("{{") || text.contains("{%") {
+            let compiled = DataTemplate::compile(text.to_owned())
+                .map_err(|e| ConnectorError::Config(format!("sink property `{name}`: {e}")))?;
+            Some(compiled)
+        } else {
+            None
+        };
+        Ok(Self { name, text: text.to_owned(), template })
+    }
+
+    /// Whether its value depends on the result.
+    pub fn is_dynamic(&self) -> bool {
+        self.template.is_some()
+    }
+
+    /// Its text, as given.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    fn render(&self, unit: Unit<'_>) -> Result<String, ConnectorError> {
+        match &self.template {
+            None => Ok(self.text.clone()),
+            Some(template) => {
+                template.render(unit).map_err(|e| encode_error(format!("sink property `{}`: {e}", self.name)))
+            }
+        }
+    }
+}
+
 /// Encodes results into payloads per eKuiper's common sink properties; see the
 /// [module documentation](self) for the properties and the template syntax.
 #[derive(Debug)]
@@ -251,6 +298,23 @@ impl SinkEncoder {
         } else {
             Ok(vec![self.encode_unit(Unit::Rows(rows))?])
         }
+    }
+
+    /// [`encode`](Self::encode), with `props` rendered for each payload's
+    /// rows: the payloads in order, each with its props' values.
+    pub fn encode_with(&self, rows: &[Map], props: &[&DynamicProp]) -> Result<Vec<PayloadWithProps>, ConnectorError> {
+        if rows.is_empty() && self.omit_if_empty {
+            return Ok(Vec::new());
+        }
+        let units: Vec<Unit<'_>> =
+            if self.send_single { rows.iter().map(Unit::Row).collect() } else { vec![Unit::Rows(rows)] };
+        units
+            .into_iter()
+            .map(|unit| {
+                let values = props.iter().map(|p| p.render(unit)).collect::<Result<Vec<_>, _>>()?;
+                Ok((self.encode_unit(unit)?, values))
+            })
+            .collect()
     }
 
     /// The rows as records of (name, value) in column order, with `dataField`

@@ -11,6 +11,7 @@
 //! - [`rest`]: the `rest` sink, each payload sent as an HTTP request.
 //! - [`encode`]: [`encode::SinkEncoder`], the common sink properties (`sendSingle`, `dataTemplate`, ...).
 //! - [`mqtt`]: the `mqtt` source and sink, subscribing to and publishing on an MQTT broker.
+//! - [`kafka`]: the `kafka` source and sink, a consumer group's topic and a producer.
 //! - [`nats`]: the `nats` source and sink, core NATS subjects and JetStream streams.
 //! - [`connections`]: named connections, the brokers' settings streams and actions refer to.
 
@@ -21,6 +22,7 @@ pub mod file;
 pub mod grpc;
 pub mod httppush;
 pub mod journal;
+pub mod kafka;
 pub mod log;
 pub mod memory;
 pub mod mqtt;
@@ -84,6 +86,13 @@ pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
     };
     registry.register_source("nats", Arc::new(nats::NatsSourceFactory(nats.clone())));
     registry.register_sink("nats", Arc::new(nats::NatsSinkFactory(nats)));
+    let kafka = kafka::KafkaContext {
+        connections: Arc::clone(connections),
+        files: Arc::clone(files),
+        egress: Arc::clone(egress),
+    };
+    registry.register_source("kafka", Arc::new(kafka::KafkaSourceFactory::new(kafka.clone())));
+    registry.register_sink("kafka", Arc::new(kafka::KafkaSinkFactory(kafka)));
     registry.register_source("file", Arc::new(file::FileSourceFactory::new(Arc::clone(files))));
     registry.register_sink("file", Arc::new(file::FileSinkFactory(Arc::clone(files))));
     registry.register_sink("rest", Arc::new(rest::RestSinkFactory(Arc::clone(egress))));

@@ -364,3 +364,57 @@ impl Drop for NatsServer {
         self.kill();
     }
 }
+
+/// A single-node Kafka (KRaft) on a free port of 127.0.0.1, run by
+/// `scripts/run-kafka.sh` from the jars `scripts/install-brokers.sh` fetched;
+/// killed on drop. Topics are created on first use, with one partition.
+pub struct KafkaBroker {
+    /// The port clients connect to, on 127.0.0.1.
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl KafkaBroker {
+    /// Starts a broker and waits until it serves (3 to 5 s).
+    pub async fn start() -> Self {
+        let mut broker = KafkaBroker { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/run-kafka.sh");
+        let log = broker.dir.path().join("kafka.log");
+        let child = Command::new("bash")
+            .arg(&script)
+            .arg(broker.port.to_string())
+            .arg(broker.dir.path().join("data"))
+            .env("KAFKA_LOG_LEVEL", "WARN")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).unwrap()))
+            .spawn()
+            .expect("start scripts/run-kafka.sh (bash, java 17+)");
+        broker.child = Some(child);
+        // The port opens when the broker serves.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(("127.0.0.1", broker.port)).await.is_err() {
+            let exited = broker.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let log = || std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(exited.is_none(), "kafka exited: {}", log());
+            assert!(Instant::now() < deadline, "kafka not ready: {}", log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        broker
+    }
+
+    /// `127.0.0.1:<port>`, the bootstrap server.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for KafkaBroker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

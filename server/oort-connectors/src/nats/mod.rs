@@ -265,14 +265,7 @@ impl Target {
 
     /// Registers a client of `rule_id`'s `operator`, whose state its connection shows.
     pub(crate) fn link(&self, rule_id: &str, operator: &str) -> Result<Arc<ClientLink>, ConnectorError> {
-        let owner = connections::ClientOwner {
-            connection: self.origin.connection.clone(),
-            rule_id: rule_id.to_owned(),
-            operator: operator.to_owned(),
-        };
-        // NATS has no client ids to keep apart: each client gets a fresh one.
-        let id = format!("nats-{rule_id}-{operator}-{:08x}", fastrand::u32(..));
-        Ok(Arc::new(self.registry.open_client(owner, &id)?))
+        self.origin.link(&self.registry, rule_id, operator)
     }
 
     /// Connects; the client reconnects by itself afterwards, reporting its

@@ -1,0 +1,295 @@
+//! The `kafka` source and sink, over librdkafka (the `rdkafka` crate).
+//!
+//! ```sql
+//! CREATE STREAM orders () WITH (TYPE="kafka", CONF_KEY="cluster", DATASOURCE="orders")
+//! ```
+//!
+//! ```json
+//! {"kafka": {"connectionSelector": "cluster", "topic": "alerts", "key": "{{.deviceId}}", "compression": "zstd"}}
+//! ```
+//!
+//! # The connection
+//!
+//! A named connection of type `kafka` ([`crate::connections`]) holds eKuiper's
+//! properties ([`CONNECTION_PROPS`]): `brokers` (`host:port,host:port`, the
+//! bootstrap servers), `saslAuthType` (`none` or `plain`), `saslUserName`
+//! and `password`. A stream names it with `CONF_KEY`, an action with
+//! `connectionSelector` (or gives `brokers` and SASL properties itself). Each
+//! rule's source or sink is a client of its own. Its state is the
+//! connection's: connected while librdkafka has a broker up, with the last
+//! error librdkafka reported. For a connection a client created, the
+//! bootstrap servers pass the egress policy before the client starts; the
+//! brokers the cluster then announces are connected to by librdkafka itself,
+//! unchecked.
+//!
+//! Not supported yet, and refused: TLS (`rootCaPath`...: this build of
+//! librdkafka has no OpenSSL) and SASL SCRAM (which needs it too).
+//!
+//! # Source
+//!
+//! `DATASOURCE` is the topic. The source is a consumer in the group `GROUP_ID`
+//! (default `oort-<rule id>`), with the group protocol of KIP-848
+//! (`GROUP_PROTOCOL`, `consumer` by default; `classic` for brokers before
+//! 4.0), starting at `OFFSET_RESET` (`latest` by default, or `earliest`)
+//! when the group has no committed offset. Each message is an event with the
+//! meta `topic`, `partition`, `offset`, `key` and `timestamp` (ms).
+//!
+//! - At `qos` 0, offsets are committed (every 5 s) once the message is handed
+//!   to the rule.
+//! - At `qos` 1 and 2, the source numbers what it hands to the rule, and a
+//!   checkpoint saves, with its position, each partition's next offset. Only
+//!   after the checkpoint is saved are those offsets committed to the group.
+//!   After a crash the group resumes from its committed offsets, at or before
+//!   the checkpoint's, and the source drops what the checkpoint already
+//!   covers: the rule replays exactly what followed it. Until a checkpoint
+//!   covers them, the source keeps 24 bytes per event to know each
+//!   position's offsets.
+//!
+//! After a crash, the rule's partitions come back to it once the broker has
+//! expired its old member's session (`group.consumer.session.timeout.ms`, 45 s
+//! by default; the tests' broker uses 6 s). Static membership
+//! (`group.instance.id`) does not shorten this with the `consumer` protocol:
+//! the broker refuses an instance id whose old member is still in session.
+//!
+//! # Sink
+//!
+//! Properties: `topic` (required), `key` (a template per payload, such as
+//! `{{.deviceId}}`, or a constant), `headers` (a map of header to template),
+//! `requiredACKs` (`-1`, all in-sync replicas, the default; `1`, the leader;
+//! `0`, none), `compression` (`none`, `gzip`, `snappy`, `lz4`, `zstd`). The
+//! producer is idempotent at `requiredACKs` -1. `collect` returns once
+//! Kafka acknowledged every payload of the result. Each message carries the
+//! header `Idempotency-Key: <rule id>:<result number>:<payload of the
+//! result>`, the same for a result replayed after a restart.
+
+mod client;
+mod sink;
+mod source;
+
+use std::sync::Arc;
+
+use oort_engine::{ConnectorError, ConnectorOption, OptionKind};
+use oort_policy::{EgressPolicy, FileRoots};
+use serde::Deserialize;
+
+pub use sink::KafkaSinkFactory;
+pub use source::KafkaSourceFactory;
+
+use crate::connections::{Connections, Origin};
+
+/// The properties a named `kafka` connection may hold.
+pub const CONNECTION_PROPS: &[&str] = &["brokers", "saslAuthType", "saslUserName", "password"];
+
+/// The TLS properties, refused until this build has TLS for Kafka.
+const TLS_PROPS: &[&str] = &["certificationPath", "privateKeyPath", "rootCaPath", "insecureSkipVerify"];
+
+/// The options of a `kafka` stream (module documentation).
+pub const SOURCE_OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "CONF_KEY",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Required. The named connection (type kafka) of the cluster.",
+    },
+    ConnectorOption {
+        key: "GROUP_ID",
+        kind: OptionKind::Text,
+        default: "",
+        description: "The consumer group; default oort-<rule id>.",
+    },
+    ConnectorOption {
+        key: "GROUP_PROTOCOL",
+        kind: OptionKind::OneOf(&["consumer", "classic"]),
+        default: "consumer",
+        description: "The group protocol: consumer (KIP-848, brokers 4.0 and later) or classic.",
+    },
+    ConnectorOption {
+        key: "OFFSET_RESET",
+        kind: OptionKind::OneOf(&["latest", "earliest"]),
+        default: "latest",
+        description: "Where a group without a committed offset starts.",
+    },
+];
+
+/// The settings of a cluster, with eKuiper's names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KafkaConfig {
+    /// The bootstrap servers, `host:port,host:port`.
+    pub brokers: String,
+    /// `none` (the default) or `plain`.
+    pub sasl_auth_type: String,
+    /// SASL user name.
+    pub sasl_user_name: Option<String>,
+    /// SASL password.
+    pub password: Option<String>,
+}
+
+impl KafkaConfig {
+    /// The settings of a named connection's properties; an unknown property is refused.
+    pub fn from_connection(props: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ConnectorError> {
+        Self::from_props(props, CONNECTION_PROPS, "kafka connection")
+    }
+
+    /// The settings among `props`, whose keys must be in `known` (a sink's
+    /// properties hold others, checked elsewhere, when `known` is empty).
+    fn from_props(
+        props: &serde_json::Map<String, serde_json::Value>,
+        known: &[&str],
+        what: &str,
+    ) -> Result<Self, ConnectorError> {
+        if let Some(key) = props.keys().find(|k| TLS_PROPS.contains(&k.as_str())) {
+            return Err(ConnectorError::Config(format!(
+                "{what}: {key} (TLS to Kafka) is not supported yet: this build of librdkafka has no TLS"
+            )));
+        }
+        if !known.is_empty()
+            && let Some(key) = props.keys().find(|k| !known.contains(&k.as_str()))
+        {
+            return Err(ConnectorError::Config(format!(
+                "{what}: unknown property {key:?}; known: {}",
+                known.join(", ")
+            )));
+        }
+        let subset: serde_json::Map<String, serde_json::Value> = props
+            .iter()
+            .filter(|(k, _)| CONNECTION_PROPS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let config: Self = serde_json::from_value(serde_json::Value::Object(subset))
+            .map_err(|e| ConnectorError::Config(format!("{what}: {e}")))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks the settings without connecting.
+    pub(crate) fn check(&self) -> Result<(), ConnectorError> {
+        self.brokers()?;
+        match self.sasl_auth_type.to_ascii_lowercase().as_str() {
+            "" | "none" if self.sasl_user_name.is_none() => Ok(()),
+            "" | "none" => Err(ConnectorError::Config("kafka: saslUserName needs saslAuthType plain".into())),
+            "plain" if self.sasl_user_name.is_some() && self.password.is_some() => Ok(()),
+            "plain" => Err(ConnectorError::Config("kafka: saslAuthType plain needs saslUserName and password".into())),
+            "scram" => Err(ConnectorError::Config(
+                "kafka: saslAuthType scram is not supported yet: this build of librdkafka has no TLS library".into(),
+            )),
+            other => Err(ConnectorError::Config(format!("kafka: unknown saslAuthType {other:?}; use none or plain"))),
+        }
+    }
+
+    /// The bootstrap servers as (host, port).
+    fn brokers(&self) -> Result<Vec<(String, u16)>, ConnectorError> {
+        let bad = |why: String| ConnectorError::Config(format!("kafka: invalid brokers {:?}: {why}", self.brokers));
+        let mut brokers = Vec::new();
+        for broker in self.brokers.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+            let (host, port) = broker.rsplit_once(':').ok_or_else(|| bad(format!("{broker:?} is not host:port")))?;
+            let port =
+                port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad(format!("bad port in {broker:?}")))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() || host.contains(['/', '@', ' ']) {
+                return Err(bad(format!("bad host in {broker:?}")));
+            }
+            brokers.push((host.to_owned(), port));
+        }
+        if brokers.is_empty() {
+            return Err(bad("none given".into()));
+        }
+        Ok(brokers)
+    }
+
+    /// librdkafka's configuration for these settings.
+    fn client_config(&self) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        if let (Some(user), Some(password)) = (&self.sasl_user_name, &self.password) {
+            config
+                .set("security.protocol", "sasl_plaintext")
+                .set("sasl.mechanisms", "PLAIN")
+                .set("sasl.username", user)
+                .set("sasl.password", password);
+        }
+        config
+    }
+}
+
+/// What the kafka source and sink share.
+#[derive(Clone)]
+pub struct KafkaContext {
+    /// The named connections.
+    pub connections: Arc<Connections>,
+    /// Where files may be read from (TLS, when it comes).
+    pub files: Arc<FileRoots>,
+    /// What brokers a client named may be.
+    pub egress: Arc<EgressPolicy>,
+}
+
+/// A cluster's settings, where they come from, and what they may reach.
+#[derive(Clone)]
+pub(crate) struct Target {
+    config: KafkaConfig,
+    origin: Origin,
+    egress: Option<Arc<EgressPolicy>>,
+    registry: Arc<Connections>,
+}
+
+impl KafkaContext {
+    /// The settings of connection `name` (of type kafka).
+    pub(crate) fn target(&self, name: &str) -> Result<Target, ConnectorError> {
+        let def = self.connections.lookup(name, "kafka")?;
+        let config = KafkaConfig::from_connection(&def.props)?;
+        Ok(self.target_of(config, Origin::of(&def)))
+    }
+
+    fn target_of(&self, config: KafkaConfig, origin: Origin) -> Target {
+        let egress = (!origin.trusted).then(|| Arc::clone(&self.egress));
+        Target { config, origin, egress, registry: Arc::clone(&self.connections) }
+    }
+}
+
+impl Target {
+    /// The bootstrap servers, for messages.
+    pub(crate) fn brokers(&self) -> &str {
+        &self.config.brokers
+    }
+
+    /// Checks the bootstrap servers against the egress policy, if it applies.
+    pub(crate) async fn check_egress(&self) -> Result<(), String> {
+        let Some(policy) = &self.egress else { return Ok(()) };
+        for (host, port) in self.config.brokers().map_err(|e| e.to_string())? {
+            crate::connections::check_egress(policy, &host, port).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(json: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        json.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn connection_properties_are_checked() {
+        let ok = KafkaConfig::from_connection(&props(serde_json::json!({"brokers": "a:9092, b:9093"}))).unwrap();
+        assert_eq!(ok.brokers().unwrap(), [("a".to_string(), 9092), ("b".to_string(), 9093)]);
+        for (json, why) in [
+            (serde_json::json!({"brokers": ""}), "none given"),
+            (serde_json::json!({"brokers": "a"}), "not host:port"),
+            (serde_json::json!({"brokers": "a:0"}), "bad port"),
+            (serde_json::json!({"brokers": "a:1", "sever": 1}), "unknown property"),
+            (serde_json::json!({"brokers": "a:1", "rootCaPath": "ca.pem"}), "not supported yet"),
+            (serde_json::json!({"brokers": "a:1", "saslAuthType": "scram"}), "not supported yet"),
+            (serde_json::json!({"brokers": "a:1", "saslAuthType": "plain"}), "needs saslUserName"),
+            (serde_json::json!({"brokers": "a:1", "saslAuthType": "kerberos"}), "unknown saslAuthType"),
+        ] {
+            let error = KafkaConfig::from_connection(&props(json.clone())).unwrap_err().to_string();
+            assert!(error.contains(why), "{json}: {error}");
+        }
+        let plain =
+            serde_json::json!({"brokers": "a:1", "saslAuthType": "plain", "saslUserName": "u", "password": "p"});
+        let config = KafkaConfig::from_connection(&props(plain)).unwrap().client_config();
+        assert_eq!(config.get("sasl.mechanisms"), Some("PLAIN"));
+    }
+}
