@@ -257,6 +257,17 @@ async fn sink_publishes_what_a_subscriber_receives() {
         }
         sink.close().await.unwrap();
     }
+
+    // A topic per row, from a template; a row whose topic would hold a wildcard is refused.
+    let props = serde_json::json!({"server": broker.url(), "topic": "oort/out/{{.a}}", "sendSingle": true});
+    let mut sink = sinks().build(&sink_config(props)).unwrap();
+    timeout(WAIT, sink.collect(&rows)).await.unwrap().unwrap();
+    assert_eq!(subscriber.message().await.0, "oort/out/1");
+    assert_eq!(subscriber.message().await.0, "oort/out/2");
+    let wildcard = [row(&[("a", Value::String("#".into()))])];
+    let error = timeout(WAIT, sink.collect(&wildcard)).await.unwrap().unwrap_err().to_string();
+    assert!(error.contains("wildcards"), "{error}");
+    sink.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -244,6 +244,21 @@ async fn the_sink_publishes_with_message_ids_that_jetstream_deduplicates() {
     ];
     assert_eq!(got, [br#"{"n":3}"#.to_vec(), br#"{"n":4}"#.to_vec()]);
     core.close().await.unwrap();
+
+    // A subject per payload, from a template.
+    let mut dynamic = factory
+        .build(&sink_config(
+            serde_json::json!({"connectionSelector": "bus", "subject": "dyn.{{.n}}", "sendSingle": true}),
+        ))
+        .unwrap();
+    let mut each = server.client().await.subscribe("dyn.*").await.unwrap();
+    dynamic.collect(&[row(5), row(6)]).await.unwrap();
+    let subjects = [
+        timeout(WAIT, each.next()).await.unwrap().unwrap().subject.to_string(),
+        timeout(WAIT, each.next()).await.unwrap().unwrap().subject.to_string(),
+    ];
+    assert_eq!(subjects, ["dyn.5", "dyn.6"]);
+    dynamic.close().await.unwrap();
 }
 
 #[tokio::test]
@@ -292,7 +307,7 @@ async fn options_and_properties_are_checked_when_built() {
     for (props, why) in [
         (serde_json::json!({"subject": "a"}), "needs connectionSelector"),
         (serde_json::json!({"connectionSelector": "bus", "subject": "a.*"}), "no wildcards"),
-        (serde_json::json!({"connectionSelector": "bus", "subject": "{{.x}}"}), "dynamic subjects"),
+        (serde_json::json!({"connectionSelector": "bus", "subject": "{{.x"}), "subject"),
         (serde_json::json!({"connectionSelector": "bus"}), "it is empty"),
     ] {
         let message = match sinks.build(&sink_config(props.clone())) {

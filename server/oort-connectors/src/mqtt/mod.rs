@@ -65,7 +65,7 @@
 //! # Not supported yet
 //!
 //! Websockets (`ws://`), several `servers`, one socket shared by the rules
-//! of a connection (each client is a rule's own), dynamic topics in the sink (`{{.field}}` templates), `compression`, and MQTT
+//! of a connection (each client is a rule's own), `compression`, and MQTT
 //! 3.1 (`protocolVersion: "3.1"` is served as 3.1.1, which every current broker
 //! speaks).
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::client::{Connection, Event};
 use super::{CONNECTION_PROPS, MqttConfig, MqttContext, Origin, Settings};
 use crate::connections::{self, ClientLink};
-use crate::encode::{Progress, SinkEncoder};
+use crate::encode::{DynamicProp, Progress, SinkEncoder};
 
 type JsonMap = serde_json::Map<String, serde_json::Value>;
 
@@ -47,8 +47,8 @@ pub struct MqttSinkProps {
     /// `server` nor `connectionSelector`, the `default` connection's.
     #[serde(flatten)]
     pub connection: MqttConfig,
-    /// Topic the results are published to (required): a plain topic, no
-    /// wildcards; dynamic topics (`{{.field}}` templates) are not supported yet.
+    /// Topic the results are published to (required), without wildcards: a
+    /// plain topic, or a template per payload such as `devices/{{.id}}/alerts`.
     #[serde(default)]
     pub topic: String,
     /// Whether the broker keeps the last message of the topic for new subscribers.
@@ -99,7 +99,7 @@ const OPTIONS: &[ConnectorOption] = &[
         key: "topic",
         kind: OptionKind::Text,
         default: "",
-        description: "Required. The topic results are published to; no wildcards.",
+        description: "Required. The topic results are published to, no wildcards; a template such as devices/{{.id}} for a topic per payload.",
     },
     ConnectorOption {
         key: "connectionSelector",
@@ -196,15 +196,9 @@ impl SinkFactory for MqttSinkFactory {
         if topic.is_empty() {
             return Err(ConnectorError::Config("an mqtt action needs the property `topic`".into()));
         }
-        if topic.contains("{{") {
-            return Err(ConnectorError::Config(format!(
-                "mqtt action: dynamic topics ({topic:?}) are not supported yet; give a plain topic"
-            )));
-        }
-        if topic.contains(['+', '#', '\0']) {
-            return Err(ConnectorError::Config(format!(
-                "mqtt action: the topic {topic:?} cannot hold wildcards ('+', '#') when publishing"
-            )));
+        let topic = DynamicProp::new("topic", &topic)?;
+        if !topic.is_dynamic() {
+            check_topic(topic.text()).map_err(ConnectorError::Config)?;
         }
         let encoder = SinkEncoder::from_props(&config.props)?;
         let operator = format!("sink_mqtt_{}", config.index);
@@ -228,7 +222,7 @@ struct MqttSink {
     /// Its entry among the clients of its connection, from the first
     /// attempt to connect until it closes.
     link: Option<Arc<ClientLink>>,
-    topic: String,
+    topic: DynamicProp,
     retained: bool,
     encoder: SinkEncoder,
     rule_id: String,
@@ -268,28 +262,28 @@ impl MqttSink {
     /// Publishes payload `index` of the current result and waits for its
     /// acknowledgement, connecting if needed; a connection found dead is
     /// replaced once.
-    async fn send(&mut self, index: usize, payload: &[u8]) -> Result<(), ConnectorError> {
+    async fn send(&mut self, index: usize, topic: &str, payload: &[u8]) -> Result<(), ConnectorError> {
         let reused = self.conn.is_some();
         if !reused {
             self.connect().await?;
         }
-        match self.publish(index, payload).await {
+        match self.publish(index, topic, payload).await {
             Err(e) if reused => {
                 tracing::debug!(rule = %self.rule_id, error = %e, "mqtt sink: connection lost; reconnecting");
                 self.connect().await?;
-                self.publish(index, payload).await
+                self.publish(index, topic, payload).await
             }
             result => result,
         }
     }
 
     /// Publishes on the current connection; drops it on failure.
-    async fn publish(&mut self, index: usize, payload: &[u8]) -> Result<(), ConnectorError> {
+    async fn publish(&mut self, index: usize, topic: &str, payload: &[u8]) -> Result<(), ConnectorError> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(ConnectorError::External("mqtt: not connected".into()));
         };
         let key = self.sequence.map(|sequence| format!("{}:{sequence}:{index}", self.rule_id));
-        let message = Message { topic: &self.topic, retain: self.retained, payload, key };
+        let message = Message { topic, retain: self.retained, payload, key };
         let result = publish_and_wait(conn, &self.settings, message).await;
         if result.is_err() {
             self.conn = None;
@@ -365,11 +359,18 @@ impl Sink for MqttSink {
     }
 
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
-        let payloads = self.encoder.encode(rows)?;
+        let payloads = self.encoder.encode_with(rows, &[&self.topic])?;
+        let bytes: Vec<Vec<u8>> = payloads.iter().map(|(payload, _)| payload.clone()).collect();
         // The engine retries a failed result until it succeeds: skip what already went out.
-        let done = self.progress.start(&payloads);
-        for (i, payload) in payloads.iter().enumerate().skip(done) {
-            if let Err(e) = self.send(i, payload).await {
+        let done = self.progress.start(&bytes);
+        for (i, (payload, topic)) in payloads.iter().enumerate().skip(done) {
+            let topic = &topic[0];
+            if self.topic.is_dynamic()
+                && let Err(why) = check_topic(topic)
+            {
+                return Err(ConnectorError::External(why));
+            }
+            if let Err(e) = self.send(i, topic, payload).await {
                 self.progress.failed_at(i);
                 return Err(e);
             }
@@ -392,6 +393,17 @@ impl Sink for MqttSink {
         self.link = None;
         Ok(())
     }
+}
+
+/// Checks a topic to publish to: not empty, no wildcards.
+fn check_topic(topic: &str) -> Result<(), String> {
+    if topic.is_empty() {
+        return Err("mqtt action: the topic is empty".into());
+    }
+    if topic.contains(['+', '#', '\0']) {
+        return Err(format!("mqtt action: the topic {topic:?} cannot hold wildcards ('+', '#') when publishing"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -438,7 +450,8 @@ mod tests {
         );
         assert!(config_error(json!({})).contains("`topic`"));
         assert!(config_error(json!({"topic": "a/+"})).contains("wildcards"));
-        assert!(config_error(json!({"topic": "a/{{.x}}"})).contains("dynamic topics"));
+        assert!(build(json!({"topic": "a/{{.x}}"})).is_ok());
+        assert!(config_error(json!({"topic": "a/{{.x"})).contains("topic"));
         assert!(config_error(json!({"topic": "a", "qos": 3})).contains("qos"));
         assert!(config_error(json!({"topic": "a", "qos": "1"})).contains("invalid type"));
         assert!(config_error(json!({"topic": "a", "server": "ws://h"})).contains("not supported yet"));

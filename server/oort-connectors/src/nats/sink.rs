@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{ConnectFailure, NatsContext, Target, check_subject};
 use crate::connections::ClientLink;
-use crate::encode::{Progress, SinkEncoder};
+use crate::encode::{DynamicProp, Progress, SinkEncoder};
 
 /// Builds `nats` sinks.
 pub struct NatsSinkFactory(pub NatsContext);
@@ -28,7 +28,7 @@ const OPTIONS: &[ConnectorOption] = &[
         key: "subject",
         kind: OptionKind::Text,
         default: "",
-        description: "Required. The subject results are published on; no wildcards.",
+        description: "Required. The subject results are published on, no wildcards; a template such as alerts.{{.site}} for a subject per payload.",
     },
     ConnectorOption {
         key: "jetstream",
@@ -62,16 +62,13 @@ impl SinkFactory for NatsSinkFactory {
                 "a nats action needs connectionSelector, the named connection (type nats)".into(),
             ));
         }
-        if props.subject.contains("{{") {
-            return Err(ConnectorError::Config(format!(
-                "nats action: dynamic subjects ({:?}) are not supported yet; give a plain subject",
-                props.subject
-            )));
+        let subject = DynamicProp::new("subject", &props.subject)?;
+        if !subject.is_dynamic() {
+            check_subject(subject.text(), false, "subject")?;
         }
-        check_subject(&props.subject, false, "subject")?;
         Ok(Box::new(NatsSink {
             target: self.0.target(&props.connection_selector)?,
-            subject: props.subject,
+            subject,
             jetstream: props.jetstream,
             encoder: SinkEncoder::from_props(&config.props)?,
             rule_id: config.rule_id.clone(),
@@ -86,7 +83,7 @@ impl SinkFactory for NatsSinkFactory {
 
 struct NatsSink {
     target: Target,
-    subject: String,
+    subject: DynamicProp,
     jetstream: bool,
     encoder: SinkEncoder,
     rule_id: String,
@@ -117,14 +114,14 @@ impl NatsSink {
         Ok(self.client.insert(client).clone())
     }
 
-    async fn send(&mut self, index: usize, payload: &[u8]) -> Result<(), ConnectorError> {
+    async fn send(&mut self, index: usize, subject: &str, payload: &[u8]) -> Result<(), ConnectorError> {
         let client = self.client().await?;
         let mut headers = HeaderMap::new();
         if let Some(sequence) = self.sequence {
             headers
                 .insert(async_nats::header::NATS_MESSAGE_ID, format!("{}:{sequence}:{index}", self.rule_id).as_str());
         }
-        let subject = self.subject.clone();
+        let subject = subject.to_owned();
         let failed = |e: &dyn std::fmt::Display| {
             ConnectorError::External(format!("nats: publishing on {subject:?} to {}: {e}", self.target.server()))
         };
@@ -152,10 +149,14 @@ impl Sink for NatsSink {
     }
 
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
-        let payloads = self.encoder.encode(rows)?;
-        let done = self.progress.start(&payloads);
-        for (i, payload) in payloads.iter().enumerate().skip(done) {
-            if let Err(e) = self.send(i, payload).await {
+        let payloads = self.encoder.encode_with(rows, &[&self.subject])?;
+        let bytes: Vec<Vec<u8>> = payloads.iter().map(|(payload, _)| payload.clone()).collect();
+        let done = self.progress.start(&bytes);
+        for (i, (payload, subject)) in payloads.iter().enumerate().skip(done) {
+            if self.subject.is_dynamic() {
+                check_subject(&subject[0], false, "subject")?;
+            }
+            if let Err(e) = self.send(i, &subject[0], payload).await {
                 self.progress.failed_at(i);
                 return Err(e);
             }
