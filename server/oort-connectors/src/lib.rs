@@ -7,6 +7,7 @@
 //!   sink whose output clients read with `RuleService.TailRule`.
 //! - [`log`]: the `log` sink, results into the server log.
 //! - [`httppush`]: the `httppush` source, events POSTed over HTTP.
+//! - [`httppull`]: the `httppull` source, a URL requested at an interval.
 //! - [`file`](mod@file): the `file` source and sink, rows read from and appended to local files.
 //! - [`rest`]: the `rest` sink, each payload sent as an HTTP request.
 //! - [`encode`]: [`encode::SinkEncoder`], the common sink properties (`sendSingle`, `dataTemplate`, ...).
@@ -20,6 +21,7 @@ pub mod connections;
 pub mod encode;
 pub mod file;
 pub mod grpc;
+pub mod httppull;
 pub mod httppush;
 pub mod journal;
 pub mod kafka;
@@ -72,6 +74,7 @@ pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
     registry.register_sink("grpc", Arc::new(grpc::GrpcSinkFactory));
     registry.register_sink("log", Arc::new(log::LogSinkFactory));
     registry.register_source("httppush", Arc::new(httppush::HttpPushSourceFactory(Arc::clone(&buses.http))));
+    registry.register_source("httppull", Arc::new(httppull::HttpPullSourceFactory(Arc::clone(egress))));
     let mqtt = mqtt::MqttContext {
         connections: Arc::clone(connections),
         files: Arc::clone(files),

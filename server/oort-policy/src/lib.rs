@@ -5,9 +5,11 @@
 //!   must resolve, symlinks included.
 //! - [`egress`]: [`EgressPolicy`], which internal addresses the server may
 //!   connect to for a client (external services, REST sinks, plugin URLs).
+//! - [`secrets`]: which names carry secrets, never shown back.
 
 pub mod egress;
 pub mod files;
+pub mod secrets;
 
 pub use egress::{EgressError, EgressPolicy};
 pub use files::{FileRoots, PathError, PathUse};

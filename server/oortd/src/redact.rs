@@ -14,13 +14,7 @@ use prost_types::{Struct, Value};
 /// What a secret reads as.
 pub const PLACEHOLDER: &str = "***";
 
-/// Whether a property or header of this name carries a secret.
-pub fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    const EXACT: [&str; 5] = ["authorization", "proxy-authorization", "cookie", "x-api-key", "apikey"];
-    const PARTS: [&str; 7] = ["token", "password", "passwd", "secret", "credential", "api-key", "api_key"];
-    EXACT.contains(&key.as_str()) || PARTS.iter().any(|part| key.contains(part))
-}
+pub use oort_policy::secrets::is_secret;
 
 /// The placeholder in place of every secret of `props`, at any depth.
 pub fn redact_struct(props: &mut Struct) {
