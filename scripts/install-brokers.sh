@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned real brokers the integration tests start, if missing:
-# nats-server (with JetStream), built from source with `go install` into
+# Debian's redis-server, nats-server (with JetStream), built from source with `go install` into
 # $(go env GOPATH)/bin, and Apache Kafka (KRaft, no ZooKeeper) as its jars from
 # Maven Central, resolved by Maven into $OORT_TOOLS_DIR/kafka-<version>/libs
 # (no prebuilt tarball). scripts/run-kafka.sh starts a broker from those jars.
@@ -20,6 +20,12 @@ if ! { [ -x "$GOBIN/nats-server" ] &&
   go version -m "$GOBIN/nats-server" | grep -q "mod[[:space:]]*github.com/nats-io/nats-server/v2[[:space:]]*$NATS_VERSION"; }; then
   echo "installing nats-server $NATS_VERSION" >&2
   go install "github.com/nats-io/nats-server/v2@$NATS_VERSION"
+fi
+
+# Redis: Debian's package (the redis sink's tests start redis-server).
+if ! command -v redis-server >/dev/null; then
+  echo "installing redis-server" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
 # Kafka needs a JDK 17+ at run time and Maven to resolve its jars.

@@ -20,7 +20,36 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
+
+// createTopic has the broker create topic (auto-creation, one partition) and
+// waits until the partition has a leader.
+func createTopic(addr, topic string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req := kmsg.NewPtrMetadataRequest()
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, t)
+		req.AllowAutoTopicCreation = true
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil && len(resp.Topics) == 1 && resp.Topics[0].ErrorCode == 0 &&
+			len(resp.Topics[0].Partitions) > 0 && resp.Topics[0].Partitions[0].Leader >= 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Fatalf("topic %s not ready: %v", topic, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
 
 func main() {
 	proto := flag.String("proto", "mqtt", "mqtt, nats or kafka")
@@ -29,7 +58,12 @@ func main() {
 	file := flag.String("file", "", "JSON lines to publish, one message a line")
 	rate := flag.Float64("rate", 0, "messages a second (0: as fast as possible)")
 	qos := flag.Int("qos", 0, "mqtt QoS")
+	create := flag.Bool("create", false, "kafka: create the topic (one partition) and wait for its leader, publish nothing")
 	flag.Parse()
+	if *create {
+		createTopic(*addr, *topic)
+		return
+	}
 
 	data, err := os.ReadFile(*file)
 	if err != nil {

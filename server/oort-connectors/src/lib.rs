@@ -10,6 +10,7 @@
 //! - [`httppull`]: the `httppull` source, a URL requested at an interval.
 //! - [`file`](mod@file): the `file` source and sink, rows read from and appended to local files.
 //! - [`rest`]: the `rest` sink, each payload sent as an HTTP request.
+//! - [`redis`](mod@redis): the `redis` sink, rows stored as strings or pushed on lists.
 //! - [`encode`]: [`encode::SinkEncoder`], the common sink properties (`sendSingle`, `dataTemplate`, ...).
 //! - [`mqtt`]: the `mqtt` source and sink, subscribing to and publishing on an MQTT broker.
 //! - [`kafka`]: the `kafka` source and sink, a consumer group's topic and a producer.
@@ -29,6 +30,7 @@ pub mod log;
 pub mod memory;
 pub mod mqtt;
 pub mod nats;
+pub mod redis;
 pub mod rest;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -99,4 +101,8 @@ pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
     registry.register_source("file", Arc::new(file::FileSourceFactory::new(Arc::clone(files))));
     registry.register_sink("file", Arc::new(file::FileSinkFactory(Arc::clone(files))));
     registry.register_sink("rest", Arc::new(rest::RestSinkFactory(Arc::clone(egress))));
+    registry.register_sink(
+        "redis",
+        Arc::new(redis::RedisSinkFactory { connections: Arc::clone(connections), egress: Arc::clone(egress) }),
+    );
 }

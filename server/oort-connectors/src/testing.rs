@@ -418,3 +418,49 @@ impl Drop for KafkaBroker {
         }
     }
 }
+
+/// A redis-server (Debian's `redis-server`) on a free port of 127.0.0.1,
+/// without persistence; killed on drop.
+pub struct RedisServer {
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server, with `requirepass` when a password is given.
+    pub async fn start(password: Option<&str>) -> Self {
+        let port = free_port();
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        if let Some(password) = password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the redis tests need redis-server (`apt-get install -y redis-server`)");
+        let deadline = Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(Instant::now() < deadline, "redis-server not ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        RedisServer { port, child: Some(child) }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

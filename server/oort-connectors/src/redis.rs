@@ -1,0 +1,376 @@
+//! The `redis` sink, as eKuiper's: each row stored in Redis, as a string or
+//! pushed on a list, keyed by one of its fields or a fixed key.
+//!
+//! ```json
+//! {"redis": {"connectionSelector": "cache", "field": "deviceId", "dataType": "string", "expiration": 600}}
+//! ```
+//!
+//! The server comes from a named connection of type `redis`
+//! (`connectionSelector`; properties `addr` `host:port`, `password`, `db`),
+//! or from the action's own `addr`, `password` and `db`, eKuiper's way (its
+//! address then passes the egress policy). The action's properties:
+//!
+//! | property | meaning |
+//! |---|---|
+//! | `field` | The row field whose value is the key (`keyType` single). |
+//! | `key` | A fixed key, when `field` is not given (`keyType` single). |
+//! | `keyType` | `single` (default): the row as JSON under its key; `multiple`: each field of the row under its own name. |
+//! | `dataType` | `string` (default: `SET`) or `list` (`LPUSH`). |
+//! | `expiration` | Seconds a string lives; `-1` (default) for ever. |
+//! | `rowkindField` | A field saying what to do with the row: `insert`, `update` or `upsert` store it, `delete` deletes its key. |
+//!
+//! Every row of a result is written in one pipeline (`MULTI`/`EXEC`), all or
+//! nothing; `collect` returns once Redis answered. A failure is
+//! `ConnectorError::External`, and the engine retries the result.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Sink, SinkConfig, SinkFactory, Value};
+use oort_policy::EgressPolicy;
+use serde::Deserialize;
+
+use crate::connections::{ClientLink, Connections, LinkState, Origin};
+
+/// How long connecting, and each command, may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The properties a named `redis` connection may hold.
+pub const CONNECTION_PROPS: &[&str] = &["addr", "password", "db"];
+
+/// The settings of a Redis server, with eKuiper's names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    /// `host:port`.
+    pub addr: String,
+    /// The password (`AUTH`), if the server wants one.
+    pub password: Option<String>,
+    /// The database number.
+    pub db: i64,
+}
+
+impl RedisConfig {
+    /// The settings of a named connection's properties; an unknown property is refused.
+    pub fn from_connection(props: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ConnectorError> {
+        if let Some(key) = props.keys().find(|k| !CONNECTION_PROPS.contains(&k.as_str())) {
+            return Err(ConnectorError::Config(format!(
+                "redis connection: unknown property {key:?}; known: {}",
+                CONNECTION_PROPS.join(", ")
+            )));
+        }
+        Self::of(props)
+    }
+
+    fn of(props: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ConnectorError> {
+        let subset: serde_json::Map<String, serde_json::Value> = props
+            .iter()
+            .filter(|(k, _)| CONNECTION_PROPS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let config: Self = serde_json::from_value(serde_json::Value::Object(subset))
+            .map_err(|e| ConnectorError::Config(format!("redis: {e}")))?;
+        config.host_port()?;
+        if !(0..=15).contains(&config.db) {
+            return Err(ConnectorError::Config(format!("redis: db is 0 to 15, not {}", config.db)));
+        }
+        Ok(config)
+    }
+
+    fn host_port(&self) -> Result<(String, u16), ConnectorError> {
+        let bad = || ConnectorError::Config(format!("redis: addr {:?} must be host:port", self.addr));
+        let (host, port) = self.addr.trim().rsplit_once(':').ok_or_else(bad)?;
+        let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok((host.to_owned(), port))
+    }
+}
+
+/// Builds `redis` sinks.
+pub struct RedisSinkFactory {
+    /// The named connections.
+    pub connections: Arc<Connections>,
+    /// What servers a client named may be.
+    pub egress: Arc<EgressPolicy>,
+}
+
+/// The sink's own properties, for the docs and the API.
+const OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "connectionSelector",
+        kind: OptionKind::Text,
+        default: "",
+        description: "The named connection (type redis); else addr, password and db.",
+    },
+    ConnectorOption {
+        key: "addr",
+        kind: OptionKind::Text,
+        default: "",
+        description: "host:port of the action's own server.",
+    },
+    ConnectorOption {
+        key: "field",
+        kind: OptionKind::Text,
+        default: "",
+        description: "The row field whose value is the key.",
+    },
+    ConnectorOption { key: "key", kind: OptionKind::Text, default: "", description: "A fixed key, without field." },
+    ConnectorOption {
+        key: "keyType",
+        kind: OptionKind::OneOf(&["single", "multiple"]),
+        default: "single",
+        description: "single: the row as JSON under its key; multiple: each field under its own name.",
+    },
+    ConnectorOption {
+        key: "dataType",
+        kind: OptionKind::OneOf(&["string", "list"]),
+        default: "string",
+        description: "string: SET; list: LPUSH.",
+    },
+    ConnectorOption {
+        key: "expiration",
+        kind: OptionKind::Text,
+        default: "-1",
+        description: "Seconds a string lives; -1 for ever.",
+    },
+    ConnectorOption {
+        key: "rowkindField",
+        kind: OptionKind::Text,
+        default: "",
+        description: "A field saying insert, update, upsert or delete.",
+    },
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Props {
+    connection_selector: Option<String>,
+    field: Option<String>,
+    key: Option<String>,
+    #[serde(default)]
+    key_type: Option<String>,
+    #[serde(default)]
+    data_type: Option<String>,
+    #[serde(default, alias = "expire")]
+    expiration: Option<serde_json::Value>,
+    rowkind_field: Option<String>,
+}
+
+/// Where a row goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Keying {
+    Field(String),
+    Fixed(String),
+    Multiple,
+}
+
+impl SinkFactory for RedisSinkFactory {
+    fn options(&self) -> Option<Vec<ConnectorOption>> {
+        Some(OPTIONS.to_vec())
+    }
+
+    fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
+        let props: Props = serde_json::from_value(serde_json::Value::Object(config.props.clone()))
+            .map_err(|e| ConnectorError::Config(format!("redis action: {e}")))?;
+        let (server, origin) = match &props.connection_selector {
+            Some(name) => {
+                if let Some(key) = config.props.keys().find(|k| CONNECTION_PROPS.contains(&k.as_str())) {
+                    return Err(ConnectorError::Config(format!(
+                        "redis action: {key:?} belongs to the connection {name:?}: set it there, or leave out connectionSelector"
+                    )));
+                }
+                let def = self.connections.lookup(name, "redis")?;
+                (RedisConfig::from_connection(&def.props)?, Origin::of(&def))
+            }
+            None => (RedisConfig::of(&config.props)?, Origin { connection: String::new(), trusted: false }),
+        };
+        let keying = match (props.key_type.as_deref().map(str::to_ascii_lowercase).as_deref(), props.field, props.key) {
+            (None | Some("single"), Some(field), _) if !field.is_empty() => Keying::Field(field),
+            (None | Some("single"), _, Some(key)) if !key.is_empty() => Keying::Fixed(key),
+            (None | Some("single"), ..) => {
+                return Err(ConnectorError::Config("redis action: give field (a row field) or key".into()));
+            }
+            (Some("multiple"), ..) => Keying::Multiple,
+            (Some(other), ..) => {
+                return Err(ConnectorError::Config(format!(
+                    "redis action: keyType is single or multiple, not {other:?}"
+                )));
+            }
+        };
+        let list = match props.data_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("string") => false,
+            Some("list") => true,
+            Some(other) => {
+                return Err(ConnectorError::Config(format!("redis action: dataType is string or list, not {other:?}")));
+            }
+        };
+        let expiration = match props.expiration {
+            None => -1,
+            Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(-1),
+            Some(serde_json::Value::String(s)) => s.trim().parse().map_err(|_| {
+                ConnectorError::Config(format!("redis action: expiration is a number of seconds, not {s:?}"))
+            })?,
+            Some(other) => {
+                return Err(ConnectorError::Config(format!("redis action: expiration is seconds, not {other}")));
+            }
+        };
+        Ok(Box::new(RedisSink {
+            server,
+            egress: (!origin.trusted).then(|| Arc::clone(&self.egress)),
+            origin,
+            registry: Arc::clone(&self.connections),
+            keying,
+            list,
+            expiration,
+            rowkind_field: props.rowkind_field.filter(|f| !f.is_empty()),
+            rule_id: config.rule_id.clone(),
+            operator: format!("sink_redis_{}", config.index),
+            link: None,
+            conn: None,
+        }))
+    }
+}
+
+struct RedisSink {
+    server: RedisConfig,
+    egress: Option<Arc<EgressPolicy>>,
+    origin: Origin,
+    registry: Arc<Connections>,
+    keying: Keying,
+    list: bool,
+    expiration: i64,
+    rowkind_field: Option<String>,
+    rule_id: String,
+    operator: String,
+    link: Option<Arc<ClientLink>>,
+    conn: Option<redis::aio::MultiplexedConnection>,
+}
+
+/// A value as Redis stores it: text as is, anything else as JSON.
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.to_string(),
+        other => oort_engine::json::value_to_json(other).to_string(),
+    }
+}
+
+impl RedisSink {
+    async fn connection(&mut self) -> Result<redis::aio::MultiplexedConnection, ConnectorError> {
+        if let Some(conn) = &self.conn {
+            return Ok(conn.clone());
+        }
+        let link = match &self.link {
+            Some(link) => Arc::clone(link),
+            None => Arc::clone(self.link.insert(self.origin.link(&self.registry, &self.rule_id, &self.operator)?)),
+        };
+        link.set(LinkState::Connecting);
+        let failed = |why: String| {
+            link.set(LinkState::Disconnected(why.clone()));
+            ConnectorError::External(format!("redis {}: {why}", self.server.addr))
+        };
+        let (host, port) = self.server.host_port()?;
+        if let Some(policy) = &self.egress {
+            crate::connections::check_egress(policy, &host, port).await.map_err(failed)?;
+        }
+        let info = redis::ConnectionInfo {
+            addr: redis::ConnectionAddr::Tcp(host, port),
+            redis: redis::RedisConnectionInfo {
+                db: self.server.db,
+                password: self.server.password.clone(),
+                ..Default::default()
+            },
+        };
+        let client = redis::Client::open(info).map_err(|e| failed(e.to_string()))?;
+        let config = redis::AsyncConnectionConfig::new().set_connection_timeout(TIMEOUT).set_response_timeout(TIMEOUT);
+        let conn =
+            client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| failed(e.to_string()))?;
+        link.set(LinkState::Connected);
+        Ok(self.conn.insert(conn).clone())
+    }
+
+    /// The commands that store `row`.
+    fn store(&self, pipe: &mut redis::Pipeline, row: &Map) -> Result<(), ConnectorError> {
+        let kind = match &self.rowkind_field {
+            Some(field) => row.get(field.as_str()).map(text).unwrap_or_else(|| "insert".into()).to_ascii_lowercase(),
+            None => "insert".into(),
+        };
+        let pairs: Vec<(String, String)> = match &self.keying {
+            Keying::Field(field) => {
+                let key = row.get(field.as_str()).filter(|v| !matches!(v, Value::Null)).ok_or_else(|| {
+                    ConnectorError::External(format!("redis: the row has no field {field:?} to key it by"))
+                })?;
+                vec![(text(key), oort_engine::json::map_to_json(row).to_string())]
+            }
+            Keying::Fixed(key) => vec![(key.clone(), oort_engine::json::map_to_json(row).to_string())],
+            Keying::Multiple => row.iter().map(|(k, v)| (k.to_string(), text(v))).collect(),
+        };
+        for (key, value) in pairs {
+            match kind.as_str() {
+                "delete" => {
+                    pipe.del(&key).ignore();
+                }
+                "insert" | "update" | "upsert" if self.list => {
+                    pipe.lpush(&key, value).ignore();
+                }
+                "insert" | "update" | "upsert" if self.expiration > 0 => {
+                    pipe.set_ex(&key, value, self.expiration as u64).ignore();
+                }
+                "insert" | "update" | "upsert" => {
+                    pipe.set(&key, value).ignore();
+                }
+                other => {
+                    return Err(ConnectorError::External(format!(
+                        "redis: rowkind {other:?} is not insert, update, upsert or delete"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for RedisSink {
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        self.connection().await.map(drop)
+    }
+
+    async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for row in rows {
+            self.store(&mut pipe, row)?;
+        }
+        let mut conn = self.connection().await?;
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            self.conn = None;
+            if let Some(link) = &self.link {
+                link.set(LinkState::Disconnected(e.to_string()));
+            }
+            return Err(ConnectorError::External(format!("redis {}: {e}", self.server.addr)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked() {
+        let props = |json: serde_json::Value| json.as_object().cloned().unwrap();
+        assert_eq!(RedisConfig::of(&props(serde_json::json!({"addr": "h:6379", "db": 2}))).unwrap().db, 2);
+        for (json, why) in
+            [(serde_json::json!({"addr": "h"}), "host:port"), (serde_json::json!({"addr": "h:1", "db": 16}), "0 to 15")]
+        {
+            assert!(RedisConfig::of(&props(json.clone())).unwrap_err().to_string().contains(why), "{json}");
+        }
+        let unknown = RedisConfig::from_connection(&props(serde_json::json!({"addr": "h:1", "field": "x"})));
+        assert!(unknown.unwrap_err().to_string().contains("unknown property"));
+    }
+}
