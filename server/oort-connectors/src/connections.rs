@@ -36,6 +36,22 @@ pub(crate) async fn check_egress(policy: &EgressPolicy, host: &str, port: u16) -
     Ok(())
 }
 
+/// The settings `T` of a named connection's properties, every key among
+/// `known`: an unknown one (a typo) is refused rather than ignored.
+pub(crate) fn settings<T: serde::de::DeserializeOwned>(
+    props: &serde_json::Map<String, serde_json::Value>,
+    known: &[&str],
+    what: &str,
+) -> Result<T, ConnectorError> {
+    if let Some(key) = props.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ConnectorError::Config(format!(
+            "{what} connection: unknown property {key:?}; known: {}",
+            known.join(", ")
+        )));
+    }
+    crate::encode::props_subset(props, known).map_err(|e| ConnectorError::Config(format!("{what} connection: {e}")))
+}
+
 /// Checks a connection's type and settings as a client would use them
 /// (its TLS files read from inside `files`), without connecting.
 pub fn check(def: &ConnectionDef, files: &Arc<FileRoots>) -> Result<(), ConnectorError> {

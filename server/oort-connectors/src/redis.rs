@@ -54,28 +54,20 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// The settings of a named connection's properties; an unknown property is refused.
     pub fn from_connection(props: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ConnectorError> {
-        if let Some(key) = props.keys().find(|k| !CONNECTION_PROPS.contains(&k.as_str())) {
-            return Err(ConnectorError::Config(format!(
-                "redis connection: unknown property {key:?}; known: {}",
-                CONNECTION_PROPS.join(", ")
-            )));
-        }
-        Self::of(props)
+        crate::connections::settings::<Self>(props, CONNECTION_PROPS, "redis")?.checked()
     }
 
+    /// The settings among an action's properties.
     fn of(props: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ConnectorError> {
-        let subset: serde_json::Map<String, serde_json::Value> = props
-            .iter()
-            .filter(|(k, _)| CONNECTION_PROPS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let config: Self = serde_json::from_value(serde_json::Value::Object(subset))
-            .map_err(|e| ConnectorError::Config(format!("redis: {e}")))?;
-        config.host_port()?;
-        if !(0..=15).contains(&config.db) {
-            return Err(ConnectorError::Config(format!("redis: db is 0 to 15, not {}", config.db)));
+        crate::encode::props_subset::<Self>(props, CONNECTION_PROPS)?.checked()
+    }
+
+    fn checked(self) -> Result<Self, ConnectorError> {
+        self.host_port()?;
+        if !(0..=15).contains(&self.db) {
+            return Err(ConnectorError::Config(format!("redis: db is 0 to 15, not {}", self.db)));
         }
-        Ok(config)
+        Ok(self)
     }
 
     fn host_port(&self) -> Result<(String, u16), ConnectorError> {

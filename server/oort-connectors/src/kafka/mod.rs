@@ -131,8 +131,8 @@ impl KafkaConfig {
         Self::from_props(props, CONNECTION_PROPS, "kafka connection")
     }
 
-    /// The settings among `props`, whose keys must be in `known` (a sink's
-    /// properties hold others, checked elsewhere, when `known` is empty).
+    /// The settings among an action's `props` (its other properties are
+    /// checked elsewhere); TLS properties are refused.
     fn from_props(
         props: &serde_json::Map<String, serde_json::Value>,
         known: &[&str],
@@ -143,21 +143,11 @@ impl KafkaConfig {
                 "{what}: {key} (TLS to Kafka) is not supported yet: this build of librdkafka has no TLS"
             )));
         }
-        if !known.is_empty()
-            && let Some(key) = props.keys().find(|k| !known.contains(&k.as_str()))
-        {
-            return Err(ConnectorError::Config(format!(
-                "{what}: unknown property {key:?}; known: {}",
-                known.join(", ")
-            )));
-        }
-        let subset: serde_json::Map<String, serde_json::Value> = props
-            .iter()
-            .filter(|(k, _)| CONNECTION_PROPS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let config: Self = serde_json::from_value(serde_json::Value::Object(subset))
-            .map_err(|e| ConnectorError::Config(format!("{what}: {e}")))?;
+        let config: Self = if known.is_empty() {
+            crate::encode::props_subset(props, CONNECTION_PROPS)?
+        } else {
+            crate::connections::settings(props, known, "kafka")?
+        };
         config.check()?;
         Ok(config)
     }

@@ -95,14 +95,7 @@ impl MqttConfig {
     /// The settings of a named connection's properties; an unknown property is
     /// refused, as a typo would otherwise be silently ignored.
     pub fn from_connection(props: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ConnectorError> {
-        if let Some(key) = props.keys().find(|k| !CONNECTION_PROPS.contains(&k.as_str())) {
-            return Err(ConnectorError::Config(format!(
-                "mqtt connection: unknown property {key:?}; known: {}",
-                CONNECTION_PROPS.join(", ")
-            )));
-        }
-        serde_json::from_value(serde_json::Value::Object(props.clone()))
-            .map_err(|e| ConnectorError::Config(format!("mqtt connection: {e}")))
+        crate::connections::settings(props, CONNECTION_PROPS, "mqtt")
     }
 
     /// These settings with a stream's options ([`super::SOURCE_OPTIONS`]) applied.

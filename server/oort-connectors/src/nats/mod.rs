@@ -147,14 +147,7 @@ struct Server {
 impl NatsConfig {
     /// The settings of a named connection's properties; an unknown property is refused.
     pub fn from_connection(props: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ConnectorError> {
-        if let Some(key) = props.keys().find(|k| !CONNECTION_PROPS.contains(&k.as_str())) {
-            return Err(ConnectorError::Config(format!(
-                "nats connection: unknown property {key:?}; known: {}",
-                CONNECTION_PROPS.join(", ")
-            )));
-        }
-        serde_json::from_value(serde_json::Value::Object(props.clone()))
-            .map_err(|e| ConnectorError::Config(format!("nats connection: {e}")))
+        crate::connections::settings(props, CONNECTION_PROPS, "nats")
     }
 
     /// Checks the settings, the TLS files among them, without connecting.
