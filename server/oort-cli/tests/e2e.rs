@@ -318,17 +318,17 @@ fn rule_create_refused_by_the_server() {
 #[test]
 fn rule_on_a_connector_the_server_does_not_have_is_refused() {
     let server = with_demo();
-    // Oort has no kafka connector: such a stream can be declared but not read by a rule.
-    let kafka = r#"CREATE STREAM kq (temperature FLOAT) WITH (DATASOURCE="t", TYPE="kafka")"#;
-    success(&server.oort(&["stream", "create", kafka]));
-    let err = server_error(&server.oort(&["rule", "create", "r", "--sql", "SELECT * FROM kq", "--action", "log"]));
-    assert!(err.starts_with("error: invalid argument: ") && err.contains("kafka"), "{err}");
+    // Oort has no edgex connector: such a stream can be declared but not read by a rule.
+    let edgex = r#"CREATE STREAM eq (temperature FLOAT) WITH (DATASOURCE="t", TYPE="edgex")"#;
+    success(&server.oort(&["stream", "create", edgex]));
+    let err = server_error(&server.oort(&["rule", "create", "r", "--sql", "SELECT * FROM eq", "--action", "log"]));
+    assert!(err.starts_with("error: invalid argument: ") && err.contains("edgex"), "{err}");
 
     let create =
         |action: &str| server.oort(&["rule", "create", "r", "--sql", "SELECT * FROM demo", "--action", action]);
-    let err = server_error(&create(r#"kafka={"brokers":"127.0.0.1:9092","topic":"out"}"#));
+    let err = server_error(&create(r#"edgex={"topic":"out"}"#));
     assert!(
-        err.starts_with("error: invalid argument: ") && err.contains("\"kafka\", which is not a known sink"),
+        err.starts_with("error: invalid argument: ") && err.contains("\"edgex\", which is not a known sink"),
         "{err}"
     );
     let err = server_error(&create("memory"));

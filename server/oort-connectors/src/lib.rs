@@ -10,7 +10,8 @@
 //! - [`httppull`]: the `httppull` source, a URL requested at an interval.
 //! - [`file`](mod@file): the `file` source and sink, rows read from and appended to local files.
 //! - [`rest`]: the `rest` sink, each payload sent as an HTTP request.
-//! - [`redis`](mod@redis): the `redis` sink, rows stored as strings or pushed on lists.
+//! - [`redis`](mod@redis): the `redis` sink, rows stored as strings or pushed on lists, and
+//!   `redis` lookup tables that read them at join time.
 //! - [`encode`]: [`encode::SinkEncoder`], the common sink properties (`sendSingle`, `dataTemplate`, ...).
 //! - [`mqtt`]: the `mqtt` source and sink, subscribing to and publishing on an MQTT broker.
 //! - [`kafka`]: the `kafka` source and sink, a consumer group's topic and a producer.
@@ -104,5 +105,9 @@ pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
     registry.register_sink(
         "redis",
         Arc::new(redis::RedisSinkFactory { connections: Arc::clone(connections), egress: Arc::clone(egress) }),
+    );
+    registry.register_source(
+        "redis",
+        Arc::new(redis::RedisSourceFactory { connections: Arc::clone(connections), egress: Arc::clone(egress) }),
     );
 }

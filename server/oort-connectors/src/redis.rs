@@ -22,12 +22,31 @@
 //! Every row of a result is written in one pipeline (`MULTI`/`EXEC`), all or
 //! nothing; `collect` returns once Redis answered. A failure is
 //! `ConnectorError::External`, and the engine retries the result.
+//!
+//! # Lookup tables
+//!
+//! ```sql
+//! CREATE TABLE alerts () WITH (TYPE="redis", KIND="lookup", CONF_KEY="cache", DATASOURCE="0")
+//! SELECT * FROM events INNER JOIN alerts ON events.kind = alerts.id
+//! ```
+//!
+//! A `redis` table is a lookup table (`KIND="lookup"`), queried when an
+//! event joins it: the value the event gives the table's key column (the
+//! first equality of `ON`) is the Redis key. `CONF_KEY` names the connection
+//! (type `redis`), `DATASOURCE` the database (0 to 15). With `DATA_TYPE`
+//! `string` (the default), `GET` gives one row, the stored JSON object; with
+//! `list`, `LRANGE key 0 -1` gives a row per element. A key that does not
+//! exist gives no row. This is what the `redis` sink writes: the two make
+//! eKuiper's updatable lookup table.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Sink, SinkConfig, SinkFactory, Value};
+use oort_engine::{
+    ConnectorError, ConnectorOption, Lookup, Map, OptionKind, Sink, SinkConfig, SinkFactory, Source, SourceConfig,
+    SourceFactory, Value,
+};
 use oort_policy::EgressPolicy;
 use serde::Deserialize;
 
@@ -242,6 +261,32 @@ struct RedisSink {
     conn: Option<redis::aio::MultiplexedConnection>,
 }
 
+/// Connects to `server`, its address through `egress` when given, reporting to `link`.
+async fn connect(
+    server: &RedisConfig,
+    egress: Option<&EgressPolicy>,
+    link: &ClientLink,
+) -> Result<redis::aio::MultiplexedConnection, ConnectorError> {
+    link.set(LinkState::Connecting);
+    let failed = |why: String| {
+        link.set(LinkState::Disconnected(why.clone()));
+        ConnectorError::External(format!("redis {}: {why}", server.addr))
+    };
+    let (host, port) = server.host_port()?;
+    if let Some(policy) = egress {
+        crate::connections::check_egress(policy, &host, port).await.map_err(failed)?;
+    }
+    let info = redis::ConnectionInfo {
+        addr: redis::ConnectionAddr::Tcp(host, port),
+        redis: redis::RedisConnectionInfo { db: server.db, password: server.password.clone(), ..Default::default() },
+    };
+    let client = redis::Client::open(info).map_err(|e| failed(e.to_string()))?;
+    let config = redis::AsyncConnectionConfig::new().set_connection_timeout(TIMEOUT).set_response_timeout(TIMEOUT);
+    let conn = client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| failed(e.to_string()))?;
+    link.set(LinkState::Connected);
+    Ok(conn)
+}
+
 /// A value as Redis stores it: text as is, anything else as JSON.
 fn text(value: &Value) -> String {
     match value {
@@ -259,28 +304,7 @@ impl RedisSink {
             Some(link) => Arc::clone(link),
             None => Arc::clone(self.link.insert(self.origin.link(&self.registry, &self.rule_id, &self.operator)?)),
         };
-        link.set(LinkState::Connecting);
-        let failed = |why: String| {
-            link.set(LinkState::Disconnected(why.clone()));
-            ConnectorError::External(format!("redis {}: {why}", self.server.addr))
-        };
-        let (host, port) = self.server.host_port()?;
-        if let Some(policy) = &self.egress {
-            crate::connections::check_egress(policy, &host, port).await.map_err(failed)?;
-        }
-        let info = redis::ConnectionInfo {
-            addr: redis::ConnectionAddr::Tcp(host, port),
-            redis: redis::RedisConnectionInfo {
-                db: self.server.db,
-                password: self.server.password.clone(),
-                ..Default::default()
-            },
-        };
-        let client = redis::Client::open(info).map_err(|e| failed(e.to_string()))?;
-        let config = redis::AsyncConnectionConfig::new().set_connection_timeout(TIMEOUT).set_response_timeout(TIMEOUT);
-        let conn =
-            client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| failed(e.to_string()))?;
-        link.set(LinkState::Connected);
+        let conn = connect(&self.server, self.egress.as_deref(), &link).await?;
         Ok(self.conn.insert(conn).clone())
     }
 
@@ -346,6 +370,148 @@ impl Sink for RedisSink {
             return Err(ConnectorError::External(format!("redis {}: {e}", self.server.addr)));
         }
         Ok(())
+    }
+}
+
+/// The options of a `redis` lookup table.
+const TABLE_OPTIONS: &[ConnectorOption] = &[
+    ConnectorOption {
+        key: "CONF_KEY",
+        kind: OptionKind::Text,
+        default: "",
+        description: "Required. The named connection (type redis) of the server.",
+    },
+    ConnectorOption {
+        key: "DATA_TYPE",
+        kind: OptionKind::OneOf(&["string", "list"]),
+        default: "string",
+        description: "string: GET gives the row; list: LRANGE gives a row per element.",
+    },
+];
+
+/// Builds `redis` lookup tables.
+pub struct RedisSourceFactory {
+    /// The named connections.
+    pub connections: Arc<Connections>,
+    /// What servers a client named may be.
+    pub egress: Arc<EgressPolicy>,
+}
+
+impl RedisSourceFactory {
+    /// A table's server (its connection, with DATASOURCE as the database) and data type.
+    fn table(&self, config: &SourceConfig) -> Result<(RedisConfig, Origin, bool), ConnectorError> {
+        let option = |key: &str| config.options.get(key).map(|v| v.trim());
+        if !option("KIND").is_some_and(|k| k.eq_ignore_ascii_case("lookup")) {
+            return Err(ConnectorError::Config(
+                "a redis source is a lookup table: CREATE TABLE ... WITH (TYPE=\"redis\", KIND=\"lookup\", ...)".into(),
+            ));
+        }
+        let name = option("CONF_KEY").filter(|k| !k.is_empty()).ok_or_else(|| ConnectorError::Option {
+            key: "CONF_KEY".into(),
+            message: "a redis table needs CONF_KEY, the named connection (type redis)".into(),
+        })?;
+        let def = self.connections.lookup(name, "redis")?;
+        let mut server = RedisConfig::from_connection(&def.props)?;
+        if !config.datasource.trim().is_empty() {
+            server.db = config.datasource.trim().parse().map_err(|_| {
+                ConnectorError::Config(format!(
+                    "redis: DATASOURCE is the database, 0 to 15, not {:?}",
+                    config.datasource
+                ))
+            })?;
+        }
+        let list = match option("DATA_TYPE").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("string") => false,
+            Some("list") => true,
+            Some(other) => {
+                return Err(ConnectorError::Option {
+                    key: "DATA_TYPE".into(),
+                    message: format!("redis: DATA_TYPE is string or list, not {other:?}"),
+                });
+            }
+        };
+        Ok((server.checked()?, Origin::of(&def), list))
+    }
+}
+
+impl SourceFactory for RedisSourceFactory {
+    fn options(&self) -> Option<Vec<ConnectorOption>> {
+        Some(TABLE_OPTIONS.to_vec())
+    }
+
+    fn validate(&self, config: &SourceConfig) -> Result<(), ConnectorError> {
+        self.table(config).map(drop)
+    }
+
+    fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+        self.table(config)?;
+        Err(ConnectorError::Config(format!(
+            "redis table {}: a lookup table is queried at join time, by an ON equality with one of its columns",
+            config.stream
+        )))
+    }
+
+    fn supports_lookup(&self) -> bool {
+        true
+    }
+
+    fn lookup(&self, config: &SourceConfig) -> Result<Option<Arc<dyn Lookup>>, ConnectorError> {
+        let (server, origin, list) = self.table(config)?;
+        let link = origin.link(&self.connections, &config.rule_id, &format!("source_{}_0", config.stream))?;
+        let egress = (!origin.trusted).then(|| Arc::clone(&self.egress));
+        Ok(Some(Arc::new(RedisLookup { server, egress, link, list, conn: tokio::sync::Mutex::default() })))
+    }
+}
+
+/// A `redis` lookup table's store.
+struct RedisLookup {
+    server: RedisConfig,
+    egress: Option<Arc<EgressPolicy>>,
+    link: Arc<ClientLink>,
+    list: bool,
+    conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+impl RedisLookup {
+    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, ConnectorError> {
+        let mut held = self.conn.lock().await;
+        if let Some(conn) = held.as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = connect(&self.server, self.egress.as_deref(), &self.link).await?;
+        Ok(held.insert(conn).clone())
+    }
+}
+
+/// A stored value as a row: a JSON object's fields, else `{"value": ...}`.
+fn row_of(stored: &str) -> Map {
+    match serde_json::from_str::<serde_json::Value>(stored) {
+        Ok(serde_json::Value::Object(object)) => {
+            object.iter().map(|(k, v)| (Arc::from(k.as_str()), oort_engine::json::json_to_value(v))).collect()
+        }
+        Ok(other) => Map::from([(Arc::from("value"), oort_engine::json::json_to_value(&other))]),
+        Err(_) => Map::from([(Arc::from("value"), Value::from(stored))]),
+    }
+}
+
+#[async_trait]
+impl Lookup for RedisLookup {
+    async fn lookup(&self, _fields: &[Arc<str>], values: &[Value]) -> Result<Vec<Map>, ConnectorError> {
+        let key = values.first().map(text).ok_or_else(|| ConnectorError::External("redis lookup: no key".into()))?;
+        let mut conn = self.connection().await?;
+        let stored: Result<Vec<String>, redis::RedisError> = if self.list {
+            redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await
+        } else {
+            redis::cmd("GET").arg(&key).query_async::<Option<String>>(&mut conn).await.map(|v| v.into_iter().collect())
+        };
+        match stored {
+            Ok(values) => Ok(values.iter().map(|v| row_of(v)).collect()),
+            Err(e) => {
+                *self.conn.lock().await = None;
+                self.link.set(LinkState::Disconnected(e.to_string()));
+                Err(ConnectorError::External(format!("redis {}: {e}", self.server.addr)))
+            }
+        }
     }
 }
 

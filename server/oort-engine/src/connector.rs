@@ -227,6 +227,15 @@ impl SourceConfig {
     }
 }
 
+/// A lookup table's store (eKuiper's lookup source): queried for the rows
+/// whose columns equal given values, when a stream's event joins the table.
+#[async_trait]
+pub trait Lookup: Send + Sync {
+    /// The rows whose `fields` equal `values`, one value per field. A
+    /// deadline is the implementation's to keep.
+    async fn lookup(&self, fields: &[Arc<str>], values: &[crate::value::Value]) -> Result<Vec<Map>, ConnectorError>;
+}
+
 /// A rule's hold on what its source read, for a source that can replay: the
 /// events after a position stay available to the rule until a checkpoint
 /// covers them, across a restart of the server. Dropping it lets the source
@@ -439,6 +448,19 @@ pub trait SourceFactory: Send + Sync + 'static {
     /// stream (a path outside the file roots) is refused here.
     fn validate(&self, _config: &SourceConfig) -> Result<(), ConnectorError> {
         Ok(())
+    }
+
+    /// Whether its tables can be lookup tables (`KIND="lookup"`) queried at
+    /// join time through [`SourceFactory::lookup`]; `false` by default (a
+    /// lookup table of such a source is loaded whole, as a scan table).
+    fn supports_lookup(&self) -> bool {
+        false
+    }
+
+    /// The store a lookup table of `config` queries at join time; called
+    /// when a rule that joins it starts. `None` by default.
+    fn lookup(&self, _config: &SourceConfig) -> Result<Option<Arc<dyn Lookup>>, ConnectorError> {
+        Ok(None)
     }
 
     /// Why each rule reading a stream of `config` gets only part of its

@@ -7,7 +7,7 @@ mod checks;
 mod joins;
 mod stages;
 
-pub use joins::{Join, JoinKind};
+pub use joins::{Join, JoinKind, LookupKeys};
 pub use stages::Stage;
 
 use checks::{check_hits, check_joined_streams, check_running, elsewhere_than_select, reads_hits};
@@ -312,7 +312,8 @@ pub fn plan(
     projection.hide(&query.invisible)?;
     projection.keep_nulls = def.options.send_nil_field;
     let joins = joins::plan_joins(select, joined, &on_ctx, &projection, table_first, joins_streams)?;
-    let (tables, joined_streams) = if joins_streams { (Vec::new(), joins) } else { (joins, Vec::new()) };
+    let (mut tables, joined_streams) = if joins_streams { (Vec::new(), joins) } else { (joins, Vec::new()) };
+    joins::plan_lookups(&mut tables, connectors)?;
     let filter = select.selection.as_ref().map(|e| compile_over_aliases(e, &ctx, &projection)).transpose()?;
     if let Some((name, position)) = filter.as_ref().and_then(|f| f.expr.first_aggregate()) {
         let message = format!("aggregate function {name} is not allowed in WHERE; use HAVING");

@@ -59,9 +59,15 @@ pub mod option_key {
     pub const DELIMITER: &str = "DELIMITER";
     /// For scan tables: how many rows to keep.
     pub const RETAIN_SIZE: &str = "RETAIN_SIZE";
+    /// For lookup tables queried at join time: whether answers are cached.
+    pub const CACHE: &str = "CACHE";
+    /// For lookup tables: seconds a cached answer is used.
+    pub const CACHE_TTL: &str = "CACHE_TTL";
+    /// For lookup tables: whether an empty answer is cached too.
+    pub const CACHE_MISSING_KEY: &str = "CACHE_MISSING_KEY";
 
     /// Every stream's own keys, whatever its connector.
-    pub const STREAM: [&str; 13] = [
+    pub const STREAM: [&str; 16] = [
         DATASOURCE,
         FORMAT,
         KEY,
@@ -75,6 +81,9 @@ pub mod option_key {
         KIND,
         DELIMITER,
         RETAIN_SIZE,
+        CACHE,
+        CACHE_TTL,
+        CACHE_MISSING_KEY,
     ];
 }
 
@@ -405,9 +414,15 @@ fn validate_option_value(key: &str, value: &str, kind: StreamKind, position: Opt
         |expected: &str| Err(SqlError::semantic(format!("option {key} must be {expected}, got \"{value}\""), position));
     let one_of = |choices: [&str; 2]| choices.iter().any(|c| value.eq_ignore_ascii_case(c));
     match key {
-        option_key::SHARED | option_key::STRICT_VALIDATION if !one_of(["true", "false"]) => {
+        option_key::SHARED | option_key::STRICT_VALIDATION | option_key::CACHE | option_key::CACHE_MISSING_KEY
+            if !one_of(["true", "false"]) =>
+        {
             bad("\"true\" or \"false\"")
         }
+        option_key::CACHE | option_key::CACHE_TTL | option_key::CACHE_MISSING_KEY if kind != StreamKind::Table => {
+            Err(SqlError::semantic(format!("option {key} only applies to lookup tables"), position))
+        }
+        option_key::CACHE_TTL if value.parse::<u64>().is_err() => bad("a non-negative integer of seconds"),
         option_key::RETAIN_SIZE if value.parse::<u64>().is_err() => bad("a non-negative integer"),
         option_key::KIND if kind != StreamKind::Table => {
             Err(SqlError::semantic("option KIND only applies to tables (CREATE TABLE)", position))

@@ -249,13 +249,13 @@ async fn bad_rules_are_refused_with_positions_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let oortd = Oortd::start(dir.path()).await;
     create_stream(&oortd, r#"CREATE STREAM demo (temperature FLOAT) WITH (TYPE="grpc", DATASOURCE="demo")"#).await;
-    create_stream(&oortd, r#"CREATE STREAM far () WITH (TYPE="kafka", DATASOURCE="far")"#).await;
+    create_stream(&oortd, r#"CREATE STREAM far () WITH (TYPE="edgex", DATASOURCE="far")"#).await;
     let mut rules = oortd.rules().await;
     let cases = [
         ("SELECT humidity FROM demo", Code::InvalidArgument, "line 1, column 8"),
         ("SELECT nosuchfn(temperature) FROM demo", Code::InvalidArgument, "nosuchfn"),
         ("SELECT avg(temperature) FROM demo", Code::InvalidArgument, "window"),
-        ("SELECT * FROM far", Code::InvalidArgument, "kafka"),
+        ("SELECT * FROM far", Code::InvalidArgument, "edgex"),
     ];
     for (sql, expected_code, expected_text) in cases {
         let (code, message) = code_of(

@@ -52,8 +52,8 @@ impl TableRows {
 
 /// The loader tasks of a rule's joined tables.
 pub struct Loaders {
-    /// Each table's rows, in join order.
-    pub tables: Vec<Arc<TableRows>>,
+    /// Each table's rows or store, in join order.
+    pub tables: super::Tables,
     /// The tasks, owned by the rule.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -69,6 +69,11 @@ pub fn start_loaders(
     let mut tables = Vec::new();
     let mut tasks = Vec::new();
     for (index, join) in plan.tables.iter().enumerate() {
+        if join.lookup.is_some() {
+            // Queried at join time, not loaded.
+            tables.push(Arc::default());
+            continue;
+        }
         let def = &join.source;
         let source = connectors.source_for(def)?.build(&SourceConfig::for_stream(def, &plan.rule_id))?;
         let rows = Arc::new(TableRows::default());
@@ -113,22 +118,32 @@ pub fn start_loaders(
         }));
         tables.push(rows);
     }
-    Ok(Loaders { tables, tasks })
+    let lookups = super::lookups::start_lookups(plan, connectors)?;
+    Ok(Loaders { tables: super::Tables { loaded: tables, lookups }, tasks })
 }
 
 /// Joins one event with the tables: one row per match (INNER), or the event
-/// with NULL table columns when nothing matches (LEFT).
+/// with NULL table columns when nothing matches (LEFT). A lookup table's
+/// rows are those `found` for the event ([`super::look_up`]).
 pub fn join_event(
     row: Row,
     plan: &RulePlan,
     tables: &[Arc<TableRows>],
+    found: &[Option<super::Found>],
     env: &EvalEnv<'_>,
 ) -> Result<Vec<Row>, EvalError> {
     let (timestamp, meta) = (row.timestamp, Arc::clone(&row.meta));
     let mut partial = vec![vec![(Arc::<str>::from(plan.stream_reference.as_str()), row)]];
-    for (join, table) in plan.tables.iter().zip(tables) {
+    for (index, (join, table)) in plan.tables.iter().zip(tables).enumerate() {
         let reference: Arc<str> = Arc::from(join.reference.as_str());
-        let rows = table.rows.read().unwrap_or_else(|p| p.into_inner());
+        let loaded;
+        let rows: &[Row] = match found.get(index).and_then(Option::as_ref) {
+            Some(found) => found,
+            None => {
+                loaded = table.rows.read().unwrap_or_else(|p| p.into_inner());
+                &loaded
+            }
+        };
         let mut next = Vec::new();
         for parts in partial {
             let before = next.len();

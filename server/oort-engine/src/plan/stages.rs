@@ -69,7 +69,10 @@ impl RulePlan {
             Stage::Stream(i) => format!("stream, {}", source(&self.joined_streams[i].source)),
             Stage::Decoder => format!("{} schema", if self.stream.is_schemaless() { "schemaless" } else { "declared" }),
             Stage::Join => {
-                let tables = self.tables.iter().map(|join| join.explain("table"));
+                let tables = self
+                    .tables
+                    .iter()
+                    .map(|join| join.explain(if join.lookup.is_some() { "lookup table" } else { "table" }));
                 let streams = self.joined_streams.iter().map(|join| join.explain("stream"));
                 tables.chain(streams).collect::<Vec<_>>().join("; ")
             }

@@ -83,7 +83,7 @@ pub(super) struct Recovery {
 pub(super) async fn run_operators(
     plan: Arc<RulePlan>,
     window_bytes: usize,
-    tables: Vec<Arc<join::TableRows>>,
+    tables: join::Tables,
     rx: mpsc::Receiver<SourceEvent>,
     joined_rx: Vec<mpsc::Receiver<SourceEvent>>,
     output: Output,
@@ -416,7 +416,7 @@ impl Output {
 /// The operators of a rule but its window: they keep no state between batches.
 struct Stages {
     plan: Arc<RulePlan>,
-    tables: Vec<Arc<join::TableRows>>,
+    tables: join::Tables,
     /// Each stream's decoder and event-time field: the rule's, then its joined streams'.
     decoders: Vec<(decode::Decoder, Option<String>)>,
     /// With joined streams, the name of each stream, as `decoders`; else empty.
@@ -451,8 +451,15 @@ impl Stages {
         let table_join = m.join.as_ref().filter(|_| !self.plan.tables.is_empty());
         let track = window.as_ref().is_some_and(|w| w.is_event_time()) && (table_join.is_some() || filtered);
         let (mut times, mut origins) = (Vec::new(), Vec::new());
-        for event in batch {
-            let Some(row) = self.decode(stream, event, now) else { continue };
+        let decoded: Vec<Row> = batch.into_iter().filter_map(|event| self.decode(stream, event, now)).collect();
+        // Lookup tables are asked about the whole batch at once.
+        let mut found = match table_join {
+            Some(_) if self.tables.lookups.iter().any(Option::is_some) => {
+                join::look_up(&self.tables.lookups, &decoded, &env).await.into_iter()
+            }
+            _ => Vec::new().into_iter(),
+        };
+        for row in decoded {
             m.decoder.record_out(1);
             let origin = times.len();
             if track {
@@ -467,7 +474,15 @@ impl Stages {
                 }
                 Some(jm) => {
                     jm.record_in(1, now);
-                    match join::join_event(row, &self.plan, &self.tables, &env) {
+                    let looked_up = match found.next() {
+                        Some(Err(why)) => {
+                            jm.record_exception(why);
+                            continue;
+                        }
+                        Some(Ok(rows)) => rows,
+                        None => Vec::new(),
+                    };
+                    match join::join_event(row, &self.plan, &self.tables.loaded, &looked_up, &env) {
                         Ok(joined) => {
                             jm.record_out(joined.len() as u64);
                             if track {
