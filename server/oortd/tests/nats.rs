@@ -11,7 +11,9 @@ use async_nats::jetstream;
 use common::{Oortd, action_json};
 use oort_connectors::testing::NatsServer;
 use oort_proto::v1::connection_service_client::ConnectionServiceClient;
-use oort_proto::v1::{Connection, CreateConnectionRequest, CreateRuleRequest, CreateStreamRequest, RuleOptions};
+use oort_proto::v1::{
+    Connection, CreateConnectionRequest, CreateRuleRequest, CreateStreamRequest, DeleteConnectionRequest, RuleOptions,
+};
 use serde_json::json;
 
 async fn stream(js: &jetstream::Context, name: &str, subjects: &str) {
@@ -75,6 +77,9 @@ async fn a_rule_between_jetstream_streams_loses_and_repeats_nothing_through_kill
     rule.options = Some(RuleOptions { qos: 1, checkpoint_interval_ms: Some(200), ..Default::default() });
     oortd.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
     assert_eq!(written(&js, 5).await, [0, 2, 4, 6, 8]);
+    let deleting = connections.delete_connection(DeleteConnectionRequest { name: "bus".into() }).await;
+    let refused = deleting.expect_err("in use").message().to_owned();
+    assert!(refused.contains("streams [\"orders\"]") && refused.contains("rules [\"big\"]"), "{refused}");
 
     // A checkpoint covers the first ten; then the server dies while more come.
     tokio::time::sleep(Duration::from_millis(600)).await;

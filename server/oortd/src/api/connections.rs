@@ -91,14 +91,17 @@ fn check_name(name: &str) -> ApiResult<()> {
     }
 }
 
-/// Whether a stream's options name connection `name`.
+/// Whether a stream's options name connection `name`: its `CONF_KEY`, for
+/// the types that take a connection (an `mqtt` stream without one uses `default`).
 fn stream_uses(stream: &pb::Stream, name: &str) -> bool {
     let option = |key: &str| stream.options.get(key).map(|v| v.trim());
-    let conf_key = match option("CONF_KEY") {
-        None | Some("") => connections::DEFAULT,
-        Some(key) => key,
-    };
-    option("TYPE").is_some_and(|t| t.eq_ignore_ascii_case("mqtt")) && conf_key == name
+    let kind = option("TYPE").unwrap_or_default().to_ascii_lowercase();
+    match (kind.as_str(), option("CONF_KEY").filter(|k| !k.is_empty())) {
+        ("mqtt", None) => name == connections::DEFAULT,
+        ("mqtt", Some(key)) if key.eq_ignore_ascii_case(connections::DEFAULT) => name == connections::DEFAULT,
+        (kind, Some(key)) => connections::TYPES.contains(&kind) && key == name,
+        _ => false,
+    }
 }
 
 /// Whether one of a rule's actions names connection `name`.
