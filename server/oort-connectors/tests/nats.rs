@@ -317,3 +317,39 @@ async fn options_and_properties_are_checked_when_built() {
         assert!(message.contains(why), "{props}: {message}");
     }
 }
+
+#[tokio::test]
+async fn messages_the_client_drops_for_a_slow_rule_are_counted() {
+    let server = NatsServer::start().await;
+    let context = context(&server, serde_json::json!({}));
+    let source = NatsSourceFactory(context).build(&source_config("flood", &[], Guarantee::AtMostOnce, None)).unwrap();
+    // A rule that takes one event and then nothing: the source waits, and the client's buffer fills.
+    let metrics = Arc::new(oort_engine::OperatorMetrics::new("source_s_0"));
+    let (tx, mut events) = mpsc::channel(1);
+    let out = SourceOutput::new(tx, oort_engine::BufferFull::Block, Arc::clone(&metrics));
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(source.run(out, cancel.clone()));
+    let client = server.client().await;
+    while timeout(Duration::from_millis(100), events.recv()).await.is_err() {
+        client.publish("flood", "probe".into()).await.unwrap();
+    }
+    for _ in 0..100_000 {
+        client.publish("flood", "x".into()).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Reading again hands on what was kept, and counts what was not.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        while let Ok(Some(_)) = timeout(Duration::from_millis(10), events.recv()).await {}
+        let status = metrics.snapshot();
+        if status.records_dropped_total > 0 {
+            let (message, _) = status.last_exception.expect("an exception says why");
+            assert!(message.contains("reads slower"), "{message}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no drop counted: {status:?}");
+    }
+    cancel.cancel();
+    timeout(Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
+}

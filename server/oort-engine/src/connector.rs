@@ -180,6 +180,15 @@ impl SourceOutput {
         Some(self.last_position.load(Ordering::Relaxed)).filter(|&p| p > 0)
     }
 
+    /// Counts events lost before they reached the rule (a client library
+    /// that dropped what it could not buffer) in its source operator's
+    /// `records_dropped_total`.
+    pub fn record_dropped(&self, events: u64) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record_dropped(events);
+        }
+    }
+
     /// Counts an error that did not stop the source (a record it could not
     /// read and skipped) in its operator's status.
     pub fn record_error(&self, message: impl Into<String>) {

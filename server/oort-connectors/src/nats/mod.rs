@@ -29,7 +29,11 @@
 //!
 //! - Core NATS (no `STREAM`): a subscription, or a queue subscription with
 //!   `QUEUE_GROUP` (each message to one member: stateless rules only). What
-//!   is published while the rule does not run is not seen.
+//!   is published while the rule does not run is not seen. Core NATS has no
+//!   flow control: when the rule reads slower than the subject is published,
+//!   the client drops what its buffer (65,536 messages) cannot hold; each
+//!   drop is counted in the source operator's `records_dropped_total`, with
+//!   an exception that says why. Use JetStream to lose nothing.
 //! - JetStream (`STREAM` names an existing stream whose subjects cover
 //!   `DATASOURCE`):
 //!   - a rule with `qos` 0 reads through a durable pull consumer (`DURABLE`,
@@ -57,6 +61,7 @@ mod sink;
 mod source;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::{ConnectErrorKind, ConnectOptions, Event};
@@ -262,8 +267,13 @@ impl Target {
     }
 
     /// Connects; the client reconnects by itself afterwards, reporting its
-    /// state to `link`.
-    pub(crate) async fn connect(&self, link: &Arc<ClientLink>) -> Result<async_nats::Client, ConnectFailure> {
+    /// state to `link`, and counting in `dropped` the messages it drops
+    /// because a subscription's buffer is full (a slow consumer).
+    pub(crate) async fn connect(
+        &self,
+        link: &Arc<ClientLink>,
+        dropped: &Arc<AtomicU64>,
+    ) -> Result<async_nats::Client, ConnectFailure> {
         let Resolved { config, server, tls } = &self.resolved;
         link.set(LinkState::Connecting);
         let refuse = |why: String| {
@@ -273,14 +283,18 @@ impl Target {
         if let Some(policy) = &self.egress {
             connections::check_egress(policy, &server.host, server.port).await.map_err(refuse)?;
         }
-        let events = Arc::clone(link);
+        let (events, drops) = (Arc::clone(link), Arc::clone(dropped));
         let mut options = ConnectOptions::new()
             .connection_timeout(CONNECT_TIMEOUT)
             .max_reconnects(None)
             .event_callback(move |event| {
-                let link = Arc::clone(&events);
+                let (link, drops) = (Arc::clone(&events), Arc::clone(&drops));
                 async move {
                     match event {
+                        // One event per message the client dropped.
+                        Event::SlowConsumer(_) => {
+                            drops.fetch_add(1, Ordering::Relaxed);
+                        }
                         Event::Connected => link.set(LinkState::Connected),
                         Event::Disconnected => link.set(LinkState::Disconnected("disconnected".into())),
                         Event::ClientError(e) => link.set(LinkState::Disconnected(e.to_string())),

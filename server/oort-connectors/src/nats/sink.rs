@@ -106,7 +106,8 @@ impl NatsSink {
             Some(link) => Arc::clone(link),
             None => Arc::clone(self.link.insert(self.target.link(&self.rule_id, &self.operator)?)),
         };
-        let client = self.target.connect(&link).await.map_err(|failure| match failure {
+        // A sink subscribes to nothing: no message of its can be dropped.
+        let client = self.target.connect(&link, &Arc::default()).await.map_err(|failure| match failure {
             ConnectFailure::Refused(why) | ConnectFailure::Unreachable(why) => {
                 ConnectorError::External(format!("nats: {why}"))
             }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
@@ -164,12 +165,13 @@ enum Ended {
 impl Source for NatsSource {
     async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
         let link = self.target.link(&self.rule_id, &self.operator)?;
+        let dropped = Arc::new(AtomicU64::new(0));
         let server = self.target.server().to_owned();
         let mut backoff = FIRST_BACKOFF;
         let mut client = None;
         loop {
             let ended = match &client {
-                None => match self.target.connect(&link).await {
+                None => match self.target.connect(&link, &dropped).await {
                     Ok(connected) => {
                         client = Some(connected);
                         continue;
@@ -177,7 +179,7 @@ impl Source for NatsSource {
                     Err(ConnectFailure::Refused(why)) => return Err(ConnectorError::External(format!("nats: {why}"))),
                     Err(ConnectFailure::Unreachable(why)) => Ended::Failed(why),
                 },
-                Some(client) => self.read(client, &out, &cancel).await,
+                Some(client) => self.read(client, &out, &cancel, &dropped).await,
             };
             match ended {
                 Ended::Cancelled => return Ok(()),
@@ -197,8 +199,14 @@ impl Source for NatsSource {
 
 impl NatsSource {
     /// Reads until the rule stops or reading fails.
-    async fn read(&self, client: &async_nats::Client, out: &SourceOutput, cancel: &CancellationToken) -> Ended {
-        let Some(stream) = &self.options.jetstream else { return self.read_core(client, out, cancel).await };
+    async fn read(
+        &self,
+        client: &async_nats::Client,
+        out: &SourceOutput,
+        cancel: &CancellationToken,
+        dropped: &AtomicU64,
+    ) -> Ended {
+        let Some(stream) = &self.options.jetstream else { return self.read_core(client, out, cancel, dropped).await };
         let context = jetstream::new(client.clone());
         let stream = match context.get_stream(stream).await {
             Ok(stream) => stream,
@@ -245,7 +253,13 @@ impl NatsSource {
         }
     }
 
-    async fn read_core(&self, client: &async_nats::Client, out: &SourceOutput, cancel: &CancellationToken) -> Ended {
+    async fn read_core(
+        &self,
+        client: &async_nats::Client,
+        out: &SourceOutput,
+        cancel: &CancellationToken,
+        dropped: &AtomicU64,
+    ) -> Ended {
         let subscribed = match &self.options.queue_group {
             Some(group) => client.queue_subscribe(self.subject.clone(), group.clone()).await,
             None => client.subscribe(self.subject.clone()).await,
@@ -261,6 +275,14 @@ impl NatsSource {
                 message = subscriber.next() => message,
             };
             let Some(message) = message else { return Ended::Failed("the subscription ended".into()) };
+            let lost = dropped.swap(0, Ordering::Relaxed);
+            if lost > 0 {
+                out.record_dropped(lost);
+                out.record_error(format!(
+                    "nats: the client dropped {lost} message(s) of {:?}: the rule reads slower than they are published",
+                    self.subject
+                ));
+            }
             let meta = BTreeMap::from([("subject".to_owned(), message.subject.to_string())]);
             let event = SourceEvent::new(Payload::Bytes(message.payload.to_vec()), Arc::new(meta));
             tokio::select! {
