@@ -537,10 +537,12 @@ pub struct Progress {
 
 impl Progress {
     /// Starts sending `payloads`; returns the index of the first one to send.
-    pub fn start(&mut self, payloads: &[Vec<u8>]) -> usize {
+    pub fn start<'a>(&mut self, payloads: impl IntoIterator<Item = &'a [u8]>) -> usize {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        payloads.hash(&mut hasher);
+        for payload in payloads {
+            payload.hash(&mut hasher);
+        }
         let key = hasher.finish();
         let done = match self.failed {
             Some((k, done)) if k == key => done,

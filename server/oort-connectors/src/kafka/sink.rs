@@ -225,8 +225,7 @@ impl Sink for KafkaSink {
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
         let props: Vec<&DynamicProp> = self.templates.iter().collect();
         let payloads = self.encoder.encode_with(rows, &props)?;
-        let bytes: Vec<Vec<u8>> = payloads.iter().map(|(payload, _)| payload.clone()).collect();
-        let done = self.progress.start(&bytes);
+        let done = self.progress.start(payloads.iter().map(|(payload, _)| payload.as_slice()));
         let ids: Vec<Option<String>> = (0..payloads.len())
             .map(|i| self.sequence.map(|sequence| format!("{}:{sequence}:{i}", self.rule_id)))
             .collect();

@@ -360,9 +360,8 @@ impl Sink for MqttSink {
 
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
         let payloads = self.encoder.encode_with(rows, &[&self.topic])?;
-        let bytes: Vec<Vec<u8>> = payloads.iter().map(|(payload, _)| payload.clone()).collect();
         // The engine retries a failed result until it succeeds: skip what already went out.
-        let done = self.progress.start(&bytes);
+        let done = self.progress.start(payloads.iter().map(|(payload, _)| payload.as_slice()));
         for (i, (payload, topic)) in payloads.iter().enumerate().skip(done) {
             let topic = &topic[0];
             if self.topic.is_dynamic()

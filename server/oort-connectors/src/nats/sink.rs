@@ -151,8 +151,7 @@ impl Sink for NatsSink {
 
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
         let payloads = self.encoder.encode_with(rows, &[&self.subject])?;
-        let bytes: Vec<Vec<u8>> = payloads.iter().map(|(payload, _)| payload.clone()).collect();
-        let done = self.progress.start(&bytes);
+        let done = self.progress.start(payloads.iter().map(|(payload, _)| payload.as_slice()));
         for (i, (payload, subject)) in payloads.iter().enumerate().skip(done) {
             if self.subject.is_dynamic() {
                 check_subject(&subject[0], false, "subject")?;

@@ -323,7 +323,7 @@ impl Sink for RestSink {
             }
         };
         // The engine retries a failed result until it succeeds: skip what already went out.
-        let done = self.progress.start(&payloads);
+        let done = self.progress.start(payloads.iter().map(Vec::as_slice));
         for (i, payload) in payloads.iter().enumerate().skip(done) {
             if let Err(e) = self.send(i, payload).await {
                 self.progress.failed_at(i);
