@@ -129,3 +129,20 @@ async fn events_meet_the_thresholds_redis_holds_at_join_time() {
     let table = status.operators.iter().find(|o| o.name == "source_alertTable_0").expect("the table's operator");
     assert_eq!(table.connection, "cache", "{table:?}");
 }
+
+#[tokio::test]
+async fn a_cache_on_a_table_that_is_loaded_whole_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let mut streams = oortd.streams().await;
+    for sql in [
+        r#"CREATE STREAM events (kind BIGINT) WITH (TYPE="grpc", DATASOURCE="events")"#,
+        r#"CREATE TABLE kinds (id BIGINT) WITH (TYPE="memory", DATASOURCE="kinds", KIND="lookup", KEY="id", CACHE="true")"#,
+    ] {
+        streams.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    }
+    let sql = "SELECT * FROM events INNER JOIN kinds ON events.kind = kinds.id";
+    let rule = common::rule("r", sql, vec![common::action("log", &[])]);
+    let refused = oortd.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap_err();
+    assert!(refused.message().contains("CACHE applies to lookup tables queried at join time"), "{refused:?}");
+}

@@ -124,6 +124,16 @@ pub(super) fn plan_lookups(
         let queried = join.source.is_lookup_table()
             && connectors.source(join.source.source_type()).is_some_and(|f| f.supports_lookup());
         if !queried {
+            // Accepted only where it does something: a loaded table has no cache.
+            if let Some(option) =
+                ["CACHE", "CACHE_TTL", "CACHE_MISSING_KEY"].iter().find(|k| join.source.options.contains_key(**k))
+            {
+                return Err(PlanError::Unsupported(format!(
+                    "table {}: {option} applies to lookup tables queried at join time (TYPE=\"redis\", \
+                     KIND=\"lookup\"); this one is loaded whole",
+                    join.source.name
+                )));
+            }
             continue;
         }
         let keys = join.on.as_ref().and_then(|on| LookupKeys::of(&on.expr, &join.reference, &references));
