@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned real brokers the integration tests start, if missing:
-# Debian's redis-server, nats-server (with JetStream), built from source with `go install` into
+# Debian's redis-server and postgresql, nats-server (with JetStream), built from source with `go install` into
 # $(go env GOPATH)/bin, and Apache Kafka (KRaft, no ZooKeeper) as its jars from
 # Maven Central, resolved by Maven into $OORT_TOOLS_DIR/kafka-<version>/libs
 # (no prebuilt tarball). scripts/run-kafka.sh starts a broker from those jars.
@@ -26,6 +26,14 @@ fi
 if ! command -v redis-server >/dev/null; then
   echo "installing redis-server" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
+# PostgreSQL: Debian's server package (the sql connector's tests run initdb
+# and postgres from /usr/lib/postgresql/<version>/bin in a temporary directory;
+# the cluster the package may create is not used).
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  echo "installing postgresql" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
 # Kafka needs a JDK 17+ at run time and Maven to resolve its jars.

@@ -24,7 +24,7 @@ use oort_policy::{EgressPolicy, FileRoots};
 pub const DEFAULT: &str = "default";
 
 /// The types a connection may have.
-pub const TYPES: &[&str] = &["kafka", "mqtt", "nats", "redis"];
+pub const TYPES: &[&str] = &["kafka", "mqtt", "nats", "redis", "sql"];
 
 /// Whether a client may connect to `host`: every address it resolves to must
 /// pass `policy`. Checked just before each connection attempt.
@@ -60,6 +60,7 @@ pub fn check(def: &ConnectionDef, files: &Arc<FileRoots>) -> Result<(), Connecto
         "nats" => crate::nats::NatsConfig::from_connection(&def.props)?.check(files),
         "kafka" => crate::kafka::KafkaConfig::from_connection(&def.props).map(drop),
         "redis" => crate::redis::RedisConfig::from_connection(&def.props).map(drop),
+        "sql" => crate::sql::SqlConfig::from_connection(&def.props).map(drop),
         other => Err(ConnectorError::Config(format!("unknown connection type {other:?}; known: {}", TYPES.join(", ")))),
     }
 }

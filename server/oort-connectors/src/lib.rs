@@ -16,6 +16,7 @@
 //! - [`mqtt`]: the `mqtt` source and sink, subscribing to and publishing on an MQTT broker.
 //! - [`kafka`]: the `kafka` source and sink, a consumer group's topic and a producer.
 //! - [`nats`]: the `nats` source and sink, core NATS subjects and JetStream streams.
+//! - [`sql`]: the `sql` source, sink and lookup tables, SQLite and PostgreSQL.
 //! - [`connections`]: named connections, the brokers' settings streams and actions refer to.
 
 pub mod bus;
@@ -33,6 +34,7 @@ pub mod mqtt;
 pub mod nats;
 pub mod redis;
 pub mod rest;
+pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
@@ -106,6 +108,10 @@ pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
         "redis",
         Arc::new(redis::RedisSinkFactory { connections: Arc::clone(connections), egress: Arc::clone(egress) }),
     );
+    let sql =
+        sql::SqlContext { connections: Arc::clone(connections), files: Arc::clone(files), egress: Arc::clone(egress) };
+    registry.register_source("sql", Arc::new(sql::SqlSourceFactory::new(sql.clone())));
+    registry.register_sink("sql", Arc::new(sql::SqlSinkFactory(sql)));
     registry.register_source(
         "redis",
         Arc::new(redis::RedisSourceFactory { connections: Arc::clone(connections), egress: Arc::clone(egress) }),

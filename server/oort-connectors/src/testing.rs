@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod sql;
+pub use sql::{PG_PASSWORD, PG_USER, PostgresServer, sqlite_execute, sqlite_rows};
+
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};

@@ -3,7 +3,9 @@
 //! `*token*`, `*password*`, `*secret*`...) come back as [`PLACEHOLDER`] from
 //! every Get and List, and an update that sends the placeholder back keeps the
 //! stored value, so that a client can read, edit and write a definition
-//! without ever holding its secrets.
+//! without ever holding its secrets. A password inside a URL
+//! (`postgres://user:pw@host/db`) reads as `postgres://user:***@host/db`,
+//! whatever its key, and round-trips the same way.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +23,10 @@ pub fn redact_struct(props: &mut Struct) {
     for (key, value) in props.fields.iter_mut() {
         if is_secret(key) && !matches!(value.kind, None | Some(Kind::NullValue(_))) {
             value.kind = Some(Kind::StringValue(PLACEHOLDER.into()));
+        } else if let Some(Kind::StringValue(text)) = &mut value.kind
+            && let Some(redacted) = redact_url(text)
+        {
+            *text = redacted;
         } else {
             redact_value(value);
         }
@@ -35,6 +41,20 @@ fn redact_value(value: &mut Value) {
     }
 }
 
+/// `text` with the password of the URL it is replaced by the placeholder;
+/// `None` when it is not a URL with a password.
+fn redact_url(text: &str) -> Option<String> {
+    let (scheme, rest) = text.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (userinfo, _) = rest[..authority_end].rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    if password.is_empty() || password == PLACEHOLDER {
+        return None;
+    }
+    let host_and_after = &rest[userinfo.len()..];
+    Some(format!("{scheme}://{user}:{PLACEHOLDER}{host_and_after}"))
+}
+
 /// Where `new` holds the placeholder under a secret key, the value `stored`
 /// has at the same place.
 pub fn restore_struct(new: &mut Struct, stored: &Struct) {
@@ -42,6 +62,11 @@ pub fn restore_struct(new: &mut Struct, stored: &Struct) {
         let Some(old) = stored.fields.get(key) else { continue };
         match (&mut value.kind, &old.kind) {
             (Some(Kind::StringValue(text)), _) if text == PLACEHOLDER && is_secret(key) => *value = old.clone(),
+            (Some(Kind::StringValue(text)), Some(Kind::StringValue(old_text)))
+                if text.contains(PLACEHOLDER) && redact_url(old_text).as_ref() == Some(text) =>
+            {
+                *value = old.clone();
+            }
             (Some(Kind::StructValue(inner)), Some(Kind::StructValue(old))) => restore_struct(inner, old),
             (Some(Kind::ListValue(list)), Some(Kind::ListValue(old))) => {
                 for (item, old) in list.values.iter_mut().zip(&old.values) {
@@ -165,6 +190,24 @@ mod tests {
         let mut replaced = json_struct(serde_json::json!({"password": "new"}));
         restore_struct(&mut replaced, &stored);
         assert_eq!(replaced, json_struct(serde_json::json!({"password": "new"})));
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted_and_restored() {
+        let stored = json_struct(serde_json::json!({"url": "postgres://app:hunter2@db:5432/shop?sslmode=require"}));
+        let mut shown = stored.clone();
+        redact_struct(&mut shown);
+        assert_eq!(shown, json_struct(serde_json::json!({"url": "postgres://app:***@db:5432/shop?sslmode=require"})));
+        let mut update = shown.clone();
+        restore_struct(&mut update, &stored);
+        assert_eq!(update, stored);
+        // Another URL is a new value, kept as sent.
+        let mut moved = json_struct(serde_json::json!({"url": "postgres://app:***@other/shop"}));
+        restore_struct(&mut moved, &stored);
+        assert_eq!(moved, json_struct(serde_json::json!({"url": "postgres://app:***@other/shop"})));
+        for plain in ["http://h/x@y", "tcp://user@h:1883", "sqlite:a.db", "no url"] {
+            assert_eq!(redact_url(plain), None, "{plain}");
+        }
     }
 
     #[test]
