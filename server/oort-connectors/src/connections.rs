@@ -24,7 +24,7 @@ use oort_policy::{EgressPolicy, FileRoots};
 pub const DEFAULT: &str = "default";
 
 /// The types a connection may have.
-pub const TYPES: &[&str] = &["kafka", "mqtt", "nats", "redis", "sql"];
+pub const TYPES: &[&str] = &["kafka", "mqtt", "nats", "redis", "sql", "websocket"];
 
 /// Whether a client may connect to `host`: every address it resolves to must
 /// pass `policy`. Checked just before each connection attempt.
@@ -61,6 +61,7 @@ pub fn check(def: &ConnectionDef, files: &Arc<FileRoots>) -> Result<(), Connecto
         "kafka" => crate::kafka::KafkaConfig::from_connection(&def.props).map(drop),
         "redis" => crate::redis::RedisConfig::from_connection(&def.props).map(drop),
         "sql" => crate::sql::SqlConfig::from_connection(&def.props).map(drop),
+        "websocket" => crate::websocket::check_connection(&def.props, files),
         other => Err(ConnectorError::Config(format!("unknown connection type {other:?}; known: {}", TYPES.join(", ")))),
     }
 }

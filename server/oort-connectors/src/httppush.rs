@@ -10,10 +10,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use oort_engine::{ConnectorError, Payload, Source, SourceConfig, SourceEvent, SourceFactory};
 
 use crate::bus::{BusSource, TopicBus};
+use crate::websocket::WebsocketHub;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -50,15 +51,26 @@ impl SourceFactory for HttpPushSourceFactory {
     }
 }
 
-/// The HTTP routes of the push endpoint: any path, POST or PUT.
-pub fn router(bus: Arc<TopicBus>) -> axum::Router {
-    axum::Router::new().fallback(receive).with_state(bus).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+/// The HTTP routes of the push endpoint: any path, POST or PUT; a GET is a
+/// websocket endpoint's upgrade ([`crate::websocket`]).
+pub fn router(bus: Arc<TopicBus>, websocket: Arc<WebsocketHub>) -> axum::Router {
+    axum::Router::new()
+        .fallback(receive)
+        .with_state((bus, websocket))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
-async fn receive(State(bus): State<Arc<TopicBus>>, request: Request) -> impl IntoResponse {
+async fn receive(State((bus, websocket)): State<(Arc<TopicBus>, Arc<WebsocketHub>)>, request: Request) -> Response {
+    if request.method() == Method::GET {
+        return crate::websocket::serve(websocket, request).await;
+    }
+    post(&bus, request).await.into_response()
+}
+
+async fn post(bus: &TopicBus, request: Request) -> impl IntoResponse {
     let (parts, body) = request.into_parts();
     if parts.method != Method::POST && parts.method != Method::PUT {
-        return (StatusCode::METHOD_NOT_ALLOWED, "POST or PUT events\n".to_owned());
+        return (StatusCode::METHOD_NOT_ALLOWED, "POST or PUT events, or GET a websocket\n".to_owned());
     }
     let path = parts.uri.path().to_owned();
     if !bus.has_subscribers(&path) {

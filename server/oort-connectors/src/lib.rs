@@ -17,6 +17,7 @@
 //! - [`kafka`]: the `kafka` source and sink, a consumer group's topic and a producer.
 //! - [`nats`]: the `nats` source and sink, core NATS subjects and JetStream streams.
 //! - [`sql`]: the `sql` source, sink and lookup tables, SQLite and PostgreSQL.
+//! - [`websocket`]: the `websocket` source and sink, as a client of a server or as the server of an endpoint.
 //! - [`connections`]: named connections, the brokers' settings streams and actions refer to.
 
 pub mod bus;
@@ -38,6 +39,7 @@ pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
+pub mod websocket;
 
 use std::sync::Arc;
 
@@ -55,6 +57,8 @@ pub struct Buses {
     pub grpc: Arc<TopicBus>,
     /// Streams of type `httppush`, by URL path, fed by [`httppush::router`].
     pub http: Arc<TopicBus>,
+    /// The websocket endpoints served beside HTTP push.
+    pub websocket: Arc<websocket::WebsocketHub>,
 }
 
 /// What the built-in connectors are given: the buses, the server's policies
@@ -110,6 +114,14 @@ pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
     );
     let sql =
         sql::SqlContext { connections: Arc::clone(connections), files: Arc::clone(files), egress: Arc::clone(egress) };
+    let websocket = websocket::WebsocketContext {
+        connections: Arc::clone(connections),
+        files: Arc::clone(files),
+        egress: Arc::clone(egress),
+        hub: Arc::clone(&buses.websocket),
+    };
+    registry.register_source("websocket", Arc::new(websocket::WebsocketSourceFactory(websocket.clone())));
+    registry.register_sink("websocket", Arc::new(websocket::WebsocketSinkFactory(websocket)));
     registry.register_source("sql", Arc::new(sql::SqlSourceFactory::new(sql.clone())));
     registry.register_sink("sql", Arc::new(sql::SqlSinkFactory(sql)));
     registry.register_source(

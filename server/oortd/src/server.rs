@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use oort_connectors::connections::Connections;
 use oort_connectors::journal::Journals;
+use oort_connectors::websocket::WebsocketHub;
 use oort_connectors::{Buses, TopicBus};
 use oort_engine::sink_cache::SinkCaches;
 use oort_engine::{CheckpointStore, ConnectorRegistry, Engine, FunctionRegistry};
@@ -164,7 +165,12 @@ impl Node {
         let journals = config.data_dir.join("journals");
         let journaled =
             |dir: &str| Arc::new(TopicBus::journaled(Journals::new(journals.join(dir), config.max_journal_bytes)));
-        let buses = Buses { memory: Arc::default(), grpc: journaled("grpc"), http: journaled("http") };
+        let buses = Buses {
+            memory: Arc::default(),
+            grpc: journaled("grpc"),
+            http: journaled("http"),
+            websocket: Arc::new(WebsocketHub::new(journaled("websocket"))),
+        };
         let files = file_roots(config, "files")?;
         let uploads = file_roots(config, "uploads")?;
         tracing::info!(files = %files.describe(), uploads = %uploads.describe(), egress_allow = %config.egress, "file roots and egress");
@@ -312,7 +318,7 @@ impl Node {
         };
         let push = match config.http_push_listen {
             Some(addr) => {
-                let app = oort_connectors::httppush::router(Arc::clone(&buses.http));
+                let app = oort_connectors::httppush::router(Arc::clone(&buses.http), Arc::clone(&buses.websocket));
                 serve_http("http push", addr, config.http_push_explicit, app, config.http_push_limits, stopping.clone())
                     .await?
             }

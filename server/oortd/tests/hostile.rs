@@ -201,7 +201,7 @@ async fn idle_http_push_connections_are_bounded_and_closed() {
     let mut answer = vec![0u8; 1024];
     let n = stream.read(&mut answer).await.unwrap();
     assert!(
-        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 405"),
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 404"),
         "{}",
         String::from_utf8_lossy(&answer[..n])
     );
