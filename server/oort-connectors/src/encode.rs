@@ -64,7 +64,7 @@
 //!
 //! # Not supported yet
 //!
-//! `format` values `protobuf`, `delimited` and `custom`, `schemaId`,
+//! `format` values `protobuf` and `custom`, `schemaId`,
 //! `compression` and `encryption` are rejected as configuration errors rather
 //! than ignored. eKuiper's sprig template functions are not there (Go's own and
 //! eKuiper's `json`, `toJson`, `base64`, `prop` are). The sink cache's properties (`enableCache`
@@ -115,9 +115,23 @@ pub const COMMON_OPTIONS: &[ConnectorOption] = &[
     },
     ConnectorOption {
         key: "format",
-        kind: OptionKind::OneOf(&["json", "binary"]),
+        kind: OptionKind::OneOf(&["json", "binary", "delimited"]),
         default: "json",
-        description: "binary: the payload is the row's single BYTEA value.",
+        description: "binary: the payload is the row's single BYTEA value; delimited: each row's values joined by \
+                      delimiter, a result's rows on lines.",
+    },
+    ConnectorOption {
+        key: "delimiter",
+        kind: OptionKind::Text,
+        default: ",",
+        description: "delimited, and the file sink's csv: the field separator.",
+    },
+    ConnectorOption {
+        key: "hasHeader",
+        kind: OptionKind::Bool,
+        default: "false",
+        description: "delimited: a result's payload starts with a line of the field names; the file sink's csv: a \
+                      header line in a new or empty file.",
     },
 ];
 
@@ -138,17 +152,30 @@ struct EncoderProps {
     data_field: Option<String>,
     /// The fields to keep, in order.
     fields: Option<Vec<String>>,
-    /// `json` (default) or `binary`.
+    /// `json` (default), `binary` or `delimited`.
     format: Option<String>,
+    /// The separator of `delimited` (and of the file sink's CSV).
+    delimiter: Option<String>,
+    /// A header line (`delimited`, and the file sink's CSV).
+    has_header: bool,
 }
 
 /// How a payload is serialized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     /// JSON text.
     Json,
     /// The bytes of a BYTEA value, as they are.
     Binary,
+    /// eKuiper's `delimited`: a row's values joined by `delimiter` (in
+    /// `fields` order, else by name), a result's rows on lines after an
+    /// optional header line. Nothing is quoted, as in eKuiper.
+    Delimited {
+        /// The separator.
+        delimiter: String,
+        /// Whether a result starts with a line of the field names.
+        header: bool,
+    },
 }
 
 /// A payload, and the values of the dynamic props rendered for it.
@@ -228,13 +255,28 @@ impl SinkEncoder {
         let format = match props.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("") | Some("json") => Format::Json,
             Some("binary") => Format::Binary,
-            Some(f @ ("protobuf" | "delimited" | "custom")) => {
+            Some("delimited") => {
+                if props.has_header && props.send_single {
+                    return Err(ConnectorError::Config(
+                        "hasHeader puts a header line before a result's rows: it needs sendSingle false".into(),
+                    ));
+                }
+                let delimiter = match props.delimiter.as_deref() {
+                    None | Some("") => ",".to_owned(),
+                    Some("\\t") => "\t".to_owned(),
+                    Some(other) => other.to_owned(),
+                };
+                Format::Delimited { delimiter, header: props.has_header }
+            }
+            Some(f @ ("protobuf" | "custom")) => {
                 return Err(ConnectorError::Config(format!(
-                    "the sink format \"{f}\" is not supported yet; use json or binary"
+                    "the sink format \"{f}\" is not supported yet; use json, binary or delimited"
                 )));
             }
             Some(other) => {
-                return Err(ConnectorError::Config(format!("unknown sink format \"{other}\"; use json or binary")));
+                return Err(ConnectorError::Config(format!(
+                    "unknown sink format \"{other}\"; use json, binary or delimited"
+                )));
             }
         };
         let template = match props.data_template.filter(|t| !t.is_empty()) {
@@ -281,8 +323,8 @@ impl SinkEncoder {
     }
 
     /// The payload format.
-    pub fn format(&self) -> Format {
-        self.format
+    pub fn format(&self) -> &Format {
+        &self.format
     }
 
     /// Encodes one result (the rows a rule emitted at once) into the payloads
@@ -350,9 +392,10 @@ impl SinkEncoder {
             },
         };
         let node = self.narrow(node)?;
-        match self.format {
+        match &self.format {
             Format::Json => serde_json::to_vec(&node).map_err(|e| encode_error(e.to_string())),
             Format::Binary => node.into_bytes(),
+            Format::Delimited { delimiter, header } => delimited::encode(&node, delimiter, *header),
         }
     }
 
@@ -564,6 +607,7 @@ impl Progress {
     }
 }
 
+mod delimited;
 mod template;
 
 #[cfg(test)]

@@ -20,14 +20,26 @@ pub struct Decoder {
 }
 
 /// The FORMATs the decoder reads, lower-case.
-pub const FORMATS: &[&str] = &["json", "binary"];
+pub const FORMATS: &[&str] = &["json", "binary", "delimited"];
 
 /// The payload encodings a stream may declare with FORMAT.
 #[derive(Debug, Clone, PartialEq)]
 enum Format {
     Json,
     Binary,
+    /// eKuiper's `delimited`: text split at the stream's `DELIMITER` (`,` by
+    /// default); the declared fields in order, else `col0`, `col1`...
+    Delimited(String),
     Unsupported(String),
+}
+
+/// A stream's `DELIMITER`, with `\t` for a tab; `,` by default.
+pub fn delimiter_of(stream: &StreamDef) -> String {
+    match stream.options.get(oort_sql::option_key::DELIMITER).map(String::as_str) {
+        None | Some("") => ",".to_owned(),
+        Some("\\t") => "\t".to_owned(),
+        Some(other) => other.to_owned(),
+    }
 }
 
 impl Decoder {
@@ -37,6 +49,7 @@ impl Decoder {
         let format = match stream.format().to_ascii_lowercase().as_str() {
             "json" => Format::Json,
             "binary" => Format::Binary,
+            "delimited" => Format::Delimited(delimiter_of(stream)),
             other => Format::Unsupported(other.to_owned()),
         };
         Self { stream: stream.clone(), format, names }
@@ -63,8 +76,44 @@ impl Decoder {
                 let name = self.names.first().cloned().unwrap_or_else(|| Arc::from("self"));
                 Ok(Map::from([(name, Value::Bytes(bytes.into()))]))
             }
-            Format::Unsupported(other) => Err(format!("FORMAT \"{other}\" is not supported; use json or binary")),
+            Format::Delimited(delimiter) => self.delimited(&bytes, delimiter),
+            Format::Unsupported(other) => {
+                Err(format!("FORMAT \"{other}\" is not supported; use json, binary or delimited"))
+            }
         }
+    }
+
+    /// A `delimited` payload's row: its texts by declared field (converted to
+    /// the field's type; an empty text is NULL), or as `col0`, `col1`...
+    fn delimited(&self, bytes: &[u8], delimiter: &str) -> Result<Map, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("a delimited payload is not UTF-8: {e}"))?;
+        let text = text.strip_suffix('\n').map_or(text, |t| t.strip_suffix('\r').unwrap_or(t));
+        let tokens = text.split(delimiter);
+        if self.stream.is_schemaless() {
+            return Ok(tokens.enumerate().map(|(i, t)| (Arc::from(format!("col{i}")), Value::string(t))).collect());
+        }
+        let mut tokens = tokens.map(Some).chain(std::iter::repeat(None));
+        let values = self
+            .stream
+            .fields
+            .iter()
+            .map(|field| {
+                let Some(token) = tokens.next().flatten() else { return Ok(None) };
+                let value = match (&field.field_type, token) {
+                    (FieldType::String, _) => Value::string(token),
+                    (_, "") => Value::Null,
+                    (FieldType::Bigint, _) => Value::Int(
+                        token.trim().parse().map_err(|_| format!("field {}: {token:?} is not a BIGINT", field.name))?,
+                    ),
+                    (FieldType::Float, _) => Value::Float(
+                        token.trim().parse().map_err(|_| format!("field {}: {token:?} is not a FLOAT", field.name))?,
+                    ),
+                    _ => Value::string(token),
+                };
+                Ok(Some(value))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        self.declared(values)
     }
 
     /// The row of the declared fields, in declaration order, each converted to
@@ -201,6 +250,27 @@ mod tests {
         assert_eq!(d.decode(map).unwrap().get("t"), Some(&Value::Float(3.0)));
         let strict = stream(r#"CREATE STREAM s (t FLOAT) WITH (DATASOURCE="s", STRICT_VALIDATION="true")"#);
         assert!(Decoder::new(&strict).decode(bytes("{}")).unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn delimited_payloads_are_split_into_the_declared_fields_or_numbered_columns() {
+        let typed = stream(
+            r#"CREATE STREAM s (id BIGINT, t FLOAT, on BOOLEAN, name STRING) WITH (DATASOURCE="s", FORMAT="delimited", DELIMITER=";")"#,
+        );
+        let row = Decoder::new(&typed).decode(bytes("7;21.5;true;a,b\n")).unwrap();
+        assert_eq!(row.get("id"), Some(&Value::Int(7)));
+        assert_eq!(row.get("t"), Some(&Value::Float(21.5)));
+        assert_eq!(row.get("on"), Some(&Value::Bool(true)));
+        assert_eq!(row.get("name"), Some(&Value::string("a,b")));
+        let short = Decoder::new(&typed).decode(bytes("8;")).unwrap();
+        assert_eq!(
+            (short.get("id"), short.get("t"), short.get("name")),
+            (Some(&Value::Int(8)), Some(&Value::Null), Some(&Value::Null))
+        );
+        assert!(Decoder::new(&typed).decode(bytes("x;1")).unwrap_err().contains("\"x\" is not a BIGINT"));
+        let loose = stream(r#"CREATE STREAM l () WITH (DATASOURCE="l", FORMAT="delimited")"#);
+        let row = Decoder::new(&loose).decode(bytes("a,1")).unwrap();
+        assert_eq!(row, Map::from([(Arc::from("col0"), Value::string("a")), (Arc::from("col1"), Value::string("1"))]));
     }
 
     #[test]

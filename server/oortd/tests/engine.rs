@@ -469,6 +469,33 @@ async fn events_posted_over_http_reach_httppush_streams() {
 }
 
 #[tokio::test]
+async fn delimited_payloads_are_read_and_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(&dir.path().join("data")).await;
+    let push = oortd.push_addr.clone().expect("the harness enables HTTP push");
+    let sql = r#"CREATE STREAM lines (id BIGINT, t FLOAT, site STRING) WITH (TYPE="httppush", DATASOURCE="/lines", FORMAT="delimited", DELIMITER="|")"#;
+    create_stream(&oortd, sql).await;
+    let props = serde_json::json!({"path": "hot.csv", "format": "delimited", "sendSingle": true, "fields": ["site", "id", "t"], "interval": 0});
+    create_rule(&oortd, rule("hot", "SELECT * FROM lines WHERE t > 20", vec![common::action_json("file", props)]))
+        .await;
+    let http = common::http();
+    for body in ["1|19.5|north", "2|21|south\n", "3|x|east", "4|22.5|"] {
+        http.post(format!("http://{push}/lines")).body(body).send().await.unwrap();
+    }
+    let out = dir.path().join("data/files/hot.csv");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&out).unwrap_or_default().lines().count() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", std::fs::read_to_string(&out));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "south,2,21\n,4,22.5\n");
+    let status =
+        oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: "hot".into() }).await.unwrap().into_inner();
+    let decoder = status.operators.iter().find(|o| o.name == "op_decoder_0").unwrap();
+    assert!(decoder.last_exception.contains("\"x\" is not a FLOAT"), "{decoder:?}");
+}
+
+#[tokio::test]
 async fn events_join_a_table_read_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let oortd = Oortd::start(&dir.path().join("data")).await;

@@ -35,7 +35,7 @@ fn config_error(props: serde_json::Value) -> String {
 #[test]
 fn default_is_one_json_array_per_result() {
     let enc = encoder(json!({})).unwrap();
-    assert!(!enc.send_single() && !enc.has_template() && enc.format() == Format::Json);
+    assert!(!enc.send_single() && !enc.has_template() && *enc.format() == Format::Json);
     assert_eq!(texts(enc.encode(&rows()).unwrap()), vec![r#"[{"a":1,"b":"x","c":1.5},{"a":2,"b":"y","c":null}]"#]);
     assert_eq!(texts(enc.encode(&[]).unwrap()), vec!["[]"]);
 }
@@ -161,7 +161,7 @@ fn binary_sends_the_bytes_of_the_single_field() {
     let mut r = Map::new();
     r.insert("img".into(), Value::Bytes(vec![0u8, 255, 7].into()));
     let enc = encoder(json!({"format": "binary", "sendSingle": true})).unwrap();
-    assert_eq!(enc.format(), Format::Binary);
+    assert_eq!(*enc.format(), Format::Binary);
     assert_eq!(enc.encode(std::slice::from_ref(&r)).unwrap(), vec![vec![0u8, 255, 7]]);
 
     let mut two = r.clone();
@@ -230,4 +230,19 @@ fn ekuiper_go_templates_work_as_they_are() {
     assert!(e.contains("Go text/template"), "{e}");
     // A template that names a variable is minijinja's, as before.
     assert_eq!(render(true, "{{ b }}-{{ a }}"), ["x-1", "y-2"]);
+}
+
+#[test]
+fn delimited_joins_values_and_puts_a_results_rows_on_lines() {
+    let enc = encoder(json!({"format": "delimited", "hasHeader": true, "delimiter": ";"})).unwrap();
+    assert_eq!(texts(enc.encode(&rows()).unwrap()), vec!["a;b;c\n1;x;1.5\n2;y;"]);
+    let single = encoder(json!({"format": "delimited", "sendSingle": true, "fields": ["c", "a"]})).unwrap();
+    assert_eq!(texts(single.encode(&rows()).unwrap()), vec!["1.5,1", ",2"]);
+    let nested = encoder(json!({"format": "delimited", "sendSingle": true})).unwrap();
+    let with_list = row(json!({"a": [1, 2], "b": {"x": true}}));
+    assert_eq!(texts(nested.encode(&[with_list]).unwrap()), vec![r#"[1,2],{"x":true}"#]);
+    assert!(
+        config_error(json!({"format": "delimited", "sendSingle": true, "hasHeader": true}))
+            .contains("sendSingle false")
+    );
 }

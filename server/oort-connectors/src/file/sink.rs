@@ -143,18 +143,6 @@ const OPTIONS: &[ConnectorOption] = &[
         default: "lines",
         description: "lines: each payload on a line; csv: one record per row.",
     },
-    ConnectorOption {
-        key: "hasHeader",
-        kind: OptionKind::Bool,
-        default: "false",
-        description: "csv: write a header line into a new or empty file.",
-    },
-    ConnectorOption {
-        key: "delimiter",
-        kind: OptionKind::Text,
-        default: ",",
-        description: "csv: the field separator, one character.",
-    },
 ];
 
 impl SinkFactory for FileSinkFactory {
@@ -205,7 +193,7 @@ impl SinkFactory for FileSinkFactory {
         let file_type = match props.file_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("") | Some("lines") => FileType::Lines,
             Some("csv") => {
-                if encoder.has_template() || encoder.format() == Format::Binary {
+                if encoder.has_template() || *encoder.format() == Format::Binary {
                     return Err(ConnectorError::Config(
                         "fileType \"csv\" writes each row as a record: dataTemplate and format \"binary\" do not apply"
                             .into(),
