@@ -157,7 +157,7 @@ impl SinkFactory for FileSinkFactory {
     }
 
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
-        let keys = [crate::encode::keys(OPTIONS).as_slice(), &ROLLING_KEYS].concat();
+        let keys = [crate::encode::keys(OPTIONS).as_slice(), &["delimiter", "hasHeader"], &ROLLING_KEYS].concat();
         let props: FileSinkProps = props_subset(&config.props, &keys)?;
         let path = props
             .path
