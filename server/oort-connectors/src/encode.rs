@@ -64,7 +64,7 @@
 //!
 //! # Not supported yet
 //!
-//! `format` values `protobuf` and `custom`, `schemaId`,
+//! `format` value `custom`,
 //! `compression` and `encryption` are rejected as configuration errors rather
 //! than ignored. eKuiper's sprig template functions are not there (Go's own and
 //! eKuiper's `json`, `toJson`, `base64`, `prop` are). The sink cache's properties (`enableCache`
@@ -115,10 +115,16 @@ pub const COMMON_OPTIONS: &[ConnectorOption] = &[
     },
     ConnectorOption {
         key: "format",
-        kind: OptionKind::OneOf(&["json", "binary", "delimited"]),
+        kind: OptionKind::OneOf(&["json", "binary", "delimited", "protobuf"]),
         default: "json",
         description: "binary: the payload is the row's single BYTEA value; delimited: each row's values joined by \
                       delimiter, a result's rows on lines.",
+    },
+    ConnectorOption {
+        key: "schemaId",
+        kind: OptionKind::Text,
+        default: "",
+        description: "protobuf: the message, <schema>.<Message>, of a schema registered with SchemaService.",
     },
     ConnectorOption {
         key: "delimiter",
@@ -136,7 +142,7 @@ pub const COMMON_OPTIONS: &[ConnectorOption] = &[
 ];
 
 /// eKuiper common sink properties Oort does not implement yet: rejected when set.
-const UNSUPPORTED_KEYS: [&str; 3] = ["schemaId", "compression", "encryption"];
+const UNSUPPORTED_KEYS: [&str; 2] = ["compression", "encryption"];
 
 /// The encoder's properties, as written in a rule action.
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +162,8 @@ struct EncoderProps {
     format: Option<String>,
     /// The separator of `delimited` (and of the file sink's CSV).
     delimiter: Option<String>,
+    /// `protobuf`: `<schema>.<Message>`.
+    schema_id: Option<String>,
     /// A header line (`delimited`, and the file sink's CSV).
     has_header: bool,
 }
@@ -176,6 +184,8 @@ pub enum Format {
         /// Whether a result starts with a line of the field names.
         header: bool,
     },
+    /// A message of a registered schema (`schemaId`), one per row.
+    Protobuf(oort_schema::MessageDescriptor),
 }
 
 /// A payload, and the values of the dynamic props rendered for it.
@@ -245,6 +255,19 @@ impl SinkEncoder {
     /// the keys that are not the encoder's. A wrong type or value, or a
     /// template with a syntax error, is a [`ConnectorError::Config`].
     pub fn from_props(props: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ConnectorError> {
+        Self::with_schemas(props, None)
+    }
+
+    /// The encoder of a sink's action, whose `format: "protobuf"` finds its
+    /// `schemaId` among the server's schemas.
+    pub fn of(config: &oort_engine::SinkConfig) -> Result<Self, ConnectorError> {
+        Self::with_schemas(&config.props, Some(&config.schemas))
+    }
+
+    fn with_schemas(
+        props: &serde_json::Map<String, serde_json::Value>,
+        schemas: Option<&oort_schema::SchemaRegistry>,
+    ) -> Result<Self, ConnectorError> {
         for key in UNSUPPORTED_KEYS {
             if props.get(key).is_some_and(|v| !v.is_null() && v.as_str() != Some("")) {
                 return Err(ConnectorError::Config(format!("the sink property `{key}` is not supported yet")));
@@ -268,17 +291,34 @@ impl SinkEncoder {
                 };
                 Format::Delimited { delimiter, header: props.has_header }
             }
-            Some(f @ ("protobuf" | "custom")) => {
+            Some("protobuf") => {
+                if !props.send_single {
+                    return Err(ConnectorError::Config(
+                        "format \"protobuf\" encodes one message per row: set sendSingle to true".into(),
+                    ));
+                }
+                let id = props.schema_id.as_deref().filter(|id| !id.trim().is_empty()).ok_or_else(|| {
+                    ConnectorError::Config("format \"protobuf\" needs schemaId, \"<schema>.<Message>\"".into())
+                })?;
+                let schemas = schemas.ok_or_else(|| {
+                    ConnectorError::Config("format \"protobuf\" is not available to this sink".into())
+                })?;
+                Format::Protobuf(schemas.message(id).map_err(|e| ConnectorError::Config(format!("schemaId: {e}")))?)
+            }
+            Some(f @ "custom") => {
                 return Err(ConnectorError::Config(format!(
-                    "the sink format \"{f}\" is not supported yet; use json, binary or delimited"
+                    "the sink format \"{f}\" is not supported yet; use json, binary, delimited or protobuf"
                 )));
             }
             Some(other) => {
                 return Err(ConnectorError::Config(format!(
-                    "unknown sink format \"{other}\"; use json, binary or delimited"
+                    "unknown sink format \"{other}\"; use json, binary, delimited or protobuf"
                 )));
             }
         };
+        if !matches!(format, Format::Protobuf(_)) && props.schema_id.as_deref().is_some_and(|id| !id.is_empty()) {
+            return Err(ConnectorError::Config("schemaId applies to format \"protobuf\" only".into()));
+        }
         let template = match props.data_template.filter(|t| !t.is_empty()) {
             Some(source) => Some(DataTemplate::compile(source)?),
             None => None,
@@ -396,6 +436,10 @@ impl SinkEncoder {
             Format::Json => serde_json::to_vec(&node).map_err(|e| encode_error(e.to_string())),
             Format::Binary => node.into_bytes(),
             Format::Delimited { delimiter, header } => delimited::encode(&node, delimiter, *header),
+            Format::Protobuf(message) => {
+                let json = serde_json::to_value(&node).map_err(|e| encode_error(e.to_string()))?;
+                oort_schema::encode(message, &json).map_err(|e| encode_error(e.to_string()))
+            }
         }
     }
 

@@ -28,7 +28,7 @@ fn roots() -> Arc<FileRoots> {
 
 fn sink_config(props: serde_json::Value) -> SinkConfig {
     let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-    SinkConfig { sink_type: "file".into(), props, rule_id: "r".into(), rewind_to: None, index: 0 }
+    SinkConfig { sink_type: "file".into(), props, rule_id: "r".into(), ..Default::default() }
 }
 
 fn source_config(path: &Path, options: &[(&str, &str)]) -> SourceConfig {

@@ -102,7 +102,7 @@ fn sinks() -> MqttSinkFactory {
 
 fn sink_config(props: serde_json::Value) -> SinkConfig {
     let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-    SinkConfig { sink_type: "mqtt".into(), props, rule_id: "rule1".into(), rewind_to: None, index: 0 }
+    SinkConfig { sink_type: "mqtt".into(), props, rule_id: "rule1".into(), ..Default::default() }
 }
 
 fn row(pairs: &[(&str, Value)]) -> Map {

@@ -48,7 +48,7 @@ fn every_property_a_sink_declares_is_one_it_takes() {
         for option in options.unwrap() {
             let mut props = serde_json::Map::new();
             props.insert(option.key.to_owned(), sample(option.kind));
-            let config = SinkConfig { sink_type: name.clone(), props, rule_id: "r".into(), rewind_to: None, index: 0 };
+            let config = SinkConfig { sink_type: name.clone(), props, rule_id: "r".into(), ..Default::default() };
             if let Err(e) = factory.build(&config) {
                 let message = e.to_string();
                 assert!(

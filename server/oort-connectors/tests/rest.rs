@@ -113,7 +113,7 @@ fn rows() -> Vec<Map> {
 fn sink(props: serde_json::Value) -> Box<dyn Sink> {
     let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
     RestSinkFactory(std::sync::Arc::new(oort_policy::EgressPolicy::allow_all()))
-        .build(&SinkConfig { sink_type: "rest".into(), props, rule_id: "r".into(), rewind_to: None, index: 0 })
+        .build(&SinkConfig { sink_type: "rest".into(), props, rule_id: "r".into(), ..Default::default() })
         .expect("sink config")
 }
 

@@ -298,6 +298,8 @@ pub struct SinkConfig {
     /// The action's position among the rule's actions: its operator is
     /// `sink_<type>_<index>`.
     pub index: usize,
+    /// The protobuf schemas a `format: "protobuf"` action's `schemaId` names.
+    pub schemas: Arc<oort_schema::SchemaRegistry>,
     /// For a rule restarting from a checkpoint, the mark this sink's
     /// [`flush`](Sink::flush) returned for it: what the sink delivered after
     /// it is to be taken back, since the rule replays it.
@@ -521,6 +523,8 @@ pub trait SinkFactory: Send + Sync + 'static {
 pub struct ConnectorRegistry {
     sources: RwLock<BTreeMap<String, Arc<dyn SourceFactory>>>,
     sinks: RwLock<BTreeMap<String, Arc<dyn SinkFactory>>>,
+    /// The protobuf schemas that `FORMAT="protobuf"` streams and sinks name.
+    schemas: Arc<oort_schema::SchemaRegistry>,
 }
 
 impl ConnectorRegistry {
@@ -537,6 +541,11 @@ impl ConnectorRegistry {
     /// Registers a sink type; returns the factory it replaced.
     pub fn register_sink(&self, name: &str, factory: Arc<dyn SinkFactory>) -> Option<Arc<dyn SinkFactory>> {
         self.sinks.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_ascii_lowercase(), factory)
+    }
+
+    /// The schemas of protobuf payloads.
+    pub fn schemas(&self) -> &Arc<oort_schema::SchemaRegistry> {
+        &self.schemas
     }
 
     /// Validates `stream`'s source options with its factory, if its type is
@@ -562,6 +571,9 @@ impl ConnectorRegistry {
         }
         // Refused when the stream is made, not on each event.
         let format = stream.format();
+        if format.eq_ignore_ascii_case("protobuf") {
+            crate::decode::protobuf_message(stream, &self.schemas)?;
+        }
         if !factory.formats().iter().any(|f| f.eq_ignore_ascii_case(format)) {
             let key = stream.options.keys().find(|k| k.eq_ignore_ascii_case("FORMAT")).cloned().unwrap_or_default();
             return Err(ConnectorError::Option {

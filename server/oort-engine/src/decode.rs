@@ -20,7 +20,7 @@ pub struct Decoder {
 }
 
 /// The FORMATs the decoder reads, lower-case.
-pub const FORMATS: &[&str] = &["json", "binary", "delimited"];
+pub const FORMATS: &[&str] = &["json", "binary", "delimited", "protobuf"];
 
 /// The payload encodings a stream may declare with FORMAT.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +30,24 @@ enum Format {
     /// eKuiper's `delimited`: text split at the stream's `DELIMITER` (`,` by
     /// default); the declared fields in order, else `col0`, `col1`...
     Delimited(String),
+    /// A message of a registered schema (`SCHEMAID="<schema>.<Message>"`).
+    Protobuf(oort_schema::MessageDescriptor),
     Unsupported(String),
+}
+
+/// The message a `FORMAT="protobuf"` stream's `SCHEMAID` names.
+pub fn protobuf_message(
+    stream: &StreamDef,
+    schemas: &oort_schema::SchemaRegistry,
+) -> Result<oort_schema::MessageDescriptor, crate::ConnectorError> {
+    let key = oort_sql::option_key::SCHEMAID;
+    let id = stream.options.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()).ok_or_else(|| {
+        crate::ConnectorError::Option {
+            key: key.into(),
+            message: "FORMAT \"protobuf\" needs SCHEMAID, the message: \"<schema>.<Message>\"".into(),
+        }
+    })?;
+    schemas.message(id).map_err(|e| crate::ConnectorError::Option { key: key.into(), message: e.to_string() })
 }
 
 /// A stream's `DELIMITER`, with `\t` for a tab; `,` by default.
@@ -43,7 +60,20 @@ pub fn delimiter_of(stream: &StreamDef) -> String {
 }
 
 impl Decoder {
-    /// A decoder for a stream.
+    /// A decoder for a stream whose `FORMAT="protobuf"` messages are found
+    /// in `schemas`.
+    pub fn for_stream(
+        stream: &StreamDef,
+        schemas: &oort_schema::SchemaRegistry,
+    ) -> Result<Self, crate::ConnectorError> {
+        let mut decoder = Self::new(stream);
+        if matches!(&decoder.format, Format::Unsupported(f) if f == "protobuf") {
+            decoder.format = Format::Protobuf(protobuf_message(stream, schemas)?);
+        }
+        Ok(decoder)
+    }
+
+    /// A decoder for a stream, without schemas (a protobuf stream's events fail).
     pub fn new(stream: &StreamDef) -> Self {
         let names = stream.fields.iter().map(|f| Arc::from(f.name.as_str())).collect();
         let format = match stream.format().to_ascii_lowercase().as_str() {
@@ -77,8 +107,20 @@ impl Decoder {
                 Ok(Map::from([(name, Value::Bytes(bytes.into()))]))
             }
             Format::Delimited(delimiter) => self.delimited(&bytes, delimiter),
+            Format::Protobuf(message) => {
+                let json = oort_schema::decode(message, &bytes).map_err(|e| e.to_string())?;
+                let Value::Map(map) = crate::json::json_to_value(&json) else {
+                    return Err(format!("{} did not decode to an object", message.full_name()));
+                };
+                if self.stream.is_schemaless() {
+                    return Ok(Arc::unwrap_or_clone(map));
+                }
+                let mut map = Arc::unwrap_or_clone(map);
+                let values: Vec<_> = self.names.iter().map(|name| map.remove(name.as_ref())).collect();
+                self.declared(values)
+            }
             Format::Unsupported(other) => {
-                Err(format!("FORMAT \"{other}\" is not supported; use json, binary or delimited"))
+                Err(format!("FORMAT \"{other}\" is not supported; use json, binary, delimited or protobuf"))
             }
         }
     }

@@ -190,9 +190,9 @@ fn bad_props_are_config_errors() {
     assert!(config_error(json!({"fields": "a"})).contains("property `fields`"));
     assert!(config_error(json!({"omitIfEmpty": 1, "sendSingle": true})).contains("property `omitIfEmpty`"));
     assert!(config_error(json!({"fields": ["a", ""]})).contains("entry 1"));
-    assert!(config_error(json!({"format": "protobuf"})).contains("not supported yet"));
+    assert!(config_error(json!({"format": "custom"})).contains("not supported yet"));
     assert!(config_error(json!({"format": "xml"})).contains("unknown sink format"));
-    assert!(config_error(json!({"schemaId": "s.proto"})).contains("schemaId"));
+    assert!(config_error(json!({"schemaId": "s.Message"})).contains("schemaId applies to format \"protobuf\""));
     assert!(config_error(json!({"compression": "gzip"})).contains("compression"));
     assert!(encoder(json!({"enableCache": true, "resendInterval": 10})).is_ok(), "the engine's, not the encoder's");
     // Empty or null values of unsupported keys are accepted, as eKuiper's defaults.
@@ -245,4 +245,25 @@ fn delimited_joins_values_and_puts_a_results_rows_on_lines() {
         config_error(json!({"format": "delimited", "sendSingle": true, "hasHeader": true}))
             .contains("sendSingle false")
     );
+}
+
+#[test]
+fn protobuf_encodes_each_row_as_a_message_of_a_registered_schema() {
+    let schemas = Arc::new(oort_schema::SchemaRegistry::default());
+    let proto = r#"syntax = "proto3"; message Reading { string device = 1; double t = 2; }"#;
+    schemas.put(oort_schema::ProtoSchema::compile("plant", proto).unwrap());
+    let config = |props: serde_json::Value| oort_engine::SinkConfig {
+        props: props.as_object().cloned().unwrap(),
+        schemas: Arc::clone(&schemas),
+        ..Default::default()
+    };
+    let enc = SinkEncoder::of(&config(json!({"format": "protobuf", "schemaId": "plant.Reading", "sendSingle": true})))
+        .unwrap();
+    let payloads = enc.encode(&[row(json!({"device": "d1", "t": 21.5, "other": 1}))]).unwrap();
+    let message = schemas.message("plant.Reading").unwrap();
+    assert_eq!(oort_schema::decode(&message, &payloads[0]).unwrap(), json!({"device": "d1", "t": 21.5}));
+    let error = |props| SinkEncoder::of(&config(props)).unwrap_err().to_string();
+    assert!(error(json!({"format": "protobuf", "schemaId": "plant.Reading"})).contains("sendSingle"));
+    assert!(error(json!({"format": "protobuf", "sendSingle": true})).contains("needs schemaId"));
+    assert!(error(json!({"format": "protobuf", "schemaId": "plant.Nope", "sendSingle": true})).contains("no message"));
 }

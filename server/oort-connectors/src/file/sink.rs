@@ -183,7 +183,7 @@ impl SinkFactory for FileSinkFactory {
                 "the file sink's `interval` is at most {MAX_INTERVAL_MS} ms (an hour), got {interval}"
             )));
         }
-        let encoder = SinkEncoder::from_props(&config.props)?;
+        let encoder = SinkEncoder::of(config)?;
         let rewind_to = match config.rewind_to.as_deref() {
             None => None,
             Some(mark) => Some(u64::from_le_bytes(mark.try_into().map_err(|_| {
@@ -425,7 +425,7 @@ mod tests {
 
     fn config(props: serde_json::Value) -> SinkConfig {
         let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-        SinkConfig { sink_type: "file".into(), props, rule_id: "r".into(), rewind_to: None, index: 0 }
+        SinkConfig { sink_type: "file".into(), props, rule_id: "r".into(), ..Default::default() }
     }
 
     fn factory() -> FileSinkFactory {

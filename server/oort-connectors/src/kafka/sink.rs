@@ -160,7 +160,7 @@ impl SinkFactory for KafkaSinkFactory {
             acks,
             compression,
             // `compression` is Kafka's here, not the encoder's (which refuses it).
-            encoder: SinkEncoder::from_props(&without(&config.props, "compression"))?,
+            encoder: SinkEncoder::of(&SinkConfig { props: without(&config.props, "compression"), ..config.clone() })?,
             rule_id: config.rule_id.clone(),
             operator: format!("sink_kafka_{}", config.index),
             producer: None,

@@ -200,7 +200,7 @@ impl SinkFactory for MqttSinkFactory {
         if !topic.is_dynamic() {
             check_topic(topic.text()).map_err(ConnectorError::Config)?;
         }
-        let encoder = SinkEncoder::from_props(&config.props)?;
+        let encoder = SinkEncoder::of(config)?;
         let operator = format!("sink_mqtt_{}", config.index);
         let settings = props.connection.resolve(&self.0, &origin, &config.rule_id, &operator)?;
         Ok(Box::new(MqttSink {

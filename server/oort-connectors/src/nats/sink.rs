@@ -70,7 +70,7 @@ impl SinkFactory for NatsSinkFactory {
             target: self.0.target(&props.connection_selector)?,
             subject,
             jetstream: props.jetstream,
-            encoder: SinkEncoder::from_props(&config.props)?,
+            encoder: SinkEncoder::of(config)?,
             rule_id: config.rule_id.clone(),
             operator: format!("sink_nats_{}", config.index),
             link: None,

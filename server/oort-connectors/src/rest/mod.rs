@@ -165,7 +165,7 @@ fn build_sink(config: &SinkConfig, egress: &Arc<EgressPolicy>) -> Result<RestSin
         }
     }
     let props: RestSinkProps = props_subset(&config.props, &crate::encode::keys(OPTIONS))?;
-    let encoder = SinkEncoder::from_props(&config.props)?;
+    let encoder = SinkEncoder::of(config)?;
 
     let url = props
         .url
@@ -349,7 +349,7 @@ mod tests {
 
     fn config(props: serde_json::Value) -> SinkConfig {
         let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-        SinkConfig { sink_type: "rest".into(), props, rule_id: "r".into(), rewind_to: None, index: 0 }
+        SinkConfig { sink_type: "rest".into(), props, rule_id: "r".into(), ..Default::default() }
     }
 
     fn config_error(props: serde_json::Value) -> String {

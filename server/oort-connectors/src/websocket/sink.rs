@@ -55,7 +55,7 @@ impl SinkFactory for WebsocketSinkFactory {
         let text = |key: &str| props.get(key).and_then(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty());
         let path = text("path").unwrap_or("/").to_owned();
         check_path(&path, "path")?;
-        let encoder = SinkEncoder::from_props(props)?;
+        let encoder = SinkEncoder::of(config)?;
         let own = props.keys().find(|k| CONNECTION_PROPS.contains(&k.as_str()));
         let server = match (text("connectionSelector"), own) {
             (Some(name), Some(key)) => {

@@ -80,7 +80,7 @@ pub fn start_loaders(
         let counters = table_counters(index);
         // A table's rows are its state: its loader waits rather than drops.
         let (tx, mut rx) = SourceOutput::channel(plan.options.buffer_length);
-        let decoder = Decoder::new(def);
+        let decoder = Decoder::for_stream(def, connectors.schemas())?;
         let key = def.key().map(str::to_owned);
         let retain = def.options.get("RETAIN_SIZE").and_then(|r| r.parse::<usize>().ok());
         let (loader_rows, loader_counters, loader_cancel) = (Arc::clone(&rows), Arc::clone(&counters), cancel.clone());

@@ -277,6 +277,11 @@ pub fn start(
         tracing::warn!(rule = %plan.rule_id, delivery = %delivery.describe(), "the rule gets less than its qos asks for");
     }
     // Build everything before spawning anything, so a bad configuration starts nothing.
+    // A protobuf stream's message is found before anything starts.
+    let decoders = std::iter::once(&plan.stream)
+        .chain(plan.joined_streams.iter().map(|j| &j.source))
+        .map(|def| crate::decode::Decoder::for_stream(def, connectors.schemas()))
+        .collect::<Result<Vec<_>, _>>()?;
     let source = source_factory.build(&source_config)?;
     let mut joined_sources = Vec::with_capacity(plan.joined_streams.len());
     for join in &plan.joined_streams {
@@ -293,6 +298,7 @@ pub fn start(
     let mut sinks = Vec::with_capacity(plan.actions.len());
     for (i, (action, factory)) in plan.actions.iter().zip(&sink_factories).enumerate() {
         let config = SinkConfig {
+            schemas: Arc::clone(connectors.schemas()),
             sink_type: action.sink_type.clone(),
             props: action.props.clone(),
             rule_id: plan.rule_id.clone(),
@@ -408,6 +414,7 @@ pub fn start(
         Arc::clone(&plan),
         limits.window_bytes,
         tables,
+        decoders,
         source_rx,
         joined_rx,
         Output {

@@ -84,6 +84,7 @@ pub(super) async fn run_operators(
     plan: Arc<RulePlan>,
     window_bytes: usize,
     tables: join::Tables,
+    decoders: Vec<decode::Decoder>,
     rx: mpsc::Receiver<SourceEvent>,
     joined_rx: Vec<mpsc::Receiver<SourceEvent>>,
     output: Output,
@@ -133,7 +134,8 @@ pub(super) async fn run_operators(
     // The analytic calls' state goes from one batch to the next: in order.
     let pipelined = window.is_none() && analytic.is_none() && (plan.calls_remote() || plan.options.concurrency > 1);
     let streams = std::iter::once(&plan.stream).chain(plan.joined_streams.iter().map(|j| &j.source));
-    let decoders = streams.map(|def| (decode::Decoder::new(def), def.timestamp_field().map(str::to_owned))).collect();
+    let decoders =
+        decoders.into_iter().zip(streams).map(|(d, def)| (d, def.timestamp_field().map(str::to_owned))).collect();
     // A rule that joins streams keeps each row apart as a part of its stream's
     // name until the window's join.
     let references = match plan.joined_streams.is_empty() {
