@@ -42,6 +42,7 @@ type Client struct {
 	Connectors  oortv1.ConnectorServiceClient
 	State       oortv1.StateServiceClient
 	Connections oortv1.ConnectionServiceClient
+	Schemas     oortv1.SchemaServiceClient
 }
 
 // TokenEnv is the environment variable Dial takes the token from when no
@@ -158,6 +159,7 @@ func New(conn *grpc.ClientConn) *Client {
 		Connectors:  oortv1.NewConnectorServiceClient(conn),
 		State:       oortv1.NewStateServiceClient(conn),
 		Connections: oortv1.NewConnectionServiceClient(conn),
+		Schemas:     oortv1.NewSchemaServiceClient(conn),
 	}
 }
 

@@ -17,6 +17,7 @@ const FILES: &[&str] = &[
     "oort/v1/event.proto",
     "oort/v1/state.proto",
     "oort/v1/connection.proto",
+    "oort/v1/schema.proto",
     "oort/plugin/v1/plugin.proto",
 ];
 

@@ -15,6 +15,7 @@ import { createClient, type Client, type Interceptor, type Transport } from "@co
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
 import { ConnectionService } from "./gen/oort/v1/connection_pb.js";
+import { SchemaService } from "./gen/oort/v1/schema_pb.js";
 import { ConnectorService } from "./gen/oort/v1/connector_pb.js";
 import { EventService, PublishRequestSchema } from "./gen/oort/v1/event_pb.js";
 import { ExternalService } from "./gen/oort/v1/external_pb.js";
@@ -186,6 +187,7 @@ export class Oort {
   readonly connectorService: Client<typeof ConnectorService>;
   readonly stateService: Client<typeof StateService>;
   readonly connectionService: Client<typeof ConnectionService>;
+  readonly schemaService: Client<typeof SchemaService>;
   readonly streams: Streams;
   readonly rules: Rules;
   readonly events: Events;
@@ -216,6 +218,7 @@ export class Oort {
     this.connectorService = createClient(ConnectorService, this.transport);
     this.stateService = createClient(StateService, this.transport);
     this.connectionService = createClient(ConnectionService, this.transport);
+    this.schemaService = createClient(SchemaService, this.transport);
     const timeoutMs = options.timeoutMs ?? 30_000;
     this.streams = new Streams(this.streamService, timeoutMs);
     this.rules = new Rules(this.ruleService, timeoutMs);

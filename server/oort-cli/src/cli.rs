@@ -95,6 +95,9 @@ pub enum Command {
     /// Manage named connections: the brokers streams (CONF_KEY) and actions (connectionSelector) use.
     #[command(subcommand)]
     Connection(ConnectionCommand),
+    /// Manage protobuf schemas: the .proto files FORMAT="protobuf" streams (SCHEMAID) and actions (schemaId) use.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Keyed state: values stored ahead of time that rules read with
     /// get_keyed_state(key, type, default).
     #[command(subcommand)]
@@ -285,6 +288,43 @@ pub struct ConnectionInput {
     /// A JSON file (`-` for stdin): {"type": "mqtt", "props": {...}}, eKuiper's {"typ", "props"}, or the props alone.
     #[arg(short, long, value_name = "PATH")]
     pub file: Option<PathBuf>,
+}
+
+/// `oort schema ...`
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Register a .proto file as a schema.
+    #[command(after_help = "Examples:\n  \
+        oort schema create plant --file plant.proto\n  \
+        then: CREATE STREAM s () WITH (TYPE=\"mqtt\", DATASOURCE=\"t\", FORMAT=\"protobuf\", SCHEMAID=\"plant.Reading\")")]
+    Create(SchemaInput),
+    /// Replace a schema's .proto file; running rules that use it keep the old messages until they restart.
+    Update(SchemaInput),
+    /// List schemas with their messages.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one schema: its messages and .proto text.
+    #[command(visible_alias = "show")]
+    Describe {
+        /// Name of the schema.
+        name: String,
+    },
+    /// Delete a schema (refused while a stream or rule uses it).
+    #[command(visible_alias = "delete")]
+    Drop {
+        /// Name of the schema.
+        name: String,
+    },
+}
+
+/// The input of `schema create|update`.
+#[derive(Debug, Args)]
+pub struct SchemaInput {
+    /// Name of the schema: letters, digits and '_' (the part of a schema id before the dot).
+    pub name: String,
+    /// The .proto file (`-` for stdin).
+    #[arg(short, long, value_name = "PATH")]
+    pub file: PathBuf,
 }
 
 /// `oort service ...`

@@ -1079,3 +1079,37 @@ fn connection_create_list_describe_update_and_drop() {
     success(&server.oort(&["stream", "drop", "plant_in"]));
     assert_eq!(success(&server.oort(&["connection", "drop", "plant"])), "Connection plant deleted.\n");
 }
+
+#[test]
+fn schema_create_list_describe_and_drop() {
+    let server = Oortd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plant.proto");
+    std::fs::write(
+        &file,
+        "syntax = \"proto3\";\npackage plant;\nmessage Reading { string device = 1; double t = 2; }\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let created = success(&server.oort(&["schema", "create", "plant", "--file", file]));
+    assert_eq!(created, "Schema plant registered; messages: plant.Reading.\n");
+    let text = success(&server.oort(&["schema", "list"]));
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "MESSAGES", "UPDATED"]);
+    assert_eq!(rows[1][..2], ["plant", "plant.Reading"]);
+    let described = success(&server.oort(&["schema", "describe", "plant"]));
+    assert!(described.contains("plant.Reading") && described.contains("message Reading {"), "{described}");
+
+    let broken = dir.path().join("broken.proto");
+    std::fs::write(&broken, "syntax = \"proto3\";\nmessage A { strin x = 1; }\n").unwrap();
+    let error = server_error(&server.oort(&["schema", "create", "broken", "--file", broken.to_str().unwrap()]));
+    assert!(error.contains("broken.proto:2:13"), "{error}");
+
+    let sql =
+        r#"CREATE STREAM readings () WITH (TYPE="mqtt", DATASOURCE="in", FORMAT="protobuf", SCHEMAID="plant.Reading")"#;
+    success(&server.oort(&["stream", "create", sql]));
+    let in_use = server_error(&server.oort(&["schema", "drop", "plant"]));
+    assert!(in_use.starts_with("error: failed precondition: schema \"plant\" is in use"), "{in_use}");
+    success(&server.oort(&["stream", "drop", "readings"]));
+    assert_eq!(success(&server.oort(&["schema", "drop", "plant"])), "Schema plant deleted.\n");
+}

@@ -1,6 +1,6 @@
 //! The catalog interface the server codes against.
 
-use oort_proto::v1::{Connection, KeyedValue, Rule, Stream, Value};
+use oort_proto::v1::{Connection, KeyedValue, Rule, Schema, Stream, Value};
 
 use crate::record::ServiceRecord;
 
@@ -70,6 +70,18 @@ pub trait Catalog: Send + Sync + 'static {
     /// Deletes a connection. (Which streams and rules refer to it is the
     /// caller's to check: they name it in their options.)
     fn delete_connection(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Stores a new schema. Fails with `AlreadyExists` if the name is taken.
+    fn create_schema(&self, schema: &Schema) -> Result<(), StoreError>;
+    /// Replaces an existing schema; returns the previous record.
+    fn update_schema(&self, schema: &Schema) -> Result<Schema, StoreError>;
+    /// Returns a schema by name.
+    fn get_schema(&self, name: &str) -> Result<Schema, StoreError>;
+    /// Returns every schema, ordered by name.
+    fn list_schemas(&self) -> Result<Vec<Schema>, StoreError>;
+    /// Deletes a schema. (Which streams and rules use it is the caller's to
+    /// check: they name it in their options.)
+    fn delete_schema(&self, name: &str) -> Result<(), StoreError>;
 
     /// Sets keyed values (`get_keyed_state`), all or none; a key given twice
     /// takes its last value. Returns how many keys had no value. Fails with

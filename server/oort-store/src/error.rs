@@ -15,6 +15,8 @@ pub enum EntityKind {
     Service,
     /// A named connection.
     Connection,
+    /// A registered schema.
+    Schema,
 }
 
 impl fmt::Display for EntityKind {
@@ -25,6 +27,7 @@ impl fmt::Display for EntityKind {
             EntityKind::Plugin => "plugin",
             EntityKind::Service => "service",
             EntityKind::Connection => "connection",
+            EntityKind::Schema => "schema",
         })
     }
 }

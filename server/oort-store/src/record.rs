@@ -76,6 +76,13 @@ impl Record for oort_proto::v1::Connection {
     }
 }
 
+impl Record for oort_proto::v1::Schema {
+    const TREE: &'static str = "schemas";
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
 impl Record for oort_proto::v1::Rule {
     const TREE: &'static str = "rules";
     fn key(&self) -> &str {

@@ -9,6 +9,7 @@
 //! - `services`: service name → [`ServiceRecord`] (an external service)
 //! - `keyed_state`: key → [`KeyedValue`] (what `get_keyed_state` reads)
 //! - `connections`: connection name → [`Connection`] (a named connection)
+//! - `schemas`: schema name → [`Schema`] (a registered `.proto` file)
 //!
 //! Writers take one lock, then change all trees they touch in one sled
 //! transaction and flush, so the indexes never disagree with the records, even
@@ -17,7 +18,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use oort_proto::v1::{Connection, KeyedValue, Rule, Stream, Value};
+use oort_proto::v1::{Connection, KeyedValue, Rule, Schema, Stream, Value};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
@@ -54,6 +55,7 @@ pub struct SledCatalog {
     services: sled::Tree,
     keyed_state: sled::Tree,
     connections: sled::Tree,
+    schemas: sled::Tree,
     /// Serializes writers: the checks that span several keys (a stream is not
     /// read by any rule) must not race with other writers.
     write_lock: Mutex<()>,
@@ -152,6 +154,7 @@ impl SledCatalog {
             services: db.open_tree(ServiceRecord::TREE)?,
             keyed_state: db.open_tree(KeyedValue::TREE)?,
             connections: db.open_tree(Connection::TREE)?,
+            schemas: db.open_tree(Schema::TREE)?,
             db,
             write_lock: Mutex::new(()),
         })
@@ -411,6 +414,26 @@ impl Catalog for SledCatalog {
 
     fn delete_connection(&self, name: &str) -> Result<(), StoreError> {
         self.write(|| remove_record(&self.connections, name, EntityKind::Connection))
+    }
+
+    fn create_schema(&self, schema: &Schema) -> Result<(), StoreError> {
+        self.write(|| create_record(&self.schemas, schema, EntityKind::Schema))
+    }
+
+    fn update_schema(&self, schema: &Schema) -> Result<Schema, StoreError> {
+        self.write(|| replace_record(&self.schemas, schema, EntityKind::Schema))
+    }
+
+    fn get_schema(&self, name: &str) -> Result<Schema, StoreError> {
+        get_record(&self.schemas, name, EntityKind::Schema)
+    }
+
+    fn list_schemas(&self) -> Result<Vec<Schema>, StoreError> {
+        list_records(&self.schemas)
+    }
+
+    fn delete_schema(&self, name: &str) -> Result<(), StoreError> {
+        self.write(|| remove_record(&self.schemas, name, EntityKind::Schema))
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -22,6 +22,7 @@ use oort_proto::v1::external_service_server::ExternalServiceServer;
 use oort_proto::v1::function_service_server::FunctionServiceServer;
 use oort_proto::v1::plugin_service_server::PluginServiceServer;
 use oort_proto::v1::rule_service_server::RuleServiceServer;
+use oort_proto::v1::schema_service_server::SchemaServiceServer;
 use oort_proto::v1::state_service_server::StateServiceServer;
 use oort_proto::v1::stream_service_server::StreamServiceServer;
 use oort_store::{Catalog, SledCatalog, SledConfig};
@@ -39,6 +40,7 @@ use crate::api::external::ExternalApi;
 use crate::api::functions::FunctionApi;
 use crate::api::plugins::PluginApi;
 use crate::api::rules::RuleApi;
+use crate::api::schemas::SchemaApi;
 use crate::api::state::{CatalogKeyedState, StateApi};
 use crate::api::streams::StreamApi;
 use crate::auth::{AuthLayer, Authenticator, Role, TokenEntry, token};
@@ -150,9 +152,10 @@ impl Node {
                 catalog.list_plugins()?,
                 catalog.list_services()?,
                 catalog.list_connections()?,
+                catalog.list_schemas()?,
             ))
         };
-        let (streams, stored_rules, stored_plugins, stored_services, stored_connections) =
+        let (streams, stored_rules, stored_plugins, stored_services, stored_connections, stored_schemas) =
             load(catalog.as_ref()).map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
         tracing::info!(data_dir = %config.data_dir.display(), streams, rules = stored_rules.len(), plugins = stored_plugins.len(), "catalog open");
         let handle = CatalogHandle::new(Arc::clone(&catalog));
@@ -161,6 +164,7 @@ impl Node {
         oort_engine::register_builtins(&functions);
         functions.register(oort_engine::keyed_state_function(Arc::new(CatalogKeyedState(Arc::clone(&catalog)))));
         let connectors = Arc::new(ConnectorRegistry::new());
+        crate::api::schemas::load_all(&stored_schemas, connectors.schemas());
         // A published stream read by a rule with qos >= 1 is journaled, to be replayed after a restart.
         let journals = config.data_dir.join("journals");
         let journaled =
@@ -292,6 +296,7 @@ impl Node {
             EventServiceServer::<EventApi>::NAME,
             StateServiceServer::<StateApi>::NAME,
             ConnectionServiceServer::<ConnectionApi>::NAME,
+            SchemaServiceServer::<SchemaApi>::NAME,
         ] {
             health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
         }
@@ -359,6 +364,7 @@ impl Node {
         }
         let connection_api =
             ConnectionApi::new(handle.clone(), Arc::clone(&connections), Arc::clone(&files), rules.clone());
+        let schema_api = SchemaApi::new(handle.clone(), Arc::clone(engine.connectors().schemas()), rules.clone());
         let rule_api = RuleApi::new(rules.clone())
             .with_plugins(Arc::clone(&plugins))
             .with_connections(Arc::clone(&connections))
@@ -391,6 +397,7 @@ impl Node {
             .add_service(bounded!(ConnectorServiceServer::new(ConnectorApi::new(Arc::clone(engine.connectors())))))
             .add_service(bounded!(StateServiceServer::new(StateApi::new(handle.clone()))))
             .add_service(bounded!(ConnectionServiceServer::new(connection_api)))
+            .add_service(bounded!(SchemaServiceServer::new(schema_api)))
             .add_service(bounded!(EventServiceServer::new(EventApi::new(handle, Arc::clone(&buses.grpc)))))
             // No Nagle: results streamed to TailRule and acks are small writes that must go at once.
             .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);

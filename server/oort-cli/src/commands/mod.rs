@@ -6,6 +6,7 @@ mod connection;
 mod connector;
 mod plugin;
 mod rule;
+mod schema;
 mod service;
 mod state;
 mod stream;
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Service(command) => service::run(&ctx, command).await,
         Command::Connector(command) => connector::run(&ctx, command).await,
         Command::Connection(command) => connection::run(&ctx, command).await,
+        Command::Schema(command) => schema::run(&ctx, command).await,
         Command::State(command) => state::run(&ctx, command).await,
     }
 }

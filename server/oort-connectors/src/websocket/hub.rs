@@ -20,13 +20,17 @@ use crate::bus::TopicBus;
 /// Results a client may be behind before it is disconnected.
 const CLIENT_BACKLOG: usize = 1024;
 
+/// A result for the clients of a path: its payload, and whether it is
+/// binary (`binary`, `protobuf`) rather than text.
+type Outgoing = (Bytes, bool);
+
 /// The websocket endpoints of the server.
 #[derive(Default)]
 pub struct WebsocketHub {
     /// Messages from clients, by path, for the streams of that path.
     inbound: Arc<TopicBus>,
     /// Results for clients, by path, with the number of sinks writing there.
-    outbound: Mutex<HashMap<String, (broadcast::Sender<Bytes>, usize)>>,
+    outbound: Mutex<HashMap<String, (broadcast::Sender<Outgoing>, usize)>>,
 }
 
 impl WebsocketHub {
@@ -49,7 +53,7 @@ impl WebsocketHub {
         HubSink { hub: Arc::clone(self), path: path.to_owned(), tx: entry.0.clone() }
     }
 
-    fn results(&self, path: &str) -> Option<broadcast::Receiver<Bytes>> {
+    fn results(&self, path: &str) -> Option<broadcast::Receiver<Outgoing>> {
         let outbound = self.outbound.lock().unwrap_or_else(|p| p.into_inner());
         outbound.get(path).map(|(tx, _)| tx.subscribe())
     }
@@ -59,13 +63,14 @@ impl WebsocketHub {
 pub(crate) struct HubSink {
     hub: Arc<WebsocketHub>,
     path: String,
-    tx: broadcast::Sender<Bytes>,
+    tx: broadcast::Sender<Outgoing>,
 }
 
 impl HubSink {
-    /// Sends `payload` to every client connected now; returns how many.
-    pub(crate) fn send(&self, payload: Vec<u8>) -> usize {
-        self.tx.send(Bytes::from(payload)).unwrap_or(0)
+    /// Sends `payload` to every client connected now, as a binary message or
+    /// a text one; returns how many.
+    pub(crate) fn send(&self, payload: Vec<u8>, binary: bool) -> usize {
+        self.tx.send((Bytes::from(payload), binary)).unwrap_or(0)
     }
 }
 
@@ -105,7 +110,7 @@ async fn session(
     hub: Arc<WebsocketHub>,
     path: String,
     mut socket: WebSocket,
-    mut results: Option<broadcast::Receiver<Bytes>>,
+    mut results: Option<broadcast::Receiver<Outgoing>>,
 ) {
     let mut publisher = hub.inbound.publisher(&path);
     let meta = Arc::new(BTreeMap::from([("path".to_owned(), path.clone())]));
@@ -141,10 +146,13 @@ async fn session(
                 }
             }
             result = result => match result {
-                Ok(payload) => {
-                    let message = match std::str::from_utf8(&payload) {
-                        Ok(_) => Message::Text(payload.try_into().expect("checked UTF-8")),
-                        Err(_) => Message::Binary(payload),
+                Ok((payload, binary)) => {
+                    let message = match binary {
+                        false => match payload.clone().try_into() {
+                            Ok(text) => Message::Text(text),
+                            Err(_) => Message::Binary(payload),
+                        },
+                        true => Message::Binary(payload),
                     };
                     if socket.send(message).await.is_err() {
                         return;

@@ -36,7 +36,8 @@
 //! `ws://127.0.0.1:10081/api/data`. Messages that clients send there are
 //! events of the streams with that `DATASOURCE` (journaled for rules at
 //! `qos` ≥ 1, as `httppush` events are); results of actions with that `path`
-//! are sent to every client connected at the time, as `TailRule` does (none
+//! are sent to every client connected at the time (binary messages for the
+//! `binary` and `protobuf` formats, else text), as `TailRule` does (none
 //! connected: they reach no one). A path that no running rule reads or
 //! writes answers 404. A message is at most 4 MiB. A client that reads more
 //! slowly than results come (1024 behind) is disconnected with close code

@@ -12,7 +12,7 @@ use super::client::{Socket, Target};
 use super::hub::HubSink;
 use super::{CONNECTION_PROPS, WebsocketConfig, WebsocketContext, check_path};
 use crate::connections::{ClientLink, LinkState, Origin};
-use crate::encode::SinkEncoder;
+use crate::encode::{Format, SinkEncoder};
 
 const OPTIONS: &[ConnectorOption] = &[
     ConnectorOption {
@@ -96,8 +96,11 @@ struct WebsocketSink {
     encoder: SinkEncoder,
 }
 
-/// A payload as a message: text when it is UTF-8.
-fn message(payload: Vec<u8>) -> Message {
+/// A payload as a message: binary for a binary format, else text when it is UTF-8.
+fn message(payload: Vec<u8>, binary: bool) -> Message {
+    if binary {
+        return Message::binary(payload);
+    }
     match String::from_utf8(payload) {
         Ok(text) => Message::text(text),
         Err(e) => Message::binary(e.into_bytes()),
@@ -108,10 +111,11 @@ fn message(payload: Vec<u8>) -> Message {
 impl Sink for WebsocketSink {
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
         let payloads = self.encoder.encode(rows)?;
+        let binary = matches!(self.encoder.format(), Format::Binary | Format::Protobuf(_));
         match &mut self.mode {
             Mode::Serve(hub) => {
                 for payload in payloads {
-                    hub.send(payload);
+                    hub.send(payload, binary);
                 }
                 Ok(())
             }
@@ -121,7 +125,7 @@ impl Sink for WebsocketSink {
                     None => socket.insert(Box::new(target.connect(&self.path, link).await?)),
                 };
                 for payload in payloads {
-                    if let Err(e) = connected.feed(message(payload)).await {
+                    if let Err(e) = connected.feed(message(payload, binary)).await {
                         return Err(lost(socket, link, target, &self.path, e));
                     }
                 }

@@ -12,7 +12,7 @@ use oort_proto::v1::connection_service_server::ConnectionService;
 use oort_store::{Catalog, EntityKind};
 use tonic::{Request, Response, Status};
 
-use super::{CatalogHandle, required};
+use super::{CatalogHandle, Users, action_text, required};
 use crate::convert::{json_to_struct, struct_to_json};
 use crate::error::{ApiError, ApiResult};
 use crate::redact;
@@ -104,33 +104,9 @@ fn stream_uses(stream: &pb::Stream, name: &str) -> bool {
     }
 }
 
-/// Whether one of a rule's actions names connection `name`.
-fn rule_uses(rule: &pb::Rule, name: &str) -> bool {
-    rule.actions.iter().any(|action| {
-        let selector = action.props.as_ref().and_then(|p| p.fields.get("connectionSelector"));
-        matches!(selector.and_then(|v| v.kind.as_ref()), Some(prost_types::value::Kind::StringValue(s)) if s == name)
-    })
-}
-
-/// What refers to a connection.
-struct Users {
-    /// Streams whose `CONF_KEY` names it.
-    streams: Vec<String>,
-    /// Rules with an action whose `connectionSelector` names it.
-    actions: Vec<String>,
-    /// Rules that read one of `streams`.
-    readers: Vec<String>,
-}
-
+/// What refers to connection `name`.
 fn users(catalog: &dyn Catalog, name: &str) -> Result<Users, oort_store::StoreError> {
-    let streams: Vec<String> =
-        catalog.list_streams()?.into_iter().filter(|s| stream_uses(s, name)).map(|s| s.name).collect();
-    let actions = catalog.list_rules()?.into_iter().filter(|r| rule_uses(r, name)).map(|r| r.id).collect();
-    let mut readers = Vec::new();
-    for stream in &streams {
-        readers.extend(catalog.rules_reading(stream)?);
-    }
-    Ok(Users { streams, actions, readers })
+    Users::find(catalog, |s| stream_uses(s, name), |props| action_text(props, "connectionSelector") == Some(name))
 }
 
 impl ConnectionApi {
@@ -272,15 +248,7 @@ impl ConnectionService for ConnectionApi {
             })
             .await?;
         self.registry.put(def.clone());
-        let mut rules = [users.actions, users.readers].concat();
-        rules.sort();
-        rules.dedup();
-        let mut running_rules = Vec::new();
-        for rule in rules {
-            if self.rules.status(&rule).await.is_some() {
-                running_rules.push(rule);
-            }
-        }
+        let running_rules = users.running(&self.rules).await;
         tracing::info!(connection = %def.name, ?running_rules, "connection updated");
         Ok(Response::new(pb::UpdateConnectionResponse {
             connection: Some(self.to_proto(&def, Some(&record))),
@@ -300,13 +268,13 @@ impl ConnectionService for ConnectionApi {
             .catalog
             .call(move |c| {
                 let users = users(c, &deleting)?;
-                if users.streams.is_empty() && users.actions.is_empty() {
+                if !users.any() {
                     c.delete_connection(&deleting)?;
                 }
                 Ok(users)
             })
             .await?;
-        if !(users.streams.is_empty() && users.actions.is_empty()) {
+        if users.any() {
             return Err(ApiError::FailedPrecondition(format!(
                 "connection {name:?} is in use by streams {:?} and the actions of rules {:?}; change or delete them first",
                 users.streams, users.actions

@@ -114,10 +114,12 @@ pub fn required(path: &str) -> Option<Right> {
         | ("FunctionService", "ListFunctions")
         | ("ConnectorService", "ListConnectors")
         | ("StateService", "GetKeyedState" | "ListKeyedState")
-        | ("ConnectionService", "GetConnection" | "ListConnections") => Right::Read,
+        | ("ConnectionService", "GetConnection" | "ListConnections")
+        | ("SchemaService", "GetSchema" | "ListSchemas") => Right::Read,
         ("StreamService", "CreateStream" | "UpdateStream" | "DeleteStream")
         | ("RuleService", "CreateRule" | "UpdateRule" | "DeleteRule" | "StartRule" | "StopRule" | "RestartRule")
-        | ("StateService", "PutKeyedState" | "DeleteKeyedState") => Right::Edit,
+        | ("StateService", "PutKeyedState" | "DeleteKeyedState")
+        | ("SchemaService", "CreateSchema" | "UpdateSchema" | "DeleteSchema") => Right::Edit,
         ("EventService", "Publish") => Right::Publish,
         ("PluginService", "InstallPlugin" | "UpdatePlugin" | "DeletePlugin")
         | ("ExternalService", "RegisterService" | "UpdateService" | "DeleteService")
