@@ -462,7 +462,7 @@ mod tests {
         assert!(error.contains("\"password\" belongs to the connection \"plant\""), "{error}");
         assert!(config_error(json!({"topic": "a", "connectionSelector": "nope"})).contains("no connection"));
         // The encoder's properties are checked too.
-        assert!(config_error(json!({"topic": "a", "format": "delimited"})).contains("not supported yet"));
+        assert!(config_error(json!({"topic": "a", "format": "custom"})).contains("not supported yet"));
         assert!(config_error(json!({"topic": "a", "dataTemplate": "{% if %}"})).contains("dataTemplate"));
     }
 }
