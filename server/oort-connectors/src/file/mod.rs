@@ -84,6 +84,9 @@
 //! | `fileType` | `lines` (default): each payload on its own line. `csv`: one CSV record per row. |
 //! | `hasHeader` | `csv` only: write a header line (column names) when the file is new or empty. Default `false`, as eKuiper. |
 //! | `delimiter` | `csv` only: the field separator, one character; default `,`. |
+//! | `rollingInterval` | Milliseconds: the current file is closed, and a new one started, when a result comes after it is this old. Default `0`: never. |
+//! | `rollingCount` | The current file is closed, and a new one started, once it holds this many payloads (CSV records). Default `0`: never. |
+//! | `rollingNamePattern` | With rolling, where a file's start time (Unix ms) goes in its name: `suffix` (default, `results-1733565600000.jsonl`) or `prefix` (`1733565600000-results.jsonl`). |
 //! | common properties | `sendSingle`, `dataTemplate`, `dataField`, `fields`, `format`, `omitIfEmpty`: see [`crate::encode`]. |
 //!
 //! With `lines`, the payloads are made by the [`SinkEncoder`](crate::encode::SinkEncoder):
@@ -110,6 +113,13 @@
 //! encoded (a template failing on a row) is dropped with a warning in the
 //! server log, as retrying could only fail again.
 //!
+//! With rolling, `path` names the files: each is written under the path's
+//! name with its start time, in the path's directory, and synced when it is
+//! closed (a CSV file gets its own header). A checkpoint's mark names the
+//! current file and its length: a rule restarting from it (`qos` 2) cuts that
+//! file back and removes the files this sink started after it, then writes
+//! their results again.
+//!
 //! # Not supported yet
 //!
 //! Source: `CONF_KEY` profiles (see above); other formats (`binary`, `protobuf`) and other line
@@ -117,11 +127,12 @@
 //! `actionAfterRead`/`moveTo`, `parallel`, `decompression`; following a file
 //! as it grows (with `INTERVAL`, each read emits the whole file again).
 //!
-//! Sink: `fileType: "json"` (a JSON array file, rejected), rolling
-//! (`rollingInterval` or `rollingCount` above 0 is rejected;
-//! `rollingNamePattern` is ignored), dynamic paths
-//! (`{{.device}}.csv`), `compression`, `encryption`.
+//! Sink: `fileType: "json"` (a JSON array file, rejected), `checkInterval`
+//! (a file is rolled when a result comes), `rollingNamePattern: "none"`
+//! (rejected: every file would have one name), `rollingHook`, dynamic paths
+//! (`{{.device}}.csv`), `compression`, `encryption` (rejected).
 
+mod rolling;
 mod sink;
 mod source;
 

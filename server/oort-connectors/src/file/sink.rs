@@ -13,13 +13,11 @@ use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Sink, SinkCo
 use oort_policy::{FileRoots, PathUse};
 use serde::Deserialize;
 
+use super::rolling::{self, Rolling};
 use crate::encode::{Format, SinkEncoder, props_subset};
 
 /// Builds `file` sinks, whose paths must lie inside the file roots.
 pub struct FileSinkFactory(pub Arc<FileRoots>);
-
-/// eKuiper's rolling properties: read only to refuse them when positive.
-const ROLLING_KEYS: [&str; 2] = ["rollingInterval", "rollingCount"];
 
 /// Bytes of results held before they are written, whatever the interval.
 /// While the file cannot be written, the sink takes no more than this (and
@@ -44,10 +42,12 @@ struct FileSinkProps {
     has_header: bool,
     /// `csv`: the field separator, one character.
     delimiter: Option<String>,
-    /// eKuiper's time-based rolling: not supported, rejected when positive.
+    /// Start a new file when the current one is this old (ms) as a result comes.
     rolling_interval: Option<i64>,
-    /// eKuiper's count-based rolling: not supported, rejected when positive.
+    /// Start a new file when the current one holds this many payloads.
     rolling_count: Option<i64>,
+    /// Where the start time goes in a rolled file's name: `suffix` (default) or `prefix`.
+    rolling_name_pattern: Option<String>,
 }
 
 /// How results are laid out in the file.
@@ -60,7 +60,12 @@ enum FileType {
 }
 
 struct FileSink {
+    /// The configured path; with rolling, the directory and name of the files.
     path: PathBuf,
+    /// When to start a new file, if ever.
+    rolling: Option<Rolling>,
+    /// With rolling, the file written now, its start, and the payloads in it.
+    current: Option<(PathBuf, std::time::Instant, u64)>,
     roots: Arc<FileRoots>,
     file_type: FileType,
     encoder: SinkEncoder,
@@ -75,10 +80,10 @@ struct FileSink {
     header_pending: bool,
     /// The CSV columns, fixed by the first row written.
     columns: Option<Vec<String>>,
-    /// The file's length at the checkpoint the rule restarts from: what
-    /// follows was written after it, and is cut off when the file is opened
-    /// (the rule writes it again as it replays).
-    rewind_to: Option<u64>,
+    /// The file (with rolling) and its length at the checkpoint the rule
+    /// restarts from: what follows was written after it, and is cut off when
+    /// the file is opened (the rule writes it again as it replays).
+    rewind_to: Option<(Option<String>, u64)>,
 }
 
 /// The file and what is still to be written to it.
@@ -143,6 +148,24 @@ const OPTIONS: &[ConnectorOption] = &[
         default: "lines",
         description: "lines: each payload on a line; csv: one record per row.",
     },
+    ConnectorOption {
+        key: "rollingInterval",
+        kind: OptionKind::Millis,
+        default: "0",
+        description: "Start a new file when the current one is this old (ms) as a result comes; 0: never.",
+    },
+    ConnectorOption {
+        key: "rollingCount",
+        kind: OptionKind::Count,
+        default: "0",
+        description: "Start a new file when the current one holds this many payloads (CSV records); 0: never.",
+    },
+    ConnectorOption {
+        key: "rollingNamePattern",
+        kind: OptionKind::OneOf(&["suffix", "prefix"]),
+        default: "suffix",
+        description: "With rolling, where the file's start time (Unix ms) goes: name-<ms>.ext or <ms>-name.",
+    },
 ];
 
 impl SinkFactory for FileSinkFactory {
@@ -157,7 +180,7 @@ impl SinkFactory for FileSinkFactory {
     }
 
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
-        let keys = [crate::encode::keys(OPTIONS).as_slice(), &["delimiter", "hasHeader"], &ROLLING_KEYS].concat();
+        let keys = [crate::encode::keys(OPTIONS).as_slice(), &["delimiter", "hasHeader"]].concat();
         let props: FileSinkProps = props_subset(&config.props, &keys)?;
         let path = props
             .path
@@ -172,11 +195,8 @@ impl SinkFactory for FileSinkFactory {
             .0
             .resolve(&path, PathUse::Write)
             .map_err(|e| ConnectorError::Config(format!("file action path: {e}")))?;
-        for (key, value) in [("rollingInterval", props.rolling_interval), ("rollingCount", props.rolling_count)] {
-            if value.is_some_and(|v| v > 0) {
-                return Err(ConnectorError::Config(format!("file rolling (`{key}`) is not supported yet")));
-            }
-        }
+        let rolling =
+            Rolling::of(&path, props.rolling_interval, props.rolling_count, props.rolling_name_pattern.as_deref())?;
         let interval = props.interval.unwrap_or(1000);
         if interval > MAX_INTERVAL_MS {
             return Err(ConnectorError::Config(format!(
@@ -186,9 +206,9 @@ impl SinkFactory for FileSinkFactory {
         let encoder = SinkEncoder::of(config)?;
         let rewind_to = match config.rewind_to.as_deref() {
             None => None,
-            Some(mark) => Some(u64::from_le_bytes(mark.try_into().map_err(|_| {
-                ConnectorError::Config(format!("the checkpoint's mark of file {} is not a length", path.display()))
-            })?)),
+            Some(mark) => Some(rolling::decode_mark(mark).ok_or_else(|| {
+                ConnectorError::Config(format!("the checkpoint's mark of file {} does not decode", path.display()))
+            })?),
         };
         let file_type = match props.file_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("") | Some("lines") => FileType::Lines,
@@ -216,6 +236,8 @@ impl SinkFactory for FileSinkFactory {
         };
         Ok(Box::new(FileSink {
             path,
+            rolling,
+            current: None,
             roots: Arc::clone(&self.0),
             file_type,
             encoder,
@@ -230,33 +252,62 @@ impl SinkFactory for FileSinkFactory {
 }
 
 impl FileSink {
-    /// Opens the file for appending, creating it and its directories.
+    /// Opens the file for appending, creating it and its directories; with
+    /// rolling, the current file, or a new one.
     async fn ensure_open(&mut self) -> Result<(), ConnectorError> {
         if self.output.lock().await.file.is_some() {
             return Ok(());
         }
-        let (path, roots, rewind_to) = (self.path.clone(), Arc::clone(&self.roots), self.rewind_to);
-        let (file, empty) = blocking(move || {
+        let (path, roots, rewind_to) = (self.path.clone(), Arc::clone(&self.roots), self.rewind_to.clone());
+        let (rolling, current) = (self.rolling.clone(), self.current.as_ref().map(|(path, ..)| path.clone()));
+        let (file, empty, opened) = blocking(move || {
+            let target = match (&rolling, current, &rewind_to) {
+                (None, ..) => path,
+                (Some(_), Some(current), _) => current,
+                (Some(rolling), None, Some((Some(name), _))) => {
+                    // The checkpoint's file: the files started after it hold only what is written again.
+                    let target = path.with_file_name(name);
+                    let start = rolling.start_of(&target).ok_or_else(|| {
+                        std::io::Error::other(format!("the checkpoint names {name:?}, not one of this sink's files"))
+                    })?;
+                    for later in rolling.files_after(start)? {
+                        std::fs::remove_file(later)?;
+                    }
+                    target
+                }
+                (Some(rolling), None, _) => {
+                    let mut start = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    while rolling.file_at(start).exists() {
+                        start += 1;
+                    }
+                    rolling.file_at(start)
+                }
+            };
             // Checked again: a symlink may have been put in since the rule was made.
-            let path = roots.resolve(&path.to_string_lossy(), PathUse::Write).map_err(std::io::Error::other)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let target = roots.resolve(&target.to_string_lossy(), PathUse::Write).map_err(std::io::Error::other)?;
+            if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
             // O_NOFOLLOW: a link swapped in after the check is not followed.
             let file =
-                std::fs::OpenOptions::new().create(true).append(true).custom_flags(libc::O_NOFOLLOW).open(&path)?;
+                std::fs::OpenOptions::new().create(true).append(true).custom_flags(libc::O_NOFOLLOW).open(&target)?;
             let mut length = file.metadata()?.len();
-            if let Some(mark) = rewind_to.filter(|&mark| mark < length) {
+            if let Some((_, mark)) = rewind_to.filter(|(_, mark)| *mark < length) {
                 // Written after the checkpoint the rule restarts from (maybe torn by a crash): written again.
                 file.set_len(mark)?;
                 file.sync_data()?;
                 length = mark;
             }
-            Ok((file, length == 0))
+            Ok((file, length == 0, target))
         })
         .await
         .map_err(|e| self.failed(e))?;
         self.rewind_to = None;
+        if self.rolling.is_some() && self.current.is_none() {
+            self.current = Some((opened, std::time::Instant::now(), 0));
+        }
         let output = Arc::clone(&self.output);
         let mut output = output.lock().await;
         // A file opened again after a failed write: what is held goes first, after its header.
@@ -264,6 +315,25 @@ impl FileSink {
             matches!(self.file_type, FileType::Csv { header: true, .. }) && empty && output.held.is_empty();
         output.file = Some(file);
         Ok(())
+    }
+
+    /// With rolling, closes the current file once it is old or full enough:
+    /// what is held goes into it, synced, and a new one is opened.
+    async fn roll_if_due(&mut self) -> Result<(), ConnectorError> {
+        let (Some(rolling), Some((_, started, payloads))) = (&self.rolling, &self.current) else { return Ok(()) };
+        let old = rolling.interval.is_some_and(|interval| started.elapsed() >= interval);
+        let full = rolling.count.is_some_and(|count| *payloads >= count);
+        if *payloads == 0 || !(old || full) {
+            return Ok(());
+        }
+        let mut output = self.output.lock().await;
+        output.write_held().await.map_err(|e| self.failed(e))?;
+        if let Some(file) = output.file.take() {
+            blocking(move || file.sync_data()).await.map_err(|e| self.failed(e))?;
+        }
+        drop(output);
+        self.current = None;
+        self.ensure_open().await
     }
 
     /// Starts the task that writes the held results every `interval`.
@@ -349,6 +419,7 @@ impl Sink for FileSink {
 
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
         self.ensure_open().await?;
+        self.roll_if_due().await?;
         self.start_writer();
         let bytes = match self.render(rows) {
             Ok(bytes) => bytes,
@@ -370,6 +441,10 @@ impl Sink for FileSink {
         }
         output.held.extend_from_slice(&bytes);
         self.header_pending &= bytes.is_empty();
+        if let Some((_, _, payloads)) = &mut self.current {
+            // Lines written: one per payload or CSV record (a header is not counted).
+            *payloads += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        }
         if self.interval.is_zero() || output.held.len() >= BUFFER_BYTES {
             // This result is held already: an error here is the next call's (the engine's retry would write it twice).
             if let Err(e) = output.write_held().await {
@@ -392,7 +467,8 @@ impl Sink for FileSink {
         let length = blocking(move || file.sync_data().and_then(|()| file.metadata()).map(|m| m.len()))
             .await
             .map_err(|e| self.failed(e))?;
-        Ok(Some(length.to_le_bytes().to_vec()))
+        let current = self.current.as_ref().map(|(path, ..)| path.as_path());
+        Ok(Some(rolling::encode_mark(current, length)))
     }
 
     /// Writes the held results, and stops writing.
@@ -419,97 +495,4 @@ impl Drop for FileSink {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn config(props: serde_json::Value) -> SinkConfig {
-        let serde_json::Value::Object(props) = props else { panic!("props must be an object") };
-        SinkConfig { sink_type: "file".into(), props, rule_id: "r".into(), ..Default::default() }
-    }
-
-    fn factory() -> FileSinkFactory {
-        FileSinkFactory(Arc::new(FileRoots::create([std::env::temp_dir()]).unwrap()))
-    }
-
-    fn config_error(props: serde_json::Value) -> String {
-        match factory().build(&config(props)) {
-            Err(ConnectorError::Config(m) | ConnectorError::Option { message: m, .. }) => m,
-            Err(other) => panic!("expected a config error, got {other:?}"),
-            Ok(_) => panic!("expected a config error"),
-        }
-    }
-
-    #[test]
-    fn config_errors() {
-        assert!(config_error(json!({})).contains("`path`"));
-        assert!(config_error(json!({"path": ""})).contains("`path`"));
-        assert!(config_error(json!({"path": 3})).contains("property `path`"));
-        assert!(config_error(json!({"path": "{{.device}}.csv"})).contains("not supported yet"));
-        assert!(config_error(json!({"path": "a", "fileType": "json"})).contains("not supported yet"));
-        assert!(config_error(json!({"path": "a", "fileType": "parquet"})).contains("unknown fileType"));
-        assert!(config_error(json!({"path": "a", "hasHeader": "yes"})).contains("property `hasHeader`"));
-        assert!(config_error(json!({"path": "a", "fileType": "csv", "delimiter": "ab"})).contains("delimiter"));
-        assert!(config_error(json!({"path": "a", "fileType": "csv", "dataTemplate": "x"})).contains("dataTemplate"));
-        assert!(config_error(json!({"path": "a", "rollingCount": 10})).contains("rollingCount"));
-        assert!(config_error(json!({"path": "a", "dataTemplate": "{% if %}"})).contains("dataTemplate"));
-        // eKuiper's flush interval and rolling defaults are accepted.
-        assert!(factory().build(&config(json!({"path": "a", "interval": 1000, "rollingCount": 0}))).is_ok());
-        assert!(config_error(json!({"path": "a", "interval": -1})).contains("interval"));
-        assert!(config_error(json!({"path": "a", "interval": 3_600_001u64})).contains("at most"));
-        assert!(
-            config_error(json!({"path": "/root/.ssh/authorized_keys"})).contains("outside the allowed directories")
-        );
-        assert!(config_error(json!({"path": "../../../../../etc/cron.d/x"})).contains("outside"));
-    }
-
-    #[test]
-    fn cells() {
-        assert_eq!(cell(&Value::Null), "");
-        assert_eq!(cell(&Value::from("a,b")), "a,b");
-        assert_eq!(cell(&Value::Float(1.0)), "1.0");
-        assert_eq!(cell(&Value::Bool(false)), "false");
-        assert_eq!(cell(&Value::Bytes(b"hi"[..].into())), "aGk=");
-        assert_eq!(cell(&Value::list(vec![Value::Int(1)])), "[1]");
-    }
-
-    fn row(n: i64) -> Map {
-        Map::from([(Arc::from("n"), Value::Int(n))])
-    }
-
-    #[tokio::test]
-    async fn results_are_held_then_written_together_each_interval_at_a_checkpoint_and_at_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let roots = Arc::new(FileRoots::create([dir.path().to_path_buf()]).unwrap());
-        let path = dir.path().join("out.jsonl");
-        let build = |interval: u64| {
-            let props = json!({"path": path.to_str().unwrap(), "sendSingle": true, "interval": interval});
-            FileSinkFactory(Arc::clone(&roots)).build(&config(props)).unwrap()
-        };
-        let lines = || std::fs::read_to_string(&path).unwrap_or_default().lines().count();
-
-        let mut sink = build(200);
-        sink.open().await.unwrap();
-        sink.collect(&[row(1)]).await.unwrap();
-        sink.collect(&[row(2), row(3)]).await.unwrap();
-        assert_eq!(lines(), 0, "held");
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while lines() < 3 {
-            assert!(std::time::Instant::now() < deadline, "written within the interval");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        sink.collect(&[row(4)]).await.unwrap();
-        let mark = sink.flush().await.unwrap().expect("a length");
-        assert_eq!(lines(), 4, "a checkpoint writes what is held");
-        assert_eq!(u64::from_le_bytes(mark.try_into().unwrap()), std::fs::metadata(&path).unwrap().len());
-        sink.collect(&[row(5)]).await.unwrap();
-        sink.close().await.unwrap();
-        assert_eq!(lines(), 5, "the stop writes what is held");
-
-        let mut sink = build(0);
-        sink.collect(&[row(6)]).await.unwrap();
-        assert_eq!(lines(), 6, "interval 0: at once");
-        sink.close().await.unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().last(), Some(r#"{"n":6}"#));
-    }
-}
+mod tests;
