@@ -272,7 +272,7 @@ fn rule_create_from_flags() {
         "--action",
         "log",
         "--action",
-        r#"memory={"topic":"out","retries":3}"#,
+        r#"memory={"topic":"out","bufferLength":3}"#,
         "--no-start",
     ]);
     assert_eq!(success(&out), "Rule flagcase created (not started).\n");
@@ -282,7 +282,7 @@ fn rule_create_from_flags() {
         rule["actions"],
         json!([
             {"type": "log", "props": {}},
-            {"type": "memory", "props": {"topic": "out", "retries": 3.0}},
+            {"type": "memory", "props": {"topic": "out", "bufferLength": 3.0}},
         ])
     );
     assert_eq!(rule["triggered"], false);
@@ -927,7 +927,7 @@ fn service_create_list_describe_and_drop() {
 fn secrets_in_actions_are_shown_redacted() {
     let server = with_demo();
     let rule = r#"{"id": "hook", "sql": "SELECT * FROM demo", "triggered": false,
-        "actions": [{"rest": {"url": "http://127.0.0.1:9/in", "headers": {"Authorization": "Bearer s3cr3t"}, "password": "hunter2"}}]}"#;
+        "actions": [{"rest": {"url": "http://user:hunter2@127.0.0.1:9/in", "headers": {"Authorization": "Bearer s3cr3t"}}}]}"#;
     success(&server.oort_with_stdin(&["rule", "create", "--file", "-"], rule));
     for args in
         [&["--json", "rule", "describe", "hook"][..], &["--json", "rule", "list"], &["rule", "describe", "hook"]]
@@ -938,7 +938,7 @@ fn secrets_in_actions_are_shown_redacted() {
     }
     let described = rule_json(&server, "hook");
     assert_eq!(described["actions"][0]["props"]["headers"]["Authorization"], "***");
-    assert_eq!(described["actions"][0]["props"]["url"], "http://127.0.0.1:9/in", "what is no secret is shown");
+    assert_eq!(described["actions"][0]["props"]["url"], "http://user:***@127.0.0.1:9/in", "what is no secret is shown");
 }
 
 #[test]

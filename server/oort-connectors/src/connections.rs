@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use oort_engine::ConnectorError;
+use oort_engine::ConnectorOption;
 use oort_policy::{EgressPolicy, FileRoots};
 
 /// The connection a stream without `CONF_KEY` uses: the server's `mqtt_server`.
@@ -34,6 +35,23 @@ pub(crate) async fn check_egress(policy: &EgressPolicy, host: &str, port: u16) -
         policy.check(host, addr).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// `options` with a text option for each of a connection type's properties
+/// (`props`) it does not declare: an action may set them itself, instead of
+/// naming a connection.
+pub(crate) fn with_connection_props(mut options: Vec<ConnectorOption>, props: &[&'static str]) -> Vec<ConnectorOption> {
+    for &key in props {
+        if !options.iter().any(|o| o.key == key) {
+            options.push(ConnectorOption {
+                key,
+                kind: oort_engine::OptionKind::Text,
+                default: "",
+                description: "The action's own connection setting, as in a named connection (without connectionSelector).",
+            });
+        }
+    }
+    options
 }
 
 /// The settings `T` of a named connection's properties, every key among

@@ -15,6 +15,11 @@ use crate::bus::{BusSource, TopicBus};
 pub struct GrpcSourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for GrpcSourceFactory {
+    /// Its events are rows already: the payload formats do not apply.
+    fn formats(&self) -> &'static [&'static str] {
+        &["json", "binary"]
+    }
+
     /// None besides every stream's own.
     fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
         Some(Vec::new())

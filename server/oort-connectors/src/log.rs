@@ -1,31 +1,36 @@
-//! The `log` sink: each result as one JSON line in the server log.
+//! The `log` sink: each payload (by default, a result as one JSON array) as
+//! a line of the server log, made by the common sink properties
+//! (`sendSingle`, `dataTemplate`, `fields`...).
 
 use async_trait::async_trait;
 use oort_engine::{ConnectorError, Map, Sink, SinkConfig, SinkFactory};
+
+use crate::encode::SinkEncoder;
 
 /// Builds `log` sinks.
 pub struct LogSinkFactory;
 
 struct LogSink {
     rule_id: String,
+    encoder: SinkEncoder,
 }
 
 impl SinkFactory for LogSinkFactory {
-    /// None: it takes the rows as they are.
     fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
-        Some(Vec::new())
+        Some(crate::encode::COMMON_OPTIONS.to_vec())
     }
 
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
-        Ok(Box::new(LogSink { rule_id: config.rule_id.clone() }))
+        Ok(Box::new(LogSink { rule_id: config.rule_id.clone(), encoder: SinkEncoder::of(config)? }))
     }
 }
 
 #[async_trait]
 impl Sink for LogSink {
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
-        let json: Vec<serde_json::Value> = rows.iter().map(oort_engine::json::map_to_json).collect();
-        tracing::info!(rule = %self.rule_id, result = %serde_json::Value::Array(json), "sink log");
+        for payload in self.encoder.encode(rows)? {
+            tracing::info!(rule = %self.rule_id, result = %String::from_utf8_lossy(&payload), "sink log");
+        }
         Ok(())
     }
 }

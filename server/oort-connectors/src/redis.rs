@@ -109,6 +109,14 @@ pub struct RedisSinkFactory {
     pub egress: Arc<EgressPolicy>,
 }
 
+/// eKuiper's rules set it; every row is written on its own either way.
+pub(crate) const SEND_SINGLE: ConnectorOption = ConnectorOption {
+    key: "sendSingle",
+    kind: OptionKind::Bool,
+    default: "false",
+    description: "Accepted as in eKuiper's rules: each row is written on its own either way.",
+};
+
 /// The sink's own properties, for the docs and the API.
 const OPTIONS: &[ConnectorOption] = &[
     ConnectorOption {
@@ -166,7 +174,7 @@ struct Props {
     key_type: Option<String>,
     #[serde(default)]
     data_type: Option<String>,
-    #[serde(default, alias = "expire")]
+    #[serde(default)]
     expiration: Option<serde_json::Value>,
     rowkind_field: Option<String>,
 }
@@ -181,7 +189,7 @@ enum Keying {
 
 impl SinkFactory for RedisSinkFactory {
     fn options(&self) -> Option<Vec<ConnectorOption>> {
-        Some(OPTIONS.to_vec())
+        Some(crate::connections::with_connection_props([OPTIONS, &[SEND_SINGLE]].concat(), CONNECTION_PROPS))
     }
 
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {

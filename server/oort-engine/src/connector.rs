@@ -571,9 +571,6 @@ impl ConnectorRegistry {
         }
         // Refused when the stream is made, not on each event.
         let format = stream.format();
-        if format.eq_ignore_ascii_case("protobuf") {
-            crate::decode::protobuf_message(stream, &self.schemas)?;
-        }
         if !factory.formats().iter().any(|f| f.eq_ignore_ascii_case(format)) {
             let key = stream.options.keys().find(|k| k.eq_ignore_ascii_case("FORMAT")).cloned().unwrap_or_default();
             return Err(ConnectorError::Option {
@@ -583,6 +580,9 @@ impl ConnectorRegistry {
                     factory.formats().join(" or ")
                 ),
             });
+        }
+        if format.eq_ignore_ascii_case("protobuf") {
+            crate::decode::protobuf_message(stream, &self.schemas)?;
         }
         Ok(factory)
     }
@@ -598,6 +598,7 @@ impl ConnectorRegistry {
     pub fn sink_options(&self) -> Vec<(String, Option<Vec<ConnectorOption>>)> {
         let sinks = self.sinks.read().unwrap_or_else(|p| p.into_inner());
         let with_cache = |mut options: Vec<ConnectorOption>| {
+            options.extend_from_slice(crate::sink_props::ENGINE_SINK_OPTIONS);
             options.extend_from_slice(crate::sink_cache::SINK_CACHE_OPTIONS);
             options.extend_from_slice(crate::sink_batch::BATCH_OPTIONS);
             options

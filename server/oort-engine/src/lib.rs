@@ -42,6 +42,7 @@ pub mod rule;
 pub mod runtime;
 pub mod sink_batch;
 pub mod sink_cache;
+pub mod sink_props;
 pub mod value;
 pub mod window;
 

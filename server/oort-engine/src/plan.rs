@@ -272,17 +272,22 @@ pub fn plan(
         });
     }
     for (index, action) in def.actions.iter().enumerate() {
-        if connectors.sink(&action.sink_type).is_none() {
+        let Some(sink) = connectors.sink(&action.sink_type) else {
             return Err(PlanError::UnknownSink {
                 index,
                 sink_type: action.sink_type.clone(),
                 known: connectors.sink_types().join(", "),
             });
-        }
+        };
         crate::sink_cache::SinkCacheConfig::from_props(&action.props)
             .map_err(|e| PlanError::ActionProps { index, message: e.to_string() })?;
         crate::sink_batch::BatchConfig::from_props(&action.props)
             .map_err(|e| PlanError::ActionProps { index, message: e.to_string() })?;
+        // A plugin's sink that declares nothing takes any property.
+        if let Some(declared) = sink.options() {
+            crate::sink_props::check_action(&action.sink_type, &declared, &action.props)
+                .map_err(|e| PlanError::ActionProps { index, message: e.to_string() })?;
+        }
     }
 
     let mut schemas = vec![schema_of(&stream, source.alias.clone())];

@@ -96,7 +96,10 @@ fn all_replicas() -> i64 {
 
 impl SinkFactory for KafkaSinkFactory {
     fn options(&self) -> Option<Vec<ConnectorOption>> {
-        Some([OPTIONS, crate::encode::COMMON_OPTIONS].concat())
+        Some(crate::connections::with_connection_props(
+            [OPTIONS, crate::encode::COMMON_OPTIONS].concat(),
+            CONNECTION_PROPS,
+        ))
     }
 
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {

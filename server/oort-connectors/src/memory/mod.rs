@@ -14,6 +14,11 @@ use crate::bus::{BusSource, Publisher, TopicBus};
 pub struct MemorySourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for MemorySourceFactory {
+    /// Its events are rows already: the payload formats do not apply.
+    fn formats(&self) -> &'static [&'static str] {
+        &["json", "binary"]
+    }
+
     /// None besides every stream's own.
     fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
         Some(Vec::new())

@@ -185,7 +185,10 @@ const OPTIONS: &[ConnectorOption] = &[
 
 impl SinkFactory for MqttSinkFactory {
     fn options(&self) -> Option<Vec<ConnectorOption>> {
-        Some([OPTIONS, crate::encode::COMMON_OPTIONS].concat())
+        Some(crate::connections::with_connection_props(
+            [OPTIONS, crate::encode::COMMON_OPTIONS].concat(),
+            super::config::CONNECTION_PROPS,
+        ))
     }
 
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {

@@ -69,7 +69,8 @@ pub struct SqlSinkFactory(pub SqlContext);
 
 impl SinkFactory for SqlSinkFactory {
     fn options(&self) -> Option<Vec<ConnectorOption>> {
-        Some(OPTIONS.to_vec())
+        let options = [OPTIONS, &[crate::redis::SEND_SINGLE]].concat();
+        Some(crate::connections::with_connection_props(options, CONNECTION_PROPS))
     }
 
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {

@@ -41,13 +41,10 @@ pub struct WebsocketSinkFactory(pub WebsocketContext);
 
 impl SinkFactory for WebsocketSinkFactory {
     fn options(&self) -> Option<Vec<ConnectorOption>> {
-        let tls = crate::tls::PROPS.map(|key| ConnectorOption {
-            key,
-            kind: OptionKind::Text,
-            default: "",
-            description: "TLS for wss, as in a connection.",
-        });
-        Some([OPTIONS, &tls, crate::encode::COMMON_OPTIONS].concat())
+        Some(crate::connections::with_connection_props(
+            [OPTIONS, crate::encode::COMMON_OPTIONS].concat(),
+            CONNECTION_PROPS,
+        ))
     }
 
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {

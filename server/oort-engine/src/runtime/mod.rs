@@ -346,8 +346,9 @@ pub fn start(
     for (i, (((sink, metrics), cache), batch)) in
         sinks.into_iter().zip(sink_metrics).zip(caches).zip(batches).enumerate()
     {
-        // The buffer counts batches of up to RECEIVE_BATCH results.
-        let (tx, rx) = mpsc::channel::<ToSink>(buffer.div_ceil(RECEIVE_BATCH).max(2));
+        // The buffer counts batches of up to RECEIVE_BATCH results; the action's bufferLength, else the rule's.
+        let length = crate::sink_props::buffer_length(&plan.actions[i].props).ok().flatten().unwrap_or(buffer);
+        let (tx, rx) = mpsc::channel::<ToSink>(length.div_ceil(RECEIVE_BATCH).max(2));
         sink_txs.push(tx);
         let task = SinkTask {
             sink,
