@@ -35,7 +35,8 @@
 //! first equality of `ON`) is the Redis key. `CONF_KEY` names the connection
 //! (type `redis`), `DATASOURCE` the database (0 to 15). With `DATA_TYPE`
 //! `string` (the default), `GET` gives one row, the stored JSON object; with
-//! `list`, `LRANGE key 0 -1` gives a row per element. A key that does not
+//! `list`, `LRANGE` gives a row per element (at most 10,000: a longer list
+//! fails the lookup, counted as an exception of the join). A key that does not
 //! exist gives no row. This is what the `redis` sink writes: the two make
 //! eKuiper's updatable lookup table.
 
@@ -508,11 +509,16 @@ impl Lookup for RedisLookup {
         let key = values.first().map(text).ok_or_else(|| ConnectorError::External("redis lookup: no key".into()))?;
         let mut conn = self.connection().await?;
         let stored: Result<Vec<String>, redis::RedisError> = if self.list {
-            redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await
+            // One more than the most a lookup gives, to tell a list that has too many.
+            redis::cmd("LRANGE").arg(&key).arg(0).arg(oort_engine::MAX_LOOKUP_ROWS).query_async(&mut conn).await
         } else {
             redis::cmd("GET").arg(&key).query_async::<Option<String>>(&mut conn).await.map(|v| v.into_iter().collect())
         };
         match stored {
+            Ok(values) if values.len() > oort_engine::MAX_LOOKUP_ROWS => Err(ConnectorError::External(format!(
+                "redis lookup: the list {key:?} holds more than {} elements, the most a lookup gives",
+                oort_engine::MAX_LOOKUP_ROWS
+            ))),
             Ok(values) => Ok(values.iter().map(|v| row_of(v)).collect()),
             Err(e) => {
                 *self.conn.lock().await = None;

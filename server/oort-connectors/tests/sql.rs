@@ -220,6 +220,14 @@ async fn lookups_select_the_rows_of_a_key_in_postgres_and_sqlite() {
         let text_key = timeout(WAIT, lookup.lookup(&["id".into()], &[Value::from("1")])).await.unwrap().unwrap();
         assert_eq!(text_key.len(), 1, "a key of another type is cast to the column's");
     }
+    // A key with more rows than a lookup gives fails, rather than being cut short.
+    sqlite_execute(&file, "CREATE TABLE many (k INTEGER); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10001) INSERT INTO many SELECT 7 FROM n;").await;
+    let factory = SqlSourceFactory::new(context("sqlite:shop.db", None, false, dir.path()));
+    let mut config = stream_config("many", &[], Guarantee::AtMostOnce, None);
+    config.options.insert("KIND".into(), "lookup".into());
+    let many = factory.lookup(&config).unwrap().unwrap();
+    let error = timeout(WAIT, many.lookup(&["k".into()], &[Value::Int(7)])).await.unwrap().unwrap_err().to_string();
+    assert!(error.contains("more than 10000 rows"), "{error}");
 }
 
 #[tokio::test]

@@ -236,8 +236,13 @@ impl SourceConfig {
     }
 }
 
+/// The most rows one lookup may give: a key with more is an error, not a
+/// silent cut (the join holds them all in memory for each event).
+pub const MAX_LOOKUP_ROWS: usize = 10_000;
+
 /// A lookup table's store (eKuiper's lookup source): queried for the rows
 /// whose columns equal given values, when a stream's event joins the table.
+/// At most [`MAX_LOOKUP_ROWS`] rows an answer.
 #[async_trait]
 pub trait Lookup: Send + Sync {
     /// The rows whose `fields` equal `values`, one value per field. A

@@ -387,22 +387,36 @@ impl Lookup for SqlLookup {
                 for (i, column) in columns.iter().enumerate() {
                     conditions.push(format!("{column} = CAST(${} AS {})", i + 1, db::pg_type(&types, column)?));
                 }
-                let sql = format!("SELECT to_jsonb(t) FROM {table} AS t WHERE {}", conditions.join(" AND "));
+                let sql = format!(
+                    "SELECT to_jsonb(t) FROM {table} AS t WHERE {} LIMIT {}",
+                    conditions.join(" AND "),
+                    oort_engine::MAX_LOOKUP_ROWS + 1
+                );
                 let query = values.iter().fold(sqlx::query(&sql), |query, value| query.bind(db::pg_text(value)));
                 db::timed(query.fetch_all(pool)).await.and_then(|rows| rows.iter().map(db::pg_row).collect())
             }
             Db::Sqlite(pool) => {
                 let conditions: Vec<String> = columns.iter().map(|c| format!("{c} = ?")).collect();
-                let sql = format!("SELECT * FROM {table} WHERE {}", conditions.join(" AND "));
+                let sql = format!(
+                    "SELECT * FROM {table} WHERE {} LIMIT {}",
+                    conditions.join(" AND "),
+                    oort_engine::MAX_LOOKUP_ROWS + 1
+                );
                 let query = values.iter().fold(sqlx::query(&sql), db::bind_sqlite);
                 db::timed(query.fetch_all(pool)).await.and_then(|rows| rows.iter().map(db::sqlite_row).collect())
             }
         };
-        if let Err(error) = &result {
-            self.client.failed(error);
-        } else {
-            self.client.link.set(crate::connections::LinkState::Connected);
+        match &result {
+            Err(error) => self.client.failed(error),
+            Ok(_) => self.client.link.set(crate::connections::LinkState::Connected),
         }
-        result
+        let rows: Vec<Map> = result?;
+        if rows.len() > oort_engine::MAX_LOOKUP_ROWS {
+            return Err(ConnectorError::External(format!(
+                "sql lookup: more than {} rows of {table} match, the most a lookup gives",
+                oort_engine::MAX_LOOKUP_ROWS
+            )));
+        }
+        Ok(rows)
     }
 }
