@@ -5,16 +5,18 @@
 # The build step is scripts/build-release.sh, the same script CI runs.
 
 FROM rust:1.95-slim-bookworm AS build
-# librdkafka (the kafka connector) is built from source by its crate: make, a C++ compiler, perl, python3.
-RUN apt-get update && apt-get install -y --no-install-recommends make g++ perl python3 \
+# librdkafka (the kafka connector) is built from source by its crate: make, a C++ compiler, perl, python3,
+# and OpenSSL's headers (TLS and SASL SCRAM to brokers), found with pkg-config.
+RUN apt-get update && apt-get install -y --no-install-recommends make g++ perl python3 libssl-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN scripts/build-release.sh
 
 FROM debian:bookworm-slim
-# The system's CA certificates: TLS to brokers and services (rustls-platform-verifier reads them).
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+# The system's CA certificates: TLS to brokers and services (rustls-platform-verifier reads them);
+# OpenSSL's library, which librdkafka links for TLS to Kafka.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /var/lib/oort --shell /usr/sbin/nologin oort \
     && mkdir -p /var/lib/oort && chown oort:oort /var/lib/oort

@@ -3,7 +3,8 @@
 # breaking-change checks of proto/) and grpcurl (end-to-end tests through
 # reflection), both built from source with `go install` (no prebuilt downloads),
 # docker-compose (validates docker-compose.yml), built from source too,
-# and Debian's mosquitto, the real MQTT broker the MQTT connector tests start.
+# Debian's mosquitto, the real MQTT broker the MQTT connector tests start,
+# and OpenSSL's headers for the kafka connector's librdkafka.
 set -euo pipefail
 
 BUF_VERSION=v1.75.0
@@ -19,6 +20,13 @@ install() { # name module version
   echo "installing $1 $3" >&2
   go install "$2/cmd/$1@$3"
 }
+
+# The kafka connector's librdkafka links the system's OpenSSL (TLS and SASL
+# SCRAM to brokers): its headers, found with pkg-config, to build it.
+if ! { [ -f /usr/include/openssl/ssl.h ] && command -v pkg-config >/dev/null; }; then
+  echo "installing libssl-dev and pkg-config" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null
+fi
 
 install buf github.com/bufbuild/buf "$BUF_VERSION"
 install grpcurl github.com/fullstorydev/grpcurl "$GRPCURL_VERSION"

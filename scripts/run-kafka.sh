@@ -12,6 +12,10 @@
 # stdout), so polling it for a connection tells when it is ready.
 # Env: KAFKA_HOME (the dir holding libs/), JAVA (default java, 17+),
 # KAFKA_LOG_LEVEL (default INFO), KAFKA_HEAP_OPTS (default -Xms64m -Xmx512m).
+# With KAFKA_TLS_PORT and KAFKA_TLS_KEYSTORE (a PEM file: the unencrypted
+# PKCS#8 key, then the certificate chain), a SASL_SSL listener on that port
+# takes SCRAM-SHA-512 logins; KAFKA_SCRAM_USER and KAFKA_SCRAM_PASSWORD name
+# the one user, created when the storage is formatted.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -53,9 +57,9 @@ cat >"$DATA_DIR/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT${KAFKA_TLS_PORT:+,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT}
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT${KAFKA_TLS_PORT:+,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$DATA_DIR/logs
@@ -80,6 +84,14 @@ num.network.threads=2
 num.io.threads=2
 num.recovery.threads.per.data.dir=1
 EOF
+if [ -n "${KAFKA_TLS_PORT:-}" ]; then
+  cat >>"$DATA_DIR/server.properties" <<EOF
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$KAFKA_TLS_KEYSTORE
+EOF
+fi
 
 # Log4j2 to stdout; KAFKA_LOG_LEVEL=WARN keeps only the start line.
 cat >"$DATA_DIR/log4j2.properties" <<EOF
@@ -108,7 +120,9 @@ jvm=(
 if [ ! -f "$DATA_DIR/logs/meta.properties" ]; then
   "${jvm[@]}" kafka.tools.StorageTool format --ignore-formatted \
     --cluster-id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
-    --config "$DATA_DIR/server.properties" >"$DATA_DIR/format.log" 2>&1 ||
+    --config "$DATA_DIR/server.properties" \
+    ${KAFKA_SCRAM_USER:+--add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]"} \
+    >"$DATA_DIR/format.log" 2>&1 ||
     { cat "$DATA_DIR/format.log" >&2; exit 1; }
 fi
 

@@ -76,7 +76,7 @@ pub fn check(def: &ConnectionDef, files: &Arc<FileRoots>) -> Result<(), Connecto
     match def.kind.as_str() {
         "mqtt" => crate::mqtt::check_connection(&def.props, files),
         "nats" => crate::nats::NatsConfig::from_connection(&def.props)?.check(files),
-        "kafka" => crate::kafka::KafkaConfig::from_connection(&def.props).map(drop),
+        "kafka" => crate::kafka::check_connection(def, files),
         "redis" => crate::redis::RedisConfig::from_connection(&def.props).map(drop),
         "sql" => crate::sql::SqlConfig::from_connection(&def.props).map(drop),
         "websocket" => crate::websocket::check_connection(&def.props, files),

@@ -381,10 +381,40 @@ pub struct KafkaBroker {
 impl KafkaBroker {
     /// Starts a broker and waits until it serves (3 to 5 s).
     pub async fn start() -> Self {
+        Self::launch(None).await
+    }
+
+    /// Starts a broker with, besides its plaintext port, a SASL_SSL port
+    /// (returned) that takes SCRAM-SHA-512 logins of `user`: its certificate
+    /// is `certificates`' server one in `certs` (for 127.0.0.1).
+    pub async fn start_tls(certs: &std::path::Path, user: &str, password: &str) -> (Self, u16) {
+        let keystore = certs.join("kafka-keystore.pem");
+        let key = std::fs::read_to_string(certs.join("server.key")).unwrap();
+        let cert = std::fs::read_to_string(certs.join("server.pem")).unwrap();
+        std::fs::write(&keystore, format!("{key}{cert}")).unwrap();
+        let tls_port = free_port();
+        let broker = Self::launch(Some((tls_port, keystore, user.to_owned(), password.to_owned()))).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", tls_port)).await.is_err() {
+            assert!(Instant::now() < deadline, "kafka's TLS port not open");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (broker, tls_port)
+    }
+
+    async fn launch(tls: Option<(u16, PathBuf, String, String)>) -> Self {
         let mut broker = KafkaBroker { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/run-kafka.sh");
         let log = broker.dir.path().join("kafka.log");
-        let child = Command::new("bash")
+        let mut command = Command::new("bash");
+        if let Some((port, keystore, user, password)) = tls {
+            command
+                .env("KAFKA_TLS_PORT", port.to_string())
+                .env("KAFKA_TLS_KEYSTORE", keystore)
+                .env("KAFKA_SCRAM_USER", user)
+                .env("KAFKA_SCRAM_PASSWORD", password);
+        }
+        let child = command
             .arg(&script)
             .arg(broker.port.to_string())
             .arg(broker.dir.path().join("data"))

@@ -234,3 +234,44 @@ async fn an_unreachable_cluster_shows_in_the_connections_state_and_the_sink_fail
         timeout(Duration::from_secs(30), sink.collect(&[row("a", 1)])).await.expect("within the delivery timeout");
     assert!(failed.is_err());
 }
+
+#[tokio::test]
+async fn a_cluster_over_tls_with_scram_logins_is_written_and_read() {
+    let certs = tempfile::tempdir().unwrap();
+    oort_connectors::testing::certificates(certs.path(), "client");
+    let (broker, tls_port) = KafkaBroker::start_tls(certs.path(), "alice", "alice-secret").await;
+    let connections = Connections::new();
+    let props = serde_json::json!({"brokers": format!("127.0.0.1:{tls_port}"), "saslAuthType": "scram",
+        "saslUserName": "alice", "password": "alice-secret", "rootCaPath": "ca.pem"});
+    connections.put(ConnectionDef {
+        name: "cluster".into(),
+        kind: "kafka".into(),
+        props: props.as_object().cloned().unwrap(),
+        declared: false,
+    });
+    let context = KafkaContext {
+        connections,
+        files: Arc::new(FileRoots::create([certs.path().to_path_buf()]).unwrap()),
+        egress: Arc::new(EgressPolicy::allow_all()),
+    };
+    let mut sink = KafkaSinkFactory(context.clone())
+        .build(&SinkConfig {
+            sink_type: "kafka".into(),
+            props: serde_json::json!({"connectionSelector": "cluster", "topic": "secure", "sendSingle": true})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            rule_id: "w".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let row: Map = [(Arc::from("n"), Value::Int(1))].into_iter().collect();
+    timeout(WAIT, sink.collect(&[row])).await.expect("acknowledged in time").unwrap();
+    let mut running = Running::start(
+        &KafkaSourceFactory::new(context.clone()),
+        &source_config("secure", Guarantee::AtMostOnce, None),
+    );
+    assert_eq!(text(&running.next().await), r#"{"n":1}"#);
+    running.stop().await;
+    drop(broker);
+}

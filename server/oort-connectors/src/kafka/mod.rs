@@ -12,8 +12,13 @@
 //!
 //! A named connection of type `kafka` ([`crate::connections`]) holds eKuiper's
 //! properties ([`CONNECTION_PROPS`]): `brokers` (`host:port,host:port`, the
-//! bootstrap servers), `saslAuthType` (`none` or `plain`), `saslUserName`
-//! and `password`. A stream names it with `CONF_KEY`, an action with
+//! bootstrap servers), `saslAuthType` (`none`, `plain`, or `scram` for
+//! SCRAM-SHA-512, as eKuiper), `saslUserName` and `password`, and TLS:
+//! `rootCaPath` (default: the system's CAs), `certificationPath` and
+//! `privateKeyPath` (a client certificate), `insecureSkipVerify`, each file
+//! inside the file roots (unless the connection is declared in `oort.toml`).
+//! Any of them, or Oort's `tls: true`, turns TLS on (`ssl`, or `sasl_ssl`
+//! with SASL). A stream names it with `CONF_KEY`, an action with
 //! `connectionSelector` (or gives `brokers` and SASL properties itself). Each
 //! rule's source or sink is a client of its own. Its state is the
 //! connection's: connected while librdkafka has a broker up, with the last
@@ -21,9 +26,6 @@
 //! bootstrap servers pass the egress policy before the client starts; the
 //! brokers the cluster then announces are connected to by librdkafka itself,
 //! unchecked.
-//!
-//! Not supported yet, and refused: TLS (`rootCaPath`...: this build of
-//! librdkafka has no OpenSSL) and SASL SCRAM (which needs it too).
 //!
 //! # Source
 //!
@@ -78,10 +80,17 @@ pub use source::KafkaSourceFactory;
 use crate::connections::{Connections, Origin};
 
 /// The properties a named `kafka` connection may hold.
-pub const CONNECTION_PROPS: &[&str] = &["brokers", "saslAuthType", "saslUserName", "password"];
-
-/// The TLS properties, refused until this build has TLS for Kafka.
-const TLS_PROPS: &[&str] = &["certificationPath", "privateKeyPath", "rootCaPath", "insecureSkipVerify"];
+pub const CONNECTION_PROPS: &[&str] = &[
+    "brokers",
+    "saslAuthType",
+    "saslUserName",
+    "password",
+    "tls",
+    "rootCaPath",
+    "certificationPath",
+    "privateKeyPath",
+    "insecureSkipVerify",
+];
 
 /// The options of a `kafka` stream (module documentation).
 pub const SOURCE_OPTIONS: &[ConnectorOption] = &[
@@ -117,12 +126,17 @@ pub const SOURCE_OPTIONS: &[ConnectorOption] = &[
 pub struct KafkaConfig {
     /// The bootstrap servers, `host:port,host:port`.
     pub brokers: String,
-    /// `none` (the default) or `plain`.
+    /// `none` (the default), `plain` or `scram` (SCRAM-SHA-512).
     pub sasl_auth_type: String,
     /// SASL user name.
     pub sasl_user_name: Option<String>,
     /// SASL password.
     pub password: Option<String>,
+    /// TLS with the system's CAs, when no TLS file says so already.
+    pub tls: bool,
+    /// TLS files and verification.
+    #[serde(flatten)]
+    pub tls_files: crate::tls::TlsProps,
 }
 
 impl KafkaConfig {
@@ -132,17 +146,13 @@ impl KafkaConfig {
     }
 
     /// The settings among an action's `props` (its other properties are
-    /// checked elsewhere); TLS properties are refused.
+    /// checked elsewhere).
     fn from_props(
         props: &serde_json::Map<String, serde_json::Value>,
         known: &[&str],
         what: &str,
     ) -> Result<Self, ConnectorError> {
-        if let Some(key) = props.keys().find(|k| TLS_PROPS.contains(&k.as_str())) {
-            return Err(ConnectorError::Config(format!(
-                "{what}: {key} (TLS to Kafka) is not supported yet: this build of librdkafka has no TLS"
-            )));
-        }
+        let _ = what;
         let config: Self = if known.is_empty() {
             crate::encode::props_subset(props, CONNECTION_PROPS)?
         } else {
@@ -158,12 +168,13 @@ impl KafkaConfig {
         match self.sasl_auth_type.to_ascii_lowercase().as_str() {
             "" | "none" if self.sasl_user_name.is_none() => Ok(()),
             "" | "none" => Err(ConnectorError::Config("kafka: saslUserName needs saslAuthType plain".into())),
-            "plain" if self.sasl_user_name.is_some() && self.password.is_some() => Ok(()),
-            "plain" => Err(ConnectorError::Config("kafka: saslAuthType plain needs saslUserName and password".into())),
-            "scram" => Err(ConnectorError::Config(
-                "kafka: saslAuthType scram is not supported yet: this build of librdkafka has no TLS library".into(),
-            )),
-            other => Err(ConnectorError::Config(format!("kafka: unknown saslAuthType {other:?}; use none or plain"))),
+            "plain" | "scram" if self.sasl_user_name.is_some() && self.password.is_some() => Ok(()),
+            kind @ ("plain" | "scram") => {
+                Err(ConnectorError::Config(format!("kafka: saslAuthType {kind} needs saslUserName and password")))
+            }
+            other => {
+                Err(ConnectorError::Config(format!("kafka: unknown saslAuthType {other:?}; use none, plain or scram")))
+            }
         }
     }
 
@@ -187,19 +198,71 @@ impl KafkaConfig {
         Ok(brokers)
     }
 
-    /// librdkafka's configuration for these settings.
-    fn client_config(&self) -> rdkafka::ClientConfig {
+    /// librdkafka's configuration for these settings, the TLS files found
+    /// in `files` (none for a trusted connection: its paths are used as given).
+    fn client_config(&self, files: Option<&FileRoots>) -> Result<rdkafka::ClientConfig, ConnectorError> {
         let mut config = rdkafka::ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
-        if let (Some(user), Some(password)) = (&self.sasl_user_name, &self.password) {
-            config
-                .set("security.protocol", "sasl_plaintext")
-                .set("sasl.mechanisms", "PLAIN")
-                .set("sasl.username", user)
-                .set("sasl.password", password);
+        let tls = self.tls || self.tls_files.any();
+        let mechanism = match self.sasl_auth_type.to_ascii_lowercase().as_str() {
+            "plain" => Some("PLAIN"),
+            "scram" => Some("SCRAM-SHA-512"),
+            _ => None,
+        };
+        let protocol = match (tls, mechanism) {
+            (false, None) => "plaintext",
+            (true, None) => "ssl",
+            (false, Some(_)) => "sasl_plaintext",
+            (true, Some(_)) => "sasl_ssl",
+        };
+        config.set("security.protocol", protocol);
+        if let (Some(mechanism), Some(user), Some(password)) = (mechanism, &self.sasl_user_name, &self.password) {
+            config.set("sasl.mechanisms", mechanism).set("sasl.username", user).set("sasl.password", password);
         }
-        config
+        if tls {
+            let path = |key: &str, path: &str| -> Result<String, ConnectorError> {
+                match files {
+                    Some(files) => files
+                        .resolve(path, oort_policy::PathUse::ReadFile)
+                        .map(|p| p.display().to_string())
+                        .map_err(|e| ConnectorError::Config(format!("kafka: {key}: {e}"))),
+                    None => Ok(path.to_owned()),
+                }
+            };
+            let tls_files = &self.tls_files;
+            if let Some(ca) = &tls_files.root_ca_path {
+                config.set("ssl.ca.location", path("rootCaPath", ca)?);
+            }
+            match (&tls_files.certification_path, &tls_files.private_key_path) {
+                (Some(cert), Some(key)) => {
+                    config.set("ssl.certificate.location", path("certificationPath", cert)?);
+                    config.set("ssl.key.location", path("privateKeyPath", key)?);
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(ConnectorError::Config(
+                        "kafka: a client certificate needs both certificationPath and privateKeyPath".into(),
+                    ));
+                }
+            }
+            if tls_files.insecure_skip_verify {
+                tracing::warn!(brokers = %self.brokers, "kafka: insecureSkipVerify: the brokers' certificates are not checked");
+                config
+                    .set("enable.ssl.certificate.verification", "false")
+                    .set("ssl.endpoint.identification.algorithm", "none");
+            }
+        }
+        Ok(config)
     }
+}
+
+/// Checks a named connection's properties, finding its TLS files (inside
+/// the file roots unless it is declared).
+pub(crate) fn check_connection(
+    def: &crate::connections::ConnectionDef,
+    files: &FileRoots,
+) -> Result<(), ConnectorError> {
+    KafkaConfig::from_connection(&def.props)?.client_config((!def.declared).then_some(files)).map(drop)
 }
 
 /// What the kafka source and sink share.
@@ -207,7 +270,7 @@ impl KafkaConfig {
 pub struct KafkaContext {
     /// The named connections.
     pub connections: Arc<Connections>,
-    /// Where files may be read from (TLS, when it comes).
+    /// Where TLS files may be read from.
     pub files: Arc<FileRoots>,
     /// What brokers a client named may be.
     pub egress: Arc<EgressPolicy>,
@@ -217,6 +280,8 @@ pub struct KafkaContext {
 #[derive(Clone)]
 pub(crate) struct Target {
     config: KafkaConfig,
+    /// librdkafka's settings of `config`.
+    client: rdkafka::ClientConfig,
     origin: Origin,
     egress: Option<Arc<EgressPolicy>>,
     registry: Arc<Connections>,
@@ -227,16 +292,24 @@ impl KafkaContext {
     pub(crate) fn target(&self, name: &str) -> Result<Target, ConnectorError> {
         let def = self.connections.lookup(name, "kafka")?;
         let config = KafkaConfig::from_connection(&def.props)?;
-        Ok(self.target_of(config, Origin::of(&def)))
+        self.target_of(config, Origin::of(&def))
     }
 
-    fn target_of(&self, config: KafkaConfig, origin: Origin) -> Target {
+    /// The target of `config`, its TLS files found now (a trusted
+    /// connection's as given; a client's inside the file roots).
+    fn target_of(&self, config: KafkaConfig, origin: Origin) -> Result<Target, ConnectorError> {
+        let client = config.client_config((!origin.trusted).then_some(self.files.as_ref()))?;
         let egress = (!origin.trusted).then(|| Arc::clone(&self.egress));
-        Target { config, origin, egress, registry: Arc::clone(&self.connections) }
+        Ok(Target { config, client, origin, egress, registry: Arc::clone(&self.connections) })
     }
 }
 
 impl Target {
+    /// librdkafka's settings, for a new client.
+    pub(crate) fn client_config(&self) -> rdkafka::ClientConfig {
+        self.client.clone()
+    }
+
     /// The bootstrap servers, for messages.
     pub(crate) fn brokers(&self) -> &str {
         &self.config.brokers
@@ -269,8 +342,7 @@ mod tests {
             (serde_json::json!({"brokers": "a"}), "not host:port"),
             (serde_json::json!({"brokers": "a:0"}), "bad port"),
             (serde_json::json!({"brokers": "a:1", "sever": 1}), "unknown property"),
-            (serde_json::json!({"brokers": "a:1", "rootCaPath": "ca.pem"}), "not supported yet"),
-            (serde_json::json!({"brokers": "a:1", "saslAuthType": "scram"}), "not supported yet"),
+            (serde_json::json!({"brokers": "a:1", "saslAuthType": "scram"}), "needs saslUserName"),
             (serde_json::json!({"brokers": "a:1", "saslAuthType": "plain"}), "needs saslUserName"),
             (serde_json::json!({"brokers": "a:1", "saslAuthType": "kerberos"}), "unknown saslAuthType"),
         ] {
@@ -279,7 +351,18 @@ mod tests {
         }
         let plain =
             serde_json::json!({"brokers": "a:1", "saslAuthType": "plain", "saslUserName": "u", "password": "p"});
-        let config = KafkaConfig::from_connection(&props(plain)).unwrap().client_config();
+        let config = KafkaConfig::from_connection(&props(plain)).unwrap().client_config(None).unwrap();
         assert_eq!(config.get("sasl.mechanisms"), Some("PLAIN"));
+        assert_eq!(config.get("security.protocol"), Some("sasl_plaintext"));
+        let scram = serde_json::json!({"brokers": "a:1", "saslAuthType": "scram", "saslUserName": "u", "password": "p",
+                                       "rootCaPath": "/etc/ca.pem"});
+        let config = KafkaConfig::from_connection(&props(scram)).unwrap().client_config(None).unwrap();
+        assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(config.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+        assert_eq!(config.get("ssl.ca.location"), Some("/etc/ca.pem"));
+        let roots = FileRoots::create([std::env::temp_dir().join("oort-kafka-tls-test")]).unwrap();
+        let outside = serde_json::json!({"brokers": "a:1", "rootCaPath": "/etc/ssl/certs/ca-certificates.crt"});
+        let error = KafkaConfig::from_connection(&props(outside)).unwrap().client_config(Some(&roots)).unwrap_err();
+        assert!(error.to_string().contains("rootCaPath"), "{error}");
     }
 }

@@ -117,7 +117,7 @@ impl SinkFactory for KafkaSinkFactory {
             }
             None if config.props.contains_key("brokers") => {
                 let own = KafkaConfig::from_props(&config.props, &[], "kafka action")?;
-                self.0.target_of(own, Origin { connection: String::new(), trusted: false })
+                self.0.target_of(own, Origin { connection: String::new(), trusted: false })?
             }
             None => {
                 return Err(ConnectorError::Config(
@@ -202,7 +202,7 @@ impl KafkaSink {
         if self.producer.is_none() {
             self.target.check_egress().await.map_err(|why| ConnectorError::External(format!("kafka: {why}")))?;
             let link = self.target.origin.link(&self.target.registry, &self.rule_id, &self.operator)?;
-            let mut config = self.target.config.client_config();
+            let mut config = self.target.client_config();
             config
                 .set("acks", self.acks)
                 .set("enable.idempotence", if self.acks == "all" { "true" } else { "false" })

@@ -234,7 +234,7 @@ impl Source for KafkaSource {
     async fn run(mut self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
         self.target.check_egress().await.map_err(|why| ConnectorError::Config(format!("kafka: {why}")))?;
         let link = self.target.origin.link(&self.registry, &self.rule_id, &self.operator)?;
-        let mut config = self.target.config.client_config();
+        let mut config = self.target.client_config();
         config
             .set("group.id", &self.options.group_id)
             .set("group.protocol", self.options.protocol)
