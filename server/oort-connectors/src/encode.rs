@@ -225,6 +225,16 @@ impl DynamicProp {
         &self.text
     }
 
+    /// Its value for one row.
+    pub fn render_row(&self, row: &Map) -> Result<String, ConnectorError> {
+        self.render(Unit::Row(row))
+    }
+
+    /// Its value for a whole result.
+    pub fn render_rows(&self, rows: &[Map]) -> Result<String, ConnectorError> {
+        self.render(Unit::Rows(rows))
+    }
+
     fn render(&self, unit: Unit<'_>) -> Result<String, ConnectorError> {
         match &self.template {
             None => Ok(self.text.clone()),

@@ -508,10 +508,12 @@ pub trait SinkFactory: Send + Sync + 'static {
     /// Checks the configuration and builds a sink.
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError>;
 
-    /// Whether its sinks can take back what they delivered after a mark
-    /// ([`Sink::flush`], [`SinkConfig::rewind_to`]): with a source that
-    /// replays, a rule then gets exactly once. `false` by default.
-    fn rewinds(&self) -> bool {
+    /// Whether its sink of an action with `props` can take back what it
+    /// delivered after a mark ([`Sink::flush`], [`SinkConfig::rewind_to`]):
+    /// with a source that replays, a rule then gets exactly once. `false` by
+    /// default.
+    fn rewinds(&self, props: &serde_json::Map<String, serde_json::Value>) -> bool {
+        let _ = props;
         false
     }
 

@@ -476,8 +476,10 @@ async fn delimited_payloads_are_read_and_written() {
     let sql = r#"CREATE STREAM lines (id BIGINT, t FLOAT, site STRING) WITH (TYPE="httppush", DATASOURCE="/lines", FORMAT="delimited", DELIMITER="|")"#;
     create_stream(&oortd, sql).await;
     let props = serde_json::json!({"path": "hot.csv", "format": "delimited", "sendSingle": true, "fields": ["site", "id", "t"], "interval": 0});
-    create_rule(&oortd, rule("hot", "SELECT * FROM lines WHERE t > 20", vec![common::action_json("file", props)]))
-        .await;
+    // A second action writes a file per site: a path template.
+    let by_site = serde_json::json!({"path": "sites/{{.site}}.jsonl", "sendSingle": true, "interval": 0});
+    let actions = vec![common::action_json("file", props), common::action_json("file", by_site)];
+    create_rule(&oortd, rule("hot", "SELECT * FROM lines WHERE t > 20", actions)).await;
     let http = common::http();
     for body in ["1|19.5|north", "2|21|south\n", "3|x|east", "4|22.5|"] {
         http.post(format!("http://{push}/lines")).body(body).send().await.unwrap();
@@ -489,6 +491,8 @@ async fn delimited_payloads_are_read_and_written() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "south,2,21\n,4,22.5\n");
+    let south = std::fs::read_to_string(dir.path().join("data/files/sites/south.jsonl")).unwrap();
+    assert_eq!(south, "{\"id\":2,\"site\":\"south\",\"t\":21.0}\n");
     let status =
         oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: "hot".into() }).await.unwrap().into_inner();
     let decoder = status.operators.iter().find(|o| o.name == "op_decoder_0").unwrap();

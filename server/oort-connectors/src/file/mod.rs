@@ -80,7 +80,7 @@
 //!
 //! | property | meaning |
 //! |---|---|
-//! | `path` | Required. The file to append to; a relative path is resolved against `<data_dir>/files`. Missing parent directories are created. The file is opened without following a final symlink. |
+//! | `path` | Required. The file to append to; a relative path is resolved against `<data_dir>/files`. Missing parent directories are created. The file is opened without following a final symlink. A template (`out/{{.device}}.jsonl`) names a file per row (`sendSingle`) or result: see [`dynamic`]. |
 //! | `fileType` | `lines` (default): each payload on its own line. `csv`: one CSV record per row. |
 //! | `hasHeader` | `csv` only: write a header line (column names) when the file is new or empty. Default `false`, as eKuiper. |
 //! | `delimiter` | `csv` only: the field separator, one character; default `,`. |
@@ -129,9 +129,10 @@
 //!
 //! Sink: `fileType: "json"` (a JSON array file, rejected), `checkInterval`
 //! (a file is rolled when a result comes), `rollingNamePattern: "none"`
-//! (rejected: every file would have one name), `rollingHook`, dynamic paths
-//! (`{{.device}}.csv`), `compression`, `encryption` (rejected).
+//! (rejected: every file would have one name), `rollingHook`, `compression`,
+//! `encryption` (rejected); exactly once with a path template (at least once).
 
+mod dynamic;
 mod rolling;
 mod sink;
 mod source;

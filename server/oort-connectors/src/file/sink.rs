@@ -174,9 +174,10 @@ impl SinkFactory for FileSinkFactory {
     }
 
     /// A file is cut back to its length at a checkpoint: exactly once, for a
-    /// file that only this rule writes.
-    fn rewinds(&self) -> bool {
-        true
+    /// file that only this rule writes. Not the files of a path template:
+    /// one first written after the checkpoint is not in its mark.
+    fn rewinds(&self, props: &serde_json::Map<String, serde_json::Value>) -> bool {
+        !props.get("path").and_then(|p| p.as_str()).is_some_and(super::dynamic::is_template)
     }
 
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError> {
@@ -186,10 +187,8 @@ impl SinkFactory for FileSinkFactory {
             .path
             .filter(|p| !p.is_empty())
             .ok_or_else(|| ConnectorError::Config("a file action needs the property `path`".into()))?;
-        if path.contains("{{") {
-            return Err(ConnectorError::Config(format!(
-                "file path {path:?}: templates in the path (dynamic properties) are not supported yet"
-            )));
+        if super::dynamic::is_template(&path) {
+            return super::dynamic::DynamicFileSink::build(self, config, &path);
         }
         let path = self
             .0

@@ -264,9 +264,9 @@ pub fn start(
         .iter()
         .zip(&sink_factories)
         .zip(&caches)
-        .find(|((_, factory), cache)| !factory.rewinds() || cache.is_some());
+        .find(|((action, factory), cache)| !factory.rewinds(&action.props) || cache.is_some());
     let rewind = match cannot_rewind {
-        Some(((action, factory), _)) if factory.rewinds() => {
+        Some(((action, factory), _)) if factory.rewinds(&action.props) => {
             Rewind::SinkCannot(format!("{} with enableCache", action.sink_type))
         }
         Some(((action, _), _)) => Rewind::SinkCannot(action.sink_type.clone()),

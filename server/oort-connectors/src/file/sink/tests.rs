@@ -25,7 +25,7 @@ fn config_errors() {
     assert!(config_error(json!({})).contains("`path`"));
     assert!(config_error(json!({"path": ""})).contains("`path`"));
     assert!(config_error(json!({"path": 3})).contains("property `path`"));
-    assert!(config_error(json!({"path": "{{.device}}.csv"})).contains("not supported yet"));
+    assert!(config_error(json!({"path": "{{.device.csv"})).contains("sink property `path`"));
     assert!(config_error(json!({"path": "a", "fileType": "json"})).contains("not supported yet"));
     assert!(config_error(json!({"path": "a", "fileType": "parquet"})).contains("unknown fileType"));
     assert!(config_error(json!({"path": "a", "hasHeader": "yes"})).contains("property `hasHeader`"));
