@@ -44,6 +44,11 @@ pub enum Payload {
     Map(Map),
 }
 
+/// The meta key of an event's row kind (`insert`, `update`, `upsert`,
+/// `delete`), as a `memory` action with `rowkindField` sets it: a table with
+/// KEY removes the row of the key of a `delete`.
+pub const ROWKIND_META: &str = "rowkind";
+
 /// One event from a source.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SourceEvent {

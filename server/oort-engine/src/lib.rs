@@ -49,8 +49,8 @@ pub mod window;
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use connector::{
     BufferFull, ConnectorError, ConnectorOption, ConnectorRegistry, Lookup, MAX_LOOKUP_ROWS, OptionKind, Payload,
-    RuleGone, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput,
-    SourcePositions, check_options,
+    ROWKIND_META, RuleGone, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory,
+    SourceOutput, SourcePositions, check_options,
 };
 pub use delivery::{Delivery, Guarantee};
 pub use engine::{Engine, EngineError};

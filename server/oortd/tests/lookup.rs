@@ -146,3 +146,61 @@ async fn a_cache_on_a_table_that_is_loaded_whole_is_refused() {
     let refused = oortd.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap_err();
     assert!(refused.message().contains("CACHE applies to lookup tables queried at join time"), "{refused:?}");
 }
+
+#[tokio::test]
+async fn a_memory_table_is_updated_and_deleted_from_by_an_updatable_memory_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let oortd = Oortd::start(dir.path()).await;
+    let mut streams = oortd.streams().await;
+    for sql in [
+        r#"CREATE STREAM alertStream () WITH (TYPE="grpc", DATASOURCE="alertStream")"#,
+        r#"CREATE STREAM demoStream (device BIGINT, deviceKind BIGINT, value BIGINT) WITH (TYPE="grpc", DATASOURCE="demoStream")"#,
+        r#"CREATE TABLE alertTable () WITH (TYPE="memory", DATASOURCE="alerts", KIND="lookup", KEY="id")"#,
+    ] {
+        streams.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    }
+    let mut rules = oortd.rules().await;
+    let sql = "SELECT device, alertTable.alarm AS alarm FROM demoStream INNER JOIN alertTable \
+               ON demoStream.deviceKind = alertTable.id WHERE demoStream.value > alertTable.alarm";
+    let alert = common::rule("ruleAlert", sql, vec![common::action("grpc", &[])]);
+    rules.create_rule(CreateRuleRequest { rule: Some(alert) }).await.unwrap();
+    let sink = action_json("memory", json!({"topic": "alerts", "rowkindField": "action", "keyField": "id"}));
+    let update = common::rule("ruleUpdateAlert", "SELECT * FROM alertStream", vec![sink]);
+    rules.create_rule(CreateRuleRequest { rule: Some(update) }).await.unwrap();
+    let mut alerts =
+        rules.tail_rule(TailRuleRequest { id: "ruleAlert".into(), ..Default::default() }).await.unwrap().into_inner();
+
+    let upserts =
+        [(1, 50), (2, 80), (4, 50)].iter().map(|(id, alarm)| event(&[("id", *id), ("alarm", *alarm)])).collect();
+    publish(&oortd, "alertStream", upserts).await;
+    let delete = Event {
+        fields: [
+            ("id".to_string(), Value { kind: Some(Kind::IntValue(4)) }),
+            ("action".to_string(), Value { kind: Some(Kind::StringValue("delete".into())) }),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    publish(&oortd, "alertStream", vec![delete]).await;
+    // The table holds ids 1 and 2 once the loader has taken the four rows.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = rules.get_rule_status(GetRuleStatusRequest { id: "ruleAlert".into() }).await.unwrap().into_inner();
+        let table = status.operators.iter().find(|o| o.name == "source_alertTable_0").unwrap();
+        if table.records_out_total == 4 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{table:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let readings = [(1, 1, 54), (2, 2, 54), (4, 4, 54)];
+    let events = readings.iter().map(|(d, k, v)| event(&[("device", *d), ("deviceKind", *k), ("value", *v)])).collect();
+    publish(&oortd, "demoStream", events).await;
+    let response = tokio::time::timeout(Duration::from_secs(20), alerts.message()).await.unwrap().unwrap().unwrap();
+    let got: Vec<(i64, i64)> =
+        response.event.iter().chain(&response.events).map(|e| (int(e, "device"), int(e, "alarm"))).collect();
+    // Device 1 (54 > 50); not 2 (80), not 4 (its threshold deleted).
+    assert_eq!(got, [(1, 50)]);
+    let more = tokio::time::timeout(Duration::from_millis(500), alerts.message()).await;
+    assert!(more.is_err(), "no alert for the deleted threshold: {more:?}");
+}

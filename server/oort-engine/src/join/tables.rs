@@ -39,6 +39,12 @@ impl TableRows {
         }
     }
 
+    /// Removes the row whose KEY value is `row`'s.
+    fn remove(&self, row: &Row, key: &str) {
+        let Some(value) = row.field(None, key) else { return };
+        self.rows.write().unwrap_or_else(|p| p.into_inner()).retain(|r| r.field(None, key) != Some(value));
+    }
+
     /// How many rows the table holds.
     pub fn len(&self) -> usize {
         self.rows.read().unwrap_or_else(|p| p.into_inner()).len()
@@ -104,10 +110,14 @@ pub fn start_loaders(
                         loader_counters.record_in(1, now);
                         let timestamp = event.timestamp.unwrap_or(now);
                         let meta = Arc::clone(&event.meta);
+                        let delete = meta.get(crate::ROWKIND_META).is_some_and(|kind| kind == "delete");
                         match decoder.decode(event) {
                             Ok(fields) => {
                                 let row = Row { fields, timestamp, meta, joined: None, analytic: Vec::new() };
-                                loader_rows.upsert(row, key.as_deref(), retain);
+                                match (delete, key.as_deref()) {
+                                    (true, Some(key)) => loader_rows.remove(&row, key),
+                                    _ => loader_rows.upsert(row, key.as_deref(), retain),
+                                }
                                 loader_counters.record_out(1);
                             }
                             Err(e) => loader_counters.record_exception(e),
