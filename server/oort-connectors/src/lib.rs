@@ -25,6 +25,7 @@ pub mod connections;
 pub mod encode;
 pub mod file;
 pub mod grpc;
+mod holds;
 pub mod httppull;
 pub mod httppush;
 pub mod journal;

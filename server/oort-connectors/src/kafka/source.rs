@@ -2,7 +2,7 @@
 //! partition's offsets saved with the rule's checkpoints and committed once
 //! they are. Module documentation: [`super`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{LinkContext, STATISTICS_INTERVAL_MS};
 use super::{KafkaContext, Target};
+use crate::holds::{Pending, RuleHolds};
 
 type KafkaConsumer = StreamConsumer<LinkContext>;
 
@@ -23,17 +24,17 @@ type KafkaConsumer = StreamConsumer<LinkContext>;
 pub struct KafkaSourceFactory {
     context: KafkaContext,
     /// The holds of rules that replay, by rule id.
-    holds: Arc<Mutex<HashMap<String, Weak<KafkaHold>>>>,
+    holds: RuleHolds<KafkaHold>,
 }
 
 impl KafkaSourceFactory {
     /// Sources whose connections are those of `context`.
     pub fn new(context: KafkaContext) -> Self {
-        Self { context, holds: Arc::default() }
+        Self { context, holds: RuleHolds::default() }
     }
 
     fn hold(&self, rule_id: &str) -> Option<Arc<KafkaHold>> {
-        self.holds.lock().unwrap_or_else(|p| p.into_inner()).get(rule_id)?.upgrade()
+        self.holds.get(rule_id)
     }
 }
 
@@ -127,9 +128,7 @@ impl SourceFactory for KafkaSourceFactory {
             after: config.resume_after.unwrap_or(0),
             state: Mutex::new(HoldState { base, ..HoldState::default() }),
         });
-        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
-        holds.retain(|_, hold| hold.strong_count() > 0);
-        holds.insert(config.rule_id.clone(), Arc::downgrade(&hold));
+        self.holds.insert(&config.rule_id, &hold);
         Ok(Some(hold))
     }
 }
@@ -154,7 +153,7 @@ struct HoldState {
     /// Each partition's next offset, as of the last released position.
     base: BTreeMap<i32, i64>,
     /// (position, partition, offset) handed to the rule since.
-    pending: VecDeque<(u64, i32, i64)>,
+    pending: Pending<(i32, i64)>,
     /// The running consumer, to commit with.
     consumer: Option<(Weak<KafkaConsumer>, String)>,
 }
@@ -162,7 +161,7 @@ struct HoldState {
 impl HoldState {
     fn offsets_at(&self, position: u64) -> BTreeMap<i32, i64> {
         let mut offsets = self.base.clone();
-        for &(_, partition, offset) in self.pending.iter().take_while(|(p, ..)| *p <= position) {
+        for &(partition, offset) in self.pending.up_to(position) {
             offsets.insert(partition, offset + 1);
         }
         offsets
@@ -173,7 +172,7 @@ impl KafkaHold {
     /// Notes what position `position` was. Every one is kept until a checkpoint
     /// covers it (24 bytes each): any of them may end the next checkpoint.
     fn record(&self, position: u64, partition: i32, offset: i64) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).pending.push_back((position, partition, offset));
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).pending.push(position, (partition, offset));
     }
 }
 
@@ -188,9 +187,7 @@ impl SourcePositions for KafkaHold {
     fn release(&self, position: u64) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.base = state.offsets_at(position);
-        while state.pending.front().is_some_and(|(p, ..)| *p <= position) {
-            state.pending.pop_front();
-        }
+        state.pending.release(position);
         let Some((consumer, topic)) = &state.consumer else { return };
         let Some(consumer) = consumer.upgrade() else { return };
         let mut list = TopicPartitionList::new();

@@ -1,8 +1,8 @@
 //! The `sql` source (a table polled by its index column) and lookup tables.
 //! Module documentation: [`super`].
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::db::{self, Db, Reach};
 use super::{SqlConfig, SqlContext, identifier};
 use crate::connections::{ClientLink, Origin};
+use crate::holds::{Pending, RuleHolds};
 
 /// The most rows one query may ask for.
 const MAX_LIMIT: u32 = 100_000;
@@ -94,13 +95,13 @@ impl TableOptions {
 pub struct SqlSourceFactory {
     context: SqlContext,
     /// The holds of rules that replay, by rule id.
-    holds: Mutex<HashMap<String, Weak<SqlHold>>>,
+    holds: RuleHolds<SqlHold>,
 }
 
 impl SqlSourceFactory {
     /// Sources whose connections are those of `context`.
     pub fn new(context: SqlContext) -> Self {
-        Self { context, holds: Mutex::default() }
+        Self { context, holds: RuleHolds::default() }
     }
 
     fn target(&self, config: &SourceConfig) -> Result<(TableOptions, SqlConfig, Origin), ConnectorError> {
@@ -133,9 +134,7 @@ impl SourceFactory for SqlSourceFactory {
 
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
         let (options, database, origin) = self.target(config)?;
-        let hold = (config.qos >= Guarantee::AtLeastOnce)
-            .then(|| self.holds.lock().unwrap_or_else(|p| p.into_inner()).get(&config.rule_id)?.upgrade())
-            .flatten();
+        let hold = (config.qos >= Guarantee::AtLeastOnce).then(|| self.holds.get(&config.rule_id)).flatten();
         let restored = match (&hold, &config.resume_state) {
             (Some(_), Some(state)) => Some(decode_index(state)?),
             _ => None,
@@ -171,11 +170,9 @@ impl SourceFactory for SqlSourceFactory {
         let base = config.resume_state.as_deref().map(decode_index).transpose()?;
         let hold = Arc::new(SqlHold {
             after: config.resume_after.unwrap_or(0),
-            state: Mutex::new(HoldState { base, pending: VecDeque::new() }),
+            state: Mutex::new(HoldState { base, pending: Pending::default() }),
         });
-        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
-        holds.retain(|_, hold| hold.strong_count() > 0);
-        holds.insert(config.rule_id.clone(), Arc::downgrade(&hold));
+        self.holds.insert(&config.rule_id, &hold);
         Ok(Some(hold))
     }
 }
@@ -197,12 +194,12 @@ struct HoldState {
     /// The index value as of the last released position.
     base: Option<serde_json::Value>,
     /// (position, index value) handed to the rule since.
-    pending: VecDeque<(u64, serde_json::Value)>,
+    pending: Pending<serde_json::Value>,
 }
 
 impl HoldState {
     fn index_at(&self, position: u64) -> Option<serde_json::Value> {
-        self.pending.iter().take_while(|(p, _)| *p <= position).last().map(|(_, v)| v.clone()).or(self.base.clone())
+        self.pending.up_to(position).last().cloned().or(self.base.clone())
     }
 }
 
@@ -216,9 +213,7 @@ impl SourcePositions for SqlHold {
     fn release(&self, position: u64) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.base = state.index_at(position);
-        while state.pending.front().is_some_and(|(p, _)| *p <= position) {
-            state.pending.pop_front();
-        }
+        state.pending.release(position);
     }
 
     fn position(&self) -> Option<u64> {
@@ -290,7 +285,7 @@ impl Source for SqlSource {
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .pending
-                            .push_back((self.last_position, value.clone()));
+                            .push(self.last_position, value.clone());
                     }
                     self.last = Some(value);
                 }
