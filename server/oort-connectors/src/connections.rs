@@ -77,7 +77,7 @@ pub fn check(def: &ConnectionDef, files: &Arc<FileRoots>) -> Result<(), Connecto
         "mqtt" => crate::mqtt::check_connection(&def.props, files),
         "nats" => crate::nats::NatsConfig::from_connection(&def.props)?.check(files),
         "kafka" => crate::kafka::check_connection(def, files),
-        "redis" => crate::redis::RedisConfig::from_connection(&def.props).map(drop),
+        "redis" => crate::redis::check_connection(def, files),
         "sql" => crate::sql::SqlConfig::from_connection(&def.props).map(drop),
         "websocket" => crate::websocket::check_connection(&def.props, files),
         other => Err(ConnectorError::Config(format!("unknown connection type {other:?}; known: {}", TYPES.join(", ")))),

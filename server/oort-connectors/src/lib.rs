@@ -111,7 +111,11 @@ pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
     registry.register_sink("rest", Arc::new(rest::RestSinkFactory(Arc::clone(egress))));
     registry.register_sink(
         "redis",
-        Arc::new(redis::RedisSinkFactory { connections: Arc::clone(connections), egress: Arc::clone(egress) }),
+        Arc::new(redis::RedisSinkFactory {
+            connections: Arc::clone(connections),
+            egress: Arc::clone(egress),
+            files: Arc::clone(files),
+        }),
     );
     let sql =
         sql::SqlContext { connections: Arc::clone(connections), files: Arc::clone(files), egress: Arc::clone(egress) };
@@ -127,6 +131,10 @@ pub fn register_all(registry: &ConnectorRegistry, builtins: &Builtins<'_>) {
     registry.register_sink("sql", Arc::new(sql::SqlSinkFactory(sql)));
     registry.register_source(
         "redis",
-        Arc::new(redis::RedisSourceFactory { connections: Arc::clone(connections), egress: Arc::clone(egress) }),
+        Arc::new(redis::RedisSourceFactory {
+            connections: Arc::clone(connections),
+            egress: Arc::clone(egress),
+            files: Arc::clone(files),
+        }),
     );
 }

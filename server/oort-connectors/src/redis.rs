@@ -6,9 +6,12 @@
 //! ```
 //!
 //! The server comes from a named connection of type `redis`
-//! (`connectionSelector`; properties `addr` `host:port`, `password`, `db`),
-//! or from the action's own `addr`, `password` and `db`, eKuiper's way (its
-//! address then passes the egress policy). The action's properties:
+//! (`connectionSelector`; properties `addr` `host:port`, `password`, `db`,
+//! and for TLS `rootCaPath`, `certificationPath`, `privateKeyPath`,
+//! `insecureSkipVerify`, or `tls: true` with the system's CAs; the files
+//! inside the file roots unless the connection is declared), or from the
+//! action's own properties, eKuiper's way (its address then passes the
+//! egress policy). The action's properties:
 //!
 //! | property | meaning |
 //! |---|---|
@@ -48,7 +51,7 @@ use oort_engine::{
     ConnectorError, ConnectorOption, Lookup, Map, OptionKind, Sink, SinkConfig, SinkFactory, Source, SourceConfig,
     SourceFactory, Value,
 };
-use oort_policy::EgressPolicy;
+use oort_policy::{EgressPolicy, FileRoots};
 use serde::Deserialize;
 
 use crate::connections::{ClientLink, Connections, LinkState, Origin};
@@ -57,7 +60,8 @@ use crate::connections::{ClientLink, Connections, LinkState, Origin};
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The properties a named `redis` connection may hold.
-pub const CONNECTION_PROPS: &[&str] = &["addr", "password", "db"];
+pub const CONNECTION_PROPS: &[&str] =
+    &["addr", "password", "db", "tls", "rootCaPath", "certificationPath", "privateKeyPath", "insecureSkipVerify"];
 
 /// The settings of a Redis server, with eKuiper's names.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -69,6 +73,11 @@ pub struct RedisConfig {
     pub password: Option<String>,
     /// The database number.
     pub db: i64,
+    /// TLS with the system's CAs, when no TLS file says so already.
+    pub tls: bool,
+    /// TLS files and verification.
+    #[serde(flatten)]
+    pub tls_files: crate::tls::TlsProps,
 }
 
 impl RedisConfig {
@@ -90,6 +99,41 @@ impl RedisConfig {
         Ok(self)
     }
 
+    /// The TLS of these settings, its files read now (from inside `files`
+    /// when given; a trusted connection's as named); `None` without TLS.
+    fn tls(&self, files: Option<&FileRoots>) -> Result<Option<Tls>, ConnectorError> {
+        if !(self.tls || self.tls_files.any()) {
+            return Ok(None);
+        }
+        let read = |key: &str, path: &str| -> Result<Vec<u8>, ConnectorError> {
+            let path = match files {
+                Some(files) => files
+                    .resolve(path, oort_policy::PathUse::ReadFile)
+                    .map_err(|e| ConnectorError::Config(format!("redis: {key}: {e}")))?,
+                None => std::path::PathBuf::from(path),
+            };
+            std::fs::read(&path).map_err(|e| ConnectorError::Config(format!("redis: {key} {}: {e}", path.display())))
+        };
+        let files = &self.tls_files;
+        let root_cert = files.root_ca_path.as_deref().map(|p| read("rootCaPath", p)).transpose()?;
+        let client_tls = match (&files.certification_path, &files.private_key_path) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: read("certificationPath", cert)?,
+                client_key: read("privateKeyPath", key)?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConnectorError::Config(
+                    "redis: a client certificate needs both certificationPath and privateKeyPath".into(),
+                ));
+            }
+        };
+        Ok(Some(Tls {
+            certificates: redis::TlsCertificates { client_tls, root_cert },
+            insecure: files.insecure_skip_verify,
+        }))
+    }
+
     fn host_port(&self) -> Result<(String, u16), ConnectorError> {
         let bad = || ConnectorError::Config(format!("redis: addr {:?} must be host:port", self.addr));
         let (host, port) = self.addr.trim().rsplit_once(':').ok_or_else(bad)?;
@@ -102,12 +146,30 @@ impl RedisConfig {
     }
 }
 
+/// TLS to a server: its certificates, and whether the server's is checked.
+#[derive(Clone)]
+struct Tls {
+    certificates: redis::TlsCertificates,
+    insecure: bool,
+}
+
+/// Checks a named connection's properties, reading its TLS files (inside
+/// the file roots unless it is declared).
+pub(crate) fn check_connection(
+    def: &crate::connections::ConnectionDef,
+    files: &FileRoots,
+) -> Result<(), ConnectorError> {
+    RedisConfig::from_connection(&def.props)?.tls((!def.declared).then_some(files)).map(drop)
+}
+
 /// Builds `redis` sinks.
 pub struct RedisSinkFactory {
     /// The named connections.
     pub connections: Arc<Connections>,
     /// What servers a client named may be.
     pub egress: Arc<EgressPolicy>,
+    /// Where a client's TLS files may be read from.
+    pub files: Arc<FileRoots>,
 }
 
 /// eKuiper's rules set it; every row is written on its own either way.
@@ -239,6 +301,7 @@ impl SinkFactory for RedisSinkFactory {
             }
         };
         Ok(Box::new(RedisSink {
+            tls: server.tls((!origin.trusted).then_some(self.files.as_ref()))?,
             server,
             egress: (!origin.trusted).then(|| Arc::clone(&self.egress)),
             origin,
@@ -257,6 +320,7 @@ impl SinkFactory for RedisSinkFactory {
 
 struct RedisSink {
     server: RedisConfig,
+    tls: Option<Tls>,
     egress: Option<Arc<EgressPolicy>>,
     origin: Origin,
     registry: Arc<Connections>,
@@ -273,6 +337,7 @@ struct RedisSink {
 /// Connects to `server`, its address through `egress` when given, reporting to `link`.
 async fn connect(
     server: &RedisConfig,
+    tls: Option<&Tls>,
     egress: Option<&EgressPolicy>,
     link: &ClientLink,
 ) -> Result<redis::aio::MultiplexedConnection, ConnectorError> {
@@ -285,11 +350,16 @@ async fn connect(
     if let Some(policy) = egress {
         crate::connections::check_egress(policy, &host, port).await.map_err(failed)?;
     }
-    let info = redis::ConnectionInfo {
-        addr: redis::ConnectionAddr::Tcp(host, port),
-        redis: redis::RedisConnectionInfo { db: server.db, password: server.password.clone(), ..Default::default() },
-    };
-    let client = redis::Client::open(info).map_err(|e| failed(e.to_string()))?;
+    let redis = redis::RedisConnectionInfo { db: server.db, password: server.password.clone(), ..Default::default() };
+    let client = match tls {
+        None => redis::Client::open(redis::ConnectionInfo { addr: redis::ConnectionAddr::Tcp(host, port), redis }),
+        Some(tls) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let addr = redis::ConnectionAddr::TcpTls { host, port, insecure: tls.insecure, tls_params: None };
+            redis::Client::build_with_tls(redis::ConnectionInfo { addr, redis }, tls.certificates.clone())
+        }
+    }
+    .map_err(|e| failed(e.to_string()))?;
     let config = redis::AsyncConnectionConfig::new().set_connection_timeout(TIMEOUT).set_response_timeout(TIMEOUT);
     let conn = client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| failed(e.to_string()))?;
     link.set(LinkState::Connected);
@@ -313,7 +383,7 @@ impl RedisSink {
             Some(link) => Arc::clone(link),
             None => Arc::clone(self.link.insert(self.origin.link(&self.registry, &self.rule_id, &self.operator)?)),
         };
-        let conn = connect(&self.server, self.egress.as_deref(), &link).await?;
+        let conn = connect(&self.server, self.tls.as_ref(), self.egress.as_deref(), &link).await?;
         Ok(self.conn.insert(conn).clone())
     }
 
@@ -404,6 +474,8 @@ pub struct RedisSourceFactory {
     pub connections: Arc<Connections>,
     /// What servers a client named may be.
     pub egress: Arc<EgressPolicy>,
+    /// Where a client's TLS files may be read from.
+    pub files: Arc<FileRoots>,
 }
 
 impl RedisSourceFactory {
@@ -468,13 +540,15 @@ impl SourceFactory for RedisSourceFactory {
         let (server, origin, list) = self.table(config)?;
         let link = origin.link(&self.connections, &config.rule_id, &format!("source_{}_0", config.stream))?;
         let egress = (!origin.trusted).then(|| Arc::clone(&self.egress));
-        Ok(Some(Arc::new(RedisLookup { server, egress, link, list, conn: tokio::sync::Mutex::default() })))
+        let tls = server.tls((!origin.trusted).then_some(self.files.as_ref()))?;
+        Ok(Some(Arc::new(RedisLookup { server, tls, egress, link, list, conn: tokio::sync::Mutex::default() })))
     }
 }
 
 /// A `redis` lookup table's store.
 struct RedisLookup {
     server: RedisConfig,
+    tls: Option<Tls>,
     egress: Option<Arc<EgressPolicy>>,
     link: Arc<ClientLink>,
     list: bool,
@@ -487,7 +561,7 @@ impl RedisLookup {
         if let Some(conn) = held.as_ref() {
             return Ok(conn.clone());
         }
-        let conn = connect(&self.server, self.egress.as_deref(), &self.link).await?;
+        let conn = connect(&self.server, self.tls.as_ref(), self.egress.as_deref(), &self.link).await?;
         Ok(held.insert(conn).clone())
     }
 }

@@ -463,9 +463,30 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server, with `requirepass` when a password is given.
     pub async fn start(password: Option<&str>) -> Self {
+        Self::launch(password, None).await
+    }
+
+    /// Starts a server that takes only TLS, with `certificates`' server
+    /// certificate in `certs` (clients are not asked for one).
+    pub async fn start_tls(certs: &std::path::Path) -> Self {
+        Self::launch(None, Some(certs)).await
+    }
+
+    async fn launch(password: Option<&str>, tls: Option<&std::path::Path>) -> Self {
         let port = free_port();
         let mut command = Command::new("redis-server");
-        command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        command.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        match tls {
+            None => command.args(["--port", &port.to_string()]),
+            Some(certs) => command
+                .args(["--port", "0", "--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(certs.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(certs.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(certs.join("ca.pem")),
+        };
         if let Some(password) = password {
             command.args(["--requirepass", password]);
         }

@@ -15,7 +15,11 @@ fn factory(server: &RedisServer) -> RedisSinkFactory {
     let connections = Connections::new();
     let props = serde_json::json!({"addr": server.addr(), "password": "s3cret", "db": 1}).as_object().cloned().unwrap();
     connections.put(ConnectionDef { name: "cache".into(), kind: "redis".into(), props, declared: true });
-    RedisSinkFactory { connections, egress: Arc::new(EgressPolicy::allow_all()) }
+    RedisSinkFactory { connections, egress: Arc::new(EgressPolicy::allow_all()), files: files(&std::env::temp_dir()) }
+}
+
+fn files(root: &std::path::Path) -> Arc<oort_policy::FileRoots> {
+    Arc::new(oort_policy::FileRoots::create([root.to_path_buf()]).unwrap())
 }
 
 fn config(props: serde_json::Value) -> SinkConfig {
@@ -93,4 +97,46 @@ async fn a_wrong_password_or_a_missing_field_is_an_error() {
     assert!(no_key.err().unwrap().to_string().contains("give field"));
     let own = factory.build(&config(serde_json::json!({"connectionSelector": "cache", "addr": "h:1", "key": "k"})));
     assert!(own.err().unwrap().to_string().contains("belongs to the connection"));
+}
+
+#[tokio::test]
+async fn a_server_over_tls_is_written_and_looked_up() {
+    let certs = tempfile::tempdir().unwrap();
+    oort_connectors::testing::certificates(certs.path(), "client");
+    let server = RedisServer::start_tls(certs.path()).await;
+    let connections = Connections::new();
+    let props = serde_json::json!({"addr": server.addr(), "rootCaPath": "ca.pem"}).as_object().cloned().unwrap();
+    connections.put(ConnectionDef { name: "cache".into(), kind: "redis".into(), props, declared: false });
+    let egress = Arc::new(EgressPolicy::allow_all());
+    let sinks = RedisSinkFactory {
+        connections: Arc::clone(&connections),
+        egress: Arc::clone(&egress),
+        files: files(certs.path()),
+    };
+    let mut sink = sinks.build(&config(serde_json::json!({"connectionSelector": "cache", "field": "id"}))).unwrap();
+    timeout(WAIT, sink.collect(&[row(&[("id", Value::from("a")), ("t", Value::Int(1))])])).await.unwrap().unwrap();
+    let tables = oort_connectors::redis::RedisSourceFactory { connections, egress, files: files(certs.path()) };
+    let table = oort_engine::SourceConfig {
+        stream: "t".into(),
+        datasource: "0".into(),
+        options: [("KIND".to_owned(), "lookup".to_owned()), ("CONF_KEY".to_owned(), "cache".to_owned())].into(),
+        rule_id: "r".into(),
+        ..Default::default()
+    };
+    let lookup = oort_engine::SourceFactory::lookup(&tables, &table).unwrap().unwrap();
+    let rows = timeout(WAIT, lookup.lookup(&["id".into()], &[Value::from("a")])).await.unwrap().unwrap();
+    assert_eq!(rows, [row(&[("id", Value::from("a")), ("t", Value::Int(1))])]);
+
+    // Without the CA, the server's certificate is not trusted.
+    let untrusted = Connections::new();
+    let props = serde_json::json!({"addr": server.addr(), "tls": true}).as_object().cloned().unwrap();
+    untrusted.put(ConnectionDef { name: "cache".into(), kind: "redis".into(), props, declared: false });
+    let sinks = RedisSinkFactory {
+        connections: untrusted,
+        egress: Arc::new(EgressPolicy::allow_all()),
+        files: files(certs.path()),
+    };
+    let mut sink = sinks.build(&config(serde_json::json!({"connectionSelector": "cache", "field": "id"}))).unwrap();
+    let error = timeout(WAIT, sink.collect(&[row(&[("id", Value::from("b"))])])).await.unwrap().unwrap_err();
+    assert!(error.to_string().to_lowercase().contains("certificate"), "{error}");
 }
