@@ -36,6 +36,7 @@ pub mod mqtt;
 pub mod nats;
 pub mod redis;
 pub mod rest;
+mod rowkind;
 pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -55,6 +55,7 @@ use oort_policy::{EgressPolicy, FileRoots};
 use serde::Deserialize;
 
 use crate::connections::{ClientLink, Connections, LinkState, Origin};
+use crate::rowkind::RowKind;
 
 /// How long connecting, and each command, may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -219,12 +220,7 @@ const OPTIONS: &[ConnectorOption] = &[
         default: "-1",
         description: "Seconds a string lives; -1 for ever.",
     },
-    ConnectorOption {
-        key: "rowkindField",
-        kind: OptionKind::Text,
-        default: "",
-        description: "A field saying insert, update, upsert or delete.",
-    },
+    crate::rowkind::ROWKIND_FIELD,
 ];
 
 #[derive(Debug, Deserialize)]
@@ -390,8 +386,8 @@ impl RedisSink {
     /// The commands that store `row`.
     fn store(&self, pipe: &mut redis::Pipeline, row: &Map) -> Result<(), ConnectorError> {
         let kind = match &self.rowkind_field {
-            Some(field) => row.get(field.as_str()).map(text).unwrap_or_else(|| "insert".into()).to_ascii_lowercase(),
-            None => "insert".into(),
+            Some(field) => RowKind::of(row, field, "redis")?.unwrap_or(RowKind::Insert),
+            None => RowKind::Insert,
         };
         let pairs: Vec<(String, String)> = match &self.keying {
             Keying::Field(field) => {
@@ -404,23 +400,18 @@ impl RedisSink {
             Keying::Multiple => row.iter().map(|(k, v)| (k.to_string(), text(v))).collect(),
         };
         for (key, value) in pairs {
-            match kind.as_str() {
-                "delete" => {
+            match kind {
+                RowKind::Delete => {
                     pipe.del(&key).ignore();
                 }
-                "insert" | "update" | "upsert" if self.list => {
+                _ if self.list => {
                     pipe.lpush(&key, value).ignore();
                 }
-                "insert" | "update" | "upsert" if self.expiration > 0 => {
+                _ if self.expiration > 0 => {
                     pipe.set_ex(&key, value, self.expiration as u64).ignore();
                 }
-                "insert" | "update" | "upsert" => {
+                _ => {
                     pipe.set(&key, value).ignore();
-                }
-                other => {
-                    return Err(ConnectorError::External(format!(
-                        "redis: rowkind {other:?} is not insert, update, upsert or delete"
-                    )));
                 }
             }
         }

@@ -15,6 +15,7 @@ use oort_engine::{
 };
 
 use crate::bus::{BusSource, Publisher, TopicBus};
+use crate::rowkind::RowKind;
 
 /// Builds `memory` sources.
 pub struct MemorySourceFactory(pub Arc<TopicBus>);
@@ -99,27 +100,15 @@ impl Sink for MemorySink {
             let event = match &self.rowkind_field {
                 None => SourceEvent::map(row.clone()),
                 Some(field) => {
-                    let kind = match row.get(field.as_str()) {
-                        Some(Value::String(kind)) => kind.to_ascii_lowercase(),
-                        None | Some(Value::Null) => "insert".to_owned(),
-                        Some(other) => {
-                            return Err(ConnectorError::External(format!(
-                                "memory: rowkind is a {}",
-                                other.type_name()
-                            )));
-                        }
-                    };
-                    if !matches!(kind.as_str(), "insert" | "update" | "upsert" | "delete") {
-                        return Err(ConnectorError::External(format!(
-                            "memory: rowkind {kind:?} is not insert, update, upsert or delete"
-                        )));
-                    }
+                    let kind = RowKind::of(row, field, "memory")?.unwrap_or(RowKind::Insert);
                     if let Some(key) = &self.key_field
-                        && kind != "insert"
+                        && kind != RowKind::Insert
                         && row.get(key.as_str()).is_none_or(|v| matches!(v, Value::Null))
                     {
+                        let kind = kind.as_str();
                         return Err(ConnectorError::External(format!("memory: a row to {kind} has no {key:?}")));
                     }
+                    let kind = kind.as_str().to_owned();
                     let meta = std::collections::BTreeMap::from([(oort_engine::ROWKIND_META.to_owned(), kind)]);
                     SourceEvent::new(Payload::Map(row.clone()), Arc::new(meta))
                 }

@@ -11,6 +11,10 @@ use serde::Deserialize;
 use super::db::{self, Db, Reach};
 use super::{CONNECTION_PROPS, SqlConfig, SqlContext, identifier};
 use crate::connections::{ClientLink, Origin};
+use crate::rowkind::RowKind;
+
+/// What is done with one row.
+type Op = RowKind;
 
 /// The sink's own properties, for the docs and the API.
 const OPTIONS: &[ConnectorOption] = &[
@@ -45,12 +49,7 @@ const OPTIONS: &[ConnectorOption] = &[
         default: "",
         description: "The key column: rows are upserted by it, and updated or deleted by it.",
     },
-    ConnectorOption {
-        key: "rowkindField",
-        kind: OptionKind::Text,
-        default: "",
-        description: "A field saying insert, update, upsert or delete.",
-    },
+    crate::rowkind::ROWKIND_FIELD,
 ];
 
 #[derive(Debug, Deserialize)]
@@ -130,15 +129,6 @@ struct Layout {
     rowkind_field: Option<String>,
 }
 
-/// What is done with one row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Insert,
-    Upsert,
-    Update,
-    Delete,
-}
-
 /// One statement: its kind, the columns it names and the values bound, in
 /// the order of its parameters.
 #[derive(Debug, PartialEq)]
@@ -182,27 +172,12 @@ impl Layout {
     }
 
     fn statement(&self, row: &Map) -> Result<Statement, ConnectorError> {
-        let op = match self.rowkind_field.as_deref().and_then(|f| row.get(f)) {
-            None | Some(Value::Null) => {
-                if self.key.is_some() {
-                    Op::Upsert
-                } else {
-                    Op::Insert
-                }
-            }
-            Some(Value::String(kind)) => match kind.to_ascii_lowercase().as_str() {
-                "insert" => Op::Insert,
-                "upsert" => Op::Upsert,
-                "update" => Op::Update,
-                "delete" => Op::Delete,
-                other => {
-                    return Err(ConnectorError::External(format!(
-                        "sql: rowkind {other:?} is not insert, update, upsert or delete"
-                    )));
-                }
-            },
-            Some(other) => return Err(ConnectorError::External(format!("sql: rowkind is a {}", other.type_name()))),
+        let kind = match &self.rowkind_field {
+            Some(field) => RowKind::of(row, field, "sql")?,
+            None => None,
         };
+        // Without a row kind, a keyed table is upserted: a result written twice is stored once.
+        let op = kind.unwrap_or(if self.key.is_some() { Op::Upsert } else { Op::Insert });
         let columns = match &self.fields {
             Some(fields) => fields.clone(),
             None => row
@@ -217,10 +192,7 @@ impl Layout {
             return Ok(Statement { op, columns, values });
         }
         let key = self.key.as_deref().ok_or_else(|| {
-            ConnectorError::External(format!(
-                "sql: a row to {} needs keyField, the key column",
-                format!("{op:?}").to_lowercase()
-            ))
+            ConnectorError::External(format!("sql: a row to {} needs keyField, the key column", op.as_str()))
         })?;
         if matches!(value(key), Value::Null) {
             return Err(ConnectorError::External(format!("sql: the row has no value for the key {key:?}")));
