@@ -105,6 +105,43 @@ pub enum Command {
     /// Make tokens for oort.toml (nothing is sent to the server).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List the SQL functions: built-in, from plugins and from external services.
+    #[command(subcommand)]
+    Function(FunctionCommand),
+    /// Print the shell completion script (nothing is sent to the server).
+    #[command(after_help = "Examples:\n  \
+        oort completions bash > ~/.local/share/bash-completion/completions/oort\n  \
+        oort completions zsh > \"${fpath[1]}/_oort\"\n  \
+        oort completions fish > ~/.config/fish/completions/oort.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `oort function ...`
+#[derive(Debug, Subcommand)]
+pub enum FunctionCommand {
+    /// List the functions with their origin and description.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only the functions of this origin.
+        #[arg(long, value_enum)]
+        origin: Option<FunctionOriginArg>,
+    },
+}
+
+/// Where a function comes from.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FunctionOriginArg {
+    /// Built into the engine.
+    Builtin,
+    /// A native plugin.
+    Native,
+    /// A portable plugin.
+    Portable,
+    /// An external service.
+    External,
 }
 
 /// `oort state ...`

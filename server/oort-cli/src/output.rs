@@ -57,6 +57,7 @@ proto_names!(
     UpdateServiceResponse,
     DeleteServiceResponse,
     ListConnectorsResponse,
+    ListFunctionsResponse,
     CreateConnectionResponse,
     GetConnectionResponse,
     ListConnectionsResponse,

@@ -1113,3 +1113,21 @@ fn schema_create_list_describe_and_drop() {
     success(&server.oort(&["stream", "drop", "readings"]));
     assert_eq!(success(&server.oort(&["schema", "drop", "plant"])), "Schema plant deleted.\n");
 }
+
+#[test]
+fn function_list_and_completions() {
+    let server = Oortd::start();
+    let text = success(&server.oort(&["function", "list", "--origin", "builtin"]));
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "ORIGIN", "KIND", "OWNER", "DESCRIPTION"]);
+    let md5 = rows.iter().find(|r| r[0] == "md5").expect("md5 is listed");
+    assert_eq!(md5[1..4], ["builtin", "scalar", "-"]);
+    assert!(rows.iter().any(|r| r[0] == "avg" && r[2] == "aggregate"), "{text}");
+    let listed = json(&server.oort(&["function", "list", "--json"]));
+    assert!(listed["functions"].as_array().is_some_and(|f| f.len() > 100), "{listed}");
+
+    let bash = success(&server.oort(&["completions", "bash"]));
+    assert!(bash.contains("_oort()") && bash.contains("connection") && bash.contains("schema"), "{bash}");
+    let fish = success(&server.oort(&["completions", "fish"]));
+    assert!(fish.contains("complete -c oort"), "{fish}");
+}

@@ -4,6 +4,7 @@
 
 mod connection;
 mod connector;
+mod function;
 mod plugin;
 mod rule;
 mod schema;
@@ -33,6 +34,14 @@ impl Ctx {
     }
 }
 
+/// Prints the completion script of `shell` for the whole command line.
+fn completions(shell: clap_complete::Shell) -> Result<(), Error> {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "oort", &mut script);
+    crate::output::emit(&String::from_utf8_lossy(&script))
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     let identity = match (cli.connection.cert, cli.connection.key) {
@@ -50,6 +59,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     let ctx = Ctx { target, json: cli.json };
     match cli.command {
         Command::Token(command) => token::run(command),
+        Command::Completions { shell } => completions(shell),
+        Command::Function(command) => function::run(&ctx, command).await,
         Command::Stream(command) => stream::run(&ctx, command).await,
         Command::Rule(command) => rule::run(&ctx, command).await,
         Command::Health => health(&ctx).await,
