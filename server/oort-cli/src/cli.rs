@@ -44,6 +44,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Seconds a call may take [default: 30; none for `rule tail` and plugin installs, which may take long]
+    #[arg(long, global = true, env = "OORT_TIMEOUT", value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
     #[command(flatten)]
     pub connection: ConnectionArgs,
 

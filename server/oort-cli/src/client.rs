@@ -90,11 +90,15 @@ pub fn normalize_address(server: &str, tls: bool) -> Result<String, Error> {
 
 /// Connects eagerly, so that an unreachable server is reported as such (with
 /// the address) rather than as the failure of whatever request came first.
-pub async fn connect(target: &Target) -> Result<Conn, Error> {
+pub async fn connect(target: &Target, timeout: Option<std::time::Duration>) -> Result<Conn, Error> {
     let address = normalize_address(&target.server, target.ca_cert.is_some())?;
     let mut endpoint = Endpoint::from_shared(address.clone())
         .map_err(|e| Error::usage(format!("--server {}: invalid address: {}", target.server, error_chain(&e))))?
         .connect_timeout(CONNECT_TIMEOUT);
+    if let Some(timeout) = timeout {
+        // Each call's deadline, also sent to the server (grpc-timeout).
+        endpoint = endpoint.timeout(timeout);
+    }
     if address.starts_with("https://") {
         endpoint = endpoint.tls_config(tls_config(target)?).map_err(|e| Error::usage(error_chain(&e)))?;
     }
@@ -162,7 +166,7 @@ mod tests {
     async fn unreachable_server_names_the_address() {
         // Port 1 on loopback is essentially never listening.
         let target = Target { server: "127.0.0.1:1".into(), ..Target::default() };
-        let err = connect(&target).await.expect_err("nothing listens on port 1");
+        let err = connect(&target, None).await.expect_err("nothing listens on port 1");
         let text = err.to_string();
         assert!(text.contains("http://127.0.0.1:1"), "{text}");
         assert!(matches!(err, Error::Connect { .. }));

@@ -1130,4 +1130,13 @@ fn function_list_and_completions() {
     assert!(bash.contains("_oort()") && bash.contains("connection") && bash.contains("schema"), "{bash}");
     let fish = success(&server.oort(&["completions", "fish"]));
     assert!(fish.contains("complete -c oort"), "{fish}");
+
+    // A tail waits for results as long as it takes, unless --timeout bounds it.
+    success(&server.oort(&["stream", "create", DEMO]));
+    create_rule1(&server);
+    let started = std::time::Instant::now();
+    let bounded = server.oort(&["--timeout", "1", "rule", "tail", "rule1"]);
+    assert_ne!(bounded.status.code(), Some(0));
+    assert!(stderr(&bounded).to_lowercase().contains("deadline"), "{}", stderr(&bounded));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

@@ -20,17 +20,34 @@ use crate::cli::{Cli, Command};
 use crate::client::{self, Conn, Target};
 use crate::error::Error;
 
+/// How long a call may take unless `--timeout` says otherwise.
+const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What every command needs from the global flags.
 pub struct Ctx {
     target: Target,
     /// Print proto3 JSON instead of tables.
     pub json: bool,
+    /// `--timeout`, if given.
+    timeout: Option<std::time::Duration>,
 }
 
 impl Ctx {
-    /// Connects to the server; called only once the input is known to be valid.
+    /// Connects to the server, each call bounded by `--timeout` (30 s by
+    /// default); called only once the input is known to be valid.
     pub async fn channel(&self) -> Result<Conn, Error> {
-        client::connect(&self.target).await
+        client::connect(&self.target, Some(self.timeout.unwrap_or(DEFAULT_TIMEOUT))).await
+    }
+
+    /// `--timeout`, if given.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        self.timeout
+    }
+
+    /// Connects for a call that may rightly take long (a tail, a plugin
+    /// install): bounded only by an explicit `--timeout`.
+    pub async fn long_channel(&self) -> Result<Conn, Error> {
+        client::connect(&self.target, self.timeout).await
     }
 }
 
@@ -56,7 +73,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         ca_cert: cli.connection.ca_cert,
         identity,
     };
-    let ctx = Ctx { target, json: cli.json };
+    let timeout = cli.timeout.map(std::time::Duration::from_secs);
+    let ctx = Ctx { target, json: cli.json, timeout };
     match cli.command {
         Command::Token(command) => token::run(command),
         Command::Completions { shell } => completions(shell),

@@ -53,7 +53,7 @@ async fn install(ctx: &Ctx, name: String, portable: bool, source: ArchiveArgs) -
     };
     let kind = if portable { PluginKind::Portable } else { PluginKind::Native };
     let request = InstallPluginRequest { kind: kind as i32, name, source: Some(source) };
-    let response = client(ctx).await?.install_plugin(request).await?.into_inner();
+    let response = PluginServiceClient::new(ctx.long_channel().await?).install_plugin(request).await?.into_inner();
     if ctx.json {
         return print_json(&response);
     }
@@ -68,7 +68,7 @@ async fn update(ctx: &Ctx, name: String, source: ArchiveArgs) -> Result<(), Erro
         Archive::Url(u) => update_plugin_request::Source::Url(u),
     };
     let request = UpdatePluginRequest { name, source: Some(source) };
-    let response = client(ctx).await?.update_plugin(request).await?.into_inner();
+    let response = PluginServiceClient::new(ctx.long_channel().await?).update_plugin(request).await?.into_inner();
     if ctx.json {
         return print_json(&response);
     }

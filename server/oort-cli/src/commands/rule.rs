@@ -344,13 +344,21 @@ async fn explain(ctx: &Ctx, id: String) -> Result<(), Error> {
 }
 
 /// Prints results until the server ends the stream or the user presses Ctrl-C;
-/// both are a normal end (exit 0).
+/// both are a normal end (exit 0). An explicit `--timeout` ends it too, as
+/// an error.
 async fn tail(ctx: &Ctx, id: String, from: Option<oort_proto::v1::TailPosition>) -> Result<(), Error> {
     let request = TailRuleRequest { id, max_batch: TAIL_BATCH, from, ..Default::default() };
-    let mut stream = client(ctx).await?.tail_rule(request).await?.into_inner();
+    let mut stream = RuleServiceClient::new(ctx.long_channel().await?).tail_rule(request).await?.into_inner();
     // One future for the whole loop, so a Ctrl-C between two events is not lost.
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let deadline = async {
+        match ctx.timeout() {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
     loop {
         tokio::select! {
             message = stream.message() => match message? {
@@ -358,6 +366,9 @@ async fn tail(ctx: &Ctx, id: String, from: Option<oort_proto::v1::TailPosition>)
                 None => return Ok(()),
             },
             _ = &mut ctrl_c => return Ok(()),
+            () = &mut deadline => {
+                return Err(tonic::Status::deadline_exceeded("the tail reached --timeout").into());
+            }
         }
     }
 }
