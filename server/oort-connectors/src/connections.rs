@@ -27,6 +27,19 @@ pub const DEFAULT: &str = "default";
 /// The types a connection may have.
 pub const TYPES: &[&str] = &["kafka", "mqtt", "nats", "redis", "sql", "websocket"];
 
+/// The host and port of an `addr` property, `host:port` (`[v6]:port`);
+/// `what` names the connector in the message.
+pub(crate) fn host_port(addr: &str, what: &str) -> Result<(String, u16), ConnectorError> {
+    let bad = || ConnectorError::Config(format!("{what}: addr {addr:?} must be host:port"));
+    let (host, port) = addr.trim().rsplit_once(':').ok_or_else(bad)?;
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(['/', '@', '?', '#']) {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
 /// Whether a client may connect to `host`: every address it resolves to must
 /// pass `policy`. Checked just before each connection attempt.
 pub(crate) async fn check_egress(policy: &EgressPolicy, host: &str, port: u16) -> Result<(), String> {

@@ -136,14 +136,7 @@ impl RedisConfig {
     }
 
     fn host_port(&self) -> Result<(String, u16), ConnectorError> {
-        let bad = || ConnectorError::Config(format!("redis: addr {:?} must be host:port", self.addr));
-        let (host, port) = self.addr.trim().rsplit_once(':').ok_or_else(bad)?;
-        let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return Err(bad());
-        }
-        Ok((host.to_owned(), port))
+        crate::connections::host_port(&self.addr, "redis")
     }
 }
 

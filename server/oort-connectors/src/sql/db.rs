@@ -152,6 +152,28 @@ impl Db {
     }
 }
 
+/// What a source, sink or lookup table needs to reach its database: the
+/// policies (unless its connection is trusted) and the link its state shows on.
+pub(crate) struct Client {
+    pub(crate) context: super::SqlContext,
+    pub(crate) trusted: bool,
+    pub(crate) link: std::sync::Arc<ClientLink>,
+}
+
+impl Client {
+    /// Connects to `database`.
+    pub(crate) async fn open(&self, database: &SqlConfig) -> Result<Db, ConnectorError> {
+        let reach =
+            Reach { files: &self.context.files, egress: (!self.trusted).then_some(self.context.egress.as_ref()) };
+        Db::open(database, reach, &self.link).await
+    }
+
+    /// Shows a failure on the link.
+    pub(crate) fn failed(&self, error: &ConnectorError) {
+        self.link.set(LinkState::Disconnected(error.to_string()));
+    }
+}
+
 /// A column's PostgreSQL type, for a cast.
 pub(crate) fn pg_type<'a>(types: &'a HashMap<String, String>, column: &str) -> Result<&'a str, ConnectorError> {
     types

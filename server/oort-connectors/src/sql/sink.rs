@@ -2,15 +2,14 @@
 //! in one transaction. Module documentation: [`super`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use oort_engine::{ConnectorError, ConnectorOption, Map, OptionKind, Sink, SinkConfig, SinkFactory, Value};
 use serde::Deserialize;
 
-use super::db::{self, Db, Reach};
+use super::db::{self, Client, Db};
 use super::{CONNECTION_PROPS, SqlConfig, SqlContext, identifier};
-use crate::connections::{ClientLink, Origin};
+use crate::connections::Origin;
 use crate::rowkind::RowKind;
 
 /// What is done with one row.
@@ -103,10 +102,8 @@ impl SinkFactory for SqlSinkFactory {
         }
         let link = origin.link(&self.0.connections, &config.rule_id, &format!("sink_sql_{}", config.index))?;
         Ok(Box::new(SqlSink {
-            context: self.0.clone(),
+            client: Client { context: self.0.clone(), trusted: origin.trusted, link },
             database,
-            trusted: origin.trusted,
-            link,
             layout: Layout {
                 table,
                 fields,
@@ -255,10 +252,8 @@ impl Layout {
 }
 
 struct SqlSink {
-    context: SqlContext,
+    client: Client,
     database: SqlConfig,
-    trusted: bool,
-    link: Arc<ClientLink>,
     layout: Layout,
     /// The database once reached, with its columns' types.
     db: Option<(Db, HashMap<String, String>)>,
@@ -269,9 +264,7 @@ impl SqlSink {
         if let Some(db) = &self.db {
             return Ok(db.clone());
         }
-        let reach =
-            Reach { files: &self.context.files, egress: (!self.trusted).then_some(self.context.egress.as_ref()) };
-        let db = Db::open(&self.database, reach, &self.link).await?;
+        let db = self.client.open(&self.database).await?;
         let types = db.column_types(&self.layout.table).await?;
         Ok(self.db.insert((db, types)).clone())
     }
@@ -316,8 +309,8 @@ impl Sink for SqlSink {
         }
         let written = self.write(&statements).await;
         match &written {
-            Ok(()) => self.link.set(crate::connections::LinkState::Connected),
-            Err(error) => self.link.set(crate::connections::LinkState::Disconnected(error.to_string())),
+            Ok(()) => self.client.link.set(crate::connections::LinkState::Connected),
+            Err(error) => self.client.failed(error),
         }
         written
     }
@@ -338,7 +331,7 @@ mod tests {
     }
 
     fn row(pairs: &[(&str, Value)]) -> Map {
-        pairs.iter().map(|(k, v)| (Arc::from(*k), v.clone())).collect()
+        pairs.iter().map(|(k, v)| (std::sync::Arc::from(*k), v.clone())).collect()
     }
 
     fn sql_of(layout: &Layout, row: Map) -> String {

@@ -13,9 +13,9 @@ use oort_engine::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::db::{self, Db, Reach};
+use super::db::{self, Client, Db};
 use super::{SqlConfig, SqlContext, identifier};
-use crate::connections::{ClientLink, Origin};
+use crate::connections::Origin;
 use crate::holds::{Pending, RuleHolds};
 
 /// The most rows one query may ask for.
@@ -223,25 +223,6 @@ impl SourcePositions for SqlHold {
     fn resume_state(&self, position: u64) -> Option<Vec<u8>> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.index_at(position).and_then(|index| serde_json::to_vec(&index).ok())
-    }
-}
-
-/// What a source or lookup table needs to reach its database.
-struct Client {
-    context: SqlContext,
-    trusted: bool,
-    link: Arc<ClientLink>,
-}
-
-impl Client {
-    async fn open(&self, database: &SqlConfig) -> Result<Db, ConnectorError> {
-        let reach =
-            Reach { files: &self.context.files, egress: (!self.trusted).then_some(self.context.egress.as_ref()) };
-        Db::open(database, reach, &self.link).await
-    }
-
-    fn failed(&self, error: &ConnectorError) {
-        self.link.set(crate::connections::LinkState::Disconnected(error.to_string()));
     }
 }
 

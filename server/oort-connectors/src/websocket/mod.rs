@@ -103,14 +103,7 @@ impl WebsocketConfig {
     }
 
     fn host_port(&self) -> Result<(String, u16), ConnectorError> {
-        let bad = || ConnectorError::Config(format!("websocket: addr {:?} must be host:port", self.addr));
-        let (host, port) = self.addr.trim().rsplit_once(':').ok_or_else(bad)?;
-        let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.contains(['/', '@', '?', '#']) {
-            return Err(bad());
-        }
-        Ok((host.to_owned(), port))
+        crate::connections::host_port(&self.addr, "websocket")
     }
 }
 
