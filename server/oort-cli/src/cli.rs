@@ -112,6 +112,18 @@ pub enum Command {
     /// List the SQL functions: built-in, from plugins and from external services.
     #[command(subcommand)]
     Function(FunctionCommand),
+    /// Publish events to a stream of TYPE="grpc": JSON lines (an object, or an
+    /// array of objects, a line) from stdin or a file.
+    #[command(after_help = "Examples:\n  \
+        echo '{\"temperature\": 25, \"deviceId\": \"a\"}' | oort publish sensors\n  \
+        oort publish sensors --file events.jsonl")]
+    Publish {
+        /// The stream.
+        stream: String,
+        /// Read the events from this file instead of stdin (`-`).
+        #[arg(long, short, default_value = "-")]
+        file: std::path::PathBuf,
+    },
     /// Print the shell completion script (nothing is sent to the server).
     #[command(after_help = "Examples:\n  \
         oort completions bash > ~/.local/share/bash-completion/completions/oort\n  \

@@ -8,7 +8,7 @@
 //! server has (`memory` or `grpc`; `mqtt` needs a broker) and its actions
 //! known sinks (`log`, `memory` with a topic, `grpc`). The `rule tail` tests
 //! publish events into a `TYPE="grpc"` stream with the gRPC client of
-//! `EventService`, as there is no `oort` command for that yet.
+//! `EventService`, to know exactly when each one is sent.
 //!
 //! `oortd` must be built first (`cargo build --bins`); `scripts/test.sh` does.
 
@@ -693,6 +693,42 @@ fn rule_tail_prints_a_line_per_result_of_a_burst_in_order() {
     }
     assert_eq!(printed, devices);
     tail.kill();
+}
+
+#[test]
+fn publish_sends_json_lines_from_stdin_and_a_file() {
+    let server = Oortd::start();
+    success(&server.oort(&["stream", "create", SENSORS]));
+    success(&server.oort(&["rule", "create", "all", "--sql", "SELECT device FROM sensors", "--action", "grpc"]));
+    let warm_up = event(&[("device", Kind::StringValue("warm-up".into()))]);
+    let (mut tail, _) = tail(&server, &["rule", "tail", "all"], "sensors", &warm_up);
+
+    // Objects and arrays of objects, one a line, blank lines skipped.
+    let lines = "{\"device\": \"a\", \"temperature\": 1}\n\n[{\"device\": \"b\"}, {\"device\": \"c\"}]\n";
+    assert_eq!(success(&server.oort_with_stdin(&["publish", "sensors"], lines)), "3 event(s) published to sensors\n");
+    let file = server.dir.write("more.jsonl", "{\"device\": \"d\"}\n");
+    let out = json(&server.oort(&["--json", "publish", "sensors", "--file", file.to_str().unwrap()]));
+    assert_eq!(out, json!({"stream": "sensors", "accepted": 1}));
+    let mut printed = Vec::new();
+    while printed.len() < 4 {
+        let line = tail.expect_line(LINE_TIMEOUT);
+        if !line.contains("warm-up") {
+            printed.push(line);
+        }
+    }
+    assert_eq!(printed, ["a", "b", "c", "d"].map(|d| format!("{{\"device\":\"{d}\"}}")));
+
+    // A bad line stops the input: what came before it is published, and the
+    // message names the line.
+    let err = failure(&server.oort_with_stdin(&["publish", "sensors"], "{\"device\": \"e\"}\n{\"device\"\n"), 2);
+    assert!(err.contains("<stdin>, line 2: ") && err.contains("the 1 event(s) before it were published"), "{err}");
+    assert_eq!(line_with(&mut tail, "\"e\""), r#"{"device":"e"}"#);
+    tail.kill();
+
+    // Only grpc streams take published events.
+    success(&server.oort(&["stream", "create", DEMO]));
+    let err = server_error(&server.oort_with_stdin(&["publish", "demo"], "{}\n"));
+    assert!(err.contains("only to TYPE=\"grpc\" streams"), "{err}");
 }
 
 #[test]

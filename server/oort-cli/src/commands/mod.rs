@@ -6,6 +6,7 @@ mod connection;
 mod connector;
 mod function;
 mod plugin;
+mod publish;
 mod rule;
 mod schema;
 mod service;
@@ -88,6 +89,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Connection(command) => connection::run(&ctx, command).await,
         Command::Schema(command) => schema::run(&ctx, command).await,
         Command::State(command) => state::run(&ctx, command).await,
+        Command::Publish { stream, file } => publish::run(&ctx, stream, &file).await,
     }
 }
 
@@ -123,7 +125,7 @@ pub fn input_name(path: &Path) -> String {
     if is_stdin(path) { "<stdin>".to_string() } else { path.display().to_string() }
 }
 
-fn is_stdin(path: &Path) -> bool {
+pub fn is_stdin(path: &Path) -> bool {
     path == Path::new("-")
 }
 
