@@ -123,7 +123,7 @@ impl Batch {
         let mut json = std::mem::take(&mut self.json);
         json.push(b']');
         self.events = 0;
-        PublishRequest { stream: stream.to_owned(), json: json.into(), ..Default::default() }
+        PublishRequest { stream: stream.to_owned(), json, ..Default::default() }
     }
 }
 
