@@ -2,9 +2,12 @@
 # Checks that the committed generated code and docs/api.md are what proto/
 # generates, that every element of proto/ is documented, then runs the test
 # suites of the three clients, each against the real oortd: $OORT_BIN, by
-# default target/debug/oortd (scripts/test.sh builds it first). Installs what
-# it needs (scripts/gen-clients.sh; pip into clients/python/.venv; npm ci).
-# Needs go, python3, npm and git.
+# default target/debug/oortd (scripts/test.sh builds it first); then installs
+# each package as a user outside this repository would (the TypeScript client
+# from the tarball of `npm pack`, into a project of its own, and runs its
+# example). Installs what it needs (scripts/gen-clients.sh; pip into
+# clients/python/.venv; npm ci; npm install of the tarball, from npm's cache or
+# registry). Needs go, python3, npm and git.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +16,40 @@ if [ ! -x "$OORT_BIN" ]; then
   echo "no oortd at $OORT_BIN: run cargo build --bin oortd, or set OORT_BIN" >&2
   exit 1
 fi
+
+# What the EXIT trap removes: temporary files and folders, servers started.
+scratch=()
+servers=()
+cleanup() {
+  if ((${#servers[@]})); then kill "${servers[@]}" 2>/dev/null || true; fi
+  if ((${#scratch[@]})); then rm -rf "${scratch[@]}"; fi
+}
+trap cleanup EXIT
+
+# Starts $OORT_BIN on a free port with a fresh data directory and a fresh admin
+# token, exported as OORT_TOKEN (each client's default), and waits for its
+# ready line (one JSON object on stdout); sets oortd_addr to its API address.
+start_oortd() {
+  local dir line
+  dir="$(mktemp -d)"
+  scratch+=("$dir")
+  OORT_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+  export OORT_TOKEN
+  exec {oortd_out}< <(exec env -u OORT_LISTEN -u OORT_DATA_DIR -u OORT_TLS_CERT -u OORT_TLS_KEY -u OORT_TLS_CLIENT_CA \
+    OORT_AUTH_TOKEN="$OORT_TOKEN" "$OORT_BIN" --listen 127.0.0.1:0 --data-dir "$dir/data" --http-push-listen off 2>"$dir/oortd.log")
+  servers+=("$!")
+  oortd_addr=""
+  while [ -z "$oortd_addr" ] && IFS= read -r -t 60 line <&"$oortd_out"; do
+    if [[ "$line" == *'"oortd":"ready"'* && "$line" =~ \"api\":\"([^\"]+)\" ]]; then
+      oortd_addr="${BASH_REMATCH[1]}"
+    fi
+  done
+  if [ -z "$oortd_addr" ]; then
+    echo "$OORT_BIN did not print its ready line; its log:" >&2
+    tail -20 "$dir/oortd.log" >&2
+    return 1
+  fi
+}
 
 scripts/gen-clients.sh
 export PATH="$(go env GOPATH)/bin:$PATH"
@@ -28,7 +65,7 @@ fi
 
 echo "== every service, rpc, message, field and enum value is documented" >&2
 image="$(mktemp)"
-trap 'rm -f "$image"' EXIT
+scratch+=("$image")
 buf build -o "$image"
 python=clients/python/.venv/bin/python
 "$python" clients/tools/check_proto_comments.py "$image"
@@ -43,5 +80,27 @@ echo "== go client" >&2
 (cd clients/go && go vet ./... && go test -count=1 ./...)
 
 echo "== typescript client" >&2
-# npm ci also runs `prepare`, which compiles the package as an install from git would.
 (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.oort-package-lock.json && npm test)
+
+echo "== typescript client: npm pack, npm install of the tarball in a project of its own, its example run" >&2
+app="$(mktemp -d)"
+scratch+=("$app")
+# `prepack` compiles the package afresh into dist/, which the tarball carries.
+tarball="$(cd clients/typescript && npm pack --silent --pack-destination "$app")"
+tarball="$app/${tarball##*$'\n'}"
+(
+  cd "$app"
+  echo '{"name": "oort-client-app", "private": true, "type": "module"}' >package.json
+  npm install --prefer-offline --no-audit --no-fund --loglevel=error "$tarball"
+  node -e "import('@oort-edge/oort-client').then((m) => {
+    for (const name of ['Oort', 'float', 'ConnectError', 'Code']) if (!m[name]) throw new Error('the package exports no ' + name);
+  })"
+  cp node_modules/@oort-edge/oort-client/examples/quickstart.mjs .
+)
+start_oortd
+out="$(cd "$app" && node quickstart.mjs "$oortd_addr")"
+echo "$out"
+if ! grep -q "f: 77" <<<"$out" || ! grep -q "^true stream 'nope' not found" <<<"$out"; then
+  echo "examples/quickstart.mjs did not print the row and the error its comments promise" >&2
+  exit 1
+fi
