@@ -3,11 +3,12 @@
 # generates, that every element of proto/ is documented, then runs the test
 # suites of the three clients, each against the real oortd: $OORT_BIN, by
 # default target/debug/oortd (scripts/test.sh builds it first); then installs
-# each package as a user outside this repository would (the TypeScript client
-# from the tarball of `npm pack`, into a project of its own, and runs its
-# example). Installs what it needs (scripts/gen-clients.sh; pip into
-# clients/python/.venv; npm ci; npm install of the tarball, from npm's cache or
-# registry). Needs go, python3, npm and git.
+# each package as a user outside this repository would (the Python client's
+# wheel into a fresh virtual environment; the TypeScript client's `npm pack`
+# tarball into a project of its own, whose example it runs). Installs what it
+# needs (scripts/gen-clients.sh; pip into clients/python/.venv and the fresh
+# venv; npm ci; npm install of the tarball, from npm's cache or registry).
+# Needs go, python3, npm and git.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,6 +83,35 @@ echo "== go client" >&2
 echo "== typescript client" >&2
 (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.oort-package-lock.json && npm test)
 
+# The packages as a user outside this repository installs them, each used
+# against one more server.
+start_oortd
+
+echo "== python client: a wheel, installed into a fresh virtual environment outside the repository" >&2
+wheels="$(mktemp -d)"
+scratch+=("$wheels")
+# setuptools builds in the source folder: no build/ of an earlier run may add stale files.
+rm -rf clients/python/build clients/python/src/*.egg-info
+"$python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$wheels" ./clients/python
+rm -rf clients/python/build clients/python/src/*.egg-info
+python3 -m venv "$wheels/venv"
+"$wheels/venv/bin/python" -m pip install -q --disable-pip-version-check "$wheels"/oort_client-*.whl
+# -I: neither the current folder nor PYTHONPATH on sys.path, only the venv.
+(cd "$wheels" && venv/bin/python -I - "$oortd_addr" <<'PY'
+import importlib.metadata, sys
+import oort_client
+from oort.v1 import stream_pb2_grpc  # the generated code, shipped in the wheel
+
+assert oort_client.__file__.startswith(sys.prefix), f"imported {oort_client.__file__}, not the venv's"
+assert oort_client.__version__ == importlib.metadata.version("oort-client"), "two versions"
+with oort_client.Oort(sys.argv[1]) as oort:  # the token from $OORT_TOKEN
+    oort.streams.create('CREATE STREAM wheel (x BIGINT) WITH (TYPE="grpc", DATASOURCE="wheel")')
+    assert oort.streams.get("wheel").name == "wheel"
+    oort.streams.delete("wheel")
+print(f"oort-client {oort_client.__version__} from a wheel: imported, and a stream made and dropped")
+PY
+)
+
 echo "== typescript client: npm pack, npm install of the tarball in a project of its own, its example run" >&2
 app="$(mktemp -d)"
 scratch+=("$app")
@@ -97,7 +127,6 @@ tarball="$app/${tarball##*$'\n'}"
   })"
   cp node_modules/@oort-edge/oort-client/examples/quickstart.mjs .
 )
-start_oortd
 out="$(cd "$app" && node quickstart.mjs "$oortd_addr")"
 echo "$out"
 if ! grep -q "f: 77" <<<"$out" || ! grep -q "^true stream 'nope' not found" <<<"$out"; then

@@ -9,6 +9,10 @@ The generated messages and stubs are importable as `oort.v1.<file>_pb2` and
 `oort.v1.<file>_pb2_grpc`, for everything the wrapper does not cover.
 """
 
+# The package's version, the one place it is written: pyproject.toml reads it
+# from here (setuptools' dynamic version).
+__version__ = "0.1.0"
+
 from oort_client._client import (
     BearerToken,
     Events,
