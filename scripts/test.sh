@@ -40,6 +40,9 @@ echo "== cargo test" >&2
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
 
+echo "== README quick start against a fresh oortd" >&2
+scripts/test-readme.sh
+
 echo "== clients (Python, Go, TypeScript) against the real oortd" >&2
 scripts/test-clients.sh
 
