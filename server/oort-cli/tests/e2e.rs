@@ -1020,13 +1020,17 @@ fn connector_list_and_describe_show_the_options_each_takes() {
     assert!(file.contains("source") && file.contains("INTERVAL, SEND_INTERVAL"), "{text}");
     assert!(lines[1..].iter().all(|l| l.split_whitespace().nth(1) == Some("source")), "{text}");
 
+    let text = success(&server.oort(&["connector", "describe", "file"]));
+    assert!(text.lines().nth(1) == Some("FORMAT: json, csv, delimited"), "{text}");
     let text = success(&server.oort(&["connector", "describe", "rest", "--sink"]));
+    assert!(text.starts_with("Sends results to an HTTP(S) endpoint"), "{text}");
     let timeout = text.lines().find(|l| l.starts_with("timeout ")).expect("rest's timeout is described");
     assert!(timeout.contains("milliseconds") && timeout.contains("5000"), "{text}");
     let value = json(&server.oort(&["connector", "describe", "file", "--json"]));
     assert_eq!(value["type"], "file");
     assert_eq!(value["role"], "CONNECTOR_ROLE_SOURCE");
     assert_eq!(value["options"][0]["key"], "FILE_BASE");
+    assert_eq!(value["formats"], json!(["json", "csv", "delimited"]));
 
     let out = server.oort(&["connector", "describe", "rest"]);
     assert!(server_error(&out).contains("no source of type rest"), "{}", stderr(&out));
@@ -1155,10 +1159,12 @@ fn function_list_and_completions() {
     let server = Oortd::start();
     let text = success(&server.oort(&["function", "list", "--origin", "builtin"]));
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows[0], ["NAME", "ORIGIN", "KIND", "OWNER", "DESCRIPTION"]);
-    let md5 = rows.iter().find(|r| r[0] == "md5").expect("md5 is listed");
+    assert_eq!(rows[0], ["FUNCTION", "ORIGIN", "KIND", "OWNER", "DESCRIPTION"]);
+    // Each function by its signature, such as md5(s).
+    let md5 = rows.iter().find(|r| r[0].starts_with("md5(")).expect("md5 is listed");
     assert_eq!(md5[1..4], ["builtin", "scalar", "-"]);
-    assert!(rows.iter().any(|r| r[0] == "avg" && r[2] == "aggregate"), "{text}");
+    assert!(rows.iter().any(|r| r[0].starts_with("avg(") && r[2] == "aggregate"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("round(x [, ")), "{text}");
     let listed = json(&server.oort(&["function", "list", "--json"]));
     assert!(listed["functions"].as_array().is_some_and(|f| f.len() > 100), "{listed}");
 

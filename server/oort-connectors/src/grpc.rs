@@ -15,6 +15,10 @@ use crate::bus::{BusSource, TopicBus};
 pub struct GrpcSourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for GrpcSourceFactory {
+    fn description(&self) -> &'static str {
+        "Takes the events clients send with EventService.Publish (and `oort publish`); DATASOURCE is the name they publish to."
+    }
+
     /// Its events are rows already: the payload formats do not apply.
     fn formats(&self) -> &'static [&'static str] {
         &["json", "binary"]
@@ -45,6 +49,10 @@ pub struct GrpcSinkFactory;
 struct GrpcSink;
 
 impl SinkFactory for GrpcSinkFactory {
+    fn description(&self) -> &'static str {
+        "Hands results to the clients of RuleService.TailRule (and `oort rule tail`)."
+    }
+
     /// None: it takes the rows as they are.
     fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
         Some(Vec::new())

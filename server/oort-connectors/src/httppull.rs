@@ -208,6 +208,10 @@ fn render(text: &str, pull_time: i64, last_pull_time: i64) -> String {
 }
 
 impl SourceFactory for HttpPullSourceFactory {
+    fn description(&self) -> &'static str {
+        "Polls an HTTP(S) URL every INTERVAL, under the egress policy; DATASOURCE is the URL."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(OPTIONS.to_vec())
     }

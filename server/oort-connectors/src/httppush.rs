@@ -26,6 +26,10 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 pub struct HttpPushSourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for HttpPushSourceFactory {
+    fn description(&self) -> &'static str {
+        "Takes events POSTed (or PUT) to the server's HTTP push address; DATASOURCE is the path, such as /api/data."
+    }
+
     /// None besides every stream's own.
     fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
         Some(Vec::new())

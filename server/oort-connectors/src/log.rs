@@ -16,6 +16,10 @@ struct LogSink {
 }
 
 impl SinkFactory for LogSinkFactory {
+    fn description(&self) -> &'static str {
+        "Writes results to the server's log, at info level."
+    }
+
     fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
         Some(crate::encode::COMMON_OPTIONS.to_vec())
     }

@@ -240,6 +240,10 @@ enum Keying {
 }
 
 impl SinkFactory for RedisSinkFactory {
+    fn description(&self) -> &'static str {
+        "Writes results to Redis: a string or hash per key, or a list; the key from a field or fixed."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(crate::connections::with_connection_props([OPTIONS, &[SEND_SINGLE]].concat(), CONNECTION_PROPS))
     }
@@ -500,6 +504,10 @@ impl RedisSourceFactory {
 }
 
 impl SourceFactory for RedisSourceFactory {
+    fn description(&self) -> &'static str {
+        "A lookup table in Redis, queried at join time (KIND=\"lookup\"): a string or list per key. DATASOURCE is the database number."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(TABLE_OPTIONS.to_vec())
     }

@@ -35,15 +35,16 @@ fn sample(kind: OptionKind) -> serde_json::Value {
 #[test]
 fn every_built_in_connector_declares_its_options() {
     let registry = registry();
-    for (name, options) in registry.source_options().into_iter().chain(registry.sink_options()) {
-        assert!(options.is_some(), "{name} declares its options");
+    for info in registry.source_infos().into_iter().chain(registry.sink_infos()) {
+        assert!(info.options.is_some(), "{} declares its options", info.name);
+        assert!(info.description.ends_with('.'), "{} describes itself in a sentence", info.name);
     }
 }
 
 #[test]
 fn every_property_a_sink_declares_is_one_it_takes() {
     let registry = registry();
-    for (name, options) in registry.sink_options() {
+    for oort_engine::ConnectorInfo { name, options, .. } in registry.sink_infos() {
         let factory = registry.sink(&name).unwrap();
         for option in options.unwrap() {
             let mut props = serde_json::Map::new();

@@ -450,6 +450,12 @@ pub trait SourceFactory: Send + Sync + 'static {
     /// Checks the configuration and builds a source.
     fn build(&self, config: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError>;
 
+    /// What it reads from, in a sentence, for the API and the reference;
+    /// empty by default (a plugin's source may not say).
+    fn description(&self) -> &'static str {
+        ""
+    }
+
     /// The `FORMAT`s its streams may declare, lower-case: by default those
     /// the engine decodes (`json`, `binary`); a source that reads its
     /// payloads itself (the `file` source's `csv`) says which.
@@ -513,6 +519,12 @@ pub trait SinkFactory: Send + Sync + 'static {
     /// Checks the configuration and builds a sink.
     fn build(&self, config: &SinkConfig) -> Result<Box<dyn Sink>, ConnectorError>;
 
+    /// What it writes to, in a sentence, for the API and the reference;
+    /// empty by default (a plugin's sink may not say).
+    fn description(&self) -> &'static str {
+        ""
+    }
+
     /// Whether its sink of an action with `props` can take back what it
     /// delivered after a mark ([`Sink::flush`], [`SinkConfig::rewind_to`]):
     /// with a source that replays, a rule then gets exactly once. `false` by
@@ -528,6 +540,24 @@ pub trait SinkFactory: Send + Sync + 'static {
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         None
     }
+}
+
+/// The properties the engine gives every sink's actions, whatever its type:
+/// the queue, the cache of undelivered results, batches.
+pub const EVERY_SINK_OPTIONS: [&[ConnectorOption]; 3] =
+    [crate::sink_props::ENGINE_SINK_OPTIONS, crate::sink_cache::SINK_CACHE_OPTIONS, crate::sink_batch::BATCH_OPTIONS];
+
+/// What a source or sink type says of itself, for the API and the reference.
+#[derive(Debug, Clone)]
+pub struct ConnectorInfo {
+    /// The type, lower-case.
+    pub name: String,
+    /// A sentence on what it reads or writes; empty when it does not say.
+    pub description: &'static str,
+    /// The FORMATs a source decodes; empty for a sink.
+    pub formats: &'static [&'static str],
+    /// Its options ([`SourceFactory::options`], [`SinkFactory::options`]).
+    pub options: Option<Vec<ConnectorOption>>,
 }
 
 /// Source and sink factories by type name (lower-case).
@@ -599,23 +629,38 @@ impl ConnectorRegistry {
         Ok(factory)
     }
 
-    /// Every source type with the options it declares, ordered by type.
-    pub fn source_options(&self) -> Vec<(String, Option<Vec<ConnectorOption>>)> {
+    /// Every source type with what it says of itself, ordered by type.
+    pub fn source_infos(&self) -> Vec<ConnectorInfo> {
         let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
-        sources.iter().map(|(name, factory)| (name.clone(), factory.options())).collect()
+        sources
+            .iter()
+            .map(|(name, factory)| ConnectorInfo {
+                name: name.clone(),
+                description: factory.description(),
+                formats: factory.formats(),
+                options: factory.options(),
+            })
+            .collect()
     }
 
-    /// Every sink type with the properties it declares, then the sink
-    /// cache's, which every sink takes; ordered by type.
-    pub fn sink_options(&self) -> Vec<(String, Option<Vec<ConnectorOption>>)> {
+    /// Every sink type with what it says of itself, its properties followed
+    /// by those the engine gives every sink (queue, cache, batches); ordered
+    /// by type.
+    pub fn sink_infos(&self) -> Vec<ConnectorInfo> {
         let sinks = self.sinks.read().unwrap_or_else(|p| p.into_inner());
-        let with_cache = |mut options: Vec<ConnectorOption>| {
-            options.extend_from_slice(crate::sink_props::ENGINE_SINK_OPTIONS);
-            options.extend_from_slice(crate::sink_cache::SINK_CACHE_OPTIONS);
-            options.extend_from_slice(crate::sink_batch::BATCH_OPTIONS);
+        let with_engine_options = |mut options: Vec<ConnectorOption>| {
+            EVERY_SINK_OPTIONS.iter().for_each(|more| options.extend_from_slice(more));
             options
         };
-        sinks.iter().map(|(name, factory)| (name.clone(), factory.options().map(with_cache))).collect()
+        sinks
+            .iter()
+            .map(|(name, factory)| ConnectorInfo {
+                name: name.clone(),
+                description: factory.description(),
+                formats: &[],
+                options: factory.options().map(with_engine_options),
+            })
+            .collect()
     }
 
     /// Removes a source type; returns its factory.

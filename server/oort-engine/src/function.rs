@@ -115,6 +115,29 @@ impl FunctionMeta {
             description: description.to_owned(),
         }
     }
+
+    /// How it is called, for the reference and the API: a built-in's own
+    /// signature (`round(x [, digits])`); for a function from a plugin or a
+    /// service, which names no arguments, `arg1`, `arg2`, ... by its arity.
+    pub fn signature(&self) -> String {
+        if self.origin == FunctionOrigin::Builtin
+            && let Some(signature) = crate::functions::signatures::signature(&self.name)
+        {
+            return signature.to_owned();
+        }
+        let names: Vec<String> = (1..=self.min_args).map(|i| format!("arg{i}")).collect();
+        let mut args = names.join(", ");
+        let optional = self.max_args.map_or(0, |max| max.saturating_sub(self.min_args));
+        for i in 0..optional {
+            let comma = if args.is_empty() && i == 0 { "" } else { ", " };
+            args.push_str(&format!(" [{comma}arg{}", self.min_args + i + 1));
+        }
+        args.push_str(&"]".repeat(optional));
+        if self.max_args.is_none() {
+            args.push_str(if args.is_empty() { "..." } else { ", ..." });
+        }
+        format!("{}({})", self.name, args.trim_start())
+    }
 }
 
 /// What the planner knows of one argument when it validates a call.
@@ -270,6 +293,23 @@ mod tests {
         fn call(&self, _: &CallContext<'_>, _: &[Value]) -> Result<Value, FunctionError> {
             Ok(Value::Int(self.1))
         }
+    }
+
+    #[test]
+    fn a_function_that_names_no_arguments_gets_them_numbered_by_its_arity() {
+        let signature = |min, max| {
+            let mut meta = FunctionMeta::builtin("f", FunctionKind::Scalar, min, max, "");
+            meta.origin = FunctionOrigin::Native;
+            meta.signature()
+        };
+        assert_eq!(signature(0, Some(0)), "f()");
+        assert_eq!(signature(1, Some(1)), "f(arg1)");
+        assert_eq!(signature(1, Some(3)), "f(arg1 [, arg2 [, arg3]])");
+        assert_eq!(signature(0, Some(1)), "f([arg1])");
+        assert_eq!(signature(2, None), "f(arg1, arg2, ...)");
+        assert_eq!(signature(0, None), "f(...)");
+        let round = FunctionMeta::builtin("round", FunctionKind::Scalar, 1, Some(2), "");
+        assert_eq!(round.signature(), crate::functions::signatures::signature("round").unwrap());
     }
 
     fn constant(name: &str, origin: FunctionOrigin, value: i64) -> Arc<dyn Function> {

@@ -48,9 +48,9 @@ pub mod window;
 
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use connector::{
-    BufferFull, ConnectorError, ConnectorOption, ConnectorRegistry, Lookup, MAX_LOOKUP_ROWS, OptionKind, Payload,
-    ROWKIND_META, RuleGone, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory,
-    SourceOutput, SourcePositions, check_options,
+    BufferFull, ConnectorError, ConnectorInfo, ConnectorOption, ConnectorRegistry, EVERY_SINK_OPTIONS, Lookup,
+    MAX_LOOKUP_ROWS, OptionKind, Payload, ROWKIND_META, RuleGone, Sink, SinkConfig, SinkFactory, Source, SourceConfig,
+    SourceEvent, SourceFactory, SourceOutput, SourcePositions, check_options,
 };
 pub use delivery::{Delivery, Guarantee};
 pub use engine::{Engine, EngineError};

@@ -71,6 +71,13 @@ async fn describe(ctx: &Ctx, name: &str, role: ConnectorRole) -> Result<(), Erro
     if ctx.json {
         return print_json(&connector);
     }
+    let mut about = connector.description.clone();
+    if !connector.formats.is_empty() {
+        about.push_str(&format!("\nFORMAT: {}", connector.formats.join(", ")));
+    }
+    if !about.is_empty() {
+        emit(&format!("{}\n", about.trim_start()))?;
+    }
     if !connector.options_declared {
         return emit(&format!("The {} {name} does not declare its options.", role_word(role)));
     }

@@ -41,10 +41,10 @@ async fn list(ctx: &Ctx, origin: Option<FunctionOriginArg>) -> Result<(), Error>
     if ctx.json {
         return print_json(&response);
     }
-    let mut t = table(["NAME", "ORIGIN", "KIND", "OWNER", "DESCRIPTION"]);
+    let mut t = table(["FUNCTION", "ORIGIN", "KIND", "OWNER", "DESCRIPTION"]);
     for f in &response.functions {
         t.add_row([
-            f.name.clone(),
+            if f.signature.is_empty() { f.name.clone() } else { f.signature.clone() },
             origin_word(f.origin()).to_owned(),
             if f.aggregate { "aggregate" } else { "scalar" }.to_owned(),
             or_dash(&f.owner),

@@ -169,6 +169,10 @@ const OPTIONS: &[ConnectorOption] = &[
 ];
 
 impl SinkFactory for FileSinkFactory {
+    fn description(&self) -> &'static str {
+        "Appends results to a file inside the file roots, as JSON lines, CSV or lines; rolls it by time or count; a path template writes a file per row."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some([OPTIONS, crate::encode::COMMON_OPTIONS].concat())
     }

@@ -61,6 +61,10 @@ struct FileSource {
 }
 
 impl SourceFactory for FileSourceFactory {
+    fn description(&self) -> &'static str {
+        "Reads a file, or every file of a directory, inside the file roots: JSON (lines or one array), CSV or delimited lines; once, or again every INTERVAL. DATASOURCE is the file or directory; a relative path resolves against FILE_BASE, else <data_dir>/files."
+    }
+
     fn formats(&self) -> &'static [&'static str] {
         &["json", "csv", "delimited"]
     }

@@ -95,6 +95,10 @@ fn all_replicas() -> i64 {
 }
 
 impl SinkFactory for KafkaSinkFactory {
+    fn description(&self) -> &'static str {
+        "Produces results to a Kafka topic, with a key and headers, over TLS and SASL when the connection says."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(crate::connections::with_connection_props(
             [OPTIONS, crate::encode::COMMON_OPTIONS].concat(),

@@ -86,6 +86,10 @@ pub(crate) fn check_topic(topic: &str, what: &str) -> Result<(), ConnectorError>
 }
 
 impl SourceFactory for KafkaSourceFactory {
+    fn description(&self) -> &'static str {
+        "Consumes a Kafka topic in a consumer group (GROUP_ID); at qos 1 and 2 the offsets are those of the rule's checkpoints. DATASOURCE is the topic."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(super::SOURCE_OPTIONS.to_vec())
     }

@@ -21,6 +21,10 @@ use crate::rowkind::RowKind;
 pub struct MemorySourceFactory(pub Arc<TopicBus>);
 
 impl SourceFactory for MemorySourceFactory {
+    fn description(&self) -> &'static str {
+        "Reads a topic of the server's in-memory bus, which memory sinks of other rules write to; a TABLE over it is kept up to date by key. DATASOURCE is the topic, with MQTT wildcards."
+    }
+
     /// Its events are rows already: the payload formats do not apply.
     fn formats(&self) -> &'static [&'static str] {
         &["json", "binary"]
@@ -53,6 +57,10 @@ struct MemorySink {
 }
 
 impl SinkFactory for MemorySinkFactory {
+    fn description(&self) -> &'static str {
+        "Writes results to a topic of the server's in-memory bus, for other rules' memory streams and tables."
+    }
+
     fn options(&self) -> Option<Vec<oort_engine::ConnectorOption>> {
         Some(vec![
             oort_engine::ConnectorOption {

@@ -184,6 +184,10 @@ const OPTIONS: &[ConnectorOption] = &[
 ];
 
 impl SinkFactory for MqttSinkFactory {
+    fn description(&self) -> &'static str {
+        "Publishes results to an MQTT topic (3.1.1 or 5), on a named connection or the action's own broker."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(crate::connections::with_connection_props(
             [OPTIONS, crate::encode::COMMON_OPTIONS].concat(),

@@ -119,6 +119,10 @@ impl MqttHold {
 }
 
 impl SourceFactory for MqttSourceFactory {
+    fn description(&self) -> &'static str {
+        "Subscribes to an MQTT topic filter (3.1.1 or 5) on the broker of CONF_KEY; DATASOURCE is the filter, `$share/<group>/<filter>` for a shared subscription (stateless rules only)."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(super::SOURCE_OPTIONS.to_vec())
     }

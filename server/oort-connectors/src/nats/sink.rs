@@ -50,6 +50,10 @@ struct Props {
 }
 
 impl SinkFactory for NatsSinkFactory {
+    fn description(&self) -> &'static str {
+        "Publishes results to a NATS subject, with a message id JetStream drops replayed duplicates by; with jetstream, waits for each acknowledgement."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some([OPTIONS, crate::encode::COMMON_OPTIONS].concat())
     }

@@ -81,6 +81,10 @@ impl StreamOptions {
 }
 
 impl SourceFactory for NatsSourceFactory {
+    fn description(&self) -> &'static str {
+        "Subscribes to a NATS subject: core NATS, with QUEUE_GROUP for a queue group (stateless rules only), or a JetStream STREAM, which replays from its checkpoint at qos 1 and 2."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(super::SOURCE_OPTIONS.to_vec())
     }

@@ -148,6 +148,10 @@ const OPTIONS: &[ConnectorOption] = &[
 ];
 
 impl SinkFactory for RestSinkFactory {
+    fn description(&self) -> &'static str {
+        "Sends results to an HTTP(S) endpoint, under the egress policy."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some([OPTIONS, crate::encode::COMMON_OPTIONS].concat())
     }

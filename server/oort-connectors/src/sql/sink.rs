@@ -66,6 +66,10 @@ struct Props {
 pub struct SqlSinkFactory(pub SqlContext);
 
 impl SinkFactory for SqlSinkFactory {
+    fn description(&self) -> &'static str {
+        "Writes results into a table of SQLite or PostgreSQL: inserts, upserts on keyField, or what each row's rowkindField says; one transaction a result."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         let options = [OPTIONS, &[crate::redis::SEND_SINGLE]].concat();
         Some(crate::connections::with_connection_props(options, CONNECTION_PROPS))

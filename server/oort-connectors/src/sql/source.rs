@@ -120,6 +120,10 @@ impl SqlSourceFactory {
 }
 
 impl SourceFactory for SqlSourceFactory {
+    fn description(&self) -> &'static str {
+        "Polls a table of SQLite or PostgreSQL (the `sql` connection of CONF_KEY), reading the rows past the last INDEX_FIELD value; also a lookup table queried at join time. DATASOURCE is the table."
+    }
+
     fn formats(&self) -> &'static [&'static str] {
         &["json"]
     }

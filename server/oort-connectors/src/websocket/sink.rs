@@ -40,6 +40,10 @@ const OPTIONS: &[ConnectorOption] = &[
 pub struct WebsocketSinkFactory(pub WebsocketContext);
 
 impl SinkFactory for WebsocketSinkFactory {
+    fn description(&self) -> &'static str {
+        "Sends results over a WebSocket: as a client of a server, or to every client of a path served on the HTTP push address."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(crate::connections::with_connection_props(
             [OPTIONS, crate::encode::COMMON_OPTIONS].concat(),

@@ -48,6 +48,10 @@ impl WebsocketSourceFactory {
 }
 
 impl SourceFactory for WebsocketSourceFactory {
+    fn description(&self) -> &'static str {
+        "Reads messages from a WebSocket: as a client of the server of CONF_KEY, or as a server on the HTTP push address; DATASOURCE is the path."
+    }
+
     fn options(&self) -> Option<Vec<ConnectorOption>> {
         Some(OPTIONS.to_vec())
     }

@@ -29,6 +29,7 @@ pub mod keyed_state;
 pub mod math;
 pub mod object;
 pub mod other;
+pub mod signatures;
 pub mod string;
 
 /// Registers every built-in function in `registry`.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use oort_engine::{ConnectorOption as EngineOption, ConnectorRegistry};
+use oort_engine::{ConnectorInfo, ConnectorOption as EngineOption, ConnectorRegistry};
 use oort_proto::v1::connector_service_server::ConnectorService;
 use oort_proto::v1::{Connector, ConnectorOption, ConnectorRole, ListConnectorsRequest, ListConnectorsResponse};
 use tonic::{Request, Response, Status};
@@ -20,12 +20,14 @@ impl ConnectorApi {
     }
 }
 
-fn connector(role: ConnectorRole, (name, options): (String, Option<Vec<EngineOption>>)) -> Connector {
+fn connector(role: ConnectorRole, info: ConnectorInfo) -> Connector {
     Connector {
-        r#type: name,
+        r#type: info.name,
         role: role as i32,
-        options_declared: options.is_some(),
-        options: options.unwrap_or_default().into_iter().map(option).collect(),
+        options_declared: info.options.is_some(),
+        options: info.options.unwrap_or_default().into_iter().map(option).collect(),
+        description: info.description.to_owned(),
+        formats: info.formats.iter().map(|f| (*f).to_owned()).collect(),
     }
 }
 
@@ -48,10 +50,10 @@ impl ConnectorService for ConnectorApi {
         let wants = |r: ConnectorRole| role == ConnectorRole::Unspecified || role == r;
         let mut connectors = Vec::new();
         if wants(ConnectorRole::Source) {
-            connectors.extend(self.registry.source_options().into_iter().map(|c| connector(ConnectorRole::Source, c)));
+            connectors.extend(self.registry.source_infos().into_iter().map(|c| connector(ConnectorRole::Source, c)));
         }
         if wants(ConnectorRole::Sink) {
-            connectors.extend(self.registry.sink_options().into_iter().map(|c| connector(ConnectorRole::Sink, c)));
+            connectors.extend(self.registry.sink_infos().into_iter().map(|c| connector(ConnectorRole::Sink, c)));
         }
         Ok(Response::new(ListConnectorsResponse { connectors }))
     }

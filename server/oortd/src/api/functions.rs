@@ -41,6 +41,7 @@ impl FunctionService for FunctionApi {
             .list()
             .into_iter()
             .map(|meta| Function {
+                signature: meta.signature(),
                 name: meta.name,
                 origin: origin_to_proto(meta.origin) as i32,
                 aggregate: meta.kind == FunctionKind::Aggregate,

@@ -160,7 +160,13 @@ type Connector struct {
 	OptionsDeclared bool `protobuf:"varint,3,opt,name=options_declared,json=optionsDeclared,proto3" json:"options_declared,omitempty"`
 	// Its options, besides every stream's own (DATASOURCE, FORMAT, ...) for a
 	// source; in the order the connector declares them.
-	Options       []*ConnectorOption `protobuf:"bytes,4,rep,name=options,proto3" json:"options,omitempty"`
+	Options []*ConnectorOption `protobuf:"bytes,4,rep,name=options,proto3" json:"options,omitempty"`
+	// What it reads from or writes to, in a sentence; empty when the connector
+	// (a plugin's) does not say.
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// The FORMAT values a source decodes (json, binary, delimited, protobuf);
+	// empty for a sink, whose `format` property lists them.
+	Formats       []string `protobuf:"bytes,6,rep,name=formats,proto3" json:"formats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -219,6 +225,20 @@ func (x *Connector) GetOptionsDeclared() bool {
 func (x *Connector) GetOptions() []*ConnectorOption {
 	if x != nil {
 		return x.Options
+	}
+	return nil
+}
+
+func (x *Connector) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Connector) GetFormats() []string {
+	if x != nil {
+		return x.Formats
 	}
 	return nil
 }
@@ -324,12 +344,14 @@ const file_oort_v1_connector_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
 	"\x06values\x18\x02 \x01(\tR\x06values\x12#\n" +
 	"\rdefault_value\x18\x03 \x01(\tR\fdefaultValue\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xaa\x01\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xe6\x01\n" +
 	"\tConnector\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12*\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x16.oort.v1.ConnectorRoleR\x04role\x12)\n" +
 	"\x10options_declared\x18\x03 \x01(\bR\x0foptionsDeclared\x122\n" +
-	"\aoptions\x18\x04 \x03(\v2\x18.oort.v1.ConnectorOptionR\aoptions\"C\n" +
+	"\aoptions\x18\x04 \x03(\v2\x18.oort.v1.ConnectorOptionR\aoptions\x12 \n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12\x18\n" +
+	"\aformats\x18\x06 \x03(\tR\aformats\"C\n" +
 	"\x15ListConnectorsRequest\x12*\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x16.oort.v1.ConnectorRoleR\x04role\"L\n" +
 	"\x16ListConnectorsResponse\x122\n" +

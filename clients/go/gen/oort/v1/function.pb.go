@@ -94,7 +94,11 @@ type Function struct {
 	// The plugin or external service that provides it; empty for built-ins.
 	Owner string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
 	// One-line description.
-	Description   string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// How it is called, e.g. `round(x [, digits])`: argument names, optional
+	// ones in brackets, `...` for any number more. Functions that name no
+	// arguments (from plugins and services) get `arg1`, `arg2`, ...
+	Signature     string `protobuf:"bytes,6,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -160,6 +164,13 @@ func (x *Function) GetOwner() string {
 func (x *Function) GetDescription() string {
 	if x != nil {
 		return x.Description
+	}
+	return ""
+}
+
+func (x *Function) GetSignature() string {
+	if x != nil {
+		return x.Signature
 	}
 	return ""
 }
@@ -260,13 +271,14 @@ var File_oort_v1_function_proto protoreflect.FileDescriptor
 
 const file_oort_v1_function_proto_rawDesc = "" +
 	"\n" +
-	"\x16oort/v1/function.proto\x12\aoort.v1\"\xa5\x01\n" +
+	"\x16oort/v1/function.proto\x12\aoort.v1\"\xc3\x01\n" +
 	"\bFunction\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
 	"\x06origin\x18\x02 \x01(\x0e2\x17.oort.v1.FunctionOriginR\x06origin\x12\x1c\n" +
 	"\taggregate\x18\x03 \x01(\bR\taggregate\x12\x14\n" +
 	"\x05owner\x18\x04 \x01(\tR\x05owner\x12 \n" +
-	"\vdescription\x18\x05 \x01(\tR\vdescription\"G\n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12\x1c\n" +
+	"\tsignature\x18\x06 \x01(\tR\tsignature\"G\n" +
 	"\x14ListFunctionsRequest\x12/\n" +
 	"\x06origin\x18\x01 \x01(\x0e2\x17.oort.v1.FunctionOriginR\x06origin\"H\n" +
 	"\x15ListFunctionsResponse\x12/\n" +

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17oort/v1/connector.proto\x12\x07oort.v1\"\x82\x01\n\x0f\x43onnectorOption\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n\x06values\x18\x02 \x01(\tR\x06values\x12#\n\rdefault_value\x18\x03 \x01(\tR\x0c\x64\x65\x66\x61ultValue\x12 \n\x0b\x64\x65scription\x18\x04 \x01(\tR\x0b\x64\x65scription\"\xaa\x01\n\tConnector\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12*\n\x04role\x18\x02 \x01(\x0e\x32\x16.oort.v1.ConnectorRoleR\x04role\x12)\n\x10options_declared\x18\x03 \x01(\x08R\x0foptionsDeclared\x12\x32\n\x07options\x18\x04 \x03(\x0b\x32\x18.oort.v1.ConnectorOptionR\x07options\"C\n\x15ListConnectorsRequest\x12*\n\x04role\x18\x01 \x01(\x0e\x32\x16.oort.v1.ConnectorRoleR\x04role\"L\n\x16ListConnectorsResponse\x12\x32\n\nconnectors\x18\x01 \x03(\x0b\x32\x12.oort.v1.ConnectorR\nconnectors*c\n\rConnectorRole\x12\x1e\n\x1a\x43ONNECTOR_ROLE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONNECTOR_ROLE_SOURCE\x10\x01\x12\x17\n\x13\x43ONNECTOR_ROLE_SINK\x10\x02\x32\x65\n\x10\x43onnectorService\x12Q\n\x0eListConnectors\x12\x1e.oort.v1.ListConnectorsRequest\x1a\x1f.oort.v1.ListConnectorsResponseB\x93\x01\n\x0b\x63om.oort.v1B\x0e\x43onnectorProtoP\x01Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\xa2\x02\x03OXX\xaa\x02\x07Oort.V1\xca\x02\x07Oort\\V1\xe2\x02\x13Oort\\V1\\GPBMetadata\xea\x02\x08Oort::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17oort/v1/connector.proto\x12\x07oort.v1\"\x82\x01\n\x0f\x43onnectorOption\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n\x06values\x18\x02 \x01(\tR\x06values\x12#\n\rdefault_value\x18\x03 \x01(\tR\x0c\x64\x65\x66\x61ultValue\x12 \n\x0b\x64\x65scription\x18\x04 \x01(\tR\x0b\x64\x65scription\"\xe6\x01\n\tConnector\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12*\n\x04role\x18\x02 \x01(\x0e\x32\x16.oort.v1.ConnectorRoleR\x04role\x12)\n\x10options_declared\x18\x03 \x01(\x08R\x0foptionsDeclared\x12\x32\n\x07options\x18\x04 \x03(\x0b\x32\x18.oort.v1.ConnectorOptionR\x07options\x12 \n\x0b\x64\x65scription\x18\x05 \x01(\tR\x0b\x64\x65scription\x12\x18\n\x07\x66ormats\x18\x06 \x03(\tR\x07\x66ormats\"C\n\x15ListConnectorsRequest\x12*\n\x04role\x18\x01 \x01(\x0e\x32\x16.oort.v1.ConnectorRoleR\x04role\"L\n\x16ListConnectorsResponse\x12\x32\n\nconnectors\x18\x01 \x03(\x0b\x32\x12.oort.v1.ConnectorR\nconnectors*c\n\rConnectorRole\x12\x1e\n\x1a\x43ONNECTOR_ROLE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONNECTOR_ROLE_SOURCE\x10\x01\x12\x17\n\x13\x43ONNECTOR_ROLE_SINK\x10\x02\x32\x65\n\x10\x43onnectorService\x12Q\n\x0eListConnectors\x12\x1e.oort.v1.ListConnectorsRequest\x1a\x1f.oort.v1.ListConnectorsResponseB\x93\x01\n\x0b\x63om.oort.v1B\x0e\x43onnectorProtoP\x01Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\xa2\x02\x03OXX\xaa\x02\x07Oort.V1\xca\x02\x07Oort\\V1\xe2\x02\x13Oort\\V1\\GPBMetadata\xea\x02\x08Oort::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,16 +32,16 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oort.v1.connector_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\013com.oort.v1B\016ConnectorProtoP\001Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\242\002\003OXX\252\002\007Oort.V1\312\002\007Oort\\V1\342\002\023Oort\\V1\\GPBMetadata\352\002\010Oort::V1'
-  _globals['_CONNECTORROLE']._serialized_start=489
-  _globals['_CONNECTORROLE']._serialized_end=588
+  _globals['_CONNECTORROLE']._serialized_start=549
+  _globals['_CONNECTORROLE']._serialized_end=648
   _globals['_CONNECTOROPTION']._serialized_start=37
   _globals['_CONNECTOROPTION']._serialized_end=167
   _globals['_CONNECTOR']._serialized_start=170
-  _globals['_CONNECTOR']._serialized_end=340
-  _globals['_LISTCONNECTORSREQUEST']._serialized_start=342
-  _globals['_LISTCONNECTORSREQUEST']._serialized_end=409
-  _globals['_LISTCONNECTORSRESPONSE']._serialized_start=411
-  _globals['_LISTCONNECTORSRESPONSE']._serialized_end=487
-  _globals['_CONNECTORSERVICE']._serialized_start=590
-  _globals['_CONNECTORSERVICE']._serialized_end=691
+  _globals['_CONNECTOR']._serialized_end=400
+  _globals['_LISTCONNECTORSREQUEST']._serialized_start=402
+  _globals['_LISTCONNECTORSREQUEST']._serialized_end=469
+  _globals['_LISTCONNECTORSRESPONSE']._serialized_start=471
+  _globals['_LISTCONNECTORSRESPONSE']._serialized_end=547
+  _globals['_CONNECTORSERVICE']._serialized_start=650
+  _globals['_CONNECTORSERVICE']._serialized_end=751
 # @@protoc_insertion_point(module_scope)

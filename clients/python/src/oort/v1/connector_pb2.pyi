@@ -89,6 +89,8 @@ class Connector(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     OPTIONS_DECLARED_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    FORMATS_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """The type, as a stream's TYPE or an action names it (lower-case)."""
     role: Global___ConnectorRole.ValueType
@@ -97,10 +99,20 @@ class Connector(_message.Message):
     """Whether the connector declares its options. A source that does not (a
     plugin's) is given any WITH key unchecked.
     """
+    description: _builtins.str
+    """What it reads from or writes to, in a sentence; empty when the connector
+    (a plugin's) does not say.
+    """
     @_builtins.property
     def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConnectorOption]:
         """Its options, besides every stream's own (DATASOURCE, FORMAT, ...) for a
         source; in the order the connector declares them.
+        """
+
+    @_builtins.property
+    def formats(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The FORMAT values a source decodes (json, binary, delimited, protobuf);
+        empty for a sink, whose `format` property lists them.
         """
 
     def __init__(
@@ -110,10 +122,12 @@ class Connector(_message.Message):
         role: Global___ConnectorRole.ValueType = ...,
         options_declared: _builtins.bool = ...,
         options: _abc.Iterable[Global___ConnectorOption] | None = ...,
+        description: _builtins.str = ...,
+        formats: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["options", b"options", "options_declared", b"options_declared", "role", b"role", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "formats", b"formats", "options", b"options", "options_declared", b"options_declared", "role", b"role", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16oort/v1/function.proto\x12\x07oort.v1\"\xa5\x01\n\x08\x46unction\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12/\n\x06origin\x18\x02 \x01(\x0e\x32\x17.oort.v1.FunctionOriginR\x06origin\x12\x1c\n\taggregate\x18\x03 \x01(\x08R\taggregate\x12\x14\n\x05owner\x18\x04 \x01(\tR\x05owner\x12 \n\x0b\x64\x65scription\x18\x05 \x01(\tR\x0b\x64\x65scription\"G\n\x14ListFunctionsRequest\x12/\n\x06origin\x18\x01 \x01(\x0e\x32\x17.oort.v1.FunctionOriginR\x06origin\"H\n\x15ListFunctionsResponse\x12/\n\tfunctions\x18\x01 \x03(\x0b\x32\x11.oort.v1.FunctionR\tfunctions*\xa6\x01\n\x0e\x46unctionOrigin\x12\x1f\n\x1b\x46UNCTION_ORIGIN_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x46UNCTION_ORIGIN_BUILTIN\x10\x01\x12\x1a\n\x16\x46UNCTION_ORIGIN_NATIVE\x10\x02\x12\x1c\n\x18\x46UNCTION_ORIGIN_PORTABLE\x10\x03\x12\x1c\n\x18\x46UNCTION_ORIGIN_EXTERNAL\x10\x04\x32\x61\n\x0f\x46unctionService\x12N\n\rListFunctions\x12\x1d.oort.v1.ListFunctionsRequest\x1a\x1e.oort.v1.ListFunctionsResponseB\x92\x01\n\x0b\x63om.oort.v1B\rFunctionProtoP\x01Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\xa2\x02\x03OXX\xaa\x02\x07Oort.V1\xca\x02\x07Oort\\V1\xe2\x02\x13Oort\\V1\\GPBMetadata\xea\x02\x08Oort::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16oort/v1/function.proto\x12\x07oort.v1\"\xc3\x01\n\x08\x46unction\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12/\n\x06origin\x18\x02 \x01(\x0e\x32\x17.oort.v1.FunctionOriginR\x06origin\x12\x1c\n\taggregate\x18\x03 \x01(\x08R\taggregate\x12\x14\n\x05owner\x18\x04 \x01(\tR\x05owner\x12 \n\x0b\x64\x65scription\x18\x05 \x01(\tR\x0b\x64\x65scription\x12\x1c\n\tsignature\x18\x06 \x01(\tR\tsignature\"G\n\x14ListFunctionsRequest\x12/\n\x06origin\x18\x01 \x01(\x0e\x32\x17.oort.v1.FunctionOriginR\x06origin\"H\n\x15ListFunctionsResponse\x12/\n\tfunctions\x18\x01 \x03(\x0b\x32\x11.oort.v1.FunctionR\tfunctions*\xa6\x01\n\x0e\x46unctionOrigin\x12\x1f\n\x1b\x46UNCTION_ORIGIN_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x46UNCTION_ORIGIN_BUILTIN\x10\x01\x12\x1a\n\x16\x46UNCTION_ORIGIN_NATIVE\x10\x02\x12\x1c\n\x18\x46UNCTION_ORIGIN_PORTABLE\x10\x03\x12\x1c\n\x18\x46UNCTION_ORIGIN_EXTERNAL\x10\x04\x32\x61\n\x0f\x46unctionService\x12N\n\rListFunctions\x12\x1d.oort.v1.ListFunctionsRequest\x1a\x1e.oort.v1.ListFunctionsResponseB\x92\x01\n\x0b\x63om.oort.v1B\rFunctionProtoP\x01Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\xa2\x02\x03OXX\xaa\x02\x07Oort.V1\xca\x02\x07Oort\\V1\xe2\x02\x13Oort\\V1\\GPBMetadata\xea\x02\x08Oort::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,14 +32,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oort.v1.function_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\013com.oort.v1B\rFunctionProtoP\001Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\242\002\003OXX\252\002\007Oort.V1\312\002\007Oort\\V1\342\002\023Oort\\V1\\GPBMetadata\352\002\010Oort::V1'
-  _globals['_FUNCTIONORIGIN']._serialized_start=351
-  _globals['_FUNCTIONORIGIN']._serialized_end=517
+  _globals['_FUNCTIONORIGIN']._serialized_start=381
+  _globals['_FUNCTIONORIGIN']._serialized_end=547
   _globals['_FUNCTION']._serialized_start=36
-  _globals['_FUNCTION']._serialized_end=201
-  _globals['_LISTFUNCTIONSREQUEST']._serialized_start=203
-  _globals['_LISTFUNCTIONSREQUEST']._serialized_end=274
-  _globals['_LISTFUNCTIONSRESPONSE']._serialized_start=276
-  _globals['_LISTFUNCTIONSRESPONSE']._serialized_end=348
-  _globals['_FUNCTIONSERVICE']._serialized_start=519
-  _globals['_FUNCTIONSERVICE']._serialized_end=616
+  _globals['_FUNCTION']._serialized_end=231
+  _globals['_LISTFUNCTIONSREQUEST']._serialized_start=233
+  _globals['_LISTFUNCTIONSREQUEST']._serialized_end=304
+  _globals['_LISTFUNCTIONSRESPONSE']._serialized_start=306
+  _globals['_LISTFUNCTIONSRESPONSE']._serialized_end=378
+  _globals['_FUNCTIONSERVICE']._serialized_start=549
+  _globals['_FUNCTIONSERVICE']._serialized_end=646
 # @@protoc_insertion_point(module_scope)

@@ -62,6 +62,7 @@ class Function(_message.Message):
     AGGREGATE_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name as called in SQL (case-insensitive)."""
     origin: Global___FunctionOrigin.ValueType
@@ -72,6 +73,11 @@ class Function(_message.Message):
     """The plugin or external service that provides it; empty for built-ins."""
     description: _builtins.str
     """One-line description."""
+    signature: _builtins.str
+    """How it is called, e.g. `round(x [, digits])`: argument names, optional
+    ones in brackets, `...` for any number more. Functions that name no
+    arguments (from plugins and services) get `arg1`, `arg2`, ...
+    """
     def __init__(
         self,
         *,
@@ -80,10 +86,11 @@ class Function(_message.Message):
         aggregate: _builtins.bool = ...,
         owner: _builtins.str = ...,
         description: _builtins.str = ...,
+        signature: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "description", b"description", "name", b"name", "origin", b"origin", "owner", b"owner"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "description", b"description", "name", b"name", "origin", b"origin", "owner", b"owner", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

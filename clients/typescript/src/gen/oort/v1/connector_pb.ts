@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oort/v1/connector.proto.
  */
 export const file_oort_v1_connector: GenFile = /*@__PURE__*/
-  fileDesc("Chdvb3J0L3YxL2Nvbm5lY3Rvci5wcm90bxIHb29ydC52MSJaCg9Db25uZWN0b3JPcHRpb24SCwoDa2V5GAEgASgJEg4KBnZhbHVlcxgCIAEoCRIVCg1kZWZhdWx0X3ZhbHVlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJIoQBCglDb25uZWN0b3ISDAoEdHlwZRgBIAEoCRIkCgRyb2xlGAIgASgOMhYub29ydC52MS5Db25uZWN0b3JSb2xlEhgKEG9wdGlvbnNfZGVjbGFyZWQYAyABKAgSKQoHb3B0aW9ucxgEIAMoCzIYLm9vcnQudjEuQ29ubmVjdG9yT3B0aW9uIj0KFUxpc3RDb25uZWN0b3JzUmVxdWVzdBIkCgRyb2xlGAEgASgOMhYub29ydC52MS5Db25uZWN0b3JSb2xlIkAKFkxpc3RDb25uZWN0b3JzUmVzcG9uc2USJgoKY29ubmVjdG9ycxgBIAMoCzISLm9vcnQudjEuQ29ubmVjdG9yKmMKDUNvbm5lY3RvclJvbGUSHgoaQ09OTkVDVE9SX1JPTEVfVU5TUEVDSUZJRUQQABIZChVDT05ORUNUT1JfUk9MRV9TT1VSQ0UQARIXChNDT05ORUNUT1JfUk9MRV9TSU5LEAIyZQoQQ29ubmVjdG9yU2VydmljZRJRCg5MaXN0Q29ubmVjdG9ycxIeLm9vcnQudjEuTGlzdENvbm5lY3RvcnNSZXF1ZXN0Gh8ub29ydC52MS5MaXN0Q29ubmVjdG9yc1Jlc3BvbnNlQpMBCgtjb20ub29ydC52MUIOQ29ubmVjdG9yUHJvdG9QAVo3Z2l0aHViLmNvbS9vb3J0LWVkZ2Uvb29ydC9jbGllbnRzL2dvL2dlbi9vb3J0L3YxO29vcnR2MaICA09YWKoCB09vcnQuVjHKAgdPb3J0XFYx4gITT29ydFxWMVxHUEJNZXRhZGF0YeoCCE9vcnQ6OlYxYgZwcm90bzM");
+  fileDesc("Chdvb3J0L3YxL2Nvbm5lY3Rvci5wcm90bxIHb29ydC52MSJaCg9Db25uZWN0b3JPcHRpb24SCwoDa2V5GAEgASgJEg4KBnZhbHVlcxgCIAEoCRIVCg1kZWZhdWx0X3ZhbHVlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJIqoBCglDb25uZWN0b3ISDAoEdHlwZRgBIAEoCRIkCgRyb2xlGAIgASgOMhYub29ydC52MS5Db25uZWN0b3JSb2xlEhgKEG9wdGlvbnNfZGVjbGFyZWQYAyABKAgSKQoHb3B0aW9ucxgEIAMoCzIYLm9vcnQudjEuQ29ubmVjdG9yT3B0aW9uEhMKC2Rlc2NyaXB0aW9uGAUgASgJEg8KB2Zvcm1hdHMYBiADKAkiPQoVTGlzdENvbm5lY3RvcnNSZXF1ZXN0EiQKBHJvbGUYASABKA4yFi5vb3J0LnYxLkNvbm5lY3RvclJvbGUiQAoWTGlzdENvbm5lY3RvcnNSZXNwb25zZRImCgpjb25uZWN0b3JzGAEgAygLMhIub29ydC52MS5Db25uZWN0b3IqYwoNQ29ubmVjdG9yUm9sZRIeChpDT05ORUNUT1JfUk9MRV9VTlNQRUNJRklFRBAAEhkKFUNPTk5FQ1RPUl9ST0xFX1NPVVJDRRABEhcKE0NPTk5FQ1RPUl9ST0xFX1NJTksQAjJlChBDb25uZWN0b3JTZXJ2aWNlElEKDkxpc3RDb25uZWN0b3JzEh4ub29ydC52MS5MaXN0Q29ubmVjdG9yc1JlcXVlc3QaHy5vb3J0LnYxLkxpc3RDb25uZWN0b3JzUmVzcG9uc2VCkwEKC2NvbS5vb3J0LnYxQg5Db25uZWN0b3JQcm90b1ABWjdnaXRodWIuY29tL29vcnQtZWRnZS9vb3J0L2NsaWVudHMvZ28vZ2VuL29vcnQvdjE7b29ydHYxogIDT1hYqgIHT29ydC5WMcoCB09vcnRcVjHiAhNPb3J0XFYxXEdQQk1ldGFkYXRh6gIIT29ydDo6VjFiBnByb3RvMw");
 
 /**
  * One option a connector declares.
@@ -90,6 +90,22 @@ export type Connector = Message<"oort.v1.Connector"> & {
    * @generated from field: repeated oort.v1.ConnectorOption options = 4;
    */
   options: ConnectorOption[];
+
+  /**
+   * What it reads from or writes to, in a sentence; empty when the connector
+   * (a plugin's) does not say.
+   *
+   * @generated from field: string description = 5;
+   */
+  description: string;
+
+  /**
+   * The FORMAT values a source decodes (json, binary, delimited, protobuf);
+   * empty for a sink, whose `format` property lists them.
+   *
+   * @generated from field: repeated string formats = 6;
+   */
+  formats: string[];
 };
 
 /**

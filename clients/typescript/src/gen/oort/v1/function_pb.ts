@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oort/v1/function.proto.
  */
 export const file_oort_v1_function: GenFile = /*@__PURE__*/
-  fileDesc("ChZvb3J0L3YxL2Z1bmN0aW9uLnByb3RvEgdvb3J0LnYxIngKCEZ1bmN0aW9uEgwKBG5hbWUYASABKAkSJwoGb3JpZ2luGAIgASgOMhcub29ydC52MS5GdW5jdGlvbk9yaWdpbhIRCglhZ2dyZWdhdGUYAyABKAgSDQoFb3duZXIYBCABKAkSEwoLZGVzY3JpcHRpb24YBSABKAkiPwoUTGlzdEZ1bmN0aW9uc1JlcXVlc3QSJwoGb3JpZ2luGAEgASgOMhcub29ydC52MS5GdW5jdGlvbk9yaWdpbiI9ChVMaXN0RnVuY3Rpb25zUmVzcG9uc2USJAoJZnVuY3Rpb25zGAEgAygLMhEub29ydC52MS5GdW5jdGlvbiqmAQoORnVuY3Rpb25PcmlnaW4SHwobRlVOQ1RJT05fT1JJR0lOX1VOU1BFQ0lGSUVEEAASGwoXRlVOQ1RJT05fT1JJR0lOX0JVSUxUSU4QARIaChZGVU5DVElPTl9PUklHSU5fTkFUSVZFEAISHAoYRlVOQ1RJT05fT1JJR0lOX1BPUlRBQkxFEAMSHAoYRlVOQ1RJT05fT1JJR0lOX0VYVEVSTkFMEAQyYQoPRnVuY3Rpb25TZXJ2aWNlEk4KDUxpc3RGdW5jdGlvbnMSHS5vb3J0LnYxLkxpc3RGdW5jdGlvbnNSZXF1ZXN0Gh4ub29ydC52MS5MaXN0RnVuY3Rpb25zUmVzcG9uc2VCkgEKC2NvbS5vb3J0LnYxQg1GdW5jdGlvblByb3RvUAFaN2dpdGh1Yi5jb20vb29ydC1lZGdlL29vcnQvY2xpZW50cy9nby9nZW4vb29ydC92MTtvb3J0djGiAgNPWFiqAgdPb3J0LlYxygIHT29ydFxWMeICE09vcnRcVjFcR1BCTWV0YWRhdGHqAghPb3J0OjpWMWIGcHJvdG8z");
+  fileDesc("ChZvb3J0L3YxL2Z1bmN0aW9uLnByb3RvEgdvb3J0LnYxIosBCghGdW5jdGlvbhIMCgRuYW1lGAEgASgJEicKBm9yaWdpbhgCIAEoDjIXLm9vcnQudjEuRnVuY3Rpb25PcmlnaW4SEQoJYWdncmVnYXRlGAMgASgIEg0KBW93bmVyGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhEKCXNpZ25hdHVyZRgGIAEoCSI/ChRMaXN0RnVuY3Rpb25zUmVxdWVzdBInCgZvcmlnaW4YASABKA4yFy5vb3J0LnYxLkZ1bmN0aW9uT3JpZ2luIj0KFUxpc3RGdW5jdGlvbnNSZXNwb25zZRIkCglmdW5jdGlvbnMYASADKAsyES5vb3J0LnYxLkZ1bmN0aW9uKqYBCg5GdW5jdGlvbk9yaWdpbhIfChtGVU5DVElPTl9PUklHSU5fVU5TUEVDSUZJRUQQABIbChdGVU5DVElPTl9PUklHSU5fQlVJTFRJThABEhoKFkZVTkNUSU9OX09SSUdJTl9OQVRJVkUQAhIcChhGVU5DVElPTl9PUklHSU5fUE9SVEFCTEUQAxIcChhGVU5DVElPTl9PUklHSU5fRVhURVJOQUwQBDJhCg9GdW5jdGlvblNlcnZpY2USTgoNTGlzdEZ1bmN0aW9ucxIdLm9vcnQudjEuTGlzdEZ1bmN0aW9uc1JlcXVlc3QaHi5vb3J0LnYxLkxpc3RGdW5jdGlvbnNSZXNwb25zZUKSAQoLY29tLm9vcnQudjFCDUZ1bmN0aW9uUHJvdG9QAVo3Z2l0aHViLmNvbS9vb3J0LWVkZ2Uvb29ydC9jbGllbnRzL2dvL2dlbi9vb3J0L3YxO29vcnR2MaICA09YWKoCB09vcnQuVjHKAgdPb3J0XFYx4gITT29ydFxWMVxHUEJNZXRhZGF0YeoCCE9vcnQ6OlYxYgZwcm90bzM");
 
 /**
  * A SQL function.
@@ -52,6 +52,15 @@ export type Function = Message<"oort.v1.Function"> & {
    * @generated from field: string description = 5;
    */
   description: string;
+
+  /**
+   * How it is called, e.g. `round(x [, digits])`: argument names, optional
+   * ones in brackets, `...` for any number more. Functions that name no
+   * arguments (from plugins and services) get `arg1`, `arg2`, ...
+   *
+   * @generated from field: string signature = 6;
+   */
+  signature: string;
 };
 
 /**
