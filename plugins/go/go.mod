@@ -14,8 +14,3 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
-
-// The generated code of oort.plugin.v1 and oort.v1 lives in the Go client's
-// module (clients/go/gen, written by scripts/gen-clients.sh); the SDK uses it
-// from the same checkout rather than keeping a second generated copy.
-replace github.com/oort-edge/oort/clients/go => ../../clients/go

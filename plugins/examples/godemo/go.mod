@@ -13,10 +13,3 @@ require (
 	google.golang.org/grpc v1.85.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
-
-// Both from this checkout: the SDK, and the generated code it uses (a replace
-// directive of a dependency does not apply to the modules that require it).
-replace (
-	github.com/oort-edge/oort/clients/go => ../../../clients/go
-	github.com/oort-edge/oort/plugins/go => ../../go
-)
