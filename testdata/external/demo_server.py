@@ -5,7 +5,11 @@ over gRPC (grpcio) and over HTTP + JSON along its google.api.http annotations
 Run with the venv of setup.sh:
     .venv/bin/python demo_server.py --grpc-port 0 --http-port 0 --include ../../server/oort-external/proto
 It generates its stubs from the .proto files into a temporary directory, then
-prints one line `READY grpc=<port> http=<port>` on stdout.
+prints one line `READY grpc=<port> http=<port>` on stdout, and serves until
+SIGINT or SIGTERM (Ctrl-C, `kill`, `docker stop`), in the foreground, in the
+background (`&`, whose stdin is /dev/null) or as a container's first process
+alike. With --exit-on-stdin-close it also stops when its stdin closes, so a
+test harness that holds a pipe to it stops it by closing the pipe, or by dying.
 """
 
 import argparse
@@ -13,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -55,6 +60,8 @@ def main():
     parser.add_argument("--include", required=True, help="folder with google/api/*.proto")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
+    parser.add_argument("--exit-on-stdin-close", action="store_true",
+                        help="also stop when stdin reaches its end (a harness holds a pipe; the service ends with it)")
     opts = parser.parse_args()
     stubs = generate_stubs(opts.include)
 
@@ -185,11 +192,26 @@ def main():
         def do_DELETE(self):
             self.handle_any("DELETE")
 
+    # Handlers before READY, so a signal sent as soon as READY is read stops
+    # the service cleanly. As a container's first process it must have them:
+    # the kernel drops signals with the default action sent to PID 1.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    if opts.exit_on_stdin_close:
+        def until_stdin_closes():
+            sys.stdin.buffer.read()
+            stop.set()
+        threading.Thread(target=until_stdin_closes, daemon=True).start()
+
     http = ThreadingHTTPServer((opts.host, opts.http_port), Http)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     print(f"READY grpc={grpc_port} http={http.server_address[1]}", flush=True)
     try:
-        sys.stdin.read()  # the test closes stdin (or dies) to stop the service
+        # A timeout, so that the wait returns to the interpreter, which runs
+        # signal handlers between waits, on every platform.
+        while not stop.wait(0.5):
+            pass
     finally:
         http.shutdown()
         server.stop(0)
