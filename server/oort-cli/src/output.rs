@@ -118,6 +118,32 @@ pub fn emit(text: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Awaits `call`, showing on stderr, when it is a terminal, a spinner with
+/// `label` and the seconds elapsed (a plugin install can take a minute while
+/// the server makes a Python environment); the line is cleared at the end.
+pub async fn with_progress<F: std::future::Future>(label: &str, call: F) -> F::Output {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return call.await;
+    }
+    const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    tokio::pin!(call);
+    let mut frame = 0;
+    let output = loop {
+        tokio::select! {
+            output = &mut call => break output,
+            _ = tick.tick() => {
+                frame = (frame + 1) % FRAMES.len();
+                eprint!("\r{} {label} ({} s)", FRAMES[frame], started.elapsed().as_secs());
+            }
+        }
+    };
+    eprint!("\r\x1b[2K");
+    output
+}
+
 /// A table with a header row, borderless like `kubectl get`, wrapping to the
 /// terminal width when there is one.
 pub fn table<I, S>(header: I) -> Table

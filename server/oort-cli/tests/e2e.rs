@@ -868,17 +868,23 @@ fn usage_errors_exit_2_without_a_request() {
 // ---------------------------------------------------------------- plugins
 
 /// The packaged mathx example, built by `scripts/package-plugins.sh` into a
-/// target directory of its own (this `cargo test` holds the default one's lock).
+/// target directory of its own (this `cargo test` holds the default one's
+/// lock), once for all the tests that want a packaged example.
 fn mathx_zip() -> std::path::PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
-    let target = root.join("target/plugin-tests");
-    let status = std::process::Command::new(root.join("scripts/package-plugins.sh"))
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("the script runs");
-    assert!(status.success());
-    target.join("plugins/mathx.zip")
+    static PACKAGED: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PACKAGED
+        .get_or_init(|| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+            let target = root.join("target/plugin-tests");
+            let status = std::process::Command::new(root.join("scripts/package-plugins.sh"))
+                .current_dir(&root)
+                .env("CARGO_TARGET_DIR", &target)
+                .status()
+                .expect("the script runs");
+            assert!(status.success());
+            target.join("plugins/mathx.zip")
+        })
+        .clone()
 }
 
 #[test]
@@ -902,6 +908,7 @@ fn plugin_install_list_describe_update_and_drop() {
     success(&out);
     let listed = success(&server.oort(&["plugin", "list"]));
     assert!(listed.lines().nth(1).unwrap().contains("abs1"), "{listed}");
+    assert!(listed.lines().nth(1).unwrap().contains(" loaded "), "{listed}");
     let described = json(&server.oort(&["plugin", "describe", "mathx", "--json"]));
     assert_eq!(described["plugin"]["abiVersion"], "1.0");
     assert_eq!(described["plugin"]["usedByRules"], json!(["abs1"]));
@@ -922,6 +929,25 @@ fn plugin_install_list_describe_update_and_drop() {
     assert!(err.contains("not found"), "{err}");
     let err = failure(&server.oort(&["plugin", "install", "mathx", "--upload", "/nonexistent.zip"]), 2);
     assert!(err.contains("/nonexistent.zip"), "{err}");
+}
+
+#[test]
+fn a_portable_plugin_shows_its_process_and_its_python_environment() {
+    let zip = mathx_zip().with_file_name("pydemo.zip");
+    let server = Oortd::start();
+    // The server's python3 needs nothing: the plugin brings its wheels.
+    let out = success(&server.oort(&["plugin", "install", "pydemo", "--portable", "--upload", zip.to_str().unwrap()]));
+    assert!(out.starts_with("Plugin pydemo 1.0.0 installed: py_upper (function), "), "{out}");
+    assert!(out.contains("\nIts Python environment holds ") && out.contains("grpcio 1."), "{out}");
+    let listed = success(&server.oort(&["plugin", "list"]));
+    let row: Vec<&str> = listed.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..3], ["pydemo", "portable", "1.0.0"], "{listed}");
+    assert!(listed.contains("running (pid ") || listed.contains("stopped"), "{listed}");
+    let described = success(&server.oort(&["plugin", "describe", "pydemo"]));
+    for (key, value) in [("language", "python"), ("restarts", "0"), ("last error", "-"), ("protocol", "1")] {
+        assert!(described.lines().any(|l| l.starts_with(key) && l.ends_with(value)), "{key}: {described}");
+    }
+    assert!(described.lines().any(|l| l.starts_with("dependencies") && l.contains("protobuf ")), "{described}");
 }
 
 #[test]

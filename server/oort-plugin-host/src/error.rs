@@ -20,6 +20,9 @@ pub enum HostError {
     /// A portable plugin's process could not be started or did not speak the protocol.
     #[error("plugin '{plugin}' could not be started: {message}")]
     Start { plugin: String, message: String },
+    /// A Python plugin's environment could not be made or its requirements installed.
+    #[error("plugin '{plugin}': its Python environment could not be made: {message}")]
+    Environment { plugin: String, message: String },
     /// No plugin of that name is installed.
     #[error("plugin '{0}' not found")]
     NotFound(String),

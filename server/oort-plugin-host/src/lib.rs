@@ -24,4 +24,4 @@ pub use error::HostError;
 pub use native::host::{PluginHost, PluginInfo, Staged, check_name};
 pub use native::{SymbolInfo, SymbolKind};
 pub use plugins::{Health, Installed, PluginKind, Plugins};
-pub use portable::{PortableConfig, PortableHost, PortableInfo, ProcessStatus};
+pub use portable::{EnvironmentConfig, PortableConfig, PortableHost, PortableInfo, ProcessStatus};

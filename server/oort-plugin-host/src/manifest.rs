@@ -34,6 +34,10 @@ pub struct Manifest {
     /// One-line description.
     #[serde(default)]
     pub description: Option<String>,
+    /// A Python portable plugin's requirements (pip's `name>=version` lines);
+    /// by default those of `requirements.txt` at the archive's root, if any.
+    #[serde(default)]
+    pub requirements: Option<Vec<String>>,
     /// Functions it provides.
     #[serde(default)]
     pub functions: Vec<ManifestSymbol>,

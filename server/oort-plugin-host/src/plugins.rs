@@ -38,6 +38,8 @@ pub struct Installed {
     pub dir: String,
     /// The library or executable in that folder.
     pub file: String,
+    /// A Python plugin's installed requirements, `name version`; else empty.
+    pub dependencies: Vec<String>,
 }
 
 impl From<PluginInfo> for Installed {
@@ -51,6 +53,7 @@ impl From<PluginInfo> for Installed {
             symbols: info.symbols,
             dir: info.dir,
             file: info.library_file,
+            dependencies: Vec::new(),
         }
     }
 }
@@ -66,6 +69,7 @@ impl From<PortableInfo> for Installed {
             symbols: info.symbols,
             dir: info.dir,
             file: info.executable,
+            dependencies: info.dependencies,
         }
     }
 }

@@ -151,6 +151,11 @@ pub struct FileConfig {
     pub plugin_python: Option<String>,
     /// Interpreter of portable plugins in JavaScript (node).
     pub plugin_node: Option<String>,
+    /// The package index pip may install Python plugins' requirements from;
+    /// none by default: from the wheels the plugin bundles only.
+    pub plugin_pip_index_url: Option<String>,
+    /// How long making a Python plugin's environment may take.
+    pub plugin_environment_timeout_ms: Option<u64>,
     /// Whether calls must authenticate (default true); false only on loopback.
     pub auth: Option<bool>,
     /// Accepted tokens.
@@ -579,6 +584,14 @@ fn portable_config(
         idle_timeout: millis("plugin_idle_timeout_ms", file.plugin_idle_timeout_ms, defaults.idle_timeout)?,
         restart_backoff: millis("plugin_restart_backoff_ms", file.plugin_restart_backoff_ms, defaults.restart_backoff)?,
         io_threads: defaults.io_threads,
+        environment: oort_plugin_host::EnvironmentConfig {
+            index_url: file.plugin_pip_index_url.clone().filter(|url| !url.is_empty()),
+            timeout: millis(
+                "plugin_environment_timeout_ms",
+                file.plugin_environment_timeout_ms,
+                defaults.environment.timeout,
+            )?,
+        },
     })
 }
 

@@ -105,7 +105,8 @@ fn plugin_status(error: HostError) -> Status {
         | HostError::Library(_)
         | HostError::Invalid(_)
         | HostError::Refused(_)
-        | HostError::Start { .. } => Code::InvalidArgument,
+        | HostError::Start { .. }
+        | HostError::Environment { .. } => Code::InvalidArgument,
         HostError::Abi { .. } => Code::FailedPrecondition,
         HostError::NotFound(_) => Code::NotFound,
         HostError::AlreadyExists(_) | HostError::Conflict(_) => Code::AlreadyExists,

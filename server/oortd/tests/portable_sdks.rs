@@ -4,9 +4,11 @@
 //! by its own `package.sh`, installed through the API, and used by a rule
 //! calling its function, one reading its source and one writing to its sink.
 //!
-//! They need what `scripts/test.sh` sets up before `cargo test`: the Python
-//! SDK's venv (`plugins/python/test.sh`), Go, and Node.js with the example's
-//! npm packages (`plugins/examples/noderaw/test.sh`).
+//! The server runs Python plugins with the system's `python3`, which need not
+//! have grpcio: `pydemo` brings its dependencies as wheels, installed into an
+//! environment of its own at install time, without network. They need what
+//! `scripts/test.sh` sets up before `cargo test`: Go, and Node.js with the
+//! example's npm packages (`plugins/examples/noderaw/test.sh`).
 
 mod common;
 
@@ -46,21 +48,9 @@ fn package(name: &str, out_dir: &Path) -> PathBuf {
     zip
 }
 
-/// The Python with the SDK's dependencies (grpcio, protobuf), made by plugins/python/test.sh.
-fn python() -> PathBuf {
-    let python = root().join("plugins/python/.venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run plugins/python/test.sh first (scripts/test.sh does)",
-        python.display()
-    );
-    python
-}
-
 async fn start(dir: &Path) -> Oortd {
     let config = dir.join("oort.toml");
-    std::fs::write(&config, format!("plugin_python = {:?}\nplugin_start_timeout_ms = 20000\n", python().display()))
-        .unwrap();
+    std::fs::write(&config, "plugin_python = \"python3\"\nplugin_start_timeout_ms = 20000\n").unwrap();
     let data = dir.join("data");
     let mut command = Oortd::command();
     command
@@ -118,6 +108,8 @@ struct Example {
     source: (&'static str, &'static str, &'static str, i64),
     /// The sink type; it appends each row as a JSON line to the property `path`.
     sink: &'static str,
+    /// Distributions its environment must hold (a Python plugin's requirements).
+    dependencies: &'static [&'static str],
 }
 
 async fn run(example: Example) {
@@ -137,6 +129,10 @@ async fn run(example: Example) {
         .plugin
         .unwrap();
     assert_eq!(plugin.kind, PluginKind::Portable as i32);
+    for dependency in example.dependencies {
+        let installed = |d: &String| d.split(' ').next() == Some(*dependency);
+        assert!(plugin.dependencies.iter().any(installed), "{dependency} in {:?}", plugin.dependencies);
+    }
 
     create_stream(&oortd, r#"CREATE STREAM s () WITH (TYPE="grpc", DATASOURCE="s")"#).await;
     let (function, input, expected) = example.function;
@@ -191,6 +187,7 @@ async fn the_python_sdk_example_serves_a_function_an_aggregate_a_source_and_a_si
         aggregate: Some(("py_total", [1, 2, 39], int(42))),
         source: ("pycounter", "ticks?interval_ms=20&count=3", "n", 0),
         sink: "pyfile",
+        dependencies: &["grpcio", "grpcio_health_checking", "protobuf"],
     })
     .await;
 }
@@ -203,6 +200,7 @@ async fn the_go_sdk_example_serves_a_function_an_aggregate_a_source_and_a_sink()
         aggregate: Some(("go_max", [1, 42, 7], int(42))),
         source: ("goticker", "ticks?interval_ms=20&count=3", "tick", 1),
         sink: "gofile",
+        dependencies: &[],
     })
     .await;
 }
@@ -215,6 +213,41 @@ async fn a_plugin_written_without_an_sdk_in_node_serves_a_function_a_source_and_
         aggregate: None,
         source: ("nodeseq", "ticks?interval_ms=20&count=3", "seq", 1),
         sink: "nodelog",
+        dependencies: &[],
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_python_plugin_whose_requirement_is_not_bundled_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("needy.zip");
+    let manifest = serde_json::json!({
+        "name": "needy", "version": "1.0.0", "kind": "portable", "language": "python", "executable": "main.py",
+        "requirements": ["oort-no-such-package==1.0"],
+        "functions": [{"name": "needy_f"}],
+    });
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&zip).unwrap());
+    for (name, content) in [("manifest.json", manifest.to_string()), ("main.py", "raise SystemExit(1)\n".to_owned())] {
+        writer.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        std::io::Write::write_all(&mut writer, content.as_bytes()).unwrap();
+    }
+    writer.finish().unwrap();
+    let oortd = start(dir.path()).await;
+    let request = InstallPluginRequest {
+        kind: PluginKind::Portable as i32,
+        name: "needy".into(),
+        source: Some(install_plugin_request::Source::File(oortd.upload(&zip))),
+    };
+    let mut plugins = PluginServiceClient::new(oortd.channel().await);
+    let error = plugins.install_plugin(request).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error:?}");
+    assert!(
+        error.message().contains("requirement 'oort-no-such-package==1.0' failed")
+            && error.message().contains("plugin_pip_index_url"),
+        "{}",
+        error.message()
+    );
+    let listed = plugins.list_plugins(oort_proto::v1::ListPluginsRequest::default()).await.unwrap().into_inner();
+    assert!(listed.plugins.is_empty(), "nothing is installed: {listed:?}");
 }

@@ -10,7 +10,7 @@ use super::Ctx;
 use crate::cli::{ArchiveArgs, PluginCommand};
 use crate::client::Conn;
 use crate::error::Error;
-use crate::output::{emit, key_values, or_dash, print_json, print_table, table};
+use crate::output::{emit, key_values, or_dash, print_json, print_table, table, with_progress};
 
 /// Runs one `oort plugin` subcommand.
 pub async fn run(ctx: &Ctx, command: PluginCommand) -> Result<(), Error> {
@@ -52,13 +52,29 @@ async fn install(ctx: &Ctx, name: String, portable: bool, source: ArchiveArgs) -
         Archive::Url(u) => install_plugin_request::Source::Url(u),
     };
     let kind = if portable { PluginKind::Portable } else { PluginKind::Native };
+    let label = format!("installing {name}");
     let request = InstallPluginRequest { kind: kind as i32, name, source: Some(source) };
-    let response = PluginServiceClient::new(ctx.long_channel().await?).install_plugin(request).await?.into_inner();
+    let mut client = PluginServiceClient::new(ctx.long_channel().await?);
+    let response = with_progress(&label, client.install_plugin(request)).await?.into_inner();
     if ctx.json {
         return print_json(&response);
     }
     let plugin = response.plugin.unwrap_or_default();
-    emit(&format!("Plugin {} {} installed: {}.", plugin.name, plugin.version, symbols(&plugin)))
+    emit(&format!(
+        "Plugin {} {} installed: {}.{}",
+        plugin.name,
+        plugin.version,
+        symbols(&plugin),
+        dependencies(&plugin)
+    ))
+}
+
+/// `\nIts environment holds ...` for a Python plugin with requirements; else empty.
+fn dependencies(plugin: &Plugin) -> String {
+    if plugin.dependencies.is_empty() {
+        return String::new();
+    }
+    format!("\nIts Python environment holds {}.", plugin.dependencies.join(", "))
 }
 
 async fn update(ctx: &Ctx, name: String, source: ArchiveArgs) -> Result<(), Error> {
@@ -67,13 +83,15 @@ async fn update(ctx: &Ctx, name: String, source: ArchiveArgs) -> Result<(), Erro
         Archive::Bytes(b) => update_plugin_request::Source::Archive(b),
         Archive::Url(u) => update_plugin_request::Source::Url(u),
     };
+    let label = format!("updating {name}");
     let request = UpdatePluginRequest { name, source: Some(source) };
-    let response = PluginServiceClient::new(ctx.long_channel().await?).update_plugin(request).await?.into_inner();
+    let mut client = PluginServiceClient::new(ctx.long_channel().await?);
+    let response = with_progress(&label, client.update_plugin(request)).await?.into_inner();
     if ctx.json {
         return print_json(&response);
     }
     let plugin = response.plugin.unwrap_or_default();
-    emit(&format!("Plugin {} updated to {}.", plugin.name, plugin.version))
+    emit(&format!("Plugin {} updated to {}.{}", plugin.name, plugin.version, dependencies(&plugin)))
 }
 
 fn kind_word(kind: i32) -> &'static str {
@@ -110,18 +128,32 @@ async fn list(ctx: &Ctx) -> Result<(), Error> {
     if response.plugins.is_empty() {
         return emit("No plugins.");
     }
-    let mut out = table(["NAME", "KIND", "VERSION", "ABI", "SYMBOLS", "USED BY"]);
+    let mut out = table(["NAME", "KIND", "VERSION", "STATE", "RESTARTS", "SYMBOLS", "USED BY"]);
     for p in &response.plugins {
         out.add_row(vec![
             p.name.clone(),
             kind_word(p.kind).to_owned(),
             p.version.clone(),
-            p.abi_version.clone(),
+            state(p),
+            if is_portable(p) { p.restart_count.to_string() } else { "-".to_owned() },
             symbols(p),
             or_dash(&p.used_by_rules.join(", ")),
         ]);
     }
     print_table(&out)
+}
+
+fn is_portable(plugin: &Plugin) -> bool {
+    plugin.kind == PluginKind::Portable as i32
+}
+
+/// A native plugin is loaded; a portable one's process runs (with its pid) or not.
+fn state(plugin: &Plugin) -> String {
+    match (is_portable(plugin), plugin.running) {
+        (false, _) => "loaded".to_owned(),
+        (true, true) => format!("running (pid {})", plugin.pid),
+        (true, false) => "stopped".to_owned(),
+    }
 }
 
 async fn describe(ctx: &Ctx, name: String) -> Result<(), Error> {
@@ -130,14 +162,22 @@ async fn describe(ctx: &Ctx, name: String) -> Result<(), Error> {
         return print_json(&response);
     }
     let p = response.plugin.unwrap_or_default();
-    print_table(&key_values(&[
+    let mut rows = vec![
         ("name", p.name.clone()),
         ("kind", kind_word(p.kind).to_owned()),
         ("version", p.version.clone()),
-        ("abi", p.abi_version.clone()),
+        (if is_portable(&p) { "protocol" } else { "abi" }, p.abi_version.clone()),
         ("symbols", symbols(&p)),
         ("used by rules", or_dash(&p.used_by_rules.join(", "))),
-    ]))
+        ("state", state(&p)),
+    ];
+    if is_portable(&p) {
+        rows.push(("language", p.language.clone()));
+        rows.push(("restarts", p.restart_count.to_string()));
+        rows.push(("dependencies", or_dash(&p.dependencies.join(", "))));
+    }
+    rows.push(("last error", or_dash(&p.last_error)));
+    print_table(&key_values(&rows))
 }
 
 async fn drop_plugin(ctx: &Ctx, name: String, force: bool) -> Result<(), Error> {

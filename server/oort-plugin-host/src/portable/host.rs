@@ -9,6 +9,7 @@ use oort_engine::{ConnectorRegistry, FunctionOrigin, FunctionRegistry};
 use oort_runtimes::{CallRuntime, IoRuntime};
 
 use super::PortableConfig;
+use super::environment;
 use super::function::PortableFunction;
 use super::sink::PortableSinkFactory;
 use super::source::PortableSourceFactory;
@@ -34,6 +35,9 @@ pub struct PortableInfo {
     pub symbols: Vec<SymbolInfo>,
     /// Its folder, relative to the plugin root.
     pub dir: String,
+    /// For a Python plugin with requirements: what its environment holds,
+    /// `name version`.
+    pub dependencies: Vec<String>,
 }
 
 /// An archive unpacked into its own folder, not installed yet.
@@ -43,6 +47,8 @@ pub struct StagedPortable {
     dir: String,
     manifest: Manifest,
     entry: PortableEntry,
+    /// A Python plugin's requirements, installed into an environment of its own.
+    requirements: Option<Vec<String>>,
 }
 
 impl StagedPortable {
@@ -219,7 +225,14 @@ impl PortableHost {
                 return Err(HostError::Manifest(format!("the manifest lists '{}' twice", symbol.name)));
             }
         }
-        Ok(StagedPortable { name: name.to_owned(), dir: dir.to_owned(), manifest, entry })
+        let requirements = match entry.language.as_str() {
+            "python" => environment::requirements(&path, manifest.requirements.as_deref())?,
+            _ if manifest.requirements.is_some() => {
+                return Err(HostError::Manifest("requirements are for Python plugins".to_owned()));
+            }
+            _ => None,
+        };
+        Ok(StagedPortable { name: name.to_owned(), dir: dir.to_owned(), manifest, entry, requirements })
     }
 
     /// Removes a staged folder that will not be installed.
@@ -232,6 +245,7 @@ impl PortableHost {
         let dir = std::path::absolute(&dir).unwrap_or(dir);
         let script = dir.join(&staged.entry.executable);
         let (program, args) = match staged.entry.language.as_str() {
+            "python" if staged.requirements.is_some() => (environment::interpreter(&dir), vec![script]),
             "python" => (PathBuf::from(&self.config.python), vec![script]),
             "node" => (PathBuf::from(&self.config.node), vec![script]),
             _ => (script, Vec::new()),
@@ -242,8 +256,9 @@ impl PortableHost {
         Supervisor::new(spec, Arc::clone(&self.config), self.sockets.path().to_owned(), self.io.handle().clone(), usage)
     }
 
-    fn info(staged: &StagedPortable) -> PortableInfo {
+    fn info(&self, staged: &StagedPortable) -> PortableInfo {
         PortableInfo {
+            dependencies: environment::installed(&self.root.join(&staged.dir)),
             name: staged.name.clone(),
             version: staged.manifest.version.clone(),
             language: staged.entry.language.clone(),
@@ -315,6 +330,16 @@ impl PortableHost {
         }
     }
 
+    /// Makes a Python plugin's environment, if it has requirements.
+    async fn prepare_environment(&self, staged: &StagedPortable) -> Result<(), HostError> {
+        let Some(requirements) = &staged.requirements else { return Ok(()) };
+        let dir = self.root.join(&staged.dir);
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        environment::prepare(&staged.name, &dir, requirements, &self.config.python, &self.config.environment)
+            .await
+            .map(drop)
+    }
+
     /// Starts the staged plugin once to check it, then registers its symbols.
     /// On failure the folder is removed and nothing is registered.
     pub async fn install(&self, staged: StagedPortable) -> Result<PortableInfo, HostError> {
@@ -329,7 +354,8 @@ impl PortableHost {
         if self.lock().contains_key(&staged.name) {
             return Err(HostError::AlreadyExists(staged.name.clone()));
         }
-        let info = Self::info(staged);
+        self.prepare_environment(staged).await?;
+        let info = self.info(staged);
         self.check_conflicts(&staged.name, &info.symbols, None)?;
         let supervisor = self.supervisor(staged, Arc::default());
         if let Err(error) = supervisor.acquire(true).await {
@@ -364,7 +390,7 @@ impl PortableHost {
     /// without starting it.
     pub fn load_installed(&self, name: &str, dir: &str) -> Result<PortableInfo, HostError> {
         let staged = self.read_staged(name, dir)?;
-        let info = Self::info(&staged);
+        let info = self.info(&staged);
         let mut installed = self.lock();
         if installed.contains_key(name) {
             return Err(HostError::AlreadyExists(name.to_owned()));
@@ -399,7 +425,8 @@ impl PortableHost {
             };
             (Arc::clone(&current.target), current.info.clone())
         };
-        let info = Self::info(staged);
+        self.prepare_environment(staged).await?;
+        let info = self.info(staged);
         self.check_conflicts(&staged.name, &info.symbols, Some(&old_info))?;
         let old = target.get();
         let supervisor = self.supervisor(staged, Arc::clone(old.usage()));

@@ -9,7 +9,9 @@
 //!    of kind `portable` with a `language` and an `executable` in the archive.
 //!    The process is started once: it must print its handshake, report SERVING
 //!    and `Describe` exactly the manifest's name, version and symbols, or
-//!    nothing is installed. Its symbols are then registered in the engine's
+//!    nothing is installed. A Python plugin that declares requirements first
+//!    gets an environment of its own, with its bundled wheels ([`environment`]).
+//!    Its symbols are then registered in the engine's
 //!    registries ([`PortableFunction`] with `FunctionOrigin::Portable`,
 //!    source and sink factories), where rules find them like built-ins.
 //! 2. **Boot** ([`PortableHost::load_installed`]): the catalog's portable plugins
@@ -32,9 +34,10 @@
 //! 5. **Delete** ([`PortableHost::remove`]): symbols unregistered, process shut
 //!    down (`Shutdown`, stdin closed, killed after the grace period).
 //!
-//! Modules: [`process`] (one OS process), [`output`] (its log budget), [`supervisor`], [`function`],
+//! Modules: [`environment`] (a Python plugin's venv), [`process`] (one OS process), [`output`] (its log budget), [`supervisor`], [`function`],
 //! [`source`], [`sink`] (the engine adapters), [`host`]; values convert with [`crate::convert`].
 
+pub mod environment;
 pub mod function;
 pub mod host;
 pub mod output;
@@ -45,6 +48,7 @@ pub mod supervisor;
 
 use std::time::Duration;
 
+pub use environment::EnvironmentConfig;
 pub use function::PortableFunction;
 pub use host::{PortableHost, PortableInfo, StagedPortable};
 pub use supervisor::ProcessStatus;
@@ -74,6 +78,8 @@ pub struct PortableConfig {
     pub restart_backoff: Duration,
     /// Worker threads of the runtime that runs plugin I/O.
     pub io_threads: usize,
+    /// How Python plugins with requirements get their environments.
+    pub environment: environment::EnvironmentConfig,
 }
 
 impl Default for PortableConfig {
@@ -88,6 +94,7 @@ impl Default for PortableConfig {
             idle_timeout: Duration::from_secs(60),
             restart_backoff: Duration::from_millis(200),
             io_threads: 2,
+            environment: environment::EnvironmentConfig { index_url: None, timeout: Duration::from_secs(300) },
         }
     }
 }

@@ -86,6 +86,7 @@ impl PluginApi {
             restart_count: health.restarts,
             last_error: health.last_error.unwrap_or_default(),
             pid: health.pid.unwrap_or_default(),
+            dependencies: installed.dependencies.clone(),
         }
     }
 }

@@ -220,7 +220,10 @@ type Plugin struct {
 	// The last error of the plugin, empty if none.
 	LastError string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// For portable plugins: the process id of its process while it runs, 0 otherwise.
-	Pid           uint32 `protobuf:"varint,11,opt,name=pid,proto3" json:"pid,omitempty"`
+	Pid uint32 `protobuf:"varint,11,opt,name=pid,proto3" json:"pid,omitempty"`
+	// For a Python plugin that declares requirements: what the server installed
+	// into its environment of its own, `name version` (e.g. `grpcio 1.85.4`).
+	Dependencies  []string `protobuf:"bytes,12,rep,name=dependencies,proto3" json:"dependencies,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -330,6 +333,13 @@ func (x *Plugin) GetPid() uint32 {
 		return x.Pid
 	}
 	return 0
+}
+
+func (x *Plugin) GetDependencies() []string {
+	if x != nil {
+		return x.Dependencies
+	}
+	return nil
 }
 
 // Request of PluginService.InstallPlugin.
@@ -954,7 +964,7 @@ const file_oort_v1_plugin_proto_rawDesc = "" +
 	"\fPluginSymbol\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x13.oort.v1.SymbolKindR\x04kind\x12\x1c\n" +
-	"\taggregate\x18\x03 \x01(\bR\taggregate\"\xe1\x02\n" +
+	"\taggregate\x18\x03 \x01(\bR\taggregate\"\x85\x03\n" +
 	"\x06Plugin\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x13.oort.v1.PluginKindR\x04kind\x12\x18\n" +
@@ -969,7 +979,8 @@ const file_oort_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\n" +
 	" \x01(\tR\tlastError\x12\x10\n" +
-	"\x03pid\x18\v \x01(\rR\x03pid\"\xa3\x01\n" +
+	"\x03pid\x18\v \x01(\rR\x03pid\x12\"\n" +
+	"\fdependencies\x18\f \x03(\tR\fdependencies\"\xa3\x01\n" +
 	"\x14InstallPluginRequest\x12'\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x13.oort.v1.PluginKindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14oort/v1/plugin.proto\x12\x07oort.v1\"i\n\x0cPluginSymbol\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x13.oort.v1.SymbolKindR\x04kind\x12\x1c\n\taggregate\x18\x03 \x01(\x08R\taggregate\"\xe1\x02\n\x06Plugin\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x13.oort.v1.PluginKindR\x04kind\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\x12\x1f\n\x0b\x61\x62i_version\x18\x04 \x01(\tR\nabiVersion\x12\x1a\n\x08language\x18\x05 \x01(\tR\x08language\x12/\n\x07symbols\x18\x06 \x03(\x0b\x32\x15.oort.v1.PluginSymbolR\x07symbols\x12\"\n\rused_by_rules\x18\x07 \x03(\tR\x0busedByRules\x12\x18\n\x07running\x18\x08 \x01(\x08R\x07running\x12#\n\rrestart_count\x18\t \x01(\rR\x0crestartCount\x12\x1d\n\nlast_error\x18\n \x01(\tR\tlastError\x12\x10\n\x03pid\x18\x0b \x01(\rR\x03pid\"\xa3\x01\n\x14InstallPluginRequest\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x13.oort.v1.PluginKindR\x04kind\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x04\x66ile\x18\x03 \x01(\tH\x00R\x04\x66ile\x12\x1a\n\x07\x61rchive\x18\x04 \x01(\x0cH\x00R\x07\x61rchive\x12\x12\n\x03url\x18\x05 \x01(\tH\x00R\x03urlB\x08\n\x06source\"@\n\x15InstallPluginResponse\x12\'\n\x06plugin\x18\x01 \x01(\x0b\x32\x0f.oort.v1.PluginR\x06plugin\"&\n\x10GetPluginRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"<\n\x11GetPluginResponse\x12\'\n\x06plugin\x18\x01 \x01(\x0b\x32\x0f.oort.v1.PluginR\x06plugin\"=\n\x12ListPluginsRequest\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x13.oort.v1.PluginKindR\x04kind\"@\n\x13ListPluginsResponse\x12)\n\x07plugins\x18\x01 \x03(\x0b\x32\x0f.oort.v1.PluginR\x07plugins\"y\n\x13UpdatePluginRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x04\x66ile\x18\x02 \x01(\tH\x00R\x04\x66ile\x12\x1a\n\x07\x61rchive\x18\x03 \x01(\x0cH\x00R\x07\x61rchive\x12\x12\n\x03url\x18\x04 \x01(\tH\x00R\x03urlB\x08\n\x06source\"?\n\x14UpdatePluginResponse\x12\'\n\x06plugin\x18\x01 \x01(\x0b\x32\x0f.oort.v1.PluginR\x06plugin\"?\n\x13\x44\x65letePluginRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\";\n\x14\x44\x65letePluginResponse\x12#\n\rstopped_rules\x18\x01 \x03(\tR\x0cstoppedRules*[\n\nPluginKind\x12\x1b\n\x17PLUGIN_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12PLUGIN_KIND_NATIVE\x10\x01\x12\x18\n\x14PLUGIN_KIND_PORTABLE\x10\x02*q\n\nSymbolKind\x12\x1b\n\x17SYMBOL_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12SYMBOL_KIND_SOURCE\x10\x01\x12\x14\n\x10SYMBOL_KIND_SINK\x10\x02\x12\x18\n\x14SYMBOL_KIND_FUNCTION\x10\x03\x32\x87\x03\n\rPluginService\x12N\n\rInstallPlugin\x12\x1d.oort.v1.InstallPluginRequest\x1a\x1e.oort.v1.InstallPluginResponse\x12\x42\n\tGetPlugin\x12\x19.oort.v1.GetPluginRequest\x1a\x1a.oort.v1.GetPluginResponse\x12H\n\x0bListPlugins\x12\x1b.oort.v1.ListPluginsRequest\x1a\x1c.oort.v1.ListPluginsResponse\x12K\n\x0cUpdatePlugin\x12\x1c.oort.v1.UpdatePluginRequest\x1a\x1d.oort.v1.UpdatePluginResponse\x12K\n\x0c\x44\x65letePlugin\x12\x1c.oort.v1.DeletePluginRequest\x1a\x1d.oort.v1.DeletePluginResponseB\x90\x01\n\x0b\x63om.oort.v1B\x0bPluginProtoP\x01Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\xa2\x02\x03OXX\xaa\x02\x07Oort.V1\xca\x02\x07Oort\\V1\xe2\x02\x13Oort\\V1\\GPBMetadata\xea\x02\x08Oort::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14oort/v1/plugin.proto\x12\x07oort.v1\"i\n\x0cPluginSymbol\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x13.oort.v1.SymbolKindR\x04kind\x12\x1c\n\taggregate\x18\x03 \x01(\x08R\taggregate\"\x85\x03\n\x06Plugin\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x13.oort.v1.PluginKindR\x04kind\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\x12\x1f\n\x0b\x61\x62i_version\x18\x04 \x01(\tR\nabiVersion\x12\x1a\n\x08language\x18\x05 \x01(\tR\x08language\x12/\n\x07symbols\x18\x06 \x03(\x0b\x32\x15.oort.v1.PluginSymbolR\x07symbols\x12\"\n\rused_by_rules\x18\x07 \x03(\tR\x0busedByRules\x12\x18\n\x07running\x18\x08 \x01(\x08R\x07running\x12#\n\rrestart_count\x18\t \x01(\rR\x0crestartCount\x12\x1d\n\nlast_error\x18\n \x01(\tR\tlastError\x12\x10\n\x03pid\x18\x0b \x01(\rR\x03pid\x12\"\n\x0c\x64\x65pendencies\x18\x0c \x03(\tR\x0c\x64\x65pendencies\"\xa3\x01\n\x14InstallPluginRequest\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x13.oort.v1.PluginKindR\x04kind\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x04\x66ile\x18\x03 \x01(\tH\x00R\x04\x66ile\x12\x1a\n\x07\x61rchive\x18\x04 \x01(\x0cH\x00R\x07\x61rchive\x12\x12\n\x03url\x18\x05 \x01(\tH\x00R\x03urlB\x08\n\x06source\"@\n\x15InstallPluginResponse\x12\'\n\x06plugin\x18\x01 \x01(\x0b\x32\x0f.oort.v1.PluginR\x06plugin\"&\n\x10GetPluginRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"<\n\x11GetPluginResponse\x12\'\n\x06plugin\x18\x01 \x01(\x0b\x32\x0f.oort.v1.PluginR\x06plugin\"=\n\x12ListPluginsRequest\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x13.oort.v1.PluginKindR\x04kind\"@\n\x13ListPluginsResponse\x12)\n\x07plugins\x18\x01 \x03(\x0b\x32\x0f.oort.v1.PluginR\x07plugins\"y\n\x13UpdatePluginRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x04\x66ile\x18\x02 \x01(\tH\x00R\x04\x66ile\x12\x1a\n\x07\x61rchive\x18\x03 \x01(\x0cH\x00R\x07\x61rchive\x12\x12\n\x03url\x18\x04 \x01(\tH\x00R\x03urlB\x08\n\x06source\"?\n\x14UpdatePluginResponse\x12\'\n\x06plugin\x18\x01 \x01(\x0b\x32\x0f.oort.v1.PluginR\x06plugin\"?\n\x13\x44\x65letePluginRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\";\n\x14\x44\x65letePluginResponse\x12#\n\rstopped_rules\x18\x01 \x03(\tR\x0cstoppedRules*[\n\nPluginKind\x12\x1b\n\x17PLUGIN_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12PLUGIN_KIND_NATIVE\x10\x01\x12\x18\n\x14PLUGIN_KIND_PORTABLE\x10\x02*q\n\nSymbolKind\x12\x1b\n\x17SYMBOL_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12SYMBOL_KIND_SOURCE\x10\x01\x12\x14\n\x10SYMBOL_KIND_SINK\x10\x02\x12\x18\n\x14SYMBOL_KIND_FUNCTION\x10\x03\x32\x87\x03\n\rPluginService\x12N\n\rInstallPlugin\x12\x1d.oort.v1.InstallPluginRequest\x1a\x1e.oort.v1.InstallPluginResponse\x12\x42\n\tGetPlugin\x12\x19.oort.v1.GetPluginRequest\x1a\x1a.oort.v1.GetPluginResponse\x12H\n\x0bListPlugins\x12\x1b.oort.v1.ListPluginsRequest\x1a\x1c.oort.v1.ListPluginsResponse\x12K\n\x0cUpdatePlugin\x12\x1c.oort.v1.UpdatePluginRequest\x1a\x1d.oort.v1.UpdatePluginResponse\x12K\n\x0c\x44\x65letePlugin\x12\x1c.oort.v1.DeletePluginRequest\x1a\x1d.oort.v1.DeletePluginResponseB\x90\x01\n\x0b\x63om.oort.v1B\x0bPluginProtoP\x01Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\xa2\x02\x03OXX\xaa\x02\x07Oort.V1\xca\x02\x07Oort\\V1\xe2\x02\x13Oort\\V1\\GPBMetadata\xea\x02\x08Oort::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,34 +32,34 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oort.v1.plugin_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\013com.oort.v1B\013PluginProtoP\001Z7github.com/oort-edge/oort/clients/go/gen/oort/v1;oortv1\242\002\003OXX\252\002\007Oort.V1\312\002\007Oort\\V1\342\002\023Oort\\V1\\GPBMetadata\352\002\010Oort::V1'
-  _globals['_PLUGINKIND']._serialized_start=1273
-  _globals['_PLUGINKIND']._serialized_end=1364
-  _globals['_SYMBOLKIND']._serialized_start=1366
-  _globals['_SYMBOLKIND']._serialized_end=1479
+  _globals['_PLUGINKIND']._serialized_start=1309
+  _globals['_PLUGINKIND']._serialized_end=1400
+  _globals['_SYMBOLKIND']._serialized_start=1402
+  _globals['_SYMBOLKIND']._serialized_end=1515
   _globals['_PLUGINSYMBOL']._serialized_start=33
   _globals['_PLUGINSYMBOL']._serialized_end=138
   _globals['_PLUGIN']._serialized_start=141
-  _globals['_PLUGIN']._serialized_end=494
-  _globals['_INSTALLPLUGINREQUEST']._serialized_start=497
-  _globals['_INSTALLPLUGINREQUEST']._serialized_end=660
-  _globals['_INSTALLPLUGINRESPONSE']._serialized_start=662
-  _globals['_INSTALLPLUGINRESPONSE']._serialized_end=726
-  _globals['_GETPLUGINREQUEST']._serialized_start=728
-  _globals['_GETPLUGINREQUEST']._serialized_end=766
-  _globals['_GETPLUGINRESPONSE']._serialized_start=768
-  _globals['_GETPLUGINRESPONSE']._serialized_end=828
-  _globals['_LISTPLUGINSREQUEST']._serialized_start=830
-  _globals['_LISTPLUGINSREQUEST']._serialized_end=891
-  _globals['_LISTPLUGINSRESPONSE']._serialized_start=893
-  _globals['_LISTPLUGINSRESPONSE']._serialized_end=957
-  _globals['_UPDATEPLUGINREQUEST']._serialized_start=959
-  _globals['_UPDATEPLUGINREQUEST']._serialized_end=1080
-  _globals['_UPDATEPLUGINRESPONSE']._serialized_start=1082
-  _globals['_UPDATEPLUGINRESPONSE']._serialized_end=1145
-  _globals['_DELETEPLUGINREQUEST']._serialized_start=1147
-  _globals['_DELETEPLUGINREQUEST']._serialized_end=1210
-  _globals['_DELETEPLUGINRESPONSE']._serialized_start=1212
-  _globals['_DELETEPLUGINRESPONSE']._serialized_end=1271
-  _globals['_PLUGINSERVICE']._serialized_start=1482
-  _globals['_PLUGINSERVICE']._serialized_end=1873
+  _globals['_PLUGIN']._serialized_end=530
+  _globals['_INSTALLPLUGINREQUEST']._serialized_start=533
+  _globals['_INSTALLPLUGINREQUEST']._serialized_end=696
+  _globals['_INSTALLPLUGINRESPONSE']._serialized_start=698
+  _globals['_INSTALLPLUGINRESPONSE']._serialized_end=762
+  _globals['_GETPLUGINREQUEST']._serialized_start=764
+  _globals['_GETPLUGINREQUEST']._serialized_end=802
+  _globals['_GETPLUGINRESPONSE']._serialized_start=804
+  _globals['_GETPLUGINRESPONSE']._serialized_end=864
+  _globals['_LISTPLUGINSREQUEST']._serialized_start=866
+  _globals['_LISTPLUGINSREQUEST']._serialized_end=927
+  _globals['_LISTPLUGINSRESPONSE']._serialized_start=929
+  _globals['_LISTPLUGINSRESPONSE']._serialized_end=993
+  _globals['_UPDATEPLUGINREQUEST']._serialized_start=995
+  _globals['_UPDATEPLUGINREQUEST']._serialized_end=1116
+  _globals['_UPDATEPLUGINRESPONSE']._serialized_start=1118
+  _globals['_UPDATEPLUGINRESPONSE']._serialized_end=1181
+  _globals['_DELETEPLUGINREQUEST']._serialized_start=1183
+  _globals['_DELETEPLUGINREQUEST']._serialized_end=1246
+  _globals['_DELETEPLUGINRESPONSE']._serialized_start=1248
+  _globals['_DELETEPLUGINRESPONSE']._serialized_end=1307
+  _globals['_PLUGINSERVICE']._serialized_start=1518
+  _globals['_PLUGINSERVICE']._serialized_end=1909
 # @@protoc_insertion_point(module_scope)

@@ -118,6 +118,7 @@ class Plugin(_message.Message):
     RESTART_COUNT_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     PID_FIELD_NUMBER: _builtins.int
+    DEPENDENCIES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique plugin name."""
     kind: Global___PluginKind.ValueType
@@ -146,6 +147,12 @@ class Plugin(_message.Message):
     def used_by_rules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of the rules that use it now."""
 
+    @_builtins.property
+    def dependencies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a Python plugin that declares requirements: what the server installed
+        into its environment of its own, `name version` (e.g. `grpcio 1.85.4`).
+        """
+
     def __init__(
         self,
         *,
@@ -160,10 +167,11 @@ class Plugin(_message.Message):
         restart_count: _builtins.int = ...,
         last_error: _builtins.str = ...,
         pid: _builtins.int = ...,
+        dependencies: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi_version", b"abi_version", "kind", b"kind", "language", b"language", "last_error", b"last_error", "name", b"name", "pid", b"pid", "restart_count", b"restart_count", "running", b"running", "symbols", b"symbols", "used_by_rules", b"used_by_rules", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi_version", b"abi_version", "dependencies", b"dependencies", "kind", b"kind", "language", b"language", "last_error", b"last_error", "name", b"name", "pid", b"pid", "restart_count", b"restart_count", "running", b"running", "symbols", b"symbols", "used_by_rules", b"used_by_rules", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
