@@ -14,8 +14,8 @@
 # which builds it (Go, Python, ...) and writes the zip.
 #
 # Each example needs its toolchain, seen from its files: cargo for a Cargo.toml,
-# go for a go.mod, node and npm for a package.json, and python3 for all (it
-# writes the zips). The script checks them first: an example whose toolchain is
+# go for a go.mod, node and npm for a package.json, pip for a manifest of
+# language python, and python3 for all (it writes the zips). The script checks them first: an example whose toolchain is
 # missing is skipped, with one line naming what it needs; every other one is
 # built. It exits non-zero when an example it could build fails, or when an
 # example named on the command line cannot be built here.
@@ -43,6 +43,7 @@ declare -A where=(
   [node]="https://nodejs.org"
   [npm]="https://nodejs.org"
   [python3]="https://www.python.org/downloads"
+  [pip]="python3 -m ensurepip, or https://pip.pypa.io/en/stable/installation"
 )
 
 # The tools an example folder needs, from its files.
@@ -52,7 +53,19 @@ needs() {
   [[ -f "$dir/go.mod" ]] && tools+=(go)
   [[ -f "$dir/package.json" ]] && tools+=(node npm)
   tools+=(python3)
+  # A Python plugin's package.sh fetches its dependencies' wheels with pip.
+  grep -Eq '"language"[[:space:]]*:[[:space:]]*"python"' "$dir/manifest.json" && tools+=(pip)
   echo "${tools[@]}"
+}
+
+# Whether a tool is there: a command on PATH, or pip as a module of the Python
+# that package.sh scripts run ($PYTHON, default python3).
+have() {
+  if [[ "$1" == pip ]]; then
+    "${PYTHON:-python3}" -m pip --version >/dev/null 2>&1
+  else
+    command -v "$1" >/dev/null 2>&1
+  fi
 }
 
 if ((${#names[@]})); then
@@ -75,7 +88,7 @@ for dir in "${dirs[@]}"; do
   name="$(basename "$dir")"
   missing=()
   for tool in $(needs "$dir"); do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    have "$tool" || missing+=("$tool")
   done
   if ((${#missing[@]})); then
     # "needs node, npm (https://nodejs.org), python3 (...)": a link once per group.
