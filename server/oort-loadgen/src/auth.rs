@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::report::median;
 use anyhow::Result;
 use oort_proto::v1::rule_service_client::RuleServiceClient;
 use oort_proto::v1::stream_service_client::StreamServiceClient;
@@ -63,11 +64,6 @@ async fn measure(
     server.stop()
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Prints one table: auth on against auth off, medians over `rounds`.
 pub async fn run(binary: &Path, rounds: usize, rules: usize, events: usize, batch: usize) -> Result<()> {
     let (mut on, mut off) = (Figures::default(), Figures::default());
@@ -79,11 +75,12 @@ pub async fn run(binary: &Path, rounds: usize, rules: usize, events: usize, batc
             measure(binary, auth, rules, events, batch, figures).await?;
         }
     }
-    println!("| figure (median of {rounds} rounds) | auth on | auth off (baseline) | ratio |");
-    println!("|---|---|---|---|");
+    crate::out!("| figure (median of {rounds} rounds) | auth on | auth off (baseline) | ratio |");
+    crate::out!("|---|---|---|---|");
     for (i, (label, unit)) in FIGURES.into_iter().enumerate() {
         let (a, b) = (median(&mut on[i]), median(&mut off[i]));
-        println!("| {label} | {a:.0} {unit} | {b:.0} {unit} | {:.3} |", a / b);
+        crate::out!("| {label} | {a:.0} {unit} | {b:.0} {unit} | {:.3} |", a / b);
+        crate::report::against(format!("{label}, auth on"), a, unit, "auth off", b);
     }
     Ok(())
 }

@@ -145,17 +145,17 @@ pub async fn run(binary: &Path, rounds: usize, passes: usize) -> Result<()> {
         last_halves[last_halves.len() / 2]
     };
     let (baseline, steady_baseline) = (best(0), steady(0));
-    println!(
+    crate::out!(
         "| client | first round (cold) | best warm round of {passes} passes × {} | warm ratio to Rust | ratio in each pass | \
          median of the last {} rounds of each pass | its ratio to Rust | goal |",
         rounds - 1,
         rounds - rounds / 2
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    crate::out!("|---|---|---|---|---|---|---|---|");
     for (client, name) in CLIENTS.iter().enumerate() {
         let each: Vec<String> =
             times.iter().map(|pass| format!("{:.2}", warm(&pass[client]) / warm(&pass[0]))).collect();
-        println!(
+        crate::out!(
             "| {name} | {:.1} ms | {:.1} ms | {:.2} | {} | {:.1} ms | {:.2} | ≤ 2 |",
             times[0][client][0],
             best(client),

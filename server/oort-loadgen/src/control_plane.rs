@@ -232,32 +232,50 @@ pub async fn run(binary: &Path, rules: usize, startups: usize, keep: Option<Path
 
     let create = percentiles(&mut create);
     let get = percentiles(&mut get);
-    println!("| figure | value | baseline (same run) | ratio |");
-    println!("|---|---|---|---|");
-    println!(
+    crate::out!("| figure | value | baseline (same run) | ratio |");
+    crate::out!("|---|---|---|---|");
+    crate::out!(
         "| idle RSS, {rules} rules | {:.1} MiB | {:.1} MiB (empty catalog) | {:.2} |",
         rss_full as f64 / 1024.0,
         rss_empty as f64 / 1024.0,
         rss_full as f64 / rss_empty as f64
     );
-    println!(
+    crate::out!(
         "| start-up to SERVING, {rules} rules (median of {startups}) | {:.0} ms | {:.0} ms (empty catalog) | {:.2} |",
         startup_full.as_secs_f64() * 1e3,
         startup_empty.as_secs_f64() * 1e3,
         startup_full.as_secs_f64() / startup_empty.as_secs_f64()
     );
-    println!(
+    crate::out!(
         "| CreateRule p50 over {rules} rules | {:.0} µs | {:.0} µs (GetRule p50) | {:.2} |",
         create.p50,
         get.p50,
         create.p50 / get.p50
     );
-    println!(
+    crate::out!(
         "| CreateRule p99 over {rules} rules | {:.0} µs | {:.0} µs (GetRule p99) | {:.2} |",
         create.p99,
         get.p99,
         create.p99 / get.p99
     );
-    println!("| CreateRule max | {:.0} µs | {:.0} µs (GetRule max) | |", create.max, get.max);
+    crate::out!("| CreateRule max | {:.0} µs | {:.0} µs (GetRule max) | |", create.max, get.max);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    crate::report::figure("idle RSS, empty catalog", mib(rss_empty), "MiB");
+    crate::report::against(format!("idle RSS, {rules} rules"), mib(rss_full), "MiB", "empty catalog", mib(rss_empty));
+    crate::report::figure(
+        "memory per running rule",
+        (mib(rss_full) - mib(rss_empty)) * 1024.0 / rules.max(1) as f64,
+        "KiB",
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    crate::report::against(
+        format!("start-up to SERVING, {rules} rules"),
+        ms(startup_full),
+        "ms",
+        "empty catalog",
+        ms(startup_empty),
+    );
+    crate::report::against(format!("CreateRule p50 over {rules} rules"), create.p50, "µs", "GetRule p50", get.p50);
+    crate::report::against(format!("CreateRule p99 over {rules} rules"), create.p99, "µs", "GetRule p99", get.p99);
     Ok(())
 }

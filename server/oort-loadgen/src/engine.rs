@@ -190,27 +190,38 @@ pub async fn run(events_per_run: usize, keys: usize) -> Result<()> {
     let store = CheckpointStore::open(checkpoints.path())?;
     let checkpointed = measure_rule(functions, WINDOW, qos1, Some(store), &payloads, "op_window_0").await?;
     let costs = [100_000, 1_000_000].map(|rows| checkpoint_costs(rows, keys, checkpoints.path()));
-    println!("| rule (one core, {events_per_run} JSON events, {keys} keys) | events/s | ratio to pass-through |");
-    println!("|---|---|---|");
-    println!("| pass-through `SELECT * FROM demo` (baseline) | {baseline:.0} | 1.00 |");
-    println!("| filter + project | {filter:.0} | {:.2} |", filter / baseline);
-    println!("| TUMBLINGWINDOW(ss, 1) GROUP BY deviceId avg/max/count | {window:.0} | {:.2} |", window / baseline);
-    println!(
+    crate::out!("| rule (one core, {events_per_run} JSON events, {keys} keys) | events/s | ratio to pass-through |");
+    crate::out!("|---|---|---|");
+    crate::out!("| pass-through `SELECT * FROM demo` (baseline) | {baseline:.0} | 1.00 |");
+    crate::out!("| filter + project | {filter:.0} | {:.2} |", filter / baseline);
+    crate::out!("| TUMBLINGWINDOW(ss, 1) GROUP BY deviceId avg/max/count | {window:.0} | {:.2} |", window / baseline);
+    crate::out!(
         "| the same, qos 1, a checkpoint every second | {checkpointed:.0} | {:.2} ({:.2} of qos 0) |",
         checkpointed / baseline,
         checkpointed / window
     );
-    println!("| `{LAG}` | {lag:.0} | {:.2} |", lag / baseline);
-    println!("| `{UNNEST}` (two rows an event) | {unnest:.0} | {:.2} |", unnest / baseline);
-    println!();
-    println!(
+    crate::out!("| `{LAG}` | {lag:.0} | {:.2} |", lag / baseline);
+    crate::out!("| `{UNNEST}` (two rows an event) | {unnest:.0} | {:.2} |", unnest / baseline);
+    let pass = "pass-through SELECT * FROM demo";
+    crate::report::figure(format!("engine, one core: {pass}"), baseline, "events/s");
+    for (name, rate) in [
+        ("filter + project", filter),
+        ("TUMBLINGWINDOW(ss, 1) GROUP BY deviceId", window),
+        ("lag() OVER (PARTITION BY deviceId)", lag),
+        ("unnest of two items", unnest),
+    ] {
+        crate::report::against(format!("engine, one core: {name}"), rate, "events/s", pass, baseline);
+    }
+    crate::report::against("engine, one core: the window at qos 1", checkpointed, "events/s", "qos 0", window);
+    crate::out!();
+    crate::out!(
         "| checkpoint of that window, {keys} keys | snapshot (the rule waits) | encoded | saved (write, sync, rename) | size | restored (read, check, decode) |"
     );
-    println!("|---|---|---|---|---|---|");
+    crate::out!("|---|---|---|---|---|---|");
     for (rows, costs) in [100_000, 1_000_000].into_iter().zip(costs) {
         let Costs { snapshot, encode, save, restore, bytes } = costs?;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!(
+        crate::out!(
             "| {rows} rows held | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MB | {:.1} ms |",
             ms(snapshot),
             ms(encode),

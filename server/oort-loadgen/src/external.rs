@@ -426,7 +426,7 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
         for _ in 0..rounds * SLICES {
             tally.add(phase(only)?);
         }
-        println!("{only:?}: {:.0} calls/s, {:.2} µs of the callers' CPU a call", tally.rate(), tally.cpu_us());
+        crate::out!("{only:?}: {:.0} calls/s, {:.2} µs of the callers' CPU a call", tally.rate(), tally.cpu_us());
         return Ok(());
     }
     let mut rows = Vec::new();
@@ -455,26 +455,31 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
     let costs = |r: &Round, us: f64| {
         format!("{:+.0}% / {:+.0}%", cost(r.hand_deadline.cpu_us(), us), cost(r.hand_many.cpu_us(), us))
     };
-    println!("Calls per second, and the callers' CPU time per call (cost against the hand-written client).\n");
-    println!("One call in flight:\n");
-    println!("| round | hand-written tonic client | oort-external `Function::call` |");
-    println!("|---|---|---|");
+    crate::out!("Calls per second, and the callers' CPU time per call (cost against the hand-written client).\n");
+    crate::out!("One call in flight:\n");
+    crate::out!("| round | hand-written tonic client | oort-external `Function::call` |");
+    crate::out!("|---|---|---|");
     for (i, r) in rows.iter().enumerate() {
-        println!("| {i} | {:.0} calls/s, {:.1} µs | {} |", r.hand.rate(), r.hand.cpu_us(), cell(&r.hand, &r.dynamic));
+        crate::out!(
+            "| {i} | {:.0} calls/s, {:.1} µs | {} |",
+            r.hand.rate(),
+            r.hand.cpu_us(),
+            cell(&r.hand, &r.dynamic)
+        );
     }
-    println!(
+    crate::out!(
         "\nConcurrent ({LANES} in flight; batches of {batch} events; the seven alternate in {SLICES} slices a round); \
          costs against the hand-written client with the {}-ms deadline / without one:\n",
         deadline.as_millis()
     );
-    println!(
+    crate::out!(
         "| round | hand-written tonic client, {LANES} tasks | the same with the deadline | `Function::call_batch` | \
          rule `{RULE}` | the call in the rule: less `{RULE_BUILT_IN}` | the rule, calls on a runtime of their own | \
          rule `{RULE_CONDITIONAL}` |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    crate::out!("|---|---|---|---|---|---|---|---|");
     for (i, r) in rows.iter().enumerate() {
-        println!(
+        crate::out!(
             "| {i} | {:.0} calls/s, {:.1} µs | {:.0} calls/s, {:.1} µs | {:.1} µs ({}) | {:.0} calls/s, {:.1} µs ({}) | \
              {:.1} µs ({}) | {:.0} calls/s, {:.1} µs ({}) | {:.0} calls/s, {:.1} µs ({}) |",
             r.hand_many.rate(),
@@ -501,7 +506,7 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
     for r in &rows {
         all.add(r);
     }
-    println!(
+    crate::out!(
         "\nAll {rounds} rounds (goal ≤ +20%; against the client with the deadline / without): hand-written {:.1} µs \
          a call, {:.1} µs with the deadline; `Function::call_batch` {:.1} µs ({}), the rule {:.1} µs ({}), the call in \
          the rule {:.1} µs ({}); the rule {:.0} calls/s (goal ≥ 20,000); with the calls on a runtime of their own, the \

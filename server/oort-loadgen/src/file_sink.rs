@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use oort_proto::v1::{Action, CreateRuleRequest, GetRuleStatusRequest, Rule};
 
-use crate::file_source::{median, serve_file, write_events};
+use crate::file_source::{serve_file, write_events};
+use crate::report::median;
 
 /// Seconds from creating the rule until its sink has taken every result, and
 /// the server's CPU seconds over that time.
@@ -77,16 +78,24 @@ pub async fn run(binary: &Path, lines: usize, rounds: usize) -> Result<()> {
     let [(memory_times, memory_cpus), (file_times, file_cpus), (each_times, each_cpus)] = &mut runs;
     let (memory_time, file_time, each_time) = (median(memory_times), median(file_times), median(each_times));
     let (memory_cpu, file_cpu, each_cpu) = (median(memory_cpus), median(file_cpus), median(each_cpus));
-    println!(
+    crate::out!(
         "| {lines} results of `SELECT * FROM f` (a file of JSON lines), median of {rounds} | time | server CPU | ratio of time |"
     );
-    println!("|---|---|---|---|");
-    println!("| `memory` sink (baseline) | {memory_time:.2} s | {memory_cpu:.2} s | 1.00 |");
-    println!(
+    crate::out!("|---|---|---|---|");
+    crate::out!("| `memory` sink (baseline) | {memory_time:.2} s | {memory_cpu:.2} s | 1.00 |");
+    crate::report::against(format!("file sink: {lines} results written"), file_time, "s", "memory sink", memory_time);
+    crate::report::against(
+        format!("file sink: server CPU for {lines} results"),
+        file_cpu,
+        "s",
+        "memory sink",
+        memory_cpu,
+    );
+    crate::out!(
         "| `file` sink, one JSON object a line | {file_time:.2} s | {file_cpu:.2} s | {:.2} |",
         file_time / memory_time
     );
-    println!(
+    crate::out!(
         "| `file` sink, `interval` 0 (each result written as it comes, as before) | {each_time:.2} s | {each_cpu:.2} s | {:.2} |",
         each_time / memory_time
     );

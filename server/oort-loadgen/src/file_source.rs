@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::report::median;
 use anyhow::{Result, bail};
 use oort_proto::v1::rule_service_client::RuleServiceClient;
 use oort_proto::v1::stream_service_client::StreamServiceClient;
@@ -102,11 +103,11 @@ pub async fn run(binary: &Path, previous: Option<&Path>, lines: usize, rounds: u
             runs.push(read_with(path, lines, &content).await?);
         }
     }
-    println!(
+    crate::out!(
         "| file source, {lines} JSON lines ({:.0} MB), filter rule, median of {rounds} | events/s | ratio | peak RSS growth |",
         bytes as f64 / 1e6
     );
-    println!("|---|---|---|---|");
+    crate::out!("|---|---|---|---|");
     let medians: Vec<(f64, f64)> = figures
         .iter_mut()
         .map(|runs| {
@@ -116,12 +117,9 @@ pub async fn run(binary: &Path, previous: Option<&Path>, lines: usize, rounds: u
         })
         .collect();
     for ((label, _), (rate, growth)) in builds.iter().zip(&medians) {
-        println!("| {label} | {rate:.0} | {:.2} | {growth:.0} MiB |", rate / medians[0].0);
+        crate::out!("| {label} | {rate:.0} | {:.2} | {growth:.0} MiB |", rate / medians[0].0);
+        crate::report::figure(format!("file source, {lines} JSON lines: {label}"), *rate, "events/s");
+        crate::report::figure(format!("file source, {lines} JSON lines: {label}, peak RSS growth"), *growth, "MiB");
     }
     Ok(())
-}
-
-pub(crate) fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::report::median;
 use anyhow::Result;
 use oort_proto::v1::rule_service_client::RuleServiceClient;
 use oort_proto::v1::{Action, CreateRuleRequest, DeleteRuleRequest, GetRuleStatusRequest, Rule};
@@ -62,20 +63,16 @@ pub async fn run(binary: &Path, count: usize, batch: usize, rounds: usize) -> Re
     }
     server.stop()?;
     let (alone, beside) = (median(&mut alone), median(&mut beside));
-    println!(
+    crate::out!(
         "| filter + project through Publish ({count} events, {batch} a request, median of {rounds}) | events/s | ratio |"
     );
-    println!("|---|---|---|");
-    println!("| alone (baseline) | {alone:.0} | 1.00 |");
-    println!(
+    crate::out!("|---|---|---|");
+    crate::out!("| alone (baseline) | {alone:.0} | 1.00 |");
+    crate::report::against("Publish beside a rule with a slow sink", beside, "events/s", "the rule alone", alone);
+    crate::out!(
         "| beside a rule whose REST sink answers in {} ms ({dropped} events dropped by it, counted) | {beside:.0} | {:.2} |",
         SINK_DELAY.as_millis(),
         beside / alone
     );
     Ok(())
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

@@ -98,13 +98,27 @@ pub async fn run(binary: &Path, rate: u64, events: usize) -> Result<()> {
     }
     server.stop()?;
     let (lat, base) = (percentiles(&mut samples), percentiles(&mut baseline));
-    println!(
+    crate::out!(
         "| Publish → TailRule at {rate} events/s ({} results) | value | baseline: GetRule round trip | ratio |",
         samples.len()
     );
-    println!("|---|---|---|---|");
-    println!("| p50 | {:.0} µs | {:.0} µs | {:.2} |", lat.p50, base.p50, lat.p50 / base.p50);
-    println!("| p99 | {:.0} µs | {:.0} µs | {:.2} |", lat.p99, base.p99, lat.p99 / base.p99);
-    println!("| max | {:.0} µs | {:.0} µs | |", lat.max, base.max);
+    crate::out!("|---|---|---|---|");
+    crate::out!("| p50 | {:.0} µs | {:.0} µs | {:.2} |", lat.p50, base.p50, lat.p50 / base.p50);
+    crate::out!("| p99 | {:.0} µs | {:.0} µs | {:.2} |", lat.p99, base.p99, lat.p99 / base.p99);
+    crate::out!("| max | {:.0} µs | {:.0} µs | |", lat.max, base.max);
+    crate::report::against(
+        format!("Publish → TailRule p50 at {rate} events/s"),
+        lat.p50,
+        "µs",
+        "GetRule p50",
+        base.p50,
+    );
+    crate::report::against(
+        format!("Publish → TailRule p99 at {rate} events/s"),
+        lat.p99,
+        "µs",
+        "GetRule p99",
+        base.p99,
+    );
     Ok(())
 }

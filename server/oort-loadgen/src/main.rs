@@ -18,6 +18,14 @@
 //!   authentication on, against the same binary with it off.
 //! - `latency` ([`latency`]): Publish → TailRule latency through a real `oortd`
 //!   at a steady rate, against a GetRule round trip.
+//! - `compare` ([`report::compare`]): one of the benchmarks above that takes
+//!   `--oortd`, on two builds alternately, each figure against the other's.
+//!
+//! With `--json`, the tables go to stderr and stdout gets the run's figures as
+//! one JSON document ([`report`]).
+
+#[macro_use]
+mod report;
 
 mod auth;
 mod clients;
@@ -41,6 +49,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(about = "Load generators and end-to-end benchmarks of Oort")]
 struct Args {
+    /// Print the figures as one JSON document on stdout (the tables go to stderr).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -213,6 +224,24 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Runs a benchmark that takes --oortd on two builds, alternately, and sets
+    /// the median of each figure of one against the other's.
+    #[command(after_help = "Example:\n  \
+        oort-loadgen compare --baseline /tmp/oortd-before --rounds 3 -- file-sink --lines 100000")]
+    Compare {
+        /// The baseline build's oortd (the previous commit's, say).
+        #[arg(long)]
+        baseline: PathBuf,
+        /// The build measured against it.
+        #[arg(long, default_value = "target/release/oortd")]
+        oortd: PathBuf,
+        /// Runs on each build.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The benchmark and its arguments, after `--`, without --oortd.
+        #[arg(last = true, required = true)]
+        bench: Vec<String>,
+    },
     /// Events per second through the engine on one core.
     Engine {
         /// Events per measured run.
@@ -225,7 +254,17 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
-    match Args::parse().command {
+    let args = Args::parse();
+    if args.json {
+        report::set_json();
+    }
+    run(args.command)?;
+    report::finish()
+}
+
+fn run(command: Cmd) -> Result<()> {
+    match command {
+        Cmd::Compare { baseline, oortd, rounds, bench } => report::compare(&baseline, &oortd, rounds, &bench),
         Cmd::ControlPlane { oortd, rules, startups, data_dir } => {
             tokio::runtime::Runtime::new()?.block_on(control_plane::run(&oortd, rules, startups, data_dir))
         }

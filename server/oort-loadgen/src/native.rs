@@ -86,17 +86,17 @@ pub async fn run(plugin: &Path, calls: usize, events: usize) -> Result<()> {
             .max(engine::measure_with(Arc::clone(&functions), &sql("mx_abs"), &payloads, "op_project_0").await?);
     }
 
-    println!("| native mx_abs vs built-in abs (one core) | built-in | native | extra per row | ratio | goal |");
-    println!("|---|---|---|---|---|---|");
-    println!(
+    crate::out!("| native mx_abs vs built-in abs (one core) | built-in | native | extra per row | ratio | goal |");
+    crate::out!("|---|---|---|---|---|---|");
+    crate::out!(
         "| one call per row ({calls} calls) | {builtin_ns:.1} ns | {native_ns:.1} ns | {:.1} ns | | < 50 ns |",
         native_ns - builtin_ns
     );
-    println!(
+    crate::out!(
         "| `call_batch`, {BATCH} rows a call (native: one ABI crossing a batch) | {builtin_batch_ns:.1} ns | {native_batch_ns:.1} ns | {:.1} ns | | < 50 ns |",
         native_batch_ns - builtin_batch_ns
     );
-    println!(
+    crate::out!(
         "| rule `SELECT f(temperature) AS a, deviceId FROM demo`, {events} JSON events | {rule_builtin:.0} events/s | {rule_native:.0} events/s | | {:.2} | ≥ 0.90 |",
         rule_native / rule_builtin
     );

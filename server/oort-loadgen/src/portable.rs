@@ -172,43 +172,43 @@ pub async fn run(plugins: Plugins<'_>, rows: usize, calls: usize, events: usize)
     portable_host.shutdown().await;
 
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    println!(
+    crate::out!(
         "| rs_abs (portable, Rust SDK) vs mx_abs (native) vs abs (built-in) | built-in | native | portable | goal |"
     );
-    println!("|---|---|---|---|---|");
-    println!(
+    crate::out!("|---|---|---|---|---|");
+    crate::out!(
         "| `call_batch`, {BATCH} rows a call, {rows} rows | {builtin_rate:.0} rows/s | {native_rate:.0} rows/s | {portable_rate:.0} rows/s | portable ≥ 1,000,000 rows/s |"
     );
-    println!(
+    crate::out!(
         "| one unbatched call, round trip p50 / p99 ({calls} calls) | | {:.2} µs / {:.2} µs | {:.1} µs / {:.1} µs | portable p50 < 50 µs |",
         us(percentile(&native_times, 0.5)),
         us(percentile(&native_times, 0.99)),
         us(percentile(&portable_times, 0.5)),
         us(percentile(&portable_times, 0.99)),
     );
-    println!(
+    crate::out!(
         "| the same exchange with bare tonic on both sides (`tonic_floor`), p50 / p99 | | | {:.1} µs / {:.1} µs | |",
         us(percentile(&floor_times, 0.5)),
         us(percentile(&floor_times, 0.99)),
     );
-    println!(
+    crate::out!(
         "| rule `SELECT f(temperature) AS a, deviceId FROM demo`, {events} JSON events | {rule_builtin:.0} events/s | {rule_native:.0} events/s ({:.2}) | {rule_portable:.0} events/s ({:.2}) | |",
         rule_native / rule_builtin,
         rule_portable / rule_builtin
     );
-    println!();
-    println!("| py_upper (portable, Python SDK) vs upper (built-in) | built-in | portable | goal |");
-    println!("|---|---|---|---|");
-    println!(
+    crate::out!();
+    crate::out!("| py_upper (portable, Python SDK) vs upper (built-in) | built-in | portable | goal |");
+    crate::out!("|---|---|---|---|");
+    crate::out!(
         "| `call_batch`, {BATCH} rows a call, {} rows | {upper_rate:.0} rows/s | {py_rate:.0} rows/s | ≥ 200,000 rows/s |",
         rows / 4
     );
-    println!(
+    crate::out!(
         "| one unbatched call, round trip p50 / p99 | | {:.1} µs / {:.1} µs | |",
         us(percentile(&py_times, 0.5)),
         us(percentile(&py_times, 0.99)),
     );
-    println!(
+    crate::out!(
         "| rule `SELECT f(deviceId) AS a, deviceId FROM demo`, {events} JSON events | {rule_upper:.0} events/s | {rule_py:.0} events/s ({:.2}) | |",
         rule_py / rule_upper
     );

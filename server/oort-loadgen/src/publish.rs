@@ -95,16 +95,17 @@ pub async fn run(binary: &Path, count: usize, batch: usize) -> Result<()> {
         rows.push((label, measure(&server, stream, rule, count, batch).await?));
     }
     server.stop()?;
-    println!(
+    crate::out!(
         "| through EventService.Publish ({count} events, one client stream) | events/s | ratio to baseline | server CPU a event |"
     );
-    println!("|---|---|---|---|");
+    crate::out!("|---|---|---|---|");
     let baseline = rows[0].1.0;
     let journaled = rows[4].1.0 / rows[3].1.0;
     for (label, (rate, cpu)) in rows {
-        println!("| {label} | {rate:.0} | {:.2} | {cpu:.2} µs |", rate / baseline);
+        crate::out!("| {label} | {rate:.0} | {:.2} | {cpu:.2} µs |", rate / baseline);
+        crate::report::against(format!("Publish: {label}"), rate, "events/s", "pass-through", baseline);
     }
-    println!("\nThe filter at qos 1 (journal on) against qos 0, {batch} events a request: {journaled:.2}");
+    crate::out!("\nThe filter at qos 1 (journal on) against qos 0, {batch} events a request: {journaled:.2}");
     Ok(())
 }
 
