@@ -23,8 +23,15 @@ sdk="$root/plugins/python/src/oort_plugin"
 python="${PYTHON:-python3}"
 
 requirements="$("$python" - "$root/plugins/python/pyproject.toml" <<'PY'
-import sys, tomllib
-print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))
+import re, sys
+text = open(sys.argv[1]).read()
+try:
+    import tomllib  # Python 3.11+
+    dependencies = tomllib.loads(text)["project"]["dependencies"]
+except ImportError:  # 3.10: the one list this needs, read plainly
+    block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
+    dependencies = re.findall(r'"([^"]+)"', block)
+print("\n".join(dependencies))
 PY
 )"
 version="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"

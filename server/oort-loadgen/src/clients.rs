@@ -116,6 +116,9 @@ pub async fn run(binary: &Path, rounds: usize, passes: usize) -> Result<()> {
     let go = bench.join("go/scenario");
     let status = Command::new("go").args(["build", "-o"]).arg(&go).arg(".").current_dir(bench.join("go")).status()?;
     anyhow::ensure!(status.success(), "go build of clients/bench/go failed");
+    let typescript = root.join("clients/typescript");
+    let status = Command::new("npm").args(["run", "--silent", "build"]).current_dir(&typescript).status()?;
+    anyhow::ensure!(status.success(), "npm run build in clients/typescript failed (run npm ci there first)");
     let dir = tempfile::tempdir()?;
     let (server, _) = Server::start(binary, &dir.path().join("data")).await?;
     let addr = server.addr().to_owned();

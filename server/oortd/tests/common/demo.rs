@@ -33,6 +33,8 @@ impl Demo {
         let include = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../oort-external/proto");
         let mut child = Command::new(python)
             .arg(dir().join("demo_server.py"))
+            // Stops with this test process, even one killed before its Drop runs.
+            .arg("--exit-on-stdin-close")
             .arg("--include")
             .arg(include)
             .stdin(Stdio::piped())
