@@ -566,6 +566,38 @@ fn rule_explain_prints_the_plan() {
 
     let value = json(&server.oort(&["rule", "explain", "hot", "--json"]));
     assert_eq!(value["plan"].as_str().map(|plan| plan.trim_end()), Some(text.trim_end()));
+
+    // Status and explain name the same operators, in the same order, whatever the plan.
+    success(&server.oort(&["stream", "create", SENSORS]));
+    for (id, sql) in [
+        (
+            "window",
+            "SELECT device, avg(temperature) AS a FROM demo WHERE temperature > 1 GROUP BY device, TUMBLINGWINDOW(ss, 1) HAVING avg(temperature) > 2 ORDER BY a LIMIT 3",
+        ),
+        (
+            "analytic",
+            "SELECT lag(temperature) OVER (PARTITION BY device) AS p, unnest(array_create(temperature, 1)) AS u FROM demo",
+        ),
+        (
+            "join",
+            "SELECT demo.device FROM demo INNER JOIN sensors ON demo.device = sensors.device GROUP BY TUMBLINGWINDOW(ss, 10)",
+        ),
+        ("filtered", "SELECT count(*) FROM demo GROUP BY COUNTWINDOW(5) FILTER (WHERE temperature > 1)"),
+    ] {
+        success(&server.oort(&["rule", "create", id, "--sql", sql, "--action", "log", "--action", "grpc"]));
+        let explained: Vec<String> = success(&server.oort(&["rule", "explain", id]))
+            .lines()
+            .map(|l| l.trim().split(':').next().unwrap().to_owned())
+            .collect();
+        let status = json(&server.oort(&["rule", "status", id, "--json"]));
+        let operators: Vec<String> = status["operators"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{status}"))
+            .iter()
+            .map(|o| o["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(operators, explained, "{id}");
+    }
 }
 
 #[test]
