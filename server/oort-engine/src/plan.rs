@@ -17,7 +17,7 @@ use oort_sql::{Position, SqlError, StreamDef, StreamKind, WindowSpec};
 
 use crate::analytic::{AnalyticCall, AnalyticCalls};
 use crate::connector::{ConnectorRegistry, SourceConfig};
-use crate::expr::{self, CompileContext, Expr, Projection, SourceSchema};
+use crate::expr::{self, CompileContext, Expr, Projection, SortOrder, SourceSchema};
 use crate::function::{FunctionMeta, FunctionRegistry};
 use crate::rule::{ActionDefinition, RuleDefinition, RuleOptions};
 
@@ -109,8 +109,9 @@ pub struct RulePlan {
     pub projection: Projection,
     /// SELECT list text, for EXPLAIN.
     pub projection_sql: String,
-    /// ORDER BY expressions (over the output columns) and whether ascending.
-    pub order_by: Vec<(Compiled, bool)>,
+    /// ORDER BY expressions (over the output columns), each with its
+    /// direction: NULLs last unless `NULLS FIRST`, as eKuiper's sorter.
+    pub order_by: Vec<(Compiled, SortOrder)>,
     /// LIMIT.
     pub limit: Option<u64>,
     /// The analytic calls, evaluated on each event before WHERE, in this
@@ -357,12 +358,7 @@ pub fn plan(
     let order_by = query
         .order_by
         .iter()
-        .map(|o| {
-            Ok((
-                compile_over_output(&o.expr, &ctx, &projection)?,
-                !matches!(o.options.sort, Some(oort_sql::sqlparser::ast::OrderBySort::Desc)),
-            ))
-        })
+        .map(|o| Ok((compile_over_output(&o.expr, &ctx, &projection)?, SortOrder::of(&o.options, |_| false))))
         .collect::<Result<Vec<_>, PlanError>>()?;
 
     let analytics = analytics.into_calls();

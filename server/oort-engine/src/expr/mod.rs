@@ -106,7 +106,7 @@ mod test_util;
 pub(crate) use batch::eval_rows;
 pub use changed_cols::{ChangedCols, ChangedItem};
 pub use compile::{CompileContext, SourceSchema, compile, compile_with_aliases, compile_with_select_aliases};
-pub(crate) use ops::order as order_values;
+pub use ops::SortOrder;
 pub(crate) use projection::check_no_set_returning;
 pub use projection::{Projection, ProjectionColumn, SetReturning, compile_projection};
 pub use row_number::RowNumber;

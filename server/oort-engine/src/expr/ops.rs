@@ -176,6 +176,43 @@ pub(crate) fn order(a: &Value, b: &Value) -> std::cmp::Ordering {
     }
 }
 
+/// The direction of one `ORDER BY` key: ascending or not, and whether NULLs
+/// come before the other values or after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortOrder {
+    /// `ASC` (the default) rather than `DESC`.
+    pub ascending: bool,
+    /// NULLs before the other values, whatever the direction.
+    pub nulls_first: bool,
+}
+
+impl SortOrder {
+    /// From the parser's `ASC`/`DESC` and `NULLS FIRST`/`NULLS LAST`;
+    /// without the latter, NULLs go first when `default_nulls_first` says so
+    /// for the direction (ascending or not).
+    pub(crate) fn of(
+        options: &oort_sql::sqlparser::ast::OrderByOptions,
+        default_nulls_first: impl Fn(bool) -> bool,
+    ) -> Self {
+        let ascending = !matches!(options.sort, Some(oort_sql::sqlparser::ast::OrderBySort::Desc));
+        SortOrder { ascending, nulls_first: options.nulls_first.unwrap_or_else(|| default_nulls_first(ascending)) }
+    }
+
+    /// Orders two values of the key: NULLs where [`nulls_first`](Self::nulls_first)
+    /// puts them, the others by [`order`] in the key's direction.
+    pub(crate) fn compare(self, a: &Value, b: &Value) -> Ordering {
+        match (a.is_null(), b.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) if self.nulls_first => Ordering::Less,
+            (true, false) => Ordering::Greater,
+            (false, true) if self.nulls_first => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) if self.ascending => order(a, b),
+            (false, false) => order(a, b).reverse(),
+        }
+    }
+}
+
 /// `= != < <= > >=` with eKuiper's NULL rules: always a boolean.
 pub(crate) fn compare(op: BinaryOp, left: &Value, right: &Value) -> Result<bool, EvalError> {
     // As eKuiper: a comparison with NULL on either side is false, `NULL = NULL`
@@ -213,6 +250,21 @@ mod tests {
     }
     fn float(x: f64) -> Value {
         Value::Float(x)
+    }
+
+    #[test]
+    fn a_sort_order_puts_nulls_where_it_says_in_either_direction() {
+        use Ordering::*;
+        let cases = [(true, false), (false, false), (true, true), (false, true)];
+        let [asc_last, desc_last, asc_first, desc_first] =
+            cases.map(|(ascending, nulls_first)| SortOrder { ascending, nulls_first });
+        assert_eq!(asc_last.compare(&Value::Null, &int(1)), Greater);
+        assert_eq!(desc_last.compare(&Value::Null, &int(1)), Greater);
+        assert_eq!(asc_first.compare(&Value::Null, &int(1)), Less);
+        assert_eq!(desc_first.compare(&int(1), &Value::Null), Greater);
+        assert_eq!(desc_first.compare(&Value::Null, &Value::Null), Equal);
+        assert_eq!(asc_first.compare(&int(1), &float(2.5)), Less);
+        assert_eq!(desc_first.compare(&int(1), &float(2.5)), Greater);
     }
 
     #[test]

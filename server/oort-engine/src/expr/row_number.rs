@@ -1,5 +1,5 @@
 //! eKuiper's window function `row_number() [OVER ([PARTITION BY e, …] [ORDER
-//! BY e [DESC], …])]`: a whole SELECT item that numbers the rows (or groups)
+//! BY e [DESC] [NULLS FIRST | LAST], …])]`: a whole SELECT item that numbers the rows (or groups)
 //! of a window's result from 1, before the rule's ORDER BY. With `PARTITION
 //! BY`, the result is regrouped by partition (partitions in the order of
 //! their keys) and numbered within each; with `ORDER BY`, sorted first. Per
@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use oort_sql::SqlError;
-use oort_sql::sqlparser::ast::{Function as SqlFunction, FunctionArguments, OrderByExpr, OrderBySort, WindowType};
+use oort_sql::sqlparser::ast::{Function as SqlFunction, FunctionArguments, OrderByExpr, WindowType};
 
 use super::compile::{Compiler, position, unsupported};
+use super::ops::SortOrder;
 use super::tree::Expr;
 use crate::value::Value;
 
@@ -24,8 +25,9 @@ pub struct RowNumber {
     pub column: Arc<str>,
     /// `PARTITION BY`.
     pub partition: Vec<Expr>,
-    /// `ORDER BY`, each ascending or not.
-    pub order: Vec<(Expr, bool)>,
+    /// `ORDER BY`, each with its direction: NULLs first when ascending, last
+    /// when descending, unless `NULLS FIRST` or `NULLS LAST` says otherwise.
+    pub order: Vec<(Expr, SortOrder)>,
 }
 
 /// Compiles `row_number() OVER (...)`, SELECT item `index` named `column`.
@@ -51,10 +53,7 @@ pub(super) fn compile(
     let partition = partition.iter().map(|e| compiler.select_item(index, e)).collect::<Result<_, _>>()?;
     let order = order
         .iter()
-        .map(|o| {
-            let ascending = !matches!(o.options.sort, Some(OrderBySort::Desc));
-            Ok((compiler.select_item(index, &o.expr)?, ascending))
-        })
+        .map(|o| Ok((compiler.select_item(index, &o.expr)?, SortOrder::of(&o.options, |ascending| ascending))))
         .collect::<Result<_, SqlError>>()?;
     Ok(RowNumber { column, partition, order })
 }
@@ -74,10 +73,8 @@ impl RowNumber {
         order.sort_by(|&a, &b| {
             let (ka, kb) = (&keys[a], &keys[b]);
             let partition = ka[..split].iter().zip(&kb[..split]).map(|(x, y)| super::ops::order(x, y));
-            let within = ka[split..].iter().zip(&kb[split..]).zip(&self.order).map(|((x, y), (_, asc))| {
-                let o = super::ops::order(x, y);
-                if *asc { o } else { o.reverse() }
-            });
+            let within =
+                ka[split..].iter().zip(&kb[split..]).zip(&self.order).map(|((x, y), (_, order))| order.compare(x, y));
             partition.chain(within).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
         });
         let mut numbered = Vec::with_capacity(order.len());
@@ -88,5 +85,30 @@ impl RowNumber {
             numbered.push((unit, number));
         }
         numbered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The units' order when numbered by one ORDER BY key in `order`.
+    fn numbered(keys: &[Option<i64>], order: &str) -> Vec<Option<i64>> {
+        let sql = format!("SELECT a FROM s ORDER BY a {order}");
+        let query = oort_sql::parse_rule_sql(&sql).unwrap();
+        let order = SortOrder::of(&query.order_by[0].options, |ascending| ascending);
+        let numbering =
+            RowNumber { column: "n".into(), partition: vec![], order: vec![(Expr::Literal(Value::Null), order)] };
+        let keys: Vec<Vec<Value>> = keys.iter().map(|k| vec![k.map_or(Value::Null, Value::Int)]).collect();
+        numbering.number(&keys).into_iter().map(|(unit, _)| keys[unit][0].as_i64()).collect()
+    }
+
+    #[test]
+    fn nulls_come_first_ascending_and_last_descending_unless_the_order_says_where() {
+        let keys = [Some(2), None, Some(1)];
+        assert_eq!(numbered(&keys, ""), [None, Some(1), Some(2)]);
+        assert_eq!(numbered(&keys, "DESC"), [Some(2), Some(1), None]);
+        assert_eq!(numbered(&keys, "NULLS LAST"), [Some(1), Some(2), None]);
+        assert_eq!(numbered(&keys, "DESC NULLS FIRST"), [None, Some(2), Some(1)]);
     }
 }

@@ -106,7 +106,10 @@ impl RulePlan {
                 let keys: Vec<String> = self
                     .order_by
                     .iter()
-                    .map(|(e, asc)| format!("{}{}", e.sql, if *asc { "" } else { " DESC" }))
+                    .map(|(e, order)| {
+                        let direction = if order.ascending { "" } else { " DESC" };
+                        format!("{}{direction}{}", e.sql, if order.nulls_first { " NULLS FIRST" } else { "" })
+                    })
                     .collect();
                 format!("ORDER BY {}", keys.join(", "))
             }

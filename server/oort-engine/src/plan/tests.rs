@@ -119,3 +119,27 @@ fn streams_join_within_a_window_after_it_and_before_where() {
     // Tables still refuse what would emit their rows without events.
     assert!(refused("SELECT * FROM s1 RIGHT JOIN t ON s1.id = t.id", 0).contains("RIGHT and FULL"));
 }
+
+#[test]
+fn order_by_keeps_nulls_first_and_last_and_explain_shows_them() {
+    let functions = FunctionRegistry::new();
+    crate::register_builtins(&functions);
+    let connectors = ConnectorRegistry::new();
+    connectors.register_source("memory", Arc::new(Nothing));
+    connectors.register_sink("log", Arc::new(Nothing));
+    let stream = oort_sql::parse_stream_ddl(r#"CREATE STREAM s () WITH (TYPE="memory", DATASOURCE="s")"#).unwrap();
+    let lookup = move |name: &str| (name == "s").then(|| stream.clone());
+    let def = RuleDefinition {
+        id: "r".into(),
+        sql: "SELECT a, b, c, d FROM s GROUP BY COUNTWINDOW(3) \
+              ORDER BY a NULLS FIRST, b DESC NULLS FIRST, c NULLS LAST, d DESC"
+            .into(),
+        actions: vec![ActionDefinition { sink_type: "log".into(), props: Default::default() }],
+        options: RuleOptions::default(),
+    };
+    let plan = plan(&def, &lookup, &functions, &connectors).unwrap();
+    let orders: Vec<(bool, bool)> = plan.order_by.iter().map(|(_, o)| (o.ascending, o.nulls_first)).collect();
+    assert_eq!(orders, [(true, true), (false, true), (true, false), (false, false)]);
+    let explained = plan.explain();
+    assert!(explained.contains("op_order_0: ORDER BY a NULLS FIRST, b DESC NULLS FIRST, c, d DESC"), "{explained}");
+}

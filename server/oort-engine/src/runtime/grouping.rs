@@ -7,7 +7,7 @@ use super::hits;
 use super::pipeline::{RuleMetrics, filter_rows};
 use super::project;
 use crate::analytic::AnalyticState;
-use crate::expr::{EvalEnv, EvalError, Expr, RowNumber, Step, eval_rows};
+use crate::expr::{EvalEnv, EvalError, Expr, RowNumber, SortOrder, Step, eval_rows};
 use crate::group::GroupKey;
 use crate::metrics::now_ms;
 use crate::plan::RulePlan;
@@ -115,8 +115,8 @@ pub(super) async fn process_windows(
             m.record_out(out.len() as u64);
         }
         if !plan.order_by.is_empty() {
-            let ascending: Vec<bool> = plan.order_by.iter().map(|(_, asc)| *asc).collect();
-            if let Err(e) = sort_by_keys(&mut out, &ascending) {
+            let orders: Vec<SortOrder> = plan.order_by.iter().map(|(_, order)| *order).collect();
+            if let Err(e) = sort_by_keys(&mut out, &orders) {
                 metrics.order.as_ref().unwrap_or(&metrics.project).record_exception(e);
             }
         }
@@ -168,11 +168,11 @@ fn window_errors(metrics: &RuleMetrics) -> u64 {
         .sum()
 }
 
-/// ORDER BY as eKuiper sorts: NULLs last whatever the direction; the values
-/// of a key must be comparable (numbers, strings, booleans or datetimes, one
-/// kind a key), else the sort fails.
-fn sort_by_keys<T>(out: &mut [(Vec<Value>, T)], ascending: &[bool]) -> Result<(), String> {
-    for column in 0..ascending.len() {
+/// ORDER BY as eKuiper sorts: NULLs last whatever the direction, unless a
+/// key says `NULLS FIRST`; the values of a key must be comparable (numbers,
+/// strings, booleans or datetimes, one kind a key), else the sort fails.
+fn sort_by_keys<T>(out: &mut [(Vec<Value>, T)], orders: &[SortOrder]) -> Result<(), String> {
+    for column in 0..orders.len() {
         let mut kinds = out.iter().map(|(keys, _)| &keys[column]).filter(|v| !v.is_null()).map(order_kind);
         if let Some(first) = kinds.next() {
             if let Some(other) = kinds.find(|k| *k != first) {
@@ -184,21 +184,12 @@ fn sort_by_keys<T>(out: &mut [(Vec<Value>, T)], ascending: &[bool]) -> Result<()
         }
     }
     out.sort_by(|(a, _), (b, _)| {
-        for ((x, y), asc) in a.iter().zip(b).zip(ascending) {
-            let ord = match (x.is_null(), y.is_null()) {
-                (true, true) => std::cmp::Ordering::Equal,
-                (true, false) => std::cmp::Ordering::Greater,
-                (false, true) => std::cmp::Ordering::Less,
-                (false, false) => {
-                    let ord = crate::expr::order_values(x, y);
-                    if *asc { ord } else { ord.reverse() }
-                }
-            };
-            if ord.is_ne() {
-                return ord;
-            }
-        }
-        std::cmp::Ordering::Equal
+        a.iter()
+            .zip(b)
+            .zip(orders)
+            .map(|((x, y), order)| order.compare(x, y))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
     });
     Ok(())
 }
@@ -323,4 +314,42 @@ async fn order_keys(plan: &RulePlan, units: &[&[Row]], env: &EvalEnv<'_>) -> Vec
         }
     }
     keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows' keys, as `sort_by_keys` leaves them, for keys in these orders.
+    fn sorted(keys: &[Option<i64>], orders: &[SortOrder]) -> Vec<Option<i64>> {
+        let value = |k: &Option<i64>| k.map_or(Value::Null, Value::Int);
+        let mut rows: Vec<(Vec<Value>, usize)> = keys.iter().enumerate().map(|(i, k)| (vec![value(k)], i)).collect();
+        sort_by_keys(&mut rows, orders).unwrap();
+        rows.into_iter().map(|(_, i)| keys[i]).collect()
+    }
+
+    #[test]
+    fn order_by_puts_nulls_last_unless_a_key_says_nulls_first() {
+        let keys = [Some(2), None, Some(1), None, Some(3)];
+        let order = |ascending, nulls_first| [SortOrder { ascending, nulls_first }];
+        assert_eq!(sorted(&keys, &order(true, false)), [Some(1), Some(2), Some(3), None, None]);
+        assert_eq!(sorted(&keys, &order(false, false)), [Some(3), Some(2), Some(1), None, None]);
+        assert_eq!(sorted(&keys, &order(true, true)), [None, None, Some(1), Some(2), Some(3)]);
+        assert_eq!(sorted(&keys, &order(false, true)), [None, None, Some(3), Some(2), Some(1)]);
+    }
+
+    #[test]
+    fn a_later_key_orders_the_rows_an_earlier_key_holds_equal_including_nulls() {
+        let orders =
+            [SortOrder { ascending: true, nulls_first: true }, SortOrder { ascending: false, nulls_first: false }];
+        let mut rows = vec![
+            (vec![Value::Int(1), Value::Int(1)], "a"),
+            (vec![Value::Null, Value::Null], "b"),
+            (vec![Value::Null, Value::Int(5)], "c"),
+            (vec![Value::Int(1), Value::Int(2)], "d"),
+        ];
+        sort_by_keys(&mut rows, &orders).unwrap();
+        let order: Vec<&str> = rows.iter().map(|(_, name)| *name).collect();
+        assert_eq!(order, ["c", "b", "d", "a"]);
+    }
 }
