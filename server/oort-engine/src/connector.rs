@@ -445,6 +445,23 @@ pub fn check_options(
     Ok(())
 }
 
+/// Checks the stream's own options that the engine reads and the parser
+/// cannot check: `TIMESTAMP_FORMAT` is a pattern a time can be read with, and
+/// has a `TIMESTAMP` field to read. Only when a stream is created or
+/// replaced, so that a stream stored by an earlier version still loads.
+pub fn check_stream_options(stream: &oort_sql::StreamDef) -> Result<(), ConnectorError> {
+    let key = oort_sql::option_key::TIMESTAMP_FORMAT;
+    if crate::decode::timestamp_format(stream)?.is_some() && stream.timestamp_field().is_none() {
+        let message = format!(
+            "option {key} is how the TIMESTAMP field's strings are read, and this {} has no TIMESTAMP: set \
+             TIMESTAMP, or leave {key} out (Oort does not read it for other conversions)",
+            stream.kind.keyword().to_lowercase()
+        );
+        return Err(ConnectorError::Option { key: key.into(), message });
+    }
+    Ok(())
+}
+
 /// Builds sources of one type.
 pub trait SourceFactory: Send + Sync + 'static {
     /// Checks the configuration and builds a source.
@@ -590,10 +607,13 @@ impl ConnectorRegistry {
         &self.schemas
     }
 
-    /// Validates `stream`'s source options with its factory, if its type is
-    /// registered (a plugin's may come later; rules check again when they
-    /// start): the options it declares ([`check_options`]), then its own checks.
+    /// Validates `stream` when it is created or replaced: the stream's own
+    /// options the parser leaves to the engine ([`check_stream_options`]),
+    /// then its source options with its factory, if its type is registered
+    /// (a plugin's may come later; rules check again when they start): the
+    /// options it declares ([`check_options`]), then its own checks.
     pub fn validate_source(&self, stream: &oort_sql::StreamDef) -> Result<(), ConnectorError> {
+        check_stream_options(stream)?;
         if self.source(stream.source_type()).is_none() {
             return Ok(());
         }
@@ -724,5 +744,28 @@ mod tests {
         assert_eq!(key, "COLOR");
         assert!(message.contains("unknown option `COLOR` of a demo stream"), "{message}");
         assert!(message.contains("INTERVAL, MODE, ON") && message.contains("TIMESTAMP"), "{message}");
+    }
+
+    /// What [`check_stream_options`] says of a stream's WITH options.
+    fn stream_options(with: &str) -> Result<(), (String, String)> {
+        let ddl = format!(r#"CREATE STREAM s (t STRING) WITH (DATASOURCE="s"{with})"#);
+        check_stream_options(&oort_sql::parse_stream_ddl(&ddl).unwrap()).map_err(|e| match e {
+            ConnectorError::Option { key, message } => (key, message),
+            other => panic!("not an option error: {other}"),
+        })
+    }
+
+    #[test]
+    fn a_timestamp_format_must_be_a_pattern_with_a_year_for_a_timestamp_field() {
+        assert_eq!(stream_options(r#", TIMESTAMP="t", TIMESTAMP_FORMAT="yyyy-MM-dd HH:mm:ss""#), Ok(()));
+        assert_eq!(stream_options(r#", TIMESTAMP="t", TIMESTAMP_FORMAT="""#), Ok(()), "empty: the default");
+        let (key, message) = stream_options(r#", TIMESTAMP="t", TIMESTAMP_FORMAT="yyy-MM-dd""#).unwrap_err();
+        assert_eq!(key, "TIMESTAMP_FORMAT");
+        assert!(message.starts_with("option TIMESTAMP_FORMAT: invalid pattern \"yyy-MM-dd\""), "{message}");
+        let (_, message) = stream_options(r#", TIMESTAMP="t", TIMESTAMP_FORMAT="HH:mm:ss""#).unwrap_err();
+        assert!(message.contains("no year"), "{message}");
+        let (key, message) = stream_options(r#", TIMESTAMP_FORMAT="yyyy-MM-dd""#).unwrap_err();
+        assert_eq!(key, "TIMESTAMP_FORMAT");
+        assert!(message.contains("this stream has no TIMESTAMP"), "{message}");
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use oort_sql::{FieldType, StreamDef};
 
 use crate::connector::{Payload, SourceEvent};
+use crate::functions::datetime::{TimeParser, parse_datetime};
 use crate::value::{Map, Value};
 
 /// Decodes events of one stream: its payload per FORMAT, then the declared
@@ -17,6 +18,68 @@ pub struct Decoder {
     format: Format,
     /// Declared field names, allocated once rather than once per event.
     names: Vec<Arc<str>>,
+    /// The `TIMESTAMP` field and how its strings are read.
+    timestamp: Option<TimestampField>,
+}
+
+/// A stream's `TIMESTAMP` field and how a string in it is read: with the
+/// stream's `TIMESTAMP_FORMAT`, else as RFC 3339 or `yyyy-MM-dd
+/// HH:mm:ss[.fff]` (UTC). A number is Unix milliseconds.
+#[derive(Debug, Clone)]
+pub struct TimestampField {
+    /// The field's name.
+    pub name: Arc<str>,
+    /// `TIMESTAMP_FORMAT`, read; `Err` says why it cannot be (a stream
+    /// checked by [`timestamp_format`] never has one).
+    format: Option<Result<TimeParser, String>>,
+}
+
+/// A stream's `TIMESTAMP_FORMAT` (none when absent or empty), refused,
+/// naming the option, when it is not a pattern a time can be read with.
+pub fn timestamp_format(stream: &StreamDef) -> Result<Option<TimeParser>, crate::ConnectorError> {
+    let key = oort_sql::option_key::TIMESTAMP_FORMAT;
+    let Some(pattern) = stream.timestamp_format().filter(|p| !p.is_empty()) else { return Ok(None) };
+    TimeParser::new(pattern)
+        .map(Some)
+        .map_err(|e| crate::ConnectorError::Option { key: key.into(), message: format!("option {key}: {e}") })
+}
+
+impl TimestampField {
+    /// The stream's, when it has a `TIMESTAMP` field.
+    fn of(stream: &StreamDef) -> Option<Self> {
+        let name = Arc::from(stream.timestamp_field()?);
+        let format = timestamp_format(stream).map_err(|e| e.to_string()).transpose();
+        Some(Self { name, format })
+    }
+
+    /// A string of the field as a point in time.
+    fn parse(&self, text: &str) -> Result<DateTime<chrono::FixedOffset>, String> {
+        let field = &self.name;
+        match &self.format {
+            Some(Ok(parser)) => parser.parse(text).map_err(|e| format!("TIMESTAMP field {field}: {e}")),
+            Some(Err(e)) => Err(format!("TIMESTAMP field {field}: {e}")),
+            None => parse_datetime(text).map(|t| t.fixed_offset()).ok_or_else(|| {
+                format!(
+                    "TIMESTAMP field {field}: cannot read {text:?} as a time (RFC 3339 or yyyy-MM-dd HH:mm:ss; \
+                     TIMESTAMP_FORMAT gives another pattern)"
+                )
+            }),
+        }
+    }
+
+    /// The event time of a row (Unix ms): the field's milliseconds, datetime,
+    /// or string.
+    pub fn event_time(&self, row: &Map) -> Result<i64, String> {
+        let field = &self.name;
+        match row.get(field) {
+            Some(Value::Int(ms)) => Ok(*ms),
+            Some(Value::Float(ms)) => Ok(*ms as i64),
+            Some(Value::Timestamp(t)) => Ok(t.timestamp_millis()),
+            Some(Value::String(text)) => self.parse(text).map(|t| t.timestamp_millis()),
+            Some(other) => Err(format!("TIMESTAMP field {field} is {} {other}, not a time", other.type_name())),
+            None => Err(format!("TIMESTAMP field {field} is missing")),
+        }
+    }
 }
 
 /// The FORMATs the decoder reads, lower-case.
@@ -62,10 +125,12 @@ pub fn delimiter_of(stream: &StreamDef) -> String {
 impl Decoder {
     /// A decoder for a stream whose `FORMAT="protobuf"` messages are found
     /// in `schemas`.
+    /// An invalid `TIMESTAMP_FORMAT` is refused.
     pub fn for_stream(
         stream: &StreamDef,
         schemas: &oort_schema::SchemaRegistry,
     ) -> Result<Self, crate::ConnectorError> {
+        timestamp_format(stream)?;
         let mut decoder = Self::new(stream);
         if matches!(&decoder.format, Format::Unsupported(f) if f == "protobuf") {
             decoder.format = Format::Protobuf(protobuf_message(stream, schemas)?);
@@ -73,7 +138,8 @@ impl Decoder {
         Ok(decoder)
     }
 
-    /// A decoder for a stream, without schemas (a protobuf stream's events fail).
+    /// A decoder for a stream, without schemas (a protobuf stream's events
+    /// fail, as do the string times of an invalid `TIMESTAMP_FORMAT`).
     pub fn new(stream: &StreamDef) -> Self {
         let names = stream.fields.iter().map(|f| Arc::from(f.name.as_str())).collect();
         let format = match stream.format().to_ascii_lowercase().as_str() {
@@ -82,7 +148,12 @@ impl Decoder {
             "delimited" => Format::Delimited(delimiter_of(stream)),
             other => Format::Unsupported(other.to_owned()),
         };
-        Self { stream: stream.clone(), format, names }
+        Self { stream: stream.clone(), format, names, timestamp: TimestampField::of(stream) }
+    }
+
+    /// The stream's `TIMESTAMP` field, which gives a rule in event time its events' times.
+    pub fn timestamp_field(&self) -> Option<&TimestampField> {
+        self.timestamp.as_ref()
     }
 
     /// Decodes one event into a row's fields.
@@ -159,14 +230,19 @@ impl Decoder {
     }
 
     /// The row of the declared fields, in declaration order, each converted to
-    /// its type, from the decoded values of the fields in that order.
+    /// its type, from the decoded values of the fields in that order. A
+    /// string in a DATETIME `TIMESTAMP` field is read as that field reads it
+    /// (with `TIMESTAMP_FORMAT`).
     fn declared(&self, values: Vec<Option<Value>>) -> Result<Map, String> {
         let mut row = Map::new();
         for ((field, name), value) in self.stream.fields.iter().zip(&self.names).zip(values) {
-            let value = match value {
-                Some(v) => convert(v, &field.field_type).map_err(|e| format!("field {}: {e}", field.name))?,
-                None if self.stream.strict_validation() => return Err(format!("field {} is missing", field.name)),
-                None => Value::Null,
+            let timestamp =
+                self.timestamp.as_ref().filter(|t| field.field_type == FieldType::Datetime && t.name == *name);
+            let value = match (value, timestamp) {
+                (Some(Value::String(text)), Some(timestamp)) => Value::Timestamp(timestamp.parse(&text)?),
+                (Some(v), _) => convert(v, &field.field_type).map_err(|e| format!("field {}: {e}", field.name))?,
+                (None, _) if self.stream.strict_validation() => return Err(format!("field {} is missing", field.name)),
+                (None, _) => Value::Null,
             };
             row.insert(Arc::clone(name), value);
         }
@@ -228,17 +304,6 @@ fn go_parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// The event time of a row from the stream's TIMESTAMP field (Unix ms, or a datetime).
-pub fn event_time(row: &Map, field: &str) -> Result<i64, String> {
-    match row.get(field) {
-        Some(Value::Int(ms)) => Ok(*ms),
-        Some(Value::Float(ms)) => Ok(*ms as i64),
-        Some(Value::Timestamp(t)) => Ok(t.timestamp_millis()),
-        Some(other) => Err(format!("TIMESTAMP field {field} is {} {other}, not a time", other.type_name())),
-        None => Err(format!("TIMESTAMP field {field} is missing")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +314,66 @@ mod tests {
 
     fn bytes(json: &str) -> SourceEvent {
         SourceEvent::new(Payload::Bytes(json.as_bytes().to_vec()), Arc::default())
+    }
+
+    /// The event time of a JSON payload of a stream, in Unix ms.
+    fn event_time_of(ddl: &str, json: &str) -> Result<i64, String> {
+        let decoder = Decoder::new(&stream(ddl));
+        let row = decoder.decode(bytes(json))?;
+        decoder.timestamp_field().expect("a TIMESTAMP field").event_time(&row)
+    }
+
+    #[test]
+    fn a_string_event_time_is_read_with_timestamp_format_else_as_rfc_3339() {
+        let with = |fields: &str, format: &str| {
+            format!(r#"CREATE STREAM s ({fields}) WITH (DATASOURCE="s", TIMESTAMP="t"{format})"#)
+        };
+        let pattern = r#", TIMESTAMP_FORMAT="yyyy-MM-dd HH:mm:ss""#;
+        let utc = 1_709_211_845_000; // 2024-02-29T13:04:05Z
+        for fields in ["", "t STRING", "t DATETIME"] {
+            let ddl = with(fields, pattern);
+            assert_eq!(event_time_of(&ddl, r#"{"t": "2024-02-29 13:04:05"}"#), Ok(utc), "{fields}");
+            if fields != "t STRING" {
+                assert_eq!(event_time_of(&ddl, r#"{"t": 1000}"#), Ok(1000), "a number is still Unix ms");
+            }
+            let error = event_time_of(&ddl, r#"{"t": "2024-02-29T13:04:05Z"}"#).unwrap_err();
+            assert!(error.contains("TIMESTAMP field t: cannot read"), "{error}");
+        }
+        let ddl = with("t STRING", r#", TIMESTAMP_FORMAT="yyyy-MM-dd'T'HH:mm:ss.SSSZ""#);
+        assert_eq!(event_time_of(&ddl, r#"{"t": "2024-02-29T21:04:05.250+0800"}"#), Ok(utc + 250));
+        // Without TIMESTAMP_FORMAT: RFC 3339, or a date and time in UTC.
+        for fields in ["", "t STRING", "t DATETIME"] {
+            let ddl = with(fields, "");
+            assert_eq!(event_time_of(&ddl, r#"{"t": "2024-02-29T15:04:05+02:00"}"#), Ok(utc), "{fields}");
+            assert_eq!(event_time_of(&ddl, r#"{"t": "2024-02-29 13:04:05.5"}"#), Ok(utc + 500), "{fields}");
+            assert!(event_time_of(&ddl, r#"{"t": "29/02/2024"}"#).unwrap_err().contains("TIMESTAMP_FORMAT"));
+        }
+    }
+
+    #[test]
+    fn a_datetime_timestamp_field_keeps_the_time_its_format_reads_and_other_fields_do_not_use_it() {
+        let ddl = r#"CREATE STREAM s (t DATETIME, u DATETIME) WITH (DATASOURCE="s", TIMESTAMP="t", TIMESTAMP_FORMAT="dd/MM/yyyy HH:mm")"#;
+        let decoder = Decoder::new(&stream(ddl));
+        let row = decoder.decode(bytes(r#"{"t": "29/02/2024 13:04", "u": "2024-02-29T13:04:00Z"}"#)).unwrap();
+        assert_eq!(row.get("t"), row.get("u"));
+        assert!(matches!(row.get("t"), Some(Value::Timestamp(_))));
+        let error = decoder.decode(bytes(r#"{"t": "2024-02-29T13:04:00Z"}"#)).unwrap_err();
+        assert!(error.contains("TIMESTAMP field t"), "{error}");
+        let error = decoder.decode(bytes(r#"{"u": "29/02/2024 13:04"}"#)).unwrap_err();
+        assert!(error.contains("field u: expected DATETIME"), "{error}");
+    }
+
+    #[test]
+    fn an_invalid_timestamp_format_is_refused_by_the_decoder_of_a_rule_and_fails_each_string_time_otherwise() {
+        let ddl = r#"CREATE STREAM s () WITH (DATASOURCE="s", TIMESTAMP="t", TIMESTAMP_FORMAT="HH:mm")"#;
+        let schemas = oort_schema::SchemaRegistry::default();
+        let error = Decoder::for_stream(&stream(ddl), &schemas).err().expect("refused");
+        assert!(
+            matches!(&error, crate::ConnectorError::Option { key, message } if key == "TIMESTAMP_FORMAT" && message.contains("no year")),
+            "{error}"
+        );
+        assert!(event_time_of(ddl, r#"{"t": "13:04"}"#).unwrap_err().contains("no year"));
+        assert_eq!(event_time_of(ddl, r#"{"t": 5}"#), Ok(5));
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub mod option_key {
     pub const STRICT_VALIDATION: &str = "STRICT_VALIDATION";
     /// The field that carries the event time.
     pub const TIMESTAMP: &str = "TIMESTAMP";
-    /// The format of the `TIMESTAMP` field when it is a string.
+    /// The pattern a string in the `TIMESTAMP` field is read with
+    /// (`yyyy-MM-dd HH:mm:ss`); needs `TIMESTAMP`.
     pub const TIMESTAMP_FORMAT: &str = "TIMESTAMP_FORMAT";
     /// `"true"` to share one source instance between rules.
     pub const SHARED: &str = "SHARED";

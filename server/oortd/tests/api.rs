@@ -123,6 +123,13 @@ async fn stream_errors_are_precise_and_write_nothing() {
     assert!(message.contains(r#"FORMAT "protobuf" is not supported by grpc streams; use json or binary"#), "{message}");
     assert!(message.contains("column 58"), "{message}");
 
+    // So is a TIMESTAMP_FORMAT no time can be read with.
+    let sql = r#"CREATE STREAM demo () WITH (DATASOURCE="d", TIMESTAMP="t", TIMESTAMP_FORMAT="yyy-MM-dd")"#;
+    let (code, message) = code_of(streams.create_stream(CreateStreamRequest { sql: sql.into() }).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains(r#"option TIMESTAMP_FORMAT: invalid pattern "yyy-MM-dd""#), "{message}");
+    assert!(message.contains("column 60"), "{message}");
+
     let (code, _) = code_of(streams.create_stream(CreateStreamRequest { sql: String::new() }).await);
     assert_eq!(code, Code::InvalidArgument);
     assert!(streams.list_streams(ListStreamsRequest::default()).await.unwrap().into_inner().streams.is_empty());

@@ -5,7 +5,8 @@
 //! that take a datetime also take Unix milliseconds (BIGINT or FLOAT) and RFC 3339 strings.
 //!
 //! `format_time` patterns are eKuiper's Java-like ones: `yyyy-MM-dd HH:mm:ss.SSS`, with
-//! `G y M d E H h a m s S z Z X` and `'quoted text'`; other characters are copied.
+//! `G y M d E H h a m s S z Z X` and `'quoted text'`; other characters are copied. The
+//! same patterns parse a stream's string event times (`TIMESTAMP_FORMAT`, [`TimeParser`]).
 
 use std::sync::Arc;
 
@@ -234,6 +235,101 @@ pub(crate) fn format_time(t: &DateTime<FixedOffset>, pattern: &str) -> Result<St
 
 fn format_fixed(t: &DateTime<FixedOffset>, pattern: &str) -> String {
     format_time(t, pattern).unwrap_or_default()
+}
+
+/// An eKuiper pattern read for parsing, as eKuiper's `TIMESTAMP_FORMAT`:
+/// its [`Token`]s made into a chrono format once, then each text parsed with it.
+///
+/// As Go's `time.Parse`, which eKuiper uses: digits need not be padded,
+/// fractional seconds may have any number of digits (or be absent), month and
+/// weekday names may be short or long, a missing month or day is the first,
+/// a missing time is midnight, and a time without an offset is UTC. `Z`, `X`,
+/// `XX` and `XXX` read an offset as `Z`, `+08`, `+0800` or `+08:00`; a zone
+/// name (`z`) is skipped and the time read as UTC, as Go does with a name it
+/// does not know. `G` stands for the text `AD`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeParser {
+    pattern: String,
+    chrono: String,
+}
+
+impl TimeParser {
+    /// Reads `pattern`; a pattern with no year (`yyyy` or `yy`) cannot give
+    /// a point in time and is refused, as one [`format_time`] refuses.
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        let tokens = parse_format(pattern)?;
+        if !tokens.iter().any(|t| matches!(t, Token::Year4 | Token::Year2)) {
+            return Err(format!("pattern {pattern:?} has no year (yyyy or yy), so it cannot give a point in time"));
+        }
+        let mut chrono = String::new();
+        for token in &tokens {
+            match token {
+                Token::Literal(text) => chrono.push_str(&text.replace('%', "%%")),
+                Token::Era => chrono.push_str("AD"),
+                Token::Year4 => chrono.push_str("%Y"),
+                Token::Year2 => chrono.push_str("%y"),
+                Token::Month(1 | 2) => chrono.push_str("%m"),
+                Token::Month(3) => chrono.push_str("%b"),
+                Token::Month(_) => chrono.push_str("%B"),
+                Token::Day(_) => chrono.push_str("%d"),
+                Token::Weekday { long } => chrono.push_str(if *long { "%A" } else { "%a" }),
+                Token::Hour24(_) => chrono.push_str("%H"),
+                Token::Hour12(_) => chrono.push_str("%I"),
+                Token::AmPm => chrono.push_str("%p"),
+                Token::Minute(_) => chrono.push_str("%M"),
+                Token::Second(_) => chrono.push_str("%S"),
+                // `%.f`: a dot and any number of digits, or nothing.
+                Token::Fraction { dot: true, .. } => chrono.push_str("%.f"),
+                Token::Fraction { dot: false, .. } if chrono.ends_with('.') => {
+                    chrono.pop();
+                    chrono.push_str("%.f");
+                }
+                // After a comma: exactly this many digits, which chrono reads for 3, 6 or 9.
+                Token::Fraction { digits: digits @ (3 | 6 | 9), dot: false } => chrono.push_str(&format!("%{digits}f")),
+                Token::Fraction { .. } => {
+                    return Err(format!(
+                        "pattern {pattern:?}: fractional seconds after a comma are read as SSS, SSSSSS or SSSSSSSSS"
+                    ));
+                }
+                Token::ZoneName => chrono.push_str("%Z"),
+                Token::ZoneOffset | Token::IsoOffset(_) => chrono.push_str("%#z"),
+            }
+        }
+        Ok(TimeParser { pattern: pattern.to_owned(), chrono })
+    }
+
+    /// The pattern as written.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Parses `text`: the point in time, at the offset the text gives (UTC without one).
+    pub fn parse(&self, text: &str) -> Result<DateTime<FixedOffset>, String> {
+        use chrono::format::{Parsed, StrftimeItems};
+        let fail = |e: chrono::format::ParseError| format!("cannot read {text:?} as {:?}: {e}", self.pattern);
+        let mut parsed = Parsed::new();
+        chrono::format::parse(&mut parsed, text, StrftimeItems::new(&self.chrono)).map_err(fail)?;
+        // Go's defaults for what the pattern leaves out.
+        if parsed.month().is_none() {
+            parsed.set_month(1).map_err(fail)?;
+        }
+        if parsed.day().is_none() {
+            parsed.set_day(1).map_err(fail)?;
+        }
+        if parsed.hour_mod_12().is_none() {
+            parsed.set_hour(0).map_err(fail)?;
+        }
+        if parsed.hour_div_12().is_none() {
+            parsed.set_ampm(false).map_err(fail)?;
+        }
+        if parsed.minute().is_none() {
+            parsed.set_minute(0).map_err(fail)?;
+        }
+        match parsed.offset() {
+            Some(_) => parsed.to_datetime().map_err(fail),
+            None => parsed.to_naive_datetime_with_offset(0).map(|t| t.and_utc().fixed_offset()).map_err(fail),
+        }
+    }
 }
 
 const DATE: &str = "yyyy-MM-dd";

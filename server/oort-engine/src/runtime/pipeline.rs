@@ -133,9 +133,6 @@ pub(super) async fn run_operators(
     }
     // The analytic calls' state goes from one batch to the next: in order.
     let pipelined = window.is_none() && analytic.is_none() && (plan.calls_remote() || plan.options.concurrency > 1);
-    let streams = std::iter::once(&plan.stream).chain(plan.joined_streams.iter().map(|j| &j.source));
-    let decoders =
-        decoders.into_iter().zip(streams).map(|(d, def)| (d, def.timestamp_field().map(str::to_owned))).collect();
     // A rule that joins streams keeps each row apart as a part of its stream's
     // name until the window's join.
     let references = match plan.joined_streams.is_empty() {
@@ -419,8 +416,9 @@ impl Output {
 struct Stages {
     plan: Arc<RulePlan>,
     tables: join::Tables,
-    /// Each stream's decoder and event-time field: the rule's, then its joined streams'.
-    decoders: Vec<(decode::Decoder, Option<String>)>,
+    /// Each stream's decoder, which knows its event-time field: the rule's,
+    /// then its joined streams'.
+    decoders: Vec<decode::Decoder>,
     /// With joined streams, the name of each stream, as `decoders`; else empty.
     references: Vec<Arc<str>>,
     metrics: RuleMetrics,
@@ -576,10 +574,10 @@ impl Stages {
     /// time (with joined streams, a row of one part); counts a bad event.
     fn decode(&self, stream: usize, event: SourceEvent, now: i64) -> Option<Row> {
         let (meta, source_time) = (Arc::clone(&event.meta), event.timestamp);
-        let (decoder, timestamp_field) = &self.decoders[stream];
+        let decoder = &self.decoders[stream];
         let decoded = decoder.decode(event).and_then(|fields| {
-            let timestamp = match (timestamp_field, self.plan.options.is_event_time) {
-                (Some(field), true) => decode::event_time(&fields, field)?,
+            let timestamp = match (decoder.timestamp_field(), self.plan.options.is_event_time) {
+                (Some(field), true) => field.event_time(&fields)?,
                 _ => source_time.unwrap_or(now),
             };
             let row = Row { fields, timestamp, meta, joined: None, analytic: Vec::new() };

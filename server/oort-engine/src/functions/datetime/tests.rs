@@ -229,3 +229,51 @@ fn convert_tz_is_checked_at_creation() {
     assert!(check(&[Some(s("2024-01-01")), None]).is_err(), "eKuiper refuses a string literal");
     assert!(check(&[None, Some(Value::Int(1))]).is_err());
 }
+
+/// `text` read with `pattern`, as Unix milliseconds and the offset in seconds.
+fn parsed(pattern: &str, text: &str) -> Result<(i64, i32), String> {
+    let t = TimeParser::new(pattern)?.parse(text)?;
+    Ok((t.timestamp_millis(), t.offset().local_minus_utc()))
+}
+
+#[test]
+fn a_pattern_parses_times_as_it_formats_them() {
+    let at = |y, mo, d, h, mi, s| Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single().unwrap().timestamp_millis();
+    // Without a zone: UTC.
+    assert_eq!(parsed("yyyy-MM-dd HH:mm:ss", "2024-02-29 13:04:05"), Ok((at(2024, 2, 29, 13, 4, 5), 0)));
+    // Milliseconds, after a dot in the pattern or without one (S brings its dot).
+    assert_eq!(parsed("yyyy-MM-dd HH:mm:ss.SSS", "2024-02-29 13:04:05.123"), Ok((at(2024, 2, 29, 13, 4, 5) + 123, 0)));
+    assert_eq!(parsed("yyyyMMddHHmmssSSS", "20240229130405.120"), Ok((at(2024, 2, 29, 13, 4, 5) + 120, 0)));
+    // With a zone: its offset, as +0800, +08:00, +08 or Z.
+    let pattern = "yyyy-MM-dd'T'HH:mm:ss.SSSZ";
+    let shanghai = at(2024, 2, 29, 5, 4, 5) + 123;
+    assert_eq!(parsed(pattern, "2024-02-29T13:04:05.123+0800"), Ok((shanghai, 8 * 3600)));
+    assert_eq!(parsed(pattern, "2024-02-29T13:04:05.123+08:00"), Ok((shanghai, 8 * 3600)));
+    assert_eq!(parsed("yyyy-MM-dd HH:mm X", "2024-02-29 13:04 +08"), Ok((at(2024, 2, 29, 5, 4, 0), 8 * 3600)));
+    assert_eq!(parsed(pattern, "2024-02-29T13:04:05.123Z"), Ok((at(2024, 2, 29, 13, 4, 5) + 123, 0)));
+    // Names, a 12-hour clock, quoted text, a two-digit year, unpadded digits.
+    assert_eq!(parsed("EEE, d MMM yy h:mm a", "Thu, 29 Feb 24 1:04 PM"), Ok((at(2024, 2, 29, 13, 4, 0), 0)));
+    assert_eq!(parsed("dd MMMM yyyy 'at' HH'h'", "29 February 2024 at 13h"), Ok((at(2024, 2, 29, 13, 0, 0), 0)));
+    assert_eq!(parsed("yyyy/M/d H:m:s", "2024/2/9 3:4:5"), Ok((at(2024, 2, 9, 3, 4, 5), 0)));
+    // What the pattern leaves out: midnight, the first month, the first day.
+    assert_eq!(parsed("yyyy-MM-dd", "2024-02-29"), Ok((at(2024, 2, 29, 0, 0, 0), 0)));
+    assert_eq!(parsed("yyyy", "2024"), Ok((at(2024, 1, 1, 0, 0, 0), 0)));
+    // Formatting then parsing gives the time back.
+    let pattern = "yyyy-MM-dd HH:mm:ss.SSSSSSSSS XXX";
+    let text = format_time(&t().fixed_offset(), pattern).unwrap();
+    assert_eq!(TimeParser::new(pattern).unwrap().parse(&text), Ok(t().fixed_offset()));
+}
+
+#[test]
+fn a_text_that_does_not_fit_the_pattern_and_a_pattern_without_a_year_are_refused() {
+    let error = parsed("yyyy-MM-dd HH:mm:ss", "2024-02-29T13:04:05").unwrap_err();
+    assert!(error.contains("cannot read \"2024-02-29T13:04:05\" as \"yyyy-MM-dd HH:mm:ss\""), "{error}");
+    assert!(parsed("yyyy-MM-dd", "2024-02-30").is_err(), "no such day");
+    assert!(parsed("yyyy-MM-dd", "2024-02-29 and more").is_err());
+    assert!(parsed("EEE yyyy-MM-dd", "Mon 2024-02-29").is_err(), "the 29th was a Thursday");
+    let error = TimeParser::new("HH:mm:ss").unwrap_err();
+    assert!(error.contains("no year"), "{error}");
+    assert!(TimeParser::new("yyy-MM-dd").unwrap_err().contains("use yyyy or yy"));
+    assert!(TimeParser::new("yyyy-MM-dd HH:mm:ss,SS").is_err(), "two digits after a comma");
+    assert!(TimeParser::new("yyyy-MM-dd HH:mm:ss,SSS").is_ok());
+}
