@@ -445,11 +445,21 @@ pub fn check_options(
     Ok(())
 }
 
-/// Checks the stream's own options that the engine reads and the parser
-/// cannot check: `TIMESTAMP_FORMAT` is a pattern a time can be read with, and
-/// has a `TIMESTAMP` field to read. Only when a stream is created or
-/// replaced, so that a stream stored by an earlier version still loads.
+/// Checks the stream's own options that the parser leaves to the engine:
+/// `TIMESTAMP_FORMAT` is a pattern a time can be read with, and has a
+/// `TIMESTAMP` field to read; `SHARED` is not `"true"`, which Oort does not
+/// do. Only when a stream is created or replaced, so that a stream stored by
+/// an earlier version still loads.
 pub fn check_stream_options(stream: &oort_sql::StreamDef) -> Result<(), ConnectorError> {
+    let shared = oort_sql::option_key::SHARED;
+    if stream.shared() {
+        let message = format!(
+            "option {shared}=\"true\" is not supported: Oort does not share one source instance among rules; each \
+             rule reads its own instance of the source, with the same results. Leave {shared} out (or set it to \
+             \"false\")"
+        );
+        return Err(ConnectorError::Option { key: shared.into(), message });
+    }
     let key = oort_sql::option_key::TIMESTAMP_FORMAT;
     if crate::decode::timestamp_format(stream)?.is_some() && stream.timestamp_field().is_none() {
         let message = format!(
@@ -767,5 +777,17 @@ mod tests {
         let (key, message) = stream_options(r#", TIMESTAMP_FORMAT="yyyy-MM-dd""#).unwrap_err();
         assert_eq!(key, "TIMESTAMP_FORMAT");
         assert!(message.contains("this stream has no TIMESTAMP"), "{message}");
+    }
+
+    #[test]
+    fn shared_true_is_refused_and_shared_false_is_what_oort_does() {
+        assert_eq!(stream_options(r#", SHARED="false""#), Ok(()));
+        for value in ["true", "TRUE"] {
+            let (key, message) = stream_options(&format!(r#", SHARED="{value}""#)).unwrap_err();
+            assert_eq!(key, "SHARED");
+            assert!(message.starts_with("option SHARED=\"true\" is not supported"), "{message}");
+            assert!(message.contains("each rule reads its own instance of the source, with the same results"));
+            assert!(message.contains("Leave SHARED out"), "{message}");
+        }
     }
 }

@@ -50,7 +50,9 @@ pub mod option_key {
     /// The pattern a string in the `TIMESTAMP` field is read with
     /// (`yyyy-MM-dd HH:mm:ss`); needs `TIMESTAMP`.
     pub const TIMESTAMP_FORMAT: &str = "TIMESTAMP_FORMAT";
-    /// `"true"` to share one source instance between rules.
+    /// eKuiper's `"true"` shares one source instance among rules. Oort gives
+    /// each rule its own instance: the engine accepts `"false"` and refuses
+    /// `"true"` when a stream is created.
     pub const SHARED: &str = "SHARED";
     /// The schema id for formats that need one (for example `protobuf`).
     pub const SCHEMAID: &str = "SCHEMAID";
@@ -183,7 +185,8 @@ impl StreamDef {
         self.option(option_key::CONF_KEY)
     }
 
-    /// `SHARED`: whether rules share one source instance (default false).
+    /// `SHARED`: whether the stream asks rules to share one source instance
+    /// (default false), which the engine refuses.
     pub fn shared(&self) -> bool {
         self.bool_option(option_key::SHARED)
     }

@@ -130,6 +130,13 @@ async fn stream_errors_are_precise_and_write_nothing() {
     assert!(message.contains(r#"option TIMESTAMP_FORMAT: invalid pattern "yyy-MM-dd""#), "{message}");
     assert!(message.contains("column 60"), "{message}");
 
+    // And SHARED="true": each rule reads its own instance of the source.
+    let sql = r#"CREATE STREAM demo () WITH (DATASOURCE="d", SHARED="true")"#;
+    let (code, message) = code_of(streams.create_stream(CreateStreamRequest { sql: sql.into() }).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains(r#"option SHARED="true" is not supported"#), "{message}");
+    assert!(message.contains("Leave SHARED out") && message.contains("column 45"), "{message}");
+
     let (code, _) = code_of(streams.create_stream(CreateStreamRequest { sql: String::new() }).await);
     assert_eq!(code, Code::InvalidArgument);
     assert!(streams.list_streams(ListStreamsRequest::default()).await.unwrap().into_inner().streams.is_empty());
