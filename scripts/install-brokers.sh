@@ -36,6 +36,13 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# etcd: Debian's etcd-server (the shared catalog's tests start etcd in a
+# temporary directory; the service the package may set up is not used).
+if ! command -v etcd >/dev/null; then
+  echo "installing etcd-server" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
+fi
+
 # Kafka needs a JDK 17+ at run time and Maven to resolve its jars.
 command -v java >/dev/null || { echo "install-brokers: no java on PATH (Kafka needs JDK 17+)" >&2; exit 1; }
 if ! command -v mvn >/dev/null; then

@@ -57,4 +57,7 @@ pub enum StoreError {
     /// The storage engine failed (I/O, a damaged database).
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
+    /// The shared catalog in etcd failed or did not answer in time.
+    #[error("the shared catalog (etcd) failed: {0}")]
+    Etcd(String),
 }

@@ -464,18 +464,6 @@ mod tests {
         }
     }
 
-    fn stream(name: &str) -> Stream {
-        Stream {
-            name: name.into(),
-            sql: format!("CREATE STREAM {name} () WITH (DATASOURCE=\"{name}\")"),
-            ..Default::default()
-        }
-    }
-
-    fn rule(id: &str) -> Rule {
-        Rule { id: id.into(), sql: "SELECT * FROM a".into(), ..Default::default() }
-    }
-
     #[test]
     fn service_crud_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -506,50 +494,9 @@ mod tests {
     }
 
     #[test]
-    fn stream_crud() {
+    fn the_catalog_suite() {
         let dir = tempfile::tempdir().unwrap();
-        let c = open(dir.path());
-        c.create_stream(&stream("b")).unwrap();
-        c.create_stream(&stream("a")).unwrap();
-        assert!(matches!(c.create_stream(&stream("a")), Err(StoreError::AlreadyExists { .. })));
-        let names: Vec<_> = c.list_streams().unwrap().into_iter().map(|s| s.name).collect();
-        assert_eq!(names, ["a", "b"]);
-        let mut changed = stream("a");
-        changed.sql = "changed".into();
-        assert_eq!(c.update_stream(&changed).unwrap(), stream("a"));
-        assert_eq!(c.get_stream("a").unwrap().sql, "changed");
-        assert!(matches!(c.update_stream(&stream("zz")), Err(StoreError::NotFound { .. })));
-        c.delete_stream("a").unwrap();
-        assert!(matches!(c.get_stream("a"), Err(StoreError::NotFound { .. })));
-        assert!(matches!(c.delete_stream("a"), Err(StoreError::NotFound { .. })));
-    }
-
-    #[test]
-    fn rules_pin_the_streams_they_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = open(dir.path());
-        c.create_stream(&stream("a")).unwrap();
-        c.create_stream(&stream("t")).unwrap();
-        let err = c.create_rule(&rule("r1"), &["a".into(), "missing".into()]).unwrap_err();
-        assert!(matches!(err, StoreError::NotFound { kind: EntityKind::Stream, ref name } if name == "missing"));
-        assert!(c.list_rules().unwrap().is_empty(), "a failed create writes nothing");
-
-        c.create_rule(&rule("r1"), &["a".into(), "t".into(), "a".into()]).unwrap();
-        c.create_rule(&rule("r2"), &["a".into()]).unwrap();
-        assert!(matches!(c.create_rule(&rule("r2"), &["a".into()]), Err(StoreError::AlreadyExists { .. })));
-        assert_eq!(c.rules_reading("a").unwrap(), ["r1", "r2"]);
-        match c.delete_stream("a") {
-            Err(StoreError::InUse { users, .. }) => assert_eq!(users, ["r1", "r2"]),
-            other => panic!("expected InUse, got {other:?}"),
-        }
-
-        c.update_rule(&rule("r1"), &["t".into()]).unwrap();
-        assert_eq!(c.rules_reading("a").unwrap(), ["r2"]);
-        assert_eq!(c.rules_reading("t").unwrap(), ["r1"]);
-        c.delete_rule("r2").unwrap();
-        c.delete_stream("a").unwrap();
-        assert!(matches!(c.delete_rule("r2"), Err(StoreError::NotFound { .. })));
-        assert!(matches!(c.update_rule(&rule("nope"), &[]), Err(StoreError::NotFound { .. })));
+        crate::suite::run(&open(dir.path()));
     }
 
     #[test]
@@ -575,6 +522,7 @@ mod tests {
 
     #[test]
     fn survives_reopen() {
+        use crate::suite::{rule, stream};
         let dir = tempfile::tempdir().unwrap();
         {
             let c = open(dir.path());

@@ -2,7 +2,10 @@
 //! a clean environment, [`ServerProcess::spawn`] runs it and waits for the
 //! server's ready line (one JSON object on stdout, written when it serves),
 //! keeping everything it logs. Every test harness of the workspace uses these,
-//! so the readiness contract is read in one place.
+//! so the readiness contract is read in one place. [`etcd::EtcdServer`] is a
+//! real etcd for the tests of the shared catalog.
+
+pub mod etcd;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

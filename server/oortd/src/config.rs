@@ -55,6 +55,10 @@ pub struct Args {
     /// Address of the Prometheus endpoint (GET /metrics), or `off` [default: off]
     #[arg(long, env = "OORT_METRICS_LISTEN", value_name = "ADDR|off")]
     pub metrics_listen: Option<String>,
+    /// Where the catalog lives: `sled` (in <data_dir>/catalog) or
+    /// `etcd://host:port[,host:port...][/prefix]`, shared by every oortd that names it [default: sled]
+    #[arg(long, env = "OORT_CATALOG", value_name = "sled|URL")]
+    pub catalog: Option<String>,
     /// The MQTT broker of `mqtt` streams, and of `mqtt` actions without `server` [default: tcp://127.0.0.1:1883]
     #[arg(long, env = "OORT_MQTT_SERVER", value_name = "URL")]
     pub mqtt_server: Option<String>,
@@ -139,6 +143,8 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// sled page cache, in bytes.
     pub cache_capacity_bytes: Option<u64>,
+    /// `sled`, or the etcd cluster of a shared catalog.
+    pub catalog: Option<String>,
     /// Seconds in-flight calls get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: Option<u64>,
     /// Whether plugins may be downloaded from any address (else `egress_allow` applies).
@@ -207,12 +213,21 @@ pub struct FileConfig {
     pub plugin_restart_backoff_ms: Option<u64>,
 }
 
+/// Where the catalog lives.
+#[derive(Debug, Clone)]
+pub enum CatalogLocation {
+    /// sled, in `<data_dir>/catalog`: this server's own.
+    Sled,
+    /// etcd, shared by every oortd that names the same cluster and prefix.
+    Etcd(oort_store::EtcdConfig),
+}
+
 /// The effective configuration of a server.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Data directory; the catalog lives in `<data_dir>/catalog`.
+    /// Data directory; the catalog lives in `<data_dir>/catalog` unless it is shared.
     pub data_dir: PathBuf,
     /// Where `httppush` streams receive events; `None` when off.
     pub http_push_listen: Option<SocketAddr>,
@@ -226,6 +241,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// sled page cache, in bytes.
     pub cache_capacity_bytes: u64,
+    /// Where the catalog lives.
+    pub catalog: CatalogLocation,
     /// How long in-flight calls get to finish after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
     /// Whether `InstallPlugin`/`UpdatePlugin` may download from private and
@@ -306,6 +323,7 @@ impl Default for Config {
             log_level: "info".into(),
             log_format: LogFormat::Text,
             cache_capacity_bytes: oort_store::SledConfig::default().cache_capacity,
+            catalog: CatalogLocation::Sled,
             shutdown_grace: Duration::from_secs(5),
             plugin_allow_private_urls: false,
             external_service_hosts: None,
@@ -463,6 +481,12 @@ impl Config {
             log_level: args.log_level.or(file.log_level).unwrap_or(defaults.log_level),
             log_format: file.log_format.unwrap_or(defaults.log_format),
             cache_capacity_bytes: file.cache_capacity_bytes.unwrap_or(defaults.cache_capacity_bytes),
+            catalog: match args.catalog.or(file.catalog).as_deref() {
+                None | Some("sled") => CatalogLocation::Sled,
+                Some(url) => CatalogLocation::Etcd(oort_store::EtcdConfig::parse(url).map_err(|message| {
+                    ConfigError::Value { key: "catalog", message: format!("{message}; or \"sled\"") }
+                })?),
+            },
             shutdown_grace: file.shutdown_grace_secs.map(Duration::from_secs).unwrap_or(defaults.shutdown_grace),
             plugin_allow_private_urls: file.plugin_allow_private_urls.unwrap_or(defaults.plugin_allow_private_urls),
             external_service_hosts: file.external_service_hosts.or(defaults.external_service_hosts),

@@ -25,7 +25,7 @@ use oort_proto::v1::rule_service_server::RuleServiceServer;
 use oort_proto::v1::schema_service_server::SchemaServiceServer;
 use oort_proto::v1::state_service_server::StateServiceServer;
 use oort_proto::v1::stream_service_server::StreamServiceServer;
-use oort_store::{Catalog, SledCatalog, SledConfig};
+use oort_store::{Catalog, EtcdCatalog, SledCatalog, SledConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
@@ -44,7 +44,7 @@ use crate::api::schemas::SchemaApi;
 use crate::api::state::{CatalogKeyedState, StateApi};
 use crate::api::streams::StreamApi;
 use crate::auth::{AuthLayer, Authenticator, Role, TokenEntry, token};
-use crate::config::Config;
+use crate::config::{CatalogLocation, Config};
 use crate::rules::RuleController;
 
 /// Why the server could not start or stopped with an error.
@@ -56,6 +56,9 @@ pub enum ServerError {
     /// The catalog could not be opened (locked by another server, damaged...).
     #[error("cannot open the catalog in {path}: {source}")]
     Catalog { path: std::path::PathBuf, source: oort_store::StoreError },
+    /// The shared catalog could not be reached.
+    #[error("cannot open the shared catalog in etcd {endpoints} (prefix {prefix}): {source}")]
+    SharedCatalog { endpoints: String, prefix: String, source: oort_store::StoreError },
     /// A connection the configuration declares does not pass its checks.
     #[error("connection {name:?} of the configuration: {message}")]
     Connection { name: String, message: String },
@@ -136,12 +139,25 @@ impl Node {
         create_private_dir(&config.data_dir)
             .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
         let catalog_dir = config.data_dir.join("catalog");
-        let sled_config = SledConfig { cache_capacity: config.cache_capacity_bytes };
-        let catalog: Arc<dyn Catalog> = Arc::new(
-            SledCatalog::open(&catalog_dir, &sled_config)
-                .map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?,
-        );
-        restrict_tree(&catalog_dir).map_err(|source| ServerError::DataDir { path: catalog_dir.clone(), source })?;
+        let catalog: Arc<dyn Catalog> = match &config.catalog {
+            CatalogLocation::Sled => {
+                let sled_config = SledConfig { cache_capacity: config.cache_capacity_bytes };
+                let catalog = SledCatalog::open(&catalog_dir, &sled_config)
+                    .map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
+                restrict_tree(&catalog_dir)
+                    .map_err(|source| ServerError::DataDir { path: catalog_dir.clone(), source })?;
+                Arc::new(catalog)
+            }
+            CatalogLocation::Etcd(etcd) => {
+                let catalog = EtcdCatalog::connect(etcd).map_err(|source| ServerError::SharedCatalog {
+                    endpoints: etcd.endpoints.join(","),
+                    prefix: etcd.prefix.clone(),
+                    source,
+                })?;
+                tracing::info!(endpoints = %etcd.endpoints.join(","), prefix = %etcd.prefix, "the catalog is shared, in etcd");
+                Arc::new(catalog)
+            }
+        };
         // Read every record once at start-up: it proves the catalog decodes (a
         // damaged record fails here, not in the middle of a request), and the rules
         // read are the ones restored below.

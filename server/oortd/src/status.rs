@@ -76,6 +76,10 @@ fn store_status(error: StoreError) -> Status {
             tracing::error!(%error, "catalog failure");
             Code::Internal
         }
+        StoreError::Etcd(_) => {
+            tracing::error!(%error, "shared catalog failure");
+            Code::Unavailable
+        }
     };
     let message = match &error {
         StoreError::InUse { kind: EntityKind::Stream, name, users } => {

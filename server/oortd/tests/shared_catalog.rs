@@ -1,0 +1,100 @@
+//! The catalog shared in etcd (`--catalog etcd://...`), with a real etcd:
+//! what one oortd stores, another oortd with its own data directory finds,
+//! runs and guards; an unreachable etcd stops the start with the reason.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{Oortd, action, code_of, int};
+use oort_proto::v1::event_service_client::EventServiceClient;
+use oort_proto::v1::{
+    CreateRuleRequest, CreateStreamRequest, DeleteStreamRequest, Event, GetRuleStatusRequest, ListStreamsRequest,
+    PublishRequest, Rule, RuleState, TailRuleRequest,
+};
+use oort_testkit::etcd::EtcdServer;
+
+async fn start(dir: &std::path::Path, catalog: &str) -> Oortd {
+    let mut command = Oortd::command();
+    command.args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--catalog", catalog, "--data-dir"]).arg(dir);
+    Oortd::launch(command, dir).await
+}
+
+#[tokio::test]
+async fn a_second_oortd_finds_runs_and_guards_what_the_first_stored() {
+    let etcd = EtcdServer::start();
+    let catalog = format!("etcd://{}/plant", etcd.endpoint);
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+
+    let first = start(first_dir.path(), &catalog).await;
+    let sql = r#"CREATE STREAM s (v BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#.to_owned();
+    first.streams().await.create_stream(CreateStreamRequest { sql }).await.unwrap();
+    let rule = Rule {
+        id: "double".into(),
+        sql: "SELECT v * 2 AS d FROM s".into(),
+        actions: vec![action("grpc", &[])],
+        ..Default::default()
+    };
+    first.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
+    first.terminate().await;
+    assert!(!first_dir.path().join("catalog").exists(), "nothing of the catalog is kept locally");
+
+    // Another instance, another data directory: the same catalog.
+    let second = start(second_dir.path(), &catalog).await;
+    let streams = second.streams().await.list_streams(ListStreamsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(streams.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["s"]);
+    let status =
+        second.rules().await.get_rule_status(GetRuleStatusRequest { id: "double".into() }).await.unwrap().into_inner();
+    assert_eq!(status.state, RuleState::Running as i32, "the rule runs here too");
+    let mut results = second
+        .rules()
+        .await
+        .tail_rule(TailRuleRequest { id: "double".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    // The tail subscribes in the background: publish until a result comes.
+    let result = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let event = Event { fields: HashMap::from([("v".to_owned(), int(21))]), ..Default::default() };
+            let request = PublishRequest { stream: "s".into(), event: Some(event), ..Default::default() };
+            EventServiceClient::new(second.channel().await).publish(tokio_stream::iter([request])).await.unwrap();
+            if let Ok(message) = tokio::time::timeout(Duration::from_millis(300), results.message()).await {
+                break message.unwrap().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("a result");
+    assert_eq!(result.event.unwrap().fields["d"], int(42));
+
+    // The relations hold across instances.
+    let (code, message) = code_of(second.streams().await.delete_stream(DeleteStreamRequest { name: "s".into() }).await);
+    assert_eq!(code, tonic::Code::FailedPrecondition, "{message}");
+    assert!(message.contains("double"), "{message}");
+    second.terminate().await;
+
+    // Another prefix is another catalog.
+    let elsewhere = start(tempfile::tempdir().unwrap().path(), &format!("etcd://{}/other", etcd.endpoint)).await;
+    let streams = elsewhere.streams().await.list_streams(ListStreamsRequest::default()).await.unwrap().into_inner();
+    assert!(streams.streams.is_empty());
+}
+
+#[test]
+fn an_unreachable_etcd_stops_the_start_with_the_reason() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Oortd::command()
+        .args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--catalog"])
+        .arg(format!("etcd://127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot open the shared catalog in etcd 127.0.0.1:{port}")), "{stderr}");
+    let bad = Oortd::command().args(["--catalog", "postgres://x"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not an etcd:// URL"), "{bad:?}");
+}
