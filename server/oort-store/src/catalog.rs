@@ -97,4 +97,20 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Forces everything to disk (mutating calls already do; this is for shutdown).
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// The changes to rules from now on, in the order they were committed,
+    /// this server's own included, when other servers may write the catalog
+    /// too (a shared catalog); `None` for a catalog only this server writes.
+    fn watch_rules(&self) -> Result<Option<tokio::sync::mpsc::Receiver<RuleChange>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// A rule stored or deleted, as a shared catalog's watch reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleChange {
+    /// The rule was created or replaced.
+    Put(Rule),
+    /// The rule of this id was deleted.
+    Deleted(String),
 }

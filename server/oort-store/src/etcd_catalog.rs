@@ -25,10 +25,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KvClient, Txn, TxnOp, WatchClient, WatchOptions,
+};
 use oort_proto::v1::{Connection, KeyedValue, Rule, Schema, Stream, Value};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, RuleChange};
 use crate::error::{EntityKind, StoreError};
 use crate::record::{PluginRecord, Record, ServiceRecord};
 
@@ -69,6 +71,7 @@ impl EtcdConfig {
 /// The catalog in etcd.
 pub struct EtcdCatalog {
     kv: KvClient,
+    watch: WatchClient,
     prefix: String,
     timeout: Duration,
     /// Runs the client's calls; `None` only while dropping.
@@ -131,6 +134,7 @@ impl EtcdCatalog {
         let client = block(&runtime, config.timeout, connect)?;
         let catalog = Self {
             kv: client.kv_client(),
+            watch: client.watch_client(),
             prefix: config.prefix.clone(),
             timeout: config.timeout,
             runtime: Some(runtime),
@@ -526,6 +530,72 @@ impl Catalog for EtcdCatalog {
         // Every write is on a quorum of etcd's members when it returns.
         Ok(())
     }
+
+    fn watch_rules(&self) -> Result<Option<tokio::sync::mpsc::Receiver<RuleChange>>, StoreError> {
+        let (mut kv, key) = (self.kv.clone(), self.key(REVISION));
+        let response = self.run(async move { kv.get(key, None).await })?;
+        // Changes after the revision of this moment: what is read from now on
+        // is at this revision or later, and a change seen twice applies alike.
+        let from = response.header().map_or(0, |h| h.revision()) + 1;
+        let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+        let rules = self.key(&format!("{}/", Rule::TREE));
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        runtime.spawn(follow_rules(self.watch.clone(), rules, from, sender));
+        Ok(Some(receiver))
+    }
+}
+
+/// Sends every change under `rules` from revision `from` on, watching again
+/// after the stream breaks (etcd restarted, a member lost) from the revision
+/// after the last one seen; ends when the receiver is gone.
+async fn follow_rules(
+    mut watch: WatchClient,
+    rules: String,
+    mut from: i64,
+    sender: tokio::sync::mpsc::Sender<RuleChange>,
+) {
+    loop {
+        let options = WatchOptions::new().with_prefix().with_start_revision(from);
+        match watch.watch(rules.clone(), Some(options)).await {
+            // The watcher is kept alive with the stream: dropping it cancels the watch.
+            Ok((_watcher, mut stream)) => {
+                while let Ok(Some(response)) = stream.message().await {
+                    if response.compact_revision() > 0 {
+                        tracing::error!(
+                            from,
+                            compacted = response.compact_revision(),
+                            "the shared catalog's history was compacted past this server's watch: rule changes made meanwhile apply at its next start"
+                        );
+                        from = response.compact_revision();
+                        break;
+                    }
+                    for event in response.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        from = from.max(kv.mod_revision() + 1);
+                        let id = String::from_utf8_lossy(&kv.key()[rules.len()..]).into_owned();
+                        let change = match event.event_type() {
+                            EventType::Delete => RuleChange::Deleted(id),
+                            EventType::Put => match Rule::from_bytes(&id, kv.value()) {
+                                Ok(rule) => RuleChange::Put(rule),
+                                Err(error) => {
+                                    tracing::error!(rule = %id, %error, "a rule of the shared catalog does not decode");
+                                    continue;
+                                }
+                            },
+                        };
+                        if sender.send(change).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot watch the shared catalog's rules; trying again"),
+        }
+        if sender.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[cfg(test)]
@@ -581,6 +651,29 @@ mod tests {
         });
         assert_eq!(a + b, 30, "{a} + {b} keys stored");
         assert_eq!(one.list_keyed_state("", None, 100).unwrap().len(), 30);
+    }
+
+    #[test]
+    fn a_watch_reports_every_instance_s_rule_changes_in_order() {
+        let etcd = EtcdServer::start();
+        let (one, two) = (connect(&etcd, "w"), connect(&etcd, "w"));
+        one.create_stream(&stream("a")).unwrap();
+        let mut changes = one.watch_rules().unwrap().expect("a shared catalog is watched");
+        two.create_rule(&rule("r"), &["a".into()]).unwrap();
+        let mut stopped = rule("r");
+        stopped.triggered = Some(false);
+        two.update_rule(&stopped, &["a".into()]).unwrap();
+        one.delete_rule("r").unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let seen: Vec<RuleChange> = runtime.block_on(async {
+            let mut seen = Vec::new();
+            while seen.len() < 3 {
+                let next = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await;
+                seen.push(next.expect("a change in time").expect("the watch goes on"));
+            }
+            seen
+        });
+        assert_eq!(seen, [RuleChange::Put(rule("r")), RuleChange::Put(stopped), RuleChange::Deleted("r".into())]);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - [`auth`]: tokens, client certificates and roles, checked before any service.
 //! - [`api`]: one module per `oort.v1` service.
 //! - [`http`]: the HTTP endpoints (push, metrics), bounded in connections and time.
-//! - [`rules`]: [`rules::RuleController`], the catalog and the engine in step.
+//! - [`rules`]: [`rules::RuleController`], the catalog and the engine in step;
+//!   [`catalog_watch`] keeps them in step with other servers' changes to a shared catalog.
 //! - [`plugins`]: [`plugins::PluginController`], the catalog, both plugin hosts and the rules in step.
 //! - [`convert`]: protobuf messages ↔ engine types.
 //! - [`redact`]: secrets in rules and services, stored but never returned.
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog_watch;
 pub mod config;
 pub mod convert;
 pub mod error;

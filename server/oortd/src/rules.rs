@@ -41,6 +41,10 @@ pub struct RuleController {
     schedules: Arc<Mutex<HashMap<String, Scheduled>>>,
     /// Where rules with a `log_filename` write their logs.
     log_dir: PathBuf,
+    /// The rules this server runs (or has scheduled), as it last started
+    /// them: a shared catalog's changes that are already in effect here (this
+    /// server's own writes) are not applied twice.
+    running: Arc<Mutex<HashMap<String, Rule>>>,
 }
 
 /// A scheduled rule's timer task, and when it next starts the rule.
@@ -52,7 +56,7 @@ struct Scheduled {
 impl RuleController {
     /// A controller over a catalog and an engine; rules' own log files go in `log_dir`.
     pub fn new(catalog: CatalogHandle, engine: Arc<Engine>, log_dir: PathBuf) -> Self {
-        Self { catalog, engine, schedules: Arc::default(), log_dir }
+        Self { catalog, engine, schedules: Arc::default(), log_dir, running: Arc::default() }
     }
 
     /// The engine.
@@ -89,7 +93,24 @@ impl RuleController {
                 self.schedule(rule.clone(), schedule);
             }
         }
+        self.running_lock().insert(rule.id.clone(), rule.clone());
         Ok(())
+    }
+
+    fn running_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Rule>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this server runs `rule` with this very definition (its
+    /// timestamps and `triggered` aside).
+    pub fn runs_as(&self, rule: &Rule) -> bool {
+        let definition = |r: &Rule| Rule { create_time: None, update_time: None, triggered: None, ..r.clone() };
+        self.running_lock().get(&rule.id).is_some_and(|running| definition(running) == definition(rule))
+    }
+
+    /// The definition this server last ran a rule with, if it runs it.
+    pub fn running(&self, id: &str) -> Option<Rule> {
+        self.running_lock().get(id).cloned()
     }
 
     /// Starts and stops a scheduled rule on its schedule, until it is halted.
@@ -141,6 +162,7 @@ impl RuleController {
 
     /// Stops a rule if it runs, and its schedule.
     pub async fn halt(&self, id: &str) {
+        self.running_lock().remove(id);
         self.unschedule(id);
         self.engine.stop(id).await;
     }
@@ -149,6 +171,7 @@ impl RuleController {
     /// sinks' caches, its source's session at a broker.
     pub async fn remove(&self, rule: &Rule) {
         let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog)).ok();
+        self.running_lock().remove(&rule.id);
         self.unschedule(&rule.id);
         self.engine.stop(&rule.id).await;
         self.engine.forget(&rule.id, plan.as_ref());

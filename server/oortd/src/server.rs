@@ -158,6 +158,10 @@ impl Node {
                 Arc::new(catalog)
             }
         };
+        // A shared catalog's rule changes, from before the rules are read: one
+        // made meanwhile is seen twice, and applies alike.
+        let rule_changes =
+            catalog.watch_rules().map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
         // Read every record once at start-up: it proves the catalog decodes (a
         // damaged record fails here, not in the middle of a request), and the rules
         // read are the ones restored below.
@@ -258,6 +262,9 @@ impl Node {
         tracing::info!(services = loaded, "external services loaded");
         let rules = RuleController::new(handle.clone(), Arc::clone(&engine), config.data_dir.join("logs"));
         let restored = rules.restore(&stored_rules).await;
+        if let Some(changes) = rule_changes {
+            crate::catalog_watch::follow(rules.clone(), changes);
+        }
         let external = ExternalApi::new(services, rules.clone());
         tracing::info!(rules = restored, "rules restored");
         Ok(Node {

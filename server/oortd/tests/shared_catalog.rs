@@ -1,6 +1,8 @@
 //! The catalog shared in etcd (`--catalog etcd://...`), with a real etcd:
 //! what one oortd stores, another oortd with its own data directory finds,
-//! runs and guards; an unreachable etcd stops the start with the reason.
+//! runs and guards; rules created, stopped and deleted through one run, stop
+//! and go on the other while both serve; an unreachable etcd stops the start
+//! with the reason.
 
 mod common;
 
@@ -10,8 +12,8 @@ use std::time::Duration;
 use common::{Oortd, action, code_of, int};
 use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::{
-    CreateRuleRequest, CreateStreamRequest, DeleteStreamRequest, Event, GetRuleStatusRequest, ListStreamsRequest,
-    PublishRequest, Rule, RuleState, TailRuleRequest,
+    CreateRuleRequest, CreateStreamRequest, DeleteRuleRequest, DeleteStreamRequest, Event, GetRuleStatusRequest,
+    ListStreamsRequest, PublishRequest, Rule, RuleState, StartRuleRequest, StopRuleRequest, TailRuleRequest,
 };
 use oort_testkit::etcd::EtcdServer;
 
@@ -79,6 +81,51 @@ async fn a_second_oortd_finds_runs_and_guards_what_the_first_stored() {
     let elsewhere = start(tempfile::tempdir().unwrap().path(), &format!("etcd://{}/other", etcd.endpoint)).await;
     let streams = elsewhere.streams().await.list_streams(ListStreamsRequest::default()).await.unwrap().into_inner();
     assert!(streams.streams.is_empty());
+}
+
+/// Waits until `oortd` runs rule `id` (`Some(true)`), has it stopped
+/// (`Some(false)`) or does not know it (`None`).
+async fn wait_state(oortd: &Oortd, id: &str, wanted: Option<bool>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: id.into() }).await;
+        let state = match &status {
+            Ok(status) => Some(status.get_ref().state == RuleState::Running as i32),
+            Err(_) => None,
+        };
+        if state == wanted {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "rule {id}: {status:?}, not {wanted:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn rules_changed_through_one_oortd_follow_on_the_other_while_both_serve() {
+    let etcd = EtcdServer::start();
+    let catalog = format!("etcd://{}/live", etcd.endpoint);
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (start(a_dir.path(), &catalog).await, start(b_dir.path(), &catalog).await);
+    let sql = r#"CREATE STREAM s (v BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#.to_owned();
+    a.streams().await.create_stream(CreateStreamRequest { sql }).await.unwrap();
+    let rule = Rule {
+        id: "r".into(),
+        sql: "SELECT v FROM s".into(),
+        actions: vec![action("grpc", &[])],
+        ..Default::default()
+    };
+    a.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
+    wait_state(&b, "r", Some(true)).await;
+    // A's own change came back to it through the watch too, already in effect.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!a.logged(&["the shared catalog changed"]), "a server does not apply its own change twice");
+    a.rules().await.stop_rule(StopRuleRequest { id: "r".into() }).await.unwrap();
+    wait_state(&b, "r", Some(false)).await;
+    b.rules().await.start_rule(StartRuleRequest { id: "r".into() }).await.unwrap();
+    wait_state(&a, "r", Some(true)).await;
+    a.rules().await.delete_rule(DeleteRuleRequest { id: "r".into() }).await.unwrap();
+    wait_state(&b, "r", None).await;
 }
 
 #[test]
