@@ -110,7 +110,7 @@ pub trait Catalog: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleChange {
     /// The rule was created or replaced.
-    Put(Rule),
+    Put(Box<Rule>),
     /// The rule of this id was deleted.
     Deleted(String),
 }

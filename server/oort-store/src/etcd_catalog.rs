@@ -576,7 +576,7 @@ async fn follow_rules(
                         let change = match event.event_type() {
                             EventType::Delete => RuleChange::Deleted(id),
                             EventType::Put => match Rule::from_bytes(&id, kv.value()) {
-                                Ok(rule) => RuleChange::Put(rule),
+                                Ok(rule) => RuleChange::Put(Box::new(rule)),
                                 Err(error) => {
                                     tracing::error!(rule = %id, %error, "a rule of the shared catalog does not decode");
                                     continue;
@@ -673,7 +673,10 @@ mod tests {
             }
             seen
         });
-        assert_eq!(seen, [RuleChange::Put(rule("r")), RuleChange::Put(stopped), RuleChange::Deleted("r".into())]);
+        assert_eq!(
+            seen,
+            [RuleChange::Put(Box::new(rule("r"))), RuleChange::Put(Box::new(stopped)), RuleChange::Deleted("r".into())]
+        );
     }
 
     #[test]
