@@ -167,6 +167,8 @@ pub async fn run(binary: &Path, rounds: usize, passes: usize) -> Result<()> {
             steady(client),
             steady(client) / steady_baseline,
         );
+        let figure = format!("clients scenario, {name}: median of the last rounds");
+        crate::report::against(figure, steady(client), "ms", "Rust client", steady_baseline);
     }
     Ok(())
 }

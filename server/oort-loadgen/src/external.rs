@@ -525,5 +525,9 @@ pub fn run(calls: usize, rounds: usize, batch: usize, only: Option<Phase>) -> Re
         all.rule_cond.cpu_us(),
         costs(&all, all.rule_cond.cpu_us()),
     );
+    let hand = ("hand-written tonic client with the deadline", all.hand_deadline.cpu_us());
+    crate::report::against("external call_batch: callers' CPU a call", all.batches.cpu_us(), "µs", hand.0, hand.1);
+    crate::report::against("external call in a rule: CPU a call", all.call_in_rule_us(), "µs", hand.0, hand.1);
+    crate::report::figure("external function in a rule: calls", all.rule.rate(), "calls/s");
     Ok(())
 }

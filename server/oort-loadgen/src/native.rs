@@ -100,5 +100,9 @@ pub async fn run(plugin: &Path, calls: usize, events: usize) -> Result<()> {
         "| rule `SELECT f(temperature) AS a, deviceId FROM demo`, {events} JSON events | {rule_builtin:.0} events/s | {rule_native:.0} events/s | | {:.2} | ≥ 0.90 |",
         rule_native / rule_builtin
     );
+    let builtin = "built-in abs";
+    crate::report::against("native mx_abs, one call per row", native_ns, "ns", builtin, builtin_ns);
+    crate::report::against("native mx_abs, call_batch", native_batch_ns, "ns", builtin, builtin_batch_ns);
+    crate::report::against("native mx_abs in a rule", rule_native, "events/s", builtin, rule_builtin);
     Ok(())
 }

@@ -212,5 +212,18 @@ pub async fn run(plugins: Plugins<'_>, rows: usize, calls: usize, events: usize)
         "| rule `SELECT f(deviceId) AS a, deviceId FROM demo`, {events} JSON events | {rule_upper:.0} events/s | {rule_py:.0} events/s ({:.2}) | |",
         rule_py / rule_upper
     );
+    let (abs, upper) = ("built-in abs", "built-in upper");
+    crate::report::against("portable rs_abs (Rust SDK), call_batch", portable_rate, "rows/s", abs, builtin_rate);
+    let p50 = |times: &[std::time::Duration]| us(percentile(times, 0.5));
+    crate::report::against(
+        "portable rs_abs, one call p50",
+        p50(&portable_times),
+        "µs",
+        "native mx_abs",
+        p50(&native_times),
+    );
+    crate::report::against("portable rs_abs in a rule", rule_portable, "events/s", abs, rule_builtin);
+    crate::report::against("portable py_upper (Python SDK), call_batch", py_rate, "rows/s", upper, upper_rate);
+    crate::report::against("portable py_upper in a rule", rule_py, "events/s", upper, rule_upper);
     Ok(())
 }
