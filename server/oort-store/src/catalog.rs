@@ -4,7 +4,7 @@ use oort_proto::v1::{Connection, KeyedValue, Rule, Schema, Stream, Value};
 
 use crate::record::ServiceRecord;
 
-use crate::error::StoreError;
+use crate::error::{EntityKind, StoreError};
 use crate::record::PluginRecord;
 
 /// Durable storage of streams, rules and plugins. Every mutating call is atomic (it
@@ -98,19 +98,27 @@ pub trait Catalog: Send + Sync + 'static {
     /// Forces everything to disk (mutating calls already do; this is for shutdown).
     fn flush(&self) -> Result<(), StoreError>;
 
-    /// The changes to rules from now on, in the order they were committed,
-    /// this server's own included, when other servers may write the catalog
-    /// too (a shared catalog); `None` for a catalog only this server writes.
-    fn watch_rules(&self) -> Result<Option<tokio::sync::mpsc::Receiver<RuleChange>>, StoreError> {
+    /// The changes from now on to what servers keep in memory (rules,
+    /// connections, schemas, external services), in the order they were
+    /// committed, this server's own included, when other servers may write
+    /// the catalog too (a shared catalog); `None` for a catalog only this
+    /// server writes.
+    fn watch(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CatalogChange>>, StoreError> {
         Ok(None)
     }
 }
 
-/// A rule stored or deleted, as a shared catalog's watch reports it.
+/// Something stored or deleted, as a shared catalog's watch reports it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RuleChange {
-    /// The rule was created or replaced.
-    Put(Box<Rule>),
-    /// The rule of this id was deleted.
-    Deleted(String),
+pub enum CatalogChange {
+    /// A rule was created or replaced.
+    Rule(Box<Rule>),
+    /// A connection was created or replaced.
+    Connection(Connection),
+    /// A schema was created or replaced.
+    Schema(Schema),
+    /// An external service was created or replaced.
+    Service(Box<ServiceRecord>),
+    /// The entity of this kind and name was deleted.
+    Deleted(EntityKind, String),
 }

@@ -30,7 +30,7 @@ use etcd_client::{
 };
 use oort_proto::v1::{Connection, KeyedValue, Rule, Schema, Stream, Value};
 
-use crate::catalog::{Catalog, RuleChange};
+use crate::catalog::{Catalog, CatalogChange};
 use crate::error::{EntityKind, StoreError};
 use crate::record::{PluginRecord, Record, ServiceRecord};
 
@@ -531,32 +531,53 @@ impl Catalog for EtcdCatalog {
         Ok(())
     }
 
-    fn watch_rules(&self) -> Result<Option<tokio::sync::mpsc::Receiver<RuleChange>>, StoreError> {
+    fn watch(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CatalogChange>>, StoreError> {
         let (mut kv, key) = (self.kv.clone(), self.key(REVISION));
         let response = self.run(async move { kv.get(key, None).await })?;
         // Changes after the revision of this moment: what is read from now on
         // is at this revision or later, and a change seen twice applies alike.
         let from = response.header().map_or(0, |h| h.revision()) + 1;
         let (sender, receiver) = tokio::sync::mpsc::channel(1024);
-        let rules = self.key(&format!("{}/", Rule::TREE));
         let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
-        runtime.spawn(follow_rules(self.watch.clone(), rules, from, sender));
+        runtime.spawn(follow(self.watch.clone(), self.prefix.clone(), from, sender));
         Ok(Some(receiver))
     }
 }
 
-/// Sends every change under `rules` from revision `from` on, watching again
+/// What a put or delete of `key` (the catalog's prefix taken off) changes,
+/// for the kinds servers keep in memory; `None` for the others.
+fn change(key: &str, deleted: bool, value: &[u8]) -> Option<Result<CatalogChange, StoreError>> {
+    let (tree, name) = key.split_once('/')?;
+    let kind = match tree {
+        t if t == Rule::TREE => EntityKind::Rule,
+        t if t == Connection::TREE => EntityKind::Connection,
+        t if t == Schema::TREE => EntityKind::Schema,
+        t if t == ServiceRecord::TREE => EntityKind::Service,
+        _ => return None,
+    };
+    if deleted {
+        return Some(Ok(CatalogChange::Deleted(kind, name.to_owned())));
+    }
+    Some(match kind {
+        EntityKind::Rule => Rule::from_bytes(name, value).map(|r| CatalogChange::Rule(Box::new(r))),
+        EntityKind::Connection => Connection::from_bytes(name, value).map(CatalogChange::Connection),
+        EntityKind::Schema => Schema::from_bytes(name, value).map(CatalogChange::Schema),
+        _ => ServiceRecord::from_bytes(name, value).map(|s| CatalogChange::Service(Box::new(s))),
+    })
+}
+
+/// Sends every change under `prefix` from revision `from` on, watching again
 /// after the stream breaks (etcd restarted, a member lost) from the revision
 /// after the last one seen; ends when the receiver is gone.
-async fn follow_rules(
+async fn follow(
     mut watch: WatchClient,
-    rules: String,
+    prefix: String,
     mut from: i64,
-    sender: tokio::sync::mpsc::Sender<RuleChange>,
+    sender: tokio::sync::mpsc::Sender<CatalogChange>,
 ) {
     loop {
         let options = WatchOptions::new().with_prefix().with_start_revision(from);
-        match watch.watch(rules.clone(), Some(options)).await {
+        match watch.watch(prefix.clone(), Some(options)).await {
             // The watcher is kept alive with the stream: dropping it cancels the watch.
             Ok((_watcher, mut stream)) => {
                 while let Ok(Some(response)) = stream.message().await {
@@ -564,7 +585,7 @@ async fn follow_rules(
                         tracing::error!(
                             from,
                             compacted = response.compact_revision(),
-                            "the shared catalog's history was compacted past this server's watch: rule changes made meanwhile apply at its next start"
+                            "the shared catalog's history was compacted past this server's watch: changes made meanwhile apply at its next start"
                         );
                         from = response.compact_revision();
                         break;
@@ -572,16 +593,14 @@ async fn follow_rules(
                     for event in response.events() {
                         let Some(kv) = event.kv() else { continue };
                         from = from.max(kv.mod_revision() + 1);
-                        let id = String::from_utf8_lossy(&kv.key()[rules.len()..]).into_owned();
-                        let change = match event.event_type() {
-                            EventType::Delete => RuleChange::Deleted(id),
-                            EventType::Put => match Rule::from_bytes(&id, kv.value()) {
-                                Ok(rule) => RuleChange::Put(Box::new(rule)),
-                                Err(error) => {
-                                    tracing::error!(rule = %id, %error, "a rule of the shared catalog does not decode");
-                                    continue;
-                                }
-                            },
+                        let key = String::from_utf8_lossy(&kv.key()[prefix.len()..]).into_owned();
+                        let change = match change(&key, event.event_type() == EventType::Delete, kv.value()) {
+                            None => continue,
+                            Some(Ok(change)) => change,
+                            Some(Err(error)) => {
+                                tracing::error!(%key, %error, "a record of the shared catalog does not decode");
+                                continue;
+                            }
                         };
                         if sender.send(change).await.is_err() {
                             return;
@@ -589,7 +608,7 @@ async fn follow_rules(
                     }
                 }
             }
-            Err(error) => tracing::warn!(%error, "cannot watch the shared catalog's rules; trying again"),
+            Err(error) => tracing::warn!(%error, "cannot watch the shared catalog; trying again"),
         }
         if sender.is_closed() {
             return;
@@ -654,20 +673,23 @@ mod tests {
     }
 
     #[test]
-    fn a_watch_reports_every_instance_s_rule_changes_in_order() {
+    fn a_watch_reports_every_instance_s_changes_in_order() {
         let etcd = EtcdServer::start();
         let (one, two) = (connect(&etcd, "w"), connect(&etcd, "w"));
         one.create_stream(&stream("a")).unwrap();
-        let mut changes = one.watch_rules().unwrap().expect("a shared catalog is watched");
+        let mut changes = one.watch().unwrap().expect("a shared catalog is watched");
         two.create_rule(&rule("r"), &["a".into()]).unwrap();
         let mut stopped = rule("r");
         stopped.triggered = Some(false);
         two.update_rule(&stopped, &["a".into()]).unwrap();
+        let plant = Connection { name: "plant".into(), r#type: "mqtt".into(), ..Default::default() };
+        two.create_connection(&plant).unwrap();
         one.delete_rule("r").unwrap();
+        two.delete_connection("plant").unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let seen: Vec<RuleChange> = runtime.block_on(async {
+        let seen: Vec<CatalogChange> = runtime.block_on(async {
             let mut seen = Vec::new();
-            while seen.len() < 3 {
+            while seen.len() < 5 {
                 let next = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await;
                 seen.push(next.expect("a change in time").expect("the watch goes on"));
             }
@@ -675,7 +697,13 @@ mod tests {
         });
         assert_eq!(
             seen,
-            [RuleChange::Put(Box::new(rule("r"))), RuleChange::Put(Box::new(stopped)), RuleChange::Deleted("r".into())]
+            [
+                CatalogChange::Rule(Box::new(rule("r"))),
+                CatalogChange::Rule(Box::new(stopped)),
+                CatalogChange::Connection(plant),
+                CatalogChange::Deleted(EntityKind::Rule, "r".into()),
+                CatalogChange::Deleted(EntityKind::Connection, "plant".into()),
+            ]
         );
     }
 

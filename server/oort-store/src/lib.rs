@@ -16,7 +16,7 @@ pub mod sled_catalog;
 #[cfg(test)]
 mod suite;
 
-pub use catalog::{Catalog, RuleChange};
+pub use catalog::{Catalog, CatalogChange};
 pub use error::{EntityKind, StoreError};
 pub use etcd_catalog::{EtcdCatalog, EtcdConfig};
 pub use record::PluginRecord;

@@ -1,46 +1,85 @@
-//! Following a shared catalog: the rules other `oortd` create, change, stop
-//! or delete in it are run, restarted, stopped or removed here too, in the
-//! order etcd committed the changes. This server's own changes come back the
-//! same way and are already in effect ([`RuleController::runs_as`]).
+//! Following a shared catalog: what other `oortd` change in it takes effect
+//! here too, in the order etcd committed the changes. Rules are run,
+//! restarted, stopped or removed; connections, schemas and external services
+//! are put into or taken out of this server's registries. This server's own
+//! changes come back the same way: a rule already running with that very
+//! definition is left alone ([`RuleController::runs_as`]), and putting the
+//! rest again changes nothing.
 
-use oort_store::RuleChange;
+use std::sync::Arc;
+
+use oort_connectors::connections::Connections;
+use oort_external::ExternalServices;
+use oort_policy::FileRoots;
+use oort_schema::SchemaRegistry;
+use oort_store::{CatalogChange, EntityKind};
 use tokio::sync::mpsc::Receiver;
 
 use crate::rules::RuleController;
 
-/// Applies `changes` to this server's rules until the watch ends.
-pub fn follow(rules: RuleController, mut changes: Receiver<RuleChange>) -> tokio::task::JoinHandle<()> {
+/// What a change from the shared catalog applies to.
+pub struct Registries {
+    /// The rules this server runs.
+    pub rules: RuleController,
+    /// The named connections.
+    pub connections: Arc<Connections>,
+    /// The file roots a connection's files must be in.
+    pub files: Arc<FileRoots>,
+    /// The compiled schemas.
+    pub schemas: Arc<SchemaRegistry>,
+    /// The external services' functions.
+    pub services: Arc<ExternalServices>,
+}
+
+/// Applies `changes` until the watch ends.
+pub fn follow(registries: Registries, mut changes: Receiver<CatalogChange>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(change) = changes.recv().await {
-            apply(&rules, change).await;
+            registries.apply(change).await;
         }
     })
 }
 
-async fn apply(rules: &RuleController, change: RuleChange) {
-    match change {
-        RuleChange::Put(rule) if rule.triggered.unwrap_or(true) => {
-            if rules.runs_as(&rule) {
-                return;
+impl Registries {
+    async fn apply(&self, change: CatalogChange) {
+        match change {
+            CatalogChange::Rule(rule) if rule.triggered.unwrap_or(true) => {
+                if self.rules.runs_as(&rule) {
+                    return;
+                }
+                match self.rules.run(&rule).await {
+                    Ok(()) => tracing::info!(rule = %rule.id, "rule (re)started: the shared catalog changed"),
+                    Err(error) => {
+                        tracing::error!(rule = %rule.id, %error, "rule of the shared catalog could not start")
+                    }
+                }
             }
-            match rules.run(&rule).await {
-                Ok(()) => tracing::info!(rule = %rule.id, "rule (re)started: the shared catalog changed"),
-                Err(error) => tracing::error!(rule = %rule.id, %error, "rule of the shared catalog could not start"),
+            CatalogChange::Rule(rule) => {
+                if self.rules.running(&rule.id).is_some() {
+                    self.rules.halt(&rule.id).await;
+                    tracing::info!(rule = %rule.id, "rule stopped: the shared catalog changed");
+                }
             }
-        }
-        RuleChange::Put(rule) => {
-            if rules.running(&rule.id).is_some() {
-                rules.halt(&rule.id).await;
-                tracing::info!(rule = %rule.id, "rule stopped: the shared catalog changed");
+            CatalogChange::Deleted(EntityKind::Rule, id) => {
+                match self.rules.running(&id) {
+                    Some(rule) => self.rules.remove(&rule).await,
+                    None => self.rules.halt(&id).await,
+                }
+                tracing::info!(rule = %id, "rule removed: deleted from the shared catalog");
             }
-        }
-        RuleChange::Deleted(id) => {
-            if let Some(rule) = rules.running(&id) {
-                rules.remove(&rule).await;
-            } else {
-                rules.halt(&id).await;
+            CatalogChange::Connection(connection) => {
+                crate::api::connections::load_all(&[connection], &self.connections, &self.files);
             }
-            tracing::info!(rule = %id, "rule removed: deleted from the shared catalog");
+            CatalogChange::Deleted(EntityKind::Connection, name) => self.connections.remove(&name),
+            CatalogChange::Schema(schema) => crate::api::schemas::load_all(&[schema], &self.schemas),
+            CatalogChange::Deleted(EntityKind::Schema, name) => self.schemas.remove(&name),
+            CatalogChange::Service(service) => {
+                crate::api::external::load_all(&[*service], &self.services);
+            }
+            CatalogChange::Deleted(EntityKind::Service, name) => {
+                self.services.remove(&name);
+            }
+            CatalogChange::Deleted(kind, name) => tracing::debug!(%kind, %name, "not kept in memory"),
         }
     }
 }

@@ -158,10 +158,9 @@ impl Node {
                 Arc::new(catalog)
             }
         };
-        // A shared catalog's rule changes, from before the rules are read: one
+        // A shared catalog's changes, from before anything is read: one
         // made meanwhile is seen twice, and applies alike.
-        let rule_changes =
-            catalog.watch_rules().map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
+        let changes = catalog.watch().map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
         // Read every record once at start-up: it proves the catalog decodes (a
         // damaged record fails here, not in the middle of a request), and the rules
         // read are the ones restored below.
@@ -262,8 +261,15 @@ impl Node {
         tracing::info!(services = loaded, "external services loaded");
         let rules = RuleController::new(handle.clone(), Arc::clone(&engine), config.data_dir.join("logs"));
         let restored = rules.restore(&stored_rules).await;
-        if let Some(changes) = rule_changes {
-            crate::catalog_watch::follow(rules.clone(), changes);
+        if let Some(changes) = changes {
+            let registries = crate::catalog_watch::Registries {
+                rules: rules.clone(),
+                connections: Arc::clone(&connections),
+                files: Arc::clone(&files),
+                schemas: Arc::clone(engine.connectors().schemas()),
+                services: Arc::clone(&services),
+            };
+            crate::catalog_watch::follow(registries, changes);
         }
         let external = ExternalApi::new(services, rules.clone());
         tracing::info!(rules = restored, "rules restored");

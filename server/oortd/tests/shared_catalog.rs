@@ -1,7 +1,7 @@
 //! The catalog shared in etcd (`--catalog etcd://...`), with a real etcd:
 //! what one oortd stores, another oortd with its own data directory finds,
 //! runs and guards; rules created, stopped and deleted through one run, stop
-//! and go on the other while both serve; an unreachable etcd stops the start
+//! and go on the other while both serve, and so do schemas; an unreachable etcd stops the start
 //! with the reason.
 
 mod common;
@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use common::{Oortd, action, code_of, int};
 use oort_proto::v1::event_service_client::EventServiceClient;
+use oort_proto::v1::schema_service_client::SchemaServiceClient;
 use oort_proto::v1::{
-    CreateRuleRequest, CreateStreamRequest, DeleteRuleRequest, DeleteStreamRequest, Event, GetRuleStatusRequest,
-    ListStreamsRequest, PublishRequest, Rule, RuleState, StartRuleRequest, StopRuleRequest, TailRuleRequest,
+    CreateRuleRequest, CreateSchemaRequest, CreateStreamRequest, DeleteRuleRequest, DeleteStreamRequest, Event,
+    GetRuleStatusRequest, ListStreamsRequest, PublishRequest, Rule, RuleState, Schema, StartRuleRequest,
+    StopRuleRequest, TailRuleRequest,
 };
 use oort_testkit::etcd::EtcdServer;
 
@@ -126,6 +128,22 @@ async fn rules_changed_through_one_oortd_follow_on_the_other_while_both_serve() 
     wait_state(&a, "r", Some(true)).await;
     a.rules().await.delete_rule(DeleteRuleRequest { id: "r".into() }).await.unwrap();
     wait_state(&b, "r", None).await;
+
+    // A schema registered through one is compiled into the other's registry,
+    // where a stream's SCHEMAID is checked.
+    let content = "syntax = \"proto3\"; package plant; message Reading { double t = 1; }".to_owned();
+    let schema = Schema { name: "plant".into(), content, ..Default::default() };
+    SchemaServiceClient::new(a.channel().await)
+        .create_schema(CreateSchemaRequest { schema: Some(schema) })
+        .await
+        .unwrap();
+    let sql =
+        r#"CREATE STREAM p () WITH (TYPE="httppush", DATASOURCE="/p", FORMAT="protobuf", SCHEMAID="plant.Reading")"#;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while let Err(error) = b.streams().await.create_stream(CreateStreamRequest { sql: sql.to_owned() }).await {
+        assert!(tokio::time::Instant::now() < deadline, "the schema did not reach the other server: {error}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[test]
