@@ -5,6 +5,7 @@ use oort_proto::v1::{Connection, KeyedValue, Rule, Schema, Stream, Value};
 use crate::record::ServiceRecord;
 
 use crate::error::{EntityKind, StoreError};
+use crate::ownership::Ownership;
 use crate::record::PluginRecord;
 
 /// Durable storage of streams, rules and plugins. Every mutating call is atomic (it
@@ -104,6 +105,13 @@ pub trait Catalog: Send + Sync + 'static {
     /// the catalog too (a shared catalog); `None` for a catalog only this
     /// server writes.
     fn watch(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CatalogChange>>, StoreError> {
+        Ok(None)
+    }
+
+    /// One owner per rule among the servers sharing this catalog, this one
+    /// named `instance`; `None` for a catalog only this server uses.
+    fn ownership(&self, instance: &str) -> Result<Option<std::sync::Arc<dyn Ownership>>, StoreError> {
+        let _ = instance;
         Ok(None)
     }
 }

@@ -26,12 +26,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KvClient, Txn, TxnOp, WatchClient, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KvClient, LeaseClient, Txn, TxnOp, WatchClient,
+    WatchOptions,
 };
 use oort_proto::v1::{Connection, KeyedValue, Rule, Schema, Stream, Value};
 
 use crate::catalog::{Catalog, CatalogChange};
 use crate::error::{EntityKind, StoreError};
+use crate::ownership::{EtcdOwnership, Ownership};
 use crate::record::{PluginRecord, Record, ServiceRecord};
 
 /// etcd's default `--max-txn-ops`: the most keys one write may change.
@@ -72,6 +74,7 @@ impl EtcdConfig {
 pub struct EtcdCatalog {
     kv: KvClient,
     watch: WatchClient,
+    lease: LeaseClient,
     prefix: String,
     timeout: Duration,
     /// Runs the client's calls; `None` only while dropping.
@@ -131,10 +134,11 @@ impl EtcdCatalog {
         let options = ConnectOptions::new().with_connect_timeout(config.timeout).with_timeout(config.timeout);
         let endpoints = config.endpoints.clone();
         let connect = async move { Client::connect(endpoints, Some(options)).await };
-        let client = block(&runtime, config.timeout, connect)?;
+        let client = block(runtime.handle(), config.timeout, connect)?;
         let catalog = Self {
             kv: client.kv_client(),
             watch: client.watch_client(),
+            lease: client.lease_client(),
             prefix: config.prefix.clone(),
             timeout: config.timeout,
             runtime: Some(runtime),
@@ -148,7 +152,7 @@ impl EtcdCatalog {
         &self,
         call: impl Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     ) -> Result<T, StoreError> {
-        block(self.runtime.as_ref().expect("the runtime lives until drop"), self.timeout, call)
+        block(self.runtime.as_ref().expect("the runtime lives until drop").handle(), self.timeout, call)
     }
 
     fn key(&self, key: &str) -> String {
@@ -294,8 +298,8 @@ fn prefix_end(mut prefix: Vec<u8>) -> Vec<u8> {
 }
 
 /// Runs `call` on `runtime` and waits for it, at most `timeout`.
-fn block<T: Send + 'static>(
-    runtime: &tokio::runtime::Runtime,
+pub(crate) fn block<T: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
     timeout: Duration,
     call: impl Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -531,6 +535,13 @@ impl Catalog for EtcdCatalog {
         Ok(())
     }
 
+    fn ownership(&self, instance: &str) -> Result<Option<std::sync::Arc<dyn Ownership>>, StoreError> {
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop").handle().clone();
+        let clients = (self.kv.clone(), self.lease.clone(), self.watch.clone());
+        let ownership = EtcdOwnership::start(clients, &self.prefix, instance, runtime, self.timeout)?;
+        Ok(Some(std::sync::Arc::new(ownership)))
+    }
+
     fn watch(&self) -> Result<Option<tokio::sync::mpsc::Receiver<CatalogChange>>, StoreError> {
         let (mut kv, key) = (self.kv.clone(), self.key(REVISION));
         let response = self.run(async move { kv.get(key, None).await })?;
@@ -622,6 +633,7 @@ mod tests {
     use oort_testkit::etcd::EtcdServer;
 
     use super::*;
+    use crate::ownership::OwnershipEvent;
     use crate::suite::{rule, stream};
 
     fn connect(etcd: &EtcdServer, prefix: &str) -> EtcdCatalog {
@@ -705,6 +717,37 @@ mod tests {
                 CatalogChange::Deleted(EntityKind::Connection, "plant".into()),
             ]
         );
+    }
+
+    #[test]
+    fn a_rule_has_one_owner_and_a_dead_owner_s_rules_are_released() {
+        let etcd = EtcdServer::start();
+        let (one, two) = (connect(&etcd, "o"), connect(&etcd, "o"));
+        let a = one.ownership("a").unwrap().unwrap();
+        let b = two.ownership("b").unwrap().unwrap();
+        let mut events = b.events().expect("the events, once");
+        assert!(b.events().is_none());
+        assert!(a.claim("r").unwrap());
+        assert!(a.claim("r").unwrap(), "claiming again what it owns");
+        assert!(!b.claim("r").unwrap());
+        assert_eq!(b.owner("r").unwrap().as_deref(), Some("a"));
+        b.release("r");
+        assert_eq!(a.owner("r").unwrap().as_deref(), Some("a"), "only the owner gives a rule up");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut next = |within: u64| {
+            runtime.block_on(async { tokio::time::timeout(Duration::from_secs(within), events.recv()).await })
+        };
+        a.release("r");
+        assert_eq!(next(10).expect("in time"), Some(OwnershipEvent::Released("r".into())));
+        assert!(b.claim("r").unwrap());
+        // The owner dies (its lease is no longer kept alive): its rules are freed.
+        drop(b);
+        assert!(a.claim("s").unwrap());
+        drop((a, one));
+        let started = std::time::Instant::now();
+        assert_eq!(next(20).expect("in time"), Some(OwnershipEvent::Released("s".into())));
+        assert!(started.elapsed() >= Duration::from_secs(2), "after the lease's time to live");
+        assert_eq!(two.ownership("c").unwrap().unwrap().owner("s").unwrap(), None);
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! - [`catalog`]: the [`Catalog`] trait the server codes against, so that the shared
 //!   store can replace the embedded one.
 //! - [`sled_catalog`]: [`SledCatalog`], the embedded default; one sled tree per kind.
-//! - [`etcd_catalog`]: [`EtcdCatalog`], the catalog several `oortd` share, in etcd.
+//! - [`etcd_catalog`]: [`EtcdCatalog`], the catalog several `oortd` share, in etcd;
+//!   [`ownership`]: one owner per rule among them, by etcd leases.
 //! - [`error`]: [`StoreError`], why a catalog call failed.
 
 pub mod catalog;
 pub mod error;
 pub mod etcd_catalog;
+pub mod ownership;
 pub mod record;
 pub mod sled_catalog;
 #[cfg(test)]
@@ -19,6 +21,7 @@ mod suite;
 pub use catalog::{Catalog, CatalogChange};
 pub use error::{EntityKind, StoreError};
 pub use etcd_catalog::{EtcdCatalog, EtcdConfig};
+pub use ownership::{Ownership, OwnershipEvent};
 pub use record::PluginRecord;
 pub use record::ServiceRecord;
 pub use sled_catalog::{SledCatalog, SledConfig};

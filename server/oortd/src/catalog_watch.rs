@@ -12,7 +12,7 @@ use oort_connectors::connections::Connections;
 use oort_external::ExternalServices;
 use oort_policy::FileRoots;
 use oort_schema::SchemaRegistry;
-use oort_store::{CatalogChange, EntityKind};
+use oort_store::{CatalogChange, EntityKind, OwnershipEvent};
 use tokio::sync::mpsc::Receiver;
 
 use crate::rules::RuleController;
@@ -55,13 +55,13 @@ impl Registries {
                 }
             }
             CatalogChange::Rule(rule) => {
-                if self.rules.running(&rule.id).is_some() {
+                if self.rules.running(&rule.id).is_some() || self.rules.on_standby(&rule.id).is_some() {
                     self.rules.halt(&rule.id).await;
                     tracing::info!(rule = %rule.id, "rule stopped: the shared catalog changed");
                 }
             }
             CatalogChange::Deleted(EntityKind::Rule, id) => {
-                match self.rules.running(&id) {
+                match self.rules.running(&id).or_else(|| self.rules.on_standby(&id)) {
                     Some(rule) => self.rules.remove(&rule).await,
                     None => self.rules.halt(&id).await,
                 }
@@ -82,4 +82,35 @@ impl Registries {
             CatalogChange::Deleted(kind, name) => tracing::debug!(%kind, %name, "not kept in memory"),
         }
     }
+}
+
+/// Runs the rules this server waits for when their owner lets them go, and
+/// fences this server when its claims lapse. Every 10 s it also claims the
+/// rules on standby again, in case a release came while its watch was down.
+pub fn follow_ownership(rules: RuleController, mut events: Receiver<OwnershipEvent>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut retry = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            let waiting: Vec<oort_proto::v1::Rule> = tokio::select! {
+                event = events.recv() => match event {
+                    None => return,
+                    Some(OwnershipEvent::Lost) => {
+                        rules.fence().await;
+                        continue;
+                    }
+                    Some(OwnershipEvent::Released(id)) => rules.on_standby(&id).into_iter().collect(),
+                },
+                _ = retry.tick() => rules.standby(),
+            };
+            for rule in waiting {
+                match rules.run(&rule).await {
+                    Ok(()) if rules.running(&rule.id).is_some() => {
+                        tracing::info!(rule = %rule.id, "rule taken over: its owner let it go");
+                    }
+                    Ok(()) => {}
+                    Err(error) => tracing::error!(rule = %rule.id, %error, "rule could not be taken over"),
+                }
+            }
+        }
+    })
 }

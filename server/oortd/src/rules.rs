@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use oort_engine::{Engine, RuleStatus, StreamLookup};
 use oort_proto::v1::Rule;
 use oort_sql::StreamDef;
+use oort_store::Ownership;
 
 use crate::api::CatalogHandle;
 use crate::convert::rule_definition;
@@ -45,6 +46,11 @@ pub struct RuleController {
     /// them: a shared catalog's changes that are already in effect here (this
     /// server's own writes) are not applied twice.
     running: Arc<Mutex<HashMap<String, Rule>>>,
+    /// With a shared catalog: one owner per rule among the servers.
+    ownership: Option<Arc<dyn Ownership>>,
+    /// The rules that should run but that another server owns: each is
+    /// claimed again when its owner lets it go.
+    standby: Arc<Mutex<HashMap<String, Rule>>>,
 }
 
 /// A scheduled rule's timer task, and when it next starts the rule.
@@ -56,7 +62,72 @@ struct Scheduled {
 impl RuleController {
     /// A controller over a catalog and an engine; rules' own log files go in `log_dir`.
     pub fn new(catalog: CatalogHandle, engine: Arc<Engine>, log_dir: PathBuf) -> Self {
-        Self { catalog, engine, schedules: Arc::default(), log_dir, running: Arc::default() }
+        Self {
+            catalog,
+            engine,
+            schedules: Arc::default(),
+            log_dir,
+            running: Arc::default(),
+            ownership: None,
+            standby: Arc::default(),
+        }
+    }
+
+    /// Runs each rule on the one server of a shared catalog that owns it.
+    pub fn with_ownership(mut self, ownership: Arc<dyn Ownership>) -> Self {
+        self.ownership = Some(ownership);
+        self
+    }
+
+    /// The server that runs a rule, with a shared catalog.
+    pub fn owner(&self, id: &str) -> Option<String> {
+        self.ownership.as_ref()?.owner(id).ok().flatten()
+    }
+
+    /// Whether a rule waits for its owner on another server to let it go.
+    pub fn on_standby(&self, id: &str) -> Option<Rule> {
+        self.standby.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Every rule that waits for another server to let it go.
+    pub fn standby(&self) -> Vec<Rule> {
+        self.standby.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Claims `rule` for this server; `false` (and the rule left on standby,
+    /// stopped here) when another server owns it.
+    async fn claim(&self, rule: &Rule) -> ApiResult<bool> {
+        let Some(ownership) = &self.ownership else { return Ok(true) };
+        let owned = ownership.claim(&rule.id)?;
+        let mut standby = self.standby.lock().unwrap_or_else(|p| p.into_inner());
+        if owned {
+            standby.remove(&rule.id);
+        } else {
+            standby.insert(rule.id.clone(), rule.clone());
+        }
+        Ok(owned)
+    }
+
+    /// Gives every rule this server owns up to the others (it stops).
+    pub fn resign(&self) {
+        if let Some(ownership) = &self.ownership {
+            ownership.resign();
+        }
+    }
+
+    /// This server's claims are void (its lease lapsed): stops every rule it
+    /// ran, before another server may take them over, and claims them again.
+    pub async fn fence(&self) {
+        let owned: Vec<Rule> = self.running_lock().drain().map(|(_, rule)| rule).collect();
+        for rule in &owned {
+            self.unschedule(&rule.id);
+            self.engine.stop(&rule.id).await;
+        }
+        for rule in owned {
+            if let Err(error) = self.run(&rule).await {
+                tracing::error!(rule = %rule.id, %error, "rule could not be claimed again");
+            }
+        }
     }
 
     /// The engine.
@@ -79,6 +150,13 @@ impl RuleController {
     /// Runs a rule (restarting it if it runs); a scheduled rule runs when its
     /// schedule says (`crate::schedule`).
     pub async fn run(&self, rule: &Rule) -> ApiResult<()> {
+        if !self.claim(rule).await? {
+            self.running_lock().remove(&rule.id);
+            self.unschedule(&rule.id);
+            self.engine.stop(&rule.id).await;
+            tracing::info!(rule = %rule.id, owner = ?self.owner(&rule.id), "rule runs on another server");
+            return Ok(());
+        }
         self.unschedule(&rule.id);
         let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog))?;
         let log_file = rule.options.as_ref().map(|o| o.log_filename.as_str()).filter(|name| !name.is_empty());
@@ -95,6 +173,14 @@ impl RuleController {
         }
         self.running_lock().insert(rule.id.clone(), rule.clone());
         Ok(())
+    }
+
+    /// Lets another server take a rule this one no longer runs.
+    fn release(&self, id: &str) {
+        self.standby.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        if let Some(ownership) = &self.ownership {
+            ownership.release(id);
+        }
     }
 
     fn running_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Rule>> {
@@ -162,6 +248,7 @@ impl RuleController {
 
     /// Stops a rule if it runs, and its schedule.
     pub async fn halt(&self, id: &str) {
+        self.release(id);
         self.running_lock().remove(id);
         self.unschedule(id);
         self.engine.stop(id).await;
@@ -171,6 +258,7 @@ impl RuleController {
     /// sinks' caches, its source's session at a broker.
     pub async fn remove(&self, rule: &Rule) {
         let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog)).ok();
+        self.release(&rule.id);
         self.running_lock().remove(&rule.id);
         self.unschedule(&rule.id);
         self.engine.stop(&rule.id).await;

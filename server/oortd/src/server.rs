@@ -259,7 +259,16 @@ impl Node {
         );
         let loaded = crate::api::external::load_all(&stored_services, &services);
         tracing::info!(services = loaded, "external services loaded");
-        let rules = RuleController::new(handle.clone(), Arc::clone(&engine), config.data_dir.join("logs"));
+        let mut rules = RuleController::new(handle.clone(), Arc::clone(&engine), config.data_dir.join("logs"));
+        // With a shared catalog, each rule runs on the one server that owns it.
+        let instance = format!("oortd-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let ownership = catalog
+            .ownership(&instance)
+            .map_err(|source| ServerError::Catalog { path: catalog_dir.clone(), source })?;
+        if let Some(ownership) = &ownership {
+            tracing::info!(%instance, "this server's name among those sharing the catalog");
+            rules = rules.with_ownership(Arc::clone(ownership));
+        }
         let restored = rules.restore(&stored_rules).await;
         if let Some(changes) = changes {
             let registries = crate::catalog_watch::Registries {
@@ -270,6 +279,9 @@ impl Node {
                 services: Arc::clone(&services),
             };
             crate::catalog_watch::follow(registries, changes);
+        }
+        if let Some(events) = ownership.as_ref().and_then(|o| o.events()) {
+            crate::catalog_watch::follow_ownership(rules.clone(), events);
         }
         let external = ExternalApi::new(services, rules.clone());
         tracing::info!(rules = restored, "rules restored");
@@ -399,7 +411,7 @@ impl Node {
             .with_connections(Arc::clone(&connections))
             .with_max_buffer_length(config.max_buffer_length);
         let plugin_api = PluginApi::new(
-            crate::plugins::PluginController::new(Arc::clone(&plugins), rules),
+            crate::plugins::PluginController::new(Arc::clone(&plugins), rules.clone()),
             match config.plugin_allow_private_urls {
                 true => Arc::new(EgressPolicy::allow_all()),
                 false => Arc::clone(&config.egress),
@@ -447,6 +459,7 @@ impl Node {
         }
         tracing::info!("shutting down: stopping rules, flushing the catalog");
         engine.stop_all().await;
+        rules.resign();
         plugins.shutdown().await;
         if let Err(error) = catalog.flush() {
             tracing::error!(%error, "flushing the catalog failed");

@@ -1,8 +1,8 @@
 //! The catalog shared in etcd (`--catalog etcd://...`), with a real etcd:
 //! what one oortd stores, another oortd with its own data directory finds,
-//! runs and guards; rules created, stopped and deleted through one run, stop
-//! and go on the other while both serve, and so do schemas; an unreachable etcd stops the start
-//! with the reason.
+//! runs and guards; each rule runs on one of the serving oortd, moves with
+//! stop and start, and is taken over when its server dies; schemas reach
+//! every server; an unreachable etcd stops the start with the reason.
 
 mod common;
 
@@ -85,6 +85,11 @@ async fn a_second_oortd_finds_runs_and_guards_what_the_first_stored() {
     assert!(streams.streams.is_empty());
 }
 
+/// The server that runs rule `id`, as `oortd` reports it.
+async fn owner(oortd: &Oortd, id: &str) -> String {
+    oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: id.into() }).await.unwrap().into_inner().owner
+}
+
 /// Waits until `oortd` runs rule `id` (`Some(true)`), has it stopped
 /// (`Some(false)`) or does not know it (`None`).
 async fn wait_state(oortd: &Oortd, id: &str, wanted: Option<bool>) {
@@ -104,7 +109,7 @@ async fn wait_state(oortd: &Oortd, id: &str, wanted: Option<bool>) {
 }
 
 #[tokio::test]
-async fn rules_changed_through_one_oortd_follow_on_the_other_while_both_serve() {
+async fn each_rule_runs_on_one_oortd_and_another_takes_it_over_when_it_dies() {
     let etcd = EtcdServer::start();
     let catalog = format!("etcd://{}/live", etcd.endpoint);
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -118,16 +123,33 @@ async fn rules_changed_through_one_oortd_follow_on_the_other_while_both_serve() 
         ..Default::default()
     };
     a.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
-    wait_state(&b, "r", Some(true)).await;
-    // A's own change came back to it through the watch too, already in effect.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!a.logged(&["the shared catalog changed"]), "a server does not apply its own change twice");
-    a.rules().await.stop_rule(StopRuleRequest { id: "r".into() }).await.unwrap();
-    wait_state(&b, "r", Some(false)).await;
-    b.rules().await.start_rule(StartRuleRequest { id: "r".into() }).await.unwrap();
     wait_state(&a, "r", Some(true)).await;
+    let a_name = owner(&a, "r").await;
+    assert!(a_name.starts_with("oortd-"), "{a_name}");
+    // The other server hears of the rule, and leaves it to its owner.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_state(&b, "r", Some(false)).await;
+    assert_eq!(owner(&b, "r").await, a_name);
+    assert!(!a.logged(&["the shared catalog changed"]), "a server does not apply its own change twice");
+
+    // Stopped through one, started through the other: it runs there.
+    a.rules().await.stop_rule(StopRuleRequest { id: "r".into() }).await.unwrap();
+    wait_state(&a, "r", Some(false)).await;
+    b.rules().await.start_rule(StartRuleRequest { id: "r".into() }).await.unwrap();
+    wait_state(&b, "r", Some(true)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_state(&a, "r", Some(false)).await;
+
+    // Its server dies: the other takes it over once the dead one's lease lapses.
+    let died = std::time::Instant::now();
+    b.kill9();
+    wait_state(&a, "r", Some(true)).await;
+    assert_eq!(owner(&a, "r").await, a_name);
+    assert!(died.elapsed() < Duration::from_secs(15), "taken over in {:?}", died.elapsed());
+
     a.rules().await.delete_rule(DeleteRuleRequest { id: "r".into() }).await.unwrap();
-    wait_state(&b, "r", None).await;
+    wait_state(&a, "r", None).await;
+    let b = start(b_dir.path(), &catalog).await;
 
     // A schema registered through one is compiled into the other's registry,
     // where a stream's SCHEMAID is checked.

@@ -252,7 +252,7 @@ async fn status(ctx: &Ctx, id: String) -> Result<(), Error> {
 /// State, last error, restart count and delivery guarantee, then one row of
 /// eKuiper-named counters per operator.
 fn status_text(status: &GetRuleStatusResponse) -> String {
-    let header = render(&key_values(&[
+    let mut rows = vec![
         ("Rule", status.id.clone()),
         ("State", output::state_word(status.state()).to_string()),
         ("Started", timestamp(status.start_time.as_ref())),
@@ -260,7 +260,11 @@ fn status_text(status: &GetRuleStatusResponse) -> String {
         ("Last error", or_dash(&status.last_error)),
         ("Delivery", status.delivery.as_ref().map_or_else(|| "-".to_owned(), delivery_text)),
         ("Checkpoints", status.checkpoints.as_ref().map_or_else(|| "-".to_owned(), checkpoints_text)),
-    ]));
+    ];
+    if !status.owner.is_empty() {
+        rows.insert(2, ("Runs on", status.owner.clone()));
+    }
+    let header = render(&key_values(&rows));
     if status.operators.is_empty() {
         return header;
     }

@@ -444,10 +444,12 @@ impl RuleService for RuleApi {
                 delivery: Some(crate::convert::delivery_to_proto(&status.delivery)),
                 checkpoints: Some(crate::convert::checkpoints_to_proto(&status.checkpoints)),
                 next_run_time: None,
+                owner: String::new(),
             },
             None => GetRuleStatusResponse { id: rule.id, state: RuleState::Stopped as i32, ..Default::default() },
         };
-        let response = GetRuleStatusResponse { next_run_time, ..response };
+        let owner = self.rules.owner(&response.id).unwrap_or_default();
+        let response = GetRuleStatusResponse { next_run_time, owner, ..response };
         Ok(Response::new(response))
     }
 

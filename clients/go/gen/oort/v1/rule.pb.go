@@ -1751,7 +1751,11 @@ type GetRuleStatusResponse struct {
 	Checkpoints *Checkpoints `protobuf:"bytes,10,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
 	// A scheduled rule (`cron`, `cron_datetime_range`): when it next starts,
 	// unset while it runs or when no period is left.
-	NextRunTime   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=next_run_time,json=nextRunTime,proto3" json:"next_run_time,omitempty"`
+	NextRunTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=next_run_time,json=nextRunTime,proto3" json:"next_run_time,omitempty"`
+	// When servers share a catalog (docs/scaling.md): the one that runs the
+	// rule (`oortd-…`, as it logs at start), or empty while none does. Another
+	// server answers STOPPED for a rule that runs there.
+	Owner         string `protobuf:"bytes,12,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1861,6 +1865,13 @@ func (x *GetRuleStatusResponse) GetNextRunTime() *timestamppb.Timestamp {
 		return x.NextRunTime
 	}
 	return nil
+}
+
+func (x *GetRuleStatusResponse) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
 }
 
 // The checkpoints of a running rule (docs/delivery.md).
@@ -2616,7 +2627,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
 	"\x13RestartRuleResponse\"&\n" +
 	"\x14GetRuleStatusRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x8f\x04\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xa5\x04\n" +
 	"\x15GetRuleStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\x12\x1d\n" +
@@ -2631,7 +2642,8 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\bdelivery\x18\t \x01(\v2\x11.oort.v1.DeliveryR\bdelivery\x126\n" +
 	"\vcheckpoints\x18\n" +
 	" \x01(\v2\x14.oort.v1.CheckpointsR\vcheckpoints\x12>\n" +
-	"\rnext_run_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vnextRunTime\"\xf0\x01\n" +
+	"\rnext_run_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vnextRunTime\x12\x14\n" +
+	"\x05owner\x18\f \x01(\tR\x05owner\"\xf0\x01\n" +
 	"\vCheckpoints\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12'\n" +
 	"\x04last\x18\x02 \x01(\v2\x13.oort.v1.CheckpointR\x04last\x12/\n" +

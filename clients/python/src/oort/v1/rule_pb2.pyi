@@ -954,6 +954,7 @@ class GetRuleStatusResponse(_message.Message):
     DELIVERY_FIELD_NUMBER: _builtins.int
     CHECKPOINTS_FIELD_NUMBER: _builtins.int
     NEXT_RUN_TIME_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rule id."""
     state: Global___RuleState.ValueType
@@ -965,6 +966,11 @@ class GetRuleStatusResponse(_message.Message):
     tail_missed_total: _builtins.int
     """Results that TailRule readers missed by falling behind, since the rule
     started; each reader that missed some saw its stream end with DATA_LOSS.
+    """
+    owner: _builtins.str
+    """When servers share a catalog (docs/scaling.md): the one that runs the
+    rule (`oortd-…`, as it logs at start), or empty while none does. Another
+    server answers STOPPED for a rule that runs there.
     """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
@@ -1010,10 +1016,11 @@ class GetRuleStatusResponse(_message.Message):
         delivery: Global___Delivery | None = ...,
         checkpoints: Global___Checkpoints | None = ...,
         next_run_time: _timestamp_pb2.Timestamp | None = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "next_run_time", b"next_run_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "id", b"id", "last_error", b"last_error", "next_run_time", b"next_run_time", "operators", b"operators", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "id", b"id", "last_error", b"last_error", "next_run_time", b"next_run_time", "operators", b"operators", "owner", b"owner", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
