@@ -8,7 +8,7 @@
 //!
 //! | option | meaning |
 //! |---|---|
-//! | `DATASOURCE` | The URL, `http://` or `https://`; may hold `{{.PullTime}}` and `{{.LastPullTime}}` (Unix ms), as eKuiper's dynamic properties. |
+//! | `DATASOURCE` | The URL, `http://` or `https://`; may hold `{{.PullTime}}` and `{{.LastPullTime}}` (Unix ms; the first pull's `LastPullTime` is one `INTERVAL` before it), as eKuiper's dynamic properties. |
 //! | `METHOD` | `GET` (default), `POST`, `PUT` or `DELETE`. |
 //! | `INTERVAL` | Milliseconds between two requests; default 10000, at least 100. |
 //! | `TIMEOUT` | Milliseconds for one request; default 5000. |
@@ -247,7 +247,10 @@ impl Source for HttpPullSource {
     async fn run(self: Box<Self>, out: SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
         let mut ticks = tokio::time::interval(self.pull.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_pull = now_ms();
+        // The first pull's window is the interval before it, so the windows
+        // [LastPullTime, PullTime) of successive pulls follow each other and
+        // none is empty.
+        let mut last_pull = now_ms() - i64::try_from(self.pull.interval.as_millis()).unwrap_or(i64::MAX);
         let mut previous: Option<Vec<u8>> = None;
         loop {
             tokio::select! {
