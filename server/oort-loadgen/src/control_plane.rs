@@ -52,7 +52,18 @@ impl Server {
 
     /// [`Server::start`]; without `auth`, with `auth = false` in its oort.toml.
     pub(crate) async fn start_with(binary: &Path, data_dir: &Path, auth: bool) -> Result<(Server, Duration)> {
+        Self::start_with_args(binary, data_dir, auth, &[]).await
+    }
+
+    /// [`Server::start_with`], with more flags.
+    pub(crate) async fn start_with_args(
+        binary: &Path,
+        data_dir: &Path,
+        auth: bool,
+        flags: &[&str],
+    ) -> Result<(Server, Duration)> {
         let mut command = Command::new(binary);
+        command.args(flags);
         if !auth {
             let config = data_dir.with_extension("noauth.toml");
             std::fs::write(&config, "auth = false\n")?;
@@ -145,6 +156,14 @@ impl Server {
             bail!("oortd exited with {exit}");
         }
         Ok(())
+    }
+}
+
+impl Server {
+    /// SIGKILL: no shutdown code runs.
+    pub(crate) fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

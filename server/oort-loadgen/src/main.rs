@@ -18,6 +18,8 @@
 //!   authentication on, against the same binary with it off.
 //! - `latency` ([`latency`]): Publish → TailRule latency through a real `oortd`
 //!   at a steady rate, against a GetRule round trip.
+//! - `takeover` ([`takeover`]): two `oortd` sharing a catalog in etcd; the time
+//!   from the death of a rule's server to the rule running on the other.
 //! - `compare` ([`report::compare`]): one of the benchmarks above that takes
 //!   `--oortd`, on two builds alternately, each figure against the other's.
 //!
@@ -39,6 +41,7 @@ mod latency;
 mod native;
 mod portable;
 mod publish;
+mod takeover;
 mod tonic_floor;
 
 use std::path::PathBuf;
@@ -224,6 +227,16 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Two oortd sharing a catalog in a real etcd: the time from kill -9 of a
+    /// rule's server to the rule running on the other.
+    Takeover {
+        /// The oortd binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/oortd")]
+        oortd: PathBuf,
+        /// Takeovers to measure, each with two new servers (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Runs a benchmark that takes --oortd on two builds, alternately, and sets
     /// the median of each figure of one against the other's.
     #[command(after_help = "Example:\n  \
@@ -265,6 +278,7 @@ fn main() -> Result<()> {
 fn run(command: Cmd) -> Result<()> {
     match command {
         Cmd::Compare { baseline, oortd, rounds, bench } => report::compare(&baseline, &oortd, rounds, &bench),
+        Cmd::Takeover { oortd, rounds } => tokio::runtime::Runtime::new()?.block_on(takeover::run(&oortd, rounds)),
         Cmd::ControlPlane { oortd, rules, startups, data_dir } => {
             tokio::runtime::Runtime::new()?.block_on(control_plane::run(&oortd, rules, startups, data_dir))
         }
