@@ -96,7 +96,7 @@ impl RuleController {
 
     /// Claims `rule` for this server; `false` (and the rule left on standby,
     /// stopped here) when another server owns it.
-    async fn claim(&self, rule: &Rule) -> ApiResult<bool> {
+    fn claim(&self, rule: &Rule) -> ApiResult<bool> {
         let Some(ownership) = &self.ownership else { return Ok(true) };
         let owned = ownership.claim(&rule.id)?;
         let mut standby = self.standby.lock().unwrap_or_else(|p| p.into_inner());
@@ -150,7 +150,7 @@ impl RuleController {
     /// Runs a rule (restarting it if it runs); a scheduled rule runs when its
     /// schedule says (`crate::schedule`).
     pub async fn run(&self, rule: &Rule) -> ApiResult<()> {
-        if !self.claim(rule).await? {
+        if !self.claim(rule)? {
             self.running_lock().remove(&rule.id);
             self.unschedule(&rule.id);
             self.engine.stop(&rule.id).await;

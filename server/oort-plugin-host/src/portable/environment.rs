@@ -17,10 +17,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, BufReader};
 use tokio::process::Command;
 
-use super::process::INHERITED_ENV;
+use super::output::{self, LogBudget};
+use super::process::{INHERITED_ENV, StderrTail, read_line};
 use crate::error::HostError;
 
 /// The environment's folder, inside the plugin's.
@@ -33,8 +36,6 @@ pub const REQUIREMENTS_FILE: &str = "requirements.txt";
 const MAX_REQUIREMENTS: usize = 200;
 /// Longest requirement.
 const MAX_REQUIREMENT_CHARS: usize = 300;
-/// The last lines of pip's error output kept for the message.
-const ERROR_LINES: usize = 8;
 
 /// How environments are made (oortd's `plugin_pip_index_url` and
 /// `plugin_environment_timeout_ms`); the interpreter is `plugin_python`.
@@ -176,60 +177,55 @@ fn command(program: &Path, dir: &Path) -> Command {
     command
 }
 
-/// Runs `command`, logging each line it prints; its last error lines if it fails.
+/// Runs `command`, its output in the log within the plugin processes' budget
+/// ([`output`]); its last stderr lines if it fails.
 async fn run(plugin: &str, mut command: Command, deadline: Instant, timeout: Duration) -> Result<(), String> {
     let mut child = command.spawn().map_err(|e| e.to_string())?;
-    let stdout = child.stdout.take().map(|out| {
-        let plugin = plugin.to_owned();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(out).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if !line.trim().is_empty() {
-                    tracing::info!(plugin = %plugin, "{}", line.trim());
+    let pid = child.id().unwrap_or_default();
+    let (budget, errors) = (Arc::new(LogBudget::default()), StderrTail::default());
+    let mut readers = Vec::new();
+    let pipes: [(&'static str, Option<Box<dyn AsyncRead + Send + Unpin>>); 2] = [
+        ("stdout", child.stdout.take().map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>)),
+        ("stderr", child.stderr.take().map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>)),
+    ];
+    for (stream, pipe) in pipes {
+        let Some(pipe) = pipe else { continue };
+        let (plugin, budget, errors) = (plugin.to_owned(), Arc::clone(&budget), errors.clone());
+        readers.push(tokio::spawn(async move {
+            let mut reader = BufReader::new(pipe);
+            while let Some(line) = read_line(&mut reader).await {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                output::log_line(&budget, &plugin, pid, stream, line.trim());
+                if stream == "stderr" {
+                    errors.push(line);
                 }
             }
-        })
-    });
-    let stderr = child.stderr.take().map(|err| {
-        tokio::spawn(async move {
-            let mut kept = std::collections::VecDeque::new();
-            let mut lines = BufReader::new(err).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if kept.len() == ERROR_LINES {
-                    kept.pop_front();
-                }
-                kept.push_back(line);
-            }
-            kept.into_iter().collect::<Vec<_>>()
-        })
-    });
-    let status = tokio::time::timeout_at(deadline.into(), child.wait()).await;
-    let status = match status {
+            output::report_suppressed(&plugin, pid, budget.take_suppressed());
+        }));
+    }
+    let status = match tokio::time::timeout_at(deadline.into(), child.wait()).await {
         Ok(status) => status.map_err(|e| e.to_string())?,
         Err(_) => {
             let _ = child.kill().await;
             return Err(format!("not done after {} s (plugin_environment_timeout_ms)", timeout.as_secs()));
         }
     };
-    if let Some(stdout) = stdout {
-        let _ = stdout.await;
+    for reader in readers {
+        let _ = reader.await;
     }
-    let errors = match stderr {
-        Some(stderr) => stderr.await.unwrap_or_default(),
-        None => Vec::new(),
-    };
     if status.success() {
         return Ok(());
     }
-    let errors: Vec<&str> = errors.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
-    Err(format!("{status}: {}", errors.join(" / ")))
+    Err(format!("{status}: {}", errors.text()))
 }
 
 /// pip's failure in a sentence that names the requirement it could not meet.
 fn explain(error: &str, index: bool) -> String {
     const MISSING: &str = "No matching distribution found for ";
     let Some(at) = error.find(MISSING) else { return format!("pip install failed: {error}") };
-    let requirement = error[at + MISSING.len()..].split(" / ").next().unwrap_or_default().trim();
+    let requirement = error[at + MISSING.len()..].split(" | ").next().unwrap_or_default().trim();
     let whence = if index {
         "in the archive's wheels/ nor on the index"
     } else {
@@ -258,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_missing_distribution_is_named() {
-        let pip = "exit status: 1: ERROR: Could not find a version that satisfies the requirement numpy==9 (from versions: none) / ERROR: No matching distribution found for numpy==9";
+        let pip = "exit status: 1: ERROR: Could not find a version that satisfies the requirement numpy==9 (from versions: none) | ERROR: No matching distribution found for numpy==9";
         let message = explain(pip, false);
         assert!(message.starts_with("requirement 'numpy==9' failed: "), "{message}");
         assert!(message.contains("plugin_pip_index_url"), "{message}");

@@ -57,7 +57,7 @@ pub struct Launch {
 pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
 
 impl StderrTail {
-    fn push(&self, line: String) {
+    pub(crate) fn push(&self, line: String) {
         let mut tail = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if tail.len() == STDERR_TAIL {
             tail.pop_front();
@@ -105,7 +105,7 @@ impl Drop for Process {
 }
 
 /// Reads one line of at most [`MAX_LINE`] bytes (longer ones are cut); `None` at EOF.
-async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> Option<String> {
+pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> Option<String> {
     let mut line = Vec::new();
     let mut any = false;
     loop {
