@@ -159,6 +159,19 @@ pub struct RuleClient {
     pub connection: String,
     /// Its state.
     pub state: LinkState,
+    /// The partitions a broker assigned it, in a consumer group.
+    pub partitions: Vec<AssignedPartition>,
+}
+
+/// A partition a broker assigned to a client in its consumer group.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AssignedPartition {
+    /// The topic.
+    pub topic: String,
+    /// The partition's number.
+    pub partition: i32,
+    /// Messages in it after the client's position; `None` until known.
+    pub lag: Option<i64>,
 }
 
 /// Where a client's settings came from: what it may reach, and under which
@@ -210,6 +223,7 @@ struct Client {
     owner: ClientOwner,
     client_id: String,
     state: LinkState,
+    partitions: Vec<AssignedPartition>,
 }
 
 /// The named connections and the clients open from them.
@@ -274,7 +288,10 @@ impl Connections {
             )));
         }
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
-        clients.insert(id, Client { owner, client_id: client_id.to_owned(), state: LinkState::Connecting });
+        clients.insert(
+            id,
+            Client { owner, client_id: client_id.to_owned(), state: LinkState::Connecting, partitions: Vec::new() },
+        );
         Ok(ClientLink { registry: Arc::clone(self), id })
     }
 
@@ -307,6 +324,7 @@ impl Connections {
                 operator: c.owner.operator.clone(),
                 connection: c.owner.connection.clone(),
                 state: c.state.clone(),
+                partitions: c.partitions.clone(),
             })
             .collect();
         found.sort_by(|a, b| a.operator.cmp(&b.operator));
@@ -337,6 +355,14 @@ impl ClientLink {
     /// The client's state is now `state`.
     pub fn set(&self, state: LinkState) {
         self.registry.set(self.id, state);
+    }
+
+    /// The broker now assigns the client these partitions.
+    pub fn set_partitions(&self, partitions: Vec<AssignedPartition>) {
+        let mut clients = self.registry.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get_mut(&self.id) {
+            client.partitions = partitions;
+        }
     }
 }
 

@@ -288,6 +288,16 @@ pub trait SourcePositions: Send + Sync {
     }
 }
 
+/// How a broker splits a stream among the servers that read it in one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partitioning {
+    /// By this field: the events of each of its values are in one partition,
+    /// so they all go to one server.
+    ByKey(String),
+    /// Message by message: a key's events may go to any server.
+    ByMessage,
+}
+
 /// A running source: it pushes events into `out` until `cancel` fires. An `Err`
 /// return means it died and the rule's restart strategy applies.
 #[async_trait]
@@ -522,6 +532,14 @@ pub trait SourceFactory: Send + Sync + 'static {
     /// one member of a group): a rule that keeps state from one event to the
     /// next is then refused, as it would see only part of each key's events.
     fn splits_input(&self, _config: &SourceConfig) -> Option<String> {
+        None
+    }
+
+    /// How a broker hands this stream's events out among several servers
+    /// that each run a rule over it (a Kafka consumer group): such a rule
+    /// may run on every server of a shared catalog ([`crate::Distribution`]).
+    /// `None` (the default) when the source cannot be split that way.
+    fn partitioning(&self, _config: &SourceConfig) -> Option<Partitioning> {
         None
     }
 

@@ -49,8 +49,8 @@ pub mod window;
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use connector::{
     BufferFull, ConnectorError, ConnectorInfo, ConnectorOption, ConnectorRegistry, EVERY_SINK_OPTIONS, Lookup,
-    MAX_LOOKUP_ROWS, OptionKind, Payload, ROWKIND_META, RuleGone, Sink, SinkConfig, SinkFactory, Source, SourceConfig,
-    SourceEvent, SourceFactory, SourceOutput, SourcePositions, check_options,
+    MAX_LOOKUP_ROWS, OptionKind, Partitioning, Payload, ROWKIND_META, RuleGone, Sink, SinkConfig, SinkFactory, Source,
+    SourceConfig, SourceEvent, SourceFactory, SourceOutput, SourcePositions, check_options,
 };
 pub use delivery::{Delivery, Guarantee};
 pub use engine::{Engine, EngineError};
@@ -65,7 +65,7 @@ pub use function::{
 pub use functions::keyed_state::{KeyedStateStore, keyed_state_function};
 pub use functions::register_builtins;
 pub use metrics::{OperatorMetrics, OperatorStatus};
-pub use plan::{PlanError, RulePlan, StreamLookup};
+pub use plan::{Distribution, PlanError, RulePlan, StreamLookup};
 pub use row::Row;
 pub use rule::{ActionDefinition, RestartStrategy, RuleDefinition, RuleOptions};
 pub use runtime::{Results, RuleState, RuleStatus};

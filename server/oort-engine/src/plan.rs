@@ -4,9 +4,11 @@
 //! a rule that cannot run is refused at creation, with positions.
 
 mod checks;
+mod distribution;
 mod joins;
 mod stages;
 
+pub use distribution::Distribution;
 pub use joins::{Join, JoinKind, LookupKeys};
 pub use stages::Stage;
 
@@ -124,6 +126,8 @@ pub struct RulePlan {
     pub actions: Vec<ActionDefinition>,
     /// Runtime options.
     pub options: RuleOptions,
+    /// Where it runs when several servers share the catalog.
+    pub distribution: Distribution,
 }
 
 impl RulePlan {
@@ -408,7 +412,10 @@ pub fn plan(
         )));
     }
 
-    Ok(RulePlan {
+    let partitioning = connectors
+        .source(stream.source_type())
+        .and_then(|f| f.partitioning(&SourceConfig::for_stream(&stream, &def.id)));
+    let mut plan = RulePlan {
         rule_id: def.id.clone(),
         sql: def.sql.clone(),
         stream_reference: source.alias.clone().unwrap_or_else(|| stream.name.clone()),
@@ -431,7 +438,10 @@ pub fn plan(
         reads_hits,
         actions: def.actions.clone(),
         options: def.options.clone(),
-    })
+        distribution: Distribution::Single(String::new()),
+    };
+    plan.distribution = plan.distribution(partitioning);
+    Ok(plan)
 }
 
 /// Compiles HAVING and ORDER BY, which may name SELECT aliases as well as columns.

@@ -751,6 +751,29 @@ mod tests {
     }
 
     #[test]
+    fn each_server_reports_on_a_rule_until_it_withdraws_or_dies() {
+        let etcd = EtcdServer::start();
+        let (one, two) = (connect(&etcd, "o"), connect(&etcd, "o"));
+        let a = one.ownership("a").unwrap().unwrap();
+        let b = two.ownership("b").unwrap().unwrap();
+        a.report("r", Some(b"0,1".to_vec())).unwrap();
+        b.report("r", Some(b"2".to_vec())).unwrap();
+        b.report("other", Some(b"3".to_vec())).unwrap();
+        let reports = |o: &std::sync::Arc<dyn Ownership>| o.reports("r").unwrap();
+        assert_eq!(reports(&a), [("a".to_owned(), b"0,1".to_vec()), ("b".to_owned(), b"2".to_vec())]);
+        a.report("r", None).unwrap();
+        assert_eq!(reports(&b), [("b".to_owned(), b"2".to_vec())]);
+        a.report("r", Some(b"0".to_vec())).unwrap();
+        drop((b, two));
+        let started = std::time::Instant::now();
+        while reports(&a).len() > 1 {
+            assert!(started.elapsed() < Duration::from_secs(20), "a dead server's reports go with its lease");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(reports(&a), [("a".to_owned(), b"0".to_vec())]);
+    }
+
+    #[test]
     fn an_etcd_that_does_not_answer_is_an_error_in_time() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut config = EtcdConfig::parse(&format!("etcd://127.0.0.1:{port}")).unwrap();

@@ -47,6 +47,12 @@ pub trait Ownership: Send + Sync + 'static {
     /// Gives every rule up at once (the server stops): others take them over
     /// without waiting for this server's lease to lapse.
     fn resign(&self);
+    /// Tells the other servers what this one does of a rule that runs on
+    /// every server (the partitions it reads, encoded by the caller), until
+    /// it reports again, withdraws (`None`) or dies.
+    fn report(&self, rule: &str, report: Option<Vec<u8>>) -> Result<(), StoreError>;
+    /// What each server reported of a rule, by server.
+    fn reports(&self, rule: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }
 
 /// How long a server's lease lives without a keep-alive: the longest a dead
@@ -60,6 +66,8 @@ pub struct EtcdOwnership {
     instance: String,
     /// `<catalog prefix>owners/`.
     owners: String,
+    /// `<catalog prefix>reports/`: `<rule>/<server>` on the server's lease.
+    reports: String,
     lease: Arc<AtomicI64>,
     runtime: tokio::runtime::Handle,
     timeout: Duration,
@@ -90,6 +98,7 @@ impl EtcdOwnership {
             leases,
             instance: instance.to_owned(),
             owners,
+            reports: format!("{prefix}reports/"),
             lease,
             runtime,
             timeout,
@@ -145,6 +154,27 @@ impl Ownership for EtcdOwnership {
 
     fn events(&self) -> Option<Receiver<OwnershipEvent>> {
         self.events.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn report(&self, rule: &str, report: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let (mut kv, key) = (self.kv.clone(), format!("{}{rule}/{}", self.reports, self.instance));
+        let options = PutOptions::new().with_lease(self.lease.load(Ordering::Relaxed));
+        match report {
+            Some(value) => self.run(async move { kv.put(key, value, Some(options)).await }).map(drop),
+            None => self.run(async move { kv.delete(key, None).await }).map(drop),
+        }
+    }
+
+    fn reports(&self, rule: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let (mut kv, prefix) = (self.kv.clone(), format!("{}{rule}/", self.reports));
+        let options = etcd_client::GetOptions::new().with_prefix();
+        let mut response = self.run(async move { kv.get(prefix.clone(), Some(options)).await })?;
+        let skip = format!("{}{rule}/", self.reports).len();
+        Ok(response
+            .take_kvs()
+            .into_iter()
+            .map(|kv| (String::from_utf8_lossy(&kv.key()[skip..]).into_owned(), kv.value().to_vec()))
+            .collect())
     }
 
     fn resign(&self) {

@@ -22,6 +22,7 @@ pub mod convert;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod partitions;
 pub mod plugins;
 pub mod redact;
 pub mod rule_logs;

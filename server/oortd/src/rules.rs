@@ -3,14 +3,14 @@
 //! them. Every change validates with the engine first, so nothing invalid is
 //! stored, and a rule that cannot start is not left half-created.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use oort_engine::{Engine, RuleStatus, StreamLookup};
+use oort_engine::{Distribution, Engine, RuleStatus, StreamLookup};
 use oort_proto::v1::Rule;
 use oort_sql::StreamDef;
 use oort_store::Ownership;
@@ -51,6 +51,9 @@ pub struct RuleController {
     /// The rules that should run but that another server owns: each is
     /// claimed again when its owner lets it go.
     standby: Arc<Mutex<HashMap<String, Rule>>>,
+    /// The rules this server runs as every server does, each on the
+    /// partitions its source's broker gives it ([`Distribution::Split`]).
+    split: Arc<Mutex<HashSet<String>>>,
 }
 
 /// A scheduled rule's timer task, and when it next starts the rule.
@@ -70,6 +73,7 @@ impl RuleController {
             running: Arc::default(),
             ownership: None,
             standby: Arc::default(),
+            split: Arc::default(),
         }
     }
 
@@ -82,6 +86,26 @@ impl RuleController {
     /// The server that runs a rule, with a shared catalog.
     pub fn owner(&self, id: &str) -> Option<String> {
         self.ownership.as_ref()?.owner(id).ok().flatten()
+    }
+
+    /// The servers' shared ownership of rules, with a shared catalog.
+    pub fn ownership(&self) -> Option<&Arc<dyn Ownership>> {
+        self.ownership.as_ref()
+    }
+
+    /// Whether this server runs a rule as every server does, on its share of
+    /// the source's partitions.
+    pub fn is_split(&self, id: &str) -> bool {
+        self.split_lock().contains(id)
+    }
+
+    /// The rules this server runs on its share of their source's partitions.
+    pub fn split_rules(&self) -> Vec<String> {
+        self.split_lock().iter().cloned().collect()
+    }
+
+    fn split_lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.split.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether a rule waits for its owner on another server to let it go.
@@ -118,7 +142,12 @@ impl RuleController {
     /// This server's claims are void (its lease lapsed): stops every rule it
     /// ran, before another server may take them over, and claims them again.
     pub async fn fence(&self) {
-        let owned: Vec<Rule> = self.running_lock().drain().map(|(_, rule)| rule).collect();
+        let split = self.split_lock().clone();
+        let owned: Vec<Rule> = {
+            let mut running = self.running_lock();
+            let owned: Vec<String> = running.keys().filter(|id| !split.contains(*id)).cloned().collect();
+            owned.iter().filter_map(|id| running.remove(id)).collect()
+        };
         for rule in &owned {
             self.unschedule(&rule.id);
             self.engine.stop(&rule.id).await;
@@ -140,6 +169,13 @@ impl RuleController {
         &self.catalog
     }
 
+    /// With a shared catalog, where a rule runs: on every server, or on one and why.
+    pub fn distribution(&self, rule: &Rule) -> Option<String> {
+        self.ownership.as_ref()?;
+        let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog)).ok()?;
+        Some(plan.distribution.describe())
+    }
+
     /// Checks a rule against the engine (SQL, fields, functions, connectors)
     /// without running it; returns its plan as text.
     pub fn validate(&self, rule: &Rule) -> ApiResult<String> {
@@ -150,15 +186,23 @@ impl RuleController {
     /// Runs a rule (restarting it if it runs); a scheduled rule runs when its
     /// schedule says (`crate::schedule`).
     pub async fn run(&self, rule: &Rule) -> ApiResult<()> {
-        if !self.claim(rule)? {
-            self.running_lock().remove(&rule.id);
-            self.unschedule(&rule.id);
-            self.engine.stop(&rule.id).await;
-            tracing::info!(rule = %rule.id, owner = ?self.owner(&rule.id), "rule runs on another server");
-            return Ok(());
+        let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog))?;
+        // A split rule runs here whoever else runs it: the broker shares its partitions out.
+        let split = self.ownership.is_some() && matches!(plan.distribution, Distribution::Split { .. });
+        if split {
+            self.release(&rule.id);
+            self.split_lock().insert(rule.id.clone());
+        } else {
+            self.withdraw(&rule.id);
+            if !self.claim(rule)? {
+                self.running_lock().remove(&rule.id);
+                self.unschedule(&rule.id);
+                self.engine.stop(&rule.id).await;
+                tracing::info!(rule = %rule.id, owner = ?self.owner(&rule.id), "rule runs on another server");
+                return Ok(());
+            }
         }
         self.unschedule(&rule.id);
-        let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog))?;
         let log_file = rule.options.as_ref().map(|o| o.log_filename.as_str()).filter(|name| !name.is_empty());
         RuleLogs::global()
             .set(&rule.id, log_file.map(|name| (self.log_dir.as_path(), name)))
@@ -180,6 +224,16 @@ impl RuleController {
         self.standby.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         if let Some(ownership) = &self.ownership {
             ownership.release(id);
+        }
+    }
+
+    /// This server no longer runs a rule on its share of the partitions.
+    fn withdraw(&self, id: &str) {
+        if self.split_lock().remove(id)
+            && let Some(ownership) = &self.ownership
+            && let Err(error) = ownership.report(id, None)
+        {
+            tracing::warn!(rule = id, %error, "cannot withdraw this server's partitions of the rule");
         }
     }
 
@@ -249,6 +303,7 @@ impl RuleController {
     /// Stops a rule if it runs, and its schedule.
     pub async fn halt(&self, id: &str) {
         self.release(id);
+        self.withdraw(id);
         self.running_lock().remove(id);
         self.unschedule(id);
         self.engine.stop(id).await;
@@ -259,6 +314,7 @@ impl RuleController {
     pub async fn remove(&self, rule: &Rule) {
         let plan = self.engine.plan(&rule_definition(rule), &CatalogStreams(&self.catalog)).ok();
         self.release(&rule.id);
+        self.withdraw(&rule.id);
         self.running_lock().remove(&rule.id);
         self.unschedule(&rule.id);
         self.engine.stop(&rule.id).await;

@@ -282,6 +282,7 @@ impl Node {
         }
         if let Some(events) = ownership.as_ref().and_then(|o| o.events()) {
             crate::catalog_watch::follow_ownership(rules.clone(), events);
+            crate::partitions::report(rules.clone(), Arc::clone(&connections));
         }
         let external = ExternalApi::new(services, rules.clone());
         tracing::info!(rules = restored, "rules restored");

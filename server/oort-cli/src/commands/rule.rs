@@ -264,7 +264,18 @@ fn status_text(status: &GetRuleStatusResponse) -> String {
     if !status.owner.is_empty() {
         rows.insert(2, ("Runs on", status.owner.clone()));
     }
-    let header = render(&key_values(&rows));
+    if !status.distribution.is_empty() {
+        rows.insert(2, ("Distribution", status.distribution.clone()));
+    }
+    let mut header = render(&key_values(&rows));
+    if !status.partitions.is_empty() {
+        let mut partitions = table(["TOPIC", "PARTITION", "OWNER", "LAG"]);
+        for p in &status.partitions {
+            let lag = p.lag.map_or_else(|| "-".to_owned(), |lag| lag.to_string());
+            partitions.add_row(vec![p.topic.clone(), p.partition.to_string(), or_dash(&p.owner), lag]);
+        }
+        header = format!("{header}\n\n{}", render(&partitions));
+    }
     if status.operators.is_empty() {
         return header;
     }

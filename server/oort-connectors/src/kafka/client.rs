@@ -3,13 +3,14 @@
 //! client's entry among its connection's clients. An authentication failure
 //! is kept apart: retrying will not fix it, so the source fails on it.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use crate::connections::{ClientLink, LinkState};
+use crate::connections::{AssignedPartition, ClientLink, LinkState};
 
 /// How often librdkafka reports its statistics, in milliseconds.
 pub(crate) const STATISTICS_INTERVAL_MS: &str = "1000";
@@ -37,7 +38,9 @@ impl LinkContext {
 #[derive(serde::Deserialize)]
 struct Statistics {
     #[serde(default)]
-    brokers: std::collections::HashMap<String, Broker>,
+    brokers: HashMap<String, Broker>,
+    #[serde(default)]
+    topics: HashMap<String, Topic>,
 }
 
 #[derive(serde::Deserialize)]
@@ -45,9 +48,49 @@ struct Broker {
     state: String,
 }
 
+#[derive(serde::Deserialize)]
+struct Topic {
+    #[serde(default)]
+    partitions: HashMap<String, PartitionStatistics>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartitionStatistics {
+    partition: i32,
+    /// Whether the consumer is assigned it (not only knows of it).
+    #[serde(default)]
+    desired: bool,
+    /// -1 while unknown.
+    #[serde(default = "unknown")]
+    consumer_lag: i64,
+}
+
+fn unknown() -> i64 {
+    -1
+}
+
+impl Statistics {
+    /// The partitions this consumer is assigned, by topic and number.
+    fn assigned(&self) -> Vec<AssignedPartition> {
+        let mut assigned: Vec<AssignedPartition> = (self.topics.iter())
+            .flat_map(|(topic, t)| t.partitions.values().map(move |p| (topic, p)))
+            // -1 is librdkafka's own entry for messages not yet given a partition.
+            .filter(|(_, p)| p.desired && p.partition >= 0)
+            .map(|(topic, p)| AssignedPartition {
+                topic: topic.clone(),
+                partition: p.partition,
+                lag: (p.consumer_lag >= 0).then_some(p.consumer_lag),
+            })
+            .collect();
+        assigned.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        assigned
+    }
+}
+
 impl ClientContext for LinkContext {
     fn stats_raw(&self, statistics: &[u8]) {
         let Ok(statistics) = serde_json::from_slice::<Statistics>(statistics) else { return };
+        self.link.set_partitions(statistics.assigned());
         if statistics.brokers.values().any(|b| b.state == "UP") {
             self.link.set(LinkState::Connected);
         } else {

@@ -47,6 +47,13 @@
 //!   covers them, the source keeps 24 bytes per event to know each
 //!   position's offsets.
 //!
+//! `PARTITION_KEY` names the field the topic's messages are keyed by (so
+//! each value's messages are in one partition). On servers sharing a catalog,
+//! every server runs a rule that groups by it (or keeps no state), each on
+//! the partitions the group assigns it (`docs/scaling.md`). Each client
+//! reports its assigned partitions and their lag from librdkafka's statistics
+//! (every second), for `GetRuleStatus`.
+//!
 //! After a crash, the rule's partitions come back to it once the broker has
 //! expired its old member's session (`group.consumer.session.timeout.ms`, 45 s
 //! by default; the tests' broker uses 6 s). Static membership
@@ -111,6 +118,13 @@ pub const SOURCE_OPTIONS: &[ConnectorOption] = &[
         kind: OptionKind::OneOf(&["consumer", "classic"]),
         default: "consumer",
         description: "The group protocol: consumer (KIP-848, brokers 4.0 and later) or classic.",
+    },
+    ConnectorOption {
+        key: "PARTITION_KEY",
+        kind: OptionKind::Text,
+        default: "",
+        description: "The field the topic's messages are keyed by (so partitioned by): on servers sharing a catalog, \
+                      a rule that groups by it runs on every one, each on the partitions the group gives it.",
     },
     ConnectorOption {
         key: "OFFSET_RESET",

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use oort_engine::{
-    ConnectorError, ConnectorOption, Guarantee, Payload, Source, SourceConfig, SourceEvent, SourceFactory,
-    SourceOutput, SourcePositions,
+    ConnectorError, ConnectorOption, Guarantee, Partitioning, Payload, Source, SourceConfig, SourceEvent,
+    SourceFactory, SourceOutput, SourcePositions,
 };
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -121,6 +121,11 @@ impl SourceFactory for KafkaSourceFactory {
             hold,
             registry: Arc::clone(&self.context.connections),
         }))
+    }
+
+    fn partitioning(&self, config: &SourceConfig) -> Option<Partitioning> {
+        let key = config.options.get("PARTITION_KEY").map(|k| k.trim()).filter(|k| !k.is_empty());
+        Some(key.map_or(Partitioning::ByMessage, |key| Partitioning::ByKey(key.to_owned())))
     }
 
     fn positions(&self, config: &SourceConfig) -> Result<Option<Arc<dyn SourcePositions>>, ConnectorError> {

@@ -143,3 +143,78 @@ fn order_by_keeps_nulls_first_and_last_and_explain_shows_them() {
     let explained = plan.explain();
     assert!(explained.contains("op_order_0: ORDER BY a NULLS FIRST, b DESC NULLS FIRST, c, d DESC"), "{explained}");
 }
+
+/// A source whose broker splits its streams as the stream's `PARTITION_KEY` says.
+struct Partitioned;
+
+impl SourceFactory for Partitioned {
+    fn build(&self, _: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+        Err(ConnectorError::Config("unused".into()))
+    }
+
+    fn partitioning(&self, config: &SourceConfig) -> Option<crate::Partitioning> {
+        Some(match config.options.get("PARTITION_KEY") {
+            Some(key) => crate::Partitioning::ByKey(key.clone()),
+            None => crate::Partitioning::ByMessage,
+        })
+    }
+}
+
+#[test]
+fn a_rule_is_split_when_each_server_can_compute_its_results_from_its_partitions() {
+    let functions = FunctionRegistry::new();
+    crate::register_builtins(&functions);
+    let connectors = ConnectorRegistry::new();
+    connectors.register_source("memory", Arc::new(Nothing));
+    connectors.register_source("kafka", Arc::new(Partitioned));
+    connectors.register_sink("log", Arc::new(Nothing));
+    let streams = [
+        r#"CREATE STREAM keyed () WITH (TYPE="kafka", DATASOURCE="t", PARTITION_KEY="device")"#,
+        r#"CREATE STREAM spread () WITH (TYPE="kafka", DATASOURCE="t")"#,
+        r#"CREATE STREAM local () WITH (TYPE="memory", DATASOURCE="t")"#,
+    ]
+    .map(|ddl| oort_sql::parse_stream_ddl(ddl).unwrap());
+    let lookup = move |name: &str| streams.iter().find(|s| s.name == name).cloned();
+    let planned = |sql: &str, qos| {
+        let def = RuleDefinition {
+            id: "r".into(),
+            sql: sql.into(),
+            actions: vec![ActionDefinition { sink_type: "log".into(), props: Default::default() }],
+            options: RuleOptions { qos, ..RuleOptions::default() },
+        };
+        plan(&def, &lookup, &functions, &connectors).unwrap().distribution
+    };
+    let distribution = |sql: &str| planned(sql, crate::Guarantee::AtMostOnce);
+    let split = |key: Option<&str>| Distribution::Split { key: key.map(str::to_owned) };
+    let single = |sql: &str, why: &str| match distribution(sql) {
+        Distribution::Single(reason) => assert!(reason.contains(why), "{sql}: {reason}"),
+        other => panic!("{sql}: {other:?}"),
+    };
+
+    assert_eq!(distribution("SELECT * FROM spread WHERE a > 1"), split(None));
+    assert_eq!(distribution("SELECT * FROM keyed"), split(Some("device")));
+    let keyed = "SELECT device, avg(t) FROM keyed GROUP BY device, TUMBLINGWINDOW(ss, 10)";
+    assert_eq!(distribution(keyed), split(Some("device")));
+    assert_eq!(
+        distribution(&keyed.replace("TUMBLINGWINDOW(ss, 10)", "HOPPINGWINDOW(ss, 10, 5)")),
+        split(Some("device"))
+    );
+    let state = "SELECT count(*) FROM keyed GROUP BY STATEWINDOW(a > 1, a < 1) OVER (PARTITION BY device)";
+    assert_eq!(distribution(state), split(Some("device")));
+    let lagged = "SELECT lag(t) OVER (PARTITION BY device) AS before FROM keyed";
+    assert_eq!(distribution(lagged), split(Some("device")));
+
+    single("SELECT * FROM local", "not read through a partitioned consumer group");
+    single(&keyed.replace("keyed", "spread"), "declare its PARTITION_KEY");
+    single(&keyed.replace("device,", "site,"), "GROUP BY does not have the stream's partition key device");
+    single("SELECT count(*) FROM keyed GROUP BY TUMBLINGWINDOW(ss, 10)", "partition key device");
+    single(&keyed.replace("TUMBLINGWINDOW(ss, 10)", "SLIDINGWINDOW(ss, 10)"), "SLIDINGWINDOW spans");
+    single(&keyed.replace("TUMBLINGWINDOW(ss, 10)", "COUNTWINDOW(5)"), "COUNTWINDOW spans");
+    single(&format!("{keyed} LIMIT 3"), "LIMIT");
+    single(&state.replace("device", "site"), "STATEWINDOW is not partitioned by");
+    single("SELECT lag(t) AS before FROM keyed", "add PARTITION BY device");
+    single("SELECT changed_cols(\"c_\", true, t) FROM keyed", "changed_cols");
+    let at_least_once = planned(keyed, crate::Guarantee::AtLeastOnce);
+    assert!(matches!(&at_least_once, Distribution::Single(why) if why.contains("qos 1")), "{at_least_once:?}");
+    assert_eq!(planned("SELECT * FROM keyed", crate::Guarantee::AtLeastOnce), split(Some("device")));
+}

@@ -435,7 +435,7 @@ impl RuleService for RuleApi {
             Some(status) => GetRuleStatusResponse {
                 plugins: self.plugin_statuses(&rule.id).await,
                 operators: self.operators(&rule.id, status.operators),
-                id: rule.id,
+                id: rule.id.clone(),
                 state: state_to_proto(status.state) as i32,
                 last_error: status.last_error.unwrap_or_default(),
                 start_time: timestamp_ms(status.start_time_ms),
@@ -443,13 +443,16 @@ impl RuleService for RuleApi {
                 tail_missed_total: status.tail_missed,
                 delivery: Some(crate::convert::delivery_to_proto(&status.delivery)),
                 checkpoints: Some(crate::convert::checkpoints_to_proto(&status.checkpoints)),
-                next_run_time: None,
-                owner: String::new(),
+                ..Default::default()
             },
-            None => GetRuleStatusResponse { id: rule.id, state: RuleState::Stopped as i32, ..Default::default() },
+            None => {
+                GetRuleStatusResponse { id: rule.id.clone(), state: RuleState::Stopped as i32, ..Default::default() }
+            }
         };
-        let owner = self.rules.owner(&response.id).unwrap_or_default();
-        let response = GetRuleStatusResponse { next_run_time, owner, ..response };
+        let (split, distribution) = (self.rules.is_split(&rule.id), self.rules.distribution(&rule).unwrap_or_default());
+        let owner = if split { String::new() } else { self.rules.owner(&response.id).unwrap_or_default() };
+        let partitions = crate::partitions::status(&self.rules, self.connections.as_deref(), &rule.id).await;
+        let response = GetRuleStatusResponse { next_run_time, owner, distribution, partitions, ..response };
         Ok(Response::new(response))
     }
 

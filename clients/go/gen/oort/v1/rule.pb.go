@@ -1754,8 +1754,17 @@ type GetRuleStatusResponse struct {
 	NextRunTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=next_run_time,json=nextRunTime,proto3" json:"next_run_time,omitempty"`
 	// When servers share a catalog (docs/scaling.md): the one that runs the
 	// rule (`oortd-…`, as it logs at start), or empty while none does. Another
-	// server answers STOPPED for a rule that runs there.
-	Owner         string `protobuf:"bytes,12,opt,name=owner,proto3" json:"owner,omitempty"`
+	// server answers STOPPED for a rule that runs there. Empty for a rule split
+	// over its source's partitions: see `partitions`.
+	Owner string `protobuf:"bytes,12,opt,name=owner,proto3" json:"owner,omitempty"`
+	// When servers share a catalog: where the rule runs, "split over its
+	// source's partitions, by <key>" (on every server) or "one server: <why it
+	// cannot be split>".
+	Distribution string `protobuf:"bytes,13,opt,name=distribution,proto3" json:"distribution,omitempty"`
+	// The partitions the rule's source reads, with the server each is assigned
+	// to and its lag: across every server for a split rule, this server's
+	// otherwise. Ordered by topic and partition.
+	Partitions    []*PartitionStatus `protobuf:"bytes,14,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1874,6 +1883,94 @@ func (x *GetRuleStatusResponse) GetOwner() string {
 	return ""
 }
 
+func (x *GetRuleStatusResponse) GetDistribution() string {
+	if x != nil {
+		return x.Distribution
+	}
+	return ""
+}
+
+func (x *GetRuleStatusResponse) GetPartitions() []*PartitionStatus {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// A partition of a rule's source (a Kafka topic's, in the rule's consumer group).
+type PartitionStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition's number.
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The server it is assigned to (as `owner`); empty on a server alone.
+	Owner string `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Messages in the partition after the rule's position; unset while the
+	// broker has not told.
+	Lag           *int64 `protobuf:"varint,4,opt,name=lag,proto3,oneof" json:"lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionStatus) Reset() {
+	*x = PartitionStatus{}
+	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionStatus) ProtoMessage() {}
+
+func (x *PartitionStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionStatus.ProtoReflect.Descriptor instead.
+func (*PartitionStatus) Descriptor() ([]byte, []int) {
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PartitionStatus) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionStatus) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionStatus) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *PartitionStatus) GetLag() int64 {
+	if x != nil && x.Lag != nil {
+		return *x.Lag
+	}
+	return 0
+}
+
 // The checkpoints of a running rule (docs/delivery.md).
 type Checkpoints struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1900,7 +1997,7 @@ type Checkpoints struct {
 
 func (x *Checkpoints) Reset() {
 	*x = Checkpoints{}
-	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	mi := &file_oort_v1_rule_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2009,7 @@ func (x *Checkpoints) String() string {
 func (*Checkpoints) ProtoMessage() {}
 
 func (x *Checkpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[25]
+	mi := &file_oort_v1_rule_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2022,7 @@ func (x *Checkpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoints.ProtoReflect.Descriptor instead.
 func (*Checkpoints) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{25}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Checkpoints) GetEnabled() bool {
@@ -1991,7 +2088,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_oort_v1_rule_proto_msgTypes[26]
+	mi := &file_oort_v1_rule_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2003,7 +2100,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[26]
+	mi := &file_oort_v1_rule_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2016,7 +2113,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{26}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Checkpoint) GetId() uint64 {
@@ -2069,7 +2166,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_oort_v1_rule_proto_msgTypes[27]
+	mi := &file_oort_v1_rule_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2178,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[27]
+	mi := &file_oort_v1_rule_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2191,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{27}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Delivery) GetRequested() DeliveryGuarantee {
@@ -2136,7 +2233,7 @@ type RulePluginStatus struct {
 
 func (x *RulePluginStatus) Reset() {
 	*x = RulePluginStatus{}
-	mi := &file_oort_v1_rule_proto_msgTypes[28]
+	mi := &file_oort_v1_rule_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2245,7 @@ func (x *RulePluginStatus) String() string {
 func (*RulePluginStatus) ProtoMessage() {}
 
 func (x *RulePluginStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[28]
+	mi := &file_oort_v1_rule_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2258,7 @@ func (x *RulePluginStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RulePluginStatus.ProtoReflect.Descriptor instead.
 func (*RulePluginStatus) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{28}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RulePluginStatus) GetName() string {
@@ -2223,7 +2320,7 @@ type TailRuleRequest struct {
 
 func (x *TailRuleRequest) Reset() {
 	*x = TailRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[29]
+	mi := &file_oort_v1_rule_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2332,7 @@ func (x *TailRuleRequest) String() string {
 func (*TailRuleRequest) ProtoMessage() {}
 
 func (x *TailRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[29]
+	mi := &file_oort_v1_rule_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2345,7 @@ func (x *TailRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleRequest.ProtoReflect.Descriptor instead.
 func (*TailRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{29}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TailRuleRequest) GetId() string {
@@ -2295,7 +2392,7 @@ type TailPosition struct {
 
 func (x *TailPosition) Reset() {
 	*x = TailPosition{}
-	mi := &file_oort_v1_rule_proto_msgTypes[30]
+	mi := &file_oort_v1_rule_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2404,7 @@ func (x *TailPosition) String() string {
 func (*TailPosition) ProtoMessage() {}
 
 func (x *TailPosition) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[30]
+	mi := &file_oort_v1_rule_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2417,7 @@ func (x *TailPosition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailPosition.ProtoReflect.Descriptor instead.
 func (*TailPosition) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{30}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TailPosition) GetResult() uint64 {
@@ -2359,7 +2456,7 @@ type TailRuleResponse struct {
 
 func (x *TailRuleResponse) Reset() {
 	*x = TailRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[31]
+	mi := &file_oort_v1_rule_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2468,7 @@ func (x *TailRuleResponse) String() string {
 func (*TailRuleResponse) ProtoMessage() {}
 
 func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[31]
+	mi := &file_oort_v1_rule_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2481,7 @@ func (x *TailRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRuleResponse.ProtoReflect.Descriptor instead.
 func (*TailRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{31}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TailRuleResponse) GetEvent() *Event {
@@ -2433,7 +2530,7 @@ type ExplainRuleRequest struct {
 
 func (x *ExplainRuleRequest) Reset() {
 	*x = ExplainRuleRequest{}
-	mi := &file_oort_v1_rule_proto_msgTypes[32]
+	mi := &file_oort_v1_rule_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2542,7 @@ func (x *ExplainRuleRequest) String() string {
 func (*ExplainRuleRequest) ProtoMessage() {}
 
 func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[32]
+	mi := &file_oort_v1_rule_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2555,7 @@ func (x *ExplainRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRuleRequest) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{32}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExplainRuleRequest) GetId() string {
@@ -2479,7 +2576,7 @@ type ExplainRuleResponse struct {
 
 func (x *ExplainRuleResponse) Reset() {
 	*x = ExplainRuleResponse{}
-	mi := &file_oort_v1_rule_proto_msgTypes[33]
+	mi := &file_oort_v1_rule_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2588,7 @@ func (x *ExplainRuleResponse) String() string {
 func (*ExplainRuleResponse) ProtoMessage() {}
 
 func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oort_v1_rule_proto_msgTypes[33]
+	mi := &file_oort_v1_rule_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +2601,7 @@ func (x *ExplainRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRuleResponse.ProtoReflect.Descriptor instead.
 func (*ExplainRuleResponse) Descriptor() ([]byte, []int) {
-	return file_oort_v1_rule_proto_rawDescGZIP(), []int{33}
+	return file_oort_v1_rule_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExplainRuleResponse) GetPlan() string {
@@ -2627,7 +2724,7 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
 	"\x13RestartRuleResponse\"&\n" +
 	"\x14GetRuleStatusRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xa5\x04\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x83\x05\n" +
 	"\x15GetRuleStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x12.oort.v1.RuleStateR\x05state\x12\x1d\n" +
@@ -2643,7 +2740,17 @@ const file_oort_v1_rule_proto_rawDesc = "" +
 	"\vcheckpoints\x18\n" +
 	" \x01(\v2\x14.oort.v1.CheckpointsR\vcheckpoints\x12>\n" +
 	"\rnext_run_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vnextRunTime\x12\x14\n" +
-	"\x05owner\x18\f \x01(\tR\x05owner\"\xf0\x01\n" +
+	"\x05owner\x18\f \x01(\tR\x05owner\x12\"\n" +
+	"\fdistribution\x18\r \x01(\tR\fdistribution\x128\n" +
+	"\n" +
+	"partitions\x18\x0e \x03(\v2\x18.oort.v1.PartitionStatusR\n" +
+	"partitions\"z\n" +
+	"\x0fPartitionStatus\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x15\n" +
+	"\x03lag\x18\x04 \x01(\x03H\x00R\x03lag\x88\x01\x01B\x06\n" +
+	"\x04_lag\"\xf0\x01\n" +
 	"\vCheckpoints\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12'\n" +
 	"\x04last\x18\x02 \x01(\v2\x13.oort.v1.CheckpointR\x04last\x12/\n" +
@@ -2740,7 +2847,7 @@ func file_oort_v1_rule_proto_rawDescGZIP() []byte {
 }
 
 var file_oort_v1_rule_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_oort_v1_rule_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_oort_v1_rule_proto_goTypes = []any{
 	(BufferFull)(0),               // 0: oort.v1.BufferFull
 	(RuleState)(0),                // 1: oort.v1.RuleState
@@ -2771,34 +2878,35 @@ var file_oort_v1_rule_proto_goTypes = []any{
 	(*RestartRuleResponse)(nil),   // 26: oort.v1.RestartRuleResponse
 	(*GetRuleStatusRequest)(nil),  // 27: oort.v1.GetRuleStatusRequest
 	(*GetRuleStatusResponse)(nil), // 28: oort.v1.GetRuleStatusResponse
-	(*Checkpoints)(nil),           // 29: oort.v1.Checkpoints
-	(*Checkpoint)(nil),            // 30: oort.v1.Checkpoint
-	(*Delivery)(nil),              // 31: oort.v1.Delivery
-	(*RulePluginStatus)(nil),      // 32: oort.v1.RulePluginStatus
-	(*TailRuleRequest)(nil),       // 33: oort.v1.TailRuleRequest
-	(*TailPosition)(nil),          // 34: oort.v1.TailPosition
-	(*TailRuleResponse)(nil),      // 35: oort.v1.TailRuleResponse
-	(*ExplainRuleRequest)(nil),    // 36: oort.v1.ExplainRuleRequest
-	(*ExplainRuleResponse)(nil),   // 37: oort.v1.ExplainRuleResponse
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 39: google.protobuf.Struct
-	(ConnectionState)(0),          // 40: oort.v1.ConnectionState
-	(*Event)(nil),                 // 41: oort.v1.Event
+	(*PartitionStatus)(nil),       // 29: oort.v1.PartitionStatus
+	(*Checkpoints)(nil),           // 30: oort.v1.Checkpoints
+	(*Checkpoint)(nil),            // 31: oort.v1.Checkpoint
+	(*Delivery)(nil),              // 32: oort.v1.Delivery
+	(*RulePluginStatus)(nil),      // 33: oort.v1.RulePluginStatus
+	(*TailRuleRequest)(nil),       // 34: oort.v1.TailRuleRequest
+	(*TailPosition)(nil),          // 35: oort.v1.TailPosition
+	(*TailRuleResponse)(nil),      // 36: oort.v1.TailRuleResponse
+	(*ExplainRuleRequest)(nil),    // 37: oort.v1.ExplainRuleRequest
+	(*ExplainRuleResponse)(nil),   // 38: oort.v1.ExplainRuleResponse
+	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 40: google.protobuf.Struct
+	(ConnectionState)(0),          // 41: oort.v1.ConnectionState
+	(*Event)(nil),                 // 42: oort.v1.Event
 }
 var file_oort_v1_rule_proto_depIdxs = []int32{
 	5,  // 0: oort.v1.Rule.actions:type_name -> oort.v1.Action
 	6,  // 1: oort.v1.Rule.options:type_name -> oort.v1.RuleOptions
-	38, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	38, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
-	39, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
+	39, // 2: oort.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	39, // 3: oort.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	40, // 4: oort.v1.Action.props:type_name -> google.protobuf.Struct
 	8,  // 5: oort.v1.RuleOptions.restart_strategy:type_name -> oort.v1.RestartStrategy
 	0,  // 6: oort.v1.RuleOptions.buffer_full:type_name -> oort.v1.BufferFull
 	7,  // 7: oort.v1.RuleOptions.cron_datetime_range:type_name -> oort.v1.TimeRange
 	4,  // 8: oort.v1.RuleInfo.rule:type_name -> oort.v1.Rule
 	1,  // 9: oort.v1.RuleInfo.state:type_name -> oort.v1.RuleState
-	38, // 10: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
-	38, // 11: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
-	40, // 12: oort.v1.OperatorStatus.connection_state:type_name -> oort.v1.ConnectionState
+	39, // 10: oort.v1.OperatorStatus.last_exception_time:type_name -> google.protobuf.Timestamp
+	39, // 11: oort.v1.OperatorStatus.last_invocation:type_name -> google.protobuf.Timestamp
+	41, // 12: oort.v1.OperatorStatus.connection_state:type_name -> oort.v1.ConnectionState
 	4,  // 13: oort.v1.CreateRuleRequest.rule:type_name -> oort.v1.Rule
 	4,  // 14: oort.v1.CreateRuleResponse.rule:type_name -> oort.v1.Rule
 	4,  // 15: oort.v1.GetRuleResponse.rule:type_name -> oort.v1.Rule
@@ -2806,50 +2914,51 @@ var file_oort_v1_rule_proto_depIdxs = []int32{
 	4,  // 17: oort.v1.UpdateRuleRequest.rule:type_name -> oort.v1.Rule
 	4,  // 18: oort.v1.UpdateRuleResponse.rule:type_name -> oort.v1.Rule
 	1,  // 19: oort.v1.GetRuleStatusResponse.state:type_name -> oort.v1.RuleState
-	38, // 20: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	39, // 20: oort.v1.GetRuleStatusResponse.start_time:type_name -> google.protobuf.Timestamp
 	10, // 21: oort.v1.GetRuleStatusResponse.operators:type_name -> oort.v1.OperatorStatus
-	32, // 22: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
-	31, // 23: oort.v1.GetRuleStatusResponse.delivery:type_name -> oort.v1.Delivery
-	29, // 24: oort.v1.GetRuleStatusResponse.checkpoints:type_name -> oort.v1.Checkpoints
-	38, // 25: oort.v1.GetRuleStatusResponse.next_run_time:type_name -> google.protobuf.Timestamp
-	30, // 26: oort.v1.Checkpoints.last:type_name -> oort.v1.Checkpoint
-	30, // 27: oort.v1.Checkpoints.restored:type_name -> oort.v1.Checkpoint
-	38, // 28: oort.v1.Checkpoint.taken_time:type_name -> google.protobuf.Timestamp
-	2,  // 29: oort.v1.Delivery.requested:type_name -> oort.v1.DeliveryGuarantee
-	2,  // 30: oort.v1.Delivery.provided:type_name -> oort.v1.DeliveryGuarantee
-	3,  // 31: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
-	34, // 32: oort.v1.TailRuleRequest.from:type_name -> oort.v1.TailPosition
-	41, // 33: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
-	41, // 34: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
-	34, // 35: oort.v1.TailRuleResponse.first:type_name -> oort.v1.TailPosition
-	34, // 36: oort.v1.TailRuleResponse.next:type_name -> oort.v1.TailPosition
-	11, // 37: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
-	13, // 38: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
-	15, // 39: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
-	17, // 40: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
-	19, // 41: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
-	21, // 42: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
-	23, // 43: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
-	25, // 44: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
-	27, // 45: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
-	33, // 46: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
-	36, // 47: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
-	12, // 48: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
-	14, // 49: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
-	16, // 50: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
-	18, // 51: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
-	20, // 52: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
-	22, // 53: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
-	24, // 54: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
-	26, // 55: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
-	28, // 56: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
-	35, // 57: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
-	37, // 58: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
-	48, // [48:59] is the sub-list for method output_type
-	37, // [37:48] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	33, // 22: oort.v1.GetRuleStatusResponse.plugins:type_name -> oort.v1.RulePluginStatus
+	32, // 23: oort.v1.GetRuleStatusResponse.delivery:type_name -> oort.v1.Delivery
+	30, // 24: oort.v1.GetRuleStatusResponse.checkpoints:type_name -> oort.v1.Checkpoints
+	39, // 25: oort.v1.GetRuleStatusResponse.next_run_time:type_name -> google.protobuf.Timestamp
+	29, // 26: oort.v1.GetRuleStatusResponse.partitions:type_name -> oort.v1.PartitionStatus
+	31, // 27: oort.v1.Checkpoints.last:type_name -> oort.v1.Checkpoint
+	31, // 28: oort.v1.Checkpoints.restored:type_name -> oort.v1.Checkpoint
+	39, // 29: oort.v1.Checkpoint.taken_time:type_name -> google.protobuf.Timestamp
+	2,  // 30: oort.v1.Delivery.requested:type_name -> oort.v1.DeliveryGuarantee
+	2,  // 31: oort.v1.Delivery.provided:type_name -> oort.v1.DeliveryGuarantee
+	3,  // 32: oort.v1.TailRuleRequest.encoding:type_name -> oort.v1.TailEncoding
+	35, // 33: oort.v1.TailRuleRequest.from:type_name -> oort.v1.TailPosition
+	42, // 34: oort.v1.TailRuleResponse.event:type_name -> oort.v1.Event
+	42, // 35: oort.v1.TailRuleResponse.events:type_name -> oort.v1.Event
+	35, // 36: oort.v1.TailRuleResponse.first:type_name -> oort.v1.TailPosition
+	35, // 37: oort.v1.TailRuleResponse.next:type_name -> oort.v1.TailPosition
+	11, // 38: oort.v1.RuleService.CreateRule:input_type -> oort.v1.CreateRuleRequest
+	13, // 39: oort.v1.RuleService.GetRule:input_type -> oort.v1.GetRuleRequest
+	15, // 40: oort.v1.RuleService.ListRules:input_type -> oort.v1.ListRulesRequest
+	17, // 41: oort.v1.RuleService.UpdateRule:input_type -> oort.v1.UpdateRuleRequest
+	19, // 42: oort.v1.RuleService.DeleteRule:input_type -> oort.v1.DeleteRuleRequest
+	21, // 43: oort.v1.RuleService.StartRule:input_type -> oort.v1.StartRuleRequest
+	23, // 44: oort.v1.RuleService.StopRule:input_type -> oort.v1.StopRuleRequest
+	25, // 45: oort.v1.RuleService.RestartRule:input_type -> oort.v1.RestartRuleRequest
+	27, // 46: oort.v1.RuleService.GetRuleStatus:input_type -> oort.v1.GetRuleStatusRequest
+	34, // 47: oort.v1.RuleService.TailRule:input_type -> oort.v1.TailRuleRequest
+	37, // 48: oort.v1.RuleService.ExplainRule:input_type -> oort.v1.ExplainRuleRequest
+	12, // 49: oort.v1.RuleService.CreateRule:output_type -> oort.v1.CreateRuleResponse
+	14, // 50: oort.v1.RuleService.GetRule:output_type -> oort.v1.GetRuleResponse
+	16, // 51: oort.v1.RuleService.ListRules:output_type -> oort.v1.ListRulesResponse
+	18, // 52: oort.v1.RuleService.UpdateRule:output_type -> oort.v1.UpdateRuleResponse
+	20, // 53: oort.v1.RuleService.DeleteRule:output_type -> oort.v1.DeleteRuleResponse
+	22, // 54: oort.v1.RuleService.StartRule:output_type -> oort.v1.StartRuleResponse
+	24, // 55: oort.v1.RuleService.StopRule:output_type -> oort.v1.StopRuleResponse
+	26, // 56: oort.v1.RuleService.RestartRule:output_type -> oort.v1.RestartRuleResponse
+	28, // 57: oort.v1.RuleService.GetRuleStatus:output_type -> oort.v1.GetRuleStatusResponse
+	36, // 58: oort.v1.RuleService.TailRule:output_type -> oort.v1.TailRuleResponse
+	38, // 59: oort.v1.RuleService.ExplainRule:output_type -> oort.v1.ExplainRuleResponse
+	49, // [49:60] is the sub-list for method output_type
+	38, // [38:49] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_oort_v1_rule_proto_init() }
@@ -2862,13 +2971,14 @@ func file_oort_v1_rule_proto_init() {
 	file_oort_v1_rule_proto_msgTypes[0].OneofWrappers = []any{}
 	file_oort_v1_rule_proto_msgTypes[2].OneofWrappers = []any{}
 	file_oort_v1_rule_proto_msgTypes[4].OneofWrappers = []any{}
+	file_oort_v1_rule_proto_msgTypes[25].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oort_v1_rule_proto_rawDesc), len(file_oort_v1_rule_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -955,6 +955,8 @@ class GetRuleStatusResponse(_message.Message):
     CHECKPOINTS_FIELD_NUMBER: _builtins.int
     NEXT_RUN_TIME_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
+    DISTRIBUTION_FIELD_NUMBER: _builtins.int
+    PARTITIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rule id."""
     state: Global___RuleState.ValueType
@@ -970,7 +972,13 @@ class GetRuleStatusResponse(_message.Message):
     owner: _builtins.str
     """When servers share a catalog (docs/scaling.md): the one that runs the
     rule (`oortd-…`, as it logs at start), or empty while none does. Another
-    server answers STOPPED for a rule that runs there.
+    server answers STOPPED for a rule that runs there. Empty for a rule split
+    over its source's partitions: see `partitions`.
+    """
+    distribution: _builtins.str
+    """When servers share a catalog: where the rule runs, "split over its
+    source's partitions, by <key>" (on every server) or "one server: <why it
+    cannot be split>".
     """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
@@ -1002,6 +1010,13 @@ class GetRuleStatusResponse(_message.Message):
         unset while it runs or when no period is left.
         """
 
+    @_builtins.property
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionStatus]:
+        """The partitions the rule's source reads, with the server each is assigned
+        to and its lag: across every server for a split rule, this server's
+        otherwise. Ordered by topic and partition.
+        """
+
     def __init__(
         self,
         *,
@@ -1017,14 +1032,54 @@ class GetRuleStatusResponse(_message.Message):
         checkpoints: Global___Checkpoints | None = ...,
         next_run_time: _timestamp_pb2.Timestamp | None = ...,
         owner: _builtins.str = ...,
+        distribution: _builtins.str = ...,
+        partitions: _abc.Iterable[Global___PartitionStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "next_run_time", b"next_run_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "id", b"id", "last_error", b"last_error", "next_run_time", b"next_run_time", "operators", b"operators", "owner", b"owner", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "delivery", b"delivery", "distribution", b"distribution", "id", b"id", "last_error", b"last_error", "next_run_time", b"next_run_time", "operators", b"operators", "owner", b"owner", "partitions", b"partitions", "plugins", b"plugins", "restart_count", b"restart_count", "start_time", b"start_time", "state", b"state", "tail_missed_total", b"tail_missed_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRuleStatusResponse: _TypeAlias = GetRuleStatusResponse  # noqa: Y015
+
+@_typing.final
+class PartitionStatus(_message.Message):
+    """A partition of a rule's source (a Kafka topic's, in the rule's consumer group)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    LAG_FIELD_NUMBER: _builtins.int
+    topic: _builtins.str
+    """The topic."""
+    partition: _builtins.int
+    """The partition's number."""
+    owner: _builtins.str
+    """The server it is assigned to (as `owner`); empty on a server alone."""
+    lag: _builtins.int
+    """Messages in the partition after the rule's position; unset while the
+    broker has not told.
+    """
+    def __init__(
+        self,
+        *,
+        topic: _builtins.str = ...,
+        partition: _builtins.int = ...,
+        owner: _builtins.str = ...,
+        lag: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_lag", b"_lag", "lag", b"lag"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_lag", b"_lag", "lag", b"lag", "owner", b"owner", "partition", b"partition", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__lag: _TypeAlias = _typing.Literal["lag"]  # noqa: Y015
+    _WhichOneofArgType__lag: _TypeAlias = _typing.Literal["_lag", b"_lag"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lag) -> _WhichOneofReturnType__lag | None: ...
+
+Global___PartitionStatus: _TypeAlias = PartitionStatus  # noqa: Y015
 
 @_typing.final
 class Checkpoints(_message.Message):

@@ -1,0 +1,170 @@
+//! Rules split over a Kafka topic's partitions (docs/scaling.md), with a real
+//! etcd and a real Kafka (KRaft): two oortd sharing the catalog both run a
+//! rule grouped by the stream's partition key, each on the partitions the
+//! consumer group gives it, and together count every key's windows once;
+//! `GetRuleStatus` shows each partition's server; when one oortd is killed,
+//! the other takes its partitions over. A rule grouped otherwise runs on one.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{Oortd, action_json};
+use oort_connectors::testing::KafkaBroker;
+use oort_proto::v1::connection_service_client::ConnectionServiceClient;
+use oort_proto::v1::{
+    Connection, CreateConnectionRequest, CreateRuleRequest, CreateStreamRequest, GetRuleStatusRequest,
+    GetRuleStatusResponse, RuleOptions,
+};
+use oort_testkit::etcd::EtcdServer;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use serde_json::json;
+
+const DEVICES: [&str; 8] = ["d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7"];
+
+async fn start(dir: &std::path::Path, catalog: &str) -> Oortd {
+    let mut command = Oortd::command();
+    command.args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--catalog", catalog, "--data-dir"]).arg(dir);
+    Oortd::launch(command, dir).await
+}
+
+async fn create_topic(broker: &KafkaBroker, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", broker.address()).create().unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let created = admin.create_topics([&topic], &AdminOptions::new()).await.unwrap();
+    created.into_iter().for_each(|r| r.map(drop).unwrap());
+}
+
+/// Readings of every device at `times` (ms), in time order, keyed by device.
+async fn produce(broker: &KafkaBroker, times: impl Iterator<Item = i64>) {
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", broker.address()).set("acks", "all").create().unwrap();
+    for ts in times {
+        for device in DEVICES {
+            let payload = json!({"device": device, "ts": ts}).to_string();
+            let record = FutureRecord::to("readings").payload(&payload).key(device);
+            producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+        }
+    }
+}
+
+async fn status(oortd: &Oortd, id: &str) -> GetRuleStatusResponse {
+    oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: id.into() }).await.unwrap().into_inner()
+}
+
+/// Waits until `oortd` shows rule `id`'s `partitions` partitions assigned to
+/// `servers` servers; returns the servers, by partition.
+async fn wait_partitions(oortd: &Oortd, id: &str, partitions: usize, servers: usize) -> BTreeMap<i32, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = status(oortd, id).await;
+        let owners: BTreeMap<i32, String> = status.partitions.iter().map(|p| (p.partition, p.owner.clone())).collect();
+        let distinct: std::collections::BTreeSet<&String> = owners.values().collect();
+        if status.partitions.len() == partitions && owners.len() == partitions && distinct.len() == servers {
+            return owners;
+        }
+        assert!(Instant::now() < deadline, "{:?}", status.partitions);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+type Counts = BTreeMap<(String, i64), Vec<i64>>;
+
+/// Reads the results of topic `counts`, (device, window start) → counts,
+/// until `done` says they are all in.
+async fn results(broker: &KafkaBroker, group: &str, done: impl Fn(&Counts) -> bool) -> Counts {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.address())
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["counts"]).unwrap();
+    let mut results = Counts::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(&results) {
+        assert!(Instant::now() < deadline, "{results:?}");
+        let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await else { continue };
+        let row: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        let key = (row["device"].as_str().unwrap().to_owned(), row["start"].as_i64().unwrap());
+        results.entry(key).or_default().push(row["c"].as_i64().unwrap());
+    }
+    results
+}
+
+#[tokio::test]
+async fn a_rule_grouped_by_the_partition_key_runs_on_every_oortd_each_on_its_partitions() {
+    let etcd = EtcdServer::start();
+    let broker = KafkaBroker::start().await;
+    create_topic(&broker, "readings", 4).await;
+    let catalog = format!("etcd://{}/split", etcd.endpoint);
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (start(a_dir.path(), &catalog).await, start(b_dir.path(), &catalog).await);
+
+    let props = action_json("kafka", json!({"brokers": broker.address()})).props;
+    let connection = Connection { name: "cluster".into(), r#type: "kafka".into(), props, ..Default::default() };
+    let mut connections = ConnectionServiceClient::new(a.channel().await);
+    connections.create_connection(CreateConnectionRequest { connection: Some(connection) }).await.unwrap();
+    let sql = r#"CREATE STREAM readings (device STRING, ts BIGINT) WITH (TYPE="kafka", CONF_KEY="cluster",
+        DATASOURCE="readings", OFFSET_RESET="earliest", PARTITION_KEY="device", TIMESTAMP="ts")"#;
+    a.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let action = action_json(
+        "kafka",
+        json!({"connectionSelector": "cluster", "topic": "counts", "key": "{{.device}}", "sendSingle": true}),
+    );
+    let options = RuleOptions { is_event_time: true, late_tolerance_ms: Some(10_000), ..Default::default() };
+    let sql = "SELECT device, window_start() AS start, count(*) AS c FROM readings \
+               GROUP BY device, TUMBLINGWINDOW(ss, 1)";
+    let mut rule = common::rule("per_device", sql, vec![action.clone()]);
+    rule.options = Some(options.clone());
+    a.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
+    // Counting over every device needs them all on one server.
+    let sql = "SELECT count(*) AS c FROM readings GROUP BY TUMBLINGWINDOW(ss, 1)";
+    let mut whole = common::rule("all_devices", sql, vec![action_json("log", json!({}))]);
+    whole.options = Some(options);
+    a.rules().await.create_rule(CreateRuleRequest { rule: Some(whole) }).await.unwrap();
+
+    // Both servers run it, the group shares the four partitions between them.
+    let owners = wait_partitions(&b, "per_device", 4, 2).await;
+    let status_a = status(&a, "per_device").await;
+    assert_eq!(status_a.distribution, "split over its source's partitions, by device");
+    assert_eq!(status_a.owner, "", "no one server owns it");
+    assert_eq!(status(&b, "per_device").await.state, status_a.state);
+    let whole = status(&b, "all_devices").await;
+    assert!(whole.distribution.starts_with("one server: its GROUP BY does not have"), "{}", whole.distribution);
+    assert!(!whole.owner.is_empty());
+
+    // Ten readings a second per device for 2 s, then one at 30 s that
+    // closes both windows (10 s of late tolerance).
+    produce(&broker, (0..20).map(|i| i * 100)).await;
+    produce(&broker, std::iter::once(30_000)).await;
+    let counted = results(&broker, "check", |r| r.values().map(Vec::len).sum::<usize>() >= 16).await;
+    let expected: Counts =
+        DEVICES.iter().flat_map(|d| [((d.to_string(), 0), vec![10]), ((d.to_string(), 1000), vec![10])]).collect();
+    assert_eq!(counted, expected, "every device's windows, each once, whichever server had its partition");
+
+    // One server dies: its partitions go to the other, which counts on.
+    let dead = owners[&0].clone();
+    let (survivor, victim) =
+        if status(&a, "per_device").await.partitions.iter().any(|p| p.owner == dead) { (a, b) } else { (b, a) };
+    let killed = Instant::now();
+    victim.kill9();
+    let owners = wait_partitions(&survivor, "per_device", 4, 1).await;
+    eprintln!("the partitions moved {:.1} s after the kill", killed.elapsed().as_secs_f64());
+    assert!(!owners.values().any(|o| *o == dead), "{owners:?}");
+    produce(&broker, (0..10).map(|i| 40_000 + i * 100)).await;
+    produce(&broker, std::iter::once(70_000)).await;
+    // What the dead server had in its open windows is read again (qos 0
+    // commits what was handed to the rule): counted here only after the kill.
+    let after_kill = |r: &Counts| DEVICES.iter().all(|d| r.contains_key(&(d.to_string(), 40_000)));
+    let counted = results(&broker, "check-after", after_kill).await;
+    for device in DEVICES {
+        assert_eq!(counted[&(device.to_string(), 40_000)], [10], "{counted:?}");
+    }
+}
