@@ -40,6 +40,7 @@ fn source_config(topic: &str, qos: Guarantee, resume: Option<(u64, Vec<u8>)>) ->
         qos,
         resume_after: resume.as_ref().map(|(after, _)| *after),
         resume_state: resume.map(|(_, state)| state),
+        marks_partition_starts: false,
     }
 }
 

@@ -63,6 +63,7 @@ fn stream_config(
         qos,
         resume_after: resume.as_ref().map(|(p, _)| *p),
         resume_state: resume.map(|(_, s)| s),
+        marks_partition_starts: false,
     }
 }
 

@@ -223,6 +223,10 @@ pub struct SourceConfig {
     /// What [`SourcePositions::resume_state`] said for the checkpoint's
     /// position: where to start reading to get there quickly.
     pub resume_state: Option<Vec<u8>>,
+    /// The rule restarts from its source ([`crate::RulePlan::replays_from_source`]):
+    /// a partitioned source marks the first event it reads of each partition
+    /// since it was assigned it, with the metadata [`PARTITION_START_META`].
+    pub marks_partition_starts: bool,
 }
 
 impl SourceConfig {
@@ -237,6 +241,7 @@ impl SourceConfig {
             qos: crate::delivery::Guarantee::AtMostOnce,
             resume_after: None,
             resume_state: None,
+            marks_partition_starts: false,
         }
     }
 }
@@ -278,6 +283,25 @@ pub trait SourcePositions: Send + Sync {
     fn exact(&self) -> bool {
         true
     }
+    /// For a rule that restarts from its source rather than from its
+    /// checkpoints ([`crate::RulePlan::replays_from_source`]): the rule has
+    /// taken the events up to `position`, and its windows still hold those
+    /// whose metadata `held` yields. The next [`release`](Self::release) of
+    /// `position` lets go only of the events before them, so that a restart,
+    /// here or on another server, reads every open window's events again. A
+    /// source whose factory gives a [`SourceFactory::partitioning`] does this;
+    /// by default nothing is held back.
+    fn hold_back(&self, position: u64, held: &mut dyn Iterator<Item = &BTreeMap<String, String>>) {
+        let _ = (position, held);
+    }
+    /// Whether the source still reads `partition` (its events' metadata
+    /// [`PARTITION_META`]), for a rule that restarts from its source: the
+    /// windows of a partition the broker gave another server are dropped.
+    /// `true` by default.
+    fn still_reads(&self, partition: &str) -> bool {
+        let _ = partition;
+        true
+    }
     /// What the source needs, beside `position`, to resume after it without
     /// reading again what came before (a file's name and a byte offset):
     /// saved with the checkpoint that covers `position`, and handed back in
@@ -287,6 +311,16 @@ pub trait SourcePositions: Send + Sync {
         None
     }
 }
+
+/// The metadata key under which a partitioned source
+/// ([`SourceFactory::partitioning`]) names each event's partition.
+pub const PARTITION_META: &str = "partition";
+
+/// The metadata key marking the first event a partitioned source read of a
+/// partition since it was assigned it ([`SourceConfig::marks_partition_starts`]):
+/// the source reads on from the partition's committed position, so whatever
+/// the rule held of that partition before is stale.
+pub const PARTITION_START_META: &str = "partition_start";
 
 /// How a broker splits a stream among the servers that read it in one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -538,7 +572,10 @@ pub trait SourceFactory: Send + Sync + 'static {
     /// How a broker hands this stream's events out among several servers
     /// that each run a rule over it (a Kafka consumer group): such a rule
     /// may run on every server of a shared catalog ([`crate::Distribution`]).
-    /// `None` (the default) when the source cannot be split that way.
+    /// `None` (the default) when the source cannot be split that way. A
+    /// source that is names each event's partition in its metadata
+    /// [`PARTITION_META`], and its positions implement
+    /// [`SourcePositions::hold_back`] and [`SourcePositions::still_reads`].
     fn partitioning(&self, _config: &SourceConfig) -> Option<Partitioning> {
         None
     }

@@ -98,66 +98,97 @@ async fn results(broker: &KafkaBroker, group: &str, done: impl Fn(&Counts) -> bo
     results
 }
 
+/// A real etcd and Kafka, a topic `readings` of four partitions, two oortd
+/// sharing a catalog in that etcd, the stream `readings` keyed by `device`,
+/// and the rule `per_device` counting each device's readings per second
+/// (event time) into the topic `counts`, with `options`.
+struct Cluster {
+    _etcd: EtcdServer,
+    broker: KafkaBroker,
+    a: Oortd,
+    b: Oortd,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Cluster {
+    async fn start(options: RuleOptions) -> Self {
+        let etcd = EtcdServer::start();
+        let broker = KafkaBroker::start().await;
+        create_topic(&broker, "readings", 4).await;
+        let catalog = format!("etcd://{}/split", etcd.endpoint);
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (start(dirs.0.path(), &catalog).await, start(dirs.1.path(), &catalog).await);
+        let props = action_json("kafka", json!({"brokers": broker.address()})).props;
+        let connection = Connection { name: "cluster".into(), r#type: "kafka".into(), props, ..Default::default() };
+        let mut connections = ConnectionServiceClient::new(a.channel().await);
+        connections.create_connection(CreateConnectionRequest { connection: Some(connection) }).await.unwrap();
+        let sql = r#"CREATE STREAM readings (device STRING, ts BIGINT) WITH (TYPE="kafka", CONF_KEY="cluster",
+            DATASOURCE="readings", OFFSET_RESET="earliest", PARTITION_KEY="device", TIMESTAMP="ts")"#;
+        a.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+        let action = action_json(
+            "kafka",
+            json!({"connectionSelector": "cluster", "topic": "counts", "key": "{{.device}}", "sendSingle": true}),
+        );
+        let sql = "SELECT device, window_start() AS start, count(*) AS c FROM readings \
+                   GROUP BY device, TUMBLINGWINDOW(ss, 1)";
+        let mut rule = common::rule("per_device", sql, vec![action]);
+        rule.options = Some(options);
+        a.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
+        Cluster { _etcd: etcd, broker, a, b, _dirs: dirs }
+    }
+}
+
+/// The servers once the group has shared the partitions between them: the
+/// one that reads partition 0 (to be killed), and the other.
+async fn victim_and_survivor(a: Oortd, b: Oortd) -> (Oortd, Oortd) {
+    let owners = wait_partitions(&a, "per_device", 4, 2).await;
+    if a.logged(&["this server's name among those sharing the catalog", &owners[&0]]) { (a, b) } else { (b, a) }
+}
+
+/// Kills `victim` and waits until `survivor` reads every partition; returns
+/// how long that took.
+async fn kill_and_take_over(victim: Oortd, survivor: &Oortd) -> Duration {
+    let killed = Instant::now();
+    victim.kill9();
+    wait_partitions(survivor, "per_device", 4, 1).await;
+    killed.elapsed()
+}
+
 #[tokio::test]
 async fn a_rule_grouped_by_the_partition_key_runs_on_every_oortd_each_on_its_partitions() {
-    let etcd = EtcdServer::start();
-    let broker = KafkaBroker::start().await;
-    create_topic(&broker, "readings", 4).await;
-    let catalog = format!("etcd://{}/split", etcd.endpoint);
-    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, b) = (start(a_dir.path(), &catalog).await, start(b_dir.path(), &catalog).await);
-
-    let props = action_json("kafka", json!({"brokers": broker.address()})).props;
-    let connection = Connection { name: "cluster".into(), r#type: "kafka".into(), props, ..Default::default() };
-    let mut connections = ConnectionServiceClient::new(a.channel().await);
-    connections.create_connection(CreateConnectionRequest { connection: Some(connection) }).await.unwrap();
-    let sql = r#"CREATE STREAM readings (device STRING, ts BIGINT) WITH (TYPE="kafka", CONF_KEY="cluster",
-        DATASOURCE="readings", OFFSET_RESET="earliest", PARTITION_KEY="device", TIMESTAMP="ts")"#;
-    a.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
-    let action = action_json(
-        "kafka",
-        json!({"connectionSelector": "cluster", "topic": "counts", "key": "{{.device}}", "sendSingle": true}),
-    );
     let options = RuleOptions { is_event_time: true, late_tolerance_ms: Some(10_000), ..Default::default() };
-    let sql = "SELECT device, window_start() AS start, count(*) AS c FROM readings \
-               GROUP BY device, TUMBLINGWINDOW(ss, 1)";
-    let mut rule = common::rule("per_device", sql, vec![action.clone()]);
-    rule.options = Some(options.clone());
-    a.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
+    let cluster = Cluster::start(options.clone()).await;
     // Counting over every device needs them all on one server.
     let sql = "SELECT count(*) AS c FROM readings GROUP BY TUMBLINGWINDOW(ss, 1)";
     let mut whole = common::rule("all_devices", sql, vec![action_json("log", json!({}))]);
     whole.options = Some(options);
-    a.rules().await.create_rule(CreateRuleRequest { rule: Some(whole) }).await.unwrap();
+    cluster.a.rules().await.create_rule(CreateRuleRequest { rule: Some(whole) }).await.unwrap();
 
     // Both servers run it, the group shares the four partitions between them.
-    let owners = wait_partitions(&b, "per_device", 4, 2).await;
-    let status_a = status(&a, "per_device").await;
+    wait_partitions(&cluster.b, "per_device", 4, 2).await;
+    let status_a = status(&cluster.a, "per_device").await;
     assert_eq!(status_a.distribution, "split over its source's partitions, by device");
     assert_eq!(status_a.owner, "", "no one server owns it");
-    assert_eq!(status(&b, "per_device").await.state, status_a.state);
-    let whole = status(&b, "all_devices").await;
+    assert_eq!(status(&cluster.b, "per_device").await.state, status_a.state);
+    let whole = status(&cluster.b, "all_devices").await;
     assert!(whole.distribution.starts_with("one server: its GROUP BY does not have"), "{}", whole.distribution);
     assert!(!whole.owner.is_empty());
 
     // Ten readings a second per device for 2 s, then one at 30 s that
     // closes both windows (10 s of late tolerance).
-    produce(&broker, (0..20).map(|i| i * 100)).await;
-    produce(&broker, std::iter::once(30_000)).await;
-    let counted = results(&broker, "check", |r| r.values().map(Vec::len).sum::<usize>() >= 16).await;
+    let broker = &cluster.broker;
+    produce(broker, (0..20).map(|i| i * 100)).await;
+    produce(broker, std::iter::once(30_000)).await;
+    let counted = results(broker, "check", |r| r.values().map(Vec::len).sum::<usize>() >= 16).await;
     let expected: Counts =
         DEVICES.iter().flat_map(|d| [((d.to_string(), 0), vec![10]), ((d.to_string(), 1000), vec![10])]).collect();
     assert_eq!(counted, expected, "every device's windows, each once, whichever server had its partition");
 
     // One server dies: its partitions go to the other, which counts on.
-    let dead = owners[&0].clone();
-    let (survivor, victim) =
-        if status(&a, "per_device").await.partitions.iter().any(|p| p.owner == dead) { (a, b) } else { (b, a) };
-    let killed = Instant::now();
-    victim.kill9();
-    let owners = wait_partitions(&survivor, "per_device", 4, 1).await;
-    eprintln!("the partitions moved {:.1} s after the kill", killed.elapsed().as_secs_f64());
-    assert!(!owners.values().any(|o| *o == dead), "{owners:?}");
+    let Cluster { broker, a, b, _etcd, _dirs } = cluster;
+    let (victim, survivor) = victim_and_survivor(a, b).await;
+    let moved = kill_and_take_over(victim, &survivor).await;
+    eprintln!("the partitions moved {:.1} s after the kill", moved.as_secs_f64());
     produce(&broker, (0..10).map(|i| 40_000 + i * 100)).await;
     produce(&broker, std::iter::once(70_000)).await;
     // What the dead server had in its open windows is read again (qos 0
@@ -166,5 +197,43 @@ async fn a_rule_grouped_by_the_partition_key_runs_on_every_oortd_each_on_its_par
     let counted = results(&broker, "check-after", after_kill).await;
     for device in DEVICES {
         assert_eq!(counted[&(device.to_string(), 40_000)], [10], "{counted:?}");
+    }
+}
+
+#[tokio::test]
+async fn at_qos_1_a_split_rule_s_windows_are_exact_across_the_death_of_a_server() {
+    let options = RuleOptions {
+        qos: 1,
+        checkpoint_interval_ms: Some(200),
+        is_event_time: true,
+        late_tolerance_ms: Some(0),
+        ..Default::default()
+    };
+    let Cluster { broker, a, b, _etcd, _dirs } = Cluster::start(options).await;
+    let (victim, survivor) = victim_and_survivor(a, b).await;
+    assert_eq!(status(&survivor, "per_device").await.distribution, "split over its source's partitions, by device");
+
+    // Each partition in time order (its own watermark, no tolerance needed):
+    // 2.5 s of readings close two windows per device, half of the third is in.
+    produce(&broker, (0..25).map(|i| i * 100)).await;
+    let counted = results(&broker, "before", |r| r.values().map(Vec::len).sum::<usize>() >= 16).await;
+    assert!(counted.values().all(|c| *c == [10]), "{counted:?}");
+    // Positions are committed after each checkpoint (200 ms): let a few pass.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let moved = kill_and_take_over(victim, &survivor).await;
+    eprintln!("the partitions moved {:.1} s after the kill", moved.as_secs_f64());
+
+    // The rest of the third window, and a reading that closes it.
+    produce(&broker, (25..30).map(|i| i * 100)).await;
+    produce(&broker, std::iter::once(3_000)).await;
+    let done = |r: &Counts| DEVICES.iter().all(|d| r.contains_key(&(d.to_string(), 2_000)));
+    let counted = results(&broker, "after", done).await;
+    // The dead server's half windows were read again by the other: whole,
+    // never part of one (windows it had emitted may come twice, alike).
+    for device in DEVICES {
+        for start in [0, 1_000, 2_000] {
+            let counts = &counted[&(device.to_string(), start)];
+            assert!(!counts.is_empty() && counts.iter().all(|c| *c == 10), "{device} at {start}: {counted:?}");
+        }
     }
 }

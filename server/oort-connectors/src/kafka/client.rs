@@ -3,11 +3,11 @@
 //! client's entry among its connection's clients. An authentication failure
 //! is kept apart: retrying will not fix it, so the source fails on it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::connections::{AssignedPartition, ClientLink, LinkState};
@@ -20,12 +20,20 @@ pub(crate) struct LinkContext {
     link: Arc<ClientLink>,
     last_error: Mutex<Option<String>>,
     fatal: Mutex<Option<String>>,
+    /// A consumer's partitions assigned since their last message was read.
+    fresh: Mutex<HashSet<i32>>,
 }
 
 impl LinkContext {
     pub(crate) fn new(link: Arc<ClientLink>) -> Self {
         link.set(LinkState::Connecting);
-        Self { link, last_error: Mutex::default(), fatal: Mutex::default() }
+        Self { link, last_error: Mutex::default(), fatal: Mutex::default(), fresh: Mutex::default() }
+    }
+
+    /// Whether `partition` was assigned to the consumer since its last
+    /// message was read (the first call after the assignment says so).
+    pub(crate) fn take_fresh(&self, partition: i32) -> bool {
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner()).remove(&partition)
     }
 
     /// A failure that retrying will not fix (credentials), if one happened.
@@ -113,4 +121,11 @@ impl ClientContext for LinkContext {
     }
 }
 
-impl ConsumerContext for LinkContext {}
+impl ConsumerContext for LinkContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(assigned) = rebalance {
+            let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+            fresh.extend(assigned.elements().iter().map(|e| e.partition()));
+        }
+    }
+}

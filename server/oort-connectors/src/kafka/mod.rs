@@ -54,6 +54,13 @@
 //! reports its assigned partitions and their lag from librdkafka's statistics
 //! (every second), for `GetRuleStatus`.
 //!
+//! A rule split over the partitions that keeps windows at `qos` 1 restarts
+//! from the topic rather than from a checkpoint ([`oort_engine::RulePlan::replays_from_source`]):
+//! at each checkpoint the source is told the offsets the windows still hold
+//! (`hold_back`), and commits, for each partition it is assigned, the first
+//! of them. It marks the first message of each partition the group assigns
+//! it (`partition_start`), so the rule drops what it held of it before.
+//!
 //! After a crash, the rule's partitions come back to it once the broker has
 //! expired its old member's session (`group.consumer.session.timeout.ms`, 45 s
 //! by default; the tests' broker uses 6 s). Static membership

@@ -2,13 +2,13 @@
 //! partition's offsets saved with the rule's checkpoints and committed once
 //! they are. Module documentation: [`super`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use oort_engine::{
-    ConnectorError, ConnectorOption, Guarantee, Partitioning, Payload, Source, SourceConfig, SourceEvent,
-    SourceFactory, SourceOutput, SourcePositions,
+    ConnectorError, ConnectorOption, Guarantee, PARTITION_META, PARTITION_START_META, Partitioning, Payload, Source,
+    SourceConfig, SourceEvent, SourceFactory, SourceOutput, SourcePositions,
 };
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -117,6 +117,7 @@ impl SourceFactory for KafkaSourceFactory {
             rule_id: config.rule_id.clone(),
             operator: format!("source_{}_0", config.stream),
             last_position: config.resume_after.unwrap_or(0),
+            marks_partition_starts: config.marks_partition_starts,
             restored,
             hold,
             registry: Arc::clone(&self.context.connections),
@@ -165,6 +166,9 @@ struct HoldState {
     pending: Pending<(i32, i64)>,
     /// The running consumer, to commit with.
     consumer: Option<(Weak<KafkaConsumer>, String)>,
+    /// For a rule that restarts from its source: at a checkpoint's position,
+    /// each partition's first offset its windows still hold ([`SourcePositions::hold_back`]).
+    held_back: VecDeque<(u64, BTreeMap<i32, i64>)>,
 }
 
 impl HoldState {
@@ -192,18 +196,33 @@ impl SourcePositions for KafkaHold {
         Ok(())
     }
 
-    /// The checkpoint is saved: its offsets may be committed to the group.
+    /// The checkpoint is saved: its offsets may be committed to the group,
+    /// or, for a rule that restarts from its source, those of the oldest
+    /// events its windows held then.
     fn release(&self, position: u64) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held_back = None;
+        while state.held_back.front().is_some_and(|(at, _)| *at <= position) {
+            held_back = state.held_back.pop_front().map(|(_, offsets)| offsets);
+        }
         state.base = state.offsets_at(position);
         state.pending.release(position);
+        let commit = held_back.unwrap_or_else(|| state.base.clone());
         let Some((consumer, topic)) = &state.consumer else { return };
         let Some(consumer) = consumer.upgrade() else { return };
+        // Only the partitions the group assigns this consumer now: it may not commit others'.
+        let assigned = consumer.assignment().map(|a| a.elements().iter().map(|e| e.partition()).collect::<Vec<_>>());
         let mut list = TopicPartitionList::new();
-        for (&partition, &offset) in &state.base {
+        for (&partition, &offset) in &commit {
+            if assigned.as_ref().is_ok_and(|a| !a.contains(&partition)) {
+                continue;
+            }
             if list.add_partition_offset(topic, partition, Offset::Offset(offset)).is_err() {
                 return;
             }
+        }
+        if list.count() == 0 {
+            return;
         }
         if let Err(error) = consumer.commit(&list, CommitMode::Async) {
             tracing::warn!(%error, topic, "kafka: committing the checkpoint's offsets failed; a restart reads more and drops it");
@@ -212,6 +231,28 @@ impl SourcePositions for KafkaHold {
 
     fn position(&self) -> Option<u64> {
         Some(self.after)
+    }
+
+    fn still_reads(&self, partition: &str) -> bool {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(consumer) = state.consumer.as_ref().and_then(|(c, _)| c.upgrade()) else { return false };
+        let Ok(partition) = partition.parse::<i32>() else { return false };
+        // When the assignment cannot be read, the windows are kept: dropping them could lose what they hold.
+        consumer.assignment().map_or(true, |a| a.elements().iter().any(|e| e.partition() == partition))
+    }
+
+    fn hold_back(&self, position: u64, held: &mut dyn Iterator<Item = &BTreeMap<String, String>>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut offsets = state.offsets_at(position);
+        let number = |meta: &BTreeMap<String, String>, key: &str| meta.get(key).and_then(|v| v.parse::<i64>().ok());
+        for meta in held {
+            let (Some(partition), Some(offset)) = (number(meta, PARTITION_META), number(meta, "offset")) else {
+                continue;
+            };
+            let Ok(partition) = i32::try_from(partition) else { continue };
+            offsets.entry(partition).and_modify(|next| *next = (*next).min(offset)).or_insert(offset);
+        }
+        state.held_back.push_back((position, offsets));
     }
 
     fn resume_state(&self, position: u64) -> Option<Vec<u8>> {
@@ -229,6 +270,8 @@ struct KafkaSource {
     operator: String,
     /// The position of the last event handed to the rule.
     last_position: u64,
+    /// Marks the first message of each partition assigned ([`SourceConfig::marks_partition_starts`]).
+    marks_partition_starts: bool,
     /// The checkpoint's offsets: what lies before them the rule has.
     restored: BTreeMap<i32, i64>,
     hold: Option<Arc<KafkaHold>>,
@@ -300,7 +343,7 @@ impl KafkaSource {
             }
             let mut meta = BTreeMap::from([
                 ("topic".to_owned(), message.topic().to_owned()),
-                ("partition".to_owned(), partition.to_string()),
+                (PARTITION_META.to_owned(), partition.to_string()),
                 ("offset".to_owned(), offset.to_string()),
             ]);
             if let Some(key) = message.key() {
@@ -308,6 +351,9 @@ impl KafkaSource {
             }
             if let Some(ms) = message.timestamp().to_millis() {
                 meta.insert("timestamp".to_owned(), ms.to_string());
+            }
+            if self.marks_partition_starts && consumer.context().take_fresh(partition) {
+                meta.insert(PARTITION_START_META.to_owned(), offset.to_string());
             }
             let payload = message.payload().unwrap_or_default().to_vec();
             drop(message);
@@ -355,6 +401,27 @@ mod tests {
         assert_eq!(hold.state.lock().unwrap().pending.len(), 2);
         assert_eq!(at(4), BTreeMap::from([(0, 13), (1, 6)]));
         assert_eq!(at(5), BTreeMap::from([(0, 13), (1, 7)]));
+    }
+
+    #[test]
+    fn a_rule_that_restarts_from_its_source_commits_the_oldest_offsets_its_windows_hold() {
+        let hold = KafkaHold { after: 0, state: Mutex::default() };
+        for (position, partition, offset) in [(1, 0, 10), (2, 1, 5), (3, 0, 11), (4, 1, 6), (5, 2, 0)] {
+            hold.record(position, partition, offset);
+        }
+        let meta = |partition: i32, offset: i64| {
+            BTreeMap::from([("partition".to_owned(), partition.to_string()), ("offset".to_owned(), offset.to_string())])
+        };
+        // At position 4 the windows still hold partition 1's offset 5; partition 0's are all done.
+        let held = [meta(1, 5), meta(1, 6)];
+        hold.hold_back(4, &mut held.iter());
+        let state = hold.state.lock().unwrap();
+        assert_eq!(state.held_back[0], (4, BTreeMap::from([(0, 12), (1, 5)])));
+        drop(state);
+        hold.release(4);
+        let state = hold.state.lock().unwrap();
+        assert!(state.held_back.is_empty());
+        assert_eq!(state.base, BTreeMap::from([(0, 12), (1, 7)]), "what later positions count from");
     }
 
     #[test]

@@ -49,14 +49,8 @@ impl RulePlan {
         };
         match self.state_needs_key() {
             Ok(false) => Distribution::Split { key: key.map(str::to_owned) },
-            // Its checkpoints are this server's: another taking its partitions over would lack their windows.
-            Ok(true) if self.options.qos > Guarantee::AtMostOnce => Distribution::Single(
-                "at qos 1 and 2 a rule that keeps state runs on one server: a server taking its partitions over \
-                 would not have the windows in its checkpoints"
-                    .into(),
-            ),
             Ok(true) => match key {
-                Some(key) => match self.keyed_by(key) {
+                Some(key) => match self.keyed_by(key).and_then(|()| self.replayable()) {
                     Ok(()) => Distribution::Split { key: Some(key.to_owned()) },
                     Err(why) => Distribution::Single(why),
                 },
@@ -66,6 +60,41 @@ impl RulePlan {
                 )),
             },
             Err(why) => Distribution::Single(why),
+        }
+    }
+
+    /// Whether a rule that keeps state and is split restarts from its source
+    /// (its `qos` is 1): its windows are then read again from each
+    /// partition's oldest open one, not restored from this server's
+    /// checkpoints, which another server taking the partitions over would lack.
+    pub fn replays_from_source(&self) -> bool {
+        matches!(self.distribution, Distribution::Split { key: Some(_) })
+            && self.options.qos == Guarantee::AtLeastOnce
+            && self.state_needs_key() == Ok(true)
+    }
+
+    /// Whether a stateful rule's `qos` can be kept when it is split: at 1,
+    /// its state must come back whole from reading each partition again from
+    /// its oldest open window.
+    fn replayable(&self) -> Result<(), String> {
+        match self.options.qos {
+            Guarantee::AtMostOnce => Ok(()),
+            Guarantee::ExactlyOnce => {
+                Err("at qos 2 a rule that keeps state runs on one server: exactly once needs its checkpoints".into())
+            }
+            Guarantee::AtLeastOnce => match &self.window {
+                _ if !self.analytics.is_empty() => {
+                    Err("at qos 1 an analytic function's state, which is not in a window, would not come back when \
+                     another server takes its partition over"
+                        .into())
+                }
+                Some(WindowSpec::Hopping { .. }) => {
+                    Err("at qos 1 a HOPPINGWINDOW read again from its oldest open window would emit earlier windows \
+                     with part of their rows"
+                        .into())
+                }
+                _ => Ok(()),
+            },
         }
     }
 

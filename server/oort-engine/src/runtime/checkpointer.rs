@@ -64,6 +64,10 @@ pub(super) struct Checkpointing {
     pub(super) restored: Option<Checkpoint>,
     /// Where the rule's state starts in its source.
     pub(super) position: Option<u64>,
+    /// The rule restarts from its source ([`RulePlan::replays_from_source`]):
+    /// a checkpoint only lets the source go of what the windows no longer
+    /// hold, nothing is saved or restored here.
+    pub(super) from_source: bool,
 }
 
 impl Checkpointing {
@@ -81,6 +85,18 @@ impl Checkpointing {
         let Some(store) = store.filter(|_| plan.options.qos >= Guarantee::AtLeastOnce) else {
             return Ok((None, Replay::NoCheckpoints));
         };
+        let from_source = plan.replays_from_source();
+        if from_source {
+            source_config.marks_partition_starts = true;
+            let Some(positions) = source_factory.positions(source_config)? else {
+                return Ok((None, Replay::SourceCannot(plan.stream.source_type().to_owned())));
+            };
+            status.enabled = true;
+            let position = positions.position();
+            let checkpointing =
+                Checkpointing { store: Arc::clone(store), positions, restored: None, position, from_source };
+            return Ok((Some(checkpointing), Replay::Yes));
+        }
         let started = std::time::Instant::now();
         let restored = match store.load(&plan.rule_id) {
             Ok(Some(saved)) if saved.fingerprint == checkpoint::fingerprint(plan) => Some(saved),
@@ -130,7 +146,7 @@ impl Checkpointing {
         let position = restored.as_ref().map_or_else(|| positions.position(), |c| c.position);
         let replay =
             if positions.exact() { Replay::Yes } else { Replay::Redelivers(plan.stream.source_type().to_owned()) };
-        Ok((Some(Checkpointing { store: Arc::clone(store), positions, restored, position }), replay))
+        Ok((Some(Checkpointing { store: Arc::clone(store), positions, restored, position, from_source }), replay))
     }
 }
 
@@ -156,6 +172,9 @@ pub(super) struct Trigger {
     /// Whether the state changed since the last checkpoint.
     dirty: bool,
     taken: mpsc::Sender<Taken>,
+    /// For a rule that restarts from its source, the source to tell what
+    /// its windows hold at each checkpoint.
+    from_source: Option<Arc<dyn SourcePositions>>,
 }
 
 impl Trigger {
@@ -163,7 +182,15 @@ impl Trigger {
     /// `taken`. The first checkpoint is taken at once, before any event: it
     /// records the sinks' marks (a file's length) the rule starts from.
     pub(super) fn new(interval: Duration, fingerprint: u32, position: Option<u64>, taken: mpsc::Sender<Taken>) -> Self {
-        Self { interval, next_due: tokio::time::Instant::now(), next_id: 1, fingerprint, position, dirty: true, taken }
+        let next_due = tokio::time::Instant::now();
+        Self { interval, next_due, next_id: 1, fingerprint, position, dirty: true, taken, from_source: None }
+    }
+
+    /// For a rule that restarts from its source: each checkpoint tells
+    /// `positions` what the windows hold, instead of saving them.
+    pub(super) fn holding_back_at(mut self, positions: Arc<dyn SourcePositions>) -> Self {
+        self.from_source = Some(positions);
+        self
     }
 
     /// The state changed: with events up to `position` (the greatest of a
@@ -184,7 +211,7 @@ impl Trigger {
     /// window's state is snapshotted here, between two batches (its rows
     /// shared, not copied; they are encoded on another thread), and a marker
     /// goes down every sink's queue after the results emitted so far.
-    pub(super) async fn take_if_due(&mut self, state: &State, output: &Output) {
+    pub(super) async fn take_if_due(&mut self, state: &mut State, output: &Output) {
         if !self.dirty || tokio::time::Instant::now() < self.next_due {
             return;
         }
@@ -195,14 +222,29 @@ impl Trigger {
             return;
         };
         let at = Instant::now();
-        let window = state.window.as_ref().map(WindowOperator::snapshot);
-        // Small (a value or a few per partition): encoded here, at once.
-        let analytic = match state.analytic.as_ref().map(AnalyticState::save).transpose() {
-            Ok(analytic) => analytic,
-            Err(e) => {
-                tracing::error!(error = %e, "a checkpoint could not be taken");
-                self.next_due = tokio::time::Instant::now() + self.interval;
-                return;
+        let (window, analytic) = match &self.from_source {
+            Some(positions) => {
+                // Nothing is saved: the source keeps what the windows hold, for a restart to read again.
+                if let Some(window) = state.window.as_mut() {
+                    window.retain_partitions(|partition| positions.still_reads(partition));
+                }
+                let held = state.window.iter().flat_map(WindowOperator::held_rows);
+                if let Some(position) = self.position {
+                    positions.hold_back(position, &mut held.map(|row| row.meta.as_ref()));
+                }
+                (None, None)
+            }
+            None => {
+                let window = state.window.as_ref().map(WindowOperator::snapshot);
+                // Small (a value or a few per partition): encoded here, at once.
+                match state.analytic.as_ref().map(AnalyticState::save).transpose() {
+                    Ok(analytic) => (window, analytic),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a checkpoint could not be taken");
+                        self.next_due = tokio::time::Instant::now() + self.interval;
+                        return;
+                    }
+                }
             }
         };
         let id = self.next_id;
@@ -232,6 +274,8 @@ pub(super) struct Checkpointer {
     pub(super) positions: Arc<dyn SourcePositions>,
     pub(super) sinks: usize,
     pub(super) status: Arc<Mutex<CheckpointStatus>>,
+    /// Nothing is saved: the source is only let go of what the windows no longer hold.
+    pub(super) from_source: bool,
 }
 
 impl Checkpointer {
@@ -288,6 +332,12 @@ impl Checkpointer {
     /// source forget the events.
     async fn save(&self, mut checkpoint: Checkpoint, window: Option<WindowSnapshot>) -> Result<usize, String> {
         let position = checkpoint.position;
+        if self.from_source {
+            if let Some(position) = position {
+                self.positions.release(position);
+            }
+            return Ok(0);
+        }
         if let Some(position) = position {
             self.positions.persist(position).await.map_err(|e| e.to_string())?;
             checkpoint.source_state = self.positions.resume_state(position);

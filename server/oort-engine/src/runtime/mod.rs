@@ -365,10 +365,11 @@ pub fn start(
     // Results are numbered on from the checkpoint's: a replayed one keeps its number.
     let next_sequence = checkpointing.as_ref().and_then(|c| c.restored.as_ref()).map_or(0, |c| c.results);
     let tail = Arc::new(Tail::new(limits.tail_bytes, limits.tail_retain_bytes, next_sequence));
-    if let Some(Checkpointing { store, positions, restored, position }) = checkpointing {
+    if let Some(Checkpointing { store, positions, restored, position, from_source }) = checkpointing {
         let (taken_tx, taken_rx) = mpsc::channel(1);
         let interval = Duration::from_millis(plan.options.checkpoint_interval_ms.max(1));
-        recovery.trigger = Some(Trigger::new(interval, checkpoint::fingerprint(&plan), position, taken_tx));
+        let trigger = Trigger::new(interval, checkpoint::fingerprint(&plan), position, taken_tx);
+        recovery.trigger = Some(if from_source { trigger.holding_back_at(Arc::clone(&positions)) } else { trigger });
         if let Some(restored) = restored {
             recovery.window = restored.window;
             recovery.analytic = restored.analytic;
@@ -379,6 +380,7 @@ pub fn start(
             positions,
             sinks: sink_txs.len(),
             status: Arc::clone(&shared.checkpoints),
+            from_source,
         };
         tasks.push(tokio::spawn(checkpointer.run(taken_rx, ack_rx, cancel.clone())));
     }

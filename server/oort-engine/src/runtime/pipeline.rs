@@ -16,7 +16,7 @@ use super::project;
 use super::sink::ToSink;
 use super::{PIPELINE_DEPTH, RECEIVE_BATCH, Tail};
 use crate::analytic::AnalyticState;
-use crate::connector::SourceEvent;
+use crate::connector::{PARTITION_META, PARTITION_START_META, SourceEvent};
 use crate::expr::EvalEnv;
 use crate::metrics::{ErrorQueue, OperatorMetrics, now_ms};
 use crate::plan::{Compiled, RulePlan, Stage};
@@ -100,12 +100,14 @@ pub(super) async fn run_operators(
     let mut window = plan.window.as_ref().map(|spec| {
         let streams = plan.joined_streams.len() + 1;
         let window = WindowOperator::new(spec, mode).with_max_bytes(window_bytes).with_streams(streams);
-        match &metrics.window {
+        let window = match &metrics.window {
             Some(counters) if plan.window_trigger.is_some() || !plan.window_conditions.is_empty() => {
                 window.with_conditions(conditions(&plan, counters))
             }
             _ => window,
-        }
+        };
+        // Read again from each partition's oldest open window, a partition keeps its own time.
+        if plan.replays_from_source() { window.with_partitions(crate::PARTITION_META) } else { window }
     });
     // Event time without a window: the rows in event-time order, late ones dropped.
     if window.is_none()
@@ -261,7 +263,7 @@ async fn run_in_order(
                 }
                 stages.metrics.source.set_buffer_length(rx.len() as u64);
                 let position = last_position(&batch);
-                (stages.on_events(0, std::mem::take(&mut batch), &mut state).await, position)
+                (stages.on_source_events(std::mem::take(&mut batch), &mut state).await, position)
             }
             Some((stream, event)) = joined.next(), if joins_streams => {
                 (stages.on_events(stream, vec![event], &mut state).await, None)
@@ -270,7 +272,7 @@ async fn run_in_order(
         output.emit(stages.metrics.with_errors(results)).await;
         if let Some(trigger) = checkpoints.as_mut() {
             trigger.saw(position);
-            trigger.take_if_due(&state, &output).await;
+            trigger.take_if_due(&mut state, &output).await;
         }
     }
 }
@@ -311,12 +313,12 @@ async fn run_pipelined(
                 }
                 if let Some(trigger) = checkpoints.as_mut() {
                     trigger.saw(position);
-                    trigger.take_if_due(&State::default(), &output).await;
+                    trigger.take_if_due(&mut State::default(), &output).await;
                 }
             },
             () = sleep_until(checkpoint_due) => {
                 if let Some(trigger) = checkpoints.as_mut() {
-                    trigger.take_if_due(&State::default(), &output).await;
+                    trigger.take_if_due(&mut State::default(), &output).await;
                 }
             },
             received = rx.recv_many(&mut batch, RECEIVE_BATCH), if open && pending.len() < depth => {
@@ -425,6 +427,32 @@ struct Stages {
 }
 
 impl Stages {
+    /// The source's events. With windows per partition, the events read
+    /// again of a partition from its committed position (the first one
+    /// marked [`PARTITION_START_META`]) start that partition's windows afresh,
+    /// after the events before them.
+    async fn on_source_events(&self, batch: Vec<SourceEvent>, state: &mut State) -> Vec<Vec<Map>> {
+        if !state.window.as_ref().is_some_and(WindowOperator::is_partitioned) {
+            return self.on_events(0, batch, state).await;
+        }
+        let (mut results, mut run) = (Vec::new(), Vec::with_capacity(batch.len()));
+        for event in batch {
+            if event.meta.contains_key(PARTITION_START_META) {
+                if !run.is_empty() {
+                    results.extend(self.on_events(0, std::mem::take(&mut run), state).await);
+                }
+                if let (Some(window), Some(partition)) = (state.window.as_mut(), event.meta.get(PARTITION_META)) {
+                    window.restart_partition(partition);
+                }
+            }
+            run.push(event);
+        }
+        if !run.is_empty() {
+            results.extend(self.on_events(0, run, state).await);
+        }
+        results
+    }
+
     /// Runs a batch of events through the operators (and the window, if any);
     /// returns their results in order. Each stage takes the whole batch, so that
     /// a function of a plugin or an external service is called once per batch,

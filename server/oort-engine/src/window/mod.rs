@@ -75,6 +75,7 @@
 
 mod aligned;
 mod count;
+mod partitioned;
 mod session;
 mod sliding;
 mod state;
@@ -91,6 +92,7 @@ use crate::row::Row;
 
 use aligned::AlignedWindows;
 use count::CountWindows;
+use partitioned::Partitions;
 use session::SessionWindows;
 use sliding::SlidingWindows;
 use state::StateWindows;
@@ -161,6 +163,10 @@ pub struct WindowOperator {
     /// The conditions of a sliding window's `OVER (WHEN …)` or of a state window.
     #[serde(skip)]
     conditions: Option<WindowConditions>,
+    /// Windows per partition of the source ([`with_partitions`](Self::with_partitions)):
+    /// this operator then only dispatches.
+    #[serde(skip)]
+    partitions: Option<Box<Partitions>>,
 }
 
 /// What the rule's conditions say of a row: whether it triggers a sliding
@@ -227,6 +233,7 @@ impl WindowOperator {
             max_bytes: usize::MAX,
             evicted: 0,
             conditions: None,
+            partitions: None,
         }
     }
 
@@ -247,6 +254,32 @@ impl WindowOperator {
     pub fn with_conditions(mut self, conditions: WindowConditions) -> Self {
         self.conditions = Some(conditions);
         self
+    }
+
+    /// Windows of their own for each partition of the source, named by the
+    /// rows' metadata `meta_key` (module `partitioned`); set last, once the
+    /// operator is otherwise configured.
+    pub fn with_partitions(mut self, meta_key: &str) -> Self {
+        self.partitions = Some(Box::new(Partitions::new(meta_key, self.clone())));
+        self
+    }
+
+    /// Whether it keeps windows per partition ([`with_partitions`](Self::with_partitions)).
+    pub fn is_partitioned(&self) -> bool {
+        self.partitions.is_some()
+    }
+
+    /// Drops what it holds of `partition`, whose events are read again.
+    pub fn restart_partition(&mut self, partition: &str) {
+        self.retain_partitions(|p| p != partition);
+    }
+
+    /// Forgets the partitions `keep` says no longer come here, and the rows
+    /// of their open windows (another server has them now).
+    pub fn retain_partitions(&mut self, keep: impl Fn(&str) -> bool) {
+        if let Some(partitions) = self.partitions.as_deref_mut() {
+            partitions.retain(keep);
+        }
     }
 
     /// Puts a row into its windows at `key`, with its conditions' verdict.
@@ -291,6 +324,9 @@ impl WindowOperator {
     /// A row of stream `stream` (see [`with_streams`](Self::with_streams))
     /// arrives at processing time `now`: as [`on_event`](Self::on_event).
     pub fn on_event_from(&mut self, stream: usize, row: Row, now: i64) -> Vec<WindowBatch> {
+        if let Some(partitions) = self.partitions.as_deref_mut() {
+            return partitions.on_event(row, now);
+        }
         let mut out = Vec::new();
         match self.mode {
             TimeMode::Processing => {
@@ -314,6 +350,15 @@ impl WindowOperator {
         out
     }
 
+    /// Every row a window still needs, and every row the watermark has not
+    /// reached yet: what a restart from the source must read again.
+    pub fn held_rows(&self) -> Box<dyn Iterator<Item = &Row> + '_> {
+        match self.partitions.as_deref() {
+            Some(partitions) => Box::new(partitions.rows()),
+            None => Box::new(self.windows.rows().chain(&self.pending)),
+        }
+    }
+
     /// Whether it runs in event time.
     pub fn is_event_time(&self) -> bool {
         matches!(self.mode, TimeMode::Event { .. })
@@ -325,7 +370,7 @@ impl WindowOperator {
     /// closed. Nothing in processing time.
     pub fn observe(&mut self, stream: usize, timestamp: i64) -> Vec<WindowBatch> {
         let mut out = Vec::new();
-        if let TimeMode::Event { late_tolerance_ms } = self.mode {
+        if let (TimeMode::Event { late_tolerance_ms }, None) = (self.mode, &self.partitions) {
             self.advance_watermark(stream, timestamp, late_tolerance_ms, &mut out);
         }
         out
@@ -361,6 +406,9 @@ impl WindowOperator {
     /// closes, oldest first. Count and state windows, which close on rows
     /// rather than on time, keep theirs, as eKuiper's do.
     pub fn finish(&mut self) -> Vec<WindowBatch> {
+        if let Some(partitions) = self.partitions.as_deref_mut() {
+            return partitions.finish();
+        }
         let mut out = Vec::new();
         while let Some(row) = self.pending.pop_front() {
             self.pending_bytes -= row_bytes(&row);
@@ -379,6 +427,9 @@ impl WindowOperator {
     /// closed by then, oldest first. Does nothing in event time, where only
     /// events move the watermark.
     pub fn on_tick(&mut self, now: i64) -> Vec<WindowBatch> {
+        if let Some(partitions) = self.partitions.as_deref_mut() {
+            return partitions.on_tick(now);
+        }
         let mut out = Vec::new();
         if self.mode == TimeMode::Processing {
             let now = self.processing_now(now);
@@ -395,6 +446,9 @@ impl WindowOperator {
     /// waits for time: no rows, count windows, sliding windows without delay,
     /// and event time.
     pub fn next_deadline(&self) -> Option<i64> {
+        if let Some(partitions) = self.partitions.as_deref() {
+            return partitions.next_deadline();
+        }
         match self.mode {
             TimeMode::Processing => self.windows.deadline(),
             TimeMode::Event { .. } => None,
@@ -428,12 +482,15 @@ impl WindowOperator {
 
     /// Rows dropped because their timestamp was behind the watermark.
     pub fn late_dropped(&self) -> u64 {
-        self.late_dropped
+        self.partitions.as_deref().map_or(self.late_dropped, Partitions::late_dropped)
     }
 
     /// Rows held now, waiting for their windows to close.
     pub fn buffered(&self) -> usize {
-        self.windows.held().0 + self.pending.len()
+        match self.partitions.as_deref() {
+            Some(partitions) => partitions.sum(WindowOperator::buffered),
+            None => self.windows.held().0 + self.pending.len(),
+        }
     }
 
     /// Keeps the rows held within `max_bytes` (estimated in memory): past it,
@@ -446,12 +503,15 @@ impl WindowOperator {
 
     /// Rows dropped, oldest first, to keep the rows held within the byte budget.
     pub fn evicted(&self) -> u64 {
-        self.evicted
+        self.partitions.as_deref().map_or(self.evicted, Partitions::evicted)
     }
 
     /// About how many bytes the rows held take.
     pub fn held_bytes(&self) -> usize {
-        self.windows.held().1 + self.pending_bytes
+        match self.partitions.as_deref() {
+            Some(partitions) => partitions.sum(WindowOperator::held_bytes),
+            None => self.windows.held().1 + self.pending_bytes,
+        }
     }
 
     /// Drops the oldest rows held until they fit the byte budget: first those
@@ -470,7 +530,7 @@ impl WindowOperator {
     /// tolerance). Processing time: the latest `now` seen. `None` before the
     /// first call.
     pub fn watermark(&self) -> Option<i64> {
-        self.clock
+        self.partitions.as_deref().map_or(self.clock, Partitions::watermark)
     }
 
     /// The processing time to use for `now`: never before one already seen.
@@ -548,6 +608,19 @@ impl Windows {
             Windows::Each => return (0, 0),
         };
         (rows.len(), rows.bytes)
+    }
+
+    /// Every row it holds, in no particular order.
+    fn rows(&self) -> Box<dyn Iterator<Item = &Row> + '_> {
+        let rows = match self {
+            Windows::Aligned(w) => &w.rows,
+            Windows::Sliding(w) => &w.rows,
+            Windows::Session(w) => &w.rows,
+            Windows::Count(w) => &w.rows,
+            Windows::State(w) => return Box::new(w.rows()),
+            Windows::Each => return Box::new(std::iter::empty()),
+        };
+        Box::new(rows.iter().map(|k| k.row.as_ref()))
     }
 
     /// Drops the oldest row it holds; false when it holds none.

@@ -83,6 +83,11 @@ impl StateWindows {
         }
     }
 
+    /// The rows of every partition.
+    pub(super) fn rows(&self) -> impl Iterator<Item = &Row> {
+        self.partitions.values().flat_map(|p| p.rows.iter().map(|k| k.row.as_ref()))
+    }
+
     /// How many rows it holds, and about how many bytes.
     pub(super) fn held(&self) -> (usize, usize) {
         self.held

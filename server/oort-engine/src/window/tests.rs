@@ -739,3 +739,39 @@ fn with_several_streams_the_watermark_follows_the_slowest() {
     assert_eq!(closed.iter().map(ids).collect::<Vec<_>>(), [vec![3, 5]]);
     assert_eq!(op.watermark(), Some(25_000));
 }
+
+/// Row `id` at `at` of the source's partition `partition`.
+fn in_partition(partition: &str, id: i64, at: i64) -> Row {
+    let mut r = row(id, at);
+    r.meta = std::sync::Arc::new([("partition".to_owned(), partition.to_owned())].into());
+    r
+}
+
+#[test]
+fn windows_per_partition_keep_their_own_watermark_and_restart_afresh() {
+    let mut op = event(tumbling(TimeUnit::Second, 1), 0).with_partitions("partition");
+    assert!(op.is_partitioned());
+    let on = |op: &mut WindowOperator, partition: &str, id: i64, at: i64| {
+        op.on_event(in_partition(partition, id, at), -1).iter().map(|b| (b.start, ids(b))).collect::<Vec<_>>()
+    };
+    assert!(on(&mut op, "0", 1, 100).is_empty());
+    assert!(on(&mut op, "0", 2, 500).is_empty());
+    assert!(on(&mut op, "1", 3, 100).is_empty());
+    // Partition 0's watermark passes its window; partition 1's does not.
+    assert_eq!(on(&mut op, "0", 4, 1500), [(0, vec![1, 2])]);
+    // One watermark for all would have made this late behind 1500.
+    assert!(on(&mut op, "1", 5, 200).is_empty());
+    assert_eq!((op.late_dropped(), op.buffered(), op.held_rows().count()), (0, 3, 3));
+    assert_eq!(op.watermark(), Some(200), "the slowest partition's");
+
+    // Partition 1 is read again from its committed position: its rows are not counted twice.
+    op.restart_partition("1");
+    assert_eq!(op.buffered(), 1);
+    assert!(on(&mut op, "1", 3, 100).is_empty());
+    assert!(on(&mut op, "1", 5, 200).is_empty());
+    assert_eq!(on(&mut op, "1", 6, 1200), [(0, vec![3, 5])]);
+    // A partition no longer read here is forgotten, its open windows never emitted.
+    op.retain_partitions(|p| p == "1");
+    assert_eq!(op.held_rows().count(), 1);
+    assert!(op.finish().iter().all(|b| ids(b) == [6]));
+}
