@@ -565,3 +565,41 @@ impl crate::connector::Sink for Null {
         Ok(())
     }
 }
+
+/// Records, for each result, the number the sink was handed with it, if any.
+#[derive(Clone, Default)]
+struct Numbers(Arc<std::sync::Mutex<Vec<Option<u64>>>>);
+
+impl crate::connector::SinkFactory for Numbers {
+    fn build(&self, _: &crate::connector::SinkConfig) -> Result<Box<dyn crate::connector::Sink>, ConnectorError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+#[async_trait]
+impl crate::connector::Sink for Numbers {
+    async fn collect(&mut self, _: &[crate::value::Map]) -> Result<(), ConnectorError> {
+        self.0.lock().unwrap().push(None);
+        Ok(())
+    }
+
+    async fn collect_numbered(&mut self, sequence: u64, _: &[crate::value::Map]) -> Result<(), ConnectorError> {
+        self.0.lock().unwrap().push(Some(sequence));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_rule_that_does_not_restore_its_checkpoints_hands_its_sinks_no_result_numbers() {
+    let connectors = Arc::new(ConnectorRegistry::new());
+    connectors.register_source("burst", burst(5));
+    let sink = Numbers::default();
+    connectors.register_sink("numbers", Arc::new(sink.clone()));
+    let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
+    start(&engine, "burst", "r", "SELECT i FROM s", "numbers").await;
+    while sink.0.lock().unwrap().len() < 5 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Numbered from 0 again at each start, they would make receivers drop new results as repeats.
+    assert_eq!(*sink.0.lock().unwrap(), [None; 5]);
+}

@@ -358,6 +358,7 @@ pub fn start(
             resend: cache.map(|(cache, config)| Resend::new(cache, config)),
             batch: batch.map(crate::sink_batch::Batch::new),
             opened: false,
+            stable_numbers: checkpointing.as_ref().is_some_and(|c| !c.from_source),
         };
         tasks.push(tokio::spawn(task.run(rx)));
     }

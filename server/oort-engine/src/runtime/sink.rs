@@ -104,6 +104,11 @@ pub(super) struct SinkTask {
     /// With `batchSize` or `lingerInterval`: the rows held for the next batch.
     pub(super) batch: Option<Batch>,
     pub(super) opened: bool,
+    /// Whether a result keeps its number when replayed (the rule restores
+    /// its checkpoints): only then is the number handed to the sink, which
+    /// makes an idempotency key of it. Numbers that start again at each run,
+    /// or on each server, would make a receiver drop new results as repeats.
+    pub(super) stable_numbers: bool,
 }
 
 /// What the sink task does next.
@@ -322,7 +327,11 @@ impl SinkTask {
     /// Hands result `sequence` to the sink once.
     async fn send(&mut self, sequence: u64, rows: &[Map]) -> Result<(), crate::ConnectorError> {
         self.open().await?;
-        self.sink.collect_numbered(sequence, rows).await?;
+        if self.stable_numbers {
+            self.sink.collect_numbered(sequence, rows).await?;
+        } else {
+            self.sink.collect(rows).await?;
+        }
         self.metrics.record_out(rows.len() as u64);
         Ok(())
     }
