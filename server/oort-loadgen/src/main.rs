@@ -20,6 +20,9 @@
 //!   at a steady rate, against a GetRule round trip.
 //! - `takeover` ([`takeover`]): two `oortd` sharing a catalog in etcd; the time
 //!   from the death of a rule's server to the rule running on the other.
+//! - `split` ([`split`]): a rule split over a Kafka topic's partitions: the CPU
+//!   per event of one of two `oortd` against one alone, and the time from the
+//!   death of one to its partitions producing again.
 //! - `compare` ([`report::compare`]): one of the benchmarks above that takes
 //!   `--oortd`, on two builds alternately, each figure against the other's.
 //!
@@ -41,6 +44,7 @@ mod latency;
 mod native;
 mod portable;
 mod publish;
+mod split;
 mod takeover;
 mod tonic_floor;
 
@@ -237,6 +241,20 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// A rule split over a Kafka topic's partitions by two oortd sharing a
+    /// catalog in etcd: CPU per event against one oortd alone, and the time
+    /// from kill -9 of one to its partitions producing again.
+    Split {
+        /// The oortd binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/oortd")]
+        oortd: PathBuf,
+        /// Events in the topic, read by each run.
+        #[arg(long, default_value_t = 400_000)]
+        events: usize,
+        /// Runs of each case, and takeovers (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Runs a benchmark that takes --oortd on two builds, alternately, and sets
     /// the median of each figure of one against the other's.
     #[command(after_help = "Example:\n  \
@@ -279,6 +297,9 @@ fn run(command: Cmd) -> Result<()> {
     match command {
         Cmd::Compare { baseline, oortd, rounds, bench } => report::compare(&baseline, &oortd, rounds, &bench),
         Cmd::Takeover { oortd, rounds } => tokio::runtime::Runtime::new()?.block_on(takeover::run(&oortd, rounds)),
+        Cmd::Split { oortd, events, rounds } => {
+            tokio::runtime::Runtime::new()?.block_on(split::run(&oortd, events, rounds))
+        }
         Cmd::ControlPlane { oortd, rules, startups, data_dir } => {
             tokio::runtime::Runtime::new()?.block_on(control_plane::run(&oortd, rules, startups, data_dir))
         }
