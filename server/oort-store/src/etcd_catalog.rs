@@ -287,7 +287,7 @@ impl EtcdCatalog {
 }
 
 /// The end of the range of keys that start with `prefix`.
-fn prefix_end(mut prefix: Vec<u8>) -> Vec<u8> {
+pub(crate) fn prefix_end(mut prefix: Vec<u8>) -> Vec<u8> {
     while let Some(last) = prefix.pop() {
         if last < 0xff {
             prefix.push(last + 1);
@@ -641,6 +641,21 @@ mod tests {
         EtcdCatalog::connect(&config).unwrap()
     }
 
+    /// The next ownership event, if one comes `within`.
+    fn next(events: &mut tokio::sync::mpsc::Receiver<OwnershipEvent>, within: Duration) -> Option<OwnershipEvent> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async { tokio::time::timeout(within, events.recv()).await }).ok().flatten()
+    }
+
+    /// Waits until `done`, at most 5 s.
+    fn eventually(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}: not within 5 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     #[test]
     fn urls_name_the_members_and_the_prefix() {
         let config = EtcdConfig::parse("etcd://a:2379,b:2379").unwrap();
@@ -730,24 +745,70 @@ mod tests {
         assert!(a.claim("r").unwrap());
         assert!(a.claim("r").unwrap(), "claiming again what it owns");
         assert!(!b.claim("r").unwrap());
-        assert_eq!(b.owner("r").unwrap().as_deref(), Some("a"));
+        assert_eq!(b.owner("r").as_deref(), Some("a"), "a claim that fails learns the owner");
         b.release("r");
-        assert_eq!(a.owner("r").unwrap().as_deref(), Some("a"), "only the owner gives a rule up");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let mut next = |within: u64| {
-            runtime.block_on(async { tokio::time::timeout(Duration::from_secs(within), events.recv()).await })
-        };
+        assert_eq!(a.owner("r").as_deref(), Some("a"), "only the owner gives a rule up");
         a.release("r");
-        assert_eq!(next(10).expect("in time"), Some(OwnershipEvent::Released("r".into())));
+        assert_eq!(next(&mut events, Duration::from_secs(10)), Some(OwnershipEvent::Released("r".into())));
         assert!(b.claim("r").unwrap());
         // The owner dies (its lease is no longer kept alive): its rules are freed.
         drop(b);
         assert!(a.claim("s").unwrap());
         drop((a, one));
         let started = std::time::Instant::now();
-        assert_eq!(next(20).expect("in time"), Some(OwnershipEvent::Released("s".into())));
+        assert_eq!(next(&mut events, Duration::from_secs(20)), Some(OwnershipEvent::Released("s".into())));
         assert!(started.elapsed() >= Duration::from_secs(2), "after the lease's time to live");
-        assert_eq!(two.ownership("c").unwrap().unwrap().owner("s").unwrap(), None);
+        assert_eq!(two.ownership("c").unwrap().unwrap().owner("s"), None);
+    }
+
+    #[test]
+    fn each_server_knows_the_owners_from_its_watch_without_asking_etcd() {
+        let etcd = EtcdServer::start();
+        let (one, two) = (connect(&etcd, "k"), connect(&etcd, "k"));
+        let a = one.ownership("a").unwrap().unwrap();
+        assert!(a.claim("before").unwrap());
+        let b = two.ownership("b").unwrap().unwrap();
+        assert_eq!(b.owner("before").as_deref(), Some("a"), "read at start");
+
+        assert!(a.claim("r").unwrap());
+        assert_eq!(a.owner("r").as_deref(), Some("a"), "its own claim, at once");
+        eventually("b hears of a's claim", || b.owner("r").as_deref() == Some("a"));
+        a.release("r");
+        assert_eq!(a.owner("r"), None, "its own release, at once");
+        eventually("b hears of a's release", || b.owner("r").is_none());
+        assert!(b.claim("r").unwrap());
+        eventually("a hears of b's claim", || a.owner("r").as_deref() == Some("b"));
+        b.resign();
+        eventually("a hears that b gave up its rules", || a.owner("r").is_none());
+        assert_eq!(a.owner("before").as_deref(), Some("a"));
+
+        // No call to etcd: the answers come with etcd gone.
+        drop(etcd);
+        let started = std::time::Instant::now();
+        assert_eq!((a.owner("before").as_deref(), b.owner("before").as_deref()), (Some("a"), Some("a")));
+        assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_restart_request_reaches_the_other_servers_and_leaves_no_key() {
+        let etcd = EtcdServer::start();
+        let (one, two, three) = (connect(&etcd, "x"), connect(&etcd, "x"), connect(&etcd, "x"));
+        let (a, b, c) = (
+            one.ownership("a").unwrap().unwrap(),
+            two.ownership("b").unwrap().unwrap(),
+            three.ownership("c").unwrap().unwrap(),
+        );
+        let (mut a_events, mut b_events) = (a.events().unwrap(), b.events().unwrap());
+        let mut c_events = c.events().unwrap();
+        b.request_restart("r").unwrap();
+        a.request_restart("s").unwrap();
+        let within = Duration::from_secs(10);
+        assert_eq!(next(&mut a_events, within), Some(OwnershipEvent::Restart("r".into())));
+        assert_eq!(next(&mut b_events, within), Some(OwnershipEvent::Restart("s".into())), "not its own request");
+        assert_eq!(next(&mut c_events, within), Some(OwnershipEvent::Restart("r".into())), "every other server hears");
+        assert_eq!(next(&mut c_events, within), Some(OwnershipEvent::Restart("s".into())));
+        assert_eq!(next(&mut a_events, Duration::from_millis(500)), None, "not its own request");
+        assert!(one.scan("restarts/", None, 0).unwrap().is_empty(), "no key outlives its request");
     }
 
     #[test]

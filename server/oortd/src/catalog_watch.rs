@@ -84,7 +84,8 @@ impl Registries {
     }
 }
 
-/// Runs the rules this server waits for when their owner lets them go, and
+/// Runs the rules this server waits for when their owner lets them go,
+/// restarts the rules it runs that another server was asked to restart, and
 /// fences this server when its claims lapse. Every 10 s it also claims the
 /// rules on standby again, in case a release came while its watch was down.
 pub fn follow_ownership(rules: RuleController, mut events: Receiver<OwnershipEvent>) -> tokio::task::JoinHandle<()> {
@@ -99,6 +100,14 @@ pub fn follow_ownership(rules: RuleController, mut events: Receiver<OwnershipEve
                         continue;
                     }
                     Some(OwnershipEvent::Released(id)) => rules.on_standby(&id).into_iter().collect(),
+                    Some(OwnershipEvent::Restart(id)) => {
+                        match rules.restart_requested(&id).await {
+                            Ok(true) => tracing::info!(rule = %id, "rule restarted: another server was asked to"),
+                            Ok(false) => {}
+                            Err(error) => tracing::error!(rule = %id, %error, "rule could not be restarted"),
+                        }
+                        continue;
+                    }
                 },
                 _ = retry.tick() => rules.standby(),
             };

@@ -83,9 +83,10 @@ impl RuleController {
         self
     }
 
-    /// The server that runs a rule, with a shared catalog.
+    /// The server that runs a rule, with a shared catalog (as this server
+    /// knows it: no call to etcd).
     pub fn owner(&self, id: &str) -> Option<String> {
-        self.ownership.as_ref()?.owner(id).ok().flatten()
+        self.ownership.as_ref()?.owner(id)
     }
 
     /// The servers' shared ownership of rules, with a shared catalog.
@@ -217,6 +218,28 @@ impl RuleController {
         }
         self.running_lock().insert(rule.id.clone(), rule.clone());
         Ok(())
+    }
+
+    /// Restarts a rule where it runs: here if this server owns it or runs it
+    /// split (keeping its claim, so that a server waiting for the rule does
+    /// not take it over meanwhile), and, through the shared catalog, on the
+    /// server that owns it or on every server for a split rule.
+    pub async fn restart(&self, rule: &Rule) -> ApiResult<()> {
+        self.run(rule).await?;
+        // Not running here once run: another server owns it.
+        if let Some(ownership) = &self.ownership
+            && (self.is_split(&rule.id) || self.running(&rule.id).is_none())
+        {
+            ownership.request_restart(&rule.id)?;
+        }
+        Ok(())
+    }
+
+    /// Restarts a rule as another server asked ([`oort_store::OwnershipEvent::Restart`]),
+    /// if this server runs it; returns whether it does.
+    pub async fn restart_requested(&self, id: &str) -> ApiResult<bool> {
+        let Some(rule) = self.running(id) else { return Ok(false) };
+        self.run(&rule).await.map(|()| true)
     }
 
     /// Lets another server take a rule this one no longer runs.

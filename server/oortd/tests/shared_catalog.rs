@@ -1,21 +1,24 @@
 //! The catalog shared in etcd (`--catalog etcd://...`), with a real etcd:
 //! what one oortd stores, another oortd with its own data directory finds,
 //! runs and guards; each rule runs on one of the serving oortd, moves with
-//! stop and start, and is taken over when its server dies; schemas reach
-//! every server; an unreachable etcd stops the start with the reason.
+//! stop and start, and is taken over when its server dies; a restart through
+//! any oortd restarts the rule where it runs (on every oortd for a split
+//! rule); schemas reach every server; an unreachable etcd stops the start
+//! with the reason.
 
 mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Oortd, action, code_of, int};
+use common::{Oortd, action, action_json, code_of, int};
+use oort_proto::v1::connection_service_client::ConnectionServiceClient;
 use oort_proto::v1::event_service_client::EventServiceClient;
 use oort_proto::v1::schema_service_client::SchemaServiceClient;
 use oort_proto::v1::{
-    CreateRuleRequest, CreateSchemaRequest, CreateStreamRequest, DeleteRuleRequest, DeleteStreamRequest, Event,
-    GetRuleStatusRequest, ListStreamsRequest, PublishRequest, Rule, RuleState, Schema, StartRuleRequest,
-    StopRuleRequest, TailRuleRequest,
+    Connection, CreateConnectionRequest, CreateRuleRequest, CreateSchemaRequest, CreateStreamRequest,
+    DeleteRuleRequest, DeleteStreamRequest, Event, GetRuleStatusRequest, GetRuleStatusResponse, ListStreamsRequest,
+    PublishRequest, RestartRuleRequest, Rule, RuleState, Schema, StartRuleRequest, StopRuleRequest, TailRuleRequest,
 };
 use oort_testkit::etcd::EtcdServer;
 
@@ -85,9 +88,32 @@ async fn a_second_oortd_finds_runs_and_guards_what_the_first_stored() {
     assert!(streams.streams.is_empty());
 }
 
+/// Rule `id`'s status on `oortd`.
+async fn status(oortd: &Oortd, id: &str) -> GetRuleStatusResponse {
+    oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: id.into() }).await.unwrap().into_inner()
+}
+
 /// The server that runs rule `id`, as `oortd` reports it.
 async fn owner(oortd: &Oortd, id: &str) -> String {
-    oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: id.into() }).await.unwrap().into_inner().owner
+    status(oortd, id).await.owner
+}
+
+/// When `oortd` last started rule `id`, in ms since the epoch (0: it does not run it).
+async fn start_time(oortd: &Oortd, id: &str) -> i64 {
+    status(oortd, id).await.start_time.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+}
+
+/// Waits, at most 10 s, until `oortd` has started rule `id` again since `before` (a [`start_time`]).
+async fn wait_restarted(oortd: &Oortd, id: &str, before: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let started = start_time(oortd, id).await;
+        if started > before {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "rule {id} not restarted: started at {started} ms");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until `oortd` runs rule `id` (`Some(true)`), has it stopped
@@ -166,6 +192,61 @@ async fn each_rule_runs_on_one_oortd_and_another_takes_it_over_when_it_dies() {
         assert!(tokio::time::Instant::now() < deadline, "the schema did not reach the other server: {error}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_restart_through_the_oortd_that_does_not_own_a_rule_restarts_it_on_its_owner() {
+    let etcd = EtcdServer::start();
+    let catalog = format!("etcd://{}/restart", etcd.endpoint);
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (start(a_dir.path(), &catalog).await, start(b_dir.path(), &catalog).await);
+    let sql = r#"CREATE STREAM s (v BIGINT) WITH (TYPE="grpc", DATASOURCE="s")"#.to_owned();
+    a.streams().await.create_stream(CreateStreamRequest { sql }).await.unwrap();
+    let rule = common::rule("r", "SELECT v FROM s", vec![action("grpc", &[])]);
+    a.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
+    wait_state(&a, "r", Some(true)).await;
+    let a_name = owner(&a, "r").await;
+
+    let before = start_time(&a, "r").await;
+    b.rules().await.restart_rule(RestartRuleRequest { id: "r".into() }).await.unwrap();
+    wait_restarted(&a, "r", before).await;
+    assert!(a.logged(&["rule restarted: another server was asked to"]));
+    assert_eq!((owner(&a, "r").await, owner(&b, "r").await), (a_name.clone(), a_name.clone()), "it stays where it ran");
+    wait_state(&b, "r", Some(false)).await;
+
+    // Through its owner, it restarts there as before.
+    let before = start_time(&a, "r").await;
+    a.rules().await.restart_rule(RestartRuleRequest { id: "r".into() }).await.unwrap();
+    assert!(start_time(&a, "r").await > before);
+    assert_eq!(owner(&a, "r").await, a_name);
+    wait_state(&b, "r", Some(false)).await;
+}
+
+#[tokio::test]
+async fn a_restart_through_any_oortd_restarts_a_split_rule_on_every_oortd() {
+    let etcd = EtcdServer::start();
+    let catalog = format!("etcd://{}/split_restart", etcd.endpoint);
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (start(a_dir.path(), &catalog).await, start(b_dir.path(), &catalog).await);
+    // No broker listens there: the rule runs all the same, waiting for one, which is all a restart needs.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let props = action_json("kafka", serde_json::json!({"brokers": format!("127.0.0.1:{port}")})).props;
+    let connection = Connection { name: "cluster".into(), r#type: "kafka".into(), props, ..Default::default() };
+    let mut connections = ConnectionServiceClient::new(a.channel().await);
+    connections.create_connection(CreateConnectionRequest { connection: Some(connection) }).await.unwrap();
+    let sql = r#"CREATE STREAM readings (device STRING) WITH (TYPE="kafka", CONF_KEY="cluster",
+        DATASOURCE="readings", PARTITION_KEY="device")"#;
+    a.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
+    let rule = common::rule("each", "SELECT device FROM readings", vec![action("grpc", &[])]);
+    a.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
+    wait_state(&a, "each", Some(true)).await;
+    wait_state(&b, "each", Some(true)).await;
+    assert!(status(&a, "each").await.distribution.starts_with("split"));
+
+    let (a_before, b_before) = (start_time(&a, "each").await, start_time(&b, "each").await);
+    b.rules().await.restart_rule(RestartRuleRequest { id: "each".into() }).await.unwrap();
+    wait_restarted(&b, "each", b_before).await;
+    wait_restarted(&a, "each", a_before).await;
 }
 
 #[test]

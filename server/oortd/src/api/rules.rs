@@ -419,8 +419,7 @@ impl RuleService for RuleApi {
         request: Request<RestartRuleRequest>,
     ) -> Result<Response<RestartRuleResponse>, Status> {
         let rule = self.load(request.into_inner().id).await?;
-        self.rules.halt(&rule.id).await;
-        self.rules.run(&rule).await?;
+        self.rules.restart(&rule).await?;
         self.set_triggered(rule, true).await?;
         Ok(Response::new(RestartRuleResponse {}))
     }
