@@ -135,6 +135,14 @@ impl EtcdCatalog {
         let endpoints = config.endpoints.clone();
         let connect = async move { Client::connect(endpoints, Some(options)).await };
         let client = block(runtime.handle(), config.timeout, connect)?;
+        // The members that are down at start leave the balance before the first read.
+        let mut members = crate::etcd_members::Members::new(client.clone(), &config.endpoints);
+        let check = async move {
+            members.check().await;
+            Ok(members)
+        };
+        let members = block(runtime.handle(), config.timeout.max(Duration::from_secs(2)), check)?;
+        runtime.spawn(members.follow());
         let catalog = Self {
             kv: client.kv_client(),
             watch: client.watch_client(),
@@ -832,6 +840,28 @@ mod tests {
             std::thread::sleep(Duration::from_millis(200));
         }
         assert_eq!(reports(&a), [("a".to_owned(), b"0".to_vec())]);
+    }
+
+    #[test]
+    fn calls_go_on_through_the_other_members_when_one_dies() {
+        let mut cluster = oort_testkit::etcd::EtcdCluster::start(3);
+        let config = EtcdConfig::parse(&format!("etcd://{}/members", cluster.endpoints())).unwrap();
+        let catalog = EtcdCatalog::connect(&config).unwrap();
+        catalog.create_stream(&stream("before")).unwrap();
+        cluster.kill(0);
+        // Once the others have a leader (if it was the one that died), every call goes to them.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while catalog.create_stream(&stream("after0")).is_err() {
+            assert!(std::time::Instant::now() < deadline, "no leader among the two left");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for i in 1..20 {
+            catalog.create_stream(&stream(&format!("after{i}"))).unwrap();
+            assert_eq!(catalog.list_streams().unwrap().len(), i + 2);
+        }
+        // A catalog started while a member is down does not wait for it.
+        let again = EtcdCatalog::connect(&config).unwrap();
+        assert_eq!(again.list_streams().unwrap().len(), 21);
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //!   store can replace the embedded one.
 //! - [`sled_catalog`]: [`SledCatalog`], the embedded default; one sled tree per kind.
 //! - [`etcd_catalog`]: [`EtcdCatalog`], the catalog several `oortd` share, in etcd;
-//!   [`ownership`]: one owner per rule among them, by etcd leases.
+//!   [`ownership`]: one owner per rule among them, by etcd leases; the
+//!   client's calls kept off members that are down (`etcd_members`).
 //! - [`error`]: [`StoreError`], why a catalog call failed.
 
 pub mod catalog;
 pub mod error;
 pub mod etcd_catalog;
+mod etcd_members;
 pub mod ownership;
 pub mod record;
 pub mod sled_catalog;

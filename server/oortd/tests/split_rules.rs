@@ -41,14 +41,14 @@ async fn create_topic(broker: &KafkaBroker, name: &str, partitions: i32) {
     created.into_iter().for_each(|r| r.map(drop).unwrap());
 }
 
-/// Readings of every device at `times` (ms), in time order, keyed by device.
-async fn produce(broker: &KafkaBroker, times: impl Iterator<Item = i64>) {
+/// Readings of every device at `times` (ms) into `topic`, in time order, keyed by device.
+async fn produce(broker: &KafkaBroker, topic: &str, times: impl Iterator<Item = i64>) {
     let producer: FutureProducer =
         ClientConfig::new().set("bootstrap.servers", broker.address()).set("acks", "all").create().unwrap();
     for ts in times {
         for device in DEVICES {
             let payload = json!({"device": device, "ts": ts}).to_string();
-            let record = FutureRecord::to("readings").payload(&payload).key(device);
+            let record = FutureRecord::to(topic).payload(&payload).key(device);
             producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
         }
     }
@@ -63,7 +63,15 @@ async fn status(oortd: &Oortd, id: &str) -> GetRuleStatusResponse {
 async fn wait_partitions(oortd: &Oortd, id: &str, partitions: usize, servers: usize) -> BTreeMap<i32, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let status = status(oortd, id).await;
+        // UNAVAILABLE while etcd elects a leader (a member died) is tried again.
+        let status = match oortd.rules().await.get_rule_status(GetRuleStatusRequest { id: id.into() }).await {
+            Ok(status) => status.into_inner(),
+            Err(error) if error.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(error) => panic!("{error}"),
+        };
         let owners: BTreeMap<i32, String> = status.partitions.iter().map(|p| (p.partition, p.owner.clone())).collect();
         let distinct: std::collections::BTreeSet<&String> = owners.values().collect();
         if status.partitions.len() == partitions && owners.len() == partitions && distinct.len() == servers {
@@ -76,16 +84,16 @@ async fn wait_partitions(oortd: &Oortd, id: &str, partitions: usize, servers: us
 
 type Counts = BTreeMap<(String, i64), Vec<i64>>;
 
-/// Reads the results of topic `counts`, (device, window start) → counts,
-/// until `done` says they are all in.
-async fn results(broker: &KafkaBroker, group: &str, done: impl Fn(&Counts) -> bool) -> Counts {
+/// Reads the results of `topic`, (device, window start) → counts in the
+/// order they came, until `done` says they are all in.
+async fn results(broker: &KafkaBroker, topic: &str, group: &str, done: impl Fn(&Counts) -> bool) -> Counts {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.address())
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
-    consumer.subscribe(&["counts"]).unwrap();
+    consumer.subscribe(&[topic]).unwrap();
     let mut results = Counts::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done(&results) {
@@ -118,24 +126,33 @@ impl Cluster {
         let catalog = format!("etcd://{}/split", etcd.endpoint);
         let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (a, b) = (start(dirs.0.path(), &catalog).await, start(dirs.1.path(), &catalog).await);
-        let props = action_json("kafka", json!({"brokers": broker.address()})).props;
-        let connection = Connection { name: "cluster".into(), r#type: "kafka".into(), props, ..Default::default() };
-        let mut connections = ConnectionServiceClient::new(a.channel().await);
-        connections.create_connection(CreateConnectionRequest { connection: Some(connection) }).await.unwrap();
-        let sql = r#"CREATE STREAM readings (device STRING, ts BIGINT) WITH (TYPE="kafka", CONF_KEY="cluster",
-            DATASOURCE="readings", OFFSET_RESET="earliest", PARTITION_KEY="device", TIMESTAMP="ts")"#;
-        a.streams().await.create_stream(CreateStreamRequest { sql: sql.into() }).await.unwrap();
-        let action = action_json(
-            "kafka",
-            json!({"connectionSelector": "cluster", "topic": "counts", "key": "{{.device}}", "sendSingle": true}),
-        );
-        let sql = "SELECT device, window_start() AS start, count(*) AS c FROM readings \
-                   GROUP BY device, TUMBLINGWINDOW(ss, 1)";
-        let mut rule = common::rule("per_device", sql, vec![action]);
-        rule.options = Some(options);
-        a.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
+        declare(&a, &broker, "readings", "counts", options).await;
         Cluster { _etcd: etcd, broker, a, b, _dirs: dirs }
     }
+}
+
+/// Through `oortd`: the connection `cluster`, the stream `readings` of topic
+/// `input` keyed by `device`, and the rule `per_device` counting each
+/// device's readings per second (event time) into the topic `output`.
+async fn declare(oortd: &Oortd, broker: &KafkaBroker, input: &str, output: &str, options: RuleOptions) {
+    let props = action_json("kafka", json!({"brokers": broker.address()})).props;
+    let connection = Connection { name: "cluster".into(), r#type: "kafka".into(), props, ..Default::default() };
+    let mut connections = ConnectionServiceClient::new(oortd.channel().await);
+    connections.create_connection(CreateConnectionRequest { connection: Some(connection) }).await.unwrap();
+    let sql = format!(
+        r#"CREATE STREAM readings (device STRING, ts BIGINT) WITH (TYPE="kafka", CONF_KEY="cluster",
+        DATASOURCE="{input}", OFFSET_RESET="earliest", PARTITION_KEY="device", TIMESTAMP="ts")"#
+    );
+    oortd.streams().await.create_stream(CreateStreamRequest { sql }).await.unwrap();
+    let action = action_json(
+        "kafka",
+        json!({"connectionSelector": "cluster", "topic": output, "key": "{{.device}}", "sendSingle": true}),
+    );
+    let sql = "SELECT device, window_start() AS start, count(*) AS c FROM readings \
+               GROUP BY device, TUMBLINGWINDOW(ss, 1)";
+    let mut rule = common::rule("per_device", sql, vec![action]);
+    rule.options = Some(options);
+    oortd.rules().await.create_rule(CreateRuleRequest { rule: Some(rule) }).await.unwrap();
 }
 
 /// The servers once the group has shared the partitions between them: the
@@ -177,9 +194,9 @@ async fn a_rule_grouped_by_the_partition_key_runs_on_every_oortd_each_on_its_par
     // Ten readings a second per device for 2 s, then one at 30 s that
     // closes both windows (10 s of late tolerance).
     let broker = &cluster.broker;
-    produce(broker, (0..20).map(|i| i * 100)).await;
-    produce(broker, std::iter::once(30_000)).await;
-    let counted = results(broker, "check", |r| r.values().map(Vec::len).sum::<usize>() >= 16).await;
+    produce(broker, "readings", (0..20).map(|i| i * 100)).await;
+    produce(broker, "readings", std::iter::once(30_000)).await;
+    let counted = results(broker, "counts", "check", |r| r.values().map(Vec::len).sum::<usize>() >= 16).await;
     let expected: Counts =
         DEVICES.iter().flat_map(|d| [((d.to_string(), 0), vec![10]), ((d.to_string(), 1000), vec![10])]).collect();
     assert_eq!(counted, expected, "every device's windows, each once, whichever server had its partition");
@@ -189,12 +206,12 @@ async fn a_rule_grouped_by_the_partition_key_runs_on_every_oortd_each_on_its_par
     let (victim, survivor) = victim_and_survivor(a, b).await;
     let moved = kill_and_take_over(victim, &survivor).await;
     eprintln!("the partitions moved {:.1} s after the kill", moved.as_secs_f64());
-    produce(&broker, (0..10).map(|i| 40_000 + i * 100)).await;
-    produce(&broker, std::iter::once(70_000)).await;
+    produce(&broker, "readings", (0..10).map(|i| 40_000 + i * 100)).await;
+    produce(&broker, "readings", std::iter::once(70_000)).await;
     // What the dead server had in its open windows is read again (qos 0
     // commits what was handed to the rule): counted here only after the kill.
     let after_kill = |r: &Counts| DEVICES.iter().all(|d| r.contains_key(&(d.to_string(), 40_000)));
-    let counted = results(&broker, "check-after", after_kill).await;
+    let counted = results(&broker, "counts", "check-after", after_kill).await;
     for device in DEVICES {
         assert_eq!(counted[&(device.to_string(), 40_000)], [10], "{counted:?}");
     }
@@ -215,8 +232,8 @@ async fn at_qos_1_a_split_rule_s_windows_are_exact_across_the_death_of_a_server(
 
     // Each partition in time order (its own watermark, no tolerance needed):
     // 2.5 s of readings close two windows per device, half of the third is in.
-    produce(&broker, (0..25).map(|i| i * 100)).await;
-    let counted = results(&broker, "before", |r| r.values().map(Vec::len).sum::<usize>() >= 16).await;
+    produce(&broker, "readings", (0..25).map(|i| i * 100)).await;
+    let counted = results(&broker, "counts", "before", |r| r.values().map(Vec::len).sum::<usize>() >= 16).await;
     assert!(counted.values().all(|c| *c == [10]), "{counted:?}");
     // Positions are committed after each checkpoint (200 ms): let a few pass.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -224,10 +241,10 @@ async fn at_qos_1_a_split_rule_s_windows_are_exact_across_the_death_of_a_server(
     eprintln!("the partitions moved {:.1} s after the kill", moved.as_secs_f64());
 
     // The rest of the third window, and a reading that closes it.
-    produce(&broker, (25..30).map(|i| i * 100)).await;
-    produce(&broker, std::iter::once(3_000)).await;
+    produce(&broker, "readings", (25..30).map(|i| i * 100)).await;
+    produce(&broker, "readings", std::iter::once(3_000)).await;
     let done = |r: &Counts| DEVICES.iter().all(|d| r.contains_key(&(d.to_string(), 2_000)));
-    let counted = results(&broker, "after", done).await;
+    let counted = results(&broker, "counts", "after", done).await;
     // The dead server's half windows were read again by the other: whole,
     // never part of one (windows it had emitted may come twice, alike).
     for device in DEVICES {
@@ -236,4 +253,65 @@ async fn at_qos_1_a_split_rule_s_windows_are_exact_across_the_death_of_a_server(
             assert!(!counts.is_empty() && counts.iter().all(|c| *c == 10), "{device} at {start}: {counted:?}");
         }
     }
+}
+
+/// What an upsert sink keyed by (device, window start) holds: the last count of each.
+fn upserted(counts: &Counts) -> BTreeMap<(String, i64), i64> {
+    counts.iter().map(|(key, values)| (key.clone(), *values.last().expect("a count"))).collect()
+}
+
+#[tokio::test]
+async fn three_oortd_on_a_three_member_etcd_lose_a_server_and_a_member_and_upsert_what_one_server_alone_does() {
+    let options = RuleOptions {
+        qos: 1,
+        checkpoint_interval_ms: Some(200),
+        is_event_time: true,
+        late_tolerance_ms: Some(0),
+        ..Default::default()
+    };
+    let broker = KafkaBroker::start().await;
+    // Six seconds of readings, ten a second per device, in two halves, then a
+    // reading at 10 s that closes the sixth window.
+    let (first_half, second_half) = ((0..30).map(|i| i * 100), (30..60).map(|i| i * 100));
+    let closing = || std::iter::once(10_000);
+    let all_windows = |r: &Counts| DEVICES.iter().all(|d| (0..6).all(|w| r.contains_key(&(d.to_string(), w * 1000))));
+
+    // The reference: one oortd alone (its own catalog) on the same readings.
+    create_topic(&broker, "alone-in", 4).await;
+    let alone_dir = tempfile::tempdir().unwrap();
+    let alone = Oortd::start(alone_dir.path()).await;
+    declare(&alone, &broker, "alone-in", "alone-out", options.clone()).await;
+    produce(&broker, "alone-in", first_half.clone().chain(second_half.clone()).chain(closing())).await;
+    let reference = upserted(&results(&broker, "alone-out", "alone", all_windows).await);
+    alone.terminate().await;
+    assert!(reference.values().all(|c| *c == 10), "{reference:?}");
+
+    // Three oortd sharing a catalog in a three-member etcd.
+    let mut etcd = oort_testkit::etcd::EtcdCluster::start(3);
+    let catalog = format!("etcd://{}/chaos", etcd.endpoints());
+    create_topic(&broker, "cluster-in", 4).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = Vec::new();
+    for dir in &dirs {
+        servers.push(start(dir.path(), &catalog).await);
+    }
+    declare(&servers[0], &broker, "cluster-in", "cluster-out", options).await;
+    let owners = wait_partitions(&servers[2], "per_device", 4, 3).await;
+
+    // Half of the readings: windows close, the third is open everywhere.
+    produce(&broker, "cluster-in", first_half).await;
+    results(&broker, "cluster-out", "before", |r| r.len() >= 16).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Mid-window, the server reading partition 0 and an etcd member die.
+    let victim = servers
+        .iter()
+        .position(|s| s.logged(&["this server's name among those sharing the catalog", &owners[&0]]))
+        .expect("partition 0's server");
+    servers.remove(victim).kill9();
+    etcd.kill(0);
+    produce(&broker, "cluster-in", second_half.chain(closing())).await;
+    let survivor = &servers[0];
+    wait_partitions(survivor, "per_device", 4, 2).await;
+    let counted = results(&broker, "cluster-out", "after", all_windows).await;
+    assert_eq!(upserted(&counted), reference, "what an upsert sink holds, as with one server alone: {counted:?}");
 }
