@@ -22,11 +22,11 @@ use oort_proto::v1::stream_service_client::StreamServiceClient;
 use oort_proto::v1::{
     Action, Connection, CreateConnectionRequest, CreateRuleRequest, CreateStreamRequest, GetRuleStatusRequest, Rule,
 };
+use prost_types::value::Kind;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use prost_types::value::Kind;
 use rdkafka::{ClientConfig, Message};
 
 use crate::control_plane::Server;
@@ -55,14 +55,20 @@ pub async fn run(binary: &Path, events: usize, rounds: usize) -> Result<()> {
     }
     let ns = |d: Duration| d.as_secs_f64() * 1e9 / events as f64;
     let single_ns = median(&mut single.iter().map(|d| ns(*d)).collect::<Vec<_>>());
-    let per_instance: Vec<f64> = split.iter().flatten().map(|(cpu, read)| cpu.as_secs_f64() * 1e9 / *read as f64).collect();
+    let per_instance: Vec<f64> =
+        split.iter().flatten().map(|(cpu, read)| cpu.as_secs_f64() * 1e9 / *read as f64).collect();
     let split_ns = median(&mut per_instance.clone());
     let taken = median(&mut takeovers.clone());
-    crate::out!("| a keyed window rule over a topic of {PARTITIONS} partitions, {events} events, {rounds} rounds | value |");
+    crate::out!(
+        "| a keyed window rule over a topic of {PARTITIONS} partitions, {events} events, {rounds} rounds | value |"
+    );
     crate::out!("|---|---|");
     crate::out!("| one oortd alone, CPU per event (median) | {single_ns:.0} ns |");
     crate::out!("| one of two oortd splitting the topic, CPU per event it read (median) | {split_ns:.0} ns |");
-    crate::out!("| each instance | {} |", per_instance.iter().map(|n| format!("{n:.0} ns")).collect::<Vec<_>>().join(" · "));
+    crate::out!(
+        "| each instance | {} |",
+        per_instance.iter().map(|n| format!("{n:.0} ns")).collect::<Vec<_>>().join(" · ")
+    );
     crate::out!("| from `kill -9` of one of two to its partitions producing again (median) | {taken:.2} s |");
     crate::out!("| each round | {} |", takeovers.iter().map(|s| format!("{s:.2} s")).collect::<Vec<_>>().join(" · "));
     crate::report::against(
@@ -130,7 +136,14 @@ fn reading(i: usize, sent: i64) -> (String, String) {
 
 /// The connection `cluster`, the stream `readings` of `topic` keyed by device, and rule
 /// `id` with `sql` and `action`, created through `server`.
-async fn declare(server: &Server, broker: &KafkaBroker, topic: &str, id: &str, sql: &str, action: Action) -> Result<()> {
+async fn declare(
+    server: &Server,
+    broker: &KafkaBroker,
+    topic: &str,
+    id: &str,
+    sql: &str,
+    action: Action,
+) -> Result<()> {
     let props = props(&[("brokers", Kind::StringValue(broker.address()))]);
     let connection = Connection { name: "cluster".into(), r#type: "kafka".into(), props, ..Default::default() };
     let mut connections = ConnectionServiceClient::new(server.channel().await?);

@@ -108,6 +108,25 @@ pub trait Catalog: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Keeps a plugin's archive by the SHA-256 (hex) of its bytes, for every
+    /// server sharing the catalog to install; a catalog only this server
+    /// uses keeps none (its plugins' folders are enough).
+    fn put_plugin_archive(&self, sha256: &str, archive: &[u8]) -> Result<(), StoreError> {
+        let _ = (sha256, archive);
+        Ok(())
+    }
+
+    /// The archive kept under `sha256`, checked against it.
+    fn get_plugin_archive(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::NotFound { kind: EntityKind::Plugin, name: format!("archive {sha256}") })
+    }
+
+    /// Forgets the archive kept under `sha256`.
+    fn delete_plugin_archive(&self, sha256: &str) -> Result<(), StoreError> {
+        let _ = sha256;
+        Ok(())
+    }
+
     /// One owner per rule among the servers sharing this catalog, this one
     /// named `instance`; `None` for a catalog only this server uses.
     fn ownership(&self, instance: &str) -> Result<Option<std::sync::Arc<dyn Ownership>>, StoreError> {
@@ -127,6 +146,8 @@ pub enum CatalogChange {
     Schema(Schema),
     /// An external service was created or replaced.
     Service(Box<ServiceRecord>),
+    /// A plugin was installed or updated.
+    Plugin(PluginRecord),
     /// The entity of this kind and name was deleted.
     Deleted(EntityKind, String),
 }

@@ -43,6 +43,10 @@ const MAX_ATTEMPTS: usize = 32;
 const RULE_READS: &str = "rule_reads";
 const STREAM_READERS: &str = "stream_readers";
 const REVISION: &str = "revision";
+/// Plugin archives, in chunks under `plugin_archives/<sha256>/<n>`.
+const ARCHIVES: &str = "plugin_archives";
+/// A chunk of a plugin archive: well under etcd's default request limit (1.5 MiB).
+const ARCHIVE_CHUNK: usize = 512 * 1024;
 
 /// Where the shared catalog is.
 #[derive(Debug, Clone)]
@@ -122,7 +126,19 @@ fn distinct(sources: &[String]) -> Vec<String> {
     out
 }
 
+/// The SHA-256 of `bytes`, in hex: a plugin archive's name.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl EtcdCatalog {
+    /// `plugin_archives/<sha256>/` and, with `index`, one chunk's key under it.
+    fn archive_key(&self, sha256: &str, index: Option<usize>) -> String {
+        let base = self.key(&format!("{ARCHIVES}/{sha256}/"));
+        index.map_or_else(|| base.clone(), |i| format!("{base}{i:06}"))
+    }
+
     /// Connects to etcd and checks that it answers.
     pub fn connect(config: &EtcdConfig) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -418,6 +434,37 @@ impl Catalog for EtcdCatalog {
         self.remove_record::<PluginRecord>(name, EntityKind::Plugin)
     }
 
+    fn put_plugin_archive(&self, sha256: &str, archive: &[u8]) -> Result<(), StoreError> {
+        // Content-addressed: written before the record that names it, no transaction needed.
+        for (index, chunk) in archive.chunks(ARCHIVE_CHUNK).enumerate() {
+            let (mut kv, key, value) = (self.kv.clone(), self.archive_key(sha256, Some(index)), chunk.to_vec());
+            self.run(async move { kv.put(key, value, None).await })?;
+        }
+        Ok(())
+    }
+
+    fn get_plugin_archive(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        let (mut kv, prefix) = (self.kv.clone(), self.archive_key(sha256, None));
+        let mut response = self.run(async move { kv.get(prefix, Some(GetOptions::new().with_prefix())).await })?;
+        // etcd sorts by key: the chunks' numbers are zero-padded.
+        let archive: Vec<u8> = response.take_kvs().iter().flat_map(|kv| kv.value().to_vec()).collect();
+        let found = sha256_hex(&archive);
+        if archive.is_empty() || found != sha256 {
+            return Err(StoreError::Corrupt {
+                tree: "plugin_archives",
+                key: sha256.to_owned(),
+                reason: format!("the archive kept is {} bytes of SHA-256 {found}", archive.len()),
+            });
+        }
+        Ok(archive)
+    }
+
+    fn delete_plugin_archive(&self, sha256: &str) -> Result<(), StoreError> {
+        let (mut kv, prefix) = (self.kv.clone(), self.archive_key(sha256, None));
+        let options = etcd_client::DeleteOptions::new().with_prefix();
+        self.run(async move { kv.delete(prefix, Some(options)).await }).map(drop)
+    }
+
     fn create_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {
         self.create_record(service, EntityKind::Service)
     }
@@ -572,6 +619,7 @@ fn change(key: &str, deleted: bool, value: &[u8]) -> Option<Result<CatalogChange
         t if t == Connection::TREE => EntityKind::Connection,
         t if t == Schema::TREE => EntityKind::Schema,
         t if t == ServiceRecord::TREE => EntityKind::Service,
+        t if t == PluginRecord::TREE => EntityKind::Plugin,
         _ => return None,
     };
     if deleted {
@@ -581,6 +629,7 @@ fn change(key: &str, deleted: bool, value: &[u8]) -> Option<Result<CatalogChange
         EntityKind::Rule => Rule::from_bytes(name, value).map(|r| CatalogChange::Rule(Box::new(r))),
         EntityKind::Connection => Connection::from_bytes(name, value).map(CatalogChange::Connection),
         EntityKind::Schema => Schema::from_bytes(name, value).map(CatalogChange::Schema),
+        EntityKind::Plugin => PluginRecord::from_bytes(name, value).map(CatalogChange::Plugin),
         _ => ServiceRecord::from_bytes(name, value).map(|s| CatalogChange::Service(Box::new(s))),
     })
 }
@@ -840,6 +889,28 @@ mod tests {
             std::thread::sleep(Duration::from_millis(200));
         }
         assert_eq!(reports(&a), [("a".to_owned(), b"0".to_vec())]);
+    }
+
+    #[test]
+    fn a_plugin_archive_is_kept_in_chunks_and_checked_against_its_hash() {
+        let etcd = EtcdServer::start();
+        let catalog = connect(&etcd, "archives");
+        // Three chunks and a bit, of bytes that differ from chunk to chunk.
+        let archive: Vec<u8> = (0..ARCHIVE_CHUNK * 3 + 100).map(|i| (i % 251) as u8).collect();
+        let sha = sha256_hex(&archive);
+        catalog.put_plugin_archive(&sha, &archive).unwrap();
+        assert_eq!(catalog.get_plugin_archive(&sha).unwrap(), archive);
+        let other = sha256_hex(b"other");
+        assert!(matches!(catalog.get_plugin_archive(&other), Err(StoreError::Corrupt { .. })), "none kept");
+        catalog.delete_plugin_archive(&sha).unwrap();
+        assert!(catalog.get_plugin_archive(&sha).is_err());
+        // A record names its archive; the watch reports plugins.
+        let mut changes = catalog.watch().unwrap().unwrap();
+        let record = PluginRecord { name: "p".into(), sha256: sha.clone(), ..Default::default() };
+        catalog.put_plugin(&record).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let change = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), changes.recv()).await });
+        assert_eq!(change.unwrap(), Some(CatalogChange::Plugin(record)));
     }
 
     #[test]

@@ -112,6 +112,12 @@ pub struct PluginRecord {
     /// The library or executable in that folder.
     #[prost(string, tag = "6")]
     pub file: String,
+    /// With a shared catalog, the SHA-256 (hex) of the archive it was
+    /// installed from, kept in the catalog ([`crate::Catalog::get_plugin_archive`])
+    /// for every server to install; empty otherwise. `dir` is then the
+    /// folder of the server that installed it, not of the others.
+    #[prost(string, tag = "7")]
+    pub sha256: String,
 }
 
 impl Record for PluginRecord {

@@ -1,7 +1,8 @@
 //! Following a shared catalog: what other `oortd` change in it takes effect
 //! here too, in the order etcd committed the changes. Rules are run,
 //! restarted, stopped or removed; connections, schemas and external services
-//! are put into or taken out of this server's registries. This server's own
+//! are put into or taken out of this server's registries; plugins are
+//! installed from the archive the catalog keeps, or removed. This server's own
 //! changes come back the same way: a rule already running with that very
 //! definition is left alone ([`RuleController::runs_as`]), and putting the
 //! rest again changes nothing.
@@ -21,6 +22,8 @@ use crate::rules::RuleController;
 pub struct Registries {
     /// The rules this server runs.
     pub rules: RuleController,
+    /// The plugins this server has copies of.
+    pub plugins: crate::plugins::PluginController,
     /// The named connections.
     pub connections: Arc<Connections>,
     /// The file roots a connection's files must be in.
@@ -78,6 +81,17 @@ impl Registries {
             }
             CatalogChange::Deleted(EntityKind::Service, name) => {
                 self.services.remove(&name);
+            }
+            CatalogChange::Plugin(record) => {
+                let name = record.name.clone();
+                if let Err(error) = self.plugins.follow(&name, Some(record)).await {
+                    tracing::error!(plugin = %name, %error, "plugin of the shared catalog could not be installed");
+                }
+            }
+            CatalogChange::Deleted(EntityKind::Plugin, name) => {
+                if let Err(error) = self.plugins.follow(&name, None).await {
+                    tracing::error!(plugin = %name, %error, "plugin deleted from the shared catalog could not be removed");
+                }
             }
             CatalogChange::Deleted(kind, name) => tracing::debug!(%kind, %name, "not kept in memory"),
         }

@@ -29,6 +29,7 @@ pub mod rule_logs;
 pub mod rules;
 pub mod schedule;
 pub mod server;
+pub mod shared_plugins;
 pub mod status;
 
 pub use config::Config;

@@ -127,6 +127,7 @@ pub struct Node {
     files: Arc<FileRoots>,
     uploads: Arc<FileRoots>,
     plugins: Arc<Plugins>,
+    plugin_controller: crate::plugins::PluginController,
     engine: Arc<Engine>,
     rules: RuleController,
     external: ExternalApi,
@@ -229,7 +230,12 @@ impl Node {
             .map_err(ServerError::Plugins)?,
         );
         let plugins = Arc::new(Plugins::new(plugin_host, portable_host));
-        let loaded = crate::plugins::load_installed(&plugins, &stored_plugins);
+        // A shared catalog keeps the plugins' archives: each server installs its own copies.
+        let copies = changes.is_some().then(|| {
+            let path = config.data_dir.join("plugins").join("shared-copies.json");
+            Arc::new(crate::shared_plugins::LocalCopies::open(path))
+        });
+        let loaded = crate::plugins::load_installed(&plugins, &handle, copies.as_deref(), &stored_plugins).await;
         tracing::info!(plugins = loaded, "plugins loaded");
         let checkpoint_dir = config.data_dir.join("checkpoints");
         let checkpoints = CheckpointStore::open(&checkpoint_dir)
@@ -269,9 +275,14 @@ impl Node {
             tracing::info!(%instance, "this server's name among those sharing the catalog");
             rules = rules.with_ownership(Arc::clone(ownership));
         }
+        let mut plugin_controller = crate::plugins::PluginController::new(Arc::clone(&plugins), rules.clone());
+        if let Some(copies) = copies {
+            plugin_controller = plugin_controller.with_copies(copies);
+        }
         let restored = rules.restore(&stored_rules).await;
         if let Some(changes) = changes {
             let registries = crate::catalog_watch::Registries {
+                plugins: plugin_controller.clone(),
                 rules: rules.clone(),
                 connections: Arc::clone(&connections),
                 files: Arc::clone(&files),
@@ -295,6 +306,7 @@ impl Node {
             files,
             uploads,
             plugins,
+            plugin_controller,
             engine,
             rules,
             external,
@@ -322,6 +334,7 @@ impl Node {
             files,
             uploads,
             plugins,
+            plugin_controller,
             engine,
             rules,
             external,
@@ -412,7 +425,7 @@ impl Node {
             .with_connections(Arc::clone(&connections))
             .with_max_buffer_length(config.max_buffer_length);
         let plugin_api = PluginApi::new(
-            crate::plugins::PluginController::new(Arc::clone(&plugins), rules.clone()),
+            plugin_controller,
             match config.plugin_allow_private_urls {
                 true => Arc::new(EgressPolicy::allow_all()),
                 false => Arc::clone(&config.egress),

@@ -735,3 +735,53 @@ async fn a_native_call_that_never_returns_fails_its_rules_and_delete_and_shutdow
     assert!(oortd.logged(&["did not return", "newer"]), "the log says which plugin hung");
     oortd.terminate().await;
 }
+
+/// An oortd on the catalog `catalog` (`etcd://…`).
+async fn start_shared(dir: &Path, catalog: &str) -> Oortd {
+    let mut command = Oortd::command();
+    command.args(["--listen", "127.0.0.1:0", "--http-push-listen", "off", "--catalog", catalog, "--data-dir"]).arg(dir);
+    Oortd::launch(command, dir).await
+}
+
+/// Waits until `oortd` has plugin `name` (`true`) or has it not.
+async fn wait_plugin(oortd: &Oortd, name: &str, present: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while get_plugin(oortd, name).await.is_ok() != present {
+        assert!(tokio::time::Instant::now() < deadline, "plugin {name}: not {present} in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_plugin_installed_through_one_oortd_of_a_shared_catalog_is_installed_by_every_one() {
+    let etcd = oort_testkit::etcd::EtcdServer::start();
+    let catalog = format!("etcd://{}/plugins", etcd.endpoint);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = start_shared(dirs[0].path(), &catalog).await;
+    let b = start_shared(dirs[1].path(), &catalog).await;
+    install(&a, "mathx").await;
+    // The other server installs its own copy from the archive the catalog keeps, and runs rules with it.
+    wait_plugin(&b, "mathx", true).await;
+    assert_eq!(native_functions(&b).await.len(), 5);
+    create_stream(&b, r#"CREATE STREAM s (t FLOAT) WITH (TYPE="grpc", DATASOURCE="s")"#).await;
+    let sql = "SELECT mx_abs(t) AS a FROM s";
+    create_rule(&b, rule("abs", sql, vec![action("grpc", &[])])).await.unwrap();
+    // The rule has one owner (b, which created it); its results come from there.
+    let mut results = tail(&b, "abs").await;
+    publish(&b, "s", vec![event(&[("t", float(-3.0))])]).await;
+    assert_eq!(next_row(&mut results).await["a"], float(3.0));
+
+    // A server that starts later installs it at start; one that restarts loads its copy again.
+    let c = start_shared(dirs[2].path(), &catalog).await;
+    assert_eq!(get_plugin(&c, "mathx").await.unwrap().version, "1.0.0");
+    b.terminate().await;
+    let b = start_shared(dirs[1].path(), &catalog).await;
+    assert!(get_plugin(&b, "mathx").await.is_ok());
+    assert!(!b.logged(&["plugin installed from the shared catalog"]), "its own copy, not the archive again");
+
+    // Deleted through one (its rule stopped first), it goes from every one.
+    let delete = DeletePluginRequest { name: "mathx".into(), force: true };
+    plugins(&a).await.delete_plugin(delete).await.unwrap();
+    wait_plugin(&b, "mathx", false).await;
+    wait_plugin(&c, "mathx", false).await;
+}
