@@ -353,3 +353,29 @@ async fn messages_the_client_drops_for_a_slow_rule_are_counted() {
     cancel.cancel();
     timeout(Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_message_id_template_names_a_windows_result_alike_whichever_server_or_run_sends_it() {
+    let server = NatsServer::start().await;
+    let js = orders(&server, 0).await;
+    let factory = NatsSinkFactory(context(&server, serde_json::json!({})));
+    let props = serde_json::json!({"connectionSelector": "bus", "subject": "orders.out", "jetstream": true,
+        "sendSingle": true, "msgId": "w{{.n}}"});
+    // Two servers (or two runs), unnumbered results: the same window's row has the same id.
+    for _ in 0..2 {
+        let mut sink = factory.build(&sink_config(props.clone())).unwrap();
+        sink.open().await.unwrap();
+        sink.collect(&[row(1), row(2)]).await.unwrap();
+        // A number, when the rule has one, gives way to the template.
+        sink.collect_numbered(9, &[row(3)]).await.unwrap();
+        sink.close().await.unwrap();
+    }
+    let mut stream = js.get_stream("ORDERS").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 3, "each window's row once");
+    let message = stream.get_raw_message(1).await.unwrap();
+    assert_eq!(message.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str()), Some("w1"));
+
+    let constant = serde_json::json!({"connectionSelector": "bus", "subject": "orders.out", "msgId": "same"});
+    let refused = factory.build(&sink_config(constant)).err().expect("a constant id is refused");
+    assert!(refused.to_string().contains("must be a template"), "{refused}");
+}

@@ -48,12 +48,16 @@
 //!
 //! # Sink
 //!
-//! Properties: `connectionSelector` (required), `subject` (required), and
-//! `jetstream` (default false). Each payload made by
+//! Properties: `connectionSelector` (required), `subject` (required),
+//! `jetstream` (default false) and `msgId`. Each payload made by
 //! [`SinkEncoder`](crate::encode::SinkEncoder) is published with the header
 //! `Nats-Msg-Id: <rule id>:<result number>:<payload of the result>`, the
-//! same for a result replayed after a restart, which JetStream uses to drop
-//! duplicates within its stream's duplicate window. With `jetstream`, each
+//! same for a result replayed after a restart (for a rule that restores its
+//! checkpoints), which JetStream uses to drop duplicates within its stream's
+//! duplicate window. `msgId`, a template of the payload such as
+//! `{{.device}}@{{.start}}`, gives the id instead: the same for a window's
+//! result whichever server or run emits it (a rule split over partitions);
+//! a constant is refused. With `jetstream`, each
 //! publish waits for the stream's acknowledgement; without it, a flush (a
 //! round trip to the server) ends each result.
 

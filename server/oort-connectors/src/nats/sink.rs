@@ -36,6 +36,12 @@ const OPTIONS: &[ConnectorOption] = &[
         default: "false",
         description: "Publish through JetStream and wait for the stream's acknowledgement of each payload.",
     },
+    ConnectorOption {
+        key: "msgId",
+        kind: OptionKind::Text,
+        default: "",
+        description: "A template of each payload's Nats-Msg-Id, such as {{.device}}@{{.start}}: the same for a window's result whichever server or run emits it, so a JetStream stream keeps it once (within its duplicate window). Default: <rule id>:<result number>:<payload>, for a rule that restores its checkpoints.",
+    },
 ];
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +53,8 @@ struct Props {
     subject: String,
     #[serde(default)]
     jetstream: bool,
+    #[serde(default)]
+    msg_id: String,
 }
 
 impl SinkFactory for NatsSinkFactory {
@@ -70,9 +78,18 @@ impl SinkFactory for NatsSinkFactory {
         if !subject.is_dynamic() {
             check_subject(subject.text(), false, "subject")?;
         }
+        let msg_id = (!props.msg_id.is_empty()).then(|| DynamicProp::new("msgId", &props.msg_id)).transpose()?;
+        if msg_id.as_ref().is_some_and(|id| !id.is_dynamic()) {
+            return Err(ConnectorError::Config(
+                "nats action: msgId must be a template of the result (such as {{.device}}@{{.start}}): one id for \
+                 every payload would make JetStream keep only the first"
+                    .into(),
+            ));
+        }
         Ok(Box::new(NatsSink {
             target: self.0.target(&props.connection_selector)?,
             subject,
+            msg_id,
             jetstream: props.jetstream,
             encoder: SinkEncoder::of(config)?,
             rule_id: config.rule_id.clone(),
@@ -88,6 +105,8 @@ impl SinkFactory for NatsSinkFactory {
 struct NatsSink {
     target: Target,
     subject: DynamicProp,
+    /// The template of each payload's `Nats-Msg-Id`, if the action gives one.
+    msg_id: Option<DynamicProp>,
     jetstream: bool,
     encoder: SinkEncoder,
     rule_id: String,
@@ -119,12 +138,15 @@ impl NatsSink {
         Ok(self.client.insert(client).clone())
     }
 
-    async fn send(&mut self, index: usize, subject: &str, payload: &[u8]) -> Result<(), ConnectorError> {
+    async fn send(&mut self, index: usize, props: &[String], payload: &[u8]) -> Result<(), ConnectorError> {
         let client = self.client().await?;
+        let subject = &props[0];
         let mut headers = HeaderMap::new();
-        if let Some(sequence) = self.sequence {
-            headers
-                .insert(async_nats::header::NATS_MESSAGE_ID, format!("{}:{sequence}:{index}", self.rule_id).as_str());
+        match (props.get(1), self.sequence) {
+            (Some(id), _) => headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str()),
+            (None, Some(sequence)) => headers
+                .insert(async_nats::header::NATS_MESSAGE_ID, format!("{}:{sequence}:{index}", self.rule_id).as_str()),
+            (None, None) => {}
         }
         let subject = subject.to_owned();
         let failed = |e: &dyn std::fmt::Display| {
@@ -154,13 +176,14 @@ impl Sink for NatsSink {
     }
 
     async fn collect(&mut self, rows: &[Map]) -> Result<(), ConnectorError> {
-        let payloads = self.encoder.encode_with(rows, &[&self.subject])?;
+        let props: Vec<&DynamicProp> = std::iter::once(&self.subject).chain(&self.msg_id).collect();
+        let payloads = self.encoder.encode_with(rows, &props)?;
         let done = self.progress.start(payloads.iter().map(|(payload, _)| payload.as_slice()));
-        for (i, (payload, subject)) in payloads.iter().enumerate().skip(done) {
+        for (i, (payload, props)) in payloads.iter().enumerate().skip(done) {
             if self.subject.is_dynamic() {
-                check_subject(&subject[0], false, "subject")?;
+                check_subject(&props[0], false, "subject")?;
             }
-            if let Err(e) = self.send(i, &subject[0], payload).await {
+            if let Err(e) = self.send(i, props, payload).await {
                 self.progress.failed_at(i);
                 return Err(e);
             }

@@ -220,8 +220,9 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
             "row_number",
             0,
             Some(0),
-            "row_number() [OVER (PARTITION BY e, ... ORDER BY e, ...)]: the row's number in a window's result, from 1 \
-             (per event, 1); a whole SELECT item; evaluated by the planner.",
+            "row_number() [OVER (PARTITION BY e, ... ORDER BY e [ASC|DESC] [NULLS FIRST|LAST], ...)]: the row's \
+             number in a window's result, from 1 (per event, 1); NULLs last unless NULLS FIRST; a whole SELECT \
+             item; evaluated by the planner.",
             by_planner,
         )
         .build(),
