@@ -513,4 +513,26 @@ mod tests {
             assert!(text.contains(part), "{part} missing in\n{text}");
         }
     }
+
+    #[test]
+    fn status_shows_a_split_rules_distribution_and_partitions() {
+        let partition = |partition: i32, owner: &str, lag: Option<i64>| oort_proto::v1::PartitionStatus {
+            topic: "readings".into(),
+            partition,
+            owner: owner.into(),
+            lag,
+        };
+        let status = GetRuleStatusResponse {
+            id: "r1".into(),
+            distribution: "split over its source's partitions, by device".into(),
+            partitions: vec![partition(0, "oortd-a", Some(3)), partition(1, "oortd-b", None)],
+            ..Default::default()
+        };
+        let text = status_text(&status);
+        assert!(text.contains("Distribution:") && text.contains("by device"), "{text}");
+        let row = |p: &str| text.lines().find(|l| l.contains("readings") && l.contains(p)).unwrap_or_default();
+        assert!(row("oortd-a").contains('3'), "{text}");
+        assert!(row("oortd-b").contains('-'), "an unknown lag is a dash:\n{text}");
+        assert!(!text.contains("Runs on"), "{text}");
+    }
 }
