@@ -217,15 +217,21 @@ async fn a_rule_grouped_by_the_partition_key_runs_on_every_oortd_each_on_its_par
     }
 }
 
-#[tokio::test]
-async fn at_qos_1_a_split_rule_s_windows_are_exact_across_the_death_of_a_server() {
-    let options = RuleOptions {
+/// qos 1, a checkpoint (and so a commit) every 200 ms, event time with no
+/// lateness (each partition in time order).
+fn exact_windows() -> RuleOptions {
+    RuleOptions {
         qos: 1,
         checkpoint_interval_ms: Some(200),
         is_event_time: true,
         late_tolerance_ms: Some(0),
         ..Default::default()
-    };
+    }
+}
+
+#[tokio::test]
+async fn at_qos_1_a_split_rule_s_windows_are_exact_across_the_death_of_a_server() {
+    let options = exact_windows();
     let Cluster { broker, a, b, _etcd, _dirs } = Cluster::start(options).await;
     let (victim, survivor) = victim_and_survivor(a, b).await;
     assert_eq!(status(&survivor, "per_device").await.distribution, "split over its source's partitions, by device");
@@ -262,13 +268,7 @@ fn upserted(counts: &Counts) -> BTreeMap<(String, i64), i64> {
 
 #[tokio::test]
 async fn three_oortd_on_a_three_member_etcd_lose_a_server_and_a_member_and_upsert_what_one_server_alone_does() {
-    let options = RuleOptions {
-        qos: 1,
-        checkpoint_interval_ms: Some(200),
-        is_event_time: true,
-        late_tolerance_ms: Some(0),
-        ..Default::default()
-    };
+    let options = exact_windows();
     let broker = KafkaBroker::start().await;
     // Six seconds of readings, ten a second per device, in two halves, then a
     // reading at 10 s that closes the sixth window.
