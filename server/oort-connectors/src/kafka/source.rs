@@ -234,10 +234,13 @@ impl SourcePositions for KafkaHold {
     }
 
     fn still_reads(&self, partition: &str) -> bool {
+        // Only a partition known to be another consumer's is let go: while the
+        // consumer restarts, or its assignment cannot be read, the windows are
+        // kept (dropping them while their offsets may yet be committed would
+        // lose them); a partition assigned again is marked, and restarts then.
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(consumer) = state.consumer.as_ref().and_then(|(c, _)| c.upgrade()) else { return false };
-        let Ok(partition) = partition.parse::<i32>() else { return false };
-        // When the assignment cannot be read, the windows are kept: dropping them could lose what they hold.
+        let Some(consumer) = state.consumer.as_ref().and_then(|(c, _)| c.upgrade()) else { return true };
+        let Ok(partition) = partition.parse::<i32>() else { return true };
         consumer.assignment().map_or(true, |a| a.elements().iter().any(|e| e.partition() == partition))
     }
 
