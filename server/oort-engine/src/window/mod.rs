@@ -76,6 +76,7 @@
 mod aligned;
 mod count;
 mod partitioned;
+mod rows;
 mod session;
 mod sliding;
 mod state;
@@ -93,6 +94,7 @@ use crate::row::Row;
 use aligned::AlignedWindows;
 use count::CountWindows;
 use partitioned::Partitions;
+use rows::{Keyed, Rows, row_bytes};
 use session::SessionWindows;
 use sliding::SlidingWindows;
 use state::StateWindows;
@@ -607,7 +609,7 @@ impl Windows {
             Windows::State(w) => return w.held(),
             Windows::Each => return (0, 0),
         };
-        (rows.len(), rows.bytes)
+        (rows.len(), rows.bytes())
     }
 
     /// Every row it holds, in no particular order.
@@ -634,76 +636,6 @@ impl Windows {
             Windows::Each => return false,
         };
         rows.pop_front().is_some()
-    }
-}
-
-/// A buffered row and the time that places it in windows. The row is shared
-/// so that a checkpoint's [`WindowSnapshot`] copies pointers, not rows.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Keyed {
-    key: i64,
-    row: Arc<Row>,
-    /// About how many bytes the row takes.
-    bytes: usize,
-}
-
-impl Keyed {
-    fn new(key: i64, row: Row) -> Self {
-        let bytes = row_bytes(&row);
-        Self { key, row: Arc::new(row), bytes }
-    }
-
-    /// The row, moved out unless a snapshot still shares it.
-    fn into_row(self) -> Row {
-        Arc::unwrap_or_clone(self.row)
-    }
-}
-
-/// About how many bytes a buffered row takes.
-fn row_bytes(row: &Row) -> usize {
-    std::mem::size_of::<Row>()
-        + crate::value::map_approx_bytes(&row.fields)
-        + row.analytic.iter().map(crate::value::Value::approx_bytes).sum::<usize>()
-}
-
-/// The rows a window kind holds, in key order, with the bytes they take.
-/// Reading goes through `Deref`; every change goes through these methods,
-/// which keep the count.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-struct Rows {
-    rows: VecDeque<Keyed>,
-    bytes: usize,
-}
-
-impl Rows {
-    fn push_back(&mut self, keyed: Keyed) {
-        self.bytes += keyed.bytes;
-        self.rows.push_back(keyed);
-    }
-
-    fn pop_front(&mut self) -> Option<Keyed> {
-        let keyed = self.rows.pop_front()?;
-        self.bytes -= keyed.bytes;
-        Some(keyed)
-    }
-
-    /// Removes the first `n` rows.
-    fn drain_front(&mut self, n: usize) -> std::collections::vec_deque::Drain<'_, Keyed> {
-        self.bytes -= self.rows.range(..n).map(|k| k.bytes).sum::<usize>();
-        self.rows.drain(..n)
-    }
-
-    fn clear(&mut self) {
-        self.rows.clear();
-        self.bytes = 0;
-    }
-}
-
-impl std::ops::Deref for Rows {
-    type Target = VecDeque<Keyed>;
-
-    fn deref(&self) -> &VecDeque<Keyed> {
-        &self.rows
     }
 }
 

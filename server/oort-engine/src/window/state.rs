@@ -55,7 +55,7 @@ impl StateWindows {
             return;
         }
         let partition = self.partitions.entry(name.clone()).or_default();
-        let before = (partition.rows.len(), partition.rows.bytes);
+        let before = (partition.rows.len(), partition.rows.bytes());
         let keyed = Keyed::new(key, row);
         match (partition.begun, self.two_conditions) {
             (false, _) if first => {
@@ -76,7 +76,7 @@ impl StateWindows {
             }
             (true, false) => partition.rows.push_back(keyed),
         }
-        let after = (partition.rows.len(), partition.rows.bytes);
+        let after = (partition.rows.len(), partition.rows.bytes());
         self.held = (self.held.0 + after.0 - before.0, self.held.1 + after.1 - before.1);
         if !partition.begun && partition.rows.is_empty() {
             self.partitions.remove(&name);
