@@ -316,6 +316,12 @@ pub trait SourcePositions: Send + Sync {
 /// ([`SourceFactory::partitioning`]) names each event's partition.
 pub const PARTITION_META: &str = "partition";
 
+/// The metadata key under which a partitioned source gives each event's
+/// message key, which must be the text of the stream's partition key field
+/// ([`Partitioning::ByKey`]): a rule split by it counts each event whose key
+/// is not, as an exception of its decoder.
+pub const MESSAGE_KEY_META: &str = "key";
+
 /// The metadata key marking the first event a partitioned source read of a
 /// partition since it was assigned it ([`SourceConfig::marks_partition_starts`]):
 /// the source reads on from the partition's committed position, so whatever

@@ -49,9 +49,9 @@ pub mod window;
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use connector::{
     BufferFull, ConnectorError, ConnectorInfo, ConnectorOption, ConnectorRegistry, EVERY_SINK_OPTIONS, Lookup,
-    MAX_LOOKUP_ROWS, OptionKind, PARTITION_META, PARTITION_START_META, Partitioning, Payload, ROWKIND_META, RuleGone,
-    Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput, SourcePositions,
-    check_options,
+    MAX_LOOKUP_ROWS, MESSAGE_KEY_META, OptionKind, PARTITION_META, PARTITION_START_META, Partitioning, Payload,
+    ROWKIND_META, RuleGone, Sink, SinkConfig, SinkFactory, Source, SourceConfig, SourceEvent, SourceFactory,
+    SourceOutput, SourcePositions, check_options,
 };
 pub use delivery::{Delivery, Guarantee};
 pub use engine::{Engine, EngineError};

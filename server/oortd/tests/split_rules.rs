@@ -200,6 +200,12 @@ async fn a_rule_grouped_by_the_partition_key_runs_on_every_oortd_each_on_its_par
     let expected: Counts =
         DEVICES.iter().flat_map(|d| [((d.to_string(), 0), vec![10]), ((d.to_string(), 1000), vec![10])]).collect();
     assert_eq!(counted, expected, "every device's windows, each once, whichever server had its partition");
+    // Keyed by device, as PARTITION_KEY says: no message counted as keyed otherwise.
+    for oortd in [&cluster.a, &cluster.b] {
+        let status = status(oortd, "per_device").await;
+        let decoder = status.operators.iter().find(|o| o.name == "op_decoder_0").expect("a decoder");
+        assert_eq!(decoder.exceptions_total, 0, "{}", decoder.last_exception);
+    }
 
     // One server dies: its partitions go to the other, which counts on.
     let Cluster { broker, a, b, _etcd, _dirs } = cluster;

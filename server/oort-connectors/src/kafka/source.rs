@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use oort_engine::{
-    ConnectorError, ConnectorOption, Guarantee, PARTITION_META, PARTITION_START_META, Partitioning, Payload, Source,
-    SourceConfig, SourceEvent, SourceFactory, SourceOutput, SourcePositions,
+    ConnectorError, ConnectorOption, Guarantee, MESSAGE_KEY_META, PARTITION_META, PARTITION_START_META, Partitioning,
+    Payload, Source, SourceConfig, SourceEvent, SourceFactory, SourceOutput, SourcePositions,
 };
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -350,7 +350,7 @@ impl KafkaSource {
                 ("offset".to_owned(), offset.to_string()),
             ]);
             if let Some(key) = message.key() {
-                meta.insert("key".to_owned(), String::from_utf8_lossy(key).into_owned());
+                meta.insert(MESSAGE_KEY_META.to_owned(), String::from_utf8_lossy(key).into_owned());
             }
             if let Some(ms) = message.timestamp().to_millis() {
                 meta.insert("timestamp".to_owned(), ms.to_string());

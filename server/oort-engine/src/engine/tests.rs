@@ -603,3 +603,63 @@ async fn a_rule_that_does_not_restore_its_checkpoints_hands_its_sinks_no_result_
     // Numbered from 0 again at each start, they would make receivers drop new results as repeats.
     assert_eq!(*sink.0.lock().unwrap(), [None; 5]);
 }
+
+/// A partitioned source (by `device`) whose events say which key they were
+/// produced under: `(device, message key)`.
+struct Keyed(&'static [(&'static str, &'static str)]);
+
+impl SourceFactory for Keyed {
+    fn build(&self, _: &SourceConfig) -> Result<Box<dyn Source>, ConnectorError> {
+        Ok(Box::new(Keyed(self.0)))
+    }
+
+    fn partitioning(&self, _: &SourceConfig) -> Option<crate::Partitioning> {
+        Some(crate::Partitioning::ByKey("device".into()))
+    }
+}
+
+#[async_trait]
+impl Source for Keyed {
+    async fn run(self: Box<Self>, out: crate::SourceOutput, cancel: CancellationToken) -> Result<(), ConnectorError> {
+        for (device, key) in self.0 {
+            let fields = crate::value::Map::from([(Arc::from("device"), crate::value::Value::from(*device))]);
+            let meta = Arc::new(BTreeMap::from([(crate::MESSAGE_KEY_META.to_owned(), (*key).to_owned())]));
+            let _ = out.send(SourceEvent::new(crate::Payload::Map(fields), meta)).await;
+        }
+        cancel.cancelled().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_event_whose_message_key_is_not_its_partition_key_is_counted() {
+    let connectors = Arc::new(ConnectorRegistry::new());
+    connectors.register_source("keyed", Arc::new(Keyed(&[("a", "a"), ("b", "c"), ("d", "d")])));
+    connectors.register_sink("numbers", Arc::new(Numbers::default()));
+    let engine = Engine::new(Arc::new(FunctionRegistry::new()), connectors);
+    let ddl = r#"CREATE STREAM s (device STRING) WITH (TYPE="keyed", DATASOURCE="s", PARTITION_KEY="device")"#;
+    let stream = oort_sql::parse_stream_ddl(ddl).unwrap();
+    let lookup = move |name: &str| (name == "s").then(|| stream.clone());
+    let def = RuleDefinition {
+        id: "r".into(),
+        sql: "SELECT device FROM s".into(),
+        actions: vec![ActionDefinition { sink_type: "numbers".into(), props: Default::default() }],
+        options: RuleOptions::default(),
+    };
+    let plan = engine.plan(&def, &lookup).unwrap();
+    assert_eq!(plan.distribution, crate::Distribution::Split { key: Some("device".into()) });
+    engine.start(plan).await.unwrap();
+    let decoder = loop {
+        let status = engine.status("r").await.unwrap();
+        let decoder = status.operators.iter().find(|o| o.name == "op_decoder_0").cloned();
+        if let Some(decoder) = decoder.filter(|d| d.records_out_total == 3) {
+            break decoder;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    engine.stop_all().await;
+    // Counted, not dropped: the event still goes through.
+    assert_eq!(decoder.exceptions_total, 1);
+    let last = decoder.last_exception.as_ref().map(|(message, _)| message.as_str()).unwrap_or_default();
+    assert!(last.contains(r#"keyed "c" has device "b""#), "{decoder:?}");
+}

@@ -144,7 +144,11 @@ pub(super) async fn run_operators(
             .map(Arc::from)
             .collect(),
     };
-    let stages = Stages { decoders, references, plan, tables, metrics };
+    let partition_key = match &plan.distribution {
+        crate::Distribution::Split { key: Some(key) } => Some(Arc::from(key.as_str())),
+        _ => None,
+    };
+    let stages = Stages { decoders, references, plan, tables, metrics, partition_key };
     if pipelined {
         run_pipelined(Arc::new(stages), rx, output, recovery.trigger, cancel).await
     } else {
@@ -424,6 +428,9 @@ struct Stages {
     /// With joined streams, the name of each stream, as `decoders`; else empty.
     references: Vec<Arc<str>>,
     metrics: RuleMetrics,
+    /// For a rule split by its stream's partition key: that field, which each
+    /// event's message key must be ([`crate::connector::MESSAGE_KEY_META`]).
+    partition_key: Option<Arc<str>>,
 }
 
 impl Stages {
@@ -609,6 +616,7 @@ impl Stages {
                 _ => source_time.unwrap_or(now),
             };
             let row = Row { fields, timestamp, meta, joined: None, analytic: Vec::new() };
+            self.check_partition_key(&row);
             Ok(match self.references.get(stream) {
                 Some(reference) => {
                     let parts = vec![(Arc::clone(reference), row)];
@@ -618,6 +626,22 @@ impl Stages {
             })
         });
         decoded.inspect_err(|e| self.metrics.decoder.record_exception(e.clone())).ok()
+    }
+
+    /// Counts an event whose message key is not its partition key field: the
+    /// producer does not key the topic as the stream says, so a key's events
+    /// may be on several servers and their windows split between them.
+    fn check_partition_key(&self, row: &Row) {
+        let Some(field) = &self.partition_key else { return };
+        let Some(key) = row.meta.get(crate::connector::MESSAGE_KEY_META) else { return };
+        let value = row.fields.get(field.as_ref());
+        if value.is_none_or(|v| v.to_string() != *key) {
+            let value = value.map_or_else(|| "missing".to_owned(), |v| format!("{:?}", v.to_string()));
+            self.metrics.decoder.record_exception(format!(
+                "a message keyed {key:?} has {field} {value}: the topic is not keyed by its PARTITION_KEY, so a key's \
+                 events may be split between servers"
+            ));
+        }
     }
 }
 
