@@ -635,7 +635,9 @@ impl Stages {
         let Some(field) = &self.partition_key else { return };
         let Some(key) = row.meta.get(crate::connector::MESSAGE_KEY_META) else { return };
         let value = row.fields.get(field.as_ref());
-        if value.is_none_or(|v| v.to_string() != *key) {
+        // Text is compared as it is, other values by their text (no allocation per event for the usual key).
+        let matches = |v: &crate::value::Value| v.as_str().map_or_else(|| v.to_string() == *key, |s| s == key);
+        if !value.is_some_and(matches) {
             let value = value.map_or_else(|| "missing".to_owned(), |v| format!("{:?}", v.to_string()));
             self.metrics.decoder.record_exception(format!(
                 "a message keyed {key:?} has {field} {value}: the topic is not keyed by its PARTITION_KEY, so a key's \
